@@ -1,0 +1,27 @@
+package seccomp
+
+import (
+	_ "embed"
+	"fmt"
+)
+
+// defaultJSON is Docker's default seccomp profile, copied unchanged from
+// github.com/moby/profiles seccomp/default.json (commit 02e898b1), which is
+// Copyright Docker, Inc. and licensed under the Apache License 2.0.
+//
+//go:embed default.json
+var defaultJSON []byte
+
+// Default returns Docker's default profile: an allow-list whose other
+// system calls fail with EPERM, with rules that depend on the container's
+// capabilities (CAP_SYS_ADMIN allows mount, unshare, clone with namespace
+// flags...), on the architecture and on the kernel version (ptrace from
+// 4.8). Each call returns a new Profile the caller may change.
+func Default() *Profile {
+	p, err := Parse(defaultJSON)
+	if err != nil {
+		// The embedded profile is tested; this is a build defect.
+		panic(fmt.Sprintf("seccomp: embedded default profile: %v", err))
+	}
+	return p
+}

@@ -1,0 +1,68 @@
+package seccomp
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// filterFlags are the profile flags this package passes to the kernel.
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV belongs to notify listeners,
+// which are not supported.
+var filterFlags = map[string]uint{
+	"SECCOMP_FILTER_FLAG_TSYNC":      unix.SECCOMP_FILTER_FLAG_TSYNC,
+	"SECCOMP_FILTER_FLAG_LOG":        unix.SECCOMP_FILTER_FLAG_LOG,
+	"SECCOMP_FILTER_FLAG_SPEC_ALLOW": unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+}
+
+// FilterFlags returns the SECCOMP_FILTER_FLAG_* bits the profile's flags
+// ask for, for InstallFlags.
+func (p *Profile) FilterFlags() (uint, error) {
+	var bits uint
+	for i, name := range p.Flags {
+		bit, ok := filterFlags[name]
+		if !ok {
+			return 0, fmt.Errorf("flags[%d]: unsupported flag %q", i, name)
+		}
+		bits |= bit
+	}
+	return bits, nil
+}
+
+// Install loads prog as a seccomp filter (seccomp(2),
+// SECCOMP_SET_MODE_FILTER) on every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC). The caller must have set no_new_privs
+// (prctl PR_SET_NO_NEW_PRIVS) or hold CAP_SYS_ADMIN. Filters only ever
+// add up: there is no way back, so a container init calls this last,
+// right before execve(2), on the thread that calls execve.
+func Install(prog []unix.SockFilter) error {
+	return InstallFlags(prog, 0)
+}
+
+// InstallFlags is Install with extra SECCOMP_FILTER_FLAG_* bits, such as
+// those of Profile.FilterFlags.
+func InstallFlags(prog []unix.SockFilter, flags uint) error {
+	if len(prog) == 0 || len(prog) > unix.BPF_MAXINSNS {
+		return fmt.Errorf("seccomp: install filter: %d instructions, want 1 to %d", len(prog), unix.BPF_MAXINSNS)
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP,
+		unix.SECCOMP_SET_MODE_FILTER,
+		uintptr(flags|unix.SECCOMP_FILTER_FLAG_TSYNC),
+		uintptr(unsafe.Pointer(&fprog)))
+	runtime.KeepAlive(prog)
+	switch {
+	case errno == unix.EACCES:
+		return errors.New("seccomp: install filter: permission denied: set no_new_privs first or hold CAP_SYS_ADMIN")
+	case errno != 0:
+		return fmt.Errorf("seccomp: install filter: %w", errno)
+	case r != 0:
+		// With TSYNC a positive result is a thread that could not
+		// take the filter (it has a diverging one); nothing was loaded.
+		return fmt.Errorf("seccomp: install filter: thread %d cannot synchronize", r)
+	}
+	return nil
+}
