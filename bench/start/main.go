@@ -1,0 +1,300 @@
+// Command start measures container start-to-exit latency of /bin/true:
+// berth side by side with crun, runc and bubblewrap, alternating, in one
+// run, with the same busybox rootfs and an equivalent config. It prints
+// medians and ratios, berth's own breakdown (BERTH_TRACE), the smallest
+// memory limit each runtime starts under, and berth's peak RSS.
+//
+// crun refuses this host's hybrid cgroup layout, so crun and runc run
+// inside `unshare -m` with /sys/fs/cgroup/unified unmounted; berth runs
+// behind the same wrapper, and the wrapper's own time, measured in the
+// same run, is subtracted.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"berth/container"
+	"berth/container/seccomp"
+	"berth/internal/vm"
+)
+
+func main() {
+	runs := flag.Int("n", 25, "runs per runtime (alternating)")
+	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
+	repo := flag.String("repo", ".", "berth checkout")
+	flag.Parse()
+	if err := run(*repo, *berth, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench start:", err)
+		os.Exit(1)
+	}
+}
+
+// wrapper is how crun and runc (and, for fairness, berth) run here.
+var wrapper = []string{"unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\"", "wrap"}
+
+type runtimeCmd struct {
+	name    string
+	wrapped bool
+	cmd     func(i int) []string
+}
+
+func run(repo, berth string, n int) error {
+	berth, _ = filepath.Abs(berth)
+	work, err := os.MkdirTemp("", "berth-bench-start-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	rootfs := filepath.Join(work, "bundle", "rootfs")
+	if err := vm.BusyboxRootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
+		return err
+	}
+	bundle := filepath.Join(work, "bundle")
+	if err := writeOCIConfig(bundle, 64<<20); err != nil {
+		return err
+	}
+	rts := []runtimeCmd{
+		{"wrapper", false, func(int) []string { return append(append([]string{}, wrapper...), "/bin/true") }},
+		{"berth", true, func(int) []string {
+			return []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
+		}},
+		{"crun", true, func(i int) []string { return []string{"crun", "run", "-b", bundle, fmt.Sprintf("bench-crun-%d", i)} }},
+		{"runc", true, func(i int) []string { return []string{"runc", "run", "-b", bundle, fmt.Sprintf("bench-runc-%d", i)} }},
+		{"bwrap", false, func(int) []string {
+			return []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"}
+		}},
+		{"berth (no wrapper)", false, func(int) []string {
+			return []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
+		}},
+	}
+	times := map[string][]time.Duration{}
+	maxRSS := map[string]int64{}
+	// Warm up page caches once per runtime, then alternate.
+	for i := -1; i < n; i++ {
+		for _, rt := range rts {
+			args := rt.cmd(i + 1000)
+			if rt.wrapped {
+				args = append(append([]string{}, wrapper...), args...)
+			}
+			d, rss, err := timeCmd(args, nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", rt.name, err)
+			}
+			if i >= 0 {
+				times[rt.name] = append(times[rt.name], d)
+				if rss > maxRSS[rt.name] {
+					maxRSS[rt.name] = rss
+				}
+			}
+		}
+	}
+	wrap := median(times["wrapper"])
+	crunNet := median(times["crun"]) - wrap
+	fmt.Printf("start-to-exit of /bin/true, %d runs each, alternating (median; p25-p75)\n", n)
+	fmt.Printf("%-20s %10s %10s %12s %10s\n", "runtime", "median", "net", "p25-p75", "vs crun")
+	for _, rt := range rts {
+		ts := times[rt.name]
+		m := median(ts)
+		net := m
+		if rt.wrapped {
+			net = m - wrap
+		}
+		ratio := "-"
+		if rt.name != "wrapper" {
+			ratio = fmt.Sprintf("%.2fx", float64(net)/float64(crunNet))
+		}
+		fmt.Printf("%-20s %10s %10s %12s %10s\n", rt.name, ms(m), ms(net), ms(pct(ts, 25))+"-"+ms(pct(ts, 75)), ratio)
+	}
+	fmt.Printf("(net = median minus the wrapper's median for wrapped runtimes; crun net = %s)\n\n", ms(crunNet))
+
+	if err := breakdown(berth, rootfs, n); err != nil {
+		return err
+	}
+	fmt.Printf("peak RSS during a start (max over runs, from wait4 rusage; includes the container init before exec): berth %d KiB, crun %d KiB, runc %d KiB\n\n",
+		maxRSS["berth (no wrapper)"], maxRSS["crun"], maxRSS["runc"])
+	return minMemory(berth, rootfs, bundle)
+}
+
+// timeCmd runs args and returns its wall time and max RSS in KiB.
+func timeCmd(args []string, env []string) (time.Duration, int64, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t := time.Now()
+	err := cmd.Run()
+	d := time.Since(t)
+	if err != nil {
+		return d, 0, fmt.Errorf("%v: %v: %s", args, err, out.String())
+	}
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	var rss int64
+	if ru != nil {
+		rss = ru.Maxrss
+	}
+	return d, rss, nil
+}
+
+// breakdown runs berth with BERTH_TRACE=1 and reports the median time of
+// each phase it traces.
+func breakdown(berth, rootfs string, n int) error {
+	phases := map[string][]time.Duration{}
+	var order []string
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true")
+		cmd.Env = append(os.Environ(), "BERTH_TRACE=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("berth trace run: %v: %s", err, out)
+		}
+		// Lines: "berth-trace PHASE NANOS" (CLOCK_MONOTONIC, both processes).
+		var prev int64
+		for _, line := range strings.Split(string(out), "\n") {
+			var phase string
+			var ns int64
+			if _, err := fmt.Sscanf(line, "berth-trace %s %d", &phase, &ns); err != nil {
+				continue
+			}
+			if prev != 0 {
+				if _, seen := phases[phase]; !seen {
+					order = append(order, phase)
+				}
+				phases[phase] = append(phases[phase], time.Duration(ns-prev))
+			}
+			prev = ns
+		}
+	}
+	if len(order) == 0 {
+		fmt.Println("berth breakdown: berth printed no BERTH_TRACE lines")
+		return nil
+	}
+	fmt.Println("berth breakdown (median time since the previous step, berth run without wrapper):")
+	var total time.Duration
+	for _, p := range order {
+		m := median(phases[p])
+		total += m
+		fmt.Printf("  %-28s %8s\n", p, ms(m))
+	}
+	fmt.Printf("  %-28s %8s (from berth's main to the workload's exec)\n\n", "sum", ms(total))
+	return nil
+}
+
+// minMemory bisects the smallest memory limit under which a busybox true
+// container starts, for berth, crun and runc.
+func minMemory(berth, rootfs, bundle string) error {
+	try := map[string]func(limit int64, i int) error{
+		"berth": func(limit int64, _ int) error {
+			_, _, err := timeCmd(append(append([]string{}, wrapper...), berth, "run", "--memory", fmt.Sprint(limit), rootfs, "--", "/bin/true"), nil)
+			return err
+		},
+		"crun": func(limit int64, i int) error {
+			if err := writeOCIConfig(bundle, limit); err != nil {
+				return err
+			}
+			_, _, err := timeCmd(append(append([]string{}, wrapper...), "crun", "run", "-b", bundle, fmt.Sprintf("mem-crun-%d", i)), nil)
+			return err
+		},
+		"runc": func(limit int64, i int) error {
+			if err := writeOCIConfig(bundle, limit); err != nil {
+				return err
+			}
+			_, _, err := timeCmd(append(append([]string{}, wrapper...), "runc", "run", "-b", bundle, fmt.Sprintf("mem-runc-%d", i)), nil)
+			return err
+		},
+	}
+	fmt.Println("smallest memory limit under which a busybox true container starts (bisection, 64 KiB steps):")
+	for _, name := range []string{"berth", "crun", "runc"} {
+		lo, hi := int64(0), int64(32<<20) // lo fails, hi works
+		if err := try[name](hi, 0); err != nil {
+			fmt.Printf("  %-6s does not start even under %d MiB: %v\n", name, hi>>20, err)
+			continue
+		}
+		for i := 1; hi-lo > 64<<10; i++ {
+			mid := (lo + hi) / 2 &^ (4<<10 - 1)
+			if try[name](mid, i) == nil {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		fmt.Printf("  %-6s %6d KiB\n", name, hi>>10)
+	}
+	return writeOCIConfig(bundle, 64<<20)
+}
+
+// writeOCIConfig writes a config.json equivalent to berth's defaults: the
+// same namespaces, containerd's 9 capabilities in every set, berth's
+// default seccomp profile, memory and pids limits, /bin/true.
+func writeOCIConfig(bundle string, memory int64) error {
+	caps := []string{}
+	for _, c := range container.DefaultCaps {
+		caps = append(caps, "CAP_"+c)
+	}
+	prof, err := seccomp.Default().OCI(runtime.GOARCH, container.DefaultCaps)
+	if err != nil {
+		return err
+	}
+	cfg := map[string]any{
+		"ociVersion": "1.0.2",
+		"process": map[string]any{
+			"terminal": false, "user": map[string]any{"uid": 0, "gid": 0},
+			"args": []string{"/bin/true"}, "env": []string{"PATH=/bin"}, "cwd": "/",
+			"capabilities":    map[string]any{"bounding": caps, "effective": caps, "permitted": caps},
+			"noNewPrivileges": true,
+		},
+		"root":     map[string]any{"path": "rootfs", "readonly": false},
+		"hostname": "bench",
+		"mounts": []any{
+			map[string]any{"destination": "/proc", "type": "proc", "source": "proc"},
+			map[string]any{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			map[string]any{"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			map[string]any{"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			map[string]any{"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": []string{"nosuid", "noexec", "nodev"}},
+			map[string]any{"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": []string{"nosuid", "noexec", "nodev", "ro"}},
+			map[string]any{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		},
+		"linux": map[string]any{
+			"resources": map[string]any{
+				"memory":  map[string]any{"limit": memory, "swap": memory},
+				"pids":    map[string]any{"limit": 64},
+				"devices": []any{map[string]any{"allow": false, "access": "rwm"}},
+			},
+			"namespaces": []any{
+				map[string]any{"type": "pid"}, map[string]any{"type": "network"}, map[string]any{"type": "ipc"},
+				map[string]any{"type": "uts"}, map[string]any{"type": "mount"}, map[string]any{"type": "cgroup"},
+			},
+			"seccomp": prof,
+			"maskedPaths": []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"},
+			"readonlyPaths": []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	data, err := json.MarshalIndent(cfg, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644)
+}
+
+func median(ts []time.Duration) time.Duration { return pct(ts, 50) }
+
+func pct(ts []time.Duration, p int) time.Duration {
+	if len(ts) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ts...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }

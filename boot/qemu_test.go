@@ -1,0 +1,176 @@
+package boot_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hugelgupf/vmtest/qemu"
+
+	"berth/image"
+	"berth/internal/testutil"
+	"berth/internal/vm"
+)
+
+// bootAppliance builds berth for arch, packs a busybox image with the demo
+// script, boots an initramfs holding them and config, and returns the
+// console output once QEMU has exited.
+func bootAppliance(t *testing.T, arch, config string, extra ...vm.Config) (string, error) {
+	t.Helper()
+	repo := testutil.RepoRoot()
+	kernel, err := vm.Kernel(repo, arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	berth, err := vm.BuildBerth(repo, arch, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := vm.BusyboxRootfs(repo, arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "demo.tar.zst")
+	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "berth.toml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initramfs.cpio")
+	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}}
+	if err := app.Write(initrd); err != nil {
+		t.Fatal(err)
+	}
+	cfg := vm.Config{Arch: arch, Kernel: kernel, Initramfs: initrd}
+	if len(extra) > 0 {
+		cfg.Append, cfg.ExtraQEMU = extra[0].Append, extra[0].ExtraQEMU
+	}
+	var out syncBuffer
+	v, err := qemu.Start(vm.QEMUArch(arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = v.Wait()
+	return out.String(), err
+}
+
+// TestQEMUDemoAppliance boots the demo config on each architecture and
+// checks what a user watching the console would: every container ran and
+// saw its own limits, the memory hog was OOM-killed and reported, and
+// berth powered the machine off cleanly.
+func TestQEMUDemoAppliance(t *testing.T) {
+	config, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "demo", "berth.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			out, err := bootAppliance(t, arch, string(config))
+			if err != nil {
+				t.Errorf("QEMU did not exit cleanly: %v", err)
+			}
+			want := []string{
+				"berth: cgroups: v2 at /sys/fs/cgroup",
+				"web | I am the web server; hostname: web",
+				"web | memory limit from my cgroup: 33554432 bytes",
+				"web | pids limit from my cgroup: 16",
+				"sensor | memory limit from my cgroup: 16777216 bytes",
+				"container hog killed: out of memory (limit 24 MiB)",
+				"container web exited with status 0",
+				"container sensor exited with status 0",
+				"berth: all containers have exited",
+				"berth: power off",
+			}
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("console lacks %q", w)
+				}
+			}
+			// Each container is PID 1 of its own PID namespace.
+			if n := len(regexp.MustCompile(`(web|sensor) \|\s+1 root\s+/bin/sh /demo/show.sh`).FindAllString(out, -1)); n != 2 {
+				t.Errorf("ps shows the script as PID 1 in %d containers, want 2", n)
+			}
+			for _, bad := range []string{"Kernel panic", "FATAL", "panic:"} {
+				if strings.Contains(out, bad) {
+					t.Errorf("console shows %q", bad)
+				}
+			}
+			logTimes(t, out)
+			if t.Failed() {
+				t.Logf("console:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestQEMUBrokenConfig boots a config with an error: berth prints it with
+// file, line and key on the console and powers off; the kernel does not
+// panic.
+func TestQEMUBrokenConfig(t *testing.T) {
+	const config = "hostname = \"x\"\n[[container]]\nname = \"a\"\nimage = \"/images/demo.tar.zst\"\ncommand = [\"true\"]\n[container.limits]\nmemory = \"lots\"\n"
+	out, err := bootAppliance(t, "amd64", config)
+	if err != nil {
+		t.Errorf("QEMU did not exit cleanly: %v", err)
+	}
+	for _, w := range []string{`/etc/berth.toml:7: container.limits.memory: invalid size "lots"`, "berth: power off"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("console lacks %q", w)
+		}
+	}
+	if strings.Contains(out, "Kernel panic") {
+		t.Error("kernel panicked")
+	}
+	if t.Failed() {
+		t.Logf("console:\n%s", out)
+	}
+}
+
+// logTimes reports berth's start and the first container output line, as
+// stamped (CLOCK_BOOTTIME, as /proc/uptime) in the console log.
+func logTimes(t *testing.T, out string) {
+	stamp := regexp.MustCompile(`(?m)^\[\s*([0-9.]+)\] (.*)$`)
+	var start, first float64
+	for _, m := range stamp.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		if start == 0 && strings.HasPrefix(m[2], "berth: berth ") {
+			start = v
+		}
+		if first == 0 && strings.Contains(m[2], " | ") && !strings.HasPrefix(m[2], "berth:") {
+			first = v
+		}
+	}
+	t.Logf("berth started at %.3fs after kernel start; first container output at %.3fs (%.0f ms later)", start, first, (first-start)*1000)
+}
+
+// syncBuffer is a bytes.Buffer safe for QEMU's writer goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Close() error { return nil }
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

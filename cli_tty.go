@@ -1,0 +1,65 @@
+package main
+
+import (
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// terminal connects berth run's own terminal to a container's pty master:
+// raw mode while the container runs, window size kept in sync.
+type terminal struct {
+	master *os.File
+	saved  *unix.Termios // nil when stdin is not a terminal
+	done   chan struct{} // closed when the container's output has ended
+}
+
+// attachTerminal starts copying between stdin/stdout and master.
+func attachTerminal(master *os.File) *terminal {
+	t := &terminal{master: master, done: make(chan struct{})}
+	if st, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+		saved := *st
+		t.saved = &saved
+		raw := *st
+		raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+		raw.Oflag &^= unix.OPOST
+		raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+		raw.Cflag &^= unix.CSIZE | unix.PARENB
+		raw.Cflag |= unix.CS8
+		raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+		_ = unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, &raw)
+		t.resize()
+	}
+	go func() { _, _ = io.Copy(master, os.Stdin) }()
+	go func() {
+		// Ends with EIO once every process holding the slave is gone.
+		_, _ = io.Copy(os.Stdout, master)
+		close(t.done)
+	}()
+	return t
+}
+
+// resize copies berth's window size to the container's terminal.
+func (t *terminal) resize() {
+	if t == nil || t.saved == nil {
+		return
+	}
+	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+		_ = unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, ws)
+	}
+}
+
+// restore waits briefly for the container's last output, closes the
+// master and puts berth's terminal back as it was.
+func (t *terminal) restore() {
+	select {
+	case <-t.done:
+	case <-time.After(time.Second):
+	}
+	t.master.Close()
+	if t.saved != nil {
+		_ = unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, t.saved)
+	}
+}

@@ -1,0 +1,295 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/internal/mountinfo"
+)
+
+// CgroupParent is the cgroup, under each hierarchy's root, that holds one
+// child cgroup per container.
+const CgroupParent = "berth"
+
+// Layout is the cgroup layout of this machine: a unified (v2) hierarchy, or
+// v1 hierarchies with one mount per controller (or per group of co-mounted
+// controllers). Hybrid hosts, which mount a controller-less cgroup2 beside
+// the v1 controllers, count as v1.
+type Layout struct {
+	// Version is 1 or 2.
+	Version int
+	// Unified is the cgroup2 mount point on v2 hosts.
+	Unified string
+	// Controllers maps each v1 controller (memory, pids, ...) to the
+	// mount point of its hierarchy.
+	Controllers map[string]string
+	// Hierarchies maps each v1 mount point berth uses to the controllers
+	// co-mounted there ("cpu,cpuacct").
+	Hierarchies map[string][]string
+}
+
+// v1Controllers are the v1 controllers berth uses.
+var v1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices"}
+
+// DetectCgroups reads /proc/self/mountinfo and reports the cgroup layout.
+func DetectCgroups() (*Layout, error) {
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return nil, fmt.Errorf("detect cgroups: %w", err)
+	}
+	l := &Layout{Controllers: map[string]string{}, Hierarchies: map[string][]string{}}
+	for _, m := range mounts {
+		switch m.FSType {
+		case "cgroup2":
+			if m.Point == "/sys/fs/cgroup" {
+				l.Unified = m.Point
+			}
+		case "cgroup":
+			var ctls []string
+			for _, opt := range strings.Split(m.Super, ",") {
+				if isV1Controller(opt) {
+					ctls = append(ctls, opt)
+				}
+			}
+			used := false
+			for _, c := range ctls {
+				if _, seen := l.Controllers[c]; !seen && slices.Contains(v1Controllers, c) {
+					l.Controllers[c] = m.Point
+					used = true
+				}
+			}
+			if used {
+				l.Hierarchies[m.Point] = ctls
+			}
+		}
+	}
+	switch {
+	case l.Unified != "":
+		l.Version = 2
+		l.Controllers, l.Hierarchies = nil, nil
+	case len(l.Controllers) > 0:
+		l.Version = 1
+	default:
+		return nil, errors.New("detect cgroups: no cgroup hierarchy is mounted at /sys/fs/cgroup")
+	}
+	return l, nil
+}
+
+func isV1Controller(s string) bool {
+	switch s {
+	case "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc":
+		return true
+	}
+	return false
+}
+
+// String describes the layout for logs, e.g. "v2 at /sys/fs/cgroup".
+func (l *Layout) String() string {
+	if l.Version == 2 {
+		return "v2 at " + l.Unified
+	}
+	var have []string
+	for _, c := range v1Controllers {
+		if _, ok := l.Controllers[c]; ok {
+			have = append(have, c)
+		}
+	}
+	return "v1 (" + strings.Join(have, ", ") + ")"
+}
+
+// cgroup is one container's cgroup: a directory in the unified hierarchy,
+// or one directory per v1 hierarchy.
+type cgroup struct {
+	layout *Layout
+	name   string
+	// dirs are the directories that make up the cgroup; on v2 there is
+	// exactly one.
+	dirs []string
+	// byController maps a v1 controller to its directory.
+	byController map[string]string
+}
+
+// cgroupDirs returns the directories of container name's cgroup.
+func (l *Layout) cgroupDirs(name string) (dirs []string, byController map[string]string) {
+	if l.Version == 2 {
+		return []string{filepath.Join(l.Unified, CgroupParent, name)}, nil
+	}
+	byController = map[string]string{}
+	for point := range l.Hierarchies {
+		dirs = append(dirs, filepath.Join(point, CgroupParent, name))
+	}
+	sort.Strings(dirs)
+	for c, point := range l.Controllers {
+		byController[c] = filepath.Join(point, CgroupParent, name)
+	}
+	return dirs, byController
+}
+
+// newCgroup creates the cgroup for container name and applies lim and the
+// device rules. A leftover cgroup of the same name (from a berth that was
+// killed) is emptied and removed first.
+func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgroup, error) {
+	cg := &cgroup{layout: l, name: name}
+	cg.dirs, cg.byController = l.cgroupDirs(name)
+	if l.Version == 2 {
+		if err := enableV2Controllers(l.Unified, filepath.Join(l.Unified, CgroupParent)); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(l.setupCgroup(), 0o755); err != nil {
+			return nil, fmt.Errorf("create setup cgroup: %w", err)
+		}
+	} else if err := l.checkV1(lim); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	for _, dir := range cg.dirs {
+		if _, err := os.Stat(dir); err == nil {
+			if err := removeCgroupDir(dir); err != nil {
+				return nil, fmt.Errorf("remove leftover cgroup %s: %w", dir, err)
+			}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+	}
+	var err error
+	if l.Version == 2 {
+		err = setV2Limits(cg.dirs[0], lim)
+		if err == nil {
+			err = attachDeviceProgram(cg.dirs[0], devices)
+		}
+	} else {
+		err = setV1Limits(cg.byController, lim, devices)
+	}
+	if err != nil {
+		cg.destroy()
+		return nil, err
+	}
+	return cg, nil
+}
+
+// checkV1 fails when a limit needs a v1 controller that is not mounted.
+func (l *Layout) checkV1(lim Limits) error {
+	need := map[string]bool{
+		"memory": lim.Memory > 0 || lim.MemoryHigh > 0, "pids": lim.Pids > 0,
+		"cpu": lim.CPUs > 0 || lim.CPUWeight > 0, "cpuset": lim.CPUSet != "",
+		"blkio": lim.IOWeight > 0 || len(lim.IOMax) > 0, "devices": true,
+	}
+	for c, needed := range need {
+		if _, ok := l.Controllers[c]; needed && !ok {
+			return fmt.Errorf("the %s controller is not mounted (is it enabled on the kernel command line?)", c)
+		}
+	}
+	return nil
+}
+
+// SetupCgroup is the v2 cgroup, beside the containers', in which each
+// container's init is born and runs until it joins the container's cgroup.
+const SetupCgroup = ".setup"
+
+// setupCgroup returns the setup cgroup's directory on a v2 layout. Its
+// name cannot be a container's: those start with a letter or digit.
+func (l *Layout) setupCgroup() string {
+	return filepath.Join(l.Unified, CgroupParent, SetupCgroup)
+}
+
+// oomKills returns how many processes the kernel OOM-killed in the cgroup.
+func (cg *cgroup) oomKills() int64 {
+	var file string
+	if cg.layout.Version == 2 {
+		file = filepath.Join(cg.dirs[0], "memory.events")
+	} else if dir, ok := cg.byController["memory"]; ok {
+		file = filepath.Join(dir, "memory.oom_control")
+	} else {
+		return 0
+	}
+	return readKeyed(file, "oom_kill")
+}
+
+// destroy kills whatever still runs in the cgroup and removes it.
+func (cg *cgroup) destroy() error {
+	var errs []error
+	for _, dir := range cg.dirs {
+		if err := removeCgroupDir(dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupDir kills every process in dir and removes it. Processes
+// that were just killed stay in the cgroup until they are reaped, so rmdir
+// is retried for a short while.
+func removeCgroupDir(dir string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		killCgroupProcs(dir)
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// killCgroupProcs sends SIGKILL to every process in dir, using cgroup.kill
+// where the kernel has it (5.14+).
+func killCgroupProcs(dir string) {
+	if writeFile(filepath.Join(dir, "cgroup.kill"), "1") == nil {
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// writeFile writes a cgroup control file, naming it in the error.
+func writeFile(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", value, path, err)
+	}
+	return nil
+}
+
+// readKeyed returns the value of key in a flat-keyed cgroup file such as
+// memory.events ("oom_kill 3"), or 0.
+func readKeyed(path, key string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == key {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

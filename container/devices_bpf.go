@@ -1,0 +1,180 @@
+package container
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The cgroup v2 device controller is an eBPF program of type
+// BPF_PROG_TYPE_CGROUP_DEVICE attached to the cgroup: for each access it
+// gets struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }
+// with access_type = access<<16 | type, and returns 1 to allow, 0 to deny.
+// The program is a handful of instructions per rule, assembled here rather
+// than with an eBPF library, which would cost more binary than all of
+// berth's device handling.
+
+// insn is one eBPF instruction.
+type insn struct {
+	code byte
+	regs byte // dst | src<<4
+	off  int16
+	imm  int32
+}
+
+const (
+	opLdxW   = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W
+	opMovX   = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_X
+	opMovK   = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K
+	opAndK   = unix.BPF_ALU64 | unix.BPF_AND | unix.BPF_K
+	opRshK   = unix.BPF_ALU64 | unix.BPF_RSH | unix.BPF_K
+	opJneK   = unix.BPF_JMP | unix.BPF_JNE | unix.BPF_K
+	opExit   = unix.BPF_JMP | unix.BPF_EXIT
+	regR0    = 0
+	regCtx   = 1
+	regAcc   = 2 // requested access bits
+	regType  = 3 // device type
+	regMajor = 4
+	regMinor = 5
+	regTmp   = 6
+)
+
+func reg(dst, src byte) byte { return dst | src<<4 }
+
+// deviceProgram assembles an allow-list program for rules.
+func deviceProgram(rules []deviceRule) []insn {
+	prog := []insn{
+		{opLdxW, reg(regAcc, regCtx), 0, 0},
+		{opMovX, reg(regType, regAcc), 0, 0},
+		{opAndK, reg(regType, 0), 0, 0xffff},
+		{opRshK, reg(regAcc, 0), 0, 16},
+		{opLdxW, reg(regMajor, regCtx), 4, 0},
+		{opLdxW, reg(regMinor, regCtx), 8, 0},
+	}
+	for _, r := range rules {
+		// Each check jumps past the rest of its block when it fails.
+		var checks [][]insn
+		switch r.typ {
+		case 'c':
+			checks = append(checks, []insn{{opJneK, reg(regType, 0), 0, unix.BPF_DEVCG_DEV_CHAR}})
+		case 'b':
+			checks = append(checks, []insn{{opJneK, reg(regType, 0), 0, unix.BPF_DEVCG_DEV_BLOCK}})
+		}
+		var allowed int32
+		for _, a := range r.access {
+			switch a {
+			case 'r':
+				allowed |= unix.BPF_DEVCG_ACC_READ
+			case 'w':
+				allowed |= unix.BPF_DEVCG_ACC_WRITE
+			case 'm':
+				allowed |= unix.BPF_DEVCG_ACC_MKNOD
+			}
+		}
+		checks = append(checks, []insn{
+			{opMovX, reg(regTmp, regAcc), 0, 0},
+			{opAndK, reg(regTmp, 0), 0, ^allowed & 7},
+			{opJneK, reg(regTmp, 0), 0, 0},
+		})
+		if r.major >= 0 {
+			checks = append(checks, []insn{{opJneK, reg(regMajor, 0), 0, int32(r.major)}})
+		}
+		if r.minor >= 0 {
+			checks = append(checks, []insn{{opJneK, reg(regMinor, 0), 0, int32(r.minor)}})
+		}
+		allow := []insn{{opMovK, reg(regR0, 0), 0, 1}, {opExit, 0, 0, 0}}
+		// Lay the block out and point every failing jump at its end.
+		var block []insn
+		for _, c := range checks {
+			block = append(block, c...)
+		}
+		block = append(block, allow...)
+		for i := range block {
+			if block[i].code == opJneK {
+				block[i].off = int16(len(block) - i - 1)
+			}
+		}
+		prog = append(prog, block...)
+	}
+	return append(prog, insn{opMovK, reg(regR0, 0), 0, 0}, insn{opExit, 0, 0, 0})
+}
+
+// encode lays instructions out as the kernel reads them.
+func encode(prog []insn) []byte {
+	buf := make([]byte, 8*len(prog))
+	for i, in := range prog {
+		b := buf[8*i:]
+		b[0], b[1] = in.code, in.regs
+		binary.LittleEndian.PutUint16(b[2:], uint16(in.off))
+		binary.LittleEndian.PutUint32(b[4:], uint32(in.imm))
+	}
+	return buf
+}
+
+// bpfProgLoadAttr is the BPF_PROG_LOAD part of union bpf_attr.
+type bpfProgLoadAttr struct {
+	progType    uint32
+	insnCnt     uint32
+	insns       uint64
+	license     uint64
+	logLevel    uint32
+	logSize     uint32
+	logBuf      uint64
+	kernVersion uint32
+	progFlags   uint32
+	progName    [16]byte
+	ifindex     uint32
+	attachType  uint32
+}
+
+// bpfProgAttachAttr is the BPF_PROG_ATTACH part of union bpf_attr.
+type bpfProgAttachAttr struct {
+	targetFd    uint32
+	attachBpfFd uint32
+	attachType  uint32
+	attachFlags uint32
+}
+
+// attachDeviceProgram loads the allow-list for rules and attaches it to
+// the cgroup v2 directory dir. The attachment lives as long as the cgroup.
+func attachDeviceProgram(dir string, rules []deviceRule) error {
+	code := encode(deviceProgram(rules))
+	license := []byte("Apache-2.0\x00")
+	logBuf := make([]byte, 64<<10)
+	attr := bpfProgLoadAttr{
+		progType: unix.BPF_PROG_TYPE_CGROUP_DEVICE,
+		insnCnt:  uint32(len(code) / 8),
+		insns:    uint64(uintptr(unsafe.Pointer(&code[0]))),
+		license:  uint64(uintptr(unsafe.Pointer(&license[0]))),
+		logLevel: 1, logSize: uint32(len(logBuf)),
+		logBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
+	}
+	copy(attr.progName[:], "berth_devices")
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(code)
+	runtime.KeepAlive(license)
+	if errno != 0 {
+		return fmt.Errorf("load device program for %s: %w: %s", dir, errno, unix.ByteSliceToString(logBuf))
+	}
+	// The kernel creates BPF fds close-on-exec.
+	prog := os.NewFile(fd, "bpf-prog")
+	defer prog.Close()
+
+	cg, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("attach device program: %w", err)
+	}
+	defer cg.Close()
+	at := bpfProgAttachAttr{
+		targetFd: uint32(cg.Fd()), attachBpfFd: uint32(fd),
+		attachType: unix.BPF_CGROUP_DEVICE, attachFlags: unix.BPF_F_ALLOW_MULTI,
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&at)), unsafe.Sizeof(at)); errno != 0 {
+		return fmt.Errorf("attach device program to %s: %w", dir, errno)
+	}
+	return nil
+}

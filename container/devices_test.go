@@ -1,0 +1,71 @@
+package container
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"berth/internal/mountinfo"
+)
+
+func TestDeviceRulesV1(t *testing.T) {
+	got := []string{}
+	for _, r := range deviceRules([]Device{{Path: "/dev/ttyUSB0", Type: 'c', Major: 188, Minor: 0}}) {
+		got = append(got, r.v1())
+	}
+	want := "c 1:3 rwm,c 1:5 rwm,c 1:7 rwm,c 1:8 rwm,c 1:9 rwm,c 5:0 rwm,c 5:2 rwm,c 136:* rw,c 188:0 rwm"
+	if strings.Join(got, ",") != want {
+		t.Errorf("rules %v\nwant %s", got, want)
+	}
+}
+
+// TestDeviceProgram attaches the eBPF allow-list to a cgroup2 directory
+// (the unified hierarchy, also present on hybrid hosts) and checks from a
+// process inside it which device nodes open.
+func TestDeviceProgram(t *testing.T) {
+	unified := ""
+	ms, err := mountinfo.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.FSType == "cgroup2" {
+			unified = m.Point
+		}
+	}
+	if unified == "" {
+		t.Fatal("no cgroup2 hierarchy mounted")
+	}
+	dir := filepath.Join(unified, "berth-devtest")
+	os.Remove(dir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer removeCgroupDir(dir)
+	rules := []deviceRule{{'c', 1, 3, "rw"}, {'c', 1, 5, "r"}}
+	if err := attachDeviceProgram(dir, rules); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cmd  string
+		fail bool
+	}{
+		{"head -c1 /dev/null", false},            // c 1:3 rw
+		{"head -c1 /dev/zero >/dev/null", false}, // c 1:5 r
+		{"echo x > /dev/zero", true},             // c 1:5 not w
+		{"head -c1 /dev/full", true},             // c 1:7 not listed
+		{"head -c1 /dev/urandom", true},          // c 1:9 not listed
+	}
+	for _, tc := range tests {
+		script := "echo $$ > " + filepath.Join(dir, "cgroup.procs") + " && " + tc.cmd
+		out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput()
+		if (err != nil) != tc.fail {
+			t.Errorf("%s: err %v, want failure %v; output %s", tc.cmd, err, tc.fail, out)
+		}
+		if tc.fail && !strings.Contains(string(out), "not permitted") {
+			t.Errorf("%s: output %q, want EPERM", tc.cmd, out)
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package container
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// Exit is how a container's workload ended.
+type Exit struct {
+	Name string
+	// Code is the exit status, or -1 when a signal killed the workload.
+	Code int
+	// Signal is the signal that killed the workload, or 0.
+	Signal syscall.Signal
+	// OOMKills counts processes the kernel killed for exceeding the
+	// container's memory limit.
+	OOMKills int64
+	// MemoryLimit is the container's memory limit in bytes, or 0.
+	MemoryLimit int64
+	Runtime     time.Duration
+}
+
+// Status is the exit status a shell would report: the code, or 128+N when
+// signal N killed the workload.
+func (e Exit) Status() int {
+	if e.Signal != 0 {
+		return 128 + int(e.Signal)
+	}
+	return e.Code
+}
+
+// OOM reports whether the kernel killed a process of the container for
+// exceeding its memory limit.
+func (e Exit) OOM() bool { return e.OOMKills > 0 }
+
+// String describes the exit for logs, e.g. "container web killed: out of
+// memory (limit 64 MiB)".
+func (e Exit) String() string {
+	limit := "no limit"
+	if e.MemoryLimit > 0 {
+		limit = "limit " + FormatSize(e.MemoryLimit)
+	}
+	switch {
+	case e.OOM() && e.Signal == syscall.SIGKILL:
+		return fmt.Sprintf("container %s killed: out of memory (%s)", e.Name, limit)
+	case e.OOM():
+		return fmt.Sprintf("container %s exited with status %d: out of memory, the kernel killed %d of its processes (%s)", e.Name, e.Status(), e.OOMKills, limit)
+	case e.Signal != 0:
+		return fmt.Sprintf("container %s killed by signal %d (%s)", e.Name, int(e.Signal), e.Signal)
+	default:
+		return fmt.Sprintf("container %s exited with status %d", e.Name, e.Code)
+	}
+}

@@ -1,0 +1,325 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container/seccomp"
+)
+
+// Init is the container's init: berth re-executed by Start inside the new
+// namespaces. It reads its config from fd 3, builds the root filesystem,
+// drops privileges and execs the workload. Any failure is written to fd 4
+// as "CODE message" and ends the process with CODE; Init never returns.
+//
+// The caller must have locked the main goroutine to its thread: the
+// cgroup namespace, capabilities, no_new_privs and seccomp set here are
+// per thread, and this thread calls execve.
+func Init() {
+	err := runInit()
+	code := 125
+	var se *StartError
+	if errors.As(err, &se) {
+		code = se.Code
+	}
+	errPipe := os.NewFile(initErrorFd, "error pipe")
+	fmt.Fprintf(errPipe, "%d %v", code, err)
+	os.Exit(code)
+}
+
+func runInit() error {
+	// 1. Nobody may ptrace us or open our /proc files until the workload
+	// runs: until then this process is berth, not the workload.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("set non-dumpable: %w", err)
+	}
+	trace("init-start")
+
+	// 2. Read the config.
+	cfg, err := readInitConfig()
+	if err != nil {
+		return err
+	}
+	spec := cfg.Spec
+
+	// 3. Build the root filesystem in our mount namespace.
+	if err := setupRootfs(spec.Rootfs, cfg); err != nil {
+		return err
+	}
+	trace("rootfs")
+
+	// 4. Name the host; bring up loopback in our own network namespace.
+	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+		return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+	}
+	if spec.Net != "host" {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+
+	// 5. Switch to the new root and detach the old one.
+	if err := pivotRoot(spec.Rootfs); err != nil {
+		return err
+	}
+	if spec.ReadonlyRoot {
+		if err := remountRootReadonly(); err != nil {
+			return err
+		}
+	}
+	trace("pivot")
+
+	// 6. Join the container's cgroup, under a cgroup namespace rooted
+	// there, and mount it at /sys/fs/cgroup. From here on the container's
+	// limits apply to us.
+	if err := joinCgroup(cfg); err != nil {
+		return err
+	}
+
+	// 7. A terminal of the container's own devpts, when asked for.
+	if spec.TTY {
+		if err := setupPTY(cfg.PTYFd, spec.User.UID, spec.User.GID); err != nil {
+			return err
+		}
+	}
+
+	// 8. Process limits, while we still may raise them.
+	if err := setRlimits(spec.Rlimits); err != nil {
+		return err
+	}
+	if spec.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(fmt.Sprint(*spec.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("set oom_score_adj %d: %w", *spec.OOMScoreAdj, err)
+		}
+	}
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.MkdirAll(cwd, 0o755); err != nil {
+		return fmt.Errorf("create working directory %s: %w", cwd, err)
+	}
+
+	// 9. Without no_new_privs, seccomp must go on while we still hold
+	// CAP_SYS_ADMIN; otherwise it goes on last.
+	if spec.AllowNewPrivileges && cfg.Seccomp != nil {
+		if err := seccomp.Install(cfg.Seccomp); err != nil {
+			return fmt.Errorf("install seccomp filter: %w", err)
+		}
+	}
+
+	// 10. Become the workload's user with its capabilities.
+	if err := setCredentials(spec.User, cfg.Caps); err != nil {
+		return err
+	}
+	trace("creds")
+
+	// 11. Enter the working directory and check it is inside the root:
+	// a leaked directory fd would show as "(unreachable)" (CVE-2024-21626).
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("chdir to working directory %s: %w", cwd, err)
+	}
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("working directory %q is outside the container's root", wd)
+	}
+
+	// 12. Find the command as the workload's user would.
+	env, path := workloadEnv(spec.Env)
+	bin, err := lookPath(spec.Args[0], path)
+	if err != nil {
+		return err
+	}
+
+	// 13. No fd of ours may reach the workload.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("mark fds close-on-exec: %w", err)
+	}
+
+	// 14. no_new_privs, then seccomp, last before exec.
+	if !spec.AllowNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
+		}
+		if cfg.Seccomp != nil {
+			if err := seccomp.Install(cfg.Seccomp); err != nil {
+				return fmt.Errorf("install seccomp filter: %w", err)
+			}
+		}
+	}
+	trace("seccomp")
+
+	// 15. Exec the workload.
+	trace("exec")
+	err = unix.Exec(bin, spec.Args, env)
+	code := 126
+	if errors.Is(err, unix.ENOENT) {
+		code = 127
+	}
+	return &StartError{code, fmt.Errorf("exec %s: %w", spec.Args[0], err)}
+}
+
+// joinCgroup moves the init into the container's cgroup, enters a new
+// cgroup namespace rooted there and mounts that view read-only at
+// /sys/fs/cgroup. Until now the init ran outside: the Go runtime's
+// threads and heap must not count against a limit as small as pids.max=1
+// or a memory.max of a few hundred KiB. The kernel charges a migrating
+// process to its new cgroup without checking pids.max, and the extra
+// threads vanish at execve. The write is a raw system call, so the Go
+// scheduler starts no thread for it.
+func joinCgroup(cfg initConfig) error {
+	zero := []byte("0")
+	for _, fd := range cfg.CgroupFds {
+		_, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&zero[0])), 1)
+		if errno != 0 {
+			return fmt.Errorf("join cgroup of %s: %w", cfg.Spec.Name, errno)
+		}
+		unix.Close(fd)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	}
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("mount cgroups: %w", err)
+	}
+	defer root.Close()
+	return rootMounter{root: root, path: "/"}.mountCgroups(cfg)
+}
+
+func readInitConfig() (initConfig, error) {
+	var cfg initConfig
+	f := os.NewFile(initConfigFd, "config pipe")
+	data, err := io.ReadAll(io.LimitReader(f, 4<<20))
+	f.Close()
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("decode config: %w", err)
+	}
+	return cfg, nil
+}
+
+// setCredentials switches to u and leaves exactly caps in the bounding,
+// permitted and effective sets. The bounding set is cut while we still
+// hold CAP_SETPCAP; PR_SET_KEEPCAPS keeps the permitted set across the
+// uid change so the remaining capabilities can be raised afterwards.
+func setCredentials(u User, caps []string) error {
+	if err := dropBounding(caps); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keep capabilities: %w", err)
+	}
+	groups := make([]int, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("set groups %v: %w", u.Groups, err)
+	}
+	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("set gid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("set uid %d: %w", u.UID, err)
+	}
+	if err := applyCaps(caps); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear keep capabilities: %w", err)
+	}
+	return nil
+}
+
+// workloadEnv returns the workload's environment, with PATH defaulted,
+// and the PATH to look the command up in.
+func workloadEnv(env []string) ([]string, string) {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return env, v
+		}
+	}
+	return append(env[:len(env):len(env)], "PATH="+DefaultPath), DefaultPath
+}
+
+// lookPath finds name in path inside the container's root, as a shell would.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExecutable(name); err != nil {
+			return "", execError(name, err)
+		}
+		return name, nil
+	}
+	var firstErr error
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if firstErr == nil && !errors.Is(err, os.ErrNotExist) {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return "", execError(name, firstErr)
+	}
+	return "", &StartError{127, fmt.Errorf("exec %s: not found in PATH %s", name, path)}
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return unix.EACCES
+	}
+	return unix.Access(p, unix.X_OK)
+}
+
+func execError(name string, err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return &StartError{127, fmt.Errorf("exec %s: no such file", name)}
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &StartError{126, fmt.Errorf("exec %s: %w", name, err)}
+}
+
+// loopbackUp sets the IFF_UP flag on lo.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package container
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"berth/internal/testutil"
+)
+
+// probeRootfs is a busybox rootfs with the probe (testdata/probe) at
+// /bin/probe.
+func probeRootfs(t *testing.T) string {
+	t.Helper()
+	rootfs := testutil.BusyboxRootfs(t)
+	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", "probe"), "./testdata/probe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build probe: %v\n%s", err, out)
+	}
+	return rootfs
+}
+
+// TestDefaultIsolation runs the probe in a container with the defaults
+// and checks that each escape it tries is denied.
+func TestDefaultIsolation(t *testing.T) {
+	rootfs := probeRootfs(t)
+	exit, out, err := run(t, rootfs, Spec{
+		Limits: Limits{Memory: 64 << 20, Pids: 64},
+		Args:   []string{"/bin/probe", "all", fmt.Sprint(os.Getpid())},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.Status() != 0 {
+		t.Fatalf("probe: %s\n%s", exit, out)
+	}
+	for _, name := range []string{
+		"mount-tmpfs", "mknod", "reboot", "unshare-user", "keyctl", "ptrace-other-user",
+		"write-sysrq-trigger", "read-kcore", "see-host-pid", "write-exe", "write-proc-sys",
+		"write-cgroup", "open-host-disk",
+	} {
+		if !strings.Contains(out, name+": denied") {
+			t.Errorf("%s was not denied", name)
+		}
+	}
+	if t.Failed() {
+		t.Logf("probe output:\n%s", out)
+	}
+}
+
+// TestUnconfinedAllowsMore checks the probe can tell: with seccomp
+// unconfined and every capability, what the defaults deny goes through.
+func TestUnconfinedAllowsMore(t *testing.T) {
+	rootfs := probeRootfs(t)
+	caps, err := ResolveCaps([]string{"ALL"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out, err := run(t, rootfs, Spec{Seccomp: "unconfined", Caps: caps, Args: []string{"/bin/probe", "all", "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"mount-tmpfs", "keyctl", "ptrace-other-user"} {
+		if !strings.Contains(out, name+": allowed") {
+			t.Errorf("%s denied even unconfined with all capabilities:\n%s", name, out)
+		}
+	}
+}
+
+// TestGuarantees checks one guarantee of the runtime per row, from inside.
+func TestGuarantees(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	hostDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(hostDir, "hello"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(hostDir, "ctl.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("pong\n"))
+			c.Close()
+		}
+	}()
+	adj := 500
+	// An fd berth's process leaks without close-on-exec must still not
+	// reach the workload.
+	leak, err := syscall.Open("/etc/hostname", syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(leak)
+	tests := []struct {
+		name string
+		spec Spec
+		cmd  string
+		want string // a line of the output
+	}{
+		{"net none has only lo", Spec{}, "ls /sys/class/net", "lo"},
+		{"net host sees the host's interfaces", Spec{Net: "host"}, "test $(ls /sys/class/net | wc -l) -gt 1 && echo more-than-lo", "more-than-lo"},
+		{"readonly root", Spec{ReadonlyRoot: true}, "touch /x 2>&1 || echo refused", "refused"},
+		{"writable root by default", Spec{}, "touch /x && echo wrote", "wrote"},
+		{"bind mount a directory", Spec{Mounts: []Mount{{Source: hostDir, Target: "/host"}}}, "cat /host/hello", "from the host"},
+		{"read-only bind mount", Spec{Mounts: []Mount{{Source: hostDir, Target: "/host", Readonly: true}}}, "touch /host/y 2>&1 || echo refused", "refused"},
+		{"bind mount a single file", Spec{Mounts: []Mount{{Source: filepath.Join(hostDir, "hello"), Target: "/etc/hello"}}}, "cat /etc/hello", "from the host"},
+		{"bind mount a socket", Spec{Mounts: []Mount{{Source: sock, Target: "/run/ctl.sock"}}}, "test -S /run/ctl.sock && echo socket", "socket"},
+		{"no host fd reaches the workload", Spec{}, "ls /proc/self/fd | tr '\\n' ' '", "0 1 2 3"},
+		{"tmpfs with a size", Spec{Mounts: []Mount{{Type: "tmpfs", Target: "/scratch", Size: 1 << 20}}}, "df -k /scratch | tail -1 | awk '{print $2}'", "1024"},
+		{"mount target through a symlink stays inside", Spec{Mounts: []Mount{{Type: "tmpfs", Target: "/evil/inside"}}}, "ls -d /evil/inside", "/evil/inside"},
+		{"device passthrough", Spec{Devices: []string{"/dev/net/tun"}}, "stat -c '%F %t:%T' /dev/net/tun && head -c0 /dev/net/tun && echo opened", "character special file a:c8"},
+		{"default capabilities", Spec{}, "grep CapEff /proc/self/status", "CapEff:\t00000000000005fb"},
+		{"cap_drop", Spec{Caps: mustCaps(t, nil, []string{"CHOWN", "kill"})}, "grep CapBnd /proc/self/status", "CapBnd:\t00000000000005da"},
+		{"cap_add", Spec{Caps: mustCaps(t, []string{"NET_ADMIN"}, nil)}, "grep CapEff /proc/self/status", "CapEff:\t00000000000015fb"},
+		{"no inheritable or ambient", Spec{}, "grep -E 'CapInh|CapAmb' /proc/self/status | tr -d '\\t' | tr '\\n' ' '", "CapInh:0000000000000000 CapAmb:0000000000000000"},
+		{"no_new_privs on by default", Spec{}, "grep NoNewPrivs /proc/self/status", "NoNewPrivs:\t1"},
+		{"no_new_privs off", Spec{AllowNewPrivileges: true}, "grep NoNewPrivs /proc/self/status", "NoNewPrivs:\t0"},
+		{"seccomp on by default", Spec{}, "grep '^Seccomp:' /proc/self/status", "Seccomp:\t2"},
+		{"seccomp unconfined", Spec{Seccomp: "unconfined"}, "grep '^Seccomp:' /proc/self/status", "Seccomp:\t0"},
+		{"user and groups", Spec{User: User{UID: 1000, GID: 1001, Groups: []uint32{20, 30}}}, "id", "uid=1000 gid=1001 groups=20,30"},
+		{"non-root user has no capabilities", Spec{User: User{UID: 1000, GID: 1000}}, "grep CapEff /proc/self/status", "CapEff:\t0000000000000000"},
+		{"rlimits", Spec{Rlimits: []Rlimit{{Name: "nofile", Soft: 100, Hard: 200}}}, "ulimit -n; ulimit -Hn", "100"},
+		{"oom_score_adj", Spec{OOMScoreAdj: &adj}, "cat /proc/self/oom_score_adj", "500"},
+		{"working directory", Spec{Cwd: "/var/work"}, "pwd", "/var/work"},
+		{"masked path", Spec{}, "ls /sys/firmware | wc -l", "0"},
+		{"read-only proc/sys", Spec{}, "echo 1 > /proc/sys/kernel/ns_last_pid 2>&1 || echo refused", "refused"},
+		{"ipc namespace", Spec{}, "ls /dev/mqueue && cat /proc/sysvipc/shm | wc -l", "1"},
+		{"cgroup namespace: its cgroup is its root", Spec{}, "grep -vc ':/$' /proc/self/cgroup", "0"},
+		{"cpu limit", Spec{Limits: Limits{CPUs: 0.5}}, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null | head -1", "50000"},
+		{"cpuset", Spec{Limits: Limits{CPUSet: "0"}}, "cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset.cpus 2>/dev/null | head -1", "0"},
+	}
+	if err := os.MkdirAll(filepath.Join(rootfs, "evil"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// /evil/inside's parent is a symlink to / in the rootfs: the mount
+	// must land in the rootfs, not on the host's root.
+	os.Remove(filepath.Join(rootfs, "evil"))
+	if err := os.Symlink("/", filepath.Join(rootfs, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec
+			spec.Args = []string{"sh", "-c", tc.cmd}
+			exit, out, err := run(t, rootfs, spec)
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			if tc.want != "" && !containsLine(out, tc.want) {
+				t.Errorf("output lacks %q (%s):\n%s", tc.want, exit, out)
+			}
+		})
+	}
+	if _, err := os.Stat("/inside"); err == nil {
+		t.Error("a mount target through a symlink created /inside on the host")
+	}
+}
+
+func mustCaps(t *testing.T, add, drop []string) []string {
+	caps, err := ResolveCaps(add, drop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caps
+}
+
+// TestForkBombStopsAtPidsMax forks until the kernel refuses and checks
+// it refused at pids.max, and that the container and its children are
+// all gone afterwards.
+func TestForkBombStopsAtPidsMax(t *testing.T) {
+	rootfs := probeRootfs(t)
+	exit, out, err := run(t, rootfs, Spec{Limits: Limits{Pids: 16}, Args: []string{"/bin/probe", "forkbomb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if _, err := fmt.Sscanf(out, "forked %d", &n); err != nil || n >= 16 || !strings.Contains(out, "resource temporarily unavailable") {
+		t.Fatalf("fork bomb: %q (%s); want fork to fail with EAGAIN below pids.max=16", out, exit)
+	}
+}
+
+// TestUserNamespace maps the container's root to an unprivileged host uid.
+func TestUserNamespace(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	// The namespace's root is host uid 100000: it must be able to reach
+	// the rootfs (t.TempDir makes 0700 directories).
+	for d := filepath.Dir(rootfs); d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	ns := &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
+	exit, out, err := run(t, rootfs, Spec{UserNS: ns, Args: []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsLine(out, "0") || !strings.Contains(out, "100000") {
+		t.Errorf("uid inside and map: %q (%s)", out, exit)
+	}
+}
+
+// TestStaleCgroupsCleaned leaves a cgroup as a killed berth run would and
+// checks the next start removes it.
+func TestStaleCgroupsCleaned(t *testing.T) {
+	layout, err := DetectCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pid that does not exist: above pid_max.
+	name := "run-99999999"
+	dirs, _ := layout.cgroupDirs(name)
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed := layout.CleanStale(false)
+	if !slicesContains(removed, name) {
+		t.Fatalf("removed %v, want %s", removed, name)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s still there", d)
+		}
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

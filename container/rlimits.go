@@ -1,0 +1,88 @@
+package container
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Rlimit is one resource limit of the workload, as setrlimit(2) sets it.
+type Rlimit struct {
+	// Name is the resource in lower case without RLIMIT_: "nofile".
+	Name       string `json:"name"`
+	Soft, Hard uint64
+}
+
+// Unlimited is RLIM_INFINITY.
+const Unlimited = ^uint64(0)
+
+var rlimitByName = map[string]int{
+	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
+	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
+	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
+	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
+	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
+}
+
+// RlimitNames lists the resource names ParseRlimit accepts.
+func RlimitNames() []string {
+	var names []string
+	for n := range rlimitByName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParseRlimit parses a limit for resource name: "N" (soft and hard),
+// "SOFT:HARD", with "unlimited" allowed for either.
+func ParseRlimit(name, value string) (Rlimit, error) {
+	if _, ok := rlimitByName[name]; !ok {
+		return Rlimit{}, fmt.Errorf("unknown rlimit %q: want one of %s", name, strings.Join(RlimitNames(), ", "))
+	}
+	num := func(s string) (uint64, error) {
+		if s == "unlimited" || s == "infinity" {
+			return Unlimited, nil
+		}
+		return strconv.ParseUint(s, 10, 64)
+	}
+	softS, hardS, pair := strings.Cut(value, ":")
+	if !pair {
+		hardS = softS
+	}
+	soft, err1 := num(softS)
+	hard, err2 := num(hardS)
+	if err1 != nil || err2 != nil {
+		return Rlimit{}, fmt.Errorf("invalid rlimit %s=%q: want N, SOFT:HARD or unlimited", name, value)
+	}
+	if soft > hard {
+		return Rlimit{}, fmt.Errorf("invalid rlimit %s=%q: soft limit above hard limit", name, value)
+	}
+	return Rlimit{Name: name, Soft: soft, Hard: hard}, nil
+}
+
+// setRlimits applies rs to the calling process. RLIMIT_NOFILE goes through
+// the syscall package, which otherwise restores Go's saved original limit
+// on exec.
+func setRlimits(rs []Rlimit) error {
+	for _, r := range rs {
+		res, ok := rlimitByName[r.Name]
+		if !ok {
+			return fmt.Errorf("set rlimit: unknown resource %q", r.Name)
+		}
+		var err error
+		if res == unix.RLIMIT_NOFILE {
+			err = syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard})
+		} else {
+			err = unix.Setrlimit(res, &unix.Rlimit{Cur: r.Soft, Max: r.Hard})
+		}
+		if err != nil {
+			return fmt.Errorf("set rlimit %s to %d:%d: %w", r.Name, r.Soft, r.Hard, err)
+		}
+	}
+	return nil
+}

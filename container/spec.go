@@ -1,0 +1,249 @@
+// Package container runs a command isolated in its own namespaces, under a
+// pivot_root'ed root filesystem and cgroup limits, without cgo and without
+// an external runtime.
+//
+// Start re-executes the berth binary as the container's init (see Init):
+// the parent creates the cgroup and the namespaces, the init builds the
+// root filesystem from inside them and finally execs the workload, so the
+// workload's own code only ever runs fully confined.
+package container
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Spec describes one container. The zero value of every optional field is
+// the safe default: all namespaces, no extra mounts or devices, containerd's
+// default capabilities, no_new_privs, Docker's default seccomp profile.
+type Spec struct {
+	// Name identifies the container in logs and names its cgroup.
+	Name string `json:"name"`
+	// Rootfs is the directory that becomes the container's /.
+	Rootfs string `json:"rootfs"`
+	// Args is the command and its arguments; Args[0] is looked up in the
+	// container's PATH when it has no slash.
+	Args []string `json:"args"`
+	// Env is the workload's environment as K=V pairs. PATH defaults to
+	// DefaultPath when it is not set.
+	Env []string `json:"env,omitempty"`
+	// Cwd is the working directory inside the container (default /).
+	Cwd string `json:"cwd,omitempty"`
+	// Hostname is the container's UTS name (default: Name).
+	Hostname string `json:"hostname,omitempty"`
+	// Limits are the cgroup limits applied before the workload runs.
+	Limits Limits `json:"limits"`
+
+	// Net is "none" (default: a network namespace of its own with only
+	// loopback, up) or "host".
+	Net string `json:"net,omitempty"`
+	// UserNS, when set, runs the container in a new user namespace.
+	UserNS *UserNS `json:"user_ns,omitempty"`
+	// ReadonlyRoot mounts the root filesystem read-only.
+	ReadonlyRoot bool `json:"readonly_root,omitempty"`
+	// Mounts are extra bind and tmpfs mounts.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Devices are host device nodes passed through, by host path.
+	Devices []string `json:"devices,omitempty"`
+
+	// Caps are the capabilities (names without CAP_) the workload keeps;
+	// nil means DefaultCaps. See ResolveCaps.
+	Caps []string `json:"caps,omitempty"`
+	// AllowNewPrivileges turns no_new_privs off (it is on by default).
+	AllowNewPrivileges bool `json:"allow_new_privileges,omitempty"`
+	// User is the workload's uid, gid and supplementary groups.
+	User User `json:"user"`
+	// Rlimits are resource limits (setrlimit) of the workload.
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// OOMScoreAdj, when set, is written to /proc/self/oom_score_adj.
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
+	// Seccomp is "" or "default" (Docker's default profile),
+	// "unconfined", or the path of a profile in Docker/OCI JSON.
+	Seccomp string `json:"seccomp,omitempty"`
+	// TTY gives the workload a new pseudo-terminal as its stdio; Start
+	// returns the master as Container.PTY.
+	TTY bool `json:"tty,omitempty"`
+}
+
+// Limits are resource limits enforced by the container's cgroup. Zero means
+// unlimited (or the kernel's default).
+type Limits struct {
+	// Memory is the hard memory limit in bytes.
+	Memory int64 `json:"memory,omitempty"`
+	// MemoryHigh is the memory.high throttling threshold (v2; on v1 the
+	// soft limit).
+	MemoryHigh int64 `json:"memory_high,omitempty"`
+	// MemorySwap is how much swap the container may use on top of Memory;
+	// 0 none, -1 unlimited.
+	MemorySwap int64 `json:"memory_swap,omitempty"`
+	// CPUs caps CPU time, in CPUs (0.5 = half of one CPU).
+	CPUs float64 `json:"cpus,omitempty"`
+	// CPUWeight is the relative CPU share, 1-10000 (v2 cpu.weight; v1
+	// cpu.shares is derived from it).
+	CPUWeight uint64 `json:"cpu_weight,omitempty"`
+	// CPUSet lists the CPUs the container may run on, e.g. "0-1".
+	CPUSet string `json:"cpuset,omitempty"`
+	// Pids is the maximum number of tasks (processes and threads).
+	Pids int64 `json:"pids,omitempty"`
+	// IOWeight is the relative block I/O weight, 1-10000 (v2 io.weight;
+	// v1 blkio.weight is derived from it).
+	IOWeight uint64 `json:"io_weight,omitempty"`
+	// IOMax are per-device I/O limits in io.max syntax:
+	// "MAJ:MIN rbps=N wbps=N riops=N wiops=N".
+	IOMax []string `json:"io_max,omitempty"`
+}
+
+var (
+	ioMaxRE  = regexp.MustCompile(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
+	cpuSetRE = regexp.MustCompile(`^\d+(-\d+)?(,\d+(-\d+)?)*$`)
+)
+
+// Check validates the limits' ranges and syntax.
+func (l Limits) Check() error {
+	switch {
+	case l.CPUs < 0:
+		return fmt.Errorf("cpus %v: must be positive", l.CPUs)
+	case l.CPUWeight > 10000:
+		return fmt.Errorf("cpu_weight %d: want 1-10000", l.CPUWeight)
+	case l.IOWeight > 10000:
+		return fmt.Errorf("io_weight %d: want 1-10000", l.IOWeight)
+	case l.CPUSet != "" && !cpuSetRE.MatchString(l.CPUSet):
+		return fmt.Errorf("cpuset %q: want a CPU list such as \"0-1,3\"", l.CPUSet)
+	case l.Memory < 0 || l.MemoryHigh < 0 || l.Pids < 0:
+		return fmt.Errorf("memory, memory_high and pids must not be negative")
+	}
+	for _, line := range l.IOMax {
+		if !ioMaxRE.MatchString(line) {
+			return fmt.Errorf("io_max %q: want \"MAJ:MIN rbps=N wbps=N riops=N wiops=N\"", line)
+		}
+	}
+	return nil
+}
+
+// UserNS maps the container's users and groups to the host's.
+type UserNS struct {
+	UIDMap []IDMap `json:"uid_map"`
+	GIDMap []IDMap `json:"gid_map"`
+}
+
+// IDMap maps Size ids starting at Container inside to Host outside.
+type IDMap struct {
+	Container uint32 `json:"container"`
+	Host      uint32 `json:"host"`
+	Size      uint32 `json:"size"`
+}
+
+// DefaultIDMap maps a user namespace's ids 0-65535 to host ids from
+// 100000, when a user namespace is asked for without maps.
+const DefaultIDMap = "0:100000:65536"
+
+// ParseIDMap parses "CONTAINER:HOST:SIZE", e.g. "0:100000:65536".
+func ParseIDMap(s string) (IDMap, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return IDMap{}, fmt.Errorf("invalid id map %q: want CONTAINER:HOST:SIZE", s)
+	}
+	var v [3]uint64
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return IDMap{}, fmt.Errorf("invalid id map %q: %v", s, err)
+		}
+		v[i] = n
+	}
+	if v[2] == 0 {
+		return IDMap{}, fmt.Errorf("invalid id map %q: size 0", s)
+	}
+	return IDMap{uint32(v[0]), uint32(v[1]), uint32(v[2])}, nil
+}
+
+// User is who the workload runs as.
+type User struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+}
+
+// ParseUser parses "UID" or "UID:GID" (numeric ids).
+func ParseUser(s string) (User, error) {
+	uidS, gidS, hasGID := strings.Cut(s, ":")
+	uid, err := strconv.ParseUint(uidS, 10, 32)
+	if err != nil {
+		return User{}, fmt.Errorf("invalid user %q: want UID or UID:GID (numbers)", s)
+	}
+	gid := uid
+	if hasGID {
+		if gid, err = strconv.ParseUint(gidS, 10, 32); err != nil {
+			return User{}, fmt.Errorf("invalid user %q: want UID or UID:GID (numbers)", s)
+		}
+	}
+	return User{UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// DefaultPath is the workload's PATH when its environment sets none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// CheckName reports whether name can name a container: it names a cgroup
+// directory and appears in logs, so it is restricted to 1-63 characters of
+// lower-case letters, digits, '_', '.' and '-', starting with a letter or
+// digit.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("invalid container name %q: want 1-63 of a-z 0-9 _ . - starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// ParseSize parses a byte size such as "512K", "64M", "1.5G", "64MiB" or a
+// plain number of bytes. Units are powers of 1024, as in docker and the
+// kernel's own memory limits.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || t == "" {
+		return 0, fmt.Errorf("invalid size %q: want a number with an optional K, M, G or T suffix", s)
+	}
+	b := v * float64(mult)
+	if b > float64(1<<62) {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return int64(b), nil
+}
+
+// FormatSize renders a byte count for humans, e.g. "64 MiB".
+func FormatSize(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit && exp < 3; n /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(b) / float64(div)
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + " " + string("KMGT"[exp]) + "iB"
+}

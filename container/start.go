@@ -1,0 +1,400 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// InitArg is argv[1] of the berth process that runs as a container's init.
+// main checks for it before anything else and calls Init.
+const InitArg = "__container-init"
+
+// Options are the caller's side of a start: where stdio goes and who reaps.
+type Options struct {
+	// Stdin, Stdout and Stderr become the workload's fds 0-2; nil means
+	// /dev/null. Ignored with Spec.TTY, where a new pty is the stdio.
+	Stdin, Stdout, Stderr *os.File
+	// ExternalReaper is set when a global reaper (PID 1) collects every
+	// exit status: Start then never waits for a child itself.
+	ExternalReaper bool
+	// DieWithParent kills the container when the calling thread exits
+	// (for berth run; PID 1 never exits).
+	DieWithParent bool
+}
+
+// Container is a started container.
+type Container struct {
+	Spec    Spec
+	Pid     int
+	Started time.Time
+	// PTY is the master side of the workload's terminal when Spec.TTY;
+	// the caller closes it.
+	PTY    *os.File
+	cgroup *cgroup
+}
+
+// StartError is a failure to start the workload. Code is the exit status a
+// shell would give for it: 127 when the command does not exist, 126 when
+// it cannot be executed, 125 for any other setup failure.
+type StartError struct {
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+func setupError(err error) error { return &StartError{125, err} }
+
+// initConfig is what the parent sends to the container's init on its
+// config pipe: the spec with everything the init needs resolved.
+type initConfig struct {
+	Spec    Spec     `json:"spec"`
+	Caps    []string `json:"caps"`
+	Devices []Device `json:"devices,omitempty"`
+	// Seccomp is the compiled filter; nil for unconfined.
+	Seccomp []unix.SockFilter `json:"seccomp,omitempty"`
+	// CgroupVersion and CgroupV1 say which cgroup hierarchies to mount
+	// inside the container.
+	CgroupVersion int       `json:"cgroup_version"`
+	CgroupV1      []v1Mount `json:"cgroup_v1,omitempty"`
+	// CgroupFds are the init's fds of the container cgroup's cgroup.procs
+	// files (one per hierarchy), opened by the parent; PTYFd is the pty
+	// socket, or 0.
+	CgroupFds []int `json:"cgroup_fds"`
+	PTYFd     int   `json:"pty_fd,omitempty"`
+	Trace     bool  `json:"trace,omitempty"`
+}
+
+// v1Mount is a v1 hierarchy as the container sees it: mounted at
+// /sys/fs/cgroup/Dir with the controllers in Data, and a symlink per
+// controller when several share it ("cpu" -> "cpu,cpuacct").
+type v1Mount struct {
+	Dir   string   `json:"dir"`
+	Data  string   `json:"data"`
+	Links []string `json:"links,omitempty"`
+}
+
+// The init's fds after stdio: the config pipe and the error pipe; the
+// cgroup.procs fds and the pty socket follow (see initConfig).
+const (
+	initConfigFd = 3
+	initErrorFd  = 4
+)
+
+// Start creates the container's cgroup and namespaces, starts its init and
+// returns once the workload has been exec'd. On error nothing is left
+// behind: no cgroup, no process.
+func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
+	trace("start")
+	// 1. Check the spec and resolve what the init needs.
+	cfg, err := resolve(layout, spec)
+	if err != nil {
+		return nil, setupError(err)
+	}
+	trace("resolve")
+
+	// 2. Create the cgroup, with limits and device rules, before anything
+	// runs in it.
+	cg, err := layout.newCgroup(spec.Name, spec.Limits, deviceRules(cfg.Devices))
+	if err != nil {
+		return nil, setupError(err)
+	}
+	trace("cgroup")
+	c := &Container{Spec: cfg.Spec, cgroup: cg}
+	cfg.CgroupV1 = c.v1Mounts()
+
+	// 3. Clone the init into new namespaces (and, on v2, straight into
+	// the cgroup) and hand it its config.
+	if err := c.spawn(layout, cfg, opts); err != nil {
+		cg.destroy()
+		return nil, err
+	}
+	c.Started = time.Now()
+	trace("exec-seen")
+	return c, nil
+}
+
+// resolve validates spec and fills in defaults, capabilities, devices and
+// the compiled seccomp filter.
+func resolve(layout *Layout, spec Spec) (initConfig, error) {
+	cfg := initConfig{CgroupVersion: layout.Version, Trace: tracing}
+	if err := CheckName(spec.Name); err != nil {
+		return cfg, err
+	}
+	if len(spec.Args) == 0 || spec.Args[0] == "" {
+		return cfg, errors.New("no command to run")
+	}
+	if fi, err := os.Stat(spec.Rootfs); err != nil || !fi.IsDir() {
+		return cfg, fmt.Errorf("rootfs %s is not a directory", spec.Rootfs)
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = spec.Name
+	}
+	switch spec.Net {
+	case "":
+		spec.Net = "none"
+	case "none", "host":
+	default:
+		return cfg, fmt.Errorf("net %q: want none or host", spec.Net)
+	}
+	for _, m := range spec.Mounts {
+		if err := CheckMount(m); err != nil {
+			return cfg, err
+		}
+	}
+	if ns := spec.UserNS; ns != nil && (!mapsZero(ns.UIDMap) || !mapsZero(ns.GIDMap)) {
+		return cfg, errors.New("user namespace: uid_map and gid_map must map the container's id 0")
+	}
+	for _, p := range spec.Devices {
+		d, err := LookupDevice(p)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Devices = append(cfg.Devices, d)
+	}
+	cfg.Caps = spec.Caps
+	if cfg.Caps == nil {
+		cfg.Caps = DefaultCaps
+	}
+	prog, err := seccompFilter(spec.Seccomp, cfg.Caps)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Seccomp = prog
+	cfg.Spec = spec
+	return cfg, nil
+}
+
+// v1Mounts lists the v1 hierarchies of the container's cgroup.
+func (c *Container) v1Mounts() []v1Mount {
+	var out []v1Mount
+	for point, ctls := range c.cgroup.layout.Hierarchies {
+		m := v1Mount{Dir: baseName(point), Data: strings.Join(ctls, ",")}
+		for _, ctl := range ctls {
+			if ctl != m.Dir {
+				m.Links = append(m.Links, ctl)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func baseName(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
+	spec := cfg.Spec
+	exe, err := selfExe()
+	if err != nil {
+		return setupError(err)
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return setupError(fmt.Errorf("config pipe: %w", err))
+	}
+	defer cfgW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return setupError(fmt.Errorf("error pipe: %w", err))
+	}
+	defer errR.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return setupError(err)
+	}
+	defer null.Close()
+	files := make([]uintptr, 0, 6)
+	for _, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
+		if f == nil {
+			f = null
+		}
+		files = append(files, f.Fd())
+	}
+	files = append(files, cfgR.Fd(), errW.Fd())
+	// The init joins its cgroup itself, last thing before it drops its
+	// privileges, through cgroup.procs files opened here: writes through
+	// them are checked against the opener's credentials, so this works
+	// from a user namespace too.
+	for _, dir := range c.cgroup.dirs {
+		f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			return setupError(fmt.Errorf("open cgroup %s: %w", dir, err))
+		}
+		defer f.Close()
+		cfg.CgroupFds = append(cfg.CgroupFds, len(files))
+		files = append(files, f.Fd())
+	}
+	var ptyParent *os.File
+	if spec.TTY {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return setupError(fmt.Errorf("pty socket: %w", err))
+		}
+		ptyParent = os.NewFile(uintptr(pair[0]), "pty socket")
+		ptyChild := os.NewFile(uintptr(pair[1]), "pty socket")
+		defer ptyParent.Close()
+		defer ptyChild.Close()
+		cfg.PTYFd = len(files)
+		files = append(files, ptyChild.Fd())
+	}
+
+	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	if spec.Net != "host" {
+		flags |= syscall.CLONE_NEWNET
+	}
+	sys := &syscall.SysProcAttr{Cloneflags: uintptr(flags)}
+	if spec.UserNS != nil {
+		sys.Cloneflags |= syscall.CLONE_NEWUSER
+		sys.UidMappings = idMaps(spec.UserNS.UIDMap)
+		sys.GidMappings = idMaps(spec.UserNS.GIDMap)
+		sys.GidMappingsEnableSetgroups = true
+		// The init must become the namespace's root before it execs:
+		// berth's own uid is not mapped, and an unmapped process keeps no
+		// capability across exec.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	if opts.DieWithParent {
+		sys.Pdeathsig = syscall.SIGKILL
+	}
+	if layout.Version == 2 {
+		// clone3(CLONE_INTO_CGROUP): the init is born in the setup
+		// cgroup, outside berth's own and outside the container's, where
+		// its threads and heap would count against the container's
+		// pids.max and memory.max.
+		cgfd, err := os.Open(layout.setupCgroup())
+		if err != nil {
+			return setupError(fmt.Errorf("open setup cgroup: %w", err))
+		}
+		defer cgfd.Close()
+		sys.UseCgroupFD = true
+		sys.CgroupFD = int(cgfd.Fd())
+	}
+	env := []string{"GOMAXPROCS=1", "GOGC=off"}
+	if tracing {
+		env = append(env, "BERTH_TRACE=1")
+	}
+	attr := &syscall.ProcAttr{Env: env, Files: files, Sys: sys}
+	// Pdeathsig belongs to the thread that forks: keep it for the call.
+	runtime.LockOSThread()
+	pid, err := syscall.ForkExec(exe, []string{"berth", InitArg, spec.Name}, attr)
+	runtime.UnlockOSThread()
+	cfgR.Close()
+	errW.Close()
+	if err != nil {
+		return setupError(fmt.Errorf("start container init: %w", err))
+	}
+	trace("clone")
+	fail := func(err error) error {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if !opts.ExternalReaper {
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(pid, &ws, 0, nil)
+		}
+		return err
+	}
+
+	// 4. The config; the init then builds the container and joins its
+	// cgroup just before the workload runs.
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return fail(setupError(fmt.Errorf("send config to container init: %w", err)))
+	}
+	cfgW.Close()
+	trace("config-sent")
+
+	// 5. The error pipe is close-on-exec: EOF without a message means the
+	// workload was exec'd.
+	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
+	if len(msg) > 0 {
+		return fail(decodeInitError(msg))
+	}
+	c.Pid = pid
+	if ptyParent != nil {
+		master, err := recvFd(ptyParent)
+		if err != nil {
+			return fail(setupError(fmt.Errorf("receive pty: %w", err)))
+		}
+		c.PTY = master
+	}
+	return nil
+}
+
+func mapsZero(ms []IDMap) bool {
+	for _, m := range ms {
+		if m.Container == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func idMaps(ms []IDMap) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.Container), HostID: int(m.Host), Size: int(m.Size)}
+	}
+	return out
+}
+
+// decodeInitError turns the init's "CODE message" report into a StartError.
+func decodeInitError(msg []byte) error {
+	code, text, ok := strings.Cut(string(msg), " ")
+	e := &StartError{Code: 125, Err: errors.New(strings.TrimSpace(text))}
+	if !ok {
+		e.Err = errors.New(strings.TrimSpace(string(msg)))
+		return e
+	}
+	switch code {
+	case "126":
+		e.Code = 126
+	case "127":
+		e.Code = 127
+	}
+	return e
+}
+
+// Signal sends sig to the container's first process.
+func (c *Container) Signal(sig syscall.Signal) error {
+	return syscall.Kill(c.Pid, sig)
+}
+
+// Wait waits for the workload to exit, removes the cgroup and reports how
+// it ended. Only for callers without a global reaper.
+func (c *Container) Wait() (Exit, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(c.Pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Exit{}, fmt.Errorf("wait for container %s: %w", c.Spec.Name, err)
+		}
+		break
+	}
+	return c.Exited(syscall.WaitStatus(ws))
+}
+
+// Exited interprets the wait status of the workload, kills what is left of
+// the container, removes its cgroup and returns the exit. The global
+// reaper calls it with the status it collected.
+func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
+	e := Exit{Name: c.Spec.Name, Code: ws.ExitStatus(), MemoryLimit: c.Spec.Limits.Memory, Runtime: time.Since(c.Started)}
+	if ws.Signaled() {
+		e.Signal = ws.Signal()
+		e.Code = -1
+	}
+	e.OOMKills = c.cgroup.oomKills()
+	return e, c.cgroup.destroy()
+}

@@ -1,0 +1,241 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"berth/mmapfs"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// unpackBytes writes b to a file and unpacks it into a fresh directory.
+func unpackBytes(t *testing.T, b []byte, opts UnpackOptions) (Stats, error) {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "image")
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Unpack(src, filepath.Join(dir, "dest"), opts)
+}
+
+// TestTruncatedAndCorrupt damages a berth image, a plain tar and a gzip
+// tar in many ways: every one must give an error, never a panic or success.
+func TestTruncatedAndCorrupt(t *testing.T) {
+	_, img := packTree(t)
+	good, _ := os.ReadFile(img)
+	plainTar := decodeAll(t, good)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plainTar)
+	zw.Close()
+
+	flip := func(b []byte, at int) []byte {
+		c := append([]byte{}, b...)
+		c[at] ^= 0x55
+		return c
+	}
+	cases := map[string][]byte{
+		"berth cut in half":         good[:len(good)/2],
+		"berth without last byte":   good[:len(good)-1],
+		"berth cut to 100 bytes":    good[:100],
+		"berth first frame flipped": flip(good, 200),
+		"berth mid frame flipped":   flip(good, len(good)/2),
+		"berth table size flipped":  flip(good, len(good)-20),
+		"tar cut mid file":          plainTar[:len(plainTar)/2+100],
+		"tar header flipped":        flip(plainTar, 100),
+		"gzip cut":                  gz.Bytes()[:gz.Len()/2],
+		"gzip flipped":              flip(gz.Bytes(), gz.Len()/2),
+		"empty file":                {},
+		"garbage":                   bytes.Repeat([]byte("garbage!"), 100),
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := unpackBytes(t, b, UnpackOptions{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// decodeAll returns the tar stream inside a zstd file.
+func decodeAll(t *testing.T, b []byte) []byte {
+	t.Helper()
+	d, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	out, err := d.DecodeAll(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestTruncatedTarNamesEntry checks a truncated tar's error names the entry
+// being read and its offset.
+func TestTruncatedTarNamesEntry(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "first", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3})
+	tw.Write([]byte("abc"))
+	tw.WriteHeader(&tar.Header{Name: "second", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5000})
+	tw.Write(make([]byte, 5000))
+	tw.Close()
+	_, err := unpackBytes(t, buf.Bytes()[:3000], UnpackOptions{})
+	if err == nil || !strings.Contains(err.Error(), `entry "second" at offset 1024`) {
+		t.Fatalf("error %v: want it to name entry \"second\" at offset 1024", err)
+	}
+}
+
+// zstdHeader builds a zstd frame header with the given window descriptor
+// or, when fcs > 0, a single-segment frame claiming fcs bytes, followed by
+// one tiny raw block.
+func zstdHeader(window byte, fcs uint64) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, zstdFrameMagic)
+	if fcs > 0 {
+		b = append(b, 0xE0) // FCS field 8 bytes, single segment
+		b = binary.LittleEndian.AppendUint64(b, fcs)
+	} else {
+		b = append(b, 0x00, window)
+	}
+	return append(b, 0x09, 0x00, 0x00, 'x') // last raw block of 1 byte
+}
+
+// TestZstdBombs gives tiny inputs that claim huge windows or sizes: each
+// must be refused quickly, before any big allocation.
+func TestZstdBombs(t *testing.T) {
+	hugeFrame := zstdHeader(0, 1<<40)
+	table := appendSeekTable(nil, []seekEntry{{csize: uint32(len(hugeFrame)), dsize: 1 << 20}})
+	tableHuge := appendSeekTable(nil, []seekEntry{{csize: uint32(len(hugeFrame)), dsize: 1<<32 - 1}})
+	cases := map[string][]byte{
+		"window 2 TiB":                 zstdHeader(0xF8, 0),
+		"window 1 GiB":                 zstdHeader(0xA0, 0),
+		"single segment 1 TiB":         hugeFrame,
+		"seekable, frame claims 1 TiB": append(append([]byte{}, hugeFrame...), table...),
+		"seekable, table claims 4 GiB": append(append([]byte{}, hugeFrame...), tableHuge...),
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := unpackBytes(t, b, UnpackOptions{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %v", d)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// TestLimits checks each limit refuses an archive just over it.
+func TestLimits(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 10 {
+		tw.WriteHeader(&tar.Header{Name: "f" + string(rune('0'+i)), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1000})
+		tw.Write(make([]byte, 1000))
+	}
+	tw.WriteHeader(&tar.Header{Name: strings.Repeat("d/", 1000) + "f", Typeflag: tar.TypeReg, Mode: 0o644})
+	tw.Close()
+	var huge bytes.Buffer // claims 1 TiB; the data is not there
+	tw = tar.NewWriter(&huge)
+	tw.WriteHeader(&tar.Header{Name: "huge", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40})
+	tw.Flush()
+
+	cases := []struct {
+		name string
+		arc  []byte
+		lim  Limits
+		want error
+	}{
+		{"entries", buf.Bytes(), Limits{MaxEntries: 5}, errTooManyEntries},
+		{"bytes", buf.Bytes(), Limits{MaxBytes: 5500}, errTooManyBytes},
+		{"header", buf.Bytes(), Limits{MaxHeaderBytes: 1024}, errHeaderTooBig},
+		{"default bytes", huge.Bytes(), Limits{}, errTooManyBytes},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := unpackBytes(t, c.arc, UnpackOptions{Limits: c.lim})
+			if !errors.Is(err, c.want) {
+				t.Fatalf("error %v, want %v", err, c.want)
+			}
+		})
+	}
+	if _, err := unpackBytes(t, buf.Bytes()[:buf.Len()-1024], UnpackOptions{}); err != nil {
+		t.Fatalf("within limits: %v", err)
+	}
+}
+
+// TestTruncatedUnderMapping shrinks the image after it has been mapped:
+// every path that reads the mapping (format detection, the parallel frame
+// decoders, the streaming decoder) must give ErrFault, not crash on SIGBUS.
+func TestTruncatedUnderMapping(t *testing.T) {
+	_, img := packTree(t)
+	good, _ := os.ReadFile(img)
+	lim := Limits{}.withDefaults()
+	readers := map[string]func(m *mmapfs.Mapping, table *seekTable) (io.Reader, func(), error){
+		"detect": func(m *mmapfs.Mapping, _ *seekTable) (io.Reader, func(), error) {
+			a, err := openArchive(m, lim, 2)
+			if err != nil {
+				return nil, nil, err
+			}
+			return a.r, a.close, nil
+		},
+		"frames, 1 worker": func(m *mmapfs.Mapping, table *seekTable) (io.Reader, func(), error) {
+			fr, err := newFrameReader(m.Bytes(), table, lim, 1)
+			return fr, fr.Close, err
+		},
+		"frames, 4 workers": func(m *mmapfs.Mapping, table *seekTable) (io.Reader, func(), error) {
+			fr, err := newFrameReader(m.Bytes(), table, lim, 4)
+			return fr, fr.Close, err
+		},
+		"stream": func(m *mmapfs.Mapping, _ *seekTable) (io.Reader, func(), error) {
+			a, err := openZstdStream(io.NewSectionReader(m, 0, m.Size()), lim, 2)
+			if err != nil {
+				return nil, nil, err
+			}
+			return a.r, a.close, nil
+		},
+	}
+	for name, open := range readers {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(img, good, 0o644)
+			m, err := mmapfs.Map(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			table, err := parseSeekTable(m.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(img, 0); err != nil {
+				t.Fatal(err)
+			}
+			r, closeFn, err := open(m, table)
+			if err == nil {
+				_, err = io.Copy(io.Discard, r)
+				closeFn()
+			}
+			if !errors.Is(err, mmapfs.ErrFault) {
+				t.Errorf("error %v, want ErrFault", err)
+			}
+		})
+	}
+}

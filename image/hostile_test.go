@@ -1,0 +1,221 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// entry is one tar entry of a hand-made archive.
+type entry struct {
+	name, link string
+	typ        byte
+	data       string
+	mode       int64
+}
+
+// writeTar writes entries as a plain tar file.
+func writeTar(t *testing.T, path string, entries []entry) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		mode := e.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: mode, Size: int64(len(e.data))}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.data))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileEntries unpacks archives that try to write outside DIR. Each
+// must fail naming the offending entry, leave the sentinel directory beside
+// DIR (and its mode) untouched, and write nothing else outside DIR.
+func TestHostileEntries(t *testing.T) {
+	const (
+		dir  = tar.TypeDir
+		reg  = tar.TypeReg
+		sym  = tar.TypeSymlink
+		hard = tar.TypeLink
+	)
+	// SENTINEL in names and targets is replaced by the sentinel's path.
+	cases := []struct {
+		name    string
+		entries []entry
+		bad     string // the entry the error must name
+	}{
+		{"dotdot", []entry{{name: "ok", typ: reg, data: "x"}, {name: "../x", typ: reg, data: "x"}}, "../x"},
+		{"absolute", []entry{{name: "SENTINEL/abs", typ: reg, data: "x"}}, "SENTINEL/abs"},
+		{"dotdot inside", []entry{{name: "a/", typ: dir}, {name: "a/../../x", typ: reg, data: "x"}}, "a/../../x"},
+		{"absolute symlink then through it", []entry{
+			{name: "evil", typ: sym, link: "SENTINEL"}, {name: "evil/file", typ: reg, data: "x"}}, "evil/file"},
+		{"relative symlink then through it", []entry{
+			{name: "evil", typ: sym, link: "../.."}, {name: "evil/file", typ: reg, data: "x"}}, "evil/file"},
+		{"relative symlink to sentinel", []entry{
+			{name: "evil", typ: sym, link: "../sentinel"}, {name: "evil/file", typ: reg, data: "x"}}, "evil/file"},
+		{"symlink then directory through it", []entry{
+			{name: "evil", typ: sym, link: "SENTINEL"}, {name: "evil/sub/", typ: dir}}, "evil/sub/"},
+		{"hardlink outside", []entry{{name: "h", typ: hard, link: "../outside"}}, "h"},
+		{"hardlink absolute", []entry{{name: "h", typ: hard, link: "SENTINEL/../outside"}}, "h"},
+		{"hardlink through symlink", []entry{
+			{name: "evil", typ: sym, link: ".."}, {name: "h", typ: hard, link: "evil/outside"}}, "h"},
+		{"hardlink to directory", []entry{{name: "d/", typ: dir}, {name: "h", typ: hard, link: "d"}}, "h"},
+		{"hardlink to root", []entry{{name: "h", typ: hard, link: "./"}}, "h"},
+		{"root as symlink", []entry{{name: ".", typ: sym, link: "SENTINEL"}, {name: "file", typ: reg, data: "x"}}, "."},
+		{"root as file", []entry{{name: ".", typ: reg, data: "x"}}, "."},
+		{"root as hardlink", []entry{{name: "f", typ: reg}, {name: "./.", typ: hard, link: "f"}}, "./."},
+		{"dir replaced by symlink, then written through", []entry{
+			{name: "d/", typ: dir, mode: 0o700}, {name: "d", typ: sym, link: "SENTINEL"},
+			{name: "d/file", typ: reg, data: "x"}}, "d/file"},
+		{"nested dir replaced by symlink", []entry{
+			{name: "a/b/", typ: dir}, {name: "a/b", typ: sym, link: "../../sentinel"},
+			{name: "a/b/c/", typ: dir}}, "a/b/c/"},
+		{"device out of range", []entry{{name: "dev", typ: tar.TypeChar}}, "dev"},
+		{"empty name", []entry{{name: "", typ: reg, data: "x"}}, ""},
+		{"component too long", []entry{{name: strings.Repeat("n", 256), typ: reg}}, strings.Repeat("n", 256)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			sentinel := filepath.Join(base, "sentinel")
+			os.Mkdir(sentinel, 0o755)
+			os.WriteFile(filepath.Join(base, "outside"), []byte("outside"), 0o644)
+			fix := func(s string) string { return strings.ReplaceAll(s, "SENTINEL", sentinel) }
+			entries := make([]entry, len(c.entries))
+			for i, e := range c.entries {
+				e.name, e.link = fix(e.name), fix(e.link)
+				entries[i] = e
+			}
+			if c.name == "device out of range" {
+				entries[0].typ = tar.TypeFifo // archive/tar writes any number; patched below
+			}
+			arc := filepath.Join(base, "evil.tar")
+			writeTar(t, arc, entries)
+			if c.name == "device out of range" {
+				patchDevice(t, arc)
+			}
+			dest := filepath.Join(base, "dest")
+			_, err := Unpack(arc, dest, UnpackOptions{})
+			if err == nil {
+				t.Fatal("unpack succeeded")
+			}
+			t.Log(err)
+			if want := `entry "` + fix(c.bad) + `"`; !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %s", err, want)
+			}
+			checkOutside(t, base, sentinel)
+		})
+	}
+}
+
+// patchDevice turns the first entry of a tar into a character device with
+// major 99999, which archive/tar itself would not write.
+func patchDevice(t *testing.T, path string) {
+	t.Helper()
+	b, _ := os.ReadFile(path)
+	b[156] = tar.TypeChar
+	copy(b[329:337], "0303237\x00") // devmajor 99999 in octal
+	var sum int64
+	for i, c := range b[:512] {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += int64(c)
+	}
+	copy(b[148:156], []byte(strings.Repeat("0", 6-len(octal(sum)))+octal(sum)+"\x00 "))
+	os.WriteFile(path, b, 0o644)
+}
+
+func octal(v int64) string {
+	s := ""
+	for ; v > 0; v >>= 3 {
+		s = string(rune('0'+v&7)) + s
+	}
+	return s
+}
+
+// checkOutside verifies the sentinel is empty and unchanged and base holds
+// only what the test put there.
+func checkOutside(t *testing.T, base, sentinel string) {
+	t.Helper()
+	if ents, _ := os.ReadDir(sentinel); len(ents) != 0 {
+		t.Errorf("sentinel directory holds %d entries: written outside DIR", len(ents))
+	}
+	if st, err := os.Lstat(sentinel); err != nil || st.Mode() != os.ModeDir|0o755 {
+		t.Errorf("sentinel changed: %v %v", st.Mode(), err)
+	}
+	if st, _ := os.Stat(filepath.Join(base, "outside")); st == nil || st.Sys() == nil || nlink(st) != 1 {
+		t.Errorf("file outside DIR gained a link")
+	}
+	ents, _ := os.ReadDir(base)
+	for _, e := range ents {
+		switch e.Name() {
+		case "sentinel", "outside", "evil.tar", "dest":
+		default:
+			t.Errorf("%s written beside DIR", e.Name())
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(base)); len(ents) > 0 {
+		for _, e := range ents {
+			if e.Name() == "x" || e.Name() == "file" {
+				t.Errorf("%s written two levels up", e.Name())
+			}
+		}
+	}
+}
+
+// TestSafeReplacements are archives that look dangerous but are fine: a
+// symlink pointing outside replaced by a file, a directory replaced by a
+// symlink whose metadata must not be applied through it.
+func TestSafeReplacements(t *testing.T) {
+	cases := []struct {
+		name    string
+		entries []entry
+	}{
+		{"file replaces symlink", []entry{
+			{name: "f", typ: tar.TypeSymlink, link: "SENTINEL/f"}, {name: "f", typ: tar.TypeReg, data: "inside"}}},
+		{"hardlink replaces symlink", []entry{
+			{name: "a", typ: tar.TypeReg, data: "a"},
+			{name: "f", typ: tar.TypeSymlink, link: "SENTINEL"}, {name: "f", typ: tar.TypeLink, link: "a"}}},
+		{"dir metadata not applied through a symlink", []entry{
+			{name: "d/", typ: tar.TypeDir, mode: 0o700}, {name: "d", typ: tar.TypeSymlink, link: "SENTINEL"}}},
+		{"dir replaces symlink", []entry{
+			{name: "d", typ: tar.TypeSymlink, link: "SENTINEL"}, {name: "d/", typ: tar.TypeDir, mode: 0o700},
+			{name: "d/file", typ: tar.TypeReg, data: "x"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			sentinel := filepath.Join(base, "sentinel")
+			os.Mkdir(sentinel, 0o755)
+			os.WriteFile(filepath.Join(base, "outside"), []byte("outside"), 0o644)
+			for i := range c.entries {
+				c.entries[i].link = strings.ReplaceAll(c.entries[i].link, "SENTINEL", sentinel)
+			}
+			arc := filepath.Join(base, "evil.tar")
+			writeTar(t, arc, c.entries)
+			if _, err := Unpack(arc, filepath.Join(base, "dest"), UnpackOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			checkOutside(t, base, sentinel)
+		})
+	}
+}
+
+func nlink(st os.FileInfo) uint64 {
+	return uint64(st.Sys().(*syscall.Stat_t).Nlink)
+}

@@ -1,0 +1,118 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Limits bound what Unpack accepts from an image, so a hostile or broken one
+// fails with a clear error instead of exhausting memory or disk. A zero field
+// takes the default given beside it.
+type Limits struct {
+	// MaxEntries is the most tar entries an image may hold.
+	// Default 1,000,000.
+	MaxEntries int
+	// MaxBytes is the most regular-file data an image may unpack to, summed
+	// over all entries. Default 64 GiB.
+	MaxBytes int64
+	// MaxHeaderBytes is the most bytes one entry's header may take,
+	// counting its PAX and GNU long-name blocks. Default 1 MiB (archive/tar
+	// refuses bigger special headers by itself anyway).
+	MaxHeaderBytes int64
+	// MaxWindow is the largest zstd window a streamed .tar.zst may ask
+	// for, which is what its decoder allocates. Default 128 MiB (enough for
+	// `zstd --ultra -22` and `--long=27`).
+	MaxWindow uint64
+	// MaxFrameBytes is the largest decompressed frame of a seekable image
+	// that is decoded whole in memory and in parallel; images with bigger
+	// frames are decoded as a stream instead. Default 32 MiB.
+	MaxFrameBytes int64
+}
+
+// Default limits; see Limits.
+const (
+	DefaultMaxEntries     = 1_000_000
+	DefaultMaxBytes       = 64 << 30
+	DefaultMaxHeaderBytes = 1 << 20
+	DefaultMaxWindow      = 128 << 20
+	DefaultMaxFrameBytes  = 32 << 20
+)
+
+// Kernel limits on names, not configurable.
+const (
+	maxPathLen      = 4095 // PATH_MAX less the terminating NUL
+	maxComponentLen = 255  // NAME_MAX
+	maxDevMajor     = 1<<12 - 1
+	maxDevMinor     = 1<<20 - 1
+)
+
+// withDefaults returns l with every zero field set to its default.
+func (l Limits) withDefaults() Limits {
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxWindow == 0 {
+		l.MaxWindow = DefaultMaxWindow
+	}
+	if l.MaxFrameBytes <= 0 {
+		l.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	return l
+}
+
+// Errors for names that may not be unpacked.
+var (
+	errAbsoluteName = errors.New("absolute name refused")
+	errDotDotName   = errors.New(`name with ".." refused`)
+	errEmptyName    = errors.New("empty name")
+	errNulName      = errors.New("name contains a NUL byte")
+)
+
+// entryPath turns a tar name into a clean path relative to the destination:
+// "./a//b/" becomes "a/b" and the root itself becomes ".". Absolute names,
+// ".." components and names the kernel could not take are refused rather
+// than rewritten, so nothing can be aimed outside the destination by name.
+func entryPath(name string) (string, error) {
+	switch {
+	case name == "":
+		return "", errEmptyName
+	case strings.IndexByte(name, 0) >= 0:
+		return "", errNulName
+	case name[0] == '/':
+		return "", errAbsoluteName
+	case len(name) > maxPathLen:
+		return "", fmt.Errorf("name is %d bytes, longer than PATH_MAX", len(name))
+	}
+	clean := true
+	for part := range strings.SplitSeq(name, "/") {
+		switch part {
+		case "..":
+			return "", errDotDotName
+		case "", ".":
+			clean = false
+		}
+		if len(part) > maxComponentLen {
+			return "", fmt.Errorf("name component of %d bytes is longer than NAME_MAX", len(part))
+		}
+	}
+	if clean {
+		return name, nil
+	}
+	parts := make([]string, 0, strings.Count(name, "/")+1)
+	for part := range strings.SplitSeq(name, "/") {
+		if part != "" && part != "." {
+			parts = append(parts, part)
+		}
+	}
+	if len(parts) == 0 {
+		return ".", nil
+	}
+	return strings.Join(parts, "/"), nil
+}

@@ -1,0 +1,145 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// PackOptions tune Pack.
+type PackOptions struct {
+	// FrameSize is the decompressed size of a zstd frame; 0 means
+	// DefaultFrameSize (4 MiB). Values below 64 KiB are raised to 64 KiB.
+	FrameSize int
+	// Log receives warnings, such as skipped sockets. It may be nil.
+	Log io.Writer
+}
+
+const minFrameSize = 64 << 10
+
+// Pack writes the berth image of src to out. src is a directory (packed in
+// sorted order, see the package doc) or an archive in any format Unpack
+// reads (its entries are copied in their order, names cleaned). out is
+// replaced atomically: it is written to a temporary file beside it, synced
+// and renamed over it, so a reader never sees a partial image.
+func Pack(src, out string, opts PackOptions) (err error) {
+	size := opts.FrameSize
+	switch {
+	case size == 0:
+		size = DefaultFrameSize
+	case size < minFrameSize:
+		size = minFrameSize
+	case size > maxFrameSize/2:
+		return fmt.Errorf("pack %s: frame size %d is over the %d limit", src, size, maxFrameSize/2)
+	}
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	var self unix.Stat_t // the output file, which must not pack itself
+	if err := unix.Fstat(int(tmp.Fd()), &self); err != nil {
+		return fmt.Errorf("pack %s: stat %s: %w", src, tmp.Name(), err)
+	}
+
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	fw, err := newFrameWriter(bw, size)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	defer fw.abort()
+	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20)}
+	if st.IsDir() {
+		err = packDir(src, sink, log, fileID{self.Dev, self.Ino})
+	} else {
+		err = packArchive(src, sink, log)
+	}
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	if err := sink.tw.Close(); err != nil {
+		return fmt.Errorf("pack %s: finishing the tar stream: %w", src, err)
+	}
+	if _, err := fw.Close(); err != nil {
+		return fmt.Errorf("pack %s: writing %s: %w", src, tmp.Name(), err)
+	}
+	return commitFile(tmp, bw, out)
+}
+
+// commitFile flushes, syncs and renames the finished temporary file to out,
+// then syncs the directory so the rename itself is durable.
+func commitFile(tmp *os.File, bw *bufio.Writer, out string) error {
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"write", bw.Flush},
+		{"chmod", func() error { return tmp.Chmod(0o644) }},
+		{"fsync", tmp.Sync},
+		{"close", tmp.Close},
+		{"rename", func() error { return os.Rename(tmp.Name(), out) }},
+		{"fsync directory", func() error { return syncDir(filepath.Dir(out)) }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("pack: %s %s: %w", s.what, out, err)
+		}
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// tarSink writes tar entries into a frameWriter, telling it where entries
+// begin and which bytes are file data that may be cut between frames.
+type tarSink struct {
+	tw      *tar.Writer
+	fw      *frameWriter
+	copyBuf []byte
+}
+
+// add writes one entry with hdr.Size bytes of data read from data.
+func (s *tarSink) add(hdr *tar.Header, data io.Reader) error {
+	s.fw.entryBoundary()
+	if err := s.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Size > 0 {
+		s.fw.splittable = true
+		n, err := io.CopyBuffer(s.tw, io.LimitReader(data, hdr.Size), s.copyBuf)
+		s.fw.splittable = false
+		if err != nil {
+			return err
+		}
+		if n != hdr.Size {
+			return fmt.Errorf("short read: got %d of %d bytes (file changed while packing?)", n, hdr.Size)
+		}
+	}
+	return s.tw.Flush() // writes the padding: the next entry starts on a boundary
+}

@@ -1,0 +1,190 @@
+package image
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// isRoot is true when the tests may chown and mknod.
+var isRoot = os.Geteuid() == 0
+
+// node is what the tests compare of one file.
+type node struct {
+	typ      uint32
+	perm     uint32 // mode & 07777, not for symlinks
+	uid, gid uint32
+	mtime    int64 // seconds
+	size     int64
+	sum      [32]byte
+	target   string // symlink target
+	rdev     uint64
+	links    string // the other names of a hardlinked file, sorted
+}
+
+// snapshot describes every path under dir, keyed by relative path.
+func snapshot(t *testing.T, dir string) map[string]node {
+	t.Helper()
+	out := map[string]node{}
+	inodes := map[uint64][]string{}
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		n := node{typ: st.Mode & unix.S_IFMT, perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Sec}
+		switch n.typ {
+		case unix.S_IFREG:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			n.size, n.sum = int64(len(data)), sha256.Sum256(data)
+			if st.Nlink > 1 {
+				inodes[st.Ino] = append(inodes[st.Ino], rel)
+			}
+		case unix.S_IFLNK:
+			n.perm = 0
+			n.target, _ = os.Readlink(p)
+		case unix.S_IFCHR, unix.S_IFBLK:
+			n.rdev = uint64(st.Rdev)
+		}
+		out[rel] = n
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, names := range inodes {
+		slices.Sort(names)
+		for _, name := range names {
+			n := out[name]
+			n.links = strings.Join(names, ",")
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// compareTrees fails the test where got differs from want.
+func compareTrees(t *testing.T, want, got map[string]node) {
+	t.Helper()
+	for p, w := range want {
+		g, ok := got[p]
+		if !ok {
+			t.Errorf("%s: missing", p)
+			continue
+		}
+		if g != w {
+			t.Errorf("%s: got %+v\nwant %+v", p, brief(g), brief(w))
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: unexpected", p)
+		}
+	}
+}
+
+func brief(n node) string {
+	return fmt.Sprintf("type=%#o perm=%#o owner=%d:%d mtime=%d size=%d target=%q rdev=%d links=%q sum=%x",
+		n.typ, n.perm, n.uid, n.gid, n.mtime, n.size, n.target, n.rdev, n.links, n.sum[:4])
+}
+
+// makeTree builds a tree with every kind of file berth packs, plus a socket
+// (which it skips). It returns the tree's path.
+func makeTree(t *testing.T, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "tree")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := func(rel string, perm os.FileMode, data []byte) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		must(os.MkdirAll(filepath.Dir(p), 0o755))
+		must(os.WriteFile(p, data, 0o600))
+		must(os.Chmod(p, perm))
+	}
+	must(os.MkdirAll(root, 0o755))
+	big := make([]byte, 300<<10+17) // spans several 64 KiB frames
+	for i := range big {
+		big[i] = byte(i*7 + i>>9)
+	}
+	file("etc/hostname", 0o644, []byte("berth\n"))
+	file("etc/empty", 0o600, nil)
+	file("bin/su", 0o4755|os.ModeSetuid, []byte("#!/bin/sh\n"))
+	file("bin/wall", 0o2755|os.ModeSetgid, []byte("wall"))
+	file("usr/lib/big.bin", 0o444, big)
+	file("usr/lib/data/hard1", 0o640, []byte("linked"))
+	file(strings.Repeat("long-directory-name/", 8)+strings.Repeat("x", 120), 0o644, []byte("long"))
+	file("ünïcödé/файл", 0o644, []byte("utf8"))
+	file("ro/inside", 0o644, []byte("under a read-only dir"))
+	must(os.Link(filepath.Join(root, "usr/lib/data/hard1"), filepath.Join(root, "usr/lib/hard2")))
+	must(os.Link(filepath.Join(root, "usr/lib/data/hard1"), filepath.Join(root, "hard3")))
+	must(os.Mkdir(filepath.Join(root, "tmp"), 0o755))
+	must(os.Chmod(filepath.Join(root, "tmp"), 0o1777|os.ModeSticky))
+	must(os.Mkdir(filepath.Join(root, "shared"), 0o755))
+	must(os.Chmod(filepath.Join(root, "shared"), 0o2775|os.ModeSetgid))
+	must(os.Symlink("usr/lib", filepath.Join(root, "lib")))
+	must(os.Symlink("/nonexistent/absolute", filepath.Join(root, "dangling")))
+	must(os.Symlink("../hostname", filepath.Join(root, "etc/up")))
+	must(unix.Mkfifo(filepath.Join(root, "etc/fifo"), 0o620))
+	if isRoot {
+		must(unix.Mknod(filepath.Join(root, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		must(unix.Mknod(filepath.Join(root, "loop0"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 0))))
+		must(unix.Chmod(filepath.Join(root, "null"), 0o666))
+		must(os.Lchown(filepath.Join(root, "etc/hostname"), 1234, 5678))
+		must(os.Lchown(filepath.Join(root, "lib"), 42, 43))
+		must(os.Lchown(filepath.Join(root, "shared"), 1000, 1000))
+		must(os.Chmod(filepath.Join(root, "shared"), 0o2775|os.ModeSetgid)) // chown cleared setgid
+		must(os.Lchown(filepath.Join(root, "bin/su"), 0, 0))
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(root, "sock"), Net: "unix"})
+	must(err)
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	must(os.Chmod(filepath.Join(root, "ro"), 0o555))
+	setTimes(t, root)
+	return root
+}
+
+// setTimes gives every path a distinct whole-second mtime, deepest first so
+// directory times stick.
+func setTimes(t *testing.T, root string) {
+	t.Helper()
+	var paths []string
+	filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	base := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC).Unix()
+	for i := len(paths) - 1; i >= 0; i-- {
+		ts := []unix.Timespec{{Sec: base}, {Sec: base + int64(i)*3}}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// withoutSocket is the snapshot less the socket, which no tar holds.
+func withoutSocket(m map[string]node) map[string]node {
+	delete(m, "sock")
+	return m
+}

@@ -1,0 +1,112 @@
+package vm
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Busybox returns the static busybox for arch that `make fetch` unpacked
+// from Debian's busybox-static package.
+func Busybox(repo, arch string) (string, error) {
+	p := filepath.Join(CacheDir(repo), "deb", arch, "busybox-static", "bin", "busybox")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no busybox for %s at %s: run 'make fetch ARCH=%s'", arch, p, arch)
+	}
+	return p, nil
+}
+
+// BusyboxRootfs writes a minimal root filesystem for arch at dir:
+// /bin/busybox with a symlink per applet, /etc/passwd and /etc/group, and
+// the directories a container mounts on. files adds more (path → content;
+// mode 0755 when the content starts with "#!").
+func BusyboxRootfs(repo, arch, dir string, files map[string]string) error {
+	bb, err := Busybox(repo, arch)
+	if err != nil {
+		return err
+	}
+	// The applet list is the same on every architecture of one Debian
+	// build, so the host's busybox tells it.
+	host, err := Busybox(repo, runtime.GOARCH)
+	if err != nil {
+		return err
+	}
+	list, err := exec.Command(host, "--list").Output()
+	if err != nil {
+		return fmt.Errorf("busybox --list: %w", err)
+	}
+	for _, d := range []string{"bin", "dev", "etc", "proc", "sys", "tmp", "root"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
+		return err
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "busybox" {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	all := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+		"etc/group":  "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+	}
+	for k, v := range files {
+		all[k] = v
+	}
+	for name, content := range all {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(content, "#!") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Appliance is what an appliance's initramfs holds.
+type Appliance struct {
+	// Berth is the berth binary for the guest's architecture: /init.
+	Berth string
+	// Config is the config file: /etc/berth.toml.
+	Config string
+	// Images maps a name under /images to an image file on the host.
+	Images map[string]string
+}
+
+// Write writes the appliance's initramfs to path.
+func (a Appliance) Write(path string) error {
+	i := NewInitramfs()
+	if err := i.AddHostFile("init", a.Berth, 0o755); err != nil {
+		return err
+	}
+	if err := i.AddHostFile("etc/berth.toml", a.Config, 0o644); err != nil {
+		return err
+	}
+	for name, host := range a.Images {
+		if err := i.AddHostFile("images/"+name, host, 0o644); err != nil {
+			return err
+		}
+	}
+	return i.Write(path)
+}

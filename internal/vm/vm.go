@@ -1,0 +1,161 @@
+// Package vm boots berth in QEMU the way an appliance boots: a Debian
+// kernel and an initramfs (newc cpio, written with u-root's pkg/cpio)
+// holding berth as /init, its config and its images. make demo, the QEMU
+// tests and the benchmarks share it. It drives QEMU through
+// github.com/hugelgupf/vmtest's qemu package, always under TCG.
+package vm
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// Arch is how QEMU boots one architecture.
+type Arch struct {
+	// GOARCH names the architecture as Go and Debian (mostly) do.
+	GOARCH string
+	// QEMU is the system emulator.
+	QEMU string
+	// Machine holds the machine and CPU arguments.
+	Machine []string
+	// Console is the kernel's serial console device.
+	Console string
+}
+
+// Arches are the architectures berth boots in QEMU.
+var Arches = map[string]Arch{
+	"amd64": {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
+	"arm64": {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max"}, Console: "ttyAMA0"},
+}
+
+// CacheDir is where the Makefile puts fetched Debian packages.
+func CacheDir(repo string) string { return filepath.Join(repo, ".cache") }
+
+// Kernel returns the Debian kernel for arch fetched by `make fetch`.
+func Kernel(repo, arch string) (string, error) {
+	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "boot", "vmlinuz-*")
+	m, _ := filepath.Glob(pattern)
+	if len(m) == 0 {
+		return "", fmt.Errorf("no Debian kernel for %s (%s): run 'make fetch ARCH=%s'", arch, pattern, arch)
+	}
+	sort.Strings(m)
+	return m[len(m)-1], nil
+}
+
+// Initramfs is a newc cpio archive under construction.
+type Initramfs struct {
+	records []cpio.Record
+}
+
+// NewInitramfs starts an initramfs with the directories berth mounts on
+// and /dev/console, which the kernel opens as init's stdio.
+func NewInitramfs() *Initramfs {
+	i := &Initramfs{}
+	for _, d := range []string{"dev", "proc", "sys", "etc", "run", "tmp", "var", "images"} {
+		i.records = append(i.records, cpio.Directory(d, 0o755))
+	}
+	i.records = append(i.records, cpio.CharDev("dev/console", 0o600, 5, 1))
+	return i
+}
+
+// AddFile adds a file with the given content and permissions.
+func (i *Initramfs) AddFile(name string, content []byte, perm uint64) {
+	i.records = append(i.records, cpio.StaticFile(strings.TrimPrefix(name, "/"), string(content), perm))
+}
+
+// AddHostFile copies a file of the host into the initramfs at name.
+func (i *Initramfs) AddHostFile(name, hostPath string, perm uint64) error {
+	data, err := os.ReadFile(hostPath)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	i.AddFile(name, data, perm)
+	return nil
+}
+
+// Write writes the archive to path, creating parent directories of the
+// added files.
+func (i *Initramfs) Write(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	w := cpio.Newc.Writer(f)
+	if err := cpio.WriteRecordsAndDirs(w, i.records); err != nil {
+		f.Close()
+		return fmt.Errorf("initramfs %s: %w", path, err)
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		f.Close()
+		return fmt.Errorf("initramfs %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// Config is one QEMU boot.
+type Config struct {
+	Arch      string
+	Kernel    string
+	Initramfs string
+	// Append is added to the kernel command line.
+	Append []string
+	// MemoryMB is the guest's memory (default 256).
+	MemoryMB int
+	// Timeout kills a guest that has not powered off by then: a hang
+	// guard, not a performance check (default 3 minutes).
+	Timeout time.Duration
+	// ExtraQEMU is appended to QEMU's arguments (devices, watchdog).
+	ExtraQEMU []string
+}
+
+// Options turns c into vmtest qemu options. Never KVM: /dev/kvm exists on
+// the build machines but hangs, so guests run under TCG.
+func (c Config) Options() []qemu.Fn {
+	a := Arches[c.Arch]
+	mem := c.MemoryMB
+	if mem == 0 {
+		mem = 256
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 3 * time.Minute
+	}
+	args := append([]string{a.QEMU}, a.Machine...)
+	args = append(args, "-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", "1", "-no-reboot", "-display", "none")
+	args = append(args, c.ExtraQEMU...)
+	cmdline := append([]string{"console=" + a.Console, "panic=-1", "quiet"}, c.Append...)
+	return []qemu.Fn{
+		qemu.WithQEMUCommand(strings.Join(args, " ")),
+		qemu.WithKernel(c.Kernel),
+		qemu.WithInitramfs(c.Initramfs),
+		qemu.WithAppendKernel(cmdline...),
+		qemu.WithVMTimeout(timeout),
+	}
+}
+
+// QEMUArch maps a GOARCH to vmtest's architecture name.
+func QEMUArch(arch string) qemu.Arch { return qemu.Arch(arch) }
+
+// BuildBerth cross-compiles berth for arch into dir and returns its path:
+// static, stripped, CGO_ENABLED=0, as the Makefile builds it.
+func BuildBerth(repo, arch, dir string) (string, error) {
+	out := filepath.Join(dir, "berth-linux-"+arch)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	if arch == "arm" {
+		cmd.Env = append(cmd.Env, "GOARM=7")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build berth for %s: %v\n%s", arch, err, b)
+	}
+	return out, nil
+}

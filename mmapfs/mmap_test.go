@@ -1,0 +1,89 @@
+package mmapfs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestMap(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"small", []byte("hello")},
+		{"pages", bytes.Repeat([]byte("0123456789abcdef"), 3000)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name)
+			os.WriteFile(p, c.data, 0o644)
+			m, err := Map(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(m.Bytes(), c.data) || m.Size() != int64(len(c.data)) || m.Path() != p {
+				t.Errorf("mapping differs from the file")
+			}
+			got, err := io.ReadAll(io.NewSectionReader(m, 0, m.Size()))
+			if err != nil || !bytes.Equal(got, c.data) {
+				t.Errorf("ReadAt: %v", err)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	}
+}
+
+func TestMapErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{filepath.Join(dir, "missing"), dir} {
+		if m, err := Map(p); err == nil {
+			m.Close()
+			t.Errorf("Map(%s) succeeded", p)
+		}
+	}
+}
+
+// TestTruncatedFile reads a mapping whose file was truncated: ReadAt, Copy
+// and Guard must report ErrFault instead of dying of SIGBUS.
+func TestTruncatedFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, bytes.Repeat([]byte{1}, 1<<20), 0o644)
+	m, err := Map(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := m.ReadAt(buf, 1<<19); !errors.Is(err, ErrFault) {
+		t.Errorf("ReadAt: %v, want ErrFault", err)
+	}
+	if _, err := Copy(buf, m.Bytes()[8192:]); !errors.Is(err, ErrFault) {
+		t.Errorf("Copy: %v, want ErrFault", err)
+	}
+	err = Guard(func() error {
+		for _, b := range m.Bytes() {
+			sink += b
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrFault) {
+		t.Errorf("Guard: %v, want ErrFault", err)
+	}
+}
+
+// sink keeps the compiler from dropping a read loop.
+var sink byte
