@@ -29,18 +29,23 @@ out/berth-linux-%: FORCE | host-deps
 .PHONY: FORCE
 FORCE:
 
-# Host tools from Debian's packages, installed only when missing.
-HOST_TOOLS := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
-              file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt
-.PHONY: host-deps
-host-deps:
-	@missing=""; for t in $(HOST_TOOLS); do \
-	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; \
+# Host tools from Debian's packages, installed only when missing:
+# $(call install,COMMAND:PACKAGE ...).
+install = missing=""; for t in $(1); do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t\#\#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
+               file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt
+BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap umoci:umoci debootstrap:debootstrap unshare:util-linux
+.PHONY: host-deps bench-deps
+host-deps:
+	@$(call install,$(HOST_TOOLS))
+bench-deps: host-deps
+	@$(call install,$(BENCH_TOOLS))
 
 # Debian kernels and busybox for the guests, via apt-get download with
 # APT's architecture options, unpacked with dpkg -x into .cache/deb/ARCH.
@@ -65,6 +70,12 @@ test: all $(VM_ARCHES:%=fetch-%)
 	  if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Benchmarks against the peers named in the issues, side by side in one
+# run (see bench/README.md). Timing never gates a test.
+.PHONY: bench
+bench: all fetch-$(HOSTARCH) bench-deps
+	$(GO) run ./bench/start -n 25
 
 .PHONY: clean
 clean:

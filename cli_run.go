@@ -207,6 +207,7 @@ func orDefaultMap(m []string) []string {
 }
 
 func runMain(args []string) int {
+	container.Trace("main")
 	f := newRunFlags()
 	f.fs.Usage = func() {
 		fmt.Fprintln(f.fs.Output(), "usage: berth run [FLAGS] ROOTFS -- CMD [ARG...]\n\nROOTFS is a directory or an image file (unpacked to a temporary directory first).\nExit status: CMD's, 128+N when signal N killed it, 125 setup failed, 126 CMD not executable, 127 CMD not found.")
@@ -248,7 +249,8 @@ func runContainer(spec container.Spec) int {
 		errorf("%v", err)
 		return exitRunError
 	}
-	layout.CleanStale(false)
+	// Cgroups of berth runs that were killed; nothing here depends on it.
+	go layout.CleanStale(false)
 	// Signals for the container are caught before it exists, so none is
 	// lost between the start and the forwarding loop.
 	sigs := make(chan os.Signal, 8)

@@ -126,6 +126,9 @@ func (b *booter) run() (action Action, status int, err error) {
 	}
 	b.cgroups = layout
 	b.log.Printf("cgroups: %s", layout)
+	if removed := layout.CleanStale(b.opts.PID1); len(removed) > 0 {
+		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
+	}
 
 	// 5. Config.
 	if err := b.loadConfig(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,14 +90,14 @@ func decodeError(path string, err error) error {
 	if errors.As(err, &pe) {
 		return &ConfigError{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 	}
-	if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
+	if m := typeErrRE().FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &ConfigError{File: path, Line: line, Key: m[2], Msg: m[3]}
 	}
 	return &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }
 
-var typeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+var typeErrRE = lazyRegexp(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // validator collects located errors.
 type validator struct {
@@ -115,7 +114,7 @@ func (v *validator) addKey(indexed string, format string, args ...any) {
 }
 
 func (cfg *Config) validate(v *validator) {
-	if cfg.Hostname != "" && !validHostname.MatchString(cfg.Hostname) {
+	if cfg.Hostname != "" && !validHostname().MatchString(cfg.Hostname) {
 		v.addKey("hostname", "invalid hostname %q", cfg.Hostname)
 	}
 	seen := map[string]bool{}
@@ -144,7 +143,7 @@ func (cfg *Config) validate(v *validator) {
 	}
 }
 
-var validHostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
+var validHostname = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
 
 // ImagePath returns the container's image path, resolved against the
 // config file's directory when it is relative.

@@ -209,7 +209,12 @@ func (l LimitsConfig) toLimits(bad func(string, string, ...any)) container.Limit
 		out.MemorySwap = size("memory_swap", l.MemorySwap)
 	}
 	if err := out.Check(); err != nil {
-		bad("limits", "%v", err)
+		// Check's messages start with the key they are about.
+		key := "limits"
+		if f := strings.Fields(err.Error()); len(f) > 0 && strings.Trim(f[0], "abcdefghijklmnopqrstuvwxyz_") == "" {
+			key += "." + f[0]
+		}
+		bad(key, "%v", err)
 	}
 	if l.Pids < 0 {
 		bad("limits.pids", "must be 0 (no limit) or more")

@@ -106,3 +106,104 @@ func TestLoadConfigLimits(t *testing.T) {
 		t.Errorf("missing config: %v", err)
 	}
 }
+
+// TestContainerKeys checks every [[container]] key reaches the spec.
+func TestContainerKeys(t *testing.T) {
+	const full = `
+[[container]]
+name = "gw"
+image = "gw.tar.zst"
+command = ["/bin/gw"]
+hostname = "gateway"
+workdir = "/srv"
+user = "1000:1001"
+groups = [20, 44]
+net = "host"
+user_ns = true
+uid_map = ["0:200000:65536"]
+readonly_root = true
+devices = ["/dev/ttyUSB0"]
+cap_add = ["NET_ADMIN"]
+cap_drop = ["KILL"]
+no_new_privileges = false
+seccomp = "unconfined"
+oom_score_adj = -500
+[container.rlimits]
+nofile = 1024
+core = "0:unlimited"
+[[container.mount]]
+source = "/run/berth.sock"
+target = "/run/berth.sock"
+[[container.mount]]
+type = "tmpfs"
+target = "/tmp"
+size = "16M"
+readonly = true
+[container.limits]
+memory = "64M"
+memory_high = "48M"
+memory_swap = "unlimited"
+cpus = 0.5
+cpu_weight = 200
+cpuset = "0-1"
+pids = 32
+io_weight = 100
+io_max = ["8:0 rbps=1048576 wiops=100"]
+`
+	cfg, err := ParseConfig("f.toml", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Container[0].Spec("/r")
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"hostname", s.Hostname == "gateway"},
+		{"workdir", s.Cwd == "/srv"},
+		{"user", s.User.UID == 1000 && s.User.GID == 1001 && len(s.User.Groups) == 2},
+		{"net", s.Net == "host"},
+		{"user_ns", s.UserNS != nil && s.UserNS.UIDMap[0].Host == 200000 && s.UserNS.GIDMap[0].Host == 100000},
+		{"readonly_root", s.ReadonlyRoot},
+		{"devices", len(s.Devices) == 1},
+		{"caps", strings.Contains(strings.Join(s.Caps, ","), "NET_ADMIN") && !strings.Contains(strings.Join(s.Caps, ","), "KILL")},
+		{"no_new_privileges", s.AllowNewPrivileges},
+		{"seccomp", s.Seccomp == "unconfined"},
+		{"oom_score_adj", s.OOMScoreAdj != nil && *s.OOMScoreAdj == -500},
+		{"rlimits", len(s.Rlimits) == 2},
+		{"mounts", len(s.Mounts) == 2 && s.Mounts[1].Size == 16<<20 && s.Mounts[1].Readonly},
+		{"limits", s.Limits.Memory == 64<<20 && s.Limits.MemoryHigh == 48<<20 && s.Limits.MemorySwap == -1 &&
+			s.Limits.CPUs == 0.5 && s.Limits.CPUWeight == 200 && s.Limits.CPUSet == "0-1" && s.Limits.Pids == 32 &&
+			s.Limits.IOWeight == 100 && len(s.Limits.IOMax) == 1},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s did not reach the spec: %+v", c.name, s)
+		}
+	}
+}
+
+func TestContainerKeyErrors(t *testing.T) {
+	base := "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n"
+	tests := []struct{ toml, want string }{
+		{base + "net = \"bridge\"\n", "f.toml:5: container.net: invalid value"},
+		{base + "cap_add = [\"FLY\"]\n", "f.toml:5: container.cap_add: cap_add: unknown capability"},
+		{base + "cap_drop = [\"FLY\"]\n", "f.toml:5: container.cap_drop:"},
+		{base + "user = \"bob\"\n", "f.toml:5: container.user: invalid user"},
+		{base + "uid_map = [\"0:1\"]\nuser_ns = true\n", "f.toml:5: container.uid_map:"},
+		{base + "uid_map = [\"0:1:1\"]\n", "container.user_ns: uid_map and gid_map need user_ns = true"},
+		{base + "oom_score_adj = 5000\n", "f.toml:5: container.oom_score_adj:"},
+		{base + "[container.rlimits]\nnofiles = 5\n", "f.toml:6: container.rlimits.nofiles: unknown rlimit"},
+		{base + "[[container.mount]]\ntarget = \"rel\"\nsource = \"/x\"\n", "container.mount: mount target \"rel\""},
+		{base + "[[container.mount]]\ntarget = \"/t\"\ntype = \"nfs\"\n", "unknown type \"nfs\""},
+		{base + "[container.limits]\ncpuset = \"a-b\"\n", "f.toml:6: container.limits.cpuset: cpuset"},
+		{base + "[container.limits]\nio_max = [\"8:0 fast=1\"]\n", "f.toml:6: container.limits.io_max: io_max"},
+		{base + "devices = [\"/etc/passwd\"]\n", "f.toml:5: container.devices: invalid device"},
+	}
+	for _, tc := range tests {
+		_, err := ParseConfig("f.toml", []byte(tc.toml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("config\n%s\nerror %v\nwant %q", tc.toml, err, tc.want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -80,10 +79,10 @@ func (p *keyPositions) line(indexed string) int {
 	return 0
 }
 
-var indexRE = regexp.MustCompile(`#\d+`)
+var indexRE = lazyRegexp(`#\d+`)
 
 // plainKey drops the array indexes from an indexed path.
-func plainKey(indexed string) string { return indexRE.ReplaceAllString(indexed, "") }
+func plainKey(indexed string) string { return indexRE().ReplaceAllString(indexed, "") }
 
 // scanKeyLines maps the indexed path of every table header and key to its
 // line. isArrayTable tells which unindexed paths are arrays of tables.

@@ -87,7 +87,13 @@ func isMountPoint(path string) bool {
 // hierarchy per enabled controller.
 func mountCgroups() ([]string, error) {
 	const root = "/sys/fs/cgroup"
-	did, err := mountOnce(root, "cgroup2", "cgroup2", msNoSUIDDevExec, "nsdelegate")
+	// favordynmods (Linux 6.0+) makes moving a process between cgroups
+	// cheap, which every container start does once; older kernels refuse
+	// the option, so it is retried without.
+	did, err := mountOnce(root, "cgroup2", "cgroup2", msNoSUIDDevExec, "nsdelegate,favordynmods")
+	if errors.Is(err, unix.EINVAL) {
+		did, err = mountOnce(root, "cgroup2", "cgroup2", msNoSUIDDevExec, "nsdelegate")
+	}
 	if err != nil || !did {
 		return nil, err
 	}

@@ -17,18 +17,27 @@ import (
 	"berth/internal/vm"
 )
 
-// bootAppliance builds berth for arch, packs a busybox image with the demo
-// script, boots an initramfs holding them and config, and returns the
-// console output once QEMU has exited.
-func bootAppliance(t *testing.T, arch, config string, extra ...vm.Config) (string, error) {
+// appliance is a test appliance: a config, Go programs to build into the
+// busybox image (rootfs path -> package), and QEMU settings.
+type appliance struct {
+	arch     string
+	config   string
+	programs map[string]string
+	vm       vm.Config
+}
+
+// bootAppliance builds berth for the arch, packs a busybox image with the
+// demo script and the programs, boots an initramfs holding them and the
+// config, and returns the console output once QEMU has exited.
+func bootAppliance(t *testing.T, a appliance) (string, error) {
 	t.Helper()
 	repo := testutil.RepoRoot()
-	kernel, err := vm.Kernel(repo, arch)
+	kernel, err := vm.Kernel(repo, a.arch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	berth, err := vm.BuildBerth(repo, arch, dir)
+	berth, err := vm.BuildBerth(repo, a.arch, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,15 +46,20 @@ func bootAppliance(t *testing.T, arch, config string, extra ...vm.Config) (strin
 		t.Fatal(err)
 	}
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := vm.BusyboxRootfs(repo, arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
+	if err := vm.BusyboxRootfs(repo, a.arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
 		t.Fatal(err)
+	}
+	for path, pkg := range a.programs {
+		if err := vm.BuildGo(repo, pkg, a.arch, filepath.Join(rootfs, path)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	img := filepath.Join(dir, "demo.tar.zst")
 	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "berth.toml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(a.config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
@@ -53,17 +67,34 @@ func bootAppliance(t *testing.T, arch, config string, extra ...vm.Config) (strin
 	if err := app.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
-	cfg := vm.Config{Arch: arch, Kernel: kernel, Initramfs: initrd}
-	if len(extra) > 0 {
-		cfg.Append, cfg.ExtraQEMU = extra[0].Append, extra[0].ExtraQEMU
-	}
+	cfg := a.vm
+	cfg.Arch, cfg.Kernel, cfg.Initramfs = a.arch, kernel, initrd
 	var out syncBuffer
-	v, err := qemu.Start(vm.QEMUArch(arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
+	v, err := qemu.Start(vm.QEMUArch(a.arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = v.Wait()
 	return out.String(), err
+}
+
+// wantLines checks that the console holds each line (substring) and no
+// sign of a crash, and logs the console when something is missing.
+func wantLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("console lacks %q", w)
+		}
+	}
+	for _, bad := range []string{"Kernel panic", "FATAL", "panic:"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("console shows %q", bad)
+		}
+	}
+	if t.Failed() {
+		t.Logf("console:\n%s", out)
+	}
 }
 
 // TestQEMUDemoAppliance boots the demo config on each architecture and
@@ -78,7 +109,7 @@ func TestQEMUDemoAppliance(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()
-			out, err := bootAppliance(t, arch, string(config))
+			out, err := bootAppliance(t, appliance{arch: arch, config: string(config)})
 			if err != nil {
 				t.Errorf("QEMU did not exit cleanly: %v", err)
 			}
@@ -121,7 +152,7 @@ func TestQEMUDemoAppliance(t *testing.T) {
 // panic.
 func TestQEMUBrokenConfig(t *testing.T) {
 	const config = "hostname = \"x\"\n[[container]]\nname = \"a\"\nimage = \"/images/demo.tar.zst\"\ncommand = [\"true\"]\n[container.limits]\nmemory = \"lots\"\n"
-	out, err := bootAppliance(t, "amd64", config)
+	out, err := bootAppliance(t, appliance{arch: "amd64", config: config})
 	if err != nil {
 		t.Errorf("QEMU did not exit cleanly: %v", err)
 	}

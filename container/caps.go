@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/capability"
 )
@@ -15,13 +16,13 @@ var DefaultCaps = []string{
 }
 
 // capByName maps capabilities(7) names without CAP_ ("NET_ADMIN") to caps.
-var capByName = func() map[string]capability.Cap {
+var capByName = sync.OnceValue(func() map[string]capability.Cap {
 	m := map[string]capability.Cap{}
 	for _, c := range capability.ListKnown() {
 		m[strings.ToUpper(c.String())] = c
 	}
 	return m
-}()
+})
 
 // ResolveCaps returns the container's capability names: the defaults,
 // minus drop, plus add. "ALL" in drop starts from none; "ALL" in add gives
@@ -37,7 +38,7 @@ func ResolveCaps(add, drop []string) ([]string, error) {
 				all = true
 				continue
 			}
-			if _, ok := capByName[u]; !ok {
+			if _, ok := capByName()[u]; !ok {
 				return nil, false, fmt.Errorf("%s: unknown capability %q", what, n)
 			}
 			out = append(out, u)
@@ -64,7 +65,7 @@ func ResolveCaps(add, drop []string) ([]string, error) {
 		// Every capability berth itself may hand out: those in its own
 		// bounding set.
 		set = set[:0]
-		for n, c := range capByName {
+		for n, c := range capByName() {
 			if ok, err := capability.GetBound(c); err == nil && ok {
 				set = append(set, n)
 			}
@@ -83,7 +84,7 @@ func ResolveCaps(add, drop []string) ([]string, error) {
 func capList(names []string) ([]capability.Cap, error) {
 	var list []capability.Cap
 	for _, n := range names {
-		c, ok := capByName[n]
+		c, ok := capByName()[n]
 		if !ok {
 			return nil, fmt.Errorf("capabilities: unknown capability %q", n)
 		}

@@ -119,6 +119,25 @@ type cgroup struct {
 	byController map[string]string
 }
 
+// lateDirs are the directories the init joins itself, last, just before
+// the workload runs: the v2 cgroup, or the v1 hierarchies holding the
+// memory or pids controller, whose limits the Go init must not count
+// against. The other v1 hierarchies the parent joins it to at once, while
+// it starts up.
+func (cg *cgroup) lateDirs() (late, early []string) {
+	if cg.layout.Version == 2 {
+		return cg.dirs, nil
+	}
+	for _, dir := range cg.dirs {
+		if dir == cg.byController["memory"] || dir == cg.byController["pids"] {
+			late = append(late, dir)
+		} else {
+			early = append(early, dir)
+		}
+	}
+	return late, early
+}
+
 // cgroupDirs returns the directories of container name's cgroup.
 func (l *Layout) cgroupDirs(name string) (dirs []string, byController map[string]string) {
 	if l.Version == 2 {
@@ -230,6 +249,12 @@ func (cg *cgroup) destroy() error {
 // that were just killed stay in the cgroup until they are reaped, so rmdir
 // is retried for a short while.
 func removeCgroupDir(dir string) error {
+	// Usually empty already: when a container's first process exits, the
+	// kernel kills the rest of its PID namespace before the exit is
+	// reported.
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		killCgroupProcs(dir)

@@ -183,28 +183,40 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// TestNothingLeftBehind checks that neither a normal exit nor a failed
-// start leaves the container's cgroup behind.
+// TestNothingLeftBehind checks that neither a normal exit nor a start that
+// fails at any step leaves the container's cgroup behind.
 func TestNothingLeftBehind(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	layout, err := DetectCgroups()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"true"}, {"no-such-command"}} {
-		name := "test-left-" + args[0]
-		_, _, _ = run(t, rootfs, Spec{Name: name, Limits: Limits{Memory: 64 << 20, Pids: 10}, Args: args})
-		dirs := []string{filepath.Join(layout.Unified, CgroupParent, name)}
-		if layout.Version == 1 {
-			dirs = nil
-			for _, mnt := range layout.Controllers {
-				dirs = append(dirs, filepath.Join(mnt, CgroupParent, name))
+	tests := []struct {
+		name string
+		spec Spec
+		fail string // part of the start error; "" for a clean run
+	}{
+		{"clean exit", Spec{Args: []string{"true"}}, ""},
+		{"command not found", Spec{Args: []string{"no-such-command"}}, "not found"},
+		{"bind source missing", Spec{Args: []string{"true"}, Mounts: []Mount{{Source: "/nonexistent/x", Target: "/x"}}}, "/nonexistent/x"},
+		{"bad seccomp profile", Spec{Args: []string{"true"}, Seccomp: "/nonexistent.json"}, "seccomp"},
+		{"missing device", Spec{Args: []string{"true"}, Devices: []string{"/dev/nonexistent"}}, "/dev/nonexistent"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec
+			spec.Name = fmt.Sprintf("test-left-%d", i)
+			spec.Limits = Limits{Memory: 64 << 20, Pids: 10}
+			_, _, err := run(t, rootfs, spec)
+			if (err == nil) != (tc.fail == "") || (err != nil && !strings.Contains(err.Error(), tc.fail)) {
+				t.Fatalf("start error %v, want one containing %q", err, tc.fail)
 			}
-		}
-		for _, d := range dirs {
-			if _, err := os.Stat(d); err == nil {
-				t.Errorf("%v: cgroup %s left behind", args, d)
+			dirs, _ := layout.cgroupDirs(spec.Name)
+			for _, d := range dirs {
+				if _, err := os.Stat(d); err == nil {
+					t.Errorf("cgroup %s left behind", d)
+				}
 			}
-		}
+		})
 	}
 }

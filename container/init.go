@@ -158,6 +158,7 @@ func runInit() error {
 	trace("seccomp")
 
 	// 15. Exec the workload.
+	traceRSS("init")
 	trace("exec")
 	err = unix.Exec(bin, spec.Args, env)
 	code := 126

@@ -122,6 +122,7 @@ func TestGuarantees(t *testing.T) {
 		{"tmpfs with a size", Spec{Mounts: []Mount{{Type: "tmpfs", Target: "/scratch", Size: 1 << 20}}}, "df -k /scratch | tail -1 | awk '{print $2}'", "1024"},
 		{"mount target through a symlink stays inside", Spec{Mounts: []Mount{{Type: "tmpfs", Target: "/evil/inside"}}}, "ls -d /evil/inside", "/evil/inside"},
 		{"device passthrough", Spec{Devices: []string{"/dev/net/tun"}}, "stat -c '%F %t:%T' /dev/net/tun && head -c0 /dev/net/tun && echo opened", "character special file a:c8"},
+		{"device cgroup refuses other nodes", Spec{Caps: mustCaps(t, []string{"MKNOD"}, nil)}, "mknod /tmp/null c 1 3 && echo made-null; mknod /tmp/mem c 1 1 2>/dev/null || echo refused-mem", "refused-mem"},
 		{"default capabilities", Spec{}, "grep CapEff /proc/self/status", "CapEff:\t00000000000005fb"},
 		{"cap_drop", Spec{Caps: mustCaps(t, nil, []string{"CHOWN", "kill"})}, "grep CapBnd /proc/self/status", "CapBnd:\t00000000000005da"},
 		{"cap_add", Spec{Caps: mustCaps(t, []string{"NET_ADMIN"}, nil)}, "grep CapEff /proc/self/status", "CapEff:\t00000000000015fb"},

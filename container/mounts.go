@@ -7,7 +7,6 @@ import (
 	"path"
 	"path/filepath"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,7 +115,7 @@ func (r rootMounter) openTarget(target string, dir bool) (*os.File, error) {
 	if dir {
 		return r.open(target)
 	}
-	if h, err := pathrs.OpenatInRoot(r.root, target); err == nil {
+	if h, err := r.lookup(target); err == nil {
 		return h, nil
 	}
 	parent, err := r.open(path.Dir(target))
@@ -124,7 +123,7 @@ func (r rootMounter) openTarget(target string, dir bool) (*os.File, error) {
 		return nil, err
 	}
 	defer parent.Close()
-	pd, err := pathrs.Reopen(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	pd, err := reopenDir(parent)
 	if err != nil {
 		return nil, fmt.Errorf("open %s in %s: %w", path.Dir(target), r.path, err)
 	}
@@ -134,13 +133,13 @@ func (r rootMounter) openTarget(target string, dir bool) (*os.File, error) {
 		return nil, fmt.Errorf("create mount point %s in %s: %w", target, r.path, err)
 	}
 	unix.Close(fd)
-	return pathrs.OpenatInRoot(r.root, target)
+	return r.lookup(target)
 }
 
 // maskPaths hides runc's masked paths: /dev/null (checked to be the char
 // device 1:3) over files, an empty read-only tmpfs over directories.
 func (r rootMounter) maskPaths() error {
-	null, err := pathrs.OpenatInRoot(r.root, "dev/null")
+	null, err := r.lookup("dev/null")
 	if err != nil {
 		return fmt.Errorf("mask paths: open /dev/null: %w", err)
 	}
@@ -153,7 +152,7 @@ func (r rootMounter) maskPaths() error {
 		return fmt.Errorf("mask paths: %s/dev/null is not the char device 1:3", r.path)
 	}
 	for _, p := range maskedPaths {
-		h, err := pathrs.OpenatInRoot(r.root, p)
+		h, err := r.lookup(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -180,7 +179,7 @@ func (r rootMounter) maskPaths() error {
 // readonlyPaths makes runc's read-only paths read-only bind mounts.
 func (r rootMounter) readonlyPaths() error {
 	for _, p := range readonlyPaths {
-		h, err := pathrs.OpenatInRoot(r.root, p)
+		h, err := r.lookup(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -202,7 +201,7 @@ func (r rootMounter) readonlyPaths() error {
 // remountReadonly makes the bind mount at target read-only, keeping its
 // nosuid, nodev and noexec flags (the kernel refuses to drop locked ones).
 func (r rootMounter) remountReadonly(target string) error {
-	h, err := pathrs.OpenatInRoot(r.root, target)
+	h, err := r.lookup(target)
 	if err != nil {
 		return fmt.Errorf("remount %s read-only: %w", target, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,16 +87,6 @@ type rootMounter struct {
 	userns bool
 }
 
-// open resolves target inside the root, creating missing directories, and
-// returns an O_PATH handle to it.
-func (r rootMounter) open(target string) (*os.File, error) {
-	h, err := pathrs.MkdirAllHandle(r.root, target, 0o755)
-	if err != nil {
-		return nil, fmt.Errorf("resolve %s in %s: %w", target, r.path, err)
-	}
-	return h, nil
-}
-
 // mount mounts source (of type fstype) at target inside the root. The
 // mount goes through /proc/self/fd so the kernel mounts on exactly the
 // directory that was resolved.
@@ -116,7 +105,7 @@ func (r rootMounter) mount(target, source, fstype string, flags uintptr, data st
 // verifyFS checks that target is the root of a filesystem with the given
 // magic, so nothing is mounted on or written through an impostor.
 func (r rootMounter) verifyFS(target string, magic int64, what string) error {
-	h, err := pathrs.OpenatInRoot(r.root, target)
+	h, err := r.lookup(target)
 	if err != nil {
 		return fmt.Errorf("verify %s at %s: %w", what, filepath.Join(r.path, target), err)
 	}
@@ -176,7 +165,7 @@ func (r rootMounter) mountCgroups(cfg initConfig) error {
 			}
 		}
 	}
-	h, err := pathrs.OpenatInRoot(r.root, target)
+	h, err := r.lookup(target)
 	if err != nil {
 		return fmt.Errorf("remount %s read-only: %w", target, err)
 	}
@@ -185,20 +174,6 @@ func (r rootMounter) mountCgroups(cfg initConfig) error {
 		return fmt.Errorf("remount %s read-only: %w", filepath.Join(r.path, target), err)
 	}
 	return nil
-}
-
-// openDir opens a directory inside the root for *at system calls.
-func (r rootMounter) openDir(target string) (*os.File, error) {
-	h, err := pathrs.OpenatInRoot(r.root, target)
-	if err != nil {
-		return nil, fmt.Errorf("open %s in %s: %w", target, r.path, err)
-	}
-	defer h.Close()
-	d, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("open %s in %s: %w", target, r.path, err)
-	}
-	return d, nil
 }
 
 // devNode is one of the OCI runtime spec's default device nodes.
@@ -271,7 +246,7 @@ func (r rootMounter) makeNode(dev Device) error {
 		return fmt.Errorf("device %s: %w", dev.Path, err)
 	}
 	defer parent.Close()
-	pd, err := pathrs.Reopen(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	pd, err := reopenDir(parent)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", dev.Path, err)
 	}
@@ -283,7 +258,7 @@ func (r rootMounter) makeNode(dev Device) error {
 			return fmt.Errorf("device %s: create mount point: %w", dev.Path, err)
 		}
 		unix.Close(fd)
-		target, err := pathrs.OpenatInRoot(r.root, rel)
+		target, err := r.lookup(rel)
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev.Path, err)
 		}

@@ -10,7 +10,6 @@ package container
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -96,8 +95,8 @@ type Limits struct {
 }
 
 var (
-	ioMaxRE  = regexp.MustCompile(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
-	cpuSetRE = regexp.MustCompile(`^\d+(-\d+)?(,\d+(-\d+)?)*$`)
+	ioMaxRE  = lazyRegexp(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
+	cpuSetRE = lazyRegexp(`^\d+(-\d+)?(,\d+(-\d+)?)*$`)
 )
 
 // Check validates the limits' ranges and syntax.
@@ -109,13 +108,13 @@ func (l Limits) Check() error {
 		return fmt.Errorf("cpu_weight %d: want 1-10000", l.CPUWeight)
 	case l.IOWeight > 10000:
 		return fmt.Errorf("io_weight %d: want 1-10000", l.IOWeight)
-	case l.CPUSet != "" && !cpuSetRE.MatchString(l.CPUSet):
+	case l.CPUSet != "" && !cpuSetRE().MatchString(l.CPUSet):
 		return fmt.Errorf("cpuset %q: want a CPU list such as \"0-1,3\"", l.CPUSet)
 	case l.Memory < 0 || l.MemoryHigh < 0 || l.Pids < 0:
 		return fmt.Errorf("memory, memory_high and pids must not be negative")
 	}
 	for _, line := range l.IOMax {
-		if !ioMaxRE.MatchString(line) {
+		if !ioMaxRE().MatchString(line) {
 			return fmt.Errorf("io_max %q: want \"MAJ:MIN rbps=N wbps=N riops=N wiops=N\"", line)
 		}
 	}
@@ -185,14 +184,14 @@ func ParseUser(s string) (User, error) {
 // DefaultPath is the workload's PATH when its environment sets none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+var validName = lazyRegexp(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
 // CheckName reports whether name can name a container: it names a cgroup
 // directory and appears in logs, so it is restricted to 1-63 characters of
 // lower-case letters, digits, '_', '.' and '-', starting with a letter or
 // digit.
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return fmt.Errorf("invalid container name %q: want 1-63 of a-z 0-9 _ . - starting with a letter or digit", name)
 	}
 	return nil

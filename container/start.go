@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -227,7 +228,8 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	// privileges, through cgroup.procs files opened here: writes through
 	// them are checked against the opener's credentials, so this works
 	// from a user namespace too.
-	for _, dir := range c.cgroup.dirs {
+	late, early := c.cgroup.lateDirs()
+	for _, dir := range late {
 		f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
 		if err != nil {
 			return setupError(fmt.Errorf("open cgroup %s: %w", dir, err))
@@ -305,15 +307,26 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		return err
 	}
 
-	// 4. The config; the init then builds the container and joins its
-	// cgroup just before the workload runs.
+	// 4. The v1 hierarchies that limit nothing the init does are joined
+	// now, while the init starts up (a cgroup migration may wait for an
+	// RCU grace period); the init waits for its config, so it does no
+	// work outside them.
+	for _, dir := range early {
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return fail(setupError(err))
+		}
+	}
+	trace("early-cgroups")
+
+	// 5. The config; the init then builds the container and joins the
+	// rest of its cgroup just before the workload runs.
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
 		return fail(setupError(fmt.Errorf("send config to container init: %w", err)))
 	}
 	cfgW.Close()
 	trace("config-sent")
 
-	// 5. The error pipe is close-on-exec: EOF without a message means the
+	// 6. The error pipe is close-on-exec: EOF without a message means the
 	// workload was exec'd.
 	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
 	if len(msg) > 0 {
@@ -383,7 +396,11 @@ func (c *Container) Wait() (Exit, error) {
 		}
 		break
 	}
-	return c.Exited(syscall.WaitStatus(ws))
+	trace("exited")
+	e, err := c.Exited(syscall.WaitStatus(ws))
+	trace("cgroup-removed")
+	traceRSS("parent")
+	return e, err
 }
 
 // Exited interprets the wait status of the workload, kills what is left of

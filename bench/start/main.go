@@ -20,7 +20,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"berth/container"
@@ -78,7 +77,6 @@ func run(repo, berth string, n int) error {
 		}},
 	}
 	times := map[string][]time.Duration{}
-	maxRSS := map[string]int64{}
 	// Warm up page caches once per runtime, then alternate.
 	for i := -1; i < n; i++ {
 		for _, rt := range rts {
@@ -86,15 +84,12 @@ func run(repo, berth string, n int) error {
 			if rt.wrapped {
 				args = append(append([]string{}, wrapper...), args...)
 			}
-			d, rss, err := timeCmd(args, nil)
+			d, err := timeCmd(args)
 			if err != nil {
 				return fmt.Errorf("%s: %w", rt.name, err)
 			}
 			if i >= 0 {
 				times[rt.name] = append(times[rt.name], d)
-				if rss > maxRSS[rt.name] {
-					maxRSS[rt.name] = rss
-				}
 			}
 		}
 	}
@@ -120,29 +115,21 @@ func run(repo, berth string, n int) error {
 	if err := breakdown(berth, rootfs, n); err != nil {
 		return err
 	}
-	fmt.Printf("peak RSS during a start (max over runs, from wait4 rusage; includes the container init before exec): berth %d KiB, crun %d KiB, runc %d KiB\n\n",
-		maxRSS["berth (no wrapper)"], maxRSS["crun"], maxRSS["runc"])
 	return minMemory(berth, rootfs, bundle)
 }
 
-// timeCmd runs args and returns its wall time and max RSS in KiB.
-func timeCmd(args []string, env []string) (time.Duration, int64, error) {
+// timeCmd runs args and returns its wall time.
+func timeCmd(args []string) (time.Duration, error) {
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), env...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t := time.Now()
 	err := cmd.Run()
 	d := time.Since(t)
 	if err != nil {
-		return d, 0, fmt.Errorf("%v: %v: %s", args, err, out.String())
+		return d, fmt.Errorf("%v: %v: %s", args, err, out.String())
 	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	var rss int64
-	if ru != nil {
-		rss = ru.Maxrss
-	}
-	return d, rss, nil
+	return d, nil
 }
 
 // breakdown runs berth with BERTH_TRACE=1 and reports the median time of
@@ -150,6 +137,7 @@ func timeCmd(args []string, env []string) (time.Duration, int64, error) {
 func breakdown(berth, rootfs string, n int) error {
 	phases := map[string][]time.Duration{}
 	var order []string
+	peak := map[string]int{}
 	for i := 0; i < n; i++ {
 		cmd := exec.Command(berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true")
 		cmd.Env = append(os.Environ(), "BERTH_TRACE=1")
@@ -157,21 +145,31 @@ func breakdown(berth, rootfs string, n int) error {
 		if err != nil {
 			return fmt.Errorf("berth trace run: %v: %s", err, out)
 		}
-		// Lines: "berth-trace PHASE NANOS" (CLOCK_MONOTONIC, both processes).
-		var prev int64
+		// Lines: "berth-trace PHASE NANOS" (CLOCK_MONOTONIC, shared by
+		// berth and its init, whose lines may interleave): sorted by time.
+		type mark struct {
+			phase string
+			ns    int64
+		}
+		var marks []mark
 		for _, line := range strings.Split(string(out), "\n") {
-			var phase string
-			var ns int64
-			if _, err := fmt.Sscanf(line, "berth-trace %s %d", &phase, &ns); err != nil {
-				continue
+			var who string
+			var kib int
+			if _, err := fmt.Sscanf(line, "berth-rss %s %d", &who, &kib); err == nil && kib > peak[who] {
+				peak[who] = kib
 			}
-			if prev != 0 {
-				if _, seen := phases[phase]; !seen {
-					order = append(order, phase)
-				}
-				phases[phase] = append(phases[phase], time.Duration(ns-prev))
+			var m mark
+			if _, err := fmt.Sscanf(line, "berth-trace %s %d", &m.phase, &m.ns); err == nil {
+				marks = append(marks, m)
 			}
-			prev = ns
+		}
+		sort.Slice(marks, func(i, j int) bool { return marks[i].ns < marks[j].ns })
+		for i := 1; i < len(marks); i++ {
+			p := marks[i].phase
+			if _, seen := phases[p]; !seen {
+				order = append(order, p)
+			}
+			phases[p] = append(phases[p], time.Duration(marks[i].ns-marks[i-1].ns))
 		}
 	}
 	if len(order) == 0 {
@@ -185,7 +183,8 @@ func breakdown(berth, rootfs string, n int) error {
 		total += m
 		fmt.Printf("  %-28s %8s\n", p, ms(m))
 	}
-	fmt.Printf("  %-28s %8s (from berth's main to the workload's exec)\n\n", "sum", ms(total))
+	fmt.Printf("  %-28s %8s (from berth's main to the workload's exit and cleanup)\n", "sum", ms(total))
+	fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, container init before exec %d KiB\n\n", peak["parent"], peak["init"])
 	return nil
 }
 
@@ -194,21 +193,21 @@ func breakdown(berth, rootfs string, n int) error {
 func minMemory(berth, rootfs, bundle string) error {
 	try := map[string]func(limit int64, i int) error{
 		"berth": func(limit int64, _ int) error {
-			_, _, err := timeCmd(append(append([]string{}, wrapper...), berth, "run", "--memory", fmt.Sprint(limit), rootfs, "--", "/bin/true"), nil)
+			_, err := timeCmd(append(append([]string{}, wrapper...), berth, "run", "--memory", fmt.Sprint(limit), rootfs, "--", "/bin/true"))
 			return err
 		},
 		"crun": func(limit int64, i int) error {
 			if err := writeOCIConfig(bundle, limit); err != nil {
 				return err
 			}
-			_, _, err := timeCmd(append(append([]string{}, wrapper...), "crun", "run", "-b", bundle, fmt.Sprintf("mem-crun-%d", i)), nil)
+			_, err := timeCmd(append(append([]string{}, wrapper...), "crun", "run", "-b", bundle, fmt.Sprintf("mem-crun-%d", i)))
 			return err
 		},
 		"runc": func(limit int64, i int) error {
 			if err := writeOCIConfig(bundle, limit); err != nil {
 				return err
 			}
-			_, _, err := timeCmd(append(append([]string{}, wrapper...), "runc", "run", "-b", bundle, fmt.Sprintf("mem-runc-%d", i)), nil)
+			_, err := timeCmd(append(append([]string{}, wrapper...), "runc", "run", "-b", bundle, fmt.Sprintf("mem-runc-%d", i)))
 			return err
 		},
 	}

@@ -25,3 +25,7 @@ func Default() *Profile {
 	}
 	return p
 }
+
+// DefaultJSON returns Docker's default profile as embedded, for callers
+// that key caches on a profile's bytes.
+func DefaultJSON() []byte { return append([]byte(nil), defaultJSON...) }

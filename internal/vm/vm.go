@@ -33,7 +33,7 @@ type Arch struct {
 // Arches are the architectures berth boots in QEMU.
 var Arches = map[string]Arch{
 	"amd64": {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
-	"arm64": {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max"}, Console: "ttyAMA0"},
+	"arm64": {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
 }
 
 // CacheDir is where the Makefile puts fetched Debian packages.
@@ -148,14 +148,20 @@ func QEMUArch(arch string) qemu.Arch { return qemu.Arch(arch) }
 // static, stripped, CGO_ENABLED=0, as the Makefile builds it.
 func BuildBerth(repo, arch, dir string) (string, error) {
 	out := filepath.Join(dir, "berth-linux-"+arch)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	return out, BuildGo(repo, ".", arch, out)
+}
+
+// BuildGo cross-compiles the Go package pkg (relative to repo) for arch,
+// static and stripped, to out.
+func BuildGo(repo, pkg, arch, out string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	if arch == "arm" {
 		cmd.Env = append(cmd.Env, "GOARM=7")
 	}
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build berth for %s: %v\n%s", arch, err, b)
+		return fmt.Errorf("build %s for %s: %v\n%s", pkg, arch, err, b)
 	}
-	return out, nil
+	return nil
 }

@@ -1,0 +1,110 @@
+package boot_test
+
+import (
+	"testing"
+)
+
+// isolationConfig runs, on a cgroup v2 guest, the probe that tries every
+// escape, the device program's allow-list, the v2 limits, and the limits
+// berth's own init must not count against.
+const isolationConfig = `
+[[container]]
+name = "probe"
+image = "/images/demo.tar.zst"
+command = ["/bin/probe", "all", "2"] # 2: the host's kthreadd
+[container.limits]
+memory = "64M"
+pids = 64
+
+[[container]]
+name = "devices"
+image = "/images/demo.tar.zst"
+cap_add = ["MKNOD"]
+devices = ["/dev/kmsg"]
+command = ["/bin/sh", "-c", """
+mknod /tmp/null c 1 3 && head -c0 /tmp/null && echo default node allowed
+mknod /tmp/mem c 1 1 2>/dev/null || echo mknod of /dev/mem refused
+echo berth-device-test > /dev/kmsg && echo passed-through device writable
+"""]
+
+[[container]]
+name = "limits"
+image = "/images/demo.tar.zst"
+command = ["/bin/sh", "-c", """
+echo cpu.max $(cat /sys/fs/cgroup/cpu.max)
+echo memory.high $(cat /sys/fs/cgroup/memory.high)
+echo memory.swap.max $(cat /sys/fs/cgroup/memory.swap.max)
+echo cpu.weight $(cat /sys/fs/cgroup/cpu.weight)
+echo pids.max $(cat /sys/fs/cgroup/pids.max)
+"""]
+[container.limits]
+memory = "32M"
+memory_high = "24M"
+memory_swap = "8M"
+cpus = 0.5
+cpu_weight = 50
+pids = 20
+
+[[container]]
+name = "tiny"
+image = "/images/demo.tar.zst"
+command = ["/bin/echo", "ran under pids.max=1 and 1 MiB"]
+[container.limits]
+memory = "1M"
+pids = 1
+
+[[container]]
+name = "userns"
+image = "/images/demo.tar.zst"
+user_ns = true
+command = ["/bin/sh", "-c", "echo userns uid $(id -u) map $(cat /proc/self/uid_map)"]
+
+[[container]]
+name = "forkbomb"
+image = "/images/demo.tar.zst"
+command = ["/bin/probe", "forkbomb"]
+[container.limits]
+pids = 10
+`
+
+// TestQEMUIsolation checks the runtime on a pure cgroup v2 guest (the host
+// is v1): the probe's escapes are all denied, the eBPF device program
+// allows exactly the default nodes and the passed-through device, the v2
+// limit files hold what the config asked for, and limits too small for a
+// Go process still start a busybox command.
+func TestQEMUIsolation(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			out, err := bootAppliance(t, appliance{
+				arch: arch, config: isolationConfig,
+				programs: map[string]string{"bin/probe": "./container/testdata/probe"},
+			})
+			if err != nil {
+				t.Errorf("QEMU did not exit cleanly: %v", err)
+			}
+			var want []string
+			for _, p := range []string{"mount-tmpfs", "mknod", "reboot", "unshare-user", "keyctl", "ptrace-other-user",
+				"write-sysrq-trigger", "read-kcore", "see-host-pid", "write-exe", "write-proc-sys", "write-cgroup"} {
+				want = append(want, "probe | "+p+": denied")
+			}
+			want = append(want,
+				"devices | default node allowed",
+				"devices | mknod of /dev/mem refused",
+				"devices | passed-through device writable",
+				"limits | cpu.max 50000 100000",
+				"limits | memory.high 25165824",
+				"limits | memory.swap.max 8388608",
+				"limits | cpu.weight 50",
+				"limits | pids.max 20",
+				"tiny | ran under pids.max=1 and 1 MiB",
+				"container tiny exited with status 0",
+				"userns | userns uid 0 map 0 100000 65536",
+				"forkbomb | forked",
+				"resource temporarily unavailable",
+				"berth: power off",
+			)
+			wantLines(t, out, want...)
+		})
+	}
+}
