@@ -76,6 +76,7 @@ test: all $(VM_ARCHES:%=fetch-%)
 .PHONY: bench
 bench: all fetch-$(HOSTARCH) bench-deps
 	$(GO) run ./bench/start -n 25
+	$(GO) run ./bench/boot -n 3
 
 .PHONY: clean
 clean:

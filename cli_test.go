@@ -183,12 +183,12 @@ name = "broken"
 image = "missing.tar.zst"
 command = ["true"]
 `)
-	status, stdout, stderr := berth(t, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"))
+	status, stdout, stderr := berth(t, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "berth.sock"))
 	if status != 1 {
 		t.Errorf("status %d, want 1 (a container failed)", status)
 	}
 	for _, w := range []string{"one | hello from one", "two | PID 1", "container one exited with status 0",
-		"container two exited with status 3", "container broken:", "missing.tar.zst", "all containers have exited"} {
+		"container two exited with status 3", "container broken: image:", "missing.tar.zst", "all containers have ended"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("log lacks %q", w)
 		}

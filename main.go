@@ -35,6 +35,18 @@ var verbs = map[string]verb{
 	"run":   {runMain, "run one command in a container under limits"},
 	"check": {checkMain, "validate a config file"},
 	"image": {imageMain, "pack, unpack and inspect images"},
+	"board": {boardMain, "show the detected board and why"},
+	// Control verbs, over the control socket of a running berth.
+	"ps":       {psMain, "list the containers: state, pid, uptime, restarts, memory, last exit"},
+	"logs":     {logsMain, "show a container's output: logs [-f] [-n N] NAME"},
+	"start":    {ctlNameMain("start"), "start a stopped container"},
+	"stop":     {ctlNameMain("stop"), "stop a container (its stop_signal, then SIGKILL)"},
+	"restart":  {ctlNameMain("restart"), "stop and start a container"},
+	"status":   {statusMain, "show the board, uptime, images and cgroup layout"},
+	"reload":   {ctlMain("reload"), "re-read the config: changed containers restart"},
+	"reboot":   {ctlMain("reboot"), "stop the containers and reboot"},
+	"poweroff": {ctlMain("poweroff"), "stop the containers and power off"},
+	"debug":    {debugMain, "test hooks of a berth booted with berth.debug: debug hang | debug signal NAME"},
 }
 
 func init() {
@@ -49,7 +61,11 @@ func init() {
 }
 
 func main() {
-	if os.Getpid() == 1 {
+	// The kernel starts init with no arguments (or ones it did not
+	// understand itself). berth run as a container's first process, say
+	// "berth ps" in a management container, is PID 1 too, but of its own
+	// namespace and with a verb: it must not boot.
+	if os.Getpid() == 1 && (len(os.Args) < 2 || !isVerb(os.Args[1])) {
 		boot.Main(boot.Options{PID1: true}) // never returns
 	}
 	if len(os.Args) < 2 {
@@ -69,6 +85,11 @@ func main() {
 		os.Exit(exitUsage)
 	}
 	os.Exit(v.run(os.Args[2:]))
+}
+
+func isVerb(s string) bool {
+	_, ok := verbs[s]
+	return ok
 }
 
 func usage() {

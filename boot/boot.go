@@ -1,8 +1,10 @@
 // Package boot is berth as PID 1: it mounts the early filesystems, leaves
-// the initramfs, reads the config, unpacks each container's image, starts
-// and supervises the containers, reaps every child and finally shuts the
-// machine down with reboot(2). Run as `berth boot` on a development host it
-// does the same minus the host-wide steps (mounts, root switch, reboot).
+// the initramfs, sets up logging and the board, reads the config, readies
+// each container's image, then supervises the containers — restarts,
+// dependencies, logs, a control socket, the hardware watchdog — reaps
+// every child, and finally shuts the machine down with reboot(2). Run as
+// `berth boot` on a development host it does the same minus the host-wide
+// steps (mounts, root switch, modules, watchdog, reboot).
 package boot
 
 import (
@@ -14,7 +16,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/u-root/u-root/pkg/cmdline"
 	"golang.org/x/sys/unix"
 
 	"berth/board"
@@ -35,6 +36,8 @@ type Options struct {
 	ConfigPath string
 	// StateDir overrides DefaultStateDir.
 	StateDir string
+	// Socket is the control socket (default DefaultSocket).
+	Socket string
 	// Console receives the log (default: standard output).
 	Console io.Writer
 }
@@ -45,22 +48,31 @@ type booter struct {
 	log    *Logger
 	sigs   chan os.Signal
 	reaper *reaper
-	// fatal receives panics from berth's goroutines.
-	fatal   chan error
-	started float64 // uptime when berth (first) started
+	// fatal receives panics from berth's goroutines; requests, control
+	// requests for the supervisor loop.
+	fatal    chan error
+	requests chan request
+	started  float64 // uptime when berth (first) started
 	// switched is set in the berth that leaveInitramfs re-executed.
 	switched bool
+	// From the kernel command line: berth.debug and berth.panic.
+	debug       bool
+	panicAction Action
+	panicDelay  time.Duration
+
+	board    board.Board
+	watchdog *watchdog
 	cgroups  *container.Layout
 	cfg      *Config
-	// mounted lists what the early mounts mounted, in order.
-	mounted []string
+	sup      *supervisor
 }
 
 // Main boots the appliance. As PID 1 it never returns: every path, errors
 // and panics included, ends in reboot(2). Otherwise it returns the exit
 // status of `berth boot`: 0 when every container exited 0.
 func Main(opts Options) int {
-	// 1. Catch every signal before anything else can happen.
+	// Signals first: Go's default action for SIGTERM and friends ends the
+	// process, and PID 1 ending panics the kernel.
 	sigs := catchSignals()
 
 	if opts.Console == nil {
@@ -69,9 +81,18 @@ func Main(opts Options) int {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}
+	if opts.Socket == "" {
+		opts.Socket = DefaultSocket
+	}
+	if opts.PID1 {
+		// PID 1 lives for months with a small, steady heap: collect at
+		// half the default growth to keep its footprint small.
+		debug.SetGCPercent(50)
+	}
 	b := &booter{
-		opts: opts, log: NewLogger(opts.Console), sigs: sigs,
-		reaper: newReaper(), fatal: make(chan error, 1), started: Uptime(),
+		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
+		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(),
+		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}
 	if s, ok := os.LookupEnv(switchedEnv); ok {
 		// Re-executed after leaving the initramfs: keep the first start.
@@ -86,18 +107,19 @@ func Main(opts Options) int {
 		if !opts.PID1 {
 			return 1
 		}
+		action = b.panicAction
+		b.fatalDelay()
 	}
 	return b.shutdown(action, status)
 }
 
-// run performs the boot phases in order and supervises the containers
-// until they have all exited or a signal asks for a shutdown. A panic
-// becomes an error: PID 1 must not die of one.
+// run performs the boot phases in order, then supervises the containers
+// until they have all ended or a shutdown is asked for. A panic becomes an
+// error: PID 1 must not die of one.
 func (b *booter) run() (action Action, status int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-			action = PowerOff
 		}
 	}()
 	mode := "on this host (berth boot)"
@@ -106,50 +128,48 @@ func (b *booter) run() (action Action, status int, err error) {
 	}
 	b.log.Printf("berth %s starting %s (%s, kernel %s)", Version, mode, runtime.GOARCH, kernelRelease())
 
-	// 2. Host-wide setup: early mounts, off the initramfs.
-	if b.opts.PID1 {
-		if err := b.setupHost(); err != nil {
-			return PowerOff, 1, err
+	phases := []struct {
+		name string
+		run  func() error
+	}{
+		{"early mounts", b.earlyMounts},
+		{"console and kmsg logging", b.setupLogging},
+		{"board", b.setupBoard},
+		{"config", b.loadConfig},
+		{"images", b.prepareImages},
+		{"containers", b.startSupervision},
+	}
+	for i, p := range phases {
+		t := time.Now()
+		if err := p.run(); err != nil {
+			return b.panicAction, 1, fmt.Errorf("%s: %w", p.name, err)
 		}
-	} else if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return PowerOff, 1, fmt.Errorf("become subreaper: %w", err)
+		b.log.Printf("phase %d/%d %s: %.2f ms", i+1, len(phases), p.name, float64(time.Since(t))/1e6)
 	}
+	b.log.Printf("boot done %.0f ms after berth started", (Uptime()-b.started)*1000)
 
-	// 3. Board.
-	bd := board.Detect()
-	b.log.Printf("board: %s (from %s)", bd.Model, bd.Source)
-
-	// 4. Cgroups.
-	layout, err := container.DetectCgroups()
-	if err != nil {
-		return PowerOff, 1, err
-	}
-	b.cgroups = layout
-	b.log.Printf("cgroups: %s", layout)
-	if removed := layout.CleanStale(b.opts.PID1); len(removed) > 0 {
-		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
-	}
-
-	// 5. Config.
-	if err := b.loadConfig(); err != nil {
-		return PowerOff, 1, err
-	}
-
-	// 6. Images and containers, then supervise until done.
-	s := newSupervisor(b)
-	s.startAll()
-	action, status = s.loop()
-	s.stopAll(10 * time.Second)
+	action, status = b.sup.loop()
+	b.sup.stopAll()
 	return action, status, nil
 }
 
-// setupHost mounts the early filesystems and moves the root off the
-// initramfs (which re-executes berth).
-func (b *booter) setupHost() error {
-	t := time.Now()
+// earlyMounts mounts the early filesystems and moves the root off the
+// initramfs (which re-executes berth). On a development host it only
+// makes berth the subreaper of its containers.
+func (b *booter) earlyMounts() error {
+	if !b.opts.PID1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become subreaper: %w", err)
+		}
+		return nil
+	}
 	if _, err := mountOnce("/proc", "proc", "proc", msNoSUIDDevExec, ""); err != nil {
 		return err
 	}
+	b.readCmdline()
+	// Ctrl-Alt-Del becomes SIGINT to PID 1 (an orderly reboot) instead of
+	// an immediate reset.
+	_, _, _ = unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2, unix.LINUX_REBOOT_CMD_CAD_OFF, 0, 0, 0)
 	initramfs, err := onInitramfs()
 	if err != nil {
 		return err
@@ -162,40 +182,163 @@ func (b *booter) setupHost() error {
 		b.log.Printf("root moved off the initramfs to a tmpfs; berth re-executed %.1f ms after its first start", (Uptime()-b.started)*1000)
 	}
 	mounted, err := mountEarly(b.log)
-	b.mounted = mounted
 	if err != nil {
 		return err
 	}
-	b.log.Printf("early mounts done in %s: %v", time.Since(t).Round(time.Microsecond), mounted)
+	// Nothing on an appliance needs mounts shared with another namespace;
+	// private ones make every container's mount namespace cheaper.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		b.log.Printf("warning: make / private: %v", err)
+	}
+	b.log.Printf("mounted %v", mounted)
 	return nil
 }
 
+// setupBoard detects the board, loads its kernel modules and arms its
+// watchdog (as PID 1), then reads the cgroup layout.
+func (b *booter) setupBoard() error {
+	b.board = board.Detect()
+	b.log.Printf("board: %s (from %s), profile %s (%s)", b.board.Model, b.board.Source, b.board.Profile.Name, b.board.Reason)
+	if b.opts.PID1 {
+		loaded, errs := b.board.Profile.LoadModules(nil)
+		if len(loaded) > 0 {
+			b.log.Printf("modules loaded: %v", loaded)
+		}
+		for _, err := range errs {
+			b.log.Debugf("%v", err)
+		}
+		b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
+	}
+	layout, err := container.DetectCgroups()
+	if err != nil {
+		return err
+	}
+	b.cgroups = layout
+	b.log.Printf("cgroups: %s", layout)
+	if removed := layout.CleanStale(b.opts.PID1); len(removed) > 0 {
+		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
+	}
+	return nil
+}
+
+// armWatchdog opens dev as early as possible; boot phases ping it from a
+// goroutine until the supervisor loop takes over.
+func (b *booter) armWatchdog(dev string, timeout time.Duration) {
+	if dev == "" || dev == "none" {
+		return
+	}
+	if _, err := os.Stat(dev); err != nil {
+		b.log.Debugf("no watchdog at %s", dev)
+		return
+	}
+	w, err := openWatchdog(dev, timeout)
+	if err != nil {
+		b.log.Printf("warning: %v", err)
+		return
+	}
+	b.watchdog = w
+	b.log.Printf("watchdog %s armed: timeout %s", dev, w.timeout)
+}
+
 // loadConfig reads the config named by the options, the kernel command
-// line (berth.config=PATH) or DefaultConfig.
+// line (berth.config=PATH) or DefaultConfig, then applies its [board]
+// table.
 func (b *booter) loadConfig() error {
 	path := b.opts.ConfigPath
 	if path == "" && b.opts.PID1 {
-		if p, ok := cmdline.Flag("berth.config"); ok && p != "" {
-			path = p
-		}
+		path = cmdlineFlag("berth.config")
 	}
 	if path == "" {
 		path = DefaultConfig
 	}
 	cfg, err := LoadConfig(path)
 	if err != nil {
-		return fmt.Errorf("config:\n%w", err)
+		return fmt.Errorf("%s is invalid:\n%w", path, err)
 	}
 	b.cfg = cfg
 	b.log.Printf("config %s: %d containers", path, len(cfg.Container))
-	if b.opts.PID1 {
-		name := cfg.Hostname
-		if name == "" {
-			name = "berth"
+	if !b.opts.PID1 {
+		return nil
+	}
+	name := cfg.Hostname
+	if name == "" {
+		name = "berth"
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		b.log.Printf("warning: set hostname %q: %v", name, err)
+	}
+	if len(cfg.Board.Modules) > 0 {
+		loaded, errs := board.Profile{}.LoadModules(cfg.Board.Modules)
+		b.log.Printf("config modules loaded: %v", loaded)
+		for _, err := range errs {
+			b.log.Printf("warning: %v", err)
 		}
-		if err := unix.Sethostname([]byte(name)); err != nil {
-			b.log.Printf("warning: set hostname %q: %v", name, err)
+	}
+	b.configureWatchdog(cfg.Board)
+	b.checkMemoryController()
+	return nil
+}
+
+// configureWatchdog applies [board] watchdog and watchdog_timeout.
+func (b *booter) configureWatchdog(bc BoardConfig) {
+	switch {
+	case bc.Watchdog == "none" && b.watchdog != nil:
+		b.watchdog.close()
+		b.watchdog = nil
+		b.log.Printf("watchdog disarmed: [board] watchdog = \"none\"")
+	case bc.Watchdog != "" && bc.Watchdog != "none" && (b.watchdog == nil || b.watchdog.dev != bc.Watchdog):
+		if b.watchdog != nil {
+			b.watchdog.close()
+			b.watchdog = nil
 		}
+		b.armWatchdog(bc.Watchdog, bc.watchdogTimeout())
+	case b.watchdog != nil && bc.WatchdogTimeout != "":
+		if err := b.watchdog.setTimeout(bc.watchdogTimeout()); err != nil {
+			b.log.Printf("warning: watchdog timeout %s: %v", bc.watchdogTimeout(), err)
+		}
+		b.watchdog.interval = b.watchdog.timeout / 3
+		b.log.Printf("watchdog timeout %s", b.watchdog.timeout)
+	}
+}
+
+// checkMemoryController warns when a container asks for a memory limit
+// the kernel cannot enforce.
+func (b *booter) checkMemoryController() {
+	if board.HasMemoryCgroup() {
+		return
+	}
+	for _, c := range b.cfg.Container {
+		if c.Limits.Memory != "" {
+			b.log.Printf("WARNING: the kernel's memory cgroup controller is disabled, but container %s asks for a memory limit: "+
+				"add cgroup_enable=memory to the kernel command line (Raspberry Pi kernels need it)", c.Name)
+			return
+		}
+	}
+}
+
+// prepareImages readies every container's root filesystem.
+func (b *booter) prepareImages() error {
+	stop := make(chan struct{})
+	if b.watchdog != nil {
+		go b.watchdog.pingUntil(stop)
+	}
+	defer close(stop)
+	b.sup = newSupervisor(b, b.cfg)
+	b.sup.prepareImages()
+	// Unpacking used decoder buffers that PID 1 will not need again for
+	// months: hand them back to the kernel now rather than when the
+	// scavenger gets to them.
+	debug.FreeOSMemory()
+	return nil
+}
+
+// startSupervision opens the control socket; the loop then starts the
+// containers as their dependencies allow.
+func (b *booter) startSupervision() error {
+	if err := b.serveControl(b.opts.Socket); err != nil {
+		b.log.Printf("warning: %v", err)
+	} else {
+		b.log.Printf("control socket %s", b.opts.Socket)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ type Config struct {
 	// Hostname is the appliance's hostname (default: "berth").
 	Hostname  string            `toml:"hostname"`
 	Container []ContainerConfig `toml:"container"`
+	Board     BoardConfig       `toml:"board"`
 
 	// path is the file the config was read from; relative image paths
 	// are resolved against its directory.
@@ -137,10 +138,15 @@ func (cfg *Config) validate(v *validator) {
 			v.addKey(key(""), "missing image")
 		}
 		_, errs := c.toSpec("/")
+		c.supervision(func(k, format string, args ...any) {
+			errs = append(errs, fieldError{k, fmt.Sprintf(format, args...)})
+		})
 		for _, e := range errs {
 			v.addKey(key(e.key), "%s", e.msg)
 		}
 	}
+	cfg.checkOrder(v)
+	cfg.Board.check(v)
 }
 
 var validHostname = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)

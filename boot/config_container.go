@@ -40,6 +40,23 @@ type ContainerConfig struct {
 	Rlimits         map[string]any `toml:"rlimits"`
 
 	Limits LimitsConfig `toml:"limits"`
+
+	// Supervision: restart is "never" (default: the files of the first
+	// releases keep their meaning), "on-failure" or "always".
+	Restart       string   `toml:"restart"`
+	MaxRestarts   int      `toml:"max_restarts"`
+	RestartWindow string   `toml:"restart_window"`
+	After         []string `toml:"after"`
+	Oneshot       bool     `toml:"oneshot"`
+	StopSignal    string   `toml:"stop_signal"`
+	StopTimeout   string   `toml:"stop_timeout"`
+
+	// Logs: the in-memory ring, an optional rotated file, the console.
+	LogSize     string `toml:"log_size"`
+	LogFile     string `toml:"log_file"`
+	LogFileSize string `toml:"log_file_size"`
+	LogFiles    int    `toml:"log_files"`
+	LogConsole  *bool  `toml:"log_console"`
 }
 
 // MountConfig is one [[container.mount]] table.

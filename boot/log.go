@@ -3,18 +3,22 @@ package boot
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// Logger writes berth's log lines, each stamped with the time since boot
-// (CLOCK_BOOTTIME, the clock of /proc/uptime and of the kernel's own
-// console stamps), so berth's lines sort in with the kernel's.
+// Logger writes berth's log lines to the console, each stamped with the
+// time since boot (CLOCK_BOOTTIME, the clock of /proc/uptime and of the
+// kernel's own console stamps, so berth's lines sort in with the kernel's),
+// and, as PID 1, to /dev/kmsg, so that dmesg and pstore keep them.
 type Logger struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    sync.Mutex
+	w     io.Writer
+	kmsg  *os.File
+	debug bool
 }
 
 // NewLogger logs to w.
@@ -31,17 +35,52 @@ func Uptime() float64 {
 
 // Printf logs one berth message.
 func (l *Logger) Printf(format string, args ...any) {
-	l.line("berth: " + fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	l.line("berth: "+msg, true)
 }
 
-// Output logs one line a container wrote, prefixed with its name.
+// Debugf logs a message only with berth.debug.
+func (l *Logger) Debugf(format string, args ...any) {
+	if l.debug {
+		l.Printf("debug: "+format, args...)
+	}
+}
+
+// Output logs one line a container wrote, prefixed with its name. It goes
+// to the console only: the container's own log ring keeps it.
 func (l *Logger) Output(name, line string) {
-	l.line(name + " | " + line)
+	l.line(name+" | "+line, false)
 }
 
-func (l *Logger) line(s string) {
+func (l *Logger) line(s string, toKmsg bool) {
 	s = strings.TrimRight(s, "\n")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "[%12.6f] %s\n", Uptime(), s)
+	if toKmsg && l.kmsg != nil {
+		// Level 7 (debug): the kernel does not echo it on a console that
+		// already shows the line above.
+		for _, part := range strings.Split(s, "\n") {
+			fmt.Fprintf(l.kmsg, "<7>%s\n", part)
+		}
+	}
+}
+
+// setupLogging sends berth's log to /dev/kmsg too (PID 1 only), with the
+// kernel's rate limit for /dev/kmsg writers lifted: it is for programs
+// that are not the init.
+func (b *booter) setupLogging() error {
+	if !b.opts.PID1 {
+		return nil
+	}
+	_ = os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0)
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		b.log.Printf("warning: no kernel log: %v", err)
+		return nil
+	}
+	b.log.mu.Lock()
+	b.log.kmsg = f
+	b.log.mu.Unlock()
+	return nil
 }

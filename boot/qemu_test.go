@@ -23,6 +23,8 @@ type appliance struct {
 	arch     string
 	config   string
 	programs map[string]string
+	files    map[string]string // more files in the image: path -> content
+	modules  []string          // kernel modules in the initramfs
 	vm       vm.Config
 }
 
@@ -46,7 +48,11 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 		t.Fatal(err)
 	}
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := vm.BusyboxRootfs(repo, a.arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
+	files := map[string]string{"demo/show.sh": string(show)}
+	for k, v := range a.files {
+		files[k] = v
+	}
+	if err := vm.BusyboxRootfs(repo, a.arch, rootfs, files); err != nil {
 		t.Fatal(err)
 	}
 	for path, pkg := range a.programs {
@@ -64,6 +70,11 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
 	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}}
+	if len(a.modules) > 0 {
+		if app.Modules, err = vm.Modules(repo, a.arch, a.modules); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := app.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
@@ -148,24 +159,39 @@ func TestQEMUDemoAppliance(t *testing.T) {
 }
 
 // TestQEMUBrokenConfig boots a config with an error: berth prints it with
-// file, line and key on the console and powers off; the kernel does not
-// panic.
+// file, line and key on the console and ends in the berth.panic action —
+// by default a reboot after 10 s, here also poweroff — and the kernel
+// does not panic.
 func TestQEMUBrokenConfig(t *testing.T) {
 	const config = "hostname = \"x\"\n[[container]]\nname = \"a\"\nimage = \"/images/demo.tar.zst\"\ncommand = [\"true\"]\n[container.limits]\nmemory = \"lots\"\n"
-	out, err := bootAppliance(t, appliance{arch: "amd64", config: config})
-	if err != nil {
-		t.Errorf("QEMU did not exit cleanly: %v", err)
+	tests := []struct {
+		name   string
+		append []string
+		want   []string
+	}{
+		{"default: reboot after 10s", nil, []string{"berth: reboot in 10s (berth.panic)", "berth: reboot"}},
+		{"berth.panic=poweroff", []string{"berth.panic=poweroff"}, []string{"berth: power off"}},
 	}
-	for _, w := range []string{`/etc/berth.toml:7: container.limits.memory: invalid size "lots"`, "berth: power off"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("console lacks %q", w)
-		}
-	}
-	if strings.Contains(out, "Kernel panic") {
-		t.Error("kernel panicked")
-	}
-	if t.Failed() {
-		t.Logf("console:\n%s", out)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := bootAppliance(t, appliance{arch: "amd64", config: config, vm: vm.Config{Append: tc.append}})
+			if err != nil {
+				t.Errorf("QEMU did not exit cleanly: %v", err)
+			}
+			want := append([]string{`/etc/berth.toml:7: container.limits.memory: invalid size "lots"`}, tc.want...)
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("console lacks %q", w)
+				}
+			}
+			if strings.Contains(out, "Kernel panic") {
+				t.Error("kernel panicked")
+			}
+			if t.Failed() {
+				t.Logf("console:\n%s", out)
+			}
+		})
 	}
 }
 

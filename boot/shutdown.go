@@ -100,6 +100,12 @@ func (b *booter) halt(action Action) {
 	case Halt:
 		cmd = unix.LINUX_REBOOT_CMD_HALT
 	}
+	if b.watchdog != nil {
+		// A clean shutdown disarms the watchdog (the magic close).
+		if err := b.watchdog.close(); err != nil {
+			b.log.Printf("watchdog magic close: %v", err)
+		}
+	}
 	b.log.Printf("%s", action)
 	// The raw call: the commands do not fit unix.Reboot's int on 32-bit ARM.
 	_, _, err := unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2, uintptr(cmd), 0, 0, 0)

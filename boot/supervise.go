@@ -1,10 +1,10 @@
 package boot
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -12,76 +12,56 @@ import (
 	"berth/image"
 )
 
-// supervisor starts the configured containers and follows them until all
-// have exited or a signal asks for a shutdown. It runs on one goroutine:
-// signals, exits (through the reaper) and panics of other goroutines all
-// arrive as events on its loop.
+// supervisor keeps the configured containers running by their restart
+// policies and dependencies. It runs on one goroutine: signals, exits
+// (through the reaper), control requests, timers and panics of other
+// goroutines all arrive as events on its loop, so its state needs no lock.
 type supervisor struct {
-	b       *booter
-	running map[string]*running
-	// failed is set when a container could not start or exited non-zero.
-	failed bool
+	b     *booter
+	units map[string]*unit
+	order []string // config order
+	// draining is set once the shutdown has begun: nothing starts.
+	draining bool
+	// outputs counts the goroutines copying container output.
+	outputs sync.WaitGroup
 }
 
-// running is one started container.
-type running struct {
-	c    *container.Container
-	exit *container.Exit // set once it has exited
+func newSupervisor(b *booter, cfg *Config) *supervisor {
+	s := &supervisor{b: b, units: map[string]*unit{}}
+	for _, cc := range cfg.Container {
+		s.units[cc.Name] = newUnit(cc)
+		s.order = append(s.order, cc.Name)
+	}
+	return s
 }
 
-func newSupervisor(b *booter) *supervisor {
-	return &supervisor{b: b, running: map[string]*running{}}
-}
-
-// startAll prepares and starts each container in config order. A container
-// that cannot start is reported and does not keep the others from starting.
-func (s *supervisor) startAll() {
-	for _, cc := range s.b.cfg.Container {
-		if err := s.start(cc); err != nil {
-			s.failed = true
-			s.b.log.Printf("container %s: %v", cc.Name, err)
+// prepareImages readies every unit's root filesystem. A unit whose image
+// cannot be prepared is marked failed and does not keep the others back.
+func (s *supervisor) prepareImages() {
+	for _, name := range s.order {
+		u := s.units[name]
+		if err := s.prepareUnit(s.b.cfg, u); err != nil {
+			u.state, u.lastError = stateFailed, err.Error()
+			s.b.log.Printf("container %s: image: %v", name, err)
 		}
 	}
 }
 
-// start unpacks cc's image and starts the container with its output
-// captured into the log.
-func (s *supervisor) start(cc ContainerConfig) error {
-	rootfs, err := s.prepareRootfs(cc)
+// prepareUnit readies u's root filesystem from its image.
+func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
+	u.imageStamp = imageStamp(cfg.ImagePath(u.cfg))
+	rootfs, err := s.prepareRootfs(cfg, u.cfg)
 	if err != nil {
 		return err
 	}
-	spec := cc.Spec(rootfs)
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	run := &running{}
-	err = s.b.reaper.start(func() (int, error) {
-		c, err := container.Start(s.b.cgroups, spec, container.Options{
-			Stdout: w, Stderr: w, ExternalReaper: true,
-		})
-		if err != nil {
-			return 0, err
-		}
-		run.c = c
-		return c.Pid, nil
-	}, func(ws syscall.WaitStatus) { s.exited(cc.Name, ws) })
-	if err != nil {
-		r.Close()
-		return err
-	}
-	s.running[cc.Name] = run
-	s.b.log.Printf("container %s started: pid %d, %s", cc.Name, run.c.Pid, describeLimits(spec.Limits))
-	s.b.goSafe(func() { s.copyOutput(cc.Name, r) })
+	u.spec.Rootfs = rootfs
 	return nil
 }
 
 // prepareRootfs unpacks cc's image into a fresh directory under the state
 // directory.
-func (s *supervisor) prepareRootfs(cc ContainerConfig) (string, error) {
-	img := s.b.cfg.ImagePath(cc)
+func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, error) {
+	img := cfg.ImagePath(cc)
 	dir := filepath.Join(s.b.opts.StateDir, "containers", cc.Name)
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("clear %s: %w", dir, err)
@@ -96,101 +76,232 @@ func (s *supervisor) prepareRootfs(cc ContainerConfig) (string, error) {
 	return rootfs, nil
 }
 
-// copyOutput logs each line the container writes, until every writer
-// (the container and its children) has closed the pipe.
-func (s *supervisor) copyOutput(name string, r *os.File) {
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for sc.Scan() {
-		s.b.log.Output(name, sc.Text())
-	}
-}
-
-// exited is the reaper's callback for a container's first process.
-func (s *supervisor) exited(name string, ws syscall.WaitStatus) {
-	run := s.running[name]
-	if run == nil {
-		return
-	}
-	exit, err := run.c.Exited(ws)
-	run.exit = &exit
-	if err != nil {
-		s.b.log.Printf("container %s: clean up: %v", name, err)
-	}
-	if exit.Status() != 0 {
-		s.failed = true
-	}
-	s.b.log.Printf("%s after %s", exit, exit.Runtime.Round(time.Millisecond))
-}
-
-// alive counts the containers that have not exited.
-func (s *supervisor) alive() int {
-	n := 0
-	for _, r := range s.running {
-		if r.exit == nil {
-			n++
-		}
-	}
-	return n
-}
-
-// loop handles events until every container has exited (power off) or a
-// signal asks for a shutdown. It returns the action and berth boot's
-// exit status.
+// loop runs the containers until every one has ended by itself (power
+// off), or a signal or a control request asks for a shutdown. It returns
+// the shutdown action and berth boot's exit status.
 func (s *supervisor) loop() (Action, int) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	s.b.reaper.reap() // children that exited before the loop started
-	for s.alive() > 0 {
+	for {
+		next := s.schedule(time.Now())
+		if s.finished() {
+			s.flushOutput()
+			s.b.log.Printf("all containers have ended")
+			return PowerOff, s.status()
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(time.Until(next))
 		select {
 		case sig := <-s.b.sigs:
-			if sig == syscall.SIGCHLD {
+			switch {
+			case sig == syscall.SIGCHLD:
 				s.b.reaper.reap()
-				continue
+			case sig == syscall.SIGHUP:
+				s.b.log.Printf("got SIGHUP: reloading the config")
+				if err := s.reload(); err != nil {
+					s.b.log.Printf("reload refused, the running config stays: %v", err)
+				}
+			default:
+				if action, ok := shutdownSignal(sig); ok {
+					s.b.log.Printf("got %s: shutting down (%s)", sig, action)
+					return action, s.status()
+				}
 			}
-			if action, ok := shutdownSignal(sig); ok {
-				s.b.log.Printf("got %s: shutting down (%s)", sig, action)
+		case req := <-s.b.requests:
+			if action, stop := s.handle(req); stop {
 				return action, s.status()
 			}
+		case <-timer.C:
 		case err := <-s.b.fatal:
 			s.b.log.Printf("FATAL: %v", err)
-			return PowerOff, 1
+			return s.b.panicAction, 1
 		}
 	}
-	s.b.log.Printf("all containers have exited")
-	return PowerOff, s.status()
 }
 
+// schedule starts what is due, kills what overstayed its stop timeout,
+// pings the watchdog, and returns when it next needs to run.
+func (s *supervisor) schedule(now time.Time) time.Time {
+	next := now.Add(time.Hour)
+	if s.b.watchdog != nil {
+		s.b.watchdog.ping()
+		next = minTime(next, now.Add(s.b.watchdog.interval))
+	}
+	for _, name := range s.order {
+		u := s.units[name]
+		if s.draining && (u.state == stateBackoff || u.state == stateWaiting) {
+			continue
+		}
+		switch u.state {
+		case stateBackoff:
+			if now.Before(u.next) {
+				next = minTime(next, u.next)
+				continue
+			}
+			u.state = stateWaiting
+			fallthrough
+		case stateWaiting:
+			ready, _, reason := readiness(u, s.units)
+			if !ready {
+				if reason != u.waitReason {
+					s.b.log.Printf("container %s: %s", name, reason)
+					u.waitReason = reason
+				}
+				continue
+			}
+			u.waitReason = ""
+			s.start(u)
+			if u.state == stateBackoff {
+				next = minTime(next, u.next)
+			}
+			// A start changes what others wait for: look again soon.
+			next = minTime(next, now.Add(10*time.Millisecond))
+		case stateStopping:
+			if now.Before(u.stopDeadline) {
+				next = minTime(next, u.stopDeadline)
+				continue
+			}
+			if u.c != nil {
+				s.b.log.Printf("container %s did not stop within %s: SIGKILL", name, u.sup.stopTimeout)
+				u.c.Kill()
+			}
+			u.stopDeadline = now.Add(time.Hour)
+		}
+	}
+	return next
+}
+
+// finished reports whether every unit has ended by itself: exited, failed,
+// or waiting on a dependency that will never be ready. A unit the
+// operator stopped keeps the appliance up.
+func (s *supervisor) finished() bool {
+	for _, u := range s.units {
+		switch u.state {
+		case stateExited, stateFailed:
+		case stateWaiting:
+			if _, blocked, _ := readiness(u, s.units); !blocked {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// status is berth boot's exit status: 0 when no container failed or
+// exited non-zero.
 func (s *supervisor) status() int {
-	if s.failed {
-		return 1
+	for _, u := range s.units {
+		if u.state == stateFailed || (u.state == stateExited && u.lastStatus() != 0) {
+			return 1
+		}
 	}
 	return 0
 }
 
-// stopAll sends SIGKILL to whatever containers still run and waits, for at
-// most timeout, for the reaper to collect them.
-func (s *supervisor) stopAll(timeout time.Duration) {
-	if s.alive() == 0 {
-		return
-	}
-	for name, r := range s.running {
-		if r.exit == nil {
-			s.b.log.Printf("stopping container %s", name)
-			_ = r.c.Signal(syscall.SIGKILL)
+// stopAll stops the running containers in reverse dependency order: in
+// rounds, each stopping at once every container no running one depends on
+// (its stop signal, then SIGKILL after its stop timeout), and waiting for
+// them before the next round. Exits and the watchdog keep being served.
+func (s *supervisor) stopAll() {
+	s.draining = true
+	for _, u := range s.units {
+		if u.state == stateBackoff || u.state == stateWaiting {
+			u.state = stateStopped
 		}
 	}
-	deadline := time.After(timeout)
-	for s.alive() > 0 {
+	for {
+		var round []*unit
+		for _, name := range stopOrder(s.order, s.units) {
+			u := s.units[name]
+			if (u.state == stateRunning || u.state == stateStopping) && !s.neededByRunning(name) {
+				round = append(round, u)
+			}
+		}
+		if len(round) == 0 {
+			s.flushOutput()
+			return
+		}
+		t := time.Now()
+		giveUp := t
+		for _, u := range round {
+			s.stop(u)
+			giveUp = maxTime(giveUp, u.stopDeadline.Add(5*time.Second))
+		}
+		for _, u := range round {
+			s.waitStopped(u, giveUp)
+			if u.state == stateStopped {
+				s.b.log.Printf("container %s stopped in %s", u.name, time.Since(t).Round(time.Millisecond))
+			} else {
+				s.b.log.Printf("container %s did not stop", u.name)
+				u.state = stateStopped // do not wait for it again
+			}
+		}
+	}
+}
+
+// neededByRunning reports whether a running container comes after name.
+func (s *supervisor) neededByRunning(name string) bool {
+	for _, u := range s.units {
+		if u.state != stateRunning && u.state != stateStopping {
+			continue
+		}
+		for _, a := range u.sup.after {
+			if a == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// waitStopped serves signals and the watchdog until u has stopped or
+// giveUp passes, sending SIGKILL when its stop timeout is over.
+func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for u.state == stateStopping && time.Now().Before(giveUp) {
 		select {
 		case sig := <-s.b.sigs:
 			if sig == syscall.SIGCHLD {
 				s.b.reaper.reap()
 			}
-		case <-deadline:
-			s.b.log.Printf("%d containers did not stop within %s", s.alive(), timeout)
-			return
+		case <-tick.C:
+			s.schedule(time.Now())
 		}
 	}
+}
+
+// flushOutput waits, briefly, for the output of exited containers to be
+// logged: their pipes close just after their exits are reaped.
+func (s *supervisor) flushOutput() {
+	done := make(chan struct{})
+	go func() { s.outputs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func describeLimits(l container.Limits) string {

@@ -415,3 +415,28 @@ func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
 	e.OOMKills = c.cgroup.oomKills()
 	return e, c.cgroup.destroy()
 }
+
+// Kill sends SIGKILL to every process in the container's cgroup.
+func (c *Container) Kill() {
+	for _, dir := range c.cgroup.dirs {
+		killCgroupProcs(dir)
+	}
+}
+
+// MemoryUsage returns the container's current memory use in bytes, read
+// from its cgroup (memory.current on v2, memory.usage_in_bytes on v1).
+func (c *Container) MemoryUsage() (int64, error) {
+	file := filepath.Join(c.cgroup.dirs[0], "memory.current")
+	if c.cgroup.layout.Version == 1 {
+		dir, ok := c.cgroup.byController["memory"]
+		if !ok {
+			return 0, errors.New("no memory controller")
+		}
+		file = filepath.Join(dir, "memory.usage_in_bytes")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+}

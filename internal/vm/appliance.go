@@ -92,6 +92,9 @@ type Appliance struct {
 	Config string
 	// Images maps a name under /images to an image file on the host.
 	Images map[string]string
+	// Modules are kernel modules (with their dependencies) to put under
+	// /lib/modules, or nil.
+	Modules *ModuleSet
 }
 
 // Write writes the appliance's initramfs to path.
@@ -105,6 +108,11 @@ func (a Appliance) Write(path string) error {
 	}
 	for name, host := range a.Images {
 		if err := i.AddHostFile("images/"+name, host, 0o644); err != nil {
+			return err
+		}
+	}
+	if a.Modules != nil {
+		if err := a.Modules.add(i); err != nil {
 			return err
 		}
 	}

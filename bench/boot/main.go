@@ -1,0 +1,226 @@
+// Command boot measures berth as PID 1 in QEMU (TCG) on amd64 and arm64:
+// the time from kernel start to berth's start and from berth's start to
+// the first container's first output line, beside a 10-line static Go
+// init that only prints (bench/boot/hello); berth's idle RSS with 3
+// containers running, and its memory per extra container (from berth
+// status, asked by a management container).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hugelgupf/vmtest/qemu"
+
+	"berth/image"
+	"berth/internal/vm"
+)
+
+func main() {
+	runs := flag.Int("n", 3, "boots per case")
+	repo := flag.String("repo", ".", "berth checkout")
+	flag.Parse()
+	for _, arch := range []string{"amd64", "arm64"} {
+		if err := bench(*repo, arch, *runs); err != nil {
+			fmt.Fprintln(os.Stderr, "bench boot:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// stamps are the uptimes read off a console.
+type stamps struct{ initStart, firstOutput float64 }
+
+// A stamp may follow QEMU firmware escape codes on the same line.
+var stampRE = regexp.MustCompile(`(?m)\[\s*([0-9.]+)\] ([^\n]*)$`)
+
+func parse(out string) stamps {
+	var s stamps
+	for _, m := range stampRE.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		switch {
+		case s.initStart == 0 && (strings.HasPrefix(m[2], "berth: berth ") || strings.HasPrefix(m[2], "hello: ")):
+			s.initStart = v
+		case s.firstOutput == 0 && strings.Contains(m[2], " | ") && !strings.HasPrefix(m[2], "berth:"):
+			s.firstOutput = v
+		}
+	}
+	return s
+}
+
+func bench(repo, arch string, runs int) error {
+	dir, err := os.MkdirTemp("", "berth-bench-boot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	kernel, err := vm.Kernel(repo, arch)
+	if err != nil {
+		return err
+	}
+	// The baseline: hello as /init.
+	hello := filepath.Join(dir, "hello")
+	if err := vm.BuildGo(repo, "./bench/boot/hello", arch, hello); err != nil {
+		return err
+	}
+	helloInitrd := filepath.Join(dir, "hello.cpio")
+	i := vm.NewInitramfs()
+	if err := i.AddHostFile("init", hello, 0o755); err != nil {
+		return err
+	}
+	if err := i.Write(helloInitrd); err != nil {
+		return err
+	}
+	// berth with a busybox image.
+	berth, err := vm.BuildBerth(repo, arch, dir)
+	if err != nil {
+		return err
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := vm.BusyboxRootfs(repo, arch, rootfs, map[string]string{"admin.sh": adminScript}); err != nil {
+		return err
+	}
+	img := filepath.Join(dir, "bb.tar.zst")
+	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
+		return err
+	}
+	initrd := func(n int) (string, error) {
+		cfg := filepath.Join(dir, fmt.Sprintf("berth-%d.toml", n))
+		if err := os.WriteFile(cfg, []byte(config(n)), 0o644); err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, fmt.Sprintf("berth-%d.cpio", n))
+		app := vm.Appliance{Berth: berth, Config: cfg, Images: map[string]string{"bb.tar.zst": img}}
+		return path, app.Write(path)
+	}
+	three, err := initrd(2) // 2 sleepers + the admin container: 3 running
+	if err != nil {
+		return err
+	}
+	eleven, err := initrd(10) // 10 + admin: 11 running
+	if err != nil {
+		return err
+	}
+	var helloS, berthS []stamps
+	var rss3, rss11 []int64
+	for r := 0; r < runs; r++ {
+		out, err := boot(arch, kernel, helloInitrd)
+		if err != nil {
+			return fmt.Errorf("hello: %w", err)
+		}
+		helloS = append(helloS, parse(out))
+		out, err = boot(arch, kernel, three)
+		if err != nil {
+			return fmt.Errorf("berth: %w\n%s", err, out)
+		}
+		berthS = append(berthS, parse(out))
+		rss3 = append(rss3, rssFrom(out))
+		out, err = boot(arch, kernel, eleven)
+		if err != nil {
+			return fmt.Errorf("berth with 11 containers: %w", err)
+		}
+		rss11 = append(rss11, rssFrom(out))
+	}
+	hk := median(func(s stamps) float64 { return s.initStart }, helloS)
+	bk := median(func(s stamps) float64 { return s.initStart }, berthS)
+	bf := median(func(s stamps) float64 { return s.firstOutput - s.initStart }, berthS)
+	bt := median(func(s stamps) float64 { return s.firstOutput }, berthS)
+	fmt.Printf("%s, QEMU TCG, %d boots each (medians):\n", arch, runs)
+	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, berth %6.0f ms (%.2fx)\n", hk*1000, bk*1000, bk/hk)
+	fmt.Printf("  berth start -> first container output: %6.0f ms\n", bf*1000)
+	fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), berth %6.0f ms (%.2fx)\n", hk*1000, bt*1000, bt/hk)
+	m3, m11 := medianInt(rss3), medianInt(rss11)
+	fmt.Printf("  berth RSS as PID 1, idle: %d KiB with 3 containers, %d KiB with 11: %d KiB per extra container\n\n",
+		m3>>10, m11>>10, (m11-m3)/8>>10)
+	return nil
+}
+
+func boot(arch, kernel, initrd string) (string, error) {
+	var out syncBuf
+	cfg := vm.Config{Arch: arch, Kernel: kernel, Initramfs: initrd}
+	v, err := qemu.Start(vm.QEMUArch(arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
+	if err != nil {
+		return "", err
+	}
+	err = v.Wait()
+	return out.String(), err
+}
+
+// config is n sleepers and an admin container that reports berth status.
+func config(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "[[container]]\nname = \"sleeper%d\"\nimage = \"/images/bb.tar.zst\"\ncommand = [\"/bin/sh\", \"-c\", \"echo sleeper %d up; exec sleep 1000\"]\nstop_timeout = \"1s\"\n\n", i, i)
+	}
+	b.WriteString(`[[container]]
+name = "admin"
+image = "/images/bb.tar.zst"
+command = ["/bin/sh", "/admin.sh", "` + strconv.Itoa(n+1) + `"]
+[[container.mount]]
+source = "/run/berth.sock"
+target = "/run/berth.sock"
+[[container.mount]]
+source = "/init"
+target = "/bin/berth"
+readonly = true
+`)
+	return b.String()
+}
+
+// adminScript waits for every container to run, lets berth idle, prints
+// berth status as JSON on one line and powers off.
+const adminScript = `
+while [ "$(berth status --json | grep -c '"running": '"$1")" = 0 ]; do sleep 0.5; done
+sleep 3
+echo "STATUS $(berth status --json | tr -d '\n ')"
+berth poweroff
+`
+
+var rssRE = regexp.MustCompile(`STATUS (\{.*\})`)
+
+func rssFrom(out string) int64 {
+	m := rssRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	var st struct {
+		RSS  int64 `json:"berth_rss_bytes"`
+		Anon int64 `json:"berth_rss_anon_bytes"`
+		File int64 `json:"berth_rss_file_bytes"`
+	}
+	json.Unmarshal([]byte(m[1]), &st)
+	fmt.Printf("    (RSS %d KiB: anonymous %d KiB, file-backed %d KiB)\n", st.RSS>>10, st.Anon>>10, st.File>>10)
+	return st.RSS
+}
+
+func median(f func(stamps) float64, s []stamps) float64 {
+	v := make([]float64, len(s))
+	for i, x := range s {
+		v[i] = f(x)
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func medianInt(v []int64) int64 {
+	s := append([]int64(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) Close() error                { return nil }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

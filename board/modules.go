@@ -1,0 +1,58 @@
+package board
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/u-root/u-root/pkg/kmodule"
+)
+
+// LoadModules loads the profile's modules and extra ones, with their
+// dependencies, from /lib/modules/$(uname -r) (u-root's pkg/kmodule reads
+// modules.dep and modules.builtin there). A module that is built in or
+// already loaded is a success; one that is missing is reported, and the
+// others are still loaded.
+func (p Profile) LoadModules(extra []string) (loaded []string, errs []error) {
+	names := append(append([]string(nil), p.Modules...), extra...)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
+	if err != nil {
+		return nil, []error{fmt.Errorf("load modules %v: %w", names, err)}
+	}
+	for _, n := range names {
+		if err := prober.Probe(n, ""); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
+			continue
+		}
+		loaded = append(loaded, n)
+	}
+	return loaded, errs
+}
+
+// HasMemoryCgroup reports whether the kernel's memory cgroup controller
+// is enabled (/proc/cgroups). Raspberry Pi kernels leave it off unless
+// the command line has cgroup_enable=memory.
+func HasMemoryCgroup() bool {
+	f, err := os.Open("/proc/cgroups")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// #subsys_name hierarchy num_cgroups enabled
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 4 && fields[0] == "memory" {
+			return fields[3] == "1"
+		}
+	}
+	return false
+}

@@ -1,0 +1,171 @@
+package boot
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container"
+)
+
+// Supervision defaults.
+const (
+	DefaultStopTimeout   = 10 * time.Second
+	DefaultRestartWindow = 10 * time.Minute
+	DefaultLogSize       = 256 << 10
+	DefaultLogFileSize   = 1 << 20
+	DefaultLogFiles      = 3
+)
+
+// supervision is a [[container]]'s supervision settings, checked and
+// with defaults filled in.
+type supervision struct {
+	restart       string // never, on-failure, always
+	maxRestarts   int    // 0: no limit
+	restartWindow time.Duration
+	after         []string
+	oneshot       bool
+	stopSignal    syscall.Signal
+	stopTimeout   time.Duration
+	logSize       int
+	logFile       string
+	logFileSize   int64
+	logFiles      int
+	logConsole    bool
+}
+
+// supervision converts the table's supervision keys, reporting problems
+// through bad like toSpec does.
+func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervision {
+	s := supervision{
+		restart: c.Restart, maxRestarts: c.MaxRestarts, restartWindow: DefaultRestartWindow,
+		after: c.After, oneshot: c.Oneshot, stopSignal: syscall.SIGTERM, stopTimeout: DefaultStopTimeout,
+		logSize: DefaultLogSize, logFile: c.LogFile, logFileSize: DefaultLogFileSize, logFiles: DefaultLogFiles,
+		logConsole: c.LogConsole == nil || *c.LogConsole,
+	}
+	switch c.Restart {
+	case "":
+		s.restart = "never"
+	case "never", "on-failure", "always":
+	default:
+		bad("restart", "invalid value %q: want \"always\", \"on-failure\" or \"never\"", c.Restart)
+	}
+	if c.MaxRestarts < 0 {
+		bad("max_restarts", "must be 0 (no limit) or more")
+	}
+	dur := func(key, v string, dst *time.Duration) {
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad(key, "invalid duration %q: want e.g. \"10s\" or \"5m\"", v)
+			return
+		}
+		*dst = d
+	}
+	dur("restart_window", c.RestartWindow, &s.restartWindow)
+	dur("stop_timeout", c.StopTimeout, &s.stopTimeout)
+	if c.StopSignal != "" {
+		sig, ok := signalByName(c.StopSignal)
+		if !ok {
+			bad("stop_signal", "unknown signal %q: want a name such as \"SIGTERM\" or \"INT\"", c.StopSignal)
+		}
+		s.stopSignal = sig
+	}
+	size := func(key, v string) int64 {
+		if v == "" {
+			return 0
+		}
+		n, err := container.ParseSize(v)
+		if err != nil {
+			bad(key, "%v", err)
+		}
+		return n
+	}
+	if n := size("log_size", c.LogSize); n > 0 {
+		if n < 4<<10 || n > 64<<20 {
+			bad("log_size", "want between 4K and 64M")
+		}
+		s.logSize = int(n)
+	}
+	if n := size("log_file_size", c.LogFileSize); n > 0 {
+		s.logFileSize = n
+	}
+	if c.LogFiles < 0 {
+		bad("log_files", "must be 1 or more")
+	} else if c.LogFiles > 0 {
+		s.logFiles = c.LogFiles
+	}
+	if c.LogFile != "" && !strings.HasPrefix(c.LogFile, "/") {
+		bad("log_file", "want an absolute path, got %q", c.LogFile)
+	}
+	return s
+}
+
+// signalByName accepts "SIGTERM", "TERM" or "term".
+func signalByName(name string) (syscall.Signal, bool) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	sig := unix.SignalNum(n)
+	return sig, sig != 0
+}
+
+// checkOrder validates the after = [...] graph: every name exists, and
+// there is no cycle. It reports through v, at the containers' after keys.
+func (cfg *Config) checkOrder(v *validator) {
+	index := map[string]int{}
+	for i, c := range cfg.Container {
+		index[c.Name] = i
+	}
+	for i, c := range cfg.Container {
+		for _, a := range c.After {
+			if _, ok := index[a]; !ok {
+				v.addKey(fmt.Sprintf("container#%d.after", i), "unknown container %q", a)
+			} else if a == c.Name {
+				v.addKey(fmt.Sprintf("container#%d.after", i), "container %q cannot come after itself", a)
+			}
+		}
+	}
+	// Depth-first search for a cycle; report it once, at its first member.
+	state := make([]int, len(cfg.Container)) // 0 new, 1 on stack, 2 done
+	var path []string
+	var visit func(i int) bool
+	visit = func(i int) bool {
+		state[i] = 1
+		path = append(path, cfg.Container[i].Name)
+		for _, a := range cfg.Container[i].After {
+			j, ok := index[a]
+			if !ok || j == i {
+				continue
+			}
+			if state[j] == 1 {
+				start := 0
+				for k, n := range path {
+					if n == a {
+						start = k
+					}
+				}
+				cycle := append(append([]string{}, path[start:]...), a)
+				v.addKey(fmt.Sprintf("container#%d.after", j), "dependency cycle: %s", strings.Join(cycle, " -> "))
+				return true
+			}
+			if state[j] == 0 && visit(j) {
+				return true
+			}
+		}
+		path = path[:len(path)-1]
+		state[i] = 2
+		return false
+	}
+	for i := range cfg.Container {
+		if state[i] == 0 && visit(i) {
+			return
+		}
+	}
+}

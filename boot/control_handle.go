@@ -1,0 +1,171 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// handle answers a control request on the supervisor loop. It returns
+// true with an action when the request asks for a shutdown.
+func (s *supervisor) handle(r request) (Action, bool) {
+	answer := func(resp Response) { r.reply <- reply{Response: resp} }
+	fail := func(format string, args ...any) { answer(Response{Error: fmt.Sprintf(format, args...)}) }
+	u := s.units[r.Name]
+	needsName := map[string]bool{"logs": true, "start": true, "stop": true, "restart": true}
+	if needsName[r.Verb] && u == nil {
+		fail("no container %q (containers: %s)", r.Name, strings.Join(s.order, ", "))
+		return 0, false
+	}
+	switch r.Verb {
+	case "ps":
+		answer(Response{Processes: s.processes()})
+	case "status":
+		answer(Response{Status: s.statusInfo()})
+	case "logs":
+		r.reply <- reply{ring: u.log}
+	case "start":
+		switch u.state {
+		case stateRunning, stateStopping:
+			fail("container %s is %s", u.name, u.state)
+			return 0, false
+		}
+		u.policy.reset()
+		u.state, u.waitReason = stateWaiting, ""
+		s.b.log.Printf("container %s: start asked for over the control socket", u.name)
+		answer(Response{Message: "starting " + u.name})
+	case "stop":
+		s.b.log.Printf("container %s: stop asked for over the control socket", u.name)
+		s.stop(u)
+		answer(Response{Message: "stopping " + u.name})
+	case "restart":
+		s.b.log.Printf("container %s: restart asked for over the control socket", u.name)
+		if u.state == stateRunning || u.state == stateStopping {
+			u.thenStart = true
+			s.stop(u)
+		} else {
+			u.policy.reset()
+			u.state, u.waitReason = stateWaiting, ""
+		}
+		answer(Response{Message: "restarting " + u.name})
+	case "reload":
+		s.b.log.Printf("reload asked for over the control socket")
+		if err := s.reload(); err != nil {
+			s.b.log.Printf("reload refused, the running config stays: %v", err)
+			fail("reload refused, the running config stays:\n%v", err)
+			return 0, false
+		}
+		answer(Response{Message: "reloaded " + s.b.cfg.path})
+	case "reboot", "poweroff":
+		action := Reboot
+		if r.Verb == "poweroff" {
+			action = PowerOff
+		}
+		s.b.log.Printf("%s asked for over the control socket", action)
+		answer(Response{Message: action.String()})
+		return action, true
+	case "debug-signal":
+		// Lets a test deliver a signal to PID 1 from a container, whose PID
+		// namespace hides PID 1: the signal then takes the real path.
+		if !s.b.debug {
+			fail("debug-signal needs berth.debug on the kernel command line")
+			return 0, false
+		}
+		sig, ok := signalByName(r.Name)
+		if !ok {
+			fail("unknown signal %q", r.Name)
+			return 0, false
+		}
+		answer(Response{Message: "sending " + signalName(sig) + " to berth"})
+		_ = syscall.Kill(os.Getpid(), sig)
+	case "debug-hang":
+		if !s.b.debug {
+			fail("debug-hang needs berth.debug on the kernel command line")
+			return 0, false
+		}
+		s.b.log.Printf("debug: the supervisor loop hangs now, as a wedged one would")
+		answer(Response{Message: "hanging"})
+		for {
+			time.Sleep(time.Hour)
+		}
+	default:
+		fail("unknown verb %q", r.Verb)
+	}
+	return 0, false
+}
+
+// processes is berth ps.
+func (s *supervisor) processes() []Process {
+	var out []Process
+	for _, name := range s.order {
+		u := s.units[name]
+		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory}
+		if u.c != nil {
+			p.Pid, p.Started = u.c.Pid, u.started
+			p.UptimeSec = time.Since(u.started).Seconds()
+			p.Memory, _ = u.c.MemoryUsage()
+		}
+		switch {
+		case u.lastError != "":
+			p.LastExit = "could not start: " + u.lastError
+		case u.lastExit != nil:
+			p.LastExit = u.lastExit.String()
+		}
+		switch u.state {
+		case stateWaiting:
+			_, _, p.Detail = readiness(u, s.units)
+		case stateBackoff:
+			p.Detail = "restarts in " + time.Until(u.next).Round(time.Millisecond).String()
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// statusInfo is berth status.
+func (s *supervisor) statusInfo() *Status {
+	st := &Status{
+		Version: Version, PID1: s.b.opts.PID1, Board: s.b.board, UptimeSec: Uptime(),
+		Kernel: kernelRelease(), Cgroups: s.b.cgroups.String(), Config: s.b.cfg.path,
+		Watchdog: "none", Containers: len(s.units),
+	}
+	st.RSS, st.RSSAnon, st.RSSFile = selfRSS()
+	if s.b.watchdog != nil {
+		st.Watchdog = fmt.Sprintf("%s, timeout %s", s.b.watchdog.dev, s.b.watchdog.timeout)
+	}
+	for _, name := range s.order {
+		u := s.units[name]
+		if u.state == stateRunning {
+			st.Running++
+		}
+		st.Images = append(st.Images, ImageInfo{Container: name, Path: s.b.cfg.ImagePath(u.cfg), Rootfs: u.spec.Rootfs})
+	}
+	sort.SliceStable(st.Images, func(i, j int) bool { return st.Images[i].Container < st.Images[j].Container })
+	return st
+}
+
+// selfRSS is berth's own resident set size in bytes, and its anonymous
+// and file-backed (the binary's pages) parts.
+func selfRSS() (total, anon, file int64) {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			total = kb << 10
+		case "RssAnon":
+			anon = kb << 10
+		case "RssFile":
+			file = kb << 10
+		}
+	}
+	return total, anon, file
+}

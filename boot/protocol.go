@@ -1,0 +1,73 @@
+package boot
+
+import (
+	"time"
+
+	"berth/board"
+)
+
+// DefaultSocket is where PID 1 serves the control protocol.
+const DefaultSocket = "/run/berth.sock"
+
+// The control protocol: the client writes one Request as a JSON line; the
+// server answers with one Response as a JSON line, or, for logs with
+// Follow, one Response per batch of lines until the client hangs up. Only
+// root may connect (SO_PEERCRED).
+
+// Request is a control request.
+type Request struct {
+	// Verb is ps, status, logs, start, stop, restart, reload, reboot or
+	// poweroff.
+	Verb   string `json:"verb"`
+	Name   string `json:"name,omitempty"`
+	Lines  int    `json:"lines,omitempty"`
+	Follow bool   `json:"follow,omitempty"`
+}
+
+// Response is the answer to a Request.
+type Response struct {
+	Error     string    `json:"error,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Status    *Status   `json:"status,omitempty"`
+	Processes []Process `json:"processes,omitempty"`
+	Lines     []LogLine `json:"lines,omitempty"`
+}
+
+// Process is one row of berth ps.
+type Process struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"`
+	Pid         int       `json:"pid,omitempty"`
+	Started     time.Time `json:"started,omitempty"`
+	UptimeSec   float64   `json:"uptime_seconds,omitempty"`
+	Restarts    int       `json:"restarts"`
+	Memory      int64     `json:"memory_bytes,omitempty"`
+	MemoryLimit int64     `json:"memory_limit_bytes,omitempty"`
+	LastExit    string    `json:"last_exit,omitempty"`
+	Detail      string    `json:"detail,omitempty"`
+}
+
+// Status is berth status.
+type Status struct {
+	Version    string      `json:"version"`
+	PID1       bool        `json:"pid1"`
+	Board      board.Board `json:"board"`
+	UptimeSec  float64     `json:"uptime_seconds"`
+	Kernel     string      `json:"kernel"`
+	Cgroups    string      `json:"cgroups"`
+	Config     string      `json:"config"`
+	Watchdog   string      `json:"watchdog"`
+	Images     []ImageInfo `json:"images"`
+	Containers int         `json:"containers"`
+	Running    int         `json:"running"`
+	RSS        int64       `json:"berth_rss_bytes"`
+	RSSAnon    int64       `json:"berth_rss_anon_bytes"`
+	RSSFile    int64       `json:"berth_rss_file_bytes"`
+}
+
+// ImageInfo is a container's image as berth status shows it.
+type ImageInfo struct {
+	Container string `json:"container"`
+	Path      string `json:"path"`
+	Rootfs    string `json:"rootfs,omitempty"`
+}

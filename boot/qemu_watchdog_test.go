@@ -1,0 +1,50 @@
+package boot_test
+
+import (
+	"strings"
+	"testing"
+
+	"berth/internal/vm"
+)
+
+const watchdogConfig = `
+[board]
+watchdog_timeout = "3s"
+
+[[container]]
+name = "wedge"
+image = "/images/demo.tar.zst"
+command = ["/bin/sh", "-c", "sleep 10; echo still alive after 10s; berth debug hang"]
+[[container.mount]]
+source = "/run/berth.sock"
+target = "/run/berth.sock"
+[[container.mount]]
+source = "/init"
+target = "/bin/berth"
+readonly = true
+`
+
+// TestQEMUWatchdog arms QEMU's i6300esb with a 3 s timeout: the supervisor
+// keeps the machine up through 10 s of normal running, then, once the
+// supervisor loop hangs (a test hook of berth.debug), the watchdog resets
+// the machine — QEMU, run with -no-reboot, exits — and berth itself never
+// got to shut down.
+func TestQEMUWatchdog(t *testing.T) {
+	out, err := bootAppliance(t, appliance{
+		arch: "amd64", config: watchdogConfig, modules: []string{"i6300esb"},
+		vm: vm.Config{Append: []string{"berth.debug"}, ExtraQEMU: []string{"-device", "i6300esb", "-watchdog-action", "reset"}},
+	})
+	if err != nil {
+		t.Errorf("QEMU did not exit by itself: %v", err)
+	}
+	wantLines(t, out, "modules loaded: [i6300esb", "watchdog /dev/watchdog armed", "watchdog timeout 3s",
+		"wedge | still alive after 10s", "debug: the supervisor loop hangs now")
+	hang := strings.Index(out, "debug: the supervisor loop hangs now")
+	if hang >= 0 {
+		for _, bad := range []string{"berth: reboot", "berth: power off", "syncing"} {
+			if strings.Contains(out[hang:], bad) {
+				t.Errorf("berth shut down by itself (%q) instead of the watchdog resetting it", bad)
+			}
+		}
+	}
+}

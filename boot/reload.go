@@ -1,0 +1,92 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"time"
+)
+
+// reload re-reads the config file. An invalid file is refused and the
+// running config stays. Otherwise containers whose definition (or image
+// file) changed are stopped and started anew, removed ones are stopped,
+// added ones started; the others are not touched.
+func (s *supervisor) reload() error {
+	cfg, err := LoadConfig(s.b.cfg.path)
+	if err != nil {
+		return err
+	}
+	// 1. Sort the containers into kept, changed, added and removed.
+	var changed, added, kept, removed []string
+	next := map[string]*unit{}
+	for _, cc := range cfg.Container {
+		u := s.units[cc.Name]
+		switch {
+		case u == nil:
+			added = append(added, cc.Name)
+		case reflect.DeepEqual(u.cfg, cc) && u.imageStamp == imageStamp(cfg.ImagePath(cc)):
+			kept = append(kept, cc.Name)
+			next[cc.Name] = u
+		default:
+			changed = append(changed, cc.Name)
+		}
+	}
+	for _, name := range s.order {
+		if _, ok := next[name]; !ok && !contains(changed, name) {
+			removed = append(removed, name)
+		}
+	}
+	// 2. Stop the changed and removed ones, while the running state is
+	// still whole.
+	for _, name := range append(append([]string{}, changed...), removed...) {
+		s.stopAndWait(s.units[name])
+	}
+	// 3. Ready the new definitions, then switch.
+	var order []string
+	for _, cc := range cfg.Container {
+		order = append(order, cc.Name)
+		if next[cc.Name] != nil {
+			continue
+		}
+		u := newUnit(cc)
+		if err := s.prepareUnit(cfg, u); err != nil {
+			u.state, u.lastError = stateFailed, err.Error()
+			s.b.log.Printf("container %s: image: %v", cc.Name, err)
+		}
+		next[cc.Name] = u
+	}
+	s.units, s.order, s.b.cfg = next, order, cfg
+	debug.FreeOSMemory() // as after the boot's images phase
+	s.b.log.Printf("config reloaded: changed %v, added %v, removed %v, untouched %v", changed, added, removed, kept)
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// stopAndWait stops u and waits until it has stopped (or its stop timeout
+// and a grace period have passed).
+func (s *supervisor) stopAndWait(u *unit) {
+	if u.state != stateRunning && u.state != stateStopping {
+		u.state = stateStopped
+		return
+	}
+	s.stop(u)
+	s.waitStopped(u, u.stopDeadline.Add(5*time.Second))
+}
+
+// imageStamp identifies an image file's version cheaply: size and mtime.
+func imageStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano())
+}

@@ -1,0 +1,210 @@
+package boot
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container"
+)
+
+// unitState is where a container is in its life under supervision.
+type unitState string
+
+const (
+	stateWaiting  unitState = "waiting"  // not started: waiting for its dependencies
+	stateRunning  unitState = "running"  // its first process runs
+	stateStopping unitState = "stopping" // stop signal sent, waiting for the exit
+	stateBackoff  unitState = "backoff"  // exited; restarts when the backoff ends
+	stateExited   unitState = "exited"   // ended and stays down by its restart policy
+	stateFailed   unitState = "failed"   // could not start or gave up restarting
+	stateStopped  unitState = "stopped"  // stopped by the operator or the shutdown
+)
+
+// unit is one supervised container.
+type unit struct {
+	name   string
+	cfg    ContainerConfig
+	sup    supervision
+	spec   container.Spec // with Rootfs once the image is ready
+	policy *restartPolicy
+	log    *logRing
+
+	state     unitState
+	c         *container.Container
+	started   time.Time
+	restarts  int
+	lastExit  *container.Exit
+	lastError string    // why the last start failed
+	next      time.Time // backoff: when to start again
+	// stopDeadline is when a stopping unit gets SIGKILL; thenStart
+	// restarts it once stopped (berth restart).
+	stopDeadline time.Time
+	thenStart    bool
+	// waitReason is the last "waiting for ..." logged, to log changes only.
+	waitReason string
+	// imageStamp is the image file's version when it was prepared.
+	imageStamp string
+}
+
+func newUnit(cc ContainerConfig) *unit {
+	sup := cc.supervision(func(string, string, ...any) {}) // validated
+	var file *rotatingFile
+	if sup.logFile != "" {
+		file, _ = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles)
+	}
+	return &unit{
+		name: cc.Name, cfg: cc, sup: sup, spec: cc.Spec(""), policy: newRestartPolicy(sup),
+		log: newLogRing(sup.logSize, file), state: stateWaiting,
+	}
+}
+
+// lastStatus is the exit status of the last run, -1 when there was none.
+func (u *unit) lastStatus() int {
+	if u.lastExit == nil {
+		if u.lastError != "" {
+			return 125
+		}
+		return -1
+	}
+	return u.lastExit.Status()
+}
+
+// describeState is the state with the detail a user wants beside it.
+func (u *unit) describeState() string {
+	switch u.state {
+	case stateExited, stateFailed:
+		if u.lastError != "" {
+			return fmt.Sprintf("%s (%s)", u.state, u.lastError)
+		}
+		if u.lastExit != nil {
+			return fmt.Sprintf("%s (status %d)", u.state, u.lastExit.Status())
+		}
+	}
+	return string(u.state)
+}
+
+// start starts the unit's container; its output goes to its log ring and,
+// unless log_console = false, to the console.
+func (s *supervisor) start(u *unit) {
+	if u.spec.Rootfs == "" {
+		s.startFailed(u, "its image is not ready")
+		return
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		s.startFailed(u, err.Error())
+		return
+	}
+	defer w.Close()
+	var c *container.Container
+	err = s.b.reaper.start(func() (int, error) {
+		var err error
+		c, err = container.Start(s.b.cgroups, u.spec, container.Options{Stdout: w, Stderr: w, ExternalReaper: true})
+		if err != nil {
+			return 0, err
+		}
+		return c.Pid, nil
+	}, func(ws syscall.WaitStatus) { s.exited(u, c, ws) })
+	if err != nil {
+		r.Close()
+		s.startFailed(u, err.Error())
+		return
+	}
+	u.c, u.state, u.started, u.lastError = c, stateRunning, time.Now(), ""
+	s.b.log.Printf("container %s started: pid %d, %s", u.name, c.Pid, describeLimits(u.spec.Limits))
+	s.outputs.Add(1)
+	s.b.goSafe(func() {
+		defer s.outputs.Done()
+		s.copyOutput(u, r)
+	})
+}
+
+// startFailed records a start that did not happen, as an exit with status
+// 125 for the restart policy.
+func (s *supervisor) startFailed(u *unit, why string) {
+	u.lastError, u.lastExit = why, nil
+	s.b.log.Printf("container %s could not start: %s", u.name, why)
+	s.afterExit(u, 125, 0)
+}
+
+// copyOutput feeds each line the container writes into its log, until
+// every writer (the container and its children) has closed the pipe.
+func (s *supervisor) copyOutput(u *unit, r *os.File) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	for sc.Scan() {
+		line := sc.Text()
+		u.log.add(LogLine{Time: time.Now(), Text: line})
+		if u.sup.logConsole {
+			s.b.log.Output(u.name, line)
+		}
+	}
+}
+
+// exited is the reaper's callback for the container's first process.
+func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStatus) {
+	exit, err := c.Exited(ws)
+	if err != nil {
+		s.b.log.Printf("container %s: clean up: %v", u.name, err)
+	}
+	if u.c != c {
+		return // a container of an earlier definition, replaced by a reload
+	}
+	u.c, u.lastExit = nil, &exit
+	s.b.log.Printf("%s after %s", exit, exit.Runtime.Round(time.Millisecond))
+	if u.state == stateStopping {
+		u.state = stateStopped
+		s.b.log.Printf("container %s stopped", u.name)
+		if u.thenStart {
+			u.thenStart = false
+			u.policy.reset()
+			u.state = stateWaiting
+		}
+		return
+	}
+	s.afterExit(u, exit.Status(), exit.Runtime)
+}
+
+// afterExit applies the restart policy to an exit or a failed start.
+func (s *supervisor) afterExit(u *unit, status int, ran time.Duration) {
+	d := u.policy.onExit(status, ran, time.Now())
+	switch {
+	case d.restart:
+		u.state, u.next = stateBackoff, time.Now().Add(d.delay)
+		u.restarts++
+		s.b.log.Printf("container %s: %s", u.name, d.reason)
+	case d.failed:
+		u.state = stateFailed
+		s.b.log.Printf("container %s failed: %s", u.name, d.reason)
+	default:
+		u.state = stateExited
+	}
+}
+
+// stop sends the unit its stop signal; the loop sends SIGKILL to its whole
+// cgroup when stop_timeout passes.
+func (s *supervisor) stop(u *unit) {
+	switch u.state {
+	case stateRunning:
+		u.state = stateStopping
+		u.stopDeadline = time.Now().Add(u.sup.stopTimeout)
+		s.b.log.Printf("stopping container %s (%s, SIGKILL after %s)", u.name, signalName(u.sup.stopSignal), u.sup.stopTimeout)
+		_ = u.c.Signal(u.sup.stopSignal)
+	case stateStopping:
+	default:
+		u.state = stateStopped
+	}
+}
+
+func signalName(s syscall.Signal) string {
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(s))
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"berth/boot"
+	"berth/internal/testutil"
+)
+
+const superviseConfig = `
+[[container]]
+name = "db"
+image = "bb.tar.zst"
+# sleep as PID 1 ignores SIGTERM: the stop ends in SIGKILL.
+command = ["sh", "-c", "echo db up; exec sleep 1000"]
+restart = "always"
+stop_timeout = "1s"
+
+[[container]]
+name = "migrate"
+image = "bb.tar.zst"
+oneshot = true
+after = ["db"]
+command = ["sh", "-c", "echo migrated"]
+
+[[container]]
+name = "app"
+image = "bb.tar.zst"
+after = ["migrate"]
+stop_signal = "SIGUSR1"
+stop_timeout = "5s"
+env = ["VERSION=1"]
+command = ["sh", "-c", "trap 'echo app got USR1; exit 0' USR1; echo app $VERSION up; while :; do sleep 0.05; done"]
+
+[[container]]
+name = "crash"
+image = "bb.tar.zst"
+restart = "on-failure"
+max_restarts = 3
+restart_window = "1m"
+command = ["sh", "-c", "echo crashing; exit 1"]
+`
+
+// bootLog collects berth boot's console output.
+type bootLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *bootLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+func (l *bootLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
+
+// waitFor polls cond for up to 20 s (a hang guard, not a timing check).
+func waitFor(t *testing.T, what string, log *bootLog, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s; log:\n%s", what, log.String())
+}
+
+// TestBootSupervision runs berth boot on this host with dependencies,
+// restart policies and a control socket, and drives it as an operator
+// would: ps, logs, stop, start, restart, reload, then SIGTERM.
+func TestBootSupervision(t *testing.T) {
+	dir := t.TempDir()
+	rootfs := testutil.BusyboxRootfs(t)
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, superviseConfig)
+	sock := filepath.Join(dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", sock)
+	log := &bootLog{}
+	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	ps := func() map[string]boot.Process {
+		status, stdout, _ := berth(t, "ps", "--json")
+		procs := map[string]boot.Process{}
+		if status != 0 {
+			return procs
+		}
+		var list []boot.Process
+		json.Unmarshal([]byte(stdout), &list)
+		for _, p := range list {
+			procs[p.Name] = p
+		}
+		return procs
+	}
+	// 1. Ordering: db runs, then the oneshot migrate, then app.
+	waitFor(t, "app to run", log, func() bool { return ps()["app"].State == "running" })
+	out := log.String()
+	iDB, iMig, iApp := strings.Index(out, "container db started"), strings.Index(out, "container migrate started"), strings.Index(out, "container app started")
+	iMigDone := strings.Index(out, "container migrate exited with status 0")
+	if !(iDB < iMig && iMig < iMigDone && iMigDone < iApp) || iDB < 0 {
+		t.Errorf("start order wrong: db %d, migrate %d (done %d), app %d", iDB, iMig, iMigDone, iApp)
+	}
+	// 2. The crash loop backs off and gives up after max_restarts.
+	waitFor(t, "crash to give up", log, func() bool { return ps()["crash"].State == "failed" })
+	for _, w := range []string{"container crash: restart 1 in 100ms", "restart 2 in 200ms", "restart 3 in 400ms",
+		"container crash failed: restarted 3 times within 1m0s (max_restarts = 3): giving up"} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("log lacks %q", w)
+		}
+	}
+	if p := ps()["crash"]; p.Restarts != 3 {
+		t.Errorf("crash restarts = %d, want 3", p.Restarts)
+	}
+	// 3. ps as a table, logs.
+	if status, stdout, _ := berth(t, "ps"); status != 0 || !strings.Contains(stdout, "NAME") || !strings.Contains(stdout, "app") {
+		t.Errorf("ps table:\n%s", stdout)
+	}
+	if status, stdout, stderr := berth(t, "logs", "-n", "1", "app"); status != 0 || stdout != "app 1 up\n" {
+		t.Errorf("logs -n 1 app: %d %q %s", status, stdout, stderr)
+	}
+	if status, _, stderr := berth(t, "logs", "nosuch"); status == 0 || !strings.Contains(stderr, `no container "nosuch"`) {
+		t.Errorf("logs of an unknown container: %d %s", status, stderr)
+	}
+	// 4. stop uses the stop signal; start brings it back.
+	if status, _, stderr := berth(t, "stop", "app"); status != 0 {
+		t.Fatalf("stop: %s", stderr)
+	}
+	waitFor(t, "app to stop", log, func() bool { return ps()["app"].State == "stopped" })
+	if !strings.Contains(log.String(), "app | app got USR1") {
+		t.Error("app did not get its stop_signal")
+	}
+	berth(t, "start", "app")
+	waitFor(t, "app to run again", log, func() bool { return ps()["app"].State == "running" })
+	// 5. reload: only the changed container restarts; an invalid config is refused.
+	dbPid := ps()["db"].Pid
+	write(t, cfg, strings.Replace(superviseConfig, "VERSION=1", "VERSION=2", 1))
+	if status, _, stderr := berth(t, "reload"); status != 0 {
+		t.Fatalf("reload: %s\n%s", stderr, log.String())
+	}
+	waitFor(t, "app version 2", log, func() bool { return strings.Contains(log.String(), "app | app 2 up") })
+	if ps()["db"].Pid != dbPid {
+		t.Error("reload restarted db, whose definition did not change")
+	}
+	write(t, cfg, superviseConfig+"\n[[container]]\nname = \"bad\"\n")
+	if status, _, stderr := berth(t, "reload"); status == 0 || !strings.Contains(stderr, "reload refused") || !strings.Contains(stderr, "missing image") {
+		t.Errorf("invalid reload: %d %s", status, stderr)
+	}
+	if ps()["db"].Pid != dbPid {
+		t.Error("a refused reload touched db")
+	}
+	// 6. SIGTERM: containers stopped in reverse dependency order.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	out = log.String()
+	iApp, iDB = strings.Index(out, "stopping container app"), strings.Index(out, "stopping container db")
+	if iApp < 0 || iDB < 0 || iApp > iDB {
+		t.Errorf("stop order: app at %d, db at %d; want app first", iApp, iDB)
+	}
+	for _, w := range []string{"got terminated: shutting down (reboot)", "container app stopped in",
+		"container db did not stop within 1s: SIGKILL", "container db stopped in"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q", w)
+		}
+	}
+	if _, err := os.Stat(sock); err == nil && t.Failed() {
+		t.Logf("log:\n%s", out)
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", out)
+	}
+}

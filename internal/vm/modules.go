@@ -1,0 +1,130 @@
+package vm
+
+import (
+	"debug/elf"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ModuleSet is a set of kernel modules taken from a Debian kernel package
+// for an initramfs: the .ko files of the modules asked for and of their
+// dependencies, with the modules.dep and modules.builtin files u-root's
+// pkg/kmodule reads. Debian's package ships no modules.dep (depmod runs
+// at install), so it is built here from each module's .modinfo section.
+type ModuleSet struct {
+	Release string            // e.g. 6.1.0-56-amd64
+	Files   map[string]string // initramfs path -> host path
+	Dep     string            // modules.dep content
+	Builtin string            // modules.builtin content
+}
+
+// Modules resolves names (module names, '-' or '_') in the kernel package
+// unpacked for arch under repo's .cache.
+func Modules(repo, arch string, names []string) (*ModuleSet, error) {
+	base := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "lib", "modules")
+	rels, _ := os.ReadDir(base)
+	if len(rels) != 1 {
+		return nil, fmt.Errorf("want one kernel release under %s, found %d: run 'make fetch ARCH=%s'", base, len(rels), arch)
+	}
+	set := &ModuleSet{Release: rels[0].Name(), Files: map[string]string{}}
+	root := filepath.Join(base, set.Release)
+	byName := map[string]string{} // module name -> path relative to root
+	err := filepath.WalkDir(filepath.Join(root, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
+			rel, _ := filepath.Rel(root, p)
+			byName[modName(strings.TrimSuffix(d.Name(), ".ko"))] = rel
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	builtin, _ := os.ReadFile(filepath.Join(root, "modules.builtin"))
+	set.Builtin = string(builtin)
+	deps := map[string][]string{} // rel -> dependency rels
+	var add func(name string) error
+	add = func(name string) error {
+		rel, ok := byName[modName(name)]
+		if !ok {
+			if strings.Contains(set.Builtin, "/"+strings.ReplaceAll(name, "_", "-")+".ko") ||
+				strings.Contains(set.Builtin, "/"+name+".ko") {
+				return nil // built into the kernel
+			}
+			return fmt.Errorf("module %s is not in kernel %s", name, set.Release)
+		}
+		if _, done := deps[rel]; done {
+			return nil
+		}
+		deps[rel] = nil
+		names, err := moduleDepends(filepath.Join(root, rel))
+		if err != nil {
+			return err
+		}
+		for _, d := range names {
+			if err := add(d); err != nil {
+				return err
+			}
+			deps[rel] = append(deps[rel], byName[modName(d)])
+		}
+		return nil
+	}
+	for _, n := range names {
+		if err := add(n); err != nil {
+			return nil, err
+		}
+	}
+	var lines []string
+	for rel, ds := range deps {
+		set.Files[filepath.Join("lib/modules", set.Release, rel)] = filepath.Join(root, rel)
+		line := rel + ":" // no trailing space: kmodule reads "" as a dependency
+		if len(ds) > 0 {
+			line += " " + strings.Join(ds, " ")
+		}
+		lines = append(lines, line)
+	}
+	sort.Strings(lines)
+	set.Dep = strings.Join(lines, "\n") + "\n"
+	return set, nil
+}
+
+func modName(s string) string { return strings.ReplaceAll(s, "-", "_") }
+
+// moduleDepends reads "depends=" from a module's .modinfo ELF section.
+func moduleDepends(path string) ([]string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", path, err)
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, nil
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", path, err)
+	}
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "depends="); ok && v != "" {
+			return strings.Split(v, ","), nil
+		}
+	}
+	return nil, nil
+}
+
+// add puts the set into an initramfs.
+func (m *ModuleSet) add(i *Initramfs) error {
+	for dst, src := range m.Files {
+		if err := i.AddHostFile(dst, src, 0o644); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join("lib/modules", m.Release)
+	i.AddFile(filepath.Join(dir, "modules.dep"), []byte(m.Dep), 0o644)
+	i.AddFile(filepath.Join(dir, "modules.builtin"), []byte(m.Builtin), 0o644)
+	return nil
+}
