@@ -1,0 +1,89 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Container is a started container.
+type Container struct {
+	Spec    Spec
+	Pid     int
+	Started time.Time
+	// PTY is the master side of the workload's terminal when Spec.TTY;
+	// the caller closes it.
+	PTY    *os.File
+	cgroup *cgroup
+}
+
+// Signal sends sig to the container's first process.
+func (c *Container) Signal(sig syscall.Signal) error {
+	return syscall.Kill(c.Pid, sig)
+}
+
+// Wait waits for the workload to exit, removes the cgroup and reports how
+// it ended. Only for callers without a global reaper.
+func (c *Container) Wait() (Exit, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(c.Pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Exit{}, fmt.Errorf("wait for container %s: %w", c.Spec.Name, err)
+		}
+		break
+	}
+	trace("exited")
+	e, err := c.Exited(syscall.WaitStatus(ws))
+	trace("cgroup-removed")
+	traceRSS("parent")
+	return e, err
+}
+
+// Exited interprets the wait status of the workload, kills what is left of
+// the container, removes its cgroup and returns the exit. The global
+// reaper calls it with the status it collected.
+func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
+	e := Exit{Name: c.Spec.Name, Code: ws.ExitStatus(), MemoryLimit: c.Spec.Limits.Memory, Runtime: time.Since(c.Started)}
+	if ws.Signaled() {
+		e.Signal = ws.Signal()
+		e.Code = -1
+	}
+	e.OOMKills = c.cgroup.oomKills()
+	return e, c.cgroup.destroy()
+}
+
+// Kill sends SIGKILL to every process in the container's cgroup.
+func (c *Container) Kill() {
+	for _, dir := range c.cgroup.dirs {
+		killCgroupProcs(dir)
+	}
+}
+
+// MemoryUsage returns the container's current memory use in bytes, read
+// from its cgroup (memory.current on v2, memory.usage_in_bytes on v1).
+func (c *Container) MemoryUsage() (int64, error) {
+	file := filepath.Join(c.cgroup.dirs[0], "memory.current")
+	if c.cgroup.layout.Version == 1 {
+		dir, ok := c.cgroup.byController["memory"]
+		if !ok {
+			return 0, errors.New("no memory controller")
+		}
+		file = filepath.Join(dir, "memory.usage_in_bytes")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+}
