@@ -39,8 +39,8 @@ install = missing=""; for t in $(1); do \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
-               file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt
-BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap umoci:umoci debootstrap:debootstrap unshare:util-linux
+               file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci
+BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux
 .PHONY: host-deps bench-deps
 host-deps:
 	@$(call install,$(HOST_TOOLS))
@@ -70,6 +70,15 @@ test: all $(VM_ARCHES:%=fetch-%)
 	  if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	@for f in $(FUZZ); do \
+	  echo "fuzz $$f for $(FUZZTIME)"; \
+	  $(GO) test ./image/ -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+# Fuzz targets run briefly in make test; their corpora live in
+# image/testdata/fuzz. Longer: make test FUZZTIME=10m.
+FUZZ     := FuzzIndex FuzzUnpackTar FuzzOCIManifest
+FUZZTIME ?= 10s
 
 # Benchmarks against the peers named in the issues, side by side in one
 # run (see bench/README.md). Timing never gates a test.
@@ -77,6 +86,7 @@ test: all $(VM_ARCHES:%=fetch-%)
 bench: all fetch-$(HOSTARCH) bench-deps
 	$(GO) run ./bench/start -n 25
 	$(GO) run ./bench/boot -n 3
+	$(GO) run ./bench/unpack -n 5
 
 .PHONY: clean
 clean:

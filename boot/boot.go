@@ -150,6 +150,7 @@ func (b *booter) run() (action Action, status int, err error) {
 
 	action, status = b.sup.loop()
 	b.sup.stopAll()
+	b.sup.releaseAll()
 	return action, status, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +28,7 @@ type Config struct {
 	Hostname  string            `toml:"hostname"`
 	Container []ContainerConfig `toml:"container"`
 	Board     BoardConfig       `toml:"board"`
+	Images    ImagesConfig      `toml:"images"`
 
 	// path is the file the config was read from; relative image paths
 	// are resolved against its directory.
@@ -147,18 +147,14 @@ func (cfg *Config) validate(v *validator) {
 	}
 	cfg.checkOrder(v)
 	cfg.Board.check(v)
+	cfg.checkImageKeys(v)
 }
 
 var validHostname = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
 
 // ImagePath returns the container's image path, resolved against the
 // config file's directory when it is relative.
-func (cfg *Config) ImagePath(c ContainerConfig) string {
-	if filepath.IsAbs(c.Image) || cfg.path == "" {
-		return c.Image
-	}
-	return filepath.Join(filepath.Dir(cfg.path), c.Image)
-}
+func (cfg *Config) ImagePath(c ContainerConfig) string { return cfg.resolve(c.Image) }
 
 // readLimited reads path, failing when it holds more than limit bytes.
 func readLimited(path string, limit int64) ([]byte, error) {

@@ -14,7 +14,8 @@ type ContainerConfig struct {
 	Name string `toml:"name"`
 	// Image is the path of an image file; a relative path is relative to
 	// the config file's directory.
-	Image    string   `toml:"image"`
+	Image string `toml:"image"`
+	imageKeys
 	Command  []string `toml:"command"`
 	Env      []string `toml:"env"`
 	Hostname string   `toml:"hostname"`

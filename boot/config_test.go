@@ -110,9 +110,15 @@ func TestLoadConfigLimits(t *testing.T) {
 // TestContainerKeys checks every [[container]] key reaches the spec.
 func TestContainerKeys(t *testing.T) {
 	const full = `
+[images]
+cache = "/data/berth/images"
+public_key = "keys/vendor.pub"
+
 [[container]]
 name = "gw"
 image = "gw.tar.zst"
+digest = "sha256:abababababababababababababababababababababababababababababababab"
+platform = "linux/arm/v7"
 command = ["/bin/gw"]
 hostname = "gateway"
 workdir = "/srv"
@@ -150,11 +156,15 @@ pids = 32
 io_weight = 100
 io_max = ["8:0 rbps=1048576 wiops=100"]
 `
-	cfg, err := ParseConfig("f.toml", []byte(full))
+	cfg, err := ParseConfig("/etc/f.toml", []byte(full))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Container[0].Spec("/r")
+	if po := cfg.prepareOptions(cfg.Container[0]); po.Digest != "sha256:"+strings.Repeat("ab", 32) ||
+		po.PublicKey != "/etc/keys/vendor.pub" || po.Signature != "" || po.Platform != "linux/arm/v7" {
+		t.Errorf("image keys did not reach the cache: %+v", po)
+	}
 	checks := []struct {
 		name string
 		ok   bool
@@ -199,6 +209,12 @@ func TestContainerKeyErrors(t *testing.T) {
 		{base + "[container.limits]\ncpuset = \"a-b\"\n", "f.toml:6: container.limits.cpuset: cpuset"},
 		{base + "[container.limits]\nio_max = [\"8:0 fast=1\"]\n", "f.toml:6: container.limits.io_max: io_max"},
 		{base + "devices = [\"/etc/passwd\"]\n", "f.toml:5: container.devices: invalid device"},
+		{base + "digest = \"sha256:abc\"\n", "f.toml:5: container.digest: digest \"sha256:abc\": not 64 lowercase hex digits"},
+		{base + "digest = \"md5:abc\"\n", "f.toml:5: container.digest: digest \"md5:abc\": only sha256"},
+		{base + "platform = \"linux//v7\"\n", "f.toml:5: container.platform: platform \"linux//v7\""},
+		{base + "signature = \"i.sig\"\n", "f.toml:5: container.signature: a signature needs a public_key"},
+		{"[images]\ncache = \"rel\"\n" + base, "f.toml:2: images.cache: want an absolute path"},
+		{"[images]\nkey = \"k\"\n" + base, "f.toml:2: images.key: unknown key"},
 	}
 	for _, tc := range tests {
 		_, err := ParseConfig("f.toml", []byte(tc.toml))

@@ -128,6 +128,9 @@ func TestQEMUSupervision(t *testing.T) {
 					t.Errorf("ps does not show %s running", w)
 				}
 			}
+			if t.Failed() {
+				t.Logf("console:\n%s", out)
+			}
 		})
 	}
 }

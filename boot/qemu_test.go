@@ -24,7 +24,7 @@ type appliance struct {
 	config   string
 	programs map[string]string
 	files    map[string]string // more files in the image: path -> content
-	modules  []string          // kernel modules in the initramfs
+	modules  []string          // kernel modules in the initramfs (nil: overlay)
 	vm       vm.Config
 }
 
@@ -70,8 +70,12 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
 	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}}
-	if len(a.modules) > 0 {
-		if app.Modules, err = vm.Modules(repo, a.arch, a.modules); err != nil {
+	mods := a.modules
+	if mods == nil {
+		mods = []string{"overlay"} // containers' writable layers over the image cache
+	}
+	if len(mods) > 0 {
+		if app.Modules, err = vm.Modules(repo, a.arch, mods); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +137,7 @@ func TestQEMUDemoAppliance(t *testing.T) {
 				"container hog killed: out of memory (limit 24 MiB)",
 				"container web exited with status 0",
 				"container sensor exited with status 0",
-				"berth: all containers have exited",
+				"berth: all containers have ended",
 				"berth: power off",
 			}
 			for _, w := range want {

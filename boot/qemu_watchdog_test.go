@@ -28,7 +28,8 @@ readonly = true
 // keeps the machine up through 10 s of normal running, then, once the
 // supervisor loop hangs (a test hook of berth.debug), the watchdog resets
 // the machine — QEMU, run with -no-reboot, exits — and berth itself never
-// got to shut down.
+// got to shut down. Its initramfs holds no overlay module, so it also
+// shows containers falling back to private copies of their image.
 func TestQEMUWatchdog(t *testing.T) {
 	out, err := bootAppliance(t, appliance{
 		arch: "amd64", config: watchdogConfig, modules: []string{"i6300esb"},
@@ -38,7 +39,8 @@ func TestQEMUWatchdog(t *testing.T) {
 		t.Errorf("QEMU did not exit by itself: %v", err)
 	}
 	wantLines(t, out, "modules loaded: [i6300esb", "watchdog /dev/watchdog armed", "watchdog timeout 3s",
-		"wedge | still alive after 10s", "debug: the supervisor loop hangs now")
+		"wedge | still alive after 10s", "debug: the supervisor loop hangs now",
+		"containers get private copies of their images", "image /images/demo.tar.zst unpacked for wedge")
 	hang := strings.Index(out, "debug: the supervisor loop hangs now")
 	if hang >= 0 {
 		for _, bad := range []string{"berth: reboot", "berth: power off", "syncing"} {

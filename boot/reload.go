@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"time"
@@ -55,6 +56,11 @@ func (s *supervisor) reload() error {
 			s.b.log.Printf("container %s: image: %v", cc.Name, err)
 		}
 		next[cc.Name] = u
+	}
+	for _, name := range removed {
+		if err := releaseRootfs(filepath.Join(s.b.opts.StateDir, "containers", name)); err != nil {
+			s.b.log.Printf("warning: %v", err)
+		}
 	}
 	s.units, s.order, s.b.cfg = next, order, cfg
 	debug.FreeOSMemory() // as after the boot's images phase

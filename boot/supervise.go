@@ -2,8 +2,6 @@ package boot
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +22,9 @@ type supervisor struct {
 	draining bool
 	// outputs counts the goroutines copying container output.
 	outputs sync.WaitGroup
+	// cache holds the unpacked images (see rootfs.go).
+	cache         *image.Cache
+	overlayWarned bool
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
@@ -56,24 +57,6 @@ func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
 	}
 	u.spec.Rootfs = rootfs
 	return nil
-}
-
-// prepareRootfs unpacks cc's image into a fresh directory under the state
-// directory.
-func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, error) {
-	img := cfg.ImagePath(cc)
-	dir := filepath.Join(s.b.opts.StateDir, "containers", cc.Name)
-	if err := os.RemoveAll(dir); err != nil {
-		return "", fmt.Errorf("clear %s: %w", dir, err)
-	}
-	rootfs := filepath.Join(dir, "rootfs")
-	st, err := image.Unpack(img, rootfs, image.UnpackOptions{})
-	if err != nil {
-		return "", err
-	}
-	s.b.log.Printf("image %s unpacked for %s: %d entries, %s in %s",
-		img, cc.Name, st.Entries, container.FormatSize(st.Bytes), st.Elapsed.Round(time.Microsecond))
-	return rootfs, nil
 }
 
 // loop runs the containers until every one has ended by itself (power
@@ -218,13 +201,7 @@ func (s *supervisor) stopAll() {
 		}
 	}
 	for {
-		var round []*unit
-		for _, name := range stopOrder(s.order, s.units) {
-			u := s.units[name]
-			if (u.state == stateRunning || u.state == stateStopping) && !s.neededByRunning(name) {
-				round = append(round, u)
-			}
-		}
+		round := s.stopRound()
 		if len(round) == 0 {
 			s.flushOutput()
 			return
@@ -247,14 +224,41 @@ func (s *supervisor) stopAll() {
 	}
 }
 
-// neededByRunning reports whether a running container comes after name.
+// stopRound returns the running containers that no running one comes
+// after: the next round of a shutdown.
+func (s *supervisor) stopRound() []*unit {
+	var round []*unit
+	for _, name := range stopOrder(s.order, s.units) {
+		u := s.units[name]
+		if (u.state == stateRunning || u.state == stateStopping) && !s.neededByRunning(name) {
+			round = append(round, u)
+		}
+	}
+	return round
+}
+
+// neededByRunning reports whether a running container comes after name,
+// directly or through others: web after migrate (a oneshot, long exited)
+// after db keeps db up until web has stopped.
 func (s *supervisor) neededByRunning(name string) bool {
 	for _, u := range s.units {
-		if u.state != stateRunning && u.state != stateStopping {
-			continue
+		if (u.state == stateRunning || u.state == stateStopping) && s.comesAfter(u, name, map[string]bool{}) {
+			return true
 		}
-		for _, a := range u.sup.after {
-			if a == name {
+	}
+	return false
+}
+
+// comesAfter reports whether name is in u's `after` closure. Config
+// validation refuses cycles; seen guards against one anyway.
+func (s *supervisor) comesAfter(u *unit, name string, seen map[string]bool) bool {
+	for _, a := range u.sup.after {
+		if a == name {
+			return true
+		}
+		if d := s.units[a]; d != nil && !seen[a] {
+			seen[a] = true
+			if s.comesAfter(d, name, seen) {
 				return true
 			}
 		}

@@ -58,12 +58,18 @@ func run(repo, arch string) error {
 		return fmt.Errorf("%s: %w", pack, err)
 	}
 
-	// 3. The initramfs: /init, /etc/berth.toml, /images/demo.tar.zst.
+	// 3. The initramfs: /init, /etc/berth.toml, /images/demo.tar.zst and
+	// the overlay module.
 	initrd := filepath.Join(work, "initramfs.cpio")
 	app := vm.Appliance{
 		Berth:  guestBerth,
 		Config: filepath.Join(repo, "demo", "berth.toml"),
 		Images: map[string]string{"demo.tar.zst": img},
+	}
+	// overlay gives each container a writable layer over the shared,
+	// once-unpacked image.
+	if app.Modules, err = vm.Modules(repo, arch, []string{"overlay"}); err != nil {
+		return err
 	}
 	if err := app.Write(initrd); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // unpackBytes writes b to a file and unpacks it into a fresh directory.
@@ -105,7 +106,7 @@ func TestTruncatedTarNamesEntry(t *testing.T) {
 // or, when fcs > 0, a single-segment frame claiming fcs bytes, followed by
 // one tiny raw block.
 func zstdHeader(window byte, fcs uint64) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, zstdFrameMagic)
+	b := binary.LittleEndian.AppendUint32(nil, mmapfs.ZstdFrameMagic)
 	if fcs > 0 {
 		b = append(b, 0xE0) // FCS field 8 bytes, single segment
 		b = binary.LittleEndian.AppendUint64(b, fcs)
@@ -119,8 +120,8 @@ func zstdHeader(window byte, fcs uint64) []byte {
 // must be refused quickly, before any big allocation.
 func TestZstdBombs(t *testing.T) {
 	hugeFrame := zstdHeader(0, 1<<40)
-	table := appendSeekTable(nil, []seekEntry{{csize: uint32(len(hugeFrame)), dsize: 1 << 20}})
-	tableHuge := appendSeekTable(nil, []seekEntry{{csize: uint32(len(hugeFrame)), dsize: 1<<32 - 1}})
+	table := mmapfs.AppendSeekTable(nil, []mmapfs.Frame{{CSize: uint32(len(hugeFrame)), DSize: 1 << 20}})
+	tableHuge := mmapfs.AppendSeekTable(nil, []mmapfs.Frame{{CSize: uint32(len(hugeFrame)), DSize: 1<<32 - 1}})
 	cases := map[string][]byte{
 		"window 2 TiB":                 zstdHeader(0xF8, 0),
 		"window 1 GiB":                 zstdHeader(0xA0, 0),
@@ -183,34 +184,32 @@ func TestLimits(t *testing.T) {
 }
 
 // TestTruncatedUnderMapping shrinks the image after it has been mapped:
-// every path that reads the mapping (format detection, the parallel frame
-// decoders, the streaming decoder) must give ErrFault, not crash on SIGBUS.
+// every path that reads the mapping (the parallel frame decoders, the
+// streaming decoder, the digest) must give ErrFault, not crash on SIGBUS.
 func TestTruncatedUnderMapping(t *testing.T) {
 	_, img := packTree(t)
 	good, _ := os.ReadFile(img)
 	lim := Limits{}.withDefaults()
-	readers := map[string]func(m *mmapfs.Mapping, table *seekTable) (io.Reader, func(), error){
-		"detect": func(m *mmapfs.Mapping, _ *seekTable) (io.Reader, func(), error) {
-			a, err := openArchive(m, lim, 2)
+	readers := map[string]func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error){
+		"frames, 1 worker": func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error) {
+			fr, err := newFrameReader(m, table, lim, 1)
+			return newFrameStream(fr), fr.close, err
+		},
+		"frames, 4 workers": func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error) {
+			fr, err := newFrameReader(m, table, lim, 4)
+			return newFrameStream(fr), fr.close, err
+		},
+		"stream": func(m *mmapfs.Mapping, _ *mmapfs.SeekTable) (io.Reader, func(), error) {
+			s, err := openStream(m.NewReader(), FormatZstd, lim, 2)
 			if err != nil {
 				return nil, nil, err
 			}
-			return a.r, a.close, nil
+			return s.r, s.close, nil
 		},
-		"frames, 1 worker": func(m *mmapfs.Mapping, table *seekTable) (io.Reader, func(), error) {
-			fr, err := newFrameReader(m.Bytes(), table, lim, 1)
-			return fr, fr.Close, err
-		},
-		"frames, 4 workers": func(m *mmapfs.Mapping, table *seekTable) (io.Reader, func(), error) {
-			fr, err := newFrameReader(m.Bytes(), table, lim, 4)
-			return fr, fr.Close, err
-		},
-		"stream": func(m *mmapfs.Mapping, _ *seekTable) (io.Reader, func(), error) {
-			a, err := openZstdStream(io.NewSectionReader(m, 0, m.Size()), lim, 2)
-			if err != nil {
-				return nil, nil, err
-			}
-			return a.r, a.close, nil
+		"digest": func(m *mmapfs.Mapping, _ *mmapfs.SeekTable) (io.Reader, func(), error) {
+			in := &input{m: m}
+			_, err := in.computeDigest()
+			return nil, func() {}, err
 		},
 	}
 	for name, open := range readers {
@@ -221,7 +220,7 @@ func TestTruncatedUnderMapping(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			table, err := parseSeekTable(m.Bytes())
+			table, err := mmapfs.ParseSeekTable(m.Bytes())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -236,6 +235,32 @@ func TestTruncatedUnderMapping(t *testing.T) {
 			if !errors.Is(err, mmapfs.ErrFault) {
 				t.Errorf("error %v, want ErrFault", err)
 			}
+		})
+	}
+}
+
+// TestFreeSpaceLimit unpacks into a 4 MiB tmpfs an archive of 8 MiB: the
+// default byte limit, from the destination's free space, refuses it before
+// the filesystem fills up.
+func TestFreeSpaceLimit(t *testing.T) {
+	if !isRoot {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skip("cannot mount tmpfs:", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	arc := filepath.Join(t.TempDir(), "big.tar")
+	writeTar(t, arc, []entry{{name: "a", typ: regT, data: strings.Repeat("a", 3<<20)}, {name: "b", typ: regT, data: strings.Repeat("b", 5<<20)}})
+	for mode, m := range unpackModes {
+		t.Run(m.name, func(t *testing.T) {
+			_, err := unpackMode(t, arc, filepath.Join(mnt, "dest"+m.name), mode, UnpackOptions{})
+			if !errors.Is(err, errTooManyBytes) || !strings.Contains(err.Error(), "free space") || !strings.Contains(err.Error(), `entry "b"`) {
+				t.Fatalf("error %v: want the free-space limit on entry b", err)
+			}
+			os.RemoveAll(filepath.Join(mnt, "dest"+m.name))
+			os.Remove(arc + ".berth")
 		})
 	}
 }

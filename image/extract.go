@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
-	"time"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,26 +16,38 @@ import (
 // entryPath, every lookup is confined by root, every file is created with
 // O_EXCL or its *at equivalent (an existing non-directory is unlinked first,
 // as tar does), and metadata is set on the created fd or with
-// AT_SYMLINK_NOFOLLOW, so no entry can make berth follow a symlink. Directory
-// metadata is applied last, deepest first, so a read-only directory does not
-// block its own children.
+// AT_SYMLINK_NOFOLLOW, so no entry can make berth follow a symlink.
+// Directory metadata is applied last, deepest first, so a read-only
+// directory does not block its own children.
+//
+// The root and the directory list belong to one goroutine (the unpacker's);
+// the *At methods touch neither and may run on writer goroutines.
 type extractor struct {
-	root   *root
-	asRoot bool // apply owners and create device nodes
-	log    io.Writer
-	buf    []byte
+	root     *root
+	asRoot   bool // apply owners and create device nodes
+	uid, gid int  // berth's own, which new files get without a chown
+	log      io.Writer
+	buf      []byte
 
 	dirs   []dirMeta
 	dirIdx map[string]int // rel → index in dirs
+
+	warnMu sync.Mutex
+	warned map[string]bool
 }
 
 // dirMeta is the deferred metadata of one directory entry.
 type dirMeta struct {
-	rel      string
-	mode     uint32
-	uid, gid int
-	mtime    time.Time
-	gone     bool // removed by a later entry
+	rel  string
+	hdr  *tar.Header
+	gone bool // removed by a later entry
+}
+
+// fileData is a regular file's contents: slices of decoded frames, or a
+// reader.
+type fileData struct {
+	chunks [][]byte
+	r      io.Reader
 }
 
 // Errors for entries refused by type.
@@ -57,22 +68,31 @@ func newExtractor(dest string, log io.Writer) (*extractor, error) {
 	return &extractor{
 		root:   r,
 		asRoot: os.Geteuid() == 0,
+		uid:    os.Geteuid(),
+		gid:    os.Getegid(),
 		log:    log,
-		buf:    make([]byte, 1<<20),
+		buf:    make([]byte, 256<<10),
 		dirIdx: make(map[string]int),
+		warned: make(map[string]bool),
 	}, nil
 }
 
 // close releases the extractor's fds.
 func (x *extractor) close() { x.root.close() }
 
-// extract writes one entry, reading a regular file's data from data. It
-// returns the file bytes written.
-func (x *extractor) extract(hdr *tar.Header, data io.Reader) (int64, error) {
-	rel, err := entryPath(hdr.Name)
-	if err != nil {
-		return 0, err
+// warnOnce logs msg the first time key is seen.
+func (x *extractor) warnOnce(key, msg string) {
+	x.warnMu.Lock()
+	defer x.warnMu.Unlock()
+	if !x.warned[key] {
+		x.warned[key] = true
+		fmt.Fprintf(x.log, "berth: unpack: %s\n", msg)
 	}
+}
+
+// extract writes one entry on the calling goroutine. It returns the file
+// bytes written.
+func (x *extractor) extract(hdr *tar.Header, rel string, data fileData) (int64, error) {
 	x.root.beginEntry()
 	if hdr.Typeflag == tar.TypeDir {
 		return 0, x.mkdir(rel, hdr)
@@ -81,38 +101,67 @@ func (x *extractor) extract(hdr *tar.Header, data io.Reader) (int64, error) {
 		return 0, errRootNotDir
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
-		return x.writeFile(rel, hdr, data)
-	case tar.TypeSymlink:
-		return 0, x.symlink(rel, hdr)
 	case tar.TypeLink:
 		return 0, x.hardlink(rel, hdr)
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return 0, x.mknod(rel, hdr)
 	case tar.TypeXGlobalHeader:
 		return 0, nil
 	}
-	fmt.Fprintf(x.log, "berth: unpack: skipping %q: unsupported tar type %q\n", hdr.Name, hdr.Typeflag)
-	return 0, nil
-}
-
-// writeFile creates a regular file and writes its data.
-func (x *extractor) writeFile(rel string, hdr *tar.Header, data io.Reader) (int64, error) {
-	pfd, base, err := x.root.parent(rel, true)
+	if !supportedType(hdr.Typeflag) {
+		x.warnOnce("type "+hdr.Name, fmt.Sprintf("skipping %q: unsupported tar type %q", hdr.Name, hdr.Typeflag))
+		return 0, nil
+	}
+	d, base, err := x.root.parent(rel, true)
 	if err != nil {
 		return 0, err
 	}
+	return x.createAt(d, base, rel, hdr, data, false)
+}
+
+// supportedType reports whether createAt handles the type.
+func supportedType(t byte) bool {
+	switch t {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse,
+		tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return true
+	}
+	return false
+}
+
+// createAt creates a regular file, symlink, device node or fifo named base
+// in d. shared says it runs beside other writers: an existing directory in
+// its way is then removed without touching the root's cache (the unpacker
+// only hands such entries out when no entry of this image named that
+// directory).
+func (x *extractor) createAt(d dirRef, base, rel string, hdr *tar.Header, data fileData, shared bool) (int64, error) {
+	switch hdr.Typeflag {
+	case tar.TypeSymlink:
+		return 0, x.symlinkAt(d, base, rel, hdr, shared)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return 0, x.mknodAt(d, base, rel, hdr, shared)
+	}
+	return x.writeFileAt(d, base, rel, hdr, data, shared)
+}
+
+// writeFileAt creates a regular file and writes its data.
+func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, data fileData, shared bool) (int64, error) {
 	var fd int
-	err = x.create(pfd, rel, base, func() (err error) {
-		fd, err = unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	err := x.create(d.fd, rel, base, shared, func() (err error) {
+		fd, err = unix.Openat(d.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(hdr.Mode&0o777))
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("create: %w", err)
 	}
-	n, err := x.copyData(fd, data)
+	var n int64
+	if wt, ok := data.r.(interface{ writeToFD(int) (int64, error) }); ok {
+		n, err = wt.writeToFD(fd)
+	} else if data.r != nil {
+		n, err = x.copyData(fd, data.r)
+	} else {
+		n, err = writeChunks(fd, data.chunks)
+	}
 	if err == nil {
-		err = x.setMeta(fd, "", hdr, true)
+		err = x.setMeta(metaTarget{fd: fd, fresh: !d.sgid}, hdr)
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = fmt.Errorf("close: %w", cerr)
@@ -120,12 +169,11 @@ func (x *extractor) writeFile(rel string, hdr *tar.Header, data io.Reader) (int6
 	return n, err
 }
 
-// copyData writes everything data yields to fd.
-func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
+// writeChunks writes every chunk to fd.
+func writeChunks(fd int, chunks [][]byte) (int64, error) {
 	var total int64
-	for {
-		n, rerr := data.Read(x.buf)
-		for p := x.buf[:n]; len(p) > 0; {
+	for _, p := range chunks {
+		for len(p) > 0 {
 			w, err := unix.Write(fd, p)
 			if err == unix.EINTR {
 				continue
@@ -136,6 +184,20 @@ func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
 			p = p[w:]
 			total += int64(w)
 		}
+	}
+	return total, nil
+}
+
+// copyData writes everything data yields to fd.
+func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
+	var total int64
+	for {
+		n, rerr := data.Read(x.buf)
+		w, err := writeChunks(fd, [][]byte{x.buf[:n]})
+		total += w
+		if err != nil {
+			return total, err
+		}
 		if rerr == io.EOF {
 			return total, nil
 		}
@@ -145,39 +207,8 @@ func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
 	}
 }
 
-// mkdir creates a directory, or keeps an existing one, and defers its
-// metadata.
-func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
-	if rel != "." {
-		pfd, base, err := x.root.parent(rel, true)
-		if err != nil {
-			return err
-		}
-		err = unix.Mkdirat(pfd, base, 0o700)
-		if err == unix.EEXIST {
-			var st unix.Stat_t
-			if err = unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				if err = x.removeExisting(pfd, rel, base); err == nil {
-					err = unix.Mkdirat(pfd, base, 0o700)
-				}
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("mkdir: %w", err)
-		}
-	}
-	m := dirMeta{rel: rel, mode: uint32(hdr.Mode & 0o7777), uid: hdr.Uid, gid: hdr.Gid, mtime: hdr.ModTime}
-	if i, ok := x.dirIdx[rel]; ok {
-		x.dirs[i] = m
-	} else {
-		x.dirIdx[rel] = len(x.dirs)
-		x.dirs = append(x.dirs, m)
-	}
-	return nil
-}
-
-// symlink creates a symlink; its target is stored, never followed.
-func (x *extractor) symlink(rel string, hdr *tar.Header) error {
+// symlinkAt creates a symlink; its target is stored, never followed.
+func (x *extractor) symlinkAt(d dirRef, base, rel string, hdr *tar.Header, shared bool) error {
 	target := hdr.Linkname
 	switch {
 	case target == "":
@@ -187,14 +218,10 @@ func (x *extractor) symlink(rel string, hdr *tar.Header) error {
 	case strings.IndexByte(target, 0) >= 0:
 		return errNulName
 	}
-	pfd, base, err := x.root.parent(rel, true)
-	if err != nil {
-		return err
-	}
-	if err := x.create(pfd, rel, base, func() error { return unix.Symlinkat(target, pfd, base) }); err != nil {
+	if err := x.create(d.fd, rel, base, shared, func() error { return unix.Symlinkat(target, d.fd, base) }); err != nil {
 		return fmt.Errorf("symlink: %w", err)
 	}
-	return x.setMeta(pfd, base, hdr, false)
+	return x.setMeta(metaTarget{fd: -1, dirfd: d.fd, name: base, symlink: true, fresh: !d.sgid}, hdr)
 }
 
 // hardlink links rel to an earlier entry inside the root.
@@ -208,38 +235,38 @@ func (x *extractor) hardlink(rel string, hdr *tar.Header) error {
 	case target == rel:
 		return errLinkToSelf
 	}
-	tpfd, tbase, err := x.root.parent(target, false)
+	td, tbase, err := x.root.parent(target, false)
 	if err != nil {
 		return fmt.Errorf("hardlink target: %w", err)
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(tpfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(td.fd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("hardlink target %q: %w", target, err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return fmt.Errorf("hardlink target %q: %w", target, errLinkToDir)
 	}
-	pfd, base, err := x.root.parent(rel, true)
+	d, base, err := x.root.parent(rel, true)
 	if err != nil {
 		return err
 	}
-	err = x.create(pfd, rel, base, func() error { return unix.Linkat(tpfd, tbase, pfd, base, 0) })
+	err = x.create(d.fd, rel, base, false, func() error { return unix.Linkat(td.fd, tbase, d.fd, base, 0) })
 	if err != nil {
 		return fmt.Errorf("link to %q: %w", target, err)
 	}
 	return nil
 }
 
-// mknod creates a fifo, or a device node when running as root.
-func (x *extractor) mknod(rel string, hdr *tar.Header) error {
+// mknodAt creates a fifo, or a device node when running as root.
+func (x *extractor) mknodAt(d dirRef, base, rel string, hdr *tar.Header, shared bool) error {
 	mode, dev := uint32(unix.S_IFIFO), 0
 	if hdr.Typeflag != tar.TypeFifo {
-		if !x.asRoot {
-			fmt.Fprintf(x.log, "berth: unpack: skipping device %q: not running as root\n", hdr.Name)
-			return nil
-		}
 		if hdr.Devmajor < 0 || hdr.Devmajor > maxDevMajor || hdr.Devminor < 0 || hdr.Devminor > maxDevMinor {
 			return fmt.Errorf("device number %d:%d out of range", hdr.Devmajor, hdr.Devminor)
+		}
+		if !x.asRoot {
+			x.warnOnce("device "+hdr.Name, fmt.Sprintf("skipping device %q: not running as root", hdr.Name))
+			return nil
 		}
 		mode = unix.S_IFCHR
 		if hdr.Typeflag == tar.TypeBlock {
@@ -247,78 +274,45 @@ func (x *extractor) mknod(rel string, hdr *tar.Header) error {
 		}
 		dev = int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
 	}
-	pfd, base, err := x.root.parent(rel, true)
-	if err != nil {
-		return err
-	}
-	if err := x.create(pfd, rel, base, func() error { return unix.Mknodat(pfd, base, mode|0o600, dev) }); err != nil {
+	perm := uint32(hdr.Mode & 0o777)
+	if err := x.create(d.fd, rel, base, shared, func() error { return unix.Mknodat(d.fd, base, mode|perm, dev) }); err != nil {
 		return fmt.Errorf("mknod: %w", err)
 	}
-	return x.setMeta(pfd, base, hdr, true)
+	return x.setMeta(metaTarget{fd: -1, dirfd: d.fd, name: base, fresh: !d.sgid}, hdr)
 }
 
 // create runs mk, and if the name exists, removes it and runs mk once more.
-func (x *extractor) create(pfd int, rel, base string, mk func() error) error {
+func (x *extractor) create(pfd int, rel, base string, shared bool, mk func() error) error {
 	err := mk()
 	if err != unix.EEXIST {
 		return err
 	}
-	if err := x.removeExisting(pfd, rel, base); err != nil {
+	if err := x.removeExisting(pfd, rel, base, shared); err != nil {
 		return err
 	}
 	return mk()
 }
 
 // removeExisting unlinks what is at rel, which may be an empty directory.
-func (x *extractor) removeExisting(pfd int, rel, base string) error {
+// Unless shared, a removed directory is dropped from the root's cache and
+// its deferred metadata is cancelled.
+func (x *extractor) removeExisting(pfd int, rel, base string, shared bool) error {
 	err := unix.Unlinkat(pfd, base, 0)
 	if err != unix.EISDIR {
 		return err
 	}
 	switch err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR); err {
 	case nil:
-		x.root.forget(rel)
-		if i, ok := x.dirIdx[rel]; ok {
-			x.dirs[i].gone = true
-			delete(x.dirIdx, rel)
+		if !shared {
+			x.root.forget(rel)
+			if i, ok := x.dirIdx[rel]; ok {
+				x.dirs[i].gone = true
+				delete(x.dirIdx, rel)
+			}
 		}
 		return nil
 	case unix.ENOTEMPTY, unix.EEXIST:
 		return errDirNotEmpty
 	}
 	return err
-}
-
-// finish applies the deferred directory metadata, deepest directories
-// first.
-func (x *extractor) finish() error {
-	depth := func(m dirMeta) int {
-		if m.rel == "." {
-			return -1
-		}
-		return strings.Count(m.rel, "/")
-	}
-	slices.SortStableFunc(x.dirs, func(a, b dirMeta) int { return depth(b) - depth(a) })
-	for _, m := range x.dirs {
-		if m.gone {
-			continue
-		}
-		x.root.beginEntry()
-		hdr := &tar.Header{Mode: int64(m.mode), Uid: m.uid, Gid: m.gid, ModTime: m.mtime}
-		var err error
-		if m.rel == "." {
-			err = x.setMeta(x.root.fd, "", hdr, true)
-		} else {
-			var pfd int
-			var base string
-			if pfd, base, err = x.root.parent(m.rel, false); err == nil {
-				err = x.setMeta(pfd, base, hdr, true)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("directory %q: %w", m.rel, err)
-		}
-	}
-	x.dirs, x.dirIdx = nil, nil
-	return nil
 }

@@ -1,66 +1,87 @@
 package image
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
+	"sync/atomic"
 
 	"berth/mmapfs"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // frameReader decodes the data frames of a berth image in parallel, each
-// with DecodeAll straight from the mapping, and reads them back in order as
-// one tar stream. Memory is bounded: at most about 3×workers decoded frames
-// exist at once, each no larger than its seek table size.
+// with DecodeAll straight from the mapping, and hands them out in order on
+// order. Memory is bounded: frames are decoded into a fixed set of buffers
+// (about 24 MiB, at least three of the biggest frame), a frame waits for a
+// free buffer, and a buffer is recycled when its frame's last reference is
+// dropped. The buffers are mapped outside the Go heap, so they do not
+// raise the garbage collector's goal, and the mapping's pages of a frame
+// are released once it is decoded: the process's resident size does not
+// grow with the image.
 type frameReader struct {
-	data  []byte // the mapped image; read only by the workers, under Guard
-	table *seekTable
+	m     *mmapfs.Mapping
+	table *mmapfs.SeekTable
 	dec   *zstd.Decoder
 
-	order chan *decodedFrame // frames in stream order, as they are queued
-	free  chan []byte        // recycled output buffers
-	stop  chan struct{}      // closed by Close
-	wg    sync.WaitGroup     // the dispatcher and the workers
+	order chan *frameBuf // frames in stream order, as they are queued
+	stop  chan struct{}  // closed by close
+	wg    sync.WaitGroup // the dispatcher and the workers
 	once  sync.Once
 
-	cur decodedFrame // frame being read
-	pos int          // read position in cur.buf
-	err error        // sticky read error
+	mu     sync.Mutex
+	cond   *sync.Cond
+	bufCap int      // capacity of every buffer: the biggest frame
+	nbufs  int      // buffers that may exist
+	all    [][]byte // buffers made, unmapped by close
+	free   [][]byte // buffers not holding a frame
 }
 
-// decodedFrame is one frame's output, valid once ready is closed.
-type decodedFrame struct {
+// frameBuf is one decoded frame, valid once ready is closed, shared by the
+// stream and the writers that hold slices of it.
+type frameBuf struct {
 	index int
-	buf   []byte
+	mem   []byte // the reader's buffer
+	buf   []byte // the decoded frame, in mem
 	err   error
 	ready chan struct{}
+	refs  atomic.Int32
+	r     *frameReader
 }
 
-// newFrameReader starts decoding table's frames from data on workers
+// ref takes one more reference.
+func (f *frameBuf) ref() { f.refs.Add(1) }
+
+// unref drops a reference; the last one recycles the buffer.
+func (f *frameBuf) unref() {
+	if f.refs.Add(-1) == 0 {
+		f.r.recycle(f)
+	}
+}
+
+// frameBuffers is how many decoded frames an unpack may hold: about 24 MiB,
+// and always three (the stream may hold two while the next decodes).
+func frameBuffers(maxFrame int64) int { return int(max(3, (24<<20)/max(maxFrame, 1))) }
+
+// newFrameReader starts decoding table's frames from m on workers
 // goroutines.
-func newFrameReader(data []byte, table *seekTable, lim Limits, workers int) (*frameReader, error) {
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(workers),
-		zstd.WithDecoderMaxMemory(uint64(lim.MaxFrameBytes)),
-		zstd.WithDecoderMaxWindow(max(lim.MaxWindow, zstd.MinWindowSize)),
-		zstd.WithDecodeAllCapLimit(true))
+func newFrameReader(m *mmapfs.Mapping, table *mmapfs.SeekTable, lim Limits, workers int) (*frameReader, error) {
+	dec, err := mmapfs.NewDecoder(lim.MaxFrameBytes, lim.MaxWindow, workers)
 	if err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
+		return nil, err
 	}
 	r := &frameReader{
-		data:  data,
-		table: table,
-		dec:   dec,
-		order: make(chan *decodedFrame, 2*workers),
-		free:  make(chan []byte, 3*workers+1),
-		stop:  make(chan struct{}),
-		cur:   decodedFrame{index: -1},
+		m:      m,
+		table:  table,
+		dec:    dec,
+		order:  make(chan *frameBuf, 64),
+		stop:   make(chan struct{}),
+		bufCap: int(max(table.MaxFrame(), 1)),
+		nbufs:  frameBuffers(table.MaxFrame()),
 	}
-	jobs := make(chan *decodedFrame, workers)
+	r.cond = sync.NewCond(&r.mu)
+	jobs := make(chan *frameBuf, 64)
 	r.wg.Add(1 + workers)
 	go r.dispatch(jobs)
 	for range workers {
@@ -69,118 +90,96 @@ func newFrameReader(data []byte, table *seekTable, lim Limits, workers int) (*fr
 	return r, nil
 }
 
-// dispatch queues every frame, in order, for the reader and the workers.
-func (r *frameReader) dispatch(jobs chan<- *decodedFrame) {
+// dispatch queues every frame, in order, once the budget allows.
+func (r *frameReader) dispatch(jobs chan<- *frameBuf) {
 	defer r.wg.Done()
 	defer close(jobs)
 	defer close(r.order)
-	for i := range r.table.frames {
-		f := &decodedFrame{index: i, ready: make(chan struct{})}
+	for i := range r.table.Frames {
+		buf, ok := r.acquire()
+		if !ok {
+			return
+		}
+		f := &frameBuf{index: i, mem: buf, ready: make(chan struct{}), r: r}
+		f.refs.Store(1) // the stream's
 		select {
 		case r.order <- f:
 		case <-r.stop:
 			return
 		}
-		select {
-		case jobs <- f:
-		case <-r.stop:
-			return
-		}
+		jobs <- f
 	}
+}
+
+// acquire waits for a free buffer, making one while fewer than nbufs
+// exist; ok is false once the reader is closed.
+func (r *frameReader) acquire() ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.free) == 0 && len(r.all) >= r.nbufs {
+		select {
+		case <-r.stop:
+			return nil, false
+		default:
+		}
+		r.cond.Wait()
+	}
+	if k := len(r.free); k > 0 {
+		buf := r.free[k-1]
+		r.free = r.free[:k-1]
+		return buf, true
+	}
+	buf, err := unix.Mmap(-1, 0, r.bufCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		buf = make([]byte, r.bufCap) // on the heap, then
+	}
+	r.all = append(r.all, buf)
+	return buf[:0], true
+}
+
+// recycle returns a frame's buffer.
+func (r *frameReader) recycle(f *frameBuf) {
+	r.mu.Lock()
+	r.free = append(r.free, f.mem[:0])
+	f.buf, f.mem = nil, nil
+	r.mu.Unlock()
+	r.cond.Signal()
 }
 
 // work decodes queued frames. A fault on the mapping (the file shrank)
 // becomes the frame's error.
-func (r *frameReader) work(jobs <-chan *decodedFrame) {
+func (r *frameReader) work(jobs <-chan *frameBuf) {
 	defer r.wg.Done()
 	for f := range jobs {
 		f.err = mmapfs.Guard(func() error {
 			var err error
-			f.buf, err = r.decode(f.index)
+			f.buf, err = mmapfs.DecodeFrame(r.dec, r.m.Bytes(), r.table, f.index, f.mem)
 			return err
 		})
 		if f.err != nil {
-			f.err = fmt.Errorf("zstd frame %d at image offset %d: %w", f.index, r.table.offsets[f.index], f.err)
+			f.err = fmt.Errorf("zstd frame %d at image offset %d: %w", f.index, r.table.Offsets[f.index], f.err)
 		}
+		r.m.Release(r.table.Offsets[f.index], int64(r.table.Frames[f.index].CSize))
 		close(f.ready)
 	}
 }
 
-// decode decompresses frame i into a buffer of exactly its table size and
-// checks it against the table.
-func (r *frameReader) decode(i int) ([]byte, error) {
-	e := r.table.frames[i]
-	off := r.table.offsets[i]
-	src := r.data[off : off+int64(e.csize)]
-	if len(src) < 4 || binary.LittleEndian.Uint32(src) != zstdFrameMagic {
-		return nil, errors.New("not a zstd frame")
-	}
-	// Frame_Header_Descriptor bit 2 says the frame carries a content
-	// checksum, which must then match the table's.
-	if r.table.hasChecksums && len(src) > 8 && src[4]&4 != 0 &&
-		binary.LittleEndian.Uint32(src[len(src)-4:]) != e.checksum {
-		return nil, errors.New("checksum differs from the seek table's")
-	}
-	var buf []byte
-	select {
-	case buf = <-r.free:
-	default:
-	}
-	if cap(buf) < int(e.dsize) {
-		buf = make([]byte, 0, e.dsize)
-	}
-	out, err := r.dec.DecodeAll(src, buf[:0:e.dsize])
-	if err != nil {
-		return nil, err
-	}
-	if len(out) != int(e.dsize) {
-		return nil, fmt.Errorf("decoded %d bytes, seek table says %d", len(out), e.dsize)
-	}
-	return out, nil
-}
-
-// Read returns the decoded tar stream in order.
-func (r *frameReader) Read(p []byte) (int, error) {
-	for r.pos >= len(r.cur.buf) {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.cur.buf != nil {
-			select {
-			case r.free <- r.cur.buf:
-			default:
-			}
-			r.cur.buf = nil
-		}
-		f, ok := <-r.order
-		if !ok {
-			if r.cur.index+1 != len(r.table.frames) {
-				r.err = errors.New("frame reader closed")
-			} else {
-				r.err = io.EOF
-			}
-			continue
-		}
-		<-f.ready
-		if f.err != nil {
-			r.err = f.err
-			continue
-		}
-		r.cur, r.pos = *f, 0
-	}
-	n := copy(p, r.cur.buf[r.pos:])
-	r.pos += n
-	return n, nil
-}
-
-// Close stops the decoding and waits for the workers, so the mapping may be
-// unmapped afterwards.
-func (r *frameReader) Close() {
+// close stops the decoding, waits for the workers, so the mapping may be
+// unmapped afterwards, and unmaps the buffers: no frame may be used after.
+func (r *frameReader) close() {
 	r.once.Do(func() {
+		r.mu.Lock() // so no acquire is between its check and its Wait
 		close(r.stop)
-		for range r.order { // let the dispatcher finish
+		r.mu.Unlock()
+		r.cond.Broadcast()
+		for f := range r.order { // let the dispatcher finish
+			<-f.ready
 		}
 		r.wg.Wait()
 		r.dec.Close()
+		for _, b := range r.all {
+			_ = unix.Munmap(b[:cap(b)]) // fails harmlessly for a heap fallback
+		}
+		r.all, r.free = nil, nil
 	})
 }

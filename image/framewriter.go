@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"berth/mmapfs"
+
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -29,7 +31,8 @@ type frameWriter struct {
 	done  chan struct{} // closed when the writer goroutine has finished
 
 	out    io.Writer
-	frames []seekEntry
+	frames []mmapfs.Frame
+	pos    int64       // tar bytes written so far
 	err    error       // first write error, owned by the writer goroutine until done
 	failed atomic.Bool // set with err, so Write can stop early
 	closed bool
@@ -86,6 +89,7 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 		return 0, errors.New("writing the image failed")
 	}
 	n := len(p)
+	w.pos += int64(n)
 	for len(p) > 0 {
 		take := len(p)
 		if w.splittable {
@@ -155,19 +159,19 @@ func (w *frameWriter) record(job *frameJob) error {
 	if _, err := w.out.Write(job.out); err != nil {
 		return err
 	}
-	w.frames = append(w.frames, seekEntry{
-		csize:    uint32(len(job.out)),
-		dsize:    uint32(len(job.in)),
-		checksum: binary.LittleEndian.Uint32(job.out[len(job.out)-4:]),
+	w.frames = append(w.frames, mmapfs.Frame{
+		CSize:    uint32(len(job.out)),
+		DSize:    uint32(len(job.in)),
+		Checksum: binary.LittleEndian.Uint32(job.out[len(job.out)-4:]),
 	})
 	return nil
 }
 
-// Close flushes the last frame, waits for every frame to be written and
-// writes the seek table. It returns the number of data frames.
-func (w *frameWriter) Close() (int, error) {
+// Close flushes the last frame and waits for every frame to be written.
+// It returns the data frames; writeTrailer ends the file.
+func (w *frameWriter) Close() ([]mmapfs.Frame, error) {
 	if w.closed {
-		return 0, errors.New("frame writer already closed")
+		return nil, errors.New("frame writer already closed")
 	}
 	w.closed = true
 	w.cut()
@@ -177,18 +181,25 @@ func (w *frameWriter) Close() (int, error) {
 	w.work.Wait()
 	encErr := w.enc.Close()
 	if w.err != nil {
-		return 0, w.err
+		return nil, w.err
 	}
 	if encErr != nil {
-		return 0, fmt.Errorf("zstd encoder: %w", encErr)
+		return nil, fmt.Errorf("zstd encoder: %w", encErr)
 	}
 	if len(w.frames) == 0 {
-		return 0, errors.New("no data to write")
+		return nil, errors.New("no data to write")
 	}
-	if _, err := w.out.Write(appendSeekTable(nil, w.frames)); err != nil {
-		return 0, err
+	return w.frames, nil
+}
+
+// writeTrailer writes extra (skippable frames, such as the index) and the
+// seek table after the data frames.
+func (w *frameWriter) writeTrailer(extra []byte) error {
+	if _, err := w.out.Write(extra); err != nil {
+		return err
 	}
-	return len(w.frames), nil
+	_, err := w.out.Write(mmapfs.AppendSeekTable(nil, w.frames))
+	return err
 }
 
 // abort stops the goroutines after a failure; nothing more is written.

@@ -86,39 +86,60 @@ func TestHostileEntries(t *testing.T) {
 			{name: "a/b/c/", typ: dir}}, "a/b/c/"},
 		{"device out of range", []entry{{name: "dev", typ: tar.TypeChar}}, "dev"},
 		{"empty name", []entry{{name: "", typ: reg, data: "x"}}, ""},
+		{"file then a path under it", []entry{{name: "f", typ: reg, data: "x"}, {name: "f/x", typ: reg, data: "x"}}, "f/x"},
+		{"symlink to a directory inside, then through it", []entry{
+			{name: "d/", typ: dir}, {name: "l", typ: sym, link: "d"}, {name: "l/x", typ: reg, data: "x"}}, "l/x"},
+		{"directory replaced by a file, then under it", []entry{
+			{name: "d/", typ: dir}, {name: "d", typ: reg, data: "x"}, {name: "d/x", typ: reg, data: "x"}}, "d/x"},
+		{"hardlink to an outward symlink, then through it", []entry{
+			{name: "s", typ: sym, link: "SENTINEL"}, {name: "h", typ: hard, link: "s"}, {name: "h/x", typ: reg, data: "x"}}, "h/x"},
+		{"symlink then a hardlink through it", []entry{
+			{name: "evil", typ: sym, link: "SENTINEL"}, {name: "evil/h", typ: hard, link: "x"}}, "evil/h"},
 		{"component too long", []entry{{name: strings.Repeat("n", 256), typ: reg}}, strings.Repeat("n", 256)},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	for mode, m := range unpackModes {
+		for _, c := range cases {
+			t.Run(m.name+"/"+c.name, func(t *testing.T) {
+				hostileCase(t, mode, c.entries, c.bad, c.name == "device out of range")
+			})
+		}
+	}
+}
+
+// hostileCase unpacks entries in one mode: it must fail naming bad and
+// leave everything outside DEST alone.
+func hostileCase(t *testing.T, mode int, entries []entry, bad string, device bool) {
+	{
+		{
 			base := t.TempDir()
 			sentinel := filepath.Join(base, "sentinel")
 			os.Mkdir(sentinel, 0o755)
 			os.WriteFile(filepath.Join(base, "outside"), []byte("outside"), 0o644)
 			fix := func(s string) string { return strings.ReplaceAll(s, "SENTINEL", sentinel) }
-			entries := make([]entry, len(c.entries))
-			for i, e := range c.entries {
+			fixed := make([]entry, len(entries))
+			for i, e := range entries {
 				e.name, e.link = fix(e.name), fix(e.link)
-				entries[i] = e
+				fixed[i] = e
 			}
-			if c.name == "device out of range" {
-				entries[0].typ = tar.TypeFifo // archive/tar writes any number; patched below
+			if device {
+				fixed[0].typ = tar.TypeFifo // archive/tar writes any number; patched below
 			}
 			arc := filepath.Join(base, "evil.tar")
-			writeTar(t, arc, entries)
-			if c.name == "device out of range" {
+			writeTar(t, arc, fixed)
+			if device {
 				patchDevice(t, arc)
 			}
 			dest := filepath.Join(base, "dest")
-			_, err := Unpack(arc, dest, UnpackOptions{})
+			_, err := unpackMode(t, arc, dest, mode, UnpackOptions{})
 			if err == nil {
 				t.Fatal("unpack succeeded")
 			}
 			t.Log(err)
-			if want := `entry "` + fix(c.bad) + `"`; !strings.Contains(err.Error(), want) {
+			if want := `entry "` + fix(bad) + `"`; !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not name %s", err, want)
 			}
 			checkOutside(t, base, sentinel)
-		})
+		}
 	}
 }
 
@@ -164,7 +185,7 @@ func checkOutside(t *testing.T, base, sentinel string) {
 	ents, _ := os.ReadDir(base)
 	for _, e := range ents {
 		switch e.Name() {
-		case "sentinel", "outside", "evil.tar", "dest":
+		case "sentinel", "outside", "evil.tar", "evil.tar.berth", "dest":
 		default:
 			t.Errorf("%s written beside DIR", e.Name())
 		}
@@ -197,22 +218,25 @@ func TestSafeReplacements(t *testing.T) {
 			{name: "d", typ: tar.TypeSymlink, link: "SENTINEL"}, {name: "d/", typ: tar.TypeDir, mode: 0o700},
 			{name: "d/file", typ: tar.TypeReg, data: "x"}}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			base := t.TempDir()
-			sentinel := filepath.Join(base, "sentinel")
-			os.Mkdir(sentinel, 0o755)
-			os.WriteFile(filepath.Join(base, "outside"), []byte("outside"), 0o644)
-			for i := range c.entries {
-				c.entries[i].link = strings.ReplaceAll(c.entries[i].link, "SENTINEL", sentinel)
-			}
-			arc := filepath.Join(base, "evil.tar")
-			writeTar(t, arc, c.entries)
-			if _, err := Unpack(arc, filepath.Join(base, "dest"), UnpackOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			checkOutside(t, base, sentinel)
-		})
+	for mode, m := range unpackModes {
+		for _, c := range cases {
+			t.Run(m.name+"/"+c.name, func(t *testing.T) {
+				base := t.TempDir()
+				sentinel := filepath.Join(base, "sentinel")
+				os.Mkdir(sentinel, 0o755)
+				os.WriteFile(filepath.Join(base, "outside"), []byte("outside"), 0o644)
+				entries := append([]entry{}, c.entries...)
+				for i := range entries {
+					entries[i].link = strings.ReplaceAll(entries[i].link, "SENTINEL", sentinel)
+				}
+				arc := filepath.Join(base, "evil.tar")
+				writeTar(t, arc, entries)
+				if _, err := unpackMode(t, arc, filepath.Join(base, "dest"), mode, UnpackOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				checkOutside(t, base, sentinel)
+			})
+		}
 	}
 }
 

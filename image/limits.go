@@ -3,7 +3,10 @@ package image
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Limits bound what Unpack accepts from an image, so a hostile or broken one
@@ -14,7 +17,10 @@ type Limits struct {
 	// Default 1,000,000.
 	MaxEntries int
 	// MaxBytes is the most regular-file data an image may unpack to, summed
-	// over all entries. Default 64 GiB.
+	// over all entries. Default: the space free for berth on the
+	// destination's filesystem (statfs) less a reserve of 5% of its size
+	// (at most 256 MiB), so an unpack never fills the disk; 64 GiB when
+	// that cannot be read.
 	MaxBytes int64
 	// MaxHeaderBytes is the most bytes one entry's header may take,
 	// counting its PAX and GNU long-name blocks. Default 1 MiB (archive/tar
@@ -28,6 +34,8 @@ type Limits struct {
 	// that is decoded whole in memory and in parallel; images with bigger
 	// frames are decoded as a stream instead. Default 32 MiB.
 	MaxFrameBytes int64
+
+	bytesWhy string // how MaxBytes was chosen, for its error
 }
 
 // Default limits; see Limits.
@@ -38,6 +46,32 @@ const (
 	DefaultMaxWindow      = 128 << 20
 	DefaultMaxFrameBytes  = 32 << 20
 )
+
+// forDest returns l with defaults, MaxBytes from the free space of dest's
+// filesystem (or of its nearest existing parent) when it is not set.
+func (l Limits) forDest(dest string) (Limits, error) {
+	if l.MaxBytes > 0 {
+		return l.withDefaults(), nil
+	}
+	l = l.withDefaults()
+	dir := dest
+	var st unix.Statfs_t
+	for {
+		err := unix.Statfs(dir, &st)
+		if err == nil {
+			break
+		}
+		if err != unix.ENOENT || dir == filepath.Dir(dir) {
+			return l, nil // keep the fixed default
+		}
+		dir = filepath.Dir(dir)
+	}
+	total := int64(st.Blocks) * int64(st.Bsize)
+	reserve := min(total/20, 256<<20)
+	l.MaxBytes = max(int64(st.Bavail)*int64(st.Bsize)-reserve, 0)
+	l.bytesWhy = fmt.Sprintf(" (the free space of %s less a %d MiB reserve)", dir, reserve>>20)
+	return l, nil
+}
 
 // Kernel limits on names, not configurable.
 const (

@@ -2,35 +2,74 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"fmt"
+	"os"
+	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// setMeta applies an entry's owner (when running as root), mode (when
-// chmod; symlinks have none) and modification time to name under dirfd,
-// never following a symlink. An empty name means dirfd itself, which may be
-// an O_PATH fd. The owner goes first: chown clears setuid and setgid bits.
-func (x *extractor) setMeta(dirfd int, name string, hdr *tar.Header, chmod bool) error {
+// metaTarget is what setMeta applies an entry's metadata to: an open fd
+// (regular files, directories), or a name under a directory (symlinks,
+// device nodes and fifos, which berth does not open). An empty name means
+// dirfd itself, which may be an O_PATH fd.
+type metaTarget struct {
+	fd      int // an fd open for reading or writing, or -1
+	dirfd   int
+	name    string
+	symlink bool // no mode to set
+	// fresh: created by this unpack with the entry's permission bits (less
+	// the umask) and berth's own owner, in a directory without setgid: what
+	// already matches needs no syscall.
+	fresh bool
+}
+
+// setMeta applies an entry's owner (when running as root), xattrs, mode and
+// modification time, never following a symlink. The owner goes first:
+// chown clears the setuid and setgid bits and security.capability.
+func (x *extractor) setMeta(t metaTarget, hdr *tar.Header) error {
 	flags := unix.AT_SYMLINK_NOFOLLOW
-	if name == "" {
+	if t.name == "" {
 		flags = unix.AT_EMPTY_PATH
 	}
-	if x.asRoot {
-		if err := unix.Fchownat(dirfd, name, hdr.Uid, hdr.Gid, flags); err != nil {
+	perm := uint32(hdr.Mode & 0o7777)
+	if x.asRoot && !(t.fresh && hdr.Uid == x.uid && hdr.Gid == x.gid) {
+		var err error
+		if t.fd >= 0 {
+			err = unix.Fchown(t.fd, hdr.Uid, hdr.Gid)
+		} else {
+			err = unix.Fchownat(t.dirfd, t.name, hdr.Uid, hdr.Gid, flags)
+		}
+		if err != nil {
 			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
 		}
+		t.fresh = false
 	}
-	if chmod {
-		if err := chmodNoFollow(dirfd, name, uint32(hdr.Mode&0o7777)); err != nil {
-			return fmt.Errorf("chmod %#o: %w", hdr.Mode&0o7777, err)
+	if t.fd >= 0 && len(hdr.PAXRecords) > 0 {
+		x.setXattrs(t.fd, hdr)
+	}
+	if !t.symlink && !(t.fresh && perm&0o7000 == 0 && perm&processUmask() == 0) {
+		var err error
+		if t.fd >= 0 {
+			err = unix.Fchmod(t.fd, perm)
+		} else {
+			err = chmodNoFollow(t.dirfd, t.name, perm)
+		}
+		if err != nil {
+			return fmt.Errorf("chmod %#o: %w", perm, err)
 		}
 	}
-	mt := hdr.ModTime
-	omit := unix.NsecToTimespec(0)
-	omit.Nsec = unix.UTIME_OMIT // atime: left at extraction time
-	ts := []unix.Timespec{omit, unix.NsecToTimespec(mt.UnixNano())}
-	if err := unix.UtimesNanoAt(dirfd, name, ts, flags); err != nil {
+	omit := unix.Timespec{Nsec: unix.UTIME_OMIT} // atime: left at extraction time
+	ts := []unix.Timespec{omit, unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	var err error
+	if t.fd >= 0 {
+		err = unix.UtimesNanoAt(t.fd, "", ts, unix.AT_EMPTY_PATH)
+	} else {
+		err = unix.UtimesNanoAt(t.dirfd, t.name, ts, flags)
+	}
+	if err != nil {
 		return fmt.Errorf("set mtime: %w", err)
 	}
 	return nil
@@ -49,7 +88,7 @@ func chmodNoFollow(dirfd int, name string, mode uint32) error {
 		name = "."
 	}
 	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
-	if err != unix.EOPNOTSUPP {
+	if err != unix.EOPNOTSUPP && err != unix.ENOSYS {
 		return err
 	}
 	var st unix.Stat_t
@@ -69,3 +108,21 @@ func chmodNoFollow(dirfd int, name string, mode uint32) error {
 	}
 	return unix.Fchmodat(dirfd, name, mode, 0)
 }
+
+// processUmask is the process's umask, read once from /proc/self/status
+// (reading it with umask(2) would change it for a moment under other
+// threads). When it cannot be read every mode is set explicitly.
+var processUmask = sync.OnceValue(func() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("Umask:")); ok {
+			if m, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 8, 32); err == nil {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o777
+})

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"berth/mmapfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -18,15 +20,20 @@ type PackOptions struct {
 	FrameSize int
 	// Log receives warnings, such as skipped sockets. It may be nil.
 	Log io.Writer
+	// Platform picks the image of a multi-platform OCI index; see
+	// UnpackOptions.Platform.
+	Platform string
 }
 
 const minFrameSize = 64 << 10
 
 // Pack writes the berth image of src to out. src is a directory (packed in
-// sorted order, see the package doc) or an archive in any format Unpack
-// reads (its entries are copied in their order, names cleaned). out is
-// replaced atomically: it is written to a temporary file beside it, synced
-// and renamed over it, so a reader never sees a partial image.
+// sorted order, see the package doc), an archive in any format Unpack reads
+// (its entries are copied in their order, names cleaned), or an OCI image
+// layout or docker save archive (its layers merged into one tree, see
+// merge.go). out is replaced atomically: it is written to a temporary file
+// beside it, synced and renamed over it, so a reader never sees a partial
+// image.
 func Pack(src, out string, opts PackOptions) (err error) {
 	size := opts.FrameSize
 	switch {
@@ -41,7 +48,8 @@ func Pack(src, out string, opts PackOptions) (err error) {
 	if log == nil {
 		log = io.Discard
 	}
-	st, err := os.Stat(src)
+	path, ref := splitRef(src)
+	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", src, err)
 	}
@@ -67,10 +75,10 @@ func Pack(src, out string, opts PackOptions) (err error) {
 	}
 	defer fw.abort()
 	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20)}
-	if st.IsDir() {
+	if st.IsDir() && ref == "" && !isLayoutDir(src) {
 		err = packDir(src, sink, log, fileID{self.Dev, self.Ino})
 	} else {
-		err = packArchive(src, sink, log)
+		err = packInput(src, out, sink, log, opts.Platform)
 	}
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", src, err)
@@ -78,7 +86,15 @@ func Pack(src, out string, opts PackOptions) (err error) {
 	if err := sink.tw.Close(); err != nil {
 		return fmt.Errorf("pack %s: finishing the tar stream: %w", src, err)
 	}
-	if _, err := fw.Close(); err != nil {
+	frames, err := fw.Close()
+	if err != nil {
+		return fmt.Errorf("pack %s: writing %s: %w", src, tmp.Name(), err)
+	}
+	index, err := sink.index(frames)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	if err := fw.writeTrailer(mmapfs.AppendIndexFrame(nil, index)); err != nil {
 		return fmt.Errorf("pack %s: writing %s: %w", src, tmp.Name(), err)
 	}
 	return commitFile(tmp, bw, out)
@@ -116,18 +132,30 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// isLayoutDir reports whether dir is an OCI image layout.
+func isLayoutDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "oci-layout"))
+	return err == nil
+}
+
 // tarSink writes tar entries into a frameWriter, telling it where entries
-// begin and which bytes are file data that may be cut between frames.
+// begin and which bytes are file data that may be cut between frames, and
+// records each entry for the index.
 type tarSink struct {
 	tw      *tar.Writer
 	fw      *frameWriter
 	copyBuf []byte
+	items   []mmapfs.IndexItem
+	dataAt  []int64 // stream offset of each item's data
 }
 
 // add writes one entry with hdr.Size bytes of data read from data.
 func (s *tarSink) add(hdr *tar.Header, data io.Reader) error {
 	s.fw.entryBoundary()
 	if err := s.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if err := s.record(hdr); err != nil {
 		return err
 	}
 	if hdr.Size > 0 {

@@ -88,6 +88,13 @@ func headerFromStat(path, rel string, st *unix.Stat_t) (*tar.Header, error) {
 		Gid:     int(st.Gid),
 		ModTime: time.Unix(int64(st.Mtim.Sec), 0),
 	}
+	if t := st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
+		x, err := readXattrs(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading extended attributes: %w", path, err)
+		}
+		hdr.PAXRecords = x
+	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size

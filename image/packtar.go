@@ -7,48 +7,57 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	"berth/mmapfs"
 )
 
-// packArchive copies the entries of the archive at src (any format Unpack
-// reads) to sink in their order. Names are cleaned the way Unpack cleans
-// them and unsafe ones are refused; owners become numeric, times whole
-// seconds, and only xattr PAX records are kept.
-func packArchive(src string, sink *tarSink, log io.Writer) error {
-	m, err := mmapfs.Map(src)
+// packInput copies the entries of src (any format Unpack reads) to sink:
+// an archive's in its order, an OCI or docker image's merged layers in
+// tree order (packLayers, spooling beside out). Names
+// are cleaned the way Unpack cleans them and unsafe ones are refused;
+// owners become numeric, times whole seconds, and only xattr PAX records
+// are kept.
+func packInput(src, out string, sink *tarSink, log io.Writer, platform string) error {
+	lim := Limits{}.withDefaults()
+	in, err := openInput(src, platform, lim)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	arc, err := openArchive(m, Limits{}.withDefaults(), runtime.GOMAXPROCS(0))
-	if err != nil {
-		return err
-	}
-	defer arc.close()
-	return mmapfs.Guard(func() error {
-		tr := tar.NewReader(arc.r)
-		for {
-			in, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", src, err)
-			}
-			out, err := normalizeHeader(in)
-			if err != nil {
-				return fmt.Errorf("entry %q: %w", in.Name, err)
-			}
-			if out == nil {
-				fmt.Fprintf(log, "berth: pack: skipping %q: unsupported tar type %q\n", in.Name, in.Typeflag)
-				continue
-			}
-			if err := sink.add(out, tr); err != nil {
-				return fmt.Errorf("entry %q: %w", in.Name, err)
-			}
+	defer in.close()
+	add := func(hdr *tar.Header, data io.Reader) error {
+		out, err := normalizeHeader(hdr)
+		if err != nil {
+			return err
 		}
-	})
+		if out == nil {
+			fmt.Fprintf(log, "berth: pack: skipping %q: unsupported tar type %q\n", hdr.Name, hdr.Typeflag)
+			return nil
+		}
+		return sink.add(out, data)
+	}
+	if in.layers != nil {
+		plan, err := planLayers(in.store, in.layers, lim, runtime.GOMAXPROCS(0))
+		if err != nil {
+			return err
+		}
+		return packLayers(in, plan, lim, runtime.GOMAXPROCS(0), spoolDir(out), sink, log)
+	}
+	st, err := openStream(in.m.NewReader(), in.format, lim, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	tr := tar.NewReader(st.r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", src, err)
+		}
+		if err := add(hdr, tr); err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
 }
 
 // normalizeHeader returns the header berth writes for an input entry, or
@@ -67,7 +76,7 @@ func normalizeHeader(in *tar.Header) (*tar.Header, error) {
 		ModTime:  time.Unix(in.ModTime.Unix(), 0),
 	}
 	for k, v := range in.PAXRecords {
-		if strings.HasPrefix(k, "SCHILY.xattr.") {
+		if strings.HasPrefix(k, xattrPrefix) {
 			if out.PAXRecords == nil {
 				out.PAXRecords = make(map[string]string)
 			}

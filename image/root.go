@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,19 +19,32 @@ const maxCachedDirs = 512
 // errThroughSymlink reports an entry whose path goes through a symlink.
 var errThroughSymlink = errors.New("path goes through a symlink or a non-directory (refused)")
 
+// dirRef is an O_PATH fd of a directory below the root, and whether new
+// entries in it take its group (its setgid bit is set), so that an owner
+// equal to berth's own still needs a chown.
+type dirRef struct {
+	fd   int
+	sgid bool
+}
+
 // root is the destination directory, held as an O_PATH fd, with a cache of
 // O_PATH fds of the directories below it that entries were written into.
+// It is used by one goroutine; the fds it hands out stay valid until the
+// next beginEntry.
 //
-// Every lookup goes through openat2 with RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS
-// and RESOLVE_NO_MAGICLINKS, one component at a time from a cached parent,
-// so the kernel refuses any path that leaves the root or passes through a
-// symlink, whoever created it. Entry names never hold ".." (entryPath
-// refuses them), so a cached fd is always the directory of that name unless
-// an entry removed it, and removals drop it from the cache (forget).
+// Every lookup opens one component at a time from a cached parent with
+// openat2(RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS), so the
+// kernel refuses any path that leaves the root or passes through a symlink,
+// whoever created it. On kernels before 5.6 (no openat2) the same single
+// component is opened with openat(O_NOFOLLOW|O_DIRECTORY), which refuses a
+// symlink just the same: a single component without "/" or ".." cannot
+// leave its parent. Entry names never hold ".." (entryPath refuses them),
+// so a cached fd is always the directory of that name unless an entry
+// removed it, and removals drop it from the cache (forget).
 type root struct {
 	path string
-	fd   int
-	dirs map[string]int // clean relative path → O_PATH fd
+	dir0 dirRef
+	dirs map[string]dirRef // clean relative path → O_PATH fd
 }
 
 // openRoot creates dest if it is missing and opens it.
@@ -42,76 +56,124 @@ func openRoot(dest string) (*root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dest, err)
 	}
-	return &root{path: dest, fd: fd, dirs: make(map[string]int)}, nil
+	ref, err := statDir(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("stat %s: %w", dest, err)
+	}
+	return &root{path: dest, dir0: ref, dirs: make(map[string]dirRef)}, nil
 }
+
+// statDir wraps fd, learning its setgid bit.
+func statDir(fd int) (dirRef, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return dirRef{fd: -1}, err
+	}
+	return dirRef{fd: fd, sgid: st.Mode&unix.S_ISGID != 0}, nil
+}
+
+// fd is the root directory's fd.
+func (r *root) fd() int { return r.dir0.fd }
 
 // close releases every fd.
 func (r *root) close() {
 	r.flush()
-	if r.fd >= 0 {
-		unix.Close(r.fd)
-		r.fd = -1
+	if r.dir0.fd >= 0 {
+		unix.Close(r.dir0.fd)
+		r.dir0.fd = -1
 	}
 }
 
 // flush closes the cached directory fds.
 func (r *root) flush() {
-	for p, fd := range r.dirs {
-		unix.Close(fd)
+	for p, d := range r.dirs {
+		unix.Close(d.fd)
 		delete(r.dirs, p)
 	}
 }
 
+// full reports that the cache would be emptied by the next beginEntry.
+func (r *root) full() bool { return len(r.dirs) >= maxCachedDirs }
+
 // beginEntry is called once per entry before its lookups: fds returned by
-// dir stay valid until the next beginEntry.
+// dir stay valid until the next beginEntry that finds the cache full.
 func (r *root) beginEntry() {
-	if len(r.dirs) >= maxCachedDirs {
+	if r.full() {
 		r.flush()
 	}
 }
 
-// dir returns an O_PATH fd of directory rel ("." is the root). With create,
-// missing directories on the way are made with mode 0755, as tar does for
-// parents an archive does not list.
-func (r *root) dir(rel string, create bool) (int, error) {
+// dir returns directory rel ("." is the root). With create, missing
+// directories on the way are made with mode 0755, as tar does for parents
+// an archive does not list.
+func (r *root) dir(rel string, create bool) (dirRef, error) {
 	if rel == "." {
-		return r.fd, nil
+		return r.dir0, nil
 	}
-	if fd, ok := r.dirs[rel]; ok {
-		return fd, nil
+	if d, ok := r.dirs[rel]; ok {
+		return d, nil
 	}
 	parent, err := r.dir(path.Dir(rel), create)
 	if err != nil {
-		return -1, err
+		return dirRef{}, err
 	}
 	base := path.Base(rel)
-	fd, err := openDirAt(parent, base)
+	fd, err := openDirAt(parent.fd, base)
+	made := false
 	if err == unix.ENOENT && create {
-		if err = unix.Mkdirat(parent, base, 0o755); err == nil || err == unix.EEXIST {
-			fd, err = openDirAt(parent, base)
+		if err = unix.Mkdirat(parent.fd, base, 0o755); err == nil || err == unix.EEXIST {
+			made = err == nil
+			fd, err = openDirAt(parent.fd, base)
 		}
 	}
 	switch err {
 	case nil:
 	case unix.ELOOP, unix.ENOTDIR, unix.EXDEV:
-		return -1, fmt.Errorf("%s: %w", rel, errThroughSymlink)
+		return dirRef{}, fmt.Errorf("%s: %w", rel, errThroughSymlink)
 	default:
-		return -1, fmt.Errorf("%s: %w", rel, err)
+		return dirRef{}, fmt.Errorf("%s: %w", rel, err)
 	}
-	r.dirs[rel] = fd
-	return fd, nil
+	ref := dirRef{fd: fd, sgid: parent.sgid} // mkdir in a setgid directory makes a setgid one
+	if !made {
+		if ref, err = statDir(fd); err != nil {
+			unix.Close(fd)
+			return dirRef{}, fmt.Errorf("%s: %w", rel, err)
+		}
+	}
+	r.dirs[rel] = ref
+	return ref, nil
 }
+
+// noOpenat2 is set once openat2 has returned ENOSYS (Linux < 5.6, or a
+// seccomp filter that hides it); tests set it to exercise the fallback.
+var noOpenat2 atomic.Bool
 
 // openDirAt opens the single component name under parent as an O_PATH
 // directory fd, refusing symlinks and anything outside parent.
 func openDirAt(parent int, name string) (int, error) {
-	how := unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	if name == "" || name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
+		return -1, unix.EXDEV // never produced by entryPath; refused all the same
+	}
+	if !noOpenat2.Load() {
+		how := unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		}
+		for {
+			fd, err := unix.Openat2(parent, name, &how)
+			if err == unix.ENOSYS {
+				noOpenat2.Store(true)
+				break
+			}
+			if err != unix.EINTR && err != unix.EAGAIN {
+				return fd, err
+			}
+		}
 	}
 	for {
-		fd, err := unix.Openat2(parent, name, &how)
-		if err != unix.EINTR && err != unix.EAGAIN {
+		fd, err := unix.Openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
 			return fd, err
 		}
 	}
@@ -121,17 +183,16 @@ func openDirAt(parent int, name string) (int, error) {
 // removed.
 func (r *root) forget(rel string) {
 	prefix := rel + "/"
-	for p, fd := range r.dirs {
+	for p, d := range r.dirs {
 		if p == rel || strings.HasPrefix(p, prefix) {
-			unix.Close(fd)
+			unix.Close(d.fd)
 			delete(r.dirs, p)
 		}
 	}
 }
 
-// parent returns the fd of rel's parent directory and rel's last
-// component.
-func (r *root) parent(rel string, create bool) (int, string, error) {
-	fd, err := r.dir(path.Dir(rel), create)
-	return fd, path.Base(rel), err
+// parent returns rel's parent directory and rel's last component.
+func (r *root) parent(rel string, create bool) (dirRef, string, error) {
+	d, err := r.dir(path.Dir(rel), create)
+	return d, path.Base(rel), err
 }

@@ -1,7 +1,9 @@
 package image
 
 import (
+	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +65,11 @@ func TestRoundTrip(t *testing.T) {
 		}},
 		{"berth-1-worker", func(t *testing.T, dest string) {
 			if _, err := Unpack(img, dest, UnpackOptions{Workers: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"berth-4-writers-1-decoder", func(t *testing.T, dest string) {
+			if _, err := Unpack(img, dest, UnpackOptions{Writers: 4, Workers: 1}); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -188,5 +195,68 @@ func TestPackIntoSource(t *testing.T) {
 	}
 	if st.Entries != 2 {
 		t.Errorf("%d entries, want 2 (root and a)", st.Entries)
+	}
+}
+
+// TestRepeatedPaths unpacks archives naming paths more than once: the last
+// entry wins, as with tar, in every mode and through Pack.
+func TestRepeatedPaths(t *testing.T) {
+	entries := []entry{
+		{name: "a", typ: regT, data: "first"}, {name: "a", typ: regT, data: "second"},
+		{name: "b", typ: symT, link: "a"}, {name: "b", typ: regT, data: "b"},
+		{name: "c/", typ: dirT}, {name: "c/x", typ: regT, data: "x"}, {name: "c/", typ: dirT, mode: 0o700},
+		{name: "d/", typ: dirT}, {name: "d", typ: symT, link: "c"},
+		{name: "e", typ: regT, data: "e"}, {name: "e/", typ: dirT}, {name: "e/y", typ: regT, data: "y"},
+		{name: "h", typ: linkT, link: "a"}, {name: "a", typ: regT, data: "third"},
+	}
+	want := map[string]string{"a": "file third", "b": "file b", "c": "dir", "c/x": "file x", "d": "-> c",
+		"e": "dir", "e/y": "file y", "h": "file second"}
+	for mode, m := range unpackModes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			arc := filepath.Join(dir, "rep.tar")
+			writeTar(t, arc, entries)
+			dest := filepath.Join(dir, "dest")
+			if _, err := unpackMode(t, arc, dest, mode, UnpackOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			compareLists(t, want, listTree(t, dest))
+		})
+	}
+	dir := t.TempDir()
+	arc, img := filepath.Join(dir, "rep.tar"), filepath.Join(dir, "rep.img")
+	writeTar(t, arc, entries)
+	if err := Pack(arc, img, PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unpack(img, filepath.Join(dir, "dest"), UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compareLists(t, want, listTree(t, filepath.Join(dir, "dest")))
+}
+
+// TestBudgetWithHugeHeaders unpacks a berth image of small frames whose
+// entries carry near-limit PAX headers: a batch of queued entries then
+// spans more frames than the decode budget holds, which must not stall the
+// unpack (queued entries are handed to the writers before waiting for a
+// frame).
+func TestBudgetWithHugeHeaders(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 40 {
+		hdr := &tar.Header{Name: fmt.Sprintf("f%02d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 10,
+			PAXRecords: map[string]string{"comment": strings.Repeat("c", 1000<<10)}}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte("0123456789"))
+	}
+	tw.Close()
+	dir := t.TempDir()
+	img := filepath.Join(dir, "img")
+	os.WriteFile(img, berthFromTar(t, buf.Bytes(), 1<<20), 0o644)
+	st, err := Unpack(img, filepath.Join(dir, "dest"), UnpackOptions{Writers: 2})
+	if err != nil || st.Entries != 40 {
+		t.Fatalf("%+v %v", st, err)
 	}
 }

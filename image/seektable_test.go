@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"berth/mmapfs"
+
 	"github.com/klauspost/compress/zstd"
 )
 
 // TestSeekTable reads a multi-frame image's seek table by the spec, not
-// with parseSeekTable: the frames and the table must add up to the file,
-// and each frame must decode on its own to its listed size and checksum.
+// with mmapfs.ParseSeekTable: the frames and the table must add up to the file,
+// with the berth index frame in between, and each frame must decode on its own to its listed size and checksum.
 // Their concatenation must be what `zstd -d` gives.
 func TestSeekTable(t *testing.T) {
 	_, img := packTree(t)
@@ -62,8 +64,19 @@ func TestSeekTable(t *testing.T) {
 		joined = append(joined, out...)
 		off += csize
 	}
-	if off+tableLen != len(b) {
-		t.Errorf("frames end at %d, table is %d bytes, file is %d", off, tableLen, len(b))
+	// Between the frames and the table: skippable frames, one of them the
+	// berth index.
+	index := false
+	for off < len(b)-tableLen {
+		magic, size := le.Uint32(b[off:]), int(le.Uint32(b[off+4:]))
+		if magic&0xFFFFFFF0 != 0x184D2A50 {
+			t.Fatalf("offset %d: magic %#x is not a skippable frame", off, magic)
+		}
+		index = index || magic == 0x184D2A5B
+		off += 8 + size
+	}
+	if off != len(b)-tableLen || !index {
+		t.Errorf("frames and skippable frames end at %d, table is %d bytes, file is %d; index found: %v", off, tableLen, len(b), index)
 	}
 	plain, err := exec.Command("zstd", "-q", "-d", "-c", img).Output()
 	if err != nil {
@@ -80,7 +93,7 @@ func TestSeekTable(t *testing.T) {
 func TestSeekTableWithIndexFrame(t *testing.T) {
 	want, img := packTree(t)
 	b, _ := os.ReadFile(img)
-	st, err := parseSeekTable(b)
+	st, err := mmapfs.ParseSeekTable(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,9 +101,9 @@ func TestSeekTableWithIndexFrame(t *testing.T) {
 	extra = binary.LittleEndian.AppendUint32(extra, 5)
 	extra = append(extra, "index"...)
 	var out []byte
-	out = append(out, b[:st.dataEnd]...)
+	out = append(out, b[:st.DataEnd]...)
 	out = append(out, extra...)
-	out = append(out, b[st.tableStart:]...)
+	out = append(out, b[st.TableStart:]...)
 	withIndex := filepath.Join(t.TempDir(), "indexed.tar.zst")
 	os.WriteFile(withIndex, out, 0o644)
 
@@ -110,8 +123,8 @@ func TestSeekTableWithIndexFrame(t *testing.T) {
 func TestParseSeekTableRejects(t *testing.T) {
 	le := binary.LittleEndian
 	frame := []byte{0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0}
-	good := append(append([]byte{}, frame...), appendSeekTable(nil, []seekEntry{{csize: 8, dsize: 0}})...)
-	if _, err := parseSeekTable(good); err != nil {
+	good := append(append([]byte{}, frame...), mmapfs.AppendSeekTable(nil, []mmapfs.Frame{{CSize: 8, DSize: 0}})...)
+	if _, err := mmapfs.ParseSeekTable(good); err != nil {
 		t.Fatalf("good table refused: %v", err)
 	}
 	mutate := func(f func(b []byte) []byte) []byte {
@@ -125,10 +138,10 @@ func TestParseSeekTableRejects(t *testing.T) {
 		"frame overruns": mutate(func(b []byte) []byte { le.PutUint32(b[16:], 9); return b }),
 		"zero frame":     mutate(func(b []byte) []byte { le.PutUint32(b[16:], 0); return b }),
 		"bad header":     mutate(func(b []byte) []byte { b[8] = 0; return b }),
-		"junk in gap":    append(append(append([]byte{}, frame...), 1, 2, 3, 4, 5, 6, 7, 8), appendSeekTable(nil, []seekEntry{{csize: 8}})...),
+		"junk in gap":    append(append(append([]byte{}, frame...), 1, 2, 3, 4, 5, 6, 7, 8), mmapfs.AppendSeekTable(nil, []mmapfs.Frame{{CSize: 8}})...),
 	}
 	for name, b := range cases {
-		if _, err := parseSeekTable(b); err == nil {
+		if _, err := mmapfs.ParseSeekTable(b); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -45,7 +45,7 @@ func snapshot(t *testing.T, dir string) map[string]node {
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		n := node{typ: st.Mode & unix.S_IFMT, perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Sec}
+		n := node{typ: st.Mode & unix.S_IFMT, perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, mtime: int64(st.Mtim.Sec)}
 		switch n.typ {
 		case unix.S_IFREG:
 			data, err := os.ReadFile(p)
@@ -176,7 +176,7 @@ func setTimes(t *testing.T, root string) {
 	})
 	base := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC).Unix()
 	for i := len(paths) - 1; i >= 0; i-- {
-		ts := []unix.Timespec{{Sec: base}, {Sec: base + int64(i)*3}}
+		ts := []unix.Timespec{unix.NsecToTimespec(base * 1e9), unix.NsecToTimespec((base + int64(i)*3) * 1e9)}
 		if err := unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"berth/mmapfs"
@@ -14,33 +15,57 @@ import (
 type UnpackOptions struct {
 	// Limits bound what the image may hold; zero fields take defaults.
 	Limits Limits
-	// Progress receives a status line about once a second. It may be nil.
+	// Progress receives progress about five times a second: one line
+	// redrawn in place when it is a terminal, a line a second otherwise.
+	// It may be nil.
 	Progress io.Writer
 	// Log receives warnings, such as skipped device nodes. It may be nil.
 	Log io.Writer
 	// Workers is the number of frames decoded in parallel; 0 means
 	// GOMAXPROCS.
 	Workers int
+	// Writers is the number of goroutines creating files of a berth image;
+	// 0 means GOMAXPROCS, 1 writes on the unpacking goroutine only.
+	Writers int
+	// Platform picks the image of a multi-platform OCI index, as
+	// "linux/arm64", "linux/amd64" or "linux/arm/v7"; "" is the running one.
+	Platform string
+	// Digest, when set ("sha256:…"), is the image's expected digest (see
+	// Digest); any other image is refused before anything is written.
+	Digest string
+	// PublicKey, when set, is the path of an ed25519 public key (see
+	// Keygen): an image without a valid signature by it is refused before
+	// anything is written.
+	PublicKey string
+	// Signature is the signature file checked with PublicKey; "" means the
+	// image's path with ".sig" appended.
+	Signature string
 }
 
 // Stats describe a finished unpack.
 type Stats struct {
-	Format  string // FormatBerth, FormatZstd, FormatGzip or FormatTar
+	Format  string // FormatBerth, FormatZstd, FormatGzip, FormatTar, FormatOCI or FormatDocker
+	Digest  string // the image's digest, when it was computed (Digest, PublicKey, Prepare)
 	Entries int    // tar entries written (including skipped ones)
 	Bytes   int64  // regular-file bytes written
 	Frames  int    // zstd data frames of a berth image; 0 for other formats
+	Layers  int    // layers of an OCI or docker image
 	Elapsed time.Duration
 }
 
 // Unpack extracts the image at src into dest, creating dest if it is
-// missing. src is mapped read-only and its format recognised by content: a
-// berth image (decoded frame-parallel), any .tar.zst, .tar.gz or plain .tar.
-// Entries that would land outside dest, by name, symlink or hardlink, are
-// refused and nothing is written outside dest. Stricter than GNU tar, no
-// entry may pass through a symlink, not even one already in dest or one
-// that points inside it: a flattened root filesystem names every file by its
-// real path. Existing files are replaced, existing directories kept; see
-// extractor. Errors name the entry and its byte offset in the tar stream.
+// missing. src is a berth image (decoded frame-parallel and written by
+// several writers), any .tar.zst, .tar.gz or plain .tar (streamed), or an
+// OCI image layout or docker save archive (its layers applied in order),
+// recognised by content; an OCI layout holding several images takes
+// "PATH:REF" to pick one. Entries that would land outside dest, by name,
+// symlink or hardlink, are refused and nothing is written outside dest.
+// Stricter than GNU tar, no entry may pass through a symlink, not even one
+// already in dest or one that points inside it: a flattened root filesystem
+// names every file by its real path. Existing files are replaced, existing
+// directories kept; see extractor. Errors name the entry and its byte
+// offset in the tar stream. On an error dest keeps what was written so far:
+// Cache.Prepare unpacks into a staging directory that it removes instead.
 func Unpack(src, dest string, opts UnpackOptions) (Stats, error) {
 	start := time.Now()
 	stats, err := unpack(src, dest, opts)
@@ -48,32 +73,81 @@ func Unpack(src, dest string, opts UnpackOptions) (Stats, error) {
 	return stats, err
 }
 
+// unpack opens and verifies src, then extracts it.
 func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
-	lim := opts.Limits.withDefaults()
+	in, err := openInput(src, opts.Platform, opts.Limits.withDefaults())
+	if err != nil {
+		return stats, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	defer in.close()
+	stats.Format, stats.Layers = in.format, len(in.layers)
+	if stats.Digest, err = verifyInput(in, opts); err != nil {
+		return stats, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	err = extractInput(in, src, dest, opts, &stats)
+	return stats, err
+}
+
+// extractInput writes the opened, verified input into dest.
+func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats) error {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
 	}
-	m, err := mmapfs.Map(src)
+	stats.Format, stats.Layers = in.format, len(in.layers)
+	lim, err := opts.Limits.forDest(dest)
 	if err != nil {
-		return stats, fmt.Errorf("unpack: %w", err)
+		return fmt.Errorf("unpack %s: %w", src, err)
 	}
-	defer m.Close()
-	arc, err := openArchive(m, lim, opts.Workers)
-	if err != nil {
-		return stats, fmt.Errorf("unpack %s: %w", src, err)
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
 	}
-	defer arc.close() // before m.Close: the workers read the mapping
-	stats.Format, stats.Frames = arc.format, arc.frames
-
+	var plan *mergePlan
+	if in.layers != nil { // check every layer before dest is touched
+		if plan, err = planLayers(in.store, in.layers, lim, workers); err != nil {
+			return fmt.Errorf("unpack %s: %w", src, err)
+		}
+	}
 	x, err := newExtractor(dest, log)
 	if err != nil {
-		return stats, fmt.Errorf("unpack %s: %w", src, err)
+		return fmt.Errorf("unpack %s: %w", src, err)
 	}
 	defer x.close()
-	u := &unpacker{src: src, lim: lim, x: x, stats: &stats, progress: opts.Progress, lastTick: time.Now()}
-	err = mmapfs.Guard(func() error { return u.run(arc.r) })
-	return stats, err
+	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, in.size())}
+	defer u.prog.done()
+	switch {
+	case in.layers != nil:
+		err = u.runLayers(in, plan, workers)
+	case in.format == FormatBerth && in.table.MaxFrame() <= lim.MaxFrameBytes:
+		stats.Frames = len(in.table.Frames)
+		err = u.runBerth(in, workers, opts.Writers)
+	default:
+		if in.table != nil {
+			stats.Frames = len(in.table.Frames)
+		}
+		err = u.runStreamed(in, workers)
+	}
+	if err != nil {
+		return err
+	}
+	if err := x.finish(); err != nil {
+		return fmt.Errorf("unpack %s: %w", src, err)
+	}
+	return nil
+}
+
+// runStreamed decodes a whole zstd, gzip or plain tar stream in order.
+func (u *unpacker) runStreamed(in *input, workers int) error {
+	in.m.Advise(mmapfs.AdviseSequential)
+	r := in.m.NewReader()
+	u.prog.source = r.Offset
+	arc, err := openStream(r, in.format, u.lim, workers)
+	if err != nil {
+		return fmt.Errorf("unpack %s: %w", u.src, err)
+	}
+	defer arc.close()
+	return u.runTar(arc.r, true)
 }
 
 // unpacker runs the tar loop: limits, offsets for errors, progress.
@@ -82,8 +156,7 @@ type unpacker struct {
 	lim      Limits
 	x        *extractor
 	stats    *Stats
-	progress io.Writer
-	lastTick time.Time
+	prog     *progress
 	declared int64 // sum of the sizes in the headers so far
 }
 
@@ -99,10 +172,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// run extracts every entry of the tar stream r, then the directory
-// metadata.
-func (u *unpacker) run(r io.Reader) error {
+// runTar extracts every entry of the tar stream r on this goroutine. With
+// whole, r is the whole input and is read to its end.
+func (u *unpacker) runTar(r io.Reader, whole bool) error {
 	cr := &countingReader{r: r}
+	if u.prog.source == nil {
+		u.prog.source = func() int64 { return cr.n }
+	}
 	tr := tar.NewReader(cr)
 	var prev string
 	var dataEnd int64 // where the previous entry's data (and padding) ends
@@ -112,32 +188,26 @@ func (u *unpacker) run(r io.Reader) error {
 		if err == io.EOF {
 			break
 		}
-		// The header starts after the previous entry's padding; sparse
-		// entries store less data than their size, so stay within what
-		// was read.
-		start := dataEnd
-		if start < before || start > cr.n {
-			start = before
-		}
+		start := headerStart(dataEnd, before, cr.n)
 		if err != nil {
-			where := "the first header"
-			if prev != "" {
-				where = fmt.Sprintf("the header after entry %q", prev)
-			}
-			return fmt.Errorf("unpack %s: %s, at offset %d: %w", u.src, where, start, err)
+			return u.headerError(prev, start, err)
 		}
-		if err := u.admit(hdr, cr.n-start); err != nil {
-			return fmt.Errorf("unpack %s: entry %q at offset %d: %w", u.src, hdr.Name, start, err)
+		rel, err := u.admit(hdr, cr.n-start)
+		if err == nil {
+			dataEnd = cr.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
+			var n int64
+			n, err = u.x.extract(hdr, rel, fileData{r: tr})
+			u.stats.Bytes += n
 		}
-		dataEnd = cr.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
-		n, err := u.x.extract(hdr, tr)
 		u.stats.Entries++
-		u.stats.Bytes += n
 		if err != nil {
 			return fmt.Errorf("unpack %s: entry %q at offset %d: %w", u.src, hdr.Name, start, err)
 		}
 		prev = hdr.Name
-		u.tick()
+		u.prog.tick(u.stats.Entries, u.declared)
+	}
+	if !whole {
+		return nil
 	}
 	// Read to the end of the input, so a stream truncated or damaged after
 	// the tar's end blocks is still reported, as zstd -d or gzip -d would.
@@ -146,10 +216,26 @@ func (u *unpacker) run(r io.Reader) error {
 	} else if n > maxTrailing {
 		return fmt.Errorf("unpack %s: more than %d bytes after the end of the archive", u.src, maxTrailing)
 	}
-	if err := u.x.finish(); err != nil {
-		return fmt.Errorf("unpack %s: %w", u.src, err)
-	}
 	return nil
+}
+
+// headerStart is where the header just read began: after the previous
+// entry's padding, or, for sparse entries that store less data than their
+// size, what was read before it.
+func headerStart(dataEnd, before, after int64) int64 {
+	if dataEnd < before || dataEnd > after {
+		return before
+	}
+	return dataEnd
+}
+
+// headerError names the header that could not be read.
+func (u *unpacker) headerError(prev string, start int64, err error) error {
+	where := "the first header"
+	if prev != "" {
+		where = fmt.Sprintf("the header after entry %q", prev)
+	}
+	return fmt.Errorf("unpack %s: %s, at offset %d: %w", u.src, where, start, err)
 }
 
 // maxTrailing is how much data may follow a tar's end blocks (GNU tar pads
@@ -163,30 +249,18 @@ var (
 	errHeaderTooBig   = errors.New("header too large")
 )
 
-// admit checks one entry against the limits before anything is written.
-func (u *unpacker) admit(hdr *tar.Header, headerBytes int64) error {
+// admit checks one entry against the limits before anything is written
+// and returns its clean relative path.
+func (u *unpacker) admit(hdr *tar.Header, headerBytes int64) (string, error) {
 	if u.stats.Entries+1 > u.lim.MaxEntries {
-		return fmt.Errorf("%w: over the limit of %d", errTooManyEntries, u.lim.MaxEntries)
+		return "", fmt.Errorf("%w: over the limit of %d", errTooManyEntries, u.lim.MaxEntries)
 	}
 	if headerBytes > u.lim.MaxHeaderBytes {
-		return fmt.Errorf("%w: %d bytes, over the limit of %d", errHeaderTooBig, headerBytes, u.lim.MaxHeaderBytes)
+		return "", fmt.Errorf("%w: %d bytes, over the limit of %d", errHeaderTooBig, headerBytes, u.lim.MaxHeaderBytes)
 	}
 	if hdr.Size < 0 || hdr.Size > u.lim.MaxBytes-u.declared {
-		return fmt.Errorf("%w: %d more bytes would pass the limit of %d", errTooManyBytes, hdr.Size, u.lim.MaxBytes)
+		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, hdr.Size, u.lim.MaxBytes, u.lim.bytesWhy)
 	}
 	u.declared += hdr.Size
-	return nil
-}
-
-// tick writes a progress line about once a second.
-func (u *unpacker) tick() {
-	if u.progress == nil || u.stats.Entries%64 != 0 {
-		return
-	}
-	now := time.Now()
-	if now.Sub(u.lastTick) < time.Second {
-		return
-	}
-	u.lastTick = now
-	fmt.Fprintf(u.progress, "unpacking: %d entries, %.1f MiB\n", u.stats.Entries, float64(u.stats.Bytes)/(1<<20))
+	return entryPath(hdr.Name)
 }

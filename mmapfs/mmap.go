@@ -1,12 +1,19 @@
-// Package mmapfs maps image files read-only into memory.
+// Package mmapfs reads berth images through a read-only memory mapping.
 //
-// It is the base that berth's image code reads from: a Mapping is the whole
-// file as one byte slice, advised for a sequential read. Memory of a mapped
-// file can vanish under the reader — another process truncates the file and
-// the next access raises SIGBUS — so every read path must either run on a
-// goroutine that has called debug.SetPanicOnFault(true) and recovers, or go
-// through ReadAt/Copy, which do that themselves and turn the fault into
-// ErrFault.
+// A Mapping is a whole file as one byte slice. Memory of a mapped file can
+// vanish under the reader — another process truncates the file and the
+// next access raises SIGBUS — so every read path either runs on a goroutine
+// that has called debug.SetPanicOnFault(true) and recovers (Guard), or goes
+// through ReadAt, Copy or a Reader, which do that themselves and turn the
+// fault into ErrFault.
+//
+// On top of it the package holds the parts of the image format that both
+// berth/image (which writes and unpacks images) and readers need: the zstd
+// seek table (seektable.go), the berth index (index.go, tree.go), frame
+// decoding with bounded memory (decode.go), and FS, an io/fs.FS over an
+// image that decodes only the frames a read needs (fs.go, file.go). The
+// byte layout of an image is documented in package berth/image. mmapfs
+// imports nothing of berth, so berth/image can import it.
 package mmapfs
 
 import (
@@ -32,35 +39,44 @@ type Mapping struct {
 
 // Map maps the file at path read-only. An empty file gives a Mapping whose
 // Bytes are empty. The file descriptor is closed before Map returns: the
-// mapping keeps the file's pages alive on its own.
+// mapping keeps the file's pages alive on its own. No advice is given:
+// see Advise.
 func Map(path string) (*Mapping, error) {
 	f, err := os.Open(path) // O_CLOEXEC
 	if err != nil {
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("map %s: %w", path, err)
+	return MapFile(f, path)
+}
+
+// Advice values for Advise.
+const (
+	AdviseSequential = unix.MADV_SEQUENTIAL
+	AdviseRandom     = unix.MADV_RANDOM
+	AdviseWillNeed   = unix.MADV_WILLNEED
+)
+
+// Advise tells the kernel how the mapping will be read; it is only a hint:
+// a kernel that ignores it costs speed, not safety.
+func (m *Mapping) Advise(advice int) {
+	if len(m.data) > 0 {
+		_ = unix.Madvise(m.data, advice)
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("map %s: not a regular file", path)
+}
+
+// Release drops the pages wholly inside [off, off+n) from this process's
+// memory (MADV_DONTNEED): they stay in the page cache and are read again
+// if touched, so this is only about the process's resident size. Pages
+// shared with bytes outside the range are kept.
+func (m *Mapping) Release(off, n int64) {
+	page := int64(unix.Getpagesize())
+	start := (off + page - 1) &^ (page - 1)
+	end := min(off+n, int64(len(m.data))) &^ (page - 1)
+	if start < 0 || end <= start {
+		return
 	}
-	size := st.Size()
-	if size == 0 {
-		return &Mapping{path: path}, nil
-	}
-	if size > math.MaxInt {
-		return nil, fmt.Errorf("map %s: file too large to map (%d bytes)", path, size)
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, fmt.Errorf("map %s: mmap: %w", path, err)
-	}
-	// Advice is a hint; a kernel that ignores it costs speed, not safety.
-	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL)
-	_ = unix.Madvise(data, unix.MADV_WILLNEED)
-	return &Mapping{path: path, data: data}, nil
+	_ = unix.Madvise(m.data[start:end], unix.MADV_DONTNEED)
 }
 
 // Path is the file the mapping was made from.
@@ -106,6 +122,50 @@ func (m *Mapping) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// Reader reads a mapping sequentially, with faults turned into ErrFault,
+// and releases the pages behind it so that reading a large file does not
+// grow the process's resident size.
+type Reader struct {
+	m        *Mapping
+	pos, end int64
+	start    int64
+	released int64
+}
+
+// releaseStep is how far a Reader reads before releasing what it has read.
+const releaseStep = 4 << 20
+
+// NewReader returns a Reader of the whole mapping.
+func (m *Mapping) NewReader() *Reader { return m.NewRangeReader(0, m.Size()) }
+
+// NewRangeReader returns a Reader of the n bytes at off.
+func (m *Mapping) NewRangeReader(off, n int64) *Reader {
+	return &Reader{m: m, pos: off, start: off, end: off + n, released: off}
+}
+
+// Read implements io.Reader.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.pos >= r.end {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.end-r.pos {
+		p = p[:r.end-r.pos]
+	}
+	n, err := r.m.ReadAt(p, r.pos)
+	r.pos += int64(n)
+	if r.pos-r.released >= releaseStep {
+		r.m.Release(r.released, r.pos-r.released)
+		r.released = r.pos
+	}
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Offset is the number of bytes read so far.
+func (r *Reader) Offset() int64 { return r.pos - r.start }
+
 // Copy copies src into dst like the builtin copy, but turns a memory fault
 // while reading src into ErrFault. It is meant for slices of a Mapping.
 func Copy(dst, src []byte) (n int, err error) {
@@ -140,4 +200,28 @@ func faultError(r any) error {
 		return fmt.Errorf("%w (fault address %#x)", ErrFault, e.Addr())
 	}
 	panic(r)
+}
+
+// MapFile maps the open file f read-only; name is used in errors. f may be
+// closed afterwards.
+func MapFile(f *os.File, name string) (*Mapping, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("map %s: not a regular file", name)
+	}
+	size := st.Size()
+	if size == 0 {
+		return &Mapping{path: name}, nil
+	}
+	if size > math.MaxInt {
+		return nil, fmt.Errorf("map %s: file too large to map (%d bytes)", name, size)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: mmap: %w", name, err)
+	}
+	return &Mapping{path: name, data: data}, nil
 }

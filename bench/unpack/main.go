@@ -1,0 +1,192 @@
+// Command unpack measures unpacking a Debian root filesystem into tmpfs:
+// `berth image unpack` of a berth image side by side with `tar --zstd -xf`
+// (GNU tar and zstd), plain `tar -xf` of the uncompressed tar (the floor),
+// and, for an OCI layout of the same tree, berth against `umoci unpack`.
+// Tools alternate within each run; it prints medians, ratios against the
+// targets, berth's peak RSS (ru_maxrss of the child), the image sizes, and
+// the time to read one file from the middle of the image through mmapfs
+// against decoding the whole stream.
+//
+// The trees are a bookworm minbase and a larger one (~1.8 GB), built with
+// debootstrap on the first run and cached in .cache/bench/.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	runs := flag.Int("n", 5, "timed runs per tool (alternating)")
+	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
+	cache := flag.String("cache", ".cache/bench", "where rootfs trees and inputs are cached")
+	only := flag.String("only", "", "run only this tree (minbase or large)")
+	flag.Parse()
+	if err := run(*berth, *cache, *only, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench unpack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(berth, cache, only string, n int) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (debootstrap, tmpfs, ownership)")
+	}
+	for _, t := range []string{"debootstrap", "tar", "zstd", "umoci"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s is missing (make bench-deps installs it)", t)
+		}
+	}
+	berth, _ = filepath.Abs(berth)
+	cache, _ = filepath.Abs(cache)
+	tmpfs, unmount, err := mountTmpfs("6g")
+	if err != nil {
+		return err
+	}
+	defer unmount()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE, syscall.SIGHUP)
+	go func() { // leave no tmpfs behind when interrupted
+		<-sig
+		unmount()
+		os.Exit(130)
+	}()
+	fmt.Printf("bench unpack: %d runs per tool, alternating, into tmpfs; %s, %d CPUs\n", n, runtime.GOARCH, runtime.NumCPU())
+	for _, spec := range specs {
+		if only != "" && spec.name != only {
+			continue
+		}
+		in, err := prepare(cache, berth, spec)
+		if err != nil {
+			return err
+		}
+		if err := benchOne(in, berth, tmpfs, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchOne measures one tree.
+func benchOne(in *inputs, berth, tmpfs string, n int) error {
+	tools := []tool{
+		{name: "berth image unpack", argv: func(d string) []string { return []string{berth, "image", "unpack", in.berth, d} }},
+		{name: "tar --zstd -xf", mkdest: true, argv: func(d string) []string { return []string{"tar", "--zstd", "-xf", in.zst, "-C", d} }},
+		{name: "tar -xf (uncompressed)", mkdest: true, argv: func(d string) []string { return []string{"tar", "-xf", in.tar, "-C", d} }},
+		{name: "berth image unpack (OCI)", argv: func(d string) []string { return []string{berth, "image", "unpack", in.layout + ":bench", d} }},
+		{name: "umoci unpack (OCI)", bundle: true, argv: func(d string) []string {
+			return []string{"umoci", "unpack", "--image", in.layout + ":bench", d}
+		}},
+	}
+	if err := checkSame(in, tools, tmpfs); err != nil {
+		return err
+	}
+	res := make([]result, len(tools))
+	for i := range n {
+		for k := range tools {
+			t := (i + k) % len(tools) // rotate the order every run
+			d, rss, err := runOnce(tools[t], tmpfs)
+			if err != nil {
+				return err
+			}
+			res[t].times = append(res[t].times, d)
+			res[t].rss = append(res[t].rss, rss)
+		}
+	}
+	report(in, tools, res)
+	return readOne(in, berth, n)
+}
+
+// checkSame unpacks once with berth and with tar (which also warms the
+// page cache) and compares the trees.
+func checkSame(in *inputs, tools []tool, tmpfs string) error {
+	a, b := filepath.Join(tmpfs, "check-berth"), filepath.Join(tmpfs, "check-tar")
+	defer os.RemoveAll(a)
+	defer os.RemoveAll(b)
+	os.Mkdir(b, 0o755)
+	if out, err := exec.Command(tools[0].argv(a)[0], tools[0].argv(a)[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("berth: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("tar", "-xf", in.tar, "-C", b).CombinedOutput(); err != nil {
+		return fmt.Errorf("tar: %v\n%s", err, out)
+	}
+	if err := compareTrees(a, b); err != nil {
+		return fmt.Errorf("berth's tree differs from tar's: %w", err)
+	}
+	for _, t := range tools {
+		if _, _, err := runOnce(t, tmpfs); err != nil { // warm-up
+			return err
+		}
+	}
+	return nil
+}
+
+// report prints one tree's table and the target checks.
+func report(in *inputs, tools []tool, res []result) {
+	mb := func(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+	fmt.Printf("\n== %s: %d entries; tar %s, zstd -3 (one frame) %s, berth image %s (%+.2f%% vs zstd -3)\n",
+		in.name, in.entries, mb(in.tarBytes), mb(in.zstBytes), mb(in.berthSize),
+		100*(float64(in.berthSize)/float64(in.zstBytes)-1))
+	fmt.Printf("%-26s %9s %9s %9s %10s %10s\n", "tool", "median", "min", "max", "vs berth", "peak RSS")
+	base := res[0].median()
+	for i, t := range tools {
+		r := res[i]
+		lo, hi := r.times[0], r.times[0]
+		for _, d := range r.times {
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		fmt.Printf("%-26s %8.3fs %8.3fs %8.3fs %9.2fx %7d MiB\n", t.name, r.median().Seconds(), lo.Seconds(), hi.Seconds(),
+			r.median().Seconds()/base.Seconds(), r.maxRSS()/1024)
+	}
+	check := func(what string, got, limit float64, unit string) {
+		verdict := "met"
+		if got > limit {
+			verdict = "NOT met"
+		}
+		fmt.Printf("  %-44s %7.3f%s (target ≤ %g%s): %s\n", what, got, unit, limit, unit, verdict)
+	}
+	check("berth / tar --zstd -xf", base.Seconds()/res[1].median().Seconds(), 0.55, "")
+	check("berth / tar -xf (uncompressed)", base.Seconds()/res[2].median().Seconds(), 1.05, "")
+	check("berth peak RSS", float64(res[0].maxRSS())/1024, 64, " MiB")
+	check("berth image size / zstd -3 one frame", float64(in.berthSize)/float64(in.zstBytes), 1.03, "")
+	fmt.Printf("  berth (OCI) / umoci unpack: %.2f\n", res[3].median().Seconds()/res[4].median().Seconds())
+}
+
+// readOne times reading the middle file through mmapfs (berth image cat)
+// against extracting it from the zstd stream (tar reads the whole stream).
+func readOne(in *inputs, berth string, n int) error {
+	cmds := []struct {
+		name string
+		argv []string
+	}{
+		{"berth image cat (mmapfs)", []string{berth, "image", "cat", in.berth, in.middle}},
+		{"tar --zstd -xOf (stream)", []string{"tar", "--zstd", "-xOf", in.zst, "./" + in.middle}},
+	}
+	var med [2]time.Duration
+	for k, c := range cmds {
+		var r result
+		for range n + 1 {
+			start := time.Now()
+			out, err := exec.Command(c.argv[0], c.argv[1:]...).Output()
+			if err != nil || len(out) == 0 {
+				return fmt.Errorf("%s: %v (%d bytes)", strings.Join(c.argv, " "), err, len(out))
+			}
+			r.times = append(r.times, time.Since(start))
+		}
+		r.times = r.times[1:] // the first warms the cache
+		med[k] = r.median()
+	}
+	fmt.Printf("  one file from the middle (%s): mmapfs %.1f ms, whole stream %.1f ms (%.0fx)\n",
+		in.middle, ms(med[0]), ms(med[1]), med[1].Seconds()/med[0].Seconds())
+	return nil
+}
+
+func ms(d time.Duration) float64 { return d.Seconds() * 1000 }

@@ -1,0 +1,151 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container"
+	"berth/image"
+)
+
+// Root filesystems. Each image is unpacked once into the image cache
+// (STATE/images/sha256-HEX/rootfs, keyed by its digest; see image.Cache)
+// and shared: a container gets an overlay mount whose lower layer is the
+// cached tree and whose upper layer, its own writes, lives in
+// STATE/containers/NAME and is discarded when the container is prepared
+// again (at the next boot, or when a reload changes it). An unchanged image
+// is therefore never decoded twice, and containers never write to the
+// cache. Where the kernel has no overlayfs, each container gets a private
+// copy unpacked from the image instead, as before the cache existed.
+
+// imageCache opens the cache on first use.
+func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
+	root := cfg.Images.Cache
+	if root == "" {
+		root = filepath.Join(s.b.opts.StateDir, "images")
+	}
+	if s.cache != nil && s.cache.Root == root {
+		return s.cache, nil
+	}
+	c, err := image.OpenCache(root)
+	if err != nil {
+		return nil, err
+	}
+	s.cache = c
+	return c, nil
+}
+
+// prepareRootfs readies container cc's root filesystem and returns it:
+// the image from the cache (unpacked now if it is not there yet) under a
+// fresh overlay.
+func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, error) {
+	img := cfg.ImagePath(cc)
+	// 1. The container's directory, emptied of a previous run. The state
+	// directories stay searchable: a user-namespaced container's root
+	// (host uid 100000, say) must reach its rootfs through them.
+	containers := filepath.Join(s.b.opts.StateDir, "containers")
+	if err := os.MkdirAll(containers, 0o711); err != nil {
+		return "", fmt.Errorf("create %s: %w", containers, err)
+	}
+	dir := filepath.Join(containers, cc.Name)
+	if err := releaseRootfs(dir); err != nil {
+		return "", err
+	}
+	// 2. The image, verified and in the cache.
+	cache, err := s.imageCache(cfg)
+	if err != nil {
+		return "", err
+	}
+	p, err := cache.Prepare(img, cfg.prepareOptions(cc))
+	if err != nil {
+		return "", err
+	}
+	if p.Cached {
+		s.b.log.Printf("image %s for %s: %s already unpacked, nothing decoded (ready in %s)",
+			img, cc.Name, short(p.Digest), p.Elapsed.Round(time.Microsecond))
+	} else {
+		s.b.log.Printf("image %s for %s: %s unpacked into the cache: %d entries, %s in %s",
+			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
+	}
+	// 3. The container's writable view of it.
+	rootfs := filepath.Join(dir, "rootfs")
+	err = mountOverlay(p.Rootfs, dir)
+	if err == nil {
+		return rootfs, nil
+	}
+	if !s.overlayWarned {
+		s.b.log.Printf("warning: overlay for %s: %v; containers get private copies of their images", cc.Name, err)
+		s.overlayWarned = true
+	}
+	// 4. Without overlayfs: a private copy.
+	if err := releaseRootfs(dir); err != nil {
+		return "", err
+	}
+	st, err := image.Unpack(img, rootfs, image.UnpackOptions{Digest: p.Digest, Platform: cc.Platform})
+	if err != nil {
+		return "", err
+	}
+	s.b.log.Printf("image %s unpacked for %s: %d entries, %s in %s",
+		img, cc.Name, st.Entries, container.FormatSize(st.Bytes), st.Elapsed.Round(time.Microsecond))
+	return rootfs, nil
+}
+
+// mountOverlay mounts DIR/rootfs: lower, with DIR/upper and DIR/work for
+// the container's writes.
+func mountOverlay(lower, dir string) error {
+	upper, work, rootfs := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "rootfs")
+	for _, p := range []string{lower, upper, work} {
+		// The option string cannot carry these; the kernel would split on them.
+		if strings.ContainsAny(p, ",:\\") {
+			return fmt.Errorf("path %q holds one of , : \\ which overlay options cannot carry", p)
+		}
+	}
+	for _, d := range []string{upper, work, rootfs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay at %s: %w", rootfs, err)
+	}
+	return nil
+}
+
+// releaseRootfs unmounts DIR/rootfs if it is mounted and removes DIR: the
+// container's writes, never the cached image under them.
+func releaseRootfs(dir string) error {
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", rootfs, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear %s: %w", dir, err)
+	}
+	return nil
+}
+
+// releaseAll unmounts the containers' root filesystems once they have all
+// stopped (berth boot on a host; as PID 1 the shutdown unmounts all).
+func (s *supervisor) releaseAll() {
+	for _, name := range s.order {
+		dir := filepath.Join(s.b.opts.StateDir, "containers", name)
+		if err := releaseRootfs(dir); err != nil {
+			s.b.log.Printf("warning: %v", err)
+		}
+	}
+}
+
+// short abbreviates a digest for logs: sha256:0123456789ab.
+func short(digest string) string {
+	if len(digest) > len("sha256:")+12 {
+		return digest[:len("sha256:")+12]
+	}
+	return digest
+}

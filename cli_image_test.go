@@ -1,0 +1,94 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestImageVerbs drives `berth image` as a user would: pack a small tree,
+// then each verb, checking its exit status and what it prints.
+func TestImageVerbs(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	write(t, filepath.Join(src, "etc", "motd"), "hello from the image\n")
+	write(t, filepath.Join(src, "srv", "data.bin"), strings.Repeat("0123456789", 100000))
+	if err := os.Symlink("../etc/motd", filepath.Join(src, "srv", "motd")); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "img.tar.zst")
+	if status, _, stderr := berth(t, "image", "pack", src, "-o", img); status != 0 {
+		t.Fatalf("pack: %d %s", status, stderr)
+	}
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	for _, k := range []string{"k", "other"} {
+		if status, _, stderr := berth(t, "image", "keygen", "-o", filepath.Join(dir, k)); status != 0 {
+			t.Fatalf("keygen: %d %s", status, stderr)
+		}
+	}
+	wrong := "sha256:" + strings.Repeat("ab", 32)
+
+	tests := []struct {
+		name       string
+		args       []string
+		status     int
+		stdout     string // substring ("" = anything)
+		stderr     string // substring
+		notCreated string // a path that must not exist afterwards
+	}{
+		{"ls root", []string{"ls", img}, 0, "etc\n", "", ""},
+		{"ls dir", []string{"ls", img, "/srv"}, 0, "srv/motd -> ../etc/motd", "", ""},
+		{"ls missing", []string{"ls", img, "/nope"}, 1, "", "nope", ""},
+		{"cat", []string{"cat", img, "/etc/motd"}, 0, "hello from the image\n", "", ""},
+		{"cat missing", []string{"cat", img, "/etc/nope"}, 1, "", "/etc/nope: no such file in the image", ""},
+		{"cat a directory", []string{"cat", img, "/etc"}, 1, "", "is a directory", ""},
+		{"digest", []string{"digest", img}, 0, digest + "\n", "", ""},
+		{"sign", []string{"sign", "--key", filepath.Join(dir, "k.key"), img}, 0, "", "signed " + digest, ""},
+		{"verify", []string{"verify", "--pub", filepath.Join(dir, "k.pub"), img}, 0, "verified " + digest, "", ""},
+		{"verify by another key", []string{"verify", "--pub", filepath.Join(dir, "other.pub"), img}, 1, "", "not a valid signature", ""},
+		{"unpack, wrong digest", []string{"unpack", "--digest", wrong, img, filepath.Join(dir, "out1")}, 1, "", "digest mismatch", filepath.Join(dir, "out1")},
+		{"unpack, bad signature", []string{"unpack", "--pub", filepath.Join(dir, "other.pub"), img, filepath.Join(dir, "out2")}, 1, "", "signature", filepath.Join(dir, "out2")},
+		{"unpack, verified", []string{"unpack", "--digest", digest, "--pub", filepath.Join(dir, "k.pub"), img, filepath.Join(dir, "out3")}, 0, "", "", ""},
+		{"unknown verb", []string{"frob"}, 2, "", "unknown subcommand", ""},
+		{"cat without a path", []string{"cat", img}, 2, "", "usage", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, stdout, stderr := berth(t, append([]string{"image"}, tc.args...)...)
+			if status != tc.status || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("berth image %v: status %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)",
+					tc.args, status, tc.status, stdout, tc.stdout, stderr, tc.stderr)
+			}
+			if tc.notCreated != "" {
+				if _, err := os.Lstat(tc.notCreated); err == nil {
+					t.Errorf("%s was created", tc.notCreated)
+				}
+			}
+		})
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out3", "srv", "data.bin"))
+	if err != nil || string(got) != strings.Repeat("0123456789", 100000) {
+		t.Errorf("unpacked data.bin differs (err %v)", err)
+	}
+
+	// ls --json is for scripts: one object per entry.
+	_, stdout, _ := berth(t, "image", "ls", "--json", img, "/etc/motd")
+	var rows []struct {
+		Path string `json:"path"`
+		Type string `json:"type"`
+		Size int64  `json:"size"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 1 ||
+		rows[0].Path != "etc/motd" || rows[0].Type != "file" || rows[0].Size != 21 {
+		t.Errorf("ls --json: %v %+v\n%s", err, rows, stdout)
+	}
+}

@@ -1,0 +1,253 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultCacheRoot is where boot keeps unpacked images.
+const DefaultCacheRoot = "/var/lib/berth/images"
+
+// Cache is a directory of unpacked images, one per digest:
+//
+//	ROOT/sha256-<hex>/rootfs   a complete, read-only-by-convention tree
+//	ROOT/.staging-*            an unpack in progress (flock'ed by its owner)
+//	ROOT/.trash-*              an entry being removed by GC
+//	ROOT/.digests/<hex>        digest memos of image files (see digestMemo)
+//	ROOT/.lock                 orders the creation of staging dirs and
+//	                           their cleanup
+//
+// An entry is unpacked into a staging directory, synced (syncfs) and
+// renamed into place in one rename(2), then the root is fsynced: after a
+// kill -9 or a power loss at any point the entry is either absent or
+// complete, never partial. The directory is named sha256-<hex> rather than
+// by the digest itself because ':' separates overlayfs lowerdirs.
+type Cache struct {
+	Root string
+
+	mu       sync.Mutex
+	inflight map[string]*sync.Mutex // digest → held while it is prepared
+}
+
+// PrepareOptions tune Prepare; see UnpackOptions for the fields.
+type PrepareOptions struct {
+	Digest    string // expected digest; anything else is refused before writing
+	PublicKey string // require a valid signature by this key (path)
+	Signature string // signature file; "" means beside the image
+	Platform  string
+	Limits    Limits
+	Progress  io.Writer
+	Log       io.Writer
+}
+
+// Prepared is a ready rootfs.
+type Prepared struct {
+	Rootfs  string // ROOT/sha256-<hex>/rootfs; shared: mount it read-only or under an overlay
+	Digest  string
+	Cached  bool  // it was there already: nothing was decoded
+	Stats   Stats // of the unpack; zero when Cached
+	Elapsed time.Duration
+}
+
+// OpenCache creates root if needed and removes what interrupted unpacks and
+// removals left (staging and trash directories no live process holds).
+func OpenCache(root string) (*Cache, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	c := &Cache{Root: root, inflight: make(map[string]*sync.Mutex)}
+	unlock, err := c.lockRoot(unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".staging-") && !strings.HasPrefix(e.Name(), ".trash-") {
+			continue
+		}
+		p := filepath.Join(root, e.Name())
+		fd, err := lockDir(p, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			continue // held by a live unpack, or already gone
+		}
+		err = os.RemoveAll(p)
+		unix.Close(fd)
+		if err != nil {
+			return nil, fmt.Errorf("open cache %s: removing stale %s: %w", root, e.Name(), err)
+		}
+	}
+	return c, nil
+}
+
+// lockRoot flocks ROOT/.lock and returns the unlock.
+func (c *Cache) lockRoot(how int) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(c.Root, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", c.Root, err)
+	}
+	if err := flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cache %s: lock: %w", c.Root, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// lockDir opens a directory and flocks it.
+func lockDir(p string, how int) (int, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := flock(fd, how); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func flock(fd, how int) error {
+	for {
+		if err := unix.Flock(fd, how); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// entryDir is the cache directory of a digest.
+func (c *Cache) entryDir(digest string) string {
+	return filepath.Join(c.Root, strings.Replace(digest, ":", "-", 1))
+}
+
+// digestLock serialises Prepare calls for one digest in this process.
+func (c *Cache) digestLock(digest string) func() {
+	c.mu.Lock()
+	if c.inflight == nil {
+		c.inflight = make(map[string]*sync.Mutex)
+	}
+	m, ok := c.inflight[digest]
+	if !ok {
+		m = new(sync.Mutex)
+		c.inflight[digest] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// crashPoint, when set (by tests), is called at each step of Prepare, and
+// at "extracting" once crashEntry entries of a berth image are written.
+var crashPoint func(step string)
+
+const crashEntry = 10
+
+func reached(step string) {
+	if crashPoint != nil {
+		crashPoint(step)
+	}
+}
+
+// Prepare makes sure the image at src is unpacked in the cache and returns
+// its rootfs. The image's digest (see Digest; a memo keyed by the file's
+// identity spares rehashing an unchanged file) is checked against
+// opts.Digest and its signature against opts.PublicKey before anything is
+// written. An image already in the cache is not decoded again (Cached).
+// Prepare is safe for concurrent use, within a process and across
+// processes sharing the cache.
+func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error) {
+	start := time.Now()
+	defer func() { p.Elapsed = time.Since(start) }()
+	in, err := openInput(src, opts.Platform, opts.Limits.withDefaults())
+	if err != nil {
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	defer in.close()
+	if p.Digest, err = c.inputDigest(in); err != nil {
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	if _, err := verifyInput(in, UnpackOptions{Digest: opts.Digest, PublicKey: opts.PublicKey, Signature: opts.Signature}); err != nil {
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	defer c.digestLock(p.Digest)()
+	final := c.entryDir(p.Digest)
+	p.Rootfs = filepath.Join(final, "rootfs")
+	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
+		p.Cached = true
+		return p, nil
+	}
+	staging, fd, err := c.newStaging()
+	if err != nil {
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	defer unix.Close(fd)
+	reached("staging")
+	p.Stats.Digest = p.Digest
+	uo := UnpackOptions{Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
+	if err := extractInput(in, src, filepath.Join(staging, "rootfs"), uo, &p.Stats); err != nil {
+		os.RemoveAll(staging)
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	reached("unpacked")
+	if err := c.commit(staging, fd, final); err != nil {
+		os.RemoveAll(staging)
+		if errors.Is(err, errRaced) {
+			p.Cached = true // another process finished first: use its tree
+			return p, nil
+		}
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	return p, nil
+}
+
+// errRaced is returned by commit when the entry appeared meanwhile.
+var errRaced = errors.New("entry created by another process")
+
+// newStaging creates and flocks a staging directory. The root lock makes
+// the two steps atomic with respect to OpenCache's cleanup.
+func (c *Cache) newStaging() (string, int, error) {
+	unlock, err := c.lockRoot(unix.LOCK_SH)
+	if err != nil {
+		return "", -1, err
+	}
+	defer unlock()
+	dir, err := os.MkdirTemp(c.Root, ".staging-")
+	if err != nil {
+		return "", -1, err
+	}
+	fd, err := lockDir(dir, unix.LOCK_EX)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", -1, err
+	}
+	return dir, fd, nil
+}
+
+// commit makes a finished staging tree durable and moves it into place.
+func (c *Cache) commit(staging string, fd int, final string) error {
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", staging, err)
+	}
+	reached("synced")
+	if err := os.Rename(staging, final); err != nil {
+		if le := (*os.LinkError)(nil); errors.As(err, &le) && (le.Err == unix.EEXIST || le.Err == unix.ENOTEMPTY) {
+			return errRaced
+		}
+		return err
+	}
+	reached("renamed")
+	if err := syncDir(c.Root); err != nil {
+		return fmt.Errorf("fsync %s: %w", c.Root, err)
+	}
+	return nil
+}

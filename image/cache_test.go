@@ -1,0 +1,308 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the crash test re-execute this binary as a child that runs
+// Prepare and stops at a given step.
+func TestMain(m *testing.M) {
+	if step := os.Getenv("BERTH_TEST_CRASH_AT"); step != "" {
+		crashChild(step)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild runs Prepare(BERTH_TEST_SRC) in BERTH_TEST_CACHE; at step it
+// says so on stdout and waits to be killed.
+func crashChild(step string) {
+	crashPoint = func(s string) {
+		if s == step {
+			fmt.Println("at", s)
+			select {} // the parent kills us here
+		}
+	}
+	c, err := OpenCache(os.Getenv("BERTH_TEST_CACHE"))
+	if err == nil {
+		_, err = c.Prepare(os.Getenv("BERTH_TEST_SRC"), PrepareOptions{})
+	}
+	fmt.Println("finished", err)
+	os.Exit(0)
+}
+
+// TestPrepareCached prepares an image twice: the second time nothing is
+// decoded, and the tree is the image's.
+func TestPrepareCached(t *testing.T) {
+	want, img := packTree(t)
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Cached || first.Stats.Entries != len(want) || first.Digest != fileDigest(t, img) {
+		t.Errorf("first prepare: %+v", first)
+	}
+	compareTrees(t, want, snapshot(t, first.Rootfs))
+	second, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Cached || second.Stats.Entries != 0 || second.Rootfs != first.Rootfs || second.Elapsed <= 0 {
+		t.Errorf("second prepare: %+v", second)
+	}
+	if !strings.HasSuffix(filepath.Dir(first.Rootfs), "sha256-"+first.Digest[7:]) {
+		t.Errorf("rootfs %s is not under the digest", first.Rootfs)
+	}
+}
+
+// fileDigest is `sha256sum` of a file.
+func fileDigest(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha(b)
+}
+
+// TestPrepareConcurrent prepares one image from many goroutines at once,
+// and two images side by side: each image is unpacked exactly once.
+func TestPrepareConcurrent(t *testing.T) {
+	_, img := packTree(t)
+	other := filepath.Join(t.TempDir(), "other.tar")
+	writeTar(t, other, []entry{{name: "only", typ: regT, data: "other"}})
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	unpacked := map[string]int{}
+	for i := range 8 {
+		src := img
+		if i%4 == 3 {
+			src = other
+		}
+		wg.Go(func() {
+			p, err := c.Prepare(src, PrepareOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !p.Cached {
+				unpacked[src]++
+			}
+		})
+	}
+	wg.Wait()
+	if unpacked[img] != 1 || unpacked[other] != 1 {
+		t.Errorf("unpacks per image: %v, want one each", unpacked)
+	}
+}
+
+// TestPrepareRefuses checks an expected digest and a required signature
+// are enforced before anything is written to the cache.
+func TestPrepareRefuses(t *testing.T) {
+	_, img := packTree(t)
+	dir := t.TempDir()
+	key, pub, err := Keygen(filepath.Join(dir, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPub, _ := Keygen(filepath.Join(dir, "other"))
+	signed := filepath.Join(dir, "signed.img")
+	copyFile(t, img, signed)
+	if _, err := Sign(signed, key, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	another := filepath.Join(dir, "another.tar")
+	writeTar(t, another, []entry{{name: "x", typ: regT, data: "x"}})
+	if _, err := Sign(another, key, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		src  string
+		opts PrepareOptions
+		want error
+	}{
+		{"wrong digest", img, PrepareOptions{Digest: "sha256:" + strings.Repeat("0", 64)}, ErrDigestMismatch},
+		{"unsigned", img, PrepareOptions{PublicKey: pub}, ErrSignature},
+		{"signed by another key", signed, PrepareOptions{PublicKey: otherPub}, ErrSignature},
+		{"signature of another image", img, PrepareOptions{PublicKey: pub, Signature: another + ".sig"}, ErrSignature},
+		{"good signature", signed, PrepareOptions{PublicKey: pub}, nil},
+		{"good digest", img, PrepareOptions{Digest: fileDigest(t, img)}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "cache")
+			cache, err := OpenCache(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = cache.Prepare(c.src, c.opts)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("error %v, want %v", err, c.want)
+			}
+			if c.want != nil {
+				if ents := cacheEntries(t, root); len(ents) != 0 {
+					t.Errorf("cache holds %v after a refusal", ents)
+				}
+			}
+		})
+	}
+}
+
+// cacheEntries lists the cache root, less its lock and memos.
+func cacheEntries(t *testing.T, root string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Name() != ".lock" && e.Name() != ".digests" {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPrepareCrash kills a child process doing Prepare (kill -9) at each
+// step: the cache must then hold the complete tree or nothing, lose its
+// staging directory when opened again, and prepare the image afterwards.
+func TestPrepareCrash(t *testing.T) {
+	want, img := packTree(t)
+	for _, step := range []string{"staging", "extracting", "unpacked", "synced", "renamed"} {
+		t.Run(step, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "cache")
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "BERTH_TEST_CRASH_AT="+step, "BERTH_TEST_CACHE="+root, "BERTH_TEST_SRC="+img)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line := make([]byte, 64)
+			n, _ := out.Read(line)
+			if got := strings.TrimSpace(string(line[:n])); got != "at "+step {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child said %q", got)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+				t.Fatalf("child: %v", err)
+			}
+			c, err := OpenCache(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ents := cacheEntries(t, root)
+			digest := fileDigest(t, img)
+			switch {
+			case len(ents) == 0 && step != "renamed":
+			case len(ents) == 1 && ents[0] == "sha256-"+digest[7:] && (step == "renamed"):
+				compareTrees(t, want, snapshot(t, filepath.Join(root, ents[0], "rootfs")))
+			default:
+				t.Fatalf("after a kill at %s the cache holds %v", step, ents)
+			}
+			p, err := c.Prepare(img, PrepareOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Cached != (step == "renamed") {
+				t.Errorf("cached %v after a kill at %s", p.Cached, step)
+			}
+			compareTrees(t, want, snapshot(t, p.Rootfs))
+		})
+	}
+}
+
+// TestOpenCacheCleanup removes staging and trash directories nobody holds
+// and keeps one a live unpack holds.
+func TestOpenCacheCleanup(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{".staging-dead/rootfs/etc", ".trash-dead/x", ".staging-live/rootfs", "sha256-" + strings.Repeat("a", 64) + "/rootfs"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd, err := lockDir(filepath.Join(root, ".staging-live"), unix.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := OpenCache(root); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cacheEntries(t, root), " ")
+	if want := ".staging-live sha256-" + strings.Repeat("a", 64); got != want {
+		t.Errorf("cache holds %q, want %q", got, want)
+	}
+}
+
+// TestGC removes what is not kept.
+func TestGC(t *testing.T) {
+	_, img := packTree(t)
+	other := filepath.Join(t.TempDir(), "other.tar")
+	writeTar(t, other, []entry{{name: "only", typ: regT, data: "other"}})
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Prepare(other, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := c.GC(map[string]bool{a.Digest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != b.Digest {
+		t.Errorf("removed %v, want %s", removed, b.Digest)
+	}
+	if _, err := os.Stat(a.Rootfs); err != nil {
+		t.Errorf("kept entry: %v", err)
+	}
+	if _, err := os.Stat(b.Rootfs); err == nil {
+		t.Error("removed entry still there")
+	}
+	if got := cacheEntries(t, c.Root); len(got) != 1 {
+		t.Errorf("cache holds %v", got)
+	}
+}

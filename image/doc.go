@@ -1,0 +1,133 @@
+// Package image packs a root filesystem into a berth image, unpacks images
+// (berth images, ordinary tarballs, OCI image layouts and docker save
+// archives) safely into a directory, verifies digests and signatures, and
+// keeps a cache of unpacked trees for boot (Cache.Prepare).
+//
+// # On-disk layout of a berth image
+//
+// A berth image is a POSIX tar stream of the flattened root filesystem,
+// compressed as a run of independent zstd frames, followed by berth's index
+// and the seek table of the zstd seekable format, both in skippable frames.
+// Every byte is readable by `zstd -d` and `tar --zstd -xf`, which skip the
+// skippable frames and give the same tree as berth. All integers are little
+// endian.
+//
+//	offset 0        data frame 0       a complete zstd frame (RFC 8878):
+//	                                   magic 28 B5 2F FD, frame header with
+//	                                   Frame_Content_Size, blocks, and the
+//	                                   4-byte content checksum (low 32 bits of
+//	                                   XXH64 of the frame's decompressed bytes)
+//	                data frame 1 ... data frame N-1
+//	D = Σ csize[i]  index frame        (see below) — readers accept zero or
+//	                                   more skippable frames here (magic
+//	                                   0x184D2A50..0x184D2A5F, u32 size,
+//	                                   payload) and use the one with magic
+//	                                   0x184D2A5B
+//	T               seek table frame:
+//	  T+0           u32 0x184D2A5E     skippable frame magic
+//	  T+4           u32 N*12+9         payload size
+//	  T+8+12*i      u32 csize[i]       compressed size of data frame i
+//	  T+12+12*i     u32 dsize[i]       decompressed size of data frame i
+//	  T+16+12*i     u32 xxh[i]         low 32 bits of XXH64 of frame i's
+//	                                   decompressed bytes (same as its
+//	                                   content checksum)
+//	  T+8+12*N      u32 N              Number_Of_Frames
+//	  T+12+12*N     u8  0x80           Seek_Table_Descriptor: bit 7 =
+//	                                   checksums present, bits 6..2 reserved
+//	                                   (zero), bits 1..0 unused
+//	  T+13+12*N     u32 0x8F92EAB1     seekable magic; end of file
+//
+// A reader finds the seek table from the last 9 bytes, takes the data
+// frames to be [0, D) and requires whatever lies between D and T to be
+// skippable frames. Unpacking needs only the seek table; the index serves
+// readers of single files (package mmapfs: `berth image ls` and `cat`).
+//
+// # The index frame
+//
+// The index lists every path of the tree with its metadata and where its
+// data starts. With E entries and S bytes of names:
+//
+//	I+0             u32 0x184D2A5B     skippable frame magic
+//	I+4             u32 P              payload size = 24 + 52*E + S + 4
+//	payload:
+//	  +0            4 bytes "BRTI"     index magic
+//	  +4            u16 1              version; readers refuse other versions
+//	  +6            u16 0              flags, none defined (must be zero)
+//	  +8            u32 E              number of entries
+//	  +12           u32 S              bytes of the string table
+//	  +16           u64                length of the decompressed tar stream
+//	                                   (must equal Σ dsize[i])
+//	  +24+52*k      entry k, 52 bytes:
+//	    +0          u64 size           regular file: bytes of data; char and
+//	                                   block devices: major<<32 | minor;
+//	                                   other types: 0
+//	    +8          i64 mtime          seconds since the epoch
+//	    +16         u32 parent         index of the parent directory entry
+//	    +20         u32 name offset    into the string table
+//	    +24         u32 link offset    into the string table
+//	    +28         u32 mode           permission bits with setuid, setgid
+//	                                   and sticky (mode & 07777)
+//	    +32         u32 uid
+//	    +36         u32 gid
+//	    +40         u32 frame          data frame holding the first data byte
+//	    +44         u32 offset         offset of that byte in the frame's
+//	                                   decompressed bytes (for entries
+//	                                   without data: where data would start)
+//	    +48         u16 link length    symlink target, or hardlink target path
+//	    +50         u8  name length    the last path component (≤ 255)
+//	    +51         u8  type | flags   type in the low bits: 1 regular file,
+//	                                   2 directory, 3 symlink, 4 hardlink,
+//	                                   5 char device, 6 block device, 7 fifo;
+//	                                   bit 7: an implicit directory (a parent
+//	                                   that no tar entry names, mode 0755)
+//	  +24+52*E      S bytes            string table: names and link targets
+//	  +P-4          u32                CRC-32C (Castagnoli) of payload bytes
+//	                                   [0, P-4)
+//
+// Entries are in tree order: entry 0 is the root directory (parent 0, empty
+// name); every other entry's parent is an earlier directory entry; the
+// entries of one directory are contiguous, sorted byte-wise by name, and
+// directories' runs follow the order of their directories, so a lookup is a
+// binary search per path component and a directory listing is one range.
+// Parsers check all of this, the checksum, and that every regular file's
+// data lies inside the stream, and refuse the index otherwise.
+//
+// # The tar stream
+//
+// Packed from a directory, entries come in the order of a depth-first walk
+// that visits each directory's entries in byte-wise order of their names
+// (so "a/x" comes before "a.b"); packed from an archive, in its order; packed
+// from an OCI layout or docker archive, the merged layers' surviving entries
+// in layer order (see merge.go). The first entry of a directory pack is the
+// root directory "./"; the rest are named relative to the root without a
+// "./" prefix, directories with a trailing "/". Owners are numeric only (no
+// user or group names), modification times are whole seconds, extended
+// attributes that pass berth's filter (see xattr.go) are SCHILY.xattr PAX
+// records, and archive/tar picks USTAR, or PAX/GNU records where a name or
+// value does not fit. A file with several links is stored once, under the
+// first of its names in walk order; its other names are hardlink entries.
+// Sockets are skipped. The stream ends with the two zero blocks of a tar.
+//
+// # Frame cutting
+//
+// The tar stream is cut into frames of about FrameSize (default 4 MiB)
+// decompressed bytes. A frame is closed at the first entry boundary once it
+// holds FrameSize bytes or more, or inside a regular file's data as soon as
+// it holds FrameSize bytes and more data follows. A tar header (with its PAX
+// or long-name blocks) and an entry's end padding are never split, so every
+// frame starts with a header or with file data continuing the previous
+// frame's entry. A big file spans several frames, and every frame decodes on
+// its own, so frames are decoded in parallel.
+//
+// # Unpacking
+//
+// Frames of a berth image are decoded in parallel with DecodeAll straight
+// from the mapping into recycled buffers, within a byte budget, and the
+// mapping's pages are released once decoded, so memory does not grow with
+// the image. One goroutine reads the tar headers from the decoded frames and
+// makes directories; writers create the files from slices of the frames
+// (see parallel.go for why their order does not matter). Other inputs are
+// streamed on one goroutine. Every entry is confined to the destination
+// (root.go, extract.go); limits bound entries, bytes, header sizes and
+// decoder memory (limits.go).
+package image

@@ -1,0 +1,73 @@
+package image
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+
+	"berth/mmapfs"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// berthFromTar frames a raw tar stream as a berth image (zstd frames of
+// frameSize bytes cut anywhere, with checksums, and a seek table), the way
+// a hostile image could be built: no index, no checks on the tar.
+func berthFromTar(t testing.TB, raw []byte, frameSize int) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var out []byte
+	var frames []mmapfs.Frame
+	for len(raw) > 0 {
+		n := min(frameSize, len(raw))
+		c := enc.EncodeAll(raw[:n], nil)
+		frames = append(frames, mmapfs.Frame{CSize: uint32(len(c)), DSize: uint32(n), Checksum: binary.LittleEndian.Uint32(c[len(c)-4:])})
+		out = append(out, c...)
+		raw = raw[n:]
+	}
+	return mmapfs.AppendSeekTable(out, frames)
+}
+
+// unpackModes are the ways a tar reaches the extractor: streamed, framed
+// as a berth image with writers or without, and with the fallback for
+// kernels without openat2.
+var unpackModes = []struct {
+	name    string
+	berth   bool
+	writers int
+	noOpen2 bool
+}{
+	{name: "tar"},
+	{name: "berth", berth: true},
+	{name: "berth 1 writer", berth: true, writers: 1},
+	{name: "berth 3 writers", berth: true, writers: 3},
+	{name: "tar without openat2", noOpen2: true},
+}
+
+// unpackMode writes the tar at arc in mode's form beside it and unpacks it
+// into dest.
+func unpackMode(t *testing.T, arc, dest string, mode int, opts UnpackOptions) (Stats, error) {
+	t.Helper()
+	m := unpackModes[mode]
+	src := arc
+	if m.berth {
+		raw, err := os.ReadFile(arc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = arc + ".berth"
+		if err := os.WriteFile(src, berthFromTar(t, raw, 700), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.noOpen2 {
+		noOpenat2.Store(true)
+		defer noOpenat2.Store(false)
+	}
+	opts.Writers = m.writers
+	return Unpack(src, dest, opts)
+}

@@ -1,0 +1,98 @@
+package image
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Digest memos. Hashing a large image file on every boot is the one cost
+// of a cached Prepare, so the cache remembers each file's digest in
+// ROOT/.digests/<sha256 of the absolute path>: three lines, the path, the
+// file's identity (device, inode, size, and modification and change times
+// in nanoseconds) and the digest.
+// Any write to the file changes its ctime, which no unprivileged process
+// can set, so a memo whose identity still matches names the same bytes.
+// OCI layouts need no memo: their digest is their manifest's.
+
+// memoIdentity is the identity line of path.
+func memoIdentity(path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d %d %d %d.%09d %d.%09d", st.Dev, st.Ino, st.Size,
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
+}
+
+// memoPath is the memo file of path, and path made absolute.
+func (c *Cache) memoPath(path string) (string, string) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(c.Root, ".digests", hex.EncodeToString(sum[:])), abs
+}
+
+// inputDigest returns in's digest, from the memo when it is still valid.
+func (c *Cache) inputDigest(in *input) (string, error) {
+	if in.digest != "" || in.m == nil {
+		return in.computeDigest()
+	}
+	id, err := memoIdentity(in.path)
+	if err != nil {
+		return in.computeDigest()
+	}
+	memo, abs := c.memoPath(in.path)
+	if b, err := os.ReadFile(memo); err == nil {
+		if l := strings.Split(strings.TrimSpace(string(b)), "\n"); len(l) == 3 && l[0] == abs && l[1] == id && checkDigestSyntax(l[2]) == nil {
+			in.digest = l[2]
+			return l[2], nil
+		}
+	}
+	d, err := in.computeDigest()
+	if err != nil {
+		return "", err
+	}
+	// The file may have changed while it was hashed: memoize only what
+	// held still.
+	if after, err := memoIdentity(in.path); err == nil && after == id {
+		if os.MkdirAll(filepath.Dir(memo), 0o700) == nil {
+			_ = writeFileAtomic(memo, []byte(abs+"\n"+id+"\n"+d+"\n"), 0o600)
+		}
+	}
+	return d, nil
+}
+
+// Digest is the package-level Digest with the cache's memo.
+func (c *Cache) Digest(src, platform string) (string, error) {
+	in, err := openInput(src, platform, Limits{}.withDefaults())
+	if err != nil {
+		return "", fmt.Errorf("digest %s: %w", src, err)
+	}
+	defer in.close()
+	return c.inputDigest(in)
+}
+
+// pruneMemos removes the memos of files that no longer exist.
+func (c *Cache) pruneMemos() {
+	dir := filepath.Join(c.Root, ".digests")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		path, _, _ := strings.Cut(string(b), "\n")
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			os.Remove(p)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package image
+
+import (
+	"archive/tar"
+	"fmt"
+	"sort"
+
+	"berth/mmapfs"
+)
+
+// entryTypes maps tar types to index types.
+var entryTypes = map[byte]mmapfs.EntryType{
+	tar.TypeReg: mmapfs.TypeReg, tar.TypeDir: mmapfs.TypeDir, tar.TypeSymlink: mmapfs.TypeSymlink,
+	tar.TypeLink: mmapfs.TypeLink, tar.TypeChar: mmapfs.TypeChar, tar.TypeBlock: mmapfs.TypeBlock,
+	tar.TypeFifo: mmapfs.TypeFifo,
+}
+
+// record notes the entry whose header was just written; its data starts at
+// the frame writer's position.
+func (s *tarSink) record(hdr *tar.Header) error {
+	rel, err := entryPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	typ, ok := entryTypes[hdr.Typeflag]
+	if !ok {
+		return fmt.Errorf("tar type %q has no index type", hdr.Typeflag)
+	}
+	e := mmapfs.Entry{
+		Type: typ, Mode: uint32(hdr.Mode & 0o7777), UID: uint32(hdr.Uid), GID: uint32(hdr.Gid),
+		MTime: hdr.ModTime.Unix(), Size: hdr.Size,
+		Devmajor: uint32(hdr.Devmajor), Devminor: uint32(hdr.Devminor),
+	}
+	switch typ {
+	case mmapfs.TypeSymlink:
+		e.Link = hdr.Linkname
+	case mmapfs.TypeLink:
+		if e.Link, err = entryPath(hdr.Linkname); err != nil {
+			return err
+		}
+	}
+	if typ != mmapfs.TypeReg {
+		e.Size = 0
+	}
+	s.items = append(s.items, mmapfs.IndexItem{Path: rel, Entry: e})
+	s.dataAt = append(s.dataAt, s.fw.pos)
+	return nil
+}
+
+// index builds the image's index once the frames are known.
+func (s *tarSink) index(frames []mmapfs.Frame) (*mmapfs.Index, error) {
+	starts := make([]int64, len(frames))
+	var total int64
+	for i, f := range frames {
+		starts[i] = total
+		total += int64(f.DSize)
+	}
+	for i := range s.items {
+		off := s.dataAt[i]
+		fi := sort.Search(len(starts), func(j int) bool { return starts[j] > off }) - 1
+		e := &s.items[i].Entry
+		e.Frame, e.Offset = uint32(fi), uint32(off-starts[fi])
+	}
+	return mmapfs.BuildIndex(s.items, total)
+}

@@ -1,0 +1,80 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestXattrs unpacks extended attributes through the filter: kept ones are
+// set on files and directories, the others are dropped, in every mode.
+func TestXattrs(t *testing.T) {
+	if !isRoot {
+		t.Skip("trusted.* and security.capability need root")
+	}
+	records := map[string]string{
+		"SCHILY.xattr.user.note":               "hello",
+		"SCHILY.xattr.trusted.overlay":         "y",
+		"SCHILY.xattr.security.capability":     string([]byte{1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}), // cap_net_raw+p, v2
+		"SCHILY.xattr.security.selinux":        "system_u:object_r:etc_t:s0",
+		"SCHILY.xattr.system.posix_acl_access": "\x02\x00\x00\x00",
+	}
+	want := map[string]string{"user.note": "hello", "trusted.overlay": "y"}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, PAXRecords: map[string]string{"SCHILY.xattr.user.dir": "d"}})
+	tw.WriteHeader(&tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o755, Size: 1, PAXRecords: records})
+	tw.Write([]byte("x"))
+	tw.Close()
+	for mode, m := range unpackModes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			arc := filepath.Join(dir, "x.tar")
+			os.WriteFile(arc, buf.Bytes(), 0o644)
+			dest := filepath.Join(dir, "dest")
+			var log bytes.Buffer
+			if _, err := unpackMode(t, arc, dest, mode, UnpackOptions{Log: &log}); err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(dest, "d", "f")
+			if !xattrSupported(f) {
+				t.Skip("no user xattrs on this filesystem")
+			}
+			for name, v := range want {
+				if got := getXattr(f, name); got != v {
+					t.Errorf("%s = %q, want %q", name, got, v)
+				}
+			}
+			if getXattr(f, "security.capability") == "" {
+				t.Error("security.capability was not set")
+			}
+			if got := getXattr(f, "system.posix_acl_access"); got != "" {
+				t.Errorf("an ACL was set: %q", got)
+			}
+			if got := getXattr(filepath.Join(dest, "d"), "user.dir"); got != "d" {
+				t.Errorf("directory xattr %q", got)
+			}
+			if !bytes.Contains(log.Bytes(), []byte("security.selinux (filtered)")) {
+				t.Errorf("no warning for the dropped attribute; log %q", log.String())
+			}
+		})
+	}
+}
+
+func getXattr(path, name string) string {
+	buf := make([]byte, 256)
+	n, err := unix.Lgetxattr(path, name, buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+func xattrSupported(path string) bool {
+	_, err := unix.Lgetxattr(path, "user.note", nil)
+	return err != unix.ENOTSUP
+}

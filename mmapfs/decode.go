@@ -1,0 +1,56 @@
+package mmapfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// NewDecoder returns a zstd decoder for DecodeFrame that refuses frames
+// over maxFrame decompressed bytes or asking for a window over maxWindow,
+// before allocating for them. concurrency bounds the DecodeAll calls that
+// run at once without allocating more.
+func NewDecoder(maxFrame int64, maxWindow uint64, concurrency int) (*zstd.Decoder, error) {
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(max(concurrency, 1)),
+		zstd.WithDecoderMaxMemory(uint64(max(maxFrame, 1))),
+		zstd.WithDecoderMaxWindow(max(maxWindow, zstd.MinWindowSize)),
+		zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	return dec, nil
+}
+
+// DecodeFrame decompresses data frame i of the image b described by t into
+// dst's storage (grown when too small) and checks it against the table: the
+// decompressed size, and the content checksum when both carry one. It reads
+// b, so it must run under Guard when b is a mapping; DecodeAll runs on the
+// calling goroutine.
+func DecodeFrame(dec *zstd.Decoder, b []byte, t *SeekTable, i int, dst []byte) ([]byte, error) {
+	e := t.Frames[i]
+	off := t.Offsets[i]
+	src := b[off : off+int64(e.CSize)]
+	if len(src) < 4 || binary.LittleEndian.Uint32(src) != ZstdFrameMagic {
+		return nil, errors.New("not a zstd frame")
+	}
+	// Frame_Header_Descriptor bit 2 says the frame carries a content
+	// checksum, which must then match the table's.
+	if t.HasChecksums && len(src) > 8 && src[4]&4 != 0 &&
+		binary.LittleEndian.Uint32(src[len(src)-4:]) != e.Checksum {
+		return nil, errors.New("checksum differs from the seek table's")
+	}
+	if cap(dst) < int(e.DSize) {
+		dst = make([]byte, 0, e.DSize)
+	}
+	out, err := dec.DecodeAll(src, dst[:0:e.DSize])
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != int(e.DSize) {
+		return nil, fmt.Errorf("decoded %d bytes, seek table says %d", len(out), e.DSize)
+	}
+	return out, nil
+}

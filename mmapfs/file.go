@@ -1,0 +1,203 @@
+package mmapfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"time"
+)
+
+// FileInfo describes one entry; Sys returns its *Entry.
+type FileInfo struct {
+	name  string
+	entry Entry
+}
+
+func (i *FileInfo) Name() string       { return i.name }
+func (i *FileInfo) Size() int64        { return i.entry.Size }
+func (i *FileInfo) ModTime() time.Time { return time.Unix(i.entry.MTime, 0) }
+func (i *FileInfo) IsDir() bool        { return i.entry.Type == TypeDir }
+func (i *FileInfo) Sys() any           { return &i.entry }
+
+// Mode is the entry's type and permission bits as an fs.FileMode.
+func (i *FileInfo) Mode() fs.FileMode {
+	e := i.entry
+	m := fs.FileMode(e.Mode & 0o777)
+	for bit, mode := range map[uint32]fs.FileMode{0o4000: fs.ModeSetuid, 0o2000: fs.ModeSetgid, 0o1000: fs.ModeSticky} {
+		if e.Mode&bit != 0 {
+			m |= mode
+		}
+	}
+	switch e.Type {
+	case TypeDir:
+		m |= fs.ModeDir
+	case TypeSymlink:
+		m |= fs.ModeSymlink
+	case TypeChar:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case TypeBlock:
+		m |= fs.ModeDevice
+	case TypeFifo:
+		m |= fs.ModeNamedPipe
+	}
+	return m
+}
+
+// info builds the FileInfo of entry i shown under name.
+func (f *FS) info(name string, i int) *FileInfo {
+	base := path.Base(name)
+	if name == "." || name == "" {
+		base = "."
+	}
+	return &FileInfo{name: base, entry: f.ix.Entries[i]}
+}
+
+// File is an open non-directory: a regular file reads its data, anything
+// else reads as empty. It implements io.ReadSeeker and io.ReaderAt.
+type File struct {
+	fs    *FS
+	info  *FileInfo
+	start int64 // offset of the data in the decompressed stream
+	size  int64
+	pos   int64
+}
+
+// openData opens entry i for reading.
+func (f *FS) openData(info *FileInfo, i int) *File {
+	file := &File{fs: f, info: info}
+	if e := f.ix.Entries[i]; e.Type == TypeReg {
+		file.start = f.table.Starts[e.Frame] + int64(e.Offset)
+		file.size = e.Size
+	}
+	return file
+}
+
+func (r *File) Stat() (fs.FileInfo, error) { return r.info, nil }
+func (r *File) Close() error               { return nil }
+
+// Read reads from the current position.
+func (r *File) Read(p []byte) (int, error) {
+	n, err := r.ReadAt(p, r.pos)
+	r.pos += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Seek sets the position for the next Read.
+func (r *File) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.size
+	case io.SeekStart:
+	default:
+		return r.pos, fmt.Errorf("seek %s: bad whence %d", r.info.name, whence)
+	}
+	if offset < 0 {
+		return r.pos, fmt.Errorf("seek %s: negative position %d", r.info.name, offset)
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+// ReadAt reads len(p) bytes at off, decoding the frames that hold them.
+func (r *File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read %s: negative offset %d", r.info.name, off)
+	}
+	n := 0
+	for n < len(p) && off < r.size {
+		s := r.start + off
+		fi := r.fs.table.FrameAt(s)
+		if fi < 0 {
+			return n, fmt.Errorf("read %s: offset %d is past the stream", r.info.name, off)
+		}
+		buf, err := r.fs.frame(fi)
+		if err != nil {
+			return n, fmt.Errorf("read %s: %w", r.info.name, err)
+		}
+		chunk := buf[s-r.fs.table.Starts[fi]:]
+		c := copy(p[n:], chunk[:min(int64(len(chunk)), r.size-off)])
+		n += c
+		off += int64(c)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// frame returns decoded frame i, from the cache or decoded now on the
+// calling goroutine with faults turned into errors.
+func (f *FS) frame(i int) ([]byte, error) {
+	return f.cache.get(i, func() (out []byte, err error) {
+		err = Guard(func() error {
+			out, err = DecodeFrame(f.dec, f.m.Bytes(), f.table, i, nil)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("zstd frame %d at image offset %d: %w", i, f.table.Offsets[i], err)
+		}
+		return out, nil
+	})
+}
+
+// dir is an open directory.
+type dir struct {
+	fs    *FS
+	info  *FileInfo
+	index int
+	next  int // children returned so far
+}
+
+func (d *dir) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *dir) Close() error               { return nil }
+func (d *dir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.info.name, Err: errors.New("is a directory")}
+}
+
+// ReadDir returns the next n entries (all remaining when n ≤ 0).
+func (d *dir) ReadDir(n int) ([]fs.DirEntry, error) {
+	if n <= 0 {
+		n = -1
+	}
+	out := d.fs.dirEntries(d.index, d.next, n)
+	d.next += len(out)
+	if n > 0 && len(out) == 0 {
+		return nil, io.EOF
+	}
+	return out, nil
+}
+
+// ModeString renders the entry's type and mode as ls -l does
+// ("drwxr-sr-x"); a hardlink shows as the regular file it is.
+func (e *Entry) ModeString() string {
+	b := []byte("?rwxrwxrwx")
+	if i := int(e.Type); i < len("?-dl-cbp") {
+		b[0] = "?-dl-cbp"[i]
+	}
+	for i := range 9 {
+		if e.Mode&(1<<(8-i)) == 0 {
+			b[i+1] = '-'
+		}
+	}
+	for _, s := range []struct {
+		bit      uint32
+		at       int
+		set, off byte
+	}{{0o4000, 3, 's', 'S'}, {0o2000, 6, 's', 'S'}, {0o1000, 9, 't', 'T'}} {
+		if e.Mode&s.bit != 0 {
+			if b[s.at] == '-' {
+				b[s.at] = s.off
+			} else {
+				b[s.at] = s.set
+			}
+		}
+	}
+	return string(b)
+}

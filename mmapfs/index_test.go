@@ -1,0 +1,167 @@
+package mmapfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// sampleItems is a small tree in arbitrary order, with an implicit parent.
+func sampleItems() []IndexItem {
+	return []IndexItem{
+		{Path: ".", Entry: Entry{Type: TypeDir, Mode: 0o755}},
+		{Path: "usr/bin/env", Entry: Entry{Type: TypeReg, Mode: 0o755, Size: 10, Frame: 1, Offset: 512, MTime: 1700000000}},
+		{Path: "bin", Entry: Entry{Type: TypeSymlink, Mode: 0o777, Link: "usr/bin"}},
+	}
+}
+
+// TestIndexRoundTrip builds, encodes and parses an index.
+func TestIndexRoundTrip(t *testing.T) {
+	items := append(sampleItems(),
+		IndexItem{Path: "dev/null", Entry: Entry{Type: TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}},
+		IndexItem{Path: "usr/bin/printenv", Entry: Entry{Type: TypeLink, Link: "usr/bin/env"}},
+		IndexItem{Path: "usr/bin/env", Entry: Entry{Type: TypeReg, Mode: 0o4755, Size: 11, UID: 1, GID: 2}}, // replaces
+	)
+	ix, err := BuildIndex(items, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i := range ix.Entries {
+		paths = append(paths, ix.Path(i))
+	}
+	want := []string{".", "bin", "dev", "usr", "dev/null", "usr/bin", "usr/bin/env", "usr/bin/printenv"}
+	if !reflect.DeepEqual(paths, want) {
+		t.Fatalf("order %q, want %q", paths, want)
+	}
+	if e := ix.Entries[3]; !e.Implicit || e.Type != TypeDir || e.Mode != 0o755 {
+		t.Errorf("usr: %+v, want an implicit directory", e)
+	}
+	frame := AppendIndexFrame(nil, ix)
+	if binary.LittleEndian.Uint32(frame) != IndexFrameMagic || int(binary.LittleEndian.Uint32(frame[4:])) != len(frame)-8 {
+		t.Fatalf("frame header % x", frame[:8])
+	}
+	back, err := ParseIndex(frame[8:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, ix) {
+		t.Errorf("parsed index differs:\n%+v\n%+v", back, ix)
+	}
+	if j := back.Lookup(back.Lookup(back.Lookup(0, "usr"), "bin"), "env"); j < 0 || back.Entries[j].Size != 11 || back.Entries[j].Mode != 0o4755 {
+		t.Errorf("lookup usr/bin/env: %d", j)
+	}
+	if lo, hi := back.Children(0); hi-lo != 3 {
+		t.Errorf("root has %d children, want 3", hi-lo)
+	}
+}
+
+// TestBuildIndexRejects refuses paths that cannot be a tree.
+func TestBuildIndexRejects(t *testing.T) {
+	cases := map[string][]IndexItem{
+		"unclean path":       {{Path: "a//b", Entry: Entry{Type: TypeReg}}},
+		"absolute path":      {{Path: "/a", Entry: Entry{Type: TypeReg}}},
+		"dotdot":             {{Path: "../a", Entry: Entry{Type: TypeReg}}},
+		"root not a dir":     {{Path: ".", Entry: Entry{Type: TypeReg}}},
+		"under a file":       {{Path: "a", Entry: Entry{Type: TypeReg}}, {Path: "a/b", Entry: Entry{Type: TypeReg}}},
+		"dir becomes a file": {{Path: "a/b", Entry: Entry{Type: TypeReg}}, {Path: "a", Entry: Entry{Type: TypeReg}}},
+	}
+	for name, items := range cases {
+		if _, err := BuildIndex(items, 0); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestParseIndexRejects damages an encoded index field by field.
+func TestParseIndexRejects(t *testing.T) {
+	ix, err := BuildIndex(sampleItems(), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := AppendIndexFrame(nil, ix)[8:]
+	le := binary.LittleEndian
+	rec := func(i int) int { return indexHeader + i*indexRecord }
+	cases := map[string]func(b []byte){
+		"magic":             func(b []byte) { b[0] = 'X' },
+		"version":           func(b []byte) { le.PutUint16(b[4:], 2) },
+		"flags":             func(b []byte) { le.PutUint16(b[6:], 1) },
+		"count":             func(b []byte) { le.PutUint32(b[8:], 1000) },
+		"parent after":      func(b []byte) { le.PutUint32(b[rec(1)+16:], 3) },
+		"parent not a dir":  func(b []byte) { le.PutUint32(b[rec(4)+16:], 1) },
+		"type":              func(b []byte) { b[rec(1)+51] = 9 },
+		"mode":              func(b []byte) { le.PutUint32(b[rec(1)+28:], 0o10000) },
+		"name outside":      func(b []byte) { le.PutUint32(b[rec(1)+20:], 1<<30) },
+		"order":             func(b []byte) { b[rec(1)+51], b[rec(2)+51] = b[rec(2)+51], b[rec(1)+51] },
+		"root not root":     func(b []byte) { b[rec(0)+51] = byte(TypeReg) },
+		"size on a symlink": func(b []byte) { le.PutUint64(b[rec(1):], 5) },
+	}
+	for name, damage := range cases {
+		b := append([]byte{}, good...)
+		damage(b)
+		if name != "magic" && name != "version" && name != "flags" && name != "count" {
+			le.PutUint32(b[len(b)-4:], crc(b[:len(b)-4])) // past the checksum
+		}
+		if _, err := ParseIndex(b); !errors.Is(err, ErrIndex) {
+			t.Errorf("%s: %v, want ErrIndex", name, err)
+		}
+	}
+	bad := append([]byte{}, good...)
+	bad[len(bad)-10] ^= 1
+	if _, err := ParseIndex(bad); err == nil {
+		t.Error("checksum mismatch accepted")
+	}
+}
+
+func crc(b []byte) uint32 { return crc32c(b) }
+
+// TestFrameCache bounds the decoded bytes kept and decodes a frame once
+// for concurrent readers.
+func TestFrameCache(t *testing.T) {
+	c := newFrameCache(3 * 100)
+	var decodes atomic.Int32
+	get := func(i int) []byte {
+		b, err := c.get(i, func() ([]byte, error) {
+			decodes.Add(1)
+			return make([]byte, 100), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { get(0) })
+	}
+	wg.Wait()
+	if decodes.Load() != 1 {
+		t.Errorf("%d decodes of one frame", decodes.Load())
+	}
+	for i := range 10 {
+		get(i)
+		if c.used > c.budget {
+			t.Fatalf("cache holds %d bytes over its %d budget", c.used, c.budget)
+		}
+	}
+	if _, err := c.get(99, func() ([]byte, error) { return nil, fmt.Errorf("broken") }); err == nil {
+		t.Error("error not returned")
+	}
+	if _, ok := c.frames[99]; ok {
+		t.Error("error cached")
+	}
+}
+
+// TestFrameAt maps stream offsets to frames, skipping empty ones.
+func TestFrameAt(t *testing.T) {
+	st := &SeekTable{Frames: []Frame{{DSize: 10}, {DSize: 0}, {DSize: 5}}, Starts: []int64{0, 10, 10}, Size: 15}
+	for off, want := range map[int64]int{0: 0, 9: 0, 10: 2, 14: 2, 15: -1, -1: -1} {
+		if got := st.FrameAt(off); got != want {
+			t.Errorf("FrameAt(%d) = %d, want %d", off, got, want)
+		}
+	}
+}
