@@ -137,13 +137,52 @@ func imageUnpack(args []string) int {
 	if *lines || imageIsTerminal(os.Stderr) {
 		progress = os.Stderr // redrawn in place on a terminal
 	}
-	st, err := image.Unpack(pos[0], pos[1], image.UnpackOptions{
-		Progress: progress, Log: os.Stderr, Digest: *digest, PublicKey: *pub, Signature: *sig, Platform: *platform})
+	opts := image.UnpackOptions{
+		Progress: progress, Log: os.Stderr, Digest: *digest, PublicKey: *pub, Signature: *sig, Platform: *platform}
+	st, err := unpackWhole(pos[0], pos[1], opts)
 	if err != nil {
 		return imageFail(err)
 	}
 	fmt.Fprintf(os.Stderr, "unpacked %d entries, %s in %.2fs (%s)\n", st.Entries, mib(st.Bytes), st.Elapsed.Seconds(), st.Format)
 	return exitOK
+}
+
+// unpackWhole unpacks src into dest all or nothing when dest is missing or
+// empty: into a staging directory beside it, renamed onto dest once
+// complete and removed on an error. Into a directory that holds files
+// already, entries are extracted in place, as tar does, and an error
+// leaves what was written so far (the message says so).
+func unpackWhole(src, dest string, opts image.UnpackOptions) (image.Stats, error) {
+	if ents, err := os.ReadDir(dest); err == nil && len(ents) > 0 {
+		st, err := image.Unpack(src, dest, opts)
+		if err != nil {
+			err = fmt.Errorf("%w (%s keeps the entries written before the error)", err, dest)
+		}
+		return st, err
+	}
+	parent := filepath.Dir(filepath.Clean(dest))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return image.Stats{}, err
+	}
+	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".unpacking-")
+	if err != nil {
+		return image.Stats{}, err
+	}
+	if err := os.Chmod(staging, 0o755); err != nil { // as mkdir would; a root entry in the image overrides it
+		os.RemoveAll(staging)
+		return image.Stats{}, err
+	}
+	st, err := image.Unpack(src, staging, opts)
+	if err == nil {
+		// rename(2) replaces an empty directory in one step.
+		if err = os.Rename(staging, dest); err != nil {
+			err = fmt.Errorf("unpack %s: move %s to %s: %w", src, staging, dest, err)
+		}
+	}
+	if err != nil {
+		os.RemoveAll(staging)
+	}
+	return st, err
 }
 
 // imageIsTerminal reports whether f is a terminal.

@@ -36,6 +36,8 @@ func TestImageVerbs(t *testing.T) {
 		}
 	}
 	wrong := "sha256:" + strings.Repeat("ab", 32)
+	truncated := filepath.Join(dir, "truncated.tar.zst")
+	write(t, truncated, string(raw[:len(raw)/2]))
 
 	tests := []struct {
 		name       string
@@ -57,6 +59,7 @@ func TestImageVerbs(t *testing.T) {
 		{"verify by another key", []string{"verify", "--pub", filepath.Join(dir, "other.pub"), img}, 1, "", "not a valid signature", ""},
 		{"unpack, wrong digest", []string{"unpack", "--digest", wrong, img, filepath.Join(dir, "out1")}, 1, "", "digest mismatch", filepath.Join(dir, "out1")},
 		{"unpack, bad signature", []string{"unpack", "--pub", filepath.Join(dir, "other.pub"), img, filepath.Join(dir, "out2")}, 1, "", "signature", filepath.Join(dir, "out2")},
+		{"unpack, truncated", []string{"unpack", truncated, filepath.Join(dir, "out4")}, 1, "", "offset", filepath.Join(dir, "out4")},
 		{"unpack, verified", []string{"unpack", "--digest", digest, "--pub", filepath.Join(dir, "k.pub"), img, filepath.Join(dir, "out3")}, 0, "", "", ""},
 		{"unknown verb", []string{"frob"}, 2, "", "unknown subcommand", ""},
 		{"cat without a path", []string{"cat", img}, 2, "", "usage", ""},

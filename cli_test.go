@@ -154,6 +154,10 @@ func TestUnpackRefusesEscape(t *testing.T) {
 			t.Errorf("%s was written outside DIR", p)
 		}
 	}
+	// All or nothing: no DIR, and no staging directory left beside it.
+	if ents, _ := os.ReadDir(filepath.Join(dir, "sub")); len(ents) != 0 {
+		t.Errorf("a failed unpack left %v in %s", ents, filepath.Join(dir, "sub"))
+	}
 }
 
 // TestBootOnHost runs `berth boot` on this host: the same sequence as PID 1
