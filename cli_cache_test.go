@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"berth/internal/testutil"
 )
 
@@ -92,7 +94,21 @@ command = ["sh", "-c", "test -e /etc/written && echo sees the writer || echo cle
 	if status, stdout, stderr := berth(t, "image", "gc", "--cache", filepath.Join(state, "images"), "--config", cfg); status != 0 || stdout != "" {
 		t.Errorf("gc with the config: status %d, stdout %q, stderr %s", status, stdout, stderr)
 	}
+	// An entry under a mounted overlay (a running container's root) stays.
+	mnt := filepath.Join(dir, "mnt")
+	for _, d := range []string{"upper", "work", "mnt"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	opts := "lowerdir=" + cached + ",upperdir=" + filepath.Join(dir, "upper") + ",workdir=" + filepath.Join(dir, "work")
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		t.Fatal(err)
+	}
 	status, stdout, stderr := berth(t, "image", "gc", "--cache", filepath.Join(state, "images"), "--keep", "sha256:"+strings.Repeat("0", 64))
+	unix.Unmount(mnt, unix.MNT_DETACH)
+	if status != 0 || stdout != "" || !strings.Contains(stderr, "kept "+digest+": a mounted container root uses it") {
+		t.Errorf("gc with the tree mounted: status %d, stdout %q, stderr %s", status, stdout, stderr)
+	}
+	status, stdout, stderr = berth(t, "image", "gc", "--cache", filepath.Join(state, "images"), "--keep", "sha256:"+strings.Repeat("0", 64))
 	if status != 0 || stdout != "removed "+digest+"\n" {
 		t.Errorf("gc keeping nothing of ours: status %d, stdout %q, stderr %s", status, stdout, stderr)
 	}

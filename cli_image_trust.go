@@ -4,10 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"berth/boot"
 	"berth/image"
+	"berth/internal/mountinfo"
 )
 
 // `berth image digest`, keygen, sign, verify and gc: what an image is,
@@ -136,9 +138,46 @@ func imageGC(args []string) int {
 			keepSet[d] = true
 		}
 	}
+	// A tree under a mounted overlay is a running container's root, even
+	// when the config on disk no longer names it (not reloaded yet).
+	for _, d := range mountedLowers(c.Root) {
+		if !keepSet[d] {
+			fmt.Fprintf(os.Stderr, "kept %s: a mounted container root uses it\n", d)
+			keepSet[d] = true
+		}
+	}
 	removed, err := c.GC(keepSet)
 	for _, d := range removed {
 		fmt.Println("removed", d)
 	}
 	return imageStatus(err)
+}
+
+// mountedLowers returns the digests of the cache entries under root that
+// an overlay mount uses as a lower layer.
+func mountedLowers(root string) []string {
+	mounts, _ := mountinfo.Read()
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
+	prefix := filepath.Clean(root) + "/sha256-"
+	var out []string
+	for _, m := range mounts {
+		if m.FSType != "overlay" {
+			continue
+		}
+		for _, opt := range strings.Split(m.Super, ",") {
+			lowers, ok := strings.CutPrefix(opt, "lowerdir=")
+			if !ok {
+				continue
+			}
+			for _, l := range strings.Split(lowers, ":") {
+				if rest, ok := strings.CutPrefix(l, prefix); ok {
+					hexPart, _, _ := strings.Cut(rest, "/")
+					out = append(out, "sha256:"+hexPart)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -80,6 +81,9 @@ func Main(opts Options) int {
 	}
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
+	}
+	if abs, err := filepath.Abs(opts.StateDir); err == nil {
+		opts.StateDir = abs // overlay options and mountinfo carry it
 	}
 	if opts.Socket == "" {
 		opts.Socket = DefaultSocket
