@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"berth/container"
 )
 
 // DefaultConfig is where PID 1 looks for its config when the kernel
@@ -115,42 +117,33 @@ func (v *validator) addKey(indexed string, format string, args ...any) {
 }
 
 func (cfg *Config) validate(v *validator) {
-	if cfg.Hostname != "" && !validHostname().MatchString(cfg.Hostname) {
-		v.addKey("hostname", "invalid hostname %q", cfg.Hostname)
+	if cfg.Hostname != "" {
+		if err := container.CheckHostname(cfg.Hostname); err != nil {
+			v.addKey("hostname", "%v", err)
+		}
 	}
 	seen := map[string]bool{}
 	for i, c := range cfg.Container {
-		prefix := "container#" + strconv.Itoa(i)
-		key := func(k string) string {
-			if k == "" {
-				return prefix
-			}
-			return prefix + "." + k
-		}
-		switch {
-		case c.Name == "":
-			v.addKey(key(""), "missing name")
-		case seen[c.Name]:
-			v.addKey(key("name"), "duplicate container name %q", c.Name)
+		prefix := "container#" + strconv.Itoa(i) + "."
+		if c.Name != "" && seen[c.Name] {
+			v.addKey(prefix+"name", "duplicate container name %s", container.Quote(c.Name))
 		}
 		seen[c.Name] = true
 		if c.Image == "" {
-			v.addKey(key(""), "missing image")
+			v.addKey(prefix+"image", "missing image: want the path of an image file")
 		}
 		_, errs := c.toSpec("/")
 		c.supervision(func(k, format string, args ...any) {
 			errs = append(errs, fieldError{k, fmt.Sprintf(format, args...)})
 		})
 		for _, e := range errs {
-			v.addKey(key(e.key), "%s", e.msg)
+			v.addKey(prefix+e.key, "%s", e.msg)
 		}
 	}
 	cfg.checkOrder(v)
 	cfg.Board.check(v)
 	cfg.checkImageKeys(v)
 }
-
-var validHostname = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
 
 // ImagePath returns the container's image path, resolved against the
 // config file's directory when it is relative.

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -24,10 +25,13 @@ type ContainerConfig struct {
 	User   string   `toml:"user"`
 	Groups []uint32 `toml:"groups"`
 
-	Net          string        `toml:"net"`
-	UserNS       bool          `toml:"user_ns"`
-	UIDMap       []string      `toml:"uid_map"`
-	GIDMap       []string      `toml:"gid_map"`
+	Net string `toml:"net"`
+	// UserNS turns a user namespace on (or, false, off); uid_map and
+	// gid_map imply it. Maps are "CONTAINER:HOST:SIZE" strings, one or an
+	// array of them.
+	UserNS       *bool         `toml:"user_ns"`
+	UIDMap       idMapList     `toml:"uid_map"`
+	GIDMap       idMapList     `toml:"gid_map"`
 	ReadonlyRoot bool          `toml:"readonly_root"`
 	Mount        []MountConfig `toml:"mount"`
 	Devices      []string      `toml:"devices"`
@@ -78,21 +82,67 @@ type LimitsConfig struct {
 	MemoryHigh string `toml:"memory_high"`
 	// MemorySwap is swap allowed beyond Memory: a size, or "unlimited".
 	MemorySwap string   `toml:"memory_swap"`
-	CPUs       float64  `toml:"cpus"`
-	CPUWeight  uint64   `toml:"cpu_weight"`
+	CPUs       *float64 `toml:"cpus"`
+	CPUWeight  *uint64  `toml:"cpu_weight"`
 	CPUSet     string   `toml:"cpuset"`
 	Pids       int64    `toml:"pids"`
-	IOWeight   uint64   `toml:"io_weight"`
+	IOWeight   *uint64  `toml:"io_weight"`
 	IOMax      []string `toml:"io_max"`
 }
 
-// fieldError is a problem with one key of a [[container]] table, relative
-// to the table ("limits.memory").
+// idMapList is uid_map or gid_map: one "CONTAINER:HOST:SIZE" string, or
+// an array of them.
+type idMapList []string
+
+// UnmarshalTOML accepts a string or an array of strings.
+func (l *idMapList) UnmarshalTOML(v any) error {
+	const want = `want "CONTAINER:HOST:SIZE" or an array of them`
+	switch t := v.(type) {
+	case string:
+		*l = idMapList{t}
+		return nil
+	case []any:
+		out := make(idMapList, 0, len(t))
+		for _, e := range t {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("%s, got an array holding %s", want, tomlType(e))
+			}
+			out = append(out, s)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("%s, got %s", want, tomlType(v))
+}
+
+// tomlType names the TOML type of a decoded value, with its article.
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	}
+	return "a date or time"
+}
+
+// fieldError is a problem with one key of a [[container]] table, as an
+// indexed path relative to the table ("limits.memory", "mount#1.target").
 type fieldError struct{ key, msg string }
 
-// toSpec converts the table into a container spec for rootfs, collecting
-// every problem instead of stopping at the first: it is both the
-// validation of `berth check` and the conversion at boot.
+// toSpec converts the table into a container spec for rootfs and checks
+// it (container.Spec.Validate), collecting every problem instead of
+// stopping at the first: it is both the validation of `berth check` and
+// the conversion at boot.
 func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	var errs []fieldError
 	bad := func(key string, format string, args ...any) {
@@ -101,27 +151,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s := container.Spec{
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
-	}
-	if c.Name != "" {
-		if err := container.CheckName(c.Name); err != nil {
-			bad("name", "%v", err)
-		}
-	}
-	if len(c.Command) == 0 || c.Command[0] == "" {
-		bad("command", "missing command: want an array such as [\"/bin/app\", \"--flag\"]")
-	}
-	for _, kv := range c.Env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			bad("env", "invalid entry %q: want K=V", kv)
-		}
-	}
-	switch c.Net {
-	case "", "none", "host":
-	default:
-		bad("net", "invalid value %q: want \"none\" or \"host\"", c.Net)
-	}
-	if c.Workdir != "" && c.Workdir[0] != '/' {
-		bad("workdir", "want an absolute path, got %q", c.Workdir)
+		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)
@@ -131,45 +161,17 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		s.User = u
 	}
 	s.User.Groups = c.Groups
-	if c.UserNS || len(c.UIDMap) > 0 || len(c.GIDMap) > 0 {
-		if !c.UserNS {
-			bad("user_ns", "uid_map and gid_map need user_ns = true")
-		}
-		ns := &container.UserNS{}
-		for _, m := range orDefault(c.UIDMap) {
-			im, err := container.ParseIDMap(m)
-			if err != nil {
-				bad("uid_map", "%v", err)
-			}
-			ns.UIDMap = append(ns.UIDMap, im)
-		}
-		for _, m := range orDefault(c.GIDMap) {
-			im, err := container.ParseIDMap(m)
-			if err != nil {
-				bad("gid_map", "%v", err)
-			}
-			ns.GIDMap = append(ns.GIDMap, im)
-		}
-		s.UserNS = ns
-	}
-	for _, m := range c.Mount {
+	s.UserNS = c.userNS(bad)
+	for i, m := range c.Mount {
 		cm := container.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Readonly: m.Readonly}
 		if m.Size != "" {
 			n, err := container.ParseSize(m.Size)
 			if err != nil {
-				bad("mount.size", "%v", err)
+				bad(fmt.Sprintf("mount#%d.size", i), "%v", err)
 			}
 			cm.Size = n
 		}
-		if err := container.CheckMount(cm); err != nil {
-			bad("mount", "%v", err)
-		}
 		s.Mounts = append(s.Mounts, cm)
-	}
-	for _, d := range c.Devices {
-		if len(d) < 6 || d[:5] != "/dev/" {
-			bad("devices", "invalid device %q: want a host path under /dev", d)
-		}
 	}
 	caps, err := container.ResolveCaps(c.CapAdd, c.CapDrop)
 	if err != nil {
@@ -180,31 +182,83 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		bad(key, "%v", err)
 	}
 	s.Caps = caps
-	s.AllowNewPrivileges = c.NoNewPrivileges != nil && !*c.NoNewPrivileges
-	if c.OOMScoreAdj != nil && (*c.OOMScoreAdj < -1000 || *c.OOMScoreAdj > 1000) {
-		bad("oom_score_adj", "must be between -1000 and 1000")
+	s.Rlimits = c.rlimits(bad)
+	s.Limits = c.Limits.toLimits(bad)
+	for _, fe := range container.FieldErrors(s.Validate()) {
+		key := fe.Key
+		if rest, ok := strings.CutPrefix(key, "mount."); ok && fe.Index >= 0 {
+			key = fmt.Sprintf("mount#%d.%s", fe.Index, rest)
+		}
+		bad(key, "%s", fe.Msg)
 	}
-	for name, v := range c.Rlimits {
+	return s, errs
+}
+
+// userNS converts user_ns, uid_map and gid_map: maps imply a user
+// namespace, whose maps default to DefaultIDMap.
+func (c ContainerConfig) userNS(bad func(string, string, ...any)) *container.UserNS {
+	on := len(c.UIDMap) > 0 || len(c.GIDMap) > 0
+	if c.UserNS != nil {
+		if !*c.UserNS && on {
+			bad("user_ns", "false, but uid_map or gid_map is given")
+		}
+		on = *c.UserNS
+	}
+	if !on {
+		return nil
+	}
+	ns := &container.UserNS{}
+	for _, m := range []struct {
+		key  string
+		list idMapList
+		dst  *[]container.IDMap
+	}{{"uid_map", c.UIDMap, &ns.UIDMap}, {"gid_map", c.GIDMap, &ns.GIDMap}} {
+		list := m.list
+		if len(list) == 0 {
+			list = idMapList{container.DefaultIDMap}
+		}
+		for _, text := range list {
+			im, err := container.ParseIDMap(text)
+			if err != nil {
+				bad(m.key, "%v", err)
+				continue
+			}
+			*m.dst = append(*m.dst, im)
+		}
+	}
+	return ns
+}
+
+// rlimits converts [container.rlimits]: a number, or "SOFT:HARD".
+func (c ContainerConfig) rlimits(bad func(string, string, ...any)) []container.Rlimit {
+	names := make([]string, 0, len(c.Rlimits))
+	for name := range c.Rlimits {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []container.Rlimit
+	for _, name := range names {
 		var value string
-		switch t := v.(type) {
+		switch t := c.Rlimits[name].(type) {
 		case int64:
 			value = strconv.FormatInt(t, 10)
 		case string:
 			value = t
 		default:
-			bad("rlimits."+name, "want a number or \"SOFT:HARD\"")
+			bad("rlimits."+name, `want a number or "SOFT:HARD", got %s`, tomlType(t))
 			continue
 		}
 		r, err := container.ParseRlimit(name, value)
 		if err != nil {
 			bad("rlimits."+name, "%v", err)
+			continue
 		}
-		s.Rlimits = append(s.Rlimits, r)
+		out = append(out, r)
 	}
-	s.Limits = c.Limits.toLimits(bad)
-	return s, errs
+	return out
 }
 
+// toLimits converts [container.limits]; sizes are K, M, G, T strings.
 func (l LimitsConfig) toLimits(bad func(string, string, ...any)) container.Limits {
 	out := container.Limits{
 		CPUs: l.CPUs, CPUWeight: l.CPUWeight, CPUSet: l.CPUSet, Pids: l.Pids, IOWeight: l.IOWeight, IOMax: l.IOMax,
@@ -226,25 +280,7 @@ func (l LimitsConfig) toLimits(bad func(string, string, ...any)) container.Limit
 	} else {
 		out.MemorySwap = size("memory_swap", l.MemorySwap)
 	}
-	if err := out.Check(); err != nil {
-		// Check's messages start with the key they are about.
-		key := "limits"
-		if f := strings.Fields(err.Error()); len(f) > 0 && strings.Trim(f[0], "abcdefghijklmnopqrstuvwxyz_") == "" {
-			key += "." + f[0]
-		}
-		bad(key, "%v", err)
-	}
-	if l.Pids < 0 {
-		bad("limits.pids", "must be 0 (no limit) or more")
-	}
 	return out
-}
-
-func orDefault(maps []string) []string {
-	if len(maps) == 0 {
-		return []string{container.DefaultIDMap}
-	}
-	return maps
 }
 
 // Spec turns a validated [[container]] into a container spec.

@@ -53,6 +53,9 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 	default:
 		bad("restart", "invalid value %q: want \"always\", \"on-failure\" or \"never\"", c.Restart)
 	}
+	if c.Oneshot && c.Restart == "always" {
+		bad("restart", "\"always\" contradicts oneshot = true: a oneshot runs once (use \"on-failure\" to retry it)")
+	}
 	if c.MaxRestarts < 0 {
 		bad("max_restarts", "must be 0 (no limit) or more")
 	}

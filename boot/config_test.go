@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"berth/container"
 )
 
 const validConfig = `# demo appliance
@@ -71,7 +73,7 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"b.toml:7: container.limits.memory: invalid size \"64Q\""}},
 		{"missing command and image",
 			"[[container]]\nname=\"a\"\n",
-			[]string{"b.toml:1: container: missing image", "b.toml:1: container.command: missing command"}},
+			[]string{"b.toml:1: container.image: missing image", "b.toml:1: container.command: missing command"}},
 		{"duplicate and invalid names",
 			"[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n[[container]]\nname=\"Bad Name\"\nimage=\"i\"\ncommand=[\"x\"]\n",
 			[]string{"b.toml:6: container.name: duplicate container name \"a\"", "b.toml:10: container.name: invalid container name"}},
@@ -183,12 +185,34 @@ io_max = ["8:0 rbps=1048576 wiops=100"]
 		{"rlimits", len(s.Rlimits) == 2},
 		{"mounts", len(s.Mounts) == 2 && s.Mounts[1].Size == 16<<20 && s.Mounts[1].Readonly},
 		{"limits", s.Limits.Memory == 64<<20 && s.Limits.MemoryHigh == 48<<20 && s.Limits.MemorySwap == -1 &&
-			s.Limits.CPUs == 0.5 && s.Limits.CPUWeight == 200 && s.Limits.CPUSet == "0-1" && s.Limits.Pids == 32 &&
-			s.Limits.IOWeight == 100 && len(s.Limits.IOMax) == 1},
+			*s.Limits.CPUs == 0.5 && *s.Limits.CPUWeight == 200 && s.Limits.CPUSet == "0-1" && s.Limits.Pids == 32 &&
+			*s.Limits.IOWeight == 100 && len(s.Limits.IOMax) == 1},
 	}
 	for _, c := range checks {
 		if !c.ok {
 			t.Errorf("%s did not reach the spec: %+v", c.name, s)
+		}
+	}
+}
+
+// TestUIDMapForms takes uid_map and gid_map as one string, the form the
+// README documents, or an array, and gives a user namespace without
+// user_ns = true.
+func TestUIDMapForms(t *testing.T) {
+	base := "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n"
+	for _, form := range []string{
+		`uid_map = "0:200000:65536"`,
+		`uid_map = ["0:200000:65536"]`,
+		"user_ns = true\nuid_map = \"0:200000:65536\"",
+	} {
+		cfg, err := ParseConfig("f.toml", []byte(base+form+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", form, err)
+		}
+		s := cfg.Container[0].Spec("/")
+		if s.UserNS == nil || s.UserNS.UIDMap[0] != (container.IDMap{Container: 0, Host: 200000, Size: 65536}) ||
+			s.UserNS.GIDMap[0].Host != 100000 {
+			t.Errorf("%s: user namespace %+v", form, s.UserNS)
 		}
 	}
 }
@@ -201,25 +225,43 @@ func TestContainerKeyErrors(t *testing.T) {
 		{base + "cap_drop = [\"FLY\"]\n", "f.toml:5: container.cap_drop:"},
 		{base + "user = \"bob\"\n", "f.toml:5: container.user: invalid user"},
 		{base + "uid_map = [\"0:1\"]\nuser_ns = true\n", "f.toml:5: container.uid_map:"},
-		{base + "uid_map = [\"0:1:1\"]\n", "container.user_ns: uid_map and gid_map need user_ns = true"},
+		{base + "uid_map = [\"0:1:1\"]\nuser_ns = false\n", "f.toml:6: container.user_ns: false, but uid_map or gid_map is given"},
 		{base + "oom_score_adj = 5000\n", "f.toml:5: container.oom_score_adj:"},
 		{base + "[container.rlimits]\nnofiles = 5\n", "f.toml:6: container.rlimits.nofiles: unknown rlimit"},
-		{base + "[[container.mount]]\ntarget = \"rel\"\nsource = \"/x\"\n", "container.mount: mount target \"rel\""},
-		{base + "[[container.mount]]\ntarget = \"/t\"\ntype = \"nfs\"\n", "unknown type \"nfs\""},
-		{base + "[container.limits]\ncpuset = \"a-b\"\n", "f.toml:6: container.limits.cpuset: cpuset"},
-		{base + "[container.limits]\nio_max = [\"8:0 fast=1\"]\n", "f.toml:6: container.limits.io_max: io_max"},
+		{base + "[[container.mount]]\ntarget = \"rel\"\nsource = \"/x\"\n", "container.mount.target: mount target \"rel\""},
+		{base + "[[container.mount]]\ntarget = \"/t\"\ntype = \"nfs\"\n", "container.mount.type: mount type \"nfs\""},
+		{base + "[container.limits]\ncpuset = \"a-b\"\n", "f.toml:6: container.limits.cpuset: \"a-b\": want a CPU list"},
+		{base + "[container.limits]\nio_max = [\"8:0 fast=1\"]\n", "f.toml:6: container.limits.io_max: \"8:0 fast=1\": want"},
 		{base + "devices = [\"/etc/passwd\"]\n", "f.toml:5: container.devices: invalid device"},
 		{base + "digest = \"sha256:abc\"\n", "f.toml:5: container.digest: digest \"sha256:abc\": not 64 lowercase hex digits"},
 		{base + "digest = \"md5:abc\"\n", "f.toml:5: container.digest: digest \"md5:abc\": only sha256"},
 		{base + "platform = \"linux//v7\"\n", "f.toml:5: container.platform: platform \"linux//v7\""},
 		{base + "signature = \"i.sig\"\n", "f.toml:5: container.signature: a signature needs a public_key"},
+		{base + "uid_map = \"1:100000:65536\"\n", "f.toml:5: container.uid_map: does not map the container's root"},
+		{base + "uid_map = [\"0:100000:65536\", \"65535:1:1\"]\n", "f.toml:5: container.uid_map: 65535:1:1 overlaps 0:100000:65536 inside"},
+		{base + "uid_map = \"0:4294967295:2\"\n", "f.toml:5: container.uid_map: 0:4294967295:2: the range passes id 4294967295"},
+		{base + "uid_map = 5\n", "f.toml:5: container.uid_map: want \"CONTAINER:HOST:SIZE\" or an array of them, got an integer"},
+		{base + "hostname = \"my_host\"\n", "f.toml:5: container.hostname: invalid hostname \"my_host\""},
+		{base + "oneshot = true\nrestart = \"always\"\n", "f.toml:6: container.restart: \"always\" contradicts oneshot"},
+		{base + "[[container.mount]]\nsource = \"/x\"\ntarget = \"/proc/sys\"\n", "f.toml:7: container.mount.target: mount target \"/proc/sys\": berth mounts /proc itself"},
+		{base + "[[container.mount]]\nsource = \"/x\"\ntarget = \"/a/../b\"\n", "f.toml:7: container.mount.target: mount target \"/a/../b\": \"..\" is not allowed"},
+		{base + "[container.limits]\ncpu_weight = 0\n", "f.toml:6: container.limits.cpu_weight: 0: want 1-10000"},
+		{base + "[container.limits]\nio_weight = 0\n", "f.toml:6: container.limits.io_weight: 0: want 1-10000"},
+		{base + "[container.limits]\ncpus = 0.0\n", "f.toml:6: container.limits.cpus: 0: want 0.01 to"},
+		{base + "[container.limits]\ncpus = nan\n", "f.toml:6: container.limits.cpus: NaN"},
+		{base + "[container.limits]\ncpus = inf\n", "f.toml:6: container.limits.cpus: +Inf"},
+		{base + "[container.limits]\ncpuset = \"3-1\"\n", "f.toml:6: container.limits.cpuset: \"3-1\": range 3-1 is backwards"},
+		{base + "[container.limits]\nmemory = \"100\"\n", "f.toml:6: container.limits.memory: 100 bytes is below the 256 KiB"},
+		{"hostname = \"" + strings.Repeat("x", 512<<10) + "\"\n" + base, "f.toml:1: hostname: invalid hostname \"xxxxxxxx"},
 		{"[images]\ncache = \"rel\"\n" + base, "f.toml:2: images.cache: want an absolute path"},
 		{"[images]\nkey = \"k\"\n" + base, "f.toml:2: images.key: unknown key"},
 	}
 	for _, tc := range tests {
 		_, err := ParseConfig("f.toml", []byte(tc.toml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("config\n%s\nerror %v\nwant %q", tc.toml, err, tc.want)
+			t.Errorf("config\n%.200s\nerror %.300v\nwant %q", tc.toml, err, tc.want)
+		} else if len(err.Error()) > 400 {
+			t.Errorf("error of %d bytes: long values must be cut", len(err.Error()))
 		}
 	}
 }

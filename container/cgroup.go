@@ -200,8 +200,8 @@ func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgro
 func (l *Layout) checkV1(lim Limits) error {
 	need := map[string]bool{
 		"memory": lim.Memory > 0 || lim.MemoryHigh > 0, "pids": lim.Pids > 0,
-		"cpu": lim.CPUs > 0 || lim.CPUWeight > 0, "cpuset": lim.CPUSet != "",
-		"blkio": lim.IOWeight > 0 || len(lim.IOMax) > 0, "devices": true,
+		"cpu": lim.CPUs != nil || lim.CPUWeight != nil, "cpuset": lim.CPUSet != "",
+		"blkio": lim.IOWeight != nil || len(lim.IOMax) > 0, "devices": true,
 	}
 	for c, needed := range need {
 		if _, ok := l.Controllers[c]; needed && !ok {

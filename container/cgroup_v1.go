@@ -31,14 +31,14 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 	if lim.MemoryHigh > 0 {
 		add(set("memory", "memory.soft_limit_in_bytes", strconv.FormatInt(lim.MemoryHigh, 10)))
 	}
-	if lim.CPUs > 0 {
+	if lim.CPUs != nil {
 		const period = 100000
 		add(set("cpu", "cpu.cfs_period_us", strconv.Itoa(period)))
-		add(set("cpu", "cpu.cfs_quota_us", strconv.FormatInt(int64(lim.CPUs*period), 10)))
+		add(set("cpu", "cpu.cfs_quota_us", strconv.FormatInt(int64(*lim.CPUs*period), 10)))
 	}
-	if lim.CPUWeight > 0 {
+	if lim.CPUWeight != nil {
 		// The inverse of the OCI shares-to-weight conversion.
-		shares := 2 + (lim.CPUWeight-1)*262142/9999
+		shares := 2 + (*lim.CPUWeight-1)*262142/9999
 		add(set("cpu", "cpu.shares", strconv.FormatUint(shares, 10)))
 	}
 	if dir, ok := dirs["cpuset"]; ok {
@@ -47,8 +47,8 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 	if lim.Pids > 0 {
 		add(set("pids", "pids.max", strconv.FormatInt(lim.Pids, 10)))
 	}
-	if lim.IOWeight > 0 {
-		add(set("blkio", "blkio.weight", strconv.FormatUint(10+(lim.IOWeight-1)*990/9999, 10)))
+	if lim.IOWeight != nil {
+		add(set("blkio", "blkio.weight", strconv.FormatUint(10+(*lim.IOWeight-1)*990/9999, 10)))
 	}
 	for _, line := range lim.IOMax {
 		add(setV1IOMax(dirs["blkio"], line))

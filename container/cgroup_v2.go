@@ -64,12 +64,12 @@ func setV2Limits(dir string, lim Limits) error {
 	if lim.MemoryHigh > 0 {
 		w = append(w, "memory.high", strconv.FormatInt(lim.MemoryHigh, 10))
 	}
-	if lim.CPUs > 0 {
+	if lim.CPUs != nil {
 		const period = 100000
-		w = append(w, "cpu.max", fmt.Sprintf("%d %d", int64(lim.CPUs*period), period))
+		w = append(w, "cpu.max", fmt.Sprintf("%d %d", int64(*lim.CPUs*period), period))
 	}
-	if lim.CPUWeight > 0 {
-		w = append(w, "cpu.weight", strconv.FormatUint(lim.CPUWeight, 10))
+	if lim.CPUWeight != nil {
+		w = append(w, "cpu.weight", strconv.FormatUint(*lim.CPUWeight, 10))
 	}
 	if lim.CPUSet != "" {
 		w = append(w, "cpuset.cpus", lim.CPUSet)
@@ -77,8 +77,8 @@ func setV2Limits(dir string, lim Limits) error {
 	if lim.Pids > 0 {
 		w = append(w, "pids.max", strconv.FormatInt(lim.Pids, 10))
 	}
-	if lim.IOWeight > 0 {
-		w = append(w, "io.weight", "default "+strconv.FormatUint(lim.IOWeight, 10))
+	if lim.IOWeight != nil {
+		w = append(w, "io.weight", "default "+strconv.FormatUint(*lim.IOWeight, 10))
 	}
 	for _, line := range lim.IOMax {
 		w = append(w, "io.max", line)

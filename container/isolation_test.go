@@ -140,7 +140,7 @@ func TestGuarantees(t *testing.T) {
 		{"read-only proc/sys", Spec{}, "echo 1 > /proc/sys/kernel/ns_last_pid 2>&1 || echo refused", "refused"},
 		{"ipc namespace", Spec{}, "ls /dev/mqueue && cat /proc/sysvipc/shm | wc -l", "1"},
 		{"cgroup namespace: its cgroup is its root", Spec{}, "grep -vc ':/$' /proc/self/cgroup", "0"},
-		{"cpu limit", Spec{Limits: Limits{CPUs: 0.5}}, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null | head -1", "50000"},
+		{"cpu limit", Spec{Limits: Limits{CPUs: ptr(0.5)}}, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null | head -1", "50000"},
 		{"cpuset", Spec{Limits: Limits{CPUSet: "0"}}, "cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset.cpus 2>/dev/null | head -1", "0"},
 	}
 	if err := os.MkdirAll(filepath.Join(rootfs, "evil"), 0o755); err != nil {

@@ -36,29 +36,6 @@ var maskedPaths = []string{
 // readonlyPaths are runc's default read-only paths.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// CheckMount validates a mount from a config or the command line.
-func CheckMount(m Mount) error {
-	if !path.IsAbs(m.Target) {
-		return fmt.Errorf("mount target %q: want an absolute path inside the container", m.Target)
-	}
-	if path.Clean(m.Target) == "/" {
-		return fmt.Errorf("mount target %q: cannot mount over the container's root", m.Target)
-	}
-	switch m.Type {
-	case "", "bind":
-		if !filepath.IsAbs(m.Source) {
-			return fmt.Errorf("mount source %q: want an absolute host path", m.Source)
-		}
-	case "tmpfs":
-		if m.Source != "" {
-			return fmt.Errorf("mount %s: a tmpfs has no source", m.Target)
-		}
-	default:
-		return fmt.Errorf("mount %s: unknown type %q (want bind or tmpfs)", m.Target, m.Type)
-	}
-	return nil
-}
-
 // userMounts performs the spec's extra mounts inside the root.
 func (r rootMounter) userMounts(mounts []Mount) error {
 	for _, m := range mounts {

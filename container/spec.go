@@ -9,6 +9,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,8 +67,8 @@ type Spec struct {
 	TTY bool `json:"tty,omitempty"`
 }
 
-// Limits are resource limits enforced by the container's cgroup. Zero means
-// unlimited (or the kernel's default).
+// Limits are resource limits enforced by the container's cgroup. A zero or
+// nil field is no limit (the kernel's default); Validate gives the ranges.
 type Limits struct {
 	// Memory is the hard memory limit in bytes.
 	Memory int64 `json:"memory,omitempty"`
@@ -77,49 +78,26 @@ type Limits struct {
 	// MemorySwap is how much swap the container may use on top of Memory;
 	// 0 none, -1 unlimited.
 	MemorySwap int64 `json:"memory_swap,omitempty"`
-	// CPUs caps CPU time, in CPUs (0.5 = half of one CPU).
-	CPUs float64 `json:"cpus,omitempty"`
+	// CPUs caps CPU time, in CPUs (0.5 = half of one CPU), MinCPUs to
+	// the machine's count.
+	CPUs *float64 `json:"cpus,omitempty"`
 	// CPUWeight is the relative CPU share, 1-10000 (v2 cpu.weight; v1
 	// cpu.shares is derived from it).
-	CPUWeight uint64 `json:"cpu_weight,omitempty"`
+	CPUWeight *uint64 `json:"cpu_weight,omitempty"`
 	// CPUSet lists the CPUs the container may run on, e.g. "0-1".
 	CPUSet string `json:"cpuset,omitempty"`
-	// Pids is the maximum number of tasks (processes and threads).
+	// Pids is the maximum number of tasks (processes and threads); 0 is
+	// no limit.
 	Pids int64 `json:"pids,omitempty"`
 	// IOWeight is the relative block I/O weight, 1-10000 (v2 io.weight;
 	// v1 blkio.weight is derived from it).
-	IOWeight uint64 `json:"io_weight,omitempty"`
+	IOWeight *uint64 `json:"io_weight,omitempty"`
 	// IOMax are per-device I/O limits in io.max syntax:
 	// "MAJ:MIN rbps=N wbps=N riops=N wiops=N".
 	IOMax []string `json:"io_max,omitempty"`
 }
 
-var (
-	ioMaxRE  = lazyRegexp(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
-	cpuSetRE = lazyRegexp(`^\d+(-\d+)?(,\d+(-\d+)?)*$`)
-)
-
-// Check validates the limits' ranges and syntax.
-func (l Limits) Check() error {
-	switch {
-	case l.CPUs < 0:
-		return fmt.Errorf("cpus %v: must be positive", l.CPUs)
-	case l.CPUWeight > 10000:
-		return fmt.Errorf("cpu_weight %d: want 1-10000", l.CPUWeight)
-	case l.IOWeight > 10000:
-		return fmt.Errorf("io_weight %d: want 1-10000", l.IOWeight)
-	case l.CPUSet != "" && !cpuSetRE().MatchString(l.CPUSet):
-		return fmt.Errorf("cpuset %q: want a CPU list such as \"0-1,3\"", l.CPUSet)
-	case l.Memory < 0 || l.MemoryHigh < 0 || l.Pids < 0:
-		return fmt.Errorf("memory, memory_high and pids must not be negative")
-	}
-	for _, line := range l.IOMax {
-		if !ioMaxRE().MatchString(line) {
-			return fmt.Errorf("io_max %q: want \"MAJ:MIN rbps=N wbps=N riops=N wiops=N\"", line)
-		}
-	}
-	return nil
-}
+var ioMaxRE = lazyRegexp(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
 
 // UserNS maps the container's users and groups to the host's.
 type UserNS struct {
@@ -133,6 +111,8 @@ type IDMap struct {
 	Host      uint32 `json:"host"`
 	Size      uint32 `json:"size"`
 }
+
+func (m IDMap) String() string { return fmt.Sprintf("%d:%d:%d", m.Container, m.Host, m.Size) }
 
 // DefaultIDMap maps a user namespace's ids 0-65535 to host ids from
 // 100000, when a user namespace is asked for without maps.
@@ -151,9 +131,6 @@ func ParseIDMap(s string) (IDMap, error) {
 			return IDMap{}, fmt.Errorf("invalid id map %q: %v", s, err)
 		}
 		v[i] = n
-	}
-	if v[2] == 0 {
-		return IDMap{}, fmt.Errorf("invalid id map %q: size 0", s)
 	}
 	return IDMap{uint32(v[0]), uint32(v[1]), uint32(v[2])}, nil
 }
@@ -191,8 +168,11 @@ var validName = lazyRegexp(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 // lower-case letters, digits, '_', '.' and '-', starting with a letter or
 // digit.
 func CheckName(name string) error {
+	if name == "" {
+		return errors.New("missing name: want 1-63 of a-z 0-9 _ . - starting with a letter or digit")
+	}
 	if !validName().MatchString(name) {
-		return fmt.Errorf("invalid container name %q: want 1-63 of a-z 0-9 _ . - starting with a letter or digit", name)
+		return fmt.Errorf("invalid container name %s: want 1-63 of a-z 0-9 _ . - starting with a letter or digit", Quote(name))
 	}
 	return nil
 }

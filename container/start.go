@@ -115,15 +115,16 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	return c, nil
 }
 
-// resolve validates spec and fills in defaults, capabilities, devices and
-// the compiled seccomp filter.
+// resolve validates spec (Spec.Validate, then what depends on this
+// machine) and fills in defaults, capabilities, devices and the compiled
+// seccomp filter.
 func resolve(layout *Layout, spec Spec) (initConfig, error) {
 	cfg := initConfig{CgroupVersion: layout.Version, Trace: tracing}
-	if err := CheckName(spec.Name); err != nil {
+	if err := spec.Validate(); err != nil {
 		return cfg, err
 	}
-	if len(spec.Args) == 0 || spec.Args[0] == "" {
-		return cfg, errors.New("no command to run")
+	if err := spec.Limits.CheckMachine(); err != nil {
+		return cfg, err
 	}
 	if fi, err := os.Stat(spec.Rootfs); err != nil || !fi.IsDir() {
 		return cfg, fmt.Errorf("rootfs %s is not a directory", spec.Rootfs)
@@ -131,20 +132,8 @@ func resolve(layout *Layout, spec Spec) (initConfig, error) {
 	if spec.Hostname == "" {
 		spec.Hostname = spec.Name
 	}
-	switch spec.Net {
-	case "":
+	if spec.Net == "" {
 		spec.Net = "none"
-	case "none", "host":
-	default:
-		return cfg, fmt.Errorf("net %q: want none or host", spec.Net)
-	}
-	for _, m := range spec.Mounts {
-		if err := CheckMount(m); err != nil {
-			return cfg, err
-		}
-	}
-	if ns := spec.UserNS; ns != nil && (!mapsZero(ns.UIDMap) || !mapsZero(ns.GIDMap)) {
-		return cfg, errors.New("user namespace: uid_map and gid_map must map the container's id 0")
 	}
 	for _, p := range spec.Devices {
 		d, err := LookupDevice(p)
@@ -330,15 +319,6 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		c.PTY = master
 	}
 	return nil
-}
-
-func mapsZero(ms []IDMap) bool {
-	for _, m := range ms {
-		if m.Container == 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func idMaps(ms []IDMap) []syscall.SysProcIDMap {

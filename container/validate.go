@@ -1,0 +1,410 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one problem with one field of a Spec. Key names the field
+// as the config file does ("limits.cpu_weight", "mount.target"); Index is
+// the element of a list-valued key (mounts, env, uid_map...) it is about,
+// or -1. The config file maps the key to its line, berth run to its flag.
+type FieldError struct {
+	Key   string
+	Index int
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	if e.Index >= 0 {
+		return fmt.Sprintf("%s[%d]: %s", e.Key, e.Index, e.Msg)
+	}
+	return e.Key + ": " + e.Msg
+}
+
+// FieldErrors unpacks Validate's joined errors; an error of another kind
+// becomes a FieldError without a key.
+func FieldErrors(err error) []*FieldError {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []*FieldError
+		for _, e := range j.Unwrap() {
+			out = append(out, FieldErrors(e)...)
+		}
+		return out
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return []*FieldError{fe}
+	}
+	return []*FieldError{{Index: -1, Msg: err.Error()}}
+}
+
+// Bounds of what a spec may ask for. A memory limit below MinMemory cannot
+// start a process (and a bare number that small is a missing unit: "100"
+// for "100M"); MaxCPUs and MaxIDMaps are the kernel's own ceilings.
+const (
+	MinMemory = 256 << 10
+	MinCPUs   = 0.01
+	MaxCPUs   = 8192 // NR_CPUS on the largest Linux configurations
+	MaxWeight = 10000
+	MaxIDMaps = 340 // lines a uid_map or gid_map may have (Linux 4.15+)
+	MaxGroups = 65536
+)
+
+// specCheck collects a Spec's problems.
+type specCheck struct{ errs []error }
+
+func (c *specCheck) add(key string, index int, format string, args ...any) {
+	c.errs = append(c.errs, &FieldError{Key: key, Index: index, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the whole spec and returns every problem found, joined,
+// each a *FieldError. It is the one validation of a container: the config
+// file and berth run's flags are turned into a Spec and checked here, and
+// Start checks again, so no caller can skip it. Rootfs is not checked
+// (Start does, once it is set).
+func (s *Spec) Validate() error {
+	c := &specCheck{}
+	if err := CheckName(s.Name); err != nil {
+		c.add("name", -1, "%v", err)
+	}
+	if len(s.Args) == 0 || s.Args[0] == "" {
+		c.add("command", -1, "missing command: want an array such as [\"/bin/app\", \"--flag\"]")
+	}
+	for i, a := range s.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			c.add("command", i, "argument holds a NUL byte")
+		}
+	}
+	for i, kv := range s.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
+			c.add("env", i, "invalid entry %s: want K=V", Quote(kv))
+		}
+	}
+	if s.Cwd != "" && (!path.IsAbs(s.Cwd) || hasDotDot(s.Cwd) || strings.IndexByte(s.Cwd, 0) >= 0) {
+		c.add("workdir", -1, "want an absolute path without \"..\", got %s", Quote(s.Cwd))
+	}
+	if s.Hostname != "" {
+		if err := CheckHostname(s.Hostname); err != nil {
+			c.add("hostname", -1, "%v", err)
+		}
+	}
+	switch s.Net {
+	case "", "none", "host":
+	default:
+		c.add("net", -1, "invalid value %s: want \"none\" or \"host\"", Quote(s.Net))
+	}
+	c.userNS(s)
+	c.mounts(s.Mounts)
+	for i, d := range s.Devices {
+		if !path.IsAbs(d) || !strings.HasPrefix(path.Clean(d), "/dev/") || hasDotDot(d) {
+			c.add("devices", i, "invalid device %s: want a host path under /dev", Quote(d))
+		}
+	}
+	for i, name := range s.Caps {
+		if _, ok := capByName()[name]; !ok {
+			c.add("cap_add", i, "unknown capability %s", Quote(name))
+		}
+	}
+	if len(s.User.Groups) > MaxGroups {
+		c.add("groups", -1, "%d groups: at most %d", len(s.User.Groups), MaxGroups)
+	}
+	c.rlimits(s.Rlimits)
+	if a := s.OOMScoreAdj; a != nil && (*a < -1000 || *a > 1000) {
+		c.add("oom_score_adj", -1, "%d: want -1000..1000", *a)
+	}
+	switch p := s.Seccomp; {
+	case p == "", p == "default", p == "unconfined":
+	case !path.IsAbs(p):
+		c.add("seccomp", -1, "want \"default\", \"unconfined\" or the absolute path of a profile, got %s", Quote(p))
+	}
+	c.errs = append(c.errs, s.Limits.validate()...)
+	return errors.Join(c.errs...)
+}
+
+// CheckHostname validates a hostname: 1-63 letters, digits, '-' and '.',
+// starting with a letter or digit (RFC 1123, as the kernel's 64-byte
+// buffer allows).
+func CheckHostname(h string) error {
+	ok := len(h) > 0 && len(h) <= 63 && isAlnum(h[0])
+	for i := 0; ok && i < len(h); i++ {
+		ok = isAlnum(h[i]) || h[i] == '-' || h[i] == '.'
+	}
+	if !ok {
+		return fmt.Errorf("invalid hostname %s: want 1-63 of A-Z a-z 0-9 - . starting with a letter or digit", Quote(h))
+	}
+	return nil
+}
+
+func isAlnum(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+}
+
+func hasDotDot(p string) bool {
+	return slices.Contains(strings.Split(p, "/"), "..")
+}
+
+// userNS checks the id maps: each covers a range that fits in 32 bits, the
+// ranges overlap neither inside nor outside, the container's root and the
+// workload's user and groups are mapped.
+func (c *specCheck) userNS(s *Spec) {
+	ns := s.UserNS
+	if ns == nil {
+		return
+	}
+	c.idMaps("uid_map", ns.UIDMap, []uint32{0, s.User.UID})
+	c.idMaps("gid_map", ns.GIDMap, append([]uint32{0, s.User.GID}, s.User.Groups...))
+}
+
+func (c *specCheck) idMaps(key string, ms []IDMap, need []uint32) {
+	if len(ms) == 0 {
+		c.add(key, -1, "empty: want at least one \"CONTAINER:HOST:SIZE\"")
+		return
+	}
+	if len(ms) > MaxIDMaps {
+		c.add(key, -1, "%d ranges: the kernel takes at most %d", len(ms), MaxIDMaps)
+		return
+	}
+	for i, m := range ms {
+		switch {
+		case m.Size == 0:
+			c.add(key, i, "%s: size 0", m)
+		case uint64(m.Container)+uint64(m.Size) > 1<<32, uint64(m.Host)+uint64(m.Size) > 1<<32:
+			c.add(key, i, "%s: the range passes id 4294967295", m)
+		}
+		for j := range i {
+			o := ms[j]
+			if overlaps(m.Container, m.Size, o.Container, o.Size) {
+				c.add(key, i, "%s overlaps %s inside the container", m, o)
+			} else if overlaps(m.Host, m.Size, o.Host, o.Size) {
+				c.add(key, i, "%s overlaps %s on the host", m, o)
+			}
+		}
+	}
+	for _, id := range need {
+		if !mapped(ms, id) {
+			what := "the container's root (id 0)"
+			if id != 0 {
+				what = "id " + strconv.FormatUint(uint64(id), 10) + " (the container's user or a group)"
+			}
+			c.add(key, -1, "does not map %s", what)
+			return
+		}
+	}
+}
+
+func overlaps(a, an, b, bn uint32) bool {
+	return uint64(a) < uint64(b)+uint64(bn) && uint64(b) < uint64(a)+uint64(an)
+}
+
+func mapped(ms []IDMap, id uint32) bool {
+	for _, m := range ms {
+		if id >= m.Container && uint64(id) < uint64(m.Container)+uint64(m.Size) {
+			return true
+		}
+	}
+	return false
+}
+
+// protectedTargets are the container paths berth mounts itself: a mount
+// on them, or under /proc and /sys, would undo the container's isolation.
+var protectedTargets = []string{"/proc", "/sys", "/dev"}
+
+// mounts checks every mount and that no two share a target.
+func (c *specCheck) mounts(ms []Mount) {
+	seen := map[string]bool{}
+	for i, m := range ms {
+		if err := CheckMount(m); err != nil {
+			c.add(mountKey(m, err), i, "%v", err)
+			continue
+		}
+		t := path.Clean(m.Target)
+		if seen[t] {
+			c.add("mount.target", i, "%s is the target of an earlier mount", Quote(t))
+		}
+		seen[t] = true
+	}
+}
+
+// mountKey is the key a mount's error is about.
+func mountKey(m Mount, err error) string {
+	switch {
+	case strings.HasPrefix(err.Error(), "mount source"):
+		return "mount.source"
+	case strings.HasPrefix(err.Error(), "mount type"):
+		return "mount.type"
+	case strings.HasPrefix(err.Error(), "mount size"):
+		return "mount.size"
+	}
+	return "mount.target"
+}
+
+// CheckMount validates one mount: an absolute target without "..", not
+// the root nor one of berth's own mounts (/proc, /sys and what lies under
+// them, /dev itself); a bind's absolute source; a tmpfs's size.
+func CheckMount(m Mount) error {
+	t := m.Target
+	switch {
+	case !path.IsAbs(t) || strings.IndexByte(t, 0) >= 0:
+		return fmt.Errorf("mount target %s: want an absolute path inside the container", Quote(t))
+	case hasDotDot(t):
+		return fmt.Errorf("mount target %s: \"..\" is not allowed", Quote(t))
+	case path.Clean(t) == "/":
+		return fmt.Errorf("mount target %s: cannot mount over the container's root", Quote(t))
+	}
+	clean := path.Clean(t)
+	for _, p := range protectedTargets {
+		if clean == p || (p != "/dev" && strings.HasPrefix(clean, p+"/")) {
+			return fmt.Errorf("mount target %s: berth mounts %s itself", Quote(t), p)
+		}
+	}
+	switch m.Type {
+	case "", "bind":
+		if !path.IsAbs(m.Source) || strings.IndexByte(m.Source, 0) >= 0 {
+			return fmt.Errorf("mount source %s: want an absolute host path", Quote(m.Source))
+		}
+		if m.Size != 0 {
+			return fmt.Errorf("mount size: only a tmpfs has a size")
+		}
+	case "tmpfs":
+		if m.Source != "" {
+			return fmt.Errorf("mount source %s: a tmpfs has no source", Quote(m.Source))
+		}
+		if m.Size < 0 {
+			return fmt.Errorf("mount size %d: must not be negative", m.Size)
+		}
+	default:
+		return fmt.Errorf("mount type %s: want \"bind\" or \"tmpfs\"", Quote(m.Type))
+	}
+	return nil
+}
+
+// rlimits checks for a resource given twice.
+func (c *specCheck) rlimits(rs []Rlimit) {
+	seen := map[string]bool{}
+	for _, r := range rs {
+		key := "rlimits." + r.Name
+		if _, ok := rlimitByName[r.Name]; !ok {
+			c.add(key, -1, "unknown resource: want one of %s", strings.Join(RlimitNames(), ", "))
+		} else if r.Soft > r.Hard {
+			c.add(key, -1, "soft limit %d above hard limit %d", r.Soft, r.Hard)
+		} else if seen[r.Name] {
+			c.add(key, -1, "given twice")
+		}
+		seen[r.Name] = true
+	}
+}
+
+// validate checks the limits' ranges and syntax; see Limits for what zero
+// and nil mean.
+func (l Limits) validate() []error {
+	c := &specCheck{}
+	for _, m := range []struct {
+		key string
+		v   int64
+	}{{"limits.memory", l.Memory}, {"limits.memory_high", l.MemoryHigh}} {
+		switch {
+		case m.v < 0:
+			c.add(m.key, -1, "must not be negative")
+		case m.v > 0 && m.v < MinMemory:
+			c.add(m.key, -1, "%d bytes is below the %s a process needs (a unit missing? K, M, G)", m.v, FormatSize(MinMemory))
+		}
+	}
+	if l.Memory > 0 && l.MemoryHigh > l.Memory {
+		c.add("limits.memory_high", -1, "%s is above memory %s", FormatSize(l.MemoryHigh), FormatSize(l.Memory))
+	}
+	switch {
+	case l.MemorySwap < -1:
+		c.add("limits.memory_swap", -1, "want a size or \"unlimited\"")
+	case l.MemorySwap != 0 && l.Memory == 0:
+		c.add("limits.memory_swap", -1, "swap is allowed on top of a memory limit: set memory too")
+	}
+	if p := l.CPUs; p != nil && (math.IsNaN(*p) || *p < MinCPUs || *p > MaxCPUs) {
+		c.add("limits.cpus", -1, "%v: want %v to %d CPUs", *p, MinCPUs, MaxCPUs)
+	}
+	for _, w := range []struct {
+		key string
+		v   *uint64
+	}{{"limits.cpu_weight", l.CPUWeight}, {"limits.io_weight", l.IOWeight}} {
+		if w.v != nil && (*w.v < 1 || *w.v > MaxWeight) {
+			c.add(w.key, -1, "%d: want 1-%d", *w.v, MaxWeight)
+		}
+	}
+	if l.CPUSet != "" {
+		if _, err := ParseCPUSet(l.CPUSet); err != nil {
+			c.add("limits.cpuset", -1, "%v", err)
+		}
+	}
+	if l.Pids < 0 {
+		c.add("limits.pids", -1, "must be 0 (no limit) or more")
+	}
+	for i, line := range l.IOMax {
+		if !ioMaxRE().MatchString(line) {
+			c.add("limits.io_max", i, "%s: want \"MAJ:MIN rbps=N wbps=N riops=N wiops=N\"", Quote(line))
+		}
+	}
+	return c.errs
+}
+
+// ParseCPUSet parses a CPU list such as "0-1,3" into the CPUs it names,
+// checking each range is in order and below MaxCPUs.
+func ParseCPUSet(s string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		switch {
+		case err1 != nil || err2 != nil || a < 0 || lo == "" || (isRange && hi == ""):
+			return nil, fmt.Errorf("%s: want a CPU list such as \"0-1,3\"", Quote(s))
+		case b < a:
+			return nil, fmt.Errorf("%s: range %s is backwards", Quote(s), part)
+		case b >= MaxCPUs:
+			return nil, fmt.Errorf("%s: CPU %d is past the %d a machine may have", Quote(s), b, MaxCPUs)
+		}
+		for n := a; n <= b; n++ {
+			cpus = append(cpus, n)
+		}
+	}
+	return cpus, nil
+}
+
+// Quote quotes a value for an error message, cut to 64 bytes: a hostile or
+// mistaken value (a 512 KiB hostname) must not flood the console.
+func Quote(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	cut := max
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// CheckMachine checks the limits against this machine: a CPU limit above
+// its CPU count is a mistake (berth run --cpus 5 on two CPUs), refused
+// rather than silently meaning "no limit".
+func (l Limits) CheckMachine() error {
+	if l.CPUs != nil && *l.CPUs > float64(runtime.NumCPU()) {
+		return &FieldError{Key: "limits.cpus", Index: -1,
+			Msg: fmt.Sprintf("%v: this machine has %d CPUs", *l.CPUs, runtime.NumCPU())}
+	}
+	return nil
+}

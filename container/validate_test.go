@@ -1,0 +1,147 @@
+package container
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestValidate checks every rule of Spec.Validate at its edge and just
+// past it; each bad spec must yield an error for the right key.
+func TestValidate(t *testing.T) {
+	ok := func() Spec { return Spec{Name: "web", Args: []string{"/bin/true"}} }
+	tests := []struct {
+		name string
+		edit func(*Spec)
+		key  string // "" means valid
+	}{
+		{"minimal", func(*Spec) {}, ""},
+		{"empty name", func(s *Spec) { s.Name = "" }, "name"},
+		{"name 63", func(s *Spec) { s.Name = strings.Repeat("a", 63) }, ""},
+		{"name 64", func(s *Spec) { s.Name = strings.Repeat("a", 64) }, "name"},
+		{"no command", func(s *Spec) { s.Args = nil }, "command"},
+		{"empty command", func(s *Spec) { s.Args = []string{""} }, "command"},
+		{"NUL in argument", func(s *Spec) { s.Args = []string{"/bin/x", "a\x00b"} }, "command"},
+		{"env without =", func(s *Spec) { s.Env = []string{"FOO"} }, "env"},
+		{"env empty key", func(s *Spec) { s.Env = []string{"=x"} }, "env"},
+		{"env empty value", func(s *Spec) { s.Env = []string{"FOO="} }, ""},
+		{"relative workdir", func(s *Spec) { s.Cwd = "srv" }, "workdir"},
+		{"workdir with ..", func(s *Spec) { s.Cwd = "/srv/../etc" }, "workdir"},
+		{"hostname 63", func(s *Spec) { s.Hostname = strings.Repeat("h", 63) }, ""},
+		{"hostname 64", func(s *Spec) { s.Hostname = strings.Repeat("h", 64) }, "hostname"},
+		{"hostname underscore", func(s *Spec) { s.Hostname = "a_b" }, "hostname"},
+		{"hostname leading dash", func(s *Spec) { s.Hostname = "-a" }, "hostname"},
+		{"net bridge", func(s *Spec) { s.Net = "bridge" }, "net"},
+		{"net host", func(s *Spec) { s.Net = "host" }, ""},
+		{"default maps", func(s *Spec) { s.UserNS = defaultNS() }, ""},
+		{"map without root", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0].Container = 1 }, "uid_map"},
+		{"map size 0", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.GIDMap[0].Size = 0 }, "gid_map"},
+		{"map to 2^32", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0] = IDMap{0, 1<<32 - 65536, 65536} }, ""},
+		{"map past 2^32", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0] = IDMap{0, 1<<32 - 65535, 65536} }, "uid_map"},
+		{"maps overlap inside", func(s *Spec) {
+			s.UserNS = defaultNS()
+			s.UserNS.UIDMap = append(s.UserNS.UIDMap, IDMap{65535, 300000, 1})
+		}, "uid_map"},
+		{"maps overlap outside", func(s *Spec) {
+			s.UserNS = defaultNS()
+			s.UserNS.UIDMap = append(s.UserNS.UIDMap, IDMap{70000, 100001, 1})
+		}, "uid_map"},
+		{"maps adjacent", func(s *Spec) {
+			s.UserNS = defaultNS()
+			s.UserNS.UIDMap = append(s.UserNS.UIDMap, IDMap{65536, 165536, 1})
+		}, ""},
+		{"user not mapped", func(s *Spec) { s.UserNS = defaultNS(); s.User.UID = 70000 }, "uid_map"},
+		{"group not mapped", func(s *Spec) { s.UserNS = defaultNS(); s.User.Groups = []uint32{70000} }, "gid_map"},
+		{"340 maps", func(s *Spec) { s.UserNS = manyMaps(340) }, ""},
+		{"341 maps", func(s *Spec) { s.UserNS = manyMaps(341) }, "uid_map"},
+		{"mount on /", func(s *Spec) { s.Mounts = []Mount{{Source: "/", Target: "/"}} }, "mount.target"},
+		{"mount on /proc", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/proc"}} }, "mount.target"},
+		{"mount under /proc", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/proc/sys"}} }, "mount.target"},
+		{"mount on /sys/fs/cgroup", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/sys/fs/cgroup"}} }, "mount.target"},
+		{"mount on /dev", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/dev"}} }, "mount.target"},
+		{"mount under /dev", func(s *Spec) { s.Mounts = []Mount{{Source: "/dev/net/tun", Target: "/dev/net/tun"}} }, ""},
+		{"mount /procfoo", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/procfoo"}} }, ""},
+		{"mount with ..", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/data/../proc"}} }, "mount.target"},
+		{"mount relative target", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "data"}} }, "mount.target"},
+		{"mount relative source", func(s *Spec) { s.Mounts = []Mount{{Source: "x", Target: "/data"}} }, "mount.source"},
+		{"mount twice", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/d"}, {Source: "/y", Target: "/d/"}} }, "mount.target"},
+		{"tmpfs with source", func(s *Spec) { s.Mounts = []Mount{{Type: "tmpfs", Source: "/x", Target: "/t"}} }, "mount.source"},
+		{"bind with size", func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/t", Size: 1}} }, "mount.size"},
+		{"mount type nfs", func(s *Spec) { s.Mounts = []Mount{{Type: "nfs", Target: "/t"}} }, "mount.type"},
+		{"device outside /dev", func(s *Spec) { s.Devices = []string{"/etc/passwd"} }, "devices"},
+		{"device with ..", func(s *Spec) { s.Devices = []string{"/dev/../etc/shadow"} }, "devices"},
+		{"oom -1000", func(s *Spec) { s.OOMScoreAdj = ptr(-1000) }, ""},
+		{"oom -1001", func(s *Spec) { s.OOMScoreAdj = ptr(-1001) }, "oom_score_adj"},
+		{"oom 1001", func(s *Spec) { s.OOMScoreAdj = ptr(1001) }, "oom_score_adj"},
+		{"seccomp relative", func(s *Spec) { s.Seccomp = "profile.json" }, "seccomp"},
+		{"rlimit soft above hard", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "nofile", Soft: 2, Hard: 1}} }, "rlimits.nofile"},
+		{"rlimit twice", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "core", Hard: 1}, {Name: "core", Hard: 1}} }, "rlimits.core"},
+		{"memory 256K", func(s *Spec) { s.Limits.Memory = 256 << 10 }, ""},
+		{"memory 100", func(s *Spec) { s.Limits.Memory = 100 }, "limits.memory"},
+		{"memory_high above memory", func(s *Spec) { s.Limits.Memory, s.Limits.MemoryHigh = 1<<20, 2<<20 }, "limits.memory_high"},
+		{"swap without memory", func(s *Spec) { s.Limits.MemorySwap = 1 << 20 }, "limits.memory_swap"},
+		{"swap unlimited", func(s *Spec) { s.Limits.Memory, s.Limits.MemorySwap = 1<<20, -1 }, ""},
+		{"cpus 0.01", func(s *Spec) { s.Limits.CPUs = ptr(0.01) }, ""},
+		{"cpus 0", func(s *Spec) { s.Limits.CPUs = ptr(0.0) }, "limits.cpus"},
+		{"cpus NaN", func(s *Spec) { s.Limits.CPUs = ptr(math.NaN()) }, "limits.cpus"},
+		{"cpus inf", func(s *Spec) { s.Limits.CPUs = ptr(math.Inf(1)) }, "limits.cpus"},
+		{"cpus 1e9", func(s *Spec) { s.Limits.CPUs = ptr(1e9) }, "limits.cpus"},
+		{"cpu_weight 1", func(s *Spec) { s.Limits.CPUWeight = ptr[uint64](1) }, ""},
+		{"cpu_weight 0", func(s *Spec) { s.Limits.CPUWeight = ptr[uint64](0) }, "limits.cpu_weight"},
+		{"cpu_weight 10000", func(s *Spec) { s.Limits.CPUWeight = ptr[uint64](10000) }, ""},
+		{"cpu_weight 10001", func(s *Spec) { s.Limits.CPUWeight = ptr[uint64](10001) }, "limits.cpu_weight"},
+		{"io_weight 0", func(s *Spec) { s.Limits.IOWeight = ptr[uint64](0) }, "limits.io_weight"},
+		{"io_weight 10001", func(s *Spec) { s.Limits.IOWeight = ptr[uint64](10001) }, "limits.io_weight"},
+		{"cpuset ok", func(s *Spec) { s.Limits.CPUSet = "0-1,3" }, ""},
+		{"cpuset backwards", func(s *Spec) { s.Limits.CPUSet = "3-1" }, "limits.cpuset"},
+		{"cpuset open range", func(s *Spec) { s.Limits.CPUSet = "1-" }, "limits.cpuset"},
+		{"cpuset huge", func(s *Spec) { s.Limits.CPUSet = "0-99999" }, "limits.cpuset"},
+		{"pids negative", func(s *Spec) { s.Limits.Pids = -1 }, "limits.pids"},
+		{"io_max bad", func(s *Spec) { s.Limits.IOMax = []string{"8:0 fast=1"} }, "limits.io_max"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := ok()
+			tc.edit(&s)
+			errs := FieldErrors(s.Validate())
+			if tc.key == "" {
+				if len(errs) > 0 {
+					t.Fatalf("refused: %v", errs)
+				}
+				return
+			}
+			for _, e := range errs {
+				if e.Key == tc.key {
+					return
+				}
+			}
+			t.Fatalf("want an error for %s, got %v", tc.key, errs)
+		})
+	}
+}
+
+func defaultNS() *UserNS {
+	return &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
+}
+
+func manyMaps(n int) *UserNS {
+	ns := &UserNS{GIDMap: []IDMap{{0, 100000, 65536}}}
+	for i := range n {
+		ns.UIDMap = append(ns.UIDMap, IDMap{uint32(i), uint32(100000 + i), 1})
+	}
+	return ns
+}
+
+// TestQuote cuts long values in messages.
+func TestQuote(t *testing.T) {
+	long := strings.Repeat("é", 300)
+	q := Quote(long)
+	if len(q) > 100 || !strings.HasSuffix(q, "…(600 bytes)") {
+		t.Fatalf("Quote(600 bytes) = %s", q)
+	}
+	if Quote("abc") != `"abc"` {
+		t.Fatal(Quote("abc"))
+	}
+}
