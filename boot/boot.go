@@ -10,6 +10,7 @@ package boot
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -66,6 +67,8 @@ type booter struct {
 	cgroups  *container.Layout
 	cfg      *Config
 	sup      *supervisor
+	// control listens on the control socket; closing it removes the file.
+	control *net.UnixListener
 }
 
 // Main boots the appliance. As PID 1 it never returns: every path, errors
@@ -98,6 +101,14 @@ func Main(opts Options) int {
 		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(),
 		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}
+	if !opts.PID1 {
+		release, err := claimInstance(opts)
+		if err != nil {
+			b.log.Printf("FATAL: %v", err)
+			return 1
+		}
+		defer release()
+	}
 	if s, ok := os.LookupEnv(switchedEnv); ok {
 		// Re-executed after leaving the initramfs: keep the first start.
 		if v, err := strconv.ParseFloat(s, 64); err == nil {
@@ -115,6 +126,15 @@ func Main(opts Options) int {
 		b.fatalDelay()
 	}
 	return b.shutdown(action, status)
+}
+
+// claimInstance makes this berth boot the only one on its state directory
+// and control socket (see instance.go).
+func claimInstance(opts Options) (func(), error) {
+	if err := checkSocketFree(opts.Socket); err != nil {
+		return nil, err
+	}
+	return lockState(opts.StateDir)
 }
 
 // run performs the boot phases in order, then supervises the containers
@@ -155,6 +175,7 @@ func (b *booter) run() (action Action, status int, err error) {
 	action, status = b.sup.loop()
 	b.sup.stopAll()
 	b.sup.releaseAll()
+	b.closeControl()
 	return action, status, nil
 }
 

@@ -41,6 +41,7 @@ func (b *booter) serveControl(path string) error {
 		l.Close()
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
+	b.control = l
 	b.goSafe(func() {
 		for {
 			c, err := l.AcceptUnix()
@@ -55,6 +56,14 @@ func (b *booter) serveControl(path string) error {
 		}
 	})
 	return nil
+}
+
+// closeControl stops serving the control socket and removes its file.
+func (b *booter) closeControl() {
+	if b.control != nil {
+		b.control.Close() // a listener made by ListenUnix unlinks its path
+		b.control = nil
+	}
 }
 
 // serveConn answers one client: root only, one request.

@@ -38,20 +38,9 @@ func (s *supervisor) handle(r request) (Action, bool) {
 		u.state, u.waitReason = stateWaiting, ""
 		s.b.log.Printf("container %s: start asked for over the control socket", u.name)
 		answer(Response{Message: "starting " + u.name})
-	case "stop":
-		s.b.log.Printf("container %s: stop asked for over the control socket", u.name)
-		s.stop(u)
-		answer(Response{Message: "stopping " + u.name})
-	case "restart":
-		s.b.log.Printf("container %s: restart asked for over the control socket", u.name)
-		if u.state == stateRunning || u.state == stateStopping {
-			u.thenStart = true
-			s.stop(u)
-		} else {
-			u.policy.reset()
-			u.state, u.waitReason = stateWaiting, ""
-		}
-		answer(Response{Message: "restarting " + u.name})
+	case "stop", "restart":
+		s.b.log.Printf("container %s: %s asked for over the control socket", u.name, r.Verb)
+		s.stopRequest(u, r)
 	case "reload":
 		s.b.log.Printf("reload asked for over the control socket")
 		if err := s.reload(); err != nil {
@@ -105,15 +94,23 @@ func (s *supervisor) processes() []Process {
 		u := s.units[name]
 		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory}
 		if u.c != nil {
-			p.Pid, p.Started = u.c.Pid, u.started
+			started := u.started
+			p.Pid, p.Started = u.c.Pid, &started
 			p.UptimeSec = time.Since(u.started).Seconds()
 			p.Memory, _ = u.c.MemoryUsage()
 		}
 		switch {
 		case u.lastError != "":
 			p.LastExit = "could not start: " + u.lastError
+			code := 125
+			p.ExitCode = &code
 		case u.lastExit != nil:
 			p.LastExit = u.lastExit.String()
+			code := u.lastExit.Status()
+			p.ExitCode, p.OOMKilled = &code, u.lastExit.OOM()
+			if u.lastExit.Signal != 0 {
+				p.ExitSignal = signalName(u.lastExit.Signal)
+			}
 		}
 		switch u.state {
 		case stateWaiting:
@@ -129,7 +126,7 @@ func (s *supervisor) processes() []Process {
 // statusInfo is berth status.
 func (s *supervisor) statusInfo() *Status {
 	st := &Status{
-		Version: Version, PID1: s.b.opts.PID1, Board: s.b.board, UptimeSec: Uptime(),
+		Version: Version, PID1: s.b.opts.PID1, Board: s.b.board, UptimeSec: Uptime(), BerthUptimeSec: Uptime() - s.b.started,
 		Kernel: kernelRelease(), Cgroups: s.b.cgroups.String(), Config: s.b.cfg.path,
 		Watchdog: "none", Containers: len(s.units),
 	}

@@ -22,6 +22,9 @@ type Request struct {
 	Name   string `json:"name,omitempty"`
 	Lines  int    `json:"lines,omitempty"`
 	Follow bool   `json:"follow,omitempty"`
+	// Timeout overrides the container's stop_timeout for stop and
+	// restart, in seconds; nil keeps it.
+	Timeout *int `json:"timeout,omitempty"`
 }
 
 // Response is the answer to a Request.
@@ -35,34 +38,45 @@ type Response struct {
 
 // Process is one row of berth ps.
 type Process struct {
-	Name        string    `json:"name"`
-	State       string    `json:"state"`
-	Pid         int       `json:"pid,omitempty"`
-	Started     time.Time `json:"started,omitempty"`
-	UptimeSec   float64   `json:"uptime_seconds,omitempty"`
-	Restarts    int       `json:"restarts"`
-	Memory      int64     `json:"memory_bytes,omitempty"`
-	MemoryLimit int64     `json:"memory_limit_bytes,omitempty"`
-	LastExit    string    `json:"last_exit,omitempty"`
-	Detail      string    `json:"detail,omitempty"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Pid   int    `json:"pid,omitempty"`
+	// Started is when the running container started; absent when it
+	// does not run.
+	Started     *time.Time `json:"started,omitempty"`
+	UptimeSec   float64    `json:"uptime_seconds,omitempty"`
+	Restarts    int        `json:"restarts"`
+	Memory      int64      `json:"memory_bytes,omitempty"`
+	MemoryLimit int64      `json:"memory_limit_bytes,omitempty"`
+	// LastExit describes the last run's end; ExitCode is its status as a
+	// shell gives it (128+N for signal N, 125 for a failed start) and
+	// ExitSignal the signal that killed it.
+	LastExit   string `json:"last_exit,omitempty"`
+	ExitCode   *int   `json:"exit_code,omitempty"`
+	ExitSignal string `json:"exit_signal,omitempty"`
+	OOMKilled  bool   `json:"oom_killed,omitempty"`
+	Detail     string `json:"detail,omitempty"`
 }
 
 // Status is berth status.
 type Status struct {
-	Version    string      `json:"version"`
-	PID1       bool        `json:"pid1"`
-	Board      board.Board `json:"board"`
-	UptimeSec  float64     `json:"uptime_seconds"`
-	Kernel     string      `json:"kernel"`
-	Cgroups    string      `json:"cgroups"`
-	Config     string      `json:"config"`
-	Watchdog   string      `json:"watchdog"`
-	Images     []ImageInfo `json:"images"`
-	Containers int         `json:"containers"`
-	Running    int         `json:"running"`
-	RSS        int64       `json:"berth_rss_bytes"`
-	RSSAnon    int64       `json:"berth_rss_anon_bytes"`
-	RSSFile    int64       `json:"berth_rss_file_bytes"`
+	Version   string      `json:"version"`
+	PID1      bool        `json:"pid1"`
+	Board     board.Board `json:"board"`
+	UptimeSec float64     `json:"uptime_seconds"` // the machine's
+	// BerthUptimeSec is how long this berth has run: the machine's
+	// uptime as PID 1, less under berth boot on a host.
+	BerthUptimeSec float64     `json:"berth_uptime_seconds"`
+	Kernel         string      `json:"kernel"`
+	Cgroups        string      `json:"cgroups"`
+	Config         string      `json:"config"`
+	Watchdog       string      `json:"watchdog"`
+	Images         []ImageInfo `json:"images"`
+	Containers     int         `json:"containers"`
+	Running        int         `json:"running"`
+	RSS            int64       `json:"berth_rss_bytes"`
+	RSSAnon        int64       `json:"berth_rss_anon_bytes"`
+	RSSFile        int64       `json:"berth_rss_file_bytes"`
 }
 
 // ImageInfo is a container's image as berth status shows it.

@@ -42,6 +42,7 @@ func (s *supervisor) reload() error {
 	// still whole.
 	for _, name := range append(append([]string{}, changed...), removed...) {
 		s.stopAndWait(s.units[name])
+		s.units[name].answerAll("its definition was replaced by a reload")
 	}
 	// 3. Ready the new definitions, then switch.
 	var order []string
@@ -84,7 +85,7 @@ func (s *supervisor) stopAndWait(u *unit) {
 		u.state = stateStopped
 		return
 	}
-	s.stop(u)
+	s.stop(u, u.sup.stopTimeout)
 	s.waitStopped(u, u.stopDeadline.Add(5*time.Second))
 }
 

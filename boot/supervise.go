@@ -136,6 +136,7 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 					s.b.log.Printf("container %s: %s", name, reason)
 					u.waitReason = reason
 				}
+				u.answer("restart", false, fmt.Sprintf("stopped %s; its start is %s", name, reason))
 				continue
 			}
 			u.waitReason = ""
@@ -209,7 +210,7 @@ func (s *supervisor) stopAll() {
 		t := time.Now()
 		giveUp := t
 		for _, u := range round {
-			s.stop(u)
+			s.stop(u, u.sup.stopTimeout)
 			giveUp = maxTime(giveUp, u.stopDeadline.Add(5*time.Second))
 		}
 		for _, u := range round {

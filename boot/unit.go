@@ -47,6 +47,9 @@ type unit struct {
 	thenStart    bool
 	// waitReason is the last "waiting for ..." logged, to log changes only.
 	waitReason string
+	// waiters are control requests answered once the unit has stopped or
+	// started again (control_stop.go).
+	waiters []waiter
 	// imageStamp is the image file's version when it was prepared.
 	imageStamp string
 }
@@ -117,6 +120,7 @@ func (s *supervisor) start(u *unit) {
 	}
 	u.c, u.state, u.started, u.lastError = c, stateRunning, time.Now(), ""
 	s.b.log.Printf("container %s started: pid %d, %s", u.name, c.Pid, describeLimits(u.spec.Limits))
+	u.answer("restart", false, fmt.Sprintf("restarted %s: pid %d", u.name, c.Pid))
 	s.outputs.Add(1)
 	s.b.goSafe(func() {
 		defer s.outputs.Done()
@@ -129,6 +133,7 @@ func (s *supervisor) start(u *unit) {
 func (s *supervisor) startFailed(u *unit, why string) {
 	u.lastError, u.lastExit = why, nil
 	s.b.log.Printf("container %s could not start: %s", u.name, why)
+	u.answer("restart", true, fmt.Sprintf("%s stopped, but could not start again: %s", u.name, why))
 	s.afterExit(u, 125, 0)
 }
 
@@ -161,6 +166,7 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 	if u.state == stateStopping {
 		u.state = stateStopped
 		s.b.log.Printf("container %s stopped", u.name)
+		u.answer("stop", false, fmt.Sprintf("stopped %s (%s)", u.name, exit.Describe()))
 		if u.thenStart {
 			u.thenStart = false
 			u.policy.reset()
@@ -188,15 +194,19 @@ func (s *supervisor) afterExit(u *unit, status int, ran time.Duration) {
 }
 
 // stop sends the unit its stop signal; the loop sends SIGKILL to its whole
-// cgroup when stop_timeout passes.
-func (s *supervisor) stop(u *unit) {
+// cgroup when timeout (its stop_timeout, unless a request said otherwise)
+// passes.
+func (s *supervisor) stop(u *unit, timeout time.Duration) {
 	switch u.state {
 	case stateRunning:
 		u.state = stateStopping
-		u.stopDeadline = time.Now().Add(u.sup.stopTimeout)
-		s.b.log.Printf("stopping container %s (%s, SIGKILL after %s)", u.name, signalName(u.sup.stopSignal), u.sup.stopTimeout)
+		u.stopDeadline = time.Now().Add(timeout)
+		s.b.log.Printf("stopping container %s (%s, SIGKILL after %s)", u.name, signalName(u.sup.stopSignal), timeout)
 		_ = u.c.Signal(u.sup.stopSignal)
 	case stateStopping:
+		if d := time.Now().Add(timeout); d.Before(u.stopDeadline) {
+			u.stopDeadline = d
+		}
 	default:
 		u.state = stateStopped
 	}

@@ -2,39 +2,31 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 
 	"berth/boot"
 )
 
 // checkMain is `berth check FILE`: exit status 0 when the config is valid,
 // 2 when it is not, with every problem on stderr as FILE:LINE: KEY: message.
-func checkMain(args []string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: berth check FILE\n\nValidates a berth config. Exit status: 0 valid, 2 invalid.")
+func checkMain(c *ctx, args []string) int {
+	cmd := c.command("check", "FILE", "Validates a berth config: every problem on stderr as FILE:LINE: KEY: message.\nExit status: 0 valid, 2 invalid.")
+	pos, status := cmd.parse(args, 1, 1)
+	if status >= 0 {
+		return status
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, err := boot.LoadConfig(fs.Arg(0))
+	cfg, err := boot.LoadConfig(pos[0])
 	if err != nil {
 		var joined interface{ Unwrap() []error }
 		if errors.As(err, &joined) {
 			for _, e := range joined.Unwrap() {
-				fmt.Fprintln(os.Stderr, e)
+				fmt.Fprintln(c.stderr, e)
 			}
 		} else {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(c.stderr, err)
 		}
 		return exitUsage
 	}
-	fmt.Printf("%s: ok, %d containers\n", fs.Arg(0), len(cfg.Container))
+	fmt.Fprintf(c.stdout, "%s: ok, %d containers\n", pos[0], len(cfg.Container))
 	return exitOK
 }

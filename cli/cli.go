@@ -5,6 +5,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 
@@ -22,8 +23,21 @@ const (
 // verb is one CLI command: it gets the arguments after its name and returns
 // the process exit status.
 type verb struct {
-	run     func(args []string) int
+	run     func(c *ctx, args []string) int
 	summary string
+}
+
+// ctx is one invocation's standard streams, so tests can run verbs in
+// process. berth run hands stdin, and stdout and stderr when they are
+// files, to the container as they are.
+type ctx struct {
+	stdin          *os.File
+	stdout, stderr io.Writer
+}
+
+// errorf prints a berth error on stderr.
+func (c *ctx) errorf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "berth: "+format+"\n", args...)
 }
 
 var verbs map[string]verb
@@ -33,22 +47,25 @@ func init() {
 		"boot":    {bootMain, "boot a config on this host, as PID 1 would (containers, supervision, shutdown)"},
 		"run":     {runMain, "run one command in a container under limits"},
 		"check":   {checkMain, "validate a config file"},
-		"image":   {imageMain, "pack, unpack and inspect images"},
+		"image":   {func(c *ctx, a []string) int { return imageMain(a) }, "pack, unpack and inspect images"},
 		"board":   {boardMain, "show the detected board and why"},
 		"version": {versionMain, "print berth's version"},
 		// Control verbs, over the control socket of a running berth.
 		"ps":       {psMain, "list the containers: state, pid, uptime, restarts, memory, last exit"},
 		"logs":     {logsMain, "show a container's output: logs [-f] [-n N] NAME"},
-		"start":    {ctlNameMain("start"), "start a stopped container"},
-		"stop":     {ctlNameMain("stop"), "stop a container (its stop_signal, then SIGKILL)"},
-		"restart":  {ctlNameMain("restart"), "stop and start a container"},
+		"start":    {ctlNameMain("start", "Starts a stopped container."), "start a stopped container"},
+		"stop":     {ctlNameMain("stop", stopAbout), "stop a container and wait until it has stopped"},
+		"restart":  {ctlNameMain("restart", stopAbout+"\nThen starts it again."), "stop and start a container"},
 		"status":   {statusMain, "show the board, uptime, images and cgroup layout"},
-		"reload":   {ctlMain("reload"), "re-read the config: changed containers restart"},
-		"reboot":   {ctlMain("reboot"), "stop the containers and reboot"},
-		"poweroff": {ctlMain("poweroff"), "stop the containers and power off"},
+		"reload":   {ctlMain("reload", "Re-reads the config: changed containers restart, others are untouched."), "re-read the config: changed containers restart"},
+		"reboot":   {ctlMain("reboot", "Stops the containers and reboots."), "stop the containers and reboot"},
+		"poweroff": {ctlMain("poweroff", "Stops the containers and powers off."), "stop the containers and power off"},
 		"debug":    {debugMain, "test hooks of a berth booted with berth.debug: debug hang | debug signal NAME"},
 	}
 }
+
+const stopAbout = `Sends the container its stop_signal, SIGKILL to its whole cgroup after
+its stop_timeout (or -t SECONDS), and waits until it has stopped.`
 
 // IsVerb reports whether s names a verb.
 func IsVerb(s string) bool {
@@ -56,53 +73,54 @@ func IsVerb(s string) bool {
 	return ok
 }
 
-// Main runs the verb named by args[1] with the rest of args and returns
-// the process exit status.
+// Main runs the verb named by args[1] with the rest of args on the
+// process's own streams and returns the process exit status.
 func Main(args []string) int {
-	if len(args) < 2 {
-		usage()
-		return exitUsage
-	}
-	name := args[1]
-	switch name {
-	case "-h", "--help", "help":
-		usage()
-		return exitOK
-	case "--version", "-version":
-		return versionMain(nil)
-	}
-	v, ok := verbs[name]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "berth: unknown command %q\nrun 'berth help' for the list of commands\n", name)
-		return exitUsage
-	}
-	return v.run(args[2:])
+	return Run(args[1:], os.Stdin, os.Stdout, os.Stderr)
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: berth COMMAND [ARGS...]\n\ncommands:")
+// Run runs the verb named by args[0] with the rest of args and returns its
+// exit status.
+func Run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	c := &ctx{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) < 1 {
+		c.usage(c.stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		c.usage(c.stdout)
+		return exitOK
+	case "--version", "-version":
+		return versionMain(c, nil)
+	}
+	v, ok := verbs[args[0]]
+	if !ok {
+		fmt.Fprintf(c.stderr, "berth: unknown command %q\nrun 'berth help' for the list of commands\n", args[0])
+		return exitUsage
+	}
+	return v.run(c, args[1:])
+}
+
+func (c *ctx) usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: berth COMMAND [ARGS...]\n\ncommands:")
 	names := make([]string, 0, len(verbs))
 	for n := range verbs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, verbs[n].summary)
+		fmt.Fprintf(w, "  %-8s %s\n", n, verbs[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nrun 'berth COMMAND -h' for a command's flags")
+	fmt.Fprintln(w, "\nrun 'berth COMMAND -h' for a command's flags")
 }
 
 // versionMain is `berth version`.
-func versionMain(args []string) int {
-	if len(args) != 0 {
-		fmt.Fprintln(os.Stderr, "usage: berth version")
-		return exitUsage
+func versionMain(c *ctx, args []string) int {
+	cmd := c.command("version", "", "Prints berth's version (also berth --version).")
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
+		return status
 	}
-	fmt.Printf("berth %s\n", boot.Version)
+	fmt.Fprintf(c.stdout, "berth %s\n", boot.Version)
 	return exitOK
-}
-
-// errorf prints a berth error on stderr.
-func errorf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "berth: "+format+"\n", args...)
 }

@@ -67,7 +67,7 @@ func TestCheck(t *testing.T) {
 		{[]string{"check", good}, 0, nil},
 		{[]string{"check", bad}, 2, []string{bad + ":5: container.color: unknown key", bad + ":7: container.limits.memory: invalid size \"lots\""}},
 		{[]string{"check", filepath.Join(dir, "missing.toml")}, 2, []string{"missing.toml"}},
-		{[]string{"check"}, 2, []string{"usage: berth check FILE"}},
+		{[]string{"check"}, 2, []string{"berth check: missing argument\nrun 'berth check -h' for usage"}},
 	}
 	for _, tc := range tests {
 		status, _, stderr := berth(t, tc.args...)

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,31 +16,34 @@ import (
 // ($BERTH_SOCKET or /run/berth.sock): from the host, or from a management
 // container that has the socket and the berth binary bind-mounted.
 
-// ctlFlags parses the common flags: --json and --socket.
-func ctlFlags(name, usage string, args []string) (*flag.FlagSet, *bool, *string, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	socket := fs.String("socket", boot.SocketPath(), "berth's control socket")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: berth %s\n", usage)
-		fs.PrintDefaults()
-	}
-	ok := fs.Parse(args) == nil
-	return fs, asJSON, socket, ok
+// ctlCommand is a control verb's command with --json and --socket.
+type ctlCommand struct {
+	*command
+	asJSON *bool
+	socket *string
 }
 
-func call(socket string, req boot.Request) (boot.Response, int) {
+func (c *ctx) ctlCommand(name, synopsis, about string) *ctlCommand {
+	cmd := &ctlCommand{command: c.command(name, synopsis, about)}
+	cmd.asJSON = cmd.fs.Bool("json", false, "print JSON for scripts")
+	cmd.socket = cmd.fs.String("socket", boot.SocketPath(), "berth's control `SOCKET` (or $BERTH_SOCKET)")
+	return cmd
+}
+
+// call sends req and returns berth's one answer.
+func (cmd *ctlCommand) call(req boot.Request) (boot.Response, int) {
 	var resp boot.Response
-	err := boot.Call(socket, req, func(r boot.Response) error { resp = r; return nil })
+	err := boot.Call(*cmd.socket, req, func(r boot.Response) error { resp = r; return nil })
 	if err != nil {
-		errorf("%v", err)
+		cmd.c.errorf("%v", err)
 		return resp, exitFailure
 	}
 	return resp, exitOK
 }
 
-func printJSON(v any) int {
-	enc := json.NewEncoder(os.Stdout)
+// printJSON writes v as indented JSON.
+func (c *ctx) printJSON(v any) int {
+	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return exitFailure
@@ -50,65 +51,82 @@ func printJSON(v any) int {
 	return exitOK
 }
 
-func ctlMain(verbName string) func([]string) int {
-	return func(args []string) int {
-		fs, asJSON, socket, ok := ctlFlags(verbName, verbName+" [--json]", args)
-		if !ok || fs.NArg() != 0 {
-			return exitUsage
+// message prints a verb's answer: its message, or all of it as JSON.
+func (cmd *ctlCommand) message(resp boot.Response) int {
+	if *cmd.asJSON {
+		return cmd.c.printJSON(resp)
+	}
+	fmt.Fprintln(cmd.c.stdout, resp.Message)
+	return exitOK
+}
+
+// ctlMain is reload, reboot and poweroff.
+func ctlMain(verbName, about string) func(*ctx, []string) int {
+	return func(c *ctx, args []string) int {
+		cmd := c.ctlCommand(verbName, "[--json]", about)
+		if _, status := cmd.parse(args, 0, 0); status >= 0 {
+			return status
 		}
-		resp, code := call(*socket, boot.Request{Verb: verbName})
+		resp, code := cmd.call(boot.Request{Verb: verbName})
 		if code != exitOK {
 			return code
 		}
-		if *asJSON {
-			return printJSON(resp)
-		}
-		fmt.Println(resp.Message)
-		return exitOK
+		return cmd.message(resp)
 	}
 }
 
-func ctlNameMain(verbName string) func([]string) int {
-	return func(args []string) int {
-		fs, asJSON, socket, ok := ctlFlags(verbName, verbName+" [--json] NAME", args)
-		if !ok || fs.NArg() != 1 {
-			fs.Usage()
-			return exitUsage
+// ctlNameMain is start, stop and restart. stop and restart wait until the
+// container has stopped, at most its stop_timeout (or -t) and a grace.
+func ctlNameMain(verbName, about string) func(*ctx, []string) int {
+	return func(c *ctx, args []string) int {
+		synopsis := "[--json] NAME"
+		if verbName != "start" {
+			synopsis = "[-t SECONDS] [--json] NAME"
 		}
-		resp, code := call(*socket, boot.Request{Verb: verbName, Name: fs.Arg(0)})
+		cmd := c.ctlCommand(verbName, synopsis, about)
+		var timeout *int
+		if verbName != "start" {
+			timeout = cmd.fs.Int("t", -1, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
+			cmd.fs.IntVar(timeout, "time", -1, "same as -t")
+		}
+		pos, status := cmd.parse(args, 1, 1)
+		if status >= 0 {
+			return status
+		}
+		req := boot.Request{Verb: verbName, Name: pos[0]}
+		if timeout != nil && *timeout != -1 {
+			req.Timeout = timeout
+		}
+		resp, code := cmd.call(req)
 		if code != exitOK {
 			return code
 		}
-		if *asJSON {
-			return printJSON(resp)
-		}
-		fmt.Println(resp.Message)
-		return exitOK
+		return cmd.message(resp)
 	}
 }
 
-func psMain(args []string) int {
-	fs, asJSON, socket, ok := ctlFlags("ps", "ps [--json]", args)
-	if !ok || fs.NArg() != 0 {
-		return exitUsage
+func psMain(c *ctx, args []string) int {
+	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, pid, uptime, restarts, memory (use / limit), last exit.")
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
+		return status
 	}
-	resp, code := call(*socket, boot.Request{Verb: "ps"})
+	resp, code := cmd.call(boot.Request{Verb: "ps"})
 	if code != exitOK {
 		return code
 	}
-	if *asJSON {
-		return printJSON(resp.Processes)
+	if *cmd.asJSON {
+		if resp.Processes == nil {
+			resp.Processes = []boot.Process{}
+		}
+		return c.printJSON(resp.Processes)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tLAST EXIT")
 	for _, p := range resp.Processes {
-		pid, up := "-", "-"
+		pid, up, mem := "-", "-", "-"
 		if p.Pid > 0 {
 			pid = fmt.Sprint(p.Pid)
 			up = (time.Duration(p.UptimeSec) * time.Second).String()
-		}
-		mem := "-"
-		if p.Pid > 0 {
 			mem = container.FormatSize(p.Memory)
 			if p.MemoryLimit > 0 {
 				mem += " / " + container.FormatSize(p.MemoryLimit)
@@ -128,61 +146,58 @@ func psMain(args []string) int {
 	return exitOK
 }
 
-func logsMain(args []string) int {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	follow := fs.Bool("f", false, "follow: keep printing new lines")
-	n := fs.Int("n", 0, "only the last N lines (default all the ring holds)")
-	asJSON := fs.Bool("json", false, "print JSON lines for scripts")
-	stamps := fs.Bool("t", false, "prefix each line with its time")
-	socket := fs.String("socket", boot.SocketPath(), "berth's control socket")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: berth logs [-f] [-n N] [-t] [--json] NAME")
-		fs.PrintDefaults()
+func logsMain(c *ctx, args []string) int {
+	cmd := c.ctlCommand("logs", "[-f] [-n N] [-t] [--json] NAME", "Shows a container's output from its log ring; -f follows it.")
+	follow := cmd.fs.Bool("f", false, "follow: keep printing new lines")
+	n := cmd.fs.Int("n", 0, "only the last `N` lines (default all the ring holds)")
+	stamps := cmd.fs.Bool("t", false, "prefix each line with its time")
+	pos, status := cmd.parse(args, 1, 1)
+	if status >= 0 {
+		return status
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		return exitUsage
-	}
-	enc := json.NewEncoder(os.Stdout)
-	err := boot.Call(*socket, boot.Request{Verb: "logs", Name: fs.Arg(0), Lines: *n, Follow: *follow}, func(r boot.Response) error {
+	enc := json.NewEncoder(c.stdout)
+	err := boot.Call(*cmd.socket, boot.Request{Verb: "logs", Name: pos[0], Lines: *n, Follow: *follow}, func(r boot.Response) error {
 		for _, l := range r.Lines {
+			var err error
 			switch {
-			case *asJSON:
-				if err := enc.Encode(l); err != nil {
-					return err
-				}
+			case *cmd.asJSON:
+				err = enc.Encode(l)
 			case *stamps:
-				fmt.Printf("%s %s\n", l.Time.Format(time.RFC3339Nano), l.Text)
+				_, err = fmt.Fprintf(c.stdout, "%s %s\n", l.Time.Format(time.RFC3339Nano), l.Text)
 			default:
-				fmt.Println(l.Text)
+				_, err = fmt.Fprintln(c.stdout, l.Text)
+			}
+			if err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		errorf("%v", err)
+		c.errorf("%v", err)
 		return exitFailure
 	}
 	return exitOK
 }
 
-func statusMain(args []string) int {
-	fs, asJSON, socket, ok := ctlFlags("status", "status [--json]", args)
-	if !ok || fs.NArg() != 0 {
-		return exitUsage
+func statusMain(c *ctx, args []string) int {
+	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, config and images.")
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
+		return status
 	}
-	resp, code := call(*socket, boot.Request{Verb: "status"})
+	resp, code := cmd.call(boot.Request{Verb: "status"})
 	if code != exitOK || resp.Status == nil {
 		return exitFailure
 	}
 	st := resp.Status
-	if *asJSON {
-		return printJSON(st)
+	if *cmd.asJSON {
+		return c.printJSON(st)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "berth\t%s (PID 1: %v, RSS %s)\n", st.Version, st.PID1, container.FormatSize(st.RSS))
 	fmt.Fprintf(w, "board\t%s (profile %s)\n", st.Board.Model, st.Board.Profile.Name)
 	fmt.Fprintf(w, "kernel\t%s\n", st.Kernel)
-	fmt.Fprintf(w, "uptime\t%s\n", (time.Duration(st.UptimeSec) * time.Second).String())
+	fmt.Fprintf(w, "uptime\t%s (berth), %s (machine)\n", seconds(st.BerthUptimeSec), seconds(st.UptimeSec))
 	fmt.Fprintf(w, "cgroups\t%s\n", st.Cgroups)
 	fmt.Fprintf(w, "watchdog\t%s\n", st.Watchdog)
 	fmt.Fprintf(w, "config\t%s\n", st.Config)
@@ -194,21 +209,24 @@ func statusMain(args []string) int {
 	return exitOK
 }
 
-func boardMain(args []string) int {
-	fs := flag.NewFlagSet("board", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return exitUsage
+// seconds renders a duration in whole seconds: "1h2m3s".
+func seconds(s float64) string { return (time.Duration(s) * time.Second).String() }
+
+func boardMain(c *ctx, args []string) int {
+	cmd := c.command("board", "[--json]", "Shows the detected board, its profile and why it matched.")
+	asJSON := cmd.fs.Bool("json", false, "print JSON for scripts")
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
+		return status
 	}
 	b := board.Detect()
 	mem := board.HasMemoryCgroup()
 	if *asJSON {
-		return printJSON(struct {
+		return c.printJSON(struct {
 			board.Board
 			MemoryCgroup bool `json:"memory_cgroup"`
 		}{b, mem})
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "model\t%s\n", b.Model)
 	fmt.Fprintf(w, "from\t%s\n", b.Source)
 	if len(b.Compatible) > 0 {
@@ -237,19 +255,19 @@ func orNone(s string) string {
 // debugMain is `berth debug hang` and `berth debug signal NAME`: test hooks
 // that a berth booted with berth.debug accepts (a wedged supervisor for the
 // watchdog test; a signal to PID 1 from inside a container).
-func debugMain(args []string) int {
-	fs, _, socket, ok := ctlFlags("debug", "debug hang | debug signal NAME", args)
-	if !ok || fs.NArg() < 1 {
-		fs.Usage()
-		return exitUsage
+func debugMain(c *ctx, args []string) int {
+	cmd := c.ctlCommand("debug", "hang | signal NAME", "Test hooks of a berth booted with berth.debug on the kernel command line.")
+	pos, status := cmd.parse(args, 1, 2)
+	if status >= 0 {
+		return status
 	}
-	req := boot.Request{Verb: "debug-" + fs.Arg(0)}
-	if fs.NArg() > 1 {
-		req.Name = fs.Arg(1)
+	req := boot.Request{Verb: "debug-" + pos[0]}
+	if len(pos) > 1 {
+		req.Name = pos[1]
 	}
-	resp, code := call(*socket, req)
+	resp, code := cmd.call(req)
 	if code == exitOK {
-		fmt.Println(resp.Message)
+		fmt.Fprintln(c.stdout, resp.Message)
 	}
 	return code
 }

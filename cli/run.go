@@ -6,40 +6,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"berth/container"
-	"berth/image"
 )
 
 // berth run's own failures use the statuses docker and podman use, so a
-// caller can tell them from the workload's status.
+// caller can tell them from the workload's.
 const (
 	exitRunError = 125 // berth could not set up the container
 )
 
-// listFlag is a repeatable flag; commas also separate values when split.
-type listFlag struct {
-	vals  []string
-	split bool
-}
-
-func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
-func (l *listFlag) Set(v string) error {
-	if l.split {
-		l.vals = append(l.vals, strings.Split(v, ",")...)
-	} else {
-		l.vals = append(l.vals, v)
-	}
-	return nil
-}
-
 // runFlags are berth run's flags; each mirrors a [[container]] config key.
 type runFlags struct {
-	fs                                             *flag.FlagSet
+	cmd                                            *command
 	memory, memoryHigh, memorySwap, hostname, name *string
 	net, user, workdir, seccomp, cpuset            *string
 	pids                                           *int64
@@ -51,14 +33,20 @@ type runFlags struct {
 	uidMap, gidMap, groups, ulimits, ioMax         listFlag
 }
 
-func newRunFlags() *runFlags {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	f := &runFlags{fs: fs}
-	f.memory = fs.String("memory", "", "memory limit, e.g. 64M (K, M, G: powers of 1024)")
+const runAbout = `ROOTFS is a directory or an image file (unpacked to a temporary directory
+first). Flags may come anywhere before CMD; "--" before CMD is optional.
+Exit status: CMD's, 128+N when signal N killed it, 125 setup failed,
+126 CMD not executable, 127 CMD not found, 2 bad flags or values.`
+
+func newRunFlags(c *ctx) *runFlags {
+	cmd := c.command("run", "[FLAGS] ROOTFS [--] CMD [ARG...]", runAbout)
+	fs := cmd.fs
+	f := &runFlags{cmd: cmd}
+	f.memory = fs.String("memory", "", "memory limit, e.g. 64M (K, M, G: powers of 1024; at least 256K)")
 	f.memoryHigh = fs.String("memory-high", "", "memory throttling threshold (memory.high)")
 	f.memorySwap = fs.String("memory-swap", "", "swap allowed beyond --memory, or 'unlimited' (default none)")
-	f.pids = fs.Int64("pids", 0, "maximum number of processes and threads")
-	f.cpus = fs.Float64("cpus", 0, "CPU time limit in CPUs, e.g. 0.5")
+	f.pids = fs.Int64("pids", 0, "maximum number of processes and threads (0: no limit)")
+	f.cpus = fs.Float64("cpus", 0, "CPU time limit in CPUs, e.g. 0.5 (0.01 to this machine's CPU count)")
 	f.cpuWeight = fs.Uint64("cpu-weight", 0, "relative CPU weight, 1-10000")
 	f.cpuset = fs.String("cpuset-cpus", "", "CPUs to run on, e.g. 0-1")
 	f.ioWeight = fs.Uint64("io-weight", 0, "relative block I/O weight, 1-10000")
@@ -67,8 +55,8 @@ func newRunFlags() *runFlags {
 	f.name = fs.String("name", "", "container name, naming its cgroup (default: run-PID)")
 	f.net = fs.String("net", "none", "network: none (own namespace, lo up) or host")
 	f.userns = fs.Bool("userns", false, "run in a new user namespace (default map "+container.DefaultIDMap+")")
-	fs.Var(&f.uidMap, "uid-map", "user namespace uid map CONTAINER:HOST:SIZE (repeatable)")
-	fs.Var(&f.gidMap, "gid-map", "user namespace gid map CONTAINER:HOST:SIZE (repeatable)")
+	fs.Var(&f.uidMap, "uid-map", "user namespace uid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
+	fs.Var(&f.gidMap, "gid-map", "user namespace gid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
 	f.readOnly = fs.Bool("read-only", false, "mount the root filesystem read-only")
 	fs.Var(&f.mounts, "mount", "bind mount SOURCE:TARGET[:ro] (repeatable)")
 	fs.Var(&f.tmpfs, "tmpfs", "tmpfs mount TARGET[:SIZE] (repeatable)")
@@ -77,7 +65,7 @@ func newRunFlags() *runFlags {
 	fs.Var(&f.capAdd, "cap-add", "add capabilities (names without CAP_, or ALL)")
 	fs.Var(&f.capDrop, "cap-drop", "drop capabilities (names without CAP_, or ALL)")
 	f.noNewPrivs = fs.Bool("no-new-privileges", true, "set no_new_privs (--no-new-privileges=false to allow setuid gains)")
-	f.user = fs.String("user", "", "UID[:GID] to run as")
+	f.user = fs.String("user", "", "UID[:GID] to run as (numeric)")
 	fs.Var(&f.groups, "group-add", "supplementary group id (repeatable)")
 	fs.Var(&f.ulimits, "ulimit", "resource limit NAME=SOFT[:HARD], e.g. nofile=1024 (repeatable)")
 	f.oomScoreAdj = fs.Int("oom-score-adj", 0, "oom_score_adj of the workload, -1000..1000")
@@ -88,7 +76,36 @@ func newRunFlags() *runFlags {
 	return f
 }
 
-// spec builds the container spec from the flags.
+// flagOfKey names the flag behind a config key of Spec.Validate's errors.
+var flagOfKey = map[string]string{
+	"name": "--name", "command": "CMD", "env": "--env", "workdir": "--workdir", "hostname": "--hostname",
+	"net": "--net", "uid_map": "--uid-map", "gid_map": "--gid-map", "user": "--user", "groups": "--group-add",
+	"devices": "--device", "cap_add": "--cap-add", "cap_drop": "--cap-drop", "oom_score_adj": "--oom-score-adj",
+	"seccomp": "--seccomp", "limits.memory": "--memory", "limits.memory_high": "--memory-high",
+	"limits.memory_swap": "--memory-swap", "limits.cpus": "--cpus", "limits.cpu_weight": "--cpu-weight",
+	"limits.cpuset": "--cpuset-cpus", "limits.pids": "--pids", "limits.io_weight": "--io-weight",
+	"limits.io_max": "--io-max",
+}
+
+// flagName turns a key of a container.FieldError into the flag a user gave.
+func flagName(fe *container.FieldError, s container.Spec) string {
+	if strings.HasPrefix(fe.Key, "rlimits.") {
+		return "--ulimit " + strings.TrimPrefix(fe.Key, "rlimits.")
+	}
+	if strings.HasPrefix(fe.Key, "mount.") {
+		if fe.Index >= 0 && fe.Index < len(s.Mounts) && s.Mounts[fe.Index].Type == "tmpfs" {
+			return "--tmpfs"
+		}
+		return "--mount"
+	}
+	if f, ok := flagOfKey[fe.Key]; ok {
+		return f
+	}
+	return fe.Key
+}
+
+// spec builds the container spec from the flags and validates it
+// (container.Spec.Validate, the config file's rules); errors name flags.
 func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	s := container.Spec{
 		Name: *f.name, Args: cmd, Hostname: *f.hostname, Net: *f.net, ReadonlyRoot: *f.readOnly,
@@ -98,50 +115,127 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	if s.Name == "" {
 		s.Name = "run-" + strconv.Itoa(os.Getpid())
 	}
+	if err := f.convert(&s); err != nil {
+		return s, err
+	}
+	var msgs []string
+	for _, fe := range container.FieldErrors(s.Validate()) {
+		msgs = append(msgs, flagName(fe, s)+": "+fe.Msg)
+	}
+	if err := s.Limits.CheckMachine(); err != nil {
+		msgs = append(msgs, "--cpus: "+err.(*container.FieldError).Msg)
+	}
+	if len(msgs) > 0 {
+		return s, errors.New(strings.Join(msgs, "\n"))
+	}
+	return s, nil
+}
+
+// convert parses the flags whose values need parsing into s.
+func (f *runFlags) convert(s *container.Spec) error {
 	l := &s.Limits
-	l.Pids, l.CPUs, l.CPUWeight, l.CPUSet, l.IOWeight, l.IOMax = *f.pids, *f.cpus, *f.cpuWeight, *f.cpuset, *f.ioWeight, f.ioMax.vals
+	l.Pids, l.CPUSet, l.IOMax = *f.pids, *f.cpuset, f.ioMax.vals
+	set := map[string]bool{}
+	f.cmd.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if set["cpus"] {
+		l.CPUs = f.cpus
+	}
+	if set["cpu-weight"] {
+		l.CPUWeight = f.cpuWeight
+	}
+	if set["io-weight"] {
+		l.IOWeight = f.ioWeight
+	}
+	if set["oom-score-adj"] {
+		s.OOMScoreAdj = f.oomScoreAdj
+	}
 	for _, sz := range []struct {
 		flag, v string
 		dst     *int64
 	}{{"memory", *f.memory, &l.Memory}, {"memory-high", *f.memoryHigh, &l.MemoryHigh}, {"memory-swap", *f.memorySwap, &l.MemorySwap}} {
-		if sz.v == "" {
-			continue
-		}
 		if sz.v == "unlimited" && sz.flag == "memory-swap" {
 			*sz.dst = -1
 			continue
 		}
+		if sz.v == "" {
+			continue
+		}
 		n, err := container.ParseSize(sz.v)
 		if err != nil {
-			return s, fmt.Errorf("--%s: %v", sz.flag, err)
+			return fmt.Errorf("--%s: %v", sz.flag, err)
 		}
 		*sz.dst = n
 	}
-	if err := l.Check(); err != nil {
-		return s, err
+	if err := f.userNS(s); err != nil {
+		return err
 	}
-	if *f.userns || len(f.uidMap.vals) > 0 || len(f.gidMap.vals) > 0 {
-		ns := &container.UserNS{}
-		for _, m := range orDefaultMap(f.uidMap.vals) {
-			im, err := container.ParseIDMap(m)
-			if err != nil {
-				return s, fmt.Errorf("--uid-map: %v", err)
-			}
-			ns.UIDMap = append(ns.UIDMap, im)
-		}
-		for _, m := range orDefaultMap(f.gidMap.vals) {
-			im, err := container.ParseIDMap(m)
-			if err != nil {
-				return s, fmt.Errorf("--gid-map: %v", err)
-			}
-			ns.GIDMap = append(ns.GIDMap, im)
-		}
-		s.UserNS = ns
+	if err := f.mountList(s); err != nil {
+		return err
 	}
+	caps, err := container.ResolveCaps(f.capAdd.vals, f.capDrop.vals)
+	if err != nil {
+		return fmt.Errorf("--%s", strings.Replace(err.Error(), "_", "-", 1))
+	}
+	s.Caps = caps
+	if *f.user != "" {
+		if s.User, err = container.ParseUser(*f.user); err != nil {
+			return fmt.Errorf("--user: %v", err)
+		}
+	}
+	for _, g := range f.groups.vals {
+		n, err := strconv.ParseUint(g, 10, 32)
+		if err != nil {
+			return fmt.Errorf("--group-add %q: want a numeric group id", g)
+		}
+		s.User.Groups = append(s.User.Groups, uint32(n))
+	}
+	for _, u := range f.ulimits.vals {
+		name, value, ok := strings.Cut(u, "=")
+		if !ok {
+			return fmt.Errorf("--ulimit %q: want NAME=SOFT[:HARD]", u)
+		}
+		r, err := container.ParseRlimit(name, value)
+		if err != nil {
+			return fmt.Errorf("--ulimit: %v", err)
+		}
+		s.Rlimits = append(s.Rlimits, r)
+	}
+	return nil
+}
+
+// userNS converts --userns, --uid-map and --gid-map; maps imply --userns,
+// as uid_map and gid_map do in the config.
+func (f *runFlags) userNS(s *container.Spec) error {
+	if !*f.userns && len(f.uidMap.vals) == 0 && len(f.gidMap.vals) == 0 {
+		return nil
+	}
+	ns := &container.UserNS{}
+	for _, m := range []struct {
+		flag string
+		vals []string
+		dst  *[]container.IDMap
+	}{{"--uid-map", f.uidMap.vals, &ns.UIDMap}, {"--gid-map", f.gidMap.vals, &ns.GIDMap}} {
+		if len(m.vals) == 0 {
+			m.vals = []string{container.DefaultIDMap}
+		}
+		for _, v := range m.vals {
+			im, err := container.ParseIDMap(v)
+			if err != nil {
+				return fmt.Errorf("%s: %v", m.flag, err)
+			}
+			*m.dst = append(*m.dst, im)
+		}
+	}
+	s.UserNS = ns
+	return nil
+}
+
+// mountList converts --mount SRC:DST[:ro] and --tmpfs DST[:SIZE].
+func (f *runFlags) mountList(s *container.Spec) error {
 	for _, m := range f.mounts.vals {
 		parts := strings.Split(m, ":")
 		if len(parts) < 2 || len(parts) > 3 || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
-			return s, fmt.Errorf("--mount %q: want SOURCE:TARGET[:ro]", m)
+			return fmt.Errorf("--mount %q: want SOURCE:TARGET[:ro]", m)
 		}
 		s.Mounts = append(s.Mounts, container.Mount{Source: parts[0], Target: parts[1], Readonly: len(parts) == 3 && parts[2] == "ro"})
 	}
@@ -151,102 +245,63 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 		if size != "" {
 			n, err := container.ParseSize(size)
 			if err != nil {
-				return s, fmt.Errorf("--tmpfs %q: %v", m, err)
+				return fmt.Errorf("--tmpfs %q: %v", m, err)
 			}
 			tm.Size = n
 		}
 		s.Mounts = append(s.Mounts, tm)
 	}
-	for _, m := range s.Mounts {
-		if err := container.CheckMount(m); err != nil {
-			return s, err
-		}
-	}
-	caps, err := container.ResolveCaps(f.capAdd.vals, f.capDrop.vals)
-	if err != nil {
-		return s, err
-	}
-	s.Caps = caps
-	if *f.user != "" {
-		if s.User, err = container.ParseUser(*f.user); err != nil {
-			return s, err
-		}
-	}
-	for _, g := range f.groups.vals {
-		n, err := strconv.ParseUint(g, 10, 32)
-		if err != nil {
-			return s, fmt.Errorf("--group-add %q: want a numeric group id", g)
-		}
-		s.User.Groups = append(s.User.Groups, uint32(n))
-	}
-	for _, u := range f.ulimits.vals {
-		name, value, ok := strings.Cut(u, "=")
-		if !ok {
-			return s, fmt.Errorf("--ulimit %q: want NAME=SOFT[:HARD]", u)
-		}
-		r, err := container.ParseRlimit(name, value)
-		if err != nil {
-			return s, err
-		}
-		s.Rlimits = append(s.Rlimits, r)
-	}
-	f.fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "oom-score-adj" {
-			v := *f.oomScoreAdj
-			s.OOMScoreAdj = &v
-		}
-	})
-	return s, nil
+	return nil
 }
 
-func orDefaultMap(m []string) []string {
-	if len(m) == 0 {
-		return []string{container.DefaultIDMap}
-	}
-	return m
-}
-
-func runMain(args []string) int {
+func runMain(c *ctx, args []string) int {
 	container.Trace("main")
-	f := newRunFlags()
-	f.fs.Usage = func() {
-		fmt.Fprintln(f.fs.Output(), "usage: berth run [FLAGS] ROOTFS -- CMD [ARG...]\n\nROOTFS is a directory or an image file (unpacked to a temporary directory first).\nExit status: CMD's, 128+N when signal N killed it, 125 setup failed, 126 CMD not executable, 127 CMD not found.")
-		f.fs.PrintDefaults()
+	f := newRunFlags(c)
+	pos, rest, status := f.cmd.parseUntil(args, 1)
+	if status >= 0 {
+		return status
 	}
-	if err := f.fs.Parse(args); err != nil {
-		return exitUsage
+	if len(pos) == 0 {
+		return f.cmd.fail("missing ROOTFS and CMD")
 	}
-	rest := f.fs.Args()
-	if len(rest) < 2 || (rest[1] == "--" && len(rest) < 3) {
-		f.fs.Usage()
-		return exitUsage
+	cmdArgs := rest
+	if len(rest) > 0 && rest[0] != "--" {
+		// Flags may follow ROOTFS too; the first non-flag starts CMD.
+		more, tail, status := f.cmd.parseUntil(rest, 1)
+		if status >= 0 {
+			return status
+		}
+		cmdArgs = append(more, tail...)
+	} else if len(rest) > 0 {
+		cmdArgs = rest[1:]
 	}
-	rootfs, cmd := rest[0], rest[1:]
-	if cmd[0] == "--" {
-		cmd = cmd[1:]
+	if len(cmdArgs) == 0 {
+		return f.cmd.fail("missing CMD")
 	}
-	spec, err := f.spec(cmd)
+	spec, err := f.spec(cmdArgs)
 	if err != nil {
-		errorf("%v", err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(c.stderr, "berth run: %s\n", line)
+		}
 		return exitUsage
 	}
-	dir, cleanup, err := rootfsDir(rootfs)
+	dir, cleanup, err := rootfsDir(pos[0])
 	if err != nil {
-		errorf("%v", err)
+		c.errorf("%v", err)
 		return exitRunError
 	}
 	defer cleanup()
 	spec.Rootfs = dir
-	return runContainer(spec)
+	return c.runContainer(spec)
 }
 
 // runContainer starts spec with berth's own stdio (or a terminal with -t),
 // forwards signals to the container's first process and returns the exit
 // status to report.
-func runContainer(spec container.Spec) int {
+func (c *ctx) runContainer(spec container.Spec) int {
 	layout, err := container.DetectCgroups()
 	if err != nil {
-		errorf("%v", err)
+		c.errorf("%v", err)
 		return exitRunError
 	}
 	// Cgroups of berth runs that were killed; nothing here depends on it.
@@ -257,11 +312,18 @@ func runContainer(spec container.Spec) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
 
-	c, err := container.Start(layout, spec, container.Options{
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, DieWithParent: true,
+	stdout, doneOut := fileFor(c.stdout)
+	stderr, doneErr := fileFor(c.stderr)
+	defer doneErr()
+	defer doneOut()
+	if spec.TTY {
+		spec.Env = withTerm(spec.Env)
+	}
+	ct, err := container.Start(layout, spec, container.Options{
+		Stdin: c.stdin, Stdout: stdout, Stderr: stderr, DieWithParent: true,
 	})
 	if err != nil {
-		errorf("container %s: %v", spec.Name, err)
+		c.errorf("container %s: %v", spec.Name, err)
 		var se *container.StartError
 		if errors.As(err, &se) {
 			return se.Code
@@ -269,8 +331,8 @@ func runContainer(spec container.Spec) int {
 		return exitRunError
 	}
 	var term *terminal
-	if c.PTY != nil {
-		term = attachTerminal(c.PTY)
+	if ct.PTY != nil {
+		term = attachTerminal(ct.PTY, c.stdin, stdout)
 		defer term.restore()
 	}
 	go func() {
@@ -279,38 +341,30 @@ func runContainer(spec container.Spec) int {
 				term.resize()
 				continue
 			}
-			_ = c.Signal(s.(syscall.Signal))
+			_ = ct.Signal(s.(syscall.Signal))
 		}
 	}()
-	exit, err := c.Wait()
+	exit, err := ct.Wait()
 	if err != nil {
-		errorf("%v", err)
+		c.errorf("%v", err)
 	}
 	if exit.OOM() || exit.Signal != 0 {
-		errorf("%s", exit)
+		c.errorf("%s", exit)
 	}
 	return exit.Status()
 }
 
-// rootfsDir returns ROOTFS as a directory: itself, or an image file
-// unpacked into a fresh temporary directory that cleanup removes.
-func rootfsDir(path string) (dir string, cleanup func(), err error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("rootfs: %w", err)
+// withTerm gives a terminal session a TERM, as docker -t does: the
+// caller's own, or xterm.
+func withTerm(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TERM=") {
+			return env
+		}
 	}
-	if fi.IsDir() {
-		return path, func() {}, nil
+	term := os.Getenv("TERM")
+	if term == "" {
+		term = "xterm"
 	}
-	tmp, err := os.MkdirTemp("", "berth-run-")
-	if err != nil {
-		return "", nil, fmt.Errorf("rootfs: %w", err)
-	}
-	cleanup = func() { os.RemoveAll(tmp) }
-	dir = filepath.Join(tmp, "rootfs")
-	if _, err := image.Unpack(path, dir, image.UnpackOptions{}); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return dir, cleanup, nil
+	return append(env[:len(env):len(env)], "TERM="+term)
 }

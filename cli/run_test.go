@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,7 +55,8 @@ func TestRunTTY(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	master, slave := openPTY(t)
 	defer master.Close()
-	cmd := exec.Command(berthBin, "run", "-t", rootfs, "--", "sh", "-c", "tty; test -t 0 && echo stdin-is-a-terminal; echo uid=$(id -u)")
+	cmd := exec.Command(berthBin, "run", "-t", rootfs, "--", "sh", "-c", "tty; test -t 0 && echo stdin-is-a-terminal; echo uid=$(id -u) TERM=$TERM")
+	cmd.Env = append(os.Environ(), "TERM=vt220")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
@@ -71,10 +74,13 @@ func TestRunTTY(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 	out := strings.ReplaceAll(buf.String(), "\r", "")
-	for _, w := range []string{"/dev/pts/0\n", "stdin-is-a-terminal\n", "uid=0\n"} {
+	for _, w := range []string{"/dev/pts/0\n", "stdin-is-a-terminal\n", "uid=0 TERM=vt220\n"} {
 		if !strings.Contains(out, w) {
-			t.Errorf("output lacks %q:\n%s", w, out)
+			t.Errorf("output lacks %q:\n%q", w, out)
 		}
+	}
+	if !strings.HasPrefix(out, "/dev/pts/0") {
+		t.Errorf("the session starts with %q, not the command's output", out[:min(len(out), 16)])
 	}
 }
 
@@ -97,4 +103,74 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 		t.Fatal(err)
 	}
 	return m, s
+}
+
+// TestRunTTYInteractive types into a berth run -t shell as a user at a
+// terminal would: the session carries what the shell writes, and nothing
+// else (no stray NUL, "^@", at its start).
+func TestRunTTYInteractive(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	master, slave := openPTY(t)
+	defer master.Close()
+	cmd := exec.Command(berthBin, "run", "-t", rootfs, "--", "/bin/sh")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var buf bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&buf, master); close(done) }()
+	time.Sleep(500 * time.Millisecond) // let the shell print its prompt (not a timing check: only what it prints is checked)
+	master.Write([]byte("echo typed-$((6*7))\r"))
+	time.Sleep(300 * time.Millisecond)
+	master.Write([]byte("exit 4\r"))
+	err := cmd.Wait()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+		t.Errorf("berth run -t sh, exit 4: %v", err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "typed-42") || strings.Contains(out, "\x00") || strings.Contains(out, "^@") {
+		t.Errorf("session output %q", out)
+	}
+}
+
+// TestRunKilledCleansUp: a berth run killed with SIGKILL leaves its
+// temporary root filesystem behind; the next berth run removes it, as it
+// removes the dead run's cgroup.
+func TestRunKilledCleansUp(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	img := filepath.Join(t.TempDir(), "bb.tar.zst")
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", img); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	cmd := exec.Command(berthBin, "run", img, "--", "sh", "-c", "echo up; exec sleep 100")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "up\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("berth-run-%d-*", cmd.Process.Pid)))
+	if len(dirs) != 1 {
+		t.Fatalf("temporary directories of the run: %v", dirs)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := os.Stat(dirs[0]); err != nil {
+		t.Fatalf("kill -9 removed %s by itself? %v", dirs[0], err)
+	}
+	if status, _, stderr := berth(t, "run", img, "--", "true"); status != 0 {
+		t.Fatalf("second run: %d %s", status, stderr)
+	}
+	if _, err := os.Stat(dirs[0]); err == nil {
+		t.Errorf("%s of the killed run is still there", dirs[0])
+	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,16 +138,39 @@ func TestBootSupervision(t *testing.T) {
 	if status, _, stderr := berth(t, "logs", "nosuch"); status == 0 || !strings.Contains(stderr, `no container "nosuch"`) {
 		t.Errorf("logs of an unknown container: %d %s", status, stderr)
 	}
-	// 4. stop uses the stop signal; start brings it back.
-	if status, _, stderr := berth(t, "stop", "app"); status != 0 {
-		t.Fatalf("stop: %s", stderr)
+	// 4. stop uses the stop signal and returns once the container has
+	// stopped, so start can follow at once; restart waits for the start.
+	if status, stdout, stderr := berth(t, "stop", "app"); status != 0 || !strings.Contains(stdout, "stopped app (status 0)") {
+		t.Fatalf("stop: %d %q %s", status, stdout, stderr)
 	}
-	waitFor(t, "app to stop", log, func() bool { return ps()["app"].State == "stopped" })
+	if p := ps()["app"]; p.State != "stopped" || p.ExitCode == nil || *p.ExitCode != 0 || p.Started != nil {
+		t.Errorf("after stop returned, ps says %+v", p)
+	}
 	if !strings.Contains(log.String(), "app | app got USR1") {
 		t.Error("app did not get its stop_signal")
 	}
-	berth(t, "start", "app")
+	if status, stdout, stderr := berth(t, "start", "app"); status != 0 {
+		t.Fatalf("start right after stop: %d %q %s", status, stdout, stderr)
+	}
 	waitFor(t, "app to run again", log, func() bool { return ps()["app"].State == "running" })
+	// -t 0: SIGKILL at once (db ignores its SIGTERM), still waited for.
+	if status, stdout, stderr := berth(t, "restart", "-t", "0", "db"); status != 0 || !strings.Contains(stdout, "restarted db: pid") {
+		t.Fatalf("restart -t 0 db: %d %q %s", status, stdout, stderr)
+	}
+	if p := ps()["db"]; p.State != "running" || p.ExitSignal != "SIGKILL" || *p.ExitCode != 137 {
+		t.Errorf("after restart -t 0, ps says %+v", p)
+	}
+	if status, stdout, _ := berth(t, "stop", "crash"); status != 0 || !strings.Contains(stdout, "crash is not running (failed") {
+		t.Errorf("stop of a failed container: %d %q", status, stdout)
+	}
+	// ps --json of an exited oneshot: no start time, its exit code.
+	if p := ps()["migrate"]; p.Started != nil || p.ExitCode == nil || *p.ExitCode != 0 {
+		t.Errorf("oneshot in ps --json: %+v", p)
+	}
+	// berth status shows berth's own uptime beside the machine's.
+	if status, stdout, _ := berth(t, "status"); status != 0 || !strings.Contains(stdout, "(berth), ") {
+		t.Errorf("status:\n%s", stdout)
+	}
 	// 5. reload: only the changed container restarts; an invalid config is refused.
 	dbPid := ps()["db"].Pid
 	write(t, cfg, strings.Replace(superviseConfig, "VERSION=1", "VERSION=2", 1))
@@ -180,10 +204,60 @@ func TestBootSupervision(t *testing.T) {
 			t.Errorf("log lacks %q", w)
 		}
 	}
-	if _, err := os.Stat(sock); err == nil && t.Failed() {
-		t.Logf("log:\n%s", out)
+	if _, err := os.Lstat(sock); err == nil {
+		t.Errorf("the control socket %s is left behind", sock)
 	}
 	if t.Failed() {
 		t.Logf("log:\n%s", out)
 	}
+}
+
+// TestBootOneInstance: a second berth boot on the same state directory, or
+// on the same control socket, says another berth runs and exits 1,
+// touching nothing of the first's.
+func TestBootOneInstance(t *testing.T) {
+	dir := t.TempDir()
+	rootfs := testutil.BusyboxRootfs(t)
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, "[[container]]\nname = \"one\"\nimage = \"bb.tar.zst\"\ncommand = [\"sleep\", \"1000\"]\n")
+	state, sock := filepath.Join(dir, "state"), filepath.Join(dir, "berth.sock")
+	log := &bootLog{}
+	first := exec.Command(berthBin, "boot", "--config", cfg, "--state", state, "--socket", sock)
+	first.Stdout, first.Stderr = log, log
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	t.Setenv("BERTH_SOCKET", sock)
+	waitFor(t, "one to run", log, func() bool {
+		_, stdout, _ := berth(t, "ps")
+		return strings.Contains(stdout, "running")
+	})
+	pidOf := func() string {
+		_, stdout, _ := berth(t, "ps", "--json")
+		var list []boot.Process
+		json.Unmarshal([]byte(stdout), &list)
+		if len(list) != 1 || list[0].State != "running" {
+			return "not running: " + stdout
+		}
+		return fmt.Sprint(list[0].Pid, list[0].Started)
+	}
+	before := pidOf()
+	for _, args := range [][]string{
+		{"--state", state, "--socket", filepath.Join(dir, "other.sock")},
+		{"--state", filepath.Join(dir, "state2"), "--socket", sock},
+	} {
+		status, stdout, stderr := berth(t, append([]string{"boot", "--config", cfg}, args...)...)
+		if status != 1 || !strings.Contains(stdout+stderr, "another berth") {
+			t.Errorf("second berth boot %v: status %d, output %s%s", args, status, stdout, stderr)
+		}
+	}
+	if after := pidOf(); after != before {
+		t.Errorf("the second berth changed the first's containers:\n%s\n%s", before, after)
+	}
+	first.Process.Signal(syscall.SIGTERM)
+	first.Wait()
 }

@@ -11,15 +11,16 @@ import (
 // terminal connects berth run's own terminal to a container's pty master:
 // raw mode while the container runs, window size kept in sync.
 type terminal struct {
+	in     *os.File // berth's own stdin
 	master *os.File
 	saved  *unix.Termios // nil when stdin is not a terminal
 	done   chan struct{} // closed when the container's output has ended
 }
 
 // attachTerminal starts copying between stdin/stdout and master.
-func attachTerminal(master *os.File) *terminal {
-	t := &terminal{master: master, done: make(chan struct{})}
-	if st, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+func attachTerminal(master, in, out *os.File) *terminal {
+	t := &terminal{in: in, master: master, done: make(chan struct{})}
+	if st, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err == nil {
 		saved := *st
 		t.saved = &saved
 		raw := *st
@@ -29,13 +30,13 @@ func attachTerminal(master *os.File) *terminal {
 		raw.Cflag &^= unix.CSIZE | unix.PARENB
 		raw.Cflag |= unix.CS8
 		raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-		_ = unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, &raw)
+		_ = unix.IoctlSetTermios(int(in.Fd()), unix.TCSETS, &raw)
 		t.resize()
 	}
-	go func() { _, _ = io.Copy(master, os.Stdin) }()
+	go func() { _, _ = io.Copy(master, in) }()
 	go func() {
 		// Ends with EIO once every process holding the slave is gone.
-		_, _ = io.Copy(os.Stdout, master)
+		_, _ = io.Copy(out, master)
 		close(t.done)
 	}()
 	return t
@@ -46,7 +47,7 @@ func (t *terminal) resize() {
 	if t == nil || t.saved == nil {
 		return
 	}
-	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+	if ws, err := unix.IoctlGetWinsize(int(t.in.Fd()), unix.TIOCGWINSZ); err == nil {
 		_ = unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, ws)
 	}
 }
@@ -60,6 +61,6 @@ func (t *terminal) restore() {
 	}
 	t.master.Close()
 	if t.saved != nil {
-		_ = unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, t.saved)
+		_ = unix.IoctlSetTermios(int(t.in.Fd()), unix.TCSETS, t.saved)
 	}
 }

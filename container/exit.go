@@ -34,6 +34,22 @@ func (e Exit) Status() int {
 // exceeding its memory limit.
 func (e Exit) OOM() bool { return e.OOMKills > 0 }
 
+// Describe is String without the container's name: "status 3", "signal 9
+// (killed)", "out of memory (limit 64 MiB)".
+func (e Exit) Describe() string {
+	switch {
+	case e.OOM():
+		limit := "no limit"
+		if e.MemoryLimit > 0 {
+			limit = "limit " + FormatSize(e.MemoryLimit)
+		}
+		return fmt.Sprintf("out of memory, status %d (%s)", e.Status(), limit)
+	case e.Signal != 0:
+		return fmt.Sprintf("signal %d (%s)", int(e.Signal), e.Signal)
+	}
+	return fmt.Sprintf("status %d", e.Code)
+}
+
 // String describes the exit for logs, e.g. "container web killed: out of
 // memory (limit 64 MiB)".
 func (e Exit) String() string {

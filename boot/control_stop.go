@@ -1,0 +1,70 @@
+package boot
+
+import (
+	"fmt"
+	"time"
+)
+
+// waiter is a control request whose answer waits for a container: berth
+// stop until it has stopped, berth restart until it has started again.
+type waiter struct {
+	verb  string
+	reply chan reply
+}
+
+// stopRequest handles stop and restart. The answer is sent when the
+// container has stopped (stop) or been started again (restart), so that
+// `berth stop web && berth start web` works.
+func (s *supervisor) stopRequest(u *unit, r request) {
+	timeout := u.sup.stopTimeout
+	if r.Timeout != nil {
+		if *r.Timeout < 0 {
+			r.reply <- reply{Response: Response{Error: fmt.Sprintf("timeout %d: want 0 or more seconds", *r.Timeout)}}
+			return
+		}
+		timeout = time.Duration(*r.Timeout) * time.Second
+	}
+	running := u.state == stateRunning || u.state == stateStopping
+	if r.Verb == "stop" && !running {
+		msg := u.name + " is not running (" + u.describeState() + ")"
+		if u.state == stateBackoff || u.state == stateWaiting {
+			s.stop(u, timeout) // it would start: now it stays stopped
+			msg = "stopped " + u.name + " before it started"
+		}
+		r.reply <- reply{Response: Response{Message: msg}}
+		return
+	}
+	u.waiters = append(u.waiters, waiter{verb: r.Verb, reply: r.reply})
+	if r.Verb == "restart" && !running {
+		u.policy.reset()
+		u.state, u.waitReason = stateWaiting, ""
+		return
+	}
+	u.thenStart = u.thenStart || r.Verb == "restart"
+	s.stop(u, timeout)
+}
+
+// answer sends msg (or, with failed, an error) to the unit's waiters for
+// verb, and forgets them.
+func (u *unit) answer(verb string, failed bool, msg string) {
+	kept := u.waiters[:0]
+	for _, w := range u.waiters {
+		if w.verb != verb {
+			kept = append(kept, w)
+			continue
+		}
+		resp := Response{Message: msg}
+		if failed {
+			resp = Response{Error: msg}
+		}
+		w.reply <- reply{Response: resp}
+	}
+	u.waiters = kept
+}
+
+// answerAll fails every waiter of the unit: it is going away.
+func (u *unit) answerAll(why string) {
+	for _, verb := range []string{"stop", "restart"} {
+		u.answer(verb, true, u.name+": "+why)
+	}
+}

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// run runs berth in process and returns its status, stdout and stderr.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	status := Run(args, os.Stdin, &out, &errb)
+	return status, out.String(), errb.String()
+}
+
+// TestHelpExitsZero: -h and --help print the usage once, on stdout, and
+// exit 0, for every verb.
+func TestHelpExitsZero(t *testing.T) {
+	for name := range verbs {
+		if name == "image" {
+			continue // its subcommands are checked in image_test.go
+		}
+		for _, h := range []string{"-h", "--help"} {
+			status, stdout, stderr := run(t, name, h)
+			if status != 0 || stderr != "" {
+				t.Errorf("berth %s %s: status %d, stderr %q", name, h, status, stderr)
+			}
+			if n := strings.Count(stdout, "usage: berth "+name); n != 1 {
+				t.Errorf("berth %s %s: usage printed %d times:\n%s", name, h, n, stdout)
+			}
+		}
+	}
+}
+
+// TestUsageErrors: a mistyped flag or a wrong argument count is one line
+// and a hint on stderr, status 2, whatever the verb.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logs", "--nope", "web"}, "berth logs: unknown flag -nope"},
+		{[]string{"stop"}, "berth stop: missing argument"},
+		{[]string{"stop", "a", "b"}, `berth stop: unexpected argument "b"`},
+		{[]string{"ps", "x"}, `berth ps: unexpected argument "x"`},
+		{[]string{"run", "--memroy", "1G", "/r", "true"}, "berth run: unknown flag -memroy"},
+		{[]string{"run", "/r"}, "berth run: missing CMD"},
+		{[]string{"boot", "--conf", "x"}, "berth boot: unknown flag -conf"},
+		{[]string{"version", "x"}, `berth version: unexpected argument "x"`},
+		{[]string{"nosuch"}, `berth: unknown command "nosuch"`},
+	}
+	for _, tc := range tests {
+		status, stdout, stderr := run(t, tc.args...)
+		lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+		if status != 2 || !strings.HasPrefix(stderr, tc.want+"\n") || len(lines) != 2 || stdout != "" {
+			t.Errorf("berth %v: status %d, stderr %q; want 2 and %q plus a hint", tc.args, status, stderr, tc.want)
+		}
+	}
+}
+
+// TestFlagsAnywhere: the control verbs take flags after their arguments,
+// as the image verbs do. Without a berth to talk to they fail to connect
+// (status 1), which shows the flags were parsed.
+func TestFlagsAnywhere(t *testing.T) {
+	sock := "/nonexistent/berth.sock"
+	for _, args := range [][]string{
+		{"logs", "worker", "-f", "--socket", sock},
+		{"stop", "web", "--json", "-t", "3", "--socket", sock},
+		{"ps", "--socket", sock, "--json"},
+	} {
+		status, _, stderr := run(t, args...)
+		if status != 1 || !strings.Contains(stderr, "connect to berth at "+sock) {
+			t.Errorf("berth %v: status %d, stderr %q", args, status, stderr)
+		}
+	}
+}
+
+// TestRunRefusesValues: berth run's flags follow the config's rules (one
+// validation, container.Spec.Validate): values no one means are refused
+// with status 2, naming the flag.
+func TestRunRefusesValues(t *testing.T) {
+	rootfs := t.TempDir()
+	tests := []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--memory", "100"}, "berth run: --memory: 100 bytes is below the 256 KiB a process needs"},
+		{[]string{"--cpus", fmt.Sprint(runtime.NumCPU() + 1)}, fmt.Sprintf("berth run: --cpus: %d: this machine has %d CPUs", runtime.NumCPU()+1, runtime.NumCPU())},
+		{[]string{"--cpus", "0"}, "berth run: --cpus: 0: want 0.01"},
+		{[]string{"--cpu-weight", "0"}, "berth run: --cpu-weight: 0: want 1-10000"},
+		{[]string{"--env", "FOO"}, `berth run: --env: invalid entry "FOO": want K=V`},
+		{[]string{"--net", "bridge"}, `berth run: --net: invalid value "bridge"`},
+		{[]string{"--name", "Bad Name"}, `berth run: --name: invalid container name "Bad Name"`},
+		{[]string{"--user", "nobody"}, `berth run: --user: invalid user "nobody"`},
+		{[]string{"--uid-map", "1:100000:10"}, "berth run: --uid-map: does not map the container's root"},
+		{[]string{"--mount", "/:/proc"}, `berth run: --mount: mount target "/proc": berth mounts /proc itself`},
+		{[]string{"--tmpfs", "/a/../b"}, `berth run: --tmpfs: mount target "/a/../b": ".." is not allowed`},
+		{[]string{"--hostname", strings.Repeat("h", 70)}, "berth run: --hostname: invalid hostname"},
+		{[]string{"--ulimit", "nofile=2:1"}, "berth run: --ulimit: invalid rlimit nofile"},
+	}
+	for _, tc := range tests {
+		args := append(append([]string{"run"}, tc.flags...), rootfs, "--", "/bin/true")
+		status, _, stderr := run(t, args...)
+		if status != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("berth %v: status %d, stderr %q; want 2 and %q", args, status, stderr, tc.want)
+		}
+	}
+}
+
+// TestVersion: berth version and --version.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		status, stdout, _ := run(t, args...)
+		if status != 0 || !strings.HasPrefix(stdout, "berth ") {
+			t.Errorf("berth %v: %d %q", args, status, stdout)
+		}
+	}
+}
