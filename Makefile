@@ -38,7 +38,7 @@ install = missing=""; for t in $(1); do \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
+HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm openssl:openssl xz:xz-utils \
                file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci
 BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux
 .PHONY: host-deps bench-deps

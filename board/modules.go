@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/u-root/u-root/pkg/kmodule"
 )
@@ -38,21 +39,33 @@ func (p Profile) LoadModules(extra []string) (loaded []string, errs []error) {
 }
 
 // HasMemoryCgroup reports whether the kernel's memory cgroup controller
-// is enabled (/proc/cgroups). Raspberry Pi kernels leave it off unless
-// the command line has cgroup_enable=memory.
+// is enabled. Raspberry Pi kernels leave it off unless the command line
+// has cgroup_enable=memory.
 func HasMemoryCgroup() bool {
-	f, err := os.Open("/proc/cgroups")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// #subsys_name hierarchy num_cgroups enabled
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 4 && fields[0] == "memory" {
-			return fields[3] == "1"
+	for _, c := range CgroupControllers() {
+		if c == "memory" {
+			return true
 		}
 	}
 	return false
 }
+
+// CgroupControllers lists the cgroup controllers the kernel has enabled,
+// from /proc/cgroups, read once: the set is fixed at boot.
+var CgroupControllers = sync.OnceValue(func() []string {
+	f, err := os.Open("/proc/cgroups")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// #subsys_name hierarchy num_cgroups enabled
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 4 && !strings.HasPrefix(fields[0], "#") && fields[3] == "1" {
+			out = append(out, fields[0])
+		}
+	}
+	return out
+})

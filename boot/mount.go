@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"berth/board"
 )
 
 // earlyMount is one of the filesystems PID 1 mounts before anything else.
@@ -108,9 +109,9 @@ func mountCgroups() ([]string, error) {
 		return nil, fmt.Errorf("mount tmpfs at %s: %w", root, err)
 	}
 	mounted := []string{root}
-	controllers, err := enabledV1Controllers()
-	if err != nil {
-		return mounted, err
+	controllers := board.CgroupControllers()
+	if len(controllers) == 0 {
+		return mounted, errors.New("no cgroup controller enabled in /proc/cgroups")
 	}
 	var errs []error
 	for _, c := range controllers {
@@ -126,23 +127,4 @@ func mountCgroups() ([]string, error) {
 		mounted = append(mounted, dir)
 	}
 	return mounted, errors.Join(errs...)
-}
-
-// enabledV1Controllers lists the controllers /proc/cgroups marks enabled.
-func enabledV1Controllers() ([]string, error) {
-	f, err := os.Open("/proc/cgroups")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// #subsys_name hierarchy num_cgroups enabled
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 4 && !strings.HasPrefix(fields[0], "#") && fields[3] == "1" {
-			out = append(out, fields[0])
-		}
-	}
-	return out, sc.Err()
 }

@@ -66,10 +66,3 @@ func (r *reaper) reap() (children bool) {
 		}
 	}
 }
-
-// pending reports how many registered children have not exited yet.
-func (r *reaper) pending() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.owners)
-}

@@ -1,13 +1,18 @@
 package vm
 
 import (
+	"bytes"
 	"debug/elf"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // ModuleSet is a set of kernel modules taken from a Debian kernel package
@@ -34,9 +39,11 @@ func Modules(repo, arch string, names []string) (*ModuleSet, error) {
 	root := filepath.Join(base, set.Release)
 	byName := map[string]string{} // module name -> path relative to root
 	err := filepath.WalkDir(filepath.Join(root, "kernel"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			rel, _ := filepath.Rel(root, p)
-			byName[modName(strings.TrimSuffix(d.Name(), ".ko"))] = rel
+		if err == nil && !d.IsDir() {
+			if name, ok := moduleFileName(d.Name()); ok {
+				rel, _ := filepath.Rel(root, p)
+				byName[modName(name)] = rel
+			}
 		}
 		return err
 	})
@@ -93,9 +100,48 @@ func Modules(repo, arch string, names []string) (*ModuleSet, error) {
 
 func modName(s string) string { return strings.ReplaceAll(s, "-", "_") }
 
+// moduleFileName returns the module name of a module file: NAME.ko, or
+// NAME.ko.xz and NAME.ko.zst as Debian's newer kernels ship them.
+func moduleFileName(file string) (string, bool) {
+	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst"} {
+		if name, ok := strings.CutSuffix(file, ext); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// moduleELF reads a module file, decompressing .xz and .zst.
+func moduleELF(path string) (*elf.File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r io.Reader
+	switch {
+	case strings.HasSuffix(path, ".xz"):
+		if r, err = xz.NewReader(bytes.NewReader(data)); err != nil {
+			return nil, err
+		}
+	case strings.HasSuffix(path, ".zst"):
+		d, err := zstd.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		r = d
+	}
+	if r != nil {
+		if data, err = io.ReadAll(io.LimitReader(r, 256<<20)); err != nil {
+			return nil, err
+		}
+	}
+	return elf.NewFile(bytes.NewReader(data))
+}
+
 // moduleDepends reads "depends=" from a module's .modinfo ELF section.
 func moduleDepends(path string) ([]string, error) {
-	f, err := elf.Open(path)
+	f, err := moduleELF(path)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", path, err)
 	}

@@ -1,6 +1,8 @@
 package vm
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,5 +21,48 @@ func TestModules(t *testing.T) {
 	}
 	if _, err := Modules(repo, "amd64", []string{"no_such_module"}); err == nil {
 		t.Error("a missing module resolved")
+	}
+}
+
+// TestCompressedModules reads the dependencies of modules compressed as
+// Debian's newer kernels ship them (.ko.xz, .ko.zst), made here from the
+// package's own .ko files.
+func TestCompressedModules(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	set, err := Modules(repo, "amd64", []string{"bridge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ko string
+	for _, host := range set.Files {
+		if filepath.Base(host) == "bridge.ko" {
+			ko = host
+		}
+	}
+	want, err := moduleDepends(ko)
+	if err != nil || len(want) == 0 {
+		t.Fatalf("bridge.ko depends on %v, %v", want, err)
+	}
+	dir := t.TempDir()
+	for _, c := range []struct{ ext, tool string }{{".xz", "xz"}, {".zst", "zstd"}} {
+		out := filepath.Join(dir, "bridge.ko"+c.ext)
+		cmd := exec.Command(c.tool, "-c", ko)
+		f, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout = f
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v", c.tool, err)
+		}
+		f.Close()
+		got, err := moduleDepends(out)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: depends %v, %v; want %v", out, got, err, want)
+		}
+		if name, ok := moduleFileName(filepath.Base(out)); !ok || name != "bridge" {
+			t.Errorf("module name of %s: %q", out, name)
+		}
 	}
 }
