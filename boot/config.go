@@ -68,21 +68,36 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig parses and validates config data read from path.
 func ParseConfig(path string, data []byte) (*Config, error) {
-	cfg := &Config{path: path}
-	md, err := toml.Decode(string(data), cfg)
+	// 1. Syntax, then every value's type, all reported at once.
+	var doc map[string]any
+	md, err := toml.Decode(string(data), &doc)
 	if err != nil {
 		return nil, decodeError(path, err)
 	}
-	v := &validator{file: path, pos: newKeyPositions(string(data), md)}
+	pos := newKeyPositions(string(data), md)
+	if errs := typeErrors(path, doc, pos); len(errs) > 0 {
+		return nil, joinSorted(errs)
+	}
+	// 2. The typed decode, which now cannot fail on a type.
+	cfg := &Config{path: path}
+	if md, err = toml.Decode(string(data), cfg); err != nil {
+		return nil, decodeError(path, err)
+	}
+	v := &validator{file: path, pos: pos}
 	for _, k := range md.Undecoded() {
 		v.addKey(v.pos.indexedUndecoded(k), "unknown key")
 	}
 	cfg.validate(v)
 	if len(v.errs) > 0 {
-		sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].(*ConfigError).Line < v.errs[j].(*ConfigError).Line })
-		return nil, errors.Join(v.errs...)
+		return nil, joinSorted(v.errs)
 	}
 	return cfg, nil
+}
+
+// joinSorted joins ConfigErrors in line order.
+func joinSorted(errs []error) error {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*ConfigError).Line < errs[j].(*ConfigError).Line })
+	return errors.Join(errs...)
 }
 
 // decodeError locates a TOML syntax or type error. BurntSushi/toml reports

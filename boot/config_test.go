@@ -60,7 +60,7 @@ func TestParseConfigErrors(t *testing.T) {
 		want []string // each must appear in the error text
 	}{
 		{"syntax error", "hostname = \"x\nfoo", []string{"b.toml:1:"}},
-		{"type mismatch", "[[container]]\nname = 5\n", []string{"b.toml:2: container.name:", "incompatible types"}},
+		{"type mismatch", "[[container]]\nname = 5\n", []string{"b.toml:2: container.name:", "want a string, got an integer"}},
 		{"unknown top-level key", "hostname = \"a\"\nbogus = 1\n", []string{"b.toml:2: bogus: unknown key"}},
 		{"unknown key in second container",
 			"[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n[[container]]\nname=\"b\"\nimage=\"i\"\ncommand=[\"x\"]\n[container.limits]\nmemroy = \"1M\"\n",
@@ -263,5 +263,45 @@ func TestContainerKeyErrors(t *testing.T) {
 		} else if len(err.Error()) > 400 {
 			t.Errorf("error of %d bytes: long values must be cut", len(err.Error()))
 		}
+	}
+}
+
+// TestTypeErrorsAll: every value of the wrong type is reported, each at
+// its line, not only the first one the TOML library stops at.
+func TestTypeErrorsAll(t *testing.T) {
+	data := `hostname = 5
+[[container]]
+name = "a"
+image = "i"
+command = "x"
+env = ["A=1", 2]
+user_ns = "yes"
+groups = [-1]
+uid_map = 7
+[container.limits]
+pids = "many"
+cpus = 2
+cpu_weight = -3
+`
+	_, err := ParseConfig("t.toml", []byte(data))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range []string{
+		"t.toml:1: hostname: want a string, got an integer",
+		"t.toml:5: container.command: want an array, got a string",
+		"t.toml:6: container.env: want a string, got an integer",
+		"t.toml:7: container.user_ns: want true or false, got a string",
+		"t.toml:8: container.groups: -1 is out of range (0 to 4294967295)",
+		`t.toml:9: container.uid_map: want "CONTAINER:HOST:SIZE" or an array of them, got an integer`,
+		"t.toml:11: container.limits.pids: want an integer, got a string",
+		"t.toml:13: container.limits.cpu_weight: -3 is out of range",
+	} {
+		if !strings.Contains(err.Error(), w+"\n") && !strings.HasSuffix(err.Error(), w) && !strings.Contains(err.Error(), w) {
+			t.Errorf("errors lack %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "cpus") {
+		t.Errorf("cpus = 2 (an integer for a float) refused:\n%v", err)
 	}
 }
