@@ -174,3 +174,19 @@ func TestRunKilledCleansUp(t *testing.T) {
 		t.Errorf("%s of the killed run is still there", dirs[0])
 	}
 }
+
+// TestBerthInContainerIsNotInit: berth started as a container's first
+// process with no verb is PID 1 of its own namespace only: it must act as
+// the CLI (usage, status 2) and not take the machine's boot path, which
+// ignores SIGTERM and would try to mount and reboot.
+func TestBerthInContainerIsNotInit(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	status, stdout, stderr := berth(t, "run", "--mount", berthBin+":/berth:ro", rootfs, "--", "/berth")
+	if status != 2 || !strings.Contains(stderr, "usage: berth COMMAND") || strings.Contains(stdout+stderr, "starting as PID 1") {
+		t.Fatalf("berth as a container's PID 1: status %d\nstdout %s\nstderr %s", status, stdout, stderr)
+	}
+	status, stdout, _ = berth(t, "run", "--mount", berthBin+":/berth:ro", rootfs, "--", "/berth", "version")
+	if status != 0 || !strings.HasPrefix(stdout, "berth ") {
+		t.Fatalf("berth version in a container: %d %q", status, stdout)
+	}
+}
