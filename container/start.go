@@ -306,7 +306,11 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		if !opts.ExternalReaper {
 			var ws syscall.WaitStatus
-			_, _ = syscall.Wait4(pid, &ws, 0, nil)
+			for {
+				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+					break
+				}
+			}
 		}
 		return err
 	}
