@@ -43,9 +43,15 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 	if profile == "" || profile == "default" {
 		data = seccomp.DefaultJSON()
 	} else {
-		var err error
-		if data, err = os.ReadFile(profile); err != nil {
+		f, err := os.Open(profile)
+		if err != nil {
 			return nil, fmt.Errorf("seccomp profile: %w", err)
+		}
+		// Parse refuses what is larger.
+		data, err = io.ReadAll(io.LimitReader(f, seccomp.MaxProfileSize+1))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("seccomp profile %s: %w", profile, err)
 		}
 	}
 	key := filterKey(data, caps)

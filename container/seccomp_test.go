@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -98,5 +99,12 @@ func TestSeccompCacheTrustsOnlyBerthsOwn(t *testing.T) {
 				t.Errorf("planted filter used: %v, want %v (%d instructions)", used, tc.planted, len(prog))
 			}
 		})
+	}
+}
+
+// TestSeccompProfileSizeLimit gives an endless profile file: refused.
+func TestSeccompProfileSizeLimit(t *testing.T) {
+	if _, err := seccompFilter("/dev/zero", DefaultCaps); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("endless profile: %v, want it refused for its size", err)
 	}
 }
