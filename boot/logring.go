@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // LogLine is one line a container wrote.
@@ -84,10 +87,16 @@ func (r *logRing) follow(n int) ([]LogLine, <-chan LogLine, func()) {
 	}
 }
 
-// rotatingFile appends lines to path, rotating it to path.1 ... path.N
-// when it grows past maxSize.
+// rotatingFile appends lines to DIR/NAME, rotating it to NAME.1 ...
+// NAME.N when it grows past maxSize. A container may be able to write DIR
+// (logs shared with it), and berth writes as root: every step works
+// relative to a handle on DIR opened once, and none follows a symlink or
+// opens anything but a regular file, so no swap of DIR's entries or of DIR
+// itself can make berth write to another host file.
 type rotatingFile struct {
-	path    string
+	dir     *os.File
+	name    string
+	path    string // DIR/NAME, for messages
 	maxSize int64
 	keep    int
 	f       *os.File
@@ -99,15 +108,29 @@ func openRotatingFile(path string, maxSize int64, keep int) (*rotatingFile, erro
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("log file %s: %w", path, err)
 	}
-	r := &rotatingFile{path: path, maxSize: maxSize, keep: keep}
-	return r, r.open()
+	dir, err := os.OpenFile(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("log file %s: %w", path, err)
+	}
+	r := &rotatingFile{dir: dir, name: filepath.Base(path), path: path, maxSize: maxSize, keep: keep}
+	if err := r.open(); err != nil {
+		dir.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
+// open opens NAME for appending: a new file, or an existing regular one.
 func (r *rotatingFile) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	dfd := int(r.dir.Fd())
+	fd, err := unix.Openat(dfd, r.name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err == unix.EEXIST {
+		fd, err = openRegular(dfd, r.name)
+	}
 	if err != nil {
 		return fmt.Errorf("log file %s: %w", r.path, err)
 	}
+	f := os.NewFile(uintptr(fd), r.path)
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -117,6 +140,30 @@ func (r *rotatingFile) open() error {
 	return nil
 }
 
+// openRegular opens the existing file name in dirfd for appending if it
+// is a regular file: it is checked through an O_PATH handle, which opens
+// nothing, and reopened through that handle, so a FIFO or a device node
+// is never opened and a symlink never followed.
+func openRegular(dirfd int, name string) (int, error) {
+	h, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(h)
+	var st unix.Stat_t
+	if err := unix.Fstat(h, &st); err != nil {
+		return -1, err
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG {
+		kind := map[uint32]string{unix.S_IFLNK: "a symlink", unix.S_IFDIR: "a directory", unix.S_IFIFO: "a FIFO"}[t]
+		if kind == "" {
+			kind = "not a regular file"
+		}
+		return -1, fmt.Errorf("is %s; berth writes logs only to regular files", kind)
+	}
+	return unix.Open("/proc/self/fd/"+strconv.Itoa(h), unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
+}
+
 func (r *rotatingFile) writeLine(l LogLine) {
 	if r.f == nil {
 		return
@@ -124,6 +171,9 @@ func (r *rotatingFile) writeLine(l LogLine) {
 	line := l.Time.UTC().Format(time.RFC3339Nano) + " " + l.Text + "\n"
 	if r.size+int64(len(line)) > r.maxSize && r.size > 0 {
 		r.rotate()
+		if r.f == nil {
+			return
+		}
 	}
 	n, err := r.f.WriteString(line)
 	r.size += int64(n)
@@ -132,23 +182,28 @@ func (r *rotatingFile) writeLine(l LogLine) {
 	}
 }
 
-// rotate shifts path.i to path.i+1, dropping the oldest, and starts a new
-// path.
+// rotate shifts NAME.i to NAME.i+1, dropping the oldest, and starts a new
+// NAME.
 func (r *rotatingFile) rotate() {
 	r.f.Close()
 	r.f = nil
-	os.Remove(fmt.Sprintf("%s.%d", r.path, r.keep))
+	dfd := int(r.dir.Fd())
+	_ = unix.Unlinkat(dfd, fmt.Sprintf("%s.%d", r.name, r.keep), 0)
 	for i := r.keep - 1; i >= 1; i-- {
-		os.Rename(fmt.Sprintf("%s.%d", r.path, i), fmt.Sprintf("%s.%d", r.path, i+1))
+		_ = unix.Renameat(dfd, fmt.Sprintf("%s.%d", r.name, i), dfd, fmt.Sprintf("%s.%d", r.name, i+1))
 	}
-	os.Rename(r.path, r.path+".1")
+	_ = unix.Renameat(dfd, r.name, dfd, r.name+".1")
 	if err := r.open(); err != nil && r.err == nil {
 		r.err = err
 	}
 }
 
 func (r *rotatingFile) close() {
-	if r != nil && r.f != nil {
+	if r == nil {
+		return
+	}
+	if r.f != nil {
 		r.f.Close()
 	}
+	r.dir.Close()
 }

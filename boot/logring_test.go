@@ -74,3 +74,91 @@ func TestRotatingFile(t *testing.T) {
 		t.Errorf("current file lacks the last line: %q", data)
 	}
 }
+
+// TestRotatingFileNeverFollowsSymlinks plays a container that can write the
+// log directory (logs shared with it) and swaps its files and the
+// directory itself for symlinks to a host file and a host directory. berth
+// runs as root: none of its writes may land there.
+func TestRotatingFileNeverFollowsSymlinks(t *testing.T) {
+	line := LogLine{Time: time.Unix(0, 0), Text: strings.Repeat("x", 60)}
+	tests := []struct {
+		name string
+		// before runs before berth opens DIR/app.log, between runs after
+		// berth has written to it and before the write that rotates it.
+		before, between func(t *testing.T, dir, victim, victimDir string)
+		openFails       bool
+	}{
+		{"app.log is a symlink when berth opens it", func(t *testing.T, dir, victim, _ string) {
+			mustSymlink(t, victim, filepath.Join(dir, "app.log"))
+		}, nil, true},
+		{"app.log becomes a symlink and cannot be rotated away", nil, func(t *testing.T, dir, victim, _ string) {
+			os.Remove(filepath.Join(dir, "app.log"))
+			mustSymlink(t, victim, filepath.Join(dir, "app.log"))
+			// Non-empty directories in the way make the rotation's renames fail.
+			for _, d := range []string{"app.log.1", "app.log.2"} {
+				if err := os.MkdirAll(filepath.Join(dir, d, "x"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, false},
+		{"rotated names are symlinks", nil, func(t *testing.T, dir, victim, _ string) {
+			mustSymlink(t, victim, filepath.Join(dir, "app.log.1"))
+			mustSymlink(t, victim, filepath.Join(dir, "app.log.2"))
+		}, false},
+		{"the directory is swapped for a symlink", nil, func(t *testing.T, dir, _, victimDir string) {
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, victimDir, dir)
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			top := t.TempDir()
+			dir, victimDir := filepath.Join(top, "log"), filepath.Join(top, "etc")
+			for _, d := range []string{dir, victimDir} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			victim := filepath.Join(victimDir, "shadow")
+			if err := os.WriteFile(victim, []byte("root:secret\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.before != nil {
+				tc.before(t, dir, victim, victimDir)
+			}
+			f, err := openRotatingFile(filepath.Join(dir, "app.log"), 200, 2)
+			if tc.openFails {
+				if err == nil {
+					f.writeLine(line)
+					f.close()
+					t.Error("opened a log file that is a symlink")
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.writeLine(line)
+				tc.between(t, dir, victim, victimDir)
+				for range 8 {
+					f.writeLine(line)
+				}
+				f.close()
+			}
+			if data, _ := os.ReadFile(victim); string(data) != "root:secret\n" {
+				t.Errorf("the host file now holds %q", data)
+			}
+			if ents, _ := os.ReadDir(victimDir); len(ents) != 1 {
+				t.Errorf("the host directory now holds %d entries", len(ents))
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, to, link string) {
+	t.Helper()
+	if err := os.Symlink(to, link); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package boot_test
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -59,6 +60,26 @@ image = "/images/demo.tar.zst"
 user_ns = true
 command = ["/bin/sh", "-c", "echo userns uid $(id -u) map $(cat /proc/self/uid_map)"]
 
+# In a user namespace, a bind of the host's / (berth's 0700 state
+# included): the init gets it as a mount, read-only with its submounts
+# (/tmp, /run, /proc...). The target is under /tmp: the namespace's root may not create
+# directories in the image's root.
+[[container]]
+name = "userns-bind"
+image = "/images/demo.tar.zst"
+user_ns = true
+command = ["/bin/sh", "-c", """
+test -f /tmp/host/etc/berth.toml && echo host root readable
+grep -q ' /tmp/host ro,' /proc/self/mountinfo && echo bind read-only
+touch /tmp/host/tmp/x 2>/dev/null || echo world-writable submount read-only
+test $(awk '$5 ~ "^/tmp/host/" && $6 !~ /^ro/' /proc/self/mountinfo | wc -l) = 0 && echo every submount read-only
+test -d /tmp/host/var/lib/berth/containers/probe && echo state dir reached
+"""]
+[[container.mount]]
+source = "/"
+target = "/tmp/host"
+readonly = true
+
 [[container]]
 name = "forkbomb"
 image = "/images/demo.tar.zst"
@@ -70,8 +91,9 @@ pids = 10
 // TestQEMUIsolation checks the runtime on a pure cgroup v2 guest (the host
 // is v1): the probe's escapes are all denied, the eBPF device program
 // allows exactly the default nodes and the passed-through device, the v2
-// limit files hold what the config asked for, and limits too small for a
-// Go process still start a busybox command.
+// limit files hold what the config asked for, limits too small for a Go
+// process still start a busybox command, and a user-namespaced container
+// gets recursive read-only binds without reaching berth's 0700 state.
 func TestQEMUIsolation(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
@@ -100,11 +122,18 @@ func TestQEMUIsolation(t *testing.T) {
 				"tiny | ran under pids.max=1 and 1 MiB",
 				"container tiny exited with status 0",
 				"userns | userns uid 0 map 0 100000 65536",
+				"userns-bind | host root readable",
+				"userns-bind | bind read-only",
+				"userns-bind | world-writable submount read-only",
+				"userns-bind | every submount read-only",
 				"forkbomb | forked",
 				"resource temporarily unavailable",
 				"berth: power off",
 			)
 			wantLines(t, out, want...)
+			if strings.Contains(out, "state dir reached") {
+				t.Error("a user-namespaced container reached another container's state directory")
+			}
 		})
 	}
 }

@@ -33,7 +33,7 @@ func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 	if s.cache != nil && s.cache.Root == root {
 		return s.cache, nil
 	}
-	c, err := image.OpenCache(root)
+	c, err := image.OpenCache(root) // a new cache root is 0700
 	if err != nil {
 		return nil, err
 	}
@@ -46,12 +46,14 @@ func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 // fresh overlay.
 func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, error) {
 	img := cfg.ImagePath(cc)
-	// 1. The container's directory, emptied of a previous run. The state
-	// directories stay searchable: a user-namespaced container's root
-	// (host uid 100000, say) must reach its rootfs through them.
+	// 1. The container's directory, emptied of a previous run. No other
+	// host user may reach into it: a setuid binary a container makes
+	// would run as root for them (CVE-2021-41091). The container's init
+	// needs no path through it either, even as a user namespace's root:
+	// it gets its rootfs as a mount (container.Start).
 	containers := filepath.Join(s.b.opts.StateDir, "containers")
-	if err := os.MkdirAll(containers, 0o711); err != nil {
-		return "", fmt.Errorf("create %s: %w", containers, err)
+	if err := privateDir(containers); err != nil {
+		return "", err
 	}
 	dir := filepath.Join(containers, cc.Name)
 	if err := releaseRootfs(dir); err != nil {
@@ -106,14 +108,43 @@ func mountOverlay(lower, dir string) error {
 			return fmt.Errorf("path %q holds one of , : \\ which overlay options cannot carry", p)
 		}
 	}
+	// DIR is 0700; the upper directory takes the mode and owner of the
+	// image's root, which the overlay's root then shows.
 	for _, d := range []string{upper, work, rootfs} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(lower, &st); err != nil {
+		return fmt.Errorf("overlay lower %s: %w", lower, err)
+	}
+	if err := os.Lchown(upper, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if err := os.Chmod(upper, os.FileMode(st.Mode&0o777)); err != nil {
+		return err
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlay at %s: %w", rootfs, err)
+	}
+	return nil
+}
+
+// privateDir creates dir, or makes an existing one (from an older berth),
+// mode 0700.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", dir, err)
 	}
 	return nil
 }

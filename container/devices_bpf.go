@@ -139,9 +139,13 @@ type bpfProgAttachAttr struct {
 	attachFlags uint32
 }
 
-// attachDeviceProgram loads the allow-list for rules and attaches it to
-// the cgroup v2 directory dir. The attachment lives as long as the cgroup.
-func attachDeviceProgram(dir string, rules []deviceRule) error {
+// progLoadAttempts bounds the retries of BPF_PROG_LOAD: the verifier gives
+// up with EAGAIN when a signal arrives while it runs, and Go's runtime
+// signals its threads (preemption) all the time.
+const progLoadAttempts = 100
+
+// loadDeviceProgram loads the allow-list for rules and returns its fd.
+func loadDeviceProgram(rules []deviceRule) (*os.File, error) {
 	code := encode(deviceProgram(rules))
 	license := []byte("Apache-2.0\x00")
 	logBuf := make([]byte, 64<<10)
@@ -154,14 +158,33 @@ func attachDeviceProgram(dir string, rules []deviceRule) error {
 		logBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
 	}
 	copy(attr.progName[:], "berth_devices")
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	var fd uintptr
+	var errno unix.Errno
+	for range progLoadAttempts {
+		fd, _, errno = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		if errno != unix.EAGAIN && errno != unix.EINTR {
+			break
+		}
+	}
 	runtime.KeepAlive(code)
 	runtime.KeepAlive(license)
-	if errno != 0 {
-		return fmt.Errorf("load device program for %s: %w: %s", dir, errno, unix.ByteSliceToString(logBuf))
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+		return nil, fmt.Errorf("%w: interrupted by signals %d times", errno, progLoadAttempts)
+	case errno != 0:
+		return nil, fmt.Errorf("%w: %s", errno, unix.ByteSliceToString(logBuf))
 	}
 	// The kernel creates BPF fds close-on-exec.
-	prog := os.NewFile(fd, "bpf-prog")
+	return os.NewFile(fd, "bpf-prog"), nil
+}
+
+// attachDeviceProgram loads the allow-list for rules and attaches it to
+// the cgroup v2 directory dir. The attachment lives as long as the cgroup.
+func attachDeviceProgram(dir string, rules []deviceRule) error {
+	prog, err := loadDeviceProgram(rules)
+	if err != nil {
+		return fmt.Errorf("load device program for %s: %w", dir, err)
+	}
 	defer prog.Close()
 
 	cg, err := os.Open(dir)
@@ -170,7 +193,7 @@ func attachDeviceProgram(dir string, rules []deviceRule) error {
 	}
 	defer cg.Close()
 	at := bpfProgAttachAttr{
-		targetFd: uint32(cg.Fd()), attachBpfFd: uint32(fd),
+		targetFd: uint32(cg.Fd()), attachBpfFd: uint32(prog.Fd()),
 		attachType: unix.BPF_CGROUP_DEVICE, attachFlags: unix.BPF_F_ALLOW_MULTI,
 	}
 	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&at)), unsafe.Sizeof(at)); errno != 0 {

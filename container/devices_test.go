@@ -1,11 +1,16 @@
 package container
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"berth/internal/mountinfo"
 )
@@ -67,5 +72,46 @@ func TestDeviceProgram(t *testing.T) {
 		if tc.fail && !strings.Contains(string(out), "not permitted") {
 			t.Errorf("%s: output %q, want EPERM", tc.cmd, out)
 		}
+	}
+}
+
+// TestDeviceProgramLoadsUnderSignals loads the device program 2000 times
+// while another goroutine keeps signalling the loading thread, as Go's
+// runtime does to preempt goroutines: the verifier gives up with EAGAIN
+// when a signal arrives while it runs, and the load must retry.
+func TestDeviceProgramLoadsUnderSignals(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	stop, done := make(chan struct{}), make(chan struct{})
+	signals := 0
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = unix.Tgkill(pid, tid, unix.SIGURG)
+			signals++
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	rules := deviceRules([]Device{{Type: 'c', Major: 188, Minor: 0}})
+	var err error
+	for i := 0; i < 2000 && err == nil; i++ {
+		var prog *os.File
+		if prog, err = loadDeviceProgram(rules); err == nil {
+			prog.Close()
+		} else {
+			err = fmt.Errorf("load %d: %w", i, err)
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d signals sent to the loading thread", signals)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -52,9 +52,11 @@ func runInit() error {
 	spec := cfg.Spec
 
 	// 3. Build the root filesystem in our mount namespace.
-	if err := setupRootfs(spec.Rootfs, cfg); err != nil {
+	root, err := setupRootfs(cfg)
+	if err != nil {
 		return err
 	}
+	defer root.close()
 	trace("rootfs")
 
 	// 4. Name the host; bring up loopback in our own network namespace.
@@ -68,12 +70,12 @@ func runInit() error {
 	}
 
 	// 5. Switch to the new root and detach the old one.
-	if err := pivotRoot(spec.Rootfs); err != nil {
+	if err := root.pivotRoot(); err != nil {
 		return err
 	}
 	if spec.ReadonlyRoot {
-		if err := remountRootReadonly(); err != nil {
-			return err
+		if err := setReadonly(root.root, false); err != nil {
+			return fmt.Errorf("root: %w", err)
 		}
 	}
 	trace("pivot")
@@ -81,7 +83,7 @@ func runInit() error {
 	// 6. Join the container's cgroup, under a cgroup namespace rooted
 	// there, and mount it at /sys/fs/cgroup. From here on the container's
 	// limits apply to us.
-	if err := joinCgroup(cfg); err != nil {
+	if err := joinCgroup(cfg, root); err != nil {
 		return err
 	}
 
@@ -176,7 +178,7 @@ func runInit() error {
 // process to its new cgroup without checking pids.max, and the extra
 // threads vanish at execve. The write is a raw system call, so the Go
 // scheduler starts no thread for it.
-func joinCgroup(cfg initConfig) error {
+func joinCgroup(cfg initConfig, root *rootMounter) error {
 	zero := []byte("0")
 	for _, fd := range cfg.CgroupFds {
 		_, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&zero[0])), 1)
@@ -188,12 +190,7 @@ func joinCgroup(cfg initConfig) error {
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 		return fmt.Errorf("unshare cgroup namespace: %w", err)
 	}
-	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("mount cgroups: %w", err)
-	}
-	defer root.Close()
-	return rootMounter{root: root, path: "/"}.mountCgroups(cfg)
+	return root.mountCgroups(cfg)
 }
 
 func readInitConfig() (initConfig, error) {

@@ -6,110 +6,163 @@ import (
 	"os"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
 // Every path berth resolves inside a container's root — mount targets,
-// device nodes, masked paths — goes through these helpers: one
-// openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) per lookup, which makes
-// the kernel treat the root as "/" for every symlink and "..". Kernels
-// older than 5.6 lack openat2; there pathrs-lite's userspace resolver
-// takes over. (pathrs-lite is also correct on new kernels, but costs
-// around ten system calls per lookup, which shows in start-up time.)
+// device nodes, masked paths — goes through resolveIn. It walks one
+// component at a time from the handle of the component before, with
+// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), so a path costs work
+// linear in its depth. Only a component that is a symlink is resolved
+// again, its whole prefix at once with openat2(RESOLVE_IN_ROOT) from the
+// root: the kernel then treats the root as "/" for the symlink and every
+// ".." in it, so no symlink in an image can lead out. As the kernel's own
+// lookups, a path may go through at most 40 symlinks.
 
-var errNoOpenat2 = errors.New("openat2 unavailable")
+// maxSymlinks is the kernel's limit of symlinks in one lookup (MAXSYMLINKS).
+const maxSymlinks = 40
 
-// openat2InRoot resolves path inside root; flags are O_* open flags.
-func openat2InRoot(root *os.File, path string, flags int) (*os.File, error) {
-	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for {
-		fd, err := unix.Openat2(int(root.Fd()), path, &how)
+// sysOpenat2 is unix.Openat2; tests wrap it to measure a resolution's work.
+var sysOpenat2 = unix.Openat2
+
+// openat2 opens path under dirfd with O_PATH and the resolve flags,
+// retrying when a signal or a concurrent rename interrupts the lookup.
+func openat2(dirfd int, path string, flags int, resolve uint64) (int, error) {
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_PATH | unix.O_CLOEXEC), Resolve: resolve}
+	for i := 0; ; i++ {
+		fd, err := sysOpenat2(dirfd, path, &how)
 		switch {
 		case err == nil:
-			return os.NewFile(uintptr(fd), path), nil
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
-			continue // EAGAIN: a concurrent rename; retry
-		case errors.Is(err, unix.ENOSYS):
-			return nil, errNoOpenat2
-		}
-		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
-	}
-}
-
-// lookup returns an O_PATH handle to target inside the root.
-func (r rootMounter) lookup(target string) (*os.File, error) {
-	target = strings.TrimPrefix(target, "/")
-	if target == "" {
-		target = "."
-	}
-	h, err := openat2InRoot(r.root, target, unix.O_PATH)
-	if err == errNoOpenat2 {
-		return pathrs.OpenatInRoot(r.root, target)
-	}
-	return h, err
-}
-
-// open resolves target inside the root, creating missing directories
-// (mode 0755) on the way, and returns an O_PATH handle to it.
-func (r rootMounter) open(target string) (*os.File, error) {
-	h, err := r.lookup(target)
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		if err != nil {
-			err = fmt.Errorf("resolve %s in %s: %w", target, r.path, err)
-		}
-		return h, err
-	}
-	if _, probe := openat2InRoot(r.root, ".", unix.O_PATH); probe == errNoOpenat2 {
-		return pathrs.MkdirAllHandle(r.root, target, 0o755)
-	}
-	// Walk down, creating each missing component inside its resolved
-	// parent; a component that exists is resolved again, in the root.
-	parts := strings.Split(strings.Trim(target, "/"), "/")
-	dir, err := r.lookup(".")
-	if err != nil {
-		return nil, err
-	}
-	for i, p := range parts {
-		if p == "" || p == "." {
+			return fd, nil
+		case (err == unix.EINTR || err == unix.EAGAIN) && i < 100:
 			continue
+		case err == unix.ENOSYS:
+			return -1, errors.New("openat2: containers need Linux 5.6 or newer")
 		}
-		sofar := strings.Join(parts[:i+1], "/")
-		next, err := r.lookup(sofar)
-		if errors.Is(err, os.ErrNotExist) {
-			if err := unix.Mkdirat(int(dir.Fd()), p, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				dir.Close()
-				return nil, fmt.Errorf("mkdir %s in %s: %w", sofar, r.path, err)
-			}
-			next, err = r.lookup(sofar)
+		return -1, err
+	}
+}
+
+// createMode says what resolveIn creates where the path does not exist.
+type createMode int
+
+const (
+	noCreate   createMode = iota
+	createDirs            // every missing component, as a directory
+	createFile            // missing parents as directories, the last as an empty file
+)
+
+// resolveIn resolves target inside root, creating what mode says, and
+// returns an O_PATH handle to it.
+func resolveIn(root *os.File, target string, mode createMode) (*os.File, error) {
+	var parts []string
+	for _, p := range strings.Split(target, "/") {
+		if p != "" && p != "." {
+			parts = append(parts, p)
 		}
-		dir.Close()
+	}
+	cur, links := int(root.Fd()), 0
+	closeCur := func() {
+		if cur != int(root.Fd()) {
+			unix.Close(cur)
+		}
+	}
+	defer func() { closeCur() }()
+	if len(parts) == 0 {
+		fd, err := openat2(cur, ".", 0, unix.RESOLVE_BENEATH)
 		if err != nil {
-			return nil, fmt.Errorf("resolve %s in %s: %w", sofar, r.path, err)
+			return nil, &os.PathError{Op: "resolve", Path: "/", Err: err}
 		}
-		dir = next
+		return os.NewFile(uintptr(fd), "/"), nil
 	}
-	return dir, nil
+	for i, name := range parts {
+		create := mode != noCreate
+		fd, err := openat2(cur, name, 0, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS)
+		if err == unix.ENOENT && create {
+			if i == len(parts)-1 && mode == createFile {
+				err = createEmpty(cur, name)
+			} else {
+				err = unix.Mkdirat(cur, name, 0o755)
+			}
+			if err == nil || err == unix.EEXIST {
+				fd, err = openat2(cur, name, 0, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS)
+			}
+		}
+		if err == unix.ELOOP {
+			// A symlink: the whole prefix, inside the root.
+			if links++; links <= maxSymlinks {
+				fd, err = openat2(int(root.Fd()), strings.Join(parts[:i+1], "/"), 0, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+			}
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "resolve", Path: "/" + strings.Join(parts[:i+1], "/"), Err: err}
+		}
+		closeCur()
+		cur = fd
+	}
+	h := os.NewFile(uintptr(cur), "/"+strings.Join(parts, "/"))
+	cur = int(root.Fd())
+	return h, nil
 }
 
-// openDir opens a directory inside the root for *at system calls.
-func (r rootMounter) openDir(target string) (*os.File, error) {
-	h, err := r.lookup(target)
-	if err != nil {
-		return nil, fmt.Errorf("open %s in %s: %w", target, r.path, err)
+// createEmpty creates an empty regular file, a mount point for a file.
+func createEmpty(dir int, name string) error {
+	fd, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+	if err == nil {
+		unix.Close(fd)
 	}
-	defer h.Close()
-	return reopenDir(h)
+	return err
 }
 
-// reopenDir turns an O_PATH handle of a directory into a readable fd.
-func reopenDir(h *os.File) (*os.File, error) {
-	fd, err := unix.Openat(int(h.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "reopen", Path: h.Name(), Err: err}
+// fileID identifies a file: its device and inode, and its mount where the
+// kernel reports mount ids (5.8 and newer).
+type fileID struct {
+	dev, ino, mnt uint64
+}
+
+func statID(f *os.File) (fileID, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_MNT_ID, &st); err != nil {
+		return fileID{}, fmt.Errorf("statx %s: %w", f.Name(), err)
 	}
-	return os.NewFile(uintptr(fd), h.Name()), nil
+	id := fileID{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_MNT_ID != 0 {
+		id.mnt = st.Mnt_id
+	}
+	return id, nil
+}
+
+// onMount reports whether f (with id) lies on the same mount as the mount
+// root m: the same mount id, or, without mount ids, the same device.
+func (id fileID) onMount(m fileID) bool {
+	if m == (fileID{}) {
+		return false
+	}
+	if id.mnt != 0 && m.mnt != 0 {
+		return id.mnt == m.mnt
+	}
+	return id.dev == m.dev
+}
+
+// checkTarget refuses a mount target that resolved to the container's
+// root or to /dev, or onto the /proc or /sys berth mounted: through a
+// symlink in an image, a user's mount would otherwise replace the root
+// (with the host's / when that is what is bound) or hide what berth
+// itself mounted and later writes through.
+func (r *rootMounter) checkTarget(target string, h *os.File) error {
+	id, err := statID(h)
+	if err != nil {
+		return fmt.Errorf("mount target %s: %w", target, err)
+	}
+	switch {
+	case id == r.own.root:
+		return fmt.Errorf("mount target %s resolves to the container's root", target)
+	case id == r.own.dev:
+		return fmt.Errorf("mount target %s resolves to /dev, which berth mounts itself", target)
+	case id.onMount(r.own.proc):
+		return fmt.Errorf("mount target %s resolves into /proc, which berth mounts itself", target)
+	case id.onMount(r.own.sys):
+		return fmt.Errorf("mount target %s resolves into /sys, which berth mounts itself", target)
+	}
+	return nil
 }

@@ -195,11 +195,12 @@ func TestForkBombStopsAtPidsMax(t *testing.T) {
 
 // TestUserNamespace maps the container's root to an unprivileged host uid.
 func TestUserNamespace(t *testing.T) {
+	// The namespace's root is host uid 100000, which cannot reach the
+	// rootfs through the test's 0700 directories: berth hands it over as a
+	// mount, not as a path.
 	rootfs := testutil.BusyboxRootfs(t)
-	// The namespace's root is host uid 100000: it must be able to reach
-	// the rootfs (t.TempDir makes 0700 directories).
-	for d := filepath.Dir(rootfs); d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
+	if err := os.Chmod(filepath.Dir(rootfs), 0o700); err != nil {
+		t.Fatal(err)
 	}
 	ns := &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
 	exit, out, err := run(t, rootfs, Spec{UserNS: ns, Args: []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}})
@@ -244,4 +245,199 @@ func slicesContains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestHostileImages starts containers whose image layout aims a mount at
+// the container's root, at berth's own mount points or out of the root.
+// Each start must be refused with an error naming the problem, and nothing
+// may change on the host: not the volume, not the rootfs's top directory.
+func TestHostileImages(t *testing.T) {
+	hostLink := filepath.Join(t.TempDir(), "etc-link")
+	if err := os.Symlink("/etc", hostLink); err != nil {
+		t.Fatal(err)
+	}
+	bind := func(target string, ro bool) func(string) []Mount {
+		return func(vol string) []Mount { return []Mount{{Source: vol, Target: target, Readonly: ro}} }
+	}
+	tmpfs := func(target string) func(string) []Mount {
+		return func(string) []Mount { return []Mount{{Type: "tmpfs", Target: target}} }
+	}
+	tests := []struct {
+		name   string
+		links  map[string]string        // image entries replaced by symlinks
+		mounts func(vol string) []Mount // vol: a host directory, which must stay empty
+		fail   string
+	}{
+		{"bind of / at a target that is a symlink to /", map[string]string{"host": "/"},
+			func(string) []Mount { return []Mount{{Source: "/", Target: "/host", Readonly: true}} }, "/host resolves to the container's root"},
+		{"read-only bind at a target that is a symlink to /", map[string]string{"data": "/"}, bind("/data", true), "/data resolves to the container's root"},
+		{"tmpfs at a target that is a symlink to /", map[string]string{"data": "/"}, tmpfs("/data"), "/data resolves to the container's root"},
+		{"bind at a target that is a symlink into /proc", map[string]string{"data": "/proc/sys"}, bind("/data", false), "/data resolves into /proc"},
+		{"tmpfs at a target that is a symlink to /sys/fs/cgroup", map[string]string{"data": "/sys/fs/cgroup"}, tmpfs("/data"), "/data resolves into /sys"},
+		{"bind at a target that is a symlink to /dev", map[string]string{"data": "/dev"}, bind("/data", false), "/data resolves to /dev"},
+		{"/proc is a symlink (CVE-2019-19921)", map[string]string{"proc": "/tmp"}, nil, "/proc is a symlink"},
+		{"/proc is a symlink to /", map[string]string{"proc": "/"}, nil, "/proc is a symlink"},
+		{"/sys is a symlink to /", map[string]string{"sys": "/"}, nil, "/sys is a symlink"},
+		{"/dev is a symlink to /", map[string]string{"dev": "/"}, nil, "/dev is a symlink"},
+		{"bind source is a symlink", nil, func(string) []Mount { return []Mount{{Source: hostLink, Target: "/x"}} }, hostLink + " is a symlink"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rootfs := testutil.BusyboxRootfs(t)
+			for name, to := range tc.links {
+				if err := os.RemoveAll(filepath.Join(rootfs, name)); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(to, filepath.Join(rootfs, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			vol := t.TempDir()
+			var mounts []Mount
+			if tc.mounts != nil {
+				mounts = tc.mounts(vol)
+			}
+			before := listDir(t, rootfs)
+			exit, out, err := run(t, rootfs, Spec{Mounts: mounts, Args: []string{"sh", "-c", "ls /; touch /hostile-was-here"}})
+			if err == nil || !strings.Contains(err.Error(), tc.fail) {
+				t.Errorf("start: %v (%s, output %q), want an error containing %q", err, exit, out, tc.fail)
+			}
+			if got := listDir(t, vol); got != "" {
+				t.Errorf("the host directory now holds %s", got)
+			}
+			if after := listDir(t, rootfs); after != before {
+				t.Errorf("the rootfs's top directory changed: %s, was %s", after, before)
+			}
+			if _, err := os.Stat("/hostile-was-here"); err == nil {
+				os.Remove("/hostile-was-here")
+				t.Error("the workload wrote to the host's /")
+			}
+		})
+	}
+}
+
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, " ")
+}
+
+// TestBindSourceSymlink binds a host path whose last component is a
+// symlink: refused by default, bound as its target with FollowSymlink.
+func TestBindSourceSymlink(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "real"), []byte("through the link\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink("real", link); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(t, rootfs, Spec{Mounts: []Mount{{Source: link, Target: "/x"}}, Args: []string{"cat", "/x"}})
+	if err == nil || !strings.Contains(err.Error(), "is a symlink") {
+		t.Errorf("start: %v, want the symlinked source refused", err)
+	}
+	exit, out, err := run(t, rootfs, Spec{Mounts: []Mount{{Source: link, Target: "/x", FollowSymlink: true}}, Args: []string{"cat", "/x"}})
+	if err != nil || !containsLine(out, "through the link") {
+		t.Errorf("follow_symlink: %v (%s), output %q", err, exit, out)
+	}
+}
+
+// TestReadonlyBindIsRecursive binds a host directory holding a submount
+// read-only: the submount must be read-only in the container too.
+func TestReadonlyBindIsRecursive(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	vol := t.TempDir()
+	sub := filepath.Join(vol, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	_, out, err := run(t, rootfs, Spec{
+		Mounts: []Mount{{Source: vol, Target: "/vol", Readonly: true}},
+		Args:   []string{"sh", "-c", "touch /vol/top 2>/dev/null && echo top writable; touch /vol/sub/x 2>/dev/null && echo submount writable; echo done"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsLine(out, "done") || strings.Contains(out, "writable") {
+		t.Errorf("read-only bind with a submount: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(sub, "x")); err == nil {
+		t.Error("the container wrote into the submount of a read-only bind")
+	}
+}
+
+// TestDeepMountTarget mounts a tmpfs 2000 directories deep, at a target
+// the image does not have yet.
+func TestDeepMountTarget(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	target := "/" + strings.TrimSuffix(strings.Repeat("d/", 2000), "/")
+	exit, out, err := run(t, rootfs, Spec{
+		Mounts: []Mount{{Type: "tmpfs", Target: target}},
+		Args:   []string{"sh", "-c", "cd " + target + " && touch x && stat -f -c %T . "},
+	})
+	if err != nil || !containsLine(out, "tmpfs") {
+		t.Fatalf("deep target: %v (%s), output %q", err, exit, out)
+	}
+}
+
+// TestNoMountLeaksToHost puts the rootfs and a bind source on shared
+// mounts, as systemd makes them, and mounts inside both from the
+// container: the host must not see a single mount appear.
+func TestNoMountLeaksToHost(t *testing.T) {
+	shared := func(dir string) {
+		if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+		if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfs := testutil.BusyboxRootfs(t)
+	shared(filepath.Dir(rootfs))
+	vol := t.TempDir()
+	shared(vol)
+	before := mountsUnder(t, filepath.Dir(rootfs), vol)
+	_, out, err := run(t, rootfs, Spec{
+		Mounts: []Mount{{Source: vol, Target: "/vol"}, {Type: "tmpfs", Target: "/vol/inner"}},
+		Args:   []string{"sh", "-c", "grep -c ' /vol/inner ' /proc/self/mountinfo"},
+	})
+	if err != nil || !containsLine(out, "1") {
+		t.Fatalf("start: %v, output %q", err, out)
+	}
+	if after := mountsUnder(t, filepath.Dir(rootfs), vol); after != before {
+		t.Errorf("mounts under the rootfs and the volume on the host: %s, were %s", after, before)
+	}
+}
+
+// mountsUnder lists the host's mount points under the dirs.
+func mountsUnder(t *testing.T, dirs ...string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		for _, d := range dirs {
+			if len(f) > 4 && strings.HasPrefix(f[4], d) {
+				points = append(points, f[4])
+			}
+		}
+	}
+	return strings.Join(points, " ")
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +18,13 @@ type Mount struct {
 	// Source is the host path of a bind mount.
 	Source string `json:"source,omitempty"`
 	// Target is the path inside the container.
-	Target   string `json:"target"`
-	Readonly bool   `json:"readonly,omitempty"`
+	Target string `json:"target"`
+	// Readonly makes the mount read-only, submounts of a bind included.
+	Readonly bool `json:"readonly,omitempty"`
+	// FollowSymlink lets a bind source whose last component is a symlink
+	// be bound as what the symlink points to; otherwise such a source is
+	// refused.
+	FollowSymlink bool `json:"follow_symlink,omitempty"`
 	// Size caps a tmpfs, in bytes (default: the kernel's, half of RAM,
 	// still charged to the container's memory limit).
 	Size int64 `json:"size,omitempty"`
@@ -36,87 +41,101 @@ var maskedPaths = []string{
 // readonlyPaths are runc's default read-only paths.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// userMounts performs the spec's extra mounts inside the root.
-func (r rootMounter) userMounts(mounts []Mount) error {
-	for _, m := range mounts {
-		if err := r.userMount(m); err != nil {
+// userMounts performs the spec's extra mounts inside the root; fds holds,
+// for each, the init's fd of the detached bind mount the parent prepared
+// (-1 for a tmpfs).
+func (r *rootMounter) userMounts(mounts []Mount, fds []int) error {
+	for i, m := range mounts {
+		fd := -1
+		if i < len(fds) {
+			fd = fds[i]
+		}
+		if err := r.userMount(m, fd); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r rootMounter) userMount(m Mount) error {
+func (r *rootMounter) userMount(m Mount, src int) error {
 	target := path.Clean(m.Target)
+	var tree *os.File
+	dir := true
 	if m.Type == "tmpfs" {
 		data := "mode=0755"
 		if m.Size > 0 {
 			data += fmt.Sprintf(",size=%d", m.Size)
 		}
-		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+		attrs := unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
 		if m.Readonly {
-			flags |= unix.MS_RDONLY
+			attrs |= unix.MOUNT_ATTR_RDONLY
 		}
-		return r.mount(target, "tmpfs", "tmpfs", flags, data)
+		var err error
+		if tree, err = newMount("tmpfs", "tmpfs", data, attrs); err != nil {
+			return fmt.Errorf("tmpfs at %s: %w", target, err)
+		}
+	} else {
+		if src < 0 {
+			return fmt.Errorf("bind mount %s at %s: no source prepared", m.Source, target)
+		}
+		// The source is the parent's detached copy, read-only already
+		// when asked; the target, inside the root, is created as a
+		// directory or an empty file to match it.
+		tree = os.NewFile(uintptr(src), m.Source)
+		var st unix.Stat_t
+		if err := unix.Fstat(src, &st); err != nil {
+			tree.Close()
+			return fmt.Errorf("bind mount %s: %w", m.Source, err)
+		}
+		dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
-	// A bind mount: the host source is opened first, so the mount binds
-	// exactly what was checked; the target is created inside the root as
-	// a directory or an empty file, matching the source.
-	src, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+	defer tree.Close()
+	mode := createDirs
+	if !dir {
+		mode = createFile
+	}
+	h, err := resolveIn(r.root, target, mode)
 	if err != nil {
-		return fmt.Errorf("bind mount source %s: %w", m.Source, err)
+		return fmt.Errorf("mount target %s in %s: %w", target, r.path, err)
 	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil {
-		return fmt.Errorf("bind mount source %s: %w", m.Source, err)
+	defer h.Close()
+	if err := r.checkTarget(target, h); err != nil {
+		return err
 	}
-	dst, err := r.openTarget(target, fi.IsDir())
-	if err != nil {
-		return fmt.Errorf("bind mount %s: %w", m.Source, err)
+	if err := attach(tree, h); err != nil {
+		return fmt.Errorf("mount %s at %s: %w", what(m), target, err)
 	}
-	defer dst.Close()
-	full := filepath.Join(r.path, target)
-	if err := unix.Mount(fdPath(src), fdPath(dst), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind mount %s at %s: %w", m.Source, full, err)
-	}
-	if m.Readonly {
-		return r.remountReadonly(target)
+	if m.Type != "tmpfs" {
+		if err := makePrivate(tree); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", what(m), target, err)
+		}
 	}
 	return nil
 }
 
-// openTarget resolves a mount target inside the root, creating it (and
-// its parents) as a directory or as an empty regular file.
-func (r rootMounter) openTarget(target string, dir bool) (*os.File, error) {
-	if dir {
-		return r.open(target)
+func what(m Mount) string {
+	if m.Type == "tmpfs" {
+		return "tmpfs"
 	}
-	if h, err := r.lookup(target); err == nil {
-		return h, nil
+	return m.Source
+}
+
+// ownPath resolves one of runc's masked or read-only paths inside the
+// /proc or /sys berth mounted, through the mount's own handle.
+func (r *rootMounter) ownPath(p string) (*os.File, error) {
+	if rest, ok := strings.CutPrefix(p, "/proc/"); ok {
+		return resolveIn(r.proc, rest, noCreate)
 	}
-	parent, err := r.open(path.Dir(target))
-	if err != nil {
-		return nil, err
+	if rest, ok := strings.CutPrefix(p, "/sys/"); ok {
+		return resolveIn(r.sys, rest, noCreate)
 	}
-	defer parent.Close()
-	pd, err := reopenDir(parent)
-	if err != nil {
-		return nil, fmt.Errorf("open %s in %s: %w", path.Dir(target), r.path, err)
-	}
-	defer pd.Close()
-	fd, err := unix.Openat(int(pd.Fd()), path.Base(target), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create mount point %s in %s: %w", target, r.path, err)
-	}
-	unix.Close(fd)
-	return r.lookup(target)
+	return nil, fmt.Errorf("%s: not under /proc or /sys", p)
 }
 
 // maskPaths hides runc's masked paths: /dev/null (checked to be the char
 // device 1:3) over files, an empty read-only tmpfs over directories.
-func (r rootMounter) maskPaths() error {
-	null, err := r.lookup("dev/null")
+func (r *rootMounter) maskPaths() error {
+	null, err := resolveIn(r.dev, "null", noCreate)
 	if err != nil {
 		return fmt.Errorf("mask paths: open /dev/null: %w", err)
 	}
@@ -129,71 +148,62 @@ func (r rootMounter) maskPaths() error {
 		return fmt.Errorf("mask paths: %s/dev/null is not the char device 1:3", r.path)
 	}
 	for _, p := range maskedPaths {
-		h, err := r.lookup(p)
+		h, err := r.ownPath(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("mask %s: %w", p, err)
-		}
-		var hs unix.Stat_t
-		err = unix.Fstat(int(h.Fd()), &hs)
 		if err == nil {
-			if hs.Mode&unix.S_IFMT == unix.S_IFDIR {
-				err = unix.Mount("tmpfs", fdPath(h), "tmpfs", unix.MS_RDONLY|msSafe, "size=0,mode=0555")
-			} else {
-				err = unix.Mount(fdPath(null), fdPath(h), "", unix.MS_BIND, "")
-			}
+			err = maskPath(h, null)
+			h.Close()
 		}
-		h.Close()
 		if err != nil {
 			return fmt.Errorf("mask %s: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// maskPath covers h: a directory with an empty read-only tmpfs, anything
+// else with null.
+func maskPath(h, null *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+		return err
+	}
+	var tree *os.File
+	var err error
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		tree, err = newMount("tmpfs", "tmpfs", "size=0,mode=0555", attrSafe|unix.MOUNT_ATTR_RDONLY)
+	} else {
+		tree, err = cloneTree(null, false)
+	}
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	return attach(tree, h)
 }
 
 // readonlyPaths makes runc's read-only paths read-only bind mounts.
-func (r rootMounter) readonlyPaths() error {
+func (r *rootMounter) readonlyPaths() error {
 	for _, p := range readonlyPaths {
-		h, err := r.lookup(p)
+		h, err := r.ownPath(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
+		if err == nil {
+			var tree *os.File
+			if tree, err = cloneTree(h, true); err == nil {
+				if err = attach(tree, h); err == nil {
+					err = setReadonly(tree, false)
+				}
+				tree.Close()
+			}
+			h.Close()
+		}
 		if err != nil {
 			return fmt.Errorf("make %s read-only: %w", p, err)
 		}
-		err = unix.Mount(fdPath(h), fdPath(h), "", unix.MS_BIND|unix.MS_REC, "")
-		h.Close()
-		if err != nil {
-			return fmt.Errorf("make %s read-only: %w", p, err)
-		}
-		if err := r.remountReadonly(p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// remountReadonly makes the bind mount at target read-only, keeping its
-// nosuid, nodev and noexec flags (the kernel refuses to drop locked ones).
-func (r rootMounter) remountReadonly(target string) error {
-	h, err := r.lookup(target)
-	if err != nil {
-		return fmt.Errorf("remount %s read-only: %w", target, err)
-	}
-	defer h.Close()
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(int(h.Fd()), &sfs); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", target, err)
-	}
-	keep := uintptr(sfs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME)
-	if sfs.Flags&unix.ST_RELATIME != 0 {
-		keep |= unix.MS_RELATIME
-	}
-	flags := unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | keep
-	if err := unix.Mount("", fdPath(h), "", flags, ""); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", filepath.Join(r.path, target), err)
 	}
 	return nil
 }

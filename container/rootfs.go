@@ -5,175 +5,238 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// Mount flags shared by the pseudo filesystems of a container.
-const (
-	msSafe  = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	msDevfs = unix.MS_NOSUID | unix.MS_NOEXEC
-)
+// rootMounter builds a container's filesystem tree: every mount goes onto
+// a handle resolved inside the root (see resolveIn), every mount it makes
+// is kept by its fd.
+type rootMounter struct {
+	root *os.File
+	path string // the rootfs's host path, for messages
+	// userns is set in a user namespace, where mknod is not allowed and
+	// device nodes are bind mounts of the host's prepared by the parent.
+	userns bool
+	// proc, sys and dev are berth's own mounts, once made.
+	proc, sys, dev *os.File
+	// own identifies the root and berth's own mounts, onto which no
+	// user's mount may go (checkTarget).
+	own struct{ root, proc, sys, dev fileID }
+}
 
-// setupRootfs builds the container's filesystem tree under rootfs, inside
-// the container's mount namespace. Every target is resolved inside rootfs
-// (openat2 RESOLVE_IN_ROOT through pathrs-lite), so a symlink in the image
-// cannot point a mount at the host.
-func setupRootfs(rootfs string, cfg initConfig) error {
+// setupRootfs builds the container's filesystem tree inside the init's
+// mount namespace. The rootfs, bind sources and (in a user namespace)
+// device nodes arrive as detached mounts on the fds cfg names (see
+// hostmounts.go): nothing here looks up a host path.
+func setupRootfs(cfg initConfig) (*rootMounter, error) {
 	old := unix.Umask(0)
 	defer unix.Umask(old)
 	spec := cfg.Spec
 
 	// 1. No mount or unmount of ours may propagate to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make / private: %w", err)
+		return nil, fmt.Errorf("make / private: %w", err)
 	}
 
-	// 2. Bind the rootfs onto itself: pivot_root needs a mount point.
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		if spec.UserNS != nil && errors.Is(err, unix.EACCES) {
-			return fmt.Errorf("bind rootfs %s: %w (in a user namespace the rootfs and its parent directories must be searchable by the mapped root, host uid %d)", rootfs, err, rootHostID(spec.UserNS.UIDMap))
-		}
-		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	// 2. The rootfs, attached over our "/" — a mount point, as pivot_root
+	// needs — and made private: a copy of a shared mount is its peer.
+	root := os.NewFile(uintptr(cfg.RootfsFd), spec.Rootfs)
+	if err := unix.MoveMount(int(root.Fd()), "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return nil, fmt.Errorf("attach rootfs %s: %w", spec.Rootfs, err)
 	}
-	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open rootfs: %w", err)
+	if err := makePrivate(root); err != nil {
+		return nil, fmt.Errorf("rootfs %s: %w", spec.Rootfs, err)
 	}
-	defer root.Close()
-	r := rootMounter{root: root, path: rootfs, userns: spec.UserNS != nil}
+	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil}
+	var err error
+	if r.own.root, err = statID(root); err != nil {
+		return nil, err
+	}
 
-	// 3. /proc: a fresh procfs of our PID namespace, verified to be one
-	// before anything is mounted on it or written through it.
-	if err := r.mount("proc", "proc", "proc", msSafe, ""); err != nil {
-		return err
+	// 3. /proc: a fresh procfs of our PID namespace.
+	if r.proc, err = newMount("proc", "proc", "", attrSafe); err != nil {
+		return nil, fmt.Errorf("mount /proc: %w", err)
 	}
-	if err := r.verifyFS("proc", unix.PROC_SUPER_MAGIC, "procfs"); err != nil {
-		return err
+	if r.own.proc, err = r.attachOwn("proc", r.proc); err != nil {
+		return nil, err
 	}
 
 	// 4. /sys read-only; /sys/fs/cgroup comes once the init has joined
 	// its cgroup (joinCgroup).
 	if err := r.mountSys(); err != nil {
-		return err
+		return nil, err
 	}
 
 	// 5. /dev: a small tmpfs with the OCI default nodes, a private
 	// devpts, /dev/shm, /dev/mqueue and the passed-through devices.
-	if err := r.setupDev(cfg.Devices); err != nil {
-		return err
+	if err := r.setupDev(cfg.Devices, cfg.DeviceFds); err != nil {
+		return nil, err
 	}
 
 	// 6. The spec's own bind and tmpfs mounts.
-	if err := r.userMounts(spec.Mounts); err != nil {
-		return err
+	if err := r.userMounts(spec.Mounts, cfg.MountFds); err != nil {
+		return nil, err
 	}
 
 	// 7. runc's masked and read-only paths.
 	if err := r.maskPaths(); err != nil {
-		return err
+		return nil, err
 	}
-	return r.readonlyPaths()
+	if err := r.readonlyPaths(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-// rootMounter mounts filesystems at paths resolved inside a root directory.
-type rootMounter struct {
-	root *os.File
-	path string
-	// userns is set in a user namespace, where mknod is not allowed and
-	// device nodes are bind-mounted from the host instead.
-	userns bool
+// close releases the handles of the mounts berth made.
+func (r *rootMounter) close() {
+	for _, f := range []*os.File{r.proc, r.sys, r.dev} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
-// mount mounts source (of type fstype) at target inside the root. The
-// mount goes through /proc/self/fd so the kernel mounts on exactly the
-// directory that was resolved.
-func (r rootMounter) mount(target, source, fstype string, flags uintptr, data string) error {
-	h, err := r.open(target)
+// mountPoint returns a handle to the directory name at the top of the
+// root, created if missing, where berth mounts one of its own
+// filesystems. It must be a real directory: through a symlink an image
+// could aim the mount, and everything berth later writes through it, at
+// any directory, the root itself included (CVE-2019-19921).
+func (r *rootMounter) mountPoint(name string) (*os.File, error) {
+	fd, err := openat2(int(r.root.Fd()), name, unix.O_DIRECTORY, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS)
+	if err == unix.ENOENT {
+		if err = unix.Mkdirat(int(r.root.Fd()), name, 0o755); err == nil || err == unix.EEXIST {
+			fd, err = openat2(int(r.root.Fd()), name, unix.O_DIRECTORY, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS)
+		}
+	}
+	switch {
+	case err == unix.ELOOP:
+		return nil, fmt.Errorf("rootfs %s: /%s is a symlink; berth mounts its own /%s there and needs a real directory", r.path, name, name)
+	case err == unix.ENOTDIR:
+		return nil, fmt.Errorf("rootfs %s: /%s is not a directory; berth mounts its own /%s there", r.path, name, name)
+	case err != nil:
+		return nil, fmt.Errorf("rootfs %s: open /%s: %w", r.path, name, err)
+	}
+	h := os.NewFile(uintptr(fd), "/"+name)
+	id, err := statID(h)
+	if err == nil && id == r.own.root {
+		err = fmt.Errorf("rootfs %s: /%s is the root itself", r.path, name)
+	}
 	if err != nil {
-		return fmt.Errorf("mount %s: %w", fstype, err)
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// attachOwn attaches the detached mount m at the top-level directory name
+// and returns the identity of its root.
+func (r *rootMounter) attachOwn(name string, m *os.File) (fileID, error) {
+	h, err := r.mountPoint(name)
+	if err != nil {
+		return fileID{}, err
 	}
 	defer h.Close()
-	if err := unix.Mount(source, fdPath(h), fstype, flags, data); err != nil {
-		return fmt.Errorf("mount %s at %s: %w", fstype, filepath.Join(r.path, target), err)
+	if err := attach(m, h); err != nil {
+		return fileID{}, fmt.Errorf("mount /%s in %s: %w", name, r.path, err)
 	}
-	return nil
-}
-
-// verifyFS checks that target is the root of a filesystem with the given
-// magic, so nothing is mounted on or written through an impostor.
-func (r rootMounter) verifyFS(target string, magic int64, what string) error {
-	h, err := r.lookup(target)
-	if err != nil {
-		return fmt.Errorf("verify %s at %s: %w", what, filepath.Join(r.path, target), err)
-	}
-	defer h.Close()
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(h.Fd()), &st); err != nil {
-		return fmt.Errorf("verify %s at %s: %w", what, filepath.Join(r.path, target), err)
-	}
-	if int64(st.Type) != magic {
-		return fmt.Errorf("verify %s at %s: filesystem type %#x is not %s", what, filepath.Join(r.path, target), st.Type, what)
-	}
-	return nil
+	return statID(m)
 }
 
 // mountSys mounts a read-only sysfs. Where the kernel refuses a new one
 // (a user namespace sharing the host's network namespace), the host's /sys
 // is bound read-only instead.
-func (r rootMounter) mountSys() error {
-	err := r.mount("sys", "sysfs", "sysfs", msSafe|unix.MS_RDONLY, "")
-	if err == nil || !errors.Is(err, unix.EPERM) {
-		return err
+func (r *rootMounter) mountSys() error {
+	var err error
+	r.sys, err = newMount("sysfs", "sysfs", "", attrSafe|unix.MOUNT_ATTR_RDONLY)
+	if errors.Is(err, unix.EPERM) {
+		var host *os.File
+		if host, err = os.OpenFile("/sys", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			r.sys, err = cloneTree(host, true)
+			host.Close()
+		}
+		if err == nil {
+			if r.own.sys, err = r.attachOwn("sys", r.sys); err == nil {
+				err = setReadonly(r.sys, true)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bind the host's /sys at %s/sys: %w", r.path, err)
+		}
+		return nil
 	}
-	h, err := r.open("sys")
 	if err != nil {
-		return err
+		return fmt.Errorf("mount /sys: %w", err)
 	}
-	defer h.Close()
-	if err := unix.Mount("/sys", fdPath(h), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind /sys at %s/sys: %w", r.path, err)
-	}
-	return r.remountReadonly("sys")
+	r.own.sys, err = r.attachOwn("sys", r.sys)
+	return err
 }
 
 // mountCgroups mounts the container's view of its cgroup read-only at
 // /sys/fs/cgroup: the unified hierarchy, or a tmpfs holding one directory
-// per v1 hierarchy (plus a symlink per co-mounted controller).
-func (r rootMounter) mountCgroups(cfg initConfig) error {
-	const target = "sys/fs/cgroup"
-	if cfg.CgroupVersion == 2 {
-		return r.mount(target, "cgroup2", "cgroup2", msSafe|unix.MS_RDONLY, "")
-	}
-	if err := r.mount(target, "cgroup", "tmpfs", msSafe, "mode=0755,size=16k"); err != nil {
-		return err
-	}
-	dir, err := r.openDir(target)
+// per v1 hierarchy (plus a symlink per co-mounted controller). It runs
+// after pivot_root, in the container's cgroup namespace.
+func (r *rootMounter) mountCgroups(cfg initConfig) error {
+	const target = "/sys/fs/cgroup"
+	h, err := resolveIn(r.root, target, noCreate)
 	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	for _, m := range cfg.CgroupV1 {
-		if err := r.mount(target+"/"+m.Dir, "cgroup", "cgroup", msSafe|unix.MS_RDONLY, m.Data); err != nil {
-			return err
-		}
-		for _, l := range m.Links {
-			if err := unix.Symlinkat(m.Dir, int(dir.Fd()), l); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("symlink %s/%s/%s: %w", r.path, target, l, err)
-			}
-		}
-	}
-	h, err := r.lookup(target)
-	if err != nil {
-		return fmt.Errorf("remount %s read-only: %w", target, err)
+		return fmt.Errorf("mount cgroups: %w", err)
 	}
 	defer h.Close()
-	if err := unix.Mount("", fdPath(h), "", unix.MS_REMOUNT|unix.MS_RDONLY|msSafe, "mode=0755,size=16k"); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", filepath.Join(r.path, target), err)
+	if cfg.CgroupVersion == 2 {
+		m, err := newMount("cgroup2", "cgroup2", "", attrSafe|unix.MOUNT_ATTR_RDONLY)
+		if err == nil {
+			defer m.Close()
+			err = attach(m, h)
+		}
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", target, err)
+		}
+		return nil
+	}
+	dir, err := newMount("tmpfs", "cgroup", "mode=0755,size=16k", attrSafe)
+	if err == nil {
+		defer dir.Close()
+		err = attach(dir, h)
+	}
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", target, err)
+	}
+	for _, m := range cfg.CgroupV1 {
+		if err := mountV1(dir, m); err != nil {
+			return fmt.Errorf("mount %s/%s: %w", target, m.Dir, err)
+		}
+	}
+	if err := setReadonly(dir, false); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
 	}
 	return nil
+}
+
+// mountV1 mounts one v1 hierarchy in the cgroup tmpfs dir.
+func mountV1(dir *os.File, m v1Mount) error {
+	if err := unix.Mkdirat(int(dir.Fd()), m.Dir, 0o755); err != nil {
+		return err
+	}
+	for _, l := range m.Links {
+		if err := unix.Symlinkat(m.Dir, int(dir.Fd()), l); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("symlink %s: %w", l, err)
+		}
+	}
+	fd, err := unix.Openat(int(dir.Fd()), m.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	h := os.NewFile(uintptr(fd), m.Dir)
+	defer h.Close()
+	cg, err := newMount("cgroup", "cgroup", m.Data, attrSafe|unix.MOUNT_ATTR_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer cg.Close()
+	return attach(cg, h)
 }
 
 // devNode is one of the OCI runtime spec's default device nodes.
@@ -187,25 +250,29 @@ var defaultDevices = []devNode{
 	{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 }
 
+// containerDevices lists the nodes of a container's /dev: the defaults,
+// then the passed-through devices.
+func containerDevices(passed []Device) []Device {
+	devs := make([]Device, 0, len(defaultDevices)+len(passed))
+	for _, n := range defaultDevices {
+		devs = append(devs, Device{Path: "/dev/" + n.name, Type: 'c', Major: n.major, Minor: n.minor, Mode: 0o666})
+	}
+	return append(devs, passed...)
+}
+
 // setupDev mounts a tmpfs at /dev holding the OCI default nodes, /dev/pts
 // (a new devpts instance), /dev/shm, /dev/mqueue, the standard symlinks
-// and the passed-through devices.
-func (r rootMounter) setupDev(devices []Device) error {
-	if err := r.mount("dev", "dev", "tmpfs", msDevfs, "mode=0755,size=64k"); err != nil {
+// and the passed-through devices; in a user namespace devFds are the
+// detached bind mounts of the host's nodes, in containerDevices order.
+func (r *rootMounter) setupDev(devices []Device, devFds []int) error {
+	var err error
+	if r.dev, err = newMount("tmpfs", "dev", "mode=0755,size=64k", attrDevfs); err != nil {
+		return fmt.Errorf("mount /dev: %w", err)
+	}
+	if r.own.dev, err = r.attachOwn("dev", r.dev); err != nil {
 		return err
 	}
-	d, err := r.openDir("dev")
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	dfd := int(d.Fd())
-	for _, n := range defaultDevices {
-		dev := Device{Path: "/dev/" + n.name, Type: 'c', Major: n.major, Minor: n.minor, Mode: 0o666}
-		if err := r.makeNode(dev); err != nil {
-			return err
-		}
-	}
+	dfd := int(r.dev.Fd())
 	links := [][2]string{
 		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"},
 		{"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
@@ -215,117 +282,104 @@ func (r rootMounter) setupDev(devices []Device) error {
 			return fmt.Errorf("symlink /dev/%s in %s: %w", l[1], r.path, err)
 		}
 	}
-	for _, dir := range []string{"pts", "shm", "mqueue"} {
-		if err := unix.Mkdirat(dfd, dir, 0o755); err != nil {
-			return fmt.Errorf("mkdir /dev/%s in %s: %w", dir, r.path, err)
+	subs := []struct{ dir, fstype, source, data string }{
+		{"pts", "devpts", "devpts", "newinstance,ptmxmode=0666,mode=0620,gid=5"},
+		{"shm", "tmpfs", "shm", "mode=1777,size=65536k"},
+		{"mqueue", "mqueue", "mqueue", ""},
+	}
+	for _, s := range subs {
+		attrs := attrSafe
+		if s.dir == "pts" {
+			attrs = attrDevfs
+		}
+		if err := r.mountInDev(s.dir, s.fstype, s.source, s.data, attrs); err != nil {
+			return err
 		}
 	}
-	if err := r.mount("dev/pts", "devpts", "devpts", msDevfs, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
-		return err
-	}
-	if err := r.mount("dev/shm", "shm", "tmpfs", msSafe, "mode=1777,size=65536k"); err != nil {
-		return err
-	}
-	if err := r.mount("dev/mqueue", "mqueue", "mqueue", msSafe, ""); err != nil {
-		return err
-	}
-	for _, dev := range devices {
-		if err := r.makeNode(dev); err != nil {
+	for i, dev := range containerDevices(devices) {
+		fd := -1
+		if i < len(devFds) {
+			fd = devFds[i]
+		}
+		if err := r.makeNode(dev, fd); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// makeNode creates a device node inside the root's /dev: with mknod, or,
-// in a user namespace, as a bind mount of the host's node.
-func (r rootMounter) makeNode(dev Device) error {
-	rel := strings.TrimPrefix(filepath.Clean(dev.Path), "/")
-	parent, err := r.open(filepath.Dir(rel))
+// mountInDev mounts a new filesystem at the new directory /dev/DIR.
+func (r *rootMounter) mountInDev(dir, fstype, source, data string, attrs int) error {
+	if err := unix.Mkdirat(int(r.dev.Fd()), dir, 0o755); err != nil {
+		return fmt.Errorf("mkdir /dev/%s in %s: %w", dir, r.path, err)
+	}
+	fd, err := unix.Openat(int(r.dev.Fd()), dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/%s in %s: %w", dir, r.path, err)
+	}
+	h := os.NewFile(uintptr(fd), dir)
+	defer h.Close()
+	m, err := newMount(fstype, source, data, attrs)
+	if err == nil {
+		defer m.Close()
+		err = attach(m, h)
+	}
+	if err != nil {
+		return fmt.Errorf("mount /dev/%s: %w", dir, err)
+	}
+	return nil
+}
+
+// makeNode creates a device node in /dev: with mknod, or, in a user
+// namespace, by attaching the parent's detached bind mount of the host's
+// node (tree) onto an empty file.
+func (r *rootMounter) makeNode(dev Device, tree int) error {
+	rel := strings.TrimPrefix(filepath.Clean(dev.Path), "/dev/")
+	if r.userns && tree >= 0 {
+		t := os.NewFile(uintptr(tree), dev.Path)
+		defer t.Close()
+		h, err := resolveIn(r.dev, rel, createFile)
+		if err == nil {
+			defer h.Close()
+			err = attach(t, h)
+		}
+		if err != nil {
+			return fmt.Errorf("device %s: %w", dev.Path, err)
+		}
+		return nil
+	}
+	parent, err := resolveIn(r.dev, filepath.Dir(rel), createDirs)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", dev.Path, err)
 	}
 	defer parent.Close()
-	pd, err := reopenDir(parent)
-	if err != nil {
-		return fmt.Errorf("device %s: %w", dev.Path, err)
-	}
-	defer pd.Close()
 	name := filepath.Base(rel)
-	if r.userns {
-		fd, err := unix.Openat(int(pd.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			return fmt.Errorf("device %s: create mount point: %w", dev.Path, err)
-		}
-		unix.Close(fd)
-		target, err := r.lookup(rel)
-		if err != nil {
-			return fmt.Errorf("device %s: %w", dev.Path, err)
-		}
-		defer target.Close()
-		if err := unix.Mount(dev.Path, fdPath(target), "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind device %s: %w", dev.Path, err)
-		}
-		return nil
-	}
 	mode := uint32(unix.S_IFCHR)
 	if dev.Type == 'b' {
 		mode = unix.S_IFBLK
 	}
-	if err := unix.Mknodat(int(pd.Fd()), name, mode|uint32(dev.Mode), int(unix.Mkdev(dev.Major, dev.Minor))); err != nil {
+	if err := unix.Mknodat(int(parent.Fd()), name, mode|uint32(dev.Mode), int(unix.Mkdev(dev.Major, dev.Minor))); err != nil {
 		return fmt.Errorf("mknod %s in %s: %w", dev.Path, r.path, err)
 	}
-	if err := unix.Fchownat(int(pd.Fd()), name, int(dev.UID), int(dev.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fchownat(int(parent.Fd()), name, int(dev.UID), int(dev.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown %s in %s: %w", dev.Path, r.path, err)
 	}
 	return nil
 }
 
-// pivotRoot makes rootfs the root of the mount namespace and detaches the
-// old root, so nothing of the host's tree stays reachable.
-func pivotRoot(rootfs string) error {
-	fd, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("pivot_root to %s: %w", rootfs, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Fchdir(fd); err != nil {
-		return fmt.Errorf("pivot_root to %s: %w", rootfs, err)
+// pivotRoot makes the root the root of the mount namespace and detaches
+// the old one, so nothing of the host's tree stays reachable.
+func (r *rootMounter) pivotRoot() error {
+	if err := unix.Fchdir(int(r.root.Fd())); err != nil {
+		return fmt.Errorf("pivot_root to %s: %w", r.path, err)
 	}
 	// pivot_root(".", ".") stacks the old root on top of the new one; the
 	// unmount then removes exactly the old root.
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root to %s: %w", rootfs, err)
+		return fmt.Errorf("pivot_root to %s: %w", r.path, err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach old root: %w", err)
 	}
 	return unix.Chdir("/")
-}
-
-// remountRootReadonly makes the container's / read-only (after pivot_root).
-func remountRootReadonly() error {
-	var sfs unix.Statfs_t
-	if err := unix.Statfs("/", &sfs); err != nil {
-		return fmt.Errorf("remount / read-only: %w", err)
-	}
-	keep := uintptr(sfs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
-		return fmt.Errorf("remount / read-only: %w", err)
-	}
-	return nil
-}
-
-func fdPath(f *os.File) string {
-	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
-}
-
-// rootHostID is the host id the user namespace maps the container's 0 to.
-func rootHostID(ms []IDMap) uint32 {
-	for _, m := range ms {
-		if m.Container == 0 {
-			return m.Host
-		}
-	}
-	return 0
 }

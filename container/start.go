@@ -63,6 +63,13 @@ type initConfig struct {
 	// socket, or 0.
 	CgroupFds []int `json:"cgroup_fds"`
 	PTYFd     int   `json:"pty_fd,omitempty"`
+	// RootfsFd, MountFds and DeviceFds are the init's fds of the detached
+	// mounts the parent prepared (see hostmounts.go): the rootfs, each
+	// spec mount's bind source (-1 for a tmpfs) and, in a user namespace,
+	// each device node.
+	RootfsFd  int   `json:"rootfs_fd"`
+	MountFds  []int `json:"mount_fds,omitempty"`
+	DeviceFds []int `json:"device_fds,omitempty"`
 	Trace     bool  `json:"trace,omitempty"`
 }
 
@@ -229,6 +236,14 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		cfg.PTYFd = len(files)
 		files = append(files, ptyChild.Fd())
 	}
+	hm, err := prepareHostMounts(spec, cfg.Devices)
+	if err != nil {
+		return setupError(err)
+	}
+	defer hm.close()
+	if files, err = hm.pass(files, &cfg); err != nil {
+		return setupError(err)
+	}
 
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if spec.Net != "host" {
@@ -280,7 +295,11 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		if !opts.ExternalReaper {
 			var ws syscall.WaitStatus
-			_, _ = syscall.Wait4(pid, &ws, 0, nil)
+			for {
+				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+					break
+				}
+			}
 		}
 		return err
 	}

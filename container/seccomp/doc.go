@@ -4,7 +4,7 @@
 // A Profile is Docker's JSON profile format (Load, Parse); Default is
 // Docker's default profile. Compile turns a profile into a program for one
 // GOARCH and one container's capabilities (CompileFor documents what the
-// program does; a Cache compiles each profile and target once). Install
+// program does). Install
 // loads a program into the kernel for every thread of the process. A
 // container's init calls Install last, just before execve(2), on the
 // thread that will call execve (the Go main goroutine, locked to the main

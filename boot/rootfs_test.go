@@ -1,0 +1,76 @@
+package boot
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"berth/image"
+)
+
+// TestStateNotReachableByOthers prepares a container's root filesystem as
+// berth does at boot, makes a setuid-root file in it as a container could,
+// and checks as another host user (uid 65534) that neither the merged
+// rootfs, its upper and work directories nor the image cache can be
+// reached: the setuid file would run as root for them (CVE-2021-41091).
+func TestStateNotReachableByOthers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("needs root: overlay mounts")
+	}
+	top := t.TempDir()
+	// Only berth's own modes may keep the other user out.
+	for _, d := range []string{top, filepath.Dir(top)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(top, "src")
+	if err := os.MkdirAll(filepath.Join(src, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "bin", "hello"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := image.Pack(src, filepath.Join(top, "app.tar.zst"), image.PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(filepath.Join(top, "berth.toml"), []byte("[[container]]\nname = \"app\"\nimage = \"app.tar.zst\"\ncommand = [\"/bin/hello\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(top, "state")
+	s := &supervisor{b: &booter{opts: Options{StateDir: state}, log: NewLogger(io.Discard)}}
+	rootfs, err := s.prepareRootfs(cfg, cfg.Container[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseRootfs(filepath.Dir(rootfs))
+	suid := filepath.Join(rootfs, "bin", "suid")
+	if err := os.WriteFile(suid, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o4755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := filepath.Glob(filepath.Join(state, "images", "sha256-*", "rootfs", "bin"))
+	dir := filepath.Dir(rootfs)
+	paths := append([]string{suid, filepath.Join(dir, "upper", "bin", "suid"), filepath.Join(dir, "work")}, cached...)
+	if len(cached) != 1 {
+		t.Fatalf("image cache holds %v", cached)
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("as root: %v", err)
+		}
+		cmd := exec.Command("/bin/ls", "-d", p)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "Permission denied") {
+			t.Errorf("uid 65534 reaches %s: %v %s", p, err, out)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package container
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parent prepares, before it starts the init, every mount whose source
+// is a host path: the rootfs, each bind mount's source and, in a user
+// namespace, the device nodes. Each is a detached copy (open_tree) of what
+// the parent opened, made read-only — submounts included — when asked,
+// and handed to the init as an inherited fd; the init attaches it with
+// move_mount. The init thus looks up no host path: nothing in a directory
+// a container can write can redirect it between a check and a use, and a
+// user-namespaced init needs no search permission on berth's 0700 state
+// directories.
+
+// hostMounts are the detached mounts of one start.
+type hostMounts struct {
+	rootfs  *os.File
+	binds   []*os.File // one per spec mount; nil for a tmpfs
+	devices []*os.File // one per containerDevices entry, in a user namespace
+}
+
+// prepareHostMounts opens and detaches the host side of spec's mounts.
+func prepareHostMounts(spec Spec, devices []Device) (*hostMounts, error) {
+	hm := &hostMounts{}
+	ok := false
+	defer func() {
+		if !ok {
+			hm.close()
+		}
+	}()
+	root, err := os.OpenFile(spec.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open rootfs: %w", err)
+	}
+	hm.rootfs, err = cloneTree(root, true)
+	root.Close()
+	if err != nil {
+		return nil, fmt.Errorf("rootfs %s: %w", spec.Rootfs, err)
+	}
+	for _, m := range spec.Mounts {
+		var tree *os.File
+		if m.Type != "tmpfs" {
+			if tree, err = bindSource(m); err != nil {
+				return nil, err
+			}
+		}
+		hm.binds = append(hm.binds, tree)
+	}
+	if spec.UserNS != nil {
+		for _, d := range containerDevices(devices) {
+			tree, err := deviceSource(d)
+			if err != nil {
+				return nil, err
+			}
+			hm.devices = append(hm.devices, tree)
+		}
+	}
+	ok = true
+	return hm, nil
+}
+
+// bindSource detaches the source of the bind mount m, read-only when m
+// says so. A source whose last component is a symlink is refused unless
+// m.FollowSymlink: whoever can write its directory could otherwise swap
+// what gets bound.
+func bindSource(m Mount) (*os.File, error) {
+	flags := unix.O_PATH | unix.O_CLOEXEC
+	if !m.FollowSymlink {
+		flags |= unix.O_NOFOLLOW
+	}
+	src, err := os.OpenFile(m.Source, flags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+	}
+	defer src.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil, fmt.Errorf("bind mount source %s is a symlink (follow_symlink binds what it points to)", m.Source)
+	}
+	tree, err := cloneTree(src, true)
+	if err == nil && m.Readonly {
+		if err = setReadonly(tree, true); err != nil {
+			tree.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+	}
+	return tree, nil
+}
+
+// deviceSource detaches a bind mount of the host's device node d, checked
+// to be the device the container's cgroup allows.
+func deviceSource(d Device) (*os.File, error) {
+	f, err := os.OpenFile(d.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", d.Path, err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("device %s: %w", d.Path, err)
+	}
+	typ := map[uint32]byte{unix.S_IFCHR: 'c', unix.S_IFBLK: 'b'}[st.Mode&unix.S_IFMT]
+	if typ != d.Type || unix.Major(uint64(st.Rdev)) != d.Major || unix.Minor(uint64(st.Rdev)) != d.Minor {
+		return nil, fmt.Errorf("device %s: no longer the device %c %d:%d", d.Path, d.Type, d.Major, d.Minor)
+	}
+	tree, err := cloneTree(f, false)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", d.Path, err)
+	}
+	return tree, nil
+}
+
+// pass appends the mounts' fds to the init's files and records their
+// numbers in cfg. They must stay below the fd berth executes itself
+// through (highFd).
+func (hm *hostMounts) pass(files []uintptr, cfg *initConfig) ([]uintptr, error) {
+	cfg.RootfsFd = len(files)
+	files = append(files, hm.rootfs.Fd())
+	for _, b := range hm.binds {
+		fd := -1
+		if b != nil {
+			fd = len(files)
+			files = append(files, b.Fd())
+		}
+		cfg.MountFds = append(cfg.MountFds, fd)
+	}
+	for _, d := range hm.devices {
+		cfg.DeviceFds = append(cfg.DeviceFds, len(files))
+		files = append(files, d.Fd())
+	}
+	if len(files) >= highFd {
+		return nil, fmt.Errorf("too many mounts and devices: %d fds for the container's init, at most %d", len(files), highFd)
+	}
+	return files, nil
+}
+
+// close releases the parent's fds; a copy the init has not attached
+// vanishes with the last one.
+func (hm *hostMounts) close() {
+	for _, f := range append(append([]*os.File{hm.rootfs}, hm.binds...), hm.devices...) {
+		if f != nil {
+			f.Close()
+		}
+	}
+}

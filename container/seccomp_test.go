@@ -1,0 +1,110 @@
+package container
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container/seccomp"
+)
+
+// TestSeccompCacheTrustsOnlyBerthsOwn plants a filter that allows every
+// system call where berth run caches compiled filters, in each way a
+// container given /run, another user or a stale berth could: berth must
+// compile the profile instead. The last row is berth's own file, which is
+// used, and shows that the test would see a planted filter taking effect.
+func TestSeccompCacheTrustsOnlyBerthsOwn(t *testing.T) {
+	allowAll := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}}
+	key := filterKey(seccomp.DefaultJSON(), DefaultCaps)
+	plant := func(t *testing.T, dir string) string { // a well-formed file; returns its path
+		t.Helper()
+		code := make([]byte, 8)
+		binary.LittleEndian.PutUint16(code, allowAll[0].Code)
+		binary.LittleEndian.PutUint32(code[4:], allowAll[0].K)
+		sum := filterSum(key, code)
+		p := filepath.Join(dir, key+".bpf")
+		if err := os.WriteFile(p, append(sum[:], code...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	chown := func(t *testing.T, p string) {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+		planted bool // the planted filter is berth's own and is used
+	}{
+		{"instructions without a checksum", func(t *testing.T, dir string) {
+			p := plant(t, dir)
+			data, _ := os.ReadFile(p)
+			os.WriteFile(p, data[len(data)-8:], 0o600)
+		}, false},
+		{"checksum does not match", func(t *testing.T, dir string) {
+			p := plant(t, dir)
+			data, _ := os.ReadFile(p)
+			data[0] ^= 1
+			os.WriteFile(p, data, 0o600)
+		}, false},
+		{"directory readable by others", func(t *testing.T, dir string) {
+			plant(t, dir)
+			os.Chmod(dir, 0o755)
+		}, false},
+		{"directory owned by another user", func(t *testing.T, dir string) {
+			plant(t, dir)
+			chown(t, dir)
+		}, false},
+		{"directory is a symlink", func(t *testing.T, dir string) {
+			real := dir + ".real"
+			os.Mkdir(real, 0o700)
+			plant(t, real)
+			os.Remove(dir)
+			os.Symlink(real, dir)
+		}, false},
+		{"file owned by another user", func(t *testing.T, dir string) { chown(t, plant(t, dir)) }, false},
+		{"file readable by others", func(t *testing.T, dir string) { os.Chmod(plant(t, dir), 0o644) }, false},
+		{"file is a symlink", func(t *testing.T, dir string) {
+			other := filepath.Join(dir, "other")
+			os.Mkdir(other, 0o700)
+			os.Symlink(plant(t, other), filepath.Join(dir, key+".bpf"))
+		}, false},
+		{"file is a FIFO", func(t *testing.T, dir string) {
+			if err := unix.Mkfifo(filepath.Join(dir, key+".bpf"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"berth's own file", func(t *testing.T, dir string) { plant(t, dir) }, true},
+	}
+	defer func(d string) { SeccompCacheDir = d }(SeccompCacheDir)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			SeccompCacheDir = filepath.Join(t.TempDir(), "run", "seccomp")
+			if err := os.MkdirAll(SeccompCacheDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, SeccompCacheDir)
+			filters.Clear()
+			prog, err := seccompFilter("default", DefaultCaps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if used := len(prog) == 1 && prog[0] == allowAll[0]; used != tc.planted {
+				t.Errorf("planted filter used: %v, want %v (%d instructions)", used, tc.planted, len(prog))
+			}
+		})
+	}
+}
+
+// TestSeccompProfileSizeLimit gives an endless profile file: refused.
+func TestSeccompProfileSizeLimit(t *testing.T) {
+	if _, err := seccompFilter("/dev/zero", DefaultCaps); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("endless profile: %v, want it refused for its size", err)
+	}
+}
