@@ -71,6 +71,9 @@ type MountConfig struct {
 	Source   string `toml:"source"`
 	Target   string `toml:"target"`
 	Readonly bool   `toml:"readonly"`
+	// FollowSymlink binds what a source that is a symlink points to;
+	// without it such a source is refused.
+	FollowSymlink bool `toml:"follow_symlink"`
 	// Size caps a tmpfs, e.g. "16M".
 	Size string `toml:"size"`
 }
@@ -163,7 +166,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s.User.Groups = c.Groups
 	s.UserNS = c.userNS(bad)
 	for i, m := range c.Mount {
-		cm := container.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Readonly: m.Readonly}
+		cm := container.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Readonly: m.Readonly, FollowSymlink: m.FollowSymlink}
 		if m.Size != "" {
 			n, err := container.ParseSize(m.Size)
 			if err != nil {

@@ -142,6 +142,7 @@ core = "0:unlimited"
 [[container.mount]]
 source = "/run/berth.sock"
 target = "/run/berth.sock"
+follow_symlink = true
 [[container.mount]]
 type = "tmpfs"
 target = "/tmp"
@@ -183,7 +184,7 @@ io_max = ["8:0 rbps=1048576 wiops=100"]
 		{"seccomp", s.Seccomp == "unconfined"},
 		{"oom_score_adj", s.OOMScoreAdj != nil && *s.OOMScoreAdj == -500},
 		{"rlimits", len(s.Rlimits) == 2},
-		{"mounts", len(s.Mounts) == 2 && s.Mounts[1].Size == 16<<20 && s.Mounts[1].Readonly},
+		{"mounts", len(s.Mounts) == 2 && s.Mounts[1].Size == 16<<20 && s.Mounts[1].Readonly && s.Mounts[0].FollowSymlink},
 		{"limits", s.Limits.Memory == 64<<20 && s.Limits.MemoryHigh == 48<<20 && s.Limits.MemorySwap == -1 &&
 			*s.Limits.CPUs == 0.5 && *s.Limits.CPUWeight == 200 && s.Limits.CPUSet == "0-1" && s.Limits.Pids == 32 &&
 			*s.Limits.IOWeight == 100 && len(s.Limits.IOMax) == 1},

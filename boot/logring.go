@@ -61,6 +61,14 @@ func (r *logRing) add(l LogLine) {
 	}
 }
 
+// close closes the ring's log file; lines still reach the ring.
+func (r *logRing) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.file.close()
+	r.file = nil
+}
+
 // tail returns the last n lines (all when n <= 0).
 func (r *logRing) tail(n int) []LogLine {
 	r.mu.Lock()

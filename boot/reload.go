@@ -43,6 +43,7 @@ func (s *supervisor) reload() error {
 	for _, name := range append(append([]string{}, changed...), removed...) {
 		s.stopAndWait(s.units[name])
 		s.units[name].answerAll("its definition was replaced by a reload")
+		s.units[name].log.close()
 	}
 	// 3. Ready the new definitions, then switch.
 	var order []string
@@ -51,7 +52,7 @@ func (s *supervisor) reload() error {
 		if next[cc.Name] != nil {
 			continue
 		}
-		u := newUnit(cc)
+		u := newUnit(cc, s.b.log)
 		if err := s.prepareUnit(cfg, u); err != nil {
 			u.state, u.lastError = stateFailed, err.Error()
 			s.b.log.Printf("container %s: image: %v", cc.Name, err)

@@ -30,7 +30,7 @@ type supervisor struct {
 func newSupervisor(b *booter, cfg *Config) *supervisor {
 	s := &supervisor{b: b, units: map[string]*unit{}}
 	for _, cc := range cfg.Container {
-		s.units[cc.Name] = newUnit(cc)
+		s.units[cc.Name] = newUnit(cc, b.log)
 		s.order = append(s.order, cc.Name)
 	}
 	return s

@@ -54,11 +54,17 @@ type unit struct {
 	imageStamp string
 }
 
-func newUnit(cc ContainerConfig) *unit {
+// newUnit makes the unit of a validated [[container]]. A log_file that
+// cannot be opened is logged: the output still reaches the ring and the
+// console.
+func newUnit(cc ContainerConfig, log *Logger) *unit {
 	sup := cc.supervision(func(string, string, ...any) {}) // validated
 	var file *rotatingFile
 	if sup.logFile != "" {
-		file, _ = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles)
+		var err error
+		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles); err != nil {
+			log.Printf("warning: container %s: %v; its output goes to its log ring only", cc.Name, err)
+		}
 	}
 	return &unit{
 		name: cc.Name, cfg: cc, sup: sup, spec: cc.Spec(""), policy: newRestartPolicy(sup),

@@ -174,6 +174,7 @@ func TestBootOnHost(t *testing.T) {
 name = "one"
 image = "bb.tar.zst"
 command = ["sh", "-c", "echo hello from $(hostname)"]
+log_file = "/proc/berth-no-such-dir/one.log"
 [container.limits]
 memory = "32M"
 
@@ -192,7 +193,8 @@ command = ["true"]
 		t.Errorf("status %d, want 1 (a container failed)", status)
 	}
 	for _, w := range []string{"one | hello from one", "two | PID 1", "container one exited with status 0",
-		"container two exited with status 3", "container broken: image:", "missing.tar.zst", "all containers have ended"} {
+		"container two exited with status 3", "container broken: image:", "missing.tar.zst", "all containers have ended",
+		"warning: container one: log file /proc/berth-no-such-dir/one.log:"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("log lacks %q", w)
 		}

@@ -58,7 +58,7 @@ func newRunFlags(c *ctx) *runFlags {
 	fs.Var(&f.uidMap, "uid-map", "user namespace uid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
 	fs.Var(&f.gidMap, "gid-map", "user namespace gid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
 	f.readOnly = fs.Bool("read-only", false, "mount the root filesystem read-only")
-	fs.Var(&f.mounts, "mount", "bind mount SOURCE:TARGET[:ro] (repeatable)")
+	fs.Var(&f.mounts, "mount", "bind mount SOURCE:TARGET[:OPTIONS], options ro and follow (bind what a symlink SOURCE points to), comma-separated (repeatable)")
 	fs.Var(&f.tmpfs, "tmpfs", "tmpfs mount TARGET[:SIZE] (repeatable)")
 	fs.Var(&f.devices, "device", "pass a host device through, e.g. /dev/ttyUSB0 (repeatable)")
 	f.capAdd, f.capDrop = listFlag{split: true}, listFlag{split: true}
@@ -230,14 +230,28 @@ func (f *runFlags) userNS(s *container.Spec) error {
 	return nil
 }
 
-// mountList converts --mount SRC:DST[:ro] and --tmpfs DST[:SIZE].
+// mountList converts --mount SRC:DST[:OPTIONS] and --tmpfs DST[:SIZE].
 func (f *runFlags) mountList(s *container.Spec) error {
 	for _, m := range f.mounts.vals {
 		parts := strings.Split(m, ":")
-		if len(parts) < 2 || len(parts) > 3 || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
-			return fmt.Errorf("--mount %q: want SOURCE:TARGET[:ro]", m)
+		if len(parts) < 2 || len(parts) > 3 {
+			return fmt.Errorf("--mount %q: want SOURCE:TARGET[:ro][,follow]", m)
 		}
-		s.Mounts = append(s.Mounts, container.Mount{Source: parts[0], Target: parts[1], Readonly: len(parts) == 3 && parts[2] == "ro"})
+		bm := container.Mount{Source: parts[0], Target: parts[1]}
+		if len(parts) == 3 {
+			for _, opt := range strings.Split(parts[2], ",") {
+				switch opt {
+				case "ro":
+					bm.Readonly = true
+				case "rw":
+				case "follow":
+					bm.FollowSymlink = true
+				default:
+					return fmt.Errorf("--mount %q: unknown option %q: want ro, rw or follow", m, opt)
+				}
+			}
+		}
+		s.Mounts = append(s.Mounts, bm)
 	}
 	for _, m := range f.tmpfs.vals {
 		target, size, _ := strings.Cut(m, ":")

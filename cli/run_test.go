@@ -190,3 +190,25 @@ func TestBerthInContainerIsNotInit(t *testing.T) {
 		t.Fatalf("berth version in a container: %d %q", status, stdout)
 	}
 }
+
+// TestRunMountOptions: --mount takes ro and follow; a symlinked source
+// is bound only with follow.
+func TestRunMountOptions(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "real"), "through the link\n")
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	status, stdout, stderr := berth(t, "run", "--mount", link+":/x:ro,follow", rootfs, "--", "sh", "-c", "cat /x; echo no >> /x || echo read-only")
+	if status != 0 || stdout != "through the link\nread-only\n" {
+		t.Errorf("ro,follow: %d %q %s", status, stdout, stderr)
+	}
+	if status, _, stderr := berth(t, "run", "--mount", link+":/x", rootfs, "--", "cat", "/x"); status != 125 || !strings.Contains(stderr, "is a symlink") {
+		t.Errorf("a symlinked source without follow: %d %s", status, stderr)
+	}
+	if status, _, stderr := berth(t, "run", "--mount", link+":/x:fast", rootfs, "--", "true"); status != 2 || !strings.Contains(stderr, `unknown option "fast"`) {
+		t.Errorf("an unknown option: %d %s", status, stderr)
+	}
+}
