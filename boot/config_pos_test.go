@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -128,14 +129,14 @@ func TestQuoteValue(t *testing.T) {
 }
 
 // TestParseConfigCutsLongValues checks that no error echoes a long value
-// whole: a 512 KiB hostname is not printed on the console.
+// whole: a 256 KiB hostname is not printed on the console.
 func TestParseConfigCutsLongValues(t *testing.T) {
-	long := strings.Repeat("a", 512<<10)
+	long := strings.Repeat("a", maxConfigSize-100)
 	for _, src := range []string{
 		"hostname = \"" + long + "_\"\n",
 		oneContainer + "net = \"" + long + "\"\n",
 		"hostname = " + long + "\n",
-		"x = 1" + strings.Repeat("1", 512<<10) + "\n",
+		"x = 1" + strings.Repeat("1", maxConfigSize-100) + "\n",
 	} {
 		_, err := ParseConfig("f.toml", []byte(src))
 		if err == nil {
@@ -143,5 +144,9 @@ func TestParseConfigCutsLongValues(t *testing.T) {
 		} else if len(err.Error()) > 400 {
 			t.Errorf("error of %d bytes: %.300s", len(err.Error()), err)
 		}
+	}
+	_, err := ParseConfig("f.toml", []byte("hostname = "+long+"\n"))
+	if want := `expected value but found "` + long[:64] + `"…(` + strconv.Itoa(len(long)) + " bytes) instead"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("error %.300q, want it to end with %q", err, want)
 	}
 }

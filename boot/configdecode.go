@@ -152,7 +152,8 @@ func unknownKeys(v *validator, md toml.MetaData) (more int) {
 }
 
 // finish sorts the errors of a file by line, bounds their number and
-// length, and joins them. more counts errors found but not in errs.
+// length (long quoted values are cut with quoteValue), and joins them.
+// more counts errors found but not in errs.
 func finish(path string, errs []error, more int) error {
 	list := make([]*ConfigError, 0, len(errs))
 	for _, err := range errs {
@@ -171,7 +172,7 @@ func finish(path string, errs []error, more int) error {
 	}
 	out := make([]error, len(list))
 	for i, e := range list {
-		e.File, e.Key, e.Msg = path, cutKey(plainKey(e.Key)), cutMessage(e.Msg)
+		e.File, e.Key, e.Msg = path, cutKey(plainKey(e.Key)), cutMessage(cutQuoted(e.Msg))
 		out[i] = e
 	}
 	return errors.Join(out...)

@@ -23,6 +23,22 @@ func quoteValue(s string) string {
 	return strconv.Quote(cutUTF8(s, maxQuoted)) + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
+// cutQuoted cuts, with quoteValue, every long Go-quoted string in a
+// message (the TOML library quotes what it did not expect with %q).
+func cutQuoted(m string) string {
+	if len(m) <= maxQuoted+2 {
+		return m
+	}
+	return quotedRE().ReplaceAllStringFunc(m, func(q string) string {
+		if s, err := strconv.Unquote(q); err == nil {
+			return quoteValue(s)
+		}
+		return q
+	})
+}
+
+var quotedRE = lazyRegexp(`"(?:[^"\\]|\\.)*"`)
+
 // cutKey shortens a key name for an error message.
 func cutKey(k string) string {
 	if len(k) <= maxKeyShow {
