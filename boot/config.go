@@ -13,7 +13,7 @@ const DefaultConfig = "/etc/berth.toml"
 
 // maxConfigSize bounds the config file berth reads: 256 KiB, some 6,000
 // lines, is far more than an appliance needs, and bounds the time and the
-// memory PID 1 spends on a config (at worst 0.35 s of CPU and 60 MB on an
+// memory PID 1 spends on a config (at worst 0.35 s of CPU and 50 MB on an
 // x86 VM).
 const maxConfigSize = 256 << 10
 
