@@ -43,10 +43,10 @@ limits = { memory = "2M", pids = 4 }
 nofile = 5
 `
 
-// TestKeyPositions checks the line found for indexed keys: present keys
+// TestConfigKeyPositions checks the line found for indexed keys: present keys
 // at their own line (empty ones too), missing ones at their table's,
 // arrays of tables nested in arrays of tables, inline arrays of tables.
-func TestKeyPositions(t *testing.T) {
+func TestConfigKeyPositions(t *testing.T) {
 	pos := newKeyPositions(scanConfig(posConfig))
 	tests := []struct {
 		key  string
@@ -85,7 +85,7 @@ func TestKeyPositions(t *testing.T) {
 	}
 }
 
-func TestPlainKey(t *testing.T) {
+func TestConfigPlainKey(t *testing.T) {
 	for in, want := range map[string]string{
 		"container#1.mount#0.source":        "container.mount.source",
 		"container#12":                      "container",
@@ -107,7 +107,7 @@ func TestPlainKey(t *testing.T) {
 	}
 }
 
-func TestQuoteValue(t *testing.T) {
+func TestConfigQuoteValue(t *testing.T) {
 	long := strings.Repeat("a", 512<<10)
 	tests := []struct{ in, want string }{
 		{"web", `"web"`},
