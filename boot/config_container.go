@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/BurntSushi/toml"
+
 	"berth/container"
 )
 
@@ -187,12 +189,20 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s.Caps = caps
 	s.Rlimits = c.rlimits(bad)
 	s.Limits = c.Limits.toLimits(bad)
+	// One error per key: a value that could not be parsed is not judged
+	// again by Validate (an unparsable uid_map is not also "empty").
+	unparsed := map[string]bool{}
+	for _, e := range errs {
+		unparsed[e.key] = true
+	}
 	for _, fe := range container.FieldErrors(s.Validate()) {
 		key := fe.Key
 		if rest, ok := strings.CutPrefix(key, "mount."); ok && fe.Index >= 0 {
 			key = fmt.Sprintf("mount#%d.%s", fe.Index, rest)
 		}
-		bad(key, "%s", fe.Msg)
+		if !unparsed[key] {
+			bad(key, "%s", fe.Msg)
+		}
 	}
 	return s, errs
 }
@@ -248,12 +258,12 @@ func (c ContainerConfig) rlimits(bad func(string, string, ...any)) []container.R
 		case string:
 			value = t
 		default:
-			bad("rlimits."+name, `want a number or "SOFT:HARD", got %s`, tomlType(t))
+			bad("rlimits."+toml.Key{name}.String(), `want a number or "SOFT:HARD", got %s`, tomlType(t))
 			continue
 		}
 		r, err := container.ParseRlimit(name, value)
 		if err != nil {
-			bad("rlimits."+name, "%v", err)
+			bad("rlimits."+toml.Key{name}.String(), "%v", err)
 			continue
 		}
 		out = append(out, r)

@@ -253,7 +253,7 @@ func TestContainerKeyErrors(t *testing.T) {
 		{base + "[container.limits]\ncpus = inf\n", "f.toml:6: container.limits.cpus: +Inf"},
 		{base + "[container.limits]\ncpuset = \"3-1\"\n", "f.toml:6: container.limits.cpuset: \"3-1\": range 3-1 is backwards"},
 		{base + "[container.limits]\nmemory = \"100\"\n", "f.toml:6: container.limits.memory: 100 bytes is below the 256 KiB"},
-		{"hostname = \"" + strings.Repeat("x", 512<<10) + "\"\n" + base, "f.toml:1: hostname: invalid hostname \"xxxxxxxx"},
+		{"hostname = \"" + strings.Repeat("x", 200<<10) + "\"\n" + base, "f.toml:1: hostname: invalid hostname \"xxxxxxxx"},
 		{"[images]\ncache = \"rel\"\n" + base, "f.toml:2: images.cache: want an absolute path"},
 		{"[images]\nkey = \"k\"\n" + base, "f.toml:2: images.key: unknown key"},
 	}

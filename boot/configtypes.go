@@ -45,7 +45,11 @@ func (tc *typeCheck) table(prefix string, m map[string]any, t reflect.Type) {
 		if !ok {
 			continue // an unknown key: reported by the decoder
 		}
-		tc.value(joinKey(prefix, k), v, ft)
+		key := toml.Key{k}.String() // quoted when it holds a dot
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		tc.value(key, v, ft)
 	}
 }
 
