@@ -174,6 +174,7 @@ func (c *specCheck) idMaps(key string, ms []IDMap, need []uint32) {
 		c.add(key, -1, "%d ranges: the kernel takes at most %d", len(ms), MaxIDMaps)
 		return
 	}
+	before := len(c.errs)
 	for i, m := range ms {
 		switch {
 		case m.Size == 0:
@@ -189,6 +190,9 @@ func (c *specCheck) idMaps(key string, ms []IDMap, need []uint32) {
 				c.add(key, i, "%s overlaps %s on the host", m, o)
 			}
 		}
+	}
+	if len(c.errs) > before {
+		return // what the broken ranges map is beside the point
 	}
 	for _, id := range need {
 		if !mapped(ms, id) {
