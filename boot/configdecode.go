@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"berth/internal/lazyre"
 )
 
 // maxErrors bounds the errors reported for one file: a file of 100,000
@@ -80,9 +82,9 @@ func libraryError(err error) *ConfigError {
 	return &ConfigError{Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }
 
-var definedRE = lazyRegexp(`^Key '(.*)' (?:has already been defined|was already created)`)
+var definedRE = lazyre.New(`^Key '(.*)' (?:has already been defined|was already created)`)
 
-var typeErrRE = lazyRegexp(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): ((?s).*)$`)
+var typeErrRE = lazyre.New(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): ((?s).*)$`)
 
 // failingKey returns the indexed path of key (a plain path the library
 // failed to decode) in the [[container]], and [[container.mount]], that

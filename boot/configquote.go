@@ -3,6 +3,8 @@ package boot
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"berth/internal/lazyre"
 )
 
 // Error messages echo what the file said, but never more than this: a
@@ -37,7 +39,7 @@ func cutQuoted(m string) string {
 	})
 }
 
-var quotedRE = lazyRegexp(`"(?:[^"\\]|\\.)*"`)
+var quotedRE = lazyre.New(`"(?:[^"\\]|\\.)*"`)
 
 // cutKey shortens a key name for an error message.
 func cutKey(k string) string {

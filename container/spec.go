@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"berth/internal/lazyre"
 )
 
 // Spec describes one container. The zero value of every optional field is
@@ -97,7 +99,7 @@ type Limits struct {
 	IOMax []string `json:"io_max,omitempty"`
 }
 
-var ioMaxRE = lazyRegexp(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
+var ioMaxRE = lazyre.New(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
 
 // UserNS maps the container's users and groups to the host's.
 type UserNS struct {
@@ -161,8 +163,6 @@ func ParseUser(s string) (User, error) {
 // DefaultPath is the workload's PATH when its environment sets none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-var validName = lazyRegexp(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-
 // CheckName reports whether name can name a container: it names a cgroup
 // directory and appears in logs, so it is restricted to 1-63 characters of
 // lower-case letters, digits, '_', '.' and '-', starting with a letter or
@@ -171,11 +171,19 @@ func CheckName(name string) error {
 	if name == "" {
 		return errors.New("missing name: want 1-63 of a-z 0-9 _ . - starting with a letter or digit")
 	}
-	if !validName().MatchString(name) {
+	ok := len(name) <= 63 && (isLower(name[0]) || isDigit(name[0]))
+	for i := 1; ok && i < len(name); i++ {
+		c := name[i]
+		ok = isLower(c) || isDigit(c) || c == '_' || c == '.' || c == '-'
+	}
+	if !ok {
 		return fmt.Errorf("invalid container name %s: want 1-63 of a-z 0-9 _ . - starting with a letter or digit", Quote(name))
 	}
 	return nil
 }
+
+func isLower(b byte) bool { return b >= 'a' && b <= 'z' }
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
 // ParseSize parses a byte size such as "512K", "64M", "1.5G", "64MiB" or a
 // plain number of bytes. Units are powers of 1024, as in docker and the

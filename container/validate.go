@@ -145,9 +145,7 @@ func CheckHostname(h string) error {
 	return nil
 }
 
-func isAlnum(b byte) bool {
-	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
-}
+func isAlnum(b byte) bool { return isLower(b) || b >= 'A' && b <= 'Z' || isDigit(b) }
 
 func hasDotDot(p string) bool {
 	return slices.Contains(strings.Split(p, "/"), "..")
