@@ -20,7 +20,7 @@ func (s *supervisor) reload() error {
 	}
 	// 1. Sort the containers into kept, changed, added and removed.
 	var changed, added, kept, removed []string
-	next := map[string]*unit{}
+	next, isChanged := map[string]*unit{}, map[string]bool{}
 	for _, cc := range cfg.Container {
 		u := s.units[cc.Name]
 		switch {
@@ -31,10 +31,11 @@ func (s *supervisor) reload() error {
 			next[cc.Name] = u
 		default:
 			changed = append(changed, cc.Name)
+			isChanged[cc.Name] = true
 		}
 	}
 	for _, name := range s.order {
-		if _, ok := next[name]; !ok && !contains(changed, name) {
+		if _, ok := next[name]; !ok && !isChanged[name] {
 			removed = append(removed, name)
 		}
 	}
@@ -68,15 +69,6 @@ func (s *supervisor) reload() error {
 	debug.FreeOSMemory() // as after the boot's images phase
 	s.b.log.Printf("config reloaded: changed %v, added %v, removed %v, untouched %v", changed, added, removed, kept)
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // stopAndWait stops u and waits until it has stopped (or its stop timeout
