@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"berth/mmapfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -44,10 +46,11 @@ type dirMeta struct {
 }
 
 // fileData is a regular file's contents: slices of decoded frames, or a
-// reader.
+// reader; with sparse, the reader yields the segments' bytes in order.
 type fileData struct {
 	chunks [][]byte
 	r      io.Reader
+	sparse []mmapfs.Segment
 }
 
 // Errors for entries refused by type.
@@ -153,7 +156,9 @@ func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, dat
 		return 0, fmt.Errorf("create: %w", err)
 	}
 	var n int64
-	if wt, ok := data.r.(interface{ writeToFD(int) (int64, error) }); ok {
+	if data.sparse != nil {
+		n, err = x.writeSparse(fd, data.sparse, data.r, hdr.Size)
+	} else if wt, ok := data.r.(interface{ writeToFD(int) (int64, error) }); ok {
 		n, err = wt.writeToFD(fd)
 	} else if data.r != nil {
 		n, err = x.copyData(fd, data.r)

@@ -160,14 +160,17 @@ type unpacker struct {
 	declared int64 // sum of the sizes in the headers so far
 }
 
-// countingReader counts the tar bytes read, for offsets in errors.
+// countingReader counts the tar bytes read, for offsets in errors, and
+// shows them to its tap.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	tap *tap
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.tap.note(c.n, p[:n])
 	c.n += int64(n)
 	return n, err
 }
@@ -175,7 +178,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // runTar extracts every entry of the tar stream r on this goroutine. With
 // whole, r is the whole input and is read to its end.
 func (u *unpacker) runTar(r io.Reader, whole bool) error {
-	cr := &countingReader{r: r}
+	cr := &countingReader{r: r, tap: newTap(u.lim)}
 	if u.prog.source == nil {
 		u.prog.source = func() int64 { return cr.n }
 	}
@@ -183,8 +186,15 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 	var prev string
 	var dataEnd int64 // where the previous entry's data (and padding) ends
 	for {
+		// What an entry left unread (one skipped) is read now, so that
+		// the tap keeps headers only.
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return fmt.Errorf("unpack %s: entry %q: %w", u.src, prev, err)
+		}
 		before := cr.n
+		cr.tap.begin(before)
 		hdr, err := tr.Next()
+		cr.tap.end()
 		if err == io.EOF {
 			break
 		}
@@ -192,12 +202,26 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 		if err != nil {
 			return u.headerError(prev, start, err)
 		}
-		rel, err := u.admit(hdr, cr.n-start)
+		sp, err := sparseOf(hdr, cr.tap, start, cr.n)
+		var rel string
+		if err == nil {
+			rel, err = u.admit(hdr, cr.n-start, sp)
+		}
 		if err == nil {
 			dataEnd = cr.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
+			data := fileData{r: tr}
+			if sp != nil {
+				data = fileData{r: io.LimitReader(cr, sp.data), sparse: sp.segs}
+			}
 			var n int64
-			n, err = u.x.extract(hdr, rel, fileData{r: tr})
+			n, err = u.x.extract(hdr, rel, data)
 			u.stats.Bytes += n
+			if err == nil && sp != nil {
+				// Past the segments (an entry not written reads them
+				// here) and the padding; a new reader from here.
+				_, err = io.CopyN(io.Discard, cr, sp.data-n+sp.pad)
+				tr, dataEnd = tar.NewReader(cr), cr.n
+			}
 		}
 		u.stats.Entries++
 		if err != nil {
@@ -250,17 +274,22 @@ var (
 )
 
 // admit checks one entry against the limits before anything is written
-// and returns its clean relative path.
-func (u *unpacker) admit(hdr *tar.Header, headerBytes int64) (string, error) {
+// and returns its clean relative path. A sparse file (sp) counts the
+// bytes of its segments, which is what it takes on disk.
+func (u *unpacker) admit(hdr *tar.Header, headerBytes int64, sp *sparseLayout) (string, error) {
 	if u.stats.Entries+1 > u.lim.MaxEntries {
 		return "", fmt.Errorf("%w: over the limit of %d", errTooManyEntries, u.lim.MaxEntries)
 	}
 	if headerBytes > u.lim.MaxHeaderBytes {
 		return "", fmt.Errorf("%w: %d bytes, over the limit of %d", errHeaderTooBig, headerBytes, u.lim.MaxHeaderBytes)
 	}
-	if hdr.Size < 0 || hdr.Size > u.lim.MaxBytes-u.declared {
-		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, hdr.Size, u.lim.MaxBytes, u.lim.bytesWhy)
+	size := hdr.Size
+	if sp != nil {
+		size = sp.data
 	}
-	u.declared += hdr.Size
+	if size < 0 || size > u.lim.MaxBytes-u.declared {
+		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, size, u.lim.MaxBytes, u.lim.bytesWhy)
+	}
+	u.declared += size
 	return entryPath(hdr.Name)
 }
