@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,5 +94,46 @@ func TestImageVerbs(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 1 ||
 		rows[0].Path != "etc/motd" || rows[0].Type != "file" || rows[0].Size != 21 {
 		t.Errorf("ls --json: %v %+v\n%s", err, rows, stdout)
+	}
+}
+
+// TestImageUnpackAsTyped runs `berth image unpack` from a shell exactly
+// as a user types it, into a directory made just before, the working
+// directory, and a missing one: each gets the image's tree and nothing is
+// left beside it.
+func TestImageUnpackAsTyped(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	write(t, filepath.Join(src, "etc", "motd"), "hello\n")
+	write(t, filepath.Join(src, "bin", "tool"), "#!/bin/sh\n")
+	img := filepath.Join(dir, "img.tar.zst")
+	if status, _, stderr := berth(t, "image", "pack", src, "-o", img); status != 0 {
+		t.Fatalf("pack: %d %s", status, stderr)
+	}
+	for _, c := range []struct{ name, script string }{
+		{"mkdir then unpack", "mkdir d && berth image unpack img.tar.zst d"},
+		{"into the working directory", "mkdir d && cd d && berth image unpack ../img.tar.zst ."},
+		{"into a missing directory", "berth image unpack img.tar.zst d"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			work := t.TempDir()
+			if err := os.Link(img, filepath.Join(work, "img.tar.zst")); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("sh", "-c", c.script)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(berthBin)+":"+os.Getenv("PATH"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", c.script, err, out)
+			}
+			if got, err := os.ReadFile(filepath.Join(work, "d", "etc", "motd")); err != nil || string(got) != "hello\n" {
+				t.Errorf("d/etc/motd: %q %v", got, err)
+			}
+			ents, _ := os.ReadDir(work)
+			ents2, _ := os.ReadDir(filepath.Join(work, "d"))
+			if len(ents) != 2 || len(ents2) != 2 {
+				t.Errorf("left %d entries beside d (want the image and d), %d in d (want bin, etc)", len(ents), len(ents2))
+			}
+		})
 	}
 }

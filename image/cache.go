@@ -69,26 +69,21 @@ func OpenCache(root string) (*Cache, error) {
 		return nil, err
 	}
 	defer unlock()
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", root, err)
-	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".staging-") && !strings.HasPrefix(e.Name(), ".trash-") {
-			continue
-		}
-		p := filepath.Join(root, e.Name())
-		fd, err := lockDir(p, unix.LOCK_EX|unix.LOCK_NB)
-		if err != nil {
-			continue // held by a live unpack, or already gone
-		}
-		err = os.RemoveAll(p)
-		unix.Close(fd)
-		if err != nil {
-			return nil, fmt.Errorf("open cache %s: removing stale %s: %w", root, e.Name(), err)
-		}
+	if err := c.removeStale(); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// removeStale removes the staging and trash directories of interrupted
+// unpacks and removals; the caller holds the root lock exclusively.
+func (c *Cache) removeStale() error {
+	for _, prefix := range []string{".staging-", ".trash-"} {
+		if _, err := removeStale(c.Root, prefix, false); err != nil {
+			return fmt.Errorf("cache %s: %w", c.Root, err)
+		}
+	}
+	return nil
 }
 
 // lockRoot flocks ROOT/.lock and returns the unlock.
@@ -180,27 +175,31 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	defer c.digestLock(p.Digest)()
+	unlock, err := c.lockRoot(unix.LOCK_SH) // creating a staging directory: OpenCache may be cleaning
+	if err != nil {
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	defer unlock()
 	final := c.entryDir(p.Digest)
 	p.Rootfs = filepath.Join(final, "rootfs")
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
 		p.Cached = true
 		return p, nil
 	}
-	staging, fd, err := c.newStaging()
+	stage, err := newStaging(c.Root, ".staging-")
 	if err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
-	defer unix.Close(fd)
 	reached("staging")
 	p.Stats.Digest = p.Digest
 	uo := UnpackOptions{Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
-	if err := extractInput(in, src, filepath.Join(staging, "rootfs"), uo, &p.Stats); err != nil {
-		os.RemoveAll(staging)
+	if _, err := extractInput(in, src, filepath.Join(stage.path, "rootfs"), uo, &p.Stats); err != nil {
+		stage.remove()
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	reached("unpacked")
-	if err := c.commit(staging, fd, final); err != nil {
-		os.RemoveAll(staging)
+	if err := c.commit(stage, final); err != nil {
+		stage.remove()
 		if errors.Is(err, errRaced) {
 			p.Cached = true // another process finished first: use its tree
 			return p, nil
@@ -213,38 +212,19 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 // errRaced is returned by commit when the entry appeared meanwhile.
 var errRaced = errors.New("entry created by another process")
 
-// newStaging creates and flocks a staging directory. The root lock makes
-// the two steps atomic with respect to OpenCache's cleanup.
-func (c *Cache) newStaging() (string, int, error) {
-	unlock, err := c.lockRoot(unix.LOCK_SH)
-	if err != nil {
-		return "", -1, err
-	}
-	defer unlock()
-	dir, err := os.MkdirTemp(c.Root, ".staging-")
-	if err != nil {
-		return "", -1, err
-	}
-	fd, err := lockDir(dir, unix.LOCK_EX)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", -1, err
-	}
-	return dir, fd, nil
-}
-
-// commit makes a finished staging tree durable and moves it into place.
-func (c *Cache) commit(staging string, fd int, final string) error {
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncfs %s: %w", staging, err)
-	}
-	reached("synced")
-	if err := os.Rename(staging, final); err != nil {
-		if le := (*os.LinkError)(nil); errors.As(err, &le) && (le.Err == unix.EEXIST || le.Err == unix.ENOTEMPTY) {
-			return errRaced
-		}
+// commit makes a finished staging tree durable and renames it into place.
+func (c *Cache) commit(stage *staging, final string) error {
+	if err := stage.sync(); err != nil {
 		return err
 	}
+	reached("synced")
+	if err := unix.Rename(stage.path, final); err != nil {
+		if err == unix.EEXIST || err == unix.ENOTEMPTY {
+			return errRaced
+		}
+		return fmt.Errorf("rename %s to %s: %w", stage.path, final, err)
+	}
+	stage.release()
 	reached("renamed")
 	if err := syncDir(c.Root); err != nil {
 		return fmt.Errorf("fsync %s: %w", c.Root, err)

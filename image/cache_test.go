@@ -14,11 +14,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMain lets the crash test re-execute this binary as a child that runs
-// Prepare and stops at a given step.
+// TestMain lets the crash tests re-execute this binary as a child that
+// runs Prepare or Unpack and stops at a given step.
 func TestMain(m *testing.M) {
 	if step := os.Getenv("BERTH_TEST_CRASH_AT"); step != "" {
 		crashChild(step)
+		return
+	}
+	if step := os.Getenv("BERTH_TEST_UNPACK_AT"); step != "" {
+		crashUnpackChild(step)
 		return
 	}
 	os.Exit(m.Run())

@@ -31,8 +31,9 @@ type extractor struct {
 	log      io.Writer
 	buf      []byte
 
-	dirs   []dirMeta
-	dirIdx map[string]int // rel → index in dirs
+	dirs    []dirMeta
+	dirIdx  map[string]int // rel → index in dirs
+	rootHdr *tar.Header    // the root entry's metadata, once finish applied it
 
 	warnMu sync.Mutex
 	warned map[string]bool
@@ -68,16 +69,18 @@ func newExtractor(dest string, log io.Writer) (*extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &extractor{
-		root:   r,
-		asRoot: os.Geteuid() == 0,
-		uid:    os.Geteuid(),
-		gid:    os.Getegid(),
-		log:    log,
-		buf:    make([]byte, 256<<10),
-		dirIdx: make(map[string]int),
-		warned: make(map[string]bool),
-	}, nil
+	x := newMetaSetter(log)
+	x.root, x.buf, x.dirIdx = r, make([]byte, 256<<10), make(map[string]int)
+	return x, nil
+}
+
+// newMetaSetter returns an extractor that only sets metadata (setMeta),
+// on fds its caller opened.
+func newMetaSetter(log io.Writer) *extractor {
+	if log == nil {
+		log = io.Discard
+	}
+	return &extractor{asRoot: os.Geteuid() == 0, uid: os.Geteuid(), gid: os.Getegid(), log: log, warned: make(map[string]bool)}
 }
 
 // close releases the extractor's fds.

@@ -53,19 +53,24 @@ type Stats struct {
 	Elapsed time.Duration
 }
 
-// Unpack extracts the image at src into dest, creating dest if it is
-// missing. src is a berth image (decoded frame-parallel and written by
-// several writers), any .tar.zst, .tar.gz or plain .tar (streamed), or an
-// OCI image layout or docker save archive (its layers applied in order),
-// recognised by content; an OCI layout holding several images takes
-// "PATH:REF" to pick one. Entries that would land outside dest, by name,
-// symlink or hardlink, are refused and nothing is written outside dest.
-// Stricter than GNU tar, no entry may pass through a symlink, not even one
-// already in dest or one that points inside it: a flattened root filesystem
-// names every file by its real path. Existing files are replaced, existing
-// directories kept; see extractor. Errors name the entry and its byte
-// offset in the tar stream. On an error dest keeps what was written so far:
-// Cache.Prepare unpacks into a staging directory that it removes instead.
+// Unpack extracts the image at src into dest. src is a berth image
+// (decoded frame-parallel and written by several writers), any .tar.zst,
+// .tar.gz or plain .tar (streamed), or an OCI image layout or docker save
+// archive (its layers applied in order), recognised by content; an OCI
+// layout holding several images takes "PATH:REF" to pick one. Entries
+// that would land outside dest, by name, symlink or hardlink, are refused
+// and nothing is written outside dest. Stricter than GNU tar, no entry may
+// pass through a symlink, not even one already in dest or one that points
+// inside it: a flattened root filesystem names every file by its real
+// path. Errors name the entry and its byte offset in the tar stream.
+//
+// Into a missing or empty dest the unpack is all or nothing (atomic.go):
+// the tree is staged on dest's filesystem, synced, and put in place only
+// once complete; an error, a kill or a power loss leaves dest as it was
+// (missing or empty), and a later unpack removes what an interrupted one
+// left. Into a dest that holds files, entries are extracted in place, as
+// tar does: existing files are replaced, existing directories kept (see
+// extractor), and an error leaves what was written so far.
 func Unpack(src, dest string, opts UnpackOptions) (Stats, error) {
 	start := time.Now()
 	stats, err := unpack(src, dest, opts)
@@ -73,7 +78,7 @@ func Unpack(src, dest string, opts UnpackOptions) (Stats, error) {
 	return stats, err
 }
 
-// unpack opens and verifies src, then extracts it.
+// unpack opens and verifies src, then extracts it into its target.
 func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
 	in, err := openInput(src, opts.Platform, opts.Limits.withDefaults())
 	if err != nil {
@@ -84,12 +89,30 @@ func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
 	if stats.Digest, err = verifyInput(in, opts); err != nil {
 		return stats, fmt.Errorf("unpack %s: %w", src, err)
 	}
-	err = extractInput(in, src, dest, opts, &stats)
+	t, err := openTarget(dest)
+	if err != nil {
+		return stats, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	reached("staging")
+	rootHdr, err := extractInput(in, src, t.root, opts, &stats)
+	if err == nil {
+		reached("unpacked")
+		if err = t.commit(rootHdr, opts.Log); err != nil {
+			err = fmt.Errorf("unpack %s: %w", src, err)
+		}
+	}
+	if err != nil {
+		t.abort()
+		if t.how == inPlace {
+			err = fmt.Errorf("%w (%s keeps the entries written before the error)", err, t.dir)
+		}
+	}
 	return stats, err
 }
 
-// extractInput writes the opened, verified input into dest.
-func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats) error {
+// extractInput writes the opened, verified input into dest and returns
+// the metadata of its root entry (nil when it has none).
+func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats) (*tar.Header, error) {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
@@ -97,7 +120,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	stats.Format, stats.Layers = in.format, len(in.layers)
 	lim, err := opts.Limits.forDest(dest)
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", src, err)
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -106,12 +129,12 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	var plan *mergePlan
 	if in.layers != nil { // check every layer before dest is touched
 		if plan, err = planLayers(in.store, in.layers, lim, workers); err != nil {
-			return fmt.Errorf("unpack %s: %w", src, err)
+			return nil, fmt.Errorf("unpack %s: %w", src, err)
 		}
 	}
 	x, err := newExtractor(dest, log)
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", src, err)
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	defer x.close()
 	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, in.size())}
@@ -129,12 +152,12 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 		err = u.runStreamed(in, workers)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := x.finish(); err != nil {
-		return fmt.Errorf("unpack %s: %w", src, err)
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
-	return nil
+	return x.rootHdr, nil
 }
 
 // runStreamed decodes a whole zstd, gzip or plain tar stream in order.
