@@ -38,8 +38,9 @@ sign    writes IMAGE.sig (or --sig FILE) signing IMAGE's digest
 verify  checks the signature; exit status 1 when it does not hold
 gc      removes cached rootfs trees whose digest is neither kept nor
         referenced by the config (default /etc/berth.toml unless --keep is
-        given); the cache is the config's [images] cache, else
-        /var/lib/berth/images`
+        given) nor used by a mounted container root, and says what it did;
+        the cache is the config's [images] cache, else
+        /var/lib/berth/images, and must be one`
 
 // imageMain is `berth image VERB ...`.
 func imageMain(args []string) int {

@@ -137,3 +137,38 @@ func TestImageUnpackAsTyped(t *testing.T) {
 		})
 	}
 }
+
+// TestImageGCSummary checks `berth image gc` says what it did, and
+// refuses a directory that is not a berth cache, leaving it alone.
+func TestImageGCSummary(t *testing.T) {
+	dir := t.TempDir()
+	keep := "sha256:" + strings.Repeat("0", 64)
+	notCache := filepath.Join(dir, "home")
+	write(t, filepath.Join(notCache, "notes.txt"), "mine\n")
+	status, stdout, stderr := berth(t, "image", "gc", "--cache", notCache, "--keep", keep)
+	if status != 1 || stdout != "" || !strings.Contains(stderr, "not a berth image cache") {
+		t.Errorf("gc of a directory that is no cache: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	if ents, _ := os.ReadDir(notCache); len(ents) != 1 {
+		t.Errorf("gc wrote into %s: %d entries", notCache, len(ents))
+	}
+	status, _, stderr = berth(t, "image", "gc", "--cache", filepath.Join(dir, "missing"), "--keep", keep)
+	if status != 1 || !strings.Contains(stderr, "no image cache at") {
+		t.Errorf("gc of a missing directory: status %d, stderr %q", status, stderr)
+	}
+
+	cache := filepath.Join(dir, "cache")
+	if err := os.Mkdir(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	status, stdout, stderr = berth(t, "image", "gc", "--cache", cache, "--keep", keep)
+	if status != 0 || stdout != "" || !strings.Contains(stderr, "nothing to remove, kept 0 trees") {
+		t.Errorf("gc of an empty cache: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	tree := filepath.Join(cache, "sha256-"+strings.Repeat("ab", 32), "rootfs")
+	write(t, filepath.Join(tree, "data"), strings.Repeat("x", 100000))
+	status, stdout, stderr = berth(t, "image", "gc", "--cache", cache, "--keep", keep)
+	if status != 0 || stdout != "removed sha256:"+strings.Repeat("ab", 32)+"\n" || !strings.Contains(stderr, "removed 1 tree, kept 0, freed 0.1 MiB") {
+		t.Errorf("gc of a cache with one tree: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+}

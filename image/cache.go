@@ -75,6 +75,25 @@ func OpenCache(root string) (*Cache, error) {
 	return c, nil
 }
 
+// OpenExistingCache opens a cache that is there already, for tools that
+// must not take some other directory for a cache: root must be a
+// directory holding the cache's .lock, or an empty one.
+func OpenExistingCache(root string) (*Cache, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("no image cache at %s: %w", root, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not an image cache: not a directory", root)
+	}
+	if _, err := os.Lstat(filepath.Join(root, ".lock")); err != nil {
+		if empty, err := isEmpty(root); err != nil || !empty {
+			return nil, fmt.Errorf("%s is not a berth image cache (no .lock, and it holds other files): refusing to use it as one", root)
+		}
+	}
+	return OpenCache(root)
+}
+
 // removeStale removes the staging and trash directories of interrupted
 // unpacks and removals; the caller holds the root lock exclusively.
 func (c *Cache) removeStale() error {
@@ -159,7 +178,8 @@ func reached(step string) {
 // opts.Digest and its signature against opts.PublicKey before anything is
 // written. An image already in the cache is not decoded again (Cached).
 // Prepare is safe for concurrent use, within a process and across
-// processes sharing the cache.
+// processes sharing the cache, and excludes GC: from the moment it knows
+// the digest until it returns, the entry it finds or makes stays.
 func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error) {
 	start := time.Now()
 	defer func() { p.Elapsed = time.Since(start) }()
@@ -175,15 +195,17 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	defer c.digestLock(p.Digest)()
-	unlock, err := c.lockRoot(unix.LOCK_SH) // creating a staging directory: OpenCache may be cleaning
+	unlock, err := c.lockRoot(unix.LOCK_SH) // GC takes it exclusively
 	if err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	defer unlock()
+	reached("locked")
 	final := c.entryDir(p.Digest)
 	p.Rootfs = filepath.Join(final, "rootfs")
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
 		p.Cached = true
+		reached("cached")
 		return p, nil
 	}
 	stage, err := newStaging(c.Root, ".staging-")
