@@ -70,8 +70,22 @@ func newExtractor(dest string, log io.Writer) (*extractor, error) {
 		return nil, err
 	}
 	x := newMetaSetter(log)
-	x.root, x.buf, x.dirIdx = r, make([]byte, 256<<10), make(map[string]int)
+	x.root, x.dirIdx = r, make(map[string]int)
 	return x, nil
+}
+
+// copyBuffers recycles the unpacking goroutines' copy buffers between
+// unpacks.
+var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
+// buffer is the copy buffer of the unpacking goroutine, taken on first use
+// (an image whose files all lie in frames never needs it) and given back
+// by close.
+func (x *extractor) buffer() []byte {
+	if x.buf == nil {
+		x.buf = copyBuffers.Get().(*[256 << 10]byte)[:]
+	}
+	return x.buf
 }
 
 // newMetaSetter returns an extractor that only sets metadata (setMeta),
@@ -83,8 +97,14 @@ func newMetaSetter(log io.Writer) *extractor {
 	return &extractor{asRoot: os.Geteuid() == 0, uid: os.Geteuid(), gid: os.Getegid(), log: log, warned: make(map[string]bool)}
 }
 
-// close releases the extractor's fds.
-func (x *extractor) close() { x.root.close() }
+// close releases the extractor's fds and its buffer.
+func (x *extractor) close() {
+	x.root.close()
+	if x.buf != nil {
+		copyBuffers.Put((*[256 << 10]byte)(x.buf))
+		x.buf = nil
+	}
+}
 
 // warnOnce logs msg the first time key is seen.
 func (x *extractor) warnOnce(key, msg string) {
@@ -199,9 +219,10 @@ func writeChunks(fd int, chunks [][]byte) (int64, error) {
 // copyData writes everything data yields to fd.
 func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
 	var total int64
+	buf := x.buffer()
 	for {
-		n, rerr := data.Read(x.buf)
-		w, err := writeChunks(fd, [][]byte{x.buf[:n]})
+		n, rerr := data.Read(buf)
+		w, err := writeChunks(fd, [][]byte{buf[:n]})
 		total += w
 		if err != nil {
 			return total, err

@@ -263,13 +263,14 @@ func gnuSparseSegments(main, rest []byte) ([]mmapfs.Segment, error) {
 // hole. It returns the bytes written.
 func (x *extractor) writeSparse(fd int, segs []mmapfs.Segment, r io.Reader, size int64) (int64, error) {
 	var total int64
+	buf := x.buffer()
 	for _, s := range segs {
 		for done := int64(0); done < s.Len; {
-			n, err := io.ReadFull(r, x.buf[:min(s.Len-done, int64(len(x.buf)))])
+			n, err := io.ReadFull(r, buf[:min(s.Len-done, int64(len(buf)))])
 			if err != nil {
 				return total, fmt.Errorf("reading data at byte %d of the file: %w", s.Off+done, err)
 			}
-			for p := x.buf[:n]; len(p) > 0; {
+			for p := buf[:n]; len(p) > 0; {
 				w, err := unix.Pwrite(fd, p, s.Off+done)
 				if err == unix.EINTR {
 					continue

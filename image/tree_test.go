@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -132,10 +133,10 @@ func makeTree(t *testing.T, dir string) string {
 		must(os.Chmod(p, perm))
 	}
 	must(os.MkdirAll(root, 0o755))
-	big := make([]byte, 300<<10+17) // spans several 64 KiB frames
-	for i := range big {
-		big[i] = byte(i*7 + i>>9)
-	}
+	// Spans several 64 KiB frames, and does not compress, so the image is
+	// big enough to be mapped (mmapfs reads a file of 64 KiB or less).
+	big := make([]byte, 300<<10+17)
+	rand.NewChaCha8([32]byte{1}).Read(big)
 	file("etc/hostname", 0o644, []byte("berth\n"))
 	file("etc/empty", 0o600, nil)
 	file("bin/su", 0o4755|os.ModeSetuid, []byte("#!/bin/sh\n"))
