@@ -142,7 +142,18 @@
 // makes directories; writers create the files from slices of the frames
 // (see parallel.go for why their order does not matter); sparse files are
 // written on the unpacking goroutine, segment by segment (sparseunpack.go).
-// Other inputs are streamed on one goroutine. Every entry is confined to the destination
-// (root.go, extract.go); limits bound entries, bytes, header sizes and
-// decoder memory (limits.go).
+// Other inputs are streamed on one goroutine. Every entry is confined to
+// the destination (root.go, extract.go); limits bound entries, bytes,
+// header sizes and decoder memory (limits.go). Into a missing or empty
+// destination the unpack is all or nothing: staged, synced, then put in
+// place (atomic.go, stage.go).
+//
+// # Compatibility
+//
+// The data frames and the seek table are unchanged since the first berth
+// images; unpacking needs nothing else, and every version of the index
+// lies in a skippable frame that zstd and GNU tar skip. A berth that reads
+// only index version 1 still unpacks a version 2 image unless it holds
+// sparse files (its frame-parallel path does not know their layout and
+// fails with an error), and refuses the version 2 index for ls and cat.
 package image
