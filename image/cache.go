@@ -22,8 +22,9 @@ const DefaultCacheRoot = "/var/lib/berth/images"
 //	ROOT/.staging-*            an unpack in progress (flock'ed by its owner)
 //	ROOT/.trash-*              an entry being removed by GC
 //	ROOT/.digests/<hex>        digest memos of image files (see digestMemo)
-//	ROOT/.lock                 orders the creation of staging dirs and
-//	                           their cleanup
+//	ROOT/.lock                 flock'ed shared by Prepare, exclusively by
+//	                           GC and by the cleanup of stale staging and
+//	                           trash directories
 //
 // An entry is unpacked into a staging directory, synced (syncfs) and
 // renamed into place in one rename(2), then the root is fsynced: after a
