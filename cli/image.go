@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"berth/image"
@@ -26,9 +25,10 @@ const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P]
 pack    writes a berth image (seekable zstd tar with an index) of SRC — a
         directory, a tar, .tar.gz or .tar.zst, an OCI image layout (directory
         or tar) or a docker save archive — to OUT atomically
-unpack  extracts IMAGE (any of those, recognised by content) into DIR,
-        creating DIR if missing; entries that would land outside DIR are
-        refused. An OCI layout holding several images takes PATH:REF
+unpack  extracts IMAGE (any of those, recognised by content) into DIR:
+        all or nothing when DIR is missing or empty (a mount point too),
+        in place when DIR holds files; entries that would land outside DIR
+        are refused. An OCI layout holding several images takes PATH:REF
 ls      lists a directory (default the root) of a berth image, or one entry
 cat     writes a file of a berth image to stdout, decoding only its frames
 digest  prints the image's digest: sha256 of a file, or an OCI image's
@@ -38,8 +38,9 @@ sign    writes IMAGE.sig (or --sig FILE) signing IMAGE's digest
 verify  checks the signature; exit status 1 when it does not hold
 gc      removes cached rootfs trees whose digest is neither kept nor
         referenced by the config (default /etc/berth.toml unless --keep is
-        given); the cache is the config's [images] cache, else
-        /var/lib/berth/images`
+        given) nor used by a mounted container root, and says what it did;
+        the cache is the config's [images] cache, else
+        /var/lib/berth/images, and must be one`
 
 // imageMain is `berth image VERB ...`.
 func imageMain(args []string) int {
@@ -133,50 +134,12 @@ func imageUnpack(args []string) int {
 	}
 	opts := image.UnpackOptions{
 		Progress: progress, Log: os.Stderr, Digest: *digest, PublicKey: *pub, Signature: *sig, Platform: *platform}
-	st, err := unpackWhole(pos[0], pos[1], opts)
+	st, err := image.Unpack(pos[0], pos[1], opts)
 	if err != nil {
 		return imageFail(err)
 	}
 	fmt.Fprintf(os.Stderr, "unpacked %d entries, %s in %.2fs (%s)\n", st.Entries, mib(st.Bytes), st.Elapsed.Seconds(), st.Format)
 	return exitOK
-}
-
-// unpackWhole unpacks src into dest all or nothing when dest is missing or
-// empty: into a staging directory beside it, renamed onto dest once
-// complete and removed on an error. Into a directory that holds files
-// already, entries are extracted in place, as tar does, and an error
-// leaves what was written so far (the message says so).
-func unpackWhole(src, dest string, opts image.UnpackOptions) (image.Stats, error) {
-	if ents, err := os.ReadDir(dest); err == nil && len(ents) > 0 {
-		st, err := image.Unpack(src, dest, opts)
-		if err != nil {
-			err = fmt.Errorf("%w (%s keeps the entries written before the error)", err, dest)
-		}
-		return st, err
-	}
-	parent := filepath.Dir(filepath.Clean(dest))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return image.Stats{}, err
-	}
-	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".unpacking-")
-	if err != nil {
-		return image.Stats{}, err
-	}
-	if err := os.Chmod(staging, 0o755); err != nil { // as mkdir would; a root entry in the image overrides it
-		os.RemoveAll(staging)
-		return image.Stats{}, err
-	}
-	st, err := image.Unpack(src, staging, opts)
-	if err == nil {
-		// rename(2) replaces an empty directory in one step.
-		if err = os.Rename(staging, dest); err != nil {
-			err = fmt.Errorf("unpack %s: move %s to %s: %w", src, staging, dest, err)
-		}
-	}
-	if err != nil {
-		os.RemoveAll(staging)
-	}
-	return st, err
 }
 
 // imageIsTerminal reports whether f is a terminal.

@@ -94,7 +94,7 @@ func imageLs(args []string) int {
 func lsRowOf(path string, info fs.FileInfo) lsRow {
 	e := info.Sys().(*mmapfs.Entry)
 	r := lsRow{Path: path, Type: e.Type.String(), Mode: e.ModeString(), UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: time.Unix(e.MTime, 0).UTC().Format(time.RFC3339), Link: e.Link}
+		Size: e.Size, MTime: time.Unix(e.MTime, int64(e.MTimeNs)).UTC().Format(time.RFC3339Nano), Link: e.Link}
 	if e.Type == mmapfs.TypeChar || e.Type == mmapfs.TypeBlock {
 		r.Devmajor, r.Devminor = e.Devmajor, e.Devminor
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,5 +94,81 @@ func TestImageVerbs(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 1 ||
 		rows[0].Path != "etc/motd" || rows[0].Type != "file" || rows[0].Size != 21 {
 		t.Errorf("ls --json: %v %+v\n%s", err, rows, stdout)
+	}
+}
+
+// TestImageUnpackAsTyped runs `berth image unpack` from a shell exactly
+// as a user types it, into a directory made just before, the working
+// directory, and a missing one: each gets the image's tree and nothing is
+// left beside it.
+func TestImageUnpackAsTyped(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	write(t, filepath.Join(src, "etc", "motd"), "hello\n")
+	write(t, filepath.Join(src, "bin", "tool"), "#!/bin/sh\n")
+	img := filepath.Join(dir, "img.tar.zst")
+	if status, _, stderr := berth(t, "image", "pack", src, "-o", img); status != 0 {
+		t.Fatalf("pack: %d %s", status, stderr)
+	}
+	for _, c := range []struct{ name, script string }{
+		{"mkdir then unpack", "mkdir d && berth image unpack img.tar.zst d"},
+		{"into the working directory", "mkdir d && cd d && berth image unpack ../img.tar.zst ."},
+		{"into a missing directory", "berth image unpack img.tar.zst d"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			work := t.TempDir()
+			if err := os.Link(img, filepath.Join(work, "img.tar.zst")); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("sh", "-c", c.script)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(berthBin)+":"+os.Getenv("PATH"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", c.script, err, out)
+			}
+			if got, err := os.ReadFile(filepath.Join(work, "d", "etc", "motd")); err != nil || string(got) != "hello\n" {
+				t.Errorf("d/etc/motd: %q %v", got, err)
+			}
+			ents, _ := os.ReadDir(work)
+			ents2, _ := os.ReadDir(filepath.Join(work, "d"))
+			if len(ents) != 2 || len(ents2) != 2 {
+				t.Errorf("left %d entries beside d (want the image and d), %d in d (want bin, etc)", len(ents), len(ents2))
+			}
+		})
+	}
+}
+
+// TestImageGCSummary checks `berth image gc` says what it did, and
+// refuses a directory that is not a berth cache, leaving it alone.
+func TestImageGCSummary(t *testing.T) {
+	dir := t.TempDir()
+	keep := "sha256:" + strings.Repeat("0", 64)
+	notCache := filepath.Join(dir, "home")
+	write(t, filepath.Join(notCache, "notes.txt"), "mine\n")
+	status, stdout, stderr := berth(t, "image", "gc", "--cache", notCache, "--keep", keep)
+	if status != 1 || stdout != "" || !strings.Contains(stderr, "not a berth image cache") {
+		t.Errorf("gc of a directory that is no cache: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	if ents, _ := os.ReadDir(notCache); len(ents) != 1 {
+		t.Errorf("gc wrote into %s: %d entries", notCache, len(ents))
+	}
+	status, _, stderr = berth(t, "image", "gc", "--cache", filepath.Join(dir, "missing"), "--keep", keep)
+	if status != 1 || !strings.Contains(stderr, "no image cache at") {
+		t.Errorf("gc of a missing directory: status %d, stderr %q", status, stderr)
+	}
+
+	cache := filepath.Join(dir, "cache")
+	if err := os.Mkdir(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	status, stdout, stderr = berth(t, "image", "gc", "--cache", cache, "--keep", keep)
+	if status != 0 || stdout != "" || !strings.Contains(stderr, "nothing to remove, kept 0 trees") {
+		t.Errorf("gc of an empty cache: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	tree := filepath.Join(cache, "sha256-"+strings.Repeat("ab", 32), "rootfs")
+	write(t, filepath.Join(tree, "data"), strings.Repeat("x", 100000))
+	status, stdout, stderr = berth(t, "image", "gc", "--cache", cache, "--keep", keep)
+	if status != 0 || stdout != "removed sha256:"+strings.Repeat("ab", 32)+"\n" || !strings.Contains(stderr, "removed 1 tree, kept 0, freed 0.1 MiB") {
+		t.Errorf("gc of a cache with one tree: status %d, stdout %q, stderr %q", status, stdout, stderr)
 	}
 }

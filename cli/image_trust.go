@@ -4,12 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"berth/boot"
 	"berth/image"
-	"berth/internal/mountinfo"
 )
 
 // `berth image digest`, keygen, sign, verify and gc: what an image is,
@@ -120,9 +118,9 @@ func imageGC(args []string) int {
 	if *root == "" {
 		*root = image.DefaultCacheRoot
 	}
-	c, err := image.OpenCache(*root)
+	c, err := image.OpenExistingCache(*root)
 	if err != nil {
-		return imageFail(err)
+		return imageFail(fmt.Errorf("gc: %w", err))
 	}
 	keepSet := make(map[string]bool)
 	for _, d := range keep {
@@ -138,46 +136,29 @@ func imageGC(args []string) int {
 			keepSet[d] = true
 		}
 	}
-	// A tree under a mounted overlay is a running container's root, even
-	// when the config on disk no longer names it (not reloaded yet).
-	for _, d := range mountedLowers(c.Root) {
-		if !keepSet[d] {
-			fmt.Fprintf(os.Stderr, "kept %s: a mounted container root uses it\n", d)
-			keepSet[d] = true
-		}
+	res, err := c.GC(keepSet)
+	for _, d := range res.InUse {
+		fmt.Fprintf(os.Stderr, "kept %s: a mounted container root uses it\n", d)
 	}
-	removed, err := c.GC(keepSet)
-	for _, d := range removed {
+	for _, d := range res.Removed {
 		fmt.Println("removed", d)
 	}
-	return imageStatus(err)
+	if err != nil {
+		return imageFail(err)
+	}
+	kept := len(res.Kept) + len(res.InUse)
+	if len(res.Removed) == 0 {
+		fmt.Fprintf(os.Stderr, "gc %s: nothing to remove, kept %s\n", c.Root, plural(kept, "tree"))
+	} else {
+		fmt.Fprintf(os.Stderr, "gc %s: removed %s, kept %d, freed %s\n", c.Root, plural(len(res.Removed), "tree"), kept, mib(res.Freed))
+	}
+	return exitOK
 }
 
-// mountedLowers returns the digests of the cache entries under root that
-// an overlay mount uses as a lower layer.
-func mountedLowers(root string) []string {
-	mounts, _ := mountinfo.Read()
-	if abs, err := filepath.Abs(root); err == nil {
-		root = abs
+// plural is "1 tree", "2 trees".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
 	}
-	prefix := filepath.Clean(root) + "/sha256-"
-	var out []string
-	for _, m := range mounts {
-		if m.FSType != "overlay" {
-			continue
-		}
-		for _, opt := range strings.Split(m.Super, ",") {
-			lowers, ok := strings.CutPrefix(opt, "lowerdir=")
-			if !ok {
-				continue
-			}
-			for _, l := range strings.Split(lowers, ":") {
-				if rest, ok := strings.CutPrefix(l, prefix); ok {
-					hexPart, _, _ := strings.Cut(rest, "/")
-					out = append(out, "sha256:"+hexPart)
-				}
-			}
-		}
-	}
-	return out
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -26,6 +26,7 @@ func (u *unpacker) runBerth(in *input, workers, writers int) error {
 	}
 	defer fr.close() // before the mapping is unmapped: the workers read it
 	s := newFrameStream(fr)
+	s.tap = newTap(u.lim)
 	defer s.close()
 	u.prog.source = s.offset
 	if writers == 1 {
@@ -59,7 +60,9 @@ func (b *berthLoop) run() error {
 	var dataEnd int64
 	for {
 		before := s.offset()
+		s.tap.begin(before)
 		hdr, err := b.tr.Next()
+		s.tap.end()
 		if err == io.EOF {
 			break
 		}
@@ -71,8 +74,15 @@ func (b *berthLoop) run() error {
 			return b.pool.barrier()
 		}
 		dataEnd = s.offset() + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
-		if err := b.entry(hdr, start, s.offset()-start); err != nil {
+		sp, err := sparseOf(hdr, s.tap, start, s.offset())
+		if err == nil {
+			err = b.entry(hdr, start, s.offset()-start, sp)
+		}
+		if err != nil {
 			return fmt.Errorf("unpack %s: entry %q at offset %d: %w", u.src, hdr.Name, start, err)
+		}
+		if sp != nil {
+			dataEnd = s.offset()
 		}
 		u.stats.Entries++
 		prev = hdr.Name
@@ -90,15 +100,19 @@ func (b *berthLoop) run() error {
 }
 
 // entry handles one header: on this goroutine, or handed to the writers.
-func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64) error {
+// sp is a sparse file's layout.
+func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseLayout) error {
 	u := b.u
-	rel, err := u.admit(hdr, headerBytes)
+	rel, err := u.admit(hdr, headerBytes, sp)
 	if err != nil {
 		return err
 	}
 	repeat, err := b.seen.admit(rel, hdr.Typeflag == tar.TypeDir)
 	if err != nil {
 		return err
+	}
+	if sp != nil {
+		return b.sparseFile(hdr, rel, sp)
 	}
 	if u.x.root.full() {
 		if err := b.pool.barrier(); err != nil {
@@ -157,6 +171,25 @@ func (b *berthLoop) bigFile(j *writeJob) error {
 		return err
 	}
 	b.tr = tar.NewReader(b.s) // the old one would skip the data once more
+	return nil
+}
+
+// sparseFile writes a sparse file on this goroutine, after the writers
+// are done, reading its segments from the stream, and moves past them and
+// their padding: the tar reader starts again there.
+func (b *berthLoop) sparseFile(hdr *tar.Header, rel string, sp *sparseLayout) error {
+	if err := b.pool.barrier(); err != nil {
+		return err
+	}
+	n, err := b.u.x.extract(hdr, rel, fileData{r: io.LimitReader(b.s, sp.data), sparse: sp.segs})
+	b.u.stats.Bytes += n
+	if err != nil {
+		return err
+	}
+	if _, err := b.s.Seek(sp.data-n+sp.pad, io.SeekCurrent); err != nil {
+		return err
+	}
+	b.tr = tar.NewReader(b.s)
 	return nil
 }
 

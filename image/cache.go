@@ -22,8 +22,9 @@ const DefaultCacheRoot = "/var/lib/berth/images"
 //	ROOT/.staging-*            an unpack in progress (flock'ed by its owner)
 //	ROOT/.trash-*              an entry being removed by GC
 //	ROOT/.digests/<hex>        digest memos of image files (see digestMemo)
-//	ROOT/.lock                 orders the creation of staging dirs and
-//	                           their cleanup
+//	ROOT/.lock                 flock'ed shared by Prepare, exclusively by
+//	                           GC and by the cleanup of stale staging and
+//	                           trash directories
 //
 // An entry is unpacked into a staging directory, synced (syncfs) and
 // renamed into place in one rename(2), then the root is fsynced: after a
@@ -69,26 +70,40 @@ func OpenCache(root string) (*Cache, error) {
 		return nil, err
 	}
 	defer unlock()
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", root, err)
-	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".staging-") && !strings.HasPrefix(e.Name(), ".trash-") {
-			continue
-		}
-		p := filepath.Join(root, e.Name())
-		fd, err := lockDir(p, unix.LOCK_EX|unix.LOCK_NB)
-		if err != nil {
-			continue // held by a live unpack, or already gone
-		}
-		err = os.RemoveAll(p)
-		unix.Close(fd)
-		if err != nil {
-			return nil, fmt.Errorf("open cache %s: removing stale %s: %w", root, e.Name(), err)
-		}
+	if err := c.removeStale(); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// OpenExistingCache opens a cache that is there already, for tools that
+// must not take some other directory for a cache: root must be a
+// directory holding the cache's .lock, or an empty one.
+func OpenExistingCache(root string) (*Cache, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("no image cache at %s: %w", root, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not an image cache: not a directory", root)
+	}
+	if _, err := os.Lstat(filepath.Join(root, ".lock")); err != nil {
+		if empty, err := isEmpty(root); err != nil || !empty {
+			return nil, fmt.Errorf("%s is not a berth image cache (no .lock, and it holds other files): refusing to use it as one", root)
+		}
+	}
+	return OpenCache(root)
+}
+
+// removeStale removes the staging and trash directories of interrupted
+// unpacks and removals; the caller holds the root lock exclusively.
+func (c *Cache) removeStale() error {
+	for _, prefix := range []string{".staging-", ".trash-"} {
+		if _, err := removeStale(c.Root, prefix, false); err != nil {
+			return fmt.Errorf("cache %s: %w", c.Root, err)
+		}
+	}
+	return nil
 }
 
 // lockRoot flocks ROOT/.lock and returns the unlock.
@@ -164,7 +179,8 @@ func reached(step string) {
 // opts.Digest and its signature against opts.PublicKey before anything is
 // written. An image already in the cache is not decoded again (Cached).
 // Prepare is safe for concurrent use, within a process and across
-// processes sharing the cache.
+// processes sharing the cache, and excludes GC: from the moment it knows
+// the digest until it returns, the entry it finds or makes stays.
 func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error) {
 	start := time.Now()
 	defer func() { p.Elapsed = time.Since(start) }()
@@ -180,27 +196,33 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	defer c.digestLock(p.Digest)()
+	unlock, err := c.lockRoot(unix.LOCK_SH) // GC takes it exclusively
+	if err != nil {
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	defer unlock()
+	reached("locked")
 	final := c.entryDir(p.Digest)
 	p.Rootfs = filepath.Join(final, "rootfs")
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
 		p.Cached = true
+		reached("cached")
 		return p, nil
 	}
-	staging, fd, err := c.newStaging()
+	stage, err := newStaging(c.Root, ".staging-")
 	if err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
-	defer unix.Close(fd)
 	reached("staging")
 	p.Stats.Digest = p.Digest
 	uo := UnpackOptions{Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
-	if err := extractInput(in, src, filepath.Join(staging, "rootfs"), uo, &p.Stats); err != nil {
-		os.RemoveAll(staging)
+	if _, err := extractInput(in, src, filepath.Join(stage.path, "rootfs"), uo, &p.Stats); err != nil {
+		stage.remove()
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	reached("unpacked")
-	if err := c.commit(staging, fd, final); err != nil {
-		os.RemoveAll(staging)
+	if err := c.commit(stage, final); err != nil {
+		stage.remove()
 		if errors.Is(err, errRaced) {
 			p.Cached = true // another process finished first: use its tree
 			return p, nil
@@ -213,38 +235,19 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 // errRaced is returned by commit when the entry appeared meanwhile.
 var errRaced = errors.New("entry created by another process")
 
-// newStaging creates and flocks a staging directory. The root lock makes
-// the two steps atomic with respect to OpenCache's cleanup.
-func (c *Cache) newStaging() (string, int, error) {
-	unlock, err := c.lockRoot(unix.LOCK_SH)
-	if err != nil {
-		return "", -1, err
-	}
-	defer unlock()
-	dir, err := os.MkdirTemp(c.Root, ".staging-")
-	if err != nil {
-		return "", -1, err
-	}
-	fd, err := lockDir(dir, unix.LOCK_EX)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", -1, err
-	}
-	return dir, fd, nil
-}
-
-// commit makes a finished staging tree durable and moves it into place.
-func (c *Cache) commit(staging string, fd int, final string) error {
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncfs %s: %w", staging, err)
-	}
-	reached("synced")
-	if err := os.Rename(staging, final); err != nil {
-		if le := (*os.LinkError)(nil); errors.As(err, &le) && (le.Err == unix.EEXIST || le.Err == unix.ENOTEMPTY) {
-			return errRaced
-		}
+// commit makes a finished staging tree durable and renames it into place.
+func (c *Cache) commit(stage *staging, final string) error {
+	if err := stage.sync(); err != nil {
 		return err
 	}
+	reached("synced")
+	if err := unix.Rename(stage.path, final); err != nil {
+		if err == unix.EEXIST || err == unix.ENOTEMPTY {
+			return errRaced
+		}
+		return fmt.Errorf("rename %s to %s: %w", stage.path, final, err)
+	}
+	stage.release()
 	reached("renamed")
 	if err := syncDir(c.Root); err != nil {
 		return fmt.Errorf("fsync %s: %w", c.Root, err)

@@ -14,11 +14,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMain lets the crash test re-execute this binary as a child that runs
-// Prepare and stops at a given step.
+// TestMain lets the crash tests re-execute this binary as a child that
+// runs Prepare or Unpack and stops at a given step.
 func TestMain(m *testing.M) {
 	if step := os.Getenv("BERTH_TEST_CRASH_AT"); step != "" {
 		crashChild(step)
+		return
+	}
+	if step := os.Getenv("BERTH_TEST_UNPACK_AT"); step != "" {
+		crashUnpackChild(step)
 		return
 	}
 	os.Exit(m.Run())
@@ -289,12 +293,12 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	removed, err := c.GC(map[string]bool{a.Digest: true})
+	res, err := c.GC(map[string]bool{a.Digest: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 1 || removed[0] != b.Digest {
-		t.Errorf("removed %v, want %s", removed, b.Digest)
+	if len(res.Removed) != 1 || res.Removed[0] != b.Digest || len(res.Kept) != 1 || res.Kept[0] != a.Digest || res.Freed <= 0 {
+		t.Errorf("gc %+v, want %s removed and %s kept", res, b.Digest, a.Digest)
 	}
 	if _, err := os.Stat(a.Rootfs); err != nil {
 		t.Errorf("kept entry: %v", err)

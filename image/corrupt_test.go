@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,7 +188,19 @@ func TestLimits(t *testing.T) {
 // every path that reads the mapping (the parallel frame decoders, the
 // streaming decoder, the digest) must give ErrFault, not crash on SIGBUS.
 func TestTruncatedUnderMapping(t *testing.T) {
-	_, img := packTree(t)
+	// Incompressible, so the image is mapped: mmapfs reads a file of
+	// 64 KiB or less into memory instead.
+	dir := t.TempDir()
+	data := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{}).Read(data)
+	if err := os.MkdirAll(filepath.Join(dir, "tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "tree", "random"), data, 0o644)
+	img := filepath.Join(dir, "img")
+	if err := Pack(filepath.Join(dir, "tree"), img, PackOptions{FrameSize: testFrameSize}); err != nil {
+		t.Fatal(err)
+	}
 	good, _ := os.ReadFile(img)
 	lim := Limits{}.withDefaults()
 	readers := map[string]func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error){

@@ -77,6 +77,9 @@ func (x *extractor) finish() error {
 		if err := x.dirMetaApply(m); err != nil {
 			return fmt.Errorf("directory %q: %w", m.rel, err)
 		}
+		if m.rel == "." {
+			x.rootHdr = m.hdr
+		}
 	}
 	x.dirs, x.dirIdx = nil, nil
 	return nil

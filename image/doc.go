@@ -45,20 +45,23 @@
 // # The index frame
 //
 // The index lists every path of the tree with its metadata and where its
-// data starts. With E entries and S bytes of names:
+// data starts. With E entries, S bytes of names, and records of R bytes
+// (R = 64 in version 2, which berth writes; 52 in version 1, written
+// before berth kept nanoseconds and sparse files, still read):
 //
 //	I+0             u32 0x184D2A5B     skippable frame magic
-//	I+4             u32 P              payload size = 24 + 52*E + S + 4
+//	I+4             u32 P              payload size = 24 + R*E + S + 4
 //	payload:
 //	  +0            4 bytes "BRTI"     index magic
-//	  +4            u16 1              version; readers refuse other versions
+//	  +4            u16 2              version, 1 or 2; readers refuse others
 //	  +6            u16 0              flags, none defined (must be zero)
 //	  +8            u32 E              number of entries
 //	  +12           u32 S              bytes of the string table
 //	  +16           u64                length of the decompressed tar stream
 //	                                   (must equal Σ dsize[i])
-//	  +24+52*k      entry k, 52 bytes:
-//	    +0          u64 size           regular file: bytes of data; char and
+//	  +24+R*k       entry k, R bytes:
+//	    +0          u64 size           regular file: bytes of data (a sparse
+//	                                   file's holes included); char and
 //	                                   block devices: major<<32 | minor;
 //	                                   other types: 0
 //	    +8          i64 mtime          seconds since the epoch
@@ -79,8 +82,14 @@
 //	                                   2 directory, 3 symlink, 4 hardlink,
 //	                                   5 char device, 6 block device, 7 fifo;
 //	                                   bit 7: an implicit directory (a parent
-//	                                   that no tar entry names, mode 0755)
-//	  +24+52*E      S bytes            string table: names and link targets
+//	                                   that no tar entry names, mode 0755);
+//	                                   bit 6 (version 2): a sparse file
+//	    version 2 only:
+//	    +52         u32 mtime nsec     nanoseconds of mtime (< 10^9)
+//	    +56         u64 stored         a sparse file: bytes its data takes in
+//	                                   the stream, from its map block to its
+//	                                   last segment; 0 for other entries
+//	  +24+R*E       S bytes            string table: names and link targets
 //	  +P-4          u32                CRC-32C (Castagnoli) of payload bytes
 //	                                   [0, P-4)
 //
@@ -101,12 +110,17 @@
 // in layer order (see merge.go). The first entry of a directory pack is the
 // root directory "./"; the rest are named relative to the root without a
 // "./" prefix, directories with a trailing "/". Owners are numeric only (no
-// user or group names), modification times are whole seconds, extended
-// attributes that pass berth's filter (see xattr.go) are SCHILY.xattr PAX
-// records, and archive/tar picks USTAR, or PAX/GNU records where a name or
-// value does not fit. A file with several links is stored once, under the
-// first of its names in walk order; its other names are hardlink entries.
-// Sockets are skipped. The stream ends with the two zero blocks of a tar.
+// user or group names), extended attributes that pass berth's filter (see
+// xattr.go) are SCHILY.xattr PAX records, a modification time with
+// nanoseconds is a PAX mtime record, and archive/tar picks USTAR, or
+// PAX/GNU records where a name or value does not fit. A file with several
+// links is stored once, under the first of its names in walk order; its
+// other names are hardlink entries. A regular file with holes (found with
+// SEEK_DATA and SEEK_HOLE) is stored as GNU tar stores it with
+// --format=posix --sparse, in the PAX sparse format 1.0 (sparsepack.go):
+// its data is a map block listing its data segments followed by their
+// bytes, and unpacking recreates the holes. Sockets are skipped. The
+// stream ends with the two zero blocks of a tar.
 //
 // # Frame cutting
 //
@@ -126,8 +140,20 @@
 // mapping's pages are released once decoded, so memory does not grow with
 // the image. One goroutine reads the tar headers from the decoded frames and
 // makes directories; writers create the files from slices of the frames
-// (see parallel.go for why their order does not matter). Other inputs are
-// streamed on one goroutine. Every entry is confined to the destination
-// (root.go, extract.go); limits bound entries, bytes, header sizes and
-// decoder memory (limits.go).
+// (see parallel.go for why their order does not matter); sparse files are
+// written on the unpacking goroutine, segment by segment (sparseunpack.go).
+// Other inputs are streamed on one goroutine. Every entry is confined to
+// the destination (root.go, extract.go); limits bound entries, bytes,
+// header sizes and decoder memory (limits.go). Into a missing or empty
+// destination the unpack is all or nothing: staged, synced, then put in
+// place (atomic.go, stage.go).
+//
+// # Compatibility
+//
+// The data frames and the seek table are unchanged since the first berth
+// images; unpacking needs nothing else, and every version of the index
+// lies in a skippable frame that zstd and GNU tar skip. A berth that reads
+// only index version 1 still unpacks a version 2 image unless it holds
+// sparse files (its frame-parallel path does not know their layout and
+// fails with an error), and refuses the version 2 index for ls and cat.
 package image

@@ -48,8 +48,9 @@ func (in *input) openDocker(want Platform) error {
 	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", cfgName, err)
 	}
-	if p := (Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); !want.matches(p) {
-		return fmt.Errorf("%s: the image is for %s, not %s", in.path, p, want)
+	in.platf = Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if !want.matches(in.platf) {
+		return fmt.Errorf("%s: the image is for %s, not %s", in.path, in.platf, want)
 	}
 	if len(chosen.Layers) != len(cfg.RootFS.DiffIDs) {
 		return fmt.Errorf("%s: %d layers but %d diff_ids in the config", in.path, len(chosen.Layers), len(cfg.RootFS.DiffIDs))

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"berth/mmapfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -29,8 +31,9 @@ type extractor struct {
 	log      io.Writer
 	buf      []byte
 
-	dirs   []dirMeta
-	dirIdx map[string]int // rel → index in dirs
+	dirs    []dirMeta
+	dirIdx  map[string]int // rel → index in dirs
+	rootHdr *tar.Header    // the root entry's metadata, once finish applied it
 
 	warnMu sync.Mutex
 	warned map[string]bool
@@ -44,10 +47,11 @@ type dirMeta struct {
 }
 
 // fileData is a regular file's contents: slices of decoded frames, or a
-// reader.
+// reader; with sparse, the reader yields the segments' bytes in order.
 type fileData struct {
 	chunks [][]byte
 	r      io.Reader
+	sparse []mmapfs.Segment
 }
 
 // Errors for entries refused by type.
@@ -65,20 +69,42 @@ func newExtractor(dest string, log io.Writer) (*extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &extractor{
-		root:   r,
-		asRoot: os.Geteuid() == 0,
-		uid:    os.Geteuid(),
-		gid:    os.Getegid(),
-		log:    log,
-		buf:    make([]byte, 256<<10),
-		dirIdx: make(map[string]int),
-		warned: make(map[string]bool),
-	}, nil
+	x := newMetaSetter(log)
+	x.root, x.dirIdx = r, make(map[string]int)
+	return x, nil
 }
 
-// close releases the extractor's fds.
-func (x *extractor) close() { x.root.close() }
+// copyBuffers recycles the unpacking goroutines' copy buffers between
+// unpacks.
+var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
+// buffer is the copy buffer of the unpacking goroutine, taken on first use
+// (an image whose files all lie in frames never needs it) and given back
+// by close.
+func (x *extractor) buffer() []byte {
+	if x.buf == nil {
+		x.buf = copyBuffers.Get().(*[256 << 10]byte)[:]
+	}
+	return x.buf
+}
+
+// newMetaSetter returns an extractor that only sets metadata (setMeta),
+// on fds its caller opened.
+func newMetaSetter(log io.Writer) *extractor {
+	if log == nil {
+		log = io.Discard
+	}
+	return &extractor{asRoot: os.Geteuid() == 0, uid: os.Geteuid(), gid: os.Getegid(), log: log, warned: make(map[string]bool)}
+}
+
+// close releases the extractor's fds and its buffer.
+func (x *extractor) close() {
+	x.root.close()
+	if x.buf != nil {
+		copyBuffers.Put((*[256 << 10]byte)(x.buf))
+		x.buf = nil
+	}
+}
 
 // warnOnce logs msg the first time key is seen.
 func (x *extractor) warnOnce(key, msg string) {
@@ -153,7 +179,9 @@ func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, dat
 		return 0, fmt.Errorf("create: %w", err)
 	}
 	var n int64
-	if wt, ok := data.r.(interface{ writeToFD(int) (int64, error) }); ok {
+	if data.sparse != nil {
+		n, err = x.writeSparse(fd, data.sparse, data.r, hdr.Size)
+	} else if wt, ok := data.r.(interface{ writeToFD(int) (int64, error) }); ok {
 		n, err = wt.writeToFD(fd)
 	} else if data.r != nil {
 		n, err = x.copyData(fd, data.r)
@@ -191,9 +219,10 @@ func writeChunks(fd int, chunks [][]byte) (int64, error) {
 // copyData writes everything data yields to fd.
 func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
 	var total int64
+	buf := x.buffer()
 	for {
-		n, rerr := data.Read(x.buf)
-		w, err := writeChunks(fd, [][]byte{x.buf[:n]})
+		n, rerr := data.Read(buf)
+		w, err := writeChunks(fd, [][]byte{buf[:n]})
 		total += w
 		if err != nil {
 			return total, err

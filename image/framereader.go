@@ -16,8 +16,8 @@ import (
 // order. Memory is bounded: frames are decoded into a fixed set of buffers
 // (about 24 MiB, at least three of the biggest frame), a frame waits for a
 // free buffer, and a buffer is recycled when its frame's last reference is
-// dropped. The buffers are mapped outside the Go heap, so they do not
-// raise the garbage collector's goal, and the mapping's pages of a frame
+// dropped. Buffers of big frames are mapped outside the Go heap, so they
+// do not raise the garbage collector's goal, and the mapping's pages of a frame
 // are released once it is decoded: the process's resident size does not
 // grow with the image.
 type frameReader struct {
@@ -34,7 +34,8 @@ type frameReader struct {
 	cond   *sync.Cond
 	bufCap int      // capacity of every buffer: the biggest frame
 	nbufs  int      // buffers that may exist
-	all    [][]byte // buffers made, unmapped by close
+	all    [][]byte // buffers made
+	mapped [][]byte // those of them mapped, unmapped by close
 	free   [][]byte // buffers not holding a frame
 }
 
@@ -129,13 +130,23 @@ func (r *frameReader) acquire() ([]byte, bool) {
 		r.free = r.free[:k-1]
 		return buf, true
 	}
-	buf, err := unix.Mmap(-1, 0, r.bufCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		buf = make([]byte, r.bufCap) // on the heap, then
+	var buf []byte
+	if r.bufCap >= mapBufferMin {
+		buf, _ = unix.Mmap(-1, 0, r.bufCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	}
+	if buf == nil {
+		buf = make([]byte, r.bufCap) // small, or the mapping failed: on the heap
+	} else {
+		r.mapped = append(r.mapped, buf)
 	}
 	r.all = append(r.all, buf)
 	return buf[:0], true
 }
+
+// mapBufferMin is the smallest frame buffer mapped outside the heap: below
+// it, mapping and unmapping (a TLB shootdown on every thread) costs more
+// than the garbage collector's share.
+const mapBufferMin = 1 << 20
 
 // recycle returns a frame's buffer.
 func (r *frameReader) recycle(f *frameBuf) {
@@ -177,9 +188,9 @@ func (r *frameReader) close() {
 		}
 		r.wg.Wait()
 		r.dec.Close()
-		for _, b := range r.all {
-			_ = unix.Munmap(b[:cap(b)]) // fails harmlessly for a heap fallback
+		for _, b := range r.mapped {
+			_ = unix.Munmap(b)
 		}
-		r.all, r.free = nil, nil
+		r.all, r.free, r.mapped = nil, nil, nil
 	})
 }

@@ -21,6 +21,7 @@ type frameStream struct {
 	// its queued jobs to the writers there, so that no frame it holds back
 	// keeps that next frame from fitting in the budget.
 	onPull func()
+	tap    *tap // sees what Read returns
 }
 
 // maxTakeFrames is how many frames take may span: the stream then holds at
@@ -85,6 +86,7 @@ func (s *frameStream) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n := copy(p, cur)
+	s.tap.note(s.off, p[:n])
 	s.pos += n
 	s.off += int64(n)
 	return n, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"berth/mmapfs"
 )
@@ -42,7 +43,7 @@ func TestFS(t *testing.T) {
 			continue
 		}
 		e := info.Sys().(*mmapfs.Entry)
-		if e.UID != n.uid || e.GID != n.gid || info.ModTime().Unix() != n.mtime || (n.typ != 0o120000 && e.Mode != n.perm) {
+		if e.UID != n.uid || e.GID != n.gid || info.ModTime().UnixNano() != n.mtime || (n.typ != 0o120000 && e.Mode != n.perm) {
 			t.Errorf("%s: entry %+v, source %+v", p, e, brief(n))
 		}
 		if n.typ == 0o100000 {
@@ -168,4 +169,82 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestIndexVersion1Image reads an image packed by berth before the index
+// gained nanoseconds and sparse files (testdata/v1, index version 1):
+// it still unpacks, and mmapfs still lists and reads it.
+func TestIndexVersion1Image(t *testing.T) {
+	img := filepath.Join("testdata", "v1", "image.tar.zst")
+	dest := filepath.Join(t.TempDir(), "dest")
+	if _, err := Unpack(img, dest, UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compareLists(t, map[string]string{"bin": "dir", "etc": "dir", "bin/hi": "file #!/bin/sh\necho hi\n",
+		"bin/motd": "-> ../etc/motd", "etc/motd": "file packed by berth before index version 2\n"}, listTree(t, dest))
+	fsys, err := mmapfs.OpenFS(img, mmapfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	got, err := fsys.ReadFile("bin/motd")
+	if err != nil || string(got) != "packed by berth before index version 2\n" {
+		t.Errorf("bin/motd: %q %v", got, err)
+	}
+	info, err := fsys.Stat("bin/hi")
+	if err != nil || info.ModTime().Unix() != time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).Unix() || info.Mode() != 0o755 {
+		t.Errorf("bin/hi: %v %v", info, err)
+	}
+}
+
+// TestFSSparse reads sparse files through mmapfs at offsets around their
+// holes and data, against the source files.
+func TestFSSparse(t *testing.T) {
+	_, img := packTree(t)
+	fsys, err := mmapfs.OpenFS(img, mmapfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	src := filepath.Join(filepath.Dir(img), "tree")
+	for _, c := range []struct {
+		name     string
+		off, len int64
+	}{
+		{"var/disk.img", 0, 4096}, {"var/disk.img", 20<<20 + 90, 40}, {"var/disk.img", 20<<20 + 110, 1 << 20},
+		{"var/disk.img", 48<<20 - 10, 100}, {"var/empty.img", 4000, 200}, {"var/log.img", 2, 10},
+		{"var/log.img", 3<<20 - 3, 100}, {"var/log.img", 0, 3<<20 + 5},
+	} {
+		want := make([]byte, c.len)
+		wf, err := os.Open(filepath.Join(src, c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wn, _ := wf.ReadAt(want, c.off)
+		wf.Close()
+		f, err := fsys.Open(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, c.len)
+		n, err := f.(io.ReaderAt).ReadAt(got, c.off)
+		if n != wn || !bytes.Equal(got[:n], want[:wn]) || (n < len(got)) != (err == io.EOF) {
+			t.Errorf("%s at %d: %d bytes (%v), want %d", c.name, c.off, n, err, wn)
+		}
+		if info, _ := f.Stat(); info.Size() != map[string]int64{"var/disk.img": 48 << 20, "var/empty.img": 1 << 20, "var/log.img": 3<<20 + 5}[c.name] {
+			t.Errorf("%s: size %d", c.name, info.Size())
+		}
+		if e := fileEntry(t, fsys, c.name); !e.Sparse || e.Stored >= e.Size {
+			t.Errorf("%s: index entry %+v is not sparse", c.name, e)
+		}
+	}
+}
+
+func fileEntry(t *testing.T, fsys *mmapfs.FS, name string) *mmapfs.Entry {
+	t.Helper()
+	info, err := fsys.Lstat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Sys().(*mmapfs.Entry)
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"encoding/binary"
 	"os"
+	"sync"
 	"testing"
 
 	"berth/mmapfs"
@@ -10,16 +11,23 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// testEncoder is shared by every berthFromTar (EncodeAll may run
+// concurrently): a fresh encoder per call would cost the fuzzers most of
+// their time.
+var testEncoder = sync.OnceValue(func() *zstd.Encoder {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+	if err != nil {
+		panic(err)
+	}
+	return enc
+})
+
 // berthFromTar frames a raw tar stream as a berth image (zstd frames of
 // frameSize bytes cut anywhere, with checksums, and a seek table), the way
 // a hostile image could be built: no index, no checks on the tar.
 func berthFromTar(t testing.TB, raw []byte, frameSize int) []byte {
 	t.Helper()
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
+	enc := testEncoder()
 	var out []byte
 	var frames []mmapfs.Frame
 	for len(raw) > 0 {

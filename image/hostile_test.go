@@ -243,3 +243,53 @@ func TestSafeReplacements(t *testing.T) {
 func nlink(st os.FileInfo) uint64 {
 	return uint64(st.Sys().(*syscall.Stat_t).Nlink)
 }
+
+// TestRootEntryNames unpacks archives whose first entry, the root, is
+// named "/" (as umoci and others write it), "./" or ".": each is taken as
+// the root and DEST gets its metadata, from a tar in every mode, from an
+// OCI layer, and through Pack. Other absolute names are still refused
+// (TestHostileEntries, "absolute").
+func TestRootEntryNames(t *testing.T) {
+	for _, root := range []string{"/", "./", ".", "//"} {
+		entries := []entry{{name: root, typ: tar.TypeDir, mode: 0o750}, {name: "etc/", typ: tar.TypeDir, mode: 0o755},
+			{name: "etc/f", typ: tar.TypeReg, data: "f"}}
+		check := func(t *testing.T, dest string) {
+			t.Helper()
+			compareLists(t, map[string]string{"etc": "dir", "etc/f": "file f"}, listTree(t, dest))
+			if st, err := os.Stat(dest); err != nil || st.Mode().Perm() != 0o750 {
+				t.Errorf("dest mode %v (%v), want the root entry's 0750", st.Mode(), err)
+			}
+		}
+		for mode, m := range unpackModes {
+			t.Run(root+"/"+m.name, func(t *testing.T) {
+				dir := t.TempDir()
+				arc := filepath.Join(dir, "root.tar")
+				writeTar(t, arc, entries)
+				if _, err := unpackMode(t, arc, filepath.Join(dir, "dest"), mode, UnpackOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				check(t, filepath.Join(dir, "dest"))
+			})
+		}
+		t.Run(root+"/oci layer", func(t *testing.T) {
+			dir := t.TempDir()
+			writeLayout(t, filepath.Join(dir, "layout"), []testImage{{ref: "t", layers: [][]entry{entries}, compress: "gzip"}}, false)
+			if _, err := Unpack(filepath.Join(dir, "layout"), filepath.Join(dir, "dest"), UnpackOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			check(t, filepath.Join(dir, "dest"))
+		})
+		t.Run(root+"/packed", func(t *testing.T) {
+			dir := t.TempDir()
+			arc, img := filepath.Join(dir, "root.tar"), filepath.Join(dir, "img")
+			writeTar(t, arc, entries)
+			if err := Pack(arc, img, PackOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Unpack(img, filepath.Join(dir, "dest"), UnpackOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			check(t, filepath.Join(dir, "dest"))
+		})
+	}
+}

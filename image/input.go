@@ -19,6 +19,7 @@ type input struct {
 	m      *mmapfs.Mapping   // files
 	table  *mmapfs.SeekTable // berth images
 	layers []layer           // OCI layouts and docker archives
+	platf  Platform          // the image's, as its config says (OCI, docker)
 	digest string            // known digest (OCI: the manifest's), or "" until hashed
 	store  blobStore
 }

@@ -179,7 +179,7 @@ func emitLayers(s blobStore, layers []layer, plan *mergePlan, lim Limits, worker
 // planLayers.
 func (u *unpacker) runLayers(in *input, plan *mergePlan, workers int) error {
 	err := emitLayers(in.store, in.layers, plan, u.lim, workers, func(hdr *tar.Header, data io.Reader) error {
-		rel, err := u.admit(hdr, 0)
+		rel, err := u.admit(hdr, 0, nil)
 		if err != nil {
 			return err
 		}

@@ -110,15 +110,19 @@ var (
 )
 
 // entryPath turns a tar name into a clean path relative to the destination:
-// "./a//b/" becomes "a/b" and the root itself becomes ".". Absolute names,
-// ".." components and names the kernel could not take are refused rather
-// than rewritten, so nothing can be aimed outside the destination by name.
+// "./a//b/" becomes "a/b" and the root itself becomes "." — named "./",
+// ".", or "/" as umoci writes it (GNU tar and containerd take "/" as the
+// root too). Any other absolute name, ".." components and names the kernel
+// could not take are refused rather than rewritten, so nothing can be
+// aimed outside the destination by name.
 func entryPath(name string) (string, error) {
 	switch {
 	case name == "":
 		return "", errEmptyName
 	case strings.IndexByte(name, 0) >= 0:
 		return "", errNulName
+	case name[0] == '/' && strings.Trim(name, "/.") == "" && !strings.Contains(name, ".."):
+		return ".", nil // "/", "/./", "//"
 	case name[0] == '/':
 		return "", errAbsoluteName
 	case len(name) > maxPathLen:

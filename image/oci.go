@@ -167,6 +167,12 @@ func (in *input) openOCI(platform string) error {
 	if err := readBlobJSON(in.store, m.Config, &cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// The index may label a manifest with any platform: the config says
+	// what the image is built for.
+	in.platf = Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if !want.matches(in.platf) {
+		return fmt.Errorf("%s: the image's config is for %s, not %s", in.path, in.platf, want)
+	}
 	in.digest = chosen.desc.Digest
 	return in.setLayers(m.Layers, cfg)
 }
@@ -269,6 +275,9 @@ func (in *input) setLayers(layers []descriptor, cfg imageConfig) error {
 		name, err := blobPath(d.Digest)
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
+		}
+		if !in.store.has(name) {
+			return fmt.Errorf("layer %d: blob %s is not in the layout", i, d.Digest)
 		}
 		if err := checkDigestSyntax(cfg.RootFS.DiffIDs[i]); err != nil {
 			return fmt.Errorf("layer %d diff_id: %w", i, err)

@@ -280,3 +280,40 @@ func TestLayoutTampering(t *testing.T) {
 		})
 	}
 }
+
+// TestLayoutRefusedAtOpen refuses, when the layout is opened (berth image
+// digest, before any unpack), a manifest whose layer blob is missing and
+// an index that labels an image with a platform its config denies.
+func TestLayoutRefusedAtOpen(t *testing.T) {
+	layers := [][]entry{{{name: "a", typ: regT, data: "a"}}}
+	cases := []struct {
+		name, platform, err string
+		tamper              func(t *testing.T, layout string)
+	}{
+		{"layer blob missing", "", "is not in the layout", func(t *testing.T, l string) {
+			ents, _ := os.ReadDir(filepath.Join(l, "blobs/sha256"))
+			for _, e := range ents {
+				if b, _ := os.ReadFile(filepath.Join(l, "blobs/sha256", e.Name())); !strings.HasPrefix(string(b), "{") {
+					os.Remove(filepath.Join(l, "blobs/sha256", e.Name()))
+				}
+			}
+		}},
+		{"index platform the config denies", "linux/arm64", "config is for linux/amd64, not linux/arm64", func(t *testing.T, l string) {
+			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
+			os.WriteFile(filepath.Join(l, "index.json"), []byte(strings.Replace(string(b), `"architecture":"amd64"`, `"architecture":"arm64"`, 1)), 0o644)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			layout := filepath.Join(t.TempDir(), "layout")
+			writeLayout(t, layout, []testImage{{ref: "t", arch: "amd64", layers: layers}}, false)
+			if _, err := Digest(layout, "linux/amd64"); err != nil {
+				t.Fatalf("before tampering: %v", err)
+			}
+			c.tamper(t, layout)
+			if _, err := Digest(layout, c.platform); err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("error %v, want %q", err, c.err)
+			}
+		})
+	}
+}

@@ -152,10 +152,13 @@ type tarSink struct {
 // add writes one entry with hdr.Size bytes of data read from data.
 func (s *tarSink) add(hdr *tar.Header, data io.Reader) error {
 	s.fw.entryBoundary()
+	if hdr.ModTime.Nanosecond() != 0 {
+		hdr.Format = tar.FormatPAX // else archive/tar rounds to seconds
+	}
 	if err := s.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	if err := s.record(hdr); err != nil {
+	if err := s.record(hdr, 0); err != nil {
 		return err
 	}
 	if hdr.Size > 0 {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"berth/mmapfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -61,18 +63,31 @@ func packDir(root string, sink *tarSink, log io.Writer, skip fileID) error {
 		if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 			return sink.add(hdr, nil)
 		}
-		return addFile(sink, hdr, path)
+		// Fewer blocks than the size holds: there may be holes.
+		return addFile(sink, hdr, path, st.Blocks*512 < st.Size)
 	})
 }
 
-// addFile writes a regular file's header and contents.
-func addFile(sink *tarSink, hdr *tar.Header, path string) error {
+// addFile writes a regular file's header and contents: as a sparse file
+// when it has holes.
+func addFile(sink *tarSink, hdr *tar.Header, path string, holes bool) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := sink.add(hdr, f); err != nil {
+	var segs []mmapfs.Segment
+	if holes {
+		if segs, err = fileSegments(f, hdr.Size); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if segs != nil {
+		err = sink.addSparse(hdr, segmentReader(f, segs), segs)
+	} else {
+		err = sink.add(hdr, f)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
@@ -86,7 +101,7 @@ func headerFromStat(path, rel string, st *unix.Stat_t) (*tar.Header, error) {
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
 		Gid:     int(st.Gid),
-		ModTime: time.Unix(int64(st.Mtim.Sec), 0),
+		ModTime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)),
 	}
 	if t := st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
 		x, err := readXattrs(path)

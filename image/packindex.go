@@ -16,8 +16,9 @@ var entryTypes = map[byte]mmapfs.EntryType{
 }
 
 // record notes the entry whose header was just written; its data starts at
-// the frame writer's position.
-func (s *tarSink) record(hdr *tar.Header) error {
+// the frame writer's position. stored is the bytes a sparse file's data
+// takes in the stream (0 for any other entry).
+func (s *tarSink) record(hdr *tar.Header, stored int64) error {
 	rel, err := entryPath(hdr.Name)
 	if err != nil {
 		return err
@@ -28,7 +29,8 @@ func (s *tarSink) record(hdr *tar.Header) error {
 	}
 	e := mmapfs.Entry{
 		Type: typ, Mode: uint32(hdr.Mode & 0o7777), UID: uint32(hdr.Uid), GID: uint32(hdr.Gid),
-		MTime: hdr.ModTime.Unix(), Size: hdr.Size,
+		MTime: hdr.ModTime.Unix(), MTimeNs: uint32(hdr.ModTime.Nanosecond()), Size: hdr.Size,
+		Sparse: stored > 0, Stored: stored,
 		Devmajor: uint32(hdr.Devmajor), Devminor: uint32(hdr.Devminor),
 	}
 	switch typ {

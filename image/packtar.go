@@ -2,19 +2,20 @@ package image
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"strings"
-	"time"
 )
 
 // packInput copies the entries of src (any format Unpack reads) to sink:
 // an archive's in its order, an OCI or docker image's merged layers in
 // tree order (packLayers, spooling beside out). Names
 // are cleaned the way Unpack cleans them and unsafe ones are refused;
-// owners become numeric, times whole seconds, and only xattr PAX records
-// are kept.
+// owners become numeric, and only xattr PAX records are kept. A sparse
+// file of an archive keeps its holes; the layers of an OCI or docker
+// image are read whole (their sparse files, rare, become dense).
 func packInput(src, out string, sink *tarSink, log io.Writer, platform string) error {
 	lim := Limits{}.withDefaults()
 	in, err := openInput(src, platform, lim)
@@ -22,17 +23,6 @@ func packInput(src, out string, sink *tarSink, log io.Writer, platform string) e
 		return err
 	}
 	defer in.close()
-	add := func(hdr *tar.Header, data io.Reader) error {
-		out, err := normalizeHeader(hdr)
-		if err != nil {
-			return err
-		}
-		if out == nil {
-			fmt.Fprintf(log, "berth: pack: skipping %q: unsupported tar type %q\n", hdr.Name, hdr.Typeflag)
-			return nil
-		}
-		return sink.add(out, data)
-	}
 	if in.layers != nil {
 		plan, err := planLayers(in.store, in.layers, lim, runtime.GOMAXPROCS(0))
 		if err != nil {
@@ -45,19 +35,64 @@ func packInput(src, out string, sink *tarSink, log io.Writer, platform string) e
 		return err
 	}
 	defer st.close()
-	tr := tar.NewReader(st.r)
+	return packArchive(st.r, lim, sink, log)
+}
+
+// packArchive copies the entries of the tar stream r to sink; a sparse
+// file keeps its holes (its segments are read from r itself, and a new
+// tar reader starts after them, as in the unpacker).
+func packArchive(r io.Reader, lim Limits, sink *tarSink, log io.Writer) error {
+	cr := &countingReader{r: r, tap: newTap(lim)}
+	tr := tar.NewReader(cr)
 	for {
+		if _, err := io.Copy(io.Discard, tr); err != nil { // what a skipped entry left
+			return err
+		}
+		start := (cr.n + tarBlockSize - 1) &^ (tarBlockSize - 1) // headers are block-aligned
+		cr.tap.begin(cr.n)
 		hdr, err := tr.Next()
+		cr.tap.end()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", src, err)
+			return fmt.Errorf("header at offset %d: %w", start, err)
 		}
-		if err := add(hdr, tr); err != nil {
+		sp, err := sparseOf(hdr, cr.tap, start, cr.n)
+		if err == nil {
+			err = packEntry(hdr, tr, cr, sp, sink, log)
+		}
+		if err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
+		if sp != nil {
+			tr = tar.NewReader(cr)
+		}
 	}
+}
+
+// packEntry writes one entry of an archive, reading its data from tr, or
+// for a sparse file (sp) its segments and padding from cr.
+func packEntry(hdr *tar.Header, tr *tar.Reader, cr io.Reader, sp *sparseLayout, sink *tarSink, log io.Writer) error {
+	out, err := normalizeHeader(hdr)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		fmt.Fprintf(log, "berth: pack: skipping %q: unsupported tar type %q\n", hdr.Name, hdr.Typeflag)
+	}
+	switch {
+	case sp == nil && out == nil:
+		return nil
+	case sp == nil:
+		return sink.add(out, tr)
+	case out != nil && out.Typeflag == tar.TypeReg:
+		err = sink.addSparse(out, cr, sp.segs)
+		_, err2 := io.CopyN(io.Discard, cr, sp.pad)
+		return errors.Join(err, err2)
+	}
+	_, err = io.CopyN(io.Discard, cr, sp.data+sp.pad)
+	return err
 }
 
 // normalizeHeader returns the header berth writes for an input entry, or
@@ -73,7 +108,7 @@ func normalizeHeader(in *tar.Header) (*tar.Header, error) {
 		Mode:     in.Mode & 0o7777,
 		Uid:      in.Uid,
 		Gid:      in.Gid,
-		ModTime:  time.Unix(in.ModTime.Unix(), 0),
+		ModTime:  in.ModTime,
 	}
 	for k, v := range in.PAXRecords {
 		if strings.HasPrefix(k, xattrPrefix) {

@@ -3,7 +3,9 @@ package image
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,8 +25,9 @@ type node struct {
 	typ      uint32
 	perm     uint32 // mode & 07777, not for symlinks
 	uid, gid uint32
-	mtime    int64 // seconds
+	mtime    int64 // nanoseconds
 	size     int64
+	holes    bool // fewer blocks allocated than the size needs: a sparse file
 	sum      [32]byte
 	target   string // symlink target
 	rdev     uint64
@@ -45,14 +48,21 @@ func snapshot(t *testing.T, dir string) map[string]node {
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		n := node{typ: st.Mode & unix.S_IFMT, perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, mtime: int64(st.Mtim.Sec)}
+		n := node{typ: st.Mode & unix.S_IFMT, perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Nano()}
 		switch n.typ {
 		case unix.S_IFREG:
-			data, err := os.ReadFile(p)
+			f, err := os.Open(p)
 			if err != nil {
 				return err
 			}
-			n.size, n.sum = int64(len(data)), sha256.Sum256(data)
+			h := sha256.New()
+			n.size, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			copy(n.sum[:], h.Sum(nil))
+			n.holes = st.Blocks*512 < st.Size
 			if st.Nlink > 1 {
 				inodes[st.Ino] = append(inodes[st.Ino], rel)
 			}
@@ -100,8 +110,8 @@ func compareTrees(t *testing.T, want, got map[string]node) {
 }
 
 func brief(n node) string {
-	return fmt.Sprintf("type=%#o perm=%#o owner=%d:%d mtime=%d size=%d target=%q rdev=%d links=%q sum=%x",
-		n.typ, n.perm, n.uid, n.gid, n.mtime, n.size, n.target, n.rdev, n.links, n.sum[:4])
+	return fmt.Sprintf("type=%#o perm=%#o owner=%d:%d mtime=%d size=%d holes=%v target=%q rdev=%d links=%q sum=%x",
+		n.typ, n.perm, n.uid, n.gid, n.mtime, n.size, n.holes, n.target, n.rdev, n.links, n.sum[:4])
 }
 
 // makeTree builds a tree with every kind of file berth packs, plus a socket
@@ -123,10 +133,10 @@ func makeTree(t *testing.T, dir string) string {
 		must(os.Chmod(p, perm))
 	}
 	must(os.MkdirAll(root, 0o755))
-	big := make([]byte, 300<<10+17) // spans several 64 KiB frames
-	for i := range big {
-		big[i] = byte(i*7 + i>>9)
-	}
+	// Spans several 64 KiB frames, and does not compress, so the image is
+	// big enough to be mapped (mmapfs reads a file of 64 KiB or less).
+	big := make([]byte, 300<<10+17)
+	rand.NewChaCha8([32]byte{1}).Read(big)
 	file("etc/hostname", 0o644, []byte("berth\n"))
 	file("etc/empty", 0o600, nil)
 	file("bin/su", 0o4755|os.ModeSetuid, []byte("#!/bin/sh\n"))
@@ -136,6 +146,23 @@ func makeTree(t *testing.T, dir string) string {
 	file(strings.Repeat("long-directory-name/", 8)+strings.Repeat("x", 120), 0o644, []byte("long"))
 	file("ünïcödé/файл", 0o644, []byte("utf8"))
 	file("ro/inside", 0o644, []byte("under a read-only dir"))
+	sparse := func(rel string, size int64, data map[int64]string) {
+		t.Helper()
+		f, err := os.Create(filepath.Join(root, rel))
+		must(err)
+		defer f.Close()
+		must(f.Truncate(size))
+		for off, d := range data {
+			_, err := f.WriteAt([]byte(d), off)
+			must(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "var"), 0o755))
+	// 48 MiB with one block of data (a disk image), a file that is all
+	// hole, and one whose data ends it.
+	sparse("var/disk.img", 48<<20, map[int64]string{20<<20 + 100: "one block of data"})
+	sparse("var/empty.img", 1<<20, nil)
+	sparse("var/log.img", 3<<20+5, map[int64]string{0: "head", 3 << 20: "tail!"})
 	must(os.Link(filepath.Join(root, "usr/lib/data/hard1"), filepath.Join(root, "usr/lib/hard2")))
 	must(os.Link(filepath.Join(root, "usr/lib/data/hard1"), filepath.Join(root, "hard3")))
 	must(os.Mkdir(filepath.Join(root, "tmp"), 0o755))
@@ -165,8 +192,8 @@ func makeTree(t *testing.T, dir string) string {
 	return root
 }
 
-// setTimes gives every path a distinct whole-second mtime, deepest first so
-// directory times stick.
+// setTimes gives every path a distinct mtime with nanoseconds, deepest
+// first so directory times stick.
 func setTimes(t *testing.T, root string) {
 	t.Helper()
 	var paths []string
@@ -176,11 +203,21 @@ func setTimes(t *testing.T, root string) {
 	})
 	base := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC).Unix()
 	for i := len(paths) - 1; i >= 0; i-- {
-		ts := []unix.Timespec{unix.NsecToTimespec(base * 1e9), unix.NsecToTimespec((base + int64(i)*3) * 1e9)}
+		ts := []unix.Timespec{unix.NsecToTimespec(base * 1e9), unix.NsecToTimespec((base+int64(i)*3)*1e9 + int64(i)*12345 + 1)}
 		if err := unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// wholeSecondTimes is the snapshot with mtimes truncated to seconds, as tar
+// formats without PAX records keep them.
+func wholeSecondTimes(m map[string]node) map[string]node {
+	for p, n := range m {
+		n.mtime -= n.mtime % 1e9
+		m[p] = n
+	}
+	return m
 }
 
 // withoutSocket is the snapshot less the socket, which no tar holds.

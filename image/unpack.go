@@ -53,19 +53,24 @@ type Stats struct {
 	Elapsed time.Duration
 }
 
-// Unpack extracts the image at src into dest, creating dest if it is
-// missing. src is a berth image (decoded frame-parallel and written by
-// several writers), any .tar.zst, .tar.gz or plain .tar (streamed), or an
-// OCI image layout or docker save archive (its layers applied in order),
-// recognised by content; an OCI layout holding several images takes
-// "PATH:REF" to pick one. Entries that would land outside dest, by name,
-// symlink or hardlink, are refused and nothing is written outside dest.
-// Stricter than GNU tar, no entry may pass through a symlink, not even one
-// already in dest or one that points inside it: a flattened root filesystem
-// names every file by its real path. Existing files are replaced, existing
-// directories kept; see extractor. Errors name the entry and its byte
-// offset in the tar stream. On an error dest keeps what was written so far:
-// Cache.Prepare unpacks into a staging directory that it removes instead.
+// Unpack extracts the image at src into dest. src is a berth image
+// (decoded frame-parallel and written by several writers), any .tar.zst,
+// .tar.gz or plain .tar (streamed), or an OCI image layout or docker save
+// archive (its layers applied in order), recognised by content; an OCI
+// layout holding several images takes "PATH:REF" to pick one. Entries
+// that would land outside dest, by name, symlink or hardlink, are refused
+// and nothing is written outside dest. Stricter than GNU tar, no entry may
+// pass through a symlink, not even one already in dest or one that points
+// inside it: a flattened root filesystem names every file by its real
+// path. Errors name the entry and its byte offset in the tar stream.
+//
+// Into a missing or empty dest the unpack is all or nothing (atomic.go):
+// the tree is staged on dest's filesystem, synced, and put in place only
+// once complete; an error, a kill or a power loss leaves dest as it was
+// (missing or empty), and a later unpack removes what an interrupted one
+// left. Into a dest that holds files, entries are extracted in place, as
+// tar does: existing files are replaced, existing directories kept (see
+// extractor), and an error leaves what was written so far.
 func Unpack(src, dest string, opts UnpackOptions) (Stats, error) {
 	start := time.Now()
 	stats, err := unpack(src, dest, opts)
@@ -73,7 +78,7 @@ func Unpack(src, dest string, opts UnpackOptions) (Stats, error) {
 	return stats, err
 }
 
-// unpack opens and verifies src, then extracts it.
+// unpack opens and verifies src, then extracts it into its target.
 func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
 	in, err := openInput(src, opts.Platform, opts.Limits.withDefaults())
 	if err != nil {
@@ -84,12 +89,30 @@ func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
 	if stats.Digest, err = verifyInput(in, opts); err != nil {
 		return stats, fmt.Errorf("unpack %s: %w", src, err)
 	}
-	err = extractInput(in, src, dest, opts, &stats)
+	t, err := openTarget(dest)
+	if err != nil {
+		return stats, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	reached("staging")
+	rootHdr, err := extractInput(in, src, t.root, opts, &stats)
+	if err == nil {
+		reached("unpacked")
+		if err = t.commit(rootHdr, opts.Log); err != nil {
+			err = fmt.Errorf("unpack %s: %w", src, err)
+		}
+	}
+	if err != nil {
+		t.abort()
+		if t.how == inPlace {
+			err = fmt.Errorf("%w (%s keeps the entries written before the error)", err, t.dir)
+		}
+	}
 	return stats, err
 }
 
-// extractInput writes the opened, verified input into dest.
-func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats) error {
+// extractInput writes the opened, verified input into dest and returns
+// the metadata of its root entry (nil when it has none).
+func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats) (*tar.Header, error) {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
@@ -97,7 +120,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	stats.Format, stats.Layers = in.format, len(in.layers)
 	lim, err := opts.Limits.forDest(dest)
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", src, err)
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -106,12 +129,12 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	var plan *mergePlan
 	if in.layers != nil { // check every layer before dest is touched
 		if plan, err = planLayers(in.store, in.layers, lim, workers); err != nil {
-			return fmt.Errorf("unpack %s: %w", src, err)
+			return nil, fmt.Errorf("unpack %s: %w", src, err)
 		}
 	}
 	x, err := newExtractor(dest, log)
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", src, err)
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	defer x.close()
 	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, in.size())}
@@ -129,12 +152,12 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 		err = u.runStreamed(in, workers)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := x.finish(); err != nil {
-		return fmt.Errorf("unpack %s: %w", src, err)
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
-	return nil
+	return x.rootHdr, nil
 }
 
 // runStreamed decodes a whole zstd, gzip or plain tar stream in order.
@@ -160,14 +183,17 @@ type unpacker struct {
 	declared int64 // sum of the sizes in the headers so far
 }
 
-// countingReader counts the tar bytes read, for offsets in errors.
+// countingReader counts the tar bytes read, for offsets in errors, and
+// shows them to its tap.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	tap *tap
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.tap.note(c.n, p[:n])
 	c.n += int64(n)
 	return n, err
 }
@@ -175,7 +201,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // runTar extracts every entry of the tar stream r on this goroutine. With
 // whole, r is the whole input and is read to its end.
 func (u *unpacker) runTar(r io.Reader, whole bool) error {
-	cr := &countingReader{r: r}
+	cr := &countingReader{r: r, tap: newTap(u.lim)}
 	if u.prog.source == nil {
 		u.prog.source = func() int64 { return cr.n }
 	}
@@ -183,8 +209,15 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 	var prev string
 	var dataEnd int64 // where the previous entry's data (and padding) ends
 	for {
+		// What an entry left unread (one skipped) is read now, so that
+		// the tap keeps headers only.
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return fmt.Errorf("unpack %s: entry %q: %w", u.src, prev, err)
+		}
 		before := cr.n
+		cr.tap.begin(before)
 		hdr, err := tr.Next()
+		cr.tap.end()
 		if err == io.EOF {
 			break
 		}
@@ -192,12 +225,26 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 		if err != nil {
 			return u.headerError(prev, start, err)
 		}
-		rel, err := u.admit(hdr, cr.n-start)
+		sp, err := sparseOf(hdr, cr.tap, start, cr.n)
+		var rel string
+		if err == nil {
+			rel, err = u.admit(hdr, cr.n-start, sp)
+		}
 		if err == nil {
 			dataEnd = cr.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
+			data := fileData{r: tr}
+			if sp != nil {
+				data = fileData{r: io.LimitReader(cr, sp.data), sparse: sp.segs}
+			}
 			var n int64
-			n, err = u.x.extract(hdr, rel, fileData{r: tr})
+			n, err = u.x.extract(hdr, rel, data)
 			u.stats.Bytes += n
+			if err == nil && sp != nil {
+				// Past the segments (an entry not written reads them
+				// here) and the padding; a new reader from here.
+				_, err = io.CopyN(io.Discard, cr, sp.data-n+sp.pad)
+				tr, dataEnd = tar.NewReader(cr), cr.n
+			}
 		}
 		u.stats.Entries++
 		if err != nil {
@@ -250,17 +297,22 @@ var (
 )
 
 // admit checks one entry against the limits before anything is written
-// and returns its clean relative path.
-func (u *unpacker) admit(hdr *tar.Header, headerBytes int64) (string, error) {
+// and returns its clean relative path. A sparse file (sp) counts the
+// bytes of its segments, which is what it takes on disk.
+func (u *unpacker) admit(hdr *tar.Header, headerBytes int64, sp *sparseLayout) (string, error) {
 	if u.stats.Entries+1 > u.lim.MaxEntries {
 		return "", fmt.Errorf("%w: over the limit of %d", errTooManyEntries, u.lim.MaxEntries)
 	}
 	if headerBytes > u.lim.MaxHeaderBytes {
 		return "", fmt.Errorf("%w: %d bytes, over the limit of %d", errHeaderTooBig, headerBytes, u.lim.MaxHeaderBytes)
 	}
-	if hdr.Size < 0 || hdr.Size > u.lim.MaxBytes-u.declared {
-		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, hdr.Size, u.lim.MaxBytes, u.lim.bytesWhy)
+	size := hdr.Size
+	if sp != nil {
+		size = sp.data
 	}
-	u.declared += hdr.Size
+	if size < 0 || size > u.lim.MaxBytes-u.declared {
+		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, size, u.lim.MaxBytes, u.lim.bytesWhy)
+	}
+	u.declared += size
 	return entryPath(hdr.Name)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sort"
 	"time"
 )
 
@@ -17,7 +18,7 @@ type FileInfo struct {
 
 func (i *FileInfo) Name() string       { return i.name }
 func (i *FileInfo) Size() int64        { return i.entry.Size }
-func (i *FileInfo) ModTime() time.Time { return time.Unix(i.entry.MTime, 0) }
+func (i *FileInfo) ModTime() time.Time { return time.Unix(i.entry.MTime, int64(i.entry.MTimeNs)) }
 func (i *FileInfo) IsDir() bool        { return i.entry.Type == TypeDir }
 func (i *FileInfo) Sys() any           { return &i.entry }
 
@@ -54,24 +55,65 @@ func (f *FS) info(name string, i int) *FileInfo {
 	return &FileInfo{name: base, entry: f.ix.Entries[i]}
 }
 
-// File is an open non-directory: a regular file reads its data, anything
-// else reads as empty. It implements io.ReadSeeker and io.ReaderAt.
+// File is an open non-directory: a regular file reads its data (a sparse
+// file's holes as zeros), anything else reads as empty. It implements
+// io.ReadSeeker and io.ReaderAt.
 type File struct {
 	fs    *FS
 	info  *FileInfo
 	start int64 // offset of the data in the decompressed stream
 	size  int64
 	pos   int64
+	// A sparse file's segments; the data of segs[i] is at
+	// start+at[i] in the stream (start is then past the map block).
+	segs []Segment
+	at   []int64
 }
 
-// openData opens entry i for reading.
-func (f *FS) openData(info *FileInfo, i int) *File {
+// openData opens entry i for reading; a sparse file's map is read now.
+func (f *FS) openData(info *FileInfo, i int) (*File, error) {
 	file := &File{fs: f, info: info}
-	if e := f.ix.Entries[i]; e.Type == TypeReg {
-		file.start = f.table.Starts[e.Frame] + int64(e.Offset)
-		file.size = e.Size
+	e := f.ix.Entries[i]
+	if e.Type != TypeReg {
+		return file, nil
 	}
-	return file
+	file.start = f.table.Starts[e.Frame] + int64(e.Offset)
+	file.size = e.Size
+	if !e.Sparse {
+		return file, nil
+	}
+	segs, blockLen, err := f.sparseMap(file.start, e)
+	if err != nil {
+		return nil, err
+	}
+	if int64(blockLen)+SegmentBytes(segs) != e.Stored {
+		return nil, fmt.Errorf("%w: the sparse map holds %d bytes, the index says %d", ErrIndex, int64(blockLen)+SegmentBytes(segs), e.Stored)
+	}
+	file.start += int64(blockLen)
+	file.segs, file.at = segs, make([]int64, len(segs))
+	var at int64
+	for k, s := range segs {
+		file.at[k] = at
+		at += s.Len
+	}
+	return file, nil
+}
+
+// sparseMap reads the map block of sparse entry e, whose data starts at
+// stream offset start: a first block, then up to MaxSparseMap bytes when
+// the map is longer.
+func (f *FS) sparseMap(start int64, e Entry) ([]Segment, int, error) {
+	for _, n := range []int64{4096, MaxSparseMap} {
+		buf := make([]byte, min(n, e.Stored))
+		if _, err := f.readStream(buf, start); err != nil {
+			return nil, 0, err
+		}
+		segs, blockLen, err := ParseSparseMap(buf, e.Size)
+		if err != ErrSparseShort || int64(len(buf)) == e.Stored {
+			return segs, blockLen, err
+		}
+	}
+	return nil, 0, ErrSparseShort
 }
 
 func (r *File) Stat() (fs.FileInfo, error) { return r.info, nil }
@@ -110,24 +152,71 @@ func (r *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", r.info.name, off)
 	}
-	n := 0
-	for n < len(p) && off < r.size {
-		s := r.start + off
-		fi := r.fs.table.FrameAt(s)
-		if fi < 0 {
-			return n, fmt.Errorf("read %s: offset %d is past the stream", r.info.name, off)
-		}
-		buf, err := r.fs.frame(fi)
-		if err != nil {
-			return n, fmt.Errorf("read %s: %w", r.info.name, err)
-		}
-		chunk := buf[s-r.fs.table.Starts[fi]:]
-		c := copy(p[n:], chunk[:min(int64(len(chunk)), r.size-off)])
-		n += c
-		off += int64(c)
+	want := len(p)
+	if off >= r.size {
+		p = p[:0]
+	} else if int64(len(p)) > r.size-off {
+		p = p[:r.size-off]
 	}
-	if n < len(p) {
+	var n int
+	var err error
+	if r.segs == nil {
+		n, err = r.fs.readStream(p, r.start+off)
+	} else {
+		n, err = r.readSparse(p, off)
+	}
+	if err != nil {
+		return n, fmt.Errorf("read %s: %w", r.info.name, err)
+	}
+	if n < want {
 		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readSparse fills p from logical offset off of a sparse file: segment
+// data from the stream, zeros elsewhere.
+func (r *File) readSparse(p []byte, off int64) (int, error) {
+	n := 0
+	// The first segment that ends after off.
+	k := sort.Search(len(r.segs), func(k int) bool { return r.segs[k].Off+r.segs[k].Len > off })
+	for n < len(p) {
+		pos := off + int64(n)
+		if k == len(r.segs) || pos < r.segs[k].Off { // a hole
+			end := int64(len(p))
+			if k < len(r.segs) {
+				end = min(end, r.segs[k].Off-off)
+			}
+			clear(p[n:end])
+			n = int(end)
+			continue
+		}
+		s := r.segs[k]
+		chunk := p[n:min(int64(len(p)), s.Off+s.Len-off)]
+		c, err := r.fs.readStream(chunk, r.start+r.at[k]+pos-s.Off)
+		n += c
+		if err != nil {
+			return n, err
+		}
+		k++
+	}
+	return n, nil
+}
+
+// readStream fills p with the decompressed stream at offset off.
+func (f *FS) readStream(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		s := off + int64(n)
+		fi := f.table.FrameAt(s)
+		if fi < 0 {
+			return n, fmt.Errorf("offset %d is past the stream", s)
+		}
+		buf, err := f.frame(fi)
+		if err != nil {
+			return n, err
+		}
+		n += copy(p[n:], buf[s-f.table.Starts[fi]:])
 	}
 	return n, nil
 }

@@ -102,9 +102,9 @@ func (f *FS) load() error {
 			continue
 		}
 		if int(e.Frame) >= len(t.Frames) || e.Offset > t.Frames[e.Frame].DSize ||
-			t.Starts[e.Frame]+int64(e.Offset)+e.Size > t.Size {
+			t.Starts[e.Frame]+int64(e.Offset)+e.StreamBytes() > t.Size {
 			return fmt.Errorf("%w: entry %q: data at frame %d offset %d, %d bytes, is outside the stream",
-				ErrIndex, f.ix.Path(i), e.Frame, e.Offset, e.Size)
+				ErrIndex, f.ix.Path(i), e.Frame, e.Offset, e.StreamBytes())
 		}
 	}
 	return nil
@@ -199,7 +199,11 @@ func (f *FS) Open(name string) (fs.File, error) {
 	if f.ix.Entries[i].Type == TypeDir {
 		return &dir{fs: f, info: info, index: i}, nil
 	}
-	return f.openData(info, i), nil
+	file, err := f.openData(info, i)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return file, nil
 }
 
 // Stat describes the named file, following symlinks.

@@ -13,10 +13,11 @@ import (
 // data frames and the seek table. Its byte layout is documented in package
 // berth/image; this file is the one codec for it.
 const (
-	IndexVersion   = 1
+	IndexVersion   = 2 // written; version 1 (no nanoseconds, no sparse files) is still read
 	indexMagic     = "BRTI"
 	indexHeader    = 24
-	indexRecord    = 52
+	indexRecordV1  = 52
+	indexRecord    = 64
 	indexTrailer   = 4
 	maxIndexTarget = 4095 // PATH_MAX less the NUL
 )
@@ -35,7 +36,11 @@ const (
 	TypeFifo
 )
 
-const flagImplicit = 0x80 // a directory no tar entry names; see Entry.Implicit
+// Flags in the type byte of a record.
+const (
+	flagImplicit = 0x80 // a directory no tar entry names; see Entry.Implicit
+	flagSparse   = 0x40 // version 2: a sparse regular file; see Entry.Sparse
+)
 
 // Entry is one path of the image.
 type Entry struct {
@@ -45,8 +50,15 @@ type Entry struct {
 	Implicit bool   // a parent directory the tar does not list (extractors make it 0755)
 	Mode     uint32 // permission bits with setuid, setgid and sticky (mode & 07777)
 	UID, GID uint32
-	MTime    int64 // seconds since the epoch
-	Size     int64 // regular files: bytes of data
+	MTime    int64  // seconds since the epoch
+	MTimeNs  uint32 // and nanoseconds (< 1e9; 0 in version 1 indexes)
+	Size     int64  // regular files: bytes of data (a sparse file's holes included)
+	// Sparse: a regular file whose data in the stream is a GNU sparse map
+	// block (format 1.0, see ParseSparseMap) followed by its data segments;
+	// Stored is how many bytes those take in the stream (0 for any other
+	// entry).
+	Sparse   bool
+	Stored   int64
 	Devmajor uint32
 	Devminor uint32
 	Link     string // symlink target, or hardlink target path
@@ -65,7 +77,8 @@ type Index struct {
 // ErrIndex is wrapped by every index parsing error.
 var ErrIndex = errors.New("berth index")
 
-// AppendIndexFrame appends ix as a complete skippable frame to dst.
+// AppendIndexFrame appends ix as a complete skippable frame to dst, in
+// the current version.
 func AppendIndexFrame(dst []byte, ix *Index) []byte {
 	le := binary.LittleEndian
 	var strs bytes.Buffer
@@ -83,6 +96,9 @@ func AppendIndexFrame(dst []byte, ix *Index) []byte {
 		if e.Implicit {
 			typ |= flagImplicit
 		}
+		if e.Sparse {
+			typ |= flagSparse
+		}
 		recs = le.AppendUint64(recs, size)
 		recs = le.AppendUint64(recs, uint64(e.MTime))
 		for _, v := range []uint32{e.Parent, nameOff, linkOff, e.Mode, e.UID, e.GID, e.Frame, e.Offset} {
@@ -90,6 +106,8 @@ func AppendIndexFrame(dst []byte, ix *Index) []byte {
 		}
 		recs = le.AppendUint16(recs, uint16(len(e.Link)))
 		recs = append(recs, byte(len(e.Name)), typ)
+		recs = le.AppendUint32(recs, e.MTimeNs)
+		recs = le.AppendUint64(recs, uint64(e.Stored))
 	}
 	payloadLen := indexHeader + len(recs) + strs.Len() + indexTrailer
 	dst = le.AppendUint32(dst, IndexFrameMagic)
@@ -112,25 +130,31 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // ParseIndex parses and validates the payload of an index frame (without
-// the 8-byte frame header). It copies what it keeps, so payload may be a
-// mapping that changes afterwards (call it under Guard). The checks make
-// the entries a tree: see Index.
+// the 8-byte frame header), of version 1 or 2. It copies what it keeps, so
+// payload may be a mapping that changes afterwards (call it under Guard).
+// The checks make the entries a tree: see Index.
 func ParseIndex(p []byte) (*Index, error) {
 	le := binary.LittleEndian
-	if len(p) < indexHeader+indexRecord+indexTrailer {
+	if len(p) < indexHeader+indexRecordV1+indexTrailer {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrIndex, len(p))
 	}
 	if string(p[:4]) != indexMagic {
 		return nil, fmt.Errorf("%w: bad magic % x", ErrIndex, p[:4])
 	}
-	if v := le.Uint16(p[4:]); v != IndexVersion {
-		return nil, fmt.Errorf("%w: version %d, this berth reads version %d", ErrIndex, v, IndexVersion)
+	version := le.Uint16(p[4:])
+	rec := uint64(indexRecord)
+	switch version {
+	case 1:
+		rec = indexRecordV1
+	case IndexVersion:
+	default:
+		return nil, fmt.Errorf("%w: version %d, this berth reads versions 1 and %d", ErrIndex, version, IndexVersion)
 	}
 	if f := le.Uint16(p[6:]); f != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrIndex, f)
 	}
 	n, strLen := uint64(le.Uint32(p[8:])), uint64(le.Uint32(p[12:]))
-	if indexHeader+n*indexRecord+strLen+indexTrailer != uint64(len(p)) {
+	if indexHeader+n*rec+strLen+indexTrailer != uint64(len(p)) {
 		return nil, fmt.Errorf("%w: %d entries and %d bytes of names do not make %d bytes", ErrIndex, n, strLen, len(p))
 	}
 	body := p[:len(p)-indexTrailer]
@@ -141,9 +165,9 @@ func ParseIndex(p []byte) (*Index, error) {
 	if ix.StreamSize < 0 {
 		return nil, fmt.Errorf("%w: negative stream size", ErrIndex)
 	}
-	strs := string(body[indexHeader+n*indexRecord:]) // one copy for all names
+	strs := string(body[indexHeader+n*rec:]) // one copy for all names
 	for i := range ix.Entries {
-		r := body[indexHeader+uint64(i)*indexRecord:]
+		r := body[indexHeader+uint64(i)*rec:][:rec]
 		e, err := decodeRecord(r, strs)
 		if err == nil {
 			err = ix.checkEntry(i, &e)
@@ -156,27 +180,46 @@ func ParseIndex(p []byte) (*Index, error) {
 	return ix, nil
 }
 
-// decodeRecord reads one fixed-size record; names are slices of strs.
+// decodeRecord reads one fixed-size record (52 bytes in version 1, 64 in
+// version 2); names are slices of strs.
 func decodeRecord(r []byte, strs string) (Entry, error) {
 	le := binary.LittleEndian
 	size := le.Uint64(r)
-	e := Entry{
-		MTime:  int64(le.Uint64(r[8:])),
-		Parent: le.Uint32(r[16:]),
-		Mode:   le.Uint32(r[28:]),
-		UID:    le.Uint32(r[32:]),
-		GID:    le.Uint32(r[36:]),
-		Frame:  le.Uint32(r[40:]),
-		Offset: le.Uint32(r[44:]),
-		Type:   EntryType(r[51] &^ flagImplicit),
+	flags := byte(flagImplicit)
+	if len(r) == indexRecord {
+		flags |= flagSparse
 	}
-	e.Implicit = r[51]&flagImplicit != 0
+	e := Entry{
+		MTime:    int64(le.Uint64(r[8:])),
+		Parent:   le.Uint32(r[16:]),
+		Mode:     le.Uint32(r[28:]),
+		UID:      le.Uint32(r[32:]),
+		GID:      le.Uint32(r[36:]),
+		Frame:    le.Uint32(r[40:]),
+		Offset:   le.Uint32(r[44:]),
+		Type:     EntryType(r[51] &^ flags),
+		Implicit: r[51]&flagImplicit != 0,
+		Sparse:   r[51]&flags&flagSparse != 0,
+	}
+	var stored uint64
+	if len(r) == indexRecord {
+		e.MTimeNs, stored = le.Uint32(r[52:]), le.Uint64(r[56:])
+	}
 	nameOff, linkOff := uint64(le.Uint32(r[20:])), uint64(le.Uint32(r[24:]))
 	nameLen, linkLen := uint64(r[50]), uint64(le.Uint16(r[48:]))
 	if nameOff+nameLen > uint64(len(strs)) || linkOff+linkLen > uint64(len(strs)) {
 		return e, errors.New("name outside the string table")
 	}
 	e.Name, e.Link = strs[nameOff:nameOff+nameLen], strs[linkOff:linkOff+linkLen]
+	switch {
+	case e.MTimeNs >= 1e9:
+		return e, fmt.Errorf("%d nanoseconds", e.MTimeNs)
+	case e.Sparse != (stored != 0):
+		return e, errors.New("stored size on an entry that is not sparse, or a sparse entry without one")
+	case stored > 1<<62:
+		return e, fmt.Errorf("stored size %d out of range", stored)
+	}
+	e.Stored = int64(stored)
 	switch e.Type {
 	case TypeReg:
 		if size > 1<<62 {
@@ -202,6 +245,8 @@ func (ix *Index) checkEntry(i int, e *Entry) error {
 		return fmt.Errorf("mode %#o has more than permission bits", e.Mode)
 	case e.Implicit && e.Type != TypeDir:
 		return errors.New("implicit entry that is not a directory")
+	case e.Sparse && (e.Type != TypeReg || e.Stored < sparseBlock):
+		return errors.New("sparse entry that is not a regular file with a map block")
 	case (e.Type == TypeSymlink || e.Type == TypeLink) != (e.Link != ""):
 		return errors.New("link target on an entry that is no link, or a link without one")
 	case len(e.Link) > maxIndexTarget || strings.IndexByte(e.Link, 0) >= 0:

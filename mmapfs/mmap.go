@@ -31,10 +31,12 @@ import (
 // truncated while mapped.
 var ErrFault = errors.New("mapped file changed under the reader (truncated?)")
 
-// Mapping is a read-only, private mapping of a whole file.
+// Mapping is a read-only, private mapping of a whole file; a small file
+// is read into memory instead (see MapFile).
 type Mapping struct {
-	path string
-	data []byte
+	path   string
+	data   []byte
+	inHeap bool // read, not mapped
 }
 
 // Map maps the file at path read-only. An empty file gives a Mapping whose
@@ -60,7 +62,7 @@ const (
 // Advise tells the kernel how the mapping will be read; it is only a hint:
 // a kernel that ignores it costs speed, not safety.
 func (m *Mapping) Advise(advice int) {
-	if len(m.data) > 0 {
+	if len(m.data) > 0 && !m.inHeap {
 		_ = unix.Madvise(m.data, advice)
 	}
 }
@@ -73,7 +75,7 @@ func (m *Mapping) Release(off, n int64) {
 	page := int64(unix.Getpagesize())
 	start := (off + page - 1) &^ (page - 1)
 	end := min(off+n, int64(len(m.data))) &^ (page - 1)
-	if start < 0 || end <= start {
+	if start < 0 || end <= start || m.inHeap {
 		return
 	}
 	_ = unix.Madvise(m.data[start:end], unix.MADV_DONTNEED)
@@ -96,6 +98,9 @@ func (m *Mapping) Close() error {
 	}
 	data := m.data
 	m.data = nil
+	if m.inHeap {
+		return nil
+	}
 	if err := unix.Munmap(data); err != nil {
 		return fmt.Errorf("unmap %s: %w", m.path, err)
 	}
@@ -202,8 +207,14 @@ func faultError(r any) error {
 	panic(r)
 }
 
+// smallFile is the size up to which MapFile reads a file rather than map
+// it: unmapping (a TLB shootdown on every thread of the process) costs
+// more than copying a few pages.
+const smallFile = 64 << 10
+
 // MapFile maps the open file f read-only; name is used in errors. f may be
-// closed afterwards.
+// closed afterwards. A file of at most 64 KiB is read into memory instead,
+// which then cannot change under the reader.
 func MapFile(f *os.File, name string) (*Mapping, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -218,6 +229,13 @@ func MapFile(f *os.File, name string) (*Mapping, error) {
 	}
 	if size > math.MaxInt {
 		return nil, fmt.Errorf("map %s: file too large to map (%d bytes)", name, size)
+	}
+	if size <= smallFile {
+		data := make([]byte, size)
+		if _, err := f.ReadAt(data, 0); err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		return &Mapping{path: name, data: data, inHeap: true}, nil
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
 	if err != nil {

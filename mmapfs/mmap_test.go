@@ -17,7 +17,8 @@ func TestMap(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"small", []byte("hello")},
-		{"pages", bytes.Repeat([]byte("0123456789abcdef"), 3000)},
+		{"pages", bytes.Repeat([]byte("0123456789abcdef"), 3000)}, // read: at most 64 KiB
+		{"mapped", bytes.Repeat([]byte("0123456789abcdef"), 20000)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -29,6 +30,9 @@ func TestMap(t *testing.T) {
 			}
 			if !bytes.Equal(m.Bytes(), c.data) || m.Size() != int64(len(c.data)) || m.Path() != p {
 				t.Errorf("mapping differs from the file")
+			}
+			if m.inHeap != (len(c.data) > 0 && len(c.data) <= smallFile) {
+				t.Errorf("%d bytes: read into memory %v", len(c.data), m.inHeap)
 			}
 			got, err := io.ReadAll(io.NewSectionReader(m, 0, m.Size()))
 			if err != nil || !bytes.Equal(got, c.data) {

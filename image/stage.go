@@ -1,0 +1,150 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Staging directories. An all-or-nothing unpack writes its tree into a
+// staging directory on the destination's filesystem, makes it durable
+// (syncfs) and only then moves it into place: Cache.Prepare renames it to
+// its cache entry, Unpack renames its tree onto DIR or moves the tree's
+// entries into DIR. The owner flocks its staging directory for as long as
+// it lives, so whoever finds one unlocked (a later unpack, OpenCache)
+// knows its owner died and removes it. Creating a staging directory and
+// removing stale ones happen under a lock on the directory that holds
+// them, so a staging directory is never removed between its creation and
+// its owner's flock.
+
+// staging is one staging directory, flock'ed by this process.
+type staging struct {
+	path string
+	fd   int // O_RDONLY, flock'ed
+}
+
+// newStaging creates and flocks a staging directory named prefix* in
+// holder; the caller holds holder's lock.
+func newStaging(holder, prefix string) (*staging, error) {
+	dir, err := os.MkdirTemp(holder, prefix)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := lockDir(dir, unix.LOCK_EX)
+	if err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	return &staging{path: dir, fd: fd}, nil
+}
+
+// sync makes everything written on the staging directory's filesystem
+// durable.
+func (s *staging) sync() error {
+	if err := unix.Syncfs(s.fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// remove deletes the staging directory and what it holds, and unlocks it.
+func (s *staging) remove() error {
+	err := removeTree(s.path)
+	s.release()
+	return err
+}
+
+// release unlocks the staging directory (once moved into place, say).
+func (s *staging) release() {
+	if s.fd >= 0 {
+		unix.Close(s.fd)
+		s.fd = -1
+	}
+}
+
+// removeTree removes a tree, making its directories writable first if a
+// plain removal fails (a tree unpacked by a non-root user may hold
+// read-only directories).
+func removeTree(p string) error {
+	if err := os.RemoveAll(p); err == nil {
+		return nil
+	}
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}
+
+// journalName is the file in a staging directory listing the entries an
+// interrupted commit may have moved out of it: see removeStale.
+const journalName = "moving"
+
+// removeStale removes the staging directories named prefix* in holder that
+// no live process holds, and reports whether live ones remain. A staging
+// directory with a journal is an inside commit that was interrupted (see
+// commitInside): with rollback, the entries the journal names are removed
+// from holder first, leaving holder as it was before that unpack; without,
+// such a directory is left alone (it belongs to an unpack into holder
+// itself). The caller holds holder's lock.
+func removeStale(holder, prefix string, rollback bool) (live bool, err error) {
+	ents, err := os.ReadDir(holder)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(holder, e.Name())
+		fd, err := lockDir(p, unix.LOCK_EX|unix.LOCK_NB)
+		if err == unix.EWOULDBLOCK {
+			live = true
+			continue
+		}
+		if err != nil {
+			continue // gone meanwhile
+		}
+		err = removeStaleOne(holder, p, rollback)
+		unix.Close(fd)
+		if err != nil {
+			return live, fmt.Errorf("removing stale %s: %w", p, err)
+		}
+	}
+	return live, nil
+}
+
+// removeStaleOne removes one stale staging directory p of holder, first
+// undoing its interrupted commit when rollback allows.
+func removeStaleOne(holder, p string, rollback bool) error {
+	journal, err := os.ReadFile(filepath.Join(p, journalName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case !rollback:
+		return nil
+	default:
+		for _, name := range bytes.Split(journal, []byte{0}) {
+			n := string(name)
+			if n == "" || n == "." || n == ".." || strings.Contains(n, "/") || strings.HasPrefix(n, stagePrefix) {
+				continue
+			}
+			// Moved already: in holder, no longer in the staging tree.
+			if _, err := os.Lstat(filepath.Join(p, "root", n)); errors.Is(err, fs.ErrNotExist) {
+				if err := removeTree(filepath.Join(holder, n)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return removeTree(p)
+}
