@@ -47,7 +47,7 @@ func init() {
 		"boot":    {bootMain, "boot a config on this host, as PID 1 would (containers, supervision, shutdown)"},
 		"run":     {runMain, "run one command in a container under limits"},
 		"check":   {checkMain, "validate a config file"},
-		"image":   {func(c *ctx, a []string) int { return imageMain(a) }, "pack, unpack and inspect images"},
+		"image":   {imageMain, "pack, unpack and inspect images"},
 		"board":   {boardMain, "show the detected board and why"},
 		"version": {versionMain, "print berth's version"},
 		// Control verbs, over the control socket of a running berth.

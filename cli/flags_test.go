@@ -20,16 +20,24 @@ func run(t *testing.T, args ...string) (int, string, string) {
 // TestHelpExitsZero: -h and --help print the usage once, on stdout, and
 // exit 0, for every verb.
 func TestHelpExitsZero(t *testing.T) {
+	var names []string
 	for name := range verbs {
-		if name == "image" {
-			continue // its subcommands are checked in image_test.go
-		}
+		names = append(names, name)
+	}
+	for name := range imageVerbs {
+		names = append(names, "image "+name)
+	}
+	for _, name := range names {
 		for _, h := range []string{"-h", "--help"} {
-			status, stdout, stderr := run(t, name, h)
+			status, stdout, stderr := run(t, append(strings.Fields(name), h)...)
 			if status != 0 || stderr != "" {
 				t.Errorf("berth %s %s: status %d, stderr %q", name, h, status, stderr)
 			}
-			if n := strings.Count(stdout, "usage: berth "+name); n != 1 {
+			want := "usage: berth " + name
+			if name == "image" {
+				want = "usage: berth image pack"
+			}
+			if n := strings.Count(stdout, want); n != 1 {
 				t.Errorf("berth %s %s: usage printed %d times:\n%s", name, h, n, stdout)
 			}
 		}
@@ -52,6 +60,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"boot", "--conf", "x"}, "berth boot: unknown flag -conf"},
 		{[]string{"version", "x"}, `berth version: unexpected argument "x"`},
 		{[]string{"nosuch"}, `berth: unknown command "nosuch"`},
+		{[]string{"image", "pack", "rootfs"}, "berth image pack: -o OUT is required: the image file to write"},
+		{[]string{"image", "keygen"}, "berth image keygen: -o NAME is required: the key files to write"},
+		{[]string{"image", "sign", "img"}, "berth image sign: --key KEY is required: the private key file"},
+		{[]string{"image", "unpack", "img"}, "berth image unpack: want 2 arguments, got 1"},
+		{[]string{"image", "ls", "--jsn", "img"}, "berth image ls: unknown flag -jsn"},
+		{[]string{"image", "frobnicate"}, `berth image: unknown subcommand "frobnicate"`},
 	}
 	for _, tc := range tests {
 		status, stdout, stderr := run(t, tc.args...)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,138 +41,105 @@ gc      removes cached rootfs trees whose digest is neither kept nor
         the cache is the config's [images] cache, else
         /var/lib/berth/images, and must be one`
 
+// imageVerbs are the subcommands of berth image.
+var imageVerbs = map[string]func(*ctx, []string) int{
+	"pack": imagePack, "unpack": imageUnpack, "ls": imageLs, "cat": imageCat,
+	"digest": imageDigest, "keygen": imageKeygen, "sign": imageSign, "verify": imageVerify, "gc": imageGC,
+}
+
 // imageMain is `berth image VERB ...`.
-func imageMain(args []string) int {
+func imageMain(c *ctx, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, imageUsage)
+		fmt.Fprintf(c.stderr, "berth image: missing subcommand\nrun 'berth image -h' for usage\n")
 		return exitUsage
 	}
-	verbs := map[string]func([]string) int{
-		"pack": imagePack, "unpack": imageUnpack, "ls": imageLs, "cat": imageCat,
-		"digest": imageDigest, "keygen": imageKeygen, "sign": imageSign, "verify": imageVerify, "gc": imageGC,
-	}
-	if verb, ok := verbs[args[0]]; ok {
-		return verb(args[1:])
+	if verb, ok := imageVerbs[args[0]]; ok {
+		return verb(c, args[1:])
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(os.Stderr, imageUsage)
+		fmt.Fprintln(c.stdout, imageUsage)
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "berth image: unknown subcommand %q\n%s\n", args[0], imageUsage)
+	fmt.Fprintf(c.stderr, "berth image: unknown subcommand %q\nrun 'berth image -h' for usage\n", args[0])
 	return exitUsage
 }
 
-// imageFlags parses a verb's flags; it returns the positionals, or an exit
-// status ≥ 0 when the verb should stop (usage shown).
-func imageFlags(fs *flag.FlagSet, args []string, usage string, npos ...int) ([]string, int) {
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: berth image "+usage)
-		fs.PrintDefaults()
-	}
-	pos, status := parseInterspersed(fs, args)
-	if status >= 0 {
-		return nil, status
-	}
-	for _, n := range npos {
-		if len(pos) == n {
-			return pos, -1
-		}
-	}
-	fs.Usage()
-	return nil, exitUsage
-}
-
 // imageFail reports err and returns the failure status.
-func imageFail(err error) int {
-	errorf("%v", err)
+func (c *ctx) imageFail(err error) int {
+	c.errorf("%v", err)
 	return exitFailure
 }
 
 // imagePack is `berth image pack SRC -o OUT`.
-func imagePack(args []string) int {
-	fs := flag.NewFlagSet("image pack", flag.ContinueOnError)
-	out := fs.String("o", "", "output image `FILE` (required)")
-	frame := fs.Int("frame-size", 0, "decompressed `BYTES` per zstd frame (default 4 MiB)")
-	platform := fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index (default: this machine's)")
-	pos, status := imageFlags(fs, args, "pack SRC -o OUT.tar.zst", 1)
+func imagePack(c *ctx, args []string) int {
+	cmd := c.command("image pack", "SRC -o OUT.tar.zst [--platform P]", "Packs SRC (a directory, a tar, .tar.gz or .tar.zst, an OCI image layout or a\ndocker save archive) into a berth image, written atomically.")
+	out := cmd.fs.String("o", "", "output image `FILE` (required)")
+	frame := cmd.fs.Int("frame-size", 0, "decompressed `BYTES` per zstd frame (default 4 MiB)")
+	platform := cmd.fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index (default: this machine's)")
+	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
 		return status
 	}
 	if *out == "" {
-		fs.Usage()
-		return exitUsage
+		return cmd.fail("-o OUT is required: the image file to write")
 	}
 	start := time.Now()
-	if err := image.Pack(pos[0], *out, image.PackOptions{FrameSize: *frame, Log: os.Stderr, Platform: *platform}); err != nil {
-		return imageFail(err)
+	if err := image.Pack(pos[0], *out, image.PackOptions{FrameSize: *frame, Log: c.stderr, Platform: *platform}); err != nil {
+		return c.imageFail(err)
 	}
 	size := int64(0)
 	if st, err := os.Stat(*out); err == nil {
 		size = st.Size()
 	}
-	fmt.Fprintf(os.Stderr, "packed %s into %s, %s in %.2fs\n", pos[0], *out, mib(size), time.Since(start).Seconds())
+	fmt.Fprintf(c.stderr, "packed %s into %s, %s in %.2fs\n", pos[0], *out, mib(size), time.Since(start).Seconds())
 	return exitOK
 }
 
 // imageUnpack is `berth image unpack IMAGE DIR`.
-func imageUnpack(args []string) int {
-	fs := flag.NewFlagSet("image unpack", flag.ContinueOnError)
+func imageUnpack(c *ctx, args []string) int {
+	cmd := c.command("image unpack", "IMAGE DIR [--digest sha256:…] [--pub KEY.pub [--sig FILE]] [--platform P] [--progress]",
+		"Unpacks IMAGE into DIR: all or nothing when DIR is missing or empty (a mount\npoint too), in place when DIR holds files. Entries that would land outside\nDIR are refused, naming the entry and its offset.")
+	fs := cmd.fs
 	lines := fs.Bool("progress", false, "print progress lines even when stderr is not a terminal")
 	digest := fs.String("digest", "", "refuse the image unless its digest is `sha256:HEX`")
 	pub := fs.String("pub", "", "refuse the image unless signed by this public `KEY`")
 	sig := fs.String("sig", "", "signature `FILE` (default IMAGE.sig)")
 	platform := fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index")
-	pos, status := imageFlags(fs, args, "unpack IMAGE DIR", 2)
+	pos, status := cmd.parse(args, 2, 2)
 	if status >= 0 {
 		return status
 	}
 	var progress io.Writer
-	if *lines || imageIsTerminal(os.Stderr) {
-		progress = os.Stderr // redrawn in place on a terminal
+	if *lines || isTerminal(c.stderr) {
+		progress = c.stderr // redrawn in place on a terminal
 	}
 	opts := image.UnpackOptions{
-		Progress: progress, Log: os.Stderr, Digest: *digest, PublicKey: *pub, Signature: *sig, Platform: *platform}
+		Progress: progress, Log: c.stderr, Digest: *digest, PublicKey: *pub, Signature: *sig, Platform: *platform}
 	st, err := image.Unpack(pos[0], pos[1], opts)
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
-	fmt.Fprintf(os.Stderr, "unpacked %d entries, %s in %.2fs (%s)\n", st.Entries, mib(st.Bytes), st.Elapsed.Seconds(), st.Format)
+	fmt.Fprintf(c.stderr, "unpacked %d entries, %s in %.2fs (%s)\n", st.Entries, mib(st.Bytes), st.Elapsed.Seconds(), st.Format)
 	return exitOK
 }
 
-// imageIsTerminal reports whether f is a terminal.
-func imageIsTerminal(f *os.File) bool {
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
 
 // imageStatus maps an error to an exit status, reporting it.
-func imageStatus(err error) int {
+func (c *ctx) imageStatus(err error) int {
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
 	return exitOK
-}
-
-// parseInterspersed parses flags that may come before, between or after
-// the positional arguments. It returns the positionals, and an exit status
-// (≥ 0) when the command should stop: -h or a bad flag.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if err == flag.ErrHelp {
-				return nil, exitOK
-			}
-			return nil, exitUsage
-		}
-		if fs.NArg() == 0 {
-			return pos, -1
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // mib formats a byte count in MiB.

@@ -3,11 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -32,16 +30,16 @@ type lsRow struct {
 }
 
 // imageLs is `berth image ls IMAGE [PATH]`.
-func imageLs(args []string) int {
-	fset := flag.NewFlagSet("image ls", flag.ContinueOnError)
-	asJSON := fset.Bool("json", false, "print a JSON array instead of a table")
-	pos, status := imageFlags(fset, args, "ls IMAGE [PATH]", 1, 2)
+func imageLs(c *ctx, args []string) int {
+	cmd := c.command("image ls", "IMAGE [PATH] [--json]", "Lists a directory (default the root) of a berth image, or one entry, through\nmmapfs: only the frames needed are decoded.")
+	asJSON := cmd.fs.Bool("json", false, "print a JSON array instead of a table")
+	pos, status := cmd.parse(args, 1, 2)
 	if status >= 0 {
 		return status
 	}
 	fsys, err := mmapfs.OpenFS(pos[0], mmapfs.Options{})
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
 	defer fsys.Close()
 	name := "."
@@ -53,13 +51,13 @@ func imageLs(args []string) int {
 	}
 	info, err := fsys.Lstat(name)
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
 	var rows []lsRow
 	if st, err := fsys.Stat(name); err == nil && st.IsDir() {
 		ents, err := fsys.ReadDir(name)
 		if err != nil {
-			return imageFail(err)
+			return c.imageFail(err)
 		}
 		for _, e := range ents {
 			i, _ := e.Info()
@@ -69,12 +67,12 @@ func imageLs(args []string) int {
 		rows = append(rows, lsRowOf(name, info))
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		if rows == nil {
 			rows = []lsRow{}
 		}
-		return imageStatus(enc.Encode(rows))
+		return c.imageStatus(enc.Encode(rows))
 	}
 	for _, r := range rows {
 		size := fmt.Sprint(r.Size)
@@ -85,7 +83,7 @@ func imageLs(args []string) int {
 		if r.Link != "" {
 			line += " -> " + r.Link
 		}
-		fmt.Println(line)
+		fmt.Fprintln(c.stdout, line)
 	}
 	return exitOK
 }
@@ -102,15 +100,15 @@ func lsRowOf(path string, info fs.FileInfo) lsRow {
 }
 
 // imageCat is `berth image cat IMAGE PATH`.
-func imageCat(args []string) int {
-	fset := flag.NewFlagSet("image cat", flag.ContinueOnError)
-	pos, status := imageFlags(fset, args, "cat IMAGE PATH", 2)
+func imageCat(c *ctx, args []string) int {
+	cmd := c.command("image cat", "IMAGE PATH", "Writes one file of a berth image to stdout, decoding only its frames.")
+	pos, status := cmd.parse(args, 2, 2)
 	if status >= 0 {
 		return status
 	}
 	fsys, err := mmapfs.OpenFS(pos[0], mmapfs.Options{})
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
 	defer fsys.Close()
 	name := strings.Trim(filepath.Clean("/"+pos[1]), "/")
@@ -119,15 +117,15 @@ func imageCat(args []string) int {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("cat %s: %s: no such file in the image", pos[0], pos[1])
 		}
-		return imageFail(err)
+		return c.imageFail(err)
 	}
 	defer f.Close()
 	if st, _ := f.Stat(); st != nil && st.IsDir() {
-		return imageFail(fmt.Errorf("cat %s: %s: is a directory", pos[0], pos[1]))
+		return c.imageFail(fmt.Errorf("cat %s: %s: is a directory", pos[0], pos[1]))
 	}
-	_, err = io.Copy(os.Stdout, f.(io.Reader))
+	_, err = io.Copy(c.stdout, f.(io.Reader))
 	if err != nil {
 		err = fmt.Errorf("cat %s: %s: %w", pos[0], pos[1], err)
 	}
-	return imageStatus(err)
+	return c.imageStatus(err)
 }

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"berth/boot"
@@ -14,73 +12,75 @@ import (
 // who vouches for it, and which cached trees stay.
 
 // imageDigest is `berth image digest IMAGE`.
-func imageDigest(args []string) int {
-	fs := flag.NewFlagSet("image digest", flag.ContinueOnError)
-	platform := fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index")
-	pos, status := imageFlags(fs, args, "digest IMAGE", 1)
+func imageDigest(c *ctx, args []string) int {
+	cmd := c.command("image digest", "IMAGE [--platform P]", "Prints the image's digest: the sha256 of a file, or an OCI image's manifest digest.")
+	platform := cmd.fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index")
+	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
 		return status
 	}
 	d, err := image.Digest(pos[0], *platform)
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
-	fmt.Println(d)
+	fmt.Fprintln(c.stdout, d)
 	return exitOK
 }
 
 // imageKeygen is `berth image keygen -o NAME`.
-func imageKeygen(args []string) int {
-	fs := flag.NewFlagSet("image keygen", flag.ContinueOnError)
-	out := fs.String("o", "", "write `NAME`.key and NAME.pub (required)")
-	if _, status := imageFlags(fs, args, "keygen -o NAME", 0); status >= 0 {
+func imageKeygen(c *ctx, args []string) int {
+	cmd := c.command("image keygen", "-o NAME", "Writes an ed25519 key pair: NAME.key (private, 0600) and NAME.pub (PEM).")
+	out := cmd.fs.String("o", "", "write `NAME`.key and NAME.pub (required)")
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
 	if *out == "" {
-		fs.Usage()
-		return exitUsage
+		return cmd.fail("-o NAME is required: the key files to write")
 	}
 	key, pub, err := image.Keygen(*out)
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (keep it secret) and %s\n", key, pub)
+	fmt.Fprintf(c.stderr, "wrote %s (keep it secret) and %s\n", key, pub)
 	return exitOK
 }
 
 // imageSign is `berth image sign --key K IMAGE`.
-func imageSign(args []string) int { return imageSignature(args, "sign", "key", "private") }
+func imageSign(c *ctx, args []string) int { return c.imageSignature(args, "sign", "key", "private") }
 
 // imageVerify is `berth image verify --pub P IMAGE`.
-func imageVerify(args []string) int { return imageSignature(args, "verify", "pub", "public") }
+func imageVerify(c *ctx, args []string) int { return c.imageSignature(args, "verify", "pub", "public") }
 
 // imageSignature signs an image or verifies its signature.
-func imageSignature(args []string, verb, keyFlag, kind string) int {
-	fs := flag.NewFlagSet("image "+verb, flag.ContinueOnError)
-	key := fs.String(keyFlag, "", kind+" `KEY` file (required)")
-	sig := fs.String("sig", "", "signature `FILE` (default IMAGE.sig)")
-	platform := fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index")
-	pos, status := imageFlags(fs, args, verb+" --"+keyFlag+" KEY IMAGE", 1)
+func (c *ctx) imageSignature(args []string, verb, keyFlag, kind string) int {
+	about := "Writes IMAGE.sig (or --sig FILE), an ed25519 signature of IMAGE's digest."
+	if verb == "verify" {
+		about = "Checks IMAGE's signature; exit status 1 when it does not hold."
+	}
+	cmd := c.command("image "+verb, "--"+keyFlag+" KEY IMAGE [--sig FILE] [--platform P]", about)
+	key := cmd.fs.String(keyFlag, "", kind+" `KEY` file (required)")
+	sig := cmd.fs.String("sig", "", "signature `FILE` (default IMAGE.sig)")
+	platform := cmd.fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index")
+	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
 		return status
 	}
 	if *key == "" {
-		fs.Usage()
-		return exitUsage
+		return cmd.fail("--%s KEY is required: the %s key file", keyFlag, kind)
 	}
 	if verb == "sign" {
 		d, err := image.Sign(pos[0], *key, *sig, *platform)
 		if err != nil {
-			return imageFail(err)
+			return c.imageFail(err)
 		}
-		fmt.Fprintf(os.Stderr, "signed %s\n", d)
+		fmt.Fprintf(c.stderr, "signed %s\n", d)
 		return exitOK
 	}
 	d, err := image.Verify(pos[0], *key, *sig, *platform)
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
-	fmt.Printf("verified %s\n", d)
+	fmt.Fprintf(c.stdout, "verified %s\n", d)
 	return exitOK
 }
 
@@ -91,13 +91,15 @@ func (r *imageRepeated) String() string     { return strings.Join(*r, ",") }
 func (r *imageRepeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // imageGC is `berth image gc`.
-func imageGC(args []string) int {
-	fs := flag.NewFlagSet("image gc", flag.ContinueOnError)
+func imageGC(c *ctx, args []string) int {
+	cmd := c.command("image gc", "[--cache DIR] [--keep sha256:…]... [--config FILE]",
+		"Removes cached rootfs trees whose digest is neither kept nor referenced by the\nconfig (default /etc/berth.toml unless --keep is given) nor used by a mounted\ncontainer root. The cache is the config's [images] cache, else\n/var/lib/berth/images, and must be one.")
+	fs := cmd.fs
 	root := fs.String("cache", "", "cache `DIR` (default: the config's [images] cache, else "+image.DefaultCacheRoot+")")
 	config := fs.String("config", "", "keep the images this config `FILE` references (default "+boot.DefaultConfig+" unless --keep is given)")
 	var keep imageRepeated
 	fs.Var(&keep, "keep", "keep `sha256:HEX` (repeatable)")
-	if _, status := imageFlags(fs, args, "gc [--cache DIR] [--keep sha256:...]... [--config FILE]", 0); status >= 0 {
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
 	// An empty keep set would empty the cache: without --keep, the
@@ -109,7 +111,7 @@ func imageGC(args []string) int {
 	if *config != "" {
 		var err error
 		if cfg, err = boot.LoadConfig(*config); err != nil {
-			return imageFail(fmt.Errorf("gc: %w (nothing removed)", err))
+			return c.imageFail(fmt.Errorf("gc: %w (nothing removed)", err))
 		}
 		if *root == "" {
 			*root = cfg.Images.Cache
@@ -118,9 +120,9 @@ func imageGC(args []string) int {
 	if *root == "" {
 		*root = image.DefaultCacheRoot
 	}
-	c, err := image.OpenExistingCache(*root)
+	cache, err := image.OpenExistingCache(*root)
 	if err != nil {
-		return imageFail(fmt.Errorf("gc: %w", err))
+		return c.imageFail(fmt.Errorf("gc: %w", err))
 	}
 	keepSet := make(map[string]bool)
 	for _, d := range keep {
@@ -129,28 +131,28 @@ func imageGC(args []string) int {
 	if cfg != nil {
 		for _, cc := range cfg.Container {
 			img := cfg.ImagePath(cc)
-			d, err := c.Digest(img, cc.Platform)
+			d, err := cache.Digest(img, cc.Platform)
 			if err != nil {
-				return imageFail(fmt.Errorf("gc: %s references %s, whose digest cannot be read (nothing removed): %w", *config, img, err))
+				return c.imageFail(fmt.Errorf("gc: %s references %s, whose digest cannot be read (nothing removed): %w", *config, img, err))
 			}
 			keepSet[d] = true
 		}
 	}
-	res, err := c.GC(keepSet)
+	res, err := cache.GC(keepSet)
 	for _, d := range res.InUse {
-		fmt.Fprintf(os.Stderr, "kept %s: a mounted container root uses it\n", d)
+		fmt.Fprintf(c.stderr, "kept %s: a mounted container root uses it\n", d)
 	}
 	for _, d := range res.Removed {
-		fmt.Println("removed", d)
+		fmt.Fprintln(c.stdout, "removed", d)
 	}
 	if err != nil {
-		return imageFail(err)
+		return c.imageFail(err)
 	}
 	kept := len(res.Kept) + len(res.InUse)
 	if len(res.Removed) == 0 {
-		fmt.Fprintf(os.Stderr, "gc %s: nothing to remove, kept %s\n", c.Root, plural(kept, "tree"))
+		fmt.Fprintf(c.stderr, "gc %s: nothing to remove, kept %s\n", cache.Root, plural(kept, "tree"))
 	} else {
-		fmt.Fprintf(os.Stderr, "gc %s: removed %s, kept %d, freed %s\n", c.Root, plural(len(res.Removed), "tree"), kept, mib(res.Freed))
+		fmt.Fprintf(c.stderr, "gc %s: removed %s, kept %d, freed %s\n", cache.Root, plural(len(res.Removed), "tree"), kept, mib(res.Freed))
 	}
 	return exitOK
 }
