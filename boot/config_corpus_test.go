@@ -19,12 +19,10 @@ import (
 //
 //	# want: LINE KEY [part of the message]   (one per expected error)
 //	# want: ok                                (the config is valid)
-//	# pending: validation                     (awaits a validation)
 //
 // KEY "-" is an error with no key (garbage outside any table). Every error
-// reported must be wanted, and every want reported. Cases in pending/
-// (or marked pending) are checked and their problems logged, not failed.
-// Adding a case is adding a file.
+// reported must be wanted, and every want reported. Adding a case is
+// adding a file.
 
 type corpusWant struct {
 	line     int
@@ -35,28 +33,24 @@ type corpusCase struct {
 	name, path string
 	wants      []corpusWant
 	ok         bool // the config is valid
-	pending    bool
 	firstOnly  bool // the only want is the first error
 }
 
-// loadCorpus reads the cases under dir and dir/pending.
+// loadCorpus reads the cases under dir.
 func loadCorpus(t *testing.T, dir string) []corpusCase {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "*.toml"))
-	pending, _ := filepath.Glob(filepath.Join(dir, "pending", "*.toml"))
 	var cases []corpusCase
-	for _, path := range append(files, pending...) {
+	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := corpusCase{name: strings.TrimPrefix(path, dir+"/"), path: path, pending: strings.Contains(path, "/pending/")}
+		c := corpusCase{name: strings.TrimPrefix(path, dir+"/"), path: path}
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		for sc.Scan() && strings.HasPrefix(sc.Text(), "#") {
 			line := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "#"))
 			switch {
-			case line == "pending: validation":
-				c.pending = true
 			case line == "want: ok":
 				c.ok = true
 			case strings.HasPrefix(line, "want: "):
@@ -178,14 +172,8 @@ func checkCase(c corpusCase, err error) []string {
 // and keys wanted. The time of each is logged.
 func TestConfigCorpus(t *testing.T) {
 	cases := loadCorpus(t, "testdata/configs")
-	active := 0
-	for _, c := range cases {
-		if !c.pending {
-			active++
-		}
-	}
-	if active < 100 {
-		t.Errorf("%d active corpus cases, want at least 100", active)
+	if len(cases) < 100 {
+		t.Errorf("%d corpus cases, want at least 100", len(cases))
 	}
 	cases = append(cases, bigCases(t, t.TempDir())...)
 	var slowest time.Duration
@@ -199,15 +187,7 @@ func TestConfigCorpus(t *testing.T) {
 				slowest, slowestName = d, c.name
 			}
 			t.Logf("%s", d)
-			problems := checkCase(c, err)
-			switch {
-			case len(problems) == 0:
-				if c.pending {
-					t.Logf("pending case passes now: remove its pending mark")
-				}
-			case c.pending:
-				t.Logf("pending, not failed (%s):\n%s", d, strings.Join(problems, "\n"))
-			default:
+			if problems := checkCase(c, err); len(problems) > 0 {
 				t.Errorf("%s", strings.Join(problems, "\n"))
 			}
 		})
@@ -232,7 +212,7 @@ func buildBerth(t *testing.T, dir string) string {
 func TestCheckCorpusBinary(t *testing.T) {
 	var cases []corpusCase
 	for i, c := range loadCorpus(t, "testdata/configs") {
-		if i%20 == 0 && !c.pending {
+		if i%20 == 0 {
 			cases = append(cases, c)
 		}
 	}

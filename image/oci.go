@@ -88,7 +88,33 @@ func ParsePlatform(s string) (Platform, error) {
 	if len(parts) == 3 {
 		p.Variant = parts[2]
 	}
+	switch {
+	case p.OS != "linux":
+		return Platform{}, fmt.Errorf("platform %q: berth runs linux images, not %s ones", s, p.OS)
+	case !slices.Contains(linuxArches, p.Architecture):
+		return Platform{}, fmt.Errorf("platform %q: unknown architecture %q (want one of %s)", s, p.Architecture, strings.Join(linuxArches, ", "))
+	case !validVariant(p.Variant):
+		return Platform{}, fmt.Errorf("platform %q: invalid variant %q (want v7, v8, v3…)", s, p.Variant)
+	}
 	return p, nil
+}
+
+// linuxArches are the architectures of the OCI image spec's platform list
+// (Go's GOARCH names) that Linux runs on.
+var linuxArches = []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64", "mips64le",
+	"ppc64", "ppc64le", "riscv64", "s390x"}
+
+// validVariant accepts "", or up to 16 of a-z 0-9 '.' ("v7", "v8.2", "rva22u64").
+func validVariant(v string) bool {
+	if len(v) > 16 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // goarm is the GOARM berth was built with, "7" when unknown.
