@@ -72,12 +72,12 @@ test: all $(VM_ARCHES:%=fetch-%)
 	$(GO) test -count=1 -timeout 20m ./...
 	@for f in $(FUZZ); do \
 	  echo "fuzz $$f for $(FUZZTIME)"; \
-	  $(GO) test ./image/ -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  $(GO) test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 # Fuzz targets run briefly in make test; their corpora live in
-# image/testdata/fuzz. Longer: make test FUZZTIME=10m.
-FUZZ     := FuzzIndex FuzzUnpackTar FuzzOCIManifest
+# PKG/testdata/fuzz. Longer: make test FUZZTIME=10m.
+FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig
 FUZZTIME ?= 10s
 
 # Benchmarks against the peers named in the issues, side by side in one

@@ -73,9 +73,6 @@ func statDir(fd int) (dirRef, error) {
 	return dirRef{fd: fd, sgid: st.Mode&unix.S_ISGID != 0}, nil
 }
 
-// fd is the root directory's fd.
-func (r *root) fd() int { return r.dir0.fd }
-
 // close releases every fd.
 func (r *root) close() {
 	r.flush()

@@ -21,14 +21,14 @@ import (
 func umociLayout(t *testing.T) (layout, rootfs string) {
 	t.Helper()
 	if _, err := exec.LookPath("umoci"); err != nil {
-		t.Skip("umoci is not installed (apt-get install umoci)")
+		t.Fatal("umoci is not installed: make host-deps installs it")
 	}
 	if !isRoot {
 		t.Skip("umoci layouts are built as root")
 	}
 	busybox, err := filepath.Abs(filepath.Join("..", ".cache", "deb", runtime.GOARCH, "busybox-static", "bin", "busybox"))
 	if err != nil || !exists(busybox) {
-		t.Skip("no static busybox in .cache/deb (make fetch)")
+		t.Fatal("no static busybox in .cache/deb: make fetch")
 	}
 	dir := t.TempDir()
 	layout, bundle := filepath.Join(dir, "layout"), filepath.Join(dir, "bundle")
