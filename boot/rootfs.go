@@ -68,6 +68,9 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 	if err != nil {
 		return "", err
 	}
+	// berth image gc keeps the tree once the overlay is mounted on it;
+	// until then the lease does.
+	defer p.Release()
 	if p.Cached {
 		s.b.log.Printf("image %s for %s: %s already unpacked, nothing decoded (ready in %s)",
 			img, cc.Name, short(p.Digest), p.Elapsed.Round(time.Microsecond))

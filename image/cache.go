@@ -56,6 +56,11 @@ type Prepared struct {
 	Cached  bool  // it was there already: nothing was decoded
 	Stats   Stats // of the unpack; zero when Cached
 	Elapsed time.Duration
+	// Release ends the lease on Rootfs. Until it is called the cache's
+	// lock is held shared, so GC (which takes it exclusively, and keeps
+	// the trees of mounted overlays) cannot remove the tree before the
+	// caller has mounted it. Call it once, after mounting.
+	Release func()
 }
 
 // OpenCache creates root if needed and removes what interrupted unpacks and
@@ -200,7 +205,13 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 	if err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
-	defer unlock()
+	defer func() {
+		if err != nil {
+			unlock()
+			return
+		}
+		p.Release = sync.OnceFunc(unlock)
+	}()
 	reached("locked")
 	final := c.entryDir(p.Digest)
 	p.Rootfs = filepath.Join(final, "rootfs")

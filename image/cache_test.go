@@ -293,6 +293,8 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.Release()
+	b.Release()
 	res, err := c.GC(map[string]bool{a.Digest: true})
 	if err != nil {
 		t.Fatal(err)

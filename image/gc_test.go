@@ -27,6 +27,7 @@ func TestGCExcludesPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	first.Release()
 	var lock unix.Stat_t
 	if err := unix.Stat(filepath.Join(c.Root, ".lock"), &lock); err != nil {
 		t.Fatal(err)
@@ -70,6 +71,10 @@ func TestGCExcludesPrepare(t *testing.T) {
 	if gcRanInside || !entryThere || !p.Cached {
 		t.Fatalf("GC ran while Prepare held the entry (removed it: %v)", !entryThere)
 	}
+	if !flockBlocked(t, lock.Ino) {
+		t.Fatal("GC ran while the caller held its lease on the tree, before mounting it")
+	}
+	p.Release()
 	if res := <-gcDone; !slices.Equal(res.Removed, []string{p.Digest}) {
 		t.Errorf("GC after the Prepare removed %v, want %s", res.Removed, p.Digest)
 	}
@@ -119,11 +124,13 @@ func TestGCKeepsMounted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			unused.Release()
 			if err := os.Symlink(c.Root, filepath.Join(dir, "alias")); err != nil {
 				t.Fatal(err)
 			}
 			lower := filepath.Join(dir, "alias", filepath.Base(filepath.Dir(used.Rootfs)), "rootfs")
 			mnt := mountOverlay(t, dir, lower, how == "lowerdir+=")
+			used.Release() // mounted: the mount keeps it now
 			res, err := c.GC(nil)
 			if err != nil {
 				t.Fatal(err)
