@@ -29,6 +29,7 @@ type Config struct {
 	Container []ContainerConfig `toml:"container"`
 	Board     BoardConfig       `toml:"board"`
 	Images    ImagesConfig      `toml:"images"`
+	Network   NetworkConfig     `toml:"network"`
 
 	// path is the file the config was read from; relative image paths
 	// are resolved against its directory.
@@ -149,6 +150,12 @@ func (cfg *Config) validate(v *validator) {
 	cfg.checkOrder(v)
 	cfg.Board.check(v)
 	cfg.checkImageKeys(v)
+	cfg.Network.check(v)
+	for i, c := range cfg.Container {
+		if c.NeedsNetwork && len(cfg.Network.Interface) == 0 {
+			v.addKey("container#"+strconv.Itoa(i)+".needs_network", "no [[network.interface]] is configured: nothing would ever bring the network up")
+		}
+	}
 }
 
 // ImagePath returns the container's image path, resolved against the

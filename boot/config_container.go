@@ -58,6 +58,10 @@ type ContainerConfig struct {
 	StopSignal    string   `toml:"stop_signal"`
 	StopTimeout   string   `toml:"stop_timeout"`
 
+	// NeedsNetwork holds the container's start until an uplink of
+	// [[network.interface]] has an address and a default route.
+	NeedsNetwork bool `toml:"needs_network"`
+
 	// Logs: the in-memory ring, an optional rotated file, the console.
 	LogSize     string `toml:"log_size"`
 	LogFile     string `toml:"log_file"`
