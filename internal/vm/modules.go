@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,14 +17,17 @@ import (
 )
 
 // ModuleSet is a set of kernel modules taken from a Debian kernel package
-// for an initramfs: the .ko files of the modules asked for and of their
-// dependencies, with the modules.dep and modules.builtin files u-root's
-// pkg/kmodule reads. Debian's package ships no modules.dep (depmod runs
-// at install), so it is built here from each module's .modinfo section.
+// for an initramfs: the .ko files of the modules asked for, of their
+// dependencies and of their soft dependencies, with the modules.dep,
+// modules.alias, modules.softdep and modules.builtin files depmod would
+// write. Debian's package ships none but modules.builtin (depmod runs at
+// install), so they are built here from each module's .modinfo section.
 type ModuleSet struct {
 	Release string            // e.g. 6.1.0-56-amd64
 	Files   map[string]string // initramfs path -> host path
 	Dep     string            // modules.dep content
+	Alias   string            // modules.alias content: "alias PATTERN NAME"
+	Softdep string            // modules.softdep content: "softdep NAME pre: A post: B"
 	Builtin string            // modules.builtin content
 }
 
@@ -53,6 +57,7 @@ func Modules(repo, arch string, names []string) (*ModuleSet, error) {
 	builtin, _ := os.ReadFile(filepath.Join(root, "modules.builtin"))
 	set.Builtin = string(builtin)
 	deps := map[string][]string{} // rel -> dependency rels
+	var aliases, softdeps []string
 	var add func(name string) error
 	add = func(name string) error {
 		rel, ok := byName[modName(name)]
@@ -67,15 +72,31 @@ func Modules(repo, arch string, names []string) (*ModuleSet, error) {
 			return nil
 		}
 		deps[rel] = nil
-		names, err := moduleDepends(filepath.Join(root, rel))
+		info, err := readModinfo(filepath.Join(root, rel))
 		if err != nil {
 			return err
 		}
-		for _, d := range names {
+		for _, d := range info.depends {
 			if err := add(d); err != nil {
 				return err
 			}
 			deps[rel] = append(deps[rel], byName[modName(d)])
+		}
+		for _, a := range info.aliases {
+			aliases = append(aliases, "alias "+a+" "+modName(info.name(rel)))
+		}
+		if len(info.softdeps) > 0 {
+			softdeps = append(softdeps, "softdep "+modName(info.name(rel))+" "+strings.Join(info.softdeps, " "))
+			for _, d := range softdepModules(info.softdeps) {
+				// A soft dependency may name an alias ("crc32c" is
+				// crc32c_generic and crc32c_intel); one that nothing
+				// provides is skipped, as modprobe does.
+				for _, m := range providers(root, byName, d) {
+					if err := add(m); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		return nil
 	}
@@ -94,8 +115,44 @@ func Modules(repo, arch string, names []string) (*ModuleSet, error) {
 		lines = append(lines, line)
 	}
 	sort.Strings(lines)
+	sort.Strings(aliases)
+	sort.Strings(softdeps)
 	set.Dep = strings.Join(lines, "\n") + "\n"
+	set.Alias = strings.Join(aliases, "\n") + "\n"
+	set.Softdep = strings.Join(softdeps, "\n") + "\n"
 	return set, nil
+}
+
+// providers returns the modules that are, or have the alias, name: the
+// module of that name, else those whose file name contains it and whose
+// .modinfo lists it as an alias.
+func providers(root string, byName map[string]string, name string) []string {
+	if _, ok := byName[modName(name)]; ok {
+		return []string{name}
+	}
+	var out []string
+	for m, rel := range byName {
+		if !strings.Contains(m, modName(name)) {
+			continue
+		}
+		info, err := readModinfo(filepath.Join(root, rel))
+		if err == nil && slices.Contains(info.aliases, name) {
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// softdepModules lists the modules of a softdep value ("pre: a b post: c").
+func softdepModules(fields []string) []string {
+	var out []string
+	for _, f := range fields {
+		if f != "pre:" && f != "post:" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func modName(s string) string { return strings.ReplaceAll(s, "-", "_") }
@@ -139,27 +196,60 @@ func moduleELF(path string) (*elf.File, error) {
 	return elf.NewFile(bytes.NewReader(data))
 }
 
-// moduleDepends reads "depends=" from a module's .modinfo ELF section.
-func moduleDepends(path string) ([]string, error) {
+// modinfo is what berth reads of a module's .modinfo section.
+type modinfo struct {
+	modname  string   // name=, when the module states it
+	depends  []string // depends=
+	aliases  []string // alias=
+	softdeps []string // softdep=, split: "pre:", "a", "post:", "b"
+}
+
+// name is the module's name: its name= or its file name.
+func (m modinfo) name(rel string) string {
+	if m.modname != "" {
+		return m.modname
+	}
+	n, _ := moduleFileName(filepath.Base(rel))
+	return n
+}
+
+// readModinfo reads a module's .modinfo ELF section.
+func readModinfo(path string) (modinfo, error) {
+	var m modinfo
 	f, err := moduleELF(path)
 	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", path, err)
+		return m, fmt.Errorf("module %s: %w", path, err)
 	}
 	defer f.Close()
 	sec := f.Section(".modinfo")
 	if sec == nil {
-		return nil, nil
+		return m, nil
 	}
 	data, err := sec.Data()
 	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", path, err)
+		return m, fmt.Errorf("module %s: %w", path, err)
 	}
 	for _, kv := range strings.Split(string(data), "\x00") {
-		if v, ok := strings.CutPrefix(kv, "depends="); ok && v != "" {
-			return strings.Split(v, ","), nil
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case v == "":
+		case k == "name":
+			m.modname = v
+		case k == "depends":
+			m.depends = strings.Split(v, ",")
+		case k == "alias":
+			m.aliases = append(m.aliases, v)
+		case k == "softdep":
+			m.softdeps = append(m.softdeps, strings.Fields(v)...)
 		}
 	}
-	return nil, nil
+	return m, nil
+}
+
+// moduleDepends reads "depends=" from a module's .modinfo ELF section.
+func moduleDepends(path string) ([]string, error) {
+	m, err := readModinfo(path)
+	return m.depends, err
 }
 
 // add puts the set into an initramfs.
@@ -171,6 +261,8 @@ func (m *ModuleSet) add(i *Initramfs) error {
 	}
 	dir := filepath.Join("lib/modules", m.Release)
 	i.AddFile(filepath.Join(dir, "modules.dep"), []byte(m.Dep), 0o644)
+	i.AddFile(filepath.Join(dir, "modules.alias"), []byte(m.Alias), 0o644)
+	i.AddFile(filepath.Join(dir, "modules.softdep"), []byte(m.Softdep), 0o644)
 	i.AddFile(filepath.Join(dir, "modules.builtin"), []byte(m.Builtin), 0o644)
 	return nil
 }

@@ -19,6 +19,25 @@ func TestModules(t *testing.T) {
 	if !strings.Contains(set.Dep, "kernel/drivers/watchdog/i6300esb.ko:") || !strings.Contains(set.Dep, "kernel/fs/overlayfs/overlay.ko:") {
 		t.Errorf("modules.dep:\n%s", set.Dep)
 	}
+	// nf_tables: libcrc32c's soft dependency on crc32c comes along, and
+	// the aliases the kernel asks request_module for are listed.
+	nft, err := Modules(repo, "amd64", []string{"nf_tables", "nft_nat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"softdep libcrc32c pre: crc32c"} {
+		if !strings.Contains(nft.Softdep, w) {
+			t.Errorf("modules.softdep lacks %q:\n%s", w, nft.Softdep)
+		}
+	}
+	for _, w := range []string{"alias nfnetlink-subsys-10 nf_tables", "alias nft-expr-nat nft_nat"} {
+		if !strings.Contains(nft.Alias, w) {
+			t.Errorf("modules.alias lacks %q", w)
+		}
+	}
+	if !strings.Contains(nft.Dep, "crc32c") {
+		t.Errorf("crc32c, libcrc32c's soft dependency, is not in the set:\n%s", nft.Dep)
+	}
 	if _, err := Modules(repo, "amd64", []string{"no_such_module"}); err == nil {
 		t.Error("a missing module resolved")
 	}
