@@ -114,6 +114,43 @@ type Config struct {
 	Timeout time.Duration
 	// ExtraQEMU is appended to QEMU's arguments (devices, watchdog).
 	ExtraQEMU []string
+	// Net, when set, gives the guest a virtio NIC on QEMU's user network;
+	// otherwise the guest has no NIC at all.
+	Net *UserNet
+}
+
+// UserNet is QEMU's user networking (-netdev user) as berth's tests use
+// it: the guest is 10.0.2.15/24 by DHCP, the host's loopback is 10.0.2.2,
+// and DNS queries go to DNS (default 10.0.2.2, the host's loopback, so
+// that no lookup leaves this machine; QEMU's own 10.0.2.3 forwards them
+// to the host's resolver).
+type UserNet struct {
+	// HostFwd forwards host ports to the guest: "tcp:127.0.0.1:18080-:8080".
+	HostFwd []string
+	// DNS is the address QEMU's DHCP server hands out as the DNS server.
+	DNS string
+	// MAC is the NIC's address (default QEMU's, 52:54:00:12:34:56).
+	MAC string
+}
+
+// args are the QEMU arguments of the user network.
+func (n *UserNet) args() []string {
+	if n == nil {
+		return []string{"-nic", "none"}
+	}
+	dns := n.DNS
+	if dns == "" {
+		dns = "10.0.2.2"
+	}
+	netdev := "user,id=n0,dns=" + dns
+	for _, f := range n.HostFwd {
+		netdev += ",hostfwd=" + f
+	}
+	dev := "virtio-net-pci,netdev=n0"
+	if n.MAC != "" {
+		dev += ",mac=" + n.MAC
+	}
+	return []string{"-netdev", netdev, "-device", dev}
 }
 
 // Options turns c into vmtest qemu options. Never KVM: /dev/kvm exists on
@@ -130,6 +167,7 @@ func (c Config) Options() []qemu.Fn {
 	}
 	args := append([]string{a.QEMU}, a.Machine...)
 	args = append(args, "-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", "1", "-no-reboot", "-display", "none")
+	args = append(args, c.Net.args()...)
 	args = append(args, c.ExtraQEMU...)
 	cmdline := append([]string{"console=" + a.Console, "panic=-1", "quiet"}, c.Append...)
 	return []qemu.Fn{
