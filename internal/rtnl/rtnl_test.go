@@ -1,0 +1,170 @@
+package rtnl
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// inFreshNetNS runs f on a locked thread in a new network namespace, so
+// the test touches nothing of the host's.
+func inFreshNetNS(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		// A mount namespace too, for a sysfs of the new network namespace.
+		if err := unix.Unshare(unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
+			t.Errorf("unshare: %v", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			t.Errorf("make / private: %v", err)
+			return
+		}
+		f()
+	}()
+	<-done
+}
+
+// childNetNS starts a process in a network namespace of its own and
+// returns it and its namespace's fd.
+func childNetNS(t *testing.T) (*exec.Cmd, *os.File) {
+	t.Helper()
+	cmd := exec.Command("sleep", "100")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ns, err := os.Open("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return cmd, ns
+}
+
+// TestBridgeAndVeth builds what a bridge container needs: a bridge, a
+// veth whose peer is born in the container's namespace, addresses and a
+// default route on both sides; then reads it all back from the kernel.
+func TestBridgeAndVeth(t *testing.T) {
+	child, ns := childNetNS(t)
+	inFreshNetNS(t, func() {
+		c, err := Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Do(AddBridge("br0")); err != nil {
+			t.Fatal(err)
+		}
+		br, err := net.InterfaceByName("br0")
+		if err != nil || br.Flags&net.FlagUp == 0 {
+			t.Fatalf("bridge: %+v %v", br, err)
+		}
+		mac := net.HardwareAddr{0x02, 0x42, 0x0a, 0x58, 0, 2}
+		gw := netip.MustParsePrefix("10.88.0.1/16")
+		err = c.Do(
+			AddAddr(br.Index, gw, 0),
+			AddVeth(Veth{Name: "vb0", Master: br.Index, PeerName: "eth0", PeerIndex: 2, PeerMAC: mac, NetNS: int(ns.Fd())}),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vb, err := net.InterfaceByName("vb0")
+		if err != nil || vb.Flags&net.FlagUp == 0 {
+			t.Fatalf("host end: %+v %v", vb, err)
+		}
+		if err := c.Do(SetHairpin(vb.Index), SetMTU(vb.Index, 1400)); err != nil {
+			t.Fatal(err)
+		}
+		if vb, _ = net.InterfaceByName("vb0"); vb.MTU != 1400 {
+			t.Errorf("mtu %d", vb.MTU)
+		}
+		sys := t.TempDir()
+		if err := unix.Mount("sysfs", sys, "sysfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(sys, unix.MNT_DETACH)
+		if got, _ := os.ReadFile(sys + "/class/net/vb0/brport/hairpin_mode"); strings.TrimSpace(string(got)) != "1" {
+			t.Errorf("hairpin_mode %q", got)
+		}
+		addrs, _ := br.Addrs()
+		if len(addrs) == 0 || addrs[0].String() != "10.88.0.1/16" {
+			t.Errorf("bridge addresses %v", addrs)
+		}
+	})
+	// Inside the child's namespace, from here, without entering it.
+	cc, err := DialNS(int(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	err = cc.Do(SetUp(1), SetUp(2),
+		AddAddr(2, netip.MustParsePrefix("10.88.0.2/16"), time.Hour),
+		AddDefaultRoute(2, netip.MustParseAddr("10.88.0.1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(child.Process.Pid)
+	dev, _ := os.ReadFile("/proc/" + pid + "/net/dev")
+	if !strings.Contains(string(dev), "eth0:") {
+		t.Errorf("no eth0 in the child's namespace:\n%s", dev)
+	}
+	route, _ := os.ReadFile("/proc/" + pid + "/net/route")
+	if !strings.Contains(string(route), "eth0\t00000000\t0100580A") { // default via 10.88.0.1, little endian
+		t.Errorf("no default route via 10.88.0.1 in the child's namespace:\n%s", route)
+	}
+	trie, _ := os.ReadFile("/proc/" + pid + "/net/fib_trie")
+	if !strings.Contains(string(trie), "10.88.0.2") {
+		t.Errorf("no 10.88.0.2 in the child's namespace:\n%s", trie)
+	}
+	if err := cc.Do(DelDefaultRoute(2, netip.MustParseAddr("10.88.0.1")), DelAddr(2, netip.MustParsePrefix("10.88.0.2/16"))); err != nil {
+		t.Fatal(err)
+	}
+	if route, _ := os.ReadFile("/proc/" + pid + "/net/route"); strings.Contains(string(route), "00000000\t0100580A") {
+		t.Errorf("the default route is still there:\n%s", route)
+	}
+}
+
+// TestRefusals: a refused request names what was asked, wraps the errno,
+// and the others of its batch are still carried out.
+func TestRefusals(t *testing.T) {
+	inFreshNetNS(t, func() {
+		c, err := Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		err = c.Do(AddBridge("br0"), AddBridge("br0"), AddBridge("br1"))
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "add bridge br0") {
+			t.Fatalf("adding br0 twice: %v", err)
+		}
+		if _, err := net.InterfaceByName("br1"); err != nil {
+			t.Errorf("the request after the refused one: %v", err)
+		}
+		if err := c.Do(DelLink("br1"), DelLink("nosuch")); !errors.Is(err, unix.ENODEV) {
+			t.Errorf("deleting a missing link: %v", err)
+		}
+		if _, err := net.InterfaceByName("br1"); err == nil {
+			t.Error("br1 not deleted")
+		}
+		err = c.Do(AddVeth(Veth{Name: strings.Repeat("x", 20), PeerName: "p"}))
+		if err == nil || !strings.Contains(err.Error(), "add veth") {
+			t.Errorf("a name over IFNAMSIZ: %v", err)
+		}
+	})
+}
