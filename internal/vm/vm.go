@@ -30,18 +30,28 @@ type Arch struct {
 	Console string
 }
 
-// Arches are the architectures berth boots in QEMU.
+// Arches are the architectures berth boots in QEMU, each on a Debian
+// kernel: linux-image-amd64, -arm64 and (armhf) -armmp-lpae of Debian 12,
+// linux-image-riscv64 of Debian 13 (OpenSBI from QEMU's own firmware).
 var Arches = map[string]Arch{
-	"amd64": {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
-	"arm64": {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
+	"amd64":   {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
+	"arm64":   {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
+	"arm":     {GOARCH: "arm", QEMU: "qemu-system-arm", Machine: []string{"-M", "virt", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
+	"riscv64": {GOARCH: "riscv64", QEMU: "qemu-system-riscv64", Machine: []string{"-M", "virt", "-bios", "default"}, Console: "ttyS0"},
 }
+
+// ArchNames lists Arches in a fixed order: the 64-bit ones first, which
+// boot fastest under TCG.
+var ArchNames = []string{"amd64", "arm64", "arm", "riscv64"}
 
 // CacheDir is where the Makefile puts fetched Debian packages.
 func CacheDir(repo string) string { return filepath.Join(repo, ".cache") }
 
-// Kernel returns the Debian kernel for arch fetched by `make fetch`.
+// Kernel returns the Debian kernel for arch fetched by `make fetch`:
+// boot/vmlinuz-*, or boot/vmlinux-* as Debian names riscv64's (an Image,
+// which QEMU loads as it is).
 func Kernel(repo, arch string) (string, error) {
-	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "boot", "vmlinuz-*")
+	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "boot", "vmlinu[xz]-*")
 	m, _ := filepath.Glob(pattern)
 	if len(m) == 0 {
 		return "", fmt.Errorf("no Debian kernel for %s (%s): run 'make fetch ARCH=%s'", arch, pattern, arch)
