@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hugelgupf/vmtest/qemu"
 
@@ -26,6 +27,9 @@ type appliance struct {
 	files    map[string]string // more files in the image: path -> content
 	modules  []string          // kernel modules in the initramfs (nil: overlay)
 	vm       vm.Config
+	// until, when set, ends the boot once the console shows it: for a
+	// machine that cannot power itself off.
+	until string
 }
 
 // bootAppliance builds berth for the arch, packs a busybox image with the
@@ -89,7 +93,24 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if a.until != "" {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for !strings.Contains(out.String(), a.until) {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			_ = v.Kill()
+		}()
+	}
 	err = v.Wait()
+	if a.until != "" && strings.Contains(out.String(), a.until) {
+		err = nil
+	}
 	return out.String(), err
 }
 
