@@ -91,7 +91,7 @@ FUZZTIME ?= 10s
 # Benchmarks against the peers named in the issues, side by side in one
 # run (see bench/README.md). Timing never gates a test.
 .PHONY: bench
-bench: all fetch-$(HOSTARCH) bench-deps
+bench: all $(VM_ARCHES:%=fetch-%) bench-deps
 	$(GO) run ./bench/start -n 25
 	$(GO) run ./bench/boot -n 3
 	$(GO) run ./bench/unpack -n 5
