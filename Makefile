@@ -7,7 +7,7 @@ GO       ?= go
 ARCH     ?= amd64
 HOSTARCH := $(shell $(GO) env GOARCH)
 ARCHES   := amd64 arm64 arm riscv64
-VM_ARCHES := amd64 arm64
+VM_ARCHES := $(ARCHES)
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X berth/boot.Version=$(VERSION)
 BINS     := $(ARCHES:%=out/berth-linux-%)
@@ -38,7 +38,10 @@ install = missing=""; for t in $(1); do \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm openssl:openssl xz:xz-utils \
+# qemu-system-misc is riscv64's; OpenSBI, its -bios default, comes with
+# qemu-system-data.
+HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm qemu-system-riscv64:qemu-system-misc \
+               openssl:openssl xz:xz-utils \
                file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci
 BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux
 .PHONY: host-deps bench-deps
@@ -48,21 +51,26 @@ bench-deps: host-deps
 	@$(call install,$(BENCH_TOOLS))
 
 # Debian kernels and busybox for the guests, via apt-get download with
-# APT's architecture options, unpacked with dpkg -x into .cache/deb/ARCH.
+# APT's architecture options, unpacked with dpkg -x into .cache/deb/ARCH:
+# Debian 12's linux-image-amd64, -arm64 and (armhf) -armmp-lpae; Debian
+# 13's linux-image-riscv64 (see scripts/fetch-deb.sh).
+KERNEL_PKG_arm := linux-image-armmp-lpae
+kernel-pkg = $(or $(KERNEL_PKG_$(1)),linux-image-$(1))
 .PHONY: fetch fetch-%
 fetch: fetch-$(ARCH) fetch-$(HOSTARCH)
 fetch-%: | host-deps
 	@scripts/fetch-deb.sh $* .cache/deb/$*/busybox-static busybox-static
-	@if [ "$*" = amd64 ] || [ "$*" = arm64 ]; then \
-	  scripts/fetch-deb.sh $* .cache/deb/$*/linux-image linux-image-$*; fi
+	@scripts/fetch-deb.sh $* .cache/deb/$*/linux-image $(call kernel-pkg,$*)
 
-# The main job: boot the demo appliance in QEMU (ARCH=amd64 or arm64).
+# The main job: boot the demo appliance in QEMU (ARCH=amd64, arm64, arm or
+# riscv64).
 .PHONY: demo
 demo: all fetch
 	$(GO) run ./demo -arch $(ARCH)
 
 # Everything: vet, formatting, unit and integration tests on this host
-# (cgroup v1 here), QEMU boots on amd64 and arm64 (cgroup v2).
+# (cgroup v1 here), QEMU boots on amd64, arm64, arm and riscv64 and on a
+# Raspberry Pi 3 (raspi3b) (cgroup v2).
 .PHONY: test
 test: all $(VM_ARCHES:%=fetch-%)
 	@test "$$(id -u)" = 0 || { echo "make test needs root: namespaces, mounts and cgroups are real"; exit 1; }
@@ -83,7 +91,7 @@ FUZZTIME ?= 10s
 # Benchmarks against the peers named in the issues, side by side in one
 # run (see bench/README.md). Timing never gates a test.
 .PHONY: bench
-bench: all fetch-$(HOSTARCH) bench-deps
+bench: all $(VM_ARCHES:%=fetch-%) bench-deps
 	$(GO) run ./bench/start -n 25
 	$(GO) run ./bench/boot -n 3
 	$(GO) run ./bench/unpack -n 5

@@ -13,19 +13,27 @@ import (
 
 // LoadModules loads the profile's modules and extra ones, with their
 // dependencies, from /lib/modules/$(uname -r) (u-root's pkg/kmodule reads
-// modules.dep and modules.builtin there). A module that is built in or
-// already loaded is a success; one that is missing is reported, and the
+// modules.dep and modules.builtin there and orders each module after its
+// dependencies; loadModuleFile loads the files). A module that is built in
+// or already loaded is a success; one that is missing is reported, and the
 // others are still loaded.
 func (p Profile) LoadModules(extra []string) (loaded []string, errs []error) {
 	names := append(append([]string(nil), p.Modules...), extra...)
 	if len(names) == 0 {
 		return nil, nil
 	}
-	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
+	var mu sync.Mutex
+	var order []string // the files one Probe would load, dependencies first
+	prober, err := kmodule.NewProber(kmodule.ProbeOpts{DryRunCB: func(path string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, path)
+	}})
 	if err != nil {
 		return nil, []error{fmt.Errorf("load modules %v: %w", names, err)}
 	}
 	for _, n := range names {
+		order = order[:0]
 		if err := prober.Probe(n, ""); err != nil {
 			if errors.Is(err, os.ErrExist) {
 				continue
@@ -33,9 +41,23 @@ func (p Profile) LoadModules(extra []string) (loaded []string, errs []error) {
 			errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
 			continue
 		}
+		if err := loadFiles(order); err != nil {
+			errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
+			continue
+		}
 		loaded = append(loaded, n)
 	}
 	return loaded, errs
+}
+
+// loadFiles loads module files in order, stopping at the first failure.
+func loadFiles(paths []string) error {
+	for _, p := range paths {
+		if err := loadModuleFile(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HasMemoryCgroup reports whether the kernel's memory cgroup controller

@@ -328,15 +328,16 @@ func (b *booter) configureWatchdog(bc BoardConfig) {
 }
 
 // checkMemoryController warns when a container asks for a memory limit
-// the kernel cannot enforce.
+// the kernel cannot enforce: such a container will not start. The warning
+// says why the controller is off and what turns it on.
 func (b *booter) checkMemoryController() {
 	if board.HasMemoryCgroup() {
 		return
 	}
 	for _, c := range b.cfg.Container {
 		if c.Limits.Memory != "" {
-			b.log.Printf("WARNING: the kernel's memory cgroup controller is disabled, but container %s asks for a memory limit: "+
-				"add cgroup_enable=memory to the kernel command line (Raspberry Pi kernels need it)", c.Name)
+			b.log.Printf("WARNING: the kernel's memory cgroup controller is disabled, but container %s asks for a memory limit "+
+				"and will not start: %s", c.Name, board.MemoryCgroupHint())
 			return
 		}
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	arch := flag.String("arch", "amd64", "guest architecture: amd64 or arm64")
+	arch := flag.String("arch", "amd64", "guest architecture: amd64, arm64, arm or riscv64")
 	repo := flag.String("repo", ".", "berth checkout (holds out/ and .cache/)")
 	flag.Parse()
 	if err := run(*repo, *arch); err != nil {
@@ -30,7 +30,7 @@ func main() {
 
 func run(repo, arch string) error {
 	if _, ok := vm.Arches[arch]; !ok {
-		return fmt.Errorf("unknown arch %q: want amd64 or arm64", arch)
+		return fmt.Errorf("unknown arch %q: want amd64, arm64, arm or riscv64", arch)
 	}
 	work := filepath.Join(vm.CacheDir(repo), "demo", arch)
 	if err := os.RemoveAll(work); err != nil {

@@ -1,9 +1,11 @@
-// Command boot measures berth as PID 1 in QEMU (TCG) on amd64 and arm64:
-// the time from kernel start to berth's start and from berth's start to
-// the first container's first output line, beside a 10-line static Go
-// init that only prints (bench/boot/hello); berth's idle RSS with 3
-// containers running, and its memory per extra container (from berth
-// status, asked by a management container).
+// Command boot measures berth as PID 1 in QEMU (TCG) on every target
+// berth is booted on — amd64, arm64, arm, riscv64 and a Raspberry Pi 3
+// (raspi3b) — with the demo config (demo/berth.toml): the time from kernel
+// start to berth's start and from berth's start to the first container's
+// first output line, beside a 10-line static Go init that only prints
+// (bench/boot/hello). On amd64 and arm64 it also measures berth's idle RSS
+// with 3 containers running and its memory per extra container (from
+// berth status, asked by a management container).
 package main
 
 import (
@@ -13,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hugelgupf/vmtest/qemu"
 
@@ -24,12 +28,31 @@ import (
 	"berth/internal/vm"
 )
 
+// target is one machine to boot: an architecture's QEMU virt machine, or
+// a board.
+type target struct {
+	name, arch, board string
+	rss               bool // also measure berth's RSS
+}
+
+var targets = []target{
+	{name: "amd64", arch: "amd64", rss: true},
+	{name: "arm64", arch: "arm64", rss: true},
+	{name: "arm", arch: "arm"},
+	{name: "riscv64", arch: "riscv64"},
+	{name: "raspi3b", arch: "arm64", board: "raspi3b"},
+}
+
 func main() {
 	runs := flag.Int("n", 3, "boots per case")
 	repo := flag.String("repo", ".", "berth checkout")
+	only := flag.String("only", "", "comma-separated targets (default all: amd64,arm64,arm,riscv64,raspi3b)")
 	flag.Parse()
-	for _, arch := range []string{"amd64", "arm64"} {
-		if err := bench(*repo, arch, *runs); err != nil {
+	for _, tg := range targets {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), tg.name) {
+			continue
+		}
+		if err := bench(*repo, tg, *runs); err != nil {
 			fmt.Fprintln(os.Stderr, "bench boot:", err)
 			os.Exit(1)
 		}
@@ -56,36 +79,113 @@ func parse(out string) stamps {
 	return s
 }
 
-func bench(repo, arch string, runs int) error {
+// machine is what one target boots with.
+type machine struct {
+	target
+	kernel, dtb string
+}
+
+// cfg is the QEMU config of one boot.
+func (m machine) cfg(initrd string) vm.Config {
+	return vm.Config{Arch: m.arch, Kernel: m.kernel, Initramfs: initrd, Board: m.board, DTB: m.dtb, Timeout: 10 * time.Minute}
+}
+
+func bench(repo string, tg target, runs int) error {
 	dir, err := os.MkdirTemp("", "berth-bench-boot-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	kernel, err := vm.Kernel(repo, arch)
+	m := machine{target: tg}
+	if m.kernel, err = vm.Kernel(repo, tg.arch); err != nil {
+		return err
+	}
+	if b, ok := vm.Boards[tg.board]; ok {
+		if m.dtb, err = vm.DeviceTree(repo, tg.arch, b.DTB); err != nil {
+			return err
+		}
+	}
+	helloInitrd, err := helloInitramfs(repo, tg.arch, dir)
 	if err != nil {
 		return err
 	}
-	// The baseline: hello as /init.
+	berth, err := vm.BuildBerth(repo, tg.arch, dir)
+	if err != nil {
+		return err
+	}
+	demoInitrd, err := demoInitramfs(repo, tg.arch, berth, dir)
+	if err != nil {
+		return err
+	}
+	var helloS, berthS []stamps
+	for r := 0; r < runs; r++ {
+		out, err := m.boot(helloInitrd, "hello: init started")
+		if err != nil {
+			return fmt.Errorf("%s: hello: %w", tg.name, err)
+		}
+		helloS = append(helloS, parse(out))
+		out, err = m.boot(demoInitrd, "berth: power off")
+		if err != nil {
+			return fmt.Errorf("%s: berth: %w\n%s", tg.name, err, out)
+		}
+		berthS = append(berthS, parse(out))
+	}
+	hk := median(func(s stamps) float64 { return s.initStart }, helloS)
+	bk := median(func(s stamps) float64 { return s.initStart }, berthS)
+	bf := median(func(s stamps) float64 { return s.firstOutput - s.initStart }, berthS)
+	bt := median(func(s stamps) float64 { return s.firstOutput }, berthS)
+	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots each (medians):\n", tg.name, filepath.Base(m.kernel), runs)
+	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, berth %6.0f ms (%.2fx)\n", hk*1000, bk*1000, bk/hk)
+	fmt.Printf("  berth start -> first container output: %6.0f ms\n", bf*1000)
+	fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), berth %6.0f ms (%.2fx)\n", hk*1000, bt*1000, bt/hk)
+	if tg.rss {
+		return benchRSS(repo, m, berth, dir, runs)
+	}
+	fmt.Println()
+	return nil
+}
+
+// helloInitramfs is the baseline: hello as /init.
+func helloInitramfs(repo, arch, dir string) (string, error) {
 	hello := filepath.Join(dir, "hello")
 	if err := vm.BuildGo(repo, "./bench/boot/hello", arch, hello); err != nil {
-		return err
+		return "", err
 	}
-	helloInitrd := filepath.Join(dir, "hello.cpio")
+	path := filepath.Join(dir, "hello.cpio")
 	i := vm.NewInitramfs()
 	if err := i.AddHostFile("init", hello, 0o755); err != nil {
-		return err
+		return "", err
 	}
-	if err := i.Write(helloInitrd); err != nil {
-		return err
-	}
-	// berth with a busybox image.
-	berth, err := vm.BuildBerth(repo, arch, dir)
+	return path, i.Write(path)
+}
+
+// demoInitramfs is what make demo boots: berth, demo/berth.toml, the demo
+// image and the overlay module.
+func demoInitramfs(repo, arch, berth, dir string) (string, error) {
+	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
 	if err != nil {
-		return err
+		return "", err
 	}
+	rootfs := filepath.Join(dir, "demo-rootfs")
+	if err := vm.BusyboxRootfs(repo, arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
+		return "", err
+	}
+	img := filepath.Join(dir, "demo.tar.zst")
+	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
+		return "", err
+	}
+	app := vm.Appliance{Berth: berth, Config: filepath.Join(repo, "demo", "berth.toml"), Images: map[string]string{"demo.tar.zst": img}}
+	if app.Modules, err = vm.Modules(repo, arch, []string{"overlay"}); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "demo.cpio")
+	return path, app.Write(path)
+}
+
+// benchRSS boots berth with 3 and with 11 containers and reads its RSS.
+func benchRSS(repo string, m machine, berth, dir string, runs int) error {
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := vm.BusyboxRootfs(repo, arch, rootfs, map[string]string{"admin.sh": adminScript}); err != nil {
+	if err := vm.BusyboxRootfs(repo, m.arch, rootfs, map[string]string{"admin.sh": adminScript}); err != nil {
 		return err
 	}
 	img := filepath.Join(dir, "bb.tar.zst")
@@ -109,48 +209,54 @@ func bench(repo, arch string, runs int) error {
 	if err != nil {
 		return err
 	}
-	var helloS, berthS []stamps
 	var rss3, rss11 []int64
 	for r := 0; r < runs; r++ {
-		out, err := boot(arch, kernel, helloInitrd)
+		out, err := m.boot(three, "")
 		if err != nil {
-			return fmt.Errorf("hello: %w", err)
+			return fmt.Errorf("berth with 3 containers: %w\n%s", err, out)
 		}
-		helloS = append(helloS, parse(out))
-		out, err = boot(arch, kernel, three)
-		if err != nil {
-			return fmt.Errorf("berth: %w\n%s", err, out)
-		}
-		berthS = append(berthS, parse(out))
 		rss3 = append(rss3, rssFrom(out))
-		out, err = boot(arch, kernel, eleven)
+		out, err = m.boot(eleven, "")
 		if err != nil {
 			return fmt.Errorf("berth with 11 containers: %w", err)
 		}
 		rss11 = append(rss11, rssFrom(out))
 	}
-	hk := median(func(s stamps) float64 { return s.initStart }, helloS)
-	bk := median(func(s stamps) float64 { return s.initStart }, berthS)
-	bf := median(func(s stamps) float64 { return s.firstOutput - s.initStart }, berthS)
-	bt := median(func(s stamps) float64 { return s.firstOutput }, berthS)
-	fmt.Printf("%s, QEMU TCG, %d boots each (medians):\n", arch, runs)
-	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, berth %6.0f ms (%.2fx)\n", hk*1000, bk*1000, bk/hk)
-	fmt.Printf("  berth start -> first container output: %6.0f ms\n", bf*1000)
-	fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), berth %6.0f ms (%.2fx)\n", hk*1000, bt*1000, bt/hk)
 	m3, m11 := medianInt(rss3), medianInt(rss11)
 	fmt.Printf("  berth RSS as PID 1, idle: %d KiB with 3 containers, %d KiB with 11: %d KiB per extra container\n\n",
 		m3>>10, m11>>10, (m11-m3)/8>>10)
 	return nil
 }
 
-func boot(arch, kernel, initrd string) (string, error) {
+// boot boots initrd and returns the console once QEMU exits or, when until
+// is set, once the console shows it: a raspi3b cannot power itself off
+// without bcm2835_wdt, whose arming resets QEMU 7.2's model at once, so
+// its boots are ended from here.
+func (m machine) boot(initrd, until string) (string, error) {
 	var out syncBuf
-	cfg := vm.Config{Arch: arch, Kernel: kernel, Initramfs: initrd}
-	v, err := qemu.Start(vm.QEMUArch(arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
+	cfg := m.cfg(initrd)
+	v, err := qemu.Start(vm.QEMUArch(m.arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
 	if err != nil {
 		return "", err
 	}
+	if until != "" {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for !strings.Contains(out.String(), until) {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			_ = v.Kill()
+		}()
+	}
 	err = v.Wait()
+	if until != "" && strings.Contains(out.String(), until) {
+		err = nil
+	}
 	return out.String(), err
 }
 

@@ -1,22 +1,48 @@
 package vm
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 )
 
 // Busybox returns the static busybox for arch that `make fetch` unpacked
-// from Debian's busybox-static package.
+// from Debian's busybox-static package: bin/busybox, or usr/bin/busybox in
+// Debian 13's merged-/usr package.
 func Busybox(repo, arch string) (string, error) {
-	p := filepath.Join(CacheDir(repo), "deb", arch, "busybox-static", "bin", "busybox")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no busybox for %s at %s: run 'make fetch ARCH=%s'", arch, p, arch)
+	pkg := filepath.Join(CacheDir(repo), "deb", arch, "busybox-static")
+	for _, p := range []string{filepath.Join(pkg, "bin", "busybox"), filepath.Join(pkg, "usr", "bin", "busybox")} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
 	}
-	return p, nil
+	return "", fmt.Errorf("no busybox for %s under %s: run 'make fetch ARCH=%s'", arch, pkg, arch)
+}
+
+// appletNames reads the applets a busybox binary has from its own
+// applet_names table ("[", "[[", "acpid", ... NUL-separated, sorted), so
+// that a busybox of any architecture can be listed without running it.
+func appletNames(bin []byte) ([]string, error) {
+	i := bytes.Index(bin, []byte("[\x00[[\x00"))
+	if i < 0 {
+		return nil, errors.New("no applet table")
+	}
+	var names []string
+	for rest := bin[i:]; ; {
+		name, after, ok := bytes.Cut(rest, []byte{0})
+		if !ok || len(name) == 0 || len(name) > 64 || bytes.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '/' || r > '~' }) {
+			break
+		}
+		names = append(names, string(name))
+		rest = after
+	}
+	if len(names) < 10 {
+		return nil, fmt.Errorf("applet table holds %d names", len(names))
+	}
+	return names, nil
 }
 
 // BusyboxRootfs writes a minimal root filesystem for arch at dir:
@@ -28,15 +54,13 @@ func BusyboxRootfs(repo, arch, dir string, files map[string]string) error {
 	if err != nil {
 		return err
 	}
-	// The applet list is the same on every architecture of one Debian
-	// build, so the host's busybox tells it.
-	host, err := Busybox(repo, runtime.GOARCH)
+	data, err := os.ReadFile(bb)
 	if err != nil {
 		return err
 	}
-	list, err := exec.Command(host, "--list").Output()
+	applets, err := appletNames(data)
 	if err != nil {
-		return fmt.Errorf("busybox --list: %w", err)
+		return fmt.Errorf("busybox %s: %w", bb, err)
 	}
 	for _, d := range []string{"bin", "dev", "etc", "proc", "sys", "tmp", "root"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -46,14 +70,10 @@ func BusyboxRootfs(repo, arch, dir string, files map[string]string) error {
 	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		return err
-	}
 	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
 		return err
 	}
-	for _, applet := range strings.Fields(string(list)) {
+	for _, applet := range applets {
 		if applet == "busybox" {
 			continue
 		}

@@ -32,9 +32,14 @@ type ModuleSet struct {
 }
 
 // Modules resolves names (module names, '-' or '_') in the kernel package
-// unpacked for arch under repo's .cache.
+// unpacked for arch under repo's .cache: its lib/modules, or usr/lib/modules
+// in Debian 13's merged-/usr packages.
 func Modules(repo, arch string, names []string) (*ModuleSet, error) {
-	base := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "lib", "modules")
+	pkg := filepath.Join(CacheDir(repo), "deb", arch, "linux-image")
+	base := filepath.Join(pkg, "lib", "modules")
+	if _, err := os.Stat(base); err != nil {
+		base = filepath.Join(pkg, "usr", "lib", "modules")
+	}
 	rels, _ := os.ReadDir(base)
 	if len(rels) != 1 {
 		return nil, fmt.Errorf("want one kernel release under %s, found %d: run 'make fetch ARCH=%s'", base, len(rels), arch)

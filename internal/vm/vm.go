@@ -30,18 +30,62 @@ type Arch struct {
 	Console string
 }
 
-// Arches are the architectures berth boots in QEMU.
+// Arches are the architectures berth boots in QEMU, each on a Debian
+// kernel: linux-image-amd64, -arm64 and (armhf) -armmp-lpae of Debian 12,
+// linux-image-riscv64 of Debian 13 (OpenSBI from QEMU's own firmware).
 var Arches = map[string]Arch{
-	"amd64": {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
-	"arm64": {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
+	"amd64":   {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
+	"arm64":   {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
+	"arm":     {GOARCH: "arm", QEMU: "qemu-system-arm", Machine: []string{"-M", "virt", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
+	"riscv64": {GOARCH: "riscv64", QEMU: "qemu-system-riscv64", Machine: []string{"-M", "virt", "-bios", "default"}, Console: "ttyS0"},
+}
+
+// ArchNames lists Arches in a fixed order: those TCG runs fastest first.
+var ArchNames = []string{"amd64", "arm64", "arm", "riscv64"}
+
+// Board is a real board that QEMU emulates, booted with Debian's kernel
+// for its architecture (Arch.GOARCH) and the device tree that kernel's
+// package ships for it.
+type Board struct {
+	Arch
+	// DTB is the device tree, relative to the package's
+	// /usr/lib/linux-image-RELEASE.
+	DTB string
+	// MemoryMB and CPUs are the board's, fixed by QEMU's machine.
+	MemoryMB, CPUs int
+}
+
+// Boards are the boards berth boots in QEMU. raspi3b's console is the mini
+// UART (QEMU's second serial port): the device tree makes it serial1,
+// ttyS1, and gives the PL011 (ttyAMA0) to Bluetooth.
+var Boards = map[string]Board{
+	"raspi3b": {
+		Arch: Arch{GOARCH: "arm64", QEMU: "qemu-system-aarch64",
+			Machine: []string{"-M", "raspi3b", "-serial", "null", "-serial", "mon:stdio"}, Console: "ttyS1"},
+		DTB: "broadcom/bcm2837-rpi-3-b.dtb", MemoryMB: 1024, CPUs: 4,
+	},
+}
+
+// DeviceTree returns a device tree (e.g. "broadcom/bcm2837-rpi-3-b.dtb")
+// from the Debian kernel package fetched for arch.
+func DeviceTree(repo, arch, name string) (string, error) {
+	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "usr", "lib", "linux-image-*", name)
+	m, _ := filepath.Glob(pattern)
+	if len(m) == 0 {
+		return "", fmt.Errorf("no device tree %s (%s): run 'make fetch ARCH=%s'", name, pattern, arch)
+	}
+	sort.Strings(m)
+	return m[len(m)-1], nil
 }
 
 // CacheDir is where the Makefile puts fetched Debian packages.
 func CacheDir(repo string) string { return filepath.Join(repo, ".cache") }
 
-// Kernel returns the Debian kernel for arch fetched by `make fetch`.
+// Kernel returns the Debian kernel for arch fetched by `make fetch`:
+// boot/vmlinuz-*, or boot/vmlinux-* as Debian names riscv64's (an Image,
+// which QEMU loads as it is).
 func Kernel(repo, arch string) (string, error) {
-	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "boot", "vmlinuz-*")
+	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "boot", "vmlinu[xz]-*")
 	m, _ := filepath.Glob(pattern)
 	if len(m) == 0 {
 		return "", fmt.Errorf("no Debian kernel for %s (%s): run 'make fetch ARCH=%s'", arch, pattern, arch)
@@ -117,6 +161,10 @@ type Config struct {
 	// Net, when set, gives the guest a virtio NIC on QEMU's user network;
 	// otherwise the guest has no NIC at all.
 	Net *UserNet
+	// Board, when set, boots this key of Boards instead of Arch's QEMU
+	// machine (Arch is then the board's GOARCH), with its device tree DTB.
+	Board string
+	DTB   string
 }
 
 // UserNet is QEMU's user networking (-netdev user) as berth's tests use
@@ -156,8 +204,10 @@ func (n *UserNet) args() []string {
 // Options turns c into vmtest qemu options. Never KVM: /dev/kvm exists on
 // the build machines but hangs, so guests run under TCG.
 func (c Config) Options() []qemu.Fn {
-	a := Arches[c.Arch]
-	mem := c.MemoryMB
+	a, mem, cpus := Arches[c.Arch], c.MemoryMB, 1
+	if b, ok := Boards[c.Board]; ok {
+		a, mem, cpus = b.Arch, b.MemoryMB, b.CPUs
+	}
 	if mem == 0 {
 		mem = 256
 	}
@@ -166,7 +216,10 @@ func (c Config) Options() []qemu.Fn {
 		timeout = 3 * time.Minute
 	}
 	args := append([]string{a.QEMU}, a.Machine...)
-	args = append(args, "-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", "1", "-no-reboot", "-display", "none")
+	args = append(args, "-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", fmt.Sprint(cpus), "-no-reboot", "-display", "none")
+	if c.DTB != "" {
+		args = append(args, "-dtb", c.DTB)
+	}
 	args = append(args, c.Net.args()...)
 	args = append(args, c.ExtraQEMU...)
 	cmdline := append([]string{"console=" + a.Console, "panic=-1", "quiet"}, c.Append...)

@@ -1,0 +1,42 @@
+package boot_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"berth/internal/testutil"
+	"berth/internal/vm"
+)
+
+// TestQEMUAllChecks boots the architectures that TCG runs slowest — arm
+// (armhf, Debian 12's armmp-lpae kernel on -M virt -cpu cortex-a15) and
+// riscv64 (Debian 13's kernel on -M virt with OpenSBI) — once each, with
+// the demo's containers and the isolation test's in one config, and
+// checks what TestQEMUDemoAppliance and TestQEMUIsolation check on amd64
+// and arm64: limits seen from inside, the OOM kill reported, the probe's
+// escapes denied by this architecture's seccomp filter and the rest of the
+// isolation, and a clean power-off.
+func TestQEMUAllChecks(t *testing.T) {
+	demo, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "demo", "berth.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"arm", "riscv64"} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			out, err := bootAppliance(t, appliance{
+				arch: arch, config: string(demo) + isolationConfig,
+				programs: map[string]string{"bin/probe": "./container/testdata/probe"},
+				vm:       vm.Config{Timeout: 10 * time.Minute},
+			})
+			if err != nil {
+				t.Errorf("QEMU did not exit cleanly: %v", err)
+			}
+			demoChecks(t, out)
+			isolationChecks(t, out)
+			logTimes(t, out)
+		})
+	}
+}
