@@ -2,6 +2,7 @@ package boot_test
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,6 +27,7 @@ type appliance struct {
 	files    map[string]string // more files in the image: path -> content
 	modules  []string          // kernel modules in the initramfs (nil: overlay)
 	vm       vm.Config
+	serial   io.Writer // also gets the console as it arrives, if set
 }
 
 // bootAppliance builds berth for the arch, packs a busybox image with the
@@ -85,7 +87,11 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	cfg := a.vm
 	cfg.Arch, cfg.Kernel, cfg.Initramfs = a.arch, kernel, initrd
 	var out syncBuffer
-	v, err := qemu.Start(vm.QEMUArch(a.arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
+	serial := []io.WriteCloser{&out}
+	if a.serial != nil {
+		serial = append(serial, nopCloser{a.serial})
+	}
+	v, err := qemu.Start(vm.QEMUArch(a.arch), append(cfg.Options(), qemu.WithSerialOutput(serial...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +221,11 @@ func logTimes(t *testing.T, out string) {
 	}
 	t.Logf("berth started at %.3fs after kernel start; first container output at %.3fs (%.0f ms later)", start, first, (first-start)*1000)
 }
+
+// nopCloser is a writer whose Close does nothing.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // syncBuffer is a bytes.Buffer safe for QEMU's writer goroutine.
 type syncBuffer struct {
