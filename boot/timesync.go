@@ -353,6 +353,8 @@ func (tk *timekeeper) failed(err error) time.Duration {
 	tk.mu.Unlock()
 	if first {
 		tk.log.Printf("clock: %v; retrying in %v", err, delay)
+	} else {
+		tk.log.Debugf("clock: %v; retrying in %v", err, delay)
 	}
 	tk.schedule(delay)
 	return delay
