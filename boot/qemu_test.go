@@ -27,7 +27,8 @@ type appliance struct {
 	files    map[string]string // more files in the image: path -> content
 	modules  []string          // kernel modules in the initramfs (nil: overlay)
 	vm       vm.Config
-	serial   io.Writer // also gets the console as it arrives, if set
+	serial   io.Writer         // also gets the console as it arrives, if set
+	initrd   map[string]string // more files in the initramfs: path -> content
 }
 
 // bootAppliance builds berth for the arch, packs a busybox image with the
@@ -71,7 +72,7 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 		t.Fatal(err)
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
-	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}}
+	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}, Files: a.initrd}
 	mods := a.modules
 	if mods == nil {
 		mods = []string{"overlay"} // containers' writable layers over the image cache
