@@ -298,7 +298,7 @@ func (tk *timekeeper) syncOnce(ctx context.Context) time.Duration {
 	var adj board.Adjustment
 	if tk.keep {
 		if adj, err = board.Correct(tk.clock, s.Offset, first); err != nil {
-			return tk.failed(fmt.Errorf("%s the clock by %v: %w", adj, s.Offset, err))
+			return tk.failed(err) // it names the step or slew and the offset
 		}
 	}
 	tk.mu.Lock()

@@ -180,6 +180,31 @@ func TestTimekeeperRetries(t *testing.T) {
 	}
 }
 
+// failingClock refuses every change, as the system clock does off init.
+type failingClock struct{ testClock }
+
+func (c *failingClock) Step(d time.Duration) error { return board.ErrNotMachineInit }
+
+// TestTimekeeperStepFails: a step that fails is a failed sync — retried,
+// shown in status — and the next answer is stepped again.
+func TestTimekeeperStepFails(t *testing.T) {
+	clock := &failingClock{testClock{now: t2005}}
+	log := &bytes.Buffer{}
+	tk := newTimekeeper(NewLogger(log), clock, true, t.TempDir(), []string{"10.0.2.2"})
+	a := &answers{samples: []board.Sample{{Server: "10.0.2.2", Offset: time.Millisecond, Stratum: 2}, {Server: "10.0.2.2", Offset: time.Millisecond, Stratum: 2}}}
+	tk.query = a.query
+	if d := tk.syncOnce(context.Background()); d != firstRetry {
+		t.Errorf("retry in %v, want %v", d, firstRetry)
+	}
+	tk.syncOnce(context.Background())
+	if ci := tk.info(); ci.LastError != board.ErrNotMachineInit.Error() || ci.Source != "none" || ci.LastSync != nil {
+		t.Errorf("status: %+v", ci)
+	}
+	if len(clock.slews) != 0 {
+		t.Errorf("slewed %v before any step succeeded", clock.slews)
+	}
+}
+
 // TestTimekeeperRestore: at boot the clock goes forward to the latest of
 // the RTC and the saved time, never back; the status names the source.
 func TestTimekeeperRestore(t *testing.T) {
