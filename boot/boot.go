@@ -67,6 +67,7 @@ type booter struct {
 	cgroups  *container.Layout
 	cfg      *Config
 	sup      *supervisor
+	clock    *timekeeper
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
 }
@@ -160,6 +161,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"console and kmsg logging", b.setupLogging},
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
+		{"clock", b.startClock},
 		{"images", b.prepareImages},
 		{"containers", b.startSupervision},
 	}

@@ -134,6 +134,9 @@ func (s *supervisor) statusInfo() *Status {
 	if s.b.watchdog != nil {
 		st.Watchdog = fmt.Sprintf("%s, timeout %s", s.b.watchdog.dev, s.b.watchdog.timeout)
 	}
+	if s.b.clock != nil {
+		st.Clock = s.b.clock.info()
+	}
 	for _, name := range s.order {
 		u := s.units[name]
 		if u.state == stateRunning {

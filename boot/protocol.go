@@ -77,6 +77,7 @@ type Status struct {
 	RSS            int64       `json:"berth_rss_bytes"`
 	RSSAnon        int64       `json:"berth_rss_anon_bytes"`
 	RSSFile        int64       `json:"berth_rss_file_bytes"`
+	Clock          *ClockInfo  `json:"clock,omitempty"`
 }
 
 // ImageInfo is a container's image as berth status shows it.

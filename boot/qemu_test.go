@@ -2,6 +2,7 @@ package boot_test
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +30,9 @@ type appliance struct {
 	vm       vm.Config
 	// until, when set, ends the boot once the console shows it: for a
 	// machine that cannot power itself off.
-	until string
+	until  string
+	serial io.Writer         // also gets the console as it arrives, if set
+	initrd map[string]string // more files in the initramfs: path -> content
 }
 
 // bootAppliance builds berth for the arch, packs a busybox image with the
@@ -73,7 +76,7 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 		t.Fatal(err)
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
-	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}}
+	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}, Files: a.initrd}
 	mods := a.modules
 	if mods == nil {
 		mods = []string{"overlay"} // containers' writable layers over the image cache
@@ -89,7 +92,11 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	cfg := a.vm
 	cfg.Arch, cfg.Kernel, cfg.Initramfs = a.arch, kernel, initrd
 	var out syncBuffer
-	v, err := qemu.Start(vm.QEMUArch(a.arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
+	serial := []io.WriteCloser{&out}
+	if a.serial != nil {
+		serial = append(serial, nopCloser{a.serial})
+	}
+	v, err := qemu.Start(vm.QEMUArch(a.arch), append(cfg.Options(), qemu.WithSerialOutput(serial...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +249,11 @@ func logTimes(t *testing.T, out string) {
 	}
 	t.Logf("berth started at %.3fs after kernel start; first container output at %.3fs (%.0f ms later)", start, first, (first-start)*1000)
 }
+
+// nopCloser is a writer whose Close does nothing.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // syncBuffer is a bytes.Buffer safe for QEMU's writer goroutine.
 type syncBuffer struct {

@@ -66,6 +66,9 @@ func (s *supervisor) reload() error {
 		}
 	}
 	s.units, s.order, s.b.cfg = next, order, cfg
+	if s.b.clock != nil {
+		s.b.clock.setServers(cfg.Network.NTP)
+	}
 	debug.FreeOSMemory() // as after the boot's images phase
 	s.b.log.Printf("config reloaded: changed %v, added %v, removed %v, untouched %v", changed, added, removed, kept)
 	return nil

@@ -13,6 +13,7 @@ import (
 // unmounts and calls reboot(2) with action; it never returns. Otherwise it
 // returns status.
 func (b *booter) shutdown(action Action, status int) int {
+	b.stopClock() // as PID 1 the time is saved, while the state is mounted
 	if !b.opts.PID1 {
 		return status
 	}

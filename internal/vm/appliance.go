@@ -115,6 +115,8 @@ type Appliance struct {
 	// Modules are kernel modules (with their dependencies) to put under
 	// /lib/modules, or nil.
 	Modules *ModuleSet
+	// Files are more files for the initramfs: path -> content.
+	Files map[string]string
 }
 
 // Write writes the appliance's initramfs to path.
@@ -135,6 +137,9 @@ func (a Appliance) Write(path string) error {
 		if err := a.Modules.add(i); err != nil {
 			return err
 		}
+	}
+	for name, content := range a.Files {
+		i.AddFile(name, []byte(content), 0o644)
 	}
 	return i.Write(path)
 }

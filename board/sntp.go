@@ -1,0 +1,208 @@
+package board
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// An SNTP client (RFC 4330): one request, one answer, checked before it
+// is believed. berth steps the clock with the first answer at boot and
+// slews it afterwards (clock.go).
+
+// ntpEpochOffset is the seconds from 1900-01-01 (NTP's era 0) to 1970.
+const ntpEpochOffset = 2208988800
+
+// MaxRootDistance is the largest root distance of a believed answer:
+// RFC 5905's MAXDIST. A server further than this from its reference
+// clock (or with a network this slow) cannot tell the time to a second.
+const MaxRootDistance = 1500 * time.Millisecond
+
+// Sample is one SNTP exchange.
+type Sample struct {
+	// Server is the server as configured: "10.0.2.2", "ntp.lan:123".
+	Server string
+	// Offset is how far the local clock is behind the server's: add it
+	// to the local time to get the server's.
+	Offset time.Duration
+	// Delay is the round trip, less the server's own processing.
+	Delay   time.Duration
+	Stratum uint8
+	// RootDelay and RootDispersion are the server's own round trip to,
+	// and error against, its reference clock, as it reports them.
+	RootDelay, RootDispersion time.Duration
+}
+
+// RootDistance bounds the sample's error (RFC 5905's root distance,
+// without the dispersion that grows with time): half the round trips to
+// the server and from it to its reference, plus the server's dispersion.
+func (s Sample) RootDistance() time.Duration {
+	return (s.RootDelay+s.Delay)/2 + s.RootDispersion
+}
+
+// ntpTime converts a time to the 64-bit NTP timestamp format.
+func ntpTime(t time.Time) uint64 {
+	secs := uint64(t.Unix() + ntpEpochOffset)
+	frac := (uint64(t.Nanosecond()) << 32) / 1e9
+	return secs<<32 | frac
+}
+
+// fromNTP converts an NTP timestamp to a time. Timestamps of era 0 before
+// 1968 (the high bit clear) are read as era 1 (2036 onwards), as RFC 4330
+// section 3 recommends.
+func fromNTP(ts uint64) time.Time {
+	secs := int64(ts >> 32)
+	if secs&0x80000000 == 0 {
+		secs += 1 << 32
+	}
+	nanos := ((ts & 0xffffffff) * 1e9) >> 32
+	return time.Unix(secs-ntpEpochOffset, int64(nanos))
+}
+
+// fromShort converts NTP's 32-bit short format (16.16 seconds, unsigned
+// as in RFC 5905) to a duration.
+func fromShort(v uint32) time.Duration {
+	return time.Duration((uint64(v) * uint64(time.Second)) >> 16)
+}
+
+// Errors of an answer that is not believed.
+var (
+	errKissOfDeath = errors.New("the server refused the request (stratum 0, kiss-o'-death)")
+	errBadAnswer   = errors.New("not an answer to this request")
+)
+
+// QuerySNTP asks server ("host" or "host:port", port 123 by default) for
+// the time. A name is resolved by the system's resolver
+// (/etc/resolv.conf). It gives up after timeout, or when ctx ends.
+// Datagrams that are not a believable answer to this request are
+// dropped while it waits; the last one's fault is the error when no good
+// answer comes.
+func QuerySNTP(ctx context.Context, server string, timeout time.Duration) (Sample, error) {
+	s := Sample{Server: server}
+	addr := server
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		addr = net.JoinHostPort(server, "123")
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return s, fmt.Errorf("sntp %s: %w", server, err)
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	// A cancelled ctx (berth shutting down) ends the wait at once.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	// The transmit timestamp is random, not our time: the server echoes
+	// it as the origin timestamp, which proves the answer is to this
+	// request, and our clock (maybe 1970) is not disclosed.
+	var req [48]byte
+	req[0] = 0<<6 | 4<<3 | 3 // LI 0, version 4, mode 3 (client)
+	if _, err := rand.Read(req[40:48]); err != nil {
+		return s, fmt.Errorf("sntp %s: %w", server, err)
+	}
+	t1 := time.Now()
+	if _, err := conn.Write(req[:]); err != nil {
+		return s, fmt.Errorf("sntp %s: send: %w", server, err)
+	}
+	var refused error
+	for {
+		var resp [68]byte
+		n, err := conn.Read(resp[:])
+		t4 := time.Now()
+		if err != nil {
+			if refused != nil {
+				return s, fmt.Errorf("sntp %s: %w", server, refused)
+			}
+			return s, fmt.Errorf("sntp %s: no answer: %w", server, err)
+		}
+		a, err := parseSNTP(resp[:n], req[40:48])
+		if err != nil {
+			refused = err
+			continue
+		}
+		// The round trip t4-t1 is read on the monotonic clock, so a step
+		// of the wall clock meanwhile does not distort the delay.
+		s.Stratum, s.RootDelay, s.RootDispersion = a.stratum, a.rootDelay, a.rootDisp
+		s.Offset = (a.recv.Sub(t1) + a.xmit.Sub(t4)) / 2
+		s.Delay = max(t4.Sub(t1)-a.xmit.Sub(a.recv), 0)
+		if dist := s.RootDistance(); dist > MaxRootDistance {
+			return s, fmt.Errorf("sntp %s: root distance %v is beyond %v: the server's time is too uncertain", server, dist, MaxRootDistance)
+		}
+		return s, nil
+	}
+}
+
+// answer is what a server's reply holds.
+type answer struct {
+	recv, xmit          time.Time
+	stratum             uint8
+	rootDelay, rootDisp time.Duration
+}
+
+// parseSNTP checks a server's reply to the request whose transmit
+// timestamp was origin.
+func parseSNTP(b []byte, origin []byte) (answer, error) {
+	var a answer
+	if len(b) < 48 {
+		return a, fmt.Errorf("%w: %d bytes", errBadAnswer, len(b))
+	}
+	li, vn, mode := b[0]>>6, (b[0]>>3)&7, b[0]&7
+	a.stratum = b[1]
+	switch {
+	case mode != 4:
+		return a, fmt.Errorf("%w: mode %d, not a server's", errBadAnswer, mode)
+	case vn < 3 || vn > 4:
+		return a, fmt.Errorf("%w: version %d", errBadAnswer, vn)
+	case string(b[24:32]) != string(origin):
+		return a, fmt.Errorf("%w: origin timestamp does not match", errBadAnswer)
+	case a.stratum == 0:
+		return a, fmt.Errorf("%w: code %q", errKissOfDeath, b[12:16])
+	case li == 3 || a.stratum > 15:
+		return a, errors.New("the server is not synchronized")
+	}
+	rts, tts := binary.BigEndian.Uint64(b[32:40]), binary.BigEndian.Uint64(b[40:48])
+	if rts == 0 || tts == 0 {
+		return a, fmt.Errorf("%w: zero timestamp", errBadAnswer)
+	}
+	a.recv, a.xmit = fromNTP(rts), fromNTP(tts)
+	if a.xmit.Before(a.recv) {
+		return a, fmt.Errorf("%w: transmitted before it was received", errBadAnswer)
+	}
+	a.rootDelay = fromShort(binary.BigEndian.Uint32(b[4:8]))
+	a.rootDisp = fromShort(binary.BigEndian.Uint32(b[8:12]))
+	return a, nil
+}
+
+// BestSample asks every server and returns the answer with the smallest
+// root distance — the least uncertain — or every server's error.
+func BestSample(ctx context.Context, servers []string, timeout time.Duration) (Sample, error) {
+	var best Sample
+	var errs []error
+	found := false
+	for _, srv := range servers {
+		s, err := QuerySNTP(ctx, srv, timeout)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !found || s.RootDistance() < best.RootDistance() {
+			best, found = s, true
+		}
+	}
+	if !found {
+		if len(errs) == 0 {
+			return best, errors.New("sntp: no server to ask")
+		}
+		return best, errors.Join(errs...)
+	}
+	return best, nil
+}
