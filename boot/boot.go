@@ -226,6 +226,7 @@ func (b *booter) setupBoard() error {
 	b.board = board.Detect()
 	b.log.Printf("board: %s (from %s), profile %s (%s)", b.board.Model, b.board.Source, b.board.Profile.Name, b.board.Reason)
 	if b.opts.PID1 {
+		b.installModprobe()
 		loaded, errs := b.board.Profile.LoadModules(nil)
 		if len(loaded) > 0 {
 			b.log.Printf("modules loaded: %v", loaded)
@@ -245,6 +246,21 @@ func (b *booter) setupBoard() error {
 		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
 	}
 	return nil
+}
+
+// installModprobe makes berth the kernel's modprobe, so that the modules
+// the kernel asks for by itself (crc32c for libcrc32c, nftables
+// expressions, link types) load from /lib/modules.
+func (b *booter) installModprobe() {
+	self, err := os.Executable()
+	if err == nil {
+		err = board.InstallModprobe(self)
+	}
+	if err != nil {
+		b.log.Printf("warning: the kernel cannot load modules by itself: %v", err)
+		return
+	}
+	b.log.Debugf("kernel modprobe: %s -> %s", board.ModprobePath, self)
 }
 
 // armWatchdog opens dev as early as possible; boot phases ping it from a
