@@ -67,6 +67,10 @@ type booter struct {
 	cgroups  *container.Layout
 	cfg      *Config
 	sup      *supervisor
+	// uplink configures the appliance's interfaces (PID 1 only);
+	// netChanged wakes the supervisor loop when their state changes.
+	uplink     *board.Uplink
+	netChanged chan struct{}
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
 }
@@ -98,7 +102,7 @@ func Main(opts Options) int {
 	}
 	b := &booter{
 		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
-		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(),
+		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),
 		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}
 	if !opts.PID1 {
@@ -160,6 +164,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"console and kmsg logging", b.setupLogging},
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
+		{"network", b.setupNetwork},
 		{"images", b.prepareImages},
 		{"containers", b.startSupervision},
 	}

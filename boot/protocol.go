@@ -77,6 +77,8 @@ type Status struct {
 	RSS            int64       `json:"berth_rss_bytes"`
 	RSSAnon        int64       `json:"berth_rss_anon_bytes"`
 	RSSFile        int64       `json:"berth_rss_file_bytes"`
+	// Network lists the appliance's own interfaces ([[network.interface]]).
+	Network []board.InterfaceStatus `json:"network,omitempty"`
 }
 
 // ImageInfo is a container's image as berth status shows it.
