@@ -67,8 +67,6 @@ type dhcpClient struct {
 	started  time.Time // of the current exchange, for the secs field
 	ignored  int       // messages ignored in the current exchange
 	buf      []byte
-	// carrier reports whether the link can carry packets.
-	carrier func() bool
 }
 
 // newDHCPClient opens the client's socket on ifname: UDP port 68, bound
@@ -96,10 +94,6 @@ func newDHCPClient(ifname string, mac net.HardwareAddr, h leaseHandler, stop <-c
 	}
 	c := &dhcpClient{ifname: ifname, conn: pc.(*net.UDPConn), h: h, stop: stop, buf: make([]byte, dhcpMaxMsg+1)}
 	copy(c.mac[:], mac)
-	c.carrier = func() bool {
-		ifc, err := net.InterfaceByName(ifname)
-		return err == nil && ifc.Flags&net.FlagRunning != 0
-	}
 	return c, nil
 }
 
@@ -305,8 +299,14 @@ func (c *dhcpClient) receive(deadline time.Time, accept func(*dhcpMsg) bool) (*d
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
 			return nil, nil
-		case err != nil:
+		case errors.Is(err, net.ErrClosed):
 			return nil, errStopped
+		case err != nil: // the link going down, say: look again shortly
+			c.ignore("a failed read: %v", err)
+			if !c.sleep(100 * time.Millisecond) {
+				return nil, errStopped
+			}
+			continue
 		case n > dhcpMaxMsg:
 			c.ignore("a message from %s longer than %d bytes", from, dhcpMaxMsg)
 			continue
@@ -336,16 +336,22 @@ func (c *dhcpClient) ignore(format string, args ...any) {
 // waitCarrier waits until the link can carry packets, so that the first
 // DISCOVER is not lost to a cable still negotiating.
 func (c *dhcpClient) waitCarrier() error {
-	if c.carrier() {
+	if c.hasCarrier() {
 		return nil
 	}
 	c.h.setState("no carrier")
-	for wait := 100 * time.Millisecond; !c.carrier(); wait = min(wait*2, 2*time.Second) {
+	for wait := 100 * time.Millisecond; !c.hasCarrier(); wait = min(wait*2, 2*time.Second) {
 		if !c.sleep(wait) {
 			return errStopped
 		}
 	}
 	return nil
+}
+
+// hasCarrier reports whether the link can carry packets.
+func (c *dhcpClient) hasCarrier() bool {
+	ifc, err := net.InterfaceByName(c.ifname)
+	return err == nil && ifc.Flags&net.FlagRunning != 0
 }
 
 // sleep waits d, or until stop: false then.

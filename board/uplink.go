@@ -75,9 +75,11 @@ type Uplink struct {
 	mu    sync.Mutex // guards each link's run-time state
 	links []*link
 
-	resolvMu   sync.Mutex
+	// appliedMu guards what the uplink wrote outside the kernel:
+	// resolv.conf, and the hostname a lease set.
+	appliedMu  sync.Mutex
 	lastResolv string
-	hostname   string // the one a lease set
+	hostname   string
 }
 
 // link is one configured interface at run time; its fields after cfg
@@ -395,6 +397,9 @@ func (l *link) bound(nl, old *Lease) {
 	l.lease, l.addr, l.gw = nl, nl.Address, gw
 	l.ready = err == nil && gw.IsValid()
 	l.state = "bound"
+	if err != nil {
+		l.state = "bound, but not applied: " + err.Error()
+	}
 	l.u.mu.Unlock()
 	verb := "lease"
 	if old != nil {
@@ -457,8 +462,8 @@ func (u *Uplink) applyHostname(name string) {
 	if u.cfg.Hostname != "" || name == "" {
 		return
 	}
-	u.resolvMu.Lock()
-	defer u.resolvMu.Unlock()
+	u.appliedMu.Lock()
+	defer u.appliedMu.Unlock()
 	if name == u.hostname {
 		return
 	}

@@ -194,8 +194,8 @@ func (u *Uplink) writeResolv() {
 		}
 	}
 	u.mu.Unlock()
-	u.resolvMu.Lock()
-	defer u.resolvMu.Unlock()
+	u.appliedMu.Lock()
+	defer u.appliedMu.Unlock()
 	content := resolvConf(servers, domains)
 	if content == u.lastResolv || u.lastResolv == "" && len(servers) == 0 && len(domains) == 0 {
 		return
