@@ -334,13 +334,19 @@ func (c *dhcpClient) ignore(format string, args ...any) {
 }
 
 // waitCarrier waits until the link can carry packets, so that the first
-// DISCOVER is not lost to a cable still negotiating.
+// DISCOVER is not lost to a cable still negotiating. A link just brought
+// up gets its carrier within about a second: it looks every 100 ms for
+// the first 2 s, then every 2 s.
 func (c *dhcpClient) waitCarrier() error {
 	if c.hasCarrier() {
 		return nil
 	}
 	c.h.setState("no carrier")
-	for wait := 100 * time.Millisecond; !c.hasCarrier(); wait = min(wait*2, 2*time.Second) {
+	for start := time.Now(); !c.hasCarrier(); {
+		wait := 100 * time.Millisecond
+		if time.Since(start) > 2*time.Second {
+			wait = 2 * time.Second
+		}
 		if !c.sleep(wait) {
 			return errStopped
 		}
