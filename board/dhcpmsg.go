@@ -43,19 +43,19 @@ const dhcpCookie = 0x63825363
 // dhcpMsg is what berth reads of a DHCP message. Options that are absent
 // are zero (addresses invalid, times -1).
 type dhcpMsg struct {
-	op             byte
-	xid            uint32
-	chaddr         [6]byte
-	ciaddr, yiaddr netip.Addr
-	typ            byte
-	serverID       netip.Addr
-	maskBits       int // -1: no subnet mask option
-	routers        []netip.Addr
-	dns            []netip.Addr
-	hostname       string
-	domain         string
-	lease, t1, t2  int64 // seconds
-	message        string
+	op            byte
+	xid           uint32
+	chaddr        [6]byte
+	yiaddr        netip.Addr
+	typ           byte
+	serverID      netip.Addr
+	maskBits      int // -1: no subnet mask option
+	routers       []netip.Addr
+	dns           []netip.Addr
+	hostname      string
+	domain        string
+	lease, t1, t2 int64 // seconds
+	message       string
 }
 
 // parseDHCP reads a DHCP message, refusing one that is malformed: short,
@@ -74,7 +74,7 @@ func parseDHCP(b []byte) (*dhcpMsg, error) {
 	}
 	m := &dhcpMsg{
 		op: b[0], xid: binary.BigEndian.Uint32(b[4:]),
-		ciaddr: netip.AddrFrom4([4]byte(b[12:16])), yiaddr: netip.AddrFrom4([4]byte(b[16:20])),
+		yiaddr:   netip.AddrFrom4([4]byte(b[16:20])),
 		maskBits: -1, lease: -1, t1: -1, t2: -1,
 	}
 	copy(m.chaddr[:], b[28:34])

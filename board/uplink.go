@@ -93,8 +93,6 @@ type link struct {
 	index  int
 	mac    net.HardwareAddr
 	state  string
-	addr   netip.Prefix // applied
-	gw     netip.Addr   // default route applied through it
 	lease  *Lease
 	ready  bool
 	client *dhcpClient
@@ -340,7 +338,7 @@ func (l *link) configureStatic() error {
 		return fmt.Errorf("%s: %w", l.name, err)
 	}
 	l.u.mu.Lock()
-	l.addr, l.gw, l.ready = l.cfg.Address, l.cfg.Gateway, l.cfg.Gateway.IsValid()
+	l.ready = l.cfg.Gateway.IsValid()
 	l.state = "configured"
 	if !l.ready {
 		l.state = "configured, without a gateway"
@@ -384,18 +382,15 @@ func (l *link) bound(nl, old *Lease) {
 		_ = l.u.do(rtnl.DelDefaultRoute(l.index, old.Router))
 	}
 	err := l.u.do(rtnl.AddAddr(l.index, nl.Address, leaseLifetime(nl)))
-	var gw netip.Addr
 	if err == nil && nl.Router.IsValid() {
-		if err = l.u.do(rtnl.AddDefaultRouteMetric(l.index, nl.Router, l.metric)); err == nil {
-			gw = nl.Router
-		}
+		err = l.u.do(rtnl.AddDefaultRouteMetric(l.index, nl.Router, l.metric))
 	}
 	if err != nil {
 		l.logf("%s: applying the lease of %s: %v", l.name, nl.Address, err)
 	}
 	l.u.mu.Lock()
-	l.lease, l.addr, l.gw = nl, nl.Address, gw
-	l.ready = err == nil && gw.IsValid()
+	l.lease = nl
+	l.ready = err == nil && nl.Router.IsValid()
 	l.state = "bound"
 	if err != nil {
 		l.state = "bound, but not applied: " + err.Error()
@@ -419,7 +414,7 @@ func (l *link) lost(old *Lease, why string) {
 	}
 	_ = l.u.do(rtnl.DelAddr(l.index, old.Address))
 	l.u.mu.Lock()
-	l.lease, l.addr, l.gw, l.ready = nil, netip.Prefix{}, netip.Addr{}, false
+	l.lease, l.ready = nil, false
 	l.state = "lease lost"
 	l.u.mu.Unlock()
 	l.logf("%s: DHCP lease %s lost: %s", l.name, old.Address, why)
