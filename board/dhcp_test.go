@@ -1,19 +1,20 @@
 package board
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // uplinkRun is an Uplink under test, with its resolv.conf and its log.
@@ -79,29 +80,42 @@ func kernelAddrs(t *testing.T, name string) []string {
 	return out
 }
 
-// validLifetime is the kernel's valid_lft of the address on name, as
-// iproute2 prints it: "3599sec" or "forever".
-func validLifetime(t *testing.T, name string) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-o", "-4", "addr", "show", "dev", name).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip addr: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`valid_lft (\S+)`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("no valid_lft in %q", out)
-	}
-	return m[1]
-}
+// forever is validLifetime's answer for an address that never expires.
+const forever = -1
 
-// seconds parses "3599sec".
-func seconds(t *testing.T, lft string) int64 {
+// validLifetime is the kernel's valid lifetime, in seconds, of the IPv4
+// address on link name (forever for none), read with an RTM_GETADDR dump.
+func validLifetime(t *testing.T, name string) int64 {
 	t.Helper()
-	n, err := strconv.ParseInt(strings.TrimSuffix(lft, "sec"), 10, 64)
+	ifc, err := net.InterfaceByName(name)
 	if err != nil {
-		t.Fatalf("lifetime %q: %v", lft, err)
+		t.Fatal(err)
 	}
-	return n
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		// struct ifaddrmsg: family, prefixlen, flags, scope, index.
+		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < 8 || int(binary.NativeEndian.Uint32(m.Data[4:])) != ifc.Index {
+			continue
+		}
+		attrs, _ := syscall.ParseNetlinkRouteAttr(&m)
+		for _, a := range attrs {
+			if a.Attr.Type == unix.IFA_CACHEINFO && len(a.Value) >= 8 { // preferred, valid, ...
+				if v := binary.NativeEndian.Uint32(a.Value[4:]); v != 0xffffffff {
+					return int64(v)
+				}
+				return forever
+			}
+		}
+	}
+	t.Fatalf("no IPv4 address on %s", name)
+	return 0
 }
 
 // TestDHCPLease: DISCOVER, OFFER, REQUEST, ACK; the address goes on with
@@ -127,7 +141,7 @@ func TestDHCPLease(t *testing.T) {
 	if got := kernelAddrs(t, "up0"); !slices.Equal(got, []string{"10.7.0.15/24"}) {
 		t.Errorf("addresses %v, want 10.7.0.15/24", got)
 	}
-	if lft := seconds(t, validLifetime(t, "up0")); lft <= 3500 || lft > 3600 {
+	if lft := validLifetime(t, "up0"); lft <= 3500 || lft > 3600 {
 		t.Errorf("valid lifetime %ds, want the lease's 3600s less the time since", lft)
 	}
 	if gw := defaultGateways(routeFile)["up0"]; gw != "10.7.0.1" {
@@ -309,22 +323,22 @@ func TestDHCPLeaseTimes(t *testing.T) {
 	tests := []struct {
 		name          string
 		lease, t1, t2 int64
-		check         func(t *testing.T, lft string, l *LeaseStatus)
+		check         func(t *testing.T, lft int64, l *LeaseStatus)
 	}{
-		{"infinite", 0xffffffff, -1, -1, func(t *testing.T, lft string, l *LeaseStatus) {
-			if lft != "forever" || l.Seconds != 0 || l.Expires != nil || l.Renew != nil {
-				t.Errorf("valid_lft %s, lease %+v; want forever", lft, *l)
+		{"infinite", 0xffffffff, -1, -1, func(t *testing.T, lft int64, l *LeaseStatus) {
+			if lft != forever || l.Seconds != 0 || l.Expires != nil || l.Renew != nil {
+				t.Errorf("valid lifetime %d, lease %+v; want forever", lft, *l)
 			}
 		}},
-		{"136 years, T1 past T2", 0xfffffffe, 0xffffffff, 0, func(t *testing.T, lft string, l *LeaseStatus) {
-			if s := seconds(t, lft); s < 0xfffffff0 || l.Seconds != 0xfffffffe || l.Expires.Year() < 2150 ||
+		{"136 years, T1 past T2", 0xfffffffe, 0xffffffff, 0, func(t *testing.T, lft int64, l *LeaseStatus) {
+			if lft < 0xfffffff0 || l.Seconds != 0xfffffffe || l.Expires.Year() < 2150 ||
 				l.Renew.Sub(l.Obtained) != 0xfffffffe*time.Second/2 {
-				t.Errorf("valid_lft %s, lease %+v", lft, *l)
+				t.Errorf("valid lifetime %d, lease %+v", lft, *l)
 			}
 		}},
-		{"zero: the minimum", 0, -1, -1, func(t *testing.T, lft string, l *LeaseStatus) {
-			if s := seconds(t, lft); s > 10 || l.Seconds != 10 {
-				t.Errorf("valid_lft %s, lease %+v; want 10 s", lft, *l)
+		{"zero: the minimum", 0, -1, -1, func(t *testing.T, lft int64, l *LeaseStatus) {
+			if lft <= 0 || lft > 10 || l.Seconds != 10 {
+				t.Errorf("valid lifetime %d, lease %+v; want 10 s", lft, *l)
 			}
 		}},
 	}

@@ -54,8 +54,8 @@ func TestUplinkStatic(t *testing.T) {
 	if got := kernelAddrs(t, "st0p"); !slices.Equal(got, []string{"192.168.7.2/24"}) {
 		t.Errorf("addresses %v", got)
 	}
-	if lft := validLifetime(t, "st0p"); lft != "forever" {
-		t.Errorf("a static address's lifetime is %s", lft)
+	if lft := validLifetime(t, "st0p"); lft != forever {
+		t.Errorf("a static address's lifetime is %d s", lft)
 	}
 	if gw := defaultGateways(routeFile)["st0p"]; gw != "192.168.7.1" {
 		t.Errorf("default route via %q, want 192.168.7.1", gw)
