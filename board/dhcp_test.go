@@ -294,17 +294,22 @@ func TestDHCPExpiry(t *testing.T) {
 
 // TestDHCPLateServer: a server that answers after the client has
 // retransmitted still counts: retransmissions keep the transaction ID.
+// The server answers the first DISCOVER only once the second arrives.
 func TestDHCPLateServer(t *testing.T) {
 	t.Parallel()
 	if !inNewNetNS(t) {
 		return
 	}
+	var first seenRequest
 	discovers := 0
 	srv := startServer(t, newTestLAN(t, "up0"), func(s *testServer, r seenRequest) {
 		switch r.typ {
 		case dhcpDiscover:
-			if discovers++; discovers == 1 { // past the first retransmission (4±1 s)
-				s.sendAfter(6*time.Second, r, ack(dhcpOffer, "10.7.0.15", 3600, -1, -1))
+			switch discovers++; discovers {
+			case 1:
+				first = r
+			case 2:
+				s.send(first, ack(dhcpOffer, "10.7.0.15", 3600, -1, -1))
 			}
 		case dhcpRequest:
 			s.send(r, ack(dhcpAck, "10.7.0.15", 3600, -1, -1))

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -231,14 +230,6 @@ func (s *testServer) send(r seenRequest, rep reply) {
 	if _, err := s.conn.WriteTo(b, nil, &net.UDPAddr{IP: dst, Port: 68}); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.t.Errorf("test server: send to %s: %v", dst, err)
 	}
-}
-
-// sendAfter sends rep after d, from another goroutine.
-func (s *testServer) sendAfter(d time.Duration, r seenRequest, rep reply) {
-	go func() {
-		time.Sleep(d)
-		s.send(r, rep)
-	}()
 }
 
 // normalServer answers every DISCOVER with an offer of addr and every
