@@ -241,7 +241,10 @@ func TestDHCPNak(t *testing.T) {
 		}
 	})
 	run := startUplink(t, Interface{Name: "up0", DHCP: true})
-	waitFor(t, "the lease of 10.7.0.16", func() bool { return run.ready() && run.status().Lease.Address == "10.7.0.16/24" })
+	waitFor(t, "the lease of 10.7.0.16", func() bool {
+		st := run.status()
+		return st.Ready && st.Lease != nil && st.Lease.Address == "10.7.0.16/24"
+	})
 	if run.logged(`lost: renewing: the server refused (DHCPNAK) ("wrong network")`) != 1 {
 		t.Error("the NAK is not logged")
 	}

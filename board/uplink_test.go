@@ -67,9 +67,7 @@ func TestUplinkStatic(t *testing.T) {
 	if st[0].Config != "mac 52:54:00:00:07:02" || st[0].Name != "st0p" || st[0].State != "configured" || st[0].Method != "static" {
 		t.Errorf("status %+v", st[0])
 	}
-	if st[1].State != "waiting for the link" || st[1].Ready {
-		t.Errorf("status of the missing link %+v", st[1])
-	}
+	waitFor(t, "late0 to be waited for", func() bool { return run.u.Status()[1].State == "waiting for the link" })
 
 	if err := c.Do(rtnl.AddVeth(rtnl.Veth{Name: "late0", PeerName: "late0p"})); err != nil {
 		t.Fatal(err)
