@@ -85,7 +85,7 @@ test: all $(VM_ARCHES:%=fetch-%)
 
 # Fuzz targets run briefly in make test; their corpora live in
 # PKG/testdata/fuzz. Longer: make test FUZZTIME=10m.
-FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig
+FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP
 FUZZTIME ?= 10s
 
 # Benchmarks against the peers named in the issues, side by side in one

@@ -6,8 +6,10 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"runtime"
 
+	"berth/board"
 	"berth/boot"
 	"berth/cli"
 	"berth/container"
@@ -25,6 +27,11 @@ func init() {
 }
 
 func main() {
+	// The kernel runs board.ModprobePath, a symlink to berth, to load a
+	// module it asks for: berth is the appliance's modprobe.
+	if filepath.Base(os.Args[0]) == "modprobe" {
+		os.Exit(board.ModprobeMain(os.Args[1:]))
+	}
 	// The kernel starts the machine's init with no arguments (or ones it
 	// did not understand itself). berth started as the first process of a
 	// container is PID 1 too, but of its own PID namespace: it is a CLI

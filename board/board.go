@@ -1,7 +1,10 @@
 // Package board tells which hardware berth runs on — from the device tree
 // (ARM boards) or DMI (x86) — and what that board needs: its console, its
-// watchdog and the kernel modules to load. It imports nothing else of
-// berth.
+// watchdog and the kernel modules to load (modprobe.go, also as the
+// kernel's modprobe). It sets up the appliance's own network: loopback,
+// the NIC drivers, and each uplink by a static address or its own DHCPv4
+// client (uplink.go, dhcp.go). Of berth it imports only internal utility
+// packages (internal/rtnl).
 package board
 
 import (

@@ -2,62 +2,41 @@ package board
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
-
-	"github.com/u-root/u-root/pkg/kmodule"
 )
 
-// LoadModules loads the profile's modules and extra ones, with their
-// dependencies, from /lib/modules/$(uname -r) (u-root's pkg/kmodule reads
-// modules.dep and modules.builtin there and orders each module after its
-// dependencies; loadModuleFile loads the files). A module that is built in
-// or already loaded is a success; one that is missing is reported, and the
-// others are still loaded.
+// LoadModules loads the profile's modules and extra ones from
+// /lib/modules/$(uname -r), as modprobe would: each name may be a module
+// or an alias (modules.alias), each module comes after its dependencies
+// (modules.dep) and with its soft dependencies (modules.softdep: crc32c
+// before libcrc32c). A module that is built in or already loaded is a
+// success and not listed; one that is missing is reported, and the others
+// are still loaded.
 func (p Profile) LoadModules(extra []string) (loaded []string, errs []error) {
 	names := append(append([]string(nil), p.Modules...), extra...)
 	if len(names) == 0 {
 		return nil, nil
 	}
-	var mu sync.Mutex
-	var order []string // the files one Probe would load, dependencies first
-	prober, err := kmodule.NewProber(kmodule.ProbeOpts{DryRunCB: func(path string) {
-		mu.Lock()
-		defer mu.Unlock()
-		order = append(order, path)
-	}})
+	ix, err := openModIndex("/")
 	if err != nil {
 		return nil, []error{fmt.Errorf("load modules %v: %w", names, err)}
 	}
-	for _, n := range names {
-		order = order[:0]
-		if err := prober.Probe(n, ""); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				continue
-			}
-			errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
-			continue
-		}
-		if err := loadFiles(order); err != nil {
-			errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
-			continue
-		}
-		loaded = append(loaded, n)
-	}
-	return loaded, errs
+	return ix.probeAll(names)
 }
 
-// loadFiles loads module files in order, stopping at the first failure.
-func loadFiles(paths []string) error {
-	for _, p := range paths {
-		if err := loadModuleFile(p); err != nil {
-			return err
+// probeAll probes each name in turn.
+func (ix *modIndex) probeAll(names []string) (loaded []string, errs []error) {
+	for _, n := range names {
+		got, err := ix.probe(n)
+		loaded = append(loaded, got...)
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return loaded, errs
 }
 
 // HasMemoryCgroup reports whether the kernel's memory cgroup controller

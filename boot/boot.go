@@ -68,6 +68,10 @@ type booter struct {
 	cfg      *Config
 	sup      *supervisor
 	clock    *timekeeper
+	// uplink configures the appliance's interfaces (PID 1 only);
+	// netChanged wakes the supervisor loop when their state changes.
+	uplink     *board.Uplink
+	netChanged chan struct{}
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
 }
@@ -99,7 +103,7 @@ func Main(opts Options) int {
 	}
 	b := &booter{
 		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
-		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(),
+		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),
 		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}
 	if !opts.PID1 {
@@ -162,6 +166,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"clock", b.startClock},
+		{"network", b.setupNetwork},
 		{"images", b.prepareImages},
 		{"containers", b.startSupervision},
 	}
@@ -228,6 +233,7 @@ func (b *booter) setupBoard() error {
 	b.board = board.Detect()
 	b.log.Printf("board: %s (from %s), profile %s (%s)", b.board.Model, b.board.Source, b.board.Profile.Name, b.board.Reason)
 	if b.opts.PID1 {
+		b.installModprobe()
 		loaded, errs := b.board.Profile.LoadModules(nil)
 		if len(loaded) > 0 {
 			b.log.Printf("modules loaded: %v", loaded)
@@ -247,6 +253,21 @@ func (b *booter) setupBoard() error {
 		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
 	}
 	return nil
+}
+
+// installModprobe makes berth the kernel's modprobe, so that the modules
+// the kernel asks for by itself (crc32c for libcrc32c, nftables
+// expressions, link types) load from /lib/modules.
+func (b *booter) installModprobe() {
+	self, err := os.Executable()
+	if err == nil {
+		err = board.InstallModprobe(self)
+	}
+	if err != nil {
+		b.log.Printf("warning: the kernel cannot load modules by itself: %v", err)
+		return
+	}
+	b.log.Debugf("kernel modprobe: %s -> %s", board.ModprobePath, self)
 }
 
 // armWatchdog opens dev as early as possible; boot phases ping it from a

@@ -151,9 +151,18 @@ func (cfg *Config) validate(v *validator) {
 	cfg.Board.check(v)
 	cfg.checkImageKeys(v)
 	cfg.Network.check(v)
+	routed := false // an interface can bring a default route
+	for _, ic := range cfg.Network.Interface {
+		routed = routed || ic.DHCP || ic.Gateway != ""
+	}
 	for i, c := range cfg.Container {
-		if c.NeedsNetwork && len(cfg.Network.Interface) == 0 {
+		switch {
+		case !c.NeedsNetwork:
+		case len(cfg.Network.Interface) == 0:
 			v.addKey("container#"+strconv.Itoa(i)+".needs_network", "no [[network.interface]] is configured: nothing would ever bring the network up")
+		case !routed:
+			v.addKey("container#"+strconv.Itoa(i)+".needs_network",
+				"no [[network.interface]] has dhcp = true or a gateway: none would bring the default route it waits for")
 		}
 	}
 }

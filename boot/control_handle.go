@@ -114,7 +114,7 @@ func (s *supervisor) processes() []Process {
 		}
 		switch u.state {
 		case stateWaiting:
-			_, _, p.Detail = readiness(u, s.units)
+			_, _, p.Detail = s.readiness(u)
 		case stateBackoff:
 			p.Detail = "restarts in " + time.Until(u.next).Round(time.Millisecond).String()
 		}
@@ -131,6 +131,9 @@ func (s *supervisor) statusInfo() *Status {
 		Watchdog: "none", Containers: len(s.units),
 	}
 	st.RSS, st.RSSAnon, st.RSSFile = selfRSS()
+	if s.b.uplink != nil {
+		st.Network = s.b.uplink.Status()
+	}
 	if s.b.watchdog != nil {
 		st.Watchdog = fmt.Sprintf("%s, timeout %s", s.b.watchdog.dev, s.b.watchdog.timeout)
 	}

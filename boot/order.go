@@ -30,6 +30,19 @@ func readiness(u *unit, units map[string]*unit) (ready, blocked bool, reason str
 	return true, false, ""
 }
 
+// readiness is the unit's readiness by its dependencies and, with
+// needs_network, the network's (network.go). Waiting for the network
+// never blocks for good: an uplink may come up any time.
+func (s *supervisor) readiness(u *unit) (ready, blocked bool, reason string) {
+	if ready, blocked, reason = readiness(u, s.units); !ready {
+		return ready, blocked, reason
+	}
+	if why := s.networkWait(u); why != "" {
+		return false, false, why
+	}
+	return true, false, ""
+}
+
 // stopOrder returns the units in the order a shutdown stops them: those
 // that others come after are stopped last (reverse dependency order);
 // otherwise in reverse config order.

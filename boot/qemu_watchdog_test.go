@@ -38,7 +38,7 @@ func TestQEMUWatchdog(t *testing.T) {
 	if err != nil {
 		t.Errorf("QEMU did not exit by itself: %v", err)
 	}
-	wantLines(t, out, "modules loaded: [i6300esb", "watchdog /dev/watchdog armed", "watchdog timeout 3s",
+	wantLines(t, out, "modules loaded: [watchdog i6300esb]", "watchdog /dev/watchdog armed", "watchdog timeout 3s",
 		"wedge | still alive after 10s", "debug: the supervisor loop hangs now",
 		"containers get private copies of their images", "image /images/demo.tar.zst unpacked for wedge")
 	hang := strings.Index(out, "debug: the supervisor loop hangs now")

@@ -96,6 +96,7 @@ func (s *supervisor) loop() (Action, int) {
 					return action, s.status()
 				}
 			}
+		case <-s.b.netChanged: // a container may wait for the network
 		case req := <-s.b.requests:
 			if action, stop := s.handle(req); stop {
 				return action, s.status()
@@ -130,7 +131,7 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 			u.state = stateWaiting
 			fallthrough
 		case stateWaiting:
-			ready, _, reason := readiness(u, s.units)
+			ready, _, reason := s.readiness(u)
 			if !ready {
 				if reason != u.waitReason {
 					s.b.log.Printf("container %s: %s", name, reason)
@@ -169,7 +170,7 @@ func (s *supervisor) finished() bool {
 		switch u.state {
 		case stateExited, stateFailed:
 		case stateWaiting:
-			if _, blocked, _ := readiness(u, s.units); !blocked {
+			if _, blocked, _ := s.readiness(u); !blocked {
 				return false
 			}
 		default:

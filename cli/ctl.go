@@ -181,7 +181,7 @@ func logsMain(c *ctx, args []string) int {
 }
 
 func statusMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, clock, config and images.")
+	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, clock, config, images and network interfaces.")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
@@ -206,8 +206,47 @@ func statusMain(c *ctx, args []string) int {
 	for _, im := range st.Images {
 		fmt.Fprintf(w, "image\t%s: %s\n", im.Container, im.Path)
 	}
+	for _, n := range st.Network {
+		fmt.Fprintf(w, "interface\t%s\n", describeInterface(n))
+	}
 	w.Flush()
 	return exitOK
+}
+
+// describeInterface is one line of berth status for an interface:
+// "eth0 (52:54:00:12:34:56) dhcp bound: 10.0.2.15/24, gateway 10.0.2.2,
+// dns 10.0.2.3, lease 24h0m0s expires in 23h59m12s".
+func describeInterface(n board.InterfaceStatus) string {
+	var b strings.Builder
+	b.WriteString(n.Config)
+	if n.Name != "" && n.Name != n.Config {
+		fmt.Fprintf(&b, " = %s", n.Name)
+	}
+	if n.MAC != "" {
+		fmt.Fprintf(&b, " (%s)", n.MAC)
+	}
+	fmt.Fprintf(&b, " %s %s", n.Method, n.State)
+	var parts []string
+	for _, a := range n.Addresses {
+		if !strings.Contains(a, ":") { // IPv4: the link-local IPv6 one says little
+			parts = append(parts, a)
+		}
+	}
+	if n.Gateway != "" {
+		parts = append(parts, "gateway "+n.Gateway)
+	}
+	if len(n.DNS) > 0 {
+		parts = append(parts, "dns "+strings.Join(n.DNS, " "))
+	}
+	if l := n.Lease; l != nil && l.Expires == nil {
+		parts = append(parts, "lease forever")
+	} else if l != nil {
+		parts = append(parts, fmt.Sprintf("lease %s expires in %s", seconds(float64(l.Seconds)), seconds(l.ExpiresInSec)))
+	}
+	if len(parts) > 0 {
+		b.WriteString(": " + strings.Join(parts, ", "))
+	}
+	return b.String()
 }
 
 // seconds renders a duration in whole seconds: "1h2m3s".

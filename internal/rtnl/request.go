@@ -188,6 +188,13 @@ func AddDefaultRoute(index int, gw netip.Addr) *Request {
 	return r.attr(unix.RTA_GATEWAY, g[:]).u32(unix.RTA_OIF, uint32(index))
 }
 
+// AddDefaultRouteMetric is AddDefaultRoute with a metric (RTA_PRIORITY):
+// the kernel takes the route with the lowest, so that each of several
+// uplinks can have its own default route without replacing another's.
+func AddDefaultRouteMetric(index int, gw netip.Addr, metric int) *Request {
+	return AddDefaultRoute(index, gw).u32(unix.RTA_PRIORITY, uint32(metric))
+}
+
 // DelDefaultRoute removes the default route via gw on link index.
 func DelDefaultRoute(index int, gw netip.Addr) *Request {
 	g := gw.As4()

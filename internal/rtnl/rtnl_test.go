@@ -168,3 +168,32 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultRouteMetric: default routes of different metrics coexist,
+// where a second AddDefaultRoute replaces the first.
+func TestDefaultRouteMetric(t *testing.T) {
+	inFreshNetNS(t, func() {
+		c, err := Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Do(AddVeth(Veth{Name: "a0", PeerName: "a1"}), AddVeth(Veth{Name: "b0", PeerName: "b1"})); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := net.InterfaceByName("a0")
+		b, _ := net.InterfaceByName("b0")
+		err = c.Do(AddAddr(a.Index, netip.MustParsePrefix("10.1.0.2/24"), 0), AddAddr(b.Index, netip.MustParsePrefix("10.2.0.2/24"), 0),
+			AddDefaultRouteMetric(a.Index, netip.MustParseAddr("10.1.0.1"), 0),
+			AddDefaultRouteMetric(b.Index, netip.MustParseAddr("10.2.0.1"), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		route, _ := os.ReadFile("/proc/thread-self/net/route")
+		for _, want := range []string{"a0\t00000000\t0100010A\t0003\t0\t0\t0\t", "b0\t00000000\t0100020A\t0003\t0\t0\t1\t"} {
+			if !strings.Contains(string(route), want) {
+				t.Errorf("no %q in\n%s", want, route)
+			}
+		}
+	})
+}

@@ -168,10 +168,11 @@ type Config struct {
 }
 
 // UserNet is QEMU's user networking (-netdev user) as berth's tests use
-// it: the guest is 10.0.2.15/24 by DHCP, the host's loopback is 10.0.2.2,
-// and DNS queries go to DNS (default 10.0.2.2, the host's loopback, so
-// that no lookup leaves this machine; QEMU's own 10.0.2.3 forwards them
-// to the host's resolver).
+// it: the guest is 10.0.2.15/24 by DHCP and the host's loopback is
+// 10.0.2.2. QEMU refuses the host's address as DNS server ("DNS must be
+// different from host"), so the lease names DNS (default QEMU's own
+// 10.0.2.3, which forwards queries to the host's resolver): a test must
+// resolve no name, so that no query leaves this machine.
 type UserNet struct {
 	// HostFwd forwards host ports to the guest: "tcp:127.0.0.1:18080-:8080".
 	HostFwd []string
@@ -179,6 +180,9 @@ type UserNet struct {
 	DNS string
 	// MAC is the NIC's address (default QEMU's, 52:54:00:12:34:56).
 	MAC string
+	// Hostname is the host name QEMU's DHCP server hands out (option
+	// 12); none by default.
+	Hostname string
 }
 
 // args are the QEMU arguments of the user network.
@@ -188,9 +192,12 @@ func (n *UserNet) args() []string {
 	}
 	dns := n.DNS
 	if dns == "" {
-		dns = "10.0.2.2"
+		dns = "10.0.2.3"
 	}
 	netdev := "user,id=n0,dns=" + dns
+	if n.Hostname != "" {
+		netdev += ",hostname=" + n.Hostname
+	}
 	for _, f := range n.HostFwd {
 		netdev += ",hostfwd=" + f
 	}
