@@ -75,6 +75,17 @@ test: all $(VM_ARCHES:%=fetch-%)
 	  $(GO) test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
+# The 32-bit test: the arm berth under Debian's qemu-user-static (qemu-arm,
+# a 32-bit address space) unpacks an image of more than 2 GiB, which it
+# reads through windows, and cats the file at its end
+# (image/qemuarm_test.go). It needs about 5 GiB in /var/tmp (or
+# BERTH_BIG_TMPDIR) and a minute or two; CI runs it after make test.
+.PHONY: test-32bit
+test-32bit: out/berth-linux-arm
+	@$(call install,qemu-arm-static:qemu-user-static)
+	$(GO) vet -tags qemuarm ./image/
+	BERTH_ARM=$(abspath out/berth-linux-arm) $(GO) test -count=1 -timeout 30m -tags qemuarm -run '^TestQemuArm32$$' -v ./image/
+
 # Fuzz targets run briefly in make test; their corpora live in
 # PKG/testdata/fuzz. Longer: make test FUZZTIME=10m.
 FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig
