@@ -233,7 +233,7 @@ func TestTruncatedUnderMapping(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			table, err := mmapfs.ParseSeekTable(m.Bytes())
+			table, err := mmapfs.ParseSeekTable(m, m.Size())
 			if err != nil {
 				t.Fatal(err)
 			}

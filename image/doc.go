@@ -18,8 +18,8 @@
 //	                                   4-byte content checksum (low 32 bits of
 //	                                   XXH64 of the frame's decompressed bytes)
 //	                data frame 1 ... data frame N-1
-//	D = Σ csize[i]  index frame        (see below) — readers accept zero or
-//	                                   more skippable frames here (magic
+//	D = Σ csize[i]  index frame        (see below) — readers accept zero to
+//	                                   1024 skippable frames here (magic
 //	                                   0x184D2A50..0x184D2A5F, u32 size,
 //	                                   payload) and use the one with magic
 //	                                   0x184D2A5B
@@ -37,10 +37,11 @@
 //	                                   (zero), bits 1..0 unused
 //	  T+13+12*N     u32 0x8F92EAB1     seekable magic; end of file
 //
-// A reader finds the seek table from the last 9 bytes, takes the data
-// frames to be [0, D) and requires whatever lies between D and T to be
-// skippable frames. Unpacking needs only the seek table; the index serves
-// readers of single files (package mmapfs: `berth image ls` and `cat`).
+// A reader finds the seek table from the last 9 bytes, takes the data frames
+// to be [0, D) and requires whatever lies between D and T to be skippable
+// frames. Readers refuse more than 4,194,304 (2^22) frames. Unpacking needs
+// only the seek table; the index serves readers of single files (package
+// mmapfs: `berth image ls` and `cat`).
 //
 // # The index frame
 //
@@ -138,9 +139,12 @@
 // Frames of a berth image are decoded in parallel with DecodeAll straight
 // from the mapping into recycled buffers, within a byte budget, and the
 // mapping's pages are released once decoded, so memory does not grow with
-// the image. One goroutine reads the tar headers from the decoded frames and
-// makes directories; writers create the files from slices of the frames
-// (see parallel.go for why their order does not matter); sparse files are
+// the image. A 32-bit process maps an image larger than 32 MiB in windows
+// instead (package mmapfs): each frame is decoded from a window that holds
+// it whole, and at most four windows' worth of address space is mapped. One
+// goroutine reads the tar headers from the decoded frames and makes
+// directories; writers create the files from slices of the frames (see
+// parallel.go for why their order does not matter); sparse files are
 // written on the unpacking goroutine, segment by segment (sparseunpack.go).
 // Other inputs are streamed on one goroutine. Every entry is confined to
 // the destination (root.go, extract.go); limits bound entries, bytes,

@@ -31,18 +31,30 @@ const (
 	tarBlockSize = 512
 )
 
-// detectFormat names the container format of an image from its first bytes
-// and, for berth images, its seek table. It never reads past len(b).
-func detectFormat(b []byte) string {
-	switch {
-	case len(b) >= 4 && binary.LittleEndian.Uint32(b) == mmapfs.ZstdFrameMagic,
-		len(b) >= 4 && binary.LittleEndian.Uint32(b)&mmapfs.SkippableMagicMask == mmapfs.SkippableMagicBase:
+// detectFormat names the container format of the image in m from its
+// first block and, for berth images, the footer of its seek table.
+func detectFormat(m *mmapfs.Mapping) (string, error) {
+	b := make([]byte, min(m.Size(), tarBlockSize))
+	if n, err := m.ReadAt(b, 0); n < len(b) {
+		return "", err
+	}
+	if len(b) >= 4 && (binary.LittleEndian.Uint32(b) == mmapfs.ZstdFrameMagic ||
+		binary.LittleEndian.Uint32(b)&mmapfs.SkippableMagicMask == mmapfs.SkippableMagicBase) {
 		// A seekable footer makes it a berth image; a damaged table is then
 		// an error, not a reason to guess another format.
-		if mmapfs.HasSeekTable(b) {
-			return FormatBerth
+		seekable, err := mmapfs.HasSeekTable(m, m.Size())
+		if err != nil || !seekable {
+			return FormatZstd, err
 		}
-		return FormatZstd
+		return FormatBerth, nil
+	}
+	return formatOf(b), nil
+}
+
+// formatOf names the format of a file that is not zstd from its first
+// block.
+func formatOf(b []byte) string {
+	switch {
 	case len(b) >= 3 && b[0] == 0x1f && b[1] == 0x8b && b[2] == 8:
 		return FormatGzip
 	case looksLikeTar(b):

@@ -12,14 +12,14 @@ import (
 )
 
 // frameReader decodes the data frames of a berth image in parallel, each
-// with DecodeAll straight from the mapping, and hands them out in order on
-// order. Memory is bounded: frames are decoded into a fixed set of buffers
-// (about 24 MiB, at least three of the biggest frame), a frame waits for a
-// free buffer, and a buffer is recycled when its frame's last reference is
-// dropped. Buffers of big frames are mapped outside the Go heap, so they
-// do not raise the garbage collector's goal, and the mapping's pages of a frame
-// are released once it is decoded: the process's resident size does not
-// grow with the image.
+// with DecodeAll straight from the mapping (or the window of it that holds
+// the frame), and hands them out in order on order. Memory is bounded:
+// frames are decoded into a fixed set of buffers (about 24 MiB, at least
+// three of the biggest frame), a frame waits for a free buffer, and a buffer
+// is recycled when its frame's last reference is dropped. Buffers of big
+// frames are mapped outside the Go heap, so they do not raise the garbage
+// collector's goal, and the mapping's pages of a frame are released once it
+// is decoded: the process's resident size does not grow with the image.
 type frameReader struct {
 	m     *mmapfs.Mapping
 	table *mmapfs.SeekTable
@@ -162,11 +162,7 @@ func (r *frameReader) recycle(f *frameBuf) {
 func (r *frameReader) work(jobs <-chan *frameBuf) {
 	defer r.wg.Done()
 	for f := range jobs {
-		f.err = mmapfs.Guard(func() error {
-			var err error
-			f.buf, err = mmapfs.DecodeFrame(r.dec, r.m.Bytes(), r.table, f.index, f.mem)
-			return err
-		})
+		f.buf, f.err = mmapfs.DecodeFrame(r.dec, r.m, r.table, f.index, f.mem)
 		if f.err != nil {
 			f.err = fmt.Errorf("zstd frame %d at image offset %d: %w", f.index, r.table.Offsets[f.index], f.err)
 		}

@@ -110,7 +110,7 @@ func TestFSReads(t *testing.T) {
 func TestFSDamaged(t *testing.T) {
 	_, img := packTree(t)
 	good, _ := os.ReadFile(img)
-	table, err := mmapfs.ParseSeekTable(good)
+	table, err := mmapfs.ParseSeekTable(bytes.NewReader(good), int64(len(good)))
 	if err != nil {
 		t.Fatal(err)
 	}

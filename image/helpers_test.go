@@ -41,19 +41,29 @@ func berthFromTar(t testing.TB, raw []byte, frameSize int) []byte {
 }
 
 // unpackModes are the ways a tar reaches the extractor: streamed, framed
-// as a berth image with writers or without, and with the fallback for
-// kernels without openat2.
+// as a berth image with writers or without, read through windows of 8 KiB
+// as on 32-bit platforms, and with the fallback for kernels without
+// openat2.
 var unpackModes = []struct {
 	name    string
 	berth   bool
 	writers int
+	window  int64
 	noOpen2 bool
 }{
 	{name: "tar"},
 	{name: "berth", berth: true},
 	{name: "berth 1 writer", berth: true, writers: 1},
 	{name: "berth 3 writers", berth: true, writers: 3},
+	{name: "berth windows", berth: true, window: 8 << 10},
 	{name: "tar without openat2", noOpen2: true},
+}
+
+// withWindows makes the files mapped during the test that are larger than
+// n bytes read through windows of n bytes, as on 32-bit platforms.
+func withWindows(t testing.TB, n int64) {
+	old := mmapfs.SetWindowSize(n)
+	t.Cleanup(func() { mmapfs.SetWindowSize(old) })
 }
 
 // unpackMode writes the tar at arc in mode's form beside it and unpacks it
@@ -75,6 +85,10 @@ func unpackMode(t *testing.T, arc, dest string, mode int, opts UnpackOptions) (S
 	if m.noOpen2 {
 		noOpenat2.Store(true)
 		defer noOpenat2.Store(false)
+	}
+	if m.window > 0 {
+		old := mmapfs.SetWindowSize(m.window)
+		defer mmapfs.SetWindowSize(old)
 	}
 	opts.Writers = m.writers
 	return Unpack(src, dest, opts)

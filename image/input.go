@@ -66,18 +66,13 @@ func openInput(src, platform string, lim Limits) (_ *input, err error) {
 	if in.m, err = mmapfs.Map(path); err != nil {
 		return nil, err
 	}
-	err = mmapfs.Guard(func() error {
-		in.format = detectFormat(in.m.Bytes())
-		if in.format == FormatBerth {
-			var err error
-			if in.table, err = mmapfs.ParseSeekTable(in.m.Bytes()); err != nil {
-				return fmt.Errorf("berth image: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if in.format, err = detectFormat(in.m); err != nil {
 		return nil, err
+	}
+	if in.format == FormatBerth {
+		if in.table, err = mmapfs.ParseSeekTable(in.m, in.m.Size()); err != nil {
+			return nil, fmt.Errorf("berth image: %w", err)
+		}
 	}
 	switch in.format {
 	case formatUnknown:

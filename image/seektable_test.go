@@ -93,7 +93,7 @@ func TestSeekTable(t *testing.T) {
 func TestSeekTableWithIndexFrame(t *testing.T) {
 	want, img := packTree(t)
 	b, _ := os.ReadFile(img)
-	st, err := mmapfs.ParseSeekTable(b)
+	st, err := mmapfs.ParseSeekTable(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestParseSeekTableRejects(t *testing.T) {
 	le := binary.LittleEndian
 	frame := []byte{0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0}
 	good := append(append([]byte{}, frame...), mmapfs.AppendSeekTable(nil, []mmapfs.Frame{{CSize: 8, DSize: 0}})...)
-	if _, err := mmapfs.ParseSeekTable(good); err != nil {
+	if _, err := mmapfs.ParseSeekTable(bytes.NewReader(good), int64(len(good))); err != nil {
 		t.Fatalf("good table refused: %v", err)
 	}
 	mutate := func(f func(b []byte) []byte) []byte {
@@ -141,7 +141,7 @@ func TestParseSeekTableRejects(t *testing.T) {
 		"junk in gap":    append(append(append([]byte{}, frame...), 1, 2, 3, 4, 5, 6, 7, 8), mmapfs.AppendSeekTable(nil, []mmapfs.Frame{{CSize: 8}})...),
 	}
 	for name, b := range cases {
-		if _, err := mmapfs.ParseSeekTable(b); err == nil {
+		if _, err := mmapfs.ParseSeekTable(bytes.NewReader(b), int64(len(b))); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

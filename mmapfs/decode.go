@@ -24,21 +24,32 @@ func NewDecoder(maxFrame int64, maxWindow uint64, concurrency int) (*zstd.Decode
 	return dec, nil
 }
 
-// DecodeFrame decompresses data frame i of the image b described by t into
-// dst's storage (grown when too small) and checks it against the table: the
-// decompressed size, and the content checksum when both carry one. It reads
-// b, so it must run under Guard when b is a mapping; DecodeAll runs on the
-// calling goroutine.
-func DecodeFrame(dec *zstd.Decoder, b []byte, t *SeekTable, i int, dst []byte) ([]byte, error) {
-	e := t.Frames[i]
-	off := t.Offsets[i]
-	src := b[off : off+int64(e.CSize)]
+// DecodeFrame decompresses data frame i of the image in m, described by
+// t, into dst's storage (grown when too small) and checks it against the
+// table: the decompressed size, and the content checksum when both carry
+// one. It reads the frame through a view of m with faults turned into
+// ErrFault, on the calling goroutine (as DecodeAll runs).
+func DecodeFrame(dec *zstd.Decoder, m *Mapping, t *SeekTable, i int, dst []byte) (out []byte, err error) {
+	v, err := m.view(t.Offsets[i], int64(t.Frames[i].CSize))
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	err = Guard(func() error {
+		out, err = decodeFrame(dec, v.b, t.Frames[i], t.HasChecksums, dst)
+		return err
+	})
+	return out, err
+}
+
+// decodeFrame decompresses the zstd frame src of table entry e into dst.
+func decodeFrame(dec *zstd.Decoder, src []byte, e Frame, checksums bool, dst []byte) ([]byte, error) {
 	if len(src) < 4 || binary.LittleEndian.Uint32(src) != ZstdFrameMagic {
 		return nil, errors.New("not a zstd frame")
 	}
 	// Frame_Header_Descriptor bit 2 says the frame carries a content
 	// checksum, which must then match the table's.
-	if t.HasChecksums && len(src) > 8 && src[4]&4 != 0 &&
+	if checksums && len(src) > 8 && src[4]&4 != 0 &&
 		binary.LittleEndian.Uint32(src[len(src)-4:]) != e.Checksum {
 		return nil, errors.New("checksum differs from the seek table's")
 	}

@@ -224,11 +224,8 @@ func (f *FS) readStream(p []byte, off int64) (int, error) {
 // frame returns decoded frame i, from the cache or decoded now on the
 // calling goroutine with faults turned into errors.
 func (f *FS) frame(i int) ([]byte, error) {
-	return f.cache.get(i, func() (out []byte, err error) {
-		err = Guard(func() error {
-			out, err = DecodeFrame(f.dec, f.m.Bytes(), f.table, i, nil)
-			return err
-		})
+	return f.cache.get(i, func() ([]byte, error) {
+		out, err := DecodeFrame(f.dec, f.m, f.table, i, nil)
 		if err != nil {
 			return nil, fmt.Errorf("zstd frame %d at image offset %d: %w", i, f.table.Offsets[i], err)
 		}

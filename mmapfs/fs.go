@@ -12,7 +12,8 @@ import (
 
 // FS is a read-only io/fs.FS over a memory-mapped berth image: names and
 // metadata come from the image's index, file data from the zstd frames that
-// hold it, decoded on demand into a small bounded cache. It is safe for
+// hold it, decoded on demand into a small bounded cache (through windows
+// where the mapping is windowed: see Mapping). It is safe for
 // concurrent use. Symlinks are followed inside the image only: an absolute
 // target starts at the image's root, and ".." stops at it, as in a chroot.
 // Hardlinks read as the file they link to.
@@ -59,7 +60,7 @@ func OpenFS(path string, opts Options) (*FS, error) {
 	}
 	m.Advise(AdviseRandom)
 	f := &FS{m: m}
-	if err := Guard(f.load); err != nil {
+	if err := f.load(); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -78,15 +79,14 @@ func OpenFS(path string, opts Options) (*FS, error) {
 // load parses the seek table and the index and checks every entry's data
 // lies inside the stream.
 func (f *FS) load() error {
-	b := f.m.Bytes()
-	t, err := ParseSeekTable(b)
+	t, err := ParseSeekTable(f.m, f.m.Size())
 	if err != nil {
 		return err
 	}
 	f.table = t
 	for _, s := range t.Skippable {
 		if s.Magic == IndexFrameMagic {
-			if f.ix, err = ParseIndex(b[s.Payload[0]:s.Payload[1]]); err != nil {
+			if f.ix, err = f.parseIndex(s.Payload); err != nil {
 				return err
 			}
 		}
@@ -108,6 +108,21 @@ func (f *FS) load() error {
 		}
 	}
 	return nil
+}
+
+// parseIndex parses the index whose payload is the file range p, through
+// a view of the mapping.
+func (f *FS) parseIndex(p [2]int64) (ix *Index, err error) {
+	v, err := f.m.view(p[0], p[1]-p[0])
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	err = Guard(func() error {
+		ix, err = ParseIndex(v.b)
+		return err
+	})
+	return ix, err
 }
 
 // Close unmaps the image; files opened from it must not be used after.

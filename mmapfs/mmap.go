@@ -1,11 +1,15 @@
 // Package mmapfs reads berth images through a read-only memory mapping.
 //
-// A Mapping is a whole file as one byte slice. Memory of a mapped file can
-// vanish under the reader — another process truncates the file and the
-// next access raises SIGBUS — so every read path either runs on a goroutine
-// that has called debug.SetPanicOnFault(true) and recovers (Guard), or goes
-// through ReadAt, Copy or a Reader, which do that themselves and turn the
-// fault into ErrFault.
+// A Mapping is a read-only mapping of a file: one mapping of the whole
+// file on 64-bit platforms, windows of bounded size mapped on demand where
+// the address space is tight (32-bit platforms; see window.go). Readers
+// see its bytes only as ranges — ReadAt, a Reader, DecodeFrame — so they
+// never depend on which. Memory of a mapped file can vanish under the
+// reader — another process truncates the file and the next access raises
+// SIGBUS — so every read path either runs on a goroutine that has called
+// debug.SetPanicOnFault(true) and recovers (Guard), or goes through
+// ReadAt, a Reader or DecodeFrame, which do that themselves and turn
+// the fault into ErrFault.
 //
 // On top of it the package holds the parts of the image format that both
 // berth/image (which writes and unpacks images) and readers need: the zstd
@@ -31,18 +35,21 @@ import (
 // truncated while mapped.
 var ErrFault = errors.New("mapped file changed under the reader (truncated?)")
 
-// Mapping is a read-only, private mapping of a whole file; a small file
-// is read into memory instead (see MapFile).
+// Mapping is a read-only, private mapping of a file: whole, or through
+// windows (see window.go); a small file is read into memory instead (see
+// MapFile).
 type Mapping struct {
 	path   string
-	data   []byte
-	inHeap bool // read, not mapped
+	size   int64
+	data   []byte   // the whole file, unless windowed
+	inHeap bool     // read, not mapped
+	ws     *windows // windowed: data is nil
 }
 
-// Map maps the file at path read-only. An empty file gives a Mapping whose
-// Bytes are empty. The file descriptor is closed before Map returns: the
-// mapping keeps the file's pages alive on its own. No advice is given:
-// see Advise.
+// Map maps the file at path read-only. An empty file gives an empty
+// Mapping. A whole mapping keeps the file's pages alive on its own, and
+// the descriptor is closed before Map returns; a windowed one keeps a
+// descriptor until Close. No advice is given: see Advise.
 func Map(path string) (*Mapping, error) {
 	f, err := os.Open(path) // O_CLOEXEC
 	if err != nil {
@@ -62,7 +69,10 @@ const (
 // Advise tells the kernel how the mapping will be read; it is only a hint:
 // a kernel that ignores it costs speed, not safety.
 func (m *Mapping) Advise(advice int) {
-	if len(m.data) > 0 && !m.inHeap {
+	switch {
+	case m.ws != nil:
+		m.ws.advise(advice)
+	case len(m.data) > 0 && !m.inHeap:
 		_ = unix.Madvise(m.data, advice)
 	}
 }
@@ -70,8 +80,13 @@ func (m *Mapping) Advise(advice int) {
 // Release drops the pages wholly inside [off, off+n) from this process's
 // memory (MADV_DONTNEED): they stay in the page cache and are read again
 // if touched, so this is only about the process's resident size. Pages
-// shared with bytes outside the range are kept.
+// shared with bytes outside the range are kept, and so are the pages of
+// windows not mapped now.
 func (m *Mapping) Release(off, n int64) {
+	if m.ws != nil {
+		m.ws.release(off, n)
+		return
+	}
 	page := int64(unix.Getpagesize())
 	start := (off + page - 1) &^ (page - 1)
 	end := min(off+n, int64(len(m.data))) &^ (page - 1)
@@ -84,16 +99,41 @@ func (m *Mapping) Release(off, n int64) {
 // Path is the file the mapping was made from.
 func (m *Mapping) Path() string { return m.path }
 
-// Size is the length of the mapping in bytes.
-func (m *Mapping) Size() int64 { return int64(len(m.data)) }
+// Size is the length of the file in bytes, when it was mapped.
+func (m *Mapping) Size() int64 { return m.size }
 
-// Bytes is the mapped file. Reading it may fault if the file shrinks: see the
-// package doc. The slice is invalid after Close.
-func (m *Mapping) Bytes() []byte { return m.data }
+// view returns the n bytes at off, mapped until the view is closed.
+// Reading them may fault if the file shrinks: see the package doc.
+func (m *Mapping) view(off, n int64) (view, error) {
+	switch {
+	case off < 0 || n < 0 || off > m.size-n:
+		return view{}, fmt.Errorf("%s: %d bytes at offset %d are outside the %d-byte file", m.path, n, off, m.size)
+	case n == 0:
+		return view{}, nil
+	case m.ws != nil:
+		v, err := m.ws.view(off, n)
+		if err != nil {
+			return v, fmt.Errorf("map %s: %w", m.path, err)
+		}
+		return v, nil
+	case m.data == nil:
+		return view{}, fmt.Errorf("map %s: %w", m.path, errClosed)
+	}
+	return view{b: m.data[off : off+n]}, nil
+}
 
 // Close unmaps the file. It is safe to call more than once.
 func (m *Mapping) Close() error {
-	if m == nil || m.data == nil {
+	if m == nil {
+		return nil
+	}
+	if m.ws != nil {
+		if err := m.ws.close(); err != nil {
+			return fmt.Errorf("unmap %s: %w", m.path, err)
+		}
+		return nil
+	}
+	if m.data == nil {
 		return nil
 	}
 	data := m.data
@@ -114,14 +154,29 @@ func (m *Mapping) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", m.path, off)
 	}
-	if off >= int64(len(m.data)) {
+	if off >= m.size {
 		return 0, io.EOF
 	}
-	n, err := Copy(p, m.data[off:])
-	if err != nil {
-		return n, fmt.Errorf("read %s at offset %d: %w", m.path, off, err)
+	want := len(p)
+	p = p[:min(int64(len(p)), m.size-off)]
+	n := 0
+	for n < len(p) {
+		chunk := int64(len(p) - n)
+		if m.ws != nil {
+			chunk = min(chunk, m.ws.win/2) // one window serves it
+		}
+		v, err := m.view(off+int64(n), chunk)
+		if err != nil {
+			return n, err
+		}
+		c, err := guardedCopy(p[n:], v.b)
+		v.close()
+		if err != nil {
+			return n, fmt.Errorf("read %s at offset %d: %w", m.path, off+int64(n), err)
+		}
+		n += c
 	}
-	if n < len(p) {
+	if n < want {
 		return n, io.EOF
 	}
 	return n, nil
@@ -171,9 +226,10 @@ func (r *Reader) Read(p []byte) (int, error) {
 // Offset is the number of bytes read so far.
 func (r *Reader) Offset() int64 { return r.pos - r.start }
 
-// Copy copies src into dst like the builtin copy, but turns a memory fault
-// while reading src into ErrFault. It is meant for slices of a Mapping.
-func Copy(dst, src []byte) (n int, err error) {
+// guardedCopy copies src into dst like the builtin copy, but turns a
+// memory fault while reading src into ErrFault. It is meant for views of a
+// Mapping.
+func guardedCopy(dst, src []byte) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			n, err = 0, faultError(r)
@@ -213,8 +269,10 @@ func faultError(r any) error {
 const smallFile = 64 << 10
 
 // MapFile maps the open file f read-only; name is used in errors. f may be
-// closed afterwards. A file of at most 64 KiB is read into memory instead,
-// which then cannot change under the reader.
+// closed afterwards. A file larger than the window size (see
+// SetWindowSize) is read through windows; otherwise a file of at most
+// 64 KiB is read into memory instead, which then cannot change under the
+// reader, and a larger one is mapped whole.
 func MapFile(f *os.File, name string) (*Mapping, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -224,22 +282,26 @@ func MapFile(f *os.File, name string) (*Mapping, error) {
 		return nil, fmt.Errorf("map %s: not a regular file", name)
 	}
 	size := st.Size()
-	if size == 0 {
-		return &Mapping{path: name}, nil
-	}
-	if size > math.MaxInt {
+	m := &Mapping{path: name, size: size}
+	switch win := windowSize(); {
+	case size == 0:
+		return m, nil
+	case win > 0 && size > win:
+		if m.ws, err = newWindows(f, size, win); err != nil {
+			return nil, fmt.Errorf("map %s: %w", name, err)
+		}
+		return m, nil
+	case size > math.MaxInt:
 		return nil, fmt.Errorf("map %s: file too large to map (%d bytes)", name, size)
-	}
-	if size <= smallFile {
-		data := make([]byte, size)
-		if _, err := f.ReadAt(data, 0); err != nil {
+	case size <= smallFile:
+		m.data, m.inHeap = make([]byte, size), true
+		if _, err := f.ReadAt(m.data, 0); err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		return &Mapping{path: name, data: data, inHeap: true}, nil
+		return m, nil
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
-	if err != nil {
+	if m.data, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE); err != nil {
 		return nil, fmt.Errorf("map %s: mmap: %w", name, err)
 	}
-	return &Mapping{path: name, data: data}, nil
+	return m, nil
 }

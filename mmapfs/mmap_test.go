@@ -28,8 +28,8 @@ func TestMap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(m.Bytes(), c.data) || m.Size() != int64(len(c.data)) || m.Path() != p {
-				t.Errorf("mapping differs from the file")
+			if m.Size() != int64(len(c.data)) || m.Path() != p || m.ws != nil {
+				t.Errorf("mapping of %d bytes at %s (windowed %v)", m.Size(), m.Path(), m.ws != nil)
 			}
 			if m.inHeap != (len(c.data) > 0 && len(c.data) <= smallFile) {
 				t.Errorf("%d bytes: read into memory %v", len(c.data), m.inHeap)
@@ -58,8 +58,9 @@ func TestMapErrors(t *testing.T) {
 	}
 }
 
-// TestTruncatedFile reads a mapping whose file was truncated: ReadAt, Copy
-// and Guard must report ErrFault instead of dying of SIGBUS.
+// TestTruncatedFile reads a mapping whose file was truncated: ReadAt, a
+// Reader and a view read under Guard must report ErrFault instead of
+// dying of SIGBUS.
 func TestTruncatedFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, bytes.Repeat([]byte{1}, 1<<20), 0o644)
@@ -75,11 +76,16 @@ func TestTruncatedFile(t *testing.T) {
 	if _, err := m.ReadAt(buf, 1<<19); !errors.Is(err, ErrFault) {
 		t.Errorf("ReadAt: %v, want ErrFault", err)
 	}
-	if _, err := Copy(buf, m.Bytes()[8192:]); !errors.Is(err, ErrFault) {
-		t.Errorf("Copy: %v, want ErrFault", err)
+	if _, err := io.Copy(io.Discard, m.NewRangeReader(8192, 4096)); !errors.Is(err, ErrFault) {
+		t.Errorf("Reader: %v, want ErrFault", err)
 	}
+	v, err := m.view(0, m.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.close()
 	err = Guard(func() error {
-		for _, b := range m.Bytes() {
+		for _, b := range v.b {
 			sink += b
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 )
 
@@ -69,30 +70,52 @@ func AppendSeekTable(dst []byte, frames []Frame) []byte {
 	return le.AppendUint32(dst, SeekableFooterMagic)
 }
 
-// HasSeekTable reports whether b ends in the seekable format's footer magic.
-func HasSeekTable(b []byte) bool {
-	return len(b) >= seekTableFooterSize && binary.LittleEndian.Uint32(b[len(b)-4:]) == SeekableFooterMagic
+// HasSeekTable reports whether the file r of size bytes ends in the
+// seekable format's footer magic.
+func HasSeekTable(r io.ReaderAt, size int64) (bool, error) {
+	if size < seekTableFooterSize {
+		return false, nil
+	}
+	var magic [4]byte
+	if err := readFull(r, magic[:], size-4); err != nil {
+		return false, err
+	}
+	return binary.LittleEndian.Uint32(magic[:]) == SeekableFooterMagic, nil
 }
 
-// ParseSeekTable reads the seek table at the end of image b and checks that
-// it describes the file exactly: the data frames start at offset 0, their
-// compressed sizes end at or before the seek table, and only skippable
-// frames lie in between. Reading b may fault if it is a mapping: call it
-// under Guard.
-func ParseSeekTable(b []byte) (*SeekTable, error) {
+// Bounds on what ParseSeekTable reads, so that a hostile table cannot make
+// it allocate more than a few hundred MiB: 4 Mi frames are 16 TiB of
+// stream in berth's default frames. A berth image has one skippable frame,
+// its index; readers accept up to maxSkippable.
+const (
+	maxSeekFrames = 1 << 22
+	maxSkippable  = 1024
+)
+
+// ParseSeekTable reads the seek table at the end of the image r of size
+// bytes and checks that it describes the file exactly: the data frames
+// start at offset 0, their compressed sizes end at or before the seek
+// table, and only skippable frames lie in between. It reads only the
+// table and the skippable frames' headers. A Mapping is an r whose faults
+// are errors.
+func ParseSeekTable(r io.ReaderAt, size int64) (*SeekTable, error) {
 	le := binary.LittleEndian
-	size := uint64(len(b))
-	if size < 8+seekTableFooterSize || !HasSeekTable(b) {
+	if size < 8+seekTableFooterSize {
 		return nil, ErrNoSeekTable
 	}
-	footer := b[size-seekTableFooterSize:]
-	n := uint64(le.Uint32(footer))
-	desc := footer[4]
+	var footer [seekTableFooterSize]byte
+	if err := readFull(r, footer[:], size-seekTableFooterSize); err != nil {
+		return nil, err
+	}
+	if le.Uint32(footer[5:]) != SeekableFooterMagic {
+		return nil, ErrNoSeekTable
+	}
+	n, desc := int64(le.Uint32(footer[:])), footer[4]
 	if desc&seekTableReserved != 0 {
 		return nil, fmt.Errorf("seek table: reserved descriptor bits set (%#x)", desc)
 	}
 	st := &SeekTable{HasChecksums: desc&seekTableChecksumBit != 0}
-	entrySize := uint64(seekTableEntryNoSum)
+	entrySize := int64(seekTableEntryNoSum)
 	if st.HasChecksums {
 		entrySize = seekTableEntrySize
 	}
@@ -100,37 +123,21 @@ func ParseSeekTable(b []byte) (*SeekTable, error) {
 	if payload+8 > size {
 		return nil, fmt.Errorf("seek table: %d frames do not fit in a %d-byte file", n, size)
 	}
-	tableStart := size - payload - 8
-	head := b[tableStart:]
-	if le.Uint32(head) != SeekTableFrameMagic || uint64(le.Uint32(head[4:])) != payload {
-		return nil, fmt.Errorf("seek table: bad frame header at offset %d", tableStart)
+	if n > maxSeekFrames {
+		return nil, fmt.Errorf("seek table: %d frames, over the limit of %d", n, maxSeekFrames)
 	}
-	st.TableStart = int64(tableStart)
-	st.Frames = make([]Frame, n)
-	st.Offsets = make([]int64, n)
-	st.Starts = make([]int64, n)
-	var off, dsum uint64
-	entries := head[8:]
-	for i := range st.Frames {
-		e := entries[uint64(i)*entrySize:]
-		f := Frame{CSize: le.Uint32(e), DSize: le.Uint32(e[4:])}
-		if st.HasChecksums {
-			f.Checksum = le.Uint32(e[8:])
-		}
-		if f.CSize == 0 {
-			return nil, fmt.Errorf("seek table: frame %d has size 0", i)
-		}
-		st.Frames[i] = f
-		st.Offsets[i] = int64(off)
-		st.Starts[i] = int64(dsum)
-		off += uint64(f.CSize)
-		dsum += uint64(f.DSize)
-		if off > tableStart {
-			return nil, fmt.Errorf("seek table: frame %d ends at %d, past the table at %d", i, off, tableStart)
-		}
+	st.TableStart = size - payload - 8
+	var head [8]byte
+	if err := readFull(r, head[:], st.TableStart); err != nil {
+		return nil, err
 	}
-	st.DataEnd, st.Size = int64(off), int64(dsum)
-	skip, err := skippableRun(b[off:tableStart], off)
+	if le.Uint32(head[:]) != SeekTableFrameMagic || int64(le.Uint32(head[4:])) != payload {
+		return nil, fmt.Errorf("seek table: bad frame header at offset %d", st.TableStart)
+	}
+	if err := st.readFrames(r, n, entrySize); err != nil {
+		return nil, err
+	}
+	skip, err := skippableRun(r, st.DataEnd, st.TableStart)
 	if err != nil {
 		return nil, err
 	}
@@ -138,22 +145,80 @@ func ParseSeekTable(b []byte) (*SeekTable, error) {
 	return st, nil
 }
 
-// skippableRun requires gap (which starts at file offset base) to be a
-// whole number of skippable frames and lists them.
-func skippableRun(gap []byte, base uint64) ([]Skippable, error) {
+// readFrames reads the n entries of the table and derives the offsets,
+// in pieces of at most 48 KiB.
+func (st *SeekTable) readFrames(r io.ReaderAt, n, entrySize int64) error {
+	le := binary.LittleEndian
+	st.Frames = make([]Frame, n)
+	st.Offsets = make([]int64, n)
+	st.Starts = make([]int64, n)
+	var off, dsum int64
+	buf := make([]byte, min(n, 4096)*entrySize)
+	for i := range n {
+		k := i % 4096
+		if k == 0 {
+			chunk := buf[:min(n-i, 4096)*entrySize]
+			if err := readFull(r, chunk, st.TableStart+8+i*entrySize); err != nil {
+				return err
+			}
+		}
+		e := buf[k*entrySize:]
+		f := Frame{CSize: le.Uint32(e), DSize: le.Uint32(e[4:])}
+		if st.HasChecksums {
+			f.Checksum = le.Uint32(e[8:])
+		}
+		if f.CSize == 0 {
+			return fmt.Errorf("seek table: frame %d has size 0", i)
+		}
+		st.Frames[i] = f
+		st.Offsets[i] = off
+		st.Starts[i] = dsum
+		off += int64(f.CSize)
+		dsum += int64(f.DSize)
+		if off > st.TableStart {
+			return fmt.Errorf("seek table: frame %d ends at %d, past the table at %d", i, off, st.TableStart)
+		}
+	}
+	st.DataEnd, st.Size = off, dsum
+	return nil
+}
+
+// readFull reads len(p) bytes at off; running out is an error.
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("seek table: reading %d bytes at offset %d: %w", len(p), off, err)
+}
+
+// skippableRun requires [start, end) of r to be a whole number of
+// skippable frames and lists them.
+func skippableRun(r io.ReaderAt, start, end int64) ([]Skippable, error) {
 	le := binary.LittleEndian
 	var out []Skippable
-	for pos := uint64(0); pos < uint64(len(gap)); {
-		rest := gap[pos:]
-		if len(rest) < 8 || le.Uint32(rest)&SkippableMagicMask != SkippableMagicBase {
-			return nil, fmt.Errorf("seek table: bytes at offset %d between the data frames and the table are not a skippable frame", base+pos)
+	for pos := start; pos < end; {
+		var h [8]byte
+		if end-pos >= 8 {
+			if err := readFull(r, h[:], pos); err != nil {
+				return nil, err
+			}
 		}
-		end := pos + 8 + uint64(le.Uint32(rest[4:]))
-		if end > uint64(len(gap)) {
-			return nil, fmt.Errorf("seek table: skippable frame at offset %d overruns the table", base+pos)
+		if end-pos < 8 || le.Uint32(h[:])&SkippableMagicMask != SkippableMagicBase {
+			return nil, fmt.Errorf("seek table: bytes at offset %d between the data frames and the table are not a skippable frame", pos)
 		}
-		out = append(out, Skippable{Magic: le.Uint32(rest), Payload: [2]int64{int64(base + pos + 8), int64(base + end)}})
-		pos = end
+		if len(out) == maxSkippable {
+			return nil, fmt.Errorf("seek table: more than %d skippable frames before the table", maxSkippable)
+		}
+		next := pos + 8 + int64(le.Uint32(h[4:]))
+		if next > end {
+			return nil, fmt.Errorf("seek table: skippable frame at offset %d overruns the table", pos)
+		}
+		out = append(out, Skippable{Magic: le.Uint32(h[:]), Payload: [2]int64{pos + 8, next}})
+		pos = next
 	}
 	return out, nil
 }

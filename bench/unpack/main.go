@@ -5,7 +5,9 @@
 // Tools alternate within each run; it prints medians, ratios against the
 // targets, berth's peak RSS (ru_maxrss of the child), the image sizes, and
 // the time to read one file from the middle of the image through mmapfs
-// against decoding the whole stream.
+// against decoding the whole stream. For the minbase tree it also runs the
+// 32-bit arm berth (reading the image through windows) against Debian's
+// armhf tar and zstd, both under qemu-arm (arm.go).
 //
 // The trees are a bookworm minbase and a larger one (~1.8 GB), built with
 // debootstrap on the first run and cached in .cache/bench/.
@@ -29,14 +31,23 @@ func main() {
 	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
 	cache := flag.String("cache", ".cache/bench", "where rootfs trees and inputs are cached")
 	only := flag.String("only", "", "run only this tree (minbase or large)")
+	armRun := flag.Bool("arm", true, "also run the arm berth and armhf tar under qemu-arm (minbase only)")
+	berthArm := flag.String("berth-arm", "out/berth-linux-arm", "arm berth binary")
+	sysroot := flag.String("armhf-sysroot", ".cache/deb/armhf/sysroot", "armhf tar and zstd (make bench-armhf)")
 	flag.Parse()
-	if err := run(*berth, *cache, *only, *runs); err != nil {
+	var a *arm
+	if *armRun {
+		a = &arm{}
+		a.berth, _ = filepath.Abs(*berthArm)
+		a.sysroot, _ = filepath.Abs(*sysroot)
+	}
+	if err := run(*berth, *cache, *only, *runs, a); err != nil {
 		fmt.Fprintln(os.Stderr, "bench unpack:", err)
 		os.Exit(1)
 	}
 }
 
-func run(berth, cache, only string, n int) error {
+func run(berth, cache, only string, n int, a *arm) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (debootstrap, tmpfs, ownership)")
 	}
@@ -52,6 +63,11 @@ func run(berth, cache, only string, n int) error {
 		return err
 	}
 	defer unmount()
+	if a != nil {
+		if err := a.prepare(tmpfs); err != nil {
+			return err
+		}
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE, syscall.SIGHUP)
 	go func() { // leave no tmpfs behind when interrupted
@@ -70,6 +86,11 @@ func run(berth, cache, only string, n int) error {
 		}
 		if err := benchOne(in, berth, tmpfs, n); err != nil {
 			return err
+		}
+		if a != nil && spec.name == "minbase" {
+			if err := benchArm(in, a, tmpfs, n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
