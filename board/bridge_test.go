@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"berth/internal/rtnl"
 	"berth/internal/testutil"
@@ -159,6 +160,27 @@ func TestNetworkLifecycle(t *testing.T) {
 		t.Errorf("resolv.conf:\n%s", resolv)
 	}
 	ino := inode(t, web.Hosts)
+
+	// The appliance's DNS changes (a DHCP client renames a new file
+	// over it): the containers' resolv.conf follows, in place.
+	stop, err := n.WatchResolvConf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, n.ResolvConf+".new", "nameserver 198.51.100.53\n")
+	if err := os.Rename(n.ResolvConf+".new", n.ResolvConf); err != nil {
+		t.Fatal(err)
+	}
+	resolvIno := inode(t, web.ResolvConf)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(read(t, web.ResolvConf), "nameserver 198.51.100.53\n"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("resolv.conf after the appliance's changed:\n%s", read(t, web.ResolvConf))
+		}
+	}
+	stop()
+	if inode(t, web.ResolvConf) != resolvIno {
+		t.Error("resolv.conf was replaced, not rewritten in place")
+	}
 
 	// A second container: web's hosts file learns its names, in place.
 	db, err := n.Attach(Endpoint{Name: "db", Hostname: "database"})

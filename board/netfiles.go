@@ -2,10 +2,12 @@ package board
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -120,4 +122,57 @@ func (r *registry) writeFiles(resolvConf string) error {
 		}
 	}
 	return nil
+}
+
+// WatchResolvConf rewrites the containers' resolv.conf whenever the
+// appliance's changes (a DHCP lease naming other servers), until the
+// returned stop is called: inotify on its directory, for the file
+// written in place or renamed over.
+func (n *Network) WatchResolvConf() (stop func(), err error) {
+	path := n.resolvConf()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", path, err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("watch %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close ends a pending Read
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := f.Read(buf)
+			if err != nil {
+				return
+			}
+			if inotifyNames(buf[:k])[filepath.Base(path)] {
+				if err := n.Refresh(); err != nil {
+					n.warn("%s changed: %v", path, err)
+				}
+			}
+		}
+	}()
+	return func() { f.Close() }, nil
+}
+
+// inotifyNames returns the names of the inotify events in b.
+func inotifyNames(b []byte) map[string]bool {
+	names := map[string]bool{}
+	for len(b) >= unix.SizeofInotifyEvent {
+		l := int(binary.NativeEndian.Uint32(b[12:16]))
+		if unix.SizeofInotifyEvent+l > len(b) {
+			break
+		}
+		names[strings.TrimRight(string(b[unix.SizeofInotifyEvent:unix.SizeofInotifyEvent+l]), "\x00")] = true
+		b = b[unix.SizeofInotifyEvent+l:]
+	}
+	return names
+}
+
+// Refresh rewrites every attached container's hosts and resolv.conf
+// files (and drops what killed berths left).
+func (n *Network) Refresh() error {
+	_, err := n.update(func(*registry) error { return nil })
+	return err
 }

@@ -77,7 +77,7 @@ func (c *specCheck) ports(s *Spec) {
 		}
 		key := fmt.Sprintf("%d/%s", p.Host, p.Proto)
 		if j, dup := seen[key]; dup {
-			c.add("ports", i, "host port %s is already published by ports[%d]", key, j)
+			c.add("ports", i, "host port %s is published twice: %s and %s", key, Quote(s.Ports[j]), Quote(text))
 			continue
 		}
 		seen[key] = i
