@@ -227,7 +227,7 @@ func (n *Network) update(op func(*registry) error) (int, error) {
 		return 0, err
 	}
 	defer r.close()
-	if err := r.load(); err != nil {
+	if err := r.load(n.self); err != nil {
 		return 0, err
 	}
 	if len(r.stale) > 0 {

@@ -314,7 +314,7 @@ func TestNetworkStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.load()
+	reg.load(owner{})
 	reg.entries["taken"].Owner = deadOwner(t)
 	reg.put(reg.entries["taken"])
 	reg.save()

@@ -152,8 +152,9 @@ func (r *registry) close() {
 }
 
 // load reads bridge.json and every entry, dropping (and removing) those
-// that cannot be read and those of owners that are gone.
-func (r *registry) load() error {
+// that cannot be read and those of owners that are gone; self, the
+// caller, is alive.
+func (r *registry) load(self owner) error {
 	if data, err := r.read("bridge.json"); err == nil {
 		var st bridgeState
 		if json.Unmarshal(data, &st) == nil {
@@ -166,6 +167,7 @@ func (r *registry) load() error {
 	if err != nil {
 		return err
 	}
+	alive := map[owner]bool{self: true}
 	for _, name := range names {
 		var e entry
 		data, err := r.read(name + ".json")
@@ -173,7 +175,12 @@ func (r *registry) load() error {
 			r.gone[name] = true
 			continue
 		}
-		if !e.Owner.alive() {
+		live, known := alive[e.Owner]
+		if !known {
+			live = e.Owner.alive()
+			alive[e.Owner] = live
+		}
+		if !live {
 			if e.Attached && e.Link != "" {
 				r.stale = append(r.stale, e.Link)
 			}
