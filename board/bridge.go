@@ -42,9 +42,9 @@ var NetModules = []string{
 
 // Port is a published port: Host on the appliance to Container.
 type Port struct {
-	Host      uint16 `json:"host"`
-	Container uint16 `json:"container"`
-	Proto     string `json:"proto"` // "tcp" or "udp"
+	Host      uint16
+	Container uint16
+	Proto     string // "tcp" or "udp"
 }
 
 func (p Port) String() string { return fmt.Sprintf("%d:%d/%s", p.Host, p.Container, p.Proto) }
@@ -264,7 +264,7 @@ func (n *Network) apply(r *registry) (int, error) {
 		return 0, err
 	}
 	pubs := publishes(r)
-	if key := rulesKey(r.state, pubs); key != r.state.Rules {
+	if key := hashKey(rulesKey(r.state, pubs)); key != r.state.Rules {
 		prefix, _ := netip.ParsePrefix(r.state.Prefix)
 		if err := applyRules(r.state.Bridge, prefix.Masked(), pubs); err != nil {
 			return index, err
@@ -307,7 +307,7 @@ func rulesKey(st *bridgeState, pubs []publish) string {
 }
 
 // ensureBridge returns the bridge's index, creating it first when it is
-// missing: bridge.json is written before, so that a berth killed half way
+// missing: bridge.state is written before, so that a berth killed half way
 // leaves a record for the next one to clean up.
 func (n *Network) ensureBridge(r *registry) (int, error) {
 	if r.state != nil {

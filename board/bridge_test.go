@@ -193,7 +193,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	if _, err := n.Attach(Endpoint{Name: "other", Ports: []Port{{8080, 8080, "tcp"}}}); err == nil || !strings.Contains(err.Error(), "port 8080/tcp is published by container web") {
 		t.Errorf("a port published twice: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(n.Dir, "other.json")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(n.Dir, "other.entry")); !os.IsNotExist(err) {
 		t.Errorf("the refused container is registered: %v", err)
 	}
 
@@ -235,7 +235,10 @@ func noBerth(t *testing.T, dir string) {
 	if f := sysctl(t, "net/ipv4/ip_forward"); f != "0" {
 		t.Errorf("ip_forward %s, was 0", f)
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	left, _ := filepath.Glob(filepath.Join(dir, "*.entry"))
+	if _, err := os.Stat(filepath.Join(dir, "bridge.state")); err == nil {
+		left = append(left, "bridge.state")
+	}
 	if len(left) > 0 {
 		t.Errorf("registry files left: %v", left)
 	}
@@ -344,4 +347,41 @@ func TestNetworkOtherSubnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	noBerth(t, n.Dir)
+}
+
+// TestEntryFormat: entries and the bridge's state survive a round trip;
+// a line that is not quite one is refused, naming what is wrong.
+func TestEntryFormat(t *testing.T) {
+	e := &entry{Name: "web", Owner: owner{42, 7}, Address: netip.MustParseAddr("10.88.1.2"), Hostname: "www",
+		Attached: true, Link: "bth0badcafe", Ports: []Port{{8080, 80, "tcp"}, {5353, 53, "udp"}}}
+	got, err := parseEntry("web", e.marshal())
+	if err != nil || got.marshal() == nil || string(got.marshal()) != string(e.marshal()) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	bare := &entry{Name: "db", Owner: owner{1, 2}, Address: netip.MustParseAddr("10.88.0.9")}
+	if got, err := parseEntry("db", bare.marshal()); err != nil || got.Link != "" || got.Hostname != "" || got.Ports != nil || got.Attached {
+		t.Errorf("an entry with nothing optional: %+v, %v", got, err)
+	}
+	for _, bad := range []string{
+		"berth-net-entry web 42 7 10.88.1.2 1 - - -",           // another name
+		"berth-net-entry db 42 7 10.88.1.2 1 - -",              // a field short
+		"berth-net-entry db 0 7 10.88.1.2 1 - - -",             // pid 0
+		"berth-net-entry db 42 7 fd00::1 1 - - -",              // not IPv4
+		"berth-net-entry db 42 7 10.88.1.2 2 - - -",            // attached 2
+		"berth-net-entry db 42 7 10.88.1.2 1 - - 8080:80/sctp", // protocol
+		"berth-net-entry db 42 7 10.88.1.2 1 - - 0:80/tcp",     // port 0
+		"berth-net-entry db 42 -7 10.88.1.2 1 - - -",           // start
+		"{\"name\":\"db\"}",                                    // not the format
+	} {
+		if _, err := parseEntry("db", []byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	st := &bridgeState{Bridge: "berth0", Prefix: "10.88.0.1/16", Rules: hashKey("x")}
+	if got, err := parseBridgeState(st.marshal()); err != nil || *got != *st {
+		t.Errorf("bridge state round trip: %+v, %v", got, err)
+	}
+	if _, err := parseBridgeState([]byte("berth-net-bridge berth0 10.88.0.1 - -")); err == nil {
+		t.Error("a state without a prefix length accepted")
+	}
 }

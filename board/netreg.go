@@ -1,7 +1,6 @@
 package board
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -17,9 +16,9 @@ import (
 
 // The registry of the bridge network: a directory (default
 // /run/berth/net, root's, 0700) shared by every berth process on the
-// host. Each attached container has NAME.json (its entry), NAME.hosts and
-// NAME.resolv (the files bind-mounted into it); bridge.json records what
-// berth added to the host. Every change happens under an flock of its
+// host. Each attached container has NAME.entry (its entry), NAME.hosts
+// and NAME.resolv (the files bind-mounted into it); bridge.state records
+// what berth added to the host (netentry.go has their format). Every change happens under an flock of its
 // lock file, and each entry names the berth process that owns it (pid
 // and start time), so the next berth to take the lock drops the entries
 // of one that was killed.
@@ -33,34 +32,34 @@ const (
 // entry is one container attached to the bridge, or holding its address
 // between two runs.
 type entry struct {
-	Name     string     `json:"name"`
-	Owner    owner      `json:"owner"`
-	Address  netip.Addr `json:"address"`
-	Hostname string     `json:"hostname,omitempty"`
+	Name     string
+	Owner    owner
+	Address  netip.Addr
+	Hostname string
 	// Attached is set while the container runs; Link names the host end
 	// of its veth pair and Ports are published meanwhile.
-	Attached bool   `json:"attached"`
-	Link     string `json:"link,omitempty"`
-	Ports    []Port `json:"ports,omitempty"`
+	Attached bool
+	Link     string
+	Ports    []Port
 }
 
-// bridgeState is bridge.json: present while berth's bridge and table
+// bridgeState is bridge.state: present while berth's bridge and table
 // exist.
 type bridgeState struct {
-	Bridge string `json:"bridge"`
-	Prefix string `json:"prefix"`
+	Bridge string
+	Prefix string
 	// Forward is ip_forward's value before berth set it to 1, "" when it
 	// was 1 already.
-	Forward string `json:"forward,omitempty"`
-	// Rules identifies the rule set last applied (rulesKey).
-	Rules string `json:"rules,omitempty"`
+	Forward string
+	// Rules identifies the rule set last applied (a hash of rulesKey).
+	Rules string
 }
 
 // owner is a berth process: its pid and its start time (in clock ticks
 // since boot), so that a reused pid is not taken for the owner.
 type owner struct {
-	Pid   int    `json:"pid"`
-	Start uint64 `json:"start"`
+	Pid   int
+	Start uint64
 }
 
 // self is the calling process as an owner.
@@ -151,15 +150,12 @@ func (r *registry) close() {
 	unix.Close(r.dir)
 }
 
-// load reads bridge.json and every entry, dropping (and removing) those
+// load reads bridge.state and every entry, dropping (and removing) those
 // that cannot be read and those of owners that are gone; self, the
 // caller, is alive.
 func (r *registry) load(self owner) error {
-	if data, err := r.read("bridge.json"); err == nil {
-		var st bridgeState
-		if json.Unmarshal(data, &st) == nil {
-			r.state = &st
-		}
+	if data, err := r.read("bridge.state"); err == nil {
+		r.state, _ = parseBridgeState(data)
 	} else if !errors.Is(err, unix.ENOENT) {
 		return err
 	}
@@ -169,9 +165,12 @@ func (r *registry) load(self owner) error {
 	}
 	alive := map[owner]bool{self: true}
 	for _, name := range names {
-		var e entry
-		data, err := r.read(name + ".json")
-		if err != nil || json.Unmarshal(data, &e) != nil || e.Name != name || !e.Address.Is4() {
+		data, err := r.read(name + ".entry")
+		var e *entry
+		if err == nil {
+			e, err = parseEntry(name, data)
+		}
+		if err != nil {
 			r.gone[name] = true
 			continue
 		}
@@ -187,12 +186,12 @@ func (r *registry) load(self owner) error {
 			r.gone[name] = true
 			continue
 		}
-		r.entries[name] = &e
+		r.entries[name] = e
 	}
 	return nil
 }
 
-// names lists the entries' names (their NAME.json files).
+// names lists the entries' names (their NAME.entry files).
 func (r *registry) names() ([]string, error) {
 	dup, err := unix.Dup(r.dir)
 	if err != nil {
@@ -204,7 +203,7 @@ func (r *registry) names() ([]string, error) {
 	for {
 		ents, err := f.ReadDir(256)
 		for _, e := range ents {
-			if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && e.Type().IsRegular() && name != "bridge" && !strings.HasPrefix(name, ".") {
+			if name, ok := strings.CutSuffix(e.Name(), ".entry"); ok && e.Type().IsRegular() && !strings.HasPrefix(name, ".") {
 				names = append(names, name)
 			}
 		}
@@ -275,7 +274,7 @@ func (r *registry) save() error {
 		if r.entries[name] != nil {
 			continue
 		}
-		for _, suffix := range []string{".json", ".hosts", ".resolv"} {
+		for _, suffix := range []string{".entry", ".hosts", ".resolv"} {
 			if err := r.remove(name + suffix); err != nil {
 				return err
 			}
@@ -286,22 +285,20 @@ func (r *registry) save() error {
 		if e == nil {
 			continue
 		}
-		data, _ := json.Marshal(e)
-		if err := r.write(name+".json", data); err != nil {
+		if err := r.write(name+".entry", e.marshal()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// saveState writes bridge.json, or removes it when st is nil.
+// saveState writes bridge.state, or removes it when st is nil.
 func (r *registry) saveState(st *bridgeState) error {
 	r.state = st
 	if st == nil {
-		return r.remove("bridge.json")
+		return r.remove("bridge.state")
 	}
-	data, _ := json.Marshal(st)
-	return r.write("bridge.json", data)
+	return r.write("bridge.state", st.marshal())
 }
 
 // put records e as changed.

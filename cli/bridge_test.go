@@ -179,7 +179,10 @@ func leftovers() []string {
 	if f, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(f)) != "0" {
 		left = append(left, "ip_forward "+strings.TrimSpace(string(f)))
 	}
-	entries, _ := filepath.Glob("/run/berth/net/*.json")
+	entries, _ := filepath.Glob("/run/berth/net/*.entry")
+	if _, err := os.Stat("/run/berth/net/bridge.state"); err == nil {
+		entries = append(entries, "bridge.state")
+	}
 	return append(left, entries...)
 }
 
