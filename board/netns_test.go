@@ -106,7 +106,7 @@ func newTestLAN(t *testing.T, name string) *os.File {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Do(rtnl.AddVeth(rtnl.Veth{Name: name, PeerName: "srv0", PeerIndex: 2, NetNS: int(peer.Fd())})); err != nil {
+	if err := c.Do(rtnl.AddVeth(rtnl.Veth{Name: name, PeerName: "srv0", NetNS: int(peer.Fd())})); err != nil {
 		t.Fatal(err)
 	}
 	pc, err := rtnl.DialNS(int(peer.Fd()))

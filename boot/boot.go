@@ -182,6 +182,7 @@ func (b *booter) run() (action Action, status int, err error) {
 	action, status = b.sup.loop()
 	b.sup.stopAll()
 	b.sup.releaseAll()
+	b.sup.closeNetwork()
 	b.closeControl()
 	return action, status, nil
 }
@@ -252,6 +253,7 @@ func (b *booter) setupBoard() error {
 	if removed := layout.CleanStale(b.opts.PID1); len(removed) > 0 {
 		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
 	}
+	b.cleanNetwork()
 	return nil
 }
 

@@ -151,6 +151,7 @@ func (cfg *Config) validate(v *validator) {
 	cfg.Board.check(v)
 	cfg.checkImageKeys(v)
 	cfg.Network.check(v)
+	cfg.checkPorts(v)
 	routed := false // an interface can bring a default route
 	for _, ic := range cfg.Network.Interface {
 		routed = routed || ic.DHCP || ic.Gateway != ""

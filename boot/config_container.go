@@ -28,6 +28,9 @@ type ContainerConfig struct {
 	Groups []uint32 `toml:"groups"`
 
 	Net string `toml:"net"`
+	// Ports are a bridge container's published ports,
+	// "HOST:CONTAINER[/tcp|/udp]".
+	Ports []string `toml:"ports"`
 	// UserNS turns a user namespace on (or, false, off); uid_map and
 	// gid_map imply it. Maps are "CONTAINER:HOST:SIZE" strings, one or an
 	// array of them.
@@ -159,7 +162,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	}
 	s := container.Spec{
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
-		Net: c.Net, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
+		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
 		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges,
 	}
 	if c.User != "" {

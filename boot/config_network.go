@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"berth/board"
 )
 
 // NetworkConfig is the [network] table: the appliance's own interfaces,
@@ -21,7 +23,7 @@ type NetworkConfig struct {
 
 // DefaultBridge is the bridge's address and subnet when [network] bridge
 // is not set.
-const DefaultBridge = "10.88.0.1/16"
+const DefaultBridge = board.DefaultBridgePrefix
 
 // InterfaceConfig is one [[network.interface]]: an uplink matched by name
 // or by MAC address, configured by DHCPv4 or statically.

@@ -221,7 +221,10 @@ func TestUIDMapForms(t *testing.T) {
 func TestContainerKeyErrors(t *testing.T) {
 	base := "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n"
 	tests := []struct{ toml, want string }{
-		{base + "net = \"bridge\"\n", "f.toml:5: container.net: invalid value"},
+		{base + "net = \"nat\"\n", "f.toml:5: container.net: invalid value"},
+		{base + "ports = [\"80:80\"]\n", "f.toml:5: container.ports: publishing ports needs net = \"bridge\""},
+		{base + "net = \"bridge\"\nports = [\"80:80\", \"80:8080\"]\n", "f.toml:6: container.ports: host port 80/tcp is published twice: \"80:80\" and \"80:8080\""},
+		{base + "net = \"bridge\"\nports = [\"80\"]\n", "f.toml:6: container.ports: \"80\": want \"HOST:CONTAINER\""},
 		{base + "cap_add = [\"FLY\"]\n", "f.toml:5: container.cap_add: cap_add: unknown capability"},
 		{base + "cap_drop = [\"FLY\"]\n", "f.toml:5: container.cap_drop:"},
 		{base + "user = \"bob\"\n", "f.toml:5: container.user: invalid user"},

@@ -92,12 +92,15 @@ func (s *supervisor) processes() []Process {
 	var out []Process
 	for _, name := range s.order {
 		u := s.units[name]
-		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory}
+		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address}
 		if u.c != nil {
 			started := u.started
 			p.Pid, p.Started = u.c.Pid, &started
 			p.UptimeSec = time.Since(u.started).Seconds()
 			p.Memory, _ = u.c.MemoryUsage()
+			for _, port := range u.spec.PublishedPorts() {
+				p.Ports = append(p.Ports, port.String())
+			}
 		}
 		switch {
 		case u.lastError != "":

@@ -56,6 +56,11 @@ type Process struct {
 	ExitSignal string `json:"exit_signal,omitempty"`
 	OOMKilled  bool   `json:"oom_killed,omitempty"`
 	Detail     string `json:"detail,omitempty"`
+	// Address is a bridge container's address (kept while it is
+	// stopped); Ports are its published ports while it runs,
+	// "HOST:CONTAINER/PROTO".
+	Address string   `json:"address,omitempty"`
+	Ports   []string `json:"ports,omitempty"`
 }
 
 // Status is berth status.

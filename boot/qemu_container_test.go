@@ -3,6 +3,8 @@ package boot_test
 import (
 	"strings"
 	"testing"
+
+	"berth/board"
 )
 
 // isolationConfig runs, on a cgroup v2 guest, the probe that tries every
@@ -98,10 +100,26 @@ seccomp = "unconfined"
 command = ["/bin/sh", "-c", "/bin/probe all 2 | grep -E '^(keyctl|unshare-user):'"]
 `
 
+// bridgeProbeConfig runs the probe again in a container on the bridge.
+const bridgeProbeConfig = `
+[[container]]
+name = "probe-bridge"
+image = "/images/demo.tar.zst"
+net = "bridge"
+command = ["/bin/probe", "all", "2"]
+[container.limits]
+memory = "64M"
+pids = 64
+`
+
+// probes are the escapes the probe tries.
+var probes = []string{"mount-tmpfs", "mknod", "reboot", "unshare-user", "keyctl", "ptrace-other-user",
+	"write-sysrq-trigger", "read-kcore", "see-host-pid", "write-exe", "write-proc-sys", "write-cgroup"}
+
 // TestQEMUIsolation checks the runtime on a pure cgroup v2 guest (the host
-// is v1): the probe's escapes are all denied (keyctl and unshare-user by
-// the seccomp filter: unconfined, keyctl is allowed and unshare gets the
-// kernel's own answer), the eBPF device program allows exactly the default
+// is v1): the probe's escapes are all denied, from a bridge container too
+// (keyctl and unshare-user by the seccomp filter: unconfined, keyctl is
+// allowed and unshare gets the kernel's own answer), the eBPF device program allows exactly the default
 // nodes and the passed-through device, the v2 limit files hold what the
 // config asked for, limits too small for a Go process still start a
 // busybox command, and a user-namespaced container gets recursive
@@ -111,13 +129,19 @@ func TestQEMUIsolation(t *testing.T) {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()
 			out, err := bootAppliance(t, appliance{
-				arch: arch, config: isolationConfig,
+				arch: arch, config: isolationConfig + bridgeProbeConfig,
 				programs: map[string]string{"bin/probe": "./container/testdata/probe"},
+				modules:  append([]string{"overlay"}, board.NetModules...),
 			})
 			if err != nil {
 				t.Errorf("QEMU did not exit cleanly: %v", err)
 			}
 			isolationChecks(t, out)
+			var bridged []string
+			for _, p := range probes {
+				bridged = append(bridged, "probe-bridge | "+p+": denied")
+			}
+			wantLines(t, out, bridged...)
 		})
 	}
 }
@@ -126,8 +150,7 @@ func TestQEMUIsolation(t *testing.T) {
 func isolationChecks(t *testing.T, out string) {
 	t.Helper()
 	var want []string
-	for _, p := range []string{"mount-tmpfs", "mknod", "reboot", "unshare-user", "keyctl", "ptrace-other-user",
-		"write-sysrq-trigger", "read-kcore", "see-host-pid", "write-exe", "write-proc-sys", "write-cgroup"} {
+	for _, p := range probes {
 		want = append(want, "probe | "+p+": denied")
 	}
 	for _, p := range []string{"unshare-user", "keyctl"} {

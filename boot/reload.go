@@ -43,6 +43,9 @@ func (s *supervisor) reload() error {
 	// still whole.
 	for _, name := range append(append([]string{}, changed...), removed...) {
 		s.stopAndWait(s.units[name])
+		if isChanged[name] && !cfg.onBridge(name) {
+			s.detach(s.units[name], true)
+		}
 		s.units[name].answerAll("its definition was replaced by a reload")
 		s.units[name].log.close()
 	}
@@ -61,6 +64,7 @@ func (s *supervisor) reload() error {
 		next[cc.Name] = u
 	}
 	for _, name := range removed {
+		s.detach(s.units[name], true)
 		if err := releaseRootfs(filepath.Join(s.b.opts.StateDir, "containers", name)); err != nil {
 			s.b.log.Printf("warning: %v", err)
 		}

@@ -25,6 +25,9 @@ type supervisor struct {
 	// cache holds the unpacked images (see rootfs.go).
 	cache         *image.Cache
 	overlayWarned bool
+	// net is the bridge network, once a net = "bridge" container needs
+	// it (bridge.go).
+	net *bridgeNet
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {

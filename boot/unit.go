@@ -52,6 +52,8 @@ type unit struct {
 	waiters []waiter
 	// imageStamp is the image file's version when it was prepared.
 	imageStamp string
+	// address is a bridge container's address, kept across restarts.
+	address string
 }
 
 // newUnit makes the unit of a validated [[container]]. A log_file that
@@ -110,10 +112,18 @@ func (s *supervisor) start(u *unit) {
 		return
 	}
 	defer w.Close()
+	opts := container.Options{Stdout: w, Stderr: w, ExternalReaper: true}
+	if u.spec.Net == "bridge" {
+		if opts.Network, err = s.attach(u); err != nil {
+			r.Close()
+			s.startFailed(u, err.Error())
+			return
+		}
+	}
 	var c *container.Container
 	err = s.b.reaper.start(func() (int, error) {
 		var err error
-		c, err = container.Start(s.b.cgroups, u.spec, container.Options{Stdout: w, Stderr: w, ExternalReaper: true})
+		c, err = container.Start(s.b.cgroups, u.spec, opts)
 		if err != nil {
 			return 0, err
 		}
@@ -121,6 +131,7 @@ func (s *supervisor) start(u *unit) {
 	}, func(ws syscall.WaitStatus) { s.exited(u, c, ws) })
 	if err != nil {
 		r.Close()
+		s.detach(u, false)
 		s.startFailed(u, err.Error())
 		return
 	}
@@ -167,6 +178,7 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 	if u.c != c {
 		return // a container of an earlier definition, replaced by a reload
 	}
+	s.detach(u, false)
 	u.c, u.lastExit = nil, &exit
 	s.b.log.Printf("%s after %s", exit, exit.Runtime.Round(time.Millisecond))
 	if u.state == stateStopping {

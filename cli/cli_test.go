@@ -18,6 +18,12 @@ import (
 var berthBin string
 
 func TestMain(m *testing.M) {
+	// A test run again in a namespace of its own (testutil.InNetNS)
+	// uses the binary its parent built.
+	if bin := os.Getenv("BERTH_TEST_BIN"); bin != "" {
+		berthBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "berth-cli-test-")
 	if err != nil {
 		fmt.Println(err)
@@ -30,6 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Printf("build berth: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	os.Setenv("BERTH_TEST_BIN", berthBin)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

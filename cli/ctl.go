@@ -106,7 +106,7 @@ func ctlNameMain(verbName, about string) func(*ctx, []string) int {
 }
 
 func psMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, pid, uptime, restarts, memory (use / limit), last exit.")
+	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, pid, uptime, restarts, memory (use / limit), address and published ports, last exit.")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
@@ -121,7 +121,7 @@ func psMain(c *ctx, args []string) int {
 		return c.printJSON(resp.Processes)
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tLAST EXIT")
+	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tADDRESS\tPORTS\tLAST EXIT")
 	for _, p := range resp.Processes {
 		pid, up, mem := "-", "-", "-"
 		if p.Pid > 0 {
@@ -136,11 +136,9 @@ func psMain(c *ctx, args []string) int {
 		if p.Detail != "" {
 			state += " (" + p.Detail + ")"
 		}
-		last := p.LastExit
-		if last == "" {
-			last = "-"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, pid, up, p.Restarts, mem, last)
+		last := orDash(p.LastExit)
+		addr, ports := orDash(p.Address), orDash(strings.Join(p.Ports, ","))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, state, pid, up, p.Restarts, mem, addr, ports, last)
 	}
 	w.Flush()
 	return exitOK
@@ -283,6 +281,13 @@ func boardMain(c *ctx, args []string) int {
 	}
 	w.Flush()
 	return exitOK
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func orNone(s string) string {

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"berth/board"
 	"berth/container"
 )
 
@@ -31,6 +33,7 @@ type runFlags struct {
 	userns, readOnly, noNewPrivs, tty              *bool
 	env, mounts, tmpfs, devices, capAdd, capDrop   listFlag
 	uidMap, gidMap, groups, ulimits, ioMax         listFlag
+	publish                                        listFlag
 }
 
 const runAbout = `ROOTFS is a directory or an image file (unpacked to a temporary directory
@@ -53,7 +56,9 @@ func newRunFlags(c *ctx) *runFlags {
 	fs.Var(&f.ioMax, "io-max", "I/O limit 'MAJ:MIN rbps=N wbps=N riops=N wiops=N' (repeatable)")
 	f.hostname = fs.String("hostname", "", "the container's hostname (default: its name)")
 	f.name = fs.String("name", "", "container name, naming its cgroup (default: run-PID)")
-	f.net = fs.String("net", "none", "network: none (own namespace, lo up) or host")
+	f.net = fs.String("net", "none", "network: none (own namespace, lo up), host, or bridge (eth0 on berth0, "+board.DefaultBridgePrefix+")")
+	fs.Var(&f.publish, "p", "publish a port of a bridge container HOST:CONTAINER[/tcp|/udp] (repeatable)")
+	fs.Var(&f.publish, "publish", "same as -p")
 	f.userns = fs.Bool("userns", false, "run in a new user namespace (default map "+container.DefaultIDMap+")")
 	fs.Var(&f.uidMap, "uid-map", "user namespace uid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
 	fs.Var(&f.gidMap, "gid-map", "user namespace gid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
@@ -84,7 +89,7 @@ var flagOfKey = map[string]string{
 	"seccomp": "--seccomp", "limits.memory": "--memory", "limits.memory_high": "--memory-high",
 	"limits.memory_swap": "--memory-swap", "limits.cpus": "--cpus", "limits.cpu_weight": "--cpu-weight",
 	"limits.cpuset": "--cpuset-cpus", "limits.pids": "--pids", "limits.io_weight": "--io-weight",
-	"limits.io_max": "--io-max",
+	"limits.io_max": "--io-max", "ports": "-p",
 }
 
 // flagName turns a key of a container.FieldError into the flag a user gave.
@@ -108,7 +113,7 @@ func flagName(fe *container.FieldError, s container.Spec) string {
 // (container.Spec.Validate, the config file's rules); errors name flags.
 func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	s := container.Spec{
-		Name: *f.name, Args: cmd, Hostname: *f.hostname, Net: *f.net, ReadonlyRoot: *f.readOnly,
+		Name: *f.name, Args: cmd, Hostname: *f.hostname, Net: *f.net, Ports: f.publish.vals, ReadonlyRoot: *f.readOnly,
 		Devices: f.devices.vals, Cwd: *f.workdir, Env: f.env.vals, Seccomp: *f.seccomp, TTY: *f.tty,
 		AllowNewPrivileges: !*f.noNewPrivs,
 	}
@@ -333,9 +338,23 @@ func (c *ctx) runContainer(spec container.Spec) int {
 	if spec.TTY {
 		spec.Env = withTerm(spec.Env)
 	}
-	ct, err := container.Start(layout, spec, container.Options{
-		Stdin: c.stdin, Stdout: stdout, Stderr: stderr, DieWithParent: true,
-	})
+	opts := container.Options{Stdin: c.stdin, Stdout: stdout, Stderr: stderr, DieWithParent: true}
+	if spec.Net == "bridge" {
+		nw, att, err := attachBridge(spec)
+		if err != nil {
+			c.errorf("container %s: %v", spec.Name, err)
+			return exitRunError
+		}
+		container.Trace("bridge-attach")
+		defer func() {
+			if err := nw.Close(); err != nil {
+				c.errorf("bridge network: %v", err)
+			}
+			container.Trace("bridge-detach")
+		}()
+		opts.Network = att
+	}
+	ct, err := container.Start(layout, spec, opts)
 	if err != nil {
 		c.errorf("container %s: %v", spec.Name, err)
 		var se *container.StartError
@@ -366,6 +385,33 @@ func (c *ctx) runContainer(spec container.Spec) int {
 		c.errorf("%s", exit)
 	}
 	return exit.Status()
+}
+
+// attachBridge attaches a net = "bridge" container to the host's bridge,
+// creating it (and the nftables table) if no other berth has; the
+// caller's Close at exit gives it back, and removes them if it was the
+// last. Leftovers of berth processes killed before they could are
+// cleaned up on the way.
+func attachBridge(spec container.Spec) (*board.Network, *container.Network, error) {
+	nw, err := board.NewNetwork(netip.Prefix{})
+	if err != nil {
+		return nil, nil, err
+	}
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = spec.Name
+	}
+	e := board.Endpoint{Name: spec.Name, Hostname: hostname}
+	for _, p := range spec.PublishedPorts() {
+		e.Ports = append(e.Ports, board.Port{Host: p.Host, Container: p.Container, Proto: p.Proto})
+	}
+	a, err := nw.Attach(e)
+	if err != nil {
+		nw.Close()
+		return nil, nil, fmt.Errorf("bridge: %w", err)
+	}
+	return nw, &container.Network{Bridge: a.Bridge, Link: a.Link, Address: a.Address, Gateway: a.Gateway,
+		Hosts: a.Hosts, ResolvConf: a.ResolvConf}, nil
 }
 
 // withTerm gives a terminal session a TERM, as docker -t does: the

@@ -33,6 +33,12 @@ var testSeq int
 // run starts a container on rootfs and returns its exit and output.
 func run(t *testing.T, rootfs string, spec Spec) (Exit, string, error) {
 	t.Helper()
+	return runWith(t, rootfs, spec, Options{})
+}
+
+// runWith is run with options; stdio and DieWithParent are set here.
+func runWith(t *testing.T, rootfs string, spec Spec, opts Options) (Exit, string, error) {
+	t.Helper()
 	layout, err := DetectCgroups()
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +53,8 @@ func run(t *testing.T, rootfs string, spec Spec) (Exit, string, error) {
 		t.Fatal(err)
 	}
 	defer outR.Close()
-	c, err := Start(layout, spec, Options{Stdout: outW, Stderr: outW, DieWithParent: true})
+	opts.Stdout, opts.Stderr, opts.DieWithParent = outW, outW, true
+	c, err := Start(layout, spec, opts)
 	outW.Close()
 	if err != nil {
 		return Exit{}, "", err

@@ -59,14 +59,16 @@ func runInit() error {
 	defer root.close()
 	trace("rootfs")
 
-	// 4. Name the host; bring up loopback in our own network namespace.
+	// 4. Name the host; in our own network namespace bring up loopback
+	// and, on a bridge, eth0 with its address and default route.
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 		return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
 	}
 	if spec.Net != "host" {
-		if err := loopbackUp(); err != nil {
+		if err := netUp(cfg.Net); err != nil {
 			return err
 		}
+		trace("net-up")
 	}
 
 	// 5. Switch to the new root and detach the old one.

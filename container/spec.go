@@ -39,8 +39,12 @@ type Spec struct {
 	Limits Limits `json:"limits"`
 
 	// Net is "none" (default: a network namespace of its own with only
-	// loopback, up) or "host".
+	// loopback, up), "host", or "bridge": a network namespace of its own
+	// with eth0 on the appliance's bridge (see Options.Network).
 	Net string `json:"net,omitempty"`
+	// Ports are published ports of a bridge container,
+	// "HOST:CONTAINER[/tcp|/udp]" (see ParsePort).
+	Ports []string `json:"ports,omitempty"`
 	// UserNS, when set, runs the container in a new user namespace.
 	UserNS *UserNS `json:"user_ns,omitempty"`
 	// ReadonlyRoot mounts the root filesystem read-only.

@@ -31,6 +31,9 @@ type Options struct {
 	// DieWithParent kills the container when the calling thread exits
 	// (for berth run; PID 1 never exits).
 	DieWithParent bool
+	// Network attaches a net = "bridge" container; required for one,
+	// ignored for the others.
+	Network *Network
 }
 
 // StartError is a failure to start the workload. Code is the exit status a
@@ -70,7 +73,9 @@ type initConfig struct {
 	RootfsFd  int   `json:"rootfs_fd"`
 	MountFds  []int `json:"mount_fds,omitempty"`
 	DeviceFds []int `json:"device_fds,omitempty"`
-	Trace     bool  `json:"trace,omitempty"`
+	// Net is eth0's configuration on a bridge.
+	Net   *initNet `json:"net,omitempty"`
+	Trace bool     `json:"trace,omitempty"`
 }
 
 // v1Mount is a v1 hierarchy as the container sees it: mounted at
@@ -95,7 +100,7 @@ const (
 func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	trace("start")
 	// 1. Check the spec and resolve what the init needs.
-	cfg, err := resolve(layout, spec)
+	cfg, err := resolve(layout, spec, opts.Network)
 	if err != nil {
 		return nil, setupError(err)
 	}
@@ -123,9 +128,10 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 }
 
 // resolve validates spec (Spec.Validate, then what depends on this
-// machine) and fills in defaults, capabilities, devices and the compiled
-// seccomp filter.
-func resolve(layout *Layout, spec Spec) (initConfig, error) {
+// machine) and fills in defaults, capabilities, devices, the compiled
+// seccomp filter and, on a bridge, the network files' mounts and eth0's
+// configuration.
+func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 	cfg := initConfig{CgroupVersion: layout.Version, Trace: tracing}
 	if err := spec.Validate(); err != nil {
 		return cfg, err
@@ -141,6 +147,13 @@ func resolve(layout *Layout, spec Spec) (initConfig, error) {
 	}
 	if spec.Net == "" {
 		spec.Net = "none"
+	}
+	if spec.Net == "bridge" {
+		if err := nw.check(); err != nil {
+			return cfg, err
+		}
+		spec.Mounts = append(spec.Mounts[:len(spec.Mounts):len(spec.Mounts)], nw.mounts(spec)...)
+		cfg.Net = &initNet{Address: nw.Address, Gateway: nw.Gateway}
 	}
 	for _, p := range spec.Devices {
 		d, err := LookupDevice(p)
@@ -304,7 +317,16 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		return err
 	}
 
-	// 4. The v1 hierarchies that limit nothing the init does are joined
+	// 4. On a bridge, the veth pair, its peer born in the init's network
+	// namespace; the init configures it once it has its config.
+	if spec.Net == "bridge" {
+		if err := opts.Network.attach(pid); err != nil {
+			return fail(setupError(err))
+		}
+		trace("veth")
+	}
+
+	// 5. The v1 hierarchies that limit nothing the init does are joined
 	// now, while the init starts up (a cgroup migration may wait for an
 	// RCU grace period); the init waits for its config, so it does no
 	// work outside them.
@@ -315,7 +337,7 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	}
 	trace("early-cgroups")
 
-	// 5. The config; the init then builds the container and joins the
+	// 6. The config; the init then builds the container and joins the
 	// rest of its cgroup just before the workload runs.
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
 		return fail(setupError(fmt.Errorf("send config to container init: %w", err)))
@@ -323,7 +345,7 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	cfgW.Close()
 	trace("config-sent")
 
-	// 6. The error pipe is close-on-exec: EOF without a message means the
+	// 7. The error pipe is close-on-exec: EOF without a message means the
 	// workload was exec'd.
 	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
 	if len(msg) > 0 {

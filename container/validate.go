@@ -58,6 +58,9 @@ const (
 	MaxWeight = 10000
 	MaxIDMaps = 340 // lines a uid_map or gid_map may have (Linux 4.15+)
 	MaxGroups = 65536
+	// MaxPorts is how many ports one container may publish: each is a
+	// rule in the appliance's nftables table.
+	MaxPorts = 1024
 )
 
 // specCheck collects a Spec's problems.
@@ -99,10 +102,11 @@ func (s *Spec) Validate() error {
 		}
 	}
 	switch s.Net {
-	case "", "none", "host":
+	case "", "none", "host", "bridge":
 	default:
-		c.add("net", -1, "invalid value %s: want \"none\" or \"host\"", Quote(s.Net))
+		c.add("net", -1, "invalid value %s: want \"none\", \"host\" or \"bridge\"", Quote(s.Net))
 	}
+	c.ports(s)
 	c.userNS(s)
 	c.mounts(s.Mounts)
 	for i, d := range s.Devices {

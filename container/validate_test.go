@@ -1,6 +1,7 @@
 package container
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -33,7 +34,21 @@ func TestValidate(t *testing.T) {
 		{"hostname 64", func(s *Spec) { s.Hostname = strings.Repeat("h", 64) }, "hostname"},
 		{"hostname underscore", func(s *Spec) { s.Hostname = "a_b" }, "hostname"},
 		{"hostname leading dash", func(s *Spec) { s.Hostname = "-a" }, "hostname"},
-		{"net bridge", func(s *Spec) { s.Net = "bridge" }, "net"},
+		{"net bridge", func(s *Spec) { s.Net = "bridge" }, ""},
+		{"net nat", func(s *Spec) { s.Net = "nat" }, "net"},
+		{"ports", func(s *Spec) {
+			s.Net, s.Ports = "bridge", []string{"8080:80", "5353:53/udp", "8080:80/udp", "65535:1/tcp"}
+		}, ""},
+		{"ports without bridge", func(s *Spec) { s.Ports = []string{"8080:80"} }, "ports"},
+		{"port 0", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"0:80"} }, "ports"},
+		{"port 65536", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"8080:65536"} }, "ports"},
+		{"port sctp", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"8080:80/sctp"} }, "ports"},
+		{"port without container", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"8080"} }, "ports"},
+		{"port with address", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"127.0.0.1:8080:80"} }, "ports"},
+		{"port negative", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"-1:80"} }, "ports"},
+		{"port twice", func(s *Spec) { s.Net, s.Ports = "bridge", []string{"8080:80", "8080:81/tcp"} }, "ports"},
+		{"too many ports", func(s *Spec) { s.Net, s.Ports = "bridge", manyPorts(MaxPorts+1) }, "ports"},
+		{"most ports", func(s *Spec) { s.Net, s.Ports = "bridge", manyPorts(MaxPorts) }, ""},
 		{"net host", func(s *Spec) { s.Net = "host" }, ""},
 		{"default maps", func(s *Spec) { s.UserNS = defaultNS() }, ""},
 		{"map without root", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0].Container = 1 }, "uid_map"},
@@ -122,6 +137,14 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func manyPorts(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%d:80", 10000+i))
+	}
+	return out
+}
+
 func defaultNS() *UserNS {
 	return &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
 }
@@ -143,5 +166,33 @@ func TestQuote(t *testing.T) {
 	}
 	if Quote("abc") != `"abc"` {
 		t.Fatal(Quote("abc"))
+	}
+}
+
+// TestParsePort checks the syntax of a published port and its message.
+func TestParsePort(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Port
+		err  string
+	}{
+		{"8080:80", Port{8080, 80, "tcp"}, ""},
+		{"5353:53/udp", Port{5353, 53, "udp"}, ""},
+		{"1:65535/tcp", Port{1, 65535, "tcp"}, ""},
+		{"8080:80/", Port{}, `protocol ""`},
+		{"8080:80/icmp", Port{}, `protocol "icmp"`},
+		{"80", Port{}, "want \"HOST:CONTAINER\""},
+		{":80", Port{}, `port ""`},
+		{"8080:x", Port{}, `port "x"`},
+		{"99999:80", Port{}, `port "99999"`},
+	}
+	for _, tc := range tests {
+		p, err := ParsePort(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || p != tc.want):
+			t.Errorf("ParsePort(%q) = %v, %v; want %v", tc.in, p, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParsePort(%q) error %v, want one with %q", tc.in, err, tc.err)
+		}
 	}
 }

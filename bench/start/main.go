@@ -1,8 +1,10 @@
 // Command start measures container start-to-exit latency of /bin/true:
 // berth side by side with crun, runc and bubblewrap, alternating, in one
 // run, with the same busybox rootfs and an equivalent config. It prints
-// medians and ratios, berth's own breakdown (BERTH_TRACE), the smallest
-// memory limit each runtime starts under, and berth's peak RSS.
+// medians and ratios, berth's own breakdown (BERTH_TRACE), berth with
+// net = "bridge" against net = "none" with both breakdowns (-net: only
+// that), the smallest memory limit each runtime starts under, and
+// berth's peak RSS.
 //
 // crun refuses this host's hybrid cgroup layout, so crun and runc run
 // inside `unshare -m` with /sys/fs/cgroup/unified unmounted; berth runs
@@ -31,8 +33,9 @@ func main() {
 	runs := flag.Int("n", 25, "runs per runtime (alternating)")
 	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
 	repo := flag.String("repo", ".", "berth checkout")
+	onlyNet := flag.Bool("net", false, "only berth's net = none against net = bridge")
 	flag.Parse()
-	if err := run(*repo, *berth, *runs); err != nil {
+	if err := run(*repo, *berth, *runs, *onlyNet); err != nil {
 		fmt.Fprintln(os.Stderr, "bench start:", err)
 		os.Exit(1)
 	}
@@ -47,7 +50,7 @@ type runtimeCmd struct {
 	cmd     func(i int) []string
 }
 
-func run(repo, berth string, n int) error {
+func run(repo, berth string, n int, onlyNet bool) error {
 	berth, _ = filepath.Abs(berth)
 	work, err := os.MkdirTemp("", "berth-bench-start-")
 	if err != nil {
@@ -57,6 +60,10 @@ func run(repo, berth string, n int) error {
 	rootfs := filepath.Join(work, "bundle", "rootfs")
 	if err := vm.BusyboxRootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
 		return err
+	}
+	base := []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
+	if onlyNet {
+		return bridgeBench(berth, rootfs, n)
 	}
 	bundle := filepath.Join(work, "bundle")
 	if err := writeOCIConfig(bundle, 64<<20); err != nil {
@@ -112,7 +119,12 @@ func run(repo, berth string, n int) error {
 	}
 	fmt.Printf("(net = median minus the wrapper's median for wrapped runtimes; crun net = %s)\n\n", ms(crunNet))
 
-	if err := breakdown(berth, rootfs, n); err != nil {
+	none, err := breakdown(base, n)
+	if err != nil {
+		return err
+	}
+	printBreakdown("berth breakdown (median time since the previous step, berth run without wrapper):", none)
+	if err := bridgeBench(berth, rootfs, n); err != nil {
 		return err
 	}
 	return minMemory(berth, rootfs, bundle)
@@ -132,60 +144,83 @@ func timeCmd(args []string) (time.Duration, error) {
 	return d, nil
 }
 
-// breakdown runs berth with BERTH_TRACE=1 and reports the median time of
-// each phase it traces.
-func breakdown(berth, rootfs string, n int) error {
-	phases := map[string][]time.Duration{}
-	var order []string
-	peak := map[string]int{}
+// phases collects the time of each step BERTH_TRACE marks, over runs,
+// in the order first seen.
+type phases struct {
+	order []string
+	all   map[string][]time.Duration
+	peak  map[string]int // peak RSS in KiB, by process
+}
+
+func newPhases() *phases {
+	return &phases{all: map[string][]time.Duration{}, peak: map[string]int{}}
+}
+
+// breakdown runs args with BERTH_TRACE=1 n times.
+func breakdown(args []string, n int) (*phases, error) {
+	p := newPhases()
 	for i := 0; i < n; i++ {
-		cmd := exec.Command(berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true")
-		cmd.Env = append(os.Environ(), "BERTH_TRACE=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("berth trace run: %v: %s", err, out)
-		}
-		// Lines: "berth-trace PHASE NANOS" (CLOCK_MONOTONIC, shared by
-		// berth and its init, whose lines may interleave): sorted by time.
-		type mark struct {
-			phase string
-			ns    int64
-		}
-		var marks []mark
-		for _, line := range strings.Split(string(out), "\n") {
-			var who string
-			var kib int
-			if _, err := fmt.Sscanf(line, "berth-rss %s %d", &who, &kib); err == nil && kib > peak[who] {
-				peak[who] = kib
-			}
-			var m mark
-			if _, err := fmt.Sscanf(line, "berth-trace %s %d", &m.phase, &m.ns); err == nil {
-				marks = append(marks, m)
-			}
-		}
-		sort.Slice(marks, func(i, j int) bool { return marks[i].ns < marks[j].ns })
-		for i := 1; i < len(marks); i++ {
-			p := marks[i].phase
-			if _, seen := phases[p]; !seen {
-				order = append(order, p)
-			}
-			phases[p] = append(phases[p], time.Duration(marks[i].ns-marks[i-1].ns))
+		if err := p.add(args); err != nil {
+			return p, err
 		}
 	}
-	if len(order) == 0 {
+	return p, nil
+}
+
+// add runs args once with BERTH_TRACE=1 and records its steps.
+func (p *phases) add(args []string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "BERTH_TRACE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("berth trace run: %v: %s", err, out)
+	}
+	// Lines: "berth-trace PHASE NANOS" (CLOCK_MONOTONIC, shared by berth
+	// and its init, whose lines may interleave): sorted by time.
+	type mark struct {
+		phase string
+		ns    int64
+	}
+	var marks []mark
+	for _, line := range strings.Split(string(out), "\n") {
+		var who string
+		var kib int
+		if _, err := fmt.Sscanf(line, "berth-rss %s %d", &who, &kib); err == nil && kib > p.peak[who] {
+			p.peak[who] = kib
+		}
+		var m mark
+		if _, err := fmt.Sscanf(line, "berth-trace %s %d", &m.phase, &m.ns); err == nil {
+			marks = append(marks, m)
+		}
+	}
+	sort.Slice(marks, func(i, j int) bool { return marks[i].ns < marks[j].ns })
+	for i := 1; i < len(marks); i++ {
+		ph := marks[i].phase
+		if _, seen := p.all[ph]; !seen {
+			p.order = append(p.order, ph)
+		}
+		p.all[ph] = append(p.all[ph], time.Duration(marks[i].ns-marks[i-1].ns))
+	}
+	return nil
+}
+
+// median is the median time of step ph, 0 when it was never seen.
+func (p *phases) median(ph string) time.Duration { return median(p.all[ph]) }
+
+// printBreakdown prints one run's steps and berth's peak RSS.
+func printBreakdown(title string, p *phases) {
+	if len(p.order) == 0 {
 		fmt.Println("berth breakdown: berth printed no BERTH_TRACE lines")
-		return nil
+		return
 	}
-	fmt.Println("berth breakdown (median time since the previous step, berth run without wrapper):")
+	fmt.Println(title)
 	var total time.Duration
-	for _, p := range order {
-		m := median(phases[p])
-		total += m
-		fmt.Printf("  %-28s %8s\n", p, ms(m))
+	for _, ph := range p.order {
+		total += p.median(ph)
+		fmt.Printf("  %-28s %8s\n", ph, ms(p.median(ph)))
 	}
 	fmt.Printf("  %-28s %8s (from berth's main to the workload's exit and cleanup)\n", "sum", ms(total))
-	fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, container init before exec %d KiB\n\n", peak["parent"], peak["init"])
-	return nil
+	fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, container init before exec %d KiB\n\n", p.peak["parent"], p.peak["init"])
 }
 
 // minMemory bisects the smallest memory limit under which a busybox true

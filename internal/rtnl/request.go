@@ -79,13 +79,13 @@ type Veth struct {
 	// bridge.
 	Name   string
 	Master int
-	// PeerName, PeerIndex (0: the kernel's choice) and PeerMAC (nil: a
-	// random one) are the peer's in NetNS, an open /proc/PID/ns/net. The
-	// peer is left down: a peer cannot be up before its pair exists.
-	PeerName  string
-	PeerIndex int
-	PeerMAC   net.HardwareAddr
-	NetNS     int
+	// PeerName and PeerMAC (nil: a random one) are the peer's in NetNS,
+	// an open /proc/PID/ns/net; its index is the kernel's choice (the
+	// kernel takes a peer index only with the host end's). The peer is
+	// left down: a peer cannot be up before its pair exists.
+	PeerName string
+	PeerMAC  net.HardwareAddr
+	NetNS    int
 }
 
 // AddVeth creates the pair in one request.
@@ -99,7 +99,7 @@ func AddVeth(v Veth) *Request {
 	r.str(unix.IFLA_INFO_KIND, "veth")
 	endData := r.nest(unix.IFLA_INFO_DATA)
 	endPeer := r.nest(1) // VETH_INFO_PEER: a struct ifinfomsg, then attributes
-	r.b = append(r.b, ifinfo(v.PeerIndex, 0, 0)...)
+	r.b = append(r.b, ifinfo(0, 0, 0)...)
 	r.str(unix.IFLA_IFNAME, v.PeerName)
 	if v.NetNS > 0 {
 		r.u32(unix.IFLA_NET_NS_FD, uint32(v.NetNS))
@@ -124,11 +124,13 @@ func SetMTU(index, mtu int) *Request {
 	return r.u32(unix.IFLA_MTU, uint32(mtu))
 }
 
-// SetHairpin turns hairpin mode on for bridge port index, so that a
-// container can reach itself through an address the bridge NATs.
-func SetHairpin(index int) *Request {
-	r := newRequest(fmt.Sprintf("set link %d hairpin", index), unix.RTM_NEWLINK, 0, ifinfo(index, 0, 0))
-	endInfo := r.nest(unix.IFLA_LINKINFO)
+// SetHairpin turns hairpin mode on for the bridge port called name, so
+// that a container can reach itself through an address the bridge NATs.
+// The port is named, not numbered, so that the request can follow the
+// AddVeth that creates it in one batch.
+func SetHairpin(name string) *Request {
+	r := newRequest("set link "+name+" hairpin", unix.RTM_NEWLINK, 0, ifinfo(0, 0, 0))
+	endInfo := r.str(unix.IFLA_IFNAME, name).nest(unix.IFLA_LINKINFO)
 	endSlave := r.nest(unix.IFLA_INFO_SLAVE_DATA)
 	r.attr(unix.IFLA_BRPORT_MODE, []byte{1})
 	endSlave()

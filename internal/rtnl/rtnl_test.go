@@ -78,7 +78,7 @@ func TestBridgeAndVeth(t *testing.T) {
 		gw := netip.MustParsePrefix("10.88.0.1/16")
 		err = c.Do(
 			AddAddr(br.Index, gw, 0),
-			AddVeth(Veth{Name: "vb0", Master: br.Index, PeerName: "eth0", PeerIndex: 2, PeerMAC: mac, NetNS: int(ns.Fd())}),
+			AddVeth(Veth{Name: "vb0", Master: br.Index, PeerName: "eth0", PeerMAC: mac, NetNS: int(ns.Fd())}),
 		)
 		if err != nil {
 			t.Fatal(err)
@@ -87,7 +87,7 @@ func TestBridgeAndVeth(t *testing.T) {
 		if err != nil || vb.Flags&net.FlagUp == 0 {
 			t.Fatalf("host end: %+v %v", vb, err)
 		}
-		if err := c.Do(SetHairpin(vb.Index), SetMTU(vb.Index, 1400)); err != nil {
+		if err := c.Do(SetHairpin("vb0"), SetMTU(vb.Index, 1400)); err != nil {
 			t.Fatal(err)
 		}
 		if vb, _ = net.InterfaceByName("vb0"); vb.MTU != 1400 {

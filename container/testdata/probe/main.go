@@ -25,6 +25,14 @@ func main() {
 		forkBomb()
 		return
 	}
+	if len(os.Args) > 3 && os.Args[1] == "localnet" {
+		if err := localnet(os.Args[2], os.Args[3]); err != nil {
+			fmt.Printf("localnet %s:%s: %v\n", os.Args[2], os.Args[3], err)
+			os.Exit(1)
+		}
+		fmt.Printf("localnet %s:%s: sent\n", os.Args[2], os.Args[3])
+		return
+	}
 	hostPid := 0
 	if len(os.Args) > 2 && os.Args[1] == "all" {
 		hostPid, _ = strconv.Atoi(os.Args[2])
