@@ -127,7 +127,7 @@ func TestQEMUBridge(t *testing.T) {
 			out, err := bootAppliance(t, appliance{
 				arch:    arch,
 				config:  fmt.Sprintf(bridgeConfig, l.Addr().(*net.TCPAddr).Port),
-				modules: append([]string{"overlay"}, board.NetModules...),
+				modules: append([]string{"overlay", "virtio_pci", "virtio_net"}, board.NetModules...),
 				serial:  console,
 				vm: vm.Config{Net: &vm.UserNet{HostFwd: []string{
 					fmt.Sprintf("tcp:127.0.0.1:%d-:8080", published),
