@@ -27,25 +27,24 @@ var DeviceKinds = []string{"LABEL", "UUID", "PARTLABEL", "PARTUUID"}
 // a path gives ("", path). It checks the value's form: a label of 1-255
 // bytes (a GPT name of 1-36 characters), a UUID as blkid prints it (ext's
 // 8-4-4-4-12 hex or vfat's XXXX-XXXX), a PARTUUID of 8-4-4-4-12 hex, or an
-// absolute path under /dev without "..".
+// absolute path under /dev without "..". Its errors do not repeat the
+// name, which may be long: the caller quotes it.
 func ParseDevice(s string) (kind, value string, err error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || strings.HasPrefix(s, "/") {
-		clean := filepath.Clean(s)
-		if !strings.HasPrefix(s, "/dev/") || clean != s || strings.ContainsAny(s, "\x00\n") {
-			return "", "", fmt.Errorf("%q: want LABEL=, UUID=, PARTLABEL=, PARTUUID= or a clean path under /dev", s)
+		if !strings.HasPrefix(s, "/dev/") || filepath.Clean(s) != s || strings.ContainsAny(s, "\x00\n") {
+			return "", "", errors.New("want LABEL=, UUID=, PARTLABEL=, PARTUUID= or a clean path under /dev")
 		}
 		return "", s, nil
 	}
 	switch k {
 	case "LABEL", "PARTLABEL":
-		n := len(v)
+		n, max := len(v), 255
 		if k == "PARTLABEL" {
-			n = len([]rune(v))
+			n, max = len([]rune(v)), 36
 		}
-		max := map[string]int{"LABEL": 255, "PARTLABEL": 36}[k]
 		if n == 0 || n > max || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			return "", "", fmt.Errorf("%s=%q: want 1-%d printable characters", k, v, max)
+			return "", "", fmt.Errorf("%s: want 1-%d printable characters", k, max)
 		}
 	case "UUID", "PARTUUID":
 		if !isUUID(v) && !(k == "UUID" && isFATID(v)) {
@@ -53,10 +52,10 @@ func ParseDevice(s string) (kind, value string, err error) {
 			if k == "UUID" {
 				what += " (or vfat's XXXX-XXXX)"
 			}
-			return "", "", fmt.Errorf("%s=%q: want %s", k, v, what)
+			return "", "", fmt.Errorf("%s: want %s", k, what)
 		}
 	default:
-		return "", "", fmt.Errorf("%q: unknown kind %s: want LABEL, UUID, PARTLABEL or PARTUUID", s, k)
+		return "", "", errors.New("unknown kind before '=': want LABEL, UUID, PARTLABEL or PARTUUID")
 	}
 	return k, v, nil
 }
@@ -229,7 +228,7 @@ var ErrDeviceMissing = errors.New("missing")
 func WaitDevice(name string, timeout time.Duration) (dev BlockDevice, loaded []string, err error) {
 	kind, value, err := ParseDevice(name)
 	if err != nil {
-		return dev, nil, err
+		return dev, nil, fmt.Errorf("device %q: %w", name, err)
 	}
 	ix, _ := openModIndex("/") // no module index: the kernel has the drivers built in
 	tried := map[string]bool{}

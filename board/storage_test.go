@@ -80,7 +80,7 @@ func TestParseDevice(t *testing.T) {
 		"UUID=1234":                            "8-4-4-4-12",
 		"UUID=zzzzzzzz-8d4e-4f11-9a7b-0123456789ab": "8-4-4-4-12",
 		"PARTUUID=1234-abcd":                        "8-4-4-4-12 hex digits",
-		"ID=data":                                   "unknown kind ID",
+		"ID=data":                                   "unknown kind before '='",
 		"data":                                      "clean path under /dev",
 		"/dev/../etc/passwd":                        "clean path under /dev",
 		"/mnt/disk":                                 "clean path under /dev",
