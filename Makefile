@@ -39,10 +39,12 @@ install = missing=""; for t in $(1); do \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 # qemu-system-misc is riscv64's; OpenSBI, its -bios default, comes with
-# qemu-system-data.
+# qemu-system-data. The filesystem tools make the tests' disks (data
+# partitions: ext4, FAT, GPT).
 HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm qemu-system-riscv64:qemu-system-misc \
                openssl:openssl xz:xz-utils \
-               file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci
+               file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci \
+               mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools sgdisk:gdisk
 BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux \
                qemu-arm-static:qemu-user-static
 .PHONY: host-deps bench-deps

@@ -72,6 +72,8 @@ type booter struct {
 	// netChanged wakes the supervisor loop when their state changes.
 	uplink     *board.Uplink
 	netChanged chan struct{}
+	// storage is the data partition ([storage]), nil without one.
+	storage *storageState
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
 }
@@ -165,6 +167,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"console and kmsg logging", b.setupLogging},
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
+		{"storage", b.setupStorage},
 		{"clock", b.startClock},
 		{"network", b.setupNetwork},
 		{"images", b.prepareImages},
@@ -370,18 +373,30 @@ func (b *booter) checkMemoryController() {
 
 // prepareImages readies every container's root filesystem.
 func (b *booter) prepareImages() error {
-	stop := make(chan struct{})
-	if b.watchdog != nil {
-		go b.watchdog.pingUntil(stop)
-	}
-	defer close(stop)
+	defer b.pingWatchdog()()
 	b.sup = newSupervisor(b, b.cfg)
 	b.sup.prepareImages()
+	if b.storage != nil && b.storage.mounted && b.cfg.Images.Cache == "" {
+		b.sup.collectImages()
+	}
 	// Unpacking used decoder buffers that PID 1 will not need again for
 	// months: hand them back to the kernel now rather than when the
 	// scavenger gets to them.
 	debug.FreeOSMemory()
 	return nil
+}
+
+// pingWatchdog pets the watchdog from a goroutine until the function it
+// returns is called: for the boot phases that may take long (waiting for
+// the data partition, unpacking images) before the supervisor loop takes
+// over.
+func (b *booter) pingWatchdog() (stop func()) {
+	if b.watchdog == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go b.watchdog.pingUntil(done)
+	return func() { close(done) }
 }
 
 // startSupervision opens the control socket; the loop then starts the

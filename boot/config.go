@@ -30,6 +30,8 @@ type Config struct {
 	Board     BoardConfig       `toml:"board"`
 	Images    ImagesConfig      `toml:"images"`
 	Network   NetworkConfig     `toml:"network"`
+	// Storage, when set, is the persistent data partition.
+	Storage *StorageConfig `toml:"storage"`
 
 	// path is the file the config was read from; relative image paths
 	// are resolved against its directory.
@@ -152,6 +154,10 @@ func (cfg *Config) validate(v *validator) {
 	cfg.checkImageKeys(v)
 	cfg.Network.check(v)
 	cfg.checkPorts(v)
+	if cfg.Storage != nil {
+		cfg.Storage.check(v)
+	}
+	cfg.checkVolumes(v)
 	routed := false // an interface can bring a default route
 	for _, ic := range cfg.Network.Interface {
 		routed = routed || ic.DHCP || ic.Gateway != ""

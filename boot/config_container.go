@@ -76,8 +76,11 @@ type ContainerConfig struct {
 // MountConfig is one [[container.mount]] table.
 type MountConfig struct {
 	// Type is "bind" (default) or "tmpfs".
-	Type     string `toml:"type"`
-	Source   string `toml:"source"`
+	Type   string `toml:"type"`
+	Source string `toml:"source"`
+	// Volume names a directory of the data partition, MOUNT/volumes/NAME,
+	// made on first use, instead of a Source.
+	Volume   string `toml:"volume"`
 	Target   string `toml:"target"`
 	Readonly bool   `toml:"readonly"`
 	// FollowSymlink binds what a source that is a symlink points to;
@@ -175,7 +178,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s.User.Groups = c.Groups
 	s.UserNS = c.userNS(bad)
 	for i, m := range c.Mount {
-		cm := container.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Readonly: m.Readonly, FollowSymlink: m.FollowSymlink}
+		cm := container.Mount{Type: m.Type, Source: m.Source, Volume: m.Volume, Target: m.Target, Readonly: m.Readonly, FollowSymlink: m.FollowSymlink}
 		if m.Size != "" {
 			n, err := container.ParseSize(m.Size)
 			if err != nil {

@@ -143,6 +143,7 @@ func (s *supervisor) statusInfo() *Status {
 	if s.b.clock != nil {
 		st.Clock = s.b.clock.info()
 	}
+	st.Storage = s.b.storageInfo()
 	for _, name := range s.order {
 		u := s.units[name]
 		if u.state == stateRunning {

@@ -83,6 +83,8 @@ type Status struct {
 	RSSAnon        int64       `json:"berth_rss_anon_bytes"`
 	RSSFile        int64       `json:"berth_rss_file_bytes"`
 	Clock          *ClockInfo  `json:"clock,omitempty"`
+	// Storage is the data partition ([storage]).
+	Storage *StorageInfo `json:"storage,omitempty"`
 	// Network lists the appliance's own interfaces ([[network.interface]]).
 	Network []board.InterfaceStatus `json:"network,omitempty"`
 }

@@ -26,6 +26,7 @@ type appliance struct {
 	config   string
 	programs map[string]string
 	files    map[string]string // more files in the image: path -> content
+	image    string            // a berth image to boot instead of the one built from files
 	modules  []string          // kernel modules in the initramfs (nil: overlay)
 	vm       vm.Config
 	// until, when set, ends the boot once the console shows it: for a
@@ -33,11 +34,14 @@ type appliance struct {
 	until  string
 	serial io.Writer         // also gets the console as it arrives, if set
 	initrd map[string]string // more files in the initramfs: path -> content
+	// kill, when closed, kills QEMU (SIGKILL): the machine loses power.
+	kill <-chan struct{}
 }
 
 // bootAppliance builds berth for the arch, packs a busybox image with the
-// demo script and the programs, boots an initramfs holding them and the
-// config, and returns the console output once QEMU has exited.
+// demo script and the programs (unless a.image names one), boots an
+// initramfs holding them and the config, and returns the console output
+// once QEMU has exited.
 func bootAppliance(t *testing.T, a appliance) (string, error) {
 	t.Helper()
 	repo := testutil.RepoRoot()
@@ -50,26 +54,9 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootfs := filepath.Join(dir, "rootfs")
-	files := map[string]string{"demo/show.sh": string(show)}
-	for k, v := range a.files {
-		files[k] = v
-	}
-	if err := vm.BusyboxRootfs(repo, a.arch, rootfs, files); err != nil {
-		t.Fatal(err)
-	}
-	for path, pkg := range a.programs {
-		if err := vm.BuildGo(repo, pkg, a.arch, filepath.Join(rootfs, path)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	img := filepath.Join(dir, "demo.tar.zst")
-	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
-		t.Fatal(err)
+	img := a.image
+	if img == "" {
+		img = demoImage(t, a, dir)
 	}
 	cfgPath := filepath.Join(dir, "berth.toml")
 	if err := os.WriteFile(cfgPath, []byte(a.config), 0o644); err != nil {
@@ -114,11 +101,51 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 			_ = v.Kill()
 		}()
 	}
+	if a.kill != nil {
+		exited := make(chan struct{})
+		defer close(exited)
+		go func() {
+			select {
+			case <-a.kill:
+				_ = v.Kill()
+			case <-exited:
+			}
+		}()
+	}
 	err = v.Wait()
 	if a.until != "" && strings.Contains(out.String(), a.until) {
 		err = nil
 	}
 	return out.String(), err
+}
+
+// demoImage packs a busybox image with the demo script, a's files and
+// a's programs into dir.
+func demoImage(t *testing.T, a appliance, dir string) string {
+	t.Helper()
+	repo := testutil.RepoRoot()
+	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	files := map[string]string{"demo/show.sh": string(show)}
+	for k, v := range a.files {
+		files[k] = v
+	}
+	if err := vm.BusyboxRootfs(repo, a.arch, rootfs, files); err != nil {
+		t.Fatal(err)
+	}
+	for path, pkg := range a.programs {
+		if err := vm.BuildGo(repo, pkg, a.arch, filepath.Join(rootfs, path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "demo.tar.zst")
+	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // wantLines checks that the console holds each line (substring) and no

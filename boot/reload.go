@@ -59,7 +59,7 @@ func (s *supervisor) reload() error {
 		u := newUnit(cc, s.b.log)
 		if err := s.prepareUnit(cfg, u); err != nil {
 			u.state, u.lastError = stateFailed, err.Error()
-			s.b.log.Printf("container %s: image: %v", cc.Name, err)
+			s.b.log.Printf("container %s: %v", cc.Name, err)
 		}
 		next[cc.Name] = u
 	}
@@ -68,6 +68,9 @@ func (s *supervisor) reload() error {
 		if err := releaseRootfs(filepath.Join(s.b.opts.StateDir, "containers", name)); err != nil {
 			s.b.log.Printf("warning: %v", err)
 		}
+	}
+	if !reflect.DeepEqual(cfg.Storage, s.b.cfg.Storage) {
+		s.b.log.Printf("[storage] changed: it is read at boot, the change takes effect at the next one")
 	}
 	s.units, s.order, s.b.cfg = next, order, cfg
 	if s.b.clock != nil {

@@ -165,6 +165,22 @@ func releaseRootfs(dir string) error {
 	return nil
 }
 
+// removeStaleRootfs removes what earlier boots left in STATE/containers
+// for containers the config no longer has: on the data partition it
+// would otherwise stay for good.
+func (s *supervisor) removeStaleRootfs() {
+	dir := filepath.Join(s.b.opts.StateDir, "containers")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if _, ok := s.units[e.Name()]; ok {
+			continue
+		}
+		if err := releaseRootfs(filepath.Join(dir, e.Name())); err != nil {
+			s.b.log.Printf("warning: %v", err)
+		}
+	}
+}
+
 // releaseAll unmounts the containers' root filesystems once they have all
 // stopped (berth boot on a host; as PID 1 the shutdown unmounts all).
 func (s *supervisor) releaseAll() {

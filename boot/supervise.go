@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -42,21 +43,26 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 // prepareImages readies every unit's root filesystem. A unit whose image
 // cannot be prepared is marked failed and does not keep the others back.
 func (s *supervisor) prepareImages() {
+	s.removeStaleRootfs()
 	for _, name := range s.order {
 		u := s.units[name]
 		if err := s.prepareUnit(s.b.cfg, u); err != nil {
 			u.state, u.lastError = stateFailed, err.Error()
-			s.b.log.Printf("container %s: image: %v", name, err)
+			s.b.log.Printf("container %s: %v", name, err)
 		}
 	}
 }
 
-// prepareUnit readies u's root filesystem from its image.
+// prepareUnit readies u's root filesystem from its image, unless it has
+// volumes and the data partition is not there.
 func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
+	if why := s.volumesMissing(u.cfg); why != "" {
+		return errors.New(why)
+	}
 	u.imageStamp = imageStamp(cfg.ImagePath(u.cfg))
 	rootfs, err := s.prepareRootfs(cfg, u.cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("image: %w", err)
 	}
 	u.spec.Rootfs = rootfs
 	return nil

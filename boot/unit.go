@@ -102,10 +102,20 @@ func (u *unit) describeState() string {
 // start starts the unit's container; its output goes to its log ring and,
 // unless log_console = false, to the console.
 func (s *supervisor) start(u *unit) {
+	if why := s.volumesMissing(u.cfg); why != "" {
+		s.startFailed(u, why)
+		return
+	}
 	if u.spec.Rootfs == "" {
 		s.startFailed(u, "its image is not ready")
 		return
 	}
+	spec, closeVolumes, err := s.resolveVolumes(u.spec)
+	if err != nil {
+		s.startFailed(u, err.Error())
+		return
+	}
+	defer closeVolumes()
 	r, w, err := os.Pipe()
 	if err != nil {
 		s.startFailed(u, err.Error())
@@ -123,7 +133,7 @@ func (s *supervisor) start(u *unit) {
 	var c *container.Container
 	err = s.b.reaper.start(func() (int, error) {
 		var err error
-		c, err = container.Start(s.b.cgroups, u.spec, opts)
+		c, err = container.Start(s.b.cgroups, spec, opts)
 		if err != nil {
 			return 0, err
 		}

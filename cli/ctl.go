@@ -179,7 +179,7 @@ func logsMain(c *ctx, args []string) int {
 }
 
 func statusMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, clock, config, images and network interfaces.")
+	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, clock, data partition, config, images and network interfaces.")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
@@ -199,6 +199,7 @@ func statusMain(c *ctx, args []string) int {
 	fmt.Fprintf(w, "cgroups\t%s\n", st.Cgroups)
 	fmt.Fprintf(w, "watchdog\t%s\n", st.Watchdog)
 	printClock(w, st.Clock)
+	printStorage(w, st.Storage)
 	fmt.Fprintf(w, "config\t%s\n", st.Config)
 	fmt.Fprintf(w, "containers\t%d running of %d\n", st.Running, st.Containers)
 	for _, im := range st.Images {

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"berth/board"
+	"berth/boot"
 )
 
 // TestDescribeInterface: berth status's line per interface.
@@ -29,6 +32,37 @@ func TestDescribeInterface(t *testing.T) {
 	for _, tc := range tests {
 		if got := describeInterface(tc.in); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+}
+
+// TestPrintStorage: berth status's storage line in each state.
+func TestPrintStorage(t *testing.T) {
+	tests := []struct {
+		in   *boot.StorageInfo
+		want string
+	}{
+		{nil, ""},
+		{&boot.StorageInfo{Device: "LABEL=data", Path: "/dev/vda", FS: &board.FSInfo{Type: "ext4", Label: "data"}, FSType: "ext4", Mount: "/data",
+			State: "mounted", SizeBytes: 1 << 30, FreeBytes: 512 << 20, StateDir: "/data/berth", Volumes: "/data/volumes"},
+			`storage  LABEL=data: /dev/vda (ext4 "data") mounted at /data (ext4), 512 MiB free of 1 GiB; state in /data/berth, volumes in /data/volumes` + "\n"},
+		{&boot.StorageInfo{Device: "UUID=0000-0001", Path: "/dev/sda1", FS: &board.FSInfo{Type: "vfat", UUID: "0000-0001"}, FSType: "vfat", Mount: "/data",
+			State: "mounted", StateDir: "/data/berth", Volumes: "/data/volumes"},
+			"storage  UUID=0000-0001: /dev/sda1 mounted at /data (vfat), 0 B free of 0 B; state in /data/berth, volumes in /data/volumes\n"},
+		{&boot.StorageInfo{Device: "LABEL=data", FSType: "ext4", Mount: "/data", State: "missing", Error: "missing: waited 10s for LABEL=data", StateDir: "/var/lib/berth"},
+			"storage  LABEL=data: missing: waited 10s for LABEL=data; containers with volumes do not start; state in /var/lib/berth\n"},
+		{&boot.StorageInfo{Device: "/dev/sda1", Path: "/dev/sda1", FSType: "ext4", Mount: "/data", State: "failed", Error: "mount /dev/sda1 at /data as ext4: invalid argument", StateDir: "/var/lib/berth"},
+			"storage  /dev/sda1: failed: mount /dev/sda1 at /data as ext4: invalid argument; containers with volumes do not start; state in /var/lib/berth\n"},
+		{&boot.StorageInfo{Device: "LABEL=data", FSType: "ext4", Mount: "/data", State: "host", StateDir: "/s", Volumes: "/s/volumes"},
+			"storage  LABEL=data: not mounted (berth boot leaves this host's disks alone); state in /s, volumes in /s/volumes\n"},
+	}
+	for _, tc := range tests {
+		var b strings.Builder
+		w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		printStorage(w, tc.in)
+		w.Flush()
+		if b.String() != tc.want {
+			t.Errorf("got  %q\nwant %q", b.String(), tc.want)
 		}
 	}
 }

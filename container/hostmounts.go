@@ -65,19 +65,25 @@ func prepareHostMounts(spec Spec, devices []Device) (*hostMounts, error) {
 }
 
 // bindSource detaches the source of the bind mount m, read-only when m
-// says so. A source whose last component is a symlink is refused unless
-// m.FollowSymlink: whoever can write its directory could otherwise swap
-// what gets bound.
+// says so: its Handle, or Source opened now. A source whose last
+// component is a symlink is refused unless m.FollowSymlink: whoever can
+// write its directory could otherwise swap what gets bound.
 func bindSource(m Mount) (*os.File, error) {
-	flags := unix.O_PATH | unix.O_CLOEXEC
-	if !m.FollowSymlink {
-		flags |= unix.O_NOFOLLOW
+	if m.Volume != "" {
+		return nil, fmt.Errorf("bind mount at %s: volume %s has no host directory (berth boot makes them on the data partition)", m.Target, m.Volume)
 	}
-	src, err := os.OpenFile(m.Source, flags, 0)
-	if err != nil {
-		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+	src := m.Handle
+	if src == nil {
+		flags := unix.O_PATH | unix.O_CLOEXEC
+		if !m.FollowSymlink {
+			flags |= unix.O_NOFOLLOW
+		}
+		var err error
+		if src, err = os.OpenFile(m.Source, flags, 0); err != nil {
+			return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+		}
+		defer src.Close()
 	}
-	defer src.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"berth/internal/testutil"
 )
 
@@ -348,6 +350,33 @@ func TestBindSourceSymlink(t *testing.T) {
 	exit, out, err := run(t, rootfs, Spec{Mounts: []Mount{{Source: link, Target: "/x", FollowSymlink: true}}, Args: []string{"cat", "/x"}})
 	if err != nil || !containsLine(out, "through the link") {
 		t.Errorf("follow_symlink: %v (%s), output %q", err, exit, out)
+	}
+}
+
+// TestBindHandle: a mount whose source was opened already binds that
+// directory, whatever its Source path names by then; a volume nobody
+// resolved to a directory is refused, naming it.
+func TestBindHandle(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	opened, swapped := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(opened, "which"), []byte("the opened directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(swapped, "which"), []byte("what the path names now\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := os.OpenFile(opened, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	exit, out, err := run(t, rootfs, Spec{Mounts: []Mount{{Source: swapped, Handle: h, Target: "/v"}}, Args: []string{"cat", "/v/which"}})
+	if err != nil || !containsLine(out, "the opened directory") {
+		t.Errorf("bind of a handle: %v (%s), output %q", err, exit, out)
+	}
+	_, _, err = run(t, rootfs, Spec{Mounts: []Mount{{Volume: "web", Target: "/v"}}, Args: []string{"true"}})
+	if err == nil || !strings.Contains(err.Error(), "volume web has no host directory") {
+		t.Errorf("unresolved volume: %v", err)
 	}
 }
 

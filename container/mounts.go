@@ -17,6 +17,15 @@ type Mount struct {
 	Type string `json:"type,omitempty"`
 	// Source is the host path of a bind mount.
 	Source string `json:"source,omitempty"`
+	// Volume names a volume of the appliance's data partition instead of
+	// a Source: 1-63 of a-z 0-9 _ . -, starting with a letter or digit.
+	// Start takes host paths: berth boot resolves a volume into Source
+	// and Handle before it starts the container.
+	Volume string `json:"volume,omitempty"`
+	// Handle, when set, is the bind's source already opened (O_PATH, a
+	// directory berth made): it is bound as it is, and Source, not
+	// looked up again, only names it in messages.
+	Handle *os.File `json:"-"`
 	// Target is the path inside the container.
 	Target string `json:"target"`
 	// Readonly makes the mount read-only, submounts of a bind included.

@@ -250,13 +250,16 @@ func mountKey(m Mount, err error) string {
 		return "mount.type"
 	case strings.HasPrefix(err.Error(), "mount size"):
 		return "mount.size"
+	case strings.HasPrefix(err.Error(), "mount volume"):
+		return "mount.volume"
 	}
 	return "mount.target"
 }
 
 // CheckMount validates one mount: an absolute target without "..", not
 // the root nor one of berth's own mounts (/proc, /sys and what lies under
-// them, /dev itself); a bind's absolute source; a tmpfs's size.
+// them, /dev itself); a bind's absolute source or its volume's name; a
+// tmpfs's size.
 func CheckMount(m Mount) error {
 	t := m.Target
 	switch {
@@ -275,8 +278,8 @@ func CheckMount(m Mount) error {
 	}
 	switch m.Type {
 	case "", "bind":
-		if !path.IsAbs(m.Source) || strings.IndexByte(m.Source, 0) >= 0 {
-			return fmt.Errorf("mount source %s: want an absolute host path", Quote(m.Source))
+		if err := checkBindSource(m); err != nil {
+			return err
 		}
 		if m.Size != 0 {
 			return fmt.Errorf("mount size: only a tmpfs has a size")
@@ -285,11 +288,35 @@ func CheckMount(m Mount) error {
 		if m.Source != "" {
 			return fmt.Errorf("mount source %s: a tmpfs has no source", Quote(m.Source))
 		}
+		if m.Volume != "" {
+			return fmt.Errorf("mount volume %s: a tmpfs has no volume", Quote(m.Volume))
+		}
 		if m.Size < 0 {
 			return fmt.Errorf("mount size %d: must not be negative", m.Size)
 		}
 	default:
 		return fmt.Errorf("mount type %s: want \"bind\" or \"tmpfs\"", Quote(m.Type))
+	}
+	return nil
+}
+
+// checkBindSource checks a bind's source: an absolute host path, or a
+// volume's name, not both.
+func checkBindSource(m Mount) error {
+	if m.Volume == "" {
+		if !path.IsAbs(m.Source) || strings.IndexByte(m.Source, 0) >= 0 {
+			return fmt.Errorf("mount source %s: want an absolute host path (or a volume)", Quote(m.Source))
+		}
+		return nil
+	}
+	switch {
+	case m.Source != "":
+		return fmt.Errorf("mount volume %s: give a source or a volume, not both", Quote(m.Volume))
+	case m.FollowSymlink:
+		return fmt.Errorf("mount volume %s: follow_symlink is for a host source; a volume is a directory berth made", Quote(m.Volume))
+	}
+	if err := CheckName(m.Volume); err != nil {
+		return fmt.Errorf("mount volume %s: want 1-63 of a-z 0-9 _ . - starting with a letter or digit", Quote(m.Volume))
 	}
 	return nil
 }

@@ -276,7 +276,8 @@ func TestOpenCacheCleanup(t *testing.T) {
 	}
 }
 
-// TestGC removes what is not kept.
+// TestGC removes what is not kept, and the temporary file of a digest
+// memo a power cut interrupted; the memos of existing images stay.
 func TestGC(t *testing.T) {
 	_, img := packTree(t)
 	other := filepath.Join(t.TempDir(), "other.tar")
@@ -295,6 +296,17 @@ func TestGC(t *testing.T) {
 	}
 	a.Release()
 	b.Release()
+	memos := filepath.Join(c.Root, ".digests")
+	before, _ := os.ReadDir(memos)
+	memo, _ := c.memoPath(img)
+	data, err := os.ReadFile(memo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Join(memos, "."+filepath.Base(memo)+".tmp-123")
+	if err := os.WriteFile(leftover, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	res, err := c.GC(map[string]bool{a.Digest: true})
 	if err != nil {
 		t.Fatal(err)
@@ -310,5 +322,11 @@ func TestGC(t *testing.T) {
 	}
 	if got := cacheEntries(t, c.Root); len(got) != 1 {
 		t.Errorf("cache holds %v", got)
+	}
+	if _, err := os.Lstat(leftover); err == nil {
+		t.Error("the leftover of an interrupted memo is still there")
+	}
+	if after, _ := os.ReadDir(memos); len(after) != len(before) || len(before) != 2 {
+		t.Errorf("memos before gc %v, after %v: want both images' kept", before, after)
 	}
 }

@@ -80,12 +80,17 @@ func (c *Cache) Digest(src, platform string) (string, error) {
 	return c.inputDigest(in)
 }
 
-// pruneMemos removes the memos of files that no longer exist.
+// pruneMemos removes the memos of files that no longer exist, and the
+// temporary files of memos a power cut interrupted (named .HEX.tmp-*).
 func (c *Cache) pruneMemos() {
 	dir := filepath.Join(c.Root, ".digests")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
+		if strings.HasPrefix(e.Name(), ".") {
+			os.Remove(p)
+			continue
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue

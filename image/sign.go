@@ -150,7 +150,9 @@ func VerifyDigest(digest, pubPath, sig string) error {
 	return nil
 }
 
-// writeFileAtomic writes data to path through a synced temporary file.
+// writeFileAtomic writes data to path through a synced temporary file,
+// renamed into place, the directory synced: after a power cut, path
+// holds the old data or the new, never part of it.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -163,6 +165,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Sync,
 		tmp.Close,
 		func() error { return os.Rename(tmp.Name(), path) },
+		func() error { return syncDir(filepath.Dir(path)) },
 	} {
 		if err := step(); err != nil {
 			tmp.Close()

@@ -1,0 +1,117 @@
+package boot
+
+import (
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"berth/board"
+	"berth/container"
+)
+
+// StorageConfig is the [storage] table: the appliance's persistent data
+// partition. Once it is mounted, berth's state (the image cache included)
+// lives on it, at MOUNT/berth, and the named volumes of [[container.mount]]
+// at MOUNT/volumes/NAME.
+type StorageConfig struct {
+	// Device names the partition: "LABEL=data", "UUID=…", "PARTLABEL=…",
+	// "PARTUUID=…" or a path under /dev.
+	Device string `toml:"device"`
+	// FSType is its filesystem, as the kernel names it (default "ext4").
+	FSType string `toml:"fstype"`
+	// Mount is where it is mounted (default "/data").
+	Mount string `toml:"mount"`
+	// Timeout is how long berth waits for the device to appear (default
+	// "10s"): SD cards and USB disks appear late.
+	Timeout string `toml:"timeout"`
+}
+
+// Defaults of [storage].
+const (
+	DefaultStorageFSType  = "ext4"
+	DefaultStorageMount   = "/data"
+	DefaultStorageTimeout = 10 * time.Second
+	maxStorageTimeout     = 10 * time.Minute
+)
+
+var fstypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.]{0,31}$`)
+
+// check validates the [storage] table.
+func (s *StorageConfig) check(v *validator) {
+	if s.Device == "" {
+		v.addKey("storage.device", `missing: want device = "LABEL=data" (or UUID=, PARTLABEL=, PARTUUID=, a path under /dev)`)
+	} else if _, _, err := board.ParseDevice(s.Device); err != nil {
+		v.addKey("storage.device", "%s: %v", quoteValue(s.Device), err)
+	}
+	if s.FSType != "" && !fstypeRE.MatchString(s.FSType) {
+		v.addKey("storage.fstype", "%s: want a filesystem type as the kernel names it, such as \"ext4\"", quoteValue(s.FSType))
+	}
+	if s.Mount != "" {
+		if err := checkStorageMount(s.Mount); err != "" {
+			v.addKey("storage.mount", "%s: %s", quoteValue(s.Mount), err)
+		}
+	}
+	if s.Timeout != "" {
+		if d, err := time.ParseDuration(s.Timeout); err != nil || d < 0 || d > maxStorageTimeout {
+			v.addKey("storage.timeout", "invalid duration %s: want 0s to %s", quoteValue(s.Timeout), maxStorageTimeout)
+		}
+	}
+}
+
+// checkStorageMount says what is wrong with a mount point, or "".
+func checkStorageMount(p string) string {
+	switch {
+	case !path.IsAbs(p) || path.Clean(p) != p || strings.IndexByte(p, 0) >= 0:
+		return "want a clean absolute path"
+	case strings.ContainsAny(p, ",:\\"):
+		// berth's state moves there, and overlay options carry its paths.
+		return "holds one of , : \\ which the containers' overlay options cannot carry"
+	case p == "/":
+		return "cannot mount over the root"
+	}
+	for _, own := range []string{"/proc", "/sys", "/dev", "/run", "/tmp"} {
+		if p == own || strings.HasPrefix(p, own+"/") && own != "/run" && own != "/tmp" {
+			return "berth mounts " + own + " itself"
+		}
+	}
+	return ""
+}
+
+// checkVolumes refuses a volume without a [storage] table to hold it.
+func (cfg *Config) checkVolumes(v *validator) {
+	if cfg.Storage != nil {
+		return
+	}
+	for i, c := range cfg.Container {
+		for j, m := range c.Mount {
+			if m.Volume != "" {
+				v.addKey("container#"+strconv.Itoa(i)+".mount#"+strconv.Itoa(j)+".volume",
+					"volume %s needs a [storage] table: volumes live on the data partition", container.Quote(m.Volume))
+			}
+		}
+	}
+}
+
+// fstype, mountPoint and timeout are the table's values or defaults.
+func (s *StorageConfig) fstype() string {
+	if s.FSType == "" {
+		return DefaultStorageFSType
+	}
+	return s.FSType
+}
+
+func (s *StorageConfig) mountPoint() string {
+	if s.Mount == "" {
+		return DefaultStorageMount
+	}
+	return s.Mount
+}
+
+func (s *StorageConfig) timeout() time.Duration {
+	if d, err := time.ParseDuration(s.Timeout); err == nil && s.Timeout != "" {
+		return d
+	}
+	return DefaultStorageTimeout
+}
