@@ -211,7 +211,13 @@ func buildBerth(t *testing.T, dir string) string {
 // errors of the in-process check, one FILE:LINE: KEY: message per line.
 func TestCheckCorpusBinary(t *testing.T) {
 	var cases []corpusCase
-	for i, c := range loadCorpus(t, "testdata/configs") {
+	var bad []corpusCase
+	for _, c := range loadCorpus(t, "testdata/configs") {
+		if !c.ok {
+			bad = append(bad, c)
+		}
+	}
+	for i, c := range bad {
 		if i%20 == 0 {
 			cases = append(cases, c)
 		}
