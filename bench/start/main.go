@@ -24,7 +24,7 @@ import (
 
 	"berth/container"
 	"berth/container/seccomp"
-	"berth/internal/vm"
+	"berth/internal/busybox"
 )
 
 func main() {
@@ -55,7 +55,7 @@ func run(repo, berth string, n int) error {
 	}
 	defer os.RemoveAll(work)
 	rootfs := filepath.Join(work, "bundle", "rootfs")
-	if err := vm.BusyboxRootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
+	if err := busybox.Rootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
 		return err
 	}
 	bundle := filepath.Join(work, "bundle")
