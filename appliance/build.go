@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -191,20 +190,11 @@ func onData(p string) bool { return p == DataPartition || strings.HasPrefix(p, D
 
 // checkELF checks that the file is a program for arch.
 func checkELF(file, arch string) error {
-	f, err := elf.Open(file)
-	if err != nil {
+	if _, ok := Arches[arch]; !ok {
+		return fmt.Errorf("architecture %q: want one of %s", arch, strings.Join(ArchNames, ", "))
+	}
+	if err := board.ELFMachine(file, arch); err != nil {
 		return fmt.Errorf("berth for %s: %w", arch, err)
 	}
-	defer f.Close()
-	if want, ok := elfMachines[arch]; !ok {
-		return fmt.Errorf("architecture %q: want one of %s", arch, strings.Join(ArchNames, ", "))
-	} else if f.Machine != want {
-		return fmt.Errorf("berth for %s: %s is a program for %s", arch, file, f.Machine)
-	}
 	return nil
-}
-
-// elfMachines are the ELF machines of the architectures berth boots.
-var elfMachines = map[string]elf.Machine{
-	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM, "riscv64": elf.EM_RISCV,
 }

@@ -2,7 +2,6 @@ package board
 
 import (
 	"bytes"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -48,11 +47,6 @@ type modinfo struct {
 	aliases  []string // alias=
 	softdep  []string // softdep=, as written: "pre: a b post: c"
 	vermagic string   // the kernel release, first word of vermagic=
-}
-
-// elfMachines are the ELF machines of the architectures berth builds for.
-var elfMachines = map[string]elf.Machine{
-	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM, "riscv64": elf.EM_RISCV, "386": elf.EM_386,
 }
 
 // OpenModuleSet indexes the module files under dir for a kernel of the
@@ -274,7 +268,7 @@ func (s *ModuleSet) readInfo(m string) (*modinfo, error) {
 		return nil, fmt.Errorf("module %s: %w", host, err)
 	}
 	if want, ok := elfMachines[s.arch]; ok && machine != want {
-		return nil, fmt.Errorf("module %s is for %s, not %s (%s)", host, machine, s.arch, want)
+		return nil, fmt.Errorf("module %s is for %s, not %s (%s)", host, machineName(machine), s.arch, machineName(want))
 	}
 	switch {
 	case info.vermagic == "":
@@ -314,7 +308,7 @@ func (ix *modIndex) override(m string, info *modinfo) {
 
 // readModule reads a module file's ELF machine and .modinfo section,
 // decompressing .xz, .zst and .gz files.
-func readModule(host string) (elf.Machine, *modinfo, error) {
+func readModule(host string) (uint16, *modinfo, error) {
 	f, err := os.Open(host)
 	if err != nil {
 		return 0, nil, err
@@ -328,22 +322,15 @@ func readModule(host string) (elf.Machine, *modinfo, error) {
 		}
 		r = bytes.NewReader(image)
 	}
-	e, err := elf.NewFile(r)
+	e, err := openELF(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := e.section(".modinfo")
 	if err != nil {
 		return 0, nil, err
 	}
 	m := &modinfo{}
-	sec := e.Section(".modinfo")
-	if sec == nil {
-		return e.Machine, m, nil
-	}
-	if sec.Size > 1<<20 {
-		return 0, nil, fmt.Errorf(".modinfo of %d bytes", sec.Size)
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return 0, nil, err
-	}
 	for _, kv := range strings.Split(string(data), "\x00") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
@@ -358,7 +345,7 @@ func readModule(host string) (elf.Machine, *modinfo, error) {
 			m.vermagic = strings.Fields(v)[0]
 		}
 	}
-	return e.Machine, m, nil
+	return e.machine, m, nil
 }
 
 // Modules lists the modules in the set, sorted.
