@@ -155,3 +155,38 @@ func TestQEMUVMExitStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestVMRefuses checks berth vm's flags, and refuses, before booting, a
+// Debian kernel with the modules of another release and a missing disk.
+func TestVMRefuses(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "berth.toml")
+	write(t, config, "[[container]]\nname = \"a\"\nimage = \"/data/a.tar.zst\"\ncommand = [\"true\"]\n")
+	modules, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(), ".cache/deb/amd64/linux-image/lib/modules/*"))
+	if len(modules) != 1 {
+		t.Fatalf("Debian's amd64 modules: %v (make fetch-amd64)", modules)
+	}
+	kernel := filepath.Join(t.TempDir(), "vmlinuz-9.9.9-amd64")
+	write(t, kernel, "not a kernel")
+	tests := []struct {
+		args   []string
+		status int
+		want   string
+	}{
+		{[]string{"-p", "80", config}, 2, `berth vm: -p "80": want HOSTPORT:GUESTPORT, ports 1-65535`},
+		{[]string{"--mem", "lots", config}, 2, `berth vm: --mem "lots": want MiB`},
+		{[]string{"--mem", "32M", config}, 2, `berth vm: --mem "32M": at least 64M`},
+		{[]string{"--timeout", "-1s", config}, 2, "berth vm: --timeout -1s: want a duration of 0 or more"},
+		{[]string{"--arch", "sparc", config}, 2, `--arch "sparc"`},
+		{[]string{config, "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--kernel", kernel, "--modules", modules[0], config}, 1,
+			"the modules in " + modules[0] + " are for kernel " + filepath.Base(modules[0]) + ", not " + kernel},
+		{[]string{"--kernel", kernel, "--modules", modules[0], "--disk", "/nonexistent.img", config}, 1, "disk: stat /nonexistent.img"},
+		{[]string{"--kernel", "/nonexistent/vmlinuz", config}, 1, "kernel: stat /nonexistent/vmlinuz"},
+	}
+	for _, tc := range tests {
+		status, _, stderr := berth(t, append([]string{"vm", "--arch", "amd64"}, tc.args...)...)
+		if status != tc.status || !strings.Contains(stderr, tc.want) {
+			t.Errorf("berth vm %v: status %d, stderr %q; want %d and %q", tc.args, status, stderr, tc.status, tc.want)
+		}
+	}
+}
