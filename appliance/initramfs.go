@@ -172,12 +172,6 @@ func (i *Initramfs) AddModules(s *board.ModuleSet) error {
 	return nil
 }
 
-// Has reports whether the initramfs holds name.
-func (i *Initramfs) Has(name string) bool {
-	_, ok := i.entries[clean(name)]
-	return ok
-}
-
 // clean makes name a path relative to the initramfs's root.
 func clean(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
 
@@ -224,16 +218,6 @@ func (e *entry) source() string {
 		return "a directory"
 	}
 	return "a file of berth's"
-}
-
-// Paths lists what the initramfs holds, sorted, each with a leading "/".
-func (i *Initramfs) Paths() []string {
-	var out []string
-	for name := range i.entries {
-		out = append(out, "/"+name)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Write writes the compressed archive to path, through a temporary file

@@ -10,13 +10,13 @@ import (
 	"berth/boot"
 )
 
-// Modules lists the kernel modules an appliance of arch with config cfg
+// modulesFor lists the kernel modules an appliance of arch with config cfg
 // loads. Required are the config's [board] modules: a kernel without one
 // is an error. Optional are those of the board profiles for arch (berth
 // loads the detected board's) and what the config's features need — the
 // NIC drivers of those profiles when it configures a network interface —
 // which a kernel may have built in or lack.
-func Modules(cfg *boot.Config, arch string) (required, optional []string) {
+func modulesFor(cfg *boot.Config, arch string) (required, optional []string) {
 	required = cfg.Board.Modules
 	for _, p := range board.Profiles {
 		if !p.ForArch(arch) {
@@ -32,7 +32,7 @@ func Modules(cfg *boot.Config, arch string) (required, optional []string) {
 
 // addModules adds the modules the appliance loads, from Spec.ModulesDir.
 func (b *Built) addModules(spec Spec, cfg *boot.Config) error {
-	required, optional := Modules(cfg, spec.Arch)
+	required, optional := modulesFor(cfg, spec.Arch)
 	if spec.Modules != nil {
 		required, optional = spec.Modules, nil
 	}
