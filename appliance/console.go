@@ -20,14 +20,20 @@ var berthFatal = regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] berth: FATAL: `)
 // kernelPanic is the kernel's panic line.
 var kernelPanic = regexp.MustCompile(`Kernel panic - not syncing`)
 
+// kernelPowerDown is the kernel's last line before it powers the machine
+// off.
+var kernelPowerDown = regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] reboot: Power down$`)
+
 // consoleWatch passes the guest's console through to w and keeps the
-// first line that shows berth failing and the first kernel panic line:
-// QEMU says how the guest ended, the console says whether berth chose
-// to end it. Its findings are read once QEMU and the copy have ended.
+// first line that shows berth failing and the first kernel panic line,
+// and sees the kernel power the machine off: QEMU says how the guest
+// ended, the console says whether berth chose to end it. Its findings
+// are read once QEMU and the copy have ended.
 type consoleWatch struct {
 	w            io.Writer
 	line         []byte // the current line, up to maxConsoleLine bytes
 	fatal, panic string
+	powerDown    bool
 }
 
 // Write passes p on, then looks at the lines it completes. It never
@@ -61,6 +67,8 @@ func (c *consoleWatch) endLine() {
 		c.fatal = string(line)
 	case c.panic == "" && kernelPanic.Match(line):
 		c.panic = string(line)
+	case kernelPowerDown.Match(line):
+		c.powerDown = true
 	}
 	c.line = c.line[:0]
 }

@@ -16,13 +16,15 @@ func TestConsoleWatch(t *testing.T) {
 		name         string
 		console      string
 		fatal, panic string
+		powerDown    bool
 	}{
-		{"clean", "[    1.000000] berth: berth v1 starting as PID 1\r\n[    3.000000] berth: power off\r\n", "", ""},
-		{"fatal", "[    1.000000] berth: starting\r\n" + fatal + "\r\n[    3.000000] berth: FATAL: later\r\n", fatal, ""},
-		{"panic", "[    0.900000] Kernel panic - not syncing: No working init found.\r\n", "", "[    0.900000] Kernel panic - not syncing: No working init found."},
-		{"container output", "[    2.000000] web | [    2.000000] berth: FATAL: forged\r\n", "", ""},
-		{"mid-line", "x [    2.000000] berth: FATAL: forged\n", "", ""},
-		{"long line", strings.Repeat("x", 2*maxConsoleLine) + fatal[1:] + "\n" + fatal + "\n", fatal, ""},
+		{"clean", "[    1.000000] berth: berth v1 starting as PID 1\r\n[    3.000000] berth: power off\r\n[    3.100000] reboot: Power down\r\n", "", "", true},
+		{"forged power down", "[    3.000000] web | [    3.100000] reboot: Power down\r\n", "", "", false},
+		{"fatal", "[    1.000000] berth: starting\r\n" + fatal + "\r\n[    3.000000] berth: FATAL: later\r\n", fatal, "", false},
+		{"panic", "[    0.900000] Kernel panic - not syncing: No working init found.\r\n", "", "[    0.900000] Kernel panic - not syncing: No working init found.", false},
+		{"container output", "[    2.000000] web | [    2.000000] berth: FATAL: forged\r\n", "", "", false},
+		{"mid-line", "x [    2.000000] berth: FATAL: forged\n", "", "", false},
+		{"long line", strings.Repeat("x", 2*maxConsoleLine) + fatal[1:] + "\n" + fatal + "\n", fatal, "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,8 +41,9 @@ func TestConsoleWatch(t *testing.T) {
 				if out.String() != tc.console {
 					t.Errorf("step %d: passed on %q", step, out.String())
 				}
-				if c.fatal != tc.fatal || c.panic != tc.panic {
-					t.Errorf("step %d: fatal %q, panic %q; want %q, %q", step, c.fatal, c.panic, tc.fatal, tc.panic)
+				if c.fatal != tc.fatal || c.panic != tc.panic || c.powerDown != tc.powerDown {
+					t.Errorf("step %d: fatal %q, panic %q, power down %v; want %q, %q, %v",
+						step, c.fatal, c.panic, c.powerDown, tc.fatal, tc.panic, tc.powerDown)
 				}
 			}
 		})

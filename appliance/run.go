@@ -33,7 +33,10 @@ type Exit struct {
 	// Reason is QEMU's reason for shutting down: "guest-shutdown" (the
 	// guest powered off), "guest-reset" (it rebooted, or the kernel
 	// panicked — panic=-1 — or a watchdog reset it), "host-signal",
-	// "host-ui" (Ctrl-A X); "" when QEMU ended without saying.
+	// "host-ui"; "" when QEMU ended without saying. The RISC-V virt
+	// machine of QEMU 7.2 powers off by ending QEMU with status 0 and no
+	// event: after the kernel's "reboot: Power down" line, that is
+	// "guest-shutdown" too.
 	Reason string
 	// Fatal is the console line of berth's fatal error, if it logged one;
 	// Panic the kernel's panic line, if it panicked.
@@ -173,6 +176,9 @@ func (v *VM) Wait(timeout time.Duration) (Exit, error) {
 	exit := Exit{Reason: v.reason, Fatal: v.console.fatal, Panic: v.console.panic, TimedOut: timedOut}
 	if timedOut {
 		return exit, nil
+	}
+	if exit.Reason == "" && v.err == nil && v.console.powerDown {
+		exit.Reason = "guest-shutdown"
 	}
 	return exit, v.err
 }
