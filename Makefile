@@ -66,10 +66,15 @@ fetch-%: | host-deps
 	@scripts/fetch-deb.sh $* .cache/deb/$*/linux-image $(call kernel-pkg,$*)
 
 # The main job: boot the demo appliance in QEMU (ARCH=amd64, arm64, arm or
-# riscv64).
+# riscv64) as a user does — a busybox root filesystem (./demo writes it),
+# berth image pack, then berth vm, which builds the initramfs and boots it
+# (--timeout: a hang guard).
+DEMO := .cache/demo/$(ARCH)
 .PHONY: demo
 demo: all fetch
-	$(GO) run ./demo -arch $(ARCH)
+	$(GO) run ./demo -arch $(ARCH) -o $(DEMO)/rootfs
+	out/berth-linux-$(HOSTARCH) image pack $(DEMO)/rootfs -o $(DEMO)/demo.tar.zst
+	out/berth-linux-$(HOSTARCH) vm --arch $(ARCH) --timeout 10m --file /images/demo.tar.zst=$(DEMO)/demo.tar.zst demo/berth.toml
 
 # Everything: vet, formatting, unit and integration tests on this host
 # (cgroup v1 here), QEMU boots on amd64, arm64, arm and riscv64 and on a

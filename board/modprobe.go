@@ -56,6 +56,11 @@ func openModIndex(root string) (*modIndex, error) {
 	if _, err := os.Stat(dir); err != nil {
 		dir = filepath.Join(root, "usr/lib/modules", rel)
 	}
+	return readModIndex(dir)
+}
+
+// readModIndex reads the index depmod wrote in dir.
+func readModIndex(dir string) (*modIndex, error) {
 	ix := &modIndex{
 		dir: dir, file: map[string]string{}, deps: map[string][]string{},
 		pre: map[string][]string{}, post: map[string][]string{},

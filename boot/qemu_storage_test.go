@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"berth/image"
+	"berth/internal/busybox"
 	"berth/internal/testutil"
 	"berth/internal/vm"
 )
@@ -83,7 +84,7 @@ func (s *storageImages) image(t *testing.T, token string) (string, map[string]st
 		files[fmt.Sprintf("payload/%02d/%04d", i%30, i)] = strings.Repeat(fmt.Sprintf("%x", sum), 32)
 	}
 	rootfs := filepath.Join(s.dir, "rootfs-"+token)
-	if err := vm.BusyboxRootfs(testutil.RepoRoot(), "amd64", rootfs, files); err != nil {
+	if err := busybox.Rootfs(testutil.RepoRoot(), "amd64", rootfs, files); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(s.dir, "image-"+token+".tar.zst")

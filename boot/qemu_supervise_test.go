@@ -102,6 +102,7 @@ func TestQEMUSupervision(t *testing.T) {
 				arch: arch, config: superviseConfig,
 				files: map[string]string{"demo/admin.sh": adminScript},
 				vm:    vm.Config{Append: []string{"berth.debug"}},
+				ends:  "reset", // SIGTERM to PID 1 reboots
 			})
 			if err != nil {
 				t.Errorf("QEMU did not exit cleanly: %v", err)

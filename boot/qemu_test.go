@@ -1,33 +1,34 @@
 package boot_test
 
 import (
-	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/hugelgupf/vmtest/qemu"
-
+	appl "berth/appliance"
 	"berth/image"
+	"berth/internal/busybox"
 	"berth/internal/testutil"
 	"berth/internal/vm"
 )
 
 // appliance is a test appliance: a config, Go programs to build into the
-// busybox image (rootfs path -> package), and QEMU settings.
+// busybox image (rootfs path -> package), and QEMU settings. It boots as
+// berth vm boots a config: built by package appliance — the config's
+// image is /images/demo.tar.zst — with the modules it loads (modules
+// overrides them) from the kernel's package.
 type appliance struct {
 	arch     string
 	config   string
 	programs map[string]string
 	files    map[string]string // more files in the image: path -> content
 	image    string            // a berth image to boot instead of the one built from files
-	modules  []string          // kernel modules in the initramfs (nil: overlay)
+	modules  []string          // kernel modules in the initramfs (nil: what the config needs)
 	vm       vm.Config
 	// until, when set, ends the boot once the console shows it: for a
 	// machine that cannot power itself off.
@@ -36,16 +37,21 @@ type appliance struct {
 	initrd map[string]string // more files in the initramfs: path -> content
 	// kill, when closed, kills QEMU (SIGKILL): the machine loses power.
 	kill <-chan struct{}
+	// ends is how the boot must end, as berth vm tells: "" a clean
+	// power-off (berth vm's status 0), "reset" a reboot or a watchdog
+	// reset, "fatal" a fatal error of berth, "any" however it ends.
+	ends string
 }
 
 // bootAppliance builds berth for the arch, packs a busybox image with the
 // demo script and the programs (unless a.image names one), boots an
 // initramfs holding them and the config, and returns the console output
-// once QEMU has exited.
+// once QEMU has exited. The error says QEMU failed, timed out, or the boot
+// did not end as a.ends says.
 func bootAppliance(t *testing.T, a appliance) (string, error) {
 	t.Helper()
 	repo := testutil.RepoRoot()
-	kernel, err := vm.Kernel(repo, a.arch)
+	kernel, err := appl.Kernel(repo, a.arch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,96 +62,65 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	}
 	img := a.image
 	if img == "" {
-		img = demoImage(t, a, dir)
+		img = filepath.Join(dir, "demo.tar.zst")
+		if err := packDemoImage(repo, a, filepath.Join(dir, "rootfs"), img); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfgPath := filepath.Join(dir, "berth.toml")
 	if err := os.WriteFile(cfgPath, []byte(a.config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	initrd := filepath.Join(dir, "initramfs.cpio")
-	app := vm.Appliance{Berth: berth, Config: cfgPath, Images: map[string]string{"demo.tar.zst": img}, Files: a.initrd}
-	mods := a.modules
-	if mods == nil {
-		mods = []string{"overlay"} // containers' writable layers over the image cache
-	}
-	if len(mods) > 0 {
-		if app.Modules, err = vm.Modules(repo, a.arch, mods); err != nil {
+	spec := appl.Spec{Config: cfgPath, Arch: a.arch, Berth: berth, Modules: a.modules,
+		Files: map[string]string{"/images/demo.tar.zst": img}}
+	for name, content := range a.initrd {
+		host := filepath.Join(dir, "initrd", name)
+		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := app.Write(initrd); err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(host, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec.Files["/"+name] = host
 	}
 	cfg := a.vm
-	cfg.Arch, cfg.Kernel, cfg.Initramfs = a.arch, kernel, initrd
-	var out syncBuffer
-	serial := []io.WriteCloser{&out}
-	if a.serial != nil {
-		serial = append(serial, nopCloser{a.serial})
-	}
-	v, err := qemu.Start(vm.QEMUArch(a.arch), append(cfg.Options(), qemu.WithSerialOutput(serial...))...)
-	if err != nil {
+	cfg.Arch, cfg.Kernel, cfg.Initramfs, cfg.Kill = a.arch, kernel, filepath.Join(dir, "initramfs.cpio.zst"), a.kill
+	if err := vm.Initramfs(spec, kernel, cfg.Initramfs); err != nil {
 		t.Fatal(err)
 	}
-	if a.until != "" {
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			for !strings.Contains(out.String(), a.until) {
-				select {
-				case <-stop:
-					return
-				case <-time.After(200 * time.Millisecond):
-				}
-			}
-			_ = v.Kill()
-		}()
+	out, exit, err := cfg.Boot(a.serial, a.until)
+	if err != nil || a.until != "" {
+		return out, err
 	}
-	if a.kill != nil {
-		exited := make(chan struct{})
-		defer close(exited)
-		go func() {
-			select {
-			case <-a.kill:
-				_ = v.Kill()
-			case <-exited:
-			}
-		}()
+	switch {
+	case a.ends == "" && !exit.PoweredOff(),
+		a.ends == "reset" && (exit.Reason != "guest-reset" || exit.Panic != "" || exit.Fatal != ""),
+		a.ends == "fatal" && exit.Fatal == "":
+		return out, fmt.Errorf("the boot did not end as it should (%q): %s", a.ends, exit)
 	}
-	err = v.Wait()
-	if a.until != "" && strings.Contains(out.String(), a.until) {
-		err = nil
-	}
-	return out.String(), err
+	return out, nil
 }
 
-// demoImage packs a busybox image with the demo script, a's files and
-// a's programs into dir.
-func demoImage(t *testing.T, a appliance, dir string) string {
-	t.Helper()
-	repo := testutil.RepoRoot()
+// packDemoImage packs the busybox image of a: the demo script, a.files
+// and a.programs built for a.arch.
+func packDemoImage(repo string, a appliance, rootfs, img string) error {
 	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	rootfs := filepath.Join(dir, "rootfs")
 	files := map[string]string{"demo/show.sh": string(show)}
 	for k, v := range a.files {
 		files[k] = v
 	}
-	if err := vm.BusyboxRootfs(repo, a.arch, rootfs, files); err != nil {
-		t.Fatal(err)
+	if err := busybox.Rootfs(repo, a.arch, rootfs, files); err != nil {
+		return err
 	}
 	for path, pkg := range a.programs {
 		if err := vm.BuildGo(repo, pkg, a.arch, filepath.Join(rootfs, path)); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	img := filepath.Join(dir, "demo.tar.zst")
-	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return image.Pack(rootfs, img, image.PackOptions{})
 }
 
 // wantLines checks that the console holds each line (substring) and no
@@ -223,12 +198,15 @@ func demoChecks(t *testing.T, out string) {
 	}
 }
 
-// TestQEMUBrokenConfig boots a config with an error: berth prints it with
-// file, line and key on the console and ends in the berth.panic action —
-// by default a reboot after 10 s, here also poweroff — and the kernel
+// TestQEMUBrokenConfig boots a config with an error, named on the kernel
+// command line (berth.config=; berth initramfs refuses to build one):
+// berth prints it with file, line and key on the console and ends in the
+// berth.panic action — by default a reboot after 10 s, here also
+// poweroff, which berth vm still reports as a failure — and the kernel
 // does not panic.
 func TestQEMUBrokenConfig(t *testing.T) {
-	const config = "hostname = \"x\"\n[[container]]\nname = \"a\"\nimage = \"/images/demo.tar.zst\"\ncommand = [\"true\"]\n[container.limits]\nmemory = \"lots\"\n"
+	const valid = "hostname = \"x\"\n[[container]]\nname = \"a\"\nimage = \"/images/demo.tar.zst\"\ncommand = [\"true\"]\n"
+	const broken = valid + "[container.limits]\nmemory = \"lots\"\n"
 	tests := []struct {
 		name   string
 		append []string
@@ -240,11 +218,12 @@ func TestQEMUBrokenConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := bootAppliance(t, appliance{arch: "amd64", config: config, vm: vm.Config{Append: tc.append}})
+			out, err := bootAppliance(t, appliance{arch: "amd64", config: valid, initrd: map[string]string{"etc/broken.toml": broken},
+				vm: vm.Config{Append: append([]string{"berth.config=/etc/broken.toml"}, tc.append...)}, ends: "fatal"})
 			if err != nil {
-				t.Errorf("QEMU did not exit cleanly: %v", err)
+				t.Errorf("QEMU did not exit as it should: %v", err)
 			}
-			want := append([]string{`/etc/berth.toml:7: container.limits.memory: invalid size "lots"`}, tc.want...)
+			want := append([]string{`/etc/broken.toml:7: container.limits.memory: invalid size "lots"`}, tc.want...)
 			for _, w := range want {
 				if !strings.Contains(out, w) {
 					t.Errorf("console lacks %q", w)
@@ -275,29 +254,4 @@ func logTimes(t *testing.T, out string) {
 		}
 	}
 	t.Logf("berth started at %.3fs after kernel start; first container output at %.3fs (%.0f ms later)", start, first, (first-start)*1000)
-}
-
-// nopCloser is a writer whose Close does nothing.
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
-
-// syncBuffer is a bytes.Buffer safe for QEMU's writer goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Close() error { return nil }
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -33,7 +33,8 @@ readonly = true
 func TestQEMUWatchdog(t *testing.T) {
 	out, err := bootAppliance(t, appliance{
 		arch: "amd64", config: watchdogConfig, modules: []string{"i6300esb"},
-		vm: vm.Config{Append: []string{"berth.debug"}, ExtraQEMU: []string{"-device", "i6300esb", "-watchdog-action", "reset"}},
+		vm:   vm.Config{Append: []string{"berth.debug"}, ExtraQEMU: []string{"-device", "i6300esb", "-watchdog-action", "reset"}},
+		ends: "reset",
 	})
 	if err != nil {
 		t.Errorf("QEMU did not exit by itself: %v", err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"berth/boot"
+	"berth/internal/busybox"
 	"berth/internal/rtnl"
 	"berth/internal/testutil"
 	"berth/internal/vm"
@@ -38,7 +39,7 @@ type outside struct {
 
 func startOutside(t *testing.T) *outside {
 	t.Helper()
-	bb, err := vm.Busybox(testutil.RepoRoot(), runtime.GOARCH)
+	bb, err := busybox.Find(testutil.RepoRoot(), runtime.GOARCH)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,12 +44,14 @@ var verbs map[string]verb
 
 func init() {
 	verbs = map[string]verb{
-		"boot":    {bootMain, "boot a config on this host, as PID 1 would (containers, supervision, shutdown)"},
-		"run":     {runMain, "run one command in a container under limits"},
-		"check":   {checkMain, "validate a config file"},
-		"image":   {imageMain, "pack, unpack and inspect images"},
-		"board":   {boardMain, "show the detected board and why"},
-		"version": {versionMain, "print berth's version"},
+		"boot":      {bootMain, "boot a config on this host, as PID 1 would (containers, supervision, shutdown)"},
+		"run":       {runMain, "run one command in a container under limits"},
+		"check":     {checkMain, "validate a config file"},
+		"image":     {imageMain, "pack, unpack and inspect images"},
+		"board":     {boardMain, "show the detected board and why, or every profile berth knows (--list)"},
+		"initramfs": {initramfsMain, "write an appliance's boot artifact: berth, its config, images and modules"},
+		"vm":        {vmMain, "boot a config's initramfs in QEMU with the console attached"},
+		"version":   {versionMain, "print berth's version"},
 		// Control verbs, over the control socket of a running berth.
 		"ps":       {psMain, "list the containers: state, pid, uptime, restarts, memory, last exit"},
 		"logs":     {logsMain, "show a container's output: logs [-f] [-n N] NAME"},
@@ -110,7 +112,7 @@ func (c *ctx) usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, verbs[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, verbs[n].summary)
 	}
 	fmt.Fprintln(w, "\nrun 'berth COMMAND -h' for a command's flags")
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"berth/internal/testutil"
 )
 
-// The CLI tests run the real berth binary, built once, as a user would.
+// The CLI tests run the real berth binary, built once, as a user would:
+// in the checkout's out/, as make builds it, so that berth vm finds the
+// checkout's kernels from any directory.
 var berthBin string
 
 func TestMain(m *testing.M) {
@@ -24,7 +27,13 @@ func TestMain(m *testing.M) {
 		berthBin = bin
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "berth-cli-test-")
+	out := filepath.Join(testutil.RepoRoot(), "out")
+	dir, err := os.MkdirTemp(out, "cli-test-")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.Mkdir(out, 0o755); err == nil {
+			dir, err = os.MkdirTemp(out, "cli-test-")
+		}
+	}
 	if err != nil {
 		fmt.Println(err)
 		os.Exit(1)

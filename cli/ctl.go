@@ -252,10 +252,14 @@ func describeInterface(n board.InterfaceStatus) string {
 func seconds(s float64) string { return (time.Duration(s) * time.Second).String() }
 
 func boardMain(c *ctx, args []string) int {
-	cmd := c.command("board", "[--json]", "Shows the detected board, its profile and why it matched.")
+	cmd := c.command("board", "[--list] [--json]", "Shows the detected board, its profile and why it matched; --list: every\nprofile berth knows, what selects it and what it sets up.")
 	asJSON := cmd.fs.Bool("json", false, "print JSON for scripts")
+	list := cmd.fs.Bool("list", false, "list every board profile")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
+	}
+	if *list {
+		return c.listProfiles(*asJSON)
 	}
 	b := board.Detect()
 	mem := board.HasMemoryCgroup()

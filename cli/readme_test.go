@@ -18,11 +18,14 @@ import (
 //     the directory where the shell blocks run;
 //   - every ```sh block runs as one bash script (set -eu) in a fresh
 //     directory holding those files, rootfs/ (a busybox root
-//     filesystem) and app.tar.zst (it, packed), with this berth first on
-//     PATH. Lines starting with "make " are the Makefile's own targets,
-//     which CI runs itself (make test) or TestREADMEMakeDemo runs.
+//     filesystem), app.tar.zst (it, packed) and kernel/ (Debian's arm64
+//     kernel package, unpacked), with this berth first on PATH and
+//     berth-linux-arm64 beside it. Lines starting with "make " are the
+//     Makefile's own targets, which CI runs itself (make test) or
+//     TestREADMEMakeDemo runs.
 //
-// Other fences (```text, ```console) are output, not examples.
+// Other fences (```text, ```console) are output, or (```ini) files for
+// other programs, not examples.
 
 // readmeBlock is one fenced block of README.md.
 type readmeBlock struct {
@@ -90,6 +93,13 @@ func TestREADMECommands(t *testing.T) {
 	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", img); status != 0 {
 		t.Fatalf("pack: %s", stderr)
 	}
+	arm64 := filepath.Join(filepath.Dir(berthBin), "berth-linux-arm64")
+	build := exec.Command("go", "build", "-trimpath", "-o", arm64, "berth")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=arm64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build berth for arm64: %v\n%s", err, out)
+	}
+	kernel := filepath.Join(testutil.RepoRoot(), ".cache", "deb", "arm64", "linux-image")
 	files := map[string]string{}
 	for _, b := range blocks {
 		if name, ok := strings.CutPrefix(strings.SplitN(b.body, "\n", 2)[0], "# file: "); ok && b.lang == "toml" {
@@ -120,6 +130,9 @@ func TestREADMECommands(t *testing.T) {
 		}
 		if out, err := exec.Command("cp", img, filepath.Join(dir, "app.tar.zst")).CombinedOutput(); err != nil {
 			t.Fatalf("cp image: %v %s", err, out)
+		}
+		if err := os.Symlink(kernel, filepath.Join(dir, "kernel")); err != nil {
+			t.Fatal(err)
 		}
 		cmd := exec.Command("bash", "-c", "set -eu\n"+strings.Join(script, "\n"))
 		cmd.Dir = dir

@@ -19,12 +19,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/hugelgupf/vmtest/qemu"
-
+	"berth/appliance"
 	"berth/image"
+	"berth/internal/busybox"
 	"berth/internal/vm"
 )
 
@@ -97,7 +96,7 @@ func bench(repo string, tg target, runs int) error {
 	}
 	defer os.RemoveAll(dir)
 	m := machine{target: tg}
-	if m.kernel, err = vm.Kernel(repo, tg.arch); err != nil {
+	if m.kernel, err = appliance.Kernel(repo, tg.arch); err != nil {
 		return err
 	}
 	if b, ok := vm.Boards[tg.board]; ok {
@@ -113,7 +112,7 @@ func bench(repo string, tg target, runs int) error {
 	if err != nil {
 		return err
 	}
-	demoInitrd, err := demoInitramfs(repo, tg.arch, berth, dir)
+	demoInitrd, err := demoInitramfs(repo, m, berth, dir)
 	if err != nil {
 		return err
 	}
@@ -151,41 +150,40 @@ func helloInitramfs(repo, arch, dir string) (string, error) {
 	if err := vm.BuildGo(repo, "./bench/boot/hello", arch, hello); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "hello.cpio")
-	i := vm.NewInitramfs()
-	if err := i.AddHostFile("init", hello, 0o755); err != nil {
+	path := filepath.Join(dir, "hello.cpio.zst")
+	i := appliance.NewInitramfs()
+	if err := i.AddFile("init", hello, 0o755); err != nil {
 		return "", err
 	}
 	return path, i.Write(path)
 }
 
 // demoInitramfs is what make demo boots: berth, demo/berth.toml, the demo
-// image and the overlay module.
-func demoInitramfs(repo, arch, berth, dir string) (string, error) {
+// image and the modules berth loads, built as berth vm builds it.
+func demoInitramfs(repo string, m machine, berth, dir string) (string, error) {
+	arch := m.arch
 	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
 	if err != nil {
 		return "", err
 	}
 	rootfs := filepath.Join(dir, "demo-rootfs")
-	if err := vm.BusyboxRootfs(repo, arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
+	if err := busybox.Rootfs(repo, arch, rootfs, map[string]string{"demo/show.sh": string(show)}); err != nil {
 		return "", err
 	}
 	img := filepath.Join(dir, "demo.tar.zst")
 	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
 		return "", err
 	}
-	app := vm.Appliance{Berth: berth, Config: filepath.Join(repo, "demo", "berth.toml"), Images: map[string]string{"demo.tar.zst": img}}
-	if app.Modules, err = vm.Modules(repo, arch, []string{"overlay"}); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "demo.cpio")
-	return path, app.Write(path)
+	spec := appliance.Spec{Config: filepath.Join(repo, "demo", "berth.toml"), Arch: arch, Berth: berth,
+		Files: map[string]string{"/images/demo.tar.zst": img}}
+	path := filepath.Join(dir, "demo.cpio.zst")
+	return path, vm.Initramfs(spec, m.kernel, path)
 }
 
 // benchRSS boots berth with 3 and with 11 containers and reads its RSS.
 func benchRSS(repo string, m machine, berth, dir string, runs int) error {
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := vm.BusyboxRootfs(repo, m.arch, rootfs, map[string]string{"admin.sh": adminScript}); err != nil {
+	if err := busybox.Rootfs(repo, m.arch, rootfs, map[string]string{"admin.sh": adminScript}); err != nil {
 		return err
 	}
 	img := filepath.Join(dir, "bb.tar.zst")
@@ -197,9 +195,9 @@ func benchRSS(repo string, m machine, berth, dir string, runs int) error {
 		if err := os.WriteFile(cfg, []byte(config(n)), 0o644); err != nil {
 			return "", err
 		}
-		path := filepath.Join(dir, fmt.Sprintf("berth-%d.cpio", n))
-		app := vm.Appliance{Berth: berth, Config: cfg, Images: map[string]string{"bb.tar.zst": img}}
-		return path, app.Write(path)
+		path := filepath.Join(dir, fmt.Sprintf("berth-%d.cpio.zst", n))
+		spec := appliance.Spec{Config: cfg, Arch: m.arch, Berth: berth, Files: map[string]string{"/images/bb.tar.zst": img}}
+		return path, vm.Initramfs(spec, m.kernel, path)
 	}
 	three, err := initrd(2) // 2 sleepers + the admin container: 3 running
 	if err != nil {
@@ -233,31 +231,8 @@ func benchRSS(repo string, m machine, berth, dir string, runs int) error {
 // without bcm2835_wdt, whose arming resets QEMU 7.2's model at once, so
 // its boots are ended from here.
 func (m machine) boot(initrd, until string) (string, error) {
-	var out syncBuf
-	cfg := m.cfg(initrd)
-	v, err := qemu.Start(vm.QEMUArch(m.arch), append(cfg.Options(), qemu.WithSerialOutput(&out))...)
-	if err != nil {
-		return "", err
-	}
-	if until != "" {
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			for !strings.Contains(out.String(), until) {
-				select {
-				case <-stop:
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			_ = v.Kill()
-		}()
-	}
-	err = v.Wait()
-	if until != "" && strings.Contains(out.String(), until) {
-		err = nil
-	}
-	return out.String(), err
+	out, _, err := m.cfg(initrd).Boot(nil, until)
+	return out, err
 }
 
 // config is n sleepers and an admin container that reports berth status.
@@ -321,12 +296,3 @@ func medianInt(v []int64) int64 {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) Close() error                { return nil }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -26,7 +26,7 @@ import (
 
 	"berth/container"
 	"berth/container/seccomp"
-	"berth/internal/vm"
+	"berth/internal/busybox"
 )
 
 func main() {
@@ -58,7 +58,7 @@ func run(repo, berth string, n int, onlyNet bool) error {
 	}
 	defer os.RemoveAll(work)
 	rootfs := filepath.Join(work, "bundle", "rootfs")
-	if err := vm.BusyboxRootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
+	if err := busybox.Rootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
 		return err
 	}
 	base := []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}

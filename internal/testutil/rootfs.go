@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"testing"
 
-	"berth/internal/vm"
+	"berth/internal/busybox"
 )
 
 // RepoRoot is the top of the berth checkout.
@@ -22,7 +22,7 @@ func RepoRoot() string {
 func BusyboxRootfs(t testing.TB) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "rootfs")
-	if err := vm.BusyboxRootfs(RepoRoot(), runtime.GOARCH, root, nil); err != nil {
+	if err := busybox.Rootfs(RepoRoot(), runtime.GOARCH, root, nil); err != nil {
 		t.Fatal(err)
 	}
 	return root

@@ -1,53 +1,32 @@
-// Package vm boots berth in QEMU the way an appliance boots: a Debian
-// kernel and an initramfs (newc cpio, written with u-root's pkg/cpio)
-// holding berth as /init, its config and its images. make demo, the QEMU
-// tests and the benchmarks share it. It drives QEMU through
-// github.com/hugelgupf/vmtest's qemu package, always under TCG.
+// Package vm is how berth's QEMU tests and the boot benchmark make and
+// boot their appliances: berth and Go programs built for a guest's
+// architecture, and initramfs builds and boots through package appliance
+// — the code of berth initramfs and berth vm — so that what users run is
+// what the tests run. It adds what only tests need: the boards QEMU
+// emulates, a console to read, and an end to a boot that cannot power
+// itself off.
 package vm
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/hugelgupf/vmtest/qemu"
-	"github.com/u-root/u-root/pkg/cpio"
+	"berth/appliance"
 )
-
-// Arch is how QEMU boots one architecture.
-type Arch struct {
-	// GOARCH names the architecture as Go and Debian (mostly) do.
-	GOARCH string
-	// QEMU is the system emulator.
-	QEMU string
-	// Machine holds the machine and CPU arguments.
-	Machine []string
-	// Console is the kernel's serial console device.
-	Console string
-}
-
-// Arches are the architectures berth boots in QEMU, each on a Debian
-// kernel: linux-image-amd64, -arm64 and (armhf) -armmp-lpae of Debian 12,
-// linux-image-riscv64 of Debian 13 (OpenSBI from QEMU's own firmware).
-var Arches = map[string]Arch{
-	"amd64":   {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
-	"arm64":   {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
-	"arm":     {GOARCH: "arm", QEMU: "qemu-system-arm", Machine: []string{"-M", "virt", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
-	"riscv64": {GOARCH: "riscv64", QEMU: "qemu-system-riscv64", Machine: []string{"-M", "virt", "-bios", "default"}, Console: "ttyS0"},
-}
-
-// ArchNames lists Arches in a fixed order: those TCG runs fastest first.
-var ArchNames = []string{"amd64", "arm64", "arm", "riscv64"}
 
 // Board is a real board that QEMU emulates, booted with Debian's kernel
 // for its architecture (Arch.GOARCH) and the device tree that kernel's
 // package ships for it.
 type Board struct {
-	Arch
+	appliance.Arch
 	// DTB is the device tree, relative to the package's
 	// /usr/lib/linux-image-RELEASE.
 	DTB string
@@ -60,7 +39,7 @@ type Board struct {
 // ttyS1, and gives the PL011 (ttyAMA0) to Bluetooth.
 var Boards = map[string]Board{
 	"raspi3b": {
-		Arch: Arch{GOARCH: "arm64", QEMU: "qemu-system-aarch64",
+		Arch: appliance.Arch{GOARCH: "arm64", QEMU: "qemu-system-aarch64",
 			Machine: []string{"-M", "raspi3b", "-serial", "null", "-serial", "mon:stdio"}, Console: "ttyS1"},
 		DTB: "broadcom/bcm2837-rpi-3-b.dtb", MemoryMB: 1024, CPUs: 4,
 	},
@@ -81,68 +60,8 @@ func DeviceTree(repo, arch, name string) (string, error) {
 // CacheDir is where the Makefile puts fetched Debian packages.
 func CacheDir(repo string) string { return filepath.Join(repo, ".cache") }
 
-// Kernel returns the Debian kernel for arch fetched by `make fetch`:
-// boot/vmlinuz-*, or boot/vmlinux-* as Debian names riscv64's (an Image,
-// which QEMU loads as it is).
-func Kernel(repo, arch string) (string, error) {
-	pattern := filepath.Join(CacheDir(repo), "deb", arch, "linux-image", "boot", "vmlinu[xz]-*")
-	m, _ := filepath.Glob(pattern)
-	if len(m) == 0 {
-		return "", fmt.Errorf("no Debian kernel for %s (%s): run 'make fetch ARCH=%s'", arch, pattern, arch)
-	}
-	sort.Strings(m)
-	return m[len(m)-1], nil
-}
-
-// Initramfs is a newc cpio archive under construction.
-type Initramfs struct {
-	records []cpio.Record
-}
-
-// NewInitramfs starts an initramfs with the directories berth mounts on
-// and /dev/console, which the kernel opens as init's stdio.
-func NewInitramfs() *Initramfs {
-	i := &Initramfs{}
-	for _, d := range []string{"dev", "proc", "sys", "etc", "run", "tmp", "var", "images"} {
-		i.records = append(i.records, cpio.Directory(d, 0o755))
-	}
-	i.records = append(i.records, cpio.CharDev("dev/console", 0o600, 5, 1))
-	return i
-}
-
-// AddFile adds a file with the given content and permissions.
-func (i *Initramfs) AddFile(name string, content []byte, perm uint64) {
-	i.records = append(i.records, cpio.StaticFile(strings.TrimPrefix(name, "/"), string(content), perm))
-}
-
-// AddHostFile copies a file of the host into the initramfs at name.
-func (i *Initramfs) AddHostFile(name, hostPath string, perm uint64) error {
-	data, err := os.ReadFile(hostPath)
-	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	i.AddFile(name, data, perm)
-	return nil
-}
-
-// Write writes the archive to path, creating parent directories of the
-// added files.
-func (i *Initramfs) Write(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	w := cpio.Newc.Writer(f)
-	if err := cpio.WriteRecordsAndDirs(w, i.records); err != nil {
-		f.Close()
-		return fmt.Errorf("initramfs %s: %w", path, err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		f.Close()
-		return fmt.Errorf("initramfs %s: %w", path, err)
-	}
-	return f.Close()
-}
+// UserNet is QEMU's user network, as berth vm gives it.
+type UserNet = appliance.UserNet
 
 // Config is one QEMU boot.
 type Config struct {
@@ -153,7 +72,7 @@ type Config struct {
 	Append []string
 	// MemoryMB is the guest's memory (default 256).
 	MemoryMB int
-	// Timeout kills a guest that has not powered off by then: a hang
+	// Timeout kills a guest that has not shut down by then: a hang
 	// guard, not a performance check (default 3 minutes).
 	Timeout time.Duration
 	// ExtraQEMU is appended to QEMU's arguments (devices, watchdog).
@@ -165,82 +84,94 @@ type Config struct {
 	// machine (Arch is then the board's GOARCH), with its device tree DTB.
 	Board string
 	DTB   string
+	// Kill, when closed, kills QEMU (SIGKILL): the machine loses power.
+	Kill <-chan struct{}
 }
 
-// UserNet is QEMU's user networking (-netdev user) as berth's tests use
-// it: the guest is 10.0.2.15/24 by DHCP and the host's loopback is
-// 10.0.2.2. QEMU refuses the host's address as DNS server ("DNS must be
-// different from host"), so the lease names DNS (default QEMU's own
-// 10.0.2.3, which forwards queries to the host's resolver): a test must
-// resolve no name, so that no query leaves this machine.
-type UserNet struct {
-	// HostFwd forwards host ports to the guest: "tcp:127.0.0.1:18080-:8080".
-	HostFwd []string
-	// DNS is the address QEMU's DHCP server hands out as the DNS server.
-	DNS string
-	// MAC is the NIC's address (default QEMU's, 52:54:00:12:34:56).
-	MAC string
-	// Hostname is the host name QEMU's DHCP server hands out (option
-	// 12); none by default.
-	Hostname string
-}
-
-// args are the QEMU arguments of the user network.
-func (n *UserNet) args() []string {
-	if n == nil {
-		return []string{"-nic", "none"}
-	}
-	dns := n.DNS
-	if dns == "" {
-		dns = "10.0.2.3"
-	}
-	netdev := "user,id=n0,dns=" + dns
-	if n.Hostname != "" {
-		netdev += ",hostname=" + n.Hostname
-	}
-	for _, f := range n.HostFwd {
-		netdev += ",hostfwd=" + f
-	}
-	dev := "virtio-net-pci,netdev=n0"
-	if n.MAC != "" {
-		dev += ",mac=" + n.MAC
-	}
-	return []string{"-netdev", netdev, "-device", dev}
-}
-
-// Options turns c into vmtest qemu options. Never KVM: /dev/kvm exists on
-// the build machines but hangs, so guests run under TCG.
-func (c Config) Options() []qemu.Fn {
-	a, mem, cpus := Arches[c.Arch], c.MemoryMB, 1
+// QEMU is the boot as berth vm describes one.
+func (c Config) QEMU() appliance.QEMU {
+	q := appliance.QEMU{Arch: c.Arch, Kernel: c.Kernel, Initramfs: c.Initramfs, DTB: c.DTB, Append: c.Append,
+		MemoryMB: c.MemoryMB, Net: c.Net, Extra: c.ExtraQEMU}
 	if b, ok := Boards[c.Board]; ok {
-		a, mem, cpus = b.Arch, b.MemoryMB, b.CPUs
+		q.Machine, q.MemoryMB, q.CPUs = &b.Arch, b.MemoryMB, b.CPUs
 	}
-	if mem == 0 {
-		mem = 256
+	return q
+}
+
+// Boot boots c as berth vm does and returns the console once QEMU has
+// exited (QEMU's own messages in it), with how the guest ended; console,
+// when set, also gets the console as it arrives. When until is set, QEMU is killed once the console shows
+// it: for a machine that cannot power itself off. The error is QEMU's,
+// or the timeout's.
+func (c Config) Boot(console io.Writer, until string) (string, appliance.Exit, error) {
+	args, err := c.QEMU().Args()
+	if err != nil {
+		return "", appliance.Exit{}, err
+	}
+	out := &SyncBuffer{}
+	var w io.Writer = out
+	if console != nil {
+		w = io.MultiWriter(out, console)
+	}
+	v, err := appliance.Start(args, nil, w, out)
+	if err != nil {
+		return "", appliance.Exit{}, err
+	}
+	if until != "" {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for !strings.Contains(out.String(), until) {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			_ = v.Kill()
+		}()
+	}
+	if c.Kill != nil {
+		exited := make(chan struct{})
+		defer close(exited)
+		go func() {
+			select {
+			case <-c.Kill:
+				_ = v.Kill()
+			case <-exited:
+			}
+		}()
 	}
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = 3 * time.Minute
 	}
-	args := append([]string{a.QEMU}, a.Machine...)
-	args = append(args, "-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", fmt.Sprint(cpus), "-no-reboot", "-display", "none")
-	if c.DTB != "" {
-		args = append(args, "-dtb", c.DTB)
+	exit, err := v.Wait(timeout)
+	switch {
+	case until != "" && strings.Contains(out.String(), until):
+		err = nil
+	case err == nil && exit.TimedOut:
+		err = fmt.Errorf("QEMU killed after %s", timeout)
 	}
-	args = append(args, c.Net.args()...)
-	args = append(args, c.ExtraQEMU...)
-	cmdline := append([]string{"console=" + a.Console, "panic=-1", "quiet"}, c.Append...)
-	return []qemu.Fn{
-		qemu.WithQEMUCommand(strings.Join(args, " ")),
-		qemu.WithKernel(c.Kernel),
-		qemu.WithInitramfs(c.Initramfs),
-		qemu.WithAppendKernel(cmdline...),
-		qemu.WithVMTimeout(timeout),
-	}
+	return out.String(), exit, err
 }
 
-// QEMUArch maps a GOARCH to vmtest's architecture name.
-func QEMUArch(arch string) qemu.Arch { return qemu.Arch(arch) }
+// Initramfs builds spec as berth initramfs does — the modules from the
+// kernel's own package when spec names no directory — and writes it to
+// out.
+func Initramfs(spec appliance.Spec, kernel, out string) error {
+	if spec.ModulesDir == "" {
+		var err error
+		if spec.ModulesDir, err = appliance.KernelModules(kernel); err != nil {
+			return err
+		}
+	}
+	b, err := appliance.Build(spec)
+	if err != nil {
+		return err
+	}
+	return b.Write(out)
+}
 
 // BuildBerth cross-compiles berth for arch into dir and returns its path:
 // static, stripped, CGO_ENABLED=0, as the Makefile builds it.
@@ -262,4 +193,23 @@ func BuildGo(repo, pkg, arch, out string) error {
 		return fmt.Errorf("build %s for %s: %v\n%s", pkg, arch, err, b)
 	}
 	return nil
+}
+
+// SyncBuffer is a bytes.Buffer safe for QEMU's writer goroutine and a
+// reader.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,4 +1,7 @@
-package vm
+// Package busybox makes the root filesystems berth's tests, make demo and
+// the benchmarks run containers in, from Debian's static busybox for any
+// architecture, as the Makefile fetches it into .cache.
+package busybox
 
 import (
 	"bytes"
@@ -9,11 +12,11 @@ import (
 	"strings"
 )
 
-// Busybox returns the static busybox for arch that `make fetch` unpacked
+// Find returns the static busybox for arch that `make fetch` unpacked
 // from Debian's busybox-static package: bin/busybox, or usr/bin/busybox in
 // Debian 13's merged-/usr package.
-func Busybox(repo, arch string) (string, error) {
-	pkg := filepath.Join(CacheDir(repo), "deb", arch, "busybox-static")
+func Find(repo, arch string) (string, error) {
+	pkg := filepath.Join(repo, ".cache", "deb", arch, "busybox-static")
 	for _, p := range []string{filepath.Join(pkg, "bin", "busybox"), filepath.Join(pkg, "usr", "bin", "busybox")} {
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
@@ -45,12 +48,12 @@ func appletNames(bin []byte) ([]string, error) {
 	return names, nil
 }
 
-// BusyboxRootfs writes a minimal root filesystem for arch at dir:
+// Rootfs writes a minimal root filesystem for arch at dir:
 // /bin/busybox with a symlink per applet, /etc/passwd and /etc/group, and
 // the directories a container mounts on. files adds more (path → content;
 // mode 0755 when the content starts with "#!").
-func BusyboxRootfs(repo, arch, dir string, files map[string]string) error {
-	bb, err := Busybox(repo, arch)
+func Rootfs(repo, arch, dir string, files map[string]string) error {
+	bb, err := Find(repo, arch)
 	if err != nil {
 		return err
 	}
@@ -102,44 +105,4 @@ func BusyboxRootfs(repo, arch, dir string, files map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// Appliance is what an appliance's initramfs holds.
-type Appliance struct {
-	// Berth is the berth binary for the guest's architecture: /init.
-	Berth string
-	// Config is the config file: /etc/berth.toml.
-	Config string
-	// Images maps a name under /images to an image file on the host.
-	Images map[string]string
-	// Modules are kernel modules (with their dependencies) to put under
-	// /lib/modules, or nil.
-	Modules *ModuleSet
-	// Files are more files for the initramfs: path -> content.
-	Files map[string]string
-}
-
-// Write writes the appliance's initramfs to path.
-func (a Appliance) Write(path string) error {
-	i := NewInitramfs()
-	if err := i.AddHostFile("init", a.Berth, 0o755); err != nil {
-		return err
-	}
-	if err := i.AddHostFile("etc/berth.toml", a.Config, 0o644); err != nil {
-		return err
-	}
-	for name, host := range a.Images {
-		if err := i.AddHostFile("images/"+name, host, 0o644); err != nil {
-			return err
-		}
-	}
-	if a.Modules != nil {
-		if err := a.Modules.add(i); err != nil {
-			return err
-		}
-	}
-	for name, content := range a.Files {
-		i.AddFile(name, []byte(content), 0o644)
-	}
-	return i.Write(path)
 }
