@@ -26,6 +26,7 @@ const netnsEnv = "BERTH_TEST_NETNS"
 func inNewNetNS(t *testing.T) bool {
 	t.Helper()
 	if os.Getenv(netnsEnv) == t.Name() {
+		forwardingOff(t)
 		return true
 	}
 	parts := strings.Split(t.Name(), "/")
@@ -45,6 +46,17 @@ func inNewNetNS(t *testing.T) bool {
 		t.Logf("in new namespaces:\n%s", out)
 	}
 	return false
+}
+
+// forwardingOff turns IPv4 forwarding off in the caller's network
+// namespace: a new one inherits the initial namespace's setting
+// (net.core.devconf_inherit_init_net = 0), which is on while anything on
+// the host forwards — a berth holding berth0, docker — and the tests
+// check that berth puts it back as it found it, off.
+func forwardingOff(t *testing.T) {
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0); err != nil {
+		t.Fatalf("ip_forward: %v", err)
+	}
 }
 
 // newNetNS makes a network namespace and returns its handle.

@@ -160,7 +160,7 @@ func TestQEMUVMExitStatus(t *testing.T) {
 // Debian kernel with the modules of another release and a missing disk.
 func TestVMRefuses(t *testing.T) {
 	config := filepath.Join(t.TempDir(), "berth.toml")
-	write(t, config, "[[container]]\nname = \"a\"\nimage = \"/data/a.tar.zst\"\ncommand = [\"true\"]\n")
+	write(t, config, "[storage]\ndevice = \"LABEL=data\"\n[[container]]\nname = \"a\"\nimage = \"/data/a.tar.zst\"\ncommand = [\"true\"]\n")
 	modules, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(), ".cache/deb/amd64/linux-image/lib/modules/*"))
 	if len(modules) != 1 {
 		t.Fatalf("Debian's amd64 modules: %v (make fetch-amd64)", modules)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -244,7 +245,10 @@ func crashUnpackChild(step string) {
 	crashPoint = func(s string) {
 		if s == step {
 			fmt.Println("at", s)
-			select {} // the parent kills us here
+			// The parent kills us here. A sleep, not select{}: with every other
+			// goroutine gone, the runtime would call select{} a deadlock and
+			// exit 2 before the kill arrives.
+			time.Sleep(time.Hour)
 		}
 	}
 	_, err := Unpack(os.Getenv("BERTH_TEST_SRC"), os.Getenv("BERTH_TEST_DEST"), UnpackOptions{})

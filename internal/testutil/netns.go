@@ -40,8 +40,14 @@ func InNetNS(t *testing.T) bool {
 }
 
 // setupNetNS makes the child's mounts private, mounts a tmpfs on
-// /run/berth and brings lo up.
+// /run/berth, brings lo up and turns IPv4 forwarding off: a new network
+// namespace inherits the initial one's (net.core.devconf_inherit_init_net
+// = 0), on while anything on the host forwards, and the tests check that
+// berth puts it back as it found it.
 func setupNetNS(t *testing.T) {
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0); err != nil {
+		t.Fatalf("ip_forward: %v", err)
+	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		t.Fatalf("make / private: %v", err)
 	}
