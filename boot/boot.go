@@ -256,6 +256,9 @@ func (b *booter) setupBoard() error {
 	if removed := layout.CleanStale(b.opts.PID1); len(removed) > 0 {
 		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
 	}
+	if err := layout.EnableIOStats(); err != nil {
+		b.log.Printf("warning: berth stats may show no block I/O on some disks: %v", err)
+	}
 	b.cleanNetwork()
 	return nil
 }

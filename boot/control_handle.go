@@ -24,6 +24,13 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	switch r.Verb {
 	case "ps":
 		answer(Response{Processes: s.processes()})
+	case "stats":
+		rows, err := s.stats(r.Names)
+		if err != nil {
+			fail("%v", err)
+			return 0, false
+		}
+		answer(Response{Stats: rows})
 	case "status":
 		answer(Response{Status: s.statusInfo()})
 	case "logs":
@@ -90,6 +97,7 @@ func (s *supervisor) handle(r request) (Action, bool) {
 // processes is berth ps.
 func (s *supervisor) processes() []Process {
 	var out []Process
+	now := time.Now()
 	for _, name := range s.order {
 		u := s.units[name]
 		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address}
@@ -97,7 +105,9 @@ func (s *supervisor) processes() []Process {
 			started := u.started
 			p.Pid, p.Started = u.c.Pid, &started
 			p.UptimeSec = time.Since(u.started).Seconds()
-			p.Memory, _ = u.c.MemoryUsage()
+			if p.Stats = u.readStats(now); p.Stats.Memory != nil {
+				p.Memory = *p.Stats.Memory
+			}
 			for _, port := range u.spec.PublishedPorts() {
 				p.Ports = append(p.Ports, port.String())
 			}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"berth/board"
+	"berth/container"
 )
 
 // DefaultSocket is where PID 1 serves the control protocol.
@@ -16,12 +17,14 @@ const DefaultSocket = "/run/berth.sock"
 
 // Request is a control request.
 type Request struct {
-	// Verb is ps, status, logs, start, stop, restart, reload, reboot or
-	// poweroff.
-	Verb   string `json:"verb"`
-	Name   string `json:"name,omitempty"`
-	Lines  int    `json:"lines,omitempty"`
-	Follow bool   `json:"follow,omitempty"`
+	// Verb is ps, stats, status, logs, start, stop, restart, reload,
+	// reboot or poweroff.
+	Verb string `json:"verb"`
+	Name string `json:"name,omitempty"`
+	// Names are the containers stats asks about; none: the running ones.
+	Names  []string `json:"names,omitempty"`
+	Lines  int      `json:"lines,omitempty"`
+	Follow bool     `json:"follow,omitempty"`
 	// Timeout overrides the container's stop_timeout for stop and
 	// restart, in seconds; nil keeps it.
 	Timeout *int `json:"timeout,omitempty"`
@@ -29,11 +32,12 @@ type Request struct {
 
 // Response is the answer to a Request.
 type Response struct {
-	Error     string    `json:"error,omitempty"`
-	Message   string    `json:"message,omitempty"`
-	Status    *Status   `json:"status,omitempty"`
-	Processes []Process `json:"processes,omitempty"`
-	Lines     []LogLine `json:"lines,omitempty"`
+	Error     string           `json:"error,omitempty"`
+	Message   string           `json:"message,omitempty"`
+	Status    *Status          `json:"status,omitempty"`
+	Processes []Process        `json:"processes,omitempty"`
+	Stats     []ContainerStats `json:"stats,omitempty"`
+	Lines     []LogLine        `json:"lines,omitempty"`
 }
 
 // Process is one row of berth ps.
@@ -61,6 +65,31 @@ type Process struct {
 	// "HOST:CONTAINER/PROTO".
 	Address string   `json:"address,omitempty"`
 	Ports   []string `json:"ports,omitempty"`
+	// Stats is the running container's resource use.
+	Stats *Stats `json:"stats,omitempty"`
+}
+
+// ContainerStats is one row of berth stats.
+type ContainerStats struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Stats is absent when the container does not run.
+	Stats *Stats `json:"stats,omitempty"`
+}
+
+// Stats is a running container's resource use: the figures of its
+// cgroup, and its CPU use over the interval since berth last sampled it
+// (or since it started).
+type Stats struct {
+	// CPUPercent is the CPU the container used over the last
+	// CPUIntervalSec, in percent of one CPU (200 is two busy CPUs).
+	// Absent while the container's CPU time cannot be read, or until
+	// the interval reaches 200 ms after it started.
+	CPUPercent     *float64 `json:"cpu_percent,omitempty"`
+	CPUIntervalSec float64  `json:"cpu_interval_seconds,omitempty"`
+	container.Stats
+	// Error names the cgroup files that could not be read, and why.
+	Error string `json:"error,omitempty"`
 }
 
 // Status is berth status.

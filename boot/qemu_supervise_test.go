@@ -1,14 +1,17 @@
 package boot_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"berth/boot"
 	"berth/internal/vm"
 )
 
 // superviseConfig is an appliance with dependencies, a crash loop, a
-// memory hog and a management container that drives berth over its
+// memory hog, a CPU burner whose first process survives the OOM kill of
+// its child, and a management container that drives berth over its
 // control socket with the berth binary bind-mounted from the host.
 const superviseConfig = `
 hostname = "supervised"
@@ -52,6 +55,16 @@ command = ["/bin/sh", "-c", "echo hog starts; exec tail /dev/zero"]
 memory = "16M"
 
 [[container]]
+name = "burn"
+image = "/images/demo.tar.zst"
+after = ["web"]
+stop_timeout = "1s"
+command = ["/bin/sh", "-c", "tail /dev/zero; echo burning; while :; do :; done"]
+[container.limits]
+memory = "16M"
+pids = 8
+
+[[container]]
 name = "admin"
 image = "/images/demo.tar.zst"
 after = ["web"]
@@ -74,6 +87,11 @@ const adminScript = `#!/bin/sh
 # Let the crash loop and the memory hog play out first.
 while ! berth ps | grep -q '^hog .*failed'; do sleep 0.5; done
 while ! berth ps | grep -q '^crash .*failed'; do sleep 0.5; done
+while ! berth logs burn | grep -q burning; do sleep 0.5; done
+echo "stats=$(berth stats --json -i 3s burn | tr -d ' \n')"
+echo "ps=$(berth ps --json | tr -d ' \n')"
+berth stats
+berth stop burn
 echo "== ps"
 berth ps
 echo "== logs"
@@ -92,8 +110,8 @@ sleep 30
 // TestQEMUSupervision checks supervision on the console of a cgroup v2
 // guest: dependency order, a crash loop giving up, an OOM-killed hog
 // restarted while the rest keeps running, the control socket used from a
-// management container, and SIGTERM to PID 1 stopping everything in
-// reverse dependency order.
+// management container, berth stats and berth ps --json of the burner,
+// and SIGTERM to PID 1 stopping everything in reverse dependency order.
 func TestQEMUSupervision(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
@@ -129,10 +147,63 @@ func TestQEMUSupervision(t *testing.T) {
 					t.Errorf("ps does not show %s running", w)
 				}
 			}
+			checkGuestStats(t, out)
 			if t.Failed() {
 				t.Logf("console:\n%s", out)
 			}
 		})
+	}
+}
+
+// checkGuestStats checks what berth stats --json and berth ps --json said
+// of the burner on cgroup v2: about one CPU (the guest's only one, which
+// berth, the other containers and the admin's own berth stats use a
+// little of), its child's OOM kill, a peak at its 16 MiB limit, its
+// one process of 8 allowed. The guest has no block device: its I/O is not
+// checked here.
+func checkGuestStats(t *testing.T, out string) {
+	t.Helper()
+	var stats []boot.ContainerStats
+	var procs []boot.Process
+	for prefix, v := range map[string]any{"admin | stats=": &stats, "admin | ps=": &procs} {
+		i := strings.Index(out, prefix)
+		if i < 0 {
+			t.Errorf("console lacks %q", prefix)
+			return
+		}
+		line, _, _ := strings.Cut(out[i+len(prefix):], "\n")
+		if err := json.Unmarshal([]byte(strings.TrimSpace(line)), v); err != nil {
+			t.Errorf("%s%s: %v", prefix, line, err)
+			return
+		}
+	}
+	if len(stats) != 1 || stats[0].Stats == nil {
+		t.Fatalf("berth stats --json burn: %+v", stats)
+	}
+	st := stats[0].Stats
+	val := func(v *int64) int64 {
+		if v == nil {
+			return -1
+		}
+		return *v
+	}
+	if p := st.CPUPercent; p == nil || *p < 50 || *p > 110 {
+		t.Errorf("burn: CPU %v, want about 100%% of the guest's CPU", p)
+	}
+	if val(st.OOMKills) < 1 || val(st.MemoryLimit) != 16<<20 || val(st.Pids) != 1 || val(st.PidsLimit) != 8 {
+		t.Errorf("burn: oom_kills %d, memory limit %d, pids %d / %d; want at least 1, 16 MiB, 1 / 8",
+			val(st.OOMKills), val(st.MemoryLimit), val(st.Pids), val(st.PidsLimit))
+	}
+	if peak := val(st.MemoryPeak); peak < 15<<20 || peak > 16<<20 {
+		t.Errorf("burn: memory.peak %d, want near the 16 MiB limit", peak)
+	}
+	if st.CPUUsec == nil || st.Memory == nil || st.Error != "" {
+		t.Errorf("burn: cpu_usage_usec %v, memory %v, error %q", st.CPUUsec, st.Memory, st.Error)
+	}
+	for _, p := range procs {
+		if p.Name == "burn" && (p.Stats == nil || val(p.Stats.OOMKills) < 1 || val(p.Stats.MemoryPeak) < 15<<20) {
+			t.Errorf("berth ps --json: burn's stats %+v", p.Stats)
+		}
 	}
 }
 

@@ -54,6 +54,8 @@ type unit struct {
 	imageStamp string
 	// address is a bridge container's address, kept across restarts.
 	address string
+	// cpu is the last sample of its CPU time (stats.go).
+	cpu cpuSample
 }
 
 // newUnit makes the unit of a validated [[container]]. A log_file that

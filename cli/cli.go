@@ -54,6 +54,7 @@ func init() {
 		"version":   {versionMain, "print berth's version"},
 		// Control verbs, over the control socket of a running berth.
 		"ps":       {psMain, "list the containers: state, pid, uptime, restarts, memory, last exit"},
+		"stats":    {statsMain, "show the containers' CPU, memory, OOM kills, pids and block I/O: stats [-f] [NAME...]"},
 		"logs":     {logsMain, "show a container's output: logs [-f] [-n N] NAME"},
 		"start":    {ctlNameMain("start", "Starts a stopped container."), "start a stopped container"},
 		"stop":     {ctlNameMain("stop", stopAbout), "stop a container and wait until it has stopped"},

@@ -106,7 +106,7 @@ func ctlNameMain(verbName, about string) func(*ctx, []string) int {
 }
 
 func psMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, pid, uptime, restarts, memory (use / limit), address and published ports, last exit.")
+	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, pid, uptime, restarts, memory (use / limit), address and published ports, last exit.\nWith --json, each running container's stats as berth stats --json gives them.")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}

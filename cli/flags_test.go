@@ -55,6 +55,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stop"}, "berth stop: missing argument"},
 		{[]string{"stop", "a", "b"}, `berth stop: unexpected argument "b"`},
 		{[]string{"ps", "x"}, `berth ps: unexpected argument "x"`},
+		{[]string{"stats", "-i", "10ms"}, "berth stats: interval 10ms: want at least 200ms"},
+		{[]string{"stats", "-i", "often"}, `berth stats: invalid value "often" for flag -i: parse error`},
 		{[]string{"run", "--memroy", "1G", "/r", "true"}, "berth run: unknown flag -memroy"},
 		{[]string{"run", "/r"}, "berth run: missing CMD"},
 		{[]string{"boot", "--conf", "x"}, "berth boot: unknown flag -conf"},
@@ -85,6 +87,7 @@ func TestFlagsAnywhere(t *testing.T) {
 		{"logs", "worker", "-f", "--socket", sock},
 		{"stop", "web", "--json", "-t", "3", "--socket", sock},
 		{"ps", "--socket", sock, "--json"},
+		{"stats", "web", "-f", "--socket", sock, "db", "-i", "2s"},
 	} {
 		status, _, stderr := run(t, args...)
 		if status != 1 || !strings.Contains(stderr, "connect to berth at "+sock) {

@@ -221,19 +221,6 @@ func (l *Layout) setupCgroup() string {
 	return filepath.Join(l.Unified, CgroupParent, SetupCgroup)
 }
 
-// oomKills returns how many processes the kernel OOM-killed in the cgroup.
-func (cg *cgroup) oomKills() int64 {
-	var file string
-	if cg.layout.Version == 2 {
-		file = filepath.Join(cg.dirs[0], "memory.events")
-	} else if dir, ok := cg.byController["memory"]; ok {
-		file = filepath.Join(dir, "memory.oom_control")
-	} else {
-		return 0
-	}
-	return readKeyed(file, "oom_kill")
-}
-
 // destroy kills whatever still runs in the cgroup and removes it.
 func (cg *cgroup) destroy() error {
 	var errs []error
@@ -300,21 +287,4 @@ func writeFile(path, value string) error {
 		return fmt.Errorf("write %q to %s: %w", value, path, err)
 	}
 	return nil
-}
-
-// readKeyed returns the value of key in a flat-keyed cgroup file such as
-// memory.events ("oom_kill 3"), or 0.
-func readKeyed(path, key string) int64 {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if ok && k == key {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,4 +117,83 @@ func setV1IOMax(dir, line string) error {
 		}
 	}
 	return nil
+}
+
+// v1Unlimited is where v1 limits start to mean "none": the kernel shows
+// no limit as the largest page count times the page size, just under
+// 2^63.
+const v1Unlimited = 1 << 62
+
+// v1Stats reads a v1 cgroup's figures from its per-controller
+// directories; those of a controller that is not mounted stay nil.
+func (r *statReader) v1Stats(dirs map[string]string) Stats {
+	figure := func(ctl, name string, parse func([]byte) (int64, bool, error)) *int64 {
+		if dir, ok := dirs[ctl]; ok {
+			return r.figure(filepath.Join(dir, name), parse)
+		}
+		return nil
+	}
+	s := Stats{
+		CPUUsec:     figure("cpuacct", "cpuacct.usage", parseValue),
+		Memory:      figure("memory", "memory.usage_in_bytes", parseValue),
+		MemoryPeak:  figure("memory", "memory.max_usage_in_bytes", parseValue),
+		MemoryLimit: figure("memory", "memory.limit_in_bytes", parseV1Limit),
+		OOMKills:    figure("memory", "memory.oom_control", keyed("oom_kill")),
+		Pids:        figure("pids", "pids.current", parseValue),
+		PidsLimit:   figure("pids", "pids.max", parseLimit),
+	}
+	if s.CPUUsec != nil {
+		*s.CPUUsec /= 1000 // cpuacct.usage is in nanoseconds
+	}
+	if dir, ok := dirs["blkio"]; ok {
+		file := filepath.Join(dir, "blkio.throttle.io_service_bytes_recursive")
+		if _, err := os.Stat(file); err != nil {
+			file = filepath.Join(dir, "blkio.throttle.io_service_bytes")
+		}
+		r.io(&s, file, parseBlkio)
+	}
+	return s
+}
+
+// parseV1Limit parses memory.limit_in_bytes, where no limit is a number
+// near 2^63.
+func parseV1Limit(data []byte) (int64, bool, error) {
+	n, ok, err := parseValue(data)
+	return n, ok && n < v1Unlimited, err
+}
+
+// EnableIOStats makes a v1 layout count block I/O per cgroup on every
+// disk. Recent kernels (Linux 6.18 here; Bottlerocket patched its 6.1
+// for it) count v1's blkio.throttle.io_service_bytes only on a disk where
+// blk-throttle has been set up, which the first throttle rule written for
+// that disk does, for good: berth writes a rule that limits nothing
+// ("MAJ:MIN 0") for each disk into its own parent cgroup. Disks of size 0
+// (unbound loop devices) are skipped. On v2, io.stat always counts: it
+// does nothing.
+func (l *Layout) EnableIOStats() error {
+	point, ok := l.Controllers["blkio"]
+	if l.Version != 1 || !ok {
+		return nil
+	}
+	parent := filepath.Join(point, CgroupParent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("count block I/O: %w", err)
+	}
+	disks, err := os.ReadDir("/sys/block")
+	if err != nil {
+		return fmt.Errorf("count block I/O: %w", err)
+	}
+	var errs []error
+	for _, d := range disks {
+		size, _ := os.ReadFile(filepath.Join("/sys/block", d.Name(), "size"))
+		dev, err := os.ReadFile(filepath.Join("/sys/block", d.Name(), "dev"))
+		if err != nil || strings.TrimSpace(string(size)) == "0" {
+			continue
+		}
+		rule := strings.TrimSpace(string(dev)) + " 0"
+		if err := writeFile(filepath.Join(parent, "blkio.throttle.read_bps_device"), rule); err != nil {
+			errs = append(errs, fmt.Errorf("count block I/O on %s: %w", d.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
 }

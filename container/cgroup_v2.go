@@ -97,3 +97,19 @@ func swapValue(swap int64) string {
 	}
 	return strconv.FormatInt(swap, 10)
 }
+
+// v2Stats reads a v2 cgroup's figures from its directory.
+func (r *statReader) v2Stats(dir string) Stats {
+	file := func(name string) string { return filepath.Join(dir, name) }
+	s := Stats{
+		CPUUsec:     r.figure(file("cpu.stat"), keyed("usage_usec")),
+		Memory:      r.figure(file("memory.current"), parseValue),
+		MemoryPeak:  r.figure(file("memory.peak"), parseValue),
+		MemoryLimit: r.figure(file("memory.max"), parseLimit),
+		OOMKills:    r.figure(file("memory.events"), keyed("oom_kill")),
+		Pids:        r.figure(file("pids.current"), parseValue),
+		PidsLimit:   r.figure(file("pids.max"), parseLimit),
+	}
+	r.io(&s, file("io.stat"), parseIOStat)
+	return s
+}

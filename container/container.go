@@ -1,12 +1,8 @@
 package container
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -68,22 +64,4 @@ func (c *Container) Kill() {
 	for _, dir := range c.cgroup.dirs {
 		killCgroupProcs(dir)
 	}
-}
-
-// MemoryUsage returns the container's current memory use in bytes, read
-// from its cgroup (memory.current on v2, memory.usage_in_bytes on v1).
-func (c *Container) MemoryUsage() (int64, error) {
-	file := filepath.Join(c.cgroup.dirs[0], "memory.current")
-	if c.cgroup.layout.Version == 1 {
-		dir, ok := c.cgroup.byController["memory"]
-		if !ok {
-			return 0, errors.New("no memory controller")
-		}
-		file = filepath.Join(dir, "memory.usage_in_bytes")
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 }
