@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,10 +19,15 @@ type Container struct {
 	// the caller closes it.
 	PTY    *os.File
 	cgroup *cgroup
+	// killed is set once berth sends the container SIGKILL.
+	killed atomic.Bool
 }
 
 // Signal sends sig to the container's first process.
 func (c *Container) Signal(sig syscall.Signal) error {
+	if sig == syscall.SIGKILL {
+		c.killed.Store(true)
+	}
 	return syscall.Kill(c.Pid, sig)
 }
 
@@ -56,11 +62,13 @@ func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
 		e.Code = -1
 	}
 	e.OOMKills = c.cgroup.oomKills()
+	e.Stopped = e.Signal == syscall.SIGKILL && c.killed.Load()
 	return e, c.cgroup.destroy()
 }
 
 // Kill sends SIGKILL to every process in the container's cgroup.
 func (c *Container) Kill() {
+	c.killed.Store(true)
 	for _, dir := range c.cgroup.dirs {
 		killCgroupProcs(dir)
 	}

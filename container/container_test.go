@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"berth/internal/testutil"
 )
@@ -160,6 +161,46 @@ func TestMemoryHogIsOOMKilled(t *testing.T) {
 		t.Fatalf("exit %+v, want an OOM kill; output:\n%s", exit, out)
 	}
 	if want := "killed: out of memory (limit 16 MiB)"; !strings.Contains(exit.String(), want) {
+		t.Errorf("exit reads %q, want it to contain %q", exit, want)
+	}
+}
+
+// TestStopAfterOOMIsNotOOM: a container one of whose processes the
+// kernel killed for memory, then stopped by berth with SIGKILL, is
+// reported as stopped, with the earlier OOM kill noted, not as killed by
+// the out-of-memory killer.
+func TestStopAfterOOMIsNotOOM(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	layout, err := DetectCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testSeq++
+	spec := Spec{Name: fmt.Sprintf("test-%d-%d", os.Getpid(), testSeq), Rootfs: rootfs, Limits: Limits{Memory: 16 << 20},
+		Args: []string{"sh", "-c", "tail /dev/zero; echo hog gone; exec sleep 1000"}}
+	c, err := Start(layout, spec, Options{DieWithParent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if st, _ := c.Stats(); st.OOMKills != nil && *st.OOMKills > 0 {
+			break
+		}
+		if time.Now().After(deadline) { // a hang guard
+			c.Kill()
+			t.Fatal("the hog was not OOM-killed")
+		}
+	}
+	c.Kill()
+	exit, err := c.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.OOM() || !exit.Stopped || exit.OOMKills < 1 {
+		t.Fatalf("exit %+v: want stopped, not OOM, with an earlier OOM kill", exit)
+	}
+	want := "killed by berth's stop (SIGKILL); before that, the kernel killed 1 of its processes: out of memory (limit 16 MiB)"
+	if !strings.Contains(exit.String(), want) {
 		t.Errorf("exit reads %q, want it to contain %q", exit, want)
 	}
 }
