@@ -131,12 +131,23 @@ func bench(repo string, tg target, runs int) error {
 	}
 	hk := median(func(s stamps) float64 { return s.initStart }, helloS)
 	bk := median(func(s stamps) float64 { return s.initStart }, berthS)
-	bf := median(func(s stamps) float64 { return s.firstOutput - s.initStart }, berthS)
-	bt := median(func(s stamps) float64 { return s.firstOutput }, berthS)
 	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots each (medians):\n", tg.name, filepath.Base(m.kernel), runs)
 	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, berth %6.0f ms (%.2fx)\n", hk*1000, bk*1000, bk/hk)
-	fmt.Printf("  berth start -> first container output: %6.0f ms\n", bf*1000)
-	fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), berth %6.0f ms (%.2fx)\n", hk*1000, bt*1000, bt/hk)
+	var out []stamps // the boots that got as far as a container's output
+	for _, s := range berthS {
+		if s.firstOutput > 0 {
+			out = append(out, s)
+		}
+	}
+	if len(out) < len(berthS) {
+		fmt.Printf("  %d of %d berth boots ended before a container's first output (the medians below are of the others)\n", len(berthS)-len(out), len(berthS))
+	}
+	if len(out) > 0 {
+		bf := median(func(s stamps) float64 { return s.firstOutput - s.initStart }, out)
+		bt := median(func(s stamps) float64 { return s.firstOutput }, out)
+		fmt.Printf("  berth start -> first container output: %6.0f ms\n", bf*1000)
+		fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), berth %6.0f ms (%.2fx)\n", hk*1000, bt*1000, bt/hk)
+	}
 	if tg.rss {
 		return benchRSS(repo, m, berth, dir, runs)
 	}
