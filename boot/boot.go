@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -54,9 +53,7 @@ type booter struct {
 	// requests for the supervisor loop.
 	fatal    chan error
 	requests chan request
-	started  float64 // uptime when berth (first) started
-	// switched is set in the berth that leaveInitramfs re-executed.
-	switched bool
+	started  float64 // uptime when berth started
 	// From the kernel command line: berth.debug and berth.panic.
 	debug       bool
 	panicAction Action
@@ -115,13 +112,6 @@ func Main(opts Options) int {
 			return 1
 		}
 		defer release()
-	}
-	if s, ok := os.LookupEnv(switchedEnv); ok {
-		// Re-executed after leaving the initramfs: keep the first start.
-		if v, err := strconv.ParseFloat(s, 64); err == nil {
-			b.started, b.switched = v, true
-		}
-		os.Unsetenv(switchedEnv)
 	}
 	action, status, err := b.run()
 	if err != nil {
@@ -190,9 +180,9 @@ func (b *booter) run() (action Action, status int, err error) {
 	return action, status, nil
 }
 
-// earlyMounts mounts the early filesystems and moves the root off the
-// initramfs (which re-executes berth). On a development host it only
-// makes berth the subreaper of its containers.
+// earlyMounts makes the root one that containers can pivot_root away
+// from, when it is the initramfs, and mounts the early filesystems. On a
+// development host it only makes berth the subreaper of its containers.
 func (b *booter) earlyMounts() error {
 	if !b.opts.PID1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -212,15 +202,20 @@ func (b *booter) earlyMounts() error {
 		return err
 	}
 	if initramfs {
-		b.log.Printf("root is the initramfs: moving it to a tmpfs")
-		return leaveInitramfs(b.log, b.started)
-	}
-	if b.switched {
-		b.log.Printf("root moved off the initramfs to a tmpfs; berth re-executed %.1f ms after its first start", (Uptime()-b.started)*1000)
+		if err := leaveInitramfs(); err != nil {
+			return err
+		}
+		b.log.Printf("root is the initramfs: a bind mount of it made the root, nothing copied")
 	}
 	mounted, err := mountEarly(b.log)
 	if err != nil {
 		return err
+	}
+	if initramfs && rootOnRamfs() {
+		if err := mountStateTmpfs(b.opts.StateDir); err != nil {
+			return err
+		}
+		mounted = append(mounted, b.opts.StateDir)
 	}
 	// Nothing on an appliance needs mounts shared with another namespace;
 	// private ones make every container's mount namespace cheaper.
