@@ -158,9 +158,9 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"storage", b.setupStorage},
+		{"images", b.startImages}, // readied on a goroutine from here on
 		{"clock", b.startClock},
 		{"network", b.setupNetwork},
-		{"images", b.prepareImages},
 		{"containers", b.startSupervision},
 	}
 	for i, p := range phases {
@@ -366,18 +366,12 @@ func (b *booter) checkMemoryController() {
 	}
 }
 
-// prepareImages readies every container's root filesystem.
-func (b *booter) prepareImages() error {
-	defer b.pingWatchdog()()
+// startImages starts readying every container's root filesystem; the
+// supervisor loop starts each container once its image is ready
+// (images.go).
+func (b *booter) startImages() error {
 	b.sup = newSupervisor(b, b.cfg)
-	b.sup.prepareImages()
-	if b.storage != nil && b.storage.mounted && b.cfg.Images.Cache == "" {
-		b.sup.collectImages()
-	}
-	// Unpacking used decoder buffers that PID 1 will not need again for
-	// months: hand them back to the kernel now rather than when the
-	// scavenger gets to them.
-	debug.FreeOSMemory()
+	b.sup.startImages()
 	return nil
 }
 
