@@ -59,7 +59,10 @@ type booter struct {
 	panicAction Action
 	panicDelay  time.Duration
 
-	board    board.Board
+	board board.Board
+	// modules is the profile's modules loading on a goroutine, until the
+	// config phase has waited for them.
+	modules  *moduleLoad
 	watchdog *watchdog
 	cgroups  *container.Layout
 	cfg      *Config
@@ -226,21 +229,14 @@ func (b *booter) earlyMounts() error {
 	return nil
 }
 
-// setupBoard detects the board, loads its kernel modules and arms its
-// watchdog (as PID 1), then reads the cgroup layout.
+// setupBoard detects the board and starts loading its kernel modules (as
+// PID 1), then reads the cgroup layout.
 func (b *booter) setupBoard() error {
 	b.board = board.Detect()
 	b.log.Printf("board: %s (from %s), profile %s (%s)", b.board.Model, b.board.Source, b.board.Profile.Name, b.board.Reason)
 	if b.opts.PID1 {
 		b.installModprobe()
-		loaded, errs := b.board.Profile.LoadModules(nil)
-		if len(loaded) > 0 {
-			b.log.Printf("modules loaded: %v", loaded)
-		}
-		for _, err := range errs {
-			b.log.Debugf("%v", err)
-		}
-		b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
+		b.startModules(b.board.Profile)
 	}
 	layout, err := container.DetectCgroups()
 	if err != nil {
@@ -290,8 +286,9 @@ func (b *booter) armWatchdog(dev string, timeout time.Duration) {
 }
 
 // loadConfig reads the config named by the options, the kernel command
-// line (berth.config=PATH) or DefaultConfig, then applies its [board]
-// table.
+// line (berth.config=PATH) or DefaultConfig; as PID 1 it then waits for
+// the profile's modules, arms the profile's watchdog and applies the
+// config's [board] table.
 func (b *booter) loadConfig() error {
 	path := b.opts.ConfigPath
 	if path == "" && b.opts.PID1 {
@@ -316,6 +313,8 @@ func (b *booter) loadConfig() error {
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		b.log.Printf("warning: set hostname %q: %v", name, err)
 	}
+	b.waitModules()
+	b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
 	if len(cfg.Board.Modules) > 0 {
 		loaded, errs := board.Profile{}.LoadModules(cfg.Board.Modules)
 		b.log.Printf("config modules loaded: %v", loaded)
