@@ -54,7 +54,9 @@ type booter struct {
 	fatal    chan error
 	requests chan request
 	started  float64 // uptime when berth started
-	// From the kernel command line: berth.debug and berth.panic.
+	// The kernel command line's arguments (PID 1), and berth.debug and
+	// berth.panic from them.
+	cmdline     map[string]string
 	debug       bool
 	panicAction Action
 	panicDelay  time.Duration
@@ -99,9 +101,7 @@ func Main(opts Options) int {
 		opts.Socket = DefaultSocket
 	}
 	if opts.PID1 {
-		// PID 1 lives for months with a small, steady heap: collect at
-		// half the default growth to keep its footprint small.
-		debug.SetGCPercent(50)
+		bootGC()
 	}
 	b := &booter{
 		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
@@ -292,7 +292,7 @@ func (b *booter) armWatchdog(dev string, timeout time.Duration) {
 func (b *booter) loadConfig() error {
 	path := b.opts.ConfigPath
 	if path == "" && b.opts.PID1 {
-		path = cmdlineFlag("berth.config")
+		path = b.cmdline["berth.config"]
 	}
 	if path == "" {
 		path = DefaultConfig

@@ -66,7 +66,11 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 		// Unpacking used decoder buffers that PID 1 will not need again
 		// for months: hand them back to the kernel now rather than when
 		// the scavenger gets to them.
-		debug.FreeOSMemory()
+		if s.b.opts.PID1 {
+			steadyGC()
+		} else {
+			debug.FreeOSMemory()
+		}
 		return
 	}
 	u := s.units[r.name]
