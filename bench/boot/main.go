@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"berth/appliance"
+	"berth/bench/internal/results"
 	"berth/image"
 	"berth/internal/busybox"
 	"berth/internal/vm"
@@ -46,6 +47,7 @@ func main() {
 	runs := flag.Int("n", 3, "boots per case")
 	repo := flag.String("repo", ".", "berth checkout")
 	only := flag.String("only", "", "comma-separated targets (default all: amd64,arm64,arm,riscv64,raspi3b)")
+	out := results.Flag("boot") // -json FILE: what it prints, as figures for bench/compare
 	flag.Parse()
 	for _, tg := range targets {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), tg.name) {
@@ -56,6 +58,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	out.Save()
 }
 
 // stamps are the uptimes read off a console.
