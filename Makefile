@@ -108,12 +108,17 @@ FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:Fuzz
 FUZZTIME ?= 10s
 
 # Benchmarks against the peers named in the issues, side by side in one
-# run (see bench/README.md). Timing never gates a test.
+# run (see bench/README.md). Timing never gates a test. Every figure they
+# print goes into one results file, bench/results/DATE.json (git-ignored):
+# go run ./bench/compare OLD.json NEW.json shows what changed.
+BENCH_TIME := $(shell date -u +%Y-%m-%dT%H-%M-%S)
+RESULTS    ?= bench/results/$(BENCH_TIME).json
 .PHONY: bench
 bench: all $(VM_ARCHES:%=fetch-%) bench-deps bench-armhf
-	$(GO) run ./bench/start -n 25
-	$(GO) run ./bench/boot -n 3
-	$(GO) run ./bench/unpack -n 5
+	$(GO) run ./bench/start -n 25 -json $(RESULTS)
+	$(GO) run ./bench/boot -n 3 -json $(RESULTS)
+	$(GO) run ./bench/unpack -n 5 -json $(RESULTS)
+	@echo "results: $(RESULTS) (go run ./bench/compare OLD.json $(RESULTS))"
 
 # Debian's armhf GNU tar and zstd, with the libraries they load, in one
 # sysroot with a merged /usr that qemu-arm runs them from (-L): the peer of

@@ -114,11 +114,7 @@ func StartUplink(cfg UplinkConfig) (*Uplink, error) {
 		return nil, err
 	}
 	u := &Uplink{cfg: cfg, stop: make(chan struct{}), rt: rt}
-	lo, err := net.InterfaceByName("lo")
-	if err == nil {
-		err = u.do(rtnl.SetUp(lo.Index))
-	}
-	if err != nil {
+	if err := u.do(rtnl.SetUpName("lo")); err != nil {
 		rt.Close()
 		return nil, fmt.Errorf("loopback up: %w", err)
 	}

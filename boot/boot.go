@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -54,15 +53,18 @@ type booter struct {
 	// requests for the supervisor loop.
 	fatal    chan error
 	requests chan request
-	started  float64 // uptime when berth (first) started
-	// switched is set in the berth that leaveInitramfs re-executed.
-	switched bool
-	// From the kernel command line: berth.debug and berth.panic.
+	started  float64 // uptime when berth started
+	// The kernel command line's arguments (PID 1), and berth.debug and
+	// berth.panic from them.
+	cmdline     map[string]string
 	debug       bool
 	panicAction Action
 	panicDelay  time.Duration
 
-	board    board.Board
+	board board.Board
+	// modules is the profile's modules loading on a goroutine, until the
+	// config phase has waited for them.
+	modules  *moduleLoad
 	watchdog *watchdog
 	cgroups  *container.Layout
 	cfg      *Config
@@ -99,9 +101,7 @@ func Main(opts Options) int {
 		opts.Socket = DefaultSocket
 	}
 	if opts.PID1 {
-		// PID 1 lives for months with a small, steady heap: collect at
-		// half the default growth to keep its footprint small.
-		debug.SetGCPercent(50)
+		bootGC()
 	}
 	b := &booter{
 		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
@@ -115,13 +115,6 @@ func Main(opts Options) int {
 			return 1
 		}
 		defer release()
-	}
-	if s, ok := os.LookupEnv(switchedEnv); ok {
-		// Re-executed after leaving the initramfs: keep the first start.
-		if v, err := strconv.ParseFloat(s, 64); err == nil {
-			b.started, b.switched = v, true
-		}
-		os.Unsetenv(switchedEnv)
 	}
 	action, status, err := b.run()
 	if err != nil {
@@ -168,9 +161,9 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"storage", b.setupStorage},
+		{"images", b.startImages}, // readied on a goroutine from here on
 		{"clock", b.startClock},
 		{"network", b.setupNetwork},
-		{"images", b.prepareImages},
 		{"containers", b.startSupervision},
 	}
 	for i, p := range phases {
@@ -190,9 +183,9 @@ func (b *booter) run() (action Action, status int, err error) {
 	return action, status, nil
 }
 
-// earlyMounts mounts the early filesystems and moves the root off the
-// initramfs (which re-executes berth). On a development host it only
-// makes berth the subreaper of its containers.
+// earlyMounts makes the root one that containers can pivot_root away
+// from, when it is the initramfs, and mounts the early filesystems. On a
+// development host it only makes berth the subreaper of its containers.
 func (b *booter) earlyMounts() error {
 	if !b.opts.PID1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -212,15 +205,20 @@ func (b *booter) earlyMounts() error {
 		return err
 	}
 	if initramfs {
-		b.log.Printf("root is the initramfs: moving it to a tmpfs")
-		return leaveInitramfs(b.log, b.started)
-	}
-	if b.switched {
-		b.log.Printf("root moved off the initramfs to a tmpfs; berth re-executed %.1f ms after its first start", (Uptime()-b.started)*1000)
+		if err := leaveInitramfs(); err != nil {
+			return err
+		}
+		b.log.Printf("root is the initramfs: a bind mount of it made the root, nothing copied")
 	}
 	mounted, err := mountEarly(b.log)
 	if err != nil {
 		return err
+	}
+	if initramfs && rootOnRamfs() {
+		if err := mountStateTmpfs(b.opts.StateDir); err != nil {
+			return err
+		}
+		mounted = append(mounted, b.opts.StateDir)
 	}
 	// Nothing on an appliance needs mounts shared with another namespace;
 	// private ones make every container's mount namespace cheaper.
@@ -231,21 +229,14 @@ func (b *booter) earlyMounts() error {
 	return nil
 }
 
-// setupBoard detects the board, loads its kernel modules and arms its
-// watchdog (as PID 1), then reads the cgroup layout.
+// setupBoard detects the board and starts loading its kernel modules (as
+// PID 1), then reads the cgroup layout.
 func (b *booter) setupBoard() error {
 	b.board = board.Detect()
 	b.log.Printf("board: %s (from %s), profile %s (%s)", b.board.Model, b.board.Source, b.board.Profile.Name, b.board.Reason)
 	if b.opts.PID1 {
 		b.installModprobe()
-		loaded, errs := b.board.Profile.LoadModules(nil)
-		if len(loaded) > 0 {
-			b.log.Printf("modules loaded: %v", loaded)
-		}
-		for _, err := range errs {
-			b.log.Debugf("%v", err)
-		}
-		b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
+		b.startModules(b.board.Profile)
 	}
 	layout, err := container.DetectCgroups()
 	if err != nil {
@@ -298,12 +289,13 @@ func (b *booter) armWatchdog(dev string, timeout time.Duration) {
 }
 
 // loadConfig reads the config named by the options, the kernel command
-// line (berth.config=PATH) or DefaultConfig, then applies its [board]
-// table.
+// line (berth.config=PATH) or DefaultConfig; as PID 1 it then waits for
+// the profile's modules, arms the profile's watchdog and applies the
+// config's [board] table.
 func (b *booter) loadConfig() error {
 	path := b.opts.ConfigPath
 	if path == "" && b.opts.PID1 {
-		path = cmdlineFlag("berth.config")
+		path = b.cmdline["berth.config"]
 	}
 	if path == "" {
 		path = DefaultConfig
@@ -324,6 +316,8 @@ func (b *booter) loadConfig() error {
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		b.log.Printf("warning: set hostname %q: %v", name, err)
 	}
+	b.waitModules()
+	b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
 	if len(cfg.Board.Modules) > 0 {
 		loaded, errs := board.Profile{}.LoadModules(cfg.Board.Modules)
 		b.log.Printf("config modules loaded: %v", loaded)
@@ -374,18 +368,12 @@ func (b *booter) checkMemoryController() {
 	}
 }
 
-// prepareImages readies every container's root filesystem.
-func (b *booter) prepareImages() error {
-	defer b.pingWatchdog()()
+// startImages starts readying every container's root filesystem; the
+// supervisor loop starts each container once its image is ready
+// (images.go).
+func (b *booter) startImages() error {
 	b.sup = newSupervisor(b, b.cfg)
-	b.sup.prepareImages()
-	if b.storage != nil && b.storage.mounted && b.cfg.Images.Cache == "" {
-		b.sup.collectImages()
-	}
-	// Unpacking used decoder buffers that PID 1 will not need again for
-	// months: hand them back to the kernel now rather than when the
-	// scavenger gets to them.
-	debug.FreeOSMemory()
+	b.sup.startImages()
 	return nil
 }
 

@@ -1,22 +1,37 @@
 package boot
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/u-root/u-root/pkg/cmdline"
 )
 
-// cmdlineFlag returns the value of a kernel command line flag, or "". It
-// reads /proc/cmdline afresh: u-root's package-level helpers keep the
-// first read, which may come before /proc is mounted.
-func cmdlineFlag(name string) string {
-	v, _ := cmdline.NewCmdLine().Flag(name)
-	return v
+// parseCmdline splits a kernel command line as the kernel does
+// (lib/cmdline.c): at blanks outside double quotes, each argument NAME
+// or NAME=VALUE, its double quotes removed. A NAME without a value maps
+// to "". '-' and '_' in a NAME are the same to the kernel: NAMEs are kept
+// with '_'.
+func parseCmdline(s string) map[string]string {
+	args := map[string]string{}
+	for {
+		s = strings.TrimLeft(s, " \t\n")
+		if s == "" {
+			return args
+		}
+		end, quoted := 0, false
+		for ; end < len(s) && (quoted || !strings.ContainsRune(" \t\n", rune(s[end]))); end++ {
+			if s[end] == '"' {
+				quoted = !quoted
+			}
+		}
+		name, value, _ := strings.Cut(strings.ReplaceAll(s[:end], `"`, ""), "=")
+		args[strings.ReplaceAll(name, "-", "_")] = value
+		s = s[end:]
+	}
 }
 
-// readCmdline applies berth's kernel command line flags:
+// readCmdline reads /proc/cmdline and applies berth's flags:
 //
 //	berth.config=PATH             the config (default /etc/berth.toml)
 //	berth.debug                   debug messages, and the debug control verbs
@@ -24,9 +39,11 @@ func cmdlineFlag(name string) string {
 //	                              what a fatal error ends in; reboot waits
 //	                              10 s unless SECONDS says otherwise
 func (b *booter) readCmdline() {
-	b.debug = cmdline.NewCmdLine().ContainsFlag("berth.debug")
+	data, _ := os.ReadFile("/proc/cmdline")
+	b.cmdline = parseCmdline(string(data))
+	_, b.debug = b.cmdline["berth.debug"]
 	b.log.debug = b.debug
-	p := cmdlineFlag("berth.panic")
+	p := b.cmdline["berth.panic"]
 	if p == "" {
 		return
 	}

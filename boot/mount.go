@@ -128,3 +128,16 @@ func mountCgroups() ([]string, error) {
 	}
 	return mounted, errors.Join(errs...)
 }
+
+// mountStateTmpfs mounts a tmpfs, mode 0700, at berth's state directory:
+// for a root that is a ramfs, on which overlay's upper layers and the
+// images' file capabilities could not be kept.
+func mountStateTmpfs(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
+	}
+	if err := unix.Mount("state", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
+	}
+	return nil
+}

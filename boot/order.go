@@ -34,6 +34,9 @@ func readiness(u *unit, units map[string]*unit) (ready, blocked bool, reason str
 // needs_network, the network's (network.go). Waiting for the network
 // never blocks for good: an uplink may come up any time.
 func (s *supervisor) readiness(u *unit) (ready, blocked bool, reason string) {
+	if u.preparing {
+		return false, false, "waiting for its image"
+	}
 	if ready, blocked, reason = readiness(u, s.units); !ready {
 		return ready, blocked, reason
 	}
@@ -47,6 +50,16 @@ func (s *supervisor) readiness(u *unit) (ready, blocked bool, reason string) {
 // that others come after are stopped last (reverse dependency order);
 // otherwise in reverse config order.
 func stopOrder(order []string, units map[string]*unit) []string {
+	start := startOrder(order, units)
+	for i, j := 0, len(start)-1; i < j; i, j = i+1, j-1 {
+		start[i], start[j] = start[j], start[i]
+	}
+	return start
+}
+
+// startOrder returns the units in config order, each after the units it
+// comes after: the order in which they can start.
+func startOrder(order []string, units map[string]*unit) []string {
 	placed := map[string]bool{}
 	var start []string // start order: dependencies first
 	var visit func(name string)
@@ -62,9 +75,6 @@ func stopOrder(order []string, units map[string]*unit) []string {
 	}
 	for _, n := range order {
 		visit(n)
-	}
-	for i, j := 0, len(start)-1; i < j; i, j = i+1, j-1 {
-		start[i], start[j] = start[j], start[i]
 	}
 	return start
 }

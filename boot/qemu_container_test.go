@@ -72,7 +72,7 @@ image = "/images/demo.tar.zst"
 user_ns = true
 command = ["/bin/sh", "-c", """
 test -f /tmp/host/etc/berth.toml && echo host root readable
-grep -q ' /tmp/host ro,' /proc/self/mountinfo && echo bind read-only
+awk '$5 == "/tmp/host" && $6 ~ /^ro(,|$)/' /proc/self/mountinfo | grep -q . && echo bind read-only
 touch /tmp/host/tmp/x 2>/dev/null || echo world-writable submount read-only
 test $(awk '$5 ~ "^/tmp/host/" && $6 !~ /^ro/' /proc/self/mountinfo | wc -l) = 0 && echo every submount read-only
 test -d /tmp/host/var/lib/berth/containers/probe && echo state dir reached

@@ -167,6 +167,29 @@ func TestQEMUDemoAppliance(t *testing.T) {
 	}
 }
 
+// TestQEMURamfsRoot boots the demo config with root= on the kernel
+// command line, as a Raspberry Pi's cmdline.txt often has: the kernel's
+// rootfs is then a ramfs, which reports no free space and keeps no
+// extended attributes. berth still runs /init from it, keeps its state on
+// a tmpfs of its own, and every container runs as on a tmpfs root.
+func TestQEMURamfsRoot(t *testing.T) {
+	config, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "demo", "berth.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := bootAppliance(t, appliance{arch: "amd64", config: string(config), vm: vm.Config{Append: []string{"root=/dev/ram0"}}})
+	if err != nil {
+		t.Errorf("QEMU did not exit cleanly: %v", err)
+	}
+	demoChecks(t, out)
+	if !regexp.MustCompile(`berth: mounted \[.* /var/lib/berth\]`).MatchString(out) {
+		t.Error("console lacks the tmpfs at /var/lib/berth in berth's mounted line")
+	}
+	if t.Failed() {
+		t.Logf("console:\n%s", out)
+	}
+}
+
 // demoChecks are what the demo config shows on the console.
 func demoChecks(t *testing.T, out string) {
 	t.Helper()

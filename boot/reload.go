@@ -18,6 +18,7 @@ func (s *supervisor) reload() error {
 	if err != nil {
 		return err
 	}
+	s.waitImages(false) // the boot's images are readied before any change
 	// 1. Sort the containers into kept, changed, added and removed.
 	var changed, added, kept, removed []string
 	next, isChanged := map[string]*unit{}, map[string]bool{}

@@ -23,9 +23,16 @@ type supervisor struct {
 	draining bool
 	// outputs counts the goroutines copying container output.
 	outputs sync.WaitGroup
-	// cache holds the unpacked images (see rootfs.go).
+	// cache holds the unpacked images (see rootfs.go). While the boot's
+	// images are readied (images.go), only their goroutine uses it.
 	cache         *image.Cache
 	overlayWarned bool
+	// images delivers the boot's readied images to the loop, then is
+	// closed; nil once all have arrived. Closing imagesStop makes the
+	// goroutine stop after the image it is on.
+	images      chan imageReady
+	imagesStop  chan struct{}
+	imagesStart time.Time
 	// net is the bridge network, once a net = "bridge" container needs
 	// it (bridge.go).
 	net *bridgeNet
@@ -40,32 +47,28 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 	return s
 }
 
-// prepareImages readies every unit's root filesystem. A unit whose image
-// cannot be prepared is marked failed and does not keep the others back.
-func (s *supervisor) prepareImages() {
-	s.removeStaleRootfs()
-	for _, name := range s.order {
-		u := s.units[name]
-		if err := s.prepareUnit(s.b.cfg, u); err != nil {
-			u.state, u.lastError = stateFailed, err.Error()
-			s.b.log.Printf("container %s: %v", name, err)
-		}
+// prepareUnit readies u's root filesystem from its image (readyRootfs).
+func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
+	rootfs, stamp, err := s.readyRootfs(cfg, u.cfg)
+	if err != nil {
+		return err
 	}
+	u.spec.Rootfs, u.imageStamp = rootfs, stamp
+	return nil
 }
 
-// prepareUnit readies u's root filesystem from its image, unless it has
-// volumes and the data partition is not there.
-func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	if why := s.volumesMissing(u.cfg); why != "" {
-		return errors.New(why)
+// readyRootfs readies cc's root filesystem from its image, unless it has
+// volumes and the data partition is not there, and returns it with the
+// image file's stamp. It touches no unit: the image goroutine calls it.
+func (s *supervisor) readyRootfs(cfg *Config, cc ContainerConfig) (rootfs, stamp string, err error) {
+	if why := s.volumesMissing(cc); why != "" {
+		return "", "", errors.New(why)
 	}
-	u.imageStamp = imageStamp(cfg.ImagePath(u.cfg))
-	rootfs, err := s.prepareRootfs(cfg, u.cfg)
-	if err != nil {
-		return fmt.Errorf("image: %w", err)
+	stamp = imageStamp(cfg.ImagePath(cc))
+	if rootfs, err = s.prepareRootfs(cfg, cc); err != nil {
+		return "", "", fmt.Errorf("image: %w", err)
 	}
-	u.spec.Rootfs = rootfs
-	return nil
+	return rootfs, stamp, nil
 }
 
 // loop runs the containers until every one has ended by itself (power
@@ -106,6 +109,8 @@ func (s *supervisor) loop() (Action, int) {
 				}
 			}
 		case <-s.b.netChanged: // a container may wait for the network
+		case r, ok := <-s.images:
+			s.imageDone(r, ok)
 		case req := <-s.b.requests:
 			if action, stop := s.handle(req); stop {
 				return action, s.status()
@@ -140,6 +145,9 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 			u.state = stateWaiting
 			fallthrough
 		case stateWaiting:
+			if u.preparing {
+				continue // started once its image is ready
+			}
 			ready, _, reason := s.readiness(u)
 			if !ready {
 				if reason != u.waitReason {
@@ -179,7 +187,7 @@ func (s *supervisor) finished() bool {
 		switch u.state {
 		case stateExited, stateFailed:
 		case stateWaiting:
-			if _, blocked, _ := s.readiness(u); !blocked {
+			if _, blocked, _ := s.readiness(u); !blocked || u.preparing {
 				return false
 			}
 		default:
@@ -205,6 +213,7 @@ func (s *supervisor) status() int {
 // (its stop signal, then SIGKILL after its stop timeout), and waiting for
 // them before the next round. Exits and the watchdog keep being served.
 func (s *supervisor) stopAll() {
+	s.waitImages(true)
 	s.draining = true
 	for _, u := range s.units {
 		if u.state == stateBackoff || u.state == stateWaiting {

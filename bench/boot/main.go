@@ -3,9 +3,13 @@
 // (raspi3b) — with the demo config (demo/berth.toml): the time from kernel
 // start to berth's start and from berth's start to the first container's
 // first output line, beside a 10-line static Go init that only prints
-// (bench/boot/hello). On amd64 and arm64 it also measures berth's idle RSS
-// with 3 containers running and its memory per extra container (from
-// berth status, asked by a management container).
+// (bench/boot/hello), and berth's boot between the two, phase by phase
+// (console.go); on amd64, against the target of issue 11. With -against
+// it boots a second berth (an older build, say) alternating with the
+// checkout's, and prints its breakdown too. On amd64 and arm64 it also
+// measures berth's idle RSS with 3 containers running and its memory per
+// extra container (from berth status, asked by a management container).
+// -json FILE adds every figure to a results file (bench/internal/results).
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"time"
 
 	"berth/appliance"
+	"berth/bench/internal/results"
 	"berth/image"
 	"berth/internal/busybox"
 	"berth/internal/vm"
@@ -42,40 +47,38 @@ var targets = []target{
 	{name: "raspi3b", arch: "arm64", board: "raspi3b"},
 }
 
+// target is issue 11's: on amd64, berth's start to the first container's
+// first output line in at most 400 ms.
+const (
+	targetName = "amd64"
+	targetMS   = 400
+)
+
 func main() {
 	runs := flag.Int("n", 3, "boots per case")
 	repo := flag.String("repo", ".", "berth checkout")
 	only := flag.String("only", "", "comma-separated targets (default all: amd64,arm64,arm,riscv64,raspi3b)")
+	against := flag.String("against", "", "also boot this berth `binary`, built for the targets' one architecture (-only), alternating with the checkout's")
+	rss := flag.Bool("rss", true, "also measure berth's RSS on amd64 and arm64")
+	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
 	flag.Parse()
+	rec := results.New("boot")
 	for _, tg := range targets {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), tg.name) {
 			continue
 		}
-		if err := bench(*repo, tg, *runs); err != nil {
+		tg.rss = tg.rss && *rss
+		if err := bench(*repo, tg, *runs, *against, rec); err != nil {
 			fmt.Fprintln(os.Stderr, "bench boot:", err)
 			os.Exit(1)
 		}
 	}
-}
-
-// stamps are the uptimes read off a console.
-type stamps struct{ initStart, firstOutput float64 }
-
-// A stamp may follow QEMU firmware escape codes on the same line.
-var stampRE = regexp.MustCompile(`(?m)\[\s*([0-9.]+)\] ([^\n]*)$`)
-
-func parse(out string) stamps {
-	var s stamps
-	for _, m := range stampRE.FindAllStringSubmatch(out, -1) {
-		v, _ := strconv.ParseFloat(m[1], 64)
-		switch {
-		case s.initStart == 0 && (strings.HasPrefix(m[2], "berth: berth ") || strings.HasPrefix(m[2], "hello: ")):
-			s.initStart = v
-		case s.firstOutput == 0 && strings.Contains(m[2], " | ") && !strings.HasPrefix(m[2], "berth:"):
-			s.firstOutput = v
+	if *jsonOut != "" {
+		if err := rec.Write(*jsonOut); err != nil {
+			fmt.Fprintln(os.Stderr, "bench boot:", err)
+			os.Exit(1)
 		}
 	}
-	return s
 }
 
 // machine is what one target boots with.
@@ -89,7 +92,7 @@ func (m machine) cfg(initrd string) vm.Config {
 	return vm.Config{Arch: m.arch, Kernel: m.kernel, Initramfs: initrd, Board: m.board, DTB: m.dtb, Timeout: 10 * time.Minute}
 }
 
-func bench(repo string, tg target, runs int) error {
+func bench(repo string, tg target, runs int, against string, rec *results.Set) error {
 	dir, err := os.MkdirTemp("", "berth-bench-boot-")
 	if err != nil {
 		return err
@@ -112,47 +115,87 @@ func bench(repo string, tg target, runs int) error {
 	if err != nil {
 		return err
 	}
-	demoInitrd, err := demoInitramfs(repo, m, berth, dir)
+	img, err := demoImage(repo, tg.arch, dir)
 	if err != nil {
 		return err
 	}
-	var helloS, berthS []stamps
+	initrds := []string{filepath.Join(dir, "demo.cpio.zst")}
+	if err := demoInitramfs(repo, m, berth, img, initrds[0]); err != nil {
+		return err
+	}
+	if against != "" {
+		initrds = append(initrds, filepath.Join(dir, "against.cpio.zst"))
+		if err := demoInitramfs(repo, m, against, img, initrds[1]); err != nil {
+			return err
+		}
+	}
+	var hello []console
+	berths := make([][]console, len(initrds))
 	for r := 0; r < runs; r++ {
 		out, err := m.boot(helloInitrd, "hello: init started")
 		if err != nil {
 			return fmt.Errorf("%s: hello: %w", tg.name, err)
 		}
-		helloS = append(helloS, parse(out))
-		out, err = m.boot(demoInitrd, "berth: power off")
-		if err != nil {
-			return fmt.Errorf("%s: berth: %w\n%s", tg.name, err, out)
+		hello = append(hello, parse(out))
+		for i, initrd := range initrds {
+			out, err = m.boot(initrd, "berth: power off")
+			if err != nil {
+				return fmt.Errorf("%s: berth: %w\n%s", tg.name, err, out)
+			}
+			berths[i] = append(berths[i], parse(out))
 		}
-		berthS = append(berthS, parse(out))
 	}
-	hk := median(func(s stamps) float64 { return s.initStart }, helloS)
-	bk := median(func(s stamps) float64 { return s.initStart }, berthS)
 	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots each (medians):\n", tg.name, filepath.Base(m.kernel), runs)
-	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, berth %6.0f ms (%.2fx)\n", hk*1000, bk*1000, bk/hk)
-	var out []stamps // the boots that got as far as a container's output
-	for _, s := range berthS {
-		if s.firstOutput > 0 {
-			out = append(out, s)
+	hk := median(func(c console) float64 { return c.initStart }, hello)
+	rec.Add(tg.name+" / kernel start -> init start / hello", hk*1000, "ms")
+	for i, boots := range berths {
+		who, prefix := "berth", tg.name+" / "
+		if i > 0 {
+			who, prefix = "berth -against "+filepath.Base(against), tg.name+" / against / "
+			fmt.Println()
 		}
-	}
-	if len(out) < len(berthS) {
-		fmt.Printf("  %d of %d berth boots ended before a container's first output (the medians below are of the others)\n", len(berthS)-len(out), len(berthS))
-	}
-	if len(out) > 0 {
-		bf := median(func(s stamps) float64 { return s.firstOutput - s.initStart }, out)
-		bt := median(func(s stamps) float64 { return s.firstOutput }, out)
-		fmt.Printf("  berth start -> first container output: %6.0f ms\n", bf*1000)
-		fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), berth %6.0f ms (%.2fx)\n", hk*1000, bt*1000, bt/hk)
+		report(tg.name, who, prefix, hk, boots, rec)
 	}
 	if tg.rss {
-		return benchRSS(repo, m, berth, dir, runs)
+		return benchRSS(repo, m, berth, dir, runs, rec)
 	}
 	fmt.Println()
 	return nil
+}
+
+// report prints one berth's figures and records them.
+func report(name, who, prefix string, hk float64, boots []console, rec *results.Set) {
+	bk := median(func(c console) float64 { return c.initStart }, boots)
+	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, %s %6.0f ms (%.2fx)\n", hk*1000, who, bk*1000, bk/hk)
+	rec.Add(prefix+"kernel start -> init start / berth", bk*1000, "ms")
+	var out []console // the boots that got as far as a container's output
+	for _, c := range boots {
+		if c.firstOutput > 0 {
+			out = append(out, c)
+		}
+	}
+	if len(out) < len(boots) {
+		fmt.Printf("  %d of %d %s boots ended before a container's first output (raspi3b: reset when its watchdog is armed under QEMU 7.2); the figures below are of the others\n",
+			len(boots)-len(out), len(boots), who)
+		if len(out) == 0 {
+			return
+		}
+		boots = out
+	}
+	bf := median(func(c console) float64 { return c.firstOutput - c.initStart }, boots)
+	bt := median(func(c console) float64 { return c.firstOutput }, boots)
+	fmt.Printf("  %s start -> first container output: %6.0f ms\n", who, bf*1000)
+	fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), %s %6.0f ms (%.2fx)\n", hk*1000, who, bt*1000, bt/hk)
+	rec.Add(prefix+"berth start -> first container output", bf*1000, "ms")
+	rec.Add(prefix+"kernel start -> first output / berth", bt*1000, "ms")
+	printBreakdown(who+"'s boot", breakdown(boots), rec, prefix)
+	if name == targetName {
+		verdict := "met"
+		if bf*1000 > targetMS {
+			verdict = "not met"
+		}
+		fmt.Printf("  target (issue 11): %s start -> first container output <= %d ms on %s: %.0f ms, %s\n", who, targetMS, targetName, bf*1000, verdict)
+	}
 }
 
 // helloInitramfs is the baseline: hello as /init.
@@ -169,10 +212,8 @@ func helloInitramfs(repo, arch, dir string) (string, error) {
 	return path, i.Write(path)
 }
 
-// demoInitramfs is what make demo boots: berth, demo/berth.toml, the demo
-// image and the modules berth loads, built as berth vm builds it.
-func demoInitramfs(repo string, m machine, berth, dir string) (string, error) {
-	arch := m.arch
+// demoImage packs the demo image: busybox and demo/show.sh.
+func demoImage(repo, arch, dir string) (string, error) {
 	show, err := os.ReadFile(filepath.Join(repo, "demo", "show.sh"))
 	if err != nil {
 		return "", err
@@ -182,17 +223,20 @@ func demoInitramfs(repo string, m machine, berth, dir string) (string, error) {
 		return "", err
 	}
 	img := filepath.Join(dir, "demo.tar.zst")
-	if err := image.Pack(rootfs, img, image.PackOptions{}); err != nil {
-		return "", err
-	}
-	spec := appliance.Spec{Config: filepath.Join(repo, "demo", "berth.toml"), Arch: arch, Berth: berth,
+	return img, image.Pack(rootfs, img, image.PackOptions{})
+}
+
+// demoInitramfs is what make demo boots, built as berth vm builds it and
+// written to path: berth, demo/berth.toml, the demo image and the modules
+// berth loads.
+func demoInitramfs(repo string, m machine, berth, img, path string) error {
+	spec := appliance.Spec{Config: filepath.Join(repo, "demo", "berth.toml"), Arch: m.arch, Berth: berth,
 		Files: map[string]string{"/images/demo.tar.zst": img}}
-	path := filepath.Join(dir, "demo.cpio.zst")
-	return path, vm.Initramfs(spec, m.kernel, path)
+	return vm.Initramfs(spec, m.kernel, path)
 }
 
 // benchRSS boots berth with 3 and with 11 containers and reads its RSS.
-func benchRSS(repo string, m machine, berth, dir string, runs int) error {
+func benchRSS(repo string, m machine, berth, dir string, runs int, rec *results.Set) error {
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := busybox.Rootfs(repo, m.arch, rootfs, map[string]string{"admin.sh": adminScript}); err != nil {
 		return err
@@ -234,6 +278,9 @@ func benchRSS(repo string, m machine, berth, dir string, runs int) error {
 	m3, m11 := medianInt(rss3), medianInt(rss11)
 	fmt.Printf("  berth RSS as PID 1, idle: %d KiB with 3 containers, %d KiB with 11: %d KiB per extra container\n\n",
 		m3>>10, m11>>10, (m11-m3)/8>>10)
+	rec.Add(m.name+" / berth RSS idle / 3 containers", float64(m3>>10), "KiB")
+	rec.Add(m.name+" / berth RSS idle / 11 containers", float64(m11>>10), "KiB")
+	rec.Add(m.name+" / berth RSS idle / per extra container", float64((m11-m3)/8>>10), "KiB")
 	return nil
 }
 
@@ -291,15 +338,6 @@ func rssFrom(out string) int64 {
 	json.Unmarshal([]byte(m[1]), &st)
 	fmt.Printf("    (RSS %d KiB: anonymous %d KiB, file-backed %d KiB)\n", st.RSS>>10, st.Anon>>10, st.File>>10)
 	return st.RSS
-}
-
-func median(f func(stamps) float64, s []stamps) float64 {
-	v := make([]float64, len(s))
-	for i, x := range s {
-		v[i] = f(x)
-	}
-	sort.Float64s(v)
-	return v[len(v)/2]
 }
 
 func medianInt(v []int64) int64 {

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"berth/bench/internal/results"
 	"berth/container"
 	"berth/container/seccomp"
 	"berth/internal/busybox"
@@ -34,11 +35,13 @@ func main() {
 	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
 	repo := flag.String("repo", ".", "berth checkout")
 	onlyNet := flag.Bool("net", false, "only berth's net = none against net = bridge")
+	out := results.Flag("start") // -json FILE: what it prints, as figures for bench/compare
 	flag.Parse()
 	if err := run(*repo, *berth, *runs, *onlyNet); err != nil {
 		fmt.Fprintln(os.Stderr, "bench start:", err)
 		os.Exit(1)
 	}
+	out.Save()
 }
 
 // wrapper is how crun and runc (and, for fairness, berth) run here.

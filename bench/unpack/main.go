@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"berth/bench/internal/results"
 )
 
 func main() {
@@ -34,6 +36,7 @@ func main() {
 	armRun := flag.Bool("arm", true, "also run the arm berth and armhf tar under qemu-arm (minbase only)")
 	berthArm := flag.String("berth-arm", "out/berth-linux-arm", "arm berth binary")
 	sysroot := flag.String("armhf-sysroot", ".cache/deb/armhf/sysroot", "armhf tar and zstd (make bench-armhf)")
+	out := results.Flag("unpack") // -json FILE: what it prints, as figures for bench/compare
 	flag.Parse()
 	var a *arm
 	if *armRun {
@@ -45,6 +48,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench unpack:", err)
 		os.Exit(1)
 	}
+	out.Save()
 }
 
 func run(berth, cache, only string, n int, a *arm) error {

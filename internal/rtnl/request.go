@@ -118,6 +118,12 @@ func SetUp(index int) *Request {
 	return newRequest(fmt.Sprintf("set link %d up", index), unix.RTM_NEWLINK, 0, ifinfo(index, unix.IFF_UP, unix.IFF_UP))
 }
 
+// SetUpName brings link name up: named, not numbered, the link's index
+// need not be looked up first.
+func SetUpName(name string) *Request {
+	return newRequest("set link "+name+" up", unix.RTM_NEWLINK, 0, ifinfo(0, unix.IFF_UP, unix.IFF_UP)).str(unix.IFLA_IFNAME, name)
+}
+
 // SetMTU sets link index's MTU.
 func SetMTU(index, mtu int) *Request {
 	r := newRequest(fmt.Sprintf("set link %d mtu %d", index, mtu), unix.RTM_NEWLINK, 0, ifinfo(index, 0, 0))

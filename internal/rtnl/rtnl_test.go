@@ -169,6 +169,30 @@ func TestRefusals(t *testing.T) {
 	})
 }
 
+// TestSetUpName brings a fresh namespace's loopback up by its name, and
+// fails on a name no link has.
+func TestSetUpName(t *testing.T) {
+	inFreshNetNS(t, func() {
+		c, err := Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if lo, err := net.InterfaceByName("lo"); err != nil || lo.Flags&net.FlagUp != 0 {
+			t.Fatalf("lo in a fresh namespace: %v, %v", lo, err)
+		}
+		if err := c.Do(SetUpName("lo")); err != nil {
+			t.Fatal(err)
+		}
+		if lo, err := net.InterfaceByName("lo"); err != nil || lo.Flags&net.FlagUp == 0 {
+			t.Errorf("lo after SetUpName: %v, %v", lo, err)
+		}
+		if err := c.Do(SetUpName("nosuch")); !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "set link nosuch up") {
+			t.Errorf("a missing link: %v", err)
+		}
+	})
+}
+
 // TestDefaultRouteMetric: default routes of different metrics coexist,
 // where a second AddDefaultRoute replaces the first.
 func TestDefaultRouteMetric(t *testing.T) {

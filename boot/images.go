@@ -1,0 +1,101 @@
+package boot
+
+import (
+	"runtime/debug"
+	"time"
+)
+
+// The boot's images. The images phase hands them to a goroutine, which
+// readies each container's root filesystem (rootfs.go) in the order the
+// containers can start and sends it to the supervisor loop; the loop
+// starts each container as soon as its image is ready and its
+// dependencies allow. The first container starts while the others'
+// images unpack, and a container with a small image does not wait for a
+// large one. The goroutine touches no unit — the loop alone does, as with
+// every event — and nothing else uses the image cache until it is done: a
+// reload waits for it, a shutdown stops it after the image it is on.
+
+// imageReady is one unit's root filesystem, readied by the image
+// goroutine, and the image file's stamp; or why it could not be.
+type imageReady struct {
+	name, rootfs, stamp string
+	err                 error
+}
+
+// startImages starts readying the units' images on a goroutine. When they
+// are all ready, it collects the cache's unused trees (on the data
+// partition, as berth's own cache).
+func (s *supervisor) startImages() {
+	s.removeStaleRootfs()
+	cfg := s.b.cfg
+	var jobs []ContainerConfig
+	for _, name := range startOrder(s.order, s.units) {
+		u := s.units[name]
+		u.preparing = true
+		jobs = append(jobs, u.cfg)
+	}
+	collect := s.b.storage != nil && s.b.storage.mounted && cfg.Images.Cache == ""
+	ready := make(chan imageReady, len(jobs)) // never blocks the goroutine
+	stop := make(chan struct{})
+	s.images, s.imagesStop = ready, stop
+	s.imagesStart = time.Now()
+	s.b.goSafe(func() {
+		defer close(ready)
+		for _, cc := range jobs {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rootfs, stamp, err := s.readyRootfs(cfg, cc)
+			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, err: err}
+		}
+		if collect {
+			s.collectImages()
+		}
+	})
+}
+
+// imageDone takes what the image goroutine sent; ok is false once it has
+// sent all. The loop takes that last event after starting the containers
+// whose images were ready, so what it does then delays none of them.
+func (s *supervisor) imageDone(r imageReady, ok bool) {
+	if !ok {
+		s.images = nil
+		s.b.log.Printf("images: all ready %.1f ms after the images phase began", float64(time.Since(s.imagesStart))/1e6)
+		// Unpacking used decoder buffers that PID 1 will not need again
+		// for months: hand them back to the kernel now rather than when
+		// the scavenger gets to them.
+		if s.b.opts.PID1 {
+			steadyGC()
+		} else {
+			debug.FreeOSMemory()
+		}
+		return
+	}
+	u := s.units[r.name]
+	u.preparing = false
+	if r.err != nil {
+		u.state, u.lastError = stateFailed, r.err.Error()
+		s.b.log.Printf("container %s: %v", r.name, r.err)
+		return
+	}
+	u.spec.Rootfs, u.imageStamp = r.rootfs, r.stamp
+}
+
+// waitImages waits until the image goroutine has ended, taking what it
+// sends; with stop, it readies no further image. The watchdog is pinged
+// meanwhile: an image may take long to unpack.
+func (s *supervisor) waitImages(stop bool) {
+	if s.images == nil {
+		return
+	}
+	if stop {
+		close(s.imagesStop)
+	}
+	defer s.b.pingWatchdog()()
+	for s.images != nil {
+		r, ok := <-s.images
+		s.imageDone(r, ok)
+	}
+}
