@@ -116,9 +116,14 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	c := &Container{Spec: cfg.Spec, cgroup: cg}
 	cfg.CgroupV1 = c.v1Mounts()
 
-	// 3. Clone the init into new namespaces (and, on v2, straight into
-	// the cgroup) and hand it its config.
-	if err := c.spawn(layout, cfg, opts); err != nil {
+	// 3. Start the container's first process in new namespaces: without
+	// a user namespace directly (direct.go), with one through berth
+	// re-executed as the container's init, handed its config.
+	spawn := c.spawnDirect
+	if spec.UserNS != nil {
+		spawn = c.spawn
+	}
+	if err := spawn(layout, cfg, opts); err != nil {
 		cg.destroy()
 		return nil, err
 	}
