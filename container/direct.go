@@ -75,8 +75,9 @@ func (d *directFds) closeChildsOwn() {
 	d.childSock, d.errW, d.null, d.cgroupDir, d.cgroupProcs = nil, nil, nil, nil, nil
 }
 
-// spawnDirect starts the container of cfg as a direct start (see above).
-func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options) error {
+// spawnDirect starts the container of cfg as a direct start (see above),
+// its tree built by b.
+func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b *builder) error {
 	spec := cfg.Spec
 	d := &directFds{}
 	defer d.close()
@@ -102,21 +103,27 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options) er
 	}
 	defer pidfd.Close()
 	trace("clone")
-	err = c.finishDirect(cfg, opts, d, hm, pid, pidfd)
-	if err != nil {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	// The error pipe is close-on-exec: EOF without a record means the
-	// workload was exec'd (or the child killed). A record says what
-	// failed, and says more than berth's side when the child failed
-	// first.
-	if rec, failed := readChildError(d.errR); failed {
-		err = describeChildError(k, rec, spec)
+	if err = c.prepareChild(spec, opts, pid); err == nil {
+		b.start(job{cfg: cfg, hm: hm, sock: d.sock, pidfd: int(pidfd.Fd()), pid: pid})
+		// The error pipe is close-on-exec: EOF without a record means
+		// the workload was exec'd, or the child was killed by the
+		// builder, which failed. A record says what failed, and says
+		// more than the builder when the child failed first.
+		rec, failed := readChildError(d.errR)
+		var res treeResult
+		if res = b.wait(); res.err != nil {
+			err = setupError(res.err)
+		}
+		if failed {
+			err = describeChildError(k, rec, spec)
+		}
+		c.PTY = res.pty
 	}
 	if err == nil {
 		c.Pid = pid
 		return nil
 	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
 	if c.PTY != nil {
 		c.PTY.Close()
 		c.PTY = nil
@@ -130,6 +137,23 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options) er
 		}
 	}
 	return err
+}
+
+// prepareChild does the parent's part before the tree: the child's
+// oom_score_adj, and its veth on a bridge.
+func (c *Container) prepareChild(spec Spec, opts Options, pid int) error {
+	if spec.OOMScoreAdj != nil {
+		if err := writeFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", strconv.Itoa(*spec.OOMScoreAdj)); err != nil {
+			return setupError(fmt.Errorf("set oom_score_adj %d: %w", *spec.OOMScoreAdj, err))
+		}
+	}
+	if spec.Net == "bridge" {
+		if err := opts.Network.attach(pid); err != nil {
+			return setupError(err)
+		}
+		trace("veth")
+	}
+	return nil
 }
 
 // cloneChild clones the child of plan k into its namespaces (and, on v2,
@@ -154,32 +178,6 @@ func cloneChild(k *childPlan, d *directFds, spec Spec) (int, *os.File, error) {
 		return 0, nil, fmt.Errorf("start container: clone: %w", errno)
 	}
 	return int(pid), os.NewFile(uintptr(k.pidfd), "pidfd"), nil
-}
-
-// finishDirect does the parent's part once the child runs: its
-// oom_score_adj, its veth on a bridge, and the tree (buildTree), which
-// ends with the go-ahead.
-func (c *Container) finishDirect(cfg initConfig, opts Options, d *directFds, hm *hostMounts, pid int, pidfd *os.File) error {
-	spec := cfg.Spec
-	if spec.OOMScoreAdj != nil {
-		if err := writeFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", strconv.Itoa(*spec.OOMScoreAdj)); err != nil {
-			return setupError(fmt.Errorf("set oom_score_adj %d: %w", *spec.OOMScoreAdj, err))
-		}
-	}
-	if spec.Net == "bridge" {
-		if err := opts.Network.attach(pid); err != nil {
-			return setupError(err)
-		}
-		trace("veth")
-	}
-	done := make(chan treeResult, 1)
-	go func() { done <- buildTree(cfg, hm, d.sock, int(pidfd.Fd()), pid) }()
-	res := <-done
-	if res.err != nil {
-		return setupError(res.err)
-	}
-	c.PTY = res.pty
-	return nil
 }
 
 // open opens the fds of a direct start; the child's are kept above 2,
@@ -238,34 +236,94 @@ func readChildError(r *os.File) ([3]uint32, bool) {
 	return rec, n == len(buf)
 }
 
-// treeResult is what the thread that built the tree reports: the
-// terminal's master when the workload has one, or what failed.
+// treeResult is what the builder reports: the terminal's master when
+// the workload has one, or what failed.
 type treeResult struct {
 	pty *os.File
 	err error
 }
 
-// buildTree builds the container's tree from a thread that joins the
-// child's namespaces, then gives the child the go-ahead (see above). It
-// locks its goroutine to the thread and never unlocks it, so the thread,
-// with its own root, working directory, umask and namespaces, ends with
-// the goroutine. Never the main thread, which cannot end and whose view
-// /proc/self shows: there it holds the thread while another builds.
-func buildTree(cfg initConfig, hm *hostMounts, sock *os.File, pidfd, pid int) treeResult {
-	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		other := make(chan treeResult, 1)
-		go func() { other <- buildTree(cfg, hm, sock, pidfd, pid) }()
-		res := <-other
-		runtime.UnlockOSThread()
-		return res
-	}
-	pty, err := buildTreeLocked(cfg, hm, sock, pidfd, pid)
-	return treeResult{pty, err}
+// job is a builder's work: the tree of the child pid (pidfd), whose end
+// of the socket is sock's peer.
+type job struct {
+	cfg   initConfig
+	hm    *hostMounts
+	sock  *os.File
+	pidfd int
+	pid   int
 }
 
-func buildTreeLocked(cfg initConfig, hm *hostMounts, sock *os.File, pidfd, pid int) (*os.File, error) {
-	spec := cfg.Spec
+// builder is a goroutine locked to a fresh thread, started before the
+// parent clones the child so that the thread exists by then. Given a
+// job (start) it joins the child's namespaces and builds the tree; the
+// thread, with its own root, working directory, umask and namespaces,
+// then ends with the goroutine, which never unlocks it. Released without
+// a job (release), it leaves its thread as it found it.
+type builder struct {
+	jobs chan job
+	done chan treeResult
+	sent bool
+}
+
+func newBuilder() *builder {
+	b := &builder{jobs: make(chan job, 1), done: make(chan treeResult, 1)}
+	go b.run()
+	return b
+}
+
+// run locks the goroutine to its thread. Never the main thread, which
+// cannot end and whose view /proc/self shows: there it holds the thread
+// until another goroutine has locked one of its own to serve.
+func (b *builder) run() {
+	runtime.LockOSThread()
+	if unix.Gettid() != unix.Getpid() {
+		b.serve()
+		return
+	}
+	locked := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		close(locked)
+		b.serve()
+	}()
+	<-locked
+	runtime.UnlockOSThread()
+}
+
+func (b *builder) serve() {
+	j, ok := <-b.jobs
+	if !ok {
+		runtime.UnlockOSThread()
+		return
+	}
+	pty, err := buildTree(j)
+	if err != nil {
+		// The parent waits for the child's execve: the child must end.
+		_ = syscall.Kill(j.pid, syscall.SIGKILL)
+	}
+	b.done <- treeResult{pty, err}
+}
+
+// start hands the builder its job.
+func (b *builder) start(j job) {
+	b.sent = true
+	b.jobs <- j
+}
+
+// wait returns what the builder of a started job reports.
+func (b *builder) wait() treeResult { return <-b.done }
+
+// release lets a builder that got no job go.
+func (b *builder) release() {
+	if !b.sent {
+		close(b.jobs)
+	}
+}
+
+// buildTree joins the child's namespaces from the builder's thread,
+// builds the container's tree and gives the child the go-ahead.
+func buildTree(j job) (*os.File, error) {
+	cfg, spec := j.cfg, j.cfg.Spec
 	// 1. The child's namespaces: setns(CLONE_NEWNS) refuses a thread that
 	// shares its filesystem context.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -275,7 +333,7 @@ func buildTreeLocked(cfg initConfig, hm *hostMounts, sock *os.File, pidfd, pid i
 	if spec.Net != "host" {
 		ns |= unix.CLONE_NEWNET
 	}
-	if err := joinNamespaces(pidfd, pid, ns); err != nil {
+	if err := joinNamespaces(j.pidfd, j.pid, ns); err != nil {
 		return nil, err
 	}
 	trace("setns")
@@ -291,14 +349,11 @@ func buildTreeLocked(cfg initConfig, hm *hostMounts, sock *os.File, pidfd, pid i
 		trace("net-up")
 	}
 
-	// 3. The tree, with the child's proc and cgroup contexts.
-	ctxs, err := receiveContexts(sock, 1+cgroupMounts(cfg))
-	if err != nil {
-		return nil, err
-	}
+	// 3. The tree, with the child's proc and cgroup contexts, received
+	// when the tree first needs one.
+	ctxs := &contexts{sock: j.sock, n: 1 + cgroupMounts(cfg)}
 	defer ctxs.close()
-	trace("contexts")
-	root, err := setupRootfs(cfg, hm, ctxs.open)
+	root, err := setupRootfs(cfg, j.hm, ctxs.open)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +373,7 @@ func buildTreeLocked(cfg initConfig, hm *hostMounts, sock *os.File, pidfd, pid i
 		return nil, err
 	}
 	trace("pivot")
-	return goAhead(sock, spec)
+	return goAhead(j.sock, spec)
 }
 
 // joinNamespaces enters the namespaces ns of the process pidfd (pid): in
@@ -361,31 +416,42 @@ func cgroupMounts(cfg initConfig) int {
 }
 
 // contexts are the filesystem contexts the child opened: proc, then its
-// cgroup filesystems. open hands them out by type, in that order, and
-// opens any other type itself.
-type contexts struct{ fds []int }
+// cgroup filesystems, n in all, received from sock when first needed.
+// open hands them out by type, in that order, and opens any other type
+// itself.
+type contexts struct {
+	sock     *os.File
+	n        int
+	received bool
+	fds      []int
+}
 
-func receiveContexts(sock *os.File, n int) (*contexts, error) {
+func (c *contexts) receive() error {
+	c.received = true
 	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4*n))
-	m, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	oob := make([]byte, unix.CmsgSpace(4*c.n))
+	m, oobn, _, _, err := unix.Recvmsg(int(c.sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("receive the container's filesystems: %w", err)
+		return fmt.Errorf("receive the container's filesystems: %w", err)
 	}
-	c := &contexts{}
 	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
 		c.fds, _ = unix.ParseUnixRights(&msgs[0])
 	}
-	if m != 1 || len(c.fds) != n {
-		c.close()
-		return nil, errors.New("the container's first process ended before it handed over its filesystems")
+	if m != 1 || len(c.fds) != c.n {
+		return errors.New("the container's first process ended before it handed over its filesystems")
 	}
-	return c, nil
+	trace("contexts")
+	return nil
 }
 
 func (c *contexts) open(fstype string) (int, error) {
 	if fstype != "proc" && fstype != "cgroup" && fstype != "cgroup2" {
 		return fsopen(fstype)
+	}
+	if !c.received {
+		if err := c.receive(); err != nil {
+			return -1, err
+		}
 	}
 	if len(c.fds) == 0 {
 		return -1, fmt.Errorf("no %s context from the container's first process", fstype)

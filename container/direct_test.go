@@ -10,16 +10,36 @@ import (
 	"berth/internal/testutil"
 )
 
-// TestNoThreadStaysInAContainer starts containers and checks that no
+// TestNoThreadStaysInAContainer starts containers — that run, that fail
+// in the child, in the tree or before the clone — and checks that no
 // thread of berth's is left in their namespaces afterwards: the threads
 // that built their trees end with them, and the main thread — whose view
 // /proc/self shows, and which cannot end — never is one of them.
 func TestNoThreadStaysInAContainer(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
+	hostile := testutil.BusyboxRootfs(t)
+	if err := os.RemoveAll(filepath.Join(hostile, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(hostile, "proc")); err != nil {
+		t.Fatal(err)
+	}
 	own := threadNamespaces(t, "/proc/self")
+	starts := []struct {
+		rootfs string
+		spec   Spec
+		fail   string // part of the start error; "" for a clean run
+	}{
+		{rootfs, Spec{Args: []string{"true"}}, ""},
+		{rootfs, Spec{Args: []string{"no-such-command"}}, "not found"},
+		{hostile, Spec{Args: []string{"true"}}, "/proc is a symlink"},
+		{rootfs, Spec{Args: []string{"true"}, Mounts: []Mount{{Source: "/nonexistent/x", Target: "/x"}}}, "/nonexistent/x"},
+	}
 	for i := 0; i < 20; i++ {
-		if exit, out, err := run(t, rootfs, Spec{Args: []string{"true"}}); err != nil || exit.Status() != 0 {
-			t.Fatalf("start %d: %v (%s) %s", i, err, exit, out)
+		s := starts[i%len(starts)]
+		exit, out, err := run(t, s.rootfs, s.spec)
+		if (err == nil) != (s.fail == "") || (err != nil && !strings.Contains(err.Error(), s.fail)) || (err == nil && exit.Status() != 0) {
+			t.Fatalf("start %d: %v (%s) %s, want an error containing %q", i, err, exit, out, s.fail)
 		}
 	}
 	// A builder thread ends just after its container starts.

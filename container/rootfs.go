@@ -61,23 +61,25 @@ func setupRootfs(cfg initConfig, hm *hostMounts, fsopen func(string) (int, error
 		return nil, err
 	}
 
-	// 3. /proc: a fresh procfs of the container's PID namespace.
-	if r.proc, err = r.newMount("proc", "proc", "", attrSafe); err != nil {
-		return nil, fmt.Errorf("mount /proc: %w", err)
-	}
-	if r.own.proc, err = r.attachOwn("proc", r.proc); err != nil {
-		return nil, err
-	}
-
-	// 4. /sys read-only; /sys/fs/cgroup comes once the init has joined
-	// its cgroup (joinCgroup).
+	// 3. /sys read-only; /sys/fs/cgroup comes once the container has
+	// its cgroup namespace (joinCgroup).
 	if err := r.mountSys(); err != nil {
 		return nil, err
 	}
 
-	// 5. /dev: a small tmpfs with the OCI default nodes, a private
+	// 4. /dev: a small tmpfs with the OCI default nodes, a private
 	// devpts, /dev/shm, /dev/mqueue and the passed-through devices.
 	if err := r.setupDev(cfg.Devices, hm.devices); err != nil {
+		return nil, err
+	}
+
+	// 5. /proc: a fresh procfs of the container's PID namespace (on a
+	// direct start, from the context the child opened: mounting /sys and
+	// /dev first gives it time to).
+	if r.proc, err = r.newMount("proc", "proc", "", attrSafe); err != nil {
+		return nil, fmt.Errorf("mount /proc: %w", err)
+	}
+	if r.own.proc, err = r.attachOwn("proc", r.proc); err != nil {
 		return nil, err
 	}
 

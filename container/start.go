@@ -99,6 +99,13 @@ const (
 // behind: no cgroup, no process.
 func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	trace("start")
+	// The thread of a direct start gets going while the parent works.
+	var b *builder
+	if spec.UserNS == nil {
+		b = newBuilder()
+		defer b.release()
+	}
+
 	// 1. Check the spec and resolve what the init needs.
 	cfg, err := resolve(layout, spec, opts.Network)
 	if err != nil {
@@ -119,11 +126,12 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	// 3. Start the container's first process in new namespaces: without
 	// a user namespace directly (direct.go), with one through berth
 	// re-executed as the container's init, handed its config.
-	spawn := c.spawnDirect
-	if spec.UserNS != nil {
-		spawn = c.spawn
+	if b != nil {
+		err = c.spawnDirect(layout, cfg, opts, b)
+	} else {
+		err = c.spawn(layout, cfg, opts)
 	}
-	if err := spawn(layout, cfg, opts); err != nil {
+	if err != nil {
 		cg.destroy()
 		return nil, err
 	}
