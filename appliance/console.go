@@ -3,7 +3,8 @@ package appliance
 import (
 	"bytes"
 	"io"
-	"regexp"
+
+	"berth/internal/lazyre"
 )
 
 // maxConsoleLine bounds the part of a console line the watch keeps: the
@@ -15,14 +16,14 @@ const maxConsoleLine = 4096
 // PID 1's boot in the berth.panic action — stamped as berth stamps its
 // lines. A container's output cannot forge it: berth prefixes those
 // lines with the container's name and " | ".
-var berthFatal = regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] berth: FATAL: `)
+var berthFatal = lazyre.New(`^\[\s*[0-9]+\.[0-9]+\] berth: FATAL: `)
 
 // kernelPanic is the kernel's panic line.
-var kernelPanic = regexp.MustCompile(`Kernel panic - not syncing`)
+var kernelPanic = lazyre.New(`Kernel panic - not syncing`)
 
 // kernelPowerDown is the kernel's last line before it powers the machine
 // off.
-var kernelPowerDown = regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] reboot: Power down$`)
+var kernelPowerDown = lazyre.New(`^\[\s*[0-9]+\.[0-9]+\] reboot: Power down$`)
 
 // consoleWatch passes the guest's console through to w and keeps the
 // first line that shows berth failing and the first kernel panic line,
@@ -63,11 +64,11 @@ func (c *consoleWatch) Write(p []byte) (int, error) {
 func (c *consoleWatch) endLine() {
 	line := bytes.TrimRight(c.line, "\r")
 	switch {
-	case c.fatal == "" && berthFatal.Match(line):
+	case c.fatal == "" && berthFatal().Match(line):
 		c.fatal = string(line)
-	case c.panic == "" && kernelPanic.Match(line):
+	case c.panic == "" && kernelPanic().Match(line):
 		c.panic = string(line)
-	case kernelPowerDown.Match(line):
+	case kernelPowerDown().Match(line):
 		c.powerDown = true
 	}
 	c.line = c.line[:0]

@@ -2,13 +2,13 @@ package boot
 
 import (
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"berth/board"
 	"berth/container"
+	"berth/internal/lazyre"
 )
 
 // StorageConfig is the [storage] table: the appliance's persistent data
@@ -36,7 +36,7 @@ const (
 	maxStorageTimeout     = 10 * time.Minute
 )
 
-var fstypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.]{0,31}$`)
+var fstypeRE = lazyre.New(`^[a-z0-9][a-z0-9_.]{0,31}$`)
 
 // check validates the [storage] table.
 func (s *StorageConfig) check(v *validator) {
@@ -45,7 +45,7 @@ func (s *StorageConfig) check(v *validator) {
 	} else if _, _, err := board.ParseDevice(s.Device); err != nil {
 		v.addKey("storage.device", "%s: %v", quoteValue(s.Device), err)
 	}
-	if s.FSType != "" && !fstypeRE.MatchString(s.FSType) {
+	if s.FSType != "" && !fstypeRE().MatchString(s.FSType) {
 		v.addKey("storage.fstype", "%s: want a filesystem type as the kernel names it, such as \"ext4\"", quoteValue(s.FSType))
 	}
 	if s.Mount != "" {

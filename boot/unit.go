@@ -106,6 +106,9 @@ func (u *unit) describeState() string {
 // start starts the unit's container; its output goes to its log ring and,
 // unless log_console = false, to the console.
 func (s *supervisor) start(u *unit) {
+	// The supervisor has decided to start u: with BERTH_TRACE set, bench
+	// start times a supervised start from here to the workload's exec.
+	container.Trace("decide")
 	if why := s.volumesMissing(u.cfg); why != "" {
 		s.startFailed(u, why)
 		return

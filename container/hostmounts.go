@@ -150,6 +150,23 @@ func (hm *hostMounts) pass(files []uintptr, cfg *initConfig) ([]uintptr, error) 
 	return files, nil
 }
 
+// receivedMounts returns the detached mounts the parent passed to the
+// container's init as the fds cfg names (see pass).
+func receivedMounts(cfg initConfig) *hostMounts {
+	hm := &hostMounts{rootfs: os.NewFile(uintptr(cfg.RootfsFd), cfg.Spec.Rootfs)}
+	for i, fd := range cfg.MountFds {
+		var f *os.File
+		if fd >= 0 && i < len(cfg.Spec.Mounts) {
+			f = os.NewFile(uintptr(fd), cfg.Spec.Mounts[i].Source)
+		}
+		hm.binds = append(hm.binds, f)
+	}
+	for _, fd := range cfg.DeviceFds {
+		hm.devices = append(hm.devices, os.NewFile(uintptr(fd), "device"))
+	}
+	return hm
+}
+
 // close releases the parent's fds; a copy the init has not attached
 // vanishes with the last one.
 func (hm *hostMounts) close() {

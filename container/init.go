@@ -52,7 +52,7 @@ func runInit() error {
 	spec := cfg.Spec
 
 	// 3. Build the root filesystem in our mount namespace.
-	root, err := setupRootfs(cfg)
+	root, err := setupRootfs(cfg, receivedMounts(cfg), fsopen)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,22 @@ const (
 // data, in mount(8) option syntax ("mode=0755,size=64k,newinstance"), with
 // the mount attributes attrs (MOUNT_ATTR_*).
 func newMount(fstype, source, data string, attrs int) (*os.File, error) {
-	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	return mountContext(fsopen, fstype, source, data, attrs)
+}
+
+// newMount is newMount for the filesystems whose view depends on the
+// namespaces of who opens them (proc, cgroup): their contexts come from
+// r.fsopen.
+func (r *rootMounter) newMount(fstype, source, data string, attrs int) (*os.File, error) {
+	return mountContext(r.fsopen, fstype, source, data, attrs)
+}
+
+// fsopen opens a filesystem context in the calling thread's namespaces.
+func fsopen(fstype string) (int, error) { return unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC) }
+
+// mountContext is newMount with a context from open.
+func mountContext(open func(string) (int, error), fstype, source, data string, attrs int) (*os.File, error) {
+	fsfd, err := open(fstype)
 	if err != nil {
 		return nil, fmt.Errorf("fsopen %s: %w", fstype, err)
 	}

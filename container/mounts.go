@@ -50,25 +50,25 @@ var maskedPaths = []string{
 // readonlyPaths are runc's default read-only paths.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// userMounts performs the spec's extra mounts inside the root; fds holds,
-// for each, the init's fd of the detached bind mount the parent prepared
-// (-1 for a tmpfs).
-func (r *rootMounter) userMounts(mounts []Mount, fds []int) error {
+// userMounts performs the spec's extra mounts inside the root; binds
+// holds, for each, the detached bind mount the parent prepared (nil for
+// a tmpfs).
+func (r *rootMounter) userMounts(mounts []Mount, binds []*os.File) error {
 	for i, m := range mounts {
-		fd := -1
-		if i < len(fds) {
-			fd = fds[i]
+		var src *os.File
+		if i < len(binds) {
+			src = binds[i]
 		}
-		if err := r.userMount(m, fd); err != nil {
+		if err := r.userMount(m, src); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *rootMounter) userMount(m Mount, src int) error {
+func (r *rootMounter) userMount(m Mount, src *os.File) error {
 	target := path.Clean(m.Target)
-	var tree *os.File
+	tree := src
 	dir := true
 	if m.Type == "tmpfs" {
 		data := "mode=0755"
@@ -83,22 +83,20 @@ func (r *rootMounter) userMount(m Mount, src int) error {
 		if tree, err = newMount("tmpfs", "tmpfs", data, attrs); err != nil {
 			return fmt.Errorf("tmpfs at %s: %w", target, err)
 		}
+		defer tree.Close()
 	} else {
-		if src < 0 {
+		if src == nil {
 			return fmt.Errorf("bind mount %s at %s: no source prepared", m.Source, target)
 		}
 		// The source is the parent's detached copy, read-only already
 		// when asked; the target, inside the root, is created as a
 		// directory or an empty file to match it.
-		tree = os.NewFile(uintptr(src), m.Source)
 		var st unix.Stat_t
-		if err := unix.Fstat(src, &st); err != nil {
-			tree.Close()
+		if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 			return fmt.Errorf("bind mount %s: %w", m.Source, err)
 		}
 		dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
-	defer tree.Close()
 	mode := createDirs
 	if !dir {
 		mode = createFile

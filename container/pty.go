@@ -13,27 +13,12 @@ import (
 // goes to the parent over the pty socket. Called after pivot_root, so
 // /dev/ptmx is the container's.
 func setupPTY(sockFd int, uid, gid uint32) error {
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	master, slave, err := openPTY(uid, gid)
 	if err != nil {
-		return fmt.Errorf("open /dev/ptmx: %w", err)
+		return err
 	}
 	defer master.Close()
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		return fmt.Errorf("unlock pty: %w", err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		return fmt.Errorf("pty number: %w", err)
-	}
-	name := "/dev/pts/" + strconv.Itoa(n)
-	slave, err := os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", name, err)
-	}
 	defer slave.Close()
-	if err := unix.Fchown(int(slave.Fd()), int(uid), int(gid)); err != nil {
-		return fmt.Errorf("chown %s: %w", name, err)
-	}
 	sock := os.NewFile(uintptr(sockFd), "pty socket")
 	defer sock.Close()
 	if err := unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
@@ -51,6 +36,37 @@ func setupPTY(sockFd int, uid, gid uint32) error {
 		}
 	}
 	return nil
+}
+
+// openPTY opens a new pseudo-terminal of the devpts at /dev/pts, the
+// slave owned by uid and gid. The caller's root must be the container's.
+func openPTY(uid, gid uint32) (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			master.Close()
+		}
+	}()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	name := "/dev/pts/" + strconv.Itoa(n)
+	slave, err = os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	if err := unix.Fchown(int(slave.Fd()), int(uid), int(gid)); err != nil {
+		slave.Close()
+		return nil, nil, fmt.Errorf("chown %s: %w", name, err)
+	}
+	return master, slave, nil
 }
 
 // recvFd receives one file descriptor sent with SCM_RIGHTS.

@@ -19,6 +19,11 @@ type rootMounter struct {
 	// userns is set in a user namespace, where mknod is not allowed and
 	// device nodes are bind mounts of the host's prepared by the parent.
 	userns bool
+	// fsopen opens the context of a proc or cgroup filesystem, whose
+	// view depends on the PID or cgroup namespace of whoever opens it:
+	// unix.Fsopen in the container's init, the contexts the container's
+	// first process opened on a direct start (direct.go).
+	fsopen func(fstype string) (int, error)
 	// proc, sys and dev are berth's own mounts, once made.
 	proc, sys, dev *os.File
 	// own identifies the root and berth's own mounts, onto which no
@@ -26,11 +31,12 @@ type rootMounter struct {
 	own struct{ root, proc, sys, dev fileID }
 }
 
-// setupRootfs builds the container's filesystem tree inside the init's
-// mount namespace. The rootfs, bind sources and (in a user namespace)
-// device nodes arrive as detached mounts on the fds cfg names (see
-// hostmounts.go): nothing here looks up a host path.
-func setupRootfs(cfg initConfig) (*rootMounter, error) {
+// setupRootfs builds the container's filesystem tree inside the mount
+// namespace of the calling thread. The rootfs, bind sources and (in a
+// user namespace) device nodes are the detached mounts of hm (see
+// hostmounts.go): nothing here looks up a host path. hm's files stay
+// open, attached; the caller closes them.
+func setupRootfs(cfg initConfig, hm *hostMounts, fsopen func(string) (int, error)) (*rootMounter, error) {
 	old := unix.Umask(0)
 	defer unix.Umask(old)
 	spec := cfg.Spec
@@ -42,41 +48,43 @@ func setupRootfs(cfg initConfig) (*rootMounter, error) {
 
 	// 2. The rootfs, attached over our "/" — a mount point, as pivot_root
 	// needs — and made private: a copy of a shared mount is its peer.
-	root := os.NewFile(uintptr(cfg.RootfsFd), spec.Rootfs)
+	root := hm.rootfs
 	if err := unix.MoveMount(int(root.Fd()), "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return nil, fmt.Errorf("attach rootfs %s: %w", spec.Rootfs, err)
 	}
 	if err := makePrivate(root); err != nil {
 		return nil, fmt.Errorf("rootfs %s: %w", spec.Rootfs, err)
 	}
-	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil}
+	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil, fsopen: fsopen}
 	var err error
 	if r.own.root, err = statID(root); err != nil {
 		return nil, err
 	}
 
-	// 3. /proc: a fresh procfs of our PID namespace.
-	if r.proc, err = newMount("proc", "proc", "", attrSafe); err != nil {
+	// 3. /sys read-only; /sys/fs/cgroup comes once the container has
+	// its cgroup namespace (joinCgroup).
+	if err := r.mountSys(); err != nil {
+		return nil, err
+	}
+
+	// 4. /dev: a small tmpfs with the OCI default nodes, a private
+	// devpts, /dev/shm, /dev/mqueue and the passed-through devices.
+	if err := r.setupDev(cfg.Devices, hm.devices); err != nil {
+		return nil, err
+	}
+
+	// 5. /proc: a fresh procfs of the container's PID namespace (on a
+	// direct start, from the context the child opened: mounting /sys and
+	// /dev first gives it time to).
+	if r.proc, err = r.newMount("proc", "proc", "", attrSafe); err != nil {
 		return nil, fmt.Errorf("mount /proc: %w", err)
 	}
 	if r.own.proc, err = r.attachOwn("proc", r.proc); err != nil {
 		return nil, err
 	}
 
-	// 4. /sys read-only; /sys/fs/cgroup comes once the init has joined
-	// its cgroup (joinCgroup).
-	if err := r.mountSys(); err != nil {
-		return nil, err
-	}
-
-	// 5. /dev: a small tmpfs with the OCI default nodes, a private
-	// devpts, /dev/shm, /dev/mqueue and the passed-through devices.
-	if err := r.setupDev(cfg.Devices, cfg.DeviceFds); err != nil {
-		return nil, err
-	}
-
 	// 6. The spec's own bind and tmpfs mounts.
-	if err := r.userMounts(spec.Mounts, cfg.MountFds); err != nil {
+	if err := r.userMounts(spec.Mounts, hm.binds); err != nil {
 		return nil, err
 	}
 
@@ -186,7 +194,7 @@ func (r *rootMounter) mountCgroups(cfg initConfig) error {
 	}
 	defer h.Close()
 	if cfg.CgroupVersion == 2 {
-		m, err := newMount("cgroup2", "cgroup2", "", attrSafe|unix.MOUNT_ATTR_RDONLY)
+		m, err := r.newMount("cgroup2", "cgroup2", "", attrSafe|unix.MOUNT_ATTR_RDONLY)
 		if err == nil {
 			defer m.Close()
 			err = attach(m, h)
@@ -205,7 +213,7 @@ func (r *rootMounter) mountCgroups(cfg initConfig) error {
 		return fmt.Errorf("mount %s: %w", target, err)
 	}
 	for _, m := range cfg.CgroupV1 {
-		if err := mountV1(dir, m); err != nil {
+		if err := r.mountV1(dir, m); err != nil {
 			return fmt.Errorf("mount %s/%s: %w", target, m.Dir, err)
 		}
 	}
@@ -216,7 +224,7 @@ func (r *rootMounter) mountCgroups(cfg initConfig) error {
 }
 
 // mountV1 mounts one v1 hierarchy in the cgroup tmpfs dir.
-func mountV1(dir *os.File, m v1Mount) error {
+func (r *rootMounter) mountV1(dir *os.File, m v1Mount) error {
 	if err := unix.Mkdirat(int(dir.Fd()), m.Dir, 0o755); err != nil {
 		return err
 	}
@@ -231,7 +239,7 @@ func mountV1(dir *os.File, m v1Mount) error {
 	}
 	h := os.NewFile(uintptr(fd), m.Dir)
 	defer h.Close()
-	cg, err := newMount("cgroup", "cgroup", m.Data, attrSafe|unix.MOUNT_ATTR_RDONLY)
+	cg, err := r.newMount("cgroup", "cgroup", m.Data, attrSafe|unix.MOUNT_ATTR_RDONLY)
 	if err != nil {
 		return err
 	}
@@ -262,9 +270,9 @@ func containerDevices(passed []Device) []Device {
 
 // setupDev mounts a tmpfs at /dev holding the OCI default nodes, /dev/pts
 // (a new devpts instance), /dev/shm, /dev/mqueue, the standard symlinks
-// and the passed-through devices; in a user namespace devFds are the
+// and the passed-through devices; in a user namespace trees are the
 // detached bind mounts of the host's nodes, in containerDevices order.
-func (r *rootMounter) setupDev(devices []Device, devFds []int) error {
+func (r *rootMounter) setupDev(devices []Device, trees []*os.File) error {
 	var err error
 	if r.dev, err = newMount("tmpfs", "dev", "mode=0755,size=64k", attrDevfs); err != nil {
 		return fmt.Errorf("mount /dev: %w", err)
@@ -297,11 +305,11 @@ func (r *rootMounter) setupDev(devices []Device, devFds []int) error {
 		}
 	}
 	for i, dev := range containerDevices(devices) {
-		fd := -1
-		if i < len(devFds) {
-			fd = devFds[i]
+		var tree *os.File
+		if i < len(trees) {
+			tree = trees[i]
 		}
-		if err := r.makeNode(dev, fd); err != nil {
+		if err := r.makeNode(dev, tree); err != nil {
 			return err
 		}
 	}
@@ -333,15 +341,13 @@ func (r *rootMounter) mountInDev(dir, fstype, source, data string, attrs int) er
 // makeNode creates a device node in /dev: with mknod, or, in a user
 // namespace, by attaching the parent's detached bind mount of the host's
 // node (tree) onto an empty file.
-func (r *rootMounter) makeNode(dev Device, tree int) error {
+func (r *rootMounter) makeNode(dev Device, tree *os.File) error {
 	rel := strings.TrimPrefix(filepath.Clean(dev.Path), "/dev/")
-	if r.userns && tree >= 0 {
-		t := os.NewFile(uintptr(tree), dev.Path)
-		defer t.Close()
+	if r.userns && tree != nil {
 		h, err := resolveIn(r.dev, rel, createFile)
 		if err == nil {
 			defer h.Close()
-			err = attach(t, h)
+			err = attach(tree, h)
 		}
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev.Path, err)

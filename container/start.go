@@ -99,6 +99,13 @@ const (
 // behind: no cgroup, no process.
 func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	trace("start")
+	// The thread of a direct start gets going while the parent works.
+	var b *builder
+	if spec.UserNS == nil {
+		b = newBuilder()
+		defer b.release()
+	}
+
 	// 1. Check the spec and resolve what the init needs.
 	cfg, err := resolve(layout, spec, opts.Network)
 	if err != nil {
@@ -116,9 +123,15 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	c := &Container{Spec: cfg.Spec, cgroup: cg}
 	cfg.CgroupV1 = c.v1Mounts()
 
-	// 3. Clone the init into new namespaces (and, on v2, straight into
-	// the cgroup) and hand it its config.
-	if err := c.spawn(layout, cfg, opts); err != nil {
+	// 3. Start the container's first process in new namespaces: without
+	// a user namespace directly (direct.go), with one through berth
+	// re-executed as the container's init, handed its config.
+	if b != nil {
+		err = c.spawnDirect(layout, cfg, opts, b)
+	} else {
+		err = c.spawn(layout, cfg, opts)
+	}
+	if err != nil {
 		cg.destroy()
 		return nil, err
 	}

@@ -1,10 +1,11 @@
 // Command start measures container start-to-exit latency of /bin/true:
 // berth side by side with crun, runc and bubblewrap, alternating, in one
 // run, with the same busybox rootfs and an equivalent config. It prints
-// medians and ratios, berth's own breakdown (BERTH_TRACE), berth with
-// net = "bridge" against net = "none" with both breakdowns (-net: only
-// that), the smallest memory limit each runtime starts under, and
-// berth's peak RSS.
+// medians and ratios, berth's own breakdown (BERTH_TRACE), supervised
+// starts under berth boot (the supervisor's decision to the workload's
+// exec) against crun, berth with net = "bridge" against net = "none" with
+// both breakdowns, the smallest memory limit each runtime starts under,
+// and berth's peak RSS; -only picks some of these parts.
 //
 // crun refuses this host's hybrid cgroup layout, so crun and runc run
 // inside `unshare -m` with /sys/fs/cgroup/unified unmounted; berth runs
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,18 +33,42 @@ import (
 )
 
 func main() {
-	runs := flag.Int("n", 25, "runs per runtime (alternating)")
+	runs := flag.Int("n", 25, "runs per runtime (alternating); supervised starts: -n rounded up to boots of 5")
 	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
 	repo := flag.String("repo", ".", "berth checkout")
-	onlyNet := flag.Bool("net", false, "only berth's net = none against net = bridge")
+	onlyNet := flag.Bool("net", false, "only berth's net = none against net = bridge (same as -only net)")
+	only := flag.String("only", "", "comma-separated parts to run: "+strings.Join(allParts, ",")+" (default all)")
 	out := results.Flag("start") // -json FILE: what it prints, as figures for bench/compare
 	flag.Parse()
-	if err := run(*repo, *berth, *runs, *onlyNet); err != nil {
-		fmt.Fprintln(os.Stderr, "bench start:", err)
+	parts := map[string]bool{}
+	for _, p := range strings.Split(*only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			if !slices.Contains(allParts, p) {
+				fmt.Fprintf(os.Stderr, "bench start: -only %s: want some of %s\n", p, strings.Join(allParts, ","))
+				os.Exit(2)
+			}
+			parts[p] = true
+		}
+	}
+	if *onlyNet {
+		parts = map[string]bool{"net": true}
+	}
+	if len(parts) == 0 {
+		for _, p := range allParts {
+			parts[p] = true
+		}
+	}
+	if err := run(*repo, *berth, *runs, parts); err != nil {
+		fmt.Fprintln(os.Stderr, "bench start: "+err.Error())
 		os.Exit(1)
 	}
 	out.Save()
 }
+
+// allParts are the benchmark's parts, in the order they run: berth run
+// against the peers, berth's breakdown, supervised starts under berth
+// boot, net = bridge against none, the smallest memory limits.
+var allParts = []string{"compare", "breakdown", "supervised", "net", "memory"}
 
 // wrapper is how crun and runc (and, for fairness, berth) run here.
 var wrapper = []string{"unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\"", "wrap"}
@@ -53,7 +79,7 @@ type runtimeCmd struct {
 	cmd     func(i int) []string
 }
 
-func run(repo, berth string, n int, onlyNet bool) error {
+func run(repo, berth string, n int, parts map[string]bool) error {
 	berth, _ = filepath.Abs(berth)
 	work, err := os.MkdirTemp("", "berth-bench-start-")
 	if err != nil {
@@ -64,14 +90,42 @@ func run(repo, berth string, n int, onlyNet bool) error {
 	if err := busybox.Rootfs(repo, runtime.GOARCH, rootfs, nil); err != nil {
 		return err
 	}
-	base := []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
-	if onlyNet {
-		return bridgeBench(berth, rootfs, n)
-	}
 	bundle := filepath.Join(work, "bundle")
 	if err := writeOCIConfig(bundle, 64<<20); err != nil {
 		return err
 	}
+	if parts["compare"] {
+		if err := compare(berth, rootfs, bundle, n); err != nil {
+			return err
+		}
+	}
+	if parts["breakdown"] {
+		none, err := breakdown([]string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}, n)
+		if err != nil {
+			return err
+		}
+		printBreakdown("berth breakdown (median time since the previous step, berth run without wrapper):", none)
+	}
+	if parts["supervised"] {
+		const perBoot = 5
+		if err := supervisedBench(berth, rootfs, bundle, work, (n+perBoot-1)/perBoot, perBoot); err != nil {
+			return err
+		}
+	}
+	if parts["net"] {
+		if err := bridgeBench(berth, rootfs, n); err != nil {
+			return err
+		}
+	}
+	if parts["memory"] {
+		return minMemory(berth, rootfs, bundle)
+	}
+	return nil
+}
+
+// compare times berth run against crun, runc and bubblewrap, alternating,
+// and prints medians and ratios to crun's net time.
+func compare(berth, rootfs, bundle string, n int) error {
 	rts := []runtimeCmd{
 		{"wrapper", false, func(int) []string { return append(append([]string{}, wrapper...), "/bin/true") }},
 		{"berth", true, func(int) []string {
@@ -106,7 +160,7 @@ func run(repo, berth string, n int, onlyNet bool) error {
 	wrap := median(times["wrapper"])
 	crunNet := median(times["crun"]) - wrap
 	fmt.Printf("start-to-exit of /bin/true, %d runs each, alternating (median; p25-p75)\n", n)
-	fmt.Printf("%-20s %10s %10s %12s %10s\n", "runtime", "median", "net", "p25-p75", "vs crun")
+	fmt.Printf("%-20s %10s %10s %16s %10s\n", "runtime", "median", "net", "p25-p75", "vs crun")
 	for _, rt := range rts {
 		ts := times[rt.name]
 		m := median(ts)
@@ -118,19 +172,10 @@ func run(repo, berth string, n int, onlyNet bool) error {
 		if rt.name != "wrapper" {
 			ratio = fmt.Sprintf("%.2fx", float64(net)/float64(crunNet))
 		}
-		fmt.Printf("%-20s %10s %10s %12s %10s\n", rt.name, ms(m), ms(net), ms(pct(ts, 25))+"-"+ms(pct(ts, 75)), ratio)
+		fmt.Printf("%-20s %10s %10s %16s %10s\n", rt.name, ms(m), ms(net), ms(pct(ts, 25))+"-"+ms(pct(ts, 75)), ratio)
 	}
 	fmt.Printf("(net = median minus the wrapper's median for wrapped runtimes; crun net = %s)\n\n", ms(crunNet))
-
-	none, err := breakdown(base, n)
-	if err != nil {
-		return err
-	}
-	printBreakdown("berth breakdown (median time since the previous step, berth run without wrapper):", none)
-	if err := bridgeBench(berth, rootfs, n); err != nil {
-		return err
-	}
-	return minMemory(berth, rootfs, bundle)
+	return nil
 }
 
 // timeCmd runs args and returns its wall time.
@@ -198,13 +243,17 @@ func (p *phases) add(args []string) error {
 	}
 	sort.Slice(marks, func(i, j int) bool { return marks[i].ns < marks[j].ns })
 	for i := 1; i < len(marks); i++ {
-		ph := marks[i].phase
-		if _, seen := p.all[ph]; !seen {
-			p.order = append(p.order, ph)
-		}
-		p.all[ph] = append(p.all[ph], time.Duration(marks[i].ns-marks[i-1].ns))
+		p.record(marks[i].phase, time.Duration(marks[i].ns-marks[i-1].ns))
 	}
 	return nil
+}
+
+// record adds one time of step ph.
+func (p *phases) record(ph string, d time.Duration) {
+	if _, seen := p.all[ph]; !seen {
+		p.order = append(p.order, ph)
+	}
+	p.all[ph] = append(p.all[ph], d)
 }
 
 // median is the median time of step ph, 0 when it was never seen.

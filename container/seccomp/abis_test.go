@@ -75,7 +75,7 @@ func (a testABI) nr(t testing.TB, name string) uint32 {
 
 func TestTablesMatchKernelNumbers(t *testing.T) {
 	for _, a := range []testABI{abiX86_64, abiI386, abiAarch64, abiArm, abiRiscv64, abiX32} {
-		table, ok := tables[a.name]
+		table, ok := tables()[a.name]
 		if !ok {
 			t.Fatalf("no table %s", a.name)
 		}
@@ -85,7 +85,7 @@ func TestTablesMatchKernelNumbers(t *testing.T) {
 			}
 		}
 	}
-	for name, table := range tables {
+	for name, table := range tables() {
 		if len(table.names) != len(table.nrs) || len(table.names) < 300 {
 			t.Errorf("%s: %d names, %d numbers", name, len(table.names), len(table.nrs))
 		}
@@ -95,10 +95,10 @@ func TestTablesMatchKernelNumbers(t *testing.T) {
 			}
 		}
 	}
-	if r := tables["arm"].ranges; len(r) != 2 || r[1] != [2]uint32{0xf0001, 0xf0006} {
+	if r := tables()["arm"].ranges; len(r) != 2 || r[1] != [2]uint32{0xf0001, 0xf0006} {
 		t.Errorf("arm ranges = %#x, want the ordinary calls and 0xf0001-0xf0006", r)
 	}
-	if r := tables["x32"].ranges; len(r) != 1 || r[0] != [2]uint32{x32Bit, x32Bit | 547} {
+	if r := tables()["x32"].ranges; len(r) != 1 || r[0] != [2]uint32{x32Bit, x32Bit | 547} {
 		t.Errorf("x32 ranges = %#x, want %#x-%#x", r, x32Bit, x32Bit|547)
 	}
 }
@@ -115,7 +115,7 @@ func TestSectionsInNumberOrder(t *testing.T) {
 		for _, s := range sections {
 			var last int64 = -1
 			for _, a := range s.abis {
-				for _, r := range tables[a.table].ranges {
+				for _, r := range tables()[a.table].ranges {
 					if int64(r[0]) <= last {
 						t.Errorf("%s: %s range %#x-%#x overlaps what precedes it", goarch, a.table, r[0], r[1])
 					}

@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,21 +83,30 @@ func (t syscallTable) lookup(name string) (uint32, bool) {
 	return t.nrs[i], true
 }
 
-// tables holds the syscall tables linked into this binary, registered by
+// linked are the syscall tables linked into this binary, registered by
 // the tables_GOARCH.go files so each binary carries only its own.
-var tables = map[string]syscallTable{}
+var linked = map[string]syscallTable{}
+
+// tables returns the linked tables with their ranges, computed on first
+// use rather than in every berth process's package initialisation.
+var tables = sync.OnceValue(func() map[string]syscallTable {
+	out := map[string]syscallTable{}
+	for name, t := range linked {
+		for k, i := range t.byNr {
+			if k == 0 || t.nrs[i]-t.nrs[t.byNr[k-1]] >= rangeGap {
+				t.ranges = append(t.ranges, [2]uint32{t.nrs[i], t.nrs[i]})
+			}
+			t.ranges[len(t.ranges)-1][1] = t.nrs[i]
+		}
+		out[name] = t
+	}
+	return out
+})
 
 // rangeGap is the smallest gap between two numbers of a table that starts
 // a new range; gaps inside a range are at most a few dozen numbers.
 const rangeGap = 0x1000
 
 func registerTable(name string, names []string, nrs []uint32, byNr []uint16) {
-	var ranges [][2]uint32
-	for k, i := range byNr {
-		if k == 0 || nrs[i]-nrs[byNr[k-1]] >= rangeGap {
-			ranges = append(ranges, [2]uint32{nrs[i], nrs[i]})
-		}
-		ranges[len(ranges)-1][1] = nrs[i]
-	}
-	tables[name] = syscallTable{names: names, nrs: nrs, byNr: byNr, ranges: ranges}
+	linked[name] = syscallTable{names: names, nrs: nrs, byNr: byNr}
 }

@@ -129,7 +129,7 @@ func (p *Profile) sections(arch string) ([]section, error) {
 			continue
 		}
 		a, _ := abiByName(name)
-		if _, ok := tables[a.table]; !ok {
+		if _, ok := tables()[a.table]; !ok {
 			return nil, fmt.Errorf("no %s syscall table in this binary (it carries those of its own GOARCH)", a.table)
 		}
 		i := slices.IndexFunc(out, func(s section) bool { return s.audit == a.audit })
@@ -162,7 +162,7 @@ func (c *compiler) section(s section, inForce []namedRule) (label, error) {
 	var numbered []numberedOutcome
 	var spans []span
 	for _, a := range s.abis {
-		table := tables[a.table]
+		table := tables()[a.table]
 		numbered = append(numbered, c.resolve(a, table, inForce)...)
 		for _, r := range table.ranges {
 			spans = append(spans, span{lo: r[0], hi: r[1], fill: outcome{ret: c.defaultRet}})

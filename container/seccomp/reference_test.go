@@ -29,7 +29,7 @@ func reference(t testing.TB, p *Profile, tgt Target, c call) uint32 {
 	var names []string
 	var argBits int
 	for _, a := range sec.abis {
-		table := tables[a.table]
+		table := tables()[a.table]
 		for j, nr := range table.nrs {
 			if nr == c.nr {
 				names = append(names, table.names[j])
@@ -42,7 +42,7 @@ func reference(t testing.TB, p *Profile, tgt Target, c call) uint32 {
 			return retENOSYS
 		}
 		for _, a := range sec.abis {
-			for _, r := range tables[a.table].ranges {
+			for _, r := range tables()[a.table].ranges {
 				if r[0] <= c.nr && c.nr <= r[1] {
 					return defaultRet
 				}
@@ -158,7 +158,7 @@ func TestCompilerMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var pool []string
 	for _, table := range []string{"x86_64", "i386", "aarch64", "arm"} {
-		pool = append(pool, tables[table].names...)
+		pool = append(pool, tables()[table].names...)
 	}
 	small := []string{"read", "personality", "socket", "clone", "set_tls", "arch_prctl", "no_such_call"}
 	longest := 0
@@ -218,13 +218,13 @@ func randomCall(r *rand.Rand, sections []section, p *Profile) call {
 	switch n := r.IntN(10); {
 	case n < 7:
 		rule := p.Syscalls[r.IntN(len(p.Syscalls))]
-		if nr, ok := tables[a.table].lookup(rule.Names[0]); ok {
+		if nr, ok := tables()[a.table].lookup(rule.Names[0]); ok {
 			c.nr = nr
 			break
 		}
 		fallthrough
 	case n < 9:
-		c.nr = tables[a.table].nrs[r.IntN(len(tables[a.table].nrs))]
+		c.nr = tables()[a.table].nrs[r.IntN(len(tables()[a.table].nrs))]
 	default:
 		c.nr = []uint32{472, 1000, x32Bit | 600, 0xf0000, 0xf0007, math.MaxUint32}[r.IntN(6)]
 	}
@@ -241,7 +241,7 @@ func TestEveryNumberMatchesReference(t *testing.T) {
 	p := &Profile{DefaultAction: ActErrno, Architectures: []string{"SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_ARM"}}
 	seen := map[string]bool{}
 	for _, table := range []string{"x86_64", "i386", "x32", "aarch64", "arm", "riscv64"} {
-		for i, name := range tables[table].names {
+		for i, name := range tables()[table].names {
 			if seen[name] {
 				continue
 			}
@@ -265,7 +265,7 @@ func TestEveryNumberMatchesReference(t *testing.T) {
 		sections, _ := p.sections(goarch)
 		for _, sec := range sections {
 			for _, a := range sec.abis {
-				for _, nr := range tables[a.table].nrs {
+				for _, nr := range tables()[a.table].nrs {
 					for _, n := range []uint32{nr - 1, nr, nr + 1} {
 						for _, arg := range []uint64{0, 300, 1 << 40} {
 							c := call{arch: sec.audit, nr: n, args: [6]uint64{arg, arg, arg, arg, arg, arg}}
@@ -291,9 +291,9 @@ func TestResolveMergesAliases(t *testing.T) {
 		{Names: []string{"sync_file_range2"}, Action: ActKillProcess, Args: []Arg{{Index: 0, Value: 1, Op: OpEqualTo}}},
 	}}
 	for _, table := range []string{"x86_64", "i386", "x32", "aarch64", "arm", "riscv64"} {
-		all := namedRule{names: tables[table].names, rule: rule{ret: retLog}}
+		all := namedRule{names: tables()[table].names, rule: rule{ret: retLog}}
 		c := compiler{b: newBuilder(), chains: map[string]*chain{}, defaultRet: retEPERM}
-		out := c.resolve(abi{bits: 64}, tables[table], []namedRule{all})
+		out := c.resolve(abi{bits: 64}, tables()[table], []namedRule{all})
 		for i := 1; i < len(out); i++ {
 			if out[i-1].nr >= out[i].nr {
 				t.Fatalf("%s: number %d after %d", table, out[i].nr, out[i-1].nr)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,8 +74,7 @@ func main() {
 			if hostPid == 0 {
 				return fmt.Errorf("no host pid given")
 			}
-			_, err := os.Stat("/proc/" + strconv.Itoa(hostPid))
-			return err
+			return seeHostPid(hostPid)
 		}},
 		{"write-exe", writeAnyExe},
 		{"write-proc-sys", func() error { return os.WriteFile("/proc/sys/kernel/domainname", []byte("x"), 0) }},
@@ -97,6 +97,23 @@ func main() {
 }
 
 // ptraceOtherUser starts a child as another user and tries to attach.
+// seeHostPid looks for the host's process pid in the container's /proc.
+// A thread of the probe's own may carry that number in the container's
+// PID namespace, whose numbers start again at 1: that one is not the
+// host's.
+func seeHostPid(pid int) error {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok && strings.TrimSpace(v) == strconv.Itoa(os.Getpid()) {
+			return fmt.Errorf("pid %d is a thread of the probe's own", pid)
+		}
+	}
+	return nil
+}
+
 func ptraceOtherUser() error {
 	cmd := exec.Command("/proc/self/exe", "sleep")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

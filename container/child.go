@@ -1,0 +1,492 @@
+package container
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The first process of a container started on the direct path (direct.go)
+// is a fork of berth that runs no Go code of its own: from its clone to
+// the workload's execve it makes only raw system calls on a childPlan the
+// parent filled in beforehand, as syscall.forkAndExecInChild does. Before
+// the clone, runtime_BeforeFork blocks signals and spoils the goroutine's
+// stack guard, so a call that could grow the stack crashes the child at
+// once rather than corrupting it. Everything the child runs is therefore
+// go:nosplit, allocates nothing, takes no lock and stores no pointer (no
+// write barrier): it stores only integers, into its own copy of the plan.
+
+//go:linkname runtimeBeforeFork syscall.runtime_BeforeFork
+func runtimeBeforeFork()
+
+//go:linkname runtimeAfterFork syscall.runtime_AfterFork
+func runtimeAfterFork()
+
+//go:linkname runtimeAfterForkInChild syscall.runtime_AfterForkInChild
+func runtimeAfterForkInChild()
+
+// cloneArgs is the kernel's struct clone_args (clone3, Linux 5.3+).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal uint64
+	stack, stackSize, tls, setTID, setTIDSize     uint64
+	cgroup                                        uint64
+}
+
+// childRlimit is one setrlimit of the workload.
+type childRlimit struct {
+	resource uintptr
+	lim      unix.Rlimit
+}
+
+// The steps of the child, as its error record names them (childStep).
+const (
+	stepPdeathsig = iota + 1
+	stepDumpable
+	stepCloseFds
+	stepJoinCgroup
+	stepCgroupNS
+	stepFsopen
+	stepHandOver
+	stepAwait
+	stepRoot
+	stepTTY
+	stepStdio
+	stepRlimit
+	stepSeccomp
+	stepBounding
+	stepKeepCaps
+	stepGroups
+	stepGID
+	stepUID
+	stepCaps
+	stepAmbient
+	stepChdir
+	stepCwdOutside
+	stepCloexec
+	stepNoNewPrivs
+	stepExec
+)
+
+// childPlan is everything the child does, prepared by the parent. Fds are
+// the child's, which at the clone are berth's own numbers. Every method
+// of childPlan runs in the child (TestChildCallsOnlyRawSyscalls checks
+// what they call); the parent's side are functions (direct.go).
+type childPlan struct {
+	// keep are the fds the child keeps, ascending: it closes every other
+	// fd it inherited before anything else.
+	keep []int32
+	// sock is the child's end of the socket to the thread that builds
+	// the container's filesystem tree; errPipe, close-on-exec, carries a
+	// failure back; rootfd is the container's root mount.
+	sock, errPipe, rootfd int32
+	pdeathsig             uintptr
+	// cgroupProcs are cgroup.procs files (v1) the child joins by
+	// writing zero, "0"; on v2 it is born in its cgroup.
+	cgroupProcs []int32
+	zero        [1]byte
+	// fsTypes are the filesystems the child opens (fsopen) in its own
+	// PID and cgroup namespaces and hands over in one SCM_RIGHTS message
+	// (send, whose control data sendOOB holds; fds go at fdsAt).
+	fsTypes []*byte
+	send    unix.Msghdr
+	sendIOV unix.Iovec
+	sendOOB []byte
+	fdsAt   int
+	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
+	// when the workload has one.
+	recv    unix.Msghdr
+	recvIOV unix.Iovec
+	recvBuf [1]byte
+	recvOOB []byte
+	stdio   [3]int32
+	rlimits []childRlimit
+	// seccomp is the filter, nil when unconfined; early installs it
+	// before the credentials change (no_new_privs off).
+	seccomp      *unix.SockFprog
+	seccompEarly bool
+	noNewPrivs   bool
+	capDrop      []uintptr // capabilities to drop from the bounding set
+	capHdr       unix.CapUserHeader
+	capData      [2]unix.CapUserData
+	groups       []uint32
+	uid, gid     uintptr
+	cwd          *byte
+	cwdBuf       [8]byte
+	// argv and envv are NUL-terminated; paths are execve's candidates.
+	argv, envv []*byte
+	paths      []*byte
+	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
+	// room for the stamp's 19 digits and a newline.
+	trace    []byte
+	traceLen int
+	ts       unix.Timespec
+	// rec is the error record: step, errno, candidate.
+	rec [3]uint32
+	// args and pidfd are the parent's clone3 arguments and result.
+	args  cloneArgs
+	pidfd int32
+}
+
+// clone starts the child with clone3 and args, and returns its pid. The
+// child never returns from here.
+//
+//go:noinline
+//go:norace
+//go:nocheckptr
+func (k *childPlan) clone(args *cloneArgs) (pid uintptr, err syscall.Errno) {
+	runtimeBeforeFork()
+	pid, _, err = syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0, 0, 0, 0)
+	if err != 0 || pid != 0 {
+		runtimeAfterFork()
+		return pid, err
+	}
+	runtimeAfterForkInChild()
+	k.run()
+	return 0, 0
+}
+
+// run is the child, from the clone to the workload's execve.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) run() {
+	step, errno := k.enter()
+	if errno == 0 {
+		step, errno = k.await()
+	}
+	if errno == 0 {
+		step, errno = k.credentials()
+	}
+	if errno == 0 {
+		step, errno = k.seal()
+	}
+	if errno == 0 {
+		step, errno = k.exec()
+	}
+	k.fail(step, errno)
+}
+
+// enter closes what the child must not hold, joins its cgroup and cgroup
+// namespace, and hands its PID and cgroup filesystems to berth.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) enter() (int, syscall.Errno) {
+	if k.pdeathsig != 0 {
+		if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, k.pdeathsig, 0); e != 0 {
+			return stepPdeathsig, e
+		}
+	}
+	// Nobody may ptrace the child or open its /proc files: until its
+	// execve it is a copy of berth.
+	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0); e != 0 {
+		return stepDumpable, e
+	}
+	lo := uintptr(0)
+	for _, fd := range k.keep {
+		if uintptr(fd) > lo {
+			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(fd)-1, 0); e != 0 {
+				return stepCloseFds, e
+			}
+		}
+		lo = uintptr(fd) + 1
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(^uint32(0)), 0); e != 0 {
+		return stepCloseFds, e
+	}
+	for _, fd := range k.cgroupProcs {
+		if _, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&k.zero[0])), 1); e != 0 {
+			return stepJoinCgroup, e
+		}
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP, 0, 0); e != 0 {
+		return stepCgroupNS, e
+	}
+	for i, t := range k.fsTypes {
+		fd, _, e := syscall.RawSyscall(unix.SYS_FSOPEN, uintptr(unsafe.Pointer(t)), unix.FSOPEN_CLOEXEC, 0)
+		if e != 0 {
+			k.rec[2] = uint32(i)
+			return stepFsopen, e
+		}
+		*(*int32)(unsafe.Pointer(&k.sendOOB[k.fdsAt+4*i])) = int32(fd)
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(k.sock), uintptr(unsafe.Pointer(&k.send)), 0); e != 0 {
+		return stepHandOver, e
+	}
+	return 0, 0
+}
+
+// await waits for berth's go-ahead, then enters the container's root
+// and sets up the workload's stdio: the terminal berth sends with the
+// go-ahead, or the stdio the plan names. Without a go-ahead (berth gave
+// up) the child just ends.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) await() (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(unix.SYS_RECVMSG, uintptr(k.sock), uintptr(unsafe.Pointer(&k.recv)), unix.MSG_CMSG_CLOEXEC)
+	if e != 0 {
+		return stepAwait, e
+	}
+	if n != 1 || k.recvBuf[0] != 'g' {
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 125, 0, 0)
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_FCHDIR, uintptr(k.rootfd), 0, 0); e != 0 {
+		return stepRoot, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CHROOT, uintptr(unsafe.Pointer(&dot[0])), 0, 0); e != 0 {
+		return stepRoot, e
+	}
+	if uint64(k.recv.Controllen) >= uint64(k.fdsAt+4) {
+		tty := *(*int32)(unsafe.Pointer(&k.recvOOB[k.fdsAt]))
+		if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
+			return stepTTY, e
+		}
+		if _, _, e := syscall.RawSyscall(unix.SYS_IOCTL, uintptr(tty), unix.TIOCSCTTY, 0); e != 0 {
+			return stepTTY, e
+		}
+		k.stdio[0], k.stdio[1], k.stdio[2] = tty, tty, tty
+	}
+	return k.dupStdio()
+}
+
+var dot = [2]byte{'.', 0}
+
+// dupStdio puts the stdio fds at 0, 1 and 2, not close-on-exec: first
+// each that sits below its slot moves above every fd the child holds,
+// then each is duplicated onto its slot.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) dupStdio() (int, syscall.Errno) {
+	next := int32(3)
+	for _, fd := range k.keep {
+		if fd >= next {
+			next = fd + 1
+		}
+	}
+	for i := range k.stdio {
+		if k.stdio[i] >= next {
+			next = k.stdio[i] + 1
+		}
+	}
+	for i := range k.stdio {
+		if k.stdio[i] < int32(i) {
+			if _, _, e := syscall.RawSyscall(unix.SYS_DUP3, uintptr(k.stdio[i]), uintptr(next), unix.O_CLOEXEC); e != 0 {
+				return stepStdio, e
+			}
+			k.stdio[i] = next
+			next++
+		}
+	}
+	for i := range k.stdio {
+		if k.stdio[i] == int32(i) {
+			if _, _, e := syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); e != 0 {
+				return stepStdio, e
+			}
+			continue
+		}
+		if _, _, e := syscall.RawSyscall(unix.SYS_DUP3, uintptr(k.stdio[i]), uintptr(i), 0); e != 0 {
+			return stepStdio, e
+		}
+	}
+	return 0, 0
+}
+
+// credentials sets the rlimits, cuts the bounding set, switches to the
+// workload's user and leaves it exactly its capabilities.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) credentials() (int, syscall.Errno) {
+	for i := range k.rlimits {
+		r := &k.rlimits[i]
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, r.resource, uintptr(unsafe.Pointer(&r.lim)), 0, 0, 0); e != 0 {
+			return stepRlimit, e
+		}
+	}
+	// Without no_new_privs, seccomp must go on while the child still
+	// holds CAP_SYS_ADMIN.
+	if k.seccomp != nil && k.seccompEarly {
+		if e := k.installSeccomp(); e != 0 {
+			return stepSeccomp, e
+		}
+	}
+	for _, c := range k.capDrop {
+		if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0); e != 0 && e != unix.EINVAL {
+			return stepBounding, e
+		}
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
+		return stepKeepCaps, e
+	}
+	groups := uintptr(0)
+	if len(k.groups) > 0 {
+		groups = uintptr(unsafe.Pointer(&k.groups[0]))
+	}
+	if _, _, e := syscall.RawSyscall(sysSetgroups, uintptr(len(k.groups)), groups, 0); e != 0 {
+		return stepGroups, e
+	}
+	if _, _, e := syscall.RawSyscall(sysSetresgid, k.gid, k.gid, k.gid); e != 0 {
+		return stepGID, e
+	}
+	if _, _, e := syscall.RawSyscall(sysSetresuid, k.uid, k.uid, k.uid); e != 0 {
+		return stepUID, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&k.capHdr)), uintptr(unsafe.Pointer(&k.capData[0])), 0); e != 0 {
+		return stepCaps, e
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
+		return stepAmbient, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0); e != 0 {
+		return stepKeepCaps, e
+	}
+	return 0, 0
+}
+
+// seal enters the working directory, as the workload's user, and checks
+// it lies inside the root: a leaked directory fd would show as
+// "(unreachable)" (CVE-2024-21626). Then every fd above 2 becomes
+// close-on-exec, and no_new_privs and the seccomp filter go on, last.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) seal() (int, syscall.Errno) {
+	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(k.cwd)), 0, 0); e != 0 {
+		return stepChdir, e
+	}
+	// A path longer than the buffer gives ERANGE: only its first byte
+	// matters.
+	_, _, e := syscall.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&k.cwdBuf[0])), uintptr(len(k.cwdBuf)), 0)
+	if e != 0 && e != unix.ERANGE {
+		return stepCwdOutside, e
+	}
+	if e == 0 && k.cwdBuf[0] != '/' {
+		return stepCwdOutside, unix.EPERM
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, uintptr(^uint32(0)), unix.CLOSE_RANGE_CLOEXEC); e != 0 {
+		return stepCloexec, e
+	}
+	if k.noNewPrivs {
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+			return stepNoNewPrivs, e
+		}
+	}
+	if k.seccomp != nil && !k.seccompEarly {
+		if e := k.installSeccomp(); e != 0 {
+			return stepSeccomp, e
+		}
+	}
+	return 0, 0
+}
+
+// installSeccomp loads the filter (TSYNC, as seccomp.Install does).
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) installSeccomp() syscall.Errno {
+	r, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(k.seccomp)))
+	if e == 0 && r != 0 {
+		e = unix.ESRCH
+	}
+	return e
+}
+
+// exec stamps the trace and tries each candidate path, as a shell's PATH
+// search does: a missing one is skipped, one that may not be executed is
+// remembered and skipped, any other failure ends the search. It returns
+// only on failure, naming the candidate (rec[2]) whose error counts.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) exec() (int, syscall.Errno) {
+	if k.trace != nil {
+		k.stamp()
+	}
+	first, firstErr := -1, syscall.Errno(0)
+	for i, p := range k.paths {
+		_, _, e := syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(p)),
+			uintptr(unsafe.Pointer(&k.argv[0])), uintptr(unsafe.Pointer(&k.envv[0])))
+		switch {
+		case e == unix.ENOENT || e == unix.ENOTDIR:
+			if first < 0 {
+				first, firstErr = i, e
+			}
+		case e == unix.EACCES:
+			if first < 0 || firstErr != unix.EACCES {
+				first, firstErr = i, e
+			}
+		default:
+			k.rec[2] = uint32(i)
+			return stepExec, e
+		}
+	}
+	if first < 0 {
+		first, firstErr = 0, unix.ENOENT
+	}
+	k.rec[2] = uint32(first)
+	return stepExec, firstErr
+}
+
+// stamp writes "berth-trace exec NANOS" (CLOCK_MONOTONIC) to stderr. It
+// divides by constants only: a division by a variable is a runtime call
+// on 32-bit arm.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) stamp() {
+	syscall.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&k.ts)), 0)
+	sec, nsec := uint32(k.ts.Sec), uint32(k.ts.Nsec)
+	i := len(k.trace) - 1
+	k.trace[i] = '\n'
+	for n := 0; n < 9; n++ {
+		i--
+		k.trace[i] = byte('0' + nsec%10)
+		nsec /= 10
+	}
+	for {
+		i--
+		k.trace[i] = byte('0' + sec%10)
+		if sec /= 10; sec == 0 {
+			break
+		}
+	}
+	// The buffer holds the prefix, then room for 19 digits: move the
+	// prefix up against the digits.
+	for j := k.traceLen - 1; j >= 0; j-- {
+		i--
+		k.trace[i] = k.trace[j]
+	}
+	syscall.RawSyscall(unix.SYS_WRITE, 2, uintptr(unsafe.Pointer(&k.trace[i])), uintptr(len(k.trace)-i))
+}
+
+// fail reports step and errno on the error pipe and ends the child: 127
+// when the command was not found, 126 when it could not be executed,
+// 125 for any other step.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) fail(step int, errno syscall.Errno) {
+	k.rec[0], k.rec[1] = uint32(step), uint32(errno)
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(k.errPipe), uintptr(unsafe.Pointer(&k.rec[0])), unsafe.Sizeof(k.rec))
+	code := uintptr(125)
+	if step == stepExec {
+		code = 126
+		if errno == unix.ENOENT || errno == unix.ENOTDIR {
+			code = 127
+		}
+	}
+	syscall.RawSyscall(unix.SYS_EXIT_GROUP, code, 0, 0)
+}
