@@ -5,42 +5,48 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"time"
 
 	"berth/mmapfs"
 )
 
-// runBerth extracts a berth image: workers decode frames in parallel
+// runBerth extracts a berth image on a crew (crew.go): frames are decoded
 // straight from the mapping, this goroutine reads the tar headers from the
-// decoded frames and makes the directories, and writers create the files
-// from slices of the frames (no copy). See writerPool for why the order in
-// which writers finish does not matter.
+// decoded frames and makes the directories, and batches of whole files are
+// written from slices of the frames (no copy) by whichever goroutine is
+// free. See parallel.go for why the order in which they finish does not
+// matter.
 func (u *unpacker) runBerth(in *input, workers, writers int) error {
 	if writers <= 0 {
 		writers = runtime.GOMAXPROCS(0)
 	}
 	in.m.Advise(mmapfs.AdviseSequential)
 	in.m.Advise(mmapfs.AdviseWillNeed)
-	fr, err := newFrameReader(in.m, in.table, u.lim, workers)
+	x := u.x
+	if writers == 1 {
+		x = nil // helpers decode; this goroutine writes every entry
+	}
+	c, err := newCrew(in.m, in.table, u.lim, max(workers, writers)-1, x, u.src)
 	if err != nil {
 		return fmt.Errorf("unpack %s: %w", u.src, err)
 	}
-	defer fr.close() // before the mapping is unmapped: the workers read it
-	s := newFrameStream(fr)
+	start := time.Now()
+	defer func() { u.stats.Work = c.finish(time.Since(start)) }()
+	defer c.close() // before the mapping is unmapped: the helpers read it
+	s := newFrameStream(c)
 	s.tap = newTap(u.lim)
 	defer s.close()
 	u.prog.source = s.offset
-	if writers == 1 {
+	if x == nil {
 		return mmapfs.Guard(func() error { return u.runTar(s, true) })
 	}
-	pool := newWriterPool(u.x, u.src, writers)
-	defer pool.close()
-	s.onPull = pool.flush
-	b := &berthLoop{u: u, s: s, pool: pool, seen: make(pathSet)}
+	b := &berthLoop{u: u, s: s, out: &batcher{c: c}, seen: make(pathSet)}
+	s.onPull = b.out.flush
 	err = b.run()
-	if berr := pool.barrier(); err == nil {
+	if berr := b.out.barrier(); err == nil {
 		err = berr
 	}
-	u.stats.Bytes += pool.bytes.Load()
+	u.stats.Bytes += c.bytes.Load()
 	return err
 }
 
@@ -48,7 +54,7 @@ func (u *unpacker) runBerth(in *input, workers, writers int) error {
 type berthLoop struct {
 	u    *unpacker
 	s    *frameStream
-	pool *writerPool
+	out  *batcher
 	seen pathSet
 	tr   *tar.Reader
 }
@@ -70,8 +76,8 @@ func (b *berthLoop) run() error {
 		if err != nil {
 			return u.headerError(prev, start, err)
 		}
-		if b.pool.failed.Load() {
-			return b.pool.barrier()
+		if b.out.c.failed.Load() {
+			return b.out.barrier()
 		}
 		dataEnd = s.offset() + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
 		sp, err := sparseOf(hdr, s.tap, start, s.offset())
@@ -115,7 +121,7 @@ func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseL
 		return b.sparseFile(hdr, rel, sp)
 	}
 	if u.x.root.full() {
-		if err := b.pool.barrier(); err != nil {
+		if err := b.out.barrier(); err != nil {
 			return err
 		}
 	}
@@ -125,7 +131,7 @@ func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseL
 		hdr.Typeflag == tar.TypeFifo || hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock):
 		// Order matters (a hardlink's target must be complete, a repeated
 		// path replaces the earlier one), or the type is rare: in order.
-		if err := b.pool.barrier(); err != nil {
+		if err := b.out.barrier(); err != nil {
 			return err
 		}
 		n, err := u.x.extract(hdr, rel, fileData{r: b.tr})
@@ -153,7 +159,7 @@ func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseL
 			return b.bigFile(job)
 		}
 	}
-	b.pool.submit(job)
+	b.out.add(job)
 	return nil
 }
 
@@ -178,7 +184,7 @@ func (b *berthLoop) bigFile(j *writeJob) error {
 // are done, reading its segments from the stream, and moves past them and
 // their padding: the tar reader starts again there.
 func (b *berthLoop) sparseFile(hdr *tar.Header, rel string, sp *sparseLayout) error {
-	if err := b.pool.barrier(); err != nil {
+	if err := b.out.barrier(); err != nil {
 		return err
 	}
 	n, err := b.u.x.extract(hdr, rel, fileData{r: io.LimitReader(b.s, sp.data), sparse: sp.segs})

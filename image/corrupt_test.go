@@ -204,13 +204,13 @@ func TestTruncatedUnderMapping(t *testing.T) {
 	good, _ := os.ReadFile(img)
 	lim := Limits{}.withDefaults()
 	readers := map[string]func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error){
-		"frames, 1 worker": func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error) {
-			fr, err := newFrameReader(m, table, lim, 1)
-			return newFrameStream(fr), fr.close, err
+		"frames, no helper": func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error) {
+			c, err := newCrew(m, table, lim, 0, nil, "img")
+			return newFrameStream(c), c.close, err
 		},
-		"frames, 4 workers": func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error) {
-			fr, err := newFrameReader(m, table, lim, 4)
-			return newFrameStream(fr), fr.close, err
+		"frames, 3 helpers": func(m *mmapfs.Mapping, table *mmapfs.SeekTable) (io.Reader, func(), error) {
+			c, err := newCrew(m, table, lim, 3, nil, "img")
+			return newFrameStream(c), c.close, err
 		},
 		"stream": func(m *mmapfs.Mapping, _ *mmapfs.SeekTable) (io.Reader, func(), error) {
 			s, err := openStream(m.NewReader(), FormatZstd, lim, 2)

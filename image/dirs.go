@@ -17,6 +17,7 @@ import (
 // mkdir creates a directory, or keeps an existing one, and defers its
 // metadata.
 func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
+	fresh := false
 	if rel != "." {
 		d, base, err := x.root.parent(rel, true)
 		if err != nil {
@@ -28,14 +29,21 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 			if err = unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 				if err = x.removeExisting(d.fd, rel, base, false); err == nil {
 					err = unix.Mkdirat(d.fd, base, 0o700)
+					fresh = err == nil
 				}
 			}
+		} else {
+			fresh = err == nil
 		}
 		if err != nil {
 			return fmt.Errorf("mkdir: %w", err)
 		}
+		if fresh {
+			x.root.made[rel] = d.sgid
+			fresh = !d.sgid
+		}
 	}
-	m := dirMeta{rel: rel, hdr: &tar.Header{Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, PAXRecords: xattrRecords(hdr)}}
+	m := dirMeta{rel: rel, fresh: fresh, hdr: &tar.Header{Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, PAXRecords: xattrRecords(hdr)}}
 	if i, ok := x.dirIdx[rel]; ok {
 		x.dirs[i] = m
 	} else {
@@ -96,7 +104,7 @@ func (x *extractor) dirMetaApply(m dirMeta) error {
 		}
 	}
 	if len(m.hdr.PAXRecords) == 0 {
-		return x.setMeta(metaTarget{fd: -1, dirfd: d.fd, name: base}, m.hdr)
+		return x.setMeta(metaTarget{fd: -1, dirfd: d.fd, name: base, owned: m.fresh}, m.hdr)
 	}
 	if base == "" {
 		base = "."
@@ -106,5 +114,5 @@ func (x *extractor) dirMetaApply(m dirMeta) error {
 		return err
 	}
 	defer unix.Close(fd)
-	return x.setMeta(metaTarget{fd: fd}, m.hdr)
+	return x.setMeta(metaTarget{fd: fd, owned: m.fresh}, m.hdr)
 }

@@ -136,16 +136,20 @@
 //
 // # Unpacking
 //
-// Frames of a berth image are decoded in parallel with DecodeAll straight
-// from the mapping into recycled buffers, within a byte budget, and the
-// mapping's pages are released once decoded, so memory does not grow with
-// the image. A 32-bit process maps an image larger than 32 MiB in windows
-// instead (package mmapfs): each frame is decoded from a window that holds
-// it whole, and at most four windows' worth of address space is mapped. One
+// A berth image is unpacked by a crew of goroutines, one per CPU (crew.go).
+// Its frames are decoded in parallel with DecodeAll straight from the
+// mapping into a few recycled buffers, and the mapping's pages are
+// released as the decoding goes, so memory does not grow with the image.
+// A 32-bit process maps an image larger than 32 MiB in windows instead
+// (package mmapfs): each frame is decoded from a window that holds it
+// whole, and at most four windows' worth of address space is mapped. One
 // goroutine reads the tar headers from the decoded frames and makes
-// directories; writers create the files from slices of the frames (see
-// parallel.go for why their order does not matter); sparse files are
-// written on the unpacking goroutine, segment by segment (sparseunpack.go).
+// directories; batches of whole files are written from slices of the
+// frames by whichever goroutine is free (see parallel.go for why their
+// order does not matter): decoding and writing are tasks in one queue,
+// not goroutines handing work to each other. Files spanning more than two
+// frames and sparse files are written on the unpacking goroutine, frame
+// by frame (sparseunpack.go).
 // Other inputs are streamed on one goroutine. Every entry is confined to
 // the destination (root.go, extract.go); limits bound entries, bytes,
 // header sizes and decoder memory (limits.go). Into a missing or empty

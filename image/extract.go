@@ -41,9 +41,10 @@ type extractor struct {
 
 // dirMeta is the deferred metadata of one directory entry.
 type dirMeta struct {
-	rel  string
-	hdr  *tar.Header
-	gone bool // removed by a later entry
+	rel   string
+	hdr   *tar.Header
+	gone  bool // removed by a later entry
+	fresh bool // made by this unpack in a directory without setgid: berth's owner
 }
 
 // fileData is a regular file's contents: slices of decoded frames, or a

@@ -2,53 +2,33 @@ package image
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
+	"time"
 
 	"berth/mmapfs"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
-// frameReader decodes the data frames of a berth image in parallel, each
-// with DecodeAll straight from the mapping (or the window of it that holds
-// the frame), and hands them out in order on order. Memory is bounded:
-// frames are decoded into a fixed set of buffers (about 24 MiB, at least
-// three of the biggest frame), a frame waits for a free buffer, and a buffer
-// is recycled when its frame's last reference is dropped. Buffers of big
+// Frames are decoded with DecodeAll straight from the mapping (or the
+// window of it that holds the frame) into a fixed set of buffers: a frame
+// is claimed for decoding only when a buffer is free, and a buffer is
+// recycled when its frame's last reference is dropped. Buffers of big
 // frames are mapped outside the Go heap, so they do not raise the garbage
-// collector's goal, and the mapping's pages of a frame are released once it
-// is decoded: the process's resident size does not grow with the image.
-type frameReader struct {
-	m     *mmapfs.Mapping
-	table *mmapfs.SeekTable
-	dec   *zstd.Decoder
+// collector's goal, and the mapping's pages are released every
+// releaseBytes of decoded image: the process's resident size does not grow
+// with the image.
 
-	order chan *frameBuf // frames in stream order, as they are queued
-	stop  chan struct{}  // closed by close
-	wg    sync.WaitGroup // the dispatcher and the workers
-	once  sync.Once
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	bufCap int      // capacity of every buffer: the biggest frame
-	nbufs  int      // buffers that may exist
-	all    [][]byte // buffers made
-	mapped [][]byte // those of them mapped, unmapped by close
-	free   [][]byte // buffers not holding a frame
-}
-
-// frameBuf is one decoded frame, valid once ready is closed, shared by the
-// stream and the writers that hold slices of it.
+// frameBuf is one decoded frame, valid once ready (set under the crew's
+// mutex), shared by the stream and the batches that hold slices of it.
 type frameBuf struct {
 	index int
-	mem   []byte // the reader's buffer
+	mem   []byte // the buffer; nil until the decoding goroutine makes it
 	buf   []byte // the decoded frame, in mem
 	err   error
-	ready chan struct{}
+	ready bool
 	refs  atomic.Int32
-	r     *frameReader
+	c     *crew
 }
 
 // ref takes one more reference.
@@ -57,90 +37,29 @@ func (f *frameBuf) ref() { f.refs.Add(1) }
 // unref drops a reference; the last one recycles the buffer.
 func (f *frameBuf) unref() {
 	if f.refs.Add(-1) == 0 {
-		f.r.recycle(f)
+		f.c.recycle(f)
 	}
 }
 
-// frameBuffers is how many decoded frames an unpack may hold: about 24 MiB,
-// and always three (the stream may hold two while the next decodes).
-func frameBuffers(maxFrame int64) int { return int(max(3, (24<<20)/max(maxFrame, 1))) }
-
-// newFrameReader starts decoding table's frames from m on workers
-// goroutines.
-func newFrameReader(m *mmapfs.Mapping, table *mmapfs.SeekTable, lim Limits, workers int) (*frameReader, error) {
-	dec, err := mmapfs.NewDecoder(lim.MaxFrameBytes, lim.MaxWindow, workers)
-	if err != nil {
-		return nil, err
-	}
-	r := &frameReader{
-		m:      m,
-		table:  table,
-		dec:    dec,
-		order:  make(chan *frameBuf, 64),
-		stop:   make(chan struct{}),
-		bufCap: int(max(table.MaxFrame(), 1)),
-		nbufs:  frameBuffers(table.MaxFrame()),
-	}
-	r.cond = sync.NewCond(&r.mu)
-	jobs := make(chan *frameBuf, 64)
-	r.wg.Add(1 + workers)
-	go r.dispatch(jobs)
-	for range workers {
-		go r.work(jobs)
-	}
-	return r, nil
+// bufferPool is the crew's decode buffers, used with its mutex held.
+type bufferPool struct {
+	capacity int      // of every buffer: the biggest frame
+	max      int      // buffers that may exist
+	made     int      // buffers made or being made
+	free     [][]byte // buffers not holding a frame
+	mapped   [][]byte // buffers mapped outside the heap, unmapped by close
 }
 
-// dispatch queues every frame, in order, once the budget allows.
-func (r *frameReader) dispatch(jobs chan<- *frameBuf) {
-	defer r.wg.Done()
-	defer close(jobs)
-	defer close(r.order)
-	for i := range r.table.Frames {
-		buf, ok := r.acquire()
-		if !ok {
-			return
-		}
-		f := &frameBuf{index: i, mem: buf, ready: make(chan struct{}), r: r}
-		f.refs.Store(1) // the stream's
-		select {
-		case r.order <- f:
-		case <-r.stop:
-			return
-		}
-		jobs <- f
-	}
-}
-
-// acquire waits for a free buffer, making one while fewer than nbufs
-// exist; ok is false once the reader is closed.
-func (r *frameReader) acquire() ([]byte, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for len(r.free) == 0 && len(r.all) >= r.nbufs {
-		select {
-		case <-r.stop:
-			return nil, false
-		default:
-		}
-		r.cond.Wait()
-	}
-	if k := len(r.free); k > 0 {
-		buf := r.free[k-1]
-		r.free = r.free[:k-1]
-		return buf, true
-	}
-	var buf []byte
-	if r.bufCap >= mapBufferMin {
-		buf, _ = unix.Mmap(-1, 0, r.bufCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	}
-	if buf == nil {
-		buf = make([]byte, r.bufCap) // small, or the mapping failed: on the heap
-	} else {
-		r.mapped = append(r.mapped, buf)
-	}
-	r.all = append(r.all, buf)
-	return buf[:0], true
+// frameBuffers is how many decoded frames an unpack of n goroutines may
+// hold: two more than there are goroutines, within about 24 MiB, and
+// always three (the stream may hold two while the next decodes). Few is
+// deliberate: every page of a buffer is fresh memory, whose first touch
+// can cost more than decoding into it (about 5 ms per MiB on a VM whose
+// host backs guest memory lazily). On two cores, four 4 MiB buffers keep
+// both goroutines about as busy as six; with three they wait for each
+// other about three times as often.
+func frameBuffers(maxFrame int64, n int) int {
+	return max(3, min(n+2, int((24<<20)/max(maxFrame, 1))))
 }
 
 // mapBufferMin is the smallest frame buffer mapped outside the heap: below
@@ -148,45 +67,108 @@ func (r *frameReader) acquire() ([]byte, bool) {
 // than the garbage collector's share.
 const mapBufferMin = 1 << 20
 
-// recycle returns a frame's buffer.
-func (r *frameReader) recycle(f *frameBuf) {
-	r.mu.Lock()
-	r.free = append(r.free, f.mem[:0])
-	f.buf, f.mem = nil, nil
-	r.mu.Unlock()
-	r.cond.Signal()
+func (p *bufferPool) init(maxFrame int64, goroutines int) {
+	p.capacity, p.max = int(max(maxFrame, 1)), frameBuffers(maxFrame, goroutines)
 }
 
-// work decodes queued frames. A fault on the mapping (the file shrank)
-// becomes the frame's error.
-func (r *frameReader) work(jobs <-chan *frameBuf) {
-	defer r.wg.Done()
-	for f := range jobs {
-		f.buf, f.err = mmapfs.DecodeFrame(r.dec, r.m, r.table, f.index, f.mem)
-		if f.err != nil {
-			f.err = fmt.Errorf("zstd frame %d at image offset %d: %w", f.index, r.table.Offsets[f.index], f.err)
+// available reports whether a frame can be claimed now.
+func (p *bufferPool) available() bool { return len(p.free) > 0 || p.made < p.max }
+
+// get returns a free buffer, or nil when a new one is to be made (make).
+func (p *bufferPool) get() []byte {
+	if k := len(p.free); k > 0 {
+		b := p.free[k-1]
+		p.free = p.free[:k-1]
+		return b
+	}
+	p.made++
+	return nil
+}
+
+// make makes a buffer, without the crew's mutex; a mapped one is recorded
+// by keep.
+func (p *bufferPool) make() (buf []byte, mapped bool) {
+	if p.capacity >= mapBufferMin {
+		b, err := unix.Mmap(-1, 0, p.capacity, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err == nil {
+			return b[:0], true
 		}
-		r.m.Release(r.table.Offsets[f.index], int64(r.table.Frames[f.index].CSize))
-		close(f.ready)
+	}
+	return make([]byte, 0, p.capacity), false // small, or the mapping failed: on the heap
+}
+
+// unmap unmaps the mapped buffers.
+func (p *bufferPool) unmap() {
+	for _, b := range p.mapped {
+		_ = unix.Munmap(b[:cap(b)])
+	}
+	p.free, p.mapped = nil, nil
+}
+
+// claim takes the next frame for decoding, with the crew's mutex held.
+func (c *crew) claim() *frameBuf {
+	f := &frameBuf{index: c.next, mem: c.bufs.get(), c: c}
+	f.refs.Store(1) // the stream's
+	c.inflight[c.next] = f
+	c.next++
+	return f
+}
+
+// decode decodes a claimed frame. A fault on the mapping (the file
+// shrank) becomes the frame's error.
+func (c *crew) decode(f *frameBuf) {
+	start := time.Now()
+	mapped := false
+	if f.mem == nil {
+		f.mem, mapped = c.bufs.make()
+	}
+	f.buf, f.err = mmapfs.DecodeFrame(c.dec, c.m, c.table, f.index, f.mem)
+	if f.err != nil {
+		f.err = fmt.Errorf("zstd frame %d at image offset %d: %w", f.index, c.table.Offsets[f.index], f.err)
+	}
+	took := time.Since(start)
+	c.mu.Lock()
+	if mapped {
+		c.bufs.mapped = append(c.bufs.mapped, f.mem)
+	}
+	f.ready = true
+	c.work.Decode += took
+	c.work.Frames++
+	from, to := c.releasable()
+	c.wakeStream()
+	c.mu.Unlock()
+	if to > from {
+		c.m.Release(from, to-from)
 	}
 }
 
-// close stops the decoding, waits for the workers, so the mapping may be
-// unmapped afterwards, and unmaps the buffers: no frame may be used after.
-func (r *frameReader) close() {
-	r.once.Do(func() {
-		r.mu.Lock() // so no acquire is between its check and its Wait
-		close(r.stop)
-		r.mu.Unlock()
-		r.cond.Broadcast()
-		for f := range r.order { // let the dispatcher finish
-			<-f.ready
+// releasable advances past the frames decoded in stream order and returns
+// the image range to release, once it is releaseBytes long, with mu held.
+func (c *crew) releasable() (from, to int64) {
+	for c.relNext < c.next {
+		if f := c.inflight[c.relNext]; c.relNext >= c.want && (f == nil || !f.ready) {
+			break
 		}
-		r.wg.Wait()
-		r.dec.Close()
-		for _, b := range r.mapped {
-			_ = unix.Munmap(b)
-		}
-		r.all, r.free, r.mapped = nil, nil, nil
-	})
+		c.relNext++
+	}
+	n := len(c.table.Frames)
+	end := c.table.Offsets[n-1] + int64(c.table.Frames[n-1].CSize)
+	if c.relNext < n {
+		end = c.table.Offsets[c.relNext]
+	}
+	if end-c.relFrom < releaseBytes && c.relNext < n {
+		return 0, 0
+	}
+	from, c.relFrom = c.relFrom, end
+	return from, end
+}
+
+// recycle returns a frame's buffer.
+func (c *crew) recycle(f *frameBuf) {
+	c.mu.Lock()
+	c.bufs.free = append(c.bufs.free, f.mem[:0])
+	f.buf, f.mem = nil, nil
+	c.wakeHelper()
+	c.wakeStream()
+	c.mu.Unlock()
 }

@@ -1,59 +1,55 @@
 package image
 
 import (
-	"errors"
 	"fmt"
 	"io"
 )
 
-// frameStream is the tar stream of a berth image read from a frameReader:
-// an io.Reader and forward io.Seeker (archive/tar skips file data by
-// seeking), which can also hand out a file's data as slices of the decoded
-// frames without copying (take).
+// frameStream is the tar stream of a berth image read from a crew's
+// decoded frames: an io.Reader and forward io.Seeker (archive/tar skips
+// file data by seeking), which can also hand out a file's data as slices
+// of the decoded frames without copying (take).
 type frameStream struct {
-	fr   *frameReader
+	c    *crew
 	win  []*frameBuf // frames pulled and not yet passed; win[0] is current
 	pos  int         // read position in win[0]
 	off  int64       // read position in the stream
 	err  error       // sticky
 	done int         // frames pulled so far
-	// onPull runs before waiting for the next frame: the unpacker hands
-	// its queued jobs to the writers there, so that no frame it holds back
-	// keeps that next frame from fitting in the budget.
+	// onPull runs before asking for the next frame: the unpacker queues
+	// its partial batch there, so that no frame it holds back keeps that
+	// next frame from fitting in the budget.
 	onPull func()
 	tap    *tap // sees what Read returns
 }
 
 // maxTakeFrames is how many frames take may span: the stream then holds at
-// most this many while the next one decodes, which frameBudget allows for.
+// most this many while the next one decodes, which frameBuffers allows for.
 const maxTakeFrames = 2
 
-func newFrameStream(fr *frameReader) *frameStream { return &frameStream{fr: fr} }
+func newFrameStream(c *crew) *frameStream { return &frameStream{c: c} }
 
 // pull appends the next decoded frame to the window.
 func (s *frameStream) pull() error {
 	if s.err != nil {
 		return s.err
 	}
+	if s.done == len(s.c.table.Frames) {
+		s.err = io.EOF
+		return s.err
+	}
 	if s.onPull != nil {
 		s.onPull()
 	}
-	f, ok := <-s.fr.order
-	if !ok {
-		if s.done == len(s.fr.table.Frames) {
-			s.err = io.EOF
-		} else {
-			s.err = errors.New("frame reader closed")
+	f, err := s.c.frame(s.done)
+	if err != nil {
+		s.err = err
+		if f != nil {
+			f.unref()
 		}
 		return s.err
 	}
-	<-f.ready
 	s.done++
-	if f.err != nil {
-		s.err = f.err
-		f.unref()
-		return s.err
-	}
 	s.win = append(s.win, f)
 	return nil
 }

@@ -24,6 +24,9 @@ type metaTarget struct {
 	// the umask) and berth's own owner, in a directory without setgid: what
 	// already matches needs no syscall.
 	fresh bool
+	// owned: created by this unpack with berth's own owner, in a directory
+	// without setgid, whatever its mode (a directory, made 0700).
+	owned bool
 }
 
 // setMeta applies an entry's owner (when running as root), xattrs, mode and
@@ -35,7 +38,7 @@ func (x *extractor) setMeta(t metaTarget, hdr *tar.Header) error {
 		flags = unix.AT_EMPTY_PATH
 	}
 	perm := uint32(hdr.Mode & 0o7777)
-	if x.asRoot && !(t.fresh && hdr.Uid == x.uid && hdr.Gid == x.gid) {
+	if x.asRoot && !((t.fresh || t.owned) && hdr.Uid == x.uid && hdr.Gid == x.gid) {
 		var err error
 		if t.fd >= 0 {
 			err = unix.Fchown(t.fd, hdr.Uid, hdr.Gid)

@@ -45,6 +45,9 @@ type root struct {
 	path string
 	dir0 dirRef
 	dirs map[string]dirRef // clean relative path → O_PATH fd
+	// made holds the directories this unpack created, with their setgid
+	// bit (their parent's): opening one needs no fstat to learn it.
+	made map[string]bool
 }
 
 // openRoot creates dest if it is missing and opens it.
@@ -61,7 +64,7 @@ func openRoot(dest string) (*root, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat %s: %w", dest, err)
 	}
-	return &root{path: dest, dir0: ref, dirs: make(map[string]dirRef)}, nil
+	return &root{path: dest, dir0: ref, dirs: make(map[string]dirRef), made: make(map[string]bool)}, nil
 }
 
 // statDir wraps fd, learning its setgid bit.
@@ -117,10 +120,11 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 	}
 	base := path.Base(rel)
 	fd, err := openDirAt(parent.fd, base)
-	made := false
 	if err == unix.ENOENT && create {
 		if err = unix.Mkdirat(parent.fd, base, 0o755); err == nil || err == unix.EEXIST {
-			made = err == nil
+			if err == nil {
+				r.made[rel] = parent.sgid // mkdir in a setgid directory makes a setgid one
+			}
 			fd, err = openDirAt(parent.fd, base)
 		}
 	}
@@ -131,8 +135,9 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 	default:
 		return dirRef{}, fmt.Errorf("%s: %w", rel, err)
 	}
-	ref := dirRef{fd: fd, sgid: parent.sgid} // mkdir in a setgid directory makes a setgid one
-	if !made {
+	ref := dirRef{fd: fd}
+	var made bool
+	if ref.sgid, made = r.made[rel]; !made {
 		if ref, err = statDir(fd); err != nil {
 			unix.Close(fd)
 			return dirRef{}, fmt.Errorf("%s: %w", rel, err)
@@ -186,6 +191,9 @@ func (r *root) forget(rel string) {
 			delete(r.dirs, p)
 		}
 	}
+	// Only empty directories are removed: whatever this unpack made below
+	// rel was removed, and forgotten, before.
+	delete(r.made, rel)
 }
 
 // parent returns rel's parent directory and rel's last component.

@@ -21,11 +21,15 @@ type UnpackOptions struct {
 	Progress io.Writer
 	// Log receives warnings, such as skipped device nodes. It may be nil.
 	Log io.Writer
-	// Workers is the number of frames decoded in parallel; 0 means
-	// GOMAXPROCS.
+	// Workers is the number of goroutines that unpack a berth image (the
+	// unpacking goroutine and its helpers: they decode its frames and,
+	// unless Writers is 1, create its files), and the zstd decoder's
+	// concurrency for other inputs; 0 means GOMAXPROCS.
 	Workers int
-	// Writers is the number of goroutines creating files of a berth image;
-	// 0 means GOMAXPROCS, 1 writes on the unpacking goroutine only.
+	// Writers is the number of goroutines creating the files of a berth
+	// image; 0 means GOMAXPROCS, 1 writes on the unpacking goroutine only
+	// (its helpers then only decode). The unpack runs on the larger of
+	// Workers and Writers goroutines.
 	Writers int
 	// Platform picks the image of a multi-platform OCI index, as
 	// "linux/arm64", "linux/amd64" or "linux/arm/v7"; "" is the running one.
@@ -51,6 +55,7 @@ type Stats struct {
 	Frames  int    // zstd data frames of a berth image; 0 for other formats
 	Layers  int    // layers of an OCI or docker image
 	Elapsed time.Duration
+	Work    Work // a berth image's: how its goroutines spent their time
 }
 
 // Unpack extracts the image at src into dest. src is a berth image

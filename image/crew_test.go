@@ -1,0 +1,90 @@
+package image
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestUnpackWork unpacks a tree of several frames with crews of every
+// shape: the tree is the same, every frame is decoded once, and files are
+// handed to the helpers in batches exactly when there are writers besides
+// the unpacking goroutine.
+func TestUnpackWork(t *testing.T) {
+	want, img := packTree(t)
+	cases := []struct{ workers, writers, goroutines int }{
+		{2, 2, 2},
+		{4, 4, 4},
+		{1, 4, 4},
+		{3, 1, 3},
+		{1, 1, 1},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("workers %d writers %d", c.workers, c.writers), func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "dest")
+			st, err := Unpack(img, dest, UnpackOptions{Workers: c.workers, Writers: c.writers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareTrees(t, want, snapshot(t, dest))
+			w := st.Work
+			if w.Goroutines != c.goroutines || w.Frames != st.Frames || w.Decode <= 0 {
+				t.Errorf("work %+v: want %d goroutines, %d frames decoded", w, c.goroutines, st.Frames)
+			}
+			if handed := w.Batches > 0; handed != (c.writers > 1) {
+				t.Errorf("%d batches handed over with %d writers", w.Batches, c.writers)
+			}
+		})
+	}
+}
+
+// TestUnpackWriteErrorStops makes a helper's write fail in the middle of a
+// berth image (a file whose path is a non-empty directory already in
+// DEST): the unpack stops with that entry's error, every helper has
+// returned, and the entries far after it are not written.
+func TestUnpackWriteErrorStops(t *testing.T) {
+	var entries []entry
+	for i := range 400 {
+		entries = append(entries, entry{name: fmt.Sprintf("f%03d", i), typ: tar.TypeReg, data: strings.Repeat("x", 3000)})
+	}
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "many.tar")
+	writeTar(t, arc, entries)
+	berth := berthMode(t)
+	for _, writers := range []int{2, 3} {
+		t.Run(fmt.Sprint(writers, " writers"), func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "dest")
+			if err := os.MkdirAll(filepath.Join(dest, "f100", "keep"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			before := runtime.NumGoroutine()
+			_, err := unpackMode(t, arc, dest, berth, UnpackOptions{Workers: writers, Writers: writers})
+			if !errors.Is(err, errDirNotEmpty) || !strings.Contains(err.Error(), `entry "f100" at offset `) {
+				t.Fatalf("error %v: want f100's, a non-empty directory", err)
+			}
+			if after := runtime.NumGoroutine(); after > before {
+				t.Errorf("%d goroutines before the unpack, %d after", before, after)
+			}
+			if _, err := os.Stat(filepath.Join(dest, "f399")); err == nil {
+				t.Error("f399 written after the error")
+			}
+		})
+	}
+}
+
+// berthMode is the index of the unpack mode that frames a tar as a berth
+// image and writes with the default writers.
+func berthMode(t *testing.T) int {
+	for i, m := range unpackModes {
+		if m.name == "berth" {
+			return i
+		}
+	}
+	t.Fatal("no berth unpack mode")
+	return -1
+}
