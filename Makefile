@@ -117,6 +117,7 @@ RESULTS    ?= bench/results/$(BENCH_TIME).json
 bench: all $(VM_ARCHES:%=fetch-%) bench-deps bench-armhf
 	$(GO) run ./bench/start -n 25 -json $(RESULTS)
 	$(GO) run ./bench/boot -n 3 -json $(RESULTS)
+	$(GO) run ./bench/boot -n 3 -only amd64 -rss=false -icount 3 -json $(RESULTS)
 	$(GO) run ./bench/unpack -n 5 -json $(RESULTS)
 	@echo "results: $(RESULTS) (go run ./bench/compare OLD.json $(RESULTS))"
 

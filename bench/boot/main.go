@@ -10,6 +10,8 @@
 // measures berth's idle RSS with 3 containers running and its memory per
 // extra container (from berth status, asked by a management container).
 // -json FILE adds every figure to a results file (bench/internal/results).
+// -icount N runs QEMU with a guest clock that counts instructions, which
+// other work on the host does not disturb.
 package main
 
 import (
@@ -60,15 +62,20 @@ func main() {
 	only := flag.String("only", "", "comma-separated targets (default all: amd64,arm64,arm,riscv64,raspi3b)")
 	against := flag.String("against", "", "also boot this berth `binary`, built for the targets' one architecture (-only), alternating with the checkout's")
 	rss := flag.Bool("rss", true, "also measure berth's RSS on amd64 and arm64")
+	icount := flag.String("icount", "", "run QEMU with -icount shift=`N`: the guest's clock counts its instructions, 2^N ns each, whatever else the host runs")
 	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
 	flag.Parse()
-	rec := results.New("boot")
+	name := "boot"
+	if *icount != "" {
+		name += " -icount " + *icount // figures of another clock: kept apart
+	}
+	rec := results.New(name)
 	for _, tg := range targets {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), tg.name) {
 			continue
 		}
 		tg.rss = tg.rss && *rss
-		if err := bench(*repo, tg, *runs, *against, rec); err != nil {
+		if err := bench(*repo, tg, *runs, *against, *icount, rec); err != nil {
 			fmt.Fprintln(os.Stderr, "bench boot:", err)
 			os.Exit(1)
 		}
@@ -85,20 +92,25 @@ func main() {
 type machine struct {
 	target
 	kernel, dtb string
+	icount      string // QEMU's -icount shift, "" for none
 }
 
 // cfg is the QEMU config of one boot.
 func (m machine) cfg(initrd string) vm.Config {
-	return vm.Config{Arch: m.arch, Kernel: m.kernel, Initramfs: initrd, Board: m.board, DTB: m.dtb, Timeout: 10 * time.Minute}
+	c := vm.Config{Arch: m.arch, Kernel: m.kernel, Initramfs: initrd, Board: m.board, DTB: m.dtb, Timeout: 10 * time.Minute}
+	if m.icount != "" {
+		c.ExtraQEMU = []string{"-icount", "shift=" + m.icount}
+	}
+	return c
 }
 
-func bench(repo string, tg target, runs int, against string, rec *results.Set) error {
+func bench(repo string, tg target, runs int, against, icount string, rec *results.Set) error {
 	dir, err := os.MkdirTemp("", "berth-bench-boot-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	m := machine{target: tg}
+	m := machine{target: tg, icount: icount}
 	if m.kernel, err = appliance.Kernel(repo, tg.arch); err != nil {
 		return err
 	}
@@ -145,7 +157,11 @@ func bench(repo string, tg target, runs int, against string, rec *results.Set) e
 			berths[i] = append(berths[i], parse(out))
 		}
 	}
-	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots each (medians):\n", tg.name, filepath.Base(m.kernel), runs)
+	clock := ""
+	if icount != "" {
+		clock = ", -icount shift=" + icount
+	}
+	fmt.Printf("%s (kernel %s), QEMU TCG%s, demo config, %d boots each (medians):\n", tg.name, filepath.Base(m.kernel), clock, runs)
 	hk := median(func(c console) float64 { return c.initStart }, hello)
 	rec.Add(tg.name+" / kernel start -> init start / hello", hk*1000, "ms")
 	for i, boots := range berths {
