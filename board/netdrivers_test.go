@@ -19,17 +19,7 @@ func TestNICDrivers(t *testing.T) {
 			"alias virtio:d00000002v* virtio_blk\nalias of:N*T*Crockchip,rk3568-gmac* dwmac_rk\n",
 	}, nil)
 	sys := t.TempDir()
-	dev := func(bus, name string, files map[string]string) {
-		d := filepath.Join(sys, "bus", bus, "devices", name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for f, v := range files {
-			if err := os.WriteFile(filepath.Join(d, f), []byte(v+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	dev := func(bus, name string, files map[string]string) { fakeDevice(t, sys, bus, name, files) }
 	dev("pci", "0000:00:03.0", map[string]string{"class": "0x020000", "modalias": "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"})
 	dev("pci", "0000:00:04.0", map[string]string{"class": "0x010000", "modalias": "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"})
 	dev("pci", "0000:00:05.0", map[string]string{"class": "0x020000", "modalias": "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"})
@@ -53,5 +43,20 @@ func TestNICDrivers(t *testing.T) {
 	want := []string{"virtio_pci", "dwmac_rk", "virtio_net"}
 	if !slices.Equal(*calls, want) || !slices.Equal(loaded, want) {
 		t.Errorf("loaded %v (reported %v), want %v", *calls, loaded, want)
+	}
+}
+
+// fakeDevice makes the device name of bus under the fake sysfs sys, with
+// files (each a line).
+func fakeDevice(t *testing.T, sys, bus, name string, files map[string]string) {
+	t.Helper()
+	d := filepath.Join(sys, "bus", bus, "devices", name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range files {
+		if err := os.WriteFile(filepath.Join(d, f), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -26,17 +26,7 @@ func TestStorageDrivers(t *testing.T) {
 			"alias of:N*T*Cbrcm,bcm2835-sdhci* sdhci_iproc\nalias mmc:block mmc_block\n",
 	}, map[string]error{"sdhci_iproc": errors.New("exec format error")})
 	sys := t.TempDir()
-	dev := func(bus, name string, files map[string]string) {
-		d := filepath.Join(sys, "bus", bus, "devices", name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for f, v := range files {
-			if err := os.WriteFile(filepath.Join(d, f), []byte(v+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	dev := func(bus, name string, files map[string]string) { fakeDevice(t, sys, bus, name, files) }
 	dev("pci", "0000:00:03.0", map[string]string{"class": "0x020000", "modalias": "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"})
 	dev("pci", "0000:00:04.0", map[string]string{"class": "0x010000", "modalias": "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"})
 	dev("pci", "0000:00:05.0", map[string]string{"class": "0x0c0330", "modalias": "pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30"})
