@@ -19,13 +19,10 @@ import (
 // config's [storage] mount; "" without one. Files the config names under
 // it are on the partition, not in the initramfs.
 func dataMount(cfg *boot.Config) string {
-	switch {
-	case cfg.Storage == nil:
+	if cfg.Storage == nil {
 		return ""
-	case cfg.Storage.Mount != "":
-		return path.Clean(cfg.Storage.Mount)
 	}
-	return boot.DefaultStorageMount
+	return path.Clean(cfg.Storage.MountPoint())
 }
 
 // Spec is what an initramfs is built from.

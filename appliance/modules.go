@@ -33,11 +33,7 @@ func modulesFor(cfg *boot.Config, arch string) (required, optional []string) {
 		}
 	}
 	if cfg.Storage != nil {
-		fstype := cfg.Storage.FSType
-		if fstype == "" {
-			fstype = boot.DefaultStorageFSType
-		}
-		optional = append(optional, fstype)
+		optional = append(optional, cfg.Storage.FileSystem())
 	}
 	for _, c := range cfg.Container {
 		if c.Net == "bridge" {

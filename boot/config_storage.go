@@ -94,21 +94,24 @@ func (cfg *Config) checkVolumes(v *validator) {
 	}
 }
 
-// fstype, mountPoint and timeout are the table's values or defaults.
-func (s *StorageConfig) fstype() string {
+// FileSystem is the partition's filesystem type: fstype, or the default.
+func (s *StorageConfig) FileSystem() string {
 	if s.FSType == "" {
 		return DefaultStorageFSType
 	}
 	return s.FSType
 }
 
-func (s *StorageConfig) mountPoint() string {
+// MountPoint is where the partition is mounted: mount, or the default.
+func (s *StorageConfig) MountPoint() string {
 	if s.Mount == "" {
 		return DefaultStorageMount
 	}
 	return s.Mount
 }
 
+// timeout is how long berth waits for the device: timeout, or the
+// default.
 func (s *StorageConfig) timeout() time.Duration {
 	if d, err := time.ParseDuration(s.Timeout); err == nil && s.Timeout != "" {
 		return d

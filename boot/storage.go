@@ -64,7 +64,7 @@ func (b *booter) setupStorage() error {
 		b.log.Printf("storage: %s not mounted: berth boot leaves this host's disks alone; volumes in %s", st.cfg.Device, st.volumes)
 		return ensureDirs(b.opts.StateDir, volumesSubdir)
 	}
-	mount := st.cfg.mountPoint()
+	mount := st.cfg.MountPoint()
 	start := time.Now()
 	stopPing := b.pingWatchdog() // the wait may outlast the watchdog's timeout
 	dev, loaded, err := board.WaitDevice(st.cfg.Device, st.cfg.timeout())
@@ -74,7 +74,7 @@ func (b *booter) setupStorage() error {
 	if err == nil {
 		st.dev = dev
 		b.log.Printf("storage: %s is %s%s, found after %s", st.cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
-		loaded, err = board.MountFS(dev.Path, mount, st.cfg.fstype())
+		loaded, err = board.MountFS(dev.Path, mount, st.cfg.FileSystem())
 		if len(loaded) > 0 {
 			b.log.Printf("filesystem modules loaded: %v", loaded)
 		}
@@ -91,7 +91,7 @@ func (b *booter) setupStorage() error {
 	}
 	st.mounted, st.volumes = true, filepath.Join(mount, volumesSubdir)
 	b.opts.StateDir = filepath.Join(mount, stateSubdir)
-	b.log.Printf("storage: %s mounted at %s (%s, noatime,nodev,nosuid); berth's state in %s", dev.Path, mount, st.cfg.fstype(), b.opts.StateDir)
+	b.log.Printf("storage: %s mounted at %s (%s, noatime,nodev,nosuid); berth's state in %s", dev.Path, mount, st.cfg.FileSystem(), b.opts.StateDir)
 	return nil
 }
 
@@ -313,7 +313,7 @@ func (b *booter) storageInfo() *StorageInfo {
 		return nil
 	}
 	in := &StorageInfo{
-		Device: st.cfg.Device, Path: st.dev.Path, FS: st.dev.FS, FSType: st.cfg.fstype(), Mount: st.cfg.mountPoint(),
+		Device: st.cfg.Device, Path: st.dev.Path, FS: st.dev.FS, FSType: st.cfg.FileSystem(), Mount: st.cfg.MountPoint(),
 		StateDir: b.opts.StateDir, Volumes: st.volumes, State: "mounted",
 	}
 	switch {
