@@ -269,6 +269,11 @@ func printBreakdown(title string, p *phases) {
 		fmt.Printf("  %-28s %8s\n", ph, ms(p.median(ph)))
 	}
 	fmt.Printf("  %-28s %8s (from berth's main to the workload's exit and cleanup)\n", "sum", ms(total))
+	if p.peak["init"] == 0 {
+		// A direct start: the first process shares berth's memory.
+		fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, no container init\n\n", p.peak["parent"])
+		return
+	}
 	fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, container init before exec %d KiB\n\n", p.peak["parent"], p.peak["init"])
 }
 
