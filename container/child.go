@@ -26,115 +26,6 @@ func runtimeBeforeFork()
 //go:linkname runtimeAfterFork syscall.runtime_AfterFork
 func runtimeAfterFork()
 
-// cloneArgs is the kernel's struct clone_args (clone3, Linux 5.3+).
-type cloneArgs struct {
-	flags, pidfd, childTID, parentTID, exitSignal uint64
-	stack, stackSize, tls, setTID, setTIDSize     uint64
-	cgroup                                        uint64
-}
-
-// childRlimit is one setrlimit of the workload.
-type childRlimit struct {
-	resource uintptr
-	lim      unix.Rlimit
-}
-
-// The steps of the child, as its error record names them (childStep).
-const (
-	stepPdeathsig = iota + 1
-	stepCloseFds
-	stepJoinCgroup
-	stepCgroupNS
-	stepFsopen
-	stepHandOver
-	stepAwait
-	stepRoot
-	stepTTY
-	stepStdio
-	stepRlimit
-	stepSeccomp
-	stepBounding
-	stepKeepCaps
-	stepGroups
-	stepGID
-	stepUID
-	stepCaps
-	stepAmbient
-	stepChdir
-	stepCwdOutside
-	stepCloexec
-	stepNoNewPrivs
-	stepExec
-)
-
-// childPlan is everything the child does, prepared by the parent. Fds are
-// the child's, which at the clone are berth's own numbers. Every method
-// of childPlan runs in the child (TestChildCallsOnlyRawSyscalls checks
-// what they call); the parent's side are functions (direct.go).
-type childPlan struct {
-	// keep are the fds the child keeps, ascending: it closes every other
-	// fd it inherited before anything else.
-	keep []int32
-	// sock is the child's end of the socket to the thread that builds
-	// the container's filesystem tree; errPipe, close-on-exec, carries a
-	// failure back; rootfd is the container's root mount.
-	sock, errPipe, rootfd int32
-	pdeathsig             uintptr
-	// cgroupProcs are cgroup.procs files (v1) the child joins by
-	// writing zero, "0"; on v2 it is born in its cgroup.
-	cgroupProcs []int32
-	zero        [1]byte
-	// fsTypes are the filesystems the child opens (fsopen) in its own
-	// PID and cgroup namespaces and hands over in one SCM_RIGHTS message
-	// (send, whose control data sendOOB holds; fds go at fdsAt).
-	fsTypes []*byte
-	send    unix.Msghdr
-	sendIOV unix.Iovec
-	sendOOB []byte
-	fdsAt   int
-	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
-	// when the workload has one.
-	recv    unix.Msghdr
-	recvIOV unix.Iovec
-	recvBuf [1]byte
-	recvOOB []byte
-	stdio   [3]int32
-	rlimits []childRlimit
-	// seccomp is the filter, nil when unconfined; early installs it
-	// before the credentials change (no_new_privs off).
-	seccomp      *unix.SockFprog
-	seccompEarly bool
-	noNewPrivs   bool
-	capDrop      []uintptr // capabilities to drop from the bounding set
-	capHdr       unix.CapUserHeader
-	capData      [2]unix.CapUserData
-	groups       []uint32
-	uid, gid     uintptr
-	cwd          *byte
-	cwdBuf       [8]byte
-	// argv and envv are NUL-terminated; paths are execve's candidates.
-	argv, envv []*byte
-	paths      []*byte
-	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
-	// room for the stamp's 19 digits and a newline.
-	trace    []byte
-	traceLen int
-	ts       unix.Timespec
-	// rec is the error record: step, errno, candidate.
-	rec [3]uint32
-	// sigDefault and sigIgnore are struct sigaction of SIG_DFL and
-	// SIG_IGN (a handler word first, every other field zero on every
-	// architecture); sigOld gets a signal's old action; sigmask is the
-	// cloning thread's signal mask.
-	sigDefault, sigIgnore, sigOld [8]uintptr
-	sigmask                       unix.Sigset_t
-	// args and pidfd are the parent's clone3 arguments and result;
-	// stack is the child's.
-	args  cloneArgs
-	pidfd int32
-	stack []byte
-}
-
 // rawClone3 calls clone3(args, size), args with CLONE_VM: the child
 // starts on the stack args names, in berth's address space, and calls
 // childMain with the argument at the stack's top (clone_GOARCH.s).
@@ -397,13 +288,13 @@ func (k *childPlan) seal() (int, syscall.Errno) {
 	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(k.cwd)), 0, 0); e != 0 {
 		return stepChdir, e
 	}
-	// A path longer than the buffer gives ERANGE: only its first byte
-	// matters.
+	// The kernel prefixes a directory outside the root with
+	// "(unreachable)"; a path it cannot return (ERANGE) is refused too.
 	_, _, e := syscall.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&k.cwdBuf[0])), uintptr(len(k.cwdBuf)), 0)
-	if e != 0 && e != unix.ERANGE {
+	if e != 0 {
 		return stepCwdOutside, e
 	}
-	if e == 0 && k.cwdBuf[0] != '/' {
+	if k.cwdBuf[0] != '/' {
 		return stepCwdOutside, unix.EPERM
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, uintptr(^uint32(0)), unix.CLOSE_RANGE_CLOEXEC); e != 0 {

@@ -1,0 +1,273 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// treeResult is what the builder reports: the terminal's master when
+// the workload has one, or what failed.
+type treeResult struct {
+	pty *os.File
+	err error
+}
+
+// job is a builder's work: the tree of the child pid (pidfd), whose end
+// of the socket is sock's peer.
+type job struct {
+	cfg   initConfig
+	hm    *hostMounts
+	sock  *os.File
+	pidfd int
+	pid   int
+}
+
+// builder is a goroutine locked to a fresh thread, started before the
+// parent clones the child so that the thread exists by then. Given a
+// job (start) it joins the child's namespaces and builds the tree; the
+// thread, with its own root, working directory, umask and namespaces,
+// then ends with the goroutine, which never unlocks it. Released without
+// a job (release), it leaves its thread as it found it.
+type builder struct {
+	jobs chan job
+	done chan treeResult
+	sent bool
+}
+
+func newBuilder() *builder {
+	b := &builder{jobs: make(chan job, 1), done: make(chan treeResult, 1)}
+	go b.run()
+	return b
+}
+
+// run locks the goroutine to its thread. Never the main thread, which
+// cannot end and whose view /proc/self shows: there it holds the thread
+// until another goroutine has locked one of its own to serve.
+func (b *builder) run() {
+	runtime.LockOSThread()
+	if unix.Gettid() != unix.Getpid() {
+		b.serve()
+		return
+	}
+	locked := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		close(locked)
+		b.serve()
+	}()
+	<-locked
+	runtime.UnlockOSThread()
+}
+
+func (b *builder) serve() {
+	j, ok := <-b.jobs
+	if !ok {
+		runtime.UnlockOSThread()
+		return
+	}
+	pty, err := buildTree(j)
+	if err != nil {
+		// The parent waits for the child's execve: the child must end.
+		_ = syscall.Kill(j.pid, syscall.SIGKILL)
+	}
+	b.done <- treeResult{pty, err}
+}
+
+// start hands the builder its job.
+func (b *builder) start(j job) {
+	b.sent = true
+	b.jobs <- j
+}
+
+// wait returns what the builder of a started job reports.
+func (b *builder) wait() treeResult { return <-b.done }
+
+// release lets a builder that got no job go.
+func (b *builder) release() {
+	if !b.sent {
+		close(b.jobs)
+	}
+}
+
+// buildTree joins the child's namespaces from the builder's thread,
+// builds the container's tree and gives the child the go-ahead.
+func buildTree(j job) (*os.File, error) {
+	cfg, spec := j.cfg, j.cfg.Spec
+	// 1. The child's namespaces: setns(CLONE_NEWNS) refuses a thread that
+	// shares its filesystem context.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return nil, fmt.Errorf("unshare filesystem context: %w", err)
+	}
+	ns := unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+	if spec.Net != "host" {
+		ns |= unix.CLONE_NEWNET
+	}
+	if err := joinNamespaces(j.pidfd, j.pid, ns); err != nil {
+		return nil, err
+	}
+	trace("setns")
+
+	// 2. Name the host; bring up lo and, on a bridge, eth0.
+	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+		return nil, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+	}
+	if spec.Net != "host" {
+		if err := netUp(cfg.Net); err != nil {
+			return nil, err
+		}
+		trace("net-up")
+	}
+
+	// 3. The tree, with the child's proc and cgroup contexts, received
+	// when the tree first needs one.
+	ctxs := &contexts{sock: j.sock, n: 1 + cgroupMounts(cfg)}
+	defer ctxs.close()
+	root, err := setupRootfs(cfg, j.hm, ctxs.open)
+	if err != nil {
+		return nil, err
+	}
+	defer root.close()
+	trace("rootfs")
+
+	// 4. pivot_root, then what needs the new root.
+	if err := root.pivotRoot(); err != nil {
+		return nil, err
+	}
+	if spec.ReadonlyRoot {
+		if err := setReadonly(root.root, false); err != nil {
+			return nil, fmt.Errorf("root: %w", err)
+		}
+	}
+	if err := root.mountCgroups(cfg); err != nil {
+		return nil, err
+	}
+	trace("pivot")
+	return goAhead(j.sock, spec)
+}
+
+// joinNamespaces enters the namespaces ns of the process pidfd (pid): in
+// one setns through the pidfd, or one by one through /proc before Linux
+// 5.8.
+func joinNamespaces(pidfd, pid, ns int) error {
+	err := unix.Setns(pidfd, ns)
+	if err != unix.EINVAL {
+		if err != nil {
+			return fmt.Errorf("join the container's namespaces: %w", err)
+		}
+		return nil
+	}
+	for _, n := range []struct {
+		flag int
+		name string
+	}{{unix.CLONE_NEWNS, "mnt"}, {unix.CLONE_NEWUTS, "uts"}, {unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWNET, "net"}} {
+		if ns&n.flag == 0 {
+			continue
+		}
+		p := "/proc/" + strconv.Itoa(pid) + "/ns/" + n.name
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Setns(fd, n.flag)
+			unix.Close(fd)
+		}
+		if err != nil {
+			return fmt.Errorf("join the container's namespace %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// cgroupMounts is how many cgroup filesystems the container mounts.
+func cgroupMounts(cfg initConfig) int {
+	if cfg.CgroupVersion == 2 {
+		return 1
+	}
+	return len(cfg.CgroupV1)
+}
+
+// contexts are the filesystem contexts the child opened: proc, then its
+// cgroup filesystems, n in all, received from sock when first needed.
+// open hands them out by type, in that order, and opens any other type
+// itself.
+type contexts struct {
+	sock     *os.File
+	n        int
+	received bool
+	fds      []int
+}
+
+func (c *contexts) receive() error {
+	c.received = true
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4*c.n))
+	m, oobn, _, _, err := unix.Recvmsg(int(c.sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("receive the container's filesystems: %w", err)
+	}
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+		c.fds, _ = unix.ParseUnixRights(&msgs[0])
+	}
+	if m != 1 || len(c.fds) != c.n {
+		return errors.New("the container's first process ended before it handed over its filesystems")
+	}
+	trace("contexts")
+	return nil
+}
+
+func (c *contexts) open(fstype string) (int, error) {
+	if fstype != "proc" && fstype != "cgroup" && fstype != "cgroup2" {
+		return fsopen(fstype)
+	}
+	if !c.received {
+		if err := c.receive(); err != nil {
+			return -1, err
+		}
+	}
+	if len(c.fds) == 0 {
+		return -1, fmt.Errorf("no %s context from the container's first process", fstype)
+	}
+	fd := c.fds[0]
+	c.fds = c.fds[1:]
+	return fd, nil
+}
+
+func (c *contexts) close() {
+	for _, fd := range c.fds {
+		unix.Close(fd)
+	}
+	c.fds = nil
+}
+
+// goAhead makes the working directory, opens the terminal when asked for
+// and sends the child the go-ahead, with the terminal's slave; it returns
+// the master. It runs after pivot_root: the paths are the container's.
+func goAhead(sock *os.File, spec Spec) (*os.File, error) {
+	if cwd := spec.Cwd; cwd != "" {
+		if err := os.MkdirAll(cwd, 0o755); err != nil {
+			return nil, fmt.Errorf("create working directory %s: %w", cwd, err)
+		}
+	}
+	var master, slave *os.File
+	var rights []byte
+	if spec.TTY {
+		var err error
+		if master, slave, err = openPTY(spec.User.UID, spec.User.GID); err != nil {
+			return nil, err
+		}
+		defer slave.Close()
+		rights = unix.UnixRights(int(slave.Fd()))
+	}
+	if err := unix.Sendmsg(int(sock.Fd()), []byte{'g'}, rights, nil, 0); err != nil {
+		if master != nil {
+			master.Close()
+		}
+		return nil, fmt.Errorf("start the container's first process: %w", err)
+	}
+	trace("go")
+	return master, nil
+}

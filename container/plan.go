@@ -1,0 +1,327 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
+)
+
+// cloneArgs is the kernel's struct clone_args (clone3, Linux 5.3+).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal uint64
+	stack, stackSize, tls, setTID, setTIDSize     uint64
+	cgroup                                        uint64
+}
+
+// childRlimit is one setrlimit of the workload.
+type childRlimit struct {
+	resource uintptr
+	lim      unix.Rlimit
+}
+
+// The steps of the child, as its error record names them (childStep).
+const (
+	stepPdeathsig = iota + 1
+	stepCloseFds
+	stepJoinCgroup
+	stepCgroupNS
+	stepFsopen
+	stepHandOver
+	stepAwait
+	stepRoot
+	stepTTY
+	stepStdio
+	stepRlimit
+	stepSeccomp
+	stepBounding
+	stepKeepCaps
+	stepGroups
+	stepGID
+	stepUID
+	stepCaps
+	stepAmbient
+	stepChdir
+	stepCwdOutside
+	stepCloexec
+	stepNoNewPrivs
+	stepExec
+)
+
+// childPlan is everything the child does, prepared by the parent. Fds are
+// the child's, which at the clone are berth's own numbers. Every method
+// of childPlan runs in the child (TestChildCallsOnlyRawSyscalls checks
+// what they call); the parent's side are functions (direct.go).
+type childPlan struct {
+	// keep are the fds the child keeps, ascending: it closes every other
+	// fd it inherited before anything else.
+	keep []int32
+	// sock is the child's end of the socket to the thread that builds
+	// the container's filesystem tree; errPipe, close-on-exec, carries a
+	// failure back; rootfd is the container's root mount.
+	sock, errPipe, rootfd int32
+	pdeathsig             uintptr
+	// cgroupProcs are cgroup.procs files (v1) the child joins by
+	// writing zero, "0"; on v2 it is born in its cgroup.
+	cgroupProcs []int32
+	zero        [1]byte
+	// fsTypes are the filesystems the child opens (fsopen) in its own
+	// PID and cgroup namespaces and hands over in one SCM_RIGHTS message
+	// (send, whose control data sendOOB holds; fds go at fdsAt).
+	fsTypes []*byte
+	send    unix.Msghdr
+	sendIOV unix.Iovec
+	sendOOB []byte
+	fdsAt   int
+	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
+	// when the workload has one.
+	recv    unix.Msghdr
+	recvIOV unix.Iovec
+	recvBuf [1]byte
+	recvOOB []byte
+	stdio   [3]int32
+	rlimits []childRlimit
+	// seccomp is the filter, nil when unconfined; early installs it
+	// before the credentials change (no_new_privs off).
+	seccomp      *unix.SockFprog
+	seccompEarly bool
+	noNewPrivs   bool
+	capDrop      []uintptr // capabilities to drop from the bounding set
+	capHdr       unix.CapUserHeader
+	capData      [2]unix.CapUserData
+	groups       []uint32
+	uid, gid     uintptr
+	cwd          *byte
+	cwdBuf       [unix.PathMax]byte
+	// argv and envv are NUL-terminated; paths are execve's candidates.
+	argv, envv []*byte
+	paths      []*byte
+	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
+	// room for the stamp's 19 digits and a newline.
+	trace    []byte
+	traceLen int
+	ts       unix.Timespec
+	// rec is the error record: step, errno, candidate.
+	rec [3]uint32
+	// sigDefault and sigIgnore are struct sigaction of SIG_DFL and
+	// SIG_IGN (a handler word first, every other field zero on every
+	// architecture); sigOld gets a signal's old action; sigmask is the
+	// cloning thread's signal mask.
+	sigDefault, sigIgnore, sigOld [8]uintptr
+	sigmask                       unix.Sigset_t
+	// args and pidfd are the parent's clone3 arguments and result;
+	// stack is the child's.
+	args  cloneArgs
+	pidfd int32
+	stack []byte
+}
+
+// newChildPlan prepares everything the child does (child.go).
+func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*childPlan, error) {
+	spec := cfg.Spec
+	k := &childPlan{sock: int32(d.childSock.Fd()), errPipe: int32(d.errW.Fd()), rootfd: int32(hm.rootfs.Fd()), zero: [1]byte{'0'}}
+	for i, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
+		if f == nil {
+			f = d.null
+		}
+		k.stdio[i] = int32(f.Fd())
+	}
+	keep := []int32{k.sock, k.errPipe, k.rootfd, k.stdio[0], k.stdio[1], k.stdio[2]}
+	for _, f := range d.cgroupProcs {
+		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
+	}
+	keep = append(keep, k.cgroupProcs...)
+	slices.Sort(keep)
+	k.keep = slices.Compact(keep)
+	if opts.DieWithParent {
+		k.pdeathsig = uintptr(syscall.SIGKILL)
+	}
+	if err := planHandOver(k, cfg); err != nil {
+		return nil, err
+	}
+	if err := planCredentials(k, spec, cfg); err != nil {
+		return nil, err
+	}
+	if err := planExec(k, spec); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// planHandOver prepares the filesystems the child opens and the messages
+// it sends and receives.
+func planHandOver(k *childPlan, cfg initConfig) error {
+	types := []string{"proc"}
+	for range cgroupMounts(cfg) {
+		types = append(types, map[int]string{1: "cgroup", 2: "cgroup2"}[cfg.CgroupVersion])
+	}
+	for _, t := range types {
+		p, err := syscall.BytePtrFromString(t)
+		if err != nil {
+			return err
+		}
+		k.fsTypes = append(k.fsTypes, p)
+	}
+	k.fdsAt = unix.CmsgLen(0)
+	k.sendOOB = unix.UnixRights(make([]int, len(types))...)
+	k.sendIOV = unix.Iovec{Base: &k.zero[0]}
+	k.sendIOV.SetLen(1)
+	k.send = unix.Msghdr{Iov: &k.sendIOV, Control: &k.sendOOB[0]}
+	k.send.SetIovlen(1)
+	k.send.SetControllen(len(k.sendOOB))
+	k.recvOOB = make([]byte, unix.CmsgSpace(4))
+	k.recvIOV = unix.Iovec{Base: &k.recvBuf[0]}
+	k.recvIOV.SetLen(1)
+	k.recv = unix.Msghdr{Iov: &k.recvIOV, Control: &k.recvOOB[0]}
+	k.recv.SetIovlen(1)
+	k.recv.SetControllen(len(k.recvOOB))
+	return nil
+}
+
+// planCredentials prepares the rlimits, the seccomp filter, the bounding
+// set, the ids and the capabilities.
+func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
+	for _, r := range spec.Rlimits {
+		res, ok := rlimitByName[r.Name]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %q", r.Name)
+		}
+		k.rlimits = append(k.rlimits, childRlimit{uintptr(res), unix.Rlimit{Cur: r.Soft, Max: r.Hard}})
+	}
+	if len(cfg.Seccomp) > 0 {
+		k.seccomp = &unix.SockFprog{Len: uint16(len(cfg.Seccomp)), Filter: &cfg.Seccomp[0]}
+		k.seccompEarly = spec.AllowNewPrivileges
+	}
+	k.noNewPrivs = !spec.AllowNewPrivileges
+	caps, err := capList(cfg.Caps)
+	if err != nil {
+		return err
+	}
+	var mask uint64
+	for _, c := range caps {
+		mask |= 1 << uint(c)
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return fmt.Errorf("capabilities: %w", err)
+	}
+	for c := capability.Cap(0); c <= last; c++ {
+		if mask&(1<<uint(c)) == 0 {
+			k.capDrop = append(k.capDrop, uintptr(c))
+		}
+	}
+	k.capHdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	k.capData[0] = unix.CapUserData{Effective: uint32(mask), Permitted: uint32(mask)}
+	k.capData[1] = unix.CapUserData{Effective: uint32(mask >> 32), Permitted: uint32(mask >> 32)}
+	k.groups = append([]uint32{}, spec.User.Groups...)
+	k.uid, k.gid = uintptr(spec.User.UID), uintptr(spec.User.GID)
+	return nil
+}
+
+// planExec prepares the working directory, argv, the environment and the
+// paths to try, as lookPath would find them.
+func planExec(k *childPlan, spec Spec) error {
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	env, path := workloadEnv(spec.Env)
+	var err error
+	if k.cwd, err = syscall.BytePtrFromString(cwd); err != nil {
+		return err
+	}
+	if k.argv, err = syscall.SlicePtrFromStrings(spec.Args); err != nil {
+		return err
+	}
+	if k.envv, err = syscall.SlicePtrFromStrings(env); err != nil {
+		return err
+	}
+	for _, p := range execCandidates(spec.Args[0], path) {
+		b, err := syscall.BytePtrFromString(p)
+		if err != nil {
+			return err
+		}
+		k.paths = append(k.paths, b)
+	}
+	if tracing {
+		const prefix = "berth-trace exec "
+		k.trace = make([]byte, len(prefix)+20)
+		k.traceLen = copy(k.trace, prefix)
+	}
+	return nil
+}
+
+// execCandidates are the paths a shell tries for name: itself when it
+// has a slash, else name in each directory of path ("" is ".").
+func execCandidates(name, path string) []string {
+	if strings.Contains(name, "/") {
+		return []string{name}
+	}
+	var out []string
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		out = append(out, filepath.Join(dir, name))
+	}
+	return out
+}
+
+// childSteps say what each step of the child does, for its errors.
+var childSteps = map[uint32]string{
+	stepPdeathsig: "set the parent death signal", stepCloseFds: "close inherited fds",
+	stepJoinCgroup: "join the container's cgroup", stepCgroupNS: "unshare cgroup namespace",
+	stepHandOver: "hand over filesystems", stepAwait: "wait for berth", stepRoot: "enter the container's root",
+	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
+	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
+	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs",
+}
+
+// describeChildError turns the child's error record into the error of the start.
+func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
+	step, errno, i := rec[0], syscall.Errno(rec[1]), int(rec[2])
+	switch step {
+	case stepExec:
+		name := spec.Args[0]
+		switch {
+		case errno != unix.ENOENT && errno != unix.ENOTDIR:
+			return &StartError{126, fmt.Errorf("exec %s: %w", name, errno)}
+		case strings.Contains(name, "/"):
+			return &StartError{127, fmt.Errorf("exec %s: no such file", name)}
+		}
+		_, path := workloadEnv(spec.Env)
+		return &StartError{127, fmt.Errorf("exec %s: not found in PATH %s", name, path)}
+	case stepFsopen:
+		return setupError(fmt.Errorf("open a %s filesystem: %w", bytePtrString(k.fsTypes, i), errno))
+	case stepRlimit:
+		return setupError(fmt.Errorf("set rlimits %v: %w", spec.Rlimits, errno))
+	case stepBounding:
+		return setupError(fmt.Errorf("drop bounding capabilities to %v: %w", spec.Caps, errno))
+	case stepGroups:
+		return setupError(fmt.Errorf("set groups %v: %w", spec.User.Groups, errno))
+	case stepGID:
+		return setupError(fmt.Errorf("set gid %d: %w", spec.User.GID, errno))
+	case stepUID:
+		return setupError(fmt.Errorf("set uid %d: %w", spec.User.UID, errno))
+	case stepChdir:
+		return setupError(fmt.Errorf("chdir to working directory %s: %w", unix.BytePtrToString(k.cwd), errno))
+	case stepCwdOutside:
+		return setupError(fmt.Errorf("working directory %s is outside the container's root (%v)", unix.BytePtrToString(k.cwd), errno))
+	}
+	if what, ok := childSteps[step]; ok {
+		return setupError(fmt.Errorf("%s: %w", what, errno))
+	}
+	return setupError(fmt.Errorf("container start failed at step %d: %w", step, errno))
+}
+
+func bytePtrString(ps []*byte, i int) string {
+	if i < 0 || i >= len(ps) {
+		return "?"
+	}
+	return unix.BytePtrToString(ps[i])
+}
