@@ -42,7 +42,7 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 	var data []byte
 	var sum [sha256.Size]byte
 	if profile == "" || profile == "default" {
-		sum = defaultSum()
+		sum = seccomp.DefaultSum()
 	} else {
 		f, err := os.Open(profile)
 		if err != nil {
@@ -79,9 +79,6 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 	writeFilter(key, prog)
 	return prog, nil
 }
-
-// defaultSum is the SHA-256 of the default profile, computed once.
-var defaultSum = sync.OnceValue(func() [sha256.Size]byte { return sha256.Sum256(seccomp.DefaultJSON()) })
 
 // filterKey names the filter of a profile, by its SHA-256 sum, for this
 // architecture, the capabilities, the kernel and the running berth binary.
