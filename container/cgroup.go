@@ -171,13 +171,8 @@ func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgro
 		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
 	for _, dir := range cg.dirs {
-		if _, err := os.Stat(dir); err == nil {
-			if err := removeCgroupDir(dir); err != nil {
-				return nil, fmt.Errorf("remove leftover cgroup %s: %w", dir, err)
-			}
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
+		if err := makeCgroupDir(dir); err != nil {
+			return nil, err
 		}
 	}
 	var err error
@@ -194,6 +189,25 @@ func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgro
 		return nil, err
 	}
 	return cg, nil
+}
+
+// makeCgroupDir creates the cgroup directory dir, its parent too when
+// missing, after removing a leftover of the same name.
+func makeCgroupDir(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	if errors.Is(err, unix.EEXIST) {
+		if err := removeCgroupDir(dir); err != nil {
+			return fmt.Errorf("remove leftover cgroup %s: %w", dir, err)
+		}
+		err = unix.Mkdir(dir, 0o755)
+	}
+	if errors.Is(err, unix.ENOENT) {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		return fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	return nil
 }
 
 // checkV1 fails when a limit needs a v1 controller that is not mounted.

@@ -8,14 +8,17 @@ import (
 )
 
 // The first process of a container started on the direct path (direct.go)
-// is a fork of berth that runs no Go code of its own: from its clone to
-// the workload's execve it makes only raw system calls on a childPlan the
-// parent filled in beforehand, as syscall.forkAndExecInChild does. Before
-// the clone, runtime_BeforeFork blocks signals and spoils the goroutine's
-// stack guard, so a call that could grow the stack crashes the child at
-// once rather than corrupting it. Everything the child runs is therefore
-// go:nosplit, allocates nothing, takes no lock and stores no pointer (no
-// write barrier): it stores only integers, into its own copy of the plan.
+// runs no Go code of its own: from its clone to the workload's execve it
+// makes only raw system calls on a childPlan the parent filled in
+// beforehand, as syscall.forkAndExecInChild does. It shares berth's
+// memory (CLONE_VM: no page tables copied, no copy-on-write faults in
+// berth, nothing to tear down at its execve) and runs on a stack of its
+// own (clone_GOARCH.s). Before the clone, runtime_BeforeFork blocks
+// signals, which the child keeps blocked until it has reset their
+// handlers (resetSignals): no Go signal handler ever runs in it.
+// Everything the child runs is go:nosplit, allocates nothing, takes no
+// lock and stores no pointer (no write barrier): it stores only integers,
+// into its plan, which berth does not touch until the child has exec'd.
 
 //go:linkname runtimeBeforeFork syscall.runtime_BeforeFork
 func runtimeBeforeFork()
@@ -23,127 +26,54 @@ func runtimeBeforeFork()
 //go:linkname runtimeAfterFork syscall.runtime_AfterFork
 func runtimeAfterFork()
 
-//go:linkname runtimeAfterForkInChild syscall.runtime_AfterForkInChild
-func runtimeAfterForkInChild()
+// rawClone3 calls clone3(args, size), args with CLONE_VM: the child
+// starts on the stack args names, in berth's address space, and calls
+// childMain with the argument at the stack's top (clone_GOARCH.s).
+func rawClone3(args *cloneArgs, size uintptr) (pid, errno uintptr)
 
-// cloneArgs is the kernel's struct clone_args (clone3, Linux 5.3+).
-type cloneArgs struct {
-	flags, pidfd, childTID, parentTID, exitSignal uint64
-	stack, stackSize, tls, setTID, setTIDSize     uint64
-	cgroup                                        uint64
-}
-
-// childRlimit is one setrlimit of the workload.
-type childRlimit struct {
-	resource uintptr
-	lim      unix.Rlimit
-}
-
-// The steps of the child, as its error record names them (childStep).
-const (
-	stepPdeathsig = iota + 1
-	stepDumpable
-	stepCloseFds
-	stepJoinCgroup
-	stepCgroupNS
-	stepFsopen
-	stepHandOver
-	stepAwait
-	stepRoot
-	stepTTY
-	stepStdio
-	stepRlimit
-	stepSeccomp
-	stepBounding
-	stepKeepCaps
-	stepGroups
-	stepGID
-	stepUID
-	stepCaps
-	stepAmbient
-	stepChdir
-	stepCwdOutside
-	stepCloexec
-	stepNoNewPrivs
-	stepExec
-)
-
-// childPlan is everything the child does, prepared by the parent. Fds are
-// the child's, which at the clone are berth's own numbers. Every method
-// of childPlan runs in the child (TestChildCallsOnlyRawSyscalls checks
-// what they call); the parent's side are functions (direct.go).
-type childPlan struct {
-	// keep are the fds the child keeps, ascending: it closes every other
-	// fd it inherited before anything else.
-	keep []int32
-	// sock is the child's end of the socket to the thread that builds
-	// the container's filesystem tree; errPipe, close-on-exec, carries a
-	// failure back; rootfd is the container's root mount.
-	sock, errPipe, rootfd int32
-	pdeathsig             uintptr
-	// cgroupProcs are cgroup.procs files (v1) the child joins by
-	// writing zero, "0"; on v2 it is born in its cgroup.
-	cgroupProcs []int32
-	zero        [1]byte
-	// fsTypes are the filesystems the child opens (fsopen) in its own
-	// PID and cgroup namespaces and hands over in one SCM_RIGHTS message
-	// (send, whose control data sendOOB holds; fds go at fdsAt).
-	fsTypes []*byte
-	send    unix.Msghdr
-	sendIOV unix.Iovec
-	sendOOB []byte
-	fdsAt   int
-	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
-	// when the workload has one.
-	recv    unix.Msghdr
-	recvIOV unix.Iovec
-	recvBuf [1]byte
-	recvOOB []byte
-	stdio   [3]int32
-	rlimits []childRlimit
-	// seccomp is the filter, nil when unconfined; early installs it
-	// before the credentials change (no_new_privs off).
-	seccomp      *unix.SockFprog
-	seccompEarly bool
-	noNewPrivs   bool
-	capDrop      []uintptr // capabilities to drop from the bounding set
-	capHdr       unix.CapUserHeader
-	capData      [2]unix.CapUserData
-	groups       []uint32
-	uid, gid     uintptr
-	cwd          *byte
-	cwdBuf       [8]byte
-	// argv and envv are NUL-terminated; paths are execve's candidates.
-	argv, envv []*byte
-	paths      []*byte
-	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
-	// room for the stamp's 19 digits and a newline.
-	trace    []byte
-	traceLen int
-	ts       unix.Timespec
-	// rec is the error record: step, errno, candidate.
-	rec [3]uint32
-	// args and pidfd are the parent's clone3 arguments and result.
-	args  cloneArgs
-	pidfd int32
-}
-
-// clone starts the child with clone3 and args, and returns its pid. The
-// child never returns from here.
+// clone starts the child with clone3 and args, and returns its pid.
 //
 //go:noinline
 //go:norace
 //go:nocheckptr
-func (k *childPlan) clone(args *cloneArgs) (pid uintptr, err syscall.Errno) {
+func (k *childPlan) clone(args *cloneArgs) (uintptr, syscall.Errno) {
 	runtimeBeforeFork()
-	pid, _, err = syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0, 0, 0, 0)
-	if err != 0 || pid != 0 {
-		runtimeAfterFork()
-		return pid, err
-	}
-	runtimeAfterForkInChild()
+	pid, errno := rawClone3(args, unsafe.Sizeof(*args))
+	runtimeAfterFork()
+	return pid, syscall.Errno(errno)
+}
+
+// childMain is the child, on its own stack.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func childMain(k *childPlan) {
+	k.resetSignals()
 	k.run()
-	return 0, 0
+}
+
+// resetSignals gives every signal berth handles its default action, so
+// that no Go signal handler can run in the child, which is no goroutine
+// of berth's (its g register is whatever the cloning thread's was), and
+// then unblocks what the cloning thread had unblocked. An ignored signal
+// stays ignored, as across execve. runtime_AfterForkInChild would do the
+// same, but reads the cloning thread's m, which may be gone by then.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) resetSignals() {
+	for sig := uintptr(1); sig <= 64; sig++ {
+		if sig == uintptr(unix.SIGKILL) || sig == uintptr(unix.SIGSTOP) {
+			continue
+		}
+		_, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&k.sigDefault)), uintptr(unsafe.Pointer(&k.sigOld)), 8, 0, 0)
+		if e == 0 && k.sigOld[0] == 1 {
+			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&k.sigIgnore)), 0, 8, 0, 0)
+		}
+	}
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&k.sigmask)), 0, 8, 0, 0)
 }
 
 // run is the child, from the clone to the workload's execve.
@@ -179,11 +109,6 @@ func (k *childPlan) enter() (int, syscall.Errno) {
 		if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, k.pdeathsig, 0); e != 0 {
 			return stepPdeathsig, e
 		}
-	}
-	// Nobody may ptrace the child or open its /proc files: until its
-	// execve it is a copy of berth.
-	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0); e != 0 {
-		return stepDumpable, e
 	}
 	lo := uintptr(0)
 	for _, fd := range k.keep {
@@ -363,13 +288,13 @@ func (k *childPlan) seal() (int, syscall.Errno) {
 	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(k.cwd)), 0, 0); e != 0 {
 		return stepChdir, e
 	}
-	// A path longer than the buffer gives ERANGE: only its first byte
-	// matters.
+	// The kernel prefixes a directory outside the root with
+	// "(unreachable)"; a path it cannot return (ERANGE) is refused too.
 	_, _, e := syscall.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&k.cwdBuf[0])), uintptr(len(k.cwdBuf)), 0)
-	if e != 0 && e != unix.ERANGE {
+	if e != 0 {
 		return stepCwdOutside, e
 	}
-	if e == 0 && k.cwdBuf[0] != '/' {
+	if k.cwdBuf[0] != '/' {
 		return stepCwdOutside, unix.EPERM
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, uintptr(^uint32(0)), unix.CLOSE_RANGE_CLOEXEC); e != 0 {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -266,5 +268,37 @@ func TestNothingLeftBehind(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLeftoverCgroupReplaced starts a container whose name a killed berth
+// left a cgroup under, with a process still in it: the start removes the
+// leftover (killing the process) and runs under a fresh cgroup.
+func TestLeftoverCgroupReplaced(t *testing.T) {
+	layout, err := DetectCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("test-leftover-%d", os.Getpid())
+	dirs, _ := layout.cgroupDirs(name)
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Process.Kill()
+	if err := os.WriteFile(filepath.Join(dirs[0], "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	exit, out, err := run(t, testutil.BusyboxRootfs(t), Spec{Name: name, Args: []string{"sh", "-c", "cat /proc/self/cgroup | wc -l"}})
+	if err != nil || exit.Status() != 0 {
+		t.Fatalf("start over a leftover cgroup: %v (%s) %s", err, exit, out)
+	}
+	if err := sleeper.Wait(); err == nil {
+		t.Error("the process in the leftover cgroup was not killed")
 	}
 }

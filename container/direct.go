@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,27 +14,27 @@ import (
 )
 
 // A direct start runs no second berth: a container without a user
-// namespace starts as a fork of berth that makes only raw system calls
+// namespace starts as a process that makes only raw system calls
 // (child.go), while a thread of berth's own builds its filesystem tree.
 //
 //  1. The parent prepares the child's whole plan — stdio, rlimits,
 //     capabilities, ids, seccomp filter, argv, environment, the paths a
 //     PATH search tries — and clones it with clone3 into new mount, PID,
-//     UTS, IPC and network namespaces (on v2 straight into its cgroup).
-//  2. The child closes every fd it does not need, makes itself
-//     non-dumpable, joins its cgroup (v1: through cgroup.procs files the
-//     parent opened) and a new cgroup namespace rooted there, opens the
-//     contexts of a proc filesystem of its PID namespace and of the
-//     cgroup filesystems of its cgroup namespace, hands them to berth
-//     over a socket and waits.
-//  3. Meanwhile a goroutine locked to a fresh thread unshares its
-//     filesystem context and joins the child's mount, UTS, IPC and
-//     network namespaces (setns through the pidfd), names the host,
-//     brings up lo (and eth0), builds the tree exactly as the init of a
-//     user-namespaced container does (rootfs.go, with the child's proc
-//     and cgroup contexts), pivot_roots — which moves the child's root
-//     too — opens the terminal, and sends the go-ahead. The thread never
-//     returns to the Go scheduler: it ends with its goroutine.
+//     UTS, IPC and network namespaces (on v2 straight into its cgroup),
+//     in berth's memory, on a stack of its own.
+//  2. The child closes every fd it does not need, joins its cgroup (v1:
+//     through cgroup.procs files the parent opened) and a new cgroup
+//     namespace rooted there, opens the contexts of a proc filesystem of
+//     its PID namespace and of the cgroup filesystems of its cgroup
+//     namespace, hands them to berth over a socket and waits.
+//  3. Meanwhile a goroutine locked to a fresh thread (started with the
+//     start) unshares its filesystem context and joins the child's
+//     mount, UTS, IPC and network namespaces (setns through the pidfd),
+//     names the host, brings up lo (and eth0), builds the tree exactly as
+//     the init of a user-namespaced container does (rootfs.go, with the
+//     child's proc and cgroup contexts), pivot_roots, opens the terminal,
+//     and sends the go-ahead. The thread never returns to the Go
+//     scheduler: it ends with its goroutine.
 //  4. The child chroots into the root mount it holds (whatever became of
 //     its root, it is now the container's), takes its stdio, sets the
 //     rlimits, cuts the bounding set, sets groups, gid, uid and exactly
@@ -101,19 +102,25 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 	trace("clone")
 	if err = c.prepareChild(spec, opts, pid); err == nil {
 		b.start(job{cfg: cfg, hm: hm, sock: d.sock, pidfd: int(pidfd.Fd()), pid: pid})
-		// The error pipe is close-on-exec: EOF without a record means
-		// the workload was exec'd, or the child was killed by the
-		// builder, which failed. A record says what failed, and says
-		// more than the builder when the child failed first.
-		rec, failed := readChildError(d.errR)
-		var res treeResult
-		if res = b.wait(); res.err != nil {
+	} else {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// The error pipe is close-on-exec: its end without a record means
+	// the workload was exec'd, or the child was killed (by the builder,
+	// which failed, or above). A record says what failed, and says more
+	// than the builder when the child failed first. Either way the child
+	// no longer uses its plan and stack, in berth's memory.
+	rec, failed := readChildError(d.errR)
+	runtime.KeepAlive(k)
+	if err == nil {
+		res := b.wait()
+		if res.err != nil {
 			err = setupError(res.err)
 		}
-		if failed {
-			err = describeChildError(k, rec, spec)
-		}
 		c.PTY = res.pty
+	}
+	if failed {
+		err = describeChildError(k, rec, spec)
 	}
 	if err == nil {
 		c.Pid = pid
@@ -152,11 +159,21 @@ func (c *Container) prepareChild(spec Spec, opts Options, pid int) error {
 	return nil
 }
 
+// childStack is the size of the child's stack: its calls go a few frames
+// deep, each small.
+const childStack = 16 << 10
+
 // cloneChild clones the child of plan k into its namespaces (and, on v2,
 // its cgroup) and closes, in berth, the fds only the child uses.
 func cloneChild(k *childPlan, d *directFds, spec Spec) (int, *os.File, error) {
-	k.args = cloneArgs{exitSignal: uint64(syscall.SIGCHLD)}
-	k.args.flags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_PIDFD
+	// The child's stack starts 16 bytes below the top of its buffer, the
+	// argument of childMain 8 bytes below: where a call on arm64 and
+	// riscv64 finds it, and clone_amd64.s and clone_arm.s move it from.
+	// k is on the heap and lives on in berth, so the child may use it.
+	k.stack = make([]byte, childStack)
+	*(*uintptr)(unsafe.Pointer(&k.stack[childStack-8])) = uintptr(unsafe.Pointer(k))
+	k.args = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), stack: uint64(uintptr(unsafe.Pointer(&k.stack[0]))), stackSize: childStack - 16}
+	k.args.flags = unix.CLONE_VM | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_PIDFD
 	if spec.Net != "host" {
 		k.args.flags |= unix.CLONE_NEWNET
 	}
@@ -167,6 +184,12 @@ func cloneChild(k *childPlan, d *directFds, spec Spec) (int, *os.File, error) {
 	if d.cgroupDir != nil {
 		k.args.flags |= unix.CLONE_INTO_CGROUP
 		k.args.cgroup = uint64(d.cgroupDir.Fd())
+	}
+	// The child unblocks what this thread has unblocked, once it has
+	// reset the signals' handlers.
+	k.sigIgnore[0] = 1 // SIG_IGN
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, nil, &k.sigmask); err != nil {
+		return 0, nil, fmt.Errorf("start container: signal mask: %w", err)
 	}
 	pid, errno := k.clone(&k.args)
 	d.closeChildsOwn()
@@ -216,18 +239,16 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 	return nil
 }
 
-// readChildError reads the child's error record; false at EOF without
-// one: the workload was exec'd, or the child was killed.
+// readChildError reads the child's error pipe to its end, which comes
+// when the child has exec'd or ended: only then has it stopped using
+// berth's memory (its plan, its stack), which it shares until then. A
+// record on it says what failed.
 func readChildError(r *os.File) ([3]uint32, bool) {
 	var rec [3]uint32
-	buf := unsafe.Slice((*byte)(unsafe.Pointer(&rec[0])), unsafe.Sizeof(rec))
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		if m <= 0 || err != nil {
-			break
-		}
-		n += m
+	data, _ := io.ReadAll(io.LimitReader(r, 64))
+	if len(data) < int(unsafe.Sizeof(rec)) {
+		return rec, false
 	}
-	return rec, n == len(buf)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec[0])), unsafe.Sizeof(rec)), data)
+	return rec, true
 }

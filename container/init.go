@@ -16,8 +16,8 @@ import (
 	"berth/container/seccomp"
 )
 
-// Init is the container's init: berth re-executed by Start inside the new
-// namespaces. It reads its config from fd 3, builds the root filesystem,
+// Init is the init of a user-namespaced container: berth re-executed by
+// Start inside the new namespaces. It reads its config from fd 3, builds the root filesystem,
 // drops privileges and execs the workload. Any failure is written to fd 4
 // as "CODE message" and ends the process with CODE; Init never returns.
 //

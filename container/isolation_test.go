@@ -129,6 +129,7 @@ func TestGuarantees(t *testing.T) {
 		{"cap_drop", Spec{Caps: mustCaps(t, nil, []string{"CHOWN", "kill"})}, "grep CapBnd /proc/self/status", "CapBnd:\t00000000000005da"},
 		{"cap_add", Spec{Caps: mustCaps(t, []string{"NET_ADMIN"}, nil)}, "grep CapEff /proc/self/status", "CapEff:\t00000000000015fb"},
 		{"no inheritable or ambient", Spec{}, "grep -E 'CapInh|CapAmb' /proc/self/status | tr -d '\\t' | tr '\\n' ' '", "CapInh:0000000000000000 CapAmb:0000000000000000"},
+		{"no signal blocked", Spec{}, "grep SigBlk /proc/self/status", "SigBlk:\t0000000000000000"},
 		{"no_new_privs on by default", Spec{}, "grep NoNewPrivs /proc/self/status", "NoNewPrivs:\t1"},
 		{"no_new_privs off", Spec{AllowNewPrivileges: true}, "grep NoNewPrivs /proc/self/status", "NoNewPrivs:\t0"},
 		{"seccomp on by default", Spec{}, "grep '^Seccomp:' /proc/self/status", "Seccomp:\t2"},

@@ -40,8 +40,9 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 		return nil, nil
 	}
 	var data []byte
+	var sum [sha256.Size]byte
 	if profile == "" || profile == "default" {
-		data = seccomp.DefaultJSON()
+		sum = seccomp.DefaultSum()
 	} else {
 		f, err := os.Open(profile)
 		if err != nil {
@@ -53,14 +54,18 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seccomp profile %s: %w", profile, err)
 		}
+		sum = sha256.Sum256(data)
 	}
-	key := filterKey(data, caps)
+	key := filterKey(sum, caps)
 	if f, ok := filters.Load(key); ok {
 		return f.([]unix.SockFilter), nil
 	}
 	if prog, ok := readFilter(key); ok {
 		filters.Store(key, prog)
 		return prog, nil
+	}
+	if data == nil {
+		data = seccomp.DefaultJSON()
 	}
 	p, err := seccomp.Parse(data)
 	if err != nil {
@@ -75,12 +80,12 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 	return prog, nil
 }
 
-// filterKey names the filter of a profile for this architecture, the
-// capabilities, the kernel and the running berth binary.
-func filterKey(profile []byte, caps []string) string {
+// filterKey names the filter of a profile, by its SHA-256 sum, for this
+// architecture, the capabilities, the kernel and the running berth binary.
+func filterKey(profileSum [sha256.Size]byte, caps []string) string {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%x\x00%s\x00%s\x00%s\x00%s", sha256.Sum256(profile), runtime.GOARCH,
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%x\x00%s\x00%s\x00%s\x00%s", profileSum, runtime.GOARCH,
 		strings.Join(caps, ","), unix.ByteSliceToString(uts.Release[:]), binaryID())))
 	return hex.EncodeToString(sum[:16])
 }
@@ -121,7 +126,7 @@ func openCacheDir(create bool) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if err := checkOwned(fd, unix.S_IFDIR); err != nil {
+	if _, err := checkOwned(fd, unix.S_IFDIR); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
@@ -129,16 +134,16 @@ func openCacheDir(create bool) (int, error) {
 }
 
 // checkOwned checks that fd is of the type typ, owned by root and
-// inaccessible to anyone else.
-func checkOwned(fd int, typ uint32) error {
+// inaccessible to anyone else, and returns its size.
+func checkOwned(fd int, typ uint32) (int64, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return err
+		return 0, err
 	}
 	if st.Mode&unix.S_IFMT != typ || st.Uid != 0 || st.Mode&0o077 != 0 {
-		return errors.New("not berth's: wrong type, owner or mode")
+		return 0, errors.New("not berth's: wrong type, owner or mode")
 	}
-	return nil
+	return st.Size, nil
 }
 
 func filterSum(key string, code []byte) [sha256.Size]byte {
@@ -158,7 +163,8 @@ func readFilter(key string) ([]unix.SockFilter, bool) {
 		return nil, false
 	}
 	defer unix.Close(h)
-	if checkOwned(h, unix.S_IFREG) != nil {
+	size, err := checkOwned(h, unix.S_IFREG)
+	if err != nil || size > maxFilterFile {
 		return nil, false
 	}
 	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(h))
@@ -166,7 +172,8 @@ func readFilter(key string) ([]unix.SockFilter, bool) {
 		return nil, false
 	}
 	defer f.Close()
-	data := make([]byte, maxFilterFile+1)
+	// One byte more than the file had: a file that grew since is refused.
+	data := make([]byte, size+1)
 	n, _ := io.ReadFull(f, data)
 	data = data[:n]
 	if n <= sha256.Size || n > maxFilterFile || (n-sha256.Size)%8 != 0 {

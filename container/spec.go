@@ -2,10 +2,13 @@
 // pivot_root'ed root filesystem and cgroup limits, without cgo and without
 // an external runtime.
 //
-// Start re-executes the berth binary as the container's init (see Init):
-// the parent creates the cgroup and the namespaces, the init builds the
-// root filesystem from inside them and finally execs the workload, so the
-// workload's own code only ever runs fully confined.
+// Start creates the cgroup and the namespaces, builds the root filesystem
+// inside them and finally execs the workload, so the workload's own code
+// only ever runs fully confined. Without a user namespace it starts no
+// second berth (a direct start, direct.go): the container's first process
+// makes only raw system calls while a thread of berth's builds the tree.
+// With one it re-executes the berth binary as the container's init (see
+// Init), which builds the tree from inside.
 package container
 
 import (

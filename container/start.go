@@ -94,9 +94,9 @@ const (
 	initErrorFd  = 4
 )
 
-// Start creates the container's cgroup and namespaces, starts its init and
-// returns once the workload has been exec'd. On error nothing is left
-// behind: no cgroup, no process.
+// Start creates the container's cgroup and namespaces, starts its first
+// process and returns once the workload has been exec'd. On error nothing
+// is left behind: no cgroup, no process, no thread in its namespaces.
 func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	trace("start")
 	// The thread of a direct start gets going while the parent works.

@@ -89,7 +89,7 @@ func bridgeBench(berth, rootfs string, n int) error {
 	attach := bridge.median("bridge-attach") + bridge.median("start") - none.median("start")
 	veth, up := bridge.median("veth"), bridge.median("net-up")-none.median("net-up")
 	detach := bridge.median("bridge-detach")
-	fmt.Printf("the bridge's own steps: attach %s + veth pair %s + eth0 up in the init %s + detach %s = %s\n",
+	fmt.Printf("the bridge's own steps: attach %s + veth pair %s + eth0 up in the container %s + detach %s = %s\n",
 		ms(attach), ms(veth), ms(up), ms(detach), ms(attach+veth+up+detach))
 
 	// The bridge's only user: it creates and removes the bridge and the

@@ -35,6 +35,7 @@ import (
 func main() {
 	runs := flag.Int("n", 25, "runs per runtime (alternating); supervised starts: -n rounded up to boots of 5")
 	berth := flag.String("berth", "out/berth-linux-"+runtime.GOARCH, "berth binary")
+	other := flag.String("other", "", "another berth binary (an earlier build) timed beside -berth in the comparison")
 	repo := flag.String("repo", ".", "berth checkout")
 	onlyNet := flag.Bool("net", false, "only berth's net = none against net = bridge (same as -only net)")
 	only := flag.String("only", "", "comma-separated parts to run: "+strings.Join(allParts, ",")+" (default all)")
@@ -58,7 +59,7 @@ func main() {
 			parts[p] = true
 		}
 	}
-	if err := run(*repo, *berth, *runs, parts); err != nil {
+	if err := run(*repo, *berth, *other, *runs, parts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench start: "+err.Error())
 		os.Exit(1)
 	}
@@ -79,7 +80,7 @@ type runtimeCmd struct {
 	cmd     func(i int) []string
 }
 
-func run(repo, berth string, n int, parts map[string]bool) error {
+func run(repo, berth, other string, n int, parts map[string]bool) error {
 	berth, _ = filepath.Abs(berth)
 	work, err := os.MkdirTemp("", "berth-bench-start-")
 	if err != nil {
@@ -95,7 +96,7 @@ func run(repo, berth string, n int, parts map[string]bool) error {
 		return err
 	}
 	if parts["compare"] {
-		if err := compare(berth, rootfs, bundle, n); err != nil {
+		if err := compare(berth, other, rootfs, bundle, n); err != nil {
 			return err
 		}
 	}
@@ -124,8 +125,9 @@ func run(repo, berth string, n int, parts map[string]bool) error {
 }
 
 // compare times berth run against crun, runc and bubblewrap, alternating,
-// and prints medians and ratios to crun's net time.
-func compare(berth, rootfs, bundle string, n int) error {
+// and prints medians and ratios to crun's net time; other, if set, is
+// another berth binary timed the same way.
+func compare(berth, other, rootfs, bundle string, n int) error {
 	rts := []runtimeCmd{
 		{"wrapper", false, func(int) []string { return append(append([]string{}, wrapper...), "/bin/true") }},
 		{"berth", true, func(int) []string {
@@ -139,6 +141,12 @@ func compare(berth, rootfs, bundle string, n int) error {
 		{"berth (no wrapper)", false, func(int) []string {
 			return []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
 		}},
+	}
+	if other != "" {
+		other, _ = filepath.Abs(other)
+		rts = append(rts, runtimeCmd{"other berth", true, func(int) []string {
+			return []string{other, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
+		}})
 	}
 	times := map[string][]time.Duration{}
 	// Warm up page caches once per runtime, then alternate.
@@ -272,6 +280,11 @@ func printBreakdown(title string, p *phases) {
 		fmt.Printf("  %-28s %8s\n", ph, ms(p.median(ph)))
 	}
 	fmt.Printf("  %-28s %8s (from berth's main to the workload's exit and cleanup)\n", "sum", ms(total))
+	if p.peak["init"] == 0 {
+		// A direct start: the first process shares berth's memory.
+		fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, no container init\n\n", p.peak["parent"])
+		return
+	}
 	fmt.Printf("berth peak RSS (VmHWM, max over runs): berth run %d KiB, container init before exec %d KiB\n\n", p.peak["parent"], p.peak["init"])
 }
 

@@ -1,8 +1,10 @@
 package seccomp
 
 import (
+	"crypto/sha256"
 	_ "embed"
 	"fmt"
+	"sync"
 )
 
 // defaultJSON is Docker's default seccomp profile, copied unchanged from
@@ -29,3 +31,7 @@ func Default() *Profile {
 // DefaultJSON returns Docker's default profile as embedded, for callers
 // that key caches on a profile's bytes.
 func DefaultJSON() []byte { return append([]byte(nil), defaultJSON...) }
+
+// DefaultSum is the SHA-256 of DefaultJSON, computed on first use
+// without copying the profile.
+var DefaultSum = sync.OnceValue(func() [sha256.Size]byte { return sha256.Sum256(defaultJSON) })

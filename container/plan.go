@@ -1,6 +1,3 @@
-// The direct start's plan: what the child does, prepared by the parent
-// (see direct.go and child.go).
-
 package container
 
 import (
@@ -14,6 +11,115 @@ import (
 	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
 )
+
+// cloneArgs is the kernel's struct clone_args (clone3, Linux 5.3+).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal uint64
+	stack, stackSize, tls, setTID, setTIDSize     uint64
+	cgroup                                        uint64
+}
+
+// childRlimit is one setrlimit of the workload.
+type childRlimit struct {
+	resource uintptr
+	lim      unix.Rlimit
+}
+
+// The steps of the child, as its error record names them (childStep).
+const (
+	stepPdeathsig = iota + 1
+	stepCloseFds
+	stepJoinCgroup
+	stepCgroupNS
+	stepFsopen
+	stepHandOver
+	stepAwait
+	stepRoot
+	stepTTY
+	stepStdio
+	stepRlimit
+	stepSeccomp
+	stepBounding
+	stepKeepCaps
+	stepGroups
+	stepGID
+	stepUID
+	stepCaps
+	stepAmbient
+	stepChdir
+	stepCwdOutside
+	stepCloexec
+	stepNoNewPrivs
+	stepExec
+)
+
+// childPlan is everything the child does, prepared by the parent. Fds are
+// the child's, which at the clone are berth's own numbers. Every method
+// of childPlan runs in the child (TestChildCallsOnlyRawSyscalls checks
+// what they call); the parent's side are functions (direct.go).
+type childPlan struct {
+	// keep are the fds the child keeps, ascending: it closes every other
+	// fd it inherited before anything else.
+	keep []int32
+	// sock is the child's end of the socket to the thread that builds
+	// the container's filesystem tree; errPipe, close-on-exec, carries a
+	// failure back; rootfd is the container's root mount.
+	sock, errPipe, rootfd int32
+	pdeathsig             uintptr
+	// cgroupProcs are cgroup.procs files (v1) the child joins by
+	// writing zero, "0"; on v2 it is born in its cgroup.
+	cgroupProcs []int32
+	zero        [1]byte
+	// fsTypes are the filesystems the child opens (fsopen) in its own
+	// PID and cgroup namespaces and hands over in one SCM_RIGHTS message
+	// (send, whose control data sendOOB holds; fds go at fdsAt).
+	fsTypes []*byte
+	send    unix.Msghdr
+	sendIOV unix.Iovec
+	sendOOB []byte
+	fdsAt   int
+	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
+	// when the workload has one.
+	recv    unix.Msghdr
+	recvIOV unix.Iovec
+	recvBuf [1]byte
+	recvOOB []byte
+	stdio   [3]int32
+	rlimits []childRlimit
+	// seccomp is the filter, nil when unconfined; early installs it
+	// before the credentials change (no_new_privs off).
+	seccomp      *unix.SockFprog
+	seccompEarly bool
+	noNewPrivs   bool
+	capDrop      []uintptr // capabilities to drop from the bounding set
+	capHdr       unix.CapUserHeader
+	capData      [2]unix.CapUserData
+	groups       []uint32
+	uid, gid     uintptr
+	cwd          *byte
+	cwdBuf       [unix.PathMax]byte
+	// argv and envv are NUL-terminated; paths are execve's candidates.
+	argv, envv []*byte
+	paths      []*byte
+	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
+	// room for the stamp's 19 digits and a newline.
+	trace    []byte
+	traceLen int
+	ts       unix.Timespec
+	// rec is the error record: step, errno, candidate.
+	rec [3]uint32
+	// sigDefault and sigIgnore are struct sigaction of SIG_DFL and
+	// SIG_IGN (a handler word first, every other field zero on every
+	// architecture); sigOld gets a signal's old action; sigmask is the
+	// cloning thread's signal mask.
+	sigDefault, sigIgnore, sigOld [8]uintptr
+	sigmask                       unix.Sigset_t
+	// args and pidfd are the parent's clone3 arguments and result;
+	// stack is the child's.
+	args  cloneArgs
+	pidfd int32
+	stack []byte
+}
 
 // newChildPlan prepares everything the child does (child.go).
 func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*childPlan, error) {
@@ -168,7 +274,7 @@ func execCandidates(name, path string) []string {
 
 // childSteps say what each step of the child does, for its errors.
 var childSteps = map[uint32]string{
-	stepPdeathsig: "set the parent death signal", stepDumpable: "set non-dumpable", stepCloseFds: "close inherited fds",
+	stepPdeathsig: "set the parent death signal", stepCloseFds: "close inherited fds",
 	stepJoinCgroup: "join the container's cgroup", stepCgroupNS: "unshare cgroup namespace",
 	stepHandOver: "hand over filesystems", stepAwait: "wait for berth", stepRoot: "enter the container's root",
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
@@ -203,9 +309,9 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 	case stepUID:
 		return setupError(fmt.Errorf("set uid %d: %w", spec.User.UID, errno))
 	case stepChdir:
-		return setupError(fmt.Errorf("chdir to working directory %s: %w", spec.Cwd, errno))
+		return setupError(fmt.Errorf("chdir to working directory %s: %w", unix.BytePtrToString(k.cwd), errno))
 	case stepCwdOutside:
-		return setupError(fmt.Errorf("working directory %s is outside the container's root", spec.Cwd))
+		return setupError(fmt.Errorf("working directory %s is outside the container's root (%v)", unix.BytePtrToString(k.cwd), errno))
 	}
 	if what, ok := childSteps[step]; ok {
 		return setupError(fmt.Errorf("%s: %w", what, errno))

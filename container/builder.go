@@ -1,6 +1,3 @@
-// The direct start's builder: the thread that joins the child's namespaces
-// and builds its tree (see direct.go).
-
 package container
 
 import (
