@@ -51,15 +51,16 @@ type bufferPool struct {
 }
 
 // frameBuffers is how many decoded frames an unpack of n goroutines may
-// hold: two more than there are goroutines, within about 24 MiB, and
-// always three (the stream may hold two while the next decodes). Few is
-// deliberate: every page of a buffer is fresh memory, whose first touch
-// can cost more than decoding into it (about 5 ms per MiB on a VM whose
-// host backs guest memory lazily). On two cores, four 4 MiB buffers keep
-// both goroutines about as busy as six; with three they wait for each
-// other about three times as often.
+// hold: as many as fit in 12 MiB, or two more than there are goroutines
+// if that is more (within 24 MiB), and at least three (the stream may
+// hold two while the next decodes). Few is deliberate: every page of a
+// buffer is fresh memory, whose first touch can cost more than decoding
+// into it (about 5 ms per MiB on a VM whose host backs guest memory
+// lazily). On two cores, six 2 MiB buffers keep both goroutines about as
+// busy as more; with four they wait for each other twice as often.
 func frameBuffers(maxFrame int64, n int) int {
-	return max(3, min(n+2, int((24<<20)/max(maxFrame, 1))))
+	per := max(maxFrame, 1)
+	return max(3, min(n+2, int((24<<20)/per)), int((12<<20)/per))
 }
 
 // mapBufferMin is the smallest frame buffer mapped outside the heap: below
