@@ -2,13 +2,18 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestUnpackWork unpacks a tree of several frames with crews of every
@@ -87,4 +92,62 @@ func berthMode(t *testing.T) int {
 	}
 	t.Fatal("no berth unpack mode")
 	return -1
+}
+
+// TestUnpackDefaultFrames unpacks an image packed with the default frame
+// size, whose decode buffers are mapped outside the heap on a huge page
+// boundary: every byte comes back.
+func TestUnpackDefaultFrames(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "tree")
+	want := map[string][]byte{}
+	rng := rand.NewChaCha8([32]byte{7})
+	for i, size := range []int{3 << 20, 1<<20 + 5, 700 << 10, 5 << 20} {
+		data := make([]byte, size)
+		rng.Read(data)
+		name := fmt.Sprintf("f%d", i)
+		want[name] = data
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "img")
+	if err := Pack(src, img, PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, writers := range []int{1, 2} {
+		dest := filepath.Join(t.TempDir(), "dest")
+		st, err := Unpack(img, dest, UnpackOptions{Workers: 2, Writers: writers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Frames < 5 {
+			t.Errorf("%d frames, want at least 5 of the default size", st.Frames)
+		}
+		for name, data := range want {
+			got, err := os.ReadFile(filepath.Join(dest, name))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%d writers: %s differs (%v)", writers, name, err)
+			}
+		}
+	}
+}
+
+// TestFrameBufferAlignment checks that a mapped decode buffer starts on a
+// huge page boundary inside its mapping, with the frame's capacity.
+func TestFrameBufferAlignment(t *testing.T) {
+	p := bufferPool{}
+	p.init(DefaultFrameSize+12345, 2)
+	buf, span := p.make()
+	if span == nil {
+		t.Fatal("a buffer of a default frame is not mapped")
+	}
+	defer unix.Munmap(span)
+	addr, start := reflect.ValueOf(buf[:1]).Pointer(), reflect.ValueOf(span).Pointer()
+	if addr%hugePage != 0 || len(buf) != 0 || cap(buf) != p.capacity || addr < start || addr+uintptr(cap(buf)) > start+uintptr(len(span)) {
+		t.Errorf("buffer at %#x (cap %d) in mapping at %#x (len %d): want a huge page boundary inside it", addr, cap(buf), start, len(span))
+	}
 }

@@ -60,17 +60,9 @@ func benchArm(in *inputs, a *arm, tmpfs string, n int) error {
 	if err != nil {
 		return err
 	}
-	res := make([]result, len(tools))
-	for i := range n {
-		for k := range tools {
-			t := (i + k) % len(tools)
-			d, rss, err := runOnce(tools[t], tmpfs)
-			if err != nil {
-				return err
-			}
-			res[t].times = append(res[t].times, d)
-			res[t].rss = append(res[t].rss, rss)
-		}
+	res, err := runAll(tools, tmpfs, n)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("\n== %s on 32-bit arm under qemu-arm: the berth image (%.1f MB) read through windows of 32 MiB; Debian's armhf tar and zstd\n",
 		in.name, float64(in.berthSize)/1e6)

@@ -35,6 +35,7 @@ type inputs struct {
 	tar       string // uncompressed, GNU tar
 	zst       string // zstd -3, one frame
 	berth     string // berth image pack of tar
+	baseImage string // the same, packed by the baseline berth
 	layout    string // OCI layout with one tar+gzip layer, ref "bench"
 	middle    string // a regular file from the middle of the tar
 	entries   int
@@ -43,8 +44,9 @@ type inputs struct {
 	berthSize int64
 }
 
-// prepare builds (or finds in cache) every form of spec.
-func prepare(cache, berth string, spec rootfsSpec) (*inputs, error) {
+// prepare builds (or finds in cache) every form of spec; with a baseline
+// berth, also the image it packs.
+func prepare(cache, berth, baseline string, spec rootfsSpec) (*inputs, error) {
 	in := &inputs{name: spec.name, rootfs: filepath.Join(cache, spec.name)}
 	if err := debootstrap(in.rootfs, spec.include); err != nil {
 		return nil, err
@@ -58,23 +60,31 @@ func prepare(cache, berth string, spec rootfsSpec) (*inputs, error) {
 	in.berth = filepath.Join(art, spec.name+".berth")
 	in.layout = filepath.Join(art, "oci")
 	steps := []struct {
-		out string
-		cmd []string
+		out    string
+		cmd    []string
+		always bool // the image format is what is being measured: repacked every run
 	}{
-		{in.tar, []string{"tar", "-C", in.rootfs, "--numeric-owner", "-cf", in.tar + ".tmp", "."}},
-		{in.zst, []string{"zstd", "-3", "-T1", "-q", "-f", in.tar, "-o", in.zst + ".tmp"}},
-		// Always repacked: the image format is what is being measured.
-		{in.berth, []string{berth, "image", "pack", in.tar, "-o", in.berth}},
+		{in.tar, []string{"tar", "-C", in.rootfs, "--numeric-owner", "-cf", in.tar + ".tmp", "."}, false},
+		{in.zst, []string{"zstd", "-3", "-T1", "-q", "-f", in.tar, "-o", in.zst + ".tmp"}, false},
+		{in.berth, []string{berth, "image", "pack", in.tar, "-o", in.berth}, true},
+	}
+	if baseline != "" {
+		in.baseImage = filepath.Join(art, spec.name+".baseline.berth")
+		steps = append(steps, struct {
+			out    string
+			cmd    []string
+			always bool
+		}{in.baseImage, []string{baseline, "image", "pack", in.tar, "-o", in.baseImage}, true})
 	}
 	for _, s := range steps {
-		if _, err := os.Stat(s.out); err == nil && s.out != in.berth {
+		if _, err := os.Stat(s.out); err == nil && !s.always {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench unpack: making %s\n", s.out)
 		if out, err := exec.Command(s.cmd[0], s.cmd[1:]...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("%s: %v\n%s", strings.Join(s.cmd, " "), err, out)
 		}
-		if s.out != in.berth {
+		if !s.always {
 			if err := os.Rename(s.out+".tmp", s.out); err != nil {
 				return nil, err
 			}

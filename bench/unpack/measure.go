@@ -24,11 +24,15 @@ type tool struct {
 // result is what the runs of one tool measured.
 type result struct {
 	times []time.Duration
-	rss   []int64 // peak RSS in KiB (ru_maxrss of the child)
+	cpu   []time.Duration // user + system time of the child and its children
+	rss   []int64         // peak RSS in KiB (ru_maxrss of the child)
+	vcsw  []int64         // voluntary context switches: the child slept
+	ivcsw []int64         // involuntary ones: another task took its CPU
 }
 
-func (r *result) median() time.Duration {
-	s := append([]time.Duration{}, r.times...)
+// median of any run's measure.
+func median[T int64 | time.Duration](v []T) T {
+	s := append([]T{}, v...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	if len(s) == 0 {
 		return 0
@@ -39,6 +43,8 @@ func (r *result) median() time.Duration {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+func (r *result) median() time.Duration { return median(r.times) }
+
 func (r *result) maxRSS() int64 {
 	var m int64
 	for _, v := range r.rss {
@@ -47,13 +53,28 @@ func (r *result) maxRSS() int64 {
 	return m
 }
 
-// runOnce runs a tool into a fresh dest under tmpfs and returns its wall
-// time and peak RSS; dest is removed afterwards (not timed).
-func runOnce(t tool, tmpfs string) (time.Duration, int64, error) {
+// runAll runs every tool n times, rotating the order every run.
+func runAll(tools []tool, tmpfs string, n int) ([]result, error) {
+	res := make([]result, len(tools))
+	for i := range n {
+		for k := range tools {
+			t := (i + k) % len(tools)
+			if err := runOnce(tools[t], tmpfs, &res[t]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// runOnce runs a tool into a fresh dest under tmpfs and adds its wall
+// time, CPU time, peak RSS and context switches to r (r may be nil); dest
+// is removed afterwards (not timed).
+func runOnce(t tool, tmpfs string, r *result) error {
 	dest := filepath.Join(tmpfs, "dest")
 	if t.mkdest {
 		if err := os.Mkdir(dest, 0o755); err != nil {
-			return 0, 0, err
+			return err
 		}
 	}
 	defer os.RemoveAll(dest)
@@ -65,10 +86,17 @@ func runOnce(t tool, tmpfs string) (time.Duration, int64, error) {
 	err := cmd.Run()
 	elapsed := time.Since(start)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
+		return fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return elapsed, int64(ru.Maxrss), nil
+	if r != nil {
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		r.times = append(r.times, elapsed)
+		r.cpu = append(r.cpu, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
+		r.rss = append(r.rss, int64(ru.Maxrss))
+		r.vcsw = append(r.vcsw, ru.Nvcsw)
+		r.ivcsw = append(r.ivcsw, ru.Nivcsw)
+	}
+	return nil
 }
 
 // mountTmpfs mounts a tmpfs of the given size at a new directory.
