@@ -41,10 +41,10 @@ func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 	return c, nil
 }
 
-// prepareRootfs readies container cc's root filesystem and returns it:
-// the image from the cache (unpacked now if it is not there yet) under a
-// fresh overlay.
-func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, error) {
+// prepareRootfs readies container cc's root filesystem and returns it
+// with what its image says about running it: the image from the cache
+// (unpacked now if it is not there yet) under a fresh overlay.
+func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, image.Config, error) {
 	img := cfg.ImagePath(cc)
 	// 1. The container's directory, emptied of a previous run. No other
 	// host user may reach into it: a setuid binary a container makes
@@ -53,20 +53,20 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 	// it gets its rootfs as a mount (container.Start).
 	containers := filepath.Join(s.b.opts.StateDir, "containers")
 	if err := privateDir(containers); err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	dir := filepath.Join(containers, cc.Name)
 	if err := releaseRootfs(dir); err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	// 2. The image, verified and in the cache.
 	cache, err := s.imageCache(cfg)
 	if err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	p, err := cache.Prepare(img, cfg.prepareOptions(cc))
 	if err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	// berth image gc keeps the tree once the overlay is mounted on it;
 	// until then the lease does.
@@ -82,7 +82,7 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 	rootfs := filepath.Join(dir, "rootfs")
 	err = mountOverlay(p.Rootfs, dir)
 	if err == nil {
-		return rootfs, nil
+		return rootfs, p.Config, nil
 	}
 	if !s.overlayWarned {
 		s.b.log.Printf("warning: overlay for %s: %v; containers get private copies of their images", cc.Name, err)
@@ -90,15 +90,15 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 	}
 	// 4. Without overlayfs: a private copy.
 	if err := releaseRootfs(dir); err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	st, err := image.Unpack(img, rootfs, image.UnpackOptions{Digest: p.Digest, Platform: cc.Platform})
 	if err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	s.b.log.Printf("image %s unpacked for %s: %d entries, %s in %s",
 		img, cc.Name, st.Entries, container.FormatSize(st.Bytes), st.Elapsed.Round(time.Microsecond))
-	return rootfs, nil
+	return rootfs, p.Config, nil
 }
 
 // mountOverlay mounts DIR/rootfs: lower, with DIR/upper and DIR/work for
