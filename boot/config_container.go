@@ -67,6 +67,10 @@ type ContainerConfig struct {
 	StopSignal    string   `toml:"stop_signal"`
 	StopTimeout   string   `toml:"stop_timeout"`
 
+	// Init runs berth's tiny init as the container's first process: it
+	// forwards signals to the command and reaps orphans.
+	Init bool `toml:"init"`
+
 	// NeedsNetwork holds the container's start until an uplink of
 	// [[network.interface]] has an address and a default route.
 	NeedsNetwork bool `toml:"needs_network"`
@@ -172,7 +176,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s := container.Spec{
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
-		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges,
+		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, Init: c.Init,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)

@@ -31,7 +31,7 @@ type runFlags struct {
 	cpus                                           *float64
 	cpuWeight, ioWeight                            *uint64
 	oomScoreAdj                                    *int
-	userns, readOnly, noNewPrivs, tty              *bool
+	userns, readOnly, noNewPrivs, tty, init        *bool
 	env, mounts, tmpfs, devices, capAdd, capDrop   listFlag
 	uidMap, gidMap, groups, ulimits, ioMax         listFlag
 	publish                                        listFlag
@@ -82,6 +82,7 @@ func newRunFlags(c *ctx) *runFlags {
 	fs.Var(&f.env, "env", "environment variable K=V (repeatable)")
 	f.seccomp = fs.String("seccomp", "default", "seccomp profile: default, unconfined, or a Docker/OCI JSON file")
 	f.tty = fs.Bool("t", false, "give the command an interactive terminal")
+	f.init = fs.Bool("init", false, "run berth's tiny init as PID 1: it forwards signals to CMD and reaps orphans")
 	return f
 }
 
@@ -119,7 +120,7 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	s := container.Spec{
 		Name: *f.name, Args: cmd, Hostname: *f.hostname, Net: *f.net, Ports: f.publish.vals, ReadonlyRoot: *f.readOnly,
 		Devices: f.devices.vals, Cwd: *f.workdir, Env: f.env.vals, Seccomp: *f.seccomp, TTY: *f.tty,
-		AllowNewPrivileges: !*f.noNewPrivs,
+		AllowNewPrivileges: !*f.noNewPrivs, Init: *f.init,
 	}
 	if s.Name == "" {
 		s.Name = "run-" + strconv.Itoa(os.Getpid())

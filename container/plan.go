@@ -51,6 +51,7 @@ const (
 	stepCloexec
 	stepNoNewPrivs
 	stepExec
+	stepExecInit
 )
 
 // childPlan is everything the child does, prepared by the parent. Fds are
@@ -101,6 +102,11 @@ type childPlan struct {
 	// argv and envv are NUL-terminated; paths are execve's candidates.
 	argv, envv []*byte
 	paths      []*byte
+	// initFd, with Spec.Init, is the tiny init's binary, exec'd with
+	// initArgv and initEnvv in the workload's place; -1 otherwise.
+	initFd             int32
+	initArgv, initEnvv []*byte
+	empty              [1]byte
 	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
 	// room for the stamp's 19 digits and a newline.
 	trace    []byte
@@ -132,6 +138,15 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		k.stdio[i] = int32(f.Fd())
 	}
 	keep := []int32{k.sock, k.errPipe, k.rootfd, k.stdio[0], k.stdio[1], k.stdio[2]}
+	k.initFd = -1
+	if spec.Init {
+		f, err := tinyInitExe()
+		if err != nil {
+			return nil, err
+		}
+		k.initFd = int32(f.Fd())
+		keep = append(keep, k.initFd)
+	}
 	for _, f := range d.cgroupProcs {
 		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
 	}
@@ -248,6 +263,15 @@ func planExec(k *childPlan, spec Spec) error {
 		}
 		k.paths = append(k.paths, b)
 	}
+	if spec.Init {
+		argv, env := tinyInitArgv(spec, tinyErrRecord, int(k.errPipe))
+		if k.initArgv, err = syscall.SlicePtrFromStrings(argv); err != nil {
+			return err
+		}
+		if k.initEnvv, err = syscall.SlicePtrFromStrings(env); err != nil {
+			return err
+		}
+	}
 	if tracing {
 		const prefix = "berth-trace exec "
 		k.trace = make([]byte, len(prefix)+20)
@@ -279,7 +303,7 @@ var childSteps = map[uint32]string{
 	stepHandOver: "hand over filesystems", stepAwait: "wait for berth", stepRoot: "enter the container's root",
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
-	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs",
+	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepExecInit: "exec berth's init",
 }
 
 // describeChildError turns the child's error record into the error of the start.

@@ -74,6 +74,10 @@ type Spec struct {
 	// TTY gives the workload a new pseudo-terminal as its stdio; Start
 	// returns the master as Container.PTY.
 	TTY bool `json:"tty,omitempty"`
+	// Init runs a tiny init as the container's first process, which
+	// forwards signals to the workload, reaps orphans and ends with the
+	// workload's status (tinyinit.go).
+	Init bool `json:"init,omitempty"`
 }
 
 // Limits are resource limits enforced by the container's cgroup. A zero or
