@@ -78,9 +78,15 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, ima
 		s.b.log.Printf("image %s for %s: %s unpacked into the cache: %d entries, %s in %s",
 			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
 	}
-	// 3. The container's writable view of it.
-	rootfs := filepath.Join(dir, "rootfs")
-	err = mountOverlay(p.Rootfs, dir)
+	// 3. The container's writable view of it; in a user namespace, over
+	// the tree as the namespace sees it (rootfs_userns.go).
+	rootfs, lower := filepath.Join(dir, "rootfs"), p.Rootfs
+	if ns := cc.Spec("").UserNS; ns != nil {
+		if lower, err = s.mappedLower(cache, p, dir, ns); err != nil {
+			return "", image.Config{}, err
+		}
+	}
+	err = mountOverlay(lower, dir)
 	if err == nil {
 		return rootfs, p.Config, nil
 	}
@@ -158,6 +164,9 @@ func releaseRootfs(dir string) error {
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", rootfs, err)
+	}
+	if err := unmountLower(dir); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clear %s: %w", dir, err)

@@ -25,8 +25,8 @@ type supervisor struct {
 	outputs sync.WaitGroup
 	// cache holds the unpacked images (see rootfs.go). While the boot's
 	// images are readied (images.go), only their goroutine uses it.
-	cache         *image.Cache
-	overlayWarned bool
+	cache                      *image.Cache
+	overlayWarned, idmapWarned bool
 	// images delivers the boot's readied images to the loop, then is
 	// closed; nil once all have arrived. Closing imagesStop makes the
 	// goroutine stop after the image it is on.

@@ -361,6 +361,14 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	}
 	trace("early-cgroups")
 
+	// 5b. In a user namespace, the root filesystem shows the ids it
+	// would show without one (idmap.go).
+	if spec.UserNS != nil {
+		if err := idmapRootfs(hm, spec, pid); err != nil {
+			return fail(setupError(err))
+		}
+	}
+
 	// 6. The config; the init then builds the container and joins the
 	// rest of its cgroup just before the workload runs.
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
