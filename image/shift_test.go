@@ -105,7 +105,9 @@ func TestShifted(t *testing.T) {
 	if _, err := c.Shifted(p.Digest, shift(900000)); err == nil || !strings.Contains(err.Error(), "the limit") {
 		t.Errorf("a fifth copy: %v, want refused", err)
 	}
-	bad := Shift{Key: "bad", Map: func(uid, gid uint32) (uint32, uint32, error) { return 0, 0, fmt.Errorf("owner %d:%d is outside the maps", uid, gid) }}
+	bad := Shift{Key: "bad", Map: func(uid, gid uint32) (uint32, uint32, error) {
+		return 0, 0, fmt.Errorf("owner %d:%d is outside the maps", uid, gid)
+	}}
 	c2, _ := OpenCache(filepath.Join(t.TempDir(), "cache2"))
 	p2, err := c2.Prepare(img, PrepareOptions{})
 	if err != nil {
