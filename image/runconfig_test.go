@@ -28,7 +28,8 @@ func umociConfigLayout(t *testing.T) (string, Config) {
 }
 
 // TestImageConfigKept checks that an OCI image's config, set by umoci,
-// reaches Unpack and Prepare from the layout, is kept by Pack in the
+// reaches Unpack and Prepare from the layout and from a docker save
+// archive of it, is kept by Pack in the
 // berth image, where the digest covers it, and that zstd and tar still
 // read the packed image.
 func TestImageConfigKept(t *testing.T) {
@@ -40,6 +41,10 @@ func TestImageConfigKept(t *testing.T) {
 	}
 	if !reflect.DeepEqual(st.Config, want) {
 		t.Fatalf("unpacked from the layout: config %+v, want %+v", st.Config, want)
+	}
+	archive := dockerSave(t, layout, "t", filepath.Join(dir, "docker.tar"))
+	if st, err = Unpack(archive, filepath.Join(dir, "from-docker"), UnpackOptions{}); err != nil || !reflect.DeepEqual(st.Config, want) {
+		t.Fatalf("unpacked from a docker archive: config %+v, %v; want %+v", st.Config, err, want)
 	}
 	img := filepath.Join(dir, "app.tar.zst")
 	if err := Pack(layout+":t", img, PackOptions{}); err != nil {

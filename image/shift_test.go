@@ -18,35 +18,7 @@ func TestShifted(t *testing.T) {
 	if !isRoot {
 		t.Skip("shifted copies chown")
 	}
-	src := filepath.Join(t.TempDir(), "src")
-	for _, d := range []string{"bin", "home/u"} {
-		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(p, data string, mode os.FileMode) {
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("bin/app", "app", 0o755)
-	write("home/u/f", "u's", 0o600)
-	if err := os.Chown(filepath.Join(src, "home/u/f"), 1000, 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Chmod(filepath.Join(src, "bin/app"), 0o4755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(filepath.Join(src, "bin/app"), filepath.Join(src, "bin/alias")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/etc/shadow", filepath.Join(src, "bin/escape")); err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(t.TempDir(), "img.tar.zst")
-	if err := Pack(src, img, PackOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	img := shiftFixture(t)
 	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +98,40 @@ func TestShifted(t *testing.T) {
 	if _, err := os.Stat(root); !os.IsNotExist(err) {
 		t.Errorf("the shifted copy after GC: %v", err)
 	}
+}
+
+// shiftFixture packs a tree with a setuid file hard-linked twice, a file
+// of uid 1000 and a symlink to the host's /etc/shadow.
+func shiftFixture(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	for _, d := range []string{"bin", "home/u"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, data string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bin/app", "app", 0o755)
+	write("home/u/f", "u's", 0o600)
+	if err := os.Chown(filepath.Join(src, "home/u/f"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(filepath.Join(src, "bin/app"), 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(src, "bin/app"), filepath.Join(src, "bin/alias")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/shadow", filepath.Join(src, "bin/escape")); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "img.tar.zst")
+	if err := Pack(src, img, PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
