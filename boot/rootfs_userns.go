@@ -25,15 +25,15 @@ import (
 // tree with its owners shifted, kept in the cache beside the tree
 // (image.Cache.Shifted). Nothing is chowned in place.
 
-// noIDMapEnv, set to 1, makes berth boot use shifted copies instead of
-// idmapped mounts: for tests and for kernels whose idmapped overlays
-// misbehave.
-const noIDMapEnv = "BERTH_NO_IDMAP"
+// NoIDMapEnv, set to 1, makes berth boot and berth run use shifted
+// copies instead of idmapped mounts: for tests and for kernels whose
+// idmapped overlays misbehave.
+const NoIDMapEnv = "BERTH_NO_IDMAP"
 
 // mappedLower returns the lower layer for a container in user namespace
 // ns: an idmapped bind of tree at DIR/lower, or a shifted copy.
 func (s *supervisor) mappedLower(cache *image.Cache, p image.Prepared, dir string, ns *container.UserNS) (string, error) {
-	if os.Getenv(noIDMapEnv) != "1" {
+	if os.Getenv(NoIDMapEnv) != "1" {
 		lower := filepath.Join(dir, "lower")
 		err := idmappedBind(p.Rootfs, lower, ns)
 		if err == nil {
@@ -44,7 +44,7 @@ func (s *supervisor) mappedLower(cache *image.Cache, p image.Prepared, dir strin
 			s.idmapWarned = true
 		}
 	}
-	return cache.Shifted(p.Digest, idShift(ns))
+	return cache.Shifted(p.Digest, IDShift(ns))
 }
 
 // idmappedBind mounts a read-only copy of tree at target, its owners
@@ -77,9 +77,9 @@ func idmappedBind(tree, target string, ns *container.UserNS) error {
 	return nil
 }
 
-// idShift is ns's maps as the image cache's shift: its key names the
-// maps, its function maps a tree's owners.
-func idShift(ns *container.UserNS) image.Shift {
+// IDShift is ns's maps as an image.Shift: its key names the maps (a
+// hash of them), its function maps a tree's owners.
+func IDShift(ns *container.UserNS) image.Shift {
 	var text string
 	for _, m := range ns.UIDMap {
 		text += "u" + m.String() + " "

@@ -312,7 +312,7 @@ func runMain(c *ctx, args []string) int {
 		}
 		return exitUsage
 	}
-	dir, ic, cleanup, err := rootfsDir(pos[0])
+	dir, ic, cleanup, err := rootfsDir(pos[0], spec.UserNS)
 	if err != nil {
 		c.errorf("%v", err)
 		return exitRunError

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"berth/boot"
+	"berth/container"
 	"berth/image"
 )
 
@@ -20,8 +22,10 @@ const runDirPrefix = "berth-run-"
 // rootfsDir returns ROOTFS as a directory, with what its image says
 // about running it: a directory itself (it says nothing), or an image
 // (a file, an OCI layout, PATH:REF) unpacked into a fresh temporary
-// directory that cleanup removes.
-func rootfsDir(path string) (dir string, ic image.Config, cleanup func(), err error) {
+// directory that cleanup removes. For user namespace ns, an image's
+// private tree that cannot be idmapped (tmpfs before Linux 6.3) has its
+// owners shifted.
+func rootfsDir(path string, ns *container.UserNS) (dir string, ic image.Config, cleanup func(), err error) {
 	if isPlainDir(path) {
 		return path, ic, func() {}, nil
 	}
@@ -33,6 +37,9 @@ func rootfsDir(path string) (dir string, ic image.Config, cleanup func(), err er
 	cleanup = func() { os.RemoveAll(tmp) }
 	dir = filepath.Join(tmp, "rootfs")
 	st, err := image.Unpack(path, dir, image.UnpackOptions{})
+	if err == nil && ns != nil && (os.Getenv(boot.NoIDMapEnv) == "1" || container.CanIDMap(dir, ns) != nil) {
+		err = image.ShiftTree(dir, boot.IDShift(ns))
+	}
 	if err != nil {
 		cleanup()
 		return "", ic, nil, err

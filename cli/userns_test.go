@@ -13,19 +13,22 @@ import (
 
 // TestRunUserNS runs an ordinary image and an ordinary directory in a
 // user namespace: the container's root sees the image's files owned by
-// 0 and writes its own (berth run maps the root mount; nothing is
-// chowned).
+// 0 and writes its own (berth run maps the root mount; where it cannot,
+// or BERTH_NO_IDMAP=1, it shifts the owners of the image's private
+// copy; an operator's directory is never chowned).
 func TestRunUserNS(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	img := filepath.Join(t.TempDir(), "bb.tar.zst")
 	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", img); status != 0 {
 		t.Fatalf("pack: %s", stderr)
 	}
-	const script = `stat -c "%u:%g" /bin/busybox; id -u; echo mine > /made && stat -c "%u:%g" /made; mkdir /newdir && echo mkdir ok`
-	for _, src := range []string{img, rootfs} {
-		status, stdout, stderr := berth(t, "run", "--userns", src, "--", "sh", "-c", script)
-		if want := "0:0\n0\n0:0\nmkdir ok\n"; status != 0 || stdout != want {
-			t.Errorf("%s: status %d stdout %q stderr %q; want %q", src, status, stdout, stderr, want)
+	const script = `stat -c "%u:%g" /bin/busybox; id -u; echo mine > /made && stat -c "%u:%g" /made; mkdir /newdir && echo mkdir ok
+		awk '$5 == "/" { print ($6 ~ /idmapped/) ? "idmapped" : "shifted" }' /proc/self/mountinfo`
+	for _, c := range []struct{ src, noIDMap, how string }{{img, "", "idmapped"}, {img, "1", "shifted"}, {rootfs, "", "idmapped"}} {
+		t.Setenv("BERTH_NO_IDMAP", c.noIDMap) // 1: the unpacked image's owners are shifted instead
+		status, stdout, stderr := berth(t, "run", "--userns", c.src, "--", "sh", "-c", script)
+		if want := "0:0\n0\n0:0\nmkdir ok\n" + c.how + "\n"; status != 0 || stdout != want {
+			t.Errorf("%s (BERTH_NO_IDMAP=%s): status %d stdout %q stderr %q; want %q", c.src, c.noIDMap, status, stdout, stderr, want)
 		}
 	}
 	var st syscall.Stat_t

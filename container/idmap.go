@@ -109,3 +109,20 @@ func idmapRootfs(hm *hostMounts, spec Spec, pid int) error {
 	}
 	return nil
 }
+
+// CanIDMap reports, as an error saying why not, whether a mount of dir
+// can be idmapped through a user namespace with ns's maps.
+func CanIDMap(dir string, ns *UserNS) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", dir, err)
+	}
+	tree := os.NewFile(uintptr(fd), dir)
+	defer tree.Close()
+	userns, err := IDMapUserNS(ns)
+	if err != nil {
+		return err
+	}
+	defer userns.Close()
+	return IDMapTree(tree, userns)
+}

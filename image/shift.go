@@ -165,3 +165,30 @@ func copyTimes(out string, st *unix.Stat_t) error {
 	ts := []unix.Timespec{st.Atim, st.Mtim}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, out, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
+
+// ShiftTree shifts the owners of the tree dir in place, by sh: for a
+// private tree (berth run's unpacked image) that cannot be idmapped.
+// Symlinks are never followed; setuid and setgid bits, which chown
+// clears, are set again.
+func ShiftTree(dir string, sh Shift) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		uid, gid, err := sh.Map(st.Uid, st.Gid)
+		if err != nil {
+			return fmt.Errorf("shift %s: %w", p, err)
+		}
+		if err := os.Lchown(p, int(uid), int(gid)); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK || st.Mode&(unix.S_ISUID|unix.S_ISGID) == 0 {
+			return nil
+		}
+		return unix.Chmod(p, st.Mode&0o7777)
+	})
+}
