@@ -60,7 +60,8 @@ pids = 1
 name = "userns"
 image = "/images/demo.tar.zst"
 user_ns = true
-command = ["/bin/sh", "-c", "echo userns uid $(id -u) map $(cat /proc/self/uid_map); echo root dir owner $(ls -lnd / | awk '{print $3}'); touch /made && mkdir /newdir && echo wrote as root"]
+init = true
+command = ["/bin/sh", "-c", "echo userns uid $(id -u) map $(cat /proc/self/uid_map); echo root dir owner $(ls -lnd / | awk '{print $3}'); echo pid 1 $(head -c 10 /proc/1/cmdline); touch /made && mkdir /newdir && echo wrote as root"]
 
 # In a user namespace, a bind of the host's / (berth's 0700 state
 # included): the init gets it as a mount, read-only with its submounts
@@ -169,6 +170,7 @@ func isolationChecks(t *testing.T, out string) {
 		"container tiny exited with status 0",
 		"userns | userns uid 0 map 0 100000 65536",
 		"userns | root dir owner 0",
+		"userns | pid 1 berth-init",
 		"userns | wrote as root",
 		"userns-bind | host root readable",
 		"userns-bind | bind read-only",
