@@ -50,6 +50,9 @@ type ContainerConfig struct {
 	Rlimits         map[string]any `toml:"rlimits"`
 
 	Limits LimitsConfig `toml:"limits"`
+	// Landlock, [container.landlock], confines the workload to the
+	// paths it lists.
+	Landlock *LandlockConfig `toml:"landlock"`
 
 	// Supervision: restart is "never" (default: the files of the first
 	// releases keep their meaning), "on-failure" or "always".
@@ -88,6 +91,16 @@ type MountConfig struct {
 	FollowSymlink bool `toml:"follow_symlink"`
 	// Size caps a tmpfs, e.g. "16M".
 	Size string `toml:"size"`
+}
+
+// LandlockConfig is a container's [container.landlock] table: the trees
+// (paths inside the container) the workload may read and execute, and
+// those it may also change; best_effort runs it without Landlock on a
+// kernel that has none.
+type LandlockConfig struct {
+	Read       []string `toml:"read"`
+	Write      []string `toml:"write"`
+	BestEffort bool     `toml:"best_effort"`
 }
 
 // LimitsConfig is a container's [container.limits] table.
@@ -199,6 +212,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s.Caps = caps
 	s.Rlimits = c.rlimits(bad)
 	s.Limits = c.Limits.toLimits(bad)
+	if l := c.Landlock; l != nil {
+		s.Landlock = &container.Landlock{Read: l.Read, Write: l.Write, BestEffort: l.BestEffort}
+	}
 	// One error per key: a value that could not be parsed is not judged
 	// again by Validate (an unparsable uid_map is not also "empty").
 	unparsed := map[string]bool{}

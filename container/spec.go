@@ -74,6 +74,9 @@ type Spec struct {
 	// TTY gives the workload a new pseudo-terminal as its stdio; Start
 	// returns the master as Container.PTY.
 	TTY bool `json:"tty,omitempty"`
+	// Landlock, when set, confines the workload's filesystem access to
+	// the paths it lists (landlock.go).
+	Landlock *Landlock `json:"landlock,omitempty"`
 }
 
 // Limits are resource limits enforced by the container's cgroup. A zero or
