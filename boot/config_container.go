@@ -53,6 +53,11 @@ type ContainerConfig struct {
 	// Landlock, [container.landlock], confines the workload to the
 	// paths it lists.
 	Landlock *LandlockConfig `toml:"landlock"`
+	// AppArmor is the AppArmor profile the workload runs under.
+	AppArmor string `toml:"apparmor"`
+	// SELinuxLabel is the SELinux context the workload runs in, and its
+	// tmpfs mounts' files carry.
+	SELinuxLabel string `toml:"selinux_label"`
 
 	// Supervision: restart is "never" (default: the files of the first
 	// releases keep their meaning), "on-failure" or "always".
@@ -179,7 +184,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s := container.Spec{
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
-		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges,
+		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, AppArmor: c.AppArmor, SELinuxLabel: c.SELinuxLabel,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)

@@ -120,6 +120,10 @@ var configShapes = []configShape{
 	{"long landlock list", func(n int) string {
 		return fill(n, oneContainer+"[container.landlock]\nread = [", func(i int) string { return "\"/p" + strconv.Itoa(i) + "\"," }, "]\n")
 	}, "6 container.landlock.read"},
+	{"many apparmor policy files", func(n int) string {
+		return fill(n, "[security]\napparmor_policy = [", func(i int) string { return "\"/p" + strconv.Itoa(i) + "\"," }, "]\n")
+	}, "2 security.apparmor_policy"},
+	{"long apparmor profile name", func(n int) string { return nested(n, oneContainer+"apparmor = \"", "p", "", "", "\"\n") }, "5 container.apparmor"},
 	{"many comments", func(n int) string { return fill(n, oneContainer, same("# comment\n"), "") }, "ok"},
 	{"many blank lines then an error", func(n int) string { return fill(n, "", same("\n"), "x = \n") }, strconv.Itoa(maxConfigSize-4) + " x"},
 }

@@ -341,13 +341,39 @@ func (k *childPlan) seal() (int, syscall.Errno) {
 	return 0, 0
 }
 
-// lsm confines the child to its Landlock ruleset, if any. It goes on
-// before seccomp, whose default profile refuses Landlock's system calls.
+// atFDCWD is AT_FDCWD (-100) as a system call's argument.
+const atFDCWD = ^uintptr(99)
+
+// lsm sets the exec transitions of AppArmor and SELinux (each written
+// to the first of its /proc files that exists), then confines the child
+// to its Landlock ruleset, if any, which would refuse those writes. It
+// goes on before seccomp, whose default profile refuses Landlock's
+// system calls.
 //
 //go:nosplit
 //go:norace
 //go:nocheckptr
 func (k *childPlan) lsm() (int, syscall.Errno) {
+	for i := range k.attrs {
+		a := &k.attrs[i]
+		fd, e := uintptr(0), syscall.Errno(unix.ENOENT)
+		for _, p := range a.paths {
+			if p == nil {
+				break
+			}
+			if fd, _, e = syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0); e != unix.ENOENT {
+				break
+			}
+		}
+		if e == 0 {
+			_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&a.data[0])), uintptr(len(a.data)))
+			syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		}
+		if e != 0 {
+			k.rec[2] = uint32(i)
+			return stepExecAttr, e
+		}
+	}
 	if k.ruleset >= 0 {
 		if _, _, e := syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(k.ruleset), 0, 0); e != 0 {
 			return stepLandlock, e

@@ -121,10 +121,10 @@ func runInit() error {
 		return fmt.Errorf("create working directory %s: %w", cwd, err)
 	}
 
-	// 9. Without no_new_privs, Landlock and seccomp must go on while we
+	// 9. Without no_new_privs, the security modules and seccomp must go on while we
 	// still hold CAP_SYS_ADMIN; otherwise they go on last.
 	if spec.AllowNewPrivileges {
-		if err := landlockRestrict(ruleset); err != nil {
+		if err := confine(spec, ruleset); err != nil {
 			return err
 		}
 		if cfg.Seccomp != nil {
@@ -161,13 +161,14 @@ func runInit() error {
 		return fmt.Errorf("mark fds close-on-exec: %w", err)
 	}
 
-	// 14. no_new_privs, then Landlock (which seccomp's default profile
-	// would refuse), then seccomp, last before exec.
+	// 14. no_new_privs, then the security modules (Landlock's system
+	// calls seccomp's default profile would refuse), then seccomp, last
+	// before exec.
 	if !spec.AllowNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("set no_new_privs: %w", err)
 		}
-		if err := landlockRestrict(ruleset); err != nil {
+		if err := confine(spec, ruleset); err != nil {
 			return err
 		}
 		if cfg.Seccomp != nil {
@@ -187,6 +188,15 @@ func runInit() error {
 		code = 127
 	}
 	return &StartError{code, fmt.Errorf("exec %s: %w", spec.Args[0], err)}
+}
+
+// confine sets the exec transitions of AppArmor and SELinux, then
+// Landlock's ruleset (-1: none), on the calling thread.
+func confine(spec Spec, ruleset int) error {
+	if err := setExecAttrs(spec); err != nil {
+		return err
+	}
+	return landlockRestrict(ruleset)
 }
 
 // joinCgroup moves the init into the container's cgroup, enters a new

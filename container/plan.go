@@ -50,6 +50,7 @@ const (
 	stepCwdOutside
 	stepCloexec
 	stepNoNewPrivs
+	stepExecAttr
 	stepLandlock
 	stepExec
 )
@@ -95,6 +96,8 @@ type childPlan struct {
 	seccomp      *unix.SockFprog
 	seccompEarly bool
 	noNewPrivs   bool
+	// attrs are the exec transitions of AppArmor and SELinux (lsm.go).
+	attrs []execAttr
 	// early confines the child (lsm) before its credentials change,
 	// where without no_new_privs it still may; else right after
 	// no_new_privs.
@@ -156,6 +159,9 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		return nil, err
 	}
 	if err := planExec(k, spec); err != nil {
+		return nil, err
+	}
+	if err := planLSM(k, spec); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -306,6 +312,8 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 		}
 		_, path := workloadEnv(spec.Env)
 		return &StartError{127, fmt.Errorf("exec %s: not found in PATH %s", name, path)}
+	case stepExecAttr:
+		return setupError(execAttrError(spec, k, i, errno))
 	case stepFsopen:
 		return setupError(fmt.Errorf("open a %s filesystem: %w", bytePtrString(k.fsTypes, i), errno))
 	case stepRlimit:

@@ -77,6 +77,12 @@ type Spec struct {
 	// Landlock, when set, confines the workload's filesystem access to
 	// the paths it lists (landlock.go).
 	Landlock *Landlock `json:"landlock,omitempty"`
+	// AppArmor is the AppArmor profile the workload is exec'd under; it
+	// must be loaded in the kernel.
+	AppArmor string `json:"apparmor,omitempty"`
+	// SELinuxLabel is the SELinux context, user:role:type:level, the
+	// workload is exec'd in and its tmpfs mounts are labelled with.
+	SELinuxLabel string `json:"selinux_label,omitempty"`
 }
 
 // Limits are resource limits enforced by the container's cgroup. A zero or

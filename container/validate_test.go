@@ -133,6 +133,18 @@ func TestValidate(t *testing.T) {
 		{"landlock most paths", func(s *Spec) { s.Landlock = &Landlock{Read: manyPaths(MaxLandlockPaths)} }, ""},
 		{"landlock too many paths", func(s *Spec) { s.Landlock = &Landlock{Write: manyPaths(MaxLandlockPaths + 1)} }, "landlock.write"},
 		{"landlock longest path", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/" + strings.Repeat("a", 4094)}} }, ""},
+		{"apparmor", func(s *Spec) { s.AppArmor = "berth-web" }, ""},
+		{"apparmor longest", func(s *Spec) { s.AppArmor = strings.Repeat("p", MaxLabel) }, ""},
+		{"apparmor too long", func(s *Spec) { s.AppArmor = strings.Repeat("p", MaxLabel+1) }, "apparmor"},
+		{"apparmor newline", func(s *Spec) { s.AppArmor = "web\nexec other" }, "apparmor"},
+		{"apparmor space", func(s *Spec) { s.AppArmor = "web other" }, "apparmor"},
+		{"apparmor DEL", func(s *Spec) { s.AppArmor = "web\x7f" }, "apparmor"},
+		{"selinux label", func(s *Spec) { s.SELinuxLabel = "system_u:system_r:container_t:s0:c1,c2" }, ""},
+		{"selinux label longest", func(s *Spec) { s.SELinuxLabel = "u:r:t:" + strings.Repeat("s", MaxLabel-6) }, ""},
+		{"selinux label too long", func(s *Spec) { s.SELinuxLabel = "u:r:t:" + strings.Repeat("s", MaxLabel-5) }, "selinux_label"},
+		{"selinux label without level", func(s *Spec) { s.SELinuxLabel = "system_u:system_r:container_t" }, "selinux_label"},
+		{"selinux label tab", func(s *Spec) { s.SELinuxLabel = "u:r:t:s0\t" }, "selinux_label"},
+		{"selinux label NUL", func(s *Spec) { s.SELinuxLabel = "u:r:t:s0\x00" }, "selinux_label"},
 		{"landlock path too long", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/" + strings.Repeat("a", 4095)}} }, "landlock.read"},
 	}
 	for _, tc := range tests {
