@@ -58,6 +58,9 @@ type ContainerConfig struct {
 	// SELinuxLabel is the SELinux context the workload runs in, and its
 	// tmpfs mounts' files carry.
 	SELinuxLabel string `toml:"selinux_label"`
+	// SELinuxMountLabel is the context of its tmpfs mounts' files, when
+	// not SELinuxLabel.
+	SELinuxMountLabel string `toml:"selinux_mount_label"`
 
 	// Supervision: restart is "never" (default: the files of the first
 	// releases keep their meaning), "on-failure" or "always".
@@ -185,6 +188,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
 		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, AppArmor: c.AppArmor, SELinuxLabel: c.SELinuxLabel,
+		SELinuxMountLabel: c.SELinuxMountLabel,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)

@@ -34,11 +34,21 @@ func (c *specCheck) lsmLabels(s *Spec) {
 	if err := checkLabel(s.AppArmor); err != nil {
 		c.add("apparmor", -1, "%v", err)
 	}
-	if err := checkLabel(s.SELinuxLabel); err != nil {
-		c.add("selinux_label", -1, "%v", err)
-	} else if s.SELinuxLabel != "" && strings.Count(s.SELinuxLabel, ":") < 3 {
-		c.add("selinux_label", -1, "want user:role:type:level, got %s", Quote(s.SELinuxLabel))
+	for _, l := range []struct{ key, label string }{{"selinux_label", s.SELinuxLabel}, {"selinux_mount_label", s.SELinuxMountLabel}} {
+		if err := checkLabel(l.label); err != nil {
+			c.add(l.key, -1, "%v", err)
+		} else if l.label != "" && strings.Count(l.label, ":") < 3 {
+			c.add(l.key, -1, "want user:role:type:level, got %s", Quote(l.label))
+		}
 	}
+}
+
+// mountLabel is the SELinux context of the container's tmpfs mounts.
+func (s *Spec) mountLabel() string {
+	if s.SELinuxMountLabel != "" {
+		return s.SELinuxMountLabel
+	}
+	return s.SELinuxLabel
 }
 
 // AppArmorEnabled reports whether the running kernel enforces AppArmor.
@@ -63,11 +73,15 @@ func checkLSMs(s Spec) error {
 	if s.AppArmor != "" && !AppArmorEnabled() {
 		errs = append(errs, fmt.Errorf("apparmor profile %s: the kernel has no AppArmor (not built, or not in its lsm= list)", Quote(s.AppArmor)))
 	}
-	if s.SELinuxLabel != "" {
-		if !SELinuxEnabled() {
-			errs = append(errs, fmt.Errorf("selinux label %s: the kernel has no SELinux (not built, not in its lsm= list, or selinuxfs not mounted at /sys/fs/selinux)", Quote(s.SELinuxLabel)))
-		} else if err := checkContext(s.SELinuxLabel); err != nil {
-			errs = append(errs, fmt.Errorf("selinux label %s: %w", Quote(s.SELinuxLabel), err))
+	for _, l := range []struct{ what, label string }{{"selinux label", s.SELinuxLabel}, {"selinux mount label", s.SELinuxMountLabel}} {
+		switch {
+		case l.label == "":
+		case !SELinuxEnabled():
+			errs = append(errs, fmt.Errorf("%s %s: the kernel has no SELinux (not built, not in its lsm= list, or selinuxfs not mounted at /sys/fs/selinux)", l.what, Quote(l.label)))
+		default:
+			if err := checkContext(l.label); err != nil {
+				errs = append(errs, fmt.Errorf("%s %s: %w", l.what, Quote(l.label), err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -58,7 +58,7 @@ func setupRootfs(cfg initConfig, hm *hostMounts, fsopen func(string) (int, error
 	if err := makePrivate(root); err != nil {
 		return nil, fmt.Errorf("rootfs %s: %w", spec.Rootfs, err)
 	}
-	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil, fsopen: fsopen, selinux: spec.SELinuxLabel}
+	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil, fsopen: fsopen, selinux: spec.mountLabel()}
 	var err error
 	if r.own.root, err = statID(root); err != nil {
 		return nil, err

@@ -81,8 +81,13 @@ type Spec struct {
 	// must be loaded in the kernel.
 	AppArmor string `json:"apparmor,omitempty"`
 	// SELinuxLabel is the SELinux context, user:role:type:level, the
-	// workload is exec'd in and its tmpfs mounts are labelled with.
+	// workload is exec'd in, and its tmpfs mounts are labelled with
+	// unless SELinuxMountLabel says otherwise.
 	SELinuxLabel string `json:"selinux_label,omitempty"`
+	// SELinuxMountLabel is the SELinux context of the files of the
+	// container's tmpfs mounts (context=), when it must differ from
+	// SELinuxLabel: an enforcing policy labels files with file types.
+	SELinuxMountLabel string `json:"selinux_mount_label,omitempty"`
 }
 
 // Limits are resource limits enforced by the container's cgroup. A zero or

@@ -145,6 +145,9 @@ func TestValidate(t *testing.T) {
 		{"selinux label without level", func(s *Spec) { s.SELinuxLabel = "system_u:system_r:container_t" }, "selinux_label"},
 		{"selinux label tab", func(s *Spec) { s.SELinuxLabel = "u:r:t:s0\t" }, "selinux_label"},
 		{"selinux label NUL", func(s *Spec) { s.SELinuxLabel = "u:r:t:s0\x00" }, "selinux_label"},
+		{"selinux mount label", func(s *Spec) { s.SELinuxMountLabel = "system_u:object_r:tmpfs_t:s0" }, ""},
+		{"selinux mount label without level", func(s *Spec) { s.SELinuxMountLabel = "system_u:object_r:tmpfs_t" }, "selinux_mount_label"},
+		{"selinux mount label too long", func(s *Spec) { s.SELinuxMountLabel = "u:r:t:" + strings.Repeat("s", MaxLabel-5) }, "selinux_mount_label"},
 		{"landlock path too long", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/" + strings.Repeat("a", 4095)}} }, "landlock.read"},
 	}
 	for _, tc := range tests {
