@@ -187,7 +187,7 @@ func runInit() error {
 	if errors.Is(err, unix.ENOENT) {
 		code = 127
 	}
-	return &StartError{code, fmt.Errorf("exec %s: %w", spec.Args[0], err)}
+	return &StartError{code, fmt.Errorf("exec %s: %w%s", spec.Args[0], err, execHint(spec, err))}
 }
 
 // confine sets the exec transitions of AppArmor and SELinux, then

@@ -132,3 +132,15 @@ func TestLandlockTTY(t *testing.T) {
 		}
 	}
 }
+
+// TestLandlockExecDenied checks a command outside the read paths is not
+// run, and the error says Landlock may be why.
+func TestLandlockExecDenied(t *testing.T) {
+	for _, userNS := range []*UserNS{nil, {UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}} {
+		rootfs := landlockRootfs(t)
+		_, out, err := run(t, rootfs, Spec{UserNS: userNS, Args: []string{"/bin/echo", "ran"}, Landlock: &Landlock{Read: []string{"/srv/ro"}}})
+		if err == nil || !strings.Contains(err.Error(), "exec /bin/echo: permission denied (Landlock allows executing only beneath") {
+			t.Errorf("user namespace %v: start error %v, output %q; want exec refused, naming Landlock", userNS != nil, err, out)
+		}
+	}
+}

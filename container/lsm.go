@@ -186,3 +186,20 @@ func setExecAttrs(s Spec) error {
 	}
 	return nil
 }
+
+// execHint says which security module may have refused the workload's
+// execve with err: "" when none is configured that could.
+func execHint(s Spec, err error) string {
+	var hints []string
+	if s.Landlock != nil && errors.Is(err, unix.EACCES) {
+		hints = append(hints, "Landlock allows executing only beneath its read and write paths")
+	}
+	if s.SELinuxLabel != "" && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		hints = append(hints, "the SELinux policy may refuse the transition to "+s.SELinuxLabel+
+			": it needs transition from berth's domain, entrypoint on the command's file type and, under no_new_privs, nnp_transition")
+	}
+	if len(hints) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(hints, "; ") + ")"
+}

@@ -305,10 +305,8 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 	case stepExec:
 		name := spec.Args[0]
 		switch {
-		case spec.SELinuxLabel != "" && (errno == unix.EACCES || errno == unix.EPERM):
-			return &StartError{126, fmt.Errorf("exec %s: %w (the SELinux policy may refuse the transition to %s: under no_new_privs it needs nnp_transition, and the label entrypoint on the command's file type)", name, errno, spec.SELinuxLabel)}
 		case errno != unix.ENOENT && errno != unix.ENOTDIR:
-			return &StartError{126, fmt.Errorf("exec %s: %w", name, errno)}
+			return &StartError{126, fmt.Errorf("exec %s: %w%s", name, errno, execHint(spec, errno))}
 		case strings.Contains(name, "/"):
 			return &StartError{127, fmt.Errorf("exec %s: no such file", name)}
 		}
