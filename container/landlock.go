@@ -86,7 +86,7 @@ func landlockRuleset(l *Landlock, root int) (int, error) {
 	}
 	handled := landlockABIRights(uintptr(abi))
 	// Only the first field, which every ABI knows: no network rules, no
-	// scopes.
+	// scopes. The ruleset's fd is close-on-exec.
 	attr := unix.LandlockRulesetAttr{Handled_access_fs: handled}
 	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr.Handled_access_fs), 0)
 	if e != 0 {
@@ -98,7 +98,6 @@ func landlockRuleset(l *Landlock, root int) (int, error) {
 			unix.Close(int(fd))
 		}
 	}()
-	unix.CloseOnExec(int(fd))
 	for _, list := range []struct {
 		key    string
 		paths  []string
