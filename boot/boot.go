@@ -76,6 +76,8 @@ type booter struct {
 	netChanged chan struct{}
 	// storage is the data partition ([storage]), nil without one.
 	storage *storageState
+	// security is what the security phase found and loaded.
+	security *SecurityInfo
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
 }
@@ -161,6 +163,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"storage", b.setupStorage},
+		{"security", b.setupSecurity},
 		{"images", b.startImages}, // readied on a goroutine from here on
 		{"clock", b.startClock},
 		{"network", b.setupNetwork},

@@ -56,6 +56,17 @@ type ContainerConfig struct {
 	Rlimits         map[string]any `toml:"rlimits"`
 
 	Limits LimitsConfig `toml:"limits"`
+	// Landlock, [container.landlock], confines the workload to the
+	// paths it lists.
+	Landlock *LandlockConfig `toml:"landlock"`
+	// AppArmor is the AppArmor profile the workload runs under.
+	AppArmor string `toml:"apparmor"`
+	// SELinuxLabel is the SELinux context the workload runs in, and its
+	// tmpfs mounts' files carry.
+	SELinuxLabel string `toml:"selinux_label"`
+	// SELinuxMountLabel is the context of its tmpfs mounts' files, when
+	// not SELinuxLabel.
+	SELinuxMountLabel string `toml:"selinux_mount_label"`
 
 	// Supervision: restart is "never" (default: the files of the first
 	// releases keep their meaning), "on-failure" or "always".
@@ -98,6 +109,16 @@ type MountConfig struct {
 	FollowSymlink bool `toml:"follow_symlink"`
 	// Size caps a tmpfs, e.g. "16M".
 	Size string `toml:"size"`
+}
+
+// LandlockConfig is a container's [container.landlock] table: the trees
+// (paths inside the container) the workload may read and execute, and
+// those it may also change; best_effort runs it without Landlock on a
+// kernel that has none.
+type LandlockConfig struct {
+	Read       []string `toml:"read"`
+	Write      []string `toml:"write"`
+	BestEffort bool     `toml:"best_effort"`
 }
 
 // LimitsConfig is a container's [container.limits] table.
@@ -176,7 +197,8 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s := container.Spec{
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
-		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, Init: c.Init,
+		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, AppArmor: c.AppArmor, SELinuxLabel: c.SELinuxLabel,
+		SELinuxMountLabel: c.SELinuxMountLabel, Init: c.Init,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)
@@ -209,6 +231,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s.Caps = caps
 	s.Rlimits = c.rlimits(bad)
 	s.Limits = c.Limits.toLimits(bad)
+	if l := c.Landlock; l != nil {
+		s.Landlock = &container.Landlock{Read: l.Read, Write: l.Write, BestEffort: l.BestEffort}
+	}
 	// One error per key: a value that could not be parsed is not judged
 	// again by Validate (an unparsable uid_map is not also "empty").
 	unparsed := map[string]bool{}

@@ -100,7 +100,8 @@ func (s *supervisor) processes() []Process {
 	now := time.Now()
 	for _, name := range s.order {
 		u := s.units[name]
-		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address}
+		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address,
+			AppArmor: u.spec.AppArmor, SELinuxLabel: u.spec.SELinuxLabel}
 		if u.c != nil {
 			started := u.started
 			p.Pid, p.Started = u.c.Pid, &started
@@ -154,12 +155,14 @@ func (s *supervisor) statusInfo() *Status {
 		st.Clock = s.b.clock.info()
 	}
 	st.Storage = s.b.storageInfo()
+	st.Security = s.b.security
 	for _, name := range s.order {
 		u := s.units[name]
 		if u.state == stateRunning {
 			st.Running++
 		}
-		st.Images = append(st.Images, ImageInfo{Container: name, Path: s.b.cfg.ImagePath(u.cfg), Rootfs: u.spec.Rootfs})
+		st.Images = append(st.Images, ImageInfo{Container: name, Path: s.b.cfg.ImagePath(u.cfg), Rootfs: u.spec.Rootfs,
+			AppArmor: u.spec.AppArmor, SELinuxLabel: u.spec.SELinuxLabel})
 	}
 	sort.SliceStable(st.Images, func(i, j int) bool { return st.Images[i].Container < st.Images[j].Container })
 	return st

@@ -65,6 +65,10 @@ type Process struct {
 	// "HOST:CONTAINER/PROTO".
 	Address string   `json:"address,omitempty"`
 	Ports   []string `json:"ports,omitempty"`
+	// AppArmor and SELinuxLabel are the profile and the context the
+	// container runs under (the config's: they do not change).
+	AppArmor     string `json:"apparmor,omitempty"`
+	SELinuxLabel string `json:"selinux_label,omitempty"`
 	// Stats is the running container's resource use.
 	Stats *Stats `json:"stats,omitempty"`
 }
@@ -116,6 +120,8 @@ type Status struct {
 	Storage *StorageInfo `json:"storage,omitempty"`
 	// Network lists the appliance's own interfaces ([[network.interface]]).
 	Network []board.InterfaceStatus `json:"network,omitempty"`
+	// Security is the kernel's security modules and berth's policy.
+	Security *SecurityInfo `json:"security,omitempty"`
 }
 
 // ImageInfo is a container's image as berth status shows it.
@@ -123,4 +129,7 @@ type ImageInfo struct {
 	Container string `json:"container"`
 	Path      string `json:"path"`
 	Rootfs    string `json:"rootfs,omitempty"`
+	// AppArmor and SELinuxLabel are the container's profile and context.
+	AppArmor     string `json:"apparmor,omitempty"`
+	SELinuxLabel string `json:"selinux_label,omitempty"`
 }

@@ -85,7 +85,7 @@ func TestQEMURaspberryPi3(t *testing.T) {
 		}
 		// The config phase waits for the modules, then arms the watchdog.
 		loaded := strings.Index(out, "modules loaded:")
-		if loaded < 0 || strings.Contains(out[loaded:], "berth: phase 4/9") {
+		if loaded < 0 || strings.Contains(out[loaded:], "berth: phase 4/10") {
 			t.Errorf("berth went on past arming the watchdog, which resets QEMU 7.2's raspi3b:\n%s", out)
 		}
 	})

@@ -50,6 +50,8 @@ const (
 	stepCwdOutside
 	stepCloexec
 	stepNoNewPrivs
+	stepExecAttr
+	stepLandlock
 	stepExec
 	stepExecInit
 )
@@ -79,26 +81,35 @@ type childPlan struct {
 	sendIOV unix.Iovec
 	sendOOB []byte
 	fdsAt   int
-	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
-	// when the workload has one.
-	recv    unix.Msghdr
-	recvIOV unix.Iovec
-	recvBuf [1]byte
-	recvOOB []byte
-	stdio   [3]int32
-	rlimits []childRlimit
+	// recv gets the go-ahead: one byte, and as SCM_RIGHTS a terminal
+	// when the workload has one (tty), then Landlock's ruleset when the
+	// spec has one (landlock) and the kernel Landlock.
+	tty, landlock bool
+	ruleset       int32
+	recv          unix.Msghdr
+	recvIOV       unix.Iovec
+	recvBuf       [1]byte
+	recvOOB       []byte
+	stdio         [3]int32
+	rlimits       []childRlimit
 	// seccomp is the filter, nil when unconfined; early installs it
 	// before the credentials change (no_new_privs off).
 	seccomp      *unix.SockFprog
 	seccompEarly bool
 	noNewPrivs   bool
-	capDrop      []uintptr // capabilities to drop from the bounding set
-	capHdr       unix.CapUserHeader
-	capData      [2]unix.CapUserData
-	groups       []uint32
-	uid, gid     uintptr
-	cwd          *byte
-	cwdBuf       [unix.PathMax]byte
+	// attrs are the exec transitions of AppArmor and SELinux (lsm.go).
+	attrs []execAttr
+	// early confines the child (lsm) before its credentials change,
+	// where without no_new_privs it still may; else right after
+	// no_new_privs.
+	early    bool
+	capDrop  []uintptr // capabilities to drop from the bounding set
+	capHdr   unix.CapUserHeader
+	capData  [2]unix.CapUserData
+	groups   []uint32
+	uid, gid uintptr
+	cwd      *byte
+	cwdBuf   [unix.PathMax]byte
 	// argv and envv are NUL-terminated; paths are execve's candidates.
 	argv, envv []*byte
 	paths      []*byte
@@ -165,6 +176,9 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 	if err := planExec(k, spec); err != nil {
 		return nil, err
 	}
+	if err := planLSM(k, spec); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -189,7 +203,8 @@ func planHandOver(k *childPlan, cfg initConfig) error {
 	k.send = unix.Msghdr{Iov: &k.sendIOV, Control: &k.sendOOB[0]}
 	k.send.SetIovlen(1)
 	k.send.SetControllen(len(k.sendOOB))
-	k.recvOOB = make([]byte, unix.CmsgSpace(4))
+	k.tty, k.landlock, k.ruleset = cfg.Spec.TTY, cfg.Spec.Landlock != nil, -1
+	k.recvOOB = make([]byte, unix.CmsgSpace(8))
 	k.recvIOV = unix.Iovec{Base: &k.recvBuf[0]}
 	k.recvIOV.SetLen(1)
 	k.recv = unix.Msghdr{Iov: &k.recvIOV, Control: &k.recvOOB[0]}
@@ -213,6 +228,7 @@ func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
 		k.seccompEarly = spec.AllowNewPrivileges
 	}
 	k.noNewPrivs = !spec.AllowNewPrivileges
+	k.early = spec.AllowNewPrivileges
 	caps, err := capList(cfg.Caps)
 	if err != nil {
 		return err
@@ -303,7 +319,8 @@ var childSteps = map[uint32]string{
 	stepHandOver: "hand over filesystems", stepAwait: "wait for berth", stepRoot: "enter the container's root",
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
-	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepExecInit: "exec berth's init",
+	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
+	stepExecInit: "exec berth's init",
 }
 
 // describeChildError turns the child's error record into the error of the start.
@@ -314,12 +331,14 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 		name := spec.Args[0]
 		switch {
 		case errno != unix.ENOENT && errno != unix.ENOTDIR:
-			return &StartError{126, fmt.Errorf("exec %s: %w", name, errno)}
+			return &StartError{126, fmt.Errorf("exec %s: %w%s", name, errno, execHint(spec, errno))}
 		case strings.Contains(name, "/"):
 			return &StartError{127, fmt.Errorf("exec %s: no such file", name)}
 		}
 		_, path := workloadEnv(spec.Env)
 		return &StartError{127, fmt.Errorf("exec %s: not found in PATH %s", name, path)}
+	case stepExecAttr:
+		return setupError(execAttrError(spec, k, i, errno))
 	case stepFsopen:
 		return setupError(fmt.Errorf("open a %s filesystem: %w", bytePtrString(k.fsTypes, i), errno))
 	case stepRlimit:

@@ -155,6 +155,9 @@ func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 	if err := spec.Limits.CheckMachine(); err != nil {
 		return cfg, err
 	}
+	if err := checkLSMs(spec); err != nil {
+		return cfg, err
+	}
 	if fi, err := os.Stat(spec.Rootfs); err != nil || !fi.IsDir() {
 		return cfg, fmt.Errorf("rootfs %s is not a directory", spec.Rootfs)
 	}
