@@ -1,0 +1,171 @@
+package container
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"berth/internal/testutil"
+)
+
+// startRunning starts spec on rootfs, running `sleep 1000` unless spec
+// has a command, and stops it when the test ends.
+func startRunning(t *testing.T, rootfs string, spec Spec) *Container {
+	t.Helper()
+	layout, err := DetectCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testSeq++
+	spec.Name = fmt.Sprintf("exec-%d-%d", os.Getpid(), testSeq)
+	spec.Rootfs = rootfs
+	if spec.Args == nil {
+		spec.Args = []string{"sleep", "1000"}
+	}
+	c, err := Start(layout, spec, Options{DieWithParent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c.alive() {
+			c.Kill()
+			c.Wait()
+		}
+	})
+	return c
+}
+
+// alive reports whether the container's first process has not been
+// collected.
+func (c *Container) alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pidfd != nil
+}
+
+// execOutput runs opts in c and returns its wait status and output
+// (stdout and stderr together).
+func execOutput(t *testing.T, c *Container, opts ExecOptions) (syscall.WaitStatus, string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	opts.Stdout, opts.Stderr = w, w
+	p, err := c.Exec(opts)
+	w.Close()
+	if err != nil {
+		return 0, "", err
+	}
+	out, _ := io.ReadAll(r)
+	return waitPid(t, p.Pid), string(out), nil
+}
+
+func waitPid(t *testing.T, pid int) syscall.WaitStatus {
+	t.Helper()
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("wait %d: %v", pid, err)
+		}
+		return ws
+	}
+}
+
+// execVariants are the containers every exec guarantee is checked in:
+// the defaults, a user namespace, a read-only root.
+func execVariants(t *testing.T) map[string]Spec {
+	return map[string]Spec{
+		"default":  {Limits: Limits{Pids: 64, Memory: 64 << 20}},
+		"userns":   {UserNS: &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}},
+		"readonly": {ReadonlyRoot: true, User: User{UID: 1000, GID: 1000, Groups: []uint32{10}}, Rlimits: []Rlimit{{Name: "nofile", Soft: 77, Hard: 88}}},
+	}
+}
+
+// TestExecSameConfinement checks, from the host, that an exec'd process
+// has exactly what the container's first process has: every namespace,
+// the cgroup, the root, capability sets, no_new_privs, seccomp, ids,
+// rlimits and oom_score_adj; and nothing of berth's: only fds 0-2, an
+// executable of the container's.
+func TestExecSameConfinement(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	if err := os.Chmod(filepath.Dir(rootfs), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, spec := range execVariants(t) {
+		t.Run(name, func(t *testing.T) {
+			adj := 123
+			spec.OOMScoreAdj = &adj
+			c := startRunning(t, rootfs, spec)
+			p, err := c.Exec(ExecOptions{Args: []string{"sleep", "1000"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { syscall.Kill(p.Pid, syscall.SIGKILL); waitPid(t, p.Pid) }()
+			init, exe := fmt.Sprintf("/proc/%d", c.Pid), fmt.Sprintf("/proc/%d", p.Pid)
+			for _, ns := range []string{"mnt", "uts", "ipc", "net", "pid", "cgroup", "user"} {
+				a, _ := os.Readlink(init + "/ns/" + ns)
+				b, _ := os.Readlink(exe + "/ns/" + ns)
+				if a != b || a == "" {
+					t.Errorf("namespace %s: container %q, exec %q", ns, a, b)
+				}
+			}
+			for _, f := range []string{"cgroup", "limits", "oom_score_adj"} {
+				a, _ := os.ReadFile(init + "/" + f)
+				b, _ := os.ReadFile(exe + "/" + f)
+				if !bytes.Equal(a, b) {
+					t.Errorf("%s: container\n%s\nexec\n%s", f, a, b)
+				}
+			}
+			want, got := statusFields(t, init), statusFields(t, exe)
+			if want != got {
+				t.Errorf("/proc/PID/status: container\n%s\nexec\n%s", want, got)
+			}
+			if !strings.Contains(got, "Seccomp:\t2") || !strings.Contains(got, "NoNewPrivs:\t1") {
+				t.Errorf("exec not confined:\n%s", got)
+			}
+			rootA, _ := os.Stat(init + "/root/")
+			rootB, _ := os.Stat(exe + "/root/")
+			if rootA == nil || rootB == nil || !os.SameFile(rootA, rootB) {
+				t.Error("the exec'd process's root is not the container's")
+			}
+			fds, _ := os.ReadDir(exe + "/fd")
+			if len(fds) != 3 {
+				t.Errorf("exec'd process holds %d fds, want 3 (stdio)", len(fds))
+			}
+			bin, _ := os.Stat(filepath.Join(rootfs, "bin", "busybox"))
+			self, _ := os.Stat(exe + "/exe")
+			if bin == nil || self == nil || !os.SameFile(bin, self) {
+				t.Error("/proc/PID/exe of the exec'd process is not the container's busybox")
+			}
+		})
+	}
+}
+
+// statusFields are the lines of /proc/PID/status that say what a process
+// may do.
+func statusFields(t *testing.T, proc string) string {
+	data, err := os.ReadFile(proc + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		for _, k := range []string{"Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:", "Seccomp"} {
+			if strings.HasPrefix(l, k) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
