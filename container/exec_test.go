@@ -2,6 +2,7 @@ package container
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -168,4 +169,133 @@ func statusFields(t *testing.T, proc string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestExecFromInside checks an exec as the exec'd command sees it, in
+// each variant: the container's hostname and PID namespace (its first
+// process is PID 1, no host pid shows), its cgroup (the command is in
+// the container's cgroup.procs), a working directory inside the root,
+// its environment with overrides, and the user and directory asked for.
+func TestExecFromInside(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	if err := os.Chmod(filepath.Dir(rootfs), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, spec := range execVariants(t) {
+		t.Run(name, func(t *testing.T) {
+			spec.Env = []string{"A=container", "B=container"}
+			spec.Hostname = "inside"
+			c := startRunning(t, rootfs, spec)
+			script := fmt.Sprintf(`hostname; cat /proc/1/comm; test -e /proc/%d && echo host-pid-seen
+				pwd; echo $A $B $C; cat /proc/self/cgroup | grep -v ':/$' ; grep -qx $$ /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs 2>/dev/null && echo in-cgroup
+				test -e /etc/host-only && echo host-path-seen; exit 0`, os.Getpid())
+			ws, out, err := execOutput(t, c, ExecOptions{Args: []string{"sh", "-c", script}, Env: []string{"B=exec", "C=new"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "inside\nsleep\n/\ncontainer exec new\nin-cgroup\n"
+			if ws.ExitStatus() != 0 || out != want {
+				t.Errorf("exec saw:\n%s(status %d), want:\n%s", out, ws.ExitStatus(), want)
+			}
+			ws, out, err = execOutput(t, c, ExecOptions{Args: []string{"sh", "-c", "id -u; id -g; id -G; pwd"}, User: &User{UID: 5, GID: 6}, Cwd: "/etc"})
+			if err != nil || out != "5\n6\n6\n/etc\n" {
+				t.Errorf("--user 5:6 --workdir /etc: %q %v", out, err)
+			}
+		})
+	}
+}
+
+// TestExecStatus checks how an exec ends: its exit status, a signal, a
+// command that is missing or not executable, a bad working directory,
+// and a container that no longer runs.
+func TestExecStatus(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	for _, tc := range []struct {
+		args      []string
+		cwd       string
+		status    int
+		signal    syscall.Signal
+		startCode int
+	}{
+		{args: []string{"true"}},
+		{args: []string{"sh", "-c", "exit 3"}, status: 3},
+		{args: []string{"sh", "-c", "kill -9 $$"}, signal: syscall.SIGKILL},
+		{args: []string{"nosuch"}, startCode: 127},
+		{args: []string{"/nosuch"}, startCode: 127},
+		{args: []string{"/etc/passwd"}, startCode: 126},
+		{args: []string{"true"}, cwd: "/nosuch", startCode: 125},
+	} {
+		ws, out, err := execOutput(t, c, ExecOptions{Args: tc.args, Cwd: tc.cwd})
+		var se *StartError
+		switch {
+		case tc.startCode != 0:
+			if !errors.As(err, &se) || se.Code != tc.startCode {
+				t.Errorf("%v: error %v, want a start error %d", tc.args, err, tc.startCode)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.signal != 0 && (!ws.Signaled() || ws.Signal() != tc.signal):
+			t.Errorf("%v: %v, want killed by %v (%s)", tc.args, ws, tc.signal, out)
+		case tc.signal == 0 && ws.ExitStatus() != tc.status:
+			t.Errorf("%v: status %d, want %d (%s)", tc.args, ws.ExitStatus(), tc.status, out)
+		}
+	}
+	c.Kill()
+	c.Wait()
+	if _, _, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("exec after the container ended: %v, want ErrNotRunning", err)
+	}
+}
+
+// TestExecKilledWithContainer: an exec'd process ends when the
+// container's first process does.
+func TestExecKilledWithContainer(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	p, err := c.Exec(ExecOptions{Args: []string{"sleep", "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(c.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if ws := waitPid(t, p.Pid); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("exec'd process after its container's end: %v", ws)
+	}
+	c.Wait()
+}
+
+// TestExecCountsAgainstPidsMax: in a container of pids = 2 whose first
+// process is one, an exec'd shell is the second and cannot fork.
+func TestExecCountsAgainstPidsMax(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{Limits: Limits{Pids: 2}})
+	ws, out, err := execOutput(t, c, ExecOptions{Args: []string{"sh", "-c", "/bin/true & wait; echo forked"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "can't fork") || strings.Contains(out, "forked") || ws.ExitStatus() == 0 {
+		t.Errorf("a fork beyond pids.max: %q (%v), want the fork refused", out, ws)
+	}
+}
+
+// TestExecTerminal: with TTY the command gets a new terminal of the
+// container's devpts, of the size asked for, as its controlling one.
+func TestExecTerminal(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	p, err := c.Exec(ExecOptions{Args: []string{"sh", "-c", "tty; stty size; ls /dev/pts"}, TTY: true, Rows: 31, Cols: 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(p.PTY) // ends with EIO once the command is gone
+	p.PTY.Close()
+	if ws := waitPid(t, p.Pid); ws.ExitStatus() != 0 {
+		t.Errorf("status %v", ws)
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) < 4 || !strings.HasPrefix(lines[0], "/dev/pts/") || lines[1] != "31" || lines[2] != "101" {
+		t.Errorf("terminal: %q", out)
+	}
 }
