@@ -166,10 +166,10 @@ func (s *supervisor) exec(u *unit, r request) {
 		fail(ExecNotRunning, fmt.Sprintf("container %s is not running", u.name))
 		return
 	case errors.As(err, &se):
-		fail(se.Code, fmt.Sprintf("exec in container %s: %v", u.name, err))
+		fail(se.Code, fmt.Sprintf("container %s: %v", u.name, err))
 		return
 	case err != nil:
-		fail(125, fmt.Sprintf("exec in container %s: %v", u.name, err))
+		fail(125, fmt.Sprintf("container %s: %v", u.name, err))
 		return
 	}
 	s.b.log.Printf("container %s: exec %s: pid %d", u.name, opts.Args[0], p.Pid)
