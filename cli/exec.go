@@ -18,7 +18,7 @@ rlimits, its environment (then each -e), its user and working directory
 unless --user or --workdir say otherwise. berth hands the command this
 process's stdin, stdout and stderr; with -t, a new terminal of the
 container's devpts instead, which this terminal drives (raw, following its
-window size). Exit status: CMD's, 128+N when signal N killed it, 124 when
+window size), and TERM set (from -e, this process's own, or xterm). Exit status: CMD's, 128+N when signal N killed it, 124 when
 NAME is not running, 125 when berth cannot be reached or cannot start CMD,
 126 when CMD cannot be executed, 127 when it is not found, 2 for bad flags.`
 
@@ -61,6 +61,9 @@ func execMain(c *ctx, args []string) int {
 		if _, err := container.ParseUser(*user); err != nil {
 			return cmd.fail("--user: %v", err)
 		}
+	}
+	if *tty {
+		env.vals = withTerm(env.vals)
 	}
 	req := boot.Request{Verb: "exec", Name: pos[0], Exec: &boot.ExecRequest{
 		Args: cmdArgs, Env: env.vals, User: *user, Workdir: *workdir, TTY: *tty,
