@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"berth/boot"
 	"berth/internal/testutil"
 )
 
@@ -241,4 +242,38 @@ func openHostPTY(t *testing.T) (master, slave *os.File) {
 		t.Fatal(errno)
 	}
 	return m, os.NewFile(fd, "pty slave")
+}
+
+// TestExecRefusesHostHandles: the control socket refuses an exec whose
+// handed stdio is a directory or an O_PATH handle (a way out of the
+// container's root, CVE-2024-21626), or that brings more fds than stdio.
+func TestExecRefusesHostHandles(t *testing.T) {
+	dir, _ := bootForExec(t)
+	sock := filepath.Join(dir, "berth.sock")
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pathFd, err := unix.Open(filepath.Join(dir, "berth.toml"), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := os.NewFile(uintptr(pathFd), "O_PATH")
+	defer p.Close()
+	req := boot.Request{Verb: "exec", Name: "web", Exec: &boot.ExecRequest{Args: []string{"true"}}}
+	for _, tc := range []struct {
+		stdio []*os.File
+		want  string
+	}{
+		{[]*os.File{os.Stdin, d, os.Stderr}, "fd 1: a directory cannot be stdio"},
+		{[]*os.File{p, os.Stdout, os.Stderr}, "fd 0: an O_PATH handle cannot be stdio"},
+		{[]*os.File{os.Stdin, os.Stdout}, "want 3 fds"},
+		{[]*os.File{os.Stdin, os.Stdout, os.Stderr, os.Stderr}, "bad request: more than 3 fds"},
+	} {
+		code, err := boot.Exec(sock, req, tc.stdio, func(boot.Response, *os.File) { t.Error("the command started") })
+		if code != 125 || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("exec with %d fds: %d %v, want 125 and %q", len(tc.stdio), code, err, tc.want)
+		}
+	}
 }
