@@ -253,8 +253,13 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 // berth's memory (its plan, its stack), which it shares until then. A
 // record on it says what failed.
 func readChildError(r *os.File) ([3]uint32, bool) {
-	var rec [3]uint32
 	data, _ := io.ReadAll(io.LimitReader(r, 64))
+	return parseChildError(data)
+}
+
+// parseChildError reads the error record in what came on the pipe.
+func parseChildError(data []byte) ([3]uint32, bool) {
+	var rec [3]uint32
 	if len(data) < int(unsafe.Sizeof(rec)) {
 		return rec, false
 	}

@@ -3,13 +3,16 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -99,6 +102,10 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	if err != nil {
 		return nil, setupError(err)
 	}
+	if err := holdUndumpable(); err != nil {
+		return nil, setupError(fmt.Errorf("exec: %w", err))
+	}
+	defer releaseUndumpable()
 	pid, err := cloneIntoPIDNS(k, d, pidfd)
 	if err != nil {
 		if !alive(pidfd) {
@@ -106,9 +113,14 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 		}
 		return nil, setupError(err)
 	}
+	if execCloned != nil {
+		execCloned(pid)
+	}
 	// The error pipe ends when the command has been exec'd, or the
-	// child has failed: either way it no longer uses its plan.
-	rec, failed := readChildError(d.errR)
+	// child has failed: either way it no longer uses its plan. A process
+	// of the container may stop the child (SIGSTOP, as its user): berth
+	// then waits no longer than execStartTimeout and kills it.
+	rec, failed := awaitExec(d.errR, pid)
 	runtime.KeepAlive(k)
 	p := &Process{Pid: pid}
 	if !failed && opts.TTY {
@@ -119,6 +131,9 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	}
 	if failed {
 		err = describeChildError(k, rec, spec)
+		if rec[0] == stepTimeout {
+			err = setupError(fmt.Errorf("exec %s: killed: it had not reached its execve after %s (stopped by a process of the container?)", spec.Args[0], execStartTimeout))
+		}
 		if rec[0] == stepJoinNS && !alive(pidfd) {
 			err = fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
 		}
@@ -318,4 +333,66 @@ func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, 
 		return nil, err
 	}
 	return k, nil
+}
+
+// berth is non-dumpable while the child of an exec is between its clone
+// and its execve. The child shares berth's memory and runs in the
+// container's PID namespace beside the container's own processes, which
+// could otherwise, once it has the container's credentials, ptrace it or
+// write to its /proc/PID/mem: to PID 1's memory (the class of
+// CVE-2016-9962). Non-dumpable, that takes CAP_SYS_PTRACE in the host's
+// user namespace. Dumpability belongs to the memory, shared by every
+// thread and child: undumpable counts the execs under way and restores
+// berth's own setting after the last.
+var undumpable struct {
+	sync.Mutex
+	n     int
+	saved int
+}
+
+// execCloned, set by tests, runs in berth while the child of an exec may
+// still share its memory.
+var execCloned func(pid int)
+
+// execStartTimeout bounds the wait for an exec's child to exec.
+var execStartTimeout = 10 * time.Second
+
+// awaitExec reads the error pipe of the child pid as readChildError
+// does, for at most execStartTimeout; a child that has not exec'd by
+// then is killed, and its record says so.
+func awaitExec(r *os.File, pid int) ([3]uint32, bool) {
+	_ = r.SetReadDeadline(time.Now().Add(execStartTimeout))
+	data, err := io.ReadAll(io.LimitReader(r, 64))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return parseChildError(data)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	_ = r.SetReadDeadline(time.Time{})
+	_, _ = io.ReadAll(r) // the end: the child no longer uses its plan
+	return [3]uint32{stepTimeout, uint32(syscall.ETIMEDOUT)}, true
+}
+
+func holdUndumpable() error {
+	undumpable.Lock()
+	defer undumpable.Unlock()
+	if undumpable.n == 0 {
+		saved, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		if err != nil {
+			return fmt.Errorf("read dumpable: %w", err)
+		}
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			return fmt.Errorf("set non-dumpable: %w", err)
+		}
+		undumpable.saved = saved
+	}
+	undumpable.n++
+	return nil
+}
+
+func releaseUndumpable() {
+	undumpable.Lock()
+	defer undumpable.Unlock()
+	if undumpable.n--; undumpable.n == 0 {
+		_ = unix.Prctl(unix.PR_SET_DUMPABLE, uintptr(undumpable.saved), 0, 0, 0)
+	}
 }

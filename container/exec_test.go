@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"berth/internal/testutil"
 )
@@ -297,5 +300,55 @@ func TestExecTerminal(t *testing.T) {
 	lines := strings.Fields(string(out))
 	if len(lines) < 4 || !strings.HasPrefix(lines[0], "/dev/pts/") || lines[1] != "31" || lines[2] != "101" {
 		t.Errorf("terminal: %q", out)
+	}
+}
+
+// TestExecChildUndumpable: while the child of an exec shares berth's
+// memory, berth is non-dumpable, so that no process of the container
+// can ptrace the child or open its /proc/PID/mem; after the exec berth
+// is as dumpable as before.
+func TestExecChildUndumpable(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	before, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	during := -1
+	execCloned = func(int) { during, _ = unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0) }
+	defer func() { execCloned = nil }()
+	if _, _, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	if during != 0 || after != before {
+		t.Errorf("dumpable: %d before, %d while the child shares berth's memory, %d after; want 0 during, as before after", before, during, after)
+	}
+}
+
+// TestExecChildStopped: a process of the container may stop an exec's
+// child before its execve (SIGSTOP, as the same user); berth gives up
+// on it after execStartTimeout instead of waiting for ever, kills it
+// and says so.
+func TestExecChildStopped(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	execStartTimeout = time.Second
+	stoppedEarly := false
+	execCloned = func(pid int) {
+		syscall.Kill(pid, syscall.SIGSTOP)
+		self, _ := os.Stat("/proc/self/exe")
+		exe, _ := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+		stoppedEarly = self != nil && exe != nil && os.SameFile(self, exe)
+	}
+	defer func() { execCloned, execStartTimeout = nil, 10*time.Second }()
+	p, err := c.Exec(ExecOptions{Args: []string{"true"}})
+	if !stoppedEarly {
+		if err == nil {
+			syscall.Kill(p.Pid, syscall.SIGKILL)
+			waitPid(t, p.Pid)
+		}
+		t.Skip("the child reached its execve before the test stopped it")
+	}
+	var se *StartError
+	if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), "had not reached its execve") {
+		t.Errorf("exec of a stopped child: %v", err)
 	}
 }

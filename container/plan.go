@@ -52,6 +52,7 @@ const (
 	stepNoNewPrivs
 	stepJoinNS
 	stepOOMScore
+	stepTimeout
 	stepExec
 )
 
