@@ -78,6 +78,13 @@ func execBench(berth, rootfs, bundle, work string, n int) error {
 			}
 		}
 	}
+	printExec(rts, times, n)
+	return nil
+}
+
+// printExec prints the exec times: medians, net of the wrapper, and the
+// ratio to runc's with the target's verdict.
+func printExec(rts []runtimeCmd, times map[string][]time.Duration, n int) {
 	wrap := median(times["wrapper"])
 	berthNet, runcNet := median(times["berth exec"])-wrap, median(times["runc exec"])-wrap
 	fmt.Printf("exec of /bin/true into a running container, %d runs each, alternating (median; p25-p75)\n", n)
@@ -97,7 +104,6 @@ func execBench(berth, rootfs, bundle, work string, n int) error {
 		verdict = "NOT met"
 	}
 	fmt.Printf("  %-44s %7.2fx (target ≤ 0.5x): %s\n\n", "berth exec / runc exec (net)", ratio, verdict)
-	return nil
 }
 
 // sleepBundle writes a bundle beside bundle whose config.json is
