@@ -28,8 +28,9 @@ func (k *childPlan) join() (int, syscall.Errno) {
 	if step, e := k.closeInherited(); e != 0 {
 		return step, e
 	}
+	// oomPath and ptmx are absolute: openat ignores its dirfd.
 	if k.oomPath != nil {
-		fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(k.oomPath)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
+		fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, 0, uintptr(unsafe.Pointer(k.oomPath)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
 		if e != 0 {
 			return stepOOMScore, e
 		}
@@ -68,7 +69,7 @@ func (k *childPlan) attach() (int, syscall.Errno) {
 	if k.ptmx == nil {
 		return k.dupStdio()
 	}
-	master, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(k.ptmx)), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0, 0, 0)
+	master, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, 0, uintptr(unsafe.Pointer(k.ptmx)), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0, 0, 0)
 	if e != 0 {
 		return stepTTY, e
 	}
@@ -99,7 +100,3 @@ func (k *childPlan) attach() (int, syscall.Errno) {
 	k.stdio[0], k.stdio[1], k.stdio[2] = int32(slave), int32(slave), int32(slave)
 	return k.dupStdio()
 }
-
-// atFDCWD is AT_FDCWD as a variable: as a constant it does not convert
-// to uintptr.
-var atFDCWD = unix.AT_FDCWD
