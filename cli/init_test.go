@@ -100,7 +100,8 @@ func TestRunInitForwardsSignals(t *testing.T) {
 
 // TestBootInitStop stops two containers whose shell ignores SIGTERM as
 // PID 1: without init the stop ends in berth's SIGKILL, with init = true
-// the shell gets the signal and the container exits on it (143).
+// the shell gets the signal and the container exits on it (143). berth
+// exec works in the one under the init.
 func TestBootInitStop(t *testing.T) {
 	dir := t.TempDir()
 	rootfs := testutil.BusyboxRootfs(t)
@@ -133,6 +134,10 @@ stop_timeout = "1m"
 	defer cmd.Process.Kill()
 	for _, name := range []string{"bare", "tini"} {
 		waitFor(t, name+" to run", log, func() bool { return strings.Contains(log.String(), name+" | "+name+" up") })
+	}
+	// berth exec reaches a container under the init as any other.
+	if status, stdout, stderr := berth(t, "exec", "tini", "--", "sh", "-c", "head -c 10 /proc/1/cmdline; echo"); status != 0 || stdout != "berth-init\n" {
+		t.Errorf("berth exec tini: %d %q %s", status, stdout, stderr)
 	}
 	want := map[string]string{"bare": "stopped bare (signal 9 (killed by berth's stop))", "tini": "stopped tini (status 143)"}
 	for _, name := range []string{"bare", "tini"} {

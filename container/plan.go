@@ -52,6 +52,9 @@ const (
 	stepNoNewPrivs
 	stepExecAttr
 	stepLandlock
+	stepJoinNS
+	stepOOMScore
+	stepTimeout
 	stepExec
 	stepExecInit
 )
@@ -92,6 +95,17 @@ type childPlan struct {
 	recvOOB       []byte
 	stdio         [3]int32
 	rlimits       []childRlimit
+	// joining marks the plan of an exec (exec.go): the child joins the
+	// namespaces of the process joinFd (a pidfd) names, joinFlags,
+	// writes oomValue to oomPath when set and, with ptmx set, opens a
+	// terminal there, sized winsize, and sends its master on sock.
+	joining   bool
+	joinFd    int32
+	joinFlags uintptr
+	oomPath   *byte
+	oomValue  []byte
+	ptmx      *byte
+	winsize   unix.Winsize
 	// seccomp is the filter, nil when unconfined; early installs it
 	// before the credentials change (no_new_privs off).
 	seccomp      *unix.SockFprog
@@ -113,8 +127,9 @@ type childPlan struct {
 	// argv and envv are NUL-terminated; paths are execve's candidates.
 	argv, envv []*byte
 	paths      []*byte
-	// initFd, with Spec.Init, is the tiny init's binary, exec'd with
-	// initArgv and initEnvv in the workload's place; -1 otherwise.
+	// tinyInit, with Spec.Init: the tiny init's binary, initFd, is
+	// exec'd with initArgv and initEnvv in the workload's place.
+	tinyInit           bool
 	initFd             int32
 	initArgv, initEnvv []*byte
 	empty              [1]byte
@@ -149,13 +164,12 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		k.stdio[i] = int32(f.Fd())
 	}
 	keep := []int32{k.sock, k.errPipe, k.rootfd, k.stdio[0], k.stdio[1], k.stdio[2]}
-	k.initFd = -1
 	if spec.Init {
 		f, err := tinyInitExe()
 		if err != nil {
 			return nil, err
 		}
-		k.initFd = int32(f.Fd())
+		k.tinyInit, k.initFd = true, int32(f.Fd())
 		keep = append(keep, k.initFd)
 	}
 	for _, f := range d.cgroupProcs {
@@ -320,7 +334,7 @@ var childSteps = map[uint32]string{
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
 	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
-	stepExecInit: "exec berth's init",
+	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj", stepExecInit: "exec berth's init",
 }
 
 // describeChildError turns the child's error record into the error of the start.
