@@ -16,7 +16,7 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	answer := func(resp Response) { r.reply <- reply{Response: resp} }
 	fail := func(format string, args ...any) { answer(Response{Error: fmt.Sprintf(format, args...)}) }
 	u := s.units[r.Name]
-	needsName := map[string]bool{"logs": true, "start": true, "stop": true, "restart": true}
+	needsName := map[string]bool{"logs": true, "start": true, "stop": true, "restart": true, "exec": true}
 	if needsName[r.Verb] && u == nil {
 		fail("no container %q (containers: %s)", r.Name, strings.Join(s.order, ", "))
 		return 0, false
@@ -45,6 +45,8 @@ func (s *supervisor) handle(r request) (Action, bool) {
 		u.state, u.waitReason = stateWaiting, ""
 		s.b.log.Printf("container %s: start asked for over the control socket", u.name)
 		answer(Response{Message: "starting " + u.name})
+	case "exec":
+		s.exec(u, r)
 	case "stop", "restart":
 		s.b.log.Printf("container %s: %s asked for over the control socket", u.name, r.Verb)
 		s.stopRequest(u, r)

@@ -28,6 +28,26 @@ type Request struct {
 	// Timeout overrides the container's stop_timeout for stop and
 	// restart, in seconds; nil keeps it.
 	Timeout *int `json:"timeout,omitempty"`
+	// Exec is the command of exec (exec.go).
+	Exec *ExecRequest `json:"exec,omitempty"`
+}
+
+// ExecRequest is a command to run in the running container Request.Name.
+// Without TTY, the request line comes with the client's stdin, stdout and
+// stderr as SCM_RIGHTS; with TTY, berth's first answer comes with the
+// master of the command's terminal.
+type ExecRequest struct {
+	Args []string `json:"args"`
+	// Env overrides the container's environment, K=V each.
+	Env []string `json:"env,omitempty"`
+	// User is UID[:GID]; empty: the container's user.
+	User string `json:"user,omitempty"`
+	// Workdir is the working directory; empty: the container's.
+	Workdir string `json:"workdir,omitempty"`
+	TTY     bool   `json:"tty,omitempty"`
+	// Rows and Cols are the terminal's first size.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // Response is the answer to a Request.
@@ -38,6 +58,12 @@ type Response struct {
 	Processes []Process        `json:"processes,omitempty"`
 	Stats     []ContainerStats `json:"stats,omitempty"`
 	Lines     []LogLine        `json:"lines,omitempty"`
+	// ExecPid is the exec'd command's pid (as berth sees it), in the
+	// first answer to exec; ExitCode its status (128+N for signal N) in
+	// the last, or with Error the exit status berth exec gives for the
+	// failure (ExecNotRunning, 125, 126, 127).
+	ExecPid  int  `json:"exec_pid,omitempty"`
+	ExitCode *int `json:"exit_code,omitempty"`
 }
 
 // Process is one row of berth ps.

@@ -82,12 +82,25 @@ func (k *childPlan) resetSignals() {
 //go:norace
 //go:nocheckptr
 func (k *childPlan) run() {
-	step, errno := k.enter()
-	if errno == 0 {
-		step, errno = k.await()
-	}
-	if errno == 0 {
-		step, errno = k.credentials()
+	var step int
+	var errno syscall.Errno
+	if k.joining {
+		// An exec into a running container (child_exec.go).
+		step, errno = k.join()
+		if errno == 0 {
+			step, errno = k.credentials()
+		}
+		if errno == 0 {
+			step, errno = k.attach()
+		}
+	} else {
+		step, errno = k.enter()
+		if errno == 0 {
+			step, errno = k.await()
+		}
+		if errno == 0 {
+			step, errno = k.credentials()
+		}
 	}
 	if errno == 0 {
 		step, errno = k.seal()
@@ -110,17 +123,8 @@ func (k *childPlan) enter() (int, syscall.Errno) {
 			return stepPdeathsig, e
 		}
 	}
-	lo := uintptr(0)
-	for _, fd := range k.keep {
-		if uintptr(fd) > lo {
-			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(fd)-1, 0); e != 0 {
-				return stepCloseFds, e
-			}
-		}
-		lo = uintptr(fd) + 1
-	}
-	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(^uint32(0)), 0); e != 0 {
-		return stepCloseFds, e
+	if step, e := k.closeInherited(); e != 0 {
+		return step, e
 	}
 	for _, fd := range k.cgroupProcs {
 		if _, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&k.zero[0])), 1); e != 0 {
@@ -140,6 +144,27 @@ func (k *childPlan) enter() (int, syscall.Errno) {
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(k.sock), uintptr(unsafe.Pointer(&k.send)), 0); e != 0 {
 		return stepHandOver, e
+	}
+	return 0, 0
+}
+
+// closeInherited closes every fd the child inherited but the plan's.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) closeInherited() (int, syscall.Errno) {
+	lo := uintptr(0)
+	for _, fd := range k.keep {
+		if uintptr(fd) > lo {
+			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(fd)-1, 0); e != 0 {
+				return stepCloseFds, e
+			}
+		}
+		lo = uintptr(fd) + 1
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(^uint32(0)), 0); e != 0 {
+		return stepCloseFds, e
 	}
 	return 0, 0
 }

@@ -52,6 +52,9 @@ const (
 	stepNoNewPrivs
 	stepExecAttr
 	stepLandlock
+	stepJoinNS
+	stepOOMScore
+	stepTimeout
 	stepExec
 )
 
@@ -91,6 +94,17 @@ type childPlan struct {
 	recvOOB       []byte
 	stdio         [3]int32
 	rlimits       []childRlimit
+	// joining marks the plan of an exec (exec.go): the child joins the
+	// namespaces of the process joinFd (a pidfd) names, joinFlags,
+	// writes oomValue to oomPath when set and, with ptmx set, opens a
+	// terminal there, sized winsize, and sends its master on sock.
+	joining   bool
+	joinFd    int32
+	joinFlags uintptr
+	oomPath   *byte
+	oomValue  []byte
+	ptmx      *byte
+	winsize   unix.Winsize
 	// seccomp is the filter, nil when unconfined; early installs it
 	// before the credentials change (no_new_privs off).
 	seccomp      *unix.SockFprog
@@ -296,6 +310,7 @@ var childSteps = map[uint32]string{
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
 	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
+	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj",
 }
 
 // describeChildError turns the child's error record into the error of the start.

@@ -120,7 +120,7 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 		return nil, setupError(err)
 	}
 	trace("cgroup")
-	c := &Container{Spec: cfg.Spec, cgroup: cg}
+	c := &Container{Spec: cfg.Spec, cgroup: cg, cfg: cfg}
 	cfg.CgroupV1 = c.v1Mounts()
 
 	// 3. Start the container's first process in new namespaces: without
@@ -292,6 +292,13 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	if opts.DieWithParent {
 		sys.Pdeathsig = syscall.SIGKILL
 	}
+	pidfd := -1
+	sys.PidFD = &pidfd
+	defer func() {
+		if c.pidfd == nil && pidfd >= 0 {
+			syscall.Close(pidfd)
+		}
+	}()
 	if layout.Version == 2 {
 		// clone3(CLONE_INTO_CGROUP): the init is born in the setup
 		// cgroup, outside berth's own and outside the container's, where
@@ -367,13 +374,16 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	if len(msg) > 0 {
 		return fail(decodeInitError(msg))
 	}
-	c.Pid = pid
 	if ptyParent != nil {
 		master, err := recvFd(ptyParent)
 		if err != nil {
 			return fail(setupError(fmt.Errorf("receive pty: %w", err)))
 		}
 		c.PTY = master
+	}
+	c.Pid = pid
+	if pidfd >= 0 {
+		c.pidfd = os.NewFile(uintptr(pidfd), "pidfd")
 	}
 	return nil
 }
