@@ -460,21 +460,6 @@ func (k *childPlan) exec() (int, syscall.Errno) {
 	return stepExec, firstErr
 }
 
-// execInit execs the tiny init in the workload's place (tinyinit.go),
-// handing it the error pipe, which it closes once the workload runs.
-//
-//go:nosplit
-//go:norace
-//go:nocheckptr
-func (k *childPlan) execInit() (int, syscall.Errno) {
-	if _, _, e := syscall.RawSyscall(unix.SYS_FCNTL, uintptr(k.errPipe), unix.F_SETFD, 0); e != 0 {
-		return stepExecInit, e
-	}
-	_, _, e := syscall.RawSyscall6(unix.SYS_EXECVEAT, uintptr(k.initFd), uintptr(unsafe.Pointer(&k.empty[0])),
-		uintptr(unsafe.Pointer(&k.initArgv[0])), uintptr(unsafe.Pointer(&k.initEnvv[0])), unix.AT_EMPTY_PATH, 0)
-	return stepExecInit, e
-}
-
 // stamp writes "berth-trace exec NANOS" (CLOCK_MONOTONIC) to stderr. It
 // divides by constants only: a division by a variable is a runtime call
 // on 32-bit arm.
