@@ -82,7 +82,7 @@ func tinyInitArgv(spec Spec, errFormat string, errFd int) (argv, env []string) {
 	return append(append(argv, strconv.Itoa(len(spec.Args))), spec.Args...), env
 }
 
-// execInit execs the tiny init in the workload's place (tinyinit.go),
+// execInit execs the tiny init in the workload's place (see above),
 // handing it the error pipe, which it closes once the workload runs.
 //
 //go:nosplit
