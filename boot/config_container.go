@@ -11,18 +11,24 @@ import (
 	"berth/container"
 )
 
-// ContainerConfig is one [[container]] table. Every key but name, image
-// and command is optional; its absence means the runtime's safe default.
+// ContainerConfig is one [[container]] table. Every key but name and
+// image is optional; its absence means the image's default (command,
+// entrypoint, env, workdir, user, stop_signal: see ApplyImage) or the
+// runtime's safe one.
 type ContainerConfig struct {
 	Name string `toml:"name"`
 	// Image is the path of an image file; a relative path is relative to
 	// the config file's directory.
 	Image string `toml:"image"`
 	imageKeys
-	Command  []string `toml:"command"`
-	Env      []string `toml:"env"`
-	Hostname string   `toml:"hostname"`
-	Workdir  string   `toml:"workdir"`
+	// Command replaces the image's Cmd; Entrypoint, when given (even
+	// empty), replaces the image's Entrypoint and drops its Cmd. See
+	// ApplyImage.
+	Command    []string `toml:"command"`
+	Entrypoint []string `toml:"entrypoint"`
+	Env        []string `toml:"env"`
+	Hostname   string   `toml:"hostname"`
+	Workdir    string   `toml:"workdir"`
 	// User is "UID" or "UID:GID"; Groups are supplementary group ids.
 	User   string   `toml:"user"`
 	Groups []uint32 `toml:"groups"`
@@ -71,6 +77,10 @@ type ContainerConfig struct {
 	Oneshot       bool     `toml:"oneshot"`
 	StopSignal    string   `toml:"stop_signal"`
 	StopTimeout   string   `toml:"stop_timeout"`
+
+	// Init runs berth's tiny init as the container's first process: it
+	// forwards signals to the command and reaps orphans.
+	Init bool `toml:"init"`
 
 	// NeedsNetwork holds the container's start until an uplink of
 	// [[network.interface]] has an address and a default route.
@@ -188,7 +198,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
 		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, AppArmor: c.AppArmor, SELinuxLabel: c.SELinuxLabel,
-		SELinuxMountLabel: c.SELinuxMountLabel,
+		SELinuxMountLabel: c.SELinuxMountLabel, Init: c.Init,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)
@@ -235,7 +245,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		if rest, ok := strings.CutPrefix(key, "mount."); ok && fe.Index >= 0 {
 			key = fmt.Sprintf("mount#%d.%s", fe.Index, rest)
 		}
-		if !unparsed[key] {
+		// Without a command of its own the container runs its image's,
+		// which only the image can tell (checked at its start).
+		if !unparsed[key] && !(key == "command" && c.Command == nil) {
 			bad(key, "%s", fe.Msg)
 		}
 	}

@@ -3,6 +3,8 @@ package boot
 import (
 	"runtime/debug"
 	"time"
+
+	"berth/image"
 )
 
 // The boot's images. The images phase hands them to a goroutine, which
@@ -19,6 +21,7 @@ import (
 // goroutine, and the image file's stamp; or why it could not be.
 type imageReady struct {
 	name, rootfs, stamp string
+	config              image.Config
 	err                 error
 }
 
@@ -47,8 +50,8 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, stamp, err := s.readyRootfs(cfg, cc)
-			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, err: err}
+			rootfs, stamp, ic, err := s.readyRootfs(cfg, cc)
+			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, config: ic, err: err}
 		}
 		if collect {
 			s.collectImages()
@@ -75,12 +78,14 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 	}
 	u := s.units[r.name]
 	u.preparing = false
-	if r.err != nil {
-		u.state, u.lastError = stateFailed, r.err.Error()
-		s.b.log.Printf("container %s: %v", r.name, r.err)
-		return
+	err := r.err
+	if err == nil {
+		err = u.useImage(r.rootfs, r.stamp, r.config)
 	}
-	u.spec.Rootfs, u.imageStamp = r.rootfs, r.stamp
+	if err != nil {
+		u.state, u.lastError = stateFailed, err.Error()
+		s.b.log.Printf("container %s: %v", r.name, err)
+	}
 }
 
 // waitImages waits until the image goroutine has ended, taking what it

@@ -432,6 +432,9 @@ func (k *childPlan) exec() (int, syscall.Errno) {
 	if k.trace != nil {
 		k.stamp()
 	}
+	if k.tinyInit {
+		return k.execInit()
+	}
 	first, firstErr := -1, syscall.Errno(0)
 	for i, p := range k.paths {
 		_, _, e := syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(p)),

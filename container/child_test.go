@@ -54,7 +54,7 @@ func TestChildCallsOnlyRawSyscalls(t *testing.T) {
 				t.Errorf("%s calls %s", cur, target)
 			}
 			for _, name := range []string{"(*childPlan).clone", "(*childPlan).run", "(*childPlan).enter", "(*childPlan).await",
-				"(*childPlan).credentials", "(*childPlan).seal", "(*childPlan).exec", "(*childPlan).fail", "childMain", "rawClone3",
+				"(*childPlan).credentials", "(*childPlan).seal", "(*childPlan).exec", "(*childPlan).execInit", "(*childPlan).fail", "childMain", "rawClone3",
 				"(*childPlan).join", "(*childPlan).attach", "(*childPlan).closeInherited"} {
 				if !seen["berth/container."+name] {
 					t.Errorf("no %s in the disassembly", name)

@@ -179,9 +179,12 @@ func runInit() error {
 	}
 	trace("seccomp")
 
-	// 15. Exec the workload.
+	// 15. Exec the workload, or the tiny init that starts it.
 	traceRSS("init")
 	trace("exec")
+	if spec.Init {
+		return execTinyInit(cfg)
+	}
 	err = unix.Exec(bin, spec.Args, env)
 	code := 126
 	if errors.Is(err, unix.ENOENT) {
@@ -197,6 +200,27 @@ func confine(spec Spec, ruleset int) error {
 		return err
 	}
 	return landlockRestrict(ruleset)
+}
+
+// execTinyInit execs the tiny init in the workload's place, handing it
+// the error pipe, which it closes once the workload runs.
+func execTinyInit(cfg initConfig) error {
+	if _, err := unix.FcntlInt(initErrorFd, unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("exec berth's init: error pipe: %w", err)
+	}
+	argv, env := tinyInitArgv(cfg.Spec, tinyErrText, initErrorFd)
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return fmt.Errorf("exec berth's init: %w", err)
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return fmt.Errorf("exec berth's init: %w", err)
+	}
+	empty := []byte{0}
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(cfg.InitExeFd), uintptr(unsafe.Pointer(&empty[0])),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	return fmt.Errorf("exec berth's init: %w", errno)
 }
 
 // joinCgroup moves the init into the container's cgroup, enters a new

@@ -56,6 +56,7 @@ const (
 	stepOOMScore
 	stepTimeout
 	stepExec
+	stepExecInit
 )
 
 // childPlan is everything the child does, prepared by the parent. Fds are
@@ -126,6 +127,12 @@ type childPlan struct {
 	// argv and envv are NUL-terminated; paths are execve's candidates.
 	argv, envv []*byte
 	paths      []*byte
+	// tinyInit, with Spec.Init: the tiny init's binary, initFd, is
+	// exec'd with initArgv and initEnvv in the workload's place.
+	tinyInit           bool
+	initFd             int32
+	initArgv, initEnvv []*byte
+	empty              [1]byte
 	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
 	// room for the stamp's 19 digits and a newline.
 	trace    []byte
@@ -157,6 +164,14 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		k.stdio[i] = int32(f.Fd())
 	}
 	keep := []int32{k.sock, k.errPipe, k.rootfd, k.stdio[0], k.stdio[1], k.stdio[2]}
+	if spec.Init {
+		f, err := tinyInitExe()
+		if err != nil {
+			return nil, err
+		}
+		k.tinyInit, k.initFd = true, int32(f.Fd())
+		keep = append(keep, k.initFd)
+	}
 	for _, f := range d.cgroupProcs {
 		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
 	}
@@ -278,6 +293,15 @@ func planExec(k *childPlan, spec Spec) error {
 		}
 		k.paths = append(k.paths, b)
 	}
+	if spec.Init {
+		argv, env := tinyInitArgv(spec, tinyErrRecord, int(k.errPipe))
+		if k.initArgv, err = syscall.SlicePtrFromStrings(argv); err != nil {
+			return err
+		}
+		if k.initEnvv, err = syscall.SlicePtrFromStrings(env); err != nil {
+			return err
+		}
+	}
 	if tracing {
 		const prefix = "berth-trace exec "
 		k.trace = make([]byte, len(prefix)+20)
@@ -310,7 +334,7 @@ var childSteps = map[uint32]string{
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
 	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
-	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj",
+	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj", stepExecInit: "exec berth's init",
 }
 
 // describeChildError turns the child's error record into the error of the start.

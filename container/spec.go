@@ -88,6 +88,10 @@ type Spec struct {
 	// container's tmpfs mounts (context=), when it must differ from
 	// SELinuxLabel: an enforcing policy labels files with file types.
 	SELinuxMountLabel string `json:"selinux_mount_label,omitempty"`
+	// Init runs a tiny init as the container's first process, which
+	// forwards signals to the workload, reaps orphans and ends with the
+	// workload's status (tinyinit.go).
+	Init bool `json:"init,omitempty"`
 }
 
 // Limits are resource limits enforced by the container's cgroup. A zero or

@@ -73,6 +73,9 @@ type initConfig struct {
 	RootfsFd  int   `json:"rootfs_fd"`
 	MountFds  []int `json:"mount_fds,omitempty"`
 	DeviceFds []int `json:"device_fds,omitempty"`
+	// InitExeFd, with Spec.Init, is the init's fd of the tiny init's
+	// binary (tinyinit.go).
+	InitExeFd int `json:"init_exe_fd,omitempty"`
 	// Net is eth0's configuration on a bridge.
 	Net   *initNet `json:"net,omitempty"`
 	Trace bool     `json:"trace,omitempty"`
@@ -273,6 +276,14 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	if files, err = hm.pass(files, &cfg); err != nil {
 		return setupError(err)
 	}
+	if spec.Init {
+		f, err := tinyInitExe()
+		if err != nil {
+			return setupError(err)
+		}
+		cfg.InitExeFd = len(files)
+		files = append(files, f.Fd())
+	}
 
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if spec.Net != "host" {
@@ -359,6 +370,14 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 		}
 	}
 	trace("early-cgroups")
+
+	// 5b. In a user namespace, the root filesystem shows the ids it
+	// would show without one (idmap.go).
+	if spec.UserNS != nil {
+		if err := idmapRootfs(hm, spec, pid); err != nil {
+			return fail(setupError(err))
+		}
+	}
 
 	// 6. The config; the init then builds the container and joins the
 	// rest of its cgroup just before the workload runs.
