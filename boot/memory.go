@@ -12,12 +12,15 @@ import (
 // the kernel counts for the process (from /proc/self/status and
 // smaps_rollup; as PID 1, /proc/1) and what the Go runtime says of it.
 // RSS is the figure called "PID 1's memory": the anonymous pages plus the
-// pages of berth's binary it has mapped (File), which on a board are the
-// initramfs's, in RAM whether mapped or not.
+// pages of berth's binary it has mapped (File, or Shmem when the binary
+// is in the initramfs, as on a board: in RAM whether mapped or not).
 type MemoryInfo struct {
 	RSS  int64 `json:"rss_bytes"`
 	Anon int64 `json:"rss_anon_bytes"`
 	File int64 `json:"rss_file_bytes"`
+	// Shmem is mapped pages of tmpfs files: berth's binary when it runs
+	// from the initramfs, as PID 1 on a board.
+	Shmem int64 `json:"rss_shmem_bytes"`
 	// PSS shares each mapped page among the processes that map it.
 	PSS int64 `json:"pss_bytes"`
 	// HWM is the peak RSS since berth started.
@@ -40,7 +43,7 @@ type MemoryInfo struct {
 // selfMemory reads berth's memory: the kernel's counts and the runtime's.
 func selfMemory() MemoryInfo {
 	var m MemoryInfo
-	procFields("/proc/self/status", map[string]*int64{"VmRSS": &m.RSS, "RssAnon": &m.Anon, "RssFile": &m.File, "VmHWM": &m.HWM})
+	procFields("/proc/self/status", map[string]*int64{"VmRSS": &m.RSS, "RssAnon": &m.Anon, "RssFile": &m.File, "RssShmem": &m.Shmem, "VmHWM": &m.HWM})
 	procFields("/proc/self/smaps_rollup", map[string]*int64{"Pss": &m.PSS})
 	s := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},

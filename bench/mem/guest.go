@@ -52,7 +52,7 @@ berth poweroff
 // benchGuest boots the 64 MB amd64 guest o.guestRuns times and reports
 // PID 1's memory there.
 func benchGuest(o options, dir string, rec *results.Set) error {
-	const arch = "amd64"
+	arch := o.guestArch
 	kernel, err := appliance.Kernel(o.repo, arch)
 	if err != nil {
 		return err
@@ -95,11 +95,12 @@ target = "/ctl"
 	var took []time.Duration
 	for r := 0; r < o.guestRuns; r++ {
 		start := time.Now()
-		c := vm.Config{Arch: arch, Kernel: kernel, Initramfs: initrd, MemoryMB: guestMemoryMB, Timeout: time.Hour}
+		c := vm.Config{Arch: arch, Kernel: kernel, Initramfs: initrd, MemoryMB: o.guestMem, Append: o.guestAppend, Timeout: time.Hour}
 		out, _, err := c.Boot(nil, "")
 		if err != nil {
 			return fmt.Errorf("boot %d: %w\n%s", r+1, err, tail(out, 40))
 		}
+
 		i, a, err := guestSamples(out)
 		if err != nil {
 			return fmt.Errorf("boot %d: %w\n%s", r+1, err, tail(out, 40))

@@ -54,6 +54,9 @@ type options struct {
 	guestRestart int
 	settle       time.Duration
 	samples      int
+	guestMem     int
+	guestArch    string
+	guestAppend  []string
 }
 
 func main() {
@@ -66,9 +69,13 @@ func main() {
 	flag.IntVar(&o.guestRestart, "guest-restarts", 600, "restarts in the QEMU guest")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait before sampling a steady state")
 	flag.IntVar(&o.samples, "samples", 5, "samples of each steady state, one a second; the largest is kept")
+	flag.StringVar(&o.guestArch, "guest-arch", "amd64", "the QEMU guest's architecture")
+	flag.IntVar(&o.guestMem, "guest-mem", 64, "the QEMU guest's memory in `MB`")
+	appendArg := flag.String("guest-append", "", "added to the guest kernel's command line")
 	only := flag.String("only", "", "comma-separated parts: host, qemu (default both)")
 	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
 	flag.Parse()
+	o.guestAppend = strings.Fields(*appendArg)
 	rec := results.New("mem")
 	part := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
 	err := func() error {
@@ -324,7 +331,7 @@ func (h *hostRun) steady() (sample, error) {
 func (h *hostRun) sample() (sample, error) {
 	var s sample
 	proc := fmt.Sprintf("/proc/%d/", h.pid)
-	if err := readProc(proc+"status", map[string]*int64{"VmRSS": &s.RSS, "RssAnon": &s.Anon, "RssFile": &s.File, "VmHWM": &s.HWM}); err != nil {
+	if err := readProc(proc+"status", map[string]*int64{"VmRSS": &s.RSS, "RssAnon": &s.Anon, "RssFile": &s.File, "RssShmem": &s.Shmem, "VmHWM": &s.HWM}); err != nil {
 		return s, err
 	}
 	if err := readProc(proc+"smaps_rollup", map[string]*int64{"Pss": &s.PSS}); err != nil {
@@ -340,7 +347,7 @@ func (h *hostRun) sample() (sample, error) {
 	}
 	kernel := s.MemoryInfo
 	s.MemoryInfo = st.Memory
-	s.RSS, s.Anon, s.File, s.HWM, s.PSS = kernel.RSS, kernel.Anon, kernel.File, kernel.HWM, kernel.PSS
+	s.RSS, s.Anon, s.File, s.Shmem, s.HWM, s.PSS = kernel.RSS, kernel.Anon, kernel.File, kernel.Shmem, kernel.HWM, kernel.PSS
 	m, err := h.ps()
 	if err != nil {
 		return s, err
@@ -372,9 +379,9 @@ func readProc(path string, want map[string]*int64) error {
 // the target, judged on the largest RSS of every run: PID 1's memory at
 // a steady state is at most that.
 func report(part, afterName string, idle, after []sample, rec *results.Set) {
-	fmt.Printf("  %-22s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n", "KiB", "RSS", "anon", "file", "PSS", "heap", "objects", "stacks", "go held", "gs")
+	fmt.Printf("  %-22s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n", "KiB", "RSS", "anon", "file", "shmem", "PSS", "heap", "objects", "stacks", "go held", "gs")
 	row := func(name string, s sample) {
-		fmt.Printf("  %-22s %8d %8d %8d %8d %8d %8d %8d %8d %6d\n", name, s.RSS>>10, s.Anon>>10, s.File>>10, s.PSS>>10,
+		fmt.Printf("  %-22s %8d %8d %8d %8d %8d %8d %8d %8d %8d %6d\n", name, s.RSS>>10, s.Anon>>10, s.File>>10, s.Shmem>>10, s.PSS>>10,
 			s.GoHeapLive>>10, s.GoHeapObjects>>10, s.GoStacks>>10, s.GoHeld>>10, s.Goroutines)
 	}
 	for i := range idle {
@@ -390,7 +397,7 @@ func report(part, afterName string, idle, after []sample, rec *results.Set) {
 		for _, f := range []struct {
 			name string
 			v    int64
-		}{{"RSS", m.RSS}, {"anon", m.Anon}, {"file", m.File}, {"PSS", m.PSS}, {"Go heap live", m.GoHeapLive},
+		}{{"RSS", m.RSS}, {"anon", m.Anon}, {"file", m.File}, {"shmem", m.Shmem}, {"PSS", m.PSS}, {"Go heap live", m.GoHeapLive},
 			{"Go heap objects", m.GoHeapObjects}, {"Go stacks", m.GoStacks}, {"Go held", m.GoHeld}} {
 			rec.Add(part+" / "+ph.name+" / "+f.name, float64(f.v>>10), "KiB")
 		}
@@ -428,6 +435,7 @@ func medianSample(s []sample) sample {
 	m.RSS = med(func(x sample) int64 { return x.RSS })
 	m.Anon = med(func(x sample) int64 { return x.Anon })
 	m.File = med(func(x sample) int64 { return x.File })
+	m.Shmem = med(func(x sample) int64 { return x.Shmem })
 	m.PSS = med(func(x sample) int64 { return x.PSS })
 	m.GoHeapLive = med(func(x sample) int64 { return x.GoHeapLive })
 	m.GoHeapObjects = med(func(x sample) int64 { return x.GoHeapObjects })
