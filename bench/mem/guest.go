@@ -22,8 +22,8 @@ import (
 // /proc/self/status: /proc/1/status) on lines "MEM PHASE RESTARTS JSON".
 // Arguments: restarts, samples, settle seconds.
 const proberScript = `export BERTH_SOCKET=/run/berth.sock
-restarts() { berth ps --json | tr -d ' \n' | grep -o '"name":"crash".*' | grep -o '"restarts":[0-9]*' | head -1 | cut -d: -f2; }
-running() { berth ps | grep -q '^crash  *running'; }
+restarts() { berth ps --json | tr -d ' \n' | grep -o '"name":"memcrash".*' | grep -o '"restarts":[0-9]*' | head -1 | cut -d: -f2; }
+running() { berth ps | grep -q '^memcrash  *running'; }
 samples() {
 	sleep $3
 	i=0
@@ -35,7 +35,7 @@ samples() {
 until running; do sleep 1; done
 samples idle $2 $3
 touch /ctl/go
-berth restart crash >/dev/null
+berth restart memcrash >/dev/null
 until [ "$(restarts)" -ge $1 ]; do sleep 2; done
 rm /ctl/go
 # Up once its restarts stop counting.

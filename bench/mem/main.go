@@ -115,17 +115,19 @@ echo "crash: up"
 exec sleep 1000000
 `
 
-// config is the two containers; web runs webCmd, crash mounts ctl.
+// config is the two containers, web and crash, named memweb and memcrash
+// so as not to meet another berth's on this host (a cgroup of the same
+// name is taken over); web runs webCmd, crash mounts ctl.
 func config(img, ctl string, webCmd []string, webMounts string) string {
 	cmd, _ := json.Marshal(webCmd)
 	return fmt.Sprintf(`[[container]]
-name = "web"
+name = "memweb"
 image = %q
 command = %s
 stop_timeout = "1s"
 %s
 [[container]]
-name = "crash"
+name = "memcrash"
 image = %q
 command = ["/bin/sh", "/crash.sh"]
 restart = "always"
@@ -226,7 +228,7 @@ func (h *hostRun) run() (idle, after sample, took time.Duration, err error) {
 	if err = os.WriteFile(filepath.Join(h.ctl, "go"), nil, 0o644); err != nil {
 		return
 	}
-	if _, err = h.ctlCmd("restart", "crash"); err != nil {
+	if _, err = h.ctlCmd("restart", "memcrash"); err != nil {
 		return
 	}
 	if err = h.waitRestarts(h.o.restarts, 30*time.Minute); err != nil {
@@ -284,14 +286,14 @@ func (h *hostRun) ps() (map[string]boot.Process, error) {
 // after limit.
 func (h *hostRun) waitRunning(restarts int, limit time.Duration) error {
 	return h.poll(limit, func(m map[string]boot.Process) bool {
-		return m["web"].State == "running" && m["crash"].State == "running" &&
-			m["crash"].Restarts >= restarts && m["crash"].UptimeSec >= 1
+		return m["memweb"].State == "running" && m["memcrash"].State == "running" &&
+			m["memcrash"].Restarts >= restarts && m["memcrash"].UptimeSec >= 1
 	}, "both containers running")
 }
 
 // waitRestarts waits until crash has restarted n times.
 func (h *hostRun) waitRestarts(n int, limit time.Duration) error {
-	return h.poll(limit, func(m map[string]boot.Process) bool { return m["crash"].Restarts >= n },
+	return h.poll(limit, func(m map[string]boot.Process) bool { return m["memcrash"].Restarts >= n },
 		fmt.Sprintf("%d restarts", n))
 }
 
@@ -355,7 +357,7 @@ func (h *hostRun) sample() (sample, error) {
 	if err != nil {
 		return s, err
 	}
-	s.restarts = m["crash"].Restarts
+	s.restarts = m["memcrash"].Restarts
 	return s, nil
 }
 
