@@ -129,6 +129,7 @@ bench: all $(VM_ARCHES:%=fetch-%) bench-deps bench-armhf
 	$(GO) run ./bench/boot -n 3 -json $(RESULTS)
 	$(GO) run ./bench/boot -n 3 -only amd64 -rss=false -icount 3 -json $(RESULTS)
 	$(GO) run ./bench/unpack -n 5 -json $(RESULTS)
+	$(GO) run ./bench/mem -n 3 -json $(RESULTS)
 	@echo "results: $(RESULTS) (go run ./bench/compare OLD.json $(RESULTS))"
 
 # Debian's armhf GNU tar and zstd, with the libraries they load, in one

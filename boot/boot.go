@@ -102,9 +102,7 @@ func Main(opts Options) int {
 	if opts.Socket == "" {
 		opts.Socket = DefaultSocket
 	}
-	if opts.PID1 {
-		bootGC()
-	}
+	bootGC() // berth boot on a host too: its memory is PID 1's
 	b := &booter{
 		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
 		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),

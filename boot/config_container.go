@@ -73,6 +73,7 @@ type ContainerConfig struct {
 	Restart       string   `toml:"restart"`
 	MaxRestarts   int      `toml:"max_restarts"`
 	RestartWindow string   `toml:"restart_window"`
+	RestartDelay  string   `toml:"restart_delay"`
 	After         []string `toml:"after"`
 	Oneshot       bool     `toml:"oneshot"`
 	StopSignal    string   `toml:"stop_signal"`

@@ -78,6 +78,10 @@ func TestParseConfigErrors(t *testing.T) {
 			"[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n[[container]]\nname=\"Bad Name\"\nimage=\"i\"\ncommand=[\"x\"]\n",
 			[]string{"b.toml:6: container.name: duplicate container name \"a\"", "b.toml:10: container.name: invalid container name"}},
 		{"bad env", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nenv=[\"NOEQUALS\"]\n", []string{"b.toml:5: container.env: invalid entry \"NOEQUALS\""}},
+		{"negative restart_delay", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nrestart_delay = \"-1s\"\n",
+			[]string{"b.toml:5: container.restart_delay: invalid duration \"-1s\": want 0 (restart at once) to 30s"}},
+		{"restart_delay past the backoff's cap", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nrestart_delay = \"1m\"\n",
+			[]string{"b.toml:5: container.restart_delay: invalid duration \"1m\""}},
 		{"negative pids", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n[container.limits]\npids = -1\n", []string{"b.toml:6: container.limits.pids:"}},
 	}
 	for _, tc := range tests {

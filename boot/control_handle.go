@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -146,7 +145,8 @@ func (s *supervisor) statusInfo() *Status {
 		Kernel: kernelRelease(), Cgroups: s.b.cgroups.String(), Config: s.b.cfg.path,
 		Watchdog: "none", Containers: len(s.units),
 	}
-	st.RSS, st.RSSAnon, st.RSSFile = selfRSS()
+	st.Memory = selfMemory()
+	st.RSS, st.RSSAnon, st.RSSFile = st.Memory.RSS, st.Memory.Anon, st.Memory.File
 	if s.b.uplink != nil {
 		st.Network = s.b.uplink.Status()
 	}
@@ -168,26 +168,4 @@ func (s *supervisor) statusInfo() *Status {
 	}
 	sort.SliceStable(st.Images, func(i, j int) bool { return st.Images[i].Container < st.Images[j].Container })
 	return st
-}
-
-// selfRSS is berth's own resident set size in bytes, and its anonymous
-// and file-backed (the binary's pages) parts.
-func selfRSS() (total, anon, file int64) {
-	data, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			total = kb << 10
-		case "RssAnon":
-			anon = kb << 10
-		case "RssFile":
-			file = kb << 10
-		}
-	}
-	return total, anon, file
 }

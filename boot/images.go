@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"runtime/debug"
 	"time"
 
 	"berth/image"
@@ -69,11 +68,7 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 		// Unpacking used decoder buffers that PID 1 will not need again
 		// for months: hand them back to the kernel now rather than when
 		// the scavenger gets to them.
-		if s.b.opts.PID1 {
-			steadyGC()
-		} else {
-			debug.FreeOSMemory()
-		}
+		steadyGC()
 		return
 	}
 	u := s.units[r.name]

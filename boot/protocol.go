@@ -141,7 +141,9 @@ type Status struct {
 	RSS            int64       `json:"berth_rss_bytes"`
 	RSSAnon        int64       `json:"berth_rss_anon_bytes"`
 	RSSFile        int64       `json:"berth_rss_file_bytes"`
-	Clock          *ClockInfo  `json:"clock,omitempty"`
+	// Memory is berth's own memory in detail (memory.go).
+	Memory MemoryInfo `json:"berth_memory"`
+	Clock  *ClockInfo `json:"clock,omitempty"`
 	// Storage is the data partition ([storage]).
 	Storage *StorageInfo `json:"storage,omitempty"`
 	// Network lists the appliance's own interfaces ([[network.interface]]).

@@ -36,6 +36,8 @@ type supervisor struct {
 	// net is the bridge network, once a net = "bridge" container needs
 	// it (bridge.go).
 	net *bridgeNet
+	// trim hands free memory back to the kernel after starts and exits.
+	trim trimmer
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
@@ -141,6 +143,9 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 	if s.b.watchdog != nil {
 		s.b.watchdog.ping()
 		next = minTime(next, now.Add(s.b.watchdog.interval))
+	}
+	if at := s.trim.run(now); !at.IsZero() {
+		next = minTime(next, at)
 	}
 	for _, name := range s.order {
 		u := s.units[name]
