@@ -1,0 +1,111 @@
+package container
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The child's last steps before the workload's execve (child.go): the
+// working directory checked inside the root, fds made close-on-exec,
+// no_new_privs, the LSM steps (Landlock, AppArmor, SELinux) and the
+// seccomp filter. The same rules hold as in child.go: raw system calls
+// only, nosplit, no allocation.
+
+// seal enters the working directory, as the workload's user, and checks
+// it lies inside the root: a leaked directory fd would show as
+// "(unreachable)" (CVE-2024-21626). Then every fd above 2 becomes
+// close-on-exec, and no_new_privs, Landlock and the seccomp filter go
+// on, last.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) seal() (int, syscall.Errno) {
+	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(k.cwd)), 0, 0); e != 0 {
+		return stepChdir, e
+	}
+	// The kernel prefixes a directory outside the root with
+	// "(unreachable)"; a path it cannot return (ERANGE) is refused too.
+	_, _, e := syscall.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&k.cwdBuf[0])), uintptr(len(k.cwdBuf)), 0)
+	if e != 0 {
+		return stepCwdOutside, e
+	}
+	if k.cwdBuf[0] != '/' {
+		return stepCwdOutside, unix.EPERM
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, uintptr(^uint32(0)), unix.CLOSE_RANGE_CLOEXEC); e != 0 {
+		return stepCloexec, e
+	}
+	if k.noNewPrivs {
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+			return stepNoNewPrivs, e
+		}
+	}
+	if !k.early {
+		if step, e := k.lsm(); e != 0 {
+			return step, e
+		}
+	}
+	if k.seccomp != nil && !k.seccompEarly {
+		if e := k.installSeccomp(); e != 0 {
+			return stepSeccomp, e
+		}
+	}
+	return 0, 0
+}
+
+// atFDCWD is AT_FDCWD (-100) as a system call's argument.
+const atFDCWD = ^uintptr(99)
+
+// lsm sets the exec transitions of AppArmor and SELinux (each written
+// to the first of its /proc files that exists), then confines the child
+// to its Landlock ruleset, if any, which would refuse those writes. It
+// goes on before seccomp, whose default profile refuses Landlock's
+// system calls.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) lsm() (int, syscall.Errno) {
+	for i := range k.attrs {
+		a := &k.attrs[i]
+		fd, e := uintptr(0), syscall.Errno(unix.ENOENT)
+		for _, p := range a.paths {
+			if p == nil {
+				break
+			}
+			if fd, _, e = syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0); e != unix.ENOENT {
+				break
+			}
+		}
+		if e == 0 {
+			_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&a.data[0])), uintptr(len(a.data)))
+			syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		}
+		if e != 0 {
+			k.rec[2] = uint32(i)
+			return stepExecAttr, e
+		}
+	}
+	if k.ruleset >= 0 {
+		if _, _, e := syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(k.ruleset), 0, 0); e != 0 {
+			return stepLandlock, e
+		}
+	}
+	return 0, 0
+}
+
+// installSeccomp loads the filter (TSYNC, as seccomp.Install does).
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) installSeccomp() syscall.Errno {
+	r, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(k.seccomp)))
+	if e == 0 && r != 0 {
+		e = unix.ESRCH
+	}
+	return e
+}
