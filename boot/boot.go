@@ -54,6 +54,8 @@ type booter struct {
 	fatal    chan error
 	requests chan request
 	started  float64 // uptime when berth started
+	// initramfs is set when, as PID 1, berth started on the initramfs.
+	initramfs bool
 	// The kernel command line's arguments (PID 1), and berth.debug and
 	// berth.panic from them.
 	cmdline     map[string]string
@@ -204,6 +206,7 @@ func (b *booter) earlyMounts() error {
 	if err != nil {
 		return err
 	}
+	b.initramfs = initramfs
 	if initramfs {
 		if err := leaveInitramfs(); err != nil {
 			return err
@@ -370,9 +373,13 @@ func (b *booter) checkMemoryController() {
 
 // startImages starts readying every container's root filesystem; the
 // supervisor loop starts each container once its image is ready
-// (images.go).
+// (images.go). As PID 1 on the initramfs, the images it holds were hashed
+// when it was built (bootdigests.go).
 func (b *booter) startImages() error {
 	b.sup = newSupervisor(b, b.cfg)
+	if b.initramfs {
+		b.sup.rememberBootDigests()
+	}
 	b.sup.startImages()
 	return nil
 }
