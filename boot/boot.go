@@ -292,9 +292,9 @@ func (b *booter) armWatchdog(dev string, timeout time.Duration) {
 }
 
 // loadConfig reads the config named by the options, the kernel command
-// line (berth.config=PATH) or DefaultConfig; as PID 1 it then waits for
-// the profile's modules, arms the profile's watchdog and applies the
-// config's [board] table.
+// line (berth.config=PATH) or DefaultConfig; as PID 1 it then loads the
+// config's [board] modules. The watchdog is armed once the profile's
+// modules are loaded (modules.go).
 func (b *booter) loadConfig() error {
 	path := b.opts.ConfigPath
 	if path == "" && b.opts.PID1 {
@@ -319,8 +319,6 @@ func (b *booter) loadConfig() error {
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		b.log.Printf("warning: set hostname %q: %v", name, err)
 	}
-	b.waitModules()
-	b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
 	if len(cfg.Board.Modules) > 0 {
 		loaded, errs := board.Profile{}.LoadModules(cfg.Board.Modules)
 		b.log.Printf("config modules loaded: %v", loaded)
@@ -328,7 +326,6 @@ func (b *booter) loadConfig() error {
 			b.log.Printf("warning: %v", err)
 		}
 	}
-	b.configureWatchdog(cfg.Board)
 	b.checkMemoryController()
 	return nil
 }

@@ -78,8 +78,9 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 		s.b.log.Printf("image %s for %s: %s unpacked into the cache: %d entries, %s in %s",
 			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
 	}
-	// 3. The container's writable view of it.
+	// 3. The container's writable view of it, once overlayfs is loaded.
 	rootfs := filepath.Join(dir, "rootfs")
+	s.b.waitContainerModules()
 	err = mountOverlay(p.Rootfs, dir)
 	if err == nil {
 		return rootfs, nil
