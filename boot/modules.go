@@ -1,8 +1,11 @@
 package boot
 
 import (
+	"runtime"
 	"slices"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"berth/board"
 )
@@ -14,8 +17,8 @@ import (
 // (waitContainerModules) — the image is unpacked meanwhile. Then the rest
 // (the watchdog's driver), which nothing before the containers needs:
 // they load once the first container has started or every image is ready
-// (laterModules), so that on a one-CPU board they do not delay the first
-// container, and the supervisor loop then arms the watchdog
+// (laterModules), at nice 10, so that on a one-CPU board they do not
+// delay the first container, and the supervisor loop then arms the watchdog
 // (modulesLoaded). The config's own [board] modules are loaded in the
 // config phase, before any container, as they may be a container's.
 type moduleLoad struct {
@@ -28,6 +31,9 @@ type moduleLoad struct {
 	// reported is set by the supervisor loop once it has taken done.
 	reported bool
 }
+
+// laterNice is the nice value the rest of the modules load at.
+const laterNice = 10
 
 // startModules starts loading p's modules.
 func (b *booter) startModules(p board.Profile) {
@@ -47,6 +53,12 @@ func (b *booter) startModules(p board.Profile) {
 		m.loaded, m.errs = board.Profile{Modules: first}.LoadModules(nil)
 		close(m.containers)
 		<-m.later
+		// At a low priority, on a thread of its own that ends with the
+		// goroutine: on one CPU the containers just started come first,
+		// and the kernel's work of loading still gets a tenth of a CPU
+		// they keep busy.
+		runtime.LockOSThread()
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), laterNice)
 		loaded, errs := board.Profile{Modules: rest}.LoadModules(nil)
 		m.loaded, m.errs = append(m.loaded, loaded...), append(m.errs, errs...)
 	})
@@ -99,8 +111,12 @@ func (b *booter) modulesLoaded() {
 // finishModules, at shutdown, lets the rest of the modules load and waits
 // for them, without arming the watchdog.
 func (b *booter) finishModules() {
-	if m := b.modules; m != nil {
-		m.laterOnce()
-		<-m.done
+	m := b.modules
+	if m == nil || m.reported {
+		return
 	}
+	m.laterOnce()
+	<-m.done
+	m.reported = true
+	b.log.Printf("modules loaded: %v", m.loaded)
 }
