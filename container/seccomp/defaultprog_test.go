@@ -43,6 +43,9 @@ func TestDefaultProgram(t *testing.T) {
 			t.Errorf("%s is not the program Compile gives (%v): run go generate ./container/seccomp", file, err)
 		}
 	}
+	if *update {
+		return // this test binary embeds the files as they were: the next run checks them
+	}
 	native, err := p.CompileFor(Target{Arch: runtime.GOARCH, Caps: DefaultProgramCaps, Kernel: KernelVersion{Major: 6, Minor: 1}})
 	if err != nil {
 		t.Fatal(err)
