@@ -50,6 +50,16 @@ BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unsh
 .PHONY: host-deps bench-deps
 host-deps:
 	@$(call install,$(HOST_TOOLS))
+# AppArmor's compiler and SELinux's reference policy, for the security
+# modules' QEMU test (boot/qemu_lsm_test.go): apparmor_parser compiles a
+# profile for the guest kernel's features; installing
+# selinux-policy-default compiles the policy berth loads.
+SELINUX_POLICY := /etc/selinux/default/policy/policy.33
+.PHONY: lsm-deps
+lsm-deps: | host-deps
+	@$(call install,apparmor_parser:apparmor)
+	@test -f $(SELINUX_POLICY) || { echo "installing: selinux-policy-default"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends selinux-policy-default; }
 bench-deps: host-deps
 	@$(call install,$(BENCH_TOOLS))
 
@@ -80,7 +90,7 @@ demo: all fetch
 # (cgroup v1 here), QEMU boots on amd64, arm64, arm and riscv64 and on a
 # Raspberry Pi 3 (raspi3b) (cgroup v2).
 .PHONY: test
-test: all $(VM_ARCHES:%=fetch-%)
+test: all $(VM_ARCHES:%=fetch-%) lsm-deps
 	@test "$$(id -u)" = 0 || { echo "make test needs root: namespaces, mounts and cgroups are real"; exit 1; }
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
@@ -119,6 +129,7 @@ bench: all $(VM_ARCHES:%=fetch-%) bench-deps bench-armhf
 	$(GO) run ./bench/boot -n 3 -json $(RESULTS)
 	$(GO) run ./bench/boot -n 3 -only amd64 -rss=false -icount 3 -json $(RESULTS)
 	$(GO) run ./bench/unpack -n 5 -json $(RESULTS)
+	$(GO) run ./bench/mem -n 3 -json $(RESULTS)
 	@echo "results: $(RESULTS) (go run ./bench/compare OLD.json $(RESULTS))"
 
 # Debian's armhf GNU tar and zstd, with the libraries they load, in one

@@ -24,6 +24,11 @@ func init() {
 		runtime.LockOSThread()
 		container.Init()
 	}
+	// A container's tiny init (init = true): it forwards signals and
+	// reaps orphans until its workload ends. It never returns.
+	if len(os.Args) > 1 && os.Args[1] == container.TinyInitArg {
+		container.TinyInit()
+	}
 }
 
 func main() {

@@ -78,6 +78,8 @@ type booter struct {
 	netChanged chan struct{}
 	// storage is the data partition ([storage]), nil without one.
 	storage *storageState
+	// security is what the security phase found and loaded.
+	security *SecurityInfo
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
 }
@@ -102,9 +104,7 @@ func Main(opts Options) int {
 	if opts.Socket == "" {
 		opts.Socket = DefaultSocket
 	}
-	if opts.PID1 {
-		bootGC()
-	}
+	bootGC() // berth boot on a host too: its memory is PID 1's
 	b := &booter{
 		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
 		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),
@@ -163,6 +163,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"storage", b.setupStorage},
+		{"security", b.setupSecurity},
 		{"images", b.startImages}, // readied on a goroutine from here on
 		{"clock", b.startClock},
 		{"network", b.setupNetwork},

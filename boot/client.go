@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // SocketPath is the control socket a client uses: $BERTH_SOCKET, or
@@ -51,4 +53,95 @@ func Call(socket string, req Request, each func(Response) error) error {
 			return nil
 		}
 	}
+}
+
+// Exec sends an exec request: with stdio (the client's stdin, stdout and
+// stderr; none with a terminal) as SCM_RIGHTS. It calls started with
+// berth's first answer and, with a terminal, the terminal's master, then
+// waits for the command's end and returns its exit status: the
+// command's own, 128+N for signal N, or — with err set — the status
+// berth exec gives for the failure (ExecNotRunning, 125, 126, 127).
+func Exec(socket string, req Request, stdio []*os.File, started func(Response, *os.File)) (int, error) {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return 125, fmt.Errorf("connect to berth at %s: %w", socket, err)
+	}
+	uc := c.(*net.UnixConn)
+	defer uc.Close()
+	line, err := json.Marshal(req)
+	if err != nil {
+		return 125, err
+	}
+	var fds []int
+	for _, f := range stdio {
+		fds = append(fds, int(f.Fd()))
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if _, _, err := uc.WriteMsgUnix(append(line, '\n'), oob, nil); err != nil {
+		return 125, fmt.Errorf("send to berth: %w", err)
+	}
+	r := &fdReader{c: uc, max: 1}
+	dec := json.NewDecoder(r)
+	for first := true; ; first = false {
+		var resp Response
+		if err := dec.Decode(&resp); err != nil {
+			if first {
+				return 125, fmt.Errorf("read berth's answer: %w", err)
+			}
+			return 125, fmt.Errorf("berth hung up before the command ended: %w", err)
+		}
+		if resp.Error != "" {
+			code := 125
+			if resp.ExitCode != nil {
+				code = *resp.ExitCode
+			}
+			return code, errors.New(resp.Error)
+		}
+		if first {
+			var pty *os.File
+			for _, fd := range r.take() {
+				if pty == nil {
+					pty = os.NewFile(uintptr(fd), "pty master")
+				} else {
+					unix.Close(fd)
+				}
+			}
+			started(resp, pty)
+			continue
+		}
+		if resp.ExitCode != nil {
+			return *resp.ExitCode, nil
+		}
+	}
+}
+
+// fdReader reads a connection's bytes and keeps the fds that come with
+// them (SCM_RIGHTS), at most max per read: the kernel closes the rest.
+type fdReader struct {
+	c   *net.UnixConn
+	max int
+	fds []int
+}
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	oob := make([]byte, unix.CmsgSpace(4*r.max))
+	n, oobn, _, _, err := r.c.ReadMsgUnix(p, oob)
+	if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+		for _, m := range msgs {
+			if fds, err := unix.ParseUnixRights(&m); err == nil {
+				r.fds = append(r.fds, fds...)
+			}
+		}
+	}
+	return n, err
+}
+
+// take returns the fds received so far.
+func (r *fdReader) take() []int {
+	fds := r.fds
+	r.fds = nil
+	return fds
 }

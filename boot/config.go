@@ -32,6 +32,8 @@ type Config struct {
 	Network   NetworkConfig     `toml:"network"`
 	// Storage, when set, is the persistent data partition.
 	Storage *StorageConfig `toml:"storage"`
+	// Security is the policy berth loads into the kernel at boot.
+	Security SecurityConfig `toml:"security"`
 
 	// path is the file the config was read from; relative image paths
 	// are resolved against its directory.
@@ -158,6 +160,7 @@ func (cfg *Config) validate(v *validator) {
 		cfg.Storage.check(v)
 	}
 	cfg.checkVolumes(v)
+	cfg.Security.check(v)
 	routed := false // an interface can bring a default route
 	for _, ic := range cfg.Network.Interface {
 		routed = routed || ic.DHCP || ic.Gateway != ""

@@ -11,18 +11,24 @@ import (
 	"berth/container"
 )
 
-// ContainerConfig is one [[container]] table. Every key but name, image
-// and command is optional; its absence means the runtime's safe default.
+// ContainerConfig is one [[container]] table. Every key but name and
+// image is optional; its absence means the image's default (command,
+// entrypoint, env, workdir, user, stop_signal: see ApplyImage) or the
+// runtime's safe one.
 type ContainerConfig struct {
 	Name string `toml:"name"`
 	// Image is the path of an image file; a relative path is relative to
 	// the config file's directory.
 	Image string `toml:"image"`
 	imageKeys
-	Command  []string `toml:"command"`
-	Env      []string `toml:"env"`
-	Hostname string   `toml:"hostname"`
-	Workdir  string   `toml:"workdir"`
+	// Command replaces the image's Cmd; Entrypoint, when given (even
+	// empty), replaces the image's Entrypoint and drops its Cmd. See
+	// ApplyImage.
+	Command    []string `toml:"command"`
+	Entrypoint []string `toml:"entrypoint"`
+	Env        []string `toml:"env"`
+	Hostname   string   `toml:"hostname"`
+	Workdir    string   `toml:"workdir"`
 	// User is "UID" or "UID:GID"; Groups are supplementary group ids.
 	User   string   `toml:"user"`
 	Groups []uint32 `toml:"groups"`
@@ -50,16 +56,32 @@ type ContainerConfig struct {
 	Rlimits         map[string]any `toml:"rlimits"`
 
 	Limits LimitsConfig `toml:"limits"`
+	// Landlock, [container.landlock], confines the workload to the
+	// paths it lists.
+	Landlock *LandlockConfig `toml:"landlock"`
+	// AppArmor is the AppArmor profile the workload runs under.
+	AppArmor string `toml:"apparmor"`
+	// SELinuxLabel is the SELinux context the workload runs in, and its
+	// tmpfs mounts' files carry.
+	SELinuxLabel string `toml:"selinux_label"`
+	// SELinuxMountLabel is the context of its tmpfs mounts' files, when
+	// not SELinuxLabel.
+	SELinuxMountLabel string `toml:"selinux_mount_label"`
 
 	// Supervision: restart is "never" (default: the files of the first
 	// releases keep their meaning), "on-failure" or "always".
 	Restart       string   `toml:"restart"`
 	MaxRestarts   int      `toml:"max_restarts"`
 	RestartWindow string   `toml:"restart_window"`
+	RestartDelay  string   `toml:"restart_delay"`
 	After         []string `toml:"after"`
 	Oneshot       bool     `toml:"oneshot"`
 	StopSignal    string   `toml:"stop_signal"`
 	StopTimeout   string   `toml:"stop_timeout"`
+
+	// Init runs berth's tiny init as the container's first process: it
+	// forwards signals to the command and reaps orphans.
+	Init bool `toml:"init"`
 
 	// NeedsNetwork holds the container's start until an uplink of
 	// [[network.interface]] has an address and a default route.
@@ -88,6 +110,16 @@ type MountConfig struct {
 	FollowSymlink bool `toml:"follow_symlink"`
 	// Size caps a tmpfs, e.g. "16M".
 	Size string `toml:"size"`
+}
+
+// LandlockConfig is a container's [container.landlock] table: the trees
+// (paths inside the container) the workload may read and execute, and
+// those it may also change; best_effort runs it without Landlock on a
+// kernel that has none.
+type LandlockConfig struct {
+	Read       []string `toml:"read"`
+	Write      []string `toml:"write"`
+	BestEffort bool     `toml:"best_effort"`
 }
 
 // LimitsConfig is a container's [container.limits] table.
@@ -166,7 +198,8 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s := container.Spec{
 		Name: c.Name, Rootfs: rootfs, Args: c.Command, Env: c.Env, Hostname: c.Hostname, Cwd: c.Workdir,
 		Net: c.Net, Ports: c.Ports, ReadonlyRoot: c.ReadonlyRoot, Devices: c.Devices, Seccomp: c.Seccomp, OOMScoreAdj: c.OOMScoreAdj,
-		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges,
+		AllowNewPrivileges: c.NoNewPrivileges != nil && !*c.NoNewPrivileges, AppArmor: c.AppArmor, SELinuxLabel: c.SELinuxLabel,
+		SELinuxMountLabel: c.SELinuxMountLabel, Init: c.Init,
 	}
 	if c.User != "" {
 		u, err := container.ParseUser(c.User)
@@ -199,6 +232,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	s.Caps = caps
 	s.Rlimits = c.rlimits(bad)
 	s.Limits = c.Limits.toLimits(bad)
+	if l := c.Landlock; l != nil {
+		s.Landlock = &container.Landlock{Read: l.Read, Write: l.Write, BestEffort: l.BestEffort}
+	}
 	// One error per key: a value that could not be parsed is not judged
 	// again by Validate (an unparsable uid_map is not also "empty").
 	unparsed := map[string]bool{}
@@ -210,7 +246,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		if rest, ok := strings.CutPrefix(key, "mount."); ok && fe.Index >= 0 {
 			key = fmt.Sprintf("mount#%d.%s", fe.Index, rest)
 		}
-		if !unparsed[key] {
+		// Without a command of its own the container runs its image's,
+		// which only the image can tell (checked at its start).
+		if !unparsed[key] && !(key == "command" && c.Command == nil) {
 			bad(key, "%s", fe.Msg)
 		}
 	}

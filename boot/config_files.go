@@ -21,7 +21,8 @@ type FileRef struct {
 // Files lists the files the config names that berth reads at boot, each
 // once, in the order of the file: every container's image, the public
 // key its image must be signed by and the signature (named, or the
-// image's path with ".sig"), and its seccomp profile.
+// image's path with ".sig"), and its seccomp profile; then the [security]
+// policy files.
 func (cfg *Config) Files() []FileRef {
 	var refs []FileRef
 	seen := map[string]bool{}
@@ -50,6 +51,9 @@ func (cfg *Config) Files() []FileRef {
 		if filepath.IsAbs(c.Seccomp) {
 			add(FileRef{Key: prefix + "seccomp", Path: c.Seccomp})
 		}
+	}
+	for _, r := range cfg.Security.policyFiles() {
+		add(r)
 	}
 	return refs
 }

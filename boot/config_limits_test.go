@@ -117,6 +117,13 @@ var configShapes = []configShape{
 	{"unterminated multi-line string", func(n int) string { return nested(n, "hostname = '''", "a\n", "", "", "") }, "1 hostname"},
 	{"long integer", func(n int) string { return nested(n, "oom = ", "1", "", "", "\n") }, "1 oom"},
 	{"long bare word", func(n int) string { return nested(n, "hostname = ", "x", "", "", "\n") }, "1 hostname"},
+	{"long landlock list", func(n int) string {
+		return fill(n, oneContainer+"[container.landlock]\nread = [", func(i int) string { return "\"/p" + strconv.Itoa(i) + "\"," }, "]\n")
+	}, "6 container.landlock.read"},
+	{"many apparmor policy files", func(n int) string {
+		return fill(n, "[security]\napparmor_policy = [", func(i int) string { return "\"/p" + strconv.Itoa(i) + "\"," }, "]\n")
+	}, "2 security.apparmor_policy"},
+	{"long apparmor profile name", func(n int) string { return nested(n, oneContainer+"apparmor = \"", "p", "", "", "\"\n") }, "5 container.apparmor"},
 	{"many comments", func(n int) string { return fill(n, oneContainer, same("# comment\n"), "") }, "ok"},
 	{"many blank lines then an error", func(n int) string { return fill(n, "", same("\n"), "x = \n") }, strconv.Itoa(maxConfigSize-4) + " x"},
 }

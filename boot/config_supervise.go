@@ -26,6 +26,7 @@ type supervision struct {
 	restart       string // never, on-failure, always
 	maxRestarts   int    // 0: no limit
 	restartWindow time.Duration
+	restartDelay  time.Duration // the first restart's backoff
 	after         []string
 	oneshot       bool
 	stopSignal    syscall.Signal
@@ -42,7 +43,8 @@ type supervision struct {
 func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervision {
 	s := supervision{
 		restart: c.Restart, maxRestarts: c.MaxRestarts, restartWindow: DefaultRestartWindow,
-		after: c.After, oneshot: c.Oneshot, stopSignal: syscall.SIGTERM, stopTimeout: DefaultStopTimeout,
+		restartDelay: BackoffMin,
+		after:        c.After, oneshot: c.Oneshot, stopSignal: syscall.SIGTERM, stopTimeout: DefaultStopTimeout,
 		logSize: DefaultLogSize, logFile: c.LogFile, logFileSize: DefaultLogFileSize, logFiles: DefaultLogFiles,
 		logConsole: c.LogConsole == nil || *c.LogConsole,
 	}
@@ -72,6 +74,13 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 	}
 	dur("restart_window", c.RestartWindow, &s.restartWindow)
 	dur("stop_timeout", c.StopTimeout, &s.stopTimeout)
+	if c.RestartDelay != "" {
+		d, err := time.ParseDuration(c.RestartDelay)
+		if err != nil || d < 0 || d > BackoffMax {
+			bad("restart_delay", "invalid duration %q: want 0 (restart at once) to %s, e.g. \"1s\"", c.RestartDelay, BackoffMax)
+		}
+		s.restartDelay = d
+	}
 	if c.StopSignal != "" {
 		sig, ok := signalByName(c.StopSignal)
 		if !ok {

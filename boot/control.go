@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,11 +18,16 @@ import (
 type request struct {
 	Request
 	reply chan reply
+	// files are the fds that came with an exec request.
+	files []*os.File
 }
 
 type reply struct {
 	Response
 	ring *logRing
+	// pty is an exec'd command's terminal; exited delivers its end.
+	pty    *os.File
+	exited chan syscall.WaitStatus
 }
 
 // serveControl listens on the control socket, mode 0600, and serves each
@@ -75,16 +81,28 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(&limitedReader{c, 64 << 10}).ReadBytes('\n')
+	lr := &limitedReader{fdReader: fdReader{c: c, max: maxRequestFds}, n: 64 << 10}
+	line, err := bufio.NewReader(lr).ReadBytes('\n')
+	fds := lr.files()
 	if err != nil && len(line) == 0 {
+		closeFiles(fds)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
 	var req Request
-	if err := json.Unmarshal(line, &req); err != nil {
+	if err := json.Unmarshal(line, &req); err != nil || lr.dropped > 0 {
+		closeFiles(fds)
+		if err == nil {
+			err = fmt.Errorf("more than %d fds", maxRequestFds)
+		}
 		enc.Encode(Response{Error: "bad request: " + err.Error()})
 		return
 	}
+	if req.Verb == "exec" {
+		b.serveExec(c, req, fds)
+		return
+	}
+	closeFiles(fds)
 	r := request{Request: req, reply: make(chan reply, 1)}
 	select {
 	case b.requests <- r:
@@ -139,11 +157,17 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 	return cred.Uid, nil
 }
 
-// limitedReader fails a request line longer than n bytes.
+// limitedReader fails a request line longer than n bytes, and keeps the
+// fds that come with it: at most maxRequestFds, the kernel discards the
+// rest.
 type limitedReader struct {
-	c *net.UnixConn
-	n int
+	fdReader
+	n       int
+	dropped int // fds closed beyond maxRequestFds
 }
+
+// maxRequestFds is how many fds a request may bring: exec's stdio.
+const maxRequestFds = 3
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
@@ -152,7 +176,21 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	if len(p) > l.n {
 		p = p[:l.n]
 	}
-	n, err := l.c.Read(p)
+	n, err := l.fdReader.Read(p)
 	l.n -= n
+	for len(l.fds) > maxRequestFds {
+		unix.Close(l.fds[len(l.fds)-1])
+		l.fds = l.fds[:len(l.fds)-1]
+		l.dropped++
+	}
 	return n, err
+}
+
+// files hands over the fds received.
+func (l *limitedReader) files() []*os.File {
+	var out []*os.File
+	for _, fd := range l.take() {
+		out = append(out, os.NewFile(uintptr(fd), "client fd"))
+	}
+	return out
 }

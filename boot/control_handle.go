@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,7 +15,7 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	answer := func(resp Response) { r.reply <- reply{Response: resp} }
 	fail := func(format string, args ...any) { answer(Response{Error: fmt.Sprintf(format, args...)}) }
 	u := s.units[r.Name]
-	needsName := map[string]bool{"logs": true, "start": true, "stop": true, "restart": true}
+	needsName := map[string]bool{"logs": true, "start": true, "stop": true, "restart": true, "exec": true}
 	if needsName[r.Verb] && u == nil {
 		fail("no container %q (containers: %s)", r.Name, strings.Join(s.order, ", "))
 		return 0, false
@@ -45,6 +44,8 @@ func (s *supervisor) handle(r request) (Action, bool) {
 		u.state, u.waitReason = stateWaiting, ""
 		s.b.log.Printf("container %s: start asked for over the control socket", u.name)
 		answer(Response{Message: "starting " + u.name})
+	case "exec":
+		s.exec(u, r)
 	case "stop", "restart":
 		s.b.log.Printf("container %s: %s asked for over the control socket", u.name, r.Verb)
 		s.stopRequest(u, r)
@@ -100,7 +101,8 @@ func (s *supervisor) processes() []Process {
 	now := time.Now()
 	for _, name := range s.order {
 		u := s.units[name]
-		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address}
+		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address,
+			AppArmor: u.spec.AppArmor, SELinuxLabel: u.spec.SELinuxLabel}
 		if u.c != nil {
 			started := u.started
 			p.Pid, p.Started = u.c.Pid, &started
@@ -143,7 +145,8 @@ func (s *supervisor) statusInfo() *Status {
 		Kernel: kernelRelease(), Cgroups: s.b.cgroups.String(), Config: s.b.cfg.path,
 		Watchdog: "none", Containers: len(s.units),
 	}
-	st.RSS, st.RSSAnon, st.RSSFile = selfRSS()
+	st.Memory = selfMemory()
+	st.RSS, st.RSSAnon, st.RSSFile = st.Memory.RSS, st.Memory.Anon, st.Memory.File
 	if s.b.uplink != nil {
 		st.Network = s.b.uplink.Status()
 	}
@@ -154,35 +157,15 @@ func (s *supervisor) statusInfo() *Status {
 		st.Clock = s.b.clock.info()
 	}
 	st.Storage = s.b.storageInfo()
+	st.Security = s.b.security
 	for _, name := range s.order {
 		u := s.units[name]
 		if u.state == stateRunning {
 			st.Running++
 		}
-		st.Images = append(st.Images, ImageInfo{Container: name, Path: s.b.cfg.ImagePath(u.cfg), Rootfs: u.spec.Rootfs})
+		st.Images = append(st.Images, ImageInfo{Container: name, Path: s.b.cfg.ImagePath(u.cfg), Rootfs: u.spec.Rootfs,
+			AppArmor: u.spec.AppArmor, SELinuxLabel: u.spec.SELinuxLabel})
 	}
 	sort.SliceStable(st.Images, func(i, j int) bool { return st.Images[i].Container < st.Images[j].Container })
 	return st
-}
-
-// selfRSS is berth's own resident set size in bytes, and its anonymous
-// and file-backed (the binary's pages) parts.
-func selfRSS() (total, anon, file int64) {
-	data, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			total = kb << 10
-		case "RssAnon":
-			anon = kb << 10
-		case "RssFile":
-			file = kb << 10
-		}
-	}
-	return total, anon, file
 }

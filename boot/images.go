@@ -1,8 +1,9 @@
 package boot
 
 import (
-	"runtime/debug"
 	"time"
+
+	"berth/image"
 )
 
 // The boot's images. The images phase hands them to a goroutine, which
@@ -19,6 +20,7 @@ import (
 // goroutine, and the image file's stamp; or why it could not be.
 type imageReady struct {
 	name, rootfs, stamp string
+	config              image.Config
 	err                 error
 }
 
@@ -47,8 +49,8 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, stamp, err := s.readyRootfs(cfg, cc)
-			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, err: err}
+			rootfs, stamp, ic, err := s.readyRootfs(cfg, cc)
+			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, config: ic, err: err}
 		}
 		if collect {
 			s.collectImages()
@@ -67,21 +69,19 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 		// Unpacking used decoder buffers that PID 1 will not need again
 		// for months: hand them back to the kernel now rather than when
 		// the scavenger gets to them.
-		if s.b.opts.PID1 {
-			steadyGC()
-		} else {
-			debug.FreeOSMemory()
-		}
+		steadyGC()
 		return
 	}
 	u := s.units[r.name]
 	u.preparing = false
-	if r.err != nil {
-		u.state, u.lastError = stateFailed, r.err.Error()
-		s.b.log.Printf("container %s: %v", r.name, r.err)
-		return
+	err := r.err
+	if err == nil {
+		err = u.useImage(r.rootfs, r.stamp, r.config)
 	}
-	u.spec.Rootfs, u.imageStamp = r.rootfs, r.stamp
+	if err != nil {
+		u.state, u.lastError = stateFailed, err.Error()
+		s.b.log.Printf("container %s: %v", r.name, err)
+	}
 }
 
 // waitImages waits until the image goroutine has ended, taking what it

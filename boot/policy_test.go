@@ -27,7 +27,7 @@ func TestRestartPolicy(t *testing.T) {
 		{"never, success", supervision{restart: "never"}, []step{{0, time.Second, false, 0, false}}},
 		{"never, failure marks failed", supervision{restart: "never"}, []step{{1, time.Second, false, 0, true}}},
 		{"on-failure, success stays down", supervision{restart: "on-failure", restartWindow: time.Minute}, []step{{0, time.Second, false, 0, false}}},
-		{"on-failure backs off, doubling to the cap", supervision{restart: "on-failure", restartWindow: time.Hour}, []step{
+		{"on-failure backs off, doubling to the cap", supervision{restart: "on-failure", restartWindow: time.Hour, restartDelay: BackoffMin}, []step{
 			{1, 0, true, 100 * time.Millisecond, false},
 			{1, 0, true, 200 * time.Millisecond, false},
 			{1, 0, true, 400 * time.Millisecond, false},
@@ -40,12 +40,23 @@ func TestRestartPolicy(t *testing.T) {
 			{1, 0, true, 30 * time.Second, false},
 			{1, 0, true, 30 * time.Second, false},
 		}},
-		{"a healthy run resets the backoff", supervision{restart: "always", restartWindow: time.Hour}, []step{
+		{"a healthy run resets the backoff", supervision{restart: "always", restartWindow: time.Hour, restartDelay: BackoffMin}, []step{
 			{1, 0, true, 100 * time.Millisecond, false},
 			{1, 0, true, 200 * time.Millisecond, false},
 			{0, 2 * time.Minute, true, 100 * time.Millisecond, false},
 		}},
-		{"max_restarts gives up", supervision{restart: "always", maxRestarts: 3, restartWindow: time.Hour}, []step{
+		{"restart_delay 0 restarts at once, every time", supervision{restart: "always", restartWindow: time.Hour}, []step{
+			{1, 0, true, 0, false},
+			{1, 0, true, 0, false},
+			{0, 2 * time.Minute, true, 0, false},
+			{1, 0, true, 0, false},
+		}},
+		{"restart_delay is the first delay", supervision{restart: "always", restartWindow: time.Hour, restartDelay: 20 * time.Second}, []step{
+			{1, 0, true, 20 * time.Second, false},
+			{1, 0, true, 30 * time.Second, false},
+			{1, 0, true, 30 * time.Second, false},
+		}},
+		{"max_restarts gives up", supervision{restart: "always", maxRestarts: 3, restartWindow: time.Hour, restartDelay: BackoffMin}, []step{
 			{1, 0, true, 100 * time.Millisecond, false},
 			{1, 0, true, 200 * time.Millisecond, false},
 			{1, 0, true, 400 * time.Millisecond, false},
@@ -86,5 +97,25 @@ func TestRestartWindow(t *testing.T) {
 	p2.onExit(1, time.Second, clock.advance(time.Second))
 	if d := p2.onExit(1, time.Second, clock.advance(2*time.Minute)); !d.restart {
 		t.Fatalf("restart after the window passed: %+v", d)
+	}
+}
+
+// TestRestartHistoryBounded checks that a container restarting for ever
+// does not grow its policy's memory: without max_restarts no restart time
+// is kept, with it at most max_restarts (in an array append grew to
+// at most twice that), however many fall in the window.
+func TestRestartHistoryBounded(t *testing.T) {
+	for _, max := range []int{0, 1, 5} {
+		clock := &fakeClock{now: time.Unix(1000, 0)}
+		p := newRestartPolicy(supervision{restart: "always", maxRestarts: max, restartWindow: time.Hour})
+		for i := 0; i < 10000; i++ {
+			d := p.onExit(1, 0, clock.advance(time.Hour/9000))
+			if max > 0 && d.failed {
+				p.reset() // the operator starts it again
+			}
+		}
+		if len(p.restarts) > max || cap(p.restarts) > 2*max { // append's growth
+			t.Errorf("max_restarts = %d: %d restart times kept (capacity %d) after 10000 restarts", max, len(p.restarts), cap(p.restarts))
+		}
 	}
 }

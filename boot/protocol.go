@@ -28,6 +28,26 @@ type Request struct {
 	// Timeout overrides the container's stop_timeout for stop and
 	// restart, in seconds; nil keeps it.
 	Timeout *int `json:"timeout,omitempty"`
+	// Exec is the command of exec (exec.go).
+	Exec *ExecRequest `json:"exec,omitempty"`
+}
+
+// ExecRequest is a command to run in the running container Request.Name.
+// Without TTY, the request line comes with the client's stdin, stdout and
+// stderr as SCM_RIGHTS; with TTY, berth's first answer comes with the
+// master of the command's terminal.
+type ExecRequest struct {
+	Args []string `json:"args"`
+	// Env overrides the container's environment, K=V each.
+	Env []string `json:"env,omitempty"`
+	// User is UID[:GID]; empty: the container's user.
+	User string `json:"user,omitempty"`
+	// Workdir is the working directory; empty: the container's.
+	Workdir string `json:"workdir,omitempty"`
+	TTY     bool   `json:"tty,omitempty"`
+	// Rows and Cols are the terminal's first size.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // Response is the answer to a Request.
@@ -38,6 +58,12 @@ type Response struct {
 	Processes []Process        `json:"processes,omitempty"`
 	Stats     []ContainerStats `json:"stats,omitempty"`
 	Lines     []LogLine        `json:"lines,omitempty"`
+	// ExecPid is the exec'd command's pid (as berth sees it), in the
+	// first answer to exec; ExitCode its status (128+N for signal N) in
+	// the last, or with Error the exit status berth exec gives for the
+	// failure (ExecNotRunning, 125, 126, 127).
+	ExecPid  int  `json:"exec_pid,omitempty"`
+	ExitCode *int `json:"exit_code,omitempty"`
 }
 
 // Process is one row of berth ps.
@@ -65,6 +91,10 @@ type Process struct {
 	// "HOST:CONTAINER/PROTO".
 	Address string   `json:"address,omitempty"`
 	Ports   []string `json:"ports,omitempty"`
+	// AppArmor and SELinuxLabel are the profile and the context the
+	// container runs under (the config's: they do not change).
+	AppArmor     string `json:"apparmor,omitempty"`
+	SELinuxLabel string `json:"selinux_label,omitempty"`
 	// Stats is the running container's resource use.
 	Stats *Stats `json:"stats,omitempty"`
 }
@@ -111,11 +141,15 @@ type Status struct {
 	RSS            int64       `json:"berth_rss_bytes"`
 	RSSAnon        int64       `json:"berth_rss_anon_bytes"`
 	RSSFile        int64       `json:"berth_rss_file_bytes"`
-	Clock          *ClockInfo  `json:"clock,omitempty"`
+	// Memory is berth's own memory in detail (memory.go).
+	Memory MemoryInfo `json:"berth_memory"`
+	Clock  *ClockInfo `json:"clock,omitempty"`
 	// Storage is the data partition ([storage]).
 	Storage *StorageInfo `json:"storage,omitempty"`
 	// Network lists the appliance's own interfaces ([[network.interface]]).
 	Network []board.InterfaceStatus `json:"network,omitempty"`
+	// Security is the kernel's security modules and berth's policy.
+	Security *SecurityInfo `json:"security,omitempty"`
 }
 
 // ImageInfo is a container's image as berth status shows it.
@@ -123,4 +157,7 @@ type ImageInfo struct {
 	Container string `json:"container"`
 	Path      string `json:"path"`
 	Rootfs    string `json:"rootfs,omitempty"`
+	// AppArmor and SELinuxLabel are the container's profile and context.
+	AppArmor     string `json:"apparmor,omitempty"`
+	SELinuxLabel string `json:"selinux_label,omitempty"`
 }

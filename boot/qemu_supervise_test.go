@@ -96,9 +96,14 @@ echo "== ps"
 berth ps
 echo "== logs"
 berth logs -n 1 web
+echo "== exec $(berth exec web -- sh -c 'echo $(hostname) $VERSION; grep -qx $$ /sys/fs/cgroup/cgroup.procs && echo in-cgroup; [ "$(readlink /proc/1/ns/pid)" = "$(readlink /proc/self/ns/pid)" ] && echo same-pidns; grep "^Seccomp:" /proc/self/status' | tr '\t\n' '  ')"
+berth exec web -- sh -c 'exit 3'; echo "== exec status $?"
+berth exec web -- sleep 1000 & sleeper=$!
 berth stop web
 while ! berth ps | grep -q '^web .*stopped'; do sleep 0.2; done
 echo "== web is stopped"
+wait $sleeper; echo "== exec after stop $?"
+berth exec web -- true; echo "== exec into stopped $?"
 sed -i 's/VERSION=1/VERSION=2/' /host/etc/berth.toml
 berth reload
 while ! berth logs web | grep -q 'web up 2'; do sleep 0.2; done
@@ -110,7 +115,8 @@ sleep 30
 // TestQEMUSupervision checks supervision on the console of a cgroup v2
 // guest: dependency order, a crash loop giving up, an OOM-killed hog
 // restarted while the rest keeps running, the control socket used from a
-// management container, berth stats and berth ps --json of the burner,
+// management container (berth exec into web: its hostname, cgroup, PID
+// namespace and seccomp, its status, its end with web), berth stats and berth ps --json of the burner,
 // and SIGTERM to PID 1 stopping everything in reverse dependency order.
 func TestQEMUSupervision(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
@@ -131,6 +137,8 @@ func TestQEMUSupervision(t *testing.T) {
 				"container hog killed: out of memory (limit 16 MiB)", "container hog: restart 1 in 100ms",
 				"container hog failed: restarted 1 times within 10m0s (max_restarts = 1): giving up",
 				"admin | == ps", "admin | web up 1", "admin | == web is stopped",
+				"admin | == exec web 1 in-cgroup same-pidns Seccomp: 2", "admin | == exec status 3",
+				"admin | == exec after stop 137", "admin | == exec into stopped 124",
 				"stopping container web (SIGTERM", "web | web stopping", "container web stopped",
 				"config reloaded: changed [web]", "web | web up 2", "admin | == web runs its new definition",
 				"got terminated: shutting down (reboot)",

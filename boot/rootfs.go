@@ -41,10 +41,10 @@ func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 	return c, nil
 }
 
-// prepareRootfs readies container cc's root filesystem and returns it:
-// the image from the cache (unpacked now if it is not there yet) under a
-// fresh overlay.
-func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, error) {
+// prepareRootfs readies container cc's root filesystem and returns it
+// with what its image says about running it: the image from the cache
+// (unpacked now if it is not there yet) under a fresh overlay.
+func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, image.Config, error) {
 	img := cfg.ImagePath(cc)
 	// 1. The container's directory, emptied of a previous run. No other
 	// host user may reach into it: a setuid binary a container makes
@@ -53,20 +53,20 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 	// it gets its rootfs as a mount (container.Start).
 	containers := filepath.Join(s.b.opts.StateDir, "containers")
 	if err := privateDir(containers); err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	dir := filepath.Join(containers, cc.Name)
 	if err := releaseRootfs(dir); err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	// 2. The image, verified and in the cache.
 	cache, err := s.imageCache(cfg)
 	if err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	p, err := cache.Prepare(img, cfg.prepareOptions(cc))
 	if err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	// berth image gc keeps the tree once the overlay is mounted on it;
 	// until then the lease does.
@@ -78,12 +78,19 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 		s.b.log.Printf("image %s for %s: %s unpacked into the cache: %d entries, %s in %s",
 			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
 	}
-	// 3. The container's writable view of it, once overlayfs is loaded.
-	rootfs := filepath.Join(dir, "rootfs")
+	// 3. The container's writable view of it, once overlayfs is loaded;
+	// in a user namespace, over the tree as the namespace sees it
+	// (rootfs_userns.go).
+	rootfs, lower := filepath.Join(dir, "rootfs"), p.Rootfs
+	if ns := cc.Spec("").UserNS; ns != nil {
+		if lower, err = s.mappedLower(cache, p, dir, ns); err != nil {
+			return "", image.Config{}, err
+		}
+	}
 	s.b.waitContainerModules()
-	err = mountOverlay(p.Rootfs, dir)
+	err = mountOverlay(lower, dir)
 	if err == nil {
-		return rootfs, nil
+		return rootfs, p.Config, nil
 	}
 	if !s.overlayWarned {
 		s.b.log.Printf("warning: overlay for %s: %v; containers get private copies of their images", cc.Name, err)
@@ -91,15 +98,15 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, err
 	}
 	// 4. Without overlayfs: a private copy.
 	if err := releaseRootfs(dir); err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	st, err := image.Unpack(img, rootfs, image.UnpackOptions{Digest: p.Digest, Platform: cc.Platform})
 	if err != nil {
-		return "", err
+		return "", image.Config{}, err
 	}
 	s.b.log.Printf("image %s unpacked for %s: %d entries, %s in %s",
 		img, cc.Name, st.Entries, container.FormatSize(st.Bytes), st.Elapsed.Round(time.Microsecond))
-	return rootfs, nil
+	return rootfs, p.Config, nil
 }
 
 // mountOverlay mounts DIR/rootfs: lower, with DIR/upper and DIR/work for
@@ -159,6 +166,9 @@ func releaseRootfs(dir string) error {
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", rootfs, err)
+	}
+	if err := unmountLower(dir); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clear %s: %w", dir, err)

@@ -44,7 +44,7 @@ func TestStateNotReachableByOthers(t *testing.T) {
 	}
 	state := filepath.Join(top, "state")
 	s := &supervisor{b: &booter{opts: Options{StateDir: state}, log: NewLogger(io.Discard)}}
-	rootfs, err := s.prepareRootfs(cfg, cfg.Container[0])
+	rootfs, _, err := s.prepareRootfs(cfg, cfg.Container[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,8 @@ type supervisor struct {
 	outputs sync.WaitGroup
 	// cache holds the unpacked images (see rootfs.go). While the boot's
 	// images are readied (images.go), only their goroutine uses it.
-	cache         *image.Cache
-	overlayWarned bool
+	cache                      *image.Cache
+	overlayWarned, idmapWarned bool
 	// images delivers the boot's readied images to the loop, then is
 	// closed; nil once all have arrived. Closing imagesStop makes the
 	// goroutine stop after the image it is on.
@@ -36,6 +36,8 @@ type supervisor struct {
 	// net is the bridge network, once a net = "bridge" container needs
 	// it (bridge.go).
 	net *bridgeNet
+	// trim hands free memory back to the kernel after starts and exits.
+	trim trimmer
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
@@ -49,26 +51,37 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 
 // prepareUnit readies u's root filesystem from its image (readyRootfs).
 func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	rootfs, stamp, err := s.readyRootfs(cfg, u.cfg)
+	rootfs, stamp, ic, err := s.readyRootfs(cfg, u.cfg)
 	if err != nil {
 		return err
 	}
-	u.spec.Rootfs, u.imageStamp = rootfs, stamp
-	return nil
+	return u.useImage(rootfs, stamp, ic)
 }
 
 // readyRootfs readies cc's root filesystem from its image, unless it has
 // volumes and the data partition is not there, and returns it with the
-// image file's stamp. It touches no unit: the image goroutine calls it.
-func (s *supervisor) readyRootfs(cfg *Config, cc ContainerConfig) (rootfs, stamp string, err error) {
+// image file's stamp and what the image says about running it. It
+// touches no unit: the image goroutine calls it.
+func (s *supervisor) readyRootfs(cfg *Config, cc ContainerConfig) (rootfs, stamp string, ic image.Config, err error) {
 	if why := s.volumesMissing(cc); why != "" {
-		return "", "", errors.New(why)
+		return "", "", ic, errors.New(why)
 	}
 	stamp = imageStamp(cfg.ImagePath(cc))
-	if rootfs, err = s.prepareRootfs(cfg, cc); err != nil {
-		return "", "", fmt.Errorf("image: %w", err)
+	if rootfs, ic, err = s.prepareRootfs(cfg, cc); err != nil {
+		return "", "", ic, fmt.Errorf("image: %w", err)
 	}
-	return rootfs, stamp, nil
+	return rootfs, stamp, ic, nil
+}
+
+// useImage gives u its root filesystem, and its spec and stop signal
+// with the defaults its image says (ContainerConfig.withImage).
+func (u *unit) useImage(rootfs, stamp string, ic image.Config) error {
+	spec, sig, err := u.cfg.withImage(rootfs, ic)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", u.cfg.Image, err)
+	}
+	u.spec, u.imageStamp, u.sup.stopSignal = spec, stamp, sig
+	return nil
 }
 
 // loop runs the containers until every one has ended by itself (power
@@ -132,6 +145,9 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 	if s.b.watchdog != nil {
 		s.b.watchdog.ping()
 		next = minTime(next, now.Add(s.b.watchdog.interval))
+	}
+	if at := s.trim.run(now); !at.IsZero() {
+		next = minTime(next, at)
 	}
 	for _, name := range s.order {
 		u := s.units[name]

@@ -109,6 +109,7 @@ func (s *supervisor) start(u *unit) {
 	// The supervisor has decided to start u: with BERTH_TRACE set, bench
 	// start times a supervised start from here to the workload's exec.
 	container.Trace("decide")
+	s.trim.activity(time.Now())
 	if why := s.volumesMissing(u.cfg); why != "" {
 		s.startFailed(u, why)
 		return
@@ -189,6 +190,7 @@ func (s *supervisor) copyOutput(u *unit, r *os.File) {
 
 // exited is the reaper's callback for the container's first process.
 func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStatus) {
+	s.trim.activity(time.Now())
 	exit, err := c.Exited(ws)
 	if err != nil {
 		s.b.log.Printf("container %s: clean up: %v", u.name, err)

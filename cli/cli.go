@@ -56,6 +56,7 @@ func init() {
 		"ps":       {psMain, "list the containers: state, pid, uptime, restarts, memory, last exit"},
 		"stats":    {statsMain, "show the containers' CPU, memory, OOM kills, pids and block I/O: stats [-f] [NAME...]"},
 		"logs":     {logsMain, "show a container's output: logs [-f] [-n N] NAME"},
+		"exec":     {execMain, "run a command in a running container: exec [-t] NAME -- CMD [ARG...]"},
 		"start":    {ctlNameMain("start", "Starts a stopped container."), "start a stopped container"},
 		"stop":     {ctlNameMain("stop", stopAbout), "stop a container and wait until it has stopped"},
 		"restart":  {ctlNameMain("restart", stopAbout+"\nThen starts it again."), "stop and start a container"},

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -205,11 +206,40 @@ func statusMain(c *ctx, args []string) int {
 	for _, im := range st.Images {
 		fmt.Fprintf(w, "image\t%s: %s\n", im.Container, im.Path)
 	}
+	printSecurity(w, st)
 	for _, n := range st.Network {
 		fmt.Fprintf(w, "interface\t%s\n", describeInterface(n))
 	}
 	w.Flush()
 	return exitOK
+}
+
+// printSecurity shows the kernel's security modules, each policy file of
+// [security] and how its load went, and each container's AppArmor
+// profile and SELinux context.
+func printSecurity(w io.Writer, st *boot.Status) {
+	if sec := st.Security; sec != nil {
+		fmt.Fprintf(w, "security\t%s; landlock ABI %d\n", orNone(sec.LSMs), sec.LandlockABI)
+		for _, p := range sec.Policies {
+			state := "loaded"
+			if !p.Loaded {
+				state = "NOT LOADED: " + p.Error
+			}
+			fmt.Fprintf(w, "policy\t%s %s: %s\n", p.Module, p.Path, state)
+		}
+	}
+	for _, im := range st.Images {
+		var labels []string
+		if im.AppArmor != "" {
+			labels = append(labels, "apparmor "+im.AppArmor)
+		}
+		if im.SELinuxLabel != "" {
+			labels = append(labels, "selinux "+im.SELinuxLabel)
+		}
+		if len(labels) > 0 {
+			fmt.Fprintf(w, "confined\t%s: %s\n", im.Container, strings.Join(labels, ", "))
+		}
+	}
 }
 
 // describeInterface is one line of berth status for an interface:

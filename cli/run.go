@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"berth/board"
+	"berth/boot"
 	"berth/container"
 )
 
@@ -25,19 +26,21 @@ const (
 type runFlags struct {
 	cmd                                            *command
 	memory, memoryHigh, memorySwap, hostname, name *string
-	net, user, workdir, seccomp, cpuset            *string
+	net, user, workdir, seccomp, cpuset, entrypt   *string
 	pids                                           *int64
 	cpus                                           *float64
 	cpuWeight, ioWeight                            *uint64
 	oomScoreAdj                                    *int
-	userns, readOnly, noNewPrivs, tty              *bool
+	userns, readOnly, noNewPrivs, tty, init        *bool
 	env, mounts, tmpfs, devices, capAdd, capDrop   listFlag
 	uidMap, gidMap, groups, ulimits, ioMax         listFlag
 	publish                                        listFlag
 }
 
-const runAbout = `ROOTFS is a directory or an image file (unpacked to a temporary directory
-first). Flags may come anywhere before CMD; "--" before CMD is optional.
+const runAbout = `ROOTFS is a directory, or an image file or OCI layout (unpacked to a
+temporary directory first) whose config gives the defaults: CMD replaces
+its Cmd, not its Entrypoint; without CMD it runs Entrypoint and Cmd.
+Flags may come anywhere before CMD; "--" before CMD is optional.
 Exit status: CMD's, 128+N when signal N killed it, 125 setup failed,
 126 CMD not executable, 127 CMD not found, 2 bad flags or values.`
 
@@ -70,14 +73,16 @@ func newRunFlags(c *ctx) *runFlags {
 	fs.Var(&f.capAdd, "cap-add", "add capabilities (names without CAP_, or ALL)")
 	fs.Var(&f.capDrop, "cap-drop", "drop capabilities (names without CAP_, or ALL)")
 	f.noNewPrivs = fs.Bool("no-new-privileges", true, "set no_new_privs (--no-new-privileges=false to allow setuid gains)")
-	f.user = fs.String("user", "", "UID[:GID] to run as (numeric)")
+	f.user = fs.String("user", "", "UID[:GID] to run as (numeric; default: the image's User)")
+	f.entrypt = fs.String("entrypoint", "", "replace the image's Entrypoint (and drop its Cmd); \"\" for none")
 	fs.Var(&f.groups, "group-add", "supplementary group id (repeatable)")
 	fs.Var(&f.ulimits, "ulimit", "resource limit NAME=SOFT[:HARD], e.g. nofile=1024 (repeatable)")
 	f.oomScoreAdj = fs.Int("oom-score-adj", 0, "oom_score_adj of the workload, -1000..1000")
-	f.workdir = fs.String("workdir", "", "working directory inside the container (default /)")
+	f.workdir = fs.String("workdir", "", "working directory inside the container (default: the image's, or /)")
 	fs.Var(&f.env, "env", "environment variable K=V (repeatable)")
 	f.seccomp = fs.String("seccomp", "default", "seccomp profile: default, unconfined, or a Docker/OCI JSON file")
 	f.tty = fs.Bool("t", false, "give the command an interactive terminal")
+	f.init = fs.Bool("init", false, "run berth's tiny init as PID 1: it forwards signals to CMD and reaps orphans")
 	return f
 }
 
@@ -115,7 +120,7 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	s := container.Spec{
 		Name: *f.name, Args: cmd, Hostname: *f.hostname, Net: *f.net, Ports: f.publish.vals, ReadonlyRoot: *f.readOnly,
 		Devices: f.devices.vals, Cwd: *f.workdir, Env: f.env.vals, Seccomp: *f.seccomp, TTY: *f.tty,
-		AllowNewPrivileges: !*f.noNewPrivs,
+		AllowNewPrivileges: !*f.noNewPrivs, Init: *f.init,
 	}
 	if s.Name == "" {
 		s.Name = "run-" + strconv.Itoa(os.Getpid())
@@ -125,6 +130,9 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	}
 	var msgs []string
 	for _, fe := range container.FieldErrors(s.Validate()) {
+		if fe.Key == "command" && len(cmd) == 0 {
+			continue // the image's, checked once it is unpacked
+		}
 		msgs = append(msgs, flagName(fe, s)+": "+fe.Msg)
 	}
 	if err := s.Limits.CheckMachine(); err != nil {
@@ -294,7 +302,7 @@ func runMain(c *ctx, args []string) int {
 	} else if len(rest) > 0 {
 		cmdArgs = rest[1:]
 	}
-	if len(cmdArgs) == 0 {
+	if len(cmdArgs) == 0 && !isImage(pos[0]) {
 		return f.cmd.fail("missing CMD")
 	}
 	spec, err := f.spec(cmdArgs)
@@ -304,14 +312,32 @@ func runMain(c *ctx, args []string) int {
 		}
 		return exitUsage
 	}
-	dir, cleanup, err := rootfsDir(pos[0])
+	dir, ic, cleanup, err := rootfsDir(pos[0], spec.UserNS)
 	if err != nil {
 		c.errorf("%v", err)
 		return exitRunError
 	}
 	defer cleanup()
 	spec.Rootfs = dir
+	if err := boot.ApplyImage(&spec, ic, f.overrides()); err != nil {
+		c.errorf("%s: %v", pos[0], err)
+		return exitRunError
+	}
 	return c.runContainer(spec)
+}
+
+// overrides are the flags that take the place of the image's config.
+func (f *runFlags) overrides() boot.ImageOverrides {
+	o := boot.ImageOverrides{User: *f.user != ""}
+	f.cmd.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "entrypoint" {
+			o.Entrypoint = []string{}
+			if *f.entrypt != "" {
+				o.Entrypoint = []string{*f.entrypt}
+			}
+		}
+	})
+	return o
 }
 
 // runContainer starts spec with berth's own stdio (or a terminal with -t),

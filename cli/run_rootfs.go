@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"berth/boot"
+	"berth/container"
 	"berth/image"
 )
 
@@ -17,28 +19,58 @@ import (
 // could (kill -9), as it removes their cgroups.
 const runDirPrefix = "berth-run-"
 
-// rootfsDir returns ROOTFS as a directory: itself, or an image file
-// unpacked into a fresh temporary directory that cleanup removes.
-func rootfsDir(path string) (dir string, cleanup func(), err error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("rootfs: %w", err)
-	}
-	if fi.IsDir() {
-		return path, func() {}, nil
+// rootfsDir returns ROOTFS as a directory, with what its image says
+// about running it: a directory itself (it says nothing), or an image
+// (a file, an OCI layout, PATH:REF) unpacked into a fresh temporary
+// directory that cleanup removes. For user namespace ns, an image's
+// private tree that cannot be idmapped (tmpfs before Linux 6.3) has its
+// owners shifted.
+func rootfsDir(path string, ns *container.UserNS) (dir string, ic image.Config, cleanup func(), err error) {
+	if isPlainDir(path) {
+		return path, ic, func() {}, nil
 	}
 	removeStaleRunDirs(os.TempDir())
 	tmp, err := os.MkdirTemp("", runDirPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
-		return "", nil, fmt.Errorf("rootfs: %w", err)
+		return "", ic, nil, fmt.Errorf("rootfs: %w", err)
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
 	dir = filepath.Join(tmp, "rootfs")
-	if _, err := image.Unpack(path, dir, image.UnpackOptions{}); err != nil {
-		cleanup()
-		return "", nil, err
+	st, err := image.Unpack(path, dir, image.UnpackOptions{})
+	if err == nil && ns != nil && (os.Getenv(boot.NoIDMapEnv) == "1" || container.CanIDMap(dir, ns) != nil) {
+		err = image.ShiftTree(dir, boot.IDShift(ns))
 	}
-	return dir, cleanup, nil
+	if err != nil {
+		cleanup()
+		return "", ic, nil, err
+	}
+	return dir, st.Config, cleanup, nil
+}
+
+// isImage reports whether ROOTFS names an image, whose config may give
+// the command: an existing file or OCI layout, or PATH:REF of one.
+func isImage(rootfs string) bool {
+	for p := rootfs; ; {
+		if _, err := os.Stat(p); err == nil {
+			return p != rootfs || !isPlainDir(p)
+		}
+		i := strings.LastIndexByte(p, ':')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+}
+
+// isPlainDir reports whether path is a directory that is not an OCI
+// image layout: a root filesystem as it is.
+func isPlainDir(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(path, "oci-layout"))
+	return err != nil
 }
 
 // removeStaleRunDirs removes the berth-run-PID-* directories under tmp

@@ -148,7 +148,18 @@ func buildTree(j job) (*os.File, error) {
 		return nil, err
 	}
 	trace("pivot")
-	return goAhead(j.sock, spec)
+
+	// 5. Landlock's ruleset, over the finished tree.
+	ruleset := -1
+	if spec.Landlock != nil {
+		if ruleset, err = landlockRuleset(spec.Landlock, int(root.root.Fd())); err != nil {
+			return nil, err
+		}
+		if ruleset >= 0 {
+			defer unix.Close(ruleset)
+		}
+	}
+	return goAhead(j.sock, spec, ruleset)
 }
 
 // joinNamespaces enters the namespaces ns of the process pidfd (pid): in
@@ -244,23 +255,31 @@ func (c *contexts) close() {
 }
 
 // goAhead makes the working directory, opens the terminal when asked for
-// and sends the child the go-ahead, with the terminal's slave; it returns
-// the master. It runs after pivot_root: the paths are the container's.
-func goAhead(sock *os.File, spec Spec) (*os.File, error) {
+// and sends the child the go-ahead, with the terminal's slave and
+// Landlock's ruleset (when not -1); it returns the master. It runs after
+// pivot_root: the paths are the container's.
+func goAhead(sock *os.File, spec Spec, ruleset int) (*os.File, error) {
 	if cwd := spec.Cwd; cwd != "" {
 		if err := os.MkdirAll(cwd, 0o755); err != nil {
 			return nil, fmt.Errorf("create working directory %s: %w", cwd, err)
 		}
 	}
 	var master, slave *os.File
-	var rights []byte
+	var fds []int
 	if spec.TTY {
 		var err error
 		if master, slave, err = openPTY(spec.User.UID, spec.User.GID); err != nil {
 			return nil, err
 		}
 		defer slave.Close()
-		rights = unix.UnixRights(int(slave.Fd()))
+		fds = append(fds, int(slave.Fd()))
+	}
+	if ruleset >= 0 {
+		fds = append(fds, ruleset)
+	}
+	var rights []byte
+	if len(fds) > 0 {
+		rights = unix.UnixRights(fds...)
 	}
 	if err := unix.Sendmsg(int(sock.Fd()), []byte{'g'}, rights, nil, 0); err != nil {
 		if master != nil {

@@ -82,12 +82,25 @@ func (k *childPlan) resetSignals() {
 //go:norace
 //go:nocheckptr
 func (k *childPlan) run() {
-	step, errno := k.enter()
-	if errno == 0 {
-		step, errno = k.await()
-	}
-	if errno == 0 {
-		step, errno = k.credentials()
+	var step int
+	var errno syscall.Errno
+	if k.joining {
+		// An exec into a running container (child_exec.go).
+		step, errno = k.join()
+		if errno == 0 {
+			step, errno = k.credentials()
+		}
+		if errno == 0 {
+			step, errno = k.attach()
+		}
+	} else {
+		step, errno = k.enter()
+		if errno == 0 {
+			step, errno = k.await()
+		}
+		if errno == 0 {
+			step, errno = k.credentials()
+		}
 	}
 	if errno == 0 {
 		step, errno = k.seal()
@@ -110,17 +123,8 @@ func (k *childPlan) enter() (int, syscall.Errno) {
 			return stepPdeathsig, e
 		}
 	}
-	lo := uintptr(0)
-	for _, fd := range k.keep {
-		if uintptr(fd) > lo {
-			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(fd)-1, 0); e != 0 {
-				return stepCloseFds, e
-			}
-		}
-		lo = uintptr(fd) + 1
-	}
-	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(^uint32(0)), 0); e != 0 {
-		return stepCloseFds, e
+	if step, e := k.closeInherited(); e != 0 {
+		return step, e
 	}
 	for _, fd := range k.cgroupProcs {
 		if _, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&k.zero[0])), 1); e != 0 {
@@ -140,6 +144,27 @@ func (k *childPlan) enter() (int, syscall.Errno) {
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(k.sock), uintptr(unsafe.Pointer(&k.send)), 0); e != 0 {
 		return stepHandOver, e
+	}
+	return 0, 0
+}
+
+// closeInherited closes every fd the child inherited but the plan's.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) closeInherited() (int, syscall.Errno) {
+	lo := uintptr(0)
+	for _, fd := range k.keep {
+		if uintptr(fd) > lo {
+			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(fd)-1, 0); e != 0 {
+				return stepCloseFds, e
+			}
+		}
+		lo = uintptr(fd) + 1
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, uintptr(^uint32(0)), 0); e != 0 {
+		return stepCloseFds, e
 	}
 	return 0, 0
 }
@@ -166,8 +191,10 @@ func (k *childPlan) await() (int, syscall.Errno) {
 	if _, _, e := syscall.RawSyscall(unix.SYS_CHROOT, uintptr(unsafe.Pointer(&dot[0])), 0, 0); e != 0 {
 		return stepRoot, e
 	}
-	if uint64(k.recv.Controllen) >= uint64(k.fdsAt+4) {
-		tty := *(*int32)(unsafe.Pointer(&k.recvOOB[k.fdsAt]))
+	at := k.fdsAt
+	if k.tty && uint64(k.recv.Controllen) >= uint64(at+4) {
+		tty := *(*int32)(unsafe.Pointer(&k.recvOOB[at]))
+		at += 4
 		if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
 			return stepTTY, e
 		}
@@ -175,6 +202,9 @@ func (k *childPlan) await() (int, syscall.Errno) {
 			return stepTTY, e
 		}
 		k.stdio[0], k.stdio[1], k.stdio[2] = tty, tty, tty
+	}
+	if k.landlock && uint64(k.recv.Controllen) >= uint64(at+4) {
+		k.ruleset = *(*int32)(unsafe.Pointer(&k.recvOOB[at]))
 	}
 	return k.dupStdio()
 }
@@ -199,6 +229,18 @@ func (k *childPlan) dupStdio() (int, syscall.Errno) {
 		if k.stdio[i] >= next {
 			next = k.stdio[i] + 1
 		}
+	}
+	if k.ruleset >= next {
+		next = k.ruleset + 1
+	}
+	// The ruleset, received at the lowest free fd, moves out of the
+	// stdio's way.
+	if k.ruleset >= 0 && k.ruleset <= 2 {
+		if _, _, e := syscall.RawSyscall(unix.SYS_DUP3, uintptr(k.ruleset), uintptr(next), unix.O_CLOEXEC); e != 0 {
+			return stepStdio, e
+		}
+		k.ruleset = next
+		next++
 	}
 	for i := range k.stdio {
 		if k.stdio[i] < int32(i) {
@@ -236,8 +278,13 @@ func (k *childPlan) credentials() (int, syscall.Errno) {
 			return stepRlimit, e
 		}
 	}
-	// Without no_new_privs, seccomp must go on while the child still
-	// holds CAP_SYS_ADMIN.
+	// Without no_new_privs, Landlock and seccomp must go on while the
+	// child still holds CAP_SYS_ADMIN.
+	if k.early {
+		if step, e := k.lsm(); e != 0 {
+			return step, e
+		}
+	}
 	if k.seccomp != nil && k.seccompEarly {
 		if e := k.installSeccomp(); e != 0 {
 			return stepSeccomp, e
@@ -279,7 +326,8 @@ func (k *childPlan) credentials() (int, syscall.Errno) {
 // seal enters the working directory, as the workload's user, and checks
 // it lies inside the root: a leaked directory fd would show as
 // "(unreachable)" (CVE-2024-21626). Then every fd above 2 becomes
-// close-on-exec, and no_new_privs and the seccomp filter go on, last.
+// close-on-exec, and no_new_privs, Landlock and the seccomp filter go
+// on, last.
 //
 //go:nosplit
 //go:norace
@@ -305,9 +353,55 @@ func (k *childPlan) seal() (int, syscall.Errno) {
 			return stepNoNewPrivs, e
 		}
 	}
+	if !k.early {
+		if step, e := k.lsm(); e != 0 {
+			return step, e
+		}
+	}
 	if k.seccomp != nil && !k.seccompEarly {
 		if e := k.installSeccomp(); e != 0 {
 			return stepSeccomp, e
+		}
+	}
+	return 0, 0
+}
+
+// atFDCWD is AT_FDCWD (-100) as a system call's argument.
+const atFDCWD = ^uintptr(99)
+
+// lsm sets the exec transitions of AppArmor and SELinux (each written
+// to the first of its /proc files that exists), then confines the child
+// to its Landlock ruleset, if any, which would refuse those writes. It
+// goes on before seccomp, whose default profile refuses Landlock's
+// system calls.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (k *childPlan) lsm() (int, syscall.Errno) {
+	for i := range k.attrs {
+		a := &k.attrs[i]
+		fd, e := uintptr(0), syscall.Errno(unix.ENOENT)
+		for _, p := range a.paths {
+			if p == nil {
+				break
+			}
+			if fd, _, e = syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0); e != unix.ENOENT {
+				break
+			}
+		}
+		if e == 0 {
+			_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&a.data[0])), uintptr(len(a.data)))
+			syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		}
+		if e != 0 {
+			k.rec[2] = uint32(i)
+			return stepExecAttr, e
+		}
+	}
+	if k.ruleset >= 0 {
+		if _, _, e := syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(k.ruleset), 0, 0); e != 0 {
+			return stepLandlock, e
 		}
 	}
 	return 0, 0
@@ -337,6 +431,9 @@ func (k *childPlan) installSeccomp() syscall.Errno {
 func (k *childPlan) exec() (int, syscall.Errno) {
 	if k.trace != nil {
 		k.stamp()
+	}
+	if k.tinyInit {
+		return k.execInit()
 	}
 	first, firstErr := -1, syscall.Errno(0)
 	for i, p := range k.paths {

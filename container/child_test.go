@@ -10,8 +10,8 @@ import (
 )
 
 // TestChildCallsOnlyRawSyscalls disassembles, for every architecture
-// berth ships, the code a direct start's child runs between its clone
-// and execve, and checks it calls nothing but its own go:nosplit steps,
+// berth ships, the code a direct start's (and an exec's) child runs
+// between its clone and execve, and checks it calls nothing but its own go:nosplit steps,
 // the raw system calls and the bounds-check panic: nothing of the
 // runtime (an allocation, a division by a variable on arm, a stack
 // check, anything that reads the g register), which would run on the
@@ -54,7 +54,8 @@ func TestChildCallsOnlyRawSyscalls(t *testing.T) {
 				t.Errorf("%s calls %s", cur, target)
 			}
 			for _, name := range []string{"(*childPlan).clone", "(*childPlan).run", "(*childPlan).enter", "(*childPlan).await",
-				"(*childPlan).credentials", "(*childPlan).seal", "(*childPlan).exec", "(*childPlan).fail", "childMain", "rawClone3"} {
+				"(*childPlan).credentials", "(*childPlan).seal", "(*childPlan).exec", "(*childPlan).execInit", "(*childPlan).fail", "childMain", "rawClone3",
+				"(*childPlan).join", "(*childPlan).attach", "(*childPlan).closeInherited"} {
 				if !seen["berth/container."+name] {
 					t.Errorf("no %s in the disassembly", name)
 				}

@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,6 +22,13 @@ type Container struct {
 	cgroup *cgroup
 	// killed is set once berth sends the container SIGKILL.
 	killed atomic.Bool
+	// cfg is what the first process was started with; an exec starts
+	// with the same (exec.go).
+	cfg initConfig
+	// pidfd names the first process until its exit has been collected
+	// (mu guards it against an exec that is under way).
+	mu    sync.Mutex
+	pidfd *os.File
 }
 
 // Signal sends sig to the container's first process.
@@ -61,6 +69,12 @@ func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
 		e.Signal = ws.Signal()
 		e.Code = -1
 	}
+	c.mu.Lock()
+	if c.pidfd != nil {
+		c.pidfd.Close()
+		c.pidfd = nil
+	}
+	c.mu.Unlock()
 	e.OOMKills = c.cgroup.oomKills()
 	e.Stopped = e.Signal == syscall.SIGKILL && c.killed.Load()
 	return e, c.cgroup.destroy()

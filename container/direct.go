@@ -52,10 +52,12 @@ type directFds struct {
 	null            *os.File
 	cgroupProcs     []*os.File
 	cgroupDir       *os.File
+	// landlock is an exec's Landlock ruleset (exec.go).
+	landlock *os.File
 }
 
 func (d *directFds) close() {
-	for _, f := range append([]*os.File{d.sock, d.childSock, d.errR, d.errW, d.null, d.cgroupDir}, d.cgroupProcs...) {
+	for _, f := range append([]*os.File{d.sock, d.childSock, d.errR, d.errW, d.null, d.cgroupDir, d.landlock}, d.cgroupProcs...) {
 		if f != nil {
 			f.Close()
 		}
@@ -64,12 +66,12 @@ func (d *directFds) close() {
 
 // closeChildsOwn closes, in berth, the fds only the child uses.
 func (d *directFds) closeChildsOwn() {
-	for _, f := range append([]*os.File{d.childSock, d.errW, d.null, d.cgroupDir}, d.cgroupProcs...) {
+	for _, f := range append([]*os.File{d.childSock, d.errW, d.null, d.cgroupDir, d.landlock}, d.cgroupProcs...) {
 		if f != nil {
 			f.Close()
 		}
 	}
-	d.childSock, d.errW, d.null, d.cgroupDir, d.cgroupProcs = nil, nil, nil, nil, nil
+	d.childSock, d.errW, d.null, d.cgroupDir, d.landlock, d.cgroupProcs = nil, nil, nil, nil, nil, nil
 }
 
 // spawnDirect starts the container of cfg as a direct start (see above),
@@ -94,11 +96,22 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 	// locked until the workload runs.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pid, pidfd, err := cloneChild(k, d, spec)
+	flags := uint64(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if spec.Net != "host" {
+		flags |= unix.CLONE_NEWNET
+	}
+	pid, pidfd, err := cloneChild(k, d, flags)
 	if err != nil {
 		return setupError(err)
 	}
-	defer pidfd.Close()
+	// The pidfd stays with the container: an exec joins its namespaces
+	// through it (exec.go).
+	keepPidfd := false
+	defer func() {
+		if !keepPidfd {
+			pidfd.Close()
+		}
+	}()
 	trace("clone")
 	if err = c.prepareChild(spec, opts, pid); err == nil {
 		b.start(job{cfg: cfg, hm: hm, sock: d.sock, pidfd: int(pidfd.Fd()), pid: pid})
@@ -123,7 +136,7 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 		err = describeChildError(k, rec, spec)
 	}
 	if err == nil {
-		c.Pid = pid
+		c.Pid, c.pidfd, keepPidfd = pid, pidfd, true
 		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -163,9 +176,10 @@ func (c *Container) prepareChild(spec Spec, opts Options, pid int) error {
 // deep, each small.
 const childStack = 16 << 10
 
-// cloneChild clones the child of plan k into its namespaces (and, on v2,
-// its cgroup) and closes, in berth, the fds only the child uses.
-func cloneChild(k *childPlan, d *directFds, spec Spec) (int, *os.File, error) {
+// cloneChild clones the child of plan k with the clone flags ns (new
+// namespaces) and, on v2, into its cgroup, and closes, in berth, the fds
+// only the child uses.
+func cloneChild(k *childPlan, d *directFds, ns uint64) (int, *os.File, error) {
 	// The child's stack starts 16 bytes below the top of its buffer, the
 	// argument of childMain 8 bytes below: where a call on arm64 and
 	// riscv64 finds it, and clone_amd64.s and clone_arm.s move it from.
@@ -173,10 +187,7 @@ func cloneChild(k *childPlan, d *directFds, spec Spec) (int, *os.File, error) {
 	k.stack = make([]byte, childStack)
 	*(*uintptr)(unsafe.Pointer(&k.stack[childStack-8])) = uintptr(unsafe.Pointer(k))
 	k.args = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), stack: uint64(uintptr(unsafe.Pointer(&k.stack[0]))), stackSize: childStack - 16}
-	k.args.flags = unix.CLONE_VM | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_PIDFD
-	if spec.Net != "host" {
-		k.args.flags |= unix.CLONE_NEWNET
-	}
+	k.args.flags = unix.CLONE_VM | unix.CLONE_PIDFD | ns
 	// The kernel writes the pidfd there: k is on the heap, which does
 	// not move.
 	k.pidfd = -1
@@ -244,8 +255,13 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 // berth's memory (its plan, its stack), which it shares until then. A
 // record on it says what failed.
 func readChildError(r *os.File) ([3]uint32, bool) {
-	var rec [3]uint32
 	data, _ := io.ReadAll(io.LimitReader(r, 64))
+	return parseChildError(data)
+}
+
+// parseChildError reads the error record in what came on the pipe.
+func parseChildError(data []byte) ([3]uint32, bool) {
+	var rec [3]uint32
 	if len(data) < int(unsafe.Sizeof(rec)) {
 		return rec, false
 	}

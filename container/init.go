@@ -89,6 +89,14 @@ func runInit() error {
 		return err
 	}
 
+	// Landlock's ruleset, over the finished tree.
+	ruleset := -1
+	if spec.Landlock != nil {
+		if ruleset, err = landlockRuleset(spec.Landlock, int(root.root.Fd())); err != nil {
+			return err
+		}
+	}
+
 	// 7. A terminal of the container's own devpts, when asked for.
 	if spec.TTY {
 		if err := setupPTY(cfg.PTYFd, spec.User.UID, spec.User.GID); err != nil {
@@ -113,11 +121,16 @@ func runInit() error {
 		return fmt.Errorf("create working directory %s: %w", cwd, err)
 	}
 
-	// 9. Without no_new_privs, seccomp must go on while we still hold
-	// CAP_SYS_ADMIN; otherwise it goes on last.
-	if spec.AllowNewPrivileges && cfg.Seccomp != nil {
-		if err := seccomp.Install(cfg.Seccomp); err != nil {
-			return fmt.Errorf("install seccomp filter: %w", err)
+	// 9. Without no_new_privs, the security modules and seccomp must go on while we
+	// still hold CAP_SYS_ADMIN; otherwise they go on last.
+	if spec.AllowNewPrivileges {
+		if err := confine(spec, ruleset); err != nil {
+			return err
+		}
+		if cfg.Seccomp != nil {
+			if err := seccomp.Install(cfg.Seccomp); err != nil {
+				return fmt.Errorf("install seccomp filter: %w", err)
+			}
 		}
 	}
 
@@ -148,10 +161,15 @@ func runInit() error {
 		return fmt.Errorf("mark fds close-on-exec: %w", err)
 	}
 
-	// 14. no_new_privs, then seccomp, last before exec.
+	// 14. no_new_privs, then the security modules (Landlock's system
+	// calls seccomp's default profile would refuse), then seccomp, last
+	// before exec.
 	if !spec.AllowNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("set no_new_privs: %w", err)
+		}
+		if err := confine(spec, ruleset); err != nil {
+			return err
 		}
 		if cfg.Seccomp != nil {
 			if err := seccomp.Install(cfg.Seccomp); err != nil {
@@ -161,15 +179,48 @@ func runInit() error {
 	}
 	trace("seccomp")
 
-	// 15. Exec the workload.
+	// 15. Exec the workload, or the tiny init that starts it.
 	traceRSS("init")
 	trace("exec")
+	if spec.Init {
+		return execTinyInit(cfg)
+	}
 	err = unix.Exec(bin, spec.Args, env)
 	code := 126
 	if errors.Is(err, unix.ENOENT) {
 		code = 127
 	}
-	return &StartError{code, fmt.Errorf("exec %s: %w", spec.Args[0], err)}
+	return &StartError{code, fmt.Errorf("exec %s: %w%s", spec.Args[0], err, execHint(spec, err))}
+}
+
+// confine sets the exec transitions of AppArmor and SELinux, then
+// Landlock's ruleset (-1: none), on the calling thread.
+func confine(spec Spec, ruleset int) error {
+	if err := setExecAttrs(spec); err != nil {
+		return err
+	}
+	return landlockRestrict(ruleset)
+}
+
+// execTinyInit execs the tiny init in the workload's place, handing it
+// the error pipe, which it closes once the workload runs.
+func execTinyInit(cfg initConfig) error {
+	if _, err := unix.FcntlInt(initErrorFd, unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("exec berth's init: error pipe: %w", err)
+	}
+	argv, env := tinyInitArgv(cfg.Spec, tinyErrText, initErrorFd)
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return fmt.Errorf("exec berth's init: %w", err)
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return fmt.Errorf("exec berth's init: %w", err)
+	}
+	empty := []byte{0}
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(cfg.InitExeFd), uintptr(unsafe.Pointer(&empty[0])),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	return fmt.Errorf("exec berth's init: %w", errno)
 }
 
 // joinCgroup moves the init into the container's cgroup, enters a new

@@ -41,6 +41,17 @@ func fsopen(fstype string) (int, error) { return unix.Fsopen(fstype, unix.FSOPEN
 
 // mountContext is newMount with a context from open.
 func mountContext(open func(string) (int, error), fstype, source, data string, attrs int) (*os.File, error) {
+	return mountLabelled(open, fstype, source, data, "", attrs)
+}
+
+// newTmpfs is newMount of a tmpfs whose files all carry the SELinux
+// context label ("": none).
+func newTmpfs(source, data, label string, attrs int) (*os.File, error) {
+	return mountLabelled(fsopen, "tmpfs", source, data, label, attrs)
+}
+
+// mountLabelled is mountContext with an SELinux context ("": none).
+func mountLabelled(open func(string) (int, error), fstype, source, data, context string, attrs int) (*os.File, error) {
 	fsfd, err := open(fstype)
 	if err != nil {
 		return nil, fmt.Errorf("fsopen %s: %w", fstype, err)
@@ -64,6 +75,12 @@ func mountContext(open func(string) (int, error), fstype, source, data string, a
 		}
 		if err != nil {
 			return fail("configure "+opt+" on", err)
+		}
+	}
+	// An SELinux context may hold commas (s0:c1,c2): it is one option.
+	if context != "" {
+		if err := unix.FsconfigSetString(fsfd, "context", context); err != nil {
+			return fail("configure context="+context+" on", err)
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {

@@ -80,7 +80,7 @@ func (r *rootMounter) userMount(m Mount, src *os.File) error {
 			attrs |= unix.MOUNT_ATTR_RDONLY
 		}
 		var err error
-		if tree, err = newMount("tmpfs", "tmpfs", data, attrs); err != nil {
+		if tree, err = newTmpfs("tmpfs", data, r.selinux, attrs); err != nil {
 			return fmt.Errorf("tmpfs at %s: %w", target, err)
 		}
 		defer tree.Close()

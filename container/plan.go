@@ -50,7 +50,13 @@ const (
 	stepCwdOutside
 	stepCloexec
 	stepNoNewPrivs
+	stepExecAttr
+	stepLandlock
+	stepJoinNS
+	stepOOMScore
+	stepTimeout
 	stepExec
+	stepExecInit
 )
 
 // childPlan is everything the child does, prepared by the parent. Fds are
@@ -78,29 +84,55 @@ type childPlan struct {
 	sendIOV unix.Iovec
 	sendOOB []byte
 	fdsAt   int
-	// recv gets the go-ahead: one byte, and a terminal as SCM_RIGHTS
-	// when the workload has one.
-	recv    unix.Msghdr
-	recvIOV unix.Iovec
-	recvBuf [1]byte
-	recvOOB []byte
-	stdio   [3]int32
-	rlimits []childRlimit
+	// recv gets the go-ahead: one byte, and as SCM_RIGHTS a terminal
+	// when the workload has one (tty), then Landlock's ruleset when the
+	// spec has one (landlock) and the kernel Landlock.
+	tty, landlock bool
+	ruleset       int32
+	recv          unix.Msghdr
+	recvIOV       unix.Iovec
+	recvBuf       [1]byte
+	recvOOB       []byte
+	stdio         [3]int32
+	rlimits       []childRlimit
+	// joining marks the plan of an exec (exec.go): the child joins the
+	// namespaces of the process joinFd (a pidfd) names, joinFlags,
+	// writes oomValue to oomPath when set and, with ptmx set, opens a
+	// terminal there, sized winsize, and sends its master on sock.
+	joining   bool
+	joinFd    int32
+	joinFlags uintptr
+	oomPath   *byte
+	oomValue  []byte
+	ptmx      *byte
+	winsize   unix.Winsize
 	// seccomp is the filter, nil when unconfined; early installs it
 	// before the credentials change (no_new_privs off).
 	seccomp      *unix.SockFprog
 	seccompEarly bool
 	noNewPrivs   bool
-	capDrop      []uintptr // capabilities to drop from the bounding set
-	capHdr       unix.CapUserHeader
-	capData      [2]unix.CapUserData
-	groups       []uint32
-	uid, gid     uintptr
-	cwd          *byte
-	cwdBuf       [unix.PathMax]byte
+	// attrs are the exec transitions of AppArmor and SELinux (lsm.go).
+	attrs []execAttr
+	// early confines the child (lsm) before its credentials change,
+	// where without no_new_privs it still may; else right after
+	// no_new_privs.
+	early    bool
+	capDrop  []uintptr // capabilities to drop from the bounding set
+	capHdr   unix.CapUserHeader
+	capData  [2]unix.CapUserData
+	groups   []uint32
+	uid, gid uintptr
+	cwd      *byte
+	cwdBuf   [unix.PathMax]byte
 	// argv and envv are NUL-terminated; paths are execve's candidates.
 	argv, envv []*byte
 	paths      []*byte
+	// tinyInit, with Spec.Init: the tiny init's binary, initFd, is
+	// exec'd with initArgv and initEnvv in the workload's place.
+	tinyInit           bool
+	initFd             int32
+	initArgv, initEnvv []*byte
+	empty              [1]byte
 	// trace, when tracing, is "berth-trace exec " (traceLen bytes) with
 	// room for the stamp's 19 digits and a newline.
 	trace    []byte
@@ -132,6 +164,14 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		k.stdio[i] = int32(f.Fd())
 	}
 	keep := []int32{k.sock, k.errPipe, k.rootfd, k.stdio[0], k.stdio[1], k.stdio[2]}
+	if spec.Init {
+		f, err := tinyInitExe()
+		if err != nil {
+			return nil, err
+		}
+		k.tinyInit, k.initFd = true, int32(f.Fd())
+		keep = append(keep, k.initFd)
+	}
 	for _, f := range d.cgroupProcs {
 		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
 	}
@@ -148,6 +188,9 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		return nil, err
 	}
 	if err := planExec(k, spec); err != nil {
+		return nil, err
+	}
+	if err := planLSM(k, spec); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -174,7 +217,8 @@ func planHandOver(k *childPlan, cfg initConfig) error {
 	k.send = unix.Msghdr{Iov: &k.sendIOV, Control: &k.sendOOB[0]}
 	k.send.SetIovlen(1)
 	k.send.SetControllen(len(k.sendOOB))
-	k.recvOOB = make([]byte, unix.CmsgSpace(4))
+	k.tty, k.landlock, k.ruleset = cfg.Spec.TTY, cfg.Spec.Landlock != nil, -1
+	k.recvOOB = make([]byte, unix.CmsgSpace(8))
 	k.recvIOV = unix.Iovec{Base: &k.recvBuf[0]}
 	k.recvIOV.SetLen(1)
 	k.recv = unix.Msghdr{Iov: &k.recvIOV, Control: &k.recvOOB[0]}
@@ -198,6 +242,7 @@ func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
 		k.seccompEarly = spec.AllowNewPrivileges
 	}
 	k.noNewPrivs = !spec.AllowNewPrivileges
+	k.early = spec.AllowNewPrivileges
 	caps, err := capList(cfg.Caps)
 	if err != nil {
 		return err
@@ -248,6 +293,15 @@ func planExec(k *childPlan, spec Spec) error {
 		}
 		k.paths = append(k.paths, b)
 	}
+	if spec.Init {
+		argv, env := tinyInitArgv(spec, tinyErrRecord, int(k.errPipe))
+		if k.initArgv, err = syscall.SlicePtrFromStrings(argv); err != nil {
+			return err
+		}
+		if k.initEnvv, err = syscall.SlicePtrFromStrings(env); err != nil {
+			return err
+		}
+	}
 	if tracing {
 		const prefix = "berth-trace exec "
 		k.trace = make([]byte, len(prefix)+20)
@@ -279,7 +333,8 @@ var childSteps = map[uint32]string{
 	stepHandOver: "hand over filesystems", stepAwait: "wait for berth", stepRoot: "enter the container's root",
 	stepTTY: "set controlling terminal", stepStdio: "set up stdio", stepSeccomp: "install seccomp filter",
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
-	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs",
+	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
+	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj", stepExecInit: "exec berth's init",
 }
 
 // describeChildError turns the child's error record into the error of the start.
@@ -290,12 +345,14 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 		name := spec.Args[0]
 		switch {
 		case errno != unix.ENOENT && errno != unix.ENOTDIR:
-			return &StartError{126, fmt.Errorf("exec %s: %w", name, errno)}
+			return &StartError{126, fmt.Errorf("exec %s: %w%s", name, errno, execHint(spec, errno))}
 		case strings.Contains(name, "/"):
 			return &StartError{127, fmt.Errorf("exec %s: no such file", name)}
 		}
 		_, path := workloadEnv(spec.Env)
 		return &StartError{127, fmt.Errorf("exec %s: not found in PATH %s", name, path)}
+	case stepExecAttr:
+		return setupError(execAttrError(spec, k, i, errno))
 	case stepFsopen:
 		return setupError(fmt.Errorf("open a %s filesystem: %w", bytePtrString(k.fsTypes, i), errno))
 	case stepRlimit:

@@ -24,6 +24,9 @@ type rootMounter struct {
 	// unix.Fsopen in the container's init, the contexts the container's
 	// first process opened on a direct start (direct.go).
 	fsopen func(fstype string) (int, error)
+	// selinux is the SELinux context of the container's tmpfs mounts
+	// ("": none).
+	selinux string
 	// proc, sys and dev are berth's own mounts, once made.
 	proc, sys, dev *os.File
 	// own identifies the root and berth's own mounts, onto which no
@@ -55,7 +58,7 @@ func setupRootfs(cfg initConfig, hm *hostMounts, fsopen func(string) (int, error
 	if err := makePrivate(root); err != nil {
 		return nil, fmt.Errorf("rootfs %s: %w", spec.Rootfs, err)
 	}
-	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil, fsopen: fsopen}
+	r := &rootMounter{root: root, path: spec.Rootfs, userns: spec.UserNS != nil, fsopen: fsopen, selinux: spec.mountLabel()}
 	var err error
 	if r.own.root, err = statID(root); err != nil {
 		return nil, err
@@ -327,7 +330,12 @@ func (r *rootMounter) mountInDev(dir, fstype, source, data string, attrs int) er
 	}
 	h := os.NewFile(uintptr(fd), dir)
 	defer h.Close()
-	m, err := newMount(fstype, source, data, attrs)
+	var m *os.File
+	if fstype == "tmpfs" { // /dev/shm: the workload's files
+		m, err = newTmpfs(source, data, r.selinux, attrs)
+	} else {
+		m, err = newMount(fstype, source, data, attrs)
+	}
 	if err == nil {
 		defer m.Close()
 		err = attach(m, h)

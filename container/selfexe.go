@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,7 +68,12 @@ func sealSelfAnywhere() (*os.File, error) {
 
 // sealedCopy copies the binary into a memfd sealed against every change.
 func sealedCopy() (*os.File, error) {
-	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	// MFD_EXEC (Linux 6.3+) says it is meant to be executed, as the
+	// kernel's vm.memfd_noexec asks; older kernels refuse the flag.
+	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) {
+		fd, err = unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("seal berth binary: %w", err)
 	}

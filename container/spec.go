@@ -74,6 +74,24 @@ type Spec struct {
 	// TTY gives the workload a new pseudo-terminal as its stdio; Start
 	// returns the master as Container.PTY.
 	TTY bool `json:"tty,omitempty"`
+	// Landlock, when set, confines the workload's filesystem access to
+	// the paths it lists (landlock.go).
+	Landlock *Landlock `json:"landlock,omitempty"`
+	// AppArmor is the AppArmor profile the workload is exec'd under; it
+	// must be loaded in the kernel.
+	AppArmor string `json:"apparmor,omitempty"`
+	// SELinuxLabel is the SELinux context, user:role:type:level, the
+	// workload is exec'd in, and its tmpfs mounts are labelled with
+	// unless SELinuxMountLabel says otherwise.
+	SELinuxLabel string `json:"selinux_label,omitempty"`
+	// SELinuxMountLabel is the SELinux context of the files of the
+	// container's tmpfs mounts (context=), when it must differ from
+	// SELinuxLabel: an enforcing policy labels files with file types.
+	SELinuxMountLabel string `json:"selinux_mount_label,omitempty"`
+	// Init runs a tiny init as the container's first process, which
+	// forwards signals to the workload, reaps orphans and ends with the
+	// workload's status (tinyinit.go).
+	Init bool `json:"init,omitempty"`
 }
 
 // Limits are resource limits enforced by the container's cgroup. A zero or

@@ -73,6 +73,9 @@ type initConfig struct {
 	RootfsFd  int   `json:"rootfs_fd"`
 	MountFds  []int `json:"mount_fds,omitempty"`
 	DeviceFds []int `json:"device_fds,omitempty"`
+	// InitExeFd, with Spec.Init, is the init's fd of the tiny init's
+	// binary (tinyinit.go).
+	InitExeFd int `json:"init_exe_fd,omitempty"`
 	// Net is eth0's configuration on a bridge.
 	Net   *initNet `json:"net,omitempty"`
 	Trace bool     `json:"trace,omitempty"`
@@ -120,7 +123,7 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 		return nil, setupError(err)
 	}
 	trace("cgroup")
-	c := &Container{Spec: cfg.Spec, cgroup: cg}
+	c := &Container{Spec: cfg.Spec, cgroup: cg, cfg: cfg}
 	cfg.CgroupV1 = c.v1Mounts()
 
 	// 3. Start the container's first process in new namespaces: without
@@ -150,6 +153,9 @@ func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 		return cfg, err
 	}
 	if err := spec.Limits.CheckMachine(); err != nil {
+		return cfg, err
+	}
+	if err := checkLSMs(spec); err != nil {
 		return cfg, err
 	}
 	if fi, err := os.Stat(spec.Rootfs); err != nil || !fi.IsDir() {
@@ -270,6 +276,14 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	if files, err = hm.pass(files, &cfg); err != nil {
 		return setupError(err)
 	}
+	if spec.Init {
+		f, err := tinyInitExe()
+		if err != nil {
+			return setupError(err)
+		}
+		cfg.InitExeFd = len(files)
+		files = append(files, f.Fd())
+	}
 
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if spec.Net != "host" {
@@ -289,6 +303,13 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	if opts.DieWithParent {
 		sys.Pdeathsig = syscall.SIGKILL
 	}
+	pidfd := -1
+	sys.PidFD = &pidfd
+	defer func() {
+		if c.pidfd == nil && pidfd >= 0 {
+			syscall.Close(pidfd)
+		}
+	}()
 	if layout.Version == 2 {
 		// clone3(CLONE_INTO_CGROUP): the init is born in the setup
 		// cgroup, outside berth's own and outside the container's, where
@@ -350,6 +371,14 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	}
 	trace("early-cgroups")
 
+	// 5b. In a user namespace, the root filesystem shows the ids it
+	// would show without one (idmap.go).
+	if spec.UserNS != nil {
+		if err := idmapRootfs(hm, spec, pid); err != nil {
+			return fail(setupError(err))
+		}
+	}
+
 	// 6. The config; the init then builds the container and joins the
 	// rest of its cgroup just before the workload runs.
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
@@ -364,13 +393,16 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	if len(msg) > 0 {
 		return fail(decodeInitError(msg))
 	}
-	c.Pid = pid
 	if ptyParent != nil {
 		master, err := recvFd(ptyParent)
 		if err != nil {
 			return fail(setupError(fmt.Errorf("receive pty: %w", err)))
 		}
 		c.PTY = master
+	}
+	c.Pid = pid
+	if pidfd >= 0 {
+		c.pidfd = os.NewFile(uintptr(pidfd), "pidfd")
 	}
 	return nil
 }

@@ -131,6 +131,8 @@ func (s *Spec) Validate() error {
 	case !path.IsAbs(p):
 		c.add("seccomp", -1, "want \"default\", \"unconfined\" or the absolute path of a profile, got %s", Quote(p))
 	}
+	c.landlock(s.Landlock)
+	c.lsmLabels(s)
 	c.errs = append(c.errs, s.Limits.validate()...)
 	return errors.Join(c.errs...)
 }

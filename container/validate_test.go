@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -123,6 +124,31 @@ func TestValidate(t *testing.T) {
 		{"cpuset huge", func(s *Spec) { s.Limits.CPUSet = "0-99999" }, "limits.cpuset"},
 		{"pids negative", func(s *Spec) { s.Limits.Pids = -1 }, "limits.pids"},
 		{"io_max bad", func(s *Spec) { s.Limits.IOMax = []string{"8:0 fast=1"} }, "limits.io_max"},
+		{"landlock", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/", "/usr"}, Write: []string{"/tmp"}} }, ""},
+		{"landlock empty", func(s *Spec) { s.Landlock = &Landlock{} }, ""},
+		{"landlock relative", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"usr"}} }, "landlock.read"},
+		{"landlock dotdot", func(s *Spec) { s.Landlock = &Landlock{Write: []string{"/srv/../etc"}} }, "landlock.write"},
+		{"landlock unclean", func(s *Spec) { s.Landlock = &Landlock{Write: []string{"/srv/"}} }, "landlock.write"},
+		{"landlock NUL", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/a\x00b"}} }, "landlock.read"},
+		{"landlock most paths", func(s *Spec) { s.Landlock = &Landlock{Read: manyPaths(MaxLandlockPaths)} }, ""},
+		{"landlock too many paths", func(s *Spec) { s.Landlock = &Landlock{Write: manyPaths(MaxLandlockPaths + 1)} }, "landlock.write"},
+		{"landlock longest path", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/" + strings.Repeat("a", 4094)}} }, ""},
+		{"apparmor", func(s *Spec) { s.AppArmor = "berth-web" }, ""},
+		{"apparmor longest", func(s *Spec) { s.AppArmor = strings.Repeat("p", MaxLabel) }, ""},
+		{"apparmor too long", func(s *Spec) { s.AppArmor = strings.Repeat("p", MaxLabel+1) }, "apparmor"},
+		{"apparmor newline", func(s *Spec) { s.AppArmor = "web\nexec other" }, "apparmor"},
+		{"apparmor space", func(s *Spec) { s.AppArmor = "web other" }, "apparmor"},
+		{"apparmor DEL", func(s *Spec) { s.AppArmor = "web\x7f" }, "apparmor"},
+		{"selinux label", func(s *Spec) { s.SELinuxLabel = "system_u:system_r:container_t:s0:c1,c2" }, ""},
+		{"selinux label longest", func(s *Spec) { s.SELinuxLabel = "u:r:t:" + strings.Repeat("s", MaxLabel-6) }, ""},
+		{"selinux label too long", func(s *Spec) { s.SELinuxLabel = "u:r:t:" + strings.Repeat("s", MaxLabel-5) }, "selinux_label"},
+		{"selinux label without level", func(s *Spec) { s.SELinuxLabel = "system_u:system_r:container_t" }, "selinux_label"},
+		{"selinux label tab", func(s *Spec) { s.SELinuxLabel = "u:r:t:s0\t" }, "selinux_label"},
+		{"selinux label NUL", func(s *Spec) { s.SELinuxLabel = "u:r:t:s0\x00" }, "selinux_label"},
+		{"selinux mount label", func(s *Spec) { s.SELinuxMountLabel = "system_u:object_r:tmpfs_t:s0" }, ""},
+		{"selinux mount label without level", func(s *Spec) { s.SELinuxMountLabel = "system_u:object_r:tmpfs_t" }, "selinux_mount_label"},
+		{"selinux mount label too long", func(s *Spec) { s.SELinuxMountLabel = "u:r:t:" + strings.Repeat("s", MaxLabel-5) }, "selinux_mount_label"},
+		{"landlock path too long", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/" + strings.Repeat("a", 4095)}} }, "landlock.read"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +169,14 @@ func TestValidate(t *testing.T) {
 			t.Fatalf("want an error for %s, got %v", tc.key, errs)
 		})
 	}
+}
+
+func manyPaths(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "/p" + strconv.Itoa(i)
+	}
+	return out
 }
 
 func manyPorts(n int) []string {

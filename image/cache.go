@@ -51,10 +51,13 @@ type PrepareOptions struct {
 
 // Prepared is a ready rootfs.
 type Prepared struct {
-	Rootfs  string // ROOT/sha256-<hex>/rootfs; shared: mount it read-only or under an overlay
-	Digest  string
-	Cached  bool  // it was there already: nothing was decoded
-	Stats   Stats // of the unpack; zero when Cached
+	Rootfs string // ROOT/sha256-<hex>/rootfs; shared: mount it read-only or under an overlay
+	Digest string
+	Cached bool  // it was there already: nothing was decoded
+	Stats  Stats // of the unpack; zero when Cached
+	// Config is what the image says about running it, read from the
+	// same bytes as the digest.
+	Config  Config
 	Elapsed time.Duration
 	// Release ends the lease on Rootfs. Until it is called the cache's
 	// lock is held shared, so GC (which takes it exclusively, and keeps
@@ -200,6 +203,7 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 	if _, err := verifyInput(in, UnpackOptions{Digest: opts.Digest, PublicKey: opts.PublicKey, Signature: opts.Signature}); err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
+	p.Config = in.config
 	defer c.digestLock(p.Digest)()
 	unlock, err := c.lockRoot(unix.LOCK_SH) // GC takes it exclusively
 	if err != nil {

@@ -18,7 +18,10 @@
 //	                                   4-byte content checksum (low 32 bits of
 //	                                   XXH64 of the frame's decompressed bytes)
 //	                data frame 1 ... data frame N-1
-//	D = Σ csize[i]  index frame        (see below) — readers accept zero to
+//	D = Σ csize[i]  index frame        (see below), then, for an image
+//	                                   packed from an OCI layout or docker
+//	                                   archive, the config frame (see
+//	                                   below) — readers accept zero to
 //	                                   1024 skippable frames here (magic
 //	                                   0x184D2A50..0x184D2A5F, u32 size,
 //	                                   payload) and use the one with magic
@@ -101,6 +104,28 @@
 // binary search per path component and a directory listing is one range.
 // Parsers check all of this, the checksum, and that every regular file's
 // data lies inside the stream, and refuse the index otherwise.
+//
+// # The config frame
+//
+// What the image's OCI config says about running it (see Config) is kept
+// in a skippable frame of its own; an image packed from a directory or
+// an archive has none, and readers take that as a config saying nothing.
+// The file's digest covers it, and so does a signature.
+//
+//	C+0             u32 0x184D2A5C     skippable frame magic
+//	C+4             u32 P              payload size (at most 4 MiB)
+//	payload:
+//	  +0            4 bytes "BRTC"     config magic
+//	  +4            u16 1              version; readers refuse others
+//	  +6            u16 0              flags, none defined (must be zero)
+//	  +8            P-12 bytes         JSON object with the keys
+//	                                   Entrypoint, Cmd, Env (arrays of
+//	                                   strings), WorkingDir, User and
+//	                                   StopSignal (strings), each omitted
+//	                                   when empty
+//	  +P-4          u32                CRC-32C of payload bytes [0, P-4)
+//
+// Readers refuse a second config frame and a config past Config's limits.
 //
 // # The tar stream
 //

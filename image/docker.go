@@ -52,6 +52,10 @@ func (in *input) openDocker(want Platform) error {
 	if !want.matches(in.platf) {
 		return fmt.Errorf("%s: the image is for %s, not %s", in.path, in.platf, want)
 	}
+	if err := cfg.Config.check(); err != nil {
+		return fmt.Errorf("%s: %w", in.path, err)
+	}
+	in.config = cfg.Config
 	if len(chosen.Layers) != len(cfg.RootFS.DiffIDs) {
 		return fmt.Errorf("%s: %d layers but %d diff_ids in the config", in.path, len(chosen.Layers), len(cfg.RootFS.DiffIDs))
 	}

@@ -21,6 +21,7 @@ type input struct {
 	layers []layer           // OCI layouts and docker archives
 	platf  Platform          // the image's, as its config says (OCI, docker)
 	digest string            // known digest (OCI: the manifest's), or "" until hashed
+	config Config            // what the image says about running it
 	store  blobStore
 }
 
@@ -71,6 +72,9 @@ func openInput(src, platform string, lim Limits) (_ *input, err error) {
 	}
 	if in.format == FormatBerth {
 		if in.table, err = mmapfs.ParseSeekTable(in.m, in.m.Size()); err != nil {
+			return nil, fmt.Errorf("berth image: %w", err)
+		}
+		if in.config, err = readConfigFrame(in.m, in.table); err != nil {
 			return nil, fmt.Errorf("berth image: %w", err)
 		}
 	}

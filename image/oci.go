@@ -50,6 +50,7 @@ type imageConfig struct {
 		Type    string   `json:"type"`
 		DiffIDs []string `json:"diff_ids"`
 	} `json:"rootfs"`
+	Config Config `json:"config"`
 }
 
 // Platform is an OS, architecture and variant, as in an OCI index.
@@ -199,6 +200,10 @@ func (in *input) openOCI(platform string) error {
 	if !want.matches(in.platf) {
 		return fmt.Errorf("%s: the image's config is for %s, not %s", in.path, in.platf, want)
 	}
+	if err := cfg.Config.check(); err != nil {
+		return fmt.Errorf("%s: %w", in.path, err)
+	}
+	in.config = cfg.Config
 	in.digest = chosen.desc.Digest
 	return in.setLayers(m.Layers, cfg)
 }

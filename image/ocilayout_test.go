@@ -20,6 +20,7 @@ type testImage struct {
 	ref, arch string
 	layers    [][]entry
 	compress  string
+	config    string // raw JSON of the image config's "config" object
 }
 
 // tarBytes writes entries as a tar stream.
@@ -112,6 +113,9 @@ func writeLayout(t testing.TB, dir string, images []testImage, index bool) map[s
 		}
 		cfg, _ := json.Marshal(map[string]any{"architecture": arch, "os": "linux",
 			"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
+		if img.config != "" { // spliced in as it is: it may be hostile
+			cfg = append(append(cfg[:len(cfg)-1], `,"config":`...), img.config+"}"...)
+		}
 		m, _ := json.Marshal(ociManifest{SchemaVersion: 2, MediaType: mediaManifest,
 			Config: putBlob(t, dir, "application/vnd.oci.image.config.v1+json", cfg), Layers: layers})
 		d := putBlob(t, dir, mediaManifest, m)

@@ -31,7 +31,8 @@ const minFrameSize = 64 << 10
 // sorted order, see the package doc), an archive in any format Unpack reads
 // (its entries are copied in their order, names cleaned), or an OCI image
 // layout or docker save archive (its layers merged into one tree, see
-// merge.go). out is replaced atomically: it is written to a temporary file
+// merge.go); what an image says about running it (its Config) is kept
+// in a frame of its own. out is replaced atomically: it is written to a temporary file
 // beside it, synced and renamed over it, so a reader never sees a partial
 // image.
 func Pack(src, out string, opts PackOptions) (err error) {
@@ -75,10 +76,11 @@ func Pack(src, out string, opts PackOptions) (err error) {
 	}
 	defer fw.abort()
 	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20)}
+	var cfg Config
 	if st.IsDir() && ref == "" && !isLayoutDir(src) {
 		err = packDir(src, sink, log, fileID{self.Dev, self.Ino})
 	} else {
-		err = packInput(src, out, sink, log, opts.Platform)
+		cfg, err = packInput(src, out, sink, log, opts.Platform)
 	}
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", src, err)
@@ -94,7 +96,13 @@ func Pack(src, out string, opts PackOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", src, err)
 	}
-	if err := fw.writeTrailer(mmapfs.AppendIndexFrame(nil, index)); err != nil {
+	trailer := mmapfs.AppendIndexFrame(nil, index)
+	if !cfg.Empty() {
+		if trailer, err = appendConfigFrame(trailer, cfg); err != nil {
+			return fmt.Errorf("pack %s: image config: %w", src, err)
+		}
+	}
+	if err := fw.writeTrailer(trailer); err != nil {
 		return fmt.Errorf("pack %s: writing %s: %w", src, tmp.Name(), err)
 	}
 	return commitFile(tmp, bw, out)

@@ -15,27 +15,29 @@ import (
 // are cleaned the way Unpack cleans them and unsafe ones are refused;
 // owners become numeric, and only xattr PAX records are kept. A sparse
 // file of an archive keeps its holes; the layers of an OCI or docker
-// image are read whole (their sparse files, rare, become dense).
-func packInput(src, out string, sink *tarSink, log io.Writer, platform string) error {
+// image are read whole (their sparse files, rare, become dense). It
+// returns what the image says about running it (an OCI or docker image's
+// config, a berth image's config frame), for the packed image to keep.
+func packInput(src, out string, sink *tarSink, log io.Writer, platform string) (Config, error) {
 	lim := Limits{}.withDefaults()
 	in, err := openInput(src, platform, lim)
 	if err != nil {
-		return err
+		return Config{}, err
 	}
 	defer in.close()
 	if in.layers != nil {
 		plan, err := planLayers(in.store, in.layers, lim, runtime.GOMAXPROCS(0))
 		if err != nil {
-			return err
+			return Config{}, err
 		}
-		return packLayers(in, plan, lim, runtime.GOMAXPROCS(0), spoolDir(out), sink, log)
+		return in.config, packLayers(in, plan, lim, runtime.GOMAXPROCS(0), spoolDir(out), sink, log)
 	}
 	st, err := openStream(in.m.NewReader(), in.format, lim, runtime.GOMAXPROCS(0))
 	if err != nil {
-		return err
+		return Config{}, err
 	}
 	defer st.close()
-	return packArchive(st.r, lim, sink, log)
+	return in.config, packArchive(st.r, lim, sink, log)
 }
 
 // packArchive copies the entries of the tar stream r to sink; a sparse

@@ -56,6 +56,9 @@ type Stats struct {
 	Layers  int    // layers of an OCI or docker image
 	Elapsed time.Duration
 	Work    Work // a berth image's: how its goroutines spent their time
+	// Config is what the image says about running it (zero for a plain
+	// tarball).
+	Config Config
 }
 
 // Unpack extracts the image at src into dest. src is a berth image
@@ -122,7 +125,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	if log == nil {
 		log = io.Discard
 	}
-	stats.Format, stats.Layers = in.format, len(in.layers)
+	stats.Format, stats.Layers, stats.Config = in.format, len(in.layers), in.config
 	lim, err := opts.Limits.forDest(dest)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", src, err)

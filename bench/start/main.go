@@ -3,9 +3,10 @@
 // run, with the same busybox rootfs and an equivalent config. It prints
 // medians and ratios, berth's own breakdown (BERTH_TRACE), supervised
 // starts under berth boot (the supervisor's decision to the workload's
-// exec) against crun, berth with net = "bridge" against net = "none" with
-// both breakdowns, the smallest memory limit each runtime starts under,
-// and berth's peak RSS; -only picks some of these parts.
+// exec) against crun, berth exec into a running container against runc
+// exec, berth with net = "bridge" against net = "none" with both
+// breakdowns, the smallest memory limit each runtime starts under, and
+// berth's peak RSS; -only picks some of these parts.
 //
 // crun refuses this host's hybrid cgroup layout, so crun and runc run
 // inside `unshare -m` with /sys/fs/cgroup/unified unmounted; berth runs
@@ -68,8 +69,9 @@ func main() {
 
 // allParts are the benchmark's parts, in the order they run: berth run
 // against the peers, berth's breakdown, supervised starts under berth
-// boot, net = bridge against none, the smallest memory limits.
-var allParts = []string{"compare", "breakdown", "supervised", "net", "memory"}
+// boot, berth exec against runc exec, net = bridge against none, the
+// smallest memory limits.
+var allParts = []string{"compare", "breakdown", "supervised", "exec", "net", "memory"}
 
 // wrapper is how crun and runc (and, for fairness, berth) run here.
 var wrapper = []string{"unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\"", "wrap"}
@@ -110,6 +112,11 @@ func run(repo, berth, other string, n int, parts map[string]bool) error {
 	if parts["supervised"] {
 		const perBoot = 5
 		if err := supervisedBench(berth, rootfs, bundle, work, (n+perBoot-1)/perBoot, perBoot); err != nil {
+			return err
+		}
+	}
+	if parts["exec"] {
+		if err := execBench(berth, rootfs, bundle, work, n); err != nil {
 			return err
 		}
 	}

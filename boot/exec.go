@@ -1,0 +1,177 @@
+package boot
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container"
+)
+
+// ExecNotRunning is berth exec's exit status when the container is not
+// running (stopped, exited, failed, waiting or backing off).
+const ExecNotRunning = 124
+
+// berth exec over the control socket: the client's request line comes
+// with its stdin, stdout and stderr (SCM_RIGHTS); the supervisor loop
+// starts the command in the container (container.Exec) with the reaper
+// locked, so that its exit reaches the connection; berth answers once
+// with the command's pid (and, with a terminal, its master, as
+// SCM_RIGHTS), then once more with its exit status. No byte of the
+// command's input or output passes through berth.
+
+// serveExec answers an exec request; fds came with its line.
+func (b *booter) serveExec(c *net.UnixConn, req Request, fds []*os.File) {
+	defer closeFiles(fds)
+	enc := json.NewEncoder(c)
+	fail := func(code int, format string, args ...any) {
+		enc.Encode(Response{Error: fmt.Sprintf(format, args...), ExitCode: &code})
+	}
+	if req.Exec == nil || len(req.Exec.Args) == 0 {
+		fail(125, "exec: missing command")
+		return
+	}
+	if want := 3 - 3*btoi(req.Exec.TTY); len(fds) != want {
+		fail(125, "exec: want %d fds (stdin, stdout, stderr) with the request, got %d", want, len(fds))
+		return
+	}
+	for i, f := range fds {
+		if err := checkStdio(f); err != nil {
+			fail(125, "exec: fd %d: %v", i, err)
+			return
+		}
+	}
+	r := request{Request: req, reply: make(chan reply, 1), files: fds}
+	select {
+	case b.requests <- r:
+	case <-time.After(10 * time.Second):
+		fail(125, "berth's supervisor did not take the request within 10s")
+		return
+	}
+	rep := <-r.reply
+	if rep.Error != "" || rep.exited == nil {
+		enc.Encode(rep.Response)
+		return
+	}
+	closeFiles(fds)
+	if err := sendWithFile(c, rep.Response, rep.pty); err != nil {
+		// The client is gone; the command runs on, reaped as any.
+		return
+	}
+	code := exitStatus(<-rep.exited)
+	enc.Encode(Response{ExitCode: &code})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkStdio refuses a handed fd that is a directory or an O_PATH
+// handle: the command must get nothing that names a place in the
+// filesystem outside its root.
+func checkStdio(f *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return errors.New("a directory cannot be stdio")
+	}
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	if fl&unix.O_PATH != 0 {
+		return errors.New("an O_PATH handle cannot be stdio")
+	}
+	return nil
+}
+
+// sendWithFile writes resp as a JSON line, with f (when set) as
+// SCM_RIGHTS, and closes f.
+func sendWithFile(c *net.UnixConn, resp Response, f *os.File) error {
+	line, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	if f == nil {
+		_, err = c.Write(line)
+		return err
+	}
+	defer f.Close()
+	_, _, err = c.WriteMsgUnix(line, unix.UnixRights(int(f.Fd())), nil)
+	return err
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// exitStatus is a wait status as a shell gives it: 128+N for signal N.
+func exitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// exec starts the command of r in u's running container, on the
+// supervisor loop, and answers with its pid and how its exit arrives.
+func (s *supervisor) exec(u *unit, r request) {
+	fail := func(code int, msg string) {
+		r.reply <- reply{Response: Response{Error: msg, ExitCode: &code}}
+	}
+	if u.c == nil {
+		fail(ExecNotRunning, fmt.Sprintf("container %s is not running (%s)", u.name, u.describeState()))
+		return
+	}
+	opts := container.ExecOptions{Args: r.Exec.Args, Env: r.Exec.Env, Cwd: r.Exec.Workdir, TTY: r.Exec.TTY,
+		Rows: r.Exec.Rows, Cols: r.Exec.Cols, ExternalReaper: true}
+	if r.Exec.User != "" {
+		user, err := container.ParseUser(r.Exec.User)
+		if err != nil {
+			fail(125, "exec: "+err.Error())
+			return
+		}
+		opts.User = &user
+	}
+	if len(r.files) == 3 {
+		opts.Stdin, opts.Stdout, opts.Stderr = r.files[0], r.files[1], r.files[2]
+	}
+	c := u.c
+	exited := make(chan syscall.WaitStatus, 1)
+	var p *container.Process
+	err := s.b.reaper.start(func() (int, error) {
+		var err error
+		if p, err = c.Exec(opts); err != nil {
+			return 0, err
+		}
+		return p.Pid, nil
+	}, func(ws syscall.WaitStatus) { exited <- ws })
+	var se *container.StartError
+	switch {
+	case errors.Is(err, container.ErrNotRunning):
+		fail(ExecNotRunning, fmt.Sprintf("container %s is not running", u.name))
+		return
+	case errors.As(err, &se):
+		fail(se.Code, fmt.Sprintf("container %s: %v", u.name, err))
+		return
+	case err != nil:
+		fail(125, fmt.Sprintf("container %s: %v", u.name, err))
+		return
+	}
+	s.b.log.Printf("container %s: exec %s: pid %d", u.name, opts.Args[0], p.Pid)
+	r.reply <- reply{Response: Response{ExecPid: p.Pid}, pty: p.PTY, exited: exited}
+}

@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/boot"
+	"berth/internal/testutil"
+)
+
+// execConfig runs the containers berth exec is tried on: the defaults,
+// a user namespace, a read-only root, a oneshot that has exited, and a
+// management container with the control socket and berth bind-mounted.
+const execConfig = `
+[[container]]
+name = "web"
+image = "bb.tar.zst"
+hostname = "webhost"
+env = ["A=1", "B=1"]
+command = ["sleep", "1000"]
+stop_timeout = "1s"
+[container.limits]
+pids = 16
+
+[[container]]
+name = "ns"
+image = "bb.tar.zst"
+user_ns = true
+command = ["sleep", "1000"]
+stop_timeout = "1s"
+
+[[container]]
+name = "ro"
+image = "bb.tar.zst"
+readonly_root = true
+command = ["sleep", "1000"]
+stop_timeout = "1s"
+
+[[container]]
+name = "job"
+image = "bb.tar.zst"
+oneshot = true
+command = ["true"]
+
+[[container]]
+name = "admin"
+image = "bb.tar.zst"
+command = ["sleep", "1000"]
+stop_timeout = "1s"
+[[container.mount]]
+source = "SOCKET"
+target = "/run/berth.sock"
+[[container.mount]]
+source = "BERTH"
+target = "/bin/berth"
+readonly = true
+`
+
+// bootForExec runs berth boot with execConfig until the test ends and
+// returns its directory and pid.
+func bootForExec(t *testing.T) (string, int) {
+	dir := t.TempDir()
+	rootfs := testutil.BusyboxRootfs(t)
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	sock := filepath.Join(dir, "berth.sock")
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, strings.NewReplacer("SOCKET", sock, "BERTH", berthBin).Replace(execConfig))
+	t.Setenv("BERTH_SOCKET", sock)
+	log := &bootLog{}
+	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("berth boot:\n%s", log.String())
+		}
+	})
+	waitFor(t, "the containers to run", log, func() bool {
+		_, out, _ := berth(t, "ps")
+		return strings.Count(out, "running") == 4 && strings.Contains(out, "exited")
+	})
+	return dir, cmd.Process.Pid
+}
+
+// berthIn runs berth with stdin and returns its status and output.
+func berthIn(t *testing.T, stdin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(berthBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("berth %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// TestExecVerb drives berth exec as a user would: what the command sees
+// in each kind of container, its flags, its stdin, its exit statuses,
+// and from a management container over the bind-mounted socket.
+func TestExecVerb(t *testing.T) {
+	dir, bootPid := bootForExec(t)
+	// What the command sees: the container's hostname and PID namespace
+	// (PID 1 is its sleep), its cgroup, its first process's capability
+	// sets, no_new_privs and seccomp; not berth's pid nor the host's
+	// files; only its stdio.
+	script := fmt.Sprintf(`hostname; cat /proc/1/comm
+		grep -qx $$ /sys/fs/cgroup/pids/cgroup.procs && echo in-cgroup
+		a=$(grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/1/status); b=$(grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status)
+		[ "$a" = "$b" ] && echo same-confinement; echo "$b" | grep -q '^Seccomp:.2$' && echo seccomp-filter
+		test -e /proc/%d || echo no-host-pid; test -e %s || echo no-host-path
+		echo fds $(ls /proc/self/fd)`, bootPid, filepath.Join(dir, "berth.toml"))
+	for name, host := range map[string]string{"web": "webhost", "ns": "ns", "ro": "ro"} {
+		status, out := berthIn(t, "", "exec", name, "--", "sh", "-c", script)
+		want := host + "\nsleep\nin-cgroup\nsame-confinement\nseccomp-filter\nno-host-pid\nno-host-path\nfds 0 1 2 3\n"
+		if status != 0 || out != want {
+			t.Errorf("berth exec %s: status %d\n%s\nwant\n%s", name, status, out, want)
+		}
+	}
+	for _, tc := range []struct {
+		args   []string
+		stdin  string
+		status int
+		out    string
+	}{
+		{[]string{"-e", "B=2", "--env", "C=3", "--user", "7:8", "--workdir", "/etc", "web", "--", "sh", "-c", "echo $A $B $C; id -u; id -g; pwd"}, "", 0, "1 2 3\n7\n8\n/etc\n"},
+		{[]string{"web", "cat"}, "through stdin\n", 0, "through stdin\n"},
+		{[]string{"web", "--", "sh", "-c", "exit 3"}, "", 3, ""},
+		{[]string{"web", "--", "sh", "-c", "kill -9 $$"}, "", 137, ""},
+		{[]string{"web", "--", "nosuch"}, "", 127, "berth: container web: exec nosuch: not found in PATH"},
+		{[]string{"web", "--", "/etc/passwd"}, "", 126, "berth: container web: exec /etc/passwd: permission denied"},
+		{[]string{"--workdir", "/nosuch", "web", "--", "true"}, "", 125, "berth: container web: chdir to working directory /nosuch: no such file"},
+		{[]string{"job", "--", "true"}, "", 124, "berth: container job is not running (exited (status 0))"},
+		{[]string{"nosuch", "--", "true"}, "", 125, `berth: no container "nosuch"`},
+		{[]string{"--user", "nobody", "web", "--", "true"}, "", 2, "berth exec: --user: invalid user"},
+		{[]string{"-e", "X", "web", "--", "true"}, "", 2, "berth exec: -e: invalid entry"},
+		{[]string{"web"}, "", 2, "berth exec: missing CMD"},
+		// From a management container: its berth over the bind-mounted socket.
+		{[]string{"admin", "--", "berth", "exec", "web", "--", "sh", "-c", "hostname; exit 5"}, "", 5, "webhost\n"},
+	} {
+		status, out := berthIn(t, tc.stdin, append([]string{"exec"}, tc.args...)...)
+		if status != tc.status || !strings.HasPrefix(out, tc.out) {
+			t.Errorf("berth exec %q: status %d, output %q; want %d, %q", tc.args, status, out, tc.status, tc.out)
+		}
+	}
+}
+
+// TestExecStop: an exec'd command ends with its container, and berth
+// exec then says the container is not running.
+func TestExecStop(t *testing.T) {
+	bootForExec(t)
+	cmd := exec.Command(berthBin, "exec", "web", "--", "sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the exec'd sleep", &bootLog{}, func() bool {
+		_, out := berthIn(t, "", "exec", "web", "--", "sh", "-c", "ps -o comm | grep -c sleep")
+		return out == "2\n"
+	})
+	if status, out, _ := berth(t, "stop", "-t", "0", "web"); status != 0 {
+		t.Fatalf("stop: %s", out)
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 137 {
+		t.Errorf("berth exec of a command whose container stopped: %d, want 137", code)
+	}
+	if status, out := berthIn(t, "", "exec", "web", "--", "true"); status != 124 || !strings.Contains(out, "container web is not running (stopped)") {
+		t.Errorf("exec into a stopped container: %d %q", status, out)
+	}
+}
+
+// TestExecTerminal runs berth exec -t on a real terminal: the command's
+// is a new one of the container's devpts, of this one's size, and
+// follows its size after SIGWINCH.
+func TestExecTerminal(t *testing.T) {
+	bootForExec(t)
+	master, slave := openHostPTY(t)
+	defer master.Close()
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 77}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(berthBin, "exec", "-t", "web", "--", "sh", "-c", "tty; while :; do stty size; read x || exit 0; done")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out := &bootLog{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "the first size", &bootLog{}, func() bool { return strings.Contains(out.String(), "33 77") })
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 90}); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGWINCH)
+	waitFor(t, "the new size", &bootLog{}, func() bool {
+		master.Write([]byte("\r"))
+		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(out.String(), "40 90")
+	})
+	master.Write([]byte{4}) // ^D: read fails, the shell exits 0
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(out.String(), "/dev/pts/0") {
+		t.Errorf("berth exec -t: status %d, output %q", code, out.String())
+	}
+}
+
+// openHostPTY opens a terminal of the host's devpts.
+func openHostPTY(t *testing.T) (master, slave *os.File) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	return m, os.NewFile(fd, "pty slave")
+}
+
+// TestExecRefusesHostHandles: the control socket refuses an exec whose
+// handed stdio is a directory or an O_PATH handle (a way out of the
+// container's root, CVE-2024-21626), or that brings more fds than stdio.
+func TestExecRefusesHostHandles(t *testing.T) {
+	dir, _ := bootForExec(t)
+	sock := filepath.Join(dir, "berth.sock")
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pathFd, err := unix.Open(filepath.Join(dir, "berth.toml"), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := os.NewFile(uintptr(pathFd), "O_PATH")
+	defer p.Close()
+	req := boot.Request{Verb: "exec", Name: "web", Exec: &boot.ExecRequest{Args: []string{"true"}}}
+	for _, tc := range []struct {
+		stdio []*os.File
+		want  string
+	}{
+		{[]*os.File{os.Stdin, d, os.Stderr}, "fd 1: a directory cannot be stdio"},
+		{[]*os.File{p, os.Stdout, os.Stderr}, "fd 0: an O_PATH handle cannot be stdio"},
+		{[]*os.File{os.Stdin, os.Stdout}, "want 3 fds"},
+		{[]*os.File{os.Stdin, os.Stdout, os.Stderr, os.Stderr}, "bad request: more than 3 fds"},
+	} {
+		code, err := boot.Exec(sock, req, tc.stdio, func(boot.Response, *os.File) { t.Error("the command started") })
+		if code != 125 || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("exec with %d fds: %d %v, want 125 and %q", len(tc.stdio), code, err, tc.want)
+		}
+	}
+}

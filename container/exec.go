@@ -1,0 +1,415 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// An exec runs a command in a running container with exactly the
+// confinement of the container's first process, through the child of a
+// direct start (child.go, child_exec.go) on a plan made from the same
+// resolved spec:
+//
+//  1. The parent takes the pidfd of the container's first process, kept
+//     since its clone (no recycled pid can stand in for it), and opens
+//     that process's root (/proc/PID/root), checked against the pidfd.
+//  2. A goroutine locked to its thread joins the container's PID
+//     namespace for its children (setns CLONE_NEWPID) and clones the
+//     child there, on v2 straight into the container's cgroup; the
+//     thread then returns to berth's own (or, if it cannot, ends).
+//  3. The child, its own thread group with its own filesystem context,
+//     closes every fd but the plan's, sets the container's
+//     oom_score_adj, joins its v1 cgroups, joins through the pidfd all
+//     of its namespaces at once (user, mount, UTS, IPC, network, cgroup)
+//     and chroots into the root the parent opened.
+//  4. It sets the rlimits, cuts the bounding set, switches to the user
+//     and capabilities (credentials), opens a terminal of the
+//     container's devpts as that user when asked for, sending berth its
+//     master, takes its stdio, enters the working directory, checks it
+//     is inside the root, sets no_new_privs and the seccomp filter, and
+//     execs (seal, exec).
+//
+// The exec'd process is a child of berth in the container's PID
+// namespace and cgroup: it counts against pids.max, and the container's
+// end (its first process, PID 1 of that namespace, exiting) kills it.
+
+// ErrNotRunning is the error of an exec into a container whose first
+// process has ended.
+var ErrNotRunning = errors.New("the container is not running")
+
+// ExecOptions describe a command to run in a running container.
+type ExecOptions struct {
+	// Args is the command and its arguments, looked up in the PATH of
+	// the environment when Args[0] has no slash.
+	Args []string
+	// Env overrides the container's environment: K=V replaces K.
+	Env []string
+	// User, when set, replaces the container's user (uid, gid and
+	// supplementary groups); Cwd, when set, its working directory.
+	User *User
+	Cwd  string
+	// TTY gives the command a new terminal of the container's devpts,
+	// Rows by Cols; Exec returns its master as Process.PTY.
+	TTY        bool
+	Rows, Cols uint16
+	// Stdin, Stdout and Stderr become the command's fds 0-2; nil means
+	// /dev/null. Ignored with TTY.
+	Stdin, Stdout, Stderr *os.File
+	// ExternalReaper is set when a global reaper collects every exit
+	// status: Exec then never waits for the child itself.
+	ExternalReaper bool
+}
+
+// Process is a command Exec started. The caller reaps Pid and closes PTY.
+type Process struct {
+	Pid int
+	PTY *os.File
+}
+
+// Exec runs opts.Args in the running container c (see above) and returns
+// once the command has been exec'd. A failure is a *StartError (126: not
+// executable, 127: not found, 125: anything else) or, when the container
+// has ended, wraps ErrNotRunning.
+func (c *Container) Exec(opts ExecOptions) (*Process, error) {
+	spec, err := c.execSpec(opts)
+	if err != nil {
+		return nil, setupError(err)
+	}
+	pidfd, root, err := c.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer pidfd.Close()
+	defer root.Close()
+	d := &directFds{}
+	defer d.close()
+	if err := d.open(c, c.cgroup.layout); err != nil {
+		return nil, setupError(err)
+	}
+	k, err := newExecPlan(c.cfg, spec, d, pidfd, root, opts)
+	if err != nil {
+		return nil, setupError(err)
+	}
+	if err := holdUndumpable(); err != nil {
+		return nil, setupError(fmt.Errorf("exec: %w", err))
+	}
+	defer releaseUndumpable()
+	pid, err := cloneIntoPIDNS(k, d, pidfd)
+	if err != nil {
+		if !alive(pidfd) {
+			return nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+		}
+		return nil, setupError(err)
+	}
+	if execCloned != nil {
+		execCloned(pid)
+	}
+	// The error pipe ends when the command has been exec'd, or the
+	// child has failed: either way it no longer uses its plan. A process
+	// of the container may stop the child (SIGSTOP, as its user): berth
+	// then waits no longer than execStartTimeout and kills it.
+	rec, failed := awaitExec(d.errR, pid)
+	runtime.KeepAlive(k)
+	p := &Process{Pid: pid}
+	if !failed && opts.TTY {
+		if p.PTY, err = recvFd(d.sock); err != nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			err = setupError(fmt.Errorf("receive the terminal: %w", err))
+		}
+	}
+	if failed {
+		err = describeChildError(k, rec, spec)
+		if rec[0] == stepTimeout {
+			err = setupError(fmt.Errorf("exec %s: killed: it had not reached its execve after %s (stopped by a process of the container?)", spec.Args[0], execStartTimeout))
+		}
+		if rec[0] == stepJoinNS && !alive(pidfd) {
+			err = fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+		}
+	}
+	if err == nil {
+		return p, nil
+	}
+	if !opts.ExternalReaper {
+		var ws syscall.WaitStatus
+		for {
+			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+				break
+			}
+		}
+	}
+	return nil, err
+}
+
+// execSpec is the container's resolved spec with the command, the
+// environment, the user and the working directory of opts.
+func (c *Container) execSpec(opts ExecOptions) (Spec, error) {
+	spec := c.cfg.Spec
+	if len(opts.Args) == 0 || opts.Args[0] == "" {
+		return spec, errors.New("exec: missing command")
+	}
+	for _, a := range opts.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return spec, fmt.Errorf("exec: argument %s holds a NUL byte", Quote(a))
+		}
+	}
+	spec.Args = opts.Args
+	spec.Env = append([]string(nil), spec.Env...)
+	for _, kv := range opts.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
+			return spec, fmt.Errorf("exec: invalid environment entry %s: want K=V", Quote(kv))
+		}
+		spec.Env = setEnv(spec.Env, k, kv)
+	}
+	if cwd := opts.Cwd; cwd != "" {
+		if !path.IsAbs(cwd) || hasDotDot(cwd) || strings.IndexByte(cwd, 0) >= 0 {
+			return spec, fmt.Errorf("exec: working directory: want an absolute path without \"..\", got %s", Quote(cwd))
+		}
+		spec.Cwd = cwd
+	}
+	if opts.User != nil {
+		spec.User = *opts.User
+	}
+	if len(spec.User.Groups) > MaxGroups {
+		return spec, fmt.Errorf("exec: %d groups: at most %d", len(spec.User.Groups), MaxGroups)
+	}
+	if ns := spec.UserNS; ns != nil {
+		if !mapped(ns.UIDMap, spec.User.UID) || !mapped(ns.GIDMap, spec.User.GID) {
+			return spec, fmt.Errorf("exec: user %d:%d is not mapped in the container's user namespace", spec.User.UID, spec.User.GID)
+		}
+	}
+	spec.TTY = opts.TTY
+	return spec, nil
+}
+
+// setEnv replaces every K= entry of env by kv, or appends it.
+func setEnv(env []string, k, kv string) []string {
+	out := env[:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, k+"=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, kv)
+}
+
+// handles returns a pidfd of the container's first process and that
+// process's root, opened while the pidfd shows the process has not been
+// reaped: so the pid in /proc/PID/root was still its own.
+func (c *Container) handles() (pidfd, root *os.File, err error) {
+	c.mu.Lock()
+	if c.pidfd == nil {
+		c.mu.Unlock()
+		return nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+	}
+	fd, err := unix.FcntlInt(c.pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, nil, setupError(fmt.Errorf("exec: pidfd: %w", err))
+	}
+	pidfd = os.NewFile(uintptr(fd), "pidfd")
+	p := "/proc/" + strconv.Itoa(c.Pid) + "/root"
+	rfd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil || !alive(pidfd) {
+		if err == nil {
+			unix.Close(rfd)
+		}
+		pidfd.Close()
+		return nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+	}
+	if rfd <= 2 {
+		// Keep the child's fds above its stdio (directFds.open).
+		moved, err := unix.FcntlInt(uintptr(rfd), unix.F_DUPFD_CLOEXEC, 3)
+		unix.Close(rfd)
+		if err != nil {
+			pidfd.Close()
+			return nil, nil, setupError(fmt.Errorf("exec: %s: %w", p, err))
+		}
+		rfd = moved
+	}
+	return pidfd, os.NewFile(uintptr(rfd), p), nil
+}
+
+// alive reports whether the process of pidfd has not been reaped.
+func alive(pidfd *os.File) bool {
+	return unix.PidfdSendSignal(int(pidfd.Fd()), 0, nil, 0) == nil
+}
+
+// cloneIntoPIDNS clones the child of plan k into the PID namespace of
+// the process pidfd names: from a thread that joined it for its
+// children, and went back to berth's own after (or else ends).
+func cloneIntoPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, error) {
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		own, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("exec: open own PID namespace: %w", err)}
+			return
+		}
+		defer unix.Close(own)
+		if err := unix.Setns(int(pidfd.Fd()), unix.CLONE_NEWPID); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("exec: join the container's PID namespace: %w", err)}
+			return
+		}
+		pid, childPidfd, err := cloneChild(k, d, 0)
+		if err == nil {
+			childPidfd.Close()
+		}
+		// A thread that cannot go back ends with this goroutine.
+		if unix.Setns(own, unix.CLONE_NEWPID) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- result{pid, err}
+	}()
+	r := <-done
+	return r.pid, r.err
+}
+
+// newExecPlan prepares what the child of an exec does: the plan of a
+// direct start's child (credentials, seal, exec from the container's
+// resolved config cfg and spec) with join and attach as its first steps.
+func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, opts ExecOptions) (*childPlan, error) {
+	k := &childPlan{joining: true, sock: int32(d.childSock.Fd()), errPipe: int32(d.errW.Fd()),
+		rootfd: int32(root.Fd()), joinFd: int32(pidfd.Fd()), zero: [1]byte{'0'}, ruleset: -1}
+	k.joinFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP
+	if spec.Net != "host" {
+		k.joinFlags |= unix.CLONE_NEWNET
+	}
+	if spec.UserNS != nil {
+		k.joinFlags |= unix.CLONE_NEWUSER
+	}
+	for i, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
+		if f == nil || opts.TTY {
+			f = d.null
+		}
+		k.stdio[i] = int32(f.Fd())
+	}
+	keep := []int32{k.errPipe, k.rootfd, k.joinFd, k.stdio[0], k.stdio[1], k.stdio[2]}
+	for _, f := range d.cgroupProcs {
+		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
+	}
+	keep = append(keep, k.cgroupProcs...)
+	if spec.OOMScoreAdj != nil {
+		k.oomPath = &[]byte("/proc/self/oom_score_adj\x00")[0]
+		k.oomValue = []byte(strconv.Itoa(*spec.OOMScoreAdj))
+	}
+	if opts.TTY {
+		keep = append(keep, k.sock)
+		k.ptmx = &[]byte("/dev/pts/ptmx\x00")[0]
+		k.winsize = unix.Winsize{Row: opts.Rows, Col: opts.Cols}
+		k.fdsAt = unix.CmsgLen(0)
+		k.sendOOB = unix.UnixRights(0)
+		k.sendIOV = unix.Iovec{Base: &k.zero[0]}
+		k.sendIOV.SetLen(1)
+		k.send = unix.Msghdr{Iov: &k.sendIOV, Control: &k.sendOOB[0]}
+		k.send.SetIovlen(1)
+		k.send.SetControllen(len(k.sendOOB))
+	}
+	if spec.Landlock != nil {
+		// The container's ruleset, made again over its root as the
+		// first process's was over the tree; closed once the child has
+		// exec'd (d.landlock).
+		fd, err := landlockRuleset(spec.Landlock, int(root.Fd()))
+		if err != nil {
+			return nil, err
+		}
+		if fd >= 0 {
+			d.landlock = os.NewFile(uintptr(fd), "landlock ruleset")
+			k.ruleset = int32(fd)
+			keep = append(keep, k.ruleset)
+		}
+	}
+	slices.Sort(keep)
+	k.keep = slices.Compact(keep)
+	if err := planCredentials(k, spec, cfg); err != nil {
+		return nil, err
+	}
+	if err := planExec(k, spec); err != nil {
+		return nil, err
+	}
+	if err := planLSM(k, spec); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// berth is non-dumpable while the child of an exec is between its clone
+// and its execve. The child shares berth's memory and runs in the
+// container's PID namespace beside the container's own processes, which
+// could otherwise, once it has the container's credentials, ptrace it or
+// write to its /proc/PID/mem: to PID 1's memory (the class of
+// CVE-2016-9962). Non-dumpable, that takes CAP_SYS_PTRACE in the host's
+// user namespace. Dumpability belongs to the memory, shared by every
+// thread and child: undumpable counts the execs under way and restores
+// berth's own setting after the last.
+var undumpable struct {
+	sync.Mutex
+	n     int
+	saved int
+}
+
+// execCloned, set by tests, runs in berth while the child of an exec may
+// still share its memory.
+var execCloned func(pid int)
+
+// execStartTimeout bounds the wait for an exec's child to exec.
+var execStartTimeout = 10 * time.Second
+
+// awaitExec reads the error pipe of the child pid as readChildError
+// does, for at most execStartTimeout; a child that has not exec'd by
+// then is killed, and its record says so.
+func awaitExec(r *os.File, pid int) ([3]uint32, bool) {
+	_ = r.SetReadDeadline(time.Now().Add(execStartTimeout))
+	data, err := io.ReadAll(io.LimitReader(r, 64))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return parseChildError(data)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	_ = r.SetReadDeadline(time.Time{})
+	_, _ = io.ReadAll(r) // the end: the child no longer uses its plan
+	return [3]uint32{stepTimeout, uint32(syscall.ETIMEDOUT)}, true
+}
+
+func holdUndumpable() error {
+	undumpable.Lock()
+	defer undumpable.Unlock()
+	if undumpable.n == 0 {
+		saved, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		if err != nil {
+			return fmt.Errorf("read dumpable: %w", err)
+		}
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			return fmt.Errorf("set non-dumpable: %w", err)
+		}
+		undumpable.saved = saved
+	}
+	undumpable.n++
+	return nil
+}
+
+func releaseUndumpable() {
+	undumpable.Lock()
+	defer undumpable.Unlock()
+	if undumpable.n--; undumpable.n == 0 {
+		_ = unix.Prctl(unix.PR_SET_DUMPABLE, uintptr(undumpable.saved), 0, 0, 0)
+	}
+}
