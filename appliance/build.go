@@ -65,8 +65,8 @@ type Placed struct {
 }
 
 // Build reads and checks the config, then gathers the initramfs: berth,
-// the config, every file the config names, and the kernel modules berth
-// will load. A file the config names by a relative path is taken from
+// the config, every file the config names, the digests of its images
+// (boot.BootDigests), and the kernel modules berth will load. A file the config names by a relative path is taken from
 // the config's directory, and never from outside it: not through "..",
 // not through a symlink (it is /etc's on the appliance, whose config is
 // /etc/berth.toml). One named by an absolute path is taken from where
@@ -88,6 +88,9 @@ func Build(spec Spec) (*Built, error) {
 		return nil, err
 	}
 	if err := b.placeFiles(spec, cfg); err != nil {
+		return nil, err
+	}
+	if err := b.addDigests(cfg); err != nil {
 		return nil, err
 	}
 	if err := b.addModules(spec, cfg); err != nil {

@@ -58,13 +58,14 @@ func (p Profile) Rule() string {
 	return strings.Join(rule, ", ")
 }
 
-// commonModules are what berth's containers use: overlay for writable
-// layers on shared images.
-var commonModules = []string{"overlay"}
+// ContainerModules are what berth's containers use: overlay for writable
+// layers on shared images. A profile's other modules (its watchdog's
+// driver) are not needed before the containers start.
+var ContainerModules = []string{"overlay"}
 
 // piModules are a Raspberry Pi's: its watchdog, which is also what powers
-// it off and reboots it, then commonModules.
-var piModules = append([]string{"bcm2835_wdt"}, commonModules...)
+// it off and reboots it, then ContainerModules.
+var piModules = append([]string{"bcm2835_wdt"}, ContainerModules...)
 
 // piArches are the architectures of Debian's kernels for the Raspberry
 // Pis: arm64, and armhf's armmp for the 3 and the Zero 2 W in 32-bit mode.
@@ -106,19 +107,19 @@ var Profiles = []Profile{
 	{Name: "raspberrypi-zero-2", compatible: "raspberrypi,model-zero-2", arches: piArches, Console: "ttyS1", Watchdog: "/dev/watchdog",
 		Modules: piModules, Disks: piDisks, Notes: piNotes},
 	{Name: "qemu-virt-arm64", compatible: "linux,dummy-virt", arches: []string{"arm64"}, Console: "ttyAMA0",
-		Modules: commonModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt: PL011 console, no watchdog unless one is added"},
+		Modules: ContainerModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt: PL011 console, no watchdog unless one is added"},
 	{Name: "qemu-virt-arm", compatible: "linux,dummy-virt", arches: []string{"arm"}, Console: "ttyAMA0",
-		Modules: commonModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt (32-bit): PL011 console, no watchdog unless one is added"},
+		Modules: ContainerModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt (32-bit): PL011 console, no watchdog unless one is added"},
 	{Name: "qemu-virt-riscv64", compatible: "riscv-virtio", arches: []string{"riscv64"}, Console: "ttyS0",
-		Modules: commonModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt (RISC-V): 8250 console, no watchdog"},
+		Modules: ContainerModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt (RISC-V): 8250 console, no watchdog"},
 	{Name: "qemu-x86", model: "QEMU", arches: []string{"amd64"}, Console: "ttyS0", Watchdog: "/dev/watchdog",
-		Modules: append([]string{"i6300esb"}, commonModules...), NICs: virtioNICs, Disks: virtioDisks,
+		Modules: append([]string{"i6300esb"}, ContainerModules...), NICs: virtioNICs, Disks: virtioDisks,
 		Notes: "QEMU pc/q35: 8250 console; the i6300esb watchdog when QEMU has -device i6300esb"},
-	{Name: "generic-x86", arches: []string{"amd64"}, Console: "ttyS0", Watchdog: "/dev/watchdog", Modules: commonModules,
+	{Name: "generic-x86", arches: []string{"amd64"}, Console: "ttyS0", Watchdog: "/dev/watchdog", Modules: ContainerModules,
 		NICs: append([]string{"e1000e", "igb", "igc", "r8169", "e1000"}, virtioNICs...), Disks: pcDisks},
-	{Name: "generic-arm64", arches: []string{"arm64"}, Console: "ttyAMA0", Watchdog: "/dev/watchdog", Modules: commonModules,
+	{Name: "generic-arm64", arches: []string{"arm64"}, Console: "ttyAMA0", Watchdog: "/dev/watchdog", Modules: ContainerModules,
 		NICs: virtioNICs, Disks: append([]string{"mmc_block", "usb_storage", "sd_mod"}, virtioDisks...)},
-	{Name: "generic", Console: "console", Watchdog: "/dev/watchdog", Modules: commonModules},
+	{Name: "generic", Console: "console", Watchdog: "/dev/watchdog", Modules: ContainerModules},
 }
 
 // match picks b's profile and says why.

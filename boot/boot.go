@@ -54,6 +54,8 @@ type booter struct {
 	fatal    chan error
 	requests chan request
 	started  float64 // uptime when berth started
+	// initramfs is set when, as PID 1, berth started on the initramfs.
+	initramfs bool
 	// The kernel command line's arguments (PID 1), and berth.debug and
 	// berth.panic from them.
 	cmdline     map[string]string
@@ -205,6 +207,7 @@ func (b *booter) earlyMounts() error {
 	if err != nil {
 		return err
 	}
+	b.initramfs = initramfs
 	if initramfs {
 		if err := leaveInitramfs(); err != nil {
 			return err
@@ -290,9 +293,9 @@ func (b *booter) armWatchdog(dev string, timeout time.Duration) {
 }
 
 // loadConfig reads the config named by the options, the kernel command
-// line (berth.config=PATH) or DefaultConfig; as PID 1 it then waits for
-// the profile's modules, arms the profile's watchdog and applies the
-// config's [board] table.
+// line (berth.config=PATH) or DefaultConfig; as PID 1 it then loads the
+// config's [board] modules. The watchdog is armed once the profile's
+// modules are loaded (modules.go).
 func (b *booter) loadConfig() error {
 	path := b.opts.ConfigPath
 	if path == "" && b.opts.PID1 {
@@ -317,8 +320,6 @@ func (b *booter) loadConfig() error {
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		b.log.Printf("warning: set hostname %q: %v", name, err)
 	}
-	b.waitModules()
-	b.armWatchdog(b.board.Profile.Watchdog, DefaultWatchdogTimeout)
 	if len(cfg.Board.Modules) > 0 {
 		loaded, errs := board.Profile{}.LoadModules(cfg.Board.Modules)
 		b.log.Printf("config modules loaded: %v", loaded)
@@ -326,7 +327,6 @@ func (b *booter) loadConfig() error {
 			b.log.Printf("warning: %v", err)
 		}
 	}
-	b.configureWatchdog(cfg.Board)
 	b.checkMemoryController()
 	return nil
 }
@@ -371,9 +371,13 @@ func (b *booter) checkMemoryController() {
 
 // startImages starts readying every container's root filesystem; the
 // supervisor loop starts each container once its image is ready
-// (images.go).
+// (images.go). As PID 1 on the initramfs, the images it holds were hashed
+// when it was built (bootdigests.go).
 func (b *booter) startImages() error {
 	b.sup = newSupervisor(b, b.cfg)
+	if b.initramfs {
+		b.sup.rememberBootDigests()
+	}
 	b.sup.startImages()
 	return nil
 }

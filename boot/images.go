@@ -64,6 +64,7 @@ func (s *supervisor) startImages() {
 func (s *supervisor) imageDone(r imageReady, ok bool) {
 	if !ok {
 		s.images = nil
+		s.b.laterModules()
 		s.b.log.Printf("images: all ready %.1f ms after the images phase began", float64(time.Since(s.imagesStart))/1e6)
 		// Unpacking used decoder buffers that PID 1 will not need again
 		// for months: hand them back to the kernel now rather than when

@@ -78,14 +78,16 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, ima
 		s.b.log.Printf("image %s for %s: %s unpacked into the cache: %d entries, %s in %s",
 			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
 	}
-	// 3. The container's writable view of it; in a user namespace, over
-	// the tree as the namespace sees it (rootfs_userns.go).
+	// 3. The container's writable view of it, once overlayfs is loaded;
+	// in a user namespace, over the tree as the namespace sees it
+	// (rootfs_userns.go).
 	rootfs, lower := filepath.Join(dir, "rootfs"), p.Rootfs
 	if ns := cc.Spec("").UserNS; ns != nil {
 		if lower, err = s.mappedLower(cache, p, dir, ns); err != nil {
 			return "", image.Config{}, err
 		}
 	}
+	s.b.waitContainerModules()
 	err = mountOverlay(lower, dir)
 	if err == nil {
 		return rootfs, p.Config, nil

@@ -124,6 +124,8 @@ func (s *supervisor) loop() (Action, int) {
 		case <-s.b.netChanged: // a container may wait for the network
 		case r, ok := <-s.images:
 			s.imageDone(r, ok)
+		case <-s.b.modulesDone():
+			s.b.modulesLoaded()
 		case req := <-s.b.requests:
 			if action, stop := s.handle(req); stop {
 				return action, s.status()

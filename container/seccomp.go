@@ -2,7 +2,6 @@ package container
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,6 +41,12 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 	var data []byte
 	var sum [sha256.Size]byte
 	if profile == "" || profile == "default" {
+		// Most containers: the program compiled at build time.
+		if k, err := seccomp.RunningKernel(); err == nil {
+			if prog, ok := seccomp.DefaultProgram(caps, k); ok {
+				return prog, nil
+			}
+		}
 		sum = seccomp.DefaultSum()
 	} else {
 		f, err := os.Open(profile)
@@ -183,23 +188,13 @@ func readFilter(key string) ([]unix.SockFilter, bool) {
 	if sum := filterSum(key, code); string(sum[:]) != string(data[:sha256.Size]) {
 		return nil, false
 	}
-	prog := make([]unix.SockFilter, len(code)/8)
-	for i := range prog {
-		b := code[8*i:]
-		prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
-	}
-	return prog, true
+	prog, err := seccomp.DecodeProgram(code)
+	return prog, err == nil
 }
 
 // writeFilter stores prog atomically; a failure only costs a recompile.
 func writeFilter(key string, prog []unix.SockFilter) {
-	code := make([]byte, 8*len(prog))
-	for i, in := range prog {
-		b := code[8*i:]
-		binary.LittleEndian.PutUint16(b, in.Code)
-		b[2], b[3] = in.Jt, in.Jf
-		binary.LittleEndian.PutUint32(b[4:], in.K)
-	}
+	code := seccomp.EncodeProgram(prog)
 	sum := filterSum(key, code)
 	dir, err := openCacheDir(true)
 	if err != nil {

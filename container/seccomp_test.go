@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,9 +20,12 @@ import (
 // container given /run, another user or a stale berth could: berth must
 // compile the profile instead. The last row is berth's own file, which is
 // used, and shows that the test would see a planted filter taking effect.
+// The container has a capability more than the defaults, whose program
+// is not embedded.
 func TestSeccompCacheTrustsOnlyBerthsOwn(t *testing.T) {
 	allowAll := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}}
-	key := filterKey(sha256.Sum256(seccomp.DefaultJSON()), DefaultCaps)
+	caps := append([]string{"NET_RAW"}, DefaultCaps...)
+	key := filterKey(sha256.Sum256(seccomp.DefaultJSON()), caps)
 	plant := func(t *testing.T, dir string) string { // a well-formed file; returns its path
 		t.Helper()
 		code := make([]byte, 8)
@@ -92,7 +97,7 @@ func TestSeccompCacheTrustsOnlyBerthsOwn(t *testing.T) {
 			}
 			tc.prepare(t, SeccompCacheDir)
 			filters.Clear()
-			prog, err := seccompFilter("default", DefaultCaps)
+			prog, err := seccompFilter("default", caps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,6 +105,34 @@ func TestSeccompCacheTrustsOnlyBerthsOwn(t *testing.T) {
 				t.Errorf("planted filter used: %v, want %v (%d instructions)", used, tc.planted, len(prog))
 			}
 		})
+	}
+}
+
+// TestSeccompDefaultEmbedded: a container with the default profile and
+// capabilities gets the program compiled at build time — nothing is
+// compiled, so nothing is written to the filter cache — and it is the
+// program Compile gives on this kernel.
+func TestSeccompDefaultEmbedded(t *testing.T) {
+	defer func(d string) { SeccompCacheDir = d }(SeccompCacheDir)
+	SeccompCacheDir = filepath.Join(t.TempDir(), "seccomp")
+	filters.Clear()
+	prog, err := seccompFilter("default", DefaultCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(SeccompCacheDir); err == nil {
+		t.Error("the default profile was compiled: its program went to the cache")
+	}
+	p, err := seccomp.Parse(seccomp.DefaultJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Compile(runtime.GOARCH, DefaultCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(prog, want) {
+		t.Errorf("the embedded program (%d instructions) is not the compiled one (%d)", len(prog), len(want))
 	}
 }
 

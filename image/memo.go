@@ -26,8 +26,13 @@ func memoIdentity(path string) (string, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return "", err
 	}
+	return identityOf(&st), nil
+}
+
+// identityOf is the identity line of a file with status st.
+func identityOf(st *unix.Stat_t) string {
 	return fmt.Sprintf("%d %d %d %d.%09d %d.%09d", st.Dev, st.Ino, st.Size,
-		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
 // memoPath is the memo file of path, and path made absolute.
@@ -68,6 +73,40 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 		}
 	}
 	return d, nil
+}
+
+// Remember records digest as the digest of the file at path as it is now,
+// without hashing it: Prepare and Digest then take it from the memo until
+// the file changes. The caller vouches for the digest — berth as PID 1
+// remembers those `berth initramfs` computed for the images it put in the
+// boot image — so Remember insists the file is what was vouched for: a
+// regular file of size bytes on the device dev (the initramfs, not a
+// data partition mounted over its path).
+func (c *Cache) Remember(path, digest string, size int64, dev uint64) error {
+	if err := checkDigestSyntax(digest); err != nil {
+		return fmt.Errorf("remember %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fmt.Errorf("remember %s: %w", path, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fmt.Errorf("remember %s: not a regular file", path)
+	case st.Size != size:
+		return fmt.Errorf("remember %s: %d bytes, not the %d its digest was computed over", path, st.Size, size)
+	case uint64(st.Dev) != dev:
+		return fmt.Errorf("remember %s: on another filesystem than the one vouched for", path)
+	}
+	id := identityOf(&st)
+	memo, abs := c.memoPath(path)
+	if err := os.MkdirAll(filepath.Dir(memo), 0o700); err != nil {
+		return fmt.Errorf("remember %s: %w", path, err)
+	}
+	if err := writeFileAtomic(memo, []byte(abs+"\n"+id+"\n"+digest+"\n"), 0o600); err != nil {
+		return fmt.Errorf("remember %s: %w", path, err)
+	}
+	return nil
 }
 
 // Digest is the package-level Digest with the cache's memo.

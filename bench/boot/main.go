@@ -64,6 +64,7 @@ func main() {
 	rss := flag.Bool("rss", true, "also measure berth's RSS on amd64 and arm64")
 	icount := flag.String("icount", "", "run QEMU with -icount shift=`N`: the guest's clock counts its instructions, 2^N ns each, whatever else the host runs")
 	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
+	flag.StringVar(&consoleDir, "console", "", "also write each berth boot's console to `DIR`/TARGET-berth-N.txt")
 	flag.Parse()
 	name := "boot"
 	if *icount != "" {
@@ -86,6 +87,21 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// consoleDir, when set, receives each berth boot's console (-console).
+var consoleDir string
+
+// saveConsole writes one berth boot's console into consoleDir.
+func saveConsole(name string, i, run int, out string) error {
+	if consoleDir == "" {
+		return nil
+	}
+	who := "berth"
+	if i > 0 {
+		who = "against"
+	}
+	return os.WriteFile(filepath.Join(consoleDir, fmt.Sprintf("%s-%s-%d.txt", name, who, run+1)), []byte(out), 0o644)
 }
 
 // machine is what one target boots with.
@@ -155,6 +171,9 @@ func bench(repo string, tg target, runs int, against, icount string, rec *result
 				return fmt.Errorf("%s: berth: %w\n%s", tg.name, err, out)
 			}
 			berths[i] = append(berths[i], parse(out))
+			if err := saveConsole(tg.name, i, r, out); err != nil {
+				return err
+			}
 		}
 	}
 	clock := ""

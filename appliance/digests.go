@@ -1,0 +1,63 @@
+package appliance
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/u-root/u-root/pkg/cpio"
+
+	"berth/boot"
+	"berth/image"
+)
+
+// addDigests hashes each image file the initramfs holds and lists the
+// digests in boot.BootDigests, so that berth does not hash them again at
+// every boot (boot/bootdigests.go says why that is safe). An image whose
+// digest is not the one the config pins is refused here, at build time,
+// as berth would refuse it at boot. Images on the data partition are not
+// in the list: berth hashes those; so are files berth cannot read as
+// images, which it refuses at boot (a note says so).
+func (b *Built) addDigests(cfg *boot.Config) error {
+	placed := map[string]Placed{}
+	for _, p := range b.Placed {
+		placed[p.Path] = p
+	}
+	byPath := map[string]boot.BootDigest{}
+	unread := map[string]bool{}
+	for _, c := range cfg.Container {
+		at := appliancePath(c.Image)
+		p, ok := placed[at]
+		e := b.entries[clean(at)]
+		if !ok || unread[at] || e == nil || e.src == (File{}) || e.mode&cpio.S_IFMT != cpio.S_IFREG {
+			continue // on the data partition, or a directory (an OCI layout)
+		}
+		d, done := byPath[at]
+		if !done {
+			digest, err := image.Digest(e.src.String(), c.Platform)
+			if err != nil {
+				unread[at] = true
+				b.Notes = append(b.Notes, fmt.Sprintf("%s is not listed in %s, berth will refuse it at boot: %v", at, boot.BootDigests, err))
+				continue
+			}
+			d = boot.BootDigest{Path: at, Size: e.size, Digest: digest}
+			byPath[at] = d
+		}
+		if c.Digest != "" && !strings.EqualFold(c.Digest, d.Digest) {
+			return fmt.Errorf("container %s: image %s is %s, but the config pins %s", c.Name, p.Host, d.Digest, c.Digest)
+		}
+	}
+	if len(byPath) == 0 {
+		return nil
+	}
+	ds := make([]boot.BootDigest, 0, len(byPath))
+	for _, d := range byPath {
+		ds = append(ds, d)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Path < ds[j].Path })
+	data, err := boot.FormatBootDigests(ds)
+	if err != nil {
+		return err
+	}
+	return b.AddData(boot.BootDigests, data, 0o644)
+}
