@@ -29,7 +29,52 @@ var SeccompCacheDir = "/run/berth/seccomp"
 
 // filters caches compiled filters in memory by profile digest, arch,
 // capabilities and kernel: PID 1 compiles each once.
-var filters sync.Map // string -> []unix.SockFilter
+var filters = filterCache{m: map[string][]unix.SockFilter{}}
+
+// maxCachedFilters bounds the filters kept, in memory and on disk: a
+// config has few distinct (profile, capabilities) pairs, but reloads with
+// ever new profiles, or berth upgrades (the disk key holds the binary's
+// identity), must not grow PID 1 or /run without end.
+const maxCachedFilters = 64
+
+// filterCache is a map of at most maxCachedFilters filters; a store into
+// a full cache drops another entry first (a dropped filter only costs a
+// recompile).
+type filterCache struct {
+	mu sync.Mutex
+	m  map[string][]unix.SockFilter
+}
+
+func (c *filterCache) Load(key string) ([]unix.SockFilter, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.m[key]
+	return f, ok
+}
+
+func (c *filterCache) Store(key string, prog []unix.SockFilter) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; !ok && len(c.m) >= maxCachedFilters {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[key] = prog
+}
+
+func (c *filterCache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+}
+
+func (c *filterCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
 
 // seccompFilter compiles the seccomp profile named by spec ("" or
 // "default", "unconfined", or a file) for this architecture and the
@@ -63,7 +108,7 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 	}
 	key := filterKey(sum, caps)
 	if f, ok := filters.Load(key); ok {
-		return f.([]unix.SockFilter), nil
+		return f, nil
 	}
 	if prog, ok := readFilter(key); ok {
 		filters.Store(key, prog)
@@ -201,6 +246,7 @@ func writeFilter(key string, prog []unix.SockFilter) {
 		return
 	}
 	defer unix.Close(dir)
+	pruneFilters(dir)
 	tmp := fmt.Sprintf(".tmp-%s-%d", key, os.Getpid())
 	fd, err := unix.Openat(dir, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -213,5 +259,29 @@ func writeFilter(key string, prog []unix.SockFilter) {
 	}
 	if err != nil {
 		_ = unix.Unlinkat(dir, tmp, 0)
+	}
+}
+
+// pruneFilters empties the cache directory dir (an fd) when it holds
+// maxCachedFilters entries or more, before one more is written: stale
+// filters of an earlier binary or kernel go, and the directory stays
+// bounded; the filters in use are written again at their next compile.
+func pruneFilters(dir int) {
+	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(dir))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(maxCachedFilters + 1)
+	if err != nil || len(names) < maxCachedFilters {
+		return
+	}
+	for {
+		for _, name := range names {
+			_ = unix.Unlinkat(dir, name, 0)
+		}
+		if names, err = f.Readdirnames(256); err != nil || len(names) == 0 {
+			return
+		}
 	}
 }

@@ -3,6 +3,7 @@ package container
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -140,5 +141,45 @@ func TestSeccompDefaultEmbedded(t *testing.T) {
 func TestSeccompProfileSizeLimit(t *testing.T) {
 	if _, err := seccompFilter("/dev/zero", DefaultCaps); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("endless profile: %v, want it refused for its size", err)
+	}
+}
+
+// TestSeccompCacheBounded: profiles that keep changing (a reload after
+// each edit) neither grow PID 1's filter cache nor the cache directory
+// past maxCachedFilters, and every start still gets its own profile's
+// filter.
+func TestSeccompCacheBounded(t *testing.T) {
+	defer func(d string) { SeccompCacheDir = d }(SeccompCacheDir)
+	SeccompCacheDir = filepath.Join(t.TempDir(), "seccomp")
+	filters.Clear()
+	defer filters.Clear()
+	dir := t.TempDir()
+	const profiles = maxCachedFilters + 40
+	for i := range profiles {
+		path := filepath.Join(dir, fmt.Sprintf("p%d.json", i))
+		data := fmt.Sprintf(`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": %d, "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}`, i+1)
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		prog, err := seccompFilter(path, DefaultCaps)
+		if err != nil {
+			t.Fatalf("profile %d: %v", i, err)
+		}
+		if !slices.ContainsFunc(prog, func(f unix.SockFilter) bool { return f.K == unix.SECCOMP_RET_ERRNO|uint32(i+1) }) {
+			t.Fatalf("profile %d: its filter does not return errno %d", i, i+1)
+		}
+		if n := filters.Len(); n > maxCachedFilters {
+			t.Fatalf("after %d profiles, %d filters in memory, above %d", i+1, n, maxCachedFilters)
+		}
+		entries, err := os.ReadDir(SeccompCacheDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) > maxCachedFilters {
+			t.Fatalf("after %d profiles, %d files in %s, above %d", i+1, len(entries), SeccompCacheDir, maxCachedFilters)
+		}
+	}
+	if filters.Len() == 0 {
+		t.Error("nothing cached in memory")
 	}
 }
