@@ -3,6 +3,7 @@ package boot
 import (
 	"math"
 	"runtime/debug"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,10 @@ const (
 	bootMemoryLimit = 64 << 20
 )
 
+// gcPercent is the collector's GOGC as berth last set it, for berth
+// status; 0 before berth sets it (Go's default, 100, applies).
+var gcPercent atomic.Int64
+
 // bootGC sets the collector for the boot.
 func bootGC() {
 	limit := int64(bootMemoryLimit)
@@ -31,6 +36,7 @@ func bootGC() {
 		limit = min(limit, int64(si.Totalram)*int64(si.Unit)/4)
 	}
 	debug.SetGCPercent(bootGCPercent)
+	gcPercent.Store(bootGCPercent)
 	debug.SetMemoryLimit(limit)
 }
 
@@ -38,6 +44,7 @@ func bootGC() {
 // the boot's garbage back to the kernel.
 func steadyGC() {
 	debug.SetGCPercent(steadyGCPercent)
+	gcPercent.Store(steadyGCPercent)
 	debug.SetMemoryLimit(math.MaxInt64)
 	debug.FreeOSMemory()
 }

@@ -384,10 +384,10 @@ func readProc(path string, want map[string]*int64) error {
 // the target, judged on the largest RSS of every run: PID 1's memory at
 // a steady state is at most that.
 func report(part, afterName string, idle, after []sample, rec *results.Set) {
-	fmt.Printf("  %-22s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n", "KiB", "RSS", "anon", "file", "shmem", "PSS", "heap", "objects", "stacks", "go held", "gs")
+	fmt.Printf("  %-22s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n", "KiB", "RSS", "anon", "file", "shmem", "PSS", "heap", "stacks", "go held", "gs")
 	row := func(name string, s sample) {
-		fmt.Printf("  %-22s %8d %8d %8d %8d %8d %8d %8d %8d %8d %6d\n", name, s.RSS>>10, s.Anon>>10, s.File>>10, s.Shmem>>10, s.PSS>>10,
-			s.GoHeapLive>>10, s.GoHeapObjects>>10, s.GoStacks>>10, s.GoHeld>>10, s.Goroutines)
+		fmt.Printf("  %-22s %8d %8d %8d %8d %8d %8d %8d %8d %6d\n", name, s.RSS>>10, s.Anon>>10, s.File>>10, s.Shmem>>10, s.PSS>>10,
+			s.GoHeapObjects>>10, s.GoStacks>>10, s.GoHeld>>10, s.Goroutines)
 	}
 	for i := range idle {
 		row(fmt.Sprintf("run %d idle", i+1), idle[i])
@@ -402,7 +402,7 @@ func report(part, afterName string, idle, after []sample, rec *results.Set) {
 		for _, f := range []struct {
 			name string
 			v    int64
-		}{{"RSS", m.RSS}, {"anon", m.Anon}, {"file", m.File}, {"shmem", m.Shmem}, {"PSS", m.PSS}, {"Go heap live", m.GoHeapLive},
+		}{{"RSS", m.RSS}, {"anon", m.Anon}, {"file", m.File}, {"shmem", m.Shmem}, {"PSS", m.PSS},
 			{"Go heap objects", m.GoHeapObjects}, {"Go stacks", m.GoStacks}, {"Go held", m.GoHeld}} {
 			rec.Add(part+" / "+ph.name+" / "+f.name, float64(f.v>>10), "KiB")
 		}
@@ -448,7 +448,6 @@ func medianSample(s []sample) sample {
 	m.File = med(func(x sample) int64 { return x.File })
 	m.Shmem = med(func(x sample) int64 { return x.Shmem })
 	m.PSS = med(func(x sample) int64 { return x.PSS })
-	m.GoHeapLive = med(func(x sample) int64 { return x.GoHeapLive })
 	m.GoHeapObjects = med(func(x sample) int64 { return x.GoHeapObjects })
 	m.GoStacks = med(func(x sample) int64 { return x.GoStacks })
 	m.GoHeld = med(func(x sample) int64 { return x.GoHeld })
