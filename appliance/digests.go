@@ -1,7 +1,11 @@
 package appliance
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"sort"
 	"strings"
 
@@ -40,8 +44,16 @@ func (b *Built) addDigests(cfg *boot.Config) error {
 				b.Notes = append(b.Notes, fmt.Sprintf("%s is not listed in %s, berth will refuse it at boot: %v", at, boot.BootDigests, err))
 				continue
 			}
+			if raw, err := fileDigest(e.src); err != nil || raw != digest {
+				// Not a berth image file (berth converts it at boot) or
+				// changed already: berth hashes it at boot.
+				unread[at] = true
+				b.Notes = append(b.Notes, fmt.Sprintf("%s is not listed in %s: its digest is not that of its bytes", at, boot.BootDigests))
+				continue
+			}
 			d = boot.BootDigest{Path: at, Size: e.size, Digest: digest}
 			byPath[at] = d
+			e.digest = digest
 		}
 		if c.Digest != "" && !strings.EqualFold(c.Digest, d.Digest) {
 			return fmt.Errorf("container %s: image %s is %s, but the config pins %s", c.Name, p.Host, d.Digest, c.Digest)
@@ -60,4 +72,45 @@ func (b *Built) addDigests(cfg *boot.Config) error {
 		return err
 	}
 	return b.AddData(boot.BootDigests, data, 0o644)
+}
+
+// fileDigest is the SHA-256 of f's bytes, as "sha256:HEX".
+func fileDigest(f File) (string, error) {
+	r, err := f.open()
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", fmt.Errorf("digest %s: %w", f, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashingReaderAt hashes what the cpio writer reads, which it reads once,
+// in order: the bytes written are the bytes hashed, so a file changed
+// between its digest and the write cannot go into the archive unseen.
+type hashingReaderAt struct {
+	r   io.ReaderAt
+	h   hash.Hash
+	off int64 // bytes hashed so far
+	bad bool  // a read that was not the next one in order
+}
+
+func (h *hashingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := h.r.ReadAt(p, off)
+	if off != h.off {
+		h.bad = true
+	} else {
+		h.h.Write(p[:n])
+		h.off += int64(n)
+	}
+	return n, err
+}
+
+// check reports whether exactly size bytes were read, in order, and they
+// hash to want.
+func (h *hashingReaderAt) check(size int64, want string) bool {
+	return !h.bad && h.off == size && "sha256:"+hex.EncodeToString(h.h.Sum(nil)) == want
 }

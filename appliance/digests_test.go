@@ -85,3 +85,36 @@ command = ["true"]
 		t.Errorf("a wrong pin: %v", err)
 	}
 }
+
+// TestInitramfsImageChangedBeforeWrite: an image listed with its digest
+// that changes between the build and the write (same size, other bytes)
+// fails the write: the archive never holds bytes other than the ones the
+// listed digest names.
+func TestInitramfsImageChangedBeforeWrite(t *testing.T) {
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	write(t, filepath.Join(tree, "bin", "hello"), "hello")
+	img := filepath.Join(dir, "app.tar.zst")
+	if err := image.Pack(tree, img, image.PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "berth.toml")
+	write(t, config, "[[container]]\nname = \"a\"\nimage = \"/images/app.tar.zst\"\ncommand = [\"true\"]\n")
+	b, err := appliance.Build(appliance.Spec{Config: config, Arch: runtime.GOARCH, Berth: testBerth(t),
+		Files: map[string]string{"/images/app.tar.zst": img}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 0xff
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "initramfs.cpio.zst")
+	if err := b.Write(out); err == nil || !strings.Contains(err.Error(), "changed while the initramfs was written") {
+		t.Errorf("write after the image changed: %v", err)
+	}
+}

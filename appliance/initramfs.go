@@ -10,6 +10,7 @@ package appliance
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,7 @@ type entry struct {
 	src          File
 	data         []byte
 	size         int64
+	digest       string // of src's bytes when it is listed in boot.BootDigests
 	rmajor, rmin uint64
 }
 
@@ -298,7 +300,17 @@ func (e *entry) write(w cpio.RecordWriter, name string, ino, mtime uint64) error
 		return fmt.Errorf("%s changed while the initramfs was written", e.src)
 	}
 	info.FileSize = uint64(e.size)
-	return w.WriteRecord(cpio.Record{ReaderAt: f, Info: info})
+	if e.digest == "" {
+		return w.WriteRecord(cpio.Record{ReaderAt: f, Info: info})
+	}
+	h := &hashingReaderAt{r: f, h: sha256.New()}
+	if err := w.WriteRecord(cpio.Record{ReaderAt: h, Info: info}); err != nil {
+		return err
+	}
+	if !h.check(e.size, e.digest) {
+		return fmt.Errorf("%s changed while the initramfs was written: its bytes are no longer %s", e.src, e.digest)
+	}
+	return nil
 }
 
 // sourceDateEpoch is the modification time of every record: 0, or
