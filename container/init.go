@@ -89,38 +89,59 @@ func runInit() error {
 		return err
 	}
 
+	// 7–8: the process's own set-up.
+	ruleset, cwd, err := prepareProcess(cfg, root)
+	if err != nil {
+		return err
+	}
+	// 9–15: confinement, credentials, exec.
+	return becomeWorkload(cfg, ruleset, cwd)
+}
+
+// prepareProcess makes Landlock's ruleset over the finished tree (-1:
+// none), the terminal, the process limits and the working directory
+// (returned), while berth still holds its privileges.
+func prepareProcess(cfg initConfig, root *rootMounter) (ruleset int, cwd string, err error) {
+	spec := cfg.Spec
 	// Landlock's ruleset, over the finished tree.
-	ruleset := -1
+	ruleset = -1
 	if spec.Landlock != nil {
 		if ruleset, err = landlockRuleset(spec.Landlock, int(root.root.Fd())); err != nil {
-			return err
+			return -1, "", err
 		}
 	}
 
 	// 7. A terminal of the container's own devpts, when asked for.
 	if spec.TTY {
 		if err := setupPTY(cfg.PTYFd, spec.User.UID, spec.User.GID); err != nil {
-			return err
+			return -1, "", err
 		}
 	}
 
 	// 8. Process limits, while we still may raise them.
 	if err := setRlimits(spec.Rlimits); err != nil {
-		return err
+		return -1, "", err
 	}
 	if spec.OOMScoreAdj != nil {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(fmt.Sprint(*spec.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("set oom_score_adj %d: %w", *spec.OOMScoreAdj, err)
+			return -1, "", fmt.Errorf("set oom_score_adj %d: %w", *spec.OOMScoreAdj, err)
 		}
 	}
-	cwd := spec.Cwd
+	cwd = spec.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
-		return fmt.Errorf("create working directory %s: %w", cwd, err)
+		return -1, "", fmt.Errorf("create working directory %s: %w", cwd, err)
 	}
 
+	return ruleset, cwd, nil
+}
+
+// becomeWorkload confines the process, takes the workload's
+// credentials and executes it; it returns only on failure.
+func becomeWorkload(cfg initConfig, ruleset int, cwd string) error {
+	spec := cfg.Spec
 	// 9. Without no_new_privs, the security modules and seccomp must go on while we
 	// still hold CAP_SYS_ADMIN; otherwise they go on last.
 	if spec.AllowNewPrivileges {
