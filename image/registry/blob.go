@@ -33,8 +33,10 @@ var (
 // copyBuffer is the download buffer: memory does not grow with a blob.
 const copyBuffer = 256 << 10
 
-// errPermanent marks failures retrying cannot mend.
-var errPermanent = errors.New("permanent")
+// permanent marks failures retrying cannot mend.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
 
 // download fetches blob d into path, resuming path+".partial"; tick gets
 // the bytes as they arrive.
@@ -54,18 +56,18 @@ func (c *client) download(ctx context.Context, d descriptor, path string, tick f
 		return err
 	}
 	tick(n)
-	pause, failures := backoff, 0
+	pause, failures, best := backoff, 0, n
 	for n < d.Size {
 		got, err := c.fetchRange(ctx, d, f, h, n, tick)
 		n += got
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, errPermanent) || ctx.Err() != nil {
+		if errors.As(err, new(permanent)) || ctx.Err() != nil {
 			return err
 		}
-		if got > 0 {
-			pause, failures = backoff, 0
+		if n > best { // progress past anything seen before: a new run of retries
+			best, pause, failures = n, backoff, 0
 		}
 		if failures++; failures > retries {
 			return fmt.Errorf("gave up after %d attempts: %w", retries, err)
@@ -120,7 +122,7 @@ func (c *client) fetchRange(ctx context.Context, d descriptor, f *os.File, h has
 	switch {
 	case resp.status == 206 && n > 0:
 		if !strings.HasPrefix(resp.get("Content-Range"), "bytes "+strconv.FormatInt(n, 10)+"-") {
-			return 0, fmt.Errorf("blob %s: %w: asked for bytes from %d, got Content-Range %q", d.Digest, errPermanent, n, truncate(resp.get("Content-Range")))
+			return 0, permanent{fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %q", d.Digest, n, truncate(resp.get("Content-Range")))}
 		}
 	case resp.status == 200:
 		if n > 0 { // the server ignored the range: start again
@@ -134,7 +136,7 @@ func (c *client) fetchRange(ctx context.Context, d descriptor, f *os.File, h has
 	case resp.status >= 500 || resp.status == 408 || resp.status == 429:
 		return 0, statusError(resp, "blob "+d.Digest)
 	default:
-		return 0, fmt.Errorf("%w: %w", errPermanent, statusError(resp, "blob "+d.Digest))
+		return 0, permanent{statusError(resp, "blob "+d.Digest)}
 	}
 	if _, err := f.Seek(n, io.SeekStart); err != nil {
 		return 0, err
@@ -143,7 +145,7 @@ func (c *client) fetchRange(ctx context.Context, d descriptor, f *os.File, h has
 	// One byte more than the blob's size tells a blob that is too long.
 	got, err := io.CopyBuffer(w, io.LimitReader(resp.body, d.Size-n+1), make([]byte, copyBuffer))
 	if n+got > d.Size {
-		return got, fmt.Errorf("blob %s: %w: longer than the %d bytes its descriptor says", d.Digest, errPermanent, d.Size)
+		return got, permanent{fmt.Errorf("blob %s: longer than the %d bytes its descriptor says", d.Digest, d.Size)}
 	}
 	if err == nil && n+got < d.Size {
 		err = fmt.Errorf("blob %s: the connection ended at byte %d of %d", d.Digest, n+got, d.Size)

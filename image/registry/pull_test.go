@@ -2,11 +2,14 @@ package registry_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"berth/image"
 	"berth/image/registry"
@@ -139,5 +142,227 @@ func TestPullWrongDigest(t *testing.T) {
 	}
 	if e := registrytest.CacheEntries(t, cache.Root); len(e) != 0 {
 		t.Errorf("cache entries after refused pulls: %v", e)
+	}
+}
+
+// bigImage packs a tree with 4 MiB of random data, so a layer takes many
+// reads.
+func bigImage(t *testing.T) (tree, img string) {
+	t.Helper()
+	tree = registrytest.MakeTree(t, "big")
+	b := make([]byte, 4<<20)
+	rand.Read(b)
+	if err := os.WriteFile(filepath.Join(tree, "random.bin"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return tree, registrytest.PackImage(t, tree)
+}
+
+// blobGets returns the heads of GETs of blob d, and those with a Range.
+func blobGets(heads []string, d string) (all, ranged []string) {
+	for _, h := range heads {
+		if strings.HasPrefix(h, "GET ") && strings.Contains(h, "/blobs/"+d) {
+			all = append(all, h)
+			if strings.Contains(h, "\r\nRange: bytes=") {
+				ranged = append(ranged, h)
+			}
+		}
+	}
+	return all, ranged
+}
+
+// TestPullResume kills the registry in the middle of a layer and starts
+// it again: the pull reconnects and goes on from where it was with a
+// range request, and the tree is whole.
+func TestPullResume(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	tree, img := bigImage(t)
+	layer := registrytest.FileDigest(t, img)
+	if _, err := registry.Push(context.Background(), img, "docker://"+reg.Host+"/berth/big:v1", registry.PushOptions{Registries: reg.Regs}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := registrytest.StartProxy(t, reg.Host)
+	proxy.Cut = func(head string) int64 {
+		if all, _ := blobGets([]string{head}, layer); len(all) > 0 && !strings.Contains(head, "Range:") {
+			return 1 << 20
+		}
+		return -1
+	}
+	regs := registry.Registries{proxy.Host: {Insecure: true}}
+	done := make(chan error, 1)
+	var p registry.Pulled
+	cache := newCache(t)
+	go func() {
+		var err error
+		p, err = registry.Pull(context.Background(), cache, "docker://"+proxy.Host+"/berth/big:v1", registry.Options{Registries: regs})
+		done <- err
+	}()
+	<-proxy.Cuts
+	reg.Stop()
+	time.Sleep(500 * time.Millisecond) // the pull finds nobody there at least once
+	reg.Start()
+	if err := <-done; err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	p.Release()
+	if _, ranged := blobGets(proxy.Heads(), layer); len(ranged) == 0 {
+		t.Errorf("no range request for the layer; requests:\n%s", strings.Join(proxy.Heads(), ""))
+	}
+	if got, want := registrytest.TreeSum(t, p.Rootfs), registrytest.TreeSum(t, tree); got != want {
+		t.Errorf("tree differs:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestPullResumeAcrossPulls: a registry that does not come back fails the
+// pull with nothing in the cache but the partial download, which the next
+// pull (another process, say) resumes with a range request.
+func TestPullResumeAcrossPulls(t *testing.T) {
+	defer registry.SetRetries(2, 10*time.Millisecond)()
+	reg := registrytest.Start(t, registrytest.Options{})
+	tree, img := bigImage(t)
+	layer := registrytest.FileDigest(t, img)
+	md, err := registry.Push(context.Background(), img, "docker://"+reg.Host+"/berth/big:v1", registry.PushOptions{Registries: reg.Regs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := registrytest.StartProxy(t, reg.Host)
+	cut := true
+	proxy.Cut = func(head string) int64 {
+		if all, _ := blobGets([]string{head}, layer); len(all) > 0 && cut {
+			cut = false
+			return 1 << 20
+		}
+		return -1
+	}
+	regs := registry.Registries{proxy.Host: {Insecure: true}}
+	ref := "docker://" + proxy.Host + "/berth/big:v1"
+	cache := newCache(t)
+	go func() { <-proxy.Cuts; reg.Stop() }()
+	if _, err := registry.Pull(context.Background(), cache, ref, registry.Options{Registries: regs}); err == nil {
+		t.Fatal("pull succeeded with the registry gone")
+	} else {
+		t.Logf("pull with the registry gone: %v", err)
+	}
+	if e := registrytest.CacheEntries(t, cache.Root); len(e) != 0 {
+		t.Errorf("cache entries after a failed pull: %v", e)
+	}
+	partial := filepath.Join(cache.Root, ".pull", strings.TrimPrefix(md, "sha256:"), "blobs", "sha256", strings.TrimPrefix(layer, "sha256:")+".partial")
+	st, err := os.Stat(partial)
+	if err != nil || st.Size() == 0 {
+		t.Fatalf("no partial download kept: %v", err)
+	}
+	reg.Start()
+	p, err := registry.Pull(context.Background(), cache, ref, registry.Options{Registries: regs})
+	if err != nil {
+		t.Fatalf("second pull: %v", err)
+	}
+	p.Release()
+	want := fmt.Sprintf("Range: bytes=%d-", st.Size())
+	if _, ranged := blobGets(proxy.Heads(), layer); len(ranged) == 0 || !strings.Contains(ranged[len(ranged)-1], want) {
+		t.Errorf("the second pull did not resume with %q; range requests: %q", want, ranged)
+	}
+	if got, want := registrytest.TreeSum(t, p.Rootfs), registrytest.TreeSum(t, tree); got != want {
+		t.Errorf("tree differs")
+	}
+}
+
+// TestPullMirrors: mirrors are asked in order before the host; one that
+// is down or lacks the image is passed over.
+func TestPullMirrors(t *testing.T) {
+	host := registrytest.Start(t, registrytest.Options{})
+	mirror := registrytest.Start(t, registrytest.Options{})
+	empty := registrytest.Start(t, registrytest.Options{})
+	down := fmt.Sprintf("127.0.0.1:%d", registrytest.FreePort(t))
+	ctx := context.Background()
+	imgA := registrytest.PackImage(t, registrytest.MakeTree(t, "a"))
+	imgB := registrytest.PackImage(t, registrytest.MakeTree(t, "b"))
+	// The same tag names a different image on the mirror: where it came
+	// from shows.
+	for _, x := range []struct {
+		reg *registrytest.Registry
+		img string
+	}{{host, imgA}, {mirror, imgB}} {
+		if _, err := registry.Push(ctx, x.img, "docker://"+x.reg.Host+"/m/img:v1", registry.PushOptions{Registries: x.reg.Regs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	regs := registry.Registries{
+		host.Host:   {Insecure: true, Mirrors: []string{down, empty.Host, mirror.Host}},
+		mirror.Host: {Insecure: true}, empty.Host: {Insecure: true}, down: {Insecure: true},
+	}
+	var log strings.Builder
+	p, err := registry.Pull(ctx, newCache(t), "docker://"+host.Host+"/m/img:v1", registry.Options{Registries: regs, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	if p.Host != mirror.Host || p.Prepared.Digest != registrytest.FileDigest(t, imgB) {
+		t.Errorf("pulled %s from %s, want %s from the mirror %s", p.Prepared.Digest, p.Host, registrytest.FileDigest(t, imgB), mirror.Host)
+	}
+	if !strings.Contains(log.String(), "mirror "+down) || !strings.Contains(log.String(), "mirror "+empty.Host) {
+		t.Errorf("the log does not name the mirrors passed over:\n%s", log.String())
+	}
+	regs[host.Host] = registry.Settings{Insecure: true, Mirrors: []string{down, empty.Host}}
+	p, err = registry.Pull(ctx, newCache(t), "docker://"+host.Host+"/m/img:v1", registry.Options{Registries: regs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	if p.Host != host.Host || p.Prepared.Digest != registrytest.FileDigest(t, imgA) {
+		t.Errorf("pulled from %s, want the host %s once no mirror has it", p.Host, host.Host)
+	}
+}
+
+// TestPullSignature: with a public key, the signature pushed with the
+// image is checked before anything is unpacked; a missing one or one by
+// another key refuses the pull.
+func TestPullSignature(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	key, pub, err := image.Keygen(filepath.Join(dir, "fleet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPub, _ := image.Keygen(filepath.Join(dir, "other"))
+	signedImg := registrytest.PackImage(t, registrytest.MakeTree(t, "s"))
+	if _, err := image.Sign(signedImg, key, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	unsigned := registrytest.PackImage(t, registrytest.MakeTree(t, "u"))
+	for img, sig := range map[string]string{signedImg: signedImg + ".sig", unsigned: ""} {
+		tag := map[bool]string{true: "signed", false: "unsigned"}[sig != ""]
+		if _, err := registry.Push(ctx, img, "docker://"+reg.Host+"/s/img:"+tag, registry.PushOptions{Registries: reg.Regs, Signature: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A signature of another image is refused at push.
+	if _, err := registry.Push(ctx, unsigned, "docker://"+reg.Host+"/s/img:x", registry.PushOptions{Registries: reg.Regs, Signature: signedImg + ".sig"}); err == nil {
+		t.Error("push with another image's signature succeeded")
+	}
+	for _, c := range []struct {
+		name, tag, pub, err string
+	}{
+		{"signed", "signed", pub, ""},
+		{"unsigned", "unsigned", pub, "no signature"},
+		{"other key", "signed", otherPub, "not a valid signature"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cache := newCache(t)
+			p, err := registry.Pull(ctx, cache, "docker://"+reg.Host+"/s/img:"+c.tag, registry.Options{Registries: reg.Regs, PublicKey: c.pub})
+			if c.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Release()
+				return
+			}
+			if !errors.Is(err, image.ErrSignature) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("pull: %v, want a signature error with %q", err, c.err)
+			}
+			if e := registrytest.CacheEntries(t, cache.Root); len(e) != 0 {
+				t.Errorf("cache entries after a refused pull: %v", e)
+			}
+		})
 	}
 }
