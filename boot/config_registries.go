@@ -10,8 +10,8 @@ import (
 // checkRegistries validates the [registries."HOST:PORT"] tables (see
 // registry.Settings): names are hosts, files absolute or relative to the
 // config, a password goes with a username, mirrors are hosts and not the
-// registry itself. Container images named docker://… are checked here
-// too.
+// registry itself. A container image named docker://… is refused with
+// a hint: boot does not pull yet (berth pull fills the cache by hand).
 func (cfg *Config) checkRegistries(v *validator) {
 	hosts := make([]string, 0, len(cfg.Registries))
 	for h := range cfg.Registries {
@@ -40,8 +40,11 @@ func (cfg *Config) checkRegistries(v *validator) {
 	}
 	for i, c := range cfg.Container {
 		if registry.IsRef(c.Image) {
+			key := "container#" + strconv.Itoa(i) + ".image"
 			if _, err := registry.ParseRef(c.Image); err != nil {
-				v.addKey("container#"+strconv.Itoa(i)+".image", "%v", err)
+				v.addKey(key, "%v", err)
+			} else {
+				v.addKey(key, "images from a registry are not pulled at boot yet: pull it with berth pull, or name an image file")
 			}
 		}
 	}
