@@ -3,8 +3,12 @@ package registry_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -365,4 +369,68 @@ func TestPullSignature(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPullIndex: from a multi-platform index the platform is picked as
+// for OCI layouts; the reference's digest is the index's; a platform the
+// index lacks, or a config for another platform, is refused before any
+// layer is fetched.
+func TestPullIndex(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	imgs := map[string]string{"amd64": registrytest.PackImage(t, registrytest.MakeTree(t, "amd")), "arm64": registrytest.PackImage(t, registrytest.MakeTree(t, "arm"))}
+	var entries []string
+	for arch, img := range imgs {
+		md, err := registry.Push(ctx, img, "docker://"+reg.Host+"/x/multi:"+arch, registry.PushOptions{Registries: reg.Regs, Platform: "linux/" + arch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := manifestSize(t, reg.Host, "x/multi", arch)
+		entries = append(entries, fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d,"platform":{"os":"linux","architecture":%q}}`, registry.MediaOCIManifest, md, size, arch))
+	}
+	index := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[%s]}`, registry.MediaOCIIndex, strings.Join(entries, ","))
+	req, _ := http.NewRequest("PUT", "http://"+reg.Host+"/v2/x/multi/manifests/all", strings.NewReader(index))
+	req.Header.Set("Content-Type", registry.MediaOCIIndex)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("put index: %v %v", err, resp)
+	}
+	sum := sha256.Sum256([]byte(index))
+	indexDigest := "sha256:" + hex.EncodeToString(sum[:])
+	for _, arch := range []string{"amd64", "arm64"} {
+		p, err := registry.Pull(ctx, newCache(t), "docker://"+reg.Host+"/x/multi:all", registry.Options{Registries: reg.Regs, Platform: "linux/" + arch})
+		if err != nil {
+			t.Fatalf("%s: %v", arch, err)
+		}
+		p.Release()
+		if p.Digest != indexDigest || p.Prepared.Digest != registrytest.FileDigest(t, imgs[arch]) {
+			t.Errorf("%s: digest %s (want the index's %s), entry %s (want %s's image)", arch, p.Digest, indexDigest, p.Prepared.Digest, arch)
+		}
+	}
+	cache := newCache(t)
+	_, err = registry.Pull(ctx, cache, "docker://"+reg.Host+"/x/multi:all", registry.Options{Registries: reg.Regs, Platform: "linux/riscv64"})
+	if err == nil || !strings.Contains(err.Error(), "no image for linux/riscv64") {
+		t.Errorf("riscv64 from the index: %v", err)
+	}
+	_, err = registry.Pull(ctx, cache, "docker://"+reg.Host+"/x/multi:arm64", registry.Options{Registries: reg.Regs, Platform: "linux/amd64"})
+	if err == nil || !strings.Contains(err.Error(), "config is for linux/arm64, not linux/amd64") {
+		t.Errorf("an arm64 image pulled for amd64: %v", err)
+	}
+	if e := registrytest.CacheEntries(t, cache.Root); len(e) != 0 {
+		t.Errorf("cache entries after refused pulls: %v", e)
+	}
+}
+
+// manifestSize is the size of the manifest repo:tag names.
+func manifestSize(t *testing.T, host, repo, tag string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+host+"/v2/"+repo+"/manifests/"+tag, nil)
+	req.Header.Set("Accept", registry.MediaOCIManifest)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return len(b)
 }
