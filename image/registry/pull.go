@@ -97,10 +97,10 @@ func firstManifest(ctx context.Context, r Ref, regs Registries, log io.Writer) (
 
 // Pull fetches ref into cache: the manifest (checked against a pinned
 // digest before anything else is fetched), the platform's image manifest,
-// its config (checked against the platform), every layer (each checked
-// against its digest as it lands on disk), the signature when
-// opts.PublicKey asks for one; then image.Cache.Prepare unpacks the
-// verified files, all or nothing.
+// its config (checked against the platform); then, unless the cache has
+// the image already, every layer (each checked against its digest as it
+// lands on disk); the signature when opts.PublicKey asks for one; then
+// image.Cache.Prepare unpacks the verified files, all or nothing.
 func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p Pulled, err error) {
 	r, err := ParseRef(ref)
 	if err != nil {
@@ -126,23 +126,49 @@ func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p 
 		return p, fmt.Errorf("pull %s: %w", r, err)
 	}
 	defer unlock()
-	src, signed, err := c.fetchImage(ctx, img, dir, opts)
+	cfg, err := c.fetchConfig(ctx, img, dir, opts.Platform)
 	if err != nil {
 		return p, fmt.Errorf("pull %s: %w", r, err)
 	}
-	if opts.PublicKey != "" {
-		if err := c.verifySignature(ctx, top.digest, signed, dir, opts.PublicKey); err != nil {
-			return p, fmt.Errorf("pull %s: %w (nothing unpacked)", r, err)
-		}
+	var ok bool
+	if p.Prepared, ok, err = c.cached(ctx, cache, img, top.digest, cfg, dir, opts.PublicKey); !ok && err == nil {
+		p.Prepared, err = c.fetchLayers(ctx, cache, img, top.digest, dir, opts)
 	}
-	po := image.PrepareOptions{Digest: signed, Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
-	if p.Prepared, err = cache.Prepare(src, po); err != nil {
+	if err != nil {
 		return p, fmt.Errorf("pull %s: %w", r, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		fmt.Fprintf(log, "pull %s: removing the downloads: %v\n", r, err)
 	}
 	return p, nil
+}
+
+// cached returns the cache's entry for img when it has one (keyed by its
+// berth layer, or by its manifest), its signature checked when pub asks:
+// then no layer is fetched.
+func (c *client) cached(ctx context.Context, cache *image.Cache, img *fetched, top string, cfg []byte, dir, pub string) (image.Prepared, bool, error) {
+	keys := []string{img.digest}
+	if l := img.m.Layers; len(l) == 1 && l[0].MediaType == MediaLayerZstd {
+		keys = []string{l[0].Digest, img.digest}
+	}
+	for _, k := range keys {
+		p, ok, err := cache.Lookup(k)
+		if err != nil || !ok {
+			continue
+		}
+		if pub != "" {
+			if err := c.verifySignature(ctx, top, k, dir, pub); err != nil {
+				p.Release()
+				return p, false, fmt.Errorf("%w (nothing used from the cache)", err)
+			}
+		}
+		if p.Config, err = image.ParseOCIConfig(cfg); err != nil {
+			p.Release()
+			return p, false, fmt.Errorf("config: %w", err)
+		}
+		return p, true, nil
+	}
+	return image.Prepared{}, false, nil
 }
 
 // lockPullDir creates dir and flocks it for this pull.
@@ -171,45 +197,65 @@ type imageConfig struct {
 	image.Platform
 }
 
-// fetchImage downloads img's config and layers into dir and returns what
-// to prepare and the digest it is known by: a berth image's file and its
-// digest, or an OCI layout of the image and its manifest's digest.
-func (c *client) fetchImage(ctx context.Context, img *fetched, dir string, opts Options) (src, digest string, err error) {
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	cfgDesc := *img.m.Config
-	cfgPath := filepath.Join(blobs, strings.TrimPrefix(cfgDesc.Digest, "sha256:"))
-	if err := c.download(ctx, cfgDesc, cfgPath, func(int64) {}); err != nil {
-		return "", "", fmt.Errorf("config: %w", err)
+// fetchConfig downloads img's config into dir and checks its platform.
+func (c *client) fetchConfig(ctx context.Context, img *fetched, dir, platform string) ([]byte, error) {
+	d := *img.m.Config
+	path := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d.Digest, "sha256:"))
+	if err := c.download(ctx, d, path, func(int64) {}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfgBytes, err := readSmall(cfgPath, maxManifest)
+	b, err := readSmall(path, maxManifest)
 	if err != nil {
-		return "", "", fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	var cfg imageConfig
-	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
-		return "", "", fmt.Errorf("config %s: %w", cfgDesc.Digest, err)
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
-	if ok, err := cfg.Platform.Matches(opts.Platform); err != nil || !ok {
-		want, _ := image.ParsePlatform(opts.Platform)
-		return "", "", fmt.Errorf("the image's config is for %s, not %s (nothing fetched)", cfg.Platform, want)
+	if ok, err := cfg.Platform.Matches(platform); err != nil || !ok {
+		want, _ := image.ParsePlatform(platform)
+		return nil, fmt.Errorf("the image's config is for %s, not %s (no layer fetched)", cfg.Platform, want)
 	}
+	return b, nil
+}
+
+// fetchLayers downloads img's layers into dir, checks the signature when
+// opts asks, and prepares the image in the cache: a berth image from its
+// file, keyed by its digest; anything else as an OCI layout of the
+// downloads, keyed by its manifest's digest.
+func (c *client) fetchLayers(ctx context.Context, cache *image.Cache, img *fetched, top, dir string, opts Options) (image.Prepared, error) {
+	blobs := filepath.Join(dir, "blobs", "sha256")
 	prog := newProgress(opts.Progress, img.m.Layers)
 	for i, l := range img.m.Layers {
 		path := filepath.Join(blobs, strings.TrimPrefix(l.Digest, "sha256:"))
 		if err := c.download(ctx, l, path, prog.tick); err != nil {
-			return "", "", fmt.Errorf("layer %d: %w", i, err)
+			return image.Prepared{}, fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
 	prog.done()
+	src, signed := dir, img.digest
 	if l := img.m.Layers; len(l) == 1 && l[0].MediaType == MediaLayerZstd {
 		path := filepath.Join(blobs, strings.TrimPrefix(l[0].Digest, "sha256:"))
-		if isBerth, _, err := image.BerthConfig(path); err != nil {
-			return "", "", fmt.Errorf("layer 0: %w", err)
-		} else if isBerth {
-			return path, l[0].Digest, nil
+		isBerth, _, err := image.BerthConfig(path)
+		if err != nil {
+			return image.Prepared{}, fmt.Errorf("layer 0: %w", err)
+		}
+		if isBerth {
+			src, signed = path, l[0].Digest
 		}
 	}
-	return dir, img.digest, writeLayout(dir, img)
+	if src == dir {
+		if err := writeLayout(dir, img); err != nil {
+			return image.Prepared{}, err
+		}
+	}
+	if opts.PublicKey != "" {
+		if err := c.verifySignature(ctx, top, signed, dir, opts.PublicKey); err != nil {
+			return image.Prepared{}, fmt.Errorf("%w (nothing unpacked)", err)
+		}
+	}
+	po := image.PrepareOptions{Digest: signed, Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
+	return cache.Prepare(src, po)
 }
 
 // writeLayout makes dir an OCI image layout of img, whose blobs are there.

@@ -434,3 +434,63 @@ func manifestSize(t *testing.T, host, repo, tag string) int {
 	b, _ := io.ReadAll(resp.Body)
 	return len(b)
 }
+
+// TestPullCached: an image the cache has is not fetched again, by tag or
+// by digest, berth or docker; its signature is still checked.
+func TestPullCached(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	key, pub, _ := image.Keygen(filepath.Join(dir, "k"))
+	_, otherPub, _ := image.Keygen(filepath.Join(dir, "other"))
+	img := registrytest.PackImage(t, registrytest.MakeTree(t, "c"))
+	image.Sign(img, key, "", "")
+	if _, err := registry.Push(ctx, img, "docker://"+reg.Host+"/c/berth:v1", registry.PushOptions{Registries: reg.Regs, Signature: img + ".sig"}); err != nil {
+		t.Fatal(err)
+	}
+	src := registrytest.WriteDockerDir(t, [][]registrytest.Entry{{{Name: "a", Data: "a"}}})
+	reg.Skopeo("dir:"+src, "docker://"+reg.Host+"/c/docker:v1")
+	proxy := registrytest.StartProxy(t, reg.Host)
+	regs := registry.Registries{proxy.Host: {Insecure: true}}
+	for _, repo := range []string{"c/berth", "c/docker"} {
+		cache := newCache(t)
+		ref := "docker://" + proxy.Host + "/" + repo + ":v1"
+		first, err := registry.Pull(ctx, cache, ref, registry.Options{Registries: regs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first.Release()
+		before := len(proxy.Heads())
+		opts := registry.Options{Registries: regs}
+		if repo == "c/berth" {
+			opts.PublicKey = pub
+		}
+		again, err := registry.Pull(ctx, cache, ref, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Release()
+		// The config, and the signature's blob: no layer.
+		want, blobs := map[string]int{"c/berth": 2, "c/docker": 1}[repo], 0
+		for _, h := range proxy.Heads()[before:] {
+			if strings.Contains(h, "/blobs/") {
+				blobs++
+			}
+		}
+		if blobs != want {
+			t.Errorf("%s: the second pull fetched %d blobs, want %d (no layer):\n%s", repo, blobs, want, strings.Join(proxy.Heads()[before:], ""))
+		}
+		if !again.Cached || again.Rootfs != first.Rootfs || again.Prepared.Digest != first.Prepared.Digest {
+			t.Errorf("%s: second pull cached %v, entry %s (first %s)", repo, again.Cached, again.Prepared.Digest, first.Prepared.Digest)
+		}
+		if repo == "c/docker" && (again.Config.Cmd == nil || again.Config.Cmd[0] != "/bin/sh") {
+			t.Errorf("%s: a cached pull lost the image's config: %+v", repo, again.Config)
+		}
+		if repo == "c/berth" {
+			opts.PublicKey = otherPub
+			if _, err := registry.Pull(ctx, cache, ref, opts); !errors.Is(err, image.ErrSignature) {
+				t.Errorf("cached image with another key: %v, want a signature error", err)
+			}
+		}
+	}
+}
