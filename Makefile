@@ -47,9 +47,23 @@ HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-syste
                mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools sgdisk:gdisk
 BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux \
                qemu-arm-static:qemu-user-static
-.PHONY: host-deps bench-deps
+.PHONY: host-deps bench-deps registry-deps
 host-deps:
 	@$(call install,$(HOST_TOOLS))
+# The registry tests' peers (image/registry, cli): Debian's docker-registry
+# (the CNCF distribution registry 2.8), skopeo, and htpasswd for basic
+# auth's bcrypt file. Installing docker-registry would start its service
+# on :5000: a policy-rc.d that answers 101 keeps it stopped (the tests
+# start their own, on free ports).
+REGISTRY_TOOLS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils
+registry-deps: | host-deps
+	@if ! command -v docker-registry >/dev/null; then \
+	  test -e /usr/sbin/policy-rc.d && { echo "registry-deps: /usr/sbin/policy-rc.d exists; install docker-registry by hand"; exit 1; }; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d; \
+	  $(call install,docker-registry:docker-registry); status=$$?; \
+	  rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+	@$(call install,$(REGISTRY_TOOLS))
 # AppArmor's compiler and SELinux's reference policy, for the security
 # modules' QEMU test (boot/qemu_lsm_test.go): apparmor_parser compiles a
 # profile for the guest kernel's features; installing
@@ -60,7 +74,7 @@ lsm-deps: | host-deps
 	@$(call install,apparmor_parser:apparmor)
 	@test -f $(SELINUX_POLICY) || { echo "installing: selinux-policy-default"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends selinux-policy-default; }
-bench-deps: host-deps
+bench-deps: host-deps registry-deps
 	@$(call install,$(BENCH_TOOLS))
 
 # Debian kernels and busybox for the guests, via apt-get download with
@@ -90,7 +104,7 @@ demo: all fetch
 # (cgroup v1 here), QEMU boots on amd64, arm64, arm and riscv64 and on a
 # Raspberry Pi 3 (raspi3b) (cgroup v2).
 .PHONY: test
-test: all $(VM_ARCHES:%=fetch-%) lsm-deps
+test: all $(VM_ARCHES:%=fetch-%) lsm-deps registry-deps
 	@test "$$(id -u)" = 0 || { echo "make test needs root: namespaces, mounts and cgroups are real"; exit 1; }
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
@@ -114,7 +128,8 @@ test-32bit: out/berth-linux-arm
 
 # Fuzz targets run briefly in make test; their corpora live in
 # PKG/testdata/fuzz. Longer: make test FUZZTIME=10m.
-FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP
+FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP \
+            image/registry:FuzzParseManifest image/registry:FuzzParseChallenge
 FUZZTIME ?= 10s
 
 # Benchmarks against the peers named in the issues, side by side in one
@@ -129,6 +144,7 @@ bench: all $(VM_ARCHES:%=fetch-%) bench-deps bench-armhf
 	$(GO) run ./bench/boot -n 3 -json $(RESULTS)
 	$(GO) run ./bench/boot -n 3 -only amd64 -rss=false -icount 3 -json $(RESULTS)
 	$(GO) run ./bench/unpack -n 5 -json $(RESULTS)
+	$(GO) run ./bench/pull -n 5 -json $(RESULTS)
 	$(GO) run ./bench/mem -n 3 -json $(RESULTS)
 	@echo "results: $(RESULTS) (go run ./bench/compare OLD.json $(RESULTS))"
 

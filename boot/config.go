@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"berth/container"
+	"berth/image/registry"
 )
 
 // DefaultConfig is where PID 1 looks for its config when the kernel
@@ -29,7 +30,10 @@ type Config struct {
 	Container []ContainerConfig `toml:"container"`
 	Board     BoardConfig       `toml:"board"`
 	Images    ImagesConfig      `toml:"images"`
-	Network   NetworkConfig     `toml:"network"`
+	// Registries are the settings of OCI registries by "HOST[:PORT]",
+	// for images named docker://HOST[:PORT]/REPO….
+	Registries registry.Registries `toml:"registries"`
+	Network    NetworkConfig       `toml:"network"`
 	// Storage, when set, is the persistent data partition.
 	Storage *StorageConfig `toml:"storage"`
 	// Security is the policy berth loads into the kernel at boot.
@@ -154,6 +158,7 @@ func (cfg *Config) validate(v *validator) {
 	cfg.checkOrder(v)
 	cfg.Board.check(v)
 	cfg.checkImageKeys(v)
+	cfg.checkRegistries(v)
 	cfg.Network.check(v)
 	cfg.checkPorts(v)
 	if cfg.Storage != nil {

@@ -20,6 +20,7 @@ const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P]
        berth image sign --key NAME.key IMAGE [--sig FILE]
        berth image verify --pub NAME.pub IMAGE [--sig FILE]
        berth image gc [--cache DIR] [--keep sha256:…]... [--config FILE]
+       berth image push IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE]
 
 pack    writes a berth image (seekable zstd tar with an index) of SRC — a
         directory, a tar, .tar.gz or .tar.zst, an OCI image layout (directory
@@ -39,12 +40,16 @@ gc      removes cached rootfs trees whose digest is neither kept nor
         referenced by the config (default /etc/berth.toml unless --keep is
         given) nor used by a mounted container root, and says what it did;
         the cache is the config's [images] cache, else
-        /var/lib/berth/images, and must be one`
+        /var/lib/berth/images, and must be one
+push    publishes a berth image to an OCI registry as a one-layer image
+        (the file itself, tar+zstd) with its signature; prints the manifest
+        digest (berth pull fetches it back)`
 
 // imageVerbs are the subcommands of berth image.
 var imageVerbs = map[string]func(*ctx, []string) int{
 	"pack": imagePack, "unpack": imageUnpack, "ls": imageLs, "cat": imageCat,
 	"digest": imageDigest, "keygen": imageKeygen, "sign": imageSign, "verify": imageVerify, "gc": imageGC,
+	"push": imagePush,
 }
 
 // imageMain is `berth image VERB ...`.

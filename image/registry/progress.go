@@ -1,0 +1,47 @@
+package registry
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// progress draws one line of download progress, redrawn in place at most
+// five times a second.
+type progress struct {
+	w     io.Writer
+	total int64
+	n     int64
+	last  time.Time
+}
+
+// newProgress counts towards the layers' sizes; w nil draws nothing.
+func newProgress(w io.Writer, layers []descriptor) *progress {
+	p := &progress{w: w}
+	for _, l := range layers {
+		p.total += l.Size
+	}
+	return p
+}
+
+// tick adds n bytes (negative when a download starts again).
+func (p *progress) tick(n int64) {
+	p.n += n
+	if p.w == nil || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	p.draw()
+}
+
+func (p *progress) draw() {
+	fmt.Fprintf(p.w, "\rdownloading %.1f / %.1f MiB", float64(p.n)/(1<<20), float64(p.total)/(1<<20))
+}
+
+// done draws the final count and ends the line.
+func (p *progress) done() {
+	if p.w != nil {
+		p.draw()
+		fmt.Fprintln(p.w)
+	}
+}

@@ -1,0 +1,279 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"berth/image"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune Pull.
+type Options struct {
+	// Platform picks from a multi-platform index ("" is the running one).
+	Platform string
+	// PublicKey (a PEM ed25519 public key) requires the image's berth
+	// signature in the registry (see signature.go) before anything is
+	// unpacked.
+	PublicKey  string
+	Registries Registries
+	Limits     image.Limits
+	Progress   io.Writer // download and unpack progress, nil for none
+	Log        io.Writer // what happened: mirrors that failed…; nil for none
+}
+
+// Pulled is an image pulled into the cache.
+type Pulled struct {
+	// Digest is what the reference resolved to: REF@Digest pins it.
+	Digest string
+	// Manifest is the digest of the platform's image manifest (Digest
+	// itself unless the reference names an index).
+	Manifest string
+	// Host is the registry (or mirror) it came from.
+	Host string
+	// Prepared is the cache entry, as image.Cache.Prepare returns it: a
+	// berth image (one zstd layer holding a berth image file) is keyed
+	// by its file's digest, as when it is prepared from a local file;
+	// other images by Manifest, as an OCI layout.
+	image.Prepared
+}
+
+// pullDir is where the blobs of an image manifest are downloaded, in the
+// cache's own directory, so that a pull interrupted (even by a reboot)
+// resumes: ROOT/.pull/HEX, flock'ed by the pull using it. Nothing there
+// is an image until image.Cache.Prepare has unpacked it into an entry.
+func pullDir(cache *image.Cache, manifest string) string {
+	return filepath.Join(cache.Root, ".pull", strings.TrimPrefix(manifest, "sha256:"))
+}
+
+// Resolve returns the digest ref names now (its own when pinned, after
+// checking the registry has it), asking the mirrors first.
+func Resolve(ctx context.Context, ref string, regs Registries) (string, error) {
+	r, err := ParseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	_, top, err := firstManifest(ctx, r, regs, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	return top.digest, nil
+}
+
+// endpoints are the hosts to ask for r: its mirrors in order, then itself.
+func endpoints(r Ref, regs Registries) []string {
+	return append(append([]string(nil), regs[r.Host].Mirrors...), r.Host)
+}
+
+// firstManifest fetches r's manifest from the first endpoint that serves
+// it.
+func firstManifest(ctx context.Context, r Ref, regs Registries, log io.Writer) (*client, *fetched, error) {
+	var errs []error
+	for _, host := range endpoints(r, regs) {
+		c, err := newClient(host, r.Repo, regs)
+		if err == nil {
+			var f *fetched
+			if f, err = c.fetchManifest(ctx, r.reference(), r.Digest); err == nil {
+				return c, f, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if host != r.Host {
+			fmt.Fprintf(log, "mirror %s: %v\n", host, err)
+		}
+		errs = append(errs, err)
+	}
+	return nil, nil, fmt.Errorf("pull %s: %w", r, errors.Join(errs...))
+}
+
+// Pull fetches ref into cache: the manifest (checked against a pinned
+// digest before anything else is fetched), the platform's image manifest,
+// its config (checked against the platform); then, unless the cache has
+// the image already, every layer (each checked against its digest as it
+// lands on disk); the signature when opts.PublicKey asks for one; then
+// image.Cache.Prepare unpacks the verified files, all or nothing.
+func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p Pulled, err error) {
+	r, err := ParseRef(ref)
+	if err != nil {
+		return p, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	c, top, err := firstManifest(ctx, r, opts.Registries, log)
+	if err != nil {
+		return p, err
+	}
+	p.Digest, p.Host = top.digest, c.ep.host
+	img, err := c.pickImage(ctx, top, opts.Platform)
+	if err != nil {
+		return p, fmt.Errorf("pull %s: %w", r, err)
+	}
+	p.Manifest = img.digest
+	dir := pullDir(cache, img.digest)
+	unlock, err := lockPullDir(dir)
+	if err != nil {
+		return p, fmt.Errorf("pull %s: %w", r, err)
+	}
+	defer unlock()
+	cfg, err := c.fetchConfig(ctx, img, dir, opts.Platform)
+	if err != nil {
+		return p, fmt.Errorf("pull %s: %w", r, err)
+	}
+	var ok bool
+	if p.Prepared, ok, err = c.cached(ctx, cache, img, top.digest, cfg, dir, opts.PublicKey); !ok && err == nil {
+		p.Prepared, err = c.fetchLayers(ctx, cache, img, top.digest, dir, opts)
+	}
+	if err != nil {
+		return p, fmt.Errorf("pull %s: %w", r, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(log, "pull %s: removing the downloads: %v\n", r, err)
+	}
+	return p, nil
+}
+
+// cached returns the cache's entry for img when it has one (keyed by its
+// berth layer, or by its manifest), its signature checked when pub asks:
+// then no layer is fetched.
+func (c *client) cached(ctx context.Context, cache *image.Cache, img *fetched, top string, cfg []byte, dir, pub string) (image.Prepared, bool, error) {
+	keys := []string{img.digest}
+	if l := img.m.Layers; len(l) == 1 && l[0].MediaType == MediaLayerZstd {
+		keys = []string{l[0].Digest, img.digest}
+	}
+	for _, k := range keys {
+		p, ok, err := cache.Lookup(k)
+		if err != nil || !ok {
+			continue
+		}
+		if pub != "" {
+			if err := c.verifySignature(ctx, top, k, dir, pub); err != nil {
+				p.Release()
+				return p, false, fmt.Errorf("%w (nothing used from the cache)", err)
+			}
+		}
+		if p.Config, err = image.ParseOCIConfig(cfg); err != nil {
+			p.Release()
+			return p, false, fmt.Errorf("config: %w", err)
+		}
+		return p, true, nil
+	}
+	return image.Prepared{}, false, nil
+}
+
+// lockPullDir creates dir and flocks it for this pull.
+func lockPullDir(dir string) (func(), error) {
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	for {
+		if err = unix.Flock(fd, unix.LOCK_EX); err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// imageConfig is what berth reads of an image's config.
+type imageConfig struct {
+	image.Platform
+}
+
+// fetchConfig downloads img's config into dir and checks its platform.
+func (c *client) fetchConfig(ctx context.Context, img *fetched, dir, platform string) ([]byte, error) {
+	d := *img.m.Config
+	path := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d.Digest, "sha256:"))
+	if err := c.download(ctx, d, path, func(int64) {}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	b, err := readSmall(path, maxManifest)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var cfg imageConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	if ok, err := cfg.Platform.Matches(platform); err != nil || !ok {
+		want, _ := image.ParsePlatform(platform)
+		return nil, fmt.Errorf("the image's config is for %s, not %s (no layer fetched)", cfg.Platform, want)
+	}
+	return b, nil
+}
+
+// fetchLayers downloads img's layers into dir, checks the signature when
+// opts asks, and prepares the image in the cache: a berth image from its
+// file, keyed by its digest; anything else as an OCI layout of the
+// downloads, keyed by its manifest's digest.
+func (c *client) fetchLayers(ctx context.Context, cache *image.Cache, img *fetched, top, dir string, opts Options) (image.Prepared, error) {
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	prog := newProgress(opts.Progress, img.m.Layers)
+	for i, l := range img.m.Layers {
+		path := filepath.Join(blobs, strings.TrimPrefix(l.Digest, "sha256:"))
+		if err := c.download(ctx, l, path, prog.tick); err != nil {
+			return image.Prepared{}, fmt.Errorf("layer %d: %w", i, err)
+		}
+	}
+	prog.done()
+	src, signed := dir, img.digest
+	if l := img.m.Layers; len(l) == 1 && l[0].MediaType == MediaLayerZstd {
+		path := filepath.Join(blobs, strings.TrimPrefix(l[0].Digest, "sha256:"))
+		isBerth, _, err := image.BerthConfig(path)
+		if err != nil {
+			return image.Prepared{}, fmt.Errorf("layer 0: %w", err)
+		}
+		if isBerth {
+			src, signed = path, l[0].Digest
+		}
+	}
+	if src == dir {
+		if err := writeLayout(dir, img); err != nil {
+			return image.Prepared{}, err
+		}
+	}
+	if opts.PublicKey != "" {
+		if err := c.verifySignature(ctx, top, signed, dir, opts.PublicKey); err != nil {
+			return image.Prepared{}, fmt.Errorf("%w (nothing unpacked)", err)
+		}
+	}
+	po := image.PrepareOptions{Digest: signed, Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
+	return cache.Prepare(src, po)
+}
+
+// writeLayout makes dir an OCI image layout of img, whose blobs are there.
+func writeLayout(dir string, img *fetched) error {
+	blob := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(img.digest, "sha256:"))
+	if err := os.WriteFile(blob, img.bytes, 0o600); err != nil {
+		return err
+	}
+	index, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     MediaOCIIndex,
+		"manifests":     []descriptor{{MediaType: img.m.MediaType, Digest: img.digest, Size: int64(len(img.bytes))}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), index, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o600)
+}
