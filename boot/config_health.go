@@ -105,5 +105,5 @@ func orNever(restart string) string {
 
 // describe is the check as the log shows it at a start.
 func (hc *healthCheck) describe() string {
-	return fmt.Sprintf("every %s, timeout %s, unhealthy after %d failures", hc.interval, hc.timeout, hc.retries)
+	return fmt.Sprintf("every %s, timeout %s, unhealthy after %d failed in a row", hc.interval, hc.timeout, hc.retries)
 }

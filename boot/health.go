@@ -205,12 +205,15 @@ func (u *unit) describeHealth() string {
 // wrote.
 const maxHealthOutput = 4 << 10
 
-// cutOutput is a check's output as the log shows it: its last line,
-// quoted and cut.
+// cutOutput is a check's output as the log shows it: ": " and its last
+// line, quoted and cut; nothing when it wrote nothing.
 func cutOutput(out string) string {
 	out = strings.TrimRight(out, "\n")
 	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
 		out = out[i+1:]
 	}
-	return container.Quote(out)
+	if out == "" {
+		return ""
+	}
+	return ": " + container.Quote(out)
 }

@@ -54,7 +54,7 @@ func (s *supervisor) runChecks(u *unit, c *container.Container, started time.Tim
 			i.LastCheck, i.LastExitCode, i.LastOutput = &at, &code, r.output
 		})
 		if from != to {
-			s.b.log.Printf("container %s is %s (check status %d: %s)", u.name, to, r.code, cutOutput(r.output))
+			s.b.log.Printf("container %s is %s (check status %d%s)", u.name, to, r.code, cutOutput(r.output))
 		}
 		if from != to && to == HealthUnhealthy && hc.restart {
 			select {
