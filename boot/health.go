@@ -167,9 +167,10 @@ func (s *supervisor) unhealthy(ev healthEvent) {
 // exitedUnhealthy reports whether u's container, which has exited, was
 // stopped as unhealthy; then its exit goes to the restart policy as a
 // failure, whatever its status (a workload that exits 0 on SIGTERM was
-// still unhealthy). A restart the operator asked for meanwhile wins.
+// still unhealthy). A stop or restart asked for meanwhile went through
+// supervisor.stop, which cleared restarting: it wins.
 func (s *supervisor) exitedUnhealthy(u *unit, exit container.Exit) bool {
-	stopped := u.state == stateStopping && u.health.restarting && !u.thenStart
+	stopped := u.state == stateStopping && u.health.restarting
 	u.health.restarting, u.health.lastRestart = false, stopped
 	if !stopped {
 		return false

@@ -1,11 +1,14 @@
 package boot
 
 import (
+	"io"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"berth/container"
 )
 
 // TestNextHealth walks docker's health rule through sequences of checks.
@@ -136,4 +139,30 @@ func TestReadTail(t *testing.T) {
 			t.Errorf("kept %d bytes; the writer wrote %d before EPIPE", len(got), written)
 		}
 	})
+}
+
+// TestUnhealthyExit: the exit of a container stopped as unhealthy goes to
+// the restart policy as a failure, even with status 0; a stop asked for
+// while it stops wins.
+func TestUnhealthyExit(t *testing.T) {
+	cfg, err := ParseConfig("f.toml", []byte("[[container]]\nname = \"web\"\nimage = \"i\"\nrestart = \"on-failure\"\n"+
+		"[container.health]\ncommand = [\"/c\"]\non_unhealthy = \"restart\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, operatorStop := range []bool{false, true} {
+		s := newSupervisor(&booter{log: NewLogger(io.Discard)}, cfg)
+		u := s.units["web"]
+		u.state, u.health.restarting = stateStopping, true
+		if operatorStop {
+			s.stop(u, time.Second)
+		}
+		unhealthy := s.exitedUnhealthy(u, container.Exit{Code: 0})
+		switch {
+		case operatorStop && (unhealthy || u.state != stateStopping || u.health.lastRestart):
+			t.Errorf("an operator's stop: unhealthy %v, state %s, lastRestart %v", unhealthy, u.state, u.health.lastRestart)
+		case !operatorStop && (!unhealthy || u.state != stateBackoff || u.restarts != 1 || !u.health.lastRestart):
+			t.Errorf("an unhealthy stop, exit 0: unhealthy %v, state %s, restarts %d, lastRestart %v", unhealthy, u.state, u.restarts, u.health.lastRestart)
+		}
+	}
 }
