@@ -78,6 +78,8 @@ type ContainerConfig struct {
 	Oneshot       bool     `toml:"oneshot"`
 	StopSignal    string   `toml:"stop_signal"`
 	StopTimeout   string   `toml:"stop_timeout"`
+	// Health, [container.health], checks the running container.
+	Health *HealthConfig `toml:"health"`
 
 	// Init runs berth's tiny init as the container's first process: it
 	// forwards signals to the command and reaps orphans.

@@ -36,6 +36,7 @@ type supervision struct {
 	logFileSize   int64
 	logFiles      int
 	logConsole    bool
+	health        *healthCheck // nil: no [container.health]
 }
 
 // supervision converts the table's supervision keys, reporting problems
@@ -115,6 +116,7 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 	if c.LogFile != "" && !strings.HasPrefix(c.LogFile, "/") {
 		bad("log_file", "want an absolute path, got %q", c.LogFile)
 	}
+	s.health = c.healthCheck(bad)
 	return s
 }
 

@@ -102,7 +102,7 @@ func (s *supervisor) processes() []Process {
 	for _, name := range s.order {
 		u := s.units[name]
 		p := Process{Name: name, State: string(u.state), Restarts: u.restarts, MemoryLimit: u.spec.Limits.Memory, Address: u.address,
-			AppArmor: u.spec.AppArmor, SELinuxLabel: u.spec.SELinuxLabel}
+			AppArmor: u.spec.AppArmor, SELinuxLabel: u.spec.SELinuxLabel, Health: u.describeHealth()}
 		if u.c != nil {
 			started := u.started
 			p.Pid, p.Started = u.c.Pid, &started
@@ -125,6 +125,9 @@ func (s *supervisor) processes() []Process {
 			p.ExitCode, p.OOMKilled = &code, u.lastExit.OOM()
 			if u.lastExit.Signal != 0 {
 				p.ExitSignal = signalName(u.lastExit.Signal)
+			}
+			if u.health.lastRestart {
+				p.LastExit = "stopped as unhealthy: " + p.LastExit
 			}
 		}
 		switch u.state {
@@ -158,6 +161,7 @@ func (s *supervisor) statusInfo() *Status {
 	}
 	st.Storage = s.b.storageInfo()
 	st.Security = s.b.security
+	st.Health = s.healthInfo()
 	for _, name := range s.order {
 		u := s.units[name]
 		if u.state == stateRunning {

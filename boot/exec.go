@@ -172,6 +172,7 @@ func (s *supervisor) exec(u *unit, r request) {
 		fail(125, fmt.Sprintf("container %s: %v", u.name, err))
 		return
 	}
+	p.Pidfd.Close()
 	s.b.log.Printf("container %s: exec %s: pid %d", u.name, opts.Args[0], p.Pid)
 	r.reply <- reply{Response: Response{ExecPid: p.Pid}, pty: p.PTY, exited: exited}
 }

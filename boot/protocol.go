@@ -86,6 +86,9 @@ type Process struct {
 	ExitSignal string `json:"exit_signal,omitempty"`
 	OOMKilled  bool   `json:"oom_killed,omitempty"`
 	Detail     string `json:"detail,omitempty"`
+	// Health is a running container's health, when it has a check:
+	// starting, healthy or unhealthy (berth status has the details).
+	Health string `json:"health,omitempty"`
 	// Address is a bridge container's address (kept while it is
 	// stopped); Ports are its published ports while it runs,
 	// "HOST:CONTAINER/PROTO".
@@ -150,6 +153,8 @@ type Status struct {
 	Network []board.InterfaceStatus `json:"network,omitempty"`
 	// Security is the kernel's security modules and berth's policy.
 	Security *SecurityInfo `json:"security,omitempty"`
+	// Health is the health of each container that has a check.
+	Health []HealthInfo `json:"health,omitempty"`
 }
 
 // ImageInfo is a container's image as berth status shows it.

@@ -22,6 +22,9 @@ image = "/images/demo.tar.zst"
 restart = "always"
 stop_timeout = "3s"
 command = ["/bin/sh", "-c", "trap 'echo db stopping; exit 0' TERM; echo db up; while :; do sleep 1; done"]
+[container.health]
+command = ["/bin/sh", "-c", "grep -qx $$ /sys/fs/cgroup/cgroup.procs && echo in-cgroup"]
+interval = "1s"
 
 [[container]]
 name = "migrate"
@@ -90,6 +93,8 @@ while ! berth ps | grep -q '^crash .*failed'; do sleep 0.5; done
 while ! berth logs burn | grep -q burning; do sleep 0.5; done
 echo "stats=$(berth stats --json -i 3s burn | tr -d ' \n')"
 echo "ps=$(berth ps --json | tr -d ' \n')"
+while ! berth ps | grep -q '^db .*healthy'; do sleep 0.5; done
+echo "== health $(berth status | grep '^health' | tr -s ' ')"
 berth stats
 berth stop burn
 echo "== ps"
@@ -116,7 +121,8 @@ sleep 30
 // guest: dependency order, a crash loop giving up, an OOM-killed hog
 // restarted while the rest keeps running, the control socket used from a
 // management container (berth exec into web: its hostname, cgroup, PID
-// namespace and seccomp, its status, its end with web), berth stats and berth ps --json of the burner,
+// namespace and seccomp, its status, its end with web), db's health
+// check (run in db's cgroup), berth stats and berth ps --json of the burner,
 // and SIGTERM to PID 1 stopping everything in reverse dependency order.
 func TestQEMUSupervision(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
@@ -137,6 +143,7 @@ func TestQEMUSupervision(t *testing.T) {
 				"container hog killed: out of memory (limit 16 MiB)", "container hog: restart 1 in 100ms",
 				"container hog failed: restarted 1 times within 10m0s (max_restarts = 1): giving up",
 				"admin | == ps", "admin | web up 1", "admin | == web is stopped",
+				"admin | == health health db: healthy, failing streak 0, last check", `status 0 "in-cgroup"`,
 				"admin | == exec web 1 in-cgroup same-pidns Seccomp: 2", "admin | == exec status 3",
 				"admin | == exec after stop 137", "admin | == exec into stopped 124",
 				"stopping container web (SIGTERM", "web | web stopping", "container web stopped",

@@ -14,25 +14,53 @@ import (
 type reaper struct {
 	mu     sync.Mutex
 	owners map[int]func(syscall.WaitStatus)
+	// spawning counts the starts under way. While there is one, an exit
+	// nobody owns yet may be that of the child it is starting: early
+	// keeps it (at most maxEarly) for start to find.
+	spawning int
+	early    map[int]syscall.WaitStatus
 	// orphans counts exits nobody owned (reparented processes).
 	orphans int
 }
+
+// maxEarly bounds the exits kept while a start is under way.
+const maxEarly = 1024
 
 func newReaper() *reaper {
 	return &reaper{owners: map[int]func(syscall.WaitStatus){}}
 }
 
-// start runs spawn, which starts a process and returns its pid, with the
-// reaper locked, and registers onExit for that pid. A child that exits at
-// once is therefore never reaped before its owner is known.
+// start runs spawn, which starts a process and returns its pid, and
+// registers onExit for that pid. spawn runs without the reaper's lock:
+// an exec's start may take seconds (a container can stop its child
+// before the exec), and the supervisor loop, which reaps, must not wait
+// for it. A child that exits before spawn returns is reaped into early,
+// and start hands its status to onExit itself.
 func (r *reaper) start(spawn func() (int, error), onExit func(syscall.WaitStatus)) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.spawning++
+	r.mu.Unlock()
 	pid, err := spawn()
+	r.mu.Lock()
+	r.spawning--
+	ws, gone := r.early[pid]
+	gone = gone && err == nil
+	if gone {
+		delete(r.early, pid)
+	} else if err == nil {
+		r.owners[pid] = onExit
+	}
+	if r.spawning == 0 {
+		r.orphans += len(r.early)
+		r.early = nil
+	}
+	r.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	r.owners[pid] = onExit
+	if gone {
+		onExit(ws)
+	}
 	return nil
 }
 
@@ -57,7 +85,14 @@ func (r *reaper) reap() (children bool) {
 		r.mu.Lock()
 		owner := r.owners[pid]
 		delete(r.owners, pid)
-		if owner == nil {
+		switch {
+		case owner != nil:
+		case r.spawning > 0 && len(r.early) < maxEarly:
+			if r.early == nil {
+				r.early = map[int]syscall.WaitStatus{}
+			}
+			r.early[pid] = syscall.WaitStatus(ws)
+		default:
 			r.orphans++
 		}
 		r.mu.Unlock()

@@ -38,10 +38,13 @@ type supervisor struct {
 	net *bridgeNet
 	// trim hands free memory back to the kernel after starts and exits.
 	trim trimmer
+	// healthEvents brings the checkers' news of unhealthy containers
+	// (health.go).
+	healthEvents chan healthEvent
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
-	s := &supervisor{b: b, units: map[string]*unit{}}
+	s := &supervisor{b: b, units: map[string]*unit{}, healthEvents: make(chan healthEvent)}
 	for _, cc := range cfg.Container {
 		s.units[cc.Name] = newUnit(cc, b.log)
 		s.order = append(s.order, cc.Name)
@@ -122,6 +125,8 @@ func (s *supervisor) loop() (Action, int) {
 				}
 			}
 		case <-s.b.netChanged: // a container may wait for the network
+		case ev := <-s.healthEvents:
+			s.unhealthy(ev)
 		case r, ok := <-s.images:
 			s.imageDone(r, ok)
 		case <-s.b.modulesDone():

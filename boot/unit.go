@@ -58,6 +58,8 @@ type unit struct {
 	address string
 	// cpu is the last sample of its CPU time (stats.go).
 	cpu cpuSample
+	// health is its health check's state (health.go).
+	health *healthState
 }
 
 // newUnit makes the unit of a validated [[container]]. A log_file that
@@ -74,7 +76,7 @@ func newUnit(cc ContainerConfig, log *Logger) *unit {
 	}
 	return &unit{
 		name: cc.Name, cfg: cc, sup: sup, spec: cc.Spec(""), policy: newRestartPolicy(sup),
-		log: newLogRing(sup.logSize, file), state: stateWaiting,
+		log: newLogRing(sup.logSize, file), state: stateWaiting, health: newHealthState(cc.Name, sup.health),
 	}
 }
 
@@ -155,6 +157,7 @@ func (s *supervisor) start(u *unit) {
 	}
 	u.c, u.state, u.started, u.lastError = c, stateRunning, time.Now(), ""
 	s.b.log.Printf("container %s started: pid %d, %s", u.name, c.Pid, describeLimits(u.spec.Limits))
+	s.startHealth(u, c)
 	s.b.laterModules() // the first container is up: the watchdog's driver may load
 	u.answer("restart", false, fmt.Sprintf("restarted %s: pid %d", u.name, c.Pid))
 	s.outputs.Add(1)
@@ -199,8 +202,12 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 		return // a container of an earlier definition, replaced by a reload
 	}
 	s.detach(u, false)
+	s.stopHealth(u)
 	u.c, u.lastExit = nil, &exit
 	s.b.log.Printf("%s after %s", exit, exit.Runtime.Round(time.Millisecond))
+	if s.exitedUnhealthy(u, exit) {
+		return
+	}
 	if u.state == stateStopping {
 		u.state = stateStopped
 		s.b.log.Printf("container %s stopped", u.name)
@@ -235,8 +242,10 @@ func (s *supervisor) afterExit(u *unit, status int, ran time.Duration) {
 // cgroup when timeout (its stop_timeout, unless a request said otherwise)
 // passes.
 func (s *supervisor) stop(u *unit, timeout time.Duration) {
+	u.health.restarting = false // a stop asked for wins over a restart for health
 	switch u.state {
 	case stateRunning:
+		s.stopHealth(u)
 		u.state = stateStopping
 		u.stopDeadline = time.Now().Add(timeout)
 		s.b.log.Printf("stopping container %s (%s, SIGKILL after %s)", u.name, signalName(u.sup.stopSignal), timeout)

@@ -107,7 +107,7 @@ func ctlNameMain(verbName, about string) func(*ctx, []string) int {
 }
 
 func psMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, pid, uptime, restarts, memory (use / limit), address and published ports, last exit.\nWith --json, each running container's stats as berth stats --json gives them.")
+	cmd := c.ctlCommand("ps", "[--json]", "Lists the containers: state, health, pid, uptime, restarts, memory (use / limit), address and published ports, last exit.\nWith --json, each running container's stats as berth stats --json gives them.")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
@@ -122,7 +122,7 @@ func psMain(c *ctx, args []string) int {
 		return c.printJSON(resp.Processes)
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tADDRESS\tPORTS\tLAST EXIT")
+	fmt.Fprintln(w, "NAME\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tMEMORY\tADDRESS\tPORTS\tLAST EXIT")
 	for _, p := range resp.Processes {
 		pid, up, mem := "-", "-", "-"
 		if p.Pid > 0 {
@@ -139,7 +139,7 @@ func psMain(c *ctx, args []string) int {
 		}
 		last := orDash(p.LastExit)
 		addr, ports := orDash(p.Address), orDash(strings.Join(p.Ports, ","))
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, state, pid, up, p.Restarts, mem, addr, ports, last)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, state, orDash(p.Health), pid, up, p.Restarts, mem, addr, ports, last)
 	}
 	w.Flush()
 	return exitOK
@@ -180,7 +180,7 @@ func logsMain(c *ctx, args []string) int {
 }
 
 func statusMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, clock, data partition, config, images and network interfaces.")
+	cmd := c.ctlCommand("status", "[--json]", "Shows berth's version, the board, kernel, uptime, cgroup layout, watchdog, clock, data partition, config, images, health checks and network interfaces.")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
 	}
@@ -207,6 +207,9 @@ func statusMain(c *ctx, args []string) int {
 		fmt.Fprintf(w, "image\t%s: %s\n", im.Container, im.Path)
 	}
 	printSecurity(w, st)
+	for _, h := range st.Health {
+		fmt.Fprintf(w, "health\t%s\n", describeHealth(h))
+	}
 	for _, n := range st.Network {
 		fmt.Fprintf(w, "interface\t%s\n", describeInterface(n))
 	}
@@ -350,4 +353,26 @@ func debugMain(c *ctx, args []string) int {
 		fmt.Fprintln(c.stdout, resp.Message)
 	}
 	return code
+}
+
+// describeHealth is one line of berth status for a container's health
+// check: "web: healthy, failing streak 0, last check 2s ago: status 0
+// \"OK\"", the output cut to its last line.
+func describeHealth(h boot.HealthInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", h.Container, h.Health)
+	if !h.Running {
+		b.WriteString(" (not running: its last run's)")
+	}
+	fmt.Fprintf(&b, ", failing streak %d", h.FailingStreak)
+	if h.LastCheck != nil && h.LastExitCode != nil {
+		fmt.Fprintf(&b, ", last check %s ago: status %d", time.Since(*h.LastCheck).Round(time.Second), *h.LastExitCode)
+		if out := strings.TrimRight(h.LastOutput, "\n"); out != "" {
+			if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+				out = out[i+1:]
+			}
+			b.WriteString(" " + container.Quote(out))
+		}
+	}
+	return b.String()
 }

@@ -72,10 +72,14 @@ type ExecOptions struct {
 	ExternalReaper bool
 }
 
-// Process is a command Exec started. The caller reaps Pid and closes PTY.
+// Process is a command Exec started. The caller reaps Pid and closes
+// Pidfd and PTY. Pidfd names the command for good: a signal sent
+// through it (unix.PidfdSendSignal) never reaches another process,
+// even once Pid has been reaped and reused.
 type Process struct {
-	Pid int
-	PTY *os.File
+	Pid   int
+	Pidfd *os.File
+	PTY   *os.File
 }
 
 // Exec runs opts.Args in the running container c (see above) and returns
@@ -106,7 +110,7 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 		return nil, setupError(fmt.Errorf("exec: %w", err))
 	}
 	defer releaseUndumpable()
-	pid, err := cloneIntoPIDNS(k, d, pidfd)
+	pid, childPidfd, err := cloneIntoPIDNS(k, d, pidfd)
 	if err != nil {
 		if !alive(pidfd) {
 			return nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
@@ -122,7 +126,7 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	// then waits no longer than execStartTimeout and kills it.
 	rec, failed := awaitExec(d.errR, pid)
 	runtime.KeepAlive(k)
-	p := &Process{Pid: pid}
+	p := &Process{Pid: pid, Pidfd: childPidfd}
 	if !failed && opts.TTY {
 		if p.PTY, err = recvFd(d.sock); err != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -141,6 +145,7 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	if err == nil {
 		return p, nil
 	}
+	childPidfd.Close()
 	if !opts.ExternalReaper {
 		var ws syscall.WaitStatus
 		for {
@@ -249,11 +254,13 @@ func alive(pidfd *os.File) bool {
 
 // cloneIntoPIDNS clones the child of plan k into the PID namespace of
 // the process pidfd names: from a thread that joined it for its
-// children, and went back to berth's own after (or else ends).
-func cloneIntoPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, error) {
+// children, and went back to berth's own after (or else ends). It
+// returns the child's pid and pidfd.
+func cloneIntoPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, *os.File, error) {
 	type result struct {
-		pid int
-		err error
+		pid   int
+		pidfd *os.File
+		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -271,17 +278,14 @@ func cloneIntoPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, error) {
 			return
 		}
 		pid, childPidfd, err := cloneChild(k, d, 0)
-		if err == nil {
-			childPidfd.Close()
-		}
 		// A thread that cannot go back ends with this goroutine.
 		if unix.Setns(own, unix.CLONE_NEWPID) == nil {
 			runtime.UnlockOSThread()
 		}
-		done <- result{pid, err}
+		done <- result{pid, childPidfd, err}
 	}()
 	r := <-done
-	return r.pid, r.err
+	return r.pid, r.pidfd, r.err
 }
 
 // newExecPlan prepares what the child of an exec does: the plan of a

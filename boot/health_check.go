@@ -1,0 +1,158 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container"
+)
+
+// maxHealthRead bounds what berth reads of one check's output: past it,
+// berth closes the pipe (the check gets EPIPE or SIGPIPE), so a check
+// that floods costs PID 1 neither memory nor much CPU.
+const maxHealthRead = 1 << 20
+
+// healthDrain is how long, after a check has exited, berth still reads
+// the output that a process it left behind may hold open.
+const healthDrain = 100 * time.Millisecond
+
+// checkResult is one check's outcome.
+type checkResult struct {
+	started time.Time
+	ok      bool
+	code    int // as a shell gives it: 128+N for signal N
+	output  string
+}
+
+// runChecks runs u's checks while its container c, started at started,
+// runs: the first an interval after the start, each next an interval
+// after the last ended, until stop is closed.
+func (s *supervisor) runChecks(u *unit, c *container.Container, started time.Time, stop <-chan struct{}) {
+	hc := u.sup.health
+	s.b.log.Printf("container %s: health check %s", u.name, hc.describe())
+	t := time.NewTimer(hc.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		r, done := s.runCheck(c, hc, stop)
+		if done {
+			return
+		}
+		from, to := u.health.update(func(i *HealthInfo) {
+			i.Health, i.FailingStreak = nextHealth(i.Health, i.FailingStreak, r.ok, r.started.Sub(started) < hc.startPeriod, hc.retries)
+			at, code := r.started, r.code
+			i.LastCheck, i.LastExitCode, i.LastOutput = &at, &code, r.output
+		})
+		if from != to {
+			s.b.log.Printf("container %s is %s (check status %d%s)", u.name, to, r.code, cutOutput(r.output))
+		}
+		if from != to && to == HealthUnhealthy && hc.restart {
+			select {
+			case s.healthEvents <- healthEvent{u, c}:
+			case <-stop:
+				return
+			}
+		}
+		t.Reset(hc.interval)
+	}
+}
+
+// runCheck runs the check once in c, as berth exec does, and waits for
+// its end: at most its timeout, then it is killed. done is set when stop
+// was closed meanwhile (or the container has ended): there is no result.
+func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-chan struct{}) (r checkResult, done bool) {
+	r.started = time.Now()
+	rd, w, err := os.Pipe()
+	if err != nil {
+		r.code, r.output = 125, "could not start: "+err.Error()
+		return r, false
+	}
+	exited := make(chan syscall.WaitStatus, 1)
+	var p *container.Process
+	err = s.b.reaper.start(func() (int, error) {
+		var err error
+		if p, err = c.Exec(container.ExecOptions{Args: hc.command, Stdout: w, Stderr: w, ExternalReaper: true}); err != nil {
+			return 0, err
+		}
+		return p.Pid, nil
+	}, func(ws syscall.WaitStatus) { exited <- ws })
+	w.Close()
+	var se *container.StartError
+	switch {
+	case errors.Is(err, container.ErrNotRunning):
+		rd.Close()
+		return r, true
+	case errors.As(err, &se):
+		r.code = se.Code
+	case err != nil:
+		r.code = 125
+	}
+	if err != nil {
+		rd.Close()
+		r.output = "could not start: " + err.Error()
+		return r, false
+	}
+	defer p.Pidfd.Close()
+	deadline := r.started.Add(hc.timeout)
+	output := make(chan string, 1)
+	s.b.goSafe(func() { output <- readTail(rd, deadline) })
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	var ws syscall.WaitStatus
+	select {
+	case ws = <-exited:
+		_ = rd.SetReadDeadline(minTime(deadline, time.Now().Add(healthDrain)))
+	case <-timer.C:
+		_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
+		r.code, r.output = 137, <-output+fmt.Sprintf("\n[berth: killed: no answer within the timeout of %s]", hc.timeout)
+		select { // one check at a time: the next waits for this one's end
+		case <-exited:
+		case <-stop:
+			return r, true
+		}
+		return r, false
+	case <-stop:
+		_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
+		return r, true
+	}
+	r.code, r.output = exitStatus(ws), <-output
+	r.ok = r.code == 0
+	return r, false
+}
+
+// readTail reads what a check writes to r until it ends, deadline
+// passes or maxHealthRead bytes have come, closes r, and returns the
+// last maxHealthOutput bytes ("…" first when it kept only the end).
+func readTail(r *os.File, deadline time.Time) string {
+	defer r.Close()
+	_ = r.SetReadDeadline(deadline)
+	var buf [maxHealthOutput]byte
+	tail := make([]byte, 0, 2*maxHealthOutput)
+	cut := false
+	for total := 0; total < maxHealthRead; {
+		n, err := r.Read(buf[:])
+		total += n
+		tail = append(tail, buf[:n]...)
+		if len(tail) > maxHealthOutput {
+			tail, cut = append(tail[:0], tail[len(tail)-maxHealthOutput:]...), true
+		}
+		if err != nil {
+			break
+		}
+	}
+	out := strings.ToValidUTF8(string(tail), "\uFFFD")
+	if cut {
+		out = "…" + out
+	}
+	return out
+}

@@ -1,0 +1,69 @@
+package boot
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestReaperStartUnlocked: the reaper keeps reaping while a start is
+// under way (an exec's start can take seconds; the supervisor loop, which
+// reaps, must not wait for it), and a child that exits before its start
+// has returned still reaches its owner.
+func TestReaperStartUnlocked(t *testing.T) {
+	r := newReaper()
+	reaped := make(chan bool)
+	got := make(chan syscall.WaitStatus, 1)
+	var childPid int
+	go func() {
+		err := r.start(func() (int, error) {
+			pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "exit 7"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+			if err != nil {
+				return 0, err
+			}
+			childPid = pid
+			// The child has exited; the loop reaps it now, while the
+			// start is still under way.
+			waitExited(t, pid)
+			reaped <- true
+			<-reaped
+			return pid, nil
+		}, func(ws syscall.WaitStatus) { got <- ws })
+		if err != nil {
+			t.Error(err)
+			close(got)
+		}
+	}()
+	<-reaped
+	done := make(chan struct{})
+	go func() { r.reap(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second): // a hang guard: the old reaper waited for the start
+		t.Fatal("reap waited for the start under way")
+	}
+	reaped <- true
+	ws := <-got
+	if !ws.Exited() || ws.ExitStatus() != 7 {
+		t.Errorf("pid %d: status %v, want exit 7", childPid, ws)
+	}
+	if r.orphans != 0 || len(r.early) != 0 || len(r.owners) != 0 {
+		t.Errorf("left: %d orphans, %d early, %d owners", r.orphans, len(r.early), len(r.owners))
+	}
+}
+
+// waitExited waits until pid has exited, without reaping it.
+func waitExited(t *testing.T, pid int) {
+	var si unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &si, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			if err != nil {
+				t.Errorf("waitid %d: %v", pid, err)
+			}
+			return
+		}
+	}
+}
