@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/u-root/u-root/pkg/cpio"
-
 	"berth/boot"
 	"berth/image"
 )
@@ -29,7 +27,7 @@ func (b *Built) addDigests(cfg *boot.Config) error {
 		at := appliancePath(c.Image)
 		p, ok := placed[at]
 		e := b.entries[clean(at)]
-		if !ok || unread[at] || e == nil || e.src == (File{}) || e.mode&cpio.S_IFMT != cpio.S_IFREG {
+		if !ok || unread[at] || e == nil || e.src == (File{}) || e.mode&modeFmt != modeReg {
 			continue // on the data partition, or a directory (an OCI layout)
 		}
 		d, done := byPath[at]
