@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/u-root/u-root/pkg/cpio"
-
 	"berth/board"
 	"berth/boot"
 )
@@ -183,7 +181,7 @@ func (b *Built) place(at string, src File) error {
 	case !st.Mode().IsRegular():
 		return fmt.Errorf("%s: not a regular file or a directory", src)
 	}
-	return b.add(at, &entry{mode: cpio.S_IFREG | 0o644, src: src, size: st.Size()})
+	return b.add(at, &entry{mode: modeReg | 0o644, src: src, size: st.Size()})
 }
 
 // appliancePath is where a path of the config is on the appliance,

@@ -3,8 +3,6 @@ package appliance
 import (
 	"bytes"
 	"io"
-
-	"berth/internal/lazyre"
 )
 
 // maxConsoleLine bounds the part of a console line the watch keeps: the
@@ -12,18 +10,41 @@ import (
 // host's memory without bound.
 const maxConsoleLine = 4096
 
-// berthFatal is the line berth logs when it fails — a fatal error ends
-// PID 1's boot in the berth.panic action — stamped as berth stamps its
-// lines. A container's output cannot forge it: berth prefixes those
-// lines with the container's name and " | ".
-var berthFatal = lazyre.New(`^\[\s*[0-9]+\.[0-9]+\] berth: FATAL: `)
+// berthFatal starts the line berth logs when it fails — a fatal error
+// ends PID 1's boot in the berth.panic action — after the time stamp
+// berth stamps its lines with (see stamped). A container's output cannot
+// forge it: berth prefixes those lines with the container's name and
+// " | ".
+const berthFatal = " berth: FATAL: "
 
-// kernelPanic is the kernel's panic line.
-var kernelPanic = lazyre.New(`Kernel panic - not syncing`)
+// kernelPanic is in the kernel's panic line.
+const kernelPanic = "Kernel panic - not syncing"
 
 // kernelPowerDown is the kernel's last line before it powers the machine
-// off.
-var kernelPowerDown = lazyre.New(`^\[\s*[0-9]+\.[0-9]+\] reboot: Power down$`)
+// off, after its time stamp.
+const kernelPowerDown = " reboot: Power down"
+
+// stamped returns what follows the kernel's time stamp a line starts
+// with, "[" spaces "SECONDS.FRACTION]" (as the kernel's printk and berth
+// stamp console lines); ok is false without one.
+func stamped(line []byte) (rest []byte, ok bool) {
+	rest, ok = bytes.CutPrefix(line, []byte("["))
+	if !ok {
+		return nil, false
+	}
+	rest = bytes.TrimLeft(rest, " \t\n\f\r")
+	for _, end := range []byte{'.', ']'} {
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 0 || n == len(rest) || rest[n] != end {
+			return nil, false
+		}
+		rest = rest[n+1:]
+	}
+	return rest, true
+}
 
 // consoleWatch passes the guest's console through to w and keeps the
 // first line that shows berth failing and the first kernel panic line,
@@ -63,12 +84,13 @@ func (c *consoleWatch) Write(p []byte) (int, error) {
 // endLine looks at a whole line and starts the next.
 func (c *consoleWatch) endLine() {
 	line := bytes.TrimRight(c.line, "\r")
+	rest, isStamped := stamped(line)
 	switch {
-	case c.fatal == "" && berthFatal().Match(line):
+	case c.fatal == "" && isStamped && bytes.HasPrefix(rest, []byte(berthFatal)):
 		c.fatal = string(line)
-	case c.panic == "" && kernelPanic().Match(line):
+	case c.panic == "" && bytes.Contains(line, []byte(kernelPanic)):
 		c.panic = string(line)
-	case kernelPowerDown().Match(line):
+	case isStamped && string(rest) == kernelPowerDown:
 		c.powerDown = true
 	}
 	c.line = c.line[:0]

@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -70,6 +72,64 @@ func TestExitPoweredOff(t *testing.T) {
 	for _, tc := range tests {
 		if tc.exit.PoweredOff() != tc.ok || !strings.Contains(tc.exit.String(), tc.says) {
 			t.Errorf("%+v: powered off %v (%s); want %v (%s)", tc.exit, tc.exit.PoweredOff(), tc.exit, tc.ok, tc.says)
+		}
+	}
+}
+
+// TestStampedLines checks which lines the watch takes for berth's fatal
+// line and the kernel's power down — a time stamp, then the text — as
+// the regular expressions it used before did, on these lines and 30,000
+// changed copies of them.
+func TestStampedLines(t *testing.T) {
+	fatalRE := regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] berth: FATAL: `)
+	powerRE := regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] reboot: Power down$`)
+	tests := []struct {
+		line         string
+		fatal, power bool
+	}{
+		{"[    2.345678] berth: FATAL: boom", true, false},
+		{"[2.3] berth: FATAL: ", true, false},
+		{"[\t\f 12.0] berth: FATAL: x", true, false},
+		{"[    3.100000] reboot: Power down", false, true},
+		{"[    3.100000] reboot: Power down now", false, false},
+		{"[    2.] berth: FATAL: x", false, false},
+		{"[    .5] berth: FATAL: x", false, false},
+		{"[ 1.2.3] berth: FATAL: x", false, false},
+		{" [1.2] berth: FATAL: x", false, false},
+		{"[1.2]berth: FATAL: x", false, false},
+		{"[1.2] berth: fatal: x", false, false},
+		{"[\v1.2] berth: FATAL: x", false, false},
+		{"", false, false},
+	}
+	lines := make([]string, 0, 30000+len(tests))
+	for _, tt := range tests {
+		rest, ok := stamped([]byte(tt.line))
+		fatal := ok && bytes.HasPrefix(rest, []byte(berthFatal))
+		power := ok && string(rest) == kernelPowerDown
+		if fatal != tt.fatal || power != tt.power {
+			t.Errorf("%q: fatal %v, power down %v, want %v, %v", tt.line, fatal, power, tt.fatal, tt.power)
+		}
+		lines = append(lines, tt.line)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	const alphabet = "[]. 09\t\nbF:"
+	for range 30000 {
+		b := []byte(tests[r.IntN(5)].line)
+		for range r.IntN(4) {
+			if i := r.IntN(len(b)); r.IntN(3) == 0 {
+				b = b[:i+1]
+			} else {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+		}
+		lines = append(lines, string(b))
+	}
+	for _, line := range lines {
+		rest, ok := stamped([]byte(line))
+		fatal := ok && bytes.HasPrefix(rest, []byte(berthFatal))
+		power := ok && string(rest) == kernelPowerDown
+		if fatal != fatalRE.MatchString(line) || power != powerRE.MatchString(line) {
+			t.Fatalf("%q: fatal %v, power down %v; the regular expressions say %v, %v", line, fatal, power, fatalRE.MatchString(line), powerRE.MatchString(line))
 		}
 	}
 }

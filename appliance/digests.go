@@ -4,12 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"sort"
 	"strings"
-
-	"github.com/u-root/u-root/pkg/cpio"
 
 	"berth/boot"
 	"berth/image"
@@ -33,7 +30,7 @@ func (b *Built) addDigests(cfg *boot.Config) error {
 		at := appliancePath(c.Image)
 		p, ok := placed[at]
 		e := b.entries[clean(at)]
-		if !ok || unread[at] || e == nil || e.src == (File{}) || e.mode&cpio.S_IFMT != cpio.S_IFREG {
+		if !ok || unread[at] || e == nil || e.src == (File{}) || e.mode&modeFmt != modeReg {
 			continue // on the data partition, or a directory (an OCI layout)
 		}
 		d, done := byPath[at]
@@ -86,31 +83,4 @@ func fileDigest(f File) (string, error) {
 		return "", fmt.Errorf("digest %s: %w", f, err)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// hashingReaderAt hashes what the cpio writer reads, which it reads once,
-// in order: the bytes written are the bytes hashed, so a file changed
-// between its digest and the write cannot go into the archive unseen.
-type hashingReaderAt struct {
-	r   io.ReaderAt
-	h   hash.Hash
-	off int64 // bytes hashed so far
-	bad bool  // a read that was not the next one in order
-}
-
-func (h *hashingReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	n, err := h.r.ReadAt(p, off)
-	if off != h.off {
-		h.bad = true
-	} else {
-		h.h.Write(p[:n])
-		h.off += int64(n)
-	}
-	return n, err
-}
-
-// check reports whether exactly size bytes were read, in order, and they
-// hash to want.
-func (h *hashingReaderAt) check(size int64, want string) bool {
-	return !h.bad && h.off == size && "sha256:"+hex.EncodeToString(h.h.Sum(nil)) == want
 }

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/u-root/u-root/pkg/cpio"
 
 	"berth/board"
 )
@@ -42,7 +42,7 @@ type Initramfs struct {
 // file whose content is data or is read from src when the archive is
 // written.
 type entry struct {
-	mode         uint64 // cpio.S_IF* | permissions
+	mode         uint64 // modeDir, modeReg or modeChr | permissions
 	src          File
 	data         []byte
 	size         int64
@@ -102,15 +102,15 @@ var skeleton = []string{"dev", "proc", "sys", "etc", "run", "tmp", "var"}
 func NewInitramfs() *Initramfs {
 	i := &Initramfs{entries: map[string]*entry{}}
 	for _, d := range skeleton {
-		i.entries[d] = &entry{mode: cpio.S_IFDIR | 0o755}
+		i.entries[d] = &entry{mode: modeDir | 0o755}
 	}
-	i.entries["dev/console"] = &entry{mode: cpio.S_IFCHR | 0o600, rmajor: 5, rmin: 1}
+	i.entries["dev/console"] = &entry{mode: modeChr | 0o600, rmajor: 5, rmin: 1}
 	return i
 }
 
 // AddData adds a file holding data.
 func (i *Initramfs) AddData(name string, data []byte, perm os.FileMode) error {
-	return i.add(name, &entry{mode: cpio.S_IFREG | uint64(perm.Perm()), data: data, size: int64(len(data))})
+	return i.add(name, &entry{mode: modeReg | uint64(perm.Perm()), data: data, size: int64(len(data))})
 }
 
 // AddFile adds the build machine's regular file host at name; its
@@ -123,7 +123,7 @@ func (i *Initramfs) AddFile(name, host string, perm os.FileMode) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", host)
 	}
-	return i.add(name, &entry{mode: cpio.S_IFREG | uint64(perm.Perm()), src: File{Name: host}, size: st.Size()})
+	return i.add(name, &entry{mode: modeReg | uint64(perm.Perm()), src: File{Name: host}, size: st.Size()})
 }
 
 // AddTree adds the directory src and everything under it at name:
@@ -147,13 +147,13 @@ func (i *Initramfs) AddTree(name string, src File) error {
 		f := File{Dir: src.Dir, Name: p}
 		switch {
 		case d.IsDir():
-			return i.add(at, &entry{mode: cpio.S_IFDIR | 0o755})
+			return i.add(at, &entry{mode: modeDir | 0o755})
 		case d.Type().IsRegular():
 			st, err := d.Info()
 			if err != nil {
 				return err
 			}
-			return i.add(at, &entry{mode: cpio.S_IFREG | 0o644, src: f, size: st.Size()})
+			return i.add(at, &entry{mode: modeReg | 0o644, src: f, size: st.Size()})
 		}
 		return fmt.Errorf("%s: not a directory or a regular file", f)
 	})
@@ -190,8 +190,8 @@ func (i *Initramfs) add(name string, e *entry) error {
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 		switch d, ok := i.entries[dir]; {
 		case !ok:
-			i.entries[dir] = &entry{mode: cpio.S_IFDIR | 0o755}
-		case d.mode&cpio.S_IFMT != cpio.S_IFDIR:
+			i.entries[dir] = &entry{mode: modeDir | 0o755}
+		case d.mode&modeFmt != modeDir:
 			return fmt.Errorf("initramfs: /%s: /%s is a file", name, dir)
 		}
 	}
@@ -216,7 +216,7 @@ func (e *entry) source() string {
 	switch {
 	case e.src != File{}:
 		return "from " + e.src.String()
-	case e.mode&cpio.S_IFMT == cpio.S_IFDIR:
+	case e.mode&modeFmt == modeDir:
 		return "a directory"
 	}
 	return "a file of berth's"
@@ -260,7 +260,7 @@ func (i *Initramfs) Encode(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cw := cpio.Newc.Writer(zw)
+	cw := &newcWriter{w: zw}
 	names := make([]string, 0, len(i.entries))
 	for name := range i.entries {
 		names = append(names, name)
@@ -272,7 +272,7 @@ func (i *Initramfs) Encode(w io.Writer) error {
 			return fmt.Errorf("initramfs: /%s: %w", name, err)
 		}
 	}
-	if err := cpio.WriteTrailer(cw); err != nil {
+	if err := cw.trailer(); err != nil {
 		zw.Close()
 		return err
 	}
@@ -280,16 +280,17 @@ func (i *Initramfs) Encode(w io.Writer) error {
 }
 
 // write writes the entry's record with inode number ino.
-func (e *entry) write(w cpio.RecordWriter, name string, ino, mtime uint64) error {
-	info := cpio.Info{Name: name, Mode: e.mode, Ino: ino, NLink: 1, MTime: mtime, Rmajor: e.rmajor, Rminor: e.rmin}
-	if e.mode&cpio.S_IFMT == cpio.S_IFDIR {
-		info.NLink = 2
+func (e *entry) write(w *newcWriter, name string, ino, mtime uint64) error {
+	r := newcRecord{name: name, mode: e.mode, ino: ino, nlink: 1, mtime: mtime, rmajor: e.rmajor, rminor: e.rmin}
+	if e.mode&modeFmt == modeDir {
+		r.nlink = 2
 	}
-	if e.mode&cpio.S_IFMT != cpio.S_IFREG {
-		return w.WriteRecord(cpio.Record{Info: info})
+	if e.mode&modeFmt != modeReg {
+		return w.record(r)
 	}
+	r.size = uint64(e.size)
 	if e.src == (File{}) {
-		return w.WriteRecord(cpio.StaticRecord(e.data, info))
+		return w.file(r, bytes.NewReader(e.data))
 	}
 	f, err := e.src.open()
 	if err != nil {
@@ -299,16 +300,15 @@ func (e *entry) write(w cpio.RecordWriter, name string, ino, mtime uint64) error
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() != e.size {
 		return fmt.Errorf("%s changed while the initramfs was written", e.src)
 	}
-	info.FileSize = uint64(e.size)
 	if e.digest == "" {
-		return w.WriteRecord(cpio.Record{ReaderAt: f, Info: info})
+		return w.file(r, f)
 	}
-	h := &hashingReaderAt{r: f, h: sha256.New()}
-	if err := w.WriteRecord(cpio.Record{ReaderAt: h, Info: info}); err != nil {
+	h := sha256.New()
+	if err := w.file(r, io.TeeReader(f, h)); err != nil {
 		return err
 	}
-	if !h.check(e.size, e.digest) {
-		return fmt.Errorf("%s changed while the initramfs was written: its bytes are no longer %s", e.src, e.digest)
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != e.digest {
+		return fmt.Errorf("%s changed while the initramfs was written: its bytes are %s, not %s", e.src, got, e.digest)
 	}
 	return nil
 }

@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"time"
 )
 
@@ -20,7 +18,7 @@ import (
 // both when the guest powers off and when it resets — and whether berth
 // failed from the console.
 type VM struct {
-	cmd     *exec.Cmd
+	proc    *spawned
 	dir     string // holds the QMP socket
 	console *consoleWatch
 	reason  string // of the first SHUTDOWN event
@@ -90,16 +88,14 @@ func Start(args []string, stdin io.Reader, console, stderr io.Writer) (*VM, erro
 	}
 	// QEMU connects to the socket as it starts, before the guest runs.
 	args = append(args[:len(args):len(args)], "-qmp", "unix:"+sock)
-	v := &VM{cmd: exec.Command(args[0], args[1:]...), dir: dir, console: &consoleWatch{w: console}, done: make(chan struct{})}
-	v.cmd.Stdin, v.cmd.Stdout, v.cmd.Stderr = stdin, v.console, stderr
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	v := &VM{dir: dir, console: &consoleWatch{w: console}, done: make(chan struct{})}
 	events := make(chan struct{})
 	go func() {
 		defer close(events)
 		v.readEvents(ln)
 	}()
 	started := make(chan error)
-	go v.run(ln, events, started)
+	go v.run(args, stdin, stderr, ln, events, started)
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
@@ -108,13 +104,14 @@ func Start(args []string, stdin io.Reader, console, stderr io.Writer) (*VM, erro
 
 // run starts QEMU and waits for it on one locked thread: Pdeathsig is
 // sent when the thread that started the child exits.
-func (v *VM) run(ln net.Listener, events <-chan struct{}, started chan<- error) {
+func (v *VM) run(args []string, stdin io.Reader, stderr io.Writer, ln net.Listener, events <-chan struct{}, started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	err := v.cmd.Start()
+	var err error
+	v.proc, err = spawn(args, stdin, v.console, stderr)
 	started <- err
 	if err == nil {
-		err = v.cmd.Wait()
+		err = v.proc.wait()
 	}
 	ln.Close() // QEMU never connected: stop waiting for it
 	<-events
@@ -186,7 +183,7 @@ func (v *VM) Wait(timeout time.Duration) (Exit, error) {
 // Signal sends QEMU a signal: SIGTERM ends it as a host would
 // ("host-signal").
 func (v *VM) Signal(sig os.Signal) error {
-	err := v.cmd.Process.Signal(sig)
+	err := v.proc.proc.Signal(sig)
 	if errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}

@@ -8,7 +8,6 @@ import (
 
 	"berth/board"
 	"berth/container"
-	"berth/internal/lazyre"
 )
 
 // StorageConfig is the [storage] table: the appliance's persistent data
@@ -36,7 +35,20 @@ const (
 	maxStorageTimeout     = 10 * time.Minute
 )
 
-var fstypeRE = lazyre.New(`^[a-z0-9][a-z0-9_.]{0,31}$`)
+// validFSType reports whether s can be a filesystem type as the kernel
+// names them: 1 to 32 of a-z, 0-9, "_" and ".", not starting with "_"
+// or ".".
+func validFSType(s string) bool {
+	if s == "" || len(s) > 32 || s[0] == '_' || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
 
 // check validates the [storage] table.
 func (s *StorageConfig) check(v *validator) {
@@ -45,7 +57,7 @@ func (s *StorageConfig) check(v *validator) {
 	} else if _, _, err := board.ParseDevice(s.Device); err != nil {
 		v.addKey("storage.device", "%s: %v", quoteValue(s.Device), err)
 	}
-	if s.FSType != "" && !fstypeRE().MatchString(s.FSType) {
+	if s.FSType != "" && !validFSType(s.FSType) {
 		v.addKey("storage.fstype", "%s: want a filesystem type as the kernel names it, such as \"ext4\"", quoteValue(s.FSType))
 	}
 	if s.Mount != "" {

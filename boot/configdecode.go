@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
-
-	"berth/internal/lazyre"
 )
 
 // maxErrors bounds the errors reported for one file: a file of 100,000
@@ -66,25 +64,68 @@ func libraryError(err error) *ConfigError {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		e := &ConfigError{Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
-		if m := definedRE().FindStringSubmatch(pe.Message); m != nil {
-			e.Key = m[1] // the key defined twice, not the table it is in
+		if k, ok := definedKey(pe.Message); ok {
+			e.Key = k // the key defined twice, not the table it is in
 		}
 		return e
 	}
-	if m := typeErrRE().FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		key, kerr := strconv.Unquote(m[2])
+	if line, quoted, msg, ok := typeError(err.Error()); ok {
+		key, kerr := strconv.Unquote(quoted)
 		if kerr != nil {
-			key = m[2]
+			key = quoted
 		}
-		return &ConfigError{Line: line, Key: key, Msg: m[3]}
+		return &ConfigError{Line: line, Key: key, Msg: msg}
 	}
 	return &ConfigError{Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }
 
-var definedRE = lazyre.New(`^Key '(.*)' (?:has already been defined|was already created)`)
+// definedKey returns KEY of the library's message "Key 'KEY' has already
+// been defined" or "Key 'KEY' was already created" (on its first line,
+// up to the last such ending there).
+func definedKey(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "Key '")
+	if !ok {
+		return "", false
+	}
+	if i := strings.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i]
+	}
+	i := max(strings.LastIndex(rest, "' has already been defined"), strings.LastIndex(rest, "' was already created"))
+	if i < 0 {
+		return "", false
+	}
+	return rest[:i], true
+}
 
-var typeErrRE = lazyre.New(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): ((?s).*)$`)
+// typeError takes the parts out of the library's decoding error
+// "toml: [line N ](last key "KEY"): MESSAGE": N (0 without), KEY still
+// Go-quoted, and MESSAGE, which may span lines.
+func typeError(s string) (line int, key, msg string, ok bool) {
+	s, ok = strings.CutPrefix(s, "toml: ")
+	if !ok {
+		return 0, "", "", false
+	}
+	if rest, ok := strings.CutPrefix(s, "line "); ok {
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 0 || !strings.HasPrefix(rest[n:], " ") {
+			return 0, "", "", false
+		}
+		line, _ = strconv.Atoi(rest[:n])
+		s = rest[n+1:]
+	}
+	s, ok = strings.CutPrefix(s, "(last key ")
+	if !ok {
+		return 0, "", "", false
+	}
+	end := quotedEnd(s)
+	if end < 0 || !strings.HasPrefix(s[end:], "): ") {
+		return 0, "", "", false
+	}
+	return line, s[:end], s[end+3:], true
+}
 
 // failingKey returns the indexed path of key (a plain path the library
 // failed to decode) in the [[container]], and [[container.mount]], that

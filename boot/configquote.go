@@ -2,9 +2,8 @@ package boot
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
-
-	"berth/internal/lazyre"
 )
 
 // Error messages echo what the file said, but never more than this: a
@@ -31,15 +30,48 @@ func cutQuoted(m string) string {
 	if len(m) <= maxQuoted+2 {
 		return m
 	}
-	return quotedRE().ReplaceAllStringFunc(m, func(q string) string {
-		if s, err := strconv.Unquote(q); err == nil {
-			return quoteValue(s)
+	var b strings.Builder
+	for i := 0; i < len(m); {
+		end := -1
+		if m[i] == '"' {
+			end = quotedEnd(m[i:])
 		}
-		return q
-	})
+		if end < 0 {
+			b.WriteByte(m[i])
+			i++
+			continue
+		}
+		q := m[i : i+end]
+		if s, err := strconv.Unquote(q); err == nil {
+			q = quoteValue(s)
+		}
+		b.WriteString(q)
+		i += end
+	}
+	return b.String()
 }
 
-var quotedRE = lazyre.New(`"(?:[^"\\]|\\.)*"`)
+// quotedEnd returns the length of the double-quoted string s starts with
+// — a quote, then characters other than a quote or a backslash, or a
+// backslash and a character other than a newline, then a quote — or -1
+// when s does not start with one.
+func quotedEnd(s string) int {
+	if s == "" || s[0] != '"' {
+		return -1
+	}
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			if i+1 == len(s) || s[i+1] == '\n' {
+				return -1
+			}
+			i++
+		}
+	}
+	return -1
+}
 
 // cutKey shortens a key name for an error message.
 func cutKey(k string) string {

@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"berth/internal/lazyre"
 )
 
 // Spec describes one container. The zero value of every optional field is
@@ -123,8 +121,6 @@ type Limits struct {
 	// "MAJ:MIN rbps=N wbps=N riops=N wiops=N".
 	IOMax []string `json:"io_max,omitempty"`
 }
-
-var ioMaxRE = lazyre.New(`^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$`)
 
 // UserNS maps the container's users and groups to the host's.
 type UserNS struct {

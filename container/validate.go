@@ -383,7 +383,7 @@ func (l Limits) validate() []error {
 		c.add("limits.pids", -1, "must be 0 (no limit) or more")
 	}
 	for i, line := range l.IOMax {
-		if !ioMaxRE().MatchString(line) {
+		if !validIOMax(line) {
 			c.add("limits.io_max", i, "%s: want \"MAJ:MIN rbps=N wbps=N riops=N wiops=N\"", Quote(line))
 		}
 	}
@@ -442,4 +442,36 @@ func (l Limits) CheckMachine() error {
 			Msg: fmt.Sprintf("%v: this machine has %d CPUs", *l.CPUs, runtime.NumCPU())}
 	}
 	return nil
+}
+
+// validIOMax reports whether line is a cgroup io.max line,
+// "MAJ:MIN KEY=VALUE[ KEY=VALUE...]": MAJ and MIN decimal, each KEY one
+// of rbps, wbps, riops, wiops, each VALUE decimal or "max", single spaces.
+func validIOMax(line string) bool {
+	dev, settings, ok := strings.Cut(line, " ")
+	if !ok {
+		return false
+	}
+	major, minor, ok := strings.Cut(dev, ":")
+	if !ok || !decimal(major) || !decimal(minor) {
+		return false
+	}
+	for _, kv := range strings.Split(settings, " ") {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok, k != "rbps" && k != "wbps" && k != "riops" && k != "wiops", v != "max" && !decimal(v):
+			return false
+		}
+	}
+	return true
+}
+
+// decimal reports whether s is one or more ASCII digits.
+func decimal(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
