@@ -7,7 +7,8 @@ import (
 
 // TestConfigFiles lists the files a config names, each once, in the
 // order of the file: images, the key each image is checked with, the
-// signature (named, or IMAGE.sig), and seccomp profiles given by path.
+// signature (named, or IMAGE.sig), and seccomp profiles given by path;
+// an image from a registry is no file, nor is its signature.
 func TestConfigFiles(t *testing.T) {
 	const config = `
 [images]
@@ -30,6 +31,11 @@ seccomp = "unconfined"
 [[container]]
 name = "layout"
 image = "/data/oci/"
+command = ["true"]
+
+[[container]]
+name = "pulled"
+image = "docker://registry.example:5000/app:v1"
 command = ["true"]
 `
 	cfg, err := ParseConfig("/etc/berth.toml", []byte(config))

@@ -1,9 +1,11 @@
 package boot
 
 import (
+	"context"
 	"time"
 
 	"berth/image"
+	"berth/image/registry"
 )
 
 // The boot's images. The images phase hands them to a goroutine, which
@@ -33,6 +35,10 @@ func (s *supervisor) startImages() {
 	var jobs []ContainerConfig
 	for _, name := range startOrder(s.order, s.units) {
 		u := s.units[name]
+		if registry.IsRef(u.cfg.Image) {
+			s.startPull(cfg, u) // its own goroutine: it may wait long
+			continue
+		}
 		u.preparing = true
 		jobs = append(jobs, u.cfg)
 	}
@@ -49,7 +55,7 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, stamp, ic, err := s.readyRootfs(cfg, cc)
+			rootfs, stamp, ic, err := s.readyRootfs(context.Background(), cfg, cc)
 			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, config: ic, err: err}
 		}
 		if collect {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"runtime/debug"
 	"time"
+
+	"berth/image/registry"
 )
 
 // reload re-reads the config file. An invalid file is refused and the
@@ -19,6 +21,7 @@ func (s *supervisor) reload() error {
 		return err
 	}
 	s.waitImages(false) // the boot's images are readied before any change
+	s.waitPulls()       // pulls waiting for a registry start again below
 	// 1. Sort the containers into kept, changed, added and removed.
 	var changed, added, kept, removed []string
 	next, isChanged := map[string]*unit{}, map[string]bool{}
@@ -27,7 +30,7 @@ func (s *supervisor) reload() error {
 		switch {
 		case u == nil:
 			added = append(added, cc.Name)
-		case reflect.DeepEqual(u.cfg, cc) && u.imageStamp == imageStamp(cfg.ImagePath(cc)):
+		case reflect.DeepEqual(u.cfg, cc) && u.imageStamp == imageStamp(cfg.ImagePath(cc)) && !u.preparing:
 			kept = append(kept, cc.Name)
 			next[cc.Name] = u
 		default:
@@ -58,7 +61,9 @@ func (s *supervisor) reload() error {
 			continue
 		}
 		u := newUnit(cc, s.b.log)
-		if err := s.prepareUnit(cfg, u); err != nil {
+		if registry.IsRef(cc.Image) {
+			s.startPull(cfg, u) // on its own goroutine, as at boot
+		} else if err := s.prepareUnit(cfg, u); err != nil {
 			u.state, u.lastError = stateFailed, err.Error()
 			s.b.log.Printf("container %s: %v", cc.Name, err)
 		}

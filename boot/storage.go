@@ -158,11 +158,13 @@ func (s *supervisor) volumesMissing(cc ContainerConfig) string {
 }
 
 // collectImages removes the image cache's entries that no container of
-// this boot uses (no overlay has them as its lower layer): on the data
+// this boot uses (no overlay has them as its lower layer) and no registry
+// reference of its config was last pulled as (registry.Recall: a pull
+// still waiting for its registry finds its tree there): on the data
 // partition, each image update would otherwise leave its predecessor's
 // tree behind for good.
 func (s *supervisor) collectImages() {
-	if s.overlayWarned {
+	if s.overlayWarned.Load() {
 		return // private copies: the cache spares the next boot's decode
 	}
 	cache, err := s.imageCache(s.b.cfg)
@@ -170,7 +172,7 @@ func (s *supervisor) collectImages() {
 		s.b.log.Printf("warning: image cache: %v", err)
 		return
 	}
-	res, err := cache.GC(nil)
+	res, err := cache.GC(s.b.cfg.pulledEntries(cache))
 	if err != nil {
 		s.b.log.Printf("warning: image cache: %v", err)
 	}
