@@ -25,7 +25,7 @@ type FileRef struct {
 // key its image must be signed by and the signature (named, or the
 // image's path with ".sig"), and its seccomp profile — an image from a
 // registry (docker://…) is no file, nor is its signature; then the [security]
-// policy files.
+// policy files; then each registry's CA and password file, by host.
 func (cfg *Config) Files() []FileRef {
 	var refs []FileRef
 	seen := map[string]bool{}
@@ -61,6 +61,9 @@ func (cfg *Config) Files() []FileRef {
 		}
 	}
 	for _, r := range cfg.Security.policyFiles() {
+		add(r)
+	}
+	for _, r := range cfg.registryFiles() {
 		add(r)
 	}
 	return refs

@@ -58,6 +58,21 @@ func (cfg *Config) checkRegistries(v *validator) {
 	}
 }
 
+// registryFiles are the [registries] tables' files, by host, as FileRefs.
+func (cfg *Config) registryFiles() []FileRef {
+	hosts := make([]string, 0, len(cfg.Registries))
+	for h := range cfg.Registries {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	var refs []FileRef
+	for _, h := range hosts {
+		s, key := cfg.Registries[h], "registries."+tomlKey(h)
+		refs = append(refs, FileRef{Key: key + ".ca", Path: s.CA}, FileRef{Key: key + ".password_file", Path: s.PasswordFile})
+	}
+	return refs
+}
+
 // RegistrySettings returns the [registries] tables with their files
 // resolved against the config's directory.
 func (cfg *Config) RegistrySettings() registry.Registries {
