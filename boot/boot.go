@@ -78,6 +78,8 @@ type booter struct {
 	netChanged chan struct{}
 	// storage is the data partition ([storage]), nil without one.
 	storage *storageState
+	// gens is the generations (generation.go).
+	gens *genState
 	// security is what the security phase found and loaded.
 	security *SecurityInfo
 	// control listens on the control socket; closing it removes the file.
@@ -163,6 +165,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"storage", b.setupStorage},
+		{"generation", b.selectGeneration},
 		{"security", b.setupSecurity},
 		{"images", b.startImages}, // readied on a goroutine from here on
 		{"clock", b.startClock},

@@ -38,10 +38,14 @@ type supervisor struct {
 	net *bridgeNet
 	// trim hands free memory back to the kernel after starts and exits.
 	trim trimmer
+	// calls runs functions of an update's goroutine on the loop;
+	// loopDone is closed once the loop has returned.
+	calls    chan func()
+	loopDone chan struct{}
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
-	s := &supervisor{b: b, units: map[string]*unit{}}
+	s := &supervisor{b: b, units: map[string]*unit{}, calls: make(chan func()), loopDone: make(chan struct{})}
 	for _, cc := range cfg.Container {
 		s.units[cc.Name] = newUnit(cc, b.log)
 		s.order = append(s.order, cc.Name)
@@ -51,36 +55,35 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 
 // prepareUnit readies u's root filesystem from its image (readyRootfs).
 func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	rootfs, stamp, ic, err := s.readyRootfs(cfg, u.cfg)
+	rootfs, ic, err := s.readyRootfs(cfg, u.cfg)
 	if err != nil {
 		return err
 	}
-	return u.useImage(rootfs, stamp, ic)
+	return u.useImage(rootfs, ic)
 }
 
 // readyRootfs readies cc's root filesystem from its image, unless it has
-// volumes and the data partition is not there, and returns it with the
-// image file's stamp and what the image says about running it. It
-// touches no unit: the image goroutine calls it.
-func (s *supervisor) readyRootfs(cfg *Config, cc ContainerConfig) (rootfs, stamp string, ic image.Config, err error) {
+// volumes and the data partition is not there, and returns it with what
+// the image says about running it. It touches no unit: the image
+// goroutine calls it.
+func (s *supervisor) readyRootfs(cfg *Config, cc ContainerConfig) (rootfs string, ic image.Config, err error) {
 	if why := s.volumesMissing(cc); why != "" {
-		return "", "", ic, errors.New(why)
+		return "", ic, errors.New(why)
 	}
-	stamp = imageStamp(cfg.ImagePath(cc))
 	if rootfs, ic, err = s.prepareRootfs(cfg, cc); err != nil {
-		return "", "", ic, fmt.Errorf("image: %w", err)
+		return "", ic, fmt.Errorf("image: %w", err)
 	}
-	return rootfs, stamp, ic, nil
+	return rootfs, ic, nil
 }
 
 // useImage gives u its root filesystem, and its spec and stop signal
 // with the defaults its image says (ContainerConfig.withImage).
-func (u *unit) useImage(rootfs, stamp string, ic image.Config) error {
+func (u *unit) useImage(rootfs string, ic image.Config) error {
 	spec, sig, err := u.cfg.withImage(rootfs, ic)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", u.cfg.Image, err)
 	}
-	u.spec, u.imageStamp, u.sup.stopSignal = spec, stamp, sig
+	u.spec, u.sup.stopSignal = spec, sig
 	return nil
 }
 
@@ -88,6 +91,7 @@ func (u *unit) useImage(rootfs, stamp string, ic image.Config) error {
 // off), or a signal or a control request asks for a shutdown. It returns
 // the shutdown action and berth boot's exit status.
 func (s *supervisor) loop() (Action, int) {
+	defer close(s.loopDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	s.b.reaper.reap() // children that exited before the loop started
@@ -111,10 +115,8 @@ func (s *supervisor) loop() (Action, int) {
 			case sig == syscall.SIGCHLD:
 				s.b.reaper.reap()
 			case sig == syscall.SIGHUP:
-				s.b.log.Printf("got SIGHUP: reloading the config")
-				if err := s.reload(); err != nil {
-					s.b.log.Printf("reload refused, the running config stays: %v", err)
-				}
+				s.b.log.Printf("got SIGHUP: applying the boot config file")
+				s.startUpdate(updateReload, nil)
 			default:
 				if action, ok := shutdownSignal(sig); ok {
 					s.b.log.Printf("got %s: shutting down (%s)", sig, action)
@@ -126,6 +128,8 @@ func (s *supervisor) loop() (Action, int) {
 			s.imageDone(r, ok)
 		case <-s.b.modulesDone():
 			s.b.modulesLoaded()
+		case f := <-s.calls: // from an update's goroutine (generation_update.go)
+			f()
 		case req := <-s.b.requests:
 			if action, stop := s.handle(req); stop {
 				return action, s.status()

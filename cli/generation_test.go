@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"berth/boot"
+	"berth/internal/testutil"
+)
+
+// genConfig is an appliance of two containers: db, and web after it,
+// which says its version. VERSION and COMMAND are replaced.
+const genConfig = `
+[update]
+grace_period = "1s"
+max_boot_attempts = 2
+
+[[container]]
+name = "db"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo db up; exec sleep 1000"]
+stop_timeout = "1s"
+
+[[container]]
+name = "web"
+image = "IMAGE"
+after = ["db"]
+stop_timeout = "1s"
+command = ["sh", "-c", "COMMAND"]
+`
+
+// webUp is a web that serves: it says its version and stays up.
+const webUp = "echo web VERSION up; exec sleep 1000"
+
+// genWorld is one appliance under berth boot for the generation tests.
+type genWorld struct {
+	t    *testing.T
+	dir  string
+	sock string
+	cmd  *exec.Cmd
+	log  *bootLog
+}
+
+// newGenWorld packs the image and writes the boot config (web v1).
+func newGenWorld(t *testing.T) *genWorld {
+	w := &genWorld{t: t, dir: t.TempDir()}
+	rootfs := testutil.BusyboxRootfs(t)
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(w.dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	w.sock = filepath.Join(w.dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", w.sock)
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
+	return w
+}
+
+// writeConfig writes a config whose web runs command at version.
+func (w *genWorld) writeConfig(name, img, command, version string) string {
+	p := filepath.Join(w.dir, name)
+	command = strings.ReplaceAll(command, "VERSION", version)
+	write(w.t, p, strings.NewReplacer("IMAGE", img, "COMMAND", command).Replace(genConfig))
+	return p
+}
+
+// boot starts berth boot with env added, and stops it when the test ends.
+func (w *genWorld) boot(env ...string) {
+	w.log = &bootLog{}
+	cmd := exec.Command(berthBin, "boot", "--config", filepath.Join(w.dir, "berth.toml"), "--state", filepath.Join(w.dir, "state"), "--socket", w.sock)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = w.log, w.log
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.cmd = cmd
+	log := w.log
+	w.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if w.t.Failed() {
+			w.t.Logf("berth boot:\n%s", log.String())
+		}
+	})
+}
+
+// settled waits until generation n is committed and web serves.
+func (w *genWorld) settled(n int) boot.GenerationInfo {
+	var g boot.GenerationInfo
+	var web boot.Process
+	waitFor(w.t, "a committed generation and web running", w.log, func() bool {
+		g, web = w.generation(), w.ps()["web"]
+		ok := g.State == "committed" && g.Current == n && web.State == "running"
+		if !ok {
+			w.t.Logf("generation %+v, web %+v", g, web)
+		}
+		return ok
+	})
+	return g
+}
+
+// generation is berth status --json's generation.
+func (w *genWorld) generation() boot.GenerationInfo {
+	status, out, _ := berth(w.t, "status", "--json")
+	var st boot.Status
+	if status != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Generation == nil {
+		return boot.GenerationInfo{}
+	}
+	return *st.Generation
+}
+
+// ps is berth ps --json by name.
+func (w *genWorld) ps() map[string]boot.Process {
+	status, out, _ := berth(w.t, "ps", "--json")
+	var rows []boot.Process
+	if status != 0 || json.Unmarshal([]byte(out), &rows) != nil {
+		return nil
+	}
+	m := map[string]boot.Process{}
+	for _, r := range rows {
+		m[r.Name] = r
+	}
+	return m
+}
+
+// webSays is web's last line of output.
+func (w *genWorld) webSays() string {
+	_, out, _ := berth(w.t, "logs", "-n", "1", "web")
+	return strings.TrimSpace(out)
+}
+
+// TestApplyCommits applies a config whose web is a new version: it
+// commits, the new web serves and db is untouched; berth rollback then
+// brings the old web back.
+func TestApplyCommits(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	before := w.ps()
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	status, stdout, stderr := berth(t, "apply", next)
+	if status != 0 || !strings.Contains(stdout, "generation 2 committed") || !strings.Contains(stdout, "changed [web]") {
+		t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	after := w.ps()
+	if after["web"].Pid == before["web"].Pid || after["web"].State != "running" || w.webSays() != "web 2 up" {
+		t.Errorf("web after apply: %+v, says %q", after["web"], w.webSays())
+	}
+	if after["db"].Pid != before["db"].Pid {
+		t.Errorf("apply restarted db, which did not change: pid %d, then %d", before["db"].Pid, after["db"].Pid)
+	}
+	g := w.generation()
+	if g.Current != 2 || g.State != "committed" || g.Previous != 1 || g.Source != next {
+		t.Errorf("status after apply: %+v", g)
+	}
+	_, human, _ := berth(t, "status")
+	if !strings.Contains(human, "generation  2 committed, previous 1 from "+next) {
+		t.Errorf("berth status lacks the generation line:\n%s", human)
+	}
+	// Applying the same file again changes nothing.
+	if status, stdout, _ := berth(t, "apply", next); status != 0 || !strings.Contains(stdout, "nothing changed: generation 2 stays") {
+		t.Errorf("apply again: %d %q", status, stdout)
+	}
+	// berth rollback: generation 1 again, by hand; no second one.
+	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 2 to generation 1") {
+		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
+	}
+	g = w.settled(1)
+	if g.LastRollback == nil || g.LastRollback.From != 2 || !strings.Contains(g.LastRollback.Reason, "by hand") || w.webSays() != "web 1 up" {
+		t.Errorf("after rollback: %+v, web says %q", g, w.webSays())
+	}
+	if status, _, stderr := berth(t, "rollback"); status == 0 || !strings.Contains(stderr, "no previous generation") {
+		t.Errorf("second rollback: %d %q", status, stderr)
+	}
+}
+
+// TestApplyRollsBack applies a web that crashes within its grace period:
+// the generation rolls back by itself and the old web serves again.
+func TestApplyRollsBack(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	for _, tc := range []struct{ name, command, why string }{
+		{"exits", "echo web VERSION up; sleep 0.2; exit 3", "container web: is exited (status 3)"},
+		{"crashes", "echo web VERSION up; kill -SEGV $$", "container web: is exited (status 139)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := w.writeConfig(tc.name+".toml", "bb.tar.zst", tc.command, "2")
+			status, stdout, stderr := berth(t, "apply", bad)
+			if status == 0 || !strings.Contains(stderr, "rolled back to generation 1") || !strings.Contains(stderr, tc.why) {
+				t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
+			}
+			g := w.settled(1)
+			if g.LastRollback == nil || g.LastRollback.To != 1 || !strings.Contains(g.LastRollback.Reason, tc.why) {
+				t.Errorf("status: %+v", g)
+			}
+			waitFor(t, "the old web to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+		})
+	}
+}
+
+// TestApplyPhase1Failure applies configs that fail before anything
+// running changes: an invalid one, one whose image is missing. Nothing
+// restarts, and apply says why.
+func TestApplyPhase1Failure(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	before := w.ps()
+	invalid := filepath.Join(w.dir, "invalid.toml")
+	write(t, invalid, "[[container]]\nname = \"web\"\n")
+	missing := w.writeConfig("missing.toml", "missing.tar.zst", webUp, "2")
+	for _, tc := range []struct{ file, why string }{
+		{invalid, "missing image"},
+		{missing, "missing.tar.zst"},
+		{filepath.Join(w.dir, "none.toml"), "none.toml"},
+	} {
+		status, _, stderr := berth(t, "apply", tc.file)
+		if status == 0 || !strings.Contains(stderr, "apply refused, nothing changed") || !strings.Contains(stderr, tc.why) {
+			t.Errorf("apply %s: status %d, stderr %q", tc.file, status, stderr)
+		}
+	}
+	after := w.ps()
+	for _, name := range []string{"db", "web"} {
+		if after[name].Pid != before[name].Pid || after[name].State != "running" {
+			t.Errorf("%s changed: %+v, then %+v", name, before[name], after[name])
+		}
+	}
+	if g := w.generation(); g.Current != 1 || g.State != "committed" || g.LastRollback != nil {
+		t.Errorf("status: %+v", g)
+	}
+}
+
+// TestReloadSIGHUP replaces the boot config file and sends berth SIGHUP:
+// the file becomes generation 2.
+func TestReloadSIGHUP(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "2")
+	if err := w.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	w.settled(2)
+	if w.webSays() != "web 2 up" {
+		t.Errorf("web says %q", w.webSays())
+	}
+}
