@@ -176,6 +176,7 @@ func (s *supervisor) checkBooted() (string, error) {
 	if gen == nil {
 		return "nothing to check", nil
 	}
+	s.b.crashAt("checking")
 	if err := s.verify(cfg, names); err != nil {
 		return "", s.giveUp(gen.Number, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,14 +91,9 @@ func (w *genWorld) boot(env ...string) {
 // settled waits until generation n is committed and web serves.
 func (w *genWorld) settled(n int) boot.GenerationInfo {
 	var g boot.GenerationInfo
-	var web boot.Process
-	waitFor(w.t, "a committed generation and web running", w.log, func() bool {
-		g, web = w.generation(), w.ps()["web"]
-		ok := g.State == "committed" && g.Current == n && web.State == "running"
-		if !ok {
-			w.t.Logf("generation %+v, web %+v", g, web)
-		}
-		return ok
+	waitFor(w.t, "generation "+strconv.Itoa(n)+" committed and web running", w.log, func() bool {
+		g = w.generation()
+		return g.State == "committed" && g.Current == n && w.ps()["web"].State == "running"
 	})
 	return g
 }
@@ -183,12 +179,15 @@ func TestApplyRollsBack(t *testing.T) {
 	w := newGenWorld(t)
 	w.boot()
 	w.settled(1)
-	for _, tc := range []struct{ name, command, why string }{
-		{"exits", "echo web VERSION up; sleep 0.2; exit 3", "container web: is exited (status 3)"},
-		{"crashes", "echo web VERSION up; kill -SEGV $$", "container web: is exited (status 139)"},
+	for _, tc := range []struct{ name, restart, command, why string }{
+		{"exits", "never", "echo web VERSION up; sleep 0.2; exit 3", "container web: is failed (status 3)"},
+		{"crash loop", "always", "echo web VERSION up; sleep 0.2; exit 1", "container web: exited with status 1 and is restarting"},
+		{"exits 0", "never", "echo web VERSION up", "container web: is exited (status 0)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := w.writeConfig(tc.name+".toml", "bb.tar.zst", tc.command, "2")
+			data, _ := os.ReadFile(bad)
+			write(t, bad, strings.Replace(string(data), `name = "web"`, "name = \"web\"\nrestart = \""+tc.restart+"\"", 1))
 			status, stdout, stderr := berth(t, "apply", bad)
 			if status == 0 || !strings.Contains(stderr, "rolled back to generation 1") || !strings.Contains(stderr, tc.why) {
 				t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
@@ -246,6 +245,84 @@ func TestReloadSIGHUP(t *testing.T) {
 	}
 	w.settled(2)
 	if w.webSays() != "web 2 up" {
+		t.Errorf("web says %q", w.webSays())
+	}
+}
+
+// crashSteps are the steps of an update at which the crash-injection
+// tests kill berth boot, and the generation the next boot must end on:
+// before the trying record, the committed one; from it on, the new one
+// (booted whole, checked, committed); once a rollback is recorded, the
+// committed one.
+var crashSteps = []struct {
+	step string
+	bad  bool // the update's web fails, so that it rolls back
+	want int
+}{
+	{"resolved", false, 1},
+	{"written", false, 1},
+	{"trying", false, 2},
+	{"switched", false, 2},
+	{"committed", false, 2},
+	{"rolledback", true, 1},
+}
+
+// TestUpdateCrashInjection kills berth boot with SIGKILL at each step of
+// an update, as a power cut would stop it, and boots again: the device
+// ends on one whole generation, whose web says its version.
+func TestUpdateCrashInjection(t *testing.T) {
+	for _, tc := range crashSteps {
+		t.Run(tc.step, func(t *testing.T) {
+			w := newGenWorld(t)
+			w.boot("BERTH_CRASH_AT=" + tc.step)
+			w.settled(1)
+			command := webUp
+			if tc.bad {
+				command = "echo web VERSION up; exit 3"
+			}
+			next := w.writeConfig("next.toml", "bb.tar.zst", command, "2")
+			if status, stdout, stderr := berth(t, "apply", next); status == 0 {
+				t.Fatalf("apply survived its crash: %q %q", stdout, stderr)
+			}
+			w.cmd.Wait()
+			if !strings.Contains(w.log.String(), "BERTH_CRASH_AT="+tc.step+": killing berth here") {
+				t.Fatalf("berth did not crash at %s:\n%s", tc.step, w.log.String())
+			}
+			w.boot()
+			g := w.settled(tc.want)
+			want := "web " + strconv.Itoa(tc.want) + " up"
+			waitFor(t, "web to say "+want, w.log, func() bool { return w.webSays() == want })
+			if g.Current != tc.want || (tc.want == 2 && g.Previous != 1) {
+				t.Errorf("after the crash at %s: %+v", tc.step, g)
+			}
+		})
+	}
+}
+
+// TestBootCounting boots a generation that never gets committed — berth
+// is killed at each boot before it could be — until [update]
+// max_boot_attempts (2) boots have been spent on it: the next boot
+// reverts to the committed generation and says why.
+func TestBootCounting(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot("BERTH_CRASH_AT=switched")
+	w.settled(1)
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	berth(t, "apply", next)
+	w.cmd.Wait()
+	for boot := 1; boot <= 2; boot++ {
+		w.boot("BERTH_CRASH_AT=checking")
+		w.cmd.Wait()
+		if want := "generation: booting 2 (trying, boot " + strconv.Itoa(boot) + " of 2)"; !strings.Contains(w.log.String(), want) {
+			t.Fatalf("boot %d: the log lacks %q:\n%s", boot, want, w.log.String())
+		}
+	}
+	w.boot()
+	g := w.settled(1)
+	if g.LastRollback == nil || g.LastRollback.From != 2 || !strings.Contains(g.LastRollback.Reason, "not committed within 2 boots") {
+		t.Errorf("status: %+v", g)
+	}
+	if w.webSays() != "web 1 up" {
 		t.Errorf("web says %q", w.webSays())
 	}
 }
