@@ -326,3 +326,53 @@ func TestBootCounting(t *testing.T) {
 		t.Errorf("web says %q", w.webSays())
 	}
 }
+
+// TestGCKeepsGenerations checks berth image gc keeps the images of the
+// previous committed generation, which no container runs any more, and
+// removes a tree no generation needs (one a refused apply unpacked).
+func TestGCKeepsGenerations(t *testing.T) {
+	w := newGenWorld(t)
+	rootfs2 := filepath.Join(w.dir, "rootfs2")
+	if out, err := exec.Command("cp", "-a", testutil.BusyboxRootfs(t), rootfs2).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	digests := map[string]string{}
+	for _, v := range []string{"2", "3"} {
+		write(t, filepath.Join(rootfs2, "version"), v)
+		img := filepath.Join(w.dir, "bb"+v+".tar.zst")
+		if status, _, stderr := berth(t, "image", "pack", rootfs2, "-o", img); status != 0 {
+			t.Fatalf("pack: %s", stderr)
+		}
+		_, out, _ := berth(t, "image", "digest", img)
+		digests[v] = strings.Fields(out)[0]
+	}
+	_, out, _ := berth(t, "image", "digest", filepath.Join(w.dir, "bb.tar.zst"))
+	digests["1"] = strings.Fields(out)[0]
+	w.boot()
+	w.settled(1)
+	// Generation 2: every container on bb2; generation 1's image is
+	// mounted by none.
+	next := w.writeConfig("next.toml", "bb2.tar.zst", webUp, "2")
+	data, _ := os.ReadFile(next)
+	write(t, next, strings.ReplaceAll(string(data), `"bb.tar.zst"`, `"bb2.tar.zst"`))
+	if status, _, stderr := berth(t, "apply", next); status != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	// A refused apply leaves bb3's tree in the cache.
+	refused := w.writeConfig("refused.toml", "missing.tar.zst", webUp, "3")
+	data, _ = os.ReadFile(refused)
+	write(t, refused, strings.ReplaceAll(string(data), `"bb.tar.zst"`, `"bb3.tar.zst"`))
+	if status, _, _ := berth(t, "apply", refused); status == 0 {
+		t.Fatal("an apply with a missing image was taken")
+	}
+	cache := filepath.Join(w.dir, "state", "images")
+	status, stdout, stderr := berth(t, "image", "gc", "--cache", cache, "--keep", digests["2"])
+	if status != 0 || strings.TrimSpace(stdout) != "removed "+digests["3"] {
+		t.Errorf("gc: status %d, stdout %q (want only %s removed), stderr %q", status, stdout, digests["3"], stderr)
+	}
+	// Without the generations, generation 1's image would go.
+	status, stdout, _ = berth(t, "image", "gc", "--cache", cache, "--keep", digests["2"], "--state", t.TempDir())
+	if status != 0 || strings.TrimSpace(stdout) != "removed "+digests["1"] {
+		t.Errorf("gc without the generations: status %d, stdout %q", status, stdout)
+	}
+}
