@@ -351,7 +351,7 @@ func (g *genStore) readGeneration(n int) (*generation, *Config, error) {
 	where := filepath.Join(g.dir, strconv.Itoa(n))
 	gen := &generation{}
 	if gen.Config, err = readAt(fd, "config.toml", maxConfigSize); err != nil {
-		return nil, nil, fmt.Errorf("generation %d: %s: %w", n, where, err)
+		return nil, nil, fmt.Errorf("generation %d: %s/config.toml: %w", n, where, err)
 	}
 	data, err := readAt(fd, "generation.json", maxMetaSize)
 	if err == nil {
