@@ -23,9 +23,6 @@ func (b *booter) selectGeneration() error {
 	if g.bootData, err = readLimited(path, maxConfigSize); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if b.cfg, err = ParseConfig(path, g.bootData); err != nil {
-		return fmt.Errorf("%s is invalid:\n%w", path, err)
-	}
 	if g.store, err = openGenStore(b.opts.StateDir); err != nil {
 		g.storeErr = err
 		b.log.Printf("WARNING: %v: no generations, berth apply and reload are refused", err)
@@ -45,6 +42,12 @@ func (b *booter) selectGeneration() error {
 		ok = b.loadGenerations(rec)
 	}
 	if !ok {
+		// Generation 1 records these bytes: the config booted must be
+		// theirs, should the file have been replaced since the config
+		// phase read it.
+		if b.cfg, err = ParseConfig(path, g.bootData); err != nil {
+			return fmt.Errorf("%s is invalid:\n%w", path, err)
+		}
 		g.first = true
 		g.store.prune()
 		b.log.Printf("generation: none recorded: booting %s, recorded as generation 1 once its images are ready", path)
