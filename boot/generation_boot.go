@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -180,7 +181,9 @@ func (s *supervisor) checkBooted() (string, error) {
 		return "nothing to check", nil
 	}
 	s.b.crashAt("checking")
-	if err := s.verify(cfg, names); err != nil {
+	if err := s.verify(cfg, names, cfg.Update.grace()); errors.Is(err, errShutdown) {
+		return "", err
+	} else if err != nil {
 		return "", s.giveUp(gen.Number, err)
 	}
 	return s.commit(gen, cfg)

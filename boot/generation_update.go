@@ -129,6 +129,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	}) {
 		return "", errShutdown
 	}
+	if rec.Committed == 0 {
+		return "", fmt.Errorf("%s refused, nothing changed: the running generation could not be recorded (see the log)", verb)
+	}
 	base := rec.Base
 	if up.kind == updateReload {
 		rec.Base = configDigest(gen.Config)
@@ -159,7 +162,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	}
 	s.b.crashAt("switched")
 	release() // the overlays are mounted: gc keeps their trees now
-	if err := s.verify(cfg, append(append([]string{}, p.changed...), p.added...)); err != nil {
+	if err := s.verify(cfg, append(append([]string{}, p.changed...), p.added...), cfg.Update.grace()); errors.Is(err, errShutdown) {
+		return "", err
+	} else if err != nil {
 		return "", s.giveUp(gen.Number, err)
 	}
 	msg, err := s.commit(gen, cfg)
@@ -228,10 +233,10 @@ func (s *supervisor) resolveImage(cache *image.Cache, cfg *Config, cc ContainerC
 	return genImage{Digest: p.Digest, Config: p.Config}, p.Release, nil
 }
 
-// verify waits until each named container of cfg is ready (waitReady),
-// in start order; the first that is not fails the generation.
-func (s *supervisor) verify(cfg *Config, names []string) error {
-	grace := cfg.Update.grace()
+// verify waits until each named container of cfg is ready (waitReady,
+// with grace), in start order; the first that is not fails the
+// generation.
+func (s *supervisor) verify(cfg *Config, names []string, grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace+startTimeout)
 	defer cancel()
 	want := map[string]bool{}
@@ -315,12 +320,19 @@ func (s *supervisor) rollbackByHand() (string, error) {
 		return "", err
 	}
 	s.b.crashAt("rolledback")
+	var p plan
 	s.onLoop(func() {
-		s.switchTo(prevCfg, s.diff(prevCfg))
+		p = s.diff(prevCfg)
+		s.switchTo(prevCfg, p)
 		g.cur, g.curCfg, g.prev, g.prevCfg = prev, prevCfg, nil, nil
 	})
 	g.store.prune(rec.Committed)
-	return fmt.Sprintf("rolled back from %s to %s", describeGen(from), describeGen(rec.Committed)), nil
+	msg := fmt.Sprintf("rolled back from %s to %s", describeGen(from), describeGen(rec.Committed))
+	// Answered once the switched containers run (a oneshot: has exited 0).
+	if err := s.verify(prevCfg, append(p.changed, p.added...), 0); err != nil {
+		return "", fmt.Errorf("%s, but %w", msg, err)
+	}
+	return msg, nil
 }
 
 // writeRecord writes rec and, once it is durable, makes it the one berth

@@ -203,8 +203,11 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 
 // finished reports whether every unit has ended by itself: exited, failed,
 // or waiting on a dependency that will never be ready. A unit the
-// operator stopped keeps the appliance up.
+// operator stopped, or an update in progress, keeps the appliance up.
 func (s *supervisor) finished() bool {
+	if s.b.gens != nil && s.b.gens.updating {
+		return false // a rollback may bring the containers back
+	}
 	for _, u := range s.units {
 		switch u.state {
 		case stateExited, stateFailed:
