@@ -14,23 +14,25 @@ import (
 	"berth/internal/testutil"
 )
 
-// genConfig is an appliance of two containers: db, and web after it,
-// which says its version. VERSION and COMMAND are replaced.
+// genConfig is an appliance of two containers: ledger, and shop after
+// it, which says its version ("web N up"). IMAGE and COMMAND are
+// replaced. The names are unusual: a container's cgroup is named after
+// it, and other tests on this host may run a "web" at the same time.
 const genConfig = `
 [update]
 grace_period = "1s"
 max_boot_attempts = 2
 
 [[container]]
-name = "db"
+name = "ledger"
 image = "bb.tar.zst"
-command = ["sh", "-c", "echo db up; exec sleep 1000"]
+command = ["sh", "-c", "echo ledger up; exec sleep 1000"]
 stop_timeout = "1s"
 
 [[container]]
-name = "web"
+name = "shop"
 image = "IMAGE"
-after = ["db"]
+after = ["ledger"]
 stop_timeout = "1s"
 command = ["sh", "-c", "COMMAND"]
 `
@@ -93,7 +95,7 @@ func (w *genWorld) settled(n int) boot.GenerationInfo {
 	var g boot.GenerationInfo
 	waitFor(w.t, "generation "+strconv.Itoa(n)+" committed and web running", w.log, func() bool {
 		g = w.generation()
-		return g.State == "committed" && g.Current == n && w.ps()["web"].State == "running"
+		return g.State == "committed" && g.Current == n && w.ps()["shop"].State == "running"
 	})
 	return g
 }
@@ -124,12 +126,12 @@ func (w *genWorld) ps() map[string]boot.Process {
 
 // webSays is web's last line of output.
 func (w *genWorld) webSays() string {
-	_, out, _ := berth(w.t, "logs", "-n", "1", "web")
+	_, out, _ := berth(w.t, "logs", "-n", "1", "shop")
 	return strings.TrimSpace(out)
 }
 
 // TestApplyCommits applies a config whose web is a new version: it
-// commits, the new web serves and db is untouched; berth rollback then
+// commits, the new shop serves and ledger is untouched; berth rollback then
 // brings the old web back.
 func TestApplyCommits(t *testing.T) {
 	w := newGenWorld(t)
@@ -138,15 +140,15 @@ func TestApplyCommits(t *testing.T) {
 	before := w.ps()
 	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
 	status, stdout, stderr := berth(t, "apply", next)
-	if status != 0 || !strings.Contains(stdout, "generation 2 committed") || !strings.Contains(stdout, "changed [web]") {
+	if status != 0 || !strings.Contains(stdout, "generation 2 committed") || !strings.Contains(stdout, "changed [shop]") {
 		t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
 	}
 	after := w.ps()
-	if after["web"].Pid == before["web"].Pid || after["web"].State != "running" || w.webSays() != "web 2 up" {
-		t.Errorf("web after apply: %+v, says %q", after["web"], w.webSays())
+	if after["shop"].Pid == before["shop"].Pid || after["shop"].State != "running" || w.webSays() != "web 2 up" {
+		t.Errorf("web after apply: %+v, says %q", after["shop"], w.webSays())
 	}
-	if after["db"].Pid != before["db"].Pid {
-		t.Errorf("apply restarted db, which did not change: pid %d, then %d", before["db"].Pid, after["db"].Pid)
+	if after["ledger"].Pid != before["ledger"].Pid {
+		t.Errorf("apply restarted ledger, which did not change: pid %d, then %d", before["ledger"].Pid, after["ledger"].Pid)
 	}
 	g := w.generation()
 	if g.Current != 2 || g.State != "committed" || g.Previous != 1 || g.Source != next {
@@ -181,14 +183,14 @@ func TestApplyRollsBack(t *testing.T) {
 	w.boot()
 	w.settled(1)
 	for _, tc := range []struct{ name, restart, command, why string }{
-		{"exits", "never", "echo web VERSION up; sleep 0.2; exit 3", "container web: is failed (status 3)"},
-		{"crash loop", "always", "echo web VERSION up; sleep 0.2; exit 1", "container web: exited with status 1 and is restarting"},
-		{"exits 0", "never", "echo web VERSION up", "container web: is exited (status 0)"},
+		{"exits", "never", "echo web VERSION up; sleep 0.2; exit 3", "container shop: is failed (status 3)"},
+		{"crash loop", "always", "echo web VERSION up; sleep 0.2; exit 1", "container shop: exited with status 1 and is restarting"},
+		{"exits 0", "never", "echo web VERSION up", "container shop: is exited (status 0)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := w.writeConfig(tc.name+".toml", "bb.tar.zst", tc.command, "2")
 			data, _ := os.ReadFile(bad)
-			write(t, bad, strings.Replace(string(data), `name = "web"`, "name = \"web\"\nrestart = \""+tc.restart+"\"", 1))
+			write(t, bad, strings.Replace(string(data), `name = "shop"`, "name = \"shop\"\nrestart = \""+tc.restart+"\"", 1))
 			status, stdout, stderr := berth(t, "apply", bad)
 			if status == 0 || !strings.Contains(stderr, "rolled back to generation 1") || !strings.Contains(stderr, tc.why) {
 				t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
@@ -224,7 +226,7 @@ func TestApplyPhase1Failure(t *testing.T) {
 		}
 	}
 	after := w.ps()
-	for _, name := range []string{"db", "web"} {
+	for _, name := range []string{"ledger", "shop"} {
 		if after[name].Pid != before[name].Pid || after[name].State != "running" {
 			t.Errorf("%s changed: %+v, then %+v", name, before[name], after[name])
 		}
