@@ -42,7 +42,9 @@ import (
 //
 // At boot the record is read once the data partition is mounted, before
 // anything else that depends on the config (generation_boot.go): berth
-// boots the committed generation; a generation still trying (a power cut
+// boots the committed generation — unless the boot config file changed
+// while berth was down, which is booted and recorded as the next
+// committed generation; a generation still trying (a power cut
 // or a crash interrupted its phase 2) is booted whole and checked again,
 // its boots counted in the record before any container starts, and once
 // it has had [update] max_boot_attempts boots the next boot reverts to
@@ -65,10 +67,11 @@ type genState struct {
 	// boot.
 	bootPath string
 	bootData []byte
-	// first: no record existed; generation 1 is recorded once the boot's
-	// images are ready. verify: the booted generation is being tried.
-	// applyBoot: the boot config file changed while berth was down.
-	first, verify, applyBoot bool
+	// first: the boot config file is booted (no record, or the file
+	// changed while berth was down), and recorded as the next committed
+	// generation once the boot's images are ready. verify: the booted
+	// generation is being tried.
+	first, verify bool
 	// updating is set while an update, a rollback or a check runs.
 	updating bool
 	// last is the last update's outcome, for berth status.

@@ -12,8 +12,9 @@ import (
 // the config: the committed one, or the one being tried while it has
 // boots left (counted here, before any container starts). The boot config
 // file itself is what the earlier phases took their hostname, modules
-// and [storage] from; when it changed while berth was down, it is
-// applied as an update once the boot is done.
+// and [storage] from; when there is no record, or the file changed while
+// berth was down, the file is booted and recorded as the next committed
+// generation.
 func (b *booter) selectGeneration() error {
 	path, err := absConfigPath(b.cfg.path)
 	if err != nil {
@@ -31,7 +32,9 @@ func (b *booter) selectGeneration() error {
 	}
 	rec, ok, err := g.store.readRecord()
 	if err != nil {
-		rec, ok = genRecord{Committed: g.store.lastMarked()}, true
+		// The last committed generation wins over the boot config file,
+		// which the damaged record cannot say was changed since.
+		rec = genRecord{Committed: g.store.lastMarked(), Base: configDigest(g.bootData)}
 		b.log.Printf("WARNING: generation record: %v; falling back to the last committed generation (%d)", err, rec.Committed)
 		if ok = rec.Committed > 0; ok {
 			if err := g.store.writeRecord(rec); err != nil {
@@ -39,26 +42,40 @@ func (b *booter) selectGeneration() error {
 			}
 		}
 	}
-	if ok {
-		ok = b.loadGenerations(rec)
-	}
-	if !ok {
-		// Generation 1 records these bytes: the config booted must be
-		// theirs, should the file have been replaced since the config
-		// phase read it.
-		if b.cfg, err = ParseConfig(path, g.bootData); err != nil {
-			return fmt.Errorf("%s is invalid:\n%w", path, err)
-		}
-		g.first = true
+	switch {
+	case ok && configDigest(g.bootData) != rec.Base:
+		b.takeBootFile(rec)
+	case ok && b.loadGenerations(rec):
+		return nil
+	default:
 		g.store.prune()
 		b.log.Printf("generation: none recorded: booting %s, recorded as generation 1 once its images are ready", path)
-		return nil
 	}
-	if configDigest(g.bootData) != g.rec.Base {
-		g.applyBoot = true
-		b.log.Printf("generation: %s changed since berth last took it: it is applied as an update after the boot", path)
+	// The generation recorded takes these bytes: the config booted must
+	// be theirs, should the file have been replaced since the config
+	// phase read it.
+	if b.cfg, err = ParseConfig(path, g.bootData); err != nil {
+		return fmt.Errorf("%s is invalid:\n%w", path, err)
 	}
+	g.first = true
 	return nil
+}
+
+// takeBootFile is the boot of a boot config file changed while berth was
+// down (a new root filesystem or initramfs, an edit before a reboot): it
+// is booted as it is and, once its images are ready, recorded as the next
+// committed generation, the committed one before it kept as the previous.
+func (b *booter) takeBootFile(rec genRecord) {
+	g := b.gens
+	g.rec = rec
+	if cur, curCfg, err := g.store.readGeneration(rec.Committed); err == nil {
+		g.cur, g.curCfg = cur, curCfg
+	}
+	if rec.Trying != 0 {
+		b.log.Printf("generation: %s, being tried, is superseded by the boot config file", describeGen(rec.Trying))
+	}
+	b.log.Printf("generation: %s changed since berth last took it: booting it, recorded as generation %d once its images are ready",
+		g.bootPath, rec.nextNumber())
 }
 
 // loadGenerations loads the record's generations and picks the one to
@@ -117,8 +134,8 @@ func (b *booter) revertAtBoot(why string) {
 }
 
 // bootImagesReady runs on the loop once the boot's images are all ready:
-// generation 1 is recorded when there was none; a generation being tried
-// is checked; a boot config file changed while berth was down is applied.
+// the boot config file is recorded as a generation when it was booted; a
+// generation being tried is checked.
 func (s *supervisor) bootImagesReady() {
 	g := s.b.gens
 	if g == nil || g.store == nil || s.draining {
@@ -131,16 +148,16 @@ func (s *supervisor) bootImagesReady() {
 	if g.verify {
 		g.verify = false
 		s.startUpdate(updateCheck, nil)
-		return
 	}
-	s.afterUpdate()
 }
 
-// recordFirst records what this boot runs as generation 1, committed: the
-// boot config file and the digests its images had.
+// recordFirst records what this boot runs as the next generation,
+// committed: the boot config file and the digests its images had. The
+// committed generation before it, if any, becomes the previous one.
 func (s *supervisor) recordFirst() {
 	g := s.b.gens
-	gen := &generation{genMeta: genMeta{Number: 1, Source: g.bootPath, Images: map[string]genImage{}, Made: time.Now().UTC()}, Config: g.bootData}
+	n := g.rec.nextNumber()
+	gen := &generation{genMeta: genMeta{Number: n, Source: g.bootPath, Images: map[string]genImage{}, Made: time.Now().UTC()}, Config: g.bootData}
 	g.mu.Lock()
 	for i, cc := range s.b.cfg.Container {
 		if img, ok := g.prepared[cc.Name]; ok {
@@ -152,20 +169,25 @@ func (s *supervisor) recordFirst() {
 		}
 	}
 	g.mu.Unlock()
-	rec := genRecord{Committed: 1, Base: configDigest(g.bootData)}
+	rec := genRecord{Committed: n, Base: configDigest(g.bootData), LastRollback: g.rec.LastRollback}
+	if g.cur != nil {
+		rec.Previous = g.cur.Number
+	}
 	err := g.store.writeGeneration(gen)
 	if err == nil {
 		err = g.store.writeRecord(rec)
 	}
 	if err != nil {
-		s.b.log.Printf("warning: generation 1: %v", err)
+		s.b.log.Printf("warning: %s: %v", describeGen(n), err)
 		return
 	}
-	if err := g.store.markCommitted(1); err != nil {
-		s.b.log.Printf("warning: generation 1: committed mark: %v", err)
+	if err := g.store.markCommitted(n); err != nil {
+		s.b.log.Printf("warning: %s: committed mark: %v", describeGen(n), err)
 	}
+	g.prev, g.prevCfg = g.cur, g.curCfg
 	g.rec, g.cur, g.curCfg = rec, gen, s.b.cfg
-	s.b.log.Printf("generation 1 recorded: %s, %d images", g.bootPath, len(gen.Images))
+	g.store.prune(rec.Committed, rec.Previous)
+	s.b.log.Printf("%s recorded: %s, %d images", describeGen(n), g.bootPath, len(gen.Images))
 }
 
 // checkBooted is the update of a boot on a generation being tried: every
@@ -187,19 +209,6 @@ func (s *supervisor) checkBooted() (string, error) {
 		return "", s.giveUp(gen.Number, err)
 	}
 	return s.commit(gen, cfg)
-}
-
-// afterUpdate runs on the loop once the boot, or an update, is done: a
-// boot config file changed while berth was down is applied.
-func (s *supervisor) afterUpdate() {
-	g := s.b.gens
-	if s.draining || g.updating {
-		return
-	}
-	if g.applyBoot {
-		g.applyBoot = false
-		s.startUpdate(updateReload, nil)
-	}
 }
 
 // keep is the set of image digests the kept generations need: gc spares

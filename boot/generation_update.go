@@ -64,7 +64,6 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 			if st := s.b.storage; st != nil && st.mounted && s.b.cfg.Images.Cache == "" {
 				s.collectImages()
 			}
-			s.afterUpdate()
 		})
 	})
 }

@@ -375,3 +375,25 @@ func TestGCKeepsGenerations(t *testing.T) {
 		t.Errorf("gc without the generations: status %d, stdout %q", status, stdout)
 	}
 }
+
+// TestBootConfigChangedWhileDown edits the boot config file while berth
+// is down: the next boot runs it as it is, recorded as generation 2 with
+// generation 1 kept for berth rollback.
+func TestBootConfigChangedWhileDown(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	w.cmd.Wait()
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "2")
+	w.boot()
+	g := w.settled(2)
+	waitFor(t, "web 2 to serve", w.log, func() bool { return w.webSays() == "web 2 up" })
+	if g.Previous != 1 {
+		t.Errorf("status: %+v", g)
+	}
+	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 2 to generation 1") {
+		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
+	}
+	waitFor(t, "web 1 to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+}
