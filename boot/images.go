@@ -17,11 +17,11 @@ import (
 // reload waits for it, a shutdown stops it after the image it is on.
 
 // imageReady is one unit's root filesystem, readied by the image
-// goroutine, and the image file's stamp; or why it could not be.
+// goroutine; or why it could not be.
 type imageReady struct {
-	name, rootfs, stamp string
-	config              image.Config
-	err                 error
+	name, rootfs string
+	config       image.Config
+	err          error
 }
 
 // startImages starts readying the units' images on a goroutine. When they
@@ -49,8 +49,8 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, stamp, ic, err := s.readyRootfs(cfg, cc)
-			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, config: ic, err: err}
+			rootfs, ic, err := s.readyRootfs(cfg, cc)
+			ready <- imageReady{name: cc.Name, rootfs: rootfs, config: ic, err: err}
 		}
 		if collect {
 			s.collectImages()
@@ -70,13 +70,14 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 		// for months: hand them back to the kernel now rather than when
 		// the scavenger gets to them.
 		steadyGC()
+		s.bootImagesReady() // generation_boot.go
 		return
 	}
 	u := s.units[r.name]
 	u.preparing = false
 	err := r.err
 	if err == nil {
-		err = u.useImage(r.rootfs, r.stamp, r.config)
+		err = u.useImage(r.rootfs, r.config)
 	}
 	if err != nil {
 		u.state, u.lastError = stateFailed, err.Error()

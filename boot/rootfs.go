@@ -64,7 +64,7 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, ima
 	if err != nil {
 		return "", image.Config{}, err
 	}
-	p, err := cache.Prepare(img, cfg.prepareOptions(cc))
+	p, err := s.prepareImage(cache, cfg, cc) // generation.go
 	if err != nil {
 		return "", image.Config{}, err
 	}

@@ -158,7 +158,8 @@ func (s *supervisor) volumesMissing(cc ContainerConfig) string {
 }
 
 // collectImages removes the image cache's entries that no container of
-// this boot uses (no overlay has them as its lower layer): on the data
+// this boot uses (no overlay has them as its lower layer) and no kept
+// generation needs (the committed, the previous, the one being tried): on the data
 // partition, each image update would otherwise leave its predecessor's
 // tree behind for good.
 func (s *supervisor) collectImages() {
@@ -170,7 +171,7 @@ func (s *supervisor) collectImages() {
 		s.b.log.Printf("warning: image cache: %v", err)
 		return
 	}
-	res, err := cache.GC(nil)
+	res, err := cache.GC(s.b.gens.keep()) // the kept generations' images stay
 	if err != nil {
 		s.b.log.Printf("warning: image cache: %v", err)
 	}
