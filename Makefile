@@ -13,7 +13,8 @@ LDFLAGS  := -s -w -X berth/boot.Version=$(VERSION)
 BINS     := $(ARCHES:%=out/berth-linux-%)
 # Packages off every start path (TLS and certificates, the registry
 # client, DNS, JSON, nftables, TOML, the board, the CLI and PID 1's own
-# code) are
+# code; ed25519 and SHA-512, which check one signature per image; PEM,
+# base64, flags and tables) are
 # compiled without inlining: that keeps the arm64 binary under its 8 MiB
 # limit with TLS in it (README, "Decisions"). The start and unpack paths
 # (runtime, container, image, zstd, os, syscall) keep it.
@@ -25,7 +26,11 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             crypto/internal/fips140/ecdh \
             berth/image/registry berth/board/... berth/appliance berth/internal/rtnl \
             berth/cli berth/boot github.com/google/... github.com/BurntSushi/... \
-            github.com/mdlayher/... github.com/ulikunitz/...
+            github.com/mdlayher/... github.com/ulikunitz/... \
+            crypto/ed25519 crypto/internal/fips140/ed25519 crypto/internal/fips140/edwards25519/... \
+            crypto/sha512 crypto/internal/fips140/sha512 crypto/hmac crypto/internal/fips140/hmac \
+            crypto/internal/fips140/hkdf crypto/internal/fips140/tls12 crypto/internal/fips140/tls13 \
+            encoding/pem encoding/base64 flag text/tabwriter
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 

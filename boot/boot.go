@@ -5,6 +5,17 @@
 // every child, and finally shuts the machine down with reboot(2). Run as
 // `berth boot` on a development host it does the same minus the host-wide
 // steps (mounts, root switch, modules, watchdog, reboot).
+//
+// What it runs is a generation: a config and its image digests, recorded
+// in STATE/generations (generation.go). An update (berth apply, reload,
+// SIGHUP) resolves the new config first, then moves the record through
+// states, each one fsynced rename of STATE/generations/current:
+// committed N → trying T (the containers switched, then checked) →
+// committed T, previous N; or → committed N with T's rollback recorded,
+// then the containers switched back. A boot reads the record before
+// anything that depends on the config: it runs the committed generation,
+// or the one being tried, counting its boots, until [update]
+// max_boot_attempts makes the next boot revert it.
 package boot
 
 import (
@@ -78,6 +89,8 @@ type booter struct {
 	netChanged chan struct{}
 	// storage is the data partition ([storage]), nil without one.
 	storage *storageState
+	// gens is the generations (generation.go).
+	gens *genState
 	// security is what the security phase found and loaded.
 	security *SecurityInfo
 	// control listens on the control socket; closing it removes the file.
@@ -163,6 +176,7 @@ func (b *booter) run() (action Action, status int, err error) {
 		{"board", b.setupBoard},
 		{"config", b.loadConfig},
 		{"storage", b.setupStorage},
+		{"generation", b.selectGeneration},
 		{"security", b.setupSecurity},
 		{"images", b.startImages}, // readied on a goroutine from here on
 		{"clock", b.startClock},

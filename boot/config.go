@@ -38,6 +38,8 @@ type Config struct {
 	Storage *StorageConfig `toml:"storage"`
 	// Security is the policy berth loads into the kernel at boot.
 	Security SecurityConfig `toml:"security"`
+	// Update is how a new generation proves itself (config_update.go).
+	Update UpdateConfig `toml:"update"`
 
 	// path is the file the config was read from; relative image paths
 	// are resolved against its directory.
@@ -166,6 +168,7 @@ func (cfg *Config) validate(v *validator) {
 	}
 	cfg.checkVolumes(v)
 	cfg.Security.check(v)
+	cfg.Update.check(v)
 	routed := false // an interface can bring a default route
 	for _, ic := range cfg.Network.Interface {
 		routed = routed || ic.DHCP || ic.Gateway != ""

@@ -49,14 +49,14 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	case "stop", "restart":
 		s.b.log.Printf("container %s: %s asked for over the control socket", u.name, r.Verb)
 		s.stopRequest(u, r)
-	case "reload":
-		s.b.log.Printf("reload asked for over the control socket")
-		if err := s.reload(); err != nil {
-			s.b.log.Printf("reload refused, the running config stays: %v", err)
-			fail("reload refused, the running config stays:\n%v", err)
+	case "reload", "apply", "rollback":
+		s.b.log.Printf("%s asked for over the control socket", r.Verb)
+		kind := map[string]updateKind{"reload": updateReload, "apply": updateApply, "rollback": updateRollback}[r.Verb]
+		if kind == updateApply && r.Path == "" {
+			fail("apply: no config file given")
 			return 0, false
 		}
-		answer(Response{Message: "reloaded " + s.b.cfg.path})
+		s.startUpdate(kind, &r) // answered when it has ended
 	case "reboot", "poweroff":
 		action := Reboot
 		if r.Verb == "poweroff" {
@@ -162,6 +162,7 @@ func (s *supervisor) statusInfo() *Status {
 	st.Storage = s.b.storageInfo()
 	st.Security = s.b.security
 	st.Health = s.healthInfo()
+	st.Generation = s.b.gens.info()
 	for _, name := range s.order {
 		u := s.units[name]
 		if u.state == stateRunning {

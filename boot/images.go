@@ -15,15 +15,16 @@ import (
 // dependencies allow. The first container starts while the others'
 // images unpack, and a container with a small image does not wait for a
 // large one. The goroutine touches no unit — the loop alone does, as with
-// every event — and nothing else uses the image cache until it is done: a
-// reload waits for it, a shutdown stops it after the image it is on.
+// every event; an update waits for it, a shutdown stops it after the
+// image it is on. Images in a registry are not its: each is pulled on a
+// goroutine of its own (pull.go), which may wait long for its registry.
 
 // imageReady is one unit's root filesystem, readied by the image
-// goroutine, and the image file's stamp; or why it could not be.
+// goroutine; or why it could not be.
 type imageReady struct {
-	name, rootfs, stamp string
-	config              image.Config
-	err                 error
+	name, rootfs string
+	config       image.Config
+	err          error
 }
 
 // startImages starts readying the units' images on a goroutine. When they
@@ -55,8 +56,8 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, stamp, ic, err := s.readyRootfs(context.Background(), cfg, cc)
-			ready <- imageReady{name: cc.Name, rootfs: rootfs, stamp: stamp, config: ic, err: err}
+			rootfs, ic, err := s.readyRootfs(context.Background(), cfg, cc)
+			ready <- imageReady{name: cc.Name, rootfs: rootfs, config: ic, err: err}
 		}
 		if collect {
 			s.collectImages()
@@ -76,13 +77,14 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 		// for months: hand them back to the kernel now rather than when
 		// the scavenger gets to them.
 		steadyGC()
+		s.bootImagesReady() // generation_boot.go
 		return
 	}
 	u := s.units[r.name]
 	u.preparing = false
 	err := r.err
 	if err == nil {
-		err = u.useImage(r.rootfs, r.stamp, r.config)
+		err = u.useImage(r.rootfs, r.config)
 	}
 	if err != nil {
 		u.state, u.lastError = stateFailed, err.Error()

@@ -18,7 +18,7 @@ const DefaultSocket = "/run/berth.sock"
 // Request is a control request.
 type Request struct {
 	// Verb is ps, stats, status, logs, start, stop, restart, reload,
-	// reboot or poweroff.
+	// apply, rollback, reboot or poweroff.
 	Verb string `json:"verb"`
 	Name string `json:"name,omitempty"`
 	// Names are the containers stats asks about; none: the running ones.
@@ -30,6 +30,9 @@ type Request struct {
 	Timeout *int `json:"timeout,omitempty"`
 	// Exec is the command of exec (exec.go).
 	Exec *ExecRequest `json:"exec,omitempty"`
+	// Path is the config file apply makes a generation of: a path as
+	// berth sees it.
+	Path string `json:"path,omitempty"`
 }
 
 // ExecRequest is a command to run in the running container Request.Name.
@@ -155,6 +158,8 @@ type Status struct {
 	Security *SecurityInfo `json:"security,omitempty"`
 	// Health is the health of each container that has a check.
 	Health []HealthInfo `json:"health,omitempty"`
+	// Generation is the running generation (generation.go).
+	Generation *GenerationInfo `json:"generation,omitempty"`
 }
 
 // ImageInfo is a container's image as berth status shows it.

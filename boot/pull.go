@@ -60,7 +60,7 @@ func (s *supervisor) startPull(cfg *Config, u *unit) {
 		r := imageReady{name: cc.Name}
 		delay := pullFirstRetry
 		for {
-			r.rootfs, r.stamp, r.config, r.err = s.readyRootfs(ctx, cfg, cc)
+			r.rootfs, r.config, r.err = s.readyRootfs(ctx, cfg, cc)
 			var pe *pullError
 			if !errors.As(r.err, &pe) || ctx.Err() != nil {
 				break
@@ -127,31 +127,51 @@ func (s *supervisor) waitPulls() {
 	s.pullEvents, s.pullCtx, s.pullCancel = nil, nil, nil
 }
 
+// prepareRegistryImage readies cc's registry image in cache: a known
+// generation's tree when the cache has it — the generation resolved the
+// tag once, so its boot asks no registry — else pulled (pullImage).
+func (s *supervisor) prepareRegistryImage(ctx context.Context, cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, error) {
+	if gi, ok := s.b.gens.imageByRef(cc.Image); ok {
+		if p, ok, err := cache.Lookup(gi.Digest); err == nil && ok {
+			p.Config = gi.Config
+			s.b.log.Printf("image %s for %s: the generation's tree %s is in the cache: the registry is not asked", cc.Image, cc.Name, short(gi.Digest))
+			s.b.gens.notePrepared(cc.Name, gi)
+			return p, nil
+		}
+	}
+	p, ref, err := s.pullImage(ctx, cache, cfg, cc)
+	if err == nil {
+		s.b.gens.notePrepared(cc.Name, genImage{Digest: p.Digest, Config: p.Config, Ref: ref})
+	}
+	return p, err
+}
+
 // pullImage resolves cc's reference, checks the digest pin, pulls the
-// image into cache and remembers which entry the reference names.
-func (s *supervisor) pullImage(ctx context.Context, cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, error) {
+// image by the digest resolved into cache and remembers which entry the
+// reference names. It returns the reference pinned to that digest.
+func (s *supervisor) pullImage(ctx context.Context, cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, string, error) {
 	ref, err := registry.ParseRef(cc.Image)
 	if err != nil {
-		return image.Prepared{}, err // validated: not reached
+		return image.Prepared{}, "", err // validated: not reached
 	}
 	regs := cfg.RegistrySettings()
 	digest, err := registry.Resolve(ctx, cc.Image, regs)
 	if err != nil {
-		return image.Prepared{}, &pullError{host: ref.Host, err: err}
+		return image.Prepared{}, "", &pullError{host: ref.Host, err: err}
 	}
 	if cc.Digest != "" && digest != cc.Digest {
-		return image.Prepared{}, fmt.Errorf("%s: %w: the registry has %s, the config pins %s (nothing fetched)",
+		return image.Prepared{}, "", fmt.Errorf("%s: %w: the registry has %s, the config pins %s (nothing fetched)",
 			cc.Image, image.ErrDigestMismatch, digest, cc.Digest)
 	}
 	ref.Digest = digest
 	opts := registry.Options{Platform: cc.Platform, PublicKey: cfg.prepareOptions(cc).PublicKey, Registries: regs}
 	p, err := registry.Pull(ctx, cache, ref.String(), opts)
 	if err != nil {
-		return image.Prepared{}, &pullError{host: ref.Host, err: err}
+		return image.Prepared{}, "", &pullError{host: ref.Host, err: err}
 	}
 	if err := registry.Remember(cache, cc.Image, cc.Platform, p.Digest, p.Prepared.Digest); err != nil {
 		s.b.log.Printf("warning: %v", err)
 	}
 	s.b.log.Printf("image %s for %s: %s pulled from %s", cc.Image, cc.Name, short(digest), p.Host)
-	return p.Prepared, nil
+	return p.Prepared, ref.String(), nil
 }

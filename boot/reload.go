@@ -1,75 +1,93 @@
 package boot
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"time"
-
-	"berth/image/registry"
 )
 
-// reload re-reads the config file. An invalid file is refused and the
-// running config stays. Otherwise containers whose definition (or image
-// file) changed are stopped and started anew, removed ones are stopped,
-// added ones started; the others are not touched.
-func (s *supervisor) reload() error {
-	cfg, err := LoadConfig(s.b.cfg.path)
-	if err != nil {
-		return err
-	}
-	s.waitImages(false) // the boot's images are readied before any change
-	s.waitPulls()       // pulls waiting for a registry start again below
-	// 1. Sort the containers into kept, changed, added and removed.
-	var changed, added, kept, removed []string
-	next, isChanged := map[string]*unit{}, map[string]bool{}
+// plan is what switching to a config changes: the containers whose
+// resolved definition (image digest included) differs, those added, those
+// removed and those kept as they run.
+type plan struct {
+	changed, added, removed, kept []string
+}
+
+// empty reports whether the switch would change no container.
+func (p plan) empty() bool { return len(p.changed)+len(p.added)+len(p.removed) == 0 }
+
+// diff sorts the containers into kept, changed, added and removed by
+// cfg, a resolved config (each container's digest pinned).
+func (s *supervisor) diff(cfg *Config) plan {
+	var p plan
+	inNew := map[string]bool{}
 	for _, cc := range cfg.Container {
+		inNew[cc.Name] = true
 		u := s.units[cc.Name]
 		switch {
 		case u == nil:
-			added = append(added, cc.Name)
-		case reflect.DeepEqual(u.cfg, cc) && u.imageStamp == imageStamp(cfg.ImagePath(cc)) && !u.preparing:
-			kept = append(kept, cc.Name)
-			next[cc.Name] = u
+			p.added = append(p.added, cc.Name)
+		case reflect.DeepEqual(u.cfg, cc) && !u.preparing: // a pull still waiting is replaced
+			p.kept = append(p.kept, cc.Name)
 		default:
-			changed = append(changed, cc.Name)
-			isChanged[cc.Name] = true
+			p.changed = append(p.changed, cc.Name)
 		}
 	}
 	for _, name := range s.order {
-		if _, ok := next[name]; !ok && !isChanged[name] {
-			removed = append(removed, name)
+		if !inNew[name] {
+			p.removed = append(p.removed, name)
 		}
 	}
-	// 2. Stop the changed and removed ones, while the running state is
+	return p
+}
+
+// switchTo makes cfg the running config by p: the changed and removed
+// containers are stopped, dependents first, the changed and added ones
+// readied on their pinned images, and the loop then starts them,
+// dependencies first; the kept ones are not touched. A container whose
+// image cannot be readied is failed, which fails its generation.
+func (s *supervisor) switchTo(cfg *Config, p plan) {
+	s.waitImages(false) // the boot's images are readied before any change
+	s.waitPulls()       // pulls still waiting for their registry end: their units are replaced
+	// 1. Stop the changed and removed ones, while the running state is
 	// still whole.
-	for _, name := range append(append([]string{}, changed...), removed...) {
+	going := map[string]bool{}
+	for _, name := range append(append([]string{}, p.changed...), p.removed...) {
+		going[name] = true
+	}
+	changed := map[string]bool{}
+	for _, name := range p.changed {
+		changed[name] = true
+	}
+	for _, name := range stopOrder(s.order, s.units) {
+		if !going[name] {
+			continue
+		}
 		s.stopAndWait(s.units[name])
-		if isChanged[name] && !cfg.onBridge(name) {
+		if changed[name] && !cfg.onBridge(name) {
 			s.detach(s.units[name], true)
 		}
-		s.units[name].answerAll("its definition was replaced by a reload")
+		s.units[name].answerAll("its definition was replaced by a new generation")
 		s.units[name].log.close()
 	}
-	// 3. Ready the new definitions, then switch.
+	// 2. Ready the new definitions, then switch.
+	next := map[string]*unit{}
 	var order []string
 	for _, cc := range cfg.Container {
 		order = append(order, cc.Name)
-		if next[cc.Name] != nil {
+		if u := s.units[cc.Name]; u != nil && !going[cc.Name] {
+			next[cc.Name] = u
 			continue
 		}
 		u := newUnit(cc, s.b.log)
-		if registry.IsRef(cc.Image) {
-			s.startPull(cfg, u) // on its own goroutine, as at boot
-		} else if err := s.prepareUnit(cfg, u); err != nil {
+		if err := s.prepareUnit(cfg, u); err != nil {
 			u.state, u.lastError = stateFailed, err.Error()
 			s.b.log.Printf("container %s: %v", cc.Name, err)
 		}
 		next[cc.Name] = u
 	}
-	for _, name := range removed {
+	for _, name := range p.removed {
 		s.detach(s.units[name], true)
 		if err := releaseRootfs(filepath.Join(s.b.opts.StateDir, "containers", name)); err != nil {
 			s.b.log.Printf("warning: %v", err)
@@ -83,8 +101,7 @@ func (s *supervisor) reload() error {
 		s.b.clock.setServers(cfg.Network.NTP)
 	}
 	debug.FreeOSMemory() // as after the boot's images phase
-	s.b.log.Printf("config reloaded: changed %v, added %v, removed %v, untouched %v", changed, added, removed, kept)
-	return nil
+	s.b.log.Printf("switched to %s: changed %v, added %v, removed %v, untouched %v", cfg.path, p.changed, p.added, p.removed, p.kept)
 }
 
 // stopAndWait stops u and waits until it has stopped (or its stop timeout
@@ -96,13 +113,4 @@ func (s *supervisor) stopAndWait(u *unit) {
 	}
 	s.stop(u, u.sup.stopTimeout)
 	s.waitStopped(u, u.stopDeadline.Add(5*time.Second))
-}
-
-// imageStamp identifies an image file's version cheaply: size and mtime.
-func imageStamp(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano())
 }

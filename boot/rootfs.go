@@ -69,12 +69,7 @@ func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc Containe
 	if err != nil {
 		return "", image.Config{}, err
 	}
-	var p image.Prepared
-	if registry.IsRef(img) {
-		p, err = s.pullImage(ctx, cache, cfg, cc)
-	} else {
-		p, err = cache.Prepare(img, cfg.prepareOptions(cc))
-	}
+	p, err := s.prepareImage(ctx, cache, cfg, cc) // generation.go
 	if err != nil {
 		return "", image.Config{}, err
 	}

@@ -50,10 +50,14 @@ type supervisor struct {
 	// healthEvents brings the checkers' news of unhealthy containers
 	// (health.go).
 	healthEvents chan healthEvent
+	// calls runs functions of an update's goroutine on the loop;
+	// loopDone is closed once the loop has returned.
+	calls    chan func()
+	loopDone chan struct{}
 }
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
-	s := &supervisor{b: b, units: map[string]*unit{}, healthEvents: make(chan healthEvent)}
+	s := &supervisor{b: b, units: map[string]*unit{}, healthEvents: make(chan healthEvent), calls: make(chan func()), loopDone: make(chan struct{})}
 	for _, cc := range cfg.Container {
 		s.units[cc.Name] = newUnit(cc, b.log)
 		s.order = append(s.order, cc.Name)
@@ -63,37 +67,35 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 
 // prepareUnit readies u's root filesystem from its image (readyRootfs).
 func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	rootfs, stamp, ic, err := s.readyRootfs(context.Background(), cfg, u.cfg)
+	rootfs, ic, err := s.readyRootfs(context.Background(), cfg, u.cfg)
 	if err != nil {
 		return err
 	}
-	return u.useImage(rootfs, stamp, ic)
+	return u.useImage(rootfs, ic)
 }
 
 // readyRootfs readies cc's root filesystem from its image, unless it has
-// volumes and the data partition is not there, and returns it with the
-// image file's stamp and what the image says about running it. It
-// touches no unit: the image goroutine and the pulls call it; ctx ends a
-// pull.
-func (s *supervisor) readyRootfs(ctx context.Context, cfg *Config, cc ContainerConfig) (rootfs, stamp string, ic image.Config, err error) {
+// volumes and the data partition is not there, and returns it with what
+// the image says about running it. It touches no unit: the image
+// goroutine and the pulls call it; ctx ends a pull.
+func (s *supervisor) readyRootfs(ctx context.Context, cfg *Config, cc ContainerConfig) (rootfs string, ic image.Config, err error) {
 	if why := s.volumesMissing(cc); why != "" {
-		return "", "", ic, errors.New(why)
+		return "", ic, errors.New(why)
 	}
-	stamp = imageStamp(cfg.ImagePath(cc))
 	if rootfs, ic, err = s.prepareRootfs(ctx, cfg, cc); err != nil {
-		return "", "", ic, fmt.Errorf("image: %w", err)
+		return "", ic, fmt.Errorf("image: %w", err)
 	}
-	return rootfs, stamp, ic, nil
+	return rootfs, ic, nil
 }
 
 // useImage gives u its root filesystem, and its spec and stop signal
 // with the defaults its image says (ContainerConfig.withImage).
-func (u *unit) useImage(rootfs, stamp string, ic image.Config) error {
+func (u *unit) useImage(rootfs string, ic image.Config) error {
 	spec, sig, err := u.cfg.withImage(rootfs, ic)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", u.cfg.Image, err)
 	}
-	u.spec, u.imageStamp, u.sup.stopSignal = spec, stamp, sig
+	u.spec, u.sup.stopSignal = spec, sig
 	return nil
 }
 
@@ -101,6 +103,7 @@ func (u *unit) useImage(rootfs, stamp string, ic image.Config) error {
 // off), or a signal or a control request asks for a shutdown. It returns
 // the shutdown action and berth boot's exit status.
 func (s *supervisor) loop() (Action, int) {
+	defer close(s.loopDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	s.b.reaper.reap() // children that exited before the loop started
@@ -124,10 +127,8 @@ func (s *supervisor) loop() (Action, int) {
 			case sig == syscall.SIGCHLD:
 				s.b.reaper.reap()
 			case sig == syscall.SIGHUP:
-				s.b.log.Printf("got SIGHUP: reloading the config")
-				if err := s.reload(); err != nil {
-					s.b.log.Printf("reload refused, the running config stays: %v", err)
-				}
+				s.b.log.Printf("got SIGHUP: applying the boot config file")
+				s.startUpdate(updateReload, nil)
 			default:
 				if action, ok := shutdownSignal(sig); ok {
 					s.b.log.Printf("got %s: shutting down (%s)", sig, action)
@@ -143,6 +144,8 @@ func (s *supervisor) loop() (Action, int) {
 			s.pullDone(ev)
 		case <-s.b.modulesDone():
 			s.b.modulesLoaded()
+		case f := <-s.calls: // from an update's goroutine (generation_update.go)
+			f()
 		case req := <-s.b.requests:
 			if action, stop := s.handle(req); stop {
 				return action, s.status()
@@ -216,8 +219,11 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 
 // finished reports whether every unit has ended by itself: exited, failed,
 // or waiting on a dependency that will never be ready. A unit the
-// operator stopped keeps the appliance up.
+// operator stopped, or an update in progress, keeps the appliance up.
 func (s *supervisor) finished() bool {
+	if s.b.gens != nil && s.b.gens.updating {
+		return false // a rollback may bring the containers back
+	}
 	for _, u := range s.units {
 		switch u.state {
 		case stateExited, stateFailed:

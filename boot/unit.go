@@ -50,10 +50,8 @@ type unit struct {
 	// waiters are control requests answered once the unit has stopped or
 	// started again (control_stop.go).
 	waiters []waiter
-	// imageStamp is the image file's version when it was prepared;
 	// preparing is set while the image goroutine readies it at boot.
-	imageStamp string
-	preparing  bool
+	preparing bool
 	// imageWait is why the last pull of its registry image failed, and
 	// imageRetry when the next begins (pull.go).
 	imageWait  string

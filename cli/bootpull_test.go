@@ -15,6 +15,9 @@ import (
 // bootPullConfig has a container with an image file and one whose image
 // is in the registry at HOST.
 const bootPullConfig = `
+[update]
+grace_period = "1s"
+
 [registries."HOST"]
 insecure = true
 
@@ -34,10 +37,12 @@ stop_timeout = "1s"
 
 // TestBootPull runs berth boot with a registry image while the registry
 // is down: the container with an image file runs, the other waits and
-// berth ps says for what; a reload meanwhile neither blocks nor loses
-// the pull; once the registry is up the image (pushed with berth image
-// push) is pulled and its container runs. After the boot, berth image gc
-// with the config keeps the tree the reference was pulled as.
+// berth ps says for what; a reload meanwhile is refused (its phase 1
+// cannot pull) and neither blocks nor loses the pull; once the registry
+// is up the image (pushed with berth image push) is pulled and its
+// container runs, and a reload then commits a generation with the tag
+// resolved. After the boot, berth image gc with the config keeps the tree
+// the reference was pulled as.
 func TestBootPull(t *testing.T) {
 	dir := t.TempDir()
 	rootfs := testutil.BusyboxRootfs(t)
@@ -91,19 +96,27 @@ func TestBootPull(t *testing.T) {
 		t.Errorf("app's detail %q does not say when it tries again", d)
 	}
 
-	// A reload while the pull waits: local is replaced, app waits on.
+	// A reload while the pull waits: its phase 1 cannot pull app's image,
+	// so it is refused and nothing changes; app's pull goes on.
 	write(t, cfg, strings.ReplaceAll(config, "ROUNDNO", "2"))
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload", log, func() bool { return strings.Contains(log.String(), "config reloaded: changed [local app]") })
-	waitFor(t, "local to run again", log, func() bool { return h.ps()["local"].State == "running" })
-	if ps := h.ps()["app"]; ps.State != "waiting" || !strings.Contains(ps.Detail, "waiting for its image") {
-		t.Errorf("app after the reload: %s (%s)", ps.State, ps.Detail)
+	waitFor(t, "the reload to be refused", log, func() bool { return strings.Contains(log.String(), "update: reload refused, nothing changed: container app: image: registry "+reg.Host) })
+	if ps := h.ps(); ps["local"].State != "running" || ps["local"].Restarts != 0 || ps["app"].State != "waiting" || !strings.Contains(ps["app"].Detail, wait) {
+		t.Errorf("after the refused reload: local %s, app %s (%s)", ps["local"].State, ps["app"].State, ps["app"].Detail)
 	}
 
 	reg.Start() // the same port and storage
 	waitFor(t, "app to run on the pulled image", log, func() bool {
 		return h.ps()["app"].State == "running" && strings.Contains(log.String(), "app | app runs v1 from the registry")
 	})
+
+	// Now the reload resolves app's tag to the digest it had and commits.
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the reload to commit", log, func() bool { return strings.Contains(log.String(), "update: generation 2 committed") })
+	if !strings.Contains(log.String(), "update: image "+ref+" for app: ") {
+		t.Errorf("the reload did not resolve app's image")
+	}
+	waitFor(t, "app to run", log, func() bool { return h.ps()["app"].State == "running" })
 	stop()
 
 	// berth image gc keeps what the config's reference was pulled as,

@@ -61,7 +61,7 @@ func (cmd *ctlCommand) message(resp boot.Response) int {
 	return exitOK
 }
 
-// ctlMain is reload, reboot and poweroff.
+// ctlMain is reload, rollback, reboot and poweroff.
 func ctlMain(verbName, about string) func(*ctx, []string) int {
 	return func(c *ctx, args []string) int {
 		cmd := c.ctlCommand(verbName, "[--json]", about)
@@ -202,6 +202,7 @@ func statusMain(c *ctx, args []string) int {
 	printClock(w, st.Clock)
 	printStorage(w, st.Storage)
 	fmt.Fprintf(w, "config\t%s\n", st.Config)
+	printGeneration(w, st.Generation)
 	fmt.Fprintf(w, "containers\t%d running of %d\n", st.Running, st.Containers)
 	for _, im := range st.Images {
 		fmt.Fprintf(w, "image\t%s: %s\n", im.Container, im.Path)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"berth/boot"
@@ -93,11 +94,12 @@ func (r *imageRepeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // imageGC is `berth image gc`.
 func imageGC(c *ctx, args []string) int {
-	cmd := c.command("image gc", "[--cache DIR] [--keep sha256:…]... [--config FILE]",
-		"Removes cached rootfs trees whose digest is neither kept nor referenced by the\nconfig (default /etc/berth.toml unless --keep is given) nor used by a mounted\ncontainer root. The cache is the config's [images] cache, else\n/var/lib/berth/images, and must be one.")
+	cmd := c.command("image gc", "[--cache DIR] [--state DIR] [--keep sha256:…]... [--config FILE]",
+		"Removes cached rootfs trees whose digest is neither kept nor referenced by the\nconfig (default /etc/berth.toml unless --keep is given) nor needed by a kept\ngeneration (committed, previous, being tried) nor used by a mounted container\nroot. The cache is the config's [images] cache, else /var/lib/berth/images,\nand must be one.")
 	fs := cmd.fs
 	root := fs.String("cache", "", "cache `DIR` (default: the config's [images] cache, else "+image.DefaultCacheRoot+")")
 	config := fs.String("config", "", "keep the images this config `FILE` references (default "+boot.DefaultConfig+" unless --keep is given)")
+	state := fs.String("state", "", "berth's state `DIR`, whose generations' images are kept (default: the directory holding the cache)")
 	var keep imageRepeated
 	fs.Var(&keep, "keep", "keep `sha256:HEX` (repeatable)")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
@@ -127,6 +129,16 @@ func imageGC(c *ctx, args []string) int {
 	}
 	keepSet := make(map[string]bool)
 	for _, d := range keep {
+		keepSet[d] = true
+	}
+	if *state == "" {
+		*state = filepath.Dir(filepath.Clean(cache.Root))
+	}
+	genDigests, err := boot.KeptDigests(*state)
+	if err != nil {
+		return c.imageFail(fmt.Errorf("gc: the generations in %s cannot be read (nothing removed): %w", *state, err))
+	}
+	for _, d := range genDigests {
 		keepSet[d] = true
 	}
 	if cfg != nil {

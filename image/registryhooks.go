@@ -3,11 +3,6 @@ package image
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"berth/mmapfs"
 )
@@ -72,26 +67,6 @@ func BerthConfig(path string) (isBerth bool, cfg Config, err error) {
 		return false, cfg, fmt.Errorf("%s: berth image: %w", path, err)
 	}
 	return true, cfg, nil
-}
-
-// Lookup returns the cache's entry for digest, leased as Prepare leases
-// it (call Release), when it is there; ok is false when it is not.
-func (c *Cache) Lookup(digest string) (p Prepared, ok bool, err error) {
-	if err := checkDigestSyntax(digest); err != nil {
-		return p, false, err
-	}
-	defer c.digestLock(digest)()
-	unlock, err := c.lockRoot(unix.LOCK_SH) // GC takes it exclusively
-	if err != nil {
-		return p, false, err
-	}
-	p.Rootfs = filepath.Join(c.entryDir(digest), "rootfs")
-	if st, err := os.Stat(p.Rootfs); err != nil || !st.IsDir() {
-		unlock()
-		return Prepared{}, false, nil
-	}
-	p.Digest, p.Cached, p.Release = digest, true, sync.OnceFunc(unlock)
-	return p, true, nil
 }
 
 // ParseOCIConfig reads what an OCI (or docker) image config says about

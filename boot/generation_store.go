@@ -1,0 +1,558 @@
+package boot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth/container"
+	"berth/image"
+	"berth/image/registry"
+)
+
+// The generation store, STATE/generations (on the data partition when
+// there is one):
+//
+//	current           the record: which generation is committed, which
+//	                  one before it, which one is being tried and how
+//	                  many boots it has had (genRecord, JSON)
+//	N/config.toml     generation N's config, byte for byte
+//	N/generation.json where it came from and, per container, the image
+//	                  digest it was resolved to and what that image says
+//	                  about running it (genMeta, JSON)
+//	.new-N, .current-*  a generation or a record being written: removed
+//	                  at the next boot
+//
+// A generation directory is written whole (files fsynced, then the
+// directory) under .new-N and renamed to N, then the parent fsynced: it is
+// absent or complete. The record is replaced by writing a temporary file,
+// fsyncing it, renaming it over current and fsyncing the directory: every
+// state transition is that one rename (see generation.go).
+
+// Limits on what the store reads back: the files are berth's own, but a
+// damaged disk or whoever had the card must not make PID 1 allocate
+// without bound or panic.
+const (
+	maxRecordSize = 16 << 10
+	maxMetaSize   = 8 << 20
+	maxReasonLen  = 1024
+	genDir        = "generations"
+	recordName    = "current"
+)
+
+// genRecord is the record, STATE/generations/current.
+type genRecord struct {
+	// Committed is the generation the device runs when nothing is being
+	// tried; Previous the one committed before it (0: none), which
+	// `berth rollback` goes back to.
+	Committed int `json:"committed"`
+	Previous  int `json:"previous,omitempty"`
+	// Trying is the generation being switched to (0: none), Boots how
+	// many boots have started on it.
+	Trying int `json:"trying,omitempty"`
+	Boots  int `json:"boots,omitempty"`
+	// Base is the digest of the boot config file's bytes when berth last
+	// took it: a file replaced while berth was down is applied as an
+	// update after the boot.
+	Base string `json:"base,omitempty"`
+	// LastRollback is the last time a generation was given up.
+	LastRollback *Rollback `json:"last_rollback,omitempty"`
+}
+
+// Rollback says which generation was given up, for which, when and why.
+type Rollback struct {
+	From   int       `json:"from"`
+	To     int       `json:"to"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// check refuses a record no berth would have written.
+func (r genRecord) check() error {
+	switch {
+	case r.Committed < 1:
+		return fmt.Errorf("committed generation %d: want 1 or more", r.Committed)
+	case r.Previous < 0 || r.Previous >= r.Committed:
+		return fmt.Errorf("previous generation %d: want 0 (none) or less than the committed %d", r.Previous, r.Committed)
+	case r.Trying != 0 && r.Trying <= r.Committed:
+		return fmt.Errorf("trying generation %d: want 0 (none) or more than the committed %d", r.Trying, r.Committed)
+	case r.Boots < 0 || r.Boots > maxBootAttemptsLimit:
+		return fmt.Errorf("boots %d: want 0 to %d", r.Boots, maxBootAttemptsLimit)
+	case r.Base != "" && image.CheckDigest(r.Base) != nil:
+		return fmt.Errorf("base %q: not a sha256 digest", r.Base)
+	case r.LastRollback != nil && len(r.LastRollback.Reason) > maxReasonLen:
+		return fmt.Errorf("last rollback's reason: longer than %d bytes", maxReasonLen)
+	}
+	return nil
+}
+
+// genImage is a container's image as a generation resolved it.
+type genImage struct {
+	// Digest is the cache entry's: gc keeps it.
+	Digest string       `json:"digest"`
+	Config image.Config `json:"config"`
+	// Ref is, for an image from a registry, its reference pinned to the
+	// digest its tag resolved to for the generation: docker://…@sha256:….
+	Ref string `json:"ref,omitempty"`
+}
+
+// pin makes cc run img: a registry image by its pinned reference (its
+// digest key, if any, was checked against it), any other by its digest.
+func (cc *ContainerConfig) pin(img genImage) {
+	if img.Ref != "" {
+		cc.Image = img.Ref
+		return
+	}
+	cc.Digest = img.Digest
+}
+
+// checkRef checks that ref, a generation's pinned reference, is cc's
+// image pinned to a digest that cc's own pins allow.
+func (cc ContainerConfig) checkRef(ref string) error {
+	r, err := registry.ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	base, err := registry.ParseRef(cc.Image)
+	switch {
+	case err != nil:
+		return fmt.Errorf("ref %s, but the config's image is %s", ref, cc.Image)
+	case r.Digest == "" || r.Host != base.Host || r.Repo != base.Repo || r.Tag != base.Tag:
+		return fmt.Errorf("ref %s is not %s pinned to a digest", ref, cc.Image)
+	case base.Digest != "" && base.Digest != r.Digest, cc.Digest != "" && cc.Digest != r.Digest:
+		return fmt.Errorf("ref %s, but the config pins another digest", ref)
+	}
+	return nil
+}
+
+// genMeta is N/generation.json.
+type genMeta struct {
+	Number int `json:"number"`
+	// Source is the config file the generation was made from; relative
+	// image paths in it are resolved against its directory.
+	Source string              `json:"source"`
+	Images map[string]genImage `json:"images"`
+	Made   time.Time           `json:"made"`
+}
+
+// generation is one generation: its config's bytes and its meta.
+type generation struct {
+	genMeta
+	Config []byte
+}
+
+// genStore is an opened generation store.
+type genStore struct {
+	dir string
+}
+
+// openGenStore opens STATE/generations, making it (0700) when missing; a
+// symlink or a file there is refused.
+func openGenStore(state string) (*genStore, error) {
+	if err := ensureDirs(state, genDir); err != nil {
+		return nil, fmt.Errorf("generations: %w", err)
+	}
+	return &genStore{dir: filepath.Join(state, genDir)}, nil
+}
+
+// openDir opens the store's directory without following a symlink.
+func (g *genStore) openDir() (int, error) {
+	fd, err := unix.Open(g.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", g.dir, err)
+	}
+	return fd, nil
+}
+
+// readAt reads name in the directory dfd: a regular file, no symlink, at
+// most limit bytes.
+func readAt(dfd int, name string, limit int64) ([]byte, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than the %d bytes it may have", name, limit)
+	}
+	return data, nil
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and
+// trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// parseRecord parses the record's bytes.
+func parseRecord(data []byte) (genRecord, error) {
+	var r genRecord
+	if len(data) > maxRecordSize {
+		return r, fmt.Errorf("larger than the %d bytes it may have", maxRecordSize)
+	}
+	if err := decodeStrict(data, &r); err != nil {
+		return genRecord{}, err
+	}
+	if err := r.check(); err != nil {
+		return genRecord{}, err
+	}
+	return r, nil
+}
+
+// readRecord reads the record; ok is false when there is none yet.
+func (g *genStore) readRecord() (r genRecord, ok bool, err error) {
+	dfd, err := g.openDir()
+	if err != nil {
+		return r, false, err
+	}
+	defer unix.Close(dfd)
+	data, err := readAt(dfd, recordName, maxRecordSize)
+	if errors.Is(err, unix.ENOENT) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("%s: %w", filepath.Join(g.dir, recordName), err)
+	}
+	if r, err = parseRecord(data); err != nil {
+		return r, false, fmt.Errorf("%s: %w", filepath.Join(g.dir, recordName), err)
+	}
+	return r, true, nil
+}
+
+// writeRecord replaces the record: one state transition, durable when it
+// returns.
+func (g *genStore) writeRecord(r genRecord) error {
+	if r.LastRollback != nil && len(r.LastRollback.Reason) > maxReasonLen {
+		rb := *r.LastRollback
+		rb.Reason = rb.Reason[:maxReasonLen]
+		r.LastRollback = &rb
+	}
+	if err := r.check(); err != nil {
+		return fmt.Errorf("generation record: %w", err) // a bug: never written
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	dfd, err := g.openDir()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	tmp := ".current-" + strconv.Itoa(os.Getpid())
+	if err := writeFileAt(dfd, tmp, append(data, '\n')); err != nil {
+		return fmt.Errorf("generation record %s: %w", filepath.Join(g.dir, tmp), err)
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, recordName); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return fmt.Errorf("generation record: rename %s: %w", tmp, err)
+	}
+	if err := unix.Fsync(dfd); err != nil {
+		return fmt.Errorf("generation record: fsync %s: %w", g.dir, err)
+	}
+	return nil
+}
+
+// writeFileAt creates name in dfd (replacing a leftover), writes data and
+// fsyncs it.
+func writeFileAt(dfd int, name string, data []byte) error {
+	if err := unix.Unlinkat(dfd, name, 0); err != nil && err != unix.ENOENT {
+		return err
+	}
+	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// writeGeneration writes generation gen whole: under .new-N, fsynced,
+// renamed to N, the store fsynced. A leftover N (a generation written by
+// an update that never got recorded) is replaced.
+func (g *genStore) writeGeneration(gen *generation) error {
+	meta, err := json.Marshal(gen.genMeta)
+	if err != nil {
+		return err
+	}
+	dfd, err := g.openDir()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	name, tmp := strconv.Itoa(gen.Number), ".new-"+strconv.Itoa(gen.Number)
+	for _, n := range []string{tmp, name} {
+		if err := removeAt(dfd, n); err != nil {
+			return fmt.Errorf("generation %d: remove leftover %s: %w", gen.Number, n, err)
+		}
+	}
+	if err := unix.Mkdirat(dfd, tmp, 0o700); err != nil {
+		return fmt.Errorf("generation %d: %w", gen.Number, err)
+	}
+	fd, err := unix.Openat(dfd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("generation %d: %w", gen.Number, err)
+	}
+	defer unix.Close(fd)
+	for _, step := range []func() error{
+		func() error { return writeFileAt(fd, "config.toml", gen.Config) },
+		func() error { return writeFileAt(fd, "generation.json", append(meta, '\n')) },
+		func() error { return unix.Fsync(fd) },
+		func() error { return unix.Renameat(dfd, tmp, dfd, name) },
+		func() error { return unix.Fsync(dfd) },
+	} {
+		if err := step(); err != nil {
+			return fmt.Errorf("generation %d in %s: %w", gen.Number, g.dir, err)
+		}
+	}
+	return nil
+}
+
+// removeAt removes name (a file or a generation directory of files) in
+// dfd; a missing one is no error.
+func removeAt(dfd int, name string) error {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil { // a file, or a symlink: unlink the name itself
+		if err := unix.Unlinkat(dfd, name, 0); err != nil && err != unix.ENOENT {
+			return err
+		}
+		return nil
+	}
+	d := os.NewFile(uintptr(fd), name)
+	names, _ := d.Readdirnames(-1)
+	for _, n := range names {
+		if err := unix.Unlinkat(fd, n, 0); err != nil && err != unix.ENOENT {
+			d.Close()
+			return err
+		}
+	}
+	d.Close()
+	if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return err
+	}
+	return nil
+}
+
+// readGeneration reads generation n and checks it: its config must
+// parse, and its meta name only that config's containers, each with a
+// well-formed digest.
+func (g *genStore) readGeneration(n int) (*generation, *Config, error) {
+	dfd, err := g.openDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat(dfd, strconv.Itoa(n), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generation %d: %w", n, err)
+	}
+	defer unix.Close(fd)
+	where := filepath.Join(g.dir, strconv.Itoa(n))
+	gen := &generation{}
+	if gen.Config, err = readAt(fd, "config.toml", maxConfigSize); err != nil {
+		return nil, nil, fmt.Errorf("generation %d: %s/config.toml: %w", n, where, err)
+	}
+	data, err := readAt(fd, "generation.json", maxMetaSize)
+	if err == nil {
+		err = decodeStrict(data, &gen.genMeta)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("generation %d: %s/generation.json: %w", n, where, err)
+	}
+	cfg, err := gen.parse()
+	if err != nil {
+		return nil, nil, fmt.Errorf("generation %d: %w", n, err)
+	}
+	if gen.Number != n {
+		return nil, nil, fmt.Errorf("generation %d: %s/generation.json says it is generation %d", n, where, gen.Number)
+	}
+	return gen, cfg, nil
+}
+
+// parse parses the generation's config (relative image paths resolve
+// against its source's directory) and checks its images against it; the
+// config it returns is resolved: each container's digest pinned.
+func (gen *generation) parse() (*Config, error) {
+	if !filepath.IsAbs(gen.Source) {
+		return nil, fmt.Errorf("source %q: want an absolute path", gen.Source)
+	}
+	cfg, err := ParseConfig(gen.Source, gen.Config)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]int{}
+	for i, cc := range cfg.Container {
+		names[cc.Name] = i
+	}
+	for name, img := range gen.Images {
+		i, ok := names[name]
+		if !ok {
+			return nil, fmt.Errorf("image of container %s: the config has no such container", container.Quote(name))
+		}
+		if err := image.CheckDigest(img.Digest); err != nil {
+			return nil, fmt.Errorf("image of container %s: %w", name, err)
+		}
+		if img.Ref != "" {
+			if err := cfg.Container[i].checkRef(img.Ref); err != nil {
+				return nil, fmt.Errorf("image of container %s: %w", name, err)
+			}
+		} else if pinned := cfg.Container[i].Digest; pinned != "" && pinned != img.Digest {
+			return nil, fmt.Errorf("image of container %s: %s, but its config pins %s", name, img.Digest, pinned)
+		}
+		cfg.Container[i].pin(img)
+	}
+	return cfg, nil
+}
+
+// digests lists the generation's image digests, sorted.
+func (gen *generation) digests() []string {
+	var out []string
+	for _, img := range gen.Images {
+		out = append(out, img.Digest)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// prune removes every generation directory but keep, and what
+// interrupted writes left.
+func (g *genStore) prune(keep ...int) {
+	dfd, err := g.openDir()
+	if err != nil {
+		return
+	}
+	d := os.NewFile(uintptr(dfd), g.dir) // closes dfd
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	keepName := map[string]bool{recordName: true}
+	for _, n := range keep {
+		keepName[strconv.Itoa(n)] = true
+	}
+	for _, n := range names {
+		if !keepName[n] {
+			_ = removeAt(dfd, n)
+		}
+	}
+}
+
+// configDigest is the digest of a config file's bytes.
+func configDigest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// KeptDigests returns the image digests the generations in state keep:
+// the committed, the previous and the one being tried. `berth image gc`
+// keeps them. No store: none, and no error.
+func KeptDigests(state string) ([]string, error) {
+	g := &genStore{dir: filepath.Join(state, genDir)}
+	if _, err := os.Lstat(g.dir); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	r, ok, err := g.readRecord()
+	if err != nil || !ok {
+		return nil, err
+	}
+	var out []string
+	for _, n := range []int{r.Committed, r.Previous, r.Trying} {
+		if n == 0 {
+			continue
+		}
+		gen, _, err := g.readGeneration(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, gen.digests()...)
+	}
+	return out, nil
+}
+
+// describeGen is "generation 3" for logs.
+func describeGen(n int) string { return "generation " + strconv.Itoa(n) }
+
+// oneLine makes an error a one-line reason for the record.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// committedMark is a file a generation directory gets once the
+// generation has been committed: when the record is unreadable, the
+// highest generation with it is the safe one to boot.
+const committedMark = "committed"
+
+// markCommitted gives generation n its mark, durably. Best effort: the
+// record, not the mark, says what is committed.
+func (g *genStore) markCommitted(n int) error {
+	dfd, err := g.openDir()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat(dfd, strconv.Itoa(n), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := writeFileAt(fd, committedMark, nil); err != nil {
+		return err
+	}
+	return unix.Fsync(fd)
+}
+
+// lastMarked is the highest generation that has the committed mark and
+// reads back whole; 0 when none does.
+func (g *genStore) lastMarked() int {
+	ents, err := os.ReadDir(g.dir)
+	if err != nil {
+		return 0
+	}
+	best := 0
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n <= best || strconv.Itoa(n) != e.Name() || e.Type() != os.ModeDir {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(g.dir, e.Name(), committedMark)); err != nil {
+			continue
+		}
+		if _, _, err := g.readGeneration(n); err == nil {
+			best = n
+		}
+	}
+	return best
+}

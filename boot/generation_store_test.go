@@ -1,0 +1,264 @@
+package boot
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const genTestConfig = `
+[[container]]
+name = "web"
+image = "web.tar.zst"
+command = ["true"]
+`
+
+const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// TestUpdateConfigKeys checks [update] at the edges of its ranges.
+func TestUpdateConfigKeys(t *testing.T) {
+	tests := []struct {
+		toml  string
+		grace time.Duration
+		boots int
+		err   string
+	}{
+		{"", DefaultGracePeriod, DefaultMaxBootAttempts, ""},
+		{`grace_period = "0s"`, 0, 3, ""},
+		{`grace_period = "1h"`, time.Hour, 3, ""},
+		{`grace_period = "1h0m1s"`, 0, 0, `update.grace_period: invalid duration "1h0m1s": want 0s to 1h0m0s`},
+		{`grace_period = "-1s"`, 0, 0, "update.grace_period: invalid duration"},
+		{`grace_period = "soon"`, 0, 0, "update.grace_period: invalid duration"},
+		{`max_boot_attempts = 1`, DefaultGracePeriod, 1, ""},
+		{`max_boot_attempts = 10`, DefaultGracePeriod, 10, ""},
+		{`max_boot_attempts = 11`, 0, 0, "update.max_boot_attempts: 11: want 1 to 10"},
+		{`max_boot_attempts = -1`, 0, 0, "update.max_boot_attempts: -1: want 1 to 10"},
+		{`max_boot_attempts = "3"`, 0, 0, "update.max_boot_attempts"},
+		{`grace = "1s"`, 0, 0, "update.grace"},
+	}
+	for _, tc := range tests {
+		cfg, err := ParseConfig("/etc/berth.toml", []byte("[update]\n"+tc.toml+"\n"+genTestConfig))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "/etc/berth.toml:") {
+				t.Errorf("%s: error %v, want one with %q", tc.toml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.toml, err)
+			continue
+		}
+		if cfg.Update.grace() != tc.grace || cfg.Update.maxBoots() != tc.boots {
+			t.Errorf("%s: grace %s, boots %d", tc.toml, cfg.Update.grace(), cfg.Update.maxBoots())
+		}
+	}
+}
+
+// TestParseRecord feeds the record parser what a damaged disk or a
+// hostile hand could leave: each is refused with an error, none panics.
+func TestParseRecord(t *testing.T) {
+	tests := []struct {
+		name, data, err string
+	}{
+		{"good", `{"committed":2,"previous":1,"trying":3,"boots":1,"base":"` + digestA + `"}`, ""},
+		{"empty", ``, "EOF"},
+		{"truncated", `{"committed":2,"prev`, "unexpected EOF"},
+		{"not JSON", "\x00\xff\x00", "invalid character"},
+		{"no committed", `{}`, "committed generation 0"},
+		{"negative", `{"committed":-1}`, "committed generation -1"},
+		{"previous ahead", `{"committed":2,"previous":2}`, "previous generation 2"},
+		{"trying behind", `{"committed":2,"trying":1}`, "trying generation 1"},
+		{"boots", `{"committed":1,"trying":2,"boots":11}`, "boots 11"},
+		{"bad base", `{"committed":1,"base":"md5:00"}`, "not a sha256 digest"},
+		{"unknown field", `{"committed":1,"evil":true}`, "unknown field"},
+		{"trailing", `{"committed":1}{"committed":2}`, "trailing data"},
+		{"huge number", `{"committed":1e400}`, "cannot unmarshal"},
+		{"long reason", `{"committed":1,"last_rollback":{"reason":"` + strings.Repeat("x", maxReasonLen+1) + `"}}`, "longer than"},
+		{"oversize", `{"committed":1,"base":"` + strings.Repeat(" ", maxRecordSize) + `"}`, "larger than"},
+	}
+	for _, tc := range tests {
+		r, err := parseRecord([]byte(tc.data))
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want one with %q (parsed %+v)", tc.name, err, tc.err, r)
+		}
+	}
+}
+
+// newTestStore is a store with generation 1 (committed, marked) and
+// generation 2 written.
+func newTestStore(t *testing.T) *genStore {
+	t.Helper()
+	g, err := openGenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2; n++ {
+		gen := &generation{genMeta: genMeta{Number: n, Source: "/etc/berth.toml", Images: map[string]genImage{"web": {Digest: digestA}}}, Config: []byte(genTestConfig)}
+		if err := g.writeGeneration(gen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.writeRecord(genRecord{Committed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.markCommitted(1); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestGenStoreRoundTrip writes a record and a generation and reads them
+// back: the config comes back resolved, the web's digest pinned.
+func TestGenStoreRoundTrip(t *testing.T) {
+	g := newTestStore(t)
+	r, ok, err := g.readRecord()
+	if err != nil || !ok || r.Committed != 1 {
+		t.Fatalf("record %+v %v %v", r, ok, err)
+	}
+	gen, cfg, err := g.readGeneration(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gen.Number != 2 || cfg.Container[0].Digest != digestA || cfg.ImagePath(cfg.Container[0]) != "/etc/web.tar.zst" {
+		t.Errorf("generation %+v, config %+v", gen.genMeta, cfg.Container[0])
+	}
+	if got := g.lastMarked(); got != 1 {
+		t.Errorf("last marked %d, want 1", got)
+	}
+	g.prune(1)
+	if _, _, err := g.readGeneration(2); err == nil {
+		t.Error("prune kept generation 2")
+	}
+	// Leftovers of interrupted writes go too.
+	os.WriteFile(filepath.Join(g.dir, ".current-99"), []byte("{"), 0o600)
+	os.Mkdir(filepath.Join(g.dir, ".new-3"), 0o700)
+	g.prune(1)
+	if ents, _ := os.ReadDir(g.dir); len(ents) != 2 {
+		t.Errorf("after prune: %v", ents)
+	}
+}
+
+// TestGenStoreHostile damages the store's files: each read fails with
+// an error naming the file, and the committed mark still finds a safe
+// generation.
+func TestGenStoreHostile(t *testing.T) {
+	meta := func(m map[string]any) string {
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	images := map[string]any{"web": map[string]any{"digest": digestA}}
+	tests := []struct {
+		name string
+		// damage changes generation 2's directory (or, with record, the record).
+		damage func(t *testing.T, dir string)
+		record bool
+		err    string
+	}{
+		{"record truncated", func(t *testing.T, dir string) { writeT(t, filepath.Join(dir, "current"), `{"commi`) }, true, "unexpected EOF"},
+		{"record oversize", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "current"), strings.Repeat(" ", maxRecordSize+1))
+		}, true, "larger than"},
+		{"record symlink", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, "current"))
+			os.Symlink("/etc/passwd", filepath.Join(dir, "current"))
+		}, true, "current"},
+		{"record fifo-like dir", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, "current"))
+			os.Mkdir(filepath.Join(dir, "current"), 0o700)
+		}, true, "not a regular file"},
+		{"config missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "2", "config.toml")) }, false, "config.toml"},
+		{"config invalid", func(t *testing.T, dir string) { writeT(t, filepath.Join(dir, "2", "config.toml"), "[[container]]\n") }, false, "missing image"},
+		{"config oversize", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "2", "config.toml"), strings.Repeat("#", maxConfigSize+1))
+		}, false, "larger than"},
+		{"meta truncated", func(t *testing.T, dir string) { writeT(t, filepath.Join(dir, "2", "generation.json"), `{"number":2,`) }, false, "generation.json"},
+		{"meta unknown container", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "2", "generation.json"), meta(map[string]any{"number": 2, "source": "/etc/berth.toml",
+				"images": map[string]any{"evil": map[string]any{"digest": digestA}}}))
+		}, false, "no such container"},
+		{"meta bad digest", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "2", "generation.json"), meta(map[string]any{"number": 2, "source": "/etc/berth.toml",
+				"images": map[string]any{"web": map[string]any{"digest": "sha256:../../x"}}}))
+		}, false, "image of container web"},
+		{"meta wrong number", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "2", "generation.json"), meta(map[string]any{"number": 7, "source": "/etc/berth.toml", "images": images}))
+		}, false, "says it is generation 7"},
+		{"meta relative source", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "2", "generation.json"), meta(map[string]any{"number": 2, "source": "berth.toml", "images": images}))
+		}, false, "want an absolute path"},
+		{"generation is a symlink", func(t *testing.T, dir string) {
+			os.RemoveAll(filepath.Join(dir, "2"))
+			os.Symlink(filepath.Join(dir, "1"), filepath.Join(dir, "2"))
+		}, false, "generation 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newTestStore(t)
+			tc.damage(t, g.dir)
+			var err error
+			if tc.record {
+				_, _, err = g.readRecord()
+			} else {
+				_, _, err = g.readGeneration(2)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("error %v, want one with %q", err, tc.err)
+			}
+			if got := g.lastMarked(); got != 1 {
+				t.Errorf("fallback: last marked %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestSelectGenerationFallback boots (the generation phase) on a store
+// whose record is damaged: it falls back to the last committed
+// generation and repairs the record; with nothing marked, it boots the
+// boot config file as generation 1.
+func TestSelectGenerationFallback(t *testing.T) {
+	for _, marked := range []bool{true, false} {
+		state := t.TempDir()
+		g, err := openGenStore(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen := &generation{genMeta: genMeta{Number: 4, Source: "/etc/gen4.toml", Images: map[string]genImage{}}, Config: []byte(genTestConfig)}
+		if err := g.writeGeneration(gen); err != nil {
+			t.Fatal(err)
+		}
+		if marked {
+			g.markCommitted(4)
+		}
+		writeT(t, filepath.Join(g.dir, "current"), "\x00garbage")
+		bootCfg := filepath.Join(t.TempDir(), "berth.toml")
+		writeT(t, bootCfg, genTestConfig)
+		var log strings.Builder
+		b := &booter{opts: Options{StateDir: state}, log: NewLogger(&log), cfg: &Config{path: bootCfg}}
+		if err := b.selectGeneration(); err != nil {
+			t.Fatal(err)
+		}
+		r, ok, err := g.readRecord()
+		switch {
+		case marked && (b.cfg.path != "/etc/gen4.toml" || !ok || r.Committed != 4 || err != nil):
+			t.Errorf("marked: booting %s, record %+v %v %v\n%s", b.cfg.path, r, ok, err, log.String())
+		case !marked && (b.cfg.path != bootCfg || !b.gens.first):
+			t.Errorf("unmarked: booting %s, first %v\n%s", b.cfg.path, b.gens.first, log.String())
+		}
+		if !strings.Contains(log.String(), "WARNING: generation record:") {
+			t.Errorf("no warning:\n%s", log.String())
+		}
+	}
+}
+
+func writeT(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

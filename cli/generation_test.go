@@ -1,0 +1,436 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"berth/boot"
+	"berth/internal/testutil"
+)
+
+// genConfig is an appliance of two containers: ledger, and shop after
+// it, which says its version ("web N up"). IMAGE and COMMAND are
+// replaced. The names are unusual: a container's cgroup is named after
+// it, and other tests on this host may run a "web" at the same time.
+const genConfig = `
+[update]
+grace_period = "1s"
+max_boot_attempts = 2
+
+[[container]]
+name = "ledger"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo ledger up; exec sleep 1000"]
+stop_timeout = "1s"
+
+[[container]]
+name = "shop"
+image = "IMAGE"
+after = ["ledger"]
+stop_timeout = "1s"
+command = ["sh", "-c", "COMMAND"]
+`
+
+// webUp is a web that serves: it says its version and stays up.
+const webUp = "echo web VERSION up; exec sleep 1000"
+
+// genWorld is one appliance under berth boot for the generation tests.
+type genWorld struct {
+	t    *testing.T
+	dir  string
+	sock string
+	cmd  *exec.Cmd
+	log  *bootLog
+}
+
+// newGenWorld packs the image and writes the boot config (web v1).
+func newGenWorld(t *testing.T) *genWorld {
+	w := &genWorld{t: t, dir: t.TempDir()}
+	rootfs := testutil.BusyboxRootfs(t)
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(w.dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	w.sock = filepath.Join(w.dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", w.sock)
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
+	return w
+}
+
+// writeConfig writes a config whose web runs command at version.
+func (w *genWorld) writeConfig(name, img, command, version string) string {
+	p := filepath.Join(w.dir, name)
+	command = strings.ReplaceAll(command, "VERSION", version)
+	write(w.t, p, strings.NewReplacer("IMAGE", img, "COMMAND", command).Replace(genConfig))
+	return p
+}
+
+// boot starts berth boot with env added, and stops it when the test ends.
+func (w *genWorld) boot(env ...string) {
+	w.log = &bootLog{}
+	cmd := exec.Command(berthBin, "boot", "--config", filepath.Join(w.dir, "berth.toml"), "--state", filepath.Join(w.dir, "state"), "--socket", w.sock)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = w.log, w.log
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.cmd = cmd
+	log := w.log
+	w.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if w.t.Failed() {
+			w.t.Logf("berth boot:\n%s", log.String())
+		}
+	})
+}
+
+// settled waits until generation n is committed and web serves.
+func (w *genWorld) settled(n int) boot.GenerationInfo {
+	var g boot.GenerationInfo
+	waitFor(w.t, "generation "+strconv.Itoa(n)+" committed and web running", w.log, func() bool {
+		g = w.generation()
+		return g.State == "committed" && g.Current == n && w.ps()["shop"].State == "running"
+	})
+	return g
+}
+
+// generation is berth status --json's generation.
+func (w *genWorld) generation() boot.GenerationInfo {
+	status, out, _ := berth(w.t, "status", "--json")
+	var st boot.Status
+	if status != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Generation == nil {
+		return boot.GenerationInfo{}
+	}
+	return *st.Generation
+}
+
+// ps is berth ps --json by name.
+func (w *genWorld) ps() map[string]boot.Process {
+	status, out, _ := berth(w.t, "ps", "--json")
+	var rows []boot.Process
+	if status != 0 || json.Unmarshal([]byte(out), &rows) != nil {
+		return nil
+	}
+	m := map[string]boot.Process{}
+	for _, r := range rows {
+		m[r.Name] = r
+	}
+	return m
+}
+
+// webSays is web's last line of output.
+func (w *genWorld) webSays() string {
+	_, out, _ := berth(w.t, "logs", "-n", "1", "shop")
+	return strings.TrimSpace(out)
+}
+
+// TestApplyCommits applies a config whose web is a new version: it
+// commits, the new shop serves and ledger is untouched; berth rollback then
+// brings the old web back.
+func TestApplyCommits(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	before := w.ps()
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	status, stdout, stderr := berth(t, "apply", next)
+	if status != 0 || !strings.Contains(stdout, "generation 2 committed") || !strings.Contains(stdout, "changed [shop]") {
+		t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	after := w.ps()
+	if after["shop"].Pid == before["shop"].Pid || after["shop"].State != "running" || w.webSays() != "web 2 up" {
+		t.Errorf("web after apply: %+v, says %q", after["shop"], w.webSays())
+	}
+	if after["ledger"].Pid != before["ledger"].Pid {
+		t.Errorf("apply restarted ledger, which did not change: pid %d, then %d", before["ledger"].Pid, after["ledger"].Pid)
+	}
+	g := w.generation()
+	if g.Current != 2 || g.State != "committed" || g.Previous != 1 || g.Source != next {
+		t.Errorf("status after apply: %+v", g)
+	}
+	_, human, _ := berth(t, "status")
+	if !strings.Contains(human, "generation  2 committed, previous 1 from "+next) {
+		t.Errorf("berth status lacks the generation line:\n%s", human)
+	}
+	// Applying the same file again changes nothing.
+	if status, stdout, _ := berth(t, "apply", next); status != 0 || !strings.Contains(stdout, "nothing changed: generation 2 stays") {
+		t.Errorf("apply again: %d %q", status, stdout)
+	}
+	// berth rollback: generation 1 again, by hand; no second one.
+	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 2 to generation 1") {
+		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
+	}
+	g = w.settled(1)
+	if g.LastRollback == nil || g.LastRollback.From != 2 || !strings.Contains(g.LastRollback.Reason, "by hand") {
+		t.Errorf("after rollback: %+v", g)
+	}
+	waitFor(t, "web 1 to serve again", w.log, func() bool { return w.webSays() == "web 1 up" })
+	if status, _, stderr := berth(t, "rollback"); status == 0 || !strings.Contains(stderr, "no previous generation") {
+		t.Errorf("second rollback: %d %q", status, stderr)
+	}
+}
+
+// TestApplyRollsBack applies a web that crashes within its grace period:
+// the generation rolls back by itself and the old web serves again.
+func TestApplyRollsBack(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	for _, tc := range []struct{ name, restart, command, why string }{
+		{"exits", "never", "echo web VERSION up; sleep 0.2; exit 3", "container shop: is failed (status 3)"},
+		{"crash loop", "always", "echo web VERSION up; sleep 0.2; exit 1", "container shop: exited with status 1 and is restarting"},
+		{"exits 0", "never", "echo web VERSION up", "container shop: is exited (status 0)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := w.writeConfig(tc.name+".toml", "bb.tar.zst", tc.command, "2")
+			data, _ := os.ReadFile(bad)
+			write(t, bad, strings.Replace(string(data), `name = "shop"`, "name = \"shop\"\nrestart = \""+tc.restart+"\"", 1))
+			status, stdout, stderr := berth(t, "apply", bad)
+			if status == 0 || !strings.Contains(stderr, "rolled back to generation 1") || !strings.Contains(stderr, tc.why) {
+				t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
+			}
+			g := w.settled(1)
+			if g.LastRollback == nil || g.LastRollback.To != 1 || !strings.Contains(g.LastRollback.Reason, tc.why) {
+				t.Errorf("status: %+v", g)
+			}
+			waitFor(t, "the old web to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+		})
+	}
+}
+
+// TestApplyPhase1Failure applies configs that fail before anything
+// running changes: an invalid one, one whose image is missing. Nothing
+// restarts, and apply says why.
+func TestApplyPhase1Failure(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	before := w.ps()
+	invalid := filepath.Join(w.dir, "invalid.toml")
+	write(t, invalid, "[[container]]\nname = \"web\"\n")
+	missing := w.writeConfig("missing.toml", "missing.tar.zst", webUp, "2")
+	for _, tc := range []struct{ file, why string }{
+		{invalid, "missing image"},
+		{missing, "missing.tar.zst"},
+		{filepath.Join(w.dir, "none.toml"), "none.toml"},
+	} {
+		status, _, stderr := berth(t, "apply", tc.file)
+		if status == 0 || !strings.Contains(stderr, "apply refused, nothing changed") || !strings.Contains(stderr, tc.why) {
+			t.Errorf("apply %s: status %d, stderr %q", tc.file, status, stderr)
+		}
+	}
+	after := w.ps()
+	for _, name := range []string{"ledger", "shop"} {
+		if after[name].Pid != before[name].Pid || after[name].State != "running" {
+			t.Errorf("%s changed: %+v, then %+v", name, before[name], after[name])
+		}
+	}
+	if g := w.generation(); g.Current != 1 || g.State != "committed" || g.LastRollback != nil {
+		t.Errorf("status: %+v", g)
+	}
+}
+
+// TestReloadSIGHUP replaces the boot config file and sends berth SIGHUP:
+// the file becomes generation 2.
+func TestReloadSIGHUP(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "2")
+	if err := w.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	w.settled(2)
+	waitFor(t, "web 2 to serve", w.log, func() bool { return w.webSays() == "web 2 up" })
+}
+
+// crashSteps are the steps of an update at which the crash-injection
+// tests kill berth boot, and the generation the next boot must end on:
+// before the trying record, the committed one; from it on, the new one
+// (booted whole, checked, committed); once a rollback is recorded, the
+// committed one.
+var crashSteps = []struct {
+	step string
+	bad  bool // the update's web fails, so that it rolls back
+	want int
+}{
+	{"resolved", false, 1},
+	{"written", false, 1},
+	{"trying", false, 2},
+	{"switched", false, 2},
+	{"committed", false, 2},
+	{"rolledback", true, 1},
+}
+
+// TestUpdateCrashInjection kills berth boot with SIGKILL at each step of
+// an update, as a power cut would stop it, and boots again: the device
+// ends on one whole generation, whose web says its version.
+func TestUpdateCrashInjection(t *testing.T) {
+	for _, tc := range crashSteps {
+		t.Run(tc.step, func(t *testing.T) {
+			w := newGenWorld(t)
+			w.boot("BERTH_CRASH_AT=" + tc.step)
+			w.settled(1)
+			command := webUp
+			if tc.bad {
+				command = "echo web VERSION up; exit 3"
+			}
+			next := w.writeConfig("next.toml", "bb.tar.zst", command, "2")
+			if status, stdout, stderr := berth(t, "apply", next); status == 0 {
+				t.Fatalf("apply survived its crash: %q %q", stdout, stderr)
+			}
+			w.cmd.Wait()
+			if !strings.Contains(w.log.String(), "BERTH_CRASH_AT="+tc.step+": killing berth here") {
+				t.Fatalf("berth did not crash at %s:\n%s", tc.step, w.log.String())
+			}
+			w.boot()
+			g := w.settled(tc.want)
+			want := "web " + strconv.Itoa(tc.want) + " up"
+			waitFor(t, "web to say "+want, w.log, func() bool { return w.webSays() == want })
+			if g.Current != tc.want || (tc.want == 2 && g.Previous != 1) {
+				t.Errorf("after the crash at %s: %+v", tc.step, g)
+			}
+		})
+	}
+}
+
+// TestBootCounting boots a generation that never gets committed — berth
+// is killed at each boot before it could be — until [update]
+// max_boot_attempts (2) boots have been spent on it: the next boot
+// reverts to the committed generation and says why.
+func TestBootCounting(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot("BERTH_CRASH_AT=switched")
+	w.settled(1)
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	berth(t, "apply", next)
+	w.cmd.Wait()
+	for boot := 1; boot <= 2; boot++ {
+		w.boot("BERTH_CRASH_AT=checking")
+		w.cmd.Wait()
+		if want := "generation: booting 2 (trying, boot " + strconv.Itoa(boot) + " of 2)"; !strings.Contains(w.log.String(), want) {
+			t.Fatalf("boot %d: the log lacks %q:\n%s", boot, want, w.log.String())
+		}
+	}
+	w.boot()
+	g := w.settled(1)
+	if g.LastRollback == nil || g.LastRollback.From != 2 || !strings.Contains(g.LastRollback.Reason, "not committed within 2 boots") {
+		t.Errorf("status: %+v", g)
+	}
+	waitFor(t, "web 1 to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+}
+
+// TestGCKeepsGenerations checks berth image gc keeps the images of the
+// previous committed generation, which no container runs any more, and
+// removes a tree no generation needs (one a refused apply unpacked).
+func TestGCKeepsGenerations(t *testing.T) {
+	w := newGenWorld(t)
+	rootfs2 := filepath.Join(w.dir, "rootfs2")
+	if out, err := exec.Command("cp", "-a", testutil.BusyboxRootfs(t), rootfs2).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	digests := map[string]string{}
+	for _, v := range []string{"2", "3"} {
+		write(t, filepath.Join(rootfs2, "version"), v)
+		img := filepath.Join(w.dir, "bb"+v+".tar.zst")
+		if status, _, stderr := berth(t, "image", "pack", rootfs2, "-o", img); status != 0 {
+			t.Fatalf("pack: %s", stderr)
+		}
+		_, out, _ := berth(t, "image", "digest", img)
+		digests[v] = strings.Fields(out)[0]
+	}
+	_, out, _ := berth(t, "image", "digest", filepath.Join(w.dir, "bb.tar.zst"))
+	digests["1"] = strings.Fields(out)[0]
+	w.boot()
+	w.settled(1)
+	// Generation 2: every container on bb2; generation 1's image is
+	// mounted by none.
+	next := w.writeConfig("next.toml", "bb2.tar.zst", webUp, "2")
+	data, _ := os.ReadFile(next)
+	write(t, next, strings.ReplaceAll(string(data), `"bb.tar.zst"`, `"bb2.tar.zst"`))
+	if status, _, stderr := berth(t, "apply", next); status != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	// A refused apply leaves bb3's tree in the cache.
+	refused := w.writeConfig("refused.toml", "missing.tar.zst", webUp, "3")
+	data, _ = os.ReadFile(refused)
+	write(t, refused, strings.ReplaceAll(string(data), `"bb.tar.zst"`, `"bb3.tar.zst"`))
+	if status, _, _ := berth(t, "apply", refused); status == 0 {
+		t.Fatal("an apply with a missing image was taken")
+	}
+	cache := filepath.Join(w.dir, "state", "images")
+	status, stdout, stderr := berth(t, "image", "gc", "--cache", cache, "--keep", digests["2"])
+	if status != 0 || strings.TrimSpace(stdout) != "removed "+digests["3"] {
+		t.Errorf("gc: status %d, stdout %q (want only %s removed), stderr %q", status, stdout, digests["3"], stderr)
+	}
+	// Without the generations, generation 1's image would go.
+	status, stdout, _ = berth(t, "image", "gc", "--cache", cache, "--keep", digests["2"], "--state", t.TempDir())
+	if status != 0 || strings.TrimSpace(stdout) != "removed "+digests["1"] {
+		t.Errorf("gc without the generations: status %d, stdout %q", status, stdout)
+	}
+}
+
+// TestBootConfigChangedWhileDown edits the boot config file while berth
+// is down: the next boot runs it as it is, recorded as generation 2 with
+// generation 1 kept for berth rollback.
+func TestBootConfigChangedWhileDown(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	w.cmd.Wait()
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "2")
+	w.boot()
+	g := w.settled(2)
+	waitFor(t, "web 2 to serve", w.log, func() bool { return w.webSays() == "web 2 up" })
+	if g.Previous != 1 {
+		t.Errorf("status: %+v", g)
+	}
+	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 2 to generation 1") {
+		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
+	}
+	waitFor(t, "web 1 to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+}
+
+// TestApplyWaitsForHealth applies new versions of shop with a health
+// check: one whose check passes commits as soon as it is healthy — its
+// grace period of an hour never runs out — and one whose check fails
+// rolls back by itself, the old shop serving again.
+func TestApplyWaitsForHealth(t *testing.T) {
+	w := newGenWorld(t)
+	w.boot()
+	w.settled(1)
+	withHealth := func(name, version, check string) string {
+		p := w.writeConfig(name, "bb.tar.zst", webUp, version)
+		data, _ := os.ReadFile(p)
+		cfg := strings.Replace(string(data), `grace_period = "1s"`, `grace_period = "1h"`, 1)
+		cfg = strings.Replace(cfg, `name = "shop"`, `name = "shop"`+"\nrestart = \"always\"", 1)
+		cfg += "[container.health]\ncommand = [\"/bin/sh\", \"-c\", \"" + check + "\"]\ninterval = \"200ms\"\ntimeout = \"5s\"\nretries = 2\n"
+		write(t, p, cfg)
+		return p
+	}
+	sick := withHealth("sick.toml", "2", "exit 1")
+	status, stdout, stderr := berth(t, "apply", sick)
+	if status == 0 || !strings.Contains(stderr, "rolled back to generation 1") || !strings.Contains(stderr, "unhealthy") {
+		t.Fatalf("apply of a version that turns unhealthy: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	w.settled(1)
+	waitFor(t, "the old web to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+
+	well := withHealth("well.toml", "3", "true")
+	if status, stdout, stderr := berth(t, "apply", well); status != 0 {
+		t.Fatalf("apply of a healthy version: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	if g := w.generation(); g.State != "committed" || g.Current != 3 {
+		t.Errorf("after the healthy apply: %+v", g)
+	}
+	if p := w.ps()["shop"]; p.Health != "healthy" {
+		t.Errorf("shop after the healthy apply: %+v", p)
+	}
+}
