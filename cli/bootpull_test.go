@@ -42,7 +42,8 @@ stop_timeout = "1s"
 // is up the image (pushed with berth image push) is pulled and its
 // container runs, and a reload then commits a generation with the tag
 // resolved. After the boot, berth image gc with the config keeps the tree
-// the reference was pulled as.
+// the reference was pulled as; the next boot, the registry down, runs
+// app from the cache as its generation resolved it.
 func TestBootPull(t *testing.T) {
 	dir := t.TempDir()
 	rootfs := testutil.BusyboxRootfs(t)
@@ -127,5 +128,30 @@ func TestBootPull(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "images", ".refs")); err != nil {
 		t.Errorf("no reference memo: %v", err)
+	}
+
+	// The next boot, with the registry down, runs the committed
+	// generation's app from the cache: its tag was resolved once, for
+	// the generation, and no registry is asked.
+	reg.Stop()
+	log2 := &bootLog{}
+	cmd2 := exec.Command(berthBin, "boot", "--config", cfg, "--state", state, "--socket", sock)
+	cmd2.Stdout, cmd2.Stderr = log2, log2
+	if err := cmd2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd2.Process.Signal(syscall.SIGTERM)
+		cmd2.Wait()
+		if t.Failed() {
+			t.Logf("second berth boot:\n%s", log2.String())
+		}
+	}()
+	h2 := &healthBoot{t: t, log: log2}
+	waitFor(t, "app to run from the cache", log2, func() bool {
+		return h2.ps()["app"].State == "running" && strings.Contains(log2.String(), "app | app runs v1 from the registry")
+	})
+	if l := log2.String(); !strings.Contains(l, "the registry is not asked") || strings.Contains(l, "waiting for its image") {
+		t.Errorf("the second boot asked the registry or waited for it")
 	}
 }
