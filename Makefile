@@ -22,7 +22,13 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             net net/url encoding/json vendor/golang.org/x/crypto/cryptobyte/... \
             crypto/ecdsa crypto/rsa crypto/ecdh crypto/internal/fips140/rsa \
             crypto/internal/fips140/bigmod crypto/internal/fips140/ecdsa \
-            crypto/internal/fips140/ecdh \
+            crypto/internal/fips140/ecdh crypto/internal/fips140/edwards25519/... \
+            crypto/ed25519 crypto/internal/fips140/ed25519 crypto/internal/fips140/aes/gcm \
+            vendor/golang.org/x/crypto/... crypto/internal/fips140/tls12 \
+            crypto/internal/fips140/tls13 crypto/internal/fips140/hkdf crypto/hkdf \
+            crypto/internal/fips140/sha3 crypto/sha3 encoding/pem encoding/base64 \
+            net/netip vendor/golang.org/x/net/... github.com/u-root/... flag text/tabwriter \
+            berth/container/seccomp berth/internal/busybox \
             berth/image/registry berth/board/... berth/appliance berth/internal/rtnl \
             berth/cli berth/boot github.com/google/... github.com/BurntSushi/... \
             github.com/mdlayher/... github.com/ulikunitz/...
