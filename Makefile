@@ -13,8 +13,7 @@ LDFLAGS  := -s -w -X berth/boot.Version=$(VERSION)
 BINS     := $(ARCHES:%=out/berth-linux-%)
 # Packages off every start path (TLS and certificates, the registry
 # client, DNS, JSON, nftables, TOML, the board, the CLI and PID 1's own
-# code; ed25519 and SHA-512, which check one signature per image; PEM,
-# base64, flags and tables) are
+# code) are
 # compiled without inlining: that keeps the arm64 binary under its 8 MiB
 # limit with TLS in it (README, "Decisions"). The start and unpack paths
 # (runtime, container, image, zstd, os, syscall) keep it.
@@ -23,14 +22,16 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             net net/url encoding/json vendor/golang.org/x/crypto/cryptobyte/... \
             crypto/ecdsa crypto/rsa crypto/ecdh crypto/internal/fips140/rsa \
             crypto/internal/fips140/bigmod crypto/internal/fips140/ecdsa \
-            crypto/internal/fips140/ecdh \
+            crypto/internal/fips140/ecdh crypto/internal/fips140/edwards25519/... \
+            crypto/ed25519 crypto/internal/fips140/ed25519 crypto/internal/fips140/aes/gcm \
+            vendor/golang.org/x/crypto/... crypto/internal/fips140/tls12 \
+            crypto/internal/fips140/tls13 crypto/internal/fips140/hkdf crypto/hkdf \
+            crypto/internal/fips140/sha3 crypto/sha3 encoding/pem encoding/base64 \
+            net/netip vendor/golang.org/x/net/... github.com/u-root/... flag text/tabwriter \
+            berth/container/seccomp berth/internal/busybox \
             berth/image/registry berth/board/... berth/appliance berth/internal/rtnl \
             berth/cli berth/boot github.com/google/... github.com/BurntSushi/... \
-            github.com/mdlayher/... github.com/ulikunitz/... \
-            crypto/ed25519 crypto/internal/fips140/ed25519 crypto/internal/fips140/edwards25519/... \
-            crypto/sha512 crypto/internal/fips140/sha512 crypto/hmac crypto/internal/fips140/hmac \
-            crypto/internal/fips140/hkdf crypto/internal/fips140/tls12 crypto/internal/fips140/tls13 \
-            encoding/pem encoding/base64 flag text/tabwriter
+            github.com/mdlayher/... github.com/ulikunitz/...
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 

@@ -91,7 +91,7 @@ func TestQEMUClock(t *testing.T) {
 			wantLines(t, out,
 				"berth: clock was 2005-01-01T00:0", "restored to the last saved time 2020-06-01T00:00:00Z",
 				"clock | uplink up",
-				"config reloaded",
+				"generation 2 committed",
 				"clock | clock ", "(source: sntp "+server+" stratum 2)", "s (slew), next ",
 				"clock | rtc ", "/dev/rtc0 20",
 				"berth: power off")

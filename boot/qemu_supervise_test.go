@@ -147,7 +147,7 @@ func TestQEMUSupervision(t *testing.T) {
 				"admin | == exec web 1 in-cgroup same-pidns Seccomp: 2", "admin | == exec status 3",
 				"admin | == exec after stop 137", "admin | == exec into stopped 124",
 				"stopping container web (SIGTERM", "web | web stopping", "container web stopped",
-				"config reloaded: changed [web]", "web | web up 2", "admin | == web runs its new definition",
+				"generation 2 committed: changed [web]", "web | web up 2", "admin | == web runs its new definition",
 				"got terminated: shutting down (reboot)",
 				"container admin stopped in", "container db stopped in",
 				"berth: reboot",
