@@ -101,7 +101,9 @@ func TestBootPull(t *testing.T) {
 	// so it is refused and nothing changes; app's pull goes on.
 	write(t, cfg, strings.ReplaceAll(config, "ROUNDNO", "2"))
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload to be refused", log, func() bool { return strings.Contains(log.String(), "update: reload refused, nothing changed: container app: image: registry "+reg.Host) })
+	waitFor(t, "the reload to be refused", log, func() bool {
+		return strings.Contains(log.String(), "update: reload refused, nothing changed: container app: image: registry "+reg.Host)
+	})
 	if ps := h.ps(); ps["local"].State != "running" || ps["local"].Restarts != 0 || ps["app"].State != "waiting" || !strings.Contains(ps["app"].Detail, wait) {
 		t.Errorf("after the refused reload: local %s, app %s (%s)", ps["local"].State, ps["app"].State, ps["app"].Detail)
 	}
