@@ -55,7 +55,7 @@ func (s *supervisor) startPull(cfg *Config, u *unit) {
 	}
 	u.preparing = true
 	s.pending++
-	cc, ctx, events := u.cfg, s.pullCtx, s.pullEvents
+	cc, ctx, events := u.cfg, s.knownImage(s.pullCtx, u.cfg), s.pullEvents
 	s.b.goSafe(func() {
 		r := imageReady{name: cc.Name}
 		delay := pullFirstRetry
@@ -127,11 +127,27 @@ func (s *supervisor) waitPulls() {
 	s.pullEvents, s.pullCtx, s.pullCancel = nil, nil, nil
 }
 
-// prepareRegistryImage readies cc's registry image in cache: a known
-// generation's tree when the cache has it — the generation resolved the
-// tag once, so its boot asks no registry — else pulled (pullImage).
-func (s *supervisor) prepareRegistryImage(ctx context.Context, cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, error) {
+// knownImageKey carries, in a pull's context, the image a known
+// generation pulled as the container's reference: the loop looks it up
+// (knownImage), since the generations are the loop's, and the pull's
+// goroutine takes it from there.
+type knownImageKey struct{}
+
+// knownImage is ctx with the generations' image for cc's reference, if
+// they have one. The loop calls it.
+func (s *supervisor) knownImage(ctx context.Context, cc ContainerConfig) context.Context {
 	if gi, ok := s.b.gens.imageByRef(cc.Image); ok {
+		return context.WithValue(ctx, knownImageKey{}, gi)
+	}
+	return ctx
+}
+
+// prepareRegistryImage readies cc's registry image in cache: a known
+// generation's tree (knownImage) when the cache has it — the generation
+// resolved the tag once, so its boot asks no registry — else pulled
+// (pullImage).
+func (s *supervisor) prepareRegistryImage(ctx context.Context, cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, error) {
+	if gi, ok := ctx.Value(knownImageKey{}).(genImage); ok {
 		if p, ok, err := cache.Lookup(gi.Digest); err == nil && ok {
 			p.Config = gi.Config
 			s.b.log.Printf("image %s for %s: the generation's tree %s is in the cache: the registry is not asked", cc.Image, cc.Name, short(gi.Digest))

@@ -67,7 +67,7 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 
 // prepareUnit readies u's root filesystem from its image (readyRootfs).
 func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	rootfs, ic, err := s.readyRootfs(context.Background(), cfg, u.cfg)
+	rootfs, ic, err := s.readyRootfs(s.knownImage(context.Background(), u.cfg), cfg, u.cfg)
 	if err != nil {
 		return err
 	}
