@@ -74,6 +74,11 @@ type genState struct {
 	// generation once the boot's images are ready. verify: the booted
 	// generation is being tried.
 	first, verify bool
+	// recheck: the committed generation is the boot config file's, booted
+	// again from the file so that an image file replaced while berth was
+	// down (a new initramfs or root filesystem) is taken; recordFirst
+	// records a generation only when an image's digest changed.
+	recheck bool
 	// updating is set while an update, a rollback or a check runs.
 	updating bool
 	// last is the last update's outcome, for berth status.

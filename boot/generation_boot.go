@@ -46,7 +46,13 @@ func (b *booter) selectGeneration() error {
 	case ok && configDigest(g.bootData) != rec.Base:
 		b.takeBootFile(rec)
 	case ok && b.loadGenerations(rec):
-		return nil
+		if g.rec.Trying != 0 || g.cur == nil || g.cur.Source != path {
+			return nil
+		}
+		// The committed generation is the boot config file, unchanged:
+		// boot the file, not its recorded digests, so that an image
+		// replaced at the same path is taken (recordFirst).
+		g.recheck = true
 	default:
 		g.store.prune()
 		b.log.Printf("generation: none recorded: booting %s, recorded as generation 1 once its images are ready", path)
@@ -169,6 +175,10 @@ func (s *supervisor) recordFirst() {
 		}
 	}
 	g.mu.Unlock()
+	if g.recheck && g.cur != nil && sameImages(g.cur.Images, gen.Images) {
+		s.b.log.Printf("%s: the boot config file and its images are unchanged", describeGen(g.cur.Number))
+		return
+	}
 	rec := genRecord{Committed: n, Base: configDigest(g.bootData), LastRollback: g.rec.LastRollback}
 	if g.cur != nil {
 		rec.Previous = g.cur.Number
@@ -226,4 +236,18 @@ func (g *genState) keep() map[string]bool {
 		}
 	}
 	return out
+}
+
+// sameImages reports whether two generations' containers have the same
+// image digests.
+func sameImages(a, b map[string]genImage) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, img := range a {
+		if other, ok := b[name]; !ok || other.Digest != img.Digest {
+			return false
+		}
+	}
+	return true
 }

@@ -103,7 +103,8 @@ echo "== logs"
 berth logs -n 1 web
 echo "== exec $(berth exec web -- sh -c 'echo $(hostname) $VERSION; grep -qx $$ /sys/fs/cgroup/cgroup.procs && echo in-cgroup; [ "$(readlink /proc/1/ns/pid)" = "$(readlink /proc/self/ns/pid)" ] && echo same-pidns; grep "^Seccomp:" /proc/self/status' | tr '\t\n' '  ')"
 berth exec web -- sh -c 'exit 3'; echo "== exec status $?"
-berth exec web -- sleep 1000 & sleeper=$!
+berth exec web -- sh -c 'touch /tmp/execed; exec sleep 1000' & sleeper=$!
+until berth exec web -- test -e /tmp/execed; do sleep 0.1; done
 berth stop web
 while ! berth ps | grep -q '^web .*stopped'; do sleep 0.2; done
 echo "== web is stopped"

@@ -434,3 +434,51 @@ func TestApplyWaitsForHealth(t *testing.T) {
 		t.Errorf("shop after the healthy apply: %+v", p)
 	}
 }
+
+// TestBootImageReplacedWhileDown replaces the image file while berth is
+// down, its path and the config unchanged (a new initramfs or root
+// filesystem): the next boot runs the new image and records it as
+// generation 2, the old one kept for rollback; a boot with nothing
+// changed records nothing.
+func TestBootImageReplacedWhileDown(t *testing.T) {
+	w := newGenWorld(t)
+	packVersion := func(v string) {
+		tree := filepath.Join(t.TempDir(), "rootfs")
+		if out, err := exec.Command("cp", "-a", testutil.BusyboxRootfs(t), tree).CombinedOutput(); err != nil {
+			t.Fatalf("copy the rootfs: %v\n%s", err, out)
+		}
+		write(t, filepath.Join(tree, "version"), v+"\n")
+		img := filepath.Join(w.dir, "versioned.tar.zst")
+		os.Remove(img)
+		if status, _, stderr := berth(t, "image", "pack", tree, "-o", img); status != 0 {
+			t.Fatalf("pack: %s", stderr)
+		}
+	}
+	packVersion("1")
+	w.writeConfig("berth.toml", "versioned.tar.zst", "echo web $(cat /version) up; exec sleep 1000", "")
+	restart := func() {
+		w.cmd.Process.Signal(syscall.SIGTERM)
+		w.cmd.Wait()
+		w.boot()
+	}
+	w.boot()
+	w.settled(1)
+	waitFor(t, "web 1 to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+	packVersion("2")
+	restart()
+	g := w.settled(2)
+	waitFor(t, "web 2 to serve", w.log, func() bool { return w.webSays() == "web 2 up" })
+	if g.Previous != 1 {
+		t.Errorf("status after the image was replaced: %+v", g)
+	}
+	restart()
+	w.settled(2)
+	waitFor(t, "web 2 to serve again", w.log, func() bool { return w.webSays() == "web 2 up" })
+	if !strings.Contains(w.log.String(), "generation 2: the boot config file and its images are unchanged") {
+		t.Errorf("the unchanged boot does not say so")
+	}
+	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 2 to generation 1") {
+		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
+	}
+	waitFor(t, "web 1 to serve after the rollback", w.log, func() bool { return w.webSays() == "web 1 up" })
+}
