@@ -186,8 +186,14 @@ func (cfg *Config) validate(v *validator) {
 }
 
 // ImagePath returns the container's image path, resolved against the
-// config file's directory when it is relative.
-func (cfg *Config) ImagePath(c ContainerConfig) string { return cfg.resolve(c.Image) }
+// config file's directory when it is relative; a registry reference
+// (docker://…) as it is.
+func (cfg *Config) ImagePath(c ContainerConfig) string {
+	if registry.IsRef(c.Image) {
+		return c.Image
+	}
+	return cfg.resolve(c.Image)
+}
 
 // readLimited reads path, failing when it holds more than limit bytes.
 func readLimited(path string, limit int64) ([]byte, error) {

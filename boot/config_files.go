@@ -3,6 +3,8 @@ package boot
 import (
 	"path/filepath"
 	"strings"
+
+	"berth/image/registry"
 )
 
 // FileRef is a file a config names that berth reads when it boots: an
@@ -21,8 +23,9 @@ type FileRef struct {
 // Files lists the files the config names that berth reads at boot, each
 // once, in the order of the file: every container's image, the public
 // key its image must be signed by and the signature (named, or the
-// image's path with ".sig"), and its seccomp profile; then the [security]
-// policy files.
+// image's path with ".sig"), and its seccomp profile — an image from a
+// registry (docker://…) is no file, nor is its signature; then the [security]
+// policy files; then each registry's CA and password file, by host.
 func (cfg *Config) Files() []FileRef {
 	var refs []FileRef
 	seen := map[string]bool{}
@@ -35,16 +38,21 @@ func (cfg *Config) Files() []FileRef {
 	for _, c := range cfg.Container {
 		prefix := "container." + c.Name + "."
 		img := FileRef{Key: prefix + "image", Path: c.Image}
-		add(img)
+		fromRegistry := registry.IsRef(c.Image) // not a file: pulled at boot
+		if !fromRegistry {
+			add(img)
+		}
 		key, keyName := c.PublicKey, prefix+"public_key"
 		if key == "" {
 			key, keyName = cfg.Images.PublicKey, "images.public_key"
 		}
 		if key != "" {
 			add(FileRef{Key: keyName, Path: key})
-			if c.Signature != "" {
+			switch {
+			case fromRegistry: // its signature is in the registry
+			case c.Signature != "":
 				add(FileRef{Key: prefix + "signature", Path: c.Signature})
-			} else {
+			default:
 				add(FileRef{Key: prefix + "image (its signature)", Path: strings.TrimSuffix(c.Image, "/") + ".sig", SignatureOf: &img})
 			}
 		}
@@ -53,6 +61,9 @@ func (cfg *Config) Files() []FileRef {
 		}
 	}
 	for _, r := range cfg.Security.policyFiles() {
+		add(r)
+	}
+	for _, r := range cfg.registryFiles() {
 		add(r)
 	}
 	return refs

@@ -7,7 +7,9 @@ import (
 
 // TestConfigFiles lists the files a config names, each once, in the
 // order of the file: images, the key each image is checked with, the
-// signature (named, or IMAGE.sig), and seccomp profiles given by path.
+// signature (named, or IMAGE.sig), and seccomp profiles given by path;
+// an image from a registry is no file, nor is its signature; a registry's
+// CA and password file are.
 func TestConfigFiles(t *testing.T) {
 	const config = `
 [images]
@@ -31,6 +33,19 @@ seccomp = "unconfined"
 name = "layout"
 image = "/data/oci/"
 command = ["true"]
+
+[[container]]
+name = "pulled"
+image = "docker://registry.example:5000/app:v1"
+command = ["true"]
+
+[registries."registry.example:5000"]
+ca = "/etc/berth/fleet-ca.pem"
+username = "device"
+password_file = "registry.password"
+
+[registries."10.0.0.2:5000"]
+insecure = true
 `
 	cfg, err := ParseConfig("/etc/berth.toml", []byte(config))
 	if err != nil {
@@ -49,6 +64,8 @@ command = ["true"]
 		"container.job.signature sigs/web.sig",
 		"container.layout.image /data/oci/",
 		"container.layout.image (its signature) /data/oci.sig",
+		`registries."registry.example:5000".ca /etc/berth/fleet-ca.pem`,
+		`registries."registry.example:5000".password_file registry.password`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("files:\n%q\nwant:\n%q", got, want)

@@ -4,14 +4,16 @@ import (
 	"sort"
 	"strconv"
 
+	"berth/image"
 	"berth/image/registry"
 )
 
 // checkRegistries validates the [registries."HOST:PORT"] tables (see
 // registry.Settings): names are hosts, files absolute or relative to the
 // config, a password goes with a username, mirrors are hosts and not the
-// registry itself. A container image named docker://… is refused with
-// a hint: boot does not pull yet (berth pull fills the cache by hand).
+// registry itself; and each container image named docker://…: a valid
+// reference, its digest key the reference's own pin if it has one, no
+// signature file (the signature is in the registry).
 func (cfg *Config) checkRegistries(v *validator) {
 	hosts := make([]string, 0, len(cfg.Registries))
 	for h := range cfg.Registries {
@@ -39,15 +41,36 @@ func (cfg *Config) checkRegistries(v *validator) {
 		}
 	}
 	for i, c := range cfg.Container {
-		if registry.IsRef(c.Image) {
-			key := "container#" + strconv.Itoa(i) + ".image"
-			if _, err := registry.ParseRef(c.Image); err != nil {
-				v.addKey(key, "%v", err)
-			} else {
-				v.addKey(key, "images from a registry are not pulled at boot yet: pull it with berth pull, or name an image file")
-			}
+		if !registry.IsRef(c.Image) {
+			continue
+		}
+		key := "container#" + strconv.Itoa(i) + "."
+		r, err := registry.ParseRef(c.Image)
+		switch {
+		case err != nil:
+			v.addKey(key+"image", "%v", err)
+		case c.Digest != "" && r.Digest != "" && c.Digest != r.Digest:
+			v.addKey(key+"digest", "pins %s, but the image reference pins %s", c.Digest, r.Digest)
+		}
+		if c.Signature != "" {
+			v.addKey(key+"signature", "an image from a registry has its signature in the registry (a tag derived from its digest): drop signature")
 		}
 	}
+}
+
+// registryFiles are the [registries] tables' files, by host, as FileRefs.
+func (cfg *Config) registryFiles() []FileRef {
+	hosts := make([]string, 0, len(cfg.Registries))
+	for h := range cfg.Registries {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	var refs []FileRef
+	for _, h := range hosts {
+		s, key := cfg.Registries[h], "registries."+tomlKey(h)
+		refs = append(refs, FileRef{Key: key + ".ca", Path: s.CA}, FileRef{Key: key + ".password_file", Path: s.PasswordFile})
+	}
+	return refs
 }
 
 // RegistrySettings returns the [registries] tables with their files
@@ -59,6 +82,20 @@ func (cfg *Config) RegistrySettings() registry.Registries {
 		out[h] = s
 	}
 	return out
+}
+
+// pulledEntries are the cache entries the config's registry images were
+// last pulled as: the image collectors keep them.
+func (cfg *Config) pulledEntries(cache *image.Cache) map[string]bool {
+	keep := map[string]bool{}
+	for _, c := range cfg.Container {
+		if registry.IsRef(c.Image) {
+			if _, entry, ok := registry.Recall(cache, c.Image, c.Platform); ok {
+				keep[entry] = true
+			}
+		}
+	}
+	return keep
 }
 
 // tomlKey writes a table name as the config's scanner records it: bare

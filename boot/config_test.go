@@ -51,6 +51,31 @@ func TestParseConfigValid(t *testing.T) {
 	}
 }
 
+// TestRegistryImageConfig: a container may name its image in a registry,
+// with a digest pin, a key to check its signature and a platform; the
+// reference is its image path, unresolved against the config's directory.
+func TestRegistryImageConfig(t *testing.T) {
+	const ref = "docker://10.0.2.2:5000/demo:v1"
+	cfg, err := ParseConfig("/etc/berth.toml", []byte(`
+[registries."10.0.2.2:5000"]
+insecure = true
+
+[[container]]
+name = "app"
+image = "`+ref+`"
+digest = "sha256:`+strings.Repeat("a", 64)+`"
+public_key = "/etc/keys/vendor.pub"
+platform = "linux/arm64"
+command = ["true"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ImagePath(cfg.Container[0]); got != ref {
+		t.Errorf("image path %s, want %s", got, ref)
+	}
+}
+
 // TestParseConfigErrors checks that every error names the file, the line
 // and the key.
 func TestParseConfigErrors(t *testing.T) {
@@ -224,6 +249,7 @@ func TestUIDMapForms(t *testing.T) {
 
 func TestContainerKeyErrors(t *testing.T) {
 	base := "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n"
+	reg := "[[container]]\nname=\"a\"\ncommand=[\"x\"]\n\n"
 	tests := []struct{ toml, want string }{
 		{base + "net = \"nat\"\n", "f.toml:5: container.net: invalid value"},
 		{base + "ports = [\"80:80\"]\n", "f.toml:5: container.ports: publishing ports needs net = \"bridge\""},
@@ -263,6 +289,10 @@ func TestContainerKeyErrors(t *testing.T) {
 		{"hostname = \"" + strings.Repeat("x", 200<<10) + "\"\n" + base, "f.toml:1: hostname: invalid hostname \"xxxxxxxx"},
 		{"[images]\ncache = \"rel\"\n" + base, "f.toml:2: images.cache: want an absolute path"},
 		{"[images]\nkey = \"k\"\n" + base, "f.toml:2: images.key: unknown key"},
+		{reg + "image = \"docker://r:5000/a:v1\"\nsignature = \"s.sig\"\npublic_key = \"/k.pub\"\n", "f.toml:6: container.signature: an image from a registry has its signature in the registry"},
+		{reg + "image = \"docker://r:5000/a@sha256:" + strings.Repeat("1", 64) + "\"\ndigest = \"sha256:" + strings.Repeat("2", 64) + "\"\n",
+			"f.toml:6: container.digest: pins sha256:2222222222222222222222222222222222222222222222222222222222222222, but the image reference pins sha256:1111"},
+		{reg + "image = \"docker://r/a:-v\"\n", "f.toml:5: container.image: "},
 	}
 	for _, tc := range tests {
 		_, err := ParseConfig("f.toml", []byte(tc.toml))

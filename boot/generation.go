@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"berth/image"
+	"berth/image/registry"
 )
 
 // Generations. A generation is one config, byte for byte, with the image
@@ -99,6 +101,25 @@ func (g *genState) notePrepared(name string, img genImage) {
 	g.prepared[name] = img
 }
 
+// imageByRef is the image a known generation pulled as ref, a reference
+// pinned to a digest.
+func (g *genState) imageByRef(ref string) (genImage, bool) {
+	if g == nil {
+		return genImage{}, false
+	}
+	for _, gen := range []*generation{g.cur, g.prev, g.trying} {
+		if gen == nil {
+			continue
+		}
+		for _, img := range gen.Images {
+			if img.Ref != "" && img.Ref == ref {
+				return img, true
+			}
+		}
+	}
+	return genImage{}, false
+}
+
 // imageConfig is what a known generation's image says about running it.
 func (g *genState) imageConfig(digest string) (image.Config, bool) {
 	if g == nil {
@@ -121,8 +142,13 @@ func (g *genState) imageConfig(digest string) (image.Config, bool) {
 // pinned to a digest of a known generation whose tree is in the cache, it
 // is that tree (its image file was replaced or removed since): a rollback
 // gets the generation's own images back.
-func (s *supervisor) prepareImage(cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, error) {
+// A registry image is pulled (pull.go), unless a known generation has
+// its pinned reference and the cache its tree.
+func (s *supervisor) prepareImage(ctx context.Context, cache *image.Cache, cfg *Config, cc ContainerConfig) (image.Prepared, error) {
 	img := cfg.ImagePath(cc)
+	if registry.IsRef(img) {
+		return s.prepareRegistryImage(ctx, cache, cfg, cc)
+	}
 	p, err := cache.Prepare(img, cfg.prepareOptions(cc))
 	if err != nil && cc.Digest != "" {
 		if ic, ok := s.b.gens.imageConfig(cc.Digest); ok {

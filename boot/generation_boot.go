@@ -63,8 +63,24 @@ func (b *booter) selectGeneration() error {
 	if b.cfg, err = ParseConfig(path, g.bootData); err != nil {
 		return fmt.Errorf("%s is invalid:\n%w", path, err)
 	}
+	if g.recheck {
+		g.pinRefs(b.cfg)
+	}
 	g.first = true
 	return nil
+}
+
+// pinRefs pins cfg's registry images to the references the committed
+// generation resolved their tags to: an image file replaced at its path
+// is taken at boot, but a tag is resolved once per generation — a tag
+// moved in the registry since is taken by the next update, and the boot
+// asks no registry for an image the cache has.
+func (g *genState) pinRefs(cfg *Config) {
+	for i, cc := range cfg.Container {
+		if img, ok := g.cur.Images[cc.Name]; ok && img.Ref != "" && cc.checkRef(img.Ref) == nil {
+			cfg.Container[i].Image = img.Ref
+		}
+	}
 }
 
 // takeBootFile is the boot of a boot config file changed while berth was
@@ -168,9 +184,9 @@ func (s *supervisor) recordFirst() {
 	for i, cc := range s.b.cfg.Container {
 		if img, ok := g.prepared[cc.Name]; ok {
 			gen.Images[cc.Name] = img
-			s.b.cfg.Container[i].Digest = img.Digest
+			s.b.cfg.Container[i].pin(img)
 			if u := s.units[cc.Name]; u != nil {
-				u.cfg.Digest = img.Digest
+				u.cfg.pin(img)
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"berth/container"
 	"berth/image"
+	"berth/image/registry"
 )
 
 // The generation store, STATE/generations (on the data partition when
@@ -99,8 +100,41 @@ func (r genRecord) check() error {
 
 // genImage is a container's image as a generation resolved it.
 type genImage struct {
+	// Digest is the cache entry's: gc keeps it.
 	Digest string       `json:"digest"`
 	Config image.Config `json:"config"`
+	// Ref is, for an image from a registry, its reference pinned to the
+	// digest its tag resolved to for the generation: docker://…@sha256:….
+	Ref string `json:"ref,omitempty"`
+}
+
+// pin makes cc run img: a registry image by its pinned reference (its
+// digest key, if any, was checked against it), any other by its digest.
+func (cc *ContainerConfig) pin(img genImage) {
+	if img.Ref != "" {
+		cc.Image = img.Ref
+		return
+	}
+	cc.Digest = img.Digest
+}
+
+// checkRef checks that ref, a generation's pinned reference, is cc's
+// image pinned to a digest that cc's own pins allow.
+func (cc ContainerConfig) checkRef(ref string) error {
+	r, err := registry.ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	base, err := registry.ParseRef(cc.Image)
+	switch {
+	case err != nil:
+		return fmt.Errorf("ref %s, but the config's image is %s", ref, cc.Image)
+	case r.Digest == "" || r.Host != base.Host || r.Repo != base.Repo || r.Tag != base.Tag:
+		return fmt.Errorf("ref %s is not %s pinned to a digest", ref, cc.Image)
+	case base.Digest != "" && base.Digest != r.Digest, cc.Digest != "" && cc.Digest != r.Digest:
+		return fmt.Errorf("ref %s, but the config pins another digest", ref)
+	}
+	return nil
 }
 
 // genMeta is N/generation.json.
@@ -393,10 +427,14 @@ func (gen *generation) parse() (*Config, error) {
 		if err := image.CheckDigest(img.Digest); err != nil {
 			return nil, fmt.Errorf("image of container %s: %w", name, err)
 		}
-		if pinned := cfg.Container[i].Digest; pinned != "" && pinned != img.Digest {
+		if img.Ref != "" {
+			if err := cfg.Container[i].checkRef(img.Ref); err != nil {
+				return nil, fmt.Errorf("image of container %s: %w", name, err)
+			}
+		} else if pinned := cfg.Container[i].Digest; pinned != "" && pinned != img.Digest {
 			return nil, fmt.Errorf("image of container %s: %s, but its config pins %s", name, img.Digest, pinned)
 		}
-		cfg.Container[i].Digest = img.Digest
+		cfg.Container[i].pin(img)
 	}
 	return cfg, nil
 }

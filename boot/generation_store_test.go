@@ -262,3 +262,45 @@ func writeT(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// TestGenerationRegistryRef: a generation runs a registry image by the
+// reference its tag resolved to, pinned to that digest; a recorded
+// reference that is not the config's image, or that its pins refuse, makes
+// the generation unreadable rather than run something else.
+func TestGenerationRegistryRef(t *testing.T) {
+	const host = "docker://10.0.0.2:5000/fleet/app"
+	pinA, pinB := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	config := func(image, digest string) []byte {
+		c := "[[container]]\nname = \"app\"\nimage = \"" + image + "\"\ncommand = [\"true\"]\n"
+		if digest != "" {
+			c += "digest = \"" + digest + "\"\n"
+		}
+		return []byte(c)
+	}
+	tests := []struct {
+		name, image, digest, ref, want string
+	}{
+		{"tag", host + ":v2", "", host + ":v2@" + pinA, ""},
+		{"tag and pin", host + ":v2", pinA, host + ":v2@" + pinA, ""},
+		{"pinned reference", host + "@" + pinA, "", host + "@" + pinA, ""},
+		{"another tag", host + ":v2", "", host + ":v3@" + pinA, "is not " + host + ":v2 pinned to a digest"},
+		{"another repository", host + ":v2", "", "docker://10.0.0.2:5000/fleet/other:v2@" + pinA, "is not"},
+		{"no digest", host + ":v2", "", host + ":v2", "is not"},
+		{"digest key refuses", host + ":v2", pinB, host + ":v2@" + pinA, "the config pins another digest"},
+		{"reference's pin refuses", host + "@" + pinB, "", host + "@" + pinA, "the config pins another digest"},
+		{"a file", "/images/app.tar.zst", "", host + ":v2@" + pinA, "but the config's image is /images/app.tar.zst"},
+	}
+	for _, tc := range tests {
+		gen := &generation{genMeta: genMeta{Source: "/etc/berth.toml",
+			Images: map[string]genImage{"app": {Digest: digestA, Ref: tc.ref}}}, Config: config(tc.image, tc.digest)}
+		cfg, err := gen.parse()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want == "" && (cfg.Container[0].Image != tc.ref || cfg.Container[0].Digest != tc.digest):
+			t.Errorf("%s: runs %s (digest %q), want %s (digest %q)", tc.name, cfg.Container[0].Image, cfg.Container[0].Digest, tc.ref, tc.digest)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"berth/image"
+	"berth/image/registry"
 )
 
 // updateKind is what started an update.
@@ -156,7 +157,10 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	}
 	s.b.log.Printf("update: trying %s from %s: changed %v, added %v, removed %v", describeGen(gen.Number), gen.Source, p.changed, p.added, p.removed)
 	s.b.crashAt("trying")
-	if !s.onLoop(func() { s.switchTo(cfg, p); g.trying, g.tryingCfg = gen, cfg }) {
+	// trying first: switchTo readies its registry images from the cache
+	// by its pinned references (prepareRegistryImage), asking no registry
+	// on the loop.
+	if !s.onLoop(func() { g.trying, g.tryingCfg = gen, cfg; s.switchTo(cfg, p) }) {
 		return "", errShutdown
 	}
 	s.b.crashAt("switched")
@@ -212,7 +216,7 @@ func (s *supervisor) resolve(path string) (*generation, *Config, func(), error) 
 		}
 		leases = append(leases, lease)
 		gen.Images[cc.Name] = img
-		cfg.Container[i].Digest = img.Digest
+		cfg.Container[i].pin(img)
 	}
 	return gen, cfg, release, nil
 }
@@ -224,12 +228,21 @@ func (s *supervisor) resolve(path string) (*generation, *Config, func(), error) 
 // prepared; a local image's digest is its file's.
 func (s *supervisor) resolveImage(cache *image.Cache, cfg *Config, cc ContainerConfig) (genImage, func(), error) {
 	start := time.Now()
-	p, err := cache.Prepare(cfg.ImagePath(cc), cfg.prepareOptions(cc))
+	var p image.Prepared
+	var ref string
+	var err error
+	if registry.IsRef(cc.Image) {
+		// Once, here: no retry, a registry that cannot be reached fails
+		// the update and leaves the device as it was.
+		p, ref, err = s.pullImage(context.Background(), cache, cfg, cc)
+	} else {
+		p, err = cache.Prepare(cfg.ImagePath(cc), cfg.prepareOptions(cc))
+	}
 	if err != nil {
 		return genImage{}, nil, fmt.Errorf("image: %w", err)
 	}
 	s.b.log.Printf("update: image %s for %s: %s ready in the cache (%s)", cfg.ImagePath(cc), cc.Name, short(p.Digest), since(start))
-	return genImage{Digest: p.Digest, Config: p.Config}, p.Release, nil
+	return genImage{Digest: p.Digest, Config: p.Config, Ref: ref}, p.Release, nil
 }
 
 // verify waits until each named container of cfg is ready (waitReady,

@@ -1,9 +1,11 @@
 package boot
 
 import (
+	"context"
 	"time"
 
 	"berth/image"
+	"berth/image/registry"
 )
 
 // The boot's images. The images phase hands them to a goroutine, which
@@ -13,8 +15,9 @@ import (
 // dependencies allow. The first container starts while the others'
 // images unpack, and a container with a small image does not wait for a
 // large one. The goroutine touches no unit — the loop alone does, as with
-// every event — and nothing else uses the image cache until it is done: a
-// reload waits for it, a shutdown stops it after the image it is on.
+// every event; an update waits for it, a shutdown stops it after the
+// image it is on. Images in a registry are not its: each is pulled on a
+// goroutine of its own (pull.go), which may wait long for its registry.
 
 // imageReady is one unit's root filesystem, readied by the image
 // goroutine; or why it could not be.
@@ -33,6 +36,10 @@ func (s *supervisor) startImages() {
 	var jobs []ContainerConfig
 	for _, name := range startOrder(s.order, s.units) {
 		u := s.units[name]
+		if registry.IsRef(u.cfg.Image) {
+			s.startPull(cfg, u) // its own goroutine: it may wait long
+			continue
+		}
 		u.preparing = true
 		jobs = append(jobs, u.cfg)
 	}
@@ -49,7 +56,7 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, ic, err := s.readyRootfs(cfg, cc)
+			rootfs, ic, err := s.readyRootfs(context.Background(), cfg, cc)
 			ready <- imageReady{name: cc.Name, rootfs: rootfs, config: ic, err: err}
 		}
 		if collect {

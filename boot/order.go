@@ -35,7 +35,7 @@ func readiness(u *unit, units map[string]*unit) (ready, blocked bool, reason str
 // never blocks for good: an uplink may come up any time.
 func (s *supervisor) readiness(u *unit) (ready, blocked bool, reason string) {
 	if u.preparing {
-		return false, false, "waiting for its image"
+		return false, false, u.imageWaitDetail()
 	}
 	if ready, blocked, reason = readiness(u, s.units); !ready {
 		return ready, blocked, reason

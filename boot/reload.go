@@ -28,7 +28,7 @@ func (s *supervisor) diff(cfg *Config) plan {
 		switch {
 		case u == nil:
 			p.added = append(p.added, cc.Name)
-		case reflect.DeepEqual(u.cfg, cc):
+		case reflect.DeepEqual(u.cfg, cc) && !u.preparing: // a pull still waiting is replaced
 			p.kept = append(p.kept, cc.Name)
 		default:
 			p.changed = append(p.changed, cc.Name)
@@ -49,6 +49,7 @@ func (s *supervisor) diff(cfg *Config) plan {
 // image cannot be readied is failed, which fails its generation.
 func (s *supervisor) switchTo(cfg *Config, p plan) {
 	s.waitImages(false) // the boot's images are readied before any change
+	s.waitPulls()       // pulls still waiting for their registry end: their units are replaced
 	// 1. Stop the changed and removed ones, while the running state is
 	// still whole.
 	going := map[string]bool{}

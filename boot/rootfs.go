@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"berth/container"
 	"berth/image"
+	"berth/image/registry"
 )
 
 // Root filesystems. Each image is unpacked once into the image cache
@@ -26,6 +28,8 @@ import (
 
 // imageCache opens the cache on first use.
 func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
+	s.cacheMu.Lock() // the image goroutine, the pulls' and the loop's
+	defer s.cacheMu.Unlock()
 	root := cfg.Images.Cache
 	if root == "" {
 		root = filepath.Join(s.b.opts.StateDir, "images")
@@ -43,8 +47,9 @@ func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 
 // prepareRootfs readies container cc's root filesystem and returns it
 // with what its image says about running it: the image from the cache
-// (unpacked now if it is not there yet) under a fresh overlay.
-func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, image.Config, error) {
+// (unpacked now if it is not there yet, pulled first when it is in a
+// registry) under a fresh overlay.
+func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc ContainerConfig) (string, image.Config, error) {
 	img := cfg.ImagePath(cc)
 	// 1. The container's directory, emptied of a previous run. No other
 	// host user may reach into it: a setuid binary a container makes
@@ -64,7 +69,7 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, ima
 	if err != nil {
 		return "", image.Config{}, err
 	}
-	p, err := s.prepareImage(cache, cfg, cc) // generation.go
+	p, err := s.prepareImage(ctx, cache, cfg, cc) // generation.go
 	if err != nil {
 		return "", image.Config{}, err
 	}
@@ -92,13 +97,16 @@ func (s *supervisor) prepareRootfs(cfg *Config, cc ContainerConfig) (string, ima
 	if err == nil {
 		return rootfs, p.Config, nil
 	}
-	if !s.overlayWarned {
+	if !s.overlayWarned.Swap(true) {
 		s.b.log.Printf("warning: overlay for %s: %v; containers get private copies of their images", cc.Name, err)
-		s.overlayWarned = true
 	}
-	// 4. Without overlayfs: a private copy.
+	// 4. Without overlayfs: a private copy (of the cache's tree, for an
+	// image pulled from a registry: the pull left no file to unpack).
 	if err := releaseRootfs(dir); err != nil {
 		return "", image.Config{}, err
+	}
+	if registry.IsRef(img) {
+		return "", image.Config{}, fmt.Errorf("overlay for %s: %w (an image from a registry is used from the cache only)", cc.Name, err)
 	}
 	st, err := image.Unpack(img, rootfs, image.UnpackOptions{Digest: p.Digest, Platform: cc.Platform})
 	if err != nil {

@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -44,7 +45,7 @@ func TestStateNotReachableByOthers(t *testing.T) {
 	}
 	state := filepath.Join(top, "state")
 	s := &supervisor{b: &booter{opts: Options{StateDir: state}, log: NewLogger(io.Discard)}}
-	rootfs, _, err := s.prepareRootfs(cfg, cfg.Container[0])
+	rootfs, _, err := s.prepareRootfs(context.Background(), cfg, cfg.Container[0])
 	if err != nil {
 		t.Fatal(err)
 	}

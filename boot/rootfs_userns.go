@@ -39,9 +39,8 @@ func (s *supervisor) mappedLower(cache *image.Cache, p image.Prepared, dir strin
 		if err == nil {
 			return lower, nil
 		}
-		if !s.idmapWarned {
+		if !s.idmapWarned.Swap(true) {
 			s.b.log.Printf("warning: idmapped image for a user namespace: %v; containers get shifted copies of their images", err)
-			s.idmapWarned = true
 		}
 	}
 	return cache.Shifted(p.Digest, IDShift(ns))

@@ -158,12 +158,14 @@ func (s *supervisor) volumesMissing(cc ContainerConfig) string {
 }
 
 // collectImages removes the image cache's entries that no container of
-// this boot uses (no overlay has them as its lower layer) and no kept
-// generation needs (the committed, the previous, the one being tried): on the data
+// this boot uses (no overlay has them as its lower layer), no kept
+// generation needs (the committed, the previous, the one being tried) and
+// no registry reference of the config was last pulled as (registry.Recall:
+// a pull still waiting for its registry finds its tree there): on the data
 // partition, each image update would otherwise leave its predecessor's
 // tree behind for good.
 func (s *supervisor) collectImages() {
-	if s.overlayWarned {
+	if s.overlayWarned.Load() {
 		return // private copies: the cache spares the next boot's decode
 	}
 	cache, err := s.imageCache(s.b.cfg)
@@ -171,7 +173,11 @@ func (s *supervisor) collectImages() {
 		s.b.log.Printf("warning: image cache: %v", err)
 		return
 	}
-	res, err := cache.GC(s.b.gens.keep()) // the kept generations' images stay
+	keep := s.b.gens.keep() // the kept generations' images stay
+	for d := range s.b.cfg.pulledEntries(cache) {
+		keep[d] = true
+	}
+	res, err := cache.GC(keep)
 	if err != nil {
 		s.b.log.Printf("warning: image cache: %v", err)
 	}

@@ -1,9 +1,11 @@
 package boot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,7 +28,14 @@ type supervisor struct {
 	// cache holds the unpacked images (see rootfs.go). While the boot's
 	// images are readied (images.go), only their goroutine uses it.
 	cache                      *image.Cache
-	overlayWarned, idmapWarned bool
+	cacheMu                    sync.Mutex // guards cache: pulls share it
+	overlayWarned, idmapWarned atomic.Bool
+	// pullEvents brings the registry pulls' news (pull.go); pending
+	// counts the pulls under way, which pullCancel cancels.
+	pullEvents chan pullEvent
+	pullCtx    context.Context
+	pullCancel context.CancelFunc
+	pending    int
 	// images delivers the boot's readied images to the loop, then is
 	// closed; nil once all have arrived. Closing imagesStop makes the
 	// goroutine stop after the image it is on.
@@ -58,7 +67,7 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 
 // prepareUnit readies u's root filesystem from its image (readyRootfs).
 func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	rootfs, ic, err := s.readyRootfs(cfg, u.cfg)
+	rootfs, ic, err := s.readyRootfs(s.knownImage(context.Background(), u.cfg), cfg, u.cfg)
 	if err != nil {
 		return err
 	}
@@ -68,12 +77,12 @@ func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
 // readyRootfs readies cc's root filesystem from its image, unless it has
 // volumes and the data partition is not there, and returns it with what
 // the image says about running it. It touches no unit: the image
-// goroutine calls it.
-func (s *supervisor) readyRootfs(cfg *Config, cc ContainerConfig) (rootfs string, ic image.Config, err error) {
+// goroutine and the pulls call it; ctx ends a pull.
+func (s *supervisor) readyRootfs(ctx context.Context, cfg *Config, cc ContainerConfig) (rootfs string, ic image.Config, err error) {
 	if why := s.volumesMissing(cc); why != "" {
 		return "", ic, errors.New(why)
 	}
-	if rootfs, ic, err = s.prepareRootfs(cfg, cc); err != nil {
+	if rootfs, ic, err = s.prepareRootfs(ctx, cfg, cc); err != nil {
 		return "", ic, fmt.Errorf("image: %w", err)
 	}
 	return rootfs, ic, nil
@@ -131,6 +140,8 @@ func (s *supervisor) loop() (Action, int) {
 			s.unhealthy(ev)
 		case r, ok := <-s.images:
 			s.imageDone(r, ok)
+		case ev := <-s.pullEvents:
+			s.pullDone(ev)
 		case <-s.b.modulesDone():
 			s.b.modulesLoaded()
 		case f := <-s.calls: // from an update's goroutine (generation_update.go)
@@ -244,6 +255,7 @@ func (s *supervisor) status() int {
 // them before the next round. Exits and the watchdog keep being served.
 func (s *supervisor) stopAll() {
 	s.waitImages(true)
+	s.waitPulls()
 	s.draining = true
 	for _, u := range s.units {
 		if u.state == stateBackoff || u.state == stateWaiting {

@@ -52,6 +52,10 @@ type unit struct {
 	waiters []waiter
 	// preparing is set while the image goroutine readies it at boot.
 	preparing bool
+	// imageWait is why the last pull of its registry image failed, and
+	// imageRetry when the next begins (pull.go).
+	imageWait  string
+	imageRetry time.Time
 	// address is a bridge container's address, kept across restarts.
 	address string
 	// cpu is the last sample of its CPU time (stats.go).

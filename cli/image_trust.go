@@ -7,6 +7,7 @@ import (
 
 	"berth/boot"
 	"berth/image"
+	"berth/image/registry"
 )
 
 // `berth image digest`, keygen, sign, verify and gc: what an image is,
@@ -143,6 +144,13 @@ func imageGC(c *ctx, args []string) int {
 	if cfg != nil {
 		for _, cc := range cfg.Container {
 			img := cfg.ImagePath(cc)
+			if registry.IsRef(img) {
+				// The entry its last pull made, if any (registry.Remember).
+				if _, entry, ok := registry.Recall(cache, img, cc.Platform); ok {
+					keepSet[entry] = true
+				}
+				continue
+			}
 			d, err := cache.Digest(img, cc.Platform)
 			if err != nil {
 				return c.imageFail(fmt.Errorf("gc: %s references %s, whose digest cannot be read (nothing removed): %w", *config, img, err))

@@ -98,6 +98,10 @@ func pullMain(c *ctx, args []string) int {
 		return c.imageFail(err)
 	}
 	p.Release()
+	// berth image gc keeps what a config's reference was last pulled as.
+	if err := registry.Remember(cache, pos[0], *rf.platform, p.Digest, p.Prepared.Digest); err != nil {
+		fmt.Fprintf(c.stderr, "warning: %v\n", err)
+	}
 	if *asJSON {
 		out, _ := json.Marshal(map[string]any{"digest": p.Digest, "manifest": p.Manifest, "image": p.Prepared.Digest,
 			"rootfs": p.Rootfs, "cached": p.Cached, "host": p.Host})

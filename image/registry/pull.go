@@ -171,25 +171,37 @@ func (c *client) cached(ctx context.Context, cache *image.Cache, img *fetched, t
 	return image.Prepared{}, false, nil
 }
 
-// lockPullDir creates dir and flocks it for this pull.
+// lockPullDir creates dir and flocks it for this pull. A pull that held
+// it before may have removed it, done, while this one waited for the
+// lock: then the lock is on a removed directory, and it starts again.
 func lockPullDir(dir string) (func(), error) {
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
-		return nil, err
-	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dir, err)
-	}
 	for {
-		if err = unix.Flock(fd, unix.LOCK_EX); err != unix.EINTR {
-			break
+		if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
+			return nil, err
 		}
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", dir, err)
+		}
+		for {
+			if err = unix.Flock(fd, unix.LOCK_EX); err != unix.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock %s: %w", dir, err)
+		}
+		var locked, now unix.Stat_t
+		if err := unix.Fstat(fd, &locked); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock %s: %w", dir, err)
+		}
+		if unix.Lstat(dir, &now) == nil && now.Dev == locked.Dev && now.Ino == locked.Ino {
+			return func() { unix.Close(fd) }, nil
+		}
+		unix.Close(fd) // removed by the pull before: make it again
 	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return func() { unix.Close(fd) }, nil
 }
 
 // imageConfig is what berth reads of an image's config.

@@ -494,3 +494,34 @@ func TestPullCached(t *testing.T) {
 		}
 	}
 }
+
+// TestPullConcurrent pulls one image by several goroutines at once, as
+// boot does for containers sharing an image: each waits for the one
+// downloading it and finds the image in the cache, none fails because
+// another removed the downloads it was waiting for.
+func TestPullConcurrent(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := registrytest.PackImage(t, registrytest.MakeTree(t, "shared"))
+	ref := "docker://" + reg.Host + "/berth/shared:v1"
+	ctx := context.Background()
+	if _, err := registry.Push(ctx, img, ref, registry.PushOptions{Registries: reg.Regs}); err != nil {
+		t.Fatalf("push: %v\n%s", err, reg.Log.String())
+	}
+	cache := newCache(t)
+	errs := make(chan error)
+	const n = 8
+	for range n {
+		go func() {
+			p, err := registry.Pull(ctx, cache, ref, registry.Options{Registries: reg.Regs})
+			if err == nil {
+				p.Release()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("pull: %v", err)
+		}
+	}
+}
