@@ -137,7 +137,7 @@ test: all $(VM_ARCHES:%=fetch-%) lsm-deps registry-deps
 	$(GO) test -count=1 -timeout 20m ./...
 	@for f in $(FUZZ); do \
 	  echo "fuzz $$f for $(FUZZTIME)"; \
-	  $(GO) test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  $(GO) test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) || exit 1; \
 	done
 
 # The 32-bit test: the arm berth under Debian's qemu-user-static (qemu-arm,
@@ -156,6 +156,11 @@ test-32bit: out/berth-linux-arm
 FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP \
             image/registry:FuzzParseManifest image/registry:FuzzParseChallenge
 FUZZTIME ?= 10s
+# Go minimizes each new interesting input for up to 60 s by default, and
+# those executions are not counted: in a 10 s run a target that finds one
+# early stops counting ("0/sec"). FuzzUnpackTar ran 2,538 executions in
+# 10 s with the default, 15,285 with 1 s.
+FUZZMINTIME ?= 1s
 
 # Benchmarks against the peers named in the issues, side by side in one
 # run (see bench/README.md). Timing never gates a test. Every figure they
