@@ -1,6 +1,7 @@
 package boot_test
 
 import (
+	"berth/internal/testutil"
 	"fmt"
 	"io"
 	"net"
@@ -120,7 +121,7 @@ func TestQEMUBridge(t *testing.T) {
 			go srv.Serve(l)
 			defer srv.Close()
 			published, unpublished, port80 := freePort(t), freePort(t), freePort(t)
-			console := &vm.SyncBuffer{}
+			console := &testutil.SyncBuffer{}
 			booted := make(chan struct{})
 			outside := make(chan []string, 1)
 			go func() { outside <- checkOutside(console, booted, published, unpublished, port80); close(checked) }()
@@ -161,7 +162,7 @@ func TestQEMUBridge(t *testing.T) {
 
 // checkOutside checks web's ports from the test's side of QEMU's forwards
 // once the console shows web serving, and returns what went wrong.
-func checkOutside(console *vm.SyncBuffer, booted <-chan struct{}, published, unpublished, port80 int) []string {
+func checkOutside(console *testutil.SyncBuffer, booted <-chan struct{}, published, unpublished, port80 int) []string {
 	for !strings.Contains(console.String(), "web | web ready") {
 		select {
 		case <-booted:

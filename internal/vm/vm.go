@@ -8,7 +8,7 @@
 package vm
 
 import (
-	"bytes"
+	"berth/internal/testutil"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"berth/appliance"
@@ -108,7 +107,7 @@ func (c Config) Boot(console io.Writer, until string) (string, appliance.Exit, e
 	if err != nil {
 		return "", appliance.Exit{}, err
 	}
-	out := &SyncBuffer{}
+	out := &testutil.SyncBuffer{}
 	var w io.Writer = out
 	if console != nil {
 		w = io.MultiWriter(out, console)
@@ -193,23 +192,4 @@ func BuildGo(repo, pkg, arch, out string) error {
 		return fmt.Errorf("build %s for %s: %v\n%s", pkg, arch, err, b)
 	}
 	return nil
-}
-
-// SyncBuffer is a bytes.Buffer safe for QEMU's writer goroutine and a
-// reader.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

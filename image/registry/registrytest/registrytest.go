@@ -6,6 +6,7 @@ package registrytest
 
 import (
 	"archive/tar"
+	"berth/internal/testutil"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -43,7 +44,7 @@ type Registry struct {
 	Host    string // 127.0.0.1:PORT
 	Config  string
 	CA      string // the CA's PEM file, TLS only
-	Log     *SyncBuffer
+	Log     *testutil.SyncBuffer
 	cmd     *exec.Cmd
 	Regs    registry.Registries // settings that reach it
 	Storage string
@@ -53,24 +54,6 @@ type Registry struct {
 type Options struct {
 	TLS   bool
 	Basic bool // htpasswd user "berth", password "s3cret"
-}
-
-// SyncBuffer is a bytes.Buffer safe for the registry's output goroutines.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // NeedTool fails the test when a tool is missing.
@@ -99,7 +82,7 @@ func Start(t *testing.T, o Options) *Registry {
 	t.Helper()
 	NeedTool(t, "docker-registry")
 	dir := t.TempDir()
-	r := &Registry{t: t, Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), Storage: filepath.Join(dir, "storage"), Log: &SyncBuffer{}}
+	r := &Registry{t: t, Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), Storage: filepath.Join(dir, "storage"), Log: &testutil.SyncBuffer{}}
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", r.Storage, r.Host)
 	s := registry.Settings{Insecure: !o.TLS}
 	if o.TLS {
