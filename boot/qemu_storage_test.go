@@ -308,18 +308,8 @@ func diskArgs(disk string) []string {
 // progress) the disk holds.
 func checkDisk(t *testing.T, images *storageImages, disk string, lines int, tokens ...string) (staging int, found []string) {
 	t.Helper()
-	dir := t.TempDir()
-	cp, mnt := filepath.Join(dir, "disk.img"), filepath.Join(dir, "mnt")
-	if out, err := exec.Command("cp", "--sparse=always", disk, cp).CombinedOutput(); err != nil {
-		t.Fatalf("copy the disk: %v\n%s", err, out)
-	}
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop,nodev,nosuid,noexec", cp, mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount the disk: %v\n%s", err, out)
-	}
-	defer exec.Command("umount", mnt).Run()
+	mnt, unmount := mountDiskCopy(t, disk)
+	defer unmount()
 	note, err := os.ReadFile(filepath.Join(mnt, "volumes", "notes", "note"))
 	if want := strings.Repeat("written\n", lines); err != nil || string(note) != want {
 		t.Errorf("the volume's note: %q (%v), want %q", note, err, want)
@@ -463,4 +453,24 @@ func (c *lineClock) between(from, to *regexp.Regexp) time.Duration {
 		}
 	}
 	return 0
+}
+
+// mountDiskCopy mounts a copy of the raw disk image disk on this host,
+// which replays its journal as the next boot would, and returns where,
+// with the function that unmounts it.
+func mountDiskCopy(t *testing.T, disk string) (mnt string, unmount func()) {
+	t.Helper()
+	dir := t.TempDir()
+	cp := filepath.Join(dir, "disk.img")
+	mnt = filepath.Join(dir, "mnt")
+	if out, err := exec.Command("cp", "--sparse=always", disk, cp).CombinedOutput(); err != nil {
+		t.Fatalf("copy the disk: %v\n%s", err, out)
+	}
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop,nodev,nosuid,noexec", cp, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount the disk: %v\n%s", err, out)
+	}
+	return mnt, func() { exec.Command("umount", mnt).Run() }
 }

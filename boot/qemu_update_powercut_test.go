@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -192,18 +191,8 @@ type powercutRecord struct {
 // returns the record and each generation's version.
 func checkGenerations(t *testing.T, disk string, versions map[string]string) (powercutRecord, map[int]string) {
 	t.Helper()
-	dir := t.TempDir()
-	cp, mnt := filepath.Join(dir, "disk.img"), filepath.Join(dir, "mnt")
-	if out, err := exec.Command("cp", "--sparse=always", disk, cp).CombinedOutput(); err != nil {
-		t.Fatalf("copy the disk: %v\n%s", err, out)
-	}
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop,nodev,nosuid,noexec", cp, mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount the disk: %v\n%s", err, out)
-	}
-	defer exec.Command("umount", mnt).Run()
+	mnt, unmount := mountDiskCopy(t, disk)
+	defer unmount()
 	store := filepath.Join(mnt, "berth", "generations")
 	var rec powercutRecord
 	data, err := os.ReadFile(filepath.Join(store, "current"))
