@@ -141,7 +141,8 @@ func (r *Registry) Stop() {
 	}
 }
 
-// MakeCerts writes a CA and a certificate for 127.0.0.1 signed by it.
+// MakeCerts writes a CA and a certificate signed by it for 127.0.0.1 and
+// for 10.0.2.2, the name QEMU guests reach the host by.
 func MakeCerts(t *testing.T, dir string) (cert, key, ca string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -156,7 +157,7 @@ func MakeCerts(t *testing.T, dir string) (cert, key, ca string) {
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.2.2")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage: x509.KeyUsageDigitalSignature}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
 	if err != nil {
