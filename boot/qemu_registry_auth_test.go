@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"berth/image/registry"
 	"berth/image/registry/registrytest"
+	"berth/internal/busybox"
 	"berth/internal/testutil"
 	"berth/internal/vm"
 )
@@ -51,6 +53,12 @@ oneshot = true
 command = ["/bin/sh", "-c", "echo with basic auth: $(cat /demo/version), big is $(wc -c < /demo/big) bytes"]
 
 [[container]]
+name = "gzip"
+image = "docker://10.0.2.2:%[1]s/foreign:gz"
+oneshot = true
+command = ["/bin/sh", "-c", "echo docker gzip: $(cat /demo/version), show.sh $(test -e /demo/show.sh && echo present || echo whited out)"]
+
+[[container]]
 name = "nocred"
 image = "docker://10.0.2.2:%[3]s/demo:big"
 oneshot = true
@@ -77,7 +85,7 @@ readonly = true
 // without credentials waits, shows berth ps and what the cache holds of
 // downloads (nothing partial may be left), and powers off.
 const registryAuthAdmin = `#!/bin/sh
-until berth ps | grep -q '^tls .*exited' && berth ps | grep -q '^auth .*exited' &&
+until berth ps | grep -q '^tls .*exited' && berth ps | grep -q '^gzip .*exited' && berth ps | grep -q '^auth .*exited' &&
   berth ps | grep -q '^nocred .*waiting for its image (registry 10.0.2.2'; do sleep 0.5; done
 echo "== ps"
 berth ps
@@ -89,7 +97,9 @@ berth poweroff
 
 // TestQEMURegistryAuth boots an appliance (amd64, cgroup v2) whose images
 // come from docker-registry on the test host over TLS with a CA of the
-// test's own, and with basic auth; the basic-auth registry is stopped in
+// test's own (an image berth pushed, and a docker-format image of two
+// gzip layers with a whiteout that skopeo pushed), and with basic auth;
+// the basic-auth registry is stopped in
 // the middle of the layer's download and started again 2 s later. The
 // pull resumes with a range request where it broke, the container runs
 // on the whole tree, and the cache keeps no partial download. The same
@@ -121,6 +131,14 @@ func TestQEMURegistryAuth(t *testing.T) {
 		imgs[r.tag] = registrytest.FileDigest(t, img)
 	}
 	layer := imgs["big"]
+	// A docker-format image of two gzip layers, pushed by skopeo: the demo
+	// tree, then a new /demo/version and a whiteout of /demo/show.sh.
+	tree := filepath.Join(dir, "rootfs-gz")
+	if err := busybox.Rootfs(repo, "amd64", tree, map[string]string{"demo/show.sh": "echo show\n", "demo/version": "base\n"}); err != nil {
+		t.Fatal(err)
+	}
+	top := []registrytest.Entry{{Name: "demo/", Dir: true}, {Name: "demo/version", Data: "pulled gzip\n"}, {Name: "demo/.wh.show.sh"}}
+	tlsReg.Skopeo("dir:"+registrytest.WriteDockerDir(t, [][]registrytest.Entry{treeEntries(t, tree), top}), "docker://"+tlsReg.Host+"/foreign:gz")
 	proxy := registrytest.StartProxy(t, authReg.Host)
 	cut := true
 	proxy.Cut = func(head string) int64 { // the first whole download of the layer
@@ -176,12 +194,13 @@ func TestQEMURegistryAuth(t *testing.T) {
 		"image docker://10.0.2.2:"+port(tlsReg.Host)+"/demo:v1 for tls: "+short(imgs["v1"])+" unpacked into the cache",
 		"image docker://10.0.2.2:"+port(proxy.Host)+"/demo:big for auth: "+short(layer)+" unpacked into the cache",
 		"tls | over tls: pulled v1",
+		"gzip | docker gzip: pulled gzip, show.sh whited out",
 		"auth | with basic auth: pulled big, big is "+strconv.Itoa(len(big))+" bytes",
 		"container nocred: waiting for its image (registry 10.0.2.2:"+port(authReg.Host)+": ",
 		"set username and password_file",
 		"admin | == downloads left: []",
 		"admin | == partial files: 0",
-		"admin | == cache entries: 3", /* and the admin's image file */
+		"admin | == cache entries: 4", // three pulled, and the admin's image file
 		"berth: power off",
 	)
 	if strings.Contains(out, "nocred ran") {
@@ -190,4 +209,39 @@ func TestQEMURegistryAuth(t *testing.T) {
 	if t.Failed() {
 		t.Logf("console:\n%s\nTLS registry:\n%s\nbasic-auth registry:\n%s", out, tlsReg.Log, authReg.Log)
 	}
+}
+
+// treeEntries lists a directory's tree as test layer entries.
+func treeEntries(t *testing.T, root string) []registrytest.Entry {
+	t.Helper()
+	var out []registrytest.Entry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := registrytest.Entry{Name: rel, Mode: int64(info.Mode().Perm())}
+		switch {
+		case d.IsDir():
+			e.Name, e.Dir = rel+"/", true
+		case info.Mode()&fs.ModeSymlink != 0:
+			e.Link, _ = os.Readlink(p)
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			e.Data = string(b)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

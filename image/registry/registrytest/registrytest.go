@@ -272,6 +272,7 @@ func CacheEntries(t *testing.T, root string) []string {
 type Entry struct {
 	Name, Data, Link string
 	Dir              bool
+	Mode             int64 // permission bits; 0: 0644, or 0755 for a directory
 }
 
 // WriteDockerDir writes an image in skopeo's dir: format, as docker
@@ -291,6 +292,9 @@ func WriteDockerDir(t *testing.T, layers [][]Entry) string {
 				h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
 			case e.Link != "":
 				h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, e.Link, 0
+			}
+			if e.Mode != 0 {
+				h.Mode = e.Mode
 			}
 			if err := tw.WriteHeader(h); err != nil {
 				t.Fatal(err)
