@@ -96,15 +96,14 @@ berth poweroff
 `
 
 // TestQEMURegistryAuth boots an appliance (amd64, cgroup v2) whose images
-// come from docker-registry on the test host over TLS with a CA of the
-// test's own (an image berth pushed, and a docker-format image of two
-// gzip layers with a whiteout that skopeo pushed), and with basic auth;
-// the basic-auth registry is stopped in
-// the middle of the layer's download and started again 2 s later. The
-// pull resumes with a range request where it broke, the container runs
-// on the whole tree, and the cache keeps no partial download. The same
-// registry asked without credentials makes its container wait, saying
-// why, and never run.
+// come from docker-registry on the test host: over TLS with a CA of the
+// test's own (an image berth pushed, and a docker-format image of two gzip
+// layers with a whiteout that skopeo pushed), and with basic auth. The
+// basic-auth registry is stopped in the middle of the layer's download and
+// started again 2 s later: the pull resumes with a range request where it
+// broke, the container runs on the whole tree, and the cache keeps no
+// partial download. The same registry asked without credentials makes its
+// container wait, saying why, and never run.
 func TestQEMURegistryAuth(t *testing.T) {
 	repo, dir := testutil.RepoRoot(), t.TempDir()
 	tlsReg := registrytest.Start(t, registrytest.Options{TLS: true})
