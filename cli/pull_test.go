@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,4 +143,62 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// TestPullProgressTTY: berth pull draws its download progress on stderr
+// when stderr is a terminal — one line redrawn in place, ending with the
+// whole size — and not when stderr is a pipe, unless --progress asks.
+func TestPullProgressTTY(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := registrytest.PackImage(t, registrytest.MakeTree(t, "tty"))
+	ref := "docker://" + reg.Host + "/cli/tty:v1"
+	if status, _, stderr := run(t, "image", "push", "--insecure", img, ref); status != 0 {
+		t.Fatalf("push: %d %s", status, stderr)
+	}
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := fmt.Sprintf("/ %.1f MiB", float64(st.Size())/(1<<20))
+	pull := func(t *testing.T, stderr *os.File, extra ...string) string {
+		t.Helper()
+		args := append([]string{"pull", "--insecure", "--cache", filepath.Join(t.TempDir(), "cache")}, extra...)
+		cmd := exec.Command(berthBin, append(args, ref)...)
+		var stdout bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("berth %v: %v", args, err)
+		}
+		return stdout.String()
+	}
+	t.Run("terminal", func(t *testing.T) {
+		master, slave := openPTY(t)
+		defer master.Close()
+		digest := pull(t, slave)
+		slave.Close()
+		out, _ := io.ReadAll(master) // EIO once the slave side is closed
+		if !strings.Contains(string(out), "\rdownloading ") || !strings.Contains(string(out), whole+"\r\n") {
+			t.Errorf("terminal got %q, want a progress line ending %q", out, whole)
+		}
+		if !strings.HasPrefix(digest, "sha256:") {
+			t.Errorf("stdout %q, want only the digest", digest)
+		}
+	})
+	for _, c := range []struct {
+		name  string
+		extra []string
+		want  bool
+	}{{"pipe", nil, false}, {"pipe --progress", []string{"--progress"}, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := os.CreateTemp(t.TempDir(), "stderr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pull(t, f, c.extra...)
+			out, _ := os.ReadFile(f.Name())
+			if got := strings.Contains(string(out), "downloading "); got != c.want {
+				t.Errorf("stderr %q: progress drawn %v, want %v", out, got, c.want)
+			}
+		})
+	}
 }
