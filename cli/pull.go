@@ -60,7 +60,7 @@ func (f registryFlags) load(ref string) (*boot.Config, registry.Registries, erro
 
 // pullMain is `berth pull docker://…`.
 func pullMain(c *ctx, args []string) int {
-	cmd := c.command("pull", "[--platform P] [--cache DIR] [--config FILE] [--pub KEY.pub] [--json] docker://HOST[:PORT]/REPO[:TAG][@sha256:HEX]",
+	cmd := c.command("pull", "[--platform P] [--cache DIR] [--config FILE] [--pub KEY.pub] [--insecure] [--json] [--progress] docker://HOST[:PORT]/REPO[:TAG][@sha256:HEX]",
 		"Pulls an image from an OCI registry into the image cache, verified (a pinned\ndigest before anything else is fetched, every blob against its digest, the\nsignature when a public key is given) before anything is unpacked, and prints\nthe digest the reference resolved to. The host is always explicit.")
 	rf := cmd.registryFlags()
 	root := cmd.fs.String("cache", "", "cache `DIR` (default: the config's [images] cache, else "+image.DefaultCacheRoot+")")
