@@ -227,6 +227,7 @@ func (b *booter) earlyMounts() error {
 			return err
 		}
 		b.log.Printf("root is the initramfs: a bind mount of it made the root, nothing copied")
+		b.sizeRoot()
 	}
 	mounted, err := mountEarly(b.log)
 	if err != nil {

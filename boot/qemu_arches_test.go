@@ -40,3 +40,32 @@ func TestQEMUAllChecks(t *testing.T) {
 		})
 	}
 }
+
+// smallBoardConfig is one container that shows how much room its root
+// (an overlay whose upper layer is on the initramfs's tmpfs) has.
+const smallBoardConfig = `
+[[container]]
+name = "small"
+image = "/images/demo.tar.zst"
+oneshot = true
+command = ["/bin/sh", "-c", "df -k / | tail -1; echo small board ran"]
+`
+
+// TestQEMUSmallBoard boots a 64 MB board (arm, as bench/mem's): its image
+// is unpacked into the cache on the initramfs's tmpfs and its container
+// runs. The kernel sized that tmpfs before it freed its init memory and
+// the compressed initramfs — about 12 MB, nearly all taken by the
+// initramfs's files — so berth gives it tmpfs's own default, half the RAM.
+func TestQEMUSmallBoard(t *testing.T) {
+	out, err := bootAppliance(t, appliance{
+		arch: "arm", config: smallBoardConfig,
+		vm: vm.Config{MemoryMB: 64, Timeout: 10 * time.Minute},
+	})
+	if err != nil {
+		t.Errorf("QEMU did not exit cleanly: %v", err)
+	}
+	wantLines(t, out, "berth: root tmpfs: ", " MiB, half the RAM", "small | small board ran", "berth: power off")
+	if t.Failed() {
+		t.Logf("console:\n%s", out)
+	}
+}

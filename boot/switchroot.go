@@ -76,3 +76,38 @@ func rootOnRamfs() bool {
 	var st unix.Statfs_t
 	return unix.Statfs("/", &st) == nil && uint32(st.Type) == unix.RAMFS_MAGIC
 }
+
+// sizeRoot grows a tmpfs root (growRootTmpfs) unless the kernel command
+// line sized it (initramfs_options).
+func (b *booter) sizeRoot() {
+	if _, set := b.cmdline["initramfs_options"]; set {
+		b.log.Printf("root tmpfs: sized by the kernel's initramfs_options")
+	} else if size, err := growRootTmpfs(); err != nil {
+		b.log.Printf("warning: %v", err)
+	} else if size > 0 {
+		b.log.Printf("root tmpfs: %d MiB, half the RAM", size>>20)
+	}
+}
+
+// growRootTmpfs gives a tmpfs root (the kernel's rootfs) the size any
+// tmpfs mounted now gets by default, half the RAM, and returns it in
+// bytes (0 when / is not a tmpfs). The kernel sized rootfs before the
+// boot freed its own init memory and the compressed initramfs: on a 64 MB
+// board that is about 12 MB, nearly all of it taken by the files of the
+// initramfs, which leaves no room for the image cache (on this root) to
+// unpack an image into. Raising the limit reserves nothing: tmpfs pages
+// are taken as files are written, and a container's writes are charged
+// to its own memory limit.
+func growRootTmpfs() (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil || uint32(st.Type) != unix.TMPFS_MAGIC {
+		return 0, nil
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT, "size=50%"); err != nil {
+		return 0, fmt.Errorf("remount / with size=50%%: %w", err)
+	}
+	if err := unix.Statfs("/", &st); err != nil {
+		return 0, fmt.Errorf("statfs /: %w", err)
+	}
+	return int64(st.Blocks) * int64(st.Bsize), nil
+}
