@@ -222,7 +222,7 @@ func (f *frameSlicer) Read(p []byte) (int, error) {
 }
 
 // writeToFD writes the bytes to fd without copying them.
-func (f *frameSlicer) writeToFD(fd int) (int64, error) {
+func (f *frameSlicer) writeToFD(fd int, calls fileCalls) (int64, error) {
 	var total int64
 	for f.left > 0 {
 		cur, err := f.s.current()
@@ -233,7 +233,7 @@ func (f *frameSlicer) writeToFD(fd int) (int64, error) {
 			return total, fmt.Errorf("reading data at byte %d of the file: %w", total, err)
 		}
 		cur = cur[:min(int64(len(cur)), f.left)]
-		n, err := writeChunks(fd, [][]byte{cur})
+		n, err := writeChunks(fd, [][]byte{cur}, calls)
 		total += n
 		f.s.pos += int(n)
 		f.s.off += n
