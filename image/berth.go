@@ -56,18 +56,20 @@ type berthLoop struct {
 	s    *frameStream
 	out  *batcher
 	seen pathSet
-	tr   *tar.Reader
+	// The current entry: its data (archive/tar's reader when it read the
+	// header), where that data ends and where the next header starts.
+	data           io.Reader
+	dataEnd, hdrAt int64
 }
 
 func (b *berthLoop) run() error {
 	u, s := b.u, b.s
-	b.tr = tar.NewReader(s)
 	var prev string
 	var dataEnd int64
 	for {
 		before := s.offset()
 		s.tap.begin(before)
-		hdr, err := b.tr.Next()
+		hdr, err := b.header()
 		s.tap.end()
 		if err == io.EOF {
 			break
@@ -105,6 +107,61 @@ func (b *berthLoop) run() error {
 	return nil
 }
 
+// header moves past the rest of the current entry and reads the next
+// header: a plain one lying whole in the current frame with fastHeader,
+// any other with a new archive/tar reader, which then reads its data too.
+func (b *berthLoop) header() (*tar.Header, error) {
+	if err := b.skip(); err != nil {
+		return nil, err
+	}
+	s := b.s
+	var hdr *tar.Header
+	if blk := s.peek(tarBlockSize); blk != nil {
+		hdr = fastHeader(blk)
+	}
+	if hdr != nil {
+		s.advance(tarBlockSize)
+	} else {
+		tr := tar.NewReader(s)
+		var err error
+		if hdr, err = tr.Next(); err != nil {
+			return nil, err
+		}
+		b.data = tr
+	}
+	size := hdr.Size // what archive/tar takes for the entry's data
+	switch hdr.Typeflag {
+	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+		size = 0
+	}
+	b.dataEnd = s.offset() + size
+	b.hdrAt = b.dataEnd + (tarBlockSize-size%tarBlockSize)%tarBlockSize
+	if b.data == nil {
+		b.data = &frameSlicer{s: s, left: size}
+	}
+	return hdr, nil
+}
+
+// skip moves to the next header past what is left of the current entry's
+// data and its padding, as archive/tar does: data cut short is an error,
+// padding cut short the end of the archive.
+func (b *berthLoop) skip() error {
+	b.data = nil
+	s := b.s
+	if n := b.hdrAt - s.offset(); n > 0 {
+		if _, err := s.Seek(n, io.SeekCurrent); err != nil {
+			return err
+		}
+	}
+	switch {
+	case s.offset() < b.dataEnd:
+		return io.ErrUnexpectedEOF
+	case s.offset() < b.hdrAt:
+		return io.EOF
+	}
+	return nil
+}
+
 // entry handles one header: on this goroutine, or handed to the writers.
 // sp is a sparse file's layout.
 func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseLayout) error {
@@ -134,7 +191,7 @@ func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseL
 		if err := b.out.barrier(); err != nil {
 			return err
 		}
-		n, err := u.x.extract(hdr, rel, fileData{r: b.tr})
+		n, err := u.x.extract(hdr, rel, fileData{r: b.data})
 		u.stats.Bytes += n
 		return err
 	case hdr.Typeflag == tar.TypeDir:
@@ -176,7 +233,7 @@ func (b *berthLoop) bigFile(j *writeJob) error {
 	if _, err := b.s.Seek(pad, io.SeekCurrent); err != nil {
 		return err
 	}
-	b.tr = tar.NewReader(b.s) // the old one would skip the data once more
+	b.dataEnd, b.hdrAt = b.s.offset(), b.s.offset()
 	return nil
 }
 
@@ -195,7 +252,7 @@ func (b *berthLoop) sparseFile(hdr *tar.Header, rel string, sp *sparseLayout) er
 	if _, err := b.s.Seek(sp.data-n+sp.pad, io.SeekCurrent); err != nil {
 		return err
 	}
-	b.tr = tar.NewReader(b.s)
+	b.dataEnd, b.hdrAt = b.s.offset(), b.s.offset()
 	return nil
 }
 

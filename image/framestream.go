@@ -120,6 +120,9 @@ func (s *frameStream) take(n int64) (chunks [][]byte, refs []*frameBuf, ok bool,
 		return nil, nil, true, nil
 	}
 	if _, err := s.current(); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the stream ends right after the header
+		}
 		return nil, nil, false, err
 	}
 	i, pos := 0, s.pos
@@ -151,6 +154,23 @@ func (s *frameStream) take(n int64) (chunks [][]byte, refs []*frameBuf, ok bool,
 		i, pos = i+1, 0
 	}
 	return chunks, refs, true, nil
+}
+
+// peek returns the next n bytes when they lie whole in the current frame
+// (the next one, when the current one is used up), without consuming
+// them; nil otherwise, or on an error, which the next read reports.
+func (s *frameStream) peek(n int) []byte {
+	cur, err := s.current()
+	if err != nil || len(cur) < n {
+		return nil
+	}
+	return cur[:n]
+}
+
+// advance consumes n bytes that peek returned.
+func (s *frameStream) advance(n int) {
+	s.pos += n
+	s.off += int64(n)
 }
 
 // offset is the read position in the tar stream.
