@@ -116,11 +116,12 @@ func (b *berthLoop) header() (*tar.Header, error) {
 	}
 	s := b.s
 	var hdr *tar.Header
-	if blk := s.peek(tarBlockSize); blk != nil {
-		hdr = fastHeader(blk)
+	if cur, err := s.current(); err == nil && len(cur) >= tarBlockSize { // else the reader reports the error
+		hdr = fastHeader(cur[:tarBlockSize])
 	}
 	if hdr != nil {
-		s.advance(tarBlockSize)
+		s.pos += tarBlockSize
+		s.off += tarBlockSize
 	} else {
 		tr := tar.NewReader(s)
 		var err error
@@ -130,9 +131,8 @@ func (b *berthLoop) header() (*tar.Header, error) {
 		b.data = tr
 	}
 	size := hdr.Size // what archive/tar takes for the entry's data
-	switch hdr.Typeflag {
-	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
-		size = 0
+	if hdr.Typeflag >= tar.TypeLink && hdr.Typeflag <= tar.TypeFifo {
+		size = 0 // links, devices, directories and fifos have none
 	}
 	b.dataEnd = s.offset() + size
 	b.hdrAt = b.dataEnd + (tarBlockSize-size%tarBlockSize)%tarBlockSize

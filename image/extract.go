@@ -191,9 +191,9 @@ func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, dat
 		n, err = writeChunks(fd, data.chunks, calls)
 	}
 	if err == nil {
-		err = x.setMeta(metaTarget{fd: fd, fresh: !d.sgid, calls: calls}, hdr)
+		err = x.setMeta(metaTarget{fd: fd, fresh: !d.sgid}, hdr)
 	}
-	if cerr := calls.close(fd); err == nil && cerr != nil {
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = fmt.Errorf("close: %w", cerr)
 	}
 	return n, err

@@ -2,7 +2,7 @@ package image
 
 import (
 	"archive/tar"
-	"encoding/binary"
+	"bytes"
 	"path/filepath"
 	"time"
 )
@@ -20,25 +20,21 @@ func fastHeader(blk []byte) *tar.Header {
 	if len(blk) != tarBlockSize || string(blk[257:265]) != "ustar\x0000" || string(blk[508:512]) == "tar\x00" {
 		return nil
 	}
-	for i := 0; i < tarBlockSize; i += 8 {
-		if binary.LittleEndian.Uint64(blk[i:])&0x8080808080808080 != 0 {
-			return nil // not ASCII
-		}
-	}
 	typ := blk[156]
 	if typ < tar.TypeReg || typ > tar.TypeFifo {
 		return nil
 	}
-	var sum int64
+	var sum int64 // the checksum field counts as spaces
+	var or byte
 	for i, c := range blk {
-		if 148 <= i && i < 156 {
-			c = ' '
+		or |= c
+		if i-148 < 0 || i-148 >= 8 {
+			sum += int64(c)
 		}
-		sum += int64(c)
 	}
 	chk, ok := fastOctal(blk[148:156], false)
-	if !ok || chk != sum {
-		return nil
+	if or >= 0x80 || !ok || chk != sum+8*' ' {
+		return nil // not ASCII, or a bad checksum
 	}
 	var num [7]int64
 	for k, f := range [7][2]int{{100, 108}, {108, 116}, {116, 124}, {124, 136}, {136, 148}, {329, 337}, {337, 345}} {
@@ -96,10 +92,8 @@ func fastOctal(f []byte, nul bool) (int64, bool) {
 
 // cString is a string field up to its first NUL.
 func cString(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
 	}
 	return string(b)
 }

@@ -156,23 +156,6 @@ func (s *frameStream) take(n int64) (chunks [][]byte, refs []*frameBuf, ok bool,
 	return chunks, refs, true, nil
 }
 
-// peek returns the next n bytes when they lie whole in the current frame
-// (the next one, when the current one is used up), without consuming
-// them; nil otherwise, or on an error, which the next read reports.
-func (s *frameStream) peek(n int) []byte {
-	cur, err := s.current()
-	if err != nil || len(cur) < n {
-		return nil
-	}
-	return cur[:n]
-}
-
-// advance consumes n bytes that peek returned.
-func (s *frameStream) advance(n int) {
-	s.pos += n
-	s.off += int64(n)
-}
-
 // offset is the read position in the tar stream.
 func (s *frameStream) offset() int64 { return s.off }
 

@@ -26,7 +26,8 @@ func inMemory(fd int) bool {
 	if err := unix.Fstatfs(fd, &st); err != nil {
 		return false
 	}
-	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+	magic := uint32(st.Type) // int32 on 32-bit platforms
+	return magic == unix.TMPFS_MAGIC || magic == unix.RAMFS_MAGIC
 }
 
 // fileCalls makes the syscalls that create a regular file: raw ones when
@@ -64,27 +65,4 @@ func (raw fileCalls) write(fd int, p []byte) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
-}
-
-// setTimes sets fd's access and modification times (futimens).
-func (raw fileCalls) setTimes(fd int, ts *[2]unix.Timespec) error {
-	if !raw {
-		return unix.UtimesNanoAt(fd, "", ts[:], unix.AT_EMPTY_PATH)
-	}
-	// A NULL path makes utimensat work on fd itself, as futimens(3) does.
-	if _, _, errno := unix.RawSyscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0); errno != 0 {
-		return errno
-	}
-	return nil
-}
-
-// close closes fd.
-func (raw fileCalls) close(fd int) error {
-	if !raw {
-		return unix.Close(fd)
-	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
-		return errno
-	}
-	return nil
 }

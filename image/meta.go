@@ -27,7 +27,6 @@ type metaTarget struct {
 	// owned: created by this unpack with berth's own owner, in a directory
 	// without setgid, whatever its mode (a directory, made 0700).
 	owned bool
-	calls fileCalls // how fd's times are set
 }
 
 // setMeta applies an entry's owner (when running as root), xattrs, mode and
@@ -66,12 +65,12 @@ func (x *extractor) setMeta(t metaTarget, hdr *tar.Header) error {
 		}
 	}
 	omit := unix.Timespec{Nsec: unix.UTIME_OMIT} // atime: left at extraction time
-	ts := [2]unix.Timespec{omit, unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	ts := []unix.Timespec{omit, unix.NsecToTimespec(hdr.ModTime.UnixNano())}
 	var err error
 	if t.fd >= 0 {
-		err = t.calls.setTimes(t.fd, &ts)
+		err = unix.UtimesNanoAt(t.fd, "", ts, unix.AT_EMPTY_PATH)
 	} else {
-		err = unix.UtimesNanoAt(t.dirfd, t.name, ts[:], flags)
+		err = unix.UtimesNanoAt(t.dirfd, t.name, ts, flags)
 	}
 	if err != nil {
 		return fmt.Errorf("set mtime: %w", err)
