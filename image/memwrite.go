@@ -7,18 +7,19 @@ import (
 )
 
 // A regular file bound for a filesystem in memory (tmpfs, ramfs) is
-// created, written, timed and closed with raw syscalls, which keep the
-// goroutine's P. The runtime's monitor takes the P of an ordinary syscall
-// that lasts more than 20 µs — a write of more than about 64 KiB to tmpfs
-// — and hands it to a spinning thread that finds nothing to do; the
-// writer then has to take a P back, and the monitor, which wakes every
-// 20 µs while it keeps finding such syscalls, never backs off. On two
-// cores, with both of the crew's goroutines busy, that costs more CPU than
-// the copies (minbase into tmpfs: about 10% of the unpack's CPU, README).
-// These calls wait for no device: on tmpfs they are copies into the page
-// cache and inode updates, which stall only under memory pressure, as any
-// page fault of Go code can. Files on other filesystems, whose calls may
-// wait for a disk, writeback or a server, get ordinary syscalls.
+// created and written with raw syscalls, which keep the goroutine's P.
+// The runtime's monitor takes the P of an ordinary syscall that lasts
+// more than 20 µs — a write of more than about 64 KiB to tmpfs — and
+// hands it to a spinning thread that finds nothing to do; the writer then
+// has to take a P back, and the monitor, which wakes every 20 µs while it
+// keeps finding such syscalls, never backs off. On two cores, with both
+// of the crew's goroutines busy, that costs more CPU than the copies
+// (minbase into tmpfs: about 10% of the unpack's CPU, README). These
+// calls wait for no device: on tmpfs they are copies into the page cache
+// and a new inode, which stall only under memory pressure, as any page
+// fault of Go code can. Files on other filesystems, whose calls may wait
+// for a disk, writeback or a server, get ordinary syscalls, and so do the
+// short calls that follow (times, close), which the monitor leaves be.
 
 // inMemory reports whether the directory fd lies on tmpfs or ramfs.
 func inMemory(fd int) bool {
