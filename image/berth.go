@@ -56,18 +56,20 @@ type berthLoop struct {
 	s    *frameStream
 	out  *batcher
 	seen pathSet
-	tr   *tar.Reader
+	// The current entry: its data (archive/tar's reader when it read the
+	// header), where that data ends and where the next header starts.
+	data           io.Reader
+	dataEnd, hdrAt int64
 }
 
 func (b *berthLoop) run() error {
 	u, s := b.u, b.s
-	b.tr = tar.NewReader(s)
 	var prev string
 	var dataEnd int64
 	for {
 		before := s.offset()
 		s.tap.begin(before)
-		hdr, err := b.tr.Next()
+		hdr, err := b.header()
 		s.tap.end()
 		if err == io.EOF {
 			break
@@ -105,6 +107,61 @@ func (b *berthLoop) run() error {
 	return nil
 }
 
+// header moves past the rest of the current entry and reads the next
+// header: a plain one lying whole in the current frame with fastHeader,
+// any other with a new archive/tar reader, which then reads its data too.
+func (b *berthLoop) header() (*tar.Header, error) {
+	if err := b.skip(); err != nil {
+		return nil, err
+	}
+	s := b.s
+	var hdr *tar.Header
+	if cur, err := s.current(); err == nil && len(cur) >= tarBlockSize { // else the reader reports the error
+		hdr = fastHeader(cur[:tarBlockSize])
+	}
+	if hdr != nil {
+		s.pos += tarBlockSize
+		s.off += tarBlockSize
+	} else {
+		tr := tar.NewReader(s)
+		var err error
+		if hdr, err = tr.Next(); err != nil {
+			return nil, err
+		}
+		b.data = tr
+	}
+	size := hdr.Size // what archive/tar takes for the entry's data
+	if hdr.Typeflag >= tar.TypeLink && hdr.Typeflag <= tar.TypeFifo {
+		size = 0 // links, devices, directories and fifos have none
+	}
+	b.dataEnd = s.offset() + size
+	b.hdrAt = b.dataEnd + (tarBlockSize-size%tarBlockSize)%tarBlockSize
+	if b.data == nil {
+		b.data = &frameSlicer{s: s, left: size}
+	}
+	return hdr, nil
+}
+
+// skip moves to the next header past what is left of the current entry's
+// data and its padding, as archive/tar does: data cut short is an error,
+// padding cut short the end of the archive.
+func (b *berthLoop) skip() error {
+	b.data = nil
+	s := b.s
+	if n := b.hdrAt - s.offset(); n > 0 {
+		if _, err := s.Seek(n, io.SeekCurrent); err != nil {
+			return err
+		}
+	}
+	switch {
+	case s.offset() < b.dataEnd:
+		return io.ErrUnexpectedEOF
+	case s.offset() < b.hdrAt:
+		return io.EOF
+	}
+	return nil
+}
+
 // entry handles one header: on this goroutine, or handed to the writers.
 // sp is a sparse file's layout.
 func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseLayout) error {
@@ -134,7 +191,7 @@ func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseL
 		if err := b.out.barrier(); err != nil {
 			return err
 		}
-		n, err := u.x.extract(hdr, rel, fileData{r: b.tr})
+		n, err := u.x.extract(hdr, rel, fileData{r: b.data})
 		u.stats.Bytes += n
 		return err
 	case hdr.Typeflag == tar.TypeDir:
@@ -176,7 +233,7 @@ func (b *berthLoop) bigFile(j *writeJob) error {
 	if _, err := b.s.Seek(pad, io.SeekCurrent); err != nil {
 		return err
 	}
-	b.tr = tar.NewReader(b.s) // the old one would skip the data once more
+	b.dataEnd, b.hdrAt = b.s.offset(), b.s.offset()
 	return nil
 }
 
@@ -195,7 +252,7 @@ func (b *berthLoop) sparseFile(hdr *tar.Header, rel string, sp *sparseLayout) er
 	if _, err := b.s.Seek(sp.data-n+sp.pad, io.SeekCurrent); err != nil {
 		return err
 	}
-	b.tr = tar.NewReader(b.s)
+	b.dataEnd, b.hdrAt = b.s.offset(), b.s.offset()
 	return nil
 }
 
@@ -222,7 +279,7 @@ func (f *frameSlicer) Read(p []byte) (int, error) {
 }
 
 // writeToFD writes the bytes to fd without copying them.
-func (f *frameSlicer) writeToFD(fd int) (int64, error) {
+func (f *frameSlicer) writeToFD(fd int, calls fileCalls) (int64, error) {
 	var total int64
 	for f.left > 0 {
 		cur, err := f.s.current()
@@ -233,7 +290,7 @@ func (f *frameSlicer) writeToFD(fd int) (int64, error) {
 			return total, fmt.Errorf("reading data at byte %d of the file: %w", total, err)
 		}
 		cur = cur[:min(int64(len(cur)), f.left)]
-		n, err := writeChunks(fd, [][]byte{cur})
+		n, err := writeChunks(fd, [][]byte{cur}, calls)
 		total += n
 		f.s.pos += int(n)
 		f.s.off += n

@@ -39,7 +39,7 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 			return fmt.Errorf("mkdir: %w", err)
 		}
 		if fresh {
-			x.root.made[rel] = d.sgid
+			x.root.made[rel] = dirRef{sgid: d.sgid, mem: d.mem}
 			fresh = !d.sgid
 		}
 	}

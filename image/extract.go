@@ -172,8 +172,9 @@ func (x *extractor) createAt(d dirRef, base, rel string, hdr *tar.Header, data f
 // writeFileAt creates a regular file and writes its data.
 func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, data fileData, shared bool) (int64, error) {
 	var fd int
+	calls := fileCalls(d.mem)
 	err := x.create(d.fd, rel, base, shared, func() (err error) {
-		fd, err = unix.Openat(d.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(hdr.Mode&0o777))
+		fd, err = calls.create(d.fd, base, uint32(hdr.Mode&0o777))
 		return err
 	})
 	if err != nil {
@@ -182,12 +183,12 @@ func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, dat
 	var n int64
 	if data.sparse != nil {
 		n, err = x.writeSparse(fd, data.sparse, data.r, hdr.Size)
-	} else if wt, ok := data.r.(interface{ writeToFD(int) (int64, error) }); ok {
-		n, err = wt.writeToFD(fd)
+	} else if wt, ok := data.r.(fdWriterTo); ok {
+		n, err = wt.writeToFD(fd, calls)
 	} else if data.r != nil {
-		n, err = x.copyData(fd, data.r)
+		n, err = x.copyData(fd, data.r, calls)
 	} else {
-		n, err = writeChunks(fd, data.chunks)
+		n, err = writeChunks(fd, data.chunks, calls)
 	}
 	if err == nil {
 		err = x.setMeta(metaTarget{fd: fd, fresh: !d.sgid}, hdr)
@@ -198,12 +199,18 @@ func (x *extractor) writeFileAt(d dirRef, base, rel string, hdr *tar.Header, dat
 	return n, err
 }
 
+// fdWriterTo is a reader that writes its bytes to a file itself, without
+// copying them.
+type fdWriterTo interface {
+	writeToFD(fd int, calls fileCalls) (int64, error)
+}
+
 // writeChunks writes every chunk to fd.
-func writeChunks(fd int, chunks [][]byte) (int64, error) {
+func writeChunks(fd int, chunks [][]byte, calls fileCalls) (int64, error) {
 	var total int64
 	for _, p := range chunks {
 		for len(p) > 0 {
-			w, err := unix.Write(fd, p)
+			w, err := calls.write(fd, p)
 			if err == unix.EINTR {
 				continue
 			}
@@ -218,12 +225,12 @@ func writeChunks(fd int, chunks [][]byte) (int64, error) {
 }
 
 // copyData writes everything data yields to fd.
-func (x *extractor) copyData(fd int, data io.Reader) (int64, error) {
+func (x *extractor) copyData(fd int, data io.Reader, calls fileCalls) (int64, error) {
 	var total int64
 	buf := x.buffer()
 	for {
 		n, rerr := data.Read(buf)
-		w, err := writeChunks(fd, [][]byte{buf[:n]})
+		w, err := writeChunks(fd, [][]byte{buf[:n]}, calls)
 		total += w
 		if err != nil {
 			return total, err

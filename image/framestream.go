@@ -120,6 +120,9 @@ func (s *frameStream) take(n int64) (chunks [][]byte, refs []*frameBuf, ok bool,
 		return nil, nil, true, nil
 	}
 	if _, err := s.current(); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the stream ends right after the header
+		}
 		return nil, nil, false, err
 	}
 	i, pos := 0, s.pos

@@ -19,12 +19,14 @@ const maxCachedDirs = 512
 // errThroughSymlink reports an entry whose path goes through a symlink.
 var errThroughSymlink = errors.New("path goes through a symlink or a non-directory (refused)")
 
-// dirRef is an O_PATH fd of a directory below the root, and whether new
+// dirRef is an O_PATH fd of a directory below the root, whether new
 // entries in it take its group (its setgid bit is set), so that an owner
-// equal to berth's own still needs a chown.
+// equal to berth's own still needs a chown, and whether it lies on a
+// filesystem in memory (memwrite.go).
 type dirRef struct {
 	fd   int
 	sgid bool
+	mem  bool
 }
 
 // root is the destination directory, held as an O_PATH fd, with a cache of
@@ -46,8 +48,10 @@ type root struct {
 	dir0 dirRef
 	dirs map[string]dirRef // clean relative path → O_PATH fd
 	// made holds the directories this unpack created, with their setgid
-	// bit (their parent's): opening one needs no fstat to learn it.
-	made map[string]bool
+	// bit and filesystem (their parent's): opening one needs no fstat to
+	// learn them.
+	made map[string]dirRef
+	dev  uint64 // the root's device: directories on it share dir0.mem
 }
 
 // openRoot creates dest if it is missing and opens it.
@@ -59,21 +63,28 @@ func openRoot(dest string) (*root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dest, err)
 	}
-	ref, err := statDir(fd)
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat %s: %w", dest, err)
 	}
-	return &root{path: dest, dir0: ref, dirs: make(map[string]dirRef), made: make(map[string]bool)}, nil
+	r := &root{path: dest, dirs: make(map[string]dirRef), made: make(map[string]dirRef), dev: st.Dev}
+	r.dir0 = dirRef{fd: fd, sgid: st.Mode&unix.S_ISGID != 0, mem: inMemory(fd)}
+	return r, nil
 }
 
-// statDir wraps fd, learning its setgid bit.
-func statDir(fd int) (dirRef, error) {
+// statDir wraps fd, a directory this unpack did not make, learning its
+// setgid bit and, when it is a mount point, its filesystem.
+func (r *root) statDir(fd int) (dirRef, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return dirRef{fd: -1}, err
 	}
-	return dirRef{fd: fd, sgid: st.Mode&unix.S_ISGID != 0}, nil
+	mem := r.dir0.mem
+	if st.Dev != r.dev {
+		mem = inMemory(fd)
+	}
+	return dirRef{fd: fd, sgid: st.Mode&unix.S_ISGID != 0, mem: mem}, nil
 }
 
 // close releases every fd.
@@ -123,7 +134,7 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 	if err == unix.ENOENT && create {
 		if err = unix.Mkdirat(parent.fd, base, 0o755); err == nil || err == unix.EEXIST {
 			if err == nil {
-				r.made[rel] = parent.sgid // mkdir in a setgid directory makes a setgid one
+				r.made[rel] = dirRef{sgid: parent.sgid, mem: parent.mem} // mkdir in a setgid directory makes a setgid one
 			}
 			fd, err = openDirAt(parent.fd, base)
 		}
@@ -135,10 +146,10 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 	default:
 		return dirRef{}, fmt.Errorf("%s: %w", rel, err)
 	}
-	ref := dirRef{fd: fd}
-	var made bool
-	if ref.sgid, made = r.made[rel]; !made {
-		if ref, err = statDir(fd); err != nil {
+	ref, made := r.made[rel]
+	ref.fd = fd
+	if !made {
+		if ref, err = r.statDir(fd); err != nil {
 			unix.Close(fd)
 			return dirRef{}, fmt.Errorf("%s: %w", rel, err)
 		}

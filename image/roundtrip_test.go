@@ -64,6 +64,12 @@ func TestRoundTrip(t *testing.T) {
 				}
 			}
 		}},
+		{"berth into a tmpfs", func(t *testing.T, dest string) { // raw writes (memwrite.go)
+			mountTmpfs(t, dest)
+			if _, err := Unpack(img, dest, UnpackOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"berth-1-worker", func(t *testing.T, dest string) {
 			if _, err := Unpack(img, dest, UnpackOptions{Workers: 1}); err != nil {
 				t.Fatal(err)
