@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"berth/image"
@@ -18,6 +19,12 @@ import (
 // every event; an update waits for it, a shutdown stops it after the
 // image it is on. Images in a registry are not its: each is pulled on a
 // goroutine of its own (pull.go), which may wait long for its registry.
+//
+// On one CPU, readying the next image while the loop starts a container
+// only delays that start (and the first container's output): the two
+// cannot run at once. There the goroutine hands each image over and waits
+// until the loop has started what it could (taken), then readies the
+// next; with more CPUs it goes on at once.
 
 // imageReady is one unit's root filesystem, readied by the image
 // goroutine; or why it could not be.
@@ -25,6 +32,9 @@ type imageReady struct {
 	name, rootfs string
 	config       image.Config
 	err          error
+	// taken, when set, is closed by the loop once it has started what
+	// this image let it start (or, stopping, taken the image).
+	taken chan struct{}
 }
 
 // startImages starts readying the units' images on a goroutine. When they
@@ -48,6 +58,7 @@ func (s *supervisor) startImages() {
 	stop := make(chan struct{})
 	s.images, s.imagesStop = ready, stop
 	s.imagesStart = time.Now()
+	handOver := runtime.NumCPU() == 1
 	s.b.goSafe(func() {
 		defer close(ready)
 		for _, cc := range jobs {
@@ -57,7 +68,17 @@ func (s *supervisor) startImages() {
 			default:
 			}
 			rootfs, ic, err := s.readyRootfs(context.Background(), cfg, cc)
-			ready <- imageReady{name: cc.Name, rootfs: rootfs, config: ic, err: err}
+			r := imageReady{name: cc.Name, rootfs: rootfs, config: ic, err: err}
+			if handOver {
+				r.taken = make(chan struct{})
+			}
+			ready <- r
+			if r.taken != nil {
+				select {
+				case <-r.taken:
+				case <-stop:
+				}
+			}
 		}
 		if collect {
 			s.collectImages()
@@ -79,6 +100,9 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 		steadyGC()
 		s.bootImagesReady() // generation_boot.go
 		return
+	}
+	if r.taken != nil {
+		s.imageTaken = r.taken // closed once the loop has started u, if it can
 	}
 	u := s.units[r.name]
 	u.preparing = false
@@ -106,5 +130,16 @@ func (s *supervisor) waitImages(stop bool) {
 	for s.images != nil {
 		r, ok := <-s.images
 		s.imageDone(r, ok)
+		s.imageHandedOver()
+	}
+}
+
+// imageHandedOver lets the image goroutine, waiting on one CPU, ready the
+// next image: the loop calls it once it has started what the last image
+// it took allowed.
+func (s *supervisor) imageHandedOver() {
+	if s.imageTaken != nil {
+		close(s.imageTaken)
+		s.imageTaken = nil
 	}
 }
