@@ -81,8 +81,11 @@ type booter struct {
 	watchdog *watchdog
 	cgroups  *container.Layout
 	cfg      *Config
-	sup      *supervisor
-	clock    *timekeeper
+	// cfgData is the bytes the config phase parsed into cfg: the
+	// generation phase parses the file again only when they changed.
+	cfgData []byte
+	sup     *supervisor
+	clock   *timekeeper
 	// uplink configures the appliance's interfaces (PID 1 only);
 	// netChanged wakes the supervisor loop when their state changes.
 	uplink     *board.Uplink
@@ -319,11 +322,15 @@ func (b *booter) loadConfig() error {
 	if path == "" {
 		path = DefaultConfig
 	}
-	cfg, err := LoadConfig(path)
+	data, err := readLimited(path, maxConfigSize)
+	if err != nil {
+		return fmt.Errorf("%s is invalid:\n%w", path, &ConfigError{File: path, Msg: err.Error()})
+	}
+	cfg, err := ParseConfig(path, data)
 	if err != nil {
 		return fmt.Errorf("%s is invalid:\n%w", path, err)
 	}
-	b.cfg = cfg
+	b.cfg, b.cfgData = cfg, data
 	b.log.Printf("config %s: %d containers", path, len(cfg.Container))
 	if !b.opts.PID1 {
 		return nil

@@ -92,3 +92,96 @@ func TestBootStartsContainersAsImagesAreReady(t *testing.T) {
 		t.Errorf("want first started and its output, second failing on its image after, not a regular file:\n%s", log)
 	}
 }
+
+// oneCPUConfig: first's image is a file; second's a FIFO, which berth
+// opens to read when it readies second's image.
+const oneCPUConfig = `
+[[container]]
+name = "first"
+image = "bb.tar.zst"
+command = ["echo", "first runs"]
+
+[[container]]
+name = "second"
+image = "pipe/slow.img"
+command = ["true"]
+`
+
+// TestBootOneCPUStartsBeforeNextImage runs berth boot on one CPU
+// (taskset), where readying the next image while a container starts only
+// delays that start: berth must start first before it begins readying
+// second's image. The test sees berth begin — it opens second's image, a
+// FIFO, for reading — and by then berth's log, a file it writes without
+// buffering, must say first started. On more CPUs the two overlap (the
+// test above); here they must not.
+func TestBootOneCPUStartsBeforeNextImage(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("needs root: namespaces, mounts and cgroups are real")
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Fatal("needs taskset (util-linux) to run berth on one CPU")
+	}
+	dir := t.TempDir()
+	berth, err := vm.BuildBerth(testutil.RepoRoot(), runtime.GOARCH, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := image.Pack(testutil.BusyboxRootfs(t), filepath.Join(dir, "bb.tar.zst"), image.PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "pipe", "slow.img")
+	if err := os.Mkdir(filepath.Dir(fifo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "berth.toml")
+	if err := os.WriteFile(cfg, []byte(oneCPUConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "boot.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(taskset, "-c", "0", berth, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "berth.sock"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// A writer's non-blocking open succeeds once berth has the FIFO open
+	// for reading: it has begun readying second's image.
+	var w int
+	for deadline := time.Now().Add(2 * time.Minute); ; { // a hang guard, not a timing check
+		if w, err = unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+			break
+		}
+		if err != unix.ENXIO || time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("open %s for writing: %v\n%s", fifo, err, log)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	log, _ := os.ReadFile(logPath)
+	unix.Close(w) // second's image is empty: it fails, and berth boot ends
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute): // a hang guard, not a timing check
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("berth boot still runs")
+	}
+	if !strings.Contains(string(log), "container first started") {
+		t.Errorf("berth began readying second's image before first had started, on one CPU:\n%s", log)
+	}
+	if all, _ := os.ReadFile(logPath); !strings.Contains(string(all), "container second: image: ") {
+		t.Errorf("want second failing on its image:\n%s", all)
+	}
+}

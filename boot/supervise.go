@@ -42,6 +42,9 @@ type supervisor struct {
 	images      chan imageReady
 	imagesStop  chan struct{}
 	imagesStart time.Time
+	// imageTaken is the last image's taken (images.go), until the loop
+	// has started what it allowed.
+	imageTaken chan struct{}
 	// net is the bridge network, once a net = "bridge" container needs
 	// it (bridge.go).
 	net *bridgeNet
@@ -109,6 +112,7 @@ func (s *supervisor) loop() (Action, int) {
 	s.b.reaper.reap() // children that exited before the loop started
 	for {
 		next := s.schedule(time.Now())
+		s.imageHandedOver()
 		if s.finished() {
 			s.flushOutput()
 			s.b.log.Printf("all containers have ended")

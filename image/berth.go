@@ -18,7 +18,7 @@ import (
 // matter.
 func (u *unpacker) runBerth(in *input, workers, writers int) error {
 	if writers <= 0 {
-		writers = runtime.GOMAXPROCS(0)
+		writers = min(runtime.GOMAXPROCS(0), runtime.NumCPU())
 	}
 	in.m.Advise(mmapfs.AdviseSequential)
 	in.m.Advise(mmapfs.AdviseWillNeed)

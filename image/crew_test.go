@@ -49,6 +49,21 @@ func TestUnpackWork(t *testing.T) {
 	}
 }
 
+// TestUnpackWorkersAtMostCPUs: by default a berth image is unpacked by no
+// more goroutines than there are CPUs, even when GOMAXPROCS is higher (as
+// berth sets it on one CPU while it unpacks): more would only take turns.
+func TestUnpackWorkersAtMostCPUs(t *testing.T) {
+	_, img := packTree(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU() + 1))
+	st, err := Unpack(img, filepath.Join(t.TempDir(), "dest"), UnpackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Work.Goroutines != runtime.NumCPU() {
+		t.Errorf("%d goroutines unpacked with GOMAXPROCS %d on %d CPUs, want %d", st.Work.Goroutines, runtime.NumCPU()+1, runtime.NumCPU(), runtime.NumCPU())
+	}
+}
+
 // TestUnpackWriteErrorStops makes a helper's write fail in the middle of a
 // berth image (a file whose path is a non-empty directory already in
 // DEST): the unpack stops with that entry's error, every helper has

@@ -24,10 +24,11 @@ type UnpackOptions struct {
 	// Workers is the number of goroutines that unpack a berth image (the
 	// unpacking goroutine and its helpers: they decode its frames and,
 	// unless Writers is 1, create its files), and the zstd decoder's
-	// concurrency for other inputs; 0 means GOMAXPROCS.
+	// concurrency for other inputs; 0 means GOMAXPROCS, at most the
+	// CPUs (more would only take turns).
 	Workers int
 	// Writers is the number of goroutines creating the files of a berth
-	// image; 0 means GOMAXPROCS, 1 writes on the unpacking goroutine only
+	// image; 0 means as for Workers, 1 writes on the unpacking goroutine only
 	// (its helpers then only decode). The unpack runs on the larger of
 	// Workers and Writers goroutines.
 	Writers int
@@ -132,7 +133,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = min(runtime.GOMAXPROCS(0), runtime.NumCPU())
 	}
 	var plan *mergePlan
 	if in.layers != nil { // check every layer before dest is touched
