@@ -23,7 +23,10 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             crypto/ecdsa crypto/rsa crypto/ecdh crypto/internal/fips140/rsa \
             crypto/internal/fips140/bigmod crypto/internal/fips140/ecdsa \
             crypto/internal/fips140/ecdh crypto/internal/fips140/edwards25519/... \
-            crypto/ed25519 crypto/internal/fips140/ed25519 crypto/internal/fips140/aes/gcm \
+            crypto/ed25519 crypto/internal/fips140/ed25519 crypto/internal/fips140/aes/... \
+            crypto/internal/fips140/aes crypto/aes crypto/cipher \
+            crypto/internal/fips140/sha512 crypto/sha512 crypto/internal/fips140/hmac \
+            crypto/hmac crypto/internal/fips140/drbg encoding/hex \
             vendor/golang.org/x/crypto/... crypto/internal/fips140/tls12 \
             crypto/internal/fips140/tls13 crypto/internal/fips140/hkdf crypto/hkdf \
             crypto/internal/fips140/sha3 crypto/sha3 encoding/pem encoding/base64 \
