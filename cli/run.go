@@ -122,8 +122,12 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 		Devices: f.devices.vals, Cwd: *f.workdir, Env: f.env.vals, Seccomp: *f.seccomp, TTY: *f.tty,
 		AllowNewPrivileges: !*f.noNewPrivs, Init: *f.init,
 	}
+	// Its cgroup is its own whatever its name: a berth boot's container of
+	// the same name keeps its cgroup, and a run that dies leaves one
+	// CleanStale knows for stale.
+	s.Cgroup = "run-" + strconv.Itoa(os.Getpid())
 	if s.Name == "" {
-		s.Name = "run-" + strconv.Itoa(os.Getpid())
+		s.Name = s.Cgroup
 	}
 	if err := f.convert(&s); err != nil {
 		return s, err

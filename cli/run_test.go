@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,5 +211,63 @@ func TestRunMountOptions(t *testing.T) {
 	}
 	if status, _, stderr := berth(t, "run", "--mount", link+":/x:fast", rootfs, "--", "true"); status != 2 || !strings.Contains(stderr, `unknown option "fast"`) {
 		t.Errorf("an unknown option: %d %s", status, stderr)
+	}
+}
+
+// TestRunNameOfABootContainer: berth run --name NAME beside a berth boot
+// whose container is called NAME too leaves that container alone — the
+// run's cgroup is its own (run-PID), where it used to empty and remove
+// the boot container's as a leftover of the same name.
+func TestRunNameOfABootContainer(t *testing.T) {
+	dir := t.TempDir()
+	rootfs := testutil.BusyboxRootfs(t)
+	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, "[[container]]\nname = \"runtwin\"\nimage = \"bb.tar.zst\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = \"1s\"\n")
+	sock := filepath.Join(dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", sock)
+	log := &bootLog{}
+	boot := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	boot.Stdout, boot.Stderr = log, log
+	if err := boot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		boot.Process.Signal(syscall.SIGTERM)
+		boot.Wait()
+		if t.Failed() {
+			t.Logf("berth boot:\n%s", log.String())
+		}
+	}()
+	pid := func() string {
+		_, out, _ := berth(t, "ps", "--json")
+		var ps []struct {
+			Name, State string
+			Pid         int
+		}
+		json.Unmarshal([]byte(out), &ps)
+		for _, p := range ps {
+			if p.Name == "runtwin" && p.State == "running" {
+				return strconv.Itoa(p.Pid)
+			}
+		}
+		return ""
+	}
+	var before string
+	for i := 0; i < 200 && before == ""; i++ {
+		time.Sleep(50 * time.Millisecond)
+		before = pid()
+	}
+	if before == "" {
+		t.Fatal("the boot's runtwin never ran")
+	}
+	if status, _, stderr := berth(t, "run", "--name", "runtwin", rootfs, "--", "true"); status != 0 {
+		t.Fatalf("berth run --name runtwin: %d %s", status, stderr)
+	}
+	time.Sleep(300 * time.Millisecond) // an exit would have been seen by now
+	if after := pid(); after != before {
+		t.Errorf("the boot's runtwin: pid %s before berth run --name runtwin, %q after", before, after)
 	}
 }

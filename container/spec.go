@@ -24,6 +24,10 @@ import (
 type Spec struct {
 	// Name identifies the container in logs and names its cgroup.
 	Name string `json:"name"`
+	// Cgroup, when set, names its cgroup instead of Name: berth run's
+	// cgroups are its own ("run-PID"), so that a run named like a
+	// container of berth boot never takes that container's cgroup.
+	Cgroup string `json:"cgroup,omitempty"`
 	// Rootfs is the directory that becomes the container's /.
 	Rootfs string `json:"rootfs"`
 	// Args is the command and its arguments; Args[0] is looked up in the
@@ -254,4 +258,12 @@ func FormatSize(b int64) string {
 	s := strconv.FormatFloat(v, 'f', 1, 64)
 	s = strings.TrimSuffix(s, ".0")
 	return s + " " + string("KMGT"[exp]) + "iB"
+}
+
+// CgroupName is the name of the container's cgroup: Cgroup, else Name.
+func (s *Spec) CgroupName() string {
+	if s.Cgroup != "" {
+		return s.Cgroup
+	}
+	return s.Name
 }

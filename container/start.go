@@ -113,7 +113,7 @@ func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 
 	// 2. Create the cgroup, with limits and device rules, before anything
 	// runs in it.
-	cg, err := layout.newCgroup(spec.Name, spec.Limits, deviceRules(cfg.Devices))
+	cg, err := layout.newCgroup(spec.CgroupName(), spec.Limits, deviceRules(cfg.Devices))
 	if err != nil {
 		return nil, setupError(err)
 	}

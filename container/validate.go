@@ -80,6 +80,11 @@ func (s *Spec) Validate() error {
 	if err := CheckName(s.Name); err != nil {
 		c.add("name", -1, "%v", err)
 	}
+	if s.Cgroup != "" {
+		if err := CheckName(s.Cgroup); err != nil {
+			c.add("cgroup", -1, "%v", err)
+		}
+	}
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		c.add("command", -1, "missing command: want an array such as [\"/bin/app\", \"--flag\"]")
 	}
