@@ -139,18 +139,10 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 		c.Pid, c.pidfd, keepPidfd = pid, pidfd, true
 		return nil
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
+	killStarted(pid, opts)
 	if c.PTY != nil {
 		c.PTY.Close()
 		c.PTY = nil
-	}
-	if !opts.ExternalReaper {
-		var ws syscall.WaitStatus
-		for {
-			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
-				break
-			}
-		}
 	}
 	return err
 }

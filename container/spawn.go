@@ -54,15 +54,7 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	}
 	trace("clone")
 	if err := c.runInit(pid, cfg, opts, sf); err != nil {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		if !opts.ExternalReaper {
-			var ws syscall.WaitStatus
-			for {
-				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
-					break
-				}
-			}
-		}
+		killStarted(pid, opts)
 		return err
 	}
 	c.Pid = pid
@@ -253,4 +245,19 @@ func (c *Container) runInit(pid int, cfg initConfig, opts Options, sf *spawnFile
 		c.PTY = master
 	}
 	return nil
+}
+
+// killStarted kills the first process of a start that failed, and reaps
+// it unless a global reaper (PID 1) does.
+func killStarted(pid int, opts Options) {
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	if opts.ExternalReaper {
+		return
+	}
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+			return
+		}
+	}
 }
