@@ -157,7 +157,7 @@ test-32bit: out/berth-linux-arm
 # Fuzz targets run briefly in make test; their corpora live in
 # PKG/testdata/fuzz. Longer: make test FUZZTIME=10m.
 FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP \
-            image/registry:FuzzParseManifest image/registry:FuzzParseChallenge
+            image/registry:FuzzParseManifest image/registry:FuzzParseChallenge image:FuzzFastHeader board:FuzzProbeBlock
 FUZZTIME ?= 10s
 # Go minimizes each new interesting input for up to 60 s by default, and
 # those executions are not counted: in a 10 s run a target that finds one
