@@ -82,7 +82,7 @@ type booter struct {
 	cgroups  *container.Layout
 	cfg      *Config
 	// cfgData is the bytes the config phase parsed into cfg: the
-	// generation phase parses the file again only when they changed.
+	// generation phase boots and records them.
 	cfgData []byte
 	sup     *supervisor
 	clock   *timekeeper
@@ -322,11 +322,7 @@ func (b *booter) loadConfig() error {
 	if path == "" {
 		path = DefaultConfig
 	}
-	data, err := readLimited(path, maxConfigSize)
-	if err != nil {
-		return fmt.Errorf("%s is invalid:\n%w", path, &ConfigError{File: path, Msg: err.Error()})
-	}
-	cfg, err := ParseConfig(path, data)
+	cfg, data, err := loadConfigFile(path)
 	if err != nil {
 		return fmt.Errorf("%s is invalid:\n%w", path, err)
 	}

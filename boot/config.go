@@ -68,11 +68,18 @@ func (e *ConfigError) Error() string {
 // LoadConfig reads and validates the config at path. Every problem found is
 // returned, joined, each as a *ConfigError naming file, line and key.
 func LoadConfig(path string) (*Config, error) {
+	cfg, _, err := loadConfigFile(path)
+	return cfg, err
+}
+
+// loadConfigFile is LoadConfig, also returning the bytes it parsed.
+func loadConfigFile(path string) (*Config, []byte, error) {
 	data, err := readLimited(path, maxConfigSize)
 	if err != nil {
-		return nil, &ConfigError{File: path, Msg: err.Error()}
+		return nil, nil, &ConfigError{File: path, Msg: err.Error()}
 	}
-	return ParseConfig(path, data)
+	cfg, err := ParseConfig(path, data)
+	return cfg, data, err
 }
 
 // ParseConfig parses and validates config data read from path. It answers

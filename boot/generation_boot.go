@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -21,12 +20,9 @@ func (b *booter) selectGeneration() error {
 	if err != nil {
 		return err
 	}
-	g := &genState{bootPath: path}
+	g := &genState{bootPath: path, bootData: b.cfgData}
 	b.gens = g
-	parsed := b.cfg // the config phase's, of b.cfgData
-	if g.bootData, err = readLimited(path, maxConfigSize); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
+	bootCfg := b.cfg // the config phase's parse of bootData
 	if g.store, err = openGenStore(b.opts.StateDir); err != nil {
 		g.storeErr = err
 		b.log.Printf("WARNING: %v: no generations, berth apply and reload are refused", err)
@@ -59,29 +55,16 @@ func (b *booter) selectGeneration() error {
 		g.store.prune()
 		b.log.Printf("generation: none recorded: booting %s, recorded as generation 1 once its images are ready", path)
 	}
-	// The generation recorded takes these bytes: the config booted must
-	// be theirs, should the file have been replaced since the config
-	// phase read it. Unchanged, they are not parsed again (ParseConfig
-	// depends on nothing else): under QEMU TCG that is ~15 ms.
-	if b.cfg, err = reparse(parsed, b.cfgData, path, g.bootData); err != nil {
-		return fmt.Errorf("%s is invalid:\n%w", path, err)
-	}
+	// The generation recorded takes the bytes the config phase parsed,
+	// which the earlier phases took their hostname, modules and storage
+	// from: the config booted is theirs, at its absolute path.
+	bootCfg.path = path
+	b.cfg = bootCfg
 	if g.recheck {
 		g.pinRefs(b.cfg)
 	}
 	g.first = true
 	return nil
-}
-
-// reparse returns the config of data read from path: parsed, which the
-// config phase parsed from prev, when data is the same bytes (with path
-// the absolute one the generation records), else data parsed anew.
-func reparse(parsed *Config, prev []byte, path string, data []byte) (*Config, error) {
-	if parsed == nil || prev == nil || !bytes.Equal(prev, data) {
-		return ParseConfig(path, data)
-	}
-	parsed.path = path
-	return parsed, nil
 }
 
 // pinRefs pins cfg's registry images to the references the committed

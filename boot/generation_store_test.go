@@ -239,7 +239,11 @@ func TestSelectGenerationFallback(t *testing.T) {
 		bootCfg := filepath.Join(t.TempDir(), "berth.toml")
 		writeT(t, bootCfg, genTestConfig)
 		var log strings.Builder
-		b := &booter{opts: Options{StateDir: state}, log: NewLogger(&log), cfg: &Config{path: bootCfg}}
+		cfg, data, err := loadConfigFile(bootCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &booter{opts: Options{StateDir: state}, log: NewLogger(&log), cfg: cfg, cfgData: data}
 		if err := b.selectGeneration(); err != nil {
 			t.Fatal(err)
 		}
