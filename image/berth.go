@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"berth/mmapfs"
@@ -18,7 +17,7 @@ import (
 // matter.
 func (u *unpacker) runBerth(in *input, workers, writers int) error {
 	if writers <= 0 {
-		writers = min(runtime.GOMAXPROCS(0), runtime.NumCPU())
+		writers = defaultWorkers()
 	}
 	in.m.Advise(mmapfs.AdviseSequential)
 	in.m.Advise(mmapfs.AdviseWillNeed)

@@ -133,7 +133,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = min(runtime.GOMAXPROCS(0), runtime.NumCPU())
+		workers = defaultWorkers()
 	}
 	var plan *mergePlan
 	if in.layers != nil { // check every layer before dest is touched
@@ -325,3 +325,7 @@ func (u *unpacker) admit(hdr *tar.Header, headerBytes int64, sp *sparseLayout) (
 	u.declared += size
 	return entryPath(hdr.Name)
 }
+
+// defaultWorkers is how many goroutines unpack when the options leave it
+// open: GOMAXPROCS, at most the CPUs (more would only take turns).
+func defaultWorkers() int { return min(runtime.GOMAXPROCS(0), runtime.NumCPU()) }
