@@ -55,14 +55,7 @@ wget -q -O- http://web/resolv | sed 's/^/web resolv: /'
 echo "outside checked: $(wget -q -O- http://10.0.2.2:%[1]d/done)"
 berth poweroff
 """]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-
+` + berthCLIMounts + `
 [[container]]
 name = "isolated"
 image = "/images/demo.tar.zst"

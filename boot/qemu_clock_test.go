@@ -43,13 +43,7 @@ berth status | grep -E '^(clock|sntp|rtc) '
 /bin/clockprobe
 echo rtc since_epoch $(cat /sys/class/rtc/rtc0/since_epoch)
 """]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
+` + berthCLIMounts + `
 [[container.mount]]
 source = "/etc"
 target = "/host/etc"

@@ -11,14 +11,7 @@ import (
 
 // adminMounts give a container the control socket and berth itself.
 const adminMounts = `
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-`
+` + berthCLIMounts
 
 // landlockScript tries what a Landlock container may and may not do.
 const landlockScript = `command = ["/bin/sh", "-c", """

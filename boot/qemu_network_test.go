@@ -61,14 +61,7 @@ image = "/images/demo.tar.zst"
 net = "host"
 cap_add = ["NET_ADMIN"]
 command = ["/bin/sh", "/demo/net-admin.sh", "%d"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-`
+` + berthCLIMounts
 
 // netAdminScript checks, from a management container on the host's
 // network, what berth status and ps show, renames the first NIC to let

@@ -68,13 +68,7 @@ command = ["/bin/sh", "-c", "echo nocred ran"]
 name = "admin"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "/demo/auth-admin.sh"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
+` + berthCLIMounts + `
 [[container.mount]]
 source = "/var/lib/berth/images"
 target = "/cache"

@@ -73,14 +73,7 @@ retries = 2
 name = "admin"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "/demo/registry-admin.sh"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-`
+` + berthCLIMounts
 
 // registryAdminScript shows berth ps while the registry is down (taken
 // before the line the test starts the registry on), then once the

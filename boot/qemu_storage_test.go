@@ -45,14 +45,7 @@ name = "status"
 image = "/images/demo.tar.zst"
 oneshot = true
 command = ["/bin/sh", "-c", "berth status | grep '^storage'; berth status --json | grep -E '\"(state|volumes_dir)\"'"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-`
+` + berthCLIMounts
 
 // storageModules are what the guest needs for a virtio disk with ext4
 // besides the overlay: berth loads them itself (by modalias, and the

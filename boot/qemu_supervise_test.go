@@ -73,13 +73,7 @@ image = "/images/demo.tar.zst"
 after = ["web"]
 oneshot = true
 command = ["/bin/sh", "/demo/admin.sh"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
+` + berthCLIMounts + `
 [[container.mount]]
 source = "/etc"
 target = "/host/etc"

@@ -40,13 +40,7 @@ retries = 2
 name = "admin"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "/demo/powercut-admin.sh"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
+` + berthCLIMounts + `
 [[container.mount]]
 source = "/etc/powercut"
 target = "/powercut"
