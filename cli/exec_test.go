@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/boot"
-	"berth/internal/testutil"
 )
 
 // execConfig runs the containers berth exec is tried on: the defaults,
@@ -69,27 +68,10 @@ readonly = true
 // returns its directory and pid.
 func bootForExec(t *testing.T) (string, int) {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
-	sock := filepath.Join(dir, "berth.sock")
+	packBusybox(t, dir)
 	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, strings.NewReplacer("SOCKET", sock, "BERTH", berthBin).Replace(execConfig))
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("berth boot:\n%s", log.String())
-		}
-	})
+	write(t, cfg, strings.NewReplacer("SOCKET", filepath.Join(dir, "berth.sock"), "BERTH", berthBin).Replace(execConfig))
+	log, cmd := bootInDir(t, dir, cfg)
 	waitFor(t, "the containers to run", log, func() bool {
 		_, out, _ := berth(t, "ps")
 		return strings.Count(out, "running") == 4 && strings.Contains(out, "exited")

@@ -3,16 +3,13 @@ package cli
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"berth/boot"
-	"berth/internal/testutil"
 )
 
 // healthConfig is TestHealthChecks' appliance: a check that passes, one
@@ -114,31 +111,14 @@ type healthBoot struct {
 
 func startHealthBoot(t *testing.T) *healthBoot {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	packBusybox(t, dir)
 	marks := filepath.Join(dir, "marks")
 	if err := os.Mkdir(marks, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, strings.ReplaceAll(healthConfig, "MARKS", marks))
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("berth boot:\n%s", log.String())
-		}
-	})
+	log, cmd := bootInDir(t, dir, cfg)
 	return &healthBoot{t: t, log: log, marksDir: marks, pid: cmd.Process.Pid}
 }
 

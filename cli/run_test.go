@@ -220,27 +220,10 @@ func TestRunMountOptions(t *testing.T) {
 // the boot container's as a leftover of the same name.
 func TestRunNameOfABootContainer(t *testing.T) {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	packBusybox(t, dir)
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, "[[container]]\nname = \"runtwin\"\nimage = \"bb.tar.zst\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = \"1s\"\n")
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	boot := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	boot.Stdout, boot.Stderr = log, log
-	if err := boot.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		boot.Process.Signal(syscall.SIGTERM)
-		boot.Wait()
-		if t.Failed() {
-			t.Logf("berth boot:\n%s", log.String())
-		}
-	}()
+	bootInDir(t, dir, cfg)
 	pid := func() string {
 		_, out, _ := berth(t, "ps", "--json")
 		var ps []struct {
@@ -263,7 +246,7 @@ func TestRunNameOfABootContainer(t *testing.T) {
 	if before == "" {
 		t.Fatal("the boot's runtwin never ran")
 	}
-	if status, _, stderr := berth(t, "run", "--name", "runtwin", rootfs, "--", "true"); status != 0 {
+	if status, _, stderr := berth(t, "run", "--name", "runtwin", testutil.BusyboxRootfs(t), "--", "true"); status != 0 {
 		t.Fatalf("berth run --name runtwin: %d %s", status, stderr)
 	}
 	time.Sleep(300 * time.Millisecond) // an exit would have been seen by now

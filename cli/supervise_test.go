@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,17 +50,38 @@ command = ["sh", "-c", "echo crashing; exit 1"]
 `
 
 // bootLog collects berth boot's console output.
-type bootLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+type bootLog = testutil.SyncBuffer
+
+// bootInDir runs berth boot with the config file cfg, its state and
+// control socket in dir (BERTH_SOCKET names it) until the test ends, and
+// logs its output if the test failed.
+func bootInDir(t *testing.T, dir, cfg string) (*bootLog, *exec.Cmd) {
+	t.Helper()
+	sock := filepath.Join(dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", sock)
+	log := &bootLog{}
+	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("berth boot:\n%s", log.String())
+		}
+	})
+	return log, cmd
 }
 
-func (l *bootLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
+// packBusybox packs a busybox tree into DIR/bb.tar.zst.
+func packBusybox(t *testing.T, dir string) {
+	t.Helper()
+	if status, _, stderr := berth(t, "image", "pack", testutil.BusyboxRootfs(t), "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
 }
-func (l *bootLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
 
 // waitFor polls cond for up to 20 s (a hang guard, not a timing check).
 func waitFor(t *testing.T, what string, log *bootLog, cond func() bool) {
