@@ -1,7 +1,6 @@
 package boot_test
 
 import (
-	"berth/internal/testutil"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"berth/board"
+	"berth/internal/testutil"
 	"berth/internal/vm"
 )
 

@@ -6,7 +6,6 @@ package registrytest
 
 import (
 	"archive/tar"
-	"berth/internal/testutil"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -36,6 +35,7 @@ import (
 
 	"berth/image"
 	"berth/image/registry"
+	"berth/internal/testutil"
 )
 
 // Registry is a running docker-registry.
