@@ -13,7 +13,7 @@ import (
 // in NUL, a local name — and returns exactly the header archive/tar's
 // Reader.Next returns for it when no PAX or GNU header precedes it. For
 // anything else it returns nil, and archive/tar reads the header instead
-// (berthLoop.next). archive/tar spends most of its time on such headers
+// (berthLoop.header). archive/tar spends most of its time on such headers
 // checking that the block is ASCII a rune at a time; they are nearly every
 // entry of an image packed from a tar (minbase: all 6,768).
 func fastHeader(blk []byte) *tar.Header {
