@@ -47,24 +47,7 @@ func TestBootStartsContainersAsImagesAreReady(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Fatal("needs root: namespaces, mounts and cgroups are real")
 	}
-	dir := t.TempDir()
-	berth, err := vm.BuildBerth(testutil.RepoRoot(), runtime.GOARCH, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := image.Pack(testutil.BusyboxRootfs(t), filepath.Join(dir, "bb.tar.zst"), image.PackOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "pipe"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mkfifo(filepath.Join(dir, "pipe", "slow.img"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "berth.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(imagesConfig, dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, berth, cfg := fifoImageBoot(t, func(dir string) string { return fmt.Sprintf(imagesConfig, dir) })
 	var out bytes.Buffer
 	cmd := exec.Command(berth, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "berth.sock"))
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -73,6 +56,7 @@ func TestBootStartsContainersAsImagesAreReady(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(2 * time.Minute): // a hang guard, not a timing check
@@ -122,25 +106,8 @@ func TestBootOneCPUStartsBeforeNextImage(t *testing.T) {
 	if err != nil {
 		t.Fatal("needs taskset (util-linux) to run berth on one CPU")
 	}
-	dir := t.TempDir()
-	berth, err := vm.BuildBerth(testutil.RepoRoot(), runtime.GOARCH, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := image.Pack(testutil.BusyboxRootfs(t), filepath.Join(dir, "bb.tar.zst"), image.PackOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dir, berth, cfg := fifoImageBoot(t, func(string) string { return oneCPUConfig })
 	fifo := filepath.Join(dir, "pipe", "slow.img")
-	if err := os.Mkdir(filepath.Dir(fifo), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "berth.toml")
-	if err := os.WriteFile(cfg, []byte(oneCPUConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	logPath := filepath.Join(dir, "boot.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -184,4 +151,30 @@ func TestBootOneCPUStartsBeforeNextImage(t *testing.T) {
 	if all, _ := os.ReadFile(logPath); !strings.Contains(string(all), "container second: image: ") {
 		t.Errorf("want second failing on its image:\n%s", all)
 	}
+}
+
+// fifoImageBoot makes a directory with berth built for this host, a
+// busybox image bb.tar.zst, a FIFO pipe/slow.img and berth.toml holding
+// config(dir), and returns the directory, berth and the config's path.
+func fifoImageBoot(t *testing.T, config func(dir string) string) (dir, berth, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	berth, err := vm.BuildBerth(testutil.RepoRoot(), runtime.GOARCH, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := image.Pack(testutil.BusyboxRootfs(t), filepath.Join(dir, "bb.tar.zst"), image.PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "pipe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "pipe", "slow.img"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = filepath.Join(dir, "berth.toml")
+	if err := os.WriteFile(cfg, []byte(config(dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, berth, cfg
 }
