@@ -103,15 +103,7 @@ func TestBootImageDefaults(t *testing.T) {
 	if status, _, stderr := berth(t, "check", cfg); status != 0 {
 		t.Fatalf("check: %s", stderr)
 	}
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	log, cmd := bootInDir(t, dir, cfg)
 	waitFor(t, "app to print", log, func() bool { return strings.Contains(log.String(), "app | config as app in /srv") })
 	if status, stdout, stderr := berth(t, "stop", "app"); status != 0 || !strings.Contains(stdout, "stopped app (status 0)") {
 		t.Fatalf("stop: %d %q %s\n%s", status, stdout, stderr, log.String())

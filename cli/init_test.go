@@ -104,10 +104,7 @@ func TestRunInitForwardsSignals(t *testing.T) {
 // exec works in the one under the init.
 func TestBootInitStop(t *testing.T) {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	packBusybox(t, dir)
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, `
 [[container]]
@@ -123,15 +120,7 @@ init = true
 command = ["sh", "-c", "echo tini up; sleep 1000"]
 stop_timeout = "1m"
 `)
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	log, cmd := bootInDir(t, dir, cfg)
 	for _, name := range []string{"bare", "tini"} {
 		waitFor(t, name+" to run", log, func() bool { return strings.Contains(log.String(), name+" | "+name+" up") })
 	}

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/boot"
-	"berth/internal/testutil"
 )
 
 // statsConfig is a CPU burner; a memory hog whose first process survives
@@ -53,22 +52,11 @@ target = "/disk"
 // -f, berth ps --json, and the errors.
 func TestStats(t *testing.T) {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	packBusybox(t, dir)
 	disk := freshDisk(t, filepath.Join(dir, "disk"))
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, strings.Replace(statsConfig, "DISK", disk, 1))
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(unix.SIGTERM); cmd.Wait() }()
+	log, _ := bootInDir(t, dir, cfg)
 	for _, c := range []struct{ name, line string }{{"stleak", "leaked"}, {"stdisk", "written"}} {
 		waitFor(t, c.name+" to print "+c.line, log, func() bool {
 			_, out, _ := berth(t, "logs", c.name)

@@ -99,21 +99,10 @@ func waitFor(t *testing.T, what string, log *bootLog, cond func() bool) {
 // would: ps, logs, stop, start, restart, reload, then SIGTERM.
 func TestBootSupervision(t *testing.T) {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	packBusybox(t, dir)
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, superviseConfig)
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	log, cmd := bootInDir(t, dir, cfg)
 
 	ps := func() map[string]boot.Process {
 		status, stdout, _ := berth(t, "ps", "--json")
@@ -223,6 +212,7 @@ func TestBootSupervision(t *testing.T) {
 			t.Errorf("log lacks %q", w)
 		}
 	}
+	sock := filepath.Join(dir, "berth.sock")
 	if _, err := os.Lstat(sock); err == nil {
 		t.Errorf("the control socket %s is left behind", sock)
 	}
@@ -236,10 +226,7 @@ func TestBootSupervision(t *testing.T) {
 // touching nothing of the first's.
 func TestBootOneInstance(t *testing.T) {
 	dir := t.TempDir()
-	rootfs := testutil.BusyboxRootfs(t)
-	if status, _, stderr := berth(t, "image", "pack", rootfs, "-o", filepath.Join(dir, "bb.tar.zst")); status != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	packBusybox(t, dir)
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, "[[container]]\nname = \"one\"\nimage = \"bb.tar.zst\"\ncommand = [\"sleep\", \"1000\"]\n")
 	state, sock := filepath.Join(dir, "state"), filepath.Join(dir, "berth.sock")
