@@ -353,8 +353,6 @@ func (c *ctx) runContainer(spec container.Spec) int {
 		c.errorf("%v", err)
 		return exitRunError
 	}
-	// Cgroups of berth runs that were killed; nothing here depends on it.
-	go layout.CleanStale(false)
 	// Signals for the container are caught while it starts, so none is
 	// lost between the start and the forwarding loop (see forwardSignals).
 	sigs := catchSignals()
@@ -392,6 +390,9 @@ func (c *ctx) runContainer(spec container.Spec) int {
 		}
 		return exitRunError
 	}
+	// Cgroups of berth runs that were killed, cleaned while the workload
+	// runs: nothing here depends on it, and the start needs both CPUs.
+	go layout.CleanStale(false)
 	var term *terminal
 	if ct.PTY != nil {
 		term = attachTerminal(ct.PTY, c.stdin, stdout)

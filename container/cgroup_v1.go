@@ -71,14 +71,14 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 func initCpuset(dir, cpus string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			cur, err := os.ReadFile(filepath.Join(d, f))
+			cur, err := readCtlFile(filepath.Join(d, f))
 			if err != nil {
 				return fmt.Errorf("init cpuset %s: %w", d, err)
 			}
 			if strings.TrimSpace(string(cur)) != "" {
 				continue
 			}
-			parent, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
+			parent, err := readCtlFile(filepath.Join(filepath.Dir(d), f))
 			if err != nil {
 				return fmt.Errorf("init cpuset %s: %w", d, err)
 			}

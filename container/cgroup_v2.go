@@ -19,7 +19,7 @@ func enableV2Controllers(root, parent string) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", parent, err)
 	}
-	data, err := os.ReadFile(filepath.Join(root, "cgroup.controllers"))
+	data, err := readCtlFile(filepath.Join(root, "cgroup.controllers"))
 	if err != nil {
 		return fmt.Errorf("read %s/cgroup.controllers: %w", root, err)
 	}
@@ -32,7 +32,7 @@ func enableV2Controllers(root, parent string) error {
 	}
 	for _, dir := range []string{root, parent} {
 		f := filepath.Join(dir, "cgroup.subtree_control")
-		current, _ := os.ReadFile(f)
+		current, _ := readCtlFile(f)
 		on := strings.Fields(string(current))
 		var missing []string
 		for _, e := range enable {

@@ -213,7 +213,7 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 	if d.errR, d.errW, err = os.Pipe(); err != nil {
 		return fmt.Errorf("error pipe: %w", err)
 	}
-	if d.null, err = os.Open(os.DevNull); err != nil {
+	if d.null, err = openCtlFile(os.DevNull, unix.O_RDONLY); err != nil {
 		return err
 	}
 	if layout.Version == 2 {
@@ -222,7 +222,7 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 		}
 	} else {
 		for _, dir := range c.cgroup.dirs {
-			f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
+			f, err := openCtlFile(filepath.Join(dir, "cgroup.procs"), unix.O_WRONLY)
 			if err != nil {
 				return fmt.Errorf("open cgroup %s: %w", dir, err)
 			}

@@ -1,0 +1,148 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Control files (cgroup, /proc, /sys) are small and never block, so they
+// are read and written with plain system calls rather than through an
+// os.File, which would register each one with the runtime's poller: four
+// more system calls a file, and a container start writes a dozen.
+
+// ctlFileMax bounds what readCtlFile returns: the control files berth
+// reads (cpuset lists, controller lists, limits) are a line each.
+const ctlFileMax = 64 << 10
+
+// writeFile writes value to a control file in one write, naming the file
+// and the value in the error.
+func writeFile(path, value string) error {
+	fd, err := openCtl(path, unix.O_WRONLY|unix.O_TRUNC)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	err = writeAll(fd, value)
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", value, path, err)
+	}
+	return nil
+}
+
+// readCtlFile reads a control file, at most ctlFileMax bytes of it.
+func readCtlFile(path string) ([]byte, error) {
+	fd, err := openCtl(path, unix.O_RDONLY)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 512)
+	for len(buf) < ctlFileMax {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("larger than 64 KiB")}
+}
+
+func openCtl(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func writeAll(fd int, value string) error {
+	b := []byte(value)
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// openCtlFile opens a control file (a cgroup.procs, /dev/null) as an
+// os.File that is not in the runtime's poller: the fd goes to a child, or
+// takes one write.
+func openCtlFile(path string, flags int) (*os.File, error) {
+	fd, err := openCtl(path, flags)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// subdirNames lists the subdirectories of a cgroup directory, at most
+// max of them, with plain system calls.
+func subdirNames(dir string, max int) []string {
+	fd, err := openCtl(dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var names []string
+	buf := make([]byte, 8192)
+	for len(names) < max {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				return names
+			}
+			typ := b[18]
+			name := b[19:reclen]
+			if i := bytesIndexZero(name); i >= 0 {
+				name = name[:i]
+			}
+			if typ == unix.DT_DIR && string(name) != "." && string(name) != ".." {
+				names = append(names, string(name))
+			}
+			b = b[reclen:]
+		}
+	}
+	return names[:min(len(names), max)]
+}
+
+func bytesIndexZero(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
+}
