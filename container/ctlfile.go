@@ -13,10 +13,12 @@ import (
 // Control files (cgroup, /proc, /sys) are small and never block, so they
 // are read and written with plain system calls rather than through an
 // os.File, which would register each one with the runtime's poller: four
-// more system calls a file, and a container start writes a dozen.
+// more system calls a file (two fcntl, two epoll_ctl), and a v1
+// container start writes a dozen.
 
-// ctlFileMax bounds what readCtlFile returns: the control files berth
-// reads (cpuset lists, controller lists, limits) are a line each.
+// ctlFileMax bounds readCtlFile: a control file of this size or more is
+// refused. Those berth reads with it (cpuset lists, controller lists) are
+// a line each; a cgroup.procs, which can be long, is read with os.ReadFile.
 const ctlFileMax = 64 << 10
 
 // writeFile writes value to a control file in one write, naming the file
@@ -36,7 +38,7 @@ func writeFile(path, value string) error {
 	return nil
 }
 
-// readCtlFile reads a control file, at most ctlFileMax bytes of it.
+// readCtlFile reads a whole control file shorter than ctlFileMax.
 func readCtlFile(path string) ([]byte, error) {
 	fd, err := openCtl(path, unix.O_RDONLY)
 	if err != nil {
