@@ -1,15 +1,13 @@
 package container
 
 import (
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 )
-
-// maxCgroupEntries bounds the cgroups CleanStale looks at in one parent.
-const maxCgroupEntries = 100000
 
 // CleanStale removes container cgroups left behind by a berth that was
 // killed: with all set (PID 1 at boot, when no container runs yet) every
@@ -26,9 +24,10 @@ func (l *Layout) CleanStale(all bool) []string {
 		}
 	}
 	for _, p := range parents {
-		for _, name := range subdirNames(p, maxCgroupEntries) {
-			if name != SetupCgroup && (all || staleRun(name)) {
-				names[name] = true
+		entries, _ := os.ReadDir(p)
+		for _, e := range entries {
+			if e.IsDir() && e.Name() != SetupCgroup && (all || staleRun(e.Name())) {
+				names[e.Name()] = true
 			}
 		}
 	}

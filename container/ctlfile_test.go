@@ -5,8 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -50,31 +48,5 @@ func TestCtlFileReadWrite(t *testing.T) {
 	// A write the file refuses names the value and the file.
 	if err := writeFile("/proc/self/oom_score_adj", "not a number"); err == nil || !strings.Contains(err.Error(), `"not a number"`) || !strings.Contains(err.Error(), "oom_score_adj") {
 		t.Errorf("refused write: %v", err)
-	}
-}
-
-func TestSubdirNames(t *testing.T) {
-	dir := t.TempDir()
-	var want []string
-	for i := 0; i < 300; i++ { // more than one getdents buffer
-		name := strings.Repeat("d", 1+i%200) + string(rune('a'+i%26)) + filepath.Base(t.Name()) + string(rune('0'+i%10)) + "-" + strconv.Itoa(i)
-		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, name)
-	}
-	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
-	os.Symlink(".", filepath.Join(dir, "link"))
-	got := subdirNames(dir, 1000)
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("got %d names, want %d (only the directories)", len(got), len(want))
-	}
-	if got := subdirNames(dir, 10); len(got) != 10 {
-		t.Errorf("max 10: %d names", len(got))
-	}
-	if got := subdirNames(filepath.Join(dir, "file"), 10); got != nil {
-		t.Errorf("a file: %v", got)
 	}
 }
