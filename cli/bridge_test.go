@@ -345,15 +345,7 @@ net = "bridge"
 restart = "always"
 command = ["sh", "-c", %q]
 `, serve, serve))
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
-	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	_, cmd := bootInDir(t, dir, cfg)
 	ps := func() map[string]boot.Process {
 		procs := map[string]boot.Process{}
 		_, stdout, _ := berth(t, "ps", "--json")
@@ -394,9 +386,6 @@ command = ["sh", "-c", %q]
 	}
 	cmd.Wait()
 	waitNothingLeft(t)
-	if t.Failed() {
-		t.Logf("boot log:\n%s", log)
-	}
 }
 
 // TestRunBridgeLocalnet is the attack route_localnet opens (the bridge
