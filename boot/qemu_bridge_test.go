@@ -55,7 +55,7 @@ wget -q -O- http://web/resolv | sed 's/^/web resolv: /'
 echo "outside checked: $(wget -q -O- http://10.0.2.2:%[1]d/done)"
 berth poweroff
 """]
-` + berthCLIMounts + `
+` + vm.BerthCLIMounts + `
 [[container]]
 name = "isolated"
 image = "/images/demo.tar.zst"

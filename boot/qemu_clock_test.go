@@ -43,7 +43,7 @@ berth status | grep -E '^(clock|sntp|rtc) '
 /bin/clockprobe
 echo rtc since_epoch $(cat /sys/class/rtc/rtc0/since_epoch)
 """]
-` + berthCLIMounts + `
+` + vm.BerthCLIMounts + `
 [[container.mount]]
 source = "/etc"
 target = "/host/etc"

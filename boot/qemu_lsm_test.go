@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"berth/internal/testutil"
+	"berth/internal/vm"
 )
 
 // adminMounts give a container the control socket and berth itself.
 const adminMounts = `
-` + berthCLIMounts
+` + vm.BerthCLIMounts
 
 // landlockScript tries what a Landlock container may and may not do.
 const landlockScript = `command = ["/bin/sh", "-c", """

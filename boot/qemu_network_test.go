@@ -61,7 +61,7 @@ image = "/images/demo.tar.zst"
 net = "host"
 cap_add = ["NET_ADMIN"]
 command = ["/bin/sh", "/demo/net-admin.sh", "%d"]
-` + berthCLIMounts
+` + vm.BerthCLIMounts
 
 // netAdminScript checks, from a management container on the host's
 // network, what berth status and ps show, renames the first NIC to let

@@ -68,7 +68,7 @@ command = ["/bin/sh", "-c", "echo nocred ran"]
 name = "admin"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "/demo/auth-admin.sh"]
-` + berthCLIMounts + `
+` + vm.BerthCLIMounts + `
 [[container.mount]]
 source = "/var/lib/berth/images"
 target = "/cache"

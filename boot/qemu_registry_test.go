@@ -73,7 +73,7 @@ retries = 2
 name = "admin"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "/demo/registry-admin.sh"]
-` + berthCLIMounts
+` + vm.BerthCLIMounts
 
 // registryAdminScript shows berth ps while the registry is down (taken
 // before the line the test starts the registry on), then once the

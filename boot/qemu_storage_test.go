@@ -45,7 +45,7 @@ name = "status"
 image = "/images/demo.tar.zst"
 oneshot = true
 command = ["/bin/sh", "-c", "berth status | grep '^storage'; berth status --json | grep -E '\"(state|volumes_dir)\"'"]
-` + berthCLIMounts
+` + vm.BerthCLIMounts
 
 // storageModules are what the guest needs for a virtio disk with ext4
 // besides the overlay: berth loads them itself (by modalias, and the

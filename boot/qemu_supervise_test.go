@@ -73,7 +73,7 @@ image = "/images/demo.tar.zst"
 after = ["web"]
 oneshot = true
 command = ["/bin/sh", "/demo/admin.sh"]
-` + berthCLIMounts + `
+` + vm.BerthCLIMounts + `
 [[container.mount]]
 source = "/etc"
 target = "/host/etc"

@@ -101,17 +101,6 @@ func bootAppliance(t *testing.T, a appliance) (string, error) {
 	return out, nil
 }
 
-// berthCLIMounts are the mounts of a container that runs berth's CLI
-// against PID 1: the control socket, and berth itself as /bin/berth.
-const berthCLIMounts = `[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-`
-
 // packDemoImage packs the busybox image of a: the demo script, a.files
 // and a.programs built for a.arch.
 func packDemoImage(repo string, a appliance, rootfs, img string) error {

@@ -40,7 +40,7 @@ retries = 2
 name = "admin"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "/demo/powercut-admin.sh"]
-` + berthCLIMounts + `
+` + vm.BerthCLIMounts + `
 [[container.mount]]
 source = "/etc/powercut"
 target = "/powercut"

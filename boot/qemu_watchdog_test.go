@@ -15,7 +15,7 @@ watchdog_timeout = "3s"
 name = "wedge"
 image = "/images/demo.tar.zst"
 command = ["/bin/sh", "-c", "sleep 10; echo still alive after 10s; berth debug hang"]
-` + berthCLIMounts
+` + vm.BerthCLIMounts
 
 // TestQEMUWatchdog arms QEMU's i6300esb with a 3 s timeout: the supervisor
 // keeps the machine up through 10 s of normal running, then, once the

@@ -338,14 +338,7 @@ func config(n int) string {
 name = "admin"
 image = "/images/bb.tar.zst"
 command = ["/bin/sh", "/admin.sh", "` + strconv.Itoa(n+1) + `"]
-[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-`)
+` + vm.BerthCLIMounts)
 	return b.String()
 }
 

@@ -66,14 +66,7 @@ func benchGuest(o options, dir string, rec *results.Set) error {
 	if err := os.WriteFile(keep, []byte("the crash container's /ctl\n"), 0o644); err != nil {
 		return err
 	}
-	mounts := `[[container.mount]]
-source = "/run/berth.sock"
-target = "/run/berth.sock"
-[[container.mount]]
-source = "/init"
-target = "/bin/berth"
-readonly = true
-[[container.mount]]
+	mounts := vm.BerthCLIMounts + `[[container.mount]]
 source = "/mem-ctl"
 target = "/ctl"
 `

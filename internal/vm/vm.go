@@ -33,6 +33,18 @@ type Board struct {
 	MemoryMB, CPUs int
 }
 
+// BerthCLIMounts are the [[container.mount]]s of a guest container that
+// runs berth's CLI against PID 1: the control socket, and berth itself
+// (the initramfs's /init) as /bin/berth.
+const BerthCLIMounts = `[[container.mount]]
+source = "/run/berth.sock"
+target = "/run/berth.sock"
+[[container.mount]]
+source = "/init"
+target = "/bin/berth"
+readonly = true
+`
+
 // Boards are the boards berth boots in QEMU. raspi3b's console is the mini
 // UART (QEMU's second serial port): the device tree makes it serial1,
 // ttyS1, and gives the PL011 (ttyAMA0) to Bluetooth.
