@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,9 +48,7 @@ func readCtlFile(path string) ([]byte, error) {
 	defer unix.Close(fd)
 	buf := make([]byte, 0, 512)
 	for len(buf) < ctlFileMax {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
+		buf = slices.Grow(buf, 512)
 		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
 		if err == unix.EINTR {
 			continue
