@@ -341,19 +341,30 @@ func (n *Network) ensureBridge(r *registry) (int, error) {
 
 // createBridge creates bridge name with address prefix, or checks that
 // an existing one has it, and turns on forwarding and, on the bridge,
-// route_localnet (for ports published on 127.0.0.1).
+// route_localnet (for ports published on 127.0.0.1). The bridge gets a
+// hardware address of its own, made of its IPv4 address as a
+// container's is (rtnl.AddrMAC): without one a Linux bridge takes the
+// lowest of its ports' addresses, so every container's gateway would
+// change its MAC whenever a container with a lower one came or went.
 func createBridge(name string, prefix netip.Prefix) error {
 	c, err := rtnl.Dial()
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", name, err)
 	}
 	defer c.Close()
-	if err := c.Do(rtnl.AddBridge(name)); err != nil && !errors.Is(err, unix.EEXIST) {
+	mac := rtnl.AddrMAC(prefix.Addr())
+	err = c.Do(rtnl.AddBridge(name, mac))
+	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("bridge %s: %w", name, err)
 	}
-	index, err := ifIndex(name)
-	if err != nil {
-		return err
+	index, ierr := ifIndex(name)
+	if ierr != nil {
+		return ierr
+	}
+	if err != nil { // there already: it gets the address too
+		if err := c.Do(rtnl.SetMAC(index, mac)); err != nil {
+			return fmt.Errorf("bridge %s: %w", name, err)
+		}
 	}
 	if err := c.Do(rtnl.AddAddr(index, prefix, 0)); err != nil {
 		return fmt.Errorf("bridge %s: %w", name, err)

@@ -48,8 +48,7 @@ type initNet struct {
 // container restarted at the same address keeps its neighbours' ARP
 // entries valid.
 func (n *Network) MAC() net.HardwareAddr {
-	a := n.Address.Addr().As4()
-	return net.HardwareAddr{0x02, 0x62, a[0], a[1], a[2], a[3]}
+	return rtnl.AddrMAC(n.Address.Addr())
 }
 
 // check refuses an attachment the parent cannot use.

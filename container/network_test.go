@@ -32,7 +32,7 @@ func TestBridgeNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Do(rtnl.AddBridge("br0")); err != nil {
+	if err := c.Do(rtnl.AddBridge("br0", nil)); err != nil {
 		t.Fatal(err)
 	}
 	br, err := net.InterfaceByName("br0")

@@ -61,10 +61,15 @@ func ifinfo(index int, flags, change uint32) []byte {
 	return b
 }
 
-// AddBridge creates bridge name, up.
-func AddBridge(name string) *Request {
+// AddBridge creates bridge name, up, with hardware address mac. A bridge
+// given its address keeps it; one created without (mac nil) takes the
+// lowest of its ports' addresses, and so changes as ports come and go.
+func AddBridge(name string, mac net.HardwareAddr) *Request {
 	r := newRequest("add bridge "+name, unix.RTM_NEWLINK, create, ifinfo(0, unix.IFF_UP, unix.IFF_UP))
 	r.str(unix.IFLA_IFNAME, name)
+	if mac != nil {
+		r.attr(unix.IFLA_ADDRESS, mac)
+	}
 	end := r.nest(unix.IFLA_LINKINFO)
 	r.str(unix.IFLA_INFO_KIND, "bridge")
 	end()
@@ -111,6 +116,24 @@ func AddVeth(v Veth) *Request {
 	endData()
 	endInfo()
 	return r
+}
+
+// SetMAC sets link index's hardware address (a bridge then keeps it).
+func SetMAC(index int, mac net.HardwareAddr) *Request {
+	r := newRequest(fmt.Sprintf("set link %d address %s", index, mac), unix.RTM_NEWLINK, 0, ifinfo(index, 0, 0))
+	return r.attr(unix.IFLA_ADDRESS, mac)
+}
+
+// AddrMAC is the hardware address berth gives the link that holds IPv4
+// address a: 02:62 (locally administered, unicast) and a's four bytes.
+// The bridge has its gateway's, each container's eth0 its own. It is
+// nil (the kernel's choice) for an address that is not IPv4.
+func AddrMAC(a netip.Addr) net.HardwareAddr {
+	if !a.Is4() {
+		return nil
+	}
+	b := a.As4()
+	return net.HardwareAddr{0x02, 0x62, b[0], b[1], b[2], b[3]}
 }
 
 // SetUp brings link index up.

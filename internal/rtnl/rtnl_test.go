@@ -67,7 +67,8 @@ func TestBridgeAndVeth(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if err := c.Do(AddBridge("br0")); err != nil {
+		brMAC := AddrMAC(netip.MustParseAddr("10.88.0.1"))
+		if err := c.Do(AddBridge("br0", brMAC)); err != nil {
 			t.Fatal(err)
 		}
 		br, err := net.InterfaceByName("br0")
@@ -86,6 +87,11 @@ func TestBridgeAndVeth(t *testing.T) {
 		vb, err := net.InterfaceByName("vb0")
 		if err != nil || vb.Flags&net.FlagUp == 0 {
 			t.Fatalf("host end: %+v %v", vb, err)
+		}
+		// The bridge keeps its own address with a port (without one it
+		// would take the port's).
+		if br, _ = net.InterfaceByName("br0"); br.HardwareAddr.String() != "02:62:0a:58:00:01" || vb.HardwareAddr.String() == br.HardwareAddr.String() {
+			t.Errorf("bridge address %s with a port of %s, want 02:62:0a:58:00:01", br.HardwareAddr, vb.HardwareAddr)
 		}
 		if err := c.Do(SetHairpin("vb0"), SetMTU(vb.Index, 1400)); err != nil {
 			t.Fatal(err)
@@ -148,7 +154,7 @@ func TestRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		err = c.Do(AddBridge("br0"), AddBridge("br0"), AddBridge("br1"))
+		err = c.Do(AddBridge("br0", nil), AddBridge("br0", nil), AddBridge("br1", nil))
 		var e *Error
 		if !errors.As(err, &e) || !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "add bridge br0") {
 			t.Fatalf("adding br0 twice: %v", err)
@@ -220,4 +226,47 @@ func TestDefaultRouteMetric(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSetMAC gives a bridge created without an address one of its own,
+// which it then keeps as a port joins.
+func TestSetMAC(t *testing.T) {
+	inFreshNetNS(t, func() {
+		c, err := Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Do(AddBridge("br0", nil)); err != nil {
+			t.Fatal(err)
+		}
+		br, err := net.InterfaceByName("br0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mac := AddrMAC(netip.MustParseAddr("192.168.1.254"))
+		if err := c.Do(SetMAC(br.Index, mac), AddVeth(Veth{Name: "vb0", Master: br.Index, PeerName: "pb0"})); err != nil {
+			t.Fatal(err)
+		}
+		if br, _ = net.InterfaceByName("br0"); br.HardwareAddr.String() != "02:62:c0:a8:01:fe" {
+			t.Errorf("bridge address %s, want 02:62:c0:a8:01:fe", br.HardwareAddr)
+		}
+		if err := c.Do(SetMAC(br.Index, net.HardwareAddr{1, 2, 3, 4, 5, 6})); err == nil || !strings.Contains(err.Error(), "set link") {
+			t.Errorf("a multicast address: %v", err)
+		}
+	})
+}
+
+func TestAddrMAC(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"10.88.0.1", "02:62:0a:58:00:01"},
+		{"10.88.255.254", "02:62:0a:58:ff:fe"},
+		{"0.0.0.0", "02:62:00:00:00:00"},
+		{"::1", ""},
+		{"::ffff:10.88.0.1", ""},
+	} {
+		if got := AddrMAC(netip.MustParseAddr(tc.addr)).String(); got != tc.want {
+			t.Errorf("AddrMAC(%s) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
 }
