@@ -87,6 +87,23 @@ func (o *outside) run(args ...string) (string, error) {
 	return string(out), err
 }
 
+// waitGet fetches url from the outside namespace until it answers with
+// want (a hang guard of 20 s, as waitGet's): a positive check, which a
+// slow machine must not fail. Each attempt that failed is logged.
+func (o *outside) waitGet(t *testing.T, url, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err := o.run(o.bb, "wget", "-q", "-O-", url)
+		if err == nil && strings.Contains(out, want) {
+			return
+		}
+		t.Logf("%s from outside: %v %s", url, err, out)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s from outside never answered %q", url, want)
+		}
+	}
+}
+
 // get fetches url from this namespace, "" when it cannot.
 func get(url string) string {
 	c := http.Client{Timeout: 5 * time.Second}
@@ -229,17 +246,18 @@ func TestRunBridge(t *testing.T) {
 	// to the bridge: only a masqueraded connection is answered), the
 	// others by name, and through the appliance's published port.
 	status, out, stderr := berth(t, "run", "--net", "bridge", rootfs, "--", "sh", "-c",
-		"wget -q -O- http://192.168.77.2/; wget -q -O- http://db/; wget -q -O- http://192.168.77.1:8080/; cat /etc/resolv.conf")
-	for _, w := range []string{"hello from outside", "hello from a container\nhello from a container"} {
+		"wget -q -O- http://192.168.77.2/; wget -q -O- http://db/; wget -q -O- http://192.168.77.1:8080/; cat /etc/resolv.conf /proc/net/arp")
+	// Its gateway has the bridge's own MAC, made of 10.88.0.1, not that
+	// of a port (its own among them), which would change as containers
+	// come and go.
+	for _, w := range []string{"hello from outside", "hello from a container\nhello from a container", "10.88.0.1        0x1         0x2         02:62:0a:58:00:01"} {
 		if status != 0 || !strings.Contains(out, w) {
 			t.Errorf("client: status %d, output lacks %q:\n%s%s", status, w, out, stderr)
 		}
 	}
 	// 4. From the LAN: the published port answers, nothing else does —
 	// not an unpublished port, not the container's own address.
-	if out, err := lan.run(lan.bb, "wget", "-q", "-O-", "http://192.168.77.1:8080/"); err != nil || !strings.Contains(out, "hello from a container") {
-		t.Errorf("published port from the LAN: %v %s", err, out)
-	}
+	lan.waitGet(t, "http://192.168.77.1:8080/", "hello from a container")
 	if out, err := lan.run("ip", "route", "add", "10.88.0.0/16", "via", "192.168.77.1"); err != nil {
 		t.Fatalf("route to the bridge through the appliance: %v %s", err, out)
 	}
