@@ -354,14 +354,15 @@ func createBridge(name string, prefix netip.Prefix) error {
 	defer c.Close()
 	mac := rtnl.AddrMAC(prefix.Addr())
 	err = c.Do(rtnl.AddBridge(name, mac))
-	if err != nil && !errors.Is(err, unix.EEXIST) {
+	existed := errors.Is(err, unix.EEXIST)
+	if err != nil && !existed {
 		return fmt.Errorf("bridge %s: %w", name, err)
 	}
-	index, ierr := ifIndex(name)
-	if ierr != nil {
-		return ierr
+	index, err := ifIndex(name)
+	if err != nil {
+		return err
 	}
-	if err != nil { // there already: it gets the address too
+	if existed && mac != nil { // there already: it gets the address too
 		if err := c.Do(rtnl.SetMAC(index, mac)); err != nil {
 			return fmt.Errorf("bridge %s: %w", name, err)
 		}
