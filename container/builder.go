@@ -259,10 +259,8 @@ func (c *contexts) close() {
 // Landlock's ruleset (when not -1); it returns the master. It runs after
 // pivot_root: the paths are the container's.
 func goAhead(sock *os.File, spec Spec, ruleset int) (*os.File, error) {
-	if cwd := spec.Cwd; cwd != "" {
-		if err := os.MkdirAll(cwd, 0o755); err != nil {
-			return nil, fmt.Errorf("create working directory %s: %w", cwd, err)
-		}
+	if err := makeWorkdir(spec.Cwd); err != nil {
+		return nil, err
 	}
 	var master, slave *os.File
 	var fds []int
@@ -289,4 +287,25 @@ func goAhead(sock *os.File, spec Spec, ruleset int) (*os.File, error) {
 	}
 	trace("go")
 	return master, nil
+}
+
+// makeWorkdir makes the working directory (an image's WorkingDir) when it
+// is missing, inside the root: this thread is host root, and the
+// container's /proc holds magic links out of it (/proc/1/cwd is berth's
+// working directory until the first process execs), so the path is
+// resolved by resolveIn, never by name.
+func makeWorkdir(cwd string) error {
+	if cwd == "" {
+		return nil
+	}
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("create working directory %s: open the root: %w", cwd, err)
+	}
+	defer root.Close()
+	dir, err := resolveIn(root, cwd, createDirs)
+	if err != nil {
+		return fmt.Errorf("create working directory %s: %w", cwd, err)
+	}
+	return dir.Close()
 }

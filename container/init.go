@@ -131,8 +131,8 @@ func prepareProcess(cfg initConfig, root *rootMounter) (ruleset int, cwd string,
 	if cwd == "" {
 		cwd = "/"
 	}
-	if err := os.MkdirAll(cwd, 0o755); err != nil {
-		return -1, "", fmt.Errorf("create working directory %s: %w", cwd, err)
+	if err := makeWorkdir(cwd); err != nil {
+		return -1, "", err
 	}
 
 	return ruleset, cwd, nil

@@ -471,3 +471,36 @@ func mountsUnder(t *testing.T, dirs ...string) string {
 	}
 	return strings.Join(points, " ")
 }
+
+// TestWorkdirStaysInRoot: a working directory that names a magic link
+// (the first process's own cwd, berth's until it execs, a host
+// directory) or climbs out is refused, and nothing is made on the host:
+// berth creates the working directory as host root, inside the root only.
+func TestWorkdirStaysInRoot(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777); err != nil { // writable by a user namespace's root too
+		t.Fatal(err)
+	}
+	t.Chdir(host)
+	ns := &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
+	for _, userns := range []*UserNS{nil, ns} {
+		for _, cwd := range []string{"/proc/1/cwd/escaped", "/proc/self/cwd/escaped", "/proc/1/root/escaped", "/proc/thread-self/cwd/escaped"} {
+			exit, out, err := run(t, rootfs, Spec{Cwd: cwd, UserNS: userns, Args: []string{"pwd"}})
+			if err == nil {
+				t.Errorf("workdir %s (user namespace %v): started (%s, output %q), want an error", cwd, userns != nil, exit, out)
+			}
+			if got := listDir(t, host); got != "" {
+				t.Fatalf("workdir %s (user namespace %v): berth's working directory on the host now holds %s", cwd, userns != nil, got)
+			}
+		}
+	}
+	// An ordinary missing working directory is still made, in the root.
+	exit, out, err := run(t, rootfs, Spec{Cwd: "/srv/app", Args: []string{"pwd"}})
+	if err != nil || exit.Status() != 0 || !containsLine(out, "/srv/app") {
+		t.Errorf("workdir /srv/app: %v, %s, output %q", err, exit, out)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "srv", "app")); err != nil {
+		t.Errorf("workdir /srv/app was not made in the root: %v", err)
+	}
+}
