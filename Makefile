@@ -70,7 +70,7 @@ install = missing=""; for t in $(1); do \
 # qemu-system-data. The filesystem tools make the tests' disks (data
 # partitions: ext4, FAT, GPT).
 HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm qemu-system-riscv64:qemu-system-misc \
-               openssl:openssl xz:xz-utils \
+               openssl:openssl xz:xz-utils wget:wget \
                file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci \
                mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools sgdisk:gdisk
 BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux \

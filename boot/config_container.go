@@ -93,7 +93,7 @@ type ContainerConfig struct {
 	LogSize     string `toml:"log_size"`
 	LogFile     string `toml:"log_file"`
 	LogFileSize string `toml:"log_file_size"`
-	LogFiles    int    `toml:"log_files"`
+	LogFiles    *int   `toml:"log_files"`
 	LogConsole  *bool  `toml:"log_console"`
 }
 

@@ -37,8 +37,8 @@ type InterfaceConfig struct {
 	Gateway string `toml:"gateway"`
 	// DNS servers, besides (before) those a lease names.
 	DNS []string `toml:"dns"`
-	// MTU, 68-65535; 0 keeps the driver's.
-	MTU int `toml:"mtu"`
+	// MTU, 68-65535; absent keeps the driver's.
+	MTU *int `toml:"mtu"`
 }
 
 // check validates the [network] table.
@@ -110,8 +110,8 @@ func (ic InterfaceConfig) problems() []fieldError {
 			bad("dns", "invalid address %s: want an IP address", quoteValue(d))
 		}
 	}
-	if ic.MTU != 0 && (ic.MTU < 68 || ic.MTU > 65535) {
-		bad("mtu", "%d: want 68-65535", ic.MTU)
+	if ic.MTU != nil && (*ic.MTU < 68 || *ic.MTU > 65535) {
+		bad("mtu", "%d: want 68-65535", *ic.MTU)
 	}
 	return errs
 }

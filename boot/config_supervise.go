@@ -18,6 +18,11 @@ const (
 	DefaultLogSize       = 256 << 10
 	DefaultLogFileSize   = 1 << 20
 	DefaultLogFiles      = 3
+	// The ranges of log_size, log_file_size and log_files.
+	minLogSize     = 4 << 10
+	maxLogSize     = 64 << 20
+	maxLogFileSize = 1 << 30
+	maxLogFiles    = 100
 )
 
 // supervision is a [[container]]'s supervision settings, checked and
@@ -89,29 +94,35 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 		}
 		s.stopSignal = sig
 	}
-	size := func(key, v string) int64 {
+	// size parses a log size and checks it is within [lo, hi]; ok is
+	// false when it is absent or was refused.
+	size := func(key, v string, lo, hi int64, want string) (n int64, ok bool) {
 		if v == "" {
-			return 0
+			return 0, false
 		}
 		n, err := container.ParseSize(v)
-		if err != nil {
+		switch {
+		case err != nil:
 			bad(key, "%v", err)
+		case n < lo || n > hi:
+			bad(key, "%s: want between %s", quoteValue(v), want)
+		default:
+			return n, true
 		}
-		return n
+		return 0, false
 	}
-	if n := size("log_size", c.LogSize); n > 0 {
-		if n < 4<<10 || n > 64<<20 {
-			bad("log_size", "want between 4K and 64M")
-		}
+	if n, ok := size("log_size", c.LogSize, minLogSize, maxLogSize, "4K and 64M"); ok {
 		s.logSize = int(n)
 	}
-	if n := size("log_file_size", c.LogFileSize); n > 0 {
+	if n, ok := size("log_file_size", c.LogFileSize, minLogSize, maxLogFileSize, "4K and 1G"); ok {
 		s.logFileSize = n
 	}
-	if c.LogFiles < 0 {
-		bad("log_files", "must be 1 or more")
-	} else if c.LogFiles > 0 {
-		s.logFiles = c.LogFiles
+	if c.LogFiles != nil {
+		if *c.LogFiles < 1 || *c.LogFiles > maxLogFiles {
+			bad("log_files", "%d: want 1 to %d", *c.LogFiles, maxLogFiles)
+		} else {
+			s.logFiles = *c.LogFiles
+		}
 	}
 	if c.LogFile != "" && !strings.HasPrefix(c.LogFile, "/") {
 		bad("log_file", "want an absolute path, got %q", c.LogFile)

@@ -13,7 +13,7 @@ type UpdateConfig struct {
 	// MaxBootAttempts is how many boots a generation being tried gets
 	// (a power cut or a crash ended the others) before the next boot
 	// reverts to the committed one (default 3, 1 to 10).
-	MaxBootAttempts int `toml:"max_boot_attempts"`
+	MaxBootAttempts *int `toml:"max_boot_attempts"`
 }
 
 // Defaults and ranges of [update].
@@ -31,8 +31,8 @@ func (u UpdateConfig) check(v *validator) {
 			v.addKey("update.grace_period", "invalid duration %s: want 0s to %s", quoteValue(u.GracePeriod), maxGracePeriod)
 		}
 	}
-	if u.MaxBootAttempts != 0 && (u.MaxBootAttempts < 1 || u.MaxBootAttempts > maxBootAttemptsLimit) {
-		v.addKey("update.max_boot_attempts", "%d: want 1 to %d", u.MaxBootAttempts, maxBootAttemptsLimit)
+	if n := u.MaxBootAttempts; n != nil && (*n < 1 || *n > maxBootAttemptsLimit) {
+		v.addKey("update.max_boot_attempts", "%d: want 1 to %d", *n, maxBootAttemptsLimit)
 	}
 }
 
@@ -46,8 +46,8 @@ func (u UpdateConfig) grace() time.Duration {
 
 // maxBoots is max_boot_attempts, or the default.
 func (u UpdateConfig) maxBoots() int {
-	if u.MaxBootAttempts == 0 {
+	if u.MaxBootAttempts == nil {
 		return DefaultMaxBootAttempts
 	}
-	return u.MaxBootAttempts
+	return *u.MaxBootAttempts
 }

@@ -17,7 +17,7 @@ const (
 	// every enclosing array is one level. berth's deepest key has 4.
 	maxNesting = 32
 	// maxKeyBytes bounds a key's full name (its table's and its own
-	// parts) as written in the file.
+	// parts as written in the file, and the dots between them).
 	maxKeyBytes = 128
 )
 
@@ -255,6 +255,7 @@ func (s *configScan) extend(p keyPath, part keyPart) keyPath {
 	p.bytes += part.raw
 	if p.indexed != "" {
 		q = "." + q
+		p.bytes++ // the dot: the full name is "table.key"
 	}
 	p.indexed += q
 	s.work += len(p.indexed)

@@ -35,6 +35,7 @@ func TestUpdateConfigKeys(t *testing.T) {
 		{`max_boot_attempts = 1`, DefaultGracePeriod, 1, ""},
 		{`max_boot_attempts = 10`, DefaultGracePeriod, 10, ""},
 		{`max_boot_attempts = 11`, 0, 0, "update.max_boot_attempts: 11: want 1 to 10"},
+		{`max_boot_attempts = 0`, 0, 0, "update.max_boot_attempts: 0: want 1 to 10"},
 		{`max_boot_attempts = -1`, 0, 0, "update.max_boot_attempts: -1: want 1 to 10"},
 		{`max_boot_attempts = "3"`, 0, 0, "update.max_boot_attempts"},
 		{`grace = "1s"`, 0, 0, "update.grace"},

@@ -60,7 +60,10 @@ func (s *supervisor) networkWait(u *unit) string {
 func (n NetworkConfig) uplinks() []board.Interface {
 	var out []board.Interface
 	for _, ic := range n.Interface {
-		bi := board.Interface{Name: ic.Name, DHCP: ic.DHCP, MTU: ic.MTU}
+		bi := board.Interface{Name: ic.Name, DHCP: ic.DHCP}
+		if ic.MTU != nil {
+			bi.MTU = *ic.MTU
+		}
 		bi.MAC, _ = net.ParseMAC(ic.MAC)
 		if ic.Address != "" {
 			bi.Address, _ = parseHostPrefix(ic.Address)

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"berth/internal/testutil"
 )
@@ -16,7 +18,8 @@ import (
 //   - every ```toml block is a whole config that `berth check` accepts; a
 //     block whose first line is "# file: NAME" is also written to NAME in
 //     the directory where the shell blocks run;
-//   - every ```sh block runs as one bash script (set -eu) in a fresh
+//   - every ```sh block runs as one bash script (set -euo pipefail, at
+//     most readmeBlockTimeout) in a fresh
 //     directory holding those files, rootfs/ (a busybox root
 //     filesystem), app.tar.zst (it, packed) and kernel/ (Debian's arm64
 //     kernel package, unpacked), with this berth first on PATH and
@@ -26,6 +29,10 @@ import (
 //
 // Other fences (```text, ```console) are output, or (```ini) files for
 // other programs, not examples.
+
+// readmeBlockTimeout bounds one sh block of the README: the longest
+// (berth boot, an update and two rollbacks) takes a few seconds.
+const readmeBlockTimeout = 3 * time.Minute
 
 // readmeBlock is one fenced block of README.md.
 type readmeBlock struct {
@@ -134,7 +141,12 @@ func TestREADMECommands(t *testing.T) {
 		if err := os.Symlink(kernel, filepath.Join(dir, "kernel")); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command("bash", "-c", "set -eu\n"+strings.Join(script, "\n"))
+		// A block that hangs fails on its own, named, instead of ending
+		// the whole test binary at go test's timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), readmeBlockTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\n"+strings.Join(script, "\n"))
+		cmd.WaitDelay = 5 * time.Second
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(berthBin)+":"+os.Getenv("PATH"))
 		var out bytes.Buffer

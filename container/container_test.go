@@ -78,8 +78,11 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	memLimit := "/sys/fs/cgroup/memory.max"
+	// No swap by default: memory plus swap is memory on v1, swap 0 on v2.
+	swapLimit, noSwap := "/sys/fs/cgroup/memory.swap.max", "0"
 	if layout.Version == 1 {
 		memLimit = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+		swapLimit, noSwap = "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "33554432"
 	}
 	tests := []struct {
 		name   string
@@ -96,6 +99,7 @@ func TestRun(t *testing.T) {
 		{"hostname", Spec{Hostname: "gw", Args: []string{"hostname"}}, 0, "gw"},
 		{"env and default PATH", Spec{Env: []string{"A=b"}, Args: []string{"sh", "-c", "echo $A $PATH"}}, 0, "b " + DefaultPath},
 		{"memory limit visible in its cgroup", Spec{Limits: Limits{Memory: 32 << 20}, Args: []string{"cat", memLimit}}, 0, "33554432"},
+		{"no swap by default", Spec{Limits: Limits{Memory: 32 << 20}, Args: []string{"cat", swapLimit}}, 0, noSwap},
 		{"loopback is up", Spec{Args: []string{"cat", "/sys/class/net/lo/operstate"}}, 0, "unknown"},
 		{"only lo in its network", Spec{Args: []string{"ls", "/sys/class/net"}}, 0, "lo"},
 		{"minimal /dev", Spec{Args: []string{"ls", "/dev"}}, 0, "null"},

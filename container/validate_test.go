@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,16 +100,25 @@ func TestValidate(t *testing.T) {
 		{"oom -1000", func(s *Spec) { s.OOMScoreAdj = ptr(-1000) }, ""},
 		{"oom -1001", func(s *Spec) { s.OOMScoreAdj = ptr(-1001) }, "oom_score_adj"},
 		{"oom 1001", func(s *Spec) { s.OOMScoreAdj = ptr(1001) }, "oom_score_adj"},
+		{"oom 1000", func(s *Spec) { s.OOMScoreAdj = ptr(1000) }, ""},
 		{"seccomp relative", func(s *Spec) { s.Seccomp = "profile.json" }, "seccomp"},
 		{"rlimit soft above hard", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "nofile", Soft: 2, Hard: 1}} }, "rlimits.nofile"},
 		{"rlimit twice", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "core", Hard: 1}, {Name: "core", Hard: 1}} }, "rlimits.core"},
 		{"memory 256K", func(s *Spec) { s.Limits.Memory = 256 << 10 }, ""},
 		{"memory 100", func(s *Spec) { s.Limits.Memory = 100 }, "limits.memory"},
+		{"memory 256K-1", func(s *Spec) { s.Limits.Memory = 256<<10 - 1 }, "limits.memory"},
+		{"memory 0 (no limit)", func(s *Spec) { s.Limits.Memory = 0 }, ""},
+		{"memory_high 256K", func(s *Spec) { s.Limits.MemoryHigh = 256 << 10 }, ""},
+		{"memory_high 256K-1", func(s *Spec) { s.Limits.MemoryHigh = 256<<10 - 1 }, "limits.memory_high"},
+		{"memory_high equal to memory", func(s *Spec) { s.Limits.Memory, s.Limits.MemoryHigh = 1<<20, 1<<20 }, ""},
 		{"memory_high above memory", func(s *Spec) { s.Limits.Memory, s.Limits.MemoryHigh = 1<<20, 2<<20 }, "limits.memory_high"},
 		{"swap without memory", func(s *Spec) { s.Limits.MemorySwap = 1 << 20 }, "limits.memory_swap"},
 		{"swap unlimited", func(s *Spec) { s.Limits.Memory, s.Limits.MemorySwap = 1<<20, -1 }, ""},
 		{"cpus 0.01", func(s *Spec) { s.Limits.CPUs = ptr(0.01) }, ""},
 		{"cpus 0", func(s *Spec) { s.Limits.CPUs = ptr(0.0) }, "limits.cpus"},
+		{"cpus 0.009", func(s *Spec) { s.Limits.CPUs = ptr(0.009) }, "limits.cpus"},
+		{"cpus 8192", func(s *Spec) { s.Limits.CPUs = ptr(8192.0) }, ""},
+		{"cpus 8192.01", func(s *Spec) { s.Limits.CPUs = ptr(8192.01) }, "limits.cpus"},
 		{"cpus NaN", func(s *Spec) { s.Limits.CPUs = ptr(math.NaN()) }, "limits.cpus"},
 		{"cpus inf", func(s *Spec) { s.Limits.CPUs = ptr(math.Inf(1)) }, "limits.cpus"},
 		{"cpus 1e9", func(s *Spec) { s.Limits.CPUs = ptr(1e9) }, "limits.cpus"},
@@ -117,12 +127,15 @@ func TestValidate(t *testing.T) {
 		{"cpu_weight 10000", func(s *Spec) { s.Limits.CPUWeight = ptr[uint64](10000) }, ""},
 		{"cpu_weight 10001", func(s *Spec) { s.Limits.CPUWeight = ptr[uint64](10001) }, "limits.cpu_weight"},
 		{"io_weight 0", func(s *Spec) { s.Limits.IOWeight = ptr[uint64](0) }, "limits.io_weight"},
+		{"io_weight 1", func(s *Spec) { s.Limits.IOWeight = ptr[uint64](1) }, ""},
+		{"io_weight 10000", func(s *Spec) { s.Limits.IOWeight = ptr[uint64](10000) }, ""},
 		{"io_weight 10001", func(s *Spec) { s.Limits.IOWeight = ptr[uint64](10001) }, "limits.io_weight"},
 		{"cpuset ok", func(s *Spec) { s.Limits.CPUSet = "0-1,3" }, ""},
 		{"cpuset backwards", func(s *Spec) { s.Limits.CPUSet = "3-1" }, "limits.cpuset"},
 		{"cpuset open range", func(s *Spec) { s.Limits.CPUSet = "1-" }, "limits.cpuset"},
 		{"cpuset huge", func(s *Spec) { s.Limits.CPUSet = "0-99999" }, "limits.cpuset"},
 		{"pids negative", func(s *Spec) { s.Limits.Pids = -1 }, "limits.pids"},
+		{"pids 0 (no limit)", func(s *Spec) { s.Limits.Pids = 0 }, ""},
 		{"io_max bad", func(s *Spec) { s.Limits.IOMax = []string{"8:0 fast=1"} }, "limits.io_max"},
 		{"landlock", func(s *Spec) { s.Landlock = &Landlock{Read: []string{"/", "/usr"}, Write: []string{"/tmp"}} }, ""},
 		{"landlock empty", func(s *Spec) { s.Landlock = &Landlock{} }, ""},
@@ -235,6 +248,24 @@ func TestParsePort(t *testing.T) {
 			t.Errorf("ParsePort(%q) = %v, %v; want %v", tc.in, p, err, tc.want)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("ParsePort(%q) error %v, want one with %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// TestCheckMachine refuses a CPU limit above this machine's CPU count, at
+// the count and just past it.
+func TestCheckMachine(t *testing.T) {
+	n := float64(runtime.NumCPU())
+	for _, tc := range []struct {
+		cpus *float64
+		ok   bool
+	}{{nil, true}, {ptr(0.01), true}, {ptr(n), true}, {ptr(n + 0.01), false}} {
+		err := Limits{CPUs: tc.cpus}.CheckMachine()
+		if (err == nil) != tc.ok {
+			t.Errorf("cpus %v: error %v, want ok=%v", tc.cpus, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("this machine has %d CPUs", runtime.NumCPU())) {
+			t.Errorf("cpus %v: error %q does not say how many CPUs the machine has", tc.cpus, err)
 		}
 	}
 }

@@ -1,0 +1,172 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// containerWith is a valid one-container config with lines added to its
+// [[container]] table.
+func containerWith(lines string) string {
+	return "[[container]]\nname = \"a\"\nimage = \"i\"\ncommand = [\"x\"]\n" + lines + "\n"
+}
+
+// TestSupervisionEdges checks the documented defaults and ranges of the
+// supervision and log keys at each edge and just past it, and that an
+// explicit value outside the range is refused rather than taken for the
+// default.
+func TestSupervisionEdges(t *testing.T) {
+	tests := []struct {
+		line  string // "" checks the defaults
+		check func(supervision) bool
+		err   string // the error's text; "" means accepted
+	}{
+		{"", func(s supervision) bool {
+			return s.restartDelay == BackoffMin && s.stopTimeout == 10*time.Second && s.logSize == 256<<10 &&
+				s.logFileSize == 1<<20 && s.logFiles == 3 && s.logConsole
+		}, ""},
+		{`restart_delay = "0s"`, func(s supervision) bool { return s.restartDelay == 0 }, ""},
+		{`restart_delay = "30s"`, func(s supervision) bool { return s.restartDelay == 30*time.Second }, ""},
+		{`restart_delay = "30.001s"`, nil, `container.restart_delay: invalid duration "30.001s"`},
+		{`log_size = "4K"`, func(s supervision) bool { return s.logSize == 4<<10 }, ""},
+		{`log_size = "64M"`, func(s supervision) bool { return s.logSize == 64<<20 }, ""},
+		{`log_size = "4095"`, nil, `container.log_size: "4095": want between 4K and 64M`},
+		{`log_size = "67108865"`, nil, `container.log_size: "67108865": want between 4K and 64M`},
+		{`log_size = "0"`, nil, `container.log_size: "0": want between 4K and 64M`},
+		{`log_file_size = "4K"`, func(s supervision) bool { return s.logFileSize == 4<<10 }, ""},
+		{`log_file_size = "1G"`, func(s supervision) bool { return s.logFileSize == 1<<30 }, ""},
+		{`log_file_size = "4095"`, nil, `container.log_file_size: "4095": want between 4K and 1G`},
+		{`log_file_size = "1073741825"`, nil, `container.log_file_size: "1073741825": want between 4K and 1G`},
+		{`log_file_size = "0"`, nil, `container.log_file_size: "0": want between 4K and 1G`},
+		{`log_files = 1`, func(s supervision) bool { return s.logFiles == 1 }, ""},
+		{`log_files = 100`, func(s supervision) bool { return s.logFiles == 100 }, ""},
+		{`log_files = 0`, nil, "container.log_files: 0: want 1 to 100"},
+		{`log_files = 101`, nil, "container.log_files: 101: want 1 to 100"},
+		{`log_files = -2`, nil, "container.log_files: -2: want 1 to 100"},
+	}
+	for _, tc := range tests {
+		cfg, err := ParseConfig("e.toml", []byte(containerWith(tc.line)))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), "e.toml:5: "+tc.err) {
+				t.Errorf("%s: error %v, want one with %q at line 5", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.line, err)
+			continue
+		}
+		if s := cfg.Container[0].supervision(func(string, string, ...any) {}); !tc.check(s) {
+			t.Errorf("%s: supervision %+v", tc.line, s)
+		}
+	}
+}
+
+// TestBoardStorageNetworkEdges checks [board] watchdog_timeout, [storage]
+// timeout and an interface's mtu at their edges, just past them, and
+// their defaults.
+func TestBoardStorageNetworkEdges(t *testing.T) {
+	const storage = "[storage]\ndevice = \"LABEL=data\"\n"
+	const iface = "[[network.interface]]\nname = \"eth0\"\ndhcp = true\n"
+	tests := []struct {
+		toml  string
+		check func(*Config) bool
+		err   string
+	}{
+		{"[board]\n", func(c *Config) bool { return c.Board.watchdogTimeout() == 30*time.Second }, ""},
+		{"[board]\nwatchdog_timeout = \"1s\"", func(c *Config) bool { return c.Board.watchdogTimeout() == time.Second }, ""},
+		{"[board]\nwatchdog_timeout = \"1h\"", func(c *Config) bool { return c.Board.watchdogTimeout() == time.Hour }, ""},
+		{"[board]\nwatchdog_timeout = \"999ms\"", nil, `board.watchdog_timeout: invalid duration "999ms": want 1s to 1h`},
+		{"[board]\nwatchdog_timeout = \"1h0m0.001s\"", nil, `board.watchdog_timeout: invalid duration "1h0m0.001s": want 1s to 1h`},
+		{storage, func(c *Config) bool { return c.Storage.timeout() == 10*time.Second }, ""},
+		{storage + "timeout = \"0s\"", func(c *Config) bool { return c.Storage.timeout() == 0 }, ""},
+		{storage + "timeout = \"10m\"", func(c *Config) bool { return c.Storage.timeout() == 10*time.Minute }, ""},
+		{storage + "timeout = \"10m0.001s\"", nil, `storage.timeout: invalid duration "10m0.001s": want 0s to 10m0s`},
+		{storage + "timeout = \"-1ms\"", nil, `storage.timeout: invalid duration "-1ms": want 0s to 10m0s`},
+		{iface, func(c *Config) bool { return c.Network.Interface[0].MTU == nil }, ""},
+		{iface + "mtu = 68", func(c *Config) bool { return *c.Network.Interface[0].MTU == 68 }, ""},
+		{iface + "mtu = 65535", func(c *Config) bool { return *c.Network.Interface[0].MTU == 65535 }, ""},
+		{iface + "mtu = 67", nil, "mtu: 67: want 68-65535"},
+		{iface + "mtu = 65536", nil, "mtu: 65536: want 68-65535"},
+		{iface + "mtu = 0", nil, "mtu: 0: want 68-65535"},
+	}
+	for _, tc := range tests {
+		cfg, err := ParseConfig("e.toml", []byte(tc.toml+"\n"+genTestConfig))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "e.toml:") {
+				t.Errorf("%q: error %v, want one with %q", tc.toml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.toml, err)
+			continue
+		}
+		if !tc.check(cfg) {
+			t.Errorf("%q: parsed as %+v", tc.toml, cfg)
+		}
+	}
+}
+
+// TestConfigFileLimits checks the limits of a config file at their edges:
+// 256 KiB, a key's full name of 128 bytes, 50 errors listed.
+func TestConfigFileLimits(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pad := func(n int) []byte {
+		b := []byte(genTestConfig)
+		return append(b, []byte(strings.Repeat("#", n-len(b)-1)+"\n")...)
+	}
+	if _, err := LoadConfig(write("at.toml", pad(256<<10))); err != nil {
+		t.Errorf("a config of exactly 256 KiB: %v", err)
+	}
+	_, err := LoadConfig(write("past.toml", pad(256<<10+1)))
+	if err == nil || !strings.Contains(err.Error(), "past.toml") || !strings.Contains(err.Error(), "larger than the 262144 bytes a config may have") {
+		t.Errorf("a config of 256 KiB + 1: %v", err)
+	}
+
+	// A key's full name: "board." and the key's own name.
+	for _, n := range []int{128, 129} {
+		key := strings.Repeat("k", n-len("board."))
+		_, err := ParseConfig("k.toml", []byte("[board]\n"+key+" = 1\n"))
+		long := err != nil && strings.Contains(err.Error(), "key name longer than 128 bytes")
+		if long != (n > 128) {
+			t.Errorf("a key's full name of %d bytes: %v", n, err)
+		}
+	}
+
+	// n invalid container names give n errors; past 50, the first 49 and
+	// a line counting the rest.
+	for _, tc := range []struct {
+		n     int
+		lines int
+		more  string
+	}{{50, 50, ""}, {51, 50, "2 more errors from here on are not shown"}, {200, 50, "151 more errors from here on are not shown"}} {
+		var b strings.Builder
+		for i := range tc.n {
+			fmt.Fprintf(&b, "[[container]]\nname = \"Bad %d\"\nimage = \"i\"\n", i)
+		}
+		_, err := ParseConfig("n.toml", []byte(b.String()))
+		if err == nil {
+			t.Fatalf("%d bad names: no error", tc.n)
+		}
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) != tc.lines {
+			t.Errorf("%d bad names: %d lines of errors, want %d", tc.n, len(lines), tc.lines)
+		}
+		last := lines[len(lines)-1]
+		if tc.more == "" && strings.Contains(last, "more errors") || tc.more != "" && !strings.Contains(last, tc.more) {
+			t.Errorf("%d bad names: last line %q, want %q", tc.n, last, tc.more)
+		}
+	}
+}
