@@ -3,6 +3,7 @@ package boot
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -178,18 +179,51 @@ func (s *supervisor) startFailed(u *unit, why string) {
 	s.afterExit(u, 125, 0)
 }
 
+// maxLogLine is the longest line a container's log keeps whole: a longer
+// one is kept as several lines of this length.
+const maxLogLine = 64 << 10
+
 // copyOutput feeds each line the container writes into its log, until
 // every writer (the container and its children) has closed the pipe.
 func (s *supervisor) copyOutput(u *unit, r *os.File) {
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for sc.Scan() {
-		line := sc.Text()
+	forEachLine(r, maxLogLine, func(line string) {
 		u.log.add(LogLine{Time: time.Now(), Text: line})
 		if u.sup.logConsole {
 			s.b.log.Output(u.name, line)
 		}
+	})
+}
+
+// forEachLine calls fn with each line read from r, without its "\n" or
+// "\r\n", until r ends or fails; a line longer than max bytes comes as
+// pieces of max bytes, so no line, however long, stops the reading (the
+// writer would then get EPIPE and its later output would be lost).
+func forEachLine(r io.Reader, max int, fn func(string)) {
+	br := bufio.NewReaderSize(r, max)
+	split := false // the last piece filled the buffer: its line goes on
+	for {
+		b, err := br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull:
+			fn(string(b))
+			split = true
+			continue
+		case split && len(b) == 1 && b[0] == '\n':
+			// The newline right after a piece ends that line: no empty one.
+		case len(b) > 0 && b[len(b)-1] == '\n':
+			b = b[:len(b)-1]
+			if len(b) > 0 && b[len(b)-1] == '\r' {
+				b = b[:len(b)-1]
+			}
+			fn(string(b))
+		case len(b) > 0:
+			fn(string(b)) // the last line, without a newline
+		}
+		if err != nil {
+			return
+		}
+		split = false
 	}
 }
 

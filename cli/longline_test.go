@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBootLongLine: a container that writes a line longer than the log
+// keeps whole (64 KiB) has it kept as pieces, and its later output still
+// reaches the log: the reading never stops at a long line.
+func TestBootLongLine(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `[[container]]
+name = "long"
+image = "bb.tar.zst"
+log_size = "1M"
+log_console = false
+command = ["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after; exec sleep 1000"]
+`)
+	log, _ := bootInDir(t, dir, cfg)
+	var out string
+	waitFor(t, "the line after the long one", log, func() bool {
+		_, out, _ = berth(t, "logs", "long")
+		return strings.Contains(out, "after\n")
+	})
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	want := []int{65536, 65536, 65536, 200000 - 3*65536, len("after")}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d", len(lines), len(want))
+	}
+	for i, n := range want {
+		if len(lines[i]) != n {
+			t.Errorf("line %d: %d bytes, want %d", i+1, len(lines[i]), n)
+		}
+	}
+}
