@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,10 +114,7 @@ type rotatingFile struct {
 }
 
 func openRotatingFile(path string, maxSize int64, keep int) (*rotatingFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("log file %s: %w", path, err)
-	}
-	dir, err := os.OpenFile(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dir, err := openDirNoSymlinks(filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("log file %s: %w", path, err)
 	}
@@ -126,6 +124,42 @@ func openRotatingFile(path string, maxSize int64, keep int) (*rotatingFile, erro
 		return nil, err
 	}
 	return r, nil
+}
+
+// openDirNoSymlinks opens the directory at the absolute path dir, making
+// each missing component (0755) on the way, one component at a time from
+// "/" and never through a symlink: a container that can write one of
+// those directories cannot point berth elsewhere.
+func openDirNoSymlinks(dir string) (*os.File, error) {
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("%s: not an absolute path", dir)
+	}
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Open("/", flags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /: %w", err)
+	}
+	walked := "/"
+	for _, name := range strings.Split(filepath.Clean(dir), "/") {
+		if name == "" {
+			continue
+		}
+		walked = filepath.Join(walked, name)
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil && err != unix.EEXIST {
+			unix.Close(fd)
+			return nil, fmt.Errorf("create %s: %w", walked, err)
+		}
+		next, err := unix.Openat(fd, name, flags, 0)
+		unix.Close(fd)
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			return nil, fmt.Errorf("%s is a symlink or not a directory: berth does not follow one to a log file", walked)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", walked, err)
+		}
+		fd = next
+	}
+	return os.NewFile(uintptr(fd), dir), nil
 }
 
 // open opens NAME for appending: a new file, or an existing regular one.

@@ -105,6 +105,12 @@ func TestRotatingFileNeverFollowsSymlinks(t *testing.T) {
 			mustSymlink(t, victim, filepath.Join(dir, "app.log.1"))
 			mustSymlink(t, victim, filepath.Join(dir, "app.log.2"))
 		}, false},
+		{"the directory is a symlink when berth opens it", func(t *testing.T, dir, _, victimDir string) {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, victimDir, dir)
+		}, nil, true},
 		{"the directory is swapped for a symlink", nil, func(t *testing.T, dir, _, victimDir string) {
 			if err := os.Rename(dir, dir+".old"); err != nil {
 				t.Fatal(err)
@@ -160,5 +166,36 @@ func mustSymlink(t *testing.T, to, link string) {
 	t.Helper()
 	if err := os.Symlink(to, link); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRotatingFileDirectories: the log file's missing directories are
+// made, and none of its directories is ever reached through a symlink.
+func TestRotatingFileDirectories(t *testing.T) {
+	top := t.TempDir()
+	victimDir := filepath.Join(top, "etc")
+	if err := os.Mkdir(victimDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openRotatingFile(filepath.Join(top, "a", "b", "c", "app.log"), 200, 2)
+	if err != nil {
+		t.Fatalf("missing directories: %v", err)
+	}
+	f.close()
+	if fi, err := os.Stat(filepath.Join(top, "a", "b", "c", "app.log")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("a/b/c/app.log: %v", err)
+	}
+	// A parent two levels up is a symlink: refused, nothing made beyond it.
+	mustSymlink(t, victimDir, filepath.Join(top, "link"))
+	for _, p := range []string{"link/app.log", "link/x/app.log", "a/../link/x/app.log"} {
+		if f, err := openRotatingFile(filepath.Join(top, p), 200, 2); err == nil {
+			f.close()
+			t.Errorf("%s: opened through a symlink", p)
+		} else if !strings.Contains(err.Error(), "symlink") {
+			t.Errorf("%s: error %q does not say a symlink is in the way", p, err)
+		}
+	}
+	if ents, _ := os.ReadDir(victimDir); len(ents) != 0 {
+		t.Errorf("the directory behind the symlink now holds %d entries", len(ents))
 	}
 }
