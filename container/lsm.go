@@ -143,6 +143,9 @@ func execAttrError(s Spec, k *childPlan, i int, errno syscall.Errno) error {
 	if i < 0 || i >= len(k.attrs) {
 		return fmt.Errorf("set exec label: %w", errno)
 	}
+	if errno == unix.EXDEV {
+		return fmt.Errorf("set exec label: the container's /proc/thread-self/attr is not procfs's own (something is mounted over it): refusing to run the command unconfined")
+	}
 	if data := string(k.attrs[i].data); strings.HasPrefix(data, "exec ") && s.AppArmor != "" {
 		if errno == unix.ENOENT {
 			return fmt.Errorf("apparmor profile %s: not loaded in the kernel ([security] apparmor_policy loads it at boot)", Quote(s.AppArmor))

@@ -111,8 +111,12 @@ type childPlan struct {
 	seccomp      *unix.SockFprog
 	seccompEarly bool
 	noNewPrivs   bool
-	// attrs are the exec transitions of AppArmor and SELinux (lsm.go).
-	attrs []execAttr
+	// attrs are the exec transitions of AppArmor and SELinux (lsm.go);
+	// attrFS and attrMnt, procMnt check each file written is procfs's own
+	// (procAttrOK).
+	attrs            []execAttr
+	attrFS           unix.Statfs_t
+	attrMnt, procMnt unix.Statx_t
 	// early confines the child (lsm) before its credentials change,
 	// where without no_new_privs it still may; else right after
 	// no_new_privs.
