@@ -9,3 +9,9 @@ func SetRetries(n int, pause time.Duration) func() {
 	retries, backoff = n, pause
 	return func() { retries, backoff = oldN, oldP }
 }
+
+// Internals for TestDropOtherPulls.
+var (
+	LockPullDir    = lockPullDir
+	DropOtherPulls = dropOtherPulls
+)

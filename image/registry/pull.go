@@ -126,6 +126,7 @@ func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p 
 		return p, fmt.Errorf("pull %s: %w", r, err)
 	}
 	defer unlock()
+	dropOtherPulls(filepath.Dir(dir), filepath.Base(dir), log)
 	cfg, err := c.fetchConfig(ctx, img, dir, opts.Platform)
 	if err != nil {
 		return p, fmt.Errorf("pull %s: %w", r, err)
@@ -201,6 +202,43 @@ func lockPullDir(dir string) (func(), error) {
 			return func() { unix.Close(fd) }, nil
 		}
 		unix.Close(fd) // removed by the pull before: make it again
+	}
+}
+
+// dropOtherPulls removes the downloads of other images under root (the
+// cache's .pull), keeping keep's and those another pull holds locked: a
+// registry (or a mirror) that serves a new manifest each time a download
+// breaks would otherwise pile up partial downloads on the data partition,
+// pull after pull. So an interrupted pull resumes as long as no other
+// image is pulled in between.
+func dropOtherPulls(root, keep string, log io.Writer) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() == keep {
+			continue
+		}
+		path := filepath.Join(root, e.Name())
+		if !e.IsDir() { // not berth's: os.Remove never follows a symlink
+			_ = os.Remove(path)
+			continue
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		var locked, now unix.Stat_t
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil && unix.Fstat(fd, &locked) == nil &&
+			unix.Lstat(path, &now) == nil && now.Dev == locked.Dev && now.Ino == locked.Ino {
+			if err := os.RemoveAll(path); err != nil {
+				fmt.Fprintf(log, "pull: removing the partial download %s: %v\n", path, err)
+			} else {
+				fmt.Fprintf(log, "pull: removed the partial download of another image (%s)\n", e.Name())
+			}
+		}
+		unix.Close(fd)
 	}
 }
 

@@ -525,3 +525,43 @@ func TestPullConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestDropOtherPulls: a pull removes the partial downloads of other
+// images, except one another pull holds, and never follows a symlink
+// planted there.
+func TestDropOtherPulls(t *testing.T) {
+	root := filepath.Join(t.TempDir(), ".pull")
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "keep-me"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"mine", "stale", "busy"} {
+		if err := os.MkdirAll(filepath.Join(root, d, "blobs", "sha256"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, d, "blobs", "sha256", "part"), make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := registry.LockPullDir(filepath.Join(root, "busy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	var log strings.Builder
+	registry.DropOtherPulls(root, "mine", &log)
+	for name, want := range map[string]bool{"mine": true, "busy": true, "stale": false, "link": false} {
+		if _, err := os.Lstat(filepath.Join(root, name)); (err == nil) != want {
+			t.Errorf("%s: present %v, want %v", name, err == nil, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep-me")); err != nil {
+		t.Errorf("the directory behind the symlink lost its file: %v", err)
+	}
+	if !strings.Contains(log.String(), "removed the partial download of another image (stale)") {
+		t.Errorf("log: %q", log.String())
+	}
+}
