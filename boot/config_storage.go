@@ -91,19 +91,40 @@ func checkStorageMount(p string) string {
 	return ""
 }
 
-// checkVolumes refuses a volume without a [storage] table to hold it.
+// checkVolumes refuses a volume without a [storage] table to hold it,
+// and a bind source inside the volumes or berth's state on the data
+// partition: containers write there, and a source's directories are
+// followed as its path says, so one container could swap a directory on
+// the way for a symlink and have another bind what it points to. A
+// volume is bound by name (volume = NAME), from a handle berth opens
+// without following any symlink.
 func (cfg *Config) checkVolumes(v *validator) {
-	if cfg.Storage != nil {
-		return
-	}
 	for i, c := range cfg.Container {
 		for j, m := range c.Mount {
-			if m.Volume != "" {
-				v.addKey("container#"+strconv.Itoa(i)+".mount#"+strconv.Itoa(j)+".volume",
-					"volume %s needs a [storage] table: volumes live on the data partition", container.Quote(m.Volume))
+			key := "container#" + strconv.Itoa(i) + ".mount#" + strconv.Itoa(j)
+			switch {
+			case m.Volume != "" && cfg.Storage == nil:
+				v.addKey(key+".volume", "volume %s needs a [storage] table: volumes live on the data partition", container.Quote(m.Volume))
+			case m.Source != "" && cfg.Storage != nil:
+				if under := cfg.Storage.containerWritten(m.Source); under != "" {
+					v.addKey(key+".source", "%s is inside %s, which containers write: mount the volume by name (volume = NAME)",
+						container.Quote(m.Source), under)
+				}
 			}
 		}
 	}
+}
+
+// containerWritten is the directory of the data partition that holds p
+// and that containers write (MOUNT/volumes, MOUNT/berth), or "".
+func (s *StorageConfig) containerWritten(p string) string {
+	p = path.Clean(p)
+	for _, d := range []string{path.Join(s.MountPoint(), volumesSubdir), path.Join(s.MountPoint(), stateSubdir)} {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return d
+		}
+	}
+	return ""
 }
 
 // FileSystem is the partition's filesystem type: fstype, or the default.
