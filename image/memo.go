@@ -50,10 +50,10 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 	if in.digest != "" || in.m == nil {
 		return in.computeDigest()
 	}
-	id, err := memoIdentity(in.path)
-	if err != nil {
-		return in.computeDigest()
-	}
+	// The identity of the file mapped, whose bytes are unpacked: the
+	// path may name another file by now.
+	st := in.m.Stat()
+	id := identityOf(&st)
 	memo, abs := c.memoPath(in.path)
 	if b, err := os.ReadFile(memo); err == nil {
 		if l := strings.Split(strings.TrimSpace(string(b)), "\n"); len(l) == 3 && l[0] == abs && l[1] == id && checkDigestSyntax(l[2]) == nil {
@@ -65,8 +65,8 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The file may have changed while it was hashed: memoize only what
-	// held still.
+	// The file may have changed while it was hashed, or the path may
+	// name another file: memoize only what held still, under its name.
 	if after, err := memoIdentity(in.path); err == nil && after == id {
 		if os.MkdirAll(filepath.Dir(memo), 0o700) == nil {
 			_ = writeFileAtomic(memo, []byte(abs+"\n"+id+"\n"+d+"\n"), 0o600)

@@ -63,3 +63,51 @@ func TestRemember(t *testing.T) {
 		t.Errorf("after a change: digest %s, %v; want the file's %s", d, err, real)
 	}
 }
+
+// TestMemoIsOfTheFileMapped: the memo is looked up by the identity of the
+// file whose bytes are mapped, not of whatever the path names when the
+// digest is asked for: a file swapped in under a remembered name between
+// the two gets its own digest, never the remembered one.
+func TestMemoIsOfTheFileMapped(t *testing.T) {
+	_, trusted := packTree(t)
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fileDigest(t, trusted)
+	if d, err := c.Digest(trusted, ""); err != nil || d != want {
+		t.Fatalf("digest %s, %v", d, err)
+	}
+	// Another image at the same path, mapped; then the trusted file back
+	// under the path before the digest is asked for.
+	dir := filepath.Dir(trusted)
+	if err := os.Rename(trusted, filepath.Join(dir, "trusted.keep")); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.tar.zst")
+	if err := Pack(t.TempDir(), other, PackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, trusted); err != nil {
+		t.Fatal(err)
+	}
+	evil := fileDigest(t, trusted)
+	in, err := openInput(trusted, "", Limits{}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	if err := os.Rename(trusted, filepath.Join(dir, "other.keep")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "trusted.keep"), trusted); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.inputDigest(in); err != nil || d != evil {
+		t.Errorf("digest of the file mapped: %s, %v; want its own %s, not the remembered %s", d, err, evil, want)
+	}
+	// The path names the trusted file again, unchanged: its memo holds.
+	if d, err := c.Digest(trusted, ""); err != nil || d != want {
+		t.Errorf("the trusted file again: %s, %v; want %s", d, err, want)
+	}
+}

@@ -41,9 +41,10 @@ var ErrFault = errors.New("mapped file changed under the reader (truncated?)")
 type Mapping struct {
 	path   string
 	size   int64
-	data   []byte   // the whole file, unless windowed
-	inHeap bool     // read, not mapped
-	ws     *windows // windowed: data is nil
+	stat   unix.Stat_t // the file's, when it was mapped
+	data   []byte      // the whole file, unless windowed
+	inHeap bool        // read, not mapped
+	ws     *windows    // windowed: data is nil
 }
 
 // Map maps the file at path read-only. An empty file gives an empty
@@ -95,6 +96,10 @@ func (m *Mapping) Release(off, n int64) {
 	}
 	_ = unix.Madvise(m.data[start:end], unix.MADV_DONTNEED)
 }
+
+// Stat is the status of the file mapped, as it was when it was mapped
+// (fstat of the descriptor mapped, not of a path looked up again).
+func (m *Mapping) Stat() unix.Stat_t { return m.stat }
 
 // Path is the file the mapping was made from.
 func (m *Mapping) Path() string { return m.path }
@@ -283,6 +288,9 @@ func MapFile(f *os.File, name string) (*Mapping, error) {
 	}
 	size := st.Size()
 	m := &Mapping{path: name, size: size}
+	if err := unix.Fstat(int(f.Fd()), &m.stat); err != nil {
+		return nil, fmt.Errorf("map %s: %w", name, err)
+	}
 	switch win := windowSize(); {
 	case size == 0:
 		return m, nil
