@@ -64,18 +64,28 @@ func packDir(root string, sink *tarSink, log io.Writer, skip fileID) error {
 			return sink.add(hdr, nil)
 		}
 		// Fewer blocks than the size holds: there may be holes.
-		return addFile(sink, hdr, path, st.Blocks*512 < st.Size)
+		return addFile(sink, hdr, path, st.Blocks*512 < st.Size, id)
 	})
 }
 
 // addFile writes a regular file's header and contents: as a sparse file
-// when it has holes.
-func addFile(sink *tarSink, hdr *tar.Header, path string, holes bool) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// when it has holes. The file opened must be the one walked (id), still
+// a regular file: one swapped for a FIFO meanwhile would block the pack
+// for ever (it is opened non-blocking, so it cannot), one swapped for
+// another file would not match its header.
+func addFile(sink *tarSink, hdr *tar.Header, path string, holes bool, id fileID) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || (fileID{uint64(st.Dev), st.Ino}) != id {
+		return fmt.Errorf("%s: changed while the tree was packed (no longer the regular file walked)", path)
+	}
 	var segs []mmapfs.Segment
 	if holes {
 		if segs, err = fileSegments(f, hdr.Size); err != nil {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -224,4 +225,36 @@ func wholeSecondTimes(m map[string]node) map[string]node {
 func withoutSocket(m map[string]node) map[string]node {
 	delete(m, "sock")
 	return m
+}
+
+// TestAddFileIsTheFileWalked: the pack refuses a file swapped, after the
+// walk saw it, for a FIFO (without blocking on it) or for another file.
+func TestAddFileIsTheFileWalked(t *testing.T) {
+	dir := t.TempDir()
+	fifo, file := filepath.Join(dir, "fifo"), filepath.Join(dir, "file")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(file, &st); err != nil {
+		t.Fatal(err)
+	}
+	walked := fileID{uint64(st.Dev), st.Ino}
+	hdr := &tar.Header{Name: "file", Typeflag: tar.TypeReg, Size: 1}
+	done := make(chan error, 1)
+	go func() { done <- addFile(nil, hdr, fifo, false, walked) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "changed while the tree was packed") {
+			t.Errorf("a FIFO in the file's place: %v", err)
+		}
+	case <-time.After(10 * time.Second): // a hang guard, not a timing check
+		t.Fatal("the pack blocked opening a FIFO")
+	}
+	if err := addFile(nil, hdr, file, false, fileID{walked.dev, walked.ino + 1}); err == nil || !strings.Contains(err.Error(), "changed while the tree was packed") {
+		t.Errorf("another file in the file's place: %v", err)
+	}
 }
