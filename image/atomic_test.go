@@ -275,3 +275,63 @@ func TestUnpackBusy(t *testing.T) {
 		t.Errorf("the live staging directory was removed: %v", err)
 	}
 }
+
+// TestStagingHostileLeftovers: what a process that writes the target
+// planted as a staging directory's leftovers is never followed: a
+// directory swapped for a symlink keeps its target's mode, and a journal
+// that is a FIFO, a symlink or too large is refused, not read.
+func TestStagingHostileLeftovers(t *testing.T) {
+	victim := t.TempDir()
+	if err := os.Chmod(victim, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	link := filepath.Join(dir, "d")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	chmodDirNoFollow(link, 0o700)
+	if fi, err := os.Stat(victim); err != nil || fi.Mode().Perm() != 0o751 {
+		t.Errorf("the directory behind the symlink: %v, %v; want mode 0751", fi.Mode(), err)
+	}
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	chmodDirNoFollow(real, 0o700)
+	if fi, _ := os.Stat(real); fi.Mode().Perm() != 0o700 {
+		t.Errorf("a real directory: mode %v, want 0700", fi.Mode().Perm())
+	}
+
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(victim, "secret")
+	if err := os.WriteFile(secret, []byte("a\x00b"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slink := filepath.Join(dir, "slink")
+	if err := os.Symlink(secret, slink); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, maxJournal+1); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]string{"a FIFO": fifo, "a symlink": slink, "a file past the limit": big} {
+		if _, err := readJournal(p); err == nil {
+			t.Errorf("%s as the journal: read", name)
+		}
+	}
+	ok := filepath.Join(dir, "ok")
+	if err := os.WriteFile(ok, []byte("x\x00y"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readJournal(ok); err != nil || string(b) != "x\x00y" {
+		t.Errorf("a journal: %q, %v", b, err)
+	}
+}

@@ -80,9 +80,8 @@ func (x *extractor) setMeta(t metaTarget, hdr *tar.Header) error {
 
 // chmodNoFollow sets the mode of name under dirfd (dirfd itself when name
 // is empty) without following a symlink. It uses fchmod on a real fd and
-// fchmodat2 (Linux 6.6) otherwise; on older kernels it opens a directory
-// with O_NOFOLLOW and fchmods it, or checks a special file is not a symlink
-// before a plain fchmodat.
+// fchmodat2 (Linux 6.6) otherwise; on older kernels it opens the file
+// O_PATH without following and changes it through /proc/self/fd.
 func chmodNoFollow(dirfd int, name string, mode uint32) error {
 	if name == "" {
 		if err := unix.Fchmod(dirfd, mode); err != unix.EBADF {
@@ -94,22 +93,26 @@ func chmodNoFollow(dirfd int, name string, mode uint32) error {
 	if err != unix.EOPNOTSUPP && err != unix.ENOSYS {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	return chmodThroughHandle(dirfd, name, mode)
+}
+
+// chmodThroughHandle is chmodNoFollow before Linux 6.6: a handle on the
+// file itself, never followed, and the mode set through it, so nothing
+// swapped in under name between a check and the change can take it.
+func chmodThroughHandle(dirfd int, name string, mode uint32) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return err
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFLNK:
-		return unix.ELOOP
-	case unix.S_IFDIR:
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		return unix.Fchmod(fd, mode)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
 	}
-	return unix.Fchmodat(dirfd, name, mode, 0)
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.ELOOP
+	}
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
 }
 
 // processUmask is the process's umask, read once from /proc/self/status

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -77,12 +79,28 @@ func removeTree(p string) error {
 	}
 	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
-			os.Chmod(q, 0o700)
+			chmodDirNoFollow(q, 0o700)
 		}
 		return nil
 	})
 	return os.RemoveAll(p)
 }
+
+// chmodDirNoFollow changes the mode of the directory at p, never of what
+// a symlink swapped in its place points to: it is opened O_PATH without
+// following, and changed through that handle.
+func chmodDirNoFollow(p string, mode uint32) {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	_ = unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+}
+
+// maxJournal bounds a staging directory's journal: the names of the top
+// entries of one image, each at most 255 bytes.
+const maxJournal = 64 << 20
 
 // journalName is the file in a staging directory listing the entries an
 // interrupted commit may have moved out of it: see removeStale.
@@ -125,7 +143,7 @@ func removeStale(holder, prefix string, rollback bool) (live bool, err error) {
 // removeStaleOne removes one stale staging directory p of holder, first
 // undoing its interrupted commit when rollback allows.
 func removeStaleOne(holder, p string, rollback bool) error {
-	journal, err := os.ReadFile(filepath.Join(p, journalName))
+	journal, err := readJournal(filepath.Join(p, journalName))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -147,4 +165,24 @@ func removeStaleOne(holder, p string, rollback bool) error {
 		}
 	}
 	return removeTree(p)
+}
+
+// readJournal reads a staging directory's journal: a regular file (not a
+// symlink, a FIFO or a device planted there) of at most maxJournal bytes.
+func readJournal(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxJournal+1))
+	if err == nil && len(b) > maxJournal {
+		err = fmt.Errorf("%s: larger than the %d bytes a journal may have", path, maxJournal)
+	}
+	return b, err
 }

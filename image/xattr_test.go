@@ -78,3 +78,44 @@ func xattrSupported(path string) bool {
 	_, err := unix.Lgetxattr(path, "user.note", nil)
 	return err != unix.ENOTSUP
 }
+
+// TestChmodThroughHandle: the mode change kernels before 6.6 get changes
+// the file named, of any type, and never what a symlink points to.
+func TestChmodThroughHandle(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	if err := chmodThroughHandle(dfd, "link", 0o600); err != unix.ELOOP {
+		t.Errorf("a symlink: %v, want ELOOP", err)
+	}
+	if fi, _ := os.Stat(victim); fi.Mode().Perm() != 0o644 {
+		t.Errorf("the symlink's target changed to %v", fi.Mode().Perm())
+	}
+	for _, name := range []string{"fifo", "sub", "file"} {
+		if err := chmodThroughHandle(dfd, name, 0o640); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if fi, _ := os.Lstat(filepath.Join(dir, name)); fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode %v, want 0640", name, fi.Mode().Perm())
+		}
+	}
+}
