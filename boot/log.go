@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,9 +48,39 @@ func (l *Logger) Debugf(format string, args ...any) {
 }
 
 // Output logs one line a container wrote, prefixed with its name. It goes
-// to the console only: the container's own log ring keeps it.
+// to the console only: the container's own log ring keeps it as written.
+// Control characters are shown escaped (a tab kept): a container must not
+// be able to move the cursor, clear the console or write what looks like
+// a line of berth's own after a carriage return.
 func (l *Logger) Output(name, line string) {
-	l.line(name+" | "+line, false)
+	l.line(name+" | "+escapeControls(line), false)
+}
+
+// escapeControls writes each control character of s but tab — C0, DEL
+// and C1 (U+0080-U+009F, which some terminals take as ESC sequences) — as
+// \xNN or \u00NN, and so a raw byte 0x80-0x9f, leaving everything else
+// (other invalid UTF-8 included) as it is.
+func escapeControls(s string) string {
+	control := func(r rune) bool { return (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f) }
+	if !strings.ContainsFunc(s, control) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && s[i] >= 0x80 && s[i] <= 0x9f:
+			fmt.Fprintf(&b, "\\x%02x", s[i]) // a raw 8-bit C1 byte, CSI to a Latin-1 console
+		case r == utf8.RuneError:
+			b.WriteByte(s[i]) // another invalid byte: kept, as the loop moves one byte on
+		case r < 0x80 && control(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case control(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func (l *Logger) line(s string, toKmsg bool) {
