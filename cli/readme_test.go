@@ -170,7 +170,15 @@ func TestREADMEMakeDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("make demo: %v\n%s", err, out)
 	}
-	for _, w := range []string{"berth: all containers have ended", "berth: power off", "reboot: Power down"} {
+	// What the README says the console shows: each container's hostname,
+	// the limits it reads from its own cgroup (demo/berth.toml's), ps
+	// with it as PID 1, the hog OOM-killed at its limit, the power-off.
+	for _, w := range []string{
+		"web | I am the web server; hostname: web", "web | memory limit from my cgroup: 33554432 bytes", "web | pids limit from my cgroup: 16",
+		"sensor | I am the sensor reader; hostname: sensor", "sensor | memory limit from my cgroup: 16777216 bytes", "sensor | pids limit from my cgroup: 8",
+		"web | processes I can see (I am PID 1):", "container hog killed: out of memory (limit 24 MiB)",
+		"berth: all containers have ended", "berth: power off", "reboot: Power down",
+	} {
 		if !bytes.Contains(out, []byte(w)) {
 			t.Errorf("make demo's output lacks %q:\n%s", w, out)
 		}
