@@ -31,6 +31,11 @@ func serveNTP(t *testing.T, f fakeServer) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	return serveNTPOn(pc, f)
+}
+
+// serveNTPOn serves f on pc until the test ends.
+func serveNTPOn(pc net.PacketConn, f fakeServer) string {
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -62,6 +67,23 @@ func serveNTP(t *testing.T, f fakeServer) string {
 		}
 	}()
 	return pc.LocalAddr().String()
+}
+
+// TestSNTPDefaultPort: a server named without a port is asked on 123,
+// as the README says; one with a port, on that port.
+func TestSNTPDefaultPort(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:123")
+	if err != nil {
+		t.Skipf("port 123 on the loopback is taken here: %v", err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	serveNTPOn(pc, fakeServer{})
+	if s, err := QuerySNTP(context.Background(), "127.0.0.1", 2*time.Second); err != nil || s.Stratum != 2 {
+		t.Errorf("127.0.0.1 (port 123 by default): %+v, %v", s, err)
+	}
+	if _, err := QuerySNTP(context.Background(), "127.0.0.1:124", 500*time.Millisecond); err == nil {
+		t.Error("127.0.0.1:124, where no server answers: an answer")
+	}
 }
 
 func TestSNTPOffset(t *testing.T) {

@@ -331,10 +331,7 @@ func (b *booter) loadConfig() error {
 	if !b.opts.PID1 {
 		return nil
 	}
-	name := cfg.Hostname
-	if name == "" {
-		name = "berth"
-	}
+	name := cfg.machineHostname()
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		b.log.Printf("warning: set hostname %q: %v", name, err)
 	}

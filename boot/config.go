@@ -218,3 +218,14 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// DefaultHostname is the machine's hostname when the config sets none.
+const DefaultHostname = "berth"
+
+// machineHostname is the hostname berth as PID 1 gives the machine.
+func (c *Config) machineHostname() string {
+	if c.Hostname == "" {
+		return DefaultHostname
+	}
+	return c.Hostname
+}

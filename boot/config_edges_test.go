@@ -87,6 +87,8 @@ func TestBoardStorageNetworkEdges(t *testing.T) {
 		{storage + "timeout = \"10m\"", func(c *Config) bool { return c.Storage.timeout() == 10*time.Minute }, ""},
 		{storage + "timeout = \"10m0.001s\"", nil, `storage.timeout: invalid duration "10m0.001s": want 0s to 10m0s`},
 		{storage + "timeout = \"-1ms\"", nil, `storage.timeout: invalid duration "-1ms": want 0s to 10m0s`},
+		{"", func(c *Config) bool { return c.machineHostname() == "berth" }, ""},
+		{`hostname = "gw"`, func(c *Config) bool { return c.machineHostname() == "gw" }, ""},
 		{iface, func(c *Config) bool { return c.Network.Interface[0].MTU == nil }, ""},
 		{iface + "mtu = 68", func(c *Config) bool { return *c.Network.Interface[0].MTU == 68 }, ""},
 		{iface + "mtu = 65535", func(c *Config) bool { return *c.Network.Interface[0].MTU == 65535 }, ""},

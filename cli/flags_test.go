@@ -56,6 +56,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stop", "a", "b"}, `berth stop: unexpected argument "b"`},
 		{[]string{"ps", "x"}, `berth ps: unexpected argument "x"`},
 		{[]string{"stats", "-i", "10ms"}, "berth stats: interval 10ms: want at least 200ms"},
+		{[]string{"stats", "-i", "199ms"}, "berth stats: interval 199ms: want at least 200ms"},
 		{[]string{"stats", "-i", "often"}, `berth stats: invalid value "often" for flag -i: parse error`},
 		{[]string{"run", "--memroy", "1G", "/r", "true"}, "berth run: unknown flag -memroy"},
 		{[]string{"run", "/r"}, "berth run: missing CMD"},
