@@ -94,6 +94,14 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 		}
 		s.stopSignal = sig
 	}
+	c.logSettings(&s, bad)
+	s.health = c.healthCheck(bad)
+	return s
+}
+
+// logSettings converts the log keys into s, reporting problems through
+// bad.
+func (c ContainerConfig) logSettings(s *supervision, bad func(string, string, ...any)) {
 	// size parses a log size and checks it is within [lo, hi]; ok is
 	// false when it is absent or was refused.
 	size := func(key, v string, lo, hi int64, want string) (n int64, ok bool) {
@@ -127,8 +135,6 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 	if c.LogFile != "" && !strings.HasPrefix(c.LogFile, "/") {
 		bad("log_file", "want an absolute path, got %q", c.LogFile)
 	}
-	s.health = c.healthCheck(bad)
-	return s
 }
 
 // signalByName accepts "SIGTERM", "TERM" or "term".
