@@ -34,7 +34,10 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             berth/container/seccomp berth/internal/busybox \
             berth/image/registry berth/board/... berth/appliance berth/internal/rtnl \
             berth/cli berth/boot github.com/google/... github.com/BurntSushi/... \
-            github.com/mdlayher/... github.com/ulikunitz/...
+            github.com/mdlayher/... github.com/ulikunitz/... \
+            compress/flate compress/gzip github.com/klauspost/compress/flate \
+            github.com/klauspost/compress/gzip reflect os/user log container/list \
+            hash/fnv unicode/utf16 math/rand math/rand/v2 os/signal
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 
