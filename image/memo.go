@@ -35,6 +35,10 @@ func identityOf(st *unix.Stat_t) string {
 		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
+// maxMemo bounds a memo file: a path (at most PATH_MAX), an identity and
+// a digest.
+const maxMemo = 8 << 10
+
 // memoPath is the memo file of path, and path made absolute.
 func (c *Cache) memoPath(path string) (string, string) {
 	abs, err := filepath.Abs(path)
@@ -55,7 +59,7 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 	st := in.m.Stat()
 	id := identityOf(&st)
 	memo, abs := c.memoPath(in.path)
-	if b, err := os.ReadFile(memo); err == nil {
+	if b, err := readSmallFile(memo, maxMemo, false); err == nil {
 		if l := strings.Split(strings.TrimSpace(string(b)), "\n"); len(l) == 3 && l[0] == abs && l[1] == id && checkDigestSyntax(l[2]) == nil {
 			in.digest = l[2]
 			return l[2], nil
@@ -130,8 +134,9 @@ func (c *Cache) pruneMemos() {
 			os.Remove(p)
 			continue
 		}
-		b, err := os.ReadFile(p)
+		b, err := readSmallFile(p, maxMemo, false)
 		if err != nil {
+			os.Remove(p) // not a memo berth wrote
 			continue
 		}
 		path, _, _ := strings.Cut(string(b), "\n")

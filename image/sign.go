@@ -70,7 +70,7 @@ func Keygen(name string) (keyPath, pubPath string, err error) {
 // readKey reads a PEM key file of the given type and returns the key bytes
 // after prefix.
 func readKey(path, typ string, prefix []byte) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path, maxSignature, true) // a PEM key is shorter
 	if err != nil {
 		return nil, err
 	}
@@ -122,19 +122,23 @@ func Verify(src, pubPath, sig, platform string) (string, error) {
 	return d, VerifyDigest(d, pubPath, sigPath(path, sig))
 }
 
+// maxSignature bounds a signature file: two short lines.
+const maxSignature = 4096
+
 // VerifyDigest checks that the signature file sig signs digest with the
-// key at pubPath.
+// key at pubPath. The file is read only if it is a regular one of at most
+// maxSignature bytes (a FIFO or /dev/zero there is refused, unread).
 func VerifyDigest(digest, pubPath, sig string) error {
 	pub, err := readKey(pubPath, "PUBLIC KEY", pkixPrefix)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSignature, err)
 	}
-	b, err := os.ReadFile(sig)
+	b, err := readSmallFile(sig, maxSignature, true)
 	if err != nil {
 		return fmt.Errorf("%w: no signature: %v", ErrSignature, err)
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(b) > 4096 || len(lines) != 2 || !strings.HasPrefix(lines[0], sigContext) {
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], sigContext) {
 		return fmt.Errorf("%w: %s is not a berth signature", ErrSignature, sig)
 	}
 	if signed := strings.TrimPrefix(lines[0], sigContext); signed != digest {

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSignVerify signs an image and checks the signature holds for that
@@ -95,5 +98,41 @@ func TestDigest(t *testing.T) {
 	}
 	if _, err := Unpack(img, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Digest: d}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSignatureFileHostile: a signature file that is not a small regular
+// file is refused without being read to its end or blocked on.
+func TestSignatureFileHostile(t *testing.T) {
+	dir := t.TempDir()
+	_, pub, err := Keygen(filepath.Join(dir, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo, zero, big := filepath.Join(dir, "fifo.sig"), filepath.Join(dir, "zero.sig"), filepath.Join(dir, "big.sig")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	for _, sig := range []string{fifo, zero, big} {
+		done := make(chan error, 1)
+		go func() { done <- VerifyDigest(digest, pub, sig) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "no signature") {
+				t.Errorf("%s: %v", sig, err)
+			}
+		case <-time.After(10 * time.Second): // a hang guard, not a timing check
+			t.Fatalf("%s: blocked", sig)
+		}
 	}
 }

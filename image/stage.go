@@ -167,10 +167,23 @@ func removeStaleOne(holder, p string, rollback bool) error {
 	return removeTree(p)
 }
 
-// readJournal reads a staging directory's journal: a regular file (not a
-// symlink, a FIFO or a device planted there) of at most maxJournal bytes.
+// readJournal reads a staging directory's journal, never through a
+// symlink.
 func readJournal(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	return readSmallFile(path, maxJournal, false)
+}
+
+// readSmallFile reads the regular file at path, of at most limit bytes:
+// a FIFO, a device or a directory there is refused without reading from
+// it (it is opened non-blocking), as is a larger file, before more than
+// limit+1 bytes are read. follow says whether a symlink at path is
+// followed (to a regular file, still).
+func readSmallFile(path string, limit int64, follow bool) ([]byte, error) {
+	flags := os.O_RDONLY | unix.O_NONBLOCK
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(path, flags, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +193,9 @@ func readJournal(path string) ([]byte, error) {
 	} else if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxJournal+1))
-	if err == nil && len(b) > maxJournal {
-		err = fmt.Errorf("%s: larger than the %d bytes a journal may have", path, maxJournal)
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%s: larger than the %d bytes it may have", path, limit)
 	}
 	return b, err
 }
