@@ -125,29 +125,45 @@ func (c *Conn) acks(reqs []*Request, first uint32) error {
 	pending := len(reqs)
 	rb := make([]byte, 16<<10)
 	for pending > 0 {
-		n, _, err := unix.Recvfrom(c.fd, rb, 0)
+		n, from, err := unix.Recvfrom(c.fd, rb, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("rtnetlink receive: %w", err)
 		}
-		for b := rb[:n]; len(b) >= unix.NLMSG_HDRLEN; {
-			l := int(binary.NativeEndian.Uint32(b))
-			typ, seq := binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint32(b[8:])
-			if l < unix.NLMSG_HDRLEN || l > len(b) {
-				return errors.New("rtnetlink: malformed answer")
-			}
-			if typ == unix.NLMSG_ERROR && seq >= first && seq < first+uint32(len(reqs)) && l >= unix.NLMSG_HDRLEN+4 {
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue // not the kernel's: another process may send to this socket
+		}
+		err = eachMessage(rb[:n], func(m []byte) {
+			typ, seq := binary.NativeEndian.Uint16(m[4:]), binary.NativeEndian.Uint32(m[8:])
+			if typ == unix.NLMSG_ERROR && seq >= first && seq < first+uint32(len(reqs)) && len(m) >= unix.NLMSG_HDRLEN+4 {
 				pending--
-				if e := int32(binary.NativeEndian.Uint32(b[16:])); e != 0 && firstErr == nil {
-					firstErr = &Error{Op: reqs[seq-first].op, Errno: syscall.Errno(-e), Msg: extAckMsg(b[:l])}
+				if e := int32(binary.NativeEndian.Uint32(m[16:])); e != 0 && firstErr == nil {
+					firstErr = &Error{Op: reqs[seq-first].op, Errno: syscall.Errno(-e), Msg: extAckMsg(m)}
 				}
 			}
-			b = b[align(l):]
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return firstErr
+}
+
+// eachMessage calls fn with each netlink message of b, header included,
+// and refuses a message whose length is shorter than its header or runs
+// past b; the padding after the last one may be missing.
+func eachMessage(b []byte, fn func(m []byte)) error {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return errors.New("rtnetlink: malformed answer")
+		}
+		fn(b[:l])
+		b = b[min(align(l), len(b)):]
+	}
+	return nil
 }
 
 // extAckMsg returns NLMSGERR_ATTR_MSG of an error message, if present.

@@ -1,6 +1,7 @@
 package rtnl
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -269,4 +270,48 @@ func TestAddrMAC(t *testing.T) {
 			t.Errorf("AddrMAC(%s) = %q, want %q", tc.addr, got, tc.want)
 		}
 	}
+}
+
+// TestEachMessage splits a receive buffer into netlink messages without
+// panicking on what a forged or truncated answer holds.
+func TestEachMessage(t *testing.T) {
+	msg := func(l uint32, extra int) []byte {
+		b := make([]byte, 16+extra)
+		binary.NativeEndian.PutUint32(b, l)
+		return b
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		n    int
+		ok   bool
+	}{
+		{"empty", nil, 0, true},
+		{"one header", msg(16, 0), 1, true},
+		{"two, padded", append(msg(18, 4), msg(16, 0)...), 2, true},
+		{"last one unpadded (length 18 of 18 bytes)", msg(18, 2), 1, true},
+		{"length past the buffer", msg(64, 0), 0, false},
+		{"length shorter than a header", msg(8, 0), 0, false},
+		{"trailing bytes shorter than a header", append(msg(16, 0), 1, 2, 3), 1, true},
+	}
+	for _, tc := range tests {
+		n := 0
+		err := eachMessage(tc.b, func([]byte) { n++ })
+		if (err == nil) != tc.ok || n != tc.n {
+			t.Errorf("%s: %d messages, %v; want %d, ok=%v", tc.name, n, err, tc.n, tc.ok)
+		}
+	}
+}
+
+// FuzzEachMessage: any buffer is split without a panic, into messages
+// that lie inside it.
+func FuzzEachMessage(f *testing.F) {
+	f.Add([]byte{18, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		total := 0
+		_ = eachMessage(b, func(m []byte) { total += len(m) })
+		if total > len(b) {
+			t.Fatalf("%d bytes of messages in a %d-byte buffer", total, len(b))
+		}
+	})
 }
