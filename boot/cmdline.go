@@ -31,6 +31,10 @@ func parseCmdline(s string) map[string]string {
 	}
 }
 
+// maxPanicDelay bounds berth.panic's SECONDS: a day (a larger number would
+// overflow a Duration and wait no time at all).
+const maxPanicDelay = 24 * 60 * 60
+
 // readCmdline reads /proc/cmdline and applies berth's flags:
 //
 //	berth.config=PATH             the config (default /etc/berth.toml)
@@ -40,7 +44,12 @@ func parseCmdline(s string) map[string]string {
 //	                              10 s unless SECONDS says otherwise
 func (b *booter) readCmdline() {
 	data, _ := os.ReadFile("/proc/cmdline")
-	b.cmdline = parseCmdline(string(data))
+	b.applyCmdline(string(data))
+}
+
+// applyCmdline applies the kernel command line data (readCmdline).
+func (b *booter) applyCmdline(data string) {
+	b.cmdline = parseCmdline(data)
 	_, b.debug = b.cmdline["berth.debug"]
 	b.log.debug = b.debug
 	p := b.cmdline["berth.panic"]
@@ -60,7 +69,7 @@ func (b *booter) readCmdline() {
 	}
 	if hasSecs {
 		if n, err := strconv.Atoi(secs); err == nil && n >= 0 {
-			b.panicDelay = time.Duration(n) * time.Second
+			b.panicDelay = time.Duration(min(n, maxPanicDelay)) * time.Second
 		}
 	}
 }

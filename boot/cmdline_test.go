@@ -1,8 +1,10 @@
 package boot
 
 import (
+	"io"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestParseCmdline splits command lines as the kernel does.
@@ -22,6 +24,33 @@ func TestParseCmdline(t *testing.T) {
 	for _, tc := range tests {
 		if got := parseCmdline(tc.line); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("parseCmdline(%q) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestPanicAction: berth.panic's action and delay, at the delay's bound
+// and past it (a number that would overflow a Duration waits a day, not
+// no time at all).
+func TestPanicAction(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		line   string
+		action Action
+		delay  time.Duration
+	}{
+		{"berth.panic=poweroff", PowerOff, 0},
+		{"berth.panic=halt:5", Halt, 5 * time.Second},
+		{"berth.panic=reboot:0", Reboot, 0},
+		{"berth.panic=reboot:86400", Reboot, day},
+		{"berth.panic=reboot:86401", Reboot, day},
+		{"berth.panic=reboot:99999999999999999", Reboot, day},
+		{"berth.panic=reboot:-1", Reboot, 10 * time.Second},
+		{"berth.panic=reboot:soon", Reboot, 10 * time.Second},
+	} {
+		b := &booter{log: NewLogger(io.Discard), panicAction: Reboot, panicDelay: 10 * time.Second}
+		b.applyCmdline("quiet " + tc.line)
+		if b.panicAction != tc.action || b.panicDelay != tc.delay {
+			t.Errorf("%s: %v after %v, want %v after %v", tc.line, b.panicAction, b.panicDelay, tc.action, tc.delay)
 		}
 	}
 }

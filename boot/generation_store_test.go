@@ -77,6 +77,12 @@ func TestParseRecord(t *testing.T) {
 		{"unknown field", `{"committed":1,"evil":true}`, "unknown field"},
 		{"trailing", `{"committed":1}{"committed":2}`, "trailing data"},
 		{"huge number", `{"committed":1e400}`, "cannot unmarshal"},
+		{"committed at the bound", `{"committed":2147483647}`, ""},
+		{"committed past it", `{"committed":2147483648}`, "committed generation 2147483648: want 1 to 2147483647"},
+		{"committed at int's end", `{"committed":9223372036854775807}`, "committed generation 9223372036854775807"},
+		{"trying past the bound", `{"committed":1,"trying":2147483648}`, "trying generation 2147483648"},
+		{"rollback from past the bound", `{"committed":1,"last_rollback":{"from":9223372036854775807,"to":1}}`, "last rollback from"},
+		{"rollback to a negative", `{"committed":1,"last_rollback":{"from":2,"to":-1}}`, "last rollback from"},
 		{"long reason", `{"committed":1,"last_rollback":{"reason":"` + strings.Repeat("x", maxReasonLen+1) + `"}}`, "longer than"},
 		{"oversize", `{"committed":1,"base":"` + strings.Repeat(" ", maxRecordSize) + `"}`, "larger than"},
 	}

@@ -35,11 +35,20 @@ type Rollback struct {
 	Time   time.Time `json:"time"`
 }
 
+// maxGeneration bounds a generation's number: one update a second for
+// 68 years, and far from int's end, so the next number never wraps.
+const maxGeneration = 1<<31 - 1
+
 // check refuses a record no berth would have written.
 func (r genRecord) check() error {
 	switch {
-	case r.Committed < 1:
-		return fmt.Errorf("committed generation %d: want 1 or more", r.Committed)
+	case r.Committed < 1 || r.Committed > maxGeneration:
+		return fmt.Errorf("committed generation %d: want 1 to %d", r.Committed, maxGeneration)
+	case r.Trying > maxGeneration:
+		return fmt.Errorf("trying generation %d: want at most %d", r.Trying, maxGeneration)
+	case r.LastRollback != nil && (r.LastRollback.From < 0 || r.LastRollback.From > maxGeneration ||
+		r.LastRollback.To < 0 || r.LastRollback.To > maxGeneration):
+		return fmt.Errorf("last rollback from %d to %d: want generations 0 to %d", r.LastRollback.From, r.LastRollback.To, maxGeneration)
 	case r.Previous < 0 || r.Previous >= r.Committed:
 		return fmt.Errorf("previous generation %d: want 0 (none) or less than the committed %d", r.Previous, r.Committed)
 	case r.Trying != 0 && r.Trying <= r.Committed:
