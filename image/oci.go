@@ -19,6 +19,9 @@ const (
 	mediaDockerManif  = "application/vnd.docker.distribution.manifest.v2+json"
 	annotationRefName = "org.opencontainers.image.ref.name"
 	maxIndexDepth     = 4
+	// maxIndexEntries bounds the descriptors of an image's indexes, all
+	// levels together (the registry client's bound for one index).
+	maxIndexEntries = 1024
 )
 
 type descriptor struct {
@@ -179,7 +182,8 @@ func (in *input) openOCI(platform string) error {
 		return err
 	}
 	var all []candidate
-	if err := in.collect(index, 0, &all); err != nil {
+	budget := maxIndexEntries
+	if err := in.collect(index, 0, &all, &budget); err != nil {
 		return err
 	}
 	chosen, err := choose(all, in.ref, want)
@@ -209,12 +213,19 @@ func (in *input) openOCI(platform string) error {
 }
 
 // collect lists the manifests reachable from an index; only the top level
-// is filtered by ref, as the OCI layout spec names refs there.
-func (in *input) collect(index ociIndex, depth int, out *[]candidate) error {
+// is filtered by ref, as the OCI layout spec names refs there. budget is
+// how many more descriptors, nested ones included, may be visited: an
+// index listing the same nested index thousands of times would otherwise
+// make berth read and keep millions of candidates before any digest or
+// signature is checked.
+func (in *input) collect(index ociIndex, depth int, out *[]candidate, budget *int) error {
 	if depth > maxIndexDepth {
 		return errors.New("image indexes nested too deeply")
 	}
 	for _, d := range index.Manifests {
+		if *budget--; *budget < 0 {
+			return fmt.Errorf("image indexes list more than %d manifests and indexes, nested ones counted", maxIndexEntries)
+		}
 		ref := d.Annotations[annotationRefName]
 		switch d.MediaType {
 		case mediaIndex, mediaDockerList:
@@ -223,7 +234,7 @@ func (in *input) collect(index ociIndex, depth int, out *[]candidate) error {
 				return err
 			}
 			var inner []candidate
-			if err := in.collect(sub, depth+1, &inner); err != nil {
+			if err := in.collect(sub, depth+1, &inner, budget); err != nil {
 				return err
 			}
 			for _, c := range inner {

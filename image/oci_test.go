@@ -2,6 +2,9 @@ package image
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"maps"
 	"os"
@@ -297,6 +300,44 @@ func TestLayoutRefusedAtOpen(t *testing.T) {
 					os.Remove(filepath.Join(l, "blobs/sha256", e.Name()))
 				}
 			}
+		}},
+		{"index listing 1025 manifests", "", "more than 1024 manifests and indexes", func(t *testing.T, l string) {
+			var idx map[string]any
+			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
+			if err := json.Unmarshal(b, &idx); err != nil {
+				t.Fatal(err)
+			}
+			m := idx["manifests"].([]any)[0]
+			list := make([]any, 1025)
+			for i := range list {
+				list[i] = m
+			}
+			idx["manifests"] = list
+			b, _ = json.Marshal(idx)
+			os.WriteFile(filepath.Join(l, "index.json"), b, 0o644)
+		}},
+		{"index bomb: a nested index listed 600 times, listing 600 manifests", "", "more than 1024 manifests and indexes", func(t *testing.T, l string) {
+			var idx map[string]any
+			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
+			if err := json.Unmarshal(b, &idx); err != nil {
+				t.Fatal(err)
+			}
+			m := idx["manifests"].([]any)[0]
+			inner := make([]any, 600)
+			for i := range inner {
+				inner[i] = m
+			}
+			sub, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": inner})
+			sum := sha256.Sum256(sub)
+			os.WriteFile(filepath.Join(l, "blobs/sha256", hex.EncodeToString(sum[:])), sub, 0o644)
+			d := map[string]any{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(sub)}
+			outer := make([]any, 600)
+			for i := range outer {
+				outer[i] = d
+			}
+			idx["manifests"] = outer
+			b, _ = json.Marshal(idx)
+			os.WriteFile(filepath.Join(l, "index.json"), b, 0o644)
 		}},
 		{"index platform the config denies", "linux/arm64", "config is for linux/amd64, not linux/arm64", func(t *testing.T, l string) {
 			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
