@@ -114,7 +114,10 @@ const procMagic = 0x9fa0
 //go:norace
 //go:nocheckptr
 func (k *childPlan) procAttrOK(fd uintptr) syscall.Errno {
-	if _, _, e := syscall.RawSyscall(unix.SYS_FSTATFS, fd, uintptr(unsafe.Pointer(&k.attrFS)), 0); e != 0 {
+	// RawSyscall6 only, not RawSyscall, which would call it: the chain
+	// from the clone stays within the nosplit stack limit, even as a
+	// fuzzing build instruments it.
+	if _, _, e := syscall.RawSyscall6(unix.SYS_FSTATFS, fd, uintptr(unsafe.Pointer(&k.attrFS)), 0, 0, 0, 0); e != 0 {
 		return e
 	}
 	if k.attrFS.Type != procMagic {
