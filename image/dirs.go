@@ -44,6 +44,13 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 		}
 	}
 	m := dirMeta{rel: rel, fresh: fresh, hdr: &tar.Header{Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, PAXRecords: xattrRecords(hdr)}}
+	x.dirXattrs += recordBytes(m.hdr.PAXRecords)
+	if i, ok := x.dirIdx[rel]; ok {
+		x.dirXattrs -= recordBytes(x.dirs[i].hdr.PAXRecords)
+	}
+	if x.dirXattrs > maxDirMeta {
+		return fmt.Errorf("the directories' extended attributes, kept until the end, pass %d MiB", maxDirMeta>>20)
+	}
 	if i, ok := x.dirIdx[rel]; ok {
 		x.dirs[i] = m
 	} else {
@@ -51,6 +58,22 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 		x.dirs = append(x.dirs, m)
 	}
 	return nil
+}
+
+// maxDirMeta bounds what an unpack keeps of its directories' headers
+// until it applies them at the end (xattrs here; whole headers in the
+// layer merge): each header may take MaxHeaderBytes, and an image of a
+// few hundred kilobytes could otherwise hold a million directories with
+// a megabyte of compressible records each.
+var maxDirMeta int64 = 64 << 20 // a variable for tests
+
+// recordBytes is the size of PAX records.
+func recordBytes(r map[string]string) int64 {
+	var n int64
+	for k, v := range r {
+		n += int64(len(k) + len(v))
+	}
+	return n
 }
 
 // xattrRecords keeps only the xattr PAX records of hdr, or nil.

@@ -31,9 +31,12 @@ type extractor struct {
 	log      io.Writer
 	buf      []byte
 
-	dirs    []dirMeta
-	dirIdx  map[string]int // rel → index in dirs
-	rootHdr *tar.Header    // the root entry's metadata, once finish applied it
+	dirs   []dirMeta
+	dirIdx map[string]int // rel → index in dirs
+	// dirXattrs counts the bytes of the xattr records dirs keeps until
+	// finish, bounded by maxDirMeta.
+	dirXattrs int64
+	rootHdr   *tar.Header // the root entry's metadata, once finish applied it
 
 	warnMu sync.Mutex
 	warned map[string]bool

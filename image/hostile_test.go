@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -291,5 +292,44 @@ func TestRootEntryNames(t *testing.T) {
 			}
 			check(t, filepath.Join(dir, "dest"))
 		})
+	}
+}
+
+// TestDirMetaBounded: what an unpack keeps of its directories until the
+// end is bounded (here lowered to 1 MiB): directories with large xattr
+// records, or many layers' directory headers, are refused past it.
+func TestDirMetaBounded(t *testing.T) {
+	old := maxDirMeta
+	maxDirMeta = 1 << 20
+	defer func() { maxDirMeta = old }()
+	big := strings.Repeat("x", 200<<10)
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 8 {
+		hdr := &tar.Header{Name: fmt.Sprintf("d%d/", i), Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.big": big}}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "dirs.tar")
+	if err := os.WriteFile(src, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Unpack(src, filepath.Join(dir, "dest"), UnpackOptions{})
+	if err == nil || !strings.Contains(err.Error(), "extended attributes, kept until the end, pass 1 MiB") {
+		t.Errorf("8 directories of 200 KiB xattrs: %v", err)
+	}
+
+	mg := newMerger()
+	var merr error
+	for l := 0; l < 8 && merr == nil; l++ {
+		merr = mg.add(l, 0, &tar.Header{Name: "d/", Typeflag: tar.TypeDir, PAXRecords: map[string]string{"comment": big}})
+	}
+	if merr == nil || !strings.Contains(merr.Error(), "headers, kept until the layers are merged, pass 1 MiB") {
+		t.Errorf("8 layers' headers of 200 KiB: %v", merr)
 	}
 }

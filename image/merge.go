@@ -45,6 +45,9 @@ type merger struct {
 	root  *mnode
 	links map[int64]int64       // hardlink entry → the non-link entry it shares data with
 	dirs  map[int64]*tar.Header // directory entries' headers
+	// dirBytes counts the bytes of the headers dirs keeps, bounded by
+	// maxDirMeta.
+	dirBytes int64
 }
 
 func newMerger() *merger {
@@ -157,6 +160,9 @@ func (mg *merger) add(l, seq int, hdr *tar.Header) error {
 		n.kids = nil
 	} else {
 		h := *hdr
+		if mg.dirBytes += headerBytes(&h); mg.dirBytes > maxDirMeta {
+			return fmt.Errorf("the directories' headers, kept until the layers are merged, pass %d MiB", maxDirMeta>>20)
+		}
 		mg.dirs[key] = &h
 	}
 	n.key, n.dir, n.size = key, isDir, 0
@@ -266,4 +272,9 @@ func (p *mergePlan) emitted(key int64, hdr *tar.Header) *tar.Header {
 		out.Linkname = t
 	}
 	return &out
+}
+
+// headerBytes is what a kept header holds beyond its fixed fields.
+func headerBytes(h *tar.Header) int64 {
+	return int64(len(h.Name)+len(h.Linkname)+len(h.Uname)+len(h.Gname)) + recordBytes(h.PAXRecords)
 }
