@@ -52,9 +52,25 @@ func (l *Logger) Debugf(format string, args ...any) {
 // Control characters are shown escaped (a tab kept): a container must not
 // be able to move the cursor, clear the console or write what looks like
 // a line of berth's own after a carriage return.
+//
+// A line is shown up to maxConsoleLine bytes (escaped), the rest counted:
+// writing to a serial console holds the log's lock, and at 115200 baud
+// a 64 KiB line would take 6 s, during which the supervisor loop — the
+// only one to ping the watchdog — could not log.
 func (l *Logger) Output(name, line string) {
-	l.line(name+" | "+escapeControls(line), false)
+	shown := escapeControls(line)
+	if len(shown) > maxConsoleLine {
+		cut := maxConsoleLine
+		for cut > 0 && !utf8.RuneStart(shown[cut]) {
+			cut--
+		}
+		shown = fmt.Sprintf("%s… (%d more bytes: berth logs %s)", shown[:cut], len(shown)-cut, name)
+	}
+	l.line(name+" | "+shown, false)
 }
+
+// maxConsoleLine is the most of a container's line the console shows.
+const maxConsoleLine = 512
 
 // escapeControls writes each control character of s but tab — C0, DEL
 // and C1 (U+0080-U+009F, which some terminals take as ESC sequences) — as

@@ -1,6 +1,9 @@
 package boot
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestEscapeControls: a container's line on the console cannot carry a
 // control character (a carriage return that overwrites the line with a
@@ -20,6 +23,26 @@ func TestEscapeControls(t *testing.T) {
 	} {
 		if got := escapeControls(tc.in); got != tc.want {
 			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestConsoleLineCut: the console shows at most 512 bytes of a
+// container's line, cut on a character, and says how much more there is.
+func TestConsoleLineCut(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+	}{
+		{strings.Repeat("a", 512), strings.Repeat("a", 512)},
+		{strings.Repeat("a", 513), strings.Repeat("a", 512) + "… (1 more bytes: berth logs web)"},
+		{strings.Repeat("a", 511) + "é", strings.Repeat("a", 511) + "… (2 more bytes: berth logs web)"},
+		{strings.Repeat("\x1b", 200), strings.Repeat(`\x1b`, 128) + "… (288 more bytes: berth logs web)"},
+	} {
+		var out strings.Builder
+		NewLogger(&out).Output("web", tc.line)
+		_, got, _ := strings.Cut(strings.TrimSuffix(out.String(), "\n"), "web | ")
+		if got != tc.want {
+			t.Errorf("%d-byte line: console shows %d bytes %q, want %q", len(tc.line), len(got), got, tc.want)
 		}
 	}
 }
