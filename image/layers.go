@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 
 	"berth/mmapfs"
 )
@@ -62,15 +63,20 @@ func openLayer(s blobStore, l layer, lim Limits, workers int) (*layerStream, err
 	return ls, nil
 }
 
-// finish reads both streams to their ends and checks the digests.
+// finish reads both streams to their ends, at most maxTrailing bytes of
+// the tar's after its end, and checks the digests.
 func (ls *layerStream) finish() error {
-	_, err := io.Copy(io.Discard, ls.tar)
+	end := ls.tar.n
+	n, err := io.Copy(io.Discard, io.LimitReader(ls.tar, maxTrailing+1))
 	ls.dec.close()
+	if err == nil && n > maxTrailing {
+		err = fmt.Errorf("more than %d bytes after the end of the archive", maxTrailing)
+	}
 	if err == nil {
 		_, err = io.Copy(io.Discard, ls.in)
 	}
 	if err != nil {
-		return fmt.Errorf("after the end of the tar, offset %d: %w", ls.tar.n, err)
+		return fmt.Errorf("after the end of the tar, offset %d: %w", end, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(ls.blobHash.Sum(nil)); ls.l.digest != "" && got != ls.l.digest {
 		return fmt.Errorf("%w: blob is %s", ErrDigestMismatch, got)
@@ -91,6 +97,8 @@ func (ls *layerStream) close() {
 // its data; each layer's digests are checked at its end. Errors name the
 // layer, the entry and its offset in the layer's tar stream.
 func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, seq int, hdr *tar.Header, tr *tar.Reader, headerBytes int64) error) error {
+	budget := decompressBudget(lim)
+	left := budget
 	for l, lay := range layers {
 		err := mmapfs.Guard(func() error {
 			ls, err := openLayer(s, lay, lim, workers)
@@ -98,6 +106,7 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 				return err
 			}
 			defer ls.close()
+			ls.tar.r = &budgetReader{r: ls.tar.r, left: &left, limit: budget}
 			tr := tar.NewReader(ls.tar)
 			var dataEnd int64
 			var prev string
@@ -193,4 +202,37 @@ func (u *unpacker) runLayers(in *input, plan *mergePlan, workers int) error {
 		return fmt.Errorf("unpack %s: %w", u.src, err)
 	}
 	return nil
+}
+
+// decompressBudget bounds the bytes all layers may decompress to, the
+// data of entries a later one replaces or hides included (MaxBytes counts
+// only what is written): twice MaxBytes, and a gigabyte for the headers.
+// A few megabytes of compressed zeros would otherwise keep the image
+// goroutine decompressing for hours, and a shutdown waits for it.
+func decompressBudget(lim Limits) int64 {
+	m := lim.withDefaults().MaxBytes
+	if m > (math.MaxInt64-decompressSlack)/2 {
+		return math.MaxInt64
+	}
+	return 2*m + decompressSlack
+}
+
+// decompressSlack is the budget's allowance for headers and padding (a
+// variable for tests).
+var decompressSlack int64 = 1 << 30
+
+// budgetReader fails once the layers have decompressed more than limit
+// bytes in all (left is what remains, shared by the layers).
+type budgetReader struct {
+	r     io.Reader
+	left  *int64
+	limit int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if *b.left -= int64(n); *b.left < 0 {
+		return n, fmt.Errorf("the layers decompress to more than %d bytes (twice what the image may unpack to, and 1 GiB), the data of replaced entries counted", b.limit)
+	}
+	return n, err
 }

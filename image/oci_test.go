@@ -358,3 +358,27 @@ func TestLayoutRefusedAtOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestLayersDecompressBudget: the layers may decompress to at most twice
+// what the image may unpack to (and a slack, lowered here to nothing),
+// the data of a replaced entry counted: a small layer that expands to
+// much more than is ever written is refused, naming the bound.
+func TestLayersDecompressBudget(t *testing.T) {
+	old := decompressSlack
+	decompressSlack = 0
+	defer func() { decompressSlack = old }()
+	big := strings.Repeat("z", 1<<20)
+	layers := [][]entry{{{name: "a", typ: regT, data: big}}, {{name: "a", typ: regT, data: "small"}}}
+	layout := filepath.Join(t.TempDir(), "layout")
+	writeLayout(t, layout, []testImage{{ref: "t", arch: runtime.GOARCH, layers: layers, compress: "zstd"}}, false)
+	// 1 MiB is written at most (the first "a"), but 2 x 256 KiB is all
+	// the layers may decompress to.
+	_, err := Unpack(layout, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Limits: Limits{MaxBytes: 256 << 10}})
+	if err == nil || !strings.Contains(err.Error(), "the layers decompress to more than 524288 bytes") {
+		t.Errorf("unpack: %v", err)
+	}
+	// With room for both layers' data it unpacks.
+	if _, err := Unpack(layout, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Limits: Limits{MaxBytes: 2 << 20}}); err != nil {
+		t.Errorf("unpack within the budget: %v", err)
+	}
+}
