@@ -1,6 +1,9 @@
 package registry
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // SetRetries makes downloads give up sooner, for tests; it returns the
 // restore.
@@ -15,3 +18,12 @@ var (
 	LockPullDir    = lockPullDir
 	DropOtherPulls = dropOtherPulls
 )
+
+// CheckRoom is checkRoom, for TestCheckRoom.
+func CheckRoom(dir string, sizes ...int64) error {
+	var ls []descriptor
+	for i, n := range sizes {
+		ls = append(ls, descriptor{Digest: fmt.Sprintf("sha256:%064d", i), Size: n})
+	}
+	return checkRoom(dir, ls)
+}

@@ -275,6 +275,9 @@ func (c *client) fetchConfig(ctx context.Context, img *fetched, dir, platform st
 // downloads, keyed by its manifest's digest.
 func (c *client) fetchLayers(ctx context.Context, cache *image.Cache, img *fetched, top, dir string, opts Options) (image.Prepared, error) {
 	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := checkRoom(dir, img.m.Layers); err != nil {
+		return image.Prepared{}, err
+	}
 	prog := newProgress(opts.Progress, img.m.Layers)
 	for i, l := range img.m.Layers {
 		path := filepath.Join(blobs, strings.TrimPrefix(l.Digest, "sha256:"))
@@ -326,4 +329,32 @@ func writeLayout(dir string, img *fetched) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o600)
+}
+
+// checkRoom refuses layers whose declared sizes, less what dir holds of
+// them already, do not fit in the space free on dir's filesystem, less a
+// reserve of 5% of its size (at most 256 MiB), as an unpack keeps: a
+// registry could otherwise fill the data partition with one huge layer,
+// and the partial download stays there to be resumed.
+func checkRoom(dir string, layers []descriptor) error {
+	var need int64
+	for _, l := range layers {
+		need += l.Size // each at most 2^50, 256 of them: no overflow
+		path := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))
+		if _, err := os.Lstat(path); err == nil {
+			need -= l.Size // downloaded already
+		} else if fi, err := os.Lstat(path + ".partial"); err == nil {
+			need -= min(fi.Size(), l.Size)
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil // unknown: the download's own errors stand
+	}
+	bs := int64(st.Bsize)
+	free, reserve := int64(st.Bavail)*bs, min(int64(st.Blocks)*bs/20, 256<<20)
+	if need > free-reserve {
+		return fmt.Errorf("the layers take %d more bytes, and %s has %d free (keeping %d in reserve)", need, dir, free, reserve)
+	}
+	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"berth/image"
 	"berth/image/registry"
 	"berth/image/registry/registrytest"
@@ -563,5 +565,36 @@ func TestDropOtherPulls(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "removed the partial download of another image (stale)") {
 		t.Errorf("log: %q", log.String())
+	}
+}
+
+// TestCheckRoom: a pull refuses layers that do not fit on the cache's
+// filesystem (a 4 MiB tmpfs here, 5% kept in reserve) before fetching
+// any, counting what is downloaded already.
+func TestCheckRoom(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	if err := registry.CheckRoom(dir, 1<<20, 2<<20); err != nil {
+		t.Errorf("3 MiB of layers on a 4 MiB filesystem: %v", err)
+	}
+	if err := registry.CheckRoom(dir, 1<<50); err == nil || !strings.Contains(err.Error(), "the layers take 1125899906842624 more bytes") {
+		t.Errorf("a 1 PiB layer: %v", err)
+	}
+	// Most of a 5 MiB layer downloaded already: what is left fits.
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(blobs, fmt.Sprintf("%064d", 0)+".partial"), make([]byte, 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := registry.CheckRoom(dir, 5<<20); err == nil {
+		t.Error("5 MiB with 3 MiB downloaded and 1 MiB free: no error")
+	}
+	if err := registry.CheckRoom(dir, 3<<20+512<<10); err != nil {
+		t.Errorf("3.5 MiB with 3 MiB downloaded: %v", err)
 	}
 }
