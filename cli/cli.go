@@ -96,6 +96,9 @@ func Run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
+		if v, ok := verbs[args[min(1, len(args)-1)]]; ok && args[0] == "help" && len(args) == 2 {
+			return v.run(c, []string{"-h"}) // berth help VERB is berth VERB -h
+		}
 		c.usage(c.stdout)
 		return exitOK
 	case "--version", "-version":

@@ -17,8 +17,8 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return status, out.String(), errb.String()
 }
 
-// TestHelpExitsZero: -h and --help print the usage once, on stdout, and
-// exit 0, for every verb.
+// TestHelpExitsZero: -h, --help and berth help VERB print the usage once,
+// on stdout, and exit 0, for every verb.
 func TestHelpExitsZero(t *testing.T) {
 	var names []string
 	for name := range verbs {
@@ -28,8 +28,15 @@ func TestHelpExitsZero(t *testing.T) {
 		names = append(names, "image "+name)
 	}
 	for _, name := range names {
-		for _, h := range []string{"-h", "--help"} {
-			status, stdout, stderr := run(t, append(strings.Fields(name), h)...)
+		for _, h := range []string{"-h", "--help", "help"} {
+			args := append(strings.Fields(name), h)
+			if h == "help" { // berth help VERB, for the top verbs
+				if strings.Contains(name, " ") {
+					continue
+				}
+				args = []string{"help", name}
+			}
+			status, stdout, stderr := run(t, args...)
 			if status != 0 || stderr != "" {
 				t.Errorf("berth %s %s: status %d, stderr %q", name, h, status, stderr)
 			}

@@ -11,16 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P]
-       berth image unpack IMAGE DIR [--digest sha256:…] [--pub KEY.pub [--sig FILE]] [--platform P]
+const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P] [--frame-size BYTES]
+       berth image unpack IMAGE DIR [--digest sha256:…] [--pub KEY.pub [--sig FILE]] [--platform P] [--progress]
        berth image ls IMAGE [PATH] [--json]
        berth image cat IMAGE PATH
        berth image digest IMAGE [--platform P]
        berth image keygen -o NAME
-       berth image sign --key NAME.key IMAGE [--sig FILE]
-       berth image verify --pub NAME.pub IMAGE [--sig FILE]
-       berth image gc [--cache DIR] [--keep sha256:…]... [--config FILE]
-       berth image push IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE]
+       berth image sign --key NAME.key IMAGE [--sig FILE] [--platform P]
+       berth image verify --pub NAME.pub IMAGE [--sig FILE] [--platform P]
+       berth image gc [--cache DIR] [--state DIR] [--keep sha256:…]... [--config FILE]
+       berth image push IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE] [--insecure]
 
 pack    writes a berth image (seekable zstd tar with an index) of SRC — a
         directory, a tar, .tar.gz or .tar.zst, an OCI image layout (directory

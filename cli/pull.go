@@ -119,7 +119,7 @@ func pullMain(c *ctx, args []string) int {
 
 // imagePush is `berth image push IMAGE docker://…`.
 func imagePush(c *ctx, args []string) int {
-	cmd := c.command("image push", "IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE]",
+	cmd := c.command("image push", "IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE] [--insecure]",
 		"Publishes a berth image as an OCI image whose one layer (tar+zstd) is the\nfile itself, byte for byte, and its signature (IMAGE.sig or --sig FILE) when\nthere is one, as the tag sha256-HEX.sig. Prints the manifest digest.")
 	rf := cmd.registryFlags()
 	sig := cmd.fs.String("sig", "", "signature `FILE` to push with it (default IMAGE.sig when it exists)")

@@ -45,7 +45,7 @@ Exit status: CMD's, 128+N when signal N killed it, 125 setup failed,
 126 CMD not executable, 127 CMD not found, 2 bad flags or values.`
 
 func newRunFlags(c *ctx) *runFlags {
-	cmd := c.command("run", "[FLAGS] ROOTFS [--] CMD [ARG...]", runAbout)
+	cmd := c.command("run", "[FLAGS] ROOTFS [--] [CMD [ARG...]]", runAbout)
 	fs := cmd.fs
 	f := &runFlags{cmd: cmd}
 	f.memory = fs.String("memory", "", "memory limit, e.g. 64M (K, M, G: powers of 1024; at least 256K)")
