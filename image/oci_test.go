@@ -302,42 +302,16 @@ func TestLayoutRefusedAtOpen(t *testing.T) {
 			}
 		}},
 		{"index listing 1025 manifests", "", "more than 1024 manifests and indexes", func(t *testing.T, l string) {
-			var idx map[string]any
-			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
-			if err := json.Unmarshal(b, &idx); err != nil {
-				t.Fatal(err)
-			}
-			m := idx["manifests"].([]any)[0]
-			list := make([]any, 1025)
-			for i := range list {
-				list[i] = m
-			}
-			idx["manifests"] = list
-			b, _ = json.Marshal(idx)
-			os.WriteFile(filepath.Join(l, "index.json"), b, 0o644)
+			rewriteIndex(t, l, func(m any) []any { return slices.Repeat([]any{m}, 1025) })
 		}},
 		{"index bomb: a nested index listed 600 times, listing 600 manifests", "", "more than 1024 manifests and indexes", func(t *testing.T, l string) {
-			var idx map[string]any
-			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
-			if err := json.Unmarshal(b, &idx); err != nil {
-				t.Fatal(err)
-			}
-			m := idx["manifests"].([]any)[0]
-			inner := make([]any, 600)
-			for i := range inner {
-				inner[i] = m
-			}
-			sub, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": inner})
-			sum := sha256.Sum256(sub)
-			os.WriteFile(filepath.Join(l, "blobs/sha256", hex.EncodeToString(sum[:])), sub, 0o644)
-			d := map[string]any{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(sub)}
-			outer := make([]any, 600)
-			for i := range outer {
-				outer[i] = d
-			}
-			idx["manifests"] = outer
-			b, _ = json.Marshal(idx)
-			os.WriteFile(filepath.Join(l, "index.json"), b, 0o644)
+			rewriteIndex(t, l, func(m any) []any {
+				sub, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": mediaIndex, "manifests": slices.Repeat([]any{m}, 600)})
+				sum := sha256.Sum256(sub)
+				os.WriteFile(filepath.Join(l, "blobs/sha256", hex.EncodeToString(sum[:])), sub, 0o644)
+				d := map[string]any{"mediaType": mediaIndex, "digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(sub)}
+				return slices.Repeat([]any{d}, 600)
+			})
 		}},
 		{"index platform the config denies", "linux/arm64", "config is for linux/amd64, not linux/arm64", func(t *testing.T, l string) {
 			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
@@ -380,5 +354,21 @@ func TestLayersDecompressBudget(t *testing.T) {
 	// With room for both layers' data it unpacks.
 	if _, err := Unpack(layout, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Limits: Limits{MaxBytes: 2 << 20}}); err != nil {
 		t.Errorf("unpack within the budget: %v", err)
+	}
+}
+
+// rewriteIndex replaces the manifests of layout l's index.json by what
+// list makes of its first one.
+func rewriteIndex(t *testing.T, l string, list func(first any) []any) {
+	t.Helper()
+	var idx map[string]any
+	b, _ := os.ReadFile(filepath.Join(l, "index.json"))
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	idx["manifests"] = list(idx["manifests"].([]any)[0])
+	b, _ = json.Marshal(idx)
+	if err := os.WriteFile(filepath.Join(l, "index.json"), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
