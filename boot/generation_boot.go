@@ -176,6 +176,10 @@ func (s *supervisor) bootImagesReady() {
 func (s *supervisor) recordFirst() {
 	g := s.b.gens
 	n := g.rec.nextNumber()
+	if n > maxGeneration {
+		s.b.log.Printf("warning: the boot config file is not recorded: generation numbers are used up (%d)", maxGeneration)
+		return
+	}
 	gen := &generation{genMeta: genMeta{Number: n, Source: g.bootPath, Images: map[string]genImage{}, Made: time.Now().UTC()}, Config: g.bootData}
 	g.mu.Lock()
 	for i, cc := range s.b.cfg.Container {

@@ -36,7 +36,9 @@ type Rollback struct {
 }
 
 // maxGeneration bounds a generation's number: one update a second for
-// 68 years, and far from int's end, so the next number never wraps.
+// 68 years, and far from int's end, so the next number never wraps. A
+// record at the bound is read; an update past it is refused before
+// anything is written.
 const maxGeneration = 1<<31 - 1
 
 // check refuses a record no berth would have written.

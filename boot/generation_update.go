@@ -145,7 +145,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 		return fmt.Sprintf("nothing changed: generation %d stays", rec.Committed), nil
 	}
 	// Phase 2.
-	gen.Number = rec.nextNumber()
+	if gen.Number = rec.nextNumber(); gen.Number > maxGeneration {
+		return "", fmt.Errorf("%s refused, nothing changed: generation numbers are used up (%d)", verb, maxGeneration)
+	}
 	g := s.b.gens
 	if err := g.store.writeGeneration(gen); err != nil {
 		return "", fmt.Errorf("%s refused, nothing changed: %w", verb, err)
