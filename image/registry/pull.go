@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"berth/image"
 
@@ -126,7 +128,7 @@ func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p 
 		return p, fmt.Errorf("pull %s: %w", r, err)
 	}
 	defer unlock()
-	dropOtherPulls(filepath.Dir(dir), filepath.Base(dir), log)
+	dropOtherPulls(filepath.Dir(dir), filepath.Base(dir), staleDownload, log)
 	cfg, err := c.fetchConfig(ctx, img, dir, opts.Platform)
 	if err != nil {
 		return p, fmt.Errorf("pull %s: %w", r, err)
@@ -178,9 +180,15 @@ func (c *client) cached(ctx context.Context, cache *image.Cache, img *fetched, t
 func lockPullDir(dir string) (func(), error) {
 	for {
 		if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // a parent removed meanwhile, as above
+			}
 			return nil, err
 		}
 		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT {
+			continue // removed before it was locked (dropOtherPulls): make it again
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
@@ -205,13 +213,21 @@ func lockPullDir(dir string) (func(), error) {
 	}
 }
 
+// staleDownload is how long a partial download of another image is kept
+// for its own pull to resume: a day untouched.
+const staleDownload = 24 * time.Hour
+
 // dropOtherPulls removes the downloads of other images under root (the
-// cache's .pull), keeping keep's and those another pull holds locked: a
-// registry (or a mirror) that serves a new manifest each time a download
-// breaks would otherwise pile up partial downloads on the data partition,
-// pull after pull. So an interrupted pull resumes as long as no other
-// image is pulled in between.
-func dropOtherPulls(root, keep string, log io.Writer) {
+// cache's .pull) untouched for olderThan, keeping keep's and those another
+// pull holds locked. A pull drops the stale ones when it starts, and all
+// it may when it needs their room (checkRoom): a registry (or a mirror)
+// that serves a new manifest each time a download breaks cannot pile
+// partial downloads up on the data partition, and two images pulled by
+// turns over a flaky link still resume each other's.
+func dropOtherPulls(root, keep string, olderThan time.Duration, log io.Writer) {
+	if log == nil {
+		log = io.Discard
+	}
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return
@@ -231,7 +247,8 @@ func dropOtherPulls(root, keep string, log io.Writer) {
 		}
 		var locked, now unix.Stat_t
 		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil && unix.Fstat(fd, &locked) == nil &&
-			unix.Lstat(path, &now) == nil && now.Dev == locked.Dev && now.Ino == locked.Ino {
+			unix.Lstat(path, &now) == nil && now.Dev == locked.Dev && now.Ino == locked.Ino &&
+			time.Since(lastWrite(path)) >= olderThan {
 			if err := os.RemoveAll(path); err != nil {
 				fmt.Fprintf(log, "pull: removing the partial download %s: %v\n", path, err)
 			} else {
@@ -276,7 +293,11 @@ func (c *client) fetchConfig(ctx context.Context, img *fetched, dir, platform st
 func (c *client) fetchLayers(ctx context.Context, cache *image.Cache, img *fetched, top, dir string, opts Options) (image.Prepared, error) {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := checkRoom(dir, img.m.Layers); err != nil {
-		return image.Prepared{}, err
+		// Room first, then other images' downloads, however recent.
+		dropOtherPulls(filepath.Dir(dir), filepath.Base(dir), 0, opts.Log)
+		if err := checkRoom(dir, img.m.Layers); err != nil {
+			return image.Prepared{}, err
+		}
 	}
 	prog := newProgress(opts.Progress, img.m.Layers)
 	for i, l := range img.m.Layers {
@@ -357,4 +378,19 @@ func checkRoom(dir string, layers []descriptor) error {
 		return fmt.Errorf("the layers take %d more bytes, and %s has %d free (keeping %d in reserve)", need, dir, free, reserve)
 	}
 	return nil
+}
+
+// lastWrite is the newest modification time in a download directory (its
+// blobs and their partial files), or the zero time.
+func lastWrite(dir string) time.Time {
+	var t time.Time
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil {
+			if fi, err := d.Info(); err == nil && fi.ModTime().After(t) {
+				t = fi.ModTime()
+			}
+		}
+		return nil
+	})
+	return t
 }

@@ -553,8 +553,14 @@ func TestDropOtherPulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
+	// A recent download of another image is kept for its own pull...
 	var log strings.Builder
-	registry.DropOtherPulls(root, "mine", &log)
+	registry.DropOtherPulls(root, "mine", time.Hour, &log)
+	if _, err := os.Stat(filepath.Join(root, "stale")); err != nil {
+		t.Fatalf("a download written a moment ago was dropped as stale: %v", err)
+	}
+	// ...until it is old, or its room is needed (0: however recent).
+	registry.DropOtherPulls(root, "mine", 0, &log)
 	for name, want := range map[string]bool{"mine": true, "busy": true, "stale": false, "link": false} {
 		if _, err := os.Lstat(filepath.Join(root, name)); (err == nil) != want {
 			t.Errorf("%s: present %v, want %v", name, err == nil, want)
