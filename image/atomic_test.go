@@ -277,8 +277,9 @@ func TestUnpackBusy(t *testing.T) {
 }
 
 // TestStagingHostileLeftovers: what a process that writes the target
-// planted as a staging directory's leftovers is never followed: a
-// directory swapped for a symlink keeps its target's mode, and a journal
+// planted as a staging directory's leftovers is never followed: the
+// removal's chmod walk leaves what symlinks at any depth point to alone,
+// and a journal
 // that is a FIFO, a symlink or too large is refused, not read.
 func TestStagingHostileLeftovers(t *testing.T) {
 	victim := t.TempDir()
@@ -286,21 +287,34 @@ func TestStagingHostileLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	link := filepath.Join(dir, "d")
-	if err := os.Symlink(victim, link); err != nil {
+	tree := filepath.Join(dir, "tree")
+	for _, d := range []string{"tree/a/b", "tree/c"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []string{"tree/link", "tree/a/link", "tree/a/b/link"} {
+		if err := os.Symlink(victim, filepath.Join(dir, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"tree/a/b", "tree/a", "tree/c"} {
+		if err := os.Chmod(filepath.Join(dir, d), 0o500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd, err := unix.Open(tree, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	chmodDirNoFollow(link, 0o700)
+	chmodTreeAt(fd, 0)
 	if fi, err := os.Stat(victim); err != nil || fi.Mode().Perm() != 0o751 {
-		t.Errorf("the directory behind the symlink: %v, %v; want mode 0751", fi.Mode(), err)
+		t.Errorf("the directory behind the symlinks: %v, %v; want mode 0751", fi.Mode(), err)
 	}
-	real := filepath.Join(dir, "real")
-	if err := os.Mkdir(real, 0o500); err != nil {
-		t.Fatal(err)
-	}
-	chmodDirNoFollow(real, 0o700)
-	if fi, _ := os.Stat(real); fi.Mode().Perm() != 0o700 {
-		t.Errorf("a real directory: mode %v, want 0700", fi.Mode().Perm())
+	for _, d := range []string{"tree", "tree/a", "tree/a/b", "tree/c"} {
+		if fi, _ := os.Lstat(filepath.Join(dir, d)); fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, want 0700", d, fi.Mode().Perm())
+		}
 	}
 
 	fifo := filepath.Join(dir, "fifo")

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -77,25 +76,35 @@ func removeTree(p string) error {
 	if err := os.RemoveAll(p); err == nil {
 		return nil
 	}
-	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			chmodDirNoFollow(q, 0o700)
-		}
-		return nil
-	})
+	if fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		chmodTreeAt(fd, 0)
+	}
 	return os.RemoveAll(p)
 }
 
-// chmodDirNoFollow changes the mode of the directory at p, never of what
-// a symlink swapped in its place points to: it is opened O_PATH without
-// following, and changed through that handle.
-func chmodDirNoFollow(p string, mode uint32) {
-	fd, err := unix.Open(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
+// maxChmodDepth bounds chmodTreeAt's descent (one fd per level).
+const maxChmodDepth = 256
+
+// chmodTreeAt makes the directory fd and those under it 0700, and closes
+// fd. It goes down through handles opened without following symlinks, so
+// a directory swapped for a symlink anywhere in the tree (by a container
+// that writes it) is never followed, however deep.
+func chmodTreeAt(fd, depth int) {
+	dir := os.NewFile(uintptr(fd), "")
+	defer dir.Close()
+	_ = unix.Fchmod(fd, 0o700)
+	if depth >= maxChmodDepth {
 		return
 	}
-	defer unix.Close(fd)
-	_ = unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+	ents, _ := dir.ReadDir(-1)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if sub, err := unix.Openat(fd, e.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			chmodTreeAt(sub, depth+1)
+		}
+	}
 }
 
 // maxJournal bounds a staging directory's journal: the names of the top
