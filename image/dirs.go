@@ -47,9 +47,11 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 	x.dirXattrs += recordBytes(m.hdr.PAXRecords)
 	if i, ok := x.dirIdx[rel]; ok {
 		x.dirXattrs -= recordBytes(x.dirs[i].hdr.PAXRecords)
+	} else {
+		x.dirXattrs += dirMetaFixed + int64(len(rel))
 	}
 	if x.dirXattrs > maxDirMeta {
-		return fmt.Errorf("the directories' extended attributes, kept until the end, pass %d MiB", maxDirMeta>>20)
+		return fmt.Errorf("the directories' metadata, kept until the end, passes %d MiB", maxDirMeta>>20)
 	}
 	if i, ok := x.dirIdx[rel]; ok {
 		x.dirs[i] = m
@@ -66,6 +68,10 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 // few hundred kilobytes could otherwise hold a million directories with
 // a megabyte of compressible records each.
 var maxDirMeta int64 = 64 << 20 // a variable for tests
+
+// dirMetaFixed is what one kept directory costs besides its name and
+// records: its dirMeta, tar.Header and index entry, rounded up.
+const dirMetaFixed = 512
 
 // recordBytes is the size of PAX records.
 func recordBytes(r map[string]string) int64 {

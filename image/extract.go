@@ -33,8 +33,8 @@ type extractor struct {
 
 	dirs   []dirMeta
 	dirIdx map[string]int // rel → index in dirs
-	// dirXattrs counts the bytes of the xattr records dirs keeps until
-	// finish, bounded by maxDirMeta.
+	// dirXattrs counts what dirs keeps until finish (names, xattr
+	// records, dirMetaFixed each), bounded by maxDirMeta.
 	dirXattrs int64
 	rootHdr   *tar.Header // the root entry's metadata, once finish applied it
 

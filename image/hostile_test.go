@@ -320,7 +320,7 @@ func TestDirMetaBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Unpack(src, filepath.Join(dir, "dest"), UnpackOptions{})
-	if err == nil || !strings.Contains(err.Error(), "extended attributes, kept until the end, pass 1 MiB") {
+	if err == nil || !strings.Contains(err.Error(), "metadata, kept until the end, passes 1 MiB") {
 		t.Errorf("8 directories of 200 KiB xattrs: %v", err)
 	}
 
@@ -331,5 +331,23 @@ func TestDirMetaBounded(t *testing.T) {
 	}
 	if merr == nil || !strings.Contains(merr.Error(), "headers, kept until the layers are merged, pass 1 MiB") {
 		t.Errorf("8 layers' headers of 200 KiB: %v", merr)
+	}
+
+	// Many directories with long names and no records count too.
+	buf.Reset()
+	tw = tar.NewWriter(&buf)
+	long := strings.Repeat("n", 200)
+	for i := range 4000 {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s%05d/", long, i), Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	if err := os.WriteFile(src, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Unpack(src, filepath.Join(dir, "dest2"), UnpackOptions{})
+	if err == nil || !strings.Contains(err.Error(), "metadata, kept until the end, passes 1 MiB") {
+		t.Errorf("4000 directories of 205-byte names: %v", err)
 	}
 }

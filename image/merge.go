@@ -274,7 +274,8 @@ func (p *mergePlan) emitted(key int64, hdr *tar.Header) *tar.Header {
 	return &out
 }
 
-// headerBytes is what a kept header holds beyond its fixed fields.
+// headerBytes is what a kept header costs: its strings and records, and
+// dirMetaFixed.
 func headerBytes(h *tar.Header) int64 {
-	return int64(len(h.Name)+len(h.Linkname)+len(h.Uname)+len(h.Gname)) + recordBytes(h.PAXRecords)
+	return dirMetaFixed + int64(len(h.Name)+len(h.Linkname)+len(h.Uname)+len(h.Gname)) + recordBytes(h.PAXRecords)
 }
