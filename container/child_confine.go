@@ -124,7 +124,7 @@ func (k *childPlan) procAttrOK(fd uintptr) syscall.Errno {
 		return unix.EXDEV
 	}
 	_, _, e1 := syscall.RawSyscall6(unix.SYS_STATX, fd, uintptr(unsafe.Pointer(&k.empty[0])), unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, uintptr(unsafe.Pointer(&k.attrMnt)), 0)
-	_, _, e2 := syscall.RawSyscall6(unix.SYS_STATX, atFDCWD, uintptr(unsafe.Pointer(&procPath[0])), 0, unix.STATX_MNT_ID, uintptr(unsafe.Pointer(&k.procMnt)), 0)
+	_, _, e2 := syscall.RawSyscall6(unix.SYS_STATX, atFDCWD, uintptr(unsafe.Pointer(&procPath[0])), unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, uintptr(unsafe.Pointer(&k.procMnt)), 0)
 	if e1 != 0 || e2 != 0 || k.attrMnt.Mask&unix.STATX_MNT_ID == 0 || k.procMnt.Mask&unix.STATX_MNT_ID == 0 {
 		return 0 // a kernel before 5.8 has no mount ids: the type check stands alone
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -188,20 +189,30 @@ func readJournal(path string) ([]byte, error) {
 // limit+1 bytes are read. follow says whether a symlink at path is
 // followed (to a regular file, still).
 func readSmallFile(path string, limit int64, follow bool) ([]byte, error) {
-	flags := os.O_RDONLY | unix.O_NONBLOCK
+	// An O_PATH handle first: opening a device (a tty, a watchdog) can
+	// act, so the file is opened for reading only once it is known to be
+	// a regular one, through that handle.
+	flags := unix.O_PATH | unix.O_CLOEXEC
 	if !follow {
 		flags |= unix.O_NOFOLLOW
 	}
-	f, err := os.OpenFile(path, flags, 0)
+	h, err := unix.Open(path, flags, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
+	defer unix.Close(h)
+	var st unix.Stat_t
+	if err := unix.Fstat(h, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(h), os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err == nil && int64(len(b)) > limit {
 		err = fmt.Errorf("%s: larger than the %d bytes it may have", path, limit)
