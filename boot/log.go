@@ -53,20 +53,26 @@ func (l *Logger) Debugf(format string, args ...any) {
 // be able to move the cursor, clear the console or write what looks like
 // a line of berth's own after a carriage return.
 //
-// A line is shown up to maxConsoleLine bytes (escaped), the rest counted:
+// A line is shown up to maxConsoleLine bytes as written (escaped), the
+// rest counted:
 // writing to a serial console holds the log's lock, and at 115200 baud
 // a 64 KiB line would take 6 s, during which the supervisor loop — the
 // only one to ping the watchdog — could not log.
 func (l *Logger) Output(name, line string) {
-	shown := escapeControls(line)
-	if len(shown) > maxConsoleLine {
-		cut := maxConsoleLine
-		for cut > 0 && !utf8.RuneStart(shown[cut]) {
-			cut--
-		}
-		shown = fmt.Sprintf("%s… (%d more bytes: berth logs %s)", shown[:cut], len(shown)-cut, name)
+	if len(line) <= maxConsoleLine {
+		l.line(name+" | "+escapeControls(line), false)
+		return
 	}
-	l.line(name+" | "+shown, false)
+	// Cut the line as written, on a character when one starts within
+	// the last three bytes, then escape what is shown.
+	cut := maxConsoleLine
+	for back := 0; back < utf8.UTFMax-1 && !utf8.RuneStart(line[cut]); back++ {
+		cut--
+	}
+	if !utf8.RuneStart(line[cut]) {
+		cut = maxConsoleLine
+	}
+	l.line(fmt.Sprintf("%s | %s… (%d more bytes: berth logs %s)", name, escapeControls(line[:cut]), len(line)-cut, name), false)
 }
 
 // maxConsoleLine is the most of a container's line the console shows.

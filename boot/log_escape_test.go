@@ -36,7 +36,8 @@ func TestConsoleLineCut(t *testing.T) {
 		{strings.Repeat("a", 512), strings.Repeat("a", 512)},
 		{strings.Repeat("a", 513), strings.Repeat("a", 512) + "… (1 more bytes: berth logs web)"},
 		{strings.Repeat("a", 511) + "é", strings.Repeat("a", 511) + "… (2 more bytes: berth logs web)"},
-		{strings.Repeat("\x1b", 200), strings.Repeat(`\x1b`, 128) + "… (288 more bytes: berth logs web)"},
+		{strings.Repeat("\x1b", 513), strings.Repeat(`\x1b`, 512) + "… (1 more bytes: berth logs web)"},
+		{strings.Repeat("\xa0", 600), strings.Repeat("\xa0", 512) + "… (88 more bytes: berth logs web)"},
 	} {
 		var out strings.Builder
 		NewLogger(&out).Output("web", tc.line)
