@@ -20,8 +20,11 @@ const (
 	annotationRefName = "org.opencontainers.image.ref.name"
 	maxIndexDepth     = 4
 	// maxIndexEntries bounds the descriptors of an image's indexes, all
-	// levels together (the registry client's bound for one index).
-	maxIndexEntries = 1024
+	// levels together (a layout used as a store of many tagged images
+	// fits), and maxNestedIndexes the nested indexes read (each may be a
+	// 4 MiB blob to parse).
+	maxIndexEntries  = 16384
+	maxNestedIndexes = 64
 )
 
 type descriptor struct {
@@ -182,7 +185,7 @@ func (in *input) openOCI(platform string) error {
 		return err
 	}
 	var all []candidate
-	budget := maxIndexEntries
+	budget := indexBudget{entries: maxIndexEntries, nested: maxNestedIndexes}
 	if err := in.collect(index, 0, &all, &budget); err != nil {
 		return err
 	}
@@ -212,23 +215,30 @@ func (in *input) openOCI(platform string) error {
 	return in.setLayers(m.Layers, cfg)
 }
 
+// indexBudget is what collect may still visit: descriptors, nested ones
+// included, and nested indexes read.
+type indexBudget struct{ entries, nested int }
+
 // collect lists the manifests reachable from an index; only the top level
-// is filtered by ref, as the OCI layout spec names refs there. budget is
-// how many more descriptors, nested ones included, may be visited: an
-// index listing the same nested index thousands of times would otherwise
-// make berth read and keep millions of candidates before any digest or
+// is filtered by ref, as the OCI layout spec names refs there. budget
+// bounds the descriptors visited and the nested indexes read: an index
+// listing the same nested index thousands of times would otherwise make
+// berth read and keep millions of candidates before any digest or
 // signature is checked.
-func (in *input) collect(index ociIndex, depth int, out *[]candidate, budget *int) error {
+func (in *input) collect(index ociIndex, depth int, out *[]candidate, budget *indexBudget) error {
 	if depth > maxIndexDepth {
 		return errors.New("image indexes nested too deeply")
 	}
 	for _, d := range index.Manifests {
-		if *budget--; *budget < 0 {
+		if budget.entries--; budget.entries < 0 {
 			return fmt.Errorf("image indexes list more than %d manifests and indexes, nested ones counted", maxIndexEntries)
 		}
 		ref := d.Annotations[annotationRefName]
 		switch d.MediaType {
 		case mediaIndex, mediaDockerList:
+			if budget.nested--; budget.nested < 0 {
+				return fmt.Errorf("image indexes name more than %d nested indexes", maxNestedIndexes)
+			}
 			var sub ociIndex
 			if err := readBlobJSON(in.store, d, &sub); err != nil {
 				return err

@@ -301,17 +301,11 @@ func TestLayoutRefusedAtOpen(t *testing.T) {
 				}
 			}
 		}},
-		{"index listing 1025 manifests", "", "more than 1024 manifests and indexes", func(t *testing.T, l string) {
-			rewriteIndex(t, l, func(m any) []any { return slices.Repeat([]any{m}, 1025) })
+		{"65 nested indexes", "", "more than 64 nested indexes", func(t *testing.T, l string) {
+			rewriteIndex(t, l, func(m any) []any { return slices.Repeat([]any{nestedIndex(t, l, m, 1)}, 65) })
 		}},
-		{"index bomb: a nested index listed 600 times, listing 600 manifests", "", "more than 1024 manifests and indexes", func(t *testing.T, l string) {
-			rewriteIndex(t, l, func(m any) []any {
-				sub, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": mediaIndex, "manifests": slices.Repeat([]any{m}, 600)})
-				sum := sha256.Sum256(sub)
-				os.WriteFile(filepath.Join(l, "blobs/sha256", hex.EncodeToString(sum[:])), sub, 0o644)
-				d := map[string]any{"mediaType": mediaIndex, "digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(sub)}
-				return slices.Repeat([]any{d}, 600)
-			})
+		{"index bomb: a nested index listed 60 times, listing 300 manifests", "", "more than 16384 manifests and indexes", func(t *testing.T, l string) {
+			rewriteIndex(t, l, func(m any) []any { return slices.Repeat([]any{nestedIndex(t, l, m, 300)}, 60) })
 		}},
 		{"index platform the config denies", "linux/arm64", "config is for linux/amd64, not linux/arm64", func(t *testing.T, l string) {
 			b, _ := os.ReadFile(filepath.Join(l, "index.json"))
@@ -371,4 +365,16 @@ func rewriteIndex(t *testing.T, l string, list func(first any) []any) {
 	if err := os.WriteFile(filepath.Join(l, "index.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// nestedIndex writes an index blob listing m n times into layout l and
+// returns its descriptor.
+func nestedIndex(t *testing.T, l string, m any, n int) any {
+	t.Helper()
+	sub, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": mediaIndex, "manifests": slices.Repeat([]any{m}, n)})
+	sum := sha256.Sum256(sub)
+	if err := os.WriteFile(filepath.Join(l, "blobs/sha256", hex.EncodeToString(sum[:])), sub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]any{"mediaType": mediaIndex, "digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(sub)}
 }
