@@ -185,7 +185,7 @@ func (in *input) openOCI(platform string) error {
 		return err
 	}
 	var all []candidate
-	budget := indexBudget{entries: maxIndexEntries, nested: maxNestedIndexes}
+	budget := indexBudget{entries: maxIndexEntries, nested: maxNestedIndexes, platforms: map[string]Platform{}}
 	if err := in.collect(index, 0, &all, &budget); err != nil {
 		return err
 	}
@@ -217,7 +217,10 @@ func (in *input) openOCI(platform string) error {
 
 // indexBudget is what collect may still visit: descriptors, nested ones
 // included, and nested indexes read.
-type indexBudget struct{ entries, nested int }
+type indexBudget struct {
+	entries, nested int
+	platforms       map[string]Platform // manifestPlatform's answers, by digest
+}
 
 // collect lists the manifests reachable from an index; only the top level
 // is filtered by ref, as the OCI layout spec names refs there. budget
@@ -256,9 +259,13 @@ func (in *input) collect(index ociIndex, depth int, out *[]candidate, budget *in
 			if d.Platform != nil {
 				c.platform = *d.Platform
 			} else {
-				p, err := in.manifestPlatform(d)
-				if err != nil {
-					return err
+				p, seen := budget.platforms[d.Digest]
+				if !seen { // each manifest read once, however often listed
+					var err error
+					if p, err = in.manifestPlatform(d); err != nil {
+						return err
+					}
+					budget.platforms[d.Digest] = p
 				}
 				c.platform = p
 			}
