@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,6 +147,10 @@ func TestREADMECommands(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), readmeBlockTimeout)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\n"+strings.Join(script, "\n"))
+		// On the bound, the whole block goes: what it started in the
+		// background (berth boot, a container) too.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		cmd.WaitDelay = 5 * time.Second
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(berthBin)+":"+os.Getenv("PATH"))
