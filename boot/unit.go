@@ -209,7 +209,7 @@ func forEachLine(r io.Reader, max int, fn func(string)) {
 			fn(string(b))
 			split = true
 			continue
-		case split && len(b) == 1 && b[0] == '\n':
+		case split && (string(b) == "\n" || string(b) == "\r\n"):
 			// The newline right after a piece ends that line: no empty one.
 		case len(b) > 0 && b[len(b)-1] == '\n':
 			b = b[:len(b)-1]

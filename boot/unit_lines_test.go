@@ -26,6 +26,7 @@ func TestForEachLine(t *testing.T) {
 		{"line of max+1 bytes", long + "y\nz\n", []string{long, "y", "z"}},
 		{"line of 3 max bytes", long + long + long + "\nafter\n", []string{long, long, long, "after"}},
 		{"long line, then an empty one", long + "\n\n", []string{long, ""}},
+		{"line of exactly max bytes, CRLF", long + "\r\nz\n", []string{long, "z"}},
 	}
 	for _, tc := range tests {
 		// Whole, and a byte at a time, as a pipe may deliver it.
