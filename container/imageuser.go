@@ -5,12 +5,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/regfile"
 )
 
 // maxIDFile bounds the bytes of an image's /etc/passwd or /etc/group that
@@ -98,24 +99,14 @@ func readIDFile(root *os.File, rel string) ([]byte, error) {
 		return nil, fmt.Errorf("the image's /%s: %w", rel, &os.PathError{Op: "open", Path: "/" + rel, Err: err})
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("the image's /%s: %w", rel, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	b, err := regfile.Read(fd, maxIDFile)
+	switch {
+	case errors.Is(err, regfile.ErrNotRegular):
 		return nil, fmt.Errorf("the image's /%s is not a regular file", rel)
-	}
-	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("the image's /%s: %w", rel, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxIDFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("the image's /%s: %w", rel, err)
-	}
-	if len(b) > maxIDFile {
+	case errors.Is(err, regfile.ErrTooLarge):
 		return nil, fmt.Errorf("the image's /%s is over the limit of %d bytes", rel, maxIDFile)
+	case err != nil:
+		return nil, fmt.Errorf("the image's /%s: %w", rel, err)
 	}
 	return b, nil
 }

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/regfile"
 )
 
 // Staging directories. An all-or-nothing unpack writes its tree into a
@@ -201,21 +201,9 @@ func readSmallFile(path string, limit int64, follow bool) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(h)
-	var st unix.Stat_t
-	if err := unix.Fstat(h, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(h), os.O_RDONLY|unix.O_NONBLOCK, 0)
+	b, err := regfile.Read(h, limit)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err == nil && int64(len(b)) > limit {
-		err = fmt.Errorf("%s: larger than the %d bytes it may have", path, limit)
-	}
-	return b, err
+	return b, nil
 }
