@@ -85,14 +85,17 @@ host-deps:
 # (the CNCF distribution registry 2.8), skopeo, and htpasswd for basic
 # auth's bcrypt file. Installing docker-registry would start its service
 # on :5000: a policy-rc.d that answers 101 keeps it stopped (the tests
-# start their own, on free ports).
+# start their own, on free ports). A policy-rc.d the machine already has
+# (Docker images ship one) is set aside meanwhile and put back.
 REGISTRY_TOOLS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils
 registry-deps: | host-deps
 	@if ! command -v docker-registry >/dev/null; then \
-	  test -e /usr/sbin/policy-rc.d && { echo "registry-deps: /usr/sbin/policy-rc.d exists; install docker-registry by hand"; exit 1; }; \
-	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d; \
+	  rc=/usr/sbin/policy-rc.d saved=/usr/sbin/policy-rc.d.berth-saved; \
+	  if test -e $$saved; then mv -f $$saved $$rc; fi; \
+	  if test -e $$rc; then mv $$rc $$saved; fi; \
+	  printf '#!/bin/sh\nexit 101\n' > $$rc && chmod 755 $$rc; \
 	  $(call install,docker-registry:docker-registry); status=$$?; \
-	  rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	  rm -f $$rc; if test -e $$saved; then mv $$saved $$rc; fi; exit $$status; \
 	fi
 	@$(call install,$(REGISTRY_TOOLS))
 # AppArmor's compiler and SELinux's reference policy, for the security

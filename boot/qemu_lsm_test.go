@@ -71,7 +71,7 @@ name = "admin"
 image = "/images/demo.tar.zst"
 after = ["confined", "plain", "landlock", "landlock-userns"]
 oneshot = true
-command = ["/bin/sh", "-c", "echo ps=$(berth ps --json | tr -d ' \\n'); berth status | grep -E '^(security|policy|confined)'"]
+command = ["/bin/sh", "-c", "berth ps --json | tr -d ' ' | sed 's/^/ps=/'; berth status | grep -E '^(security|policy|confined)'"]
 ` + adminMounts
 
 // compileProfile compiles testdata/apparmor/NAME with Debian's

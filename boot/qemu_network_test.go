@@ -80,7 +80,7 @@ ip link set "$nic" name uplink0
 until berth ps | grep -q '^web .*exited'; do sleep 0.2; done
 echo "== status"
 berth status
-echo "json: $(berth status --json | tr -d ' \n')"
+berth status --json | tr -d ' ' | sed 's/^/json: /'
 wget -q -O - http://192.168.7.1:$1/
 ip link add vtest type veth && grep -q '^veth ' /proc/modules && echo "veth loaded at the kernel's request"
 grep -q '^nf_tables ' /proc/modules && echo "nf_tables loaded"

@@ -85,8 +85,8 @@ const adminScript = `#!/bin/sh
 while ! berth ps | grep -q '^hog .*failed'; do sleep 0.5; done
 while ! berth ps | grep -q '^crash .*failed'; do sleep 0.5; done
 while ! berth logs burn | grep -q burning; do sleep 0.5; done
-echo "stats=$(berth stats --json -i 3s burn | tr -d ' \n')"
-echo "ps=$(berth ps --json | tr -d ' \n')"
+berth stats --json -i 3s burn | tr -d ' ' | sed 's/^/stats=/'
+berth ps --json | tr -d ' ' | sed 's/^/ps=/'
 while ! berth ps | grep -q '^db .*healthy'; do sleep 0.5; done
 echo "== health $(berth status | grep '^health' | tr -s ' ')"
 berth stats
@@ -176,14 +176,13 @@ func checkGuestStats(t *testing.T, out string) {
 	var stats []boot.ContainerStats
 	var procs []boot.Process
 	for prefix, v := range map[string]any{"admin | stats=": &stats, "admin | ps=": &procs} {
-		i := strings.Index(out, prefix)
-		if i < 0 {
+		text := consoleLines(out, prefix)
+		if text == "" {
 			t.Errorf("console lacks %q", prefix)
 			return
 		}
-		line, _, _ := strings.Cut(out[i+len(prefix):], "\n")
-		if err := json.Unmarshal([]byte(strings.TrimSpace(line)), v); err != nil {
-			t.Errorf("%s%s: %v", prefix, line, err)
+		if err := json.Unmarshal([]byte(text), v); err != nil {
+			t.Errorf("%s%s: %v", prefix, text, err)
 			return
 		}
 	}
@@ -215,6 +214,19 @@ func checkGuestStats(t *testing.T, out string) {
 			t.Errorf("berth ps --json: burn's stats %+v", p.Stats)
 		}
 	}
+}
+
+// consoleLines joins what follows prefix on each console line that holds
+// it, in order: a container's JSON printed a line at a time, since the
+// console shows at most 512 bytes of a line (berth logs keeps all of it).
+func consoleLines(out, prefix string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if _, rest, ok := strings.Cut(line, prefix); ok {
+			b.WriteString(strings.TrimRight(rest, "\r"))
+		}
+	}
+	return b.String()
 }
 
 // inOrder checks that each string appears after the previous one.
