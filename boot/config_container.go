@@ -107,8 +107,8 @@ type MountConfig struct {
 	Volume   string `toml:"volume"`
 	Target   string `toml:"target"`
 	Readonly bool   `toml:"readonly"`
-	// FollowSymlink binds what a source that is a symlink points to;
-	// without it such a source is refused.
+	// FollowSymlink follows symlinks on the source's path; without it a
+	// source with a symlink anywhere on its path is refused.
 	FollowSymlink bool `toml:"follow_symlink"`
 	// Size caps a tmpfs, e.g. "16M".
 	Size string `toml:"size"`

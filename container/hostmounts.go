@@ -3,6 +3,8 @@ package container
 import (
 	"fmt"
 	"os"
+	"path"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,22 +67,18 @@ func prepareHostMounts(spec Spec, devices []Device) (*hostMounts, error) {
 }
 
 // bindSource detaches the source of the bind mount m, read-only when m
-// says so: its Handle, or Source opened now. A source whose last
-// component is a symlink is refused unless m.FollowSymlink: whoever can
-// write its directory could otherwise swap what gets bound.
+// says so: its Handle, or Source opened now. A source with a symlink
+// anywhere on its path is refused unless m.FollowSymlink: whoever can
+// write one of its directories could otherwise swap what gets bound.
 func bindSource(m Mount) (*os.File, error) {
 	if m.Volume != "" {
 		return nil, fmt.Errorf("bind mount at %s: volume %s has no host directory (berth boot makes them on the data partition)", m.Target, m.Volume)
 	}
 	src := m.Handle
 	if src == nil {
-		flags := unix.O_PATH | unix.O_CLOEXEC
-		if !m.FollowSymlink {
-			flags |= unix.O_NOFOLLOW
-		}
 		var err error
-		if src, err = os.OpenFile(m.Source, flags, 0); err != nil {
-			return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+		if src, err = openBindSource(m); err != nil {
+			return nil, err
 		}
 		defer src.Close()
 	}
@@ -101,6 +99,46 @@ func bindSource(m Mount) (*os.File, error) {
 		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
 	}
 	return tree, nil
+}
+
+// openBindSource opens m.Source as an O_PATH handle: through symlinks
+// when m.FollowSymlink, otherwise with openat2's RESOLVE_NO_SYMLINKS, so
+// a symlink in any component, the last one included, is refused, naming
+// it (RESOLVE_NO_SYMLINKS refuses magic links too).
+func openBindSource(m Mount) (*os.File, error) {
+	if m.FollowSymlink {
+		f, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
+		}
+		return f, nil
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS}
+	fd, err := unix.Openat2(unix.AT_FDCWD, m.Source, &how)
+	if err == unix.ELOOP {
+		return nil, fmt.Errorf("bind mount source %s: %s is a symlink, which berth does not follow (give the path it points to, or set follow_symlink)", m.Source, firstSymlink(m.Source))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, &os.PathError{Op: "open", Path: m.Source, Err: err})
+	}
+	return os.NewFile(uintptr(fd), m.Source), nil
+}
+
+// firstSymlink names the first component of the absolute path p that is
+// a symlink, for an error message; p itself when none is found (it
+// changed since).
+func firstSymlink(p string) string {
+	walked := "/"
+	for _, name := range strings.Split(path.Clean(p), "/") {
+		if name == "" {
+			continue
+		}
+		walked = path.Join(walked, name)
+		if fi, err := os.Lstat(walked); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return walked
+		}
+	}
+	return p
 }
 
 // deviceSource detaches a bind mount of the host's device node d, checked

@@ -334,6 +334,8 @@ func listDir(t *testing.T, dir string) string {
 
 // TestBindSourceSymlink binds a host path whose last component is a
 // symlink: refused by default, bound as its target with FollowSymlink.
+// A symlink on the way (a directory another container could swap) and a
+// magic link are refused the same way, naming the link.
 func TestBindSourceSymlink(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	dir := t.TempDir()
@@ -351,6 +353,26 @@ func TestBindSourceSymlink(t *testing.T) {
 	exit, out, err := run(t, rootfs, Spec{Mounts: []Mount{{Source: link, Target: "/x", FollowSymlink: true}}, Args: []string{"cat", "/x"}})
 	if err != nil || !containsLine(out, "through the link") {
 		t.Errorf("follow_symlink: %v (%s), output %q", err, exit, out)
+	}
+	// A directory on the way swapped for a symlink to elsewhere.
+	elsewhere := t.TempDir()
+	if err := os.WriteFile(filepath.Join(elsewhere, "real"), []byte("elsewhere\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	swapped := filepath.Join(dir, "swapped")
+	if err := os.Symlink(elsewhere, swapped); err != nil {
+		t.Fatal(err)
+	}
+	proc := fmt.Sprintf("/proc/%d/root", os.Getpid())
+	for src, link := range map[string]string{filepath.Join(swapped, "real"): swapped, proc + filepath.Join(dir, "real"): proc} {
+		_, out, err = run(t, rootfs, Spec{Mounts: []Mount{{Source: src, Target: "/x"}}, Args: []string{"cat", "/x"}})
+		if err == nil || !strings.Contains(err.Error(), link+" is a symlink, which berth does not follow") || out != "" {
+			t.Errorf("source %s: %v, output %q: want it refused, naming %s", src, err, out, link)
+		}
+	}
+	exit, out, err = run(t, rootfs, Spec{Mounts: []Mount{{Source: filepath.Join(swapped, "real"), Target: "/x", FollowSymlink: true}}, Args: []string{"cat", "/x"}})
+	if err != nil || !containsLine(out, "elsewhere") {
+		t.Errorf("follow_symlink through a directory: %v (%s), output %q", err, exit, out)
 	}
 }
 

@@ -30,9 +30,9 @@ type Mount struct {
 	Target string `json:"target"`
 	// Readonly makes the mount read-only, submounts of a bind included.
 	Readonly bool `json:"readonly,omitempty"`
-	// FollowSymlink lets a bind source whose last component is a symlink
-	// be bound as what the symlink points to; otherwise such a source is
-	// refused.
+	// FollowSymlink lets a bind source with symlinks on its path be
+	// bound as what they point to; otherwise a symlink in any of its
+	// components is refused.
 	FollowSymlink bool `json:"follow_symlink,omitempty"`
 	// Size caps a tmpfs, in bytes (default: the kernel's, half of RAM,
 	// still charged to the container's memory limit).
