@@ -1,6 +1,7 @@
 package board
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -88,6 +89,9 @@ func read(t *testing.T, path string) string {
 // none.
 func ruleset(t *testing.T) string {
 	out, err := exec.Command("nft", "list", "table", "ip", TableName).CombinedOutput()
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Fatalf("nft: %v (make host-deps installs nftables)", err)
+	}
 	if err != nil {
 		return ""
 	}

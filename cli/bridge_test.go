@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -173,8 +174,12 @@ func stopRun(t *testing.T, cmd *exec.Cmd) {
 	}
 }
 
-func nftTable() string {
+func nftTable(t testing.TB) string {
+	t.Helper()
 	out, err := exec.Command("nft", "list", "table", "ip", "berth").CombinedOutput()
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Fatalf("nft: %v (make host-deps installs nftables)", err)
+	}
 	if err != nil {
 		return ""
 	}
@@ -183,7 +188,8 @@ func nftTable() string {
 
 // leftovers lists what berth added that is still there: the bridge,
 // veth links, the table, ip_forward, registry entries.
-func leftovers() []string {
+func leftovers(t testing.TB) []string {
+	t.Helper()
 	var left []string
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
@@ -191,7 +197,7 @@ func leftovers() []string {
 			left = append(left, "link "+i.Name)
 		}
 	}
-	if nftTable() != "" {
+	if nftTable(t) != "" {
 		left = append(left, "table ip berth")
 	}
 	if f, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(f)) != "0" {
@@ -209,7 +215,7 @@ func leftovers() []string {
 func waitNothingLeft(t *testing.T) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		left := leftovers()
+		left := leftovers(t)
 		if len(left) == 0 {
 			return
 		}
@@ -274,8 +280,8 @@ func TestRunBridge(t *testing.T) {
 	// 6. web stops: its port is withdrawn, db's hosts forgets it; the
 	// bridge stays for db.
 	stopRun(t, web)
-	if strings.Contains(nftTable(), "dport 8080") {
-		t.Errorf("port 8080 still published:\n%s", nftTable())
+	if strings.Contains(nftTable(t), "dport 8080") {
+		t.Errorf("port 8080 still published:\n%s", nftTable(t))
 	}
 	if hosts := get("http://127.0.0.1:8090/hosts"); strings.Contains(hosts, "web") || !strings.Contains(hosts, "db") {
 		t.Errorf("db's /etc/hosts after web stopped:\n%s", hosts)
@@ -312,8 +318,8 @@ func TestRunBridgeKilled(t *testing.T) {
 		waitGet(t, "http://127.0.0.1:8080/", "hello from a container")
 		web.Process.Kill()
 		web.Wait()
-		if len(leftovers()) < 3 {
-			t.Fatalf("a killed berth run left only %v: nothing to clean up", leftovers())
+		if len(leftovers(t)) < 3 {
+			t.Fatalf("a killed berth run left only %v: nothing to clean up", leftovers(t))
 		}
 		switch next {
 		case "run":
@@ -389,8 +395,8 @@ command = ["sh", "-c", %q]
 	if status, _, stderr := berth(t, "stop", "web"); status != 0 {
 		t.Fatal(stderr)
 	}
-	if p := ps()["web"]; p.Address != web.Address || len(p.Ports) != 0 || strings.Contains(nftTable(), "dport 8080") {
-		t.Errorf("stopped web: %+v\n%s", p, nftTable())
+	if p := ps()["web"]; p.Address != web.Address || len(p.Ports) != 0 || strings.Contains(nftTable(t), "dport 8080") {
+		t.Errorf("stopped web: %+v\n%s", p, nftTable(t))
 	}
 	if status, _, stderr := berth(t, "start", "web"); status != 0 {
 		t.Fatal(stderr)
