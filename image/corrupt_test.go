@@ -103,6 +103,35 @@ func TestTruncatedTarNamesEntry(t *testing.T) {
 	}
 }
 
+// TestTrailingData appends data after a tar's end blocks: up to
+// maxTrailing bytes is padding and the entries are unpacked; one byte more
+// is refused, as a zstd tar and as a berth image, without decoding the rest.
+func TestTrailingData(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "file", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3})
+	tw.Write([]byte("abc"))
+	tw.Close()
+	for _, format := range []string{"zstd", "berth"} {
+		// archive/tar ends with the two zero blocks alone: what is
+		// appended is all that follows them.
+		for _, trailing := range []int{maxTrailing, maxTrailing + 1, 4 * maxTrailing} {
+			raw := append(bytes.Clone(buf.Bytes()), make([]byte, trailing)...)
+			img := compress(t, "zstd", raw)
+			if format == "berth" {
+				img = berthFromTar(t, raw, 1<<20)
+			}
+			st, err := unpackBytes(t, img, UnpackOptions{})
+			switch {
+			case trailing <= maxTrailing && (err != nil || st.Entries != 1):
+				t.Errorf("%s, %d bytes after the end blocks: %v, %d entries", format, trailing, err, st.Entries)
+			case trailing > maxTrailing && (err == nil || !strings.Contains(err.Error(), "more than 16777216 bytes after the end of the archive")):
+				t.Errorf("%s, %d bytes after the end blocks: %v, want them refused", format, trailing, err)
+			}
+		}
+	}
+}
+
 // zstdHeader builds a zstd frame header with the given window descriptor
 // or, when fcs > 0, a single-segment frame claiming fcs bytes, followed by
 // one tiny raw block.
