@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -206,7 +207,14 @@ func forEachLine(r io.Reader, max int, fn func(string)) {
 		b, err := br.ReadSlice('\n')
 		switch {
 		case err == bufio.ErrBufferFull:
-			fn(string(b))
+			piece := string(b)
+			// A CR that ends the piece and the LF after it end the line.
+			if strings.HasSuffix(piece, "\r") {
+				if next, _ := br.Peek(1); len(next) == 1 && next[0] == '\n' {
+					piece = piece[:len(piece)-1]
+				}
+			}
+			fn(piece)
 			split = true
 			continue
 		case split && (string(b) == "\n" || string(b) == "\r\n"):

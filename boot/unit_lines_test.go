@@ -27,6 +27,9 @@ func TestForEachLine(t *testing.T) {
 		{"line of 3 max bytes", long + long + long + "\nafter\n", []string{long, long, long, "after"}},
 		{"long line, then an empty one", long + "\n\n", []string{long, ""}},
 		{"line of exactly max bytes, CRLF", long + "\r\nz\n", []string{long, "z"}},
+		{"line of max-1 bytes, CRLF", long[1:] + "\r\nz\n", []string{long[1:], "z"}},
+		{"a CR at the cut, not before a LF", long[1:] + "\ry\n", []string{long[1:] + "\r", "y"}},
+		{"a CR at the cut, then the end", long[1:] + "\r", []string{long[1:] + "\r"}},
 	}
 	for _, tc := range tests {
 		// Whole, and a byte at a time, as a pipe may deliver it.
