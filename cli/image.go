@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P] [--frame-size BYTES]
+const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P] [--frame-size BYTES] [--progress]
        berth image unpack IMAGE DIR [--digest sha256:…] [--pub KEY.pub [--sig FILE]] [--platform P] [--progress]
        berth image ls IMAGE [PATH] [--json]
        berth image cat IMAGE PATH
@@ -78,10 +78,11 @@ func (c *ctx) imageFail(err error) int {
 
 // imagePack is `berth image pack SRC -o OUT`.
 func imagePack(c *ctx, args []string) int {
-	cmd := c.command("image pack", "SRC -o OUT.tar.zst [--platform P]", "Packs SRC (a directory, a tar, .tar.gz or .tar.zst, an OCI image layout or a\ndocker save archive) into a berth image, written atomically.")
+	cmd := c.command("image pack", "SRC -o OUT.tar.zst [--platform P] [--frame-size BYTES] [--progress]", "Packs SRC (a directory, a tar, .tar.gz or .tar.zst, an OCI image layout or a\ndocker save archive) into a berth image, written atomically.")
 	out := cmd.fs.String("o", "", "output image `FILE` (required)")
 	frame := cmd.fs.Int("frame-size", 0, "decompressed `BYTES` per zstd frame (default 2 MiB)")
 	platform := cmd.fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index (default: this machine's)")
+	lines := cmd.fs.Bool("progress", false, "print progress lines even when stderr is not a terminal")
 	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
 		return status
@@ -89,8 +90,12 @@ func imagePack(c *ctx, args []string) int {
 	if *out == "" {
 		return cmd.fail("-o OUT is required: the image file to write")
 	}
+	var progress io.Writer
+	if *lines || isTerminal(c.stderr) {
+		progress = c.stderr // redrawn in place on a terminal
+	}
 	start := time.Now()
-	if err := image.Pack(pos[0], *out, image.PackOptions{FrameSize: *frame, Log: c.stderr, Platform: *platform}); err != nil {
+	if err := image.Pack(pos[0], *out, image.PackOptions{FrameSize: *frame, Log: c.stderr, Platform: *platform, Progress: progress}); err != nil {
 		return c.imageFail(err)
 	}
 	size := int64(0)

@@ -23,6 +23,9 @@ type PackOptions struct {
 	// Platform picks the image of a multi-platform OCI index; see
 	// UnpackOptions.Platform.
 	Platform string
+	// Progress, when not nil, receives progress lines (entries and bytes
+	// packed so far) as UnpackOptions.Progress does.
+	Progress io.Writer
 }
 
 const minFrameSize = 64 << 10
@@ -75,7 +78,9 @@ func Pack(src, out string, opts PackOptions) (err error) {
 		return fmt.Errorf("pack %s: %w", src, err)
 	}
 	defer fw.abort()
-	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20)}
+	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20), prog: newProgress(opts.Progress, 0)}
+	sink.prog.verb = "packing"
+	defer sink.prog.done()
 	var cfg Config
 	if st.IsDir() && ref == "" && !isLayoutDir(src) {
 		err = packDir(src, sink, log, fileID{self.Dev, self.Ino})
@@ -155,6 +160,8 @@ type tarSink struct {
 	copyBuf []byte
 	items   []mmapfs.IndexItem
 	dataAt  []int64 // stream offset of each item's data
+	prog    *progress
+	bytes   int64 // file bytes of the entries so far, for prog
 }
 
 // add writes one entry with hdr.Size bytes of data read from data.

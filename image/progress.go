@@ -9,10 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// progress reports an unpack's progress: on a terminal one line redrawn in
-// place five times a second, elsewhere a line a second.
+// progress reports an unpack's or a pack's progress: on a terminal one
+// line redrawn in place five times a second, elsewhere a line a second.
 type progress struct {
 	w      io.Writer
+	verb   string // "unpacking", "packing"
 	tty    bool
 	total  int64        // bytes source counts towards; 0 when unknown
 	source func() int64 // bytes of the input consumed so far
@@ -22,11 +23,15 @@ type progress struct {
 	calls  int
 }
 
-// newProgress returns a progress for w, which may be nil.
+// Progress intervals: a line a second, or a redraw five times a second on
+// a terminal (variables: the tests print at every 32nd entry).
+var progressEvery, progressEveryTTY = time.Second, 200 * time.Millisecond
+
+// newProgress returns an unpack's progress for w, which may be nil.
 func newProgress(w io.Writer, total int64) *progress {
-	p := &progress{w: w, total: total, every: time.Second, last: time.Now()}
+	p := &progress{w: w, verb: "unpacking", total: total, every: progressEvery, last: time.Now()}
 	if w != nil && isTerminal(w) {
-		p.tty, p.every = true, 200*time.Millisecond
+		p.tty, p.every = true, progressEveryTTY
 	}
 	return p
 }
@@ -55,7 +60,7 @@ func (p *progress) tick(entries int, bytes int64) {
 		return
 	}
 	p.last = now
-	line := fmt.Sprintf("unpacking: %d entries, %.1f MiB", entries, float64(bytes)/(1<<20))
+	line := fmt.Sprintf("%s: %d entries, %.1f MiB", p.verb, entries, float64(bytes)/(1<<20))
 	if p.total > 0 && p.source != nil {
 		line += fmt.Sprintf(", %3.0f%%", 100*float64(p.source())/float64(p.total))
 	}
