@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -316,7 +317,11 @@ func runMain(c *ctx, args []string) int {
 		}
 		return exitUsage
 	}
-	dir, ic, cleanup, err := rootfsDir(pos[0], spec.UserNS)
+	var progress io.Writer
+	if isTerminal(c.stderr) {
+		progress = c.stderr // an image's unpack, redrawn in place
+	}
+	dir, ic, cleanup, err := rootfsDir(pos[0], spec.UserNS, progress)
 	if err != nil {
 		c.errorf("%v", err)
 		return exitRunError

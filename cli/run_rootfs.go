@@ -24,8 +24,8 @@ const runDirPrefix = "berth-run-"
 // (a file, an OCI layout, PATH:REF) unpacked into a fresh temporary
 // directory that cleanup removes. For user namespace ns, an image's
 // private tree that cannot be idmapped (tmpfs before Linux 6.3) has its
-// owners shifted.
-func rootfsDir(path string, ns *container.UserNS) (dir string, ic image.Config, cleanup func(), err error) {
+// owners shifted. progress, when not nil, shows the unpack's progress.
+func rootfsDir(path string, ns *container.UserNS, progress io.Writer) (dir string, ic image.Config, cleanup func(), err error) {
 	if isPlainDir(path) {
 		return path, ic, func() {}, nil
 	}
@@ -36,7 +36,7 @@ func rootfsDir(path string, ns *container.UserNS) (dir string, ic image.Config, 
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
 	dir = filepath.Join(tmp, "rootfs")
-	st, err := image.Unpack(path, dir, image.UnpackOptions{})
+	st, err := image.Unpack(path, dir, image.UnpackOptions{Progress: progress})
 	if err == nil && ns != nil && (os.Getenv(boot.NoIDMapEnv) == "1" || container.CanIDMap(dir, ns) != nil) {
 		err = image.ShiftTree(dir, boot.IDShift(ns))
 	}
