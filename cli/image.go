@@ -20,7 +20,7 @@ const imageUsage = `usage: berth image pack SRC -o OUT.tar.zst [--platform P] [-
        berth image sign --key NAME.key IMAGE [--sig FILE] [--platform P]
        berth image verify --pub NAME.pub IMAGE [--sig FILE] [--platform P]
        berth image gc [--cache DIR] [--state DIR] [--keep sha256:…]... [--config FILE]
-       berth image push IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE] [--insecure]
+       berth image push IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE] [--insecure] [--progress]
 
 pack    writes a berth image (seekable zstd tar with an index) of SRC — a
         directory, a tar, .tar.gz or .tar.zst, an OCI image layout (directory

@@ -119,10 +119,11 @@ func pullMain(c *ctx, args []string) int {
 
 // imagePush is `berth image push IMAGE docker://…`.
 func imagePush(c *ctx, args []string) int {
-	cmd := c.command("image push", "IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE] [--insecure]",
+	cmd := c.command("image push", "IMAGE docker://HOST[:PORT]/REPO[:TAG] [--platform P] [--sig FILE] [--config FILE] [--insecure] [--progress]",
 		"Publishes a berth image as an OCI image whose one layer (tar+zstd) is the\nfile itself, byte for byte, and its signature (IMAGE.sig or --sig FILE) when\nthere is one, as the tag sha256-HEX.sig. Prints the manifest digest.")
 	rf := cmd.registryFlags()
 	sig := cmd.fs.String("sig", "", "signature `FILE` to push with it (default IMAGE.sig when it exists)")
+	lines := cmd.fs.Bool("progress", false, "show upload progress even when stderr is not a terminal")
 	pos, status := cmd.parse(args, 2, 2)
 	if status >= 0 {
 		return status
@@ -136,7 +137,11 @@ func imagePush(c *ctx, args []string) int {
 			*sig = pos[0] + ".sig"
 		}
 	}
-	d, err := registry.Push(context.Background(), pos[0], pos[1], registry.PushOptions{Platform: *rf.platform, Signature: *sig, Registries: regs})
+	var progress io.Writer
+	if *lines || isTerminal(c.stderr) {
+		progress = c.stderr
+	}
+	d, err := registry.Push(context.Background(), pos[0], pos[1], registry.PushOptions{Platform: *rf.platform, Signature: *sig, Registries: regs, Progress: progress})
 	if err != nil {
 		return c.imageFail(err)
 	}

@@ -202,3 +202,32 @@ func TestPullProgressTTY(t *testing.T) {
 		})
 	}
 }
+
+// TestPushProgress: berth image push --progress ends with the layer's
+// whole size uploaded; without the flag, to a pipe, it draws nothing; a
+// second push, the registry having the layer, uploads nothing and says
+// nothing of it.
+func TestPushProgress(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := registrytest.PackImage(t, registrytest.MakeTree(t, "push-progress"))
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := fmt.Sprintf("uploading %.1f / %.1f MiB\n", float64(st.Size())/(1<<20), float64(st.Size())/(1<<20))
+	other := registrytest.PackImage(t, registrytest.MakeTree(t, "push-plain"))
+	for _, c := range []struct {
+		tag, img string
+		flag     []string
+		want     bool
+	}{{"plain", other, nil, false}, {"progress", img, []string{"--progress"}, true}, {"again", img, []string{"--progress"}, false}} {
+		args := append([]string{"image", "push", "--insecure"}, c.flag...)
+		status, _, stderr := run(t, append(args, c.img, "docker://"+reg.Host+"/cli/progress:"+c.tag)...)
+		if status != 0 {
+			t.Fatalf("push %s: %d %s", c.tag, status, stderr)
+		}
+		if got := strings.Contains(stderr, "uploading "); got != c.want || c.want && !strings.Contains(stderr, whole) {
+			t.Errorf("push %s: stderr %q, want progress %v ending %q", c.tag, stderr, c.want, whole)
+		}
+	}
+}

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// progress draws one line of download progress, redrawn in place at most
-// five times a second.
+// progress draws one line of download (or upload) progress, redrawn in
+// place at most five times a second.
 type progress struct {
 	w     io.Writer
+	verb  string // "downloading", "uploading"
 	total int64
 	n     int64
 	last  time.Time
@@ -17,7 +18,7 @@ type progress struct {
 
 // newProgress counts towards the layers' sizes; w nil draws nothing.
 func newProgress(w io.Writer, layers []descriptor) *progress {
-	p := &progress{w: w}
+	p := &progress{w: w, verb: "downloading"}
 	for _, l := range layers {
 		p.total += l.Size
 	}
@@ -35,7 +36,7 @@ func (p *progress) tick(n int64) {
 }
 
 func (p *progress) draw() {
-	fmt.Fprintf(p.w, "\rdownloading %.1f / %.1f MiB", float64(p.n)/(1<<20), float64(p.total)/(1<<20))
+	fmt.Fprintf(p.w, "\r%s %.1f / %.1f MiB", p.verb, float64(p.n)/(1<<20), float64(p.total)/(1<<20))
 }
 
 // done draws the final count and ends the line.
@@ -44,4 +45,16 @@ func (p *progress) done() {
 		p.draw()
 		fmt.Fprintln(p.w)
 	}
+}
+
+// progressReader ticks p with what is read through it.
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (pr progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	pr.p.tick(int64(n))
+	return n, err
 }

@@ -26,6 +26,10 @@ type PushOptions struct {
 	// with it, "" for none.
 	Signature  string
 	Registries Registries
+	// Progress, when not nil, receives the layer's upload progress, a
+	// line redrawn in place ("uploading 1.5 / 12.0 MiB"), ended by a
+	// newline.
+	Progress io.Writer
 }
 
 // Push publishes the berth image at src as an OCI image whose one layer,
@@ -50,7 +54,7 @@ func Push(ctx context.Context, src, ref string, opts PushOptions) (string, error
 		return "", err
 	}
 	cfg := descriptor{MediaType: MediaOCIConfig, Digest: digestOf(cfgBytes), Size: int64(len(cfgBytes))}
-	if err := c.uploadFile(ctx, layer, src); err != nil {
+	if err := c.uploadFile(ctx, layer, src, opts.Progress); err != nil {
 		return "", fmt.Errorf("push %s: layer: %w", src, err)
 	}
 	if err := c.uploadBytes(ctx, cfg, cfgBytes); err != nil {
@@ -126,13 +130,19 @@ func (c *client) exists(ctx context.Context, d descriptor) (bool, error) {
 }
 
 // uploadFile uploads blob d from the file at path unless it is there.
-func (c *client) uploadFile(ctx context.Context, d descriptor, path string) error {
+func (c *client) uploadFile(ctx context.Context, d descriptor, path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return c.upload(ctx, d, f)
+	p := newProgress(w, []descriptor{d})
+	p.verb = "uploading"
+	err = c.upload(ctx, d, progressReader{f, p})
+	if err == nil && p.n > 0 {
+		p.done() // nothing to show when the registry had the blob
+	}
+	return err
 }
 
 // uploadBytes uploads blob d of bytes b unless it is there.
