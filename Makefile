@@ -86,13 +86,14 @@ host-deps:
 # auth's bcrypt file. Installing docker-registry would start its service
 # on :5000: a policy-rc.d that answers 101 keeps it stopped (the tests
 # start their own, on free ports). A policy-rc.d the machine already has
-# (Docker images ship one) is set aside meanwhile and put back.
+# (Docker images ship one) is set aside meanwhile and put back, also by
+# the next make when one was cut off.
 REGISTRY_TOOLS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils
 registry-deps: | host-deps
-	@if ! command -v docker-registry >/dev/null; then \
-	  rc=/usr/sbin/policy-rc.d saved=/usr/sbin/policy-rc.d.berth-saved; \
-	  if test -e $$saved; then mv -f $$saved $$rc; fi; \
-	  if test -e $$rc; then mv $$rc $$saved; fi; \
+	@rc=/usr/sbin/policy-rc.d saved=/usr/sbin/policy-rc.d.berth-saved; \
+	if test -e $$saved; then mv -f $$saved $$rc || exit 1; fi; \
+	if ! command -v docker-registry >/dev/null; then \
+	  if test -e $$rc; then mv $$rc $$saved || exit 1; fi; \
 	  printf '#!/bin/sh\nexit 101\n' > $$rc && chmod 755 $$rc; \
 	  $(call install,docker-registry:docker-registry); status=$$?; \
 	  rm -f $$rc; if test -e $$saved; then mv $$saved $$rc; fi; exit $$status; \

@@ -93,9 +93,9 @@ func checkStorageMount(p string) string {
 
 // checkVolumes refuses a volume without a [storage] table to hold it,
 // and a bind source inside the volumes or berth's state on the data
-// partition: containers write there, and a source's directories are
-// followed as its path says, so one container could swap a directory on
-// the way for a symlink and have another bind what it points to. A
+// partition: containers write there, and one could rename directories on
+// the way (symlinks are refused when the source is opened) so that
+// another binds something else than its config names. A
 // volume is bound by name (volume = NAME), from a handle berth opens
 // without following any symlink.
 func (cfg *Config) checkVolumes(v *validator) {

@@ -209,6 +209,9 @@ func forEachLine(r io.Reader, max int, fn func(string)) {
 		case err == bufio.ErrBufferFull:
 			piece := string(b)
 			// A CR that ends the piece and the LF after it end the line.
+			// Peek waits for that next byte, so such a piece is held
+			// until the container writes again or closes its output; an
+			// error Peek meets is kept and returned by the next ReadSlice.
 			if strings.HasSuffix(piece, "\r") {
 				if next, _ := br.Peek(1); len(next) == 1 && next[0] == '\n' {
 					piece = piece[:len(piece)-1]

@@ -90,10 +90,7 @@ func imagePack(c *ctx, args []string) int {
 	if *out == "" {
 		return cmd.fail("-o OUT is required: the image file to write")
 	}
-	var progress io.Writer
-	if *lines || isTerminal(c.stderr) {
-		progress = c.stderr // redrawn in place on a terminal
-	}
+	progress := c.progress(*lines)
 	start := time.Now()
 	if err := image.Pack(pos[0], *out, image.PackOptions{FrameSize: *frame, Log: c.stderr, Platform: *platform, Progress: progress}); err != nil {
 		return c.imageFail(err)
@@ -120,10 +117,7 @@ func imageUnpack(c *ctx, args []string) int {
 	if status >= 0 {
 		return status
 	}
-	var progress io.Writer
-	if *lines || isTerminal(c.stderr) {
-		progress = c.stderr // redrawn in place on a terminal
-	}
+	progress := c.progress(*lines)
 	opts := image.UnpackOptions{
 		Progress: progress, Log: c.stderr, Digest: *digest, PublicKey: *pub, Signature: *sig, Platform: *platform}
 	st, err := image.Unpack(pos[0], pos[1], opts)
@@ -132,6 +126,15 @@ func imageUnpack(c *ctx, args []string) int {
 	}
 	fmt.Fprintf(c.stderr, "unpacked %d entries, %s in %.2fs (%s)\n", st.Entries, mib(st.Bytes), st.Elapsed.Seconds(), st.Format)
 	return exitOK
+}
+
+// progress is where long work draws its progress: stderr when it is a
+// terminal (redrawn in place) or when always (--progress), else nowhere.
+func (c *ctx) progress(always bool) io.Writer {
+	if always || isTerminal(c.stderr) {
+		return c.stderr
+	}
+	return nil
 }
 
 // isTerminal reports whether w is a terminal.

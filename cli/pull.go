@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 
 	"berth/boot"
@@ -88,10 +87,7 @@ func pullMain(c *ctx, args []string) int {
 	if err != nil {
 		return c.imageFail(fmt.Errorf("pull: %w", err))
 	}
-	var progress io.Writer
-	if *lines || isTerminal(c.stderr) {
-		progress = c.stderr
-	}
+	progress := c.progress(*lines)
 	p, err := registry.Pull(context.Background(), cache, pos[0], registry.Options{
 		Platform: *rf.platform, PublicKey: *pub, Registries: regs, Progress: progress, Log: c.stderr})
 	if err != nil {
@@ -137,10 +133,7 @@ func imagePush(c *ctx, args []string) int {
 			*sig = pos[0] + ".sig"
 		}
 	}
-	var progress io.Writer
-	if *lines || isTerminal(c.stderr) {
-		progress = c.stderr
-	}
+	progress := c.progress(*lines)
 	d, err := registry.Push(context.Background(), pos[0], pos[1], registry.PushOptions{Platform: *rf.platform, Signature: *sig, Registries: regs, Progress: progress})
 	if err != nil {
 		return c.imageFail(err)

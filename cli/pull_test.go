@@ -209,7 +209,13 @@ func TestPullProgressTTY(t *testing.T) {
 // nothing of it.
 func TestPushProgress(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
-	img := registrytest.PackImage(t, registrytest.MakeTree(t, "push-progress"))
+	tree := registrytest.MakeTree(t, "push-progress")
+	noise := make([]byte, 2<<20) // incompressible: the layer is over 2 MiB
+	rand.Read(noise)
+	if err := os.WriteFile(filepath.Join(tree, "noise"), noise, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := registrytest.PackImage(t, tree)
 	st, err := os.Stat(img)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -67,7 +66,7 @@ func newRunFlags(c *ctx) *runFlags {
 	fs.Var(&f.uidMap, "uid-map", "user namespace uid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
 	fs.Var(&f.gidMap, "gid-map", "user namespace gid map CONTAINER:HOST:SIZE (repeatable; implies --userns)")
 	f.readOnly = fs.Bool("read-only", false, "mount the root filesystem read-only")
-	fs.Var(&f.mounts, "mount", "bind mount SOURCE:TARGET[:OPTIONS], options ro and follow (bind what a symlink SOURCE points to), comma-separated (repeatable)")
+	fs.Var(&f.mounts, "mount", "bind mount SOURCE:TARGET[:OPTIONS], options ro and follow (follow symlinks on SOURCE's path, refused without it), comma-separated (repeatable)")
 	fs.Var(&f.tmpfs, "tmpfs", "tmpfs mount TARGET[:SIZE] (repeatable)")
 	fs.Var(&f.devices, "device", "pass a host device through, e.g. /dev/ttyUSB0 (repeatable)")
 	f.capAdd, f.capDrop = listFlag{split: true}, listFlag{split: true}
@@ -317,10 +316,7 @@ func runMain(c *ctx, args []string) int {
 		}
 		return exitUsage
 	}
-	var progress io.Writer
-	if isTerminal(c.stderr) {
-		progress = c.stderr // an image's unpack, redrawn in place
-	}
+	progress := c.progress(false) // an image's unpack
 	dir, ic, cleanup, err := rootfsDir(pos[0], spec.UserNS, progress)
 	if err != nil {
 		c.errorf("%v", err)

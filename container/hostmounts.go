@@ -3,7 +3,6 @@ package container
 import (
 	"fmt"
 	"os"
-	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -113,32 +112,31 @@ func openBindSource(m Mount) (*os.File, error) {
 		}
 		return f, nil
 	}
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS}
-	fd, err := unix.Openat2(unix.AT_FDCWD, m.Source, &how)
+	fd, err := openat2(unix.AT_FDCWD, m.Source, 0, unix.RESOLVE_NO_SYMLINKS)
 	if err == unix.ELOOP {
-		return nil, fmt.Errorf("bind mount source %s: %s is a symlink, which berth does not follow (give the path it points to, or set follow_symlink)", m.Source, firstSymlink(m.Source))
+		return nil, fmt.Errorf("bind mount source %s: %s, which berth does not follow (give a path without links, or set follow_symlink)", m.Source, symlinkOnPath(m.Source))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, &os.PathError{Op: "open", Path: m.Source, Err: err})
+		return nil, fmt.Errorf("bind mount source %s: %w", m.Source, err)
 	}
 	return os.NewFile(uintptr(fd), m.Source), nil
 }
 
-// firstSymlink names the first component of the absolute path p that is
-// a symlink, for an error message; p itself when none is found (it
-// changed since).
-func firstSymlink(p string) string {
-	walked := "/"
-	for _, name := range strings.Split(path.Clean(p), "/") {
+// symlinkOnPath says which component of the absolute path p, walked as
+// written ("..", too), is a symlink, for an error message: "P is a
+// symlink", or "a component is a symlink" when none is one by now.
+func symlinkOnPath(p string) string {
+	walked := ""
+	for _, name := range strings.Split(p, "/") {
 		if name == "" {
 			continue
 		}
-		walked = path.Join(walked, name)
+		walked += "/" + name
 		if fi, err := os.Lstat(walked); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			return walked
+			return walked + " is a symlink"
 		}
 	}
-	return p
+	return "a component is a symlink"
 }
 
 // deviceSource detaches a bind mount of the host's device node d, checked

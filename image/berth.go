@@ -100,10 +100,9 @@ func (b *berthLoop) run() error {
 	}
 	// The stream must end where the seek table says, with nothing after
 	// the tar's end blocks but padding.
-	if n, err := io.Copy(io.Discard, io.LimitReader(s, maxTrailing+1)); err != nil {
-		return fmt.Errorf("unpack %s: after the end of the archive, offset %d: %w", u.src, s.offset(), err)
-	} else if n > maxTrailing {
-		return fmt.Errorf("unpack %s: more than %d bytes after the end of the archive", u.src, maxTrailing)
+	end := s.offset()
+	if err := drainTrailing(s); err != nil {
+		return fmt.Errorf("unpack %s: after the end of the archive, offset %d: %w", u.src, end, err)
 	}
 	return nil
 }

@@ -67,11 +67,8 @@ func openLayer(s blobStore, l layer, lim Limits, workers int) (*layerStream, err
 // the tar's after its end, and checks the digests.
 func (ls *layerStream) finish() error {
 	end := ls.tar.n
-	n, err := io.Copy(io.Discard, io.LimitReader(ls.tar, maxTrailing+1))
+	err := drainTrailing(ls.tar)
 	ls.dec.close()
-	if err == nil && n > maxTrailing {
-		err = fmt.Errorf("more than %d bytes after the end of the archive", maxTrailing)
-	}
 	if err == nil {
 		_, err = io.Copy(io.Discard, ls.in)
 	}

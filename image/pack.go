@@ -78,8 +78,7 @@ func Pack(src, out string, opts PackOptions) (err error) {
 		return fmt.Errorf("pack %s: %w", src, err)
 	}
 	defer fw.abort()
-	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20), prog: newProgress(opts.Progress, 0)}
-	sink.prog.verb = "packing"
+	sink := &tarSink{tw: tar.NewWriter(fw), fw: fw, copyBuf: make([]byte, 1<<20), prog: newProgress(opts.Progress, "packing", 0)}
 	defer sink.prog.done()
 	var cfg Config
 	if st.IsDir() && ref == "" && !isLayoutDir(src) {

@@ -47,9 +47,7 @@ func (s *tarSink) record(hdr *tar.Header, stored int64) error {
 	s.items = append(s.items, mmapfs.IndexItem{Path: rel, Entry: e})
 	s.dataAt = append(s.dataAt, s.fw.pos)
 	s.bytes += e.Size
-	if s.prog != nil {
-		s.prog.tick(len(s.items), s.bytes)
-	}
+	s.prog.tick(len(s.items), s.bytes)
 	return nil
 }
 

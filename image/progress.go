@@ -27,9 +27,10 @@ type progress struct {
 // a terminal (variables: the tests print at every 32nd entry).
 var progressEvery, progressEveryTTY = time.Second, 200 * time.Millisecond
 
-// newProgress returns an unpack's progress for w, which may be nil.
-func newProgress(w io.Writer, total int64) *progress {
-	p := &progress{w: w, verb: "unpacking", total: total, every: progressEvery, last: time.Now()}
+// newProgress returns a progress for w, which may be nil, shown as verb
+// ("unpacking", "packing").
+func newProgress(w io.Writer, verb string, total int64) *progress {
+	p := &progress{w: w, verb: verb, total: total, every: progressEvery, last: time.Now()}
 	if w != nil && isTerminal(w) {
 		p.tty, p.every = true, progressEveryTTY
 	}

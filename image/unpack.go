@@ -146,7 +146,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	defer x.close()
-	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, in.size())}
+	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, "unpacking", in.size())}
 	defer u.prog.done()
 	switch {
 	case in.layers != nil:
@@ -267,12 +267,20 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 	}
 	// Read to the end of the input, so a stream truncated or damaged after
 	// the tar's end blocks is still reported, as zstd -d or gzip -d would.
-	if n, err := io.Copy(io.Discard, io.LimitReader(cr, maxTrailing+1)); err != nil {
+	if err := drainTrailing(cr); err != nil {
 		return fmt.Errorf("unpack %s: after the end of the archive, offset %d: %w", u.src, cr.n, err)
-	} else if n > maxTrailing {
-		return fmt.Errorf("unpack %s: more than %d bytes after the end of the archive", u.src, maxTrailing)
 	}
 	return nil
+}
+
+// drainTrailing reads what follows a tar's end blocks to its end, so a
+// stream damaged there is still reported: at most maxTrailing bytes.
+func drainTrailing(r io.Reader) error {
+	n, err := io.Copy(io.Discard, io.LimitReader(r, maxTrailing+1))
+	if err == nil && n > maxTrailing {
+		err = fmt.Errorf("more than %d bytes after the end of the archive", maxTrailing)
+	}
+	return err
 }
 
 // headerStart is where the header just read began: after the previous

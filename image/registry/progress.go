@@ -17,8 +17,8 @@ type progress struct {
 }
 
 // newProgress counts towards the layers' sizes; w nil draws nothing.
-func newProgress(w io.Writer, layers []descriptor) *progress {
-	p := &progress{w: w, verb: "downloading"}
+func newProgress(w io.Writer, verb string, layers []descriptor) *progress {
+	p := &progress{w: w, verb: verb}
 	for _, l := range layers {
 		p.total += l.Size
 	}

@@ -299,7 +299,7 @@ func (c *client) fetchLayers(ctx context.Context, cache *image.Cache, img *fetch
 			return image.Prepared{}, err
 		}
 	}
-	prog := newProgress(opts.Progress, img.m.Layers)
+	prog := newProgress(opts.Progress, "downloading", img.m.Layers)
 	for i, l := range img.m.Layers {
 		path := filepath.Join(blobs, strings.TrimPrefix(l.Digest, "sha256:"))
 		if err := c.download(ctx, l, path, prog.tick); err != nil {

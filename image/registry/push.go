@@ -136,11 +136,10 @@ func (c *client) uploadFile(ctx context.Context, d descriptor, path string, w io
 		return err
 	}
 	defer f.Close()
-	p := newProgress(w, []descriptor{d})
-	p.verb = "uploading"
+	p := newProgress(w, "uploading", []descriptor{d})
 	err = c.upload(ctx, d, progressReader{f, p})
-	if err == nil && p.n > 0 {
-		p.done() // nothing to show when the registry had the blob
+	if p.n > 0 {
+		p.done() // ends the line, failed or not; nothing when the registry had the blob
 	}
 	return err
 }
