@@ -167,7 +167,8 @@ test-32bit: out/berth-linux-arm
 # coordinator failed it at the -fuzztime boundary with nothing but
 # "context deadline exceeded" (go.dev/issue/75804).
 FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP \
-            image/registry:FuzzParseManifest image/registry:FuzzParseChallenge image:FuzzFastHeader board:FuzzProbeBlock
+            image/registry:FuzzParseManifest image/registry:FuzzParseChallenge image:FuzzFastHeader board:FuzzProbeBlock \
+            internal/rtnl:FuzzEachMessage
 FUZZTIME ?= 10s
 # Go minimizes each new interesting input for up to 60 s by default, and
 # those executions are not counted: in a 10 s run a target that finds one
