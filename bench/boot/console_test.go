@@ -48,3 +48,15 @@ func TestBreakdown(t *testing.T) {
 		t.Errorf("breakdown %v, want %v", got, want)
 	}
 }
+
+// TestRSSFrom joins the admin's JSON from its console lines; a console
+// without it is an error, not an RSS of 0.
+func TestRSSFrom(t *testing.T) {
+	out := "[ 1.0] admin | STATUS {\r\n[ 1.1] berth: other\r\n[ 1.2] admin | STATUS \"berth_rss_bytes\":8192,\r\n[ 1.3] admin | STATUS \"berth_rss_anon_bytes\":4096}\r\n"
+	if rss, err := rssFrom(out); rss != 8192 || err != nil {
+		t.Errorf("rssFrom: %d, %v; want 8192", rss, err)
+	}
+	if rss, err := rssFrom("[ 1.0] admin | STATUS {\"berth_rss_bytes\":81"); err == nil {
+		t.Errorf("a cut line: %d, no error", rss)
+	}
+}

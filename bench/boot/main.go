@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -303,12 +302,18 @@ func benchRSS(repo string, m machine, berth, dir string, runs int, rec *results.
 		if err != nil {
 			return fmt.Errorf("berth with 3 containers: %w\n%s", err, out)
 		}
-		rss3 = append(rss3, rssFrom(out))
-		out, err = m.boot(eleven, "")
+		rss, err := rssFrom(out)
 		if err != nil {
+			return fmt.Errorf("berth with 3 containers: %w", err)
+		}
+		rss3 = append(rss3, rss)
+		if out, err = m.boot(eleven, ""); err != nil {
 			return fmt.Errorf("berth with 11 containers: %w", err)
 		}
-		rss11 = append(rss11, rssFrom(out))
+		if rss, err = rssFrom(out); err != nil {
+			return fmt.Errorf("berth with 11 containers: %w", err)
+		}
+		rss11 = append(rss11, rss)
 	}
 	m3, m11 := medianInt(rss3), medianInt(rss11)
 	fmt.Printf("  berth RSS as PID 1, idle: %d KiB with 3 containers, %d KiB with 11: %d KiB per extra container\n\n",
@@ -343,29 +348,34 @@ command = ["/bin/sh", "/admin.sh", "` + strconv.Itoa(n+1) + `"]
 }
 
 // adminScript waits for every container to run, lets berth idle, prints
-// berth status as JSON on one line and powers off.
+// berth status as JSON a line at a time (the console shows at most 512
+// bytes of a line) and powers off.
 const adminScript = `
 while [ "$(berth status --json | grep -c '"running": '"$1")" = 0 ]; do sleep 0.5; done
 sleep 3
-echo "STATUS $(berth status --json | tr -d '\n ')"
+berth status --json | tr -d ' ' | sed 's/^/STATUS /'
 berth poweroff
 `
 
-var rssRE = regexp.MustCompile(`STATUS (\{.*\})`)
-
-func rssFrom(out string) int64 {
-	m := rssRE.FindStringSubmatch(out)
-	if m == nil {
-		return 0
+// rssFrom reads berth's RSS from the JSON the admin printed: the pieces
+// after "STATUS " on the console's lines, joined.
+func rssFrom(out string) (int64, error) {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if _, piece, ok := strings.Cut(strings.TrimRight(line, "\r"), "STATUS "); ok {
+			b.WriteString(piece)
+		}
 	}
 	var st struct {
 		RSS  int64 `json:"berth_rss_bytes"`
 		Anon int64 `json:"berth_rss_anon_bytes"`
 		File int64 `json:"berth_rss_file_bytes"`
 	}
-	json.Unmarshal([]byte(m[1]), &st)
+	if err := json.Unmarshal([]byte(b.String()), &st); err != nil || st.RSS == 0 {
+		return 0, fmt.Errorf("berth status --json on the console: %v: %.200s", err, b.String())
+	}
 	fmt.Printf("    (RSS %d KiB: anonymous %d KiB, file-backed %d KiB)\n", st.RSS>>10, st.Anon>>10, st.File>>10)
-	return st.RSS
+	return st.RSS, nil
 }
 
 func medianInt(v []int64) int64 {

@@ -19,7 +19,9 @@ import (
 // proberScript is web in the guest: with berth's control socket and
 // berth itself mounted, it drives the sequence benchHost drives on the
 // host and prints berth status --json (berth's memory read by PID 1 from
-// /proc/self/status: /proc/1/status) on lines "MEM PHASE RESTARTS JSON".
+// /proc/self/status: /proc/1/status) a line at a time, each
+// "MEM PHASE RESTARTS SAMPLE PIECE": the console shows at most 512 bytes
+// of a container's line.
 // Arguments: restarts, samples, settle seconds.
 const proberScript = `export BERTH_SOCKET=/run/berth.sock
 restarts() { berth ps --json | tr -d ' \n' | grep -o '"name":"memcrash".*' | grep -o '"restarts":[0-9]*' | head -1 | cut -d: -f2; }
@@ -28,7 +30,8 @@ samples() {
 	sleep $3
 	i=0
 	while [ $i -lt $2 ]; do
-		echo "MEM $1 $(restarts) $(berth status --json | tr -d '\n')"
+		r=$(restarts)
+		berth status --json | tr -d ' ' | sed "s/^/MEM $1 $r $i /"
 		i=$((i+1)); sleep 1
 	done
 }
@@ -104,7 +107,7 @@ target = "/ctl"
 	return nil
 }
 
-var memLine = regexp.MustCompile(`MEM (idle|after) (\d+) (\{.*\})`)
+var memLine = regexp.MustCompile(`MEM (idle|after) (\d+) (\d+) (.*)$`)
 
 // guestSamples keeps the sample with the largest RSS of each phase from
 // the guest's console.
@@ -112,18 +115,33 @@ func guestSamples(out string) (idle, after sample, err error) {
 	if !strings.Contains(out, "MEM done") {
 		return idle, after, fmt.Errorf("the guest did not finish its samples")
 	}
-	for _, m := range memLine.FindAllStringSubmatch(out, -1) {
+	// One sample's JSON is the pieces of its lines, in order.
+	type key struct{ phase, restarts, n string }
+	var keys []key
+	pieces := map[key]string{}
+	for _, line := range strings.Split(out, "\n") {
+		m := memLine.FindStringSubmatch(strings.TrimRight(line, "\r"))
+		if m == nil {
+			continue
+		}
+		k := key{m[1], m[2], m[3]}
+		if _, ok := pieces[k]; !ok {
+			keys = append(keys, k)
+		}
+		pieces[k] += m[4]
+	}
+	for _, k := range keys {
 		var st boot.Status
-		if err := json.Unmarshal([]byte(m[3]), &st); err != nil {
-			return idle, after, fmt.Errorf("berth status --json: %w: %.200s", err, m[3])
+		if err := json.Unmarshal([]byte(pieces[k]), &st); err != nil {
+			return idle, after, fmt.Errorf("berth status --json: %w: %.200s", err, pieces[k])
 		}
 		if !st.PID1 {
 			return idle, after, fmt.Errorf("berth status in the guest is not PID 1's")
 		}
 		s := sample{MemoryInfo: st.Memory}
-		s.restarts, _ = strconv.Atoi(m[2])
+		s.restarts, _ = strconv.Atoi(k.restarts)
 		p := &idle
-		if m[1] == "after" {
+		if k.phase == "after" {
 			p = &after
 		}
 		if s.RSS > p.RSS {
