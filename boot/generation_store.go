@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +17,7 @@ import (
 
 	"berth/container"
 	"berth/image"
+	"berth/internal/regfile"
 )
 
 // The generation store, STATE/generations (on the data partition when
@@ -74,25 +74,22 @@ func (g *genStore) openDir() (int, error) {
 }
 
 // readAt reads name in the directory dfd: a regular file, no symlink, at
-// most limit bytes.
+// most limit bytes, read through an O_PATH handle (regfile), so a device
+// or a FIFO put there is never opened for reading.
 func readAt(dfd int, name string, limit int64) ([]byte, error) {
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+	defer unix.Close(fd)
+	data, err := regfile.Read(fd, limit)
+	switch {
+	case errors.Is(err, regfile.ErrNotRegular):
 		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
+	case errors.Is(err, regfile.ErrTooLarge):
 		return nil, fmt.Errorf("%s: larger than the %d bytes it may have", name, limit)
 	}
-	return data, nil
+	return data, err
 }
 
 // decodeStrict decodes one JSON value, refusing unknown fields and
