@@ -98,7 +98,11 @@ func run(repo, berth, other string, n int, parts map[string]bool) error {
 		return err
 	}
 	if parts["compare"] {
-		if err := compare(berth, other, rootfs, bundle, n); err != nil {
+		floor := filepath.Join(work, "floor")
+		if err := buildFloor(repo, floor); err != nil {
+			return err
+		}
+		if err := compare(berth, other, floor, rootfs, bundle, n); err != nil {
 			return err
 		}
 	}
@@ -133,8 +137,11 @@ func run(repo, berth, other string, n int, parts map[string]bool) error {
 
 // compare times berth run against crun, runc and bubblewrap, alternating,
 // and prints medians and ratios to crun's net time; other, if set, is
-// another berth binary timed the same way.
-func compare(berth, other, rootfs, bundle string, n int) error {
+// another berth binary timed the same way. Beside them it times berth
+// version and floor, an empty Go program, which split berth run's time
+// into the Go runtime's own start, what berth's package set adds to it,
+// and the run's own work.
+func compare(berth, other, floor, rootfs, bundle string, n int) error {
 	rts := []runtimeCmd{
 		{"wrapper", false, func(int) []string { return append(append([]string{}, wrapper...), "/bin/true") }},
 		{"berth", true, func(int) []string {
@@ -148,6 +155,8 @@ func compare(berth, other, rootfs, bundle string, n int) error {
 		{"berth (no wrapper)", false, func(int) []string {
 			return []string{berth, "run", "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
 		}},
+		{"berth version", false, func(int) []string { return []string{berth, "version"} }},
+		{"empty Go program", false, func(int) []string { return []string{floor} }},
 	}
 	if other != "" {
 		other, _ = filepath.Abs(other)
@@ -189,7 +198,35 @@ func compare(berth, other, rootfs, bundle string, n int) error {
 		}
 		fmt.Printf("%-20s %10s %10s %16s %10s\n", rt.name, ms(m), ms(net), ms(pct(ts, 25))+"-"+ms(pct(ts, 75)), ratio)
 	}
-	fmt.Printf("(net = median minus the wrapper's median for wrapped runtimes; crun net = %s)\n\n", ms(crunNet))
+	fmt.Printf("(net = median minus the wrapper's median for wrapped runtimes; crun net = %s)\n", ms(crunNet))
+	printSplit(times, crunNet)
+	return nil
+}
+
+// printSplit splits berth run's unwrapped time into the Go runtime's own
+// start and exit (an empty Go program), what berth's binary adds to that
+// before main (berth version), and the run itself, each as a share of
+// crun's net time: the target's budget, seen against its parts.
+func printSplit(times map[string][]time.Duration, crunNet time.Duration) {
+	run, version, floor := median(times["berth (no wrapper)"]), median(times["berth version"]), median(times["empty Go program"])
+	share := func(d time.Duration) string {
+		return fmt.Sprintf("%s (%.2fx crun net)", ms(d), float64(d)/float64(crunNet))
+	}
+	fmt.Printf("berth run without wrapper, split:\n")
+	fmt.Printf("  an empty static Go program, start to exit        %s\n", share(floor))
+	fmt.Printf("  berth's binary beyond that, start to exit        %s\n", share(version-floor))
+	fmt.Printf("  the run itself (berth run - berth version)       %s\n\n", share(run-version))
+}
+
+// buildFloor builds bench/start/floor, the empty Go program, as berth is
+// built: static, trimmed, stripped.
+func buildFloor(repo, out string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./bench/start/floor")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the empty Go program: %v: %s", err, b)
+	}
 	return nil
 }
 
