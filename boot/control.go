@@ -110,7 +110,10 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		enc.Encode(Response{Error: "berth's supervisor did not take the request within 10s"})
 		return
 	}
-	rep := <-r.reply
+	rep, ok := forwardSteps(c, enc, r.reply)
+	if !ok {
+		return // a step was cut: the answer would not be read as one
+	}
 	if req.Verb != "logs" || rep.ring == nil || rep.Error != "" {
 		enc.Encode(rep.Response)
 		return
@@ -165,6 +168,26 @@ type limitedReader struct {
 	n       int
 	dropped int // fds closed beyond maxRequestFds
 }
+
+// forwardSteps writes an update's steps (Response.Progress) to the client
+// and returns the answer that follows them, or the only one. Once the
+// client has gone, or left a step unread for progressWriteTimeout, the
+// steps are still taken from replies but dropped, so that the update never
+// waits on a connection for long; ok is then false.
+func forwardSteps(c *net.UnixConn, enc *json.Encoder, replies <-chan reply) (rep reply, ok bool) {
+	ok = true
+	for rep = <-replies; rep.Progress != ""; rep = <-replies {
+		if ok {
+			c.SetWriteDeadline(time.Now().Add(progressWriteTimeout))
+			ok = enc.Encode(rep.Response) == nil
+			c.SetWriteDeadline(time.Time{})
+		}
+	}
+	return rep, ok
+}
+
+// progressWriteTimeout bounds the write of one update step to a client.
+const progressWriteTimeout = 10 * time.Second
 
 // maxRequestFds is how many fds a request may bring: exec's stdio.
 const maxRequestFds = 3

@@ -230,7 +230,7 @@ func (s *supervisor) checkBooted() (string, error) {
 		return "nothing to check", nil
 	}
 	s.b.crashAt("checking")
-	if err := s.verify(cfg, names, cfg.Update.grace()); errors.Is(err, errShutdown) {
+	if err := s.verify(nil, cfg, names, cfg.Update.grace()); errors.Is(err, errShutdown) {
 		return "", err
 	} else if err != nil {
 		return "", s.giveUp(gen.Number, err)

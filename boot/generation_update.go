@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"berth/image"
@@ -28,6 +29,18 @@ type update struct {
 	// reply answers the control request that asked for it; nil for
 	// SIGHUP and the boot's own.
 	reply chan reply
+	// progress: the request asked for a line per step (notef).
+	progress bool
+}
+
+// notef sends one step of the update to the client that asked for them
+// (Request.Progress), before its answer; nothing otherwise. A nil update
+// takes none.
+func (up *update) notef(format string, args ...any) {
+	if up == nil || up.reply == nil || !up.progress {
+		return
+	}
+	up.reply <- reply{Response: Response{Progress: fmt.Sprintf(format, args...)}}
 }
 
 // startUpdate starts an update on its own goroutine, on the loop. Only
@@ -36,7 +49,7 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 	g := s.b.gens
 	up := &update{kind: kind}
 	if r != nil {
-		up.reply, up.path = r.reply, r.Path
+		up.reply, up.path, up.progress = r.reply, r.Path, r.Progress
 	}
 	if g == nil {
 		g = &genState{}
@@ -107,13 +120,13 @@ var errShutdown = errors.New("berth is shutting down: the update ends here, the 
 func (s *supervisor) runUpdate(up *update) (string, error) {
 	switch up.kind {
 	case updateRollback:
-		return s.rollbackByHand()
+		return s.rollbackByHand(up)
 	case updateCheck:
 		return s.checkBooted()
 	}
 	// Phase 1: nothing running changes.
 	verb := map[updateKind]string{updateApply: "apply", updateReload: "reload"}[up.kind]
-	gen, cfg, release, err := s.resolve(up.path)
+	gen, cfg, release, err := s.resolve(up, up.path)
 	defer release()
 	if err != nil {
 		return "", fmt.Errorf("%s refused, nothing changed: %w", verb, err)
@@ -158,6 +171,7 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 		return "", fmt.Errorf("%s refused, nothing changed: %w", verb, err)
 	}
 	s.b.log.Printf("update: trying %s from %s: changed %v, added %v, removed %v", describeGen(gen.Number), gen.Source, p.changed, p.added, p.removed)
+	up.notef("trying %s: changed %v, added %v, removed %v", describeGen(gen.Number), p.changed, p.added, p.removed)
 	s.b.crashAt("trying")
 	// trying first: switchTo readies its registry images from the cache
 	// by its pinned references (prepareRegistryImage), asking no registry
@@ -167,7 +181,7 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	}
 	s.b.crashAt("switched")
 	release() // the overlays are mounted: gc keeps their trees now
-	if err := s.verify(cfg, append(append([]string{}, p.changed...), p.added...), cfg.Update.grace()); errors.Is(err, errShutdown) {
+	if err := s.verify(up, cfg, append(append([]string{}, p.changed...), p.added...), cfg.Update.grace()); errors.Is(err, errShutdown) {
 		return "", err
 	} else if err != nil {
 		return "", s.giveUp(gen.Number, err)
@@ -183,7 +197,7 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 // image it needs verified, unpacked into the cache and its digest
 // recorded. The leases on the trees it returns in release keep gc from
 // them until they are mounted.
-func (s *supervisor) resolve(path string) (*generation, *Config, func(), error) {
+func (s *supervisor) resolve(up *update, path string) (*generation, *Config, func(), error) {
 	var leases []func()
 	release := func() {
 		for _, l := range leases {
@@ -203,6 +217,11 @@ func (s *supervisor) resolve(path string) (*generation, *Config, func(), error) 
 	if err != nil {
 		return nil, nil, release, err
 	}
+	names := make([]string, len(cfg.Container))
+	for i, cc := range cfg.Container {
+		names[i] = cc.Name
+	}
+	up.notef("read %s: containers %s", abs, strings.Join(names, ", "))
 	var cache *image.Cache
 	if !s.onLoop(func() { s.waitImages(false); cache, err = s.imageCache(cfg) }) {
 		return nil, nil, release, errShutdown
@@ -212,7 +231,7 @@ func (s *supervisor) resolve(path string) (*generation, *Config, func(), error) 
 	}
 	gen := &generation{genMeta: genMeta{Source: abs, Images: map[string]genImage{}, Made: time.Now().UTC()}, Config: data}
 	for i, cc := range cfg.Container {
-		img, lease, err := s.resolveImage(cache, cfg, cc)
+		img, lease, err := s.resolveImage(up, cache, cfg, cc)
 		if err != nil {
 			return nil, nil, release, fmt.Errorf("container %s: %w", cc.Name, err)
 		}
@@ -228,8 +247,9 @@ func (s *supervisor) resolve(path string) (*generation, *Config, func(), error) 
 // registry image's tag is resolved to a digest, once per generation
 // (registry.Resolve, for docker:// images), before it is pulled and
 // prepared; a local image's digest is its file's.
-func (s *supervisor) resolveImage(cache *image.Cache, cfg *Config, cc ContainerConfig) (genImage, func(), error) {
+func (s *supervisor) resolveImage(up *update, cache *image.Cache, cfg *Config, cc ContainerConfig) (genImage, func(), error) {
 	start := time.Now()
+	up.notef("image %s for %s: verifying, unpacking into the cache", cfg.ImagePath(cc), cc.Name)
 	var p image.Prepared
 	var ref string
 	var err error
@@ -244,13 +264,14 @@ func (s *supervisor) resolveImage(cache *image.Cache, cfg *Config, cc ContainerC
 		return genImage{}, nil, fmt.Errorf("image: %w", err)
 	}
 	s.b.log.Printf("update: image %s for %s: %s ready in the cache (%s)", cfg.ImagePath(cc), cc.Name, short(p.Digest), since(start))
+	up.notef("image %s for %s: %s ready in the cache (%s)", cfg.ImagePath(cc), cc.Name, short(p.Digest), since(start))
 	return genImage{Digest: p.Digest, Config: p.Config, Ref: ref}, p.Release, nil
 }
 
 // verify waits until each named container of cfg is ready (waitReady,
 // with grace), in start order; the first that is not fails the
 // generation.
-func (s *supervisor) verify(cfg *Config, names []string, grace time.Duration) error {
+func (s *supervisor) verify(up *update, cfg *Config, names []string, grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace+startTimeout)
 	defer cancel()
 	want := map[string]bool{}
@@ -263,9 +284,12 @@ func (s *supervisor) verify(cfg *Config, names []string, grace time.Duration) er
 	}
 	for _, name := range order {
 		if want[name] {
+			up.notef("container %s: waiting until it is ready (%s)", name, readyMeans(grace))
+			start := time.Now()
 			if err := s.waitReady(ctx, name, grace); err != nil {
 				return fmt.Errorf("container %s: %w", name, err)
 			}
+			up.notef("container %s: ready (%s)", name, since(start))
 		}
 	}
 	return nil
@@ -318,7 +342,7 @@ func (s *supervisor) giveUp(from int, why error) error {
 
 // rollbackByHand is berth rollback: back to the previous committed
 // generation.
-func (s *supervisor) rollbackByHand() (string, error) {
+func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	g := s.b.gens
 	var rec genRecord
 	var prev *generation
@@ -343,7 +367,8 @@ func (s *supervisor) rollbackByHand() (string, error) {
 	g.store.prune(rec.Committed)
 	msg := fmt.Sprintf("rolled back from %s to %s", describeGen(from), describeGen(rec.Committed))
 	// Answered once the switched containers run (a oneshot: has exited 0).
-	if err := s.verify(prevCfg, append(p.changed, p.added...), 0); err != nil {
+	up.notef("rolled back to %s: changed %v, added %v, removed %v", describeGen(rec.Committed), p.changed, p.added, p.removed)
+	if err := s.verify(up, prevCfg, append(p.changed, p.added...), 0); err != nil {
 		return "", fmt.Errorf("%s, but %w", msg, err)
 	}
 	return msg, nil
@@ -357,6 +382,15 @@ func (s *supervisor) writeRecord(rec genRecord) error {
 	}
 	s.onLoop(func() { s.b.gens.rec = rec })
 	return nil
+}
+
+// readyMeans says what ready is for a container waited on with grace:
+// healthy by its check, a oneshot's status 0, or up for grace.
+func readyMeans(grace time.Duration) string {
+	if grace <= 0 {
+		return "running, healthy or, for a oneshot, exited 0"
+	}
+	return fmt.Sprintf("healthy, or up for %s; a oneshot: exited 0", grace)
 }
 
 // startTimeout bounds how long a changed container may take to start

@@ -12,8 +12,10 @@ const DefaultSocket = "/run/berth.sock"
 
 // The control protocol: the client writes one Request as a JSON line; the
 // server answers with one Response as a JSON line, or, for logs with
-// Follow, one Response per batch of lines until the client hangs up. Only
-// root may connect (SO_PEERCRED).
+// Follow, one Response per batch of lines until the client hangs up. An
+// apply, reload or rollback with Progress is answered by a Response with
+// only Progress set for each step, then by its one answer. Only root may
+// connect (SO_PEERCRED).
 
 // Request is a control request.
 type Request struct {
@@ -33,6 +35,9 @@ type Request struct {
 	// Path is the config file apply makes a generation of: a path as
 	// berth sees it.
 	Path string `json:"path,omitempty"`
+	// Progress asks apply, reload and rollback for a line per step
+	// before their answer (Response.Progress).
+	Progress bool `json:"progress,omitempty"`
 }
 
 // ExecRequest is a command to run in the running container Request.Name.
@@ -67,6 +72,9 @@ type Response struct {
 	// failure (ExecNotRunning, 125, 126, 127).
 	ExecPid  int  `json:"exec_pid,omitempty"`
 	ExitCode *int `json:"exit_code,omitempty"`
+	// Progress is one step of an update that asked for them
+	// (Request.Progress): not the answer, which follows.
+	Progress string `json:"progress,omitempty"`
 }
 
 // Process is one row of berth ps.

@@ -11,12 +11,15 @@ import (
 
 // applyMain is `berth apply FILE`.
 func applyMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("apply", "[--json] FILE",
+	cmd := c.ctlCommand("apply", "[--json] [--progress] FILE",
 		"Makes FILE (a path berth can read) the next generation: its images are verified\n"+
 			"and unpacked first, nothing running changes until then; the changed containers\n"+
 			"are then switched and must stay up ([update] grace_period) or the device goes\n"+
 			"back to the committed generation by itself. Exits 0 once the generation is\n"+
-			"committed, 1 with the reason when it was refused or rolled back.")
+			"committed, 1 with the reason when it was refused or rolled back. Each step\n"+
+			"(an image readied, the switch, a container found ready) is a line on stderr\n"+
+			"when it is a terminal, or with --progress.")
+	lines := cmd.fs.Bool("progress", false, "print a line per step on stderr even when it is not a terminal")
 	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
 		return status
@@ -26,9 +29,21 @@ func applyMain(c *ctx, args []string) int {
 		c.errorf("%v", err)
 		return exitFailure
 	}
-	resp, code := cmd.call(boot.Request{Verb: "apply", Path: path})
-	if code != exitOK {
-		return code
+	progress := c.progress(*lines)
+	var resp boot.Response
+	err = boot.Call(*cmd.socket, boot.Request{Verb: "apply", Path: path, Progress: progress != nil}, func(r boot.Response) error {
+		if r.Progress != "" {
+			if progress != nil { // else a step not asked for: not the answer either
+				fmt.Fprintf(progress, "%s apply: %s\n", time.Now().Format("15:04:05"), r.Progress)
+			}
+			return nil
+		}
+		resp = r
+		return nil
+	})
+	if err != nil {
+		c.errorf("%v", err)
+		return exitFailure
 	}
 	return cmd.message(resp)
 }

@@ -139,10 +139,17 @@ func TestApplyCommits(t *testing.T) {
 	w.settled(1)
 	before := w.ps()
 	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
-	status, stdout, stderr := berth(t, "apply", next)
+	status, stdout, stderr := berth(t, "apply", "--progress", next)
 	if status != 0 || !strings.Contains(stdout, "generation 2 committed") || !strings.Contains(stdout, "changed [shop]") {
 		t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
 	}
+	wantSteps(t, stderr,
+		"apply: read "+next+": containers ledger, shop",
+		"apply: image "+filepath.Join(w.dir, "bb.tar.zst")+" for ledger: verifying, unpacking into the cache",
+		"apply: image "+filepath.Join(w.dir, "bb.tar.zst")+" for shop: sha256:",
+		"apply: trying generation 2: changed [shop], added [], removed []",
+		"apply: container shop: waiting until it is ready (healthy, or up for 1s; a oneshot: exited 0)",
+		"apply: container shop: ready (")
 	after := w.ps()
 	if after["shop"].Pid == before["shop"].Pid || after["shop"].State != "running" || w.webSays() != "web 2 up" {
 		t.Errorf("web after apply: %+v, says %q", after["shop"], w.webSays())
@@ -158,9 +165,11 @@ func TestApplyCommits(t *testing.T) {
 	if !strings.Contains(human, "generation  2 committed, previous 1 from "+next) {
 		t.Errorf("berth status lacks the generation line:\n%s", human)
 	}
-	// Applying the same file again changes nothing.
-	if status, stdout, _ := berth(t, "apply", next); status != 0 || !strings.Contains(stdout, "nothing changed: generation 2 stays") {
-		t.Errorf("apply again: %d %q", status, stdout)
+	// Applying the same file again changes nothing. To a pipe, without
+	// --progress, apply prints no steps: berth sends none it was not asked
+	// for, and the one answer is the last line.
+	if status, stdout, stderr := berth(t, "apply", next); status != 0 || !strings.Contains(stdout, "nothing changed: generation 2 stays") || stderr != "" {
+		t.Errorf("apply again: %d %q, stderr %q", status, stdout, stderr)
 	}
 	// berth rollback: generation 1 again, by hand; no second one.
 	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 2 to generation 1") {
@@ -173,6 +182,22 @@ func TestApplyCommits(t *testing.T) {
 	waitFor(t, "web 1 to serve again", w.log, func() bool { return w.webSays() == "web 1 up" })
 	if status, _, stderr := berth(t, "rollback"); status == 0 || !strings.Contains(stderr, "no previous generation") {
 		t.Errorf("second rollback: %d %q", status, stderr)
+	}
+}
+
+// wantSteps checks that stderr has a stamped line for each step, in
+// order: "HH:MM:SS " then the step's beginning.
+func wantSteps(t *testing.T, stderr string, steps ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	i := 0
+	for _, l := range lines {
+		if i < len(steps) && len(l) > 9 && l[2] == ':' && l[5] == ':' && l[8] == ' ' && strings.HasPrefix(l[9:], steps[i]) {
+			i++
+		}
+	}
+	if i < len(steps) {
+		t.Errorf("apply --progress: no step %q (after the %d before it) in:\n%s", steps[i], i, stderr)
 	}
 }
 
