@@ -186,8 +186,9 @@ func forwardSteps(c *net.UnixConn, enc *json.Encoder, replies <-chan reply) (rep
 	return rep, ok
 }
 
-// progressWriteTimeout bounds the write of one update step to a client.
-const progressWriteTimeout = 10 * time.Second
+// progressWriteTimeout bounds the write of one update step to a client
+// (a variable for the tests).
+var progressWriteTimeout = 10 * time.Second
 
 // maxRequestFds is how many fds a request may bring: exec's stdio.
 const maxRequestFds = 3
