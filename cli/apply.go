@@ -29,21 +29,10 @@ func applyMain(c *ctx, args []string) int {
 		c.errorf("%v", err)
 		return exitFailure
 	}
-	progress := c.progress(*lines)
-	var resp boot.Response
-	err = boot.Call(*cmd.socket, boot.Request{Verb: "apply", Path: path, Progress: progress != nil}, func(r boot.Response) error {
-		if r.Progress != "" {
-			if progress != nil { // else a step not asked for: not the answer either
-				fmt.Fprintf(progress, "%s apply: %s\n", time.Now().Format("15:04:05"), r.Progress)
-			}
-			return nil
-		}
-		resp = r
-		return nil
-	})
-	if err != nil {
-		c.errorf("%v", err)
-		return exitFailure
+	cmd.steps = c.progress(*lines)
+	resp, code := cmd.call(boot.Request{Verb: "apply", Path: path})
+	if code != exitOK {
+		return code
 	}
 	return cmd.message(resp)
 }

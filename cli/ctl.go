@@ -22,6 +22,9 @@ type ctlCommand struct {
 	*command
 	asJSON *bool
 	socket *string
+	// steps, if set, is where call asks berth to send the request's
+	// steps (boot.Request.Progress) and prints them, stamped.
+	steps io.Writer
 }
 
 func (c *ctx) ctlCommand(name, synopsis, about string) *ctlCommand {
@@ -31,10 +34,20 @@ func (c *ctx) ctlCommand(name, synopsis, about string) *ctlCommand {
 	return cmd
 }
 
-// call sends req and returns berth's one answer.
+// call sends req and returns berth's one answer. With steps set, it asks
+// for the request's steps too and prints each there as it comes; a step
+// it did not ask for is dropped, never taken for the answer.
 func (cmd *ctlCommand) call(req boot.Request) (boot.Response, int) {
 	var resp boot.Response
-	err := boot.Call(*cmd.socket, req, func(r boot.Response) error { resp = r; return nil })
+	req.Progress = cmd.steps != nil
+	err := boot.Call(*cmd.socket, req, func(r boot.Response) error {
+		if r.Progress == "" {
+			resp = r
+		} else if cmd.steps != nil {
+			fmt.Fprintf(cmd.steps, "%s %s: %s\n", time.Now().Format("15:04:05"), cmd.name, r.Progress)
+		}
+		return nil
+	})
 	if err != nil {
 		cmd.c.errorf("%v", err)
 		return resp, exitFailure
