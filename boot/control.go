@@ -37,9 +37,7 @@ func (b *booter) serveControl(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	old := unix.Umask(0o177)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
+	l, err := listenPrivate(path)
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
