@@ -110,6 +110,9 @@ func (r *rootMounter) userMount(m Mount, src *os.File) error {
 		return err
 	}
 	if err := attach(tree, h); err != nil {
+		if m.Type != "tmpfs" && errors.Is(err, unix.ENOENT) && unlinked(tree) {
+			return fmt.Errorf("bind mount source %s %w", m.Source, errSourceReplaced)
+		}
 		return fmt.Errorf("mount %s at %s: %w", what(m), target, err)
 	}
 	if m.Type != "tmpfs" {
@@ -118,6 +121,19 @@ func (r *rootMounter) userMount(m Mount, src *os.File) error {
 		}
 	}
 	return nil
+}
+
+// errSourceReplaced is a bind whose source was removed, or replaced by
+// a rename, after the parent opened it: the kernel mounts no unlinked
+// file (move_mount fails with ENOENT). Start then opens the sources anew,
+// so that a file another program replaces atomically (the appliance's
+// resolv.conf on a DHCP lease) stays bindable.
+var errSourceReplaced = errors.New("was removed or replaced (renamed over) while the container started")
+
+// unlinked reports whether the file of f has no name left.
+func unlinked(f *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &st) == nil && st.Nlink == 0
 }
 
 func what(m Mount) string {

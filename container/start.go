@@ -92,10 +92,31 @@ const (
 	initErrorFd  = 4
 )
 
+// startAttempts bounds the starts of one Start when a bind source is
+// replaced under each (errSourceReplaced).
+const startAttempts = 3
+
+// afterHostMounts, when set (tests), runs once a start has opened the
+// host side of its mounts.
+var afterHostMounts func()
+
 // Start creates the container's cgroup and namespaces, starts its first
 // process and returns once the workload has been exec'd. On error nothing
-// is left behind: no cgroup, no process, no thread in its namespaces.
+// is left behind: no cgroup, no process, no thread in its namespaces. A
+// start whose bind source was replaced while it ran is made again, with
+// the source opened anew, up to startAttempts times in all.
 func Start(layout *Layout, spec Spec, opts Options) (*Container, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := start(layout, spec, opts)
+		if err == nil || attempt == startAttempts || !errors.Is(err, errSourceReplaced) {
+			return c, err
+		}
+		trace("retry")
+	}
+}
+
+// start is one attempt of Start.
+func start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 	trace("start")
 	// The thread of a direct start gets going while the parent works.
 	var b *builder
@@ -218,6 +239,9 @@ func idMaps(ms []IDMap) []syscall.SysProcIDMap {
 func decodeInitError(msg []byte) error {
 	code, text, ok := strings.Cut(string(msg), " ")
 	e := &StartError{Code: 125, Err: errors.New(strings.TrimSpace(text))}
+	if strings.Contains(text, errSourceReplaced.Error()) {
+		e.Err = &textError{strings.TrimSpace(text), errSourceReplaced}
+	}
 	if !ok {
 		e.Err = errors.New(strings.TrimSpace(string(msg)))
 		return e
@@ -230,3 +254,13 @@ func decodeInitError(msg []byte) error {
 	}
 	return e
 }
+
+// textError is an error the init reported as text, which still says
+// (Unwrap) what it was.
+type textError struct {
+	text string
+	err  error
+}
+
+func (e *textError) Error() string { return e.text }
+func (e *textError) Unwrap() error { return e.err }
