@@ -23,7 +23,7 @@ func listenPrivate(path string) (*net.UnixListener, error) {
 	done := make(chan result, 1)
 	listen := func() { // on a locked thread other than the main one
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- result{err: fmt.Errorf("control socket %s: unshare filesystem context: %w", path, err)}
+			done <- result{err: fmt.Errorf("unshare filesystem context: %w", err)}
 			return
 		}
 		unix.Umask(0o177)

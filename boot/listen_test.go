@@ -19,8 +19,9 @@ func TestListenPrivate(t *testing.T) {
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
 	var stop atomic.Bool
+	defer stop.Store(true) // on a failure too
 	bad := make(chan string, 1)
-	created := make(chan int)
+	created := make(chan int, 1)
 	go func() {
 		n := 0
 		defer func() { created <- n }()

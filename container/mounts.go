@@ -130,10 +130,16 @@ func (r *rootMounter) userMount(m Mount, src *os.File) error {
 // resolv.conf on a DHCP lease) stays bindable.
 var errSourceReplaced = errors.New("was removed or replaced (renamed over) while the container started")
 
-// unlinked reports whether the file of f has no name left.
+// unlinked reports whether the name f was opened by is gone: the file
+// has no name left, or (another hard link keeping it) the kernel shows
+// its path as deleted.
 func unlinked(f *os.File) bool {
 	var st unix.Stat_t
-	return unix.Fstat(int(f.Fd()), &st) == nil && st.Nlink == 0
+	if unix.Fstat(int(f.Fd()), &st) == nil && st.Nlink == 0 {
+		return true
+	}
+	p, err := os.Readlink(fdPath(f))
+	return err == nil && strings.HasSuffix(p, " (deleted)")
 }
 
 func what(m Mount) string {

@@ -104,6 +104,22 @@ func (n *Network) attach(pid int) error {
 	return nil
 }
 
+// detach removes the host end of the veth pair, and the pair with it, at
+// once: a failed start's pair would otherwise go only when the kernel has
+// torn the child's network namespace down, later, and the next start
+// under the same name would find it there. One gone already is no error.
+func (n *Network) detach() error {
+	c, err := rtnl.Dial()
+	if err != nil {
+		return fmt.Errorf("detach from bridge: %w", err)
+	}
+	defer c.Close()
+	if err := c.Do(rtnl.DelLink(n.Link)); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("detach from bridge: %w", err)
+	}
+	return nil
+}
+
 // netUp brings up lo and, on a bridge, eth0 with its address and default
 // route, in one netlink batch from inside the container's namespace.
 func netUp(n *initNet) error {

@@ -100,6 +100,27 @@ echo x >> /etc/resolv.conf 2>/dev/null || echo resolv.conf read-only`
 			}
 		})
 	}
+	// Replaced by rename as the start runs (a DHCP lease on the
+	// appliance), the resolv.conf makes the start go again: under the
+	// same link name, which the failed attempt must have freed at once.
+	t.Run("resolv.conf replaced as it starts", func(t *testing.T) {
+		starts := 0
+		afterHostMounts = func() {
+			if starts++; starts == 1 {
+				put(resolv+".new", "nameserver 192.0.2.54\n")
+				if err := os.Rename(resolv+".new", resolv); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		defer func() { afterHostMounts = nil }()
+		nw := &Network{Bridge: br.Index, Link: "ctv8", Address: netip.MustParsePrefix("10.99.0.2/24"),
+			Gateway: netip.MustParseAddr("10.99.0.1"), Hosts: hosts, ResolvConf: resolv}
+		exit, out, err := runWith(t, rootfs, Spec{Net: "bridge", Args: []string{"cat", "/etc/resolv.conf"}}, Options{Network: nw})
+		if err != nil || exit.Status() != 0 || !strings.Contains(out, "nameserver 192.0.2.54") || starts != 2 {
+			t.Errorf("%d starts: %v, %s; output:\n%s", starts, err, exit, out)
+		}
+	})
 	t.Run("hosts a dangling symlink", func(t *testing.T) {
 		os.Remove(filepath.Join(rootfs, hostFile))
 		nw := &Network{Bridge: br.Index, Link: "ctv9", Address: netip.MustParsePrefix("10.99.0.2/24"),
@@ -108,6 +129,9 @@ echo x >> /etc/resolv.conf 2>/dev/null || echo resolv.conf read-only`
 		var se *StartError
 		if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), "mount target /etc/hosts") {
 			t.Errorf("got %v", err)
+		}
+		if _, err := net.InterfaceByName("ctv9"); err == nil {
+			t.Error("the failed start left its link ctv9 behind")
 		}
 	})
 	t.Run("without an attachment", func(t *testing.T) {

@@ -151,6 +151,9 @@ func start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 		err = c.spawn(layout, cfg, opts)
 	}
 	if err != nil {
+		if cfg.Net != nil {
+			_ = opts.Network.detach() // the veth of a child that never ran
+		}
 		cg.destroy()
 		return nil, err
 	}
