@@ -37,12 +37,8 @@ func (b *booter) serveControl(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	l, err := listenPrivate(path)
+	l, err := listenPrivate(path) // 0600 as it is made: no chmod after
 	if err != nil {
-		return fmt.Errorf("control socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
 	b.control = l

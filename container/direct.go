@@ -88,9 +88,6 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 		return setupError(err)
 	}
 	defer hm.close()
-	if afterHostMounts != nil {
-		afterHostMounts()
-	}
 	k, err := newChildPlan(cfg, d, hm, opts)
 	if err != nil {
 		return setupError(err)

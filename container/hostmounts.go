@@ -62,6 +62,9 @@ func prepareHostMounts(spec Spec, devices []Device) (*hostMounts, error) {
 		}
 	}
 	ok = true
+	if afterHostMounts != nil {
+		afterHostMounts()
+	}
 	return hm, nil
 }
 

@@ -130,9 +130,6 @@ func (sf *spawnFiles) open(c *Container, cfg *initConfig, opts Options) error {
 	if sf.hm, err = prepareHostMounts(cfg.Spec, cfg.Devices); err != nil {
 		return err
 	}
-	if afterHostMounts != nil {
-		afterHostMounts()
-	}
 	if sf.files, err = sf.hm.pass(sf.files, cfg); err != nil {
 		return err
 	}

@@ -241,13 +241,13 @@ func idMaps(ms []IDMap) []syscall.SysProcIDMap {
 // decodeInitError turns the init's "CODE message" report into a StartError.
 func decodeInitError(msg []byte) error {
 	code, text, ok := strings.Cut(string(msg), " ")
-	e := &StartError{Code: 125, Err: errors.New(strings.TrimSpace(text))}
-	if strings.Contains(text, errSourceReplaced.Error()) {
-		e.Err = &textError{strings.TrimSpace(text), errSourceReplaced}
-	}
 	if !ok {
-		e.Err = errors.New(strings.TrimSpace(string(msg)))
-		return e
+		return &StartError{Code: 125, Err: errors.New(strings.TrimSpace(string(msg)))}
+	}
+	text = strings.TrimSpace(text)
+	e := &StartError{Code: 125, Err: errors.New(text)}
+	if strings.Contains(text, errSourceReplaced.Error()) {
+		e.Err = &textError{text, errSourceReplaced}
 	}
 	switch code {
 	case "126":
