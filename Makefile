@@ -37,7 +37,8 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             github.com/mdlayher/... github.com/ulikunitz/... \
             compress/flate compress/gzip github.com/klauspost/compress/flate \
             github.com/klauspost/compress/gzip reflect os/user log container/list \
-            hash/fnv unicode/utf16 math/rand math/rand/v2 os/signal
+            hash/fnv unicode/utf16 math/rand math/rand/v2 os/signal \
+            crypto/elliptic crypto/md5 crypto/sha1 crypto/des internal/bisect context unique
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 
