@@ -152,7 +152,7 @@ func (s *supervisor) prepareImage(ctx context.Context, cache *image.Cache, cfg *
 	p, err := cache.Prepare(img, cfg.prepareOptions(cc))
 	if err != nil && cc.Digest != "" {
 		if ic, ok := s.b.gens.imageConfig(cc.Digest); ok {
-			if lp, ok, lerr := cache.Lookup(cc.Digest); lerr == nil && ok {
+			if lp, ok, lerr := cache.LookupAny(cc.Digest); lerr == nil && ok {
 				s.b.log.Printf("image %s for %s: %v; the generation's tree %s is in the cache: using it", img, cc.Name, err, short(cc.Digest))
 				lp.Config = ic
 				p, err = lp, nil

@@ -156,6 +156,16 @@ func (s *supervisor) prepareRegistryImage(ctx context.Context, cache *image.Cach
 		}
 	}
 	p, ref, err := s.pullImage(ctx, cache, cfg, cc)
+	if gi, ok := ctx.Value(knownImageKey{}).(genImage); ok && err != nil {
+		// An older berth's tree of the generation's image: pulled again
+		// when the registry answers, else used as it is.
+		if lp, ok, lerr := cache.LookupAny(gi.Digest); lerr == nil && ok {
+			s.b.log.Printf("image %s for %s: %v; the generation's tree %s, unpacked by an older berth, is in the cache: using it", cc.Image, cc.Name, err, short(gi.Digest))
+			lp.Config = gi.Config
+			s.b.gens.notePrepared(cc.Name, gi)
+			return lp, nil
+		}
+	}
 	if err == nil {
 		s.b.gens.notePrepared(cc.Name, genImage{Digest: p.Digest, Config: p.Config, Ref: ref})
 	}

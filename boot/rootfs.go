@@ -76,10 +76,17 @@ func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc Containe
 	// berth image gc keeps the tree once the overlay is mounted on it;
 	// until then the lease does.
 	defer p.Release()
-	if p.Cached {
+	switch {
+	case p.Stale:
+		s.b.log.Printf("warning: image %s for %s: %s was unpacked by an older berth and is in use: used as it is until no container uses it (then unpacked again)",
+			img, cc.Name, short(p.Digest))
+	case p.Cached:
 		s.b.log.Printf("image %s for %s: %s already unpacked, nothing decoded (ready in %s)",
 			img, cc.Name, short(p.Digest), p.Elapsed.Round(time.Microsecond))
-	} else {
+	case p.Replaced:
+		s.b.log.Printf("image %s for %s: %s was unpacked by an older berth: unpacked again in its place: %d entries, %s in %s",
+			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
+	default:
 		s.b.log.Printf("image %s for %s: %s unpacked into the cache: %d entries, %s in %s",
 			img, cc.Name, short(p.Digest), p.Stats.Entries, container.FormatSize(p.Stats.Bytes), p.Elapsed.Round(time.Microsecond))
 	}

@@ -136,24 +136,67 @@ func TestBootPull(t *testing.T) {
 	// generation's app from the cache: its tag was resolved once, for
 	// the generation, and no registry is asked.
 	reg.Stop()
-	log2 := &bootLog{}
-	cmd2 := exec.Command(berthBin, "boot", "--config", cfg, "--state", state, "--socket", sock)
-	cmd2.Stdout, cmd2.Stderr = log2, log2
-	if err := cmd2.Start(); err != nil {
+	l := bootAppRuns(t, cfg, state, sock, "app to run from the cache")
+	if !strings.Contains(l, "the registry is not asked") || strings.Contains(l, "waiting for its image") {
+		t.Errorf("the second boot asked the registry or waited for it")
+	}
+
+	// app's tree as an older berth would have left it (no format file):
+	// with the registry down it runs from that tree; with the registry up
+	// it is pulled again and its tree replaced.
+	tree := registryTree(t, filepath.Join(state, "images"), "v1 from the registry\n")
+	if err := os.Remove(filepath.Join(filepath.Dir(tree), "format")); err != nil {
+		t.Fatal(err)
+	}
+	for _, regUp := range []bool{false, true} {
+		want := "unpacked by an older berth, is in the cache: using it"
+		if regUp {
+			reg.Start()
+			want = "pulled from " + reg.Host
+		}
+		if l := bootAppRuns(t, cfg, state, sock, "app to run over an older tree"); !strings.Contains(l, want) {
+			t.Errorf("boot over an older tree, registry up %v: no %q in\n%s", regUp, want, l)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(tree), "format")); (err == nil) != regUp {
+			t.Errorf("registry up %v: the tree's format file: %v", regUp, err)
+		}
+	}
+}
+
+// bootAppRuns runs berth boot until TestBootPull's app runs its registry
+// image (what: the wait's name), stops it and returns its log.
+func bootAppRuns(t *testing.T, cfg, state, sock, what string) string {
+	t.Helper()
+	log := &bootLog{}
+	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", state, "--socket", sock)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		cmd2.Process.Signal(syscall.SIGTERM)
-		cmd2.Wait()
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
 		if t.Failed() {
-			t.Logf("second berth boot:\n%s", log2.String())
+			t.Logf("berth boot (%s):\n%s", what, log.String())
 		}
 	}()
-	h2 := &healthBoot{t: t, log: log2}
-	waitFor(t, "app to run from the cache", log2, func() bool {
-		return h2.ps()["app"].State == "running" && strings.Contains(log2.String(), "app | app runs v1 from the registry")
+	h := &healthBoot{t: t, log: log}
+	waitFor(t, what, log, func() bool {
+		return h.ps()["app"].State == "running" && strings.Contains(log.String(), "app | app runs v1 from the registry")
 	})
-	if l := log2.String(); !strings.Contains(l, "the registry is not asked") || strings.Contains(l, "waiting for its image") {
-		t.Errorf("the second boot asked the registry or waited for it")
+	return log.String()
+}
+
+// registryTree is the rootfs of the cache entry whose /version holds
+// version.
+func registryTree(t *testing.T, cache, version string) string {
+	t.Helper()
+	trees, _ := filepath.Glob(filepath.Join(cache, "sha256-*", "rootfs"))
+	for _, tree := range trees {
+		if b, err := os.ReadFile(filepath.Join(tree, "version")); err == nil && string(b) == version {
+			return tree
+		}
 	}
+	t.Fatalf("no tree in %s holds version %q (trees %v)", cache, version, trees)
+	return ""
 }

@@ -90,7 +90,30 @@ command = ["sh", "-c", "test -e /etc/written && echo sees the writer || echo cle
 		t.Logf("log:\n%s", out)
 	}
 
-	// 3. gc keeps what the config references, removes the rest.
+	// 3. A tree an older berth unpacked (no format file), with busybox
+	// left 0600 as that berth's umask race could leave it: unpacked again
+	// in its place, and the containers run busybox.
+	if err := os.Remove(filepath.Join(filepath.Dir(cached), "format")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(cached, "bin", "busybox"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = boot()
+	for _, w := range []string{
+		"image " + img + " for writer: " + short + " was unpacked by an older berth: unpacked again in its place",
+		"image " + img + " for reader: " + short + " already unpacked, nothing decoded",
+		"writer | mine", "reader | clean",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("boot over an older tree lacks %q\n%s", w, out)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(cached, "bin", "busybox")); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("busybox in the cache after the boot: %v %v, want 0755", st, err)
+	}
+
+	// 4. gc keeps what the config references, removes the rest.
 	if status, stdout, stderr := berth(t, "image", "gc", "--cache", filepath.Join(state, "images"), "--config", cfg); status != 0 || stdout != "" {
 		t.Errorf("gc with the config: status %d, stdout %q, stderr %s", status, stdout, stderr)
 	}

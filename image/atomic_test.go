@@ -217,8 +217,16 @@ func TestUnpackCrash(t *testing.T) {
 // with SIGKILL once it reaches step.
 func crashUnpackAt(t *testing.T, step, img, dest string) {
 	t.Helper()
+	killChildAt(t, step, "BERTH_TEST_UNPACK_AT="+step, "BERTH_TEST_DEST="+dest, "BERTH_TEST_SRC="+img)
+}
+
+// killChildAt runs this test binary as a child with env added (TestMain
+// dispatches on it), waits until the child says it is at step and kills
+// it with SIGKILL there.
+func killChildAt(t *testing.T, step string, env ...string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BERTH_TEST_UNPACK_AT="+step, "BERTH_TEST_DEST="+dest, "BERTH_TEST_SRC="+img)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ const DefaultCacheRoot = "/var/lib/berth/images"
 // Cache is a directory of unpacked images, one per digest:
 //
 //	ROOT/sha256-<hex>/rootfs   a complete, read-only-by-convention tree
+//	ROOT/sha256-<hex>/format   the cache format that made it (cacheFormat)
 //	ROOT/.staging-*            an unpack in progress (flock'ed by its owner)
 //	ROOT/.trash-*              an entry being removed by GC
 //	ROOT/.digests/<hex>        digest memos of image files (see digestMemo)
@@ -53,8 +54,15 @@ type PrepareOptions struct {
 type Prepared struct {
 	Rootfs string // ROOT/sha256-<hex>/rootfs; shared: mount it read-only or under an overlay
 	Digest string
-	Cached bool  // it was there already: nothing was decoded
-	Stats  Stats // of the unpack; zero when Cached
+	Cached bool // it was there already: nothing was decoded
+	// Replaced: the tree there was an older berth's (an older cache
+	// format), and was unpacked again in its place.
+	Replaced bool
+	// Stale: the tree is an older berth's and was used as it is, because
+	// a mounted overlay uses it (Prepare), or because Lookup was asked
+	// for any tree (LookupAny).
+	Stale bool
+	Stats Stats // of the unpack; zero when Cached
 	// Config is what the image says about running it, read from the
 	// same bytes as the digest.
 	Config  Config
@@ -219,10 +227,13 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 	reached("locked")
 	final := c.entryDir(p.Digest)
 	p.Rootfs = filepath.Join(final, "rootfs")
+	stale := false
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
-		p.Cached = true
-		reached("cached")
-		return p, nil
+		if stale = !entryCurrent(final); !stale || c.mountedEntries()[filepath.Base(final)] {
+			p.Cached, p.Stale = true, stale
+			reached("cached")
+			return p, nil
+		}
 	}
 	stage, err := newStaging(c.Root, ".staging-")
 	if err != nil {
@@ -236,10 +247,18 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	reached("unpacked")
-	if err := c.commit(stage, final); err != nil {
+	if err := writeFormat(stage.path); err != nil {
+		stage.remove()
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	commit := c.commit
+	if stale {
+		commit, p.Replaced = c.replace, true
+	}
+	if err := commit(stage, final); err != nil {
 		stage.remove()
 		if errors.Is(err, errRaced) {
-			p.Cached = true // another process finished first: use its tree
+			p.Cached, p.Replaced = true, false // another process finished first: use its tree
 			return p, nil
 		}
 		return p, fmt.Errorf("prepare %s: %w", src, err)

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +73,22 @@ func TestPrepareCached(t *testing.T) {
 	if !strings.HasSuffix(filepath.Dir(first.Rootfs), "sha256-"+first.Digest[7:]) {
 		t.Errorf("rootfs %s is not under the digest", first.Rootfs)
 	}
+}
+
+// preparedCache opens a new cache and prepares img in it, its lease
+// released.
+func preparedCache(t *testing.T, img string) (*Cache, Prepared) {
+	t.Helper()
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	return c, p
 }
 
 // fileDigest is `sha256sum` of a file.
@@ -212,26 +226,7 @@ func TestPrepareCrash(t *testing.T) {
 	for _, step := range []string{"staging", "extracting", "unpacked", "synced", "renamed"} {
 		t.Run(step, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "cache")
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "BERTH_TEST_CRASH_AT="+step, "BERTH_TEST_CACHE="+root, "BERTH_TEST_SRC="+img)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line := make([]byte, 64)
-			n, _ := out.Read(line)
-			if got := strings.TrimSpace(string(line[:n])); got != "at "+step {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child said %q", got)
-			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-				t.Fatalf("child: %v", err)
-			}
+			killChildAt(t, step, "BERTH_TEST_CRASH_AT="+step, "BERTH_TEST_CACHE="+root, "BERTH_TEST_SRC="+img)
 			c, err := OpenCache(root)
 			if err != nil {
 				t.Fatal(err)

@@ -19,15 +19,7 @@ import (
 // the entry under the Prepare, and remove it once Prepare is done.
 func TestGCExcludesPrepare(t *testing.T) {
 	_, img := packTree(t)
-	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := c.Prepare(img, PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.Release()
+	c, first := preparedCache(t, img)
 	var lock unix.Stat_t
 	if err := unix.Stat(filepath.Join(c.Root, ".lock"), &lock); err != nil {
 		t.Fatal(err)

@@ -16,8 +16,19 @@ import (
 // an image the cache has; a generation being rolled back to, whose
 // image file may have been replaced since its tree was unpacked and
 // verified, to find its tree. The Prepared has no Config: the caller
-// kept what the image said.
+// kept what the image said. A tree an older berth made (see cacheFormat)
+// is not found: the image is to be prepared again.
 func (c *Cache) Lookup(digest string) (p Prepared, ok bool, err error) {
+	return c.lookup(digest, false)
+}
+
+// LookupAny is Lookup that also finds a tree an older berth made, marked
+// Stale: for when no image is left to unpack it again from.
+func (c *Cache) LookupAny(digest string) (p Prepared, ok bool, err error) {
+	return c.lookup(digest, true)
+}
+
+func (c *Cache) lookup(digest string, any bool) (p Prepared, ok bool, err error) {
 	start := time.Now()
 	if err := checkDigestSyntax(digest); err != nil {
 		return p, false, fmt.Errorf("lookup %q: %w", digest, err)
@@ -28,11 +39,13 @@ func (c *Cache) Lookup(digest string) (p Prepared, ok bool, err error) {
 		return p, false, fmt.Errorf("lookup %s: %w", digest, err)
 	}
 	rootfs := filepath.Join(c.entryDir(digest), "rootfs")
-	if st, err := os.Lstat(rootfs); err != nil || !st.IsDir() {
+	st, err := os.Lstat(rootfs)
+	stale := err == nil && !entryCurrent(filepath.Dir(rootfs))
+	if err != nil || !st.IsDir() || stale && !any {
 		unlock()
 		return Prepared{}, false, nil
 	}
-	p.Digest, p.Cached, p.Rootfs = digest, true, rootfs
+	p.Digest, p.Cached, p.Stale, p.Rootfs = digest, true, stale, rootfs
 	p.Release = sync.OnceFunc(unlock)
 	p.Elapsed = time.Since(start)
 	return p, true, nil

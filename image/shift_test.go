@@ -19,15 +19,7 @@ func TestShifted(t *testing.T) {
 		t.Skip("shifted copies chown")
 	}
 	img := shiftFixture(t)
-	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := c.Prepare(img, PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Release()
+	c, p := preparedCache(t, img)
 	shift := func(base uint32) Shift {
 		return Shift{Key: fmt.Sprintf("k%d", base), Map: func(uid, gid uint32) (uint32, uint32, error) {
 			if uid >= 65536 || gid >= 65536 {

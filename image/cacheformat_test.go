@@ -1,0 +1,215 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// olderTree prepares img in a new cache and makes its entry look like an
+// older berth's (cache format 1): no format file, and a file of the tree
+// left 0600 as the umask race of format 1 left it. It returns the cache,
+// the entry's rootfs and the file made 0600 (relative to the rootfs).
+func olderTree(t *testing.T, want map[string]node, img string) (*Cache, string, string) {
+	t.Helper()
+	c, p := preparedCache(t, img)
+	format := filepath.Join(filepath.Dir(p.Rootfs), formatFile)
+	if b, err := os.ReadFile(format); err != nil || string(b) != "2\n" {
+		t.Fatalf("format file of a new entry: %q %v", b, err)
+	}
+	if err := os.Remove(format); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name, n := range want {
+		if n.typ == unix.S_IFREG && n.perm&0o077 != 0 && n.links == "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("the test tree has no file readable by others")
+	}
+	slices.Sort(names)
+	if err := os.Chmod(filepath.Join(p.Rootfs, names[0]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c, p.Rootfs, names[0]
+}
+
+// TestPrepareReplacesOlderTree: a tree an older berth made is unpacked
+// again in its place, once; the tree is then the image's, with its modes.
+func TestPrepareReplacesOlderTree(t *testing.T) {
+	want, img := packTree(t)
+	c, rootfs, broken := olderTree(t, want, img)
+	if st, err := os.Stat(filepath.Join(rootfs, broken)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("setup: %v %v", st, err)
+	}
+	p, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	if p.Cached || p.Stale || !p.Replaced || p.Rootfs != rootfs || p.Stats.Entries != len(want) {
+		t.Errorf("prepare over an older tree: %+v", p)
+	}
+	compareTrees(t, want, snapshot(t, rootfs))
+	if ents := cacheEntries(t, c.Root); len(ents) != 1 || !strings.HasPrefix(ents[0], "sha256-") {
+		t.Errorf("cache holds %v after the replacement, want the entry alone", ents)
+	}
+	if !entryCurrent(filepath.Dir(rootfs)) {
+		t.Error("the new tree has no current format file")
+	}
+	again, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Release()
+	if !again.Cached || again.Replaced || again.Stale {
+		t.Errorf("third prepare: %+v, want cached", again)
+	}
+}
+
+// TestPrepareReplacesOlderTreeOnce: two processes' caches (two Cache
+// values, each with its own locks in this process) replacing one older
+// tree at once: both get the tree, one of them unpacked it, nothing is
+// left behind.
+func TestPrepareReplacesOlderTreeOnce(t *testing.T) {
+	want, img := packTree(t)
+	first, rootfs, _ := olderTree(t, want, img)
+	second := &Cache{Root: first.Root}
+	var wg sync.WaitGroup
+	got := make([]Prepared, 2)
+	for i, c := range []*Cache{first, second} {
+		wg.Go(func() {
+			p, err := c.Prepare(img, PrepareOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			p.Release()
+			got[i] = p
+		})
+	}
+	wg.Wait()
+	if got[0].Replaced == got[1].Replaced || got[0].Stale || got[1].Stale {
+		t.Errorf("two prepares: %+v and %+v, want exactly one replacement", got[0], got[1])
+	}
+	compareTrees(t, want, snapshot(t, rootfs))
+	if ents := cacheEntries(t, first.Root); len(ents) != 1 {
+		t.Errorf("cache holds %v, want the entry alone", ents)
+	}
+}
+
+// TestPrepareKeepsOlderTreeInUse: an older tree a mounted overlay uses
+// is used as it is (Stale), not pulled from under the overlay; once
+// unmounted, it is replaced.
+func TestPrepareKeepsOlderTreeInUse(t *testing.T) {
+	if !isRoot {
+		t.Skip("overlay mounts need root")
+	}
+	want, img := packTree(t)
+	c, rootfs, broken := olderTree(t, want, img)
+	mnt := mountOverlay(t, t.TempDir(), rootfs, false)
+	p, err := c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	if !p.Cached || !p.Stale || p.Replaced {
+		t.Errorf("prepare of an older tree in use: %+v, want cached and stale", p)
+	}
+	if st, err := os.Stat(filepath.Join(mnt, broken)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the overlay's file: %v %v, want the older tree's, untouched", st, err)
+	}
+	if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	p, err = c.Prepare(img, PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	if !p.Replaced {
+		t.Errorf("prepare once unmounted: %+v, want the tree replaced", p)
+	}
+	compareTrees(t, want, snapshot(t, rootfs))
+}
+
+// TestLookupOlderTree: Lookup does not find an older berth's tree (a pull
+// fetches the image again); LookupAny does, marked stale.
+func TestLookupOlderTree(t *testing.T) {
+	want, img := packTree(t)
+	c, rootfs, _ := olderTree(t, want, img)
+	digest := fileDigest(t, img)
+	if p, ok, err := c.Lookup(digest); err != nil || ok {
+		p.Release()
+		t.Errorf("lookup of an older tree: %+v %v %v, want not found", p, ok, err)
+	}
+	p, ok, err := c.LookupAny(digest)
+	if err != nil || !ok || !p.Stale || p.Rootfs != rootfs {
+		t.Errorf("lookup any of an older tree: %+v %v %v, want it, stale", p, ok, err)
+	}
+	if ok {
+		p.Release()
+	}
+}
+
+// TestEntryFormat reads format files: a later format counts as current,
+// anything unreadable as an older berth's.
+func TestEntryFormat(t *testing.T) {
+	for _, tc := range []struct {
+		content string // "-": no file
+		current bool
+	}{
+		{"-", false}, {"", false}, {"1\n", false}, {"2\n", true}, {"2", true}, {" 3 \n", true},
+		{"x\n", false}, {"-2\n", false}, {strings.Repeat("9", 100), false},
+	} {
+		dir := t.TempDir()
+		if tc.content != "-" {
+			if err := os.WriteFile(filepath.Join(dir, formatFile), []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := entryCurrent(dir); got != tc.current {
+			t.Errorf("format file %q: current %v, want %v", tc.content, got, tc.current)
+		}
+	}
+}
+
+// TestPrepareReplaceCrash kills a child replacing an older tree at each
+// step (kill -9): opened again, the cache holds the older tree or the new
+// one and no staging directory, and the next prepare gives the image's
+// tree.
+func TestPrepareReplaceCrash(t *testing.T) {
+	want, img := packTree(t)
+	for _, step := range []string{"unpacked", "synced", "renamed"} {
+		t.Run(step, func(t *testing.T) {
+			c, rootfs, _ := olderTree(t, want, img)
+			killChildAt(t, step, "BERTH_TEST_CRASH_AT="+step, "BERTH_TEST_CACHE="+c.Root, "BERTH_TEST_SRC="+img)
+			c, err := OpenCache(c.Root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ents := cacheEntries(t, c.Root); len(ents) != 1 || !strings.HasPrefix(ents[0], "sha256-") {
+				t.Fatalf("after a kill at %s the cache holds %v", step, ents)
+			}
+			if current := entryCurrent(filepath.Dir(rootfs)); current != (step == "renamed") {
+				t.Errorf("after a kill at %s the entry is current: %v", step, current)
+			}
+			p, err := c.Prepare(img, PrepareOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Release()
+			if p.Replaced != (step != "renamed") {
+				t.Errorf("prepare after a kill at %s: %+v", step, p)
+			}
+			compareTrees(t, want, snapshot(t, p.Rootfs))
+		})
+	}
+}
