@@ -77,9 +77,9 @@ func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc Containe
 	// until then the lease does.
 	defer p.Release()
 	switch {
-	case p.Stale:
-		s.b.log.Printf("warning: image %s for %s: %s was unpacked by an older berth and is in use: used as it is until no container uses it (then unpacked again)",
-			img, cc.Name, short(p.Digest))
+	case p.Stale != "":
+		s.b.log.Printf("warning: image %s for %s: %s was unpacked by an older berth: used as it is (%s); unpacked again once no container uses it",
+			img, cc.Name, short(p.Digest), p.Stale)
 	case p.Cached:
 		s.b.log.Printf("image %s for %s: %s already unpacked, nothing decoded (ready in %s)",
 			img, cc.Name, short(p.Digest), p.Elapsed.Round(time.Microsecond))

@@ -58,10 +58,10 @@ type Prepared struct {
 	// Replaced: the tree there was an older berth's (an older cache
 	// format), and was unpacked again in its place.
 	Replaced bool
-	// Stale: the tree is an older berth's and was used as it is, because
-	// a mounted overlay uses it (Prepare), or because Lookup was asked
-	// for any tree (LookupAny).
-	Stale bool
+	// Stale says why an older berth's tree is used as it is (a mounted
+	// container root uses it, unpacking it again failed, LookupAny); ""
+	// when the tree is current.
+	Stale string
 	Stats Stats // of the unpack; zero when Cached
 	// Config is what the image says about running it, read from the
 	// same bytes as the digest.
@@ -217,53 +217,77 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 	if err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
-	defer func() {
-		if err != nil {
-			unlock()
-			return
-		}
-		p.Release = sync.OnceFunc(unlock)
-	}()
 	reached("locked")
 	final := c.entryDir(p.Digest)
 	p.Rootfs = filepath.Join(final, "rootfs")
+	lease, err := c.readyEntry(in, src, opts, final, &p)
+	if err != nil {
+		unlock()
+		return p, fmt.Errorf("prepare %s: %w", src, err)
+	}
+	p.Release = sync.OnceFunc(func() {
+		unix.Close(lease)
+		unlock()
+	})
+	return p, nil
+}
+
+// readyEntry finds or makes the entry final for in and returns the lease
+// on it (leaseEntry), with p filled in; the caller holds the root lock
+// shared. An older berth's tree is unpacked again and replaces it
+// (replace); when a container root uses it, or unpacking it again fails,
+// it is used as it is (p.Stale).
+func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final string, p *Prepared) (int, error) {
 	stale := false
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
-		if stale = !entryCurrent(final); !stale || c.mountedEntries()[filepath.Base(final)] {
-			p.Cached, p.Stale = true, stale
-			reached("cached")
-			return p, nil
+		lease, err := leaseEntry(final)
+		if err != nil {
+			return -1, err
 		}
+		if entryCurrent(final) {
+			p.Cached = true
+			reached("cached")
+			return lease, nil
+		}
+		unix.Close(lease)
+		if c.entryMounted(final) {
+			return keepStale(final, p, "a mounted container root uses it")
+		}
+		stale = true
 	}
 	stage, err := newStaging(c.Root, ".staging-")
 	if err != nil {
-		return p, fmt.Errorf("prepare %s: %w", src, err)
+		return -1, err
 	}
 	reached("staging")
 	p.Stats.Digest = p.Digest
 	uo := UnpackOptions{Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
-	if _, err := extractInput(in, src, filepath.Join(stage.path, "rootfs"), uo, &p.Stats); err != nil {
+	_, err = extractInput(in, src, filepath.Join(stage.path, "rootfs"), uo, &p.Stats)
+	if err == nil {
+		reached("unpacked")
+		err = writeFormat(stage.path)
+	}
+	if err == nil && stale {
+		err = c.replace(stage, final)
+	} else if err == nil {
+		err = c.commit(stage, final)
+	}
+	if err != nil {
 		stage.remove()
-		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
-	reached("unpacked")
-	if err := writeFormat(stage.path); err != nil {
-		stage.remove()
-		return p, fmt.Errorf("prepare %s: %w", src, err)
+	switch {
+	case err == nil:
+		p.Replaced = stale
+	case errors.Is(err, errRaced): // another process finished first: use its tree
+		p.Cached = true
+	case errors.Is(err, errInUse):
+		return keepStale(final, p, "a container root uses it")
+	case stale:
+		return keepStale(final, p, "unpacking it again failed: "+err.Error())
+	default:
+		return -1, err
 	}
-	commit := c.commit
-	if stale {
-		commit, p.Replaced = c.replace, true
-	}
-	if err := commit(stage, final); err != nil {
-		stage.remove()
-		if errors.Is(err, errRaced) {
-			p.Cached, p.Replaced = true, false // another process finished first: use its tree
-			return p, nil
-		}
-		return p, fmt.Errorf("prepare %s: %w", src, err)
-	}
-	return p, nil
+	return leaseEntry(final)
 }
 
 // errRaced is returned by commit when the entry appeared meanwhile.

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,25 +52,37 @@ func writeFormat(dir string) error {
 	return nil
 }
 
+// errInUse is returned by replace when a container root uses the older
+// tree, or will (a lease on it).
+var errInUse = errors.New("the older tree is in use")
+
 // replace puts a finished staging tree in the place of the entry final,
 // which an older berth made, in one rename(2) that exchanges the two
-// (RENAME_EXCHANGE), and removes the old tree. Replacements of one entry
-// are serialised across processes by a lock on the entry's directory: the
-// one that finds final current once it holds the lock lost the race
-// (errRaced). The old tree is locked until it is removed, and after a
-// crash it sits in a staging directory, removed as stale by OpenCache.
+// (RENAME_EXCHANGE), and removes the old tree. It takes the entry's lock
+// exclusively, without waiting: held shared, it is a lease (a Prepared
+// not yet released: its caller is about to mount the tree), or another
+// process replacing it holds it (errInUse either way). Under the lock a
+// tree that has become current (errRaced) or that a mounted overlay uses
+// (errInUse) is left alone. After a crash the old tree sits in a staging
+// directory that OpenCache removes.
 func (c *Cache) replace(stage *staging, final string) error {
 	if err := stage.sync(); err != nil {
 		return err
 	}
 	reached("synced")
-	fd, err := lockDir(final, unix.LOCK_EX)
+	fd, err := lockDir(final, unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
+		return errInUse
+	}
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", final, err)
 	}
 	defer unix.Close(fd)
-	if entryCurrent(final) {
+	switch {
+	case entryCurrent(final):
 		return errRaced
+	case c.entryMounted(final):
+		return errInUse
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, stage.path, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
 		return fmt.Errorf("exchange %s and %s: %w", stage.path, final, err)
@@ -79,9 +92,56 @@ func (c *Cache) replace(stage *staging, final string) error {
 		return fmt.Errorf("fsync %s: %w", c.Root, err)
 	}
 	// stage.path is the old tree now, locked by fd; the new one, at final,
-	// needs no lock of its own any more.
-	// What cannot be removed now is removed as stale once fd is closed.
+	// needs no lock of its own any more. What cannot be removed now is
+	// removed as stale once fd is closed.
 	stage.release()
 	_ = removeTree(stage.path)
 	return nil
+}
+
+// entryMounted reports whether a mounted overlay has the entry's tree as
+// a lower layer, or whether that cannot be told (mountinfo unreadable).
+func (c *Cache) entryMounted(final string) bool {
+	mounted, err := c.mounted()
+	return err != nil || mounted[filepath.Base(final)]
+}
+
+// maxLeaseTries bounds leaseEntry's retries when the entry is replaced
+// while it waits.
+const maxLeaseTries = 8
+
+// leaseEntry locks the entry directory final shared and returns the
+// descriptor: held until a Prepared is released, it keeps the tree from
+// being replaced under whoever is about to mount it (replace takes the
+// lock exclusively). It waits for a replacement under way, and locks the
+// directory found at final once it has the lock, not one a replacement
+// moved away meanwhile.
+func leaseEntry(final string) (int, error) {
+	for range maxLeaseTries {
+		fd, err := lockDir(final, unix.LOCK_SH)
+		if err != nil {
+			return -1, fmt.Errorf("lease %s: %w", final, err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(fd, &held) == nil && unix.Stat(final, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return fd, nil
+		}
+		unix.Close(fd)
+	}
+	return -1, fmt.Errorf("lease %s: replaced %d times while waiting", final, maxLeaseTries)
+}
+
+// keepStale leases the older tree at final for p, used as it is for why;
+// when another process replaced it meanwhile (the lease waited for it),
+// the tree is current after all.
+func keepStale(final string, p *Prepared, why string) (int, error) {
+	lease, err := leaseEntry(final)
+	if err != nil {
+		return -1, err
+	}
+	p.Cached, p.Replaced, p.Stats = true, false, Stats{}
+	if !entryCurrent(final) {
+		p.Stale = why
+	}
+	return lease, nil
 }

@@ -49,12 +49,8 @@ func TestPrepareReplacesOlderTree(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(rootfs, broken)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("setup: %v %v", st, err)
 	}
-	p, err := c.Prepare(img, PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Release()
-	if p.Cached || p.Stale || !p.Replaced || p.Rootfs != rootfs || p.Stats.Entries != len(want) {
+	p := prepareReleased(t, c, img, PrepareOptions{})
+	if p.Cached || p.Stale != "" || !p.Replaced || p.Rootfs != rootfs || p.Stats.Entries != len(want) {
 		t.Errorf("prepare over an older tree: %+v", p)
 	}
 	compareTrees(t, want, snapshot(t, rootfs))
@@ -64,12 +60,8 @@ func TestPrepareReplacesOlderTree(t *testing.T) {
 	if !entryCurrent(filepath.Dir(rootfs)) {
 		t.Error("the new tree has no current format file")
 	}
-	again, err := c.Prepare(img, PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	again.Release()
-	if !again.Cached || again.Replaced || again.Stale {
+	again := prepareReleased(t, c, img, PrepareOptions{})
+	if !again.Cached || again.Replaced || again.Stale != "" {
 		t.Errorf("third prepare: %+v, want cached", again)
 	}
 }
@@ -96,7 +88,7 @@ func TestPrepareReplacesOlderTreeOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got[0].Replaced == got[1].Replaced || got[0].Stale || got[1].Stale {
+	if got[0].Replaced == got[1].Replaced || got[0].Stale != "" || got[1].Stale != "" {
 		t.Errorf("two prepares: %+v and %+v, want exactly one replacement", got[0], got[1])
 	}
 	compareTrees(t, want, snapshot(t, rootfs))
@@ -115,29 +107,22 @@ func TestPrepareKeepsOlderTreeInUse(t *testing.T) {
 	want, img := packTree(t)
 	c, rootfs, broken := olderTree(t, want, img)
 	mnt := mountOverlay(t, t.TempDir(), rootfs, false)
-	p, err := c.Prepare(img, PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Release()
-	if !p.Cached || !p.Stale || p.Replaced {
+	p := prepareReleased(t, c, img, PrepareOptions{})
+	if !p.Cached || p.Stale != "a mounted container root uses it" || p.Replaced {
 		t.Errorf("prepare of an older tree in use: %+v, want cached and stale", p)
 	}
 	if st, err := os.Stat(filepath.Join(mnt, broken)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("the overlay's file: %v %v, want the older tree's, untouched", st, err)
 	}
+	if l, ok, err := c.Lookup(fileDigest(t, img)); err != nil || !ok || l.Stale == "" {
+		t.Errorf("lookup of an older tree in use: %+v %v %v, want it, stale", l, ok, err)
+	} else {
+		l.Release()
+	}
 	if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
-	p, err = c.Prepare(img, PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Release()
-	if !p.Replaced {
-		t.Errorf("prepare once unmounted: %+v, want the tree replaced", p)
-	}
-	compareTrees(t, want, snapshot(t, rootfs))
+	wantReplaced(t, c, img, want, rootfs, "once unmounted")
 }
 
 // TestLookupOlderTree: Lookup does not find an older berth's tree (a pull
@@ -151,11 +136,52 @@ func TestLookupOlderTree(t *testing.T) {
 		t.Errorf("lookup of an older tree: %+v %v %v, want not found", p, ok, err)
 	}
 	p, ok, err := c.LookupAny(digest)
-	if err != nil || !ok || !p.Stale || p.Rootfs != rootfs {
+	if err != nil || !ok || p.Stale == "" || p.Rootfs != rootfs {
 		t.Errorf("lookup any of an older tree: %+v %v %v, want it, stale", p, ok, err)
 	}
 	if ok {
 		p.Release()
+	}
+}
+
+// TestPrepareLeaseKeepsOlderTree: while a lease on an older tree is held
+// (a Prepared not yet released: its caller is about to mount the tree),
+// another cache does not replace it but uses it as it is; once the lease
+// is released, it replaces it.
+func TestPrepareLeaseKeepsOlderTree(t *testing.T) {
+	want, img := packTree(t)
+	c, rootfs, broken := olderTree(t, want, img)
+	held, ok, err := c.LookupAny(fileDigest(t, img))
+	if err != nil || !ok {
+		t.Fatalf("lookup any: %v %v", ok, err)
+	}
+	other := &Cache{Root: c.Root}
+	p := prepareReleased(t, other, img, PrepareOptions{})
+	if !p.Cached || p.Replaced || p.Stale != "a container root uses it" {
+		t.Errorf("prepare under a lease: %+v", p)
+	}
+	if st, err := os.Stat(filepath.Join(rootfs, broken)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the leased tree's file: %v %v, want it untouched", st, err)
+	}
+	if ents := cacheEntries(t, c.Root); len(ents) != 1 {
+		t.Errorf("cache holds %v, want the entry alone", ents)
+	}
+	held.Release()
+	wantReplaced(t, other, img, want, rootfs, "once the lease is released")
+}
+
+// TestPrepareOlderTreeUnpackFails: when the older tree cannot be
+// unpacked again (here: a limit), it is used as it is, and nothing is
+// left of the attempt.
+func TestPrepareOlderTreeUnpackFails(t *testing.T) {
+	want, img := packTree(t)
+	c, _, _ := olderTree(t, want, img)
+	p := prepareReleased(t, c, img, PrepareOptions{Limits: Limits{MaxEntries: 2}})
+	if !p.Cached || p.Replaced || !strings.HasPrefix(p.Stale, "unpacking it again failed: ") {
+		t.Errorf("prepare of an older tree that fails to unpack: %+v", p)
+	}
+	if ents := cacheEntries(t, c.Root); len(ents) != 1 {
+		t.Errorf("cache holds %v, want the entry alone", ents)
 	}
 }
 
@@ -212,4 +238,25 @@ func TestPrepareReplaceCrash(t *testing.T) {
 			compareTrees(t, want, snapshot(t, p.Rootfs))
 		})
 	}
+}
+
+// prepareReleased prepares img in c and releases the lease at once.
+func prepareReleased(t *testing.T, c *Cache, img string, opts PrepareOptions) Prepared {
+	t.Helper()
+	p, err := c.Prepare(img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	return p
+}
+
+// wantReplaced prepares img in c (when: the test's moment) and wants the
+// older tree at rootfs replaced by the image's, want.
+func wantReplaced(t *testing.T, c *Cache, img string, want map[string]node, rootfs, when string) {
+	t.Helper()
+	if p := prepareReleased(t, c, img, PrepareOptions{}); !p.Replaced {
+		t.Errorf("prepare %s: %+v, want the tree replaced", when, p)
+	}
+	compareTrees(t, want, snapshot(t, rootfs))
 }

@@ -110,10 +110,16 @@ func diskUsage(root string) int64 {
 // matched by path and by the directory's identity (so a cache reached
 // through another path, a symlink say, is still recognised).
 func (c *Cache) mountedEntries() map[string]bool {
+	out, _ := c.mounted()
+	return out
+}
+
+// mounted is mountedEntries, with the error of reading mountinfo.
+func (c *Cache) mounted() (map[string]bool, error) {
 	out := make(map[string]bool)
 	mounts, err := mountinfo.Read()
 	if err != nil {
-		return out
+		return out, err
 	}
 	byID := make(map[[2]uint64]string)
 	ents, _ := os.ReadDir(c.Root)
@@ -146,7 +152,7 @@ func (c *Cache) mountedEntries() map[string]bool {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // evalOr is p with its symlinks resolved, or p.

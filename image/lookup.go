@@ -17,13 +17,14 @@ import (
 // image file may have been replaced since its tree was unpacked and
 // verified, to find its tree. The Prepared has no Config: the caller
 // kept what the image said. A tree an older berth made (see cacheFormat)
-// is not found: the image is to be prepared again.
+// is found only while a mounted container root uses it (Stale), as
+// Prepare would use it then; otherwise the image is to be prepared again.
 func (c *Cache) Lookup(digest string) (p Prepared, ok bool, err error) {
 	return c.lookup(digest, false)
 }
 
-// LookupAny is Lookup that also finds a tree an older berth made, marked
-// Stale: for when no image is left to unpack it again from.
+// LookupAny is Lookup that finds a tree an older berth made in any case,
+// marked Stale: for when no image is left to unpack it again from.
 func (c *Cache) LookupAny(digest string) (p Prepared, ok bool, err error) {
 	return c.lookup(digest, true)
 }
@@ -38,15 +39,34 @@ func (c *Cache) lookup(digest string, any bool) (p Prepared, ok bool, err error)
 	if err != nil {
 		return p, false, fmt.Errorf("lookup %s: %w", digest, err)
 	}
-	rootfs := filepath.Join(c.entryDir(digest), "rootfs")
-	st, err := os.Lstat(rootfs)
-	stale := err == nil && !entryCurrent(filepath.Dir(rootfs))
-	if err != nil || !st.IsDir() || stale && !any {
+	final := c.entryDir(digest)
+	rootfs := filepath.Join(final, "rootfs")
+	if st, err := os.Lstat(rootfs); err != nil || !st.IsDir() {
 		unlock()
 		return Prepared{}, false, nil
 	}
-	p.Digest, p.Cached, p.Stale, p.Rootfs = digest, true, stale, rootfs
-	p.Release = sync.OnceFunc(unlock)
+	lease, err := leaseEntry(final)
+	if err != nil {
+		unlock()
+		return Prepared{}, false, fmt.Errorf("lookup %s: %w", digest, err)
+	}
+	if !entryCurrent(final) {
+		switch {
+		case any:
+			p.Stale = "an older berth's tree, looked up as it is"
+		case c.entryMounted(final):
+			p.Stale = "a mounted container root uses it"
+		default:
+			unix.Close(lease)
+			unlock()
+			return Prepared{}, false, nil
+		}
+	}
+	p.Digest, p.Cached, p.Rootfs = digest, true, rootfs
+	p.Release = sync.OnceFunc(func() {
+		unix.Close(lease)
+		unlock()
+	})
 	p.Elapsed = time.Since(start)
 	return p, true, nil
 }
