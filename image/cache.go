@@ -70,7 +70,9 @@ type Prepared struct {
 	// Release ends the lease on Rootfs. Until it is called the cache's
 	// lock is held shared, so GC (which takes it exclusively, and keeps
 	// the trees of mounted overlays) cannot remove the tree before the
-	// caller has mounted it. Call it once, after mounting.
+	// caller has mounted it, and so is the entry's, so an older berth's
+	// tree is not replaced under it (replace). Call it once, after
+	// mounting.
 	Release func()
 }
 
@@ -250,8 +252,8 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 			return lease, nil
 		}
 		unix.Close(lease)
-		if c.entryMounted(final) {
-			return keepStale(final, p, "a mounted container root uses it")
+		if c.entryInUse(final) {
+			return keepStale(final, p, "a container root uses it")
 		}
 		stale = true
 	}
@@ -279,7 +281,7 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 	case err == nil:
 		p.Replaced = stale
 	case errors.Is(err, errRaced): // another process finished first: use its tree
-		p.Cached = true
+		p.Cached, p.Stats = true, Stats{}
 	case errors.Is(err, errInUse):
 		return keepStale(final, p, "a container root uses it")
 	case stale:

@@ -99,6 +99,19 @@ func (c *Cache) replace(stage *staging, final string) error {
 	return nil
 }
 
+// entryInUse reports whether the entry's tree is in use: leased (a
+// Prepared not yet released: its caller is about to mount the tree, or
+// an update holds it) or mounted. The caller holds no lease on it: the
+// test is an exclusive lock, on a descriptor of its own, not waited for.
+func (c *Cache) entryInUse(final string) bool {
+	fd, err := lockDir(final, unix.LOCK_EX|unix.LOCK_NB)
+	if err != nil {
+		return true // EWOULDBLOCK: a lease; anything else: cannot tell
+	}
+	unix.Close(fd)
+	return c.entryMounted(final)
+}
+
 // entryMounted reports whether a mounted overlay has the entry's tree as
 // a lower layer, or whether that cannot be told (mountinfo unreadable).
 func (c *Cache) entryMounted(final string) bool {

@@ -108,7 +108,7 @@ func TestPrepareKeepsOlderTreeInUse(t *testing.T) {
 	c, rootfs, broken := olderTree(t, want, img)
 	mnt := mountOverlay(t, t.TempDir(), rootfs, false)
 	p := prepareReleased(t, c, img, PrepareOptions{})
-	if !p.Cached || p.Stale != "a mounted container root uses it" || p.Replaced {
+	if !p.Cached || p.Stale != "a container root uses it" || p.Replaced {
 		t.Errorf("prepare of an older tree in use: %+v, want cached and stale", p)
 	}
 	if st, err := os.Stat(filepath.Join(mnt, broken)); err != nil || st.Mode().Perm() != 0o600 {
@@ -156,10 +156,23 @@ func TestPrepareLeaseKeepsOlderTree(t *testing.T) {
 		t.Fatalf("lookup any: %v %v", ok, err)
 	}
 	other := &Cache{Root: c.Root}
+	var steps []string
+	crashPoint = func(step string) { steps = append(steps, step) }
+	defer func() { crashPoint = nil }()
 	p := prepareReleased(t, other, img, PrepareOptions{})
 	if !p.Cached || p.Replaced || p.Stale != "a container root uses it" {
 		t.Errorf("prepare under a lease: %+v", p)
 	}
+	// The same cache too, as an update does (its first phase's lease
+	// held while it prepares the container again): in neither is the
+	// image unpacked again for nothing.
+	if p := prepareReleased(t, c, img, PrepareOptions{}); p.Stale != "a container root uses it" {
+		t.Errorf("prepare in the leasing cache: %+v", p)
+	}
+	if slices.Contains(steps, "staging") {
+		t.Errorf("prepares under a lease went through %v: an unpack for nothing", steps)
+	}
+	crashPoint = nil
 	if st, err := os.Stat(filepath.Join(rootfs, broken)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("the leased tree's file: %v %v, want it untouched", st, err)
 	}

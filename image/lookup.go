@@ -45,22 +45,23 @@ func (c *Cache) lookup(digest string, any bool) (p Prepared, ok bool, err error)
 		unlock()
 		return Prepared{}, false, nil
 	}
+	// An older tree nothing uses is not found (before the lease: the
+	// test of use takes the entry's lock exclusively).
+	if !any && !entryCurrent(final) && !c.entryInUse(final) {
+		unlock()
+		return Prepared{}, false, nil
+	}
 	lease, err := leaseEntry(final)
 	if err != nil {
 		unlock()
 		return Prepared{}, false, fmt.Errorf("lookup %s: %w", digest, err)
 	}
-	if !entryCurrent(final) {
-		switch {
-		case any:
-			p.Stale = "an older berth's tree, looked up as it is"
-		case c.entryMounted(final):
-			p.Stale = "a mounted container root uses it"
-		default:
-			unix.Close(lease)
-			unlock()
-			return Prepared{}, false, nil
-		}
+	switch {
+	case entryCurrent(final):
+	case any:
+		p.Stale = "an older berth's tree, looked up as it is"
+	default:
+		p.Stale = "a container root uses it"
 	}
 	p.Digest, p.Cached, p.Rootfs = digest, true, rootfs
 	p.Release = sync.OnceFunc(func() {
