@@ -154,6 +154,11 @@ func ParseIndex(p []byte) (*Index, error) {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrIndex, f)
 	}
 	n, strLen := uint64(le.Uint32(p[8:])), uint64(le.Uint32(p[12:]))
+	if n == 0 {
+		// The length check above wants one record's bytes, which names
+		// alone could make up.
+		return nil, fmt.Errorf("%w: no entries (the first is the root)", ErrIndex)
+	}
 	if indexHeader+n*rec+strLen+indexTrailer != uint64(len(p)) {
 		return nil, fmt.Errorf("%w: %d entries and %d bytes of names do not make %d bytes", ErrIndex, n, strLen, len(p))
 	}

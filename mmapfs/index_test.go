@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,6 +115,16 @@ func TestParseIndexRejects(t *testing.T) {
 		if _, err := ParseIndex(b); !errors.Is(err, ErrIndex) {
 			t.Errorf("%s: %v, want ErrIndex", name, err)
 		}
+	}
+	// No entries, names making up a record's length (found by FuzzIndex:
+	// it parsed, and re-encoded to an index refused as too short).
+	empty := append([]byte{}, good[:indexHeader]...)
+	le.PutUint32(empty[8:], 0)
+	le.PutUint32(empty[12:], indexRecord)
+	empty = append(empty, make([]byte, indexRecord+indexTrailer)...)
+	le.PutUint32(empty[len(empty)-4:], crc(empty[:len(empty)-4]))
+	if _, err := ParseIndex(empty); !errors.Is(err, ErrIndex) || !strings.Contains(err.Error(), "no entries") {
+		t.Errorf("an index of no entries: %v, want ErrIndex, no entries", err)
 	}
 	bad := append([]byte{}, good...)
 	bad[len(bad)-10] ^= 1
