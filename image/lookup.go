@@ -17,8 +17,9 @@ import (
 // image file may have been replaced since its tree was unpacked and
 // verified, to find its tree. The Prepared has no Config: the caller
 // kept what the image said. A tree an older berth made (see cacheFormat)
-// is found only while a mounted container root uses it (Stale), as
-// Prepare would use it then; otherwise the image is to be prepared again.
+// is found only while it is in use (entryInUse: mounted, or leased by a
+// Prepared not yet released), marked Stale, as Prepare would use it then;
+// otherwise the image is to be prepared again.
 func (c *Cache) Lookup(digest string) (p Prepared, ok bool, err error) {
 	return c.lookup(digest, false)
 }
