@@ -125,7 +125,8 @@ func TestUnpackDefaultFrames(t *testing.T) {
 	src := filepath.Join(dir, "tree")
 	want := map[string][]byte{}
 	rng := rand.NewChaCha8([32]byte{7})
-	for i, size := range []int{3 << 20, 1<<20 + 5, 700 << 10, 5 << 20} {
+	k := DefaultFrameSize / (2 << 20) // the sizes are for 2 MiB frames
+	for i, size := range []int{3 << 20 * k, 1<<20*k + 5, 700 << 10 * k, 5 << 20 * k} {
 		data := make([]byte, size)
 		rng.Read(data)
 		name := fmt.Sprintf("f%d", i)

@@ -150,7 +150,7 @@
 //
 // # Frame cutting
 //
-// The tar stream is cut into frames of about FrameSize (default 2 MiB)
+// The tar stream is cut into frames of about FrameSize (default 4 MiB)
 // decompressed bytes. A frame is closed at the first entry boundary once it
 // holds FrameSize bytes or more, or inside a regular file's data as soon as
 // it holds FrameSize bytes and more data follows. A tar header (with its PAX

@@ -22,12 +22,12 @@ const (
 )
 
 const (
-	// DefaultFrameSize is the decompressed size of a data frame. An unpack
-	// holds a few decoded frames at once, and every page of them is memory
-	// it touches for the first time: 2 MiB frames, compressed a level
-	// harder than zstd -3 (framewriter.go), unpack with less CPU than
-	// 4 MiB ones at level 3 and are as small.
-	DefaultFrameSize = 2 << 20
+	// DefaultFrameSize is the decompressed size of a data frame. At the
+	// level framewriter.go compresses with, 4 MiB frames unpack minbase
+	// with about a tenth less CPU than 2 MiB ones and make an image 2.6%
+	// smaller, a little smaller than one zstd -3 frame of the whole tar;
+	// reading one file through mmapfs decodes twice as much.
+	DefaultFrameSize = 4 << 20
 	// maxFrameSize keeps frame sizes inside the seek table's u32 fields with
 	// room for a header overshoot.
 	maxFrameSize = 1 << 30

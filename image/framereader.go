@@ -57,8 +57,9 @@ type bufferPool struct {
 // hold two while the next decodes). Few is deliberate: every page of a
 // buffer is fresh memory, whose first touch can cost more than decoding
 // into it (about 5 ms per MiB on a VM whose host backs guest memory
-// lazily). On two cores that is six 2 MiB buffers; with four, the
-// goroutines waited for each other about twice as often.
+// lazily). On two cores that is four buffers of the default 4 MiB frames
+// (six of 2 MiB ones: with four of those, the goroutines waited for each
+// other about twice as often).
 func frameBuffers(maxFrame int64, n int) int {
 	per := max(maxFrame, 1)
 	return max(3, min(n+2, int((24<<20)/per)), int((12<<20)/per))

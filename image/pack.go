@@ -16,7 +16,7 @@ import (
 // PackOptions tune Pack.
 type PackOptions struct {
 	// FrameSize is the decompressed size of a zstd frame; 0 means
-	// DefaultFrameSize (2 MiB). Values below 64 KiB are raised to 64 KiB.
+	// DefaultFrameSize (4 MiB). Values below 64 KiB are raised to 64 KiB.
 	FrameSize int
 	// Log receives warnings, such as skipped sockets. It may be nil.
 	Log io.Writer
