@@ -1,7 +1,6 @@
 package image
 
 import (
-	"archive/tar"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -227,34 +226,126 @@ func withoutSocket(m map[string]node) map[string]node {
 	return m
 }
 
-// TestAddFileIsTheFileWalked: the pack refuses a file swapped, after the
-// walk saw it, for a FIFO (without blocking on it) or for another file.
-func TestAddFileIsTheFileWalked(t *testing.T) {
+// TestOpenWalkedIsTheFileWalked: the pack refuses an entry swapped, after
+// the walk looked at it, for a FIFO (without blocking on it), for another
+// file, or for a symlink (to a directory or a file outside the tree).
+func TestOpenWalkedIsTheFileWalked(t *testing.T) {
 	dir := t.TempDir()
-	fifo, file := filepath.Join(dir, "fifo"), filepath.Join(dir, "file")
-	if err := unix.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(file, &st); err != nil {
-		t.Fatal(err)
-	}
-	walked := fileID{uint64(st.Dev), st.Ino}
-	hdr := &tar.Header{Name: "file", Typeflag: tar.TypeReg, Size: 1}
-	done := make(chan error, 1)
-	go func() { done <- addFile(nil, hdr, fifo, false, walked) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "changed while the tree was packed") {
-			t.Errorf("a FIFO in the file's place: %v", err)
+	for _, name := range []string{"file", "other"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second): // a hang guard, not a timing check
-		t.Fatal("the pack blocked opening a FIFO")
 	}
-	if err := addFile(nil, hdr, file, false, fileID{walked.dev, walked.ino + 1}); err == nil || !strings.Contains(err.Error(), "changed while the tree was packed") {
-		t.Errorf("another file in the file's place: %v", err)
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"dirlink": "sub", "filelink": "file"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	id := func(name string) fileID {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return fileID{uint64(st.Dev), st.Ino}
+	}
+	for _, c := range []struct {
+		name   string
+		walked fileID
+		dir    bool
+	}{
+		{"fifo", id("file"), false},     // a FIFO in the file's place
+		{"other", id("file"), false},    // another file in its place
+		{"filelink", id("file"), false}, // a symlink to it
+		{"dirlink", id("sub"), true},    // a symlink to the directory walked
+		{"file", id("sub"), true},       // a file in the directory's place
+	} {
+		done := make(chan error, 1)
+		go func() {
+			f, _, err := openWalked(int(d.Fd()), c.name, c.name, c.walked, c.dir)
+			if f != nil {
+				f.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "changed while the tree was packed") {
+				t.Errorf("%s in the place of what was walked: %v", c.name, err)
+			}
+		case <-time.After(10 * time.Second): // a hang guard, not a timing check
+			t.Fatalf("%s: the pack blocked opening it", c.name)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		dir  bool
+	}{{"file", false}, {"sub", true}} {
+		f, _, err := openWalked(int(d.Fd()), c.name, c.name, id(c.name), c.dir)
+		if err != nil {
+			t.Errorf("%s, unchanged: %v", c.name, err)
+			continue
+		}
+		f.Close()
+	}
+}
+
+// TestPackDirSwappedForSymlink: a directory of the tree swapped for a
+// symlink to a directory outside it, after the walk looked at it (as a
+// container writing its volume while it is packed could), makes the pack
+// fail naming it; nothing from outside the tree is read into an image.
+// The same for a file swapped for a symlink to a file outside.
+func TestPackDirSwappedForSymlink(t *testing.T) {
+	for _, victim := range []string{"zzz", "zzz/f"} {
+		t.Run(strings.ReplaceAll(victim, "/", "-"), func(t *testing.T) {
+			base := t.TempDir()
+			src, outside := filepath.Join(base, "src"), filepath.Join(base, "outside")
+			for _, d := range []string{filepath.Join(src, "zzz"), outside} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, f := range []string{filepath.Join(src, "zzz", "f"), filepath.Join(outside, "f")} {
+				if err := os.WriteFile(f, []byte(f), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			packAfterStat = func(rel string) {
+				if rel != victim {
+					return
+				}
+				p := filepath.Join(src, rel)
+				aside := filepath.Join(base, "aside")
+				target := outside
+				if victim != "zzz" {
+					target = filepath.Join(outside, "f")
+				}
+				if err := os.Rename(p, aside); err != nil {
+					t.Error(err)
+				}
+				if err := os.Symlink(target, p); err != nil {
+					t.Error(err)
+				}
+			}
+			defer func() { packAfterStat = nil }()
+			out := filepath.Join(base, "img.tar.zst")
+			err := Pack(src, out, PackOptions{})
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(src, victim)+": changed while the tree was packed") {
+				t.Fatalf("pack with %s swapped for a symlink: %v", victim, err)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a failed pack left %s (%v)", out, err)
+			}
+		})
 	}
 }

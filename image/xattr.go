@@ -55,10 +55,10 @@ func (x *extractor) setXattrs(fd int, hdr *tar.Header) {
 	}
 }
 
-// readXattrs returns the attributes of path that pass the filter, as PAX
-// records, or nil. Packing keeps what unpacking would set.
-func readXattrs(path string) (map[string]string, error) {
-	size, err := unix.Llistxattr(path, nil)
+// readXattrs returns the attributes of the file open at fd that pass the
+// filter, as PAX records, or nil. Packing keeps what unpacking would set.
+func readXattrs(fd int) (map[string]string, error) {
+	size, err := unix.Flistxattr(fd, nil)
 	if err != nil || size == 0 {
 		if err == unix.ENOTSUP || err == unix.ENODATA {
 			err = nil
@@ -66,7 +66,7 @@ func readXattrs(path string) (map[string]string, error) {
 		return nil, err
 	}
 	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(path, buf); err != nil {
+	if size, err = unix.Flistxattr(fd, buf); err != nil {
 		return nil, err
 	}
 	var out map[string]string
@@ -74,12 +74,12 @@ func readXattrs(path string) (map[string]string, error) {
 		if name == "" || !keepXattr(name, true) {
 			continue
 		}
-		vsize, err := unix.Lgetxattr(path, name, nil)
+		vsize, err := unix.Fgetxattr(fd, name, nil)
 		if err != nil {
 			continue // removed meanwhile, or unreadable: left out
 		}
 		val := make([]byte, vsize)
-		if vsize, err = unix.Lgetxattr(path, name, val); err != nil {
+		if vsize, err = unix.Fgetxattr(fd, name, val); err != nil {
 			continue
 		}
 		if out == nil {
