@@ -246,7 +246,14 @@ func (c *crew) write(batch []*writeJob) {
 	start := time.Now()
 	for _, j := range batch {
 		if !c.failed.Load() {
-			n, err := c.x.createAt(j.dir, j.base, j.rel, j.hdr, fileData{chunks: j.chunks}, true)
+			var n int64
+			err := caught(func() (err error) {
+				if crewHook != nil {
+					crewHook(-1)
+				}
+				n, err = c.x.createAt(j.dir, j.base, j.rel, j.hdr, fileData{chunks: j.chunks}, true)
+				return err
+			})
 			c.bytes.Add(n)
 			if err != nil {
 				c.fail(fmt.Errorf("unpack %s: entry %q at offset %d: %w", c.src, j.hdr.Name, j.offset, err))
@@ -262,6 +269,24 @@ func (c *crew) write(batch []*writeJob) {
 	c.work.Write += took
 	c.wakeStream()
 	c.mu.Unlock()
+}
+
+// crewHook, when set (tests), runs at the start of each frame's decode
+// (its index) and each file's write (-1), inside caught.
+var crewHook func(frame int)
+
+// caught runs fn and turns a panic in it into an error. The crew's tasks
+// run on goroutines whose panic no caller could recover, in a process
+// that may be PID 1: a panic there — a defect, not bad input, since
+// mmapfs.Guard turns a fault on the image into ErrFault — fails the
+// unpack, naming it, instead of ending the process.
+func caught(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error (panic: %v)", p)
+		}
+	}()
+	return fn()
 }
 
 // fail records the first error.

@@ -175,3 +175,35 @@ func TestFrameBufferAlignment(t *testing.T) {
 		t.Errorf("buffer at %#x (cap %d) in mapping at %#x (len %d): want a huge page boundary inside it", addr, cap(buf), start, len(span))
 	}
 }
+
+// TestUnpackPanicFails: a panic while a frame is decoded or a batch of
+// files written (a defect, injected here) fails the unpack naming it, on
+// the unpacking goroutine or a helper alike, instead of ending the process
+// — which a helper's panic would, berth being PID 1 among others. (With
+// one writer the unpacking goroutine writes every file itself, outside
+// the crew: its caller recovers.)
+func TestUnpackPanicFails(t *testing.T) {
+	_, img := packTree(t)
+	for _, c := range []struct {
+		name  string
+		frame int
+	}{{"decode", 1}, {"write", -1}} {
+		for _, workers := range []int{1, 2, 4} {
+			if c.frame < 0 && workers == 1 {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s workers %d", c.name, workers), func(t *testing.T) {
+				crewHook = func(frame int) {
+					if frame == c.frame {
+						panic("injected")
+					}
+				}
+				defer func() { crewHook = nil }()
+				_, err := Unpack(img, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Workers: workers, Writers: workers})
+				if err == nil || !strings.Contains(err.Error(), "internal error (panic: injected)") {
+					t.Errorf("unpack with a panic in its %s: %v", c.name, err)
+				}
+			})
+		}
+	}
+}

@@ -137,7 +137,13 @@ func (c *crew) decode(f *frameBuf) {
 	if f.mem == nil {
 		f.mem, span = c.bufs.make()
 	}
-	f.buf, f.err = mmapfs.DecodeFrame(c.dec, c.m, c.table, f.index, f.mem)
+	f.err = caught(func() (err error) {
+		if crewHook != nil {
+			crewHook(f.index)
+		}
+		f.buf, err = mmapfs.DecodeFrame(c.dec, c.m, c.table, f.index, f.mem)
+		return err
+	})
 	if f.err != nil {
 		f.err = fmt.Errorf("zstd frame %d at image offset %d: %w", f.index, c.table.Offsets[f.index], f.err)
 	}
