@@ -123,11 +123,14 @@ func (b *berthLoop) header() (*tar.Header, error) {
 		s.pos += tarBlockSize
 		s.off += tarBlockSize
 	} else {
-		tr := tar.NewReader(s)
+		cr := &cappedReader{r: s}
+		tr := tar.NewReader(cr)
+		cr.hdr.start(b.u.lim.MaxHeaderBytes)
 		var err error
 		if hdr, err = tr.Next(); err != nil {
 			return nil, err
 		}
+		cr.hdr.stop()
 		b.data = tr
 	}
 	size := hdr.Size // what archive/tar takes for the entry's data

@@ -45,6 +45,9 @@ func (in *input) openDocker(want Platform) error {
 		return err
 	}
 	var cfg imageConfig
+	if err := CheckJSONObjects(cfgBytes); err != nil {
+		return fmt.Errorf("%s: %w", cfgName, err)
+	}
 	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", cfgName, err)
 	}

@@ -110,14 +110,28 @@ func (x *extractor) close() {
 	}
 }
 
-// warnOnce logs msg the first time key is seen.
+// maxWarnings is the most different warnings an unpack gives: their
+// keys carry names from the image, which could otherwise grow the set
+// of those given without bound.
+const maxWarnings = 256
+
+// warnOnce logs msg the first time key is seen, up to maxWarnings of
+// them; then it says once that it gives no more.
 func (x *extractor) warnOnce(key, msg string) {
 	x.warnMu.Lock()
 	defer x.warnMu.Unlock()
-	if !x.warned[key] {
-		x.warned[key] = true
-		fmt.Fprintf(x.log, "berth: unpack: %s\n", msg)
+	if x.warned[key] {
+		return
 	}
+	if len(x.warned) >= maxWarnings {
+		if len(x.warned) == maxWarnings {
+			x.warned[""] = true
+			fmt.Fprintf(x.log, "berth: unpack: more than %d warnings: no more are given\n", maxWarnings)
+		}
+		return
+	}
+	x.warned[key] = true
+	fmt.Fprintf(x.log, "berth: unpack: %s\n", msg)
 }
 
 // extract writes one entry on the calling goroutine. It returns the file

@@ -3,9 +3,11 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -324,7 +326,7 @@ func TestDirMetaBounded(t *testing.T) {
 		t.Errorf("8 directories of 200 KiB xattrs: %v", err)
 	}
 
-	mg := newMerger()
+	mg := newMerger(DefaultMaxEntries)
 	var merr error
 	for l := 0; l < 8 && merr == nil; l++ {
 		merr = mg.add(l, 0, &tar.Header{Name: "d/", Typeflag: tar.TypeDir, PAXRecords: map[string]string{"comment": big}})
@@ -349,5 +351,81 @@ func TestDirMetaBounded(t *testing.T) {
 	_, err = Unpack(src, filepath.Join(dir, "dest2"), UnpackOptions{})
 	if err == nil || !strings.Contains(err.Error(), "metadata, kept until the end, passes 1 MiB") {
 		t.Errorf("4000 directories of 205-byte names: %v", err)
+	}
+}
+
+// TestImplicitDirsCount: the directories made for an entry whose parents
+// the image does not list count as entries, so a few entries of deep
+// paths cannot make millions of directories: one file nine directories
+// deep is ten entries, within a limit of 10 and over one of 9.
+func TestImplicitDirsCount(t *testing.T) {
+	name := "d1/d2/d3/d4/d5/d6/d7/d8/d9/f"
+	for mode, m := range unpackModes {
+		for _, limit := range []int{10, 9} {
+			t.Run(fmt.Sprintf("%s/%d", m.name, limit), func(t *testing.T) {
+				dir := t.TempDir()
+				arc := filepath.Join(dir, "deep.tar")
+				writeTar(t, arc, []entry{{name: name, typ: tar.TypeReg, data: "x"}})
+				_, err := unpackMode(t, arc, filepath.Join(dir, "dest"), mode, UnpackOptions{Limits: Limits{MaxEntries: limit}})
+				if limit == 10 && err != nil {
+					t.Fatalf("at the limit: %v", err)
+				}
+				if limit < 10 && (err == nil || !strings.Contains(err.Error(), "too many entries")) {
+					t.Fatalf("over the limit: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestMergeNodesBounded: the first pass over an image's layers keeps a
+// node for every path, the parents an entry implies included, within the
+// entry limit: one entry nine directories deep is ten paths, within a
+// limit of 10 and over one of 9 — so a few entries of deep paths cannot
+// make PID 1 keep millions of nodes.
+func TestMergeNodesBounded(t *testing.T) {
+	for _, limit := range []int{10, 9} {
+		mg := newMerger(limit)
+		err := mg.add(0, 0, &tar.Header{Name: "d1/d2/d3/d4/d5/d6/d7/d8/d9/f", Typeflag: tar.TypeReg})
+		if limit == 10 && err != nil {
+			t.Errorf("at the limit: %v", err)
+		}
+		if limit < 10 && (err == nil || !errors.Is(err, errTooManyEntries)) {
+			t.Errorf("over the limit: %v", err)
+		}
+	}
+}
+
+// TestHeaderChainCapped: a chain of PAX headers before one entry is
+// refused once it passes the header limit, while archive/tar reads it —
+// not after it is read whole, which a few KB of compressed image could
+// make gigabytes — in every mode, and in an image's layer.
+func TestHeaderChainCapped(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1, PAXRecords: map[string]string{"comment": strings.Repeat("c", 1000)}})
+	tw.Write([]byte("x"))
+	tw.Close()
+	raw := buf.Bytes()
+	size, err := strconv.ParseInt(strings.TrimRight(string(raw[124:136]), "\x00 "), 8, 64)
+	if err != nil || raw[156] != tar.TypeXHeader {
+		t.Fatalf("archive/tar wrote no PAX header first (%v)", err)
+	}
+	pax := raw[:512+(size+511)&^511]
+	var chain []byte
+	for range 100 { // 150 KB of headers
+		chain = append(chain, pax...)
+	}
+	chain = append(chain, raw...)
+	for mode, m := range unpackModes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			arc := filepath.Join(dir, "chain.tar")
+			os.WriteFile(arc, chain, 0o644)
+			_, err := unpackMode(t, arc, filepath.Join(dir, "dest"), mode, UnpackOptions{Limits: Limits{MaxHeaderBytes: 16 << 10}})
+			if err == nil || !strings.Contains(err.Error(), "header too large: over the limit of 16384") {
+				t.Fatalf("150 KB of PAX headers under a limit of 16 KiB: %v", err)
+			}
+		})
 	}
 }

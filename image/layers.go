@@ -109,7 +109,9 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 			var prev string
 			for seq := 0; ; seq++ {
 				before := ls.tar.n
+				ls.tar.hdr.start(lim.MaxHeaderBytes)
 				hdr, err := tr.Next()
+				ls.tar.hdr.stop()
 				if err == io.EOF {
 					break
 				}
@@ -139,7 +141,7 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 // headers, checks every digest and the limits, and returns what the second
 // pass emits. Nothing is written.
 func planLayers(s blobStore, layers []layer, lim Limits, workers int) (*mergePlan, error) {
-	mg := newMerger()
+	mg := newMerger(lim.MaxEntries)
 	entries := 0
 	err := eachEntry(s, layers, lim, workers, func(l, seq int, hdr *tar.Header, _ *tar.Reader, headerBytes int64) error {
 		if entries++; entries > lim.MaxEntries {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -153,4 +154,20 @@ func entryPath(name string) (string, error) {
 		return ".", nil
 	}
 	return strings.Join(parts, "/"), nil
+}
+
+// MaxJSONObjects bounds the objects of a JSON document berth decodes from
+// an image or a registry (an index, a manifest, a config): decoding makes
+// each a Go value of a few hundred bytes before any count of the document
+// is checked, and a 4 MiB one of "{}," is 1.4 million of them.
+const MaxJSONObjects = 1 << 16
+
+// CheckJSONObjects refuses a JSON document of more than MaxJSONObjects
+// objects, before it is decoded. It counts '{' bytes, those in strings
+// too: an upper bound.
+func CheckJSONObjects(b []byte) error {
+	if n := bytes.Count(b, []byte{'{'}); n > MaxJSONObjects {
+		return fmt.Errorf("over %d JSON objects (%d)", MaxJSONObjects, n)
+	}
+	return nil
 }

@@ -38,6 +38,11 @@ type mnode struct {
 	key  int64 // winning entry, layer<<32 | its number in the layer; -1 none (an implicit directory)
 	dir  bool
 	size int64
+	// hid is 1 + the layer whose whiteouts last went through the node's
+	// subtree: after that it holds nothing of a lower layer (what the
+	// layer adds is its own), so another whiteout of the layer there has
+	// nothing to do, and repeated ones cost no walk each.
+	hid int
 }
 
 // merger is the first pass's state.
@@ -48,10 +53,15 @@ type merger struct {
 	// dirBytes counts the bytes of the headers dirs keeps, bounded by
 	// maxDirMeta.
 	dirBytes int64
+	// nodes counts the tree's nodes, implicit directories included,
+	// within maxNodes: one entry of a deep path makes a node for each of
+	// its parents, and the tree stays within the entry limit.
+	nodes, maxNodes int
 }
 
-func newMerger() *merger {
-	return &merger{root: &mnode{key: -1, dir: true}, links: make(map[int64]int64), dirs: make(map[int64]*tar.Header)}
+// newMerger returns a merger of a tree of at most maxNodes paths.
+func newMerger(maxNodes int) *merger {
+	return &merger{root: &mnode{key: -1, dir: true}, links: make(map[int64]int64), dirs: make(map[int64]*tar.Header), maxNodes: maxNodes}
 }
 
 func entryKey(layer, seq int) int64 { return int64(layer)<<32 | int64(seq) }
@@ -89,6 +99,9 @@ func (mg *merger) ensure(rel string, l int) (*mnode, error) {
 		}
 		k := n.kids[c]
 		if k == nil {
+			if mg.nodes++; mg.nodes > mg.maxNodes {
+				return nil, fmt.Errorf("%w: over the limit of %d paths, the directories the layers imply included", errTooManyEntries, mg.maxNodes)
+			}
 			k = &mnode{key: -1, dir: true}
 			if n.kids == nil {
 				n.kids = make(map[string]*mnode)
@@ -106,9 +119,12 @@ func hide(n *mnode, l int, self bool) bool {
 	if self && n.key >= 0 && keyLayer(n.key) < l {
 		n.key, n.size = -1, 0
 	}
-	for name, k := range n.kids {
-		if hide(k, l, true) {
-			delete(n.kids, name)
+	if n.hid != l+1 {
+		n.hid = l + 1
+		for name, k := range n.kids {
+			if hide(k, l, true) {
+				delete(n.kids, name)
+			}
 		}
 	}
 	if n.key < 0 && len(n.kids) > 0 {

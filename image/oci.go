@@ -352,6 +352,9 @@ func readJSON(s blobStore, name, digest string, v any) error {
 	if err != nil {
 		return err
 	}
+	if err := CheckJSONObjects(b); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -363,6 +366,9 @@ func readBlobJSON(s blobStore, d descriptor, v any) error {
 	b, err := readBlob(s, d)
 	if err != nil {
 		return err
+	}
+	if err := CheckJSONObjects(b); err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("blob %s: %w", d.Digest, err)

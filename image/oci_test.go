@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -377,4 +378,28 @@ func nestedIndex(t *testing.T, l string, m any, n int) any {
 		t.Fatal(err)
 	}
 	return map[string]any{"mediaType": mediaIndex, "digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(sub)}
+}
+
+// TestJSONObjectsBounded: an index.json of more objects than
+// MaxJSONObjects is refused before it is decoded (decoded, a 4 MiB one of
+// "{}," is 1.4 million descriptors, over 300 MB of heap); one at the
+// bound decodes (and is then refused for its count of manifests).
+func TestJSONObjectsBounded(t *testing.T) {
+	doc := func(n int) []byte { // n objects: the index and n-1 descriptors
+		return []byte(`{"manifests":[` + strings.Repeat("{},", n-2) + "{}]}")
+	}
+	if err := CheckJSONObjects(doc(MaxJSONObjects)); err != nil {
+		t.Errorf("%d objects: %v", MaxJSONObjects, err)
+	}
+	body := doc(MaxJSONObjects + 1)
+	if err := CheckJSONObjects(body); err == nil {
+		t.Errorf("%d objects passed", MaxJSONObjects+1)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.json"), body, 0o644)
+	_, err := Unpack(dir, filepath.Join(t.TempDir(), "dest"), UnpackOptions{})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("index.json: over %d JSON objects", MaxJSONObjects)) {
+		t.Errorf("an index.json of %d objects: %v", MaxJSONObjects+1, err)
+	}
 }

@@ -73,6 +73,9 @@ func BerthConfig(path string) (isBerth bool, cfg Config, err error) {
 // running the image, checked as for OCI layouts.
 func ParseOCIConfig(b []byte) (Config, error) {
 	var cfg imageConfig
+	if err := CheckJSONObjects(b); err != nil {
+		return Config{}, err
+	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return Config{}, err
 	}

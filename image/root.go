@@ -52,6 +52,13 @@ type root struct {
 	// learn them.
 	made map[string]dirRef
 	dev  uint64 // the root's device: directories on it share dir0.mem
+	// implicit counts the parents made for entries that name none, which
+	// count as entries: with entries (the entries so far) they stay within
+	// entryLimit, so a few entries of deep paths cannot make millions of
+	// directories.
+	implicit   int
+	entries    *int
+	entryLimit int
 }
 
 // openRoot creates dest if it is missing and opens it.
@@ -132,7 +139,15 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 	base := path.Base(rel)
 	fd, err := openDirAt(parent.fd, base)
 	if err == unix.ENOENT && create {
+		// The entries so far, this one (counted once it is written), the
+		// directories made and this one.
+		if r.entries != nil && *r.entries+1+r.implicit+1 > r.entryLimit {
+			return dirRef{}, fmt.Errorf("%s: %w: over the limit of %d, the directories made for entries that name no parent included", rel, errTooManyEntries, r.entryLimit)
+		}
 		if err = unix.Mkdirat(parent.fd, base, 0o755); err == nil || err == unix.EEXIST {
+			if err == nil {
+				r.implicit++
+			}
 			if err == nil {
 				r.made[rel] = dirRef{sgid: parent.sgid, mem: parent.mem} // mkdir in a setgid directory makes a setgid one
 			}

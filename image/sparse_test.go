@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,42 @@ func TestSparseUnpack(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestSparseLimitCountsBlocks: one-byte segments a block apart take a
+// block each on disk, so the limit counts the blocks — 256 of them make
+// 1 MiB, at a 1 MiB limit; 257 are over it — not the 256 bytes, which
+// would let a few KB of image fill a disk.
+func TestSparseLimitCountsBlocks(t *testing.T) {
+	for mode, m := range unpackModes {
+		for _, n := range []int{256, 257} {
+			t.Run(fmt.Sprintf("%s/%d", m.name, n), func(t *testing.T) {
+				mapText, data := spreadSegments(n)
+				dir := t.TempDir()
+				arc := filepath.Join(dir, "sparse.tar")
+				os.WriteFile(arc, sparseTar(t, "f", int64(n)*4096, mapText, data), 0o644)
+				_, err := unpackMode(t, arc, filepath.Join(dir, "dest"), mode, UnpackOptions{Limits: Limits{MaxBytes: 1 << 20}})
+				if n == 256 && err != nil {
+					t.Fatalf("at the limit: %v", err)
+				}
+				if n > 256 && (err == nil || !strings.Contains(err.Error(), "too much data")) {
+					t.Fatalf("over the limit: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// spreadSegments is the map of n one-byte segments, one at the start of
+// each 4 KiB block, and their data.
+func spreadSegments(n int) (mapText string, data []byte) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", n)
+	for i := range n {
+		fmt.Fprintf(&b, "%d\n1\n", i*4096)
+		data = append(data, 'x')
+	}
+	return b.String(), data
 }
 
 // checkSparseFile checks the one file in dest: its size, its bytes at the

@@ -72,6 +72,23 @@ type sparseLayout struct {
 	pad  int64 // zeros after them, to the next header
 }
 
+// diskBlock is the block size a sparse file's segments are counted in:
+// the most common filesystem block, and the page of tmpfs.
+const diskBlock = 4096
+
+// disk is the bytes of the blocks the segments touch, which bounds what
+// the file takes on disk.
+func (sp *sparseLayout) disk() int64 {
+	var n int64
+	for _, s := range sp.segs {
+		if s.Len > 0 {
+			last := s.Off + s.Len - 1 // within the file's size (mmapfs.CheckSegments)
+			n += (last/diskBlock - s.Off/diskBlock + 1) * diskBlock
+		}
+	}
+	return n
+}
+
 // Keys of GNU's older PAX sparse formats 0.0 and 0.1 (archive/tar turns
 // 0.0's offset and numbytes records into a map record).
 const (

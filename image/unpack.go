@@ -147,6 +147,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	}
 	defer x.close()
 	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, "unpacking", in.size())}
+	x.root.entries, x.root.entryLimit = &stats.Entries, lim.MaxEntries
 	defer u.prog.done()
 	switch {
 	case in.layers != nil:
@@ -193,17 +194,68 @@ type unpacker struct {
 }
 
 // countingReader counts the tar bytes read, for offsets in errors, and
-// shows them to its tap.
+// shows them to its tap. While hdr caps it, archive/tar reads one header.
 type countingReader struct {
 	r   io.Reader
 	n   int64
 	tap *tap
+	hdr headerCap
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	p, err := c.hdr.trim(p)
+	if err != nil {
+		return 0, err
+	}
 	n, err := c.r.Read(p)
+	c.hdr.left -= int64(n)
 	c.tap.note(c.n, p[:n])
 	c.n += int64(n)
+	return n, err
+}
+
+// headerCap bounds what archive/tar may read while it reads one header,
+// the previous entry's padding included: a chain of PAX or GNU long-name
+// headers longer than the header limit is refused once it passes the
+// limit, not after it is read whole (a few KB of compressed image can
+// hold gigabytes of them).
+type headerCap struct {
+	on    bool
+	left  int64
+	limit int64 // MaxHeaderBytes, for the error
+}
+
+// start caps the reads at the padding and a header of limit bytes.
+func (h *headerCap) start(limit int64) {
+	h.on, h.left, h.limit = true, tarBlockSize+limit+1, limit
+}
+
+func (h *headerCap) stop() { h.on = false }
+
+// trim cuts p to what the cap leaves, or fails once nothing is left.
+func (h *headerCap) trim(p []byte) ([]byte, error) {
+	if !h.on {
+		return p, nil
+	}
+	if h.left <= 0 {
+		return nil, fmt.Errorf("%w: over the limit of %d", errHeaderTooBig, h.limit)
+	}
+	return p[:min(int64(len(p)), h.left)], nil
+}
+
+// cappedReader is r under a headerCap.
+type cappedReader struct {
+	r   io.Reader
+	hdr headerCap
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	p, err := c.hdr.trim(p)
+	if err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.hdr.left -= int64(n)
 	return n, err
 }
 
@@ -225,7 +277,9 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 		}
 		before := cr.n
 		cr.tap.begin(before)
+		cr.hdr.start(u.lim.MaxHeaderBytes)
 		hdr, err := tr.Next()
+		cr.hdr.stop()
 		cr.tap.end()
 		if err == io.EOF {
 			break
@@ -315,23 +369,33 @@ var (
 
 // admit checks one entry against the limits before anything is written
 // and returns its clean relative path. A sparse file (sp) counts the
-// bytes of its segments, which is what it takes on disk.
+// blocks its segments touch, which is what it takes on disk: a one-byte
+// segment takes a whole block.
 func (u *unpacker) admit(hdr *tar.Header, headerBytes int64, sp *sparseLayout) (string, error) {
-	if u.stats.Entries+1 > u.lim.MaxEntries {
-		return "", fmt.Errorf("%w: over the limit of %d", errTooManyEntries, u.lim.MaxEntries)
+	if u.stats.Entries+u.x.root.implicit+1 > u.lim.MaxEntries {
+		return "", fmt.Errorf("%w: over the limit of %d%s", errTooManyEntries, u.lim.MaxEntries, u.implicitWhy())
 	}
 	if headerBytes > u.lim.MaxHeaderBytes {
 		return "", fmt.Errorf("%w: %d bytes, over the limit of %d", errHeaderTooBig, headerBytes, u.lim.MaxHeaderBytes)
 	}
 	size := hdr.Size
 	if sp != nil {
-		size = sp.data
+		size = sp.disk()
 	}
 	if size < 0 || size > u.lim.MaxBytes-u.declared {
 		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, size, u.lim.MaxBytes, u.lim.bytesWhy)
 	}
 	u.declared += size
 	return entryPath(hdr.Name)
+}
+
+// implicitWhy says, in an error over the entry limit, that directories
+// made for entries that name no parent count as entries, when some did.
+func (u *unpacker) implicitWhy() string {
+	if n := u.x.root.implicit; n > 0 {
+		return fmt.Sprintf(", %d directories made for entries that name no parent included", n)
+	}
+	return ""
 }
 
 // defaultWorkers is how many goroutines unpack when the options leave it

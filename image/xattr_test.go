@@ -3,8 +3,10 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -117,5 +119,33 @@ func TestChmodThroughHandle(t *testing.T) {
 		if fi, _ := os.Lstat(filepath.Join(dir, name)); fi.Mode().Perm() != 0o640 {
 			t.Errorf("%s: mode %v, want 0640", name, fi.Mode().Perm())
 		}
+	}
+}
+
+// TestWarningsBounded: filtered attributes of distinct names, as many as
+// an image likes, give at most maxWarnings warnings and one notice that
+// no more are given: the set of warnings given does not grow without
+// bound (each name would stay in it).
+func TestWarningsBounded(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 20 {
+		records := map[string]string{}
+		for j := range 100 {
+			records[fmt.Sprintf("SCHILY.xattr.security.n%d-%d", i, j)] = "x"
+		}
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg, Mode: 0o644, PAXRecords: records})
+	}
+	tw.Close()
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "x.tar")
+	os.WriteFile(arc, buf.Bytes(), 0o644)
+	var log bytes.Buffer
+	if _, err := Unpack(arc, filepath.Join(dir, "dest"), UnpackOptions{Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(log.String(), "berth: unpack: ")
+	if lines != maxWarnings+1 || !strings.Contains(log.String(), fmt.Sprintf("more than %d warnings: no more are given", maxWarnings)) {
+		t.Errorf("%d warning lines for 2000 filtered attributes, want %d and the notice; log ends %q", lines, maxWarnings+1, log.String()[max(0, log.Len()-200):])
 	}
 }
