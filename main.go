@@ -37,11 +37,13 @@ func main() {
 	if filepath.Base(os.Args[0]) == "modprobe" {
 		os.Exit(board.ModprobeMain(os.Args[1:]))
 	}
-	// The kernel starts the machine's init with no arguments (or ones it
-	// did not understand itself). berth started as the first process of a
-	// container is PID 1 too, but of its own PID namespace: it is a CLI
-	// there and must not boot.
-	if boot.IsMachineInit() && (len(os.Args) < 2 || !cli.IsVerb(os.Args[1])) {
+	// The kernel starts the machine's init with no arguments, or with the
+	// words of its command line it did not understand itself and those
+	// after "--": berth boots whatever they are, since a verb run as the
+	// CLI would exit, and PID 1 exiting panics the kernel. berth started
+	// as the first process of a container is PID 1 too, but of its own
+	// PID namespace: it is a CLI there and must not boot.
+	if boot.IsMachineInit() {
 		boot.Main(boot.Options{PID1: true}) // never returns
 	}
 	os.Exit(cli.Main(os.Args))

@@ -58,7 +58,8 @@ type Options struct {
 type booter struct {
 	opts   Options
 	log    *Logger
-	sigs   chan os.Signal
+	sigs   chan os.Signal // signals but SIGCHLD (catchSignals)
+	chld   chan os.Signal // SIGCHLD
 	reaper *reaper
 	// fatal receives panics from berth's goroutines; requests, control
 	// requests for the supervisor loop.
@@ -122,7 +123,7 @@ func Main(opts Options) int {
 	}
 	bootGC() // berth boot on a host too: its memory is PID 1's
 	b := &booter{
-		opts: opts, log: NewLogger(opts.Console), sigs: sigs, reaper: newReaper(),
+		opts: opts, log: NewLogger(opts.Console), sigs: sigs.sigs, chld: sigs.chld, reaper: newReaper(),
 		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),
 		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}

@@ -57,7 +57,10 @@ func (s *supervisor) startPull(cfg *Config, u *unit) {
 	s.pending++
 	cc, ctx, events := u.cfg, s.knownImage(s.pullCtx, u.cfg), s.pullEvents
 	s.b.goSafe(func() {
-		r := imageReady{name: cc.Name}
+		// The last word goes out however the goroutine ends, a panic
+		// (which goSafe then reports) included: waitPulls counts them.
+		r := imageReady{name: cc.Name, err: errors.New("its pull ended without a result")}
+		defer func() { events <- pullEvent{ready: r} }() // waitPulls takes it when nothing else does
 		delay := pullFirstRetry
 		for {
 			r.rootfs, r.config, r.err = s.readyRootfs(ctx, cfg, cc)
@@ -75,7 +78,6 @@ func (s *supervisor) startPull(cfg *Config, u *unit) {
 			}
 			delay = min(2*delay, pullMaxRetry)
 		}
-		events <- pullEvent{ready: r} // waitPulls takes it when nothing else does
 	})
 }
 

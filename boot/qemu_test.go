@@ -171,13 +171,16 @@ func TestQEMUDemoAppliance(t *testing.T) {
 // command line, as a Raspberry Pi's cmdline.txt often has: the kernel's
 // rootfs is then a ramfs, which reports no free space and keeps no
 // extended attributes. berth still runs /init from it, keeps its state on
-// a tmpfs of its own, and every container runs as on a tmpfs root.
+// a tmpfs of its own, and every container runs as on a tmpfs root. The
+// command line also ends in "-- version", which the kernel passes to init
+// as its argument: berth boots all the same (a CLI verb run as PID 1 would
+// exit, and the kernel panic).
 func TestQEMURamfsRoot(t *testing.T) {
 	config, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "demo", "berth.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := bootAppliance(t, appliance{arch: "amd64", config: string(config), vm: vm.Config{Append: []string{"root=/dev/ram0"}}})
+	out, err := bootAppliance(t, appliance{arch: "amd64", config: string(config), vm: vm.Config{Append: []string{"root=/dev/ram0", "--", "version"}}})
 	if err != nil {
 		t.Errorf("QEMU did not exit cleanly: %v", err)
 	}

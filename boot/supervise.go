@@ -126,10 +126,10 @@ func (s *supervisor) loop() (Action, int) {
 		}
 		timer.Reset(time.Until(next))
 		select {
+		case <-s.b.chld:
+			s.b.reaper.reap()
 		case sig := <-s.b.sigs:
 			switch {
-			case sig == syscall.SIGCHLD:
-				s.b.reaper.reap()
 			case sig == syscall.SIGHUP:
 				s.b.log.Printf("got SIGHUP: applying the boot config file")
 				s.startUpdate(updateReload, nil)
@@ -346,10 +346,8 @@ func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
 	defer tick.Stop()
 	for u.state == stateStopping && time.Now().Before(giveUp) {
 		select {
-		case sig := <-s.b.sigs:
-			if sig == syscall.SIGCHLD {
-				s.b.reaper.reap()
-			}
+		case <-s.b.chld:
+			s.b.reaper.reap()
 		case <-tick.C:
 			s.schedule(time.Now())
 		}

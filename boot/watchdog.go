@@ -53,15 +53,21 @@ func (d *watchdog) setTimeout(t time.Duration) error {
 	if err != nil {
 		return err
 	}
+	if got <= 0 {
+		// No interval to pet it at: a driver that reports no timeout
+		// is not used.
+		return fmt.Errorf("the device reports a timeout of %v", got)
+	}
 	d.timeout = got
 	return nil
 }
 
-// ping pets the watchdog, at most once a second.
+// ping pets the watchdog, at most once a second, or once an interval
+// when that is shorter (a timeout under 3 s).
 func (d *watchdog) ping() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if time.Since(d.last) < time.Second {
+	if time.Since(d.last) < min(time.Second, d.interval) {
 		return
 	}
 	d.last = time.Now()

@@ -74,12 +74,6 @@ func init() {
 const stopAbout = `Sends the container its stop_signal, SIGKILL to its whole cgroup after
 its stop_timeout (or -t SECONDS), and waits until it has stopped.`
 
-// IsVerb reports whether s names a verb.
-func IsVerb(s string) bool {
-	_, ok := verbs[s]
-	return ok
-}
-
 // Main runs the verb named by args[1] with the rest of args on the
 // process's own streams and returns the process exit status.
 func Main(args []string) int {
