@@ -16,7 +16,8 @@ BINS     := $(ARCHES:%=out/berth-linux-%)
 # code) are
 # compiled without inlining: that keeps the arm64 binary under its 8 MiB
 # limit with TLS in it (README, "Decisions"). The start and unpack paths
-# (runtime, container, image, zstd, os, syscall) keep it.
+# (runtime, container, image, zstd, os, syscall) keep it; x/sys/unix's
+# wrappers are not inlined into them, a call's cost beside a system call's.
 COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             crypto/internal/fips140/mlkem crypto/hpke math/big encoding/asn1 \
             net net/url encoding/json vendor/golang.org/x/crypto/cryptobyte/... \
@@ -38,7 +39,8 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             compress/flate compress/gzip github.com/klauspost/compress/flate \
             github.com/klauspost/compress/gzip reflect os/user log container/list \
             hash/fnv unicode/utf16 math/rand math/rand/v2 os/signal \
-            crypto/elliptic crypto/md5 crypto/sha1 crypto/des internal/bisect context unique
+            crypto/elliptic crypto/md5 crypto/sha1 crypto/des internal/bisect context unique \
+            golang.org/x/sys/unix
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 
