@@ -203,12 +203,7 @@ type countingReader struct {
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
-	p, err := c.hdr.trim(p)
-	if err != nil {
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	c.hdr.left -= int64(n)
+	n, err := c.hdr.read(c.r, p)
 	c.tap.note(c.n, p[:n])
 	c.n += int64(n)
 	return n, err
@@ -232,15 +227,18 @@ func (h *headerCap) start(limit int64) {
 
 func (h *headerCap) stop() { h.on = false }
 
-// trim cuts p to what the cap leaves, or fails once nothing is left.
-func (h *headerCap) trim(p []byte) ([]byte, error) {
+// read reads from r into p, no more than the cap leaves, and fails once
+// nothing is left.
+func (h *headerCap) read(r io.Reader, p []byte) (int, error) {
 	if !h.on {
-		return p, nil
+		return r.Read(p)
 	}
 	if h.left <= 0 {
-		return nil, fmt.Errorf("%w: over the limit of %d", errHeaderTooBig, h.limit)
+		return 0, fmt.Errorf("%w: over the limit of %d", errHeaderTooBig, h.limit)
 	}
-	return p[:min(int64(len(p)), h.left)], nil
+	n, err := r.Read(p[:min(int64(len(p)), h.left)])
+	h.left -= int64(n)
+	return n, err
 }
 
 // cappedReader is r under a headerCap.
@@ -249,15 +247,7 @@ type cappedReader struct {
 	hdr headerCap
 }
 
-func (c *cappedReader) Read(p []byte) (int, error) {
-	p, err := c.hdr.trim(p)
-	if err != nil {
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	c.hdr.left -= int64(n)
-	return n, err
-}
+func (c *cappedReader) Read(p []byte) (int, error) { return c.hdr.read(c.r, p) }
 
 // runTar extracts every entry of the tar stream r on this goroutine. With
 // whole, r is the whole input and is read to its end.
