@@ -108,6 +108,11 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 			var dataEnd int64
 			var prev string
 			for seq := 0; ; seq++ {
+				// What fn left of the entry's data is read first: the
+				// cap is for the header alone.
+				if _, err := io.Copy(io.Discard, tr); err != nil {
+					return fmt.Errorf("entry %q: %w", prev, err)
+				}
 				before := ls.tar.n
 				ls.tar.hdr.start(lim.MaxHeaderBytes)
 				hdr, err := tr.Next()
