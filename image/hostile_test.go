@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -427,5 +428,17 @@ func TestHeaderChainCapped(t *testing.T) {
 				t.Fatalf("150 KB of PAX headers under a limit of 16 KiB: %v", err)
 			}
 		})
+	}
+}
+
+// TestLayerDirsCountOnce: an image's layers emit their directories after
+// what they hold, so each is made before its own entry comes: it counts
+// once, as that entry. A directory and its file are two entries, within
+// a limit of 2.
+func TestLayerDirsCountOnce(t *testing.T) {
+	layout := filepath.Join(t.TempDir(), "layout")
+	writeLayout(t, layout, []testImage{{ref: "t", arch: runtime.GOARCH, layers: [][]entry{{{name: "d1/", typ: tar.TypeDir}, {name: "d1/f", typ: regT, data: "x"}}}, compress: "zstd"}}, false)
+	if _, err := Unpack(layout, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Limits: Limits{MaxEntries: 2}}); err != nil {
+		t.Errorf("two entries under a limit of 2: %v", err)
 	}
 }

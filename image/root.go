@@ -53,9 +53,9 @@ type root struct {
 	made map[string]dirRef
 	dev  uint64 // the root's device: directories on it share dir0.mem
 	// implicit counts the parents made for entries that name none, which
-	// count as entries: with entries (the entries so far) they stay within
-	// entryLimit, so a few entries of deep paths cannot make millions of
-	// directories.
+	// count as entries when entries (the entries so far) is set: with them
+	// they stay within entryLimit, so a few entries of deep paths cannot
+	// make millions of directories.
 	implicit   int
 	entries    *int
 	entryLimit int
@@ -145,7 +145,7 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 			return dirRef{}, fmt.Errorf("%s: %w: over the limit of %d, the directories made for entries that name no parent included", rel, errTooManyEntries, r.entryLimit)
 		}
 		if err = unix.Mkdirat(parent.fd, base, 0o755); err == nil || err == unix.EEXIST {
-			if err == nil {
+			if err == nil && r.entries != nil {
 				r.implicit++
 			}
 			if err == nil {

@@ -147,7 +147,12 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	}
 	defer x.close()
 	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, "unpacking", in.size())}
-	x.root.entries, x.root.entryLimit = &stats.Entries, lim.MaxEntries
+	if in.layers == nil {
+		// Directories made for entries that name no parent count as
+		// entries. Not for layers: their merge, bounded in paths, emits
+		// directories last, so every directory is made before its entry.
+		x.root.entries, x.root.entryLimit = &stats.Entries, lim.MaxEntries
+	}
 	defer u.prog.done()
 	switch {
 	case in.layers != nil:
