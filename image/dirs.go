@@ -38,6 +38,11 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 		if err != nil {
 			return fmt.Errorf("mkdir: %w", err)
 		}
+		if ref, ok := x.root.made[rel]; ok && ref.implicit && !fresh {
+			ref.implicit = false // made for an entry below, counted now as this one
+			x.root.made[rel] = ref
+			x.root.implicit--
+		}
 		if fresh {
 			x.root.made[rel] = dirRef{sgid: d.sgid, mem: d.mem}
 			fresh = !d.sgid

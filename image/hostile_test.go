@@ -432,13 +432,21 @@ func TestHeaderChainCapped(t *testing.T) {
 }
 
 // TestLayerDirsCountOnce: an image's layers emit their directories after
-// what they hold, so each is made before its own entry comes: it counts
-// once, as that entry. A directory and its file are two entries, within
-// a limit of 2.
+// what they hold (and a tar may list them so), so each is made before its
+// own entry comes: it counts once, as that entry. A directory and its
+// file are two entries, within a limit of 2, in every mode.
 func TestLayerDirsCountOnce(t *testing.T) {
 	layout := filepath.Join(t.TempDir(), "layout")
 	writeLayout(t, layout, []testImage{{ref: "t", arch: runtime.GOARCH, layers: [][]entry{{{name: "d1/", typ: tar.TypeDir}, {name: "d1/f", typ: regT, data: "x"}}}, compress: "zstd"}}, false)
 	if _, err := Unpack(layout, filepath.Join(t.TempDir(), "dest"), UnpackOptions{Limits: Limits{MaxEntries: 2}}); err != nil {
-		t.Errorf("two entries under a limit of 2: %v", err)
+		t.Errorf("layers: two entries under a limit of 2: %v", err)
+	}
+	for mode, m := range unpackModes {
+		dir := t.TempDir()
+		arc := filepath.Join(dir, "late.tar")
+		writeTar(t, arc, []entry{{name: "d1/f", typ: regT, data: "x"}, {name: "d1/", typ: tar.TypeDir, mode: 0o755}})
+		if _, err := unpackMode(t, arc, filepath.Join(dir, "dest"), mode, UnpackOptions{Limits: Limits{MaxEntries: 2}}); err != nil {
+			t.Errorf("%s: a file, then its directory, under a limit of 2: %v", m.name, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
 	"os"
@@ -27,6 +28,9 @@ type dirRef struct {
 	fd   int
 	sgid bool
 	mem  bool
+	// implicit is set in root.made for a directory made for an entry
+	// that named no parent, until the directory's own entry comes.
+	implicit bool
 }
 
 // root is the destination directory, held as an O_PATH fd, with a cache of
@@ -52,10 +56,11 @@ type root struct {
 	// learn them.
 	made map[string]dirRef
 	dev  uint64 // the root's device: directories on it share dir0.mem
-	// implicit counts the parents made for entries that name none, which
-	// count as entries when entries (the entries so far) is set: with them
-	// they stay within entryLimit, so a few entries of deep paths cannot
-	// make millions of directories.
+	// implicit counts the parents made for entries that name none and
+	// whose own entries have not come (an image's layers emit directories
+	// last), which count as entries: with entries (the entries so far, when
+	// set) they stay within entryLimit, so a few entries of deep paths
+	// cannot make millions of directories.
 	implicit   int
 	entries    *int
 	entryLimit int
@@ -111,6 +116,18 @@ func (r *root) flush() {
 	}
 }
 
+// pending is how many directories made for entries below them still wait
+// for their own entries, the directory hdr is (at rel) not counted: it
+// takes its place as the entry.
+func (r *root) pending(rel string, hdr *tar.Header) int {
+	if hdr.Typeflag == tar.TypeDir {
+		if ref, ok := r.made[rel]; ok && ref.implicit {
+			return r.implicit - 1
+		}
+	}
+	return r.implicit
+}
+
 // full reports that the cache would be emptied by the next beginEntry.
 func (r *root) full() bool { return len(r.dirs) >= maxCachedDirs }
 
@@ -145,11 +162,9 @@ func (r *root) dir(rel string, create bool) (dirRef, error) {
 			return dirRef{}, fmt.Errorf("%s: %w: over the limit of %d, the directories made for entries that name no parent included", rel, errTooManyEntries, r.entryLimit)
 		}
 		if err = unix.Mkdirat(parent.fd, base, 0o755); err == nil || err == unix.EEXIST {
-			if err == nil && r.entries != nil {
-				r.implicit++
-			}
 			if err == nil {
-				r.made[rel] = dirRef{sgid: parent.sgid, mem: parent.mem} // mkdir in a setgid directory makes a setgid one
+				r.implicit++
+				r.made[rel] = dirRef{sgid: parent.sgid, mem: parent.mem, implicit: true} // mkdir in a setgid directory makes a setgid one
 			}
 			fd, err = openDirAt(parent.fd, base)
 		}

@@ -147,12 +147,7 @@ func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats)
 	}
 	defer x.close()
 	u := &unpacker{src: src, lim: lim, x: x, stats: stats, prog: newProgress(opts.Progress, "unpacking", in.size())}
-	if in.layers == nil {
-		// Directories made for entries that name no parent count as
-		// entries. Not for layers: their merge, bounded in paths, emits
-		// directories last, so every directory is made before its entry.
-		x.root.entries, x.root.entryLimit = &stats.Entries, lim.MaxEntries
-	}
+	x.root.entries, x.root.entryLimit = &stats.Entries, lim.MaxEntries
 	defer u.prog.done()
 	switch {
 	case in.layers != nil:
@@ -367,7 +362,8 @@ var (
 // blocks its segments touch, which is what it takes on disk: a one-byte
 // segment takes a whole block.
 func (u *unpacker) admit(hdr *tar.Header, headerBytes int64, sp *sparseLayout) (string, error) {
-	if u.stats.Entries+u.x.root.implicit+1 > u.lim.MaxEntries {
+	rel, relErr := entryPath(hdr.Name)
+	if u.stats.Entries+u.x.root.pending(rel, hdr)+1 > u.lim.MaxEntries {
 		return "", fmt.Errorf("%w: over the limit of %d%s", errTooManyEntries, u.lim.MaxEntries, u.implicitWhy())
 	}
 	if headerBytes > u.lim.MaxHeaderBytes {
@@ -381,7 +377,7 @@ func (u *unpacker) admit(hdr *tar.Header, headerBytes int64, sp *sparseLayout) (
 		return "", fmt.Errorf("%w: %d more bytes would pass the limit of %d%s", errTooManyBytes, size, u.lim.MaxBytes, u.lim.bytesWhy)
 	}
 	u.declared += size
-	return entryPath(hdr.Name)
+	return rel, relErr
 }
 
 // implicitWhy says, in an error over the entry limit, that directories
