@@ -50,24 +50,27 @@ func (d *watchdog) setTimeout(t time.Duration) error {
 		return err
 	}
 	got, err := d.w.Timeout()
-	if err != nil {
-		return err
+	if err == nil && got <= 0 {
+		err = fmt.Errorf("the device reports a timeout of %v", got)
 	}
-	if got <= 0 {
-		// No interval to pet it at: a driver that reports no timeout
-		// is not used.
-		return fmt.Errorf("the device reports a timeout of %v", got)
+	if err != nil {
+		// The device took the timeout asked but does not say it back:
+		// it is petted for that one. (openWatchdog does not use such a
+		// device; a reload keeps it.)
+		d.timeout = time.Duration(secs) * time.Second
+		return err
 	}
 	d.timeout = got
 	return nil
 }
 
-// ping pets the watchdog, at most once a second, or once an interval
-// when that is shorter (a timeout under 3 s).
+// ping pets the watchdog, at most once a second, or twice an interval
+// when that is shorter (a timeout under 6 s): a tick a little early must
+// not make it wait a whole interval more.
 func (d *watchdog) ping() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if time.Since(d.last) < min(time.Second, d.interval) {
+	if time.Since(d.last) < min(time.Second, d.interval/2) {
 		return
 	}
 	d.last = time.Now()

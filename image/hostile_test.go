@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // entry is one tar entry of a hand-made archive.
@@ -385,6 +386,20 @@ func TestImplicitDirsCount(t *testing.T) {
 // limit of 10 and over one of 9 — so a few entries of deep paths cannot
 // make PID 1 keep millions of nodes.
 func TestMergeNodesBounded(t *testing.T) {
+	// The root, when a layer lists it, is a path the unpack counts too.
+	for _, limit := range []int{4, 3} {
+		mg := newMerger(limit)
+		err := mg.add(0, 0, &tar.Header{Name: "./", Typeflag: tar.TypeDir})
+		if err == nil {
+			err = mg.add(0, 1, &tar.Header{Name: "a/b/f", Typeflag: tar.TypeReg})
+		}
+		if limit == 4 && err != nil {
+			t.Errorf("the root and three paths at a limit of 4: %v", err)
+		}
+		if limit < 4 && !errors.Is(err, errTooManyEntries) {
+			t.Errorf("the root and three paths at a limit of 3: %v", err)
+		}
+	}
 	for _, limit := range []int{10, 9} {
 		mg := newMerger(limit)
 		err := mg.add(0, 0, &tar.Header{Name: "d1/d2/d3/d4/d5/d6/d7/d8/d9/f", Typeflag: tar.TypeReg})
@@ -448,5 +463,31 @@ func TestLayerDirsCountOnce(t *testing.T) {
 		if _, err := unpackMode(t, arc, filepath.Join(dir, "dest"), mode, UnpackOptions{Limits: Limits{MaxEntries: 2}}); err != nil {
 			t.Errorf("%s: a file, then its directory, under a limit of 2: %v", m.name, err)
 		}
+	}
+}
+
+// TestLayerSparseNotExpanded: a sparse file in an image's layer claiming
+// 2^50 bytes (one stored) is not read with its holes filled between two
+// headers — which would spin through a petabyte of zeros — and a header
+// after it is still read: the image is refused for the size it claims,
+// at once.
+func TestLayerSparseNotExpanded(t *testing.T) {
+	raw := sparseTar(t, "big", 1<<50, "1\n0\n1\n", []byte("x"))
+	raw = raw[:len(raw)-1024] // its end blocks: another entry follows
+	raw = append(raw, tarBytes(t, []entry{{name: "after", typ: regT, data: "y"}})...)
+	layout := filepath.Join(t.TempDir(), "layout")
+	writeLayout(t, layout, []testImage{{ref: "t", arch: runtime.GOARCH, raw: [][]byte{raw}, compress: "zstd"}}, false)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Unpack(layout, filepath.Join(t.TempDir(), "dest"), UnpackOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, errTooManyBytes) {
+			t.Errorf("a layer's sparse file of 2^50 bytes: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a timing check
+		t.Fatal("the unpack is still reading the sparse file's holes")
 	}
 }

@@ -107,14 +107,21 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 			tr := tar.NewReader(ls.tar)
 			var dataEnd int64
 			var prev string
+			sparse := false
 			for seq := 0; ; seq++ {
-				// What fn left of the entry's data is read first: the
-				// cap is for the header alone.
-				if _, err := io.Copy(io.Discard, tr); err != nil {
-					return fmt.Errorf("entry %q: %w", prev, err)
+				// What fn left of the entry's data is read first, so
+				// that the cap is for the header alone. Not a sparse
+				// file's: archive/tar reads it with its holes filled
+				// (a few bytes can claim terabytes), and its Next skips
+				// only what is stored, uncapped then, within the
+				// layers' budget.
+				if !sparse {
+					if _, err := io.Copy(io.Discard, tr); err != nil {
+						return fmt.Errorf("entry %q: %w", prev, err)
+					}
+					ls.tar.hdr.start(lim.MaxHeaderBytes)
 				}
 				before := ls.tar.n
-				ls.tar.hdr.start(lim.MaxHeaderBytes)
 				hdr, err := tr.Next()
 				ls.tar.hdr.stop()
 				if err == io.EOF {
@@ -128,6 +135,7 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 					return fmt.Errorf("the header after entry %q, at offset %d: %w", prev, start, err)
 				}
 				dataEnd = ls.tar.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
+				sparse = sparseKind(hdr) != 0
 				if err := fn(l, seq, hdr, tr, ls.tar.n-start); err != nil {
 					return fmt.Errorf("entry %q at offset %d: %w", hdr.Name, start, err)
 				}

@@ -147,6 +147,12 @@ func (mg *merger) add(l, seq int, hdr *tar.Header) error {
 	if rel == "." && !isDir {
 		return errRootNotDir
 	}
+	if rel == "." && mg.root.key < 0 {
+		// The root listed is a path the unpack counts too.
+		if mg.nodes++; mg.nodes > mg.maxNodes {
+			return fmt.Errorf("%w: over the limit of %d paths, the directories the layers imply included", errTooManyEntries, mg.maxNodes)
+		}
+	}
 	n, err := mg.ensure(rel, l)
 	if err != nil {
 		return err

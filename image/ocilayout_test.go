@@ -19,6 +19,7 @@ import (
 type testImage struct {
 	ref, arch string
 	layers    [][]entry
+	raw       [][]byte // more layers, as tar streams, after layers
 	compress  string
 	config    string // raw JSON of the image config's "config" object
 }
@@ -98,8 +99,11 @@ func writeLayout(t testing.TB, dir string, images []testImage, index bool) map[s
 	for _, img := range images {
 		var layers []descriptor
 		var diffIDs []string
-		for _, l := range img.layers {
-			raw := tarBytes(t, l)
+		raws := img.raw
+		for i := len(img.layers) - 1; i >= 0; i-- {
+			raws = append([][]byte{tarBytes(t, img.layers[i])}, raws...)
+		}
+		for _, raw := range raws {
 			diffIDs = append(diffIDs, sha(raw))
 			mt := "application/vnd.oci.image.layer.v1.tar"
 			if img.compress != "" {

@@ -21,8 +21,9 @@ type fileID struct {
 }
 
 // maxPackDepth is the deepest a packed directory may lie below the root:
-// the walk holds one open directory per level, and no path deeper than
-// this fits in PATH_MAX (4096) with one-byte names.
+// the walk holds one open directory per level, and an unpack refuses a
+// path longer than PATH_MAX (4096), which 2048 levels of one-byte names
+// already make.
 const maxPackDepth = 2048
 
 // packAfterStat, when set (tests), runs after the walk has looked at an

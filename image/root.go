@@ -234,6 +234,9 @@ func (r *root) forget(rel string) {
 	}
 	// Only empty directories are removed: whatever this unpack made below
 	// rel was removed, and forgotten, before.
+	if r.made[rel].implicit {
+		r.implicit--
+	}
 	delete(r.made, rel)
 }
 

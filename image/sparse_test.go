@@ -168,3 +168,24 @@ func TestSparseHeaders(t *testing.T) {
 		t.Errorf("data %v: %q", err, got.Bytes())
 	}
 }
+
+// TestSparseDisk: a sparse file counts each 4 KiB block its segments
+// touch once, however finely they cut it.
+func TestSparseDisk(t *testing.T) {
+	for _, c := range []struct {
+		segs []mmapfs.Segment
+		want int64
+	}{
+		{[]mmapfs.Segment{{Off: 0, Len: 1}}, 4096},
+		{[]mmapfs.Segment{{Off: 0, Len: 4096}}, 4096},
+		{[]mmapfs.Segment{{Off: 0, Len: 4097}}, 8192},
+		{[]mmapfs.Segment{{Off: 4095, Len: 2}}, 8192},
+		{[]mmapfs.Segment{{Off: 0, Len: 512}, {Off: 1024, Len: 512}, {Off: 2048, Len: 512}, {Off: 3072, Len: 512}}, 4096},
+		{[]mmapfs.Segment{{Off: 0, Len: 2048}, {Off: 2048, Len: 2048}}, 4096},
+		{[]mmapfs.Segment{{Off: 0, Len: 1}, {Off: 4096, Len: 1}, {Off: 1 << 40, Len: 0}}, 8192},
+	} {
+		if got := (&sparseLayout{segs: c.segs}).disk(); got != c.want {
+			t.Errorf("%v: %d bytes, want %d", c.segs, got, c.want)
+		}
+	}
+}

@@ -76,14 +76,20 @@ type sparseLayout struct {
 // the most common filesystem block, and the page of tmpfs.
 const diskBlock = 4096
 
-// disk is the bytes of the blocks the segments touch, which bounds what
-// the file takes on disk.
+// disk is the bytes of the blocks the segments touch, each block once
+// (segments finer than a block may share one), which bounds what the file
+// takes on disk.
 func (sp *sparseLayout) disk() int64 {
 	var n int64
+	done := int64(-1) // the last block counted: segments are in order (mmapfs.CheckSegments)
 	for _, s := range sp.segs {
 		if s.Len > 0 {
-			last := s.Off + s.Len - 1 // within the file's size (mmapfs.CheckSegments)
-			n += (last/diskBlock - s.Off/diskBlock + 1) * diskBlock
+			first, last := s.Off/diskBlock, (s.Off+s.Len-1)/diskBlock // within the file's size
+			first = max(first, done+1)
+			if last >= first {
+				n += (last - first + 1) * diskBlock
+				done = last
+			}
 		}
 	}
 	return n
@@ -100,20 +106,8 @@ const (
 // when it is not sparse; t holds the stream's bytes from the entry's first
 // header block, at start, to now.
 func sparseOf(hdr *tar.Header, t *tap, start, now int64) (*sparseLayout, error) {
-	var kind byte
-	major, minor := hdr.PAXRecords[paxSparseMajor], hdr.PAXRecords[paxSparseMinor]
-	switch { // as archive/tar decides
-	case hdr.Typeflag == tar.TypeGNUSparse:
-		kind = 'S'
-	case major == "0" && (minor == "0" || minor == "1"):
-		kind = '0'
-	case major == "1" && minor == "0":
-		kind = '1'
-	case major != "" || minor != "":
-		return nil, nil // a version archive/tar does not know: plain data
-	case hdr.PAXRecords[paxSparseMap] != "":
-		kind = '0'
-	default:
+	kind := sparseKind(hdr)
+	if kind == 0 {
 		return nil, nil
 	}
 	raw, ok := t.bytes(start, now)
@@ -125,6 +119,27 @@ func sparseOf(hdr *tar.Header, t *tap, start, now int64) (*sparseLayout, error) 
 		return nil, fmt.Errorf("sparse file: %w", err)
 	}
 	return l, nil
+}
+
+// sparseKind is the sparse format of the entry archive/tar just read, as
+// archive/tar decides: 'S' (old GNU), '0' (PAX 0.0 and 0.1), '1' (PAX
+// 1.0), or 0 when the entry is not sparse (a version archive/tar does not
+// know is plain data).
+func sparseKind(hdr *tar.Header) byte {
+	major, minor := hdr.PAXRecords[paxSparseMajor], hdr.PAXRecords[paxSparseMinor]
+	switch {
+	case hdr.Typeflag == tar.TypeGNUSparse:
+		return 'S'
+	case major == "0" && (minor == "0" || minor == "1"):
+		return '0'
+	case major == "1" && minor == "0":
+		return '1'
+	case major != "" || minor != "":
+		return 0
+	case hdr.PAXRecords[paxSparseMap] != "":
+		return '0'
+	}
+	return 0
 }
 
 // sparseLayoutOf reads the map of a sparse entry of the given kind from

@@ -80,7 +80,10 @@ func (c *client) sigManifest(ctx context.Context, top string) (*manifest, error)
 		return nil, err
 	}
 	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err = image.CheckJSONObjects(b); err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("signature %s: %w", tag, err)
 	}
 	if len(m.Layers) != 1 || m.Layers[0].MediaType != MediaSignature {
