@@ -3,7 +3,6 @@ package image
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -45,10 +44,7 @@ func (in *input) openDocker(want Platform) error {
 		return err
 	}
 	var cfg imageConfig
-	if err := CheckJSONObjects(cfgBytes); err != nil {
-		return fmt.Errorf("%s: %w", cfgName, err)
-	}
-	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
+	if err := DecodeJSON(cfgBytes, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", cfgName, err)
 	}
 	in.platf = Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}

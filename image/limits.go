@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -162,12 +163,12 @@ func entryPath(name string) (string, error) {
 // is checked, and a 4 MiB one of "{}," is 1.4 million of them.
 const MaxJSONObjects = 1 << 16
 
-// CheckJSONObjects refuses a JSON document of more than MaxJSONObjects
-// objects, before it is decoded. It counts '{' bytes, those in strings
-// too: an upper bound.
-func CheckJSONObjects(b []byte) error {
+// DecodeJSON decodes the JSON document b into v, as json.Unmarshal, after
+// refusing one of more than MaxJSONObjects objects. It counts '{' bytes,
+// those in strings too: an upper bound.
+func DecodeJSON(b []byte, v any) error {
 	if n := bytes.Count(b, []byte{'{'}); n > MaxJSONObjects {
 		return fmt.Errorf("over %d JSON objects (%d)", MaxJSONObjects, n)
 	}
-	return nil
+	return json.Unmarshal(b, v)
 }

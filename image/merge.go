@@ -99,8 +99,8 @@ func (mg *merger) ensure(rel string, l int) (*mnode, error) {
 		}
 		k := n.kids[c]
 		if k == nil {
-			if mg.nodes++; mg.nodes > mg.maxNodes {
-				return nil, fmt.Errorf("%w: over the limit of %d paths, the directories the layers imply included", errTooManyEntries, mg.maxNodes)
+			if err := mg.count(); err != nil {
+				return nil, err
 			}
 			k = &mnode{key: -1, dir: true}
 			if n.kids == nil {
@@ -111,6 +111,14 @@ func (mg *merger) ensure(rel string, l int) (*mnode, error) {
 		n = k
 	}
 	return n, nil
+}
+
+// count counts one more path of the tree, within maxNodes.
+func (mg *merger) count() error {
+	if mg.nodes++; mg.nodes > mg.maxNodes {
+		return fmt.Errorf("%w: over the limit of %d paths, the directories the layers imply included", errTooManyEntries, mg.maxNodes)
+	}
+	return nil
 }
 
 // hide removes what layers below l put in n's subtree, and n itself when
@@ -148,9 +156,8 @@ func (mg *merger) add(l, seq int, hdr *tar.Header) error {
 		return errRootNotDir
 	}
 	if rel == "." && mg.root.key < 0 {
-		// The root listed is a path the unpack counts too.
-		if mg.nodes++; mg.nodes > mg.maxNodes {
-			return fmt.Errorf("%w: over the limit of %d paths, the directories the layers imply included", errTooManyEntries, mg.maxNodes)
+		if err := mg.count(); err != nil { // the root listed: a path the unpack counts too
+			return err
 		}
 	}
 	n, err := mg.ensure(rel, l)

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -352,10 +351,7 @@ func readJSON(s blobStore, name, digest string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckJSONObjects(b); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := DecodeJSON(b, v); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
@@ -367,10 +363,7 @@ func readBlobJSON(s blobStore, d descriptor, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckJSONObjects(b); err != nil {
-		return fmt.Errorf("blob %s: %w", d.Digest, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := DecodeJSON(b, v); err != nil {
 		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"berth/mmapfs"
@@ -73,10 +72,7 @@ func BerthConfig(path string) (isBerth bool, cfg Config, err error) {
 // running the image, checked as for OCI layouts.
 func ParseOCIConfig(b []byte) (Config, error) {
 	var cfg imageConfig
-	if err := CheckJSONObjects(b); err != nil {
-		return Config{}, err
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
+	if err := DecodeJSON(b, &cfg); err != nil {
 		return Config{}, err
 	}
 	return cfg.Config, cfg.Config.check()

@@ -178,10 +178,7 @@ func parseConfigPayload(p []byte, c *Config) error {
 // decodeConfig decodes the JSON of a Config strictly: a field of the
 // wrong type is an error naming it.
 func decodeConfig(js []byte, c *Config) error {
-	if err := CheckJSONObjects(js); err != nil {
-		return fmt.Errorf("image config: %w", err)
-	}
-	if err := json.Unmarshal(js, c); err != nil {
+	if err := DecodeJSON(js, c); err != nil {
 		return fmt.Errorf("image config: %w", err)
 	}
 	return nil

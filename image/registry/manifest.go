@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -71,10 +70,7 @@ func digestOf(b []byte) string {
 // registry's Content-Type, used when the document names no media type.
 func parseManifest(b []byte, contentType string) (*manifest, error) {
 	var m manifest
-	if err := image.CheckJSONObjects(b); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := image.DecodeJSON(b, &m); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	mt := m.MediaType

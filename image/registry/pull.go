@@ -276,10 +276,7 @@ func (c *client) fetchConfig(ctx context.Context, img *fetched, dir, platform st
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	var cfg imageConfig
-	if err = image.CheckJSONObjects(b); err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
-	if err != nil {
+	if err := image.DecodeJSON(b, &cfg); err != nil {
 		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
 	if ok, err := cfg.Platform.Matches(platform); err != nil || !ok {

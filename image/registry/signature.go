@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,10 +79,7 @@ func (c *client) sigManifest(ctx context.Context, top string) (*manifest, error)
 		return nil, err
 	}
 	var m manifest
-	if err = image.CheckJSONObjects(b); err == nil {
-		err = json.Unmarshal(b, &m)
-	}
-	if err != nil {
+	if err := image.DecodeJSON(b, &m); err != nil {
 		return nil, fmt.Errorf("signature %s: %w", tag, err)
 	}
 	if len(m.Layers) != 1 || m.Layers[0].MediaType != MediaSignature {
