@@ -31,7 +31,7 @@ func openStream(r io.Reader, format string, lim Limits, workers int) (*stream, e
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		return &stream{r: zr, close: zr.Close}, nil
+		return &stream{r: windowReader{zr, lim}, close: zr.Close}, nil
 	case FormatGzip:
 		zr, err := gzip.NewReader(r)
 		if err != nil {

@@ -29,15 +29,20 @@ type Limits struct {
 	// refuses bigger special headers by itself anyway).
 	MaxHeaderBytes int64
 	// MaxWindow is the largest zstd window a streamed .tar.zst may ask
-	// for, which is what its decoder allocates. Default 128 MiB (enough for
-	// `zstd --ultra -22` and `--long=27`).
+	// for; its decoder allocates about twice that. Default 1/8 of the
+	// machine's memory rounded down to a power of two, at least 8 MiB
+	// and at most 128 MiB (enough for `zstd --ultra -22` and `--long=27`
+	// from 1 GiB up; see memlimits.go).
 	MaxWindow uint64
 	// MaxFrameBytes is the largest decompressed frame of a seekable image
 	// that is decoded whole in memory and in parallel; images with bigger
-	// frames are decoded as a stream instead. Default 32 MiB.
+	// frames are decoded as a stream instead. Default 1/32 of the
+	// machine's memory rounded down to a power of two, at least 4 MiB and
+	// at most 32 MiB.
 	MaxFrameBytes int64
 
-	bytesWhy string // how MaxBytes was chosen, for its error
+	bytesWhy  string // how MaxBytes was chosen, for its error
+	windowWhy string // how MaxWindow was chosen, for its error
 }
 
 // Default limits; see Limits.
@@ -45,8 +50,8 @@ const (
 	DefaultMaxEntries     = 1_000_000
 	DefaultMaxBytes       = 64 << 30
 	DefaultMaxHeaderBytes = 1 << 20
-	DefaultMaxWindow      = 128 << 20
-	DefaultMaxFrameBytes  = 32 << 20
+	DefaultMaxWindow      = 128 << 20 // the most; see Limits.MaxWindow
+	DefaultMaxFrameBytes  = 32 << 20  // the most; see Limits.MaxFrameBytes
 )
 
 // forDest returns l with defaults, MaxBytes from the free space of dest's
@@ -94,13 +99,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	if l.MaxWindow == 0 {
-		l.MaxWindow = DefaultMaxWindow
-	}
-	if l.MaxFrameBytes <= 0 {
-		l.MaxFrameBytes = DefaultMaxFrameBytes
-	}
-	return l
+	return l.memoryDefaults(machineMemory())
 }
 
 // Errors for names that may not be unpacked.
