@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/rtnl"
+	"berth/internal/safe"
 )
 
 // The bridge network of net = "bridge" containers: one bridge per host
@@ -402,23 +403,41 @@ func (n *Network) teardown(r *registry) error {
 }
 
 // sweep deletes links of containers whose berth is gone, in the
-// background: a deletion waits for an RCU grace period (some 20 ms).
+// background: a deletion waits for an RCU grace period (some 20 ms). A
+// panic there is reported through Warn, like a failed deletion.
 func (n *Network) sweep(links []string) {
 	n.sweeping.Add(1)
 	go func() {
 		defer n.sweeping.Done()
-		c, err := rtnl.Dial()
+		err := safe.Call(fmt.Sprintf("delete stale links %v", links), func() error {
+			n.deleteLinks(links)
+			return nil
+		})
 		if err != nil {
-			n.warn("delete stale links %v: %v", links, err)
-			return
-		}
-		defer c.Close()
-		for _, l := range links {
-			if err := c.Do(rtnl.DelLink(l)); err != nil && !errors.Is(err, unix.ENODEV) {
-				n.warn("delete stale link %s: %v", l, err)
-			}
+			n.warn("%v", err)
 		}
 	}()
+}
+
+// sweepHook, when set (tests), runs at the start of deleteLinks.
+var sweepHook func()
+
+// deleteLinks deletes links, warning of those it could not.
+func (n *Network) deleteLinks(links []string) {
+	if sweepHook != nil {
+		sweepHook()
+	}
+	c, err := rtnl.Dial()
+	if err != nil {
+		n.warn("delete stale links %v: %v", links, err)
+		return
+	}
+	defer c.Close()
+	for _, l := range links {
+		if err := c.Do(rtnl.DelLink(l)); err != nil && !errors.Is(err, unix.ENODEV) {
+			n.warn("delete stale link %s: %v", l, err)
+		}
+	}
 }
 
 func (n *Network) warn(format string, args ...any) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/safe"
 )
 
 // The files bind-mounted into each bridge container, at /etc/hosts and
@@ -127,7 +129,8 @@ func (r *registry) writeFiles(resolvConf string) error {
 // WatchResolvConf rewrites the containers' resolv.conf whenever the
 // appliance's changes (a DHCP lease naming other servers), until the
 // returned stop is called: inotify on its directory, for the file
-// written in place or renamed over.
+// written in place or renamed over. A panic in the watcher stops it,
+// reported through Warn, and leaves berth running.
 func (n *Network) WatchResolvConf() (stop func(), err error) {
 	path := n.resolvConf()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
@@ -140,20 +143,39 @@ func (n *Network) WatchResolvConf() (stop func(), err error) {
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close ends a pending Read
 	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, err := f.Read(buf)
-			if err != nil {
-				return
-			}
-			if inotifyNames(buf[:k])[filepath.Base(path)] {
-				if err := n.Refresh(); err != nil {
-					n.warn("%s changed: %v", path, err)
-				}
-			}
+		err := safe.Call("watch "+path, func() error {
+			n.watchResolvConf(f, path)
+			return nil
+		})
+		if err != nil {
+			n.warn("%v; no longer watched", err)
 		}
 	}()
 	return func() { f.Close() }, nil
+}
+
+// watchHook, when set (tests), runs in watchResolvConf for each change
+// of the file before the rewrite.
+var watchHook func()
+
+// watchResolvConf reads f's inotify events until f is closed, rewriting
+// the containers' files whenever path changes.
+func (n *Network) watchResolvConf(f *os.File, path string) {
+	buf := make([]byte, 4096)
+	for {
+		k, err := f.Read(buf)
+		if err != nil {
+			return
+		}
+		if inotifyNames(buf[:k])[filepath.Base(path)] {
+			if watchHook != nil {
+				watchHook()
+			}
+			if err := n.Refresh(); err != nil {
+				n.warn("%s changed: %v", path, err)
+			}
+		}
+	}
 }
 
 // inotifyNames returns the names of the inotify events in b.

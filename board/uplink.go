@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/rtnl"
+	"berth/internal/safe"
 )
 
 // Interface is one uplink of the appliance ([[network.interface]]).
@@ -134,7 +134,7 @@ func (u *Uplink) start() {
 	defer u.wg.Done()
 	if u.cfg.LoadDrivers {
 		t := time.Now()
-		err := u.safely(func() error {
+		err := safe.Call("load NIC drivers", func() error {
 			loaded, errs := loadNICDrivers("/sys")
 			if len(loaded) > 0 {
 				u.cfg.Logf("network: NIC drivers loaded in %.1f ms: %v", float64(time.Since(t))/1e6, loaded)
@@ -199,16 +199,6 @@ func (u *Uplink) changed() {
 	}
 }
 
-// safely runs f, turning a panic into an error.
-func (u *Uplink) safely(f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return f()
-}
-
 // sleep waits d, or until Stop: false then.
 func (u *Uplink) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -226,7 +216,7 @@ func (u *Uplink) sleep(d time.Duration) bool {
 func (l *link) run() {
 	defer l.u.wg.Done()
 	for {
-		err := l.u.safely(l.configure)
+		err := safe.Call("configure", l.configure)
 		if errors.Is(err, errStopped) {
 			return
 		}

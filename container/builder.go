@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/safe"
 )
 
 // treeResult is what the builder reports: the terminal's master when
@@ -65,13 +67,23 @@ func (b *builder) run() {
 	runtime.UnlockOSThread()
 }
 
+// serve builds the job's tree, if it gets one, and reports on done. A
+// panic in the build is reported there as an error too (berth may be PID
+// 1): the thread, perhaps in the container's namespaces, stays locked
+// and ends with the goroutine, as after any job. This is the recover of
+// both of run's cases: on the main thread, serve runs on run's second
+// goroutine.
 func (b *builder) serve() {
 	j, ok := <-b.jobs
 	if !ok {
 		runtime.UnlockOSThread()
 		return
 	}
-	pty, err := buildTree(j)
+	var pty *os.File
+	err := safe.Call("build the container's tree", func() (err error) {
+		pty, err = buildTree(j)
+		return err
+	})
 	if err != nil {
 		// The parent waits for the child's execve: the child must end.
 		_ = syscall.Kill(j.pid, syscall.SIGKILL)
@@ -95,6 +107,10 @@ func (b *builder) release() {
 	}
 }
 
+// builderHook, when set (tests), runs in buildTree once the thread has
+// joined the container's namespaces.
+var builderHook func()
+
 // buildTree joins the child's namespaces from the builder's thread,
 // builds the container's tree and gives the child the go-ahead.
 func buildTree(j job) (*os.File, error) {
@@ -112,6 +128,9 @@ func buildTree(j job) (*os.File, error) {
 		return nil, err
 	}
 	trace("setns")
+	if builderHook != nil {
+		builderHook()
+	}
 
 	// 2. Name the host; bring up lo and, on a bridge, eth0.
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {

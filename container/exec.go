@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/safe"
 )
 
 // An exec runs a command in a running container with exactly the
@@ -255,7 +257,8 @@ func alive(pidfd *os.File) bool {
 // cloneIntoPIDNS clones the child of plan k into the PID namespace of
 // the process pidfd names: from a thread that joined it for its
 // children, and went back to berth's own after (or else ends). It
-// returns the child's pid and pidfd.
+// returns the child's pid and pidfd. A panic there fails the exec,
+// naming it, and leaves berth running.
 func cloneIntoPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, *os.File, error) {
 	type result struct {
 		pid   int
@@ -264,28 +267,47 @@ func cloneIntoPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, *os.File, 
 	}
 	done := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread()
-		own, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("exec: open own PID namespace: %w", err)}
-			return
-		}
-		defer unix.Close(own)
-		if err := unix.Setns(int(pidfd.Fd()), unix.CLONE_NEWPID); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("exec: join the container's PID namespace: %w", err)}
-			return
-		}
-		pid, childPidfd, err := cloneChild(k, d, 0)
-		// A thread that cannot go back ends with this goroutine.
-		if unix.Setns(own, unix.CLONE_NEWPID) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- result{pid, childPidfd, err}
+		var r result
+		r.err = safe.Call("exec: clone into the container's PID namespace", func() (err error) {
+			r.pid, r.pidfd, err = cloneFromPIDNS(k, d, pidfd)
+			return err
+		})
+		done <- r
 	}()
 	r := <-done
 	return r.pid, r.pidfd, r.err
+}
+
+// execHook, when set (tests), runs in cloneFromPIDNS once the thread has
+// joined the container's PID namespace.
+var execHook func()
+
+// cloneFromPIDNS is cloneIntoPIDNS on its own goroutine: it locks the
+// thread, which it unlocks only back in berth's PID namespace, even
+// after a panic (so that the main thread, which cannot end, is not left
+// in the container's namespace either).
+func cloneFromPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, *os.File, error) {
+	runtime.LockOSThread()
+	own, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return 0, nil, fmt.Errorf("exec: open own PID namespace: %w", err)
+	}
+	defer unix.Close(own)
+	if err := unix.Setns(int(pidfd.Fd()), unix.CLONE_NEWPID); err != nil {
+		runtime.UnlockOSThread()
+		return 0, nil, fmt.Errorf("exec: join the container's PID namespace: %w", err)
+	}
+	// A thread that cannot go back ends with this goroutine.
+	defer func() {
+		if unix.Setns(own, unix.CLONE_NEWPID) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	if execHook != nil {
+		execHook()
+	}
+	return cloneChild(k, d, 0)
 }
 
 // newExecPlan prepares what the child of an exec does: the plan of a

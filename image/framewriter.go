@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"berth/internal/safe"
 	"berth/mmapfs"
 
 	"github.com/klauspost/compress/zstd"
@@ -41,6 +42,7 @@ type frameWriter struct {
 // frameJob is one frame on its way through the workers to the writer.
 type frameJob struct {
 	in, out []byte
+	err     error // a panic of its compression
 	ready   chan struct{}
 }
 
@@ -127,22 +129,38 @@ func (w *frameWriter) cut() {
 	w.buf = w.newBuffer()
 }
 
+// frameWriterHook, when set (tests), runs in compress before each
+// frame's encoding.
+var frameWriterHook func()
+
 // compress is a worker: it encodes each job as one complete zstd frame.
+// A panic fails that frame, and the image, rather than the process.
 func (w *frameWriter) compress() {
 	defer w.work.Done()
 	for job := range w.jobs {
-		job.out = w.enc.EncodeAll(job.in, make([]byte, 0, len(job.in)/2+1024))
+		job.err = safe.Call("compress a frame", func() error {
+			if frameWriterHook != nil {
+				frameWriterHook()
+			}
+			job.out = w.enc.EncodeAll(job.in, make([]byte, 0, len(job.in)/2+1024))
+			return nil
+		})
 		close(job.ready)
 	}
 }
 
 // writeFrames writes finished frames in order and records the seek table.
+// A panic in out's Write fails the image, like an error.
 func (w *frameWriter) writeFrames() {
 	defer close(w.done)
 	for job := range w.order {
 		<-job.ready
 		if w.err == nil {
-			if w.err = w.record(job); w.err != nil {
+			w.err = job.err
+			if w.err == nil {
+				w.err = safe.Call("write frame", func() error { return w.record(job) })
+			}
+			if w.err != nil {
 				w.failed.Store(true)
 			}
 		}

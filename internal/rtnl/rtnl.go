@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/safe"
 )
 
 // Conn is a NETLINK_ROUTE socket in one network namespace.
@@ -42,7 +44,8 @@ func Dial() (*Conn, error) {
 // /proc/PID/ns/net): a socket stays in the namespace it was made in, so
 // it is made on a locked OS thread that enters the namespace and leaves
 // it again. A thread that cannot return is not unlocked, and Go ends it
-// with its goroutine rather than reuse it.
+// with its goroutine rather than reuse it. A panic there is returned as
+// an error.
 func DialNS(nsfd int) (*Conn, error) {
 	type result struct {
 		c   *Conn
@@ -50,27 +53,46 @@ func DialNS(nsfd int) (*Conn, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("enter network namespace: %w", err)}
-			return
-		}
-		c, err := Dial()
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
+		var r result
+		r.err = safe.Call("rtnetlink socket in another network namespace", func() (err error) {
+			r.c, err = dialFromNS(nsfd)
+			return err
+		})
+		ch <- r
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// dialNSHook, when set (tests), runs in dialFromNS once the thread has
+// entered the namespace.
+var dialNSHook func()
+
+// dialFromNS is DialNS on its own goroutine: it locks the thread, which
+// it unlocks only back in its own network namespace, even after a panic
+// (so that the main thread, which cannot end, is not left in another
+// namespace either).
+func dialFromNS(nsfd int) (*Conn, error) {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer orig.Close()
+	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("enter network namespace: %w", err)
+	}
+	defer func() {
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	if dialNSHook != nil {
+		dialNSHook()
+	}
+	return Dial()
 }
 
 // Close closes the socket.
