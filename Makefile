@@ -18,6 +18,8 @@ BINS     := $(ARCHES:%=out/berth-linux-%)
 # limit with TLS in it (README, "Decisions"). The start and unpack paths
 # (runtime, container, image, zstd, os, syscall) keep it; x/sys/unix's
 # wrappers are not inlined into them, a call's cost beside a system call's.
+# fmt is compiled so too: it only formats errors and log lines, never
+# once per file of an unpack or per step of a start.
 COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             crypto/internal/fips140/mlkem crypto/hpke math/big encoding/asn1 \
             net net/url encoding/json vendor/golang.org/x/crypto/cryptobyte/... \
@@ -40,7 +42,9 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             github.com/klauspost/compress/gzip reflect os/user log container/list \
             hash/fnv unicode/utf16 math/rand math/rand/v2 os/signal \
             crypto/elliptic crypto/md5 crypto/sha1 crypto/des internal/bisect context unique \
-            golang.org/x/sys/unix
+            golang.org/x/sys/unix golang.org/x/net/... golang.org/x/sync/... \
+            github.com/moby/sys/... crypto/rc4 crypto/dsa crypto/x509/pkix crypto/mlkem \
+            hash/crc64 berth/internal/safe berth/internal/mountinfo berth fmt
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 
