@@ -157,6 +157,21 @@ func entryPath(name string) (string, error) {
 	return strings.Join(parts, "/"), nil
 }
 
+// MaxLayers bounds the layers of an image in every format that lists
+// them (an OCI layout's manifest, a docker save archive's manifest.json, a
+// registry's manifest): berth opens, hashes and merges each, so a manifest
+// of 100,000 tiny layers would cost as much as that many images.
+const MaxLayers = 256
+
+// checkLayerCount refuses a manifest of more than MaxLayers layers; its
+// caller names the manifest.
+func checkLayerCount(n int) error {
+	if n > MaxLayers {
+		return fmt.Errorf("%d layers, at most %d", n, MaxLayers)
+	}
+	return nil
+}
+
 // MaxJSONObjects bounds the objects of a JSON document berth decodes from
 // an image or a registry (an index, a manifest, a config): decoding makes
 // each a Go value of a few hundred bytes before any count of the document
