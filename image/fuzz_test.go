@@ -26,6 +26,7 @@ import (
 //	go test ./image/ -run '^$' -fuzz FuzzUnpackTar -fuzztime 10s
 //	go test ./image/ -run '^$' -fuzz FuzzOCIManifest -fuzztime 10s
 //	go test ./image/ -run '^$' -fuzz FuzzSparseMap -fuzztime 10s
+//	go test ./image/ -run '^$' -fuzz FuzzDecodeJSON -fuzztime 10s (in jsonfuzz_test.go)
 //
 // Their committed corpora are in testdata/fuzz/; a plain `go test` runs
 // every corpus entry once. Each keeps its per-input work small (one

@@ -107,3 +107,50 @@ func TestIndexDepthBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeJSONBounds: DecodeJSON takes a document at each of its bounds
+// and refuses one just past it, naming the bound; brackets, braces and
+// commas inside strings (escaped quotes and backslashes included) are not
+// counted.
+func TestDecodeJSONBounds(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	values := func(n int) string { return "[" + strings.Repeat("1,", n-2) + "1]" } // the array and n-1 elements
+	objects := func(n int) string { return "[" + strings.Repeat("{},", n-1) + "{}]" }
+	inString := `"` + strings.Repeat(`[{,\"\\`, MaxJSONValues) + `"`
+	cases := []struct{ name, doc, err string }{
+		{"depth at the bound", nest(MaxJSONDepth), ""},
+		{"depth past it", nest(MaxJSONDepth + 1), fmt.Sprintf("JSON nested %d levels deep, at most %d", MaxJSONDepth+1, MaxJSONDepth)},
+		{"nested objects past it", strings.Repeat(`{"a":`, MaxJSONDepth+1) + "1" + strings.Repeat("}", MaxJSONDepth+1), "levels deep"},
+		{"values at the bound", values(MaxJSONValues), ""},
+		{"values past it", values(MaxJSONValues + 1), fmt.Sprintf("over %d JSON values, array elements and object members (%d)", MaxJSONValues, MaxJSONValues+1)},
+		{"objects at the bound", objects(MaxJSONObjects), ""},
+		{"objects past it", objects(MaxJSONObjects + 1), fmt.Sprintf("over %d JSON objects (%d)", MaxJSONObjects, MaxJSONObjects+1)},
+		{"brackets and commas in a string", "[" + inString + "," + nest(MaxJSONDepth-1) + "]", ""},
+		{"an escaped backslash ends no string", `["\\",` + nest(MaxJSONDepth) + "]", "levels deep"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var v any
+			err := DecodeJSON([]byte(c.doc), &v)
+			if c.err == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+				t.Fatalf("error %v, want %q", err, c.err)
+			}
+		})
+	}
+}
+
+// TestJSONValuesBoundedInLayout: an index.json of one array of more than
+// MaxJSONValues numbers (few objects) is refused, the error naming the
+// file and the bound.
+func TestJSONValuesBoundedInLayout(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[`+strings.Repeat("1,", MaxJSONValues)+"1]}"), 0o644)
+	_, err := Unpack(dir, filepath.Join(t.TempDir(), "dest"), UnpackOptions{})
+	if want := fmt.Sprintf("index.json: over %d JSON values", MaxJSONValues); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("unpack: %v, want %q", err, want)
+	}
+}
