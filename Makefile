@@ -173,7 +173,7 @@ test-32bit: out/berth-linux-arm
 # .ci/fuzz-one runs each; it runs a target once more only when Go 1.26's
 # coordinator failed it at the -fuzztime boundary with nothing but
 # "context deadline exceeded" (go.dev/issue/75804).
-FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap boot:FuzzParseConfig board:FuzzParseDHCP \
+FUZZ     := image:FuzzIndex image:FuzzUnpackTar image:FuzzOCIManifest image:FuzzSparseMap image:FuzzDecodeJSON boot:FuzzParseConfig board:FuzzParseDHCP \
             image/registry:FuzzParseManifest image/registry:FuzzParseChallenge image:FuzzFastHeader board:FuzzProbeBlock \
             internal/rtnl:FuzzEachMessage
 FUZZTIME ?= 10s

@@ -18,11 +18,16 @@ type dockerManifest struct {
 
 // openDocker resolves a docker save archive: manifest.json names the
 // config and layer files. Its digest is the image ID, the sha256 of the
-// config, which names every layer by its diff ID.
+// config, which names every layer by its diff ID. manifest.json may list
+// at most maxIndexEntries images (as an OCI layout's indexes) and the
+// chosen one at most MaxLayers layers.
 func (in *input) openDocker(want Platform) error {
 	var images []dockerManifest
 	if err := readJSON(in.store, "manifest.json", "", &images); err != nil {
 		return err
+	}
+	if len(images) > maxIndexEntries {
+		return fmt.Errorf("manifest.json: %d images, at most %d", len(images), maxIndexEntries)
 	}
 	var chosen *dockerManifest
 	var tags []string
@@ -55,6 +60,9 @@ func (in *input) openDocker(want Platform) error {
 		return fmt.Errorf("%s: %w", in.path, err)
 	}
 	in.config = cfg.Config
+	if err := checkLayerCount(len(chosen.Layers)); err != nil {
+		return fmt.Errorf("manifest.json: %w", err)
+	}
 	if len(chosen.Layers) != len(cfg.RootFS.DiffIDs) {
 		return fmt.Errorf("%s: %d layers but %d diff_ids in the config", in.path, len(chosen.Layers), len(cfg.RootFS.DiffIDs))
 	}

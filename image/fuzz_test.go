@@ -26,6 +26,7 @@ import (
 //	go test ./image/ -run '^$' -fuzz FuzzUnpackTar -fuzztime 10s
 //	go test ./image/ -run '^$' -fuzz FuzzOCIManifest -fuzztime 10s
 //	go test ./image/ -run '^$' -fuzz FuzzSparseMap -fuzztime 10s
+//	go test ./image/ -run '^$' -fuzz FuzzDecodeJSON -fuzztime 10s (in jsonfuzz_test.go)
 //
 // Their committed corpora are in testdata/fuzz/; a plain `go test` runs
 // every corpus entry once. Each keeps its per-input work small (one
@@ -257,11 +258,11 @@ var fuzzLayer = make([]byte, 1024)
 // are arbitrary JSON, stored as blobs named by their digests beside one
 // real layer: no panic, and an accepted layout names an image whose
 // manifest blob is in the store and hashes to its digest, whose layers
-// are blobs in the store named by valid digests, and whose config is for
-// the platform asked for. The documents may name one another by
-// placeholders (see ociTokens), which keeps inputs small — the fuzzer's
-// minimization tries about n² variants of an n-byte input — and lets
-// mutations keep every digest right.
+// (at most MaxLayers) are blobs in the store named by valid digests, and
+// whose config is for the platform asked for. The documents may name one
+// another by placeholders (see ociTokens), which keeps inputs small — the
+// fuzzer's minimization tries about n² variants of an n-byte input — and
+// lets mutations keep every digest right.
 func FuzzOCIManifest(f *testing.F) {
 	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["@l"]}}`)
 	man := []byte(`{"schemaVersion":2,"config":{"mediaType":"$C","digest":"@c","size":#c},"layers":[{"mediaType":"$L","digest":"@l","size":#l}]}`)
@@ -334,6 +335,9 @@ func checkAccepted(t *testing.T, in *input, platform string) {
 		}
 	} else if checkDigestSyntax(in.digest) != nil {
 		t.Fatalf("accepted image digest %q", in.digest)
+	}
+	if len(in.layers) > MaxLayers {
+		t.Fatalf("accepted %d layers", len(in.layers))
 	}
 	for _, l := range in.layers {
 		if checkDigestSyntax(l.diffID) != nil || (l.digest != "" && checkDigestSyntax(l.digest) != nil) {

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,18 +155,91 @@ func entryPath(name string) (string, error) {
 	return strings.Join(parts, "/"), nil
 }
 
-// MaxJSONObjects bounds the objects of a JSON document berth decodes from
-// an image or a registry (an index, a manifest, a config): decoding makes
-// each a Go value of a few hundred bytes before any count of the document
-// is checked, and a 4 MiB one of "{}," is 1.4 million of them.
-const MaxJSONObjects = 1 << 16
+// MaxLayers bounds the layers of an image in every format that lists
+// them (an OCI layout's manifest, a docker save archive's manifest.json, a
+// registry's manifest): berth opens, hashes and merges each, so a manifest
+// of 100,000 tiny layers would cost as much as that many images.
+const MaxLayers = 256
+
+// checkLayerCount refuses a manifest of more than MaxLayers layers; its
+// caller names the manifest.
+func checkLayerCount(n int) error {
+	if n > MaxLayers {
+		return fmt.Errorf("%d layers, at most %d", n, MaxLayers)
+	}
+	return nil
+}
+
+// Bounds on a JSON document berth decodes from an image or a registry (an
+// index, a manifest, a config), checked by DecodeJSON before decoding.
+// Every caller reads at most 4 MiB, which bounds memory already; these
+// bound what decoding makes of those bytes. MaxJSONObjects: each object
+// decodes to a Go value of a few hundred bytes, and a 4 MiB document of
+// "{}," is 1.4 million of them. MaxJSONValues: array elements and object
+// members, a 4 MiB `[1,1,...]` being 2 million; it leaves room for the
+// 16,384 descriptors of a layout's indexes, of about ten values each.
+// MaxJSONDepth: nesting of arrays and objects, which real indexes,
+// manifests and configs keep under ten (encoding/json's own limit is
+// 10,000).
+const (
+	MaxJSONObjects = 1 << 16
+	MaxJSONValues  = 1 << 18
+	MaxJSONDepth   = 64
+)
+
+// jsonShape is what DecodeJSON bounds of a document, counted outside its
+// strings.
+type jsonShape struct {
+	objects int // the '{'
+	values  int // 1 + the ',', '[' and '{': the values, plus one per empty array or object
+	depth   int // the deepest nesting of arrays and objects
+}
+
+// scanJSON measures b's shape, skipping strings (in which a backslash
+// escapes the byte after it). For valid JSON the counts are exact, as
+// jsonShape says (FuzzDecodeJSON checks them against encoding/json's
+// tokenizer); for invalid JSON they are whatever they are, and
+// json.Unmarshal refuses the document before it decodes anything.
+func scanJSON(b []byte) jsonShape {
+	s := jsonShape{values: 1}
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			if b[i] == '{' {
+				s.objects++
+			}
+			s.values++
+			depth++
+			s.depth = max(s.depth, depth)
+		case '}', ']':
+			depth--
+		case ',':
+			s.values++
+		}
+	}
+	return s
+}
 
 // DecodeJSON decodes the JSON document b into v, as json.Unmarshal, after
-// refusing one of more than MaxJSONObjects objects. It counts '{' bytes,
-// those in strings too: an upper bound.
+// refusing one of more than MaxJSONObjects objects, MaxJSONValues values
+// or MaxJSONDepth levels of nesting (counted outside strings, see
+// scanJSON).
 func DecodeJSON(b []byte, v any) error {
-	if n := bytes.Count(b, []byte{'{'}); n > MaxJSONObjects {
-		return fmt.Errorf("over %d JSON objects (%d)", MaxJSONObjects, n)
+	s := scanJSON(b)
+	switch {
+	case s.objects > MaxJSONObjects:
+		return fmt.Errorf("over %d JSON objects (%d)", MaxJSONObjects, s.objects)
+	case s.values > MaxJSONValues:
+		return fmt.Errorf("over %d JSON values, array elements and object members (%d)", MaxJSONValues, s.values)
+	case s.depth > MaxJSONDepth:
+		return fmt.Errorf("JSON nested %d levels deep, at most %d", s.depth, MaxJSONDepth)
 	}
 	return json.Unmarshal(b, v)
 }

@@ -211,7 +211,10 @@ func (in *input) openOCI(platform string) error {
 	}
 	in.config = cfg.Config
 	in.digest = chosen.desc.Digest
-	return in.setLayers(m.Layers, cfg)
+	if err := in.setLayers(m.Layers, cfg); err != nil {
+		return fmt.Errorf("manifest %s: %w", chosen.desc.Digest, err)
+	}
+	return nil
 }
 
 // indexBudget is what collect may still visit: descriptors, nested ones
@@ -229,7 +232,7 @@ type indexBudget struct {
 // signature is checked.
 func (in *input) collect(index ociIndex, depth int, out *[]candidate, budget *indexBudget) error {
 	if depth > maxIndexDepth {
-		return errors.New("image indexes nested too deeply")
+		return fmt.Errorf("image indexes nested more than %d deep", maxIndexDepth)
 	}
 	for _, d := range index.Manifests {
 		if budget.entries--; budget.entries < 0 {
@@ -321,8 +324,12 @@ func choose(all []candidate, ref string, want Platform) (candidate, error) {
 	return match[0], nil
 }
 
-// setLayers checks the manifest's layers against the config's diff IDs.
+// setLayers checks the manifest's layers (at most MaxLayers) against the
+// config's diff IDs.
 func (in *input) setLayers(layers []descriptor, cfg imageConfig) error {
+	if err := checkLayerCount(len(layers)); err != nil {
+		return err
+	}
 	if len(layers) != len(cfg.RootFS.DiffIDs) {
 		return fmt.Errorf("%d layers but %d diff_ids in the config", len(layers), len(cfg.RootFS.DiffIDs))
 	}

@@ -106,7 +106,7 @@ func TestImageConfigHostile(t *testing.T) {
 		{"Cmd a string", `{"Cmd":"/bin/sh -c x"}`, "Config.config.Cmd of type []string"},
 		{"Env a number", `{"Env":[1]}`, "Config.config.Env of type string"},
 		{"User an object", `{"User":{"name":"x"}}`, "Config.config.User of type string"},
-		{"deeply nested", `{"Labels":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, "exceeded max depth"},
+		{"deeply nested", `{"Labels":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, "JSON nested 20002 levels deep, at most 64"},
 		{"too many args", `{"Cmd":[` + many + `]}`, "Cmd has 4097 entries, over the limit of 4096"},
 		{"huge arg", `{"Entrypoint":["` + strings.Repeat("y", maxConfigString+1) + `"]}`, "Entrypoint[0]: 131073 bytes, over the limit"},
 		{"too much in all", `{"Env":[` + strings.Repeat(`"K=`+strings.Repeat("v", 100<<10)+`",`, 11) + `"K=v"]}`, "over 1048576 bytes of values in all (at Env[10])"},

@@ -3,11 +3,13 @@ package registry
 import (
 	"strings"
 	"testing"
+
+	"berth/image"
 )
 
 // FuzzParseManifest: any bytes give a checked manifest or an error,
-// never a panic; a parsed image manifest has 1 to maxLayers layers with
-// valid digests.
+// never a panic; a parsed image manifest has 1 to image.MaxLayers layers
+// with valid digests.
 func FuzzParseManifest(f *testing.F) {
 	m, _, _ := fakeManifest(&testing.T{})
 	f.Add(m, "")
@@ -19,7 +21,7 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !m.isIndex() && (len(m.Layers) == 0 || len(m.Layers) > maxLayers) {
+		if !m.isIndex() && (len(m.Layers) == 0 || len(m.Layers) > image.MaxLayers) {
 			t.Fatalf("accepted %d layers", len(m.Layers))
 		}
 	})

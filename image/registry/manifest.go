@@ -23,7 +23,6 @@ const (
 	mediaOCIEmpty     = "application/vnd.oci.empty.v1+json"
 	acceptedManifests = MediaOCIIndex + ", " + MediaOCIManifest + ", " + MediaDockerList + ", " + MediaDockerManif
 	maxManifest       = 4 << 20 // a manifest, an index, a config
-	maxLayers         = 256
 	maxIndexEntries   = 1024
 )
 
@@ -135,8 +134,8 @@ func checkImage(m *manifest) error {
 	if err := checkDescriptor(*m.Config, "config", maxManifest); err != nil {
 		return err
 	}
-	if len(m.Layers) == 0 || len(m.Layers) > maxLayers {
-		return fmt.Errorf("manifest: %d layers, want 1 to %d", len(m.Layers), maxLayers)
+	if len(m.Layers) == 0 || len(m.Layers) > image.MaxLayers {
+		return fmt.Errorf("manifest: %d layers, want 1 to %d", len(m.Layers), image.MaxLayers)
 	}
 	for i, l := range m.Layers {
 		what := fmt.Sprintf("layer %d", i)
