@@ -127,6 +127,9 @@ func Main(opts Options) int {
 		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),
 		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}
+	// berth boot's last lines reach its console before it returns (as PID 1
+	// it never does: halt flushes).
+	defer b.log.Flush(consoleFlushWait)
 	if !opts.PID1 {
 		release, err := claimInstance(opts)
 		if err != nil {
