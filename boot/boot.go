@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,10 +63,14 @@ type booter struct {
 	chld   chan os.Signal // SIGCHLD
 	reaper *reaper
 	// fatal receives panics from berth's goroutines; requests, control
-	// requests for the supervisor loop.
-	fatal    chan error
-	requests chan request
-	started  float64 // uptime when berth started
+	// requests for the supervisor loop. fatalEnded, guarded by fatalMu,
+	// is set once the loop, which takes fatal, has ended: a panic is
+	// logged from then on (reportPanic).
+	fatal      chan error
+	fatalMu    sync.Mutex
+	fatalEnded bool
+	requests   chan request
+	started    float64 // uptime when berth started
 	// initramfs is set when, as PID 1, berth started on the initramfs.
 	initramfs bool
 	// The kernel command line's arguments (PID 1), and berth.debug and
@@ -127,6 +132,9 @@ func Main(opts Options) int {
 		fatal: make(chan error, 1), requests: make(chan request), started: Uptime(), netChanged: make(chan struct{}, 1),
 		panicAction: Reboot, panicDelay: 10 * time.Second,
 	}
+	// berth boot's last lines reach its console before it returns (as PID 1
+	// it never does: halt flushes).
+	defer b.log.Flush(consoleFlushWait)
 	if !opts.PID1 {
 		release, err := claimInstance(opts)
 		if err != nil {
@@ -136,6 +144,7 @@ func Main(opts Options) int {
 		defer release()
 	}
 	action, status, err := b.run()
+	b.endFatal() // when a phase failed the loop never ran: log what waits
 	if err != nil {
 		b.log.Printf("FATAL: %v", err)
 		if !opts.PID1 {
@@ -197,6 +206,7 @@ func (b *booter) run() (action Action, status int, err error) {
 	b.log.Printf("boot done %.0f ms after berth started", (Uptime()-b.started)*1000)
 
 	action, status = b.sup.loop()
+	b.endFatal() // nothing takes b.fatal now: the shutdown's panics are logged
 	b.sup.stopAll()
 	b.sup.releaseAll()
 	b.sup.closeNetwork()
@@ -428,14 +438,46 @@ func (b *booter) goSafe(f func()) {
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				select {
-				case b.fatal <- fmt.Errorf("panic: %v\n%s", r, debug.Stack()):
-				default:
-				}
+				b.reportPanic(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
 			}
 		}()
 		f()
 	}()
+}
+
+// reportPanic hands a goroutine's panic to the supervisor loop, a fatal
+// error that ends it; once the loop has ended (endFatal), or with another
+// fatal error already waiting for it, it logs the panic instead, so that
+// none goes unsaid.
+func (b *booter) reportPanic(err error) {
+	b.fatalMu.Lock()
+	defer b.fatalMu.Unlock()
+	if !b.fatalEnded {
+		select {
+		case b.fatal <- err:
+			return
+		default:
+			b.log.Printf("FATAL (while another fatal error is handled): %v", err)
+			return
+		}
+	}
+	b.log.Printf("after the supervisor loop ended: %v", err)
+}
+
+// endFatal marks the supervisor loop ended, logging the fatal error it
+// left untaken: from now on reportPanic logs.
+func (b *booter) endFatal() {
+	b.fatalMu.Lock()
+	defer b.fatalMu.Unlock()
+	if b.fatalEnded {
+		return
+	}
+	b.fatalEnded = true
+	select {
+	case err := <-b.fatal:
+		b.log.Printf("after the supervisor loop ended: %v", err)
+	default:
+	}
 }
 
 func kernelRelease() string {

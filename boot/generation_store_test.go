@@ -254,6 +254,7 @@ func TestSelectGenerationFallback(t *testing.T) {
 		if err := b.selectGeneration(); err != nil {
 			t.Fatal(err)
 		}
+		b.log.Flush(5 * time.Second) // the log is read below
 		r, ok, err := g.readRecord()
 		switch {
 		case marked && (b.cfg.path != "/etc/gen4.toml" || !ok || r.Committed != 4 || err != nil):

@@ -223,7 +223,9 @@ func (s *supervisor) resolve(up *update, path string) (*generation, *Config, fun
 	}
 	up.notef("read %s: containers %s", abs, strings.Join(names, ", "))
 	var cache *image.Cache
-	if !s.onLoop(func() { s.waitImages(false); cache, err = s.imageCache(cfg) }) {
+	// No limit on the wait, as in switchTo: the cache is the image
+	// goroutine's until it ends.
+	if !s.onLoop(func() { s.waitImages(context.Background(), false); cache, err = s.imageCache(cfg) }) {
 		return nil, nil, release, errShutdown
 	}
 	if err != nil {

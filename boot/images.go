@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"berth/image"
@@ -18,8 +19,9 @@ import (
 // images unpack, and a container with a small image does not wait for a
 // large one. The goroutine touches no unit — the loop alone does, as with
 // every event; an update waits for it, a shutdown stops it after the
-// image it is on. Images in a registry are not its: each is pulled on a
-// goroutine of its own (pull.go), which may wait long for its registry.
+// image it is on (waiting for that at most shutdownImageWait). Images in
+// a registry are not its: each is pulled on a goroutine of its own
+// (pull.go), which may wait long for its registry.
 //
 // On one CPU, readying the next image while the loop starts a container
 // only delays that start (and the first container's output): the two
@@ -135,21 +137,71 @@ func (s *supervisor) imageDone(r imageReady, ok bool) {
 }
 
 // waitImages waits until the image goroutine has ended, taking what it
-// sends; with stop, it readies no further image. The watchdog is pinged
-// meanwhile: an image may take long to unpack.
-func (s *supervisor) waitImages(stop bool) {
+// sends, or until ctx is done, and reports whether it ended; with stop,
+// it readies no further image. The watchdog is pinged meanwhile: an image
+// may take long to unpack.
+func (s *supervisor) waitImages(ctx context.Context, stop bool) bool {
 	if s.images == nil {
-		return
+		return true
 	}
-	if stop {
+	if stop && s.imagesStop != nil {
 		close(s.imagesStop)
+		s.imagesStop = nil // a later wait, after one that gave up, closes it once
 	}
 	defer s.b.pingWatchdog()()
 	for s.images != nil {
-		r, ok := <-s.images
-		s.imageDone(r, ok)
-		s.imageHandedOver()
+		select {
+		case r, ok := <-s.images:
+			s.imageDone(r, ok)
+			s.imageHandedOver()
+		case <-ctx.Done():
+			return false
+		}
 	}
+	return true
+}
+
+// shutdownImageWait bounds how long a shutdown waits for the image
+// goroutine and the registry pulls, together, once they are told to stop:
+// an unpack on a stalled disk or a registry that stops sending mid-body
+// must not keep the machine from powering off.
+const shutdownImageWait = 10 * time.Second
+
+// stopPreparing stops readying images for a shutdown: it cancels the
+// pulls, stops the image goroutine after the image it is on, and waits
+// for them for at most limit; what has not ended by then is logged and
+// left behind (the shutdown kills, syncs and unmounts what it touches).
+// The units still preparing stay so, and do not start.
+func (s *supervisor) stopPreparing(limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if s.pending > 0 {
+		s.pullCancel() // both stop at once; waitPulls cancels too
+	}
+	if !s.waitImages(ctx, true) {
+		s.b.log.Printf("shutdown: the image goroutine did not end within %s (readying %s); going on without it",
+			limit, strings.Join(s.preparingNames(false), ", "))
+	}
+	if !s.waitPulls(ctx) {
+		s.b.log.Printf("shutdown: %d registry pulls did not end within %s (%s); going on without them",
+			s.pending, limit, strings.Join(s.preparingNames(true), ", "))
+		if s.pullsAbandoned != nil {
+			close(s.pullsAbandoned) // their last words are not waited for
+			s.pullsAbandoned = nil
+		}
+	}
+}
+
+// preparingNames names the units whose image is still being readied:
+// those from a registry (pulls), or the others (the image goroutine).
+func (s *supervisor) preparingNames(pulled bool) []string {
+	var names []string
+	for _, name := range s.order {
+		if u := s.units[name]; u != nil && u.preparing && registry.IsRef(u.cfg.Image) == pulled {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // imageHandedOver lets the image goroutine, waiting on one CPU, ready the

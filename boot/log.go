@@ -15,14 +15,20 @@ import (
 // time since boot (CLOCK_BOOTTIME, the clock of /proc/uptime and of the
 // kernel's own console stamps, so berth's lines sort in with the kernel's),
 // and, as PID 1, to /dev/kmsg, so that dmesg and pstore keep them.
+//
+// The console is written by a goroutine of its own from a bounded queue
+// (log_console.go): logging never waits for a slow or stalled console.
 type Logger struct {
-	mu    sync.Mutex
-	w     io.Writer
+	mu    sync.Mutex // guards kmsg, its writes and console
+	w     io.Writer  // the console: written by the console writer only
 	kmsg  *os.File
 	debug bool
+	// console is the lines waiting for w.
+	console consoleQueue
 }
 
-// NewLogger logs to w.
+// NewLogger logs to w. Lines reach w on another goroutine: Flush waits
+// for them.
 func NewLogger(w io.Writer) *Logger { return &Logger{w: w} }
 
 // Uptime returns the seconds since boot.
@@ -54,10 +60,9 @@ func (l *Logger) Debugf(format string, args ...any) {
 // a line of berth's own after a carriage return.
 //
 // A line is shown up to maxConsoleLine bytes as written (escaped), the
-// rest counted:
-// writing to a serial console holds the log's lock, and at 115200 baud
-// a 64 KiB line would take 6 s, during which the supervisor loop — the
-// only one to ping the watchdog — could not log.
+// rest counted: at 115200 baud a 64 KiB line would take the serial
+// console 6 s, during which every later line of berth's would wait in the
+// console queue (and, the queue full, be dropped from the console).
 func (l *Logger) Output(name, line string) {
 	if len(line) <= maxConsoleLine {
 		l.line(name+" | "+escapeControls(line), false)
@@ -105,11 +110,14 @@ func escapeControls(s string) string {
 	return b.String()
 }
 
+// line logs s, stamped now, to the console (queued: see queueConsole)
+// and, with toKmsg, to /dev/kmsg.
 func (l *Logger) line(s string, toKmsg bool) {
 	s = strings.TrimRight(s, "\n")
+	stamped := fmt.Sprintf("[%12.6f] %s\n", Uptime(), s)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "[%12.6f] %s\n", Uptime(), s)
+	l.queueConsole(stamped)
 	if toKmsg && l.kmsg != nil {
 		// Level 7 (debug): the kernel does not echo it on a console that
 		// already shows the line above.

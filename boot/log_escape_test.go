@@ -3,6 +3,7 @@ package boot
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEscapeControls: a container's line on the console cannot carry a
@@ -40,7 +41,9 @@ func TestConsoleLineCut(t *testing.T) {
 		{strings.Repeat("\xa0", 600), strings.Repeat("\xa0", 512) + "… (88 more bytes: berth logs web)"},
 	} {
 		var out strings.Builder
-		NewLogger(&out).Output("web", tc.line)
+		l := NewLogger(&out)
+		l.Output("web", tc.line)
+		l.Flush(5 * time.Second)
 		_, got, _ := strings.Cut(strings.TrimSuffix(out.String(), "\n"), "web | ")
 		if got != tc.want {
 			t.Errorf("%d-byte line: console shows %d bytes %q, want %q", len(tc.line), len(got), got, tc.want)

@@ -50,17 +50,24 @@ func (e *pullError) Unwrap() error { return e.err }
 // startPull readies u's registry image on a goroutine of its own.
 func (s *supervisor) startPull(cfg *Config, u *unit) {
 	if s.pullEvents == nil {
-		s.pullEvents = make(chan pullEvent)
+		s.pullEvents, s.pullsAbandoned = make(chan pullEvent), make(chan struct{})
 		s.pullCtx, s.pullCancel = context.WithCancel(context.Background())
 	}
 	u.preparing = true
 	s.pending++
-	cc, ctx, events := u.cfg, s.knownImage(s.pullCtx, u.cfg), s.pullEvents
+	cc, ctx, events, abandoned := u.cfg, s.knownImage(s.pullCtx, u.cfg), s.pullEvents, s.pullsAbandoned
 	s.b.goSafe(func() {
 		// The last word goes out however the goroutine ends, a panic
 		// (which goSafe then reports) included: waitPulls counts them.
+		// Unless a shutdown has stopped waiting (abandoned): then it is
+		// dropped, so that goSafe still logs a panic.
 		r := imageReady{name: cc.Name, err: errors.New("its pull ended without a result")}
-		defer func() { events <- pullEvent{ready: r} }() // waitPulls takes it when nothing else does
+		defer func() {
+			select {
+			case events <- pullEvent{ready: r}: // waitPulls takes it when nothing else does
+			case <-abandoned:
+			}
+		}()
 		delay := pullFirstRetry
 		for {
 			r.rootfs, r.config, r.err = s.readyRootfs(ctx, cfg, cc)
@@ -108,16 +115,22 @@ func (u *unit) imageWaitDetail() string {
 }
 
 // waitPulls cancels the pending pulls and waits for their goroutines to
-// end (an unpack under way finishes first); the units they were for stay
+// end (an unpack under way finishes first), or until ctx is done, and
+// reports whether they all ended; the units they were for stay
 // preparing. The watchdog is pinged meanwhile.
-func (s *supervisor) waitPulls() {
+func (s *supervisor) waitPulls(ctx context.Context) bool {
 	if s.pending == 0 {
-		return
+		return true
 	}
 	s.pullCancel()
 	defer s.b.pingWatchdog()()
 	for s.pending > 0 {
-		ev := <-s.pullEvents
+		var ev pullEvent
+		select {
+		case ev = <-s.pullEvents:
+		case <-ctx.Done():
+			return false
+		}
 		if ev.wait != "" {
 			continue
 		}
@@ -126,7 +139,8 @@ func (s *supervisor) waitPulls() {
 			s.imageDone(ev.ready, true) // mounted: the unit may use it
 		}
 	}
-	s.pullEvents, s.pullCtx, s.pullCancel = nil, nil, nil
+	s.pullEvents, s.pullsAbandoned, s.pullCtx, s.pullCancel = nil, nil, nil, nil
+	return true
 }
 
 // knownImageKey carries, in a pull's context, the image a known

@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"context"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
@@ -48,8 +49,16 @@ func (s *supervisor) diff(cfg *Config) plan {
 // dependencies first; the kept ones are not touched. A container whose
 // image cannot be readied is failed, which fails its generation.
 func (s *supervisor) switchTo(cfg *Config, p plan) {
-	s.waitImages(false) // the boot's images are readied before any change
-	s.waitPulls()       // pulls still waiting for their registry end: their units are replaced
+	// These two waits have no limit, unlike the shutdown's
+	// (stopPreparing): the switch replaces s.units and s.b.cfg, which the
+	// image goroutine's events name, while it and the pulls still use the
+	// image cache and mount root filesystems under the containers' state
+	// directories that the switch releases and reuses; going on while one
+	// runs could lose a mount or release one in use. Both ping the
+	// watchdog while they wait; a pull waiting for its registry is
+	// cancelled at once, an unpack under way finishes.
+	s.waitImages(context.Background(), false) // the boot's images are readied before any change
+	s.waitPulls(context.Background())         // pulls still waiting for their registry end: their units are replaced
 	// 1. Stop the changed and removed ones, while the running state is
 	// still whole.
 	going := map[string]bool{}

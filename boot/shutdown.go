@@ -110,6 +110,11 @@ func (b *booter) halt(action Action) {
 		}
 	}
 	b.log.Printf("%s", action)
+	// The last lines reach a console that works; a stuck one does not stop
+	// the reboot.
+	if !b.log.Flush(consoleFlushWait) {
+		b.log.Printf("the console did not take the last lines within %s", consoleFlushWait)
+	}
 	// The raw call: the commands do not fit unix.Reboot's int on 32-bit ARM.
 	_, _, err := unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2, uintptr(cmd), 0, 0, 0)
 	b.log.Printf("reboot(2) failed: %v; waiting forever", err)

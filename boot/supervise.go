@@ -31,11 +31,13 @@ type supervisor struct {
 	cacheMu                    sync.Mutex // guards cache: pulls share it
 	overlayWarned, idmapWarned atomic.Bool
 	// pullEvents brings the registry pulls' news (pull.go); pending
-	// counts the pulls under way, which pullCancel cancels.
-	pullEvents chan pullEvent
-	pullCtx    context.Context
-	pullCancel context.CancelFunc
-	pending    int
+	// counts the pulls under way, which pullCancel cancels. A shutdown
+	// that stops waiting for them closes pullsAbandoned.
+	pullEvents     chan pullEvent
+	pullsAbandoned chan struct{}
+	pullCtx        context.Context
+	pullCancel     context.CancelFunc
+	pending        int
 	// images delivers the boot's readied images to the loop, then is
 	// closed; nil once all have arrived. Closing imagesStop makes the
 	// goroutine stop after the image it is on.
@@ -258,8 +260,7 @@ func (s *supervisor) status() int {
 // (its stop signal, then SIGKILL after its stop timeout), and waiting for
 // them before the next round. Exits and the watchdog keep being served.
 func (s *supervisor) stopAll() {
-	s.waitImages(true)
-	s.waitPulls()
+	s.stopPreparing(shutdownImageWait)
 	s.draining = true
 	for _, u := range s.units {
 		if u.state == stateBackoff || u.state == stateWaiting {

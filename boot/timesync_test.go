@@ -74,13 +74,13 @@ var (
 )
 
 // testKeeper is a timekeeper as PID 1 on fakes, logging to log.
-func testKeeper(t *testing.T, clock *testClock, rtc *testRTC, keep bool) (*timekeeper, *bytes.Buffer) {
+func testKeeper(t *testing.T, clock *testClock, rtc *testRTC, keep bool) (*timekeeper, flushedLog) {
 	log := &bytes.Buffer{}
 	tk := newTimekeeper(NewLogger(log), clock, keep, t.TempDir(), []string{"10.0.2.2"})
 	if rtc != nil {
 		tk.rtc, tk.rtcName = rtc, "/dev/rtc0"
 	}
-	return tk, log
+	return tk, flushedLog{tk.log, log}
 }
 
 // TestTimekeeperStepThenSlew: the first answer steps the clock however
