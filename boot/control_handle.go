@@ -78,6 +78,7 @@ func (s *supervisor) handle(r request) (Action, bool) {
 			return 0, false
 		}
 		answer(Response{Message: "sending " + signalName(sig) + " to berth"})
+		s.b.log.Flush(consoleFlushWait) // what berth logged before a signal that may end it
 		_ = syscall.Kill(os.Getpid(), sig)
 	case "debug-hang":
 		if !s.b.debug {
