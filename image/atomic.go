@@ -46,88 +46,182 @@ const (
 	moveInto                    // staged inside DIR, entries moved into it
 )
 
-// target is DIR prepared for an unpack.
+// target is DIR prepared for an unpack. DIR's parent is resolved once
+// (symlinks in the path the operator gave are followed, as tar -C does)
+// and held open; DIR, the staging directory and the tree's root are then
+// reached only relative to handles, without following symlinks, so a
+// process that can write DIR's parent (a container's volume) cannot
+// redirect the unpack by swapping DIR or the staging directory for a
+// symlink. DIR found a symlink after that resolution is refused.
 type target struct {
-	dir   string // absolute, symlinks resolved when it exists
-	how   placement
-	stage *staging // renameOnto, moveInto
-	root  string   // where the tree is unpacked
+	dir    string // absolute, symlinks resolved when it exists; for messages
+	parent int    // DIR's parent, O_RDONLY
+	name   string // DIR's name in parent ("." for "/")
+	dirfd  int    // DIR, O_RDONLY; -1 while missing
+	how    placement
+	stage  *staging // renameOnto, moveInto
+	root   string   // where the tree is unpacked; for messages
+	rootfd int      // where the tree is unpacked, O_RDONLY
 }
+
+// targetAfterOpen, when set (tests), runs once openTarget has opened
+// DIR, before the tree is unpacked.
+var targetAfterOpen func(t *target)
 
 // openTarget decides how to unpack into dest, removes stale staging
 // directories, and creates this unpack's.
 func openTarget(dest string) (*target, error) {
-	dir, err := filepath.Abs(dest)
+	dir, err := resolveDest(dest)
 	if err != nil {
 		return nil, err
 	}
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
-	} else if !errors.Is(err, os.ErrNotExist) {
+	t := &target{dir: dir, parent: -1, name: filepath.Base(dir), dirfd: -1, rootfd: -1}
+	parent := filepath.Dir(dir)
+	if dir == "/" {
+		t.name = "."
+	}
+	if t.parent, err = openDirAtNoFollow(unix.AT_FDCWD, parent); err != nil {
+		return nil, fmt.Errorf("open %s: %w", parent, err)
+	}
+	if err := t.open(); err != nil {
+		t.close()
 		return nil, err
 	}
-	var st unix.Stat_t
-	switch err := unix.Lstat(dir, &st); {
-	case err == unix.ENOENT:
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			return nil, err
-		}
-		return stageBeside(&target{dir: dir, how: renameOnto}, nil)
-	case err != nil:
-		return nil, err
-	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return nil, fmt.Errorf("%s exists and is not a directory", dir)
-	}
-	t := &target{dir: dir, root: dir}
-	unlock, err := lockPath(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	cleanParent(dir)
-	live, err := removeStale(dir, stagePrefix, true)
-	if err != nil {
-		return nil, err
-	}
-	if live {
-		return nil, fmt.Errorf("%s: another unpack into it is in progress", dir)
-	}
-	if empty, err := isEmpty(dir); err != nil || !empty {
-		return t, err // inPlace
-	}
-	inside, err := mustStageInside(dir)
-	if err != nil {
-		return nil, err
-	}
-	if !inside {
-		t.how = renameOnto
-		bt, err := stageBeside(t, &st)
-		if err == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EROFS)) {
-			return bt, err
-		}
-		// The parent is not ours to write: stage inside instead.
-	}
-	t.how = moveInto
-	if t.stage, err = newStaging(dir, stagePrefix); err != nil {
-		return nil, err
-	}
-	t.root = filepath.Join(t.stage.path, "root")
-	if err := unix.Mkdir(t.root, 0o700); err != nil {
-		t.stage.remove()
-		return nil, err
+	if targetAfterOpen != nil {
+		targetAfterOpen(t)
 	}
 	return t, nil
 }
 
+// resolveDest makes dest absolute and resolves its symlinks, once; a
+// missing DIR gets its parent created and resolved.
+func resolveDest(dest string) (string, error) {
+	dir, err := filepath.Abs(dest)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		return real, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(parent)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(real, filepath.Base(dir)), nil
+}
+
+// open finds DIR in its parent's handle and prepares the unpack.
+func (t *target) open() error {
+	var st unix.Stat_t
+	switch err := unix.Fstatat(t.parent, t.name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case err == unix.ENOENT:
+		t.how = renameOnto
+		return t.stageBeside(nil)
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", t.dir, err)
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		return fmt.Errorf("%s: is a symlink now (refused: its parent changed while berth resolved it)", t.dir)
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("%s exists and is not a directory", t.dir)
+	}
+	dirfd, err := openDirAtNoFollow(t.parent, t.name)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", t.dir, err)
+	}
+	t.dirfd = dirfd
+	if err := unix.Fstat(dirfd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", t.dir, err)
+	}
+	unlock, err := lockFd(dirfd, t.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	t.cleanParent()
+	live, err := removeStaleAt(dirfd, t.dir, stagePrefix, true)
+	if err != nil {
+		return err
+	}
+	if live {
+		return fmt.Errorf("%s: another unpack into it is in progress", t.dir)
+	}
+	if empty, err := isEmptyFd(dirfd); err != nil || !empty {
+		if err != nil {
+			return fmt.Errorf("read %s: %w", t.dir, err)
+		}
+		t.root = t.dir // inPlace
+		t.rootfd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+		return err
+	}
+	inside, err := t.mustStageInside(dirfd)
+	if err != nil {
+		return err
+	}
+	if !inside {
+		t.how = renameOnto
+		err := t.stageBeside(&st)
+		if err == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EROFS)) {
+			return err
+		}
+		// The parent is not ours to write: stage inside instead.
+	}
+	t.how = moveInto
+	if t.stage, err = newStagingAt(dirfd, t.dir, stagePrefix); err != nil {
+		return err
+	}
+	return t.makeRoot(0o700, nil)
+}
+
+// makeRoot makes the staging directory's root, where the tree is
+// unpacked, with mode perm (less the umask), or old's mode and owner.
+func (t *target) makeRoot(perm uint32, old *unix.Stat_t) error {
+	t.root = filepath.Join(t.stage.path, "root")
+	err := unix.Mkdirat(t.stage.fd, "root", perm)
+	if err == nil {
+		t.rootfd, err = openDirAtNoFollow(t.stage.fd, "root")
+	}
+	if err == nil && old != nil {
+		err = unix.Fchmod(t.rootfd, old.Mode&0o7777)
+		if err == nil && os.Geteuid() == 0 {
+			err = unix.Fchown(t.rootfd, int(old.Uid), int(old.Gid))
+		}
+	}
+	if err != nil {
+		if t.rootfd >= 0 {
+			unix.Close(t.rootfd)
+			t.rootfd = -1
+		}
+		t.stage.remove()
+		t.stage = nil
+		return fmt.Errorf("staging directory %s: %w", t.root, err)
+	}
+	return nil
+}
+
+// close releases the target's handles.
+func (t *target) close() {
+	for _, fd := range []*int{&t.parent, &t.dirfd, &t.rootfd} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
 // cleanParent removes what a dead unpack beside DIR left in DIR's parent
 // (when it may: the parent may not be ours to write).
-func cleanParent(dir string) {
-	parent := filepath.Dir(dir)
-	if parent == dir { // "/"
+func (t *target) cleanParent() {
+	if t.dir == "/" {
 		return
 	}
-	if unlock, err := lockPath(parent); err == nil {
-		removeStale(parent, stagePrefix, false)
+	if unlock, err := lockFd(t.parent, filepath.Dir(t.dir)); err == nil {
+		removeStaleAt(t.parent, filepath.Dir(t.dir), stagePrefix, false)
 		unlock()
 	}
 }
@@ -135,32 +229,20 @@ func cleanParent(dir string) {
 // stageBeside creates the staging directory in DIR's parent; the tree's
 // root gets the mode and owner of the empty DIR it replaces (old), or a
 // new directory's.
-func stageBeside(t *target, old *unix.Stat_t) (*target, error) {
+func (t *target) stageBeside(old *unix.Stat_t) error {
 	parent := filepath.Dir(t.dir)
-	unlock, err := lockPath(parent)
+	unlock, err := lockFd(t.parent, parent)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
-	if _, err := removeStale(parent, stagePrefix, false); err != nil {
-		return nil, err
+	if _, err := removeStaleAt(t.parent, parent, stagePrefix, false); err != nil {
+		return err
 	}
-	if t.stage, err = newStaging(parent, stagePrefix); err != nil {
-		return nil, err
+	if t.stage, err = newStagingAt(t.parent, parent, stagePrefix); err != nil {
+		return err
 	}
-	t.root = filepath.Join(t.stage.path, "root")
-	err = unix.Mkdir(t.root, 0o755) // less the umask, as mkdir(1)
-	if err == nil && old != nil {
-		err = os.Chmod(t.root, os.FileMode(old.Mode&0o777)|modeBits(old.Mode))
-		if err == nil && os.Geteuid() == 0 {
-			err = os.Lchown(t.root, int(old.Uid), int(old.Gid))
-		}
-	}
-	if err != nil {
-		t.stage.remove()
-		return nil, err
-	}
-	return t, nil
+	return t.makeRoot(0o755, old) // less the umask, as mkdir(1)
 }
 
 // modeBits converts the setuid, setgid and sticky bits of a stat mode.
@@ -174,34 +256,25 @@ func modeBits(m uint32) os.FileMode {
 	return out
 }
 
-// mustStageInside reports whether DIR cannot be renamed onto: a mount
-// point (statx's mount-root attribute, or a device other than its
-// parent's), or this process's working directory.
-func mustStageInside(dir string) (bool, error) {
+// mustStageInside reports whether DIR (open as dirfd) cannot be renamed
+// onto: a mount point (statx's mount-root attribute, or a device other
+// than its parent's), or this process's working directory.
+func (t *target) mustStageInside(dirfd int) (bool, error) {
 	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
-		return false, err
+	if err := unix.Statx(dirfd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &stx); err != nil {
+		return false, fmt.Errorf("statx %s: %w", t.dir, err)
 	}
 	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
 		return true, nil
 	}
 	var st, parent, cwd unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return false, err
+	if err := unix.Fstat(dirfd, &st); err != nil {
+		return false, fmt.Errorf("stat %s: %w", t.dir, err)
 	}
-	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil || st.Dev != parent.Dev || dir == "/" {
+	if err := unix.Fstat(t.parent, &parent); err != nil || st.Dev != parent.Dev || t.dir == "/" {
 		return true, nil
 	}
 	return unix.Stat(".", &cwd) == nil && cwd.Dev == st.Dev && cwd.Ino == st.Ino, nil
-}
-
-// lockPath flocks a directory exclusively and returns the unlock.
-func lockPath(dir string) (func(), error) {
-	fd, err := lockDir(dir, unix.LOCK_EX)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return func() { unix.Close(fd) }, nil
 }
 
 // isEmpty reports whether a directory has no entries.
@@ -243,15 +316,22 @@ func (t *target) commitRename() error {
 		return err
 	}
 	reached("synced")
-	// rename(2) replaces DIR if it is (still) an empty directory.
-	if err := unix.Rename(t.root, t.dir); err != nil {
+	// rename(2) replaces DIR if it is (still) an empty directory; from
+	// and to handles, so a symlink put in place of either is not followed.
+	if !sameFile(t.stage.fd, "root", t.rootfd) {
+		return fmt.Errorf("move the unpacked tree to %s: %s is no longer the tree unpacked", t.dir, t.root)
+	}
+	if err := unix.Renameat(t.stage.fd, "root", t.parent, t.name); err != nil {
 		if err == unix.EEXIST || err == unix.ENOTEMPTY {
 			return fmt.Errorf("move the unpacked tree to %s: it is no longer empty (another unpack?)", t.dir)
+		}
+		if err == unix.ENOTDIR {
+			return fmt.Errorf("move the unpacked tree to %s: it is no longer a directory (refused: a symlink is not followed)", t.dir)
 		}
 		return fmt.Errorf("move the unpacked tree to %s: %w", t.dir, err)
 	}
 	reached("renamed")
-	if err := syncDir(filepath.Dir(t.dir)); err != nil {
+	if err := unix.Fsync(t.parent); err != nil {
 		return fmt.Errorf("fsync %s: %w", filepath.Dir(t.dir), err)
 	}
 	return t.stage.remove() // empty now
@@ -265,28 +345,21 @@ func (t *target) commitInside(rootHdr *tar.Header, log io.Writer) (err error) {
 		return err
 	}
 	reached("synced")
-	f, err := os.Open(t.root)
+	rootfd := t.rootfd
+	f, err := unix.Openat(rootfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("open %s: %w", t.root, err)
 	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	d := os.NewFile(uintptr(f), t.root)
+	names, err := d.Readdirnames(-1)
+	d.Close()
 	if err != nil {
 		return fmt.Errorf("list %s: %w", t.root, err)
 	}
 	if err := writeJournal(t.stage, names); err != nil {
 		return err
 	}
-	rootfd, err := unix.Open(t.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(rootfd)
-	dirfd, err := unix.Open(t.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(dirfd)
+	dirfd := t.dirfd
 	moved := 0
 	defer func() {
 		for _, n := range names[:moved] {
@@ -313,8 +386,8 @@ func (t *target) commitInside(rootHdr *tar.Header, log io.Writer) (err error) {
 		return fmt.Errorf("fsync %s: %w", t.dir, err)
 	}
 	reached("moved")
-	if err := unix.Unlink(filepath.Join(t.stage.path, journalName)); err != nil {
-		return err
+	if err := unix.Unlinkat(t.stage.fd, journalName, 0); err != nil {
+		return fmt.Errorf("remove %s: %w", filepath.Join(t.stage.path, journalName), err)
 	}
 	moved = 0 // committed
 	t.stage.remove()
@@ -331,10 +404,11 @@ func (t *target) commitInside(rootHdr *tar.Header, log io.Writer) (err error) {
 // directory, durably.
 func writeJournal(s *staging, names []string) error {
 	p := filepath.Join(s.path, journalName)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	fd, err := unix.Openat(s.fd, journalName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("journal %s: %w", p, err)
 	}
+	f := os.NewFile(uintptr(fd), p)
 	_, err = f.WriteString(strings.Join(names, "\x00"))
 	if err == nil {
 		err = f.Sync()

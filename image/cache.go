@@ -264,7 +264,7 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 	reached("staging")
 	p.Stats.Digest = p.Digest
 	uo := UnpackOptions{Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
-	_, err = extractInput(in, src, filepath.Join(stage.path, "rootfs"), uo, &p.Stats)
+	_, err = extractInput(in, src, destDir{path: filepath.Join(stage.path, "rootfs"), fd: -1}, uo, &p.Stats)
 	if err == nil {
 		reached("unpacked")
 		err = writeFormat(stage.path)

@@ -67,9 +67,16 @@ var (
 	errEmptySymlink = errors.New("symlink with an empty target")
 )
 
-// newExtractor opens dest (creating it if missing) for extraction.
-func newExtractor(dest string, log io.Writer) (*extractor, error) {
-	r, err := openRoot(dest)
+// newExtractor opens dest (creating it if missing) for extraction, or
+// works on its handle when it has one.
+func newExtractor(dest destDir, log io.Writer) (*extractor, error) {
+	var r *root
+	var err error
+	if dest.fd >= 0 {
+		r, err = openRootFd(dest.fd, dest.path)
+	} else {
+		r, err = openRoot(dest.path)
+	}
 	if err != nil {
 		return nil, err
 	}

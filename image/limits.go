@@ -54,8 +54,9 @@ const (
 )
 
 // forDest returns l with defaults, MaxBytes from the free space of dest's
-// filesystem (or of its nearest existing parent) when it is not set.
-func (l Limits) forDest(dest string) (Limits, error) {
+// filesystem (or of its nearest existing parent) when it is not set; fd,
+// when not -1, is dest's handle, asked instead of the path.
+func (l Limits) forDest(dest string, fd int) (Limits, error) {
 	if l.MaxBytes > 0 {
 		return l.withDefaults(), nil
 	}
@@ -63,7 +64,12 @@ func (l Limits) forDest(dest string) (Limits, error) {
 	dir := dest
 	var st unix.Statfs_t
 	for {
-		err := unix.Statfs(dir, &st)
+		var err error
+		if fd >= 0 && dir == dest {
+			err = unix.Fstatfs(fd, &st)
+		} else {
+			err = unix.Statfs(dir, &st)
+		}
 		if err == nil {
 			break
 		}

@@ -75,6 +75,24 @@ func openRoot(dest string) (*root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dest, err)
 	}
+	return newRoot(fd, dest)
+}
+
+// openRootFd opens the root at the directory handle dirfd (its own
+// O_PATH handle of it: dirfd stays the caller's); dest is for messages.
+// Nothing is looked up by path: the root is the directory dirfd is,
+// wherever it was moved.
+func openRootFd(dirfd int, dest string) (*root, error) {
+	fd, err := unix.Openat(dirfd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dest, err)
+	}
+	return newRoot(fd, dest)
+}
+
+// newRoot wraps fd, an O_PATH handle of the root directory dest, which it
+// takes over.
+func newRoot(fd int, dest string) (*root, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)

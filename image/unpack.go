@@ -102,8 +102,9 @@ func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
 	if err != nil {
 		return stats, fmt.Errorf("unpack %s: %w", src, err)
 	}
+	defer t.close()
 	reached("staging")
-	rootHdr, err := extractInput(in, src, t.root, opts, &stats)
+	rootHdr, err := extractInput(in, src, destDir{path: t.root, fd: t.rootfd}, opts, &stats)
 	if err == nil {
 		reached("unpacked")
 		if err = t.commit(rootHdr, opts.Log); err != nil {
@@ -119,15 +120,23 @@ func unpack(src, dest string, opts UnpackOptions) (stats Stats, err error) {
 	return stats, err
 }
 
+// destDir is where extractInput writes: the directory fd when it is
+// open (fd >= 0; path is then for messages only), else path, created if
+// missing.
+type destDir struct {
+	path string
+	fd   int
+}
+
 // extractInput writes the opened, verified input into dest and returns
 // the metadata of its root entry (nil when it has none).
-func extractInput(in *input, src, dest string, opts UnpackOptions, stats *Stats) (*tar.Header, error) {
+func extractInput(in *input, src string, dest destDir, opts UnpackOptions, stats *Stats) (*tar.Header, error) {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
 	}
 	stats.Format, stats.Layers, stats.Config = in.format, len(in.layers), in.config
-	lim, err := opts.Limits.forDest(dest)
+	lim, err := opts.Limits.forDest(dest.path, dest.fd)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
