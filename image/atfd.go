@@ -60,61 +60,101 @@ func sameFile(dirfd int, name string, fd int) bool {
 	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
+// removeDepth bounds how deep removeAllAt descends: a tree an unpack
+// made is at most about 2,048 directories deep (PATH_MAX), and a deeper
+// one, planted by whoever can write there, would otherwise cost a
+// directory fd and stack per level. removeBatch is how many names one
+// read takes: a directory of a million entries is not listed whole.
+const (
+	removeDepth = 4096
+	removeBatch = 1024
+)
+
 // removeAllAt removes name in dirfd and, when it is a directory, what it
 // holds, never following a symlink: each directory is entered through a
 // handle opened with O_NOFOLLOW from its parent's, made writable first (a
 // tree unpacked by a non-root user may hold read-only directories). A
-// missing name is no error.
+// missing name is no error. Errors name the path below dirfd.
 func removeAllAt(dirfd int, name string) error {
+	return removeAt(dirfd, name, name, 0)
+}
+
+// removeAt is removeAllAt of name, at path (for messages) depth levels
+// below where it began.
+func removeAt(dirfd int, name, path string, depth int) error {
 	for try := 0; ; try++ {
 		err := unix.Unlinkat(dirfd, name, 0)
 		if err == nil || err == unix.ENOENT {
 			return nil
 		}
 		if err != unix.EISDIR && err != unix.EPERM || try == 2 {
-			return &os.PathError{Op: "unlinkat", Path: name, Err: err}
+			return &os.PathError{Op: "unlinkat", Path: path, Err: err}
+		}
+		if depth >= removeDepth {
+			return fmt.Errorf("remove %s: directories nested more than %d deep", path, removeDepth)
 		}
 		fd, oerr := openDirAtNoFollow(dirfd, name)
 		if oerr == unix.ELOOP || oerr == unix.ENOTDIR {
 			continue // replaced meanwhile: unlink what is there now
 		}
 		if oerr != nil {
-			return &os.PathError{Op: "openat", Path: name, Err: oerr}
+			return &os.PathError{Op: "openat", Path: path, Err: oerr}
 		}
 		_ = unix.Fchmod(fd, 0o700)
-		err = removeContentsAt(fd)
+		err = removeContents(fd, path, depth+1)
 		unix.Close(fd)
 		if err != nil {
-			return fmt.Errorf("%s/%w", name, err)
+			return err
 		}
 		if err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err == nil || err == unix.ENOENT {
 			return nil
 		}
 		if err != unix.ENOTEMPTY && err != unix.ENOTDIR {
-			return &os.PathError{Op: "rmdir", Path: name, Err: err}
+			return &os.PathError{Op: "rmdir", Path: path, Err: err}
 		}
 	}
 }
 
 // removeContentsAt removes every entry of the directory fd, as
-// removeAllAt does, leaving the directory itself.
-func removeContentsAt(fd int) error {
-	d, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "openat", Path: ".", Err: err}
-	}
-	f := os.NewFile(uintptr(d), ".")
-	names, err := f.Readdirnames(-1) // all first: removing while reading may skip some
-	f.Close()
-	if err != nil {
-		return &os.PathError{Op: "readdir", Path: ".", Err: err}
-	}
-	for _, n := range names {
-		if err := removeAllAt(fd, n); err != nil {
-			return err
+// removeAllAt does, leaving the directory itself; path is for messages.
+func removeContentsAt(fd int, path string) error {
+	return removeContents(fd, path, 0)
+}
+
+// removeContents is removeContentsAt depth levels down. It reads a batch
+// of names, removes them, and reads again from the start (removing while
+// reading may skip some) until the directory is empty.
+func removeContents(fd int, path string, depth int) error {
+	for {
+		names, err := readNamesAt(fd, removeBatch)
+		if err != nil {
+			return &os.PathError{Op: "readdir", Path: path, Err: err}
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		for _, n := range names {
+			if err := removeAt(fd, n, path+"/"+n, depth); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+}
+
+// readNamesAt reads up to n names of the directory fd, from its start,
+// through a handle of its own.
+func readNamesAt(fd, n int) ([]string, error) {
+	d, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(d), ".")
+	defer f.Close()
+	names, err := f.Readdirnames(n)
+	if err == io.EOF {
+		err = nil
+	}
+	return names, err
 }
 
 // removeDirAt removes the directory at name in dirfd, which fd was opened
@@ -131,7 +171,7 @@ func removeDirAt(dirfd int, name string, fd int, path string) error {
 		return nil
 	}
 	_ = unix.Fchmod(fd, 0o700)
-	if err := removeContentsAt(fd); err != nil {
+	if err := removeContentsAt(fd, path); err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	if !sameFile(dirfd, name, fd) {

@@ -156,8 +156,10 @@ func (t *target) open() error {
 			return fmt.Errorf("read %s: %w", t.dir, err)
 		}
 		t.root = t.dir // inPlace
-		t.rootfd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
-		return err
+		if t.rootfd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("dup %s: %w", t.dir, err)
+		}
+		return nil
 	}
 	inside, err := t.mustStageInside(dirfd)
 	if err != nil {
