@@ -59,7 +59,8 @@ func (s *supervisor) startImages() {
 	collect := s.b.storage != nil && s.b.storage.mounted && cfg.Images.Cache == ""
 	ready := make(chan imageReady, len(jobs)) // never blocks the goroutine
 	stop := make(chan struct{})
-	s.images, s.imagesStop = ready, stop
+	ctx, abandon := context.WithCancel(context.Background())
+	s.images, s.imagesStop, s.imagesAbandon = ready, stop, abandon
 	s.imagesStart = time.Now()
 	handOver := runtime.NumCPU() == 1
 	s.b.goSafe(func() {
@@ -70,7 +71,7 @@ func (s *supervisor) startImages() {
 				return
 			default:
 			}
-			rootfs, ic, err := s.readyImage(cfg, cc, handOver)
+			rootfs, ic, err := s.readyImage(ctx, cfg, cc, handOver)
 			r := imageReady{name: cc.Name, rootfs: rootfs, config: ic, err: err}
 			if handOver {
 				r.taken = make(chan struct{})
@@ -98,12 +99,12 @@ func (s *supervisor) startImages() {
 // entries under QEMU TCG, ~800 with a second P, which the runtime then
 // leaves with the call. The default is back before the loop starts the
 // container. A GOMAXPROCS in the environment is left as it is.
-func (s *supervisor) readyImage(cfg *Config, cc ContainerConfig, oneCPU bool) (string, image.Config, error) {
+func (s *supervisor) readyImage(ctx context.Context, cfg *Config, cc ContainerConfig, oneCPU bool) (string, image.Config, error) {
 	if oneCPU && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(2)
 		defer runtime.SetDefaultGOMAXPROCS()
 	}
-	return s.readyRootfs(context.Background(), cfg, cc)
+	return s.readyRootfs(ctx, cfg, cc)
 }
 
 // imageDone takes what the image goroutine sent; ok is false once it has
@@ -150,15 +151,31 @@ func (s *supervisor) waitImages(ctx context.Context, stop bool) bool {
 	}
 	defer s.b.pingWatchdog()()
 	for s.images != nil {
-		select {
-		case r, ok := <-s.images:
-			s.imageDone(r, ok)
-			s.imageHandedOver()
-		case <-ctx.Done():
+		r, ok, got := s.nextImage(ctx)
+		if !got {
 			return false
 		}
+		s.imageDone(r, ok)
+		s.imageHandedOver()
 	}
 	return true
+}
+
+// nextImage takes what the image goroutine sends next, preferring what
+// it has sent already to a ctx that is done; got is false when ctx ended
+// first.
+func (s *supervisor) nextImage(ctx context.Context) (r imageReady, ok, got bool) {
+	select {
+	case r, ok = <-s.images:
+		return r, ok, true
+	default:
+	}
+	select {
+	case r, ok = <-s.images:
+		return r, ok, true
+	case <-ctx.Done():
+		return r, false, false
+	}
 }
 
 // shutdownImageWait bounds how long a shutdown waits for the image
@@ -179,6 +196,9 @@ func (s *supervisor) stopPreparing(limit time.Duration) {
 		s.pullCancel() // both stop at once; waitPulls cancels too
 	}
 	if !s.waitImages(ctx, true) {
+		if s.imagesAbandon != nil {
+			s.imagesAbandon() // what it readies after all, it does not mount
+		}
 		s.b.log.Printf("shutdown: the image goroutine did not end within %s (readying %s); going on without it",
 			limit, strings.Join(s.preparingNames(false), ", "))
 	}

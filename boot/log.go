@@ -114,10 +114,10 @@ func escapeControls(s string) string {
 // and, with toKmsg, to /dev/kmsg.
 func (l *Logger) line(s string, toKmsg bool) {
 	s = strings.TrimRight(s, "\n")
-	stamped := fmt.Sprintf("[%12.6f] %s\n", Uptime(), s)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.queueConsole(stamped)
+	// Stamped under the lock, so that the console's stamps are in order.
+	l.queueConsole(fmt.Sprintf("[%12.6f] %s\n", Uptime(), s))
 	if toKmsg && l.kmsg != nil {
 		// Level 7 (debug): the kernel does not echo it on a console that
 		// already shows the line above.

@@ -16,7 +16,8 @@ import (
 // the board. So each line, stamped when it is logged, goes into a bounded
 // queue that one writer goroutine empties, in order; Printf and Output
 // never wait for the console. When the queue is full a line is dropped
-// from the console only (/dev/kmsg, the log rings and berth logs keep it)
+// from the console only (as PID 1 /dev/kmsg keeps it; berth logs keeps a
+// container's)
 // and counted; the console then shows, where the lines went missing,
 // "berth: N log lines not shown on the console (it was not keeping up)".
 

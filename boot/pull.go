@@ -127,9 +127,13 @@ func (s *supervisor) waitPulls(ctx context.Context) bool {
 	for s.pending > 0 {
 		var ev pullEvent
 		select {
-		case ev = <-s.pullEvents:
-		case <-ctx.Done():
-			return false
+		case ev = <-s.pullEvents: // what has ended counts, the deadline passed or not
+		default:
+			select {
+			case ev = <-s.pullEvents:
+			case <-ctx.Done():
+				return false
+			}
 		}
 		if ev.wait != "" {
 			continue

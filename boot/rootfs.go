@@ -100,6 +100,9 @@ func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc Containe
 		}
 	}
 	s.b.waitContainerModules()
+	if err := ctx.Err(); err != nil {
+		return "", image.Config{}, fmt.Errorf("not mounted: %w (the shutdown stopped waiting)", err)
+	}
 	err = mountOverlay(lower, dir)
 	if err == nil {
 		return rootfs, p.Config, nil

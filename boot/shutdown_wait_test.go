@@ -47,7 +47,9 @@ func TestShutdownImageWaitBounded(t *testing.T) {
 	s, console := preparingSupervisor()
 	stop := make(chan struct{})
 	s.images, s.imagesStop = make(chan imageReady), stop // never sends, never closes
-	s.pullEvents = make(chan pullEvent)                  // never sends
+	imagesCtx, abandon := context.WithCancel(context.Background())
+	s.imagesAbandon = abandon
+	s.pullEvents = make(chan pullEvent) // never sends
 	abandoned := make(chan struct{})
 	s.pullsAbandoned = abandoned
 	s.pullCtx, s.pullCancel = context.WithCancel(context.Background())
@@ -60,6 +62,9 @@ func TestShutdownImageWaitBounded(t *testing.T) {
 	}
 	if s.pullCtx.Err() == nil {
 		t.Error("the pull was not cancelled")
+	}
+	if imagesCtx.Err() == nil {
+		t.Error("the image goroutine was not abandoned: what it readies later it would mount")
 	}
 	select {
 	case <-abandoned: // a pull ending later, or panicking, does not block on its last word
@@ -130,4 +135,22 @@ func TestPanicAfterLoopLogged(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Errorf("log lacks %q:\n%s", want, console.String())
+}
+
+// TestWaitPullsTakesWhatEnded: once the deadline has passed, a pull that
+// has ended already still counts as ended (a select between the two
+// would pick either), so it is neither logged nor abandoned as stuck.
+func TestWaitPullsTakesWhatEnded(t *testing.T) {
+	for range 50 { // a random choice would be wrong about half the time
+		s, _ := preparingSupervisor()
+		s.pullEvents = make(chan pullEvent, 1)
+		s.pullEvents <- pullEvent{ready: imageReady{name: "web", err: context.Canceled}}
+		s.pullCtx, s.pullCancel = context.WithCancel(context.Background())
+		s.pending = 1
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if !s.waitPulls(ctx) {
+			t.Fatal("a pull that had ended counted as not ended, the deadline having passed")
+		}
+	}
 }

@@ -40,10 +40,12 @@ type supervisor struct {
 	pending        int
 	// images delivers the boot's readied images to the loop, then is
 	// closed; nil once all have arrived. Closing imagesStop makes the
-	// goroutine stop after the image it is on.
-	images      chan imageReady
-	imagesStop  chan struct{}
-	imagesStart time.Time
+	// goroutine stop after the image it is on; imagesAbandon, called when
+	// a shutdown stops waiting for it, makes it mount nothing more.
+	images        chan imageReady
+	imagesStop    chan struct{}
+	imagesAbandon context.CancelFunc
+	imagesStart   time.Time
 	// imageTaken is the last image's taken (images.go), until the loop
 	// has started what it allowed.
 	imageTaken chan struct{}
