@@ -137,18 +137,8 @@ func (c *Cache) lockRoot(how int) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// lockDir opens a directory and flocks it.
-func lockDir(p string, how int) (int, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	if err := flock(fd, how); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
+// lockDir opens a directory (not followed if a symlink) and flocks it.
+func lockDir(p string, how int) (int, error) { return lockAt(unix.AT_FDCWD, p, how) }
 
 func flock(fd, how int) error {
 	for {
