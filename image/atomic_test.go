@@ -344,6 +344,19 @@ func TestStagingHostileLeftovers(t *testing.T) {
 	if err := os.Truncate(big, maxJournal+1); err != nil {
 		t.Fatal(err)
 	}
+	// readJournal reads p as the journal of a staging directory of its own.
+	readJournal := func(p string) ([]byte, error) {
+		stage := t.TempDir()
+		if err := os.Rename(p, filepath.Join(stage, journalName)); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := openDirAtNoFollow(unix.AT_FDCWD, stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		return readJournalAt(fd, filepath.Join(stage, journalName))
+	}
 	for name, p := range map[string]string{"a FIFO": fifo, "a symlink": slink, "a file past the limit": big} {
 		if _, err := readJournal(p); err == nil {
 			t.Errorf("%s as the journal: read", name)

@@ -257,12 +257,6 @@ func removeStaleOne(holder int, holderPath, name string, fd int, rollback bool) 
 	return removeDirAt(holder, name, fd, p)
 }
 
-// readJournal reads a staging directory's journal, never through a
-// symlink.
-func readJournal(path string) ([]byte, error) {
-	return readSmallFile(path, maxJournal, false)
-}
-
 // readJournalAt reads the journal of the staging directory fd, never
 // through a symlink; path is for messages.
 func readJournalAt(fd int, path string) ([]byte, error) {
