@@ -67,6 +67,11 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 	case s.draining:
 		up.finish(s, "", errors.New("berth is shutting down"))
 		return
+	case g.verify && (kind == updateApply || kind == updateReload):
+		// The check starts once the boot's images are ready
+		// (bootImagesReady); an update started first would refuse it.
+		up.finish(s, "", fmt.Errorf("%s is being tried: berth checks it once the boot's images are ready, then commits or reverts it; try again after that (berth status)", describeGen(g.rec.Trying)))
+		return
 	}
 	g.updating = true
 	s.b.goSafe(func() {
@@ -110,6 +115,52 @@ func (s *supervisor) onLoop(f func()) bool {
 	case <-s.loopDone:
 		return false
 	}
+}
+
+// offLoopPoll is how often waitOffLoop asks the loop whether what it
+// waits for has come.
+const offLoopPoll = 20 * time.Millisecond
+
+// waitOffLoop waits, on an update's goroutine, until done (run on the
+// loop) reports true, telling the client once what it waits for; the
+// loop goes on meanwhile. errShutdown when the loop has ended.
+func (s *supervisor) waitOffLoop(up *update, what string, done func() bool) error {
+	told := false
+	for {
+		var ok bool
+		if !s.onLoop(func() { ok = done() }) {
+			return errShutdown
+		}
+		if ok {
+			return nil
+		}
+		if !told {
+			up.notef("waiting for %s", what)
+			told = true
+		}
+		select {
+		case <-time.After(offLoopPoll):
+		case <-s.loopDone:
+			return errShutdown
+		}
+	}
+}
+
+// endPulls cancels the registry pulls under way and waits, off the loop,
+// until they have ended: their units are about to be replaced (a unit
+// still preparing is never kept, diff), and the switch must not release
+// what a pull still uses. A pull waiting for its registry ends at once,
+// an unpack under way finishes first; the loop takes their last words
+// (pullDone).
+func (s *supervisor) endPulls(up *update) error {
+	if !s.onLoop(func() {
+		if s.pending > 0 {
+			s.pullCancel()
+		}
+	}) {
+		return errShutdown
+	}
+	return s.waitOffLoop(up, "the registry pulls under way to end", func() bool { return s.pending == 0 })
 }
 
 // errShutdown ends an update that berth's shutdown interrupted: the
@@ -173,6 +224,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	s.b.log.Printf("update: trying %s from %s: changed %v, added %v, removed %v", describeGen(gen.Number), gen.Source, p.changed, p.added, p.removed)
 	up.notef("trying %s: changed %v, added %v, removed %v", describeGen(gen.Number), p.changed, p.added, p.removed)
 	s.b.crashAt("trying")
+	if err := s.endPulls(up); err != nil {
+		return "", err
+	}
 	// trying first: switchTo readies its registry images from the cache
 	// by its pinned references (prepareRegistryImage), asking no registry
 	// on the loop.
@@ -223,9 +277,13 @@ func (s *supervisor) resolve(up *update, path string) (*generation, *Config, fun
 	}
 	up.notef("read %s: containers %s", abs, strings.Join(names, ", "))
 	var cache *image.Cache
-	// No limit on the wait, as in switchTo: the cache is the image
-	// goroutine's until it ends.
-	if !s.onLoop(func() { s.waitImages(context.Background(), false); cache, err = s.imageCache(cfg) }) {
+	// The cache is the image goroutine's until it ends. The wait is off
+	// the loop, which meanwhile takes the images, starts their
+	// containers, reaps and answers (and so a shutdown) as always.
+	if err := s.waitOffLoop(up, "the boot's images to be ready", func() bool { return s.images == nil }); err != nil {
+		return nil, nil, release, err
+	}
+	if !s.onLoop(func() { cache, err = s.imageCache(cfg) }) {
 		return nil, nil, release, errShutdown
 	}
 	if err != nil {

@@ -101,6 +101,16 @@ func (s *supervisor) pullDone(ev pullEvent) {
 	}
 	s.pending--
 	u.imageWait = ""
+	if cancelled := s.pullCtx.Err() != nil; cancelled {
+		// Cancelled for a switch (endPulls): its unit is replaced and
+		// stays preparing until then, as waitPulls leaves it.
+		if s.pending == 0 {
+			s.pullEvents, s.pullsAbandoned, s.pullCtx, s.pullCancel = nil, nil, nil, nil
+		}
+		if ev.ready.err != nil {
+			return
+		}
+	}
 	if u.preparing {
 		s.imageDone(ev.ready, true)
 	}

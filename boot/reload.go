@@ -49,16 +49,16 @@ func (s *supervisor) diff(cfg *Config) plan {
 // dependencies first; the kept ones are not touched. A container whose
 // image cannot be readied is failed, which fails its generation.
 func (s *supervisor) switchTo(cfg *Config, p plan) {
-	// These two waits have no limit, unlike the shutdown's
-	// (stopPreparing): the switch replaces s.units and s.b.cfg, which the
-	// image goroutine's events name, while it and the pulls still use the
-	// image cache and mount root filesystems under the containers' state
+	// The switch replaces s.units and s.b.cfg, which the image
+	// goroutine's events name, while it and the pulls still use the image
+	// cache and mount root filesystems under the containers' state
 	// directories that the switch releases and reuses; going on while one
-	// runs could lose a mount or release one in use. Both ping the
-	// watchdog while they wait; a pull waiting for its registry is
-	// cancelled at once, an unpack under way finishes.
-	s.waitImages(context.Background(), false) // the boot's images are readied before any change
-	s.waitPulls(context.Background())         // pulls still waiting for their registry end: their units are replaced
+	// runs could lose a mount or release one in use. The update has
+	// waited for both off the loop (resolve, endPulls), so these find
+	// nothing to wait for; they stay as the guarantee, and ping the
+	// watchdog if they ever wait.
+	s.waitImages(context.Background(), false)
+	s.waitPulls(context.Background())
 	// 1. Stop the changed and removed ones, while the running state is
 	// still whole.
 	going := map[string]bool{}

@@ -1,0 +1,217 @@
+package boot
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeLoop runs the parts of the supervisor loop an update's waits rely
+// on — the update's calls, the image goroutine's and the pulls' events —
+// until the test ends, and then closes loopDone as the loop does.
+func fakeLoop(t *testing.T, s *supervisor) {
+	t.Helper()
+	quit := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer close(s.loopDone)
+		for {
+			select {
+			case f := <-s.calls:
+				f()
+			case r, ok := <-s.images:
+				s.imageDone(r, ok)
+			case ev := <-s.pullEvents:
+				s.pullDone(ev)
+			case <-quit:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(quit)
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second): // held by a call that never ends: the failure is reported
+		}
+	})
+}
+
+// loopAnswers fails the test unless the loop runs a call within 5 s: it
+// is not held by an update's wait.
+func loopAnswers(t *testing.T, s *supervisor, while string) {
+	t.Helper()
+	done := make(chan bool, 1)
+	go func() { done <- s.onLoop(func() {}) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the supervisor loop ran nothing for 5 s while %s", while)
+	}
+}
+
+// TestApplyWaitsForBootImagesOffLoop: an apply that comes while the
+// boot's images are still unpacking waits for them without holding the
+// loop — which meanwhile takes images, reaps, answers berth status and
+// SIGTERM — says what it waits for, and goes on once they are ready.
+func TestApplyWaitsForBootImagesOffLoop(t *testing.T) {
+	console := &lockedBuffer{}
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{StateDir: t.TempDir()}}
+	s := newSupervisor(b, &Config{})
+	images := make(chan imageReady)
+	s.images = images // an unpack under way: nothing sent yet
+	fakeLoop(t, s)
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	if err := os.WriteFile(path, []byte("[[container]]\nname = \"app\"\nimage = \"/nonexistent/app.tar\"\ncommand = [\"true\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := &update{kind: updateApply, path: path, reply: make(chan reply, 16), progress: true}
+	resolved := make(chan error, 1)
+	go func() {
+		_, _, release, err := s.resolve(up, path)
+		release()
+		resolved <- err
+	}()
+	deadline := time.After(5 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case r := <-up.reply:
+			waiting = r.Progress == "waiting for the boot's images to be ready"
+		case err := <-resolved:
+			t.Fatalf("resolve returned before the boot's images were ready: %v", err)
+		case <-deadline:
+			t.Fatal("resolve did not say it waits for the boot's images")
+		}
+	}
+	loopAnswers(t, s, "an apply waits for the boot's images")
+	select {
+	case err := <-resolved:
+		t.Fatalf("resolve returned before the boot's images were ready: %v", err)
+	default:
+	}
+	close(images) // the image goroutine has ended
+	select {
+	case err := <-resolved:
+		// It went on to the image: this one does not exist.
+		if err == nil || !strings.Contains(err.Error(), "/nonexistent/app.tar") {
+			t.Errorf("resolve after the wait: %v, want the missing image named", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("resolve did not go on once the boot's images were ready")
+	}
+}
+
+// TestApplyWaitEndsAtShutdown: a shutdown while an apply waits for the
+// boot's images ends the apply (errShutdown), the record untouched.
+func TestApplyWaitEndsAtShutdown(t *testing.T) {
+	console := &lockedBuffer{}
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1)}
+	s := newSupervisor(b, &Config{})
+	s.images = make(chan imageReady) // never ends
+	quit := make(chan struct{})
+	go func() {
+		defer close(s.loopDone)
+		for {
+			select {
+			case f := <-s.calls:
+				f()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	waited := make(chan error, 1)
+	go func() {
+		waited <- s.waitOffLoop(&update{}, "the boot's images", func() bool { return s.images == nil })
+	}()
+	time.Sleep(3 * offLoopPoll)
+	close(quit) // the loop returns: berth shuts down
+	select {
+	case err := <-waited:
+		if err != errShutdown {
+			t.Errorf("wait ended with %v, want errShutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait did not end with the loop")
+	}
+}
+
+// TestEndPullsOffLoop: before a switch, the registry pulls under way are
+// cancelled and waited for off the loop; a pull that takes long to stop
+// (an unpack under way) holds the update, not the loop; the unit it was
+// for stays preparing, not failed, and the pull state is reset for the
+// pulls the switch starts.
+func TestEndPullsOffLoop(t *testing.T) {
+	s, console := preparingSupervisor()
+	events := make(chan pullEvent)
+	s.pullEvents, s.pullsAbandoned = events, make(chan struct{})
+	s.pullCtx, s.pullCancel = context.WithCancel(context.Background())
+	s.pending = 1
+	unpacked := make(chan struct{})
+	go func(ctx context.Context) {
+		<-ctx.Done()
+		<-unpacked // the unpack under way finishes first
+		events <- pullEvent{ready: imageReady{name: "web", err: ctx.Err()}}
+	}(s.pullCtx)
+	fakeLoop(t, s)
+	up := &update{reply: make(chan reply, 16), progress: true}
+	ended := make(chan error, 1)
+	go func() { ended <- s.endPulls(up) }()
+	select {
+	case r := <-up.reply:
+		if r.Progress != "waiting for the registry pulls under way to end" {
+			t.Errorf("progress %q", r.Progress)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("endPulls did not say it waits for the pulls")
+	}
+	loopAnswers(t, s, "an update waits for a pull to end")
+	close(unpacked)
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("endPulls did not return once the pull ended")
+	}
+	s.onLoop(func() {
+		u := s.units["web"]
+		if s.pending != 0 || s.pullEvents != nil || s.pullCtx != nil {
+			t.Errorf("pending %d, events %v, ctx %v: the pull state was not reset", s.pending, s.pullEvents, s.pullCtx)
+		}
+		if !u.preparing || u.state == stateFailed || u.lastError != "" {
+			t.Errorf("unit web: preparing %v, state %v, error %q: a pull cancelled for a switch failed it", u.preparing, u.state, u.lastError)
+		}
+	})
+	b := s.b
+	b.log.Flush(5 * time.Second)
+	if log := console.String(); strings.Contains(log, "canceled") {
+		t.Errorf("a pull cancelled for a switch was logged as a failure:\n%s", log)
+	}
+}
+
+// TestApplyRefusedWhileTrying: while the booted generation waits for its
+// check (it runs once the boot's images are ready), apply and reload are
+// refused with why, rather than taking the check's turn.
+func TestApplyRefusedWhileTrying(t *testing.T) {
+	for _, kind := range []updateKind{updateApply, updateReload} {
+		console := &lockedBuffer{}
+		b := &booter{log: NewLogger(console), fatal: make(chan error, 1)}
+		b.gens = &genState{store: &genStore{}, verify: true, rec: genRecord{Committed: 3, Trying: 4}}
+		s := newSupervisor(b, &Config{})
+		replies := make(chan reply, 1)
+		s.startUpdate(kind, &request{Request: Request{Path: "/etc/berth.toml"}, reply: replies})
+		r := <-replies
+		if !strings.Contains(r.Error, "generation 4") || !strings.Contains(r.Error, "being tried") {
+			t.Errorf("kind %d: answer %q, want a refusal naming generation 4 being tried", kind, r.Error)
+		}
+		if b.gens.updating {
+			t.Errorf("kind %d: an update was started", kind)
+		}
+	}
+}
