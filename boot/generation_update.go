@@ -67,7 +67,7 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 	case s.draining:
 		up.finish(s, "", errors.New("berth is shutting down"))
 		return
-	case g.verify && (kind == updateApply || kind == updateReload):
+	case g.verify && kind != updateCheck:
 		// The check starts once the boot's images are ready
 		// (bootImagesReady); an update started first would refuse it.
 		up.finish(s, "", fmt.Errorf("%s is being tried: berth checks it once the boot's images are ready, then commits or reverts it; try again after that (berth status)", describeGen(g.rec.Trying)))
@@ -163,6 +163,22 @@ func (s *supervisor) endPulls(up *update) error {
 	return s.waitOffLoop(up, "the registry pulls under way to end", func() bool { return s.pending == 0 })
 }
 
+// waitBootImages waits, off the loop, until the boot's image goroutine
+// has ended and the loop has taken what it readied.
+func (s *supervisor) waitBootImages(up *update) error {
+	return s.waitOffLoop(up, "the boot's images to be ready", func() bool { return s.images == nil })
+}
+
+// readyToSwitch waits, off the loop, until switchTo would wait for
+// nothing: the boot's images all taken, the pulls under way ended
+// (endPulls). Every update calls it before it switches.
+func (s *supervisor) readyToSwitch(up *update) error {
+	if err := s.waitBootImages(up); err != nil {
+		return err
+	}
+	return s.endPulls(up)
+}
+
 // errShutdown ends an update that berth's shutdown interrupted: the
 // record stays as it is, and the next boot carries on from it.
 var errShutdown = errors.New("berth is shutting down: the update ends here, the next boot carries on from the record")
@@ -224,7 +240,7 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	s.b.log.Printf("update: trying %s from %s: changed %v, added %v, removed %v", describeGen(gen.Number), gen.Source, p.changed, p.added, p.removed)
 	up.notef("trying %s: changed %v, added %v, removed %v", describeGen(gen.Number), p.changed, p.added, p.removed)
 	s.b.crashAt("trying")
-	if err := s.endPulls(up); err != nil {
+	if err := s.readyToSwitch(up); err != nil {
 		return "", err
 	}
 	// trying first: switchTo readies its registry images from the cache
@@ -280,7 +296,7 @@ func (s *supervisor) resolve(up *update, path string) (*generation, *Config, fun
 	// The cache is the image goroutine's until it ends. The wait is off
 	// the loop, which meanwhile takes the images, starts their
 	// containers, reaps and answers (and so a shutdown) as always.
-	if err := s.waitOffLoop(up, "the boot's images to be ready", func() bool { return s.images == nil }); err != nil {
+	if err := s.waitBootImages(up); err != nil {
 		return nil, nil, release, err
 	}
 	if !s.onLoop(func() { cache, err = s.imageCache(cfg) }) {
@@ -388,6 +404,9 @@ func (s *supervisor) giveUp(from int, why error) error {
 		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
 	}
 	s.b.crashAt("rolledback")
+	if err := s.readyToSwitch(nil); err != nil {
+		return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
+	}
 	s.onLoop(func() {
 		g.trying, g.tryingCfg = nil, nil
 		if g.curCfg == nil {
@@ -411,6 +430,10 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	if rec.Previous == 0 || prev == nil {
 		return "", fmt.Errorf("no previous generation to go back to (generation %d is the only one kept)", rec.Committed)
 	}
+	// Nothing changes until the switch can go on at once.
+	if err := s.waitBootImages(up); err != nil {
+		return "", err
+	}
 	from := rec.Committed
 	rec.Committed, rec.Previous = rec.Previous, 0
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: "by hand (berth rollback)", Time: time.Now().UTC()}
@@ -418,6 +441,9 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 		return "", err
 	}
 	s.b.crashAt("rolledback")
+	if err := s.readyToSwitch(up); err != nil {
+		return "", err
+	}
 	var p plan
 	s.onLoop(func() {
 		p = s.diff(prevCfg)

@@ -101,15 +101,19 @@ func (s *supervisor) pullDone(ev pullEvent) {
 	}
 	s.pending--
 	u.imageWait = ""
-	if cancelled := s.pullCtx.Err() != nil; cancelled {
+	if s.pullCtx.Err() != nil {
 		// Cancelled for a switch (endPulls): its unit is replaced and
-		// stays preparing until then, as waitPulls leaves it.
+		// stays preparing until then, as waitPulls leaves it — even when
+		// its unpack ended well, so that the loop does not start the old
+		// definition in the turns before the switch.
 		if s.pending == 0 {
 			s.pullEvents, s.pullsAbandoned, s.pullCtx, s.pullCancel = nil, nil, nil, nil
 		}
-		if ev.ready.err != nil {
-			return
+		if ev.ready.err == nil && u.preparing {
+			s.imageDone(ev.ready, true) // mounted: the unit holds it until the switch replaces it
+			u.preparing = true
 		}
+		return
 	}
 	if u.preparing {
 		s.imageDone(ev.ready, true)

@@ -53,8 +53,8 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 	// goroutine's events name, while it and the pulls still use the image
 	// cache and mount root filesystems under the containers' state
 	// directories that the switch releases and reuses; going on while one
-	// runs could lose a mount or release one in use. The update has
-	// waited for both off the loop (resolve, endPulls), so these find
+	// runs could lose a mount or release one in use. Every update has
+	// waited for both off the loop (readyToSwitch), so these find
 	// nothing to wait for; they stay as the guarantee, and ping the
 	// watchdog if they ever wait.
 	s.waitImages(context.Background(), false)

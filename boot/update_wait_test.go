@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth/image"
 )
 
 // fakeLoop runs the parts of the supervisor loop an update's waits rely
@@ -143,63 +145,80 @@ func TestApplyWaitEndsAtShutdown(t *testing.T) {
 // TestEndPullsOffLoop: before a switch, the registry pulls under way are
 // cancelled and waited for off the loop; a pull that takes long to stop
 // (an unpack under way) holds the update, not the loop; the unit it was
-// for stays preparing, not failed, and the pull state is reset for the
-// pulls the switch starts.
+// for stays preparing, so the loop does not start its old definition
+// before the switch replaces it — whether the unpack failed on the
+// cancel or ended well (its tree is then taken) — and the pull state is
+// reset for the pulls the switch starts.
 func TestEndPullsOffLoop(t *testing.T) {
-	s, console := preparingSupervisor()
-	events := make(chan pullEvent)
-	s.pullEvents, s.pullsAbandoned = events, make(chan struct{})
-	s.pullCtx, s.pullCancel = context.WithCancel(context.Background())
-	s.pending = 1
-	unpacked := make(chan struct{})
-	go func(ctx context.Context) {
-		<-ctx.Done()
-		<-unpacked // the unpack under way finishes first
-		events <- pullEvent{ready: imageReady{name: "web", err: ctx.Err()}}
-	}(s.pullCtx)
-	fakeLoop(t, s)
-	up := &update{reply: make(chan reply, 16), progress: true}
-	ended := make(chan error, 1)
-	go func() { ended <- s.endPulls(up) }()
-	select {
-	case r := <-up.reply:
-		if r.Progress != "waiting for the registry pulls under way to end" {
-			t.Errorf("progress %q", r.Progress)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("endPulls did not say it waits for the pulls")
-	}
-	loopAnswers(t, s, "an update waits for a pull to end")
-	close(unpacked)
-	select {
-	case err := <-ended:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("endPulls did not return once the pull ended")
-	}
-	s.onLoop(func() {
-		u := s.units["web"]
-		if s.pending != 0 || s.pullEvents != nil || s.pullCtx != nil {
-			t.Errorf("pending %d, events %v, ctx %v: the pull state was not reset", s.pending, s.pullEvents, s.pullCtx)
-		}
-		if !u.preparing || u.state == stateFailed || u.lastError != "" {
-			t.Errorf("unit web: preparing %v, state %v, error %q: a pull cancelled for a switch failed it", u.preparing, u.state, u.lastError)
-		}
-	})
-	b := s.b
-	b.log.Flush(5 * time.Second)
-	if log := console.String(); strings.Contains(log, "canceled") {
-		t.Errorf("a pull cancelled for a switch was logged as a failure:\n%s", log)
+	for _, tc := range []struct {
+		name    string
+		unpack  error
+		spec    bool // the unit took the readied tree
+		logBans string
+	}{
+		{name: "cancelled", unpack: context.Canceled, logBans: "canceled"},
+		{name: "unpacked", spec: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, console := preparingSupervisor()
+			events := make(chan pullEvent)
+			s.pullEvents, s.pullsAbandoned = events, make(chan struct{})
+			s.pullCtx, s.pullCancel = context.WithCancel(context.Background())
+			s.pending = 1
+			unpacked := make(chan struct{})
+			rootfs := t.TempDir()
+			go func(ctx context.Context) {
+				<-ctx.Done()
+				<-unpacked // the unpack under way finishes first
+				events <- pullEvent{ready: imageReady{name: "web", rootfs: rootfs, config: image.Config{Cmd: []string{"true"}}, err: tc.unpack}}
+			}(s.pullCtx)
+			fakeLoop(t, s)
+			up := &update{reply: make(chan reply, 16), progress: true}
+			ended := make(chan error, 1)
+			go func() { ended <- s.endPulls(up) }()
+			select {
+			case r := <-up.reply:
+				if r.Progress != "waiting for the registry pulls under way to end" {
+					t.Errorf("progress %q", r.Progress)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("endPulls did not say it waits for the pulls")
+			}
+			loopAnswers(t, s, "an update waits for a pull to end")
+			close(unpacked)
+			select {
+			case err := <-ended:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("endPulls did not return once the pull ended")
+			}
+			s.onLoop(func() {
+				u := s.units["web"]
+				if s.pending != 0 || s.pullEvents != nil || s.pullCtx != nil {
+					t.Errorf("pending %d, events %v, ctx %v: the pull state was not reset", s.pending, s.pullEvents, s.pullCtx)
+				}
+				if !u.preparing || u.state == stateFailed || u.lastError != "" {
+					t.Errorf("unit web: preparing %v, state %v, error %q: the loop could start or fail the old definition before the switch", u.preparing, u.state, u.lastError)
+				}
+				if got := u.spec.Rootfs != ""; got != tc.spec {
+					t.Errorf("unit web took the readied tree: %v, want %v", got, tc.spec)
+				}
+			})
+			s.b.log.Flush(5 * time.Second)
+			if log := console.String(); tc.logBans != "" && strings.Contains(log, tc.logBans) {
+				t.Errorf("a pull cancelled for a switch was logged as a failure:\n%s", log)
+			}
+		})
 	}
 }
 
 // TestApplyRefusedWhileTrying: while the booted generation waits for its
-// check (it runs once the boot's images are ready), apply and reload are
-// refused with why, rather than taking the check's turn.
+// check (it runs once the boot's images are ready), apply, reload and
+// rollback are refused with why, rather than taking the check's turn.
 func TestApplyRefusedWhileTrying(t *testing.T) {
-	for _, kind := range []updateKind{updateApply, updateReload} {
+	for _, kind := range []updateKind{updateApply, updateReload, updateRollback} {
 		console := &lockedBuffer{}
 		b := &booter{log: NewLogger(console), fatal: make(chan error, 1)}
 		b.gens = &genState{store: &genStore{}, verify: true, rec: genRecord{Committed: 3, Trying: 4}}
