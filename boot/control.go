@@ -20,6 +20,8 @@ type request struct {
 	reply chan reply
 	// files are the fds that came with an exec request.
 	files []*os.File
+	// gone, for apply and reload, is closed once the client hangs up.
+	gone <-chan struct{}
 }
 
 type reply struct {
@@ -98,6 +100,9 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	}
 	closeFiles(fds)
 	r := request{Request: req, reply: make(chan reply, 1)}
+	if req.Verb == "apply" || req.Verb == "reload" {
+		r.gone = hangUp(c) // cancels the update's phase 1
+	}
 	select {
 	case b.requests <- r:
 	case <-time.After(10 * time.Second):
@@ -133,6 +138,18 @@ func (b *booter) serveConn(c *net.UnixConn) {
 			return
 		}
 	}
+}
+
+// hangUp is closed once the client at the other end of c hangs up (or
+// sends more than its one request line): a client waits for its answer
+// without writing. Its goroutine ends when c is closed.
+func hangUp(c *net.UnixConn) <-chan struct{} {
+	gone := make(chan struct{})
+	go func() {
+		c.Read(make([]byte, 1))
+		close(gone)
+	}()
+	return gone
 }
 
 // peerUID returns the uid of the process at the other end of c.

@@ -31,6 +31,31 @@ type update struct {
 	reply chan reply
 	// progress: the request asked for a line per step (notef).
 	progress bool
+	// ctx ends phase 1 when the client that asked hangs up, or the loop
+	// ends; nothing changes after phase 1 because of it.
+	ctx context.Context
+}
+
+// context is the update's phase-1 context: Background when it has none.
+func (up *update) context() context.Context {
+	if up == nil || up.ctx == nil {
+		return context.Background()
+	}
+	return up.ctx
+}
+
+// errClientGone ends phase 1 of an update whose client hung up.
+var errClientGone = errors.New("cancelled: the client that asked for it hung up")
+
+// cancelled is why phase 1 ended early: the client hung up, or berth is
+// shutting down.
+func (s *supervisor) cancelled() error {
+	select {
+	case <-s.loopDone:
+		return errShutdown
+	default:
+		return errClientGone
+	}
 }
 
 // notef sends one step of the update to the client that asked for them
@@ -74,7 +99,22 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 		return
 	}
 	g.updating = true
+	ctx, cancel := context.WithCancel(context.Background())
+	up.ctx = ctx
+	var gone <-chan struct{}
+	if r != nil {
+		gone = r.gone
+	}
+	go func() {
+		select {
+		case <-gone:
+		case <-s.loopDone:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	s.b.goSafe(func() {
+		defer cancel()
 		msg, err := s.runUpdate(up)
 		up.finish(s, msg, err)
 		s.onLoop(func() {
@@ -124,12 +164,15 @@ const offLoopPoll = 20 * time.Millisecond
 // waitOffLoop waits, on an update's goroutine, until done (run on the
 // loop) reports true, telling the client once what it waits for; the
 // loop goes on meanwhile. errShutdown when the loop has ended.
-func (s *supervisor) waitOffLoop(up *update, what string, done func() bool) error {
+func (s *supervisor) waitOffLoop(ctx context.Context, up *update, what string, done func() bool) error {
 	told := false
 	for {
 		var ok bool
 		if !s.onLoop(func() { ok = done() }) {
 			return errShutdown
+		}
+		if !ok && ctx.Err() != nil {
+			return s.cancelled()
 		}
 		if ok {
 			return nil
@@ -140,6 +183,7 @@ func (s *supervisor) waitOffLoop(up *update, what string, done func() bool) erro
 		}
 		select {
 		case <-time.After(offLoopPoll):
+		case <-ctx.Done():
 		case <-s.loopDone:
 			return errShutdown
 		}
@@ -160,20 +204,20 @@ func (s *supervisor) endPulls(up *update) error {
 	}) {
 		return errShutdown
 	}
-	return s.waitOffLoop(up, "the registry pulls under way to end", func() bool { return s.pending == 0 })
+	return s.waitOffLoop(context.Background(), up, "the registry pulls under way to end", func() bool { return s.pending == 0 })
 }
 
 // waitBootImages waits, off the loop, until the boot's image goroutine
 // has ended and the loop has taken what it readied.
-func (s *supervisor) waitBootImages(up *update) error {
-	return s.waitOffLoop(up, "the boot's images to be ready", func() bool { return s.images == nil })
+func (s *supervisor) waitBootImages(ctx context.Context, up *update) error {
+	return s.waitOffLoop(ctx, up, "the boot's images to be ready", func() bool { return s.images == nil })
 }
 
 // readyToSwitch waits, off the loop, until switchTo would wait for
 // nothing: the boot's images all taken, the pulls under way ended
 // (endPulls). Every update calls it before it switches.
 func (s *supervisor) readyToSwitch(up *update) error {
-	if err := s.waitBootImages(up); err != nil {
+	if err := s.waitBootImages(context.Background(), up); err != nil {
 		return err
 	}
 	return s.endPulls(up)
@@ -195,6 +239,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	verb := map[updateKind]string{updateApply: "apply", updateReload: "reload"}[up.kind]
 	gen, cfg, release, err := s.resolve(up, up.path)
 	defer release()
+	if err == nil && up.context().Err() != nil {
+		err = s.cancelled() // the last chance: phase 2 goes on to its end
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s refused, nothing changed: %w", verb, err)
 	}
@@ -296,7 +343,7 @@ func (s *supervisor) resolve(up *update, path string) (*generation, *Config, fun
 	// The cache is the image goroutine's until it ends. The wait is off
 	// the loop, which meanwhile takes the images, starts their
 	// containers, reaps and answers (and so a shutdown) as always.
-	if err := s.waitBootImages(up); err != nil {
+	if err := s.waitBootImages(up.context(), up); err != nil {
 		return nil, nil, release, err
 	}
 	if !s.onLoop(func() { cache, err = s.imageCache(cfg) }) {
@@ -332,7 +379,10 @@ func (s *supervisor) resolveImage(up *update, cache *image.Cache, cfg *Config, c
 	if registry.IsRef(cc.Image) {
 		// Once, here: no retry, a registry that cannot be reached fails
 		// the update and leaves the device as it was.
-		p, ref, err = s.pullImage(context.Background(), cache, cfg, cc)
+		p, ref, err = s.pullImage(up.context(), cache, cfg, cc)
+		if err != nil && up.context().Err() != nil {
+			err = s.cancelled()
+		}
 	} else {
 		p, err = cache.Prepare(cfg.ImagePath(cc), cfg.prepareOptions(cc))
 	}
@@ -431,7 +481,7 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 		return "", fmt.Errorf("no previous generation to go back to (generation %d is the only one kept)", rec.Committed)
 	}
 	// Nothing changes until the switch can go on at once.
-	if err := s.waitBootImages(up); err != nil {
+	if err := s.waitBootImages(context.Background(), up); err != nil {
 		return "", err
 	}
 	from := rec.Committed

@@ -128,7 +128,7 @@ func TestApplyWaitEndsAtShutdown(t *testing.T) {
 	}()
 	waited := make(chan error, 1)
 	go func() {
-		waited <- s.waitOffLoop(&update{}, "the boot's images", func() bool { return s.images == nil })
+		waited <- s.waitOffLoop(context.Background(), &update{}, "the boot's images", func() bool { return s.images == nil })
 	}()
 	time.Sleep(3 * offLoopPoll)
 	close(quit) // the loop returns: berth shuts down
@@ -139,6 +139,91 @@ func TestApplyWaitEndsAtShutdown(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the wait did not end with the loop")
+	}
+}
+
+// TestApplyCancelledWhenClientHangsUp: a client that hangs up while its
+// apply is in phase 1 (here: waiting for the boot's images) ends the
+// apply, nothing changed; the control server tells it by closing the
+// request's gone (hangUp).
+func TestApplyCancelledWhenClientHangsUp(t *testing.T) {
+	console := &lockedBuffer{}
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{StateDir: t.TempDir()}}
+	s := newSupervisor(b, &Config{})
+	s.images = make(chan imageReady) // an unpack that goes on
+	fakeLoop(t, s)
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	if err := os.WriteFile(path, []byte("[[container]]\nname = \"app\"\nimage = \"/images/app.tar\"\ncommand = [\"true\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.gens = &genState{store: &genStore{}, rec: genRecord{Committed: 1}}
+	server, client := socketPair(t)
+	r := &request{Request: Request{Verb: "apply", Path: path}, reply: make(chan reply, 1), gone: hangUp(server)}
+	s.onLoop(func() { s.startUpdate(updateApply, r) })
+	select {
+	case rep := <-r.reply:
+		t.Fatalf("answered while the client was there: %+v", rep.Response)
+	case <-time.After(5 * offLoopPoll):
+	}
+	client.Close() // Ctrl-C on berth apply
+	select {
+	case rep := <-r.reply:
+		if want := "apply refused, nothing changed: " + errClientGone.Error(); rep.Error != want {
+			t.Errorf("answer %q, want %q", rep.Error, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the apply went on waiting after its client hung up")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for updating := true; updating && time.Now().Before(deadline); time.Sleep(offLoopPoll) {
+		s.onLoop(func() { updating = b.gens.updating })
+		if !updating {
+			return
+		}
+	}
+	t.Error("the update was still marked in progress: the next apply would be refused")
+}
+
+// TestControlHangUp: the control server gives an apply or reload request
+// a gone that closes once its client hangs up, and not before; other
+// requests get none.
+func TestControlHangUp(t *testing.T) {
+	for _, tc := range []struct {
+		verb     string
+		watching bool
+	}{{"apply", true}, {"reload", true}, {"status", false}} {
+		t.Run(tc.verb, func(t *testing.T) {
+			b := &booter{log: NewLogger(&lockedBuffer{}), requests: make(chan request, 1)}
+			srv, cli := socketPair(t)
+			go b.serveConn(srv)
+			if _, err := cli.Write([]byte(`{"verb":"` + tc.verb + `","path":"/etc/berth.toml"}` + "\n")); err != nil {
+				t.Fatal(err)
+			}
+			var r request
+			select {
+			case r = <-b.requests:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no request reached the supervisor")
+			}
+			defer func() { r.reply <- reply{} }() // lets serveConn end
+			if (r.gone != nil) != tc.watching {
+				t.Fatalf("gone %v, want one: %v", r.gone, tc.watching)
+			}
+			if !tc.watching {
+				return
+			}
+			select {
+			case <-r.gone:
+				t.Fatal("gone closed while the client was there")
+			case <-time.After(5 * offLoopPoll):
+			}
+			cli.Close()
+			select {
+			case <-r.gone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("gone not closed after the client hung up")
+			}
+		})
 	}
 }
 
