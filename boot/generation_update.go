@@ -354,6 +354,9 @@ func (s *supervisor) resolve(up *update, path string) (*generation, *Config, fun
 	}
 	gen := &generation{genMeta: genMeta{Source: abs, Images: map[string]genImage{}, Made: time.Now().UTC()}, Config: data}
 	for i, cc := range cfg.Container {
+		if up.context().Err() != nil {
+			return nil, nil, release, s.cancelled()
+		}
 		img, lease, err := s.resolveImage(up, cache, cfg, cc)
 		if err != nil {
 			return nil, nil, release, fmt.Errorf("container %s: %w", cc.Name, err)
@@ -380,7 +383,7 @@ func (s *supervisor) resolveImage(up *update, cache *image.Cache, cfg *Config, c
 		// Once, here: no retry, a registry that cannot be reached fails
 		// the update and leaves the device as it was.
 		p, ref, err = s.pullImage(up.context(), cache, cfg, cc)
-		if err != nil && up.context().Err() != nil {
+		if errors.Is(err, context.Canceled) && up.context().Err() != nil {
 			err = s.cancelled()
 		}
 	} else {
@@ -454,8 +457,12 @@ func (s *supervisor) giveUp(from int, why error) error {
 		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
 	}
 	s.b.crashAt("rolledback")
-	if err := s.readyToSwitch(nil); err != nil {
-		return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
+	loaded := false
+	s.onLoop(func() { loaded = g.curCfg != nil })
+	if loaded { // else the pulls are left alone: no switch replaces their units
+		if err := s.readyToSwitch(nil); err != nil {
+			return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
+		}
 	}
 	s.onLoop(func() {
 		g.trying, g.tryingCfg = nil, nil
@@ -476,13 +483,14 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	var rec genRecord
 	var prev *generation
 	var prevCfg *Config
+	// The record is taken once the boot's images are ready: the boot
+	// may record its config file as a generation then (recordFirst).
+	if err := s.waitBootImages(context.Background(), up); err != nil {
+		return "", err
+	}
 	s.onLoop(func() { rec, prev, prevCfg = g.rec, g.prev, g.prevCfg })
 	if rec.Previous == 0 || prev == nil {
 		return "", fmt.Errorf("no previous generation to go back to (generation %d is the only one kept)", rec.Committed)
-	}
-	// Nothing changes until the switch can go on at once.
-	if err := s.waitBootImages(context.Background(), up); err != nil {
-		return "", err
 	}
 	from := rec.Committed
 	rec.Committed, rec.Previous = rec.Previous, 0

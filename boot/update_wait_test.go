@@ -319,3 +319,65 @@ func TestApplyRefusedWhileTrying(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackTakesRecordAfterBootImages: berth rollback during the boot
+// takes the record once the boot's images are ready — when the boot may
+// have recorded its config file as a new generation — and goes back one
+// from there, not from the record it would have seen before the wait.
+func TestRollbackTakesRecordAfterBootImages(t *testing.T) {
+	console := &lockedBuffer{}
+	state := t.TempDir()
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{StateDir: state}, cfg: &Config{}}
+	st, err := openGenStore(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := func(n int) *generation { return &generation{genMeta: genMeta{Number: n}} }
+	b.gens = &genState{store: st, rec: genRecord{Committed: 2, Previous: 1},
+		cur: gen(2), curCfg: &Config{}, prev: gen(1), prevCfg: &Config{}}
+	s := newSupervisor(b, &Config{})
+	images := make(chan imageReady)
+	s.images = images
+	fakeLoop(t, s)
+	up := &update{kind: updateRollback, reply: make(chan reply, 16), progress: true}
+	type answer struct {
+		msg string
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		msg, err := s.rollbackByHand(up)
+		answered <- answer{msg, err}
+	}()
+	select {
+	case r := <-up.reply:
+		if r.Progress != "waiting for the boot's images to be ready" {
+			t.Fatalf("progress %q", r.Progress)
+		}
+	case a := <-answered:
+		t.Fatalf("rollback answered before the boot's images were ready: %q, %v", a.msg, a.err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("rollback did not wait for the boot's images")
+	}
+	// What recordFirst does once the images are ready: the boot config
+	// file becomes generation 3, committed, 2 before it.
+	s.onLoop(func() {
+		g := b.gens
+		g.rec = genRecord{Committed: 3, Previous: 2}
+		g.prev, g.prevCfg, g.cur, g.curCfg = g.cur, g.curCfg, gen(3), &Config{}
+	})
+	close(images)
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("rollback did not end once the boot's images were ready")
+	}
+	if a.err != nil || a.msg != "rolled back from generation 3 to generation 2" {
+		t.Fatalf("rollback: %q, %v; want rolled back from generation 3 to generation 2", a.msg, a.err)
+	}
+	rec, ok, err := st.readRecord()
+	if err != nil || !ok || rec.Committed != 2 || rec.LastRollback == nil || rec.LastRollback.From != 3 {
+		t.Errorf("record on disk %+v (ok %v, %v): want committed 2, rolled back from 3", rec, ok, err)
+	}
+}
