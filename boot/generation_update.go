@@ -36,38 +36,6 @@ type update struct {
 	ctx context.Context
 }
 
-// context is the update's phase-1 context: Background when it has none.
-func (up *update) context() context.Context {
-	if up == nil || up.ctx == nil {
-		return context.Background()
-	}
-	return up.ctx
-}
-
-// errClientGone ends phase 1 of an update whose client hung up.
-var errClientGone = errors.New("cancelled: the client that asked for it hung up")
-
-// cancelled is why phase 1 ended early: the client hung up, or berth is
-// shutting down.
-func (s *supervisor) cancelled() error {
-	select {
-	case <-s.loopDone:
-		return errShutdown
-	default:
-		return errClientGone
-	}
-}
-
-// notef sends one step of the update to the client that asked for them
-// (Request.Progress), before its answer; nothing otherwise. A nil update
-// takes none.
-func (up *update) notef(format string, args ...any) {
-	if up == nil || up.reply == nil || !up.progress {
-		return
-	}
-	up.reply <- reply{Response: Response{Progress: fmt.Sprintf(format, args...)}}
-}
-
 // startUpdate starts an update on its own goroutine, on the loop. Only
 // one runs at a time.
 func (s *supervisor) startUpdate(kind updateKind, r *request) {
@@ -117,13 +85,19 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 		defer cancel()
 		msg, err := s.runUpdate(up)
 		up.finish(s, msg, err)
+		// The cache drops what no kept generation needs: what to keep is
+		// read on the loop, the trees removed off it.
+		var cache *image.Cache
+		var keep map[string]bool
 		s.onLoop(func() {
-			g.updating = false
-			// The cache drops what no kept generation needs.
 			if st := s.b.storage; st != nil && st.mounted && s.b.cfg.Images.Cache == "" {
-				s.collectImages()
+				cache, keep = s.imagesToKeep()
 			}
 		})
+		if cache != nil {
+			s.gcImages(cache, keep)
+		}
+		s.onLoop(func() { g.updating = false })
 	})
 }
 
@@ -155,72 +129,6 @@ func (s *supervisor) onLoop(f func()) bool {
 	case <-s.loopDone:
 		return false
 	}
-}
-
-// offLoopPoll is how often waitOffLoop asks the loop whether what it
-// waits for has come.
-const offLoopPoll = 20 * time.Millisecond
-
-// waitOffLoop waits, on an update's goroutine, until done (run on the
-// loop) reports true, telling the client once what it waits for; the
-// loop goes on meanwhile. errShutdown when the loop has ended.
-func (s *supervisor) waitOffLoop(ctx context.Context, up *update, what string, done func() bool) error {
-	told := false
-	for {
-		var ok bool
-		if !s.onLoop(func() { ok = done() }) {
-			return errShutdown
-		}
-		if !ok && ctx.Err() != nil {
-			return s.cancelled()
-		}
-		if ok {
-			return nil
-		}
-		if !told {
-			up.notef("waiting for %s", what)
-			told = true
-		}
-		select {
-		case <-time.After(offLoopPoll):
-		case <-ctx.Done():
-		case <-s.loopDone:
-			return errShutdown
-		}
-	}
-}
-
-// endPulls cancels the registry pulls under way and waits, off the loop,
-// until they have ended: their units are about to be replaced (a unit
-// still preparing is never kept, diff), and the switch must not release
-// what a pull still uses. A pull waiting for its registry ends at once,
-// an unpack under way finishes first; the loop takes their last words
-// (pullDone).
-func (s *supervisor) endPulls(up *update) error {
-	if !s.onLoop(func() {
-		if s.pending > 0 {
-			s.pullCancel()
-		}
-	}) {
-		return errShutdown
-	}
-	return s.waitOffLoop(context.Background(), up, "the registry pulls under way to end", func() bool { return s.pending == 0 })
-}
-
-// waitBootImages waits, off the loop, until the boot's image goroutine
-// has ended and the loop has taken what it readied.
-func (s *supervisor) waitBootImages(ctx context.Context, up *update) error {
-	return s.waitOffLoop(ctx, up, "the boot's images to be ready", func() bool { return s.images == nil })
-}
-
-// readyToSwitch waits, off the loop, until switchTo would wait for
-// nothing: the boot's images all taken, the pulls under way ended
-// (endPulls). Every update calls it before it switches.
-func (s *supervisor) readyToSwitch(up *update) error {
-	if err := s.waitBootImages(context.Background(), up); err != nil {
-		return err
-	}
-	return s.endPulls(up)
 }
 
 // errShutdown ends an update that berth's shutdown interrupted: the
@@ -397,33 +305,6 @@ func (s *supervisor) resolveImage(up *update, cache *image.Cache, cfg *Config, c
 	return genImage{Digest: p.Digest, Config: p.Config, Ref: ref}, p.Release, nil
 }
 
-// verify waits until each named container of cfg is ready (waitReady,
-// with grace), in start order; the first that is not fails the
-// generation.
-func (s *supervisor) verify(up *update, cfg *Config, names []string, grace time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), grace+startTimeout)
-	defer cancel()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	var order []string
-	if !s.onLoop(func() { order = startOrder(s.order, s.units) }) {
-		return errShutdown
-	}
-	for _, name := range order {
-		if want[name] {
-			up.notef("container %s: waiting until it is ready (%s)", name, readyMeans(grace))
-			start := time.Now()
-			if err := s.waitReady(ctx, name, grace); err != nil {
-				return fmt.Errorf("container %s: %w", name, err)
-			}
-			up.notef("container %s: ready (%s)", name, since(start))
-		}
-	}
-	return nil
-}
-
 // commit makes gen the committed generation.
 func (s *supervisor) commit(gen *generation, cfg *Config) (string, error) {
 	g := s.b.gens
@@ -526,106 +407,4 @@ func (s *supervisor) writeRecord(rec genRecord) error {
 	}
 	s.onLoop(func() { s.b.gens.rec = rec })
 	return nil
-}
-
-// readyMeans says what ready is for a container waited on with grace:
-// healthy by its check, a oneshot's status 0, or up for grace.
-func readyMeans(grace time.Duration) string {
-	if grace <= 0 {
-		return "running, healthy or, for a oneshot, exited 0"
-	}
-	return fmt.Sprintf("healthy, or up for %s; a oneshot: exited 0", grace)
-}
-
-// startTimeout bounds how long a changed container may take to start
-// (its dependencies, its image, the network) before its grace period,
-// and a oneshot to exit 0: past it the generation fails.
-const startTimeout = 2 * time.Minute
-
-// unitView is what waitReady looks at, copied on the loop.
-type unitView struct {
-	found           bool
-	state           unitState
-	oneshot         bool
-	pid, restarts   int
-	status          int
-	detail, blocked string
-	health          Health // HealthNone without a check
-}
-
-// view copies what waitReady needs of the unit called name.
-func (s *supervisor) view(name string) unitView {
-	u := s.units[name]
-	if u == nil {
-		return unitView{}
-	}
-	v := unitView{found: true, state: u.state, oneshot: u.sup.oneshot, restarts: u.restarts, status: u.lastStatus(), detail: u.describeState()}
-	if u.c != nil {
-		v.pid = u.c.Pid
-	}
-	v.health = HealthNone
-	if u.health != nil {
-		info, _ := u.health.watch()
-		v.health = info.Health
-	}
-	if u.state == stateWaiting {
-		if _, blocked, reason := s.readiness(u); blocked {
-			v.blocked = reason
-		}
-	}
-	return v
-}
-
-// waitReady waits until the container called name is ready: it has a
-// health check and is healthy, or — without one — it stays up for grace
-// from its start (running, the same process, never restarted), or a
-// oneshot exits 0. It fails as soon as the container exits, restarts,
-// cannot start, or ctx ends.
-func (s *supervisor) waitReady(ctx context.Context, name string, grace time.Duration) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var up time.Time // when it was first seen running
-	var pid, restarts int
-	for {
-		var v unitView
-		if !s.onLoop(func() { v = s.view(name) }) {
-			return errShutdown
-		}
-		switch {
-		case !v.found:
-			return errors.New("is not in the config")
-		case v.oneshot && v.state == stateExited && v.status == 0:
-			return nil
-		case v.state == stateRunning && up.IsZero():
-			up, pid, restarts = time.Now(), v.pid, v.restarts
-		case v.state == stateRunning && (v.pid != pid || v.restarts != restarts):
-			if v.health != HealthNone {
-				return errors.New("restarted before its health check passed")
-			}
-			return fmt.Errorf("restarted within its grace period of %s", grace)
-		case v.state == stateRunning && v.health == HealthUnhealthy:
-			return errors.New("is unhealthy: its health check failed")
-		case v.state == stateRunning && v.health == HealthHealthy:
-			return nil
-		case v.state == stateRunning && !v.oneshot && v.health == HealthNone && time.Since(up) >= grace:
-			return nil
-		case v.state == stateWaiting && v.blocked != "":
-			return fmt.Errorf("cannot start: %s", v.blocked)
-		case v.state == stateBackoff:
-			return fmt.Errorf("exited with status %d and is restarting", v.status)
-		case v.state != stateRunning && v.state != stateWaiting:
-			return fmt.Errorf("is %s", v.detail)
-		}
-		select {
-		case <-ctx.Done():
-			if up.IsZero() {
-				return fmt.Errorf("did not start within %s", startTimeout)
-			}
-			if v.health != HealthNone {
-				return fmt.Errorf("did not become healthy within %s", grace+startTimeout)
-			}
-			return fmt.Errorf("oneshot did not finish within %s", grace+startTimeout)
-		case <-tick.C:
-		}
-	}
 }

@@ -40,14 +40,22 @@ type imageReady struct {
 	taken chan struct{}
 }
 
-// startImages starts readying the units' images on a goroutine. When they
+// startImages starts readying the boot's images on a goroutine. When they
 // are all ready, it collects the cache's unused trees (on the data
 // partition, as berth's own cache).
 func (s *supervisor) startImages() {
 	s.removeStaleRootfs()
-	cfg := s.b.cfg
+	s.readyImages(s.b.cfg, startOrder(s.order, s.units), true)
+}
+
+// readyImages starts readying the named units' images, in that order:
+// the image files' on one goroutine, each registry image on a pull of
+// its own. The loop takes each as it is ready (imageDone, pullDone) and
+// starts its unit. The boot's (boot) and a switch's (switchTo) go this
+// way, so that no unpack or pull runs on the loop.
+func (s *supervisor) readyImages(cfg *Config, names []string, boot bool) {
 	var jobs []ContainerConfig
-	for _, name := range startOrder(s.order, s.units) {
+	for _, name := range names {
 		u := s.units[name]
 		if registry.IsRef(u.cfg.Image) {
 			s.startPull(cfg, u) // its own goroutine: it may wait long
@@ -56,7 +64,11 @@ func (s *supervisor) startImages() {
 		u.preparing = true
 		jobs = append(jobs, u.cfg)
 	}
-	collect := s.b.storage != nil && s.b.storage.mounted && cfg.Images.Cache == ""
+	if !boot && len(jobs) == 0 {
+		return
+	}
+	s.imagesBoot = boot
+	collect := boot && s.b.storage != nil && s.b.storage.mounted && cfg.Images.Cache == ""
 	ready := make(chan imageReady, len(jobs)) // never blocks the goroutine
 	stop := make(chan struct{})
 	ctx, abandon := context.WithCancel(context.Background())
@@ -113,6 +125,11 @@ func (s *supervisor) readyImage(ctx context.Context, cfg *Config, cc ContainerCo
 func (s *supervisor) imageDone(r imageReady, ok bool) {
 	if !ok {
 		s.images = nil
+		if !s.imagesBoot {
+			s.b.log.Printf("images: the switch's all ready %.1f ms after it", float64(time.Since(s.imagesStart))/1e6)
+			steadyGC()
+			return
+		}
 		s.b.laterModules()
 		s.b.log.Printf("images: all ready %.1f ms after the images phase began", float64(time.Since(s.imagesStart))/1e6)
 		// Unpacking used decoder buffers that PID 1 will not need again

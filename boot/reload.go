@@ -45,9 +45,12 @@ func (s *supervisor) diff(cfg *Config) plan {
 
 // switchTo makes cfg the running config by p: the changed and removed
 // containers are stopped, dependents first, the changed and added ones
-// readied on their pinned images, and the loop then starts them,
-// dependencies first; the kept ones are not touched. A container whose
-// image cannot be readied is failed, which fails its generation.
+// readied on their pinned images off the loop (readyImages: an image
+// file on the image goroutine, a registry image on a pull of its own,
+// which a rollback may need when the cache lacks its tree), and the loop
+// starts each as it is ready, dependencies first; the kept ones are not
+// touched. A container whose image cannot be readied is failed, which
+// fails its generation.
 func (s *supervisor) switchTo(cfg *Config, p plan) {
 	// The switch replaces s.units and s.b.cfg, which the image
 	// goroutine's events name, while it and the pulls still use the image
@@ -80,8 +83,11 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 		s.units[name].answerAll("its definition was replaced by a new generation")
 		s.units[name].log.close()
 	}
-	// 2. Ready the new definitions, then switch.
+	// 2. Switch to the new definitions; their images are readied off the
+	// loop (readyImages) once the switch is made, and the loop starts
+	// each as it is ready.
 	next := map[string]*unit{}
+	fresh := map[string]bool{}
 	var order []string
 	for _, cc := range cfg.Container {
 		order = append(order, cc.Name)
@@ -89,12 +95,8 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 			next[cc.Name] = u
 			continue
 		}
-		u := newUnit(cc, s.b.log)
-		if err := s.prepareUnit(cfg, u); err != nil {
-			u.state, u.lastError = stateFailed, err.Error()
-			s.b.log.Printf("container %s: %v", cc.Name, err)
-		}
-		next[cc.Name] = u
+		next[cc.Name] = newUnit(cc, s.b.log)
+		fresh[cc.Name] = true
 	}
 	for _, name := range p.removed {
 		s.detach(s.units[name], true)
@@ -106,6 +108,13 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 		s.b.log.Printf("[storage] changed: it is read at boot, the change takes effect at the next one")
 	}
 	s.units, s.order, s.b.cfg = next, order, cfg
+	var ready []string
+	for _, name := range startOrder(s.order, s.units) {
+		if fresh[name] {
+			ready = append(ready, name)
+		}
+	}
+	s.readyImages(cfg, ready, false)
 	if s.b.clock != nil {
 		s.b.clock.setServers(cfg.Network.NTP)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"berth/board"
 	"berth/container"
+	"berth/image"
 )
 
 // The data partition ([storage]). As PID 1, berth waits for it (up to its
@@ -165,18 +166,35 @@ func (s *supervisor) volumesMissing(cc ContainerConfig) string {
 // partition, each image update would otherwise leave its predecessor's
 // tree behind for good.
 func (s *supervisor) collectImages() {
+	if cache, keep := s.imagesToKeep(); cache != nil {
+		s.gcImages(cache, keep)
+	}
+}
+
+// imagesToKeep is the cache and the entries it keeps: the kept
+// generations' images and what the config's registry references name.
+// The cache is nil when nothing is to be collected. An update's goroutine
+// calls it on the loop, then gcImages off it.
+func (s *supervisor) imagesToKeep() (*image.Cache, map[string]bool) {
 	if s.overlayWarned.Load() {
-		return // private copies: the cache spares the next boot's decode
+		return nil, nil // private copies: the cache spares the next boot's decode
 	}
 	cache, err := s.imageCache(s.b.cfg)
 	if err != nil {
 		s.b.log.Printf("warning: image cache: %v", err)
-		return
+		return nil, nil
 	}
 	keep := s.b.gens.keep() // the kept generations' images stay
 	for d := range s.b.cfg.pulledEntries(cache) {
 		keep[d] = true
 	}
+	return cache, keep
+}
+
+// gcImages removes the cache's trees that keep does not name and no
+// overlay uses. It waits for the cache's lock (an unpack under way holds
+// it) and removes whole trees: never on the loop.
+func (s *supervisor) gcImages(cache *image.Cache, keep map[string]bool) {
 	res, err := cache.GC(keep)
 	if err != nil {
 		s.b.log.Printf("warning: image cache: %v", err)

@@ -46,6 +46,7 @@ type supervisor struct {
 	imagesStop    chan struct{}
 	imagesAbandon context.CancelFunc
 	imagesStart   time.Time
+	imagesBoot    bool // the images are the boot's, not a switch's
 	// imageTaken is the last image's taken (images.go), until the loop
 	// has started what it allowed.
 	imageTaken chan struct{}
@@ -70,15 +71,6 @@ func newSupervisor(b *booter, cfg *Config) *supervisor {
 		s.order = append(s.order, cc.Name)
 	}
 	return s
-}
-
-// prepareUnit readies u's root filesystem from its image (readyRootfs).
-func (s *supervisor) prepareUnit(cfg *Config, u *unit) error {
-	rootfs, ic, err := s.readyRootfs(s.knownImage(context.Background(), u.cfg), cfg, u.cfg)
-	if err != nil {
-		return err
-	}
-	return u.useImage(rootfs, ic)
 }
 
 // readyRootfs readies cc's root filesystem from its image, unless it has

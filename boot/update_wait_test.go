@@ -2,13 +2,17 @@ package boot
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"berth/image"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeLoop runs the parts of the supervisor loop an update's waits rely
@@ -379,5 +383,130 @@ func TestRollbackTakesRecordAfterBootImages(t *testing.T) {
 	rec, ok, err := st.readRecord()
 	if err != nil || !ok || rec.Committed != 2 || rec.LastRollback == nil || rec.LastRollback.From != 3 {
 		t.Errorf("record on disk %+v (ok %v, %v): want committed 2, rolled back from 3", rec, ok, err)
+	}
+}
+
+// TestSwitchPullsOffLoop: a switch readies its new units' images off the
+// loop. Rolling back to a generation whose registry image is not in the
+// cache, while the registry accepts connections and answers nothing, once
+// held the loop in switchTo for the pull's I/O timeouts (a minute and
+// more, no watchdog petted); now switchTo returns at once, the unit
+// preparing, its pull on a goroutine of its own.
+func TestSwitchPullsOffLoop(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept() // and never answer
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	host := l.Addr().String()
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	cfg, err := ParseConfig(path, []byte(`[registries."`+host+`"]
+insecure = true
+
+[[container]]
+name = "app"
+image = "docker://`+host+`/app:1"
+command = ["true"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	console := &lockedBuffer{}
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{StateDir: t.TempDir()}, cfg: &Config{}}
+	s := newSupervisor(b, &Config{})
+	switched := make(chan struct{})
+	go func() {
+		s.switchTo(cfg, plan{added: []string{"app"}})
+		close(switched)
+	}()
+	select {
+	case <-switched:
+	case <-time.After(5 * time.Second):
+		t.Fatal("switchTo held the loop for 5 s while the registry answered nothing")
+	}
+	if u := s.units["app"]; u == nil || !u.preparing || s.pending != 1 {
+		t.Fatalf("after the switch: unit %+v, pending %d; want app preparing on a pull", u, s.pending)
+	}
+	s.pullCancel()
+	for {
+		select {
+		case ev := <-s.pullEvents:
+			if ev.wait == "" {
+				return // the pull has ended
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the cancelled pull did not end")
+		}
+	}
+}
+
+// TestUpdateCollectsImagesOffLoop: the image cache's collection after an
+// update waits for the cache's lock — which an unpack under way holds,
+// the boot's or another berth's — off the loop: the loop answers while
+// it waits, and the update counts as in progress until it is done.
+func TestUpdateCollectsImagesOffLoop(t *testing.T) {
+	console := &lockedBuffer{}
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{StateDir: t.TempDir()}, cfg: &Config{}}
+	b.storage = &storageState{mounted: true}
+	b.gens = &genState{store: &genStore{}, rec: genRecord{Committed: 1}}
+	s := newSupervisor(b, &Config{})
+	cache, err := s.imageCache(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cache.Root, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_SH); err != nil { // an unpack under way
+		t.Fatal(err)
+	}
+	fakeLoop(t, s)
+	r := &request{Request: Request{Verb: "apply", Path: filepath.Join(t.TempDir(), "missing.toml")}, reply: make(chan reply, 1)}
+	s.onLoop(func() { s.startUpdate(updateApply, r) })
+	select {
+	case rep := <-r.reply:
+		if !strings.Contains(rep.Error, "missing.toml") {
+			t.Errorf("answer %q, want the missing file named", rep.Error)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer")
+	}
+	time.Sleep(5 * offLoopPoll) // the collection waits for the lock
+	loopAnswers(t, s, "the image cache's collection waits for its lock")
+	updating := false
+	s.onLoop(func() { updating = b.gens.updating })
+	if !updating {
+		t.Error("the update ended before its collection")
+	}
+	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	deadline := time.Now().Add(5 * time.Second)
+	for updating && time.Now().Before(deadline) {
+		time.Sleep(offLoopPoll)
+		s.onLoop(func() { updating = b.gens.updating })
+	}
+	if updating {
+		t.Error("the update did not end once the cache's lock was free")
 	}
 }
