@@ -3,9 +3,13 @@ package boot_test
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,15 +70,43 @@ wget -q -O- http://10.0.2.2:%[1]d/page && echo isolated reached the host || echo
 """]
 `
 
-// freePort returns a TCP port of the host's loopback that is free now.
+// freePort returns a TCP port of the host's loopback that is free now,
+// for QEMU to listen on later. It is below the kernel's ephemeral range
+// (ip_local_port_range): a port the kernel handed out for a moment (":0")
+// may be given to any connection made meanwhile, and QEMU then cannot
+// set up its forward (seen once in make test). No port is given twice.
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 10000 + rand.IntN(low-10000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // fetch gets url, "" when it cannot.
 func fetch(url string) string {
