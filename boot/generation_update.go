@@ -89,7 +89,10 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 		// read on the loop, the trees removed off it.
 		var cache *image.Cache
 		var keep map[string]bool
+		// The next update may begin meanwhile: a tree it uses is leased
+		// or mounted, which the collection spares.
 		s.onLoop(func() {
+			g.updating = false
 			if st := s.b.storage; st != nil && st.mounted && s.b.cfg.Images.Cache == "" {
 				cache, keep = s.imagesToKeep()
 			}
@@ -97,7 +100,6 @@ func (s *supervisor) startUpdate(kind updateKind, r *request) {
 		if cache != nil {
 			s.gcImages(cache, keep)
 		}
-		s.onLoop(func() { g.updating = false })
 	})
 }
 
@@ -205,7 +207,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 		return "", errShutdown
 	}
 	s.b.crashAt("switched")
-	release() // the overlays are mounted: gc keeps their trees now
+	// The phase-1 leases stay until the check has ended (the deferred
+	// release): the switch mounts the trees off the loop, and until then
+	// only a lease keeps a collection (another update's) from them.
 	if err := s.verify(up, cfg, append(append([]string{}, p.changed...), p.added...), cfg.Update.grace()); errors.Is(err, errShutdown) {
 		return "", err
 	} else if err != nil {
@@ -386,8 +390,9 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	var p plan
 	s.onLoop(func() {
 		p = s.diff(prevCfg)
-		s.switchTo(prevCfg, p)
+		// Before the switch: its image goroutine reads the generations.
 		g.cur, g.curCfg, g.prev, g.prevCfg = prev, prevCfg, nil, nil
+		s.switchTo(prevCfg, p)
 	})
 	g.store.prune(rec.Committed)
 	msg := fmt.Sprintf("rolled back from %s to %s", describeGen(from), describeGen(rec.Committed))

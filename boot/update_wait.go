@@ -96,10 +96,19 @@ func (s *supervisor) endPulls(up *update) error {
 	return s.waitOffLoop(context.Background(), up, "the registry pulls under way to end", func() bool { return s.pending == 0 })
 }
 
-// waitBootImages waits, off the loop, until the boot's image goroutine
-// has ended and the loop has taken what it readied.
+// waitBootImages waits, off the loop, until the image goroutine (the
+// boot's, or the last switch's) has ended and the loop has taken what it
+// readied.
 func (s *supervisor) waitBootImages(ctx context.Context, up *update) error {
-	return s.waitOffLoop(ctx, up, "the boot's images to be ready", func() bool { return s.images == nil })
+	what := "the boot's images to be ready"
+	if !s.onLoop(func() {
+		if s.images != nil && !s.imagesBoot {
+			what = "the last switch's images to be ready"
+		}
+	}) {
+		return errShutdown
+	}
+	return s.waitOffLoop(ctx, up, what, func() bool { return s.images == nil })
 }
 
 // readyToSwitch waits, off the loop, until switchTo would wait for
