@@ -107,7 +107,7 @@ func (s *supervisor) pullDone(ev pullEvent) {
 		// its unpack ended well, so that the loop does not start the old
 		// definition in the turns before the switch.
 		if s.pending == 0 {
-			s.pullEvents, s.pullsAbandoned, s.pullCtx, s.pullCancel = nil, nil, nil, nil
+			s.pullsEnded()
 		}
 		if ev.ready.err == nil && u.preparing {
 			s.imageDone(ev.ready, true) // mounted: the unit holds it until the switch replaces it
@@ -126,6 +126,12 @@ func (u *unit) imageWaitDetail() string {
 		return "waiting for its image"
 	}
 	return fmt.Sprintf("waiting for its image (%s; retry in %s)", u.imageWait, max(0, time.Until(u.imageRetry)).Round(time.Second))
+}
+
+// pullsEnded forgets the ended pulls' channel and context: the next
+// startPull makes new ones.
+func (s *supervisor) pullsEnded() {
+	s.pullEvents, s.pullsAbandoned, s.pullCtx, s.pullCancel = nil, nil, nil, nil
 }
 
 // waitPulls cancels the pending pulls and waits for their goroutines to
@@ -157,7 +163,7 @@ func (s *supervisor) waitPulls(ctx context.Context) bool {
 			s.imageDone(ev.ready, true) // mounted: the unit may use it
 		}
 	}
-	s.pullEvents, s.pullsAbandoned, s.pullCtx, s.pullCancel = nil, nil, nil, nil
+	s.pullsEnded()
 	return true
 }
 
