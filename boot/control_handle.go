@@ -35,6 +35,10 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	case "logs":
 		r.reply <- reply{ring: u.log}
 	case "start":
+		if u.replacing {
+			fail("%s", replacingMsg(u))
+			return 0, false
+		}
 		switch u.state {
 		case stateRunning, stateStopping:
 			fail("container %s is %s", u.name, u.state)
@@ -47,6 +51,10 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	case "exec":
 		s.exec(u, r)
 	case "stop", "restart":
+		if u.replacing && r.Verb == "restart" {
+			fail("%s", replacingMsg(u))
+			return 0, false
+		}
 		s.b.log.Printf("container %s: %s asked for over the control socket", u.name, r.Verb)
 		s.stopRequest(u, r)
 	case "reload", "apply", "rollback":

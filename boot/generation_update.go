@@ -200,6 +200,9 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	if err := s.readyToSwitch(up); err != nil {
 		return "", err
 	}
+	if err := s.stopForSwitch(up, cfg); err != nil {
+		return "", err
+	}
 	// trying first: switchTo readies its registry images from the cache
 	// by its pinned references (prepareRegistryImage), asking no registry
 	// on the loop.
@@ -342,10 +345,14 @@ func (s *supervisor) giveUp(from int, why error) error {
 		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
 	}
 	s.b.crashAt("rolledback")
-	loaded := false
-	s.onLoop(func() { loaded = g.curCfg != nil })
-	if loaded { // else the pulls are left alone: no switch replaces their units
-		if err := s.readyToSwitch(nil); err != nil {
+	var back *Config
+	s.onLoop(func() { back = g.curCfg })
+	if back != nil { // else the pulls are left alone: no switch replaces their units
+		err := s.readyToSwitch(nil)
+		if err == nil {
+			err = s.stopForSwitch(nil, back)
+		}
+		if err != nil {
 			return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
 		}
 	}
@@ -385,6 +392,9 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	}
 	s.b.crashAt("rolledback")
 	if err := s.readyToSwitch(up); err != nil {
+		return "", err
+	}
+	if err := s.stopForSwitch(up, prevCfg); err != nil {
 		return "", err
 	}
 	var p plan

@@ -63,7 +63,8 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 	s.waitImages(context.Background(), false)
 	s.waitPulls(context.Background())
 	// 1. Stop the changed and removed ones, while the running state is
-	// still whole.
+	// still whole. Every update has stopped them off the loop
+	// (stopForSwitch): these find them stopped, or given up on.
 	going := map[string]bool{}
 	for _, name := range append(append([]string{}, p.changed...), p.removed...) {
 		going[name] = true
@@ -76,7 +77,9 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 		if !going[name] {
 			continue
 		}
-		s.stopAndWait(s.units[name])
+		if !s.units[name].stopGaveUp {
+			s.stopAndWait(s.units[name])
+		}
 		if changed[name] && !cfg.onBridge(name) {
 			s.detach(s.units[name], true)
 		}

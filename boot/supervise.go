@@ -171,7 +171,7 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 	}
 	for _, name := range s.order {
 		u := s.units[name]
-		if s.draining && (u.state == stateBackoff || u.state == stateWaiting) {
+		if (s.draining || u.replacing) && (u.state == stateBackoff || u.state == stateWaiting) {
 			continue
 		}
 		switch u.state {

@@ -54,6 +54,10 @@ type unit struct {
 	waiters []waiter
 	// preparing is set while the image goroutine readies it at boot.
 	preparing bool
+	// replacing is set once an update stops it for a switch that
+	// replaces or removes it (update_stop.go): it is not started again,
+	// and stopGaveUp says it did not stop in time.
+	replacing, stopGaveUp bool
 	// imageWait is why the last pull of its registry image failed, and
 	// imageRetry when the next begins (pull.go).
 	imageWait  string
