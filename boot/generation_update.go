@@ -200,7 +200,7 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 	if err := s.readyToSwitch(up); err != nil {
 		return "", err
 	}
-	if err := s.stopForSwitch(up, cfg); err != nil {
+	if err := s.stopForSwitch(up, p); err != nil {
 		return "", err
 	}
 	// trying first: switchTo readies its registry images from the cache
@@ -345,12 +345,16 @@ func (s *supervisor) giveUp(from int, why error) error {
 		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
 	}
 	s.b.crashAt("rolledback")
-	var back *Config
-	s.onLoop(func() { back = g.curCfg })
-	if back != nil { // else the pulls are left alone: no switch replaces their units
+	loaded := false
+	s.onLoop(func() { loaded = g.curCfg != nil })
+	var p plan
+	if loaded { // else the pulls are left alone: no switch replaces their units
 		err := s.readyToSwitch(nil)
+		if err == nil && !s.onLoop(func() { p = s.diff(g.curCfg) }) {
+			err = errShutdown
+		}
 		if err == nil {
-			err = s.stopForSwitch(nil, back)
+			err = s.stopForSwitch(nil, p)
 		}
 		if err != nil {
 			return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
@@ -362,7 +366,7 @@ func (s *supervisor) giveUp(from int, why error) error {
 			s.b.log.Printf("warning: %s is not loaded: the containers stay as they are", describeGen(rec.Committed))
 			return
 		}
-		s.switchTo(g.curCfg, s.diff(g.curCfg))
+		s.switchTo(g.curCfg, p)
 	})
 	g.store.prune(rec.Committed, rec.Previous)
 	return fmt.Errorf("%s rolled back to %s: %s", describeGen(from), describeGen(rec.Committed), reason)
@@ -394,12 +398,14 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	if err := s.readyToSwitch(up); err != nil {
 		return "", err
 	}
-	if err := s.stopForSwitch(up, prevCfg); err != nil {
+	var p plan
+	if !s.onLoop(func() { p = s.diff(prevCfg) }) {
+		return "", errShutdown
+	}
+	if err := s.stopForSwitch(up, p); err != nil {
 		return "", err
 	}
-	var p plan
 	s.onLoop(func() {
-		p = s.diff(prevCfg)
 		// Before the switch: its image goroutine reads the generations.
 		g.cur, g.curCfg, g.prev, g.prevCfg = prev, prevCfg, nil, nil
 		s.switchTo(prevCfg, p)

@@ -44,6 +44,12 @@ type imageReady struct {
 // are all ready, it collects the cache's unused trees (on the data
 // partition, as berth's own cache).
 func (s *supervisor) startImages() {
+	// A removed container's tree goes to the trash, emptied off the loop.
+	t, err := newTrash(s.b.opts.StateDir, s.b.log, s.b.goSafe)
+	if err != nil {
+		s.b.log.Printf("warning: %v: released trees are removed in place", err)
+	}
+	s.trash = t
 	s.removeStaleRootfs()
 	s.readyImages(s.b.cfg, startOrder(s.order, s.units), true)
 }

@@ -103,7 +103,7 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 	}
 	for _, name := range p.removed {
 		s.detach(s.units[name], true)
-		if err := releaseRootfs(filepath.Join(s.b.opts.StateDir, "containers", name)); err != nil {
+		if err := releaseRootfs(filepath.Join(s.b.opts.StateDir, "containers", name), s.trash); err != nil {
 			s.b.log.Printf("warning: %v", err)
 		}
 	}

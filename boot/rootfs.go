@@ -61,7 +61,7 @@ func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc Containe
 		return "", image.Config{}, err
 	}
 	dir := filepath.Join(containers, cc.Name)
-	if err := releaseRootfs(dir); err != nil {
+	if err := releaseRootfs(dir, s.trash); err != nil {
 		return "", image.Config{}, err
 	}
 	// 2. The image, verified and in the cache.
@@ -112,7 +112,7 @@ func (s *supervisor) prepareRootfs(ctx context.Context, cfg *Config, cc Containe
 	}
 	// 4. Without overlayfs: a private copy (of the cache's tree, for an
 	// image pulled from a registry: the pull left no file to unpack).
-	if err := releaseRootfs(dir); err != nil {
+	if err := releaseRootfs(dir, s.trash); err != nil {
 		return "", image.Config{}, err
 	}
 	if registry.IsRef(img) {
@@ -178,15 +178,20 @@ func privateDir(dir string) error {
 	return nil
 }
 
-// releaseRootfs unmounts DIR/rootfs if it is mounted and removes DIR: the
-// container's writes, never the cached image under them.
-func releaseRootfs(dir string) error {
+// releaseRootfs unmounts DIR/rootfs if it is mounted and removes DIR —
+// the container's writes, never the cached image under them —
+// through the trash when there is one (t; trash.go), which moves it aside
+// now and removes it off the caller's goroutine, else in place.
+func releaseRootfs(dir string, t *trash) error {
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", rootfs, err)
 	}
 	if err := unmountLower(dir); err != nil {
 		return err
+	}
+	if t != nil {
+		return t.put(dir)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clear %s: %w", dir, err)
@@ -204,7 +209,7 @@ func (s *supervisor) removeStaleRootfs() {
 		if _, ok := s.units[e.Name()]; ok {
 			continue
 		}
-		if err := releaseRootfs(filepath.Join(dir, e.Name())); err != nil {
+		if err := releaseRootfs(filepath.Join(dir, e.Name()), s.trash); err != nil {
 			s.b.log.Printf("warning: %v", err)
 		}
 	}
@@ -215,10 +220,11 @@ func (s *supervisor) removeStaleRootfs() {
 func (s *supervisor) releaseAll() {
 	for _, name := range s.order {
 		dir := filepath.Join(s.b.opts.StateDir, "containers", name)
-		if err := releaseRootfs(dir); err != nil {
+		if err := releaseRootfs(dir, nil); err != nil {
 			s.b.log.Printf("warning: %v", err)
 		}
 	}
+	s.trash.close()
 }
 
 // short abbreviates a digest for logs: sha256:0123456789ab.

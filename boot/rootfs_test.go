@@ -49,7 +49,7 @@ func TestStateNotReachableByOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer releaseRootfs(filepath.Dir(rootfs))
+	defer releaseRootfs(filepath.Dir(rootfs), nil)
 	suid := filepath.Join(rootfs, "bin", "suid")
 	if err := os.WriteFile(suid, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,10 @@ type supervisor struct {
 	cache                      *image.Cache
 	cacheMu                    sync.Mutex // guards cache: pulls share it
 	overlayWarned, idmapWarned atomic.Bool
+	// trash takes the containers' released trees (trash.go); nil before
+	// the boot's images phase, and in tests: then they are removed in
+	// place.
+	trash *trash
 	// pullEvents brings the registry pulls' news (pull.go); pending
 	// counts the pulls under way, which pullCancel cancels. A shutdown
 	// that stops waiting for them closes pullsAbandoned.

@@ -256,6 +256,9 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 	s.stopHealth(u)
 	u.c, u.lastExit = nil, &exit
 	s.b.log.Printf("%s after %s", exit, exit.Runtime.Round(time.Millisecond))
+	if s.replacedExit(u) {
+		return
+	}
 	if s.exitedUnhealthy(u, exit) {
 		return
 	}

@@ -15,15 +15,15 @@ import (
 // started again: its restart policy, berth start and berth restart wait
 // for the new definition; berth stop -t 0 hurries it.
 
-// stopForSwitch stops, off the loop, the running containers that a
-// switch to cfg replaces or removes, and marks them replacing.
-// errShutdown when the loop ends first.
-func (s *supervisor) stopForSwitch(up *update, cfg *Config) error {
+// stopForSwitch stops, off the loop, the running containers that the
+// switch by p replaces or removes, and marks them replacing. The switch
+// takes the same p. errShutdown when the loop ends first.
+func (s *supervisor) stopForSwitch(up *update, p plan) error {
 	done := map[string]bool{}
 	for {
 		var round []string
 		var giveUp time.Time
-		if !s.onLoop(func() { round, giveUp = s.replacedRound(cfg, done) }) {
+		if !s.onLoop(func() { round, giveUp = s.replacedRound(p, done) }) {
 			return errShutdown
 		}
 		if len(round) == 0 {
@@ -45,13 +45,12 @@ func (s *supervisor) stopForSwitch(up *update, cfg *Config) error {
 	}
 }
 
-// replacedRound, on the loop, marks the containers a switch to cfg
+// replacedRound, on the loop, marks the containers the switch by p
 // replaces or removes, keeps those not running from starting, and stops
 // the next round: the running ones no running one of them (not yet
 // waited for, done) comes after. It returns their names and when to stop
 // waiting for them: the last stop timeout and a grace period.
-func (s *supervisor) replacedRound(cfg *Config, done map[string]bool) ([]string, time.Time) {
-	p := s.diff(cfg)
+func (s *supervisor) replacedRound(p plan, done map[string]bool) ([]string, time.Time) {
 	going := map[string]bool{}
 	for _, name := range append(append([]string{}, p.changed...), p.removed...) {
 		going[name] = true
@@ -115,4 +114,16 @@ func (s *supervisor) endRound(round []string, start time.Time) {
 // replacing.
 func replacingMsg(u *unit) string {
 	return "container " + u.name + " is being replaced by an update: its new definition starts after the switch (berth status)"
+}
+
+// replacedExit keeps a container an update replaces stopped when it
+// exits by itself while it waits for its round: its restart policy is
+// not applied. It reports whether it did.
+func (s *supervisor) replacedExit(u *unit) bool {
+	if !u.replacing || u.state == stateStopping {
+		return false
+	}
+	u.state = stateStopped
+	s.b.log.Printf("container %s: not restarted: an update replaces it", u.name)
+	return true
 }

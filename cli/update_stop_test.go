@@ -74,3 +74,33 @@ func TestApplyStopsOffLoop(t *testing.T) {
 		t.Errorf("the boot log does not say how long shop's stop took:\n%s", w.log.String())
 	}
 }
+
+// TestApplyRemovesContainer applies a config without shop: the apply
+// says so, shop's directory — its writable layer, with what it wrote —
+// is gone once the apply has answered, and the trash it went through
+// is emptied; ledger runs on untouched.
+func TestApplyRemovesContainer(t *testing.T) {
+	w := newGenWorld(t)
+	w.writeConfig("berth.toml", "bb.tar.zst", "head -c 100000 /dev/zero > /written; "+webUp, "1")
+	w.boot()
+	w.settled(1)
+	before := w.ps()
+	next := filepath.Join(w.dir, "next.toml")
+	write(t, next, genConfig[:strings.Index(genConfig, "[[container]]\nname = \"shop\"")])
+	status, stdout, stderr := berth(t, "apply", next)
+	if status != 0 || !strings.Contains(stdout, "generation 2 committed: changed [], added [], removed [shop]") {
+		t.Fatalf("apply: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	state := filepath.Join(w.dir, "state")
+	if _, err := os.Lstat(filepath.Join(state, "containers", "shop")); !os.IsNotExist(err) {
+		t.Errorf("shop's directory after the apply: %v, want it gone", err)
+	}
+	waitFor(t, "the trash to be emptied", w.log, func() bool {
+		ents, err := os.ReadDir(filepath.Join(state, "trash"))
+		return err == nil && len(ents) == 0
+	})
+	after := w.ps()
+	if _, ok := after["shop"]; ok || after["ledger"].Pid != before["ledger"].Pid {
+		t.Errorf("after the apply: %+v, want ledger as it was (pid %d) and no shop", after, before["ledger"].Pid)
+	}
+}
