@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -142,14 +143,43 @@ func (b *booter) serveConn(c *net.UnixConn) {
 
 // hangUp is closed once the client at the other end of c hangs up (or
 // sends more than its one request line): a client waits for its answer
-// without writing. Its goroutine ends when c is closed.
+// without writing. One that only shuts its writing side after its
+// request (socat, nc -N) still reads the answer: it is gone once it
+// closes its socket. The goroutine ends when c is closed.
 func hangUp(c *net.UnixConn) <-chan struct{} {
 	gone := make(chan struct{})
 	go func() {
-		c.Read(make([]byte, 1))
-		close(gone)
+		defer close(gone)
+		if n, err := c.Read(make([]byte, 1)); n == 0 && errors.Is(err, io.EOF) {
+			waitPeerClosed(c)
+		}
 	}()
 	return gone
+}
+
+// peerClosedPoll is how long one look of waitPeerClosed waits; c.Close
+// waits at most as long for it.
+const peerClosedPoll = 200 * time.Millisecond
+
+// waitPeerClosed returns once the peer of c, which has shut its writing
+// side, closes its socket — the kernel then shuts both directions of c,
+// and poll(2) says POLLHUP — or once c is closed.
+func waitPeerClosed(c *net.UnixConn) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		hup := false
+		err := raw.Control(func(fd uintptr) {
+			fds := []unix.PollFd{{Fd: int32(fd)}}
+			n, perr := unix.Poll(fds, int(peerClosedPoll/time.Millisecond))
+			hup = perr == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+		})
+		if err != nil || hup {
+			return
+		}
+	}
 }
 
 // peerUID returns the uid of the process at the other end of c.

@@ -221,6 +221,16 @@ func TestControlHangUp(t *testing.T) {
 				t.Fatal("gone closed while the client was there")
 			case <-time.After(5 * offLoopPoll):
 			}
+			// A client that shuts its writing side after its request
+			// (socat, nc -N) still waits for its answer.
+			if err := cli.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-r.gone:
+				t.Fatal("gone closed when the client shut its writing side only")
+			case <-time.After(3 * peerClosedPoll):
+			}
 			cli.Close()
 			select {
 			case <-r.gone:
