@@ -232,3 +232,35 @@ func TestBasicAuthMissing(t *testing.T) {
 		t.Errorf("a network error: %v", err)
 	}
 }
+
+// TestSlowFloor: a registry that sends a byte at a time, under the slow
+// floor, is dropped with the reason, whatever each read's timeout; one
+// that answers late — within a window, as each read may wait ioTimeout,
+// the window's length — but then at speed is not.
+func TestSlowFloor(t *testing.T) {
+	defer SetRetries(1, time.Millisecond)()
+	oldWindow, oldBytes := slowWindow, slowBytes
+	slowWindow, slowBytes = 300*time.Millisecond, 1<<10
+	defer func() { slowWindow, slowBytes = oldWindow, oldBytes }()
+	m, cfg, layer := fakeManifest(t)
+	trickle := func(c net.Conn, _ string) {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", MediaOCIManifest, len(m))
+		for _, b := range m {
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if _, err := pullFrom(t, rawServer(t, trickle)); !errors.Is(err, errTooSlow) || !strings.Contains(err.Error(), "under the floor of 1024 bytes a 300ms") {
+		t.Errorf("pull from a trickling registry: %v, want %v", err, errTooSlow)
+	}
+	late := func(c net.Conn, head string) {
+		time.Sleep(slowWindow * 8 / 10)
+		serveImage(m, cfg, layer)(c, head)
+	}
+	// Its layer is no tar: the pull gets as far as the unpack.
+	if _, err := pullFrom(t, rawServer(t, late)); errors.Is(err, errTooSlow) || err == nil || !strings.Contains(err.Error(), "unpack") {
+		t.Errorf("pull from a registry that answers late, then at speed: %v, want it to reach the unpack", err)
+	}
+}

@@ -33,6 +33,19 @@ const (
 	ioTimeout = 60 * time.Second
 )
 
+// The slow floor: a connection that receives fewer than slowBytes in a
+// window of slowWindow is dropped (errTooSlow). ioTimeout alone lets a
+// registry that sends a byte a minute hold a pull — and the update
+// waiting on it, a SIGHUP reload's included, which no client can
+// cancel — for good. A link of a few bytes a second passes.
+var (
+	slowWindow       = 60 * time.Second
+	slowBytes  int64 = 1 << 10
+)
+
+// errTooSlow ends a connection under the slow floor.
+var errTooSlow = errors.New("the registry sends too slowly")
+
 // endpoint is how to reach one registry host.
 type endpoint struct {
 	host     string // "HOST[:PORT]" as the reference names it
@@ -65,15 +78,31 @@ func (r *response) get(key string) string {
 	return ""
 }
 
-// deadlineConn gives each read and write ioTimeout to make progress.
-type deadlineConn struct{ net.Conn }
-
-func (c deadlineConn) Read(p []byte) (int, error) {
-	c.SetReadDeadline(time.Now().Add(ioTimeout))
-	return c.Conn.Read(p)
+// deadlineConn gives each read and write ioTimeout to make progress, and
+// holds the connection's reads to the slow floor.
+type deadlineConn struct {
+	net.Conn
+	window time.Time // when the reads' current window began
+	got    int64     // bytes read in it
 }
 
-func (c deadlineConn) Write(p []byte) (int, error) {
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.window.IsZero() {
+		c.window = time.Now()
+	}
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	n, err := c.Conn.Read(p)
+	c.got += int64(n)
+	if since := time.Since(c.window); since >= slowWindow {
+		if c.got < slowBytes && err == nil {
+			return n, fmt.Errorf("%w: %d bytes in %s, under the floor of %d bytes a %s", errTooSlow, c.got, since.Round(time.Millisecond), slowBytes, slowWindow)
+		}
+		c.window, c.got = time.Now(), 0
+	}
+	return n, err
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
 	c.SetWriteDeadline(time.Now().Add(ioTimeout))
 	return c.Conn.Write(p)
 }
@@ -94,7 +123,7 @@ func dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 		return nil, err
 	}
 	if u.Scheme == "http" {
-		return deadlineConn{conn}, nil
+		return &deadlineConn{Conn: conn}, nil
 	}
 	c := cfg.Clone()
 	c.ServerName = u.Hostname()
@@ -105,7 +134,7 @@ func dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("TLS handshake with %s: %w", host, err)
 	}
-	return deadlineConn{tc}, nil
+	return &deadlineConn{Conn: tc}, nil
 }
 
 // roundTrip sends req on a new connection and reads the response head.
