@@ -187,6 +187,9 @@ func releaseRootfs(dir string, t *trash) error {
 	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", rootfs, err)
 	}
+	if mountRoot(rootfs) {
+		return fmt.Errorf("%s is still a mount point", rootfs)
+	}
 	if err := unmountLower(dir); err != nil {
 		return err
 	}
@@ -215,16 +218,22 @@ func (s *supervisor) removeStaleRootfs() {
 	}
 }
 
-// releaseAll unmounts the containers' root filesystems once they have all
-// stopped (berth boot on a host; as PID 1 the shutdown unmounts all).
+// releaseAll releases the containers' root filesystems once they have
+// all stopped, through the trash. As PID 1, which must not hold the
+// shutdown (nor the watchdog) on a large removal, the trash stops and the
+// next boot removes what is left; berth boot on a host removes it all
+// before it returns.
 func (s *supervisor) releaseAll() {
 	for _, name := range s.order {
 		dir := filepath.Join(s.b.opts.StateDir, "containers", name)
-		if err := releaseRootfs(dir, nil); err != nil {
+		if err := releaseRootfs(dir, s.trash); err != nil {
 			s.b.log.Printf("warning: %v", err)
 		}
 	}
 	s.trash.close()
+	if s.trash != nil && !s.b.opts.PID1 {
+		s.trash.empty(nil)
+	}
 }
 
 // short abbreviates a digest for logs: sha256:0123456789ab.

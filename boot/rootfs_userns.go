@@ -113,10 +113,15 @@ func unmountLower(dir string) error {
 	if err := unix.Unmount(lower, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", lower, err)
 	}
-	var stx unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, lower, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx)
-	if err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+	if mountRoot(lower) {
 		return fmt.Errorf("%s is still a mount point", lower)
 	}
 	return nil
+}
+
+// mountRoot reports whether path is the root of a mount (statx says so).
+func mountRoot(path string) bool {
+	var stx unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx)
+	return err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }

@@ -3,33 +3,50 @@ package boot
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The trash. A container's directory — its writable layer, with all its
 // workload wrote — is released by moving it aside into STATE/trash, a
 // rename, and removed there on a goroutine of its own: removing a large
 // tree on slow flash takes minutes, and must hold neither the supervisor
-// loop (which pets the watchdog) nor the boot. What a power cut leaves
-// in the trash is removed at the next boot.
+// loop (which pets the watchdog) nor the boot. What a power cut or a
+// shutdown leaves in the trash is removed at the next boot.
+//
+// The tree is the workload's: any depth, any number of entries. The
+// removal holds two fds whatever its depth — the trash's and one
+// directory's — by moving each subdirectory up into the trash as an entry
+// of its own instead of descending into it; it follows no symlink and
+// enters no mount (a mount point cannot be moved), and stops between any
+// two entries when berth shuts down.
 
 // trashSubdir is the trash's directory under the state directory.
 const trashSubdir = "trash"
 
+// trashAttempts bounds the removals of one entry that keeps failing
+// (a file the workload made immutable): it is left for the next boot.
+const trashAttempts = 3
+
+// errTrashClosed stops a removal at shutdown.
+var errTrashClosed = errors.New("the trash is closed")
+
 // trash moves trees aside and empties itself off the caller's goroutine.
 type trash struct {
-	dir  string
-	log  *Logger
-	kick chan struct{} // a removal is due; holds one at most
-	done chan struct{} // closed when berth boot ends
-	seq  atomic.Uint64
-	stop sync.Once
+	dir    string
+	log    *Logger
+	kick   chan struct{} // a removal is due; holds one at most
+	done   chan struct{} // closed by close
+	exited chan struct{} // closed when the goroutine has ended
+	seq    atomic.Uint64
+	stop   sync.Once
 }
 
 // newTrash makes the trash in stateDir, private to root, and starts its
@@ -40,13 +57,14 @@ func newTrash(stateDir string, log *Logger, goSafe func(func())) (*trash, error)
 	if err := privateDir(dir); err != nil {
 		return nil, err
 	}
-	t := &trash{dir: dir, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	t := &trash{dir: dir, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	t.kick <- struct{}{}
 	goSafe(func() {
+		defer close(t.exited)
 		for {
 			select {
 			case <-t.kick:
-				t.empty()
+				t.empty(t.done)
 			case <-t.done:
 				return
 			}
@@ -55,11 +73,22 @@ func newTrash(stateDir string, log *Logger, goSafe func(func())) (*trash, error)
 	return t, nil
 }
 
-// close ends the trash's goroutine once its emptying under way is done;
-// what is left is removed at the next boot. A nil trash has none.
+// trashCloseWait bounds close's wait for a removal under way: one
+// unlink on a hung device must not hold a shutdown.
+const trashCloseWait = 5 * time.Second
+
+// close stops the trash's goroutine between two entries and waits for
+// it, briefly; what is left is removed at the next boot. A nil trash has
+// none.
 func (t *trash) close() {
-	if t != nil {
-		t.stop.Do(func() { close(t.done) })
+	if t == nil {
+		return
+	}
+	t.stop.Do(func() { close(t.done) })
+	select {
+	case <-t.exited:
+	case <-time.After(trashCloseWait):
+		t.log.Printf("warning: trash: a removal still runs after %s", trashCloseWait)
 	}
 }
 
@@ -67,12 +96,11 @@ func (t *trash) close() {
 // is not there is nothing to do; one on another file system than the
 // trash is removed in place, now.
 func (t *trash) put(tree string) error {
-	name := filepath.Base(tree) + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "." + strconv.FormatUint(t.seq.Add(1), 10)
-	err := os.Rename(tree, filepath.Join(t.dir, name))
+	err := t.moveIn(unix.AT_FDCWD, tree, filepath.Base(tree))
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, unix.ENOENT):
 		return nil
-	case errors.Is(err, syscall.EXDEV):
+	case errors.Is(err, unix.EXDEV):
 		if err := os.RemoveAll(tree); err != nil {
 			return fmt.Errorf("clear %s: %w", tree, err)
 		}
@@ -87,22 +115,124 @@ func (t *trash) put(tree string) error {
 	return nil
 }
 
-// empty removes everything in the trash.
-func (t *trash) empty() {
-	ents, err := os.ReadDir(t.dir)
-	if err != nil {
-		t.log.Printf("warning: trash %s: %v", t.dir, err)
-		return
+// moveIn renames name (relative to dirfd) into the trash under a name
+// of its own: stem, the time and a sequence number, never one already
+// there (a leftover of an earlier boot whose clock said the same).
+func (t *trash) moveIn(dirfd int, name, stem string) error {
+	for {
+		to := filepath.Join(t.dir, stem+"."+strconv.FormatInt(time.Now().UnixNano(), 36)+"."+strconv.FormatUint(t.seq.Add(1), 10))
+		err := unix.Renameat2(dirfd, name, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) { // a file system without RENAME_NOREPLACE
+			err = unix.Renameat(dirfd, name, unix.AT_FDCWD, to)
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return err
+		}
 	}
-	for _, e := range ents {
-		p := filepath.Join(t.dir, e.Name())
-		start := time.Now()
-		if err := os.RemoveAll(p); err != nil {
-			t.log.Printf("warning: trash: remove %s: %v", p, err)
-			continue
+}
+
+// empty removes the trash's entries until none is left but those that
+// failed trashAttempts times, or until stop is closed.
+func (t *trash) empty(stop <-chan struct{}) {
+	tries := map[string]int{}
+	for {
+		progress, err := t.pass(stop, tries)
+		if err != nil {
+			if !errors.Is(err, errTrashClosed) {
+				t.log.Printf("warning: trash %s: %v", t.dir, err)
+			}
+			return
 		}
-		if d := time.Since(start); d > time.Second {
-			t.log.Printf("trash: removed %s in %s", e.Name(), d.Round(time.Millisecond))
+		if !progress {
+			return
 		}
+	}
+}
+
+// pass reads the trash once, a batch at a time, and removes what it
+// finds; progress says it tried one.
+func (t *trash) pass(stop <-chan struct{}, tries map[string]int) (progress bool, err error) {
+	top, err := os.Open(t.dir)
+	if err != nil {
+		return false, err
+	}
+	defer top.Close()
+	for {
+		ents, rerr := top.ReadDir(256)
+		for _, e := range ents {
+			name := e.Name()
+			if tries[name] >= trashAttempts {
+				continue
+			}
+			if closed(stop) {
+				return progress, errTrashClosed
+			}
+			progress = true
+			if err := t.remove(int(top.Fd()), name, stop); err != nil {
+				if errors.Is(err, errTrashClosed) {
+					return progress, err
+				}
+				if tries[name]++; tries[name] == trashAttempts {
+					t.log.Printf("warning: trash: %s: %v; left for the next boot", name, err)
+				}
+			}
+		}
+		if rerr == io.EOF || len(ents) == 0 {
+			return progress, nil
+		}
+		if rerr != nil {
+			return progress, rerr
+		}
+	}
+}
+
+// remove removes the trash's entry name: a file at once; a directory's
+// files, its subdirectories moved up into the trash as entries of their
+// own, then the directory itself.
+func (t *trash) remove(top int, name string, stop <-chan struct{}) error {
+	err := unix.Unlinkat(top, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) {
+		return err
+	}
+	fd, err := unix.Openat(top, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	for {
+		ents, rerr := d.ReadDir(256)
+		for _, e := range ents {
+			if closed(stop) {
+				return errTrashClosed
+			}
+			err := unix.Unlinkat(fd, e.Name(), 0)
+			if errors.Is(err, unix.EISDIR) {
+				err = t.moveIn(fd, e.Name(), "d")
+			}
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("%s: %w", e.Name(), err)
+			}
+		}
+		if rerr == io.EOF || len(ents) == 0 {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	return unix.Unlinkat(top, name, unix.AT_REMOVEDIR)
+}
+
+// closed reports whether stop is closed; a nil stop never is.
+func closed(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }

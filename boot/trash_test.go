@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,3 +127,143 @@ func TestTrashOtherFileSystem(t *testing.T) {
 		t.Errorf("the trash took %d entries across file systems", len(ents))
 	}
 }
+
+// deepTree makes a chain of depth directories under dir, made relative
+// to each other (no path is longer than a name), with a file in each.
+func deepTree(t *testing.T, dir string, depth int) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range depth {
+		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := unix.Openat(fd, "f", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(f)
+		next, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	unix.Close(fd)
+}
+
+// TestTrashDeepTree: a workload's tree 3000 directories deep is removed
+// with 64 fds allowed to berth, where a removal that holds a directory
+// open per level (os.RemoveAll) runs out of them.
+func TestTrashDeepTree(t *testing.T) {
+	state := t.TempDir()
+	tr, err := newTrash(state, NewLogger(io.Discard), func(func()) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(state, "containers", "app")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	deepTree(t, dir, 3000)
+	if err := releaseRootfs(dir, tr); err != nil {
+		t.Fatal(err)
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = 64
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	tr.empty(nil)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(tr.dir); len(ents) != 0 {
+		t.Errorf("the trash after its emptying: %d entries left", len(ents))
+	}
+}
+
+// TestTrashStops: a removal stops between two entries once berth shuts
+// down (close), leaving the rest for the next boot, whose trash removes
+// it; an entry that cannot be removed (an immutable file in it) is tried
+// trashAttempts times, logged and left, and holds nothing else up.
+func TestTrashStops(t *testing.T) {
+	state := t.TempDir()
+	console := &lockedBuffer{}
+	tr, err := newTrash(state, NewLogger(console), func(func()) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := containerTree(t, state, "app", t.TempDir())
+	if err := releaseRootfs(dir, tr); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	close(stopped)
+	tr.empty(stopped)
+	if ents, _ := os.ReadDir(tr.dir); len(ents) != 1 {
+		t.Fatalf("after a removal stopped at once: %d entries in the trash, want app's tree", len(ents))
+	}
+	// The next boot's trash, with a real goroutine, removes it; close
+	// waits for that goroutine.
+	next, err := newTrash(state, NewLogger(console), func(f func()) { go f() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ents, _ := os.ReadDir(tr.dir); len(ents) == 0 {
+			break
+		}
+		if time.Now().After(deadline) { // a hang guard
+			t.Fatal("the next boot's trash did not remove the leftover")
+		}
+	}
+	next.close()
+	select {
+	case <-next.exited:
+	default:
+		t.Error("close returned before the trash's goroutine ended")
+	}
+
+	// An immutable file.
+	dir = containerTree(t, state, "locked", t.TempDir())
+	f, err := os.Open(filepath.Join(dir, "upper/var/lib/db/a/b/c/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, fsImmutableFL); err != nil {
+		t.Skipf("no immutable flag here: %v", err)
+	}
+	defer unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, 0)
+	other := containerTree(t, state, "other", t.TempDir())
+	for _, d := range []string{dir, other} {
+		if err := releaseRootfs(d, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.empty(nil)
+	ents, _ := os.ReadDir(tr.dir)
+	if len(ents) == 0 || len(ents) > 4 {
+		t.Errorf("after the emptying: %d entries, want the chain to the immutable file", len(ents))
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "other.") {
+			t.Errorf("the tree beside the immutable file was not removed: %s", e.Name())
+		}
+	}
+	tr.log.Flush(5 * time.Second)
+	if !strings.Contains(console.String(), "left for the next boot") {
+		t.Errorf("the entry left is not logged:\n%s", console.String())
+	}
+}
+
+// fsImmutableFL is FS_IMMUTABLE_FL (linux/fs.h), which x/sys/unix lacks.
+const fsImmutableFL = 0x10
