@@ -232,9 +232,16 @@ func (s *supervisor) releaseAll() {
 	}
 	s.trash.close()
 	if s.trash != nil && !s.b.opts.PID1 {
-		s.trash.empty(nil)
+		stop := make(chan struct{})
+		timer := time.AfterFunc(hostTrashWait, func() { close(stop) })
+		s.trash.empty(stop)
+		timer.Stop()
 	}
 }
+
+// hostTrashWait bounds berth boot's last emptying of the trash on a host:
+// a container that did not stop may still write into its layer.
+const hostTrashWait = time.Minute
 
 // short abbreviates a digest for logs: sha256:0123456789ab.
 func short(digest string) string {

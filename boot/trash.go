@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,12 @@ type trash struct {
 	exited chan struct{} // closed when the goroutine has ended
 	seq    atomic.Uint64
 	stop   sync.Once
+	// tries counts the failed removals of each entry, by name (every
+	// name in the trash is its own), for the trash's life: one that failed trashAttempts
+	// times is logged once and left for the next boot. Only the
+	// emptying that holds mu uses it.
+	mu    sync.Mutex
+	tries map[string]int
 }
 
 // newTrash makes the trash in stateDir, private to root, and starts its
@@ -57,7 +64,7 @@ func newTrash(stateDir string, log *Logger, goSafe func(func())) (*trash, error)
 	if err := privateDir(dir); err != nil {
 		return nil, err
 	}
-	t := &trash{dir: dir, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	t := &trash{dir: dir, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{}), tries: map[string]int{}}
 	t.kick <- struct{}{}
 	goSafe(func() {
 		defer close(t.exited)
@@ -96,7 +103,7 @@ func (t *trash) close() {
 // is not there is nothing to do; one on another file system than the
 // trash is removed in place, now.
 func (t *trash) put(tree string) error {
-	err := t.moveIn(unix.AT_FDCWD, tree, filepath.Base(tree))
+	err := t.putIn(tree)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return nil
@@ -115,65 +122,108 @@ func (t *trash) put(tree string) error {
 	return nil
 }
 
-// moveIn renames name (relative to dirfd) into the trash under a name
-// of its own: stem, the time and a sequence number, never one already
-// there (a leftover of an earlier boot whose clock said the same).
-func (t *trash) moveIn(dirfd int, name, stem string) error {
+// moveIn renames name (relative to dirfd) into the directory toDir
+// (an fd) under a name of its own: stem, the time and a sequence number,
+// never one already there (a leftover of an earlier boot whose clock
+// said the same).
+func (t *trash) moveIn(dirfd int, name string, toDir int, stem string) error {
 	for {
-		to := filepath.Join(t.dir, stem+"."+strconv.FormatInt(time.Now().UnixNano(), 36)+"."+strconv.FormatUint(t.seq.Add(1), 10))
-		err := unix.Renameat2(dirfd, name, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+		to := stem + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "." + strconv.FormatUint(t.seq.Add(1), 10)
+		err := unix.Renameat2(dirfd, name, toDir, to, unix.RENAME_NOREPLACE)
 		if errors.Is(err, unix.EINVAL) { // a file system without RENAME_NOREPLACE
-			err = unix.Renameat(dirfd, name, unix.AT_FDCWD, to)
+			var st unix.Stat_t
+			if unix.Fstatat(toDir, to, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+				continue // rename(2) would replace it
+			}
+			err = unix.Renameat(dirfd, name, toDir, to)
 		}
-		if !errors.Is(err, unix.EEXIST) {
+		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
 			return err
 		}
 	}
 }
 
+// putIn is put's move: into the trash itself.
+func (t *trash) putIn(tree string) error {
+	fd, err := unix.Open(t.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return t.moveIn(unix.AT_FDCWD, tree, fd, filepath.Base(tree))
+}
+
 // empty removes the trash's entries until none is left but those that
-// failed trashAttempts times, or until stop is closed.
+// failed trashAttempts times, or until stop is closed. The
+// subdirectories it moves up go into a staging directory of this
+// emptying (.flat-N), removed at its end: a tree of a million
+// directories leaves no directory of a million entries behind.
 func (t *trash) empty(stop <-chan struct{}) {
-	tries := map[string]int{}
-	for {
-		progress, err := t.pass(stop, tries)
-		if err != nil {
-			if !errors.Is(err, errTrashClosed) {
-				t.log.Printf("warning: trash %s: %v", t.dir, err)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	top, err := unix.Open(t.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.log.Printf("warning: trash %s: %v", t.dir, err)
+		return
+	}
+	defer unix.Close(top)
+	flatName := ".flat-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(t.seq.Add(1), 10)
+	if err := unix.Mkdirat(top, flatName, 0o700); err != nil {
+		t.log.Printf("warning: trash %s: %v", t.dir, err)
+		return
+	}
+	// Empty at the end, unless an entry in it is left: then the next
+	// emptying takes it as an entry of the trash.
+	defer unix.Unlinkat(top, flatName, unix.AT_REMOVEDIR)
+	flat, err := unix.Openat(top, flatName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.log.Printf("warning: trash %s: %v", t.dir, err)
+		return
+	}
+	defer unix.Close(flat)
+	for _, dir := range []int{top, flat} {
+		for {
+			progress, err := t.pass(dir, flat, flatName, stop)
+			if err != nil {
+				if !errors.Is(err, errTrashClosed) {
+					t.log.Printf("warning: trash %s: %v", t.dir, err)
+				}
+				return
 			}
-			return
-		}
-		if !progress {
-			return
+			if !progress {
+				break
+			}
 		}
 	}
 }
 
-// pass reads the trash once, a batch at a time, and removes what it
-// finds; progress says it tried one.
-func (t *trash) pass(stop <-chan struct{}, tries map[string]int) (progress bool, err error) {
-	top, err := os.Open(t.dir)
+// pass reads the directory dir (the trash, or the staging directory flat)
+// once, a batch at a time, and removes what it finds, moving
+// subdirectories into flat; progress says it tried one.
+func (t *trash) pass(dir, flat int, flatName string, stop <-chan struct{}) (progress bool, err error) {
+	fd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, err
 	}
-	defer top.Close()
+	d := os.NewFile(uintptr(fd), t.dir)
+	defer d.Close()
 	for {
-		ents, rerr := top.ReadDir(256)
+		ents, rerr := d.ReadDir(256)
 		for _, e := range ents {
 			name := e.Name()
-			if tries[name] >= trashAttempts {
+			if name == flatName || t.tries[name] >= trashAttempts {
 				continue
 			}
 			if closed(stop) {
 				return progress, errTrashClosed
 			}
 			progress = true
-			if err := t.remove(int(top.Fd()), name, stop); err != nil {
+			if err := t.remove(dir, name, flat, stop); err != nil {
 				if errors.Is(err, errTrashClosed) {
 					return progress, err
 				}
-				if tries[name]++; tries[name] == trashAttempts {
-					t.log.Printf("warning: trash: %s: %v; left for the next boot", name, err)
+				if t.tries[name]++; t.tries[name] == trashAttempts {
+					t.log.Printf("warning: trash: %q: %v; left for the next boot", name, err)
 				}
 			}
 		}
@@ -186,23 +236,34 @@ func (t *trash) pass(stop <-chan struct{}, tries map[string]int) (progress bool,
 	}
 }
 
-// remove removes the trash's entry name: a file at once; a directory's
-// files, its subdirectories moved up into the trash as entries of their
-// own, then the directory itself.
-func (t *trash) remove(top int, name string, stop <-chan struct{}) error {
-	err := unix.Unlinkat(top, name, 0)
+// remove removes the entry name of dir: a file at once; a directory's
+// files, its subdirectories moved into flat as entries of their own,
+// then the directory itself. It goes on past an entry it cannot remove,
+// and then leaves the directory, with the first error. The staging
+// directory of an earlier emptying keeps its entries' names, and with
+// them their counts of tries.
+func (t *trash) remove(dir int, name string, flat int, stop <-chan struct{}) error {
+	err := unix.Unlinkat(dir, name, 0)
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if !errors.Is(err, unix.EISDIR) {
 		return err
 	}
-	fd, err := unix.Openat(top, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // another emptying took it
+	}
 	if err != nil {
 		return err
 	}
 	d := os.NewFile(uintptr(fd), name)
 	defer d.Close()
+	if fdMountRoot(fd) {
+		return errors.New("a mount point: not entered")
+	}
+	keep := strings.HasPrefix(name, ".flat-")
+	var first error
 	for {
 		ents, rerr := d.ReadDir(256)
 		for _, e := range ents {
@@ -210,11 +271,14 @@ func (t *trash) remove(top int, name string, stop <-chan struct{}) error {
 				return errTrashClosed
 			}
 			err := unix.Unlinkat(fd, e.Name(), 0)
-			if errors.Is(err, unix.EISDIR) {
-				err = t.moveIn(fd, e.Name(), "d")
+			if errors.Is(err, unix.EISDIR) && keep {
+				err = unix.Renameat2(fd, e.Name(), flat, e.Name(), unix.RENAME_NOREPLACE)
 			}
-			if err != nil && !errors.Is(err, unix.ENOENT) {
-				return fmt.Errorf("%s: %w", e.Name(), err)
+			if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EINVAL) {
+				err = t.moveIn(fd, e.Name(), flat, "d")
+			}
+			if err != nil && !errors.Is(err, unix.ENOENT) && first == nil {
+				first = fmt.Errorf("%q: %w", e.Name(), err)
 			}
 		}
 		if rerr == io.EOF || len(ents) == 0 {
@@ -224,7 +288,20 @@ func (t *trash) remove(top int, name string, stop <-chan struct{}) error {
 			return rerr
 		}
 	}
-	return unix.Unlinkat(top, name, unix.AT_REMOVEDIR)
+	if first != nil {
+		return first
+	}
+	if err := unix.Unlinkat(dir, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+// fdMountRoot reports whether the directory fd is the root of a mount.
+func fdMountRoot(fd int) bool {
+	var stx unix.Statx_t
+	err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &stx)
+	return err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }
 
 // closed reports whether stop is closed; a nil stop never is.
