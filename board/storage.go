@@ -296,6 +296,15 @@ func MountFS(dev, target, fstype string) (loaded []string, err error) {
 	if err := unix.FsconfigSetString(fsfd, "source", dev); err != nil {
 		return loaded, fail(err)
 	}
+	// The superblock may ask the kernel to panic on an error (ext4's
+	// errors=panic, set by tune2fs -e): a disk whose contents someone
+	// else wrote would then reset the board at every boot. berth's
+	// option wins over the superblock's.
+	if opt, ok := errorsOption[fstype]; ok {
+		if err := unix.FsconfigSetString(fsfd, "errors", opt); err != nil {
+			return loaded, fail(err)
+		}
+	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return loaded, fail(err)
 	}
@@ -309,6 +318,10 @@ func MountFS(dev, target, fstype string) (loaded []string, err error) {
 	}
 	return loaded, nil
 }
+
+// errorsOption is the errors= option MountFS gives each filesystem type
+// that has one: never panic.
+var errorsOption = map[string]string{"ext2": "remount-ro", "ext3": "remount-ro", "ext4": "remount-ro", "vfat": "remount-ro"}
 
 // hasFilesystem reports whether /proc/filesystems lists fstype.
 func hasFilesystem(fstype string) bool {

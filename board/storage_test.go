@@ -16,6 +16,28 @@ import (
 
 // mountOptions returns the per-mount options and the type of the mount at
 // point, from /proc/self/mountinfo.
+// superOptions returns the superblock options of the mount at point.
+func superOptions(t *testing.T, point string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[4] != point {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+3 < len(f) {
+				return f[i+3]
+			}
+		}
+	}
+	t.Fatalf("nothing mounted at %s", point)
+	return ""
+}
+
 func mountOptions(t *testing.T, point string) (opts, fstype string) {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")
@@ -146,10 +168,12 @@ func TestWaitDevice(t *testing.T) {
 }
 
 // TestMountFS mounts an ext4 loop device with noatime, nodev and nosuid,
-// and reports the kernel's own words for a filesystem of another type.
+// and errors=remount-ro over its superblock's errors=panic, and reports
+// the kernel's own words for a filesystem of another type.
 func TestMountFS(t *testing.T) {
 	img := sparseFile(t, 16<<20)
 	tool(t, "mkfs.ext4", "-q", "-F", "-L", "data", img)
+	tool(t, "tune2fs", "-e", "panic", img)
 	dev := loopDevice(t, img)
 	// xfs: a type this host's kernel has built in.
 	_, err := MountFS(dev, filepath.Join(t.TempDir(), "xfs"), "xfs")
@@ -169,6 +193,9 @@ func TestMountFS(t *testing.T) {
 	}
 	if fstype != "ext4" {
 		t.Errorf("mounted as %s", fstype)
+	}
+	if super := superOptions(t, target); !strings.Contains(","+super+",", ",errors=remount-ro,") {
+		t.Errorf("superblock options %q: the disk's errors=panic stands", super)
 	}
 	if err := os.WriteFile(filepath.Join(target, "x"), []byte("x"), 0o644); err != nil {
 		t.Errorf("not writable: %v", err)
