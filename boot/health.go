@@ -69,6 +69,10 @@ type healthState struct {
 	mu      sync.Mutex
 	info    HealthInfo
 	changed chan struct{}
+	// run numbers the container's runs: each start and each stop begins
+	// a new one, so a checker's result that comes after its run ended
+	// is dropped (updateRun).
+	run uint64
 
 	// Loop only: stop ends the current run's checker (nil when none
 	// runs); restarting is set while the loop stops the container as
@@ -105,6 +109,11 @@ func (h *healthState) watch() (HealthInfo, <-chan struct{}) {
 func (h *healthState) update(f func(*HealthInfo)) (from, to Health) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.apply(f)
+}
+
+// apply is update with h.mu held.
+func (h *healthState) apply(f func(*HealthInfo)) (from, to Health) {
 	before := h.info
 	f(&h.info)
 	if h.info.Health != before.Health || h.info.Running != before.Running {
@@ -112,6 +121,26 @@ func (h *healthState) update(f func(*HealthInfo)) (from, to Health) {
 		h.changed = make(chan struct{})
 	}
 	return before.Health, h.info.Health
+}
+
+// newRun begins a new run and returns its number.
+func (h *healthState) newRun() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.run++
+	return h.run
+}
+
+// updateRun is update for the checker of run: ok is false, and nothing
+// changes, once that run has ended.
+func (h *healthState) updateRun(run uint64, f func(*HealthInfo)) (from, to Health, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.run != run {
+		return "", "", false
+	}
+	from, to = h.apply(f)
+	return from, to, true
 }
 
 // healthEvent tells the loop that the container c of u turned unhealthy.
@@ -130,13 +159,14 @@ func (s *supervisor) startHealth(u *unit, c *container.Container) {
 			i.Health, i.FailingStreak = HealthStarting, 0
 		}
 	})
+	run := u.health.newRun()
 	if hc == nil {
 		return
 	}
 	stop := make(chan struct{})
 	u.health.stop = stop
 	started := u.started
-	s.b.goSafe(func() { s.runChecks(u, c, started, stop) })
+	s.b.goSafe(func() { s.runChecks(u, c, started, run, stop) })
 }
 
 // stopHealth ends u's checks: its container is stopping or has ended.
@@ -145,6 +175,7 @@ func (s *supervisor) stopHealth(u *unit) {
 		close(u.health.stop)
 		u.health.stop = nil
 	}
+	u.health.newRun() // the checker's last result, if it comes, is dropped
 	u.health.update(func(i *HealthInfo) { i.Running = false })
 }
 

@@ -31,9 +31,10 @@ type checkResult struct {
 }
 
 // runChecks runs u's checks while its container c, started at started,
-// runs: the first an interval after the start, each next an interval
-// after the last ended, until stop is closed.
-func (s *supervisor) runChecks(u *unit, c *container.Container, started time.Time, stop <-chan struct{}) {
+// runs (its run of u.health): the first an interval after the start,
+// each next an interval after the last ended, until stop is closed. A
+// result that comes once the run has ended is dropped.
+func (s *supervisor) runChecks(u *unit, c *container.Container, started time.Time, run uint64, stop <-chan struct{}) {
 	hc := u.sup.health
 	s.b.log.Printf("container %s: health check %s", u.name, hc.describe())
 	t := time.NewTimer(hc.interval)
@@ -48,11 +49,14 @@ func (s *supervisor) runChecks(u *unit, c *container.Container, started time.Tim
 		if done {
 			return
 		}
-		from, to := u.health.update(func(i *HealthInfo) {
+		from, to, current := u.health.updateRun(run, func(i *HealthInfo) {
 			i.Health, i.FailingStreak = nextHealth(i.Health, i.FailingStreak, r.ok, r.started.Sub(started) < hc.startPeriod, hc.retries)
 			at, code := r.started, r.code
 			i.LastCheck, i.LastExitCode, i.LastOutput = &at, &code, r.output
 		})
+		if !current {
+			return
+		}
 		if from != to {
 			s.b.log.Printf("container %s is %s (check status %d%s)", u.name, to, r.code, cutOutput(r.output))
 		}
@@ -103,9 +107,12 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 		return r, false
 	}
 	defer p.Pidfd.Close()
+	// The deadline is set before the reader starts: an exit seen first
+	// shortens it to the drain, which the reader must not undo.
 	deadline := r.started.Add(hc.timeout)
+	_ = rd.SetReadDeadline(deadline)
 	output := make(chan string, 1)
-	s.b.goSafe(func() { output <- readTail(rd, deadline) })
+	s.b.goSafe(func() { output <- readTail(rd) })
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	var ws syscall.WaitStatus
@@ -130,12 +137,12 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 	return r, false
 }
 
-// readTail reads what a check writes to r until it ends, deadline
-// passes or maxHealthRead bytes have come, closes r, and returns the
-// last maxHealthOutput bytes ("…" first when it kept only the end).
-func readTail(r *os.File, deadline time.Time) string {
+// readTail reads what a check writes to r until it ends, r's read
+// deadline passes or maxHealthRead bytes have come, closes r, and
+// returns the last maxHealthOutput bytes ("…" first when it kept only
+// the end).
+func readTail(r *os.File) string {
 	defer r.Close()
-	_ = r.SetReadDeadline(deadline)
 	var buf [maxHealthOutput]byte
 	tail := make([]byte, 0, 2*maxHealthOutput)
 	cut := false

@@ -109,7 +109,8 @@ func TestReadTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			go func() { tc.write(w); w.Close() }()
-			if got := readTail(r, time.Now().Add(time.Minute)); !tc.want(got) {
+			r.SetReadDeadline(time.Now().Add(time.Minute))
+			if got := readTail(r); !tc.want(got) {
 				t.Errorf("got %d bytes: %.60q…", len(got), got)
 			}
 		})
@@ -121,7 +122,8 @@ func TestReadTail(t *testing.T) {
 		}
 		defer w.Close()
 		done := make(chan string)
-		go func() { done <- readTail(r, time.Now().Add(time.Minute)) }()
+		r.SetReadDeadline(time.Now().Add(time.Minute))
+		go func() { done <- readTail(r) }()
 		chunk := []byte(strings.Repeat("y", 64<<10))
 		written := 0
 		for {
@@ -164,5 +166,28 @@ func TestUnhealthyExit(t *testing.T) {
 		case !operatorStop && (!unhealthy || u.state != stateBackoff || u.restarts != 1 || !u.health.lastRestart):
 			t.Errorf("an unhealthy stop, exit 0: unhealthy %v, state %s, restarts %d, lastRestart %v", unhealthy, u.state, u.restarts, u.health.lastRestart)
 		}
+	}
+}
+
+// TestHealthRunEnded: a checker's result that comes once its run has
+// ended — its container stopped, or started again — is dropped, and
+// changes nothing the new run shows.
+func TestHealthRunEnded(t *testing.T) {
+	h := newHealthState("web", &healthCheck{})
+	run := h.newRun() // the container starts
+	if _, to, ok := h.updateRun(run, func(i *HealthInfo) { i.Health = HealthHealthy }); !ok || to != HealthHealthy {
+		t.Fatalf("the current run's result: %v %v", to, ok)
+	}
+	h.newRun() // it stops
+	next := h.newRun()
+	h.update(func(i *HealthInfo) { i.Health = HealthStarting })
+	if _, _, ok := h.updateRun(run, func(i *HealthInfo) { i.Health = HealthUnhealthy }); ok {
+		t.Error("a result of an ended run was taken")
+	}
+	if info, _ := h.watch(); info.Health != HealthStarting {
+		t.Errorf("after an ended run's result: %s, want starting", info.Health)
+	}
+	if _, _, ok := h.updateRun(next, func(i *HealthInfo) {}); !ok {
+		t.Error("the new run's result was dropped")
 	}
 }

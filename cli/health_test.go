@@ -14,7 +14,8 @@ import (
 
 // healthConfig is TestHealthChecks' appliance: a check that passes, one
 // that fails and restarts its container, one that hangs, two with a
-// start_period, one that floods its output, one that cannot start.
+// start_period, one that floods its output, one that leaves a process
+// behind, one that cannot start.
 const healthConfig = `
 [[container]]
 name = "good"
@@ -89,6 +90,17 @@ interval = "100ms"
 [[container.mount]]
 source = "MARKS"
 target = "/marks"
+
+[[container]]
+name = "leaver"
+image = "bb.tar.zst"
+command = ["sleep", "1000"]
+stop_timeout = "1s"
+[container.health]
+command = ["sh", "-c", "sleep 1000 & echo left one behind"]
+interval = "500ms"
+timeout = "1h"
+retries = 1
 
 [[container]]
 name = "nocmd"
@@ -221,6 +233,15 @@ func TestHealthChecks(t *testing.T) {
 	}
 	if out := flood().LastOutput; len(out) != 4<<10+len("…") || strings.Trim(out[len("…"):], "0123456789abcdef\n") != "" {
 		t.Errorf("flood output kept: %d bytes, ending %q", len(out), out[max(0, len(out)-40):])
+	}
+	// 5b. A check that exits leaving a process that holds its output:
+	// judged once it has exited (and the output drained briefly), not
+	// at its timeout of 1h.
+	waitFor(t, "leaver to be healthy", h.log, func() bool { return h.ps()["leaver"].Health == "healthy" })
+	firstLeave := *h.health("leaver").LastCheck
+	waitFor(t, "two more checks of leaver", h.log, func() bool { return h.health("leaver").LastCheck.Sub(firstLeave) >= 900*time.Millisecond })
+	if info := h.health("leaver"); info.LastOutput != "left one behind\n" {
+		t.Errorf("status of leaver: %+v", info)
 	}
 	// 6. A check that cannot start fails.
 	waitFor(t, "nocmd to be unhealthy", h.log, func() bool { return h.ps()["nocmd"].Health == "unhealthy" })
