@@ -69,8 +69,18 @@ func fromShort(v uint32) time.Duration {
 	return time.Duration((uint64(v) * uint64(time.Second)) >> 16)
 }
 
+// The times an answer may give: none before berth was written (a
+// server reset to its epoch says 1900 or 1970), none from 2100 on, past
+// which the RTC and the saved time do not go. An answer outside is not
+// believed, whichever the local clock says.
+var (
+	plausibleFrom = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	plausibleTo   = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Errors of an answer that is not believed.
 var (
+	errImplausible = errors.New("implausible answer")
 	errKissOfDeath = errors.New("the server refused the request (stratum 0, kiss-o'-death)")
 	errBadAnswer   = errors.New("not an answer to this request")
 )
@@ -132,7 +142,9 @@ func QuerySNTP(ctx context.Context, server string, timeout time.Duration) (Sampl
 		// The round trip t4-t1 is read on the monotonic clock, so a step
 		// of the wall clock meanwhile does not distort the delay.
 		s.Stratum, s.RootDelay, s.RootDispersion = a.stratum, a.rootDelay, a.rootDisp
-		s.Offset = (a.recv.Sub(t1) + a.xmit.Sub(t4)) / 2
+		// Each half on its own: a clock a century or more from the
+		// server's would overflow the sum (Sub saturates each term).
+		s.Offset = a.recv.Sub(t1)/2 + a.xmit.Sub(t4)/2
 		s.Delay = max(t4.Sub(t1)-a.xmit.Sub(a.recv), 0)
 		if dist := s.RootDistance(); dist > MaxRootDistance {
 			return s, fmt.Errorf("sntp %s: root distance %v is beyond %v: the server's time is too uncertain", server, dist, MaxRootDistance)
@@ -176,6 +188,9 @@ func parseSNTP(b []byte, origin []byte) (answer, error) {
 	a.recv, a.xmit = fromNTP(rts), fromNTP(tts)
 	if a.xmit.Before(a.recv) {
 		return a, fmt.Errorf("%w: transmitted before it was received", errBadAnswer)
+	}
+	if a.xmit.Before(plausibleFrom) || !a.xmit.Before(plausibleTo) {
+		return a, fmt.Errorf("%w: its time %s is outside %d-%d", errImplausible, a.xmit.UTC().Format(time.RFC3339), plausibleFrom.Year(), plausibleTo.Year()-1)
 	}
 	a.rootDelay = fromShort(binary.BigEndian.Uint32(b[4:8]))
 	a.rootDisp = fromShort(binary.BigEndian.Uint32(b[8:12]))

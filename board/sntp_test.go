@@ -87,7 +87,7 @@ func TestSNTPDefaultPort(t *testing.T) {
 }
 
 func TestSNTPOffset(t *testing.T) {
-	for _, skew := range []time.Duration{0, 90 * time.Minute, -20 * 365 * 24 * time.Hour} {
+	for _, skew := range []time.Duration{0, 90 * time.Minute, -300 * 24 * time.Hour, 50 * 365 * 24 * time.Hour} {
 		s, err := QuerySNTP(context.Background(), fakeNTP(t, skew, nil), 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -127,6 +127,10 @@ func TestSNTPRefused(t *testing.T) {
 		// root delay (read unsigned, as RFC 5905 has it), is too far off.
 		{"root dispersion 2s", func(b []byte) { binary.BigEndian.PutUint32(b[8:12], 2<<16) }, "root distance"},
 		{"negative root delay", func(b []byte) { binary.BigEndian.PutUint32(b[4:8], 0xffff0000) }, "root distance"},
+		// Times outside 2025-2099, at the edges and just past them.
+		{"1970", func(b []byte) { stamp(b, time.Unix(5, 0)) }, "its time 1970-01-01T00:00:05Z is outside 2025-2099"},
+		{"2024, the last second", func(b []byte) { stamp(b, plausibleFrom.Add(-time.Second)) }, "its time 2024-12-31T23:59:59Z is outside 2025-2099"},
+		{"2100", func(b []byte) { stamp(b, plausibleTo) }, "its time 2100-01-01T00:00:00Z is outside 2025-2099"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,6 +208,28 @@ func TestNTPTimeRoundTrip(t *testing.T) {
 	for _, tm := range []time.Time{time.Unix(0, 0), time.Date(2026, 11, 30, 1, 2, 3, 456789000, time.UTC), time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		if got := fromNTP(ntpTime(tm)); got.Sub(tm).Abs() > time.Microsecond {
 			t.Errorf("%v round-trips to %v", tm, got)
+		}
+	}
+}
+
+// stamp sets an answer's receive and transmit timestamps to t.
+func stamp(b []byte, t time.Time) {
+	binary.BigEndian.PutUint64(b[32:40], ntpTime(t))
+	binary.BigEndian.PutUint64(b[40:48], ntpTime(t))
+}
+
+// TestSNTPPlausibleEdges: the first and the last second a server's
+// time may say are believed, and an offset of a century does not
+// overflow.
+func TestSNTPPlausibleEdges(t *testing.T) {
+	for _, at := range []time.Time{plausibleFrom, plausibleTo.Add(-time.Second)} {
+		s, err := QuerySNTP(context.Background(), fakeNTP(t, 0, func(b []byte) { stamp(b, at) }), 500*time.Millisecond)
+		if err != nil {
+			t.Errorf("%s: %v", at, err)
+			continue
+		}
+		if got := time.Now().Add(s.Offset); got.Sub(at).Abs() > 2*time.Second {
+			t.Errorf("%s: offset %v gives %s", at, s.Offset, got)
 		}
 	}
 }
