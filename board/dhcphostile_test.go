@@ -123,9 +123,12 @@ func TestLeaseTimes(t *testing.T) {
 		duration, want1, w2 time.Duration
 	}{
 		{3600, -1, -1, 3600 * s, 1800 * s, 3150 * s},
-		{3600, 100, 200, 3600 * s, 100 * s, 200 * s},
-		{3600, 300, 200, 3600 * s, 1800 * s, 3150 * s},        // T1 past T2
-		{3600, 100, 4000, 3600 * s, 100 * s, 3150 * s},        // T2 past the lease
+		{3600, 450, 600, 3600 * s, 450 * s, 600 * s},          // an eighth: the shortest taken
+		{3600, 449, 3000, 3600 * s, 1800 * s, 3000 * s},       // just under it
+		{3600, 1, 2, 3600 * s, 1800 * s, 3150 * s},            // a renewal every second
+		{3600, 500, 449, 3600 * s, 500 * s, 3150 * s},         // T2 just under an eighth
+		{3600, 900, 800, 3600 * s, 1800 * s, 3150 * s},        // T1 past T2
+		{3600, 600, 4000, 3600 * s, 600 * s, 3150 * s},        // T2 past the lease
 		{3600, 3500, 4000, 3600 * s, 1800 * s, 3150 * s},      // both wrong
 		{-1, -1, -1, time.Hour, 1800 * s, 3150 * s},           // no lease time
 		{1, -1, -1, minLease, minLease / 2, minLease / 8 * 7}, // too short

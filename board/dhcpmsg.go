@@ -295,8 +295,10 @@ func leaseFromAck(m *dhcpMsg, start time.Time) (*Lease, error) {
 
 // setTimes applies the server's lease time, T1 and T2 (seconds, -1 when
 // absent): no lease time is an hour, 0xffffffff forever, anything shorter
-// than minLease is minLease; T1 and T2 that are missing or not in order
-// (0 < T1 < T2 < lease) are the RFC's defaults, 1/2 and 7/8.
+// than minLease is minLease; T1 and T2 that are missing, not in order
+// (0 < T1 < T2 < lease) or shorter than an eighth of the lease (a server
+// asking for a renewal every second of an hour's lease) are the RFC's
+// defaults, 1/2 and 7/8.
 func (l *Lease) setTimes(lease, t1, t2 int64) {
 	switch {
 	case lease == infiniteLease:
@@ -307,10 +309,11 @@ func (l *Lease) setTimes(lease, t1, t2 int64) {
 		l.Duration = max(time.Duration(lease)*time.Second, minLease)
 	}
 	l.T1, l.T2 = time.Duration(t1)*time.Second, time.Duration(t2)*time.Second
-	if t2 < 0 || l.T2 <= 0 || l.T2 >= l.Duration {
+	short := l.Duration / 8
+	if t2 < 0 || l.T2 < short || l.T2 >= l.Duration {
 		l.T2 = l.Duration / 8 * 7
 	}
-	if t1 < 0 || l.T1 <= 0 || l.T1 >= l.T2 {
+	if t1 < 0 || l.T1 < short || l.T1 >= l.T2 {
 		l.T1 = l.Duration / 2
 	}
 	if l.T1 >= l.T2 {
