@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,12 @@ type Prepared struct {
 func OpenCache(root string) (*Cache, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	// The root itself, not what a symlink there names: on a data
+	// partition written elsewhere, one could send berth's trees and
+	// locks to any directory of the host.
+	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("open cache %s: not a directory (a symlink is not followed)", root)
 	}
 	c := &Cache{Root: root, inflight: make(map[string]*sync.Mutex)}
 	unlock, err := c.lockRoot(unix.LOCK_EX)
@@ -230,6 +237,9 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 // (replace); when a container root uses it, or unpacking it again fails,
 // it is used as it is (p.Stale).
 func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final string, p *Prepared) (int, error) {
+	if err := dropForeign(final); err != nil {
+		return -1, err
+	}
 	stale := false
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
 		lease, err := leaseEntry(final)
@@ -280,6 +290,32 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 		return -1, err
 	}
 	return leaseEntry(final)
+}
+
+// dropForeign removes the entry final when it is not a tree berth
+// makes: a symlink or a file where its directory should be, or a
+// rootfs in it that is one. Such a thing comes from a data partition
+// written elsewhere, and overlayfs would follow it, as a container's
+// lower layer, to any directory of the host — its root included. The
+// entry is then unpacked anew.
+func dropForeign(final string) error {
+	fi, err := os.Lstat(final)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		ri, err := os.Lstat(filepath.Join(final, "rootfs"))
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && ri.IsDir()) {
+			return nil
+		}
+	}
+	if err := removeTree(final); err != nil {
+		return fmt.Errorf("%s is not a tree berth made (a symlink where a directory should be), and removing it failed: %w", final, err)
+	}
+	return nil
 }
 
 // errRaced is returned by commit when the entry appeared meanwhile.

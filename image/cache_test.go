@@ -329,3 +329,65 @@ func TestGC(t *testing.T) {
 		t.Errorf("memos before gc %v, after %v: want both images' kept", before, after)
 	}
 }
+
+// TestPrepareForeignEntry: an entry planted on the cache's disk — the
+// image's digest as a symlink to a directory of the host, or a real
+// directory whose rootfs is a symlink to / — is not followed: the image
+// is unpacked anew in its place. A cache root that is a symlink is
+// refused.
+func TestPrepareForeignEntry(t *testing.T) {
+	want, img := packTree(t)
+	digest := fileDigest(t, img)
+	host := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(host, "rootfs", "host-secret"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		plant func(entry string) error
+	}{
+		{"entry a symlink", func(entry string) error { return os.Symlink(host, entry) }},
+		{"rootfs a symlink", func(entry string) error {
+			if err := os.Mkdir(entry, 0o700); err != nil {
+				return err
+			}
+			return os.Symlink("/", filepath.Join(entry, "rootfs"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "cache")
+			c, err := OpenCache(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry := filepath.Join(root, "sha256-"+digest[len("sha256:"):])
+			if err := tc.plant(entry); err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.Prepare(img, PrepareOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Release()
+			if p.Cached {
+				t.Error("the planted entry was taken as cached")
+			}
+			for _, path := range []string{entry, p.Rootfs} {
+				if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+					t.Errorf("%s after the prepare: %v %v, want a directory", path, fi.Mode(), err)
+				}
+			}
+			compareTrees(t, want, snapshot(t, p.Rootfs))
+			if _, err := os.Stat(filepath.Join(host, "rootfs", "host-secret")); err != nil {
+				t.Errorf("the host directory the symlink named: %v", err)
+			}
+		})
+	}
+	link := filepath.Join(t.TempDir(), "cache")
+	if err := os.Symlink(host, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenCache(link); err == nil || !strings.Contains(err.Error(), "a symlink is not followed") {
+		t.Errorf("OpenCache of a symlink: %v", err)
+	}
+}
