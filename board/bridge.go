@@ -267,7 +267,7 @@ func (n *Network) apply(r *registry) (int, error) {
 	pubs := publishes(r)
 	if key := hashKey(rulesKey(r.state, pubs)); key != r.state.Rules {
 		prefix, _ := netip.ParsePrefix(r.state.Prefix)
-		if err := applyRules(r.state.Bridge, prefix.Masked(), pubs); err != nil {
+		if err := applyRules(r.state.Bridge, prefix.Masked(), pubs, r.state.Forward != ""); err != nil {
 			return index, err
 		}
 		st := *r.state
@@ -300,7 +300,7 @@ func publishes(r *registry) []publish {
 // rulesKey identifies a rule set, to apply it only when it changed.
 func rulesKey(st *bridgeState, pubs []publish) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", st.Bridge, st.Prefix)
+	fmt.Fprintf(&b, "%s %s forward=%q", st.Bridge, st.Prefix, st.Forward)
 	for _, p := range pubs {
 		fmt.Fprintf(&b, " %s:%d>%s:%d", p.Proto, p.Port, p.Addr, p.ToPort)
 	}

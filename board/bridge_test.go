@@ -149,6 +149,9 @@ func TestNetworkLifecycle(t *testing.T) {
 		`iifname "berth0" ip daddr 127.0.0.0/8 drop`,
 		`ip saddr 10.88.0.0/16 oifname != "berth0" masquerade`,
 		`oifname "berth0" drop`,
+		// ip_forward was off in this new network namespace: berth's
+		// bridge makes no router of the appliance.
+		`iifname != "berth0" oifname != "berth0" drop`,
 	} {
 		if !strings.Contains(rules, w) {
 			t.Errorf("table lacks %q:\n%s", w, rules)
@@ -387,5 +390,29 @@ func TestEntryFormat(t *testing.T) {
 	}
 	if _, err := parseBridgeState([]byte("berth-net-bridge berth0 10.88.0.1 - -")); err == nil {
 		t.Error("a state without a prefix length accepted")
+	}
+}
+
+// TestForwardLeftToHost: where ip_forward was on before the bridge (the
+// host routes, by its own choice), berth adds no rule that drops the
+// forwarding between other interfaces, and leaves ip_forward on.
+func TestForwardLeftToHost(t *testing.T) {
+	if !testutil.InNetNS(t) {
+		return
+	}
+	write(t, "/proc/sys/net/ipv4/ip_forward", "1")
+	n := testNetwork(t)
+	if _, err := n.Attach(Endpoint{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	rules := ruleset(t)
+	if !strings.Contains(rules, `oifname "berth0" drop`) || strings.Contains(rules, `iifname != "berth0" oifname != "berth0" drop`) {
+		t.Errorf("table where the host forwarded already:\n%s", rules)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f := sysctl(t, "net/ipv4/ip_forward"); f != "1" {
+		t.Errorf("ip_forward after the bridge: %s, want 1 as it was", f)
 	}
 }

@@ -28,8 +28,14 @@ import (
 //	  oifname "berth0" ct state established,related accept
 //	  oifname "berth0" ct status dnat accept
 //	  oifname "berth0" iifname "berth0" accept
-//	  oifname "berth0" drop }
+//	  oifname "berth0" drop
+//	  iifname != "berth0" oifname != "berth0" drop }
 //
+// The last rule is there when berth turned ip_forward on for the bridge
+// (it was off): the appliance then forwards for its containers only,
+// and does not become a router between its uplinks, or between a LAN and
+// a container's uplink. Where forwarding was on already, the host's own
+// routing is left as it was.
 // Published ports answer on every local address (fib daddr type local):
 // the uplinks', the bridge's and, from the appliance itself, 127.0.0.1
 // (which needs route_localnet on the bridge; the raw drop keeps containers
@@ -56,7 +62,8 @@ type publish struct {
 
 // applyRules replaces the table with the rules for bridge, its subnet
 // and pubs, atomically: add (so that the delete cannot fail), delete, add.
-func applyRules(bridge string, subnet netip.Prefix, pubs []publish) error {
+// With isolate, forwarding that does not touch the bridge is dropped.
+func applyRules(bridge string, subnet netip.Prefix, pubs []publish, isolate bool) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -105,6 +112,9 @@ func applyRules(bridge string, subnet netip.Prefix, pubs []publish) error {
 	rule(fwd, toBridge, ctBits(expr.CtKeySTATUS, ipsDstNAT), acceptV)
 	rule(fwd, toBridge, ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, bridge), acceptV)
 	rule(fwd, toBridge, drop)
+	if isolate {
+		rule(fwd, ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, bridge), drop)
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: table ip %s: %w", TableName, err)
 	}
