@@ -36,7 +36,8 @@ func startUplink(t *testing.T, ifaces ...Interface) *uplinkRun {
 		r.mu.Unlock()
 		t.Log(line)
 	}
-	u, err := StartUplink(UplinkConfig{Interfaces: ifaces, ResolvConf: r.resolv, Logf: logf, Debugf: logf})
+	u, err := StartUplink(UplinkConfig{Interfaces: ifaces, ResolvConf: r.resolv, Logf: logf, Debugf: logf,
+		Bridge: netip.MustParsePrefix(DefaultBridgePrefix)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,9 @@ type UplinkConfig struct {
 	// Changed is called whenever an interface's state changes. It runs
 	// on the uplink's goroutines and must not block.
 	Changed func()
+	// Bridge is the containers' bridge subnet: a lease in it is logged
+	// as a warning (the containers' traffic may leave by the uplink).
+	Bridge netip.Prefix
 }
 
 // Uplink configures the appliance's own interfaces: loopback at once,
@@ -388,6 +391,10 @@ func (l *link) bound(nl, old *Lease) {
 	}
 	l.logf("%s: DHCP %s %s from %s for %s: router %s, DNS %v", l.name, verb, nl.Address, nl.Server,
 		leaseTime(nl), orNone(nl.Router), nl.DNS)
+	if b := l.u.cfg.Bridge; b.IsValid() && nl.Address.Masked().Overlaps(b.Masked()) {
+		l.logf("warning: %s: the lease's %s overlaps the containers' bridge subnet %s: their traffic may leave by %s; give [network] bridge another subnet",
+			l.name, nl.Address.Masked(), b.Masked(), l.name)
+	}
 	l.u.applyHostname(nl.Hostname)
 	l.u.writeResolv()
 	l.u.changed()

@@ -100,6 +100,29 @@ func TestUplinkLateLink(t *testing.T) {
 	}
 }
 
+// TestUplinkLeaseInBridgeSubnet: a lease in the containers' bridge
+// subnet is taken, with a warning that says what to change; one beside
+// it is taken without.
+func TestUplinkLeaseInBridgeSubnet(t *testing.T) {
+	t.Parallel()
+	if !inNewNetNS(t) {
+		return
+	}
+	run := startUplink(t, Interface{Name: "lan0", DHCP: true}, Interface{Name: "lan1", DHCP: true})
+	startServer(t, newTestLAN(t, "lan0"), normalServer("10.88.3.15", 3600, -1, -1))
+	startServer(t, newTestLAN(t, "lan1"), normalServer("10.89.3.15", 3600, -1, -1))
+	waitFor(t, "both leases", func() bool {
+		st := run.u.Status()
+		return st[0].State == "bound" && st[1].State == "bound"
+	})
+	if run.logged("warning: lan0: the lease's 10.88.3.0/24 overlaps the containers' bridge subnet 10.88.0.0/16: their traffic may leave by lan0; give [network] bridge another subnet") != 1 {
+		t.Error("the lease in the bridge's subnet is not logged")
+	}
+	if run.logged("warning: lan1") != 0 {
+		t.Error("the lease beside the bridge's subnet is logged")
+	}
+}
+
 // TestResolvConfAtomic: resolv.conf is replaced by rename, never written
 // in place, and a symlink at its path is replaced, not followed.
 func TestResolvConfAtomic(t *testing.T) {

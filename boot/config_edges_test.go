@@ -72,6 +72,7 @@ func TestSupervisionEdges(t *testing.T) {
 func TestBoardStorageNetworkEdges(t *testing.T) {
 	const storage = "[storage]\ndevice = \"LABEL=data\"\n"
 	const iface = "[[network.interface]]\nname = \"eth0\"\ndhcp = true\n"
+	const static = "[[network.interface]]\nname = \"eth0\"\n"
 	tests := []struct {
 		toml  string
 		check func(*Config) bool
@@ -95,6 +96,14 @@ func TestBoardStorageNetworkEdges(t *testing.T) {
 		{iface + "mtu = 67", nil, "mtu: 67: want 68-65535"},
 		{iface + "mtu = 65536", nil, "mtu: 65536: want 68-65535"},
 		{iface + "mtu = 0", nil, "mtu: 0: want 68-65535"},
+		// A static address beside the bridge's default 10.88.0.0/16, in
+		// it, and in it once the bridge moves.
+		{static + `address = "10.89.0.2/16"`, func(c *Config) bool { return c.Network.Interface[0].Address == "10.89.0.2/16" }, ""},
+		{static + `address = "10.87.255.254/16"`, func(c *Config) bool { return true }, ""},
+		{static + `address = "10.88.7.2/24"`, nil, "address: 10.88.7.2/24 overlaps the bridge's subnet 10.88.0.0/16: containers' traffic would go out this interface"},
+		{static + `address = "10.0.0.2/8"`, nil, "overlaps the bridge's subnet 10.88.0.0/16"},
+		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.88.7.2/24"`, func(c *Config) bool { return true }, ""},
+		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.89.0.2/16"`, nil, "overlaps the bridge's subnet 10.89.0.0/16"},
 	}
 	for _, tc := range tests {
 		cfg, err := ParseConfig("e.toml", []byte(tc.toml+"\n"+genTestConfig))

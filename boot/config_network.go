@@ -53,9 +53,16 @@ func (n NetworkConfig) check(v *validator) {
 			v.addKey("network.bridge", "%v", err)
 		}
 	}
+	bridge := n.bridgePrefix()
 	seen := map[string]bool{}
 	for i, ic := range n.Interface {
 		key := func(k string) string { return "network.interface#" + strconv.Itoa(i) + "." + k }
+		// An uplink in the bridge's subnet: the kernel's route for the
+		// subnet would be the uplink's or the bridge's, whichever came
+		// first, and containers' traffic could leave by the uplink.
+		if pfx, err := parseHostPrefix(ic.Address); err == nil && pfx.Masked().Overlaps(bridge.Masked()) {
+			v.addKey(key("address"), "%s overlaps the bridge's subnet %s: containers' traffic would go out this interface; give [network] bridge another subnet", pfx, bridge.Masked())
+		}
 		id := ic.Name + "|" + strings.ToLower(ic.MAC)
 		if seen[id] {
 			v.addKey(key("name"), "this interface is configured twice")

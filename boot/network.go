@@ -24,6 +24,7 @@ func (b *booter) setupNetwork() error {
 	u, err := board.StartUplink(board.UplinkConfig{
 		Interfaces: ifaces, Hostname: b.cfg.Hostname, LoadDrivers: len(ifaces) > 0,
 		Logf: b.log.Printf, Debugf: b.log.Debugf, Changed: b.networkChanged,
+		Bridge: b.cfg.Network.bridgePrefix(),
 	})
 	if err != nil {
 		b.log.Printf("warning: network: %v", err)
