@@ -1,12 +1,14 @@
 package board
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -69,14 +71,29 @@ func fromShort(v uint32) time.Duration {
 	return time.Duration((uint64(v) * uint64(time.Second)) >> 16)
 }
 
-// The times an answer may give: none before berth was written (a
-// server reset to its epoch says 1900 or 1970), none from 2100 on, past
-// which the RTC and the saved time do not go. An answer outside is not
-// believed, whichever the local clock says.
+// The times an answer may give: none before berth was written (a server
+// reset to its epoch says 1970), none from 2100 on, past which the RTC
+// and the saved time do not go, and none more than maxAheadYears ahead
+// of this clock — or of plausibleFrom, when this clock is behind it (no
+// RTC, no saved time). An answer outside is not believed. NTP's 32-bit
+// seconds read a server reset to its own epoch, 1900, as 2036 (the next
+// era): the last rule refuses that while this clock is more than
+// maxAheadYears before 2036, and cannot tell it from the real time after.
 var (
 	plausibleFrom = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	plausibleTo   = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 )
+
+// maxAheadYears is how far ahead of this clock an answer may be: a
+// device kept in a drawer that long still takes its first answer.
+const maxAheadYears = 10
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
 
 // Errors of an answer that is not believed.
 var (
@@ -139,13 +156,24 @@ func QuerySNTP(ctx context.Context, server string, timeout time.Duration) (Sampl
 			refused = err
 			continue
 		}
+		if limit := maxTime(t1, plausibleFrom).AddDate(maxAheadYears, 0, 0); a.xmit.After(limit) {
+			return s, fmt.Errorf("sntp %s: %w: its time %s is more than %d years ahead of this clock's (or of %d)", server, errImplausible,
+				a.xmit.UTC().Format(time.RFC3339), maxAheadYears, plausibleFrom.Year())
+		}
 		// The round trip t4-t1 is read on the monotonic clock, so a step
 		// of the wall clock meanwhile does not distort the delay.
 		s.Stratum, s.RootDelay, s.RootDispersion = a.stratum, a.rootDelay, a.rootDisp
 		// Each half on its own: a clock a century or more from the
 		// server's would overflow the sum (Sub saturates each term).
 		s.Offset = a.recv.Sub(t1)/2 + a.xmit.Sub(t4)/2
-		s.Delay = max(t4.Sub(t1)-a.xmit.Sub(a.recv), 0)
+		// A server that says it held the request longer than the round
+		// trip lies about its times (a delay of 0 would make it the
+		// least uncertain of all): not believed, beyond a slack for the
+		// two clocks' resolutions.
+		if s.Delay = t4.Sub(t1) - a.xmit.Sub(a.recv); s.Delay < -maxNegativeDelay {
+			return s, fmt.Errorf("sntp %s: %w: it says it held the request %v, longer than the round trip of %v", server, errImplausible, a.xmit.Sub(a.recv), t4.Sub(t1))
+		}
+		s.Delay = max(s.Delay, 0)
 		if dist := s.RootDistance(); dist > MaxRootDistance {
 			return s, fmt.Errorf("sntp %s: root distance %v is beyond %v: the server's time is too uncertain", server, dist, MaxRootDistance)
 		}
@@ -197,27 +225,34 @@ func parseSNTP(b []byte, origin []byte) (answer, error) {
 	return a, nil
 }
 
-// BestSample asks every server and returns the answer with the smallest
-// root distance — the least uncertain — or every server's error.
+// maxNegativeDelay is how much a server's processing time may exceed
+// the round trip, for the resolution of the clocks that read them.
+const maxNegativeDelay = time.Millisecond
+
+// BestSample asks every server and returns one answer, or every server's
+// error. Of three answers or more, the one whose offset is the median:
+// a server that lies, however certain it claims to be, is outvoted. Of
+// one or two, the one with the smallest root distance — the least
+// uncertain.
 func BestSample(ctx context.Context, servers []string, timeout time.Duration) (Sample, error) {
-	var best Sample
+	var got []Sample
 	var errs []error
-	found := false
 	for _, srv := range servers {
 		s, err := QuerySNTP(ctx, srv, timeout)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !found || s.RootDistance() < best.RootDistance() {
-			best, found = s, true
-		}
+		got = append(got, s)
 	}
-	if !found {
-		if len(errs) == 0 {
-			return best, errors.New("sntp: no server to ask")
-		}
-		return best, errors.Join(errs...)
+	switch {
+	case len(got) >= 3:
+		slices.SortStableFunc(got, func(a, b Sample) int { return cmp.Compare(a.Offset, b.Offset) })
+		return got[(len(got)-1)/2], nil
+	case len(got) > 0:
+		return slices.MinFunc(got, func(a, b Sample) int { return cmp.Compare(a.RootDistance(), b.RootDistance()) }), nil
+	case len(errs) == 0:
+		return Sample{}, errors.New("sntp: no server to ask")
 	}
-	return best, nil
+	return Sample{}, errors.Join(errs...)
 }

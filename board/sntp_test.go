@@ -87,7 +87,7 @@ func TestSNTPDefaultPort(t *testing.T) {
 }
 
 func TestSNTPOffset(t *testing.T) {
-	for _, skew := range []time.Duration{0, 90 * time.Minute, -300 * 24 * time.Hour, 50 * 365 * 24 * time.Hour} {
+	for _, skew := range []time.Duration{0, 90 * time.Minute, -300 * 24 * time.Hour, 9 * 365 * 24 * time.Hour} {
 		s, err := QuerySNTP(context.Background(), fakeNTP(t, skew, nil), 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -127,6 +127,11 @@ func TestSNTPRefused(t *testing.T) {
 		// root delay (read unsigned, as RFC 5905 has it), is too far off.
 		{"root dispersion 2s", func(b []byte) { binary.BigEndian.PutUint32(b[8:12], 2<<16) }, "root distance"},
 		{"negative root delay", func(b []byte) { binary.BigEndian.PutUint32(b[4:8], 0xffff0000) }, "root distance"},
+		// A server that says it held the request 2 s, longer than the
+		// round trip: its delay would be 0, the least uncertain.
+		{"held longer than the round trip", func(b []byte) {
+			binary.BigEndian.PutUint64(b[40:48], binary.BigEndian.Uint64(b[32:40])+2<<32)
+		}, "longer than the round trip"},
 		// Times outside 2025-2099, at the edges and just past them.
 		{"1970", func(b []byte) { stamp(b, time.Unix(5, 0)) }, "its time 1970-01-01T00:00:05Z is outside 2025-2099"},
 		{"2024, the last second", func(b []byte) { stamp(b, plausibleFrom.Add(-time.Second)) }, "its time 2024-12-31T23:59:59Z is outside 2025-2099"},
@@ -188,13 +193,24 @@ func TestSNTPCancel(t *testing.T) {
 }
 
 // TestSNTPBest picks the server that answers, the least uncertain of
-// several, and reports all when none does.
+// two, the median of three, and reports all when none does.
 func TestSNTPBest(t *testing.T) {
 	dead := "127.0.0.1:1"                                                  // nothing listens: ICMP port unreachable
 	far := func(b []byte) { binary.BigEndian.PutUint32(b[8:12], 1<<16/2) } // 500 ms dispersion
 	s, err := BestSample(context.Background(), []string{dead, serveNTP(t, fakeServer{skew: 2 * time.Hour, edit: far}), fakeNTP(t, time.Hour, nil)}, time.Second)
 	if err != nil || s.Offset < 59*time.Minute || s.Offset > 61*time.Minute {
 		t.Fatalf("best of a dead, an uncertain and a good server: %+v %v", s, err)
+	}
+	// Three answers: the median offset wins over a liar that claims no
+	// uncertainty at all.
+	certain := func(b []byte) { copy(b[4:12], make([]byte, 8)) } // root delay and dispersion 0
+	s, err = BestSample(context.Background(), []string{
+		serveNTP(t, fakeServer{skew: 5 * time.Hour, edit: certain}),
+		fakeNTP(t, time.Hour, nil),
+		fakeNTP(t, time.Hour+time.Second, nil),
+	}, time.Second)
+	if err != nil || s.Offset < 59*time.Minute || s.Offset > 61*time.Minute {
+		t.Fatalf("best of a liar and two agreeing servers: %+v %v", s, err)
 	}
 	if _, err := BestSample(context.Background(), []string{dead}, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "sntp 127.0.0.1:1") {
 		t.Fatalf("a dead server: %v", err)
@@ -218,11 +234,15 @@ func stamp(b []byte, t time.Time) {
 	binary.BigEndian.PutUint64(b[40:48], ntpTime(t))
 }
 
-// TestSNTPPlausibleEdges: the first and the last second a server's
-// time may say are believed, and an offset of a century does not
-// overflow.
+// TestSNTPPlausibleEdges: the first second a server's time may say, and
+// one just within maxAheadYears of this clock, are believed; a minute
+// past that is not.
 func TestSNTPPlausibleEdges(t *testing.T) {
-	for _, at := range []time.Time{plausibleFrom, plausibleTo.Add(-time.Second)} {
+	ahead := time.Now().AddDate(maxAheadYears, 0, 0)
+	if _, err := QuerySNTP(context.Background(), fakeNTP(t, 0, func(b []byte) { stamp(b, ahead.Add(time.Minute)) }), 500*time.Millisecond); err == nil || !strings.Contains(err.Error(), "more than 10 years ahead") {
+		t.Errorf("a minute past %d years ahead: %v", maxAheadYears, err)
+	}
+	for _, at := range []time.Time{plausibleFrom, ahead.Add(-time.Minute)} {
 		s, err := QuerySNTP(context.Background(), fakeNTP(t, 0, func(b []byte) { stamp(b, at) }), 500*time.Millisecond)
 		if err != nil {
 			t.Errorf("%s: %v", at, err)
