@@ -75,3 +75,25 @@ func TestStateNotReachableByOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestImageCacheRootSymlink: a cache root that is a symlink — the
+// default one, STATE/images on a data partition written elsewhere, or
+// one the config names — is refused, and nothing is written where it
+// points.
+func TestImageCacheRootSymlink(t *testing.T) {
+	state, target := t.TempDir(), t.TempDir()
+	if err := os.Symlink(target, filepath.Join(state, "images")); err != nil {
+		t.Fatal(err)
+	}
+	s := &supervisor{b: &booter{opts: Options{StateDir: state}, log: NewLogger(io.Discard)}}
+	named := &Config{}
+	named.Images.Cache = filepath.Join(state, "images")
+	for _, cfg := range []*Config{{}, named} {
+		if _, err := s.imageCache(cfg); err == nil || !strings.Contains(err.Error(), "not a directory (a symlink is not followed: name the directory it points to)") {
+			t.Errorf("cache %q a symlink: %v", cfg.Images.Cache, err)
+		}
+	}
+	if ents, _ := os.ReadDir(target); len(ents) != 0 {
+		t.Errorf("the symlink's target got %d entries", len(ents))
+	}
+}

@@ -83,11 +83,12 @@ func OpenCache(root string) (*Cache, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", root, err)
 	}
-	// The root itself, not what a symlink there names: on a data
-	// partition written elsewhere, one could send berth's trees and
-	// locks to any directory of the host.
+	// The root itself, never what a symlink there names (berth's own
+	// walks of the root do not follow one either): on a data partition
+	// written elsewhere, one would send berth's trees and locks to any
+	// directory of the host.
 	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("open cache %s: not a directory (a symlink is not followed)", root)
+		return nil, fmt.Errorf("open cache %s: not a directory (a symlink is not followed: name the directory it points to)", root)
 	}
 	c := &Cache{Root: root, inflight: make(map[string]*sync.Mutex)}
 	unlock, err := c.lockRoot(unix.LOCK_EX)
@@ -292,9 +293,9 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 	return leaseEntry(final)
 }
 
-// dropForeign removes the entry final when it is not a tree berth
-// makes: a symlink or a file where its directory should be, or a
-// rootfs in it that is one. Such a thing comes from a data partition
+// dropForeign removes the entry final (or a shifted copy in one) when
+// it is not a tree berth makes: a symlink or a file where its directory
+// should be, or a rootfs in it that is one. Such a thing comes from a data partition
 // written elsewhere, and overlayfs would follow it, as a container's
 // lower layer, to any directory of the host — its root included. The
 // entry is then unpacked anew.
@@ -313,7 +314,7 @@ func dropForeign(final string) error {
 		}
 	}
 	if err := removeTree(final); err != nil {
-		return fmt.Errorf("%s is not a tree berth made (a symlink where a directory should be), and removing it failed: %w", final, err)
+		return fmt.Errorf("%s is not a tree berth made (a symlink or a file where a directory should be), and removing it failed: %w", final, err)
 	}
 	return nil
 }

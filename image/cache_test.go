@@ -351,6 +351,10 @@ func TestPrepareForeignEntry(t *testing.T) {
 			if err := os.Mkdir(entry, 0o700); err != nil {
 				return err
 			}
+			// With the current format's file: the entry looks whole.
+			if err := writeFormat(entry); err != nil {
+				return err
+			}
 			return os.Symlink("/", filepath.Join(entry, "rootfs"))
 		}},
 	} {
@@ -382,12 +386,5 @@ func TestPrepareForeignEntry(t *testing.T) {
 				t.Errorf("the host directory the symlink named: %v", err)
 			}
 		})
-	}
-	link := filepath.Join(t.TempDir(), "cache")
-	if err := os.Symlink(host, link); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := OpenCache(link); err == nil || !strings.Contains(err.Error(), "a symlink is not followed") {
-		t.Errorf("OpenCache of a symlink: %v", err)
 	}
 }

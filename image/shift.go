@@ -43,7 +43,12 @@ func (c *Cache) Shifted(digest string, sh Shift) (string, error) {
 	defer unlock()
 	entry := c.entryDir(digest)
 	final := filepath.Join(entry, "shifted-"+sh.Key)
-	if st, err := os.Stat(filepath.Join(final, "rootfs")); err == nil && st.IsDir() {
+	// A symlink at shifted-KEY or its rootfs is not a copy berth made
+	// (dropForeign): it is removed and the copy made anew.
+	if err := dropForeign(final); err != nil {
+		return "", fmt.Errorf("shifted copy of %s: %w", digest, err)
+	}
+	if st, err := os.Lstat(filepath.Join(final, "rootfs")); err == nil && st.IsDir() {
 		return filepath.Join(final, "rootfs"), nil
 	}
 	if _, err := removeStale(entry, ".shift-staging-", false); err != nil {

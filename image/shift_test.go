@@ -127,3 +127,47 @@ func shiftFixture(t *testing.T) string {
 	}
 	return img
 }
+
+// TestShiftedForeign: a shifted copy planted on the cache's disk — a
+// symlink to a directory of the host, or a real directory whose rootfs
+// is a symlink to / — is not followed: the copy is made anew.
+func TestShiftedForeign(t *testing.T) {
+	if !isRoot {
+		t.Skip("shifted copies chown")
+	}
+	host := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(host, "rootfs", "host-secret"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	shift := Shift{Key: "k1", Map: func(uid, gid uint32) (uint32, uint32, error) { return 100000 + uid, 100000 + gid, nil }}
+	for _, plant := range []func(copyDir string) error{
+		func(copyDir string) error { return os.Symlink(host, copyDir) },
+		func(copyDir string) error {
+			if err := os.Mkdir(copyDir, 0o700); err != nil {
+				return err
+			}
+			return os.Symlink("/", filepath.Join(copyDir, "rootfs"))
+		},
+	} {
+		c, p := preparedCache(t, shiftFixture(t))
+		copyDir := filepath.Join(c.entryDir(p.Digest), "shifted-k1")
+		if err := plant(copyDir); err != nil {
+			t.Fatal(err)
+		}
+		root, err := c.Shifted(p.Digest, shift)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{copyDir, root} {
+			if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+				t.Errorf("%s: %v %v, want a directory berth made", path, fi.Mode(), err)
+			}
+		}
+		if _, err := os.Lstat(filepath.Join(root, "host-secret")); err == nil {
+			t.Error("the shifted copy is the host's directory")
+		}
+		if _, err := os.Stat(filepath.Join(host, "rootfs", "host-secret")); err != nil {
+			t.Errorf("the host directory the symlink named: %v", err)
+		}
+	}
+}
