@@ -1,6 +1,7 @@
 package board
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -296,12 +297,13 @@ func MountFS(dev, target, fstype string) (loaded []string, err error) {
 	if err := unix.FsconfigSetString(fsfd, "source", dev); err != nil {
 		return loaded, fail(err)
 	}
-	// The superblock may ask the kernel to panic on an error (ext4's
-	// errors=panic, set by tune2fs -e): a disk whose contents someone
-	// else wrote would then reset the board at every boot. berth's
-	// option wins over the superblock's.
-	if opt, ok := errorsOption[fstype]; ok {
-		if err := unix.FsconfigSetString(fsfd, "errors", opt); err != nil {
+	// An ext superblock may ask the kernel to panic on an error
+	// (tune2fs -e panic, or errors=panic among its mount options): a
+	// disk whose contents someone else wrote would then reset the board
+	// at every boot. berth's option, remount-ro, wins over the
+	// superblock's; a disk that does not ask for a panic keeps its own.
+	if extTypes[fstype] && extPanics(dev) {
+		if err := unix.FsconfigSetString(fsfd, "errors", "remount-ro"); err != nil {
 			return loaded, fail(err)
 		}
 	}
@@ -319,9 +321,29 @@ func MountFS(dev, target, fstype string) (loaded []string, err error) {
 	return loaded, nil
 }
 
-// errorsOption is the errors= option MountFS gives each filesystem type
-// that has one: never panic.
-var errorsOption = map[string]string{"ext2": "remount-ro", "ext3": "remount-ro", "ext4": "remount-ro", "vfat": "remount-ro"}
+// extTypes are the filesystem types of the ext superblock.
+var extTypes = map[string]bool{"ext2": true, "ext3": true, "ext4": true}
+
+// extPanics reports whether the ext superblock of dev asks the kernel to
+// panic on an error: its s_errors, or errors=panic in its mount options
+// string. A superblock berth cannot read is taken to ask for it.
+func extPanics(dev string) bool {
+	f, err := os.Open(dev)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	var sb [1024]byte
+	if _, err := f.ReadAt(sb[:], extSuperOffset); err != nil {
+		return true
+	}
+	le := binary.LittleEndian
+	if le.Uint16(sb[56:]) != extMagic {
+		return true
+	}
+	const errorsPanic = 3 // EXT2_ERRORS_PANIC
+	return le.Uint16(sb[60:]) == errorsPanic || strings.Contains(","+nulString(sb[512:576])+",", ",errors=panic,")
+}
 
 // hasFilesystem reports whether /proc/filesystems lists fstype.
 func hasFilesystem(fstype string) bool {

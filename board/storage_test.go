@@ -197,6 +197,29 @@ func TestMountFS(t *testing.T) {
 	if super := superOptions(t, target); !strings.Contains(","+super+",", ",errors=remount-ro,") {
 		t.Errorf("superblock options %q: the disk's errors=panic stands", super)
 	}
+	// errors=panic among the superblock's mount options is overridden
+	// too; a disk that asks for no panic keeps its own errors=.
+	for _, tc := range []struct {
+		tune     []string
+		override bool
+	}{
+		{[]string{"-E", "mount_opts=errors=panic"}, true},
+		{[]string{"-e", "continue"}, false},
+	} {
+		img := sparseFile(t, 16<<20)
+		tool(t, "mkfs.ext4", "-q", "-F", img)
+		tool(t, "tune2fs", append(tc.tune, img)...)
+		dev := loopDevice(t, img)
+		target := filepath.Join(t.TempDir(), "data")
+		if _, err := MountFS(dev, target, "ext4"); err != nil {
+			t.Fatal(err)
+		}
+		super := superOptions(t, target)
+		unix.Unmount(target, unix.MNT_DETACH)
+		if got := strings.Contains(","+super+",", ",errors=remount-ro,"); got != tc.override {
+			t.Errorf("tune2fs %v: superblock options %q, errors=remount-ro given: %v, want %v", tc.tune, super, got, tc.override)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(target, "x"), []byte("x"), 0o644); err != nil {
 		t.Errorf("not writable: %v", err)
 	}
