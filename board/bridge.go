@@ -78,6 +78,10 @@ type Network struct {
 	// Warn receives problems that fail nothing (a stale link that could
 	// not be deleted); nil drops them.
 	Warn func(format string, args ...any)
+	// Router, when set, is [network] router: whether the appliance
+	// routes between its own interfaces (bridgeState.Routes). nil keeps
+	// what the bridge's state records (berth run has no config).
+	Router *bool
 
 	self     owner
 	sweeping sync.WaitGroup
@@ -265,13 +269,17 @@ func (n *Network) apply(r *registry) (int, error) {
 		return 0, err
 	}
 	pubs := publishes(r)
-	if key := hashKey(rulesKey(r.state, pubs)); key != r.state.Rules {
+	routes := r.state.Routes
+	if n.Router != nil {
+		routes = *n.Router
+	}
+	if key := hashKey(rulesKey(r.state, pubs, routes)); key != r.state.Rules {
 		prefix, _ := netip.ParsePrefix(r.state.Prefix)
-		if err := applyRules(r.state.Bridge, prefix.Masked(), pubs, r.state.Forward != ""); err != nil {
+		if err := applyRules(r.state.Bridge, prefix.Masked(), pubs, r.state.Forward != "" && !routes); err != nil {
 			return index, err
 		}
 		st := *r.state
-		st.Rules = key
+		st.Rules, st.Routes = key, routes
 		if err := r.saveState(&st); err != nil {
 			return index, err
 		}
@@ -298,9 +306,9 @@ func publishes(r *registry) []publish {
 }
 
 // rulesKey identifies a rule set, to apply it only when it changed.
-func rulesKey(st *bridgeState, pubs []publish) string {
+func rulesKey(st *bridgeState, pubs []publish, routes bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s forward=%q", st.Bridge, st.Prefix, st.Forward)
+	fmt.Fprintf(&b, "%s %s forward=%q routes=%v", st.Bridge, st.Prefix, st.Forward, routes)
 	for _, p := range pubs {
 		fmt.Fprintf(&b, " %s:%d>%s:%d", p.Proto, p.Port, p.Addr, p.ToPort)
 	}

@@ -416,3 +416,47 @@ func TestForwardLeftToHost(t *testing.T) {
 		t.Errorf("ip_forward after the bridge: %s, want 1 as it was", f)
 	}
 }
+
+// TestForwardRouter: with [network] router, berth drops no forwarding
+// outside the bridge even where it turned ip_forward on; a berth run,
+// which has no config (Router nil), follows what berth boot recorded;
+// a config without router brings the drop back.
+func TestForwardRouter(t *testing.T) {
+	if !testutil.InNetNS(t) {
+		return
+	}
+	const isolate = `iifname != "berth0" oifname != "berth0" drop`
+	yes, no := true, false
+	boot := testNetwork(t)
+	boot.Router = &yes
+	if _, err := boot.Attach(Endpoint{Name: "gw"}); err != nil {
+		t.Fatal(err)
+	}
+	if rules := ruleset(t); !strings.Contains(rules, `oifname "berth0" drop`) || strings.Contains(rules, isolate) {
+		t.Errorf("table with router = true:\n%s", rules)
+	}
+	run := testNetwork(t)
+	run.Dir = boot.Dir
+	if _, err := run.Attach(Endpoint{Name: "job"}); err != nil {
+		t.Fatal(err)
+	}
+	if rules := ruleset(t); strings.Contains(rules, isolate) {
+		t.Errorf("table after a berth run joined:\n%s", rules)
+	}
+	boot.Router = &no
+	if _, err := boot.Attach(Endpoint{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if rules := ruleset(t); !strings.Contains(rules, isolate) {
+		t.Errorf("table with router = false:\n%s", rules)
+	}
+	if err := run.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := boot.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f := sysctl(t, "net/ipv4/ip_forward"); f != "0" {
+		t.Errorf("ip_forward after the bridge: %s, want 0 as it was", f)
+	}
+}

@@ -34,8 +34,9 @@ import (
 // The last rule is there when berth turned ip_forward on for the bridge
 // (it was off): the appliance then forwards for its containers only,
 // and does not become a router between its uplinks, or between a LAN and
-// a container's uplink. Where forwarding was on already, the host's own
-// routing is left as it was.
+// a container's uplink. Where forwarding was on already, or [network]
+// router says the appliance routes (bridgeState.Routes), the host's own
+// routing is left as it is.
 // Published ports answer on every local address (fib daddr type local):
 // the uplinks', the bridge's and, from the appliance itself, 127.0.0.1
 // (which needs route_localnet on the bridge; the raw drop keeps containers

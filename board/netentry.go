@@ -100,21 +100,37 @@ func parsePort(s string) (Port, error) {
 	return Port{Host: uint16(h), Container: uint16(c), Proto: proto}, nil
 }
 
-// marshal renders bridge.state's line.
+// marshal renders bridge.state's line; its last field, "routes" or "-",
+// is Routes.
 func (st *bridgeState) marshal() []byte {
-	return fmt.Appendf(nil, "%s %s %s %s %s\n", bridgeMagic, st.Bridge, st.Prefix, dash(st.Forward), dash(st.Rules))
+	routes := ""
+	if st.Routes {
+		routes = "routes"
+	}
+	return fmt.Appendf(nil, "%s %s %s %s %s %s\n", bridgeMagic, st.Bridge, st.Prefix, dash(st.Forward), dash(st.Rules), dash(routes))
 }
 
-// parseBridgeState parses bridge.state's line.
+// parseBridgeState parses bridge.state's line: five fields as an older
+// berth wrote it, or six.
 func parseBridgeState(data []byte) (*bridgeState, error) {
 	f := strings.Fields(string(data))
-	if len(f) != 5 || f[0] != bridgeMagic {
+	if (len(f) != 5 && len(f) != 6) || f[0] != bridgeMagic {
 		return nil, fmt.Errorf("bridge.state: not berth's")
 	}
 	if _, err := netip.ParsePrefix(f[2]); err != nil {
 		return nil, fmt.Errorf("bridge.state: prefix %q", f[2])
 	}
-	return &bridgeState{Bridge: f[1], Prefix: f[2], Forward: undash(f[3]), Rules: undash(f[4])}, nil
+	st := &bridgeState{Bridge: f[1], Prefix: f[2], Forward: undash(f[3]), Rules: undash(f[4])}
+	if len(f) == 6 {
+		switch f[5] {
+		case "routes":
+			st.Routes = true
+		case "-":
+		default:
+			return nil, fmt.Errorf("bridge.state: field %q", f[5])
+		}
+	}
+	return st, nil
 }
 
 // hashKey shortens a rules key for bridge.state.

@@ -51,6 +51,11 @@ type bridgeState struct {
 	// Forward is ip_forward's value before berth set it to 1, "" when it
 	// was 1 already.
 	Forward string
+	// Routes says the appliance routes between its own interfaces
+	// ([network] router): when berth turned ip_forward on, the table
+	// then drops no forwarding outside the bridge. Recorded by berth
+	// boot, which has the config; a berth run follows the record.
+	Routes bool
 	// Rules identifies the rule set last applied (a hash of rulesKey).
 	Rules string
 }

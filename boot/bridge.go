@@ -69,6 +69,8 @@ func (s *supervisor) network() (*bridgeNet, error) {
 		return nil, err
 	}
 	n.Warn = s.b.log.Printf
+	router := s.b.cfg.Network.Router
+	n.Router = &router
 	s.net = &bridgeNet{Network: n, stopWatch: func() {}}
 	if stop, err := n.WatchResolvConf(); err != nil {
 		s.b.log.Printf("warning: containers' resolv.conf will not follow the appliance's: %v", err)

@@ -96,6 +96,10 @@ func TestBoardStorageNetworkEdges(t *testing.T) {
 		{iface + "mtu = 67", nil, "mtu: 67: want 68-65535"},
 		{iface + "mtu = 65536", nil, "mtu: 65536: want 68-65535"},
 		{iface + "mtu = 0", nil, "mtu: 0: want 68-65535"},
+		// [network] router: false unless set.
+		{"", func(c *Config) bool { return !c.Network.Router }, ""},
+		{"[network]\nrouter = true", func(c *Config) bool { return c.Network.Router }, ""},
+		{"[network]\nrouter = \"yes\"", nil, "router"},
 		// A static address beside the bridge's default 10.88.0.0/16, in
 		// it, and in it once the bridge moves.
 		{static + `address = "10.89.0.2/16"`, func(c *Config) bool { return c.Network.Interface[0].Address == "10.89.0.2/16" }, ""},

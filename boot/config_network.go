@@ -17,7 +17,11 @@ type NetworkConfig struct {
 	NTP []string `toml:"ntp"`
 	// Bridge is the bridge's address and subnet, "10.88.0.1/16" by
 	// default: the bridge takes the address, containers the rest.
-	Bridge    string            `toml:"bridge"`
+	Bridge string `toml:"bridge"`
+	// Router says the appliance routes between its own interfaces (a
+	// gateway): when berth turns ip_forward on for the bridge, it then
+	// drops no forwarding outside the bridge.
+	Router    bool              `toml:"router"`
 	Interface []InterfaceConfig `toml:"interface"`
 }
 
