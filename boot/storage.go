@@ -66,22 +66,26 @@ func (b *booter) setupStorage() error {
 		return ensureDirs(b.opts.StateDir, volumesSubdir)
 	}
 	mount := st.cfg.MountPoint()
-	start := time.Now()
 	stopPing := b.pingWatchdog() // the wait may outlast the watchdog's timeout
-	dev, loaded, err := board.WaitDevice(st.cfg.Device, st.cfg.timeout())
-	if len(loaded) > 0 {
-		b.log.Printf("storage drivers loaded: %v", loaded)
+	// A device whose reads hang in the kernel (a failing card, a dead
+	// USB disk's retries) must not hold the boot for ever while the
+	// watchdog is petted: past the timeout and a grace for the mount,
+	// the boot goes on without the partition.
+	type found struct {
+		dev board.BlockDevice
+		err error
 	}
-	if err == nil {
-		st.dev = dev
-		b.log.Printf("storage: %s is %s%s, found after %s", st.cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
-		loaded, err = board.MountFS(dev.Path, mount, st.cfg.FileSystem())
-		if len(loaded) > 0 {
-			b.log.Printf("filesystem modules loaded: %v", loaded)
-		}
-	}
-	if err == nil {
-		err = ensureDirs(mount, stateSubdir, volumesSubdir)
+	done := make(chan found, 1)
+	b.goSafe(func() {
+		dev, err := b.findAndMount(st.cfg, mount)
+		done <- found{dev, err}
+	})
+	var err error
+	select {
+	case f := <-done:
+		st.dev, err = f.dev, f.err
+	case <-time.After(st.cfg.timeout() + storageMountGrace):
+		err = fmt.Errorf("no answer from the device within %s and %s to mount it: its reads hang", st.cfg.timeout(), storageMountGrace)
 	}
 	stopPing()
 	if err != nil {
@@ -92,8 +96,39 @@ func (b *booter) setupStorage() error {
 	}
 	st.mounted, st.volumes = true, filepath.Join(mount, volumesSubdir)
 	b.opts.StateDir = filepath.Join(mount, stateSubdir)
-	b.log.Printf("storage: %s mounted at %s (%s, noatime,nodev,nosuid); berth's state in %s", dev.Path, mount, st.cfg.FileSystem(), b.opts.StateDir)
+	b.log.Printf("storage: %s mounted at %s (%s, noatime,nodev,nosuid); berth's state in %s", st.dev.Path, mount, st.cfg.FileSystem(), b.opts.StateDir)
 	return nil
+}
+
+// storageMountGrace is how long, past [storage] timeout, the boot waits
+// for the partition to be found and mounted (a journal replayed on slow
+// flash) before it goes on without it.
+var storageMountGrace = 2 * time.Minute
+
+// waitDevice is board.WaitDevice; tests replace it.
+var waitDevice = board.WaitDevice
+
+// findAndMount waits for the partition of cfg and mounts it at mount,
+// with berth's directories made on it, and returns the device (Path ""
+// when none was found); it runs off the boot (setupStorage).
+func (b *booter) findAndMount(cfg StorageConfig, mount string) (board.BlockDevice, error) {
+	start := time.Now()
+	dev, loaded, err := waitDevice(cfg.Device, cfg.timeout())
+	if len(loaded) > 0 {
+		b.log.Printf("storage drivers loaded: %v", loaded)
+	}
+	if err != nil {
+		return board.BlockDevice{}, err
+	}
+	b.log.Printf("storage: %s is %s%s, found after %s", cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
+	loaded, err = board.MountFS(dev.Path, mount, cfg.FileSystem())
+	if len(loaded) > 0 {
+		b.log.Printf("filesystem modules loaded: %v", loaded)
+	}
+	if err != nil {
+		return dev, err
+	}
+	return dev, ensureDirs(mount, stateSubdir, volumesSubdir)
 }
 
 // describeFS is " (ext4 "data")" for a recognised filesystem.

@@ -1,13 +1,16 @@
 package boot
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"berth/board"
 	"berth/container"
 )
 
@@ -149,5 +152,41 @@ func mustWrite(t *testing.T, p, content string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStorageHungDevice: a device whose probe never returns (its reads
+// hang in the kernel) holds the boot for [storage] timeout and the
+// mount's grace, no longer: the boot goes on without the partition, and
+// says why.
+func TestStorageHungDevice(t *testing.T) {
+	hung := make(chan struct{})
+	defer close(hung)
+	oldWait, oldGrace := waitDevice, storageMountGrace
+	waitDevice = func(string, time.Duration) (board.BlockDevice, []string, error) {
+		<-hung
+		return board.BlockDevice{}, nil, errors.New("too late")
+	}
+	storageMountGrace = 100 * time.Millisecond
+	defer func() { waitDevice, storageMountGrace = oldWait, oldGrace }()
+	console := &lockedBuffer{}
+	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{PID1: true, StateDir: t.TempDir()}}
+	b.cfg = &Config{Storage: &StorageConfig{Device: "LABEL=data", Timeout: "200ms"}}
+	done := make(chan error, 1)
+	go func() { done <- b.setupStorage() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard
+		t.Fatal("the storage phase waited on a hung device for 30 s")
+	}
+	if st := b.storage; st.mounted || st.err == nil || !strings.Contains(st.err.Error(), "no answer from the device within 200ms and 100ms to mount it: its reads hang") {
+		t.Errorf("storage after a hung device: mounted %v, %v", st.mounted, st.err)
+	}
+	b.log.Flush(5 * time.Second)
+	if !strings.Contains(console.String(), "WARNING: storage LABEL=data: no answer from the device") {
+		t.Errorf("log:\n%s", console.String())
 	}
 }
