@@ -335,7 +335,7 @@ func (n *Network) ensureBridge(r *registry) (int, error) {
 	}
 	st := &bridgeState{Bridge: n.Bridge, Prefix: n.Prefix.String()}
 	if r.state != nil {
-		st.Forward = r.state.Forward
+		st.Forward, st.Routes = r.state.Forward, r.state.Routes
 	} else if f := strings.TrimSpace(string(forward)); f != "1" {
 		st.Forward = f
 	}

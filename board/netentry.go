@@ -13,11 +13,11 @@ import (
 // (encoding/json's first decode in a process costs some 0.4 ms).
 //
 //	NAME.entry:   berth-net-entry NAME PID START ADDRESS ATTACHED LINK HOSTNAME PORTS
-//	bridge.state: berth-net-bridge BRIDGE PREFIX FORWARD RULES
+//	bridge.state: berth-net-bridge BRIDGE PREFIX FORWARD RULES ROUTES
 //
 // An empty LINK, HOSTNAME, PORTS or FORWARD is "-"; ATTACHED is 0 or 1;
 // PORTS are "HOST:CONTAINER/PROTO" joined by commas; RULES is rulesKey's
-// hash.
+// hash; ROUTES is "routes" or "-" (absent as an older berth wrote it).
 
 const (
 	entryMagic  = "berth-net-entry"

@@ -391,7 +391,7 @@ func (l *link) bound(nl, old *Lease) {
 	}
 	l.logf("%s: DHCP %s %s from %s for %s: router %s, DNS %v", l.name, verb, nl.Address, nl.Server,
 		leaseTime(nl), orNone(nl.Router), nl.DNS)
-	if b := l.u.cfg.Bridge; b.IsValid() && nl.Address.Masked().Overlaps(b.Masked()) {
+	if b := l.u.cfg.Bridge; b.IsValid() && nl.Address.Masked().Overlaps(b.Masked()) && (old == nil || old.Address != nl.Address) {
 		l.logf("warning: %s: the lease's %s overlaps the containers' bridge subnet %s: their traffic may leave by %s; give [network] bridge another subnet",
 			l.name, nl.Address.Masked(), b.Masked(), l.name)
 	}

@@ -168,7 +168,11 @@ func (cfg *Config) validate(v *validator) {
 	cfg.Board.check(v)
 	cfg.checkImageKeys(v)
 	cfg.checkRegistries(v)
-	cfg.Network.check(v)
+	bridged := false
+	for _, cc := range cfg.Container {
+		bridged = bridged || cc.Net == "bridge"
+	}
+	cfg.Network.check(v, bridged)
 	cfg.checkPorts(v)
 	if cfg.Storage != nil {
 		cfg.Storage.check(v)

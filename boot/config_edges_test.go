@@ -73,6 +73,7 @@ func TestBoardStorageNetworkEdges(t *testing.T) {
 	const storage = "[storage]\ndevice = \"LABEL=data\"\n"
 	const iface = "[[network.interface]]\nname = \"eth0\"\ndhcp = true\n"
 	const static = "[[network.interface]]\nname = \"eth0\"\n"
+	const bridged = "\n[[container]]\nname = \"br\"\nimage = \"br.tar.zst\"\ncommand = [\"true\"]\nnet = \"bridge\"\n"
 	tests := []struct {
 		toml  string
 		check func(*Config) bool
@@ -100,14 +101,16 @@ func TestBoardStorageNetworkEdges(t *testing.T) {
 		{"", func(c *Config) bool { return !c.Network.Router }, ""},
 		{"[network]\nrouter = true", func(c *Config) bool { return c.Network.Router }, ""},
 		{"[network]\nrouter = \"yes\"", nil, "router"},
-		// A static address beside the bridge's default 10.88.0.0/16, in
-		// it, and in it once the bridge moves.
-		{static + `address = "10.89.0.2/16"`, func(c *Config) bool { return c.Network.Interface[0].Address == "10.89.0.2/16" }, ""},
-		{static + `address = "10.87.255.254/16"`, func(c *Config) bool { return true }, ""},
-		{static + `address = "10.88.7.2/24"`, nil, "address: 10.88.7.2/24 overlaps the bridge's subnet 10.88.0.0/16: containers' traffic would go out this interface"},
-		{static + `address = "10.0.0.2/8"`, nil, "overlaps the bridge's subnet 10.88.0.0/16"},
-		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.88.7.2/24"`, func(c *Config) bool { return true }, ""},
-		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.89.0.2/16"`, nil, "overlaps the bridge's subnet 10.89.0.0/16"},
+		// With a container on the bridge, a static address beside the
+		// bridge's default 10.88.0.0/16, in it, and in it once the
+		// bridge moves; without one, an address in it is taken.
+		{static + `address = "10.89.0.2/16"` + bridged, func(c *Config) bool { return c.Network.Interface[0].Address == "10.89.0.2/16" }, ""},
+		{static + `address = "10.87.255.254/16"` + bridged, func(c *Config) bool { return true }, ""},
+		{static + `address = "10.88.7.2/24"` + bridged, nil, "address: 10.88.7.2/24 overlaps the bridge's subnet 10.88.0.0/16: containers' traffic would go out this interface"},
+		{static + `address = "10.0.0.2/8"` + bridged, nil, "overlaps the bridge's subnet 10.88.0.0/16"},
+		{static + `address = "10.0.0.2/8"`, func(c *Config) bool { return c.Network.Interface[0].Address == "10.0.0.2/8" }, ""},
+		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.88.7.2/24"` + bridged, func(c *Config) bool { return true }, ""},
+		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.89.0.2/16"` + bridged, nil, "overlaps the bridge's subnet 10.89.0.0/16"},
 	}
 	for _, tc := range tests {
 		cfg, err := ParseConfig("e.toml", []byte(tc.toml+"\n"+genTestConfig))

@@ -45,8 +45,9 @@ type InterfaceConfig struct {
 	MTU *int `toml:"mtu"`
 }
 
-// check validates the [network] table.
-func (n NetworkConfig) check(v *validator) {
+// check validates the [network] table; bridged says a container is on
+// the bridge.
+func (n NetworkConfig) check(v *validator, bridged bool) {
 	for _, s := range n.NTP {
 		if err := checkServer(s); err != nil {
 			v.addKey("network.ntp", "%s: %v", quoteValue(s), err)
@@ -61,10 +62,11 @@ func (n NetworkConfig) check(v *validator) {
 	seen := map[string]bool{}
 	for i, ic := range n.Interface {
 		key := func(k string) string { return "network.interface#" + strconv.Itoa(i) + "." + k }
-		// An uplink in the bridge's subnet: the kernel's route for the
-		// subnet would be the uplink's or the bridge's, whichever came
-		// first, and containers' traffic could leave by the uplink.
-		if pfx, err := parseHostPrefix(ic.Address); err == nil && pfx.Masked().Overlaps(bridge.Masked()) {
+		// An uplink in the bridge's subnet, with containers on the
+		// bridge: the kernel's route for the subnet would be the
+		// uplink's or the bridge's, whichever came first, and
+		// containers' traffic could leave by the uplink.
+		if pfx, err := parseHostPrefix(ic.Address); err == nil && bridged && pfx.Masked().Overlaps(bridge.Masked()) {
 			v.addKey(key("address"), "%s overlaps the bridge's subnet %s: containers' traffic would go out this interface; give [network] bridge another subnet", pfx, bridge.Masked())
 		}
 		id := ic.Name + "|" + strings.ToLower(ic.MAC)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -76,8 +77,9 @@ func (b *booter) setupStorage() error {
 		err error
 	}
 	done := make(chan found, 1)
+	w := &storageWait{}
 	b.goSafe(func() {
-		dev, err := b.findAndMount(st.cfg, mount)
+		dev, err := b.findAndMount(st.cfg, mount, w)
 		done <- found{dev, err}
 	})
 	var err error
@@ -85,6 +87,7 @@ func (b *booter) setupStorage() error {
 	case f := <-done:
 		st.dev, err = f.dev, f.err
 	case <-time.After(st.cfg.timeout() + storageMountGrace):
+		w.abandon()
 		err = fmt.Errorf("no answer from the device within %s and %s to mount it: its reads hang", st.cfg.timeout(), storageMountGrace)
 	}
 	stopPing()
@@ -108,10 +111,39 @@ var storageMountGrace = 2 * time.Minute
 // waitDevice is board.WaitDevice; tests replace it.
 var waitDevice = board.WaitDevice
 
+// storageWait is the boot's wait for the partition: once the boot has
+// gone on without it (abandon), a mount that comes late is undone.
+type storageWait struct {
+	mu        sync.Mutex
+	abandoned bool
+}
+
+func (w *storageWait) abandon() {
+	w.mu.Lock()
+	w.abandoned = true
+	w.mu.Unlock()
+}
+
+// still runs f unless the boot has gone on, and reports whether it did.
+func (w *storageWait) still(f func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.abandoned {
+		f()
+	}
+	return !w.abandoned
+}
+
+// errAbandoned ends a find or a mount the boot no longer waits for.
+var errAbandoned = errors.New("the boot went on without it")
+
 // findAndMount waits for the partition of cfg and mounts it at mount,
 // with berth's directories made on it, and returns the device (Path ""
-// when none was found); it runs off the boot (setupStorage).
-func (b *booter) findAndMount(cfg StorageConfig, mount string) (board.BlockDevice, error) {
+// when none was found); it runs off the boot (setupStorage). A mount
+// the boot no longer waits for is undone: it would hide what the boot
+// put under the mount point meanwhile (the state, a cache, bind
+// sources).
+func (b *booter) findAndMount(cfg StorageConfig, mount string, w *storageWait) (board.BlockDevice, error) {
 	start := time.Now()
 	dev, loaded, err := waitDevice(cfg.Device, cfg.timeout())
 	if len(loaded) > 0 {
@@ -120,7 +152,11 @@ func (b *booter) findAndMount(cfg StorageConfig, mount string) (board.BlockDevic
 	if err != nil {
 		return board.BlockDevice{}, err
 	}
-	b.log.Printf("storage: %s is %s%s, found after %s", cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
+	if !w.still(func() {
+		b.log.Printf("storage: %s is %s%s, found after %s", cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
+	}) {
+		return dev, errAbandoned
+	}
 	loaded, err = board.MountFS(dev.Path, mount, cfg.FileSystem())
 	if len(loaded) > 0 {
 		b.log.Printf("filesystem modules loaded: %v", loaded)
@@ -128,7 +164,12 @@ func (b *booter) findAndMount(cfg StorageConfig, mount string) (board.BlockDevic
 	if err != nil {
 		return dev, err
 	}
-	return dev, ensureDirs(mount, stateSubdir, volumesSubdir)
+	if !w.still(func() { err = ensureDirs(mount, stateSubdir, volumesSubdir) }) {
+		_ = unix.Unmount(mount, unix.MNT_DETACH)
+		b.log.Printf("storage: %s was mounted after the boot went on without it: unmounted", dev.Path)
+		return dev, errAbandoned
+	}
+	return dev, err
 }
 
 // describeFS is " (ext4 "data")" for a recognised filesystem.

@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,18 +159,19 @@ func mustWrite(t *testing.T, p, content string) {
 // mount's grace, no longer: the boot goes on without the partition, and
 // says why.
 func TestStorageHungDevice(t *testing.T) {
-	hung := make(chan struct{})
-	defer close(hung)
+	hung, returned := make(chan struct{}), make(chan struct{})
 	oldWait, oldGrace := waitDevice, storageMountGrace
 	waitDevice = func(string, time.Duration) (board.BlockDevice, []string, error) {
 		<-hung
-		return board.BlockDevice{}, nil, errors.New("too late")
+		defer close(returned)
+		return board.BlockDevice{Path: "/dev/late"}, nil, nil
 	}
 	storageMountGrace = 100 * time.Millisecond
 	defer func() { waitDevice, storageMountGrace = oldWait, oldGrace }()
 	console := &lockedBuffer{}
 	b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{PID1: true, StateDir: t.TempDir()}}
-	b.cfg = &Config{Storage: &StorageConfig{Device: "LABEL=data", Timeout: "200ms"}}
+	mount := filepath.Join(t.TempDir(), "data")
+	b.cfg = &Config{Storage: &StorageConfig{Device: "LABEL=data", Timeout: "200ms", Mount: mount}}
 	done := make(chan error, 1)
 	go func() { done <- b.setupStorage() }()
 	select {
@@ -185,8 +185,16 @@ func TestStorageHungDevice(t *testing.T) {
 	if st := b.storage; st.mounted || st.err == nil || !strings.Contains(st.err.Error(), "no answer from the device within 200ms and 100ms to mount it: its reads hang") {
 		t.Errorf("storage after a hung device: mounted %v, %v", st.mounted, st.err)
 	}
+	// The device answers at last: the boot has gone on, nothing is
+	// mounted where it may have put things meanwhile.
+	close(hung)
+	<-returned
+	time.Sleep(200 * time.Millisecond)
+	if _, err := os.Lstat(mount); !os.IsNotExist(err) {
+		t.Errorf("the mount point after a late answer: %v, want nothing made", err)
+	}
 	b.log.Flush(5 * time.Second)
-	if !strings.Contains(console.String(), "WARNING: storage LABEL=data: no answer from the device") {
+	if !strings.Contains(console.String(), "WARNING: storage LABEL=data: no answer from the device") || strings.Contains(console.String(), "found after") {
 		t.Errorf("log:\n%s", console.String())
 	}
 }

@@ -80,15 +80,21 @@ type Prepared struct {
 // OpenCache creates root if needed and removes what interrupted unpacks and
 // removals left (staging and trash directories no live process holds).
 func OpenCache(root string) (*Cache, error) {
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", root, err)
-	}
 	// The root itself, never what a symlink there names (berth's own
 	// walks of the root do not follow one either): on a data partition
 	// written elsewhere, one would send berth's trees and locks to any
 	// directory of the host.
-	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+	notDir := func() (*Cache, error) {
 		return nil, fmt.Errorf("open cache %s: not a directory (a symlink is not followed: name the directory it points to)", root)
+	}
+	if fi, err := os.Lstat(root); err == nil && !fi.IsDir() {
+		return notDir()
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+		return notDir()
 	}
 	c := &Cache{Root: root, inflight: make(map[string]*sync.Mutex)}
 	unlock, err := c.lockRoot(unix.LOCK_EX)
