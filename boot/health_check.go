@@ -120,7 +120,7 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 	case ws = <-exited:
 		_ = rd.SetReadDeadline(minTime(deadline, time.Now().Add(healthDrain)))
 	case <-timer.C:
-		_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
+		killCheck(p)
 		r.code, r.output = 137, <-output+fmt.Sprintf("\n[berth: killed: no answer within the timeout of %s]", hc.timeout)
 		select { // one check at a time: the next waits for this one's end
 		case <-exited:
@@ -129,12 +129,23 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 		}
 		return r, false
 	case <-stop:
-		_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
+		killCheck(p)
 		return r, true
 	}
 	r.code, r.output = exitStatus(ws), <-output
 	r.ok = r.code == 0
 	return r, false
+}
+
+// killCheck kills a check that overran its timeout, with what it
+// started: its process group, which it leads (an exec without a
+// terminal starts a session of its own, child_exec.go). Its pid names
+// the group while the check is unreaped, which it is unless it exited
+// in the instant since the timer fired; a process that left the group
+// (setsid) is left to the container.
+func killCheck(p *container.Process) {
+	_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
+	_ = unix.Kill(-p.Pid, unix.SIGKILL)
 }
 
 // readTail reads what a check writes to r until it ends, r's read

@@ -92,6 +92,17 @@ source = "MARKS"
 target = "/marks"
 
 [[container]]
+name = "forker"
+image = "bb.tar.zst"
+command = ["sleep", "1000"]
+stop_timeout = "1s"
+[container.health]
+command = ["sh", "-c", "sleep 996 & sleep 995"]
+interval = "100ms"
+timeout = "300ms"
+retries = 1
+
+[[container]]
 name = "leaver"
 image = "bb.tar.zst"
 command = ["sleep", "1000"]
@@ -212,6 +223,15 @@ func TestHealthChecks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// 3b. A check that hangs with a child: both are killed at its
+	// timeout (its process group), and children do not pile up.
+	waitFor(t, "forker to be unhealthy", h.log, func() bool { return h.ps()["forker"].Health == "unhealthy" })
+	for i := 0; i < 20; i++ {
+		if n := sleepsAnywhere("996"); n > 1 {
+			t.Fatalf("%d children of forker's checks run at once", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// 4. start_period: failures of checks that began within it do not
 	// count (early, 1h); once it is over they do (late, 1s, retries = 1).
 	waitFor(t, "five checks of early", h.log, func() bool { return h.marks("early") >= 5 })
@@ -289,6 +309,19 @@ func (h *healthBoot) checksRunning(arg string) int {
 		}
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 		if len(f) > 1 && f[1] == strconv.Itoa(h.pid) {
+			n++
+		}
+	}
+	return n
+}
+
+// sleepsAnywhere counts the processes running "sleep ARG", whatever
+// their parent: a check's child left behind is the container init's.
+func sleepsAnywhere(arg string) int {
+	n := 0
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if cmdline, err := os.ReadFile(d + "/cmdline"); err == nil && string(cmdline) == "sleep\x00"+arg+"\x00" {
 			n++
 		}
 	}

@@ -202,6 +202,12 @@ func (k *childPlan) await() (int, syscall.Errno) {
 			return stepTTY, e
 		}
 		k.stdio[0], k.stdio[1], k.stdio[2] = tty, tty, tty
+	} else if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
+		// A session of its own, without a controlling terminal: in
+		// berth's, the workload could open /dev/tty — the terminal
+		// berth run was started from — and push input into it
+		// (TIOCSTI), to run as the host's user once berth has exited.
+		return stepSession, e
 	}
 	if k.landlock && uint64(k.recv.Controllen) >= uint64(at+4) {
 		k.ruleset = *(*int32)(unsafe.Pointer(&k.recvOOB[at]))

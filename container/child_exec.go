@@ -67,6 +67,10 @@ func (k *childPlan) join() (int, syscall.Errno) {
 //go:nocheckptr
 func (k *childPlan) attach() (int, syscall.Errno) {
 	if k.ptmx == nil {
+		// A session of its own, as a start's workload (child.go).
+		if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
+			return stepSession, e
+		}
 		return k.dupStdio()
 	}
 	master, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, 0, uintptr(unsafe.Pointer(k.ptmx)), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0, 0, 0)

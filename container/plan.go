@@ -57,6 +57,7 @@ const (
 	stepTimeout
 	stepExec
 	stepExecInit
+	stepSession
 )
 
 // childPlan is everything the child does, prepared by the parent. Fds are
@@ -339,6 +340,7 @@ var childSteps = map[uint32]string{
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
 	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
 	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj", stepExecInit: "exec berth's init",
+	stepSession: "start a session of its own",
 }
 
 // describeChildError turns the child's error record into the error of the start.

@@ -151,7 +151,10 @@ func (sf *spawnFiles) attr(layout *Layout, spec Spec, opts Options) (*syscall.Sy
 	if spec.Net != "host" {
 		flags |= syscall.CLONE_NEWNET
 	}
-	sys := &syscall.SysProcAttr{Cloneflags: uintptr(flags)}
+	// A session of its own, without berth's controlling terminal (see
+	// child.go); with a terminal, the init makes its session itself
+	// (setupPTY).
+	sys := &syscall.SysProcAttr{Cloneflags: uintptr(flags), Setsid: !spec.TTY}
 	if spec.UserNS != nil {
 		sys.Cloneflags |= syscall.CLONE_NEWUSER
 		sys.UidMappings = idMaps(spec.UserNS.UIDMap)

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"berth/internal/testutil"
+)
+
+// The workload of a container started without a terminal gets a
+// session of its own: it must not hold the terminal berth was started
+// from as its controlling terminal, where it could read what is typed
+// and push input into it (TIOCSTI), to run on the host once berth has
+// exited. /dev/tty names that terminal: opening it must fail.
+const ttyProbe = `read line; echo got=$line; echo escaped > /dev/tty; echo tty=$?`
+
+// runUnderTerminal runs berth with args, a new terminal as its
+// controlling terminal and stdio, types input into it, and returns what
+// the terminal showed.
+func runUnderTerminal(t *testing.T, input string, args ...string) string {
+	t.Helper()
+	master, slave := openPTY(t)
+	defer master.Close()
+	cmd := exec.Command(berthBin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var buf bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&buf, master); close(done) }()
+	master.Write([]byte(input))
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case <-waited:
+	case <-time.After(60 * time.Second): // a hang guard
+		cmd.Process.Kill()
+		t.Fatalf("berth %v did not end", args)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return strings.ReplaceAll(buf.String(), "\r", "")
+}
+
+// TestRunOwnSession: berth run without -t, from a terminal, with and
+// without a user namespace: the workload reads its stdin (the terminal)
+// but cannot open the terminal as its own.
+func TestRunOwnSession(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	for _, extra := range [][]string{nil, {"--userns"}} {
+		args := append(append([]string{"run"}, extra...), rootfs, "--", "sh", "-c", ttyProbe)
+		out := runUnderTerminal(t, "typed\n", args...)
+		if !strings.Contains(out, "got=typed\n") || !strings.Contains(out, "tty=1\n") || strings.Contains(out, "escaped") {
+			t.Errorf("berth %v under a terminal:\n%s", args, out)
+		}
+	}
+}
+
+// TestExecOwnSession: berth boot started from a terminal; berth exec
+// without -t (as a health check runs) gets a session of its own too.
+func TestExecOwnSession(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, "[[container]]\nname = \"sess\"\nimage = \"bb.tar.zst\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = \"1s\"\n")
+	sock := filepath.Join(dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", sock)
+	master, slave := openPTY(t)
+	defer master.Close()
+	boot := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	boot.Stdin, boot.Stdout, boot.Stderr = slave, slave, slave
+	boot.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := boot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	go io.Copy(io.Discard, master)
+	defer func() {
+		boot.Process.Signal(syscall.SIGTERM)
+		boot.Wait()
+	}()
+	waitFor(t, "sess to run", &bootLog{}, func() bool {
+		status, out, _ := berth(t, "ps")
+		return status == 0 && strings.Contains(out, "running")
+	})
+	status, out, stderr := berth(t, "exec", "sess", "sh", "-c", "echo escaped > /dev/tty; echo tty=$?")
+	if status != 0 || !strings.Contains(out, "tty=1") || !strings.Contains(stderr, "No such device or address") {
+		t.Errorf("berth exec under a berth boot with a terminal: %d %q %q", status, out, stderr)
+	}
+}
