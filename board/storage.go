@@ -272,17 +272,27 @@ func WaitDevice(name string, timeout time.Duration) (dev BlockDevice, loaded []s
 // own message ("Can't find ext4 filesystem"). It returns the modules
 // loaded.
 func MountFS(dev, target, fstype string) (loaded []string, err error) {
+	mfd, loaded, err := FSMount(dev, target, fstype)
+	if err != nil {
+		return loaded, err
+	}
+	defer unix.Close(mfd)
+	return loaded, AttachMount(mfd, dev, target)
+}
+
+// FSMount is MountFS without the attach: it returns the new mount as an
+// fd (fsmount(2)), not yet anywhere in the tree, on which a caller can
+// work before it attaches it (AttachMount) or drops it (closes the fd).
+// target only names the mount in errors.
+func FSMount(dev, target, fstype string) (mfd int, loaded []string, err error) {
 	if !hasFilesystem(fstype) {
 		if ix, err := openModIndex("/"); err == nil {
 			loaded, _ = ix.probe("fs-" + fstype)
 		}
 	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return loaded, fmt.Errorf("mount %s at %s: %w", dev, target, err)
-	}
 	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return loaded, fmt.Errorf("mount %s at %s: filesystem type %s: %w", dev, target, fstype, err)
+		return -1, loaded, fmt.Errorf("mount %s at %s: filesystem type %s: %w", dev, target, fstype, err)
 	}
 	defer unix.Close(fsfd)
 	klog := openKernelLog()
@@ -295,7 +305,7 @@ func MountFS(dev, target, fstype string) (loaded []string, err error) {
 		return fmt.Errorf("mount %s at %s as %s: %w (kernel: %s)", dev, target, fstype, err, strings.Join(msgs, "; "))
 	}
 	if err := unix.FsconfigSetString(fsfd, "source", dev); err != nil {
-		return loaded, fail(err)
+		return -1, loaded, fail(err)
 	}
 	// An ext superblock may ask the kernel to panic on an error
 	// (tune2fs -e panic, or errors=panic among its mount options): a
@@ -304,21 +314,29 @@ func MountFS(dev, target, fstype string) (loaded []string, err error) {
 	// superblock's; a disk that does not ask for a panic keeps its own.
 	if extTypes[fstype] && extPanics(dev) {
 		if err := unix.FsconfigSetString(fsfd, "errors", "remount-ro"); err != nil {
-			return loaded, fail(err)
+			return -1, loaded, fail(err)
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return loaded, fail(err)
+		return -1, loaded, fail(err)
 	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOATIME|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
+	mfd, err = unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOATIME|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
-		return loaded, fail(err)
+		return -1, loaded, fail(err)
 	}
-	defer unix.Close(mfd)
+	return mfd, loaded, nil
+}
+
+// AttachMount attaches the mount mfd (FSMount) at target, created 0755
+// when missing; dev names it in errors.
+func AttachMount(mfd int, dev, target string) error {
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("mount %s at %s: %w", dev, target, err)
+	}
 	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return loaded, fmt.Errorf("mount %s at %s: attach: %w", dev, target, err)
+		return fmt.Errorf("mount %s at %s: attach: %w", dev, target, err)
 	}
-	return loaded, nil
+	return nil
 }
 
 // extTypes are the filesystem types of the ext superblock.

@@ -139,13 +139,14 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 
 // killCheck kills a check that overran its timeout, with what it
 // started: its process group, which it leads (an exec without a
-// terminal starts a session of its own, child_exec.go). Its pid names
-// the group while the check is unreaped, which it is unless it exited
-// in the instant since the timer fired; a process that left the group
-// (setsid) is left to the container.
+// terminal starts a session of its own, child_exec.go); a process that
+// left the group (setsid) is left to the container.
 func killCheck(p *container.Process) {
-	_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
+	// The group first: while its leader lives, a session leader that
+	// cannot leave it, the group's id is its own; then the leader by its
+	// pidfd, which names it whatever happened.
 	_ = unix.Kill(-p.Pid, unix.SIGKILL)
+	_ = unix.PidfdSendSignal(int(p.Pidfd.Fd()), unix.SIGKILL, nil, 0)
 }
 
 // readTail reads what a check writes to r until it ends, r's read

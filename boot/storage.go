@@ -87,8 +87,12 @@ func (b *booter) setupStorage() error {
 	case f := <-done:
 		st.dev, err = f.dev, f.err
 	case <-time.After(st.cfg.timeout() + storageMountGrace):
-		w.abandon()
-		err = fmt.Errorf("no answer from the device within %s and %s to mount it: its reads hang", st.cfg.timeout(), storageMountGrace)
+		if w.abandon() {
+			err = fmt.Errorf("no answer from the device within %s and %s to mount it: its reads hang", st.cfg.timeout(), storageMountGrace)
+			break
+		}
+		f := <-done // being attached: the result comes at once
+		st.dev, err = f.dev, f.err
 	}
 	stopPing()
 	if err != nil {
@@ -108,30 +112,50 @@ func (b *booter) setupStorage() error {
 // flash) before it goes on without it.
 var storageMountGrace = 2 * time.Minute
 
-// waitDevice is board.WaitDevice; tests replace it.
-var waitDevice = board.WaitDevice
+// waitDevice is board.WaitDevice; tests replace it. beforeAttach, when
+// set (tests), runs between the mount's making and its attach.
+var (
+	waitDevice   = board.WaitDevice
+	beforeAttach func()
+)
 
-// storageWait is the boot's wait for the partition: once the boot has
-// gone on without it (abandon), a mount that comes late is undone.
+// storageWait is the boot's wait for the partition: the finder attaches
+// the mount only while the boot still waits (commit), and once the boot
+// has gone on without it (abandon) drops it unattached.
 type storageWait struct {
-	mu        sync.Mutex
-	abandoned bool
+	mu                   sync.Mutex
+	abandoned, committed bool
 }
 
-func (w *storageWait) abandon() {
-	w.mu.Lock()
-	w.abandoned = true
-	w.mu.Unlock()
-}
-
-// still runs f unless the boot has gone on, and reports whether it did.
-func (w *storageWait) still(f func()) bool {
+// abandon marks the wait over, unless the mount is being attached: then
+// false, and the result is about to come.
+func (w *storageWait) abandon() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.abandoned {
-		f()
+	if w.committed {
+		return false
 	}
-	return !w.abandoned
+	w.abandoned = true
+	return true
+}
+
+// over reports whether the boot has gone on without the partition.
+func (w *storageWait) over() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.abandoned
+}
+
+// commit runs attach while the boot still waits, and reports whether it
+// did. attach does no I/O on the device: abandon never waits on one.
+func (w *storageWait) commit(attach func() error) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.abandoned {
+		return false, nil
+	}
+	w.committed = true
+	return true, attach()
 }
 
 // errAbandoned ends a find or a mount the boot no longer waits for.
@@ -139,9 +163,10 @@ var errAbandoned = errors.New("the boot went on without it")
 
 // findAndMount waits for the partition of cfg and mounts it at mount,
 // with berth's directories made on it, and returns the device (Path ""
-// when none was found); it runs off the boot (setupStorage). A mount
-// the boot no longer waits for is undone: it would hide what the boot
-// put under the mount point meanwhile (the state, a cache, bind
+// when none was found); it runs off the boot (setupStorage). The
+// directories are made on the mount before it is attached, and a mount
+// the boot no longer waits for is dropped unattached: it would hide what
+// the boot put under the mount point meanwhile (the state, a cache, bind
 // sources).
 func (b *booter) findAndMount(cfg StorageConfig, mount string, w *storageWait) (board.BlockDevice, error) {
 	start := time.Now()
@@ -152,21 +177,33 @@ func (b *booter) findAndMount(cfg StorageConfig, mount string, w *storageWait) (
 	if err != nil {
 		return board.BlockDevice{}, err
 	}
-	if !w.still(func() {
-		b.log.Printf("storage: %s is %s%s, found after %s", cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
-	}) {
+	if w.over() {
 		return dev, errAbandoned
 	}
-	loaded, err = board.MountFS(dev.Path, mount, cfg.FileSystem())
+	b.log.Printf("storage: %s is %s%s, found after %s", cfg.Device, dev.Path, describeFS(dev.FS), time.Since(start).Round(time.Millisecond))
+	mfd, loaded, err := board.FSMount(dev.Path, mount, cfg.FileSystem())
 	if len(loaded) > 0 {
 		b.log.Printf("filesystem modules loaded: %v", loaded)
 	}
 	if err != nil {
 		return dev, err
 	}
-	if !w.still(func() { err = ensureDirs(mount, stateSubdir, volumesSubdir) }) {
-		_ = unix.Unmount(mount, unix.MNT_DETACH)
-		b.log.Printf("storage: %s was mounted after the boot went on without it: unmounted", dev.Path)
+	defer unix.Close(mfd)
+	root, err := unix.Openat(mfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return dev, fmt.Errorf("open the root of %s: %w", dev.Path, err)
+	}
+	err = ensureDirsAt(root, mount, stateSubdir, volumesSubdir)
+	unix.Close(root)
+	if err != nil {
+		return dev, err
+	}
+	if beforeAttach != nil {
+		beforeAttach()
+	}
+	ok, err := w.commit(func() error { return board.AttachMount(mfd, dev.Path, mount) })
+	if !ok {
+		b.log.Printf("storage: %s answered after the boot went on without it: not mounted", dev.Path)
 		return dev, errAbandoned
 	}
 	return dev, err
@@ -196,6 +233,11 @@ func ensureDirs(parent string, names ...string) error {
 		return fmt.Errorf("open %s: %w", parent, err)
 	}
 	defer unix.Close(pfd)
+	return ensureDirsAt(pfd, parent, names...)
+}
+
+// ensureDirsAt is ensureDirs in the directory pfd, which parent names.
+func ensureDirsAt(pfd int, parent string, names ...string) error {
 	made := false
 	for _, name := range names {
 		err := unix.Mkdirat(pfd, name, 0o700)

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -196,5 +197,74 @@ func TestStorageHungDevice(t *testing.T) {
 	b.log.Flush(5 * time.Second)
 	if !strings.Contains(console.String(), "WARNING: storage LABEL=data: no answer from the device") || strings.Contains(console.String(), "found after") {
 		t.Errorf("log:\n%s", console.String())
+	}
+}
+
+// TestStorageLateMount: a partition whose mount was made when the boot
+// had already gone on without it is not attached: nothing hides what
+// the boot put under the mount point meanwhile. One in time is mounted,
+// with berth's directories made on it before it shows.
+func TestStorageLateMount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts a loop device")
+	}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v %s", err, out)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", loop).Run()
+	oldWait, oldGrace := waitDevice, storageMountGrace
+	waitDevice = func(string, time.Duration) (board.BlockDevice, []string, error) {
+		return board.BlockDevice{Path: loop}, nil, nil
+	}
+	storageMountGrace = 100 * time.Millisecond
+	defer func() { waitDevice, storageMountGrace, beforeAttach = oldWait, oldGrace, nil }()
+	for _, late := range []bool{true, false} {
+		hold := make(chan struct{})
+		beforeAttach = func() {
+			if late {
+				<-hold // until the boot has gone on
+			}
+		}
+		console := &lockedBuffer{}
+		mount := filepath.Join(t.TempDir(), "data")
+		b := &booter{log: NewLogger(console), fatal: make(chan error, 1), opts: Options{PID1: true, StateDir: t.TempDir()}}
+		b.cfg = &Config{Storage: &StorageConfig{Device: "LABEL=data", Timeout: "100ms", Mount: mount}}
+		if err := b.setupStorage(); err != nil {
+			t.Fatal(err)
+		}
+		if late {
+			close(hold)
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(console.String(), "answered after the boot went on without it: not mounted"); time.Sleep(10 * time.Millisecond) {
+				b.log.Flush(time.Second)
+				if time.Now().After(deadline) {
+					t.Fatalf("the late mount is not dropped; log:\n%s", console.String())
+				}
+			}
+			if b.storage.mounted || mountRoot(mount) {
+				t.Errorf("a late mount: mounted %v, mount point a mount: %v", b.storage.mounted, mountRoot(mount))
+			}
+			continue
+		}
+		if !b.storage.mounted || !mountRoot(mount) {
+			t.Fatalf("in time: mounted %v, %v", b.storage.mounted, b.storage.err)
+		}
+		for _, d := range []string{stateSubdir, volumesSubdir} {
+			if fi, err := os.Lstat(filepath.Join(mount, d)); err != nil || !fi.IsDir() {
+				t.Errorf("%s on the partition: %v", d, err)
+			}
+		}
+		unix.Unmount(mount, unix.MNT_DETACH)
 	}
 }
