@@ -377,9 +377,12 @@ func (l *link) bound(nl, old *Lease) {
 	if err != nil {
 		l.logf("%s: applying the lease of %s: %v", l.name, nl.Address, err)
 	}
+	// Ready once the DNS servers and the host name are in place too: a
+	// container that needs the network must find them.
+	ready := err == nil && nl.Router.IsValid()
 	l.u.mu.Lock()
 	l.lease = nl
-	l.ready = err == nil && nl.Router.IsValid()
+	l.ready = l.ready && ready
 	l.state = "bound"
 	if err != nil {
 		l.state = "bound, but not applied: " + err.Error()
@@ -397,6 +400,9 @@ func (l *link) bound(nl, old *Lease) {
 	}
 	l.u.applyHostname(nl.Hostname)
 	l.u.writeResolv()
+	l.u.mu.Lock()
+	l.ready = ready
+	l.u.mu.Unlock()
 	l.u.changed()
 }
 
