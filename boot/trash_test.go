@@ -296,3 +296,51 @@ func contains(list []string, s string) bool {
 
 // fsImmutableFL is FS_IMMUTABLE_FL (linux/fs.h), which x/sys/unix lacks.
 const fsImmutableFL = 0x10
+
+// TestTrashEntersNoMount: a tree in the trash with a mount in it (one
+// a stuck container left) is not entered: what the mount holds stays,
+// and the rest of the tree is removed.
+func TestTrashEntersNoMount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts a tmpfs")
+	}
+	state := t.TempDir()
+	console := &lockedBuffer{}
+	tr, err := newTrash(state, NewLogger(console), func(func()) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := containerTree(t, state, "app", t.TempDir())
+	m := filepath.Join(dir, "upper", "mnt")
+	if err := os.Mkdir(m, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", m, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m, "kept"), []byte("mounted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := releaseRootfs(dir, tr); err != nil {
+		t.Fatal(err)
+	}
+	tr.empty(nil)
+	var kept string
+	var left []string
+	filepath.WalkDir(tr.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == "kept" {
+			kept = p
+		}
+		if err == nil && p != tr.dir {
+			left = append(left, d.Name())
+		}
+		return nil
+	})
+	if kept == "" {
+		t.Fatalf("the mount's file was removed; left: %v", left)
+	}
+	defer unix.Unmount(filepath.Dir(kept), unix.MNT_DETACH)
+	if contains(left, "data") || contains(left, "work") {
+		t.Errorf("the tree beside the mount was not removed: %v", left)
+	}
+}

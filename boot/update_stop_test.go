@@ -82,6 +82,13 @@ command = ["cron"]
 	if st := s.units["cron"].state; st != stateStopped {
 		t.Errorf("cron after the loop's schedule: %s", st)
 	}
+	// A container of a round still stopping when the round gives up is
+	// logged, and the switch does not wait for it again.
+	s.units["db"].state = stateStopping
+	s.endRound([]string{"db"}, time.Now())
+	if !s.units["db"].stopGaveUp {
+		t.Error("db, still stopping at the round's end, is not marked given up")
+	}
 	// A replaced container that exits by itself stays stopped.
 	u := s.units["web"]
 	u.state = stateRunning
@@ -89,7 +96,8 @@ command = ["cron"]
 		t.Error("replacedExit: false for a replaced container")
 	}
 	s.b.log.Flush(5 * time.Second)
-	if u.state != stateStopped || !strings.Contains(console.String(), "container web: not restarted: an update replaces it") {
+	if u.state != stateStopped || !strings.Contains(console.String(), "container web: not restarted: an update replaces it") ||
+		!strings.Contains(console.String(), "container db did not stop: the switch replaces it anyway") {
 		t.Errorf("web after its own exit: %s; log:\n%s", u.state, console.String())
 	}
 }

@@ -37,7 +37,7 @@ const (
 // window of slowWindow is dropped (errTooSlow). ioTimeout alone lets a
 // registry that sends a byte a minute hold a pull — and the update
 // waiting on it, a SIGHUP reload's included, which no client can
-// cancel — for good. A link of a few bytes a second passes.
+// cancel — for good. A link of some 20 bytes a second or more passes.
 var (
 	slowWindow       = 60 * time.Second
 	slowBytes  int64 = 1 << 10
