@@ -12,32 +12,28 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/mountinfo"
 )
 
-// mountOptions returns the per-mount options and the type of the mount at
-// point, from /proc/self/mountinfo.
 // superOptions returns the superblock options of the mount at point.
 func superOptions(t *testing.T, point string) string {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != point {
-			continue
-		}
-		for i, x := range f {
-			if x == "-" && i+3 < len(f) {
-				return f[i+3]
-			}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if mounts[i].Point == point {
+			return mounts[i].Super
 		}
 	}
 	t.Fatalf("nothing mounted at %s", point)
 	return ""
 }
 
+// mountOptions returns the per-mount options and the type of the mount at
+// point, from /proc/self/mountinfo.
 func mountOptions(t *testing.T, point string) (opts, fstype string) {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")

@@ -345,16 +345,13 @@ func (s *supervisor) giveUp(from int, why error) error {
 		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
 	}
 	s.b.crashAt("rolledback")
-	loaded := false
-	s.onLoop(func() { loaded = g.curCfg != nil })
+	var back *Config
+	s.onLoop(func() { back = g.curCfg })
 	var p plan
-	if loaded { // else the pulls are left alone: no switch replaces their units
-		err := s.readyToSwitch(nil)
-		if err == nil && !s.onLoop(func() { p = s.diff(g.curCfg) }) {
-			err = errShutdown
-		}
-		if err == nil {
-			err = s.stopForSwitch(nil, p)
+	if back != nil { // else the pulls are left alone: no switch replaces their units
+		var err error
+		if err = s.readyToSwitch(nil); err == nil {
+			p, err = s.stopReplaced(nil, back)
 		}
 		if err != nil {
 			return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
@@ -398,11 +395,8 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	if err := s.readyToSwitch(up); err != nil {
 		return "", err
 	}
-	var p plan
-	if !s.onLoop(func() { p = s.diff(prevCfg) }) {
-		return "", errShutdown
-	}
-	if err := s.stopForSwitch(up, p); err != nil {
+	p, err := s.stopReplaced(up, prevCfg)
+	if err != nil {
 		return "", err
 	}
 	s.onLoop(func() {

@@ -77,7 +77,7 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 		if !going[name] {
 			continue
 		}
-		if !s.units[name].stopGaveUp {
+		if !s.units[name].stopGivenUp() {
 			s.stopAndWait(s.units[name])
 		}
 		if changed[name] && !cfg.onBridge(name) {

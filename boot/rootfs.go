@@ -2,7 +2,6 @@ package boot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -183,12 +182,8 @@ func privateDir(dir string) error {
 // through the trash when there is one (t; trash.go), which moves it aside
 // now and removes it off the caller's goroutine, else in place.
 func releaseRootfs(dir string, t *trash) error {
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", rootfs, err)
-	}
-	if mountRoot(rootfs) {
-		return fmt.Errorf("%s is still a mount point", rootfs)
+	if err := detachMount(filepath.Join(dir, "rootfs")); err != nil {
+		return err
 	}
 	if err := unmountLower(dir); err != nil {
 		return err

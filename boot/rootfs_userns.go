@@ -108,20 +108,29 @@ func IDShift(ns *container.UserNS) image.Shift {
 
 // unmountLower unmounts DIR/lower when it is a mount, and refuses to go
 // on when it still is one: removing DIR must never reach the cache.
-func unmountLower(dir string) error {
-	lower := filepath.Join(dir, "lower")
-	if err := unix.Unmount(lower, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", lower, err)
+func unmountLower(dir string) error { return detachMount(filepath.Join(dir, "lower")) }
+
+// detachMount lazily unmounts path when it is a mount, and refuses to go
+// on when it still is one (another was stacked under it).
+func detachMount(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", path, err)
 	}
-	if mountRoot(lower) {
-		return fmt.Errorf("%s is still a mount point", lower)
+	if mountRoot(unix.AT_FDCWD, path) {
+		return fmt.Errorf("%s is still a mount point", path)
 	}
 	return nil
 }
 
-// mountRoot reports whether path is the root of a mount (statx says so).
-func mountRoot(path string) bool {
+// mountRoot reports whether path, relative to dirfd and not followed if
+// a symlink, is the root of a mount (statx says so); an empty path is
+// dirfd itself.
+func mountRoot(dirfd int, path string) bool {
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if path == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
 	var stx unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx)
+	err := unix.Statx(dirfd, path, flags, unix.STATX_BASIC_STATS, &stx)
 	return err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }

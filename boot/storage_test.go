@@ -252,12 +252,12 @@ func TestStorageLateMount(t *testing.T) {
 					t.Fatalf("the late mount is not dropped; log:\n%s", console.String())
 				}
 			}
-			if b.storage.mounted || mountRoot(mount) {
-				t.Errorf("a late mount: mounted %v, mount point a mount: %v", b.storage.mounted, mountRoot(mount))
+			if b.storage.mounted || mountRoot(unix.AT_FDCWD, mount) {
+				t.Errorf("a late mount: mounted %v, mount point a mount: %v", b.storage.mounted, mountRoot(unix.AT_FDCWD, mount))
 			}
 			continue
 		}
-		if !b.storage.mounted || !mountRoot(mount) {
+		if !b.storage.mounted || !mountRoot(unix.AT_FDCWD, mount) {
 			t.Fatalf("in time: mounted %v, %v", b.storage.mounted, b.storage.err)
 		}
 		for _, d := range []string{stateSubdir, volumesSubdir} {

@@ -259,7 +259,7 @@ func (t *trash) remove(dir int, name string, flat int, stop <-chan struct{}) err
 	}
 	d := os.NewFile(uintptr(fd), name)
 	defer d.Close()
-	if fdMountRoot(fd) {
+	if mountRoot(fd, "") {
 		return errors.New("a mount point: not entered")
 	}
 	keep := strings.HasPrefix(name, ".flat-")
@@ -295,13 +295,6 @@ func (t *trash) remove(dir int, name string, flat int, stop <-chan struct{}) err
 		return err
 	}
 	return nil
-}
-
-// fdMountRoot reports whether the directory fd is the root of a mount.
-func fdMountRoot(fd int) bool {
-	var stx unix.Statx_t
-	err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &stx)
-	return err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }
 
 // closed reports whether stop is closed; a nil stop never is.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,22 +277,13 @@ func TestTrashStops(t *testing.T) {
 			t.Errorf("left in the trash beside the immutable file: %s (all: %v)", name, left)
 		}
 	}
-	if !contains(left, "data") {
+	if !slices.Contains(left, "data") {
 		t.Errorf("the immutable file is not left: %v", left)
 	}
 	tr.log.Flush(5 * time.Second)
 	if n := strings.Count(console.String(), "left for the next boot"); n != 1 {
 		t.Errorf("the entry left is logged %d times, want once:\n%s", n, console.String())
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // fsImmutableFL is FS_IMMUTABLE_FL (linux/fs.h), which x/sys/unix lacks.
@@ -340,7 +332,7 @@ func TestTrashEntersNoMount(t *testing.T) {
 		t.Fatalf("the mount's file was removed; left: %v", left)
 	}
 	defer unix.Unmount(filepath.Dir(kept), unix.MNT_DETACH)
-	if contains(left, "data") || contains(left, "work") {
+	if slices.Contains(left, "data") || slices.Contains(left, "work") {
 		t.Errorf("the tree beside the mount was not removed: %v", left)
 	}
 }

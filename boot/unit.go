@@ -55,9 +55,8 @@ type unit struct {
 	// preparing is set while the image goroutine readies it at boot.
 	preparing bool
 	// replacing is set once an update stops it for a switch that
-	// replaces or removes it (update_stop.go): it is not started again,
-	// and stopGaveUp says it did not stop in time.
-	replacing, stopGaveUp bool
+	// replaces or removes it (update_stop.go): it is not started again.
+	replacing bool
 	// imageWait is why the last pull of its registry image failed, and
 	// imageRetry when the next begins (pull.go).
 	imageWait  string

@@ -45,6 +45,16 @@ func (s *supervisor) stopForSwitch(up *update, p plan) error {
 	}
 }
 
+// stopReplaced is stopForSwitch for a switch to cfg whose plan is made
+// now, on the loop (a rollback's); it returns the plan for the switch.
+func (s *supervisor) stopReplaced(up *update, cfg *Config) (plan, error) {
+	var p plan
+	if !s.onLoop(func() { p = s.diff(cfg) }) {
+		return p, errShutdown
+	}
+	return p, s.stopForSwitch(up, p)
+}
+
 // replacedRound, on the loop, marks the containers the switch by p
 // replaces or removes, keeps those not running from starting, and stops
 // the next round: the running ones no running one of them (not yet
@@ -101,13 +111,19 @@ func (s *supervisor) roundStopped(round []string) bool {
 func (s *supervisor) endRound(round []string, start time.Time) {
 	for _, name := range round {
 		u := s.units[name]
-		if u.state == stateRunning || u.state == stateStopping {
-			u.stopGaveUp = true
+		if u.stopGivenUp() {
 			s.b.log.Printf("container %s did not stop: the switch replaces it anyway", name)
 			continue
 		}
 		s.b.log.Printf("container %s stopped in %s", name, time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// stopGivenUp reports whether u, replaced, is still up after its round
+// of stopForSwitch: nothing starts a replaced container again, so one
+// still up was given up on, and the switch does not wait for it again.
+func (u *unit) stopGivenUp() bool {
+	return u.replacing && (u.state == stateRunning || u.state == stateStopping)
 }
 
 // replacingMsg refuses a start or restart of a container an update is

@@ -86,7 +86,7 @@ command = ["cron"]
 	// logged, and the switch does not wait for it again.
 	s.units["db"].state = stateStopping
 	s.endRound([]string{"db"}, time.Now())
-	if !s.units["db"].stopGaveUp {
+	if !s.units["db"].stopGivenUp() {
 		t.Error("db, still stopping at the round's end, is not marked given up")
 	}
 	// A replaced container that exits by itself stays stopped.

@@ -298,7 +298,15 @@ func (h *healthBoot) marks(name string) int {
 }
 
 // checksRunning counts berth's children running "sleep ARG".
-func (h *healthBoot) checksRunning(arg string) int {
+func (h *healthBoot) checksRunning(arg string) int { return sleeps(arg, h.pid) }
+
+// sleepsAnywhere counts the processes running "sleep ARG", whatever
+// their parent: a check's child left behind is the container init's.
+func sleepsAnywhere(arg string) int { return sleeps(arg, 0) }
+
+// sleeps counts the processes running "sleep ARG" whose parent is
+// parent, or any parent for 0.
+func sleeps(arg string, parent int) int {
 	n := 0
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
@@ -308,20 +316,7 @@ func (h *healthBoot) checksRunning(arg string) int {
 			continue
 		}
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(h.pid) {
-			n++
-		}
-	}
-	return n
-}
-
-// sleepsAnywhere counts the processes running "sleep ARG", whatever
-// their parent: a check's child left behind is the container init's.
-func sleepsAnywhere(arg string) int {
-	n := 0
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		if cmdline, err := os.ReadFile(d + "/cmdline"); err == nil && string(cmdline) == "sleep\x00"+arg+"\x00" {
+		if parent == 0 || len(f) > 1 && f[1] == strconv.Itoa(parent) {
 			n++
 		}
 	}

@@ -74,11 +74,9 @@ func TestExecOwnSession(t *testing.T) {
 	packBusybox(t, dir)
 	cfg := filepath.Join(dir, "berth.toml")
 	write(t, cfg, "[[container]]\nname = \"sess\"\nimage = \"bb.tar.zst\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = \"1s\"\n")
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
 	master, slave := openPTY(t)
 	defer master.Close()
-	boot := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	boot := bootCommand(t, dir, cfg)
 	boot.Stdin, boot.Stdout, boot.Stderr = slave, slave, slave
 	boot.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := boot.Start(); err != nil {

@@ -57,10 +57,8 @@ type bootLog = testutil.SyncBuffer
 // logs its output if the test failed.
 func bootInDir(t *testing.T, dir, cfg string) (*bootLog, *exec.Cmd) {
 	t.Helper()
-	sock := filepath.Join(dir, "berth.sock")
-	t.Setenv("BERTH_SOCKET", sock)
 	log := &bootLog{}
-	cmd := exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
+	cmd := bootCommand(t, dir, cfg)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -73,6 +71,15 @@ func bootInDir(t *testing.T, dir, cfg string) (*bootLog, *exec.Cmd) {
 		}
 	})
 	return log, cmd
+}
+
+// bootCommand is berth boot with the config file cfg, its state and
+// control socket in dir, which BERTH_SOCKET names for the test.
+func bootCommand(t *testing.T, dir, cfg string) *exec.Cmd {
+	t.Helper()
+	sock := filepath.Join(dir, "berth.sock")
+	t.Setenv("BERTH_SOCKET", sock)
+	return exec.Command(berthBin, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", sock)
 }
 
 // packBusybox packs a busybox tree into DIR/bb.tar.zst.
