@@ -126,7 +126,7 @@ func (k *childPlan) enter() (int, syscall.Errno) {
 	if step, e := k.closeInherited(); e != 0 {
 		return step, e
 	}
-	for _, fd := range k.cgroupProcs {
+	for _, fd := range k.cgroupTasks {
 		if _, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&k.zero[0])), 1); e != 0 {
 			return stepJoinCgroup, e
 		}

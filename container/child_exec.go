@@ -15,7 +15,7 @@ import (
 // direct start's, on a plan made from the container's own resolved spec.
 
 // join closes what the child must not hold, sets the container's
-// oom_score_adj, joins its cgroup (v1: cgroup.procs files the parent
+// oom_score_adj, joins its cgroup (v1: tasks files the parent
 // opened; v2: the child was born in it) and, through the pidfd of the
 // container's first process, all of its namespaces at once — its user
 // namespace first, when it has one — then enters the root of that
@@ -40,7 +40,7 @@ func (k *childPlan) join() (int, syscall.Errno) {
 			return stepOOMScore, e
 		}
 	}
-	for _, fd := range k.cgroupProcs {
+	for _, fd := range k.cgroupTasks {
 		if _, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&k.zero[0])), 1); e != 0 {
 			return stepJoinCgroup, e
 		}

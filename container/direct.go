@@ -23,7 +23,7 @@ import (
 //     UTS, IPC and network namespaces (on v2 straight into its cgroup),
 //     in berth's memory, on a stack of its own.
 //  2. The child closes every fd it does not need, joins its cgroup (v1:
-//     through cgroup.procs files the parent opened) and a new cgroup
+//     through tasks files the parent opened) and a new cgroup
 //     namespace rooted there, opens the contexts of a proc filesystem of
 //     its PID namespace and of the cgroup filesystems of its cgroup
 //     namespace, hands them to berth over a socket and waits.
@@ -45,19 +45,19 @@ import (
 
 // directFds are the fds of a direct start, berth's and (at the clone)
 // the child's: the socket to the thread, the error pipe, the v1
-// cgroup.procs files or the v2 cgroup directory.
+// hierarchies' tasks files or the v2 cgroup directory.
 type directFds struct {
 	sock, childSock *os.File
 	errR, errW      *os.File
 	null            *os.File
-	cgroupProcs     []*os.File
+	cgroupTasks     []*os.File
 	cgroupDir       *os.File
 	// landlock is an exec's Landlock ruleset (exec.go).
 	landlock *os.File
 }
 
 func (d *directFds) close() {
-	for _, f := range append([]*os.File{d.sock, d.childSock, d.errR, d.errW, d.null, d.cgroupDir, d.landlock}, d.cgroupProcs...) {
+	for _, f := range append([]*os.File{d.sock, d.childSock, d.errR, d.errW, d.null, d.cgroupDir, d.landlock}, d.cgroupTasks...) {
 		if f != nil {
 			f.Close()
 		}
@@ -66,12 +66,12 @@ func (d *directFds) close() {
 
 // closeChildsOwn closes, in berth, the fds only the child uses.
 func (d *directFds) closeChildsOwn() {
-	for _, f := range append([]*os.File{d.childSock, d.errW, d.null, d.cgroupDir, d.landlock}, d.cgroupProcs...) {
+	for _, f := range append([]*os.File{d.childSock, d.errW, d.null, d.cgroupDir, d.landlock}, d.cgroupTasks...) {
 		if f != nil {
 			f.Close()
 		}
 	}
-	d.childSock, d.errW, d.null, d.cgroupDir, d.landlock, d.cgroupProcs = nil, nil, nil, nil, nil, nil
+	d.childSock, d.errW, d.null, d.cgroupDir, d.landlock, d.cgroupTasks = nil, nil, nil, nil, nil, nil
 }
 
 // spawnDirect starts the container of cfg as a direct start (see above),
@@ -221,12 +221,21 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 			return fmt.Errorf("open cgroup %s: %w", c.cgroup.dirs[0], err)
 		}
 	} else {
+		// The child joins each v1 cgroup by writing "0", itself, to its
+		// tasks file, not its cgroup.procs: for a process of one thread
+		// (a raw clone) the two are the same move, but a thread that moves
+		// itself does not take the kernel's global lock against every
+		// fork on the machine, whose write side waits for an RCU grace
+		// period: 2 to 15 ms on a busy 2-core host, more than the rest of
+		// the start. (Kernels with commit 9a3284fad42f, "cgroup: Optimize
+		// single thread migration": Linux 5.16, and 5.4's and later stable
+		// series; older kernels take the lock either way.)
 		for _, dir := range c.cgroup.dirs {
-			f, err := openCtlFile(filepath.Join(dir, "cgroup.procs"), unix.O_WRONLY)
+			f, err := openCtlFile(filepath.Join(dir, "tasks"), unix.O_WRONLY)
 			if err != nil {
 				return fmt.Errorf("open cgroup %s: %w", dir, err)
 			}
-			d.cgroupProcs = append(d.cgroupProcs, f)
+			d.cgroupTasks = append(d.cgroupTasks, f)
 		}
 	}
 	for _, f := range []**os.File{&d.childSock, &d.errW} {

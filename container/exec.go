@@ -330,10 +330,10 @@ func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, 
 		k.stdio[i] = int32(f.Fd())
 	}
 	keep := []int32{k.errPipe, k.rootfd, k.joinFd, k.stdio[0], k.stdio[1], k.stdio[2]}
-	for _, f := range d.cgroupProcs {
-		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
+	for _, f := range d.cgroupTasks {
+		k.cgroupTasks = append(k.cgroupTasks, int32(f.Fd()))
 	}
-	keep = append(keep, k.cgroupProcs...)
+	keep = append(keep, k.cgroupTasks...)
 	if spec.OOMScoreAdj != nil {
 		k.oomPath = &[]byte("/proc/self/oom_score_adj\x00")[0]
 		k.oomValue = []byte(strconv.Itoa(*spec.OOMScoreAdj))

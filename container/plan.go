@@ -73,9 +73,10 @@ type childPlan struct {
 	// failure back; rootfd is the container's root mount.
 	sock, errPipe, rootfd int32
 	pdeathsig             uintptr
-	// cgroupProcs are cgroup.procs files (v1) the child joins by
-	// writing zero, "0"; on v2 it is born in its cgroup.
-	cgroupProcs []int32
+	// cgroupTasks are tasks files (v1) the child joins by writing
+	// zero, "0", itself (see directFds.open); on v2 it is born in its
+	// cgroup.
+	cgroupTasks []int32
 	zero        [1]byte
 	// fsTypes are the filesystems the child opens (fsopen) in its own
 	// PID and cgroup namespaces and hands over in one SCM_RIGHTS message
@@ -177,10 +178,10 @@ func newChildPlan(cfg initConfig, d *directFds, hm *hostMounts, opts Options) (*
 		k.tinyInit, k.initFd = true, int32(f.Fd())
 		keep = append(keep, k.initFd)
 	}
-	for _, f := range d.cgroupProcs {
-		k.cgroupProcs = append(k.cgroupProcs, int32(f.Fd()))
+	for _, f := range d.cgroupTasks {
+		k.cgroupTasks = append(k.cgroupTasks, int32(f.Fd()))
 	}
-	keep = append(keep, k.cgroupProcs...)
+	keep = append(keep, k.cgroupTasks...)
 	slices.Sort(keep)
 	k.keep = slices.Compact(keep)
 	if opts.DieWithParent {
