@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -113,5 +114,28 @@ func TestDeviceProgramLoadsUnderSignals(t *testing.T) {
 	t.Logf("%d signals sent to the loading thread", signals)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeviceProgramRefused loads programs the verifier refuses: the error
+// carries the verifier's own message, which a second load with the log
+// asks for.
+func TestDeviceProgramRefused(t *testing.T) {
+	for name, prog := range map[string][]insn{
+		"no exit":           {{opMovK, reg(regR0, 0), 0, 1}},
+		"r0 never set":      {{opExit, 0, 0, 0}},
+		"read past the ctx": {{opLdxW, reg(regAcc, regCtx), 64, 0}, {opMovK, reg(regR0, 0), 0, 1}, {opExit, 0, 0, 0}},
+	} {
+		prog, err := loadProgram(encode(prog))
+		if err == nil {
+			prog.Close()
+			t.Errorf("%s: loaded", name)
+			continue
+		}
+		msg := err.Error()
+		if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINVAL) || !strings.Contains(msg, ": ") || len(msg) < 30 {
+			t.Errorf("%s: %v, want the verifier's refusal with its log", name, err)
+		}
+		t.Logf("%s: %v", name, err)
 	}
 }
