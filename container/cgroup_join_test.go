@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"berth/internal/mountinfo"
 	"berth/internal/testutil"
 )
 
@@ -29,7 +30,7 @@ func TestJoinsEveryHierarchy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer func() { syscall.Kill(p.Pid, syscall.SIGKILL); waitPid(t, p.Pid) }()
+			defer func() { syscall.Kill(p.Pid, syscall.SIGKILL); waitPid(t, p.Pid); p.Pidfd.Close() }()
 			for _, pid := range []int{c.Pid, p.Pid} {
 				checkInCgroup(t, c, pid)
 			}
@@ -39,7 +40,9 @@ func TestJoinsEveryHierarchy(t *testing.T) {
 
 // checkInCgroup fails t unless pid is listed in the cgroup.procs of each
 // of c's cgroup directories and /proc/PID/cgroup names c's cgroup in
-// every hierarchy it has.
+// every hierarchy it has: the directory below the hierarchy's mount,
+// seen from the mount's root (not "/" when the tests run in a container
+// that bind-mounted its own cgroup).
 func checkInCgroup(t *testing.T, c *Container, pid int) {
 	t.Helper()
 	for _, dir := range c.cgroup.dirs {
@@ -51,37 +54,55 @@ func checkInCgroup(t *testing.T, c *Container, pid int) {
 			t.Errorf("process %d is not in %s/cgroup.procs: %q", pid, dir, data)
 		}
 	}
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := map[string]string{}
+	for _, m := range mounts {
+		root[m.Point] = m.Root
+	}
+	rel := "/" + CgroupParent + "/" + c.cgroup.name
+	want := map[string]string{} // by the hierarchy's controllers, as /proc/PID/cgroup names them
+	if c.cgroup.layout.Version == 2 {
+		want[""] = filepath.Join(root[c.cgroup.layout.Unified], rel)
+	}
+	for point, ctrls := range c.cgroup.layout.Hierarchies {
+		want[controllers(strings.Join(ctrls, ","))] = filepath.Join(root[point], rel)
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "/" + CgroupParent + "/" + c.Spec.Name
-	ours := map[string]bool{} // the hierarchies c's cgroup is in, as /proc/PID/cgroup names them
-	if c.cgroup.layout.Version == 2 {
-		ours[""] = true
-	}
-	for _, ctrls := range c.cgroup.layout.Hierarchies {
-		ours[sortedList(strings.Join(ctrls, ","))] = true
-	}
 	seen := 0
 	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		f := strings.SplitN(l, ":", 3)
-		if len(f) != 3 || !ours[sortedList(f[1])] {
+		if len(f) != 3 {
+			continue
+		}
+		w, ok := want[controllers(f[1])]
+		if !ok {
 			continue
 		}
 		seen++
-		if f[2] != want {
-			t.Errorf("process %d: hierarchy %q is at %q, want %q", pid, f[1], f[2], want)
+		if f[2] != w {
+			t.Errorf("process %d: hierarchy %q is at %q, want %q", pid, f[1], f[2], w)
 		}
 	}
-	if seen != len(ours) {
-		t.Errorf("process %d: /proc/PID/cgroup names %d of the container's %d hierarchies:\n%s", pid, seen, len(ours), data)
+	if seen != len(want) {
+		t.Errorf("process %d: /proc/PID/cgroup names %d of the container's %d hierarchies:\n%s", pid, seen, len(want), data)
 	}
 }
 
-// sortedList sorts a comma-separated list.
-func sortedList(s string) string {
-	l := strings.Split(s, ",")
+// controllers sorts a hierarchy's comma-separated controllers, leaving
+// out a name= entry.
+func controllers(s string) string {
+	var l []string
+	for _, c := range strings.Split(s, ",") {
+		if !strings.HasPrefix(c, "name=") {
+			l = append(l, c)
+		}
+	}
 	slices.Sort(l)
 	return strings.Join(l, ",")
 }

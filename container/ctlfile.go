@@ -91,7 +91,7 @@ func writeAll(fd int, value string) error {
 	return nil
 }
 
-// openCtlFile opens a control file (a cgroup.procs, /dev/null) as an
+// openCtlFile opens a control file (a cgroup.procs or tasks, /dev/null) as an
 // os.File that is not in the runtime's poller: the fd goes to a child, or
 // takes one write.
 func openCtlFile(path string, flags int) (*os.File, error) {

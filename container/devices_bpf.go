@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -158,45 +159,54 @@ func loadDeviceProgram(rules []deviceRule) (*os.File, error) {
 // program (see loadDeviceProgram).
 func loadProgram(code []byte) (*os.File, error) {
 	license := []byte("Apache-2.0\x00")
-	attr := bpfProgLoadAttr{
-		progType: unix.BPF_PROG_TYPE_CGROUP_DEVICE,
-		insnCnt:  uint32(len(code) / 8),
-		insns:    uint64(uintptr(unsafe.Pointer(&code[0]))),
-		license:  uint64(uintptr(unsafe.Pointer(&license[0]))),
+	fd, errno := progLoad(code, license, nil)
+	if errno == 0 {
+		// The kernel creates BPF fds close-on-exec.
+		return os.NewFile(fd, "bpf-prog"), nil
 	}
-	copy(attr.progName[:], "berth_devices")
-	fd, errno := progLoad(&attr)
-	var logBuf []byte
-	if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR {
-		logBuf = make([]byte, 64<<10)
-		attr.logLevel, attr.logSize = 1, uint32(len(logBuf))
-		attr.logBuf = uint64(uintptr(unsafe.Pointer(&logBuf[0])))
-		fd, errno = progLoad(&attr)
-	}
-	runtime.KeepAlive(code)
-	runtime.KeepAlive(license)
-	runtime.KeepAlive(logBuf)
-	switch {
-	case errno == unix.EAGAIN || errno == unix.EINTR:
+	if errno == unix.EAGAIN || errno == unix.EINTR {
 		return nil, fmt.Errorf("%w: interrupted by signals %d times", errno, progLoadAttempts)
-	case errno != 0:
-		return nil, fmt.Errorf("%w: %s", errno, unix.ByteSliceToString(logBuf))
 	}
-	// The kernel creates BPF fds close-on-exec.
-	return os.NewFile(fd, "bpf-prog"), nil
+	if errno != unix.EACCES && errno != unix.EINVAL {
+		return nil, errno // not the verifier's refusal: it has no log to give
+	}
+	logBuf := make([]byte, 64<<10)
+	fd, logErrno := progLoad(code, license, logBuf)
+	if logErrno == 0 { // refused, then loaded: take it
+		return os.NewFile(fd, "bpf-prog"), nil
+	}
+	log := strings.TrimSpace(unix.ByteSliceToString(logBuf))
+	if log == "" {
+		return nil, fmt.Errorf("%w (the verifier's log: none: %v)", errno, logErrno)
+	}
+	return nil, fmt.Errorf("%w: %s", errno, log) // ENOSPC: the log's first 64 KiB
 }
 
-// progLoad runs BPF_PROG_LOAD with attr, again while a signal interrupts
-// it, at most progLoadAttempts times.
-func progLoad(attr *bpfProgLoadAttr) (uintptr, unix.Errno) {
+// progLoad runs BPF_PROG_LOAD of code with license, with the verifier's
+// log in logBuf when it is not nil, and again while a signal interrupts
+// it, at most progLoadAttempts times. The buffers' addresses go into the
+// attributes right before each system call, with no call in between
+// that could move the goroutine's stack, where the buffers may live.
+func progLoad(code, license, logBuf []byte) (uintptr, unix.Errno) {
+	attr := bpfProgLoadAttr{progType: unix.BPF_PROG_TYPE_CGROUP_DEVICE, insnCnt: uint32(len(code) / 8)}
+	copy(attr.progName[:], "berth_devices")
 	var fd uintptr
 	var errno unix.Errno
 	for range progLoadAttempts {
-		fd, _, errno = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(attr)), unsafe.Sizeof(*attr))
+		attr.insns = uint64(uintptr(unsafe.Pointer(&code[0])))
+		attr.license = uint64(uintptr(unsafe.Pointer(&license[0])))
+		if logBuf != nil {
+			attr.logLevel, attr.logSize = 1, uint32(len(logBuf))
+			attr.logBuf = uint64(uintptr(unsafe.Pointer(&logBuf[0])))
+		}
+		fd, _, errno = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 		if errno != unix.EAGAIN && errno != unix.EINTR {
 			break
 		}
 	}
+	runtime.KeepAlive(code)
+	runtime.KeepAlive(license)
+	runtime.KeepAlive(logBuf)
 	return fd, errno
 }
 

@@ -227,9 +227,9 @@ func (d *directFds) open(c *Container, layout *Layout) error {
 		// itself does not take the kernel's global lock against every
 		// fork on the machine, whose write side waits for an RCU grace
 		// period: 2 to 15 ms on a busy 2-core host, more than the rest of
-		// the start. (Kernels with commit 9a3284fad42f, "cgroup: Optimize
-		// single thread migration": Linux 5.16, and 5.4's and later stable
-		// series; older kernels take the lock either way.)
+		// the start. (Linux commit 9a3284fad42f, "cgroup: Optimize single
+		// thread migration", which this host's 6.18 has; a kernel without
+		// it takes the lock for both, as before.)
 		for _, dir := range c.cgroup.dirs {
 			f, err := openCtlFile(filepath.Join(dir, "tasks"), unix.O_WRONLY)
 			if err != nil {

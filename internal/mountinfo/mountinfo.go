@@ -12,6 +12,9 @@ import (
 
 // Mount is one line of mountinfo.
 type Mount struct {
+	// Root is the directory of its filesystem it shows, unescaped ("/"
+	// unless a bind mount of a subdirectory).
+	Root string
 	// Point is where it is mounted, unescaped.
 	Point string
 	// FSType is the filesystem type ("proc", "cgroup2", "rootfs", ...).
@@ -58,6 +61,7 @@ func Parse(r io.Reader) ([]Mount, error) {
 			continue
 		}
 		out = append(out, Mount{
+			Root:   Unescape(fields[3]),
 			Point:  Unescape(fields[4]),
 			FSType: fields[sep+1],
 			Source: Unescape(fields[sep+2]),
