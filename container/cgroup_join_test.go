@@ -7,39 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"berth/internal/mountinfo"
-	"berth/internal/testutil"
 )
 
-// TestJoinsEveryHierarchy checks, from the host, that a container's first
-// process and an exec'd one are in the container's cgroup in every
-// hierarchy (on v1 the direct start's and the exec's child join each one
-// through its tasks file).
-func TestJoinsEveryHierarchy(t *testing.T) {
-	rootfs := testutil.BusyboxRootfs(t)
-	if err := os.Chmod(filepath.Dir(rootfs), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, spec := range execVariants(t) {
-		t.Run(name, func(t *testing.T) {
-			c := startRunning(t, rootfs, spec)
-			p, err := c.Exec(ExecOptions{Args: []string{"sleep", "1000"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { syscall.Kill(p.Pid, syscall.SIGKILL); waitPid(t, p.Pid); p.Pidfd.Close() }()
-			for _, pid := range []int{c.Pid, p.Pid} {
-				checkInCgroup(t, c, pid)
-			}
-		})
-	}
-}
-
 // checkInCgroup fails t unless pid is listed in the cgroup.procs of each
-// of c's cgroup directories and /proc/PID/cgroup names c's cgroup in
+// of c's cgroup directories (on v1 the direct start's and the exec's
+// child join each one through its tasks file) and /proc/PID/cgroup names c's cgroup in
 // every hierarchy it has: the directory below the hierarchy's mount,
 // seen from the mount's root (not "/" when the tests run in a container
 // that bind-mounted its own cgroup).

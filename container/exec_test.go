@@ -98,9 +98,9 @@ func execVariants(t *testing.T) map[string]Spec {
 
 // TestExecSameConfinement checks, from the host, that an exec'd process
 // has exactly what the container's first process has: every namespace,
-// the cgroup, the root, capability sets, no_new_privs, seccomp, ids,
-// rlimits and oom_score_adj; and nothing of berth's: only fds 0-2, an
-// executable of the container's.
+// the cgroup (both in the container's, in every hierarchy), the root,
+// capability sets, no_new_privs, seccomp, ids, rlimits and oom_score_adj;
+// and nothing of berth's: only fds 0-2, an executable of the container's.
 func TestExecSameConfinement(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	if err := os.Chmod(filepath.Dir(rootfs), 0o755); err != nil {
@@ -116,6 +116,8 @@ func TestExecSameConfinement(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { syscall.Kill(p.Pid, syscall.SIGKILL); waitPid(t, p.Pid) }()
+			checkInCgroup(t, c, c.Pid)
+			checkInCgroup(t, c, p.Pid)
 			init, exe := fmt.Sprintf("/proc/%d", c.Pid), fmt.Sprintf("/proc/%d", p.Pid)
 			for _, ns := range []string{"mnt", "uts", "ipc", "net", "pid", "cgroup", "user"} {
 				a, _ := os.Readlink(init + "/ns/" + ns)
