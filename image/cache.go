@@ -21,6 +21,10 @@ const DefaultCacheRoot = "/var/lib/berth/images"
 //
 //	ROOT/sha256-<hex>/rootfs   a complete, read-only-by-convention tree
 //	ROOT/sha256-<hex>/format   the cache format that made it (cacheFormat)
+//	ROOT/sha256-<hex>          flock'ed shared by each user of the tree (a
+//	                           lease), exclusively to test for users
+//	ROOT/sha256-<hex>/rootfs   of an older tree: flock'ed exclusively by
+//	                           the Prepare replacing it (lockReplacer)
 //	ROOT/.staging-*            an unpack in progress (flock'ed by its owner)
 //	ROOT/.trash-*              an entry being removed by GC
 //	ROOT/.digests/<hex>        digest memos of image files (see digestMemo)
@@ -249,16 +253,21 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 	}
 	stale := false
 	if st, err := os.Stat(p.Rootfs); err == nil && st.IsDir() {
-		lease, err := leaseEntry(final)
-		if err != nil {
-			return -1, err
+		// A current tree is never replaced (and GC waits for the root
+		// lock): it is leased after the test, without a lease taken only
+		// to test it, which entryInUse would take for a container's.
+		if !entryCurrent(final) {
+			unlock, err := lockReplacer(final)
+			if err != nil {
+				return -1, err
+			}
+			defer unlock()
 		}
-		if entryCurrent(final) {
+		if entryCurrent(final) { // or replaced while lockReplacer waited
 			p.Cached = true
 			reached("cached")
-			return lease, nil
+			return leaseEntry(final)
 		}
-		unix.Close(lease)
 		if c.entryInUse(final) {
 			return keepStale(final, p, "a container root uses it")
 		}

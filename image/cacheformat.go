@@ -144,6 +144,29 @@ func leaseEntry(final string) (int, error) {
 	return -1, fmt.Errorf("lease %s: replaced %d times while waiting", final, maxLeaseTries)
 }
 
+// lockReplacer takes the replacer's lock of the older tree at final: its
+// rootfs directory locked exclusively, waited for. Across processes one
+// Prepare at a time decides whether to replace an older tree, and
+// replaces it; the others wait, then find it current. It is not the
+// entry's own lock, whose shared holders are all the tree's users (leases)
+// for entryInUse and replace. It locks the rootfs found at final once it
+// has the lock, not one a replacement moved away meanwhile.
+func lockReplacer(final string) (func(), error) {
+	rootfs := filepath.Join(final, "rootfs")
+	for range maxLeaseTries {
+		fd, err := lockDir(rootfs, unix.LOCK_EX)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", rootfs, err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(fd, &held) == nil && unix.Stat(rootfs, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return func() { unix.Close(fd) }, nil
+		}
+		unix.Close(fd)
+	}
+	return nil, fmt.Errorf("lock %s: replaced %d times while waiting", rootfs, maxLeaseTries)
+}
+
 // keepStale leases the older tree at final for p, used as it is for why;
 // when another process replaced it meanwhile (the lease waited for it),
 // the tree is current after all.
