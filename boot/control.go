@@ -114,25 +114,39 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	if !ok {
 		return // a step was cut: the answer would not be read as one
 	}
-	if req.Verb != "logs" || rep.ring == nil || rep.Error != "" {
-		enc.Encode(rep.Response)
-		return
+	switch {
+	case req.Verb != "logs" || rep.ring == nil || rep.Error != "":
+		answer(c, enc, rep.Response)
+	case !req.Follow:
+		answer(c, enc, Response{Lines: rep.ring.tail(req.Lines)})
+	default:
+		followLogs(c, enc, rep.ring, req.Lines)
 	}
-	if !req.Follow {
-		enc.Encode(Response{Lines: rep.ring.tail(req.Lines)})
-		return
-	}
-	backlog, ch, cancel := rep.ring.follow(req.Lines)
+}
+
+// answer writes r to the client, waiting at most clientWriteTimeout for
+// it to read: a client that does not cannot hold a goroutine of PID 1.
+func answer(c *net.UnixConn, enc *json.Encoder, r Response) error {
+	c.SetWriteDeadline(time.Now().Add(clientWriteTimeout))
+	defer c.SetWriteDeadline(time.Time{})
+	return enc.Encode(r)
+}
+
+// followLogs writes the ring's last n lines, then each line that
+// follows, until the client hangs up or leaves a line unread for
+// clientWriteTimeout.
+func followLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
+	backlog, ch, cancel := ring.follow(n)
 	defer cancel()
-	if enc.Encode(Response{Lines: backlog}) != nil {
+	if answer(c, enc, Response{Lines: backlog}) != nil {
 		return
 	}
 	gone := make(chan struct{})
-	go func() { c.Read(make([]byte, 1)); close(gone) }() // the client hanging up
+	go func() { c.Read(make([]byte, 1)); close(gone) }() // the client hanging up; ends when c is closed
 	for {
 		select {
 		case l := <-ch:
-			if enc.Encode(Response{Lines: []LogLine{l}}) != nil {
+			if answer(c, enc, Response{Lines: []LogLine{l}}) != nil {
 				return
 			}
 		case <-gone:
@@ -212,24 +226,22 @@ type limitedReader struct {
 
 // forwardSteps writes an update's steps (Response.Progress) to the client
 // and returns the answer that follows them, or the only one. Once the
-// client has gone, or left a step unread for progressWriteTimeout, the
+// client has gone, or left a step unread for clientWriteTimeout, the
 // steps are still taken from replies but dropped, so that the update never
 // waits on a connection for long; ok is then false.
 func forwardSteps(c *net.UnixConn, enc *json.Encoder, replies <-chan reply) (rep reply, ok bool) {
 	ok = true
 	for rep = <-replies; rep.Progress != ""; rep = <-replies {
 		if ok {
-			c.SetWriteDeadline(time.Now().Add(progressWriteTimeout))
-			ok = enc.Encode(rep.Response) == nil
-			c.SetWriteDeadline(time.Time{})
+			ok = answer(c, enc, rep.Response) == nil
 		}
 	}
 	return rep, ok
 }
 
-// progressWriteTimeout bounds the write of one update step to a client
-// (a variable for the tests).
-var progressWriteTimeout = 10 * time.Second
+// clientWriteTimeout bounds each write to a control client: an answer,
+// an update step, a line of berth logs -f (a variable for the tests).
+var clientWriteTimeout = 10 * time.Second
 
 // maxRequestFds is how many fds a request may bring: exec's stdio.
 const maxRequestFds = 3

@@ -79,9 +79,9 @@ func TestForwardSteps(t *testing.T) {
 		}
 	})
 	t.Run("not reading", func(t *testing.T) {
-		old := progressWriteTimeout
-		progressWriteTimeout = 200 * time.Millisecond
-		t.Cleanup(func() { progressWriteTimeout = old })
+		old := clientWriteTimeout
+		clientWriteTimeout = 200 * time.Millisecond
+		t.Cleanup(func() { clientWriteTimeout = old })
 		srv, _ := socketPair(t)
 		// More than the socket's buffer: a write blocks until the deadline.
 		ch := steps(40, 64<<10)
@@ -90,4 +90,35 @@ func TestForwardSteps(t *testing.T) {
 			t.Errorf("forwardSteps = %+v, %v with %d left; want the answer, false, none left", rep.Response, ok, len(ch))
 		}
 	})
+}
+
+// TestFollowLogsNotReading: berth logs -f to a client that reads nothing
+// ends once a line has waited clientWriteTimeout, its follower dropped:
+// the container's output fills no socket of PID 1's for good.
+func TestFollowLogsNotReading(t *testing.T) {
+	old := clientWriteTimeout
+	clientWriteTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { clientWriteTimeout = old })
+	srv, _ := socketPair(t) // the client's end is never read
+	ring := newLogRing(1<<20, nil)
+	done := make(chan struct{})
+	go func() { followLogs(srv, json.NewEncoder(srv), ring, 0); close(done) }()
+	line := LogLine{Text: strings.Repeat("x", 64<<10)}
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		select {
+		case <-done:
+			ring.mu.Lock()
+			subs := len(ring.subs)
+			ring.mu.Unlock()
+			if subs != 0 {
+				t.Errorf("%d followers left on the ring", subs)
+			}
+			return
+		default:
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("followLogs still writes to a client that reads nothing")
+		}
+		ring.add(line)
+	}
 }
