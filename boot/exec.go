@@ -127,8 +127,13 @@ func exitStatus(ws syscall.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-// exec starts the command of r in u's running container, on the
-// supervisor loop, and answers with its pid and how its exit arrives.
+// exec starts the command of r in u's running container and answers with
+// its pid and how its exit arrives. The supervisor loop only reads u; the
+// start itself runs on a goroutine of its own, as a health check's does:
+// a process of the container may stop the command's child before its
+// execve (SIGSTOP to every other process it sees), and container.Exec
+// then waits up to its start timeout, which must not hold the loop (no
+// request answered, no container started or stopped, no SIGTERM taken).
 func (s *supervisor) exec(u *unit, r request) {
 	fail := func(code int, msg string) {
 		r.reply <- reply{Response: Response{Error: msg, ExitCode: &code}}
@@ -150,7 +155,17 @@ func (s *supervisor) exec(u *unit, r request) {
 	if len(r.files) == 3 {
 		opts.Stdin, opts.Stdout, opts.Stderr = r.files[0], r.files[1], r.files[2]
 	}
-	c := u.c
+	c, name := u.c, u.name
+	s.b.goSafe(func() { s.startExec(c, name, opts, r.reply) })
+}
+
+// startExec starts opts in the container c (the unit name's) and replies
+// with the command's pid and how its exit arrives, or why it did not
+// start. serveExec keeps the command's stdio open until the reply.
+func (s *supervisor) startExec(c *container.Container, name string, opts container.ExecOptions, replies chan<- reply) {
+	fail := func(code int, msg string) {
+		replies <- reply{Response: Response{Error: msg, ExitCode: &code}}
+	}
 	exited := make(chan syscall.WaitStatus, 1)
 	var p *container.Process
 	err := s.b.reaper.start(func() (int, error) {
@@ -163,16 +178,16 @@ func (s *supervisor) exec(u *unit, r request) {
 	var se *container.StartError
 	switch {
 	case errors.Is(err, container.ErrNotRunning):
-		fail(ExecNotRunning, fmt.Sprintf("container %s is not running", u.name))
+		fail(ExecNotRunning, fmt.Sprintf("container %s is not running", name))
 		return
 	case errors.As(err, &se):
-		fail(se.Code, fmt.Sprintf("container %s: %v", u.name, err))
+		fail(se.Code, fmt.Sprintf("container %s: %v", name, err))
 		return
 	case err != nil:
-		fail(125, fmt.Sprintf("container %s: %v", u.name, err))
+		fail(125, fmt.Sprintf("container %s: %v", name, err))
 		return
 	}
 	p.Pidfd.Close()
-	s.b.log.Printf("container %s: exec %s: pid %d", u.name, opts.Args[0], p.Pid)
-	r.reply <- reply{Response: Response{ExecPid: p.Pid}, pty: p.PTY, exited: exited}
+	s.b.log.Printf("container %s: exec %s: pid %d", name, opts.Args[0], p.Pid)
+	replies <- reply{Response: Response{ExecPid: p.Pid}, pty: p.PTY, exited: exited}
 }
