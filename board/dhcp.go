@@ -162,15 +162,21 @@ func (c *dhcpClient) acquire() (*Lease, error) {
 }
 
 // keep holds l: BOUND until T1, RENEWING until T2, REBINDING until the
-// lease ends. It returns the extended lease, or nil once it is lost.
+// lease ends. It returns the extended lease, or nil once it is lost. A
+// link that lost its carrier and got it back meanwhile (a cable moved to
+// another network, say) has its lease checked at once (verify), an
+// infinite one too.
 func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
 	c.h.setState("bound")
-	if l.Infinite() {
-		<-c.stop
-		return nil, errStopped
+	var renew time.Time // none for an infinite lease
+	if !l.Infinite() {
+		renew = l.RenewAt()
 	}
-	if !c.sleep(time.Until(l.RenewAt())) {
+	switch replugged, ok := c.waitBound(renew); {
+	case !ok:
 		return nil, errStopped
+	case replugged:
+		return c.verify(l)
 	}
 	for _, phase := range []struct {
 		state string
@@ -205,6 +211,65 @@ func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
 	}
 	c.h.lost(l, "it expired")
 	return nil, nil
+}
+
+// carrierPoll is how often a bound client looks at its link's carrier.
+const carrierPoll = 2 * time.Second
+
+// waitBound waits until t (for ever when t is zero), looking at the
+// link's carrier every carrierPoll: replugged once it has been seen lost
+// and then back; ok is false once stop is closed.
+func (c *dhcpClient) waitBound(t time.Time) (replugged, ok bool) {
+	lost := false
+	for t.IsZero() || time.Now().Before(t) {
+		wait := carrierPoll
+		if !t.IsZero() {
+			wait = min(wait, time.Until(t))
+		}
+		if !c.sleep(wait) {
+			return false, false
+		}
+		switch carrier := c.hasCarrier(); {
+		case !carrier && !lost:
+			lost = true
+			c.h.setState("bound, no carrier")
+		case carrier && lost:
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// verify asks, once the link is back, whether l still holds on the
+// network the link is on now (RFC 2131 3.2, INIT-REBOOT): a broadcast
+// REQUEST for its address that names no server. A NAK loses the lease at
+// once, and the client starts over; an ACK extends it; with no answer
+// the lease is kept until it ends, as the RFC allows.
+func (c *dhcpClient) verify(l *Lease) (*Lease, error) {
+	c.h.setState("rebooting")
+	c.begin()
+	start := time.Now()
+	addr := l.Address.Addr()
+	m, err := c.exchange(c.out(dhcpRequest, netip.Addr{}, addr, netip.Addr{}), ipv4Bcast,
+		backoff(requestTries), func(m *dhcpMsg) bool {
+			return m.typ == dhcpNak || m.typ == dhcpAck && m.yiaddr == addr && c.validLease(m)
+		})
+	switch {
+	case errors.Is(err, errNoAnswer):
+		c.h.logf("%s: DHCP: no server answered for %s since the link came back: keeping the lease", c.ifname, addr)
+		return l, nil
+	case err != nil:
+		return nil, err
+	case m.typ == dhcpNak:
+		c.h.lost(l, fmt.Sprintf("the link came back: %v%s", errNAK, quoted(m.message)))
+		return nil, nil
+	}
+	nl, err := leaseFromAck(m, start)
+	if err != nil { // validLease accepted it: cannot happen
+		return nil, err
+	}
+	c.h.bound(nl, l)
+	return nl, nil
 }
 
 // validLease reports whether an OFFER or ACK carries a usable lease; a
@@ -354,10 +419,23 @@ func (c *dhcpClient) waitCarrier() error {
 	return nil
 }
 
-// hasCarrier reports whether the link can carry packets.
+// hasCarrier reports whether the link can carry packets (IFF_RUNNING),
+// asked of the kernel through the client's own socket: one ioctl, no
+// dump of every link.
 func (c *dhcpClient) hasCarrier() bool {
-	ifc, err := net.InterfaceByName(c.ifname)
-	return err == nil && ifc.Flags&net.FlagRunning != 0
+	rc, err := c.conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ifr, err := unix.NewIfreq(c.ifname)
+	if err != nil {
+		return false
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFFLAGS, ifr) }); err != nil || ierr != nil {
+		return false
+	}
+	return ifr.Uint16()&unix.IFF_RUNNING != 0
 }
 
 // sleep waits d, or until stop: false then.
