@@ -276,3 +276,51 @@ func wantReplaced(t *testing.T, c *Cache, img string, want map[string]node, root
 	}
 	compareTrees(t, want, snapshot(t, rootfs))
 }
+
+// TestLookupWhileReplacing: another process's Lookup of an older tree
+// while a Prepare replaces it: the Prepare replaces it (the Lookup's
+// test of use is not a container's), and the Lookup finds nothing (the
+// older tree unused) or the new tree, never the older one as in use.
+func TestLookupWhileReplacing(t *testing.T) {
+	want, img := packTree(t)
+	digest := fileDigest(t, img)
+	for round := range 20 {
+		first, _, _ := olderTree(t, want, img)
+		second := &Cache{Root: first.Root}
+		var wg sync.WaitGroup
+		var prep, look Prepared
+		var found bool
+		wg.Go(func() {
+			p, err := first.Prepare(img, PrepareOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			p.Release()
+			prep = p
+		})
+		wg.Go(func() {
+			for range 50 {
+				p, ok, err := second.Lookup(digest)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					p.Release()
+					look, found = p, true
+					if p.Stale == "" {
+						return
+					}
+				}
+			}
+		})
+		wg.Wait()
+		if !prep.Replaced || prep.Stale != "" {
+			t.Errorf("round %d: prepare %+v, want the older tree replaced", round, prep)
+		}
+		if found && look.Stale != "" {
+			t.Errorf("round %d: lookup found the older tree as %q", round, look.Stale)
+		}
+	}
+}

@@ -46,11 +46,21 @@ func (c *Cache) lookup(digest string, any bool) (p Prepared, ok bool, err error)
 		unlock()
 		return Prepared{}, false, nil
 	}
-	// An older tree nothing uses is not found (before the lease: the
+	// An older tree: under its replacer's lock (lockReplacer), so that
+	// this test of use and a Prepare's do not take each other's for a
+	// container's. One nothing uses is not found (before the lease: the
 	// test of use takes the entry's lock exclusively).
-	if !any && !entryCurrent(final) && !c.entryInUse(final) {
-		unlock()
-		return Prepared{}, false, nil
+	if !entryCurrent(final) {
+		unlockReplacer, err := lockReplacer(final)
+		if err != nil {
+			unlock()
+			return Prepared{}, false, fmt.Errorf("lookup %s: %w", digest, err)
+		}
+		defer unlockReplacer()
+		if !any && !entryCurrent(final) && !c.entryInUse(final) {
+			unlock()
+			return Prepared{}, false, nil
+		}
 	}
 	lease, err := leaseEntry(final)
 	if err != nil {
