@@ -195,7 +195,10 @@ func TestHealthChecks(t *testing.T) {
 	}
 	// 2. A check that fails retries times: unhealthy, then restarted
 	// through the restart policy, which gives up after max_restarts.
-	waitFor(t, "bad to give up", h.log, func() bool { return h.ps()["bad"].State == "failed" })
+	waitFor(t, "bad to give up", h.log, func() bool {
+		return h.ps()["bad"].State == "failed" &&
+			strings.Contains(h.log.String(), "container bad failed: restarted 2 times within 1h0m0s (max_restarts = 2): giving up")
+	})
 	if p := h.ps()["bad"]; p.Restarts != 2 || !strings.HasPrefix(p.LastExit, "stopped as unhealthy: ") || p.Health != "" {
 		t.Errorf("bad in ps: %+v", p)
 	}

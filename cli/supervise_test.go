@@ -125,7 +125,9 @@ func TestBootSupervision(t *testing.T) {
 		return procs
 	}
 	// 1. Ordering: db runs, then the oneshot migrate, then app.
-	waitFor(t, "app to run", log, func() bool { return ps()["app"].State == "running" })
+	waitFor(t, "app to run", log, func() bool {
+		return ps()["app"].State == "running" && strings.Contains(log.String(), "container app started")
+	})
 	out := log.String()
 	iDB, iMig, iApp := strings.Index(out, "container db started"), strings.Index(out, "container migrate started"), strings.Index(out, "container app started")
 	iMigDone := strings.Index(out, "container migrate exited with status 0")
