@@ -168,13 +168,12 @@ func (c *dhcpClient) acquire() (*Lease, error) {
 // infinite one too.
 func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
 	c.h.setState("bound")
-	var renew time.Time // none for an infinite lease
-	if !l.Infinite() {
-		renew = l.RenewAt()
-	}
-	switch replugged, ok := c.waitBound(renew); {
-	case !ok:
-		return nil, errStopped
+	switch replugged, err := c.waitBound(l); {
+	case errors.Is(err, errLinkGone):
+		c.h.lost(l, err.Error())
+		return nil, err
+	case err != nil:
+		return nil, err
 	case replugged:
 		return c.verify(l)
 	}
@@ -216,49 +215,72 @@ func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
 // carrierPoll is how often a bound client looks at its link's carrier.
 const carrierPoll = 2 * time.Second
 
-// waitBound waits until t (for ever when t is zero), looking at the
-// link's carrier every carrierPoll: replugged once it has been seen lost
-// and then back; ok is false once stop is closed.
-func (c *dhcpClient) waitBound(t time.Time) (replugged, ok bool) {
+// waitBound waits until l's T1 (for ever for an infinite lease), looking
+// at the link's carrier every carrierPoll: replugged once it has been
+// seen lost and then back. A carrier lost at T1 is waited for until the
+// lease ends: renewing over a link that carries nothing is pointless.
+// The error is errStopped, or errLinkGone.
+func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
 	lost := false
-	for t.IsZero() || time.Now().Before(t) {
+	for {
+		var until time.Time // none: for ever
+		switch {
+		case !l.Infinite() && lost:
+			until = l.Expiry()
+		case !l.Infinite():
+			until = l.RenewAt()
+		}
+		if !until.IsZero() && !time.Now().Before(until) {
+			return false, nil
+		}
 		wait := carrierPoll
-		if !t.IsZero() {
-			wait = min(wait, time.Until(t))
+		if !until.IsZero() {
+			wait = min(wait, time.Until(until))
 		}
 		if !c.sleep(wait) {
-			return false, false
+			return false, errStopped
 		}
-		switch carrier := c.hasCarrier(); {
+		carrier, err := c.hasCarrier()
+		switch {
+		case err != nil:
+			return false, err
 		case !carrier && !lost:
 			lost = true
 			c.h.setState("bound, no carrier")
 		case carrier && lost:
-			return true, true
+			return true, nil
 		}
 	}
-	return false, true
 }
 
 // verify asks, once the link is back, whether l still holds on the
 // network the link is on now (RFC 2131 3.2, INIT-REBOOT): a broadcast
-// REQUEST for its address that names no server. A NAK loses the lease at
-// once, and the client starts over; an ACK extends it; with no answer
-// the lease is kept until it ends, as the RFC allows.
+// REQUEST for its address that names no server, retransmitted until a
+// server answers or the lease ends (for ever for an infinite lease: a
+// server that does not know the network, a switch port still learning,
+// says nothing). A NAK loses the lease at once, and the client starts
+// over; an ACK extends it. The lease is used meanwhile, as the RFC allows.
 func (c *dhcpClient) verify(l *Lease) (*Lease, error) {
 	c.h.setState("rebooting")
 	c.begin()
 	start := time.Now()
 	addr := l.Address.Addr()
+	sched := backoff(0)
+	if !l.Infinite() {
+		sched = untilExpiry(sched, l.Expiry())
+	}
 	m, err := c.exchange(c.out(dhcpRequest, netip.Addr{}, addr, netip.Addr{}), ipv4Bcast,
-		backoff(requestTries), func(m *dhcpMsg) bool {
+		sched, func(m *dhcpMsg) bool {
 			return m.typ == dhcpNak || m.typ == dhcpAck && m.yiaddr == addr && c.validLease(m)
 		})
 	switch {
+	case errors.Is(err, errStopped):
+		return nil, err // shutting down: the lease stays as it is
 	case errors.Is(err, errNoAnswer):
-		c.h.logf("%s: DHCP: no server answered for %s since the link came back: keeping the lease", c.ifname, addr)
-		return l, nil
+		c.h.lost(l, "it expired: no server answered since the link came back")
+		return nil, nil
 	case err != nil:
+		c.h.lost(l, fmt.Sprintf("the link came back: %v", err))
 		return nil, err
 	case m.typ == dhcpNak:
 		c.h.lost(l, fmt.Sprintf("the link came back: %v%s", errNAK, quoted(m.message)))
@@ -270,6 +292,18 @@ func (c *dhcpClient) verify(l *Lease) (*Lease, error) {
 	}
 	c.h.bound(nl, l)
 	return nl, nil
+}
+
+// untilExpiry is sched, its waits cut at end, given up at end.
+func untilExpiry(sched schedule, end time.Time) schedule {
+	return func(n int) (time.Duration, bool) {
+		left := time.Until(end)
+		wait, ok := sched(n)
+		if !ok || left < time.Millisecond {
+			return 0, false
+		}
+		return min(wait, left), true
+	}
 }
 
 // validLease reports whether an OFFER or ACK carries a usable lease; a
@@ -403,11 +437,12 @@ func (c *dhcpClient) ignore(format string, args ...any) {
 // up gets its carrier within about a second: it looks every 100 ms for
 // the first 2 s, then every 2 s.
 func (c *dhcpClient) waitCarrier() error {
-	if c.hasCarrier() {
-		return nil
-	}
-	c.h.setState("no carrier")
-	for start := time.Now(); !c.hasCarrier(); {
+	for start := time.Now(); ; {
+		carrier, err := c.hasCarrier()
+		if err != nil || carrier {
+			return err
+		}
+		c.h.setState("no carrier")
 		wait := 100 * time.Millisecond
 		if time.Since(start) > 2*time.Second {
 			wait = 2 * time.Second
@@ -416,26 +451,32 @@ func (c *dhcpClient) waitCarrier() error {
 			return errStopped
 		}
 	}
-	return nil
 }
 
 // hasCarrier reports whether the link can carry packets (IFF_RUNNING),
 // asked of the kernel through the client's own socket: one ioctl, no
-// dump of every link.
-func (c *dhcpClient) hasCarrier() bool {
+// dump of every link. A link of that name no longer there (removed, or
+// renamed: the socket is bound to the one it had) is errLinkGone.
+func (c *dhcpClient) hasCarrier() (bool, error) {
 	rc, err := c.conn.SyscallConn()
 	if err != nil {
-		return false
+		return false, errStopped
 	}
 	ifr, err := unix.NewIfreq(c.ifname)
 	if err != nil {
-		return false
+		return false, fmt.Errorf("dhcp on %s: %w", c.ifname, err)
 	}
 	var ierr error
-	if err := rc.Control(func(fd uintptr) { ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFFLAGS, ifr) }); err != nil || ierr != nil {
-		return false
+	if err := rc.Control(func(fd uintptr) { ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFFLAGS, ifr) }); err != nil {
+		return false, errStopped // the socket is closed
 	}
-	return ifr.Uint16()&unix.IFF_RUNNING != 0
+	switch {
+	case errors.Is(ierr, unix.ENODEV):
+		return false, errLinkGone
+	case ierr != nil:
+		return false, nil // cannot tell: not yet
+	}
+	return ifr.Uint16()&unix.IFF_RUNNING != 0, nil
 }
 
 // sleep waits d, or until stop: false then.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // setPeerLink sets the test LAN's server end, srv0 in the namespace
@@ -25,27 +26,34 @@ func setPeerLink(t *testing.T, peer *os.File, state string) {
 // moved) has its lease checked at once, an infinite one too, by a
 // broadcast REQUEST for its address that names no server (INIT-REBOOT).
 // On another network a NAK drops it and the client gets that network's
-// lease; on the same one an ACK keeps it.
+// lease; on the same one an ACK keeps it. A carrier still lost at T1
+// holds the renewal back until it is back, then the lease is checked so.
 func TestDHCPReplug(t *testing.T) {
-	for _, moved := range []bool{true, false} {
-		name := "same network"
-		if moved {
-			name = "another network"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		moved      bool
+		secs, t1   int64 // the first lease's
+		pastRenewT bool  // the carrier comes back only after T1
+	}{
+		{"another network", true, 0xffffffff, -1, false},
+		{"same network", false, 0xffffffff, -1, false},
+		{"back after T1", false, 20, -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			if !inNewNetNS(t) {
 				return
 			}
+			moved := tc.moved
 			old := netip.MustParseAddr("10.7.0.15")
 			var replugged atomic.Bool
 			peer := newTestLAN(t, "up0")
 			srv := startServer(t, peer, func(s *testServer, r seenRequest) {
 				switch {
 				case !replugged.Load() && r.typ == dhcpDiscover:
-					s.send(r, ack(dhcpOffer, "10.7.0.15", 0xffffffff, -1, -1))
+					s.send(r, ack(dhcpOffer, "10.7.0.15", tc.secs, tc.t1, -1))
 				case !replugged.Load() || !moved:
-					s.send(r, ack(dhcpAck, "10.7.0.15", 0xffffffff, -1, -1))
+					s.send(r, ack(dhcpAck, "10.7.0.15", tc.secs, tc.t1, -1))
 				case r.typ == dhcpRequest && r.requested == old:
 					s.send(r, nak())
 				case r.typ == dhcpDiscover:
@@ -55,14 +63,18 @@ func TestDHCPReplug(t *testing.T) {
 				}
 			})
 			run := startUplink(t, Interface{Name: "up0", DHCP: true})
-			waitFor(t, "the infinite lease", func() bool {
+			waitFor(t, "the lease", func() bool {
 				st := run.status()
-				return st.Ready && st.Lease != nil && st.Lease.Address == "10.7.0.15/24" && st.Lease.Seconds == 0
+				return st.Ready && st.Lease != nil && st.Lease.Address == "10.7.0.15/24"
 			})
 			before := len(srv.requests())
 			replugged.Store(true)
 			setPeerLink(t, peer, "down")
 			waitFor(t, "the carrier seen lost", func() bool { return run.status().State == "bound, no carrier" })
+			if tc.pastRenewT {
+				renew := *run.status().Lease.Renew
+				waitFor(t, "T1 to pass", func() bool { return time.Now().After(renew.Add(carrierPoll)) })
+			}
 			setPeerLink(t, peer, "up")
 			if moved {
 				waitFor(t, "the other network's lease", func() bool {
@@ -73,9 +85,9 @@ func TestDHCPReplug(t *testing.T) {
 					t.Error("the NAK is not logged")
 				}
 			} else {
-				waitFor(t, "the lease checked", func() bool { return len(srv.requests()) > before && run.status().State == "bound" })
-				if n := run.logged("lost"); n > 0 {
-					t.Errorf("the lease was lost %d times", n)
+				waitFor(t, "the lease checked", func() bool { return run.logged("DHCP lease renewed: 10.7.0.15/24") >= 1 })
+				if st := run.status(); st.State != "bound" || !st.Ready || run.logged("lost") > 0 {
+					t.Errorf("after the ACK: %+v, %d losses logged", st, run.logged("lost"))
 				}
 			}
 			want := "10.7.0.15/24"
@@ -86,8 +98,8 @@ func TestDHCPReplug(t *testing.T) {
 				t.Errorf("addresses %v, want only %s", got, want)
 			}
 			r := srv.requests()[before]
-			if r.typ != dhcpRequest || !r.broadcast || r.ciaddr.IsValid() || r.requested != old || r.server.IsValid() {
-				t.Errorf("the first message after the replug: %+v, want a broadcast REQUEST for %s naming no server, from no address", r, old)
+			if r.typ != dhcpRequest || !r.broadcast || r.flags&0x8000 == 0 || r.ciaddr.IsValid() || r.requested != old || r.server.IsValid() {
+				t.Errorf("the first message after the replug: %+v, want a broadcast REQUEST (asking for a broadcast reply) for %s naming no server, from no address", r, old)
 			}
 		})
 	}

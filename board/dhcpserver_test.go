@@ -29,6 +29,7 @@ type seenRequest struct {
 	requested netip.Addr // option 50
 	server    netip.Addr // option 54
 	broadcast bool       // sent to 255.255.255.255
+	flags     uint16     // the BOOTP flags: 0x8000 asks for a broadcast reply
 }
 
 // testServer answers on srv0 as each test's answer function says.
@@ -102,7 +103,7 @@ func parseRequest(b []byte) (seenRequest, bool) {
 		return seenRequest{}, false
 	}
 	r := seenRequest{xid: binary.BigEndian.Uint32(b[4:]), chaddr: append([]byte(nil), b[28:34]...),
-		ciaddr: netip.AddrFrom4([4]byte(b[12:16]))}
+		ciaddr: netip.AddrFrom4([4]byte(b[12:16])), flags: binary.BigEndian.Uint16(b[10:])}
 	if r.ciaddr.IsUnspecified() {
 		r.ciaddr = netip.Addr{}
 	}
