@@ -189,27 +189,35 @@ func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
 			untilDeadline(phase.until), func(m *dhcpMsg) bool {
 				return m.typ == dhcpNak || m.typ == dhcpAck && c.validLease(m)
 			})
-		switch {
-		case errors.Is(err, errNoAnswer):
+		if errors.Is(err, errNoAnswer) {
 			continue
-		case errors.Is(err, errStopped):
-			return nil, err // shutting down: the lease stays as it is
-		case err != nil:
-			c.h.lost(l, fmt.Sprintf("%s: %v", phase.state, err))
-			return nil, err
-		case m.typ == dhcpNak:
-			c.h.lost(l, fmt.Sprintf("%s: %v%s", phase.state, errNAK, quoted(m.message)))
-			return nil, nil
 		}
-		nl, err := leaseFromAck(m, start)
-		if err != nil { // validLease accepted it: cannot happen
-			return nil, err
-		}
-		c.h.bound(nl, l)
-		return nl, nil
+		return c.settle(l, m, err, start, phase.state)
 	}
 	c.h.lost(l, "it expired")
 	return nil, nil
+}
+
+// settle applies to l the outcome of an exchange about it begun at
+// start, in state: an ACK (m) extends it; a NAK, or a failure (err),
+// loses it, saying so for state; shutting down leaves it as it is.
+func (c *dhcpClient) settle(l *Lease, m *dhcpMsg, err error, start time.Time, state string) (*Lease, error) {
+	switch {
+	case errors.Is(err, errStopped):
+		return nil, err
+	case err != nil:
+		c.h.lost(l, fmt.Sprintf("%s: %v", state, err))
+		return nil, err
+	case m.typ == dhcpNak:
+		c.h.lost(l, fmt.Sprintf("%s: %v%s", state, errNAK, quoted(m.message)))
+		return nil, nil
+	}
+	nl, err := leaseFromAck(m, start)
+	if err != nil { // validLease accepted it: cannot happen
+		return nil, err
+	}
+	c.h.bound(nl, l)
+	return nl, nil
 }
 
 // validLease reports whether an OFFER or ACK carries a usable lease; a

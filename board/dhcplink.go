@@ -121,25 +121,11 @@ func (c *dhcpClient) verify(l *Lease) (*Lease, error) {
 		sched, func(m *dhcpMsg) bool {
 			return m.typ == dhcpNak || m.typ == dhcpAck && m.yiaddr == addr && c.validLease(m)
 		})
-	switch {
-	case errors.Is(err, errStopped):
-		return nil, err // shutting down: the lease stays as it is
-	case errors.Is(err, errNoAnswer):
+	if errors.Is(err, errNoAnswer) {
 		c.h.lost(l, "it expired: no server answered since the link came back")
 		return nil, nil
-	case err != nil:
-		c.h.lost(l, fmt.Sprintf("the link came back: %v", err))
-		return nil, err
-	case m.typ == dhcpNak:
-		c.h.lost(l, fmt.Sprintf("the link came back: %v%s", errNAK, quoted(m.message)))
-		return nil, nil
 	}
-	nl, err := leaseFromAck(m, start)
-	if err != nil { // validLease accepted it: cannot happen
-		return nil, err
-	}
-	c.h.bound(nl, l)
-	return nl, nil
+	return c.settle(l, m, err, start, "the link came back")
 }
 
 // untilExpiry is sched, its waits cut at end, given up at end.
