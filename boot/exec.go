@@ -166,15 +166,7 @@ func (s *supervisor) startExec(c *container.Container, name string, opts contain
 	fail := func(code int, msg string) {
 		replies <- reply{Response: Response{Error: msg, ExitCode: &code}}
 	}
-	exited := make(chan syscall.WaitStatus, 1)
-	var p *container.Process
-	err := s.b.reaper.start(func() (int, error) {
-		var err error
-		if p, err = c.Exec(opts); err != nil {
-			return 0, err
-		}
-		return p.Pid, nil
-	}, func(ws syscall.WaitStatus) { exited <- ws })
+	p, exited, err := s.execReaped(c, opts)
 	var se *container.StartError
 	switch {
 	case errors.Is(err, container.ErrNotRunning):
@@ -190,4 +182,19 @@ func (s *supervisor) startExec(c *container.Container, name string, opts contain
 	p.Pidfd.Close()
 	s.b.log.Printf("container %s: exec %s: pid %d", name, opts.Args[0], p.Pid)
 	replies <- reply{Response: Response{ExecPid: p.Pid}, pty: p.PTY, exited: exited}
+}
+
+// execReaped runs container.Exec of opts in c under the reaper, and
+// returns the process and the channel its exit status arrives on.
+func (s *supervisor) execReaped(c *container.Container, opts container.ExecOptions) (*container.Process, chan syscall.WaitStatus, error) {
+	exited := make(chan syscall.WaitStatus, 1)
+	var p *container.Process
+	err := s.b.reaper.start(func() (int, error) {
+		var err error
+		if p, err = c.Exec(opts); err != nil {
+			return 0, err
+		}
+		return p.Pid, nil
+	}, func(ws syscall.WaitStatus) { exited <- ws })
+	return p, exited, err
 }

@@ -81,15 +81,7 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 		r.code, r.output = 125, "could not start: "+err.Error()
 		return r, false
 	}
-	exited := make(chan syscall.WaitStatus, 1)
-	var p *container.Process
-	err = s.b.reaper.start(func() (int, error) {
-		var err error
-		if p, err = c.Exec(container.ExecOptions{Args: hc.command, Stdout: w, Stderr: w, ExternalReaper: true}); err != nil {
-			return 0, err
-		}
-		return p.Pid, nil
-	}, func(ws syscall.WaitStatus) { exited <- ws })
+	p, exited, err := s.execReaped(c, container.ExecOptions{Args: hc.command, Stdout: w, Stderr: w, ExternalReaper: true})
 	w.Close()
 	var se *container.StartError
 	switch {
