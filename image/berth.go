@@ -80,7 +80,7 @@ func (b *berthLoop) run() error {
 		if b.out.c.failed.Load() {
 			return b.out.barrier()
 		}
-		dataEnd = s.offset() + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
+		dataEnd = paddedEnd(s.offset(), hdr)
 		sp, err := sparseOf(hdr, s.tap, start, s.offset())
 		if err == nil {
 			err = b.entry(hdr, start, s.offset()-start, sp)
@@ -133,10 +133,7 @@ func (b *berthLoop) header() (*tar.Header, error) {
 		cr.hdr.stop()
 		b.data = tr
 	}
-	size := hdr.Size // what archive/tar takes for the entry's data
-	if hdr.Typeflag >= tar.TypeLink && hdr.Typeflag <= tar.TypeFifo {
-		size = 0 // links, devices, directories and fifos have none
-	}
+	size := storedSize(hdr) // what archive/tar takes for the entry's data
 	b.dataEnd = s.offset() + size
 	b.hdrAt = b.dataEnd + (tarBlockSize-size%tarBlockSize)%tarBlockSize
 	if b.data == nil {
@@ -176,6 +173,12 @@ func (b *berthLoop) entry(hdr *tar.Header, start, headerBytes int64, sp *sparseL
 	repeat, err := b.seen.admit(rel, hdr.Typeflag == tar.TypeDir)
 	if err != nil {
 		return err
+	}
+	// The writers count the directories an entry implies as they make
+	// them, behind this loop: the paths seen (each at most every entry
+	// and implied directory the writers will count) bound it here.
+	if len(b.seen) > u.lim.MaxEntries {
+		return fmt.Errorf("%w: over the limit of %d paths, the directories the entries imply included", errTooManyEntries, u.lim.MaxEntries)
 	}
 	if sp != nil {
 		return b.sparseFile(hdr, rel, sp)

@@ -48,7 +48,7 @@ func (x *extractor) mkdir(rel string, hdr *tar.Header) error {
 			fresh = !d.sgid
 		}
 	}
-	m := dirMeta{rel: rel, fresh: fresh, hdr: &tar.Header{Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, PAXRecords: xattrRecords(hdr)}}
+	m := dirMeta{rel: rel, fresh: fresh, hdr: &tar.Header{Name: rel, Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, PAXRecords: xattrRecords(hdr)}}
 	x.dirXattrs += recordBytes(m.hdr.PAXRecords)
 	if i, ok := x.dirIdx[rel]; ok {
 		x.dirXattrs -= recordBytes(x.dirs[i].hdr.PAXRecords)
@@ -87,7 +87,8 @@ func recordBytes(r map[string]string) int64 {
 	return n
 }
 
-// xattrRecords keeps only the xattr PAX records of hdr, or nil.
+// xattrRecords keeps only the xattr PAX records of hdr, or nil: copies,
+// not parts of the PAX block they were cut from (see entryPath).
 func xattrRecords(hdr *tar.Header) map[string]string {
 	var out map[string]string
 	for k, v := range hdr.PAXRecords {
@@ -95,7 +96,7 @@ func xattrRecords(hdr *tar.Header) map[string]string {
 			if out == nil {
 				out = make(map[string]string)
 			}
-			out[k] = v
+			out[strings.Clone(k)] = strings.Clone(v)
 		}
 	}
 	return out

@@ -59,7 +59,7 @@ func openLayer(s blobStore, l layer, lim Limits, workers int) (*layerStream, err
 		b.close()
 		return nil, err
 	}
-	ls.tar = &countingReader{r: io.TeeReader(ls.dec.r, ls.diffHash)}
+	ls.tar = &countingReader{r: io.TeeReader(ls.dec.r, ls.diffHash), tap: newTap(lim)}
 	return ls, nil
 }
 
@@ -112,18 +112,23 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 				// What fn left of the entry's data is read first, so
 				// that the cap is for the header alone. Not a sparse
 				// file's: archive/tar reads it with its holes filled
-				// (a few bytes can claim terabytes), and its Next skips
-				// only what is stored, uncapped then, within the
-				// layers' budget.
+				// (a few bytes can claim terabytes); its Next skips
+				// what is stored, up to dataEnd, which the cap then
+				// allows on top of the header.
 				if !sparse {
 					if _, err := io.Copy(io.Discard, tr); err != nil {
 						return fmt.Errorf("entry %q: %w", prev, err)
 					}
-					ls.tar.hdr.start(lim.MaxHeaderBytes)
 				}
 				before := ls.tar.n
+				if sparse {
+					before = max(before, dataEnd)
+				}
+				ls.tar.hdr.start(lim.MaxHeaderBytes + before - ls.tar.n)
+				ls.tar.tap.begin(before)
 				hdr, err := tr.Next()
 				ls.tar.hdr.stop()
+				ls.tar.tap.end()
 				if err == io.EOF {
 					break
 				}
@@ -134,8 +139,14 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 					}
 					return fmt.Errorf("the header after entry %q, at offset %d: %w", prev, start, err)
 				}
-				dataEnd = ls.tar.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
-				sparse = sparseKind(hdr) != 0
+				dataEnd = paddedEnd(ls.tar.n, hdr)
+				sp, err := sparseOf(hdr, ls.tar.tap, start, ls.tar.n)
+				if err != nil {
+					return fmt.Errorf("entry %q at offset %d: %w", hdr.Name, start, err)
+				}
+				if sparse = sp != nil; sparse {
+					dataEnd = ls.tar.n + sp.data + sp.pad // what is stored, not its size
+				}
 				if err := fn(l, seq, hdr, tr, ls.tar.n-start); err != nil {
 					return fmt.Errorf("entry %q at offset %d: %w", hdr.Name, start, err)
 				}

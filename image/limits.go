@@ -120,7 +120,10 @@ var (
 // ".", or "/" as umoci writes it (GNU tar and containerd take "/" as the
 // root too). Any other absolute name, ".." components and names the kernel
 // could not take are refused rather than rewritten, so nothing can be
-// aimed outside the destination by name.
+// aimed outside the destination by name. The path is a string of its
+// own, never a part of name: archive/tar cuts a name from its PAX block,
+// which may be a megabyte, and a path kept until the unpack ends (a
+// directory's, the set of names seen) would keep that block with it.
 func entryPath(name string) (string, error) {
 	switch {
 	case name == "":
@@ -147,7 +150,7 @@ func entryPath(name string) (string, error) {
 		}
 	}
 	if clean {
-		return name, nil
+		return strings.Clone(name), nil
 	}
 	parts := make([]string, 0, strings.Count(name, "/")+1)
 	for part := range strings.SplitSeq(name, "/") {

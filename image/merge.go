@@ -188,11 +188,11 @@ func (mg *merger) add(l, seq int, hdr *tar.Header) error {
 	if !isDir {
 		n.kids = nil
 	} else {
-		h := *hdr
-		if mg.dirBytes += headerBytes(&h); mg.dirBytes > maxDirMeta {
+		h := cloneHeader(hdr)
+		if mg.dirBytes += headerBytes(h); mg.dirBytes > maxDirMeta {
 			return fmt.Errorf("the directories' headers, kept until the layers are merged, pass %d MiB", maxDirMeta>>20)
 		}
-		mg.dirs[key] = &h
+		mg.dirs[key] = h
 	}
 	n.key, n.dir, n.size = key, isDir, 0
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
@@ -301,6 +301,23 @@ func (p *mergePlan) emitted(key int64, hdr *tar.Header) *tar.Header {
 		out.Linkname = t
 	}
 	return &out
+}
+
+// cloneHeader copies hdr with strings of its own, so that what headerBytes
+// counts is what the copy keeps: archive/tar cuts a header's names and
+// records from its PAX block, which may be a megabyte.
+func cloneHeader(hdr *tar.Header) *tar.Header {
+	h := *hdr
+	h.Name, h.Linkname = strings.Clone(h.Name), strings.Clone(h.Linkname)
+	h.Uname, h.Gname = strings.Clone(h.Uname), strings.Clone(h.Gname)
+	h.Xattrs = nil // deprecated; the same records are in PAXRecords (SCHILY.xattr.*)
+	if h.PAXRecords != nil {
+		h.PAXRecords = make(map[string]string, len(hdr.PAXRecords))
+		for k, v := range hdr.PAXRecords {
+			h.PAXRecords[strings.Clone(k)] = strings.Clone(v)
+		}
+	}
+	return &h
 }
 
 // headerBytes is what a kept header costs: its strings and records, and

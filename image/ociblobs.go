@@ -82,6 +82,10 @@ type tarStore struct {
 	files map[string][2]int64 // clean name → data offset, size
 }
 
+// maxStoreName bounds the names openTarStore keeps: an image archive's
+// longest, blobs/sha512/ and 128 hex digits, is 141 bytes.
+const maxStoreName = 256
+
 // openTarStore indexes the regular files of the tar in m. It returns nil
 // when the tar is not an image archive (no oci-layout with index.json, nor
 // manifest.json at the top): then it is an ordinary tar.
@@ -100,7 +104,10 @@ func openTarStore(m *mmapfs.Mapping, lim Limits) (*tarStore, error) {
 		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
 			continue
 		}
-		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if len(hdr.Name) > maxStoreName {
+			continue // no file of a layout or a docker save
+		}
+		name := strings.Clone(path.Clean(strings.TrimPrefix(hdr.Name, "./"))) // not a part of the PAX block (see entryPath)
 		if strings.Count(name, "/") > 2 {
 			continue // a layout's files are at most blobs/ALG/HEX
 		}

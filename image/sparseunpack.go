@@ -41,11 +41,18 @@ func (t *tap) begin(off int64) { t.buf, t.start, t.on, t.over = t.buf[:0], off, 
 func (t *tap) end() { t.on = false }
 
 // note is called with every read of the stream (t may be nil): p was
-// read at offset off. A seek in between (skipped file data) starts the
-// copy again.
+// read at offset off. Bytes before the offset begin was given are not
+// kept (a sparse file's data, which the tar reader skips by reading it);
+// a seek in between (skipped file data) starts the copy again.
 func (t *tap) note(off int64, p []byte) {
 	if t == nil || !t.on {
 		return
+	}
+	if off < t.start && len(t.buf) == 0 {
+		if off+int64(len(p)) <= t.start {
+			return
+		}
+		p, off = p[t.start-off:], t.start
 	}
 	if off != t.start+int64(len(t.buf)) {
 		t.buf, t.start, t.over = t.buf[:0], off, false
@@ -197,7 +204,11 @@ func mainHeader(raw []byte) (blk, rest []byte, err error) {
 			if !ok || size < 0 || size > int64(len(raw)) {
 				return nil, nil, errors.New("bad extended header size")
 			}
-			raw = raw[tarBlockSize+(size+tarBlockSize-1)&^(tarBlockSize-1):]
+			next := tarBlockSize + (size+tarBlockSize-1)&^(tarBlockSize-1)
+			if next > int64(len(raw)) {
+				return nil, nil, errors.New("extended header runs past the headers read")
+			}
+			raw = raw[next:]
 		default:
 			return blk, raw[tarBlockSize:], nil
 		}

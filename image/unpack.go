@@ -293,7 +293,7 @@ func (u *unpacker) runTar(r io.Reader, whole bool) error {
 			rel, err = u.admit(hdr, cr.n-start, sp)
 		}
 		if err == nil {
-			dataEnd = cr.n + (hdr.Size+tarBlockSize-1)&^(tarBlockSize-1)
+			dataEnd = paddedEnd(cr.n, hdr)
 			data := fileData{r: tr}
 			if sp != nil {
 				data = fileData{r: io.LimitReader(cr, sp.data), sparse: sp.segs}
@@ -334,6 +334,24 @@ func drainTrailing(r io.Reader) error {
 		err = fmt.Errorf("more than %d bytes after the end of the archive", maxTrailing)
 	}
 	return err
+}
+
+// storedSize is how many bytes of data follow hdr's header block, as
+// archive/tar reads them: none for the types that are only a header (a
+// hard or symbolic link, a device, a directory, a FIFO), whatever their
+// size field says. (A sparse file stores less than its size: see
+// sparseOf.)
+func storedSize(hdr *tar.Header) int64 {
+	if hdr.Typeflag >= tar.TypeLink && hdr.Typeflag <= tar.TypeFifo {
+		return 0
+	}
+	return hdr.Size
+}
+
+// paddedEnd is where the data of hdr, whose header ends at off, ends with
+// its padding: where the next header starts.
+func paddedEnd(off int64, hdr *tar.Header) int64 {
+	return off + (storedSize(hdr)+tarBlockSize-1)&^(tarBlockSize-1)
 }
 
 // headerStart is where the header just read began: after the previous

@@ -3,6 +3,7 @@ package mmapfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"strings"
@@ -269,7 +270,9 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return f.dirEntries(i, 0, -1), nil
 }
 
-// ReadFile returns the named file's contents.
+// ReadFile returns the named file's contents. Its buffer grows with what
+// is read, not with the size the image claims: a few bytes of an image
+// can claim a file of exabytes.
 func (f *FS) ReadFile(name string) ([]byte, error) {
 	file, err := f.Open(name)
 	if err != nil {
@@ -280,11 +283,7 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	if !ok {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("is a directory")}
 	}
-	buf := make([]byte, r.size)
-	if _, err := r.ReadAt(buf, 0); err != nil && r.size > 0 {
-		return nil, err
-	}
-	return buf, nil
+	return io.ReadAll(io.NewSectionReader(r, 0, r.size))
 }
 
 // dirEntries returns up to n (all when n < 0) entries of directory d,
