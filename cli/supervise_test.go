@@ -161,6 +161,14 @@ func TestBootSupervision(t *testing.T) {
 	}
 	// 4. stop uses the stop signal and returns once the container has
 	// stopped, so start can follow at once; restart waits for the start.
+	// -t past its range (the longest time.Duration, in seconds) is
+	// refused and changes nothing; at its edge it is taken.
+	if status, _, stderr := berth(t, "stop", "-t", "9223372037", "app"); status != 1 || !strings.Contains(stderr, "timeout 9223372037: want 0 to 9223372036 seconds") {
+		t.Errorf("stop -t 9223372037: %d %s", status, stderr)
+	}
+	if p := ps()["app"]; p.State != "running" {
+		t.Errorf("after a refused stop, ps says %+v", p)
+	}
 	if status, stdout, stderr := berth(t, "stop", "app"); status != 0 || !strings.Contains(stdout, "stopped app (status 0)") {
 		t.Fatalf("stop: %d %q %s", status, stdout, stderr)
 	}
@@ -172,6 +180,10 @@ func TestBootSupervision(t *testing.T) {
 		t.Fatalf("start right after stop: %d %q %s", status, stdout, stderr)
 	}
 	waitFor(t, "app to run again", log, func() bool { return ps()["app"].State == "running" })
+	if status, stdout, stderr := berth(t, "restart", "-t", "9223372036", "app"); status != 0 || !strings.Contains(stdout, "restarted app: pid") {
+		t.Fatalf("restart -t 9223372036 app: %d %q %s", status, stdout, stderr)
+	}
+	waitFor(t, "app's stop signal of the restart", log, func() bool { return strings.Count(log.String(), "app | app got USR1") == 2 })
 	// -t 0: SIGKILL at once (db ignores its SIGTERM), still waited for.
 	if status, stdout, stderr := berth(t, "restart", "-t", "0", "db"); status != 0 || !strings.Contains(stdout, "restarted db: pid") {
 		t.Fatalf("restart -t 0 db: %d %q %s", status, stdout, stderr)
