@@ -77,7 +77,8 @@ func newUnit(cc ContainerConfig, log *Logger) *unit {
 	var file *rotatingFile
 	if sup.logFile != "" {
 		var err error
-		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles); err != nil {
+		warn := func(err error) { log.Printf("warning: container %s: %v", cc.Name, err) }
+		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles, warn); err != nil {
 			log.Printf("warning: container %s: %v; its output goes to its log ring only", cc.Name, err)
 		}
 	}

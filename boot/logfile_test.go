@@ -1,0 +1,123 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRotatingFileBounded plays a container that can write the log
+// directory and gets in the way of the rotation: directories where the
+// rotated files go, berth's files moved away or linked elsewhere after
+// each write. Whatever it does, what berth wrote there (every file in the
+// directory, each inode once) stays within (keep + 2) × maxSize, the last
+// line is in berth's file, and berth says what went wrong; left alone,
+// within (keep + 1) × maxSize and without a word.
+func TestRotatingFileBounded(t *testing.T) {
+	const maxSize, keep, lines = 200, 3, 400
+	tests := []struct {
+		name string
+		// before runs once before berth opens app.log; each after each line.
+		before, each func(t *testing.T, dir string, i int)
+		hostile      bool
+	}{
+		{name: "left alone"},
+		{name: "directories where the rotated files go", hostile: true,
+			before: func(t *testing.T, dir string, _ int) {
+				for i := 1; i <= keep; i++ {
+					mustMkdirAll(t, filepath.Join(dir, fmt.Sprintf("app.log.%d", i), "x"))
+				}
+			}},
+		{name: "a directory where app.log.1 goes", hostile: true,
+			before: func(t *testing.T, dir string, _ int) { mustMkdirAll(t, filepath.Join(dir, "app.log.1", "x")) }},
+		{name: "app.log moved away", hostile: true,
+			each: func(t *testing.T, dir string, i int) {
+				_ = os.Rename(filepath.Join(dir, "app.log"), filepath.Join(dir, fmt.Sprintf("stash%d", i)))
+			}},
+		{name: "app.log.1 moved away", hostile: true,
+			each: func(t *testing.T, dir string, i int) {
+				_ = os.Rename(filepath.Join(dir, "app.log.1"), filepath.Join(dir, fmt.Sprintf("stash%d", i)))
+			}},
+		{name: "app.log and app.log.1 linked elsewhere", hostile: true,
+			each: func(t *testing.T, dir string, i int) {
+				_ = os.Link(filepath.Join(dir, "app.log"), filepath.Join(dir, fmt.Sprintf("a%d", i)))
+				_ = os.Link(filepath.Join(dir, "app.log.1"), filepath.Join(dir, fmt.Sprintf("b%d", i)))
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			mustMkdirAll(t, dir)
+			if tc.before != nil {
+				tc.before(t, dir, 0)
+			}
+			var warnings []string
+			f, err := openRotatingFile(filepath.Join(dir, "app.log"), maxSize, keep, func(err error) { warnings = append(warnings, err.Error()) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newLogRing(1<<20, f)
+			last := ""
+			for i := range lines {
+				last = fmt.Sprintf("line %d %s", i, strings.Repeat("x", 30))
+				r.add(LogLine{Time: time.Unix(0, 0), Text: last})
+				if tc.each != nil {
+					tc.each(t, dir, i)
+				}
+			}
+			bound := int64((keep + 1) * maxSize)
+			if tc.hostile {
+				bound = (keep + 2) * maxSize
+			}
+			if total := inodeBytes(t, dir); total > bound {
+				t.Errorf("berth's files in the directory hold %d bytes, over (keep + %d) × maxSize = %d", total, bound/maxSize-keep, bound)
+			}
+			// berth's file, wherever it is now.
+			if data, err := os.ReadFile(fmt.Sprintf("/proc/self/fd/%d", f.f.Fd())); err != nil || !strings.Contains(string(data), last) {
+				t.Errorf("berth's current file lacks the last line: %v %q", err, data)
+			}
+			if tc.hostile != (len(warnings) > 0) {
+				t.Errorf("warnings: %q", warnings)
+			}
+			r.close()
+		})
+	}
+}
+
+// inodeBytes is the size of the regular files under dir, each inode
+// counted once.
+func inodeBytes(t *testing.T, dir string) int64 {
+	seen := map[uint64]bool{}
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if ino := fi.Sys().(*syscall.Stat_t).Ino; !seen[ino] {
+			seen[ino] = true
+			total += fi.Size()
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return total
+}
+
+func mustMkdirAll(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
