@@ -3,6 +3,7 @@ package boot
 import (
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // LogLine is one line a container wrote.
@@ -28,15 +29,23 @@ func newLogRing(max int, file *rotatingFile) *logRing {
 	return &logRing{max: max, subs: map[chan LogLine]struct{}{}, file: file}
 }
 
+// lineCost is what a line costs the ring's budget, log_size: the memory
+// it keeps. Its text, rounded up as the allocator rounds it (at most an
+// eighth, and a tiny string a block of 16 bytes), and its place in the
+// ring: a LogLine in a slice of at most twice the lines still kept (the
+// dropped ones are cut off once they outnumber them, or pass 64) and
+// grown by at most twice what it holds, so four LogLines, and a little
+// for the cut-off threshold.
+func lineCost(l LogLine) int { return len(l.Text) + len(l.Text)/8 + 16 + 4*int(unsafe.Sizeof(l)) }
+
 // add appends a line, dropping the oldest ones beyond the budget.
 func (r *logRing) add(l LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cost := len(l.Text) + 32
 	r.lines = append(r.lines, l)
-	r.size += cost
+	r.size += lineCost(l)
 	for r.size > r.max && r.start < len(r.lines)-1 {
-		r.size -= len(r.lines[r.start].Text) + 32
+		r.size -= lineCost(r.lines[r.start])
 		r.lines[r.start] = LogLine{}
 		r.start++
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestLogRingBudget(t *testing.T) {
 	}
 	total := 0
 	for _, l := range all {
-		total += len(l.Text) + 32
+		total += lineCost(l)
 	}
 	if total > 4096 {
 		t.Errorf("ring holds %d bytes, budget 4096", total)
@@ -197,5 +198,33 @@ func TestRotatingFileDirectories(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(victimDir); len(ents) != 0 {
 		t.Errorf("the directory behind the symlink now holds %d entries", len(ents))
+	}
+}
+
+// TestLogRingMemory: log_size bounds the memory a ring keeps, whatever
+// its lines: empty ones (where the ring's own bookkeeping is all there
+// is), one byte, a hundred, and the longest, 64 KiB. Each shape fills a
+// ring of 1 MiB four times over.
+func TestLogRingMemory(t *testing.T) {
+	const budget = 1 << 20
+	for _, n := range []int{0, 1, 100, maxLogLine} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			heap := func() int64 {
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				return int64(ms.HeapAlloc)
+			}
+			before := heap()
+			r := newLogRing(budget, nil)
+			for added := 0; added < 4*budget; added += n + 40 {
+				r.add(LogLine{Time: time.Unix(0, 0), Text: strings.Repeat("x", n)})
+			}
+			kept := heap() - before
+			if kept > budget+16<<10 {
+				t.Errorf("a ring of %d bytes of %d-byte lines keeps %d bytes (%d lines)", budget, n, kept, len(r.tail(0)))
+			}
+			runtime.KeepAlive(r)
+		})
 	}
 }
