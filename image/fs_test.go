@@ -248,3 +248,41 @@ func fileEntry(t *testing.T, fsys *mmapfs.FS, name string) *mmapfs.Entry {
 	}
 	return info.Sys().(*mmapfs.Entry)
 }
+
+// TestFSReadFileBounded: ReadFile reads a file whole up to
+// mmapfs.MaxReadFile bytes; a sparse file one byte larger (a few bytes
+// of image can claim exabytes) is refused, not allocated or read as
+// zeros until memory runs out.
+func TestFSReadFileBounded(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "tree")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "small"), []byte("hi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big, err := os.Create(filepath.Join(src, "big"))
+	if err == nil {
+		err = big.Truncate(mmapfs.MaxReadFile + 1)
+		big.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "img.tar.zst")
+	if err := Pack(src, img, PackOptions{FrameSize: testFrameSize}); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := mmapfs.OpenFS(img, mmapfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	if b, err := fsys.ReadFile("small"); err != nil || string(b) != "hi" {
+		t.Errorf("small: %v %q", err, b)
+	}
+	if b, err := fsys.ReadFile("big"); err == nil || !strings.Contains(err.Error(), "to read whole") {
+		t.Errorf("big: %v, %d bytes", err, len(b))
+	}
+}

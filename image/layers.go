@@ -124,7 +124,7 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 				if sparse {
 					before = max(before, dataEnd)
 				}
-				ls.tar.hdr.start(lim.MaxHeaderBytes + before - ls.tar.n)
+				ls.tar.hdr.startAfter(before-ls.tar.n, lim.MaxHeaderBytes)
 				ls.tar.tap.begin(before)
 				hdr, err := tr.Next()
 				ls.tar.hdr.stop()

@@ -270,9 +270,13 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return f.dirEntries(i, 0, -1), nil
 }
 
-// ReadFile returns the named file's contents. Its buffer grows with what
-// is read, not with the size the image claims: a few bytes of an image
-// can claim a file of exabytes.
+// MaxReadFile is the largest file ReadFile reads whole: a few bytes of an
+// image can claim a file of exabytes (a sparse one reads as zeros). Open
+// a larger one and read it in parts.
+const MaxReadFile = 1 << 30
+
+// ReadFile returns the named file's contents, at most MaxReadFile bytes.
+// Its buffer grows with what is read, not with the size the image claims.
 func (f *FS) ReadFile(name string) ([]byte, error) {
 	file, err := f.Open(name)
 	if err != nil {
@@ -282,6 +286,9 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	r, ok := file.(*File)
 	if !ok {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("is a directory")}
+	}
+	if r.size > MaxReadFile {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%d bytes, more than %d to read whole", r.size, MaxReadFile)}
 	}
 	return io.ReadAll(io.NewSectionReader(r, 0, r.size))
 }
