@@ -24,7 +24,7 @@ const maxStopSeconds = int64(math.MaxInt64 / time.Second)
 func (s *supervisor) stopRequest(u *unit, r request) {
 	timeout := u.sup.stopTimeout
 	if r.Timeout != nil {
-		if *r.Timeout < 0 || int64(*r.Timeout) > maxStopSeconds {
+		if *r.Timeout < 0 || *r.Timeout > maxStopSeconds {
 			r.reply <- reply{Response: Response{Error: fmt.Sprintf("timeout %d: want 0 to %d seconds", *r.Timeout, maxStopSeconds)}}
 			return
 		}

@@ -29,7 +29,7 @@ type Request struct {
 	Follow bool     `json:"follow,omitempty"`
 	// Timeout overrides the container's stop_timeout for stop and
 	// restart, in seconds; nil keeps it.
-	Timeout *int `json:"timeout,omitempty"`
+	Timeout *int64 `json:"timeout,omitempty"`
 	// Exec is the command of exec (exec.go).
 	Exec *ExecRequest `json:"exec,omitempty"`
 	// Path is the config file apply makes a generation of: a path as

@@ -98,10 +98,10 @@ func ctlNameMain(verbName, about string) func(*ctx, []string) int {
 			synopsis = "[-t SECONDS] [--json] NAME"
 		}
 		cmd := c.ctlCommand(verbName, synopsis, about)
-		var timeout *int
+		var timeout *int64 // 64 bits on every platform: up to 292 years
 		if verbName != "start" {
-			timeout = cmd.fs.Int("t", -1, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
-			cmd.fs.IntVar(timeout, "time", -1, "same as -t")
+			timeout = cmd.fs.Int64("t", -1, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
+			cmd.fs.Int64Var(timeout, "time", -1, "same as -t")
 		}
 		pos, status := cmd.parse(args, 1, 1)
 		if status >= 0 {
