@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"berth/container"
@@ -147,12 +148,21 @@ func (cfg *Config) validate(v *validator) {
 		}
 	}
 	seen := map[string]bool{}
+	logFiles := map[string]string{} // log_file (cleaned) → the container that has it
 	for i, c := range cfg.Container {
 		prefix := "container#" + strconv.Itoa(i) + "."
 		if c.Name != "" && seen[c.Name] {
 			v.addKey(prefix+"name", "duplicate container name %s", container.Quote(c.Name))
 		}
 		seen[c.Name] = true
+		// Two rings rotating one file would take each other's files
+		// for a hostile container's doing (logfile.go).
+		if f := filepath.Clean(c.LogFile); c.LogFile != "" {
+			if other, ok := logFiles[f]; ok {
+				v.addKey(prefix+"log_file", "%s is already container %s's log_file", container.Quote(c.LogFile), container.Quote(other))
+			}
+			logFiles[f] = c.Name
+		}
 		if c.Image == "" {
 			v.addKey(prefix+"image", "missing image: want the path of an image file")
 		}

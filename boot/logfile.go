@@ -161,10 +161,12 @@ func (r *rotatingFile) writeLine(l LogLine) {
 // elsewhere, outlives berth's unlink. So berth checks, before the renames
 // and after, that NAME and each NAME.i it made is still the file it left
 // there, and nowhere else (one link): a file with a second link is
-// emptied through a handle on it; at a file missing or another in its
-// place, or a NAME that did not move to NAME.1, berth stops rotating and
-// from then on empties NAME when full. What it wrote there stays within
-// about (keep + 2) × maxSize, whatever the container does.
+// emptied through a handle on it, and so is the oldest before it is
+// unlinked (another process may hold it open); at a file missing or
+// another in its place, or a NAME that did not move to NAME.1, berth
+// stops rotating and from then on empties NAME when full. What it wrote
+// there stays within about (keep + 2) × maxSize, whatever the container
+// does.
 func (r *rotatingFile) rotate() {
 	if !r.pinned {
 		if name := r.misplaced(r.name, r.cur); name != "" {
@@ -178,6 +180,13 @@ func (r *rotatingFile) rotate() {
 		return
 	}
 	dfd := int(r.dir.Fd())
+	if len(r.rotated) == r.keep {
+		// Emptied first: another process holding it open would keep
+		// its bytes on the disk.
+		if name := r.emptyAt(r.rotatedName(r.keep), r.rotated[r.keep-1]); name != "" {
+			r.pin(name)
+		}
+	}
 	_ = unix.Unlinkat(dfd, r.rotatedName(r.keep), 0)
 	for i := r.keep - 1; i >= 1; i-- {
 		_ = unix.Renameat(dfd, r.rotatedName(i), dfd, r.rotatedName(i+1))
@@ -227,17 +236,31 @@ func (r *rotatingFile) misplaced(name string, id fileID) string {
 		return ""
 	}
 	if id == r.cur && r.f != nil {
-		_ = r.f.Truncate(0)
-		r.size = 0
+		r.empty()
 		return name
 	}
-	if fd, err := openRegular(dfd, name); err == nil {
-		if unix.Fstat(fd, &st) == nil && idOf(&st) == id {
-			_ = unix.Ftruncate(fd, 0)
-		}
-		unix.Close(fd)
-	}
+	r.emptyAt(name, id)
 	return name
+}
+
+// emptyAt empties DIR/name, through a handle on it, if it is the file id
+// (opened without following a symlink, and checked). It returns name
+// when it could not.
+func (r *rotatingFile) emptyAt(name string, id fileID) string {
+	fd, err := openRegular(int(r.dir.Fd()), name)
+	if err != nil {
+		return name
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || idOf(&st) != id {
+		return name
+	}
+	if err := unix.Ftruncate(fd, 0); err != nil {
+		r.report("empty", err)
+		return name
+	}
+	return ""
 }
 
 // pin stops the rotation: name was not the file berth left there.
