@@ -34,11 +34,12 @@ type rotatingFile struct {
 	rotated []fileID
 	pinned  bool
 	warn    func(error) // says a problem, once each (unit.go logs it)
-	warned  map[string]bool
+	warned  uint8       // the steps warn was told of, a bit each
 }
 
-// fileID is a file's identity.
-type fileID struct{ dev, ino uint64 }
+// fileID is a file's identity: its device and inode numbers. (An alias:
+// a named type's descriptor would cost the arm64 binary bytes it lacks.)
+type fileID = [2]uint64
 
 // openRotatingFile opens DIR/NAME for appending, making DIR when missing.
 // warn, when not nil, is told of the problems met while writing, once
@@ -107,11 +108,9 @@ func (r *rotatingFile) open() error {
 		unix.Close(fd)
 		return fmt.Errorf("log file %s: %w", r.path, err)
 	}
-	r.f, r.cur, r.size = os.NewFile(uintptr(fd), r.path), idOf(&st), st.Size
+	r.f, r.cur, r.size = os.NewFile(uintptr(fd), r.path), fileID{uint64(st.Dev), st.Ino}, st.Size
 	return nil
 }
-
-func idOf(st *unix.Stat_t) fileID { return fileID{dev: uint64(st.Dev), ino: st.Ino} }
 
 // openRegular opens the existing file name in dirfd for appending if it
 // is a regular file: it is checked through an O_PATH handle, which opens
@@ -151,7 +150,7 @@ func (r *rotatingFile) writeLine(l LogLine) {
 	n, err := r.f.WriteString(line)
 	r.size += int64(n)
 	if err != nil {
-		r.report("write", err)
+		r.report(warnWrite, err)
 	}
 }
 
@@ -205,7 +204,7 @@ func (r *rotatingFile) rotate() {
 	r.f.Close()
 	r.f = nil
 	if err := r.open(); err != nil {
-		r.report("open", err)
+		r.report(warnOpen, err)
 	}
 }
 
@@ -229,7 +228,7 @@ func (r *rotatingFile) misplacedRotated() string {
 func (r *rotatingFile) misplaced(name string, id fileID) string {
 	dfd := int(r.dir.Fd())
 	var st unix.Stat_t
-	if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || idOf(&st) != id {
+	if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || (fileID{uint64(st.Dev), st.Ino}) != id {
 		return name
 	}
 	if st.Nlink == 1 {
@@ -253,11 +252,11 @@ func (r *rotatingFile) emptyAt(name string, id fileID) string {
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || idOf(&st) != id {
+	if err := unix.Fstat(fd, &st); err != nil || (fileID{uint64(st.Dev), st.Ino}) != id {
 		return name
 	}
 	if err := unix.Ftruncate(fd, 0); err != nil {
-		r.report("empty", err)
+		r.report(warnEmpty, err)
 		return name
 	}
 	return ""
@@ -266,27 +265,32 @@ func (r *rotatingFile) emptyAt(name string, id fileID) string {
 // pin stops the rotation: name was not the file berth left there.
 func (r *rotatingFile) pin(name string) {
 	r.pinned = true
-	r.report("rotate", fmt.Errorf("%s is not the file berth left there (moved, linked or in the way): no longer rotated, %s is emptied when full", name, r.name))
+	r.report(warnRotate, fmt.Errorf("%s is not the file berth left there: no longer rotated, %s is emptied when full", name, r.name))
 }
 
 // empty empties berth's current file through its handle, wherever it is
 // now, and writes on at its start.
 func (r *rotatingFile) empty() {
 	if err := r.f.Truncate(0); err != nil {
-		r.report("empty", err)
+		r.report(warnEmpty, err)
 	}
 	r.size = 0
 }
 
+// The steps whose problems are reported, once each.
+const (
+	warnWrite uint8 = 1 << iota
+	warnOpen
+	warnEmpty
+	warnRotate
+)
+
 // report tells warn of err, once for each step.
-func (r *rotatingFile) report(step string, err error) {
-	if r.warn == nil || r.warned[step] {
+func (r *rotatingFile) report(step uint8, err error) {
+	if r.warn == nil || r.warned&step != 0 {
 		return
 	}
-	if r.warned == nil {
-		r.warned = map[string]bool{}
-	}
-	r.warned[step] = true
+	r.warned |= step
 	r.warn(fmt.Errorf("log file %s: %w", r.path, err))
 }
 

@@ -124,7 +124,8 @@ func eachEntry(s blobStore, layers []layer, lim Limits, workers int, fn func(l, 
 				if sparse {
 					before = max(before, dataEnd)
 				}
-				ls.tar.hdr.startAfter(before-ls.tar.n, lim.MaxHeaderBytes)
+				ls.tar.hdr.start(lim.MaxHeaderBytes)
+				ls.tar.hdr.left += before - ls.tar.n // the sparse data Next skips first
 				ls.tar.tap.begin(before)
 				hdr, err := tr.Next()
 				ls.tar.hdr.stop()

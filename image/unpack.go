@@ -230,12 +230,8 @@ type headerCap struct {
 }
 
 // start caps the reads at the padding and a header of limit bytes.
-func (h *headerCap) start(limit int64) { h.startAfter(0, limit) }
-
-// startAfter caps the reads at skip bytes (data the tar reader skips
-// first), the padding and a header of limit bytes.
-func (h *headerCap) startAfter(skip, limit int64) {
-	h.on, h.left, h.limit = true, skip+tarBlockSize+limit+1, limit
+func (h *headerCap) start(limit int64) {
+	h.on, h.left, h.limit = true, tarBlockSize+limit+1, limit
 }
 
 func (h *headerCap) stop() { h.on = false }
