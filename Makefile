@@ -19,7 +19,10 @@ BINS     := $(ARCHES:%=out/berth-linux-%)
 # (runtime, container, image, zstd, os, syscall) keep it; x/sys/unix's
 # wrappers are not inlined into them, a call's cost beside a system call's.
 # fmt is compiled so too: it only formats errors and log lines, never
-# once per file of an unpack or per step of a start.
+# once per file of an unpack or per step of a start. So is time: its
+# calls on those paths (a timestamp per step, an mtime per file) cost a
+# few nanoseconds each beside the system call they go with, and without
+# inlining it is 13 KiB smaller on arm64.
 COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             crypto/internal/fips140/mlkem crypto/hpke math/big encoding/asn1 \
             net net/url encoding/json vendor/golang.org/x/crypto/cryptobyte/... \
@@ -44,7 +47,7 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             crypto/elliptic crypto/md5 crypto/sha1 crypto/des internal/bisect context unique \
             golang.org/x/sys/unix golang.org/x/net/... golang.org/x/sync/... \
             github.com/moby/sys/... crypto/rc4 crypto/dsa crypto/x509/pkix crypto/mlkem \
-            hash/crc64 berth/internal/safe berth/internal/mountinfo berth fmt
+            hash/crc64 berth/internal/safe berth/internal/mountinfo berth fmt time
 GCFLAGS  := $(COLD:%=-gcflags=%=-l)
 SIZE_LIMIT := 8388608
 

@@ -2,9 +2,19 @@
 // kernel as PID 1 it mounts the early filesystems, reads /etc/berth.toml,
 // unpacks each container's image and supervises the containers. Run by hand
 // it is the CLI for the same pieces (package cli).
+//
+// Two runtime settings a CLI start pays for and berth does not use are
+// off: naming each mapping for /proc/PID/maps, and a goroutine that
+// follows the cgroup's CPU limit (README, Decisions, "A CLI berth takes
+// a huge page").
+//
+//go:debug updatemaxprocs=0
+//go:debug decoratemappings=0
 package main
 
 import (
+	_ "berth/internal/hugeheap" // first: see its doc
+
 	"os"
 	"path/filepath"
 	"runtime"
