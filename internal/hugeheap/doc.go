@@ -7,7 +7,8 @@
 // measured on, each fresh 4 KiB page costs 12-13 µs (the host backs the
 // guest's memory page by page) and each fault on the code about 7 µs,
 // while a whole 2 MiB huge page costs 130-200 µs: the faults were a
-// third of `berth version` and of `berth run /bin/true`. So init:
+// quarter to a third of `berth version` and of `berth run /bin/true`.
+// So init:
 //
 //  1. collapses the 2 MiB around the heap's first object into one huge
 //     page (MADV_COLLAPSE, Linux 6.1), copying the pages the runtime has

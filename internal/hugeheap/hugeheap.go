@@ -23,11 +23,11 @@ const (
 	oCLOEXEC         = 0o2000000
 )
 
-// What init did, for the tests: the kernel's answers (0 or -errno) and
-// whether the text was mapped ahead.
+// What init did, for the tests: the heap object whose address names the
+// heap's first 2 MiB (nil if init took nothing), the kernel's answer to
+// the collapse (0 or -errno) and whether the text was mapped ahead.
 var (
-	first     *[16]byte // the heap object whose address names the heap's first 2 MiB
-	taken     bool
+	first     *[16]byte
 	collapsed uintptr
 	populated bool
 )
@@ -36,7 +36,6 @@ func init() {
 	if !wanted() {
 		return
 	}
-	taken = true
 	first = new([16]byte)
 	base := uintptr(unsafe.Pointer(first)) &^ (pmd - 1)
 	collapsed = syscall3(sysMadvise, base, pmd, madvCollapse)
