@@ -56,8 +56,12 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 	}
 	if dir, ok := dirs["devices"]; ok {
 		add(writeFile(filepath.Join(dir, "devices.deny"), "a"))
-		for _, r := range devices {
-			add(writeFile(filepath.Join(dir, "devices.allow"), r.v1()))
+		rules := make([]string, len(devices))
+		for i, r := range devices {
+			rules[i] = r.v1()
+		}
+		if len(rules) > 0 {
+			add(writeEach(filepath.Join(dir, "devices.allow"), rules))
 		}
 	}
 	if len(errs) > 0 {
@@ -66,29 +70,56 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 	return nil
 }
 
-// initCpuset fills a new v1 cpuset cgroup, whose cpus and mems start out
-// empty (so no task could join it), from its parent, then applies cpus.
+// initCpuset fills a new v1 cpuset cgroup from its parent, then applies
+// cpus. A new cpuset's cpus and mems start out empty (no task could join
+// it) unless its parent has cgroup.clone_children set: berth sets it on
+// its own parent the first time it fills one, so later cgroups start
+// filled and cost two reads.
 func initCpuset(dir, cpus string) error {
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			cur, err := readCtlFile(filepath.Join(d, f))
-			if err != nil {
-				return fmt.Errorf("init cpuset %s: %w", d, err)
-			}
-			if strings.TrimSpace(string(cur)) != "" {
-				continue
-			}
-			parent, err := readCtlFile(filepath.Join(filepath.Dir(d), f))
-			if err != nil {
-				return fmt.Errorf("init cpuset %s: %w", d, err)
-			}
-			if err := writeFile(filepath.Join(d, f), strings.TrimSpace(string(parent))); err != nil {
+	if !cpusetFilled(dir) {
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := fillCpuset(d); err != nil {
 				return err
 			}
+		}
+		if err := writeFile(filepath.Join(filepath.Dir(dir), "cgroup.clone_children"), "1"); err != nil {
+			return fmt.Errorf("init cpuset %s: %w", dir, err)
 		}
 	}
 	if cpus != "" {
 		return writeFile(filepath.Join(dir, "cpuset.cpus"), cpus)
+	}
+	return nil
+}
+
+// cpusetFilled reports whether the cpuset d has cpus and mems.
+func cpusetFilled(d string) bool {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if cur, err := readCtlFile(filepath.Join(d, f)); err != nil || strings.TrimSpace(string(cur)) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// fillCpuset copies the cpus and mems of d's parent into d where d has
+// none.
+func fillCpuset(d string) error {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		cur, err := readCtlFile(filepath.Join(d, f))
+		if err != nil {
+			return fmt.Errorf("init cpuset %s: %w", d, err)
+		}
+		if strings.TrimSpace(string(cur)) != "" {
+			continue
+		}
+		parent, err := readCtlFile(filepath.Join(filepath.Dir(d), f))
+		if err != nil {
+			return fmt.Errorf("init cpuset %s: %w", d, err)
+		}
+		if err := writeFile(filepath.Join(d, f), strings.TrimSpace(string(parent))); err != nil {
+			return err
+		}
 	}
 	return nil
 }

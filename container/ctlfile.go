@@ -39,6 +39,22 @@ func writeFile(path, value string) error {
 	return nil
 }
 
+// writeEach writes each value to a control file with a write of its own
+// through one open file: a v1 devices.allow takes one rule a write.
+func writeEach(path string, values []string) error {
+	fd, err := openCtl(path, unix.O_WRONLY|unix.O_TRUNC)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	for _, v := range values {
+		if err := writeAll(fd, v); err != nil {
+			return fmt.Errorf("write %q to %s: %w", v, path, err)
+		}
+	}
+	return nil
+}
+
 // readCtlFile reads a whole control file shorter than ctlFileMax.
 func readCtlFile(path string) ([]byte, error) {
 	fd, err := openCtl(path, unix.O_RDONLY)
