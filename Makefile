@@ -92,7 +92,8 @@ install = missing=""; for t in $(1); do \
 HOST_TOOLS  := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm qemu-system-riscv64:qemu-system-misc \
                openssl:openssl xz:xz-utils wget:wget \
                file:file zstd:zstd tar:tar dpkg-deb:dpkg apt-get:apt umoci:umoci \
-               mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools sgdisk:gdisk nft:nftables
+               mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools sgdisk:gdisk nft:nftables \
+               strace:strace
 BENCH_TOOLS := runc:runc crun:crun bwrap:bubblewrap debootstrap:debootstrap unshare:util-linux \
                qemu-arm-static:qemu-user-static
 .PHONY: host-deps bench-deps registry-deps
