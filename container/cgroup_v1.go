@@ -82,9 +82,9 @@ func initCpuset(dir, cpus string) error {
 				return err
 			}
 		}
-		if err := writeFile(filepath.Join(filepath.Dir(dir), "cgroup.clone_children"), "1"); err != nil {
-			return fmt.Errorf("init cpuset %s: %w", dir, err)
-		}
+		// A hint for the next start: if the kernel refuses it, that start
+		// fills its cpuset as this one did.
+		_ = writeFile(filepath.Join(filepath.Dir(dir), "cgroup.clone_children"), "1")
 	}
 	if cpus != "" {
 		return writeFile(filepath.Join(dir, "cpuset.cpus"), cpus)
