@@ -12,10 +12,9 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # The runtime settings berth is built with: main.go's //go:debug lines, as
 # go list reports them, and memprofilerate=0, which //go:debug does not
 # take. Without it the runtime records a heap profile sample of its first
-# allocation, before berth's code runs, and unwinds the stack for it:
-# 0.4-0.7 ms of `berth version`, 0.9-1.0 ms of `berth run` on the build
-# machines (README, Decisions, "A CLI berth takes a huge page"). berth has
-# no heap profile to show.
+# allocation, before berth's code runs, and unwinds the stack for it
+# (README, Decisions, "A CLI berth takes a huge page", for what that
+# costs a start). berth has no heap profile to show.
 GODEBUG_DEFAULT = $(shell $(GO) list -f '{{.DefaultGODEBUG}}' .),memprofilerate=0
 LDFLAGS  = -s -w -X berth/boot.Version=$(VERSION) -X=runtime.godebugDefault=$(GODEBUG_DEFAULT)
 BINS     := $(ARCHES:%=out/berth-linux-%)

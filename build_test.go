@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,8 +16,9 @@ import (
 // it first) for the runtime settings the Makefile gives it beside
 // main.go's //go:debug lines: memprofilerate=0, so the runtime does not
 // record a heap profile sample of its first allocation. A binary without
-// it maps the profile's bucket table (179,999 buckets, 1,439,992 bytes)
-// before berth's code runs; strace shows that mapping.
+// it maps the profile's bucket table (179,999 pointers: 1,439,992 bytes
+// on a 64-bit machine) before berth's code runs; strace shows that
+// mapping.
 func TestBuiltRuntimeSettings(t *testing.T) {
 	bin, err := filepath.Abs(filepath.Join("out", "berth-linux-"+runtime.GOARCH))
 	if err != nil {
@@ -46,7 +49,8 @@ func TestBuiltRuntimeSettings(t *testing.T) {
 	if !bytes.Contains(trace, []byte("mmap(")) {
 		t.Fatalf("strace shows no mmap at all:\n%s", trace)
 	}
-	if bytes.Contains(trace, []byte("mmap(NULL, 1439992,")) {
+	const buckets = 179999 // runtime/mprof.go, buckHashSize
+	if table := fmt.Sprintf("mmap(NULL, %d,", buckets*strconv.IntSize/8); bytes.Contains(trace, []byte(table)) {
 		t.Errorf("%s maps the heap profile's bucket table at start:\n%s", bin, trace)
 	}
 }

@@ -61,7 +61,7 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 			rules[i] = r.v1()
 		}
 		if len(rules) > 0 {
-			add(writeEach(filepath.Join(dir, "devices.allow"), rules))
+			add(writeEach(filepath.Join(dir, "devices.allow"), rules...))
 		}
 	}
 	if len(errs) > 0 {

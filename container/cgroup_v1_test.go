@@ -72,14 +72,14 @@ func TestWriteEach(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := []string{"c 1:3 rwm", "c 1:5 rwm", "c 5:0 rwm"}
-	if err := writeEach(filepath.Join(dir, "devices.allow"), rules); err != nil {
+	if err := writeEach(filepath.Join(dir, "devices.allow"), rules...); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, filepath.Join(dir, "devices.list")); got != strings.Join(rules, "\n")+"\n" {
 		t.Errorf("devices.list %q, want %q", got, rules)
 	}
 	allow := filepath.Join(dir, "devices.allow")
-	if err := writeEach(allow, []string{"c 1:7 rwm", "not a rule"}); err == nil || !strings.Contains(err.Error(), `"not a rule"`) || !strings.Contains(err.Error(), allow) {
+	if err := writeEach(allow, "c 1:7 rwm", "not a rule"); err == nil || !strings.Contains(err.Error(), `"not a rule"`) || !strings.Contains(err.Error(), allow) {
 		t.Errorf("a refused rule: %v, want an error naming it and %s", err, allow)
 	}
 }

@@ -25,32 +25,25 @@ const ctlFileMax = 64 << 10
 // writeFile writes value to a control file in one write, naming the file
 // and the value in the error.
 func writeFile(path, value string) error {
-	fd, err := openCtl(path, unix.O_WRONLY|unix.O_TRUNC)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	err = writeAll(fd, value)
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, path, err)
-	}
-	return nil
+	return writeEach(path, value)
 }
 
 // writeEach writes each value to a control file with a write of its own
-// through one open file: a v1 devices.allow takes one rule a write.
-func writeEach(path string, values []string) error {
+// through one open file (a v1 devices.allow takes one rule a write),
+// naming the file and the value that failed in the error.
+func writeEach(path string, values ...string) error {
 	fd, err := openCtl(path, unix.O_WRONLY|unix.O_TRUNC)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
 	for _, v := range values {
 		if err := writeAll(fd, v); err != nil {
+			unix.Close(fd)
 			return fmt.Errorf("write %q to %s: %w", v, path, err)
 		}
+	}
+	if err := unix.Close(fd); err != nil {
+		return &fs.PathError{Op: "close", Path: path, Err: err}
 	}
 	return nil
 }
