@@ -64,7 +64,17 @@ func main() {
 	icount := flag.String("icount", "", "run QEMU with -icount shift=`N`: the guest's clock counts its instructions, 2^N ns each, whatever else the host runs")
 	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
 	flag.StringVar(&consoleDir, "console", "", "also write each berth boot's console to `DIR`/TARGET-berth-N.txt")
+	profile := flag.Bool("profile", false, "instead, profile berth's boot on amd64 (QEMU's gdbstub): where the CPU is from berth's first line to the first container output")
+	every := flag.Duration("every", 2*time.Millisecond, "with -profile, the time between two samples")
+	top := flag.Int("top", 25, "with -profile, how many packages and functions to list")
 	flag.Parse()
+	if *profile {
+		if err := profileBoots(*repo, targets[0], *runs, *every, *top); err != nil {
+			fmt.Fprintln(os.Stderr, "bench boot:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	name := "boot"
 	if *icount != "" {
 		name += " -icount " + *icount // figures of another clock: kept apart
@@ -138,18 +148,11 @@ func bench(repo string, tg target, runs int, against, icount string, rec *result
 	if err != nil {
 		return err
 	}
-	berth, err := vm.BuildBerth(repo, tg.arch, dir)
+	berth, img, initrd, err := demoBerth(repo, m, dir)
 	if err != nil {
 		return err
 	}
-	img, err := demoImage(repo, tg.arch, dir)
-	if err != nil {
-		return err
-	}
-	initrds := []string{filepath.Join(dir, "demo.cpio.zst")}
-	if err := demoInitramfs(repo, m, berth, img, initrds[0]); err != nil {
-		return err
-	}
+	initrds := []string{initrd}
 	if against != "" {
 		initrds = append(initrds, filepath.Join(dir, "against.cpio.zst"))
 		if err := demoInitramfs(repo, m, against, img, initrds[1]); err != nil {
@@ -258,6 +261,19 @@ func demoImage(repo, arch, dir string) (string, error) {
 	}
 	img := filepath.Join(dir, "demo.tar.zst")
 	return img, image.Pack(rootfs, img, image.PackOptions{})
+}
+
+// demoBerth builds the checkout's berth for m, the demo image and the
+// initramfs of the two, in dir.
+func demoBerth(repo string, m machine, dir string) (berth, img, initrd string, err error) {
+	if berth, err = vm.BuildBerth(repo, m.arch, dir); err != nil {
+		return "", "", "", err
+	}
+	if img, err = demoImage(repo, m.arch, dir); err != nil {
+		return "", "", "", err
+	}
+	initrd = filepath.Join(dir, "demo.cpio.zst")
+	return berth, img, initrd, demoInitramfs(repo, m, berth, img, initrd)
 }
 
 // demoInitramfs is what make demo boots, built as berth vm builds it and

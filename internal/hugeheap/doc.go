@@ -13,7 +13,14 @@
 //  1. collapses the 2 MiB around the heap's first object into one huge
 //     page (MADV_COLLAPSE, Linux 6.1), copying the pages the runtime has
 //     touched so far, and marks the next 2 MiB, untouched yet, to become
-//     one at its first fault (MADV_HUGEPAGE);
+//     one at its first fault (MADV_HUGEPAGE). Go 1.26 starts the heap at
+//     a random page of the first 4 MiB it maps and maps the next 4 MiB
+//     only when the heap reaches them, with an mmap that replaces what
+//     was marked: when the first object lies in the upper half of those
+//     4 MiB (half of the starts), the mark is lost and the heap's growth
+//     beyond them faults page by page (measured: 270 to 430 faults for
+//     `berth run` in 38 % of runs instead of about 245, 0.7 to 2.5 ms
+//     more CPU; see bench/README.md);
 //  2. maps berth's code and read-only data in one call
 //     (MADV_POPULATE_READ, Linux 5.14) rather than a fault per 64 KiB.
 //
