@@ -48,9 +48,9 @@ func parse(out string) console {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		line := m[2]
 		switch {
-		case c.initStart == 0 && (strings.HasPrefix(line, "berth: berth ") || strings.HasPrefix(line, "hello: ")):
+		case c.initStart == 0 && (isBerthStart(line) || strings.HasPrefix(line, "hello: ")):
 			c.initStart = v
-		case c.firstOutput == 0 && strings.Contains(line, " | ") && !strings.HasPrefix(line, "berth:"):
+		case c.firstOutput == 0 && isContainerOutput(line):
 			c.firstOutput = v
 			mark(firstOutput, v)
 		case phaseRE.MatchString(line):
@@ -64,6 +64,16 @@ func parse(out string) console {
 		}
 	}
 	return c
+}
+
+// isBerthStart reports whether a console line, its stamp taken off, is
+// berth's first: the init's start.
+func isBerthStart(line string) bool { return strings.HasPrefix(line, "berth: berth ") }
+
+// isContainerOutput reports whether a console line, its stamp taken off,
+// is a container's output: "NAME | TEXT".
+func isContainerOutput(line string) bool {
+	return strings.Contains(line, " | ") && !strings.HasPrefix(line, "berth:")
 }
 
 // milestone is one milestone's median over boots.

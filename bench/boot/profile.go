@@ -38,7 +38,7 @@ const (
 	inOther
 )
 
-// profile holds the samples of the boots, taken from berth's first.
+// profile holds the samples of the boots.
 type profile struct {
 	text        [2]uint64 // berth's code, [start, end)
 	table       *gosym.Table
@@ -56,11 +56,14 @@ type ksym struct {
 }
 
 // kernelName is the kernel function holding pc: the symbol at or below
-// it. A pc below the first or far past the last (a module berth loaded
-// after the symbols were read) has none.
+// it. A pc below the first has none; one far past the last is in a
+// module berth loaded after the symbols were read.
 func (p *profile) kernelName(pc uint64) string {
 	i := sort.Search(len(p.ksyms), func(i int) bool { return p.ksyms[i].addr > pc }) - 1
-	if i < 0 || (i == len(p.ksyms)-1 && pc-p.ksyms[i].addr > 1<<20) {
+	switch {
+	case i < 0:
+		return "[no symbol]"
+	case i == len(p.ksyms)-1 && pc-p.ksyms[i].addr > 1<<20:
 		return "[no symbol: a module loaded since]"
 	}
 	return p.ksyms[i].name
@@ -141,15 +144,10 @@ func (p *profile) classify(pc uint64) sampleClass {
 	return inOther
 }
 
-// add counts one boot's samples from the first in berth's code.
+// add counts one boot's samples, sampleBoot's window.
 func (p *profile) add(pcs []uint64) {
-	started := false
 	for _, pc := range pcs {
 		c := p.classify(pc)
-		if !started && c != inBerth {
-			continue
-		}
-		started = true
 		p.n++
 		p.class[c]++
 		if c == inKernel {
@@ -230,9 +228,9 @@ func (w *outputWatch) Write(b []byte) (int, error) {
 		m := stampRE.FindStringSubmatch(strings.TrimRight(line, "\r\n"))
 		switch {
 		case m == nil:
-		case strings.HasPrefix(m[2], "berth: berth "):
+		case isBerthStart(m[2]):
 			w.startOnce.Do(func() { close(w.started) })
-		case strings.Contains(m[2], " | ") && !strings.HasPrefix(m[2], "berth:"):
+		case isContainerOutput(m[2]):
 			w.outOnce.Do(func() { close(w.done) })
 		}
 	}
@@ -329,8 +327,11 @@ func sampleBoot(m machine, initrd, sock string, every time.Duration) ([]uint64, 
 	if r.err != nil {
 		return nil, fmt.Errorf("%w\n%s", r.err, r.out)
 	}
-	if err != errDone || from < 0 {
-		return nil, fmt.Errorf("sampling: %v", err)
+	if err != errDone {
+		return nil, fmt.Errorf("sampling: %w", err)
+	}
+	if from < 0 {
+		return nil, fmt.Errorf("sampling: the first container's output came, berth's first line never did\n%s", r.out)
 	}
 	return pcs[from:], nil
 }
