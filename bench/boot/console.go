@@ -39,11 +39,6 @@ const (
 
 func parse(out string) console {
 	c := console{at: map[string]float64{}}
-	mark := func(name string, v float64) {
-		if _, ok := c.at[name]; !ok && c.initStart != 0 {
-			c.at[name] = (v - c.initStart) * 1000
-		}
-	}
 	for _, m := range stampRE.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		line := m[2]
@@ -52,18 +47,32 @@ func parse(out string) console {
 			c.initStart = v
 		case c.firstOutput == 0 && isContainerOutput(line):
 			c.firstOutput = v
-			mark(firstOutput, v)
-		case phaseRE.MatchString(line):
-			mark("phase "+phaseRE.FindStringSubmatch(line)[1], v)
-		case strings.HasPrefix(line, "berth: image "):
-			mark(firstImage, v)
-		case strings.HasPrefix(line, "berth: images: all ready"):
-			mark(allImages, v)
-		case strings.HasPrefix(line, "berth: container ") && strings.Contains(line, " started: pid "):
-			mark(firstStart, v)
+		}
+		if name := milestoneOf(line); name != "" && c.initStart != 0 {
+			if _, ok := c.at[name]; !ok {
+				c.at[name] = (v - c.initStart) * 1000
+			}
 		}
 	}
 	return c
+}
+
+// milestoneOf is the milestone a console line, its stamp taken off,
+// marks, or "". Only a milestone's first line counts.
+func milestoneOf(line string) string {
+	switch {
+	case isContainerOutput(line):
+		return firstOutput
+	case phaseRE.MatchString(line):
+		return "phase " + phaseRE.FindStringSubmatch(line)[1]
+	case strings.HasPrefix(line, "berth: image "):
+		return firstImage
+	case strings.HasPrefix(line, "berth: images: all ready"):
+		return allImages
+	case strings.HasPrefix(line, "berth: container ") && strings.Contains(line, " started: pid "):
+		return firstStart
+	}
+	return ""
 }
 
 // isBerthStart reports whether a console line, its stamp taken off, is

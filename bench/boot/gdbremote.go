@@ -128,3 +128,42 @@ func regAt(regs string, i int) (uint64, error) {
 	}
 	return v, nil
 }
+
+// readMem reads n bytes of the stopped CPU's memory at addr, a virtual
+// address of the process it is running.
+func (g *gdbRemote) readMem(addr uint64, n int) ([]byte, error) {
+	if err := g.send(fmt.Sprintf("m%x,%x", addr, n)); err != nil {
+		return nil, err
+	}
+	reply, err := g.recv()
+	if err != nil {
+		return nil, err
+	}
+	if len(reply) == 3 && reply[0] == 'E' {
+		return nil, fmt.Errorf("gdbstub: read %#x: error %s: %w", addr, reply[1:], errUnreadable)
+	}
+	b, err := hex.DecodeString(reply)
+	if err != nil {
+		return nil, fmt.Errorf("gdbstub: read %#x: %w", addr, err)
+	}
+	return b, nil
+}
+
+// sample reads the stopped CPU's program counter and, when it lies in
+// text, the bytes there up to codeBytes, within its page: none when they
+// cannot be read.
+func (g *gdbRemote) sample(text [2]uint64) (sample, error) {
+	pc, err := g.pc()
+	if err != nil || pc < text[0] || pc >= text[1] {
+		return sample{pc: pc}, err
+	}
+	n := min(codeBytes, 4096-int(pc%4096))
+	code, err := g.readMem(pc, n)
+	if errors.Is(err, errUnreadable) {
+		code, err = nil, nil // not mapped in the running process
+	}
+	return sample{pc: pc, code: code}, err
+}
+
+// errUnreadable is the stub's answer to a read of memory it cannot reach.
+var errUnreadable = errors.New("not readable")

@@ -67,9 +67,10 @@ func main() {
 	profile := flag.Bool("profile", false, "instead, profile berth's boot on amd64 (QEMU's gdbstub): where the CPU is from berth's first line to the first container output")
 	every := flag.Duration("every", 2*time.Millisecond, "with -profile, the time between two samples")
 	top := flag.Int("top", 25, "with -profile, how many packages and functions to list")
+	stepTop := flag.Int("step-top", 5, "with -profile, how many to list for each step")
 	flag.Parse()
 	if *profile {
-		if err := profileBoots(*repo, targets[0], *runs, *every, *top); err != nil {
+		if err := profileBoots(*repo, targets[0], *runs, *every, *top, *stepTop); err != nil {
 			fmt.Fprintln(os.Stderr, "bench boot:", err)
 			os.Exit(1)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,16 +39,45 @@ const (
 	inOther
 )
 
-// profile holds the samples of the boots.
+// profile holds the samples of the boots: all of them, and those of
+// each step, the samples up to a milestone of berth's console since the
+// one before it (as the breakdown's steps).
 type profile struct {
-	text        [2]uint64 // berth's code, [start, end)
-	table       *gosym.Table
-	ksyms       []ksym // sorted by address
+	text  [2]uint64 // berth's code, [start, end)
+	code  []byte    // its bytes
+	table *gosym.Table
+	ksyms []ksym // sorted by address
+	tally
+	steps     map[string]*tally
+	stepOrder []string // as first met
+	boots     int
+}
+
+// tally counts samples: where they fell, and in which functions.
+type tally struct {
 	n           int
 	class       [3]int
 	funcs, pkg  map[string]int
 	kernelFuncs map[string]int
 }
+
+func newTally() tally {
+	return tally{funcs: map[string]int{}, pkg: map[string]int{}, kernelFuncs: map[string]int{}}
+}
+
+// sample is one program counter, the bytes there when it lies in the
+// range of berth's code, and the number of milestones the console had
+// shown when it was taken. Another static binary (a container's
+// busybox) is linked at the same addresses as berth: only the bytes tell
+// berth's code from its.
+type sample struct {
+	pc    uint64
+	code  []byte
+	marks int
+}
+
+// codeBytes is how many bytes at the program counter a sample reads.
+const codeBytes = 16
 
 // ksym is one kernel code symbol.
 type ksym struct {
@@ -126,47 +156,74 @@ func newProfile(berth string) (*profile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: .gopclntab: %w", berth, err)
 	}
+	code, err := text.Data()
+	if err != nil {
+		return nil, fmt.Errorf("%s: .text: %w", berth, err)
+	}
 	t, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
 	if err != nil {
 		return nil, fmt.Errorf("%s: function table: %w", berth, err)
 	}
-	return &profile{text: [2]uint64{text.Addr, text.Addr + text.Size}, table: t,
-		funcs: map[string]int{}, pkg: map[string]int{}, kernelFuncs: map[string]int{}}, nil
+	return &profile{text: [2]uint64{text.Addr, text.Addr + text.Size}, code: code, table: t,
+		tally: newTally(), steps: map[string]*tally{}}, nil
 }
 
-func (p *profile) classify(pc uint64) sampleClass {
+// classify tells where a sample lies: berth's code when it is in its
+// range and the bytes there are berth's.
+func (p *profile) classify(s sample) sampleClass {
 	switch {
-	case pc >= 1<<63:
+	case s.pc >= 1<<63:
 		return inKernel
-	case pc >= p.text[0] && pc < p.text[1]:
+	case s.pc >= p.text[0] && s.pc < p.text[1] && len(s.code) > 0 &&
+		bytes.HasPrefix(p.code[s.pc-p.text[0]:], s.code):
 		return inBerth
 	}
 	return inOther
 }
 
-// add counts one boot's samples, sampleBoot's window.
-func (p *profile) add(pcs []uint64) {
-	for _, pc := range pcs {
-		c := p.classify(pc)
-		p.n++
-		p.class[c]++
-		if c == inKernel {
-			p.kernelFuncs[p.kernelName(pc)]++
+// add counts one boot's samples, sampleBoot's window; marks are the
+// milestones its console showed, in order.
+func (p *profile) add(samples []sample, marks []string) {
+	p.boots++
+	for _, s := range samples {
+		name := "after the last milestone"
+		if s.marks < len(marks) {
+			name = "to " + marks[s.marks]
 		}
-		if c != inBerth {
-			continue
+		st := p.steps[name]
+		if st == nil {
+			t := newTally()
+			st = &t
+			p.steps[name] = st
+			p.stepOrder = append(p.stepOrder, name)
 		}
-		name, pkg := "?", "?"
-		if fn := p.table.PCToFunc(pc); fn != nil {
-			name, pkg = fn.Name, fn.PackageName()
-		}
-		p.funcs[name]++
-		p.pkg[pkg]++
+		p.count(&p.tally, s)
+		p.count(st, s)
 	}
 }
 
-// print writes the shares and the top entries.
-func (p *profile) print(top int) {
+// count adds pc to t.
+func (p *profile) count(t *tally, s sample) {
+	pc, c := s.pc, p.classify(s)
+	t.n++
+	t.class[c]++
+	if c == inKernel {
+		t.kernelFuncs[p.kernelName(pc)]++
+	}
+	if c != inBerth {
+		return
+	}
+	name, pkg := "?", "?"
+	if fn := p.table.PCToFunc(pc); fn != nil {
+		name, pkg = fn.Name, fn.PackageName()
+	}
+	t.funcs[name]++
+	t.pkg[pkg]++
+}
+
+// print writes the shares and the top entries, of all samples and of
+// each step.
+func (p *profile) print(top, stepTop int) {
 	pct := func(n int) float64 { return 100 * float64(n) / float64(max(p.n, 1)) }
 	fmt.Printf("  %d samples: kernel %.1f%%, berth %.1f%%, other %.1f%%\n",
 		p.n, pct(p.class[inKernel]), pct(p.class[inBerth]), pct(p.class[inOther]))
@@ -179,7 +236,31 @@ func (p *profile) print(top int) {
 			fmt.Printf("    %5.1f%%  %s\n", pct(e.n), e.name)
 		}
 	}
+	fmt.Printf("  by step, up to each milestone from the one before (shares of the step's samples, top %d):\n", stepTop)
+	for _, name := range p.stepOrder {
+		st := p.steps[name]
+		fmt.Printf("    %s: %.1f%% of all samples, %.1f a boot; kernel %.0f%%, berth %.0f%%\n", name, pct(st.n),
+			float64(st.n)/float64(max(p.boots, 1)), st.share(st.class[inKernel]), st.share(st.class[inBerth]))
+		for _, t := range []struct {
+			title string
+			m     map[string]int
+		}{{"kernel", st.kernelFuncs}, {"berth packages", st.pkg}, {"berth functions", st.funcs}} {
+			var b strings.Builder
+			for i, e := range topN(t.m, stepTop) {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "%s %.0f%%", e.name, st.share(e.n))
+			}
+			if b.Len() > 0 {
+				fmt.Printf("      %s: %s\n", t.title, b.String())
+			}
+		}
+	}
 }
+
+// share is n as a percentage of t's samples.
+func (t *tally) share(n int) float64 { return 100 * float64(n) / float64(max(t.n, 1)) }
 
 type counted struct {
 	name string
@@ -209,6 +290,14 @@ type outputWatch struct {
 	buf                bytes.Buffer
 	started, done      chan struct{}
 	startOnce, outOnce sync.Once
+	marks              []string // the milestones since berth's first line, in order
+}
+
+// milestones is the milestones seen so far.
+func (w *outputWatch) milestones() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.marks
 }
 
 func newOutputWatch() *outputWatch {
@@ -233,12 +322,28 @@ func (w *outputWatch) Write(b []byte) (int, error) {
 		case isContainerOutput(m[2]):
 			w.outOnce.Do(func() { close(w.done) })
 		}
+		if m != nil {
+			w.mark(milestoneOf(m[2]))
+		}
 	}
+}
+
+// mark appends name, a milestone, once berth has started and if new.
+func (w *outputWatch) mark(name string) {
+	select {
+	case <-w.started:
+	default:
+		return
+	}
+	if name == "" || slices.Contains(w.marks, name) {
+		return
+	}
+	w.marks = append(w.marks, name)
 }
 
 // profileBoots boots berth's demo runs times on tg (amd64) and prints
 // the profile of its start → first output.
-func profileBoots(repo string, tg target, runs int, every time.Duration, top int) error {
+func profileBoots(repo string, tg target, runs int, every time.Duration, top, stepTop int) error {
 	if tg.arch != "amd64" || tg.board != "" {
 		return fmt.Errorf("-profile reads x86-64 registers: amd64 only, not %s", tg.name)
 	}
@@ -263,22 +368,24 @@ func profileBoots(repo string, tg target, runs int, every time.Duration, top int
 		return err
 	}
 	for r := 0; r < runs; r++ {
-		pcs, err := sampleBoot(m, initrd, filepath.Join(dir, "gdb.sock"), every)
+		samples, marks, err := sampleBoot(m, initrd, filepath.Join(dir, "gdb.sock"), every, p.text)
 		if err != nil {
 			return fmt.Errorf("%s: boot %d: %w", tg.name, r+1, err)
 		}
-		p.add(pcs)
+		p.add(samples, marks)
 	}
 	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots: where the CPU is from berth's first line to the first container output, a sample every %v:\n",
 		tg.name, filepath.Base(m.kernel), runs, every)
-	p.print(top)
+	p.print(top, stepTop)
 	return nil
 }
 
 // sampleBoot boots initrd with QEMU's gdbstub on sock, samples the
 // program counter every interval and returns the samples from berth's
-// first console line to the first container's output.
-func sampleBoot(m machine, initrd, sock string, every time.Duration) ([]uint64, error) {
+// first console line to the first container's output, and the
+// milestones its console showed in that time. A sample in text, the
+// range of berth's code, carries the bytes there.
+func sampleBoot(m machine, initrd, sock string, every time.Duration, text [2]uint64) ([]sample, []string, error) {
 	os.Remove(sock)
 	c := m.cfg(initrd)
 	c.Append = append(c.Append, "nokaslr")
@@ -296,9 +403,9 @@ func sampleBoot(m machine, initrd, sock string, every time.Duration) ([]uint64, 
 	g, err := dialGDB("unix", sock, time.Minute)
 	if err != nil {
 		<-res
-		return nil, err
+		return nil, nil, err
 	}
-	var pcs []uint64
+	var pcs []sample
 	from := -1
 	for err == nil {
 		if from < 0 {
@@ -314,10 +421,11 @@ func sampleBoot(m machine, initrd, sock string, every time.Duration) ([]uint64, 
 			continue
 		case <-time.After(every):
 		}
-		var pc uint64
 		if err = g.stop(); err == nil {
-			if pc, err = g.pc(); err == nil {
-				pcs = append(pcs, pc)
+			var s sample
+			if s, err = g.sample(text); err == nil {
+				s.marks = len(w.milestones())
+				pcs = append(pcs, s)
 				err = g.resume()
 			}
 		}
@@ -325,15 +433,15 @@ func sampleBoot(m machine, initrd, sock string, every time.Duration) ([]uint64, 
 	g.Close()
 	r := <-res
 	if r.err != nil {
-		return nil, fmt.Errorf("%w\n%s", r.err, r.out)
+		return nil, nil, fmt.Errorf("%w\n%s", r.err, r.out)
 	}
 	if err != errDone {
-		return nil, fmt.Errorf("sampling: %w", err)
+		return nil, nil, fmt.Errorf("sampling: %w", err)
 	}
 	if from < 0 {
-		return nil, fmt.Errorf("sampling: the first container's output came, berth's first line never did\n%s", r.out)
+		return nil, nil, fmt.Errorf("sampling: the first container's output came, berth's first line never did\n%s", r.out)
 	}
-	return pcs[from:], nil
+	return pcs[from:], w.milestones(), nil
 }
 
 var errDone = fmt.Errorf("first output seen")

@@ -39,9 +39,14 @@ func fakeStub(t *testing.T, c net.Conn, rip uint64, bad bool) {
 		case '$':
 			pkt, _ := r.ReadString('#')
 			io.ReadFull(r, make([]byte, 2))
-			if pkt == "g#" {
+			switch {
+			case pkt == "g#":
 				regs := strings.Repeat("00", 16*8) + fmt.Sprintf("%016x", swap(rip)) + strings.Repeat("0", 40)
 				reply(regs)
+			case pkt == fmt.Sprintf("m%x,10#", rip):
+				reply("c3cc0102030405060708090a0b0c0d0e")
+			case strings.HasPrefix(pkt, "m"):
+				reply("E14")
 			}
 		}
 	}
@@ -79,6 +84,32 @@ func TestGDBRemotePC(t *testing.T) {
 	}
 }
 
+// A sample in berth's range carries the bytes at its pc; one the stub
+// cannot read, none; one outside the range reads nothing.
+func TestGDBRemoteSample(t *testing.T) {
+	for _, tc := range []struct {
+		rip, from uint64
+		want      string
+	}{
+		{0x401000, 0x400000, "c3cc0102030405060708090a0b0c0d0e"},
+		{0x401ff8, 0x400000, ""}, // the stub reads 16 bytes at the pc only: this asks for 8
+		{0x401000, 0x402000, ""},
+	} {
+		a, b := net.Pipe()
+		go fakeStub(t, b, tc.rip, false)
+		g := &gdbRemote{c: a, r: bufio.NewReader(a)}
+		a.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := g.stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		s, err := g.sample([2]uint64{tc.from, 0x500000})
+		if err != nil || s.pc != tc.rip || fmt.Sprintf("%x", s.code) != tc.want {
+			t.Errorf("rip %#x, text from %#x: sample %#x %x, %v; want code %q", tc.rip, tc.from, s.pc, s.code, err, tc.want)
+		}
+		g.Close()
+	}
+}
+
 func TestRegAtShort(t *testing.T) {
 	if _, err := regAt(strings.Repeat("0", 16*17-1), amd64PC); err == nil {
 		t.Error("a block one digit short of rip was read")
@@ -104,15 +135,34 @@ func TestProfileAdd(t *testing.T) {
 		t.Fatal("topN not in the test binary's function table")
 	}
 	kernel, other := uint64(0xffffffff81000000), uint64(0x7f0000001000)
-	p.add([]uint64{kernel, other, fn.Entry, kernel, fn.Entry + 1, other})
-	if p.n != 6 || p.class != [3]int{2, 2, 2} {
-		t.Errorf("n %d, classes %v: want 6 samples, kernel 2, berth 2, other 2", p.n, p.class)
+	at := func(pc uint64) []byte { return p.code[pc-p.text[0]:][:codeBytes] }
+	// A busybox at berth's addresses: other bytes, or none read.
+	busybox := append([]byte{}, at(fn.Entry)...)
+	busybox[3]++
+	p.add([]sample{{kernel, nil, 0}, {other, nil, 0}, {fn.Entry, at(fn.Entry), 1}, {kernel, nil, 1},
+		{fn.Entry + 1, at(fn.Entry + 1)[:4], 1}, {other, nil, 2}, {fn.Entry, busybox, 2}, {fn.Entry, nil, 2}},
+		[]string{"phase 1/2 a", "phase 2/2 b"})
+	if p.n != 8 || p.class != [3]int{2, 2, 4} {
+		t.Errorf("n %d, classes %v: want 8 samples, kernel 2, berth 2, other 4", p.n, p.class)
 	}
 	if p.kernelFuncs["[no symbol]"] != 2 {
 		t.Errorf("kernel functions %v: want the 2 kernel samples, without symbols, as [no symbol]", p.kernelFuncs)
 	}
 	if p.funcs["berth/bench/boot.topN"] != 2 || p.pkg["berth/bench/boot"] != 2 {
 		t.Errorf("funcs %v, packages %v", p.funcs, p.pkg)
+	}
+	// Each sample in the step up to the milestone after the ones it saw.
+	want := map[string][3]int{"to phase 1/2 a": {1, 0, 1}, "to phase 2/2 b": {1, 2, 0}, "after the last milestone": {0, 0, 3}}
+	if fmt.Sprint(p.stepOrder) != "[to phase 1/2 a to phase 2/2 b after the last milestone]" {
+		t.Errorf("steps %q, want them in the order met", p.stepOrder)
+	}
+	for name, w := range want {
+		if st := p.steps[name]; st == nil || st.class != w || st.n != w[0]+w[1]+w[2] {
+			t.Errorf("step %q: %+v, want classes %v", name, st, w)
+		}
+	}
+	if st := p.steps["to phase 2/2 b"]; st != nil && st.funcs["berth/bench/boot.topN"] != 2 {
+		t.Errorf("step to phase 2/2 b: funcs %v, want topN twice", st.funcs)
 	}
 }
 
@@ -126,7 +176,9 @@ func TestTopN(t *testing.T) {
 
 func TestOutputWatch(t *testing.T) {
 	w := newOutputWatch()
-	for i, s := range []string{"[    1.878974] berth: berth dev starting\n", "[    2.66", "7450] hog | allocating", " until\n"} {
+	for i, s := range []string{"[    1.0] berth: phase 1/2 early: 1 ms\n[    1.878974] berth: berth dev starting\n",
+		"[    2.1] berth: phase 1/2 early: 1 ms\n[    2.2] berth: phase 1/2 early: 1 ms\n[    2.3] berth: image x ready\n",
+		"[    2.66", "7450] hog | allocating", " until\n"} {
 		select {
 		case <-w.started:
 			if i == 0 {
@@ -148,6 +200,9 @@ func TestOutputWatch(t *testing.T) {
 	case <-w.done:
 	default:
 		t.Fatal("the first container output line did not end the sampling")
+	}
+	if got := fmt.Sprint(w.milestones()); got != "[phase 1/2 early first image ready first container output]" {
+		t.Errorf("milestones %s: want each once, in order, none before berth's first line", got)
 	}
 }
 
