@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -224,7 +225,8 @@ func (b *booter) earlyMounts() error {
 		}
 		return nil
 	}
-	if _, err := mountOnce("/proc", "proc", "proc", msNoSUIDDevExec, ""); err != nil {
+	proc, err := mountOnce("/proc", "proc", "proc", msNoSUIDDevExec, "")
+	if err != nil {
 		return err
 	}
 	b.readCmdline()
@@ -246,6 +248,12 @@ func (b *booter) earlyMounts() error {
 	mounted, err := mountEarly(b.log)
 	if err != nil {
 		return err
+	}
+	if proc && !slices.Contains(mounted, "/proc") {
+		mounted = append([]string{"/proc"}, mounted...) // moved along with the root
+	}
+	if slices.Contains(mounted, cgroupRoot) && isCgroup2(cgroupRoot) {
+		b.goSafe(func() { favorDynmods(b.log) })
 	}
 	if initramfs && rootOnRamfs() {
 		if err := mountStateTmpfs(b.opts.StateDir); err != nil {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/board"
+	"berth/internal/mountinfo"
 )
 
 // earlyMount is one of the filesystems PID 1 mounts before anything else.
@@ -83,18 +84,15 @@ func isMountPoint(path string) bool {
 	return st.Dev != parent.Dev || st.Ino == parent.Ino
 }
 
+// cgroupRoot is where PID 1 mounts the cgroup hierarchy.
+const cgroupRoot = "/sys/fs/cgroup"
+
 // mountCgroups mounts cgroup2 at /sys/fs/cgroup. When the kernel offers no
 // controller on v2 it falls back to a tmpfs there holding one v1
 // hierarchy per enabled controller.
 func mountCgroups() ([]string, error) {
-	const root = "/sys/fs/cgroup"
-	// favordynmods (Linux 6.0+) makes moving a process between cgroups
-	// cheap, which every container start does once; older kernels refuse
-	// the option, so it is retried without.
-	did, err := mountOnce(root, "cgroup2", "cgroup2", msNoSUIDDevExec, "nsdelegate,favordynmods")
-	if errors.Is(err, unix.EINVAL) {
-		did, err = mountOnce(root, "cgroup2", "cgroup2", msNoSUIDDevExec, "nsdelegate")
-	}
+	const root = cgroupRoot
+	did, err := mountOnce(root, "cgroup2", "cgroup2", msNoSUIDDevExec, cgroup2Options)
 	if err != nil || !did {
 		return nil, err
 	}
@@ -127,6 +125,39 @@ func mountCgroups() ([]string, error) {
 		mounted = append(mounted, dir)
 	}
 	return mounted, errors.Join(errs...)
+}
+
+// cgroup2Options are the options PID 1 mounts cgroup2 with: nsdelegate
+// makes each container's cgroup namespace a delegation boundary.
+const cgroup2Options = "nsdelegate"
+
+// favorDynmods remounts the cgroup2 hierarchy PID 1 mounted with
+// favordynmods (Linux 6.0+), which makes moving a process between
+// cgroups cheap: a user-namespaced container's init joins its cgroup so,
+// once per start, and without the option each such move waits for an RCU
+// grace period. Turning it on waits for one grace period too: 10-15 ms
+// of an idle CPU under QEMU TCG, a fifth of the early mounts when it was
+// a mount option. PID 1 runs it on a goroutine of its own while the boot
+// goes on; a move before it is done is only slower. A kernel before 6.0
+// refuses the option and nothing changes.
+func favorDynmods(log *Logger) {
+	err := unix.Mount("cgroup2", cgroupRoot, "cgroup2", unix.MS_REMOUNT|msNoSUIDDevExec, cgroup2Options+",favordynmods")
+	if err != nil {
+		log.Debugf("cgroup2 at %s: favordynmods: %v", cgroupRoot, err)
+		return
+	}
+	mounts, _ := mountinfo.Read()
+	for _, m := range mounts {
+		if m.Point == cgroupRoot && m.FSType == "cgroup2" {
+			log.Debugf("cgroup2 at %s remounted: %s", cgroupRoot, m.Super)
+		}
+	}
+}
+
+// isCgroup2 reports whether dir is a cgroup2 mount.
+func isCgroup2(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && uint32(st.Type) == unix.CGROUP2_SUPER_MAGIC
 }
 
 // mountStateTmpfs mounts a tmpfs, mode 0700, at berth's state directory:

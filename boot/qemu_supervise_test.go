@@ -146,6 +146,8 @@ func TestQEMUSupervision(t *testing.T) {
 				"got terminated: shutting down (reboot)",
 				"container admin stopped in", "container db stopped in",
 				"berth: reboot",
+				// PID 1's background remount (favorDynmods) kept nsdelegate.
+				"cgroup2 at /sys/fs/cgroup remounted: rw,nsdelegate,favordynmods",
 			)
 			inOrder(t, out, "container db started", "container migrate started", "migrate | migrated",
 				"container migrate exited with status 0", "container web started")

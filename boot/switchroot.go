@@ -35,11 +35,11 @@ func onInitramfs() (bool, error) {
 // directory of its own, moves that bind mount onto / and chroots into it,
 // as switch_root does with a new root. The files stay where the kernel
 // unpacked them — berth itself, the config, the images, which are
-// unpacked from there — and berth goes on in the same process. Mounts
-// under / (the /proc just used) are left behind; the early mounts make
-// them again in the new root.
+// unpacked from there — and berth goes on in the same process. The /proc
+// just used moves along into the new root; any other mount under / is
+// left behind, and the early mounts make it again in the new root.
 func leaveInitramfs() error {
-	for _, m := range []string{"/proc", "/sys", "/dev"} {
+	for _, m := range []string{"/sys", "/dev"} {
 		_ = unix.Unmount(m, unix.MNT_DETACH)
 	}
 	// 1. / bound onto a directory of itself.
@@ -49,7 +49,13 @@ func leaveInitramfs() error {
 	if err := unix.Mount("/", newRootDir, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("leave initramfs: bind / to %s: %w", newRootDir, err)
 	}
-	// 2. The bind mount moved onto /, and made the root.
+	// 2. /proc moved into it: unmounting it and mounting another would
+	// wait for an RCU grace period (4-6 ms under QEMU TCG). Should the
+	// move fail, the early mounts mount one.
+	if err := unix.Mount("/proc", newRootDir+"/proc", "", unix.MS_MOVE, ""); err != nil {
+		_ = unix.Unmount("/proc", unix.MNT_DETACH)
+	}
+	// 3. The bind mount moved onto /, and made the root.
 	if err := unix.Chdir(newRootDir); err != nil {
 		return fmt.Errorf("leave initramfs: %w", err)
 	}
