@@ -250,7 +250,7 @@ func (p *profile) print(top, stepTop int) {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				fmt.Fprintf(&b, "%s %.0f%%", e.name, st.share(e.n))
+				fmt.Fprintf(&b, "%s %.1f%%", e.name, st.share(e.n))
 			}
 			if b.Len() > 0 {
 				fmt.Printf("      %s: %s\n", t.title, b.String())
