@@ -146,6 +146,9 @@ func favorDynmods(log *Logger) {
 		log.Debugf("cgroup2 at %s: favordynmods: %v", cgroupRoot, err)
 		return
 	}
+	if !log.debug {
+		return // the options are read back only to be logged
+	}
 	mounts, _ := mountinfo.Read()
 	for _, m := range mounts {
 		if m.Point == cgroupRoot && m.FSType == "cgroup2" {

@@ -50,7 +50,7 @@ func leaveInitramfs() error {
 		return fmt.Errorf("leave initramfs: bind / to %s: %w", newRootDir, err)
 	}
 	// 2. /proc moved into it: unmounting it and mounting another would
-	// wait for an RCU grace period (4-6 ms under QEMU TCG). Should the
+	// wait for an RCU grace period (4-13 ms under QEMU TCG). Should the
 	// move fail, the early mounts mount one.
 	if err := unix.Mount("/proc", newRootDir+"/proc", "", unix.MS_MOVE, ""); err != nil {
 		_ = unix.Unmount("/proc", unix.MNT_DETACH)

@@ -202,7 +202,7 @@ func (p *profile) add(samples []sample, marks []string) {
 	}
 }
 
-// count adds pc to t.
+// count adds s to t.
 func (p *profile) count(t *tally, s sample) {
 	pc, c := s.pc, p.classify(s)
 	t.n++
