@@ -230,6 +230,7 @@ func (b *booter) earlyMounts() error {
 		return err
 	}
 	b.readCmdline()
+	slowMonitorLogged(b.log)
 	// Ctrl-Alt-Del becomes SIGINT to PID 1 (an orderly reboot) instead of
 	// an immediate reset.
 	_, _, _ = unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2, unix.LINUX_REBOOT_CMD_CAD_OFF, 0, 0, 0)

@@ -47,4 +47,5 @@ func steadyGC() {
 	gcPercent.Store(steadyGCPercent)
 	debug.SetMemoryLimit(math.MaxInt64)
 	debug.FreeOSMemory()
+	restoreMonitor()
 }

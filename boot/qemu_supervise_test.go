@@ -149,6 +149,8 @@ func TestQEMUSupervision(t *testing.T) {
 				// PID 1's background remount (favorDynmods) kept nsdelegate.
 				"cgroup2 at /sys/fs/cgroup remounted: rw,nsdelegate,favordynmods",
 			)
+			// The runtime's monitor slowed while PID 1 boots, and only then.
+			inOrder(t, out, "timer slack 2ms until the images are ready", "images: all ready", "): default timer slack")
 			inOrder(t, out, "container db started", "container migrate started", "migrate | migrated",
 				"container migrate exited with status 0", "container web started")
 			inOrder(t, out, "got terminated", "stopping container admin", "stopping container web", "stopping container db", "berth: reboot")

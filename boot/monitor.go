@@ -1,0 +1,129 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// While PID 1 boots, the Go runtime's monitor thread (sysmon) sleeps
+// longer between its rounds. sysmon sleeps 20 µs at a time for as long
+// as the program is busy — it doubles the sleep only after 50 rounds
+// that found nothing to do — and on a board's one slow CPU each round is
+// a timer interrupt and two context switches. berth cannot change the
+// runtime, but it can give that one thread a timer slack
+// (/proc/TID/timerslack_ns, Linux 4.6; the file is only in a process's
+// directory, and /proc/TID is a thread's own): the kernel may then
+// end its 20 µs sleeps up to bootMonitorSlack later, and ends them at the
+// next interrupt it takes anyway. The cost: a goroutine that blocks in a
+// system call keeps its P up to that much longer before the monitor
+// hands the P to another goroutine, which only matters when every P is
+// taken — one CPU. The boot is over, for the monitor as for the
+// collector, when the images are all ready: the slack goes back to the
+// kernel's default then (restoreMonitor).
+const bootMonitorSlack = 2 * time.Millisecond
+
+// monitor is what berth did to the monitor thread: its id while slowed,
+// and whether the boot is over (restoreMonitor ran), after which it is
+// not slowed again.
+var monitor struct {
+	sync.Mutex
+	tid      int
+	restored bool
+}
+
+// slowMonitor gives the runtime's monitor thread bootMonitorSlack and
+// returns its thread id, or 0 if the boot was over before it found the
+// thread. It needs CAP_SYS_NICE, which PID 1 has.
+func slowMonitor() (int, error) {
+	tid, err := findMonitor()
+	if err != nil {
+		return 0, err
+	}
+	monitor.Lock()
+	defer monitor.Unlock()
+	if monitor.restored {
+		return 0, nil
+	}
+	if err := setSlack(tid, bootMonitorSlack); err != nil {
+		return 0, err
+	}
+	monitor.tid = tid
+	return tid, nil
+}
+
+// restoreMonitor gives the monitor thread the kernel's default timer
+// slack back, if slowMonitor changed it, and logs what it did. It ends
+// the boot for the monitor: slowMonitor does nothing after it.
+func restoreMonitor() {
+	monitor.Lock()
+	defer monitor.Unlock()
+	monitor.restored = true
+	tid := monitor.tid
+	if tid == 0 {
+		return
+	}
+	monitor.tid = 0
+	err := setSlack(tid, 0) // 0: the thread's default
+	log := monitorLog.Load()
+	switch {
+	case log == nil:
+	case err != nil:
+		log.Printf("warning: %v", err)
+	default:
+		log.Debugf("runtime monitor (thread %d): default timer slack", tid)
+	}
+}
+
+// setSlack writes a thread's timer slack; 0 restores its default.
+func setSlack(tid int, d time.Duration) error {
+	path := fmt.Sprintf("/proc/%d/timerslack_ns", tid)
+	if err := os.WriteFile(path, []byte(strconv.FormatInt(d.Nanoseconds(), 10)), 0); err != nil {
+		return fmt.Errorf("runtime monitor: timer slack: %w", err)
+	}
+	return nil
+}
+
+// findMonitor returns the thread id of the runtime's monitor: the
+// first thread the runtime starts (runtime.main starts it before any
+// package is initialised), so the lowest id after the main thread's.
+// Thread ids grow as they are handed out; only a wrap of the kernel's id
+// space (pid_max) between the main thread's start and the monitor's
+// could break the order, which cannot happen to PID 1, the first process.
+func findMonitor() (int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, fmt.Errorf("runtime monitor: %w", err)
+	}
+	pid, first := os.Getpid(), 0
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err == nil && tid != pid && (first == 0 || tid < first) {
+			first = tid
+		}
+	}
+	if first == 0 {
+		return 0, fmt.Errorf("runtime monitor: no thread but the main one in /proc/self/task")
+	}
+	return first, nil
+}
+
+// monitorLog is where slowMonitorLogged and restoreMonitor report.
+var monitorLog atomic.Pointer[Logger]
+
+// slowMonitorLogged runs slowMonitor for PID 1, reporting to log: a
+// failure is a warning, and the boot goes on at the runtime's pace.
+func slowMonitorLogged(log *Logger) {
+	monitorLog.Store(log)
+	tid, err := slowMonitor()
+	if err != nil {
+		log.Printf("warning: %v", err)
+		return
+	}
+	if tid != 0 {
+		log.Debugf("runtime monitor (thread %d): timer slack %v until the images are ready", tid, bootMonitorSlack)
+	}
+}
