@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,47 +25,31 @@ import (
 // kernel's default then (restoreMonitor).
 const bootMonitorSlack = 2 * time.Millisecond
 
-// monitor is what berth did to the monitor thread: its id while slowed,
-// and whether the boot is over (restoreMonitor ran), after which it is
-// not slowed again.
-var monitor struct {
-	sync.Mutex
-	tid      int
-	restored bool
-}
+// monitorTID is the monitor's thread id while slowMonitor has slowed it.
+var monitorTID atomic.Int64
 
 // slowMonitor gives the runtime's monitor thread bootMonitorSlack and
-// returns its thread id, or 0 if the boot was over before it found the
-// thread. It needs CAP_SYS_NICE, which PID 1 has.
+// returns its thread id. It needs CAP_SYS_NICE, which PID 1 has.
 func slowMonitor() (int, error) {
 	tid, err := findMonitor()
 	if err != nil {
 		return 0, err
 	}
-	monitor.Lock()
-	defer monitor.Unlock()
-	if monitor.restored {
-		return 0, nil
-	}
 	if err := setSlack(tid, bootMonitorSlack); err != nil {
 		return 0, err
 	}
-	monitor.tid = tid
+	monitorTID.Store(int64(tid))
 	return tid, nil
 }
 
 // restoreMonitor gives the monitor thread the kernel's default timer
-// slack back, if slowMonitor changed it, and logs what it did. It ends
-// the boot for the monitor: slowMonitor does nothing after it.
+// slack back, if slowMonitor changed it, and logs what it did. It is
+// safe to call again: only the first call after slowMonitor acts.
 func restoreMonitor() {
-	monitor.Lock()
-	defer monitor.Unlock()
-	monitor.restored = true
-	tid := monitor.tid
+	tid := int(monitorTID.Swap(0))
 	if tid == 0 {
 		return
 	}
-	monitor.tid = 0
 	err := setSlack(tid, 0) // 0: the thread's default
 	log := monitorLog.Load()
 	switch {
@@ -123,7 +106,5 @@ func slowMonitorLogged(log *Logger) {
 		log.Printf("warning: %v", err)
 		return
 	}
-	if tid != 0 {
-		log.Debugf("runtime monitor (thread %d): timer slack %v until the images are ready", tid, bootMonitorSlack)
-	}
+	log.Debugf("runtime monitor (thread %d): timer slack %v until the images are ready", tid, bootMonitorSlack)
 }
