@@ -41,9 +41,9 @@ func parse(out string) console {
 	c := console{at: map[string]float64{}}
 	for _, m := range stampRE.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[1], 64)
-		line := m[2]
+		line := strings.TrimSuffix(m[2], "\r") // a serial console ends its lines with CR LF
 		switch {
-		case c.initStart == 0 && (isBerthStart(line) || strings.HasPrefix(line, "hello: ")):
+		case c.initStart == 0 && (isBerthStart(line) || strings.HasPrefix(line, "hello: ") || strings.HasPrefix(line, floorStart)):
 			c.initStart = v
 		case c.firstOutput == 0 && isContainerOutput(line):
 			c.firstOutput = v
@@ -63,6 +63,8 @@ func milestoneOf(line string) string {
 	switch {
 	case isContainerOutput(line):
 		return firstOutput
+	case strings.HasPrefix(line, floorStep):
+		return "floor: " + strings.TrimPrefix(line, floorStep)
 	case phaseRE.MatchString(line):
 		return "phase " + phaseRE.FindStringSubmatch(line)[1]
 	case strings.HasPrefix(line, "berth: image "):
@@ -74,6 +76,12 @@ func milestoneOf(line string) string {
 	}
 	return ""
 }
+
+// The floor's lines (bench/boot/floor): its start and each step done.
+const (
+	floorStart = "floor: started"
+	floorStep  = "floor: step "
+)
 
 // isBerthStart reports whether a console line, its stamp taken off, is
 // berth's first: the init's start.
@@ -119,7 +127,7 @@ func breakdown(boots []console) []milestone {
 // printBreakdown prints berth's boot step by step and records each step
 // as a figure named prefix + the milestone.
 func printBreakdown(title string, ms []milestone, rec *results.Set, prefix string) {
-	fmt.Printf("  %s, ms after berth's start (medians; step: since the line above):\n", title)
+	fmt.Printf("  %s, ms after its init's first line (medians; step: since the line above):\n", title)
 	prev := 0.0
 	for _, m := range ms {
 		fmt.Printf("    %-34s %7.0f %7.0f\n", m.name, m.at, m.at-prev)

@@ -35,6 +35,28 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseFloor reads the floor's start, its steps and its container's
+// first output; its "power off" is no step.
+func TestParseFloor(t *testing.T) {
+	out := "[    2.500000] floor: started\r\n" +
+		"[    2.550000] floor: step overlay module\r\n" +
+		"[    2.650000] floor: step unpack\r\n" +
+		"[    2.700000] floor: step started\r\n" +
+		"[    2.750000] web | I am the web server; hostname: (none)\r\n" +
+		"[    2.800000] floor: power off\r\n"
+	c := parse(out)
+	if c.initStart != 2.5 || c.firstOutput != 2.75 {
+		t.Errorf("init start %v, first output %v", c.initStart, c.firstOutput)
+	}
+	want := map[string]float64{"floor: overlay module": 50, "floor: unpack": 150, "floor: started": 200, firstOutput: 250}
+	for name, ms := range c.at {
+		c.at[name] = float64(int(ms + 0.5))
+	}
+	if !reflect.DeepEqual(c.at, want) {
+		t.Errorf("milestones %v, want %v", c.at, want)
+	}
+}
+
 // TestBreakdown orders milestones by their medians and leaves out one
 // that not every boot passed.
 func TestBreakdown(t *testing.T) {

@@ -4,7 +4,10 @@
 // start to berth's start and from berth's start to the first container's
 // first output line, beside a 10-line static Go init that only prints
 // (bench/boot/hello), and berth's boot between the two, phase by phase
-// (console.go); on amd64, against the target of issue 11. With -against
+// (console.go); on amd64, against the target of issue 11 and beside
+// the floor (bench/boot/floor): an init that does only the steps on the
+// path to the first container's first line, booted from the same
+// initramfs in berth's place. With -against
 // it boots a second berth (an older build, say) alternating with the
 // checkout's, and prints its breakdown too. On amd64 and arm64 it also
 // measures berth's idle RSS with 3 containers running and its memory per
@@ -160,28 +163,15 @@ func bench(repo string, tg target, runs int, against, icount string, rec *result
 			return err
 		}
 	}
-	var hello []console
-	berths := make([][]console, len(initrds))
-	for r := 0; r < runs; r++ {
-		out, err := m.boot(helloInitrd, "hello: init started")
-		if err != nil {
-			return fmt.Errorf("%s: hello: %w", tg.name, err)
+	floorInitrd := ""
+	if tg.name == targetName {
+		if floorInitrd, err = floorInitramfs(repo, m, img, dir); err != nil {
+			return err
 		}
-		hello = append(hello, parse(out))
-		// The builds take turns going first: the one that follows
-		// another boot was seen slower, whatever it was.
-		for k := range initrds {
-			i := (k + r) % len(initrds)
-			initrd := initrds[i]
-			out, err = m.boot(initrd, "berth: power off")
-			if err != nil {
-				return fmt.Errorf("%s: berth: %w\n%s", tg.name, err, out)
-			}
-			berths[i] = append(berths[i], parse(out))
-			if err := saveConsole(tg.name, i, r, out); err != nil {
-				return err
-			}
-		}
+	}
+	hello, floor, berths, err := bootAll(m, tg.name, helloInitrd, floorInitrd, initrds, runs)
+	if err != nil {
+		return err
 	}
 	clock := ""
 	if icount != "" {
@@ -197,6 +187,9 @@ func bench(repo string, tg target, runs int, against, icount string, rec *result
 			fmt.Println()
 		}
 		report(tg.name, who, prefix, hk, boots, rec)
+		if len(floor) > 0 {
+			reportFloor(tg.name, who, boots, floor, rec)
+		}
 	}
 	if tg.rss {
 		return benchRSS(repo, m, berth, dir, runs, rec)
@@ -238,6 +231,89 @@ func report(name, who, prefix string, hk float64, boots []console, rec *results.
 		}
 		fmt.Printf("  target (issue 11): %s start -> first container output <= %d ms on %s: %.0f ms, %s\n", who, targetMS, targetName, bf*1000, verdict)
 	}
+}
+
+// bootAll boots each initramfs runs times: hello first, then the
+// berths and the floor (if any) taking turns going first, since a boot
+// that follows another one was seen slower, whatever it was.
+func bootAll(m machine, name, helloInitrd, floorInitrd string, initrds []string, runs int) (hello, floor []console, berths [][]console, err error) {
+	berths = make([][]console, len(initrds))
+	bootFloor := func() error {
+		out, err := m.boot(floorInitrd, "floor: power off")
+		if err != nil {
+			return fmt.Errorf("%s: floor: %w\n%s", name, err, out)
+		}
+		floor = append(floor, parse(out))
+		return nil
+	}
+	for r := 0; r < runs; r++ {
+		out, err := m.boot(helloInitrd, "hello: init started")
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: hello: %w", name, err)
+		}
+		hello = append(hello, parse(out))
+		if floorInitrd != "" && r%2 == 0 {
+			if err := bootFloor(); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		for k := range initrds {
+			i := (k + r) % len(initrds)
+			out, err = m.boot(initrds[i], "berth: power off")
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("%s: berth: %w\n%s", name, err, out)
+			}
+			berths[i] = append(berths[i], parse(out))
+			if err := saveConsole(name, i, r, out); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		if floorInitrd != "" && r%2 == 1 {
+			if err := bootFloor(); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
+	return hello, floor, berths, nil
+}
+
+// reportFloor prints the floor's figures beside one berth's, as a
+// ratio, and records them.
+func reportFloor(name, who string, boots, floor []console, rec *results.Set) {
+	first := func(c console) float64 { return c.firstOutput - c.initStart }
+	for _, c := range floor {
+		if c.firstOutput == 0 {
+			fmt.Printf("  floor: a boot ended before the container's first output\n")
+			return
+		}
+	}
+	ff := median(first, floor) * 1000
+	var out []console
+	for _, c := range boots {
+		if c.firstOutput > 0 {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	bf := median(first, out) * 1000
+	fmt.Printf("  floor (bench/boot/floor: only the steps to the first output) start -> first container output: %6.0f ms; %s / floor %.2fx\n", ff, who, bf/ff)
+	rec.Add(name+" / floor start -> first container output", ff, "ms")
+	if who == "berth" {
+		rec.Add(name+" / berth / floor, first container output", bf/ff, "x")
+	}
+	printBreakdown("the floor's boot", breakdown(floor), rec, name+" / floor / ")
+}
+
+// floorInitramfs is the demo initramfs with the floor as /init.
+func floorInitramfs(repo string, m machine, img, dir string) (string, error) {
+	floor := filepath.Join(dir, "floor")
+	if err := vm.BuildGo(repo, "./bench/boot/floor", m.arch, floor); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "floor.cpio.zst")
+	return path, demoInitramfs(repo, m, floor, img, path)
 }
 
 // helloInitramfs is the baseline: hello as /init.
