@@ -124,7 +124,8 @@ func breakdown(boots []console) []milestone {
 	return ms
 }
 
-// printBreakdown prints berth's boot step by step and records each step
+// printBreakdown prints one init's boot (berth's or the floor's) step by
+// step, from its first line, and records each step
 // as a figure named prefix + the milestone.
 func printBreakdown(title string, ms []milestone, rec *results.Set, prefix string) {
 	fmt.Printf("  %s, ms after its init's first line (medians; step: since the line above):\n", title)

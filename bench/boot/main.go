@@ -203,12 +203,7 @@ func report(name, who, prefix string, hk float64, boots []console, rec *results.
 	bk := median(func(c console) float64 { return c.initStart }, boots)
 	fmt.Printf("  kernel start -> init start:  hello %6.0f ms, %s %6.0f ms (%.2fx)\n", hk*1000, who, bk*1000, bk/hk)
 	rec.Add(prefix+"kernel start -> init start / berth", bk*1000, "ms")
-	var out []console // the boots that got as far as a container's output
-	for _, c := range boots {
-		if c.firstOutput > 0 {
-			out = append(out, c)
-		}
-	}
+	out := withOutput(boots)
 	if len(out) < len(boots) {
 		fmt.Printf("  %d of %d %s boots ended before a container's first output (raspi3b: reset when its watchdog is armed under QEMU 7.2); the figures below are of the others\n",
 			len(boots)-len(out), len(boots), who)
@@ -217,7 +212,7 @@ func report(name, who, prefix string, hk float64, boots []console, rec *results.
 		}
 		boots = out
 	}
-	bf := median(func(c console) float64 { return c.firstOutput - c.initStart }, boots)
+	bf := median(toOutput, boots)
 	bt := median(func(c console) float64 { return c.firstOutput }, boots)
 	fmt.Printf("  %s start -> first container output: %6.0f ms\n", who, bf*1000)
 	fmt.Printf("  kernel start -> first output: hello %6.0f ms (its own line), %s %6.0f ms (%.2fx)\n", hk*1000, who, bt*1000, bt/hk)
@@ -280,24 +275,15 @@ func bootAll(m machine, name, helloInitrd, floorInitrd string, initrds []string,
 // reportFloor prints the floor's figures beside one berth's, as a
 // ratio, and records them.
 func reportFloor(name, who string, boots, floor []console, rec *results.Set) {
-	first := func(c console) float64 { return c.firstOutput - c.initStart }
-	for _, c := range floor {
-		if c.firstOutput == 0 {
-			fmt.Printf("  floor: a boot ended before the container's first output\n")
-			return
-		}
-	}
-	ff := median(first, floor) * 1000
-	var out []console
-	for _, c := range boots {
-		if c.firstOutput > 0 {
-			out = append(out, c)
-		}
+	out := withOutput(boots)
+	if len(withOutput(floor)) < len(floor) {
+		fmt.Printf("  floor: a boot ended before the container's first output\n")
+		return
 	}
 	if len(out) == 0 {
 		return
 	}
-	bf := median(first, out) * 1000
+	ff, bf := median(toOutput, floor)*1000, median(toOutput, out)*1000
 	fmt.Printf("  floor (bench/boot/floor: only the steps to the first output) start -> first container output: %6.0f ms; %s / floor %.2fx\n", ff, who, bf/ff)
 	if who != "berth" {
 		return // the floor's own figures go with the checkout's berth, once
@@ -306,6 +292,20 @@ func reportFloor(name, who string, boots, floor []console, rec *results.Set) {
 	rec.Add(name+" / berth / floor, first container output", bf/ff, "x")
 	printBreakdown("the floor's boot", breakdown(floor), rec, name+" / floor / ")
 }
+
+// withOutput is the boots that got as far as a container's output.
+func withOutput(boots []console) []console {
+	var out []console
+	for _, c := range boots {
+		if c.firstOutput > 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// toOutput is one boot's init start -> first container output, in s.
+func toOutput(c console) float64 { return c.firstOutput - c.initStart }
 
 // floorInitramfs is the demo initramfs with the floor as /init.
 func floorInitramfs(repo string, m machine, img, dir string) (string, error) {

@@ -10,7 +10,8 @@
 // demo's limits, and a start in new namespaces (chroot, not pivot_root;
 // no seccomp filter, capabilities, devices, /proc or hostname in the
 // container). It logs its start and the container's first line as berth
-// does ("floor: started", "web | ..."), then powers off.
+// does ("floor: started", "floor: step NAME", "web | ...", which
+// bench/boot/console.go reads), then powers off.
 //
 // Anything berth does on that path that the floor does not is berth's
 // own cost; what the floor takes, any init takes on this machine.
