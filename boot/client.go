@@ -21,8 +21,8 @@ func SocketPath() string {
 }
 
 // Call sends one request to berth's control socket and calls each for
-// every response: once, or once per batch of lines for logs with Follow,
-// until each returns an error or berth hangs up; a progress response
+// every response: once, or once per batch of lines for logs (More, or
+// Follow), until each returns an error or berth hangs up; a progress response
 // (Response.Progress) comes before the answer and does not end the call.
 func Call(socket string, req Request, each func(Response) error) error {
 	c, err := net.Dial("unix", socket)
@@ -50,7 +50,7 @@ func Call(socket string, req Request, each func(Response) error) error {
 		if err := each(resp); err != nil {
 			return err
 		}
-		if !req.Follow && resp.Progress == "" {
+		if !req.Follow && resp.Progress == "" && !resp.More {
 			return nil
 		}
 	}

@@ -118,7 +118,7 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	case req.Verb != "logs" || rep.ring == nil || rep.Error != "":
 		answer(c, enc, rep.Response)
 	case !req.Follow:
-		answer(c, enc, Response{Lines: rep.ring.tail(req.Lines)})
+		sendLogs(c, enc, rep.ring, req.Lines)
 	default:
 		followLogs(c, enc, rep.ring, req.Lines)
 	}
@@ -132,23 +132,42 @@ func answer(c *net.UnixConn, enc *json.Encoder, r Response) error {
 	return enc.Encode(r)
 }
 
-// followLogs writes the ring's last n lines, then each line that
-// follows, until the client hangs up or leaves a line unread for
-// clientWriteTimeout.
-func followLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
-	backlog, ch, cancel := ring.follow(n)
-	defer cancel()
-	if answer(c, enc, Response{Lines: backlog}) != nil {
-		return
+// sendLogs writes the ring's last n lines (all when n <= 0) as they are
+// when asked, a batch per answer, each but the last with More set; lines
+// the ring drops while a slow client reads are skipped.
+func sendLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
+	from, to := ring.span(n)
+	for {
+		var lines []LogLine
+		lines, from = ring.read(from, to)
+		if answer(c, enc, Response{Lines: lines, More: from < to}) != nil || from >= to {
+			return
+		}
 	}
+}
+
+// followLogs writes the ring's last n lines, then the lines that follow
+// as they come, a batch per answer, until the client hangs up or leaves
+// an answer unread for clientWriteTimeout. A client slower than the
+// container misses the lines the ring drops before it gets to them.
+func followLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
+	added, cancel := ring.watch()
+	defer cancel()
+	from, to := ring.span(n)
 	gone := make(chan struct{})
 	go func() { c.Read(make([]byte, 1)); close(gone) }() // the client hanging up; ends when c is closed
-	for {
-		select {
-		case l := <-ch:
-			if answer(c, enc, Response{Lines: []LogLine{l}}) != nil {
+	for sent := false; ; {
+		for !sent || from < to { // the first answer goes even with no lines
+			var lines []LogLine
+			lines, from = ring.read(from, to)
+			if answer(c, enc, Response{Lines: lines}) != nil {
 				return
 			}
+			sent = true
+		}
+		select {
+		case <-added:
+			_, to = ring.span(0)
 		case <-gone:
 			return
 		}

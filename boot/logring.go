@@ -13,20 +13,35 @@ type LogLine struct {
 }
 
 // logRing keeps a container's most recent output within a byte budget,
-// feeds followers (berth logs -f) and an optional rotated file. It is
-// shared by the output reader, the supervisor and the control server.
+// wakes followers (berth logs -f) and feeds an optional rotated file. It
+// is shared by the output reader, the supervisor and the control server.
+//
+// Every line the ring is given has a sequence number, counting from 0:
+// a reader (berth logs) takes the lines by number, a batch at a time, so
+// what it holds at once is one batch, not a copy of the ring.
 type logRing struct {
-	mu    sync.Mutex
-	max   int
-	lines []LogLine
-	start int // lines[start:] are live
-	size  int
-	subs  map[chan LogLine]struct{}
-	file  *rotatingFile
+	mu      sync.Mutex
+	max     int
+	lines   []LogLine
+	start   int    // lines[start:] are live
+	dropped uint64 // lines dropped so far: lines[start]'s sequence number
+	size    int
+	subs    map[chan struct{}]struct{}
+	file    *rotatingFile
 }
 
+// A batch of lines read from the ring (logRing.read) holds at most
+// logBatchLines lines and, past its first, logBatchBytes of text: a
+// berth logs answer costs PID 1 one batch, however large the ring
+// (log_size, up to 64 MiB) and however its text grows as JSON (a control
+// character takes 6 bytes there).
+const (
+	logBatchLines = 512
+	logBatchBytes = 64 << 10
+)
+
 func newLogRing(max int, file *rotatingFile) *logRing {
-	return &logRing{max: max, subs: map[chan LogLine]struct{}{}, file: file}
+	return &logRing{max: max, subs: map[chan struct{}]struct{}{}, file: file}
 }
 
 // lineCost is what a line costs the ring's budget, log_size: the memory
@@ -48,6 +63,7 @@ func (r *logRing) add(l LogLine) {
 		r.size -= lineCost(r.lines[r.start])
 		r.lines[r.start] = LogLine{}
 		r.start++
+		r.dropped++
 	}
 	if r.start > len(r.lines)/2 && r.start > 64 {
 		r.lines = append(r.lines[:0:0], r.lines[r.start:]...)
@@ -55,8 +71,8 @@ func (r *logRing) add(l LogLine) {
 	}
 	for ch := range r.subs {
 		select {
-		case ch <- l:
-		default: // a follower too slow to keep up misses lines
+		case ch <- struct{}{}:
+		default: // already woken
 		}
 	}
 	if r.file != nil {
@@ -74,24 +90,60 @@ func (r *logRing) close() {
 
 // tail returns the last n lines (all when n <= 0).
 func (r *logRing) tail(n int) []LogLine {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	live := r.lines[r.start:]
-	if n > 0 && n < len(live) {
-		live = live[len(live)-n:]
+	from, to := r.span(n)
+	var all []LogLine
+	for from < to {
+		var lines []LogLine
+		lines, from = r.read(from, to)
+		all = append(all, lines...)
 	}
-	return append([]LogLine(nil), live...)
+	return all
 }
 
-// follow returns the last n lines and a channel of the lines that follow,
-// until cancel is called.
-func (r *logRing) follow(n int) ([]LogLine, <-chan LogLine, func()) {
-	ch := make(chan LogLine, 256)
-	backlog := r.tail(n)
+// span returns the sequence numbers of the first of the last n lines
+// (all when n <= 0) and of the line that will follow the newest.
+func (r *logRing) span(n int) (from, to uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	live := uint64(len(r.lines) - r.start)
+	to = r.dropped + live
+	from = r.dropped
+	if n > 0 && uint64(n) < live {
+		from = to - uint64(n)
+	}
+	return from, to
+}
+
+// read returns a batch of the lines numbered from up to to (not
+// included) — from the oldest the ring still holds when it has dropped
+// line from since — and the number of the line to read next: to once
+// the batch reaches it. The batch is a copy; the lines' text is shared.
+func (r *logRing) read(from, to uint64) ([]LogLine, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	from = max(from, r.dropped)
+	to = min(to, r.dropped+uint64(len(r.lines)-r.start))
+	var batch []LogLine
+	bytes := 0
+	for ; from < to && len(batch) < logBatchLines; from++ {
+		l := r.lines[r.start+int(from-r.dropped)]
+		if len(batch) > 0 && bytes+len(l.Text) > logBatchBytes {
+			break
+		}
+		batch = append(batch, l)
+		bytes += len(l.Text)
+	}
+	return batch, from
+}
+
+// watch returns a channel that receives a value when lines have been
+// added since it was last read, until cancel is called.
+func (r *logRing) watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
 	r.mu.Lock()
 	r.subs[ch] = struct{}{}
 	r.mu.Unlock()
-	return backlog, ch, func() {
+	return ch, func() {
 		r.mu.Lock()
 		delete(r.subs, ch)
 		r.mu.Unlock()

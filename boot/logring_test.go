@@ -34,20 +34,92 @@ func TestLogRingBudget(t *testing.T) {
 func TestLogRingFollow(t *testing.T) {
 	r := newLogRing(1<<20, nil)
 	r.add(LogLine{Text: "old"})
-	backlog, ch, cancel := r.follow(10)
+	added, cancel := r.watch()
 	defer cancel()
+	from, to := r.span(10)
 	r.add(LogLine{Text: "new"})
-	if len(backlog) != 1 || backlog[0].Text != "old" {
+	if backlog, _ := r.read(from, to); len(backlog) != 1 || backlog[0].Text != "old" {
 		t.Fatalf("backlog %+v", backlog)
 	}
 	select {
-	case l := <-ch:
-		if l.Text != "new" {
-			t.Fatalf("followed %q", l.Text)
+	case <-added:
+		_, end := r.span(0)
+		if got, next := r.read(to, end); len(got) != 1 || got[0].Text != "new" || next != end {
+			t.Fatalf("followed %+v up to %d, want [new] up to %d", got, next, end)
 		}
 	case <-time.After(time.Second):
 		t.Fatal("no line followed")
 	}
+}
+
+// TestLogRingRead: a reader takes the ring by sequence number in batches
+// of at most logBatchLines lines and logBatchBytes of text (a single
+// line of 64 KiB still goes), and goes on from the oldest line left
+// when the ring dropped the next one meanwhile.
+func TestLogRingRead(t *testing.T) {
+	cases := []struct {
+		name      string
+		lines     int
+		size      int
+		wantBatch int // lines in a full batch
+	}{
+		{"short lines: the line count bounds a batch", 2000, 10, logBatchLines},
+		{"1 KiB lines: the bytes do", 300, 1 << 10, logBatchBytes / (1 << 10)},
+		{"64 KiB lines: one each", 5, 64 << 10, 1},
+		{"just past: 64 KiB + 1", 3, 64<<10 + 1, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newLogRing(64<<20, nil)
+			for i := range c.lines {
+				r.add(LogLine{Text: fmt.Sprintf("%08d", i) + strings.Repeat("x", c.size-8)})
+			}
+			from, to := r.span(0)
+			if from != 0 || to != uint64(c.lines) {
+				t.Fatalf("span = %d, %d; want 0, %d", from, to, c.lines)
+			}
+			seen := 0
+			for from < to {
+				batch, next := r.read(from, to)
+				if next != from+uint64(len(batch)) || len(batch) == 0 {
+					t.Fatalf("read(%d) = %d lines, next %d", from, len(batch), next)
+				}
+				if next < to && len(batch) != c.wantBatch {
+					t.Errorf("a full batch holds %d lines, want %d", len(batch), c.wantBatch)
+				}
+				for _, l := range batch {
+					if want := fmt.Sprintf("%08d", seen); !strings.HasPrefix(l.Text, want) {
+						t.Fatalf("line %d is %.8q", seen, l.Text)
+					}
+					seen++
+				}
+				from = next
+			}
+			if seen != c.lines {
+				t.Errorf("read %d lines of %d", seen, c.lines)
+			}
+		})
+	}
+	t.Run("lines dropped while reading", func(t *testing.T) {
+		r := newLogRing(100*lineCost(LogLine{Text: "00000000"}), nil)
+		for i := range 100 {
+			r.add(LogLine{Text: fmt.Sprintf("%08d", i)})
+		}
+		from, to := r.span(0)
+		for i := 100; i < 150; i++ { // drops lines 0-49
+			r.add(LogLine{Text: fmt.Sprintf("%08d", i)})
+		}
+		batch, next := r.read(from, to)
+		if len(batch) != 50 || batch[0].Text != "00000050" || next != to {
+			t.Errorf("read after a drop: %d lines from %q, next %d; want 50 from 00000050, next %d", len(batch), batch[0].Text, next, to)
+		}
+		if _, to2 := r.span(0); to2 != 150 {
+			t.Errorf("the end is %d after 150 lines", to2)
+		}
+		if got, _ := r.span(10); got != 140 {
+			t.Errorf("the last 10 lines start at %d, want 140", got)
+		}
+	})
 }
 
 func TestRotatingFile(t *testing.T) {

@@ -66,6 +66,9 @@ type Response struct {
 	Processes []Process        `json:"processes,omitempty"`
 	Stats     []ContainerStats `json:"stats,omitempty"`
 	Lines     []LogLine        `json:"lines,omitempty"`
+	// More says, in an answer to logs without Follow, that another batch
+	// of lines follows this one: berth sends a large ring in batches.
+	More bool `json:"more,omitempty"`
 	// ExecPid is the exec'd command's pid (as berth sees it), in the
 	// first answer to exec; ExitCode its status (128+N for signal N) in
 	// the last, or with Error the exit status berth exec gives for the

@@ -1,0 +1,142 @@
+package boot
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileRing is a full ring of 16 MiB whose lines are control
+// characters, each 6 bytes as JSON: 96 MiB in one answer before berth
+// sent it in batches.
+func hostileRing() (r *logRing, lines, first int) {
+	r = newLogRing(16<<20, nil)
+	for i := 0; r.dropped == 0; i++ {
+		r.add(LogLine{Text: fmt.Sprintf("%08d", i) + strings.Repeat("\x01", 1000)})
+	}
+	from, to := r.span(0)
+	return r, int(to - from), int(from)
+}
+
+// maxLogAnswer bounds one answer of sendLogs: a batch's text as JSON at
+// worst (6 bytes a byte; a line longer than a batch's bytes is split by
+// the reader before it reaches the ring) and each line's time and keys.
+const maxLogAnswer = 6*logBatchBytes + logBatchLines*128
+
+// TestSendLogsInBatches: berth logs of a large ring written by a hostile
+// container is answered in batches, each bounded whatever the ring's
+// size, every line once and in order, More on all but the last.
+func TestSendLogsInBatches(t *testing.T) {
+	ring, lines, first := hostileRing()
+	srv, cli := socketPair(t)
+	go func() { sendLogs(srv, json.NewEncoder(srv), ring, 0); srv.Close() }()
+	rd := bufio.NewReaderSize(cli, 1<<20)
+	got, answers, largest := 0, 0, 0
+	for {
+		msg, err := rd.ReadBytes('\n')
+		if err != nil {
+			break
+		}
+		answers++
+		largest = max(largest, len(msg))
+		var resp Response
+		if err := json.Unmarshal(msg, &resp); err != nil {
+			t.Fatalf("answer %d: %v", answers, err)
+		}
+		for _, l := range resp.Lines {
+			if want := fmt.Sprintf("%08d", first+got); !strings.HasPrefix(l.Text, want) {
+				t.Fatalf("line %d is %.8q", got, l.Text)
+			}
+			got++
+		}
+		if !resp.More {
+			break
+		}
+	}
+	if got != lines {
+		t.Errorf("%d lines in %d answers, the ring holds %d", got, answers, lines)
+	}
+	if largest > maxLogAnswer {
+		t.Errorf("the largest answer is %d bytes: more than %d", largest, maxLogAnswer)
+	}
+	if answers < 2 {
+		t.Errorf("%d answers for a ring of %d lines", answers, lines)
+	}
+	t.Logf("%d lines in %d answers, the largest %d bytes", got, answers, largest)
+}
+
+// TestCallReadsEveryBatch: the CLI's side (Call) reads batches until the
+// one without More; -n N takes the last N lines.
+func TestCallReadsEveryBatch(t *testing.T) {
+	ring, lines, base := hostileRing()
+	sock := filepath.Join(t.TempDir(), "berth.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var req Request
+			if err := json.NewDecoder(c).Decode(&req); err == nil {
+				sendLogs(c.(*net.UnixConn), json.NewEncoder(c), ring, req.Lines)
+			}
+			c.Close()
+		}
+	}()
+	for _, n := range []int{0, 1, logBatchLines + 1, lines, lines + 1} {
+		got, first := 0, ""
+		err := Call(sock, Request{Verb: "logs", Name: "x", Lines: n}, func(r Response) error {
+			for _, l := range r.Lines {
+				if got == 0 {
+					first = l.Text[:8]
+				}
+				got++
+			}
+			return nil
+		})
+		want := min(n, lines)
+		if n == 0 {
+			want = lines
+		}
+		if err != nil || got != want || first != fmt.Sprintf("%08d", base+lines-want) {
+			t.Errorf("-n %d: %d lines from %q, %v; want %d from %08d", n, got, first, err, want, base+lines-want)
+		}
+	}
+}
+
+// TestFollowLogsBatches: berth logs -f gets its backlog in batches too,
+// then the lines that follow.
+func TestFollowLogsBatches(t *testing.T) {
+	ring, lines, _ := hostileRing()
+	srv, cli := socketPair(t)
+	go followLogs(srv, json.NewEncoder(srv), ring, 0)
+	dec := json.NewDecoder(bufio.NewReaderSize(cli, 1<<20))
+	got, answers := 0, 0
+	cli.SetReadDeadline(time.Now().Add(time.Minute))
+	for got < lines {
+		var resp Response
+		if err := dec.Decode(&resp); err != nil {
+			t.Fatalf("after %d lines: %v", got, err)
+		}
+		got += len(resp.Lines)
+		answers++
+	}
+	ring.add(LogLine{Text: "after"})
+	var resp Response
+	if err := dec.Decode(&resp); err != nil || len(resp.Lines) != 1 || resp.Lines[0].Text != "after" {
+		t.Fatalf("followed %+v, %v; want the line after", resp.Lines, err)
+	}
+	if got != lines || answers < 2 {
+		t.Errorf("backlog of %d lines in %d answers; want %d in several", got, answers, lines)
+	}
+}
