@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/rtnl"
 )
 
 // The DHCP client's view of its link: its carrier, looked at through the
@@ -65,10 +67,17 @@ const carrierPoll = 2 * time.Second
 
 // waitBound waits until l's T1 (for ever for an infinite lease), looking
 // at the link's carrier every carrierPoll: replugged once it has been
-// seen lost and then back. A carrier lost at T1 is waited for until the
+// seen lost and then back, or seen back with more carrier losses counted
+// by the kernel than when it began (a cable pulled and plugged in again
+// between two looks). A carrier lost at T1 is waited for until the
 // lease ends: renewing over a link that carries nothing is pointless.
 // The error is errStopped, or errLinkGone.
 func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
+	nl, nlErr := rtnl.Dial()
+	if nlErr == nil {
+		defer nl.Close()
+	}
+	downs, counted := c.carrierDowns(nl)
 	lost := false
 	for {
 		var until time.Time // none: for ever
@@ -89,6 +98,8 @@ func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
 			return false, errStopped
 		}
 		carrier, err := c.hasCarrier()
+		now, ok := c.carrierDowns(nl)
+		flapped := counted && ok && now != downs
 		switch {
 		case err != nil:
 			return false, err
@@ -97,8 +108,21 @@ func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
 			c.h.setState("bound, no carrier")
 		case carrier && lost:
 			return true, nil
+		case carrier && flapped:
+			c.h.debugf("%s: the carrier was lost and came back between two looks (%d losses counted, %d before)", c.ifname, now, downs)
+			return true, nil
 		}
 	}
+}
+
+// carrierDowns is how many times the link has lost its carrier, as the
+// kernel counts (rtnl.CarrierDowns); ok is false when it cannot tell.
+func (c *dhcpClient) carrierDowns(nl *rtnl.Conn) (n uint32, ok bool) {
+	if nl == nil {
+		return 0, false
+	}
+	n, err := nl.CarrierDowns(c.ifname)
+	return n, err == nil
 }
 
 // verify asks, once the link is back, whether l still holds on the

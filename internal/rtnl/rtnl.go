@@ -3,7 +3,9 @@
 // few hundred lines where a netlink library costs 400 KB of binary.
 // Requests are built with the functions of request.go and sent in one
 // batch (Conn.Do), one sendmsg for any number of them. Reading the state
-// back is left to the standard library (net.Interfaces) and /proc.
+// back is left to the standard library (net.Interfaces) and /proc, but
+// for the one count neither has: how often a link lost its carrier
+// (Conn.CarrierDowns).
 package rtnl
 
 import (
@@ -128,15 +130,8 @@ func (c *Conn) Do(reqs ...*Request) error {
 		binary.NativeEndian.PutUint32(r.b[8:], c.seq)
 		buf = append(buf, r.b...)
 	}
-	for {
-		err := unix.Sendto(c.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("rtnetlink send: %w", err)
-		}
-		break
+	if err := c.send(buf); err != nil {
+		return err
 	}
 	return c.acks(reqs, first)
 }
@@ -147,15 +142,9 @@ func (c *Conn) acks(reqs []*Request, first uint32) error {
 	pending := len(reqs)
 	rb := make([]byte, 16<<10)
 	for pending > 0 {
-		n, from, err := unix.Recvfrom(c.fd, rb, 0)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := c.recv(rb)
 		if err != nil {
-			return fmt.Errorf("rtnetlink receive: %w", err)
-		}
-		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
-			continue // not the kernel's: another process may send to this socket
+			return err
 		}
 		err = eachMessage(rb[:n], func(m []byte) {
 			typ, seq := binary.NativeEndian.Uint16(m[4:]), binary.NativeEndian.Uint32(m[8:])
@@ -171,6 +160,22 @@ func (c *Conn) acks(reqs []*Request, first uint32) error {
 		}
 	}
 	return firstErr
+}
+
+// recv reads the kernel's next datagram into rb and returns its length.
+func (c *Conn) recv(rb []byte) (int, error) {
+	for {
+		n, from, err := unix.Recvfrom(c.fd, rb, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("rtnetlink receive: %w", err)
+		}
+		if sa, ok := from.(*unix.SockaddrNetlink); ok && sa.Pid == 0 {
+			return n, nil
+		} // else not the kernel's: another process may send to this socket
+	}
 }
 
 // eachMessage calls fn with each netlink message of b, header included,

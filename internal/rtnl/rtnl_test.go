@@ -315,3 +315,39 @@ func FuzzEachMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestCarrierDowns: the count moves when the link loses its carrier,
+// however briefly (its veth peer down and at once up again), and not
+// otherwise; a missing link is refused by name.
+func TestCarrierDowns(t *testing.T) {
+	inFreshNetNS(t, func() {
+		c, err := Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ip := func(args ...string) {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %v: %v\n%s", args, err, out)
+			}
+		}
+		ip("link", "add", "cd0", "type", "veth", "peer", "name", "cd1")
+		ip("link", "set", "cd0", "up")
+		ip("link", "set", "cd1", "up")
+		before, err := c.CarrierDowns("cd0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := c.CarrierDowns("cd0"); err != nil || again != before {
+			t.Errorf("no flap: the count went %d -> %d, %v", before, again, err)
+		}
+		ip("link", "set", "cd1", "down")
+		ip("link", "set", "cd1", "up")
+		if after, err := c.CarrierDowns("cd0"); err != nil || after != before+1 {
+			t.Errorf("after one flap the count went %d -> %d, %v; want one more", before, after, err)
+		}
+		if _, err := c.CarrierDowns("nosuch"); !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "get link nosuch") {
+			t.Errorf("a missing link: %v", err)
+		}
+	})
+}
