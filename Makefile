@@ -46,8 +46,8 @@ COLD     := crypto/tls crypto/x509/... crypto/internal/fips140/nistec/... \
             net/netip vendor/golang.org/x/net/... github.com/u-root/... flag text/tabwriter \
             berth/container/seccomp berth/internal/busybox \
             berth/image/registry berth/board/... berth/appliance berth/internal/rtnl \
-            berth/cli berth/boot github.com/google/... github.com/BurntSushi/... \
-            github.com/mdlayher/... github.com/ulikunitz/... \
+            berth/cli berth/boot berth/internal/nft github.com/BurntSushi/... \
+            github.com/ulikunitz/... \
             compress/flate compress/gzip github.com/klauspost/compress/flate \
             github.com/klauspost/compress/gzip reflect os/user log container/list \
             hash/fnv unicode/utf16 math/rand math/rand/v2 os/signal \

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"berth/internal/nft"
 )
 
 // The nftables table berth owns, `table ip berth`, written whole in one
@@ -51,8 +51,6 @@ const TableName = "berth"
 // ipsDstNAT is conntrack's IPS_DST_NAT status bit: `ct status dnat`.
 const ipsDstNAT = 1 << 5
 
-var berthTable = &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}
-
 // publish is one DNAT rule: Port on any local address to Addr:ToPort.
 type publish struct {
 	Proto  string // "tcp" or "udp"
@@ -65,121 +63,120 @@ type publish struct {
 // and pubs, atomically: add (so that the delete cannot fail), delete, add.
 // With isolate, forwarding that does not touch the bridge is dropped.
 func applyRules(bridge string, subnet netip.Prefix, pubs []publish, isolate bool) error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+	if err := rulesBatch(bridge, subnet, pubs, isolate).Flush(); err != nil {
+		return fmt.Errorf("nftables: table ip %s: %w", TableName, err)
 	}
-	c.AddTable(berthTable)
-	c.DelTable(berthTable)
-	t := c.AddTable(berthTable)
-	accept := nftables.ChainPolicyAccept
-	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
-		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
-	}
-	raw := chain("raw_prerouting", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
-	pre := chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
-	out := chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
-	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
-	fwd := chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
-	pub := c.AddChain(&nftables.Chain{Name: "publish", Table: t})
-	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
-		var all []expr.Any
-		for _, e := range exprs {
-			all = append(all, e...)
-		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: all})
-	}
-	loopback := netip.MustParsePrefix("127.0.0.0/8")
-	drop, acceptV := verdict(expr.VerdictDrop), verdict(expr.VerdictAccept)
+	return nil
+}
 
-	rule(raw, ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, bridge), addrIn(16, loopback), drop)
-	local := []expr.Any{
-		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
-		&expr.Verdict{Kind: expr.VerdictJump, Chain: pub.Name},
+// rulesBatch is the transaction applyRules sends.
+func rulesBatch(bridge string, subnet netip.Prefix, pubs []publish, isolate bool) *nft.Batch {
+	b := &nft.Batch{}
+	b.AddTable(nft.IPv4, TableName)
+	b.DelTable(nft.IPv4, TableName)
+	b.AddTable(nft.IPv4, TableName)
+	chain := func(name string, hook *nft.Hook) string {
+		b.AddChain(nft.IPv4, TableName, name, hook)
+		return name
+	}
+	raw := chain("raw_prerouting", &nft.Hook{Num: unix.NF_INET_PRE_ROUTING, Priority: nft.PriorityRaw, Type: "filter"})
+	pre := chain("prerouting", &nft.Hook{Num: unix.NF_INET_PRE_ROUTING, Priority: nft.PriorityDstNAT, Type: "nat"})
+	out := chain("output", &nft.Hook{Num: unix.NF_INET_LOCAL_OUT, Priority: nft.PriorityDstNAT, Type: "nat"})
+	post := chain("postrouting", &nft.Hook{Num: unix.NF_INET_POST_ROUTING, Priority: nft.PrioritySrcNAT, Type: "nat"})
+	fwd := chain("forward", &nft.Hook{Num: unix.NF_INET_FORWARD, Priority: nft.PriorityFilter, Type: "filter"})
+	pub := chain("publish", nil)
+	rule := func(ch string, exprs ...[]nft.Expr) { b.AddRule(nft.IPv4, TableName, ch, exprs...) }
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	drop, accept := verdict(nft.Drop), verdict(nft.Accept)
+
+	rule(raw, ifname(unix.NFT_META_IIFNAME, unix.NFT_CMP_EQ, bridge), addrIn(16, loopback), drop)
+	local := []nft.Expr{
+		nft.FibDaddrType(nft.Reg1),
+		nft.Cmp(unix.NFT_CMP_EQ, nft.Reg1, binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)),
+		nft.Verdict(nft.Jump, pub),
 	}
 	rule(pre, local)
 	rule(out, local)
 	for _, p := range pubs {
 		rule(pub, dnat(p))
 	}
-	masq := []expr.Any{&expr.Masq{}}
-	toBridge := ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, bridge)
-	rule(post, addrIn(12, subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, bridge), masq)
+	masq := []nft.Expr{nft.Masquerade()}
+	toBridge := ifname(unix.NFT_META_OIFNAME, unix.NFT_CMP_EQ, bridge)
+	rule(post, addrIn(12, subnet), ifname(unix.NFT_META_OIFNAME, unix.NFT_CMP_NEQ, bridge), masq)
 	rule(post, toBridge, addrIn(12, loopback), masq)
-	rule(post, toBridge, addrIn(12, subnet), ctBits(expr.CtKeySTATUS, ipsDstNAT), masq)
+	rule(post, toBridge, addrIn(12, subnet), ctBits(unix.NFT_CT_STATUS, ipsDstNAT), masq)
 
-	rule(fwd, toBridge, ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), acceptV)
-	rule(fwd, toBridge, ctBits(expr.CtKeySTATUS, ipsDstNAT), acceptV)
-	rule(fwd, toBridge, ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, bridge), acceptV)
+	rule(fwd, toBridge, ctBits(unix.NFT_CT_STATE, ctEstablished|ctRelated), accept)
+	rule(fwd, toBridge, ctBits(unix.NFT_CT_STATUS, ipsDstNAT), accept)
+	rule(fwd, toBridge, ifname(unix.NFT_META_IIFNAME, unix.NFT_CMP_EQ, bridge), accept)
 	rule(fwd, toBridge, drop)
 	if isolate {
-		rule(fwd, ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, bridge), drop)
+		rule(fwd, ifname(unix.NFT_META_IIFNAME, unix.NFT_CMP_NEQ, bridge), ifname(unix.NFT_META_OIFNAME, unix.NFT_CMP_NEQ, bridge), drop)
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: table ip %s: %w", TableName, err)
-	}
-	return nil
+	return b
 }
+
+// conntrack's state bits as ct state loads them (NF_CT_STATE_BIT).
+const (
+	ctEstablished = 1 << 1
+	ctRelated     = 1 << 2
+)
 
 // removeRules deletes the table, if it is there.
 func removeRules() error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	c.AddTable(berthTable)
-	c.DelTable(berthTable)
-	if err := c.Flush(); err != nil {
+	b := &nft.Batch{}
+	b.AddTable(nft.IPv4, TableName)
+	b.DelTable(nft.IPv4, TableName)
+	if err := b.Flush(); err != nil {
 		return fmt.Errorf("nftables: delete table ip %s: %w", TableName, err)
 	}
 	return nil
 }
 
-func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+func verdict(code int32) []nft.Expr { return []nft.Expr{nft.Verdict(code, "")} }
 
-// ifname compares the input or output interface's name.
-func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
+// ifname matches the input or output interface's name (key) with op.
+func ifname(key, op uint32, name string) []nft.Expr {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, name)
-	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: b}}
+	return []nft.Expr{nft.Meta(key, nft.Reg1), nft.Cmp(op, nft.Reg1, b)}
 }
 
 // addrIn matches the IPv4 header's source (offset 12) or destination
 // (16) address against p.
-func addrIn(offset uint32, p netip.Prefix) []expr.Any {
+func addrIn(offset uint32, p netip.Prefix) []nft.Expr {
 	mask := binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-p.Bits()))
 	net := p.Masked().Addr().As4()
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net[:]},
+	return []nft.Expr{
+		nft.Payload(unix.NFT_PAYLOAD_NETWORK_HEADER, offset, 4, nft.Reg1),
+		nft.And(nft.Reg1, mask),
+		nft.Cmp(unix.NFT_CMP_EQ, nft.Reg1, net[:]),
 	}
 }
 
 // ctBits matches a conntrack status or state with any of bits set.
-func ctBits(key expr.CtKey, bits uint32) []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: key},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, bits), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+func ctBits(key, bits uint32) []nft.Expr {
+	return []nft.Expr{
+		nft.Ct(key, nft.Reg1),
+		nft.And(nft.Reg1, binary.NativeEndian.AppendUint32(nil, bits)),
+		nft.Cmp(unix.NFT_CMP_NEQ, nft.Reg1, make([]byte, 4)),
 	}
 }
 
 // dnat is `meta l4proto P th dport PORT dnat to ADDR:TOPORT`.
-func dnat(p publish) []expr.Any {
+func dnat(p publish) []nft.Expr {
 	proto := byte(unix.IPPROTO_TCP)
 	if p.Proto == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
 	addr := p.Addr.As4()
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, p.Port)},
-		&expr.Immediate{Register: 1, Data: addr[:]},
-		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, p.ToPort)},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	return []nft.Expr{
+		nft.Meta(unix.NFT_META_L4PROTO, nft.Reg1),
+		nft.Cmp(unix.NFT_CMP_EQ, nft.Reg1, []byte{proto}),
+		nft.Payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, nft.Reg1),
+		nft.Cmp(unix.NFT_CMP_EQ, nft.Reg1, binary.BigEndian.AppendUint16(nil, p.Port)),
+		nft.Immediate(nft.Reg1, addr[:]),
+		nft.Immediate(nft.Reg2, binary.BigEndian.AppendUint16(nil, p.ToPort)),
+		nft.DNAT(nft.Reg1, nft.Reg2),
 	}
 }

@@ -49,7 +49,7 @@ func (c *Conn) CarrierDowns(name string) (uint32, error) {
 			case typ == unix.NLMSG_ERROR && len(m) >= unix.NLMSG_HDRLEN+4:
 				acked = true
 				if e := int32(binary.NativeEndian.Uint32(m[16:])); e != 0 {
-					refused = &Error{Op: op, Errno: syscall.Errno(-e), Msg: extAckMsg(m)}
+					refused = &Error{Op: op, Errno: syscall.Errno(-e), Msg: ExtAckMsg(m)}
 				}
 			}
 		})

@@ -151,7 +151,7 @@ func (c *Conn) acks(reqs []*Request, first uint32) error {
 			if typ == unix.NLMSG_ERROR && seq >= first && seq < first+uint32(len(reqs)) && len(m) >= unix.NLMSG_HDRLEN+4 {
 				pending--
 				if e := int32(binary.NativeEndian.Uint32(m[16:])); e != 0 && firstErr == nil {
-					firstErr = &Error{Op: reqs[seq-first].op, Errno: syscall.Errno(-e), Msg: extAckMsg(m)}
+					firstErr = &Error{Op: reqs[seq-first].op, Errno: syscall.Errno(-e), Msg: ExtAckMsg(m)}
 				}
 			}
 		})
@@ -193,8 +193,9 @@ func eachMessage(b []byte, fn func(m []byte)) error {
 	return nil
 }
 
-// extAckMsg returns NLMSGERR_ATTR_MSG of an error message, if present.
-func extAckMsg(m []byte) string {
+// ExtAckMsg returns NLMSGERR_ATTR_MSG of a netlink error message (its
+// header included), if present: the kernel's reason in words.
+func ExtAckMsg(m []byte) string {
 	// nlmsghdr, error code, the request's nlmsghdr (capped: NLM_F_CAPPED
 	// is set when only the header is echoed), then attributes.
 	flags := binary.NativeEndian.Uint16(m[6:])
