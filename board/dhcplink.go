@@ -69,15 +69,17 @@ const carrierPoll = 2 * time.Second
 // at the link's carrier every carrierPoll: replugged once it has been
 // seen lost and then back, or seen back with more carrier losses counted
 // by the kernel than when it began (a cable pulled and plugged in again
-// between two looks). A carrier lost at T1 is waited for until the
-// lease ends: renewing over a link that carries nothing is pointless.
-// The error is errStopped, or errLinkGone.
+// between two looks). The carrier and the count are read together from
+// the kernel (rtnl.Carrier); where it cannot tell, the link's flags
+// (hasCarrier) say whether it carries. A carrier lost at T1 is waited
+// for until the lease ends: renewing over a link that carries nothing
+// is pointless. The error is errStopped, or errLinkGone.
 func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
 	nl, nlErr := rtnl.Dial()
 	if nlErr == nil {
 		defer nl.Close()
 	}
-	downs, counted := c.carrierDowns(nl)
+	_, downs, counted := c.carrier(nl)
 	lost := false
 	for {
 		var until time.Time // none: for ever
@@ -98,7 +100,10 @@ func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
 			return false, errStopped
 		}
 		carrier, err := c.hasCarrier()
-		now, ok := c.carrierDowns(nl)
+		up, now, ok := c.carrier(nl)
+		if ok {
+			carrier = up
+		}
 		flapped := counted && ok && now != downs
 		switch {
 		case err != nil:
@@ -115,14 +120,15 @@ func (c *dhcpClient) waitBound(l *Lease) (replugged bool, err error) {
 	}
 }
 
-// carrierDowns is how many times the link has lost its carrier, as the
-// kernel counts (rtnl.CarrierDowns); ok is false when it cannot tell.
-func (c *dhcpClient) carrierDowns(nl *rtnl.Conn) (n uint32, ok bool) {
+// carrier is whether the link has its carrier and how many times it
+// has lost it, as the kernel says (rtnl.Carrier); ok is false when it
+// cannot tell.
+func (c *dhcpClient) carrier(nl *rtnl.Conn) (up bool, downs uint32, ok bool) {
 	if nl == nil {
-		return 0, false
+		return false, 0, false
 	}
-	n, err := nl.CarrierDowns(c.ifname)
-	return n, err == nil
+	up, downs, err := nl.Carrier(c.ifname)
+	return up, downs, err == nil
 }
 
 // verify asks, once the link is back, whether l still holds on the

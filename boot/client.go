@@ -34,16 +34,19 @@ func Call(socket string, req Request, each func(Response) error) error {
 		return fmt.Errorf("send to berth: %w", err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(c))
-	got := false
+	got, more := false, false
 	for {
 		var resp Response
 		if err := dec.Decode(&resp); err != nil {
-			if got {
+			switch {
+			case more:
+				return fmt.Errorf("berth hung up before the last batch of lines (a client that leaves an answer unread for %s is cut off): %w", clientWriteTimeout, err)
+			case got:
 				return nil
 			}
 			return fmt.Errorf("read berth's answer: %w", err)
 		}
-		got = true
+		got, more = true, resp.More
 		if resp.Error != "" {
 			return errors.New(resp.Error)
 		}

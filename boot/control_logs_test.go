@@ -74,25 +74,9 @@ func TestSendLogsInBatches(t *testing.T) {
 // one without More; -n N takes the last N lines.
 func TestCallReadsEveryBatch(t *testing.T) {
 	ring, lines, base := hostileRing()
-	sock := filepath.Join(t.TempDir(), "berth.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			var req Request
-			if err := json.NewDecoder(c).Decode(&req); err == nil {
-				sendLogs(c.(*net.UnixConn), json.NewEncoder(c), ring, req.Lines)
-			}
-			c.Close()
-		}
-	}()
+	sock := serveRequests(t, func(c *net.UnixConn, req Request) {
+		sendLogs(c, json.NewEncoder(c), ring, req.Lines)
+	})
 	for _, n := range []int{0, 1, logBatchLines + 1, lines, lines + 1} {
 		got, first := 0, ""
 		err := Call(sock, Request{Verb: "logs", Name: "x", Lines: n}, func(r Response) error {
@@ -139,4 +123,44 @@ func TestFollowLogsBatches(t *testing.T) {
 	if got != lines || answers < 2 {
 		t.Errorf("backlog of %d lines in %d answers; want %d in several", got, answers, lines)
 	}
+}
+
+// TestCallCutOff: a berth logs cut off after a batch marked more (PID 1
+// gave up on a client that stopped reading) is an error, not a short
+// log that looks whole.
+func TestCallCutOff(t *testing.T) {
+	sock := serveRequests(t, func(c *net.UnixConn, req Request) {
+		json.NewEncoder(c).Encode(Response{Lines: []LogLine{{Text: "first"}}, More: true})
+	})
+	got := 0
+	err := Call(sock, Request{Verb: "logs", Name: "x"}, func(r Response) error { got += len(r.Lines); return nil })
+	if err == nil || !strings.Contains(err.Error(), "hung up before the last batch") || got != 1 {
+		t.Errorf("Call = %v after %d lines; want the first line, then an error", err, got)
+	}
+}
+
+// serveRequests answers each connection to a fresh socket with serve,
+// after reading its one request; it returns the socket's path.
+func serveRequests(t *testing.T, serve func(*net.UnixConn, Request)) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "berth.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var req Request
+			if err := json.NewDecoder(c).Decode(&req); err == nil {
+				serve(c.(*net.UnixConn), req)
+			}
+			c.Close()
+		}
+	}()
+	return sock
 }

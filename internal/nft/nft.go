@@ -9,10 +9,6 @@ package nft
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,98 +107,4 @@ func (b *Batch) AddRule(family byte, table, chain string, exprs ...[]Expr) {
 		}
 	}
 	list()
-}
-
-// answerTimeout bounds the wait for the kernel's answers: it answers at
-// once, but a batch it cut short must not hang PID 1.
-const answerTimeout = 10 * time.Second
-
-// Flush sends the batch as one transaction and waits for the kernel's
-// answer to each message. It returns the refusals, each naming its
-// message; when one is refused, nothing of the batch is applied.
-func (b *Batch) Flush() error {
-	if len(b.msgs) == 0 {
-		return nil
-	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return fmt.Errorf("nf_tables socket: %w", err)
-	}
-	defer unix.Close(fd)
-	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
-	tv := unix.NsecToTimeval(answerTimeout.Nanoseconds())
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("nf_tables bind: %w", err)
-	}
-	buf := batchMessage(unix.NFNL_MSG_BATCH_BEGIN, 0)
-	for i, m := range b.msgs {
-		binary.NativeEndian.PutUint32(m[0:], uint32(len(m)))
-		binary.NativeEndian.PutUint32(m[8:], uint32(i+1))
-		buf = append(buf, m...)
-	}
-	buf = append(buf, batchMessage(unix.NFNL_MSG_BATCH_END, uint32(len(b.msgs)+1))...)
-	for {
-		err = unix.Sendto(fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("nf_tables send: %w", err)
-	}
-	return b.answers(fd)
-}
-
-// batchMessage is NFNL_MSG_BATCH_BEGIN or _END, numbered seq.
-func batchMessage(typ uint16, seq uint32) []byte {
-	m := make([]byte, unix.NLMSG_HDRLEN+4)
-	binary.NativeEndian.PutUint32(m[0:], uint32(len(m)))
-	binary.NativeEndian.PutUint16(m[4:], typ)
-	binary.NativeEndian.PutUint16(m[6:], unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(m[8:], seq)
-	m[unix.NLMSG_HDRLEN] = unix.AF_UNSPEC
-	binary.BigEndian.PutUint16(m[unix.NLMSG_HDRLEN+2:], unix.NFNL_SUBSYS_NFTABLES)
-	return m
-}
-
-// answers reads the kernel's answer to each message of the batch. A
-// refusal for want of permission (or of buffer) is the only answer the
-// kernel sends.
-func (b *Batch) answers(fd int) error {
-	var errs []error
-	rb := make([]byte, 32<<10)
-	for pending := len(b.msgs); pending > 0; {
-		n, from, err := unix.Recvfrom(fd, rb, 0)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return errors.Join(append(errs, fmt.Errorf("nf_tables: no answer from the kernel within %s", answerTimeout))...)
-		case err != nil:
-			return fmt.Errorf("nf_tables receive: %w", err)
-		}
-		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
-			continue // not the kernel's
-		}
-		for m := rb[:n]; len(m) >= unix.NLMSG_HDRLEN+4; {
-			l := int(binary.NativeEndian.Uint32(m))
-			if l < unix.NLMSG_HDRLEN || l > len(m) {
-				return errors.New("nf_tables: malformed answer")
-			}
-			seq := int(binary.NativeEndian.Uint32(m[8:]))
-			if binary.NativeEndian.Uint16(m[4:]) == unix.NLMSG_ERROR && seq >= 1 && seq <= len(b.msgs) {
-				pending--
-				if e := int32(binary.NativeEndian.Uint32(m[unix.NLMSG_HDRLEN:])); e != 0 {
-					errno := syscall.Errno(-e)
-					errs = append(errs, fmt.Errorf("%s: %w%s", b.ops[seq-1], errno, extAck(m[:l])))
-					if errno == unix.EPERM || errno == unix.ENOBUFS {
-						return errors.Join(errs...)
-					}
-				}
-			}
-			m = m[min(align(l), len(m)):]
-		}
-	}
-	return errors.Join(errs...)
 }

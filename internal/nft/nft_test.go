@@ -3,6 +3,7 @@ package nft
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -120,5 +121,60 @@ func TestBatchAllOrNothing(t *testing.T) {
 	}
 	if err := (&Batch{}).Flush(); err != nil {
 		t.Errorf("an empty batch: %v", err)
+	}
+}
+
+// TestBatchLarge: a batch past the sockets' default buffers — 3,000
+// rules of a published port each, some 800 KB, 3,000 answers — goes
+// whole.
+func TestBatchLarge(t *testing.T) {
+	if !testutil.InNetNS(t) {
+		return
+	}
+	const rules = 3000
+	b := &Batch{}
+	b.AddTable(IPv4, "t")
+	b.AddChain(IPv4, "t", "pre", &Hook{Num: unix.NF_INET_PRE_ROUTING, Priority: PriorityDstNAT, Type: "nat"})
+	b.AddChain(IPv4, "t", "pub", nil)
+	for i := range rules {
+		port := binary.BigEndian.AppendUint16(nil, uint16(1000+i))
+		b.AddRule(IPv4, "t", "pub", []Expr{
+			Meta(unix.NFT_META_L4PROTO, Reg1),
+			Cmp(unix.NFT_CMP_EQ, Reg1, []byte{unix.IPPROTO_TCP}),
+			Payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, Reg1),
+			Cmp(unix.NFT_CMP_EQ, Reg1, port),
+			Immediate(Reg1, []byte{10, 88, 0, 2}),
+			Immediate(Reg2, port),
+			DNAT(Reg1, Reg2),
+		})
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := list(t, "t")
+	if n := strings.Count(got, "dnat to 10.88.0.2:"); err != nil || n != rules || !strings.Contains(got, "tcp dport 3999 dnat to 10.88.0.2:3999") {
+		t.Errorf("nft lists %d rules of %d, %v", n, rules, err)
+	}
+}
+
+// TestBatchRefusedWhole: without CAP_NET_ADMIN the kernel refuses the
+// batch as a whole, in one answer about its first message: Flush says
+// so at once, not after waiting for the others.
+func TestBatchRefusedWhole(t *testing.T) {
+	const env = "BERTH_TEST_NO_NET_ADMIN"
+	if os.Getenv(env) == "" {
+		cmd := exec.Command("setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", os.Args[0],
+			"-test.run=^TestBatchRefusedWhole$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), env+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Errorf("without CAP_NET_ADMIN: %v\n%s", err, out)
+		}
+		return
+	}
+	b := &Batch{}
+	b.AddTable(IPv4, "t")
+	err := b.Flush()
+	if !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "batch refused (1 messages)") {
+		t.Errorf("Flush without CAP_NET_ADMIN = %v; want the batch refused, EPERM", err)
 	}
 }

@@ -316,10 +316,10 @@ func FuzzEachMessage(f *testing.F) {
 	})
 }
 
-// TestCarrierDowns: the count moves when the link loses its carrier,
-// however briefly (its veth peer down and at once up again), and not
+// TestCarrier: the carrier follows the veth peer at once, down and up,
+// and the count of losses moves by one per loss, however brief, and not
 // otherwise; a missing link is refused by name.
-func TestCarrierDowns(t *testing.T) {
+func TestCarrier(t *testing.T) {
 	inFreshNetNS(t, func() {
 		c, err := Dial()
 		if err != nil {
@@ -334,19 +334,22 @@ func TestCarrierDowns(t *testing.T) {
 		ip("link", "add", "cd0", "type", "veth", "peer", "name", "cd1")
 		ip("link", "set", "cd0", "up")
 		ip("link", "set", "cd1", "up")
-		before, err := c.CarrierDowns("cd0")
-		if err != nil {
-			t.Fatal(err)
+		up, before, err := c.Carrier("cd0")
+		if err != nil || !up {
+			t.Fatalf("Carrier = %v, %d, %v; want up", up, before, err)
 		}
-		if again, err := c.CarrierDowns("cd0"); err != nil || again != before {
-			t.Errorf("no flap: the count went %d -> %d, %v", before, again, err)
+		if up, again, err := c.Carrier("cd0"); err != nil || !up || again != before {
+			t.Errorf("no flap: %v, the count went %d -> %d, %v", up, before, again, err)
 		}
 		ip("link", "set", "cd1", "down")
-		ip("link", "set", "cd1", "up")
-		if after, err := c.CarrierDowns("cd0"); err != nil || after != before+1 {
-			t.Errorf("after one flap the count went %d -> %d, %v; want one more", before, after, err)
+		if up, n, err := c.Carrier("cd0"); err != nil || up || n != before+1 {
+			t.Errorf("peer down: %v, the count went %d -> %d, %v; want no carrier, one more", up, before, n, err)
 		}
-		if _, err := c.CarrierDowns("nosuch"); !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "get link nosuch") {
+		ip("link", "set", "cd1", "up")
+		if up, n, err := c.Carrier("cd0"); err != nil || !up || n != before+1 {
+			t.Errorf("peer up again: %v, the count went %d -> %d, %v; want the carrier, one more", up, before, n, err)
+		}
+		if _, _, err := c.Carrier("nosuch"); !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "get link nosuch") {
 			t.Errorf("a missing link: %v", err)
 		}
 	})
