@@ -156,12 +156,18 @@ func (cfg *Config) validate(v *validator) {
 		}
 		seen[c.Name] = true
 		// Two rings rotating one file would take each other's files
-		// for a hostile container's doing (logfile.go).
+		// for a hostile container's doing (logfile.go), and so would
+		// one whose FILE is another's FILE.N.
 		if f := filepath.Clean(c.LogFile); c.LogFile != "" {
-			if other, ok := logFiles[f]; ok {
-				v.addKey(prefix+"log_file", "%s is already container %s's log_file", container.Quote(c.LogFile), container.Quote(other))
+			for _, name := range logFileNames(f, c.LogFiles) {
+				if other, ok := logFiles[name]; ok {
+					v.addKey(prefix+"log_file", "%s: %s is already container %s's log file or one it rotates to", container.Quote(c.LogFile), container.Quote(name), container.Quote(other))
+					break
+				}
 			}
-			logFiles[f] = c.Name
+			for _, name := range logFileNames(f, c.LogFiles) {
+				logFiles[name] = c.Name
+			}
 		}
 		if c.Image == "" {
 			v.addKey(prefix+"image", "missing image: want the path of an image file")
@@ -242,4 +248,19 @@ func (c *Config) machineHostname() string {
 		return DefaultHostname
 	}
 	return c.Hostname
+}
+
+// logFileNames returns the files a container's log file takes: FILE and
+// FILE.1 to FILE.N, N its log_files (the default when unset, held to the
+// key's range when out of it: that is reported on its own).
+func logFileNames(file string, files *int) []string {
+	n := DefaultLogFiles
+	if files != nil {
+		n = min(max(*files, 1), maxLogFiles)
+	}
+	names := []string{file}
+	for i := 1; i <= n; i++ {
+		names = append(names, file+"."+strconv.Itoa(i))
+	}
+	return names
 }

@@ -104,7 +104,7 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"b.toml:6: container.name: duplicate container name \"a\"", "b.toml:10: container.name: invalid container name"}},
 		{"one log_file for two containers",
 			"[[container]]\nname=\"a\"\nimage=\"i\"\nlog_file=\"/var/log/x.log\"\n[[container]]\nname=\"b\"\nimage=\"i\"\nlog_file=\"/var/log//x.log\"\n",
-			[]string{"b.toml:8: container.log_file: \"/var/log//x.log\" is already container \"a\"'s log_file"}},
+			[]string{"b.toml:8: container.log_file: \"/var/log//x.log\": \"/var/log/x.log\" is already container \"a\"'s log file or one it rotates to"}},
 		{"bad env", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nenv=[\"NOEQUALS\"]\n", []string{"b.toml:5: container.env: invalid entry \"NOEQUALS\""}},
 		{"negative restart_delay", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nrestart_delay = \"-1s\"\n",
 			[]string{"b.toml:5: container.restart_delay: invalid duration \"-1s\": want 0 (restart at once) to 30s"}},
@@ -289,6 +289,22 @@ func TestContainerKeyErrors(t *testing.T) {
 		{base + "[container.limits]\ncpus = inf\n", "f.toml:6: container.limits.cpus: +Inf"},
 		{base + "[container.limits]\ncpuset = \"3-1\"\n", "f.toml:6: container.limits.cpuset: \"3-1\": range 3-1 is backwards"},
 		{base + "[container.limits]\nmemory = \"100\"\n", "f.toml:6: container.limits.memory: 100 bytes is below the 256 KiB"},
+		{base + "[container.limits]\nmemory = \"0.5\"\n", "f.toml:6: container.limits.memory: invalid size \"0.5\": less than one byte"},
+		{base + "[container.limits]\nmemory = \"0.0001K\"\n", "f.toml:6: container.limits.memory: invalid size \"0.0001K\": less than one byte"},
+		{base + "[container.limits]\nmemory = \"NaN\"\n", "f.toml:6: container.limits.memory: invalid size \"NaN\""},
+		{base + "[container.limits]\nmemory = \"InfM\"\n", "f.toml:6: container.limits.memory: invalid size \"InfM\""},
+		{base + "[container.limits]\nmemory = \"0x1p20\"\n", "f.toml:6: container.limits.memory: invalid size \"0x1p20\""},
+		{base + "[container.limits]\nmemory = \"1e6\"\n", "f.toml:6: container.limits.memory: invalid size \"1e6\""},
+		{base + "[container.limits]\nmemory_high = \"0.5\"\n", "f.toml:6: container.limits.memory_high: invalid size \"0.5\": less than one byte"},
+		{base + "[container.limits]\npids = 4194305\n", "f.toml:6: container.limits.pids: 4194305: want 0 (no limit) to 4194304"},
+		{base + "[container.limits]\npids = -1\n", "f.toml:6: container.limits.pids: -1: want 0 (no limit) to 4194304"},
+		{base + "user = \"4294967295\"\n", "f.toml:5: container.user: invalid user \"4294967295\": ids go from 0 to 4294967294"},
+		{base + "user = \"0:4294967295\"\n", "f.toml:5: container.user: invalid user \"0:4294967295\": ids go from 0 to 4294967294"},
+		{"[[container]]\nname=\"run-99999\"\nimage=\"i\"\ncommand=[\"x\"]\n", "f.toml:2: container.name: \"run-99999\" is kept for the cgroups of berth run"},
+		{base + "log_file = \"/l/a.log\"\nlog_files = 2\n" + "[[container]]\nname=\"b\"\nimage=\"i\"\ncommand=[\"x\"]\nlog_file = \"/l/a.log.2\"\n",
+			"f.toml:11: container.log_file: \"/l/a.log.2\": \"/l/a.log.2\" is already container \"a\"'s log file or one it rotates to"},
+		{"[[container]]\nname=\"b\"\nimage=\"i\"\ncommand=[\"x\"]\nlog_file = \"/l/a.log.1\"\n" + base + "log_file = \"/l//a.log\"\n",
+			"f.toml:10: container.log_file: \"/l//a.log\": \"/l/a.log.1\" is already container \"b\"'s log file or one it rotates to"},
 		{"hostname = \"" + strings.Repeat("x", 200<<10) + "\"\n" + base, "f.toml:1: hostname: invalid hostname \"xxxxxxxx"},
 		{"[images]\ncache = \"rel\"\n" + base, "f.toml:2: images.cache: want an absolute path"},
 		{"[images]\nkey = \"k\"\n" + base, "f.toml:2: images.key: unknown key"},
@@ -303,6 +319,28 @@ func TestContainerKeyErrors(t *testing.T) {
 			t.Errorf("config\n%.200s\nerror %.300v\nwant %q", tc.toml, err, tc.want)
 		} else if len(err.Error()) > 400 {
 			t.Errorf("error of %d bytes: long values must be cut", len(err.Error()))
+		}
+	}
+}
+
+// TestContainerKeyEdgesAccepted: the last values the errors above refuse
+// are accepted one step inside their range.
+func TestContainerKeyEdgesAccepted(t *testing.T) {
+	base := "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\n"
+	for _, extra := range []string{
+		"[container.limits]\npids = 4194304\n",
+		"[container.limits]\npids = 0\n",
+		"[container.limits]\nmemory = \"0\"\n",
+		"[container.limits]\nmemory = \"0.25M\"\n",
+		"[container.limits]\nmemory = \"262144.5\"\n",
+		"user = \"4294967294:4294967294\"\n",
+		"log_file = \"/l/a.log\"\nlog_files = 2\n[[container]]\nname=\"b\"\nimage=\"i\"\ncommand=[\"x\"]\nlog_file = \"/l/a.log.3\"\n",
+		"[[container]]\nname=\"run-\"\nimage=\"i\"\ncommand=[\"x\"]\n",
+		"[[container]]\nname=\"run-1a\"\nimage=\"i\"\ncommand=[\"x\"]\n",
+		"[[container]]\nname=\"run-12345678901\"\nimage=\"i\"\ncommand=[\"x\"]\n",
+	} {
+		if _, err := ParseConfig("f.toml", []byte(base+extra)); err != nil {
+			t.Errorf("config\n%s\nrefused: %v", base+extra, err)
 		}
 	}
 }

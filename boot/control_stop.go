@@ -13,10 +13,10 @@ type waiter struct {
 	reply chan reply
 }
 
-// maxStopSeconds is the longest stop timeout a request may give, in
+// MaxStopSeconds is the longest stop timeout a request may give, in
 // seconds: the longest time.Duration (292 years). Past it the seconds
 // would wrap around to a deadline already passed, an immediate SIGKILL.
-const maxStopSeconds = int64(math.MaxInt64 / time.Second)
+const MaxStopSeconds = int64(math.MaxInt64 / time.Second)
 
 // stopRequest handles stop and restart. The answer is sent when the
 // container has stopped (stop) or been started again (restart), so that
@@ -24,8 +24,8 @@ const maxStopSeconds = int64(math.MaxInt64 / time.Second)
 func (s *supervisor) stopRequest(u *unit, r request) {
 	timeout := u.sup.stopTimeout
 	if r.Timeout != nil {
-		if *r.Timeout < 0 || *r.Timeout > maxStopSeconds {
-			r.reply <- reply{Response: Response{Error: fmt.Sprintf("timeout %d: want 0 to %d seconds", *r.Timeout, maxStopSeconds)}}
+		if *r.Timeout < 0 || *r.Timeout > MaxStopSeconds {
+			r.reply <- reply{Response: Response{Error: fmt.Sprintf("timeout %d: want 0 to %d seconds", *r.Timeout, MaxStopSeconds)}}
 			return
 		}
 		timeout = time.Duration(*r.Timeout) * time.Second

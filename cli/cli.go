@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"berth/boot"
 )
@@ -90,11 +91,15 @@ func Run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		if v, ok := verbs[args[min(1, len(args)-1)]]; ok && args[0] == "help" && len(args) == 2 {
+		if len(args) == 1 {
+			c.usage(c.stdout)
+			return exitOK
+		}
+		if v, ok := verbs[args[1]]; ok && args[0] == "help" && len(args) == 2 {
 			return v.run(c, []string{"-h"}) // berth help VERB is berth VERB -h
 		}
-		c.usage(c.stdout)
-		return exitOK
+		fmt.Fprintf(c.stderr, "berth: no help for %q\nrun 'berth help' for the list of commands\n", strings.Join(args[1:], " "))
+		return exitUsage
 	case "--version", "-version":
 		return versionMain(c, nil)
 	}

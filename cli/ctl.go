@@ -2,8 +2,10 @@ package cli
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -100,15 +102,18 @@ func ctlNameMain(verbName, about string) func(*ctx, []string) int {
 		cmd := c.ctlCommand(verbName, synopsis, about)
 		var timeout *int64 // 64 bits on every platform: up to 292 years
 		if verbName != "start" {
-			timeout = cmd.fs.Int64("t", -1, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
-			cmd.fs.Int64Var(timeout, "time", -1, "same as -t")
+			timeout = cmd.fs.Int64("t", 0, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
+			cmd.fs.Int64Var(timeout, "time", 0, "same as -t")
 		}
 		pos, status := cmd.parse(args, 1, 1)
 		if status >= 0 {
 			return status
 		}
 		req := boot.Request{Verb: verbName, Name: pos[0]}
-		if timeout != nil && *timeout != -1 {
+		if timeout != nil && flagGiven(cmd.fs, "t", "time") {
+			if *timeout < 0 || *timeout > boot.MaxStopSeconds {
+				return cmd.fail("-t %d: want 0 to %d seconds", *timeout, boot.MaxStopSeconds)
+			}
 			req.Timeout = timeout
 		}
 		resp, code := cmd.call(req)
@@ -389,4 +394,11 @@ func describeHealth(h boot.HealthInfo) string {
 		}
 	}
 	return b.String()
+}
+
+// flagGiven reports whether any of names was given on the command line.
+func flagGiven(fs *flag.FlagSet, names ...string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || slices.Contains(names, f.Name) })
+	return given
 }

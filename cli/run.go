@@ -125,7 +125,7 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 	// Its cgroup is its own whatever its name: a berth boot's container of
 	// the same name keeps its cgroup, and a run that dies leaves one
 	// CleanStale knows for stale.
-	s.Cgroup = "run-" + strconv.Itoa(os.Getpid())
+	s.Cgroup = container.RunCgroup(os.Getpid())
 	if s.Name == "" {
 		s.Name = s.Cgroup
 	}

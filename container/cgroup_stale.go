@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -51,13 +49,6 @@ func (l *Layout) CleanStale(all bool) []string {
 // staleRun reports whether name is the cgroup of a berth run process that
 // is gone.
 func staleRun(name string) bool {
-	s, ok := strings.CutPrefix(name, "run-")
-	if !ok {
-		return false
-	}
-	pid, err := strconv.Atoi(s)
-	if err != nil || pid <= 0 {
-		return false
-	}
-	return syscall.Kill(pid, 0) == syscall.ESRCH
+	pid, ok := runPid(name)
+	return ok && pid > 0 && syscall.Kill(pid, 0) == syscall.ESRCH
 }

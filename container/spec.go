@@ -182,7 +182,31 @@ func ParseUser(s string) (User, error) {
 			return User{}, fmt.Errorf("invalid user %q: want UID or UID:GID (numbers)", s)
 		}
 	}
+	// (uid_t)-1 tells setresuid and setresgid to leave an id as it is:
+	// the workload would keep berth's own, root.
+	if uid == MaxID+1 || gid == MaxID+1 {
+		return User{}, fmt.Errorf("invalid user %q: ids go from 0 to %d (%d means \"unchanged\" to the kernel)", s, MaxID, MaxID+1)
+	}
 	return User{UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// MaxID is the largest user or group id: 2^32-1 is the kernel's "no id".
+const MaxID uint64 = 1<<32 - 2
+
+// runCgroup is the prefix of berth run's cgroups, "run-PID".
+const runCgroup = "run-"
+
+// RunCgroup names the cgroup of the berth run whose process is pid.
+func RunCgroup(pid int) string { return runCgroup + strconv.Itoa(pid) }
+
+// runPid returns the pid of a cgroup name RunCgroup made, or false.
+func runPid(name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, runCgroup)
+	if !ok || !decimal(s) || len(s) > 10 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(s)
+	return pid, err == nil
 }
 
 // DefaultPath is the workload's PATH when its environment sets none.
@@ -233,14 +257,37 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || t == "" {
+	if err != nil || !plainNumber(t) {
 		return 0, fmt.Errorf("invalid size %q: want a number with an optional K, M, G or T suffix", s)
 	}
 	b := v * float64(mult)
 	if b > float64(1<<62) {
 		return 0, fmt.Errorf("invalid size %q: too large", s)
 	}
+	// 0 means "no limit" to the keys that take a size: a size that is
+	// not 0 must not become it.
+	if b > 0 && b < 1 {
+		return 0, fmt.Errorf("invalid size %q: less than one byte", s)
+	}
 	return int64(b), nil
+}
+
+// plainNumber reports whether t is digits with at most one '.' among them:
+// not NaN, Inf, a sign, an exponent or a hexadecimal float, all of which
+// strconv.ParseFloat takes.
+func plainNumber(t string) bool {
+	digits, dots := 0, 0
+	for i := 0; i < len(t); i++ {
+		switch {
+		case isDigit(t[i]):
+			digits++
+		case t[i] == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
 }
 
 // FormatSize renders a byte count for humans, e.g. "64 MiB".

@@ -58,6 +58,8 @@ const (
 	MaxWeight = 10000
 	MaxIDMaps = 340 // lines a uid_map or gid_map may have (Linux 4.15+)
 	MaxGroups = 65536
+	// MaxPids is the kernel's PID_MAX_LIMIT: pids.max takes no more.
+	MaxPids = 4 << 20
 	// MaxPorts is how many ports one container may publish: each is a
 	// rule in the appliance's nftables table.
 	MaxPorts = 1024
@@ -84,6 +86,10 @@ func (s *Spec) Validate() error {
 		if err := CheckName(s.Cgroup); err != nil {
 			c.add("cgroup", -1, "%v", err)
 		}
+	} else if _, ok := runPid(s.Name); ok {
+		// berth run's cgroups: another berth run would take a
+		// container named so for its own leftover and empty it.
+		c.add("name", -1, "%s is kept for the cgroups of berth run (run-PID): choose another name", Quote(s.Name))
 	}
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		c.add("command", -1, "missing command: want an array such as [\"/bin/app\", \"--flag\"]")
@@ -384,8 +390,8 @@ func (l Limits) validate() []error {
 			c.add("limits.cpuset", -1, "%v", err)
 		}
 	}
-	if l.Pids < 0 {
-		c.add("limits.pids", -1, "must be 0 (no limit) or more")
+	if l.Pids < 0 || l.Pids > MaxPids {
+		c.add("limits.pids", -1, "%d: want 0 (no limit) to %d", l.Pids, MaxPids)
 	}
 	for i, line := range l.IOMax {
 		if !validIOMax(line) {
