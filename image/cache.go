@@ -273,6 +273,12 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 		}
 		stale = true
 	}
+	// The entry is named by the digest: what is unpacked into it must
+	// be the bytes that have it, not the file as rewritten since.
+	if _, err := in.seal(p.Digest); err != nil {
+		return -1, err
+	}
+	p.Config = in.config // as read again once sealed
 	stage, err := newStaging(c.Root, ".staging-")
 	if err != nil {
 		return -1, err

@@ -1,10 +1,8 @@
 package image
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -67,16 +65,8 @@ func openInput(src, platform string, lim Limits) (_ *input, err error) {
 	if in.m, err = mmapfs.Map(path); err != nil {
 		return nil, err
 	}
-	if in.format, err = detectFormat(in.m); err != nil {
+	if err := in.readFile(); err != nil {
 		return nil, err
-	}
-	if in.format == FormatBerth {
-		if in.table, err = mmapfs.ParseSeekTable(in.m, in.m.Size()); err != nil {
-			return nil, fmt.Errorf("berth image: %w", err)
-		}
-		if in.config, err = readConfigFrame(in.m, in.table); err != nil {
-			return nil, fmt.Errorf("berth image: %w", err)
-		}
 	}
 	switch in.format {
 	case formatUnknown:
@@ -93,6 +83,56 @@ func openInput(src, platform string, lim Limits) (_ *input, err error) {
 		return nil, fmt.Errorf("%s is a %s, which holds one image: no ref %q to pick", path, in.format, ref)
 	}
 	return in, nil
+}
+
+// readFile recognises a file's format and reads a berth image's seek
+// table and run config.
+func (in *input) readFile() (err error) {
+	if in.format, err = detectFormat(in.m); err != nil {
+		return err
+	}
+	if in.format == FormatBerth {
+		if in.table, err = mmapfs.ParseSeekTable(in.m, in.m.Size()); err != nil {
+			return fmt.Errorf("berth image: %w", err)
+		}
+		if in.config, err = readConfigFrame(in.m, in.table); err != nil {
+			return fmt.Errorf("berth image: %w", err)
+		}
+	}
+	return nil
+}
+
+// seal binds what is read of a file from now on to its digest (see
+// mmapfs.Mapping.Seal), computing it, or checking it against want when
+// the digest came from elsewhere (a memo). What openInput read before
+// is read again through the seal: a format, seek table and config read
+// before the file was rewritten would not be the verified ones. A
+// directory, an OCI or docker archive is not sealed: their digest is a
+// manifest's, and each blob is checked against its own as it is read.
+func (in *input) seal(want string) (string, error) {
+	if in.m == nil || in.store != nil || in.m.Sealed() {
+		if in.digest == "" {
+			return "", fmt.Errorf("digest %s: none known", in.path)
+		}
+		return in.digest, nil
+	}
+	format := in.format
+	sum, err := in.m.Seal()
+	if err != nil {
+		return "", fmt.Errorf("digest %s: %w", in.path, err)
+	}
+	d := "sha256:" + hex.EncodeToString(sum[:])
+	if want != "" && want != d {
+		return "", fmt.Errorf("%s is %s, not the %s taken before: %w", in.path, d, want, mmapfs.ErrChanged)
+	}
+	in.digest = d
+	if err := in.readFile(); err != nil {
+		return "", fmt.Errorf("%s, read again once verified: %w", in.path, err)
+	}
+	if in.format != format {
+		return "", fmt.Errorf("%s: a %s once verified, a %s before: %w", in.path, in.format, format, mmapfs.ErrChanged)
+	}
+	return d, nil
 }
 
 // size is the total progress counts towards: the tar stream of a berth
@@ -118,19 +158,13 @@ func (in *input) close() {
 }
 
 // computeDigest returns the input's digest: an OCI or docker image's
-// manifest (or image ID), otherwise the sha256 of the file's bytes, read
-// through the mapping.
+// manifest (or image ID), otherwise the sha256 of the file's bytes, which
+// then binds the bytes read after it (seal).
 func (in *input) computeDigest() (string, error) {
 	if in.digest != "" {
 		return in.digest, nil
 	}
-	h := sha256.New()
-	r := in.m.NewReader()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", fmt.Errorf("digest %s: %w", in.path, err)
-	}
-	in.digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
-	return in.digest, nil
+	return in.seal("")
 }
 
 // verifyInput checks the expected digest and the signature, when asked,

@@ -60,9 +60,14 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 	id := identityOf(&st)
 	memo, abs := c.memoPath(in.path)
 	if b, err := readSmallFile(memo, maxMemo, false); err == nil {
+		// The file must also not have changed since it was mapped:
+		// what openInput read of it (a berth image's run config) is
+		// trusted with the remembered digest.
 		if l := strings.Split(strings.TrimSpace(string(b)), "\n"); len(l) == 3 && l[0] == abs && l[1] == id && checkDigestSyntax(l[2]) == nil {
-			in.digest = l[2]
-			return l[2], nil
+			if now, err := memoIdentity(in.path); err == nil && now == id {
+				in.digest = l[2]
+				return l[2], nil
+			}
 		}
 	}
 	d, err := in.computeDigest()

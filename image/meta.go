@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -33,6 +34,9 @@ type metaTarget struct {
 // modification time, never following a symlink. The owner goes first:
 // chown clears the setuid and setgid bits and security.capability.
 func (x *extractor) setMeta(t metaTarget, hdr *tar.Header) error {
+	if err := checkOwner(hdr); err != nil {
+		return err
+	}
 	flags := unix.AT_SYMLINK_NOFOLLOW
 	if t.name == "" {
 		flags = unix.AT_EMPTY_PATH
@@ -132,3 +136,20 @@ var processUmask = sync.OnceValue(func() uint32 {
 	}
 	return 0o777
 })
+
+// maxID is the largest user or group id: chown takes 32 bits, and
+// 2^32-1 means "leave it as it is" (berth's own owner, root).
+const maxID int64 = 1<<32 - 2
+
+// checkOwner refuses owners chown cannot take as they are: cut to 32 bits,
+// 2^32 would become root, and whatever reads the header (a policy, the
+// user-namespace shift) would see another owner than the file gets.
+func checkOwner(hdr *tar.Header) error {
+	if hdr.Uid < 0 || int64(hdr.Uid) > maxID || hdr.Gid < 0 || int64(hdr.Gid) > maxID {
+		return fmt.Errorf("%w: owner %d:%d: ids go from 0 to %d", errBadOwner, hdr.Uid, hdr.Gid, maxID)
+	}
+	return nil
+}
+
+// errBadOwner marks an entry whose owner no file can have.
+var errBadOwner = errors.New("owner out of range")

@@ -143,5 +143,8 @@ func normalizeHeader(in *tar.Header) (*tar.Header, error) {
 	if name == "." && in.Typeflag != tar.TypeDir {
 		return nil, errRootNotDir
 	}
+	if err := checkOwner(in); err != nil {
+		return nil, err
+	}
 	return out, nil
 }

@@ -45,6 +45,7 @@ type Mapping struct {
 	data   []byte      // the whole file, unless windowed
 	inHeap bool        // read, not mapped
 	ws     *windows    // windowed: data is nil
+	sealed *seal       // set by Seal: reads are checked copies
 }
 
 // Map maps the file at path read-only. An empty file gives an empty
@@ -107,9 +108,18 @@ func (m *Mapping) Path() string { return m.path }
 // Size is the length of the file in bytes, when it was mapped.
 func (m *Mapping) Size() int64 { return m.size }
 
-// view returns the n bytes at off, mapped until the view is closed.
-// Reading them may fault if the file shrinks: see the package doc.
+// view returns the n bytes at off, mapped until the view is closed, or,
+// once the mapping is sealed, a checked private copy of them. Reading a
+// mapped view may fault if the file shrinks: see the package doc.
 func (m *Mapping) view(off, n int64) (view, error) {
+	if m.sealed != nil && n > 0 && off >= 0 && off <= m.size-n {
+		return m.sealedView(off, n)
+	}
+	return m.rawView(off, n)
+}
+
+// rawView returns the n bytes at off as mapped.
+func (m *Mapping) rawView(off, n int64) (view, error) {
 	switch {
 	case off < 0 || n < 0 || off > m.size-n:
 		return view{}, fmt.Errorf("%s: %d bytes at offset %d are outside the %d-byte file", m.path, n, off, m.size)
@@ -195,6 +205,8 @@ type Reader struct {
 	pos, end int64
 	start    int64
 	released int64
+	cur      view // a sealed mapping's checked copy, from curOff
+	curOff   int64
 }
 
 // releaseStep is how far a Reader reads before releasing what it has read.
@@ -216,7 +228,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if int64(len(p)) > r.end-r.pos {
 		p = p[:r.end-r.pos]
 	}
-	n, err := r.m.ReadAt(p, r.pos)
+	var n int
+	var err error
+	if r.m.sealed != nil && r.m.sealed.sums != nil {
+		n, err = r.readSealed(p)
+	} else {
+		n, err = r.m.ReadAt(p, r.pos)
+	}
 	r.pos += int64(n)
 	if r.pos-r.released >= releaseStep {
 		r.m.Release(r.released, r.pos-r.released)
@@ -226,6 +244,22 @@ func (r *Reader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// readSealed reads from checked copies of up to 16 chunks at a time, so
+// that each chunk is copied and hashed once however small the reads.
+func (r *Reader) readSealed(p []byte) (int, error) {
+	if r.pos < r.curOff || r.pos >= r.curOff+int64(len(r.cur.b)) {
+		r.cur.close()
+		r.cur = view{}
+		hi := min(r.end, (r.pos/sealChunk+16)*sealChunk)
+		v, err := r.m.view(r.pos, hi-r.pos)
+		if err != nil {
+			return 0, fmt.Errorf("read %s at offset %d: %w", r.m.path, r.pos, err)
+		}
+		r.cur, r.curOff = v, r.pos
+	}
+	return copy(p, r.cur.b[r.pos-r.curOff:]), nil
 }
 
 // Offset is the number of bytes read so far.

@@ -86,15 +86,20 @@ type window struct {
 // view is n bytes of a Mapping's file at some offset, held mapped until
 // close. Reading b may fault if the file shrank: see the package doc.
 type view struct {
-	b  []byte
-	ws *windows // nil for a whole mapping
-	w  *window
+	b    []byte
+	ws   *windows // nil for a whole mapping
+	w    *window
+	pool *sync.Pool // a sealed mapping's copy: buf goes back to it
+	buf  *[]byte
 }
 
 // close hands the view back; b must not be read after.
 func (v view) close() {
 	if v.ws != nil {
 		v.ws.unref(v.w)
+	}
+	if v.pool != nil {
+		v.pool.Put(v.buf)
 	}
 }
 

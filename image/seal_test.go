@@ -1,0 +1,186 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"berth/mmapfs"
+)
+
+// rewriteAt writes b over the file at path from off, in place: the
+// mapping of an unpack that has it open sees the change.
+func rewriteAt(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sealImages makes the images of TestVerifiedBytesAreUnpacked: a plain
+// tar, a zstd tar and a berth image, each with a file "evil" holding
+// GOOD after 256 KiB of other data.
+func sealImages(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	// Data that does not compress: each image is mapped, not read into
+	// memory as a file under 64 KiB is (a private copy already).
+	big := make([]byte, 256<<10)
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	plain := filepath.Join(dir, "img.tar")
+	writeTar(t, plain, []entry{{name: "big", typ: tar.TypeReg, data: string(big)}, {name: "evil", typ: tar.TypeReg, data: "GOOD"}})
+	tree := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tree, "big"), big, 0o644)
+	os.WriteFile(filepath.Join(tree, "evil"), []byte("GOOD"), 0o644)
+	berth := filepath.Join(dir, "img.berth.tar.zst")
+	if err := Pack(tree, berth, PackOptions{FrameSize: testFrameSize}); err != nil {
+		t.Fatal(err)
+	}
+	zst := filepath.Join(dir, "img.tar.zst")
+	run(t, "zstd", "-q", "-3", plain, "-o", zst)
+	return []string{plain, zst, berth}
+}
+
+// TestVerifiedBytesAreUnpacked: with a digest asked, the bytes unpacked are
+// those the digest was checked on. A file rewritten in place after the
+// check (here at the step "staging", between the check and the first
+// entry) is refused as changed, and nothing is unpacked; unchanged, the
+// same unpack works.
+func TestVerifiedBytesAreUnpacked(t *testing.T) {
+	imgs := sealImages(t)
+	for _, img := range imgs {
+		t.Run(filepath.Base(img), func(t *testing.T) {
+			digest, err := Digest(img, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(img)
+			off := int64(bytes.LastIndex(data, []byte("GOOD")))
+			evil := []byte("EVIL")
+			if filepath.Ext(img) == ".zst" { // a byte of big's compressed data
+				off = int64(len(data) / 2)
+				evil = []byte{data[off] ^ 0xff}
+			}
+			dest := filepath.Join(t.TempDir(), "out")
+			crashPoint = func(step string) {
+				if step == "staging" {
+					rewriteAt(t, img, off, evil)
+				}
+			}
+			_, err = Unpack(img, dest, UnpackOptions{Digest: digest})
+			crashPoint = nil
+			if !errors.Is(err, mmapfs.ErrChanged) {
+				t.Fatalf("rewritten after the check: %v; want %v", err, mmapfs.ErrChanged)
+			}
+			if _, serr := os.Lstat(dest); !os.IsNotExist(serr) {
+				t.Errorf("%s exists after the refusal (%v)", dest, serr)
+			}
+			t.Log(err)
+			os.WriteFile(img, data, 0o644)
+			if _, err := Unpack(img, dest, UnpackOptions{Digest: digest}); err != nil {
+				t.Fatalf("unchanged: %v", err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(dest, "evil")); string(got) != "GOOD" {
+				t.Errorf("evil holds %q", got)
+			}
+		})
+	}
+}
+
+// TestCacheUnpacksItsDigest: the cache names an entry by the image's
+// digest, so what it unpacks must have that digest, whether the digest
+// was hashed by this Prepare or remembered from an earlier one. A file
+// rewritten in place between the two is refused, and no entry is made.
+func TestCacheUnpacksItsDigest(t *testing.T) {
+	imgs := sealImages(t)
+	img := imgs[0]
+	data, _ := os.ReadFile(img)
+	off := int64(bytes.LastIndex(data, []byte("GOOD")))
+	for _, remembered := range []bool{false, true} {
+		c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if remembered { // a first Prepare leaves the memo; its entry goes
+			p, err := c.Prepare(img, PrepareOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Release()
+			if err := os.RemoveAll(c.entryDir(p.Digest)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		crashPoint = func(step string) {
+			if step == "locked" {
+				rewriteAt(t, img, off, []byte("EVIL"))
+			}
+		}
+		_, err = c.Prepare(img, PrepareOptions{})
+		crashPoint = nil
+		os.WriteFile(img, data, 0o644)
+		if !errors.Is(err, mmapfs.ErrChanged) {
+			t.Fatalf("remembered digest %v: %v; want %v", remembered, err, mmapfs.ErrChanged)
+		}
+		t.Log(err)
+		entries, _ := filepath.Glob(filepath.Join(c.Root, "sha256*"))
+		if len(entries) != 0 {
+			t.Errorf("remembered digest %v: entries %v after the refusal", remembered, entries)
+		}
+	}
+}
+
+// TestOwnerOutOfRange: an owner chown would cut to 32 bits (2^32 is root
+// then) or take for "unchanged" (2^32-1) is refused, naming the entry,
+// by unpack and by pack; 2^32-2 is an owner like any other.
+func TestOwnerOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		uid, gid int64
+		ok       bool
+	}{
+		{1 << 32, 0, false}, {0, 1 << 32, false}, {1<<32 - 1, 0, false},
+		{0, 99999999999, false}, {1<<32 - 2, 1<<32 - 2, true},
+	} {
+		if int64(int(c.uid)) != c.uid || int64(int(c.gid)) != c.gid {
+			continue // a 32-bit archive/tar cannot hold it either
+		}
+		dir := t.TempDir()
+		img := filepath.Join(dir, "img.tar")
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
+		tw.WriteHeader(&tar.Header{Name: "bin/sh", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 3, Uid: int(c.uid), Gid: int(c.gid), Format: tar.FormatPAX})
+		tw.Write([]byte("#!x"))
+		tw.Close()
+		os.WriteFile(img, buf.Bytes(), 0o644)
+		dest := filepath.Join(dir, "out")
+		_, err := Unpack(img, dest, UnpackOptions{})
+		packErr := Pack(img, filepath.Join(dir, "img.berth"), PackOptions{})
+		if c.ok {
+			if err != nil || packErr != nil {
+				t.Errorf("owner %d:%d: unpack %v, pack %v", c.uid, c.gid, err, packErr)
+			}
+			continue
+		}
+		for what, err := range map[string]error{"unpack": err, "pack": packErr} {
+			if !errors.Is(err, errBadOwner) || !bytes.Contains([]byte(err.Error()), []byte(`"bin/sh"`)) {
+				t.Errorf("owner %d:%d: %s: %v; want the entry refused", c.uid, c.gid, what, err)
+			}
+		}
+		if _, serr := os.Lstat(dest); !os.IsNotExist(serr) {
+			t.Errorf("owner %d:%d: %s exists after the refusal", c.uid, c.gid, dest)
+		}
+	}
+}
