@@ -34,8 +34,7 @@ func sealImages(t *testing.T) []string {
 	dir := t.TempDir()
 	// Data that does not compress: each image is mapped, not read into
 	// memory as a file under 64 KiB is (a private copy already).
-	big := make([]byte, 256<<10)
-	rand.NewChaCha8([32]byte{1}).Read(big)
+	big := sealBig()
 	plain := filepath.Join(dir, "img.tar")
 	writeTar(t, plain, []entry{{name: "big", typ: tar.TypeReg, data: string(big)}, {name: "evil", typ: tar.TypeReg, data: "GOOD"}})
 	tree := filepath.Join(dir, "tree")
@@ -53,6 +52,13 @@ func sealImages(t *testing.T) []string {
 	return []string{plain, zst, berth}
 }
 
+// sealBig is the 256 KiB of "big" in sealImages's images.
+func sealBig() []byte {
+	big := make([]byte, 256<<10)
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	return big
+}
+
 // TestVerifiedBytesAreUnpacked: with a digest asked, the bytes unpacked are
 // those the digest was checked on. A file rewritten in place after the
 // check (here at the step "staging", between the check and the first
@@ -60,6 +66,27 @@ func sealImages(t *testing.T) []string {
 // same unpack works.
 func TestVerifiedBytesAreUnpacked(t *testing.T) {
 	imgs := sealImages(t)
+	// The images are under the size Seal copies whole: that copy is what
+	// is read, the rewrite does not reach it.
+	for _, img := range imgs {
+		digest, _ := Digest(img, "")
+		dest := filepath.Join(t.TempDir(), "out")
+		data, _ := os.ReadFile(img)
+		crashPoint = func(step string) {
+			if step == "staging" {
+				rewriteAt(t, img, int64(len(data)/2), []byte{data[len(data)/2] ^ 0xff})
+			}
+		}
+		_, err := Unpack(img, dest, UnpackOptions{Digest: digest})
+		crashPoint = nil
+		os.WriteFile(img, data, 0o644)
+		big, _ := os.ReadFile(filepath.Join(dest, "big"))
+		if err != nil || !bytes.Equal(big, sealBig()) {
+			t.Errorf("%s copied whole: %v; big is what was verified: %v", filepath.Base(img), err, bytes.Equal(big, sealBig()))
+		}
+	}
+	// Sealed by chunks, as larger images are.
+	defer mmapfs.SetSealCopyMax(mmapfs.SetSealCopyMax(0))
 	for _, img := range imgs {
 		t.Run(filepath.Base(img), func(t *testing.T) {
 			digest, err := Digest(img, "")
@@ -104,6 +131,7 @@ func TestVerifiedBytesAreUnpacked(t *testing.T) {
 // was hashed by this Prepare or remembered from an earlier one. A file
 // rewritten in place between the two is refused, and no entry is made.
 func TestCacheUnpacksItsDigest(t *testing.T) {
+	defer mmapfs.SetSealCopyMax(mmapfs.SetSealCopyMax(0))
 	imgs := sealImages(t)
 	img := imgs[0]
 	data, _ := os.ReadFile(img)

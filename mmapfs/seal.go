@@ -16,14 +16,46 @@ var ErrChanged = errors.New("changed since it was verified")
 // frame, large enough that the hashes of a 1 GiB image take 512 KiB.
 const sealChunk = 64 << 10
 
+// sealCopyMax is the largest file Seal copies whole (8 MiB) into memory, hashed
+// once and read from there, rather than hashing it by chunks to check
+// each read (a second hash of every chunk while sealing, a third as it
+// is read): the images a board boots are mostly this small, and where
+// sha256 is slow (no SHA extensions, an emulator) the passes cost more
+// than the copy.
+var sealCopyMax int64 = 8 << 20
+
+// SetSealCopyMax sets the largest file Seal copies whole and returns the
+// previous value. It is a test hook (0 seals every file by chunks), to be
+// called while no Seal runs.
+func SetSealCopyMax(n int64) int64 {
+	old := sealCopyMax
+	sealCopyMax = n
+	return old
+}
+
+// readIntoHeap replaces the mapping of the file by a copy of it in memory.
+func (m *Mapping) readIntoHeap() error {
+	buf := make([]byte, m.size)
+	for off := int64(0); off < m.size; off += sealChunk {
+		if err := m.copyRaw(buf[off:min(off+sealChunk, m.size)], off); err != nil {
+			return err
+		}
+	}
+	if err := m.Close(); err != nil {
+		return err
+	}
+	m.data, m.inHeap, m.ws = buf, true, nil
+	return nil
+}
+
 // seal is what a sealed mapping checks its reads against.
 type seal struct {
 	sums [][sha256.Size]byte // of each sealChunk of the file; nil when the file is in the heap
 	bufs sync.Pool           // *[]byte of views, reused
 }
 
-// Seal reads the whole file once, a chunk at a time into private memory,
-// and returns the sha256 of its bytes. From then on every read of the
+// Seal reads the whole file once, a chunk at a time into private memory
+// (or whole, up to sealCopyMax), and returns the sha256 of its bytes. From then on every read of the
 // mapping — ReadAt, a Reader, DecodeFrame, an FS — is served from a private
 // copy of the chunks it covers, each checked against its hash from that
 // same pass: a reader gets, byte for byte, what Seal hashed, or an error
@@ -38,7 +70,12 @@ func (m *Mapping) Seal() (sum [sha256.Size]byte, err error) {
 	}
 	s := &seal{}
 	h := sha256.New()
-	if m.inHeap || m.size == 0 { // already a private copy
+	if !m.inHeap && m.size > 0 && m.size <= sealCopyMax {
+		if err := m.readIntoHeap(); err != nil {
+			return sum, fmt.Errorf("seal %s: %w", m.path, err)
+		}
+	}
+	if m.inHeap || m.size == 0 { // a private copy
 		h.Write(m.data)
 		m.sealed = s
 		return [sha256.Size]byte(h.Sum(nil)), nil

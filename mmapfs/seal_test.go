@@ -15,6 +15,7 @@ import (
 // ErrChanged, before any of them reach the reader, and reads of other
 // chunks still work.
 func TestSeal(t *testing.T) {
+	defer SetSealCopyMax(SetSealCopyMax(0))
 	for _, win := range []int64{0, 256 << 10} {
 		if win > 0 {
 			withWindows(t, win)
@@ -61,11 +62,17 @@ func TestSeal(t *testing.T) {
 	}
 }
 
-// TestSealSmallFile: a file read into memory is its own private copy:
-// Seal hashes it and the bytes read after are those, whatever the file
-// holds by then.
+// TestSealSmallFile: a file read into memory (under 64 KiB), or copied
+// there by Seal (up to sealCopyMax), is its own private copy: Seal hashes
+// it and the bytes read after are those, whatever the file holds by then.
 func TestSealSmallFile(t *testing.T) {
-	p, data := randomFile(t, 1000)
+	for _, size := range []int{1000, 1 << 20} {
+		sealSmall(t, size)
+	}
+}
+
+func sealSmall(t *testing.T, size int) {
+	p, data := randomFile(t, size)
 	m, err := Map(p)
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +81,9 @@ func TestSealSmallFile(t *testing.T) {
 	if sum, err := m.Seal(); err != nil || sum != sha256.Sum256(data) {
 		t.Fatalf("Seal = %x, %v", sum, err)
 	}
-	os.WriteFile(p, make([]byte, 1000), 0o644)
-	buf := make([]byte, 1000)
-	if _, err := m.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, data) {
-		t.Errorf("ReadAt: %v", err)
+	os.WriteFile(p, make([]byte, size), 0o644)
+	got, err := io.ReadAll(m.NewReader())
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("%d bytes: Reader after the file changed: %v", size, err)
 	}
 }
