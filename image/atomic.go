@@ -105,6 +105,9 @@ func resolveDest(dest string) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
+	if to, err := os.Readlink(dir); err == nil { // DIR itself dangles
+		return "", fmt.Errorf("%s is a symlink to %s, which does not exist: make that directory, or name another", dir, to)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err

@@ -370,3 +370,22 @@ func TestStagingHostileLeftovers(t *testing.T) {
 		t.Errorf("a journal: %q, %v", b, err)
 	}
 }
+
+// TestUnpackDanglingSymlink: a DIR that is a symlink to nothing is
+// refused saying so, not as a race, and nothing is made at either end.
+func TestUnpackDanglingSymlink(t *testing.T) {
+	_, img := packTree(t)
+	base := t.TempDir()
+	link := filepath.Join(base, "link")
+	if err := os.Symlink("nowhere", link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Unpack(img, link, UnpackOptions{})
+	if err == nil || !strings.Contains(err.Error(), link+" is a symlink to nowhere, which does not exist") {
+		t.Fatalf("unpack into a dangling symlink: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "nowhere")); !os.IsNotExist(err) {
+		t.Errorf("the symlink's target was made (%v)", err)
+	}
+	noStaging(t, base)
+}
