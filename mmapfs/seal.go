@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrChanged reports that bytes of a sealed mapping differ from those its
@@ -31,6 +33,17 @@ func SetSealCopyMax(n int64) int64 {
 	old := sealCopyMax
 	sealCopyMax = n
 	return old
+}
+
+// copyMax is the largest file Seal copies whole on this machine:
+// sealCopyMax, and no more than a sixteenth of the RAM (4 MiB on a 64 MB
+// board, whose boot may hold a quarter of it in its heap).
+func copyMax() int64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return min(sealCopyMax, int64(uint64(si.Totalram)*uint64(si.Unit)/16))
 }
 
 // readIntoHeap replaces the mapping of the file by a copy of it in memory.
@@ -70,7 +83,7 @@ func (m *Mapping) Seal() (sum [sha256.Size]byte, err error) {
 	}
 	s := &seal{}
 	h := sha256.New()
-	if !m.inHeap && m.size > 0 && m.size <= sealCopyMax {
+	if !m.inHeap && m.size > 0 && m.size <= copyMax() {
 		if err := m.readIntoHeap(); err != nil {
 			return sum, fmt.Errorf("seal %s: %w", m.path, err)
 		}

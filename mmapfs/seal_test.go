@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSeal: Seal returns the file's sha256; after it, reads of unchanged
@@ -85,5 +87,18 @@ func sealSmall(t *testing.T, size int) {
 	got, err := io.ReadAll(m.NewReader())
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("%d bytes: Reader after the file changed: %v", size, err)
+	}
+}
+
+// TestCopyMax: a file is copied whole up to 8 MiB and a sixteenth of the
+// RAM, whichever is less.
+func TestCopyMax(t *testing.T) {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		t.Fatal(err)
+	}
+	ram := int64(uint64(si.Totalram) * uint64(si.Unit))
+	if got, want := copyMax(), min(8<<20, ram/16); got != want {
+		t.Errorf("copyMax = %d with %d bytes of RAM; want %d", got, ram, want)
 	}
 }
