@@ -162,8 +162,8 @@ func TestBootSupervision(t *testing.T) {
 	// 4. stop uses the stop signal and returns once the container has
 	// stopped, so start can follow at once; restart waits for the start.
 	// -t past its range (the longest time.Duration, in seconds) is
-	// refused and changes nothing; at its edge it is taken.
-	if status, _, stderr := berth(t, "stop", "-t", "9223372037", "app"); status != 1 || !strings.Contains(stderr, "timeout 9223372037: want 0 to 9223372036 seconds") {
+	// refused as a bad flag and changes nothing; at its edge it is taken.
+	if status, _, stderr := berth(t, "stop", "-t", "9223372037", "app"); status != 2 || !strings.Contains(stderr, "-t 9223372037: want 0 to 9223372036 seconds") {
 		t.Errorf("stop -t 9223372037: %d %s", status, stderr)
 	}
 	if p := ps()["app"]; p.State != "running" {
