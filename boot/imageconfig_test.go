@@ -19,7 +19,7 @@ func TestWithImage(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte("web:x:33:34::/:/bin/false\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte("web:x:33:34::/:/bin/false\nghost:x:4294967295:0::/:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ic := image.Config{Entrypoint: []string{"/bin/web"}, Cmd: []string{"--port", "80"}, Env: []string{"PATH=/bin", "MODE=prod"},
@@ -55,6 +55,8 @@ func TestWithImage(t *testing.T) {
 			want{[]string{"x"}, nil, "", container.User{}, syscall.SIGUSR1}, ""},
 		{"an unknown StopSignal", ``, image.Config{Cmd: []string{"x"}, StopSignal: "SIGNOPE"}, want{}, `the image's StopSignal "SIGNOPE": unknown signal`},
 		{"a user the image lacks", ``, image.Config{Cmd: []string{"x"}, User: "nobody"}, want{}, `no user "nobody" in the image's /etc/passwd`},
+		{"an image user whose uid is the kernel's \"unchanged\"", ``, image.Config{Cmd: []string{"x"}, User: "ghost"}, want{},
+			`no user "ghost" in the image's /etc/passwd`}, // its line is not a valid one
 		{"a bad value from the image", ``, image.Config{Cmd: []string{"x"}, Env: []string{"=x"}}, want{}, "with the image's config: env:"},
 		{"neither names a command", ``, image.Config{}, want{}, "no command: none is given and the image names none"},
 	}

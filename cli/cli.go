@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 
 	"berth/boot"
 )
@@ -91,15 +90,18 @@ func Run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		if len(args) == 1 {
-			c.usage(c.stdout)
-			return exitOK
+		v, known := verbs[args[min(1, len(args)-1)]]
+		switch {
+		case len(args) > 1 && known:
+			// berth help VERB [SUB] is berth VERB [SUB] -h, as is
+			// berth -h VERB
+			return v.run(c, append(append([]string{}, args[2:]...), "-h"))
+		case len(args) > 1 && args[0] == "help":
+			fmt.Fprintf(c.stderr, "berth: no help for %q\nrun 'berth help' for the list of commands\n", args[1])
+			return exitUsage
 		}
-		if v, ok := verbs[args[1]]; ok && args[0] == "help" && len(args) == 2 {
-			return v.run(c, []string{"-h"}) // berth help VERB is berth VERB -h
-		}
-		fmt.Fprintf(c.stderr, "berth: no help for %q\nrun 'berth help' for the list of commands\n", strings.Join(args[1:], " "))
-		return exitUsage
+		c.usage(c.stdout)
+		return exitOK
 	case "--version", "-version":
 		return versionMain(c, nil)
 	}

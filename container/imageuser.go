@@ -86,7 +86,7 @@ func LookupUser(rootfs, spec string) (User, error) {
 // parseID parses a uid or gid; ok is false for anything but a number.
 func parseID(s string) (uint32, bool) {
 	n, err := strconv.ParseUint(s, 10, 32)
-	return uint32(n), err == nil
+	return uint32(n), err == nil && n <= MaxID
 }
 
 // readIDFile reads rel (etc/passwd, etc/group) inside root: resolved with

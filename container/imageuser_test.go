@@ -33,6 +33,9 @@ func TestLookupUser(t *testing.T) {
 		{"app:nogroup", User{}, `no group "nogroup" in the image's /etc/group`},
 		{"app:", User{}, "want USER[:GROUP]"},
 		{"", User{}, "want USER[:GROUP]"},
+		// "unchanged" to setresuid: not a number here, and a passwd
+		// line giving it is left to Spec.Validate (TestValidate).
+		{"4294967295", User{}, `no user "4294967295" in the image's /etc/passwd`},
 	}
 	for _, c := range cases {
 		t.Run(c.spec, func(t *testing.T) {

@@ -130,6 +130,17 @@ func (s *Spec) Validate() error {
 			c.add("cap_add", i, "unknown capability %s", Quote(name))
 		}
 	}
+	// Whatever set them (the config, a flag, the image's User or its
+	// /etc/passwd): 2^32-1 is setresuid's and setresgid's "unchanged",
+	// which would leave the workload with berth's own ids, root.
+	if uint64(s.User.UID) > MaxID || uint64(s.User.GID) > MaxID {
+		c.add("user", -1, "%d:%d: ids go from 0 to %d", s.User.UID, s.User.GID, MaxID)
+	}
+	for i, g := range s.User.Groups {
+		if uint64(g) > MaxID {
+			c.add("groups", i, "%d: ids go from 0 to %d", g, MaxID)
+		}
+	}
 	if len(s.User.Groups) > MaxGroups {
 		c.add("groups", -1, "%d groups: at most %d", len(s.User.Groups), MaxGroups)
 	}

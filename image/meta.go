@@ -144,9 +144,21 @@ const maxID int64 = 1<<32 - 2
 // checkOwner refuses owners chown cannot take as they are: cut to 32 bits,
 // 2^32 would become root, and whatever reads the header (a policy, the
 // user-namespace shift) would see another owner than the file gets.
+//
+// On 32-bit platforms archive/tar cuts a PAX uid or gid to an int (2^32
+// is 0 there): the records themselves are read too. A GNU base-256 id
+// is cut the same way with nothing left to read it from: on a 32-bit
+// berth such an entry gets the cut owner.
 func checkOwner(hdr *tar.Header) error {
 	if hdr.Uid < 0 || int64(hdr.Uid) > maxID || hdr.Gid < 0 || int64(hdr.Gid) > maxID {
 		return fmt.Errorf("%w: owner %d:%d: ids go from 0 to %d", errBadOwner, hdr.Uid, hdr.Gid, maxID)
+	}
+	for _, k := range []string{"uid", "gid"} {
+		if v, ok := hdr.PAXRecords[k]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 || n > maxID {
+				return fmt.Errorf("%w: PAX %s %q: ids go from 0 to %d", errBadOwner, k, v, maxID)
+			}
+		}
 	}
 	return nil
 }

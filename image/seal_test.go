@@ -212,3 +212,24 @@ func TestOwnerOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckOwnerPAX: a PAX id past 32 bits is refused even where
+// archive/tar cut it to an int that fits (2^32 is 0 on 32-bit platforms).
+func TestCheckOwnerPAX(t *testing.T) {
+	for _, c := range []struct {
+		rec map[string]string
+		ok  bool
+	}{
+		{map[string]string{"uid": "4294967296"}, false},
+		{map[string]string{"gid": "4294967295"}, false},
+		{map[string]string{"uid": "-1"}, false},
+		{map[string]string{"uid": "x"}, false},
+		{map[string]string{"uid": "4294967294", "gid": "0"}, true},
+		{nil, true},
+	} {
+		err := checkOwner(&tar.Header{Name: "f", PAXRecords: c.rec})
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, errBadOwner)) {
+			t.Errorf("PAX %v: %v; want ok %v", c.rec, err, c.ok)
+		}
+	}
+}

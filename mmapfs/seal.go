@@ -127,6 +127,9 @@ func (m *Mapping) copyRaw(p []byte, off int64) error {
 func (m *Mapping) sealedView(off, n int64) (view, error) {
 	s := m.sealed
 	if s.sums == nil {
+		if m.data == nil {
+			return view{}, fmt.Errorf("map %s: %w", m.path, errClosed)
+		}
 		return view{b: m.data[off : off+n]}, nil
 	}
 	lo := off / sealChunk * sealChunk
