@@ -266,6 +266,9 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 		if entryCurrent(final) { // or replaced while lockReplacer waited
 			p.Cached = true
 			reached("cached")
+			if err := cachedConfig(in, final, p); err != nil {
+				return -1, err
+			}
 			return leaseEntry(final)
 		}
 		if c.entryInUse(final) {
@@ -284,6 +287,10 @@ func (c *Cache) readyEntry(in *input, src string, opts PrepareOptions, final str
 		return -1, err
 	}
 	reached("staging")
+	if err := writeConfig(stage.path, in.config); err != nil {
+		stage.remove()
+		return -1, err
+	}
 	p.Stats.Digest = p.Digest
 	uo := UnpackOptions{Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
 	_, err = extractInput(in, src, destDir{path: filepath.Join(stage.path, "rootfs"), fd: -1}, uo, &p.Stats)
@@ -360,5 +367,27 @@ func (c *Cache) commit(stage *staging, final string) error {
 	if err := syncDir(c.Root); err != nil {
 		return fmt.Errorf("fsync %s: %w", c.Root, err)
 	}
+	return nil
+}
+
+// cachedConfig sets p.Config for a cache hit on an image file: the copy
+// the entry keeps of the config read once the image was verified. An
+// entry an older berth made has none: the file is then hashed (sealed),
+// its config read again and kept in the entry.
+func cachedConfig(in *input, final string, p *Prepared) error {
+	if in.m == nil || in.store != nil {
+		return nil // a layout's config is read from a blob its digest names
+	}
+	if c, err := readConfig(final); err == nil {
+		p.Config = c
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if _, err := in.seal(p.Digest); err != nil {
+		return err
+	}
+	p.Config = in.config
+	_ = writeConfig(final, in.config) // if it cannot be kept, hashed again next time
 	return nil
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -50,6 +51,39 @@ func writeFormat(dir string) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// configFile is the entry's copy of its image's run config, as read from
+// the image once verified: a cache hit takes it from there, since the
+// image file itself is then not hashed (its digest is remembered) and may
+// have been rewritten in a way its identity does not show (a write
+// through a shared mapping on tmpfs changes no time).
+const configFile = "config.json"
+
+// maxConfigFile bounds configFile: the config frame's bound, as JSON.
+const maxConfigFile = 2 * maxConfigFrame
+
+// writeConfig writes an entry's configFile (atomically: it may be added
+// to an entry an older berth made).
+func writeConfig(dir string, c Config) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, configFile), b, 0o644)
+}
+
+// readConfig reads an entry's configFile, never through a symlink.
+func readConfig(dir string) (Config, error) {
+	var c Config
+	b, err := readSmallFile(filepath.Join(dir, configFile), maxConfigFile, false)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
+	}
+	return c, nil
 }
 
 // errInUse is returned by replace when a container root uses the older

@@ -233,3 +233,59 @@ func TestCheckOwnerPAX(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHitConfig: a cache hit takes the image's run config from the
+// entry, as read once the image was verified, not from the image file,
+// which is then not hashed (its digest is remembered): a rewrite the
+// file's identity does not show — here the memo made to vouch for the
+// rewritten file, as a write through a shared mapping on tmpfs, which
+// changes no time, would leave it — does not reach the container.
+func TestCacheHitConfig(t *testing.T) {
+	frame := func(cmd string) []byte {
+		f, err := appendConfigFrame(nil, Config{Cmd: []string{cmd}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	img := imageWithTrailer(t, frame("/bin/good"))
+	evil, err := os.ReadFile(imageWithTrailer(t, frame("/bin/evi1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Prepare(img, PrepareOptions{})
+	if err != nil || len(p.Config.Cmd) != 1 || p.Config.Cmd[0] != "/bin/good" {
+		t.Fatalf("first prepare: %+v, %v", p.Config, err)
+	}
+	p.Release()
+	good := p.Digest
+	rewriteAt(t, img, 0, evil)
+	id, err := memoIdentity(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memo, abs := c.memoPath(img)
+	if err := os.WriteFile(memo, []byte(abs+"\n"+id+"\n"+good+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err = c.Prepare(img, PrepareOptions{})
+	if err != nil || !p.Cached || p.Digest != good {
+		t.Fatalf("second prepare: cached %v, digest %s, %v", p.Cached, p.Digest, err)
+	}
+	p.Release()
+	if len(p.Config.Cmd) != 1 || p.Config.Cmd[0] != "/bin/good" {
+		t.Errorf("a cache hit gives the rewritten file's config %+v", p.Config)
+	}
+	// An entry without the copy (an older berth's) has the file hashed:
+	// rewritten, it is refused.
+	if err := os.Remove(filepath.Join(c.entryDir(good), configFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(img, PrepareOptions{}); !errors.Is(err, mmapfs.ErrChanged) {
+		t.Errorf("a cache hit without the entry's config, on a rewritten file: %v; want %v", err, mmapfs.ErrChanged)
+	}
+}
