@@ -53,6 +53,10 @@ type PrepareOptions struct {
 	Limits    Limits
 	Progress  io.Writer
 	Log       io.Writer
+	// Vouched: the caller vouches that the file at src has Digest — it
+	// hashed it as it arrived, into a directory only berth writes (a
+	// pulled blob) — so it is neither hashed again nor sealed.
+	Vouched bool
 }
 
 // Prepared is a ready rootfs.
@@ -215,6 +219,9 @@ func (c *Cache) Prepare(src string, opts PrepareOptions) (p Prepared, err error)
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}
 	defer in.close()
+	if opts.Vouched && opts.Digest != "" && in.m != nil && in.store == nil {
+		in.digest, in.vouched = opts.Digest, true
+	}
 	if p.Digest, err = c.inputDigest(in); err != nil {
 		return p, fmt.Errorf("prepare %s: %w", src, err)
 	}

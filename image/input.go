@@ -19,8 +19,12 @@ type input struct {
 	layers []layer           // OCI layouts and docker archives
 	platf  Platform          // the image's, as its config says (OCI, docker)
 	digest string            // known digest (OCI: the manifest's), or "" until hashed
-	config Config            // what the image says about running it
-	store  blobStore
+	// vouched: digest is a file's, vouched for by whoever put the file
+	// where only berth writes (Cache.Remember, PrepareOptions.Vouched):
+	// it is not sealed.
+	vouched bool
+	config  Config // what the image says about running it
+	store   blobStore
 }
 
 // splitRef separates "PATH:REF" when PATH exists and the whole does not.
@@ -110,7 +114,7 @@ func (in *input) readFile() (err error) {
 // directory, an OCI or docker archive is not sealed: their digest is a
 // manifest's, and each blob is checked against its own as it is read.
 func (in *input) seal(want string) (string, error) {
-	if in.m == nil || in.store != nil || in.m.Sealed() {
+	if in.m == nil || in.store != nil || in.m.Sealed() || in.vouched {
 		if in.digest == "" {
 			return "", fmt.Errorf("digest %s: none known", in.path)
 		}

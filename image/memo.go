@@ -15,9 +15,13 @@ import (
 // of a cached Prepare, so the cache remembers each file's digest in
 // ROOT/.digests/<sha256 of the absolute path>: three lines, the path, the
 // file's identity (device, inode, size, and modification and change times
-// in nanoseconds) and the digest.
-// Any write to the file changes its ctime, which no unprivileged process
-// can set, so a memo whose identity still matches names the same bytes.
+// in nanoseconds) and the digest, and a fourth, "vouched", when Remember
+// wrote it. A write(2) to the file changes its ctime, which no
+// unprivileged process can set, so a memo whose identity still matches
+// names the same bytes — but a write through a shared mapping on tmpfs
+// changes no time: the cache therefore seals a file it unpacks, and keeps
+// the config it read in the entry (configFile), unless the memo was
+// vouched for.
 // OCI layouts need no memo: their digest is their manifest's.
 
 // memoIdentity is the identity line of path.
@@ -63,9 +67,11 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 		// The file must also not have changed since it was mapped:
 		// what openInput read of it (a berth image's run config) is
 		// trusted with the remembered digest.
-		if l := strings.Split(strings.TrimSpace(string(b)), "\n"); len(l) == 3 && l[0] == abs && l[1] == id && checkDigestSyntax(l[2]) == nil {
+		l := strings.Split(strings.TrimSpace(string(b)), "\n")
+		vouched := len(l) == 4 && l[3] == memoVouched
+		if (len(l) == 3 || vouched) && l[0] == abs && l[1] == id && checkDigestSyntax(l[2]) == nil {
 			if now, err := memoIdentity(in.path); err == nil && now == id {
-				in.digest = l[2]
+				in.digest, in.vouched = l[2], vouched
 				return l[2], nil
 			}
 		}
@@ -83,6 +89,11 @@ func (c *Cache) inputDigest(in *input) (string, error) {
 	}
 	return d, nil
 }
+
+// memoVouched ends a memo Remember wrote: the digest was vouched for, not
+// computed, and the file is one only berth writes (the boot image's), so
+// it is not sealed before an unpack either.
+const memoVouched = "vouched"
 
 // Remember records digest as the digest of the file at path as it is now,
 // without hashing it: Prepare and Digest then take it from the memo until
@@ -112,7 +123,7 @@ func (c *Cache) Remember(path, digest string, size int64, dev uint64) error {
 	if err := os.MkdirAll(filepath.Dir(memo), 0o700); err != nil {
 		return fmt.Errorf("remember %s: %w", path, err)
 	}
-	if err := writeFileAtomic(memo, []byte(abs+"\n"+id+"\n"+digest+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(memo, []byte(abs+"\n"+id+"\n"+digest+"\n"+memoVouched+"\n"), 0o600); err != nil {
 		return fmt.Errorf("remember %s: %w", path, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"berth/mmapfs"
@@ -288,4 +289,52 @@ func TestCacheHitConfig(t *testing.T) {
 	if _, err := c.Prepare(img, PrepareOptions{}); !errors.Is(err, mmapfs.ErrChanged) {
 		t.Errorf("a cache hit without the entry's config, on a rewritten file: %v; want %v", err, mmapfs.ErrChanged)
 	}
+}
+
+// TestVouchedNotSealed: a digest vouched for (Remember: the boot image's
+// files; PrepareOptions.Vouched: a pulled blob, hashed as it arrived) is
+// taken as the file's: the file is neither hashed nor sealed, as before
+// sealing existed; one the cache hashed itself is sealed.
+func TestVouchedNotSealed(t *testing.T) {
+	img := sealImages(t)[2]
+	digest, err := Digest(img, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := func() bool {
+		in, err := openInput(img, "", Limits{}.withDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.close()
+		if d, err := c.inputDigest(in); err != nil || d != digest {
+			t.Fatalf("digest %s, %v; want %s", d, err, digest)
+		}
+		if _, err := in.seal(digest); err != nil {
+			t.Fatal(err)
+		}
+		return in.m.Sealed()
+	}
+	if !sealed() {
+		t.Error("a file the cache hashed is not sealed")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(img, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remember(img, digest, st.Size, uint64(st.Dev)); err != nil {
+		t.Fatal(err)
+	}
+	if sealed() {
+		t.Error("a file whose digest was vouched for (Remember) is sealed")
+	}
+	p, err := c.Prepare(img, PrepareOptions{Digest: digest, Vouched: true})
+	if err != nil || p.Digest != digest {
+		t.Fatalf("vouched prepare: %s, %v", p.Digest, err)
+	}
+	p.Release()
 }

@@ -328,7 +328,9 @@ func (c *client) fetchLayers(ctx context.Context, cache *image.Cache, img *fetch
 			return image.Prepared{}, fmt.Errorf("%w (nothing unpacked)", err)
 		}
 	}
-	po := image.PrepareOptions{Digest: signed, Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log}
+	// A berth image's blob was hashed as it arrived and renamed into
+	// the cache's own directory only then: Prepare need not hash it.
+	po := image.PrepareOptions{Digest: signed, Platform: opts.Platform, Limits: opts.Limits, Progress: opts.Progress, Log: opts.Log, Vouched: src != dir}
 	return cache.Prepare(src, po)
 }
 
