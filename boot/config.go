@@ -159,13 +159,12 @@ func (cfg *Config) validate(v *validator) {
 		// for a hostile container's doing (logfile.go), and so would
 		// one whose FILE is another's FILE.N.
 		if f := filepath.Clean(c.LogFile); c.LogFile != "" {
+			clash := false
 			for _, name := range logFileNames(f, c.LogFiles) {
-				if other, ok := logFiles[name]; ok {
+				if other, ok := logFiles[name]; ok && !clash {
 					v.addKey(prefix+"log_file", "%s: %s is already container %s's log file or one it rotates to", container.Quote(c.LogFile), container.Quote(name), container.Quote(other))
-					break
+					clash = true
 				}
-			}
-			for _, name := range logFileNames(f, c.LogFiles) {
 				logFiles[name] = c.Name
 			}
 		}

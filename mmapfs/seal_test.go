@@ -90,15 +90,30 @@ func sealSmall(t *testing.T, size int) {
 	}
 }
 
-// TestCopyMax: a file is copied whole up to 8 MiB and a sixteenth of the
-// RAM, whichever is less.
+// TestCopyMax: Seal copies a file of copyMax() bytes whole and seals one
+// byte more by chunks; copyMax is 8 MiB and no more than a sixteenth of
+// the RAM.
 func TestCopyMax(t *testing.T) {
 	var si unix.Sysinfo_t
 	if err := unix.Sysinfo(&si); err != nil {
 		t.Fatal(err)
 	}
-	ram := int64(uint64(si.Totalram) * uint64(si.Unit))
-	if got, want := copyMax(), min(8<<20, ram/16); got != want {
-		t.Errorf("copyMax = %d with %d bytes of RAM; want %d", got, ram, want)
+	limit := copyMax()
+	if ram := int64(uint64(si.Totalram) * uint64(si.Unit)); limit > 8<<20 || limit > ram/16 || limit <= 0 {
+		t.Fatalf("copyMax = %d with %d bytes of RAM", limit, ram)
+	}
+	for _, size := range []int64{limit, limit + 1} {
+		p, _ := randomFile(t, int(size))
+		m, err := Map(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		if whole := m.sealed.sums == nil; whole != (size <= limit) {
+			t.Errorf("%d bytes (copyMax %d): copied whole %v", size, limit, whole)
+		}
+		m.Close()
 	}
 }
