@@ -35,19 +35,7 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	case "logs":
 		r.reply <- reply{ring: u.log}
 	case "start":
-		if u.replacing {
-			fail("%s", replacingMsg(u))
-			return 0, false
-		}
-		switch u.state {
-		case stateRunning, stateStopping:
-			fail("container %s is %s", u.name, u.state)
-			return 0, false
-		}
-		u.policy.reset()
-		u.state, u.waitReason = stateWaiting, ""
-		s.b.log.Printf("container %s: start asked for over the control socket", u.name)
-		answer(Response{Message: "starting " + u.name})
+		s.startRequest(u, answer, fail)
 	case "exec":
 		s.exec(u, r)
 	case "stop", "restart":
@@ -73,35 +61,56 @@ func (s *supervisor) handle(r request) (Action, bool) {
 		s.b.log.Printf("%s asked for over the control socket", action)
 		answer(Response{Message: action.String()})
 		return action, true
-	case "debug-signal":
-		// Lets a test deliver a signal to PID 1 from a container, whose PID
-		// namespace hides PID 1: the signal then takes the real path.
-		if !s.b.debug {
-			fail("debug-signal needs berth.debug on the kernel command line")
-			return 0, false
-		}
-		sig, ok := signalByName(r.Name)
-		if !ok {
-			fail("unknown signal %q", r.Name)
-			return 0, false
-		}
-		answer(Response{Message: "sending " + signalName(sig) + " to berth"})
-		s.b.log.Flush(consoleFlushWait) // what berth logged before a signal that may end it
-		_ = syscall.Kill(os.Getpid(), sig)
-	case "debug-hang":
-		if !s.b.debug {
-			fail("debug-hang needs berth.debug on the kernel command line")
-			return 0, false
-		}
+	case "debug-signal", "debug-hang":
+		s.debugRequest(r, answer, fail)
+	default:
+		fail("unknown verb %q", r.Verb)
+	}
+	return 0, false
+}
+
+// startRequest is berth start: a container that is not running is
+// started again by the supervisor loop, its restart policy reset.
+func (s *supervisor) startRequest(u *unit, answer func(Response), fail func(string, ...any)) {
+	if u.replacing {
+		fail("%s", replacingMsg(u))
+		return
+	}
+	switch u.state {
+	case stateRunning, stateStopping:
+		fail("container %s is %s", u.name, u.state)
+		return
+	}
+	u.policy.reset()
+	u.state, u.waitReason = stateWaiting, ""
+	s.b.log.Printf("container %s: start asked for over the control socket", u.name)
+	answer(Response{Message: "starting " + u.name})
+}
+
+// debugRequest answers the verbs of berth.debug: debug-signal lets a
+// test deliver a signal to PID 1 from a container, whose PID namespace
+// hides PID 1, so that the signal takes the real path; debug-hang wedges
+// the supervisor loop, as a hung one would be.
+func (s *supervisor) debugRequest(r request, answer func(Response), fail func(string, ...any)) {
+	if !s.b.debug {
+		fail("%s needs berth.debug on the kernel command line", r.Verb)
+		return
+	}
+	if r.Verb == "debug-hang" {
 		s.b.log.Printf("debug: the supervisor loop hangs now, as a wedged one would")
 		answer(Response{Message: "hanging"})
 		for {
 			time.Sleep(time.Hour)
 		}
-	default:
-		fail("unknown verb %q", r.Verb)
 	}
-	return 0, false
+	sig, ok := signalByName(r.Name)
+	if !ok {
+		fail("unknown signal %q", r.Name)
+		return
+	}
+	answer(Response{Message: "sending " + signalName(sig) + " to berth"})
+	s.b.log.Flush(consoleFlushWait) // what berth logged before a signal that may end it
+	_ = syscall.Kill(os.Getpid(), sig)
 }
 
 // processes is berth ps.

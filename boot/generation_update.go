@@ -182,21 +182,10 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 		return fmt.Sprintf("nothing changed: generation %d stays", rec.Committed), nil
 	}
 	// Phase 2.
-	if gen.Number = rec.nextNumber(); gen.Number > maxGeneration {
-		return "", fmt.Errorf("%s refused, nothing changed: generation numbers are used up (%d)", verb, maxGeneration)
+	if err := s.recordTrying(up, verb, gen, rec, p); err != nil {
+		return "", err
 	}
 	g := s.b.gens
-	if err := g.store.writeGeneration(gen); err != nil {
-		return "", fmt.Errorf("%s refused, nothing changed: %w", verb, err)
-	}
-	s.b.crashAt("written")
-	rec.Trying, rec.Boots = gen.Number, 0
-	if err := s.writeRecord(rec); err != nil {
-		return "", fmt.Errorf("%s refused, nothing changed: %w", verb, err)
-	}
-	s.b.log.Printf("update: trying %s from %s: changed %v, added %v, removed %v", describeGen(gen.Number), gen.Source, p.changed, p.added, p.removed)
-	up.notef("trying %s: changed %v, added %v, removed %v", describeGen(gen.Number), p.changed, p.added, p.removed)
-	s.b.crashAt("trying")
 	if err := s.readyToSwitch(up); err != nil {
 		return "", err
 	}
@@ -223,6 +212,27 @@ func (s *supervisor) runUpdate(up *update) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%s: changed %v, added %v, removed %v", msg, p.changed, p.added, p.removed), nil
+}
+
+// recordTrying begins phase 2: gen, numbered after rec's, written to the
+// data partition and recorded as trying. An error leaves the running
+// generation as it was.
+func (s *supervisor) recordTrying(up *update, verb string, gen *generation, rec genRecord, p plan) error {
+	if gen.Number = rec.nextNumber(); gen.Number > maxGeneration {
+		return fmt.Errorf("%s refused, nothing changed: generation numbers are used up (%d)", verb, maxGeneration)
+	}
+	if err := s.b.gens.store.writeGeneration(gen); err != nil {
+		return fmt.Errorf("%s refused, nothing changed: %w", verb, err)
+	}
+	s.b.crashAt("written")
+	rec.Trying, rec.Boots = gen.Number, 0
+	if err := s.writeRecord(rec); err != nil {
+		return fmt.Errorf("%s refused, nothing changed: %w", verb, err)
+	}
+	s.b.log.Printf("update: trying %s from %s: changed %v, added %v, removed %v", describeGen(gen.Number), gen.Source, p.changed, p.added, p.removed)
+	up.notef("trying %s: changed %v, added %v, removed %v", describeGen(gen.Number), p.changed, p.added, p.removed)
+	s.b.crashAt("trying")
+	return nil
 }
 
 // resolve is phase 1: the config at path read and validated, and every

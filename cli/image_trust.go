@@ -141,22 +141,8 @@ func imageGC(c *ctx, args []string) int {
 	for _, d := range genDigests {
 		keepSet[d] = true
 	}
-	if cfg != nil {
-		for _, cc := range cfg.Container {
-			img := cfg.ImagePath(cc)
-			if registry.IsRef(img) {
-				// The entry its last pull made, if any (registry.Remember).
-				if _, entry, ok := registry.Recall(cache, img, cc.Platform); ok {
-					keepSet[entry] = true
-				}
-				continue
-			}
-			d, err := cache.Digest(img, cc.Platform)
-			if err != nil {
-				return c.imageFail(fmt.Errorf("gc: %s references %s, whose digest cannot be read (nothing removed): %w", *config, img, err))
-			}
-			keepSet[d] = true
-		}
+	if err := keepConfigImages(cache, cfg, *config, keepSet); err != nil {
+		return c.imageFail(err)
 	}
 	res, err := cache.GC(keepSet)
 	for _, d := range res.InUse {
@@ -175,6 +161,31 @@ func imageGC(c *ctx, args []string) int {
 		fmt.Fprintf(c.stderr, "gc %s: removed %s, kept %d, freed %s\n", cache.Root, plural(len(res.Removed), "tree"), kept, mib(res.Freed))
 	}
 	return exitOK
+}
+
+// keepConfigImages adds to keep the digest of each image cfg (read from
+// file; nil for none) references: a file's, or the entry a registry
+// image's last pull made.
+func keepConfigImages(cache *image.Cache, cfg *boot.Config, file string, keep map[string]bool) error {
+	if cfg == nil {
+		return nil
+	}
+	for _, cc := range cfg.Container {
+		img := cfg.ImagePath(cc)
+		if registry.IsRef(img) {
+			// The entry its last pull made, if any (registry.Remember).
+			if _, entry, ok := registry.Recall(cache, img, cc.Platform); ok {
+				keep[entry] = true
+			}
+			continue
+		}
+		d, err := cache.Digest(img, cc.Platform)
+		if err != nil {
+			return fmt.Errorf("gc: %s references %s, whose digest cannot be read (nothing removed): %w", file, img, err)
+		}
+		keep[d] = true
+	}
+	return nil
 }
 
 // plural is "1 tree", "2 trees".
