@@ -17,50 +17,86 @@ import (
 // user — which creates the bridge and the table, and removes them at
 // exit — is measured after, separately.
 func bridgeBench(berth, rootfs string, n int) error {
-	holder := exec.Command(berth, "run", "--name", "bench-bridge-holder", "--net", "bridge", rootfs, "--",
-		"sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.05; done")
-	out, err := holder.StdoutPipe()
+	stopHolder, err := startBridgeHolder(berth, rootfs)
 	if err != nil {
 		return err
-	}
-	if err := holder.Start(); err != nil {
-		return err
-	}
-	stopHolder := func() {
-		holder.Process.Signal(syscall.SIGTERM)
-		holder.Wait()
-	}
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		stopHolder()
-		return fmt.Errorf("bridge holder: %v", err)
 	}
 	args := func(net string) []string {
 		return []string{berth, "run", "--net", net, "--memory", "64M", "--pids", "64", rootfs, "--", "/bin/true"}
 	}
+	times, traced, err := timeBridge(args, n)
+	stopHolder()
+	if err != nil {
+		return err
+	}
+	printBridge(times, traced, n)
+
+	// The bridge's only user: it creates and removes the bridge and the
+	// table each time.
+	var alone []time.Duration
+	for i := 0; i < min(n, 10); i++ {
+		d, err := timeCmd(args("bridge"))
+		if err != nil {
+			return fmt.Errorf("net=bridge alone: %w", err)
+		}
+		alone = append(alone, d)
+	}
+	fmt.Printf("berth run --net bridge as the bridge's only user (creates and removes berth0 and the table): median %s, %d runs\n\n", ms(median(alone)), len(alone))
+	return nil
+}
+
+// startBridgeHolder starts the container that holds the bridge and
+// returns once it is up, with what stops it.
+func startBridgeHolder(berth, rootfs string) (func(), error) {
+	holder := exec.Command(berth, "run", "--name", "bench-bridge-holder", "--net", "bridge", rootfs, "--",
+		"sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.05; done")
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := holder.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		holder.Process.Signal(syscall.SIGTERM)
+		holder.Wait()
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		stop()
+		return nil, fmt.Errorf("bridge holder: %v", err)
+	}
+	return stop, nil
+}
+
+// timeBridge times n runs of each network, alternating (after one run
+// each not counted), then takes n breakdowns of each, alternating too.
+func timeBridge(args func(net string) []string, n int) (map[string][]time.Duration, map[string]*phases, error) {
 	times := map[string][]time.Duration{}
 	for i := -1; i < n; i++ {
 		for _, net := range []string{"none", "bridge"} {
 			d, err := timeCmd(args(net))
 			if err != nil {
-				stopHolder()
-				return fmt.Errorf("net=%s: %w", net, err)
+				return nil, nil, fmt.Errorf("net=%s: %w", net, err)
 			}
 			if i >= 0 {
 				times[net] = append(times[net], d)
 			}
 		}
 	}
-	// The breakdowns, alternating too.
 	traced := map[string]*phases{"none": newPhases(), "bridge": newPhases()}
 	for i := 0; i < n; i++ {
 		for _, net := range []string{"none", "bridge"} {
 			if err := traced[net].add(args(net)); err != nil {
-				stopHolder()
-				return err
+				return nil, nil, err
 			}
 		}
 	}
-	stopHolder()
+	return times, traced, nil
+}
+
+// printBridge prints both medians, both breakdowns side by side and the
+// bridge's own steps.
+func printBridge(times map[string][]time.Duration, traced map[string]*phases, n int) {
 	none, bridge := traced["none"], traced["bridge"]
 	mn, mb := median(times["none"]), median(times["bridge"])
 	fmt.Printf("berth run /bin/true, net = none against net = bridge (another container holds the bridge), %d runs each, alternating:\n", n)
@@ -91,17 +127,4 @@ func bridgeBench(berth, rootfs string, n int) error {
 	detach := bridge.median("bridge-detach")
 	fmt.Printf("the bridge's own steps: attach %s + veth pair %s + eth0 up in the container %s + detach %s = %s\n",
 		ms(attach), ms(veth), ms(up), ms(detach), ms(attach+veth+up+detach))
-
-	// The bridge's only user: it creates and removes the bridge and the
-	// table each time.
-	var alone []time.Duration
-	for i := 0; i < min(n, 10); i++ {
-		d, err := timeCmd(args("bridge"))
-		if err != nil {
-			return fmt.Errorf("net=bridge alone: %w", err)
-		}
-		alone = append(alone, d)
-	}
-	fmt.Printf("berth run --net bridge as the bridge's only user (creates and removes berth0 and the table): median %s, %d runs\n\n", ms(median(alone)), len(alone))
-	return nil
 }
