@@ -121,7 +121,7 @@ func (c *client) token(ctx context.Context, ch challenge, scope string) error {
 	if c.user != "" {
 		auth = "Basic " + c.basic()
 	}
-	resp, err := c.redirects(ctx, req, auth, realm.Host)
+	resp, err := c.redirects(ctx, req, auth, realm)
 	if err != nil {
 		return fmt.Errorf("%s: token from %s: %w", c.ep.host, realm.Host, err)
 	}

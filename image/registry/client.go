@@ -114,7 +114,7 @@ func (c *client) url(path string) *url.URL {
 // request first.
 func (c *client) do(ctx context.Context, req *request, scope string) (*response, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := c.redirects(ctx, req, c.auth, c.ep.host)
+		resp, err := c.redirects(ctx, req, c.auth, c.url("/"))
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.method, req.url.Redacted(), err)
 		}
@@ -130,13 +130,14 @@ func (c *client) do(ctx context.Context, req *request, scope string) (*response,
 }
 
 // redirects sends req and follows up to maxRedirects redirects.
-// Authorization (auth) goes only to authHost: a redirect elsewhere (to a
-// storage service, say) does not carry the registry's credentials.
-func (c *client) redirects(ctx context.Context, req *request, auth, authHost string) (*response, error) {
+// Authorization (auth) goes only to the scheme and host of authTo: a
+// redirect elsewhere (to a storage service, say) does not carry the
+// registry's credentials, nor does plain HTTP to a TLS registry's host.
+func (c *client) redirects(ctx context.Context, req *request, auth string, authTo *url.URL) (*response, error) {
 	r := *req
 	for range maxRedirects + 1 {
 		r.header = append([][2]string(nil), req.header...)
-		if auth != "" && r.url.Host == authHost {
+		if auth != "" && r.url.Scheme == authTo.Scheme && r.url.Host == authTo.Host {
 			r.header = append(r.header, [2]string{"Authorization", auth})
 		}
 		resp, err := roundTrip(ctx, &r, c.ep.tls)

@@ -163,9 +163,12 @@ func (c *client) upload(ctx context.Context, d descriptor, body io.Reader) error
 		return statusError(resp, "starting the upload of "+d.Digest)
 	}
 	resp.body.Close()
+	// The bytes and the credentials go back to the registry as it was
+	// reached: same host, and no plain HTTP from a TLS registry (a proxy
+	// that terminates TLS and answers http:// locations, say).
 	loc, err := resp.url.Parse(resp.get("Location"))
-	if err != nil || resp.get("Location") == "" || loc.Host != c.ep.host {
-		return fmt.Errorf("upload of %s: the registry gave the upload location %q", d.Digest, truncate(resp.get("Location")))
+	if err != nil || resp.get("Location") == "" || loc.Host != c.ep.host || loc.Scheme != c.url("/").Scheme {
+		return fmt.Errorf("upload of %s: the registry gave the upload location %q, not on %s", d.Digest, truncate(resp.get("Location")), c.url("/").Redacted())
 	}
 	q := loc.Query()
 	q.Set("digest", d.Digest)
