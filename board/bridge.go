@@ -124,6 +124,9 @@ func (n *Network) Attach(e Endpoint) (Attachment, error) {
 			return fmt.Errorf("container name %s is on the bridge already, attached by berth pid %d", e.Name, old.Owner.Pid)
 		}
 		held = old != nil
+		if err := namesFree(r, e); err != nil {
+			return err
+		}
 		if err := portsFree(r, e); err != nil {
 			return err
 		}
@@ -154,6 +157,23 @@ func (n *Network) Attach(e Endpoint) (Attachment, error) {
 	}
 	a.Bridge = index
 	return a, nil
+}
+
+// namesFree refuses a name or hostname another attached container has
+// as its name or hostname: the hosts files map each to one address, and
+// the first line would win, so a container could take another's name.
+func namesFree(r *registry, e Endpoint) error {
+	for _, o := range r.attached() {
+		if o.Name == e.Name {
+			continue
+		}
+		for _, mine := range [...]string{e.Name, e.Hostname} {
+			if mine != "" && (mine == o.Name || mine == o.Hostname) {
+				return fmt.Errorf("container %s: the name %s is container %s's name or hostname on the bridge already", e.Name, mine, o.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // portsFree refuses a host port another attached container publishes.

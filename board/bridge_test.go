@@ -203,6 +203,19 @@ func TestNetworkLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.Dir, "other.entry")); !os.IsNotExist(err) {
 		t.Errorf("the refused container is registered: %v", err)
 	}
+	// A hostname (or name) that is another's name or hostname would take
+	// it over in every hosts file: refused, and not registered.
+	for _, e := range []Endpoint{{Name: "evil", Hostname: "web"}, {Name: "evil", Hostname: "database"}, {Name: "database"}} {
+		if _, err := n.Attach(e); err == nil || !strings.Contains(err.Error(), "name or hostname on the bridge already") {
+			t.Errorf("%+v: %v, want refused", e, err)
+		}
+		if _, err := os.Stat(filepath.Join(n.Dir, e.Name+".entry")); !os.IsNotExist(err) {
+			t.Errorf("%+v: the refused container is registered: %v", e, err)
+		}
+	}
+	if hosts := read(t, web.Hosts); strings.Contains(hosts, "evil") || strings.Count(hosts, "database") != 1 {
+		t.Errorf("web's hosts after the refused names:\n%s", hosts)
+	}
 
 	// db goes and comes back at the same address.
 	if err := n.Detach("db", false); err != nil {

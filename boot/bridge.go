@@ -39,6 +39,30 @@ func (cfg *Config) checkPorts(v *validator) {
 	}
 }
 
+// checkBridgeNames refuses, among the containers on the bridge, a name or
+// hostname that another already has: each container's /etc/hosts maps
+// every name and hostname on the bridge to one address, and the first
+// line would win (board/netfiles.go), so one container could take
+// another's name. A container's hostname may be its own name.
+func (cfg *Config) checkBridgeNames(v *validator) {
+	owner := map[string]string{} // a name or hostname on the bridge → its container
+	for i, c := range cfg.Container {
+		if c.Net != "bridge" {
+			continue
+		}
+		for _, n := range [...]struct{ key, name string }{{"name", c.Name}, {"hostname", c.Hostname}} {
+			if n.name == "" {
+				continue
+			}
+			if other, ok := owner[n.name]; ok && other != c.Name {
+				v.addKey("container#"+strconv.Itoa(i)+"."+n.key, "%s is container %s's name or hostname on the bridge already", container.Quote(n.name), container.Quote(other))
+				continue
+			}
+			owner[n.name] = c.Name
+		}
+	}
+}
+
 // bridgePrefix is [network] bridge, or its default.
 func (n NetworkConfig) bridgePrefix() netip.Prefix {
 	p, err := ParseBridge(n.Bridge)

@@ -189,6 +189,7 @@ func (cfg *Config) validate(v *validator) {
 	}
 	cfg.Network.check(v, bridged)
 	cfg.checkPorts(v)
+	cfg.checkBridgeNames(v)
 	if cfg.Storage != nil {
 		cfg.Storage.check(v)
 	}

@@ -105,6 +105,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"one log_file for two containers",
 			"[[container]]\nname=\"a\"\nimage=\"i\"\nlog_file=\"/var/log/x.log\"\n[[container]]\nname=\"b\"\nimage=\"i\"\nlog_file=\"/var/log//x.log\"\n",
 			[]string{"b.toml:8: container.log_file: \"/var/log//x.log\": \"/var/log/x.log\" is already container \"a\"'s log file or one it rotates to"}},
+		{"a bridge container's hostname that is another's name or hostname",
+			"[[container]]\nname=\"web\"\nimage=\"i\"\nnet=\"bridge\"\nhostname=\"www\"\n[[container]]\nname=\"evil\"\nimage=\"i\"\nnet=\"bridge\"\nhostname=\"web\"\n" +
+				"[[container]]\nname=\"www\"\nimage=\"i\"\nnet=\"bridge\"\n",
+			[]string{"b.toml:10: container.hostname: \"web\" is container \"web\"'s name or hostname on the bridge already",
+				"b.toml:12: container.name: \"www\" is container \"web\"'s name or hostname on the bridge already"}},
 		{"bad env", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nenv=[\"NOEQUALS\"]\n", []string{"b.toml:5: container.env: invalid entry \"NOEQUALS\""}},
 		{"negative restart_delay", "[[container]]\nname=\"a\"\nimage=\"i\"\ncommand=[\"x\"]\nrestart_delay = \"-1s\"\n",
 			[]string{"b.toml:5: container.restart_delay: invalid duration \"-1s\": want 0 (restart at once) to 30s"}},
@@ -382,5 +387,16 @@ cpu_weight = -3
 	}
 	if strings.Contains(err.Error(), "cpus") {
 		t.Errorf("cpus = 2 (an integer for a float) refused:\n%v", err)
+	}
+}
+
+// TestBridgeNamesAllowed: hostnames that take no other container's name
+// on the bridge stay allowed: shared by containers off the bridge, or a
+// bridge container's own name.
+func TestBridgeNamesAllowed(t *testing.T) {
+	toml := "[[container]]\nname=\"a\"\nimage=\"i\"\nhostname=\"same\"\n[[container]]\nname=\"b\"\nimage=\"i\"\nhostname=\"same\"\n" +
+		"[[container]]\nname=\"web\"\nimage=\"i\"\nnet=\"bridge\"\nhostname=\"web\"\n[[container]]\nname=\"c\"\nimage=\"i\"\nhostname=\"web\"\n"
+	if _, err := ParseConfig("f.toml", []byte(toml)); err != nil {
+		t.Error(err)
 	}
 }
