@@ -147,6 +147,7 @@ func TestNetworkLifecycle(t *testing.T) {
 		"tcp dport 8080 dnat to " + web.Address.Addr().String() + ":80",
 		"udp dport 5353 dnat to " + web.Address.Addr().String() + ":53",
 		`iifname "berth0" ip daddr 127.0.0.0/8 drop`,
+		`iifname "berth0" ip saddr != 10.88.0.0/16 drop`,
 		`ip saddr 10.88.0.0/16 oifname != "berth0" masquerade`,
 		`oifname "berth0" drop`,
 		// ip_forward was off in this new network namespace: berth's

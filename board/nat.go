@@ -14,7 +14,8 @@ import (
 // netlink batch by applyRules. In nft's syntax, for the default bridge:
 //
 //	chain raw_prerouting { type filter hook prerouting priority raw;
-//	  iifname "berth0" ip daddr 127.0.0.0/8 drop }
+//	  iifname "berth0" ip daddr 127.0.0.0/8 drop
+//	  iifname "berth0" ip saddr != 10.88.0.0/16 drop }
 //	chain prerouting { type nat hook prerouting priority dstnat;
 //	  fib daddr type local jump publish }
 //	chain output { type nat hook output priority dstnat;
@@ -44,6 +45,10 @@ import (
 // CVE-2020-8558 class). Egress is masqueraded behind the uplink; traffic
 // that arrives for the bridge from outside passes only when it was
 // published (ct status dnat) or answers a container's own connection.
+// A container's packets must come from the bridge's subnet: one with
+// CAP_NET_RAW (in the default set, as Docker's) would otherwise send the
+// appliance, and through it an uplink, packets from any address it
+// chose, whatever the host's rp_filter says.
 
 // TableName is the nftables table berth owns (family ip).
 const TableName = "berth"
@@ -90,6 +95,7 @@ func rulesBatch(bridge string, subnet netip.Prefix, pubs []publish, isolate bool
 	drop, accept := verdict(nft.Drop), verdict(nft.Accept)
 
 	rule(raw, ifname(unix.NFT_META_IIFNAME, unix.NFT_CMP_EQ, bridge), addrIn(16, loopback), drop)
+	rule(raw, ifname(unix.NFT_META_IIFNAME, unix.NFT_CMP_EQ, bridge), addrCmp(12, subnet, unix.NFT_CMP_NEQ), drop)
 	local := []nft.Expr{
 		nft.FibDaddrType(nft.Reg1),
 		nft.Cmp(unix.NFT_CMP_EQ, nft.Reg1, binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)),
@@ -145,12 +151,18 @@ func ifname(key, op uint32, name string) []nft.Expr {
 // addrIn matches the IPv4 header's source (offset 12) or destination
 // (16) address against p.
 func addrIn(offset uint32, p netip.Prefix) []nft.Expr {
+	return addrCmp(offset, p, unix.NFT_CMP_EQ)
+}
+
+// addrCmp compares the address at offset, masked to p's bits, with p's
+// network address by op: in p (NFT_CMP_EQ) or not (NFT_CMP_NEQ).
+func addrCmp(offset uint32, p netip.Prefix, op uint32) []nft.Expr {
 	mask := binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-p.Bits()))
 	net := p.Masked().Addr().As4()
 	return []nft.Expr{
 		nft.Payload(unix.NFT_PAYLOAD_NETWORK_HEADER, offset, 4, nft.Reg1),
 		nft.And(nft.Reg1, mask),
-		nft.Cmp(unix.NFT_CMP_EQ, nft.Reg1, net[:]),
+		nft.Cmp(op, nft.Reg1, net[:]),
 	}
 }
 

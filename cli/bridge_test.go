@@ -416,7 +416,8 @@ command = ["sh", "-c", %q]
 // needs it for ports published on 127.0.0.1; CVE-2020-8558): a container
 // with CAP_NET_RAW sends a datagram for 127.0.0.1 to the appliance in a
 // raw frame. The same packet sent to the bridge's address arrives; the
-// one for the appliance's loopback-only service must not.
+// one for the appliance's loopback-only service must not, nor one to the
+// bridge's address from a source outside the bridge's subnet (spoofed).
 func TestRunBridgeLocalnet(t *testing.T) {
 	if !testutil.InNetNS(t) {
 		return
@@ -435,9 +436,15 @@ func TestRunBridgeLocalnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer control.Close()
+	spoofed, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spoofed.Close()
 	port := func(c net.PacketConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
 	status, out, stderr := berth(t, "run", "--net", "bridge", "--cap-add", "NET_RAW", rootfs, "--", "sh", "-c",
-		fmt.Sprintf("probe localnet 127.0.0.1 %d && probe localnet 10.88.0.1 %d", port(local), port(control)))
+		fmt.Sprintf("probe localnet 127.0.0.1 %d && probe localnet 10.88.0.1 %d 192.168.77.7 && probe localnet 10.88.0.1 %d",
+			port(local), port(spoofed), port(control)))
 	if status != 0 {
 		t.Fatalf("probe: %d %s%s", status, out, stderr)
 	}
@@ -446,9 +453,13 @@ func TestRunBridgeLocalnet(t *testing.T) {
 	if n, _, err := control.ReadFrom(buf); err != nil || string(buf[:n]) != "berth-localnet-probe" {
 		t.Fatalf("the probe's datagram to the bridge's address: %q, %v", buf[:n], err)
 	}
-	// Sent first, on the same path, it would be here by now.
+	// Sent first, on the same path, they would be here by now.
 	local.SetReadDeadline(time.Now().Add(time.Second))
 	if n, from, err := local.ReadFrom(buf); err == nil {
 		t.Errorf("a container reached the appliance's 127.0.0.1: %q from %v", buf[:n], from)
+	}
+	spoofed.SetReadDeadline(time.Now().Add(time.Second))
+	if n, from, err := spoofed.ReadFrom(buf); err == nil {
+		t.Errorf("a container's packet from a spoofed source reached the appliance: %q from %v", buf[:n], from)
 	}
 }

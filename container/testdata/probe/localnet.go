@@ -14,8 +14,9 @@ import (
 // of eth0, as a raw IPv4 packet in a broadcast frame: what a container
 // with CAP_NET_RAW can do to reach its host's loopback-only services
 // when the bridge has route_localnet on (CVE-2020-8558). Sent to the
-// bridge's own address, the same packet shows the path works.
-func localnet(addr, port string) error {
+// bridge's own address, the same packet shows the path works. src, if
+// not "", is the packet's source address instead of eth0's: a spoofed one.
+func localnet(addr, port, src string) error {
 	dst, err := netip.ParseAddr(addr)
 	if err != nil {
 		return err
@@ -32,12 +33,17 @@ func localnet(addr, port string) error {
 	if err != nil || len(addrs) == 0 {
 		return fmt.Errorf("eth0 has no address: %v", err)
 	}
-	src, _ := netip.AddrFromSlice(addrs[0].(*net.IPNet).IP.To4())
+	from, _ := netip.AddrFromSlice(addrs[0].(*net.IPNet).IP.To4())
+	if src != "" {
+		if from, err = netip.ParseAddr(src); err != nil {
+			return err
+		}
+	}
 	payload := []byte("berth-localnet-probe")
 	pkt := make([]byte, 28, 28+len(payload))
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, unix.IPPROTO_UDP // version 4, 20-byte header; TTL; protocol
 	binary.BigEndian.PutUint16(pkt[2:], uint16(28+len(payload)))
-	s, d := src.As4(), dst.As4()
+	s, d := from.As4(), dst.As4()
 	copy(pkt[12:], s[:])
 	copy(pkt[16:], d[:])
 	binary.BigEndian.PutUint16(pkt[10:], checksum(pkt[:20]))

@@ -27,7 +27,11 @@ func main() {
 		return
 	}
 	if len(os.Args) > 3 && os.Args[1] == "localnet" {
-		if err := localnet(os.Args[2], os.Args[3]); err != nil {
+		src := ""
+		if len(os.Args) > 4 {
+			src = os.Args[4]
+		}
+		if err := localnet(os.Args[2], os.Args[3], src); err != nil {
 			fmt.Printf("localnet %s:%s: %v\n", os.Args[2], os.Args[3], err)
 			os.Exit(1)
 		}
