@@ -221,7 +221,7 @@ func (s *supervisor) pullImage(ctx context.Context, cache *image.Cache, cfg *Con
 		return image.Prepared{}, "", err // validated: not reached
 	}
 	regs := cfg.RegistrySettings()
-	digest, err := registry.Resolve(ctx, cc.Image, regs)
+	digest, err := registry.ResolveTo(ctx, cc.Image, regs, cc.Digest)
 	if err != nil {
 		return image.Prepared{}, "", &pullError{host: ref.Host, err: err}
 	}

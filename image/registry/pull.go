@@ -58,15 +58,36 @@ func pullDir(cache *image.Cache, manifest string) string {
 // Resolve returns the digest ref names now (its own when pinned, after
 // checking the registry has it), asking the mirrors first.
 func Resolve(ctx context.Context, ref string, regs Registries) (string, error) {
+	return ResolveTo(ctx, ref, regs, "")
+}
+
+// ResolveTo is Resolve for a reference whose digest must be want (a
+// config's pin; "" for none): a mirror that answers another digest may
+// lag behind the registry, so the next endpoint is asked too. It returns
+// want when an endpoint resolves ref to it, else what the registry
+// itself answered; only an error when the registry did not answer (the
+// mirrors' answers in it), as a mirror's answer alone is not the last
+// word on a tag.
+func ResolveTo(ctx context.Context, ref string, regs Registries, want string) (string, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return "", err
 	}
-	_, top, err := firstManifest(ctx, r, regs, io.Discard)
-	if err != nil {
-		return "", err
+	got := ""
+	_, _, err = eachManifest(ctx, r, regs, io.Discard, func(host string, f *fetched) bool {
+		if want == "" || f.digest == want {
+			got = f.digest
+			return true
+		}
+		if host == r.Host {
+			got = f.digest
+		}
+		return false
+	})
+	if got != "" && ctx.Err() == nil {
+		return got, nil
 	}
-	return top.digest, nil
+	return "", err
 }
 
 // endpoints are the hosts to ask for r: its mirrors in order, then itself.
@@ -77,13 +98,23 @@ func endpoints(r Ref, regs Registries) []string {
 // firstManifest fetches r's manifest from the first endpoint that serves
 // it.
 func firstManifest(ctx context.Context, r Ref, regs Registries, log io.Writer) (*client, *fetched, error) {
+	return eachManifest(ctx, r, regs, log, func(string, *fetched) bool { return true })
+}
+
+// eachManifest fetches r's manifest from each endpoint in turn until take
+// accepts one, and returns that one; an error when none was taken, which
+// joins the endpoints' errors.
+func eachManifest(ctx context.Context, r Ref, regs Registries, log io.Writer, take func(host string, f *fetched) bool) (*client, *fetched, error) {
 	var errs []error
 	for _, host := range endpoints(r, regs) {
 		c, err := newClient(host, r.Repo, regs)
 		if err == nil {
 			var f *fetched
 			if f, err = c.fetchManifest(ctx, r.reference(), r.Digest); err == nil {
-				return c, f, nil
+				if take(host, f) {
+					return c, f, nil
+				}
+				err = fmt.Errorf("%s answered %s", host, f.digest)
 			}
 		}
 		if ctx.Err() != nil {

@@ -272,6 +272,14 @@ func TestPullResumeAcrossPulls(t *testing.T) {
 	}
 }
 
+// pushV1 pushes img to reg as m/img:v1.
+func pushV1(t *testing.T, reg *registrytest.Registry, img string) {
+	t.Helper()
+	if _, err := registry.Push(context.Background(), img, "docker://"+reg.Host+"/m/img:v1", registry.PushOptions{Registries: reg.Regs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPullMirrors: mirrors are asked in order before the host; one that
 // is down or lacks the image is passed over.
 func TestPullMirrors(t *testing.T) {
@@ -284,14 +292,8 @@ func TestPullMirrors(t *testing.T) {
 	imgB := registrytest.PackImage(t, registrytest.MakeTree(t, "b"))
 	// The same tag names a different image on the mirror: where it came
 	// from shows.
-	for _, x := range []struct {
-		reg *registrytest.Registry
-		img string
-	}{{host, imgA}, {mirror, imgB}} {
-		if _, err := registry.Push(ctx, x.img, "docker://"+x.reg.Host+"/m/img:v1", registry.PushOptions{Registries: x.reg.Regs}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pushV1(t, host, imgA)
+	pushV1(t, mirror, imgB)
 	regs := registry.Registries{
 		host.Host:   {Insecure: true, Mirrors: []string{down, empty.Host, mirror.Host}},
 		mirror.Host: {Insecure: true}, empty.Host: {Insecure: true}, down: {Insecure: true},
@@ -602,5 +604,41 @@ func TestCheckRoom(t *testing.T) {
 	}
 	if err := registry.CheckRoom(dir, 3<<20+512<<10); err != nil {
 		t.Errorf("3.5 MiB with 3 MiB downloaded: %v", err)
+	}
+}
+
+// TestResolveToPinned: a mirror that lags (its tag names another image)
+// does not fail a pinned reference the registry resolves to the pin;
+// without a pin the mirror's answer stands, as before. A pin nobody
+// matches gets the registry's own answer, and with the registry down a
+// mirror's other answer is an error, not the last word.
+func TestResolveToPinned(t *testing.T) {
+	host := registrytest.Start(t, registrytest.Options{})
+	mirror := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	imgA := registrytest.PackImage(t, registrytest.MakeTree(t, "a"))
+	imgB := registrytest.PackImage(t, registrytest.MakeTree(t, "b"))
+	pushV1(t, host, imgA)
+	pushV1(t, mirror, imgB)
+	ref := "docker://" + host.Host + "/m/img:v1"
+	atHost, err := registry.Resolve(ctx, ref, host.Regs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs := registry.Registries{host.Host: {Insecure: true, Mirrors: []string{mirror.Host}}, mirror.Host: {Insecure: true}}
+	atMirror, err := registry.Resolve(ctx, ref, regs)
+	if err != nil || atMirror == atHost {
+		t.Fatalf("unpinned: %s, %v; want the mirror's answer, not the host's %s", atMirror, err, atHost)
+	}
+	if got, err := registry.ResolveTo(ctx, ref, regs, atHost); got != atHost || err != nil {
+		t.Errorf("pinned to the host's digest: %s, %v", got, err)
+	}
+	other := "sha256:" + strings.Repeat("0", 64)
+	if got, err := registry.ResolveTo(ctx, ref, regs, other); got != atHost || err != nil {
+		t.Errorf("pinned to a digest nobody has: %s, %v; want the registry's answer %s", got, err, atHost)
+	}
+	host.Stop()
+	if got, err := registry.ResolveTo(ctx, ref, regs, atHost); err == nil || !strings.Contains(err.Error(), mirror.Host+" answered "+atMirror) {
+		t.Errorf("registry down, the mirror lagging: %s, %v; want an error naming the mirror's answer", got, err)
 	}
 }
