@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -31,8 +32,10 @@ func (b *booter) selectGeneration() error {
 	rec, ok, err := g.store.readRecord()
 	if err != nil {
 		// The last committed generation wins over the boot config file,
-		// which the damaged record cannot say was changed since.
-		rec = genRecord{Committed: g.store.lastMarked(), Base: configDigest(g.bootData)}
+		// which the damaged record cannot say was changed since; it is
+		// booted as recorded, the one committed before it kept.
+		rec = genRecord{Committed: g.store.lastMarked(0), Base: configDigest(g.bootData), Hold: true}
+		rec.Previous = g.store.lastMarked(rec.Committed)
 		b.log.Printf("WARNING: generation record: %v; falling back to the last committed generation (%d)", err, rec.Committed)
 		if ok = rec.Committed > 0; ok {
 			if err := g.store.writeRecord(rec); err != nil {
@@ -42,15 +45,23 @@ func (b *booter) selectGeneration() error {
 	}
 	switch {
 	case ok && configDigest(g.bootData) != rec.Base:
-		b.takeBootFile(rec)
+		b.takeBootFile(rec, "changed since berth last took it")
 	case ok && b.loadGenerations(rec):
-		if g.rec.Trying != 0 || g.cur == nil || g.cur.Source != path {
+		if g.rec.Trying != 0 || g.cur == nil || g.cur.Source != path || g.rec.Hold || !bytes.Equal(g.cur.Config, g.bootData) {
 			return nil
 		}
 		// The committed generation is the boot config file, unchanged:
 		// boot the file, not its recorded digests, so that an image
 		// replaced at the same path is taken (recordFirst).
 		g.recheck = true
+	case ok:
+		// The committed generation cannot be read (loadGenerations said
+		// why): the newest committed one that can is booted instead,
+		// else the boot config file, numbered after the record's.
+		if fb, found := b.fallBack(rec); found && b.loadGenerations(fb) {
+			return nil
+		}
+		b.takeBootFile(rec, "booted instead: no committed generation can be read")
 	default:
 		g.store.prune()
 		b.log.Printf("generation: none recorded: booting %s, recorded as generation 1 once its images are ready", path)
@@ -80,11 +91,33 @@ func (g *genState) pinRefs(cfg *Config) {
 	}
 }
 
+// fallBack is the record of a boot whose committed generation cannot be
+// read: the previous generation, else the newest other one with the
+// committed mark, booted as recorded; false when none reads back.
+func (b *booter) fallBack(rec genRecord) (genRecord, bool) {
+	g := b.gens
+	to := rec.Previous
+	if _, _, err := g.store.readGeneration(to); to == 0 || err != nil {
+		to = g.store.lastMarked(rec.Committed)
+	}
+	if to == 0 {
+		return rec, false
+	}
+	fb := genRecord{Committed: to, Previous: g.store.lastMarked(to), Base: rec.Base, Hold: true,
+		LastRollback: &Rollback{From: rec.Committed, To: to, Reason: "at boot: it cannot be read", Time: time.Now().UTC()}}
+	b.log.Printf("generation: %s cannot be read: falling back to %s", describeGen(rec.Committed), describeGen(to))
+	if err := g.store.writeRecord(fb); err != nil {
+		b.log.Printf("warning: %v", err)
+	}
+	return fb, true
+}
+
 // takeBootFile is the boot of a boot config file changed while berth was
-// down (a new root filesystem or initramfs, an edit before a reboot): it
-// is booted as it is and, once its images are ready, recorded as the next
+// down (a new root filesystem or initramfs, an edit before a reboot), or
+// of one no committed generation can replace (why says which): it is
+// booted as it is and, once its images are ready, recorded as the next
 // committed generation, the committed one before it kept as the previous.
-func (b *booter) takeBootFile(rec genRecord) {
+func (b *booter) takeBootFile(rec genRecord, why string) {
 	g := b.gens
 	g.rec = rec
 	if cur, curCfg, err := g.store.readGeneration(rec.Committed); err == nil {
@@ -93,18 +126,18 @@ func (b *booter) takeBootFile(rec genRecord) {
 	if rec.Trying != 0 {
 		b.log.Printf("generation: %s, being tried, is superseded by the boot config file", describeGen(rec.Trying))
 	}
-	b.log.Printf("generation: %s changed since berth last took it: booting it, recorded as generation %d once its images are ready",
-		g.bootPath, rec.nextNumber())
+	b.log.Printf("generation: %s %s: booting it, recorded as generation %d once its images are ready",
+		g.bootPath, why, rec.nextNumber())
 }
 
 // loadGenerations loads the record's generations and picks the one to
-// boot; false when the committed one cannot be read (the boot config file
-// is booted instead, as generation 1).
+// boot; false when the committed one cannot be read (selectGeneration
+// then falls back).
 func (b *booter) loadGenerations(rec genRecord) bool {
 	g := b.gens
 	cur, curCfg, err := g.store.readGeneration(rec.Committed)
 	if err != nil {
-		b.log.Printf("WARNING: %v: booting the boot config file instead", err)
+		b.log.Printf("WARNING: %v", err)
 		return false
 	}
 	g.rec, g.cur, g.curCfg, b.cfg = rec, cur, curCfg, curCfg
@@ -143,7 +176,7 @@ func (b *booter) revertAtBoot(why string) {
 	g := b.gens
 	rec := g.rec
 	from := rec.Trying
-	rec.Trying, rec.Boots = 0, 0
+	rec.Trying, rec.Boots, rec.Hold = 0, 0, true
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: fmt.Sprintf("at boot: %s", why), Time: time.Now().UTC()}
 	b.log.Printf("generation: %s is reverted to %s: %s", describeGen(from), describeGen(rec.Committed), why)
 	if err := g.store.writeRecord(rec); err != nil {

@@ -197,6 +197,7 @@ func writeFileAt(dfd int, name string, data []byte) error {
 // renamed to N, the store fsynced. A leftover N (a generation written by
 // an update that never got recorded) is replaced.
 func (g *genStore) writeGeneration(gen *generation) error {
+	gen.ConfigDigest = configDigest(gen.Config)
 	meta, err := json.Marshal(gen.genMeta)
 	if err != nil {
 		return err
@@ -287,6 +288,9 @@ func (g *genStore) readGeneration(n int) (*generation, *Config, error) {
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("generation %d: %s/generation.json: %w", n, where, err)
+	}
+	if d := gen.ConfigDigest; d != "" && d != configDigest(gen.Config) {
+		return nil, nil, fmt.Errorf("generation %d: %s/config.toml is damaged: %d bytes, not those recorded (%s)", n, where, len(gen.Config), d)
 	}
 	cfg, err := gen.parse()
 	if err != nil {
@@ -428,9 +432,9 @@ func (g *genStore) markCommitted(n int) error {
 	return unix.Fsync(fd)
 }
 
-// lastMarked is the highest generation that has the committed mark and
-// reads back whole; 0 when none does.
-func (g *genStore) lastMarked() int {
+// lastMarked is the highest generation below below (0: no bound) that
+// has the committed mark and reads back whole; 0 when none does.
+func (g *genStore) lastMarked(below int) int {
 	ents, err := os.ReadDir(g.dir)
 	if err != nil {
 		return 0
@@ -438,7 +442,7 @@ func (g *genStore) lastMarked() int {
 	best := 0
 	for _, e := range ents {
 		n, err := strconv.Atoi(e.Name())
-		if err != nil || n <= best || strconv.Itoa(n) != e.Name() || e.Type() != os.ModeDir {
+		if err != nil || n <= best || (below > 0 && n >= below) || strconv.Itoa(n) != e.Name() || e.Type() != os.ModeDir {
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(g.dir, e.Name(), committedMark)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,7 +136,7 @@ func TestGenStoreRoundTrip(t *testing.T) {
 	if gen.Number != 2 || cfg.Container[0].Digest != digestA || cfg.ImagePath(cfg.Container[0]) != "/etc/web.tar.zst" {
 		t.Errorf("generation %+v, config %+v", gen.genMeta, cfg.Container[0])
 	}
-	if got := g.lastMarked(); got != 1 {
+	if got := g.lastMarked(0); got != 1 {
 		t.Errorf("last marked %d, want 1", got)
 	}
 	g.prune(1)
@@ -180,7 +181,12 @@ func TestGenStoreHostile(t *testing.T) {
 			os.Mkdir(filepath.Join(dir, "current"), 0o700)
 		}, true, "not a regular file"},
 		{"config missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "2", "config.toml")) }, false, "config.toml"},
-		{"config invalid", func(t *testing.T, dir string) { writeT(t, filepath.Join(dir, "2", "config.toml"), "[[container]]\n") }, false, "missing image"},
+		{"config rewritten", func(t *testing.T, dir string) { writeT(t, filepath.Join(dir, "2", "config.toml"), "[[container]]\n") }, false, "config.toml is damaged: 14 bytes"},
+		{"config emptied", func(t *testing.T, dir string) { writeT(t, filepath.Join(dir, "2", "config.toml"), "") }, false, "config.toml is damaged: 0 bytes"},
+		{"config invalid, an older berth's generation (no digest)", func(t *testing.T, dir string) {
+			writeT(t, filepath.Join(dir, "2", "config.toml"), "[[container]]\n")
+			writeT(t, filepath.Join(dir, "2", "generation.json"), meta(map[string]any{"number": 2, "source": "/etc/berth.toml", "images": images}))
+		}, false, "missing image"},
 		{"config oversize", func(t *testing.T, dir string) {
 			writeT(t, filepath.Join(dir, "2", "config.toml"), strings.Repeat("#", maxConfigSize+1))
 		}, false, "larger than"},
@@ -217,7 +223,7 @@ func TestGenStoreHostile(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("error %v, want one with %q", err, tc.err)
 			}
-			if got := g.lastMarked(); got != 1 {
+			if got := g.lastMarked(0); got != 1 {
 				t.Errorf("fallback: last marked %d, want 1", got)
 			}
 		})
@@ -246,14 +252,7 @@ func TestSelectGenerationFallback(t *testing.T) {
 		bootCfg := filepath.Join(t.TempDir(), "berth.toml")
 		writeT(t, bootCfg, genTestConfig)
 		var log strings.Builder
-		cfg, data, err := loadConfigFile(bootCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := &booter{opts: Options{StateDir: state}, log: NewLogger(&log), cfg: cfg, cfgData: data}
-		if err := b.selectGeneration(); err != nil {
-			t.Fatal(err)
-		}
+		b := bootGeneration(t, state, bootCfg, &log)
 		b.log.Flush(5 * time.Second) // the log is read below
 		r, ok, err := g.readRecord()
 		switch {
@@ -266,6 +265,20 @@ func TestSelectGenerationFallback(t *testing.T) {
 			t.Errorf("no warning:\n%s", log.String())
 		}
 	}
+}
+
+// bootGeneration runs the generation phase of a boot of bootCfg on state.
+func bootGeneration(t *testing.T, state, bootCfg string, log *strings.Builder) *booter {
+	t.Helper()
+	cfg, data, err := loadConfigFile(bootCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &booter{opts: Options{StateDir: state}, log: NewLogger(log), cfg: cfg, cfgData: data}
+	if err := b.selectGeneration(); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func writeT(t *testing.T, path, data string) {
@@ -313,6 +326,60 @@ func TestGenerationRegistryRef(t *testing.T) {
 			t.Errorf("%s: runs %s (digest %q), want %s (digest %q)", tc.name, cfg.Container[0].Image, cfg.Container[0].Digest, tc.ref, tc.digest)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestSelectGenerationDamagedCommitted boots on a store whose committed
+// generation cannot be read (its config emptied) but whose previous one
+// can: the previous one is booted, as recorded, and kept; the record
+// says why. Before, every generation was deleted and the boot config
+// file booted as generation 1. With the record damaged too, the two
+// marked generations become the committed and the previous one.
+func TestSelectGenerationDamagedCommitted(t *testing.T) {
+	for _, damagedRecord := range []bool{false, true} {
+		state := t.TempDir()
+		g, err := openGenStore(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{2, 3} {
+			gen := &generation{genMeta: genMeta{Number: n, Source: "/etc/gen" + strconv.Itoa(n) + ".toml", Images: map[string]genImage{}}, Config: []byte(genTestConfig)}
+			if err := g.writeGeneration(gen); err != nil {
+				t.Fatal(err)
+			}
+			g.markCommitted(n)
+		}
+		bootCfg := filepath.Join(t.TempDir(), "berth.toml")
+		writeT(t, bootCfg, genTestConfig)
+		if damagedRecord {
+			writeT(t, filepath.Join(g.dir, "current"), "{")
+			g.markCommitted(1) // a mark on nothing: skipped
+		} else {
+			if err := g.writeRecord(genRecord{Committed: 3, Previous: 2, Base: configDigest([]byte(genTestConfig))}); err != nil {
+				t.Fatal(err)
+			}
+			writeT(t, filepath.Join(g.dir, "3", "config.toml"), "")
+		}
+		var log strings.Builder
+		b := bootGeneration(t, state, bootCfg, &log)
+		b.log.Flush(5 * time.Second)
+		r, _, err := g.readRecord()
+		want := genRecord{Committed: 2, Previous: 0}
+		if damagedRecord {
+			want = genRecord{Committed: 3, Previous: 2}
+		}
+		if err != nil || r.Committed != want.Committed || r.Previous != want.Previous || !r.Hold {
+			t.Errorf("damaged record %v: record %+v, %v; want committed %d, previous %d, held\n%s", damagedRecord, r, err, want.Committed, want.Previous, log.String())
+		}
+		if b.cfg.path != "/etc/gen"+strconv.Itoa(want.Committed)+".toml" || b.gens.first {
+			t.Errorf("damaged record %v: booting %s (first %v)\n%s", damagedRecord, b.cfg.path, b.gens.first, log.String())
+		}
+		if _, _, err := g.readGeneration(2); err != nil {
+			t.Errorf("damaged record %v: generation 2 is gone: %v", damagedRecord, err)
+		}
+		if !damagedRecord && (r.LastRollback == nil || r.LastRollback.From != 3 || r.LastRollback.To != 2) {
+			t.Errorf("the record does not say why: %+v", r.LastRollback)
 		}
 	}
 }

@@ -25,6 +25,13 @@ type genRecord struct {
 	Base string `json:"base,omitempty"`
 	// LastRollback is the last time a generation was given up.
 	LastRollback *Rollback `json:"last_rollback,omitempty"`
+	// Hold says a rollback (or a record rebuilt from the marks) left the
+	// committed generation to be booted as recorded — its config and its
+	// images' digests — and not from the boot config file read again,
+	// whose bytes or images may be what was given up. The next commit
+	// clears it, and a boot config file changed while berth was down is
+	// taken as ever.
+	Hold bool `json:"hold,omitempty"`
 }
 
 // Rollback says which generation was given up, for which, when and why.
@@ -112,6 +119,10 @@ type genMeta struct {
 	Source string              `json:"source"`
 	Images map[string]genImage `json:"images"`
 	Made   time.Time           `json:"made"`
+	// ConfigDigest is the digest of config.toml's bytes: a file damaged
+	// since reads as damaged, not as another config. (Generations of an
+	// older berth have none.)
+	ConfigDigest string `json:"config_digest,omitempty"`
 }
 
 // generation is one generation: its config's bytes and its meta.

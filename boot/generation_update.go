@@ -326,7 +326,7 @@ func (s *supervisor) resolveImage(up *update, cache *image.Cache, cfg *Config, c
 func (s *supervisor) commit(gen *generation, cfg *Config) (string, error) {
 	g := s.b.gens
 	rec := g.rec
-	rec.Previous, rec.Committed, rec.Trying, rec.Boots = rec.Committed, gen.Number, 0, 0
+	rec.Previous, rec.Committed, rec.Trying, rec.Boots, rec.Hold = rec.Committed, gen.Number, 0, 0, false
 	if err := s.writeRecord(rec); err != nil {
 		return "", s.giveUp(gen.Number, err)
 	}
@@ -349,7 +349,7 @@ func (s *supervisor) giveUp(from int, why error) error {
 	g := s.b.gens
 	rec := g.rec
 	reason := oneLine(why)
-	rec.Trying, rec.Boots = 0, 0
+	rec.Trying, rec.Boots, rec.Hold = 0, 0, true
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: reason, Time: time.Now().UTC()}
 	if err := s.writeRecord(rec); err != nil {
 		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
@@ -396,7 +396,7 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 		return "", fmt.Errorf("no previous generation to go back to (generation %d is the only one kept)", rec.Committed)
 	}
 	from := rec.Committed
-	rec.Committed, rec.Previous = rec.Previous, 0
+	rec.Committed, rec.Previous, rec.Hold = rec.Previous, 0, true
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: "by hand (berth rollback)", Time: time.Now().UTC()}
 	if err := s.writeRecord(rec); err != nil {
 		return "", err

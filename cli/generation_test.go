@@ -90,6 +90,13 @@ func (w *genWorld) boot(env ...string) {
 	})
 }
 
+// restart stops berth boot as a poweroff would, and boots again.
+func (w *genWorld) restart() {
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	w.cmd.Wait()
+	w.boot()
+}
+
 // settled waits until generation n is committed and web serves.
 func (w *genWorld) settled(n int) boot.GenerationInfo {
 	var g boot.GenerationInfo
@@ -460,6 +467,22 @@ func TestApplyWaitsForHealth(t *testing.T) {
 	}
 }
 
+// packVersion packs versioned.tar.zst: the busybox rootfs with /version
+// saying v.
+func (w *genWorld) packVersion(v string) {
+	t := w.t
+	tree := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", testutil.BusyboxRootfs(t), tree).CombinedOutput(); err != nil {
+		t.Fatalf("copy the rootfs: %v\n%s", err, out)
+	}
+	write(t, filepath.Join(tree, "version"), v+"\n")
+	img := filepath.Join(w.dir, "versioned.tar.zst")
+	os.Remove(img)
+	if status, _, stderr := berth(t, "image", "pack", tree, "-o", img); status != 0 {
+		t.Fatalf("pack: %s", stderr)
+	}
+}
+
 // TestBootImageReplacedWhileDown replaces the image file while berth is
 // down, its path and the config unchanged (a new initramfs or root
 // filesystem): the next boot runs the new image and records it as
@@ -467,25 +490,10 @@ func TestApplyWaitsForHealth(t *testing.T) {
 // changed records nothing.
 func TestBootImageReplacedWhileDown(t *testing.T) {
 	w := newGenWorld(t)
-	packVersion := func(v string) {
-		tree := filepath.Join(t.TempDir(), "rootfs")
-		if out, err := exec.Command("cp", "-a", testutil.BusyboxRootfs(t), tree).CombinedOutput(); err != nil {
-			t.Fatalf("copy the rootfs: %v\n%s", err, out)
-		}
-		write(t, filepath.Join(tree, "version"), v+"\n")
-		img := filepath.Join(w.dir, "versioned.tar.zst")
-		os.Remove(img)
-		if status, _, stderr := berth(t, "image", "pack", tree, "-o", img); status != 0 {
-			t.Fatalf("pack: %s", stderr)
-		}
-	}
+	packVersion := w.packVersion
 	packVersion("1")
 	w.writeConfig("berth.toml", "versioned.tar.zst", "echo web $(cat /version) up; exec sleep 1000", "")
-	restart := func() {
-		w.cmd.Process.Signal(syscall.SIGTERM)
-		w.cmd.Wait()
-		w.boot()
-	}
+	restart := w.restart
 	w.boot()
 	w.settled(1)
 	waitFor(t, "web 1 to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
@@ -506,4 +514,72 @@ func TestBootImageReplacedWhileDown(t *testing.T) {
 		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
 	}
 	waitFor(t, "web 1 to serve after the rollback", w.log, func() bool { return w.webSays() == "web 1 up" })
+}
+
+// TestReloadGivenUpStaysGivenUp: a boot config file that berth reload
+// took and then gave up — rolled back by hand, or by itself when its web
+// failed — is not booted again by the next boot from the same bytes: the
+// record says generation 1 is committed, and generation 1 runs, until
+// the next update. (Before, the boot took the file as the unchanged boot
+// config and ran it while saying generation 1.)
+func TestReloadGivenUpStaysGivenUp(t *testing.T) {
+	w := newGenWorld(t)
+	restart := w.restart
+	w.boot()
+	w.settled(1)
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "2")
+	if status, _, stderr := berth(t, "reload"); status != 0 {
+		t.Fatalf("reload: %s", stderr)
+	}
+	w.settled(2)
+	if status, _, stderr := berth(t, "rollback"); status != 0 {
+		t.Fatalf("rollback: %s", stderr)
+	}
+	waitFor(t, "web 1 to serve after the rollback", w.log, func() bool { return w.webSays() == "web 1 up" })
+	restart()
+	w.settled(1)
+	waitFor(t, "web 1 to serve after a reboot", w.log, func() bool { return w.webSays() == "web 1 up" })
+
+	w.writeConfig("berth.toml", "bb.tar.zst", "echo web bad; exit 1", "")
+	if status, _, stderr := berth(t, "reload"); status == 0 || !strings.Contains(stderr, "rolled back to generation 1") {
+		t.Fatalf("reload of a failing web: %d %s", status, stderr)
+	}
+	restart()
+	w.settled(1)
+	waitFor(t, "web 1 to serve after a reboot", w.log, func() bool { return w.webSays() == "web 1 up" })
+	if strings.Contains(w.log.String(), "web bad") {
+		t.Errorf("the boot ran the web given up")
+	}
+	// The next update clears the hold: a good file reloaded commits and
+	// boots as the boot config file again.
+	w.writeConfig("berth.toml", "bb.tar.zst", webUp, "3")
+	if status, _, stderr := berth(t, "reload"); status != 0 {
+		t.Fatalf("reload: %s", stderr)
+	}
+	restart()
+	w.settled(4)
+	waitFor(t, "web 3 to serve after a reboot", w.log, func() bool { return w.webSays() == "web 3 up" })
+}
+
+// TestReloadImageGivenUpStaysGivenUp: an image replaced at its path that
+// berth reload took and gave up (the web in it fails) is not taken by the
+// next boot as an image replaced while berth was down: generation 1 runs,
+// from the cache, by its recorded digest.
+func TestReloadImageGivenUpStaysGivenUp(t *testing.T) {
+	w := newGenWorld(t)
+	w.packVersion("1")
+	w.writeConfig("berth.toml", "versioned.tar.zst", `v=$(cat /version); [ $v = bad ] && { echo web bad; exit 1; }; echo web $v up; exec sleep 1000`, "")
+	w.boot()
+	w.settled(1)
+	waitFor(t, "web 1 to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+	w.packVersion("bad")
+	if status, _, stderr := berth(t, "reload"); status == 0 || !strings.Contains(stderr, "rolled back to generation 1") {
+		t.Fatalf("reload of a failing image: %d %s", status, stderr)
+	}
+	w.restart()
+	w.settled(1)
+	waitFor(t, "web 1 to serve after a reboot", w.log, func() bool { return w.webSays() == "web 1 up" })
+	if strings.Contains(w.log.String(), "web bad") {
+		t.Errorf("the boot ran the image given up")
+	}
 }
