@@ -133,6 +133,9 @@ type fdReader struct {
 func (r *fdReader) Read(p []byte) (int, error) {
 	oob := make([]byte, unix.CmsgSpace(4*r.max))
 	n, oobn, _, _, err := r.c.ReadMsgUnix(p, oob)
+	// On an error (the read deadline passed, say) the counts may be -1:
+	// bufio panics on a negative count.
+	n, oobn = max(n, 0), max(oobn, 0)
 	if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
 		for _, m := range msgs {
 			if fds, err := unix.ParseUnixRights(&m); err == nil {

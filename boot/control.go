@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -46,6 +47,7 @@ func (b *booter) serveControl(path string) error {
 	}
 	b.control = l
 	b.goSafe(func() {
+		conns := make(chan struct{}, maxControlConns)
 		for {
 			c, err := l.AcceptUnix()
 			if err != nil {
@@ -55,10 +57,44 @@ func (b *booter) serveControl(path string) error {
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
-			b.goSafe(func() { b.serveConn(c) })
+			select {
+			case conns <- struct{}{}:
+			default:
+				// Each connection holds an fd for up to the read
+				// deadline: without a bound, clients that hold many
+				// open would leave none for starting containers.
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				json.NewEncoder(c).Encode(Response{Error: fmt.Sprintf("busy: %d control connections are open already, try again", maxControlConns)})
+				c.Close()
+				continue
+			}
+			go func() {
+				defer func() { <-conns }()
+				b.serveClient(c)
+			}()
 		}
 	})
 	return nil
+}
+
+// maxControlConns bounds the control connections served at once.
+const maxControlConns = 128
+
+// controlReadTimeout is how long a client has to send its request.
+var controlReadTimeout = 10 * time.Second
+
+// serveClient serves one connection. A panic there is the client's
+// request's, not the supervisor's, whose state a connection only reaches
+// through its loop: it is logged and the connection dropped, and PID 1
+// goes on.
+func (b *booter) serveClient(c *net.UnixConn) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.Close()
+			b.log.Printf("control socket: a request panicked (connection dropped): %v\n%s", r, debug.Stack())
+		}
+	}()
+	b.serveConn(c)
 }
 
 // closeControl stops serving the control socket and removes its file.
@@ -77,7 +113,7 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		enc.Encode(Response{Error: "permission denied: the control socket is for root only"})
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(controlReadTimeout))
 	lr := &limitedReader{fdReader: fdReader{c: c, max: maxRequestFds}, n: 64 << 10}
 	line, err := bufio.NewReader(lr).ReadBytes('\n')
 	fds := lr.files()

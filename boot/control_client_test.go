@@ -1,0 +1,123 @@
+package boot
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestControlSilentClient: a client that sends nothing, or half a
+// request, until its read deadline passes is cut off, and the control
+// socket goes on answering; PID 1 does not panic (the read at the
+// deadline reported -1 bytes, and bufio panicked on it).
+func TestControlSilentClient(t *testing.T) {
+	defer func(d time.Duration) { controlReadTimeout = d }(controlReadTimeout)
+	controlReadTimeout = 200 * time.Millisecond
+	b, sock := controlTestBooter(t)
+	for _, sent := range []string{"", `{"verb":`} {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(c, sent)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		// Nothing sent: no answer; half a request: refused as bad.
+		if line, err := bufio.NewReader(c).ReadString('\n'); (sent == "") != (err != nil) || (err == nil && !strings.Contains(line, "bad request")) {
+			t.Errorf("sent %q: answer %q, %v", sent, line, err)
+		}
+		c.Close()
+		if resp := askControl(t, sock, `{"verb":"ps"}`); resp.Error != "" {
+			t.Errorf("after a client that sent %q: %+v", sent, resp)
+		}
+	}
+	select {
+	case err := <-b.fatal:
+		t.Errorf("a fatal error: %v", err)
+	default:
+	}
+}
+
+// TestControlConnsBounded: past maxControlConns connections open at once,
+// a new one is told the socket is busy and closed at once (its fd given
+// back); once they close, requests are answered again.
+func TestControlConnsBounded(t *testing.T) {
+	_, sock := controlTestBooter(t)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range maxControlConns {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	if resp := askControl(t, sock, `{"verb":"ps"}`); !strings.Contains(resp.Error, "busy") {
+		t.Errorf("past the bound: %+v, want busy", resp)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := askControl(t, sock, `{"verb":"ps"}`)
+		if resp.Error == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the connections closed: %+v", resp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// controlTestBooter serves a control socket whose requests a stand-in
+// supervisor answers (ps: no processes).
+func controlTestBooter(t *testing.T) (*booter, string) {
+	t.Helper()
+	b := &booter{log: NewLogger(&lockedBuffer{}), requests: make(chan request), fatal: make(chan error, 1)}
+	sock := filepath.Join(t.TempDir(), "berth.sock")
+	if err := b.serveControl(sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.closeControl)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case r := <-b.requests:
+				r.reply <- reply{Response: Response{Processes: []Process{}}}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return b, sock
+}
+
+// askControl sends one request line and decodes the answer.
+func askControl(t *testing.T, sock, line string) Response {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintln(c, line)
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		t.Fatalf("answer to %s: %v", line, err)
+	}
+	return resp
+}
