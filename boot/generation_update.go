@@ -259,6 +259,12 @@ func (s *supervisor) resolve(up *update, path string) (*generation, *Config, fun
 	if err != nil {
 		return nil, nil, release, err
 	}
+	if len(cfg.Container) == 0 {
+		// An empty file is what a tool that writes the boot config file
+		// in place leaves for a moment: as an update it would stop every
+		// container.
+		return nil, nil, release, fmt.Errorf("%s has no [[container]]: an update to it would stop every container", abs)
+	}
 	names := make([]string, len(cfg.Container))
 	for i, cc := range cfg.Container {
 		names[i] = cc.Name

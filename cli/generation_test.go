@@ -247,10 +247,22 @@ func TestApplyPhase1Failure(t *testing.T) {
 	invalid := filepath.Join(w.dir, "invalid.toml")
 	write(t, invalid, "[[container]]\nname = \"web\"\n")
 	missing := w.writeConfig("missing.toml", "missing.tar.zst", webUp, "2")
+	empty := filepath.Join(w.dir, "empty.toml")
+	write(t, empty, "")
+	fifo := filepath.Join(w.dir, "fifo.toml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ file, why string }{
 		{invalid, "missing image"},
 		{missing, "missing.tar.zst"},
 		{filepath.Join(w.dir, "none.toml"), "none.toml"},
+		// An update would stop every container.
+		{empty, "has no [[container]]"},
+		// Read without blocking: no writer would ever come, and the
+		// update would hold every later one.
+		{fifo, "not a regular file (a FIFO)"},
+		{fifo, "not a regular file (a FIFO)"},
 	} {
 		status, _, stderr := berth(t, "apply", tc.file)
 		if status == 0 || !strings.Contains(stderr, "apply refused, nothing changed") || !strings.Contains(stderr, tc.why) {
