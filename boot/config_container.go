@@ -232,6 +232,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		bad(key, "%v", err)
 	}
 	s.Caps = caps
+	if c.Health != nil && err == nil && s.TracesExecs(caps) {
+		bad("health", "a health check runs as an exec, and %v", container.ErrTracesExecs)
+	}
 	s.Rlimits = c.rlimits(bad)
 	s.Limits = c.Limits.toLimits(bad)
 	if l := c.Landlock; l != nil {

@@ -264,6 +264,7 @@ func TestContainerKeyErrors(t *testing.T) {
 		{base + "net = \"bridge\"\nports = [\"80:80\", \"80:8080\"]\n", "f.toml:6: container.ports: host port 80/tcp is published twice: \"80:80\" and \"80:8080\""},
 		{base + "net = \"bridge\"\nports = [\"80\"]\n", "f.toml:6: container.ports: \"80\": want \"HOST:CONTAINER\""},
 		{base + "cap_add = [\"FLY\"]\n", "f.toml:5: container.cap_add: cap_add: unknown capability"},
+		{base + "cap_add = [\"SYS_PTRACE\"]\n[container.health]\ncommand = [\"true\"]\n", "f.toml:6: container.health: a health check runs as an exec, and it has CAP_SYS_PTRACE without a user namespace"},
 		{base + "cap_drop = [\"FLY\"]\n", "f.toml:5: container.cap_drop:"},
 		{base + "user = \"bob\"\n", "f.toml:5: container.user: invalid user"},
 		{base + "uid_map = [\"0:1\"]\nuser_ns = true\n", "f.toml:5: container.uid_map:"},

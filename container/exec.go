@@ -89,6 +89,9 @@ type Process struct {
 // executable, 127: not found, 125: anything else) or, when the container
 // has ended, wraps ErrNotRunning.
 func (c *Container) Exec(opts ExecOptions) (*Process, error) {
+	if c.cfg.Spec.TracesExecs(c.cfg.Caps) {
+		return nil, setupError(fmt.Errorf("exec into container %s is refused: %w", c.Spec.Name, ErrTracesExecs))
+	}
 	spec, err := c.execSpec(opts)
 	if err != nil {
 		return nil, setupError(err)
@@ -376,6 +379,24 @@ func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, 
 		return nil, err
 	}
 	return k, nil
+}
+
+// ErrTracesExecs is why a container whose processes could trace an
+// exec's child is refused execs (and so health checks): see TracesExecs.
+var ErrTracesExecs = errors.New("it has CAP_SYS_PTRACE without a user namespace, so its processes could trace the exec's process before it is confined (give it user_ns = true, or drop SYS_PTRACE)")
+
+// TracesExecs reports whether the processes of a container of this spec,
+// with the capabilities caps (nil: the defaults), could trace the child
+// of an exec between its clone and its execve: while it has berth's
+// capabilities and shares berth's memory, in the container's PID
+// namespace. Non-dumpable (below) stops all but a tracer with
+// CAP_SYS_PTRACE in berth's own user namespace: a container without a
+// user namespace that was given it.
+func (s Spec) TracesExecs(caps []string) bool {
+	if caps == nil {
+		caps = DefaultCaps
+	}
+	return s.UserNS == nil && slices.Contains(caps, "SYS_PTRACE")
 }
 
 // berth is non-dumpable while the child of an exec is between its clone

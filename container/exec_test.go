@@ -364,3 +364,34 @@ func TestExecLandlockMerged(t *testing.T) {
 		t.Fatal("landlock not applied to exec")
 	}
 }
+
+// TestExecRefusedToTracers: a container given CAP_SYS_PTRACE without a
+// user namespace could trace an exec's child before it is confined (it
+// has berth's capabilities and memory, in the container's PID namespace,
+// and non-dumpable does not stop such a tracer): here its processes stop
+// every berth process they see and write a host file through its root.
+// Exec is refused, naming why, and the file is never written; with a
+// user namespace the same capability traces nothing and exec works.
+func TestExecRefusedToTracers(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	host := filepath.Join(t.TempDir(), "pwned")
+	self, _ := os.ReadFile("/proc/self/comm")
+	attack := fmt.Sprintf(`while :; do for d in /proc/[0-9]*; do read -r n < $d/comm 2>/dev/null; if [ "$n" = %q ]; then kill -STOP ${d#/proc/}; echo pwned > $d/root%s; kill -CONT ${d#/proc/}; fi; done; done`,
+		strings.TrimSpace(string(self)), host)
+	caps := append(append([]string{}, DefaultCaps...), "SYS_PTRACE")
+	c := startRunning(t, rootfs, Spec{Caps: caps, Args: []string{"sh", "-c", attack}})
+	for range 50 {
+		_, _, err := execOutput(t, c, ExecOptions{Args: []string{"true"}})
+		if !errors.Is(err, ErrTracesExecs) {
+			t.Fatalf("exec: %v, want it refused: %v", err, ErrTracesExecs)
+		}
+	}
+	if _, err := os.Stat(host); err == nil {
+		t.Fatalf("a process of the container wrote %s through an exec's child", host)
+	}
+	userns := &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
+	c = startRunning(t, rootfs, Spec{Caps: caps, UserNS: userns})
+	if ws, _, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); err != nil || ws.ExitStatus() != 0 {
+		t.Errorf("exec with a user namespace: %v, %v", ws, err)
+	}
+}
