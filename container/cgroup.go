@@ -117,6 +117,8 @@ type cgroup struct {
 	dirs []string
 	// byController maps a v1 controller to its directory.
 	byController map[string]string
+	// lock is held while the cgroup lives (cgroup_lock.go); nil for none.
+	lock *os.File
 }
 
 // lateDirs are the directories the init joins itself, last, just before
@@ -158,24 +160,16 @@ func (l *Layout) cgroupDirs(name string) (dirs []string, byController map[string
 // device rules. A leftover cgroup of the same name (from a berth that was
 // killed) is emptied and removed first.
 func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgroup, error) {
-	cg := &cgroup{layout: l, name: name}
+	lock, err := lockCgroup(name)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w: give one of them another name, or stop the other", name, err)
+	}
+	cg := &cgroup{layout: l, name: name, lock: lock}
 	cg.dirs, cg.byController = l.cgroupDirs(name)
-	if l.Version == 2 {
-		if err := enableV2Controllers(l.Unified, filepath.Join(l.Unified, CgroupParent)); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(l.setupCgroup(), 0o755); err != nil {
-			return nil, fmt.Errorf("create setup cgroup: %w", err)
-		}
-	} else if err := l.checkV1(lim); err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", name, err)
+	if err := l.makeDirs(cg, lim); err != nil {
+		unlockCgroup(lock)
+		return nil, err
 	}
-	for _, dir := range cg.dirs {
-		if err := makeCgroupDir(dir); err != nil {
-			return nil, err
-		}
-	}
-	var err error
 	if l.Version == 2 {
 		err = setV2Limits(cg.dirs[0], lim)
 		if err == nil {
@@ -189,6 +183,27 @@ func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgro
 		return nil, err
 	}
 	return cg, nil
+}
+
+// makeDirs creates cg's directories, after the v2 parent's controllers
+// and setup cgroup, or the check that v1 has the controllers lim needs.
+func (l *Layout) makeDirs(cg *cgroup, lim Limits) error {
+	if l.Version == 2 {
+		if err := enableV2Controllers(l.Unified, filepath.Join(l.Unified, CgroupParent)); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(l.setupCgroup(), 0o755); err != nil {
+			return fmt.Errorf("create setup cgroup: %w", err)
+		}
+	} else if err := l.checkV1(lim); err != nil {
+		return fmt.Errorf("cgroup %s: %w", cg.name, err)
+	}
+	for _, dir := range cg.dirs {
+		if err := makeCgroupDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // makeCgroupDir creates the cgroup directory dir, its parent too when
@@ -242,6 +257,10 @@ func (cg *cgroup) destroy() error {
 		if err := removeCgroupDir(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dir, err))
 		}
+	}
+	if len(errs) == 0 {
+		unlockCgroup(cg.lock) // kept while a process may be left in it
+		cg.lock = nil
 	}
 	return errors.Join(errs...)
 }
