@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,6 +86,13 @@ func Exec(socket string, req Request, stdio []*os.File, started func(Response, *
 		oob = unix.UnixRights(fds...)
 	}
 	if _, _, err := uc.WriteMsgUnix(append(line, '\n'), oob, nil); err != nil {
+		// berth may have answered before reading the request (a client
+		// that is not root) and hung up: its answer says more.
+		uc.SetReadDeadline(time.Now().Add(time.Second))
+		var resp Response
+		if json.NewDecoder(uc).Decode(&resp) == nil && resp.Error != "" {
+			return 125, errors.New(resp.Error)
+		}
 		return 125, fmt.Errorf("send to berth: %w", err)
 	}
 	r := &fdReader{c: uc, max: 1}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,4 +121,33 @@ func askControl(t *testing.T, sock, line string) Response {
 		t.Fatalf("answer to %s: %v", line, err)
 	}
 	return resp
+}
+
+// TestExecRefusedBeforeRead: berth refuses a client that is not root as
+// soon as it connects, before reading its request; an exec request (with
+// its fds) written after the refusal fails to send, and the client says
+// why berth refused, not "broken pipe".
+func TestExecRefusedBeforeRead(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "berth.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			json.NewEncoder(c).Encode(Response{Error: "permission denied: the control socket is for root only"})
+			c.Close()
+		}
+	}()
+	for range 5 {
+		_, err := Exec(sock, Request{Verb: "exec", Name: "web", Exec: &ExecRequest{Args: []string{strings.Repeat("x", 200<<10)}}}, nil, func(Response, *os.File) {})
+		if err == nil || !strings.Contains(err.Error(), "root only") {
+			t.Errorf("exec: %v, want berth's refusal", err)
+		}
+	}
 }

@@ -96,6 +96,9 @@ func TestCheck(t *testing.T) {
 			}
 		}
 	}
+	if _, stdout, _ := berth(t, "check", good); stdout != good+": ok, 1 container\n" {
+		t.Errorf("berth check %s: %q", good, stdout)
+	}
 }
 
 func TestRunStatuses(t *testing.T) {
