@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"berth/mmapfs"
 )
@@ -208,6 +209,14 @@ func imageWithTrailer(t *testing.T, extra []byte) string {
 	}
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("f"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Fixed times: two such images differ only in their trailers, so
+	// that one can be written over the other (TestCacheHitConfig).
+	fixed := time.Unix(1700000000, 0)
+	for _, p := range []string{filepath.Join(src, "f"), src} {
+		if err := os.Chtimes(p, fixed, fixed); err != nil {
+			t.Fatal(err)
+		}
 	}
 	img := filepath.Join(dir, "img.tar.zst")
 	if err := Pack(src, img, PackOptions{}); err != nil {

@@ -254,6 +254,9 @@ func TestCacheHitConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if fi, err := os.Stat(img); err != nil || fi.Size() != int64(len(evil)) {
+		t.Fatalf("the two images differ in size (%v, %d): the rewrite would leave a torn file", err, len(evil))
+	}
 	c, err := OpenCache(filepath.Join(t.TempDir(), "cache"))
 	if err != nil {
 		t.Fatal(err)
