@@ -29,6 +29,11 @@ func TestSupervisionEdges(t *testing.T) {
 			return s.restartDelay == BackoffMin && s.stopTimeout == 10*time.Second && s.logSize == 256<<10 &&
 				s.logFileSize == 1<<20 && s.logFiles == 3 && s.logConsole
 		}, ""},
+		// An empty string is the key left out (README Decisions).
+		{`stop_timeout = ""`, func(s supervision) bool { return s.stopTimeout == 10*time.Second }, ""},
+		{`restart_delay = ""`, func(s supervision) bool { return s.restartDelay == BackoffMin }, ""},
+		{`log_size = ""`, func(s supervision) bool { return s.logSize == 256<<10 }, ""},
+		{`restart = ""`, func(s supervision) bool { return s.restart == "never" }, ""},
 		{`restart_delay = "0s"`, func(s supervision) bool { return s.restartDelay == 0 }, ""},
 		{`restart_delay = "30s"`, func(s supervision) bool { return s.restartDelay == 30*time.Second }, ""},
 		{`restart_delay = "30.001s"`, nil, `container.restart_delay: invalid duration "30.001s"`},

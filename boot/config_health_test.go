@@ -34,6 +34,7 @@ func TestHealthKeys(t *testing.T) {
 		{"interval", `"24h"`, "", func(h *healthCheck) bool { return h.interval == 24*time.Hour }},
 		{"interval", `"24h0m0.001s"`, "container.health.interval: invalid duration", nil},
 		{"interval", `"often"`, "container.health.interval: invalid duration", nil},
+		{"timeout", `""`, "", func(h *healthCheck) bool { return h.timeout == 30*time.Second }}, // the key left out
 		{"timeout", `"100ms"`, "", func(h *healthCheck) bool { return h.timeout == 100*time.Millisecond }},
 		{"timeout", `"99ms"`, "f.toml:6: container.health.timeout: invalid duration \"99ms\": want 100ms to 1h0m0s", nil},
 		{"timeout", `"1h"`, "", func(h *healthCheck) bool { return h.timeout == time.Hour }},

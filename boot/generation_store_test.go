@@ -28,6 +28,7 @@ func TestUpdateConfigKeys(t *testing.T) {
 		err   string
 	}{
 		{"", DefaultGracePeriod, DefaultMaxBootAttempts, ""},
+		{`grace_period = ""`, DefaultGracePeriod, DefaultMaxBootAttempts, ""}, // the key left out
 		{`grace_period = "0s"`, 0, 3, ""},
 		{`grace_period = "1h"`, time.Hour, 3, ""},
 		{`grace_period = "1h0m1s"`, 0, 0, `update.grace_period: invalid duration "1h0m1s": want 0s to 1h0m0s`},

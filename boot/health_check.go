@@ -81,7 +81,7 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 		r.code, r.output = 125, "could not start: "+err.Error()
 		return r, false
 	}
-	p, exited, err := s.execReaped(c, container.ExecOptions{Args: hc.command, Stdout: w, Stderr: w, ExternalReaper: true})
+	p, exited, err := s.execReaped(c, container.ExecOptions{Args: hc.command, Stdout: w, Stderr: w, ExternalReaper: true, StartTimeout: hc.timeout})
 	w.Close()
 	var se *container.StartError
 	switch {

@@ -280,7 +280,12 @@ func (s *supervisor) stopAll() {
 		for _, u := range round {
 			s.waitStopped(u, giveUp)
 			if u.state == stateStopped {
-				s.b.log.Printf("container %s stopped in %s", u.name, time.Since(t).Round(time.Millisecond))
+				// Its own time: a round's units are waited for one by one.
+				took := time.Since(t)
+				if !u.stoppedAt.Before(t) {
+					took = u.stoppedAt.Sub(t)
+				}
+				s.b.log.Printf("container %s stopped in %s", u.name, took.Round(time.Millisecond))
 			} else {
 				s.b.log.Printf("container %s did not stop", u.name)
 				u.state = stateStopped // do not wait for it again

@@ -47,6 +47,8 @@ type unit struct {
 	// restarts it once stopped (berth restart).
 	stopDeadline time.Time
 	thenStart    bool
+	// stoppedAt is when it last stopped as asked (the shutdown's log).
+	stoppedAt time.Time
 	// waitReason is the last "waiting for ..." logged, to log changes only.
 	waitReason string
 	// waiters are control requests answered once the unit has stopped or
@@ -263,7 +265,7 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 		return
 	}
 	if u.state == stateStopping {
-		u.state = stateStopped
+		u.state, u.stoppedAt = stateStopped, time.Now()
 		s.b.log.Printf("container %s stopped", u.name)
 		u.answer("stop", false, fmt.Sprintf("stopped %s (%s)", u.name, exit.Describe()))
 		if u.thenStart {

@@ -290,3 +290,49 @@ func TestBootOneInstance(t *testing.T) {
 	first.Process.Signal(syscall.SIGTERM)
 	first.Wait()
 }
+
+// TestShutdownTimesEach: containers stopped in one round are timed each
+// from the round's start to its own stop, not to the end of the wait
+// for the slower ones before it (stop order is the reverse of the
+// config's: slow, which ignores SIGTERM, is waited for first).
+func TestShutdownTimesEach(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "fast"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo fast up; exec sleep 1000"]
+stop_signal = "SIGKILL"
+
+[[container]]
+name = "slow"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo slow up; exec sleep 1000"]
+stop_timeout = "3s"
+`)
+	log, cmd := bootInDir(t, dir, cfg)
+	waitFor(t, "both to run", log, func() bool {
+		return strings.Contains(log.String(), "fast | fast up") && strings.Contains(log.String(), "slow | slow up")
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	took := map[string]time.Duration{}
+	for _, line := range strings.Split(log.String(), "\n") {
+		for _, name := range []string{"fast", "slow"} {
+			if _, rest, ok := strings.Cut(line, "container "+name+" stopped in "); ok {
+				d, err := time.ParseDuration(strings.TrimSpace(rest))
+				if err != nil {
+					t.Fatalf("%q: %v", line, err)
+				}
+				took[name] = d
+			}
+		}
+	}
+	if took["slow"] < 3*time.Second || took["fast"] >= 3*time.Second {
+		t.Errorf("stopped in: fast %s, slow %s; want slow after its 3s stop_timeout and fast before it\n%s", took["fast"], took["slow"], log.String())
+	}
+}

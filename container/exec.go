@@ -72,6 +72,10 @@ type ExecOptions struct {
 	// ExternalReaper is set when a global reaper collects every exit
 	// status: Exec then never waits for the child itself.
 	ExternalReaper bool
+	// StartTimeout, when shorter, replaces the 10 s that Exec waits for
+	// the command to be exec'd before it kills it (a health check's own
+	// timeout bounds its start too).
+	StartTimeout time.Duration
 }
 
 // Process is a command Exec started. The caller reaps Pid and closes
@@ -129,7 +133,8 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	// child has failed: either way it no longer uses its plan. A process
 	// of the container may stop the child (SIGSTOP, as its user): berth
 	// then waits no longer than execStartTimeout and kills it.
-	rec, failed := awaitExec(d.errR, pid)
+	bound := opts.startTimeout()
+	rec, failed := awaitExec(d.errR, pid, bound)
 	runtime.KeepAlive(k)
 	p := &Process{Pid: pid, Pidfd: childPidfd}
 	if !failed && opts.TTY {
@@ -141,7 +146,7 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	if failed {
 		err = describeChildError(k, rec, spec)
 		if rec[0] == stepTimeout {
-			err = setupError(fmt.Errorf("exec %s: killed: it had not reached its execve after %s (stopped by a process of the container?)", spec.Args[0], execStartTimeout))
+			err = setupError(fmt.Errorf("exec %s: killed: it had not reached its execve after %s (stopped by a process of the container?)", spec.Args[0], bound))
 		}
 		if rec[0] == stepJoinNS && !alive(pidfd) {
 			err = fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
@@ -421,11 +426,19 @@ var execCloned func(pid int)
 // execStartTimeout bounds the wait for an exec's child to exec.
 var execStartTimeout = 10 * time.Second
 
+// startTimeout is how long Exec waits for the command's execve.
+func (o ExecOptions) startTimeout() time.Duration {
+	if o.StartTimeout > 0 && o.StartTimeout < execStartTimeout {
+		return o.StartTimeout
+	}
+	return execStartTimeout
+}
+
 // awaitExec reads the error pipe of the child pid as readChildError
-// does, for at most execStartTimeout; a child that has not exec'd by
-// then is killed, and its record says so.
-func awaitExec(r *os.File, pid int) ([3]uint32, bool) {
-	_ = r.SetReadDeadline(time.Now().Add(execStartTimeout))
+// does, for at most bound; a child that has not exec'd by then is
+// killed, and its record says so.
+func awaitExec(r *os.File, pid int, bound time.Duration) ([3]uint32, bool) {
+	_ = r.SetReadDeadline(time.Now().Add(bound))
 	data, err := io.ReadAll(io.LimitReader(r, 64))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return parseChildError(data)

@@ -355,6 +355,43 @@ func TestExecChildStopped(t *testing.T) {
 	}
 }
 
+// TestExecStartTimeout: ExecOptions.StartTimeout shortens the wait for
+// a stopped child (a health check's timeout bounds its start); one
+// longer than the default bound does not lengthen it.
+func TestExecStartTimeout(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	execStartTimeout = 2 * time.Second
+	defer func() { execCloned, execStartTimeout = nil, 10*time.Second }()
+	for _, tc := range []struct {
+		opt  time.Duration
+		want string
+	}{
+		{300 * time.Millisecond, "after 300ms"},
+		{time.Hour, "after 2s"},
+	} {
+		stoppedEarly := false
+		execCloned = func(pid int) {
+			syscall.Kill(pid, syscall.SIGSTOP)
+			self, _ := os.Stat("/proc/self/exe")
+			exe, _ := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+			stoppedEarly = self != nil && exe != nil && os.SameFile(self, exe)
+		}
+		p, err := c.Exec(ExecOptions{Args: []string{"true"}, StartTimeout: tc.opt})
+		if !stoppedEarly {
+			if err == nil {
+				syscall.Kill(p.Pid, syscall.SIGKILL)
+				waitPid(t, p.Pid)
+			}
+			t.Skip("the child reached its execve before the test stopped it")
+		}
+		var se *StartError
+		if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("StartTimeout %s: %v, want a start error %q", tc.opt, err, tc.want)
+		}
+	}
+}
+
 func TestExecLandlockMerged(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	c := startRunning(t, rootfs, Spec{Landlock: &Landlock{Read: []string{"/"}, Write: []string{"/tmp", "/dev"}}})
