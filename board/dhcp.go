@@ -167,7 +167,7 @@ func (c *dhcpClient) acquire() (*Lease, error) {
 // another network, say) has its lease checked at once (verify), an
 // infinite one too.
 func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
-	c.h.setState("bound")
+	// The state is bound's own ("bound", or why it is not applied).
 	switch replugged, err := c.waitBound(l); {
 	case errors.Is(err, errLinkGone):
 		c.h.lost(l, err.Error())
@@ -186,9 +186,7 @@ func (c *dhcpClient) keep(l *Lease) (*Lease, error) {
 		c.begin()
 		start := time.Now()
 		m, err := c.exchange(c.out(dhcpRequest, l.Address.Addr(), netip.Addr{}, netip.Addr{}), phase.dst,
-			untilDeadline(phase.until), func(m *dhcpMsg) bool {
-				return m.typ == dhcpNak || m.typ == dhcpAck && c.validLease(m)
-			})
+			untilDeadline(phase.until), func(m *dhcpMsg) bool { return c.extends(l, m, phase.dst == l.Server) })
 		if errors.Is(err, errNoAnswer) {
 			continue
 		}
@@ -218,6 +216,25 @@ func (c *dhcpClient) settle(l *Lease, m *dhcpMsg, err error, start time.Time, st
 	}
 	c.h.bound(nl, l)
 	return nl, nil
+}
+
+// extends reports whether m answers the request that extends l: a NAK,
+// or an ACK of l's address with a usable lease. While renewing (unicast
+// to the server, fromServer) only l's server may answer; while
+// rebinding any server may (RFC 2131 4.4.5).
+func (c *dhcpClient) extends(l *Lease, m *dhcpMsg, fromServer bool) bool {
+	if m.typ != dhcpNak && m.typ != dhcpAck {
+		return false
+	}
+	if fromServer && m.serverID != l.Server {
+		c.ignore("a %s from %s while renewing with %s", msgName(m.typ), m.serverID, l.Server)
+		return false
+	}
+	if m.typ == dhcpAck && m.yiaddr != l.Address.Addr() {
+		c.ignore("an ACK of %s to the request to extend %s", m.yiaddr, l.Address.Addr())
+		return false
+	}
+	return m.typ == dhcpNak || c.validLease(m)
 }
 
 // validLease reports whether an OFFER or ACK carries a usable lease; a

@@ -364,3 +364,88 @@ func TestDHCPLeaseTimes(t *testing.T) {
 		})
 	}
 }
+
+// TestDHCPRenewStrangers: while renewing, a NAK from another server and
+// an ACK of another address are ignored; the server's own ACK extends
+// the lease, which keeps its address.
+func TestDHCPRenewStrangers(t *testing.T) {
+	t.Parallel()
+	if !inNewNetNS(t) {
+		return
+	}
+	stranger := netip.MustParseAddr("10.7.0.99")
+	startServer(t, newTestLAN(t, "up0"), func(s *testServer, r seenRequest) {
+		switch {
+		case r.typ == dhcpDiscover:
+			s.send(r, ack(dhcpOffer, "10.7.0.15", 10, 2, 8))
+		case r.typ == dhcpRequest && r.ciaddr.IsValid() && !r.broadcast:
+			n := nak()
+			n.serverID = stranger
+			s.send(r, n)
+			s.send(r, ack(dhcpAck, "10.7.0.77", 10, 2, 8))
+			s.send(r, ack(dhcpAck, "10.7.0.15", 10, 2, 8))
+		case r.typ == dhcpRequest:
+			s.send(r, ack(dhcpAck, "10.7.0.15", 10, 2, 8))
+		}
+	})
+	run := startUplink(t, Interface{Name: "up0", DHCP: true})
+	waitFor(t, "the lease", run.ready)
+	waitFor(t, "a renewal", func() bool { return run.logged("lease renewed: 10.7.0.15/24") >= 1 })
+	if n := run.logged("lost"); n > 0 {
+		t.Errorf("the lease was lost %d times", n)
+	}
+	if run.logged("10.7.0.77") != 1 || run.logged("ignored a DHCPNAK from 10.7.0.99 while renewing with 10.7.0.1") != 1 {
+		t.Error("the stranger's NAK or the ACK of another address is not logged as ignored")
+	}
+	if got := kernelAddrs(t, "up0"); !slices.Equal(got, []string{"10.7.0.15/24"}) {
+		t.Errorf("addresses %v, want 10.7.0.15/24", got)
+	}
+}
+
+// TestDHCPRouterOnLink: a /32 lease's router is outside its subnet: it
+// is made the default route on the link (onlink).
+func TestDHCPRouterOnLink(t *testing.T) {
+	t.Parallel()
+	if !inNewNetNS(t) {
+		return
+	}
+	startServer(t, newTestLAN(t, "up0"), leaseServer(func(rep *reply) { rep.mask = []byte{255, 255, 255, 255} }))
+	run := startUplink(t, Interface{Name: "up0", DHCP: true})
+	waitFor(t, "the /32 lease", run.ready)
+	if gw := defaultGateways(routeFile)["up0"]; gw != "10.7.0.1" {
+		t.Errorf("default route via %q, want 10.7.0.1", gw)
+	}
+	if got := kernelAddrs(t, "up0"); !slices.Equal(got, []string{"10.7.0.15/32"}) {
+		t.Errorf("addresses %v, want 10.7.0.15/32", got)
+	}
+}
+
+// TestDHCPLeaseNotApplied: a lease whose router the kernel refuses (its
+// subnet's broadcast address) is bound but not applied, and its state says
+// why for as long as it is held, not plain "bound".
+func TestDHCPLeaseNotApplied(t *testing.T) {
+	t.Parallel()
+	if !inNewNetNS(t) {
+		return
+	}
+	startServer(t, newTestLAN(t, "up0"), leaseServer(func(rep *reply) { rep.router = netip.MustParseAddr("10.7.0.255") }))
+	run := startUplink(t, Interface{Name: "up0", DHCP: true})
+	waitFor(t, "the lease", func() bool { return run.logged("applying the lease of 10.7.0.15/24") > 0 })
+	time.Sleep(200 * time.Millisecond) // the client goes on to hold it
+	if st := run.status(); !strings.HasPrefix(st.State, "bound, but not applied: add default route via 10.7.0.255") || st.Ready {
+		t.Errorf("state %q, ready %v; want it bound, but not applied, and not ready", st.State, st.Ready)
+	}
+}
+
+// leaseServer answers every DISCOVER and REQUEST with a lease of
+// 10.7.0.15 for an hour, changed by edit.
+func leaseServer(edit func(*reply)) func(*testServer, seenRequest) {
+	return func(s *testServer, r seenRequest) {
+		rep := ack(dhcpOffer, "10.7.0.15", 3600, -1, -1)
+		if r.typ == dhcpRequest {
+			rep.typ = dhcpAck
+		}
+		edit(&rep)
+		s.send(r, rep)
+	}
+}

@@ -133,6 +133,7 @@ type reply struct {
 	chaddr     []byte
 	yiaddr     netip.Addr
 	noServerID bool
+	serverID   netip.Addr // default serverAddr
 	mask       []byte // default 255.255.255.0
 	router     netip.Addr
 	dns        []netip.Addr
@@ -181,7 +182,10 @@ func (s *testServer) send(r seenRequest, rep reply) {
 	opt := func(code byte, v []byte) { b = append(append(b, code, byte(len(v))), v...) }
 	u32 := func(v int64) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
 	opt(53, []byte{rep.typ})
-	if !rep.noServerID {
+	switch {
+	case rep.serverID.IsValid():
+		opt(54, rep.serverID.AsSlice())
+	case !rep.noServerID:
 		opt(54, serverAddr.AsSlice())
 	}
 	if rep.typ != dhcpNak {

@@ -372,7 +372,11 @@ func (l *link) bound(nl, old *Lease) {
 	}
 	err := l.u.do(rtnl.AddAddr(l.index, nl.Address, leaseLifetime(nl)))
 	if err == nil && nl.Router.IsValid() {
-		err = l.u.do(rtnl.AddDefaultRouteMetric(l.index, nl.Router, l.metric))
+		route := rtnl.AddDefaultRouteMetric(l.index, nl.Router, l.metric)
+		if !nl.Address.Masked().Contains(nl.Router) {
+			route = rtnl.AddDefaultRouteOnLink(l.index, nl.Router, l.metric)
+		}
+		err = l.u.do(route)
 	}
 	if err != nil {
 		l.logf("%s: applying the lease of %s: %v", l.name, nl.Address, err)

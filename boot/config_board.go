@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"path"
 	"strings"
 	"time"
 )
@@ -22,8 +23,8 @@ type BoardConfig struct {
 const DefaultWatchdogTimeout = 30 * time.Second
 
 func (b BoardConfig) check(v *validator) {
-	if b.Watchdog != "" && b.Watchdog != "none" && !strings.HasPrefix(b.Watchdog, "/dev/") {
-		v.addKey("board.watchdog", "want a device under /dev, or \"none\", got %q", b.Watchdog)
+	if b.Watchdog != "" && b.Watchdog != "none" && (!strings.HasPrefix(b.Watchdog, "/dev/") || path.Clean(b.Watchdog) != b.Watchdog) {
+		v.addKey("board.watchdog", "want a device under /dev (a clean path), or \"none\", got %q", b.Watchdog)
 	}
 	if b.WatchdogTimeout != "" {
 		if d, err := time.ParseDuration(b.WatchdogTimeout); err != nil || d < time.Second || d > time.Hour {

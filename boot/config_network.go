@@ -69,7 +69,11 @@ func (n NetworkConfig) check(v *validator, bridged bool) {
 		if pfx, err := parseHostPrefix(ic.Address); err == nil && bridged && pfx.Masked().Overlaps(bridge.Masked()) {
 			v.addKey(key("address"), "%s overlaps the bridge's subnet %s: containers' traffic would go out this interface; give [network] bridge another subnet", pfx, bridge.Masked())
 		}
-		id := ic.Name + "|" + strings.ToLower(ic.MAC)
+		mac := strings.ToLower(ic.MAC)
+		if hw, err := net.ParseMAC(ic.MAC); err == nil {
+			mac = hw.String() // one spelling: 52-54-00-… and 5254.00… are 52:54:00:…
+		}
+		id := ic.Name + "|" + mac
 		if seen[id] {
 			v.addKey(key("name"), "this interface is configured twice")
 		}

@@ -85,6 +85,9 @@ func TestParseConfigErrors(t *testing.T) {
 		want []string // each must appear in the error text
 	}{
 		{"syntax error", "hostname = \"x\nfoo", []string{"b.toml:1:"}},
+		{"one interface twice, its MAC spelled two ways",
+			"[[network.interface]]\nmac = \"52:54:00:12:34:56\"\ndhcp = true\n[[network.interface]]\nmac = \"5254.0012.3456\"\ndhcp = true\n",
+			[]string{"b.toml:4: network.interface.name: this interface is configured twice"}},
 		{"type mismatch", "[[container]]\nname = 5\n", []string{"b.toml:2: container.name:", "want a string, got an integer"}},
 		{"unknown top-level key", "hostname = \"a\"\nbogus = 1\n", []string{"b.toml:2: bogus: unknown key"}},
 		{"unknown key in second container",

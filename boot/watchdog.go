@@ -2,6 +2,8 @@ package boot
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -21,11 +23,23 @@ type watchdog struct {
 	last     time.Time
 }
 
-// openWatchdog opens and arms dev with timeout.
+// openWatchdog opens and arms dev with timeout. dev must be a watchdog:
+// berth writes to it (a ping, the magic close), and a path mistyped for
+// a disk or another device would have those bytes written over its
+// start.
 func openWatchdog(dev string, timeout time.Duration) (*watchdog, error) {
+	rdev, err := watchdogDevice(dev)
+	if err != nil {
+		return nil, fmt.Errorf("watchdog %s: %w", dev, err)
+	}
 	w, err := wd.Open(dev)
 	if err != nil {
 		return nil, fmt.Errorf("watchdog %s: %w", dev, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(w.File.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || uint64(st.Rdev) != rdev {
+		w.File.Close()
+		return nil, fmt.Errorf("watchdog %s: replaced while it was opened", dev)
 	}
 	d := &watchdog{dev: dev, w: w}
 	if err := d.setTimeout(timeout); err != nil {
@@ -94,3 +108,36 @@ func (d *watchdog) pingUntil(stop <-chan struct{}) {
 
 // close disarms the watchdog (the magic close): a clean shutdown.
 func (d *watchdog) close() error { return d.w.MagicClose() }
+
+// watchdogDevice returns the device number of dev when it is a
+// watchdog: the misc device /dev/watchdog (10:130) or one of
+// /sys/class/watchdog. It looks at the node without opening it (an open
+// arms a watchdog; a terminal's open may have effects of its own).
+func watchdogDevice(dev string) (uint64, error) {
+	fd, err := unix.Open(dev, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return 0, fmt.Errorf("not a watchdog: not a character device")
+	}
+	rdev := uint64(st.Rdev)
+	major, minor := unix.Major(rdev), unix.Minor(rdev)
+	if major == 10 && minor == 130 {
+		return rdev, nil
+	}
+	class, err := os.Readlink(fmt.Sprintf("%s/%d:%d/subsystem", sysDevChar, major, minor))
+	if err != nil || filepath.Base(class) != "watchdog" {
+		return 0, fmt.Errorf("not a watchdog: character device %d:%d is not in /sys/class/watchdog", major, minor)
+	}
+	return rdev, nil
+}
+
+// sysDevChar is where the kernel names character devices by number
+// (tests replace it).
+var sysDevChar = "/sys/dev/char"

@@ -226,6 +226,19 @@ func AddDefaultRouteMetric(index int, gw netip.Addr, metric int) *Request {
 	return AddDefaultRoute(index, gw).u32(unix.RTA_PRIORITY, uint32(metric))
 }
 
+// AddDefaultRouteOnLink is AddDefaultRouteMetric for a router outside
+// every subnet of the link (a /32 lease's, as cloud DHCP servers give):
+// RTNH_F_ONLINK tells the kernel that it is on the link all the same,
+// as `ip route add default via GW dev DEV onlink` does.
+func AddDefaultRouteOnLink(index int, gw netip.Addr, metric int) *Request {
+	g := gw.As4()
+	m := rtmsg(0)
+	binary.NativeEndian.PutUint32(m[8:], unix.RTNH_F_ONLINK)
+	r := newRequest(fmt.Sprintf("add default route via %s (on link)", gw), unix.RTM_NEWROUTE,
+		unix.NLM_F_CREATE|unix.NLM_F_REPLACE, m)
+	return r.attr(unix.RTA_GATEWAY, g[:]).u32(unix.RTA_OIF, uint32(index)).u32(unix.RTA_PRIORITY, uint32(metric))
+}
+
 // DelDefaultRoute removes the default route via gw on link index.
 func DelDefaultRoute(index int, gw netip.Addr) *Request {
 	g := gw.As4()
