@@ -134,7 +134,7 @@ type reply struct {
 	yiaddr     netip.Addr
 	noServerID bool
 	serverID   netip.Addr // default serverAddr
-	mask       []byte // default 255.255.255.0
+	mask       []byte     // default 255.255.255.0
 	router     netip.Addr
 	dns        []netip.Addr
 	hostname   string
