@@ -75,16 +75,16 @@ func btoi(b bool) int {
 	return 0
 }
 
-// checkStdio refuses a handed fd that is a directory or an O_PATH
-// handle: the command must get nothing that names a place in the
-// filesystem outside its root.
+// checkStdio takes a handed fd only when it is an anonymous pipe, a
+// socket or /dev/null: anything else names a file, terminal or device of
+// the host that a process of the container could reopen through
+// /proc/PID/fd of the command, with any access its permissions allow,
+// and keep after the command has ended (berth exec relays its own stdio
+// through pipes). A pipe reopened is the same pipe; a socket cannot be.
 func checkStdio(f *os.File) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return err
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return errors.New("a directory cannot be stdio")
 	}
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 	if err != nil {
@@ -93,7 +93,27 @@ func checkStdio(f *os.File) error {
 	if fl&unix.O_PATH != 0 {
 		return errors.New("an O_PATH handle cannot be stdio")
 	}
-	return nil
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+		return nil
+	case unix.S_IFIFO:
+		var fs unix.Statfs_t
+		if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil {
+			return err
+		}
+		if fs.Type == unix.PIPEFS_MAGIC {
+			return nil
+		}
+		return errors.New("a named FIFO cannot be stdio: the container could reopen it (hand a pipe)")
+	case unix.S_IFCHR:
+		if unix.Major(uint64(st.Rdev)) == 1 && unix.Minor(uint64(st.Rdev)) == 3 {
+			return nil // /dev/null
+		}
+		return errors.New("a terminal or device cannot be stdio: the container could reopen it (hand a pipe, or ask for a terminal of its own)")
+	case unix.S_IFDIR:
+		return errors.New("a directory cannot be stdio")
+	}
+	return errors.New("a file cannot be stdio: the container could reopen it for writing (hand a pipe)")
 }
 
 // sendWithFile writes resp as a JSON line, with f (when set) as

@@ -15,8 +15,11 @@ import (
 const execAbout = `Runs CMD in the running container NAME with exactly its confinement: its
 namespaces, cgroup, root, capabilities, no_new_privs, seccomp filter and
 rlimits, its environment (then each -e), its user and working directory
-unless --user or --workdir say otherwise. berth hands the command this
-process's stdin, stdout and stderr; with -t, a new terminal of the
+unless --user or --workdir say otherwise. The command's stdin, stdout and
+stderr are pipes that this process copies from its own and to its own
+(the container never gets a handle to a file or terminal of the host's);
+once the command has exited, its output is copied until it has been quiet
+for 100ms. With -t, a new terminal of the
 container's devpts instead, which this terminal drives (raw, following its
 window size), and TERM set (from -e, this process's own, or xterm). Exit status: CMD's, 128+N when signal N killed it, 124 when
 NAME is not running, 125 when berth cannot be reached or cannot start CMD,
@@ -74,20 +77,24 @@ func execMain(c *ctx, args []string) int {
 // exec sends req and relays a terminal when it has one.
 func (c *ctx) exec(socket string, req boot.Request) int {
 	out, _ := c.stdout.(*os.File)
-	errOut, _ := c.stderr.(*os.File)
 	var stdio []*os.File
+	var rel *relay
 	if !req.Exec.TTY {
-		if out == nil || errOut == nil {
-			c.errorf("exec: stdout and stderr must be files")
+		var err error
+		if rel, err = newRelay(c.stdin, c.stdout, c.stderr); err != nil {
+			c.errorf("exec: %v", err)
 			return 125
 		}
-		stdio = []*os.File{c.stdin, out, errOut}
+		stdio = rel.child
 	} else if ws, err := unix.IoctlGetWinsize(int(c.stdin.Fd()), unix.TIOCGWINSZ); err == nil {
 		req.Exec.Rows, req.Exec.Cols = ws.Row, ws.Col
 	}
 	var term *terminal
 	winch := make(chan os.Signal, 1)
 	code, err := boot.Exec(socket, req, stdio, func(_ boot.Response, pty *os.File) {
+		if rel != nil {
+			rel.started()
+		}
 		if pty == nil {
 			return
 		}
@@ -106,6 +113,9 @@ func (c *ctx) exec(socket string, req boot.Request) int {
 		signal.Stop(winch)
 		close(winch)
 		term.restore()
+	}
+	if rel != nil {
+		rel.finish()
 	}
 	if err != nil {
 		c.errorf("%v", err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,7 +229,10 @@ func openHostPTY(t *testing.T) (master, slave *os.File) {
 
 // TestExecRefusesHostHandles: the control socket refuses an exec whose
 // handed stdio is a directory or an O_PATH handle (a way out of the
-// container's root, CVE-2024-21626), or that brings more fds than stdio.
+// container's root, CVE-2024-21626), a file, a terminal, a device other
+// than /dev/null or a named FIFO (which a process of the container could
+// reopen through /proc/PID/fd of the command), or that brings more fds
+// than stdio. Pipes and /dev/null are taken.
 func TestExecRefusesHostHandles(t *testing.T) {
 	dir, _ := bootForExec(t)
 	sock := filepath.Join(dir, "berth.sock")
@@ -243,19 +247,83 @@ func TestExecRefusesHostHandles(t *testing.T) {
 	}
 	p := os.NewFile(uintptr(pathFd), "O_PATH")
 	defer p.Close()
+	open := func(path string, flag int) *os.File {
+		f, err := os.OpenFile(path, flag, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	null, zero, file := open(os.DevNull, os.O_RDWR), open("/dev/zero", os.O_RDONLY), open(filepath.Join(dir, "berth.toml"), os.O_RDONLY)
+	master, slave := openHostPTY(t)
+	defer master.Close()
+	defer slave.Close()
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := open(filepath.Join(dir, "fifo"), os.O_RDWR)
 	req := boot.Request{Verb: "exec", Name: "web", Exec: &boot.ExecRequest{Args: []string{"true"}}}
 	for _, tc := range []struct {
 		stdio []*os.File
 		want  string
 	}{
-		{[]*os.File{os.Stdin, d, os.Stderr}, "fd 1: a directory cannot be stdio"},
-		{[]*os.File{p, os.Stdout, os.Stderr}, "fd 0: an O_PATH handle cannot be stdio"},
-		{[]*os.File{os.Stdin, os.Stdout}, "want 3 fds"},
-		{[]*os.File{os.Stdin, os.Stdout, os.Stderr, os.Stderr}, "bad request: more than 3 fds"},
+		{[]*os.File{null, d, null}, "fd 1: a directory cannot be stdio"},
+		{[]*os.File{p, null, null}, "fd 0: an O_PATH handle cannot be stdio"},
+		{[]*os.File{file, null, null}, "fd 0: a file cannot be stdio: the container could reopen it for writing"},
+		{[]*os.File{null, slave, null}, "fd 1: a terminal or device cannot be stdio"},
+		{[]*os.File{null, null, zero}, "fd 2: a terminal or device cannot be stdio"},
+		{[]*os.File{fifo, null, null}, "fd 0: a named FIFO cannot be stdio"},
+		{[]*os.File{null, null}, "want 3 fds"},
+		{[]*os.File{null, null, null, null}, "bad request: more than 3 fds"},
 	} {
 		code, err := boot.Exec(sock, req, tc.stdio, func(boot.Response, *os.File) { t.Error("the command started") })
 		if code != 125 || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("exec with %d fds: %d %v, want 125 and %q", len(tc.stdio), code, err, tc.want)
 		}
+	}
+	rd, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	defer w.Close()
+	if code, err := boot.Exec(sock, req, []*os.File{null, w, null}, func(boot.Response, *os.File) {}); code != 0 || err != nil {
+		t.Errorf("exec with a pipe and /dev/null: %d %v", code, err)
+	}
+}
+
+// TestExecStdioRelayed: berth exec hands the command pipes, not its own
+// files. Here the command (as a process of the container could, through
+// /proc/PID/fd) reopens its stdin, a host file given only as input, for
+// writing, and its stdout, the operator's terminal, for reading: the
+// file is unchanged, the terminal is not reached, and the command's
+// input and output are copied as before.
+func TestExecStdioRelayed(t *testing.T) {
+	dir, _ := bootForExec(t)
+	victim := filepath.Join(dir, "victim")
+	write(t, victim, "original\n")
+	in, err := os.Open(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	master, slave := openHostPTY(t)
+	defer master.Close()
+	defer slave.Close()
+	cmd := exec.Command(berthBin, "exec", "web", "--", "sh", "-c",
+		`cat; echo pwned > /proc/self/fd/0; for f in 0 1; do readlink /proc/$$/fd/$f | cut -d: -f1; done; echo done >&2`)
+	cmd.Env = append(os.Environ(), "BERTH_SOCKET="+filepath.Join(dir, "berth.sock"))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, slave, slave
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("berth exec: %v", err)
+	}
+	slave.Close()
+	out, _ := io.ReadAll(master) // EIO once the slave is closed
+	if got, _ := os.ReadFile(victim); string(got) != "original\n" {
+		t.Errorf("the host file given as stdin now holds %q", got)
+	}
+	if o := strings.ReplaceAll(string(out), "\r", ""); o != "original\npipe\npipe\ndone\n" {
+		t.Errorf("the terminal got %q, want the command's output through pipes", o)
 	}
 }
