@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -140,7 +141,7 @@ func (r *rotatingFile) writeLine(l LogLine) {
 	if r.f == nil {
 		return
 	}
-	line := l.Time.UTC().Format(time.RFC3339Nano) + " " + l.Text + "\n"
+	line := fileLine(l, r.maxSize)
 	if r.size+int64(len(line)) > r.maxSize && r.size > 0 {
 		r.rotate()
 		if r.f == nil {
@@ -152,6 +153,24 @@ func (r *rotatingFile) writeLine(l LogLine) {
 	if err != nil {
 		r.report(warnWrite, err)
 	}
+}
+
+// fileLine is l as a line of the log file: its time, a space and its
+// text, cut (on a character boundary) so that the line fits in size
+// bytes (size, the file's): a line as long as the ring allows (64 KiB)
+// must not make a file of 4K sixteen times its size.
+func fileLine(l LogLine, size int64) string {
+	const cut = " [berth: cut to log_file_size]\n"
+	prefix := l.Time.UTC().Format(time.RFC3339Nano) + " "
+	if int64(len(prefix)+len(l.Text)+1) <= size {
+		return prefix + l.Text + "\n"
+	}
+	keep := size - int64(len(prefix)+len(cut))
+	text := l.Text[:max(keep, 0)]
+	for len(text) > 0 && !utf8.RuneStart(l.Text[len(text)]) {
+		text = text[:len(text)-1]
+	}
+	return prefix + text + cut
 }
 
 // rotate shifts NAME.i to NAME.i+1, dropping the oldest, and starts a new

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -147,5 +148,38 @@ func mustMkdirAll(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRotatingFileLongLines: lines longer than the file's size (the ring
+// takes up to 64 KiB) are cut to it, on a character boundary and
+// marked, so that the files stay within (keep + 1) × maxSize; a line
+// that fits is written whole.
+func TestRotatingFileLongLines(t *testing.T) {
+	const maxSize, keep = 4096, 1
+	dir := t.TempDir()
+	f, err := openRotatingFile(filepath.Join(dir, "app.log"), maxSize, keep, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newLogRing(1<<20, f)
+	for i := range 4 {
+		r.add(LogLine{Time: time.Unix(0, 0), Text: strings.Repeat("é", 32<<10) + fmt.Sprint(i)})
+	}
+	short := "a line that fits"
+	r.add(LogLine{Time: time.Unix(0, 0), Text: short})
+	r.close()
+	if total := inodeBytes(t, dir, nil); total > (keep+1)*maxSize {
+		t.Errorf("the files hold %d bytes, over (keep + 1) × maxSize = %d", total, (keep+1)*maxSize)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "app.log.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > maxSize || !utf8.Valid(data) || !strings.HasSuffix(string(data), "é [berth: cut to log_file_size]\n") {
+		t.Errorf("a long line in the file: %d bytes, valid UTF-8 %v, ends %q", len(data), utf8.Valid(data), data[max(len(data)-40, 0):])
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "app.log")); !strings.HasSuffix(string(data), " "+short+"\n") {
+		t.Errorf("the short line: %q", data)
 	}
 }
