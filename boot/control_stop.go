@@ -36,6 +36,7 @@ func (s *supervisor) stopRequest(u *unit, r request) {
 		if u.state == stateBackoff || u.state == stateWaiting {
 			s.stop(u, timeout) // it would start: now it stays stopped
 			msg = "stopped " + u.name + " before it started"
+			u.answer("restart", true, u.name+": the restart was cancelled by a stop")
 		}
 		r.reply <- reply{Response: Response{Message: msg}}
 		return
@@ -46,7 +47,12 @@ func (s *supervisor) stopRequest(u *unit, r request) {
 		u.state, u.waitReason = stateWaiting, ""
 		return
 	}
-	u.thenStart = u.thenStart || r.Verb == "restart"
+	// The last request wins: a stop during a restart's stop cancels the
+	// start that was to follow, and says so to the restart's client.
+	if r.Verb == "stop" && u.thenStart {
+		u.answer("restart", true, u.name+": the restart was cancelled by a stop")
+	}
+	u.thenStart = r.Verb == "restart"
 	s.stop(u, timeout)
 }
 

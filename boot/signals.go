@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"unsafe"
 )
 
 // signals are the channels berth's signals arrive on: child exits on
@@ -27,11 +28,29 @@ func catchSignals() signals {
 	s := signals{sigs: make(chan os.Signal, 64), chld: make(chan os.Signal, 1)}
 	signal.Notify(s.chld, syscall.SIGCHLD)
 	signal.Notify(s.sigs, caughtSignals()...)
+	ignoreLibcSignals()
 	return s
 }
 
+// ignoreLibcSignals ignores signals 32 to 34. Go's runtime keeps them for
+// C libraries' threads (glibc's SIGCANCEL and SIGSETXID, musl's
+// SIGSYNCCALL) and, without cgo, installs no handler for them:
+// signal.Notify and signal.Ignore leave them alone, and their default
+// action, to terminate, ended a berth boot at once, without a word and
+// with its containers left running. (PID 1 gets no signal the kernel
+// would kill it for.) A container's first process gets them back at
+// their default (container/child.go).
+func ignoreLibcSignals() {
+	var act [8]uintptr // struct sigaction of SIG_IGN, for every architecture
+	act[0] = 1
+	for sig := uintptr(32); sig <= 34; sig++ {
+		_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	}
+}
+
 // caughtSignals is every signal but SIGKILL and SIGSTOP, which cannot be
-// caught, SIGCHLD, SIGURG and SIGWINCH (catchSignals).
+// caught, SIGCHLD, SIGURG and SIGWINCH (catchSignals); 32 to 34 are
+// ignored instead (ignoreLibcSignals).
 func caughtSignals() []os.Signal {
 	var out []os.Signal
 	for n := syscall.Signal(1); n < 65; n++ {

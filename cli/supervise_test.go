@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -334,5 +335,78 @@ stop_timeout = "3s"
 	}
 	if took["slow"] < 3*time.Second || took["fast"] >= 3*time.Second {
 		t.Errorf("stopped in: fast %s, slow %s; want slow after its 3s stop_timeout and fast before it\n%s", took["fast"], took["slow"], log.String())
+	}
+}
+
+// TestStopDuringRestart: a stop asked while a restart is stopping the
+// container wins, as the last request: the container stays stopped, the
+// stop says so, and the restart's client is told it was cancelled.
+func TestStopDuringRestart(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "s"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo s up; exec sleep 1000"]
+stop_timeout = "5s"
+`)
+	log, _ := bootInDir(t, dir, cfg)
+	waitFor(t, "s to run", log, func() bool { return strings.Contains(log.String(), "s | s up") })
+	type result struct {
+		status         int
+		stdout, stderr string
+	}
+	restarted := make(chan result, 1)
+	go func() {
+		status, stdout, stderr := berth(t, "restart", "s")
+		restarted <- result{status, stdout, stderr}
+	}()
+	waitFor(t, "the restart's stop", log, func() bool { return strings.Contains(log.String(), "stopping container s") })
+	if status, stdout, stderr := berth(t, "stop", "-t", "0", "s"); status != 0 || !strings.Contains(stdout, "stopped s") {
+		t.Errorf("stop during the restart: %d %q %s", status, stdout, stderr)
+	}
+	r := <-restarted
+	if r.status == 0 || !strings.Contains(r.stderr, "s: the restart was cancelled by a stop") {
+		t.Errorf("the restart: %d %q %q", r.status, r.stdout, r.stderr)
+	}
+	time.Sleep(300 * time.Millisecond) // a start that followed would be under way
+	if _, stdout, _ := berth(t, "ps", "--json"); !strings.Contains(stdout, `"state": "stopped"`) || strings.Count(log.String(), "s | s up") != 1 {
+		t.Errorf("after the stop: %s\n%s", stdout, log.String())
+	}
+}
+
+// TestBootLibcSignals: signals 32 to 34, which Go keeps for C libraries
+// and does not let os/signal catch, no longer end berth boot (they did,
+// at once, with its containers left running); a container's processes
+// get them at their default, not ignored.
+func TestBootLibcSignals(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "sig"
+image = "bb.tar.zst"
+command = ["sh", "-c", "grep SigIgn /proc/self/status; exec sleep 1000"]
+stop_signal = "SIGKILL"
+`)
+	log, cmd := bootInDir(t, dir, cfg)
+	waitFor(t, "sig to run", log, func() bool { return strings.Contains(log.String(), "sig | SigIgn:") })
+	for _, sig := range []syscall.Signal{32, 33, 34} {
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if status, stdout, stderr := berth(t, "ps"); status != 0 || !strings.Contains(stdout, "running") {
+		t.Fatalf("after signals 32-34: ps %d %q %s", status, stdout, stderr)
+	}
+	_, line, _ := strings.Cut(log.String(), "sig | SigIgn:")
+	line, _, _ = strings.Cut(line, "\n")
+	mask, err := strconv.ParseUint(strings.TrimSpace(line), 16, 64)
+	if err != nil || mask&(7<<31) != 0 {
+		t.Errorf("the container's SigIgn is %q (%v): 32-34 ignored", line, err)
 	}
 }
