@@ -194,8 +194,10 @@ const maxLogLine = 64 << 10
 // every writer (the container and its children) has closed the pipe.
 func (s *supervisor) copyOutput(u *unit, r *os.File) {
 	defer r.Close()
+	lim := newOutputLimiter(time.Now())
 	forEachLine(r, maxLogLine, func(line string) {
-		u.log.add(LogLine{Time: time.Now(), Text: line})
+		now := lim.take(time.Now(), len(line))
+		u.log.add(LogLine{Time: now, Text: line})
 		if u.sup.logConsole {
 			s.b.log.Output(u.name, line)
 		}

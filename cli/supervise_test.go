@@ -410,3 +410,47 @@ stop_signal = "SIGKILL"
 		t.Errorf("the container's SigIgn is %q (%v): 32-34 ignored", line, err)
 	}
 }
+
+// TestOutputRate: berth takes a container's output at about 10,000
+// short lines a second after a second's burst (boot/outputrate.go);
+// past that the container's writes wait, and nothing is lost. 50,000
+// lines written at once reach the log file over at least 4 s (a lower
+// bound the limiter sets, whatever the machine's speed), all of them.
+func TestOutputRate(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	logFile := filepath.Join(dir, "logs", "y.log")
+	write(t, cfg, `
+[[container]]
+name = "y"
+image = "bb.tar.zst"
+command = ["sh", "-c", "yes | head -n 50000; echo end; exec sleep 1000"]
+stop_signal = "SIGKILL"
+log_console = false
+log_file = "`+logFile+`"
+log_file_size = "16M"
+`)
+	log, _ := bootInDir(t, dir, cfg)
+	var data []byte
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if data, _ = os.ReadFile(logFile); strings.HasSuffix(string(data), " end\n") {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 50001 {
+		t.Fatalf("%d lines in the log file, want 50,001\n%s", len(lines), log.String())
+	}
+	stamp := func(l string) time.Time {
+		ts, _, _ := strings.Cut(l, " ")
+		v, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		return v
+	}
+	if took := stamp(lines[50000]).Sub(stamp(lines[0])); took < 3900*time.Millisecond {
+		t.Errorf("50,000 lines taken in %s: want at least 4 s at 10,000 a second after a burst of 10,000", took)
+	}
+}
