@@ -1,15 +1,49 @@
 package boot
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
-// LogLine is one line a container wrote.
+// LogLine is one line a container wrote, its bytes as written.
 type LogLine struct {
 	Time time.Time `json:"time"`
 	Text string    `json:"text"`
+}
+
+// logLineJSON is LogLine on the wire. A JSON string holds UTF-8 only,
+// and encoding/json replaces each byte that is not with U+FFFD: a line
+// that is not valid UTF-8 also carries its bytes, base64, in raw, from
+// which they are read back.
+type logLineJSON struct {
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
+	Raw  []byte    `json:"raw,omitempty"`
+}
+
+// MarshalJSON adds raw to a line that is not valid UTF-8.
+func (l LogLine) MarshalJSON() ([]byte, error) {
+	j := logLineJSON{Time: l.Time, Text: l.Text}
+	if !utf8.ValidString(l.Text) {
+		j.Raw = []byte(l.Text)
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON takes a line's bytes from raw when it has them.
+func (l *LogLine) UnmarshalJSON(b []byte) error {
+	var j logLineJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	l.Time, l.Text = j.Time, j.Text
+	if j.Raw != nil {
+		l.Text = string(j.Raw)
+	}
+	return nil
 }
 
 // logRing keeps a container's most recent output within a byte budget,

@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestLogRingBudget(t *testing.T) {
@@ -298,5 +300,24 @@ func TestLogRingMemory(t *testing.T) {
 			}
 			runtime.KeepAlive(r)
 		})
+	}
+}
+
+// TestLogLineJSON: a line's bytes survive the control socket's JSON as
+// written, valid UTF-8 or not; only a line that is not carries raw.
+func TestLogLineJSON(t *testing.T) {
+	for _, text := range []string{"plain", "é and \x1b[31mred\r", "a\xff\xfe\x80b\x00Y", ""} {
+		in := LogLine{Time: time.Unix(1, 5).UTC(), Text: text}
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out LogLine
+		if err := json.Unmarshal(b, &out); err != nil || out != in {
+			t.Errorf("%q: %s read back as %q (%v)", text, b, out.Text, err)
+		}
+		if hasRaw := strings.Contains(string(b), `"raw"`); hasRaw == utf8.ValidString(text) {
+			t.Errorf("%q: %s", text, b)
+		}
 	}
 }

@@ -37,3 +37,32 @@ command = ["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after;
 		}
 	}
 }
+
+// TestLogsBytesAsWritten: berth logs gives a line's bytes as the
+// container wrote them, not valid UTF-8 included (the control socket's
+// JSON turned each such byte into U+FFFD); --json carries them in raw.
+func TestLogsBytesAsWritten(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `[[container]]
+name = "bytes"
+image = "bb.tar.zst"
+log_console = false
+stop_signal = "SIGKILL"
+command = ["sh", "-c", "printf 'a\\377\\376\\200b\\033[31mred\\rX\\n'; printf 'plain\\n'; exec sleep 1000"]
+`)
+	log, _ := bootInDir(t, dir, cfg)
+	var out string
+	waitFor(t, "the lines", log, func() bool {
+		_, out, _ = berth(t, "logs", "bytes")
+		return strings.Contains(out, "plain\n")
+	})
+	if want := "a\xff\xfe\x80b\x1b[31mred\rX\nplain\n"; out != want {
+		t.Errorf("berth logs: %q, want %q", out, want)
+	}
+	_, js, _ := berth(t, "logs", "--json", "bytes")
+	if !strings.Contains(js, `"raw":"Yf/+gGIbWzMxbXJlZA1Y"`) || strings.Count(js, `"raw"`) != 1 {
+		t.Errorf("berth logs --json: %s", js)
+	}
+}
