@@ -152,7 +152,7 @@ func (s *supervisor) processes() []Process {
 		case stateWaiting:
 			_, _, p.Detail = s.readiness(u)
 		case stateBackoff:
-			p.Detail = "restarts in " + time.Until(u.next).Round(time.Millisecond).String()
+			p.Detail = "restarts in " + max(time.Until(u.next), 0).Round(time.Millisecond).String()
 		}
 		out = append(out, p)
 	}

@@ -354,6 +354,9 @@ func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
 			s.b.reaper.reap()
 		case <-tick.C:
 			s.schedule(time.Now())
+		case req := <-s.b.requests:
+			// A client is told at once, not left waiting for the end.
+			req.reply <- reply{Response: Response{Error: "berth is shutting down: containers are being stopped"}}
 		}
 	}
 }

@@ -282,6 +282,10 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 
 // afterExit applies the restart policy to an exit or a failed start.
 func (s *supervisor) afterExit(u *unit, status int, ran time.Duration) {
+	if s.draining { // the shutdown: nothing restarts, nothing is counted
+		u.state = stateExited
+		return
+	}
 	d := u.policy.onExit(status, ran, time.Now())
 	switch {
 	case d.restart:

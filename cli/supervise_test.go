@@ -454,3 +454,43 @@ log_file_size = "16M"
 		t.Errorf("50,000 lines taken in %s: want at least 4 s at 10,000 a second after a burst of 10,000", took)
 	}
 }
+
+// TestShutdownAnswersClients: while the shutdown waits for a container
+// to stop, a client is told at once that berth is shutting down (it was
+// left waiting for the whole shutdown), and a container that exits by
+// itself meanwhile is not restarted, nor logged as about to be.
+func TestShutdownAnswersClients(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "crashy"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo crashy up; sleep 0.2; exit 1"]
+restart = "always"
+restart_delay = "0s"
+
+[[container]]
+name = "slow"
+image = "bb.tar.zst"
+after = ["crashy"]
+command = ["sh", "-c", "echo slow up; exec sleep 1000"]
+stop_timeout = "3s"
+`)
+	log, cmd := bootInDir(t, dir, cfg)
+	waitFor(t, "slow to run", log, func() bool { return strings.Contains(log.String(), "slow | slow up") })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the shutdown", log, func() bool { return strings.Contains(log.String(), "stopping container slow") })
+	status, stdout, stderr := berth(t, "ps")
+	if status == 0 || !strings.Contains(stderr, "berth is shutting down") {
+		t.Errorf("ps during the shutdown: %d %q %q", status, stdout, stderr)
+	}
+	cmd.Wait()
+	_, after, _ := strings.Cut(log.String(), "got terminated")
+	if strings.Contains(after, "container crashy: restart") || strings.Count(after, "crashy | crashy up") > 1 {
+		t.Errorf("crashy was restarted, or said to be, during the shutdown:\n%s", after)
+	}
+}
