@@ -1,6 +1,9 @@
 package boot
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // A container's output costs PID 1 CPU per line (its time, the ring,
 // the log file, the console), outside the container's cgroup: a
@@ -19,6 +22,7 @@ const (
 
 // outputLimiter is a token bucket of outputRate units a second.
 type outputLimiter struct {
+	freed  atomic.Bool // the container has ended: its backlog is read at once
 	tokens float64
 	last   time.Time
 	sleep  func(time.Duration) // time.Sleep and time.Now; tests replace them
@@ -34,6 +38,9 @@ func newOutputLimiter(now time.Time) *outputLimiter {
 // worth of lines. It returns the line's time: now, or the time after
 // the wait.
 func (l *outputLimiter) take(now time.Time, n int) time.Time {
+	if l.freed.Load() {
+		return now
+	}
 	l.refill(now)
 	if l.tokens < 1 {
 		wait := max(time.Duration((1-l.tokens)/outputRate*float64(time.Second)), outputPause)
@@ -51,3 +58,8 @@ func (l *outputLimiter) refill(now time.Time) {
 	}
 	l.last = now
 }
+
+// free ends the limit: the container's first process has ended, and
+// what it and its processes wrote before is read at once (a shutdown
+// waits a second at most for it, a restart's lines come after it).
+func (l *outputLimiter) free() { l.freed.Store(true) }

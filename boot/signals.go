@@ -32,24 +32,26 @@ func catchSignals() signals {
 	return s
 }
 
-// ignoreLibcSignals ignores signals 32 to 34. Go's runtime keeps them for
-// C libraries' threads (glibc's SIGCANCEL and SIGSETXID, musl's
-// SIGSYNCCALL) and, without cgo, installs no handler for them:
-// signal.Notify and signal.Ignore leave them alone, and their default
-// action, to terminate, ended a berth boot at once, without a word and
-// with its containers left running. (PID 1 gets no signal the kernel
-// would kill it for.) A container's first process gets them back at
-// their default (container/child.go).
+// ignoreLibcSignals ignores signals 32 and 34. Go's runtime keeps them
+// for C libraries' threads (glibc's SIGCANCEL, musl's SIGSYNCCALL) and,
+// without cgo, installs no handler for them: signal.Notify and
+// signal.Ignore leave them alone, and their default action, to
+// terminate, ended a berth boot at once, without a word and with its
+// containers left running. (33, glibc's SIGSETXID, has the runtime's own
+// handler, which its all-threads system calls need: it is left alone.
+// PID 1 gets no signal the kernel would kill it for.) A container's
+// first process gets them back at their default (container/child.go,
+// container/init.go).
 func ignoreLibcSignals() {
 	var act [8]uintptr // struct sigaction of SIG_IGN, for every architecture
 	act[0] = 1
-	for sig := uintptr(32); sig <= 34; sig++ {
+	for _, sig := range []uintptr{32, 34} {
 		_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 	}
 }
 
 // caughtSignals is every signal but SIGKILL and SIGSTOP, which cannot be
-// caught, SIGCHLD, SIGURG and SIGWINCH (catchSignals); 32 to 34 are
+// caught, SIGCHLD, SIGURG and SIGWINCH (catchSignals); 32 and 34 are
 // ignored instead (ignoreLibcSignals).
 func caughtSignals() []os.Signal {
 	var out []os.Signal

@@ -151,6 +151,7 @@ func (s *supervisor) start(u *unit) {
 		}
 	}
 	var c *container.Container
+	lim := newOutputLimiter(time.Now())
 	err = s.b.reaper.start(func() (int, error) {
 		var err error
 		c, err = container.Start(s.b.cgroups, spec, opts)
@@ -158,7 +159,10 @@ func (s *supervisor) start(u *unit) {
 			return 0, err
 		}
 		return c.Pid, nil
-	}, func(ws syscall.WaitStatus) { s.exited(u, c, ws) })
+	}, func(ws syscall.WaitStatus) {
+		lim.free() // what it wrote before its end is read at once
+		s.exited(u, c, ws)
+	})
 	if err != nil {
 		r.Close()
 		s.detach(u, false)
@@ -173,7 +177,7 @@ func (s *supervisor) start(u *unit) {
 	s.outputs.Add(1)
 	s.b.goSafe(func() {
 		defer s.outputs.Done()
-		s.copyOutput(u, r)
+		s.copyOutput(u, r, lim)
 	})
 }
 
@@ -192,9 +196,8 @@ const maxLogLine = 64 << 10
 
 // copyOutput feeds each line the container writes into its log, until
 // every writer (the container and its children) has closed the pipe.
-func (s *supervisor) copyOutput(u *unit, r *os.File) {
+func (s *supervisor) copyOutput(u *unit, r *os.File, lim *outputLimiter) {
 	defer r.Close()
-	lim := newOutputLimiter(time.Now())
 	forEachLine(r, maxLogLine, func(line string) {
 		now := lim.take(time.Now(), len(line))
 		u.log.add(LogLine{Time: now, Text: line})

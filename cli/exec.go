@@ -17,9 +17,9 @@ namespaces, cgroup, root, capabilities, no_new_privs, seccomp filter and
 rlimits, its environment (then each -e), its user and working directory
 unless --user or --workdir say otherwise. The command's stdin, stdout and
 stderr are pipes that this process copies from its own and to its own
-(the container never gets a handle to a file or terminal of the host's);
-once the command has exited, its output is copied until it has been quiet
-for 100ms. With -t, a new terminal of the
+(the container never gets a handle to a file or terminal of the host's;
+a terminal is not copied to stdin: use -t); once the command has exited,
+its output is copied until it has been quiet for 100ms, 2s at most. With -t, a new terminal of the
 container's devpts instead, which this terminal drives (raw, following its
 window size), and TERM set (from -e, this process's own, or xterm). Exit status: CMD's, 128+N when signal N killed it, 124 when
 NAME is not running, 125 when berth cannot be reached or cannot start CMD,

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -325,5 +327,85 @@ func TestExecStdioRelayed(t *testing.T) {
 	}
 	if o := strings.ReplaceAll(string(out), "\r", ""); o != "original\npipe\npipe\ndone\n" {
 		t.Errorf("the terminal got %q, want the command's output through pipes", o)
+	}
+}
+
+// TestExecRelay: berth exec's copying of the command's stdio keeps what
+// handing its own files gave: a terminal's input is left to the
+// terminal (the command gets an end of file; typed input is not eaten,
+// and berth exec in the background is not stopped for reading it);
+// stdout and stderr that are one file keep their order; berth exec ends
+// even if a process the command left keeps writing; and a reader that
+// goes away fails the command's writes, not berth exec, which still
+// reports the command's status and stderr.
+func TestExecRelay(t *testing.T) {
+	dir, _ := bootForExec(t)
+	sock := "BERTH_SOCKET=" + filepath.Join(dir, "berth.sock")
+	command := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(berthBin, append([]string{"exec", "web", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), sock)
+		return cmd
+	}
+
+	master, slave := openHostPTY(t)
+	defer master.Close()
+	defer slave.Close()
+	master.Write([]byte("typed\n"))
+	cmd := command("sh", "-c", "cat; echo cat-ended")
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout = slave, &out
+	if err := cmd.Run(); err != nil || out.String() != "cat-ended\n" {
+		t.Errorf("stdin a terminal: %v, %q", err, out.String())
+	}
+	slave.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := bufio.NewReader(slave).ReadString('\n'); line != "typed\n" {
+		t.Errorf("what was typed before: %q %v", line, err)
+	}
+
+	f, err := os.Create(filepath.Join(dir, "both"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = command("sh", "-c", "for i in 1 2 3 4 5 6; do echo out$i; echo err$i >&2; done")
+	cmd.Stdout, cmd.Stderr = f, f
+	err = cmd.Run()
+	f.Close()
+	want := "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\nout6\nerr6\n"
+	if got, _ := os.ReadFile(filepath.Join(dir, "both")); err != nil || string(got) != want {
+		t.Errorf("2>&1: %v, %q", err, got)
+	}
+
+	cmd = command("sh", "-c", "(while :; do echo x; usleep 20000; done) & echo started")
+	cmd.Stdout = &out
+	done := make(chan error, 1)
+	go func() { done <- cmd.Run() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("a writer left behind: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard
+		cmd.Process.Kill()
+		t.Error("berth exec did not end while a process it left kept writing")
+	}
+
+	rd, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd = command("sh", "-c", "seq 1000000; echo after >&2; exit 3")
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if line, _ := bufio.NewReader(rd).ReadString('\n'); line != "1\n" {
+		t.Errorf("the first line: %q", line)
+	}
+	rd.Close() // as head -1 does
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 3 || stderr.String() != "after\n" {
+		t.Errorf("a reader gone: status %d, stderr %q; want 3, \"after\"", code, stderr.String())
 	}
 }

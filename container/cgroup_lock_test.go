@@ -82,7 +82,14 @@ func TestCgroupLockedByAnother(t *testing.T) {
 	}
 	holder.Process.Kill()
 	holder.Wait()
-	third, err := layout.newCgroup(name, Limits{}, nil)
+	// flock -o's child closes its copy of the lock's file after the fork:
+	// killed before that, the holder leaves the lock to it for a moment.
+	var third *cgroup
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if third, err = layout.newCgroup(name, Limits{}, nil); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("after the holder was killed: %v", err)
 	}

@@ -57,7 +57,7 @@ func childMain(k *childPlan) {
 // that no Go signal handler can run in the child, which is no goroutine
 // of berth's (its g register is whatever the cloning thread's was), and
 // then unblocks what the cloning thread had unblocked. An ignored signal
-// stays ignored, as across execve, but for 32 to 34, which berth boot
+// stays ignored, as across execve, but for 32 and 34, which berth boot
 // ignores for itself (boot/signals.go). runtime_AfterForkInChild would do the
 // same, but reads the cloning thread's m, which may be gone by then.
 //
@@ -70,7 +70,7 @@ func (k *childPlan) resetSignals() {
 			continue
 		}
 		_, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&k.sigDefault)), uintptr(unsafe.Pointer(&k.sigOld)), 8, 0, 0)
-		if e == 0 && k.sigOld[0] == 1 && (sig < 32 || sig > 34) {
+		if e == 0 && k.sigOld[0] == 1 && sig != 32 && sig != 34 {
 			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&k.sigIgnore)), 0, 8, 0, 0)
 		}
 	}
