@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestShutdownTimesEach: containers stopped in one round are timed each
+// from the round's start to its own stop, not to the end of the wait
+// for the slower ones before it (stop order is the reverse of the
+// config's: slow, which ignores SIGTERM, is waited for first).
+func TestShutdownTimesEach(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "fast"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo fast up; exec sleep 1000"]
+stop_signal = "SIGKILL"
+
+[[container]]
+name = "slow"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo slow up; exec sleep 1000"]
+stop_timeout = "3s"
+`)
+	log, cmd := bootInDir(t, dir, cfg)
+	waitFor(t, "both to run", log, func() bool {
+		return strings.Contains(log.String(), "fast | fast up") && strings.Contains(log.String(), "slow | slow up")
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	took := map[string]time.Duration{}
+	for _, line := range strings.Split(log.String(), "\n") {
+		for _, name := range []string{"fast", "slow"} {
+			if _, rest, ok := strings.Cut(line, "container "+name+" stopped in "); ok {
+				d, err := time.ParseDuration(strings.TrimSpace(rest))
+				if err != nil {
+					t.Fatalf("%q: %v", line, err)
+				}
+				took[name] = d
+			}
+		}
+	}
+	if took["slow"] < 3*time.Second || took["fast"] >= 3*time.Second {
+		t.Errorf("stopped in: fast %s, slow %s; want slow after its 3s stop_timeout and fast before it\n%s", took["fast"], took["slow"], log.String())
+	}
+}
+
+// TestStopDuringRestart: a stop asked while a restart is stopping the
+// container wins, as the last request: the container stays stopped, the
+// stop says so, and the restart's client is told it was cancelled.
+func TestStopDuringRestart(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "s"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo s up; exec sleep 1000"]
+stop_timeout = "5s"
+`)
+	log, _ := bootInDir(t, dir, cfg)
+	waitFor(t, "s to run", log, func() bool { return strings.Contains(log.String(), "s | s up") })
+	type result struct {
+		status         int
+		stdout, stderr string
+	}
+	restarted := make(chan result, 1)
+	go func() {
+		status, stdout, stderr := berth(t, "restart", "s")
+		restarted <- result{status, stdout, stderr}
+	}()
+	waitFor(t, "the restart's stop", log, func() bool { return strings.Contains(log.String(), "stopping container s") })
+	if status, stdout, stderr := berth(t, "stop", "-t", "0", "s"); status != 0 || !strings.Contains(stdout, "stopped s") {
+		t.Errorf("stop during the restart: %d %q %s", status, stdout, stderr)
+	}
+	r := <-restarted
+	if r.status == 0 || !strings.Contains(r.stderr, "s: the restart was cancelled by a stop") {
+		t.Errorf("the restart: %d %q %q", r.status, r.stdout, r.stderr)
+	}
+	time.Sleep(300 * time.Millisecond) // a start that followed would be under way
+	if _, stdout, _ := berth(t, "ps", "--json"); !strings.Contains(stdout, `"state": "stopped"`) || strings.Count(log.String(), "s | s up") != 1 {
+		t.Errorf("after the stop: %s\n%s", stdout, log.String())
+	}
+}
+
+// TestBootLibcSignals: signals 32 and 34, which Go keeps for C libraries
+// and does not let os/signal catch, no longer end berth boot (they did,
+// at once, with its containers left running), nor does 33; a
+// container's processes get them at their default, not ignored, with or
+// without a user namespace.
+func TestBootLibcSignals(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "sig"
+image = "bb.tar.zst"
+command = ["sh", "-c", "grep SigIgn /proc/self/status; exec sleep 1000"]
+stop_signal = "SIGKILL"
+
+[[container]]
+name = "sigu"
+image = "bb.tar.zst"
+user_ns = true
+command = ["sh", "-c", "grep SigIgn /proc/self/status; exec sleep 1000"]
+stop_signal = "SIGKILL"
+`)
+	log, cmd := bootInDir(t, dir, cfg)
+	waitFor(t, "sig and sigu to run", log, func() bool {
+		return strings.Contains(log.String(), "sig | SigIgn:") && strings.Contains(log.String(), "sigu | SigIgn:")
+	})
+	for _, sig := range []syscall.Signal{32, 33, 34} {
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if status, stdout, stderr := berth(t, "ps"); status != 0 || !strings.Contains(stdout, "running") {
+		t.Fatalf("after signals 32-34: ps %d %q %s", status, stdout, stderr)
+	}
+	for _, name := range []string{"sig", "sigu"} { // direct start, user namespace
+		_, line, _ := strings.Cut(log.String(), name+" | SigIgn:")
+		line, _, _ = strings.Cut(line, "\n")
+		mask, err := strconv.ParseUint(strings.TrimSpace(line), 16, 64)
+		if err != nil || mask&(1<<31|1<<33) != 0 {
+			t.Errorf("%s's SigIgn is %q (%v): 32 or 34 ignored", name, line, err)
+		}
+	}
+}
+
+// TestOutputRate: berth takes a container's output at about 10,000
+// short lines a second after a second's burst (boot/outputrate.go);
+// past that the container's writes wait, and nothing is lost. 50,000
+// lines written at once reach the log file over at least 4 s (a lower
+// bound the limiter sets, whatever the machine's speed), all of them.
+func TestOutputRate(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	logFile := filepath.Join(dir, "logs", "y.log")
+	write(t, cfg, `
+[[container]]
+name = "y"
+image = "bb.tar.zst"
+command = ["sh", "-c", "yes | head -n 50000; echo end; exec sleep 1000"]
+stop_signal = "SIGKILL"
+log_console = false
+log_file = "`+logFile+`"
+log_file_size = "16M"
+`)
+	log, _ := bootInDir(t, dir, cfg)
+	var data []byte
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if data, _ = os.ReadFile(logFile); strings.HasSuffix(string(data), " end\n") {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 50001 {
+		t.Fatalf("%d lines in the log file, want 50,001\n%s", len(lines), log.String())
+	}
+	stamp := func(l string) time.Time {
+		ts, _, _ := strings.Cut(l, " ")
+		v, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		return v
+	}
+	if took := stamp(lines[50000]).Sub(stamp(lines[0])); took < 3900*time.Millisecond {
+		t.Errorf("50,000 lines taken in %s: want at least 4 s at 10,000 a second after a burst of 10,000", took)
+	}
+}
+
+// TestShutdownAnswersClients: while the shutdown waits for a container
+// to stop, a client is told at once that berth is shutting down (it was
+// left waiting for the whole shutdown), and a container that exits by
+// itself meanwhile is not restarted, nor logged as about to be.
+func TestShutdownAnswersClients(t *testing.T) {
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `
+[[container]]
+name = "crashy"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo crashy up; sleep 0.2; exit 1"]
+restart = "always"
+restart_delay = "0s"
+
+[[container]]
+name = "slow"
+image = "bb.tar.zst"
+after = ["crashy"]
+command = ["sh", "-c", "echo slow up; exec sleep 1000"]
+stop_timeout = "3s"
+`)
+	log, cmd := bootInDir(t, dir, cfg)
+	waitFor(t, "slow to run", log, func() bool { return strings.Contains(log.String(), "slow | slow up") })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the shutdown", log, func() bool { return strings.Contains(log.String(), "stopping container slow") })
+	status, stdout, stderr := berth(t, "ps")
+	if status == 0 || !strings.Contains(stderr, "berth is shutting down") {
+		t.Errorf("ps during the shutdown: %d %q %q", status, stdout, stderr)
+	}
+	cmd.Wait()
+	_, after, _ := strings.Cut(log.String(), "got terminated")
+	if strings.Contains(after, "container crashy: restart") || strings.Count(after, "crashy | crashy up") > 1 {
+		t.Errorf("crashy was restarted, or said to be, during the shutdown:\n%s", after)
+	}
+}
