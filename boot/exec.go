@@ -19,7 +19,9 @@ import (
 const ExecNotRunning = 124
 
 // berth exec over the control socket: the client's request line comes
-// with its stdin, stdout and stderr (SCM_RIGHTS); the supervisor loop
+// with the command's stdin, stdout and stderr (SCM_RIGHTS): pipes, which
+// berth exec copies from and to its own, a socket or /dev/null, and
+// nothing else (checkStdio); the supervisor loop
 // starts the command in the container (container.Exec) with the reaper
 // locked, so that its exit reaches the connection; berth answers once
 // with the command's pid (and, with a terminal, its master, as
