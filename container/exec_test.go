@@ -333,6 +333,20 @@ func TestExecChildStopped(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	c := startRunning(t, rootfs, Spec{})
 	execStartTimeout = time.Second
+	defer func() { execCloned, execStartTimeout = nil, 10*time.Second }()
+	err := execStopped(t, c, ExecOptions{Args: []string{"true"}})
+	var se *StartError
+	if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), "had not reached its execve") {
+		t.Errorf("exec of a stopped child: %v", err)
+	}
+}
+
+// execStopped runs an exec whose child the test stops (SIGSTOP) while
+// it is still berth's (its exe is berth's), as a process of the
+// container could, and returns Exec's error; it skips the test when the
+// child reached its execve first.
+func execStopped(t *testing.T, c *Container, opts ExecOptions) error {
+	t.Helper()
 	stoppedEarly := false
 	execCloned = func(pid int) {
 		syscall.Kill(pid, syscall.SIGSTOP)
@@ -340,8 +354,7 @@ func TestExecChildStopped(t *testing.T) {
 		exe, _ := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
 		stoppedEarly = self != nil && exe != nil && os.SameFile(self, exe)
 	}
-	defer func() { execCloned, execStartTimeout = nil, 10*time.Second }()
-	p, err := c.Exec(ExecOptions{Args: []string{"true"}})
+	p, err := c.Exec(opts)
 	if !stoppedEarly {
 		if err == nil {
 			syscall.Kill(p.Pid, syscall.SIGKILL)
@@ -349,10 +362,7 @@ func TestExecChildStopped(t *testing.T) {
 		}
 		t.Skip("the child reached its execve before the test stopped it")
 	}
-	var se *StartError
-	if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), "had not reached its execve") {
-		t.Errorf("exec of a stopped child: %v", err)
-	}
+	return err
 }
 
 // TestExecStartTimeout: ExecOptions.StartTimeout shortens the wait for
@@ -370,21 +380,7 @@ func TestExecStartTimeout(t *testing.T) {
 		{300 * time.Millisecond, "after 300ms"},
 		{time.Hour, "after 2s"},
 	} {
-		stoppedEarly := false
-		execCloned = func(pid int) {
-			syscall.Kill(pid, syscall.SIGSTOP)
-			self, _ := os.Stat("/proc/self/exe")
-			exe, _ := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
-			stoppedEarly = self != nil && exe != nil && os.SameFile(self, exe)
-		}
-		p, err := c.Exec(ExecOptions{Args: []string{"true"}, StartTimeout: tc.opt})
-		if !stoppedEarly {
-			if err == nil {
-				syscall.Kill(p.Pid, syscall.SIGKILL)
-				waitPid(t, p.Pid)
-			}
-			t.Skip("the child reached its execve before the test stopped it")
-		}
+		err := execStopped(t, c, ExecOptions{Args: []string{"true"}, StartTimeout: tc.opt})
 		var se *StartError
 		if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("StartTimeout %s: %v, want a start error %q", tc.opt, err, tc.want)
