@@ -4,7 +4,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"unsafe"
+
+	"berth/container"
 )
 
 // signals are the channels berth's signals arrive on: child exits on
@@ -28,31 +29,13 @@ func catchSignals() signals {
 	s := signals{sigs: make(chan os.Signal, 64), chld: make(chan os.Signal, 1)}
 	signal.Notify(s.chld, syscall.SIGCHLD)
 	signal.Notify(s.sigs, caughtSignals()...)
-	ignoreLibcSignals()
+	container.IgnoreLibcSignals() // 32 and 34: os/signal cannot catch them
 	return s
-}
-
-// ignoreLibcSignals ignores signals 32 and 34. Go's runtime keeps them
-// for C libraries' threads (glibc's SIGCANCEL, musl's SIGSYNCCALL) and,
-// without cgo, installs no handler for them: signal.Notify and
-// signal.Ignore leave them alone, and their default action, to
-// terminate, ended a berth boot at once, without a word and with its
-// containers left running. (33, glibc's SIGSETXID, has the runtime's own
-// handler, which its all-threads system calls need: it is left alone.
-// PID 1 gets no signal the kernel would kill it for.) A container's
-// first process gets them back at their default (container/child.go,
-// container/init.go).
-func ignoreLibcSignals() {
-	var act [8]uintptr // struct sigaction of SIG_IGN, for every architecture
-	act[0] = 1
-	for _, sig := range []uintptr{32, 34} {
-		_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
-	}
 }
 
 // caughtSignals is every signal but SIGKILL and SIGSTOP, which cannot be
 // caught, SIGCHLD, SIGURG and SIGWINCH (catchSignals); 32 and 34 are
-// ignored instead (ignoreLibcSignals).
+// ignored instead (container.IgnoreLibcSignals).
 func caughtSignals() []os.Signal {
 	var out []os.Signal
 	for n := syscall.Signal(1); n < 65; n++ {

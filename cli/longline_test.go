@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,17 +9,13 @@ import (
 // keeps whole (64 KiB) has it kept as pieces, and its later output still
 // reaches the log: the reading never stops at a long line.
 func TestBootLongLine(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, `[[container]]
+	_, log, _ := bootConfig(t, `[[container]]
 name = "long"
 image = "bb.tar.zst"
 log_size = "1M"
 log_console = false
 command = ["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after; exec sleep 1000"]
 `)
-	log, _ := bootInDir(t, dir, cfg)
 	var out string
 	waitFor(t, "the line after the long one", log, func() bool {
 		_, out, _ = berth(t, "logs", "long")
@@ -42,17 +37,13 @@ command = ["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after;
 // container wrote them, not valid UTF-8 included (the control socket's
 // JSON turned each such byte into U+FFFD); --json carries them in raw.
 func TestLogsBytesAsWritten(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, `[[container]]
+	_, log, _ := bootConfig(t, `[[container]]
 name = "bytes"
 image = "bb.tar.zst"
 log_console = false
 stop_signal = "SIGKILL"
 command = ["sh", "-c", "printf 'a\\377\\376\\200b\\033[31mred\\rX\\n'; printf 'plain\\n'; exec sleep 1000"]
 `)
-	log, _ := bootInDir(t, dir, cfg)
 	var out string
 	waitFor(t, "the lines", log, func() bool {
 		_, out, _ = berth(t, "logs", "bytes")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,15 +11,25 @@ import (
 	"time"
 )
 
+// bootConfig runs berth boot, as bootInDir does, on config (with
+// {{DIR}} replaced by its directory, where bb.tar.zst is packed) and
+// returns the directory, the log and the command.
+func bootConfig(t *testing.T, config string) (string, *bootLog, *exec.Cmd) {
+	t.Helper()
+	dir := t.TempDir()
+	packBusybox(t, dir)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, strings.ReplaceAll(config, "{{DIR}}", dir))
+	log, cmd := bootInDir(t, dir, cfg)
+	return dir, log, cmd
+}
+
 // TestShutdownTimesEach: containers stopped in one round are timed each
 // from the round's start to its own stop, not to the end of the wait
 // for the slower ones before it (stop order is the reverse of the
 // config's: slow, which ignores SIGTERM, is waited for first).
 func TestShutdownTimesEach(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, `
+	_, log, cmd := bootConfig(t, `
 [[container]]
 name = "fast"
 image = "bb.tar.zst"
@@ -31,7 +42,6 @@ image = "bb.tar.zst"
 command = ["sh", "-c", "echo slow up; exec sleep 1000"]
 stop_timeout = "3s"
 `)
-	log, cmd := bootInDir(t, dir, cfg)
 	waitFor(t, "both to run", log, func() bool {
 		return strings.Contains(log.String(), "fast | fast up") && strings.Contains(log.String(), "slow | slow up")
 	})
@@ -60,17 +70,13 @@ stop_timeout = "3s"
 // container wins, as the last request: the container stays stopped, the
 // stop says so, and the restart's client is told it was cancelled.
 func TestStopDuringRestart(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, `
+	_, log, _ := bootConfig(t, `
 [[container]]
 name = "s"
 image = "bb.tar.zst"
 command = ["sh", "-c", "echo s up; exec sleep 1000"]
 stop_timeout = "5s"
 `)
-	log, _ := bootInDir(t, dir, cfg)
 	waitFor(t, "s to run", log, func() bool { return strings.Contains(log.String(), "s | s up") })
 	type result struct {
 		status         int
@@ -101,10 +107,7 @@ stop_timeout = "5s"
 // container's processes get them at their default, not ignored, with or
 // without a user namespace.
 func TestBootLibcSignals(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, `
+	_, log, cmd := bootConfig(t, `
 [[container]]
 name = "sig"
 image = "bb.tar.zst"
@@ -118,7 +121,6 @@ user_ns = true
 command = ["sh", "-c", "grep SigIgn /proc/self/status; exec sleep 1000"]
 stop_signal = "SIGKILL"
 `)
-	log, cmd := bootInDir(t, dir, cfg)
 	waitFor(t, "sig and sigu to run", log, func() bool {
 		return strings.Contains(log.String(), "sig | SigIgn:") && strings.Contains(log.String(), "sigu | SigIgn:")
 	})
@@ -147,21 +149,17 @@ stop_signal = "SIGKILL"
 // lines written at once reach the log file over at least 4 s (a lower
 // bound the limiter sets, whatever the machine's speed), all of them.
 func TestOutputRate(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	logFile := filepath.Join(dir, "logs", "y.log")
-	write(t, cfg, `
+	dir, log, _ := bootConfig(t, `
 [[container]]
 name = "y"
 image = "bb.tar.zst"
 command = ["sh", "-c", "yes | head -n 50000; echo end; exec sleep 1000"]
 stop_signal = "SIGKILL"
 log_console = false
-log_file = "`+logFile+`"
+log_file = "{{DIR}}/logs/y.log"
 log_file_size = "16M"
 `)
-	log, _ := bootInDir(t, dir, cfg)
+	logFile := filepath.Join(dir, "logs", "y.log")
 	var data []byte
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if data, _ = os.ReadFile(logFile); strings.HasSuffix(string(data), " end\n") {
@@ -190,10 +188,7 @@ log_file_size = "16M"
 // left waiting for the whole shutdown), and a container that exits by
 // itself meanwhile is not restarted, nor logged as about to be.
 func TestShutdownAnswersClients(t *testing.T) {
-	dir := t.TempDir()
-	packBusybox(t, dir)
-	cfg := filepath.Join(dir, "berth.toml")
-	write(t, cfg, `
+	_, log, cmd := bootConfig(t, `
 [[container]]
 name = "crashy"
 image = "bb.tar.zst"
@@ -208,7 +203,6 @@ after = ["crashy"]
 command = ["sh", "-c", "echo slow up; exec sleep 1000"]
 stop_timeout = "3s"
 `)
-	log, cmd := bootInDir(t, dir, cfg)
 	waitFor(t, "slow to run", log, func() bool { return strings.Contains(log.String(), "slow | slow up") })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func childMain(k *childPlan) {
 // of berth's (its g register is whatever the cloning thread's was), and
 // then unblocks what the cloning thread had unblocked. An ignored signal
 // stays ignored, as across execve, but for 32 and 34, which berth boot
-// ignores for itself (boot/signals.go). runtime_AfterForkInChild would do the
+// ignores for itself (libcsignals.go). runtime_AfterForkInChild would do the
 // same, but reads the cloning thread's m, which may be gone by then.
 //
 //go:nosplit

@@ -203,7 +203,7 @@ func becomeWorkload(cfg initConfig, ruleset int, cwd string) error {
 	// 15. Exec the workload, or the tiny init that starts it, with
 	// signals 32 and 34 at their default: berth boot ignores them for
 	// itself, and an ignored signal stays ignored across execve.
-	defaultLibcSignals()
+	setLibcSignals(sigDFL)
 	traceRSS("init")
 	trace("exec")
 	if spec.Init {
@@ -397,14 +397,4 @@ func loopbackUp() error {
 		return fmt.Errorf("bring up lo: %w", err)
 	}
 	return nil
-}
-
-// defaultLibcSignals sets signals 32 and 34 to their default action
-// (boot/signals.go ignores them in berth boot; the direct start's child
-// resets them in resetSignals). Go itself leaves them alone.
-func defaultLibcSignals() {
-	var act [8]uintptr // struct sigaction of SIG_DFL, for every architecture
-	for _, sig := range []uintptr{32, 34} {
-		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
-	}
 }
