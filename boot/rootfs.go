@@ -182,7 +182,7 @@ func privateDir(dir string) error {
 // through the trash when there is one (t; trash.go), which moves it aside
 // now and removes it off the caller's goroutine, else in place.
 func releaseRootfs(dir string, t *trash) error {
-	if err := detachMount(filepath.Join(dir, "rootfs")); err != nil {
+	if err := detachMount(dir, "rootfs"); err != nil {
 		return err
 	}
 	if err := unmountLower(dir); err != nil {

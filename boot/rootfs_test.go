@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"berth/image"
 )
 
@@ -95,5 +97,68 @@ func TestImageCacheRootSymlink(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(target); len(ents) != 0 {
 		t.Errorf("the symlink's target got %d entries", len(ents))
+	}
+}
+
+// TestReleasePlantedSymlinks: symlinks planted in STATE/containers — by
+// whoever wrote to the data partition — at a container's rootfs or lower,
+// or as the container's directory itself, make berth unmount nothing they
+// point to; a file in a directory's place is removed, not an error at
+// every boot.
+func TestReleasePlantedSymlinks(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("needs root: mounts")
+	}
+	victim := t.TempDir()
+	if err := syscall.Mount("victim", victim, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(victim, syscall.MNT_DETACH) })
+	// A directory holding a mount named rootfs, for DIR as a symlink.
+	holder := t.TempDir()
+	if err := os.Mkdir(filepath.Join(holder, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("victim2", filepath.Join(holder, "rootfs"), "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(filepath.Join(holder, "rootfs"), syscall.MNT_DETACH) })
+	state := t.TempDir()
+	containers := filepath.Join(state, "containers")
+	plant := map[string]func(dir string) error{
+		"rootfs": func(dir string) error { return os.Symlink(victim, filepath.Join(dir, "rootfs")) },
+		"lower":  func(dir string) error { return os.Symlink(victim, filepath.Join(dir, "lower")) },
+	}
+	for name, f := range plant {
+		dir := filepath.Join(containers, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := f(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(holder, filepath.Join(containers, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(containers, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	s := &supervisor{b: &booter{opts: Options{StateDir: state}, log: NewLogger(&log)}}
+	s.removeStaleRootfs()
+	for _, m := range []string{victim, filepath.Join(holder, "rootfs")} {
+		if !mountRoot(unix.AT_FDCWD, m) {
+			t.Errorf("%s was unmounted through a planted symlink", m)
+		}
+	}
+	if ents, _ := os.ReadDir(containers); len(ents) != 0 {
+		t.Errorf("STATE/containers still holds %d entries", len(ents))
+	}
+	if _, err := os.Stat(filepath.Join(holder, "rootfs")); err != nil {
+		t.Errorf("the symlinked directory's contents were touched: %v", err)
+	}
+	if log.Len() != 0 {
+		t.Errorf("log: %s", log.String())
 	}
 }

@@ -108,15 +108,30 @@ func IDShift(ns *container.UserNS) image.Shift {
 
 // unmountLower unmounts DIR/lower when it is a mount, and refuses to go
 // on when it still is one: removing DIR must never reach the cache.
-func unmountLower(dir string) error { return detachMount(filepath.Join(dir, "lower")) }
+func unmountLower(dir string) error { return detachMount(dir, "lower") }
 
-// detachMount lazily unmounts path when it is a mount, and refuses to go
-// on when it still is one (another was stacked under it).
-func detachMount(path string) error {
-	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+// detachMount lazily unmounts DIR/NAME when it is a mount, and refuses to
+// go on when it still is one (another was stacked under it). Neither is
+// followed if a symlink: whoever wrote to the data partition (offline, or
+// a container it was once bound into) may have planted one there to make
+// berth unmount a mount of its choice. DIR is opened without following it
+// and NAME unmounted through that handle with UMOUNT_NOFOLLOW; a DIR that
+// is missing, a symlink or not a directory holds no mount of berth's.
+func detachMount(dir, name string) error {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: open %s: %w", filepath.Join(dir, name), dir, err)
+	}
+	defer unix.Close(fd)
+	path := filepath.Join(dir, name)
+	via := fmt.Sprintf("/proc/self/fd/%d/%s", fd, name)
+	if err := unix.Unmount(via, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", path, err)
 	}
-	if mountRoot(unix.AT_FDCWD, path) {
+	if mountRoot(fd, name) {
 		return fmt.Errorf("%s is still a mount point", path)
 	}
 	return nil
