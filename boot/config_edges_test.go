@@ -193,3 +193,51 @@ func TestConfigFileLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestBindSourcesOnDataPartition checks the bind sources [storage]
+// forbids: inside the volumes or berth's state, and — unless read-only —
+// any directory that holds berth's state (the mount point, its parents,
+// /), through which a container could plant what berth reads at the next
+// boot.
+func TestBindSourcesOnDataPartition(t *testing.T) {
+	const inside = "which containers write: mount the volume by name"
+	const holds = "berth's state: a container writing there could make berth misbehave"
+	tests := []struct {
+		mount, source string
+		readonly      bool
+		err           string
+	}{
+		{"", "/data/volumes/db", false, `"/data/volumes/db" is inside /data/volumes, ` + inside},
+		{"", "/data/volumes", true, inside},
+		{"", "/data/berth", true, `"/data/berth" is inside /data/berth, ` + inside},
+		{"", "/data/berth/images", false, inside},
+		{"", "/data", false, `"/data" holds /data/berth, ` + holds},
+		{"", "/data/", false, holds},
+		{"", "/", false, `"/" holds /data/berth, ` + holds},
+		{"", "/data", true, ""},
+		{"", "/", true, ""},
+		{"", "/data/other", false, ""},
+		{"", "/dat", false, ""},
+		{"", "/data2", false, ""},
+		{"", "/srv", false, ""},
+		{"/mnt/d", "/mnt", false, `"/mnt" holds /mnt/d/berth, ` + holds},
+		{"/mnt/d", "/data", false, ""},
+	}
+	for _, tc := range tests {
+		toml := "[storage]\ndevice = \"LABEL=data\"\n"
+		if tc.mount != "" {
+			toml += "mount = \"" + tc.mount + "\"\n"
+		}
+		toml += genTestConfig + "[[container.mount]]\nsource = \"" + tc.source + "\"\ntarget = \"/x\"\n"
+		if tc.readonly {
+			toml += "readonly = true\n"
+		}
+		_, err := ParseConfig("e.toml", []byte(toml))
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s (mount %q, readonly %v): %v", tc.source, tc.mount, tc.readonly, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "container.mount.source")):
+			t.Errorf("%s (mount %q, readonly %v): error %v, want one with %q", tc.source, tc.mount, tc.readonly, err, tc.err)
+		}
+	}
+}

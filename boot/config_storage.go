@@ -109,6 +109,9 @@ func (cfg *Config) checkVolumes(v *validator) {
 				if under := cfg.Storage.containerWritten(m.Source); under != "" {
 					v.addKey(key+".source", "%s is inside %s, which containers write: mount the volume by name (volume = NAME)",
 						container.Quote(m.Source), under)
+				} else if held := cfg.Storage.stateBelow(m.Source); held != "" && !m.Readonly {
+					v.addKey(key+".source", "%s holds %s, berth's state: a container writing there could make berth misbehave at the next boot; bind it with readonly = true, or mount a volume by name",
+						container.Quote(m.Source), held)
 				}
 			}
 		}
@@ -123,6 +126,18 @@ func (s *StorageConfig) containerWritten(p string) string {
 		if p == d || strings.HasPrefix(p, d+"/") {
 			return d
 		}
+	}
+	return ""
+}
+
+// stateBelow is MOUNT/berth when p holds it (p is MOUNT or one of its
+// parents), or "": a writable bind of p would let a container write
+// berth's state.
+func (s *StorageConfig) stateBelow(p string) string {
+	p = path.Clean(p)
+	d := path.Join(s.MountPoint(), stateSubdir)
+	if p == "/" || strings.HasPrefix(d, p+"/") {
+		return d
 	}
 	return ""
 }
