@@ -40,10 +40,25 @@ func Uptime() float64 {
 	return float64(ts.Sec) + float64(ts.Nsec)/1e9
 }
 
-// Printf logs one berth message.
+// Printf logs one berth message. Its control characters are shown
+// escaped as a container's are (see Output), but for its line breaks (a
+// config's errors come as a list), and each line after the first is
+// indented: names that reach a message from a disk or a client (an entry
+// in berth's state, a config file's name) must not drive the terminal
+// nor start a line that looks like one of berth's own.
 func (l *Logger) Printf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.line("berth: "+msg, true)
+	l.line("berth: "+escapeMessage(msg), true)
+}
+
+// escapeMessage escapes s's control characters but tab and newline, and
+// indents the lines after the first by two spaces.
+func escapeMessage(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, ln := range lines {
+		lines[i] = escapeControls(ln)
+	}
+	return strings.Join(lines, "\n  ")
 }
 
 // Debugf logs a message only with berth.debug.

@@ -50,3 +50,25 @@ func TestConsoleLineCut(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageEscaped: berth's own messages, which carry names from disks
+// and clients, reach the console without control characters but their
+// line breaks, and a later line cannot pass for one of berth's.
+func TestMessageEscaped(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"plain", "berth: warning: plain\n"},
+		{"e\x1b[2J\x1b]0;pwned\a\x1b[31mFAKE", `berth: warning: e\x1b[2J\x1b]0;pwned\x07\x1b[31mFAKE` + "\n"},
+		{"x\r[  1.000000] berth: forged", `berth: warning: x\x0d[  1.000000] berth: forged` + "\n"},
+		{"a.toml is invalid:\na.toml:1: x\na.toml:2: y\n", "berth: warning: a.toml is invalid:\n  a.toml:1: x\n  a.toml:2: y\n"},
+		{"n\n[  1.000000] berth: forged", "berth: warning: n\n  [  1.000000] berth: forged\n"},
+	} {
+		var out strings.Builder
+		l := NewLogger(&out)
+		l.Printf("warning: %s", tc.arg)
+		l.Flush(5 * time.Second)
+		_, got, _ := strings.Cut(out.String(), "] ")
+		if got != tc.want {
+			t.Errorf("%q: console shows %q, want %q", tc.arg, got, tc.want)
+		}
+	}
+}
