@@ -261,6 +261,10 @@ func fileKind(m os.FileMode) string {
 		return "a socket"
 	case m&os.ModeDevice != 0:
 		return "a device"
+	case m&os.ModeSymlink != 0:
+		return "a symlink"
+	case m.IsRegular():
+		return "a regular file"
 	}
 	return m.Type().String()
 }

@@ -38,6 +38,9 @@ type reply struct {
 // connection on its own goroutine; requests that touch the containers go
 // to the supervisor loop.
 func (b *booter) serveControl(path string) error {
+	if err := socketOrNothing(path); err != nil {
+		return err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}

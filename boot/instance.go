@@ -54,12 +54,32 @@ func lockState(dir string) (release func(), err error) {
 	return func() { unix.Close(fd) }, nil
 }
 
-// checkSocketFree fails when a berth answers on the control socket path.
+// checkSocketFree fails when a berth answers on the control socket path,
+// or when something else than a socket is there: berth replaces a socket
+// a killed berth left, never a file a mistyped --socket names.
 func checkSocketFree(path string) error {
+	if err := socketOrNothing(path); err != nil {
+		return err
+	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err != nil {
 		return nil // nothing listens: a socket file left by a killed berth, or none
 	}
 	c.Close()
 	return fmt.Errorf("another berth is already serving the control socket %s", path)
+}
+
+// socketOrNothing fails unless path is missing or a socket (not
+// followed if a symlink).
+func socketOrNothing(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("control socket: %w", err)
+	case fi.Mode()&os.ModeSocket == 0:
+		return fmt.Errorf("control socket %s: %s is there, not a socket: berth replaces only a socket (name another path with --socket)", path, fileKind(fi.Mode()))
+	}
+	return nil
 }
