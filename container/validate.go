@@ -205,8 +205,9 @@ func (c *specCheck) idMaps(key string, ms []IDMap, need []uint32) {
 		switch {
 		case m.Size == 0:
 			c.add(key, i, "%s: size 0", m)
-		case uint64(m.Container)+uint64(m.Size) > 1<<32, uint64(m.Host)+uint64(m.Size) > 1<<32:
-			c.add(key, i, "%s: the range passes id 4294967295", m)
+		case uint64(m.Container)+uint64(m.Size) > 1<<32-1, uint64(m.Host)+uint64(m.Size) > 1<<32-1:
+			// The kernel refuses a range that reaches 4294967295, (uid_t)-1.
+			c.add(key, i, "%s: the range reaches id 4294967295, which is no id (ids go from 0 to 4294967294)", m)
 		}
 		for j := range i {
 			o := ms[j]

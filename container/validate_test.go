@@ -63,7 +63,8 @@ func TestValidate(t *testing.T) {
 		{"default maps", func(s *Spec) { s.UserNS = defaultNS() }, ""},
 		{"map without root", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0].Container = 1 }, "uid_map"},
 		{"map size 0", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.GIDMap[0].Size = 0 }, "gid_map"},
-		{"map to 2^32", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0] = IDMap{0, 1<<32 - 65536, 65536} }, ""},
+		{"map to 2^32-2", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0] = IDMap{0, 1<<32 - 1 - 65536, 65536} }, ""},
+		{"map to 2^32-1", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0] = IDMap{0, 1<<32 - 65536, 65536} }, "uid_map"},
 		{"map past 2^32", func(s *Spec) { s.UserNS = defaultNS(); s.UserNS.UIDMap[0] = IDMap{0, 1<<32 - 65535, 65536} }, "uid_map"},
 		{"maps overlap inside", func(s *Spec) {
 			s.UserNS = defaultNS()
