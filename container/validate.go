@@ -120,11 +120,7 @@ func (s *Spec) Validate() error {
 	c.ports(s)
 	c.userNS(s)
 	c.mounts(s.Mounts)
-	for i, d := range s.Devices {
-		if !path.IsAbs(d) || !strings.HasPrefix(path.Clean(d), "/dev/") || hasDotDot(d) {
-			c.add("devices", i, "invalid device %s: want a host path under /dev", Quote(d))
-		}
-	}
+	c.devices(s.Devices)
 	for i, name := range s.Caps {
 		if _, ok := capByName()[name]; !ok {
 			c.add("cap_add", i, "unknown capability %s", Quote(name))
@@ -189,6 +185,40 @@ func (c *specCheck) userNS(s *Spec) {
 	}
 	c.idMaps("uid_map", ns.UIDMap, []uint32{0, s.User.UID})
 	c.idMaps("gid_map", ns.GIDMap, append([]uint32{0, s.User.GID}, s.User.Groups...))
+}
+
+// devices checks the host devices passed through: each under /dev, once,
+// and not at a path of the /dev berth makes in every container (setupDev).
+func (c *specCheck) devices(devs []string) {
+	seen := make(map[string]bool, len(devs))
+	for i, d := range devs {
+		clean := path.Clean(d)
+		switch {
+		case !path.IsAbs(d) || !strings.HasPrefix(clean, "/dev/") || hasDotDot(d):
+			c.add("devices", i, "invalid device %s: want a host path under /dev", Quote(d))
+		case seen[clean]:
+			c.add("devices", i, "%s is listed twice", Quote(d))
+		case ownDevPath(clean):
+			c.add("devices", i, "%s: every container's /dev has it already, from berth (null, zero, full, random, urandom, tty, ptmx, fd, stdin, stdout, stderr, pts, shm, mqueue)", Quote(d))
+		}
+		seen[clean] = true
+	}
+}
+
+// ownDevPath reports whether the clean path p is one berth makes in a
+// container's /dev, or lies under a directory it mounts there.
+func ownDevPath(p string) bool {
+	top, _, _ := strings.Cut(strings.TrimPrefix(p, "/dev/"), "/")
+	switch top {
+	case "pts", "shm", "mqueue", "fd", "ptmx", "stdin", "stdout", "stderr":
+		return true
+	}
+	for _, n := range defaultDevices {
+		if n.name == top {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *specCheck) idMaps(key string, ms []IDMap, need []uint32) {

@@ -106,6 +106,9 @@ func TestValidate(t *testing.T) {
 		{"bind without source or volume", func(s *Spec) { s.Mounts = []Mount{{Target: "/t"}} }, "mount.source"},
 		{"device outside /dev", func(s *Spec) { s.Devices = []string{"/etc/passwd"} }, "devices"},
 		{"device with ..", func(s *Spec) { s.Devices = []string{"/dev/../etc/shadow"} }, "devices"},
+		{"device berth makes", func(s *Spec) { s.Devices = []string{"/dev/null"} }, "devices"},
+		{"device twice", func(s *Spec) { s.Devices = []string{"/dev/loop0", "/dev/sda", "/dev/loop0"} }, "devices"},
+		{"devices near berth's", func(s *Spec) { s.Devices = []string{"/dev/nullx", "/dev/ttyS0", "/dev/tty0", "/dev/input/event0", "/dev/fuse"} }, ""},
 		{"oom -1000", func(s *Spec) { s.OOMScoreAdj = ptr(-1000) }, ""},
 		{"oom -1001", func(s *Spec) { s.OOMScoreAdj = ptr(-1001) }, "oom_score_adj"},
 		{"oom 1001", func(s *Spec) { s.OOMScoreAdj = ptr(1001) }, "oom_score_adj"},
@@ -275,6 +278,29 @@ func TestCheckMachine(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("this machine has %d CPUs", runtime.NumCPU())) {
 			t.Errorf("cpus %v: error %q does not say how many CPUs the machine has", tc.cpus, err)
+		}
+	}
+}
+
+// TestDevicesBerthMakes: a device passed through at a path of the /dev
+// berth makes in every container, or twice, is refused when the spec is
+// checked, naming it, not at every start by mknod's EEXIST.
+func TestDevicesBerthMakes(t *testing.T) {
+	for _, tc := range []struct {
+		devs []string
+		want string
+	}{
+		{[]string{"/dev/null"}, `devices[0]: "/dev/null": every container's /dev has it already`},
+		{[]string{"/dev//tty/"}, `devices[0]: "/dev//tty/": every container's /dev has it already`},
+		{[]string{"/dev/pts/0"}, "every container's /dev has it already"},
+		{[]string{"/dev/ptmx"}, "every container's /dev has it already"},
+		{[]string{"/dev/shm/x"}, "every container's /dev has it already"},
+		{[]string{"/dev/loop0", "/dev/sda", "/dev/loop0"}, `devices[2]: "/dev/loop0" is listed twice`},
+		{[]string{"/dev/loop0", "/dev/./loop0"}, `devices[1]: "/dev/./loop0" is listed twice`},
+	} {
+		s := Spec{Name: "web", Args: []string{"/bin/true"}, Devices: tc.devs}
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.devs, err, tc.want)
 		}
 	}
 }
