@@ -108,7 +108,9 @@ func TestValidate(t *testing.T) {
 		{"device with ..", func(s *Spec) { s.Devices = []string{"/dev/../etc/shadow"} }, "devices"},
 		{"device berth makes", func(s *Spec) { s.Devices = []string{"/dev/null"} }, "devices"},
 		{"device twice", func(s *Spec) { s.Devices = []string{"/dev/loop0", "/dev/sda", "/dev/loop0"} }, "devices"},
-		{"devices near berth's", func(s *Spec) { s.Devices = []string{"/dev/nullx", "/dev/ttyS0", "/dev/tty0", "/dev/input/event0", "/dev/fuse"} }, ""},
+		{"devices near berth's", func(s *Spec) {
+			s.Devices = []string{"/dev/nullx", "/dev/ttyS0", "/dev/tty0", "/dev/input/event0", "/dev/fuse"}
+		}, ""},
 		{"oom -1000", func(s *Spec) { s.OOMScoreAdj = ptr(-1000) }, ""},
 		{"oom -1001", func(s *Spec) { s.OOMScoreAdj = ptr(-1001) }, "oom_score_adj"},
 		{"oom 1001", func(s *Spec) { s.OOMScoreAdj = ptr(1001) }, "oom_score_adj"},
