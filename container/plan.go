@@ -363,7 +363,7 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 	case stepFsopen:
 		return setupError(fmt.Errorf("open a %s filesystem: %w", bytePtrString(k.fsTypes, i), errno))
 	case stepRlimit:
-		return setupError(fmt.Errorf("set rlimits %v: %w", spec.Rlimits, errno))
+		return setupError(fmt.Errorf("set rlimits %s: %w%s", formatRlimits(spec.Rlimits), errno, rlimitHint(spec.Rlimits, errno)))
 	case stepBounding:
 		return setupError(fmt.Errorf("drop bounding capabilities to %v: %w", spec.Caps, errno))
 	case stepGroups:

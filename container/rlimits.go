@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,29 @@ func ParseRlimit(name, value string) (Rlimit, error) {
 	return Rlimit{Name: name, Soft: soft, Hard: hard}, nil
 }
 
+// MaxNofile is the most open files the kernel lets a process have, the
+// largest value fs.nr_open takes (sysctl_nr_open_max: INT_MAX, or a
+// quarter of the address space on 32-bit, rounded down to the bits of a
+// long); fs.nr_open itself, 1048576 by default, may be lower.
+const MaxNofile = min(1<<31-1, ^uint64(0)>>(64-strconv.IntSize)/(strconv.IntSize/8)) &^ (strconv.IntSize - 1)
+
+// formatRlimit writes a limit as a config gives it.
+func formatRlimit(v uint64) string {
+	if v == Unlimited {
+		return "unlimited"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+// formatRlimits writes limits as a config gives them: nofile=SOFT:HARD.
+func formatRlimits(rs []Rlimit) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.Name + "=" + formatRlimit(r.Soft) + ":" + formatRlimit(r.Hard)
+	}
+	return strings.Join(parts, " ")
+}
+
 // setRlimits applies rs to the calling process. RLIMIT_NOFILE goes through
 // the syscall package, which otherwise restores Go's saved original limit
 // on exec.
@@ -85,4 +109,26 @@ func setRlimits(rs []Rlimit) error {
 		}
 	}
 	return nil
+}
+
+// rlimitHint explains an EPERM from setting rs: a nofile above the
+// machine's fs.nr_open.
+func rlimitHint(rs []Rlimit, errno syscall.Errno) string {
+	if errno != unix.EPERM {
+		return ""
+	}
+	data, err := os.ReadFile("/proc/sys/fs/nr_open")
+	if err != nil {
+		return ""
+	}
+	max, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return ""
+	}
+	for _, r := range rs {
+		if r.Name == "nofile" && r.Hard > max {
+			return fmt.Sprintf(" (nofile above this machine's fs.nr_open, %d)", max)
+		}
+	}
+	return ""
 }

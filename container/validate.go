@@ -385,6 +385,8 @@ func (c *specCheck) rlimits(rs []Rlimit) {
 			c.add(key, -1, "unknown resource: want one of %s", strings.Join(RlimitNames(), ", "))
 		} else if r.Soft > r.Hard {
 			c.add(key, -1, "soft limit %d above hard limit %d", r.Soft, r.Hard)
+		} else if r.Name == "nofile" && r.Hard > MaxNofile {
+			c.add(key, -1, "%s: at most %d open files (the kernel's largest fs.nr_open; its default is 1048576)", formatRlimit(r.Hard), MaxNofile)
 		} else if seen[r.Name] {
 			c.add(key, -1, "given twice")
 		}

@@ -118,6 +118,10 @@ func TestValidate(t *testing.T) {
 		{"seccomp relative", func(s *Spec) { s.Seccomp = "profile.json" }, "seccomp"},
 		{"rlimit soft above hard", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "nofile", Soft: 2, Hard: 1}} }, "rlimits.nofile"},
 		{"rlimit twice", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "core", Hard: 1}, {Name: "core", Hard: 1}} }, "rlimits.core"},
+		{"nofile at the kernel's most", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "nofile", Soft: 1024, Hard: MaxNofile}} }, ""},
+		{"nofile past the kernel's most", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "nofile", Soft: 1024, Hard: MaxNofile + 1}} }, "rlimits.nofile"},
+		{"nofile unlimited", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "nofile", Soft: 1024, Hard: Unlimited}} }, "rlimits.nofile"},
+		{"core unlimited", func(s *Spec) { s.Rlimits = []Rlimit{{Name: "core", Soft: Unlimited, Hard: Unlimited}} }, ""},
 		{"memory 256K", func(s *Spec) { s.Limits.Memory = 256 << 10 }, ""},
 		{"memory 100", func(s *Spec) { s.Limits.Memory = 100 }, "limits.memory"},
 		{"memory 256K-1", func(s *Spec) { s.Limits.Memory = 256<<10 - 1 }, "limits.memory"},
@@ -304,5 +308,14 @@ func TestDevicesBerthMakes(t *testing.T) {
 		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.devs, err, tc.want)
 		}
+	}
+}
+
+// TestMaxNofile: the ceiling is the kernel's sysctl_nr_open_max on this
+// word size.
+func TestMaxNofile(t *testing.T) {
+	want := map[int]uint64{64: 2147483584, 32: 1073741792}[strconv.IntSize]
+	if MaxNofile != want {
+		t.Errorf("MaxNofile %d, want %d", MaxNofile, want)
 	}
 }
