@@ -386,21 +386,25 @@ func (s *supervisor) giveUp(from int, why error) error {
 }
 
 // rollbackByHand is berth rollback: back to the previous committed
-// generation.
+// generation. The generation rolled back from stays on disk until the
+// one rolled back to is seen to run: if it does not, berth switches back
+// (undoRollback), its record as before, rather than be left with
+// neither.
 func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	g := s.b.gens
 	var rec genRecord
-	var prev *generation
-	var prevCfg *Config
+	var prev, cur *generation
+	var prevCfg, curCfg *Config
 	// The record is taken once the boot's images are ready: the boot
 	// may record its config file as a generation then (recordFirst).
 	if err := s.waitBootImages(context.Background(), up); err != nil {
 		return "", err
 	}
-	s.onLoop(func() { rec, prev, prevCfg = g.rec, g.prev, g.prevCfg })
+	s.onLoop(func() { rec, prev, prevCfg, cur, curCfg = g.rec, g.prev, g.prevCfg, g.cur, g.curCfg })
 	if rec.Previous == 0 || prev == nil {
 		return "", fmt.Errorf("no previous generation to go back to (generation %d is the only one kept)", rec.Committed)
 	}
+	before := rec
 	from := rec.Committed
 	rec.Committed, rec.Previous, rec.Hold = rec.Previous, 0, true
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: "by hand (berth rollback)", Time: time.Now().UTC()}
@@ -417,17 +421,41 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	}
 	s.onLoop(func() {
 		// Before the switch: its image goroutine reads the generations.
-		g.cur, g.curCfg, g.prev, g.prevCfg = prev, prevCfg, nil, nil
+		g.cur, g.curCfg, g.prev, g.prevCfg = prev, prevCfg, cur, curCfg
 		s.switchTo(prevCfg, p)
 	})
-	g.store.prune(rec.Committed)
 	msg := fmt.Sprintf("rolled back from %s to %s", describeGen(from), describeGen(rec.Committed))
 	// Answered once the switched containers run (a oneshot: has exited 0).
 	up.notef("rolled back to %s: changed %v, added %v, removed %v", describeGen(rec.Committed), p.changed, p.added, p.removed)
 	if err := s.verify(up, prevCfg, append(p.changed, p.added...), 0); err != nil {
-		return "", fmt.Errorf("%s, but %w", msg, err)
+		return "", s.undoRollback(up, before, fmt.Errorf("%s, but %w", msg, err))
 	}
+	s.onLoop(func() { g.prev, g.prevCfg = nil, nil })
+	g.store.prune(rec.Committed)
 	return msg, nil
+}
+
+// undoRollback switches back to the generation a berth rollback left,
+// whose record was before, when the one it went back to did not run
+// (why). It returns the error to answer.
+func (s *supervisor) undoRollback(up *update, before genRecord, why error) error {
+	g := s.b.gens
+	var back, to *generation
+	var backCfg, toCfg *Config
+	s.onLoop(func() { back, backCfg, to, toCfg = g.prev, g.prevCfg, g.cur, g.curCfg })
+	if err := s.writeRecord(before); err != nil {
+		return fmt.Errorf("%w; going back to %s could not be recorded either: %v", why, describeGen(before.Committed), err)
+	}
+	p, err := s.stopReplaced(up, backCfg)
+	if err != nil {
+		return fmt.Errorf("%w; going back to %s: %v", why, describeGen(before.Committed), err)
+	}
+	s.onLoop(func() {
+		g.cur, g.curCfg, g.prev, g.prevCfg = back, backCfg, to, toCfg
+		s.switchTo(backCfg, p)
+	})
+	s.b.log.Printf("update: %v; back on %s", why, describeGen(before.Committed))
+	return fmt.Errorf("%w; back on %s, which stays committed", why, describeGen(before.Committed))
 }
 
 // writeRecord writes rec and, once it is durable, makes it the one berth

@@ -595,3 +595,46 @@ func TestReloadImageGivenUpStaysGivenUp(t *testing.T) {
 		t.Errorf("the boot ran the image given up")
 	}
 }
+
+// TestRollbackThatFailsGoesBack: berth rollback to a generation that no
+// longer runs (its bind source is gone) goes back to the generation it
+// left, which stays committed, on disk and booted next; before, that one
+// was deleted and the failed one held, for every boot.
+func TestRollbackThatFailsGoesBack(t *testing.T) {
+	w := newGenWorld(t)
+	vol := filepath.Join(w.dir, "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
+	data, _ := os.ReadFile(first)
+	write(t, first, string(data)+"[[container.mount]]\nsource = \""+vol+"\"\ntarget = \"/vol\"\n")
+	w.boot()
+	w.settled(1)
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	if status, stdout, stderr := berth(t, "apply", next); status != 0 {
+		t.Fatalf("apply: %d %q %q", status, stdout, stderr)
+	}
+	w.settled(2)
+	if err := os.Remove(vol); err != nil {
+		t.Fatal(err)
+	}
+	status, stdout, stderr := berth(t, "rollback")
+	if status != 1 || !strings.Contains(stderr, "rolled back from generation 2 to generation 1, but container shop: ") ||
+		!strings.Contains(stderr, "back on generation 2, which stays committed") {
+		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
+	}
+	g := w.settled(2)
+	if g.Previous != 1 {
+		t.Errorf("after the failed rollback: %+v", g)
+	}
+	waitFor(t, "web 2 to serve again", w.log, func() bool { return w.webSays() == "web 2 up" })
+	for _, n := range []string{"1", "2"} {
+		if _, err := os.Stat(filepath.Join(w.dir, "state", "generations", n)); err != nil {
+			t.Errorf("generation %s: %v", n, err)
+		}
+	}
+	w.restart()
+	w.settled(2)
+	waitFor(t, "web 2 to serve after a reboot", w.log, func() bool { return w.webSays() == "web 2 up" })
+}
