@@ -23,6 +23,9 @@ type supervisor struct {
 	order []string // config order
 	// draining is set once the shutdown has begun: nothing starts.
 	draining bool
+	// hurry: a second shutdown was asked for while stopAll ran; the
+	// containers left are killed at once (hurryUp).
+	hurry bool
 	// outputs counts the goroutines copying container output.
 	outputs sync.WaitGroup
 	// cache holds the unpacked images (see rootfs.go). While the boot's
@@ -274,7 +277,11 @@ func (s *supervisor) stopAll() {
 		t := time.Now()
 		giveUp := t
 		for _, u := range round {
-			s.stop(u, u.sup.stopTimeout)
+			timeout := u.sup.stopTimeout
+			if s.hurry {
+				timeout = 0
+			}
+			s.stop(u, timeout)
 			giveUp = maxTime(giveUp, u.stopDeadline.Add(5*time.Second))
 		}
 		for _, u := range round {
@@ -354,11 +361,40 @@ func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
 			s.b.reaper.reap()
 		case <-tick.C:
 			s.schedule(time.Now())
+		case sig := <-s.b.sigs:
+			if _, ok := shutdownSignal(sig); ok {
+				s.hurryUp("got " + signalName(sig.(syscall.Signal)) + " again")
+			}
 		case req := <-s.b.requests:
-			// A client is told at once, not left waiting for the end.
-			req.reply <- reply{Response: Response{Error: "berth is shutting down: containers are being stopped"}}
+			// A client is told at once, not left waiting for the end;
+			// a second shutdown asked for hurries the first.
+			msg := "berth is shutting down: containers are being stopped"
+			if req.Verb == "reboot" || req.Verb == "poweroff" {
+				s.hurryUp(req.Verb + " asked for again")
+				msg += "; those left are killed now"
+			}
+			req.reply <- reply{Response: Response{Error: msg}}
 		}
 	}
+}
+
+// hurryUp cuts the shutdown short when it is asked for a second time (a
+// UPS's SIGPWR after the operator's SIGTERM, say): the containers still
+// stopping get SIGKILL now, not after their stop timeouts, and the later
+// rounds' at once.
+func (s *supervisor) hurryUp(why string) {
+	if s.hurry {
+		return
+	}
+	s.hurry = true
+	s.b.log.Printf("%s during the shutdown: the containers left are killed now (SIGKILL)", why)
+	now := time.Now()
+	for _, u := range s.units {
+		if u.state == stateStopping && u.stopDeadline.After(now) {
+			u.stopDeadline = now
+		}
+	}
+	s.schedule(now)
 }
 
 // flushOutput waits, briefly, for the output of exited containers to be

@@ -218,3 +218,64 @@ stop_timeout = "3s"
 		t.Errorf("crashy was restarted, or said to be, during the shutdown:\n%s", after)
 	}
 }
+
+// TestSecondShutdownHurries: a shutdown waiting on containers that ignore
+// their stop signal under a long stop_timeout is cut short by a second
+// ask — a shutdown signal (a UPS's SIGPWR) or berth poweroff: those left
+// are killed at once, the later rounds' too, and berth boot ends.
+func TestSecondShutdownHurries(t *testing.T) {
+	const config = `
+[[container]]
+name = "db"
+image = "bb.tar.zst"
+command = ["sh", "-c", "trap '' TERM; echo db up; while :; do sleep 1; done"]
+stop_timeout = "1h"
+
+[[container]]
+name = "web"
+image = "bb.tar.zst"
+after = ["db"]
+command = ["sh", "-c", "trap '' TERM; echo web up; while :; do sleep 1; done"]
+stop_timeout = "1h"
+`
+	for _, tc := range []struct {
+		name, want string
+		again      func(t *testing.T, cmd *exec.Cmd, dir string)
+	}{
+		{"SIGPWR", "got SIGPWR again during the shutdown: the containers left are killed now (SIGKILL)", func(t *testing.T, cmd *exec.Cmd, _ string) {
+			if err := cmd.Process.Signal(syscall.SIGPWR); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"poweroff", "poweroff asked for again during the shutdown: the containers left are killed now (SIGKILL)", func(t *testing.T, _ *exec.Cmd, dir string) {
+			status, _, stderr := berth(t, "poweroff", "--socket", filepath.Join(dir, "berth.sock"))
+			if status != 1 || !strings.Contains(stderr, "berth is shutting down: containers are being stopped; those left are killed now") {
+				t.Errorf("berth poweroff again: %d %q", status, stderr)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, log, cmd := bootConfig(t, config)
+			waitFor(t, "both to run", log, func() bool {
+				return strings.Contains(log.String(), "db | db up") && strings.Contains(log.String(), "web | web up")
+			})
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "web's stop", log, func() bool { return strings.Contains(log.String(), "stopping container web (SIGTERM, SIGKILL after 1h0m0s)") })
+			tc.again(t, cmd, dir)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatalf("berth boot still waits a minute after the second ask:\n%s", log.String())
+			}
+			for _, want := range []string{tc.want, "container web killed by berth's stop (SIGKILL)", "stopping container db (SIGTERM, SIGKILL after 0s)", "container db killed by berth's stop (SIGKILL)"} {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("no %q in:\n%s", want, log.String())
+				}
+			}
+		})
+	}
+}
