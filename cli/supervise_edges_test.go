@@ -262,7 +262,9 @@ stop_timeout = "1h"
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "web's stop", log, func() bool { return strings.Contains(log.String(), "stopping container web (SIGTERM, SIGKILL after 1h0m0s)") })
+			waitFor(t, "web's stop", log, func() bool {
+				return strings.Contains(log.String(), "stopping container web (SIGTERM, SIGKILL after 1h0m0s)")
+			})
 			tc.again(t, cmd, dir)
 			done := make(chan struct{})
 			go func() { cmd.Wait(); close(done) }()
