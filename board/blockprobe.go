@@ -13,9 +13,10 @@ import (
 
 // Block device probing without udev or blkid: what a filesystem's
 // superblock says about it (type, label, UUID), and the partitions a GPT
-// lists (number, name, unique GUID). Every read is a fixed, bounded pread;
-// a field that does not hold what its format promises makes the device
-// unrecognised, never a panic or an allocation sized by the device.
+// lists (number, name, unique GUID, blocks), of a GPT the kernel reads
+// too. Every read is a fixed, bounded pread; a field that does not hold
+// what its format promises makes the device unrecognised, never a panic
+// or an allocation sized by the device.
 //
 // Recognised: ext2, ext3 and ext4 (one superblock format) and FAT12/16/32
 // (vfat: the label and volume id of the boot sector, as mkfs.vfat writes
@@ -104,67 +105,124 @@ type GPTPartition struct {
 	Number int    // 1-based, as Linux numbers the partition devices
 	Name   string // PARTLABEL
 	UUID   string // PARTUUID, lower case
+	First  uint64 // its first logical block
+	Last   uint64 // its last logical block, First or after
 }
 
-// Bounds of a GPT berth reads: the header fits a sector; the entry array,
-// normally 128 entries of 128 bytes, is refused beyond 1 MiB.
+// Bounds of a GPT berth reads: the header fits a block; the entry array,
+// normally 128 entries, is refused beyond 1 MiB. An entry is 128 bytes,
+// the only size the kernel takes (block/partitions/efi.c).
 const (
-	gptMinEntry      = 128
-	gptMaxEntry      = 4096
+	gptEntrySize     = 128
 	gptMaxEntryBytes = 1 << 20
 )
 
 var errNoGPT = errors.New("no GPT")
 
-// readGPT reads the primary GPT of the whole disk r, whose logical block
-// size is sector. Both CRCs must hold.
-func readGPT(r io.ReaderAt, sector int64) ([]GPTPartition, error) {
-	if sector < 512 || sector > 65536 || sector&(sector-1) != 0 {
-		return nil, fmt.Errorf("GPT: block size %d", sector)
+// gptHeader is what berth takes from a primary GPT header.
+type gptHeader struct {
+	firstUsable, lastUsable uint64 // the blocks partitions may cover
+	entriesLBA              uint64
+	entries                 uint32 // how many
+	entriesCRC              uint32
+}
+
+// readGPT reads the primary GPT of the whole disk r, of size bytes in
+// logical blocks of sector bytes, as the kernel reads it: after a
+// protective MBR (or a hybrid one), a header at block 1 whose CRC holds,
+// entries of 128 bytes whose CRC holds, each within the usable blocks.
+// A GPT the kernel would not take is an error: the partitions it lists
+// are not those the kernel made.
+func readGPT(r io.ReaderAt, sector, size int64) ([]GPTPartition, error) {
+	h, err := readGPTHeader(r, sector, size)
+	if err != nil {
+		return nil, err
 	}
-	hdr := make([]byte, sector)
-	if _, err := r.ReadAt(hdr, sector); err != nil {
-		return nil, errNoGPT
+	ents := make([]byte, int(h.entries)*gptEntrySize)
+	if _, err := r.ReadAt(ents, int64(h.entriesLBA)*sector); err != nil {
+		return nil, fmt.Errorf("GPT: read %d entries: %w", h.entries, err)
 	}
-	le := binary.LittleEndian
-	if string(hdr[:8]) != "EFI PART" {
-		return nil, errNoGPT
-	}
-	size := le.Uint32(hdr[12:])
-	if size < 92 || int64(size) > sector {
-		return nil, fmt.Errorf("GPT: header size %d", size)
-	}
-	want := le.Uint32(hdr[16:])
-	h := append([]byte(nil), hdr[:size]...)
-	clear(h[16:20])
-	if crc32.ChecksumIEEE(h) != want {
-		return nil, errors.New("GPT: header CRC does not match")
-	}
-	lba, n, esize := le.Uint64(hdr[72:]), le.Uint32(hdr[80:]), le.Uint32(hdr[84:])
-	switch {
-	case esize < gptMinEntry || esize > gptMaxEntry || esize%8 != 0:
-		return nil, fmt.Errorf("GPT: entry size %d", esize)
-	case uint64(n)*uint64(esize) > gptMaxEntryBytes:
-		return nil, fmt.Errorf("GPT: %d entries of %d bytes: more than %d bytes", n, esize, gptMaxEntryBytes)
-	case lba < 2 || lba > (1<<62)/uint64(sector):
-		return nil, fmt.Errorf("GPT: entries at block %d", lba)
-	}
-	ents := make([]byte, int(n)*int(esize))
-	if _, err := r.ReadAt(ents, int64(lba)*sector); err != nil {
-		return nil, fmt.Errorf("GPT: read %d entries: %w", n, err)
-	}
-	if crc32.ChecksumIEEE(ents) != le.Uint32(hdr[88:]) {
+	if crc32.ChecksumIEEE(ents) != h.entriesCRC {
 		return nil, errors.New("GPT: partition entries' CRC does not match")
 	}
+	le := binary.LittleEndian
 	var parts []GPTPartition
-	for i := 0; i < int(n); i++ {
-		e := ents[i*int(esize) : (i+1)*int(esize)]
+	for i := 0; i < int(h.entries); i++ {
+		e := ents[i*gptEntrySize : (i+1)*gptEntrySize]
 		if isZero(e[:16]) { // type GUID: unused entry
 			continue
 		}
-		parts = append(parts, GPTPartition{Number: i + 1, Name: utf16String(e[56:128]), UUID: guidString(e[16:32])})
+		p := GPTPartition{Number: i + 1, Name: utf16String(e[56:128]), UUID: guidString(e[16:32]),
+			First: le.Uint64(e[32:]), Last: le.Uint64(e[40:])}
+		if p.First > p.Last || p.First < h.firstUsable || p.Last > h.lastUsable {
+			return nil, fmt.Errorf("GPT: entry %d %q: blocks %d-%d, not within the usable blocks %d-%d",
+				p.Number, p.Name, p.First, p.Last, h.firstUsable, h.lastUsable)
+		}
+		parts = append(parts, p)
 	}
 	return parts, nil
+}
+
+// readGPTHeader reads and checks the primary GPT header of r (see
+// readGPT). No "EFI PART" signature at block 1 is errNoGPT.
+func readGPTHeader(r io.ReaderAt, sector, size int64) (gptHeader, error) {
+	if sector < 512 || sector > 65536 || sector&(sector-1) != 0 {
+		return gptHeader{}, fmt.Errorf("GPT: block size %d", sector)
+	}
+	hdr := make([]byte, sector)
+	if _, err := r.ReadAt(hdr, sector); err != nil || string(hdr[:8]) != "EFI PART" {
+		return gptHeader{}, errNoGPT
+	}
+	if !protectiveMBR(r) {
+		return gptHeader{}, errors.New("GPT: no protective MBR (an MBR partition of type 0xEE from block 1): the kernel does not read this GPT")
+	}
+	le := binary.LittleEndian
+	hsize := le.Uint32(hdr[12:])
+	if hsize < 92 || int64(hsize) > sector {
+		return gptHeader{}, fmt.Errorf("GPT: header size %d", hsize)
+	}
+	want := le.Uint32(hdr[16:])
+	c := append([]byte(nil), hdr[:hsize]...)
+	clear(c[16:20])
+	if crc32.ChecksumIEEE(c) != want {
+		return gptHeader{}, errors.New("GPT: header CRC does not match")
+	}
+	h := gptHeader{firstUsable: le.Uint64(hdr[40:]), lastUsable: le.Uint64(hdr[48:]),
+		entriesLBA: le.Uint64(hdr[72:]), entries: le.Uint32(hdr[80:]), entriesCRC: le.Uint32(hdr[88:])}
+	lastLBA := uint64(size/sector) - 1
+	switch esize := le.Uint32(hdr[84:]); {
+	case le.Uint64(hdr[24:]) != 1:
+		return gptHeader{}, fmt.Errorf("GPT: the header at block 1 says it is at block %d", le.Uint64(hdr[24:]))
+	case size < 2*sector:
+		return gptHeader{}, fmt.Errorf("GPT: disk of %d bytes", size)
+	case h.firstUsable > h.lastUsable || h.lastUsable > lastLBA:
+		return gptHeader{}, fmt.Errorf("GPT: usable blocks %d-%d, on a disk of blocks 0-%d", h.firstUsable, h.lastUsable, lastLBA)
+	case esize != gptEntrySize:
+		return gptHeader{}, fmt.Errorf("GPT: entry size %d, not %d", esize, gptEntrySize)
+	case uint64(h.entries)*gptEntrySize > gptMaxEntryBytes:
+		return gptHeader{}, fmt.Errorf("GPT: %d entries of %d bytes: more than %d bytes", h.entries, gptEntrySize, gptMaxEntryBytes)
+	case h.entriesLBA < 2 || h.entriesLBA > (1<<62)/uint64(sector):
+		return gptHeader{}, fmt.Errorf("GPT: entries at block %d", h.entriesLBA)
+	}
+	return h, nil
+}
+
+// protectiveMBR reports whether block 0 of r holds an MBR with a
+// partition of type 0xEE starting at block 1, as the kernel requires
+// before it reads a GPT (is_pmbr_valid): a protective MBR, or a hybrid
+// one with other partitions beside it.
+func protectiveMBR(r io.ReaderAt) bool {
+	var mbr [512]byte
+	if _, err := r.ReadAt(mbr[:], 0); err != nil || mbr[510] != 0x55 || mbr[511] != 0xAA {
+		return false
+	}
+	for i := range 4 {
+		rec := mbr[446+16*i : 446+16*(i+1)]
+		if rec[4] == 0xEE && binary.LittleEndian.Uint32(rec[8:]) == 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // nulString is a NUL-padded string field.

@@ -100,40 +100,44 @@ func TestProbeFSNotAFilesystem(t *testing.T) {
 	}
 }
 
-// TestReadGPT reads a GPT made by sgdisk: numbers, names (UTF-16, past
-// ASCII too) and unique GUIDs, as sgdisk itself shows them.
+// TestReadGPT reads a GPT made by sgdisk, behind its protective MBR and
+// behind a hybrid one: numbers, names (UTF-16, past ASCII too), unique
+// GUIDs and blocks, as sgdisk itself shows them.
 func TestReadGPT(t *testing.T) {
-	img := sparseFile(t, 16<<20)
 	const g1, g3 = "0FC63DAF-8483-4772-8E79-3D69D8477DE4", "6A898CC3-1DD2-11B2-99A6-080020736631"
-	tool(t, "sgdisk",
-		"-n", "1:2048:+2M", "-c", "1:data", "-u", "1:"+g1,
-		"-n", "3:0:+2M", "-c", "3:Daten-ü-€-𝄞", "-u", "3:"+g3,
-		img)
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parts, err := readGPT(f, 512)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []GPTPartition{{1, "data", strings.ToLower(g1)}, {3, "Daten-ü-€-𝄞", strings.ToLower(g3)}}
-	if len(parts) != len(want) {
-		t.Fatalf("partitions %+v, want %+v", parts, want)
-	}
-	for i := range want {
-		if parts[i] != want[i] {
-			t.Errorf("partition %d: %+v, want %+v", i, parts[i], want[i])
+	for _, mbr := range [][]string{nil, {"-h", "1"}} {
+		img := sparseFile(t, 16<<20)
+		tool(t, "sgdisk", append([]string{
+			"-n", "1:2048:+2M", "-c", "1:data", "-u", "1:" + g1,
+			"-n", "3:0:+2M", "-c", "3:Daten-ü-€-𝄞", "-u", "3:" + g3,
+			img}, mbr...)...)
+		data, err := os.ReadFile(img)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	info := tool(t, "sgdisk", "-i", "3", img)
-	if !strings.Contains(info, "Partition unique GUID: "+g3) {
-		t.Errorf("sgdisk -i 3 does not show %s:\n%s", g3, info)
+		parts, err := readGPT(bytes.NewReader(data), 512, int64(len(data)))
+		if err != nil {
+			t.Fatalf("sgdisk %v: %v", mbr, err)
+		}
+		want := []GPTPartition{{1, "data", strings.ToLower(g1), 2048, 6143}, {3, "Daten-ü-€-𝄞", strings.ToLower(g3), 6144, 10239}}
+		if len(parts) != len(want) {
+			t.Fatalf("sgdisk %v: partitions %+v, want %+v", mbr, parts, want)
+		}
+		for i := range want {
+			if parts[i] != want[i] {
+				t.Errorf("sgdisk %v: partition %d: %+v, want %+v", mbr, i, parts[i], want[i])
+			}
+		}
+		info := tool(t, "sgdisk", "-i", "3", img)
+		if !strings.Contains(info, "Partition unique GUID: "+g3) {
+			t.Errorf("sgdisk -i 3 does not show %s:\n%s", g3, info)
+		}
 	}
 }
 
-// TestReadGPTHostile: a GPT whose fields lie is refused with an error
+// TestReadGPTHostile: a GPT whose fields lie, or that the kernel would
+// not read (no protective MBR, a header not at block 1, entries not of
+// 128 bytes or outside the usable blocks), is refused with an error
 // naming the field, without reading or allocating what they claim.
 func TestReadGPTHostile(t *testing.T) {
 	img := sparseFile(t, 8<<20)
@@ -160,6 +164,21 @@ func TestReadGPTHostile(t *testing.T) {
 		}
 		return d
 	}
+	// editDisk changes a copy of the disk: its block 0 (the protective
+	// MBR sgdisk wrote: partition 1 of type 0xEE from block 1), its
+	// header and its entries (16 KiB from LBA 2), then recomputes both
+	// CRCs.
+	editDisk := func(f func(mbr, h, e []byte)) []byte {
+		d := append([]byte(nil), good...)
+		h, e := d[512:1024], d[1024:1024+16384]
+		f(d[:512], h, e)
+		le.PutUint32(h[88:], crc32.ChecksumIEEE(e))
+		c := append([]byte(nil), h[:92]...)
+		clear(c[16:20])
+		le.PutUint32(h[16:], crc32.ChecksumIEEE(c))
+		return d
+	}
+	entry1 := func(f func(e []byte)) []byte { return editDisk(func(_, _, e []byte) { f(e) }) }
 	tests := []struct {
 		name string
 		data []byte
@@ -175,16 +194,30 @@ func TestReadGPTHostile(t *testing.T) {
 		{"entries at block 2^63", edit(func(h []byte) { le.PutUint64(h[72:], 1<<63) }, false), "entries at block"},
 		{"no signature", edit(func(h []byte) { h[0] = 'X' }, false), "no GPT"},
 		{"cut after the header", good[:1024], "read 128 entries"},
+		{"plain MBR", editDisk(func(m, _, _ []byte) { m[446+4] = 0x83 }), "no protective MBR"},
+		{"no MBR signature", editDisk(func(m, _, _ []byte) { m[510] = 0 }), "no protective MBR"},
+		{"0xEE partition from block 2", editDisk(func(m, _, _ []byte) { le.PutUint32(m[446+8:], 2) }), "no protective MBR"},
+		{"header at block 2", edit(func(h []byte) { le.PutUint64(h[24:], 2) }, false), "says it is at block 2"},
+		{"entries of 256 bytes", editDisk(func(_, h, e []byte) {
+			le.PutUint32(h[80:], 64) // the same 16 KiB, entry 1 the same
+			le.PutUint32(h[84:], 256)
+			clear(e[128:])
+		}), "entry size 256, not 128"},
+		{"usable past the end", edit(func(h []byte) { le.PutUint64(h[48:], 16384) }, false), "usable blocks 34-16384, on a disk of blocks 0-16383"},
+		{"usable first after last", edit(func(h []byte) { le.PutUint64(h[40:], le.Uint64(h[48:])+1) }, false), "usable blocks"},
+		{"entry before the usable blocks", entry1(func(e []byte) { le.PutUint64(e[32:], 33) }), `entry 1 "data": blocks 33-6143, not within the usable blocks 34-16350`},
+		{"entry past the usable blocks", entry1(func(e []byte) { le.PutUint64(e[40:], 16351) }), "blocks 2048-16351, not within"},
+		{"entry ending before its start", entry1(func(e []byte) { le.PutUint64(e[40:], 2047) }), "blocks 2048-2047, not within"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := readGPT(bytes.NewReader(tc.data), 512)
+			_, err := readGPT(bytes.NewReader(tc.data), 512, int64(len(good)))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one saying %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := readGPT(bytes.NewReader(good), 4096); err == nil {
+	if _, err := readGPT(bytes.NewReader(good), 4096, int64(len(good))); err == nil {
 		t.Error("a 512-byte-sector GPT read with 4096-byte blocks was accepted")
 	}
 }
@@ -199,7 +232,7 @@ func FuzzProbeBlock(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		probeFS(bytes.NewReader(data))
 		for _, s := range []int64{512, 4096} {
-			readGPT(bytes.NewReader(data), s)
+			readGPT(bytes.NewReader(data), s, int64(len(data)))
 		}
 	})
 }

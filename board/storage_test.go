@@ -2,6 +2,7 @@ package board
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -223,5 +224,122 @@ func TestMountFS(t *testing.T) {
 	_, err = MountFS(dev, filepath.Join(t.TempDir(), "nofs"), "nosuchfs")
 	if err == nil || !strings.Contains(err.Error(), "filesystem type nosuchfs") {
 		t.Errorf("unknown type: %v", err)
+	}
+}
+
+// TestWaitDeviceGPTMismatch: a GPT entry is no match when the kernel's
+// partition of its number covers other blocks, and the error says why.
+// The disks: a plain MBR written over a GPT's protective one (the kernel
+// reads the MBR, whose partition 2 lies elsewhere), and a GPT whose
+// partition 2 the kernel was told to shrink (resizepart).
+func TestWaitDeviceGPTMismatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(t *testing.T, img string) // the image, before it is attached
+		attach func(t *testing.T, dev string) // the loop device, partitions scanned
+		want   string
+	}{
+		{"plain MBR over the GPT", writePlainMBR, addMBRPartitions, "no protective MBR"},
+		{"partition resized", nil, func(t *testing.T, dev string) { tool(t, "resizepart", dev, "2", "8192") },
+			"the kernel's partition is 8192 sectors from sector 18432"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := randomName(t, "rev-")
+			img := sparseFile(t, 64<<20)
+			tool(t, "sgdisk", "-n", "1:2048:18431", "-c", "1:other", "-n", "2:18432:51199", "-c", "2:"+name, img)
+			if tc.edit != nil {
+				tc.edit(t, img)
+			}
+			dev := loopDevice(t, img)
+			tool(t, "partx", "-u", dev)
+			tc.attach(t, dev)
+			waitNode(t, dev+"p2")
+			got, _, err := WaitDevice("PARTLABEL="+name, 300*time.Millisecond)
+			if !errors.Is(err, ErrDeviceMissing) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("WaitDevice = %+v, %v; want %v saying %q", got, err, ErrDeviceMissing, tc.want)
+			}
+		})
+	}
+}
+
+// addMBRPartitions makes the partitions of the MBR of dev, as a kernel
+// with an MBR reader (CONFIG_MSDOS_PARTITION) does when it attaches it:
+// partx adds them on a kernel without one.
+func addMBRPartitions(t *testing.T, dev string) {
+	t.Helper()
+	if _, err := os.Stat(dev + "p2"); err != nil {
+		tool(t, "partx", "-a", dev)
+	}
+	if start := readTrim("/sys/class/block/" + filepath.Base(dev) + "p2/start"); start != "100000" {
+		t.Fatalf("%sp2 starts at sector %q, not the MBR's 100000", dev, start)
+	}
+}
+
+// writePlainMBR writes over block 0 of img an MBR without a 0xEE
+// partition, its partition 2 at sectors 100000-120479.
+func writePlainMBR(t *testing.T, img string) {
+	t.Helper()
+	mbr := make([]byte, 512)
+	rec := mbr[446+16 : 446+32]
+	rec[4] = 0x83
+	binary.LittleEndian.PutUint32(rec[8:], 100000)
+	binary.LittleEndian.PutUint32(rec[12:], 20480)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(mbr, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitNode waits up to 2 s for the kernel to make the block device node.
+func waitNode(t *testing.T, node string) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < 2*time.Second; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(node); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s did not appear", node)
+}
+
+// TestSamePartition compares a GPT entry with a fake sysfs directory of
+// the kernel's partition: start and size in 512-byte sectors, the
+// entry's blocks in the disk's logical blocks.
+func TestSamePartition(t *testing.T) {
+	p := GPTPartition{Number: 2, Name: "data", First: 18432, Last: 51199}
+	tests := []struct {
+		name        string
+		start, size string // "" leaves the file out
+		sector      int64
+		want        string // "" for a match
+	}{
+		{"512-byte blocks", "18432", "32768", 512, ""},
+		{"4096-byte blocks", "147456", "262144", 4096, ""},
+		{"4096-byte blocks read as sectors", "18432", "32768", 4096, "the kernel's partition is 32768 sectors from sector 18432, the GPT entry's blocks 18432-51199 are 262144 sectors from sector 147456"},
+		{"other start", "100000", "32768", 512, "32768 sectors from sector 100000"},
+		{"other size", "18432", "20480", 512, "20480 sectors from sector 18432"},
+		{"no start", "", "32768", 512, "/start: "},
+		{"size not a number", "18432", "big", 512, "/size: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for file, v := range map[string]string{"start": tc.start, "size": tc.size} {
+				if v != "" {
+					if err := os.WriteFile(filepath.Join(dir, file), []byte(v+"\n"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			err := samePartition(dir, p, tc.sector)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("samePartition = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
