@@ -67,7 +67,7 @@ command = ["/bin/sh", "/demo/net-admin.sh", "%d"]
 // network, what berth status and ps show, renames the first NIC to let
 // berth find it, and makes the kernel ask for a module.
 const netAdminScript = `#!/bin/sh
-until berth ps | grep -q '^web .*waiting for the network'; do sleep 0.2; done
+until berth ps | grep -q '^web .*uplink0: waiting for the link'; do sleep 0.2; done
 echo "== ps before the uplink"
 berth ps
 nic=
