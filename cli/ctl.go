@@ -52,6 +52,10 @@ func (cmd *ctlCommand) call(req boot.Request) (boot.Response, int) {
 	})
 	if err != nil {
 		cmd.c.errorf("%v", err)
+		if cmd.asJSON != nil && *cmd.asJSON {
+			// A script asked for JSON: the refusal is an answer too.
+			cmd.c.printJSON(boot.Response{Error: err.Error()})
+		}
 		return resp, exitFailure
 	}
 	return resp, exitOK

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,5 +280,39 @@ stop_timeout = "1h"
 				}
 			}
 		})
+	}
+}
+
+// TestJSONErrors: with --json, a refusal (no such container, nothing to
+// roll back to) or no berth at all is JSON on stdout too, {"error": …},
+// with its line on stderr and exit 1; a script reading stdout gets an
+// answer either way.
+func TestJSONErrors(t *testing.T) {
+	dir, log, _ := bootConfig(t, `
+[[container]]
+name = "jsonerr"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo up; exec sleep 1000"]
+`)
+	waitFor(t, "jsonerr to run", log, func() bool { return strings.Contains(log.String(), "jsonerr | up") })
+	sock := filepath.Join(dir, "berth.sock")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stop", "--json", "--socket", sock, "nosuch"}, `no container "nosuch"`},
+		{[]string{"restart", "--json", "--socket", sock, "nosuch"}, `no container "nosuch"`},
+		{[]string{"rollback", "--json", "--socket", sock}, "no previous generation"},
+		{[]string{"stats", "--json", "--socket", sock, "nosuch"}, `nosuch`},
+		{[]string{"ps", "--json", "--socket", filepath.Join(dir, "none.sock")}, "connect to berth at"},
+		{[]string{"poweroff", "--json", "--socket", filepath.Join(dir, "none.sock")}, "connect to berth at"},
+	} {
+		status, stdout, stderr := berth(t, tc.args...)
+		var got struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &got); status != 1 || err != nil || !strings.Contains(got.Error, tc.want) || !strings.Contains(stderr, tc.want) {
+			t.Errorf("berth %s: status %d, stdout %q (%v), stderr %q; want exit 1 and %q in JSON and on stderr", strings.Join(tc.args, " "), status, stdout, err, stderr, tc.want)
+		}
 	}
 }
