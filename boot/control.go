@@ -171,11 +171,21 @@ func answer(c *net.UnixConn, enc *json.Encoder, r Response) error {
 	return enc.Encode(r)
 }
 
-// sendLogs writes the ring's last n lines (all when n <= 0) as they are
+// logSpan is the span of the ring's last n lines a logs request asks
+// for (Request.Lines): all when n is 0, none when it is negative.
+func logSpan(ring *logRing, n int) (from, to uint64) {
+	from, to = ring.span(n)
+	if n < 0 {
+		from = to
+	}
+	return from, to
+}
+
+// sendLogs writes the ring's last n lines (see logSpan) as they are
 // when asked, a batch per answer, each but the last with More set; lines
 // the ring drops while a slow client reads are skipped.
 func sendLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
-	from, to := ring.span(n)
+	from, to := logSpan(ring, n)
 	for {
 		var lines []LogLine
 		lines, from = ring.read(from, to)
@@ -185,14 +195,14 @@ func sendLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
 	}
 }
 
-// followLogs writes the ring's last n lines, then the lines that follow
+// followLogs writes the ring's last n lines (see logSpan), then the lines that follow
 // as they come, a batch per answer, until the client hangs up or leaves
 // an answer unread for clientWriteTimeout. A client slower than the
 // container misses the lines the ring drops before it gets to them.
 func followLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
 	added, cancel := ring.watch()
 	defer cancel()
-	from, to := ring.span(n)
+	from, to := logSpan(ring, n)
 	gone := make(chan struct{})
 	go func() { c.Read(make([]byte, 1)); close(gone) }() // the client hanging up; ends when c is closed
 	for sent := false; ; {

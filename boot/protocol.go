@@ -24,9 +24,11 @@ type Request struct {
 	Verb string `json:"verb"`
 	Name string `json:"name,omitempty"`
 	// Names are the containers stats asks about; none: the running ones.
-	Names  []string `json:"names,omitempty"`
-	Lines  int      `json:"lines,omitempty"`
-	Follow bool     `json:"follow,omitempty"`
+	Names []string `json:"names,omitempty"`
+	// Lines is how many of a container's last lines logs asks for: all
+	// when 0, none when negative (with Follow: only the lines to come).
+	Lines  int  `json:"lines,omitempty"`
+	Follow bool `json:"follow,omitempty"`
 	// Timeout overrides the container's stop_timeout for stop and
 	// restart, in seconds; nil keeps it.
 	Timeout *int64 `json:"timeout,omitempty"`

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -314,5 +315,53 @@ command = ["sh", "-c", "echo up; exec sleep 1000"]
 		if err := json.Unmarshal([]byte(stdout), &got); status != 1 || err != nil || !strings.Contains(got.Error, tc.want) || !strings.Contains(stderr, tc.want) {
 			t.Errorf("berth %s: status %d, stdout %q (%v), stderr %q; want exit 1 and %q in JSON and on stderr", strings.Join(tc.args, " "), status, stdout, err, stderr, tc.want)
 		}
+	}
+}
+
+// TestLogsLineCounts: berth logs -n N at its edges: 0 prints none (with
+// -f, only the lines to come, as tail -n 0 -f), 1 the last, no -n all,
+// and a negative N is a usage error.
+func TestLogsLineCounts(t *testing.T) {
+	dir, log, _ := bootConfig(t, `
+[[container]]
+name = "logn"
+image = "bb.tar.zst"
+command = ["sh", "-c", "echo old 1; echo old 2; until [ -e /tmp/go ]; do sleep 0.1; done; while :; do echo new; sleep 0.2; done"]
+`)
+	waitFor(t, "logn's first lines", log, func() bool { return strings.Contains(log.String(), "logn | old 2") })
+	sock := filepath.Join(dir, "berth.sock")
+	for _, tc := range []struct {
+		n      []string
+		status int
+		out    string
+	}{
+		{nil, 0, "old 1\nold 2\n"},
+		{[]string{"-n", "1"}, 0, "old 2\n"},
+		{[]string{"-n", "0"}, 0, ""},
+		{[]string{"-n", "-1"}, 2, ""},
+	} {
+		args := append(append([]string{"logs", "--socket", sock}, tc.n...), "logn")
+		if status, stdout, stderr := berth(t, args...); status != tc.status || stdout != tc.out {
+			t.Errorf("berth %s: %d %q %q, want %d %q", strings.Join(args, " "), status, stdout, stderr, tc.status, tc.out)
+		}
+	}
+	// -n 0 -f: the lines to come (logn now says "new" every 0.2 s), none
+	// of those before.
+	if status, _, stderr := berth(t, "exec", "--socket", sock, "logn", "--", "touch", "/tmp/go"); status != 0 {
+		t.Fatalf("exec touch: %d %s", status, stderr)
+	}
+	cmd := exec.Command(berthBin, "logs", "--socket", sock, "-f", "-n", "0", "logn")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	defer func() { stop.Stop(); cmd.Process.Kill(); cmd.Wait() }()
+	first, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || first != "new\n" {
+		t.Errorf("berth logs -f -n 0: first line %q (%v), want \"new\"", first, err)
 	}
 }
