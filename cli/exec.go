@@ -65,6 +65,11 @@ func execMain(c *ctx, args []string) int {
 			return cmd.fail("--user: %v", err)
 		}
 	}
+	if *workdir != "" {
+		if err := container.CheckWorkdir(*workdir); err != nil {
+			return cmd.fail("--workdir: %v", err)
+		}
+	}
 	if *tty {
 		env.vals = withTerm(env.vals)
 	}

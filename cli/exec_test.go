@@ -135,6 +135,8 @@ func TestExecVerb(t *testing.T) {
 		{[]string{"--user", "nobody", "web", "--", "true"}, "", 2, "berth exec: --user: invalid user"},
 		{[]string{"-e", "X", "web", "--", "true"}, "", 2, "berth exec: -e: invalid entry"},
 		{[]string{"web"}, "", 2, "berth exec: missing CMD"},
+		{[]string{"--workdir", "rel", "web", "--", "pwd"}, "", 2, "berth exec: --workdir: want an absolute path without \"..\", got \"rel\""},
+		{[]string{"--workdir", "/a/../b", "web", "--", "pwd"}, "", 2, "berth exec: --workdir: want an absolute path"},
 		// From a management container: its berth over the bind-mounted socket.
 		{[]string{"admin", "--", "berth", "exec", "web", "--", "sh", "-c", "hostname; exit 5"}, "", 5, "webhost\n"},
 	} {

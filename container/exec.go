@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -189,8 +188,8 @@ func (c *Container) execSpec(opts ExecOptions) (Spec, error) {
 		spec.Env = setEnv(spec.Env, k, kv)
 	}
 	if cwd := opts.Cwd; cwd != "" {
-		if !path.IsAbs(cwd) || hasDotDot(cwd) || strings.IndexByte(cwd, 0) >= 0 {
-			return spec, fmt.Errorf("exec: working directory: want an absolute path without \"..\", got %s", Quote(cwd))
+		if err := CheckWorkdir(cwd); err != nil {
+			return spec, fmt.Errorf("exec: working directory: %w", err)
 		}
 		spec.Cwd = cwd
 	}

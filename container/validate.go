@@ -104,8 +104,10 @@ func (s *Spec) Validate() error {
 			c.add("env", i, "invalid entry %s: want K=V", Quote(kv))
 		}
 	}
-	if s.Cwd != "" && (!path.IsAbs(s.Cwd) || hasDotDot(s.Cwd) || strings.IndexByte(s.Cwd, 0) >= 0) {
-		c.add("workdir", -1, "want an absolute path without \"..\", got %s", Quote(s.Cwd))
+	if s.Cwd != "" {
+		if err := CheckWorkdir(s.Cwd); err != nil {
+			c.add("workdir", -1, "%v", err)
+		}
 	}
 	if s.Hostname != "" {
 		if err := CheckHostname(s.Hostname); err != nil {
@@ -185,6 +187,15 @@ func (c *specCheck) userNS(s *Spec) {
 	}
 	c.idMaps("uid_map", ns.UIDMap, []uint32{0, s.User.UID})
 	c.idMaps("gid_map", ns.GIDMap, append([]uint32{0, s.User.GID}, s.User.Groups...))
+}
+
+// CheckWorkdir checks a working directory a spec or an exec names:
+// absolute, without "..".
+func CheckWorkdir(cwd string) error {
+	if !path.IsAbs(cwd) || hasDotDot(cwd) || strings.IndexByte(cwd, 0) >= 0 {
+		return fmt.Errorf("want an absolute path without \"..\", got %s", Quote(cwd))
+	}
+	return nil
 }
 
 // devices checks the host devices passed through: each under /dev, once,
