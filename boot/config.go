@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -58,7 +61,7 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	loc := e.File
+	loc := DisplayPath(e.File)
 	if e.Line > 0 {
 		loc += ":" + strconv.Itoa(e.Line)
 	}
@@ -66,6 +69,16 @@ func (e *ConfigError) Error() string {
 		return loc + ": " + e.Msg
 	}
 	return loc + ": " + e.Key + ": " + e.Msg
+}
+
+// DisplayPath is path as a message shows it: as it is, or quoted with
+// its control characters escaped when it has any (or is not UTF-8), so
+// that a file's name cannot drive the terminal or break a line.
+func DisplayPath(path string) string {
+	if !utf8.ValidString(path) || strings.ContainsFunc(path, unicode.IsControl) {
+		return container.Quote(path)
+	}
+	return path
 }
 
 // LoadConfig reads and validates the config at path. Every problem found is

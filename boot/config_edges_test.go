@@ -241,3 +241,20 @@ func TestBindSourcesOnDataPartition(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorFileEscaped: a config file's name with control
+// characters is shown quoted and escaped in its errors, as berth check
+// shows it; a plain name as it is.
+func TestConfigErrorFileEscaped(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"berth.toml", "berth.toml:3: container.name: x"},
+		{"/etc/berth é.toml", "/etc/berth é.toml:3: container.name: x"},
+		{"we\nird\x1b[31m.toml", `"we\nird\x1b[31m.toml":3: container.name: x`},
+		{"bad\xff.toml", `"bad\xff.toml":3: container.name: x`},
+	} {
+		e := &ConfigError{File: tc.file, Line: 3, Key: "container.name", Msg: "x"}
+		if got := e.Error(); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.file, got, tc.want)
+		}
+	}
+}

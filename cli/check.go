@@ -27,6 +27,6 @@ func checkMain(c *ctx, args []string) int {
 		}
 		return exitUsage
 	}
-	fmt.Fprintf(c.stdout, "%s: ok, %s\n", pos[0], plural(len(cfg.Container), "container"))
+	fmt.Fprintf(c.stdout, "%s: ok, %s\n", boot.DisplayPath(pos[0]), plural(len(cfg.Container), "container"))
 	return exitOK
 }
