@@ -117,11 +117,16 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(controlReadTimeout))
-	lr := &limitedReader{fdReader: fdReader{c: c, max: maxRequestFds}, n: 64 << 10}
+	lr := &limitedReader{fdReader: fdReader{c: c, max: maxRequestFds}, n: maxRequestBytes}
 	line, err := bufio.NewReader(lr).ReadBytes('\n')
 	fds := lr.files()
 	if err != nil && len(line) == 0 {
 		closeFiles(fds)
+		return
+	}
+	if errors.Is(err, errRequestTooLong) {
+		closeFiles(fds)
+		enc.Encode(Response{Error: fmt.Sprintf("bad request: %v: more than %d KiB without a newline", err, maxRequestBytes>>10)})
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -286,6 +291,12 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 // limitedReader fails a request line longer than n bytes, and keeps the
 // fds that come with it: at most maxRequestFds, the kernel discards the
 // rest.
+// maxRequestBytes bounds a request's line.
+const maxRequestBytes = 64 << 10
+
+// errRequestTooLong is a request's line past maxRequestBytes.
+var errRequestTooLong = errors.New("request too long")
+
 type limitedReader struct {
 	fdReader
 	n       int
@@ -316,7 +327,7 @@ const maxRequestFds = 3
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
-		return 0, errors.New("request too long")
+		return 0, errRequestTooLong
 	}
 	if len(p) > l.n {
 		p = p[:l.n]

@@ -151,3 +151,23 @@ func TestExecRefusedBeforeRead(t *testing.T) {
 		}
 	}
 }
+
+// TestControlRequestTooLong: a request line past 64 KiB is answered as
+// too long, not parsed cut (a name of 70,000 bytes was "unexpected end of
+// JSON input"); one of exactly 64 KiB is parsed and goes on.
+func TestControlRequestTooLong(t *testing.T) {
+	_, sock := controlTestBooter(t)
+	for _, tc := range []struct {
+		nameLen int
+		want    string
+	}{
+		{70000, "bad request: request too long: more than 64 KiB without a newline"},
+		{maxRequestBytes - len(`{"verb":"stop","name":""}`+"\n"), ""}, // the supervisor's to answer
+		{maxRequestBytes - len(`{"verb":"stop","name":""}`+"\n") + 1, "bad request: request too long"},
+	} {
+		resp := askControl(t, sock, `{"verb":"stop","name":"`+strings.Repeat("a", tc.nameLen)+`"}`)
+		if (tc.want == "") != (resp.Error == "") || !strings.Contains(resp.Error, tc.want) {
+			t.Errorf("name of %d bytes: %.200q, want %q", tc.nameLen, resp.Error, tc.want)
+		}
+	}
+}
