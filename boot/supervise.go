@@ -267,6 +267,8 @@ func (s *supervisor) stopAll() {
 		if u.state == stateBackoff || u.state == stateWaiting {
 			u.state = stateStopped
 		}
+		// Nothing starts again: a restart's client is told now.
+		u.answer("restart", true, u.name+": the restart was cancelled by the shutdown")
 	}
 	for {
 		round := s.stopRound()

@@ -365,3 +365,34 @@ command = ["sh", "-c", "echo old 1; echo old 2; until [ -e /tmp/go ]; do sleep 0
 		t.Errorf("berth logs -f -n 0: first line %q (%v), want \"new\"", first, err)
 	}
 }
+
+// TestRestartDuringShutdown: a berth restart waiting for its container's
+// start when the shutdown begins is told the restart was cancelled, not
+// left until berth ends.
+func TestRestartDuringShutdown(t *testing.T) {
+	dir, log, cmd := bootConfig(t, `
+[[container]]
+name = "rs"
+image = "bb.tar.zst"
+command = ["sh", "-c", "trap '' TERM; echo rs up; while :; do sleep 1; done"]
+stop_timeout = "3s"
+`)
+	waitFor(t, "rs to run", log, func() bool { return strings.Contains(log.String(), "rs | rs up") })
+	type result struct {
+		status int
+		stderr string
+	}
+	restarted := make(chan result, 1)
+	go func() {
+		status, _, stderr := berth(t, "restart", "--socket", filepath.Join(dir, "berth.sock"), "rs")
+		restarted <- result{status, stderr}
+	}()
+	waitFor(t, "the restart's stop", log, func() bool { return strings.Contains(log.String(), "stopping container rs") })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-restarted
+	if r.status != 1 || !strings.Contains(r.stderr, "rs: the restart was cancelled by the shutdown") {
+		t.Errorf("the restart: %d %q", r.status, r.stderr)
+	}
+}
