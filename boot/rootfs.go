@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -168,6 +169,9 @@ func privateDir(dir string) error {
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		if fi, lerr := os.Lstat(dir); lerr == nil && !fi.IsDir() {
+			return fmt.Errorf("%s is %s, not a directory (a symlink is not followed)", dir, fileKind(fi.Mode()))
+		}
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
@@ -182,6 +186,10 @@ func privateDir(dir string) error {
 // through the trash when there is one (t; trash.go), which moves it aside
 // now and removes it off the caller's goroutine, else in place.
 func releaseRootfs(dir string, t *trash) error {
+	// STATE/containers itself must not lead elsewhere either.
+	if fi, err := os.Lstat(filepath.Dir(dir)); err == nil && !fi.IsDir() {
+		return fmt.Errorf("release %s: %s is %s, not a directory (a symlink is not followed)", dir, filepath.Dir(dir), fileKind(fi.Mode()))
+	}
 	if err := detachMount(dir, "rootfs"); err != nil {
 		return err
 	}
@@ -202,6 +210,15 @@ func releaseRootfs(dir string, t *trash) error {
 // would otherwise stay for good.
 func (s *supervisor) removeStaleRootfs() {
 	dir := filepath.Join(s.b.opts.StateDir, "containers")
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	// A symlink in its place (planted on the data partition) is not
+	// followed: what it points to is not berth's to unmount or remove.
+	if err := privateDir(dir); err != nil {
+		s.b.log.Printf("warning: %v", err)
+		return
+	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if _, ok := s.units[e.Name()]; ok {

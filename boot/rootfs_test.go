@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -160,5 +161,46 @@ func TestReleasePlantedSymlinks(t *testing.T) {
 	}
 	if log.Len() != 0 {
 		t.Errorf("log: %s", log.String())
+	}
+}
+
+// TestContainersDirSymlink: STATE/containers replaced by a symlink (on a
+// data partition written elsewhere) is not followed: the mounts and files
+// of the directory it points to stay, and the boot says why.
+func TestContainersDirSymlink(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("needs root: mounts")
+	}
+	holder := t.TempDir()
+	x := filepath.Join(holder, "x")
+	if err := os.MkdirAll(filepath.Join(x, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(x, "precious"), []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("victim", filepath.Join(x, "rootfs"), "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(filepath.Join(x, "rootfs"), syscall.MNT_DETACH) })
+	state := t.TempDir()
+	if err := os.Symlink(holder, filepath.Join(state, "containers")); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	s := &supervisor{b: &booter{opts: Options{StateDir: state}, log: NewLogger(&log)}}
+	s.removeStaleRootfs()
+	if err := releaseRootfs(filepath.Join(state, "containers", "x"), nil); err == nil || !strings.Contains(err.Error(), "is a symlink, not a directory") {
+		t.Errorf("releaseRootfs through the symlink: %v", err)
+	}
+	if !mountRoot(unix.AT_FDCWD, filepath.Join(x, "rootfs")) {
+		t.Error("the mount the symlink leads to was unmounted")
+	}
+	if data, err := os.ReadFile(filepath.Join(x, "precious")); err != nil || string(data) != "keep" {
+		t.Errorf("the file the symlink leads to: %q, %v", data, err)
+	}
+	s.b.log.Flush(5 * time.Second)
+	if !strings.Contains(log.String(), "containers is a symlink, not a directory (a symlink is not followed)") {
+		t.Errorf("log: %q", log.String())
 	}
 }
