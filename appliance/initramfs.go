@@ -26,6 +26,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"berth/board"
+	"berth/internal/filekind"
 )
 
 // Initramfs is an initramfs under construction: a newc cpio archive,
@@ -223,8 +224,14 @@ func (e *entry) source() string {
 }
 
 // Write writes the compressed archive to path, through a temporary file
-// beside it renamed into place, so that path is whole or as it was.
+// beside it renamed into place, so that path is whole or as it was. path
+// must be missing or a regular file: a device, a FIFO, a socket, a
+// directory or a symlink there is refused, before writing and again
+// before the rename, not replaced.
 func (i *Initramfs) Write(name string) error {
+	if err := filekind.CheckReplace(name); err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
 	if err != nil {
 		return fmt.Errorf("initramfs: %w", err)
@@ -240,6 +247,9 @@ func (i *Initramfs) Write(name string) error {
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = filekind.CheckReplace(name)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), name)

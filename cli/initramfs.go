@@ -8,6 +8,7 @@ import (
 
 	"berth/appliance"
 	"berth/boot"
+	"berth/internal/filekind"
 )
 
 const initramfsAbout = `Writes the appliance's boot artifact: a zstd-compressed newc cpio holding
@@ -102,7 +103,13 @@ func initramfsMain(c *ctx, args []string) int {
 	if status >= 0 {
 		return status
 	}
-	b, err := c.build("initramfs", spec)
+	// OUT is checked before the build as well as by Write: -o /dev/null
+	// fails at once, and is not replaced.
+	err := filekind.CheckReplace(*out)
+	var b *appliance.Built
+	if err == nil {
+		b, err = c.build("initramfs", spec)
+	}
 	if err == nil {
 		err = b.Write(*out)
 	}

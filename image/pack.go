@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"berth/internal/filekind"
 	"berth/mmapfs"
 
 	"golang.org/x/sys/unix"
@@ -37,7 +38,8 @@ const minFrameSize = 64 << 10
 // merge.go); what an image says about running it (its Config) is kept
 // in a frame of its own. out is replaced atomically: it is written to a temporary file
 // beside it, synced and renamed over it, so a reader never sees a partial
-// image.
+// image. out must be missing or a regular file: a device, a FIFO, a socket,
+// a directory or a symlink there is refused, not replaced.
 func Pack(src, out string, opts PackOptions) (err error) {
 	size := opts.FrameSize
 	switch {
@@ -55,6 +57,9 @@ func Pack(src, out string, opts PackOptions) (err error) {
 	path, ref := splitRef(src)
 	st, err := os.Stat(path)
 	if err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	if err := filekind.CheckReplace(out); err != nil { // before the work
 		return fmt.Errorf("pack %s: %w", src, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
@@ -113,7 +118,9 @@ func Pack(src, out string, opts PackOptions) (err error) {
 }
 
 // commitFile flushes, syncs and renames the finished temporary file to out,
-// then syncs the directory so the rename itself is durable.
+// then syncs the directory so the rename itself is durable. out is checked
+// again just before the rename: something other than a regular file put
+// there while packing is not replaced.
 func commitFile(tmp *os.File, bw *bufio.Writer, out string) error {
 	steps := []struct {
 		what string
@@ -123,6 +130,7 @@ func commitFile(tmp *os.File, bw *bufio.Writer, out string) error {
 		{"chmod", func() error { return tmp.Chmod(0o644) }},
 		{"fsync", tmp.Sync},
 		{"close", tmp.Close},
+		{"check", func() error { return filekind.CheckReplace(out) }},
 		{"rename", func() error { return os.Rename(tmp.Name(), out) }},
 		{"fsync directory", func() error { return syncDir(filepath.Dir(out)) }},
 	}

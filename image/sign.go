@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"berth/internal/filekind"
 )
 
 // Signatures. berth signs an image's digest (see Digest) with ed25519.
@@ -97,6 +99,10 @@ func Sign(src, keyPath, sig, platform string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}
+	path, _ := splitRef(src)
+	if err := filekind.CheckReplace(sigPath(path, sig)); err != nil { // before the digest
+		return "", fmt.Errorf("sign: %w", err)
+	}
 	d, err := Digest(src, platform)
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
@@ -104,7 +110,6 @@ func Sign(src, keyPath, sig, platform string) (string, error) {
 	msg := sigContext + d
 	s := ed25519.Sign(ed25519.NewKeyFromSeed(seed), []byte(msg))
 	out := msg + "\n" + base64.StdEncoding.EncodeToString(s) + "\n"
-	path, _ := splitRef(src)
 	if err := writeFileAtomic(sigPath(path, sig), []byte(out), 0o644); err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}
@@ -156,7 +161,9 @@ func VerifyDigest(digest, pubPath, sig string) error {
 
 // writeFileAtomic writes data to path through a synced temporary file,
 // renamed into place, the directory synced: after a power cut, path
-// holds the old data or the new, never part of it.
+// holds the old data or the new, never part of it. Something other than
+// a regular file at path (a device, a FIFO, a symlink) is refused, not
+// replaced.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -168,6 +175,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		func() error { return tmp.Chmod(perm) },
 		tmp.Sync,
 		tmp.Close,
+		func() error { return filekind.CheckReplace(path) },
 		func() error { return os.Rename(tmp.Name(), path) },
 		func() error { return syncDir(filepath.Dir(path)) },
 	} {
