@@ -17,7 +17,8 @@
 // decoding with bounded memory (decode.go), and FS, an io/fs.FS over an
 // image that decodes only the frames a read needs (fs.go, file.go). The
 // byte layout of an image is documented in package berth/image. mmapfs
-// imports nothing of berth, so berth/image can import it.
+// imports nothing of berth but internal/filekind (which imports nothing
+// of berth either), so berth/image can import it.
 package mmapfs
 
 import (
@@ -29,6 +30,8 @@ import (
 	"runtime/debug"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/filekind"
 )
 
 // ErrFault reports that the mapped file could not be read: typically it was
@@ -51,14 +54,34 @@ type Mapping struct {
 // Map maps the file at path read-only. An empty file gives an empty
 // Mapping. A whole mapping keeps the file's pages alive on its own, and
 // the descriptor is closed before Map returns; a windowed one keeps a
-// descriptor until Close. No advice is given: see Advise.
+// descriptor until Close. No advice is given: see Advise. Anything but a
+// regular file at path (after symlinks) is refused, "not a regular file
+// (a FIFO)", without blocking: a FIFO is not waited on for a writer.
 func Map(path string) (*Mapping, error) {
-	f, err := os.Open(path) // O_CLOEXEC
-	if err != nil {
+	// A device is refused before it is opened (opening one can act: a
+	// watchdog, a tape). The open does not block (O_NONBLOCK: opening a
+	// FIFO for reading would wait for a writer, forever) nor take a
+	// terminal (O_NOCTTY), for what a rename puts at path in between;
+	// MapFile refuses that. The flag is not cleared: a regular file's
+	// reads and mappings ignore it, and nothing else is read.
+	if st, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("map %s: %w", path, err)
+	} else if !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
 	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	return MapFile(f, path)
+}
+
+// notRegular is the error for a file of mode m at name that is not a
+// regular one.
+func notRegular(name string, m os.FileMode) error {
+	return fmt.Errorf("map %s: not a regular file (%s)", name, filekind.Of(m))
 }
 
 // Advice values for Advise.
@@ -318,7 +341,7 @@ func MapFile(f *os.File, name string) (*Mapping, error) {
 		return nil, fmt.Errorf("map %s: %w", name, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("map %s: not a regular file", name)
+		return nil, notRegular(name, st.Mode())
 	}
 	size := st.Size()
 	m := &Mapping{path: name, size: size}
