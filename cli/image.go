@@ -80,7 +80,7 @@ func (c *ctx) imageFail(err error) int {
 func imagePack(c *ctx, args []string) int {
 	cmd := c.command("image pack", "SRC -o OUT.tar.zst [--platform P] [--frame-size BYTES] [--progress]", "Packs SRC (a directory, a tar, .tar.gz or .tar.zst, an OCI image layout or a\ndocker save archive) into a berth image, written atomically.")
 	out := cmd.fs.String("o", "", "output image `FILE` (required)")
-	frame := cmd.fs.Int("frame-size", 0, "decompressed `BYTES` per zstd frame (default 4 MiB)")
+	frame := cmd.fs.Int("frame-size", 0, "decompressed `BYTES` per zstd frame, 64 KiB to 512 MiB (default 4 MiB)")
 	platform := cmd.fs.String("platform", "", "`OS/ARCH[/VARIANT]` to pick from an OCI index (default: this machine's)")
 	lines := cmd.fs.Bool("progress", false, "print progress lines even when stderr is not a terminal")
 	pos, status := cmd.parse(args, 1, 1)
@@ -89,6 +89,9 @@ func imagePack(c *ctx, args []string) int {
 	}
 	if *out == "" {
 		return cmd.fail("-o OUT is required: the image file to write")
+	}
+	if image.CheckFrameSize(*frame) != nil {
+		return cmd.fail("--frame-size %d: %v", *frame, image.ErrFrameSize)
 	}
 	progress := c.progress(*lines)
 	start := time.Now()

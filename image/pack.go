@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +17,9 @@ import (
 
 // PackOptions tune Pack.
 type PackOptions struct {
-	// FrameSize is the decompressed size of a zstd frame; 0 means
-	// DefaultFrameSize (4 MiB). Values below 64 KiB are raised to 64 KiB.
+	// FrameSize is the decompressed size of a zstd frame: 0 means
+	// DefaultFrameSize (4 MiB); otherwise MinFrameSize to MaxFrameSize
+	// (64 KiB to 512 MiB), anything else is refused (see CheckFrameSize).
 	FrameSize int
 	// Log receives warnings, such as skipped sockets. It may be nil.
 	Log io.Writer
@@ -29,7 +31,27 @@ type PackOptions struct {
 	Progress io.Writer
 }
 
-const minFrameSize = 64 << 10
+// The frame sizes Pack takes besides 0 (DefaultFrameSize): a smaller
+// frame compresses worse and makes the seek table longer; a larger one
+// could overrun the seek table's u32 fields (see maxFrameSize).
+const (
+	MinFrameSize = 64 << 10
+	MaxFrameSize = maxFrameSize / 2
+)
+
+// ErrFrameSize is wrapped by CheckFrameSize's refusal; its text says what
+// a frame size may be.
+var ErrFrameSize = fmt.Errorf("want 0 (the default, %d MiB) or %d (%d KiB) to %d (%d MiB) bytes",
+	DefaultFrameSize>>20, MinFrameSize, MinFrameSize>>10, MaxFrameSize, MaxFrameSize>>20)
+
+// CheckFrameSize returns nil when Pack takes n as PackOptions.FrameSize:
+// 0, or MinFrameSize to MaxFrameSize bytes.
+func CheckFrameSize(n int) error {
+	if n == 0 || n >= MinFrameSize && n <= MaxFrameSize {
+		return nil
+	}
+	return fmt.Errorf("frame size %d: %w", n, ErrFrameSize)
+}
 
 // Pack writes the berth image of src to out. src is a directory (packed in
 // sorted order, see the package doc), an archive in any format Unpack reads
@@ -41,15 +63,10 @@ const minFrameSize = 64 << 10
 // image. out must be missing or a regular file: a device, a FIFO, a socket,
 // a directory or a symlink there is refused, not replaced.
 func Pack(src, out string, opts PackOptions) (err error) {
-	size := opts.FrameSize
-	switch {
-	case size == 0:
-		size = DefaultFrameSize
-	case size < minFrameSize:
-		size = minFrameSize
-	case size > maxFrameSize/2:
-		return fmt.Errorf("pack %s: frame size %d is over the %d limit", src, size, maxFrameSize/2)
+	if err := CheckFrameSize(opts.FrameSize); err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
 	}
+	size := cmp.Or(opts.FrameSize, DefaultFrameSize)
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
