@@ -12,6 +12,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"berth/mmapfs"
 )
 
@@ -56,7 +58,8 @@ func openDirStore(dir string) (*dirStore, error) {
 }
 
 func (d *dirStore) open(name string) (blob, error) {
-	f, err := d.root.Open(name)
+	// Not blocking on a FIFO or a device's open: MapFile refuses them.
+	f, err := d.root.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return blob{}, err
 	}
