@@ -58,8 +58,10 @@ func (r genRecord) check() error {
 	case r.LastRollback != nil && (r.LastRollback.From < 0 || r.LastRollback.From > maxGeneration ||
 		r.LastRollback.To < 0 || r.LastRollback.To > maxGeneration):
 		return fmt.Errorf("last rollback from %d to %d: want generations 0 to %d", r.LastRollback.From, r.LastRollback.To, maxGeneration)
-	case r.Previous < 0 || r.Previous >= r.Committed:
-		return fmt.Errorf("previous generation %d: want 0 (none) or less than the committed %d", r.Previous, r.Committed)
+	case r.Previous < 0 || r.Previous > maxGeneration || (r.Previous != 0 && r.Previous == r.Committed):
+		// Newer than the committed one while berth rollback checks
+		// the generation it went back to (rollbackByHand).
+		return fmt.Errorf("previous generation %d: want 0 (none) or another than the committed %d, at most %d", r.Previous, r.Committed, maxGeneration)
 	case r.Trying != 0 && r.Trying <= r.Committed:
 		return fmt.Errorf("trying generation %d: want 0 (none) or more than the committed %d", r.Trying, r.Committed)
 	case r.Boots < 0 || r.Boots > maxBootAttemptsLimit:

@@ -406,7 +406,9 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	}
 	before := rec
 	from := rec.Committed
-	rec.Committed, rec.Previous, rec.Hold = rec.Previous, 0, true
+	// The generation left stays the record's previous, and on disk,
+	// until the one gone back to runs: a reboot before then keeps both.
+	rec.Committed, rec.Previous, rec.Hold = rec.Previous, from, true
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: "by hand (berth rollback)", Time: time.Now().UTC()}
 	if err := s.writeRecord(rec); err != nil {
 		return "", err
@@ -430,6 +432,11 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 	if err := s.verify(up, prevCfg, append(p.changed, p.added...), 0); err != nil {
 		return "", s.undoRollback(up, before, fmt.Errorf("%s, but %w", msg, err))
 	}
+	rec.Previous = 0
+	if err := s.writeRecord(rec); err != nil {
+		s.b.log.Printf("warning: %s: %v (%s stays on disk)", msg, err, describeGen(from))
+		return msg, nil
+	}
 	s.onLoop(func() { g.prev, g.prevCfg = nil, nil })
 	g.store.prune(rec.Committed)
 	return msg, nil
@@ -437,24 +444,31 @@ func (s *supervisor) rollbackByHand(up *update) (string, error) {
 
 // undoRollback switches back to the generation a berth rollback left,
 // whose record was before, when the one it went back to did not run
-// (why). It returns the error to answer.
+// (why). The record says so in its last rollback. It returns the error
+// to answer.
 func (s *supervisor) undoRollback(up *update, before genRecord, why error) error {
 	g := s.b.gens
 	var back, to *generation
 	var backCfg, toCfg *Config
 	s.onLoop(func() { back, backCfg, to, toCfg = g.prev, g.prevCfg, g.cur, g.curCfg })
-	if err := s.writeRecord(before); err != nil {
+	rec := before
+	rec.LastRollback = &Rollback{From: before.Committed, To: before.Previous, Time: time.Now().UTC(),
+		Reason: "by hand (berth rollback), undone: " + oneLine(why)}
+	if err := s.writeRecord(rec); err != nil {
 		return fmt.Errorf("%w; going back to %s could not be recorded either: %v", why, describeGen(before.Committed), err)
 	}
 	p, err := s.stopReplaced(up, backCfg)
 	if err != nil {
-		return fmt.Errorf("%w; going back to %s: %v", why, describeGen(before.Committed), err)
+		return fmt.Errorf("%w; %s is recorded again, but its containers could not be switched back: %v", why, describeGen(before.Committed), err)
 	}
 	s.onLoop(func() {
 		g.cur, g.curCfg, g.prev, g.prevCfg = back, backCfg, to, toCfg
 		s.switchTo(backCfg, p)
 	})
 	s.b.log.Printf("update: %v; back on %s", why, describeGen(before.Committed))
+	if err := s.verify(up, backCfg, append(p.changed, p.added...), 0); err != nil {
+		return fmt.Errorf("%w; back on %s, which stays committed, but %v", why, describeGen(before.Committed), err)
+	}
 	return fmt.Errorf("%w; back on %s, which stays committed", why, describeGen(before.Committed))
 }
 

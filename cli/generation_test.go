@@ -625,7 +625,7 @@ func TestRollbackThatFailsGoesBack(t *testing.T) {
 		t.Fatalf("rollback: %d %q %q", status, stdout, stderr)
 	}
 	g := w.settled(2)
-	if g.Previous != 1 {
+	if g.Previous != 1 || g.LastRollback == nil || !strings.Contains(g.LastRollback.Reason, "by hand (berth rollback), undone: ") {
 		t.Errorf("after the failed rollback: %+v", g)
 	}
 	waitFor(t, "web 2 to serve again", w.log, func() bool { return w.webSays() == "web 2 up" })
@@ -637,4 +637,47 @@ func TestRollbackThatFailsGoesBack(t *testing.T) {
 	w.restart()
 	w.settled(2)
 	waitFor(t, "web 2 to serve after a reboot", w.log, func() bool { return w.webSays() == "web 2 up" })
+}
+
+// TestRollbackCrashKeepsGeneration: berth killed (a power cut) while
+// berth rollback checks the generation it went back to: the next boot
+// runs that one, and the generation left is still on disk and the
+// previous one, so that berth rollback can go back to it.
+func TestRollbackCrashKeepsGeneration(t *testing.T) {
+	w := newGenWorld(t)
+	vol := filepath.Join(w.dir, "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
+	data, _ := os.ReadFile(first)
+	write(t, first, string(data)+"[[container.mount]]\nsource = \""+vol+"\"\ntarget = \"/vol\"\n")
+	w.boot("BERTH_CRASH_AT=rolledback")
+	w.settled(1)
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	if status, stdout, stderr := berth(t, "apply", next); status != 0 {
+		t.Fatalf("apply: %d %q %q", status, stdout, stderr)
+	}
+	w.settled(2)
+	if err := os.Remove(vol); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := berth(t, "rollback"); status == 0 {
+		t.Fatal("rollback survived its crash")
+	}
+	w.cmd.Wait()
+	w.boot()
+	var g boot.GenerationInfo
+	waitFor(t, "generation 1 booted, 2 its previous", w.log, func() bool {
+		g = w.generation()
+		return g.Current == 1 && g.Previous == 2
+	})
+	if _, err := os.Stat(filepath.Join(w.dir, "state", "generations", "2")); err != nil {
+		t.Errorf("generation 2 after the crash: %v", err)
+	}
+	if status, stdout, stderr := berth(t, "rollback"); status != 0 || !strings.Contains(stdout, "rolled back from generation 1 to generation 2") {
+		t.Fatalf("rollback to 2: %d %q %q", status, stdout, stderr)
+	}
+	w.settled(2)
+	waitFor(t, "web 2 to serve", w.log, func() bool { return w.webSays() == "web 2 up" })
 }
