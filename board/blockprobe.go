@@ -128,11 +128,14 @@ type gptHeader struct {
 }
 
 // readGPT reads the primary GPT of the whole disk r, of size bytes in
-// logical blocks of sector bytes, as the kernel reads it: after a
-// protective MBR (or a hybrid one), a header at block 1 whose CRC holds,
-// entries of 128 bytes whose CRC holds, each within the usable blocks.
-// A GPT the kernel would not take is an error: the partitions it lists
-// are not those the kernel made.
+// logical blocks of sector bytes, by the kernel's rules for a primary
+// GPT: after a protective MBR (or a hybrid one), a header at block 1
+// whose CRC holds, entries of 128 bytes whose CRC holds. A GPT the
+// kernel would not take is an error. An entry that ends before it starts
+// or past the disk's last block is skipped, as the kernel skips it
+// (is_pte_valid): it makes no partition. berth does not read the backup
+// GPT the kernel falls back to when the primary is damaged; and whatever
+// the entry says, the kernel's partition must match it (gptMatches).
 func readGPT(r io.ReaderAt, sector, size int64) ([]GPTPartition, error) {
 	h, err := readGPTHeader(r, sector, size)
 	if err != nil {
@@ -146,6 +149,7 @@ func readGPT(r io.ReaderAt, sector, size int64) ([]GPTPartition, error) {
 		return nil, errors.New("GPT: partition entries' CRC does not match")
 	}
 	le := binary.LittleEndian
+	lastLBA := uint64(size/sector) - 1
 	var parts []GPTPartition
 	for i := 0; i < int(h.entries); i++ {
 		e := ents[i*gptEntrySize : (i+1)*gptEntrySize]
@@ -154,9 +158,8 @@ func readGPT(r io.ReaderAt, sector, size int64) ([]GPTPartition, error) {
 		}
 		p := GPTPartition{Number: i + 1, Name: utf16String(e[56:128]), UUID: guidString(e[16:32]),
 			First: le.Uint64(e[32:]), Last: le.Uint64(e[40:])}
-		if p.First > p.Last || p.First < h.firstUsable || p.Last > h.lastUsable {
-			return nil, fmt.Errorf("GPT: entry %d %q: blocks %d-%d, not within the usable blocks %d-%d",
-				p.Number, p.Name, p.First, p.Last, h.firstUsable, h.lastUsable)
+		if p.First > p.Last || p.Last > lastLBA {
+			continue
 		}
 		parts = append(parts, p)
 	}
