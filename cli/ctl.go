@@ -51,14 +51,20 @@ func (cmd *ctlCommand) call(req boot.Request) (boot.Response, int) {
 		return nil
 	})
 	if err != nil {
-		cmd.c.errorf("%v", err)
-		if cmd.asJSON != nil && *cmd.asJSON {
-			// A script asked for JSON: the refusal is an answer too.
-			cmd.c.printJSON(boot.Response{Error: err.Error()})
-		}
+		cmd.jsonError(err)
 		return resp, exitFailure
 	}
 	return resp, exitOK
+}
+
+// jsonError reports err on stderr and, with --json, as {"error": …} on
+// stdout too, on one line (as berth stats -f --json and berth logs
+// --json write theirs): a script that asked for JSON gets an answer.
+func (cmd *ctlCommand) jsonError(err error) {
+	cmd.c.errorf("%v", err)
+	if cmd.asJSON != nil && *cmd.asJSON {
+		json.NewEncoder(cmd.c.stdout).Encode(boot.Response{Error: err.Error()})
+	}
 }
 
 // printJSON writes v as indented JSON.
@@ -204,7 +210,7 @@ func logsMain(c *ctx, args []string) int {
 		return nil
 	})
 	if err != nil {
-		c.errorf("%v", err)
+		cmd.jsonError(err)
 		return exitFailure
 	}
 	return exitOK

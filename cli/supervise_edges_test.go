@@ -285,9 +285,9 @@ stop_timeout = "1h"
 }
 
 // TestJSONErrors: with --json, a refusal (no such container, nothing to
-// roll back to) or no berth at all is JSON on stdout too, {"error": …},
-// with its line on stderr and exit 1; a script reading stdout gets an
-// answer either way.
+// roll back to) or no berth at all is JSON on stdout too, {"error": …}
+// on one line (as stats -f and logs write theirs), with its line on
+// stderr and exit 1; a script reading stdout gets an answer either way.
 func TestJSONErrors(t *testing.T) {
 	dir, log, _ := bootConfig(t, `
 [[container]]
@@ -307,12 +307,16 @@ command = ["sh", "-c", "echo up; exec sleep 1000"]
 		{[]string{"stats", "--json", "--socket", sock, "nosuch"}, `nosuch`},
 		{[]string{"ps", "--json", "--socket", filepath.Join(dir, "none.sock")}, "connect to berth at"},
 		{[]string{"poweroff", "--json", "--socket", filepath.Join(dir, "none.sock")}, "connect to berth at"},
+		{[]string{"logs", "--json", "--socket", sock, "nosuch"}, `no container "nosuch"`},
+		{[]string{"logs", "--json", "--socket", filepath.Join(dir, "none.sock"), "x"}, "connect to berth at"},
+		{[]string{"stats", "-f", "--json", "--socket", filepath.Join(dir, "none.sock")}, "connect to berth at"},
 	} {
 		status, stdout, stderr := berth(t, tc.args...)
 		var got struct {
 			Error string `json:"error"`
 		}
-		if err := json.Unmarshal([]byte(stdout), &got); status != 1 || err != nil || !strings.Contains(got.Error, tc.want) || !strings.Contains(stderr, tc.want) {
+		oneLine := strings.Count(stdout, "\n") == 1 && strings.HasSuffix(stdout, "\n")
+		if err := json.Unmarshal([]byte(stdout), &got); status != 1 || err != nil || !oneLine || !strings.Contains(got.Error, tc.want) || !strings.Contains(stderr, tc.want) {
 			t.Errorf("berth %s: status %d, stdout %q (%v), stderr %q; want exit 1 and %q in JSON and on stderr", strings.Join(tc.args, " "), status, stdout, err, stderr, tc.want)
 		}
 	}
