@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
-	"time"
 )
 
 // plan is what switching to a config changes: the containers whose
@@ -133,5 +132,6 @@ func (s *supervisor) stopAndWait(u *unit) {
 		return
 	}
 	s.stop(u, u.sup.stopTimeout)
-	s.waitStopped(u, u.stopDeadline.Add(5*time.Second))
+	s.roundEnd = u.stopDeadline.Add(hurryWait)
+	s.waitStopped(u)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +27,9 @@ type supervisor struct {
 	// hurry: a second shutdown was asked for while stopAll ran; the
 	// containers left are killed at once (hurryUp).
 	hurry bool
+	// roundEnd is when stopAll stops waiting for the round's
+	// containers; a hurry brings it to hurryWait from then.
+	roundEnd time.Time
 	// outputs counts the goroutines copying container output.
 	outputs sync.WaitGroup
 	// cache holds the unpacked images (see rootfs.go). While the boot's
@@ -284,10 +288,11 @@ func (s *supervisor) stopAll() {
 				timeout = 0
 			}
 			s.stop(u, timeout)
-			giveUp = maxTime(giveUp, u.stopDeadline.Add(5*time.Second))
+			giveUp = maxTime(giveUp, u.stopDeadline.Add(hurryWait))
 		}
+		s.roundEnd = giveUp
 		for _, u := range round {
-			s.waitStopped(u, giveUp)
+			s.waitStopped(u)
 			if u.state == stateStopped {
 				// Its own time: a round's units are waited for one by one.
 				took := time.Since(t)
@@ -353,17 +358,24 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // waitStopped serves signals and the watchdog until u has stopped or
-// giveUp passes, sending SIGKILL when its stop timeout is over.
-func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
+// the round's end (roundEnd) passes, sending SIGKILL when its stop
+// timeout is over.
+func (s *supervisor) waitStopped(u *unit) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for u.state == stateStopping && time.Now().Before(giveUp) {
+	// Signals are a second shutdown's only during the shutdown: a
+	// reload's wait leaves them to the loop.
+	var sigs <-chan os.Signal
+	if s.draining {
+		sigs = s.b.sigs
+	}
+	for u.state == stateStopping && time.Now().Before(s.roundEnd) {
 		select {
 		case <-s.b.chld:
 			s.b.reaper.reap()
 		case <-tick.C:
 			s.schedule(time.Now())
-		case sig := <-s.b.sigs:
+		case sig := <-sigs:
 			if _, ok := shutdownSignal(sig); ok {
 				s.hurryUp("got " + signalName(sig.(syscall.Signal)) + " again")
 			}
@@ -371,7 +383,7 @@ func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
 			// A client is told at once, not left waiting for the end;
 			// a second shutdown asked for hurries the first.
 			msg := "berth is shutting down: containers are being stopped"
-			if req.Verb == "reboot" || req.Verb == "poweroff" {
+			if s.draining && (req.Verb == "reboot" || req.Verb == "poweroff") {
 				s.hurryUp(req.Verb + " asked for again")
 				msg += "; those left are killed now"
 			}
@@ -379,6 +391,11 @@ func (s *supervisor) waitStopped(u *unit, giveUp time.Time) {
 		}
 	}
 }
+
+// hurryWait is how long a shutdown waits for a container SIGKILL did not
+// end (a process stuck in the kernel on a dead disk): after its stop
+// timeout, or from a hurry.
+const hurryWait = 5 * time.Second
 
 // hurryUp cuts the shutdown short when it is asked for a second time (a
 // UPS's SIGPWR after the operator's SIGTERM, say): the containers still
@@ -391,6 +408,7 @@ func (s *supervisor) hurryUp(why string) {
 	s.hurry = true
 	s.b.log.Printf("%s during the shutdown: the containers left are killed now (SIGKILL)", why)
 	now := time.Now()
+	s.roundEnd = minTime(s.roundEnd, now.Add(hurryWait))
 	for _, u := range s.units {
 		if u.state == stateStopping && u.stopDeadline.After(now) {
 			u.stopDeadline = now

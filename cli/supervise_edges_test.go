@@ -224,32 +224,41 @@ stop_timeout = "3s"
 // TestSecondShutdownHurries: a shutdown waiting on containers that ignore
 // their stop signal under a long stop_timeout is cut short by a second
 // ask — a shutdown signal (a UPS's SIGPWR) or berth poweroff: those left
-// are killed at once, the later rounds' too, and berth boot ends.
+// are killed at once, the later rounds' too, and berth boot ends. A
+// container SIGKILL does not end (frozen, as a process stuck on a dead
+// disk) is given up on hurryWait (5 s) after the ask, not after its
+// stop_timeout.
 func TestSecondShutdownHurries(t *testing.T) {
 	const config = `
 [[container]]
-name = "db"
+name = "hdb"
 image = "bb.tar.zst"
-command = ["sh", "-c", "trap '' TERM; echo db up; while :; do sleep 1; done"]
+command = ["sh", "-c", "trap '' TERM; echo hdb up; while :; do sleep 1; done"]
 stop_timeout = "1h"
 
 [[container]]
-name = "web"
+name = "hweb"
 image = "bb.tar.zst"
-after = ["db"]
-command = ["sh", "-c", "trap '' TERM; echo web up; while :; do sleep 1; done"]
+after = ["hdb"]
+command = ["sh", "-c", "trap '' TERM; echo hweb up; while :; do sleep 1; done"]
 stop_timeout = "1h"
 `
 	for _, tc := range []struct {
 		name, want string
+		frozen     bool // hweb frozen: SIGKILL does not end it
 		again      func(t *testing.T, cmd *exec.Cmd, dir string)
 	}{
-		{"SIGPWR", "got SIGPWR again during the shutdown: the containers left are killed now (SIGKILL)", func(t *testing.T, cmd *exec.Cmd, _ string) {
+		{"SIGPWR", "got SIGPWR again during the shutdown: the containers left are killed now (SIGKILL)", false, func(t *testing.T, cmd *exec.Cmd, _ string) {
 			if err := cmd.Process.Signal(syscall.SIGPWR); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"poweroff", "poweroff asked for again during the shutdown: the containers left are killed now (SIGKILL)", func(t *testing.T, _ *exec.Cmd, dir string) {
+		{"SIGPWR, hweb frozen", "got SIGPWR again during the shutdown: the containers left are killed now (SIGKILL)", true, func(t *testing.T, cmd *exec.Cmd, _ string) {
+			if err := cmd.Process.Signal(syscall.SIGPWR); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"poweroff", "poweroff asked for again during the shutdown: the containers left are killed now (SIGKILL)", false, func(t *testing.T, _ *exec.Cmd, dir string) {
 			status, _, stderr := berth(t, "poweroff", "--socket", filepath.Join(dir, "berth.sock"))
 			if status != 1 || !strings.Contains(stderr, "berth is shutting down: containers are being stopped; those left are killed now") {
 				t.Errorf("berth poweroff again: %d %q", status, stderr)
@@ -259,14 +268,17 @@ stop_timeout = "1h"
 		t.Run(tc.name, func(t *testing.T) {
 			dir, log, cmd := bootConfig(t, config)
 			waitFor(t, "both to run", log, func() bool {
-				return strings.Contains(log.String(), "db | db up") && strings.Contains(log.String(), "web | web up")
+				return strings.Contains(log.String(), "hdb | hdb up") && strings.Contains(log.String(), "hweb | hweb up")
 			})
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "web's stop", log, func() bool {
-				return strings.Contains(log.String(), "stopping container web (SIGTERM, SIGKILL after 1h0m0s)")
+				return strings.Contains(log.String(), "stopping container hweb (SIGTERM, SIGKILL after 1h0m0s)")
 			})
+			if tc.frozen {
+				freeze(t, "hweb")
+			}
 			tc.again(t, cmd, dir)
 			done := make(chan struct{})
 			go func() { cmd.Wait(); close(done) }()
@@ -275,7 +287,13 @@ stop_timeout = "1h"
 			case <-time.After(time.Minute):
 				t.Fatalf("berth boot still waits a minute after the second ask:\n%s", log.String())
 			}
-			for _, want := range []string{tc.want, "container web killed by berth's stop (SIGKILL)", "stopping container db (SIGTERM, SIGKILL after 0s)", "container db killed by berth's stop (SIGKILL)"} {
+			wants := []string{tc.want, "stopping container hdb (SIGTERM, SIGKILL after 0s)", "container hdb killed by berth's stop (SIGKILL)"}
+			if tc.frozen {
+				wants = append(wants, "container hweb did not stop")
+			} else {
+				wants = append(wants, "container hweb killed by berth's stop (SIGKILL)")
+			}
+			for _, want := range wants {
 				if !strings.Contains(log.String(), want) {
 					t.Errorf("no %q in:\n%s", want, log.String())
 				}
@@ -398,5 +416,34 @@ stop_timeout = "3s"
 	r := <-restarted
 	if r.status != 1 || !strings.Contains(r.stderr, "rs: the restart was cancelled by the shutdown") {
 		t.Errorf("the restart: %d %q", r.status, r.stderr)
+	}
+}
+
+// freeze moves the processes of berth's container name into a v1
+// freezer cgroup of the test's and freezes them: SIGKILL is then held
+// until they are thawed, when the test ends.
+func freeze(t *testing.T, name string) {
+	t.Helper()
+	procs, err := os.ReadFile("/sys/fs/cgroup/pids/berth/" + name + "/cgroup.procs")
+	if err != nil {
+		t.Fatalf("needs the v1 pids controller: %v", err)
+	}
+	dir := "/sys/fs/cgroup/freezer/berth-test-" + name
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("needs the v1 freezer: %v", err)
+	}
+	t.Cleanup(func() {
+		os.WriteFile(dir+"/freezer.state", []byte("THAWED"), 0)
+		for deadline := time.Now().Add(time.Minute); os.Remove(dir) != nil && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	for _, pid := range strings.Fields(string(procs)) {
+		if err := os.WriteFile(dir+"/cgroup.procs", []byte(pid), 0); err != nil {
+			t.Fatalf("move %s to the freezer: %v", pid, err)
+		}
+	}
+	if err := os.WriteFile(dir+"/freezer.state", []byte("FROZEN"), 0); err != nil {
+		t.Fatal(err)
 	}
 }
