@@ -14,6 +14,7 @@ import (
 
 	"berth/container"
 	"berth/image/registry"
+	"berth/internal/filekind"
 )
 
 // DefaultConfig is where PID 1 looks for its config when the kernel
@@ -251,7 +252,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+		return nil, fmt.Errorf("not a regular file (%s)", filekind.Of(fi.Mode()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
@@ -261,25 +262,6 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("file is larger than the %d bytes a config may have", limit)
 	}
 	return data, nil
-}
-
-// fileKind names the type of a file that is not a regular one.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	case m&os.ModeSymlink != 0:
-		return "a symlink"
-	case m.IsRegular():
-		return "a regular file"
-	}
-	return m.Type().String()
 }
 
 // DefaultHostname is the machine's hostname when the config sets none.

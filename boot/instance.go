@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/filekind"
 )
 
 // One berth per state directory and per control socket: a second `berth
@@ -79,7 +81,7 @@ func socketOrNothing(path string) error {
 	case err != nil:
 		return fmt.Errorf("control socket: %w", err)
 	case fi.Mode()&os.ModeSocket == 0:
-		return fmt.Errorf("control socket %s: %s is there, not a socket: berth replaces only a socket (name another path with --socket)", path, fileKind(fi.Mode()))
+		return fmt.Errorf("control socket %s: %s is there, not a socket: berth replaces only a socket (name another path with --socket)", path, filekind.Of(fi.Mode()))
 	}
 	return nil
 }

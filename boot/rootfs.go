@@ -14,6 +14,7 @@ import (
 	"berth/container"
 	"berth/image"
 	"berth/image/registry"
+	"berth/internal/filekind"
 )
 
 // Root filesystems. Each image is unpacked once into the image cache
@@ -170,7 +171,7 @@ func privateDir(dir string) error {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if fi, lerr := os.Lstat(dir); lerr == nil && !fi.IsDir() {
-			return fmt.Errorf("%s is %s, not a directory (a symlink is not followed)", dir, fileKind(fi.Mode()))
+			return fmt.Errorf("%s is %s, not a directory (a symlink is not followed)", dir, filekind.Of(fi.Mode()))
 		}
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
@@ -188,7 +189,7 @@ func privateDir(dir string) error {
 func releaseRootfs(dir string, t *trash) error {
 	// STATE/containers itself must not lead elsewhere either.
 	if fi, err := os.Lstat(filepath.Dir(dir)); err == nil && !fi.IsDir() {
-		return fmt.Errorf("release %s: %s is %s, not a directory (a symlink is not followed)", dir, filepath.Dir(dir), fileKind(fi.Mode()))
+		return fmt.Errorf("release %s: %s is %s, not a directory (a symlink is not followed)", dir, filepath.Dir(dir), filekind.Of(fi.Mode()))
 	}
 	if err := detachMount(dir, "rootfs"); err != nil {
 		return err
