@@ -370,7 +370,8 @@ func (n *Network) ensureBridge(r *registry) (int, error) {
 
 // createBridge creates bridge name with address prefix, or checks that
 // an existing one has it, and turns on forwarding and, on the bridge,
-// route_localnet (for ports published on 127.0.0.1). The bridge gets a
+// route_localnet (for ports published on 127.0.0.1), and off its IPv6
+// router advertisements. The bridge gets a
 // hardware address of its own, made of its IPv4 address as a
 // container's is (rtnl.AddrMAC): without one a Linux bridge takes the
 // lowest of its ports' addresses, so every container's gateway would
@@ -403,6 +404,13 @@ func createBridge(name string, prefix netip.Prefix) error {
 		if err := os.WriteFile("/proc/sys/"+s, []byte("1"), 0); err != nil {
 			return fmt.Errorf("bridge %s: sysctl %s: %w", name, s, err)
 		}
+	}
+	// A container with NET_RAW could otherwise send the host a router
+	// advertisement and take its IPv6 routing (CVE-2020-13401); the
+	// bridge is IPv4's. Without IPv6 in the kernel there is no file.
+	s := "net/ipv6/conf/" + name + "/accept_ra"
+	if err := os.WriteFile("/proc/sys/"+s, []byte("0"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("bridge %s: sysctl %s: %w", name, s, err)
 	}
 	return nil
 }

@@ -142,6 +142,10 @@ func TestNetworkLifecycle(t *testing.T) {
 	if f, l := sysctl(t, "net/ipv4/ip_forward"), sysctl(t, "net/ipv4/conf/berth0/route_localnet"); f != "1" || l != "1" {
 		t.Errorf("ip_forward %s, route_localnet %s", f, l)
 	}
+	// No container's router advertisement may route the host's IPv6.
+	if ra := sysctl(t, "net/ipv6/conf/berth0/accept_ra"); ra != "0" {
+		t.Errorf("berth0's accept_ra %s, want 0", ra)
+	}
 	rules := ruleset(t)
 	for _, w := range []string{
 		"tcp dport 8080 dnat to " + web.Address.Addr().String() + ":80",

@@ -9,8 +9,10 @@ import (
 	"github.com/moby/sys/capability"
 )
 
-// DefaultCaps are containerd's default capabilities, the set a container
-// gets unless its config adds or drops some.
+// DefaultCaps are the capabilities a container gets unless its config
+// adds or drops some: containerd's default set without MKNOD (berth
+// makes /dev's nodes itself), NET_RAW (raw packets: spoofing on the
+// bridge), SETFCAP, SYS_CHROOT and AUDIT_WRITE.
 var DefaultCaps = []string{
 	"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL",
 }
