@@ -160,15 +160,17 @@ func (n *Network) Attach(e Endpoint) (Attachment, error) {
 }
 
 // namesFree refuses a name or hostname another attached container has
-// as its name or hostname: the hosts files map each to one address, and
-// the first line would win, so a container could take another's name.
+// as its name or hostname, in any case: the hosts files map each to one
+// address, looked up whatever its case, and the first line would win, so
+// a container could take another's name.
 func namesFree(r *registry, e Endpoint) error {
 	for _, o := range r.attached() {
 		if o.Name == e.Name {
 			continue
 		}
 		for _, mine := range [...]string{e.Name, e.Hostname} {
-			if mine != "" && (mine == o.Name || mine == o.Hostname) {
+			// A hosts file's names match whatever their case.
+			if mine != "" && (strings.EqualFold(mine, o.Name) || strings.EqualFold(mine, o.Hostname)) {
 				return fmt.Errorf("container %s: the name %s is container %s's name or hostname on the bridge already", e.Name, mine, o.Name)
 			}
 		}

@@ -208,9 +208,11 @@ func TestNetworkLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.Dir, "other.entry")); !os.IsNotExist(err) {
 		t.Errorf("the refused container is registered: %v", err)
 	}
-	// A hostname (or name) that is another's name or hostname would take
-	// it over in every hosts file: refused, and not registered.
-	for _, e := range []Endpoint{{Name: "evil", Hostname: "web"}, {Name: "evil", Hostname: "database"}, {Name: "database"}} {
+	// A hostname (or name) that is another's name or hostname, in any
+	// case, would take it over in every hosts file: refused, and not
+	// registered.
+	for _, e := range []Endpoint{{Name: "evil", Hostname: "web"}, {Name: "evil", Hostname: "database"}, {Name: "database"},
+		{Name: "evil", Hostname: "WEB"}, {Name: "evil", Hostname: "DataBase"}} {
 		if _, err := n.Attach(e); err == nil || !strings.Contains(err.Error(), "name or hostname on the bridge already") {
 			t.Errorf("%+v: %v, want refused", e, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"berth/board"
 	"berth/container"
@@ -54,11 +55,13 @@ func (cfg *Config) checkBridgeNames(v *validator) {
 			if n.name == "" {
 				continue
 			}
-			if other, ok := owner[n.name]; ok && other != c.Name {
-				v.addKey("container#"+strconv.Itoa(i)+"."+n.key, "%s is container %s's name or hostname on the bridge already", container.Quote(n.name), container.Quote(other))
+			// A hosts file's names match whatever their case.
+			folded := strings.ToLower(n.name)
+			if other, ok := owner[folded]; ok && other != c.Name {
+				v.addKey("container#"+strconv.Itoa(i)+"."+n.key, "%s is container %s's name or hostname on the bridge already (names match whatever their case)", container.Quote(n.name), container.Quote(other))
 				continue
 			}
-			owner[n.name] = c.Name
+			owner[folded] = c.Name
 		}
 	}
 }
