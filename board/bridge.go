@@ -156,6 +156,7 @@ func (n *Network) Attach(e Endpoint) (Attachment, error) {
 		return Attachment{}, err
 	}
 	a.Bridge = index
+	n.forgetPortFlows(e.Ports)
 	return a, nil
 }
 
@@ -195,12 +196,17 @@ func portsFree(r *registry, e Endpoint) error {
 	return nil
 }
 
-// Detach is the end of a container's run: its ports are withdrawn and
-// the other containers' hosts files updated. With release its address is
+// Detach is the end of a container's run: its ports are withdrawn, the
+// other containers' hosts files updated and its conntrack entries
+// deleted (flows.go). With release its address is
 // given up too; otherwise the next Attach of the name gets it again.
 func (n *Network) Detach(name string, release bool) error {
+	var addr netip.Addr
 	_, err := n.update(func(r *registry) error {
 		e := r.entries[name]
+		if e != nil && e.Owner == n.self {
+			addr = e.Address
+		}
 		switch {
 		case e == nil || e.Owner != n.self:
 		case release:
@@ -211,6 +217,7 @@ func (n *Network) Detach(name string, release bool) error {
 		}
 		return nil
 	})
+	n.forgetAddrFlows(addr)
 	return err
 }
 

@@ -1,0 +1,75 @@
+package board
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"berth/internal/nft"
+	"berth/internal/testutil"
+)
+
+// TestStaleUDPFlows: a UDP client that began sending to a host port before
+// a container published it, or while another container had it, keeps
+// one conntrack entry alive; berth deletes it when a container publishes
+// the port, and a container's entries when it ends, so that the client's
+// next packet is NATed to the container publishing the port now, not to
+// nobody or to an address another container may get next.
+func TestStaleUDPFlows(t *testing.T) {
+	if !testutil.InNetNS(t) {
+		return
+	}
+	n := testNetwork(t)
+	// Another container's ports: berth's table, with conntrack, is there.
+	if _, err := n.Attach(Endpoint{Name: "other", Ports: []Port{{9999, 99, "tcp"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Unconnected: a port unreachable in answer is no error to the next.
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("10.88.0.1:40000")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func() {
+		t.Helper()
+		if _, err := conn.WriteToUDPAddrPort([]byte("ping"), netip.MustParseAddrPort("10.88.0.1:5353")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// to5353 lists the entries of the client's flow: their reply sources.
+	to5353 := func() []netip.Addr {
+		var to []netip.Addr
+		if _, err := nft.DeleteFlows(func(f nft.Flow) bool {
+			if f.Proto == unix.IPPROTO_UDP && f.OrigSrc.Port() == 40000 && f.OrigDst.Port() == 5353 {
+				to = append(to, f.ReplySrc.Addr())
+			}
+			return false
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return to
+	}
+	send()
+	if to := to5353(); len(to) != 1 || to[0] != netip.MustParseAddr("10.88.0.1") {
+		t.Fatalf("before the port is published: entries to %v, want one to the host itself", to)
+	}
+	web, err := n.Attach(Endpoint{Name: "web", Ports: []Port{{5353, 53, "udp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to := to5353(); len(to) != 0 {
+		t.Errorf("web publishes 5353/udp: entries to %v are left", to)
+	}
+	send()
+	if to := to5353(); len(to) != 1 || to[0] != web.Address.Addr() {
+		t.Errorf("the client's next packet: entries to %v, want one to web, %s", to, web.Address.Addr())
+	}
+	if err := n.Detach("web", true); err != nil {
+		t.Fatal(err)
+	}
+	if to := to5353(); len(to) != 0 {
+		t.Errorf("web has ended: entries to %v are left", to)
+	}
+}
