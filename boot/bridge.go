@@ -28,8 +28,14 @@ type bridgeNet struct {
 func (cfg *Config) checkPorts(v *validator) {
 	owner := map[string]string{}
 	for i, c := range cfg.Container {
-		s := container.Spec{Net: c.Net, Ports: c.Ports}
-		for j, p := range s.PublishedPorts() {
+		if c.Net != "bridge" {
+			continue // refused by the spec's check
+		}
+		for j, text := range c.Ports { // j as the config counts them
+			p, err := container.ParsePort(text)
+			if err != nil {
+				continue // refused by the spec's check
+			}
 			key := fmt.Sprintf("%d/%s", p.Host, p.Proto)
 			if other, ok := owner[key]; ok && other != c.Name {
 				v.addKey("container#"+strconv.Itoa(i)+".ports", "ports[%d]: host port %s is published by container %s too", j, key, other)
