@@ -267,6 +267,9 @@ func (n *Network) update(op func(*registry) error) (int, error) {
 	if len(r.stale) > 0 {
 		n.sweep(r.stale)
 	}
+	for _, a := range r.staleAddrs {
+		n.forgetAddrFlows(a) // a killed berth's container: its address is free again
+	}
 	if len(r.entries) == 0 && r.state != nil {
 		// Only what killed berths left behind: start from nothing.
 		if err := n.teardown(r); err != nil {
@@ -415,11 +418,9 @@ func createBridge(name string, prefix netip.Prefix) error {
 		}
 	}
 	// A container with NET_RAW could otherwise send the host a router
-	// advertisement and take its IPv6 routing (CVE-2020-13401); the
-	// bridge is IPv4's. Without IPv6 in the kernel there is no file.
-	s := "net/ipv6/conf/" + name + "/accept_ra"
-	if err := os.WriteFile("/proc/sys/"+s, []byte("0"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("bridge %s: sysctl %s: %w", name, s, err)
+	// advertisement and take its IPv6 routing; the bridge is IPv4's.
+	if err := rtnl.IgnoreRouterAds(name); err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
 	}
 	return nil
 }

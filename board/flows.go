@@ -1,6 +1,7 @@
 package board
 
 import (
+	"net"
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -16,8 +17,11 @@ import (
 // next container given it would receive them at. Docker deletes the same
 // entries. TCP needs nothing: a client's next connection is a new entry.
 
-// forgetPortFlows deletes the UDP entries to the host ports of ports,
-// once a container publishes them.
+// forgetPortFlows deletes the UDP entries to the host ports of ports on
+// the appliance's own addresses, once a container publishes them: the
+// packets the publishing rule sends on (nat.go: fib daddr type local).
+// A flow to that port number elsewhere — the appliance's or a
+// container's DNS to a server on port 53 — is not the port's, and stays.
 func (n *Network) forgetPortFlows(ports []Port) {
 	udp := map[uint16]bool{}
 	for _, p := range ports {
@@ -28,7 +32,24 @@ func (n *Network) forgetPortFlows(ports []Port) {
 	if len(udp) == 0 {
 		return
 	}
-	n.forgetFlows(func(f nft.Flow) bool { return f.Proto == unix.IPPROTO_UDP && udp[f.OrigDst.Port()] })
+	local := localAddrs()
+	n.forgetFlows(func(f nft.Flow) bool {
+		return f.Proto == unix.IPPROTO_UDP && udp[f.OrigDst.Port()] && local(f.OrigDst.Addr())
+	})
+}
+
+// localAddrs reports whether an address is one of the appliance's (in
+// this network namespace), loopback included.
+func localAddrs() func(netip.Addr) bool {
+	own := map[netip.Addr]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				own[p.Addr().Unmap()] = true
+			}
+		}
+	}
+	return func(a netip.Addr) bool { return a.IsLoopback() || own[a] }
 }
 
 // forgetAddrFlows deletes the entries to and from a container's address

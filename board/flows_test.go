@@ -14,9 +14,11 @@ import (
 // TestStaleUDPFlows: a UDP client that began sending to a host port before
 // a container published it, or while another container had it, keeps
 // one conntrack entry alive; berth deletes it when a container publishes
-// the port, and a container's entries when it ends, so that the client's
-// next packet is NATed to the container publishing the port now, not to
-// nobody or to an address another container may get next.
+// the port, and a container's entries when it ends (or when the next
+// berth finds its berth was killed), so that the client's next packet is
+// NATed to the container publishing the port now, not to nobody or to an
+// address another container may get next. Flows to that port number on
+// other machines are not touched.
 func TestStaleUDPFlows(t *testing.T) {
 	if !testutil.InNetNS(t) {
 		return
@@ -32,17 +34,19 @@ func TestStaleUDPFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	send := func() {
+	sendTo := func(to string) {
 		t.Helper()
-		if _, err := conn.WriteToUDPAddrPort([]byte("ping"), netip.MustParseAddrPort("10.88.0.1:5353")); err != nil {
+		if _, err := conn.WriteToUDPAddrPort([]byte("ping"), netip.MustParseAddrPort(to)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// to5353 lists the entries of the client's flow: their reply sources.
-	to5353 := func() []netip.Addr {
+	send := func() { sendTo("10.88.0.1:5353") }
+	// flowsTo lists the reply sources of the client's flows to dst.
+	flowsTo := func(dst string) []netip.Addr {
 		var to []netip.Addr
+		d := netip.MustParseAddrPort(dst)
 		if _, err := nft.DeleteFlows(func(f nft.Flow) bool {
-			if f.Proto == unix.IPPROTO_UDP && f.OrigSrc.Port() == 40000 && f.OrigDst.Port() == 5353 {
+			if f.Proto == unix.IPPROTO_UDP && f.OrigSrc.Port() == 40000 && f.OrigDst == d {
 				to = append(to, f.ReplySrc.Addr())
 			}
 			return false
@@ -51,6 +55,10 @@ func TestStaleUDPFlows(t *testing.T) {
 		}
 		return to
 	}
+	to5353 := func() []netip.Addr { return flowsTo("10.88.0.1:5353") }
+	// A flow to port 5353 of another machine (a server on the bridge's
+	// subnet, say): not the published port's, and left alone.
+	sendTo("10.88.0.50:5353")
 	send()
 	if to := to5353(); len(to) != 1 || to[0] != netip.MustParseAddr("10.88.0.1") {
 		t.Fatalf("before the port is published: entries to %v, want one to the host itself", to)
@@ -66,10 +74,30 @@ func TestStaleUDPFlows(t *testing.T) {
 	if to := to5353(); len(to) != 1 || to[0] != web.Address.Addr() {
 		t.Errorf("the client's next packet: entries to %v, want one to web, %s", to, web.Address.Addr())
 	}
+	if to := flowsTo("10.88.0.50:5353"); len(to) != 1 {
+		t.Errorf("the flow to another machine's port 5353: entries %v, want it kept", to)
+	}
 	if err := n.Detach("web", true); err != nil {
 		t.Fatal(err)
 	}
 	if to := to5353(); len(to) != 0 {
 		t.Errorf("web has ended: entries to %v are left", to)
+	}
+	// A container whose berth was killed: its flows go when the next
+	// berth finds its entry gone, and its address free.
+	dead := as(n, deadOwner(t))
+	gone, err := dead.Attach(Endpoint{Name: "gone", Ports: []Port{{5354, 53, "udp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendTo("10.88.0.1:5354")
+	if to := flowsTo("10.88.0.1:5354"); len(to) != 1 || to[0] != gone.Address.Addr() {
+		t.Fatalf("to the killed berth's container: entries to %v, want one to %s", to, gone.Address.Addr())
+	}
+	if _, err := n.Attach(Endpoint{Name: "next"}); err != nil {
+		t.Fatal(err)
+	}
+	if to := flowsTo("10.88.0.1:5354"); len(to) != 0 {
+		t.Errorf("the killed berth's container is gone: entries to %v are left", to)
 	}
 }

@@ -106,8 +106,10 @@ type registry struct {
 	state   *bridgeState
 	// dirty are entries to write, gone entries to remove.
 	dirty, gone map[string]bool
-	// stale are the links of entries whose owner is gone.
-	stale []string
+	// stale are the links of entries whose owner is gone, staleAddrs
+	// their addresses (their conntrack entries are deleted: flows.go).
+	stale      []string
+	staleAddrs []netip.Addr
 }
 
 // openRegistry creates (0700) or opens dir, refusing one that another
@@ -187,6 +189,9 @@ func (r *registry) load(self owner) error {
 		if !live {
 			if e.Attached && e.Link != "" {
 				r.stale = append(r.stale, e.Link)
+			}
+			if e.Attached && e.Address.IsValid() {
+				r.staleAddrs = append(r.staleAddrs, e.Address)
 			}
 			r.gone[name] = true
 			continue

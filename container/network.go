@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"strconv"
 
@@ -131,8 +130,10 @@ func netUp(n *initNet) error {
 	if err != nil {
 		return err
 	}
-	if err := ignoreRouterAds("eth0"); err != nil {
-		return err
+	// The bridge's containers get their IPv4 route from berth, and
+	// IPv6 none: another container with NET_RAW could send one.
+	if err := rtnl.IgnoreRouterAds("eth0", "default"); err != nil {
+		return fmt.Errorf("network: %w", err)
 	}
 	c, err := rtnl.Dial()
 	if err != nil {
@@ -143,29 +144,6 @@ func netUp(n *initNet) error {
 		rtnl.AddAddr(eth0, n.Address, 0), rtnl.AddDefaultRoute(eth0, n.Gateway))
 	if err != nil {
 		return fmt.Errorf("network: eth0 %s via %s: %w", n.Address, n.Gateway, err)
-	}
-	return nil
-}
-
-// ignoreRouterAds makes dev and the interfaces made after it in the
-// calling thread's network namespace ignore IPv6 router advertisements
-// (accept_ra = 0): any container on the bridge that has NET_RAW could
-// send one, and every other container, taking its prefix and default
-// route, would send its IPv6 traffic through it (CVE-2020-13401). The
-// bridge's containers get their IPv4 route from berth, and IPv6 none.
-// Without IPv6 in the kernel there is nothing to do.
-func ignoreRouterAds(dev string) error {
-	for _, d := range []string{dev, "default"} {
-		p := "/proc/sys/net/ipv6/conf/" + d + "/accept_ra"
-		err := os.WriteFile(p, []byte("0"), 0)
-		if errors.Is(err, os.ErrNotExist) && d == dev {
-			if _, serr := os.Stat("/proc/sys/net/ipv6"); errors.Is(serr, os.ErrNotExist) {
-				return nil // no IPv6
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("network: %s: %w", p, err)
-		}
 	}
 	return nil
 }

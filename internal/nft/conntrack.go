@@ -45,8 +45,9 @@ type Flow struct {
 }
 
 // DeleteFlows deletes the IPv4 conntrack entries match picks and returns
-// how many it deleted (one that went meanwhile is not counted). A kernel
-// without conntrack has none to delete.
+// how many it deleted (one that went meanwhile is not counted). One dump
+// of the whole table, then a request for each entry picked. A kernel
+// without conntrack, or without its netlink part, has none to delete.
 func DeleteFlows(match func(Flow) bool) (int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
@@ -56,21 +57,27 @@ func DeleteFlows(match func(Flow) bool) (int, error) {
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return 0, fmt.Errorf("conntrack bind: %w", err)
 	}
+	rb := make([]byte, 64<<10) // the dump's batches; an ack is 36 bytes
 	var picked []Flow
-	err = dumpFlows(fd, func(f Flow) {
+	err = dumpFlows(fd, rb, func(f Flow) {
 		if match(f) {
+			f.orig = append([]byte(nil), f.orig...) // it was rb's
 			picked = append(picked, f)
 		}
 	})
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPROTONOSUPPORT) {
-		return 0, nil // no conntrack in this kernel
+	// Without conntrack, or its netlink part (nf_conntrack_netlink, which
+	// the kernel asks for as "nfnetlink-subsys-1"), the kernel answers
+	// EINVAL (or one of the others): it tracks nothing berth could
+	// delete, or berth cannot see it; either way there is nothing to do.
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPROTONOSUPPORT) {
+		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("conntrack dump: %w", err)
 	}
 	deleted := 0
 	for i, f := range picked {
-		err := ctRequest(fd, ctMsgDelete, unix.NLM_F_ACK, uint32(2+i), f.orig, nil)
+		err := ctRequest(fd, rb, ctMsgDelete, unix.NLM_F_ACK, uint32(2+i), f.orig, nil)
 		switch {
 		case err == nil:
 			deleted++
@@ -81,9 +88,10 @@ func DeleteFlows(match func(Flow) bool) (int, error) {
 	return deleted, nil
 }
 
-// dumpFlows asks for every IPv4 entry and calls each with it.
-func dumpFlows(fd int, each func(Flow)) error {
-	return ctRequest(fd, ctMsgGet, unix.NLM_F_DUMP, 1, nil, func(m []byte) {
+// dumpFlows asks for every IPv4 entry and calls each with it, read into
+// rb: a Flow's tuple is rb's until each returns.
+func dumpFlows(fd int, rb []byte, each func(Flow)) error {
+	return ctRequest(fd, rb, ctMsgGet, unix.NLM_F_DUMP, 1, nil, func(m []byte) {
 		if f, ok := parseFlow(m); ok {
 			each(f)
 		}
@@ -91,9 +99,9 @@ func dumpFlows(fd int, each func(Flow)) error {
 }
 
 // ctRequest sends one ctnetlink request of typ with attrs and reads the
-// kernel's answers up to the end of a dump or the ack, each message's
-// payload to msg. It returns the kernel's refusal.
-func ctRequest(fd int, typ, flags uint16, seq uint32, attrs []byte, msg func([]byte)) error {
+// kernel's answers into rb up to the end of a dump or the ack, each
+// message's payload to msg. It returns the kernel's refusal.
+func ctRequest(fd int, rb []byte, typ, flags uint16, seq uint32, attrs []byte, msg func([]byte)) error {
 	m := make([]byte, unix.NLMSG_HDRLEN+4, unix.NLMSG_HDRLEN+4+len(attrs))
 	binary.NativeEndian.PutUint16(m[4:], unix.NFNL_SUBSYS_CTNETLINK<<8|typ)
 	binary.NativeEndian.PutUint16(m[6:], unix.NLM_F_REQUEST|flags)
@@ -104,7 +112,6 @@ func ctRequest(fd int, typ, flags uint16, seq uint32, attrs []byte, msg func([]b
 	if err := unix.Sendto(fd, m, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
-	rb := make([]byte, 64<<10)
 	deadline := time.Now().Add(answerTimeout)
 	for {
 		n, err := recvKernel(fd, rb, time.Until(deadline))
@@ -145,7 +152,7 @@ func parseFlow(attrs []byte) (f Flow, ok bool) {
 		switch t {
 		case ctaTupleOrig:
 			f.Proto, f.OrigSrc, f.OrigDst, origOK = parseTuple(v)
-			f.orig = append([]byte(nil), raw...)
+			f.orig = raw
 		case ctaTupleReply:
 			_, f.ReplySrc, f.ReplyDst, replyOK = parseTuple(v)
 		}
