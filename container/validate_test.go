@@ -319,3 +319,23 @@ func TestMaxNofile(t *testing.T) {
 		t.Errorf("MaxNofile %d, want %d", MaxNofile, want)
 	}
 }
+
+// TestParseUserGID: a user without a GID runs with GID = UID, as the
+// README says (docker's -u 1000 takes gid 0); UID:GID as given.
+func TestParseUserGID(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		uid, gid uint32
+	}{
+		{"1000", 1000, 1000},
+		{"0", 0, 0},
+		{"1000:0", 1000, 0},
+		{"7:8", 7, 8},
+		{"4294967294", 4294967294, 4294967294},
+	} {
+		u, err := ParseUser(tc.in)
+		if err != nil || u.UID != tc.uid || u.GID != tc.gid {
+			t.Errorf("%q: %+v, %v; want %d:%d", tc.in, u, err, tc.uid, tc.gid)
+		}
+	}
+}
