@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -80,4 +81,38 @@ func deviceRules(devs []Device) []deviceRule {
 		rules = append(rules, deviceRule{d.Type, int64(d.Major), int64(d.Minor), "rwm"})
 	}
 	return rules
+}
+
+// devices checks the host devices passed through: each under /dev, once,
+// and not at a path of the /dev berth makes in every container (setupDev).
+func (c *specCheck) devices(devs []string) {
+	seen := make(map[string]bool, len(devs))
+	for i, d := range devs {
+		clean := path.Clean(d)
+		switch {
+		case !path.IsAbs(d) || !strings.HasPrefix(clean, "/dev/") || hasDotDot(d):
+			c.add("devices", i, "invalid device %s: want a host path under /dev", Quote(d))
+		case seen[clean]:
+			c.add("devices", i, "%s is listed twice", Quote(d))
+		case ownDevPath(clean):
+			c.add("devices", i, "%s: every container's /dev has it already, from berth (null, zero, full, random, urandom, tty, ptmx, fd, stdin, stdout, stderr, pts, shm, mqueue)", Quote(d))
+		}
+		seen[clean] = true
+	}
+}
+
+// ownDevPath reports whether the clean path p is one berth makes in a
+// container's /dev, or lies under a directory it mounts there.
+func ownDevPath(p string) bool {
+	top, _, _ := strings.Cut(strings.TrimPrefix(p, "/dev/"), "/")
+	switch top {
+	case "pts", "shm", "mqueue", "fd", "ptmx", "stdin", "stdout", "stderr":
+		return true
+	}
+	for _, n := range defaultDevices {
+		if n.name == top {
+			return true
+		}
+	}
+	return false
 }

@@ -126,3 +126,60 @@ func CanIDMap(dir string, ns *UserNS) error {
 	defer userns.Close()
 	return IDMapTree(tree, userns)
 }
+
+// idMaps checks the ranges of one map (uid_map or gid_map): sizes, the
+// 32-bit end, overlaps, and that the ids in need are mapped.
+func (c *specCheck) idMaps(key string, ms []IDMap, need []uint32) {
+	if len(ms) == 0 {
+		c.add(key, -1, "empty: want at least one \"CONTAINER:HOST:SIZE\"")
+		return
+	}
+	if len(ms) > MaxIDMaps {
+		c.add(key, -1, "%d ranges: the kernel takes at most %d", len(ms), MaxIDMaps)
+		return
+	}
+	before := len(c.errs)
+	for i, m := range ms {
+		switch {
+		case m.Size == 0:
+			c.add(key, i, "%s: size 0", m)
+		case uint64(m.Container)+uint64(m.Size) > 1<<32-1, uint64(m.Host)+uint64(m.Size) > 1<<32-1:
+			// The kernel refuses a range that reaches 4294967295, (uid_t)-1.
+			c.add(key, i, "%s: the range reaches id 4294967295, which is no id (ids go from 0 to 4294967294)", m)
+		}
+		for j := range i {
+			o := ms[j]
+			if overlaps(m.Container, m.Size, o.Container, o.Size) {
+				c.add(key, i, "%s overlaps %s inside the container", m, o)
+			} else if overlaps(m.Host, m.Size, o.Host, o.Size) {
+				c.add(key, i, "%s overlaps %s on the host", m, o)
+			}
+		}
+	}
+	if len(c.errs) > before {
+		return // what the broken ranges map is beside the point
+	}
+	for _, id := range need {
+		if !mapped(ms, id) {
+			what := "the container's root (id 0)"
+			if id != 0 {
+				what = "id " + strconv.FormatUint(uint64(id), 10) + " (the container's user or a group)"
+			}
+			c.add(key, -1, "does not map %s", what)
+			return
+		}
+	}
+}
+
+func overlaps(a, an, b, bn uint32) bool {
+	return uint64(a) < uint64(b)+uint64(bn) && uint64(b) < uint64(a)+uint64(an)
+}
+
+func mapped(ms []IDMap, id uint32) bool {
+	for _, m := range ms {
+		if id >= m.Container && uint64(id) < uint64(m.Container)+uint64(m.Size) {
+			return true
+		}
+	}
+	return false
+}
