@@ -28,7 +28,8 @@ var capByName = sync.OnceValue(func() map[string]capability.Cap {
 
 // ResolveCaps returns the container's capability names: the defaults,
 // minus drop, plus add. "ALL" in drop starts from none; "ALL" in add gives
-// every capability. Names are capabilities(7) names without CAP_, in any
+// every capability. What it returns is never nil: an empty list is no
+// capability at all, where a nil Spec.Caps is DefaultCaps. Names are capabilities(7) names without CAP_, in any
 // case; an unknown name is an error.
 func ResolveCaps(add, drop []string) ([]string, error) {
 	norm := func(list []string, what string) ([]string, bool, error) {
@@ -55,7 +56,7 @@ func ResolveCaps(add, drop []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var set []string
+	set := []string{} // none is not nil: nil asks for DefaultCaps (Spec.Caps)
 	if !dropAll {
 		for _, c := range DefaultCaps {
 			if !slices.Contains(dropN, c) {

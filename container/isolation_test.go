@@ -128,6 +128,10 @@ func TestGuarantees(t *testing.T) {
 		{"default capabilities", Spec{}, "grep CapEff /proc/self/status", "CapEff:\t00000000000005fb"},
 		{"cap_drop", Spec{Caps: mustCaps(t, nil, []string{"CHOWN", "kill"})}, "grep CapBnd /proc/self/status", "CapBnd:\t00000000000005da"},
 		{"cap_add", Spec{Caps: mustCaps(t, []string{"NET_ADMIN"}, nil)}, "grep CapEff /proc/self/status", "CapEff:\t00000000000015fb"},
+		// Dropping every capability is none, not "unset" (the defaults).
+		{"cap_drop ALL", Spec{Caps: mustCaps(t, nil, []string{"ALL"})}, "grep -E 'CapEff|CapBnd' /proc/self/status | tr -d '\t' | tr '\n' ' '", "CapEff:0000000000000000 CapBnd:0000000000000000"},
+		{"cap_drop every default", Spec{Caps: mustCaps(t, nil, DefaultCaps)}, "grep CapBnd /proc/self/status", "CapBnd:\t0000000000000000"},
+		{"cap_drop ALL in a user namespace", Spec{UserNS: defaultNS(), Caps: mustCaps(t, nil, []string{"ALL"})}, "grep CapBnd /proc/self/status", "CapBnd:\t0000000000000000"},
 		{"no inheritable or ambient", Spec{}, "grep -E 'CapInh|CapAmb' /proc/self/status | tr -d '\\t' | tr '\\n' ' '", "CapInh:0000000000000000 CapAmb:0000000000000000"},
 		{"no signal blocked", Spec{}, "grep SigBlk /proc/self/status", "SigBlk:\t0000000000000000"},
 		{"no_new_privs on by default", Spec{}, "grep NoNewPrivs /proc/self/status", "NoNewPrivs:\t1"},

@@ -60,8 +60,8 @@ type Spec struct {
 	Devices []string `json:"devices,omitempty"`
 
 	// Caps are the capabilities (names without CAP_) the workload keeps;
-	// nil means DefaultCaps. See ResolveCaps.
-	Caps []string `json:"caps,omitempty"`
+	// nil means DefaultCaps, an empty list none. See ResolveCaps.
+	Caps []string `json:"caps"`
 	// AllowNewPrivileges turns no_new_privs off (it is on by default).
 	AllowNewPrivileges bool `json:"allow_new_privileges,omitempty"`
 	// User is the workload's uid, gid and supplementary groups.
