@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
+
+	"berth/container/seccomp"
 )
 
 // cloneArgs is the kernel's struct clone_args (clone3, Linux 5.3+).
@@ -249,28 +252,77 @@ func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
 	}
 	k.noNewPrivs = !spec.AllowNewPrivileges
 	k.early = spec.AllowNewPrivileges
-	caps, err := capList(cfg.Caps)
+	mask, drop, err := capSets(cfg.Caps)
 	if err != nil {
 		return err
 	}
-	var mask uint64
-	for _, c := range caps {
-		mask |= 1 << uint(c)
-	}
-	last, err := capability.LastCap()
-	if err != nil {
-		return fmt.Errorf("capabilities: %w", err)
-	}
-	for c := capability.Cap(0); c <= last; c++ {
-		if mask&(1<<uint(c)) == 0 {
-			k.capDrop = append(k.capDrop, uintptr(c))
-		}
-	}
+	k.capDrop = drop
 	k.capHdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	k.capData[0] = unix.CapUserData{Effective: uint32(mask), Permitted: uint32(mask)}
 	k.capData[1] = unix.CapUserData{Effective: uint32(mask >> 32), Permitted: uint32(mask >> 32)}
 	k.groups = append([]uint32{}, spec.User.Groups...)
 	k.uid, k.gid = uintptr(spec.User.UID), uintptr(spec.User.GID)
+	if k.seccompEarly {
+		return checkEarlyFilter(cfg.Seccomp, spec.User, k.capDrop)
+	}
+	return nil
+}
+
+// capSets returns the mask of the capabilities named and the list of the
+// others the kernel knows: those to drop from the bounding set.
+func capSets(names []string) (mask uint64, drop []uintptr, err error) {
+	caps, err := capList(names)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, c := range caps {
+		mask |= 1 << uint(c)
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return 0, nil, fmt.Errorf("capabilities: %w", err)
+	}
+	for c := capability.Cap(0); c <= last; c++ {
+		if mask&(1<<uint(c)) == 0 {
+			drop = append(drop, uintptr(c))
+		}
+	}
+	return mask, drop, nil
+}
+
+// checkEarlyFilter refuses a filter that, installed before the
+// workload's credentials are set (no_new_privileges = false: see
+// credentials), would answer one of the calls that set them otherwise
+// than by letting it through. Failing one would fail every start; faking
+// one (ERRNO with errno 0, a success that does nothing) would leave the
+// workload berth's root and capabilities.
+func checkEarlyFilter(prog []unix.SockFilter, u User, capDrop []uintptr) error {
+	type call struct {
+		name string
+		c    seccomp.Call
+	}
+	calls := []call{
+		{"prctl(PR_SET_KEEPCAPS, 1)", seccomp.Call{Nr: unix.SYS_PRCTL, Args: [6]uint64{unix.PR_SET_KEEPCAPS, 1}}},
+		{"setgroups", seccomp.Call{Nr: sysSetgroups, Args: [6]uint64{uint64(len(u.Groups))}}},
+		{fmt.Sprintf("setresgid(%d)", u.GID), seccomp.Call{Nr: sysSetresgid, Args: [6]uint64{uint64(u.GID), uint64(u.GID), uint64(u.GID)}}},
+		{fmt.Sprintf("setresuid(%d)", u.UID), seccomp.Call{Nr: sysSetresuid, Args: [6]uint64{uint64(u.UID), uint64(u.UID), uint64(u.UID)}}},
+		{"capset", seccomp.Call{Nr: unix.SYS_CAPSET}},
+		{"prctl(PR_CAP_AMBIENT)", seccomp.Call{Nr: unix.SYS_PRCTL, Args: [6]uint64{unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL}}},
+		{"prctl(PR_SET_KEEPCAPS, 0)", seccomp.Call{Nr: unix.SYS_PRCTL, Args: [6]uint64{unix.PR_SET_KEEPCAPS}}},
+	}
+	for _, c := range capDrop {
+		calls = append(calls, call{"prctl(PR_CAPBSET_DROP)", seccomp.Call{Nr: unix.SYS_PRCTL, Args: [6]uint64{unix.PR_CAPBSET_DROP, uint64(c)}}})
+	}
+	for _, c := range calls {
+		ret, ok := seccomp.Verdict(prog, c.c)
+		if !ok {
+			return errors.New("seccomp profile: its program cannot be checked against berth's own calls, which no_new_privileges = false needs")
+		}
+		if !seccomp.Allows(ret) {
+			return fmt.Errorf("seccomp profile: with no_new_privileges = false berth installs it before it sets the workload's user and capabilities, and it answers berth's %s with %s: allow that call in the profile, or keep no_new_privileges",
+				c.name, seccomp.Describe(ret))
+		}
+	}
 	return nil
 }
 

@@ -208,6 +208,17 @@ func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	if spec.AllowNewPrivileges && len(prog) > 0 {
+		// Installed before the credentials are set, in either start
+		// path (planCredentials checks an exec's).
+		_, drop, err := capSets(cfg.Caps)
+		if err != nil {
+			return cfg, err
+		}
+		if err := checkEarlyFilter(prog, spec.User, drop); err != nil {
+			return cfg, err
+		}
+	}
 	cfg.Seccomp = prog
 	cfg.Spec = spec
 	return cfg, nil
