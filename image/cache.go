@@ -73,9 +73,12 @@ type Prepared struct {
 	Stale string
 	Stats Stats // of the unpack; zero when Cached
 	// Config is what the image says about running it, read from the
-	// same bytes as the digest.
-	Config  Config
-	Elapsed time.Duration
+	// same bytes as the digest. A Lookup gives the copy the entry kept
+	// when it was unpacked, KeptConfig set; an older berth's entry may
+	// have none.
+	Config     Config
+	KeptConfig bool
+	Elapsed    time.Duration
 	// Release ends the lease on Rootfs. Until it is called the cache's
 	// lock is held shared, so GC (which takes it exclusively, and keeps
 	// the trees of mounted overlays) cannot remove the tree before the

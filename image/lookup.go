@@ -75,6 +75,9 @@ func (c *Cache) lookup(digest string, any bool) (p Prepared, ok bool, err error)
 		p.Stale = "a container root uses it"
 	}
 	p.Digest, p.Cached, p.Rootfs = digest, true, rootfs
+	if c, err := readConfig(final); err == nil {
+		p.Config, p.KeptConfig = c, true
+	}
 	p.Release = sync.OnceFunc(func() {
 		unix.Close(lease)
 		unlock()

@@ -179,7 +179,12 @@ func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p 
 
 // cached returns the cache's entry for img when it has one (keyed by its
 // berth layer, or by its manifest), its signature checked when pub asks:
-// then no layer is fetched.
+// then no layer is fetched. The config is the one the entry kept when it
+// was unpacked, never the registry's: a berth image's signature covers
+// its file, whose config frame that is, not the manifest's config, which
+// a registry could change under the same signed layer. Only an entry
+// keyed by the manifest, which names its config's digest, may take the
+// registry's config, when an older berth's entry kept none.
 func (c *client) cached(ctx context.Context, cache *image.Cache, img *fetched, top string, cfg []byte, dir, pub string) (image.Prepared, bool, error) {
 	keys := []string{img.digest}
 	if l := img.m.Layers; len(l) == 1 && l[0].MediaType == MediaLayerZstd {
@@ -190,15 +195,21 @@ func (c *client) cached(ctx context.Context, cache *image.Cache, img *fetched, t
 		if err != nil || !ok {
 			continue
 		}
+		if !p.KeptConfig && k != img.digest {
+			p.Release() // pulled again: its config read from its file
+			continue
+		}
 		if pub != "" {
 			if err := c.verifySignature(ctx, top, k, dir, pub); err != nil {
 				p.Release()
 				return p, false, fmt.Errorf("%w (nothing used from the cache)", err)
 			}
 		}
-		if p.Config, err = image.ParseOCIConfig(cfg); err != nil {
-			p.Release()
-			return p, false, fmt.Errorf("config: %w", err)
+		if !p.KeptConfig {
+			if p.Config, err = image.ParseOCIConfig(cfg); err != nil {
+				p.Release()
+				return p, false, fmt.Errorf("config: %w", err)
+			}
 		}
 		return p, true, nil
 	}
