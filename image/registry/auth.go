@@ -99,7 +99,10 @@ func (c *client) basic() string {
 }
 
 // token fetches a bearer token from the challenge's realm.
-func (c *client) token(ctx context.Context, ch challenge, scope string) error {
+func (c *client) token(ctx context.Context, ch challenge, scope string) (err error) {
+	ctx, cancel := smallFetch(ctx)
+	defer cancel()
+	defer func() { err = slowFetch(ctx, "token", err) }()
 	realm, err := url.Parse(ch.params["realm"])
 	if err != nil || realm.Host == "" || (realm.Scheme != "https" && realm.Scheme != "http") {
 		return fmt.Errorf("%s: bearer challenge with an invalid realm %q", c.ep.host, truncate(ch.params["realm"]))

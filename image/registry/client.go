@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Settings are what berth knows about one registry host, the config's
@@ -182,4 +184,25 @@ func statusError(resp *response, what string) error {
 		msg = ": " + truncate(msg)
 	}
 	return fmt.Errorf("%s: the registry answered %d%s", what, resp.status, msg)
+}
+
+// smallFetchTimeout bounds the fetch of what is small: a manifest or an
+// index, an image's config, a token, a signature. Below a KiB a minute a
+// connection is dropped (deadlineConn); above it a registry that
+// trickles could otherwise hold a pull — a boot's image, every update
+// while one waits on it — for days. Layers have the floor only: they may
+// be large on a slow link.
+var smallFetchTimeout = 2 * time.Minute
+
+// smallFetch is ctx bounded by smallFetchTimeout.
+func smallFetch(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, smallFetchTimeout)
+}
+
+// slowFetch says so when err is ctx's deadline, which smallFetch set.
+func slowFetch(ctx context.Context, what string, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: not fetched within %s (the registry is sending too slowly): %w", what, smallFetchTimeout, err)
+	}
+	return err
 }

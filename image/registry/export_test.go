@@ -27,3 +27,11 @@ func CheckRoom(dir string, sizes ...int64) error {
 	}
 	return checkRoom(dir, ls)
 }
+
+// SetSmallFetchTimeout bounds small fetches to d, for tests; it returns
+// the restore.
+func SetSmallFetchTimeout(d time.Duration) func() {
+	old := smallFetchTimeout
+	smallFetchTimeout = d
+	return func() { smallFetchTimeout = old }
+}

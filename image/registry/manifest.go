@@ -164,16 +164,18 @@ type fetched struct {
 // want is set, refuses bytes that do not hash to it.
 func (c *client) fetchManifest(ctx context.Context, ref, want string) (*fetched, error) {
 	what := "manifest " + c.repo + ":" + ref
+	ctx, cancel := smallFetch(ctx)
+	defer cancel()
 	resp, err := c.get(ctx, "GET", "manifests/"+ref, [2]string{"Accept", acceptedManifests})
 	if err != nil {
-		return nil, err
+		return nil, slowFetch(ctx, what, err)
 	}
 	if resp.status != 200 {
 		return nil, statusError(resp, what)
 	}
 	b, err := readAll(resp, maxManifest, what)
 	if err != nil {
-		return nil, err
+		return nil, slowFetch(ctx, what, err)
 	}
 	f := &fetched{bytes: b, contentType: resp.get("Content-Type"), digest: digestOf(b)}
 	if want != "" && f.digest != want {

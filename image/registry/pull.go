@@ -310,8 +310,10 @@ type imageConfig struct {
 func (c *client) fetchConfig(ctx context.Context, img *fetched, dir, platform string) ([]byte, error) {
 	d := *img.m.Config
 	path := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d.Digest, "sha256:"))
+	ctx, cancel := smallFetch(ctx)
+	defer cancel()
 	if err := c.download(ctx, d, path, func(int64) {}); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", slowFetch(ctx, "config "+d.Digest, err))
 	}
 	b, err := readSmall(path, maxManifest)
 	if err != nil {

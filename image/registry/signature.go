@@ -34,6 +34,8 @@ func SignatureTag(digest string) string {
 // verifySignature fetches the signature of the image top resolves to and
 // checks that it signs signed with the key at pub.
 func (c *client) verifySignature(ctx context.Context, top, signed, dir, pub string) error {
+	ctx, cancel := smallFetch(ctx) // the signature's manifest and blob
+	defer cancel()
 	f, err := c.sigManifest(ctx, top)
 	if err != nil {
 		return fmt.Errorf("%w: %v", image.ErrSignature, err)
@@ -48,7 +50,7 @@ func (c *client) verifySignature(ctx context.Context, top, signed, dir, pub stri
 	}
 	b, err := readAll(resp, maxSignature, "signature blob")
 	if err != nil {
-		return fmt.Errorf("%w: %v", image.ErrSignature, err)
+		return fmt.Errorf("%w: %v", image.ErrSignature, slowFetch(ctx, "signature blob", err))
 	}
 	if got := digestOf(b); got != l.Digest {
 		return fmt.Errorf("%w: signature blob: %w: its bytes are %s, not %s", image.ErrSignature, image.ErrDigestMismatch, got, l.Digest)
