@@ -26,6 +26,12 @@ import (
 )
 
 func init() {
+	// The kernel passes init the words of its command line it does not
+	// understand: "__container-init" there is not a container's init,
+	// and as PID 1 berth boots (main), whatever its arguments.
+	if len(os.Args) > 1 && (os.Args[1] == container.InitArg || os.Args[1] == container.TinyInitArg) && boot.IsMachineInit() {
+		return
+	}
 	// The container's init is this binary re-executed inside the new
 	// namespaces. It must keep the main goroutine on the thread that will
 	// call execve, because capabilities, no_new_privs and seccomp are per

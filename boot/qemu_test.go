@@ -172,15 +172,16 @@ func TestQEMUDemoAppliance(t *testing.T) {
 // rootfs is then a ramfs, which reports no free space and keeps no
 // extended attributes. berth still runs /init from it, keeps its state on
 // a tmpfs of its own, and every container runs as on a tmpfs root. The
-// command line also ends in "-- version", which the kernel passes to init
-// as its argument: berth boots all the same (a CLI verb run as PID 1 would
-// exit, and the kernel panic).
+// command line also ends in "-- __container-init version", which the
+// kernel passes to init as its arguments: berth boots all the same (a CLI
+// verb run as PID 1 would exit, and the kernel panic; "__container-init"
+// was taken for a container's init, which exited 125 without its pipes).
 func TestQEMURamfsRoot(t *testing.T) {
 	config, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "demo", "berth.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := bootAppliance(t, appliance{arch: "amd64", config: string(config), vm: vm.Config{Append: []string{"root=/dev/ram0", "--", "version"}}})
+	out, err := bootAppliance(t, appliance{arch: "amd64", config: string(config), vm: vm.Config{Append: []string{"root=/dev/ram0", "--", "__container-init", "version"}}})
 	if err != nil {
 		t.Errorf("QEMU did not exit cleanly: %v", err)
 	}
