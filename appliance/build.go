@@ -105,6 +105,12 @@ func (b *Built) placeFiles(spec Spec, cfg *boot.Config) error {
 		if !path.IsAbs(at) {
 			return fmt.Errorf("file %s: want an absolute path on the appliance", at)
 		}
+		// As written, it is what the checks below and the config's
+		// files are matched against: /etc/../data/x would pass for
+		// /etc and land in /data.
+		if c := path.Clean(at); c != at {
+			return fmt.Errorf("file %s: want a clean path (%s)", at, c)
+		}
 		if onData(at, data) {
 			return fmt.Errorf("file %s: under %s, the data partition, which hides what the initramfs has there", at, data)
 		}

@@ -52,6 +52,9 @@ type modinfo struct {
 // OpenModuleSet indexes the module files under dir for a kernel of the
 // architecture arch (a GOARCH): an empty set to Add to.
 func OpenModuleSet(dir, arch string) (*ModuleSet, error) {
+	if r := filepath.Base(dir); !validRelease(r) {
+		return nil, fmt.Errorf("modules %s: %q is no kernel release: name the directory of one (lib/modules/RELEASE)", dir, r)
+	}
 	s := &ModuleSet{
 		dir: dir, arch: arch, release: filepath.Base(dir),
 		file: map[string]string{}, builtin: map[string]bool{}, info: map[string]*modinfo{}, picked: map[string]bool{},
@@ -272,6 +275,9 @@ func (s *ModuleSet) readInfo(m string) (*modinfo, error) {
 	}
 	switch {
 	case info.vermagic == "":
+	case !validRelease(info.vermagic):
+		// It names a directory of the artifact: lib/modules/RELEASE.
+		return nil, fmt.Errorf("module %s: vermagic names the kernel release %q, which is no release", host, info.vermagic)
 	case !s.releaseSeen:
 		s.release, s.releaseSeen = info.vermagic, true
 	case info.vermagic != s.release:
@@ -399,4 +405,19 @@ func (s *ModuleSet) Index() map[string][]byte {
 	}
 	out[path.Join(dir, "modules.builtin")] = s.builtinF
 	return out
+}
+
+// validRelease reports whether r can be a kernel release, as uname(2)
+// gives it and lib/modules/r names it: a single path element, not . or
+// .., at most 64 bytes, printable.
+func validRelease(r string) bool {
+	if r == "" || r == "." || r == ".." || len(r) > 64 {
+		return false
+	}
+	for _, c := range []byte(r) {
+		if c <= ' ' || c == '/' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -306,3 +306,21 @@ func TestModuleSetDepmod(t *testing.T) {
 		}
 	}
 }
+
+// TestValidRelease: a kernel release names lib/modules/RELEASE in the
+// artifact: a module's vermagic or a modules directory that would put
+// files elsewhere (../../etc/evil) is refused.
+func TestValidRelease(t *testing.T) {
+	for r, want := range map[string]bool{
+		"6.1.0-57-amd64": true, "6.18.44-fc-v1252": true, "5.10.0+": true,
+		"": false, ".": false, "..": false, "../../etc/evil": false, "a/b": false, "a b": false,
+		"x\x1b[2J": false, strings.Repeat("a", 64): true, strings.Repeat("a", 65): false,
+	} {
+		if got := validRelease(r); got != want {
+			t.Errorf("validRelease(%q) = %v, want %v", r, got, want)
+		}
+	}
+	if _, err := OpenModuleSet(".", "amd64"); err == nil || !strings.Contains(err.Error(), `"." is no kernel release`) {
+		t.Errorf("OpenModuleSet(.): %v", err)
+	}
+}
