@@ -206,13 +206,15 @@ func (s *supervisor) startExec(c *container.Container, name string, opts contain
 	replies <- reply{Response: Response{ExecPid: p.Pid}, pty: p.PTY, exited: exited}
 }
 
-// execReaped runs container.Exec of opts in c under the reaper, and
-// returns the process and the channel its exit status arrives on.
+// execReaped runs container.Exec of opts in c under the reaper, which owns
+// the child from its clone on (startCloned), and returns the process and
+// the channel its exit status arrives on.
 func (s *supervisor) execReaped(c *container.Container, opts container.ExecOptions) (*container.Process, chan syscall.WaitStatus, error) {
 	exited := make(chan syscall.WaitStatus, 1)
 	var p *container.Process
-	err := s.b.reaper.start(func() (int, error) {
+	err := s.b.reaper.startCloned(func(cloned func(int)) (int, error) {
 		var err error
+		opts.Cloned = cloned
 		if p, err = c.Exec(opts); err != nil {
 			return 0, err
 		}

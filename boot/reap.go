@@ -64,6 +64,74 @@ func (r *reaper) start(spawn func() (int, error), onExit func(syscall.WaitStatus
 	return nil
 }
 
+// startCloned is start for a spawn that reports its child as soon as it
+// exists (cloned), long before spawn returns. An exec's start may be held
+// for seconds by the container (a process of it stopping the child), and
+// meanwhile the container's processes — children of berth's by
+// CLONE_PARENT, which Docker's seccomp profile allows — may exit by the
+// thousand: early, bounded, would drop the exec's own status, and its pid,
+// reused, would later hand its owner another process's. The child is
+// owned from its clone on; a status it has before spawn returns is kept
+// for it, and dropped if the start failed.
+func (r *reaper) startCloned(spawn func(cloned func(pid int)) (int, error), onExit func(syscall.WaitStatus)) error {
+	r.mu.Lock()
+	r.spawning++
+	r.mu.Unlock()
+	got := make(chan syscall.WaitStatus, 1)
+	child, counted := 0, true
+	pid, err := spawn(func(pid int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		child = pid
+		if ws, ok := r.early[pid]; ok {
+			delete(r.early, pid)
+			got <- ws
+		} else {
+			r.owners[pid] = func(ws syscall.WaitStatus) { got <- ws }
+		}
+		r.spawning--
+		counted = false
+		r.settleEarly()
+	})
+	r.mu.Lock()
+	if counted { // never cloned: as start does
+		r.spawning--
+		ws, gone := r.early[pid]
+		if gone && err == nil {
+			delete(r.early, pid)
+			got <- ws
+		} else if err == nil {
+			r.owners[pid] = func(ws syscall.WaitStatus) { got <- ws }
+		}
+		child = pid
+		r.settleEarly()
+	}
+	_, alive := r.owners[child]
+	switch {
+	case err != nil && alive:
+		delete(r.owners, child) // its end, when it comes, nobody's
+	case err == nil && alive:
+		r.owners[child] = onExit
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !alive {
+		onExit(<-got) // reaped: reap hands it over, if it has not yet
+	}
+	return nil
+}
+
+// settleEarly drops what early holds once no start is under way, counting
+// it as orphans. r.mu is held.
+func (r *reaper) settleEarly() {
+	if r.spawning == 0 {
+		r.orphans += len(r.early)
+		r.early = nil
+	}
+}
+
 // reap collects every exited child without blocking. It is called on each
 // SIGCHLD; signals coalesce, so it loops until no exited child is left. It
 // reports whether any child, running or not, remains: every user process

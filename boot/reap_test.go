@@ -67,3 +67,62 @@ func waitExited(t *testing.T, pid int) {
 		}
 	}
 }
+
+// TestReaperClonedOwnsThroughFlood: an exec's child is owned from its
+// clone on (startCloned). While its start is held, the container's
+// processes — children of berth's by CLONE_PARENT — may exit by the
+// thousand and fill early; the child's own status still reaches its
+// owner once the start returns. (With start, it was dropped as an orphan
+// past early's bound, and its owner waited for ever.)
+func TestReaperClonedOwnsThroughFlood(t *testing.T) {
+	r := newReaper()
+	cloned := make(chan int)
+	release := make(chan struct{})
+	got := make(chan syscall.WaitStatus, 1)
+	go func() {
+		err := r.startCloned(func(owned func(int)) (int, error) {
+			pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "sleep 1; exit 7"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+			if err != nil {
+				return 0, err
+			}
+			owned(pid)
+			cloned <- pid
+			<-release // the start held, as a stopped child holds an exec's
+			return pid, nil
+		}, func(ws syscall.WaitStatus) { got <- ws })
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	pid := <-cloned
+	// Others spawn meanwhile (another exec under way keeps early open).
+	r.mu.Lock()
+	r.spawning++
+	r.mu.Unlock()
+	for i := 0; i < maxEarly+100; i++ {
+		p, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitExited(t, p)
+		r.reap()
+	}
+	waitExited(t, pid)
+	r.reap()
+	close(release)
+	select {
+	case ws := <-got:
+		if !ws.Exited() || ws.ExitStatus() != 7 {
+			t.Errorf("pid %d: status %v, want exit 7", pid, ws)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a timing check
+		t.Fatal("the exec's owner never got its status")
+	}
+	r.mu.Lock()
+	r.spawning--
+	r.settleEarly()
+	r.mu.Unlock()
+	if len(r.owners) != 0 {
+		t.Errorf("owners left: %d", len(r.owners))
+	}
+}

@@ -75,6 +75,9 @@ type ExecOptions struct {
 	// the command to be exec'd before it kills it (a health check's own
 	// timeout bounds its start too).
 	StartTimeout time.Duration
+	// Cloned, when set, is told the child's pid as soon as it exists,
+	// before Exec waits for its execve: a global reaper owns it from then.
+	Cloned func(pid int)
 }
 
 // Process is a command Exec started. The caller reaps Pid and closes
@@ -124,6 +127,9 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 			return nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
 		}
 		return nil, setupError(err)
+	}
+	if opts.Cloned != nil {
+		opts.Cloned(pid)
 	}
 	if execCloned != nil {
 		execCloned(pid)
