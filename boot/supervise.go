@@ -219,7 +219,7 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 				continue
 			}
 			if u.c != nil {
-				s.b.log.Printf("container %s did not stop within %s: SIGKILL", name, u.sup.stopTimeout)
+				s.b.log.Printf("container %s did not stop within %s: SIGKILL", name, u.stopDeadline.Sub(u.stopStarted).Round(time.Millisecond))
 				u.c.Kill()
 			}
 			u.stopDeadline = now.Add(time.Hour)

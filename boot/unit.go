@@ -46,7 +46,10 @@ type unit struct {
 	// stopDeadline is when a stopping unit gets SIGKILL; thenStart
 	// restarts it once stopped (berth restart).
 	stopDeadline time.Time
-	thenStart    bool
+	// stopStarted is when the stop began: the SIGKILL's log line gives
+	// the timeout it had (a request's, a hurry's), not stop_timeout.
+	stopStarted time.Time
+	thenStart   bool
 	// stoppedAt is when it last stopped as asked (the shutdown's log).
 	stoppedAt time.Time
 	// waitReason is the last "waiting for ..." logged, to log changes only.
@@ -312,7 +315,8 @@ func (s *supervisor) stop(u *unit, timeout time.Duration) {
 	case stateRunning:
 		s.stopHealth(u)
 		u.state = stateStopping
-		u.stopDeadline = time.Now().Add(timeout)
+		u.stopStarted = time.Now()
+		u.stopDeadline = u.stopStarted.Add(timeout)
 		s.b.log.Printf("stopping container %s (%s, SIGKILL after %s)", u.name, signalName(u.sup.stopSignal), timeout)
 		_ = u.c.Signal(u.sup.stopSignal)
 	case stateStopping:

@@ -447,3 +447,22 @@ func freeze(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStopTimeoutLogged: the SIGKILL's log line gives the timeout the stop
+// had — berth stop -t 1's — not the container's stop_timeout.
+func TestStopTimeoutLogged(t *testing.T) {
+	dir, log, _ := bootConfig(t, `
+[[container]]
+name = "slowstop"
+image = "bb.tar.zst"
+command = ["sh", "-c", "trap '' TERM; echo up; while :; do sleep 1; done"]
+stop_timeout = "1h"
+`)
+	waitFor(t, "slowstop to run", log, func() bool { return strings.Contains(log.String(), "slowstop | up") })
+	if status, _, stderr := berth(t, "stop", "--socket", filepath.Join(dir, "berth.sock"), "-t", "1", "slowstop"); status != 0 {
+		t.Fatalf("stop: %d %s", status, stderr)
+	}
+	if !strings.Contains(log.String(), "container slowstop did not stop within 1s: SIGKILL") {
+		t.Errorf("log:\n%s", log.String())
+	}
+}
