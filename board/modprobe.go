@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -136,7 +137,7 @@ func (ix *modIndex) abs(p string) string {
 // readLines calls f with the fields of each line that is neither empty
 // nor a comment.
 func readLines(name string, f func(fields []string)) error {
-	file, err := os.Open(name)
+	file, err := openIndexFile(name)
 	if err != nil {
 		return err
 	}
@@ -152,6 +153,42 @@ func readLines(name string, f func(fields []string)) error {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	return nil
+}
+
+// openIndexFile opens one of a module directory's files (modules.dep,
+// .alias, .builtin, .softdep) for reading: a regular file, not followed
+// if a symlink, nor waited on if a FIFO — the directory berth initramfs
+// is given may be anyone's.
+func openIndexFile(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: not a regular file", name)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// maxBuiltin bounds modules.builtin, a list of names (some 30 KB).
+const maxBuiltin = 16 << 20
+
+// readBuiltin reads modules.builtin (see openIndexFile).
+func readBuiltin(name string) ([]byte, error) {
+	f, err := openIndexFile(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxBuiltin+1))
+	if err == nil && len(b) > maxBuiltin {
+		err = fmt.Errorf("%s: larger than %d bytes", name, maxBuiltin)
+	}
+	return b, err
 }
 
 // moduleName is the module name of a module file's path.

@@ -72,7 +72,7 @@ func OpenModuleSet(dir, arch string) (*ModuleSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modules %s: %w", dir, err)
 	}
-	if s.builtinF, err = os.ReadFile(filepath.Join(dir, "modules.builtin")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if s.builtinF, err = readBuiltin(filepath.Join(dir, "modules.builtin")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("modules %s: %w", dir, err)
 	}
 	for _, l := range strings.Fields(string(s.builtinF)) {

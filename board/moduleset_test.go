@@ -9,7 +9,9 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // debianModules is the modules directory of the Debian kernel package
@@ -322,5 +324,44 @@ func TestValidRelease(t *testing.T) {
 	}
 	if _, err := OpenModuleSet(".", "amd64"); err == nil || !strings.Contains(err.Error(), `"." is no kernel release`) {
 		t.Errorf("OpenModuleSet(.): %v", err)
+	}
+}
+
+// TestModuleIndexFilesNotFollowed: berth initramfs reads a modules
+// directory anyone may have made: an index file that is a symlink (to
+// the build machine's /etc/hostname, say, which went into the artifact
+// as modules.builtin) or a FIFO (on which the build hung) is refused.
+func TestModuleIndexFilesNotFollowed(t *testing.T) {
+	for _, name := range []string{"modules.builtin", "modules.alias", "modules.dep"} {
+		for _, kind := range []string{"symlink", "fifo"} {
+			dir := fakeModulesDir(t)
+			p := filepath.Join(dir, name)
+			os.Remove(p)
+			var err error
+			if kind == "symlink" {
+				err = os.Symlink("/etc/hostname", p)
+			} else {
+				err = syscall.Mkfifo(p, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				s, err := OpenModuleSet(dir, "amd64")
+				if err == nil {
+					err = s.Add("alpha")
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("%s as a %s: taken", name, kind)
+				}
+			case <-time.After(time.Minute): // a hang guard, not a timing check
+				t.Fatalf("%s as a %s: the build waits on it", name, kind)
+			}
+		}
 	}
 }
