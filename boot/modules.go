@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -109,14 +110,25 @@ func (b *booter) modulesLoaded() {
 }
 
 // finishModules, at shutdown, lets the rest of the modules load and waits
-// for them, without arming the watchdog.
+// for them, without arming the watchdog, for at most
+// modulesShutdownWait: a load that hangs (a driver's probe) must not hold
+// the power-off, which nothing would then reset.
 func (b *booter) finishModules() {
 	m := b.modules
 	if m == nil || m.reported {
 		return
 	}
 	m.laterOnce()
-	<-m.done
+	select {
+	case <-m.done:
+	case <-time.After(modulesShutdownWait):
+		b.log.Printf("warning: modules still loading after %s; shutting down without them", modulesShutdownWait)
+		return
+	}
 	m.reported = true
 	b.log.Printf("modules loaded: %v", m.loaded)
 }
+
+// modulesShutdownWait bounds the shutdown's wait for the modules still
+// loading.
+const modulesShutdownWait = 30 * time.Second

@@ -24,7 +24,8 @@ func (b *booter) shutdown(action Action, status int) int {
 			b.halt(action)
 		}
 	}()
-	// A board's power-off may need a module still loading.
+	// A board's power-off may need a module still loading; a load that
+	// hangs (a driver's probe) must not hold the power-off for good.
 	b.finishModules()
 	// 1. Every process left (orphans, stragglers): SIGTERM, then SIGKILL.
 	b.killAll(2 * time.Second)
