@@ -131,4 +131,4 @@ func (b *booter) finishModules() {
 
 // modulesShutdownWait bounds the shutdown's wait for the modules still
 // loading.
-const modulesShutdownWait = 30 * time.Second
+var modulesShutdownWait = 30 * time.Second
