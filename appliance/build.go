@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -183,11 +184,32 @@ func (b *Built) place(at string, src File) error {
 	case err != nil:
 		return err
 	case st.IsDir():
+		// A directory the config names is an OCI image layout; any
+		// other (image = ".", the config's own directory) would pack
+		// files it never named, keys beside it among them.
+		if !isLayout(src) {
+			return fmt.Errorf("%s: a directory that is no OCI image layout (no oci-layout and index.json files)", src)
+		}
 		return b.AddTree(at, src)
 	case !st.Mode().IsRegular():
 		return fmt.Errorf("%s: not a regular file or a directory", src)
 	}
 	return b.add(at, &entry{mode: modeReg | 0o644, src: src, size: st.Size()})
+}
+
+// isLayout reports whether the directory src holds an OCI image layout's
+// two files.
+func isLayout(src File) bool {
+	for _, name := range []string{"oci-layout", "index.json"} {
+		st, err := File{Dir: src.Dir, Name: path.Join(src.Name, name)}.stat()
+		if src.Dir == "" {
+			st, err = os.Lstat(filepath.Join(src.Name, name))
+		}
+		if err != nil || !st.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
 }
 
 // appliancePath is where a path of the config is on the appliance,

@@ -37,9 +37,18 @@ func TestBuildHostileConfig(t *testing.T) {
 		{name: "symlink in a layout", image: "layout",
 			setup: func(dir string) {
 				write(t, filepath.Join(dir, "layout/index.json"), "{}")
+				write(t, filepath.Join(dir, "layout/oci-layout"), `{"imageLayoutVersion":"1.0.0"}`)
 				symlink(t, secret, filepath.Join(dir, "layout/blobs"))
 			},
 			want: []string{"container.a.image layout", "layout/blobs: not a directory or a regular file"}},
+		// The config's own directory, or any that is no layout, is not
+		// packed whole: files beside the config (keys) would go in.
+		{name: "the config's directory", image: ".",
+			setup: func(dir string) { write(t, filepath.Join(dir, "id_ed25519"), "PRIVATE") },
+			want:  []string{"container.a.image .", "a directory that is no OCI image layout (no oci-layout and index.json files)"}},
+		{name: "a directory that is no layout", image: "stuff",
+			setup: func(dir string) { write(t, filepath.Join(dir, "stuff/secret"), "x") },
+			want:  []string{"container.a.image stuff", "a directory that is no OCI image layout"}},
 		{name: "absolute", image: secret,
 			want: []string{"container.a.image " + secret, "an absolute path", "--file " + secret + "=FILE"}},
 		{name: "missing", image: "images/missing.tar.zst",
