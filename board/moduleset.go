@@ -265,6 +265,10 @@ func (s *ModuleSet) readInfo(m string) (*modinfo, error) {
 	if info, ok := s.info[m]; ok {
 		return info, nil
 	}
+	if s.file[m] == "" {
+		// Named by modules.alias, say, with no file of its own.
+		return nil, fmt.Errorf("module %s: %w (not in %s)", m, fs.ErrNotExist, s.dir)
+	}
 	host := filepath.Join(s.dir, s.file[m])
 	machine, info, err := readModule(host)
 	if err != nil {

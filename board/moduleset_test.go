@@ -365,3 +365,18 @@ func TestModuleIndexFilesNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// TestAliasOfMissingModule: a modules.alias line naming a module with no
+// file makes that name not found, as a missing module is (an optional
+// one is then a note), not an error about decompressing the directory.
+func TestAliasOfMissingModule(t *testing.T) {
+	dir := fakeModulesDir(t)
+	writeBytes(t, filepath.Join(dir, "modules.alias"), []byte("alias fake:thing* delta\nalias i6300esb ghost\n"))
+	s, err := OpenModuleSet(dir, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("i6300esb"); err == nil || !errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "decompress") {
+		t.Errorf("an alias of a module with no file: %v, want not found", err)
+	}
+}
