@@ -601,24 +601,7 @@ func TestReloadImageGivenUpStaysGivenUp(t *testing.T) {
 // left, which stays committed, on disk and booted next; before, that one
 // was deleted and the failed one held, for every boot.
 func TestRollbackThatFailsGoesBack(t *testing.T) {
-	w := newGenWorld(t)
-	vol := filepath.Join(w.dir, "vol")
-	if err := os.Mkdir(vol, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	first := w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
-	data, _ := os.ReadFile(first)
-	write(t, first, string(data)+"[[container.mount]]\nsource = \""+vol+"\"\ntarget = \"/vol\"\n")
-	w.boot()
-	w.settled(1)
-	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
-	if status, stdout, stderr := berth(t, "apply", next); status != 0 {
-		t.Fatalf("apply: %d %q %q", status, stdout, stderr)
-	}
-	w.settled(2)
-	if err := os.Remove(vol); err != nil {
-		t.Fatal(err)
-	}
+	w := rollbackWorld(t)
 	status, stdout, stderr := berth(t, "rollback")
 	if status != 1 || !strings.Contains(stderr, "rolled back from generation 2 to generation 1, but container shop: ") ||
 		!strings.Contains(stderr, "back on generation 2, which stays committed") {
@@ -644,24 +627,7 @@ func TestRollbackThatFailsGoesBack(t *testing.T) {
 // runs that one, and the generation left is still on disk and the
 // previous one, so that berth rollback can go back to it.
 func TestRollbackCrashKeepsGeneration(t *testing.T) {
-	w := newGenWorld(t)
-	vol := filepath.Join(w.dir, "vol")
-	if err := os.Mkdir(vol, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	first := w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
-	data, _ := os.ReadFile(first)
-	write(t, first, string(data)+"[[container.mount]]\nsource = \""+vol+"\"\ntarget = \"/vol\"\n")
-	w.boot("BERTH_CRASH_AT=rolledback")
-	w.settled(1)
-	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
-	if status, stdout, stderr := berth(t, "apply", next); status != 0 {
-		t.Fatalf("apply: %d %q %q", status, stdout, stderr)
-	}
-	w.settled(2)
-	if err := os.Remove(vol); err != nil {
-		t.Fatal(err)
-	}
+	w := rollbackWorld(t, "BERTH_CRASH_AT=rolledback")
 	if status, _, _ := berth(t, "rollback"); status == 0 {
 		t.Fatal("rollback survived its crash")
 	}
@@ -680,4 +646,29 @@ func TestRollbackCrashKeepsGeneration(t *testing.T) {
 	}
 	w.settled(2)
 	waitFor(t, "web 2 to serve", w.log, func() bool { return w.webSays() == "web 2 up" })
+}
+
+// rollbackWorld boots generation 1, whose web binds a directory, applies
+// generation 2, which does not, then removes the directory: generation 1
+// can no longer run. env goes to berth boot.
+func rollbackWorld(t *testing.T, env ...string) *genWorld {
+	w := newGenWorld(t)
+	vol := filepath.Join(w.dir, "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := w.writeConfig("berth.toml", "bb.tar.zst", webUp, "1")
+	data, _ := os.ReadFile(first)
+	write(t, first, string(data)+"[[container.mount]]\nsource = \""+vol+"\"\ntarget = \"/vol\"\n")
+	w.boot(env...)
+	w.settled(1)
+	next := w.writeConfig("next.toml", "bb.tar.zst", webUp, "2")
+	if status, stdout, stderr := berth(t, "apply", next); status != 0 {
+		t.Fatalf("apply: %d %q %q", status, stdout, stderr)
+	}
+	w.settled(2)
+	if err := os.Remove(vol); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
