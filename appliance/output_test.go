@@ -1,50 +1,28 @@
 package appliance_test
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"berth/appliance"
+	"berth/internal/testutil"
 )
 
 // TestWriteOutputNotRegular writes an initramfs over things that are not
 // regular files: each is refused and left as it was (-o /dev/null once
 // replaced the host's /dev/null). A regular file is replaced.
 func TestWriteOutputNotRegular(t *testing.T) {
-	dir := t.TempDir()
+	nodes := testutil.NotRegular(t)
+	dir := filepath.Dir(nodes["a FIFO"])
 	at := func(name string) string { return filepath.Join(dir, name) }
-	if err := os.WriteFile(at("old"), []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
+	type node struct{ path, kind string }
+	tests := []node{{at("target"), ""}, {at("new"), ""}}
+	for kind, path := range nodes {
+		tests = append(tests, node{path, kind})
 	}
-	if err := unix.Mkfifo(at("fifo"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", at("sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := os.Symlink("old", at("link")); err != nil {
-		t.Fatal(err)
-	}
-	chr := "/dev/null"
-	if unix.Mknod(at("null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))) == nil {
-		chr = at("null")
-	}
-	for _, tc := range []struct{ path, kind string }{
-		{at("fifo"), "a FIFO"},
-		{at("sock"), "a socket"},
-		{at("link"), "a symlink"},
-		{dir, "a directory"},
-		{chr, "a character device"},
-		{at("old"), ""},
-		{at("new"), ""},
-	} {
+	for _, tc := range tests {
 		before, _ := os.Lstat(tc.path)
 		err := appliance.NewInitramfs().Write(tc.path)
 		after, lerr := os.Lstat(tc.path)
@@ -58,7 +36,7 @@ func TestWriteOutputNotRegular(t *testing.T) {
 			t.Errorf("write %s: it is now %v (%v), was %v", tc.path, after.Mode(), lerr, before.Mode())
 		}
 	}
-	if target, err := os.Readlink(at("link")); target != "old" {
+	if target, err := os.Readlink(at("link")); target != "target" {
 		t.Errorf("the symlink now points to %q (%v)", target, err)
 	}
 }

@@ -9,36 +9,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// outputNodes makes, in a new directory, one of each thing that is not a
-// regular file an output path may name: the rename of a finished output
-// over it would replace it. A device node needs root; without it
-// /dev/null stands in (and must not be touched).
-func outputNodes(t *testing.T) map[string]string {
-	t.Helper()
-	dir := t.TempDir()
-	at := func(name string) string { return filepath.Join(dir, name) }
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.WriteFile(at("target"), []byte("kept"), 0o644))
-	must(unix.Mkfifo(at("fifo"), 0o644))
-	l, err := net.Listen("unix", at("sock"))
-	must(err)
-	t.Cleanup(func() { l.Close() })
-	must(os.Symlink("target", at("link")))
-	must(os.Mkdir(at("dir"), 0o755))
-	nodes := map[string]string{"a FIFO": at("fifo"), "a socket": at("sock"), "a symlink": at("link"),
-		"a directory": at("dir"), "a character device": "/dev/null"}
-	if unix.Mknod(at("null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))) == nil {
-		nodes["a character device"] = at("null")
-	}
-	return nodes
-}
+	"berth/internal/testutil"
+)
 
 // checkRefused checks that err refuses path as kind and that path is
 // still what it was (its type, and a symlink's target unchanged).
@@ -70,7 +43,7 @@ func TestOutputNotRegular(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for kind, path := range outputNodes(t) {
+	for kind, path := range testutil.NotRegular(t) {
 		st, err := os.Lstat(path)
 		if err != nil {
 			t.Fatal(err)

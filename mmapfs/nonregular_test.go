@@ -3,7 +3,6 @@ package mmapfs
 import (
 	"errors"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,30 +10,26 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/internal/testutil"
 )
 
 // TestMapNotRegular maps things that are not regular files: each is
 // refused at once, naming what it is; a FIFO is not waited on for a
 // writer (Map once blocked in open, forever).
 func TestMapNotRegular(t *testing.T) {
-	dir := t.TempDir()
+	nodes := testutil.NotRegular(t)
+	dir := filepath.Dir(nodes["a FIFO"])
 	at := func(name string) string { return filepath.Join(dir, name) }
-	if err := unix.Mkfifo(at("fifo"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", at("sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := os.Symlink("fifo", at("link")); err != nil {
+	// Map follows a symlink, as before: to a FIFO, it is refused as one.
+	if err := os.Symlink("fifo", at("fifolink")); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, want string }{
 		{at("fifo"), "not a regular file (a FIFO)"},
-		{at("link"), "not a regular file (a FIFO)"}, // followed, as before
+		{at("fifolink"), "not a regular file (a FIFO)"},
 		{at("sock"), "not a regular file (a socket)"},
-		{dir, "not a regular file (a directory)"},
+		{at("dir"), "not a regular file (a directory)"},
 		{"/dev/null", "not a regular file (a character device)"},
 		{at("missing"), "no such file"},
 	} {
