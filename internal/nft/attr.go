@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"golang.org/x/sys/unix"
 
@@ -40,6 +41,27 @@ func value(m []byte, t uint16, data []byte) []byte {
 }
 
 func align(n int) int { return (n + 3) &^ 3 }
+
+// errMalformed is an answer whose messages do not add up.
+var errMalformed = errors.New("malformed answer")
+
+// eachMessage calls fn with each netlink message of b, header included,
+// and stops at fn's first error; a message shorter than its header or
+// running past b is errMalformed (the padding after the last one may be
+// missing).
+func eachMessage(b []byte, fn func(m []byte) error) error {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return errMalformed
+		}
+		if err := fn(b[:l]); err != nil {
+			return err
+		}
+		b = b[min(align(l), len(b)):]
+	}
+	return nil
+}
 
 // extAck returns " (MESSAGE)" of an error answer's extended ack, or "".
 func extAck(m []byte) string {

@@ -118,28 +118,28 @@ func ctRequest(fd int, rb []byte, typ, flags uint16, seq uint32, attrs []byte, m
 		if err != nil {
 			return err
 		}
-		for b := rb[:n]; len(b) >= unix.NLMSG_HDRLEN; {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			if l < unix.NLMSG_HDRLEN || l > len(b) {
-				return errors.New("a truncated answer")
-			}
-			t, s, body := binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint32(b[8:]), b[unix.NLMSG_HDRLEN:l]
-			b = b[min(align(l), len(b)):]
+		done := false
+		err = eachMessage(rb[:n], func(m []byte) error {
+			t, s, body := binary.NativeEndian.Uint16(m[4:]), binary.NativeEndian.Uint32(m[8:]), m[unix.NLMSG_HDRLEN:]
 			switch {
-			case s != seq:
+			case s != seq || done:
 			case t == unix.NLMSG_DONE:
-				return nil
+				done = true
 			case t == unix.NLMSG_ERROR:
 				if len(body) < 4 {
-					return errors.New("a truncated error")
+					return errMalformed
 				}
+				done = true
 				if e := int32(binary.NativeEndian.Uint32(body)); e != 0 {
 					return unix.Errno(-e)
 				}
-				return nil // the ack
 			case msg != nil && len(body) >= 4:
 				msg(body[4:]) // past the nfgenmsg
 			}
+			return nil
+		})
+		if err != nil || done {
+			return err
 		}
 	}
 }

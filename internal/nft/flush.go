@@ -140,26 +140,30 @@ func (b *Batch) answers(recv func(rb []byte, timeout time.Duration) (int, error)
 		if err != nil {
 			return fmt.Errorf("nf_tables receive: %w", err)
 		}
-		for m := rb[:n]; len(m) >= unix.NLMSG_HDRLEN; {
-			l := int(binary.NativeEndian.Uint32(m))
-			if l < unix.NLMSG_HDRLEN || l > len(m) {
-				return errors.New("nf_tables: malformed answer")
+		var whole error // the batch refused: nothing else matters
+		err = eachMessage(rb[:n], func(m []byte) error {
+			i := int(binary.NativeEndian.Uint32(m[8:])) - seqBegin - 1 // the message's index
+			if binary.NativeEndian.Uint16(m[4:]) != unix.NLMSG_ERROR || len(m) < unix.NLMSG_HDRLEN+4 || i < -1 || i >= len(b.msgs) {
+				return nil
 			}
-			seq := int(binary.NativeEndian.Uint32(m[8:]))
-			i := seq - seqBegin - 1 // the message's index
-			if binary.NativeEndian.Uint16(m[4:]) == unix.NLMSG_ERROR && l >= unix.NLMSG_HDRLEN+4 && i >= -1 && i < len(b.msgs) {
-				errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(m[unix.NLMSG_HDRLEN:])))
-				switch {
-				case i == -1 && errno != 0:
-					return errors.Join(append(errs, fmt.Errorf("batch refused (%d messages): %w%s", len(b.msgs), errno, extAck(m[:l])))...)
-				case i >= 0:
-					pending--
-					if errno != 0 {
-						errs = append(errs, fmt.Errorf("%s: %w%s", b.ops[i], errno, extAck(m[:l])))
-					}
+			errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(m[unix.NLMSG_HDRLEN:])))
+			switch {
+			case i == -1 && errno != 0:
+				whole = fmt.Errorf("batch refused (%d messages): %w%s", len(b.msgs), errno, extAck(m))
+				return whole
+			case i >= 0:
+				pending--
+				if errno != 0 {
+					errs = append(errs, fmt.Errorf("%s: %w%s", b.ops[i], errno, extAck(m)))
 				}
 			}
-			m = m[min(align(l), len(m)):]
+			return nil
+		})
+		switch {
+		case whole != nil:
+			return errors.Join(append(errs, whole)...)
+		case err != nil:
+			return fmt.Errorf("nf_tables: %w", err)
 		}
 	}
 	return errors.Join(errs...)
