@@ -382,6 +382,11 @@ func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, 
 	if err := planCredentials(k, spec, cfg); err != nil {
 		return nil, err
 	}
+	if k.seccompEarly { // with the exec's user: Start checked the container's
+		if err := checkEarlyFilter(cfg.Seccomp, spec.User, k.capDrop); err != nil {
+			return nil, err
+		}
+	}
 	if err := planExec(k, spec); err != nil {
 		return nil, err
 	}

@@ -262,9 +262,6 @@ func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
 	k.capData[1] = unix.CapUserData{Effective: uint32(mask >> 32), Permitted: uint32(mask >> 32)}
 	k.groups = append([]uint32{}, spec.User.Groups...)
 	k.uid, k.gid = uintptr(spec.User.UID), uintptr(spec.User.GID)
-	if k.seccompEarly {
-		return checkEarlyFilter(cfg.Seccomp, spec.User, k.capDrop)
-	}
 	return nil
 }
 

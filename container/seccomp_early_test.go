@@ -1,7 +1,6 @@
 package container
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,7 +40,18 @@ func TestEarlySeccompCannotFakeCredentials(t *testing.T) {
 			t.Errorf("%s, allow new privileges %v: %v %s %q", filepath.Base(tc.profile), tc.nnp, err, exit, out)
 		}
 	}
-	if _, err := os.Stat(fake); err != nil {
-		t.Fatal(err)
+	// An exec checks the filter with its own user: one that fakes only
+	// setresuid(1000) lets the container, root, start, and refuses an
+	// exec as 1000.
+	only1000 := filepath.Join(dir, "only1000.json")
+	put(only1000, `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+		{"names": ["setresuid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 0, "args": [{"index": 0, "value": 1000, "op": "SCMP_CMP_EQ"}]}]}`)
+	c := startRunning(t, rootfs, Spec{Seccomp: only1000, AllowNewPrivileges: true, Args: []string{"sleep", "1000"}})
+	defer func() { c.Kill(); c.Wait() }()
+	if _, _, err := execOutput(t, c, ExecOptions{Args: []string{"id", "-u"}, User: &user}); err == nil || !strings.Contains(err.Error(), "answers berth's setresuid(1000) with ERRNO(0)") {
+		t.Errorf("exec as 1000 under a filter faking setresuid(1000): %v", err)
+	}
+	if _, out, err := execOutput(t, c, ExecOptions{Args: []string{"id", "-u"}}); err != nil || !strings.Contains(out, "0") {
+		t.Errorf("exec as the container's root: %v %q", err, out)
 	}
 }

@@ -210,7 +210,7 @@ func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 	}
 	if spec.AllowNewPrivileges && len(prog) > 0 {
 		// Installed before the credentials are set, in either start
-		// path (planCredentials checks an exec's).
+		// path (newExecPlan checks an exec's, with its user).
 		_, drop, err := capSets(cfg.Caps)
 		if err != nil {
 			return cfg, err
