@@ -54,7 +54,11 @@ func (l *Logger) Printf(format string, args ...any) {
 // escapeMessage escapes s's control characters but tab and newline, and
 // indents the lines after the first by two spaces.
 func escapeMessage(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	s = strings.TrimRight(s, "\n")
+	if !strings.Contains(s, "\n") {
+		return escapeControls(s) // most messages: no split to allocate
+	}
+	lines := strings.Split(s, "\n")
 	for i, ln := range lines {
 		lines[i] = escapeControls(ln)
 	}
