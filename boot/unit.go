@@ -265,7 +265,7 @@ func (s *supervisor) exited(u *unit, c *container.Container, ws syscall.WaitStat
 	s.detach(u, false)
 	s.stopHealth(u)
 	u.c, u.lastExit = nil, &exit
-	s.b.log.Printf("%s after %s", exit, exit.Runtime.Round(time.Millisecond))
+	s.b.log.Printf("%s, %s after its start", exit, exit.Runtime.Round(time.Millisecond))
 	if s.replacedExit(u) {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -217,6 +218,10 @@ command = ["true"]
 		if !strings.Contains(stdout, w) {
 			t.Errorf("log lacks %q", w)
 		}
+	}
+	// The time on an exit's line is the container's life, not a timeout.
+	if !regexp.MustCompile(`container two exited with status 3, [0-9.]+m?s after its start`).MatchString(stdout) {
+		t.Errorf("the exit's line lacks the time since the container's start")
 	}
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
