@@ -102,6 +102,14 @@ func (l *Logger) Output(name, line string) {
 // maxConsoleLine is the most of a container's line the console shows.
 const maxConsoleLine = 512
 
+// EscapeText is s for a table cell of text that berth did not write (a
+// board's DMI or device-tree strings): its control characters escaped as
+// the console escapes a container's line, and a tab too, which would
+// start a column. The string is as it was when it has none.
+func EscapeText(s string) string {
+	return strings.ReplaceAll(escapeControls(s), "\t", `\x09`)
+}
+
 // escapeControls writes each control character of s but tab — C0, DEL
 // and C1 (U+0080-U+009F, which some terminals take as ESC sequences) — as
 // \xNN or \u00NN, and so a raw byte 0x80-0x9f, leaving everything else

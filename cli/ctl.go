@@ -231,7 +231,7 @@ func statusMain(c *ctx, args []string) int {
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "berth\t%s (PID 1: %v, RSS %s)\n", st.Version, st.PID1, container.FormatSize(st.RSS))
-	fmt.Fprintf(w, "board\t%s (profile %s)\n", st.Board.Model, st.Board.Profile.Name)
+	fmt.Fprintf(w, "board\t%s\n", describeBoard(st.Board))
 	fmt.Fprintf(w, "kernel\t%s\n", st.Kernel)
 	fmt.Fprintf(w, "uptime\t%s (berth), %s (machine)\n", seconds(st.BerthUptimeSec), seconds(st.UptimeSec))
 	fmt.Fprintf(w, "cgroups\t%s\n", st.Cgroups)
@@ -319,6 +319,13 @@ func describeInterface(n board.InterfaceStatus) string {
 	return b.String()
 }
 
+// describeBoard is berth status's board line: "QEMU Standard PC (i440FX
+// + PIIX, 1996) (profile qemu-x86)", the model (a firmware's string)
+// escaped.
+func describeBoard(b board.Board) string {
+	return fmt.Sprintf("%s (profile %s)", boot.EscapeText(b.Model), b.Profile.Name)
+}
+
 // seconds renders a duration in whole seconds: "1h2m3s".
 func seconds(s float64) string { return (time.Duration(s) * time.Second).String() }
 
@@ -340,11 +347,19 @@ func boardMain(c *ctx, args []string) int {
 			MemoryCgroup bool `json:"memory_cgroup"`
 		}{b, mem})
 	}
-	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "model\t%s\n", b.Model)
+	printBoard(c.stdout, b, mem)
+	return exitOK
+}
+
+// printBoard is berth board's table of b. The model and compatible
+// strings come from the firmware and are shown escaped (boot.EscapeText);
+// --json needs no such care.
+func printBoard(out io.Writer, b board.Board, mem bool) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "model\t%s\n", boot.EscapeText(b.Model))
 	fmt.Fprintf(w, "from\t%s\n", b.Source)
 	if len(b.Compatible) > 0 {
-		fmt.Fprintf(w, "compatible\t%s\n", strings.Join(b.Compatible, ", "))
+		fmt.Fprintf(w, "compatible\t%s\n", boot.EscapeText(strings.Join(b.Compatible, ", ")))
 	}
 	fmt.Fprintf(w, "arch\t%s\n", b.Arch)
 	fmt.Fprintf(w, "profile\t%s (%s)\n", b.Profile.Name, b.Reason)
@@ -356,7 +371,6 @@ func boardMain(c *ctx, args []string) int {
 		fmt.Fprintf(w, "notes\t%s\n", b.Profile.Notes)
 	}
 	w.Flush()
-	return exitOK
 }
 
 func orDash(s string) string {
