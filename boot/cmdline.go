@@ -31,8 +31,9 @@ func parseCmdline(s string) map[string]string {
 	}
 }
 
-// maxPanicDelay bounds berth.panic's SECONDS: a day (a larger number would
-// overflow a Duration and wait no time at all).
+// maxPanicDelay bounds berth.panic's SECONDS: a day. A larger number is
+// refused, not taken as a day (nor overflowed into a Duration that waits
+// no time at all): a typo must show, on the console, before it matters.
 const maxPanicDelay = 24 * 60 * 60
 
 // readCmdline reads /proc/cmdline and applies berth's flags:
@@ -41,7 +42,8 @@ const maxPanicDelay = 24 * 60 * 60
 //	berth.debug                   debug messages, and the debug control verbs
 //	berth.panic=reboot|poweroff|halt[:SECONDS]
 //	                              what a fatal error ends in; reboot waits
-//	                              10 s unless SECONDS says otherwise
+//	                              10 s unless SECONDS (0-86400) says
+//	                              otherwise
 func (b *booter) readCmdline() {
 	data, _ := os.ReadFile("/proc/cmdline")
 	b.applyCmdline(string(data))
@@ -68,10 +70,26 @@ func (b *booter) applyCmdline(data string) {
 		b.log.Printf("warning: berth.panic=%s: want reboot, poweroff or halt; using reboot", p)
 	}
 	if hasSecs {
-		if n, err := strconv.Atoi(secs); err == nil && n >= 0 {
-			b.panicDelay = time.Duration(min(n, maxPanicDelay)) * time.Second
-		}
+		b.applyPanicDelay(p, secs)
 	}
+}
+
+// applyPanicDelay sets the delay of berth.panic=p from its SECONDS,
+// secs: 0 to maxPanicDelay. Any other — past a day, negative, past an
+// int, not a number — is refused with a warning naming it, and the
+// action's default delay stays (10 s for reboot, none for poweroff and
+// halt).
+func (b *booter) applyPanicDelay(p, secs string) {
+	n, err := strconv.Atoi(secs)
+	if err == nil && n >= 0 && n <= maxPanicDelay {
+		b.panicDelay = time.Duration(n) * time.Second
+		return
+	}
+	then := "at once"
+	if b.panicDelay > 0 {
+		then = "after " + b.panicDelay.String()
+	}
+	b.log.Printf("warning: berth.panic=%s: %q is not 0 to %d seconds; %s %s", p, secs, maxPanicDelay, b.panicAction, then)
 }
 
 // fatalDelay waits before the panic action so that a person at the
