@@ -48,16 +48,26 @@ type modAlias struct{ pattern, module string }
 // root (/lib/modules/$(uname -r), or /usr/lib/modules/...). modules.dep
 // must exist; the other files are optional.
 func openModIndex(root string) (*modIndex, error) {
+	dir, err := modDir(root)
+	if err != nil {
+		return nil, err
+	}
+	return readModIndex(dir)
+}
+
+// modDir is the directory of the running kernel's modules under root:
+// lib/modules/RELEASE, or usr/lib/modules/RELEASE when that is missing.
+func modDir(root string) (string, error) {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
-		return nil, fmt.Errorf("uname: %w", err)
+		return "", fmt.Errorf("uname: %w", err)
 	}
 	rel := unix.ByteSliceToString(u.Release[:])
 	dir := filepath.Join(root, "lib/modules", rel)
 	if _, err := os.Stat(dir); err != nil {
 		dir = filepath.Join(root, "usr/lib/modules", rel)
 	}
-	return readModIndex(dir)
+	return dir, nil
 }
 
 // readModIndex reads the index depmod wrote in dir.
@@ -342,12 +352,21 @@ func InstallModprobe(self string) error {
 // it loads NAME from /lib/modules with its dependencies and soft
 // dependencies and says what it did in the kernel log. Other modprobe
 // flags are ignored. The status is 0 when every NAME is in the kernel.
-func ModprobeMain(args []string) int {
+func ModprobeMain(args []string) int { return modprobeIn("/", args) }
+
+// openIndex is openModIndex; tests count its calls.
+var openIndex = openModIndex
+
+// modprobeIn is ModprobeMain with the modules under root.
+func modprobeIn(root string, args []string) int {
 	names, quiet := modprobeArgs(args)
 	if len(names) == 0 {
 		return 1
 	}
-	ix, err := openModIndex("/")
+	if refused, status := refuseEarly(root, names, quiet); refused {
+		return status
+	}
+	ix, err := openIndex(root)
 	if err != nil {
 		kmsg(3, "berth modprobe %s: %v", strings.Join(names, " "), err)
 		return 1

@@ -33,7 +33,8 @@
 // from a disk that has not cached the whole binary reads the rest of it
 // once. Neither step is taken by the processes whose memory is counted
 // for long: PID 1, of the machine or of a container (berth's container
-// init and tiny init), and `berth boot` run by hand.
+// init and tiny init), and `berth boot` run by hand; nor by berth run as
+// the kernel's modprobe, of which the kernel may run 50 at once.
 //
 // The package imports nothing, so it is initialised right after the
 // runtime: Go initialises, in import-path order, each package whose

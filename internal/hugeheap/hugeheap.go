@@ -57,8 +57,8 @@ func populateText() bool {
 	return end > start && syscall3(sysMadvise, start, end-start, madvPopulateRead) == 0
 }
 
-// wanted reports whether this process is a short-lived berth: not PID 1
-// and not running the verb boot.
+// wanted reports whether this process is a short-lived berth: not PID 1,
+// not running the verb boot, and not the kernel's modprobe (isModprobe).
 func wanted() bool {
 	if syscall3(sysGetpid, 0, 0, 0) == 1 {
 		return false
@@ -74,7 +74,7 @@ func wanted() bool {
 	if int(n) <= 0 {
 		return false
 	}
-	return !isBoot(buf[:n])
+	return !isBoot(buf[:n]) && !isModprobe(buf[:n])
 }
 
 // syscall3 makes a system call of up to three arguments and returns the

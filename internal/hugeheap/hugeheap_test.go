@@ -138,3 +138,26 @@ func TestTextPopulated(t *testing.T) {
 		}
 	}
 }
+
+// TestIsModprobe: berth run by the kernel as its modprobe helper (its
+// first argument ends in "modprobe") takes no huge page.
+func TestIsModprobe(t *testing.T) {
+	for _, c := range []struct {
+		cmdline string
+		want    bool
+	}{
+		{"/run/berth/modprobe\x00-q\x00--\x00net-pf-35\x00", true},
+		{"modprobe\x00-q\x00", true},
+		{"modprobe", true},
+		{"/sbin/berth\x00modprobe\x00", false},
+		{"/run/berth/modprobe.new\x00", false},
+		{"/run/modprobe/berth\x00", false},
+		{"xmodprobe\x00", false},
+		{"berth\x00run\x00", false},
+		{"", false},
+	} {
+		if got := isModprobe([]byte(c.cmdline)); got != c.want {
+			t.Errorf("isModprobe(%q) = %v, want %v", c.cmdline, got, c.want)
+		}
+	}
+}
