@@ -2,6 +2,7 @@ package boot
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,9 @@ type rotatingFile struct {
 	pinned  bool
 	warn    func(error) // says a problem, once each (unit.go logs it)
 	warned  uint8       // the steps warn was told of, a bit each
+	// retryAt is when a file a rotation could not make is tried again
+	// (f nil): the time of a line, reopenEvery after the last try.
+	retryAt time.Time
 }
 
 // fileID is a file's identity: its device and inode numbers. (An alias:
@@ -137,22 +141,60 @@ func openRegular(dirfd int, name string) (int, error) {
 	return unix.Open("/proc/self/fd/"+strconv.Itoa(h), unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
 }
 
+// writeLine appends l to the file, rotating it first when l would take
+// it past maxSize. When there is no file — a rotation could not make the
+// new one (a full disk, no inode left) — the line reaches the ring only,
+// and the file is made again at a later line, tried at most once each
+// reopenEvery of the lines' time.
 func (r *rotatingFile) writeLine(l LogLine) {
-	if r.f == nil {
+	if r.f == nil && !r.reopen(l.Time) {
 		return
 	}
 	line := fileLine(l, r.maxSize)
 	if r.size+int64(len(line)) > r.maxSize && r.size > 0 {
 		r.rotate()
 		if r.f == nil {
+			r.retryAt = l.Time.Add(reopenEvery)
 			return
 		}
 	}
-	n, err := r.f.WriteString(line)
-	r.size += int64(n)
-	if err != nil {
-		r.report(warnWrite, err)
+	r.write(line)
+}
+
+// reopenEvery is how often a missing log file is tried again.
+const reopenEvery = time.Second
+
+// reopen makes the file again, unless the last try was less than
+// reopenEvery before now. It reports whether there is a file.
+func (r *rotatingFile) reopen(now time.Time) bool {
+	if now.Before(r.retryAt) {
+		return false
 	}
+	if err := r.open(); err != nil {
+		r.retryAt = now.Add(reopenEvery)
+		r.report(warnOpen, err)
+		return false
+	}
+	return true
+}
+
+// write appends line whole or not at all: the part of it a full disk
+// took (a short write) is cut off again, so that the next line does not
+// continue it.
+func (r *rotatingFile) write(line string) {
+	n, err := r.f.WriteString(line)
+	if err == nil {
+		r.size += int64(n)
+		return
+	}
+	if n > 0 {
+		fd := int(r.f.Fd())
+		end, serr := unix.Seek(fd, 0, io.SeekCurrent)
+		if serr != nil || unix.Ftruncate(fd, end-int64(n)) != nil {
+			r.size += int64(n) // there to stay
+		}
+	}
+	r.report(warnWrite, err)
 }
 
 // fileLine is l as a line of the log file: its time, a space and its
