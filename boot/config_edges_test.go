@@ -116,6 +116,21 @@ func TestBoardStorageNetworkEdges(t *testing.T) {
 		{static + `address = "10.0.0.2/8"`, func(c *Config) bool { return c.Network.Interface[0].Address == "10.0.0.2/8" }, ""},
 		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.88.7.2/24"` + bridged, func(c *Config) bool { return true }, ""},
 		{"[network]\nbridge = \"10.89.0.1/16\"\n" + static + `address = "10.89.0.2/16"` + bridged, nil, "overlaps the bridge's subnet 10.89.0.0/16"},
+		// [network] bridge: /30 to as wide as misses the special ranges.
+		{"[network]\nbridge = \"10.0.0.1/8\"", func(c *Config) bool { return c.Network.Bridge == "10.0.0.1/8" }, ""},
+		{"[network]\nbridge = \"192.168.9.1/30\"", func(c *Config) bool { return c.Network.Bridge == "192.168.9.1/30" }, ""},
+		{"[network]\nbridge = \"192.168.9.1/31\"", nil, "want a prefix length of 1 to 30"},
+		{"[network]\nbridge = \"126.255.255.254/8\"", func(c *Config) bool { return true }, ""},
+		{"[network]\nbridge = \"127.0.0.1/8\"", nil, "overlaps 127.0.0.0/8 (loopback)"},
+		{"[network]\nbridge = \"126.0.0.1/7\"", nil, "overlaps 127.0.0.0/8 (loopback)"},
+		{"[network]\nbridge = \"10.0.0.1/1\"", nil, "overlaps 0.0.0.0/8 (this network)"},
+		{"[network]\nbridge = \"0.0.0.1/8\"", nil, "overlaps 0.0.0.0/8 (this network)"},
+		{"[network]\nbridge = \"1.0.0.1/8\"", func(c *Config) bool { return true }, ""},
+		{"[network]\nbridge = \"169.254.0.1/16\"", nil, "overlaps 169.254.0.0/16 (link-local)"},
+		{"[network]\nbridge = \"169.255.0.1/16\"", func(c *Config) bool { return true }, ""},
+		{"[network]\nbridge = \"224.0.0.1/24\"", nil, "overlaps 224.0.0.0/4 (multicast)"},
+		{"[network]\nbridge = \"223.255.255.1/24\"", func(c *Config) bool { return true }, ""},
+		{"[network]\nbridge = \"240.0.0.1/24\"", nil, "overlaps 240.0.0.0/4 (reserved)"},
 	}
 	for _, tc := range tests {
 		cfg, err := ParseConfig("e.toml", []byte(tc.toml+"\n"+genTestConfig))

@@ -174,7 +174,28 @@ func ParseBridge(s string) (netip.Prefix, error) {
 	if p.Bits() > 30 {
 		return p, fmt.Errorf("%s: want a subnet of /30 or wider", s)
 	}
+	for _, r := range notBridgeRanges {
+		if r.net.Overlaps(p.Masked()) {
+			return p, fmt.Errorf("%s: its subnet %s overlaps %s (%s), which no bridge may use", s, p.Masked(), r.net, r.what)
+		}
+	}
 	return p, nil
+}
+
+// notBridgeRanges are the IPv4 ranges whose addresses are not a subnet's
+// to hand out: the kernel routes them otherwise (loopback, multicast),
+// other links use them (link-local: a cloud's metadata server), or they
+// are no host's (this network, reserved). A bridge subnet overlapping
+// one of them is refused; 10.0.0.1/8 is as wide as a private one goes.
+var notBridgeRanges = []struct {
+	net  netip.Prefix
+	what string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 }
 
 // checkServer accepts a host name or an address, with an optional :PORT.
