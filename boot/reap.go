@@ -67,10 +67,11 @@ func (r *reaper) start(spawn func() (int, error), onExit func(syscall.WaitStatus
 // startCloned is start for a spawn that reports its child as soon as it
 // exists (cloned), long before spawn returns. An exec's start may be held
 // for seconds by the container (a process of it stopping the child), and
-// meanwhile the container's processes — children of berth's by
-// CLONE_PARENT, which Docker's seccomp profile allows — may exit by the
-// thousand: early, bounded, would drop the exec's own status, and its pid,
-// reused, would later hand its owner another process's. The child is
+// meanwhile other children of berth's may exit by the thousand (an
+// exec'd process's CLONE_PARENT children did, before the clone guard
+// refused them: container/seccomp.CloneGuard): early, bounded, would
+// drop the exec's own status, and its pid, reused, would later hand its
+// owner another process's. The child is
 // owned from its clone on; a status it has before spawn returns is kept
 // for it, and dropped if the start failed.
 func (r *reaper) startCloned(spawn func(cloned func(pid int)) (int, error), onExit func(syscall.WaitStatus)) error {

@@ -174,6 +174,9 @@ func (s *supervisor) start(u *unit) {
 	}
 	u.c, u.state, u.started, u.lastError = c, stateRunning, time.Now(), ""
 	s.b.log.Printf("container %s started: pid %d, %s", u.name, c.Pid, describeLimits(u.spec.Limits))
+	for _, w := range c.Warnings {
+		s.b.log.Printf("container %s: warning: %s", u.name, w)
+	}
 	s.startHealth(u, c)
 	s.b.laterModules() // the first container is up: the watchdog's driver may load
 	u.answer("restart", false, fmt.Sprintf("restarted %s: pid %d", u.name, c.Pid))

@@ -102,17 +102,19 @@ func TestExecVerb(t *testing.T) {
 	dir, bootPid := bootForExec(t)
 	// What the command sees: the container's hostname and PID namespace
 	// (PID 1 is its sleep), its cgroup, its first process's capability
-	// sets, no_new_privs and seccomp; not berth's pid nor the host's
-	// files; only its stdio.
+	// sets, no_new_privs and seccomp, and one filter more (the clone
+	// guard); not berth's pid nor the host's files; only its stdio.
 	script := fmt.Sprintf(`hostname; cat /proc/1/comm
 		grep -qx $$ /sys/fs/cgroup/pids/cgroup.procs && echo in-cgroup
-		a=$(grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/1/status); b=$(grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status)
+		a=$(grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/1/status); b=$(grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status)
 		[ "$a" = "$b" ] && echo same-confinement; echo "$b" | grep -q '^Seccomp:.2$' && echo seccomp-filter
+		fa=$(grep Seccomp_filters /proc/1/status | cut -f2); fb=$(grep Seccomp_filters /proc/self/status | cut -f2)
+		[ "$fb" = $((fa + 1)) ] && echo clone-guard
 		test -e /proc/%d || echo no-host-pid; test -e %s || echo no-host-path
 		echo fds $(ls /proc/self/fd)`, bootPid, filepath.Join(dir, "berth.toml"))
 	for name, host := range map[string]string{"web": "webhost", "ns": "ns", "ro": "ro"} {
 		status, out := berthIn(t, "", "exec", name, "--", "sh", "-c", script)
-		want := host + "\nsleep\nin-cgroup\nsame-confinement\nseccomp-filter\nno-host-pid\nno-host-path\nfds 0 1 2 3\n"
+		want := host + "\nsleep\nin-cgroup\nsame-confinement\nseccomp-filter\nclone-guard\nno-host-pid\nno-host-path\nfds 0 1 2 3\n"
 		if status != 0 || out != want {
 			t.Errorf("berth exec %s: status %d\n%s\nwant\n%s", name, status, out, want)
 		}

@@ -391,6 +391,9 @@ func (c *ctx) runContainer(spec container.Spec) int {
 		}
 		return exitRunError
 	}
+	for _, w := range ct.Warnings {
+		c.errorf("container %s: warning: %s", spec.Name, w)
+	}
 	// Cgroups of berth runs that were killed, cleaned while the workload
 	// runs: nothing here depends on it, and the start needs both CPUs.
 	go layout.CleanStale(false)

@@ -292,9 +292,9 @@ func (k *childPlan) credentials() (int, syscall.Errno) {
 			return step, e
 		}
 	}
-	if k.seccomp != nil && k.seccompEarly {
-		if e := k.installSeccomp(); e != 0 {
-			return stepSeccomp, e
+	if k.early {
+		if step, e := k.installFilters(); e != 0 {
+			return step, e
 		}
 	}
 	for _, c := range k.capDrop {

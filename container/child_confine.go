@@ -48,9 +48,9 @@ func (k *childPlan) seal() (int, syscall.Errno) {
 			return step, e
 		}
 	}
-	if k.seccomp != nil && !k.seccompEarly {
-		if e := k.installSeccomp(); e != 0 {
-			return stepSeccomp, e
+	if !k.early {
+		if step, e := k.installFilters(); e != 0 {
+			return step, e
 		}
 	}
 	return 0, 0
@@ -137,15 +137,37 @@ func (k *childPlan) procAttrOK(fd uintptr) syscall.Errno {
 // procPath is "/proc", NUL-terminated, for procAttrOK.
 var procPath = [...]byte{'/', 'p', 'r', 'o', 'c', 0}
 
-// installSeccomp loads the filter (TSYNC, as seccomp.Install does).
+// installFilters loads the clone guard of an exec, then the profile's
+// filter, each if the plan has one: the guard first, so that no profile
+// (one refusing seccomp(2) itself, say) can keep it out. The guard goes
+// on with SPEC_ALLOW: it guards berth, it does not sandbox the process,
+// and must not force a Speculative Store Bypass mitigation the profile
+// (with that flag, or unconfined) did not ask for; a profile without it
+// still forces one with its own filter.
 //
 //go:nosplit
 //go:norace
 //go:nocheckptr
-func (k *childPlan) installSeccomp() syscall.Errno {
-	r, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(k.seccomp)))
-	if e == 0 && r != 0 {
-		e = unix.ESRCH
+func (k *childPlan) installFilters() (int, syscall.Errno) {
+	if k.guard != nil {
+		r, _, e := syscall.RawSyscall6(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+			unix.SECCOMP_FILTER_FLAG_TSYNC|unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW, uintptr(unsafe.Pointer(k.guard)), 0, 0, 0)
+		if e == 0 && r != 0 {
+			e = unix.ESRCH
+		}
+		if e != 0 {
+			return stepCloneGuard, e
+		}
 	}
-	return e
+	if k.seccomp != nil {
+		r, _, e := syscall.RawSyscall6(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+			unix.SECCOMP_FILTER_FLAG_TSYNC|k.seccompFlags, uintptr(unsafe.Pointer(k.seccomp)), 0, 0, 0)
+		if e == 0 && r != 0 {
+			e = unix.ESRCH
+		}
+		if e != 0 {
+			return stepSeccomp, e
+		}
+	}
+	return 0, 0
 }

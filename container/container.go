@@ -18,8 +18,12 @@ type Container struct {
 	Started time.Time
 	// PTY is the master side of the workload's terminal when Spec.TTY;
 	// the caller closes it.
-	PTY    *os.File
-	cgroup *cgroup
+	PTY *os.File
+	// Warnings are what the start found wrong but went on with (a
+	// seccomp profile's unknown system calls): the caller reports them,
+	// once per start.
+	Warnings []string
+	cgroup   *cgroup
 	// killed is set once berth sends the container SIGKILL.
 	killed atomic.Bool
 	// cfg is what the first process was started with; an exec starts

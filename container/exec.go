@@ -39,8 +39,11 @@ import (
 //     and capabilities (credentials), opens a terminal of the
 //     container's devpts as that user when asked for, sending berth its
 //     master, takes its stdio, enters the working directory, checks it
-//     is inside the root, sets no_new_privs and the seccomp filter, and
-//     execs (seal, exec).
+//     is inside the root, sets no_new_privs and the seccomp filters, and
+//     execs (seal, exec). The filters are the profile's and, stacked
+//     before it even when the container is unconfined, the clone guard
+//     (seccomp.CloneGuard): the process is berth's child, and a child it
+//     made with CLONE_PARENT would be berth's to reap.
 //
 // The exec'd process is a child of berth in the container's PID
 // namespace and cgroup: it counts against pids.max, and the container's
@@ -382,6 +385,11 @@ func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, 
 	if err := planCredentials(k, spec, cfg); err != nil {
 		return nil, err
 	}
+	guard, err := cloneGuard()
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	k.guard = &unix.SockFprog{Len: uint16(len(guard)), Filter: &guard[0]}
 	if k.seccompEarly { // with the exec's user: Start checked the container's
 		if err := checkEarlyFilter(cfg.Seccomp, spec.User, k.capDrop); err != nil {
 			return nil, err

@@ -149,7 +149,7 @@ func becomeWorkload(cfg initConfig, ruleset int, cwd string) error {
 			return err
 		}
 		if cfg.Seccomp != nil {
-			if err := seccomp.Install(cfg.Seccomp); err != nil {
+			if err := seccomp.InstallFlags(cfg.Seccomp, cfg.SeccompFlags); err != nil {
 				return fmt.Errorf("install seccomp filter: %w", err)
 			}
 		}
@@ -193,7 +193,7 @@ func becomeWorkload(cfg initConfig, ruleset int, cwd string) error {
 			return err
 		}
 		if cfg.Seccomp != nil {
-			if err := seccomp.Install(cfg.Seccomp); err != nil {
+			if err := seccomp.InstallFlags(cfg.Seccomp, cfg.SeccompFlags); err != nil {
 				return fmt.Errorf("install seccomp filter: %w", err)
 			}
 		}

@@ -61,6 +61,7 @@ const (
 	stepExec
 	stepExecInit
 	stepSession
+	stepCloneGuard
 )
 
 // childPlan is everything the child does, prepared by the parent. Fds are
@@ -111,10 +112,15 @@ type childPlan struct {
 	oomValue  []byte
 	ptmx      *byte
 	winsize   unix.Winsize
-	// seccomp is the filter, nil when unconfined; early installs it
-	// before the credentials change (no_new_privs off).
+	// seccomp is the filter, nil when unconfined, installed with
+	// seccompFlags; early installs it before the credentials change
+	// (no_new_privs off). guard, in an exec's plan only, is the clone
+	// guard (seccomp.CloneGuard), installed just before it at the same
+	// step, whether or not there is a profile.
 	seccomp      *unix.SockFprog
+	seccompFlags uintptr
 	seccompEarly bool
+	guard        *unix.SockFprog
 	noNewPrivs   bool
 	// attrs are the exec transitions of AppArmor and SELinux (lsm.go);
 	// attrFS and attrMnt, procMnt check each file written is procfs's own
@@ -248,6 +254,7 @@ func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
 	}
 	if len(cfg.Seccomp) > 0 {
 		k.seccomp = &unix.SockFprog{Len: uint16(len(cfg.Seccomp)), Filter: &cfg.Seccomp[0]}
+		k.seccompFlags = uintptr(cfg.SeccompFlags)
 		k.seccompEarly = spec.AllowNewPrivileges
 	}
 	k.noNewPrivs = !spec.AllowNewPrivileges
@@ -390,7 +397,7 @@ var childSteps = map[uint32]string{
 	stepKeepCaps: "keep capabilities", stepCaps: "apply capabilities", stepAmbient: "clear ambient capabilities",
 	stepCloexec: "mark fds close-on-exec", stepNoNewPrivs: "set no_new_privs", stepLandlock: "landlock: restrict",
 	stepJoinNS: "join the container's namespaces", stepOOMScore: "set oom_score_adj", stepExecInit: "exec berth's init",
-	stepSession: "start a session of its own",
+	stepSession: "start a session of its own", stepCloneGuard: "install the clone guard (seccomp)",
 }
 
 // describeChildError turns the child's error record into the error of the start.
@@ -421,6 +428,10 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 		return setupError(fmt.Errorf("set gid %d: %w", spec.User.GID, errno))
 	case stepUID:
 		return setupError(fmt.Errorf("set uid %d: %w", spec.User.UID, errno))
+	case stepSeccomp:
+		if errno == unix.EINVAL && k.seccompFlags != 0 {
+			return setupError(fmt.Errorf("install seccomp filter with flags %s: %w", strings.Join(seccomp.FlagNames(uint(k.seccompFlags)), ", "), errno))
+		}
 	case stepChdir:
 		return setupError(fmt.Errorf("chdir to working directory %s: %w", unix.BytePtrToString(k.cwd), errno))
 	case stepCwdOutside:

@@ -29,7 +29,16 @@ var SeccompCacheDir = "/run/berth/seccomp"
 
 // filters caches compiled filters in memory by profile digest, arch,
 // capabilities and kernel: PID 1 compiles each once.
-var filters = filterCache{m: map[string][]unix.SockFilter{}}
+var filters = filterCache{m: map[string]compiledFilter{}}
+
+// A compiledFilter is a profile made ready for a start: its program (nil
+// for unconfined), the SECCOMP_FILTER_FLAG_* bits of its flags, and the
+// system call names no ABI berth knows has, which it skipped.
+type compiledFilter struct {
+	prog    []unix.SockFilter
+	flags   uint
+	unknown []string
+}
 
 // maxCachedFilters bounds the filters kept, in memory and on disk: a
 // config has few distinct (profile, capabilities) pairs, but reloads with
@@ -42,17 +51,17 @@ const maxCachedFilters = 64
 // recompile).
 type filterCache struct {
 	mu sync.Mutex
-	m  map[string][]unix.SockFilter
+	m  map[string]compiledFilter
 }
 
-func (c *filterCache) Load(key string) ([]unix.SockFilter, bool) {
+func (c *filterCache) Load(key string) (compiledFilter, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f, ok := c.m[key]
 	return f, ok
 }
 
-func (c *filterCache) Store(key string, prog []unix.SockFilter) {
+func (c *filterCache) Store(key string, prog compiledFilter) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; !ok && len(c.m) >= maxCachedFilters {
@@ -78,10 +87,12 @@ func (c *filterCache) Len() int {
 
 // seccompFilter compiles the seccomp profile named by spec ("" or
 // "default", "unconfined", or a file) for this architecture and the
-// container's capabilities. Unconfined gives nil.
-func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
+// container's capabilities. Unconfined gives no program. Only a filter
+// without flags or unknown names is cached on disk: a cached file holds
+// nothing else (the memory cache holds all three).
+func seccompFilter(profile string, caps []string) (compiledFilter, error) {
 	if profile == "unconfined" {
-		return nil, nil
+		return compiledFilter{}, nil
 	}
 	var data []byte
 	var sum [sha256.Size]byte
@@ -89,20 +100,20 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 		// Most containers: the program compiled at build time.
 		if k, err := seccomp.RunningKernel(); err == nil {
 			if prog, ok := seccomp.DefaultProgram(caps, k); ok {
-				return prog, nil
+				return compiledFilter{prog: prog}, nil
 			}
 		}
 		sum = seccomp.DefaultSum()
 	} else {
 		f, err := os.Open(profile)
 		if err != nil {
-			return nil, fmt.Errorf("seccomp profile: %w", err)
+			return compiledFilter{}, fmt.Errorf("seccomp profile: %w", err)
 		}
 		// Parse refuses what is larger.
 		data, err = io.ReadAll(io.LimitReader(f, seccomp.MaxProfileSize+1))
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("seccomp profile %s: %w", profile, err)
+			return compiledFilter{}, fmt.Errorf("seccomp profile %s: %w", profile, err)
 		}
 		sum = sha256.Sum256(data)
 	}
@@ -111,23 +122,67 @@ func seccompFilter(profile string, caps []string) ([]unix.SockFilter, error) {
 		return f, nil
 	}
 	if prog, ok := readFilter(key); ok {
-		filters.Store(key, prog)
-		return prog, nil
+		f := compiledFilter{prog: prog}
+		filters.Store(key, f)
+		return f, nil
 	}
 	if data == nil {
 		data = seccomp.DefaultJSON()
 	}
+	f, err := compileProfile(data, caps)
+	if err != nil {
+		return compiledFilter{}, fmt.Errorf("seccomp profile %s: %w", profileName(profile), err)
+	}
+	filters.Store(key, f)
+	if f.flags == 0 && len(f.unknown) == 0 {
+		writeFilter(key, f.prog)
+	}
+	return f, nil
+}
+
+// compileProfile parses and compiles the profile data for this
+// architecture and caps.
+func compileProfile(data []byte, caps []string) (compiledFilter, error) {
 	p, err := seccomp.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("seccomp profile %s: %w", profileName(profile), err)
+		return compiledFilter{}, err
 	}
-	prog, err := p.Compile(runtime.GOARCH, caps)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp profile %s: %w", profileName(profile), err)
+	var f compiledFilter
+	if f.prog, err = p.Compile(runtime.GOARCH, caps); err != nil {
+		return compiledFilter{}, err
 	}
-	filters.Store(key, prog)
-	writeFilter(key, prog)
-	return prog, nil
+	if f.flags, err = p.FilterFlags(); err != nil {
+		return compiledFilter{}, err
+	}
+	if f.unknown, err = p.UnknownSyscalls(seccomp.Target{Arch: runtime.GOARCH, Caps: caps}); err != nil {
+		return compiledFilter{}, err
+	}
+	return f, nil
+}
+
+// cloneGuard is the clone guard of this architecture, which every exec
+// stacks (exec.go); compiled once, it stays referenced for good.
+var cloneGuard = sync.OnceValues(func() ([]unix.SockFilter, error) {
+	return seccomp.CloneGuard(runtime.GOARCH)
+})
+
+// maxNamedUnknown bounds the names a warning lists.
+const maxNamedUnknown = 20
+
+// warning is what a start says of f, the filter of profile: the unknown
+// system calls it skipped; "" when there are none.
+func (f compiledFilter) warning(profile string) string {
+	if len(f.unknown) == 0 {
+		return ""
+	}
+	names := f.unknown
+	more := ""
+	if len(names) > maxNamedUnknown {
+		more = fmt.Sprintf(" and %d more", len(names)-maxNamedUnknown)
+		names = names[:maxNamedUnknown]
+	}
+	return fmt.Sprintf("seccomp profile %s: %d unknown system calls skipped (berth's tables do not have them): %s%s",
+		profileName(profile), len(f.unknown), strings.Join(names, ", "), more)
 }
 
 // filterKey names the filter of a profile, by its SHA-256 sum, for this

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/container/seccomp"
+	"berth/internal/testutil"
 )
 
 // TestSeccompCacheTrustsOnlyBerthsOwn plants a filter that allows every
@@ -98,7 +99,8 @@ func TestSeccompCacheTrustsOnlyBerthsOwn(t *testing.T) {
 			}
 			tc.prepare(t, SeccompCacheDir)
 			filters.Clear()
-			prog, err := seccompFilter("default", caps)
+			f, err := seccompFilter("default", caps)
+			prog := f.prog
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +119,8 @@ func TestSeccompDefaultEmbedded(t *testing.T) {
 	defer func(d string) { SeccompCacheDir = d }(SeccompCacheDir)
 	SeccompCacheDir = filepath.Join(t.TempDir(), "seccomp")
 	filters.Clear()
-	prog, err := seccompFilter("default", DefaultCaps)
+	f, err := seccompFilter("default", DefaultCaps)
+	prog := f.prog
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +164,8 @@ func TestSeccompCacheBounded(t *testing.T) {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		prog, err := seccompFilter(path, DefaultCaps)
+		f, err := seccompFilter(path, DefaultCaps)
+		prog := f.prog
 		if err != nil {
 			t.Fatalf("profile %d: %v", i, err)
 		}
@@ -181,5 +185,73 @@ func TestSeccompCacheBounded(t *testing.T) {
 	}
 	if filters.Len() == 0 {
 		t.Error("nothing cached in memory")
+	}
+}
+
+// TestSeccompUnknownWarned: a profile naming system calls no ABI has
+// still starts, skipping them, and each start says which (once).
+func TestSeccompUnknownWarned(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	path := filepath.Join(t.TempDir(), "newer.json")
+	profile := `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+		{"names": ["getppid", "future_call_b", "future_call_a"], "action": "SCMP_ACT_ERRNO"},
+		{"names": ["future_call_a"], "action": "SCMP_ACT_ERRNO"}]}`
+	if err := os.WriteFile(path, []byte(profile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	layout, err := DetectCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the second start meets the compiled filter in memory
+		testSeq++
+		spec := Spec{Name: fmt.Sprintf("test-%d-%d", os.Getpid(), testSeq), Rootfs: rootfs, Seccomp: path, Args: []string{"true"}}
+		c, err := Start(layout, spec, Options{DieWithParent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exit, _ := c.Wait(); exit.Status() != 0 {
+			t.Errorf("start %d: %s", i, exit)
+		}
+		want := "seccomp profile " + path + ": 2 unknown system calls skipped (berth's tables do not have them): future_call_a, future_call_b"
+		if len(c.Warnings) != 1 || c.Warnings[0] != want {
+			t.Errorf("start %d: warnings %q, want [%q]", i, c.Warnings, want)
+		}
+	}
+}
+
+// TestSeccompFlagsApplied: a profile's flags reach the kernel. SPEC_ALLOW
+// shows in Speculation_Store_Bypass where the CPU lets a thread choose
+// (a filter without it forces the mitigation under
+// spec_store_bypass_disable=seccomp); elsewhere the start must succeed.
+// A flag the kernel does not know fails the check, named.
+func TestSeccompFlagsApplied(t *testing.T) {
+	if err := seccomp.CheckFlags(unix.SECCOMP_FILTER_FLAG_LOG | unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW); err != nil {
+		t.Fatalf("this kernel refuses LOG or SPEC_ALLOW: %v", err)
+	}
+	if err := seccomp.CheckFlags(1 << 20); err == nil || !strings.Contains(err.Error(), "0x100000") {
+		t.Errorf("an unknown flag bit: %v, want it refused, named", err)
+	}
+	rootfs := testutil.BusyboxRootfs(t)
+	ssb := func(flags string) string {
+		path := filepath.Join(t.TempDir(), "flags.json")
+		profile := `{"defaultAction": "SCMP_ACT_ALLOW", "flags": [` + flags + `], "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]}`
+		if err := os.WriteFile(path, []byte(profile), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		exit, out, err := run(t, rootfs, Spec{Seccomp: path, Args: []string{"grep", "Speculation_Store_Bypass", "/proc/self/status"}})
+		if err != nil || exit.Status() != 0 {
+			t.Fatalf("flags [%s]: %v %s %s", flags, err, exit, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	allowed := ssb(`"SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"`)
+	forced := ssb("")
+	t.Logf("with SPEC_ALLOW: %q; without: %q", allowed, forced)
+	if !strings.Contains(forced, "thread force mitigated") {
+		t.Skip("this CPU or kernel does not force the mitigation for seccomp: SPEC_ALLOW is not observable")
+	}
+	if strings.Contains(allowed, "force mitigated") {
+		t.Errorf("SPEC_ALLOW was not applied: %q", allowed)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/container/seccomp"
 )
 
 // InitArg is argv[1] of the berth process that runs as a container's init.
@@ -50,8 +52,11 @@ type initConfig struct {
 	Spec    Spec     `json:"spec"`
 	Caps    []string `json:"caps"`
 	Devices []Device `json:"devices,omitempty"`
-	// Seccomp is the compiled filter; nil for unconfined.
-	Seccomp []unix.SockFilter `json:"seccomp,omitempty"`
+	// Seccomp is the compiled filter; nil for unconfined. SeccompFlags
+	// are the SECCOMP_FILTER_FLAG_* bits of the profile's flags, which
+	// its install passes on (TSYNC is always set).
+	Seccomp      []unix.SockFilter `json:"seccomp,omitempty"`
+	SeccompFlags uint              `json:"seccomp_flags,omitempty"`
 	// CgroupVersion and CgroupV1 say which cgroup hierarchies to mount
 	// inside the container.
 	CgroupVersion int       `json:"cgroup_version"`
@@ -74,6 +79,8 @@ type initConfig struct {
 	// Net is eth0's configuration on a bridge.
 	Net   *initNet `json:"net,omitempty"`
 	Trace bool     `json:"trace,omitempty"`
+	// warnings are what the start tells its caller (Container.Warnings).
+	warnings []string
 }
 
 // v1Mount is a v1 hierarchy as the container sees it: mounted at
@@ -139,7 +146,7 @@ func start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 		return nil, setupError(err)
 	}
 	trace("cgroup")
-	c := &Container{Spec: cfg.Spec, cgroup: cg, cfg: cfg}
+	c := &Container{Spec: cfg.Spec, cgroup: cg, cfg: cfg, Warnings: cfg.warnings}
 	cfg.CgroupV1 = c.v1Mounts()
 
 	// 3. Start the container's first process in new namespaces: without
@@ -204,10 +211,17 @@ func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 	if cfg.Caps == nil {
 		cfg.Caps = DefaultCaps
 	}
-	prog, err := seccompFilter(spec.Seccomp, cfg.Caps)
+	filter, err := seccompFilter(spec.Seccomp, cfg.Caps)
 	if err != nil {
 		return cfg, err
 	}
+	if err := seccomp.CheckFlags(filter.flags); err != nil {
+		return cfg, fmt.Errorf("seccomp profile %s: %w", profileName(spec.Seccomp), err)
+	}
+	if w := filter.warning(spec.Seccomp); w != "" {
+		cfg.warnings = append(cfg.warnings, w)
+	}
+	prog := filter.prog
 	if spec.AllowNewPrivileges && len(prog) > 0 {
 		// Installed before the credentials are set, in either start
 		// path (newExecPlan checks an exec's, with its user).
@@ -219,7 +233,7 @@ func resolve(layout *Layout, spec Spec, nw *Network) (initConfig, error) {
 			return cfg, err
 		}
 	}
-	cfg.Seccomp = prog
+	cfg.Seccomp, cfg.SeccompFlags = prog, filter.flags
 	cfg.Spec = spec
 	return cfg, nil
 }

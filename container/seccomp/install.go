@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// filterFlags are the profile flags this package passes to the kernel.
+// filterFlags are the profile flags this package passes to the kernel
+// when it installs the profile's filter, as runc does: TSYNC (always set
+// anyway), LOG (log every action but allow, kernel 4.14) and SPEC_ALLOW
+// (no forced Speculative Store Bypass mitigation, kernel 4.17).
 // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV belongs to notify listeners,
 // which are not supported.
 var filterFlags = map[string]uint{
@@ -57,6 +61,8 @@ func InstallFlags(prog []unix.SockFilter, flags uint) error {
 	switch {
 	case errno == unix.EACCES:
 		return errors.New("seccomp: install filter: permission denied: set no_new_privs first or hold CAP_SYS_ADMIN")
+	case errno == unix.EINVAL && flags != 0:
+		return fmt.Errorf("seccomp: install filter with flags %s: %w", strings.Join(FlagNames(flags), ", "), errno)
 	case errno != 0:
 		return fmt.Errorf("seccomp: install filter: %w", errno)
 	case r != 0:
@@ -65,4 +71,42 @@ func InstallFlags(prog []unix.SockFilter, flags uint) error {
 		return fmt.Errorf("seccomp: install filter: thread %d cannot synchronize", r)
 	}
 	return nil
+}
+
+// CheckFlags asks the kernel whether it knows each SECCOMP_FILTER_FLAG_*
+// bit of flags, without installing anything: seccomp(2) refuses a flag
+// it does not know with EINVAL before it reads the filter, which is
+// NULL here (EFAULT). The error names the first flag refused.
+func CheckFlags(flags uint) error {
+	for bit := uint(1); bit != 0 && bit <= flags; bit <<= 1 {
+		if flags&bit == 0 {
+			continue
+		}
+		_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(bit), 0)
+		if errno == unix.EINVAL {
+			return fmt.Errorf("seccomp: the kernel refuses the filter flag %s", flagName(bit))
+		}
+	}
+	return nil
+}
+
+// FlagNames returns the names of the SECCOMP_FILTER_FLAG_* bits of flags.
+func FlagNames(flags uint) []string {
+	var out []string
+	for bit := uint(1); bit != 0 && bit <= flags; bit <<= 1 {
+		if flags&bit != 0 {
+			out = append(out, flagName(bit))
+		}
+	}
+	return out
+}
+
+// flagName names one SECCOMP_FILTER_FLAG_* bit.
+func flagName(bit uint) string {
+	for name, b := range filterFlags {
+		if b == bit {
+			return name
+		}
+	}
+	return fmt.Sprintf("%#x", bit)
 }

@@ -22,6 +22,10 @@ func main() {
 		time.Sleep(time.Hour)
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "cloneparent" {
+		cloneParent()
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "forkbomb" {
 		forkBomb()
 		return
