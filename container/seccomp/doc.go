@@ -16,6 +16,10 @@
 // tables of its own GOARCH: amd64 carries x86_64, i386 and x32; arm64
 // carries aarch64 and arm; arm carries arm; riscv64 carries riscv64.
 // Compiling for another GOARCH fails (the package's tests link them all).
+// Every binary links the names of all tables (not their numbers), to tell
+// a name of another platform from one no platform has (UnknownSyscalls).
+// CloneGuard is the filter berth stacks in an exec'd process against
+// CLONE_PARENT.
 package seccomp
 
 //go:generate go run internal/gen/main.go
