@@ -14,10 +14,12 @@ import (
 )
 
 // treeResult is what the builder reports: the terminal's master when
-// the workload has one, or what failed.
+// the workload has one, the Landlock ruleset the child was handed when
+// the spec has one (kept for the container's execs), or what failed.
 type treeResult struct {
-	pty *os.File
-	err error
+	pty      *os.File
+	landlock *os.File
+	err      error
 }
 
 // job is a builder's work: the tree of the child pid (pidfd), whose end
@@ -79,16 +81,17 @@ func (b *builder) serve() {
 		runtime.UnlockOSThread()
 		return
 	}
-	var pty *os.File
+	var tree treeResult
 	err := safe.Call("build the container's tree", func() (err error) {
-		pty, err = buildTree(j)
+		tree, err = buildTree(j)
 		return err
 	})
 	if err != nil {
 		// The parent waits for the child's execve: the child must end.
 		_ = syscall.Kill(j.pid, syscall.SIGKILL)
 	}
-	b.done <- treeResult{pty, err}
+	tree.err = err
+	b.done <- tree
 }
 
 // start hands the builder its job.
@@ -112,20 +115,22 @@ func (b *builder) release() {
 var builderHook func()
 
 // buildTree joins the child's namespaces from the builder's thread,
-// builds the container's tree and gives the child the go-ahead.
-func buildTree(j job) (*os.File, error) {
+// builds the container's tree and gives the child the go-ahead. It
+// returns the terminal's master and the Landlock ruleset, each when
+// there is one.
+func buildTree(j job) (treeResult, error) {
 	cfg, spec := j.cfg, j.cfg.Spec
 	// 1. The child's namespaces: setns(CLONE_NEWNS) refuses a thread that
 	// shares its filesystem context.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return nil, fmt.Errorf("unshare filesystem context: %w", err)
+		return treeResult{}, fmt.Errorf("unshare filesystem context: %w", err)
 	}
 	ns := unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	if spec.Net != "host" {
 		ns |= unix.CLONE_NEWNET
 	}
 	if err := joinNamespaces(j.pidfd, j.pid, ns); err != nil {
-		return nil, err
+		return treeResult{}, err
 	}
 	trace("setns")
 	if builderHook != nil {
@@ -134,11 +139,11 @@ func buildTree(j job) (*os.File, error) {
 
 	// 2. Name the host; bring up lo and, on a bridge, eth0.
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-		return nil, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+		return treeResult{}, fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
 	}
 	if spec.Net != "host" {
 		if err := netUp(cfg.Net); err != nil {
-			return nil, err
+			return treeResult{}, err
 		}
 		trace("net-up")
 	}
@@ -149,36 +154,44 @@ func buildTree(j job) (*os.File, error) {
 	defer ctxs.close()
 	root, err := setupRootfs(cfg, j.hm, ctxs.open)
 	if err != nil {
-		return nil, err
+		return treeResult{}, err
 	}
 	defer root.close()
 	trace("rootfs")
 
 	// 4. pivot_root, then what needs the new root.
 	if err := root.pivotRoot(); err != nil {
-		return nil, err
+		return treeResult{}, err
 	}
 	if spec.ReadonlyRoot {
 		if err := setReadonly(root.root, false); err != nil {
-			return nil, fmt.Errorf("root: %w", err)
+			return treeResult{}, fmt.Errorf("root: %w", err)
 		}
 	}
 	if err := root.mountCgroups(cfg); err != nil {
-		return nil, err
+		return treeResult{}, err
 	}
 	trace("pivot")
 
-	// 5. Landlock's ruleset, over the finished tree.
+	// 5. Landlock's ruleset, over the finished tree: the child is
+	// handed a copy, berth keeps it for the container's execs.
+	var tree treeResult
 	ruleset := -1
 	if spec.Landlock != nil {
 		if ruleset, err = landlockRuleset(spec.Landlock, int(root.root.Fd())); err != nil {
-			return nil, err
+			return treeResult{}, err
 		}
 		if ruleset >= 0 {
-			defer unix.Close(ruleset)
+			tree.landlock = os.NewFile(uintptr(ruleset), "landlock ruleset")
 		}
 	}
-	return goAhead(j.sock, spec, ruleset)
+	if tree.pty, err = goAhead(j.sock, spec, ruleset); err != nil {
+		if tree.landlock != nil {
+			tree.landlock.Close()
+		}
+		return treeResult{}, err
+	}
+	return tree, nil
 }
 
 // joinNamespaces enters the namespaces ns of the process pidfd (pid): in

@@ -33,6 +33,10 @@ type Container struct {
 	// (mu guards it against an exec that is under way).
 	mu    sync.Mutex
 	pidfd *os.File
+	// landlock is the Landlock ruleset the first process was confined
+	// to, made at the start, which every exec is confined to as well:
+	// nil without one (mu guards it as it does pidfd).
+	landlock *os.File
 }
 
 // Signal sends sig to the container's first process.
@@ -77,6 +81,10 @@ func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
 	if c.pidfd != nil {
 		c.pidfd.Close()
 		c.pidfd = nil
+	}
+	if c.landlock != nil {
+		c.landlock.Close()
+		c.landlock = nil
 	}
 	c.mu.Unlock()
 	e.OOMKills = c.cgroup.oomKills()

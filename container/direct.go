@@ -52,7 +52,8 @@ type directFds struct {
 	null            *os.File
 	cgroupTasks     []*os.File
 	cgroupDir       *os.File
-	// landlock is an exec's Landlock ruleset (exec.go).
+	// landlock is an exec's copy of the ruleset the container was
+	// started with (exec.go).
 	landlock *os.File
 }
 
@@ -130,7 +131,7 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 		if res.err != nil {
 			err = setupError(res.err)
 		}
-		c.PTY = res.pty
+		c.PTY, c.landlock = res.pty, res.landlock
 	}
 	if failed {
 		err = describeChildError(k, rec, spec)
@@ -143,6 +144,10 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 	if c.PTY != nil {
 		c.PTY.Close()
 		c.PTY = nil
+	}
+	if c.landlock != nil {
+		c.landlock.Close()
+		c.landlock = nil
 	}
 	return err
 }
@@ -268,4 +273,13 @@ func parseChildError(data []byte) ([3]uint32, bool) {
 	}
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec[0])), unsafe.Sizeof(rec)), data)
 	return rec, true
+}
+
+// dupAbove2 returns a close-on-exec copy of f above the child's stdio.
+func dupAbove2(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }

@@ -105,13 +105,13 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	if err != nil {
 		return nil, setupError(err)
 	}
-	pidfd, root, err := c.handles()
+	pidfd, root, ruleset, err := c.handles()
 	if err != nil {
 		return nil, err
 	}
 	defer pidfd.Close()
 	defer root.Close()
-	d := &directFds{}
+	d := &directFds{landlock: ruleset}
 	defer d.close()
 	if err := d.open(c, c.cgroup.layout); err != nil {
 		return nil, setupError(err)
@@ -228,41 +228,52 @@ func setEnv(env []string, k, kv string) []string {
 	return append(out, kv)
 }
 
-// handles returns a pidfd of the container's first process and that
+// handles returns a pidfd of the container's first process, that
 // process's root, opened while the pidfd shows the process has not been
-// reaped: so the pid in /proc/PID/root was still its own.
-func (c *Container) handles() (pidfd, root *os.File, err error) {
+// reaped (so the pid in /proc/PID/root was still its own), and a copy of
+// the Landlock ruleset it was confined to (nil: none).
+func (c *Container) handles() (pidfd, root, ruleset *os.File, err error) {
 	c.mu.Lock()
 	if c.pidfd == nil {
 		c.mu.Unlock()
-		return nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+		return nil, nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
 	}
-	fd, err := unix.FcntlInt(c.pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	pidfd, err = dupAbove2(c.pidfd)
+	if err == nil && c.landlock != nil {
+		if ruleset, err = dupAbove2(c.landlock); err != nil {
+			pidfd.Close()
+		}
+	}
 	c.mu.Unlock()
 	if err != nil {
-		return nil, nil, setupError(fmt.Errorf("exec: pidfd: %w", err))
+		return nil, nil, nil, setupError(fmt.Errorf("exec: %w", err))
 	}
-	pidfd = os.NewFile(uintptr(fd), "pidfd")
+	defer func() {
+		if err != nil {
+			pidfd.Close()
+			if ruleset != nil {
+				ruleset.Close()
+			}
+		}
+	}()
 	p := "/proc/" + strconv.Itoa(c.Pid) + "/root"
 	rfd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil || !alive(pidfd) {
 		if err == nil {
 			unix.Close(rfd)
 		}
-		pidfd.Close()
-		return nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+		return nil, nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
 	}
 	if rfd <= 2 {
 		// Keep the child's fds above its stdio (directFds.open).
 		moved, err := unix.FcntlInt(uintptr(rfd), unix.F_DUPFD_CLOEXEC, 3)
 		unix.Close(rfd)
 		if err != nil {
-			pidfd.Close()
-			return nil, nil, setupError(fmt.Errorf("exec: %s: %w", p, err))
+			return nil, nil, nil, setupError(fmt.Errorf("exec: %s: %w", p, err))
 		}
 		rfd = moved
 	}
-	return pidfd, os.NewFile(uintptr(rfd), p), nil
+	return pidfd, os.NewFile(uintptr(rfd), p), ruleset, nil
 }
 
 // alive reports whether the process of pidfd has not been reaped.
@@ -367,16 +378,15 @@ func newExecPlan(cfg initConfig, spec Spec, d *directFds, pidfd, root *os.File, 
 		k.send.SetControllen(len(k.sendOOB))
 	}
 	if spec.Landlock != nil {
-		// The container's ruleset, made again over its root as the
-		// first process's was over the tree; closed once the child has
-		// exec'd (d.landlock).
-		fd, err := landlockRuleset(spec.Landlock, int(root.Fd()))
-		if err != nil {
-			return nil, err
+		// The very ruleset the first process was confined to, made at
+		// the start (d.landlock, a copy closed once the child has
+		// exec'd): never made again from the tree as the workload may
+		// have changed it since, a path swapped for a symlink.
+		if d.landlock == nil && LandlockABI() != 0 {
+			return nil, errors.New("landlock: the container has no ruleset kept from its start: refusing exec")
 		}
-		if fd >= 0 {
-			d.landlock = os.NewFile(uintptr(fd), "landlock ruleset")
-			k.ruleset = int32(fd)
+		if d.landlock != nil {
+			k.ruleset = int32(d.landlock.Fd())
 			keep = append(keep, k.ruleset)
 		}
 	}

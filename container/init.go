@@ -99,14 +99,18 @@ func runInit() error {
 }
 
 // prepareProcess makes Landlock's ruleset over the finished tree (-1:
-// none), the terminal, the process limits and the working directory
-// (returned), while berth still holds its privileges.
+// none), also handed to berth for the container's execs, the terminal,
+// the process limits and the working directory (returned), while berth
+// still holds its privileges.
 func prepareProcess(cfg initConfig, root *rootMounter) (ruleset int, cwd string, err error) {
 	spec := cfg.Spec
 	// Landlock's ruleset, over the finished tree.
 	ruleset = -1
 	if spec.Landlock != nil {
 		if ruleset, err = landlockRuleset(spec.Landlock, int(root.root.Fd())); err != nil {
+			return -1, "", err
+		}
+		if err := sendRuleset(cfg.LandlockFd, ruleset); err != nil {
 			return -1, "", err
 		}
 	}

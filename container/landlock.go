@@ -3,7 +3,9 @@ package container
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -135,6 +137,57 @@ func landlockAllow(ruleset, root int, p string, rights uint64) error {
 		return fmt.Errorf("add rule: %w", e)
 	}
 	return nil
+}
+
+// sendRuleset hands berth, on the init's socket sockFd, the ruleset
+// (-1: none) the workload is about to be confined to, for the
+// container's execs (recvRuleset), and closes the socket.
+func sendRuleset(sockFd, ruleset int) error {
+	if sockFd <= 2 {
+		return errors.New("landlock: no socket to hand berth the ruleset on")
+	}
+	defer unix.Close(sockFd)
+	var rights []byte
+	if ruleset >= 0 {
+		rights = unix.UnixRights(ruleset)
+	}
+	if err := unix.Sendmsg(sockFd, []byte{'l'}, rights, nil, 0); err != nil {
+		return fmt.Errorf("landlock: hand berth the ruleset: %w", err)
+	}
+	return nil
+}
+
+// recvRuleset receives on sock the ruleset a spawned init confines the
+// container's first process to (sendRuleset), which its execs are
+// confined to as well: nil when there is none, which only l best effort
+// on a kernel without Landlock may have.
+func recvRuleset(sock *os.File, l *Landlock) (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("landlock: receive the ruleset from the container's init: %w", err)
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+		fds, _ = unix.ParseUnixRights(&msgs[0])
+	}
+	if n == 1 && len(fds) == 0 && l.BestEffort && LandlockABI() == 0 {
+		return nil, nil
+	}
+	if n != 1 || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, errors.New("landlock: the container's init handed berth no ruleset")
+	}
+	f := os.NewFile(uintptr(fds[0]), "landlock ruleset")
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fds[0]))
+	if err != nil || link != "anon_inode:[landlock-ruleset]" {
+		f.Close()
+		return nil, fmt.Errorf("landlock: the container's init handed berth %q, not a ruleset (%v)", link, err)
+	}
+	return f, nil
 }
 
 // landlockRestrict confines the calling thread to ruleset, for the

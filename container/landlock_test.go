@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"berth/internal/testutil"
 )
@@ -142,5 +143,57 @@ func TestLandlockExecDenied(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "exec /bin/echo: permission denied (Landlock allows executing only beneath") {
 			t.Errorf("user namespace %v: start error %v, output %q; want exec refused, naming Landlock", userNS != nil, err, out)
 		}
+	}
+}
+
+// TestLandlockExecSwapped checks an exec gets no more than the first
+// process got when the workload, which may write /srv/rw, swaps its read
+// path /srv/rw/pub for a symlink to /srv/open: the exec is confined by
+// the start's ruleset, not one made again from the changed tree, so it
+// reads /srv/open no more than the workload can; and once the path is
+// gone, execs still run.
+func TestLandlockExecSwapped(t *testing.T) {
+	if LandlockABI() == 0 {
+		t.Fatal("this kernel has no Landlock")
+	}
+	for name, userNS := range map[string]*UserNS{"direct": nil,
+		"userns": {UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}} {
+		t.Run(name, func(t *testing.T) {
+			rootfs := landlockRootfs(t)
+			pub := filepath.Join(rootfs, "srv/rw/pub")
+			if err := os.Mkdir(pub, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(pub, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			swap := "rm -r /srv/rw/pub && ln -s /srv/open /srv/rw/pub; exec sleep 1000"
+			c := startRunning(t, rootfs, Spec{UserNS: userNS, Caps: DefaultCaps, Args: []string{"sh", "-c", swap},
+				Landlock: &Landlock{Read: []string{"/bin", "/srv/rw/pub"}, Write: []string{"/srv/rw"}}})
+			for i := 0; ; i++ {
+				ws, _, err := execOutput(t, c, ExecOptions{Args: []string{"test", "-L", "/srv/rw/pub"}})
+				if err == nil && ws.ExitStatus() == 0 {
+					break
+				}
+				if i == 100 {
+					t.Fatalf("the workload did not swap /srv/rw/pub: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			_, out, err := execOutput(t, c, ExecOptions{Args: []string{"sh", "-c", "cat /srv/open/data; cat /srv/rw/pub/data; echo ran"}})
+			if err != nil || !containsLine(out, "ran") {
+				t.Fatalf("exec: %v, output %q; want it run", err, out)
+			}
+			if strings.Contains(out, "srv/open-data") {
+				t.Errorf("the exec read /srv/open through the swapped read path:\n%s", out)
+			}
+			// Gone altogether, the read path fails no exec either.
+			if _, _, err := execOutput(t, c, ExecOptions{Args: []string{"rm", "/srv/rw/pub"}}); err != nil {
+				t.Fatal(err)
+			}
+			if ws, out, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); err != nil || ws.ExitStatus() != 0 {
+				t.Errorf("exec with the read path gone: %v, %v, output %q; want it run", err, ws, out)
+			}
+		})
 	}
 }

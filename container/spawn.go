@@ -74,6 +74,8 @@ type spawnFiles struct {
 	early      []string  // v1 cgroups the parent moves the init into
 	hm         *hostMounts
 	closers    []io.Closer
+	// landlockParent, with Landlock, is where the init sends its ruleset.
+	landlockParent *os.File
 }
 
 // open makes the init's fds: stdio, the two pipes, the cgroup.procs files
@@ -117,15 +119,14 @@ func (sf *spawnFiles) open(c *Container, cfg *initConfig, opts Options) error {
 		sf.files = append(sf.files, f.Fd())
 	}
 	if cfg.Spec.TTY {
-		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("pty socket: %w", err)
+		if sf.ptyParent, cfg.PTYFd, err = sf.socket("pty socket"); err != nil {
+			return err
 		}
-		sf.ptyParent = os.NewFile(uintptr(pair[0]), "pty socket")
-		ptyChild := os.NewFile(uintptr(pair[1]), "pty socket")
-		sf.closers = append(sf.closers, sf.ptyParent, ptyChild)
-		cfg.PTYFd = len(sf.files)
-		sf.files = append(sf.files, ptyChild.Fd())
+	}
+	if cfg.Spec.Landlock != nil {
+		if sf.landlockParent, cfg.LandlockFd, err = sf.socket("landlock socket"); err != nil {
+			return err
+		}
 	}
 	if sf.hm, err = prepareHostMounts(cfg.Spec, cfg.Devices); err != nil {
 		return err
@@ -142,6 +143,19 @@ func (sf *spawnFiles) open(c *Container, cfg *initConfig, opts Options) error {
 		sf.files = append(sf.files, f.Fd())
 	}
 	return nil
+}
+
+// socket makes a socket pair: it returns berth's end and the init's fd
+// of the other.
+func (sf *spawnFiles) socket(name string) (*os.File, int, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", name, err)
+	}
+	parent, child := os.NewFile(uintptr(pair[0]), name), os.NewFile(uintptr(pair[1]), name)
+	sf.closers = append(sf.closers, parent, child)
+	sf.files = append(sf.files, child.Fd())
+	return parent, len(sf.files) - 1, nil
 }
 
 // attr is the init's clone: its namespaces, id maps, parent-death signal
@@ -246,6 +260,16 @@ func (c *Container) runInit(pid int, cfg initConfig, opts Options, sf *spawnFile
 			return setupError(fmt.Errorf("receive pty: %w", err))
 		}
 		c.PTY = master
+	}
+	if sf.landlockParent != nil {
+		var err error
+		if c.landlock, err = recvRuleset(sf.landlockParent, spec.Landlock); err != nil {
+			if c.PTY != nil {
+				c.PTY.Close()
+				c.PTY = nil
+			}
+			return setupError(err)
+		}
 	}
 	return nil
 }

@@ -63,9 +63,11 @@ type initConfig struct {
 	CgroupV1      []v1Mount `json:"cgroup_v1,omitempty"`
 	// CgroupFds are the init's fds of the container cgroup's cgroup.procs
 	// files (one per hierarchy), opened by the parent; PTYFd is the pty
-	// socket, or 0.
-	CgroupFds []int `json:"cgroup_fds"`
-	PTYFd     int   `json:"pty_fd,omitempty"`
+	// socket, or 0; LandlockFd, with Spec.Landlock, the socket the init
+	// hands berth its Landlock ruleset on (sendRuleset), or 0.
+	CgroupFds  []int `json:"cgroup_fds"`
+	PTYFd      int   `json:"pty_fd,omitempty"`
+	LandlockFd int   `json:"landlock_fd,omitempty"`
 	// RootfsFd, MountFds and DeviceFds are the init's fds of the detached
 	// mounts the parent prepared (see hostmounts.go): the rootfs, each
 	// spec mount's bind source (-1 for a tmpfs) and, in a user namespace,
