@@ -70,6 +70,16 @@ command = ["/bin/echo", "best effort ran without landlock"]
 [container.landlock]
 read = ["/bin"]
 best_effort = true
+
+[[container]]
+name = "landlock-best-effort-userns"
+image = "/images/demo.tar.zst"
+user_ns = true
+oneshot = true
+command = ["/bin/echo", "best effort ran without landlock"]
+[container.landlock]
+read = ["/bin"]
+best_effort = true
 `
 
 // enforcingConfig runs, under the reference policy enforced, a
@@ -115,7 +125,8 @@ command = ["/bin/echo", "ran with a tmpfs of a process type"]
 // in its label, read back from /proc/self/attr/current, and its tmpfs
 // mounts carry its label or its mount label; a label the policy does not
 // define fails that container's start, saying so; a Landlock container
-// fails to start, saying the kernel has none, unless it is best effort.
+// fails to start, saying the kernel has none, unless it is best effort
+// (direct or user-namespaced: its init then hands berth no ruleset).
 // Enforcing: a container runs in berth's own domain with a file type on
 // its tmpfs, while those the policy refuses never run: under
 // no_new_privs the exec fails with EPERM (nnp_transition), without it
@@ -149,6 +160,7 @@ func TestQEMUSELinux(t *testing.T) {
 			`container invalid could not start: selinux label "nobody_u:nothing_r:nothing_t:s0": not a valid context of the loaded policy`,
 			`container landlock could not start: landlock: the kernel has no Landlock`,
 			"landlock-best-effort | best effort ran without landlock",
+			"landlock-best-effort-userns | best effort ran without landlock",
 		)
 		for _, bad := range []string{"ran outside its label", "landlock | ran without landlock", "nolabel | mount context="} {
 			if strings.Contains(out, bad) {
