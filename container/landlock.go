@@ -168,6 +168,9 @@ func recvRuleset(sock *os.File, l *Landlock) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("landlock: receive the ruleset from the container's init: %w", err)
 	}
+	if n == 0 && oobn == 0 {
+		return nil, errors.New("landlock: the container's init ended before it sent its ruleset")
+	}
 	var fds []int
 	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
 		fds, _ = unix.ParseUnixRights(&msgs[0])

@@ -49,6 +49,11 @@ func (c *Container) spawn(layout *Layout, cfg initConfig, opts Options) error {
 	runtime.UnlockOSThread()
 	sf.cfgR.Close()
 	sf.errW.Close()
+	// The init's ends of the socket pairs too: an init that dies before
+	// it sends then reads as an end of file, not a receive for ever.
+	for _, f := range sf.childEnds {
+		f.Close()
+	}
 	if err != nil {
 		return setupError(fmt.Errorf("start container init: %w", err))
 	}
@@ -74,6 +79,7 @@ type spawnFiles struct {
 	early      []string  // v1 cgroups the parent moves the init into
 	hm         *hostMounts
 	closers    []io.Closer
+	childEnds  []*os.File // the init's ends of the socket pairs
 	// landlockParent, with Landlock, is where the init sends its ruleset.
 	landlockParent *os.File
 }
@@ -154,6 +160,7 @@ func (sf *spawnFiles) socket(name string) (*os.File, int, error) {
 	}
 	parent, child := os.NewFile(uintptr(pair[0]), name), os.NewFile(uintptr(pair[1]), name)
 	sf.closers = append(sf.closers, parent, child)
+	sf.childEnds = append(sf.childEnds, child)
 	sf.files = append(sf.files, child.Fd())
 	return parent, len(sf.files) - 1, nil
 }
@@ -247,6 +254,9 @@ func (c *Container) runInit(pid int, cfg initConfig, opts Options, sf *spawnFile
 	}
 	sf.cfgW.Close()
 	trace("config-sent")
+	if initConfigSent != nil {
+		initConfigSent(pid)
+	}
 
 	// 7. The error pipe is close-on-exec: EOF without a message means the
 	// workload was exec'd.
@@ -288,3 +298,7 @@ func killStarted(pid int, opts Options) {
 		}
 	}
 }
+
+// initConfigSent, set by tests, runs in berth once the init has its
+// config, before berth reads what the init hands back.
+var initConfigSent func(pid int)
