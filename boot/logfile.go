@@ -187,14 +187,27 @@ func (r *rotatingFile) write(line string) {
 		r.size += int64(n)
 		return
 	}
-	if n > 0 {
-		fd := int(r.f.Fd())
-		end, serr := unix.Seek(fd, 0, io.SeekCurrent)
-		if serr != nil || unix.Ftruncate(fd, end-int64(n)) != nil {
-			r.size += int64(n) // there to stay
-		}
+	if n > 0 && !r.cutShortWrite(int64(n)) {
+		r.size += int64(n) // there to stay
 	}
 	r.report(warnWrite, err)
+}
+
+// cutShortWrite cuts the n bytes a short write left at the file's end,
+// if they are still its end: another writer of the file (a container
+// may write the log's directory) that appended or truncated meanwhile
+// keeps its bytes, and the partial line stays.
+func (r *rotatingFile) cutShortWrite(n int64) bool {
+	fd := int(r.f.Fd())
+	end, err := unix.Seek(fd, 0, io.SeekCurrent)
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Size != end {
+		return false
+	}
+	return unix.Ftruncate(fd, end-n) == nil
 }
 
 // fileLine is l as a line of the log file: its time, a space and its

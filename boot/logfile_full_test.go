@@ -125,3 +125,41 @@ func TestRotatingFileFullDisk(t *testing.T) {
 		}
 	})
 }
+
+// TestCutShortWriteOthersBytes: undoing a short write cuts only berth's
+// own bytes at the file's end; when another writer appended meanwhile
+// (a container that may write the log's directory), nothing is cut.
+func TestCutShortWriteOthersBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	r, err := openRotatingFile(path, 1<<20, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.f.WriteString("whole\npart"); err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.WriteString("other's\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r.cutShortWrite(int64(len("part"))) {
+		t.Error("cut a short write that is no longer the file's end")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "whole\npartother's\n" {
+		t.Errorf("file %q: another writer's bytes were cut", data)
+	}
+	// Still its end, the short write is cut.
+	if _, err := r.f.WriteString("part"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.cutShortWrite(int64(len("part"))) {
+		t.Error("did not cut a short write at the file's end")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "whole\npartother's\n" {
+		t.Errorf("file %q after the cut", data)
+	}
+}
