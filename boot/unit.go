@@ -52,6 +52,10 @@ type unit struct {
 	thenStart   bool
 	// stoppedAt is when it last stopped as asked (the shutdown's log).
 	stoppedAt time.Time
+	// warned is set once its start's warnings (a seccomp profile's
+	// unknown system calls) are logged: a unit's definition, and so its
+	// warnings, change only with a reload, which makes a new unit.
+	warned bool
 	// waitReason is the last "waiting for ..." logged, to log changes only.
 	waitReason string
 	// waiters are control requests answered once the unit has stopped or
@@ -174,8 +178,11 @@ func (s *supervisor) start(u *unit) {
 	}
 	u.c, u.state, u.started, u.lastError = c, stateRunning, time.Now(), ""
 	s.b.log.Printf("container %s started: pid %d, %s", u.name, c.Pid, describeLimits(u.spec.Limits))
-	for _, w := range c.Warnings {
-		s.b.log.Printf("container %s: warning: %s", u.name, w)
+	if !u.warned { // once, not at every restart of a crash loop
+		for _, w := range c.Warnings {
+			s.b.log.Printf("container %s: warning: %s", u.name, w)
+		}
+		u.warned = len(c.Warnings) > 0
 	}
 	s.startHealth(u, c)
 	s.b.laterModules() // the first container is up: the watchdog's driver may load

@@ -237,3 +237,33 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSeccompWarningOnce: a seccomp profile's unknown system calls are
+// warned of once for a container, not at every restart of its crash
+// loop.
+func TestSeccompWarningOnce(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "bb.tar.zst")
+	if status, _, stderr := berth(t, "image", "pack", testutil.BusyboxRootfs(t), "-o", img); status != 0 {
+		t.Fatalf("pack: %d %s", status, stderr)
+	}
+	write(t, filepath.Join(dir, "profile.json"), `{"defaultAction": "SCMP_ACT_ALLOW",
+ "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_ERRNO"}]}`)
+	cfg := filepath.Join(dir, "berth.toml")
+	write(t, cfg, `[[container]]
+name = "loop"
+image = "bb.tar.zst"
+command = ["false"]
+seccomp = "`+filepath.Join(dir, "profile.json")+`"
+restart = "on-failure"
+restart_delay = "0s"
+max_restarts = 3
+`)
+	_, stdout, stderr := berth(t, "boot", "--config", cfg, "--state", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "berth.sock"))
+	if n := strings.Count(stdout, "container loop: warning:"); n != 1 || !strings.Contains(stdout, "no_such_call") {
+		t.Errorf("%d warnings naming no_such_call, want 1; stdout:\n%s\nstderr:\n%s", n, stdout, stderr)
+	}
+	if n := strings.Count(stdout, "container loop started"); n != 4 {
+		t.Errorf("%d starts, want 4 (max_restarts = 3); stdout:\n%s", n, stdout)
+	}
+}
