@@ -169,6 +169,7 @@ func TestBootSupervision(t *testing.T) {
 	if p := ps()["app"]; p.State != "running" {
 		t.Errorf("after a refused stop, ps says %+v", p)
 	}
+	waitFor(t, "app's trap", log, func() bool { return strings.Contains(log.String(), "app | app 1 up") })
 	if status, stdout, stderr := berth(t, "stop", "app"); status != 0 || !strings.Contains(stdout, "stopped app (status 0)") {
 		t.Fatalf("stop: %d %q %s", status, stdout, stderr)
 	}
@@ -179,7 +180,12 @@ func TestBootSupervision(t *testing.T) {
 	if status, stdout, stderr := berth(t, "start", "app"); status != 0 {
 		t.Fatalf("start right after stop: %d %q %s", status, stdout, stderr)
 	}
-	waitFor(t, "app to run again", log, func() bool { return ps()["app"].State == "running" })
+	// The kernel drops a signal its default action would take to a PID
+	// namespace's init: the restart's stop signal must come after the
+	// trap is set, which the script's line says.
+	waitFor(t, "app to run again", log, func() bool {
+		return ps()["app"].State == "running" && strings.Count(log.String(), "app | app 1 up") == 2
+	})
 	if status, stdout, stderr := berth(t, "restart", "-t", "9223372036", "app"); status != 0 || !strings.Contains(stdout, "restarted app: pid") {
 		t.Fatalf("restart -t 9223372036 app: %d %q %s", status, stdout, stderr)
 	}
