@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -432,21 +431,6 @@ func (s Spec) TracesExecs(caps []string) bool {
 	return s.UserNS == nil && slices.Contains(caps, "SYS_PTRACE")
 }
 
-// berth is non-dumpable while the child of an exec is between its clone
-// and its execve. The child shares berth's memory and runs in the
-// container's PID namespace beside the container's own processes, which
-// could otherwise, once it has the container's credentials, ptrace it or
-// write to its /proc/PID/mem: to PID 1's memory (the class of
-// CVE-2016-9962). Non-dumpable, that takes CAP_SYS_PTRACE in the host's
-// user namespace. Dumpability belongs to the memory, shared by every
-// thread and child: undumpable counts the execs under way and restores
-// berth's own setting after the last.
-var undumpable struct {
-	sync.Mutex
-	n     int
-	saved int
-}
-
 // execCloned, set by tests, runs in berth while the child of an exec may
 // still share its memory.
 var execCloned func(pid int)
@@ -475,29 +459,4 @@ func awaitExec(r *os.File, pid int, bound time.Duration) ([3]uint32, bool) {
 	_ = r.SetReadDeadline(time.Time{})
 	_, _ = io.ReadAll(r) // the end: the child no longer uses its plan
 	return [3]uint32{stepTimeout, uint32(syscall.ETIMEDOUT)}, true
-}
-
-func holdUndumpable() error {
-	undumpable.Lock()
-	defer undumpable.Unlock()
-	if undumpable.n == 0 {
-		saved, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-		if err != nil {
-			return fmt.Errorf("read dumpable: %w", err)
-		}
-		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-			return fmt.Errorf("set non-dumpable: %w", err)
-		}
-		undumpable.saved = saved
-	}
-	undumpable.n++
-	return nil
-}
-
-func releaseUndumpable() {
-	undumpable.Lock()
-	defer undumpable.Unlock()
-	if undumpable.n--; undumpable.n == 0 {
-		_ = unix.Prctl(unix.PR_SET_DUMPABLE, uintptr(undumpable.saved), 0, 0, 0)
-	}
 }
