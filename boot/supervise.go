@@ -216,8 +216,12 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 		case stateStopping:
 			if now.Before(u.stopDeadline) {
 				next = minTime(next, u.stopDeadline)
+				if at := s.resendStop(u, now); !at.IsZero() {
+					next = minTime(next, at)
+				}
 				continue
 			}
+			u.stopUnheard = false
 			if u.c != nil {
 				s.b.log.Printf("container %s did not stop within %s: SIGKILL", name, u.stopDeadline.Sub(u.stopStarted).Round(time.Millisecond))
 				u.c.Kill()

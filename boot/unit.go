@@ -49,6 +49,11 @@ type unit struct {
 	// stopStarted is when the stop began: the SIGKILL's log line gives
 	// the timeout it had (a request's, a hurry's), not stop_timeout.
 	stopStarted time.Time
+	// stopUnheard is set while its first process has had no handler
+	// for the stop signal sent, which the kernel dropped; stopLook is
+	// when to look again (stop_signal.go).
+	stopUnheard bool
+	stopLook    time.Time
 	thenStart   bool
 	// stoppedAt is when it last stopped as asked (the shutdown's log).
 	stoppedAt time.Time
@@ -329,6 +334,7 @@ func (s *supervisor) stop(u *unit, timeout time.Duration) {
 		u.stopDeadline = u.stopStarted.Add(timeout)
 		s.b.log.Printf("stopping container %s (%s, SIGKILL after %s)", u.name, signalName(u.sup.stopSignal), timeout)
 		_ = u.c.Signal(u.sup.stopSignal)
+		s.stopSent(u, u.stopStarted)
 	case stateStopping:
 		if d := time.Now().Add(timeout); d.Before(u.stopDeadline) {
 			u.stopDeadline = d
