@@ -221,7 +221,7 @@ func (s *supervisor) schedule(now time.Time) time.Time {
 				}
 				continue
 			}
-			u.stopUnheard = false
+			u.stopLook = time.Time{}
 			if u.c != nil {
 				s.b.log.Printf("container %s did not stop within %s: SIGKILL", name, u.stopDeadline.Sub(u.stopStarted).Round(time.Millisecond))
 				u.c.Kill()

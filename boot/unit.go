@@ -49,12 +49,11 @@ type unit struct {
 	// stopStarted is when the stop began: the SIGKILL's log line gives
 	// the timeout it had (a request's, a hurry's), not stop_timeout.
 	stopStarted time.Time
-	// stopUnheard is set while its first process has had no handler
-	// for the stop signal sent, which the kernel dropped; stopLook is
-	// when to look again (stop_signal.go).
-	stopUnheard bool
-	stopLook    time.Time
-	thenStart   bool
+	// stopLook, while its first process has had no handler for the
+	// stop signal sent (which the kernel dropped), is when to look
+	// again; zero otherwise (stop_signal.go).
+	stopLook  time.Time
+	thenStart bool
 	// stoppedAt is when it last stopped as asked (the shutdown's log).
 	stoppedAt time.Time
 	// warned is set once its start's warnings (a seccomp profile's

@@ -180,9 +180,10 @@ func TestBootSupervision(t *testing.T) {
 	if status, stdout, stderr := berth(t, "start", "app"); status != 0 {
 		t.Fatalf("start right after stop: %d %q %s", status, stdout, stderr)
 	}
-	// The kernel drops a signal its default action would take to a PID
-	// namespace's init: the restart's stop signal must come after the
-	// trap is set, which the script's line says.
+	// The kernel drops a signal sent to a PID namespace's init before
+	// it has a handler; berth sends it again once the trap is set
+	// (TestStopBeforeHandler). Here the restart waits for the script's
+	// line, so its stop signal comes after the trap.
 	waitFor(t, "app to run again", log, func() bool {
 		return ps()["app"].State == "running" && strings.Count(log.String(), "app | app 1 up") == 2
 	})

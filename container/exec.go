@@ -255,13 +255,9 @@ func (c *Container) handles() (pidfd, root, ruleset *os.File, err error) {
 			}
 		}
 	}()
-	p := "/proc/" + strconv.Itoa(c.Pid) + "/root"
-	rfd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil || !alive(pidfd) {
-		if err == nil {
-			unix.Close(rfd)
-		}
-		return nil, nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
+	p, rfd, err := openProcOf(c.Pid, pidfd, "root", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("exec in container %s: %w", c.Spec.Name, err)
 	}
 	if rfd <= 2 {
 		// Keep the child's fds above its stdio (directFds.open).
@@ -278,6 +274,23 @@ func (c *Container) handles() (pidfd, root, ruleset *os.File, err error) {
 // alive reports whether the process of pidfd has not been reaped.
 func alive(pidfd *os.File) bool {
 	return unix.PidfdSendSignal(int(pidfd.Fd()), 0, nil, 0) == nil
+}
+
+// openProcOf opens /proc/PID/name (close-on-exec, with flags) of the
+// process pid that pidfd names, and checks the pidfd once it is open: a
+// process not yet reaped still owns its pid, so the file opened is its
+// own and never that of a process given the pid since. ErrNotRunning
+// once it is gone. It returns the path opened too.
+func openProcOf(pid int, pidfd *os.File, name string, flags int) (string, int, error) {
+	p := "/proc/" + strconv.Itoa(pid) + "/" + name
+	fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+	if err != nil || !alive(pidfd) {
+		if err == nil {
+			unix.Close(fd)
+		}
+		return p, -1, ErrNotRunning
+	}
+	return p, fd, nil
 }
 
 // cloneIntoPIDNS clones the child of plan k into the PID namespace of

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Handles reports whether the container's first process has a handler
@@ -28,14 +30,11 @@ func (c *Container) Handles(sig syscall.Signal) (bool, error) {
 	if c.pidfd == nil {
 		return false, fmt.Errorf("container %s: %w", c.Spec.Name, ErrNotRunning)
 	}
-	p := "/proc/" + strconv.Itoa(c.Pid) + "/status"
-	f, err := os.Open(p)
-	if err != nil || !alive(c.pidfd) {
-		if err == nil {
-			f.Close()
-		}
-		return false, fmt.Errorf("container %s: %w", c.Spec.Name, ErrNotRunning)
+	p, fd, err := openProcOf(c.Pid, c.pidfd, "status", unix.O_RDONLY)
+	if err != nil {
+		return false, fmt.Errorf("container %s: %w", c.Spec.Name, err)
 	}
+	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	line, err := statusLine(bufio.NewReaderSize(f, 512), "SigCgt:")
 	if err != nil {
