@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -141,12 +142,28 @@ func (g *genStore) readRecord() (r genRecord, ok bool, err error) {
 	return r, true, nil
 }
 
+// cutReason makes a rollback's reason what the record keeps: valid UTF-8
+// (JSON would write each invalid byte as the 3-byte U+FFFD, and the
+// record read back would hold more than was checked) of at most
+// maxReasonLen bytes, cut at a character's start.
+func cutReason(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxReasonLen {
+		return s
+	}
+	cut := maxReasonLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
 // writeRecord replaces the record: one state transition, durable when it
 // returns.
 func (g *genStore) writeRecord(r genRecord) error {
-	if r.LastRollback != nil && len(r.LastRollback.Reason) > maxReasonLen {
+	if r.LastRollback != nil {
 		rb := *r.LastRollback
-		rb.Reason = rb.Reason[:maxReasonLen]
+		rb.Reason = cutReason(rb.Reason)
 		r.LastRollback = &rb
 	}
 	if err := r.check(); err != nil {

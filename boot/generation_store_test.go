@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"time"
 )
 
@@ -382,5 +383,38 @@ func TestSelectGenerationDamagedCommitted(t *testing.T) {
 		if !damagedRecord && (r.LastRollback == nil || r.LastRollback.From != 3 || r.LastRollback.To != 2) {
 			t.Errorf("the record does not say why: %+v", r.LastRollback)
 		}
+	}
+}
+
+// TestRollbackReasonCut: a rollback's reason too long or not valid UTF-8
+// (a path in an error) is kept as a record berth reads back: cut at a
+// character's start within maxReasonLen, invalid bytes replaced. Cut at
+// a byte count, "é"s or a 0xff became U+FFFD in the JSON, longer than
+// the record's check allows, and the next boot fell back.
+func TestRollbackReasonCut(t *testing.T) {
+	for _, tc := range []struct{ name, reason string }{
+		{"ascii at the limit", strings.Repeat("x", maxReasonLen)},
+		{"ascii past it", strings.Repeat("x", maxReasonLen+1)},
+		{"two-byte characters across the limit", "a" + strings.Repeat("é", 600)},
+		{"invalid bytes", strings.Repeat("\xff", 600)},
+		{"invalid byte at the limit", strings.Repeat("x", maxReasonLen-1) + "\xff"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newTestStore(t)
+			if err := g.writeRecord(genRecord{Committed: 1, LastRollback: &Rollback{From: 2, To: 1, Reason: tc.reason}}); err != nil {
+				t.Fatal(err)
+			}
+			r, ok, err := g.readRecord()
+			if err != nil || !ok || r.LastRollback == nil {
+				t.Fatalf("read back: %+v %v %v", r, ok, err)
+			}
+			got := r.LastRollback.Reason
+			if len(got) > maxReasonLen || !utf8.ValidString(got) || got == "" {
+				t.Fatalf("reason read back: %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
+			}
+			if utf8.ValidString(tc.reason) && !strings.HasPrefix(tc.reason, got) {
+				t.Errorf("a valid reason was not cut to a prefix of itself")
+			}
+		})
 	}
 }
