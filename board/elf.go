@@ -156,5 +156,50 @@ func ELFMachine(file, arch string) error {
 	if e.machine != want {
 		return fmt.Errorf("%s is a program for %s", file, machineName(e.machine))
 	}
+	dynamic, err := e.interpreter()
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if dynamic {
+		return fmt.Errorf("%s is dynamically linked (it names a program interpreter), and no library is there to run it: build berth with CGO_ENABLED=0", file)
+	}
 	return nil
 }
+
+// interpreter tells whether the file names a program interpreter
+// (PT_INTERP): a dynamically linked program, which a machine without its
+// loader and libraries cannot run.
+func (e *elfFile) interpreter() (bool, error) {
+	// The program header table: offset, entry size, count.
+	hdr, at := make([]byte, 64), []int{0x1c, 0x2a, 0x2c}
+	if e.is64 {
+		at = []int{0x20, 0x36, 0x38}
+	}
+	if _, err := e.r.ReadAt(hdr, 0); err != nil {
+		return false, fmt.Errorf("ELF header: %w", err)
+	}
+	phoff := uint64(e.order.Uint32(hdr[at[0]:]))
+	if e.is64 {
+		phoff = e.order.Uint64(hdr[at[0]:])
+	}
+	entsize, num := int64(e.order.Uint16(hdr[at[1]:])), int(e.order.Uint16(hdr[at[2]:]))
+	if num == 0 {
+		return false, nil
+	}
+	if entsize < 32 || phoff > 1<<40 {
+		return false, errors.New("ELF program headers out of bounds")
+	}
+	typ := make([]byte, 4)
+	for i := 0; i < num; i++ {
+		if _, err := e.r.ReadAt(typ, int64(phoff)+int64(i)*entsize); err != nil {
+			return false, fmt.Errorf("ELF program header %d: %w", i, err)
+		}
+		if e.order.Uint32(typ) == ptInterp {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ptInterp is the program header type of a program interpreter's path.
+const ptInterp = 3

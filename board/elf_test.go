@@ -98,4 +98,15 @@ func TestELFMachine(t *testing.T) {
 	if err := ELFMachine(self, "mips"); err == nil {
 		t.Error("an unknown architecture")
 	}
+	// A dynamically linked program of this machine: Debian's own.
+	for _, dyn := range []string{"/bin/true", "/usr/bin/true"} {
+		if _, err := os.Stat(dyn); err != nil {
+			continue
+		}
+		if err := ELFMachine(dyn, runtime.GOARCH); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
+			t.Errorf("%s, dynamically linked: %v", dyn, err)
+		}
+		return
+	}
+	t.Error("no dynamically linked program to test with")
 }

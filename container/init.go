@@ -248,6 +248,9 @@ func execTinyInit(cfg initConfig) error {
 	empty := []byte{0}
 	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(cfg.InitExeFd), uintptr(unsafe.Pointer(&empty[0])),
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	if errno == unix.ENOENT { // the file is there: what is missing is its loader
+		return fmt.Errorf("exec berth's init: %w: berth is dynamically linked, and the container has no loader for it: build berth with CGO_ENABLED=0", errno)
+	}
 	return fmt.Errorf("exec berth's init: %w", errno)
 }
 
