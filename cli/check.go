@@ -28,5 +28,10 @@ func checkMain(c *ctx, args []string) int {
 		return exitUsage
 	}
 	fmt.Fprintf(c.stdout, "%s: ok, %s\n", boot.DisplayPath(pos[0]), plural(len(cfg.Container), "container"))
+	if len(cfg.Container) == 0 {
+		// Valid (a first boot may have nothing to run yet), but berth
+		// boot ends at once with it, and berth apply refuses it.
+		fmt.Fprintf(c.stderr, "%s: note: no [[container]]: berth boot ends at once (as PID 1: it powers off), and berth apply refuses this file\n", boot.DisplayPath(pos[0]))
+	}
 	return exitOK
 }

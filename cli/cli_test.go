@@ -97,8 +97,15 @@ func TestCheck(t *testing.T) {
 			}
 		}
 	}
-	if _, stdout, _ := berth(t, "check", good); stdout != good+": ok, 1 container\n" {
-		t.Errorf("berth check %s: %q", good, stdout)
+	if _, stdout, stderr := berth(t, "check", good); stdout != good+": ok, 1 container\n" || stderr != "" {
+		t.Errorf("berth check %s: %q, stderr %q", good, stdout, stderr)
+	}
+	// A config without containers is valid, with a note on what it does.
+	empty := filepath.Join(dir, "empty.toml")
+	write(t, empty, "hostname = \"edge\"\n")
+	status, stdout, stderr := berth(t, "check", empty)
+	if status != 0 || stdout != empty+": ok, 0 containers\n" || !strings.Contains(stderr, "note: no [[container]]: berth boot ends at once") {
+		t.Errorf("berth check %s: status %d, %q, stderr %q", empty, status, stdout, stderr)
 	}
 }
 
