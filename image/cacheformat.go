@@ -31,16 +31,17 @@ const formatFile = "format"
 const maxFormatFile = 64
 
 // entryCurrent reports whether the cache entry dir was made by a berth of
-// cacheFormat or a later one.
+// cacheFormat or a later one. The format file is read as the entry's
+// other files are (readSmallFile, never through a symlink): a FIFO there
+// would block every boot's Prepare, a device could act when opened. One
+// that cannot be read (missing, not a regular file, too large) is an
+// older berth's: the entry is unpacked again.
 func entryCurrent(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, formatFile))
+	b, err := readSmallFile(filepath.Join(dir, formatFile), maxFormatFile, false)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	b := make([]byte, maxFormatFile)
-	n, _ := f.Read(b)
-	v, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	return err == nil && v >= cacheFormat
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -221,6 +222,95 @@ func TestEntryFormat(t *testing.T) {
 			t.Errorf("format file %q: current %v, want %v", tc.content, got, tc.current)
 		}
 	}
+}
+
+// TestPrepareHostileFormatFile: what a data partition written elsewhere
+// may hold at an entry's format file — a FIFO, a symlink to a file of the
+// current format, a directory, a device, a file larger than any format —
+// is neither blocked on, nor followed, nor opened: the entry is unpacked
+// again, its tree the image's.
+func TestPrepareHostileFormatFile(t *testing.T) {
+	want, img := packTree(t)
+	outside := filepath.Join(t.TempDir(), "format")
+	if err := os.WriteFile(outside, []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		plant func(p string) error
+	}{
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }},
+		{"symlink", func(p string) error { return os.Symlink(outside, p) }},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"device", func(p string) error { return unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))) }},
+		{"file too large", func(p string) error {
+			return os.WriteFile(p, []byte("2\n"+strings.Repeat(" ", maxFormatFile)), 0o644)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "device" && !isRoot {
+				t.Skip("mknod needs root")
+			}
+			c, first := preparedCache(t, img)
+			format := filepath.Join(filepath.Dir(first.Rootfs), formatFile)
+			if err := os.Remove(format); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.plant(format); err != nil {
+				t.Fatal(err)
+			}
+			p := prepareWithin(t, c, img, format)
+			if p.Cached || !p.Replaced || p.Stale != "" || p.Rootfs != first.Rootfs {
+				t.Errorf("prepare over a %s at the format file: %+v, want the entry unpacked again", tc.name, p)
+			}
+			compareTrees(t, want, snapshot(t, p.Rootfs))
+			if fi, err := os.Lstat(format); err != nil {
+				t.Error(err)
+			} else if !fi.Mode().IsRegular() || !entryCurrent(filepath.Dir(format)) {
+				t.Errorf("format file after the prepare: %v, want a current regular file", fi.Mode())
+			}
+		})
+	}
+}
+
+// prepareWithin is prepareReleased, failing the test when Prepare has not
+// returned within 20 s (blocked on a FIFO at fifo, say: it is then opened
+// for writing until Prepare returns, so that Prepare holds no lock past
+// the test).
+func prepareWithin(t *testing.T, c *Cache, img, fifo string) Prepared {
+	t.Helper()
+	type result struct {
+		p   Prepared
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := c.Prepare(img, PrepareOptions{})
+		if err == nil {
+			p.Release()
+		}
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.p
+	case <-time.After(20 * time.Second):
+	}
+	for range 1000 {
+		if fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+		select {
+		case <-done:
+			t.Fatalf("prepare returned only once %s was opened for writing, after 20 s", fifo)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("prepare has not returned in 30 s")
+	return Prepared{}
 }
 
 // TestPrepareReplaceCrash kills a child replacing an older tree at each
