@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -195,5 +196,85 @@ func TestOverlayLowers(t *testing.T) {
 		if got := overlayLowers(opts); !slices.Equal(got, want) {
 			t.Errorf("%s: %q, want %q", opts, got, want)
 		}
+	}
+}
+
+// TestCacheLockPlanted: what a data partition written elsewhere may hold
+// at the cache's .lock — a dangling symlink, a symlink to a file of the
+// host, a FIFO — is neither followed nor blocked on: nothing outside the
+// cache is created or opened for writing, .lock is made a regular file
+// again, and the cache works (OpenCache, Prepare, GC).
+func TestCacheLockPlanted(t *testing.T) {
+	_, img := packTree(t)
+	for _, tc := range []struct {
+		name  string
+		plant func(lock, outside string) error
+	}{
+		{"dangling symlink", func(lock, outside string) error { return os.Symlink(filepath.Join(outside, "new"), lock) }},
+		{"symlink to a file", func(lock, outside string) error { return os.Symlink(filepath.Join(outside, "file"), lock) }},
+		{"fifo", func(lock, _ string) error { return unix.Mkfifo(lock, 0o600) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outside := t.TempDir()
+			file := filepath.Join(outside, "file")
+			if err := os.WriteFile(file, []byte("host data\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			then := time.Now().Add(-time.Hour).Truncate(time.Second)
+			if err := os.Chtimes(file, then, then); err != nil {
+				t.Fatal(err)
+			}
+			root := filepath.Join(t.TempDir(), "cache")
+			lock := filepath.Join(root, ".lock")
+			if err := os.Mkdir(root, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.plant(lock, outside); err != nil {
+				t.Fatal(err)
+			}
+			written := watchWrites(t, outside)
+			c, err := OpenCache(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := prepareReleased(t, c, img, PrepareOptions{})
+			if _, err := c.GC(map[string]bool{p.Digest: true}); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Lstat(lock); err != nil {
+				t.Error(err)
+			} else if !fi.Mode().IsRegular() {
+				t.Errorf("%s after the cache used it: %v, want a regular file", lock, fi.Mode())
+			}
+			if written() {
+				t.Errorf("a file in %s was created or opened for writing", outside)
+			}
+			b, err := os.ReadFile(file)
+			fi, serr := os.Stat(file)
+			if err != nil || serr != nil || string(b) != "host data\n" || !fi.ModTime().Equal(then) {
+				t.Errorf("the host's file: %q %v %v, want it untouched", b, err, serr)
+			}
+			if ents, err := os.ReadDir(outside); err != nil || len(ents) != 1 {
+				t.Errorf("%s holds %v %v, want the file alone", outside, ents, err)
+			}
+		})
+	}
+}
+
+// watchWrites watches the directory dir; the returned func reports
+// whether a file was created in it or opened for writing there since.
+func watchWrites(t *testing.T, dir string) func() bool {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_CLOSE_WRITE|unix.IN_MODIFY); err != nil {
+		t.Fatal(err)
+	}
+	return func() bool {
+		n, err := unix.Read(fd, make([]byte, 4096))
+		return n > 0 || err != unix.EAGAIN
 	}
 }
