@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/internal/filekind"
+	"berth/internal/regfile"
 )
 
 // One berth per state directory and per control socket: a second `berth
@@ -29,7 +30,9 @@ func lockState(dir string) (release func(), err error) {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, ".lock")
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// A regular file only: on a data partition written elsewhere, a
+	// device there would be opened and written with the pid.
+	fd, err := regfile.OpenLock(path)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}

@@ -153,7 +153,7 @@ func (c *Cache) removeStale() error {
 
 // lockRoot flocks ROOT/.lock and returns the unlock.
 func (c *Cache) lockRoot(how int) (func(), error) {
-	fd, err := openLockFile(filepath.Join(c.Root, ".lock"))
+	fd, err := regfile.OpenLock(filepath.Join(c.Root, ".lock"))
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: %w", c.Root, err)
 	}
@@ -162,56 +162,6 @@ func (c *Cache) lockRoot(how int) (func(), error) {
 		return nil, fmt.Errorf("cache %s: lock: %w", c.Root, err)
 	}
 	return func() { unix.Close(fd) }, nil
-}
-
-// openLockFile opens the lock file at path read-write, creating it, as a
-// regular file only: on a data partition written elsewhere, a symlink
-// there would have berth create or open for writing any file of the host
-// (it is not followed), a FIFO block (it is opened non-blocking), a
-// device act (it is not opened). Anything but a regular file there is
-// removed and the file created again, once.
-func openLockFile(path string) (int, error) {
-	for try := 0; ; try++ {
-		fd, err := openRegularRW(path)
-		if err == regfile.ErrNotRegular && try == 0 {
-			if err := unix.Unlinkat(unix.AT_FDCWD, path, 0); err != nil && err != unix.ENOENT {
-				return -1, &os.PathError{Op: "unlinkat", Path: path, Err: err}
-			}
-			continue
-		}
-		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
-}
-
-// openRegularRW opens path read-write, creating it when missing, never
-// through a symlink; anything but a regular file there gives
-// regfile.ErrNotRegular, a device without being opened.
-func openRegularRW(path string) (int, error) {
-	var st unix.Stat_t
-	if err := unix.Fstatat(unix.AT_FDCWD, path, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return -1, regfile.ErrNotRegular
-	}
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0o600)
-	if err == unix.ELOOP {
-		return -1, regfile.ErrNotRegular
-	}
-	if err != nil {
-		return -1, err
-	}
-	if err = unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
-		err = regfile.ErrNotRegular // swapped since the look
-	}
-	if err == nil {
-		err = unix.SetNonblock(fd, false)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
 }
 
 // lockDir opens a directory (not followed if a symlink) and flocks it.
