@@ -154,9 +154,17 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		enc.Encode(Response{Error: "berth's supervisor did not take the request within 10s"})
 		return
 	}
-	rep, ok := forwardSteps(c, enc, r.reply)
+	var rep reply
+	ok := false
+	if req.Verb == "stop" || req.Verb == "restart" {
+		// Answered once the container has stopped, up to its timeout:
+		// the stop goes on without its client.
+		rep, ok = untilHangUp(c, r.reply)
+	} else {
+		rep, ok = forwardSteps(c, enc, r.reply)
+	}
 	if !ok {
-		return // a step was cut: the answer would not be read as one
+		return // the client is gone, or a step was cut: the answer would not be read as one
 	}
 	switch {
 	case req.Verb != "logs" || rep.ring == nil || rep.Error != "":
@@ -242,6 +250,21 @@ func hangUp(c *net.UnixConn) <-chan struct{} {
 		}
 	}()
 	return gone
+}
+
+// untilHangUp returns what ch delivers, or ok false once the client at
+// the other end of c hangs up first (hangUp): the connection, and its
+// control slot, are then given back at once, not when the answer comes,
+// and what was waited for goes on. ch must have room for its one value,
+// which nobody then reads.
+func untilHangUp[T any](c *net.UnixConn, ch <-chan T) (v T, ok bool) {
+	gone := hangUp(c)
+	select {
+	case v = <-ch:
+		return v, true
+	case <-gone:
+		return v, false
+	}
 }
 
 // peerClosedPoll is how long one look of waitPeerClosed waits; c.Close

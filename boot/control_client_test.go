@@ -85,6 +85,13 @@ func TestControlConnsBounded(t *testing.T) {
 // supervisor answers (ps: no processes).
 func controlTestBooter(t *testing.T) (*booter, string) {
 	t.Helper()
+	return controlTestBooterWith(t, func(r request) { r.reply <- reply{Response: Response{Processes: []Process{}}} })
+}
+
+// controlTestBooterWith serves a control socket whose requests handle
+// takes, on the stand-in supervisor loop.
+func controlTestBooterWith(t *testing.T, handle func(request)) (*booter, string) {
+	t.Helper()
 	b := &booter{log: NewLogger(&lockedBuffer{}), requests: make(chan request), fatal: make(chan error, 1)}
 	sock := filepath.Join(t.TempDir(), "berth.sock")
 	if err := b.serveControl(sock); err != nil {
@@ -97,7 +104,7 @@ func controlTestBooter(t *testing.T) (*booter, string) {
 		for {
 			select {
 			case r := <-b.requests:
-				r.reply <- reply{Response: Response{Processes: []Process{}}}
+				handle(r)
 			case <-done:
 				return
 			}

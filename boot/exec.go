@@ -66,7 +66,11 @@ func (b *booter) serveExec(c *net.UnixConn, req Request, fds []*os.File) {
 		// The client is gone; the command runs on, reaped as any.
 		return
 	}
-	code := exitStatus(<-rep.exited)
+	ws, ok := untilHangUp(c, rep.exited) // buffered (execReaped)
+	if !ok {
+		return // the client was killed: the command runs on, reaped as any
+	}
+	code := exitStatus(ws)
 	enc.Encode(Response{ExitCode: &code})
 }
 
