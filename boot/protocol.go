@@ -23,7 +23,8 @@ type Request struct {
 	// apply, rollback, reboot or poweroff.
 	Verb string `json:"verb"`
 	Name string `json:"name,omitempty"`
-	// Names are the containers stats asks about; none: the running ones.
+	// Names are the containers stats asks about, each once at most;
+	// none: the running ones.
 	Names []string `json:"names,omitempty"`
 	// Lines is how many of a container's last lines logs asks for: all
 	// when 0, none when negative (with Follow: only the lines to come).

@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -48,3 +49,41 @@ func TestCPUSample(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// TestStatsNames: berth stats names each container once at most, and
+// no more containers than there are: a request with a name repeated
+// (~7,000 times in 64 KiB) read the cgroup files once per copy on the
+// supervisor loop and answered megabytes. Such a request is refused,
+// naming the problem; one of distinct names gets a row each.
+func TestStatsNames(t *testing.T) {
+	s := &supervisor{units: map[string]*unit{}}
+	for _, name := range []string{"fixlb-db", "fixlb-web"} {
+		s.units[name] = &unit{name: name, state: stateExited}
+		s.order = append(s.order, name)
+	}
+	many := make([]string, 7000)
+	for i := range many {
+		many[i] = "fixlb-web"
+	}
+	for _, tc := range []struct {
+		names []string
+		want  string // the error; empty: a row per name
+	}{
+		{[]string{"fixlb-web", "fixlb-db"}, ""},
+		{[]string{"fixlb-web"}, ""},
+		{[]string{"fixlb-web", "fixlb-web"}, `container "fixlb-web" is named twice`},
+		{[]string{"fixlb-web", "fixlb-db", "fixlb-web"}, "3 names, more than there are containers"},
+		{many, "7000 names, more than there are containers"},
+		{[]string{"fixlb-web", "fixlb-nope"}, `no container "fixlb-nope"`},
+	} {
+		r := request{Request: Request{Verb: "stats", Names: tc.names}, reply: make(chan reply, 1)}
+		s.handle(r)
+		rep := <-r.reply
+		switch {
+		case tc.want == "" && (rep.Error != "" || len(rep.Stats) != len(tc.names)):
+			t.Errorf("%d names: %q, %d rows; want a row each", len(tc.names), rep.Error, len(rep.Stats))
+		case tc.want != "" && (!strings.Contains(rep.Error, tc.want) || rep.Stats != nil):
+			t.Errorf("%d names: %q, %d rows; want %q", len(tc.names), rep.Error, len(rep.Stats), tc.want)
+		}
+	}
+}
