@@ -32,7 +32,7 @@ func Call(socket string, req Request, each func(Response) error) error {
 	}
 	defer c.Close()
 	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return fmt.Errorf("send to berth: %w", err)
+		return sendFailed(c, err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(c))
 	got, more := false, false
@@ -60,6 +60,22 @@ func Call(socket string, req Request, each func(Response) error) error {
 	}
 }
 
+// sendFailed is the error of a request that could not be sent (err) on
+// c: berth may have answered before reading it (busy, or a client that
+// is not root) and hung up, and its answer, read for at most
+// sendFailedWait, says more than "broken pipe".
+func sendFailed(c net.Conn, err error) error {
+	c.SetReadDeadline(time.Now().Add(sendFailedWait))
+	var resp Response
+	if json.NewDecoder(c).Decode(&resp) == nil && resp.Error != "" {
+		return errors.New(resp.Error)
+	}
+	return fmt.Errorf("send to berth: %w", err)
+}
+
+// sendFailedWait bounds sendFailed's wait for berth's answer.
+const sendFailedWait = time.Second
+
 // Exec sends an exec request: with stdio (the client's stdin, stdout and
 // stderr; none with a terminal) as SCM_RIGHTS. It calls started with
 // berth's first answer and, with a terminal, the terminal's master, then
@@ -86,14 +102,7 @@ func Exec(socket string, req Request, stdio []*os.File, started func(Response, *
 		oob = unix.UnixRights(fds...)
 	}
 	if _, _, err := uc.WriteMsgUnix(append(line, '\n'), oob, nil); err != nil {
-		// berth may have answered before reading the request (a client
-		// that is not root) and hung up: its answer says more.
-		uc.SetReadDeadline(time.Now().Add(time.Second))
-		var resp Response
-		if json.NewDecoder(uc).Decode(&resp) == nil && resp.Error != "" {
-			return 125, errors.New(resp.Error)
-		}
-		return 125, fmt.Errorf("send to berth: %w", err)
+		return 125, sendFailed(uc, err)
 	}
 	r := &fdReader{c: uc, max: 1}
 	dec := json.NewDecoder(r)

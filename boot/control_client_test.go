@@ -178,3 +178,34 @@ func TestControlRequestTooLong(t *testing.T) {
 		}
 	}
 }
+
+// TestCallBusyBeforeRead: berth answers a connection past
+// maxControlConns "busy" and closes it without reading its request; a
+// request written after that fails to send, and Call says berth is busy,
+// not "broken pipe".
+func TestCallBusyBeforeRead(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "berth.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := fmt.Sprintf("busy: %d control connections are open already, try again", maxControlConns)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			json.NewEncoder(c).Encode(Response{Error: busy})
+			c.Close()
+		}
+	}()
+	for range 5 {
+		// Larger than the socket's buffer: the write fails once berth closes.
+		err := Call(sock, Request{Verb: "apply", Path: strings.Repeat("x", 200<<10)}, func(Response) error { return nil })
+		if err == nil || err.Error() != busy {
+			t.Errorf("Call = %v, want berth's %q", err, busy)
+		}
+	}
+}
