@@ -209,15 +209,14 @@ func sendLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
 }
 
 // followLogs writes the ring's last n lines (see logSpan), then the lines that follow
-// as they come, a batch per answer, until the client hangs up or leaves
-// an answer unread for clientWriteTimeout. A client slower than the
+// as they come, a batch per answer, until the client hangs up (hangUp)
+// or leaves an answer unread for clientWriteTimeout. A client slower than the
 // container misses the lines the ring drops before it gets to them.
 func followLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
 	added, cancel := ring.watch()
 	defer cancel()
 	from, to := logSpan(ring, n)
-	gone := make(chan struct{})
-	go func() { c.Read(make([]byte, 1)); close(gone) }() // the client hanging up; ends when c is closed
+	gone := hangUp(c) // a client that only shuts its writing side still reads
 	for sent := false; ; {
 		for !sent || from < to { // the first answer goes even with no lines
 			var lines []LogLine

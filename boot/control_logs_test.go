@@ -164,3 +164,41 @@ func serveRequests(t *testing.T, serve func(*net.UnixConn, Request)) string {
 	}()
 	return sock
 }
+
+// TestFollowLogsHalfClosed: berth logs -f from a client that shuts its
+// writing side after its request (socat, nc -N) goes on following: the
+// EOF it reads is not a hang-up. It ends once the client closes its
+// socket.
+func TestFollowLogsHalfClosed(t *testing.T) {
+	srv, cli := socketPair(t)
+	ring := newLogRing(1<<20, nil)
+	done := make(chan struct{})
+	go func() { followLogs(srv, json.NewEncoder(srv), ring, 0); srv.Close(); close(done) }()
+	cli.CloseWrite()
+	cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	dec := json.NewDecoder(cli)
+	var resp Response
+	if err := dec.Decode(&resp); err != nil || len(resp.Lines) != 0 {
+		t.Fatalf("first answer %+v, %v; want one with no lines", resp, err)
+	}
+	time.Sleep(2 * peerClosedPoll) // followLogs has read the EOF
+	for i := range 3 {
+		want := fmt.Sprintf("fixlb line %d", i)
+		ring.add(LogLine{Text: want})
+		var resp Response
+		if err := dec.Decode(&resp); err != nil || len(resp.Lines) != 1 || resp.Lines[0].Text != want {
+			t.Fatalf("after the writing side shut: %+v, %v; want %q", resp.Lines, err, want)
+		}
+	}
+	cli.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("followLogs goes on after the client closed its socket")
+	}
+	ring.mu.Lock()
+	defer ring.mu.Unlock()
+	if len(ring.subs) != 0 {
+		t.Errorf("%d followers left on the ring", len(ring.subs))
+	}
+}
