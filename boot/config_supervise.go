@@ -2,6 +2,7 @@ package boot
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -132,9 +133,29 @@ func (c ContainerConfig) logSettings(s *supervision, bad func(string, string, ..
 			s.logFiles = *c.LogFiles
 		}
 	}
-	if c.LogFile != "" && !strings.HasPrefix(c.LogFile, "/") {
-		bad("log_file", "want an absolute path, got %q", c.LogFile)
+	if c.LogFile != "" {
+		if msg := checkLogFile(c.LogFile); msg != "" {
+			bad("log_file", "%s", msg)
+		}
 	}
+}
+
+// checkLogFile says what is wrong with a log_file, "" when nothing: it
+// must be absolute and clean, the path of a file. A file is opened as
+// filepath.Dir and filepath.Base of the path as written (logfile.go),
+// while two containers' files are told apart by their clean paths:
+// "/l/d/" (the file "d" in /l/d, opened as /l/d/d) and "/l/d/d" would
+// be one file to the ring and two to the clash check.
+func checkLogFile(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("want an absolute path, got %q", p)
+	case strings.HasSuffix(p, "/"):
+		return fmt.Sprintf("%s ends in \"/\": want the path of a file, e.g. \"/var/log/app.log\"", container.Quote(p))
+	case path.Clean(p) != p:
+		return fmt.Sprintf("%s is not a clean path (no \".\", \"..\" or \"//\"): want %s", container.Quote(p), container.Quote(path.Clean(p)))
+	}
+	return ""
 }
 
 // signalByName accepts "SIGTERM", "TERM" or "term".
