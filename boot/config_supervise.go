@@ -1,13 +1,12 @@
 package boot
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"berth/container"
 )
@@ -89,9 +88,12 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 		s.restartDelay = d
 	}
 	if c.StopSignal != "" {
-		sig, ok := signalByName(c.StopSignal)
-		if !ok {
-			bad("stop_signal", "unknown signal %q: want a name such as \"SIGTERM\" or \"INT\"", c.StopSignal)
+		sig, err := parseSignal(c.StopSignal)
+		switch {
+		case errors.Is(err, errUnknownSignal):
+			bad("stop_signal", "%v: want a name such as \"SIGTERM\", \"INT\" or \"SIGRTMIN+3\"", err)
+		case err != nil:
+			bad("stop_signal", "%v", err)
 		}
 		s.stopSignal = sig
 	}
@@ -156,16 +158,6 @@ func checkLogFile(p string) string {
 		return fmt.Sprintf("%s is not a clean path (no \".\", \"..\" or \"//\"): want %s", container.Quote(p), container.Quote(path.Clean(p)))
 	}
 	return ""
-}
-
-// signalByName accepts "SIGTERM", "TERM" or "term".
-func signalByName(name string) (syscall.Signal, bool) {
-	n := strings.ToUpper(strings.TrimSpace(name))
-	if !strings.HasPrefix(n, "SIG") {
-		n = "SIG" + n
-	}
-	sig := unix.SignalNum(n)
-	return sig, sig != 0
 }
 
 // checkOrder validates the after = [...] graph: every name exists, and

@@ -103,9 +103,9 @@ func (s *supervisor) debugRequest(r request, answer func(Response), fail func(st
 			time.Sleep(time.Hour)
 		}
 	}
-	sig, ok := signalByName(r.Name)
-	if !ok {
-		fail("unknown signal %q", r.Name)
+	sig, err := parseSignal(r.Name)
+	if err != nil {
+		fail("%v", err)
 		return
 	}
 	answer(Response{Message: "sending " + signalName(sig) + " to berth"})

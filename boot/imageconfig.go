@@ -96,17 +96,20 @@ func mergeEnv(base, over []string) []string {
 }
 
 // ImageStopSignal parses an image's StopSignal: a name ("SIGQUIT",
-// "QUIT") or a number.
+// "QUIT", "SIGRTMIN+3": see parseSignal) or a number.
 func ImageStopSignal(v string) (syscall.Signal, error) {
 	if n, err := strconv.Atoi(v); err == nil {
-		if n < 1 || n > 64 {
-			return 0, fmt.Errorf("the image's StopSignal %d: not a signal number (1-64)", n)
+		if n < 1 || n > sigRTMax {
+			return 0, fmt.Errorf("the image's StopSignal %d: not a signal number (1-%d)", n, sigRTMax)
 		}
 		return syscall.Signal(n), nil
 	}
-	sig, ok := signalByName(v)
-	if !ok {
+	sig, err := parseSignal(v)
+	switch {
+	case errors.Is(err, errUnknownSignal):
 		return 0, fmt.Errorf("the image's StopSignal %q: unknown signal", v)
+	case err != nil:
+		return 0, fmt.Errorf("the image's StopSignal %v", err)
 	}
 	return sig, nil
 }

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"berth/container"
 )
 
@@ -341,11 +339,4 @@ func (s *supervisor) stop(u *unit, timeout time.Duration) {
 	default:
 		u.state = stateStopped
 	}
-}
-
-func signalName(s syscall.Signal) string {
-	if n := unix.SignalName(s); n != "" {
-		return n
-	}
-	return fmt.Sprintf("signal %d", int(s))
 }
