@@ -116,6 +116,9 @@ func TestRunRefusesValues(t *testing.T) {
 		{[]string{"--memory", "100"}, "berth run: --memory: 100 bytes is below the 256 KiB a process needs"},
 		{[]string{"--cpus", fmt.Sprint(runtime.NumCPU() + 1)}, fmt.Sprintf("berth run: --cpus: %d: this machine has %d CPUs", runtime.NumCPU()+1, runtime.NumCPU())},
 		{[]string{"--cpus", "0"}, "berth run: --cpus: 0: want 0.01"},
+		// N+1 CPUs, one at least not among the machine's N.
+		{[]string{"--cpuset-cpus", fmt.Sprintf("0-%d", runtime.NumCPU())}, fmt.Sprintf(`berth run: --cpuset-cpus: "0-%d": CPU `, runtime.NumCPU())},
+		{[]string{"--cpuset-cpus", fmt.Sprintf("0-%d", runtime.NumCPU())}, fmt.Sprintf(`: this machine has %d CPUs (`, runtime.NumCPU())},
 		{[]string{"--cpu-weight", "0"}, "berth run: --cpu-weight: 0: want 1-10000"},
 		{[]string{"--env", "FOO"}, `berth run: --env: invalid entry "FOO": want K=V`},
 		{[]string{"--net", "nat"}, `berth run: --net: invalid value "nat"`},

@@ -137,8 +137,8 @@ func (f *runFlags) spec(cmd []string) (container.Spec, error) {
 		}
 		msgs = append(msgs, flagName(fe, s)+": "+fe.Msg)
 	}
-	if err := s.Limits.CheckMachine(); err != nil {
-		msgs = append(msgs, "--cpus: "+err.(*container.FieldError).Msg)
+	for _, fe := range container.FieldErrors(s.Limits.CheckMachine()) {
+		msgs = append(msgs, flagName(fe, s)+": "+fe.Msg)
 	}
 	if len(msgs) > 0 {
 		return s, errors.New(strings.Join(msgs, "\n"))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"path"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -409,17 +408,6 @@ func Quote(s string) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// CheckMachine checks the limits against this machine: a CPU limit above
-// its CPU count is a mistake (berth run --cpus 5 on two CPUs), refused
-// rather than silently meaning "no limit".
-func (l Limits) CheckMachine() error {
-	if l.CPUs != nil && *l.CPUs > float64(runtime.NumCPU()) {
-		return &FieldError{Key: "limits.cpus", Index: -1,
-			Msg: fmt.Sprintf("%v: this machine has %d CPUs", *l.CPUs, runtime.NumCPU())}
-	}
-	return nil
-}
 
 // validIOMax reports whether line is a cgroup io.max line,
 // "MAJ:MIN KEY=VALUE[ KEY=VALUE...]": MAJ and MIN decimal, each KEY one
