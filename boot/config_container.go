@@ -30,8 +30,8 @@ type ContainerConfig struct {
 	Hostname   string   `toml:"hostname"`
 	Workdir    string   `toml:"workdir"`
 	// User is "UID" or "UID:GID"; Groups are supplementary group ids.
-	User   string   `toml:"user"`
-	Groups []uint32 `toml:"groups"`
+	User   string    `toml:"user"`
+	Groups []groupID `toml:"groups"`
 
 	Net string `toml:"net"`
 	// Ports are a bridge container's published ports,
@@ -139,6 +139,11 @@ type LimitsConfig struct {
 	IOMax      []string `toml:"io_max"`
 }
 
+// groupID is a group id of groups: its own type so that the type check
+// (configtypes.go) says the ids' range, 0 to container.MaxID, as
+// Validate does, not uint32's, of a value a uint32 cannot hold.
+type groupID uint32
+
 // idMapList is uid_map or gid_map: one "CONTAINER:HOST:SIZE" string, or
 // an array of them.
 type idMapList []string
@@ -210,7 +215,9 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		}
 		s.User = u
 	}
-	s.User.Groups = c.Groups
+	for _, g := range c.Groups {
+		s.User.Groups = append(s.User.Groups, uint32(g))
+	}
 	s.UserNS = c.userNS(bad)
 	for i, m := range c.Mount {
 		cm := container.Mount{Type: m.Type, Source: m.Source, Volume: m.Volume, Target: m.Target, Readonly: m.Readonly, FollowSymlink: m.FollowSymlink}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,40 @@ func TestSupervisionEdges(t *testing.T) {
 		}
 		if s := cfg.Container[0].supervision(func(string, string, ...any) {}); !tc.check(s) {
 			t.Errorf("%s: supervision %+v", tc.line, s)
+		}
+	}
+}
+
+// TestGroupIDEdges: groups holds ids 0 to 4294967294, and a value past
+// either end is refused in the same words, whichever check finds it (the
+// type check what a uint32 cannot hold, Validate 4294967295).
+func TestGroupIDEdges(t *testing.T) {
+	const ids = "ids go from 0 to 4294967294"
+	for _, tc := range []struct {
+		line string
+		want []uint32
+		err  string
+	}{
+		{"groups = []", nil, ""},
+		{"groups = [0]", []uint32{0}, ""},
+		{"groups = [4294967294, 5]", []uint32{4294967294, 5}, ""},
+		{"groups = [-1]", nil, "container.groups: -1: " + ids},
+		{"groups = [4294967295]", nil, "container.groups: 4294967295: " + ids},
+		{"groups = [4294967296]", nil, "container.groups: 4294967296: " + ids},
+		{"groups = [1, -9223372036854775808]", nil, "container.groups: -9223372036854775808: " + ids},
+	} {
+		cfg, err := ParseConfig("e.toml", []byte(containerWith(tc.line)))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), "e.toml:5: "+tc.err) || strings.Contains(err.Error(), "4294967295)") {
+				t.Errorf("%s: error %v, want one with %q at line 5", tc.line, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.line, err)
+		default:
+			if s, _ := cfg.Container[0].toSpec("/"); !slices.Equal(s.User.Groups, tc.want) {
+				t.Errorf("%s: groups %v, want %v", tc.line, s.User.Groups, tc.want)
+			}
 		}
 	}
 }

@@ -390,7 +390,7 @@ cpu_weight = -3
 		"t.toml:5: container.command: want an array, got a string",
 		"t.toml:6: container.env: want a string, got an integer",
 		"t.toml:7: container.user_ns: want true or false, got a string",
-		"t.toml:8: container.groups: -1 is out of range (0 to 4294967295)",
+		"t.toml:8: container.groups: -1: ids go from 0 to 4294967294",
 		`t.toml:9: container.uid_map: want "CONTAINER:HOST:SIZE" or an array of them, got an integer`,
 		"t.toml:11: container.limits.pids: want an integer, got a string",
 		"t.toml:13: container.limits.cpu_weight: -3 is out of range",

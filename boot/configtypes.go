@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"berth/container"
 )
 
 // The TOML library stops at the first value of the wrong type. berth check
@@ -15,7 +17,10 @@ import (
 // maps and every value is checked against the type of its Config field;
 // only a file without type errors is then decoded into a Config.
 
-var unmarshalerType = reflect.TypeOf((*toml.Unmarshaler)(nil)).Elem()
+var (
+	unmarshalerType = reflect.TypeOf((*toml.Unmarshaler)(nil)).Elem()
+	groupIDType     = reflect.TypeFor[groupID]()
+)
 
 // typeErrors checks the decoded document against Config's fields and
 // returns an error per mistyped value, located by pos. Unknown keys are
@@ -119,6 +124,14 @@ func (tc *typeCheck) integer(key string, v any, t reflect.Type) {
 	n, ok := v.(int64)
 	if !ok {
 		tc.add(key, "want an integer, got "+tomlType(v))
+		return
+	}
+	if t == groupIDType {
+		// What a uint32 can hold; 4294967295 is Validate's to refuse,
+		// in the same words.
+		if n < 0 || n > math.MaxUint32 {
+			tc.add(key, fmt.Sprintf("%d: ids go from 0 to %d", n, container.MaxID))
+		}
 		return
 	}
 	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
