@@ -2,6 +2,7 @@ package boot
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +28,7 @@ func TestSupervisionEdges(t *testing.T) {
 		err   string // the error's text; "" means accepted
 	}{
 		{"", func(s supervision) bool {
-			return s.restartDelay == BackoffMin && s.stopTimeout == 10*time.Second && s.logSize == 256<<10 &&
+			return s.restartDelay == BackoffMin && s.stopTimeout == 10*time.Second && s.restartWindow == 10*time.Minute && s.logSize == 256<<10 &&
 				s.logFileSize == 1<<20 && s.logFiles == 3 && s.logConsole
 		}, ""},
 		// An empty string is the key left out (README Decisions).
@@ -35,6 +36,18 @@ func TestSupervisionEdges(t *testing.T) {
 		{`restart_delay = ""`, func(s supervision) bool { return s.restartDelay == BackoffMin }, ""},
 		{`log_size = ""`, func(s supervision) bool { return s.logSize == 256<<10 }, ""},
 		{`restart = ""`, func(s supervision) bool { return s.restart == "never" }, ""},
+		// stop_timeout and restart_window: above 0, up to Go's longest
+		// duration.
+		{`stop_timeout = "1ns"`, func(s supervision) bool { return s.stopTimeout == 1 }, ""},
+		{`stop_timeout = "0s"`, nil, `container.stop_timeout: invalid duration "0s": must be above 0, e.g. "10s" or "5m"`},
+		{`stop_timeout = "0"`, nil, `container.stop_timeout: invalid duration "0": must be above 0`},
+		{`stop_timeout = "-1ns"`, nil, `container.stop_timeout: invalid duration "-1ns": must be above 0`},
+		{`stop_timeout = "2562047h47m16.854775807s"`, func(s supervision) bool { return s.stopTimeout == math.MaxInt64 }, ""},
+		{`stop_timeout = "2562047h47m16.854775808s"`, nil, `container.stop_timeout: invalid duration "2562047h47m16.854775808s": want e.g. "10s" or "5m"`},
+		{`restart_window = "1ns"`, func(s supervision) bool { return s.restartWindow == 1 }, ""},
+		{`restart_window = "0s"`, nil, `container.restart_window: invalid duration "0s": must be above 0`},
+		{`restart_window = "2562047h47m16.854775807s"`, func(s supervision) bool { return s.restartWindow == math.MaxInt64 }, ""},
+		{`restart_window = "2562047h47m16.854775808s"`, nil, `container.restart_window: invalid duration "2562047h47m16.854775808s": want e.g.`},
 		{`restart_delay = "0s"`, func(s supervision) bool { return s.restartDelay == 0 }, ""},
 		{`restart_delay = "30s"`, func(s supervision) bool { return s.restartDelay == 30*time.Second }, ""},
 		{`restart_delay = "30.001s"`, nil, `container.restart_delay: invalid duration "30.001s"`},

@@ -72,11 +72,14 @@ func (c ContainerConfig) supervision(bad func(string, string, ...any)) supervisi
 			return
 		}
 		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
+		switch {
+		case err != nil:
 			bad(key, "invalid duration %q: want e.g. \"10s\" or \"5m\"", v)
-			return
+		case d <= 0:
+			bad(key, "invalid duration %q: must be above 0, e.g. \"10s\" or \"5m\"", v)
+		default:
+			*dst = d
 		}
-		*dst = d
 	}
 	dur("restart_window", c.RestartWindow, &s.restartWindow)
 	dur("stop_timeout", c.StopTimeout, &s.stopTimeout)
