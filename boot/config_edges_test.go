@@ -216,9 +216,13 @@ func TestConfigFileLimits(t *testing.T) {
 	if _, err := LoadConfig(write("at.toml", pad(256<<10))); err != nil {
 		t.Errorf("a config of exactly 256 KiB: %v", err)
 	}
-	_, err := LoadConfig(write("past.toml", pad(256<<10+1)))
-	if err == nil || !strings.Contains(err.Error(), "past.toml") || !strings.Contains(err.Error(), "larger than the 262144 bytes a config may have") {
+	// Refused whole, naming the file and no line (README).
+	past := write("past.toml", pad(256<<10+1))
+	if _, err := LoadConfig(past); err == nil || err.Error() != past+": file is larger than the 262144 bytes a config may have" {
 		t.Errorf("a config of 256 KiB + 1: %v", err)
+	}
+	if _, err := ParseConfig("p.toml", pad(256<<10+1)); err == nil || err.Error() != "p.toml: file is larger than the 262144 bytes a config may have" {
+		t.Errorf("config data of 256 KiB + 1: %v", err)
 	}
 
 	// A key's full name: "board." and the key's own name.
