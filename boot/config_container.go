@@ -222,11 +222,7 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 	for i, m := range c.Mount {
 		cm := container.Mount{Type: m.Type, Source: m.Source, Volume: m.Volume, Target: m.Target, Readonly: m.Readonly, FollowSymlink: m.FollowSymlink}
 		if m.Size != "" {
-			n, err := container.ParseSize(m.Size)
-			if err != nil {
-				bad(fmt.Sprintf("mount#%d.size", i), "%v", err)
-			}
-			cm.Size = n
+			cm.Size = mountSize(m, fmt.Sprintf("mount#%d.size", i), bad)
 		}
 		s.Mounts = append(s.Mounts, cm)
 	}
@@ -265,6 +261,27 @@ func (c ContainerConfig) toSpec(rootfs string) (container.Spec, []fieldError) {
 		}
 	}
 	return s, errs
+}
+
+// mountSize converts a mount's size. A tmpfs's is above 0; a bind has
+// none, which Validate says of a size that is not 0, and is said here
+// of a "0" Validate cannot tell from no size.
+func mountSize(m MountConfig, key string, bad func(string, string, ...any)) int64 {
+	if m.Type != "tmpfs" {
+		n, err := container.ParseSize(m.Size)
+		switch {
+		case err != nil:
+			bad(key, "%v", err)
+		case n == 0 && (m.Type == "" || m.Type == "bind"):
+			bad(key, "mount size: only a tmpfs has a size")
+		}
+		return n
+	}
+	n, err := container.ParseTmpfsSize(m.Size)
+	if err != nil {
+		bad(key, "%v", err)
+	}
+	return n
 }
 
 // userNS converts user_ns, uid_map and gid_map: maps imply a user

@@ -85,6 +85,45 @@ func TestSupervisionEdges(t *testing.T) {
 	}
 }
 
+// TestMountSizeEdges: a tmpfs's size is above 0, and "0" is refused
+// rather than given the kernel's default (half of RAM); left out, the
+// size is that default (0 in the spec). A bind has no size, "0" included.
+func TestMountSizeEdges(t *testing.T) {
+	const tmpfs = "[[container.mount]]\ntarget = \"/x\"\ntype = \"tmpfs\"\n"
+	const bind = "[[container.mount]]\ntarget = \"/x\"\nsource = \"/srv\"\n"
+	const zero = "a tmpfs size must be above 0, or leave it out for the default (half of RAM)"
+	for _, tc := range []struct {
+		lines string
+		size  int64
+		err   string // at line 8, the size's
+	}{
+		{tmpfs, 0, ""},
+		{tmpfs + `size = "1"`, 1, ""},
+		{tmpfs + `size = "16M"`, 16 << 20, ""},
+		{tmpfs + `size = "0"`, 0, `container.mount.size: invalid size "0": ` + zero},
+		{tmpfs + `size = "0K"`, 0, `container.mount.size: invalid size "0K": ` + zero},
+		{tmpfs + `size = "0.0"`, 0, `container.mount.size: invalid size "0.0": ` + zero},
+		{tmpfs + `size = "0.5"`, 0, `container.mount.size: invalid size "0.5": less than one byte`},
+		{bind, 0, ""},
+		{bind + `size = "0"`, 0, "container.mount.size: mount size: only a tmpfs has a size"},
+		{bind + `size = "1"`, 0, "container.mount.size: mount size: only a tmpfs has a size"},
+	} {
+		cfg, err := ParseConfig("e.toml", []byte(containerWith(tc.lines)))
+		switch {
+		case tc.err != "":
+			if err == nil || err.Error() != "e.toml:8: "+tc.err {
+				t.Errorf("%q: error %v, want %q at line 8", tc.lines, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.lines, err)
+		default:
+			if s, _ := cfg.Container[0].toSpec("/"); s.Mounts[0].Size != tc.size {
+				t.Errorf("%q: size %d, want %d", tc.lines, s.Mounts[0].Size, tc.size)
+			}
+		}
+	}
+}
+
 // TestGroupIDEdges: groups holds ids 0 to 4294967294, and a value past
 // either end is refused in the same words, whichever check finds it (the
 // type check what a uint32 cannot hold, Validate 4294967295).

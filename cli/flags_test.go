@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
+
+	"berth/container"
 )
 
 // run runs berth in process and returns its status, stdout and stderr.
@@ -135,6 +138,7 @@ func TestRunRefusesValues(t *testing.T) {
 		{[]string{"--uid-map", "1:100000:10"}, "berth run: --uid-map: does not map the container's root"},
 		{[]string{"--mount", "/:/proc"}, `berth run: --mount: mount target "/proc": berth mounts /proc itself`},
 		{[]string{"--tmpfs", "/a/../b"}, `berth run: --tmpfs: mount target "/a/../b": ".." is not allowed`},
+		{[]string{"--tmpfs", "/x:0"}, `berth run: --tmpfs "/x:0": invalid size "0": a tmpfs size must be above 0, or leave it out for the default (half of RAM)`},
 		{[]string{"--hostname", strings.Repeat("h", 70)}, "berth run: --hostname: invalid hostname"},
 		{[]string{"--ulimit", "nofile=2:1"}, "berth run: --ulimit: invalid rlimit nofile"},
 	}
@@ -143,6 +147,39 @@ func TestRunRefusesValues(t *testing.T) {
 		status, _, stderr := run(t, args...)
 		if status != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("berth %v: status %d, stderr %q; want 2 and %q", args, status, stderr, tc.want)
+		}
+	}
+}
+
+// TestTmpfsFlagSize: --tmpfs DST:SIZE takes a size above 0, refuses 0
+// rather than giving the kernel's default (half of RAM), and without
+// SIZE leaves the default (0 in the spec).
+func TestTmpfsFlagSize(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		size int64
+		err  string
+	}{
+		{"/x", 0, ""},
+		{"/x:1", 1, ""},
+		{"/x:16M", 16 << 20, ""},
+		{"/x:0", 0, `--tmpfs "/x:0": invalid size "0": a tmpfs size must be above 0, or leave it out for the default (half of RAM)`},
+		{"/x:0M", 0, `--tmpfs "/x:0M": invalid size "0M": a tmpfs size must be above 0`},
+		{"/x:big", 0, `--tmpfs "/x:big": invalid size "big"`},
+	} {
+		f := newRunFlags(&ctx{stdout: io.Discard, stderr: io.Discard})
+		f.tmpfs.vals = []string{tc.flag}
+		var s container.Spec
+		err := f.mountList(&s)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("--tmpfs %s: error %v, want %q", tc.flag, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("--tmpfs %s: %v", tc.flag, err)
+		case len(s.Mounts) != 1 || s.Mounts[0].Size != tc.size:
+			t.Errorf("--tmpfs %s: mounts %+v, want one of size %d", tc.flag, s.Mounts, tc.size)
 		}
 	}
 }

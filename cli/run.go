@@ -272,7 +272,7 @@ func (f *runFlags) mountList(s *container.Spec) error {
 		target, size, _ := strings.Cut(m, ":")
 		tm := container.Mount{Type: "tmpfs", Target: target}
 		if size != "" {
-			n, err := container.ParseSize(size)
+			n, err := container.ParseTmpfsSize(size)
 			if err != nil {
 				return fmt.Errorf("--tmpfs %q: %v", m, err)
 			}

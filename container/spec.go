@@ -272,6 +272,18 @@ func ParseSize(s string) (int64, error) {
 	return int64(b), nil
 }
 
+// ParseTmpfsSize parses a tmpfs's size, which must be above 0. A 0
+// would mean neither what was written nor a refusal: a tmpfs mounted
+// without a size gets the kernel's default, half of RAM (and the
+// kernel takes size=0 for no cap at all).
+func ParseTmpfsSize(s string) (int64, error) {
+	n, err := ParseSize(s)
+	if err == nil && n == 0 {
+		return 0, fmt.Errorf("invalid size %q: a tmpfs size must be above 0, or leave it out for the default (half of RAM)", s)
+	}
+	return n, err
+}
+
 // plainNumber reports whether t is digits with at most one '.' among them:
 // not NaN, Inf, a sign, an exponent or a hexadecimal float, all of which
 // strconv.ParseFloat takes.
