@@ -121,10 +121,11 @@ func escapeControls(s string) string {
 	}
 	var b strings.Builder
 	for i, r := range s {
+		invalid := r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") // not a real U+FFFD
 		switch {
-		case r == utf8.RuneError && s[i] >= 0x80 && s[i] <= 0x9f:
+		case invalid && s[i] >= 0x80 && s[i] <= 0x9f:
 			fmt.Fprintf(&b, "\\x%02x", s[i]) // a raw 8-bit C1 byte, CSI to a Latin-1 console
-		case r == utf8.RuneError:
+		case invalid:
 			b.WriteByte(s[i]) // another invalid byte: kept, as the loop moves one byte on
 		case r < 0x80 && control(r):
 			fmt.Fprintf(&b, "\\x%02x", r)

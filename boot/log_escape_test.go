@@ -20,6 +20,8 @@ func TestEscapeControls(t *testing.T) {
 		{"c1 \u009b31m csi", `c1 \u009b31m csi`},
 		{"invalid \xff\xfe utf-8", "invalid \xff\xfe utf-8"},
 		{"raw 8-bit csi \x9b31m", `raw 8-bit csi \x9b31m`},
+		{"real \uFFFD then \x1b[0m", "real \uFFFD then \\x1b[0m"}, // a valid U+FFFD stays whole
+		{"\xef\xbf\xbd\xff\x1b", "\uFFFD\xff\\x1b"},
 		{"", ""},
 	} {
 		if got := escapeControls(tc.in); got != tc.want {
