@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"berth/internal/nft"
 	"berth/internal/rtnl"
 	"berth/internal/safe"
 )
@@ -185,18 +186,25 @@ func (n *Network) Detach(name string, release bool) error {
 	return err
 }
 
-// Close releases every address this process holds; the last berth to
-// leave removes the bridge and the table. It waits for the deletion of
-// stale links.
+// Close releases every address this process holds, and forgets their
+// connections as Detach does (a later container given an address must
+// not get the flows of the one that had it); the last berth to leave
+// removes the bridge and the table. It waits for the deletion of stale
+// links.
 func (n *Network) Close() error {
+	addrs := map[netip.Addr]bool{}
 	_, err := n.update(func(r *registry) error {
 		for name, e := range r.entries {
 			if e.Owner == n.self {
+				addrs[e.Address] = true
 				r.drop(name)
 			}
 		}
 		return nil
 	})
+	if len(addrs) > 0 { // one pass over the table for them all
+		n.forgetFlows(func(f nft.Flow) bool { return addrs[f.OrigSrc.Addr()] || addrs[f.ReplySrc.Addr()] })
+	}
 	n.sweeping.Wait()
 	return err
 }

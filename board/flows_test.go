@@ -3,6 +3,7 @@ package board
 import (
 	"net"
 	"net/netip"
+	"os/exec"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -99,5 +100,37 @@ func TestStaleUDPFlows(t *testing.T) {
 	}
 	if to := flowsTo("10.88.0.1:5354"); len(to) != 0 {
 		t.Errorf("the killed berth's container is gone: entries to %v are left", to)
+	}
+	// A berth that ends (berth run's Close, not Detach) forgets its
+	// containers' flows too: a later container given the address must
+	// not get them (review M1: berth run left them). Another berth,
+	// alive, keeps the bridge and the table (removing the table would
+	// drop every NATed entry anyway).
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	start, err := procStart(sleeper.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stays := as(n, owner{sleeper.Process.Pid, start})
+	if _, err := stays.Attach(Endpoint{Name: "stays", Ports: []Port{{9998, 98, "tcp"}}}); err != nil {
+		t.Fatal(err)
+	}
+	last, err := n.Attach(Endpoint{Name: "last", Ports: []Port{{5355, 53, "udp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendTo("10.88.0.1:5355")
+	if to := flowsTo("10.88.0.1:5355"); len(to) != 1 || to[0] != last.Address.Addr() {
+		t.Fatalf("to the last container: entries to %v, want one to %s", to, last.Address.Addr())
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if to := flowsTo("10.88.0.1:5355"); len(to) != 0 {
+		t.Errorf("its berth has closed the network: entries to %v are left", to)
 	}
 }
