@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -55,13 +56,18 @@ const (
 // resolveIn resolves target inside root, creating what mode says, and
 // returns an O_PATH handle to it.
 func resolveIn(root *os.File, target string, mode createMode) (*os.File, error) {
+	return resolveInFrom(root, target, mode, 0)
+}
+
+// resolveInFrom is resolveIn with links symlinks already followed.
+func resolveInFrom(root *os.File, target string, mode createMode, links int) (*os.File, error) {
 	var parts []string
 	for _, p := range strings.Split(target, "/") {
 		if p != "" && p != "." {
 			parts = append(parts, p)
 		}
 	}
-	cur, links := int(root.Fd()), 0
+	cur := int(root.Fd())
 	closeCur := func() {
 		if cur != int(root.Fd()) {
 			unix.Close(cur)
@@ -91,7 +97,17 @@ func resolveIn(root *os.File, target string, mode createMode) (*os.File, error) 
 		if err == unix.ELOOP {
 			// A symlink: the whole prefix, inside the root.
 			if links++; links <= maxSymlinks {
+				first := links == 1
 				fd, err = openat2(int(root.Fd()), strings.Join(parts[:i+1], "/"), 0, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+				if err == unix.ENOENT && create && first {
+					// A dangling symlink (an image's /etc/resolv.conf to
+					// systemd's stub): what it names is made, inside the
+					// root, as runc does. Only for the first symlink, so
+					// that parts[:i] are the directories they name.
+					if next, ok := throughLink(cur, name, parts[:i], parts[i+1:]); ok {
+						return resolveInFrom(root, next, mode, links)
+					}
+				}
 			}
 		}
 		if err != nil {
@@ -103,6 +119,22 @@ func resolveIn(root *os.File, target string, mode createMode) (*os.File, error) 
 	h := os.NewFile(uintptr(cur), "/"+strings.Join(parts, "/"))
 	cur = int(root.Fd())
 	return h, nil
+}
+
+// throughLink is the path, inside the root, that the symlink name in the
+// directory dir (at the root's path parent) names, followed by rest.
+func throughLink(dir int, name string, parent, rest []string) (string, bool) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil || n <= 0 || n >= len(buf) {
+		return "", false
+	}
+	target := string(buf[:n])
+	if !strings.HasPrefix(target, "/") {
+		target = "/" + strings.Join(append(append([]string{}, parent...), target), "/")
+	}
+	// Clean keeps a ".." at the root there, as RESOLVE_IN_ROOT does.
+	return path.Clean(target + "/" + strings.Join(rest, "/")), true
 }
 
 // createEmpty creates an empty regular file, a mount point for a file.

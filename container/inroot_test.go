@@ -80,7 +80,8 @@ func TestResolveInsideRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	links := map[string]string{"up": "../../..", "abs": "/a/b", "root": "/", "loop": "loop", "dangling": "/nonexistent/x"}
+	links := map[string]string{"up": "../../..", "abs": "/a/b", "root": "/", "loop": "loop", "dangling": "/nonexistent/x",
+		"etc/stub": "../run/resolve/stub", "escape": "../../../../outside/d", "dangling2": "/nothere/x"}
 	for name, to := range links {
 		if err := os.Symlink(to, filepath.Join(r.path, name)); err != nil {
 			t.Fatal(err)
@@ -94,7 +95,14 @@ func TestResolveInsideRoot(t *testing.T) {
 		{"root/root/root/etc/new", "etc/new"},
 		{"a/b", "a/b"},
 		{"loop/x", ""},
-		{"dangling/y", ""},
+		// A dangling symlink: what it names is made inside the root, as
+		// runc does (an image's /etc/resolv.conf to systemd's stub)...
+		{"dangling/y", "nonexistent/x/y"},
+		{"etc/stub", "run/resolve/stub"},
+		{"escape/e", "outside/d/e"},
+		// ...only the first on the path: after another, the link's
+		// directory is not the path's.
+		{"root/dangling2/y2", ""},
 		{strings.Repeat("root/", 41) + "z", ""}, // more symlinks than the kernel follows in one path
 	}
 	for _, tc := range tests {
@@ -117,5 +125,20 @@ func TestResolveInsideRoot(t *testing.T) {
 	}
 	if _, err := os.Stat("/x"); err == nil {
 		t.Error("a target through a symlink created /x on the host")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(r.path), "outside")); err == nil {
+		t.Error("a dangling symlink's target was made outside the root")
+	}
+	// A file: the mount point of /etc/resolv.conf through systemd's link.
+	if err := os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(r.path, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	h, err := resolveIn(r.root, "/etc/resolv.conf", createFile)
+	if err != nil {
+		t.Fatalf("/etc/resolv.conf to systemd's stub: %v", err)
+	}
+	defer h.Close()
+	if st, err := os.Stat(filepath.Join(r.path, "run/systemd/resolve/stub-resolv.conf")); err != nil || !st.Mode().IsRegular() || !sameFile(t, h, filepath.Join(r.path, "run/systemd/resolve/stub-resolv.conf")) {
+		t.Errorf("/etc/resolv.conf to systemd's stub: the stub %v, %v", st, err)
 	}
 }

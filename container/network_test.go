@@ -122,16 +122,41 @@ echo x >> /etc/resolv.conf 2>/dev/null || echo resolv.conf read-only`
 		}
 	})
 	t.Run("hosts a dangling symlink", func(t *testing.T) {
+		// What the link names is made inside the root, as runc does
+		// (systemd images' /etc/resolv.conf); the host's file is not
+		// touched.
 		os.Remove(filepath.Join(rootfs, hostFile))
+		defer os.Remove(filepath.Join(rootfs, hostFile))
 		nw := &Network{Bridge: br.Index, Link: "ctv9", Address: netip.MustParsePrefix("10.99.0.2/24"),
+			Gateway: netip.MustParseAddr("10.99.0.1"), Hosts: hosts, ResolvConf: resolv}
+		exit, out, err := runWith(t, rootfs, Spec{Net: "bridge", Args: []string{"cat", "/etc/hosts"}}, Options{Network: nw})
+		if err != nil || exit.Status() != 0 || !strings.Contains(out, "10.99.0.2") {
+			t.Errorf("got %v, %s; output:\n%s", err, exit, out)
+		}
+		if b, _ := os.ReadFile(hostFile); string(b) != "host content\n" {
+			t.Errorf("the host's file: %q", b)
+		}
+		if st, err := os.Stat(filepath.Join(rootfs, hostFile)); err != nil || !st.Mode().IsRegular() {
+			t.Errorf("the link's target inside the root: %v", err)
+		}
+	})
+	t.Run("hosts a symlink loop", func(t *testing.T) {
+		etcHosts := filepath.Join(rootfs, "etc", "hosts")
+		old, _ := os.Readlink(etcHosts)
+		os.Remove(etcHosts)
+		if err := os.Symlink("hosts", etcHosts); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { os.Remove(etcHosts); os.Symlink(old, etcHosts) }()
+		nw := &Network{Bridge: br.Index, Link: "ctva", Address: netip.MustParsePrefix("10.99.0.2/24"),
 			Gateway: netip.MustParseAddr("10.99.0.1"), Hosts: hosts, ResolvConf: resolv}
 		_, _, err := runWith(t, rootfs, Spec{Net: "bridge", Args: []string{"true"}}, Options{Network: nw})
 		var se *StartError
 		if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), "mount target /etc/hosts") {
 			t.Errorf("got %v", err)
 		}
-		if _, err := net.InterfaceByName("ctv9"); err == nil {
-			t.Error("the failed start left its link ctv9 behind")
+		if _, err := net.InterfaceByName("ctva"); err == nil {
+			t.Error("the failed start left its link ctva behind")
 		}
 	})
 	t.Run("without an attachment", func(t *testing.T) {
