@@ -46,7 +46,7 @@ import (
 // that arrives for the bridge from outside passes only when it was
 // published (ct status dnat) or answers a container's own connection.
 // A container's packets must come from the bridge's subnet: one with
-// CAP_NET_RAW (in the default set, as Docker's) would otherwise send the
+// CAP_NET_RAW (not in berth's default set, unlike Docker's; given by cap_add) would otherwise send the
 // appliance, and through it an uplink, packets from any address it
 // chose, whatever the host's rp_filter says.
 
