@@ -361,10 +361,13 @@ func (c *ctx) runContainer(spec container.Spec) int {
 	stderr, doneErr := fileFor(c.stderr)
 	defer doneErr()
 	defer doneOut()
+	opts := container.Options{Stdin: c.stdin, Stdout: stdout, Stderr: stderr, DieWithParent: true}
 	if spec.TTY {
 		spec.Env = withTerm(spec.Env)
+		// Of berth's terminal's size from the start: attachTerminal's
+		// resize comes once the workload runs.
+		opts.Rows, opts.Cols = termSize(c.stdin)
 	}
-	opts := container.Options{Stdin: c.stdin, Stdout: stdout, Stderr: stderr, DieWithParent: true}
 	if spec.Net == "bridge" {
 		nw, att, err := attachBridge(spec)
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"berth/internal/testutil"
 )
 
@@ -25,8 +27,19 @@ const ttyProbe = `read line; echo got=$line; echo escaped > /dev/tty; echo tty=$
 // the terminal showed.
 func runUnderTerminal(t *testing.T, input string, args ...string) string {
 	t.Helper()
+	out, _ := onTerminal(t, unix.Winsize{}, input, args...)
+	return out
+}
+
+// onTerminal is runUnderTerminal on a terminal of size ws; it returns
+// berth's exit status too.
+func onTerminal(t *testing.T, ws unix.Winsize, input string, args ...string) (string, int) {
+	t.Helper()
 	master, slave := openPTY(t)
 	defer master.Close()
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &ws); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(berthBin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
@@ -44,14 +57,19 @@ func runUnderTerminal(t *testing.T, input string, args ...string) string {
 	case <-waited:
 	case <-time.After(60 * time.Second): // a hang guard
 		cmd.Process.Kill()
-		t.Fatalf("berth %v did not end", args)
+		<-waited
+		<-done
+		t.Fatalf("berth %v did not end; the terminal showed:\n%s", args, lastBytes(buf.String(), 500))
 	}
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
-	return strings.ReplaceAll(buf.String(), "\r", "")
+	return strings.ReplaceAll(buf.String(), "\r", ""), cmd.ProcessState.ExitCode()
 }
+
+// lastBytes is the end of s, at most n bytes of it.
+func lastBytes(s string, n int) string { return s[max(0, len(s)-n):] }
 
 // TestRunOwnSession: berth run without -t, from a terminal, with and
 // without a user namespace: the workload reads its stdin (the terminal)

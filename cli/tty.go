@@ -42,6 +42,16 @@ func attachTerminal(master, in, out *os.File) *terminal {
 	return t
 }
 
+// termSize is the window size of the terminal f; 0 by 0 when f is not
+// one.
+func termSize(f *os.File) (rows, cols uint16) {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, 0
+	}
+	return ws.Row, ws.Col
+}
+
 // resize copies berth's window size to the container's terminal.
 func (t *terminal) resize() {
 	if t == nil || t.saved == nil {

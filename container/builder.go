@@ -185,7 +185,7 @@ func buildTree(j job) (treeResult, error) {
 			tree.landlock = os.NewFile(uintptr(ruleset), "landlock ruleset")
 		}
 	}
-	if tree.pty, err = goAhead(j.sock, spec, ruleset); err != nil {
+	if tree.pty, err = goAhead(j.sock, cfg, ruleset); err != nil {
 		if tree.landlock != nil {
 			tree.landlock.Close()
 		}
@@ -286,11 +286,12 @@ func (c *contexts) close() {
 	c.fds = nil
 }
 
-// goAhead makes the working directory, opens the terminal when asked for
-// and sends the child the go-ahead, with the terminal's slave and
-// Landlock's ruleset (when not -1); it returns the master. It runs after
-// pivot_root: the paths are the container's.
-func goAhead(sock *os.File, spec Spec, ruleset int) (*os.File, error) {
+// goAhead makes the working directory, opens the terminal (of cfg's
+// size) when asked for and sends the child the go-ahead, with the
+// terminal's slave and Landlock's ruleset (when not -1); it returns the
+// master. It runs after pivot_root: the paths are the container's.
+func goAhead(sock *os.File, cfg initConfig, ruleset int) (*os.File, error) {
+	spec := cfg.Spec
 	if err := makeWorkdir(spec.Cwd); err != nil {
 		return nil, err
 	}
@@ -298,7 +299,7 @@ func goAhead(sock *os.File, spec Spec, ruleset int) (*os.File, error) {
 	var fds []int
 	if spec.TTY {
 		var err error
-		if master, slave, err = openPTY(spec.User.UID, spec.User.GID); err != nil {
+		if master, slave, err = openPTY(spec.User.UID, spec.User.GID, cfg.winsize()); err != nil {
 			return nil, err
 		}
 		defer slave.Close()

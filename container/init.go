@@ -117,7 +117,7 @@ func prepareProcess(cfg initConfig, root *rootMounter) (ruleset int, cwd string,
 
 	// 7. A terminal of the container's own devpts, when asked for.
 	if spec.TTY {
-		if err := setupPTY(cfg.PTYFd, spec.User.UID, spec.User.GID); err != nil {
+		if err := setupPTY(cfg); err != nil {
 			return -1, "", err
 		}
 	}

@@ -10,17 +10,18 @@ import (
 )
 
 // setupPTY gives the init a new pseudo-terminal from the container's own
-// devpts: the slave becomes its controlling terminal and stdio, the master
-// goes to the parent over the pty socket. Called after pivot_root, so
-// /dev/ptmx is the container's.
-func setupPTY(sockFd int, uid, gid uint32) error {
-	master, slave, err := openPTY(uid, gid)
+// devpts, of cfg's size: the slave becomes its controlling terminal and
+// stdio, the master goes to the parent over the pty socket. Called after
+// pivot_root, so /dev/ptmx is the container's.
+func setupPTY(cfg initConfig) error {
+	spec := cfg.Spec
+	master, slave, err := openPTY(spec.User.UID, spec.User.GID, cfg.winsize())
 	if err != nil {
 		return err
 	}
 	defer master.Close()
 	defer slave.Close()
-	sock := os.NewFile(uintptr(sockFd), "pty socket")
+	sock := os.NewFile(uintptr(cfg.PTYFd), "pty socket")
 	defer sock.Close()
 	if err := unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
 		return fmt.Errorf("send pty master: %w", err)
@@ -39,9 +40,15 @@ func setupPTY(sockFd int, uid, gid uint32) error {
 	return nil
 }
 
-// openPTY opens a new pseudo-terminal of the devpts at /dev/pts, the
-// slave owned by uid and gid. The caller's root must be the container's.
-func openPTY(uid, gid uint32) (master, slave *os.File, err error) {
+// winsize is the size of the workload's terminal.
+func (cfg initConfig) winsize() *unix.Winsize {
+	return &unix.Winsize{Row: cfg.PTYRows, Col: cfg.PTYCols}
+}
+
+// openPTY opens a new pseudo-terminal of the devpts at /dev/pts, of size
+// ws, the slave owned by uid and gid. The caller's root must be the
+// container's.
+func openPTY(uid, gid uint32, ws *unix.Winsize) (master, slave *os.File, err error) {
 	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
@@ -53,6 +60,11 @@ func openPTY(uid, gid uint32) (master, slave *os.File, err error) {
 	}()
 	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	// Sized before the workload runs: a resize by berth run once it runs
+	// would come after the workload's first look (stty size: 0 0).
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+		return nil, nil, fmt.Errorf("set pty size: %w", err)
 	}
 	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
 	if err != nil {

@@ -31,6 +31,9 @@ type Options struct {
 	// Network attaches a net = "bridge" container; required for one,
 	// ignored for the others.
 	Network *Network
+	// Rows and Cols, with Spec.TTY, are the terminal's size, set before
+	// the workload runs (as ExecOptions' for an exec).
+	Rows, Cols uint16
 }
 
 // StartError is a failure to start the workload. Code is the exit status a
@@ -68,6 +71,9 @@ type initConfig struct {
 	CgroupFds  []int `json:"cgroup_fds"`
 	PTYFd      int   `json:"pty_fd,omitempty"`
 	LandlockFd int   `json:"landlock_fd,omitempty"`
+	// PTYRows and PTYCols are the terminal's size (Options.Rows, Cols).
+	PTYRows uint16 `json:"pty_rows,omitempty"`
+	PTYCols uint16 `json:"pty_cols,omitempty"`
 	// RootfsFd, MountFds and DeviceFds are the init's fds of the detached
 	// mounts the parent prepared (see hostmounts.go): the rootfs, each
 	// spec mount's bind source (-1 for a tmpfs) and, in a user namespace,
@@ -140,6 +146,9 @@ func start(layout *Layout, spec Spec, opts Options) (*Container, error) {
 		return nil, setupError(err)
 	}
 	trace("resolve")
+	if spec.TTY {
+		cfg.PTYRows, cfg.PTYCols = opts.Rows, opts.Cols
+	}
 
 	// 2. Create the cgroup, with limits and device rules, before anything
 	// runs in it.
