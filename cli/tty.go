@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,12 +16,17 @@ type terminal struct {
 	in     *os.File // berth's own stdin
 	master *os.File
 	saved  *unix.Termios // nil when stdin is not a terminal
+	ended  chan struct{} // closed by restore: the workload has ended
 	done   chan struct{} // closed when the container's output has ended
 }
 
+// eioRetry is how long the output relay waits after an EIO of the
+// master (no slave open) before it reads again.
+const eioRetry = 20 * time.Millisecond
+
 // attachTerminal starts copying between stdin/stdout and master.
 func attachTerminal(master, in, out *os.File) *terminal {
-	t := &terminal{in: in, master: master, done: make(chan struct{})}
+	t := &terminal{in: in, master: master, ended: make(chan struct{}), done: make(chan struct{})}
 	if st, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err == nil {
 		saved := *st
 		t.saved = &saved
@@ -34,12 +41,43 @@ func attachTerminal(master, in, out *os.File) *terminal {
 		t.resize()
 	}
 	go func() { _, _ = io.Copy(master, in) }()
-	go func() {
-		// Ends with EIO once every process holding the slave is gone.
-		_, _ = io.Copy(out, master)
-		close(t.done)
-	}()
+	go t.relayOutput(out)
 	return t
+}
+
+// relayOutput copies the container's output from the master to out. The
+// master reads EIO while no process holds the slave open, which a
+// workload that closes its stdio and opens /dev/tty again goes through
+// too: EIO ends the copy only once the workload has ended (restore),
+// when what it left has been read; before, the copy waits and reads on.
+func (t *terminal) relayOutput(out io.Writer) {
+	defer close(t.done)
+	buf := make([]byte, 32<<10)
+	for {
+		// Looked at before the read: an EIO after the end is the end.
+		var ended bool
+		select {
+		case <-t.ended:
+			ended = true
+		default:
+		}
+		n, err := t.master.Read(buf)
+		if n > 0 {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if ended || !errors.Is(err, syscall.EIO) {
+			return
+		}
+		select {
+		case <-t.ended:
+		case <-time.After(eioRetry):
+		}
+	}
 }
 
 // termSize is the window size of the terminal f; 0 by 0 when f is not
@@ -62,9 +100,10 @@ func (t *terminal) resize() {
 	}
 }
 
-// restore waits briefly for the container's last output, closes the
-// master and puts berth's terminal back as it was.
+// restore, once the workload has ended, waits briefly for its last
+// output, closes the master and puts berth's terminal back as it was.
 func (t *terminal) restore() {
+	close(t.ended)
 	select {
 	case <-t.done:
 	case <-time.After(time.Second):
