@@ -37,9 +37,10 @@ type HealthInfo struct {
 	Running       bool   `json:"running"`
 	FailingStreak int    `json:"failing_streak"`
 	// LastCheck is when the last check started; LastExitCode its status
-	// (128+N for signal N, 137 when killed at the timeout, 125-127 when
-	// it could not start); LastOutput the end of what it wrote, at most
-	// maxHealthOutput bytes, or why it could not start.
+	// (128+N for signal N, 137 when killed at the timeout or when an
+	// interval passed while the killed check had not exited yet, 125-127
+	// when it could not start); LastOutput the end of what it wrote, at
+	// most maxHealthOutput bytes, or why it could not start.
 	LastCheck    *time.Time `json:"last_check,omitempty"`
 	LastExitCode *int       `json:"last_exit_code,omitempty"`
 	LastOutput   string     `json:"last_output,omitempty"`

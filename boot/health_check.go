@@ -34,52 +34,88 @@ type checkResult struct {
 // runs (its run of u.health): the first an interval after the start,
 // each next an interval after the last ended, until stop is closed. A
 // result that comes once the run has ended is dropped.
+//
+// A check killed at its timeout fails at once (status 137), but the
+// next one starts only once it has exited: checks never pile up. A
+// check that cannot be killed (in uninterruptible sleep on a hung disk
+// or NFS server, or frozen) fails again at each interval it is still
+// there, so retries and on_unhealthy act on it as on any failure.
 func (s *supervisor) runChecks(u *unit, c *container.Container, started time.Time, run uint64, stop <-chan struct{}) {
 	hc := u.sup.health
 	s.b.log.Printf("container %s: health check %s", u.name, hc.describe())
 	t := time.NewTimer(hc.interval)
 	defer t.Stop()
+	var killed <-chan syscall.WaitStatus // a killed check not yet exited
 	for {
 		select {
 		case <-stop:
 			return
+		case <-killed:
+			killed = nil // the next check starts at the next interval
+			continue
 		case <-t.C:
 		}
-		r, done := s.runCheck(c, hc, stop)
-		if done {
-			return
-		}
-		from, to, current := u.health.updateRun(run, func(i *HealthInfo) {
-			i.Health, i.FailingStreak = nextHealth(i.Health, i.FailingStreak, r.ok, r.started.Sub(started) < hc.startPeriod, hc.retries)
-			at, code := r.started, r.code
-			i.LastCheck, i.LastExitCode, i.LastOutput = &at, &code, r.output
-		})
-		if !current {
-			return
-		}
-		if from != to {
-			s.b.log.Printf("container %s is %s (check status %d%s)", u.name, to, r.code, cutOutput(r.output))
-		}
-		if from != to && to == HealthUnhealthy && hc.restart {
-			select {
-			case s.healthEvents <- healthEvent{u, c}:
-			case <-stop:
+		var r checkResult
+		if killed != nil {
+			r = stillKilled(hc)
+		} else {
+			var done bool
+			if r, killed, done = s.runCheck(c, hc, stop); done {
 				return
 			}
+		}
+		if !s.recordCheck(u, c, started, run, r, stop) {
+			return
 		}
 		t.Reset(hc.interval)
 	}
 }
 
+// stillKilled is the failure of an interval that passed while the
+// check killed at its timeout had not exited yet.
+func stillKilled(hc *healthCheck) checkResult {
+	return checkResult{started: time.Now(), code: 137,
+		output: fmt.Sprintf("[berth: the check killed at its timeout of %s has not exited yet: no new check runs until it does]", hc.timeout)}
+}
+
+// recordCheck records r, a check of u's container c (started at
+// started) in its run, and tells the loop when the container turns
+// unhealthy with on_unhealthy = "restart". It returns false when the
+// checks must end: the run has ended, or stop was closed.
+func (s *supervisor) recordCheck(u *unit, c *container.Container, started time.Time, run uint64, r checkResult, stop <-chan struct{}) bool {
+	hc := u.sup.health
+	from, to, current := u.health.updateRun(run, func(i *HealthInfo) {
+		i.Health, i.FailingStreak = nextHealth(i.Health, i.FailingStreak, r.ok, r.started.Sub(started) < hc.startPeriod, hc.retries)
+		at, code := r.started, r.code
+		i.LastCheck, i.LastExitCode, i.LastOutput = &at, &code, r.output
+	})
+	if !current {
+		return false
+	}
+	if from != to {
+		s.b.log.Printf("container %s is %s (check status %d%s)", u.name, to, r.code, cutOutput(r.output))
+	}
+	if from != to && to == HealthUnhealthy && hc.restart {
+		select {
+		case s.healthEvents <- healthEvent{u, c}:
+		case <-stop:
+			return false
+		}
+	}
+	return true
+}
+
 // runCheck runs the check once in c, as berth exec does, and waits for
-// its end: at most its timeout, then it is killed. done is set when stop
-// was closed meanwhile (or the container has ended): there is no result.
-func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-chan struct{}) (r checkResult, done bool) {
+// its end: at most its timeout, then it is killed and fails at once;
+// killed then brings its exit, which the next check waits for. done is
+// set when stop was closed meanwhile (or the container has ended):
+// there is no result.
+func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-chan struct{}) (r checkResult, killed <-chan syscall.WaitStatus, done bool) {
 	r.started = time.Now()
 	rd, w, err := os.Pipe()
 	if err != nil {
 		r.code, r.output = 125, "could not start: "+err.Error()
-		return r, false
+		return r, nil, false
 	}
 	p, exited, err := s.execReaped(c, container.ExecOptions{Args: hc.command, Stdout: w, Stderr: w, ExternalReaper: true, StartTimeout: hc.timeout})
 	w.Close()
@@ -87,7 +123,7 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 	switch {
 	case errors.Is(err, container.ErrNotRunning):
 		rd.Close()
-		return r, true
+		return r, nil, true
 	case errors.As(err, &se):
 		r.code = se.Code
 	case err != nil:
@@ -96,7 +132,7 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 	if err != nil {
 		rd.Close()
 		r.output = "could not start: " + err.Error()
-		return r, false
+		return r, nil, false
 	}
 	defer p.Pidfd.Close()
 	// The deadline is set before the reader starts: an exit seen first
@@ -112,21 +148,19 @@ func (s *supervisor) runCheck(c *container.Container, hc *healthCheck, stop <-ch
 	case ws = <-exited:
 		_ = rd.SetReadDeadline(minTime(deadline, time.Now().Add(healthDrain)))
 	case <-timer.C:
+		// Failed now, whether or not the kill takes: a check the kernel
+		// holds (uninterruptible sleep, a frozen cgroup) is not reaped
+		// until it lets go, and the health must not wait for that.
 		killCheck(p)
 		r.code, r.output = 137, <-output+fmt.Sprintf("\n[berth: killed: no answer within the timeout of %s]", hc.timeout)
-		select { // one check at a time: the next waits for this one's end
-		case <-exited:
-		case <-stop:
-			return r, true
-		}
-		return r, false
+		return r, exited, false
 	case <-stop:
 		killCheck(p)
-		return r, true
+		return r, nil, true
 	}
 	r.code, r.output = exitStatus(ws), <-output
 	r.ok = r.code == 0
-	return r, false
+	return r, nil, false
 }
 
 // killCheck kills a check that overran its timeout, with what it
