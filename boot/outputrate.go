@@ -1,9 +1,6 @@
 package boot
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // A container's output costs PID 1 CPU per line (its time, the ring,
 // the log file, the console), outside the container's cgroup: a
@@ -13,7 +10,8 @@ import (
 // more per KiB: about 10,000 short lines or 10 MB a second. Past that
 // it stops reading for a while; the pipe fills and the container's
 // writes wait, so nothing is lost, and a container can only slow
-// itself down.
+// itself down. The limit holds until the pipe is closed, through the
+// drain after the container's exit (outputdrain.go).
 const (
 	outputRate  = 10000
 	outputBurst = outputRate            // a second's worth at once
@@ -22,7 +20,6 @@ const (
 
 // outputLimiter is a token bucket of outputRate units a second.
 type outputLimiter struct {
-	freed  atomic.Bool // the container has ended: its backlog is read at once
 	tokens float64
 	last   time.Time
 	sleep  func(time.Duration) // time.Sleep and time.Now; tests replace them
@@ -38,9 +35,6 @@ func newOutputLimiter(now time.Time) *outputLimiter {
 // worth of lines. It returns the line's time: now, or the time after
 // the wait.
 func (l *outputLimiter) take(now time.Time, n int) time.Time {
-	if l.freed.Load() {
-		return now
-	}
 	l.refill(now)
 	if l.tokens < 1 {
 		wait := max(time.Duration((1-l.tokens)/outputRate*float64(time.Second)), outputPause)
@@ -58,8 +52,3 @@ func (l *outputLimiter) refill(now time.Time) {
 	}
 	l.last = now
 }
-
-// free ends the limit: the container's first process has ended, and
-// what it and its processes wrote before is read at once (a shutdown
-// waits a second at most for it, a restart's lines come after it).
-func (l *outputLimiter) free() { l.freed.Store(true) }

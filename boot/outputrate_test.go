@@ -39,16 +39,3 @@ func TestOutputLimiter(t *testing.T) {
 		}
 	}
 }
-
-// TestOutputLimiterFreed: once the container has ended, its backlog is
-// read without a wait (the shutdown waits a second at most for it).
-func TestOutputLimiterFreed(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := newOutputLimiter(now)
-	l.sleep = func(d time.Duration) { t.Errorf("a wait of %s after the end", d) }
-	l.clock = func() time.Time { return now }
-	l.free()
-	for range 3 * outputRate {
-		l.take(now, 100)
-	}
-}

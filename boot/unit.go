@@ -160,7 +160,7 @@ func (s *supervisor) start(u *unit) {
 		}
 	}
 	var c *container.Container
-	lim := newOutputLimiter(time.Now())
+	lim, out := newOutputLimiter(time.Now()), &drainingPipe{f: r}
 	err = s.b.reaper.start(func() (int, error) {
 		var err error
 		c, err = container.Start(s.b.cgroups, spec, opts)
@@ -169,7 +169,7 @@ func (s *supervisor) start(u *unit) {
 		}
 		return c.Pid, nil
 	}, func(ws syscall.WaitStatus) {
-		lim.free() // what it wrote before its end is read at once
+		out.ended(time.Now()) // its output is drained, then closed
 		s.exited(u, c, ws)
 	})
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *supervisor) start(u *unit) {
 	s.outputs.Add(1)
 	s.b.goSafe(func() {
 		defer s.outputs.Done()
-		s.copyOutput(u, r, lim)
+		s.copyOutput(u, out, lim)
 	})
 }
 
@@ -209,11 +209,13 @@ func (s *supervisor) startFailed(u *unit, why string) {
 // one is kept as several lines of this length.
 const maxLogLine = 64 << 10
 
-// copyOutput feeds each line the container writes into its log, until
-// every writer (the container and its children) has closed the pipe.
-func (s *supervisor) copyOutput(u *unit, r *os.File, lim *outputLimiter) {
-	defer r.Close()
-	forEachLine(r, maxLogLine, func(line string) {
+// copyOutput feeds each line the container writes into its log, at
+// the output rate, until every writer (the container and its children)
+// has closed the pipe or, once its first process has exited, the drain
+// is over (outputdrain.go); then it closes the pipe.
+func (s *supervisor) copyOutput(u *unit, out *drainingPipe, lim *outputLimiter) {
+	defer out.f.Close()
+	forEachLine(out, maxLogLine, func(line string) {
 		now := lim.take(time.Now(), len(line))
 		u.log.add(LogLine{Time: now, Text: line})
 		if u.sup.logConsole {

@@ -9,15 +9,18 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth/boot"
 )
 
 // Once the command has exited, berth exec copies what is left of its
 // output until it has been quiet for relayQuiet, and for relayDrain at
 // most: a process the command left behind, or any process of the
 // container that reopened its output, cannot keep berth exec running.
+// berth drains a container's output after its exit by the same rule.
 const (
-	relayQuiet = 100 * time.Millisecond
-	relayDrain = 2 * time.Second
+	relayQuiet = boot.DrainQuiet
+	relayDrain = boot.DrainMax
 )
 
 // relay is berth exec's stdio without -t: pipes between this process and
