@@ -46,7 +46,7 @@ func TestHealthCheckUnkillable(t *testing.T) {
 		t.Skip("no cgroup-v1 freezer at " + freezerRoot)
 	}
 	name := fmt.Sprintf("fixle-hc%d", os.Getpid())
-	h := startHostBoot(t, fmt.Sprintf(stuckConfig, name), nil)
+	h := startHostBoot(t, fmt.Sprintf(stuckConfig, name), nil, nil)
 	// Its cleanup, a thaw, runs before berth powers off.
 	fz := newFreezer(t, fmt.Sprintf("fixle-freeze%d", os.Getpid()))
 	h.waitFor(name+" healthy", time.Minute, func() bool { return h.ps()[name].Health == "healthy" })

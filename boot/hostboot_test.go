@@ -26,18 +26,18 @@ type hostBoot struct {
 	console *lockedBuffer
 }
 
-// startHostBoot packs a busybox image, with the Go programs of programs
-// (path in the image → package) built into it, writes cfg (IMAGE and
-// SHARED replaced) and starts berth boot on it; it powers off at the
-// test's end.
-func startHostBoot(t *testing.T, cfg string, programs map[string]string) *hostBoot {
+// startHostBoot packs a busybox image, with files (path in the image →
+// content) and the Go programs of programs (path in the image → package)
+// built into it, writes cfg (IMAGE and SHARED replaced) and starts berth
+// boot on it; it powers off at the test's end.
+func startHostBoot(t *testing.T, cfg string, files, programs map[string]string) *hostBoot {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("berth boot needs root: namespaces, mounts and cgroups are real")
 	}
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := busybox.Rootfs(testutil.RepoRoot(), runtime.GOARCH, rootfs, nil); err != nil {
+	if err := busybox.Rootfs(testutil.RepoRoot(), runtime.GOARCH, rootfs, files); err != nil {
 		t.Fatal(err)
 	}
 	for path, pkg := range programs {

@@ -40,7 +40,7 @@ target = "/shared"
 // itself wrote kept.
 func TestOutputHandedOn(t *testing.T) {
 	name := fmt.Sprintf("fixle-out%d", os.Getpid())
-	h := startHostBoot(t, fmt.Sprintf(handedConfig, name), map[string]string{"bin/fdpass": "./testdata/fdpass"})
+	h := startHostBoot(t, fmt.Sprintf(handedConfig, name), nil, map[string]string{"bin/fdpass": "./testdata/fdpass"})
 	a, b := name+"-a", name+"-b"
 	h.waitFor(a+" exited", time.Minute, func() bool { return h.ps()[a].State == "exited" })
 	ended := regexp.MustCompile(`^relay ended after (\d+) lines: .*broken pipe`)
