@@ -69,13 +69,15 @@ func TestCgroupLockedByAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) // the sleep too
-	for range 100 {
+	// flock(1) takes the lock once it has started, which on a loaded
+	// machine took more than a second (make test at 6e89794): wait for
+	// it, the deadline a hang guard, not a timing check.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		cg, err := layout.newCgroup(name, Limits{}, nil)
 		if err != nil {
 			break
 		}
-		cg.destroy()
-		time.Sleep(10 * time.Millisecond) // flock has not taken it yet
+		cg.destroy() // flock has not taken it yet
 	}
 	if _, err := layout.newCgroup(name, Limits{}, nil); err == nil {
 		t.Fatal("a name whose lock another process holds was taken")
