@@ -63,7 +63,7 @@ func TestCgroupLockedByAnother(t *testing.T) {
 	second.destroy()
 	// Another process holding the lock (as another berth) keeps the name;
 	// killed, as a berth may be, it lets go.
-	holder := exec.Command("flock", "-n", "-o", CgroupLockDir+"/"+name, "sleep", "100")
+	holder := exec.Command("flock", "-o", CgroupLockDir+"/"+name, "sleep", "100") // waits for the lock: with -n, a try while this test held it ended flock
 	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
