@@ -151,3 +151,13 @@ func median(f func(console) float64, boots []console) float64 {
 	}
 	return medianOf(v)
 }
+
+// lastLines is the last n lines of s, indented.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\r\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	for i, l := range lines {
+		lines[i] = "    | " + strings.TrimRight(l, "\r")
+	}
+	return strings.Join(lines, "\n")
+}

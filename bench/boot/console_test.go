@@ -82,3 +82,19 @@ func TestRSSFrom(t *testing.T) {
 		t.Errorf("a cut line: %d, no error", rss)
 	}
 }
+
+func TestLastLines(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"a\r\nb\r\nc\r\n", 2, "    | b\n    | c"},
+		{"a\nb", 5, "    | a\n    | b"},
+		{"", 3, "    | "},
+	} {
+		if got := lastLines(tc.in, tc.n); got != tc.want {
+			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -8,7 +8,6 @@
 package vm
 
 import (
-	"berth/internal/testutil"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +15,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"berth/appliance"
+	"berth/internal/testutil"
 )
 
 // Board is a real board that QEMU emulates, booted with Debian's kernel
@@ -113,7 +114,9 @@ func (c Config) QEMU() appliance.QEMU {
 // exited (QEMU's own messages in it), with how the guest ended; console,
 // when set, also gets the console as it arrives. When until is set, QEMU is killed once the console shows
 // it: for a machine that cannot power itself off. The error is QEMU's,
-// or the timeout's.
+// the timeout's, or a *LockupError: the guest's kernel reported a CPU
+// stuck in the kernel for a minute, and QEMU was killed then rather than
+// at the timeout.
 func (c Config) Boot(console io.Writer, until string) (string, appliance.Exit, error) {
 	args, err := c.QEMU().Args()
 	if err != nil {
@@ -128,20 +131,28 @@ func (c Config) Boot(console io.Writer, until string) (string, appliance.Exit, e
 	if err != nil {
 		return "", appliance.Exit{}, err
 	}
-	if until != "" {
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			for !strings.Contains(out.String(), until) {
-				select {
-				case <-stop:
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
+	stop := make(chan struct{})
+	defer close(stop)
+	var lockup atomic.Pointer[LockupError]
+	go func() {
+		for {
+			s := out.String()
+			if until != "" && strings.Contains(s, until) {
+				_ = v.Kill()
+				return
 			}
-			_ = v.Kill()
-		}()
-	}
+			if l := findLockup(s); l != nil {
+				lockup.Store(l)
+				_ = v.Kill()
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	if c.Kill != nil {
 		exited := make(chan struct{})
 		defer close(exited)
@@ -161,6 +172,8 @@ func (c Config) Boot(console io.Writer, until string) (string, appliance.Exit, e
 	switch {
 	case until != "" && strings.Contains(out.String(), until):
 		err = nil
+	case lockup.Load() != nil:
+		err = lockup.Load()
 	case err == nil && exit.TimedOut:
 		err = fmt.Errorf("QEMU killed after %s", timeout)
 	}
