@@ -229,11 +229,19 @@ func parseSNTP(b []byte, origin []byte) (answer, error) {
 // the round trip, for the resolution of the clocks that read them.
 const maxNegativeDelay = time.Millisecond
 
+// agreeSlack is how far apart two servers' offsets may be beyond their
+// root distances and still agree: paths that are not symmetric (a slow
+// uplink one way) put up to half a round trip on an offset that the
+// root distance does not count.
+const agreeSlack = 128 * time.Millisecond
+
 // BestSample asks every server and returns one answer, or every server's
 // error. Of three answers or more, the one whose offset is the median:
 // a server that lies, however certain it claims to be, is outvoted. Of
-// one or two, the one with the smallest root distance — the least
-// uncertain.
+// two, the one with the smallest root distance — the least uncertain —
+// only if the two agree (their offsets within their root distances and
+// agreeSlack): otherwise a server that claims no uncertainty at all
+// would win every time, and neither is believed. Of one, that one.
 func BestSample(ctx context.Context, servers []string, timeout time.Duration) (Sample, error) {
 	var got []Sample
 	var errs []error
@@ -249,10 +257,26 @@ func BestSample(ctx context.Context, servers []string, timeout time.Duration) (S
 	case len(got) >= 3:
 		slices.SortStableFunc(got, func(a, b Sample) int { return cmp.Compare(a.Offset, b.Offset) })
 		return got[(len(got)-1)/2], nil
-	case len(got) > 0:
+	case len(got) == 2:
+		if err := agree(got[0], got[1]); err != nil {
+			return Sample{}, err
+		}
 		return slices.MinFunc(got, func(a, b Sample) int { return cmp.Compare(a.RootDistance(), b.RootDistance()) }), nil
+	case len(got) == 1:
+		return got[0], nil
 	case len(errs) == 0:
 		return Sample{}, errors.New("sntp: no server to ask")
 	}
 	return Sample{}, errors.Join(errs...)
+}
+
+// agree is nil when two servers' offsets are within their root
+// distances and agreeSlack of each other.
+func agree(a, b Sample) error {
+	apart := (a.Offset - b.Offset).Abs()
+	if apart <= a.RootDistance()+b.RootDistance()+agreeSlack {
+		return nil
+	}
+	return fmt.Errorf("sntp: the two servers that answered disagree by %v (%s: offset %v, %s: offset %v): neither is believed; a third server would outvote the wrong one",
+		apart.Round(time.Millisecond), a.Server, a.Offset.Round(time.Millisecond), b.Server, b.Offset.Round(time.Millisecond))
 }

@@ -193,17 +193,25 @@ func TestSNTPCancel(t *testing.T) {
 }
 
 // TestSNTPBest picks the server that answers, the least uncertain of
-// two, the median of three, and reports all when none does.
+// two that agree, neither of two that do not, the median of three, and
+// reports all when none does.
 func TestSNTPBest(t *testing.T) {
 	dead := "127.0.0.1:1"                                                  // nothing listens: ICMP port unreachable
 	far := func(b []byte) { binary.BigEndian.PutUint32(b[8:12], 1<<16/2) } // 500 ms dispersion
-	s, err := BestSample(context.Background(), []string{dead, serveNTP(t, fakeServer{skew: 2 * time.Hour, edit: far}), fakeNTP(t, time.Hour, nil)}, time.Second)
-	if err != nil || s.Offset < 59*time.Minute || s.Offset > 61*time.Minute {
+	s, err := BestSample(context.Background(), []string{dead, serveNTP(t, fakeServer{skew: time.Hour + 300*time.Millisecond, edit: far}), fakeNTP(t, time.Hour, nil)}, time.Second)
+	if err != nil || s.Offset < time.Hour-50*time.Millisecond || s.Offset > time.Hour+50*time.Millisecond {
 		t.Fatalf("best of a dead, an uncertain and a good server: %+v %v", s, err)
+	}
+	// Two that disagree: a liar that claims no uncertainty at all does
+	// not win over an honest server; neither is believed.
+	certain := func(b []byte) { copy(b[4:12], make([]byte, 8)) } // root delay and dispersion 0
+	liar := serveNTP(t, fakeServer{skew: 5 * time.Hour, edit: certain})
+	s, err = BestSample(context.Background(), []string{liar, fakeNTP(t, time.Hour, nil)}, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "disagree") || !strings.Contains(err.Error(), liar) {
+		t.Fatalf("a liar and an honest server: %+v %v", s, err)
 	}
 	// Three answers: the median offset wins over a liar that claims no
 	// uncertainty at all.
-	certain := func(b []byte) { copy(b[4:12], make([]byte, 8)) } // root delay and dispersion 0
 	s, err = BestSample(context.Background(), []string{
 		serveNTP(t, fakeServer{skew: 5 * time.Hour, edit: certain}),
 		fakeNTP(t, time.Hour, nil),
@@ -250,6 +258,23 @@ func TestSNTPPlausibleEdges(t *testing.T) {
 		}
 		if got := time.Now().Add(s.Offset); got.Sub(at).Abs() > 2*time.Second {
 			t.Errorf("%s: offset %v gives %s", at, s.Offset, got)
+		}
+	}
+}
+
+// TestSNTPAgree: two offsets agree up to their root distances and
+// agreeSlack apart, not a nanosecond more, whichever is ahead.
+func TestSNTPAgree(t *testing.T) {
+	a := Sample{Server: "a", Offset: time.Hour, Delay: 20 * time.Millisecond, RootDispersion: 5 * time.Millisecond} // distance 15 ms
+	b := Sample{Server: "b", Offset: time.Hour, RootDelay: 40 * time.Millisecond}                                   // distance 20 ms
+	edge := a.RootDistance() + b.RootDistance() + agreeSlack
+	for _, tc := range []struct {
+		apart time.Duration
+		ok    bool
+	}{{0, true}, {edge, true}, {-edge, true}, {edge + 1, false}, {-edge - 1, false}, {9 * 365 * 24 * time.Hour, false}} {
+		b.Offset = a.Offset + tc.apart
+		if err := agree(a, b); (err == nil) != tc.ok {
+			t.Errorf("offsets %v apart (edge %v): agree = %v, want ok %v", tc.apart, edge, err, tc.ok)
 		}
 	}
 }
