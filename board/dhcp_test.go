@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -420,19 +421,41 @@ func TestDHCPRouterOnLink(t *testing.T) {
 	}
 }
 
-// TestDHCPLeaseNotApplied: a lease whose router the kernel refuses (its
-// subnet's broadcast address) is bound but not applied, and its state says
-// why for as long as it is held, not plain "bound".
+// TestDHCPRouterChoice: the lease's gateway is the first router the
+// kernel can route through: its subnet's broadcast or network address is
+// passed over for the next router the server lists.
+func TestDHCPRouterChoice(t *testing.T) {
+	t.Parallel()
+	if !inNewNetNS(t) {
+		return
+	}
+	startServer(t, newTestLAN(t, "up0"), leaseServer(func(rep *reply) {
+		rep.router = netip.MustParseAddr("10.7.0.255")
+		rep.routers = []netip.Addr{netip.MustParseAddr("10.7.0.0"), netip.MustParseAddr("10.7.0.15"), netip.MustParseAddr("10.7.0.1")}
+	}))
+	run := startUplink(t, Interface{Name: "up0", DHCP: true})
+	waitFor(t, "the lease", run.ready)
+	if gw := defaultGateways(routeFile)["up0"]; gw != "10.7.0.1" {
+		t.Errorf("default route via %q, want 10.7.0.1 (the first usable of the server's routers)", gw)
+	}
+}
+
+// TestDHCPLeaseNotApplied: a lease whose router the kernel refuses (an
+// address of the appliance's own) is bound but not applied, and its state
+// says why for as long as it is held, not plain "bound".
 func TestDHCPLeaseNotApplied(t *testing.T) {
 	t.Parallel()
 	if !inNewNetNS(t) {
 		return
 	}
-	startServer(t, newTestLAN(t, "up0"), leaseServer(func(rep *reply) { rep.router = netip.MustParseAddr("10.7.0.255") }))
+	if out, err := exec.Command("ip", "address", "add", "10.9.9.9/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("ip address add 10.9.9.9/32 dev lo: %v\n%s", err, out)
+	}
+	startServer(t, newTestLAN(t, "up0"), leaseServer(func(rep *reply) { rep.router = netip.MustParseAddr("10.9.9.9") }))
 	run := startUplink(t, Interface{Name: "up0", DHCP: true})
 	waitFor(t, "the lease", func() bool { return run.logged("applying the lease of 10.7.0.15/24") > 0 })
 	time.Sleep(200 * time.Millisecond) // the client goes on to hold it
-	if st := run.status(); !strings.HasPrefix(st.State, "bound, but not applied: add default route via 10.7.0.255") || st.Ready {
+	if st := run.status(); !strings.HasPrefix(st.State, "bound, but not applied: add default route via 10.9.9.9") || st.Ready {
 		t.Errorf("state %q, ready %v; want it bound, but not applied, and not ready", st.State, st.Ready)
 	}
 }

@@ -273,7 +273,7 @@ func leaseFromAck(m *dhcpMsg, start time.Time) (*Lease, error) {
 	}
 	l := &Lease{Address: p, Server: m.serverID, Start: start}
 	for _, r := range m.routers {
-		if unicast(r) && r != a {
+		if usableRouter(r, p) {
 			l.Router = r
 			break
 		}
@@ -325,6 +325,18 @@ func (l *Lease) setTimes(lease, t1, t2 int64) {
 func unicast(a netip.Addr) bool {
 	return a.Is4() && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
 		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// usableRouter is whether r can be the lease's default gateway: a
+// unicast address other than the lease's own and, within the lease's
+// subnet, neither its network nor its broadcast address (the kernel
+// refuses a route via those: "Nexthop has invalid gateway"). A router
+// outside the subnet is routed on-link, as the lease's route says.
+func usableRouter(r netip.Addr, lease netip.Prefix) bool {
+	if !unicast(r) || r == lease.Addr() {
+		return false
+	}
+	return lease.Bits() > 30 || !lease.Contains(r) || (r != lease.Masked().Addr() && r != lastAddr(lease))
 }
 
 // classfulBits is the prefix length of a's class, for a lease without a

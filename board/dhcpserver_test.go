@@ -136,6 +136,7 @@ type reply struct {
 	serverID   netip.Addr // default serverAddr
 	mask       []byte     // default 255.255.255.0
 	router     netip.Addr
+	routers    []netip.Addr // more routers, after router
 	dns        []netip.Addr
 	hostname   string
 	domain     string
@@ -196,7 +197,11 @@ func (s *testServer) send(r seenRequest, rep reply) {
 		opt(1, mask)
 	}
 	if rep.router.IsValid() {
-		opt(3, rep.router.AsSlice())
+		var rs []byte
+		for _, r := range append([]netip.Addr{rep.router}, rep.routers...) {
+			rs = append(rs, r.AsSlice()...)
+		}
+		opt(3, rs)
 	}
 	var dns []byte
 	for _, d := range rep.dns {
