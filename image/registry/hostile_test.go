@@ -108,6 +108,9 @@ func TestHostileResponses(t *testing.T) {
 		{"huge chunk size", func(c net.Conn, _ string) {
 			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n")
 		}, "malformed chunk size"},
+		{"bytes after a chunk's data", func(c net.Conn, _ string) {
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}JUNKJUNK\r\n0\r\n\r\n")
+		}, `malformed chunk: "JUNKJUNK" after its data`},
 		{"short body", func(c net.Conn, _ string) {
 			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{}")
 		}, "short of its Content-Length"},

@@ -334,9 +334,11 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	if c.left == 0 && err == nil {
-		if _, err = c.line(); err != nil {
-			c.err = err
+		var rest string
+		if rest, err = c.line(); err == nil && rest != "" {
+			err = fmt.Errorf("malformed chunk: %q after its data, want CRLF", truncate(rest))
 		}
+		c.err = err
 	}
 	return n, err
 }
