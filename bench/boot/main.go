@@ -245,7 +245,7 @@ func bootAll(m machine, name, helloInitrd, floorInitrd string, initrds []string,
 	for r := 0; r < runs; r++ {
 		out, err := m.boot(helloInitrd, "hello: init started")
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: hello: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("%s: hello: %w\n%s", name, err, out)
 		}
 		hello = append(hello, parse(out))
 		if floorInitrd != "" && r%2 == 0 {
