@@ -101,7 +101,10 @@ func (c *Container) spawnDirect(layout *Layout, cfg initConfig, opts Options, b 
 	if spec.Net != "host" {
 		flags |= unix.CLONE_NEWNET
 	}
-	pid, pidfd, err := cloneChild(k, d, flags)
+	// The child shares berth's memory, unless its oom_score_adj is to be
+	// set: the kernel writes a value given to one process sharing a
+	// memory to all of them, berth too.
+	pid, pidfd, err := cloneChild(k, d, flags, spec.OOMScoreAdj == nil)
 	if err != nil {
 		return setupError(err)
 	}
@@ -175,8 +178,12 @@ const childStack = 16 << 10
 
 // cloneChild clones the child of plan k with the clone flags ns (new
 // namespaces) and, on v2, into its cgroup, and closes, in berth, the fds
-// only the child uses.
-func cloneChild(k *childPlan, d *directFds, ns uint64) (int, *os.File, error) {
+// only the child uses. With share the child runs in berth's memory
+// (CLONE_VM); without, in a copy of it (a fork): what a process sharing
+// berth's memory is given or suffers in a cgroup, berth gets too — the
+// kernel's OOM killer kills every process of the memory it chose, and
+// an oom_score_adj written for one is written for all.
+func cloneChild(k *childPlan, d *directFds, ns uint64, share bool) (int, *os.File, error) {
 	// The child's stack starts 16 bytes below the top of its buffer, the
 	// argument of childMain 8 bytes below: where a call on arm64 and
 	// riscv64 finds it, and clone_amd64.s and clone_arm.s move it from.
@@ -184,7 +191,10 @@ func cloneChild(k *childPlan, d *directFds, ns uint64) (int, *os.File, error) {
 	k.stack = make([]byte, childStack)
 	*(*uintptr)(unsafe.Pointer(&k.stack[childStack-8])) = uintptr(unsafe.Pointer(k))
 	k.args = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), stack: uint64(uintptr(unsafe.Pointer(&k.stack[0]))), stackSize: childStack - 16}
-	k.args.flags = unix.CLONE_VM | unix.CLONE_PIDFD | ns
+	k.args.flags = unix.CLONE_PIDFD | ns
+	if share {
+		k.args.flags |= unix.CLONE_VM
+	}
 	// The kernel writes the pidfd there: k is on the heap, which does
 	// not move.
 	k.pidfd = -1

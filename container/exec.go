@@ -346,7 +346,11 @@ func cloneFromPIDNS(k *childPlan, d *directFds, pidfd *os.File) (int, *os.File, 
 	if execHook != nil {
 		execHook()
 	}
-	return cloneChild(k, d, 0)
+	// A copy of berth's memory, never berth's own: the child joins a
+	// cgroup whose processes are the container's, which can drive it out
+	// of memory (and stop the child, so that the OOM killer finds it there
+	// with berth's memory as its own).
+	return cloneChild(k, d, 0, false)
 }
 
 // newExecPlan prepares what the child of an exec does: the plan of a
@@ -433,7 +437,7 @@ var ErrTracesExecs = errors.New("it has CAP_SYS_PTRACE without a user namespace,
 // TracesExecs reports whether the processes of a container of this spec,
 // with the capabilities caps (nil: the defaults), could trace the child
 // of an exec between its clone and its execve: while it has berth's
-// capabilities and shares berth's memory, in the container's PID
+// capabilities and a copy of berth's memory, in the container's PID
 // namespace. Non-dumpable (below) stops all but a tracer with
 // CAP_SYS_PTRACE in berth's own user namespace: a container without a
 // user namespace that was given it.

@@ -431,3 +431,60 @@ func TestExecRefusedToTracers(t *testing.T) {
 		t.Errorf("exec with a user namespace: %v, %v", ws, err)
 	}
 }
+
+// sameMemory reports whether two processes share one memory (kcmp(2),
+// KCMP_VM).
+func sameMemory(t *testing.T, a, b int) bool {
+	const kcmpVM = 1
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVM, 0, 0, 0)
+	if errno != 0 {
+		t.Fatalf("kcmp %d %d: %v", a, b, errno)
+	}
+	return r == 0
+}
+
+// TestExecChildOwnMemory: the child of an exec, which joins the
+// container's cgroups beside its processes, runs in a copy of berth's
+// memory, not in berth's: the OOM killer, driven by the container and
+// finding the child there (stopped, say, by a process of the container),
+// kills every process of the memory it chose, which would be berth.
+func TestExecChildOwnMemory(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	c := startRunning(t, rootfs, Spec{})
+	shared := true
+	execCloned = func(pid int) { shared = sameMemory(t, os.Getpid(), pid) }
+	defer func() { execCloned = nil }()
+	if _, _, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	if shared {
+		t.Error("the exec's child shared berth's memory")
+	}
+}
+
+// TestOOMScoreAdjNotBerths: a container's oom_score_adj is its own and its
+// execs'; berth's stays as it was (the kernel writes a value given to one
+// process sharing a memory to all of them).
+func TestOOMScoreAdjNotBerths(t *testing.T) {
+	rootfs := testutil.BusyboxRootfs(t)
+	own := func() string {
+		b, err := os.ReadFile("/proc/self/oom_score_adj")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	before := own()
+	adj := 700
+	c := startRunning(t, rootfs, Spec{OOMScoreAdj: &adj})
+	if got := own(); got != before {
+		t.Errorf("berth's oom_score_adj after a start with 700: %s, was %s", got, before)
+	}
+	_, out, err := execOutput(t, c, ExecOptions{Args: []string{"cat", "/proc/self/oom_score_adj"}})
+	if err != nil || strings.TrimSpace(out) != "700" {
+		t.Errorf("exec's oom_score_adj: %q %v, want 700", out, err)
+	}
+	if got := own(); got != before {
+		t.Errorf("berth's oom_score_adj after an exec: %s, was %s", got, before)
+	}
+}

@@ -8,14 +8,15 @@ import (
 )
 
 // berth is non-dumpable while the child of an exec is between its clone
-// and its execve. The child shares berth's memory and runs in the
-// container's PID namespace beside the container's own processes, which
-// could otherwise, once it has the container's credentials, ptrace it or
-// write to its /proc/PID/mem: to PID 1's memory (the class of
-// CVE-2016-9962). Non-dumpable, that takes CAP_SYS_PTRACE in the host's
-// user namespace. Dumpability belongs to the memory, shared by every
-// thread and child: undumpable counts the execs under way and restores
-// berth's own setting after the last.
+// and its execve. The child runs in a copy of berth's memory (a fork:
+// cloneChild) in the container's PID namespace beside the container's
+// own processes, which could otherwise, once it has the container's
+// credentials, ptrace it or read its /proc/PID/mem: a copy of PID 1's
+// memory, its secrets with it (the class of CVE-2016-9962).
+// Non-dumpable, that takes CAP_SYS_PTRACE in the host's user namespace.
+// Dumpability belongs to the memory, and a fork's copy takes its
+// setting from berth's at the clone: undumpable counts the execs under
+// way and restores berth's own setting after the last.
 var undumpable struct {
 	sync.Mutex
 	n     int
