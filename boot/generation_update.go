@@ -357,10 +357,18 @@ func (s *supervisor) giveUp(from int, why error) error {
 	reason := oneLine(why)
 	rec.Trying, rec.Boots, rec.Hold = 0, 0, true
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: reason, Time: time.Now().UTC()}
-	if err := s.writeRecord(rec); err != nil {
-		return fmt.Errorf("%s failed (%v), and its rollback could not be recorded: %w", describeGen(from), why, err)
+	// A rollback that cannot be recorded (a full data partition) still
+	// goes back now: the generation that failed does not stay running
+	// until a reboot. The record on disk still names it as tried; the
+	// next boot tries it again (it is pruned below, so that boot falls
+	// back, unless the prune fails too), and gives up after maxBoots.
+	unrecorded := s.writeRecord(rec)
+	if unrecorded != nil {
+		s.onLoop(func() { g.rec = rec })
+		s.b.log.Printf("warning: %s failed (%v); its rollback could not be recorded (%v): going back to %s all the same", describeGen(from), why, unrecorded, describeGen(rec.Committed))
+	} else {
+		s.b.crashAt("rolledback")
 	}
-	s.b.crashAt("rolledback")
 	var back *Config
 	s.onLoop(func() { back = g.curCfg })
 	var p plan
@@ -368,6 +376,9 @@ func (s *supervisor) giveUp(from int, why error) error {
 		var err error
 		if err = s.readyToSwitch(nil); err == nil {
 			p, err = s.stopReplaced(nil, back)
+		}
+		if err != nil && unrecorded != nil {
+			return fmt.Errorf("%s failed (%v); its rollback could not be recorded (%v) nor made: %w", describeGen(from), why, unrecorded, err)
 		}
 		if err != nil {
 			return fmt.Errorf("%s failed (%v); its rollback is recorded, and the next boot runs %s: %w", describeGen(from), why, describeGen(rec.Committed), err)
@@ -382,6 +393,9 @@ func (s *supervisor) giveUp(from int, why error) error {
 		s.switchTo(g.curCfg, p)
 	})
 	g.store.prune(rec.Committed, rec.Previous)
+	if unrecorded != nil {
+		return fmt.Errorf("%s rolled back to %s: %s; the rollback could not be recorded: %w", describeGen(from), describeGen(rec.Committed), reason, unrecorded)
+	}
 	return fmt.Errorf("%s rolled back to %s: %s", describeGen(from), describeGen(rec.Committed), reason)
 }
 
