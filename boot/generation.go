@@ -226,11 +226,17 @@ func (g *genState) info() *GenerationInfo {
 }
 
 // nextNumber is the number of the next generation: above every one the
-// record names, a generation given up included.
+// record names, a generation given up included. Numbers run out only
+// for a record planted with one near maxGeneration (an update a second
+// takes 68 years): then the next is above the committed and previous
+// ones alone, rather than every later update being refused.
 func (r genRecord) nextNumber() int {
 	n := max(r.Committed, r.Trying)
 	if r.LastRollback != nil {
 		n = max(n, r.LastRollback.From, r.LastRollback.To)
+	}
+	if n >= maxGeneration {
+		n = max(r.Committed, r.Previous)
 	}
 	return n + 1
 }

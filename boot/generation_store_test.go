@@ -418,3 +418,63 @@ func TestRollbackReasonCut(t *testing.T) {
 		})
 	}
 }
+
+// TestGenStoreNestedLeftover: a leftover generation directory that holds
+// directories (planted: berth writes files only) is removed before its
+// number is written, up to removeDepth levels deep; a symlink in it is
+// removed, not followed; deeper than that, the write is refused and says
+// why.
+func TestGenStoreNestedLeftover(t *testing.T) {
+	g := newTestStore(t)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o600)
+	nest := func(n, levels int) string {
+		p := filepath.Join(g.dir, strconv.Itoa(n))
+		for i := 1; i < levels; i++ {
+			p = filepath.Join(p, "d")
+		}
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(p, "f"), []byte("x"), 0o600)
+		os.Symlink(outside, filepath.Join(p, "link"))
+		return p
+	}
+	gen := func(n int) *generation {
+		return &generation{genMeta: genMeta{Number: n, Source: "/etc/berth.toml", Images: map[string]genImage{"web": {Digest: digestA}}}, Config: []byte(genTestConfig)}
+	}
+	nest(3, removeDepth)
+	if err := g.writeGeneration(gen(3)); err != nil {
+		t.Fatalf("write over a leftover %d deep: %v", removeDepth, err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Errorf("a symlink in the leftover was followed: %v", err)
+	}
+	nest(4, removeDepth+1)
+	err := g.writeGeneration(gen(4))
+	if err == nil || !strings.Contains(err.Error(), "nested more than 16 deep") {
+		t.Errorf("write over a leftover %d deep: %v", removeDepth+1, err)
+	}
+}
+
+// TestNextNumber: the next generation is above every one the record
+// names; a planted number at the end of the range is passed over for the
+// committed and previous ones, so updates go on.
+func TestNextNumber(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rec  genRecord
+		want int
+	}{
+		{"first", genRecord{Committed: 1}, 2},
+		{"after a try", genRecord{Committed: 2, Previous: 1, Trying: 3}, 4},
+		{"after a rollback", genRecord{Committed: 2, Previous: 1, LastRollback: &Rollback{From: 5, To: 2}}, 6},
+		{"just under the end", genRecord{Committed: 2, Trying: maxGeneration - 1}, maxGeneration},
+		{"planted at the end", genRecord{Committed: 2, Previous: 1, Trying: maxGeneration}, 3},
+		{"planted in the rollback", genRecord{Committed: 7, Previous: 9, LastRollback: &Rollback{From: maxGeneration, To: 7}}, 10},
+	} {
+		if got := tc.rec.nextNumber(); got != tc.want {
+			t.Errorf("%s: nextNumber of %+v = %d, want %d", tc.name, tc.rec, got, tc.want)
+		}
+	}
+}
