@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -79,9 +80,18 @@ func TestReaperClonedOwnsThroughFlood(t *testing.T) {
 	cloned := make(chan int)
 	release := make(chan struct{})
 	got := make(chan syscall.WaitStatus, 1)
+	// The child exits when its stdin ends, after the flood: with a
+	// timed exit, a flood slower than the time (a loaded machine) reaped
+	// it inside the loop, and the wait for it below found no child.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinW.Close()
 	go func() {
 		err := r.startCloned(func(owned func(int)) (int, error) {
-			pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "sleep 1; exit 7"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+			pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "read x; exit 7"}, &syscall.ProcAttr{Files: []uintptr{stdinR.Fd(), 1, 2}})
+			stdinR.Close()
 			if err != nil {
 				return 0, err
 			}
@@ -107,6 +117,7 @@ func TestReaperClonedOwnsThroughFlood(t *testing.T) {
 		waitExited(t, p)
 		r.reap()
 	}
+	stdinW.Close()
 	waitExited(t, pid)
 	r.reap()
 	close(release)

@@ -52,6 +52,7 @@ func main() {
 		fail(err)
 	}
 	logf("floor: power off")
+	_ = unix.IoctlSetInt(1, unix.TCSBRK, 1) // tcdrain, as hello does
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
