@@ -52,6 +52,10 @@ func FieldErrors(err error) []*FieldError {
 // for "100M"); MaxCPUs and MaxIDMaps are the kernel's own ceilings.
 const (
 	MinMemory = 256 << 10
+	// MinSwap is the least swap a limit may allow beyond its memory: a
+	// page (4 KiB, the smallest any architecture has); the kernel rounds
+	// less down to none.
+	MinSwap   = 4 << 10
 	MinCPUs   = 0.01
 	MaxCPUs   = 8192 // NR_CPUS on the largest Linux configurations
 	MaxWeight = 10000
@@ -338,6 +342,8 @@ func (l Limits) validate() []error {
 		c.add("limits.memory_swap", -1, "want a size or \"unlimited\"")
 	case l.MemorySwap != 0 && l.Memory == 0:
 		c.add("limits.memory_swap", -1, "swap is allowed on top of a memory limit: set memory too")
+	case l.MemorySwap > 0 && l.MemorySwap < MinSwap:
+		c.add("limits.memory_swap", -1, "%d bytes is under a page, which the kernel makes no swap at all (a unit missing? K, M, G)", l.MemorySwap)
 	}
 	if p := l.CPUs; p != nil && (math.IsNaN(*p) || *p < MinCPUs || *p > MaxCPUs) {
 		c.add("limits.cpus", -1, "%v: want %v to %d CPUs", *p, MinCPUs, MaxCPUs)

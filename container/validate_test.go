@@ -132,6 +132,8 @@ func TestValidate(t *testing.T) {
 		{"memory_high above memory", func(s *Spec) { s.Limits.Memory, s.Limits.MemoryHigh = 1<<20, 2<<20 }, "limits.memory_high"},
 		{"swap without memory", func(s *Spec) { s.Limits.MemorySwap = 1 << 20 }, "limits.memory_swap"},
 		{"swap unlimited", func(s *Spec) { s.Limits.Memory, s.Limits.MemorySwap = 1<<20, -1 }, ""},
+		{"swap of a page", func(s *Spec) { s.Limits.Memory, s.Limits.MemorySwap = 1<<20, 4096 }, ""},
+		{"swap under a page", func(s *Spec) { s.Limits.Memory, s.Limits.MemorySwap = 1<<20, 4095 }, "limits.memory_swap"},
 		{"cpus 0.01", func(s *Spec) { s.Limits.CPUs = ptr(0.01) }, ""},
 		{"cpus 0", func(s *Spec) { s.Limits.CPUs = ptr(0.0) }, "limits.cpus"},
 		{"cpus 0.009", func(s *Spec) { s.Limits.CPUs = ptr(0.009) }, "limits.cpus"},
