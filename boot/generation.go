@@ -81,6 +81,9 @@ type genState struct {
 	recheck bool
 	// updating is set while an update, a rollback or a check runs.
 	updating bool
+	// unrecorded is why rec, as berth runs it, could not be written
+	// (giveUp on a full data partition); nil once a record is written.
+	unrecorded error
 	// last is the last update's outcome, for berth status.
 	last string
 
@@ -195,6 +198,10 @@ type GenerationInfo struct {
 	LastRollback *Rollback `json:"last_rollback,omitempty"`
 	// Error says why there are no generations (the store is unusable).
 	Error string `json:"error,omitempty"`
+	// Unrecorded says, when the state shown is not what the record on
+	// disk says, why the record could not be written (a full data
+	// partition): the next boot goes by the record.
+	Unrecorded string `json:"unrecorded,omitempty"`
 }
 
 // info is berth status's generation section.
@@ -221,6 +228,9 @@ func (g *genState) info() *GenerationInfo {
 		in.Source = g.trying.Source
 	} else if g.cur != nil {
 		in.Source = g.cur.Source
+	}
+	if g.unrecorded != nil {
+		in.Unrecorded = g.unrecorded.Error()
 	}
 	return in
 }
@@ -261,3 +271,38 @@ func (g *genState) errNoStore() error {
 
 // since is a short duration for logs.
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
+
+// KeptDigests returns the image digests the generations in state keep:
+// the committed, the previous and the one being tried (unless its
+// directory is gone). `berth image gc` keeps them. No store: none, and
+// no error.
+func KeptDigests(state string) ([]string, error) {
+	g := &genStore{dir: filepath.Join(state, genDir)}
+	if _, err := os.Lstat(g.dir); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	r, ok, err := g.readRecord()
+	if err != nil || !ok {
+		return nil, err
+	}
+	var out []string
+	for _, n := range []int{r.Committed, r.Previous, r.Trying} {
+		if n == 0 {
+			continue
+		}
+		gen, _, err := g.readGeneration(n)
+		if n == r.Trying && n != r.Committed && n != r.Previous && errors.Is(err, os.ErrNotExist) {
+			// Gone: a rollback that could not be recorded (a full
+			// data partition) removed it. No boot runs it — a boot
+			// falls back from a tried generation it cannot read — so
+			// it keeps no image, and gc, which such a partition
+			// needs, is not refused.
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, gen.digests()...)
+	}
+	return out, nil
+}

@@ -417,32 +417,6 @@ func configDigest(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// KeptDigests returns the image digests the generations in state keep:
-// the committed, the previous and the one being tried. `berth image gc`
-// keeps them. No store: none, and no error.
-func KeptDigests(state string) ([]string, error) {
-	g := &genStore{dir: filepath.Join(state, genDir)}
-	if _, err := os.Lstat(g.dir); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	r, ok, err := g.readRecord()
-	if err != nil || !ok {
-		return nil, err
-	}
-	var out []string
-	for _, n := range []int{r.Committed, r.Previous, r.Trying} {
-		if n == 0 {
-			continue
-		}
-		gen, _, err := g.readGeneration(n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, gen.digests()...)
-	}
-	return out, nil
-}
-
 // describeGen is "generation 3" for logs.
 func describeGen(n int) string { return "generation " + strconv.Itoa(n) }
 

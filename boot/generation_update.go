@@ -364,7 +364,6 @@ func (s *supervisor) giveUp(from int, why error) error {
 	// back, unless the prune fails too), and gives up after maxBoots.
 	unrecorded := s.writeRecord(rec)
 	if unrecorded != nil {
-		s.onLoop(func() { g.rec = rec })
 		s.b.log.Printf("warning: %s failed (%v); its rollback could not be recorded (%v): going back to %s all the same", describeGen(from), why, unrecorded, describeGen(rec.Committed))
 	} else {
 		s.b.crashAt("rolledback")
@@ -386,6 +385,9 @@ func (s *supervisor) giveUp(from int, why error) error {
 	}
 	s.onLoop(func() {
 		g.trying, g.tryingCfg = nil, nil
+		if unrecorded != nil { // what runs now, which status shows, and why the disk says otherwise
+			g.rec, g.unrecorded = rec, unrecorded
+		}
 		if g.curCfg == nil {
 			s.b.log.Printf("warning: %s is not loaded: the containers stay as they are", describeGen(rec.Committed))
 			return
@@ -492,6 +494,6 @@ func (s *supervisor) writeRecord(rec genRecord) error {
 	if err := s.b.gens.store.writeRecord(rec); err != nil {
 		return err
 	}
-	s.onLoop(func() { s.b.gens.rec = rec })
+	s.onLoop(func() { s.b.gens.rec, s.b.gens.unrecorded = rec, nil })
 	return nil
 }

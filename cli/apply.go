@@ -65,4 +65,7 @@ func printGeneration(w io.Writer, g *boot.GenerationInfo) {
 	if rb := g.LastRollback; rb != nil {
 		fmt.Fprintf(w, "rollback\t%d to %d at %s: %s\n", rb.From, rb.To, rb.Time.Format(time.RFC3339), rb.Reason)
 	}
+	if g.Unrecorded != "" {
+		fmt.Fprintf(w, "record\tnot written, the next boot goes by the one on disk: %s\n", g.Unrecorded)
+	}
 }

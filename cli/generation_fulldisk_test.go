@@ -56,15 +56,24 @@ func TestApplyRollsBackOnFullDisk(t *testing.T) {
 		t.Fatalf("apply on a full disk: status %d, stdout %q, stderr %q", r.status, r.stdout, r.stderr)
 	}
 	g := w.settled(1)
-	if g.LastRollback == nil || g.LastRollback.From != 2 {
-		t.Errorf("status after the rollback: %+v", g)
+	if g.LastRollback == nil || g.LastRollback.From != 2 || !strings.Contains(g.Unrecorded, "no space left on device") {
+		t.Errorf("status after the rollback: %+v; want it to say the record was not written", g)
+	}
+	if _, out, _ := berth(t, "status"); !strings.Contains(out, "record\tnot written, the next boot goes by the one on disk") && !strings.Contains(out, "not written, the next boot goes by the one on disk") {
+		t.Errorf("berth status does not say the record was not written:\n%s", out)
 	}
 	waitFor(t, "the old web to serve", w.log, func() bool { return w.webSays() == "web 1 up" })
+	// The partition is full: gc, which would free it, must run.
+	if status, stdout, stderr := berth(t, "image", "gc", "--cache", filepath.Join(state, "images"), "--state", state, "--config", filepath.Join(w.dir, "berth.toml")); status != 0 {
+		t.Errorf("image gc after the unrecorded rollback: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	w.restart()
-	w.settled(1)
+	if g := w.settled(1); g.Unrecorded != "" {
+		t.Errorf("status after a reboot with room: %+v", g)
+	}
 	waitFor(t, "the old web to serve after a reboot", w.log, func() bool { return w.webSays() == "web 1 up" })
 }
