@@ -359,9 +359,10 @@ func (s *supervisor) giveUp(from int, why error) error {
 	rec.LastRollback = &Rollback{From: from, To: rec.Committed, Reason: reason, Time: time.Now().UTC()}
 	// A rollback that cannot be recorded (a full data partition) still
 	// goes back now: the generation that failed does not stay running
-	// until a reboot. The record on disk still names it as tried; the
-	// next boot tries it again (it is pruned below, so that boot falls
-	// back, unless the prune fails too), and gives up after maxBoots.
+	// until a reboot. The record on disk still names it as tried, but
+	// it is pruned below, so the next boot, finding it gone, falls back
+	// (were the prune to fail too, that boot would try it again, and
+	// give up after maxBoots).
 	unrecorded := s.writeRecord(rec)
 	if unrecorded != nil {
 		s.b.log.Printf("warning: %s failed (%v); its rollback could not be recorded (%v): going back to %s all the same", describeGen(from), why, unrecorded, describeGen(rec.Committed))
