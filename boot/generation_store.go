@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -253,58 +252,12 @@ func (g *genStore) writeGeneration(gen *generation) error {
 	return nil
 }
 
-// removeDepth is how deep removeAt goes into a directory: berth makes
-// generation directories of files only, so what is deeper was planted.
-const removeDepth = 16
-
 // removeAt removes name in dfd — a file, or a directory and what it
-// holds, at most removeDepth levels deep — never following a symlink; a
-// missing one is no error. A leftover generation directory holding a
-// directory blocked every later update (EISDIR) before.
-func removeAt(dfd int, name string) error { return removeBelow(dfd, name, name, 0) }
-
-// removeBelow is removeAt of name, at path (for messages), depth levels
-// below the first directory.
-func removeBelow(dfd int, name, path string, depth int) error {
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err == unix.ENOENT {
-		return nil
-	}
-	if err != nil { // a file, or a symlink: unlink the name itself
-		if err := unix.Unlinkat(dfd, name, 0); err != nil && err != unix.ENOENT {
-			return fmt.Errorf("remove %s: %w", path, err)
-		}
-		return nil
-	}
-	d := os.NewFile(uintptr(fd), path)
-	defer d.Close()
-	if depth >= removeDepth {
-		return fmt.Errorf("remove %s: directories nested more than %d deep", path, removeDepth)
-	}
-	// Read a batch of names, remove them, and read again from the start
-	// until none is left: removing while reading may skip some.
-	for {
-		if _, err := d.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("remove %s: %w", path, err)
-		}
-		names, err := d.Readdirnames(1024)
-		if len(names) == 0 {
-			if err != nil && err != io.EOF {
-				return fmt.Errorf("remove %s: %w", path, err)
-			}
-			break
-		}
-		for _, n := range names {
-			if err := removeBelow(fd, n, path+"/"+n, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return nil
-}
+// holds — never following a symlink (image.RemoveAllAt, as the image
+// cache removes its trees); a missing one is no error. A leftover
+// generation directory holding a directory blocked every later update
+// (EISDIR) before.
+func removeAt(dfd int, name string) error { return image.RemoveAllAt(dfd, name) }
 
 // readGeneration reads generation n and checks it: its config must
 // parse, and its meta name only that config's containers, each with a

@@ -79,6 +79,11 @@ func removeAllAt(dirfd int, name string) error {
 	return removeAt(dirfd, name, name, 0)
 }
 
+// RemoveAllAt is removeAllAt for berth's other on-disk state (the
+// generation store): name in dirfd and what it holds, never following a
+// symlink, at most removeDepth levels deep.
+func RemoveAllAt(dirfd int, name string) error { return removeAllAt(dirfd, name) }
+
 // removeAt is removeAllAt of name, at path (for messages) depth levels
 // below where it began.
 func removeAt(dirfd int, name, path string, depth int) error {
