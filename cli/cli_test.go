@@ -70,6 +70,23 @@ func berth(t *testing.T, args ...string) (int, string, string) {
 	return 0, "", ""
 }
 
+// berthResult is one run of berth: its exit status and output.
+type berthResult struct {
+	status         int
+	stdout, stderr string
+}
+
+// berthAsync runs berth on a goroutine of its own, for a verb that waits
+// while the test goes on; the channel gets its result.
+func berthAsync(t *testing.T, args ...string) <-chan berthResult {
+	done := make(chan berthResult, 1)
+	go func() {
+		status, stdout, stderr := berth(t, args...)
+		done <- berthResult{status, stdout, stderr}
+	}()
+	return done
+}
+
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")

@@ -26,15 +26,7 @@ func TestApplyRollsBackOnFullDisk(t *testing.T) {
 	w.settled(1)
 
 	bad := w.writeConfig("late-crash.toml", "bb.tar.zst", "echo web VERSION up; sleep 3; exit 3", "2")
-	type result struct {
-		status         int
-		stdout, stderr string
-	}
-	done := make(chan result, 1)
-	go func() {
-		status, stdout, stderr := berth(t, "apply", bad)
-		done <- result{status, stdout, stderr}
-	}()
+	done := berthAsync(t, "apply", bad)
 	waitFor(t, "generation 2 being tried", w.log, func() bool {
 		g := w.generation()
 		return g.State == "trying" && g.Current == 2

@@ -45,15 +45,7 @@ command = ["sleep", "1000"]
 	log, _ := bootInDir(t, dir, cfg)
 	waitFor(t, "the script to wait", log, func() bool { return strings.Contains(log.String(), late+" | waiting") })
 
-	type result struct {
-		status         int
-		stdout, stderr string
-	}
-	done := make(chan result, 1)
-	go func() {
-		s, o, e := berth(t, "stop", late)
-		done <- result{s, o, e}
-	}()
+	done := berthAsync(t, "stop", late)
 	noHandler := "container " + late + ": its first process has no handler for SIGTERM"
 	waitFor(t, "the no-handler line", log, func() bool { return strings.Contains(log.String(), noHandler) })
 	if err := os.WriteFile(filepath.Join(gate, "go"), nil, 0o644); err != nil {

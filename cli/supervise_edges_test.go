@@ -80,15 +80,7 @@ command = ["sh", "-c", "echo s up; exec sleep 1000"]
 stop_timeout = "5s"
 `)
 	waitFor(t, "s to run", log, func() bool { return strings.Contains(log.String(), "s | s up") })
-	type result struct {
-		status         int
-		stdout, stderr string
-	}
-	restarted := make(chan result, 1)
-	go func() {
-		status, stdout, stderr := berth(t, "restart", "s")
-		restarted <- result{status, stdout, stderr}
-	}()
+	restarted := berthAsync(t, "restart", "s")
 	waitFor(t, "the restart's stop", log, func() bool { return strings.Contains(log.String(), "stopping container s") })
 	if status, stdout, stderr := berth(t, "stop", "-t", "0", "s"); status != 0 || !strings.Contains(stdout, "stopped s") {
 		t.Errorf("stop during the restart: %d %q %s", status, stdout, stderr)
