@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,21 +64,23 @@ func TestCgroupLockedByAnother(t *testing.T) {
 	second.destroy()
 	// Another process holding the lock (as another berth) keeps the name;
 	// killed, as a berth may be, it lets go.
-	holder := exec.Command("flock", "-o", CgroupLockDir+"/"+name, "sleep", "100") // waits for the lock: with -n, a try while this test held it ended flock
+	// flock(1) says when it holds the lock: its command prints a line,
+	// run only once flock has it. Polling for it instead (take the name,
+	// let go, try again) starved flock's blocking wait on a loaded
+	// machine: it woke after the test had taken the name again (CI at
+	// 0cddee6, 30 s without the lock).
+	holder := exec.Command("flock", "-o", CgroupLockDir+"/"+name, "sh", "-c", "echo held; exec sleep 100")
 	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) // the sleep too
-	// flock(1) takes the lock once it has started, which on a loaded
-	// machine took more than a second (make test at 6e89794): wait for
-	// it, the deadline a hang guard, not a timing check.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		cg, err := layout.newCgroup(name, Limits{}, nil)
-		if err != nil {
-			break
-		}
-		cg.destroy() // flock has not taken it yet
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
+		t.Fatalf("flock did not report holding the lock: %q, %v", line, err)
 	}
 	if _, err := layout.newCgroup(name, Limits{}, nil); err == nil {
 		t.Fatal("a name whose lock another process holds was taken")
