@@ -56,16 +56,25 @@ func TestSupervisionEdges(t *testing.T) {
 		{`log_size = "4095"`, nil, `container.log_size: "4095": want between 4K and 64M`},
 		{`log_size = "67108865"`, nil, `container.log_size: "67108865": want between 4K and 64M`},
 		{`log_size = "0"`, nil, `container.log_size: "0": want between 4K and 64M`},
-		{`log_file_size = "4K"`, func(s supervision) bool { return s.logFileSize == 4<<10 }, ""},
-		{`log_file_size = "1G"`, func(s supervision) bool { return s.logFileSize == 1<<30 }, ""},
+		{"log_file_size = \"4K\"\nlog_file = \"/l/a\"", func(s supervision) bool { return s.logFileSize == 4<<10 }, ""},
+		{"log_file_size = \"1G\"\nlog_file = \"/l/a\"", func(s supervision) bool { return s.logFileSize == 1<<30 }, ""},
 		{`log_file_size = "4095"`, nil, `container.log_file_size: "4095": want between 4K and 1G`},
 		{`log_file_size = "1073741825"`, nil, `container.log_file_size: "1073741825": want between 4K and 1G`},
 		{`log_file_size = "0"`, nil, `container.log_file_size: "0": want between 4K and 1G`},
-		{`log_files = 1`, func(s supervision) bool { return s.logFiles == 1 }, ""},
-		{`log_files = 100`, func(s supervision) bool { return s.logFiles == 100 }, ""},
+		{"log_files = 1\nlog_file = \"/l/a\"", func(s supervision) bool { return s.logFiles == 1 }, ""},
+		{"log_files = 100\nlog_file = \"/l/a\"", func(s supervision) bool { return s.logFiles == 100 }, ""},
 		{`log_files = 0`, nil, "container.log_files: 0: want 1 to 100"},
 		{`log_files = 101`, nil, "container.log_files: 101: want 1 to 100"},
 		{`log_files = -2`, nil, "container.log_files: -2: want 1 to 100"},
+		// The file's size and count without the file: refused, not ignored.
+		{`log_file_size = "4K"`, nil, "container.log_file_size: set without log_file: it sizes the log file (the ring's size is log_size); set log_file, or leave it out"},
+		{`log_files = 2`, nil, "container.log_files: set without log_file: it counts the log file's rotations; set log_file, or leave it out"},
+		// max_restarts: 0 (no limit) up to what an int holds on a 32-bit
+		// board; one past either end names its own bound.
+		{`max_restarts = 0`, func(s supervision) bool { return s.maxRestarts == 0 }, ""},
+		{`max_restarts = 2147483647`, func(s supervision) bool { return s.maxRestarts == math.MaxInt32 }, ""},
+		{`max_restarts = -1`, nil, "container.max_restarts: must be 0 (no limit) or more"},
+		{`max_restarts = 2147483648`, nil, "container.max_restarts: 2147483648 is out of range: at most 2147483647"},
 	}
 	for _, tc := range tests {
 		cfg, err := ParseConfig("e.toml", []byte(containerWith(tc.line)))

@@ -143,8 +143,13 @@ func (tc *typeCheck) integer(key string, v any, t reflect.Type) {
 	case reflect.Int:
 		lo, hi = math.MinInt32, math.MaxInt32 // as on 32-bit boards
 	}
-	if n < lo || n > hi {
-		tc.add(key, fmt.Sprintf("%d is out of range (%d to %d)", n, lo, hi))
+	// One bound, the one passed: a key's own floor (max_restarts' 0, a
+	// weight's 1) is its check's to state, in its words.
+	switch {
+	case n > hi:
+		tc.add(key, fmt.Sprintf("%d is out of range: at most %d", n, hi))
+	case n < lo:
+		tc.add(key, fmt.Sprintf("%d is out of range: at least %d", n, lo))
 	}
 }
 
