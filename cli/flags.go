@@ -80,7 +80,7 @@ func (cmd *command) parseUntil(args []string, stop int) (pos, rest []string, sta
 			return nil, nil, exitOK
 		}
 		if err != nil {
-			return nil, nil, cmd.fail("%s", flagError(err))
+			return nil, nil, cmd.fail("%s", flagError(err, args))
 		}
 		left := cmd.fs.Args()
 		consumed := args[:len(args)-len(left)]
@@ -99,13 +99,23 @@ func (cmd *command) parseUntil(args []string, stop int) (pos, rest []string, sta
 }
 
 // flagError rewords the flag package's errors: "flag provided but not
-// defined: -x" becomes "unknown flag -x".
-func flagError(err error) string {
+// defined: -x" becomes "unknown flag -x", or "unknown flag --x" when
+// args (what was parsed) spelt it so.
+func flagError(err error, args []string) string {
 	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-		return "unknown flag " + f
+	f, ok := strings.CutPrefix(msg, "flag provided but not defined: -")
+	if !ok {
+		return msg
 	}
-	return msg
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "="); name == "-"+f {
+			return "unknown flag --" + f
+		}
+	}
+	return "unknown flag -" + f
 }
 
 func argCountError(pos []string, min, max int) string {

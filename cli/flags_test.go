@@ -58,16 +58,16 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"logs", "--nope", "web"}, "berth logs: unknown flag -nope"},
+		{[]string{"logs", "--nope", "web"}, "berth logs: unknown flag --nope"},
 		{[]string{"stop"}, "berth stop: missing argument"},
 		{[]string{"stop", "a", "b"}, `berth stop: unexpected argument "b"`},
 		{[]string{"ps", "x"}, `berth ps: unexpected argument "x"`},
 		{[]string{"stats", "-i", "10ms"}, "berth stats: interval 10ms: want at least 200ms"},
 		{[]string{"stats", "-i", "199ms"}, "berth stats: interval 199ms: want at least 200ms"},
 		{[]string{"stats", "-i", "often"}, `berth stats: invalid value "often" for flag -i: parse error`},
-		{[]string{"run", "--memroy", "1G", "/r", "true"}, "berth run: unknown flag -memroy"},
+		{[]string{"run", "--memroy", "1G", "/r", "true"}, "berth run: unknown flag --memroy"},
 		{[]string{"run", "/r"}, "berth run: missing CMD"},
-		{[]string{"boot", "--conf", "x"}, "berth boot: unknown flag -conf"},
+		{[]string{"boot", "--conf", "x"}, "berth boot: unknown flag --conf"},
 		{[]string{"version", "x"}, `berth version: unexpected argument "x"`},
 		{[]string{"nosuch"}, `berth: unknown command "nosuch"`},
 		{[]string{"help", "nosuch"}, `berth: no help for "nosuch"`},
@@ -77,7 +77,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"image", "keygen"}, "berth image keygen: -o NAME is required: the key files to write"},
 		{[]string{"image", "sign", "img"}, "berth image sign: --key KEY is required: the private key file"},
 		{[]string{"image", "unpack", "img"}, "berth image unpack: want 2 arguments, got 1"},
-		{[]string{"image", "ls", "--jsn", "img"}, "berth image ls: unknown flag -jsn"},
+		{[]string{"image", "ls", "--jsn", "img"}, "berth image ls: unknown flag --jsn"},
+		{[]string{"logs", "-nope", "web"}, "berth logs: unknown flag -nope"},
+		{[]string{"ps", "--jsno=1"}, "berth ps: unknown flag --jsno"},
 		{[]string{"image", "frobnicate"}, `berth image: unknown subcommand "frobnicate"`},
 	}
 	for _, tc := range tests {
