@@ -120,6 +120,13 @@ func TestHostileResponses(t *testing.T) {
 		{"redirect loop", func(c net.Conn, head string) {
 			fmt.Fprint(c, "HTTP/1.1 307 Again\r\nLocation: /v2/h/img/manifests/v1\r\nContent-Length: 0\r\n\r\n")
 		}, "more than 5 redirects"},
+		// A body meant for the admin's terminal: its escapes arrive as
+		// text (berth pull's stderr, berth ps, the console show it), and
+		// the cut falls between characters, not inside "é".
+		{"error body with terminal escapes", func(c net.Conn, _ string) {
+			body := "\x1b]0;TITLE\x07\x1b[2J\r\nberth: forged\x9b\xff" + strings.Repeat("a", 48) + "ézz"
+			fmt.Fprintf(c, "HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}, `the registry answered 404: \x1b]0;TITLE\x07\x1b[2J\x0d\x0aberth: forged\x9b\xff` + strings.Repeat("a", 48) + "é…"},
 		{"layer with the wrong bytes", serveImage(m, cfg, []byte("not really a layeR")), "digest mismatch"},
 		{"layer too long", serveImage(m, cfg, append(append([]byte{}, layer...), "and more"...)), "longer than the"},
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A small HTTP/1.1 client over net and crypto/tls: net/http would add
@@ -406,12 +407,30 @@ func readAll(resp *response, limit int64, what string) ([]byte, error) {
 	return b, nil
 }
 
-// truncate shortens what a server sent for an error message.
+// truncate shortens what a server sent for an error message, to 80
+// bytes cut between characters, and escapes its control characters and
+// invalid bytes (\xNN, \u00NN): the message reaches terminals (berth
+// pull's stderr, berth ps, the console), where a hostile registry's body
+// could otherwise set the title, clear the screen or forge a line.
 func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
+	var b strings.Builder
+	for i, r := range s {
+		if i >= 80 {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case r >= 0x80 && r <= 0x9f:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
 	}
-	return s
+	return b.String()
 }
 
 // errRedirect is wrapped by refused redirects.
