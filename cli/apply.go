@@ -48,7 +48,7 @@ func printGeneration(w io.Writer, g *boot.GenerationInfo) {
 		return
 	}
 	if g.Error != "" {
-		fmt.Fprintf(w, "generation\t%s\n", g.Error)
+		fmt.Fprintf(w, "generation\t%s\n", cell(g.Error))
 		return
 	}
 	line := fmt.Sprintf("%d %s", g.Current, g.State)
@@ -63,9 +63,9 @@ func printGeneration(w io.Writer, g *boot.GenerationInfo) {
 	}
 	fmt.Fprintf(w, "generation\t%s\n", line)
 	if rb := g.LastRollback; rb != nil {
-		fmt.Fprintf(w, "rollback\t%d to %d at %s: %s\n", rb.From, rb.To, rb.Time.Format(time.RFC3339), rb.Reason)
+		fmt.Fprintf(w, "rollback\t%d to %d at %s: %s\n", rb.From, rb.To, rb.Time.Format(time.RFC3339), cell(rb.Reason))
 	}
 	if g.Unrecorded != "" {
-		fmt.Fprintf(w, "record\tnot written, the next boot goes by the one on disk: %s\n", g.Unrecorded)
+		fmt.Fprintf(w, "record\tnot written, the next boot goes by the one on disk: %s\n", cell(g.Unrecorded))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"berth/board"
 	"berth/boot"
@@ -149,9 +150,18 @@ func psMain(c *ctx, args []string) int {
 		}
 		return c.printJSON(resp.Processes)
 	}
-	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	printProcesses(c.stdout, resp.Processes)
+	return exitOK
+}
+
+// printProcesses is berth ps's table of procs. A state's detail, a
+// health and a last exit may carry text berth did not write (an image's
+// command in "could not start: exec …", a registry's answer while an
+// image waits): each is a cell.
+func printProcesses(out io.Writer, procs []boot.Process) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tMEMORY\tADDRESS\tPORTS\tLAST EXIT")
-	for _, p := range resp.Processes {
+	for _, p := range procs {
 		pid, up, mem := "-", "-", "-"
 		if p.Pid > 0 {
 			pid = fmt.Sprint(p.Pid)
@@ -165,12 +175,26 @@ func psMain(c *ctx, args []string) int {
 		if p.Detail != "" {
 			state += " (" + p.Detail + ")"
 		}
-		last := orDash(p.LastExit)
+		last := orDash(cell(p.LastExit))
 		addr, ports := orDash(p.Address), orDash(strings.Join(p.Ports, ","))
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, state, orDash(p.Health), pid, up, p.Restarts, mem, addr, ports, last)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, cell(state), orDash(cell(p.Health)), pid, up, p.Restarts, mem, addr, ports, last)
 	}
 	w.Flush()
-	return exitOK
+}
+
+// maxCell is the most characters of text berth did not write that a
+// table cell shows; --json gives it whole.
+const maxCell = 240
+
+// cell is text berth did not write, for a table cell: its control
+// characters escaped (boot.EscapeText: it can neither drive the admin's
+// terminal nor start a column or a row) and cut to maxCell characters.
+func cell(s string) string {
+	s = boot.EscapeText(s)
+	if utf8.RuneCountInString(s) <= maxCell {
+		return s
+	}
+	return string([]rune(s)[:maxCell]) + "…"
 }
 
 func logsMain(c *ctx, args []string) int {
