@@ -129,6 +129,11 @@ func TestQEMUSupervision(t *testing.T) {
 				vm:    vm.Config{Append: []string{"berth.debug"}},
 				ends:  "reset", // SIGTERM to PID 1 reboots
 			})
+			defer func() {
+				if t.Failed() {
+					t.Logf("console:\n%s", out)
+				}
+			}()
 			if err != nil {
 				t.Errorf("QEMU did not exit cleanly: %v", err)
 			}
@@ -155,16 +160,14 @@ func TestQEMUSupervision(t *testing.T) {
 				"container migrate exited with status 0", "container web started")
 			inOrder(t, out, "got terminated", "stopping container admin", "stopping container web", "stopping container db", "berth: reboot")
 			// While the hog was killed and restarted, db and web ran on.
-			ps := out[strings.Index(out, "admin | == ps"):]
+			_, ps, _ := strings.Cut(out, "admin | == ps")
+			ps, _, found := strings.Cut(ps, "admin | == logs")
 			for _, w := range []string{"db", "web"} {
-				if !strings.Contains(ps, "admin | "+w+" ") || !strings.Contains(ps[:strings.Index(ps, "admin | == logs")], "running") {
+				if !found || !strings.Contains(ps, "admin | "+w+" ") || !strings.Contains(ps, "running") {
 					t.Errorf("ps does not show %s running", w)
 				}
 			}
 			checkGuestStats(t, out)
-			if t.Failed() {
-				t.Logf("console:\n%s", out)
-			}
 		})
 	}
 }
