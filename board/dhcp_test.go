@@ -453,7 +453,11 @@ func TestDHCPLeaseNotApplied(t *testing.T) {
 	}
 	startServer(t, newTestLAN(t, "up0"), leaseServer(func(rep *reply) { rep.router = netip.MustParseAddr("10.9.9.9") }))
 	run := startUplink(t, Interface{Name: "up0", DHCP: true})
-	waitFor(t, "the lease", func() bool { return run.logged("applying the lease of 10.7.0.15/24") > 0 })
+	// The state is set after the "applying" line: wait for it, not a
+	// fixed while (flaky-test audit).
+	waitFor(t, "the lease bound, but not applied", func() bool {
+		return strings.HasPrefix(run.status().State, "bound, but not applied: add default route via 10.9.9.9")
+	})
 	time.Sleep(200 * time.Millisecond) // the client goes on to hold it
 	if st := run.status(); !strings.HasPrefix(st.State, "bound, but not applied: add default route via 10.9.9.9") || st.Ready {
 		t.Errorf("state %q, ready %v; want it bound, but not applied, and not ready", st.State, st.Ready)

@@ -299,7 +299,7 @@ func writePlainMBR(t *testing.T, img string) {
 // waitNode waits up to 2 s for the kernel to make the block device node.
 func waitNode(t *testing.T, node string) {
 	t.Helper()
-	for start := time.Now(); time.Since(start) < 2*time.Second; time.Sleep(20 * time.Millisecond) {
+	for start := time.Now(); time.Since(start) < time.Minute; time.Sleep(20 * time.Millisecond) { // a hang guard: udev may be slow on a loaded machine
 		if _, err := os.Stat(node); err == nil {
 			return
 		}

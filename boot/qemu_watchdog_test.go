@@ -9,16 +9,17 @@ import (
 
 const watchdogConfig = `
 [board]
-watchdog_timeout = "3s"
+watchdog_timeout = "8s"
 
 [[container]]
 name = "wedge"
 image = "/images/demo.tar.zst"
-command = ["/bin/sh", "-c", "sleep 10; echo still alive after 10s; berth debug hang"]
+command = ["/bin/sh", "-c", "sleep 20; echo still alive after 20s; berth debug hang"]
 ` + vm.BerthCLIMounts
 
-// TestQEMUWatchdog arms QEMU's i6300esb with a 3 s timeout: the supervisor
-// keeps the machine up through 10 s of normal running, then, once the
+// TestQEMUWatchdog arms QEMU's i6300esb with an 8 s timeout (a 3 s one
+// could fire while a loaded host starved QEMU): the supervisor keeps the
+// machine up through 20 s of normal running, then, once the
 // supervisor loop hangs (a test hook of berth.debug), the watchdog resets
 // the machine — QEMU, run with -no-reboot, exits — and berth itself never
 // got to shut down. Its initramfs holds no overlay module, so it also
@@ -32,8 +33,8 @@ func TestQEMUWatchdog(t *testing.T) {
 	if err != nil {
 		t.Errorf("QEMU did not exit by itself: %v", err)
 	}
-	wantLines(t, out, "modules loaded: [watchdog i6300esb]", "watchdog /dev/watchdog armed", "watchdog timeout 3s",
-		"wedge | still alive after 10s", "debug: the supervisor loop hangs now",
+	wantLines(t, out, "modules loaded: [watchdog i6300esb]", "watchdog /dev/watchdog armed", "watchdog timeout 8s",
+		"wedge | still alive after 20s", "debug: the supervisor loop hangs now",
 		"containers get private copies of their images", "image /images/demo.tar.zst unpacked for wedge")
 	hang := strings.Index(out, "debug: the supervisor loop hangs now")
 	if hang >= 0 {

@@ -15,6 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// hangGuard bounds a wait for what must happen: it fires only when the
+// test fails, so it is long enough for a loaded machine (CI's two shared
+// cores), never a timing check.
+const hangGuard = time.Minute
+
 // fakeLoop runs the parts of the supervisor loop an update's waits rely
 // on — the update's calls, the image goroutine's and the pulls' events —
 // until the test ends, and then closes loopDone as the loop does.
@@ -42,7 +47,7 @@ func fakeLoop(t *testing.T, s *supervisor) {
 		close(quit)
 		select {
 		case <-ended:
-		case <-time.After(5 * time.Second): // held by a call that never ends: the failure is reported
+		case <-time.After(hangGuard): // held by a call that never ends: the failure is reported
 		}
 	})
 }
@@ -55,7 +60,7 @@ func loopAnswers(t *testing.T, s *supervisor, while string) {
 	go func() { done <- s.onLoop(func() {}) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatalf("the supervisor loop ran nothing for 5 s while %s", while)
 	}
 }
@@ -82,7 +87,7 @@ func TestApplyWaitsForBootImagesOffLoop(t *testing.T) {
 		release()
 		resolved <- err
 	}()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(hangGuard)
 	for waiting := false; !waiting; {
 		select {
 		case r := <-up.reply:
@@ -106,7 +111,7 @@ func TestApplyWaitsForBootImagesOffLoop(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "/nonexistent/app.tar") {
 			t.Errorf("resolve after the wait: %v, want the missing image named", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("resolve did not go on once the boot's images were ready")
 	}
 }
@@ -141,7 +146,7 @@ func TestApplyWaitEndsAtShutdown(t *testing.T) {
 		if err != errShutdown {
 			t.Errorf("wait ended with %v, want errShutdown", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("the wait did not end with the loop")
 	}
 }
@@ -175,10 +180,10 @@ func TestApplyCancelledWhenClientHangsUp(t *testing.T) {
 		if want := "apply refused, nothing changed: " + errClientGone.Error(); rep.Error != want {
 			t.Errorf("answer %q, want %q", rep.Error, want)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("the apply went on waiting after its client hung up")
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for updating := true; updating && time.Now().Before(deadline); time.Sleep(offLoopPoll) {
 		s.onLoop(func() { updating = b.gens.updating })
 		if !updating {
@@ -206,7 +211,7 @@ func TestControlHangUp(t *testing.T) {
 			var r request
 			select {
 			case r = <-b.requests:
-			case <-time.After(5 * time.Second):
+			case <-time.After(hangGuard):
 				t.Fatal("no request reached the supervisor")
 			}
 			defer func() { r.reply <- reply{} }() // lets serveConn end
@@ -234,7 +239,7 @@ func TestControlHangUp(t *testing.T) {
 			cli.Close()
 			select {
 			case <-r.gone:
-			case <-time.After(5 * time.Second):
+			case <-time.After(hangGuard):
 				t.Fatal("gone not closed after the client hung up")
 			}
 		})
@@ -280,7 +285,7 @@ func TestEndPullsOffLoop(t *testing.T) {
 				if r.Progress != "waiting for the registry pulls under way to end" {
 					t.Errorf("progress %q", r.Progress)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(hangGuard):
 				t.Fatal("endPulls did not say it waits for the pulls")
 			}
 			loopAnswers(t, s, "an update waits for a pull to end")
@@ -290,7 +295,7 @@ func TestEndPullsOffLoop(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(hangGuard):
 				t.Fatal("endPulls did not return once the pull ended")
 			}
 			s.onLoop(func() {
@@ -370,7 +375,7 @@ func TestRollbackTakesRecordAfterBootImages(t *testing.T) {
 		}
 	case a := <-answered:
 		t.Fatalf("rollback answered before the boot's images were ready: %q, %v", a.msg, a.err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("rollback did not wait for the boot's images")
 	}
 	// What recordFirst does once the images are ready: the boot config
@@ -384,7 +389,7 @@ func TestRollbackTakesRecordAfterBootImages(t *testing.T) {
 	var a answer
 	select {
 	case a = <-answered:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("rollback did not end once the boot's images were ready")
 	}
 	if a.err != nil || a.msg != "rolled back from generation 3 to generation 2" {
@@ -451,7 +456,7 @@ command = ["true"]
 	}()
 	select {
 	case <-switched:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("switchTo held the loop for 5 s while the registry answered nothing")
 	}
 	if u := s.units["app"]; u == nil || !u.preparing || s.pending != 1 {
@@ -464,7 +469,7 @@ command = ["true"]
 			if ev.wait == "" {
 				return // the pull has ended
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(hangGuard):
 			t.Fatal("the cancelled pull did not end")
 		}
 	}
@@ -500,15 +505,19 @@ func TestUpdateCollectsImagesOffLoop(t *testing.T) {
 		if !strings.Contains(rep.Error, "missing.toml") {
 			t.Errorf("answer %q, want the missing file named", rep.Error)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("no answer")
 	}
-	time.Sleep(5 * offLoopPoll) // the collection waits for the lock
-	loopAnswers(t, s, "the image cache's collection waits for its lock")
+	// The reply goes before the update is marked over, on the loop:
+	// wait for that (a loaded machine may take its time), while the
+	// collection still waits for the lock.
 	updating := true
-	s.onLoop(func() { updating = b.gens.updating })
-	if updating {
-		t.Error("the update still counts as in progress while only its collection waits: the next apply would be refused")
+	for deadline := time.Now().Add(hangGuard); updating; time.Sleep(offLoopPoll) {
+		if time.Now().After(deadline) {
+			t.Fatal("the update still counts as in progress while only its collection waits: the next apply would be refused")
+		}
+		s.onLoop(func() { updating = b.gens.updating })
 	}
+	loopAnswers(t, s, "the image cache's collection waits for its lock")
 	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 }

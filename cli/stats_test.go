@@ -321,7 +321,7 @@ func removeDisk(t *testing.T, dir, dev string, n int) {
 	}
 	for _, step := range steps {
 		var err error
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) { // udev may hold a loop device a while
 			if err = step(); err == nil || time.Now().After(deadline) {
 				break
 			}

@@ -90,10 +90,11 @@ func packBusybox(t *testing.T, dir string) {
 	}
 }
 
-// waitFor polls cond for up to 20 s (a hang guard, not a timing check).
+// waitFor polls cond for up to 2 minutes (a hang guard, not a timing
+// check: steps took near 20 s, its old bound, on a loaded machine).
 func waitFor(t *testing.T, what string, log *bootLog, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}

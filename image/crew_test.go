@@ -91,7 +91,7 @@ func TestUnpackWriteErrorStops(t *testing.T) {
 			// A goroutine of the unpack may still be on its way out as
 			// Unpack returns; one that stays is a leak.
 			after := runtime.NumGoroutine()
-			for i := 0; i < 200 && after > before; i++ {
+			for i := 0; i < 3000 && after > before; i++ { // up to 30 s: a hang guard
 				time.Sleep(10 * time.Millisecond)
 				after = runtime.NumGoroutine()
 			}
