@@ -167,6 +167,22 @@ func TestImageGCSummary(t *testing.T) {
 	}
 	tree := filepath.Join(cache, "sha256-"+strings.Repeat("ab", 32), "rootfs")
 	write(t, filepath.Join(tree, "data"), strings.Repeat("x", 100000))
+	// A digest cut as the log prints it, or not one, and a state
+	// directory that is not there keep nothing: refused, the tree kept.
+	for _, args := range [][]string{
+		{"--keep", "sha256:" + strings.Repeat("ab", 6)},
+		{"--keep", strings.Repeat("ab", 32)},
+		{"--keep", "sha256:not-hex!"},
+		{"--keep", keep, "--state", filepath.Join(dir, "stat")},
+	} {
+		status, stdout, stderr = berth(t, append([]string{"image", "gc", "--cache", cache}, args...)...)
+		if status != 2 || stdout != "" || !strings.Contains(stderr, "(nothing removed)") {
+			t.Errorf("gc %v: status %d, stdout %q, stderr %q; want it refused", args, status, stdout, stderr)
+		}
+		if _, err := os.Stat(tree); err != nil {
+			t.Fatalf("gc %v removed the tree: %v", args, err)
+		}
+	}
 	status, stdout, stderr = berth(t, "image", "gc", "--cache", cache, "--keep", keep)
 	if status != 0 || stdout != "removed sha256:"+strings.Repeat("ab", 32)+"\n" || !strings.Contains(stderr, "removed 1 tree, kept 0, freed 0.1 MiB") {
 		t.Errorf("gc of a cache with one tree: status %d, stdout %q, stderr %q", status, stdout, stderr)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -104,6 +105,18 @@ func imageGC(c *ctx, args []string) int {
 	fs.Var(&keep, "keep", "keep `sha256:HEX` (repeatable)")
 	if _, status := cmd.parse(args, 0, 0); status >= 0 {
 		return status
+	}
+	// A short or mistyped digest (the log's sha256:4955bf2d7dd3) or state
+	// directory keeps nothing: the tree it meant would go. Refused.
+	for _, d := range keep {
+		if err := image.CheckDigest(d); err != nil {
+			return cmd.fail("--keep %q: want sha256: and 64 lowercase hex digits, as berth image ls --cache prints them (nothing removed)", d)
+		}
+	}
+	if *state != "" {
+		if st, err := os.Stat(*state); err != nil || !st.IsDir() {
+			return cmd.fail("--state %s: not a directory: its generations' images could not be kept (nothing removed)", *state)
+		}
 	}
 	// An empty keep set would empty the cache: without --keep, the
 	// appliance's own config says what stays.
