@@ -139,14 +139,14 @@ func escapeControls(s string) string {
 }
 
 // line logs s, stamped now, to the console (queued: see queueConsole)
-// and, with toKmsg, to /dev/kmsg.
-func (l *Logger) line(s string, toKmsg bool) {
+// and, when it is berth's own (own; not a container's), to /dev/kmsg.
+func (l *Logger) line(s string, own bool) {
 	s = strings.TrimRight(s, "\n")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Stamped under the lock, so that the console's stamps are in order.
-	l.queueConsole(fmt.Sprintf("[%12.6f] %s\n", Uptime(), s))
-	if toKmsg && l.kmsg != nil {
+	l.queueConsole(fmt.Sprintf("[%12.6f] %s\n", Uptime(), s), own)
+	if own && l.kmsg != nil {
 		// Level 7 (debug): the kernel does not echo it on a console that
 		// already shows the line above.
 		for _, part := range strings.Split(s, "\n") {

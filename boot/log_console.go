@@ -24,10 +24,17 @@ import (
 // The queue's bounds, the lines being written counted in: 1,024 lines,
 // 256 KiB — ~23 s of a 115200-baud console, far more than a boot or a
 // shutdown logs at once, and little memory. The notice of dropped lines
-// may go one line over.
+// may go one line over. A container's lines may fill three quarters of
+// it; the last quarter is berth's own: a container that floods the
+// console drops its own lines, never berth's notices of an OOM kill, an
+// unhealthy container or a restart, which a board with only a serial
+// console would otherwise lose (review: a flood hid six restarts).
 const (
 	consoleMaxLines = 1024
 	consoleMaxBytes = 256 << 10
+
+	containerMaxLines = consoleMaxLines * 3 / 4
+	containerMaxBytes = consoleMaxBytes * 3 / 4
 )
 
 // consoleFlushWait is how long berth waits for the console to show its
@@ -51,12 +58,16 @@ type consoleQueue struct {
 	writing bool
 }
 
-// queueConsole queues one stamped line for the console, or drops it when
-// the queue is full, and starts the writer if it is not running. l.mu is
-// held.
-func (l *Logger) queueConsole(line string) {
+// queueConsole queues one stamped line for the console, berth's own or
+// a container's (own false), or drops it when the queue is full for it,
+// and starts the writer if it is not running. l.mu is held.
+func (l *Logger) queueConsole(line string, own bool) {
 	q := &l.console
-	if q.pending+1 > consoleMaxLines || q.bytes+len(line) > consoleMaxBytes {
+	maxLines, maxBytes := consoleMaxLines, consoleMaxBytes
+	if !own {
+		maxLines, maxBytes = containerMaxLines, containerMaxBytes
+	}
+	if q.pending+1 > maxLines || q.bytes+len(line) > maxBytes {
 		q.dropped++
 		return
 	}

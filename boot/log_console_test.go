@@ -150,3 +150,44 @@ func TestLogConsoleStamp(t *testing.T) {
 		t.Errorf("stamp %.6f, logged between %.6f and %.6f", stamp, before, after)
 	}
 }
+
+// TestLogConsoleOwnReserve: a container flooding a console that does not
+// keep up drops its own lines once it fills three quarters of the queue;
+// berth's lines logged meanwhile still reach the console, in order, with
+// the notice of what was dropped.
+func TestLogConsoleOwnReserve(t *testing.T) {
+	c := &stuckConsole{open: make(chan struct{})}
+	l := NewLogger(c)
+	for i := range 2000 {
+		l.Output("flood", fmt.Sprintf("y %d", i))
+		if i%100 == 0 {
+			l.Printf("restart %d", i/100)
+		}
+	}
+	close(c.open)
+	if !l.Flush(5 * time.Second) {
+		t.Fatal("Flush: the lines were not written within 5 s of the console moving")
+	}
+	got := c.lines()
+	var own, flood int
+	for _, line := range got {
+		switch {
+		case strings.HasPrefix(line, "berth: restart "):
+			if want := fmt.Sprintf("berth: restart %d", own); line != want {
+				t.Errorf("berth's line %q, want %q", line, want)
+			}
+			own++
+		case strings.HasPrefix(line, "flood | y "):
+			flood++
+		}
+	}
+	if own != 20 {
+		t.Errorf("%d of berth's 20 lines reached the console", own)
+	}
+	if flood > containerMaxLines || flood < containerMaxLines-20 {
+		t.Errorf("%d of the container's lines shown, want about %d (its share of the queue)", flood, containerMaxLines)
+	}
+	if !strings.Contains(strings.Join(got, "\n"), "log lines not shown on the console (it was not keeping up)") {
+		t.Error("no notice of the dropped lines")
+	}
+}
