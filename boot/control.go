@@ -49,6 +49,7 @@ func (b *booter) serveControl(path string) error {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
 	b.control = l
+	b.followers = make(chan struct{}, maxFollowers)
 	b.goSafe(func() {
 		conns := make(chan struct{}, maxControlConns)
 		for {
@@ -82,6 +83,12 @@ func (b *booter) serveControl(path string) error {
 
 // maxControlConns bounds the control connections served at once.
 const maxControlConns = 128
+
+// maxFollowers bounds the berth logs -f served at once, to half the
+// connections: a follower of a quiet container is never written to, so
+// no deadline ends it, and 128 of them kept every other client, berth
+// poweroff included, out for as long as they stayed (review).
+const maxFollowers = maxControlConns / 2
 
 // controlReadTimeout is how long a client has to send its request.
 var controlReadTimeout = 10 * time.Second
@@ -172,7 +179,13 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	case !req.Follow:
 		sendLogs(c, enc, rep.ring, req.Lines)
 	default:
-		followLogs(c, enc, rep.ring, req.Lines)
+		select {
+		case b.followers <- struct{}{}:
+			defer func() { <-b.followers }()
+			followLogs(c, enc, rep.ring, req.Lines)
+		default:
+			answer(c, enc, Response{Error: fmt.Sprintf("busy: %d berth logs -f are following already, try again", maxFollowers)})
+		}
 	}
 }
 

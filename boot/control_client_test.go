@@ -81,6 +81,67 @@ func TestControlConnsBounded(t *testing.T) {
 	}
 }
 
+// TestControlFollowersBounded: berth logs -f connections, never written
+// to while their container is quiet, take at most half the control
+// connections; past that a follower is told busy, and ps (or poweroff)
+// is still answered. A follower that leaves frees its slot.
+func TestControlFollowersBounded(t *testing.T) {
+	ring := newLogRing(1<<20, nil)
+	_, sock := controlTestBooterWith(t, func(r request) {
+		rep := reply{Response: Response{Processes: []Process{}}}
+		if r.Verb == "logs" {
+			rep.ring = ring
+		}
+		r.reply <- rep
+	})
+	follow := `{"verb":"logs","name":"quiet","follow":true}`
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range maxFollowers {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		c.SetDeadline(time.Now().Add(time.Minute))
+		fmt.Fprintln(c, follow)
+		var first Response
+		if err := json.NewDecoder(c).Decode(&first); err != nil || first.Error != "" {
+			t.Fatalf("follower %d: %+v, %v", len(held), first, err)
+		}
+	}
+	if resp := askControl(t, sock, follow); !strings.Contains(resp.Error, fmt.Sprintf("busy: %d berth logs -f are following already", maxFollowers)) {
+		t.Errorf("a follower past the bound: %+v, want busy", resp)
+	}
+	if resp := askControl(t, sock, `{"verb":"ps"}`); resp.Error != "" {
+		t.Errorf("ps beside %d followers: %+v", maxFollowers, resp)
+	}
+	held[0].Close()
+	held = held[1:]
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(time.Minute))
+		fmt.Fprintln(c, follow)
+		var first Response
+		json.NewDecoder(c).Decode(&first)
+		if first.Error == "" {
+			held = append(held, c)
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a follower left, the next is still refused: %+v", first)
+		}
+	}
+}
+
 // controlTestBooter serves a control socket whose requests a stand-in
 // supervisor answers (ps: no processes).
 func controlTestBooter(t *testing.T) (*booter, string) {
