@@ -67,8 +67,8 @@ func TestSupervisionEdges(t *testing.T) {
 		{`log_files = 101`, nil, "container.log_files: 101: want 1 to 100"},
 		{`log_files = -2`, nil, "container.log_files: -2: want 1 to 100"},
 		// The file's size and count without the file: refused, not ignored.
-		{`log_file_size = "4K"`, nil, "container.log_file_size: set without log_file: it sizes the log file (the ring's size is log_size); set log_file, or leave it out"},
-		{`log_files = 2`, nil, "container.log_files: set without log_file: it counts the log file's rotations; set log_file, or leave it out"},
+		{`log_file_size = "4K"`, nil, "container.log_file_size: set without log_file (the ring's size is log_size)"},
+		{`log_files = 2`, nil, "container.log_files: set without log_file"},
 		// max_restarts: 0 (no limit) up to what an int holds on a 32-bit
 		// board; one past either end names its own bound.
 		{`max_restarts = 0`, func(s supervision) bool { return s.maxRestarts == 0 }, ""},

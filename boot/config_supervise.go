@@ -133,19 +133,19 @@ func (c ContainerConfig) logSettings(s *supervision, bad func(string, string, ..
 	// once, for a value that is otherwise right.
 	fileless := func(key, what string) {
 		if c.LogFile == "" {
-			bad(key, "set without log_file: it %s; set log_file, or leave it out", what)
+			bad(key, "set without log_file%s", what)
 		}
 	}
 	if n, ok := size("log_file_size", c.LogFileSize, minLogSize, maxLogFileSize, "4K and 1G"); ok {
 		s.logFileSize = n
-		fileless("log_file_size", "sizes the log file (the ring's size is log_size)")
+		fileless("log_file_size", " (the ring's size is log_size)")
 	}
 	if c.LogFiles != nil {
 		if *c.LogFiles < 1 || *c.LogFiles > maxLogFiles {
 			bad("log_files", "%d: want 1 to %d", *c.LogFiles, maxLogFiles)
 		} else {
 			s.logFiles = *c.LogFiles
-			fileless("log_files", "counts the log file's rotations")
+			fileless("log_files", "")
 		}
 	}
 	if c.LogFile != "" {

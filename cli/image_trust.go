@@ -110,12 +110,12 @@ func imageGC(c *ctx, args []string) int {
 	// directory keeps nothing: the tree it meant would go. Refused.
 	for _, d := range keep {
 		if err := image.CheckDigest(d); err != nil {
-			return cmd.fail("--keep %q: want sha256: and 64 lowercase hex digits, as berth image ls --cache prints them (nothing removed)", d)
+			return cmd.fail("--keep %q: not a whole sha256:HEX digest (nothing removed)", d)
 		}
 	}
 	if *state != "" {
 		if st, err := os.Stat(*state); err != nil || !st.IsDir() {
-			return cmd.fail("--state %s: not a directory: its generations' images could not be kept (nothing removed)", *state)
+			return cmd.fail("--state %s: not a directory (nothing removed)", *state)
 		}
 	}
 	// An empty keep set would empty the cache: without --keep, the
