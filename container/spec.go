@@ -238,8 +238,14 @@ func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 // plain number of bytes. Units are powers of 1024, as in docker and the
 // kernel's own memory limits.
 func ParseSize(s string) (int64, error) {
+	// A unit is K, M, G or T in either case, optionally followed by i,
+	// and the whole optionally by B or b (docker's forms: 32m, 32MB,
+	// 32Mi, 32MiB); all are powers of 1024. An i without a unit is not.
 	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "b")
+	if n := len(t); n >= 2 && t[n-1] == 'i' && strings.ContainsRune("kKmMgGtT", rune(t[n-2])) {
+		t = t[:n-1]
+	}
 	mult := int64(1)
 	if n := len(t); n > 0 {
 		switch t[n-1] {
