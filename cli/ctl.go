@@ -200,7 +200,7 @@ func cell(s string) string {
 func logsMain(c *ctx, args []string) int {
 	cmd := c.ctlCommand("logs", "[-f] [-n N] [-t] [--json] NAME", "Shows a container's output from its log ring; -f follows it.")
 	follow := cmd.fs.Bool("f", false, "follow: keep printing new lines")
-	n := cmd.fs.Int("n", -1, "only the last `N` lines (default all the ring holds; 0: none, with -f only the lines to come)")
+	n := cmd.fs.Int("n", 0, "only the last `N` lines (default all the ring holds; 0: none, with -f only the lines to come)")
 	stamps := cmd.fs.Bool("t", false, "prefix each line with its time")
 	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
@@ -208,12 +208,12 @@ func logsMain(c *ctx, args []string) int {
 	}
 	lines := *n // the request's: 0 all, negative none
 	switch {
+	case !flagGiven(cmd.fs, "n"):
+		lines = 0
+	case *n < 0:
+		return cmd.fail("-n %d: want 0 or more lines", *n)
 	case *n == 0:
 		lines = -1
-	case *n < 0 && flagGiven(cmd.fs, "n"):
-		return cmd.fail("-n %d: want 0 or more lines", *n)
-	case *n < 0:
-		lines = 0
 	}
 	enc := json.NewEncoder(c.stdout)
 	err := boot.Call(*cmd.socket, boot.Request{Verb: "logs", Name: pos[0], Lines: lines, Follow: *follow}, func(r boot.Response) error {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -67,6 +68,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stats", "-i", "often"}, `berth stats: invalid value "often" for flag -i: parse error`},
 		{[]string{"run", "--memroy", "1G", "/r", "true"}, "berth run: unknown flag --memroy"},
 		{[]string{"run", "/r"}, "berth run: missing CMD"},
+		{[]string{"run"}, "berth run: missing ROOTFS"}, // CMD may come from an image
+		{[]string{"pull", "docker.io/library/busybox"}, `berth pull: image reference "docker.io/library/busybox": want docker://HOST[:PORT]/REPO[:TAG][@sha256:HEX]`},
 		{[]string{"boot", "--conf", "x"}, "berth boot: unknown flag --conf"},
 		{[]string{"version", "x"}, `berth version: unexpected argument "x"`},
 		{[]string{"nosuch"}, `berth: unknown command "nosuch"`},
@@ -79,6 +82,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"image", "unpack", "img"}, "berth image unpack: want 2 arguments, got 1"},
 		{[]string{"image", "ls", "--jsn", "img"}, "berth image ls: unknown flag --jsn"},
 		{[]string{"logs", "-nope", "web"}, "berth logs: unknown flag -nope"},
+		{[]string{"logs", "-n5", "web"}, "berth logs: unknown flag -n5"}, // README: never glued
 		{[]string{"ps", "--jsno=1"}, "berth ps: unknown flag --jsno"},
 		{[]string{"image", "frobnicate"}, `berth image: unknown subcommand "frobnicate"`},
 	}
@@ -193,5 +197,24 @@ func TestVersion(t *testing.T) {
 		if status != 0 || !strings.HasPrefix(stdout, "berth ") {
 			t.Errorf("berth %v: %d %q", args, status, stdout)
 		}
+	}
+}
+
+// TestLogsHelpDefault: berth logs -h shows no default for -n that -n
+// itself refuses (it showed "(default -1)", and -n -1 is refused).
+func TestLogsHelpDefault(t *testing.T) {
+	status, stdout, _ := run(t, "logs", "-h")
+	if status != 0 || !strings.Contains(stdout, "default all the ring holds") || strings.Contains(stdout, "(default -1)") {
+		t.Errorf("berth logs -h: status %d\n%s", status, stdout)
+	}
+}
+
+// TestPullJSONError: berth pull --json that fails says so on stdout too,
+// as a JSON object (a closed port on this machine: nothing leaves it).
+func TestPullJSONError(t *testing.T) {
+	status, stdout, stderr := run(t, "pull", "--json", "--insecure", "--cache", t.TempDir(), "docker://127.0.0.1:1/x/y:z")
+	var out struct{ Error string }
+	if status != 1 || json.Unmarshal([]byte(stdout), &out) != nil || !strings.Contains(out.Error, "127.0.0.1:1") || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("status %d, stdout %q, stderr %q", status, stdout, stderr)
 	}
 }

@@ -50,6 +50,9 @@ func imageLs(c *ctx, args []string) int {
 		}
 	}
 	info, err := fsys.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("ls %s: %s: no such file in the image", pos[0], pos[1])
+	}
 	if err != nil {
 		return c.imageFail(err)
 	}

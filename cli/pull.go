@@ -70,9 +70,20 @@ func pullMain(c *ctx, args []string) int {
 	if status >= 0 {
 		return status
 	}
+	if _, err := registry.ParseRef(pos[0]); err != nil {
+		return cmd.fail("%v", err) // a usage error: nothing was tried
+	}
+	// With --json a failure is a JSON object on stdout too, as the
+	// control verbs' are.
+	fail := func(err error) int {
+		if *asJSON {
+			json.NewEncoder(c.stdout).Encode(map[string]string{"error": err.Error()})
+		}
+		return c.imageFail(err)
+	}
 	cfg, regs, err := rf.load(pos[0])
 	if err != nil {
-		return c.imageFail(fmt.Errorf("pull: %w", err))
+		return fail(fmt.Errorf("pull: %w", err))
 	}
 	if *root == "" {
 		*root = cfg.Images.Cache
@@ -85,13 +96,13 @@ func pullMain(c *ctx, args []string) int {
 	}
 	cache, err := image.OpenCache(*root)
 	if err != nil {
-		return c.imageFail(fmt.Errorf("pull: %w", err))
+		return fail(fmt.Errorf("pull: %w", err))
 	}
 	progress := c.progress(*lines)
 	p, err := registry.Pull(context.Background(), cache, pos[0], registry.Options{
 		Platform: *rf.platform, PublicKey: *pub, Registries: regs, Progress: progress, Log: c.stderr})
 	if err != nil {
-		return c.imageFail(err)
+		return fail(err)
 	}
 	p.Release()
 	// berth image gc keeps what a config's reference was last pulled as.

@@ -291,7 +291,7 @@ func runMain(c *ctx, args []string) int {
 		return status
 	}
 	if len(pos) == 0 {
-		return f.cmd.fail("missing ROOTFS and CMD")
+		return f.cmd.fail("missing ROOTFS")
 	}
 	cmdArgs := rest
 	if len(rest) > 0 && rest[0] != "--" {
