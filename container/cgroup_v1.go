@@ -49,7 +49,7 @@ func setV1Limits(dirs map[string]string, lim Limits, devices []deviceRule) error
 		add(set("pids", "pids.max", strconv.FormatInt(lim.Pids, 10)))
 	}
 	if lim.IOWeight != nil {
-		add(set("blkio", "blkio.weight", strconv.FormatUint(10+(*lim.IOWeight-1)*990/9999, 10)))
+		add(ioWeightMissing(set("blkio", "blkio.weight", strconv.FormatUint(10+(*lim.IOWeight-1)*990/9999, 10))))
 	}
 	for _, line := range lim.IOMax {
 		add(setV1IOMax(dirs["blkio"], line))
@@ -227,4 +227,16 @@ func (l *Layout) EnableIOStats() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ioWeightMissing explains err when the kernel has no file for an I/O
+// weight: blkio.weight came with CFQ, gone since Linux 5.0; io.weight
+// comes with io.cost, which many boards' kernels lack (BFQ's own
+// weights, blkio.bfq.weight and io.bfq.weight, are not written). Other
+// errors are as they were.
+func ioWeightMissing(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("io_weight: this kernel has no cgroup I/O weight (cgroup v1's blkio.weight came with CFQ, gone since Linux 5.0; v2's io.weight needs io.cost): leave io_weight out (%w)", err)
+	}
+	return err
 }

@@ -84,7 +84,11 @@ func setV2Limits(dir string, lim Limits) error {
 		w = append(w, "io.max", line)
 	}
 	for i := 0; i < len(w); i += 2 {
-		if err := writeFile(filepath.Join(dir, w[i]), w[i+1]); err != nil {
+		err := writeFile(filepath.Join(dir, w[i]), w[i+1])
+		if w[i] == "io.weight" {
+			err = ioWeightMissing(err)
+		}
+		if err != nil {
 			return err
 		}
 	}
