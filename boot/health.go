@@ -44,6 +44,9 @@ type HealthInfo struct {
 	LastCheck    *time.Time `json:"last_check,omitempty"`
 	LastExitCode *int       `json:"last_exit_code,omitempty"`
 	LastOutput   string     `json:"last_output,omitempty"`
+	// PreviousRun is set while the container runs and its last check is
+	// its previous run's: none has run in this one yet.
+	PreviousRun bool `json:"previous_run,omitempty"`
 }
 
 // nextHealth is docker's rule: a check that passes makes the container
@@ -218,6 +221,7 @@ func (s *supervisor) healthInfo() []HealthInfo {
 	for _, name := range s.order {
 		if u := s.units[name]; u.sup.health != nil {
 			info, _ := u.health.watch()
+			info.PreviousRun = info.Running && info.LastCheck != nil && info.LastCheck.Before(u.started)
 			out = append(out, info)
 		}
 	}

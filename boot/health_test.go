@@ -191,3 +191,23 @@ func TestHealthRunEnded(t *testing.T) {
 		t.Error("the new run's result was dropped")
 	}
 }
+
+// TestHealthInfoPreviousRun: a running container whose last check came
+// before its current start (restarted, no check yet in this run) shows
+// that check as its previous run's; once a check of this run is in, it
+// does not.
+func TestHealthInfoPreviousRun(t *testing.T) {
+	u := &unit{name: "web", sup: supervision{health: &healthCheck{}}, health: newHealthState("web", &healthCheck{})}
+	s := &supervisor{units: map[string]*unit{"web": u}, order: []string{"web"}}
+	before := time.Now().Add(-3 * time.Second)
+	u.health.update(func(i *HealthInfo) { i.Running, i.LastCheck = true, &before })
+	u.started = time.Now()
+	if info := s.healthInfo(); len(info) != 1 || !info[0].PreviousRun {
+		t.Errorf("restarted, no check yet: %+v, want previous_run", info)
+	}
+	now := time.Now()
+	u.health.update(func(i *HealthInfo) { i.LastCheck = &now })
+	if info := s.healthInfo(); info[0].PreviousRun {
+		t.Errorf("a check of this run: %+v, want no previous_run", info)
+	}
+}

@@ -442,7 +442,11 @@ func describeHealth(h boot.HealthInfo) string {
 	}
 	fmt.Fprintf(&b, ", failing streak %d", h.FailingStreak)
 	if h.LastCheck != nil && h.LastExitCode != nil {
-		fmt.Fprintf(&b, ", last check %s ago: status %d", time.Since(*h.LastCheck).Round(time.Second), *h.LastExitCode)
+		prev := ""
+		if h.PreviousRun {
+			prev = " (its previous run's)"
+		}
+		fmt.Fprintf(&b, ", last check%s %s ago: status %d", prev, time.Since(*h.LastCheck).Round(time.Second), *h.LastExitCode)
 		if out := strings.TrimRight(h.LastOutput, "\n"); out != "" {
 			if i := strings.LastIndexByte(out, '\n'); i >= 0 {
 				out = out[i+1:]

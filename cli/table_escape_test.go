@@ -56,3 +56,17 @@ func TestTableCellsEscaped(t *testing.T) {
 		t.Errorf("plain row %q", lines[2])
 	}
 }
+
+// TestDescribeHealthPreviousRun: berth status says when the last check
+// shown is the previous run's (restarted, none in this run yet).
+func TestDescribeHealthPreviousRun(t *testing.T) {
+	at, code := time.Now().Add(-3*time.Second), 0
+	h := boot.HealthInfo{Container: "nuh", Health: "starting", Running: true, LastCheck: &at, LastExitCode: &code, PreviousRun: true}
+	if got := describeHealth(h); !strings.Contains(got, "nuh: starting, failing streak 0, last check (its previous run's) 3s ago: status 0") {
+		t.Errorf("%q", got)
+	}
+	h.PreviousRun = false
+	if got := describeHealth(h); strings.Contains(got, "previous") {
+		t.Errorf("%q", got)
+	}
+}
