@@ -110,6 +110,11 @@ func EscapeText(s string) string {
 	return strings.ReplaceAll(escapeControls(s), "\t", `\x09`)
 }
 
+// EscapeLine is a container's line as the console shows it: its control
+// characters but tab escaped (escapeControls). berth logs prints lines
+// so on a terminal.
+func EscapeLine(s string) string { return escapeControls(s) }
+
 // escapeControls writes each control character of s but tab — C0, DEL
 // and C1 (U+0080-U+009F, which some terminals take as ESC sequences) — as
 // \xNN or \u00NN, and so a raw byte 0x80-0x9f, leaving everything else

@@ -198,10 +198,11 @@ func cell(s string) string {
 }
 
 func logsMain(c *ctx, args []string) int {
-	cmd := c.ctlCommand("logs", "[-f] [-n N] [-t] [--json] NAME", "Shows a container's output from its log ring; -f follows it.")
+	cmd := c.ctlCommand("logs", "[-f] [-n N] [-t] [--raw] [--json] NAME", "Shows a container's output from its log ring; -f follows it.")
 	follow := cmd.fs.Bool("f", false, "follow: keep printing new lines")
 	n := cmd.fs.Int("n", 0, "only the last `N` lines (default all the ring holds; 0: none, with -f only the lines to come)")
 	stamps := cmd.fs.Bool("t", false, "prefix each line with its time")
+	raw := cmd.fs.Bool("raw", false, "the bytes as written even on a terminal (default there: control characters escaped, as on the console)")
 	pos, status := cmd.parse(args, 1, 1)
 	if status >= 0 {
 		return status
@@ -216,8 +217,15 @@ func logsMain(c *ctx, args []string) int {
 		lines = -1
 	}
 	enc := json.NewEncoder(c.stdout)
+	// A container's bytes must not drive the admin's terminal (set its
+	// title, clear it, forge a line after a carriage return, write its
+	// clipboard): there they are escaped; piped, they are as written.
+	escape := !*raw && !*cmd.asJSON && isTerminal(c.stdout)
 	err := boot.Call(*cmd.socket, boot.Request{Verb: "logs", Name: pos[0], Lines: lines, Follow: *follow}, func(r boot.Response) error {
 		for _, l := range r.Lines {
+			if escape {
+				l.Text = boot.EscapeLine(l.Text)
+			}
 			var err error
 			switch {
 			case *cmd.asJSON:

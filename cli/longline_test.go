@@ -3,6 +3,8 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBootLongLine: a container that writes a line longer than the log
@@ -51,6 +53,16 @@ command = ["sh", "-c", "printf 'a\\377\\376\\200b\\033[31mred\\rX\\n'; printf 'p
 	})
 	if want := "a\xff\xfe\x80b\x1b[31mred\rX\nplain\n"; out != want {
 		t.Errorf("berth logs: %q, want %q", out, want)
+	}
+	// On a terminal the container's control characters are escaped, as
+	// the console shows them (review: they set the admin's terminal's
+	// title and forged lines); --raw gives the bytes there too.
+	shown, _ := onTerminal(t, unix.Winsize{}, "", "logs", "bytes")
+	if !strings.Contains(shown, `a`+"\xff\xfe"+`\x80b\x1b[31mred\x0dX`) || strings.Contains(shown, "\x1b") {
+		t.Errorf("berth logs on a terminal: %q", shown)
+	}
+	if shown, _ = onTerminal(t, unix.Winsize{}, "", "logs", "--raw", "bytes"); !strings.Contains(shown, "\x1b[31mred") { // onTerminal drops \r
+		t.Errorf("berth logs --raw on a terminal: %q", shown)
 	}
 	_, js, _ := berth(t, "logs", "--json", "bytes")
 	if !strings.Contains(js, `"raw":"Yf/+gGIbWzMxbXJlZA1Y"`) || strings.Count(js, `"raw"`) != 1 {
