@@ -66,9 +66,11 @@ func TestSupervisionEdges(t *testing.T) {
 		{`log_files = 0`, nil, "container.log_files: 0: want 1 to 100"},
 		{`log_files = 101`, nil, "container.log_files: 101: want 1 to 100"},
 		{`log_files = -2`, nil, "container.log_files: -2: want 1 to 100"},
-		// The file's size and count without the file: refused, not ignored.
-		{`log_file_size = "4K"`, nil, "container.log_file_size: set without log_file (the ring's size is log_size)"},
-		{`log_files = 2`, nil, "container.log_files: set without log_file"},
+		// The file's size and count without the file: no effect, but
+		// accepted (a config an older berth booted still boots) and
+		// still checked.
+		{`log_file_size = "4K"`, func(s supervision) bool { return s.logFile == "" }, ""},
+		{`log_files = 2`, func(s supervision) bool { return s.logFile == "" }, ""},
 		// max_restarts: 0 (no limit) up to what an int holds on a 32-bit
 		// board; one past either end names its own bound.
 		{`max_restarts = 0`, func(s supervision) bool { return s.maxRestarts == 0 }, ""},

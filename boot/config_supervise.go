@@ -128,24 +128,17 @@ func (c ContainerConfig) logSettings(s *supervision, bad func(string, string, ..
 	if n, ok := size("log_size", c.LogSize, minLogSize, maxLogSize, "4K and 64M"); ok {
 		s.logSize = int(n)
 	}
-	// Without log_file, the file's size and count would be ignored: a
-	// mistake (log_size is the ring's), never taken in silence; said
-	// once, for a value that is otherwise right.
-	fileless := func(key, what string) {
-		if c.LogFile == "" {
-			bad(key, "set without log_file%s", what)
-		}
-	}
+	// Without log_file, log_file_size and log_files have no effect but
+	// are still checked: refusing them would stop a config an older berth
+	// booted from booting (README: a valid file stays valid).
 	if n, ok := size("log_file_size", c.LogFileSize, minLogSize, maxLogFileSize, "4K and 1G"); ok {
 		s.logFileSize = n
-		fileless("log_file_size", " (the ring's size is log_size)")
 	}
 	if c.LogFiles != nil {
 		if *c.LogFiles < 1 || *c.LogFiles > maxLogFiles {
 			bad("log_files", "%d: want 1 to %d", *c.LogFiles, maxLogFiles)
 		} else {
 			s.logFiles = *c.LogFiles
-			fileless("log_files", "")
 		}
 	}
 	if c.LogFile != "" {

@@ -393,7 +393,7 @@ cpu_weight = -3
 		"t.toml:8: container.groups: -1: ids go from 0 to 4294967294",
 		`t.toml:9: container.uid_map: want "CONTAINER:HOST:SIZE" or an array of them, got an integer`,
 		"t.toml:11: container.limits.pids: want an integer, got a string",
-		"t.toml:13: container.limits.cpu_weight: -3 is out of range",
+		"t.toml:13: container.limits.cpu_weight: -3 is out of range: it may not be negative",
 	} {
 		if !strings.Contains(err.Error(), w+"\n") && !strings.HasSuffix(err.Error(), w) && !strings.Contains(err.Error(), w) {
 			t.Errorf("errors lack %q:\n%v", w, err)

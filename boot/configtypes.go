@@ -148,6 +148,8 @@ func (tc *typeCheck) integer(key string, v any, t reflect.Type) {
 	switch {
 	case n > hi:
 		tc.add(key, fmt.Sprintf("%d is out of range: at most %d", n, hi))
+	case n < lo && lo == 0:
+		tc.add(key, fmt.Sprintf("%d is out of range: it may not be negative", n))
 	case n < lo:
 		tc.add(key, fmt.Sprintf("%d is out of range: at least %d", n, lo))
 	}

@@ -272,6 +272,19 @@ func (g *genState) errNoStore() error {
 // since is a short duration for logs.
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
 
+// CheckStateDir reports whether dir is berth's state directory: a
+// directory holding the boot's lock (.lock) or the generations. A state
+// given by hand (berth image gc --state) that is neither would keep no
+// generation's images: a typo must not pass for "no generations".
+func CheckStateDir(dir string) error {
+	for _, name := range []string{".lock", genDir} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: not berth's state directory (no .lock, no %s)", dir, genDir)
+}
+
 // KeptDigests returns the image digests the generations in state keep:
 // the committed, the previous and the one being tried (unless its
 // directory is gone). `berth image gc` keeps them. No store: none, and

@@ -129,6 +129,7 @@ command = ["sh", "-c", "test -e /etc/written && echo sees the writer || echo cle
 	// --state of no generations: the boot's generation 1 would keep the
 	// tree (TestGCKeepsGenerations).
 	noGens := t.TempDir()
+	os.Mkdir(filepath.Join(noGens, "generations"), 0o700) // empty
 	status, stdout, stderr := berth(t, "image", "gc", "--cache", filepath.Join(state, "images"), "--keep", "sha256:"+strings.Repeat("0", 64), "--state", noGens)
 	unix.Unmount(mnt, unix.MNT_DETACH)
 	if status != 0 || stdout != "" || !strings.Contains(stderr, "kept "+digest+": a mounted container root uses it") {

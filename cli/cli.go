@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"berth/boot"
 )
@@ -37,7 +38,15 @@ type ctx struct {
 
 // errorf prints a berth error on stderr.
 func (c *ctx) errorf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "berth: "+format+"\n", args...)
+	// An error may quote what an image, a registry or a container wrote
+	// (an index's platform, a config's field): each of its lines has its
+	// control characters escaped, as the console escapes a container's,
+	// so it cannot drive the admin's terminal.
+	lines := strings.Split(fmt.Sprintf(format, args...), "\n")
+	for i, l := range lines {
+		lines[i] = boot.EscapeLine(l)
+	}
+	fmt.Fprintf(c.stderr, "berth: %s\n", strings.Join(lines, "\n"))
 }
 
 var verbs map[string]verb

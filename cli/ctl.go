@@ -190,7 +190,9 @@ const maxCell = 240
 // characters escaped (boot.EscapeText: it can neither drive the admin's
 // terminal nor start a column or a row) and cut to maxCell characters.
 func cell(s string) string {
-	s = boot.EscapeText(s)
+	// Invalid UTF-8 as U+FFFD, as --json shows it: a raw 0xff is
+	// text/tabwriter's escape character, and would join columns.
+	s = boot.EscapeText(strings.ToValidUTF8(s, "\uFFFD"))
 	if utf8.RuneCountInString(s) <= maxCell {
 		return s
 	}

@@ -111,8 +111,9 @@ func flagError(err error, args []string) string {
 		if a == "--" {
 			break
 		}
-		if name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "="); name == "-"+f {
-			return "unknown flag --" + f
+		name, _, _ := strings.Cut(a, "=")
+		if name == "-"+f || name == "--"+f {
+			return "unknown flag " + name // the first spelling of it, as typed
 		}
 	}
 	return "unknown flag -" + f

@@ -83,6 +83,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"image", "ls", "--jsn", "img"}, "berth image ls: unknown flag --jsn"},
 		{[]string{"logs", "-nope", "web"}, "berth logs: unknown flag -nope"},
 		{[]string{"logs", "-n5", "web"}, "berth logs: unknown flag -n5"}, // README: never glued
+		{[]string{"logs", "-nope", "web", "--nope"}, "berth logs: unknown flag -nope"}, // the one that failed
 		{[]string{"ps", "--jsno=1"}, "berth ps: unknown flag --jsno"},
 		{[]string{"image", "frobnicate"}, `berth image: unknown subcommand "frobnicate"`},
 	}

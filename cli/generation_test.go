@@ -414,7 +414,9 @@ func TestGCKeepsGenerations(t *testing.T) {
 		t.Errorf("gc: status %d, stdout %q (want only %s removed), stderr %q", status, stdout, digests["3"], stderr)
 	}
 	// Without the generations, generation 1's image would go.
-	status, stdout, _ = berth(t, "image", "gc", "--cache", cache, "--keep", digests["2"], "--state", t.TempDir())
+	noGens := t.TempDir() // a state whose generations directory is empty
+	os.Mkdir(filepath.Join(noGens, "generations"), 0o700)
+	status, stdout, _ = berth(t, "image", "gc", "--cache", cache, "--keep", digests["2"], "--state", noGens)
 	if status != 0 || strings.TrimSpace(stdout) != "removed "+digests["1"] {
 		t.Errorf("gc without the generations: status %d, stdout %q", status, stdout)
 	}

@@ -51,7 +51,11 @@ func imageLs(c *ctx, args []string) int {
 	}
 	info, err := fsys.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		err = fmt.Errorf("ls %s: %s: no such file in the image", pos[0], "/"+strings.TrimPrefix(pos[len(pos)-1], "/"))
+		p := "/"
+		if len(pos) == 2 {
+			p += strings.TrimPrefix(pos[1], "/")
+		}
+		err = fmt.Errorf("ls %s: %s: no such file in the image", pos[0], p)
 	}
 	if err != nil {
 		return c.imageFail(err)

@@ -174,6 +174,7 @@ func TestImageGCSummary(t *testing.T) {
 		{"--keep", strings.Repeat("ab", 32)},
 		{"--keep", "sha256:not-hex!"},
 		{"--keep", keep, "--state", filepath.Join(dir, "stat")},
+		{"--keep", keep, "--state", dir}, // there, but not berth's state
 	} {
 		status, stdout, stderr = berth(t, append([]string{"image", "gc", "--cache", cache}, args...)...)
 		if status != 2 || stdout != "" || !strings.Contains(stderr, "(nothing removed)") {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -114,8 +113,8 @@ func imageGC(c *ctx, args []string) int {
 		}
 	}
 	if *state != "" {
-		if st, err := os.Stat(*state); err != nil || !st.IsDir() {
-			return cmd.fail("--state %s: not a directory (nothing removed)", *state)
+		if err := boot.CheckStateDir(*state); err != nil {
+			return cmd.fail("--state %v (nothing removed)", err)
 		}
 	}
 	// An empty keep set would empty the cache: without --keep, the

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -20,6 +22,17 @@ import (
 func TestTableCellsEscaped(t *testing.T) {
 	hostile := "exec /bin/\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\x1b[0m\rberth: fake\n\tTAB\u009b" + strings.Repeat("A", 300)
 	var out bytes.Buffer
+	printProcesses(&out, []boot.Process{
+		{Name: "evil", State: "waiting", Detail: "the registry answered 404: x\r\ny", Health: "unhealthy\x1b[2J", LastExit: "could not start: " + hostile},
+		{Name: "plain", State: "running", Pid: 7, LastExit: "exited with status 3"},
+	})
+	// A raw 0xff is text/tabwriter's escape character: it joined the
+	// columns up to the next one. Shown as U+FFFD, as --json does.
+	printProcesses(&out, []boot.Process{{Name: "inv", State: "waiting", Detail: "a\xffb", LastExit: "c\xfe\xffd"}})
+	if !strings.Contains(out.String(), "waiting (a\uFFFDb)") || strings.Contains(out.String(), "\xff") {
+		t.Errorf("invalid UTF-8 in a cell:\n%s", out.String())
+	}
+	out.Reset()
 	printProcesses(&out, []boot.Process{
 		{Name: "evil", State: "waiting", Detail: "the registry answered 404: x\r\ny", Health: "unhealthy\x1b[2J", LastExit: "could not start: " + hostile},
 		{Name: "plain", State: "running", Pid: 7, LastExit: "exited with status 3"},
@@ -62,11 +75,25 @@ func TestTableCellsEscaped(t *testing.T) {
 func TestDescribeHealthPreviousRun(t *testing.T) {
 	at, code := time.Now().Add(-3*time.Second), 0
 	h := boot.HealthInfo{Container: "nuh", Health: "starting", Running: true, LastCheck: &at, LastExitCode: &code, PreviousRun: true}
-	if got := describeHealth(h); !strings.Contains(got, "nuh: starting, failing streak 0, last check (its previous run's) 3s ago: status 0") {
+	if got := describeHealth(h); !regexp.MustCompile(`^nuh: starting, failing streak 0, last check \(its previous run's\) [0-9]+s ago: status 0$`).MatchString(got) {
 		t.Errorf("%q", got)
 	}
 	h.PreviousRun = false
 	if got := describeHealth(h); strings.Contains(got, "previous") {
 		t.Errorf("%q", got)
+	}
+}
+
+// TestErrorsEscaped: an error berth prints may quote what an image or a
+// registry wrote (an index's platform, a config's architecture): its
+// control characters reach stderr escaped, each line of a many-line
+// error kept as a line.
+func TestErrorsEscaped(t *testing.T) {
+	var stderr bytes.Buffer
+	c := &ctx{stdout: io.Discard, stderr: &stderr}
+	c.errorf("pull: platform %s not in the image\nsecond\tline\rX", "linux/\x1b]0;PWNED\x07\x1b[2J\u009b")
+	want := "berth: pull: platform linux/\\x1b]0;PWNED\\x07\\x1b[2J\\u009b not in the image\nsecond\tline\\x0dX\n"
+	if stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 }

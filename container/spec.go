@@ -242,7 +242,9 @@ func ParseSize(s string) (int64, error) {
 	// and the whole optionally by B or b (docker's forms: 32m, 32MB,
 	// 32Mi, 32MiB); all are powers of 1024. An i without a unit is not.
 	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "b")
+	if n := len(t); n > 0 && (t[n-1] == 'B' || t[n-1] == 'b') {
+		t = t[:n-1]
+	}
 	if n := len(t); n >= 2 && t[n-1] == 'i' && strings.ContainsRune("kKmMgGtT", rune(t[n-2])) {
 		t = t[:n-1]
 	}

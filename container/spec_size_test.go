@@ -15,7 +15,7 @@ func TestParseSizeForms(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "i", "32i", "32ib", "32iB", "32X", "32 M", "M", "1e3", "0x10", "-1", "32MM", "0.5"} {
+	for _, in := range []string{"", "i", "32i", "32ib", "32iB", "32X", "32 M", "M", "1e3", "0x10", "-1", "32MM", "0.5", "32bB", "32KbB", "32BB"} {
 		if got, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
 		}
