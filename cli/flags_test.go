@@ -82,7 +82,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"image", "unpack", "img"}, "berth image unpack: want 2 arguments, got 1"},
 		{[]string{"image", "ls", "--jsn", "img"}, "berth image ls: unknown flag --jsn"},
 		{[]string{"logs", "-nope", "web"}, "berth logs: unknown flag -nope"},
-		{[]string{"logs", "-n5", "web"}, "berth logs: unknown flag -n5"}, // README: never glued
+		{[]string{"logs", "-n5", "web"}, "berth logs: unknown flag -n5"},               // README: never glued
 		{[]string{"logs", "-nope", "web", "--nope"}, "berth logs: unknown flag -nope"}, // the one that failed
 		{[]string{"ps", "--jsno=1"}, "berth ps: unknown flag --jsno"},
 		{[]string{"image", "frobnicate"}, `berth image: unknown subcommand "frobnicate"`},
