@@ -22,10 +22,6 @@ import (
 func TestTableCellsEscaped(t *testing.T) {
 	hostile := "exec /bin/\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\x1b[0m\rberth: fake\n\tTAB\u009b" + strings.Repeat("A", 300)
 	var out bytes.Buffer
-	printProcesses(&out, []boot.Process{
-		{Name: "evil", State: "waiting", Detail: "the registry answered 404: x\r\ny", Health: "unhealthy\x1b[2J", LastExit: "could not start: " + hostile},
-		{Name: "plain", State: "running", Pid: 7, LastExit: "exited with status 3"},
-	})
 	// A raw 0xff is text/tabwriter's escape character: it joined the
 	// columns up to the next one. Shown as U+FFFD, as --json does.
 	printProcesses(&out, []boot.Process{{Name: "inv", State: "waiting", Detail: "a\xffb", LastExit: "c\xfe\xffd"}})
