@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -217,5 +218,29 @@ func TestPullJSONError(t *testing.T) {
 	var out struct{ Error string }
 	if status != 1 || json.Unmarshal([]byte(stdout), &out) != nil || !strings.Contains(out.Error, "127.0.0.1:1") || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+}
+
+// TestPullFailLeavesNoCache: a pull that fails removes the cache
+// directory it created, and the parents it created on the way; a cache
+// directory that was there before is kept (R2).
+func TestPullFailLeavesNoCache(t *testing.T) {
+	base := t.TempDir()
+	made := filepath.Join(base, "new", "cache")
+	if status, _, stderr := run(t, "pull", "--insecure", "--cache", made, "docker://127.0.0.1:1/x/y:z"); status != 1 {
+		t.Fatalf("status %d: %s", status, stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "new")); !os.IsNotExist(err) {
+		t.Errorf("a failed pull left %s: %v", filepath.Join(base, "new"), err)
+	}
+	kept := filepath.Join(base, "kept")
+	if err := os.Mkdir(kept, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, stderr := run(t, "pull", "--insecure", "--cache", kept, "docker://127.0.0.1:1/x/y:z"); status != 1 {
+		t.Fatalf("status %d: %s", status, stderr)
+	}
+	if fi, err := os.Lstat(kept); err != nil || !fi.IsDir() {
+		t.Errorf("a failed pull removed the cache directory that was there before: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"berth/boot"
 	"berth/image"
@@ -94,6 +95,7 @@ func pullMain(c *ctx, args []string) int {
 	if *pub == "" {
 		*pub = cfg.Images.PublicKey
 	}
+	made := firstMissing(*root) // what OpenCache creates, removed again if the pull fails
 	cache, err := image.OpenCache(*root)
 	if err != nil {
 		return fail(fmt.Errorf("pull: %w", err))
@@ -102,6 +104,9 @@ func pullMain(c *ctx, args []string) int {
 	p, err := registry.Pull(context.Background(), cache, pos[0], registry.Options{
 		Platform: *rf.platform, PublicKey: *pub, Registries: regs, Progress: progress, Log: c.stderr})
 	if err != nil {
+		if made != "" {
+			_ = cache.RemoveIfEmpty(made)
+		}
 		return fail(err)
 	}
 	p.Release()
@@ -122,6 +127,25 @@ func pullMain(c *ctx, args []string) int {
 	}
 	fmt.Fprintf(c.stderr, "pulled %s from %s: %s as %s in %.2fs\n", pos[0], p.Host, how, p.Prepared.Digest, p.Elapsed.Seconds())
 	return exitOK
+}
+
+// firstMissing returns the highest directory on the way to dir, dir
+// included, that does not exist yet, or "" when dir exists.
+func firstMissing(dir string) string {
+	dir = filepath.Clean(dir)
+	if _, err := os.Lstat(dir); err == nil {
+		return ""
+	}
+	for {
+		up := filepath.Dir(dir)
+		if up == dir {
+			return dir
+		}
+		if _, err := os.Lstat(up); err == nil {
+			return dir
+		}
+		dir = up
+	}
 }
 
 // imagePush is `berth image push IMAGE docker://…`.

@@ -121,6 +121,49 @@ func OpenCache(root string) (*Cache, error) {
 	return c, nil
 }
 
+// RemoveIfEmpty removes the cache's root when it holds nothing but its
+// lock file, as a first pull that failed leaves it, and then each parent
+// up to top (a directory above root, or root itself) that is empty: a
+// command that created them and failed leaves nothing behind. A root that
+// holds anything else, or whose lock another process holds, is kept; so
+// is any directory that is not empty by the time it is removed.
+func (c *Cache) RemoveIfEmpty(top string) error {
+	unlock, err := c.lockRoot(unix.LOCK_EX | unix.LOCK_NB)
+	if err != nil {
+		return nil // in use
+	}
+	defer unlock()
+	names, err := dirNames(c.Root)
+	if err != nil || len(names) != 1 || names[0] != ".lock" {
+		return err
+	}
+	if err := os.Remove(filepath.Join(c.Root, ".lock")); err != nil {
+		return fmt.Errorf("remove cache %s: %w", c.Root, err)
+	}
+	if rel, err := filepath.Rel(top, c.Root); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		top = c.Root // not above root: root alone
+	}
+	for d := filepath.Clean(c.Root); ; d = filepath.Dir(d) {
+		if err := unix.Rmdir(d); err != nil {
+			return nil // not empty: kept
+		}
+		if d == filepath.Clean(top) || d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// dirNames lists a directory's entries, not following a symlink at dir.
+func dirNames(dir string) ([]string, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
 // OpenExistingCache opens a cache that is there already, for tools that
 // must not take some other directory for a cache: root must be a
 // directory holding the cache's .lock, or an empty one.

@@ -388,3 +388,78 @@ func TestPrepareForeignEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheRemoveIfEmpty: only a root holding nothing but its lock, not
+// locked by anyone else, goes, and with it its empty parents up to top;
+// a file beside the lock, a lock held elsewhere, a parent holding
+// something else, or a top that is not above root keeps them.
+func TestCacheRemoveIfEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		prepare  func(t *testing.T, base, root string) (cleanup func())
+		top      string // relative to base
+		gone     string // relative to base: must be gone ("" for none)
+		keptRoot bool
+	}{
+		{name: "fresh", top: "a", gone: "a"},
+		{name: "top is root", top: "a/b", gone: "a/b"},
+		{name: "file beside the lock", top: "a", keptRoot: true, prepare: func(t *testing.T, base, root string) func() {
+			writeFile(t, filepath.Join(root, "blob"), "x")
+			return nil
+		}},
+		{name: "parent holds more", top: "a", gone: "a/b", prepare: func(t *testing.T, base, root string) func() {
+			writeFile(t, filepath.Join(base, "a", "other"), "x")
+			return nil
+		}},
+		{name: "lock held", top: "a", keptRoot: true, prepare: func(t *testing.T, base, root string) func() {
+			fd, err := unix.Open(filepath.Join(root, ".lock"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Flock(fd, unix.LOCK_SH); err != nil {
+				t.Fatal(err)
+			}
+			return func() { unix.Close(fd) }
+		}},
+		{name: "top not above root", top: "elsewhere", gone: "a/b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "a", "b")
+			c, err := OpenCache(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.prepare != nil {
+				if cleanup := tc.prepare(t, base, root); cleanup != nil {
+					defer cleanup()
+				}
+			}
+			if err := c.RemoveIfEmpty(filepath.Join(base, tc.top)); err != nil {
+				t.Fatal(err)
+			}
+			_, rootErr := os.Lstat(root)
+			if tc.keptRoot != (rootErr == nil) {
+				t.Errorf("root kept %v, want %v", rootErr == nil, tc.keptRoot)
+			}
+			if tc.gone != "" {
+				if _, err := os.Lstat(filepath.Join(base, tc.gone)); !os.IsNotExist(err) {
+					t.Errorf("%s not removed: %v", tc.gone, err)
+				}
+				if up := filepath.Dir(filepath.Join(base, tc.gone)); up != base {
+					if _, err := os.Lstat(up); err != nil {
+						t.Errorf("%s, above what was made, removed: %v", up, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// writeFile writes a test file.
+func writeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
