@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -226,38 +225,46 @@ func (s *supervisor) copyOutput(u *unit, out *drainingPipe, lim *outputLimiter) 
 
 // forEachLine calls fn with each line read from r, without its "\n" or
 // "\r\n", until r ends or fails; a line longer than max bytes comes as
-// pieces of max bytes, so no line, however long, stops the reading (the
-// writer would then get EPIPE and its later output would be lost).
+// pieces of about max bytes, so no line, however long, stops the reading
+// (the writer would then get EPIPE and its later output would be lost).
+// Nothing waits for more output than it has: a piece ending in a CR is
+// passed on without it, and the CR goes to the front of what follows
+// unless that is the LF completing a CRLF (a CR that ends the output
+// ends its line).
 func forEachLine(r io.Reader, max int, fn func(string)) {
 	br := bufio.NewReaderSize(r, max)
 	split := false // the last piece filled the buffer: its line goes on
+	cr := false    // and ended in a CR, held back
 	for {
 		b, err := br.ReadSlice('\n')
+		held := ""
+		if cr && len(b) > 0 {
+			cr = false
+			if b[0] == '\n' {
+				b = b[:0] // the held CR and this LF end the line
+			} else {
+				held = "\r"
+			}
+		}
 		switch {
 		case err == bufio.ErrBufferFull:
-			piece := string(b)
-			// A CR that ends the piece and the LF after it end the line.
-			// Peek waits for that next byte, so such a piece is held
-			// until the container writes again or closes its output; an
-			// error Peek meets is kept and returned by the next ReadSlice.
-			if strings.HasSuffix(piece, "\r") {
-				if next, _ := br.Peek(1); len(next) == 1 && next[0] == '\n' {
-					piece = piece[:len(piece)-1]
-				}
+			piece := held + string(b)
+			if len(piece) > 1 && piece[len(piece)-1] == '\r' {
+				piece, cr = piece[:len(piece)-1], true
 			}
 			fn(piece)
 			split = true
 			continue
-		case split && (string(b) == "\n" || string(b) == "\r\n"):
+		case split && held == "" && (len(b) == 0 || string(b) == "\n" || string(b) == "\r\n"):
 			// The newline right after a piece ends that line: no empty one.
 		case len(b) > 0 && b[len(b)-1] == '\n':
 			b = b[:len(b)-1]
 			if len(b) > 0 && b[len(b)-1] == '\r' {
 				b = b[:len(b)-1]
 			}
-			fn(string(b))
+			fn(held + string(b))
 		case len(b) > 0:
-			fn(string(b)) // the last line, without a newline
+			fn(held + string(b)) // the last line, without a newline
 		}
 		if err != nil {
 			return
