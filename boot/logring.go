@@ -62,6 +62,10 @@ type logRing struct {
 	size    int
 	subs    map[chan struct{}]struct{}
 	file    *rotatingFile
+	// fileMu orders the writes to file: add takes it before it lets go
+	// of mu, so lines reach the file in the ring's order, while a slow
+	// write (a slow disk) holds up neither readers nor followers.
+	fileMu sync.Mutex
 }
 
 // A batch of lines read from the ring (logRing.read) holds at most
@@ -90,7 +94,6 @@ func lineCost(l LogLine) int { return len(l.Text) + len(l.Text)/8 + 16 + 4*int(u
 // add appends a line, dropping the oldest ones beyond the budget.
 func (r *logRing) add(l LogLine) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.lines = append(r.lines, l)
 	r.size += lineCost(l)
 	for r.size > r.max && r.start < len(r.lines)-1 {
@@ -109,17 +112,27 @@ func (r *logRing) add(l LogLine) {
 		default: // already woken
 		}
 	}
-	if r.file != nil {
-		r.file.writeLine(l)
+	f := r.file
+	if f == nil {
+		r.mu.Unlock()
+		return
 	}
+	r.fileMu.Lock()
+	r.mu.Unlock()
+	defer r.fileMu.Unlock()
+	f.writeLine(l)
 }
 
-// close closes the ring's log file; lines still reach the ring.
+// close closes the ring's log file, once a write under way is done;
+// lines still reach the ring.
 func (r *logRing) close() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.file.close()
+	f := r.file
 	r.file = nil
+	r.mu.Unlock()
+	r.fileMu.Lock()
+	defer r.fileMu.Unlock()
+	f.close()
 }
 
 // tail returns the last n lines (all when n <= 0).

@@ -321,3 +321,59 @@ func TestLogLineJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestLogRingSlowFile: a line held up on its way to log_file (a slow
+// disk; here a full pipe) holds up neither berth logs nor the next
+// reader of the ring, and the lines reach the file in order once it
+// moves again (R1).
+func TestLogRingSlowFile(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	r := newLogRing(1<<20, &rotatingFile{f: pw, maxSize: 1 << 30})
+	big := strings.Repeat("x", 1<<20) // more than a pipe holds: the write blocks
+	added := make(chan struct{})
+	go func() {
+		r.add(LogLine{Time: time.Now(), Text: "first " + big})
+		r.add(LogLine{Time: time.Now(), Text: "second"})
+		close(added)
+	}()
+	got := make(chan int)
+	go func() {
+		for {
+			if n := len(r.tail(0)); n > 0 {
+				got <- n
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	select {
+	case <-got:
+	case <-time.After(time.Minute): // a hang guard
+		t.Fatal("berth logs waited for a write to log_file")
+	}
+	var file strings.Builder
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := pr.Read(buf)
+			file.Write(buf[:n])
+			if err != nil {
+				close(done)
+				return
+			}
+		}
+	}()
+	<-added
+	r.close()
+	pw.Close()
+	<-done
+	lines := strings.Split(strings.TrimSuffix(file.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], " first x") || !strings.HasSuffix(lines[1], " second") {
+		t.Errorf("the file holds %d lines, want first then second", len(lines))
+	}
+}
