@@ -168,3 +168,29 @@ func FuzzParseDHCP(f *testing.F) {
 		}
 	})
 }
+
+// TestLeaseAddressUnicast: an offered address, server or router outside
+// what a host may have is refused, at each edge of the ranges: 0/8,
+// 127/8, 224/4 and 240/4 (255.255.255.255 among them); the addresses
+// just beside them are taken.
+func TestLeaseAddressUnicast(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"0.0.0.0": false, "0.255.255.255": false, "1.0.0.1": true,
+		"126.255.255.254": true, "127.0.0.1": false, "127.255.255.254": false, "128.0.0.1": true,
+		"223.255.255.254": true, "224.0.0.1": false, "239.255.255.254": false,
+		"240.0.0.1": false, "255.255.255.254": false, "255.255.255.255": false,
+	} {
+		a := netip.MustParseAddr(addr)
+		if unicast(a) != want {
+			t.Errorf("unicast(%s) = %v, want %v", a, !want, want)
+		}
+		m := &dhcpMsg{yiaddr: a, maskBits: 32, serverID: netip.MustParseAddr("10.0.2.2")}
+		_, err := leaseFromAck(m, time.Now())
+		if (err == nil) != want {
+			t.Errorf("a lease of %s: %v, want taken %v", a, err, want)
+		}
+	}
+	if unicast(netip.MustParseAddr("::1")) || unicast(netip.MustParseAddr("2001:db8::1")) {
+		t.Error("an IPv6 address taken as an IPv4 unicast")
+	}
+}

@@ -321,10 +321,16 @@ func (l *Lease) setTimes(lease, t1, t2 int64) {
 	}
 }
 
-// unicast reports whether a is an IPv4 address a host can have.
+// unicast reports whether a is an IPv4 address a host can have: not in
+// 0.0.0.0/8 ("this network", a source only), 127.0.0.0/8 (loopback),
+// 224.0.0.0/4 (multicast) or 240.0.0.0/4 (reserved, and the limited
+// broadcast address), all of which the kernel would take.
 func unicast(a netip.Addr) bool {
-	return a.Is4() && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
-		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if !a.Is4() {
+		return false
+	}
+	first := a.As4()[0]
+	return first != 0 && first != 127 && first < 224
 }
 
 // usableRouter is whether r can be the lease's default gateway: a
