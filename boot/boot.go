@@ -291,6 +291,14 @@ func (b *booter) setupBoard() error {
 	if removed := layout.CleanStale(b.opts.PID1); len(removed) > 0 {
 		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
 	}
+	if b.opts.PID1 {
+		// Off the boot's path: the first start checks it again.
+		b.goSafe(func() {
+			if err := layout.PrepareParent(); err != nil {
+				b.log.Printf("warning: cgroups: %v", err)
+			}
+		})
+	}
 	if err := layout.EnableIOStats(); err != nil {
 		b.log.Printf("warning: berth stats may show no block I/O on some disks: %v", err)
 	}

@@ -185,6 +185,25 @@ func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgro
 	return cg, nil
 }
 
+// PrepareParent readies a v2 layout's parent of containers' cgroups ahead
+// of the first start: the controllers delegated down to it and its setup
+// cgroup made, which the first start would otherwise do (enabling a
+// controller waits for the kernel's RCU grace periods: on a one-CPU board
+// under QEMU, a fifth of the first start). Each start still checks both,
+// so calling it is never required; it does nothing on v1.
+func (l *Layout) PrepareParent() error {
+	if l.Version != 2 {
+		return nil
+	}
+	if err := enableV2Controllers(l.Unified, filepath.Join(l.Unified, CgroupParent)); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.setupCgroup(), 0o755); err != nil {
+		return fmt.Errorf("create setup cgroup: %w", err)
+	}
+	return nil
+}
+
 // makeDirs creates cg's directories, after the v2 parent's controllers
 // and setup cgroup, or the check that v1 has the controllers lim needs.
 func (l *Layout) makeDirs(cg *cgroup, lim Limits) error {

@@ -67,6 +67,7 @@ func main() {
 	rss := flag.Bool("rss", true, "also measure berth's RSS on amd64 and arm64")
 	icount := flag.String("icount", "", "run QEMU with -icount shift=`N`: the guest's clock counts its instructions, 2^N ns each, whatever else the host runs")
 	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
+	flag.StringVar(&kernelAppend, "append", "", "add these `WORDS` to every boot's kernel command line (BERTH_TRACE=1: each container start's steps on the console)")
 	flag.StringVar(&consoleDir, "console", "", "also write each berth boot's console to `DIR`/TARGET-berth-N.txt")
 	profile := flag.Bool("profile", false, "instead, profile berth's boot on amd64 (QEMU's gdbstub): where the CPU is from berth's first line to the first container output")
 	every := flag.Duration("every", 2*time.Millisecond, "with -profile, the time between two samples")
@@ -106,6 +107,12 @@ func main() {
 // consoleDir, when set, receives each berth boot's console (-console).
 var consoleDir string
 
+// kernelAppend is added to every boot's kernel command line (-append):
+// BERTH_TRACE=1 there reaches berth as an environment variable, and each
+// container start prints its steps on the console (which then counts a
+// container's trace line as its first output).
+var kernelAppend string
+
 // saveConsole writes one berth boot's console into consoleDir.
 func saveConsole(name string, i, run int, out string) error {
 	if consoleDir == "" {
@@ -128,6 +135,7 @@ type machine struct {
 // cfg is the QEMU config of one boot.
 func (m machine) cfg(initrd string) vm.Config {
 	c := vm.Config{Arch: m.arch, Kernel: m.kernel, Initramfs: initrd, Board: m.board, DTB: m.dtb, Timeout: 10 * time.Minute}
+	c.Append = append(c.Append, strings.Fields(kernelAppend)...)
 	if m.icount != "" {
 		c.ExtraQEMU = []string{"-icount", "shift=" + m.icount}
 	}
