@@ -294,6 +294,9 @@ func (b *booter) setupBoard() error {
 	if b.opts.PID1 {
 		// Off the boot's path: the first start checks it again.
 		b.goSafe(func() {
+			if err := layout.PlaceInit(os.Getpid()); err != nil {
+				b.log.Printf("warning: cgroups: %v", err)
+			}
 			if err := layout.PrepareParent(); err != nil {
 				b.log.Printf("warning: cgroups: %v", err)
 			}

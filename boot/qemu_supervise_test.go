@@ -77,6 +77,10 @@ command = ["/bin/sh", "/demo/admin.sh"]
 [[container.mount]]
 source = "/etc"
 target = "/host/etc"
+[[container.mount]]
+source = "/sys/fs/cgroup/berth.init"
+target = "/host/init-cgroup"
+readonly = true
 `
 
 // adminScript runs in the management container.
@@ -88,6 +92,7 @@ while ! berth logs burn | grep -q burning; do sleep 0.5; done
 berth stats --json -i 3s burn | tr -d ' ' | sed 's/^/stats=/'
 berth ps --json | tr -d ' ' | sed 's/^/ps=/'
 while ! berth ps | grep -q '^db .*healthy'; do sleep 0.5; done
+echo "== PID 1's cgroup: $(grep populated /host/init-cgroup/cgroup.events), cpu.weight $(cat /host/init-cgroup/cpu.weight)"
 echo "== health $(berth status | grep '^health' | tr -s ' ')"
 berth stats
 berth stop burn
@@ -142,7 +147,7 @@ func TestQEMUSupervision(t *testing.T) {
 				"container crash failed: restarted 3 times within 10m0s (max_restarts = 3): giving up",
 				"container hog killed: out of memory (limit 16 MiB)", "container hog: restart 1 in 100ms",
 				"container hog failed: restarted 1 times within 10m0s (max_restarts = 1): giving up",
-				"admin | == ps", "admin | web up 1", "admin | == web is stopped",
+				"admin | == PID 1's cgroup: populated 1, cpu.weight 10", "admin | == ps", "admin | web up 1", "admin | == web is stopped",
 				"admin | == health health db: healthy, failing streak 0, last check", `status 0 "in-cgroup"`,
 				"admin | == exec web 1 in-cgroup same-pidns Seccomp: 2", "admin | == exec status 3",
 				"admin | == exec after stop 137", "admin | == exec into stopped 124",

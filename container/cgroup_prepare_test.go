@@ -3,6 +3,7 @@ package container
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -13,15 +14,7 @@ import (
 // offers no controller berth uses); QEMU's boots run it on a real one.
 func TestPrepareParent(t *testing.T) {
 	root := t.TempDir()
-	write := func(p, s string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(p, s string) { writeTreeFile(t, p, s) }
 	write(filepath.Join(root, "cgroup.controllers"), "cpu io memory pids hugetlb\n")
 	write(filepath.Join(root, "cgroup.subtree_control"), "")
 	write(filepath.Join(root, CgroupParent, "cgroup.subtree_control"), "")
@@ -46,5 +39,69 @@ func TestPrepareParent(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(root, CgroupParent, SetupCgroup)); err != nil || !fi.IsDir() {
 		t.Errorf("the setup cgroup was not made: %v", err)
+	}
+}
+
+// PlaceInit on a stand-in cgroup2 tree (regular files): PID 1 is written
+// to berth.init's cgroup.procs, the controllers are enabled after that,
+// and the weight is written only where the cpu controller's file is.
+func TestPlaceInit(t *testing.T) {
+	for _, withCPU := range []bool{true, false} {
+		root := t.TempDir()
+		write := func(p, s string) { writeTreeFile(t, p, s) }
+		write(filepath.Join(root, "cgroup.controllers"), "cpu memory pids\n")
+		write(filepath.Join(root, "cgroup.subtree_control"), "")
+		write(filepath.Join(root, CgroupParent, "cgroup.subtree_control"), "")
+		write(filepath.Join(root, InitCgroup, "cgroup.procs"), "")
+		if withCPU {
+			write(filepath.Join(root, InitCgroup, "cpu.weight"), "100\n")
+		}
+
+		if err := (&Layout{Version: 1, Unified: root}).PlaceInit(1); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, InitCgroup, "cgroup.procs")); len(got) != 0 {
+			t.Fatalf("v1: PID 1 was moved: %q", got)
+		}
+		if err := (&Layout{Version: 2, Unified: root}).PlaceInit(1); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			filepath.Join(root, InitCgroup, "cgroup.procs"):             "1",
+			filepath.Join(root, "cgroup.subtree_control"):               "+cpu +memory +pids",
+			filepath.Join(root, CgroupParent, "cgroup.subtree_control"): "+cpu +memory +pids",
+		}
+		if withCPU {
+			want[filepath.Join(root, InitCgroup, "cpu.weight")] = "10"
+		}
+		for f, w := range want {
+			if got, _ := os.ReadFile(f); string(got) != w {
+				t.Errorf("cpu %v: %s: %q, want %q", withCPU, f, got, w)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(root, InitCgroup, "cpu.weight")); withCPU == os.IsNotExist(err) {
+			t.Errorf("cpu %v: cpu.weight: %v", withCPU, err)
+		}
+		// A second call (berth re-executed after an update) finds it made.
+		if err := (&Layout{Version: 2, Unified: root}).PlaceInit(1); err != nil {
+			t.Errorf("again: %v", err)
+		}
+	}
+	// Without the cgroup2 tree: the error names the step and the path.
+	err := (&Layout{Version: 2, Unified: filepath.Join(t.TempDir(), "none")}).PlaceInit(1)
+	if err == nil || !strings.Contains(err.Error(), InitCgroup) {
+		t.Errorf("no tree: %v", err)
+	}
+}
+
+// writeTreeFile writes s to p, making p's directories: a file of the
+// stand-in cgroup2 tree.
+func writeTreeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
