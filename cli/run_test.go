@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,17 +65,11 @@ func TestRunTTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	slave.Close()
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() { io.Copy(&buf, master); close(done) }()
+	term := readPTY(master)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("berth run -t: %v", err)
 	}
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
-	out := strings.ReplaceAll(buf.String(), "\r", "")
+	out := strings.ReplaceAll(term.end(t), "\r", "")
 	for _, w := range []string{"/dev/pts/0\n", "stdin-is-a-terminal\n", "uid=0 TERM=vt220\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%q", w, out)
@@ -83,27 +78,6 @@ func TestRunTTY(t *testing.T) {
 	if !strings.HasPrefix(out, "/dev/pts/0") {
 		t.Errorf("the session starts with %q, not the command's output", out[:min(len(out), 16)])
 	}
-}
-
-// openPTY opens a new pseudo-terminal pair.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, s
 }
 
 // TestRunTTYInteractive types into a berth run -t shell as a user at a
@@ -120,23 +94,17 @@ func TestRunTTYInteractive(t *testing.T) {
 		t.Fatal(err)
 	}
 	slave.Close()
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() { io.Copy(&buf, master); close(done) }()
-	time.Sleep(500 * time.Millisecond) // let the shell print its prompt (not a timing check: only what it prints is checked)
+	term := readPTY(master)
+	term.waitFor(t, "# ") // the shell's prompt: it reads the terminal now
 	master.Write([]byte("echo typed-$((6*7))\r"))
-	time.Sleep(300 * time.Millisecond)
+	term.waitFor(t, "typed-42")
 	master.Write([]byte("exit 4\r"))
 	err := cmd.Wait()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
 		t.Errorf("berth run -t sh, exit 4: %v", err)
 	}
-	out := buf.String()
+	out := term.end(t)
 	if !strings.Contains(out, "typed-42") || strings.Contains(out, "\x00") || strings.Contains(out, "^@") {
 		t.Errorf("session output %q", out)
 	}
@@ -249,8 +217,57 @@ func TestRunNameOfABootContainer(t *testing.T) {
 	if status, _, stderr := berth(t, "run", "--name", "runtwin", testutil.BusyboxRootfs(t), "--", "true"); status != 0 {
 		t.Fatalf("berth run --name runtwin: %d %s", status, stderr)
 	}
-	time.Sleep(300 * time.Millisecond) // an exit would have been seen by now
-	if after := pid(); after != before {
-		t.Errorf("the boot's runtwin: pid %s before berth run --name runtwin, %q after", before, after)
+	// Emptying a cgroup and removing it is done before berth run exits:
+	// the process must still be in its cgroup now, not only running.
+	if where, err := pidsCgroupHas(before); err != nil {
+		t.Errorf("the boot's runtwin (pid %s) after berth run --name runtwin: %v", before, err)
+	} else if after := pid(); after != before {
+		t.Errorf("the boot's runtwin: pid %s before berth run --name runtwin, %q after (its cgroup %s)", before, after, where)
 	}
+}
+
+// pidsCgroupHas checks that pid is alive and listed in the cgroup.procs
+// of the cgroup /proc/PID/cgroup names for the pids controller (v1), or
+// of its unified cgroup when no v1 line names pids; it returns that
+// cgroup's directory.
+func pidsCgroupHas(pid string) (string, error) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", fmt.Errorf("gone: %w", err)
+	}
+	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) == 0 || f[0] == "Z" {
+		return "", fmt.Errorf("it has exited: %s", stat)
+	}
+	lines, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		return "", err
+	}
+	dir := ""
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		switch {
+		case len(parts) != 3:
+		case slices.Contains(strings.Split(parts[1], ","), "pids"):
+			dir = filepath.Join("/sys/fs/cgroup/pids", parts[2])
+		case parts[0] == "0" && dir == "" && isCgroup2Root("/sys/fs/cgroup"):
+			dir = filepath.Join("/sys/fs/cgroup", parts[2])
+		}
+	}
+	if dir == "" {
+		return "", fmt.Errorf("no pids cgroup in %q", lines)
+	}
+	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return dir, fmt.Errorf("its cgroup: %w", err)
+	}
+	if !slices.Contains(strings.Fields(string(procs)), pid) {
+		return dir, fmt.Errorf("not in its cgroup %s: %q", dir, procs)
+	}
+	return dir, nil
+}
+
+// isCgroup2Root reports whether dir is a cgroup2 mount.
+func isCgroup2Root(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -47,9 +46,7 @@ func onTerminal(t *testing.T, ws unix.Winsize, input string, args ...string) (st
 		t.Fatal(err)
 	}
 	slave.Close()
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() { io.Copy(&buf, master); close(done) }()
+	term := readPTY(master)
 	master.Write([]byte(input))
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -58,14 +55,9 @@ func onTerminal(t *testing.T, ws unix.Winsize, input string, args ...string) (st
 	case <-time.After(60 * time.Second): // a hang guard
 		cmd.Process.Kill()
 		<-waited
-		<-done
-		t.Fatalf("berth %v did not end; the terminal showed:\n%s", args, lastBytes(buf.String(), 500))
+		t.Fatalf("berth %v did not end; the terminal showed:\n%s", args, lastBytes(term.String(), 500))
 	}
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
-	return strings.ReplaceAll(buf.String(), "\r", ""), cmd.ProcessState.ExitCode()
+	return strings.ReplaceAll(term.end(t), "\r", ""), cmd.ProcessState.ExitCode()
 }
 
 // lastBytes is the end of s, at most n bytes of it.
