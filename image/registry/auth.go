@@ -32,14 +32,14 @@ func parseChallenge(s string) (challenge, error) {
 	}
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
 	if scheme == "" || strings.ContainsAny(scheme, "=,\"") {
-		return challenge{}, fmt.Errorf("malformed WWW-Authenticate %q", truncate(s))
+		return challenge{}, fmt.Errorf("malformed WWW-Authenticate %s", quoted(s))
 	}
 	ch := challenge{scheme: strings.ToLower(scheme), params: make(map[string]string)}
 	for rest = strings.TrimSpace(rest); rest != ""; {
 		k, v, ok := strings.Cut(rest, "=")
 		k = strings.ToLower(strings.TrimSpace(k))
 		if !ok || k == "" || strings.ContainsAny(k, " ,\"") {
-			return challenge{}, fmt.Errorf("malformed WWW-Authenticate parameter in %q", truncate(s))
+			return challenge{}, fmt.Errorf("malformed WWW-Authenticate parameter in %s", quoted(s))
 		}
 		v = strings.TrimLeft(v, " ")
 		var val string
@@ -53,7 +53,7 @@ func parseChallenge(s string) (challenge, error) {
 				b.WriteByte(v[i])
 			}
 			if i >= len(v) {
-				return challenge{}, fmt.Errorf("unterminated quoted string in WWW-Authenticate %q", truncate(s))
+				return challenge{}, fmt.Errorf("unterminated quoted string in WWW-Authenticate %s", quoted(s))
 			}
 			val, rest = b.String(), v[i+1:]
 		} else {
@@ -64,7 +64,7 @@ func parseChallenge(s string) (challenge, error) {
 		ch.params[k] = val
 		rest = strings.TrimSpace(rest)
 		if rest != "" && rest[0] != ',' {
-			return challenge{}, fmt.Errorf("malformed WWW-Authenticate %q: junk after %s", truncate(s), k)
+			return challenge{}, fmt.Errorf("malformed WWW-Authenticate %s: junk after %s", quoted(s), k)
 		}
 		rest = strings.TrimSpace(strings.TrimLeft(rest, ","))
 	}
@@ -105,10 +105,10 @@ func (c *client) token(ctx context.Context, ch challenge, scope string) (err err
 	defer func() { err = slowFetch(ctx, "token", err) }()
 	realm, err := url.Parse(ch.params["realm"])
 	if err != nil || realm.Host == "" || (realm.Scheme != "https" && realm.Scheme != "http") {
-		return fmt.Errorf("%s: bearer challenge with an invalid realm %q", c.ep.host, truncate(ch.params["realm"]))
+		return fmt.Errorf("%s: bearer challenge with an invalid realm %s", c.ep.host, quoted(ch.params["realm"]))
 	}
 	if realm.Scheme == "http" && !c.ep.insecure {
-		return fmt.Errorf("%s: refusing the plain-http token realm %q of a TLS registry", c.ep.host, truncate(realm.String()))
+		return fmt.Errorf("%s: refusing the plain-http token realm %s of a TLS registry", c.ep.host, quoted(realm.String()))
 	}
 	q := realm.Query()
 	if s := ch.params["service"]; s != "" {

@@ -122,7 +122,7 @@ func (c *client) fetchRange(ctx context.Context, d descriptor, f *os.File, h has
 	switch {
 	case resp.status == 206 && n > 0:
 		if !strings.HasPrefix(resp.get("Content-Range"), "bytes "+strconv.FormatInt(n, 10)+"-") {
-			return 0, permanent{fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %q", d.Digest, n, truncate(resp.get("Content-Range")))}
+			return 0, permanent{fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %s", d.Digest, n, quoted(resp.get("Content-Range")))}
 		}
 	case resp.status == 200:
 		if n > 0 { // the server ignored the range: start again

@@ -92,6 +92,11 @@ func TestHostileResponses(t *testing.T) {
 			fmt.Fprint(c, "\r\n")
 		}, "over 128 header lines"},
 		{"garbage status", func(c net.Conn, _ string) { fmt.Fprint(c, "SSH-2.0-OpenSSH\r\n\r\n") }, "malformed status line"},
+		// Quoted once: each byte escaped by strconv.Quote alone, not first
+		// by truncate (it read "\\x1b"), and a quote escaped too.
+		{"status line with escapes", func(c net.Conn, _ string) {
+			fmt.Fprint(c, "HTTP/1.1 2\x1b[2J\"0\u009b\x9b\xff OK\r\n\r\n")
+		}, `malformed status line "HTTP/1.1 2\x1b[2J\"0\u009b\x9b\xff OK"`},
 		{"manifest too big", func(c net.Conn, _ string) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 5<<20)
 			c.Write(make([]byte, 5<<20))

@@ -236,7 +236,7 @@ func readHead(br *bufio.Reader) (*response, error) {
 		code, _, _ := strings.Cut(rest, " ")
 		status, err := strconv.Atoi(code)
 		if !strings.HasPrefix(proto, "HTTP/1.") || err != nil || status < 100 || status > 999 {
-			return nil, fmt.Errorf("malformed status line %q", truncate(line))
+			return nil, fmt.Errorf("malformed status line %s", quoted(line))
 		}
 		resp := &response{status: status, header: make(map[string][]string)}
 		if err := readHeaders(br, &budget, resp.header); err != nil {
@@ -263,7 +263,7 @@ func readHeaders(br *bufio.Reader, budget *int, into map[string][]string) error 
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
-			return fmt.Errorf("malformed header line %q", truncate(line))
+			return fmt.Errorf("malformed header line %s", quoted(line))
 		}
 		k = strings.ToLower(k)
 		into[k] = append(into[k], strings.TrimSpace(v))
@@ -277,14 +277,14 @@ func bodyReader(br *bufio.Reader, resp *response, method string) (io.Reader, err
 	}
 	if te := resp.get("Transfer-Encoding"); te != "" {
 		if !strings.EqualFold(te, "chunked") {
-			return nil, fmt.Errorf("unsupported Transfer-Encoding %q", truncate(te))
+			return nil, fmt.Errorf("unsupported Transfer-Encoding %s", quoted(te))
 		}
 		return &chunkedReader{br: br}, nil
 	}
 	if cl := resp.header["content-length"]; len(cl) > 0 {
 		n, err := strconv.ParseInt(cl[0], 10, 64)
 		if err != nil || n < 0 || len(cl) > 1 && cl[1] != cl[0] {
-			return nil, fmt.Errorf("malformed Content-Length %q", truncate(strings.Join(cl, ",")))
+			return nil, fmt.Errorf("malformed Content-Length %s", quoted(strings.Join(cl, ",")))
 		}
 		return &exactReader{r: io.LimitReader(br, n), left: n}, nil
 	}
@@ -337,7 +337,7 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	if c.left == 0 && err == nil {
 		var rest string
 		if rest, err = c.line(); err == nil && rest != "" {
-			err = fmt.Errorf("malformed chunk: %q after its data, want CRLF", truncate(rest))
+			err = fmt.Errorf("malformed chunk: %s after its data, want CRLF", quoted(rest))
 		}
 		c.err = err
 	}
@@ -357,7 +357,7 @@ func (c *chunkedReader) next() error {
 	size, _, _ := strings.Cut(line, ";")
 	n, perr := strconv.ParseInt(strings.TrimSpace(size), 16, 64)
 	if perr != nil || n < 0 || len(size) > 16 {
-		return fmt.Errorf("malformed chunk size %q", truncate(line))
+		return fmt.Errorf("malformed chunk size %s", quoted(line))
 	}
 	if n > 0 {
 		c.left = n
@@ -413,15 +413,12 @@ func readAll(resp *response, limit int64, what string) ([]byte, error) {
 // pull's stderr, berth ps, the console), where a hostile registry's body
 // could otherwise set the title, clear the screen or forge a line.
 func truncate(s string) string {
+	cut, more := cut80(s)
 	var b strings.Builder
-	for i, r := range s {
-		if i >= 80 {
-			b.WriteString("…")
-			break
-		}
+	for i, r := range cut {
 		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r == utf8.RuneError && !strings.HasPrefix(cut[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", cut[i])
 		case r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, "\\x%02x", r)
 		case r >= 0x80 && r <= 0x9f:
@@ -430,7 +427,33 @@ func truncate(s string) string {
 			b.WriteRune(r)
 		}
 	}
+	if more {
+		b.WriteString("…")
+	}
 	return b.String()
+}
+
+// quoted is what a server sent, cut as truncate cuts it, in Go's quoted
+// form (strconv.Quote): for the messages that show it between quotes,
+// each control byte, invalid byte and quote escaped once.
+func quoted(s string) string {
+	cut, more := cut80(s)
+	q := strconv.Quote(cut)
+	if more {
+		q += "…"
+	}
+	return q
+}
+
+// cut80 is s's first 80 bytes, cut before the character that crosses
+// them, and whether anything was left out.
+func cut80(s string) (string, bool) {
+	for i := range s {
+		if i >= 80 {
+			return s[:i], true
+		}
+	}
+	return s, false
 }
 
 // errRedirect is wrapped by refused redirects.
@@ -448,13 +471,13 @@ func follow(resp *response) (*url.URL, error) {
 	loc := resp.get("Location")
 	u, err := resp.url.Parse(loc)
 	if err != nil || loc == "" {
-		return nil, fmt.Errorf("%w: malformed Location %q", errRedirect, truncate(loc))
+		return nil, fmt.Errorf("%w: malformed Location %s", errRedirect, quoted(loc))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%w to %q: only http and https are followed", errRedirect, truncate(loc))
+		return nil, fmt.Errorf("%w to %s: only http and https are followed", errRedirect, quoted(loc))
 	}
 	if resp.url.Scheme == "https" && u.Scheme == "http" {
-		return nil, fmt.Errorf("%w from https to %q", errRedirect, truncate(loc))
+		return nil, fmt.Errorf("%w from https to %s", errRedirect, quoted(loc))
 	}
 	u.Fragment = ""
 	return u, nil

@@ -102,7 +102,7 @@ func parseManifest(b []byte, contentType string) (*manifest, error) {
 			return &m, checkImage(&m)
 		}
 	}
-	return nil, fmt.Errorf("manifest: unsupported media type %q", truncate(mt))
+	return nil, fmt.Errorf("manifest: unsupported media type %s", quoted(mt))
 }
 
 // checkDescriptor checks a descriptor's digest and size.
@@ -143,7 +143,7 @@ func checkImage(m *manifest) error {
 			return err
 		}
 		if !layerTypes[l.MediaType] {
-			return fmt.Errorf("%s %s: unsupported media type %q", what, l.Digest, truncate(l.MediaType))
+			return fmt.Errorf("%s %s: unsupported media type %s", what, l.Digest, quoted(l.MediaType))
 		}
 		if len(l.URLs) > 0 {
 			return fmt.Errorf("%s %s: a foreign layer (urls), which berth does not fetch", what, l.Digest)

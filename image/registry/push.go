@@ -168,7 +168,7 @@ func (c *client) upload(ctx context.Context, d descriptor, body io.Reader) error
 	// that terminates TLS and answers http:// locations, say).
 	loc, err := resp.url.Parse(resp.get("Location"))
 	if err != nil || resp.get("Location") == "" || loc.Host != c.ep.host || loc.Scheme != c.url("/").Scheme {
-		return fmt.Errorf("upload of %s: the registry gave the upload location %q, not on %s", d.Digest, truncate(resp.get("Location")), c.url("/").Redacted())
+		return fmt.Errorf("upload of %s: the registry gave the upload location %s, not on %s", d.Digest, quoted(resp.get("Location")), c.url("/").Redacted())
 	}
 	q := loc.Query()
 	q.Set("digest", d.Digest)
@@ -215,7 +215,7 @@ func (c *client) pushSignature(ctx context.Context, sig, signed, manifestDigest 
 	}
 	first, _, _ := strings.Cut(string(b), "\n")
 	if want := "berth-image-v1 " + signed; first != want {
-		return fmt.Errorf("%s does not sign this image (%s): its first line is %q", sig, signed, truncate(first))
+		return fmt.Errorf("%s does not sign this image (%s): its first line is %s", sig, signed, quoted(first))
 	}
 	empty := []byte("{}")
 	cfg := descriptor{MediaType: mediaOCIEmpty, Digest: digestOf(empty), Size: int64(len(empty))}
