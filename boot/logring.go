@@ -62,11 +62,22 @@ type logRing struct {
 	size    int
 	subs    map[chan struct{}]struct{}
 	file    *rotatingFile
-	// fileMu orders the writes to file: add takes it before it lets go
-	// of mu, so lines reach the file in the ring's order, while a slow
-	// write (a slow disk) holds up neither readers nor followers.
-	fileMu sync.Mutex
+	// The lines for file wait in pending, in the ring's order, and one
+	// add at a time (writing) writes them without holding mu: a slow
+	// write (a slow disk) holds up neither readers nor followers, nor
+	// the add of another output reader. An add waits (on cond, mu let
+	// go) while pendingCost is over fileBacklog: a slow disk slows the
+	// container's output down rather than growing PID 1's memory.
+	pending     []LogLine
+	pendingCost int
+	writing     bool
+	cond        sync.Cond // on mu: pending taken, writing ended
+	waited      int       // adds that have waited for the file (a test reads it)
 }
+
+// fileBacklog is how much output may wait for a log_file write already
+// under way before the output's reader waits too.
+const fileBacklog = 256 << 10
 
 // A batch of lines read from the ring (logRing.read) holds at most
 // logBatchLines lines and, past its first, logBatchBytes of text: a
@@ -79,7 +90,9 @@ const (
 )
 
 func newLogRing(max int, file *rotatingFile) *logRing {
-	return &logRing{max: max, subs: map[chan struct{}]struct{}{}, file: file}
+	r := &logRing{max: max, subs: map[chan struct{}]struct{}{}, file: file}
+	r.cond.L = &r.mu
+	return r
 }
 
 // lineCost is what a line costs the ring's budget, log_size: the memory
@@ -112,15 +125,41 @@ func (r *logRing) add(l LogLine) {
 		default: // already woken
 		}
 	}
-	f := r.file
-	if f == nil {
+	if r.file == nil {
 		r.mu.Unlock()
 		return
 	}
-	r.fileMu.Lock()
+	r.pending = append(r.pending, l)
+	r.pendingCost += lineCost(l)
+	if !r.writing {
+		r.writeFile() // unlocks mu
+		return
+	}
+	for r.writing && r.file != nil && r.pendingCost > fileBacklog {
+		r.waited++
+		r.cond.Wait()
+	}
 	r.mu.Unlock()
-	defer r.fileMu.Unlock()
-	f.writeLine(l)
+}
+
+// writeFile writes the pending lines to the file, in order, without
+// holding mu, until none are left; called with mu held, it returns with
+// mu let go.
+func (r *logRing) writeFile() {
+	r.writing = true
+	for len(r.pending) > 0 && r.file != nil {
+		batch, f := r.pending, r.file
+		r.pending, r.pendingCost = nil, 0
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		for _, l := range batch {
+			f.writeLine(l)
+		}
+		r.mu.Lock()
+	}
+	r.pending, r.pendingCost, r.writing = nil, 0, false
+	r.cond.Broadcast()
+	r.mu.Unlock()
 }
 
 // close closes the ring's log file, once a write under way is done;
@@ -129,9 +168,10 @@ func (r *logRing) close() {
 	r.mu.Lock()
 	f := r.file
 	r.file = nil
+	for r.writing {
+		r.cond.Wait()
+	}
 	r.mu.Unlock()
-	r.fileMu.Lock()
-	defer r.fileMu.Unlock()
 	f.close()
 }
 

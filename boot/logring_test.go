@@ -332,48 +332,119 @@ func TestLogRingSlowFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	r := newLogRing(1<<20, &rotatingFile{f: pw, maxSize: 1 << 30})
+	r := newLogRing(4<<20, &rotatingFile{f: pw, maxSize: 1 << 30})
 	big := strings.Repeat("x", 1<<20) // more than a pipe holds: the write blocks
-	added := make(chan struct{})
+	first := make(chan struct{})
 	go func() {
 		r.add(LogLine{Time: time.Now(), Text: "first " + big})
+		close(first)
+	}()
+	waitLines(t, r, 1, "berth logs waited for a write to log_file")
+	// A second output reader's add (a restarted container's, while the
+	// old one's reader drains) neither waits for the write under way nor
+	// holds the ring up while it waits.
+	second := make(chan struct{})
+	go func() {
 		r.add(LogLine{Time: time.Now(), Text: "second"})
-		close(added)
+		close(second)
 	}()
-	got := make(chan int)
-	go func() {
-		for {
-			if n := len(r.tail(0)); n > 0 {
-				got <- n
-				return
-			}
-			runtime.Gosched()
-		}
-	}()
+	waitLines(t, r, 2, "berth logs waited while a second add waited for log_file")
 	select {
-	case <-got:
+	case <-second:
 	case <-time.After(time.Minute): // a hang guard
-		t.Fatal("berth logs waited for a write to log_file")
+		t.Fatal("a second add waited for the first one's write to log_file")
 	}
-	var file strings.Builder
-	done := make(chan struct{})
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := pr.Read(buf)
-			file.Write(buf[:n])
-			if err != nil {
-				close(done)
-				return
-			}
-		}
-	}()
-	<-added
+	file := drain(pr)
+	<-first
 	r.close()
 	pw.Close()
-	<-done
-	lines := strings.Split(strings.TrimSuffix(file.String(), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(<-file, "\n"), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], " first x") || !strings.HasSuffix(lines[1], " second") {
 		t.Errorf("the file holds %d lines, want first then second", len(lines))
 	}
+}
+
+// TestLogRingFileBacklog: while a write to log_file is stuck, what waits
+// for the file stays within fileBacklog and a line: the output's reader
+// waits (the container's pipe fills) instead of PID 1 keeping it all.
+// Once the file is read again every line reaches it, in order.
+func TestLogRingFileBacklog(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	r := newLogRing(1<<20, &rotatingFile{f: pw, maxSize: 1 << 30})
+	line := strings.Repeat("y", 64<<10)
+	const n = 100 // 6.4 MiB: far past fileBacklog
+	go r.add(LogLine{Time: time.Now(), Text: "stuck " + strings.Repeat("x", 1<<20)})
+	waitLines(t, r, 1, "the first line never reached the ring")
+	added := make(chan struct{})
+	go func() {
+		for i := range n {
+			r.add(LogLine{Time: time.Now(), Text: fmt.Sprintf("%03d %s", i, line)})
+		}
+		close(added)
+	}()
+	for deadline := time.Now().Add(time.Minute); ; runtime.Gosched() { // a hang guard
+		r.mu.Lock()
+		waited, cost := r.waited, r.pendingCost
+		r.mu.Unlock()
+		select {
+		case <-added:
+			t.Fatalf("%d lines of 64 KiB added while the file's write was stuck: %d bytes wait for it", n, cost)
+		default:
+		}
+		if waited > 0 {
+			if limit := fileBacklog + lineCost(LogLine{Text: "000 " + line}); cost > limit {
+				t.Errorf("%d bytes wait for the file, over %d", cost, limit)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no add waited for the file")
+		}
+	}
+	file := drain(pr)
+	<-added
+	r.close()
+	pw.Close()
+	lines := strings.Split(strings.TrimSuffix(<-file, "\n"), "\n")
+	if len(lines) != n+1 || !strings.Contains(lines[0], " stuck x") {
+		t.Fatalf("the file holds %d lines, want %d", len(lines), n+1)
+	}
+	for i, l := range lines[1:] {
+		if !strings.Contains(l, fmt.Sprintf(" %03d y", i)) {
+			t.Fatalf("line %d of the file is %.40q…, want line %03d", i+1, l, i)
+		}
+	}
+}
+
+// waitLines waits until the ring holds n lines; it fails with msg at
+// its hang guard.
+func waitLines(t *testing.T, r *logRing, n int, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); len(r.tail(0)) < n; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+	}
+}
+
+// drain reads r to its end on a goroutine and sends what it read.
+func drain(r *os.File) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				out <- b.String()
+				return
+			}
+		}
+	}()
+	return out
 }
