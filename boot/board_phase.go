@@ -26,11 +26,12 @@ func (b *booter) setupBoard() error {
 		b.log.Printf("removed cgroups left by an earlier berth: %v", removed)
 	}
 	if b.opts.PID1 {
+		// Before anything enables a controller: one write.
+		if err := layout.PlaceInit(os.Getpid()); err != nil {
+			b.log.Printf("warning: cgroups: %v", err)
+		}
 		// Off the boot's path: the first start checks it again.
 		b.goSafe(func() {
-			if err := layout.PlaceInit(os.Getpid()); err != nil {
-				b.log.Printf("warning: cgroups: %v", err)
-			}
 			if err := layout.PrepareParent(); err != nil {
 				b.log.Printf("warning: cgroups: %v", err)
 			}

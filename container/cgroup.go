@@ -190,7 +190,9 @@ func (l *Layout) newCgroup(name string, lim Limits, devices []deviceRule) (*cgro
 // cgroup made, which the first start would otherwise do (enabling a
 // controller waits for the kernel's RCU grace periods: on a one-CPU board
 // under QEMU, a fifth of the first start). Each start still checks both,
-// so calling it is never required; it does nothing on v1.
+// so calling it is never required. Then, when PID 1 is in InitCgroup
+// (PlaceInit, called before), it sets that cgroup's CPU weight. It does
+// nothing on v1.
 func (l *Layout) PrepareParent() error {
 	if l.Version != 2 {
 		return nil
@@ -201,7 +203,7 @@ func (l *Layout) PrepareParent() error {
 	if err := os.MkdirAll(l.setupCgroup(), 0o755); err != nil {
 		return fmt.Errorf("create setup cgroup: %w", err)
 	}
-	return nil
+	return l.weighInit()
 }
 
 // makeDirs creates cg's directories, after the v2 parent's controllers

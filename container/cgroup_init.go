@@ -21,10 +21,11 @@ const InitCgroup = "berth.init"
 const InitCPUWeight = 10
 
 // PlaceInit moves process pid, PID 1, out of the root cgroup into
-// InitCgroup, then enables the controllers berth uses below the root and
-// sets InitCgroup's CPU weight. In that order: below a cgroup namespace's
-// root, which is not the kernel's root cgroup, the controllers can only be
-// enabled once no process is left in it. On v1 it does nothing.
+// InitCgroup. It must come before anything enables controllers below the
+// root (PrepareParent, a container's start): below a cgroup namespace's
+// root, which is not the kernel's root cgroup, they can only be enabled
+// once no process is left in it. PrepareParent then sets InitCgroup's CPU
+// weight. On v1 it does nothing.
 func (l *Layout) PlaceInit(pid int) error {
 	if l.Version != 2 {
 		return nil
@@ -36,12 +37,15 @@ func (l *Layout) PlaceInit(pid int) error {
 	if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 		return fmt.Errorf("move PID 1 to its cgroup: %w", err)
 	}
-	if err := enableV2Controllers(l.Unified, filepath.Join(l.Unified, CgroupParent)); err != nil {
-		return err
-	}
-	weight := filepath.Join(dir, "cpu.weight")
+	return nil
+}
+
+// weighInit sets InitCgroup's cpu.weight to InitCPUWeight, when PID 1 is
+// there (PlaceInit) and the cpu controller is enabled for it.
+func (l *Layout) weighInit() error {
+	weight := filepath.Join(l.Unified, InitCgroup, "cpu.weight")
 	if _, err := os.Stat(weight); errors.Is(err, os.ErrNotExist) {
-		return nil // a kernel without the cpu controller
+		return nil // PID 1 not placed, or a kernel without the cpu controller
 	}
 	if err := writeFile(weight, strconv.Itoa(InitCPUWeight)); err != nil {
 		return fmt.Errorf("PID 1's CPU weight: %w", err)

@@ -42,9 +42,11 @@ func TestPrepareParent(t *testing.T) {
 	}
 }
 
-// PlaceInit on a stand-in cgroup2 tree (regular files): PID 1 is written
-// to berth.init's cgroup.procs, the controllers are enabled after that,
-// and the weight is written only where the cpu controller's file is.
+// PlaceInit, then PrepareParent, on a stand-in cgroup2 tree (regular
+// files): PlaceInit writes PID 1 to berth.init's cgroup.procs and
+// enables nothing (the boot calls it before anything may); PrepareParent
+// then enables the controllers and writes the weight only where the cpu
+// controller's file is.
 func TestPlaceInit(t *testing.T) {
 	for _, withCPU := range []bool{true, false} {
 		root := t.TempDir()
@@ -56,6 +58,14 @@ func TestPlaceInit(t *testing.T) {
 		if withCPU {
 			write(filepath.Join(root, InitCgroup, "cpu.weight"), "100\n")
 		}
+		check := func(step string, want map[string]string) {
+			t.Helper()
+			for f, w := range want {
+				if got, _ := os.ReadFile(f); string(got) != w {
+					t.Errorf("cpu %v, after %s: %s: %q, want %q", withCPU, step, f, got, w)
+				}
+			}
+		}
 
 		if err := (&Layout{Version: 1, Unified: root}).PlaceInit(1); err != nil {
 			t.Fatal(err)
@@ -63,27 +73,31 @@ func TestPlaceInit(t *testing.T) {
 		if got, _ := os.ReadFile(filepath.Join(root, InitCgroup, "cgroup.procs")); len(got) != 0 {
 			t.Fatalf("v1: PID 1 was moved: %q", got)
 		}
-		if err := (&Layout{Version: 2, Unified: root}).PlaceInit(1); err != nil {
+		l := &Layout{Version: 2, Unified: root}
+		if err := l.PlaceInit(1); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]string{
+		weight := map[bool]string{true: "100\n"}[withCPU]
+		check("PlaceInit", map[string]string{
 			filepath.Join(root, InitCgroup, "cgroup.procs"):             "1",
+			filepath.Join(root, "cgroup.subtree_control"):               "",
+			filepath.Join(root, CgroupParent, "cgroup.subtree_control"): "",
+			filepath.Join(root, InitCgroup, "cpu.weight"):               weight,
+		})
+		if err := l.PrepareParent(); err != nil {
+			t.Fatal(err)
+		}
+		weight = map[bool]string{true: "10"}[withCPU]
+		check("PrepareParent", map[string]string{
 			filepath.Join(root, "cgroup.subtree_control"):               "+cpu +memory +pids",
 			filepath.Join(root, CgroupParent, "cgroup.subtree_control"): "+cpu +memory +pids",
-		}
-		if withCPU {
-			want[filepath.Join(root, InitCgroup, "cpu.weight")] = "10"
-		}
-		for f, w := range want {
-			if got, _ := os.ReadFile(f); string(got) != w {
-				t.Errorf("cpu %v: %s: %q, want %q", withCPU, f, got, w)
-			}
-		}
+			filepath.Join(root, InitCgroup, "cpu.weight"):               weight,
+		})
 		if _, err := os.Stat(filepath.Join(root, InitCgroup, "cpu.weight")); withCPU == os.IsNotExist(err) {
 			t.Errorf("cpu %v: cpu.weight: %v", withCPU, err)
 		}
 		// A second call (berth re-executed after an update) finds it made.
-		if err := (&Layout{Version: 2, Unified: root}).PlaceInit(1); err != nil {
+		if err := l.PlaceInit(1); err != nil {
 			t.Errorf("again: %v", err)
 		}
 	}
