@@ -105,8 +105,10 @@ type booter struct {
 	security *SecurityInfo
 	// control listens on the control socket; closing it removes the file.
 	control *net.UnixListener
-	// followers holds a slot per berth logs -f being served (control.go).
+	// followers holds a slot per berth logs -f being served, longConns
+	// one per request that may last (control.go).
 	followers chan struct{}
+	longConns chan struct{}
 }
 
 // Main boots the appliance. As PID 1 it never returns: every path, errors

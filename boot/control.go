@@ -22,7 +22,8 @@ type request struct {
 	reply chan reply
 	// files are the fds that came with an exec request.
 	files []*os.File
-	// gone, for apply and reload, is closed once the client hangs up.
+	// gone, for apply, reload, stop and restart, is closed once the
+	// client hangs up.
 	gone <-chan struct{}
 }
 
@@ -50,6 +51,7 @@ func (b *booter) serveControl(path string) error {
 	}
 	b.control = l
 	b.followers = make(chan struct{}, maxFollowers)
+	b.longConns = make(chan struct{}, maxLongConns)
 	b.goSafe(func() {
 		conns := make(chan struct{}, maxControlConns)
 		for {
@@ -90,6 +92,16 @@ const maxControlConns = 128
 // poweroff included, out for as long as they stayed (review).
 const maxFollowers = maxControlConns / 2
 
+// maxLongConns bounds the requests served at once that may last as long
+// as their clients or containers want (longVerbs): the rest of the
+// connections stay for the short ones, berth ps, status and poweroff
+// among them, which 128 berth exec sessions or waiting stops kept out.
+const maxLongConns = maxControlConns - 16
+
+// longVerbs are the verbs whose answer may wait on a container (exec,
+// stop, restart), an update (apply, reload) or a slow reader (logs).
+var longVerbs = map[string]bool{"exec": true, "stop": true, "restart": true, "logs": true, "apply": true, "reload": true}
+
 // controlReadTimeout is how long a client has to send its request.
 var controlReadTimeout = 10 * time.Second
 
@@ -120,7 +132,7 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	defer c.Close()
 	enc := json.NewEncoder(c)
 	if uid, err := peerUID(c); err != nil || uid != 0 {
-		enc.Encode(Response{Error: "permission denied: the control socket is for root only"})
+		answer(c, enc, Response{Error: "permission denied: the control socket is for root only"})
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(controlReadTimeout))
@@ -133,7 +145,7 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	}
 	if errors.Is(err, errRequestTooLong) {
 		closeFiles(fds)
-		enc.Encode(Response{Error: fmt.Sprintf("bad request: %v: more than %d KiB without a newline", err, maxRequestBytes>>10)})
+		answer(c, enc, Response{Error: fmt.Sprintf("bad request: %v: more than %d KiB without a newline", err, maxRequestBytes>>10)})
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -143,8 +155,19 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		if err == nil {
 			err = fmt.Errorf("more than %d fds", maxRequestFds)
 		}
-		enc.Encode(Response{Error: "bad request: " + err.Error()})
+		answer(c, enc, Response{Error: "bad request: " + err.Error()})
 		return
+	}
+	if longVerbs[req.Verb] && b.longConns != nil { // nil: a test's booter, no socket served
+		select {
+		case b.longConns <- struct{}{}:
+			defer func() { <-b.longConns }()
+		default:
+			closeFiles(fds)
+			code := 125 // berth exec's own failure
+			answer(c, enc, Response{Error: fmt.Sprintf("busy: %d requests that wait (exec, logs, stop, restart, apply, reload) are being served already, try again", maxLongConns), ExitCode: &code})
+			return
+		}
 	}
 	if req.Verb == "exec" {
 		b.serveExec(c, req, fds)
@@ -152,13 +175,16 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	}
 	closeFiles(fds)
 	r := request{Request: req, reply: make(chan reply, 1)}
-	if req.Verb == "apply" || req.Verb == "reload" {
+	switch req.Verb {
+	case "apply", "reload":
 		r.gone = hangUp(c) // cancels the update's phase 1
+	case "stop", "restart":
+		r.gone = hangUp(c) // the waiter is forgotten (control_stop.go)
 	}
 	select {
 	case b.requests <- r:
 	case <-time.After(10 * time.Second):
-		enc.Encode(Response{Error: "berth's supervisor did not take the request within 10s"})
+		answer(c, enc, Response{Error: "berth's supervisor did not take the request within 10s"})
 		return
 	}
 	var rep reply
@@ -166,7 +192,10 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	if req.Verb == "stop" || req.Verb == "restart" {
 		// Answered once the container has stopped, up to its timeout:
 		// the stop goes on without its client.
-		rep, ok = untilHangUp(c, r.reply)
+		select {
+		case rep, ok = <-r.reply:
+		case <-r.gone:
+		}
 	} else {
 		rep, ok = forwardSteps(c, enc, r.reply)
 	}
@@ -197,6 +226,27 @@ func answer(c *net.UnixConn, enc *json.Encoder, r Response) error {
 	return enc.Encode(r)
 }
 
+// maxLogAnswers bounds the batches of lines (berth logs, logs -f) being
+// encoded and written at once, whatever the connections: each is held
+// in PID 1's memory as JSON until its client has read it, up to
+// clientWriteTimeout, and one line of invalid UTF-8 is near 0.5 MiB
+// there (jsonCost). An answer waits for its turn as long, then its
+// connection is dropped.
+const maxLogAnswers = 8
+
+var logAnswers = make(chan struct{}, maxLogAnswers)
+
+// answerLines is answer for a batch of lines, in its turn.
+func answerLines(c *net.UnixConn, enc *json.Encoder, r Response) error {
+	select {
+	case logAnswers <- struct{}{}:
+	case <-time.After(clientWriteTimeout):
+		return fmt.Errorf("busy: %d answers of lines are being written already", maxLogAnswers)
+	}
+	defer func() { <-logAnswers }()
+	return answer(c, enc, r)
+}
+
 // logSpan is the span of the ring's last n lines a logs request asks
 // for (Request.Lines): all when n is 0, none when it is negative.
 func logSpan(ring *logRing, n int) (from, to uint64) {
@@ -215,7 +265,7 @@ func sendLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
 	for {
 		var lines []LogLine
 		lines, from = ring.read(from, to)
-		if answer(c, enc, Response{Lines: lines, More: from < to}) != nil || from >= to {
+		if answerLines(c, enc, Response{Lines: lines, More: from < to}) != nil || from >= to {
 			return
 		}
 	}
@@ -234,7 +284,7 @@ func followLogs(c *net.UnixConn, enc *json.Encoder, ring *logRing, n int) {
 		for !sent || from < to { // the first answer goes even with no lines
 			var lines []LogLine
 			lines, from = ring.read(from, to)
-			if answer(c, enc, Response{Lines: lines}) != nil {
+			if answerLines(c, enc, Response{Lines: lines}) != nil {
 				return
 			}
 			sent = true

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"berth/container"
 )
 
 // handle answers a control request on the supervisor loop. It returns
@@ -17,7 +19,7 @@ func (s *supervisor) handle(r request) (Action, bool) {
 	u := s.units[r.Name]
 	needsName := map[string]bool{"logs": true, "start": true, "stop": true, "restart": true, "exec": true}
 	if needsName[r.Verb] && u == nil {
-		fail("no container %q (containers: %s)", r.Name, strings.Join(s.order, ", "))
+		fail("no container %s (containers: %s)", container.Quote(r.Name), strings.Join(s.order, ", "))
 		return 0, false
 	}
 	switch r.Verb {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strings"
@@ -15,24 +16,47 @@ import (
 // characters, each 6 bytes as JSON: 96 MiB in one answer before berth
 // sent it in batches.
 func hostileRing() (r *logRing, lines, first int) {
+	return hostileRingOf(strings.Repeat("\x01", 1000))
+}
+
+// hostileRingOf is a full ring of 16 MiB whose lines are a number and
+// text.
+func hostileRingOf(text string) (r *logRing, lines, first int) {
 	r = newLogRing(16<<20, nil)
 	for i := 0; r.dropped == 0; i++ {
-		r.add(LogLine{Text: fmt.Sprintf("%08d", i) + strings.Repeat("\x01", 1000)})
+		r.add(LogLine{Text: fmt.Sprintf("%08d", i) + text})
 	}
 	from, to := r.span(0)
 	return r, int(to - from), int(from)
 }
 
-// maxLogAnswer bounds one answer of sendLogs: a batch's text as JSON at
-// worst (6 bytes a byte; a line longer than a batch's bytes is split by
-// the reader before it reaches the ring) and each line's time and keys.
-const maxLogAnswer = 6*logBatchBytes + logBatchLines*128
+// maxLogAnswer bounds one answer of sendLogs: a batch's JSON, or its one
+// line when that alone is over (the longest line the reader keeps, every
+// byte invalid UTF-8: 6 bytes as JSON and its base64 in raw), and the
+// answer's keys and commas.
+var maxLogAnswer = max(logBatchBytes, jsonCost(LogLine{Text: strings.Repeat("\xff", maxLogLine)})) + 64 + logBatchLines
 
 // TestSendLogsInBatches: berth logs of a large ring written by a hostile
 // container is answered in batches, each bounded whatever the ring's
-// size, every line once and in order, More on all but the last.
+// size, every line once and in order, More on all but the last: lines
+// of control characters, of invalid UTF-8 (each byte 6 as JSON, and
+// base64 in raw), and lines of the longest kind, each an answer alone.
 func TestSendLogsInBatches(t *testing.T) {
-	ring, lines, first := hostileRing()
+	for _, text := range []string{
+		strings.Repeat("\x01", 1000),
+		strings.Repeat("\xff", 1000),
+		strings.Repeat("\xff", maxLogLine-8),
+		strings.Repeat("<\u2028\"", 300),
+	} {
+		ring, lines, first := hostileRingOf(text)
+		sendLogsChecked(t, ring, lines, first)
+	}
+}
+
+// sendLogsChecked reads sendLogs's answers of ring, lines lines from
+// number first, and checks them.
+func sendLogsChecked(t *testing.T, ring *logRing, lines, first int) {
+	t.Helper()
 	srv, cli := socketPair(t)
 	go func() { sendLogs(srv, json.NewEncoder(srv), ring, 0); srv.Close() }()
 	rd := bufio.NewReaderSize(cli, 1<<20)
@@ -68,6 +92,27 @@ func TestSendLogsInBatches(t *testing.T) {
 		t.Errorf("%d answers for a ring of %d lines", answers, lines)
 	}
 	t.Logf("%d lines in %d answers, the largest %d bytes", got, answers, largest)
+}
+
+// TestJSONCost: jsonCost is never below what a line costs as JSON, and
+// within twice it.
+func TestJSONCost(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "é", "\x00", "\x1b", "\x7f", "\xff", "\xc3", "<", ">", "&", "\"", "\\", "\u2028", "\u2029", "\ufffd", "\u0085", "\U0001F600"}
+	for i := range 5000 {
+		var b strings.Builder
+		for range rng.IntN(64) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		l := LogLine{Time: time.Now(), Text: b.String()}
+		j, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := jsonCost(l); c < len(j) || c > 2*len(j)+64 {
+			t.Fatalf("line %d %q: jsonCost %d, as JSON %d bytes", i, l.Text, c, len(j))
+		}
+	}
 }
 
 // TestCallReadsEveryBatch: the CLI's side (Call) reads batches until the

@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -11,6 +12,17 @@ import (
 type waiter struct {
 	verb  string
 	reply chan reply
+	gone  <-chan struct{} // closed once its client has hung up
+}
+
+// left reports whether w's client has hung up: nothing reads its answer.
+func (w waiter) left() bool {
+	select {
+	case <-w.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // MaxStopSeconds is the longest stop timeout a request may give, in
@@ -41,7 +53,11 @@ func (s *supervisor) stopRequest(u *unit, r request) {
 		r.reply <- reply{Response: Response{Message: msg}}
 		return
 	}
-	u.waiters = append(u.waiters, waiter{verb: r.Verb, reply: r.reply})
+	// The waiters whose clients left are forgotten: a client retrying
+	// berth stop with a short timeout of its own would grow the list for
+	// as long as the container takes to stop (review).
+	u.waiters = slices.DeleteFunc(u.waiters, waiter.left)
+	u.waiters = append(u.waiters, waiter{verb: r.Verb, reply: r.reply, gone: r.gone})
 	if r.Verb == "restart" && !running {
 		u.policy.reset()
 		u.state, u.waitReason = stateWaiting, ""

@@ -20,8 +20,8 @@ const ExecNotRunning = 124
 
 // berth exec over the control socket: the client's request line comes
 // with the command's stdin, stdout and stderr (SCM_RIGHTS): pipes, which
-// berth exec copies from and to its own, a socket or /dev/null, and
-// nothing else (checkStdio); the supervisor loop
+// berth exec copies from and to its own, or /dev/null, and nothing else
+// (checkStdio); the supervisor loop
 // starts the command in the container (container.Exec) with the reaper
 // locked, so that its exit reaches the connection; berth answers once
 // with the command's pid (and, with a terminal, its master, as
@@ -33,7 +33,7 @@ func (b *booter) serveExec(c *net.UnixConn, req Request, fds []*os.File) {
 	defer closeFiles(fds)
 	enc := json.NewEncoder(c)
 	fail := func(code int, format string, args ...any) {
-		enc.Encode(Response{Error: fmt.Sprintf(format, args...), ExitCode: &code})
+		answer(c, enc, Response{Error: fmt.Sprintf(format, args...), ExitCode: &code})
 	}
 	if req.Exec == nil || len(req.Exec.Args) == 0 {
 		fail(125, "exec: missing command")
@@ -58,7 +58,7 @@ func (b *booter) serveExec(c *net.UnixConn, req Request, fds []*os.File) {
 	}
 	rep := <-r.reply
 	if rep.Error != "" || rep.exited == nil {
-		enc.Encode(rep.Response)
+		answer(c, enc, rep.Response)
 		return
 	}
 	closeFiles(fds)
@@ -71,7 +71,7 @@ func (b *booter) serveExec(c *net.UnixConn, req Request, fds []*os.File) {
 		return // the client was killed: the command runs on, reaped as any
 	}
 	code := exitStatus(ws)
-	enc.Encode(Response{ExitCode: &code})
+	answer(c, enc, Response{ExitCode: &code})
 }
 
 func btoi(b bool) int {
@@ -81,12 +81,15 @@ func btoi(b bool) int {
 	return 0
 }
 
-// checkStdio takes a handed fd only when it is an anonymous pipe, a
-// socket or /dev/null: anything else names a file, terminal or device of
-// the host that a process of the container could reopen through
-// /proc/PID/fd of the command, with any access its permissions allow,
-// and keep after the command has ended (berth exec relays its own stdio
-// through pipes). A pipe reopened is the same pipe; a socket cannot be.
+// checkStdio takes a handed fd only when it is an anonymous pipe or
+// /dev/null: anything else names a file, terminal or device of the host
+// that a process of the container could reopen through /proc/PID/fd of
+// the command, with any access its permissions allow, and keep after the
+// command has ended (berth exec relays its own stdio through pipes). A
+// pipe reopened is the same pipe. A socket is refused too: a listening
+// one, a packet socket or one of the host's network would give the
+// container what its network namespace keeps from it, and a connection
+// to berth's own socket root's requests (review).
 func checkStdio(f *os.File) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -101,7 +104,7 @@ func checkStdio(f *os.File) error {
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFSOCK:
-		return nil
+		return errors.New("a socket cannot be stdio: the container could use it as the host's (hand a pipe)")
 	case unix.S_IFIFO:
 		var fs unix.Statfs_t
 		if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil {
@@ -123,8 +126,11 @@ func checkStdio(f *os.File) error {
 }
 
 // sendWithFile writes resp as a JSON line, with f (when set) as
-// SCM_RIGHTS, and closes f.
+// SCM_RIGHTS, and closes f; as answer, it waits at most
+// clientWriteTimeout for the client to read.
 func sendWithFile(c *net.UnixConn, resp Response, f *os.File) error {
+	c.SetWriteDeadline(time.Now().Add(clientWriteTimeout))
+	defer c.SetWriteDeadline(time.Time{})
 	line, err := json.Marshal(resp)
 	if err != nil {
 		return err

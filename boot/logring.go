@@ -2,6 +2,7 @@ package boot
 
 import (
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -71,6 +72,7 @@ type logRing struct {
 	pending     []LogLine
 	pendingCost int
 	writing     bool
+	closing     bool      // close waits for the lines pending: no more join them
 	cond        sync.Cond // on mu: pending taken, writing ended
 	waited      int       // adds that have waited for the file (a test reads it)
 }
@@ -80,14 +82,41 @@ type logRing struct {
 const fileBacklog = 256 << 10
 
 // A batch of lines read from the ring (logRing.read) holds at most
-// logBatchLines lines and, past its first, logBatchBytes of text: a
-// berth logs answer costs PID 1 one batch, however large the ring
-// (log_size, up to 64 MiB) and however its text grows as JSON (a control
-// character takes 6 bytes there).
+// logBatchLines lines and, past its first, logBatchBytes of JSON
+// (jsonCost): a berth logs answer costs PID 1 one batch, however large
+// the ring (log_size, up to 64 MiB) and however its text grows as JSON
+// (a control character takes 6 bytes there, an invalid byte 6 and its
+// base64 in raw).
 const (
 	logBatchLines = 512
 	logBatchBytes = 64 << 10
 )
+
+// jsonCost is at least the size of l in an answer (LogLine.MarshalJSON):
+// its time and keys, its text escaped as encoding/json escapes it (an
+// invalid byte becomes \ufffd), and, when the text is not valid UTF-8,
+// its bytes again in base64.
+func jsonCost(l LogLine) int {
+	const keys = 64 // {"time":"2006-01-02T15:04:05.999999999Z07:00","text":""}
+	cost, valid := keys, true
+	for i, r := range l.Text {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(l.Text[i:], "\uFFFD"):
+			cost += 6
+			valid = false
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
+			cost += 6
+		case r == '"' || r == '\\':
+			cost += 2
+		default:
+			cost += utf8.RuneLen(r)
+		}
+	}
+	if !valid {
+		cost += len(`,"raw":""`) + (len(l.Text)+2)/3*4
+	}
+	return cost
+}
 
 func newLogRing(max int, file *rotatingFile) *logRing {
 	r := &logRing{max: max, subs: map[chan struct{}]struct{}{}, file: file}
@@ -125,7 +154,7 @@ func (r *logRing) add(l LogLine) {
 		default: // already woken
 		}
 	}
-	if r.file == nil {
+	if r.file == nil || r.closing {
 		r.mu.Unlock()
 		return
 	}
@@ -135,7 +164,7 @@ func (r *logRing) add(l LogLine) {
 		r.writeFile() // unlocks mu
 		return
 	}
-	for r.writing && r.file != nil && r.pendingCost > fileBacklog {
+	for r.writing && r.pendingCost > fileBacklog {
 		r.waited++
 		r.cond.Wait()
 	}
@@ -147,7 +176,7 @@ func (r *logRing) add(l LogLine) {
 // mu let go.
 func (r *logRing) writeFile() {
 	r.writing = true
-	for len(r.pending) > 0 && r.file != nil {
+	for len(r.pending) > 0 {
 		batch, f := r.pending, r.file
 		r.pending, r.pendingCost = nil, 0
 		r.cond.Broadcast()
@@ -162,15 +191,16 @@ func (r *logRing) writeFile() {
 	r.mu.Unlock()
 }
 
-// close closes the ring's log file, once a write under way is done;
-// lines still reach the ring.
+// close closes the ring's log file once the lines given to it so far
+// are written; lines still reach the ring.
 func (r *logRing) close() {
 	r.mu.Lock()
-	f := r.file
-	r.file = nil
+	r.closing = true
 	for r.writing {
 		r.cond.Wait()
 	}
+	f := r.file
+	r.file, r.closing = nil, false
 	r.mu.Unlock()
 	f.close()
 }
@@ -214,11 +244,12 @@ func (r *logRing) read(from, to uint64) ([]LogLine, uint64) {
 	bytes := 0
 	for ; from < to && len(batch) < logBatchLines; from++ {
 		l := r.lines[r.start+int(from-r.dropped)]
-		if len(batch) > 0 && bytes+len(l.Text) > logBatchBytes {
+		cost := jsonCost(l)
+		if len(batch) > 0 && bytes+cost > logBatchBytes {
 			break
 		}
 		batch = append(batch, l)
-		bytes += len(l.Text)
+		bytes += cost
 	}
 	return batch, from
 }

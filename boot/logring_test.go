@@ -66,7 +66,7 @@ func TestLogRingRead(t *testing.T) {
 		wantBatch int // lines in a full batch
 	}{
 		{"short lines: the line count bounds a batch", 2000, 10, logBatchLines},
-		{"1 KiB lines: the bytes do", 300, 1 << 10, logBatchBytes / (1 << 10)},
+		{"1 KiB lines: the bytes do", 300, 1 << 10, logBatchBytes / jsonCost(LogLine{Text: strings.Repeat("x", 1<<10)})},
 		{"64 KiB lines: one each", 5, 64 << 10, 1},
 		{"just past: 64 KiB + 1", 3, 64<<10 + 1, 1},
 	}

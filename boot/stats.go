@@ -92,9 +92,9 @@ func (s *supervisor) checkStatsNames(names []string) error {
 	for _, name := range names {
 		switch {
 		case s.units[name] == nil:
-			return fmt.Errorf("no container %q (containers: %s)", name, strings.Join(s.order, ", "))
+			return fmt.Errorf("no container %s (containers: %s)", container.Quote(name), strings.Join(s.order, ", "))
 		case seen[name]:
-			return fmt.Errorf("container %q is named twice: name each once at most", name)
+			return fmt.Errorf("container %s is named twice: name each once at most", container.Quote(name))
 		}
 		seen[name] = true
 	}

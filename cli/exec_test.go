@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,8 +238,9 @@ func openHostPTY(t *testing.T) (master, slave *os.File) {
 // handed stdio is a directory or an O_PATH handle (a way out of the
 // container's root, CVE-2024-21626), a file, a terminal, a device other
 // than /dev/null or a named FIFO (which a process of the container could
-// reopen through /proc/PID/fd of the command), or that brings more fds
-// than stdio. Pipes and /dev/null are taken.
+// reopen through /proc/PID/fd of the command), a socket (a listening one
+// of the host's network here), or that brings more fds than stdio. Pipes
+// and /dev/null are taken.
 func TestExecRefusesHostHandles(t *testing.T) {
 	dir, _ := bootForExec(t)
 	sock := filepath.Join(dir, "berth.sock")
@@ -269,6 +271,23 @@ func TestExecRefusesHostHandles(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifo := open(filepath.Join(dir, "fifo"), os.O_RDWR)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockEnd, sockOther := os.NewFile(uintptr(pair[0]), "socketpair"), os.NewFile(uintptr(pair[1]), "socketpair")
+	defer sockEnd.Close()
+	defer sockOther.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	listening, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listening.Close()
 	req := boot.Request{Verb: "exec", Name: "web", Exec: &boot.ExecRequest{Args: []string{"true"}}}
 	for _, tc := range []struct {
 		stdio []*os.File
@@ -280,6 +299,8 @@ func TestExecRefusesHostHandles(t *testing.T) {
 		{[]*os.File{null, slave, null}, "fd 1: a terminal or device cannot be stdio"},
 		{[]*os.File{null, null, zero}, "fd 2: a terminal or device cannot be stdio"},
 		{[]*os.File{fifo, null, null}, "fd 0: a named FIFO cannot be stdio"},
+		{[]*os.File{null, sockEnd, null}, "fd 1: a socket cannot be stdio"},
+		{[]*os.File{listening, null, null}, "fd 0: a socket cannot be stdio"},
 		{[]*os.File{null, null}, "want 3 fds"},
 		{[]*os.File{null, null, null, null}, "bad request: more than 3 fds"},
 	} {
