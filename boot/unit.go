@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -255,8 +256,9 @@ func forEachLine(r io.Reader, max int, fn func(string)) {
 			fn(piece)
 			split = true
 			continue
-		case split && held == "" && (len(b) == 0 || string(b) == "\n" || string(b) == "\r\n"):
-			// The newline right after a piece ends that line: no empty one.
+		case split && (len(b) == 0 || string(b) == "\n" || string(b) == "\r\n"):
+			// The newline right after a piece ends that line: no empty
+			// one, nor one of the CR held back ("\r\r\n" ends a line).
 		case len(b) > 0 && b[len(b)-1] == '\n':
 			b = b[:len(b)-1]
 			if len(b) > 0 && b[len(b)-1] == '\r' {
@@ -264,7 +266,7 @@ func forEachLine(r io.Reader, max int, fn func(string)) {
 			}
 			fn(held + string(b))
 		case len(b) > 0:
-			fn(held + string(b)) // the last line, without a newline
+			fn(held + strings.TrimSuffix(string(b), "\r")) // the last line, without a newline
 		}
 		if err != nil {
 			return

@@ -31,7 +31,9 @@ func TestForEachLine(t *testing.T) {
 		{"line of max-1 bytes, CRLF", long[1:] + "\r\nz\n", []string{long[1:], "z"}},
 		{"a CR at the cut, not before a LF", long[1:] + "\ry\n", []string{long[1:], "\ry"}},
 		{"a CR at the cut, then the end", long[1:] + "\r", []string{long[1:]}},
-		{"a CR at the cut, then a CRLF", long[1:] + "\r\r\n", []string{long[1:], "\r"}},
+		{"a CR at the cut, then a CRLF", long[1:] + "\r\r\nz\n", []string{long[1:], "z"}},
+		{"a CR ends a short last line", "abc\r", []string{"abc"}},
+		{"a CR ends a short line before the end", "abc\r\ndef\r", []string{"abc", "def"}},
 		{"a CR at the cut, then a long line", long[1:] + "\r" + long + "\n", []string{long[1:], "\r" + long}},
 	}
 	for _, tc := range tests {
