@@ -111,6 +111,14 @@ func OpenCache(root string) (*Cache, error) {
 	}
 	c := &Cache{Root: root, inflight: make(map[string]*sync.Mutex)}
 	unlock, err := c.lockRoot(unix.LOCK_EX)
+	for try := 0; errors.Is(err, unix.ENOENT) && try < 10; try++ {
+		// Removed since MkdirAll by a command that had made it and
+		// failed (RemoveIfEmpty): made again.
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return nil, fmt.Errorf("open cache %s: %w", root, err)
+		}
+		unlock, err = c.lockRoot(unix.LOCK_EX)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -194,18 +202,41 @@ func (c *Cache) removeStale() error {
 	return nil
 }
 
-// lockRoot flocks ROOT/.lock and returns the unlock.
+// lockRoot flocks ROOT/.lock and returns the unlock. The lock is the
+// file the path names once it is held: RemoveIfEmpty removes the lock
+// file (and the root) under it, and a process that had opened the file
+// before then would otherwise hold a lock nobody else can see.
 func (c *Cache) lockRoot(how int) (func(), error) {
-	fd, err := regfile.OpenLock(filepath.Join(c.Root, ".lock"))
-	if err != nil {
-		return nil, fmt.Errorf("cache %s: %w", c.Root, err)
-	}
-	if err := flock(fd, how); err != nil {
+	path := filepath.Join(c.Root, ".lock")
+	for try := 0; ; try++ {
+		fd, err := regfile.OpenLock(path)
+		if err != nil {
+			return nil, fmt.Errorf("cache %s: %w", c.Root, err)
+		}
+		if lockOpened != nil {
+			lockOpened()
+		}
+		if err := flock(fd, how); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("cache %s: lock: %w", c.Root, err)
+		}
+		var held, named unix.Stat_t
+		err = unix.Fstat(fd, &held)
+		if err == nil {
+			err = unix.Lstat(path, &named)
+		}
+		if err == nil && held.Dev == named.Dev && held.Ino == named.Ino {
+			return func() { unix.Close(fd) }, nil
+		}
 		unix.Close(fd)
-		return nil, fmt.Errorf("cache %s: lock: %w", c.Root, err)
+		if try == 10 {
+			return nil, fmt.Errorf("cache %s: lock: its lock file keeps being replaced", c.Root)
+		}
 	}
-	return func() { unix.Close(fd) }, nil
 }
+
+// lockOpened, when set (a test), runs between lockRoot's open and flock.
+var lockOpened func()
 
 // lockDir opens a directory (not followed if a symlink) and flocks it.
 func lockDir(p string, how int) (int, error) { return lockAt(unix.AT_FDCWD, p, how) }

@@ -463,3 +463,64 @@ func writeFile(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCacheLockFollowsRemoval: a process that opened the cache's lock
+// file just before another removed the cache it had made (a failed
+// first pull: RemoveIfEmpty) or replaced the file, and took the lock
+// after, holds the lock of the file the path names, not of the one
+// removed: OpenCache makes the root again, and a lock taken there is
+// seen by everyone (review of stop 46).
+func TestCacheLockFollowsRemoval(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "a", "cache")
+	first, err := OpenCache(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	once := func(f func()) {
+		lockOpened = func() {
+			lockOpened = nil
+			f()
+		}
+	}
+	defer func() { lockOpened = nil }()
+
+	// Removed between the open and the lock: OpenCache makes it again.
+	once(func() {
+		if err := first.RemoveIfEmpty(base); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+	})
+	second, err := OpenCache(root)
+	if err != nil {
+		t.Fatalf("open while the cache was removed: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, ".lock")); err != nil {
+		t.Fatalf("the cache made again has no lock file: %v", err)
+	}
+
+	// Replaced between the open and the lock: the lock held is the new
+	// file's, which another open of the path cannot take.
+	once(func() {
+		tmp := filepath.Join(root, "new-lock")
+		if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+			t.Error(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, ".lock")); err != nil {
+			t.Error(err)
+		}
+	})
+	unlock, err := second.lockRoot(unix.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	f, err := os.Open(filepath.Join(root, ".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != unix.EWOULDBLOCK {
+		t.Errorf("the lock file the path names was not locked: flock %v", err)
+	}
+}
