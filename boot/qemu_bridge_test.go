@@ -22,9 +22,10 @@ import (
 // serves on port 80, published as 8080; client, once the uplink (eth0, by
 // DHCP from QEMU) is up, fetches a page from the test's server on the
 // host (10.0.2.2, through the egress NAT), web by name and through the
-// published port, waits until the test has checked web from outside, then
-// powers the appliance off; isolated (net = "none") tries the host's
-// server. %[1]d is the test server's port.
+// published port, waits until the test has checked web from outside and
+// isolated has tried, then powers the appliance off; isolated (net =
+// "none") tries the host's server (on a loaded machine it used to start
+// after the power-off). %[1]d is the test server's port.
 const bridgeConfig = `
 [[network.interface]]
 name = "eth0"
@@ -57,6 +58,7 @@ echo "hairpin: $(wget -q -O- http://10.0.2.15:8080/)"
 wget -q -O- http://web/hosts | sed 's/^/web hosts: /'
 wget -q -O- http://web/resolv | sed 's/^/web resolv: /'
 echo "outside checked: $(wget -q -O- http://10.0.2.2:%[1]d/done)"
+while ! berth logs isolated | grep -q 'isolated reach'; do sleep 0.2; done
 berth poweroff
 """]
 ` + vm.BerthCLIMounts + `
