@@ -176,10 +176,10 @@ func (b *booter) serveConn(c *net.UnixConn) {
 	closeFiles(fds)
 	r := request{Request: req, reply: make(chan reply, 1)}
 	switch req.Verb {
-	case "apply", "reload":
-		r.gone = hangUp(c) // cancels the update's phase 1
-	case "stop", "restart":
-		r.gone = hangUp(c) // the waiter is forgotten (control_stop.go)
+	case "apply", "reload", "stop", "restart":
+		// Cancels an update's phase 1; a stop's waiter is forgotten
+		// (control_stop.go).
+		r.gone = hangUp(c)
 	}
 	select {
 	case b.requests <- r:

@@ -51,19 +51,12 @@ func TestControlSilentClient(t *testing.T) {
 // back); once they close, requests are answered again.
 func TestControlConnsBounded(t *testing.T) {
 	_, sock := controlTestBooter(t)
-	var held []net.Conn
+	held := holdConns(t, sock, maxControlConns, "")
 	defer func() {
 		for _, c := range held {
 			c.Close()
 		}
 	}()
-	for range maxControlConns {
-		c, err := net.Dial("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
 	if resp := askControl(t, sock, `{"verb":"ps"}`); !strings.Contains(resp.Error, "busy") {
 		t.Errorf("past the bound: %+v, want busy", resp)
 	}

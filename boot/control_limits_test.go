@@ -23,20 +23,12 @@ func TestControlLongRequestsBounded(t *testing.T) {
 		}
 		r.reply <- reply{Response: Response{Processes: []Process{}}}
 	})
-	var held []net.Conn
+	held := holdConns(t, sock, maxLongConns, `{"verb":"stop","name":"stubborn"}`)
 	defer func() {
 		for _, c := range held {
 			c.Close()
 		}
 	}()
-	for range maxLongConns {
-		c, err := net.Dial("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-		fmt.Fprintln(c, `{"verb":"stop","name":"stubborn"}`)
-	}
 	for deadline := time.Now().Add(time.Minute); taken.Load() < maxLongConns; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) { // a hang guard
 			t.Fatalf("%d of %d stops reached the supervisor", taken.Load(), maxLongConns)
@@ -113,4 +105,25 @@ func TestNoContainerNameCut(t *testing.T) {
 	if _, err := s.stats([]string{name}); err == nil || len(err.Error()) > 512 {
 		t.Errorf("stats: %v", err)
 	}
+}
+
+// holdConns opens n connections to the control socket, sends line on
+// each (none when empty) and returns them, open.
+func holdConns(t *testing.T, sock string, n int, line string) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	for range n {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			for _, c := range held {
+				c.Close()
+			}
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		if line != "" {
+			fmt.Fprintln(c, line)
+		}
+	}
+	return held
 }

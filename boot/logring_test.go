@@ -327,12 +327,7 @@ func TestLogLineJSON(t *testing.T) {
 // reader of the ring, and the lines reach the file in order once it
 // moves again (R1).
 func TestLogRingSlowFile(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	r := newLogRing(4<<20, &rotatingFile{f: pw, maxSize: 1 << 30})
+	r, pr, pw := pipeFileRing(t, 4<<20)
 	big := strings.Repeat("x", 1<<20) // more than a pipe holds: the write blocks
 	first := make(chan struct{})
 	go func() {
@@ -369,12 +364,7 @@ func TestLogRingSlowFile(t *testing.T) {
 // waits (the container's pipe fills) instead of PID 1 keeping it all.
 // Once the file is read again every line reaches it, in order.
 func TestLogRingFileBacklog(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	r := newLogRing(1<<20, &rotatingFile{f: pw, maxSize: 1 << 30})
+	r, pr, pw := pipeFileRing(t, 1<<20)
 	line := strings.Repeat("y", 64<<10)
 	const n = 100 // 6.4 MiB: far past fileBacklog
 	go r.add(LogLine{Time: time.Now(), Text: "stuck " + strings.Repeat("x", 1<<20)})
@@ -418,6 +408,19 @@ func TestLogRingFileBacklog(t *testing.T) {
 			t.Fatalf("line %d of the file is %.40q…, want line %03d", i+1, l, i)
 		}
 	}
+}
+
+// pipeFileRing is a ring of budget bytes whose log_file is a pipe's
+// writing end: a write of more than the pipe holds blocks until the
+// test reads its other end, pr, as a slow disk would.
+func pipeFileRing(t *testing.T, budget int) (r *logRing, pr, pw *os.File) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	return newLogRing(budget, &rotatingFile{f: pw, maxSize: 1 << 30}), pr, pw
 }
 
 // waitLines waits until the ring holds n lines; it fails with msg at
