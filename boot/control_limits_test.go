@@ -127,3 +127,31 @@ func holdConns(t *testing.T, sock string, n int, line string) []net.Conn {
 	}
 	return held
 }
+
+// TestLogAnswersBounded: while maxLogAnswers batches of lines are being
+// written, another waits for its turn, up to clientWriteTimeout, then
+// its connection is given up; once one ends, the next goes.
+func TestLogAnswersBounded(t *testing.T) {
+	defer func(d time.Duration) { clientWriteTimeout = d }(clientWriteTimeout)
+	clientWriteTimeout = 100 * time.Millisecond
+	for range maxLogAnswers {
+		logAnswers <- struct{}{} // batches being written to clients that do not read
+	}
+	srv, cli := socketPair(t)
+	err := answerLines(srv, json.NewEncoder(srv), Response{Lines: []LogLine{{Text: "x"}}})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("busy: %d answers of lines", maxLogAnswers)) {
+		t.Errorf("a batch past the bound: %v, want busy", err)
+	}
+	<-logAnswers
+	if err := answerLines(srv, json.NewEncoder(srv), Response{Lines: []LogLine{{Text: "x"}}}); err != nil {
+		t.Errorf("a batch once one ended: %v", err)
+	}
+	var resp Response
+	cli.SetReadDeadline(time.Now().Add(time.Minute))
+	if err := json.NewDecoder(cli).Decode(&resp); err != nil || len(resp.Lines) != 1 {
+		t.Errorf("the client read %+v, %v", resp, err)
+	}
+	for range maxLogAnswers - 1 {
+		<-logAnswers
+	}
+}
