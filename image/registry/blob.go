@@ -39,8 +39,9 @@ type permanent struct{ error }
 func (p permanent) Unwrap() error { return p.error }
 
 // download fetches blob d into path, resuming path+".partial"; tick gets
-// the bytes as they arrive.
-func (c *client) download(ctx context.Context, d descriptor, path string, tick func(int64)) error {
+// the bytes as they arrive. A failure before the first byte leaves no
+// empty partial file (dropEmptyPull then removes the empty tree).
+func (c *client) download(ctx context.Context, d descriptor, path string, tick func(int64)) (err error) {
 	if st, err := os.Stat(path); err == nil && st.Size() == d.Size {
 		tick(d.Size)
 		return nil // renamed into place only once verified
@@ -55,6 +56,11 @@ func (c *client) download(ctx context.Context, d descriptor, path string, tick f
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil && n == 0 {
+			os.Remove(path + ".partial")
+		}
+	}()
 	tick(n)
 	pause, failures, best := backoff, 0, n
 	for n < d.Size {

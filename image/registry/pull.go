@@ -159,6 +159,11 @@ func Pull(ctx context.Context, cache *image.Cache, ref string, opts Options) (p 
 		return p, fmt.Errorf("pull %s: %w", r, err)
 	}
 	defer unlock()
+	defer func() {
+		if err != nil {
+			dropEmptyPull(dir) // before the unlock: a pull waiting makes it again
+		}
+	}()
 	dropOtherPulls(filepath.Dir(dir), filepath.Base(dir), staleDownload, log)
 	cfg, err := c.fetchConfig(ctx, img, dir, opts.Platform)
 	if err != nil {
@@ -252,6 +257,20 @@ func lockPullDir(dir string) (func(), error) {
 			return func() { unix.Close(fd) }, nil
 		}
 		unix.Close(fd) // removed by the pull before: make it again
+	}
+}
+
+// dropEmptyPull removes a failed pull's download directory when nothing
+// was downloaded into it, and ROOT/.pull when that was the last one: a
+// pull that failed before its first blob (the registry gone after the
+// manifest) leaves no empty tree behind. Only rmdir, which removes no
+// directory that holds a file: a partial download stays for the next
+// pull to resume.
+func dropEmptyPull(dir string) {
+	for _, d := range []string{filepath.Join(dir, "blobs", "sha256"), filepath.Join(dir, "blobs"), dir, filepath.Dir(dir)} {
+		if unix.Rmdir(d) != nil {
+			return
+		}
 	}
 }
 

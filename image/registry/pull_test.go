@@ -272,6 +272,33 @@ func TestPullResumeAcrossPulls(t *testing.T) {
 	}
 }
 
+// TestPullFailedLeavesNoEmptyTree: a pull that fails before its first
+// blob lands (every blob unknown to the registry) leaves no empty
+// download tree in the cache; one that failed with a partial download
+// keeps it (TestPullResumeAcrossPulls).
+func TestPullFailedLeavesNoEmptyTree(t *testing.T) {
+	defer registry.SetRetries(2, 10*time.Millisecond)()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := registrytest.PackImage(t, registrytest.MakeTree(t, "e"))
+	if _, err := registry.Push(context.Background(), img, "docker://"+reg.Host+"/berth/e:v1", registry.PushOptions{Registries: reg.Regs}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := registrytest.StartProxy(t, reg.Host)
+	proxy.Rewrite = func(head string) string {
+		return strings.Replace(head, "/blobs/sha256:", "/blobs/sha256:"+strings.Repeat("0", 64)+"x", 1)
+	}
+	cache := newCache(t)
+	_, err := registry.Pull(context.Background(), cache, "docker://"+proxy.Host+"/berth/e:v1", registry.Options{Registries: registry.Registries{proxy.Host: {Insecure: true}}})
+	t.Logf("pull: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "config") {
+		t.Fatalf("pull with every blob unknown: %v, want the config's error", err)
+	}
+	if _, err := os.Lstat(filepath.Join(cache.Root, ".pull")); !errors.Is(err, os.ErrNotExist) {
+		entries, _ := filepath.Glob(filepath.Join(cache.Root, ".pull", "*", "*", "*", "*"))
+		t.Errorf("%s after a pull that downloaded nothing: %v (%v)", filepath.Join(cache.Root, ".pull"), err, entries)
+	}
+}
+
 // pushV1 pushes img to reg as m/img:v1.
 func pushV1(t *testing.T, reg *registrytest.Registry, img string) {
 	t.Helper()
