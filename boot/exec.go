@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth/container"
+	"berth/internal/safe"
 )
 
 // ExecNotRunning is berth exec's exit status when the container is not
@@ -200,7 +201,12 @@ func (s *supervisor) startExec(c *container.Container, name string, opts contain
 	}
 	p, exited, err := s.execReaped(c, opts)
 	var se *container.StartError
+	var pe *safe.PanicError
 	switch {
+	case errors.As(err, &pe):
+		s.b.log.Printf("container %s: exec %s: %v", name, opts.Args[0], err)
+		fail(125, fmt.Sprintf("container %s: %s: internal error (panic: %v), logged by berth", name, pe.Op, pe.Value))
+		return
 	case errors.Is(err, container.ErrNotRunning):
 		fail(ExecNotRunning, fmt.Sprintf("container %s is not running", name))
 		return
@@ -218,13 +224,19 @@ func (s *supervisor) startExec(c *container.Container, name string, opts contain
 
 // execReaped runs container.Exec of opts in c under the reaper, which owns
 // the child from its clone on (startCloned), and returns the process and
-// the channel its exit status arrives on.
+// the channel its exit status arrives on. A panic in the exec's start is
+// a *safe.PanicError: that exec fails, the reaper's count of starts under
+// way is kept right, and PID 1 goes on (the goroutine, whose thread may
+// be locked in the container's namespaces, ends after its reply).
 func (s *supervisor) execReaped(c *container.Container, opts container.ExecOptions) (*container.Process, chan syscall.WaitStatus, error) {
 	exited := make(chan syscall.WaitStatus, 1)
 	var p *container.Process
-	err := s.b.reaper.startCloned(func(cloned func(int)) (int, error) {
-		var err error
+	err := s.b.reaper.startCloned(func(cloned func(int)) (pid int, err error) {
+		defer safe.Recover("exec: start", &err)
 		opts.Cloned = cloned
+		if execStartHook != nil {
+			execStartHook()
+		}
 		if p, err = c.Exec(opts); err != nil {
 			return 0, err
 		}
@@ -232,3 +244,6 @@ func (s *supervisor) execReaped(c *container.Container, opts container.ExecOptio
 	}, func(ws syscall.WaitStatus) { exited <- ws })
 	return p, exited, err
 }
+
+// execStartHook, when set (tests), runs in execReaped before the exec.
+var execStartHook func()
