@@ -225,9 +225,9 @@ func (s *supervisor) startExec(c *container.Container, name string, opts contain
 // execReaped runs container.Exec of opts in c under the reaper, which owns
 // the child from its clone on (startCloned), and returns the process and
 // the channel its exit status arrives on. A panic in the exec's start is
-// a *safe.PanicError: that exec fails, the reaper's count of starts under
-// way is kept right, and PID 1 goes on (the goroutine, whose thread may
-// be locked in the container's namespaces, ends after its reply).
+// a *safe.PanicError: that exec fails (container.Exec kills a child it
+// had cloned), the reaper's count of starts under way is kept right, and
+// PID 1 goes on.
 func (s *supervisor) execReaped(c *container.Container, opts container.ExecOptions) (*container.Process, chan syscall.WaitStatus, error) {
 	exited := make(chan syscall.WaitStatus, 1)
 	var p *container.Process

@@ -130,6 +130,16 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 		}
 		return nil, setupError(err)
 	}
+	// From here on the child is berth's to end when the exec fails, a
+	// panic (a bug) included: killed through its pidfd, which names no
+	// other process once the reaper has taken its status.
+	kill := func() { _ = unix.PidfdSendSignal(int(childPidfd.Fd()), unix.SIGKILL, nil, 0) }
+	returned := false
+	defer func() {
+		if !returned {
+			kill()
+		}
+	}()
 	if opts.Cloned != nil {
 		opts.Cloned(pid)
 	}
@@ -141,12 +151,12 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 	// of the container may stop the child (SIGSTOP, as its user): berth
 	// then waits no longer than execStartTimeout and kills it.
 	bound := opts.startTimeout()
-	rec, failed := awaitExec(d.errR, pid, bound)
+	rec, failed := awaitExec(d.errR, kill, bound)
 	runtime.KeepAlive(k)
 	p := &Process{Pid: pid, Pidfd: childPidfd}
 	if !failed && opts.TTY {
 		if p.PTY, err = recvFd(d.sock); err != nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			kill()
 			err = setupError(fmt.Errorf("receive the terminal: %w", err))
 		}
 	}
@@ -159,6 +169,7 @@ func (c *Container) Exec(opts ExecOptions) (*Process, error) {
 			err = fmt.Errorf("exec in container %s: %w", c.Spec.Name, ErrNotRunning)
 		}
 	}
+	returned = true
 	if err == nil {
 		return p, nil
 	}
@@ -463,16 +474,16 @@ func (o ExecOptions) startTimeout() time.Duration {
 	return execStartTimeout
 }
 
-// awaitExec reads the error pipe of the child pid as readChildError
-// does, for at most bound; a child that has not exec'd by then is
-// killed, and its record says so.
-func awaitExec(r *os.File, pid int, bound time.Duration) ([3]uint32, bool) {
+// awaitExec reads the error pipe of a child as readChildError does, for
+// at most bound; a child that has not exec'd by then is killed, and its
+// record says so.
+func awaitExec(r *os.File, kill func(), bound time.Duration) ([3]uint32, bool) {
 	_ = r.SetReadDeadline(time.Now().Add(bound))
 	data, err := io.ReadAll(io.LimitReader(r, 64))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return parseChildError(data)
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
+	kill()
 	_ = r.SetReadDeadline(time.Time{})
 	_, _ = io.ReadAll(r) // the end: the child no longer uses its plan
 	return [3]uint32{stepTimeout, uint32(syscall.ETIMEDOUT)}, true

@@ -3,9 +3,11 @@ package container
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"berth/internal/safe"
 	"berth/internal/testutil"
 )
 
@@ -72,6 +74,38 @@ func TestExecPanic(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exec: clone into the container's PID namespace: internal error (panic: exec test panic)") ||
 		!strings.Contains(err.Error(), "cloneFromPIDNS") {
 		t.Fatalf("exec with a panicking clone: %v", err)
+	}
+	threadsHome(t, "pid_for_children")
+	if ws, out, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("exec after the panic: %v, %v (%s)", err, ws, out)
+	}
+}
+
+// TestExecPanicAfterClone: a panic once the exec's child exists (here in
+// the test hook that runs right after the clone) must not leave that
+// child running unowned in the container: Exec kills it through its
+// pidfd as the panic goes by, and the panic still reaches the caller.
+func TestExecPanicAfterClone(t *testing.T) {
+	c := startRunning(t, testutil.BusyboxRootfs(t), Spec{})
+	child := 0
+	execCloned = func(pid int) { child = pid; panic("after the clone") }
+	err := safe.Call("exec", func() error {
+		_, err := c.Exec(ExecOptions{Args: []string{"sleep", "777"}})
+		return err
+	})
+	execCloned = nil
+	if err == nil || !strings.Contains(err.Error(), "after the clone") || child == 0 {
+		t.Fatalf("exec with a panic after the clone: %v (child %d), want the panic", err, child)
+	}
+	ended := make(chan syscall.WaitStatus, 1)
+	go func() { ended <- waitPid(t, child) }()
+	select {
+	case ws := <-ended:
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("the exec's child ended %v, want killed", ws)
+		}
+	case <-time.After(time.Minute): // a hang guard: the old code left sleep 777 running
+		t.Fatalf("the exec's child %d still runs after the panic", child)
 	}
 	threadsHome(t, "pid_for_children")
 	if ws, out, err := execOutput(t, c, ExecOptions{Args: []string{"true"}}); err != nil || ws.ExitStatus() != 0 {
