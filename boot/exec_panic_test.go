@@ -18,12 +18,14 @@ func TestExecPanicContained(t *testing.T) {
 	name := fmt.Sprintf("fixle-xp%d", os.Getpid())
 	h := startHostBoot(t, fmt.Sprintf("[[container]]\nname = %q\nimage = \"IMAGE\"\ncommand = [\"sleep\", \"100000\"]\nstop_timeout = \"1s\"\n", name), nil, nil)
 	h.waitFor(name+" running", time.Minute, func() bool { return h.ps()[name].State == "running" })
+	// Opened here: execTrue also runs on a goroutine, where t.Fatal must
+	// not be called.
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
 	execTrue := func() (int, error) {
-		devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer devnull.Close()
 		stdio := []*os.File{devnull, devnull, devnull}
 		return Exec(h.sock, Request{Verb: "exec", Name: name, Exec: &ExecRequest{Args: []string{"true"}}}, stdio, func(Response, *os.File) {})
 	}
@@ -44,10 +46,9 @@ func TestExecPanicContained(t *testing.T) {
 		t.Fatalf("no answer to the exec whose start panicked:\n%s", h.console.String())
 	}
 	execStartHook = nil
-	code, err := r.code, r.err
 	want := "container " + name + ": exec: start: internal error (panic: exec start test panic), logged by berth"
-	if code != 125 || err == nil || err.Error() != want {
-		t.Errorf("exec with a panicking start: %d, %v; want 125, %q", code, err, want)
+	if r.code != 125 || r.err == nil || r.err.Error() != want {
+		t.Errorf("exec with a panicking start: %d, %v; want 125, %q", r.code, r.err, want)
 	}
 	if c := h.console.String(); !strings.Contains(c, "exec start test panic") || !strings.Contains(c, "execReaped") {
 		t.Errorf("the panic's stack is not in berth's log:\n%s", c)
