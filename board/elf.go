@@ -24,8 +24,23 @@ const (
 	em386     = 3
 )
 
-// elfMachines are the ELF machines of the architectures berth builds for.
-var elfMachines = map[string]uint16{"amd64": emX86_64, "arm64": emAARCH64, "arm": emARM, "riscv64": emRISCV, "386": em386}
+// elfMachine is the ELF machine of an architecture berth builds for (a
+// switch: a map would be built at every start).
+func elfMachine(arch string) (uint16, bool) {
+	switch arch {
+	case "amd64":
+		return emX86_64, true
+	case "arm64":
+		return emAARCH64, true
+	case "arm":
+		return emARM, true
+	case "riscv64":
+		return emRISCV, true
+	case "386":
+		return em386, true
+	}
+	return 0, false
+}
 
 // machineName names an ELF machine as the ELF specification does.
 func machineName(m uint16) string {
@@ -140,7 +155,7 @@ func (e *elfFile) section(name string) ([]byte, error) {
 
 // ELFMachine checks that file is an ELF program for arch (a GOARCH).
 func ELFMachine(file, arch string) error {
-	want, ok := elfMachines[arch]
+	want, ok := elfMachine(arch)
 	if !ok {
 		return fmt.Errorf("no ELF machine known for %q", arch)
 	}

@@ -274,7 +274,7 @@ func (s *ModuleSet) readInfo(m string) (*modinfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", host, err)
 	}
-	if want, ok := elfMachines[s.arch]; ok && machine != want {
+	if want, ok := elfMachine(s.arch); ok && machine != want {
 		return nil, fmt.Errorf("module %s is for %s, not %s (%s)", host, machineName(machine), s.arch, machineName(want))
 	}
 	switch {

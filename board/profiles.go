@@ -64,8 +64,11 @@ func (p Profile) Rule() string {
 var ContainerModules = []string{"overlay"}
 
 // piModules are a Raspberry Pi's: its watchdog, which is also what powers
-// it off and reboots it, then ContainerModules.
-var piModules = append([]string{"bcm2835_wdt"}, ContainerModules...)
+// it off and reboots it, then ContainerModules. The profiles' lists are
+// written out, not appended: a table of literals is data, where one
+// append made the whole table code that runs at every start (4.8 KiB;
+// TestProfileLists checks they hold what they name).
+var piModules = []string{"bcm2835_wdt", "overlay"}
 
 // piArches are the architectures of Debian's kernels for the Raspberry
 // Pis: arm64, and armhf's armmp for the 3 and the Zero 2 W in 32-bit mode.
@@ -83,8 +86,8 @@ var (
 // storage.
 var piDisks = []string{"sdhci_iproc", "mmc_block", "usb_storage", "sd_mod"}
 
-// pcDisks are a PC's: SATA, NVMe, USB mass storage, virtio.
-var pcDisks = append([]string{"ahci", "nvme", "sd_mod", "xhci_pci", "usb_storage"}, virtioDisks...)
+// pcDisks are a PC's: SATA, NVMe, USB mass storage, then virtioDisks.
+var pcDisks = []string{"ahci", "nvme", "sd_mod", "xhci_pci", "usb_storage", "virtio_pci", "virtio_blk"}
 
 // piNotes are shown for every Raspberry Pi.
 const piNotes = "Raspberry Pi kernels leave the memory cgroup off unless the command line has cgroup_enable=memory, " +
@@ -113,12 +116,12 @@ var Profiles = []Profile{
 	{Name: "qemu-virt-riscv64", compatible: "riscv-virtio", arches: []string{"riscv64"}, Console: "ttyS0",
 		Modules: ContainerModules, NICs: virtioNICs, Disks: virtioDisks, Notes: "QEMU -M virt (RISC-V): 8250 console, no watchdog"},
 	{Name: "qemu-x86", model: "QEMU", arches: []string{"amd64"}, Console: "ttyS0", Watchdog: "/dev/watchdog",
-		Modules: append([]string{"i6300esb"}, ContainerModules...), NICs: virtioNICs, Disks: virtioDisks,
+		Modules: []string{"i6300esb", "overlay"}, NICs: virtioNICs, Disks: virtioDisks,
 		Notes: "QEMU pc/q35: 8250 console; the i6300esb watchdog when QEMU has -device i6300esb"},
 	{Name: "generic-x86", arches: []string{"amd64"}, Console: "ttyS0", Watchdog: "/dev/watchdog", Modules: ContainerModules,
-		NICs: append([]string{"e1000e", "igb", "igc", "r8169", "e1000"}, virtioNICs...), Disks: pcDisks},
+		NICs: []string{"e1000e", "igb", "igc", "r8169", "e1000", "virtio_pci", "virtio_net"}, Disks: pcDisks},
 	{Name: "generic-arm64", arches: []string{"arm64"}, Console: "ttyAMA0", Watchdog: "/dev/watchdog", Modules: ContainerModules,
-		NICs: virtioNICs, Disks: append([]string{"mmc_block", "usb_storage", "sd_mod"}, virtioDisks...)},
+		NICs: virtioNICs, Disks: []string{"mmc_block", "usb_storage", "sd_mod", "virtio_pci", "virtio_blk"}},
 	{Name: "generic", Console: "console", Watchdog: "/dev/watchdog", Modules: ContainerModules},
 }
 

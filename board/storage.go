@@ -274,7 +274,7 @@ func FSMount(dev, target, fstype string) (mfd int, loaded []string, err error) {
 	// disk whose contents someone else wrote would then reset the board
 	// at every boot. berth's option, remount-ro, wins over the
 	// superblock's; a disk that does not ask for a panic keeps its own.
-	if extTypes[fstype] && extPanics(dev) {
+	if (fstype == "ext2" || fstype == "ext3" || fstype == "ext4") && extPanics(dev) {
 		if err := unix.FsconfigSetString(fsfd, "errors", "remount-ro"); err != nil {
 			return -1, loaded, fail(err)
 		}
@@ -300,9 +300,6 @@ func AttachMount(mfd int, dev, target string) error {
 	}
 	return nil
 }
-
-// extTypes are the filesystem types of the ext superblock.
-var extTypes = map[string]bool{"ext2": true, "ext3": true, "ext4": true}
 
 // extPanics reports whether the ext superblock of dev asks the kernel to
 // panic on an error: its s_errors, or errors=panic in its mount options

@@ -84,15 +84,16 @@ func newRunFlags(c *ctx) *runFlags {
 	return f
 }
 
-// flagOfKey names the flag behind a config key of Spec.Validate's errors.
-var flagOfKey = map[string]string{
-	"name": "--name", "command": "CMD", "env": "--env", "workdir": "--workdir", "hostname": "--hostname",
-	"net": "--net", "uid_map": "--uid-map", "gid_map": "--gid-map", "user": "--user", "groups": "--group-add",
-	"devices": "--device", "cap_add": "--cap-add", "cap_drop": "--cap-drop", "oom_score_adj": "--oom-score-adj",
-	"seccomp": "--seccomp", "limits.memory": "--memory", "limits.memory_high": "--memory-high",
-	"limits.memory_swap": "--memory-swap", "limits.cpus": "--cpus", "limits.cpu_weight": "--cpu-weight",
-	"limits.cpuset": "--cpuset-cpus", "limits.pids": "--pids", "limits.io_weight": "--io-weight",
-	"limits.io_max": "--io-max", "ports": "-p",
+// flagOfKey names the flag behind a config key of Spec.Validate's errors:
+// pairs of key and flag (data, where a map is built at every start).
+var flagOfKey = [...][2]string{
+	{"name", "--name"}, {"command", "CMD"}, {"env", "--env"}, {"workdir", "--workdir"}, {"hostname", "--hostname"},
+	{"net", "--net"}, {"uid_map", "--uid-map"}, {"gid_map", "--gid-map"}, {"user", "--user"}, {"groups", "--group-add"},
+	{"devices", "--device"}, {"cap_add", "--cap-add"}, {"cap_drop", "--cap-drop"}, {"oom_score_adj", "--oom-score-adj"},
+	{"seccomp", "--seccomp"}, {"limits.memory", "--memory"}, {"limits.memory_high", "--memory-high"},
+	{"limits.memory_swap", "--memory-swap"}, {"limits.cpus", "--cpus"}, {"limits.cpu_weight", "--cpu-weight"},
+	{"limits.cpuset", "--cpuset-cpus"}, {"limits.pids", "--pids"}, {"limits.io_weight", "--io-weight"},
+	{"limits.io_max", "--io-max"}, {"ports", "-p"},
 }
 
 // flagName turns a key of a container.FieldError into the flag a user gave.
@@ -106,8 +107,10 @@ func flagName(fe *container.FieldError, s container.Spec) string {
 		}
 		return "--mount"
 	}
-	if f, ok := flagOfKey[fe.Key]; ok {
-		return f
+	for _, kf := range flagOfKey {
+		if kf[0] == fe.Key {
+			return kf[1]
+		}
 	}
 	return fe.Key
 }

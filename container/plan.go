@@ -388,8 +388,9 @@ func execCandidates(name, path string) []string {
 	return out
 }
 
-// childSteps say what each step of the child does, for its errors.
-var childSteps = map[uint32]string{
+// childSteps say what each step of the child does, for its errors (an
+// array by step: data, where a map is built at every start).
+var childSteps = [...]string{
 	stepPdeathsig: "set the parent death signal", stepCloseFds: "close inherited fds",
 	stepJoinCgroup: "join the container's cgroup", stepCgroupNS: "unshare cgroup namespace",
 	stepHandOver: "hand over filesystems", stepAwait: "wait for berth", stepRoot: "enter the container's root",
@@ -437,8 +438,8 @@ func describeChildError(k *childPlan, rec [3]uint32, spec Spec) error {
 	case stepCwdOutside:
 		return setupError(fmt.Errorf("working directory %s is outside the container's root (%v)", unix.BytePtrToString(k.cwd), errno))
 	}
-	if what, ok := childSteps[step]; ok {
-		return setupError(fmt.Errorf("%s: %w", what, errno))
+	if step < uint32(len(childSteps)) && childSteps[step] != "" {
+		return setupError(fmt.Errorf("%s: %w", childSteps[step], errno))
 	}
 	return setupError(fmt.Errorf("container start failed at step %d: %w", step, errno))
 }
