@@ -200,10 +200,7 @@ func releaseRootfs(dir string, t *trash) error {
 	if t != nil {
 		return t.put(dir)
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clear %s: %w", dir, err)
-	}
-	return nil
+	return removeInPlace(dir, nil)
 }
 
 // removeStaleRootfs removes what earlier boots left in STATE/containers

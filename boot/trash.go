@@ -108,10 +108,7 @@ func (t *trash) put(tree string) error {
 	case errors.Is(err, unix.ENOENT):
 		return nil
 	case errors.Is(err, unix.EXDEV):
-		if err := os.RemoveAll(tree); err != nil {
-			return fmt.Errorf("clear %s: %w", tree, err)
-		}
-		return nil
+		return removeInPlace(tree, t.log)
 	case err != nil:
 		return fmt.Errorf("clear %s: move into %s: %w", tree, t.dir, err)
 	}
@@ -141,6 +138,33 @@ func (t *trash) moveIn(dirfd int, name string, toDir int, stem string) error {
 			return err
 		}
 	}
+}
+
+// removeInPlace removes tree now, on the caller's goroutine, when the
+// trash cannot take it (it lies on another file system, or there is no
+// trash), with the trash's bounds all the same: through a trash of its
+// own, a directory made beside it (.release-NAME, on its file system),
+// which it is moved into and which is emptied and removed. Whatever the
+// tree's depth, that holds two fds, where os.RemoveAll holds one a level
+// and, past PID 1's 4,096, runs PID 1 out of them. What cannot be
+// removed stays in .release-NAME, which the next boot releases as a
+// leftover of STATE/containers.
+func removeInPlace(tree string, log *Logger) error {
+	if log == nil {
+		log = NewLogger(io.Discard) // its error names what is left
+	}
+	t := &trash{dir: filepath.Join(filepath.Dir(tree), ".release-"+filepath.Base(tree)), log: log, tries: map[string]int{}}
+	if err := unix.Mkdir(t.dir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("clear %s: %w", tree, err)
+	}
+	if err := t.putIn(tree); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("clear %s: move into %s: %w", tree, t.dir, err)
+	}
+	t.empty(nil)
+	if err := unix.Rmdir(t.dir); err != nil {
+		return fmt.Errorf("clear %s: %s: %w", tree, t.dir, err)
+	}
+	return nil
 }
 
 // putIn is put's move: into the trash itself.

@@ -156,6 +156,28 @@ func deepTree(t *testing.T, dir string, depth int) {
 	unix.Close(fd)
 }
 
+// withFdLimit runs f with the process's soft limit of open files at n,
+// restoring it after. prlimit, not setrlimit: Go keeps the limit its
+// children get.
+func withFdLimit(t *testing.T, n uint64, f func()) {
+	t.Helper()
+	var old unix.Rlimit
+	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = n
+	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &low, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &old, nil); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	f()
+}
+
 // TestTrashDeepTree: a workload's tree 3000 directories deep is removed
 // with 64 fds allowed to berth, where a removal that holds a directory
 // open per level (os.RemoveAll) runs out of them.
@@ -173,21 +195,7 @@ func TestTrashDeepTree(t *testing.T) {
 	if err := releaseRootfs(dir, tr); err != nil {
 		t.Fatal(err)
 	}
-	// prlimit, not setrlimit: Go keeps the limit its children get.
-	var old unix.Rlimit
-	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, nil, &old); err != nil {
-		t.Fatal(err)
-	}
-	low := old
-	low.Cur = 64
-	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &low, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Prlimit(0, unix.RLIMIT_NOFILE, &old, nil) })
-	tr.empty(nil)
-	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &old, nil); err != nil {
-		t.Fatal(err)
-	}
+	withFdLimit(t, 64, func() { tr.empty(nil) })
 	if ents, _ := os.ReadDir(tr.dir); len(ents) != 0 {
 		t.Errorf("the trash after its emptying: %d entries left", len(ents))
 	}
@@ -334,5 +342,47 @@ func TestTrashEntersNoMount(t *testing.T) {
 	defer unix.Unmount(filepath.Dir(kept), unix.MNT_DETACH)
 	if slices.Contains(left, "data") || slices.Contains(left, "work") {
 		t.Errorf("the tree beside the mount was not removed: %v", left)
+	}
+}
+
+// TestReleaseInPlaceDeepTree: where the trash cannot take a container's
+// tree — there is none, or the tree is on another file system — it is
+// removed in place with the trash's bounds: a tree 5000 directories deep
+// goes with 64 fds allowed, where os.RemoveAll, holding one a level, ran
+// out of them (and, as PID 1, out of PID 1's 4,096).
+func TestReleaseInPlaceDeepTree(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts a tmpfs")
+	}
+	for _, other := range []bool{false, true} {
+		state := t.TempDir()
+		containers := filepath.Join(state, "containers")
+		if err := os.Mkdir(containers, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		var tr *trash
+		if other {
+			if err := unix.Mount("tmpfs", containers, "tmpfs", 0, "size=64m"); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Unmount(containers, unix.MNT_DETACH)
+			var err error
+			if tr, err = newTrash(state, NewLogger(io.Discard), func(func()) {}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir := filepath.Join(containers, "app")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		deepTree(t, dir, 5000)
+		var err error
+		withFdLimit(t, 64, func() { err = releaseRootfs(dir, tr) })
+		if err != nil {
+			t.Fatalf("another file system %v: %v", other, err)
+		}
+		if ents, err := os.ReadDir(containers); err != nil || len(ents) != 0 {
+			t.Errorf("another file system %v: STATE/containers holds %d entries (%v)", other, len(ents), err)
+		}
 	}
 }
