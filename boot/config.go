@@ -210,6 +210,7 @@ func (cfg *Config) validate(v *validator) {
 		cfg.Storage.check(v)
 	}
 	cfg.checkVolumes(v)
+	cfg.checkCacheBinds(v)
 	cfg.Security.check(v)
 	cfg.Update.check(v)
 	routed := false // an interface can bring a default route

@@ -375,3 +375,42 @@ func TestConfigErrorFileEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestBindSourcesOverlapCache: a writable bind whose source is the image
+// cache ([images] cache), lies inside it or holds it is refused, a
+// read-only one is not; a cache inside the volumes is refused.
+func TestBindSourcesOverlapCache(t *testing.T) {
+	const overlaps = `overlaps the image cache /srv/images (images.cache)`
+	tests := []struct {
+		cache, source string
+		readonly      bool
+		err           string
+	}{
+		{"/srv/images", "/srv/images", false, `"/srv/images" ` + overlaps},
+		{"/srv/images/", "/srv/images/sha256-ab/rootfs", false, overlaps},
+		{"/srv/images", "/srv", false, overlaps},
+		{"/srv/images", "/srv/", false, overlaps},
+		{"/srv/images", "/", false, overlaps},
+		{"/srv/images", "/srv", true, ""},
+		{"/srv/images", "/srv/images/sha256-ab/rootfs", true, ""},
+		{"/srv/images", "/srv/imagesx", false, ""},
+		{"/srv/images", "/srv/image", false, ""},
+		{"/srv/images", "/srv/other", false, ""},
+		{"/data/volumes/img", "/srv", false, `images.cache: "/data/volumes/img" is inside /data/volumes, which containers write`},
+		{"/data/berth/images", "/srv", false, ""}, // the default, in berth's state: the storage checks keep binds out
+	}
+	for _, tc := range tests {
+		toml := "[storage]\ndevice = \"LABEL=data\"\n[images]\ncache = \"" + tc.cache + "\"\n" +
+			genTestConfig + "[[container.mount]]\nsource = \"" + tc.source + "\"\ntarget = \"/x\"\n"
+		if tc.readonly {
+			toml += "readonly = true\n"
+		}
+		_, err := ParseConfig("e.toml", []byte(toml))
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("cache %s, source %s (readonly %v): %v", tc.cache, tc.source, tc.readonly, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("cache %s, source %s (readonly %v): error %v, want one with %q", tc.cache, tc.source, tc.readonly, err, tc.err)
+		}
+	}
+}

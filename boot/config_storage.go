@@ -118,6 +118,39 @@ func (cfg *Config) checkVolumes(v *validator) {
 	}
 }
 
+// checkCacheBinds refuses what would let a container write the image
+// cache its config names ([images] cache): berth mounts the trees there
+// as other containers' read-only lower layers, and trusts a tree it
+// finds there as unpacked already. A writable bind whose source is the
+// cache, lies inside it or holds it is refused, as is a cache inside
+// the data partition's volumes. The default cache lies in berth's state
+// (STATE/images), which the storage checks keep bind sources out of.
+func (cfg *Config) checkCacheBinds(v *validator) {
+	cache := cfg.Images.Cache
+	if cache == "" || !path.IsAbs(cache) {
+		return
+	}
+	cache = path.Clean(cache)
+	within := func(p, dir string) bool { return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/") }
+	if cfg.Storage != nil {
+		if vols := path.Join(cfg.Storage.MountPoint(), volumesSubdir); within(cache, vols) {
+			v.addKey("images.cache", "%s is inside %s, which containers write: a container could change the images others run from",
+				container.Quote(cache), vols)
+		}
+	}
+	for i, c := range cfg.Container {
+		for j, m := range c.Mount {
+			src := path.Clean(m.Source)
+			if m.Source == "" || m.Readonly || !path.IsAbs(src) || !within(src, cache) && !within(cache, src) {
+				continue
+			}
+			v.addKey("container#"+strconv.Itoa(i)+".mount#"+strconv.Itoa(j)+".source",
+				"%s overlaps the image cache %s (images.cache): a container writing there could change the images others run from; bind it with readonly = true",
+				container.Quote(m.Source), cache)
+		}
+	}
+}
+
 // containerWritten is the directory of the data partition that holds p
 // and that containers write (MOUNT/volumes, MOUNT/berth), or "".
 func (s *StorageConfig) containerWritten(p string) string {
