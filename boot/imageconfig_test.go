@@ -53,6 +53,13 @@ func TestWithImage(t *testing.T) {
 			want{dflt.args, dflt.env, "/", container.User{UID: 5, GID: 6}, syscall.SIGINT}, ""},
 		{"a numeric StopSignal", ``, image.Config{Cmd: []string{"x"}, StopSignal: "10"},
 			want{[]string{"x"}, nil, "", container.User{}, syscall.SIGUSR1}, ""},
+		// README: a StopSignal also by number, 1-64.
+		{"StopSignal 1", ``, image.Config{Cmd: []string{"x"}, StopSignal: "1"},
+			want{[]string{"x"}, nil, "", container.User{}, syscall.SIGHUP}, ""},
+		{"StopSignal 64", ``, image.Config{Cmd: []string{"x"}, StopSignal: "64"},
+			want{[]string{"x"}, nil, "", container.User{}, syscall.Signal(64)}, ""},
+		{"StopSignal 0", ``, image.Config{Cmd: []string{"x"}, StopSignal: "0"}, want{}, "the image's StopSignal 0: not a signal number (1-64)"},
+		{"StopSignal 65", ``, image.Config{Cmd: []string{"x"}, StopSignal: "65"}, want{}, "the image's StopSignal 65: not a signal number (1-64)"},
 		{"an unknown StopSignal", ``, image.Config{Cmd: []string{"x"}, StopSignal: "SIGNOPE"}, want{}, `the image's StopSignal "SIGNOPE": unknown signal`},
 		{"a user the image lacks", ``, image.Config{Cmd: []string{"x"}, User: "nobody"}, want{}, `no user "nobody" in the image's /etc/passwd`},
 		{"an image user whose uid is the kernel's \"unchanged\"", ``, image.Config{Cmd: []string{"x"}, User: "ghost"}, want{},

@@ -45,6 +45,13 @@ func TestRestartPolicy(t *testing.T) {
 			{1, 0, true, 200 * time.Millisecond, false},
 			{0, 2 * time.Minute, true, 100 * time.Millisecond, false},
 		}},
+		// README: a run of 60 s resets the backoff; one just shorter does not.
+		{"a run of 60 s resets the backoff, 59.999 s does not", supervision{restart: "always", restartWindow: time.Hour, restartDelay: BackoffMin}, []step{
+			{1, 0, true, 100 * time.Millisecond, false},
+			{1, 0, true, 200 * time.Millisecond, false},
+			{1, HealthyAfter - time.Millisecond, true, 400 * time.Millisecond, false},
+			{1, 60 * time.Second, true, 100 * time.Millisecond, false},
+		}},
 		{"restart_delay 0 restarts at once, every time", supervision{restart: "always", restartWindow: time.Hour}, []step{
 			{1, 0, true, 0, false},
 			{1, 0, true, 0, false},

@@ -104,6 +104,8 @@ func TestFlagsAnywhere(t *testing.T) {
 	sock := "/nonexistent/berth.sock"
 	for _, args := range [][]string{
 		{"logs", "worker", "-f", "--socket", sock},
+		{"logs", "--n=5", "worker", "--socket", sock}, // README: -n 5, --n=5
+		{"logs", "-n", "5", "worker", "--socket", sock},
 		{"stop", "web", "--json", "-t", "3", "--socket", sock},
 		{"ps", "--socket", sock, "--json"},
 		{"stats", "web", "-f", "--socket", sock, "db", "-i", "2s"},

@@ -72,6 +72,10 @@ func TestRunImageDefaults(t *testing.T) {
 		{"command replaces Cmd, not Entrypoint", []string{"--env", "GREETING=flag", img, "echo $GREETING $KEEP"}, 0, "flag 1\n", ""},
 		{"entrypoint replaced", []string{"--entrypoint", "/bin/echo", img, "hi"}, 0, "hi\n", ""},
 		{"entrypoint replaced drops Cmd", []string{"--entrypoint", "/bin/pwd", img}, 0, "/srv\n", ""},
+		// README: --entrypoint "" for none: the command runs as given,
+		// not as an argument of the image's sh -c; with none, nothing is left.
+		{"no entrypoint", []string{"--entrypoint", "", img, "echo", "$KEEP"}, 0, "$KEEP\n", ""},
+		{"no entrypoint drops Cmd", []string{"--entrypoint", "", img}, 125, "", "no command: none is given and the image names none"},
 		{"user and workdir flags win", []string{"--user", "0", "--workdir", "/", img, "echo $(id -u) $(pwd)"}, 0, "0 /\n", ""},
 		{"image without a command", []string{plain}, 125, "", "no command: none is given and the image names none"},
 		{"directory without a command", []string{rootfs}, 2, "", "missing CMD"},
