@@ -54,6 +54,9 @@ type trash struct {
 	// emptying that holds mu uses it.
 	mu    sync.Mutex
 	tries map[string]int
+	// inPlace: dir is a released tree itself, emptied and removed by
+	// removeInPlace; nothing is made in it.
+	inPlace bool
 }
 
 // newTrash makes the trash in stateDir, private to root, and starts its
@@ -142,27 +145,23 @@ func (t *trash) moveIn(dirfd int, name string, toDir int, stem string) error {
 
 // removeInPlace removes tree now, on the caller's goroutine, when the
 // trash cannot take it (it lies on another file system, or there is no
-// trash), with the trash's bounds all the same: through a trash of its
-// own, a directory made beside it (.release-NAME, on its file system),
-// which it is moved into and which is emptied and removed. Whatever the
-// tree's depth, that holds two fds, where os.RemoveAll holds one a level
-// and, past PID 1's 4,096, runs PID 1 out of them. What cannot be
-// removed stays in .release-NAME, which the next boot releases as a
-// leftover of STATE/containers.
+// trash), with the trash's bounds all the same: the tree is emptied as
+// if it were the trash, its subdirectories moved up into it as entries
+// of their own, and then removed. Whatever the tree's depth that holds a
+// few fds, where os.RemoveAll holds one a level and, past PID 1's 4,096,
+// runs PID 1 out of them; it makes nothing (a full disk leaves no inode
+// to make one), follows no symlink and enters no mount.
 func removeInPlace(tree string, log *Logger) error {
+	if _, err := os.Lstat(tree); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if log == nil {
-		log = NewLogger(io.Discard) // its error names what is left
+		log = NewLogger(io.Discard) // its error names the tree
 	}
-	t := &trash{dir: filepath.Join(filepath.Dir(tree), ".release-"+filepath.Base(tree)), log: log, tries: map[string]int{}}
-	if err := unix.Mkdir(t.dir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("clear %s: %w", tree, err)
-	}
-	if err := t.putIn(tree); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("clear %s: move into %s: %w", tree, t.dir, err)
-	}
+	t := &trash{dir: tree, log: log, tries: map[string]int{}, inPlace: true}
 	t.empty(nil)
-	if err := unix.Rmdir(t.dir); err != nil {
-		return fmt.Errorf("clear %s: %s: %w", tree, t.dir, err)
+	if err := unix.Rmdir(tree); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("clear %s: %w", tree, err)
 	}
 	return nil
 }
@@ -191,20 +190,13 @@ func (t *trash) empty(stop <-chan struct{}) {
 		return
 	}
 	defer unix.Close(top)
-	flatName := ".flat-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(t.seq.Add(1), 10)
-	if err := unix.Mkdirat(top, flatName, 0o700); err != nil {
-		t.log.Printf("warning: trash %s: %v", t.dir, err)
-		return
+	flat, flatName := t.openFlat(top)
+	if flat != top {
+		// Empty at the end, unless an entry in it is left: then the next
+		// emptying takes it as an entry of the trash.
+		defer unix.Unlinkat(top, flatName, unix.AT_REMOVEDIR)
+		defer unix.Close(flat)
 	}
-	// Empty at the end, unless an entry in it is left: then the next
-	// emptying takes it as an entry of the trash.
-	defer unix.Unlinkat(top, flatName, unix.AT_REMOVEDIR)
-	flat, err := unix.Openat(top, flatName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.log.Printf("warning: trash %s: %v", t.dir, err)
-		return
-	}
-	defer unix.Close(flat)
 	for _, dir := range []int{top, flat} {
 		for {
 			progress, err := t.pass(dir, flat, flatName, stop)
@@ -219,6 +211,26 @@ func (t *trash) empty(stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// openFlat makes and opens the staging directory of an emptying in top.
+// When it cannot be made — a disk whose inodes the workload used up, or
+// a tree released in place — the subdirectories move up into top
+// itself: flat is top, and flatName "".
+func (t *trash) openFlat(top int) (flat int, flatName string) {
+	if t.inPlace {
+		return top, ""
+	}
+	flatName = ".flat-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(t.seq.Add(1), 10)
+	err := unix.Mkdirat(top, flatName, 0o700)
+	if err == nil {
+		if flat, err = unix.Openat(top, flatName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			return flat, flatName
+		}
+		unix.Unlinkat(top, flatName, unix.AT_REMOVEDIR)
+	}
+	t.log.Printf("warning: trash %s: %v: subdirectories move into the trash itself", t.dir, err)
+	return top, ""
 }
 
 // pass reads the directory dir (the trash, or the staging directory flat)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -383,6 +384,72 @@ func TestReleaseInPlaceDeepTree(t *testing.T) {
 		}
 		if ents, err := os.ReadDir(containers); err != nil || len(ents) != 0 {
 			t.Errorf("another file system %v: STATE/containers holds %d entries (%v)", other, len(ents), err)
+		}
+	}
+}
+
+// fillInodes makes directories, each with files, under dir until the file
+// system has no inode left.
+func fillInodes(t *testing.T, dir string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		d := filepath.Join(dir, "d"+strconv.Itoa(i))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				return
+			}
+			t.Fatal(err)
+		}
+		for j := 0; j < 4; j++ {
+			f, err := os.Create(filepath.Join(d, "f"+strconv.Itoa(j)))
+			if errors.Is(err, unix.ENOSPC) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+}
+
+// TestReleaseNoInodeLeft: a workload that used up its file system's
+// inodes is released all the same, through the trash (which cannot make
+// its staging directory: subdirectories move into the trash itself) and
+// in place (which makes nothing).
+func TestReleaseNoInodeLeft(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts a tmpfs")
+	}
+	for _, withTrash := range []bool{true, false} {
+		state := t.TempDir()
+		if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=16m,nr_inodes=300"); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(state, unix.MNT_DETACH)
+		var tr *trash
+		if withTrash {
+			var err error
+			if tr, err = newTrash(state, NewLogger(io.Discard), func(func()) {}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir := filepath.Join(state, "containers", "app")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		fillInodes(t, dir)
+		if err := releaseRootfs(dir, tr); err != nil {
+			t.Fatalf("trash %v: %v", withTrash, err)
+		}
+		if withTrash {
+			tr.empty(nil)
+			if ents, _ := os.ReadDir(tr.dir); len(ents) != 0 {
+				t.Errorf("the trash after its emptying: %d entries left", len(ents))
+			}
+		}
+		if ents, err := os.ReadDir(filepath.Join(state, "containers")); err != nil || len(ents) != 0 {
+			t.Errorf("trash %v: STATE/containers holds %d entries (%v)", withTrash, len(ents), err)
 		}
 	}
 }
