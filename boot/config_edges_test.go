@@ -398,10 +398,17 @@ func TestBindSourcesOverlapCache(t *testing.T) {
 		{"/srv/images", "/srv/other", false, ""},
 		{"/data/volumes/img", "/srv", false, `images.cache: "/data/volumes/img" is inside /data/volumes, which containers write`},
 		{"/data/berth/images", "/srv", false, ""}, // the default, in berth's state: the storage checks keep binds out
+		{"", "/var/lib", false, `"/var/lib" overlaps the image cache /var/lib/berth/images`},
+		{"", "/var/lib/berth", false, `overlaps the image cache /var/lib/berth/images`},
+		{"", "/var/lib", true, ""},
+		{"", "/var/lib/other", false, ""},
 	}
 	for _, tc := range tests {
-		toml := "[storage]\ndevice = \"LABEL=data\"\n[images]\ncache = \"" + tc.cache + "\"\n" +
-			genTestConfig + "[[container.mount]]\nsource = \"" + tc.source + "\"\ntarget = \"/x\"\n"
+		toml := "[storage]\ndevice = \"LABEL=data\"\n[images]\ncache = \"" + tc.cache + "\"\n"
+		if tc.cache == "" { // the default, without [storage]
+			toml = ""
+		}
+		toml += genTestConfig + "[[container.mount]]\nsource = \"" + tc.source + "\"\ntarget = \"/x\"\n"
 		if tc.readonly {
 			toml += "readonly = true\n"
 		}

@@ -123,10 +123,15 @@ func (cfg *Config) checkVolumes(v *validator) {
 // as other containers' read-only lower layers, and trusts a tree it
 // finds there as unpacked already. A writable bind whose source is the
 // cache, lies inside it or holds it is refused, as is a cache inside
-// the data partition's volumes. The default cache lies in berth's state
-// (STATE/images), which the storage checks keep bind sources out of.
+// the data partition's volumes. The default cache is STATE/images: with
+// [storage], the storage checks keep bind sources out of STATE; without,
+// it is checked here as /var/lib/berth/images (berth boot --state moves
+// it; the check stays on the default).
 func (cfg *Config) checkCacheBinds(v *validator) {
 	cache := cfg.Images.Cache
+	if cache == "" && cfg.Storage == nil {
+		cache = path.Join(DefaultStateDir, "images") // berth boot on a host
+	}
 	if cache == "" || !path.IsAbs(cache) {
 		return
 	}
