@@ -150,9 +150,18 @@ func (t *trash) moveIn(dirfd int, name string, toDir int, stem string) error {
 // of their own, and then removed. Whatever the tree's depth that holds a
 // few fds, where os.RemoveAll holds one a level and, past PID 1's 4,096,
 // runs PID 1 out of them; it makes nothing (a full disk leaves no inode
-// to make one), follows no symlink and enters no mount.
+// to make one), follows no symlink and enters no mount, the tree
+// itself included: a symlink or a file in its place is unlinked, a mount
+// point there left whole (and an error).
 func removeInPlace(tree string, log *Logger) error {
-	if _, err := os.Lstat(tree); errors.Is(err, os.ErrNotExist) {
+	fi, err := os.Lstat(tree)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err == nil && !fi.IsDir(): // planted: removed, never followed
+		if err := unix.Unlink(tree); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("clear %s: %w", tree, err)
+		}
 		return nil
 	}
 	if log == nil {
@@ -180,7 +189,9 @@ func (t *trash) putIn(tree string) error {
 // failed trashAttempts times, or until stop is closed. The
 // subdirectories it moves up go into a staging directory of this
 // emptying (.flat-N), removed at its end: a tree of a million
-// directories leaves no directory of a million entries behind.
+// directories leaves no directory of a million entries behind. Where
+// that cannot be made (openFlat), or for a tree released in place, they
+// go into the trash (the tree) itself.
 func (t *trash) empty(stop <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -190,6 +201,10 @@ func (t *trash) empty(stop <-chan struct{}) {
 		return
 	}
 	defer unix.Close(top)
+	if t.inPlace && mountRoot(top, "") {
+		t.log.Printf("warning: %s is a mount point: not emptied", t.dir)
+		return
+	}
 	flat, flatName := t.openFlat(top)
 	if flat != top {
 		// Empty at the end, unless an entry in it is left: then the next

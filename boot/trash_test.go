@@ -453,3 +453,53 @@ func TestReleaseNoInodeLeft(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseInPlaceTreeItself: released in place, a symlink or a file
+// planted where a container's directory is expected is unlinked, its
+// target untouched; a mount point there is neither emptied nor removed.
+func TestReleaseInPlaceTreeItself(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts a tmpfs")
+	}
+	state, target := t.TempDir(), t.TempDir()
+	containers := filepath.Join(state, "containers")
+	if err := os.Mkdir(containers, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p string) {
+		if err := os.WriteFile(p, []byte("keep"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(target, "precious"))
+	if err := os.Symlink(target, filepath.Join(containers, "link")); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(containers, "file"))
+	for _, name := range []string{"link", "file"} {
+		if err := releaseRootfs(filepath.Join(containers, name), nil); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := os.Lstat(filepath.Join(containers, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(target, "precious")); err != nil {
+		t.Errorf("the symlink's target lost its file: %v", err)
+	}
+	mnt := filepath.Join(containers, "mounted")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	write(filepath.Join(mnt, "precious"))
+	if err := removeInPlace(mnt, nil); err == nil {
+		t.Error("a mount point released in place: no error")
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "precious")); err != nil {
+		t.Errorf("the mount's file: %v", err)
+	}
+}
