@@ -345,17 +345,7 @@ func TestBindSourcesOnDataPartition(t *testing.T) {
 		if tc.mount != "" {
 			toml += "mount = \"" + tc.mount + "\"\n"
 		}
-		toml += genTestConfig + "[[container.mount]]\nsource = \"" + tc.source + "\"\ntarget = \"/x\"\n"
-		if tc.readonly {
-			toml += "readonly = true\n"
-		}
-		_, err := ParseConfig("e.toml", []byte(toml))
-		switch {
-		case tc.err == "" && err != nil:
-			t.Errorf("%s (mount %q, readonly %v): %v", tc.source, tc.mount, tc.readonly, err)
-		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "container.mount.source")):
-			t.Errorf("%s (mount %q, readonly %v): error %v, want one with %q", tc.source, tc.mount, tc.readonly, err, tc.err)
-		}
+		checkBindConfig(t, fmt.Sprintf("%s (mount %q)", tc.source, tc.mount), toml, tc.source, tc.readonly, tc.err, "container.mount.source")
 	}
 }
 
@@ -373,6 +363,24 @@ func TestConfigErrorFileEscaped(t *testing.T) {
 		if got := e.Error(); got != tc.want {
 			t.Errorf("%q: %q, want %q", tc.file, got, tc.want)
 		}
+	}
+}
+
+// checkBindConfig parses head, the test config and a bind of source
+// (readonly or not), and wants an error holding want and key, or none
+// when want is empty; name says which case.
+func checkBindConfig(t *testing.T, name, head, source string, readonly bool, want, key string) {
+	t.Helper()
+	toml := head + genTestConfig + "[[container.mount]]\nsource = \"" + source + "\"\ntarget = \"/x\"\n"
+	if readonly {
+		toml += "readonly = true\n"
+	}
+	_, err := ParseConfig("e.toml", []byte(toml))
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s (readonly %v): %v", name, readonly, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), key)):
+		t.Errorf("%s (readonly %v): error %v, want one with %q", name, readonly, err, want)
 	}
 }
 
@@ -408,16 +416,6 @@ func TestBindSourcesOverlapCache(t *testing.T) {
 		if tc.cache == "" { // the default, without [storage]
 			toml = ""
 		}
-		toml += genTestConfig + "[[container.mount]]\nsource = \"" + tc.source + "\"\ntarget = \"/x\"\n"
-		if tc.readonly {
-			toml += "readonly = true\n"
-		}
-		_, err := ParseConfig("e.toml", []byte(toml))
-		switch {
-		case tc.err == "" && err != nil:
-			t.Errorf("cache %s, source %s (readonly %v): %v", tc.cache, tc.source, tc.readonly, err)
-		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-			t.Errorf("cache %s, source %s (readonly %v): error %v, want one with %q", tc.cache, tc.source, tc.readonly, err, tc.err)
-		}
+		checkBindConfig(t, "cache "+tc.cache+", source "+tc.source, toml, tc.source, tc.readonly, tc.err, "")
 	}
 }
