@@ -23,17 +23,16 @@ func TestProfileLists(t *testing.T) {
 		byName[p.Name] = p
 	}
 	// The lists as the appends they replace made them.
-	cat := func(a ...[]string) []string { return slices.Concat(a...) }
 	for _, c := range []struct {
 		name string
 		got  []string
 		want []string
 	}{
-		{"raspberrypi-3 modules", byName["raspberrypi-3"].Modules, cat([]string{"bcm2835_wdt"}, ContainerModules)},
-		{"qemu-x86 modules", byName["qemu-x86"].Modules, cat([]string{"i6300esb"}, ContainerModules)},
-		{"generic-x86 NICs", byName["generic-x86"].NICs, cat([]string{"e1000e", "igb", "igc", "r8169", "e1000"}, virtioNICs)},
-		{"generic-x86 disks", byName["generic-x86"].Disks, cat([]string{"ahci", "nvme", "sd_mod", "xhci_pci", "usb_storage"}, virtioDisks)},
-		{"generic-arm64 disks", byName["generic-arm64"].Disks, cat([]string{"mmc_block", "usb_storage", "sd_mod"}, virtioDisks)},
+		{"raspberrypi-3 modules", byName["raspberrypi-3"].Modules, slices.Concat([]string{"bcm2835_wdt"}, ContainerModules)},
+		{"qemu-x86 modules", byName["qemu-x86"].Modules, slices.Concat([]string{"i6300esb"}, ContainerModules)},
+		{"generic-x86 NICs", byName["generic-x86"].NICs, slices.Concat([]string{"e1000e", "igb", "igc", "r8169", "e1000"}, virtioNICs)},
+		{"generic-x86 disks", byName["generic-x86"].Disks, slices.Concat([]string{"ahci", "nvme", "sd_mod", "xhci_pci", "usb_storage"}, virtioDisks)},
+		{"generic-arm64 disks", byName["generic-arm64"].Disks, slices.Concat([]string{"mmc_block", "usb_storage", "sd_mod"}, virtioDisks)},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
