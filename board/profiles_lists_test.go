@@ -30,9 +30,9 @@ func TestProfileLists(t *testing.T) {
 	}{
 		{"raspberrypi-3 modules", byName["raspberrypi-3"].Modules, slices.Concat([]string{"bcm2835_wdt"}, ContainerModules)},
 		{"qemu-x86 modules", byName["qemu-x86"].Modules, slices.Concat([]string{"i6300esb"}, ContainerModules)},
-		{"generic-x86 NICs", byName["generic-x86"].NICs, slices.Concat([]string{"e1000e", "igb", "igc", "r8169", "e1000"}, virtioNICs)},
-		{"generic-x86 disks", byName["generic-x86"].Disks, slices.Concat([]string{"ahci", "nvme", "sd_mod", "xhci_pci", "usb_storage"}, virtioDisks)},
-		{"generic-arm64 disks", byName["generic-arm64"].Disks, slices.Concat([]string{"mmc_block", "usb_storage", "sd_mod"}, virtioDisks)},
+		{"generic-x86 NICs", byName["generic-x86"].NICs, slices.Concat([]string{"e1000e", "igb", "igc", "r8169", "e1000"}, virtioNICs[:])},
+		{"generic-x86 disks", byName["generic-x86"].Disks, slices.Concat([]string{"ahci", "nvme", "sd_mod", "xhci_pci", "usb_storage"}, virtioDisks[:])},
+		{"generic-arm64 disks", byName["generic-arm64"].Disks, slices.Concat([]string{"mmc_block", "usb_storage", "sd_mod"}, virtioDisks[:])},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)

@@ -39,7 +39,7 @@ func applyMain(c *ctx, args []string) int {
 
 // rollbackMain is `berth rollback`.
 func rollbackMain(c *ctx, args []string) int {
-	return ctlMain("rollback", "Goes back to the previous committed generation: its config and its images.")(c, args)
+	return ctlMain(c, "rollback", "Goes back to the previous committed generation: its config and its images.", args)
 }
 
 // printGeneration writes berth status's generation line.

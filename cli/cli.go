@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"berth/boot"
@@ -22,10 +21,22 @@ const (
 )
 
 // verb is one CLI command: it gets the arguments after its name and returns
-// the process exit status.
+// the process exit status. A control verb that only names itself to
+// berth is ctl, given its name and about.
 type verb struct {
+	name    string
 	run     func(c *ctx, args []string) int
 	summary string
+	ctl     func(c *ctx, verbName, about string, args []string) int
+	about   string
+}
+
+// call runs v.
+func (v *verb) call(c *ctx, args []string) int {
+	if v.ctl != nil {
+		return v.ctl(c, v.name, v.about, args)
+	}
+	return v.run(c, args)
 }
 
 // ctx is one invocation's standard streams, so tests can run verbs in
@@ -49,35 +60,41 @@ func (c *ctx) errorf(format string, args ...any) {
 	fmt.Fprintf(c.stderr, "berth: %s\n", strings.Join(lines, "\n"))
 }
 
-var verbs map[string]verb
+// verbs are the commands, by name: a table of data, not init code.
+var verbs = [...]verb{
+	{name: "apply", run: applyMain, summary: "make a config file the next generation: committed once healthy, else rolled back"},
+	{name: "board", run: boardMain, summary: "show the detected board and why, or every profile berth knows (--list)"},
+	{name: "boot", run: bootMain, summary: "boot a config on this host, as PID 1 would (containers, supervision, shutdown)"},
+	{name: "check", run: checkMain, summary: "validate a config file"},
+	{name: "debug", run: debugMain, summary: "test hooks of a berth booted with berth.debug: debug hang | debug signal NAME"},
+	{name: "exec", run: execMain, summary: "run a command in a running container: exec [-t] NAME -- CMD [ARG...]"},
+	{name: "image", run: imageMain, summary: "pack, unpack, inspect and push images"},
+	{name: "initramfs", run: initramfsMain, summary: "write an appliance's boot artifact: berth, its config, images and modules"},
+	{name: "logs", run: logsMain, summary: "show a container's output: logs [-f] [-n N] NAME"},
+	{name: "poweroff", ctl: ctlMain, about: "Stops the containers and powers off.", summary: "stop the containers and power off"},
+	{name: "ps", run: psMain, summary: "list the containers: state, pid, uptime, restarts, memory, last exit"},
+	{name: "pull", run: pullMain, summary: "pull an image from an OCI registry into the cache: pull docker://HOST/REPO[:TAG]"},
+	{name: "reboot", ctl: ctlMain, about: "Stops the containers and reboots.", summary: "stop the containers and reboot"},
+	{name: "reload", ctl: ctlMain, about: "Applies the boot config file as a new generation (see apply).", summary: "apply the boot config file as a new generation"},
+	{name: "restart", ctl: ctlNameMain, about: stopAbout + "\nThen starts it again.", summary: "stop and start a container"},
+	{name: "rollback", run: rollbackMain, summary: "go back to the previous committed generation"},
+	{name: "run", run: runMain, summary: "run one command in a container under limits"},
+	{name: "start", ctl: ctlNameMain, about: "Starts a stopped container.", summary: "start a stopped container"},
+	{name: "stats", run: statsMain, summary: "show the containers' CPU, memory, OOM kills, pids and block I/O: stats [-f] [NAME...]"},
+	{name: "status", run: statusMain, summary: "show the board, uptime, images and cgroup layout"},
+	{name: "stop", ctl: ctlNameMain, about: stopAbout, summary: "stop a container and wait until it has stopped"},
+	{name: "version", run: versionMain, summary: "print berth's version"},
+	{name: "vm", run: vmMain, summary: "boot a config's initramfs in QEMU with the console attached"},
+}
 
-func init() {
-	verbs = map[string]verb{
-		"boot":      {bootMain, "boot a config on this host, as PID 1 would (containers, supervision, shutdown)"},
-		"run":       {runMain, "run one command in a container under limits"},
-		"check":     {checkMain, "validate a config file"},
-		"image":     {imageMain, "pack, unpack, inspect and push images"},
-		"pull":      {pullMain, "pull an image from an OCI registry into the cache: pull docker://HOST/REPO[:TAG]"},
-		"board":     {boardMain, "show the detected board and why, or every profile berth knows (--list)"},
-		"initramfs": {initramfsMain, "write an appliance's boot artifact: berth, its config, images and modules"},
-		"vm":        {vmMain, "boot a config's initramfs in QEMU with the console attached"},
-		"version":   {versionMain, "print berth's version"},
-		// Control verbs, over the control socket of a running berth.
-		"ps":       {psMain, "list the containers: state, pid, uptime, restarts, memory, last exit"},
-		"stats":    {statsMain, "show the containers' CPU, memory, OOM kills, pids and block I/O: stats [-f] [NAME...]"},
-		"logs":     {logsMain, "show a container's output: logs [-f] [-n N] NAME"},
-		"exec":     {execMain, "run a command in a running container: exec [-t] NAME -- CMD [ARG...]"},
-		"start":    {ctlNameMain("start", "Starts a stopped container."), "start a stopped container"},
-		"stop":     {ctlNameMain("stop", stopAbout), "stop a container and wait until it has stopped"},
-		"restart":  {ctlNameMain("restart", stopAbout+"\nThen starts it again."), "stop and start a container"},
-		"status":   {statusMain, "show the board, uptime, images and cgroup layout"},
-		"reload":   {ctlMain("reload", "Applies the boot config file as a new generation (see apply)."), "apply the boot config file as a new generation"},
-		"apply":    {applyMain, "make a config file the next generation: committed once healthy, else rolled back"},
-		"rollback": {rollbackMain, "go back to the previous committed generation"},
-		"reboot":   {ctlMain("reboot", "Stops the containers and reboots."), "stop the containers and reboot"},
-		"poweroff": {ctlMain("poweroff", "Stops the containers and powers off."), "stop the containers and power off"},
-		"debug":    {debugMain, "test hooks of a berth booted with berth.debug: debug hang | debug signal NAME"},
+// findVerb is the verb named name, or nil.
+func findVerb(name string) *verb {
+	for i := range verbs {
+		if verbs[i].name == name {
+			return &verbs[i]
+		}
 	}
+	return nil
 }
 
 const stopAbout = `Sends the container its stop_signal, SIGKILL to its whole cgroup after
@@ -99,12 +116,12 @@ func Run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		v, known := verbs[args[min(1, len(args)-1)]]
+		v := findVerb(args[min(1, len(args)-1)])
 		switch {
-		case len(args) > 1 && known:
+		case len(args) > 1 && v != nil:
 			// berth help VERB [SUB] is berth VERB [SUB] -h, as is
 			// berth -h VERB
-			return v.run(c, append(append([]string{}, args[2:]...), "-h"))
+			return v.call(c, append(append([]string{}, args[2:]...), "-h"))
 		case len(args) > 1 && args[0] == "help":
 			fmt.Fprintf(c.stderr, "berth: no help for %q\nrun 'berth help' for the list of commands\n", args[1])
 			return exitUsage
@@ -114,23 +131,18 @@ func Run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	case "--version", "-version":
 		return versionMain(c, nil)
 	}
-	v, ok := verbs[args[0]]
-	if !ok {
+	v := findVerb(args[0])
+	if v == nil {
 		fmt.Fprintf(c.stderr, "berth: unknown command %q\nrun 'berth help' for the list of commands\n", args[0])
 		return exitUsage
 	}
-	return v.run(c, args[1:])
+	return v.call(c, args[1:])
 }
 
 func (c *ctx) usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: berth COMMAND [ARGS...]\n\ncommands:")
-	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, verbs[n].summary)
+	for _, v := range verbs { // sorted by name
+		fmt.Fprintf(w, "  %-10s %s\n", v.name, v.summary)
 	}
 	fmt.Fprintln(w, "\nrun 'berth COMMAND -h' for a command's flags")
 }

@@ -88,51 +88,47 @@ func (cmd *ctlCommand) message(resp boot.Response) int {
 }
 
 // ctlMain is reload, rollback, reboot and poweroff.
-func ctlMain(verbName, about string) func(*ctx, []string) int {
-	return func(c *ctx, args []string) int {
-		cmd := c.ctlCommand(verbName, "[--json]", about)
-		if _, status := cmd.parse(args, 0, 0); status >= 0 {
-			return status
-		}
-		resp, code := cmd.call(boot.Request{Verb: verbName})
-		if code != exitOK {
-			return code
-		}
-		return cmd.message(resp)
+func ctlMain(c *ctx, verbName, about string, args []string) int {
+	cmd := c.ctlCommand(verbName, "[--json]", about)
+	if _, status := cmd.parse(args, 0, 0); status >= 0 {
+		return status
 	}
+	resp, code := cmd.call(boot.Request{Verb: verbName})
+	if code != exitOK {
+		return code
+	}
+	return cmd.message(resp)
 }
 
 // ctlNameMain is start, stop and restart. stop and restart wait until the
 // container has stopped, at most its stop_timeout (or -t) and a grace.
-func ctlNameMain(verbName, about string) func(*ctx, []string) int {
-	return func(c *ctx, args []string) int {
-		synopsis := "[--json] NAME"
-		if verbName != "start" {
-			synopsis = "[-t SECONDS] [--json] NAME"
-		}
-		cmd := c.ctlCommand(verbName, synopsis, about)
-		var timeout *int64 // 64 bits on every platform: up to 292 years
-		if verbName != "start" {
-			timeout = cmd.fs.Int64("t", 0, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
-			cmd.fs.Int64Var(timeout, "time", 0, "same as -t")
-		}
-		pos, status := cmd.parse(args, 1, 1)
-		if status >= 0 {
-			return status
-		}
-		req := boot.Request{Verb: verbName, Name: pos[0]}
-		if timeout != nil && flagGiven(cmd.fs, "t", "time") {
-			if *timeout < 0 || *timeout > boot.MaxStopSeconds {
-				return cmd.fail("-t %d: want 0 to %d seconds", *timeout, boot.MaxStopSeconds)
-			}
-			req.Timeout = timeout
-		}
-		resp, code := cmd.call(req)
-		if code != exitOK {
-			return code
-		}
-		return cmd.message(resp)
+func ctlNameMain(c *ctx, verbName, about string, args []string) int {
+	synopsis := "[--json] NAME"
+	if verbName != "start" {
+		synopsis = "[-t SECONDS] [--json] NAME"
 	}
+	cmd := c.ctlCommand(verbName, synopsis, about)
+	var timeout *int64 // 64 bits on every platform: up to 292 years
+	if verbName != "start" {
+		timeout = cmd.fs.Int64("t", 0, "seconds to wait for the stop signal to work before SIGKILL (default: the container's stop_timeout)")
+		cmd.fs.Int64Var(timeout, "time", 0, "same as -t")
+	}
+	pos, status := cmd.parse(args, 1, 1)
+	if status >= 0 {
+		return status
+	}
+	req := boot.Request{Verb: verbName, Name: pos[0]}
+	if timeout != nil && flagGiven(cmd.fs, "t", "time") {
+		if *timeout < 0 || *timeout > boot.MaxStopSeconds {
+			return cmd.fail("-t %d: want 0 to %d seconds", *timeout, boot.MaxStopSeconds)
+		}
+		req.Timeout = timeout
+	}
+	resp, code := cmd.call(req)
+	if code != exitOK {
+		return code
+	}
+	return cmd.message(resp)
 }
 
 func psMain(c *ctx, args []string) int {

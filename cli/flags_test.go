@@ -26,8 +26,11 @@ func run(t *testing.T, args ...string) (int, string, string) {
 // [SUB] print the usage once, on stdout, and exit 0, for every verb.
 func TestHelpExitsZero(t *testing.T) {
 	var names []string
-	for name := range verbs {
-		names = append(names, name)
+	for i, v := range verbs {
+		if i > 0 && verbs[i-1].name >= v.name {
+			t.Errorf("verbs: %q after %q: berth help lists them in order, each once", v.name, verbs[i-1].name)
+		}
+		names = append(names, v.name)
 	}
 	for name := range imageVerbs {
 		names = append(names, "image "+name)
