@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -307,22 +305,5 @@ func removeCgroupDir(dir string) error {
 			return err
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// killCgroupProcs sends SIGKILL to every process in dir, using cgroup.kill
-// where the kernel has it (5.14+).
-func killCgroupProcs(dir string) {
-	if writeFile(filepath.Join(dir, "cgroup.kill"), "1") == nil {
-		return
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")) // any length: a fork bomb has many
-	if err != nil {
-		return
-	}
-	for _, f := range strings.Fields(string(data)) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
 	}
 }
