@@ -125,20 +125,24 @@ func (cfg *Config) checkVolumes(v *validator) {
 // cache, lies inside it or holds it is refused, as is a cache inside
 // the data partition's volumes. The default cache is STATE/images: with
 // [storage], the storage checks keep bind sources out of STATE; without,
-// it is checked here as /var/lib/berth/images (berth boot --state moves
-// it; the check stays on the default).
+// the cache and STATE are checked here as /var/lib/berth (berth boot
+// --state moves it; the check stays on the default). Paths are compared
+// as written: where berth boot starts a container, ownTrees checks the
+// handles it opened.
 func (cfg *Config) checkCacheBinds(v *validator) {
 	cache := cfg.Images.Cache
-	if cache == "" && cfg.Storage == nil {
-		cache = path.Join(DefaultStateDir, "images") // berth boot on a host
+	if cache == "" && cfg.Storage != nil {
+		cache = path.Join(cfg.Storage.MountPoint(), stateSubdir, "images") // checkVolumes keeps binds out of it
 	}
-	if cache == "" || !path.IsAbs(cache) {
+	if cache == "" {
+		cache = path.Join(DefaultStateDir, "images")
+	}
+	if !path.IsAbs(cache) {
 		return
 	}
 	cache = path.Clean(cache)
-	within := func(p, dir string) bool { return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/") }
 	if cfg.Storage != nil {
-		if vols := path.Join(cfg.Storage.MountPoint(), volumesSubdir); within(cache, vols) {
+		if vols := path.Join(cfg.Storage.MountPoint(), volumesSubdir); pathWithin(cache, vols) {
 			v.addKey("images.cache", "%s is inside %s, which containers write: a container could change the images others run from",
 				container.Quote(cache), vols)
 		}
@@ -146,12 +150,19 @@ func (cfg *Config) checkCacheBinds(v *validator) {
 	for i, c := range cfg.Container {
 		for j, m := range c.Mount {
 			src := path.Clean(m.Source)
-			if m.Source == "" || m.Readonly || !path.IsAbs(src) || !within(src, cache) && !within(cache, src) {
+			if m.Source == "" || m.Readonly || !path.IsAbs(src) {
 				continue
 			}
-			v.addKey("container#"+strconv.Itoa(i)+".mount#"+strconv.Itoa(j)+".source",
-				"%s overlaps the image cache %s (images.cache): a container writing there could change the images others run from; bind it with readonly = true",
-				container.Quote(m.Source), cache)
+			key := "container#" + strconv.Itoa(i) + ".mount#" + strconv.Itoa(j) + ".source"
+			switch {
+			case cfg.Storage != nil && cfg.Images.Cache == "":
+			case pathWithin(src, cache) || pathWithin(cache, src):
+				v.addKey(key, "%s overlaps the image cache %s (images.cache): a container writing there could change the images others run from; bind it with readonly = true",
+					container.Quote(m.Source), cache)
+			case cfg.Storage == nil && (pathWithin(src, DefaultStateDir) || pathWithin(DefaultStateDir, src)):
+				v.addKey(key, "%s overlaps berth's state %s: a container writing there could change what berth boots; bind it with readonly = true",
+					container.Quote(m.Source), DefaultStateDir)
+			}
 		}
 	}
 }

@@ -17,18 +17,20 @@ import (
 
 // hostBoot is berth boot running in this process on this host (root
 // only), for tests that need real containers: its console, its control
-// socket, the busybox image its config names as IMAGE and a directory
-// of the host its config names as SHARED.
+// socket, the busybox image its config names as IMAGE, a directory of
+// the host its config names as SHARED and its state directory, named
+// STATEDIR.
 type hostBoot struct {
 	t       *testing.T
 	sock    string
 	shared  string
+	state   string
 	console *lockedBuffer
 }
 
 // startHostBoot packs a busybox image, with files (path in the image →
 // content) and the Go programs of programs (path in the image → package)
-// built into it, writes cfg (IMAGE and SHARED replaced) and starts berth
+// built into it, writes cfg (IMAGE, SHARED and STATEDIR replaced) and starts berth
 // boot on it; it powers off at the test's end.
 func startHostBoot(t *testing.T, cfg string, files, programs map[string]string) *hostBoot {
 	t.Helper()
@@ -56,13 +58,14 @@ func startHostBoot(t *testing.T, cfg string, files, programs map[string]string) 
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "berth.toml")
-	cfg = strings.NewReplacer("IMAGE", img, "SHARED", h.shared).Replace(cfg)
+	h.state = filepath.Join(dir, "state")
+	cfg = strings.NewReplacer("IMAGE", img, "SHARED", h.shared, "STATEDIR", h.state).Replace(cfg)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(Options{ConfigPath: cfgPath, StateDir: filepath.Join(dir, "state"), Socket: h.sock, Console: h.console})
+		done <- Main(Options{ConfigPath: cfgPath, StateDir: h.state, Socket: h.sock, Console: h.console})
 	}()
 	t.Cleanup(func() {
 		_ = Call(h.sock, Request{Verb: "poweroff"}, func(Response) error { return nil })

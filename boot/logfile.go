@@ -46,11 +46,12 @@ type rotatingFile struct {
 // a named type's descriptor would cost the arm64 binary bytes it lacks.)
 type fileID = [2]uint64
 
-// openRotatingFile opens DIR/NAME for appending, making DIR when missing.
-// warn, when not nil, is told of the problems met while writing, once
-// each: the lines still reach the ring.
-func openRotatingFile(path string, maxSize int64, keep int, warn func(error)) (*rotatingFile, error) {
-	dir, err := openDirNoSymlinks(filepath.Dir(path))
+// openRotatingFile opens DIR/NAME for appending, making DIR when missing
+// (check, when not nil, is openDirNoSymlinks'). warn, when not nil, is
+// told of the problems met while writing, once each: the lines still
+// reach the ring.
+func openRotatingFile(path string, maxSize int64, keep int, warn func(error), check func(int, string) error) (*rotatingFile, error) {
+	dir, err := openDirNoSymlinks(filepath.Dir(path), check)
 	if err != nil {
 		return nil, fmt.Errorf("log file %s: %w", path, err)
 	}
@@ -65,8 +66,10 @@ func openRotatingFile(path string, maxSize int64, keep int, warn func(error)) (*
 // openDirNoSymlinks opens the directory at the absolute path dir, making
 // each missing component (0755) on the way, one component at a time from
 // "/" and never through a symlink: a container that can write one of
-// those directories cannot point berth elsewhere.
-func openDirNoSymlinks(dir string) (*os.File, error) {
+// those directories cannot point berth elsewhere. check, when not nil,
+// is given each component (its parent's fd and its name) before it is
+// made or opened: an error stops the walk.
+func openDirNoSymlinks(dir string, check func(dirfd int, name string) error) (*os.File, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("%s: not an absolute path", dir)
 	}
@@ -79,6 +82,12 @@ func openDirNoSymlinks(dir string) (*os.File, error) {
 	for _, name := range strings.Split(filepath.Clean(dir), "/") {
 		if name == "" {
 			continue
+		}
+		if check != nil {
+			if err := check(fd, name); err != nil {
+				unix.Close(fd)
+				return nil, err
+			}
 		}
 		walked = filepath.Join(walked, name)
 		if err := unix.Mkdirat(fd, name, 0o755); err != nil && err != unix.EEXIST {

@@ -62,7 +62,7 @@ func TestRotatingFileFullDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 		var warnings []string
-		f, err := openRotatingFile(filepath.Join(dir, "app.log"), 1<<20, 1, func(err error) { warnings = append(warnings, err.Error()) })
+		f, err := openRotatingFile(filepath.Join(dir, "app.log"), 1<<20, 1, func(err error) { warnings = append(warnings, err.Error()) }, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestRotatingFileFullDisk(t *testing.T) {
 	t.Run("no inode for the new file", func(t *testing.T) {
 		dir := fullTmpfs(t, "size=1m,nr_inodes=4")
 		var warnings []string
-		f, err := openRotatingFile(filepath.Join(dir, "app.log"), 4096, 1, func(err error) { warnings = append(warnings, err.Error()) })
+		f, err := openRotatingFile(filepath.Join(dir, "app.log"), 4096, 1, func(err error) { warnings = append(warnings, err.Error()) }, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestRotatingFileFullDisk(t *testing.T) {
 // (a container that may write the log's directory), nothing is cut.
 func TestCutShortWriteOthersBytes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	r, err := openRotatingFile(path, 1<<20, 1, nil)
+	r, err := openRotatingFile(path, 1<<20, 1, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func TestRotatingFileBounded(t *testing.T) {
 				tc.before(t, dir, 0)
 			}
 			var warnings []string
-			f, err := openRotatingFile(filepath.Join(dir, "app.log"), maxSize, keep, func(err error) { warnings = append(warnings, err.Error()) })
+			f, err := openRotatingFile(filepath.Join(dir, "app.log"), maxSize, keep, func(err error) { warnings = append(warnings, err.Error()) }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,7 +158,7 @@ func mustMkdirAll(t *testing.T, dir string) {
 func TestRotatingFileLongLines(t *testing.T) {
 	const maxSize, keep = 4096, 1
 	dir := t.TempDir()
-	f, err := openRotatingFile(filepath.Join(dir, "app.log"), maxSize, keep, func(err error) { t.Error(err) })
+	f, err := openRotatingFile(filepath.Join(dir, "app.log"), maxSize, keep, func(err error) { t.Error(err) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

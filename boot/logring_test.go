@@ -126,7 +126,7 @@ func TestLogRingRead(t *testing.T) {
 
 func TestRotatingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log", "app.log")
-	f, err := openRotatingFile(path, 200, 2, nil)
+	f, err := openRotatingFile(path, 200, 2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestRotatingFileNeverFollowsSymlinks(t *testing.T) {
 			if tc.before != nil {
 				tc.before(t, dir, victim, victimDir)
 			}
-			f, err := openRotatingFile(filepath.Join(dir, "app.log"), 200, 2, nil)
+			f, err := openRotatingFile(filepath.Join(dir, "app.log"), 200, 2, nil, nil)
 			if tc.openFails {
 				if err == nil {
 					f.writeLine(line)
@@ -252,7 +252,7 @@ func TestRotatingFileDirectories(t *testing.T) {
 	if err := os.Mkdir(victimDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := openRotatingFile(filepath.Join(top, "a", "b", "c", "app.log"), 200, 2, nil)
+	f, err := openRotatingFile(filepath.Join(top, "a", "b", "c", "app.log"), 200, 2, nil, nil)
 	if err != nil {
 		t.Fatalf("missing directories: %v", err)
 	}
@@ -263,7 +263,7 @@ func TestRotatingFileDirectories(t *testing.T) {
 	// A parent two levels up is a symlink: refused, nothing made beyond it.
 	mustSymlink(t, victimDir, filepath.Join(top, "link"))
 	for _, p := range []string{"link/app.log", "link/x/app.log", "a/../link/x/app.log"} {
-		if f, err := openRotatingFile(filepath.Join(top, p), 200, 2, nil); err == nil {
+		if f, err := openRotatingFile(filepath.Join(top, p), 200, 2, nil, nil); err == nil {
 			f.close()
 			t.Errorf("%s: opened through a symlink", p)
 		} else if !strings.Contains(err.Error(), "symlink") {

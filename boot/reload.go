@@ -91,13 +91,14 @@ func (s *supervisor) switchTo(cfg *Config, p plan) {
 	next := map[string]*unit{}
 	fresh := map[string]bool{}
 	var order []string
+	own := s.ownTreesFor(cfg)
 	for _, cc := range cfg.Container {
 		order = append(order, cc.Name)
 		if u := s.units[cc.Name]; u != nil && !going[cc.Name] {
 			next[cc.Name] = u
 			continue
 		}
-		next[cc.Name] = newUnit(cc, s.b.log)
+		next[cc.Name] = newUnit(cc, s.b.log, own)
 		fresh[cc.Name] = true
 	}
 	for _, name := range p.removed {

@@ -15,7 +15,7 @@ func preparingSupervisor() (*supervisor, *lockedBuffer) {
 	b := &booter{log: NewLogger(console), fatal: make(chan error, 1)}
 	s := newSupervisor(b, &Config{})
 	for _, cc := range []ContainerConfig{{Name: "app", Image: "/images/app.tar"}, {Name: "web", Image: "docker://10.0.0.2:5000/web:1"}} {
-		u := newUnit(cc, b.log)
+		u := newUnit(cc, b.log, nil)
 		u.preparing = true
 		s.units[cc.Name] = u
 		s.order = append(s.order, cc.Name)

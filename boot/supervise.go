@@ -77,8 +77,9 @@ type supervisor struct {
 
 func newSupervisor(b *booter, cfg *Config) *supervisor {
 	s := &supervisor{b: b, units: map[string]*unit{}, healthEvents: make(chan healthEvent), calls: make(chan func()), loopDone: make(chan struct{})}
+	own := b.ownTreesOf(cfg)
 	for _, cc := range cfg.Container {
-		s.units[cc.Name] = newUnit(cc, b.log)
+		s.units[cc.Name] = newUnit(cc, b.log, own)
 		s.order = append(s.order, cc.Name)
 	}
 	return s

@@ -81,15 +81,15 @@ type unit struct {
 }
 
 // newUnit makes the unit of a validated [[container]]. A log_file that
-// cannot be opened is logged: the output still reaches the ring and the
-// console.
-func newUnit(cc ContainerConfig, log *Logger) *unit {
+// cannot be opened, or whose directory is one of own or in one, is
+// logged: the output still reaches the ring and the console.
+func newUnit(cc ContainerConfig, log *Logger, own ownTrees) *unit {
 	sup := cc.supervision(func(string, string, ...any) {}) // validated
 	var file *rotatingFile
 	if sup.logFile != "" {
 		var err error
 		warn := func(err error) { log.Printf("warning: container %s: %v", cc.Name, err) }
-		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles, warn); err != nil {
+		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles, warn, own.logDirCheck(sup.logFile)); err != nil {
 			log.Printf("warning: container %s: %v; its output goes to its log ring only", cc.Name, err)
 		}
 	}
@@ -139,12 +139,12 @@ func (s *supervisor) start(u *unit) {
 		s.startFailed(u, "its image is not ready")
 		return
 	}
-	spec, closeVolumes, err := s.resolveVolumes(u.spec)
+	spec, closeMounts, err := s.resolveMounts(u.spec)
 	if err != nil {
 		s.startFailed(u, err.Error())
 		return
 	}
-	defer closeVolumes()
+	defer closeMounts()
 	r, w, err := os.Pipe()
 	if err != nil {
 		s.startFailed(u, err.Error())

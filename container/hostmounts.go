@@ -79,7 +79,7 @@ func bindSource(m Mount) (*os.File, error) {
 	src := m.Handle
 	if src == nil {
 		var err error
-		if src, err = openBindSource(m); err != nil {
+		if src, err = OpenBindSource(m); err != nil {
 			return nil, err
 		}
 		defer src.Close()
@@ -103,11 +103,12 @@ func bindSource(m Mount) (*os.File, error) {
 	return tree, nil
 }
 
-// openBindSource opens m.Source as an O_PATH handle: through symlinks
+// OpenBindSource opens m.Source as an O_PATH handle: through symlinks
 // when m.FollowSymlink, otherwise with openat2's RESOLVE_NO_SYMLINKS, so
 // a symlink in any component, the last one included, is refused, naming
-// it (RESOLVE_NO_SYMLINKS refuses magic links too).
-func openBindSource(m Mount) (*os.File, error) {
+// it (RESOLVE_NO_SYMLINKS refuses magic links too). A caller that checks
+// the source before the start passes the handle on as m.Handle.
+func OpenBindSource(m Mount) (*os.File, error) {
 	if m.FollowSymlink {
 		f, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -1,0 +1,148 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"berth/container"
+)
+
+// berth's own trees on the host — its state directory and the image
+// cache — are never a container's to write: the cache's trees are other
+// containers' lower layers, trusted as unpacked, and the state holds the
+// generations a boot trusts. berth check refuses configs that name them
+// as written (checkCacheBinds, checkVolumes); the checks here run where
+// berth boot gives a container a host path to write, on the handle berth
+// opened, whose place the kernel reports with every symlink resolved: a
+// follow_symlink bind, a cache or state reached through a symlink and
+// berth boot --state elsewhere than the config assumes are all caught.
+
+// ownTree is one of berth's trees: its clean path and what it is.
+type ownTree struct{ path, what string }
+
+// ownTrees are berth's trees, each as written and, where that differs,
+// with its symlinks resolved (realPath): a writable bind of a directory
+// holding the path as written could move the tree by retargeting a link.
+type ownTrees []ownTree
+
+// ownTreesOf are the trees of a boot with config cfg: its image cache,
+// the caches, when given, that its containers' layers came from, and
+// the state directory.
+func (b *booter) ownTreesOf(cfg *Config, caches ...string) ownTrees {
+	cache := cfg.Images.Cache
+	if cache == "" {
+		cache = filepath.Join(b.opts.StateDir, "images")
+	}
+	var t ownTrees
+	for _, c := range append(caches, cache) {
+		t = t.add(c, "image cache")
+	}
+	return t.add(b.opts.StateDir, "state directory")
+}
+
+// ownTreesFor are the trees of cfg and the cache the containers' layers
+// come from now, which a reload that names another cache leaves in use.
+func (s *supervisor) ownTreesFor(cfg *Config) ownTrees {
+	s.cacheMu.Lock()
+	var caches []string
+	if s.cache != nil {
+		caches = append(caches, s.cache.Root)
+	}
+	s.cacheMu.Unlock()
+	return s.b.ownTreesOf(cfg, caches...)
+}
+
+// add appends the tree at p.
+func (t ownTrees) add(p, what string) ownTrees {
+	p = filepath.Clean(p)
+	t = append(t, ownTree{p, what})
+	if r := realPath(p); r != p {
+		t = append(t, ownTree{r, what})
+	}
+	return t
+}
+
+// realPath is the absolute path p with the symlinks of its longest
+// existing prefix resolved and the rest appended: where p is, or will
+// be once made.
+func realPath(p string) string {
+	rest := ""
+	for q := p; ; q = filepath.Dir(q) {
+		if r, err := filepath.EvalSymlinks(q); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if q == "/" || q == "." {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(q), rest)
+	}
+}
+
+// pathWithin reports whether the clean absolute path p is dir or lies
+// inside it.
+func pathWithin(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// overlap returns the tree of t that name in the directory fd (fd itself
+// for "") is, lies inside or, when holds, holds — nil when none — and
+// where that is. Where fd is comes from the kernel (/proc/self/fd): no
+// path is looked up again.
+func (t ownTrees) overlap(fd int, name string, holds bool) (*ownTree, string, error) {
+	where, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return nil, "", fmt.Errorf("find where it is: %w", err)
+	}
+	// A place out of berth's root reads "(unreachable)/…": no match.
+	if name != "" {
+		where = filepath.Join(where, name)
+	}
+	for i := range t {
+		if pathWithin(where, t[i].path) || holds && pathWithin(t[i].path, where) {
+			return &t[i], where, nil
+		}
+	}
+	return nil, where, nil
+}
+
+// openWritableBind opens the host source of the writable bind m, as the
+// container package would (container.OpenBindSource), and refuses it
+// when it is, lies inside or holds one of t.
+func (t ownTrees) openWritableBind(m container.Mount) (*os.File, error) {
+	h, err := container.OpenBindSource(m)
+	if err != nil {
+		return nil, err
+	}
+	own, where, err := t.overlap(int(h.Fd()), "", true)
+	if err == nil && own == nil {
+		return h, nil
+	}
+	h.Close()
+	if err != nil {
+		return nil, fmt.Errorf("bind mount source %s: %w", container.Quote(m.Source), err)
+	}
+	how := "holds"
+	if pathWithin(where, own.path) {
+		how = "is in"
+	}
+	if where != m.Source {
+		how = "(" + where + ") " + how
+	}
+	return nil, fmt.Errorf("bind mount source %s %s berth's %s %s: a container writing there could change what berth or other containers run; bind it with readonly = true",
+		container.Quote(m.Source), how, own.what, own.path)
+}
+
+// logDirCheck is openDirNoSymlinks' check for a container's log_file:
+// no directory on its way may be one of t or in one.
+func (t ownTrees) logDirCheck(logFile string) func(dirfd int, name string) error {
+	return func(dirfd int, name string) error {
+		own, where, err := t.overlap(dirfd, name, false)
+		if err == nil && own != nil {
+			err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, own.what, own.path)
+		}
+		return err
+	}
+}

@@ -1,0 +1,159 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"berth/container"
+)
+
+// TestOwnTreesKeptFromContainers boots berth on this host with
+// containers whose config passes berth check, as the paths are written,
+// but whose writable binds reach berth's image cache through a
+// follow_symlink link, hold it through one, or reach its state directory (berth boot
+// --state) by "..": none starts, and nothing is written there. A
+// log_file in the state is not opened, nothing is made on its way, and
+// its container runs. A writable bind of an ordinary directory and a
+// read-only one of the cache still work.
+func TestOwnTreesKeptFromContainers(t *testing.T) {
+	other := realPath(t.TempDir())
+	cache := filepath.Join(other, "cache")
+	link, up := filepath.Join(other, "link"), filepath.Join(t.TempDir(), "up")
+	mustSymlink(t, cache, link)
+	mustSymlink(t, other, up)
+	const body = `
+[[container]]
+name = %q
+image = "IMAGE"
+command = ["sh", "-c", "touch /x/pwned-%[1]s; echo up; exec sleep 100000"]
+stop_timeout = "1s"
+%s
+[[container.mount]]
+source = %q
+target = "/x"
+%s
+`
+	cfg := "[images]\ncache = " + fmt.Sprintf("%q", cache) + "\n" +
+		fmt.Sprintf(body, "viafollow", "", link, "follow_symlink = true") +
+		fmt.Sprintf(body, "holdscache", "", up, "follow_symlink = true") +
+		fmt.Sprintf(body, "viadotdot", "", "SHARED/../state", "") +
+		fmt.Sprintf(body, "logstate", `log_file = "STATEDIR/logs/app.log"`, "SHARED", "") +
+		fmt.Sprintf(body, "readcache", "", link, "follow_symlink = true\nreadonly = true")
+	h := startHostBoot(t, cfg, nil, nil)
+	failed := func(name, want string) {
+		t.Helper()
+		h.waitFor(name+"'s start to fail", time.Minute, func() bool {
+			return strings.Contains(h.ps()[name].LastExit, "berth's")
+		})
+		if got := h.ps()[name].LastExit; !strings.Contains(got, want) {
+			t.Errorf("%s: last exit %q, want it to say %q", name, got, want)
+		}
+	}
+	failed("viafollow", "("+cache+") is in berth's image cache "+cache+": ")
+	failed("holdscache", "("+other+") holds berth's image cache "+cache+": ")
+	failed("viadotdot", "("+h.state+") is in berth's state directory "+h.state+": ")
+	h.waitFor("logstate and readcache up", time.Minute, func() bool {
+		return h.ps()["logstate"].State == "running" && h.ps()["readcache"].State == "running" &&
+			slices.Contains(h.logs("logstate"), "up") && slices.Contains(h.logs("readcache"), "up")
+	})
+	if _, err := os.Stat(filepath.Join(h.shared, "pwned-logstate")); err != nil {
+		t.Errorf("a writable bind of an ordinary directory: %v", err)
+	}
+	for _, p := range []string{filepath.Join(cache, "pwned-viafollow"), filepath.Join(cache, "pwned-readcache"),
+		filepath.Join(other, "pwned-holdscache"), filepath.Join(h.state, "pwned-viadotdot"), filepath.Join(h.state, "logs")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s was made", p)
+		}
+	}
+	want := "log file " + h.state + "/logs/app.log: " + h.state + " is in berth's state directory " + h.state + ": choose a log_file outside it"
+	if !strings.Contains(h.console.String(), want) {
+		t.Errorf("no warning %q on the console", want)
+	}
+}
+
+// TestOwnTreesChecks: the checks on the handles berth opens, without
+// root: a bind source is refused when it is, lies in or holds one of
+// berth's trees, through symlinks or not; a log_file's directories are
+// refused before anything is made in one of them.
+func TestOwnTreesChecks(t *testing.T) {
+	top := realPath(t.TempDir())
+	cache, state := filepath.Join(top, "real", "cache"), filepath.Join(top, "state")
+	mustMkdirAll(t, cache)
+	mustMkdirAll(t, filepath.Join(top, "other"))
+	mustSymlink(t, filepath.Join(top, "real"), filepath.Join(top, "link"))
+	var own ownTrees
+	own = own.add(filepath.Join(top, "link", "cache"), "image cache").add(state, "state directory")
+	if len(own) != 3 || own[1].path != cache {
+		t.Fatalf("trees %v: want the cache as written and resolved, and the state", own)
+	}
+	if got := realPath(filepath.Join(top, "link", "cache", "not", "yet")); got != filepath.Join(cache, "not", "yet") {
+		t.Errorf("realPath of a path not made yet: %s", got)
+	}
+	binds := []struct {
+		source string
+		follow bool
+		err    string
+	}{
+		{filepath.Join(top, "link", "cache"), true, "(" + cache + ") is in berth's image cache " + cache + ": "},
+		{filepath.Join(cache, "sub"), false, "no such file"},
+		{cache, false, "is in berth's image cache " + cache},
+		{filepath.Join(top, "real"), false, "holds berth's image cache " + cache},
+		{top, false, "holds berth's image cache " + filepath.Join(top, "link", "cache")},
+		{filepath.Join(top, "other"), false, ""},
+		{filepath.Join(top, "link"), true, "holds berth's image cache " + cache},
+	}
+	for _, b := range binds {
+		h, err := own.openWritableBind(container.Mount{Source: b.source, Target: "/x", FollowSymlink: b.follow})
+		if h != nil {
+			h.Close()
+		}
+		if b.err == "" && err != nil || b.err != "" && (err == nil || !strings.Contains(err.Error(), b.err)) {
+			t.Errorf("bind %s: %v, want %q", b.source, err, b.err)
+		}
+	}
+	logs := []struct{ file, err, notMade string }{
+		{filepath.Join(state, "logs", "app.log"), ": " + state + " is in berth's state directory " + state + ": choose", state},
+		{filepath.Join(top, "link", "cache", "a", "b.log"), "link is a symlink", filepath.Join(cache, "a")},
+		{filepath.Join(cache, "a", "b.log"), ": " + cache + " is in berth's image cache", filepath.Join(cache, "a")},
+		{filepath.Join(top, "real", "x.log"), "", ""},
+		{filepath.Join(top, "other", "d", "x.log"), "", ""},
+	}
+	for _, l := range logs {
+		f, err := openRotatingFile(l.file, 4096, 1, nil, own.logDirCheck(l.file))
+		if f != nil {
+			f.close()
+		}
+		if l.err == "" && err != nil || l.err != "" && (err == nil || !strings.Contains(err.Error(), l.err)) {
+			t.Errorf("log_file %s: %v, want %q", l.file, err, l.err)
+		}
+		if _, err := os.Lstat(l.notMade); l.notMade != "" && err == nil {
+			t.Errorf("log_file %s: %s was made", l.file, l.notMade)
+		}
+	}
+}
+
+// TestBindSourcesOverlapState: without [storage], berth check refuses a
+// writable bind in or holding /var/lib/berth, berth's state, also when
+// the cache is elsewhere; a read-only one is allowed.
+func TestBindSourcesOverlapState(t *testing.T) {
+	const head, state = "[images]\ncache = \"/srv/images\"\n", `overlaps berth's state /var/lib/berth`
+	for _, tc := range []struct {
+		source   string
+		readonly bool
+		err      string
+	}{
+		{"/var/lib/berth/x", false, state},
+		{"/var/lib/berth", false, state},
+		{"/var/lib", false, state},
+		{"/var/lib", true, ""},
+		{"/var/lib/berthx", false, ""},
+		{"/var/log", false, ""},
+	} {
+		checkBindConfig(t, "source "+tc.source, head, tc.source, tc.readonly, tc.err, "source")
+	}
+}
