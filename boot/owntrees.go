@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,14 +44,11 @@ func (b *booter) ownTreesOf(cfg *Config, caches ...string) ownTrees {
 	return t.add(b.opts.StateDir, "state directory")
 }
 
-// ownTreesFor are the trees of cfg and the cache the containers' layers
-// come from now, which a reload that names another cache leaves in use.
+// ownTreesFor are the trees of cfg and of every cache opened: the
+// containers a reload to another cache kept run from the old one's trees.
 func (s *supervisor) ownTreesFor(cfg *Config) ownTrees {
 	s.cacheMu.Lock()
-	var caches []string
-	if s.cache != nil {
-		caches = append(caches, s.cache.Root)
-	}
+	caches := slices.Clone(s.cacheRoots)
 	s.cacheMu.Unlock()
 	return s.b.ownTreesOf(cfg, caches...)
 }
@@ -96,7 +94,9 @@ func (t ownTrees) overlap(fd int, name string, holds bool) (*ownTree, string, er
 	if err != nil {
 		return nil, "", fmt.Errorf("find where it is: %w", err)
 	}
-	// A place out of berth's root reads "(unreachable)/…": no match.
+	if !filepath.IsAbs(where) { // "(unreachable)/…": out of berth's root
+		return nil, "", fmt.Errorf("it is out of berth's root: %s", where)
+	}
 	if name != "" {
 		where = filepath.Join(where, name)
 	}
@@ -108,41 +108,35 @@ func (t ownTrees) overlap(fd int, name string, holds bool) (*ownTree, string, er
 	return nil, where, nil
 }
 
-// openWritableBind opens the host source of the writable bind m, as the
-// container package would (container.OpenBindSource), and refuses it
-// when it is, lies inside or holds one of t.
-func (t ownTrees) openWritableBind(m container.Mount) (*os.File, error) {
-	h, err := container.OpenBindSource(m)
-	if err != nil {
-		return nil, err
+// bindCheck is container.Mount's CheckSource for a writable bind of
+// source: it refuses a handle that is, lies in or holds one of t.
+func (t ownTrees) bindCheck(source string) func(*os.File) error {
+	return func(h *os.File) error {
+		own, where, err := t.overlap(int(h.Fd()), "", true)
+		if err != nil {
+			return fmt.Errorf("bind mount source %s: %w", container.Quote(source), err)
+		}
+		if own == nil {
+			return nil
+		}
+		how := "holds"
+		if pathWithin(where, own.path) {
+			how = "is in"
+		}
+		if where != filepath.Clean(source) {
+			how = "(" + where + ") " + how
+		}
+		return fmt.Errorf("bind mount source %s %s berth's %s %s: a container writing there could change what berth or other containers run; bind it with readonly = true",
+			container.Quote(source), how, own.what, own.path)
 	}
-	own, where, err := t.overlap(int(h.Fd()), "", true)
-	if err == nil && own == nil {
-		return h, nil
-	}
-	h.Close()
-	if err != nil {
-		return nil, fmt.Errorf("bind mount source %s: %w", container.Quote(m.Source), err)
-	}
-	how := "holds"
-	if pathWithin(where, own.path) {
-		how = "is in"
-	}
-	if where != m.Source {
-		how = "(" + where + ") " + how
-	}
-	return nil, fmt.Errorf("bind mount source %s %s berth's %s %s: a container writing there could change what berth or other containers run; bind it with readonly = true",
-		container.Quote(m.Source), how, own.what, own.path)
 }
 
 // logDirCheck is openDirNoSymlinks' check for a container's log_file:
 // no directory on its way may be one of t or in one.
-func (t ownTrees) logDirCheck(logFile string) func(dirfd int, name string) error {
-	return func(dirfd int, name string) error {
-		own, where, err := t.overlap(dirfd, name, false)
-		if err == nil && own != nil {
-			err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, own.what, own.path)
-		}
-		return err
+func (t ownTrees) logDirCheck(dirfd int, name string) error {
+	own, where, err := t.overlap(dirfd, name, false)
+	if err == nil && own != nil {
+		err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, own.what, own.path)
 	}
+	return err
 }

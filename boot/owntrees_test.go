@@ -2,6 +2,7 @@ package boot
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"berth/container"
+	"golang.org/x/sys/unix"
 )
 
 // TestOwnTreesKeptFromContainers boots berth on this host with
@@ -56,7 +57,7 @@ target = "/x"
 	}
 	failed("viafollow", "("+cache+") is in berth's image cache "+cache+": ")
 	failed("holdscache", "("+other+") holds berth's image cache "+cache+": ")
-	failed("viadotdot", "("+h.state+") is in berth's state directory "+h.state+": ")
+	failed("viadotdot", "is in berth's state directory "+h.state+": ")
 	h.waitFor("logstate and readcache up", time.Minute, func() bool {
 		return h.ps()["logstate"].State == "running" && h.ps()["readcache"].State == "running" &&
 			slices.Contains(h.logs("logstate"), "up") && slices.Contains(h.logs("readcache"), "up")
@@ -96,22 +97,22 @@ func TestOwnTreesChecks(t *testing.T) {
 	}
 	binds := []struct {
 		source string
-		follow bool
 		err    string
 	}{
-		{filepath.Join(top, "link", "cache"), true, "(" + cache + ") is in berth's image cache " + cache + ": "},
-		{filepath.Join(cache, "sub"), false, "no such file"},
-		{cache, false, "is in berth's image cache " + cache},
-		{filepath.Join(top, "real"), false, "holds berth's image cache " + cache},
-		{top, false, "holds berth's image cache " + filepath.Join(top, "link", "cache")},
-		{filepath.Join(top, "other"), false, ""},
-		{filepath.Join(top, "link"), true, "holds berth's image cache " + cache},
+		{filepath.Join(top, "link", "cache"), "(" + cache + ") is in berth's image cache " + cache + ": "},
+		{cache + "/", "is in berth's image cache " + cache + ": "},
+		{filepath.Join(top, "real"), "holds berth's image cache " + cache},
+		{top, "holds berth's image cache " + filepath.Join(top, "link", "cache")},
+		{filepath.Join(top, "other"), ""},
+		{filepath.Join(top, "link"), "(" + filepath.Join(top, "real") + ") holds berth's image cache " + cache},
 	}
 	for _, b := range binds {
-		h, err := own.openWritableBind(container.Mount{Source: b.source, Target: "/x", FollowSymlink: b.follow})
-		if h != nil {
-			h.Close()
+		h, err := os.OpenFile(b.source, unix.O_PATH|unix.O_CLOEXEC, 0) // as a follow_symlink bind's source
+		if err != nil {
+			t.Fatal(err)
 		}
+		err = own.bindCheck(b.source)(h)
+		h.Close()
 		if b.err == "" && err != nil || b.err != "" && (err == nil || !strings.Contains(err.Error(), b.err)) {
 			t.Errorf("bind %s: %v, want %q", b.source, err, b.err)
 		}
@@ -124,7 +125,7 @@ func TestOwnTreesChecks(t *testing.T) {
 		{filepath.Join(top, "other", "d", "x.log"), "", ""},
 	}
 	for _, l := range logs {
-		f, err := openRotatingFile(l.file, 4096, 1, nil, own.logDirCheck(l.file))
+		f, err := openRotatingFile(l.file, 4096, 1, nil, own.logDirCheck)
 		if f != nil {
 			f.close()
 		}
@@ -155,5 +156,28 @@ func TestBindSourcesOverlapState(t *testing.T) {
 		{"/var/log", false, ""},
 	} {
 		checkBindConfig(t, "source "+tc.source, head, tc.source, tc.readonly, tc.err, "source")
+	}
+}
+
+// TestOwnTreesKeepOldCache: after a reload to another images.cache,
+// the cache the kept containers' layers come from stays one of berth's
+// trees, beside the new one and the state.
+func TestOwnTreesKeepOldCache(t *testing.T) {
+	top := realPath(t.TempDir())
+	state, old, next := filepath.Join(top, "state"), filepath.Join(top, "old"), filepath.Join(top, "new")
+	s := newSupervisor(&booter{opts: Options{StateDir: state}, log: NewLogger(io.Discard)}, &Config{})
+	for _, root := range []string{old, next} {
+		if _, err := s.imageCache(&Config{Images: ImagesConfig{Cache: root}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, tree := range s.ownTreesFor(&Config{Images: ImagesConfig{Cache: next}}) {
+		got = append(got, tree.what+" "+tree.path)
+	}
+	for _, want := range []string{"image cache " + old, "image cache " + next, "state directory " + state} {
+		if !slices.Contains(got, want) {
+			t.Errorf("trees %q: no %q", got, want)
+		}
 	}
 }

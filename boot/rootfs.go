@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 		return nil, err
 	}
 	s.cache = c
+	if !slices.Contains(s.cacheRoots, root) {
+		s.cacheRoots = append(s.cacheRoots, root)
+	}
 	return c, nil
 }
 

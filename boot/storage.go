@@ -323,10 +323,10 @@ func (s *supervisor) gcImages(cache *image.Cache, keep map[string]bool) {
 }
 
 // resolveMounts returns spec with each volume mount turned into a bind
-// of its directory, made on first use, each writable bind's source opened
-// and checked to be none of berth's own trees (ownTrees), and the handles
-// to close once the container has started. volumesMissing has made sure
-// the volumes have a directory.
+// of its directory, made on first use, and each writable bind's source
+// checked, once the start has opened it, to be none of berth's own trees
+// (ownTrees); and the handles to close once the container has started.
+// volumesMissing has made sure the volumes have a directory.
 func (s *supervisor) resolveMounts(spec container.Spec) (container.Spec, func(), error) {
 	var handles []*os.File
 	done := func() {
@@ -337,27 +337,22 @@ func (s *supervisor) resolveMounts(spec container.Spec) (container.Spec, func(),
 	var own ownTrees
 	mounts := append([]container.Mount(nil), spec.Mounts...)
 	for i, m := range mounts {
-		var h *os.File
-		var err error
 		switch {
 		case m.Volume != "":
 			uid, gid := hostIDs(spec)
-			h, err = openVolume(s.b.storage.volumes, m.Volume, uid, gid)
-			mounts[i].Source, mounts[i].Volume = filepath.Join(s.b.storage.volumes, m.Volume), ""
-		case m.Type != "tmpfs" && !m.Readonly && m.Handle == nil:
+			h, err := openVolume(s.b.storage.volumes, m.Volume, uid, gid)
+			if err != nil {
+				done()
+				return spec, nil, err
+			}
+			handles = append(handles, h)
+			mounts[i].Source, mounts[i].Volume, mounts[i].Handle = filepath.Join(s.b.storage.volumes, m.Volume), "", h
+		case m.Type != "tmpfs" && !m.Readonly:
 			if own == nil {
 				own = s.ownTreesFor(s.b.cfg)
 			}
-			h, err = own.openWritableBind(m)
-		default:
-			continue
+			mounts[i].CheckSource = own.bindCheck(m.Source)
 		}
-		if err != nil {
-			done()
-			return spec, nil, err
-		}
-		handles = append(handles, h)
-		mounts[i].Handle = h
 	}
 	spec.Mounts = mounts
 	return spec, done, nil

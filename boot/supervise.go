@@ -34,8 +34,11 @@ type supervisor struct {
 	outputs sync.WaitGroup
 	// cache holds the unpacked images (see rootfs.go). While the boot's
 	// images are readied (images.go), only their goroutine uses it.
-	cache                      *image.Cache
-	cacheMu                    sync.Mutex // guards cache: pulls share it
+	cache   *image.Cache
+	cacheMu sync.Mutex // guards cache and cacheRoots: pulls share it
+	// cacheRoots are the roots of every cache opened: the containers a
+	// reload kept run from the trees of the one before (ownTrees).
+	cacheRoots                 []string
 	overlayWarned, idmapWarned atomic.Bool
 	// trash takes the containers' released trees (trash.go); nil before
 	// the boot's images phase, and in tests: then they are removed in

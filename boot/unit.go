@@ -89,7 +89,7 @@ func newUnit(cc ContainerConfig, log *Logger, own ownTrees) *unit {
 	if sup.logFile != "" {
 		var err error
 		warn := func(err error) { log.Printf("warning: container %s: %v", cc.Name, err) }
-		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles, warn, own.logDirCheck(sup.logFile)); err != nil {
+		if file, err = openRotatingFile(sup.logFile, sup.logFileSize, sup.logFiles, warn, own.logDirCheck); err != nil {
 			log.Printf("warning: container %s: %v; its output goes to its log ring only", cc.Name, err)
 		}
 	}

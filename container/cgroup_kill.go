@@ -3,7 +3,6 @@ package container
 import (
 	"os"
 	"path/filepath"
-	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,24 +57,31 @@ func cgroupPids(dir string) []int {
 }
 
 // killListed kills those of pids that dir's cgroup.procs still lists
-// once each is held by a pidfd (see killCgroupProcs).
+// once each is held by a pidfd (see killCgroupProcs). A pid that cannot
+// be held for want of fds is killed as read: better a race than a
+// container left running.
 func killListed(dir string, pids []int) {
-	fds := make([]int, len(pids))
-	for i, pid := range pids {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			fd = -1 // gone already
-		}
-		fds[i] = fd
-	}
-	for _, listed := range cgroupPids(dir) {
-		if i := slices.Index(pids, listed); i >= 0 && fds[i] >= 0 {
-			_ = unix.PidfdSendSignal(fds[i], unix.SIGKILL, nil, 0)
-		}
-	}
-	for _, fd := range fds {
-		if fd >= 0 {
+	fds := make(map[int]int, len(pids))
+	defer func() {
+		for _, fd := range fds {
 			unix.Close(fd)
+		}
+	}()
+	for _, pid := range pids {
+		if _, dup := fds[pid]; dup {
+			continue
+		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		switch {
+		case err == nil:
+			fds[pid] = fd
+		case err != unix.ESRCH:
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	for _, pid := range cgroupPids(dir) {
+		if fd, ok := fds[pid]; ok {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 		}
 	}
 }

@@ -17,6 +17,9 @@ import (
 // outside the cgroup takes, before the kill, is not killed; the cgroup's
 // own process is.
 func TestKillSparesReusedPid(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a cgroup, and ns_last_pid")
+	}
 	dir := filepath.Join(v1Hierarchy(t, "pids"), fmt.Sprintf("berth-test-kill-%d", os.Getpid()))
 	if err := unix.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

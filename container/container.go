@@ -95,6 +95,14 @@ func (c *Container) Exited(ws syscall.WaitStatus) (Exit, error) {
 // Kill sends SIGKILL to every process in the container's cgroup.
 func (c *Container) Kill() {
 	c.killed.Store(true)
+	// The first process first, through its pidfd: the rest of its PID
+	// namespace dies with it, processes forked after cgroup.procs is
+	// read below included.
+	c.mu.Lock()
+	if c.pidfd != nil {
+		_ = unix.PidfdSendSignal(int(c.pidfd.Fd()), unix.SIGKILL, nil, 0)
+	}
+	c.mu.Unlock()
 	for _, dir := range c.cgroup.dirs {
 		killCgroupProcs(dir)
 	}

@@ -79,7 +79,7 @@ func bindSource(m Mount) (*os.File, error) {
 	src := m.Handle
 	if src == nil {
 		var err error
-		if src, err = OpenBindSource(m); err != nil {
+		if src, err = openBindSource(m); err != nil {
 			return nil, err
 		}
 		defer src.Close()
@@ -90,6 +90,11 @@ func bindSource(m Mount) (*os.File, error) {
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return nil, fmt.Errorf("bind mount source %s is a symlink (follow_symlink binds what it points to)", m.Source)
+	}
+	if m.CheckSource != nil {
+		if err := m.CheckSource(src); err != nil {
+			return nil, err
+		}
 	}
 	tree, err := cloneTree(src, true)
 	if err == nil && m.Readonly {
@@ -103,12 +108,11 @@ func bindSource(m Mount) (*os.File, error) {
 	return tree, nil
 }
 
-// OpenBindSource opens m.Source as an O_PATH handle: through symlinks
+// openBindSource opens m.Source as an O_PATH handle: through symlinks
 // when m.FollowSymlink, otherwise with openat2's RESOLVE_NO_SYMLINKS, so
 // a symlink in any component, the last one included, is refused, naming
-// it (RESOLVE_NO_SYMLINKS refuses magic links too). A caller that checks
-// the source before the start passes the handle on as m.Handle.
-func OpenBindSource(m Mount) (*os.File, error) {
+// it (RESOLVE_NO_SYMLINKS refuses magic links too).
+func openBindSource(m Mount) (*os.File, error) {
 	if m.FollowSymlink {
 		f, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {

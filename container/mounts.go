@@ -22,11 +22,15 @@ type Mount struct {
 	// Start takes host paths: berth boot resolves a volume into Source
 	// and Handle before it starts the container.
 	Volume string `json:"volume,omitempty"`
-	// Handle, when set, is the bind's source already opened (O_PATH: a
-	// volume's directory, or a source berth boot opened with
-	// OpenBindSource to check it): it is bound as it is, and Source, not
+	// Handle, when set, is the bind's source already opened (O_PATH, a
+	// directory berth made): it is bound as it is, and Source, not
 	// looked up again, only names it in messages.
 	Handle *os.File `json:"-"`
+	// CheckSource, when set, is given a bind's source each time a start
+	// has opened it (each attempt: see Start), before it is bound: an
+	// error fails the start. berth boot keeps its own trees out of
+	// containers' writable binds with it.
+	CheckSource func(src *os.File) error `json:"-"`
 	// Target is the path inside the container.
 	Target string `json:"target"`
 	// Readonly makes the mount read-only, submounts of a bind included.

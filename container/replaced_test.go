@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,14 +16,17 @@ import (
 // DHCP client replaces resolv.conf, after the start has opened it and
 // before its init mounts it: the kernel then refuses the mount, and Start
 // must start again with the source opened anew, the workload seeing the
-// new file. Replaced at every attempt, the start fails and says why.
+// new file. Replaced at every attempt, the start fails and says why. A
+// writable bind's CheckSource (berth boot's check of its own trees) is
+// given the source each attempt opened.
 func TestBindSourceReplaced(t *testing.T) {
 	rootfs := testutil.BusyboxRootfs(t)
 	userns := &UserNS{UIDMap: []IDMap{{0, 100000, 65536}}, GIDMap: []IDMap{{0, 100000, 65536}}}
 	for _, tc := range []struct {
-		name   string
-		userNS *UserNS
-	}{{"direct", nil}, {"user namespace", userns}} {
+		name     string
+		userNS   *UserNS
+		writable bool
+	}{{"direct", nil, false}, {"user namespace", userns, false}, {"writable, checked", nil, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			src := filepath.Join(dir, "resolv.conf")
@@ -36,7 +41,15 @@ func TestBindSourceReplaced(t *testing.T) {
 			}
 			write("nameserver 192.0.2.1\n")
 			spec := Spec{UserNS: tc.userNS, Args: []string{"cat", "/etc/resolv.conf"},
-				Mounts: []Mount{{Source: src, Target: "/etc/resolv.conf", Readonly: true}}}
+				Mounts: []Mount{{Source: src, Target: "/etc/resolv.conf", Readonly: !tc.writable}}}
+			var checked []string // the content of each source checked
+			if tc.writable {
+				spec.Mounts[0].CheckSource = func(h *os.File) error {
+					b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(h.Fd())))
+					checked = append(checked, string(b))
+					return err
+				}
+			}
 
 			starts := 0
 			afterHostMounts = func() {
@@ -51,6 +64,9 @@ func TestBindSourceReplaced(t *testing.T) {
 			}
 			if exit.Status() != 0 || !containsLine(out, "nameserver 192.0.2.2") || starts != 2 {
 				t.Errorf("%d starts, %s, output %q; want 2 starts and the new file", starts, exit, out)
+			}
+			if want := []string{"nameserver 192.0.2.1\n", "nameserver 192.0.2.2\n"}; tc.writable && !slices.Equal(checked, want) {
+				t.Errorf("sources checked: %q, want %q", checked, want)
 			}
 
 			starts = 0
