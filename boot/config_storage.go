@@ -172,7 +172,7 @@ func (cfg *Config) checkCacheBinds(v *validator) {
 func (s *StorageConfig) containerWritten(p string) string {
 	p = path.Clean(p)
 	for _, d := range []string{path.Join(s.MountPoint(), volumesSubdir), path.Join(s.MountPoint(), stateSubdir)} {
-		if p == d || strings.HasPrefix(p, d+"/") {
+		if pathWithin(p, d) {
 			return d
 		}
 	}

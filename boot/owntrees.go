@@ -33,12 +33,8 @@ type ownTrees []ownTree
 // the caches, when given, that its containers' layers came from, and
 // the state directory.
 func (b *booter) ownTreesOf(cfg *Config, caches ...string) ownTrees {
-	cache := cfg.Images.Cache
-	if cache == "" {
-		cache = filepath.Join(b.opts.StateDir, "images")
-	}
 	var t ownTrees
-	for _, c := range append(caches, cache) {
+	for _, c := range append(caches, b.cacheRoot(cfg)) {
 		t = t.add(c, "image cache")
 	}
 	return t.add(b.opts.StateDir, "state directory")

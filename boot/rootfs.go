@@ -28,14 +28,20 @@ import (
 // cache. Where the kernel has no overlayfs, each container gets a private
 // copy unpacked from the image instead, as before the cache existed.
 
+// cacheRoot is where cfg's image cache is: [images] cache, else
+// STATE/images.
+func (b *booter) cacheRoot(cfg *Config) string {
+	if cfg.Images.Cache != "" {
+		return cfg.Images.Cache
+	}
+	return filepath.Join(b.opts.StateDir, "images")
+}
+
 // imageCache opens the cache on first use.
 func (s *supervisor) imageCache(cfg *Config) (*image.Cache, error) {
 	s.cacheMu.Lock() // the image goroutine, the pulls' and the loop's
 	defer s.cacheMu.Unlock()
-	root := cfg.Images.Cache
-	if root == "" {
-		root = filepath.Join(s.b.opts.StateDir, "images")
-	}
+	root := s.b.cacheRoot(cfg)
 	if s.cache != nil && s.cache.Root == root {
 		return s.cache, nil
 	}
