@@ -23,7 +23,7 @@ func TestMachineArgs(t *testing.T) {
 			t.Fatal(err)
 		}
 		line := strings.Join(args, " ")
-		a := Arches[arch]
+		a, _ := LookupArch(arch)
 		for _, w := range []string{
 			a.QEMU + " ", "-accel tcg", "-serial mon:stdio", "-no-reboot", "-m 256 -smp 1", "-kernel k -initrd i",
 			"-netdev user,id=n0,dns=10.0.2.3,hostfwd=tcp:127.0.0.1:18080-:8080 -device virtio-net-pci,netdev=n0",
@@ -113,5 +113,23 @@ func TestBerthFor(t *testing.T) {
 	defer os.Remove(want)
 	if got, err := BerthFor(other); err != nil || got != want {
 		t.Errorf("beside: %s, %v", got, err)
+	}
+}
+
+// TestLookupArch: every name of ArchNames, in its order, is one of the
+// table's, and nothing else is.
+func TestLookupArch(t *testing.T) {
+	if len(arches) != len(ArchNames) {
+		t.Fatalf("%d architectures in the table, %d names", len(arches), len(ArchNames))
+	}
+	for i, name := range ArchNames {
+		if a, ok := LookupArch(name); !ok || a.GOARCH != name || arches[i].GOARCH != name {
+			t.Errorf("%s: %+v %v, table's %d is %s", name, a, ok, i, arches[i].GOARCH)
+		}
+	}
+	for _, name := range []string{"", "x86_64", "armhf", "AMD64", "arm64 "} {
+		if _, ok := LookupArch(name); ok {
+			t.Errorf("LookupArch(%q) found one", name)
+		}
 	}
 }

@@ -229,7 +229,7 @@ func onData(p, data string) bool {
 
 // checkELF checks that the file is a program for arch.
 func checkELF(file, arch string) error {
-	if _, ok := Arches[arch]; !ok {
+	if _, ok := LookupArch(arch); !ok {
 		return fmt.Errorf("architecture %q: want one of %s", arch, strings.Join(ArchNames, ", "))
 	}
 	if err := board.ELFMachine(file, arch); err != nil {

@@ -19,18 +19,32 @@ type Arch struct {
 	Console string
 }
 
-// Arches are the architectures berth boots in QEMU, each on a Debian
+// arches are the architectures berth boots in QEMU, each on a Debian
 // kernel: linux-image-amd64, -arm64 and (armhf) -armmp-lpae of Debian 12,
 // linux-image-riscv64 of Debian 13 (OpenSBI from QEMU's own firmware).
-var Arches = map[string]Arch{
-	"amd64":   {GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
-	"arm64":   {GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
-	"arm":     {GOARCH: "arm", QEMU: "qemu-system-arm", Machine: []string{"-M", "virt", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
-	"riscv64": {GOARCH: "riscv64", QEMU: "qemu-system-riscv64", Machine: []string{"-M", "virt", "-bios", "default"}, Console: "ttyS0"},
+// An array, in ArchNames' order, is data; a map would be built by init
+// code in every berth process.
+var arches = [...]Arch{
+	{GOARCH: "amd64", QEMU: "qemu-system-x86_64", Machine: []string{"-M", "pc"}, Console: "ttyS0"},
+	{GOARCH: "arm64", QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "max,pauth-impdef=on"}, Console: "ttyAMA0"},
+	{GOARCH: "arm", QEMU: "qemu-system-arm", Machine: []string{"-M", "virt", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
+	{GOARCH: "riscv64", QEMU: "qemu-system-riscv64", Machine: []string{"-M", "virt", "-bios", "default"}, Console: "ttyS0"},
 }
 
-// ArchNames lists Arches in a fixed order: those TCG runs fastest first.
+// ArchNames lists the architectures in a fixed order: those TCG runs
+// fastest first.
 var ArchNames = []string{"amd64", "arm64", "arm", "riscv64"}
+
+// LookupArch returns the architecture named name (a GOARCH of
+// ArchNames), false for any other.
+func LookupArch(name string) (Arch, bool) {
+	for _, a := range arches {
+		if a.GOARCH == name {
+			return a, true
+		}
+	}
+	return Arch{}, false
+}
 
 // UserNet is QEMU's user networking (-netdev user): the guest gets
 // 10.0.2.15/24 by DHCP, and the host's loopback is 10.0.2.2. QEMU refuses
@@ -88,7 +102,7 @@ func (n *UserNet) args() []string {
 // on the build machines), with -no-reboot so that a reboot ends QEMU, and
 // panic=-1 so that a kernel panic is a reboot.
 type QEMU struct {
-	// Arch is a key of Arches.
+	// Arch is one of ArchNames.
 	Arch string
 	// Machine, when set, is booted instead of Arch's (a board QEMU
 	// emulates); its own Machine arguments may route the serial ports.
@@ -114,7 +128,7 @@ type QEMU struct {
 // console is the serial port on QEMU's stdio, multiplexed with its
 // monitor (Ctrl-A C; Ctrl-A X quits).
 func (q QEMU) Args() ([]string, error) {
-	a, ok := Arches[q.Arch]
+	a, ok := LookupArch(q.Arch)
 	if q.Machine != nil {
 		a, ok = *q.Machine, true
 	}

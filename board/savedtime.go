@@ -26,7 +26,7 @@ const maxSavedTimeSize = 64
 // savedTimeEnd is where saved times stop being believed: berth never
 // writes a later one, and one restored could never be undone without
 // SNTP, so it is read as a corrupt file.
-var savedTimeEnd = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+const savedTimeEnd = 4102444800 // 2100-01-01 UTC: a constant, where a time.Date variable is init code
 
 // LoadTime reads the time saved in dir. An error wraps fs.ErrNotExist
 // when none was saved; otherwise it says what is wrong with the file. The
@@ -76,7 +76,7 @@ func parseSavedTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("not an RFC 3339 time: %q", line)
 	}
-	if t.Before(time.Unix(0, 0)) || !t.Before(savedTimeEnd) {
+	if t.Before(time.Unix(0, 0)) || !t.Before(time.Unix(savedTimeEnd, 0)) {
 		return time.Time{}, fmt.Errorf("%s is outside 1970-2099: not a time berth saved", line)
 	}
 	return t.UTC(), nil

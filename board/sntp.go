@@ -79,10 +79,10 @@ func fromShort(v uint32) time.Duration {
 // seconds read a server reset to its own epoch, 1900, as 2036 (the next
 // era): the last rule refuses that while this clock is more than
 // maxAheadYears before 2036, and cannot tell it from the real time after.
-var (
-	plausibleFrom = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	plausibleTo   = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
-)
+// They are functions of constants, 2025-01-01 and 2100-01-01 UTC: a
+// time.Date variable is init code run in every berth process.
+func plausibleFrom() time.Time { return time.Unix(1735689600, 0).UTC() }
+func plausibleTo() time.Time   { return time.Unix(4102444800, 0).UTC() }
 
 // maxAheadYears is how far ahead of this clock an answer may be: a
 // device kept in a drawer that long still takes its first answer.
@@ -156,9 +156,9 @@ func QuerySNTP(ctx context.Context, server string, timeout time.Duration) (Sampl
 			refused = err
 			continue
 		}
-		if limit := maxTime(t1, plausibleFrom).AddDate(maxAheadYears, 0, 0); a.xmit.After(limit) {
+		if limit := maxTime(t1, plausibleFrom()).AddDate(maxAheadYears, 0, 0); a.xmit.After(limit) {
 			return s, fmt.Errorf("sntp %s: %w: its time %s is more than %d years ahead of this clock's (or of %d)", server, errImplausible,
-				a.xmit.UTC().Format(time.RFC3339), maxAheadYears, plausibleFrom.Year())
+				a.xmit.UTC().Format(time.RFC3339), maxAheadYears, plausibleFrom().Year())
 		}
 		// The round trip t4-t1 is read on the monotonic clock, so a step
 		// of the wall clock meanwhile does not distort the delay.
@@ -217,8 +217,8 @@ func parseSNTP(b []byte, origin []byte) (answer, error) {
 	if a.xmit.Before(a.recv) {
 		return a, fmt.Errorf("%w: transmitted before it was received", errBadAnswer)
 	}
-	if a.xmit.Before(plausibleFrom) || !a.xmit.Before(plausibleTo) {
-		return a, fmt.Errorf("%w: its time %s is outside %d-%d", errImplausible, a.xmit.UTC().Format(time.RFC3339), plausibleFrom.Year(), plausibleTo.Year()-1)
+	if a.xmit.Before(plausibleFrom()) || !a.xmit.Before(plausibleTo()) {
+		return a, fmt.Errorf("%w: its time %s is outside %d-%d", errImplausible, a.xmit.UTC().Format(time.RFC3339), plausibleFrom().Year(), plausibleTo().Year()-1)
 	}
 	a.rootDelay = fromShort(binary.BigEndian.Uint32(b[4:8]))
 	a.rootDisp = fromShort(binary.BigEndian.Uint32(b[8:12]))

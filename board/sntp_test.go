@@ -134,8 +134,8 @@ func TestSNTPRefused(t *testing.T) {
 		}, "longer than the round trip"},
 		// Times outside 2025-2099, at the edges and just past them.
 		{"1970", func(b []byte) { stamp(b, time.Unix(5, 0)) }, "its time 1970-01-01T00:00:05Z is outside 2025-2099"},
-		{"2024, the last second", func(b []byte) { stamp(b, plausibleFrom.Add(-time.Second)) }, "its time 2024-12-31T23:59:59Z is outside 2025-2099"},
-		{"2100", func(b []byte) { stamp(b, plausibleTo) }, "its time 2100-01-01T00:00:00Z is outside 2025-2099"},
+		{"2024, the last second", func(b []byte) { stamp(b, plausibleFrom().Add(-time.Second)) }, "its time 2024-12-31T23:59:59Z is outside 2025-2099"},
+		{"2100", func(b []byte) { stamp(b, plausibleTo()) }, "its time 2100-01-01T00:00:00Z is outside 2025-2099"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,7 +250,7 @@ func TestSNTPPlausibleEdges(t *testing.T) {
 	if _, err := QuerySNTP(context.Background(), fakeNTP(t, 0, func(b []byte) { stamp(b, ahead.Add(time.Minute)) }), 500*time.Millisecond); err == nil || !strings.Contains(err.Error(), "more than 10 years ahead") {
 		t.Errorf("a minute past %d years ahead: %v", maxAheadYears, err)
 	}
-	for _, at := range []time.Time{plausibleFrom, ahead.Add(-time.Minute)} {
+	for _, at := range []time.Time{plausibleFrom(), ahead.Add(-time.Minute)} {
 		s, err := QuerySNTP(context.Background(), fakeNTP(t, 0, func(b []byte) { stamp(b, at) }), 500*time.Millisecond)
 		if err != nil {
 			t.Errorf("%s: %v", at, err)

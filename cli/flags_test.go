@@ -32,8 +32,8 @@ func TestHelpExitsZero(t *testing.T) {
 		}
 		names = append(names, v.name)
 	}
-	for name := range imageVerbs {
-		names = append(names, "image "+name)
+	for _, v := range imageVerbs {
+		names = append(names, "image "+v.name)
 	}
 	for _, name := range names {
 		for _, h := range []string{"-h", "--help", "help first", "-h first"} {

@@ -45,11 +45,15 @@ push    publishes a berth image to an OCI registry as a one-layer image
         (the file itself, tar+zstd) with its signature; prints the manifest
         digest (berth pull fetches it back)`
 
-// imageVerbs are the subcommands of berth image.
-var imageVerbs = map[string]func(*ctx, []string) int{
-	"pack": imagePack, "unpack": imageUnpack, "ls": imageLs, "cat": imageCat,
-	"digest": imageDigest, "keygen": imageKeygen, "sign": imageSign, "verify": imageVerify, "gc": imageGC,
-	"push": imagePush,
+// imageVerbs are the subcommands of berth image: data, not a map an init
+// function builds in every berth process.
+var imageVerbs = [...]struct {
+	name string
+	run  func(*ctx, []string) int
+}{
+	{"pack", imagePack}, {"unpack", imageUnpack}, {"ls", imageLs}, {"cat", imageCat},
+	{"digest", imageDigest}, {"keygen", imageKeygen}, {"sign", imageSign}, {"verify", imageVerify}, {"gc", imageGC},
+	{"push", imagePush},
 }
 
 // imageMain is `berth image VERB ...`.
@@ -58,8 +62,10 @@ func imageMain(c *ctx, args []string) int {
 		fmt.Fprintf(c.stderr, "berth image: missing subcommand\nrun 'berth image -h' for usage\n")
 		return exitUsage
 	}
-	if verb, ok := imageVerbs[args[0]]; ok {
-		return verb(c, args[1:])
+	for _, v := range imageVerbs {
+		if v.name == args[0] {
+			return v.run(c, args[1:])
+		}
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":

@@ -43,7 +43,7 @@ func (cmd *command) applianceFlags() *applianceFlags {
 // error (status ≥ 0).
 func (f *applianceFlags) spec(cmd *command, config string) (appliance.Spec, int) {
 	spec := appliance.Spec{Config: config, Arch: *f.arch, ModulesDir: *f.modules, Berth: *f.berth, Files: map[string]string{}}
-	if _, ok := appliance.Arches[spec.Arch]; !ok {
+	if _, ok := appliance.LookupArch(spec.Arch); !ok {
 		return spec, cmd.fail("--arch %q: want one of %s", spec.Arch, strings.Join(appliance.ArchNames, ", "))
 	}
 	for _, v := range f.files.vals {

@@ -27,7 +27,7 @@ func main() {
 }
 
 func run(repo, arch, out string) error {
-	if _, ok := appliance.Arches[arch]; !ok {
+	if _, ok := appliance.LookupArch(arch); !ok {
 		return fmt.Errorf("unknown arch %q: want amd64, arm64, arm or riscv64", arch)
 	}
 	if out == "" {
