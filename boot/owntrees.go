@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"berth/container"
+	"berth/internal/mountinfo"
+
+	"golang.org/x/sys/unix"
 )
 
 // berth's own trees on the host — its state directory and the image
@@ -18,8 +21,10 @@ import (
 // as written (checkCacheBinds, checkVolumes); the checks here run where
 // berth boot gives a container a host path to write, on the handle berth
 // opened, whose place the kernel reports with every symlink resolved: a
-// follow_symlink bind, a cache or state reached through a symlink and
-// berth boot --state elsewhere than the config assumes are all caught.
+// follow_symlink bind, a cache or state reached through a symlink or
+// through a bind mount of it (or of a directory holding it) mounted
+// elsewhere, and berth boot --state elsewhere than the config assumes are
+// all caught.
 
 // ownTree is one of berth's trees: its clean path and what it is.
 type ownTree struct{ path, what string }
@@ -81,58 +86,155 @@ func pathWithin(p, dir string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
+// hit is one of berth's trees that a handle meets: the tree, where the
+// handle is, whether it is in the tree (else it holds it) and, when only
+// the filesystem tells (a bind mount of a directory of the tree or
+// holding it, mounted elsewhere), the tree's path to the same directory.
+type hit struct {
+	tree  *ownTree
+	where string
+	in    bool
+	same  string
+}
+
 // overlap returns the tree of t that name in the directory fd (fd itself
-// for "") is, lies inside or, when holds, holds — nil when none — and
-// where that is. Where fd is comes from the kernel (/proc/self/fd): no
-// path is looked up again.
-func (t ownTrees) overlap(fd int, name string, holds bool) (*ownTree, string, error) {
-	where, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+// for "") is, lies inside or, when holds, holds — a hit with no tree when
+// none. Where fd is comes from the kernel (/proc/self/fd): no path is
+// looked up again. Compared by path first, then by place in a filesystem
+// (fsPlace), which every bind mount of one directory shares.
+func (t ownTrees) overlap(fd int, name string, holds bool) (hit, error) {
+	dir, err := fdPath(fd)
 	if err != nil {
-		return nil, "", fmt.Errorf("find where it is: %w", err)
+		return hit{}, err
 	}
-	if !filepath.IsAbs(where) { // "(unreachable)/…": out of berth's root
-		return nil, "", fmt.Errorf("it is out of berth's root: %s", where)
-	}
-	if name != "" {
-		where = filepath.Join(where, name)
-	}
+	where := filepath.Join(dir, name)
 	for i := range t {
-		if pathWithin(where, t[i].path) || holds && pathWithin(t[i].path, where) {
-			return &t[i], where, nil
+		if in := pathWithin(where, t[i].path); in || holds && pathWithin(t[i].path, where) {
+			return hit{tree: &t[i], where: where, in: in}, nil
 		}
 	}
-	return nil, where, nil
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return hit{}, err
+	}
+	at, ok := placeOf(mounts, fd, dir, name)
+	if !ok {
+		return hit{where: where}, nil
+	}
+	for i := range t {
+		tp, ok := treePlace(mounts, t[i].path)
+		if !ok || tp.dev != at.dev {
+			continue
+		}
+		if rel, err := filepath.Rel(tp.path, at.path); err == nil && pathWithin(at.path, tp.path) {
+			return hit{tree: &t[i], where: where, in: true, same: filepath.Join(t[i].path, rel)}, nil
+		}
+		if rel, err := filepath.Rel(at.path, tp.path); err == nil && holds && pathWithin(tp.path, at.path) {
+			same := t[i].path
+			for range strings.Count(rel, "/") + 1 {
+				same = filepath.Dir(same)
+			}
+			return hit{tree: &t[i], where: where, same: same}, nil
+		}
+	}
+	return hit{where: where}, nil
+}
+
+// fdPath is where the kernel says fd is, in berth's root.
+func fdPath(fd int) (string, error) {
+	where, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", fmt.Errorf("find where it is: %w", err)
+	}
+	if !filepath.IsAbs(where) { // "(unreachable)/…": out of berth's root
+		return "", fmt.Errorf("it is out of berth's root: %s", where)
+	}
+	return where, nil
+}
+
+// fsPlace is where a directory is in its filesystem: the filesystem's
+// device (mountinfo's "major:minor") and the path from the filesystem's
+// root. A bind mount of the image cache mounted elsewhere, or of a
+// directory holding it, reaches the same places as the cache's own path.
+type fsPlace struct{ dev, path string }
+
+// placeOf returns the place of name in the directory fd, which the kernel
+// reports at dir: fd's mount (statx's STATX_MNT_ID) looked up in mounts.
+// It is false when the kernel cannot say (before Linux 5.8) or the mount
+// is not listed.
+func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool) {
+	var st unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st); err != nil || st.Mask&unix.STATX_MNT_ID == 0 {
+		return fsPlace{}, false
+	}
+	for _, m := range mounts {
+		if uint64(m.ID) == st.Mnt_id && pathWithin(dir, m.Point) {
+			rel, err := filepath.Rel(m.Point, dir)
+			if err != nil {
+				break
+			}
+			return fsPlace{m.Dev, filepath.Join(m.Root, rel, name)}, true
+		}
+	}
+	return fsPlace{}, false
+}
+
+// treePlace returns the place of the tree at the clean absolute path p:
+// its longest existing prefix opened, the rest appended.
+func treePlace(mounts []mountinfo.Mount, p string) (fsPlace, bool) {
+	rest := ""
+	for q := p; ; q = filepath.Dir(q) {
+		if fd, err := unix.Open(q, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
+			defer unix.Close(fd)
+			dir, err := fdPath(fd)
+			if err != nil {
+				return fsPlace{}, false
+			}
+			return placeOf(mounts, fd, dir, rest)
+		}
+		if q == "/" || q == "." {
+			return fsPlace{}, false
+		}
+		rest = filepath.Join(filepath.Base(q), rest)
+	}
 }
 
 // bindCheck is container.Mount's CheckSource for a writable bind of
 // source: it refuses a handle that is, lies in or holds one of t.
 func (t ownTrees) bindCheck(source string) func(*os.File) error {
 	return func(h *os.File) error {
-		own, where, err := t.overlap(int(h.Fd()), "", true)
+		hit, err := t.overlap(int(h.Fd()), "", true)
 		if err != nil {
 			return fmt.Errorf("bind mount source %s: %w", container.Quote(source), err)
 		}
-		if own == nil {
+		if hit.tree == nil {
 			return nil
 		}
 		how := "holds"
-		if pathWithin(where, own.path) {
+		if hit.in {
 			how = "is in"
 		}
-		if where != filepath.Clean(source) {
-			how = "(" + where + ") " + how
+		switch {
+		case hit.same != "":
+			how = "(" + hit.where + ", a bind mount of " + hit.same + ") " + how
+		case hit.where != filepath.Clean(source):
+			how = "(" + hit.where + ") " + how
 		}
 		return fmt.Errorf("bind mount source %s %s berth's %s %s: a container writing there could change what berth or other containers run; bind it with readonly = true",
-			container.Quote(source), how, own.what, own.path)
+			container.Quote(source), how, hit.tree.what, hit.tree.path)
 	}
 }
 
 // logDirCheck is openDirNoSymlinks' check for a container's log_file:
 // no directory on its way may be one of t or in one.
 func (t ownTrees) logDirCheck(dirfd int, name string) error {
-	own, where, err := t.overlap(dirfd, name, false)
-	if err == nil && own != nil {
-		err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, own.what, own.path)
+	hit, err := t.overlap(dirfd, name, false)
+	if err == nil && hit.tree != nil {
+		where := hit.where
+		if hit.same != "" {
+			where += " (a bind mount of " + hit.same + ")"
+		}
+		err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, hit.tree.what, hit.tree.path)
 	}
 	return err
 }

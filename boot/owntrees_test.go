@@ -27,6 +27,9 @@ func TestOwnTreesKeptFromContainers(t *testing.T) {
 	link, up := filepath.Join(other, "link"), filepath.Join(t.TempDir(), "up")
 	mustSymlink(t, cache, link)
 	mustSymlink(t, other, up)
+	alias := filepath.Join(t.TempDir(), "alias") // the cache, bind-mounted
+	mustMkdirAll(t, cache)
+	mustBind(t, cache, alias)
 	const body = `
 [[container]]
 name = %q
@@ -44,7 +47,8 @@ target = "/x"
 		fmt.Sprintf(body, "holdscache", "", up, "follow_symlink = true") +
 		fmt.Sprintf(body, "viadotdot", "", "SHARED/../state", "") +
 		fmt.Sprintf(body, "logstate", `log_file = "STATEDIR/logs/app.log"`, "SHARED", "") +
-		fmt.Sprintf(body, "readcache", "", link, "follow_symlink = true\nreadonly = true")
+		fmt.Sprintf(body, "readcache", "", link, "follow_symlink = true\nreadonly = true") +
+		fmt.Sprintf(body, "viaalias", "", alias, "")
 	h := startHostBoot(t, cfg, nil, nil)
 	failed := func(name, want string) {
 		t.Helper()
@@ -58,6 +62,7 @@ target = "/x"
 	failed("viafollow", "("+cache+") is in berth's image cache "+cache+": ")
 	failed("holdscache", "("+other+") holds berth's image cache "+cache+": ")
 	failed("viadotdot", "is in berth's state directory "+h.state+": ")
+	failed("viaalias", "("+alias+", a bind mount of "+cache+") is in berth's image cache "+cache+": ")
 	h.waitFor("logstate and readcache up", time.Minute, func() bool {
 		return h.ps()["logstate"].State == "running" && h.ps()["readcache"].State == "running" &&
 			slices.Contains(h.logs("logstate"), "up") && slices.Contains(h.logs("readcache"), "up")
@@ -65,7 +70,7 @@ target = "/x"
 	if _, err := os.Stat(filepath.Join(h.shared, "pwned-logstate")); err != nil {
 		t.Errorf("a writable bind of an ordinary directory: %v", err)
 	}
-	for _, p := range []string{filepath.Join(cache, "pwned-viafollow"), filepath.Join(cache, "pwned-readcache"),
+	for _, p := range []string{filepath.Join(cache, "pwned-viafollow"), filepath.Join(cache, "pwned-readcache"), filepath.Join(cache, "pwned-viaalias"),
 		filepath.Join(other, "pwned-holdscache"), filepath.Join(h.state, "pwned-viadotdot"), filepath.Join(h.state, "logs")} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s was made", p)
@@ -74,6 +79,74 @@ target = "/x"
 	want := "log file " + h.state + "/logs/app.log: " + h.state + " is in berth's state directory " + h.state + ": choose a log_file outside it"
 	if !strings.Contains(h.console.String(), want) {
 		t.Errorf("no warning %q on the console", want)
+	}
+}
+
+// mustBind bind-mounts dir on to, made, until the test ends.
+func mustBind(t *testing.T, dir, to string) {
+	t.Helper()
+	mustMkdirAll(t, to)
+	if err := unix.Mount(dir, to, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount %s on %s: %v", dir, to, err)
+	}
+	t.Cleanup(func() { unix.Unmount(to, unix.MNT_DETACH) })
+}
+
+// bindCase is a writable bind's source and what its check must say ("":
+// nothing, it is let through).
+type bindCase struct{ source, err string }
+
+// checkBinds opens each source as a follow_symlink bind's and checks it
+// against own.
+func checkBinds(t *testing.T, own ownTrees, binds []bindCase) {
+	t.Helper()
+	for _, b := range binds {
+		h, err := os.OpenFile(b.source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = own.bindCheck(b.source)(h)
+		h.Close()
+		if b.err == "" && err != nil || b.err != "" && (err == nil || !strings.Contains(err.Error(), b.err)) {
+			t.Errorf("bind %s: %v, want %q", b.source, err, b.err)
+		}
+	}
+}
+
+// TestOwnTreesBindAliases (root): a bind mount of berth's cache, of a
+// directory in it or of one holding it, mounted elsewhere, is found by
+// its place in the filesystem, whatever path it is reached by.
+func TestOwnTreesBindAliases(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for bind mounts")
+	}
+	top := realPath(t.TempDir())
+	v, cache, state := filepath.Join(top, "var"), filepath.Join(top, "var", "cache"), filepath.Join(top, "state")
+	mustMkdirAll(t, filepath.Join(cache, "sub", "deep"))
+	mustMkdirAll(t, filepath.Join(top, "plain"))
+	own := ownTrees{}.add(cache, "image cache").add(state, "state directory")
+	a := func(name string) string { return filepath.Join(top, "a", name) }
+	mustBind(t, cache, a("cache"))
+	mustBind(t, filepath.Join(cache, "sub"), a("sub"))
+	mustBind(t, v, a("var"))
+	mustBind(t, filepath.Join(top, "plain"), a("plain"))
+	checkBinds(t, own, []bindCase{
+		{a("cache"), "(" + a("cache") + ", a bind mount of " + cache + ") is in berth's image cache " + cache + ": "},
+		{a("cache") + "/sub/deep", "(" + a("cache") + "/sub/deep, a bind mount of " + cache + "/sub/deep) is in berth's image cache"},
+		{a("sub"), "(" + a("sub") + ", a bind mount of " + cache + "/sub) is in berth's image cache"},
+		{a("var"), "(" + a("var") + ", a bind mount of " + v + ") holds berth's image cache " + cache + ": "},
+		{a("plain"), ""},
+		{filepath.Join(top, "a"), ""},
+	})
+	f, err := openRotatingFile(filepath.Join(a("var"), "cache", "logs", "x.log"), 4096, 1, nil, own.logDirCheck)
+	if f != nil {
+		f.close()
+	}
+	if want := a("var") + "/cache (a bind mount of " + cache + ") is in berth's image cache"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("log_file through an alias: %v, want %q", err, want)
+	}
+	if _, err := os.Lstat(filepath.Join(cache, "logs")); err == nil {
+		t.Error("a log directory was made in the cache")
 	}
 }
 
@@ -95,28 +168,14 @@ func TestOwnTreesChecks(t *testing.T) {
 	if got := realPath(filepath.Join(top, "link", "cache", "not", "yet")); got != filepath.Join(cache, "not", "yet") {
 		t.Errorf("realPath of a path not made yet: %s", got)
 	}
-	binds := []struct {
-		source string
-		err    string
-	}{
+	checkBinds(t, own, []bindCase{
 		{filepath.Join(top, "link", "cache"), "(" + cache + ") is in berth's image cache " + cache + ": "},
 		{cache + "/", "is in berth's image cache " + cache + ": "},
 		{filepath.Join(top, "real"), "holds berth's image cache " + cache},
 		{top, "holds berth's image cache " + filepath.Join(top, "link", "cache")},
 		{filepath.Join(top, "other"), ""},
 		{filepath.Join(top, "link"), "(" + filepath.Join(top, "real") + ") holds berth's image cache " + cache},
-	}
-	for _, b := range binds {
-		h, err := os.OpenFile(b.source, unix.O_PATH|unix.O_CLOEXEC, 0) // as a follow_symlink bind's source
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = own.bindCheck(b.source)(h)
-		h.Close()
-		if b.err == "" && err != nil || b.err != "" && (err == nil || !strings.Contains(err.Error(), b.err)) {
-			t.Errorf("bind %s: %v, want %q", b.source, err, b.err)
-		}
-	}
+	})
 	logs := []struct{ file, err, notMade string }{
 		{filepath.Join(state, "logs", "app.log"), ": " + state + " is in berth's state directory " + state + ": choose", state},
 		{filepath.Join(top, "link", "cache", "a", "b.log"), "link is a symlink", filepath.Join(cache, "a")},

@@ -7,11 +7,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
 // Mount is one line of mountinfo.
 type Mount struct {
+	// ID is the mount's ID, as statx's STATX_MNT_ID reports it.
+	ID int
+	// Dev is its filesystem's device, "major:minor": every mount of one
+	// filesystem (a bind mount of any of its directories) has the same.
+	Dev string
 	// Root is the directory of its filesystem it shows, unescaped ("/"
 	// unless a bind mount of a subdirectory).
 	Root string
@@ -60,7 +66,10 @@ func Parse(r io.Reader) ([]Mount, error) {
 		if sep < 0 || sep+3 >= len(fields) {
 			continue
 		}
+		id, _ := strconv.Atoi(fields[0])
 		out = append(out, Mount{
+			ID:     id,
+			Dev:    fields[2],
 			Root:   Unescape(fields[3]),
 			Point:  Unescape(fields[4]),
 			FSType: fields[sep+1],

@@ -18,11 +18,11 @@ bad line
 		t.Fatal(err)
 	}
 	want := []Mount{
-		{"/", "/", "rootfs", "rootfs", "rw,size=1000k"},
-		{"/", "/proc", "proc", "proc", "rw"},
-		{"/", "/sys/fs/cgroup/memory", "cgroup", "cgroup", "rw,memory"},
-		{"/", "/mnt/with space", "ext4", "/dev/sda1", "rw"},
-		{"/data/sub dir", "/srv", "ext4", "/dev/sda1", "rw"},
+		{1, "0:2", "/", "/", "rootfs", "rootfs", "rw,size=1000k"},
+		{25, "0:22", "/", "/proc", "proc", "proc", "rw"},
+		{30, "0:26", "/", "/sys/fs/cgroup/memory", "cgroup", "cgroup", "rw,memory"},
+		{31, "8:1", "/", "/mnt/with space", "ext4", "/dev/sda1", "rw"},
+		{32, "8:1", "/data/sub dir", "/srv", "ext4", "/dev/sda1", "rw"},
 	}
 	if len(ms) != len(want) {
 		t.Fatalf("got %d mounts: %+v", len(ms), ms)
