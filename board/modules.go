@@ -51,9 +51,8 @@ func HasMemoryCgroup() bool {
 	return false
 }
 
-// CgroupControllers lists the cgroup controllers the kernel has enabled,
-// from /proc/cgroups, read once: the set is fixed at boot.
-var CgroupControllers = sync.OnceValue(func() []string {
+// cgroupControllersInit computes CgroupControllers's value, once.
+func cgroupControllersInit() []string {
 	f, err := os.Open("/proc/cgroups")
 	if err != nil {
 		return nil
@@ -69,4 +68,18 @@ var CgroupControllers = sync.OnceValue(func() []string {
 		}
 	}
 	return out
-})
+}
+
+// cgroupControllersOnce holds its result: a sync.OnceValue variable would be init
+// code run in every berth process; a sync.Once is data.
+var cgroupControllersOnce struct {
+	sync.Once
+	v []string
+}
+
+// CgroupControllers lists the cgroup controllers the kernel has enabled,
+// from /proc/cgroups, read once: the set is fixed at boot.
+func CgroupControllers() []string {
+	cgroupControllersOnce.Do(func() { cgroupControllersOnce.v = cgroupControllersInit() })
+	return cgroupControllersOnce.v
+}

@@ -253,7 +253,7 @@ func decodeBasic(body string) (string, bool) {
 		if i++; i >= len(body) {
 			return "", false
 		}
-		if r, ok := simpleEscapes[body[i]]; ok {
+		if r, ok := simpleEscape(body[i]); ok {
 			b.WriteByte(r)
 			continue
 		}
@@ -271,8 +271,13 @@ func decodeBasic(body string) (string, bool) {
 	return b.String(), true
 }
 
-var simpleEscapes = map[byte]byte{
-	'b': '\b', 't': '\t', 'n': '\n', 'f': '\f', 'r': '\r', 'e': 0x1b, '"': '"', '\\': '\\',
+// simpleEscape returns what the escape \c stands for.
+func simpleEscape(c byte) (byte, bool) {
+	i := strings.IndexByte(`btnfre"\`, c)
+	if i < 0 {
+		return 0, false
+	}
+	return "\b\t\n\f\r\x1b\"\\"[i], true
 }
 
 func isBareKeyChar(c byte) bool {

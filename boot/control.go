@@ -93,14 +93,20 @@ const maxControlConns = 128
 const maxFollowers = maxControlConns / 2
 
 // maxLongConns bounds the requests served at once that may last as long
-// as their clients or containers want (longVerbs): the rest of the
+// as their clients or containers want (longVerb): the rest of the
 // connections stay for the short ones, berth ps, status and poweroff
 // among them, which 128 berth exec sessions or waiting stops kept out.
 const maxLongConns = maxControlConns - 16
 
-// longVerbs are the verbs whose answer may wait on a container (exec,
+// longVerb reports whether verb is one whose answer may wait on a container (exec,
 // stop, restart), an update (apply, reload) or a slow reader (logs).
-var longVerbs = map[string]bool{"exec": true, "stop": true, "restart": true, "logs": true, "apply": true, "reload": true}
+func longVerb(verb string) bool {
+	switch verb {
+	case "exec", "stop", "restart", "logs", "apply", "reload":
+		return true
+	}
+	return false
+}
 
 // controlReadTimeout is how long a client has to send its request.
 var controlReadTimeout = 10 * time.Second
@@ -158,7 +164,7 @@ func (b *booter) serveConn(c *net.UnixConn) {
 		answer(c, enc, Response{Error: "bad request: " + err.Error()})
 		return
 	}
-	if longVerbs[req.Verb] && b.longConns != nil { // nil: a test's booter, no socket served
+	if longVerb(req.Verb) && b.longConns != nil { // nil: a test's booter, no socket served
 		select {
 		case b.longConns <- struct{}{}:
 			defer func() { <-b.longConns }()

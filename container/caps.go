@@ -17,14 +17,27 @@ var DefaultCaps = []string{
 	"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL",
 }
 
-// capByName maps capabilities(7) names without CAP_ ("NET_ADMIN") to caps.
-var capByName = sync.OnceValue(func() map[string]capability.Cap {
+// capByNameInit computes capByName's value, once.
+func capByNameInit() map[string]capability.Cap {
 	m := map[string]capability.Cap{}
 	for _, c := range capability.ListKnown() {
 		m[strings.ToUpper(c.String())] = c
 	}
 	return m
-})
+}
+
+// capByNameOnce holds its result: a sync.OnceValue variable would be init
+// code run in every berth process; a sync.Once is data.
+var capByNameOnce struct {
+	sync.Once
+	v map[string]capability.Cap
+}
+
+// capByName maps capabilities(7) names without CAP_ ("NET_ADMIN") to caps.
+func capByName() map[string]capability.Cap {
+	capByNameOnce.Do(func() { capByNameOnce.v = capByNameInit() })
+	return capByNameOnce.v
+}
 
 // ResolveCaps returns the container's capability names: the defaults,
 // minus drop, plus add. "ALL" in drop starts from none; "ALL" in add gives

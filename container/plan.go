@@ -246,7 +246,7 @@ func planHandOver(k *childPlan, cfg initConfig) error {
 // set, the ids and the capabilities.
 func planCredentials(k *childPlan, spec Spec, cfg initConfig) error {
 	for _, r := range spec.Rlimits {
-		res, ok := rlimitByName[r.Name]
+		res, ok := rlimitByName(r.Name)
 		if !ok {
 			return fmt.Errorf("unknown rlimit %q", r.Name)
 		}

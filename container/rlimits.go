@@ -3,7 +3,6 @@ package container
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,28 +20,42 @@ type Rlimit struct {
 // Unlimited is RLIM_INFINITY.
 const Unlimited = ^uint64(0)
 
-var rlimitByName = map[string]int{
-	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
-	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
-	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
-	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
-	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
+// rlimits are the resources by name, sorted: data, where a map is init
+// code run in every berth process.
+var rlimits = [...]struct {
+	name string
+	res  int
+}{
+	{"as", unix.RLIMIT_AS}, {"core", unix.RLIMIT_CORE}, {"cpu", unix.RLIMIT_CPU}, {"data", unix.RLIMIT_DATA},
+	{"fsize", unix.RLIMIT_FSIZE}, {"locks", unix.RLIMIT_LOCKS}, {"memlock", unix.RLIMIT_MEMLOCK},
+	{"msgqueue", unix.RLIMIT_MSGQUEUE}, {"nice", unix.RLIMIT_NICE}, {"nofile", unix.RLIMIT_NOFILE},
+	{"nproc", unix.RLIMIT_NPROC}, {"rss", unix.RLIMIT_RSS}, {"rtprio", unix.RLIMIT_RTPRIO},
+	{"rttime", unix.RLIMIT_RTTIME}, {"sigpending", unix.RLIMIT_SIGPENDING}, {"stack", unix.RLIMIT_STACK},
+}
+
+// rlimitByName returns the resource named name.
+func rlimitByName(name string) (int, bool) {
+	for _, r := range rlimits {
+		if r.name == name {
+			return r.res, true
+		}
+	}
+	return 0, false
 }
 
 // RlimitNames lists the resource names ParseRlimit accepts.
 func RlimitNames() []string {
 	var names []string
-	for n := range rlimitByName {
-		names = append(names, n)
+	for _, r := range rlimits {
+		names = append(names, r.name)
 	}
-	sort.Strings(names)
 	return names
 }
 
 // ParseRlimit parses a limit for resource name: "N" (soft and hard),
 // "SOFT:HARD", with "unlimited" allowed for either.
 func ParseRlimit(name, value string) (Rlimit, error) {
-	if _, ok := rlimitByName[name]; !ok {
+	if _, ok := rlimitByName(name); !ok {
 		return Rlimit{}, fmt.Errorf("unknown rlimit %q: want one of %s", name, strings.Join(RlimitNames(), ", "))
 	}
 	num := func(s string) (uint64, error) {
@@ -94,7 +107,7 @@ func formatRlimits(rs []Rlimit) string {
 // on exec.
 func setRlimits(rs []Rlimit) error {
 	for _, r := range rs {
-		res, ok := rlimitByName[r.Name]
+		res, ok := rlimitByName(r.Name)
 		if !ok {
 			return fmt.Errorf("set rlimit: unknown resource %q", r.Name)
 		}

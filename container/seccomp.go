@@ -160,11 +160,25 @@ func compileProfile(data []byte, caps []string) (compiledFilter, error) {
 	return f, nil
 }
 
+// cloneGuardInit computes cloneGuard's value, once.
+func cloneGuardInit() ([]unix.SockFilter, error) {
+	return seccomp.CloneGuard(runtime.GOARCH)
+}
+
+// cloneGuardOnce holds its result: a sync.OnceValues variable would be init
+// code run in every berth process; a sync.Once is data.
+var cloneGuardOnce struct {
+	sync.Once
+	v   []unix.SockFilter
+	err error
+}
+
 // cloneGuard is the clone guard of this architecture, which every exec
 // stacks (exec.go); compiled once, it stays referenced for good.
-var cloneGuard = sync.OnceValues(func() ([]unix.SockFilter, error) {
-	return seccomp.CloneGuard(runtime.GOARCH)
-})
+func cloneGuard() ([]unix.SockFilter, error) {
+	cloneGuardOnce.Do(func() { cloneGuardOnce.v, cloneGuardOnce.err = cloneGuardInit() })
+	return cloneGuardOnce.v, cloneGuardOnce.err
+}
 
 // maxNamedUnknown bounds the names a warning lists.
 const maxNamedUnknown = 20
@@ -202,15 +216,28 @@ func profileName(p string) string {
 	return p
 }
 
-// binaryID identifies the running berth binary by its file's device,
-// inode, size and change times: an upgrade, or any rewrite, changes it.
-var binaryID = sync.OnceValue(func() string {
+// binaryIDInit computes binaryID's value, once.
+func binaryIDInit() string {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return ""
 	}
 	return fmt.Sprintf("%d:%d:%d:%d.%d:%d.%d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
-})
+}
+
+// binaryIDOnce holds its result: a sync.OnceValue variable would be init
+// code run in every berth process; a sync.Once is data.
+var binaryIDOnce struct {
+	sync.Once
+	v string
+}
+
+// binaryID identifies the running berth binary by its file's device,
+// inode, size and change times: an upgrade, or any rewrite, changes it.
+func binaryID() string {
+	binaryIDOnce.Do(func() { binaryIDOnce.v = binaryIDInit() })
+	return binaryIDOnce.v
+}
 
 // A cached filter is the SHA-256 of its key and instructions, then the
 // instructions, 8 bytes each, little endian.

@@ -306,7 +306,7 @@ func (c *specCheck) rlimits(rs []Rlimit) {
 	seen := map[string]bool{}
 	for _, r := range rs {
 		key := "rlimits." + r.Name
-		if _, ok := rlimitByName[r.Name]; !ok {
+		if _, ok := rlimitByName(r.Name); !ok {
 			c.add(key, -1, "unknown resource: want one of %s", strings.Join(RlimitNames(), ", "))
 		} else if r.Soft > r.Hard {
 			c.add(key, -1, "soft limit %d above hard limit %d", r.Soft, r.Hard)

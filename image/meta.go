@@ -119,10 +119,8 @@ func chmodThroughHandle(dirfd int, name string, mode uint32) error {
 	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
 }
 
-// processUmask is the process's umask, read once from /proc/self/status
-// (reading it with umask(2) would change it for a moment under other
-// threads). When it cannot be read every mode is set explicitly.
-var processUmask = sync.OnceValue(func() uint32 {
+// processUmaskInit computes processUmask's value, once.
+func processUmaskInit() uint32 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0o777
@@ -135,7 +133,22 @@ var processUmask = sync.OnceValue(func() uint32 {
 		}
 	}
 	return 0o777
-})
+}
+
+// processUmaskOnce holds its result: a sync.OnceValue variable would be init
+// code run in every berth process; a sync.Once is data.
+var processUmaskOnce struct {
+	sync.Once
+	v uint32
+}
+
+// processUmask is the process's umask, read once from /proc/self/status
+// (reading it with umask(2) would change it for a moment under other
+// threads). When it cannot be read every mode is set explicitly.
+func processUmask() uint32 {
+	processUmaskOnce.Do(func() { processUmaskOnce.v = processUmaskInit() })
+	return processUmaskOnce.v
+}
 
 // maxID is the largest user or group id: chown takes 32 bits, and
 // 2^32-1 means "leave it as it is" (berth's own owner, root).

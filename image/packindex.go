@@ -8,11 +8,25 @@ import (
 	"berth/mmapfs"
 )
 
-// entryTypes maps tar types to index types.
-var entryTypes = map[byte]mmapfs.EntryType{
-	tar.TypeReg: mmapfs.TypeReg, tar.TypeDir: mmapfs.TypeDir, tar.TypeSymlink: mmapfs.TypeSymlink,
-	tar.TypeLink: mmapfs.TypeLink, tar.TypeChar: mmapfs.TypeChar, tar.TypeBlock: mmapfs.TypeBlock,
-	tar.TypeFifo: mmapfs.TypeFifo,
+// entryType maps a tar type to the index's.
+func entryType(t byte) (mmapfs.EntryType, bool) {
+	switch t {
+	case tar.TypeReg:
+		return mmapfs.TypeReg, true
+	case tar.TypeDir:
+		return mmapfs.TypeDir, true
+	case tar.TypeSymlink:
+		return mmapfs.TypeSymlink, true
+	case tar.TypeLink:
+		return mmapfs.TypeLink, true
+	case tar.TypeChar:
+		return mmapfs.TypeChar, true
+	case tar.TypeBlock:
+		return mmapfs.TypeBlock, true
+	case tar.TypeFifo:
+		return mmapfs.TypeFifo, true
+	}
+	return 0, false
 }
 
 // record notes the entry whose header was just written; its data starts at
@@ -23,7 +37,7 @@ func (s *tarSink) record(hdr *tar.Header, stored int64) error {
 	if err != nil {
 		return err
 	}
-	typ, ok := entryTypes[hdr.Typeflag]
+	typ, ok := entryType(hdr.Typeflag)
 	if !ok {
 		return fmt.Errorf("tar type %q has no index type", hdr.Typeflag)
 	}

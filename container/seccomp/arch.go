@@ -87,9 +87,8 @@ func (t syscallTable) lookup(name string) (uint32, bool) {
 // the tables_GOARCH.go files so each binary carries only its own.
 var linked = map[string]syscallTable{}
 
-// tables returns the linked tables with their ranges, computed on first
-// use rather than in every berth process's package initialisation.
-var tables = sync.OnceValue(func() map[string]syscallTable {
+// tablesInit computes tables's value, once.
+func tablesInit() map[string]syscallTable {
 	out := map[string]syscallTable{}
 	for name, t := range linked {
 		for k, i := range t.byNr {
@@ -101,7 +100,21 @@ var tables = sync.OnceValue(func() map[string]syscallTable {
 		out[name] = t
 	}
 	return out
-})
+}
+
+// tablesOnce holds its result: a sync.OnceValue variable would be init
+// code run in every berth process; a sync.Once is data.
+var tablesOnce struct {
+	sync.Once
+	v map[string]syscallTable
+}
+
+// tables returns the linked tables with their ranges, computed on first
+// use rather than in every berth process's package initialisation.
+func tables() map[string]syscallTable {
+	tablesOnce.Do(func() { tablesOnce.v = tablesInit() })
+	return tablesOnce.v
+}
 
 // rangeGap is the smallest gap between two numbers of a table that starts
 // a new range; gaps inside a range are at most a few dozen numbers.

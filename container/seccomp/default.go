@@ -32,6 +32,19 @@ func Default() *Profile {
 // that key caches on a profile's bytes.
 func DefaultJSON() []byte { return append([]byte(nil), defaultJSON...) }
 
+// defaultSumInit computes DefaultSum's value, once.
+func defaultSumInit() [sha256.Size]byte { return sha256.Sum256(defaultJSON) }
+
+// defaultSumOnce holds its result: a sync.OnceValue variable would be init
+// code run in every berth process; a sync.Once is data.
+var defaultSumOnce struct {
+	sync.Once
+	v [sha256.Size]byte
+}
+
 // DefaultSum is the SHA-256 of DefaultJSON, computed on first use
 // without copying the profile.
-var DefaultSum = sync.OnceValue(func() [sha256.Size]byte { return sha256.Sum256(defaultJSON) })
+func DefaultSum() [sha256.Size]byte {
+	defaultSumOnce.Do(func() { defaultSumOnce.v = defaultSumInit() })
+	return defaultSumOnce.v
+}

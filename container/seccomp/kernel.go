@@ -13,7 +13,8 @@ func RunningKernel() (KernelVersion, error) {
 	return runningKernel()
 }
 
-var runningKernel = sync.OnceValues(func() (KernelVersion, error) {
+// runningKernelInit computes runningKernel's value, once.
+func runningKernelInit() (KernelVersion, error) {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		return KernelVersion{}, fmt.Errorf("seccomp: uname: %w", err)
@@ -23,4 +24,17 @@ var runningKernel = sync.OnceValues(func() (KernelVersion, error) {
 		return KernelVersion{}, fmt.Errorf("seccomp: uname release: %w", err)
 	}
 	return v, nil
-})
+}
+
+// runningKernelOnce holds its result: a sync.OnceValues variable would be init
+// code run in every berth process; a sync.Once is data.
+var runningKernelOnce struct {
+	sync.Once
+	v   KernelVersion
+	err error
+}
+
+func runningKernel() (KernelVersion, error) {
+	runningKernelOnce.Do(func() { runningKernelOnce.v, runningKernelOnce.err = runningKernelInit() })
+	return runningKernelOnce.v, runningKernelOnce.err
+}

@@ -26,16 +26,16 @@ const (
 	maxIndexEntries   = 1024
 )
 
-// layerTypes are the layer media types berth unpacks; the content decides
+// layerType reports whether mediaType is a layer type berth unpacks; the content decides
 // the compression, the type only has to name a tar.
-var layerTypes = map[string]bool{
-	"application/vnd.oci.image.layer.v1.tar":      true,
-	"application/vnd.oci.image.layer.v1.tar+gzip": true,
-	MediaLayerZstd: true,
-	"application/vnd.docker.image.rootfs.diff.tar.gzip":       true,
-	"application/vnd.docker.image.rootfs.diff.tar":            true,
-	"application/vnd.docker.image.rootfs.diff.tar.zstd":       true,
-	"application/vnd.oci.image.layer.nondistributable.v1.tar": false,
+func layerType(mediaType string) bool {
+	switch mediaType {
+	case "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip", MediaLayerZstd,
+		"application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.diff.tar",
+		"application/vnd.docker.image.rootfs.diff.tar.zstd":
+		return true
+	}
+	return false // application/vnd.oci.image.layer.nondistributable.v1.tar among others
 }
 
 // descriptor names a blob or manifest.
@@ -142,7 +142,7 @@ func checkImage(m *manifest) error {
 		if err := checkDescriptor(l, what, 1<<50); err != nil {
 			return err
 		}
-		if !layerTypes[l.MediaType] {
+		if !layerType(l.MediaType) {
 			return fmt.Errorf("%s %s: unsupported media type %s", what, l.Digest, quoted(l.MediaType))
 		}
 		if len(l.URLs) > 0 {
