@@ -9,9 +9,6 @@ import (
 	"strings"
 
 	"berth/container"
-	"berth/internal/mountinfo"
-
-	"golang.org/x/sys/unix"
 )
 
 // berth's own trees on the host — its state directory and the image
@@ -89,19 +86,21 @@ func pathWithin(p, dir string) bool {
 // hit is one of berth's trees that a handle meets: the tree, where the
 // handle is, whether it is in the tree (else it holds it) and, when only
 // the filesystem tells (a bind mount of a directory of the tree or
-// holding it, mounted elsewhere), the tree's path to the same directory.
+// holding it, mounted elsewhere), the tree's path to the same directory
+// and, when that is a mount below the handle, where it is mounted.
 type hit struct {
 	tree  *ownTree
 	where string
 	in    bool
 	same  string
+	mount string
 }
 
 // overlap returns the tree of t that name in the directory fd (fd itself
 // for "") is, lies inside or, when holds, holds — a hit with no tree when
 // none. Where fd is comes from the kernel (/proc/self/fd): no path is
 // looked up again. Compared by path first, then by place in a filesystem
-// (fsPlace), which every bind mount of one directory shares.
+// (byPlace), which every bind mount of one directory shares.
 func (t ownTrees) overlap(fd int, name string, holds bool) (hit, error) {
 	dir, err := fdPath(fd)
 	if err != nil {
@@ -113,31 +112,7 @@ func (t ownTrees) overlap(fd int, name string, holds bool) (hit, error) {
 			return hit{tree: &t[i], where: where, in: in}, nil
 		}
 	}
-	mounts, err := mountinfo.Read()
-	if err != nil {
-		return hit{}, err
-	}
-	at, ok := placeOf(mounts, fd, dir, name)
-	if !ok {
-		return hit{where: where}, nil
-	}
-	for i := range t {
-		tp, ok := treePlace(mounts, t[i].path)
-		if !ok || tp.dev != at.dev {
-			continue
-		}
-		if rel, err := filepath.Rel(tp.path, at.path); err == nil && pathWithin(at.path, tp.path) {
-			return hit{tree: &t[i], where: where, in: true, same: filepath.Join(t[i].path, rel)}, nil
-		}
-		if rel, err := filepath.Rel(at.path, tp.path); err == nil && holds && pathWithin(tp.path, at.path) {
-			same := t[i].path
-			for range strings.Count(rel, "/") + 1 {
-				same = filepath.Dir(same)
-			}
-			return hit{tree: &t[i], where: where, same: same}, nil
-		}
-	}
-	return hit{where: where}, nil
+	return t.byPlace(fd, dir, name, holds)
 }
 
 // fdPath is where the kernel says fd is, in berth's root.
@@ -150,53 +125,6 @@ func fdPath(fd int) (string, error) {
 		return "", fmt.Errorf("it is out of berth's root: %s", where)
 	}
 	return where, nil
-}
-
-// fsPlace is where a directory is in its filesystem: the filesystem's
-// device (mountinfo's "major:minor") and the path from the filesystem's
-// root. A bind mount of the image cache mounted elsewhere, or of a
-// directory holding it, reaches the same places as the cache's own path.
-type fsPlace struct{ dev, path string }
-
-// placeOf returns the place of name in the directory fd, which the kernel
-// reports at dir: fd's mount (statx's STATX_MNT_ID) looked up in mounts.
-// It is false when the kernel cannot say (before Linux 5.8) or the mount
-// is not listed.
-func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool) {
-	var st unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st); err != nil || st.Mask&unix.STATX_MNT_ID == 0 {
-		return fsPlace{}, false
-	}
-	for _, m := range mounts {
-		if uint64(m.ID) == st.Mnt_id && pathWithin(dir, m.Point) {
-			rel, err := filepath.Rel(m.Point, dir)
-			if err != nil {
-				break
-			}
-			return fsPlace{m.Dev, filepath.Join(m.Root, rel, name)}, true
-		}
-	}
-	return fsPlace{}, false
-}
-
-// treePlace returns the place of the tree at the clean absolute path p:
-// its longest existing prefix opened, the rest appended.
-func treePlace(mounts []mountinfo.Mount, p string) (fsPlace, bool) {
-	rest := ""
-	for q := p; ; q = filepath.Dir(q) {
-		if fd, err := unix.Open(q, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
-			defer unix.Close(fd)
-			dir, err := fdPath(fd)
-			if err != nil {
-				return fsPlace{}, false
-			}
-			return placeOf(mounts, fd, dir, rest)
-		}
-		if q == "/" || q == "." {
-			return fsPlace{}, false
-		}
-		rest = filepath.Join(filepath.Base(q), rest)
-	}
 }
 
 // bindCheck is container.Mount's CheckSource for a writable bind of
@@ -215,8 +143,10 @@ func (t ownTrees) bindCheck(source string) func(*os.File) error {
 			how = "is in"
 		}
 		switch {
+		case hit.mount != "":
+			how = "holds the mount " + hit.mount + " (the same directory as " + hit.same + "), which " + how
 		case hit.same != "":
-			how = "(" + hit.where + ", a bind mount of " + hit.same + ") " + how
+			how = "(" + hit.where + ", the same directory as " + hit.same + ") " + how
 		case hit.where != filepath.Clean(source):
 			how = "(" + hit.where + ") " + how
 		}
@@ -232,7 +162,7 @@ func (t ownTrees) logDirCheck(dirfd int, name string) error {
 	if err == nil && hit.tree != nil {
 		where := hit.where
 		if hit.same != "" {
-			where += " (a bind mount of " + hit.same + ")"
+			where += " (the same directory as " + hit.same + ")"
 		}
 		err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, hit.tree.what, hit.tree.path)
 	}

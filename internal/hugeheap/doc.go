@@ -20,7 +20,7 @@
 // An earlier init also mapped berth's code and read-only data ahead
 // (MADV_POPULATE_READ, 8.6 MiB on amd64) instead of a fault per 64 KiB
 // touched; timed both ways round against a build without it, that cost
-// `berth run /bin/true` about 1 ms more than the faults it saved, and it
+// `berth run /bin/true` about 1.2 ms more than the faults it saved, and it
 // went (bench/README.md).
 //
 // The collapse is a hint: a kernel without it, or with transparent huge

@@ -23,6 +23,8 @@ type Mount struct {
 	Root string
 	// Point is where it is mounted, unescaped.
 	Point string
+	// Options are the mount's own options, comma-separated ("ro,nosuid").
+	Options string
 	// FSType is the filesystem type ("proc", "cgroup2", "rootfs", ...).
 	FSType string
 	// Source is the mount source ("proc", "/dev/vda1", ...).
@@ -68,13 +70,14 @@ func Parse(r io.Reader) ([]Mount, error) {
 		}
 		id, _ := strconv.Atoi(fields[0])
 		out = append(out, Mount{
-			ID:     id,
-			Dev:    fields[2],
-			Root:   Unescape(fields[3]),
-			Point:  Unescape(fields[4]),
-			FSType: fields[sep+1],
-			Source: Unescape(fields[sep+2]),
-			Super:  fields[sep+3],
+			ID:      id,
+			Dev:     fields[2],
+			Root:    Unescape(fields[3]),
+			Point:   Unescape(fields[4]),
+			Options: fields[5],
+			FSType:  fields[sep+1],
+			Source:  Unescape(fields[sep+2]),
+			Super:   fields[sep+3],
 		})
 	}
 	return out, sc.Err()

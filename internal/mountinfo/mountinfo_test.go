@@ -10,7 +10,7 @@ func TestParse(t *testing.T) {
 25 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
 30 25 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 master:2 - cgroup cgroup rw,memory
 31 1 8:1 / /mnt/with\040space rw - ext4 /dev/sda1 rw
-32 1 8:1 /data/sub\040dir /srv rw - ext4 /dev/sda1 rw
+32 1 8:1 /data/sub\040dir /srv ro - ext4 /dev/sda1 rw
 bad line
 `
 	ms, err := Parse(strings.NewReader(text))
@@ -18,11 +18,11 @@ bad line
 		t.Fatal(err)
 	}
 	want := []Mount{
-		{1, "0:2", "/", "/", "rootfs", "rootfs", "rw,size=1000k"},
-		{25, "0:22", "/", "/proc", "proc", "proc", "rw"},
-		{30, "0:26", "/", "/sys/fs/cgroup/memory", "cgroup", "cgroup", "rw,memory"},
-		{31, "8:1", "/", "/mnt/with space", "ext4", "/dev/sda1", "rw"},
-		{32, "8:1", "/data/sub dir", "/srv", "ext4", "/dev/sda1", "rw"},
+		{1, "0:2", "/", "/", "rw", "rootfs", "rootfs", "rw,size=1000k"},
+		{25, "0:22", "/", "/proc", "rw,nosuid,nodev,noexec,relatime", "proc", "proc", "rw"},
+		{30, "0:26", "/", "/sys/fs/cgroup/memory", "rw,relatime", "cgroup", "cgroup", "rw,memory"},
+		{31, "8:1", "/", "/mnt/with space", "rw", "ext4", "/dev/sda1", "rw"},
+		{32, "8:1", "/data/sub dir", "/srv", "ro", "ext4", "/dev/sda1", "rw"},
 	}
 	if len(ms) != len(want) {
 		t.Fatalf("got %d mounts: %+v", len(ms), ms)

@@ -1,0 +1,181 @@
+package boot
+
+import (
+	"path/filepath"
+	"strings"
+
+	"berth/internal/mountinfo"
+
+	"golang.org/x/sys/unix"
+)
+
+// fsPlace is where a directory is in its filesystem: the filesystem's
+// device (mountinfo's "major:minor") and the path from the filesystem's
+// root. A bind mount of the image cache mounted elsewhere, or of a
+// directory holding it, reaches the same places as the cache's own path.
+// NFS reports every mount's root as "/": a bind mount of a directory of
+// an NFS export is not told apart from the export's root, and each match
+// is confirmed on the inodes (sameInode) before it counts.
+type fsPlace struct{ dev, path string }
+
+// treeAt is one of berth's trees, its place and where the kernel says it
+// is (its symlinks resolved).
+type treeAt struct {
+	tree  *ownTree
+	place fsPlace
+	path  string
+}
+
+// byPlace is overlap's second comparison, for the handle name in fd
+// (found at dir) that no path comparison caught: its place against each
+// tree's and, when holds, the places of the writable mounts below it,
+// which a recursive bind takes along.
+func (t ownTrees) byPlace(fd int, dir, name string, holds bool) (hit, error) {
+	where := filepath.Join(dir, name)
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return hit{}, err
+	}
+	at, ok := placeOf(mounts, fd, dir, name)
+	if !ok {
+		return hit{where: where}, nil
+	}
+	trees := t.places(mounts)
+	for _, tr := range trees {
+		if h := tr.match(at, holds); h.tree != nil && sameInode(fd, name, h.same) {
+			h.where = where
+			return h, nil
+		}
+	}
+	if !holds {
+		return hit{where: where}, nil
+	}
+	for _, m := range mounts {
+		if m.Point == where || !pathWithin(m.Point, where) || readOnly(m) {
+			continue
+		}
+		for _, tr := range trees {
+			if h := tr.match(fsPlace{m.Dev, m.Root}, true); h.tree != nil && sameInode(unix.AT_FDCWD, m.Point, h.same) {
+				h.where, h.mount = where, m.Point
+				return h, nil
+			}
+		}
+	}
+	return hit{where: where}, nil
+}
+
+// readOnly reports whether m is mounted read-only: a recursive bind's
+// copy of it is too, and no container writes through it.
+func readOnly(m mountinfo.Mount) bool {
+	return m.Options == "ro" || strings.HasPrefix(m.Options, "ro,")
+}
+
+// places are the places of t, each once.
+func (t ownTrees) places(mounts []mountinfo.Mount) []treeAt {
+	var out []treeAt
+	for i := range t {
+		p, path, ok := treePlace(mounts, t[i].path)
+		if ok && !containsPlace(out, p) {
+			out = append(out, treeAt{&t[i], p, path})
+		}
+	}
+	return out
+}
+
+func containsPlace(ts []treeAt, p fsPlace) bool {
+	for _, t := range ts {
+		if t.place == p {
+			return true
+		}
+	}
+	return false
+}
+
+// match returns a hit on tr when at is in it or, when holds, holds it,
+// with the tree's path to the directory at is; no where.
+func (tr treeAt) match(at fsPlace, holds bool) hit {
+	switch {
+	case tr.place.dev != at.dev:
+	case pathWithin(at.path, tr.place.path):
+		rel, _ := filepath.Rel(tr.place.path, at.path)
+		return hit{tree: tr.tree, in: true, same: filepath.Join(tr.path, rel)}
+	case holds && pathWithin(tr.place.path, at.path):
+		rel, _ := filepath.Rel(at.path, tr.place.path)
+		same := tr.path
+		for range strings.Count(rel, "/") + 1 {
+			same = filepath.Dir(same)
+		}
+		return hit{tree: tr.tree, same: same}
+	}
+	return hit{}
+}
+
+// sameInode reports whether name in the directory fd ("": fd itself) is
+// the directory at the path same — or, when name is not made yet, its
+// directory is same's.
+func sameInode(fd int, name, same string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstatat(fd, name, &a, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != nil {
+		if name == "" || unix.Fstatat(fd, "", &a, unix.AT_EMPTY_PATH) != nil {
+			return false
+		}
+		same = filepath.Dir(same)
+	}
+	return unix.Lstat(same, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// placeOf returns the place of name in the directory fd, which the kernel
+// reports at dir: the mount (statx's STATX_MNT_ID) of name — which may be
+// a mount point itself — or, when name is not made yet, of fd, looked up
+// in mounts. It is false when the kernel cannot say (before Linux 5.8)
+// or the mount is not listed.
+func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool) {
+	id, ok := mountID(fd, name)
+	rest := ""
+	if ok {
+		dir = filepath.Join(dir, name)
+	} else if id, ok = mountID(fd, ""); ok {
+		rest = name
+	} else {
+		return fsPlace{}, false
+	}
+	for _, m := range mounts {
+		if uint64(m.ID) == id && pathWithin(dir, m.Point) {
+			rel, err := filepath.Rel(m.Point, dir)
+			if err != nil {
+				break
+			}
+			return fsPlace{m.Dev, filepath.Join(m.Root, rel, rest)}, true
+		}
+	}
+	return fsPlace{}, false
+}
+
+// mountID is the ID of the mount name in fd ("": fd itself) is on.
+func mountID(fd int, name string) (uint64, bool) {
+	var st unix.Statx_t
+	err := unix.Statx(fd, name, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st)
+	return st.Mnt_id, err == nil && st.Mask&unix.STATX_MNT_ID != 0
+}
+
+// treePlace returns the place of the tree at the clean absolute path p
+// and where the kernel says it is: its longest existing prefix opened,
+// the rest appended.
+func treePlace(mounts []mountinfo.Mount, p string) (fsPlace, string, bool) {
+	rest := ""
+	for q := p; ; q = filepath.Dir(q) {
+		if fd, err := unix.Open(q, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
+			defer unix.Close(fd)
+			dir, err := fdPath(fd)
+			if err != nil {
+				return fsPlace{}, "", false
+			}
+			place, ok := placeOf(mounts, fd, dir, rest)
+			return place, filepath.Join(dir, rest), ok
+		}
+		if q == "/" || q == "." {
+			return fsPlace{}, "", false
+		}
+		rest = filepath.Join(filepath.Base(q), rest)
+	}
+}
