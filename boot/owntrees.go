@@ -86,8 +86,8 @@ func pathWithin(p, dir string) bool {
 // hit is one of berth's trees that a handle meets: the tree, where the
 // handle is, whether it is in the tree (else it holds it) and, when only
 // the filesystem tells (a bind mount of a directory of the tree or
-// holding it, mounted elsewhere), the tree's path to the same directory
-// and, when that is a mount below the handle, where it is mounted.
+// holding it, mounted elsewhere), where that is beside the tree and, when
+// it is a mount below the handle, where it is mounted.
 type hit struct {
 	tree  *ownTree
 	where string
@@ -144,9 +144,9 @@ func (t ownTrees) bindCheck(source string) func(*os.File) error {
 		}
 		switch {
 		case hit.mount != "":
-			how = "holds the mount " + hit.mount + " (the same directory as " + hit.same + "), which " + how
+			how = "holds the mount " + hit.mount + " (" + hit.same + "), which " + how
 		case hit.same != "":
-			how = "(" + hit.where + ", the same directory as " + hit.same + ") " + how
+			how = "(" + hit.where + ", " + hit.same + ") " + how
 		case hit.where != filepath.Clean(source):
 			how = "(" + hit.where + ") " + how
 		}
@@ -162,7 +162,7 @@ func (t ownTrees) logDirCheck(dirfd int, name string) error {
 	if err == nil && hit.tree != nil {
 		where := hit.where
 		if hit.same != "" {
-			where += " (the same directory as " + hit.same + ")"
+			where += " (" + hit.same + ")"
 		}
 		err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, hit.tree.what, hit.tree.path)
 	}

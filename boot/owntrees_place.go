@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -13,9 +14,9 @@ import (
 // device (mountinfo's "major:minor") and the path from the filesystem's
 // root. A bind mount of the image cache mounted elsewhere, or of a
 // directory holding it, reaches the same places as the cache's own path.
-// NFS reports every mount's root as "/": a bind mount of a directory of
-// an NFS export is not told apart from the export's root, and each match
-// is confirmed on the inodes (sameInode) before it counts.
+// NFS reports every mount's root as "/", whatever directory of the export
+// it shows: its mounts have no place (placeOf), and only their paths are
+// compared.
 type fsPlace struct{ dev, path string }
 
 // treeAt is one of berth's trees, its place and where the kernel says it
@@ -42,7 +43,7 @@ func (t ownTrees) byPlace(fd int, dir, name string, holds bool) (hit, error) {
 	}
 	trees := t.places(mounts)
 	for _, tr := range trees {
-		if h := tr.match(at, holds); h.tree != nil && sameInode(fd, name, h.same) {
+		if h := tr.match(at, holds); h.tree != nil {
 			h.where = where
 			return h, nil
 		}
@@ -55,7 +56,7 @@ func (t ownTrees) byPlace(fd int, dir, name string, holds bool) (hit, error) {
 			continue
 		}
 		for _, tr := range trees {
-			if h := tr.match(fsPlace{m.Dev, m.Root}, true); h.tree != nil && sameInode(unix.AT_FDCWD, m.Point, h.same) {
+			if h := tr.match(fsPlace{m.Dev, m.Root}, true); h.tree != nil && !nfs(m) {
 				h.where, h.mount = where, m.Point
 				return h, nil
 			}
@@ -92,43 +93,31 @@ func containsPlace(ts []treeAt, p fsPlace) bool {
 }
 
 // match returns a hit on tr when at is in it or, when holds, holds it,
-// with the tree's path to the directory at is; no where.
+// saying where at is beside the tree; no where.
 func (tr treeAt) match(at fsPlace, holds bool) hit {
 	switch {
 	case tr.place.dev != at.dev:
 	case pathWithin(at.path, tr.place.path):
 		rel, _ := filepath.Rel(tr.place.path, at.path)
-		return hit{tree: tr.tree, in: true, same: filepath.Join(tr.path, rel)}
+		return hit{tree: tr.tree, in: true, same: "the same directory as " + filepath.Join(tr.path, rel)}
 	case holds && pathWithin(tr.place.path, at.path):
-		rel, _ := filepath.Rel(at.path, tr.place.path)
-		same := tr.path
-		for range strings.Count(rel, "/") + 1 {
-			same = filepath.Dir(same)
-		}
-		return hit{tree: tr.tree, same: same}
+		// The directory it is need not be above the tree's path: the
+		// tree may be a bind mount of a directory of that filesystem.
+		return hit{tree: tr.tree, same: fmt.Sprintf("the directory %s of the filesystem (%s) that has %s as %s",
+			at.path, at.dev, tr.path, tr.place.path)}
 	}
 	return hit{}
 }
 
-// sameInode reports whether name in the directory fd ("": fd itself) is
-// the directory at the path same — or, when name is not made yet, its
-// directory is same's.
-func sameInode(fd int, name, same string) bool {
-	var a, b unix.Stat_t
-	if unix.Fstatat(fd, name, &a, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != nil {
-		if name == "" || unix.Fstatat(fd, "", &a, unix.AT_EMPTY_PATH) != nil {
-			return false
-		}
-		same = filepath.Dir(same)
-	}
-	return unix.Lstat(same, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
-}
+// nfs reports whether m is an NFS mount, whose root mountinfo gives as
+// "/" whatever directory of the export it shows.
+func nfs(m mountinfo.Mount) bool { return m.FSType == "nfs" || m.FSType == "nfs4" }
 
 // placeOf returns the place of name in the directory fd, which the kernel
 // reports at dir: the mount (statx's STATX_MNT_ID) of name — which may be
 // a mount point itself — or, when name is not made yet, of fd, looked up
-// in mounts. It is false when the kernel cannot say (before Linux 5.8)
-// or the mount is not listed.
+// in mounts. It is false when the kernel cannot say (before Linux 5.8),
+// the mount is not listed or is NFS's.
 func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool) {
 	id, ok := mountID(fd, name)
 	rest := ""
@@ -140,6 +129,9 @@ func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool)
 		return fsPlace{}, false
 	}
 	for _, m := range mounts {
+		if uint64(m.ID) == id && nfs(m) {
+			break
+		}
 		if uint64(m.ID) == id && pathWithin(dir, m.Point) {
 			rel, err := filepath.Rel(m.Point, dir)
 			if err != nil {

@@ -92,8 +92,20 @@ func mustBind(t *testing.T, dir, to string) {
 	t.Cleanup(func() { unix.Unmount(to, unix.MNT_DETACH) })
 }
 
-// bindCase is a writable bind's source and what its check must say ("":
-// nothing, it is let through).
+// containsInOrder reports whether s holds each of parts, in order.
+func containsInOrder(s string, parts []string) bool {
+	for _, p := range parts {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return true
+}
+
+// bindCase is a writable bind's source and what its check must say, its
+// parts in order separated by "…" ("": nothing, it is let through).
 type bindCase struct{ source, err string }
 
 // checkBinds opens each source as a follow_symlink bind's and checks it
@@ -107,7 +119,7 @@ func checkBinds(t *testing.T, own ownTrees, binds []bindCase) {
 		}
 		err = own.bindCheck(b.source)(h)
 		h.Close()
-		if b.err == "" && err != nil || b.err != "" && (err == nil || !strings.Contains(err.Error(), b.err)) {
+		if b.err == "" && err != nil || b.err != "" && (err == nil || !containsInOrder(err.Error(), strings.Split(b.err, "…"))) {
 			t.Errorf("bind %s: %v, want %q", b.source, err, b.err)
 		}
 	}
@@ -161,10 +173,23 @@ func TestOwnTreesBindAliases(t *testing.T) {
 		{a("cache"), "(" + a("cache") + ", the same directory as " + cache + ") is in berth's image cache " + cache + ": "},
 		{a("cache") + "/sub/deep", "(" + a("cache") + "/sub/deep, the same directory as " + cache + "/sub/deep) is in berth's image cache"},
 		{a("sub"), "(" + a("sub") + ", the same directory as " + cache + "/sub) is in berth's image cache"},
-		{a("var"), "(" + a("var") + ", the same directory as " + v + ") holds berth's image cache " + cache + ": "},
+		{a("var"), "(" + a("var") + ", the directory …of the filesystem (…) that has " + cache + " as …) holds berth's image cache " + cache + ": "},
 		{a("plain"), ""},
 		{filepath.Join(top, "a"), "holds the mount " + a("cache") + " (the same directory as " + cache + "), which is in berth's image cache " + cache + ": "},
 		{filepath.Join(top, "b"), ""}, // holds only a read-only bind of the cache
+	})
+	// The tree itself a bind mount of a directory of another filesystem's
+	// (or of this one's) directory: what holds that directory holds the
+	// tree, though it is not above the tree's path.
+	images := filepath.Join(top, "trees", "images")
+	mustMkdirAll(t, filepath.Join(top, "data", "images"))
+	mustBind(t, filepath.Join(top, "data", "images"), images)
+	mustBind(t, filepath.Join(top, "data"), filepath.Join(top, "exp", "d"))
+	checkBinds(t, ownTrees{}.add(images, "image cache"), []bindCase{
+		{filepath.Join(top, "data"), "(" + filepath.Join(top, "data") + ", the directory …that has " + images + " as …) holds berth's image cache " + images + ": "},
+		{filepath.Join(top, "exp"), "holds the mount " + filepath.Join(top, "exp", "d") + " (the directory …that has " + images + " as …), which holds berth's image cache"},
+		{filepath.Join(top, "trees"), "holds berth's image cache"},
+		{filepath.Join(top, "plain"), ""},
 	})
 	// A log_file through an alias; one right in it, whose last directory
 	// is a mount point: checked on the mount's place, not on what it hides.
