@@ -15,9 +15,9 @@ import (
 // root. A bind mount of the image cache mounted elsewhere, or of a
 // directory holding it, reaches the same places as the cache's own path.
 // NFS reports every mount's root as "/", whatever directory of the export
-// it shows: its mounts have no place (placeOf), and only their paths are
-// compared.
-type fsPlace struct{ dev, path string }
+// it shows: its mounts have no place (placeless), and only their paths
+// are compared. source is the filesystem's source, for messages.
+type fsPlace struct{ dev, path, source string }
 
 // treeAt is one of berth's trees, its place and where the kernel says it
 // is (its symlinks resolved).
@@ -37,26 +37,26 @@ func (t ownTrees) byPlace(fd int, dir, name string, holds bool) (hit, error) {
 	if err != nil {
 		return hit{}, err
 	}
-	at, ok := placeOf(mounts, fd, dir, name)
-	if !ok {
-		return hit{where: where}, nil
-	}
 	trees := t.places(mounts)
-	for _, tr := range trees {
-		if h := tr.match(at, holds); h.tree != nil {
-			h.where = where
-			return h, nil
+	if at, ok := placeOf(mounts, fd, dir, name); ok {
+		for _, tr := range trees {
+			if h := tr.match(at, holds); h.tree != nil {
+				h.where = where
+				return h, nil
+			}
 		}
 	}
 	if !holds {
 		return hit{where: where}, nil
 	}
+	// Whether the handle has a place or not (NFS): the mounts below it,
+	// hidden ones too.
 	for _, m := range mounts {
-		if m.Point == where || !pathWithin(m.Point, where) || readOnly(m) {
+		if m.Point == where || !pathWithin(m.Point, where) || readOnly(m) || placeless(m) {
 			continue
 		}
 		for _, tr := range trees {
-			if h := tr.match(fsPlace{m.Dev, m.Root}, true); h.tree != nil && !nfs(m) {
+			if h := tr.match(fsPlace{m.Dev, m.Root, m.Source}, true); h.tree != nil {
 				h.where, h.mount = where, m.Point
 				return h, nil
 			}
@@ -103,21 +103,24 @@ func (tr treeAt) match(at fsPlace, holds bool) hit {
 	case holds && pathWithin(tr.place.path, at.path):
 		// The directory it is need not be above the tree's path: the
 		// tree may be a bind mount of a directory of that filesystem.
-		return hit{tree: tr.tree, same: fmt.Sprintf("the directory %s of the filesystem (%s) that has %s as %s",
-			at.path, at.dev, tr.path, tr.place.path)}
+		return hit{tree: tr.tree, same: fmt.Sprintf("the directory %s of %s (%s), which holds its directory %s",
+			at.path, at.source, at.dev, tr.place.path)}
 	}
 	return hit{}
 }
 
-// nfs reports whether m is an NFS mount, whose root mountinfo gives as
-// "/" whatever directory of the export it shows.
-func nfs(m mountinfo.Mount) bool { return m.FSType == "nfs" || m.FSType == "nfs4" }
+// placeless reports whether m's root tells nothing: an NFS mount's, which
+// mountinfo gives as "/" whatever directory of the export it shows, or a
+// deleted directory's ("…//deleted").
+func placeless(m mountinfo.Mount) bool {
+	return m.FSType == "nfs" || m.FSType == "nfs4" || strings.HasSuffix(m.Root, "//deleted")
+}
 
 // placeOf returns the place of name in the directory fd, which the kernel
 // reports at dir: the mount (statx's STATX_MNT_ID) of name — which may be
 // a mount point itself — or, when name is not made yet, of fd, looked up
 // in mounts. It is false when the kernel cannot say (before Linux 5.8),
-// the mount is not listed or is NFS's.
+// the mount is not listed or is placeless.
 func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool) {
 	id, ok := mountID(fd, name)
 	rest := ""
@@ -129,7 +132,7 @@ func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool)
 		return fsPlace{}, false
 	}
 	for _, m := range mounts {
-		if uint64(m.ID) == id && nfs(m) {
+		if uint64(m.ID) == id && placeless(m) {
 			break
 		}
 		if uint64(m.ID) == id && pathWithin(dir, m.Point) {
@@ -137,7 +140,7 @@ func placeOf(mounts []mountinfo.Mount, fd int, dir, name string) (fsPlace, bool)
 			if err != nil {
 				break
 			}
-			return fsPlace{m.Dev, filepath.Join(m.Root, rel, rest)}, true
+			return fsPlace{m.Dev, filepath.Join(m.Root, rel, rest), m.Source}, true
 		}
 	}
 	return fsPlace{}, false

@@ -173,7 +173,7 @@ func TestOwnTreesBindAliases(t *testing.T) {
 		{a("cache"), "(" + a("cache") + ", the same directory as " + cache + ") is in berth's image cache " + cache + ": "},
 		{a("cache") + "/sub/deep", "(" + a("cache") + "/sub/deep, the same directory as " + cache + "/sub/deep) is in berth's image cache"},
 		{a("sub"), "(" + a("sub") + ", the same directory as " + cache + "/sub) is in berth's image cache"},
-		{a("var"), "(" + a("var") + ", the directory …of the filesystem (…) that has " + cache + " as …) holds berth's image cache " + cache + ": "},
+		{a("var"), "(" + a("var") + ", the directory …, which holds its directory …) holds berth's image cache " + cache + ": "},
 		{a("plain"), ""},
 		{filepath.Join(top, "a"), "holds the mount " + a("cache") + " (the same directory as " + cache + "), which is in berth's image cache " + cache + ": "},
 		{filepath.Join(top, "b"), ""}, // holds only a read-only bind of the cache
@@ -186,8 +186,8 @@ func TestOwnTreesBindAliases(t *testing.T) {
 	mustBind(t, filepath.Join(top, "data", "images"), images)
 	mustBind(t, filepath.Join(top, "data"), filepath.Join(top, "exp", "d"))
 	checkBinds(t, ownTrees{}.add(images, "image cache"), []bindCase{
-		{filepath.Join(top, "data"), "(" + filepath.Join(top, "data") + ", the directory …that has " + images + " as …) holds berth's image cache " + images + ": "},
-		{filepath.Join(top, "exp"), "holds the mount " + filepath.Join(top, "exp", "d") + " (the directory …that has " + images + " as …), which holds berth's image cache"},
+		{filepath.Join(top, "data"), "(" + filepath.Join(top, "data") + ", the directory …, which holds its directory …) holds berth's image cache " + images + ": "},
+		{filepath.Join(top, "exp"), "holds the mount " + filepath.Join(top, "exp", "d") + " (the directory …, which holds its directory …), which holds berth's image cache " + images},
 		{filepath.Join(top, "trees"), "holds berth's image cache"},
 		{filepath.Join(top, "plain"), ""},
 	})
