@@ -10,20 +10,26 @@ import "unsafe"
 // MADV_COLLAPSE then does nothing.
 const pmd = 2 << 20
 
+// page is the smallest page size: madvise wants a start aligned to the
+// kernel's, and the Go linker starts the code at a multiple of it.
+const page = 4 << 10
+
 const (
-	madvHugepage = 14           // MADV_HUGEPAGE, linux/mman.h
-	madvCollapse = 25           // MADV_COLLAPSE
-	atFDCWD      = ^uintptr(99) // AT_FDCWD, -100
-	oRDONLY      = 0
-	oCLOEXEC     = 0o2000000
+	madvHugepage     = 14           // MADV_HUGEPAGE, linux/mman.h
+	madvPopulateRead = 22           // MADV_POPULATE_READ
+	madvCollapse     = 25           // MADV_COLLAPSE
+	atFDCWD          = ^uintptr(99) // AT_FDCWD, -100
+	oRDONLY          = 0
+	oCLOEXEC         = 0o2000000
 )
 
 // What init did, for the tests: the heap object whose address names the
-// heap's first 2 MiB (nil if init took nothing) and the kernel's answer
-// to the collapse (0 or -errno).
+// heap's first 2 MiB (nil if init took nothing), the kernel's answer to
+// the collapse (0 or -errno) and whether the text was mapped ahead.
 var (
 	first     *[16]byte
 	collapsed uintptr
+	populated bool
 )
 
 func init() {
@@ -36,6 +42,19 @@ func init() {
 	// The heap grows upwards: the next 2 MiB, untouched yet, become a
 	// huge page at their first fault.
 	syscall3(sysMadvise, base+pmd, pmd, madvHugepage)
+	populated = populateText()
+}
+
+// populateText maps berth's code and read-only data (the two read-only
+// segments, 8.6 MiB on amd64) with one call rather than a fault per
+// 64 KiB touched. The pages are shared with every other berth and the
+// page cache: this costs page tables, not memory. A berth whose binary
+// is not all in the page cache yet (its first run after boot, from a
+// disk) reads the rest of it once.
+func populateText() bool {
+	start, end := textBounds()
+	start &^= page - 1
+	return end > start && syscall3(sysMadvise, start, end-start, madvPopulateRead) == 0
 }
 
 // wanted reports whether this process is a short-lived berth: not PID 1,
@@ -61,3 +80,7 @@ func wanted() bool {
 // syscall3 makes a system call of up to three arguments and returns the
 // kernel's answer unchanged: -errno on failure.
 func syscall3(trap, a1, a2, a3 uintptr) uintptr
+
+// textBounds returns where the linker put the start of the code and the
+// end of the read-only data (runtime.text, runtime.epclntab).
+func textBounds() (start, end uintptr)

@@ -107,6 +107,38 @@ func TestHeapCollapsed(t *testing.T) {
 	}
 }
 
+// The linker's bounds name the code and the read-only data; init mapped
+// them ahead, and populateText maps again what this process has let go.
+func TestTextPopulated(t *testing.T) {
+	start, end := textBounds()
+	maps := smaps(t)
+	text, ro := find(t, maps, start), find(t, maps, end-1)
+	if !strings.HasPrefix(text.perms, "r-x") || !strings.HasPrefix(ro.perms, "r--") {
+		t.Fatalf("textBounds %#x-%#x: %s and %s mappings, want r-x and r--", start, end, text.perms, ro.perms)
+	}
+	if !populated {
+		t.Fatal("init did not map the text ahead")
+	}
+	// Unmap the read-only data's pages from this process (they fault
+	// back in from the page cache): what the test reads since brings
+	// back only some of them.
+	const madvDontneed = 4
+	if e := syscall3(sysMadvise, ro.lo, ro.hi-ro.lo, madvDontneed); e != 0 {
+		t.Fatalf("MADV_DONTNEED: errno %d", -int(e))
+	}
+	if m := find(t, smaps(t), end-1); m.kb["Rss"] == m.kb["Size"] {
+		t.Skipf("read-only data all resident again (%d kB) without populateText: nothing to tell apart", m.kb["Rss"])
+	}
+	if !populateText() {
+		t.Fatal("populateText failed")
+	}
+	for _, m := range []vma{find(t, smaps(t), start), find(t, smaps(t), end-1)} {
+		if m.kb["Rss"] != m.kb["Size"] {
+			t.Errorf("%s mapping %#x-%#x: Rss %d kB of %d", m.perms, m.lo, m.hi, m.kb["Rss"], m.kb["Size"])
+		}
+	}
+}
+
 // TestIsModprobe: berth run by the kernel as its modprobe helper (its
 // first argument ends in "modprobe") takes no huge page.
 func TestIsModprobe(t *testing.T) {

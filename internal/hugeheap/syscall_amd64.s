@@ -9,3 +9,11 @@ TEXT ·syscall3(SB),NOSPLIT,$0-40
 	SYSCALL
 	MOVQ	AX, ret+32(FP)
 	RET
+
+// func textBounds() (start, end uintptr)
+TEXT ·textBounds(SB),NOSPLIT,$0-16
+	MOVQ	$runtime·text(SB), AX
+	MOVQ	AX, start+0(FP)
+	MOVQ	$runtime·epclntab(SB), AX
+	MOVQ	AX, end+8(FP)
+	RET

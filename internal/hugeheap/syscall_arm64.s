@@ -9,3 +9,11 @@ TEXT ·syscall3(SB),NOSPLIT,$0-40
 	SVC
 	MOVD	R0, ret+32(FP)
 	RET
+
+// func textBounds() (start, end uintptr)
+TEXT ·textBounds(SB),NOSPLIT,$0-16
+	MOVD	$runtime·text(SB), R0
+	MOVD	R0, start+0(FP)
+	MOVD	$runtime·epclntab(SB), R0
+	MOVD	R0, end+8(FP)
+	RET

@@ -9,3 +9,11 @@ TEXT ·syscall3(SB),NOSPLIT,$0-40
 	ECALL
 	MOV	A0, ret+32(FP)
 	RET
+
+// func textBounds() (start, end uintptr)
+TEXT ·textBounds(SB),NOSPLIT,$0-16
+	MOV	$runtime·text(SB), A0
+	MOV	A0, start+0(FP)
+	MOV	$runtime·epclntab(SB), A0
+	MOV	A0, end+8(FP)
+	RET
