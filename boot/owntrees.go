@@ -89,11 +89,11 @@ func pathWithin(p, dir string) bool {
 // holding it, mounted elsewhere), where that is beside the tree and, when
 // it is a mount below the handle, where it is mounted.
 type hit struct {
-	tree  *ownTree
-	where string
-	in    bool
-	same  string
-	mount string
+	tree   *ownTree
+	where  string
+	in     bool
+	detail string
+	mount  string
 }
 
 // overlap returns the tree of t that name in the directory fd (fd itself
@@ -144,9 +144,9 @@ func (t ownTrees) bindCheck(source string) func(*os.File) error {
 		}
 		switch {
 		case hit.mount != "":
-			how = "holds the mount " + hit.mount + " (" + hit.same + "), which " + how
-		case hit.same != "":
-			how = "(" + hit.where + ", " + hit.same + ") " + how
+			how = "holds the mount " + hit.mount + " (" + hit.detail + "), which " + how
+		case hit.detail != "":
+			how = "(" + hit.where + ", " + hit.detail + ") " + how
 		case hit.where != filepath.Clean(source):
 			how = "(" + hit.where + ") " + how
 		}
@@ -161,8 +161,8 @@ func (t ownTrees) logDirCheck(dirfd int, name string) error {
 	hit, err := t.overlap(dirfd, name, false)
 	if err == nil && hit.tree != nil {
 		where := hit.where
-		if hit.same != "" {
-			where += " (" + hit.same + ")"
+		if hit.detail != "" {
+			where += " (" + hit.detail + ")"
 		}
 		err = fmt.Errorf("%s is in berth's %s %s: choose a log_file outside it", where, hit.tree.what, hit.tree.path)
 	}

@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"berth/internal/mountinfo"
@@ -76,20 +77,11 @@ func (t ownTrees) places(mounts []mountinfo.Mount) []treeAt {
 	var out []treeAt
 	for i := range t {
 		p, path, ok := treePlace(mounts, t[i].path)
-		if ok && !containsPlace(out, p) {
+		if ok && !slices.ContainsFunc(out, func(t treeAt) bool { return t.place == p }) {
 			out = append(out, treeAt{&t[i], p, path})
 		}
 	}
 	return out
-}
-
-func containsPlace(ts []treeAt, p fsPlace) bool {
-	for _, t := range ts {
-		if t.place == p {
-			return true
-		}
-	}
-	return false
 }
 
 // match returns a hit on tr when at is in it or, when holds, holds it,
@@ -99,11 +91,11 @@ func (tr treeAt) match(at fsPlace, holds bool) hit {
 	case tr.place.dev != at.dev:
 	case pathWithin(at.path, tr.place.path):
 		rel, _ := filepath.Rel(tr.place.path, at.path)
-		return hit{tree: tr.tree, in: true, same: "the same directory as " + filepath.Join(tr.path, rel)}
+		return hit{tree: tr.tree, in: true, detail: "the same directory as " + filepath.Join(tr.path, rel)}
 	case holds && pathWithin(tr.place.path, at.path):
 		// The directory it is need not be above the tree's path: the
 		// tree may be a bind mount of a directory of that filesystem.
-		return hit{tree: tr.tree, same: fmt.Sprintf("the directory %s of %s (%s), which holds its directory %s",
+		return hit{tree: tr.tree, detail: fmt.Sprintf("the directory %s of %s (%s), which holds its directory %s",
 			at.path, at.source, at.dev, tr.place.path)}
 	}
 	return hit{}
