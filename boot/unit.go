@@ -161,6 +161,16 @@ func (s *supervisor) start(u *unit) {
 	}
 	var c *container.Container
 	lim, out := newOutputLimiter(time.Now()), &drainingPipe{f: r}
+	// The reader waits on the pipe before the container can write to it:
+	// started after the start, on one CPU it ran only once the loop and
+	// the image goroutine had let go of the CPU, and the first lines came
+	// 40-60 ms later under QEMU TCG (bench/README.md, stop 51). A start
+	// that fails closes r, which ends it.
+	s.outputs.Add(1)
+	s.b.goSafe(func() {
+		defer s.outputs.Done()
+		s.copyOutput(u, out, lim)
+	})
 	err = s.b.reaper.start(func() (int, error) {
 		var err error
 		c, err = container.Start(s.b.cgroups, spec, opts)
@@ -189,11 +199,6 @@ func (s *supervisor) start(u *unit) {
 	s.startHealth(u, c)
 	s.b.laterModules() // the first container is up: the watchdog's driver may load
 	u.answer("restart", false, fmt.Sprintf("restarted %s: pid %d", u.name, c.Pid))
-	s.outputs.Add(1)
-	s.b.goSafe(func() {
-		defer s.outputs.Done()
-		s.copyOutput(u, out, lim)
-	})
 }
 
 // startFailed records a start that did not happen, as an exit with status
