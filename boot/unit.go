@@ -164,7 +164,7 @@ func (s *supervisor) start(u *unit) {
 	// The reader waits on the pipe before the container can write to it:
 	// started after the start, on one CPU it ran only once the loop and
 	// the image goroutine had let go of the CPU, and the first lines came
-	// 40-60 ms later under QEMU TCG (bench/README.md, stop 51). A start
+	// 26-61 ms later under QEMU TCG (bench/README.md, stop 51). A start
 	// that fails closes r, which ends it.
 	s.outputs.Add(1)
 	s.b.goSafe(func() {
