@@ -38,6 +38,7 @@ type crew struct {
 	stop    bool
 
 	bufs     bufferPool
+	copyMax  int64             // frames up to this size are decoded from copies (copyLimit)
 	inflight map[int]*frameBuf // claimed and not yet pulled by the stream
 	next     int               // next frame to claim for decoding
 	want     int               // next frame the stream pulls
@@ -94,6 +95,7 @@ func newCrew(m *mmapfs.Mapping, table *mmapfs.SeekTable, lim Limits, helpers int
 	c := &crew{m: m, table: table, dec: dec, x: x, src: src, inflight: make(map[int]*frameBuf)}
 	c.hwake.L, c.pwake.L = &c.mu, &c.mu
 	c.bufs.init(table.MaxFrame(), helpers+1)
+	c.copyMax = copyLimit(m, table)
 	c.work.Goroutines = helpers + 1
 	c.helpers.Add(helpers)
 	for range helpers {

@@ -11,12 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Frames are decoded with DecodeAll straight from the mapping (or the
-// window of it that holds the frame) into a fixed set of buffers: a frame
+// Frames are decoded with DecodeAll from copies read out of the image
+// file (mmapfs.DecodeFrame; a sealed image's from its checked views of the
+// mapping) into a fixed set of buffers: a frame
 // is claimed for decoding only when a buffer is free, and a buffer is
 // recycled when its frame's last reference is dropped. Buffers of big
 // frames are mapped outside the Go heap, so they do not raise the garbage
-// collector's goal, and the mapping's pages are released every
+// collector's goal, and pages of the mapping read are released every
 // releaseBytes of decoded image: the process's resident size does not grow
 // with the image.
 
@@ -25,6 +26,7 @@ import (
 type frameBuf struct {
 	index int
 	mem   []byte // the buffer; nil until the decoding goroutine makes it
+	src   []byte // the compressed frame's copy, while it decodes (copies)
 	buf   []byte // the decoded frame, in mem
 	err   error
 	ready bool
@@ -49,6 +51,7 @@ type bufferPool struct {
 	made     int      // buffers made or being made
 	free     [][]byte // buffers not holding a frame
 	mapped   [][]byte // mappings holding buffers outside the heap, unmapped by close
+	copies   [][]byte // buffers for compressed frames not being decoded
 }
 
 // frameBuffers is how many decoded frames an unpack of n goroutines may
@@ -63,6 +66,20 @@ type bufferPool struct {
 func frameBuffers(maxFrame int64, n int) int {
 	per := max(maxFrame, 1)
 	return max(3, min(n+2, int((24<<20)/per)), int((12<<20)/per))
+}
+
+// copyLimit is the size of the buffers frames are copied into to be
+// decoded (0: none, the mapping cannot copy): the table's largest frame,
+// if zstd's bound for the largest decoded frame allows it (input plus
+// 1/256, as ZSTD_compressBound, and a header's and checksum's room). A
+// bigger frame, which no encoder writes, is decoded from the mapping,
+// without a buffer of its size.
+func copyLimit(m *mmapfs.Mapping, t *mmapfs.SeekTable) int64 {
+	if !m.Copies() {
+		return 0
+	}
+	d := t.MaxFrame()
+	return min(t.MaxCSize(), d+d>>8+1024)
 }
 
 // mapBufferMin is the smallest frame buffer mapped outside the heap: below
@@ -98,18 +115,22 @@ const hugePage = 2 << 20
 // 512, and decoding into it misses the TLB less (together about a sixth
 // of the unpack's CPU time on minbase). Its mapping, returned as span, is
 // a huge page longer than the buffer, the slack left untouched.
-func (p *bufferPool) make() (buf, span []byte) {
-	if p.capacity >= mapBufferMin {
-		m, err := unix.Mmap(-1, 0, p.capacity+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+func (p *bufferPool) make() (buf, span []byte) { return makeBuffer(p.capacity) }
+
+// makeBuffer makes an empty buffer of the given capacity (see make); span
+// is its mapping, nil for one on the heap.
+func makeBuffer(capacity int) (buf, span []byte) {
+	if capacity >= mapBufferMin {
+		m, err := unix.Mmap(-1, 0, capacity+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err == nil {
 			addr := reflect.ValueOf(m).Pointer()
 			off := int((hugePage - addr%hugePage) % hugePage)
-			buf = m[off : off+p.capacity : off+p.capacity]
+			buf = m[off : off+capacity : off+capacity]
 			_ = unix.Madvise(buf, unix.MADV_HUGEPAGE) // a hint: kernels without THP refuse it
 			return buf[:0], m
 		}
 	}
-	return make([]byte, 0, p.capacity), nil // small, or the mapping failed: on the heap
+	return make([]byte, 0, capacity), nil // small, or the mapping failed: on the heap
 }
 
 // unmap unmaps the mapped buffers.
@@ -117,31 +138,40 @@ func (p *bufferPool) unmap() {
 	for _, m := range p.mapped {
 		_ = unix.Munmap(m)
 	}
-	p.free, p.mapped = nil, nil
+	p.free, p.mapped, p.copies = nil, nil, nil
 }
 
 // claim takes the next frame for decoding, with the crew's mutex held.
 func (c *crew) claim() *frameBuf {
 	f := &frameBuf{index: c.next, mem: c.bufs.get(), c: c}
+	if k := len(c.bufs.copies); k > 0 {
+		f.src, c.bufs.copies = c.bufs.copies[k-1], c.bufs.copies[:k-1]
+	}
 	f.refs.Store(1) // the stream's
 	c.inflight[c.next] = f
 	c.next++
 	return f
 }
 
-// decode decodes a claimed frame. A fault on the mapping (the file
-// shrank) becomes the frame's error.
+// decode decodes a claimed frame, from a copy of it where copyLimit allows
+// (mmapfs.DecodeFrame): the copy's buffer, one per goroutine decoding at
+// a time, is kept for the next frame. A fault on the mapping, or a short
+// read (the file shrank), becomes the frame's error.
 func (c *crew) decode(f *frameBuf) {
 	start := time.Now()
 	var span []byte
 	if f.mem == nil {
 		f.mem, span = c.bufs.make()
 	}
+	var srcSpan []byte
+	if f.src == nil && c.copyMax > 0 {
+		f.src, srcSpan = makeBuffer(int(c.copyMax))
+	}
 	f.err = caught(func() (err error) {
 		if crewHook != nil {
 			crewHook(f.index)
 		}
-		f.buf, err = mmapfs.DecodeFrame(c.dec, c.m, c.table, f.index, f.mem)
+		f.buf, err = mmapfs.DecodeFrame(c.dec, c.m, c.table, f.index, f.mem, f.src)
 		return err
 	})
 	if f.err != nil {
@@ -149,8 +179,14 @@ func (c *crew) decode(f *frameBuf) {
 	}
 	took := time.Since(start)
 	c.mu.Lock()
-	if span != nil {
-		c.bufs.mapped = append(c.bufs.mapped, span)
+	for _, m := range [][]byte{span, srcSpan} {
+		if m != nil {
+			c.bufs.mapped = append(c.bufs.mapped, m)
+		}
+	}
+	if f.src != nil {
+		c.bufs.copies = append(c.bufs.copies, f.src)
+		f.src = nil
 	}
 	f.ready = true
 	c.work.Decode += took

@@ -27,10 +27,22 @@ func NewDecoder(maxFrame int64, maxWindow uint64, concurrency int) (*zstd.Decode
 // DecodeFrame decompresses data frame i of the image in m, described by
 // t, into dst's storage (grown when too small) and checks it against the
 // table: the decompressed size, and the content checksum when both carry
-// one. It reads the frame through a view of m with faults turned into
-// ErrFault, on the calling goroutine (as DecodeAll runs).
-func DecodeFrame(dec *zstd.Decoder, m *Mapping, t *SeekTable, i int, dst []byte) (out []byte, err error) {
-	v, err := m.view(t.Offsets[i], int64(t.Frames[i].CSize))
+// one. Where src can hold the compressed frame and m Copies, it reads the
+// frame into src with pread(2) and decodes that: for a frame read once,
+// as an unpack reads it, copying it out of the page cache costs less than
+// mapping its pages (on the virtual machines measured, a quarter less
+// CPU for the decode). Otherwise it reads the frame through a view of m
+// with faults turned into ErrFault, on the calling goroutine (as
+// DecodeAll runs).
+func DecodeFrame(dec *zstd.Decoder, m *Mapping, t *SeekTable, i int, dst, src []byte) (out []byte, err error) {
+	off, n := t.Offsets[i], int64(t.Frames[i].CSize)
+	if int64(cap(src)) >= n && m.Copies() {
+		if src, err = m.copied(src[:n], off); err != nil {
+			return nil, err
+		}
+		return decodeFrame(dec, src, t.Frames[i], t.HasChecksums, dst)
+	}
+	v, err := m.view(off, n)
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func (f *FS) readStream(p []byte, off int64) (int, error) {
 // calling goroutine with faults turned into errors.
 func (f *FS) frame(i int) ([]byte, error) {
 	return f.cache.get(i, func() ([]byte, error) {
-		out, err := DecodeFrame(f.dec, f.m, f.table, i, nil)
+		out, err := DecodeFrame(f.dec, f.m, f.table, i, nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("zstd frame %d at image offset %d: %w", i, f.table.Offsets[i], err)
 		}

@@ -3,8 +3,8 @@
 // A Mapping is a read-only mapping of a file: one mapping of the whole
 // file on 64-bit platforms, windows of bounded size mapped on demand where
 // the address space is tight (32-bit platforms; see window.go). Readers
-// see its bytes only as ranges — ReadAt, a Reader, DecodeFrame — so they
-// never depend on which. Memory of a mapped file can vanish under the
+// see its bytes only as ranges — ReadAt, a Reader, DecodeFrame (which may
+// read its frame with pread(2) instead) — so they never depend on which. Memory of a mapped file can vanish under the
 // reader — another process truncates the file and the next access raises
 // SIGBUS — so every read path either runs on a goroutine that has called
 // debug.SetPanicOnFault(true) and recovers (Guard), or goes through
@@ -49,12 +49,13 @@ type Mapping struct {
 	inHeap bool        // read, not mapped
 	ws     *windows    // windowed: data is nil
 	sealed *seal       // set by Seal: reads are checked copies
+	file   *os.File    // a descriptor of its own, for copied; nil if none
 }
 
 // Map maps the file at path read-only. An empty file gives an empty
-// Mapping. A whole mapping keeps the file's pages alive on its own, and
-// the descriptor is closed before Map returns; a windowed one keeps a
-// descriptor until Close. No advice is given: see Advise. Anything but a
+// Mapping. The descriptor Map opens is closed before it returns; the
+// Mapping keeps a duplicate until Close, for DecodeFrame's copies (a
+// windowed one another, for its windows). No advice is given: see Advise. Anything but a
 // regular file at path (after symlinks) is refused, "not a regular file
 // (a FIFO)", without blocking: a FIFO is not waited on for a writer.
 func Map(path string) (*Mapping, error) {
@@ -164,6 +165,9 @@ func (m *Mapping) rawView(off, n int64) (view, error) {
 func (m *Mapping) Close() error {
 	if m == nil {
 		return nil
+	}
+	if m.file != nil {
+		_ = m.file.Close() // read-only: nothing to flush; reads under way finish first
 	}
 	if m.ws != nil {
 		if err := m.ws.close(); err != nil {
@@ -355,6 +359,7 @@ func MapFile(f *os.File, name string) (*Mapping, error) {
 		if m.ws, err = newWindows(f, size, win); err != nil {
 			return nil, fmt.Errorf("map %s: %w", name, err)
 		}
+		m.file = dupFile(f, name)
 		return m, nil
 	case size > math.MaxInt:
 		return nil, fmt.Errorf("map %s: file too large to map (%d bytes)", name, size)
@@ -368,5 +373,35 @@ func MapFile(f *os.File, name string) (*Mapping, error) {
 	if m.data, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE); err != nil {
 		return nil, fmt.Errorf("map %s: mmap: %w", name, err)
 	}
+	m.file = dupFile(f, name)
 	return m, nil
+}
+
+// Copies reports whether DecodeFrame may read frames of m with pread(2)
+// rather than through the mapping: not for a file read into memory, nor a
+// sealed mapping (whose reads are checked copies), nor without a
+// descriptor.
+func (m *Mapping) Copies() bool { return m.file != nil && m.sealed == nil && !m.inHeap }
+
+// copied fills buf with the bytes at off, read with pread(2). A file that
+// shrank under the reader gives ErrFault, as a fault on the mapping would.
+func (m *Mapping) copied(buf []byte, off int64) ([]byte, error) {
+	n, err := m.file.ReadAt(buf, off)
+	if n < len(buf) {
+		if err == nil || err == io.EOF {
+			err = ErrFault
+		}
+		return nil, fmt.Errorf("read %s at offset %d: %w", m.path, off, err)
+	}
+	return buf, nil
+}
+
+// dupFile returns a descriptor of f's own for copied, or nil when there
+// is none to spare: DecodeFrame then reads through the mapping.
+func dupFile(f *os.File, name string) *os.File {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), name)
 }

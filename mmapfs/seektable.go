@@ -232,6 +232,15 @@ func (t *SeekTable) MaxFrame() int64 {
 	return int64(m)
 }
 
+// MaxCSize is the size in the file of the largest frame.
+func (t *SeekTable) MaxCSize() int64 {
+	var m uint32
+	for _, f := range t.Frames {
+		m = max(m, f.CSize)
+	}
+	return int64(m)
+}
+
 // FrameAt returns the frame holding decompressed stream offset off, or -1
 // when off is at or past the end of the stream. Empty frames are skipped.
 func (t *SeekTable) FrameAt(off int64) int {
