@@ -23,14 +23,15 @@ BINS     := $(ARCHES:%=out/berth-linux-%)
 # code) are
 # compiled without inlining: that keeps the arm64 binary under its 8 MiB
 # limit with TLS in it (README, "Decisions"). The start and unpack paths
-# (runtime, container, image, zstd, os, syscall) keep it; x/sys/unix's
+# (runtime, container, image, zstd, os) keep it; x/sys/unix's
 # wrappers are not inlined into them, a call's cost beside a system call's.
 # fmt is compiled so too: it only formats errors and log lines, never
 # once per file of an unpack or per step of a start. So is time: its
 # calls on those paths (a timestamp per step, an mtime per file) cost a
 # few nanoseconds each beside the system call they go with, and without
 # inlining it is 13 KiB smaller on arm64. bufio (config, /proc and
-# registry reads; an unpack reads through the mapping, not bufio) and
+# registry reads; an unpack reads the image with pread and its mapping,
+# not bufio) and
 # hash/crc32 (gzip) too: together 2.2 KiB of read-only data and 1 KiB
 # of code on arm64, which brought its read-only segment back under a
 # 64 KiB boundary it had crossed by 520 bytes (stop 44: the binary's

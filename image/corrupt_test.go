@@ -214,8 +214,9 @@ func TestLimits(t *testing.T) {
 }
 
 // TestTruncatedUnderMapping shrinks the image after it has been mapped:
-// every path that reads the mapping (the parallel frame decoders, the
-// streaming decoder, the digest) must give ErrFault, not crash on SIGBUS.
+// every path that reads it (the parallel frame decoders, which copy their
+// frames with pread, the streaming decoder, the digest) must give
+// ErrFault, not crash on SIGBUS.
 func TestTruncatedUnderMapping(t *testing.T) {
 	// Incompressible, so the image is mapped: mmapfs reads a file of
 	// 64 KiB or less into memory instead.

@@ -79,7 +79,8 @@ const (
 
 // releaseBytes is how much of the image is decoded before its pages are
 // released from the mapping: one madvise (and TLB shootdown) per 8 MiB,
-// not per frame.
+// not per frame. Frames decoded from copies (copyLimit) map no page of
+// it; a sealed image's checked views and a frame too big to copy do.
 const releaseBytes = 8 << 20
 
 // errCrewClosed is what a stream reads once the crew is closed.

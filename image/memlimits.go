@@ -16,7 +16,9 @@ import (
 // board a frame asking for a 128 MiB window made the kernel refuse the
 // mapping (the request alone is more than the machine's memory), and the
 // Go runtime ends the process on that, PID 1 included. Frames decoded
-// whole are held three or more at once (frameBuffers).
+// whole are held three or more at once (frameBuffers), and each
+// goroutine decoding holds a compressed frame (copyLimit): at most
+// one frame more per CPU.
 const (
 	minDefaultWindow = 8 << 20 // what zstd's format asks every decoder to handle
 	minDefaultFrame  = 4 << 20 // berth's default frames, decoded whole everywhere

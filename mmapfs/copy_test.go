@@ -117,11 +117,15 @@ func TestDecodeFrameCopyShrunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := make([]byte, 0, 1<<20)
+	file, _ := os.ReadFile(path)
 	if err := os.Truncate(path, st.Offsets[2]+10); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := DecodeFrame(dec, m, st, 2, nil, src); !errors.Is(err, ErrFault) {
 		t.Errorf("frame 2 cut short: %v, want ErrFault", err)
+	}
+	if head := file[st.Offsets[2]:][:10]; !bytes.Equal(src[:10], head) {
+		t.Error("frame 2 was not read with pread")
 	}
 	if _, err := DecodeFrame(dec, m, st, 1, nil, src); err != nil {
 		t.Errorf("frame 1, whole: %v", err)
@@ -129,5 +133,43 @@ func TestDecodeFrameCopyShrunk(t *testing.T) {
 	m.Close()
 	if _, err := DecodeFrame(dec, m, st, 1, nil, src); err == nil {
 		t.Error("decoded a frame of a closed mapping")
+	}
+}
+
+// TestDecodeFrameSealedNotCopied: a sealed mapping's frames are read
+// through its checked copies even when src could hold them, so a byte
+// rewritten after the seal is refused (ErrChanged), not decoded from a
+// fresh read of the file.
+func TestDecodeFrameSealedNotCopied(t *testing.T) {
+	defer SetSealCopyMax(SetSealCopyMax(0))
+	path, st, _ := framedFile(t)
+	dec, err := NewDecoder(1<<20, 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	m, err := Map(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	file, _ := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{file[st.Offsets[1]+100] ^ 0xff}, st.Offsets[1]+100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	src := make([]byte, 0, 1<<20)
+	if _, err := DecodeFrame(dec, m, st, 1, nil, src); !errors.Is(err, ErrChanged) {
+		t.Errorf("frame 1 rewritten after the seal: %v, want ErrChanged", err)
+	}
+	if !bytes.Equal(src[:cap(src)], make([]byte, cap(src))) {
+		t.Error("the sealed frame was read into src")
 	}
 }

@@ -53,9 +53,9 @@ type Mapping struct {
 }
 
 // Map maps the file at path read-only. An empty file gives an empty
-// Mapping. The descriptor Map opens is closed before it returns; the
-// Mapping keeps a duplicate until Close, for DecodeFrame's copies (a
-// windowed one another, for its windows). No advice is given: see Advise. Anything but a
+// Mapping. The descriptor Map opens is closed before it returns; a
+// mapped file's Mapping keeps a duplicate until Close, for DecodeFrame's
+// copies (a windowed one another, for its windows), when one is to spare. No advice is given: see Advise. Anything but a
 // regular file at path (after symlinks) is refused, "not a regular file
 // (a FIFO)", without blocking: a FIFO is not waited on for a writer.
 func Map(path string) (*Mapping, error) {
@@ -166,8 +166,9 @@ func (m *Mapping) Close() error {
 	if m == nil {
 		return nil
 	}
-	if m.file != nil {
-		_ = m.file.Close() // read-only: nothing to flush; reads under way finish first
+	if f := m.file; f != nil {
+		m.file = nil
+		_ = f.Close() // read-only: nothing to flush; a read under way finishes first
 	}
 	if m.ws != nil {
 		if err := m.ws.close(); err != nil {
@@ -338,7 +339,9 @@ const smallFile = 64 << 10
 // closed afterwards. A file larger than the window size (see
 // SetWindowSize) is read through windows; otherwise a file of at most
 // 64 KiB is read into memory instead, which then cannot change under the
-// reader, and a larger one is mapped whole.
+// reader, and a larger one is mapped whole. A mapped file (whole or in
+// windows) keeps a duplicate of f's descriptor, for DecodeFrame's
+// copies.
 func MapFile(f *os.File, name string) (*Mapping, error) {
 	st, err := f.Stat()
 	if err != nil {
