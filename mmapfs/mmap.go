@@ -4,12 +4,13 @@
 // file on 64-bit platforms, windows of bounded size mapped on demand where
 // the address space is tight (32-bit platforms; see window.go). Readers
 // see its bytes only as ranges — ReadAt, a Reader, DecodeFrame (which may
-// read its frame with pread(2) instead) — so they never depend on which. Memory of a mapped file can vanish under the
-// reader — another process truncates the file and the next access raises
-// SIGBUS — so every read path either runs on a goroutine that has called
+// read its frame with pread(2) instead) — so they never depend on which.
+// Memory of a mapped file can vanish under the reader — another process
+// truncates the file and the next access raises SIGBUS — so every read
+// path either runs on a goroutine that has called
 // debug.SetPanicOnFault(true) and recovers (Guard), or goes through
-// ReadAt, a Reader or DecodeFrame, which do that themselves and turn
-// the fault into ErrFault.
+// ReadAt, a Reader or DecodeFrame, which do that themselves and turn the
+// fault into ErrFault (DecodeFrame's pread turns a short read into it).
 //
 // On top of it the package holds the parts of the image format that both
 // berth/image (which writes and unpacks images) and readers need: the zstd
@@ -55,9 +56,10 @@ type Mapping struct {
 // Map maps the file at path read-only. An empty file gives an empty
 // Mapping. The descriptor Map opens is closed before it returns; a
 // mapped file's Mapping keeps a duplicate until Close, for DecodeFrame's
-// copies (a windowed one another, for its windows), when one is to spare. No advice is given: see Advise. Anything but a
-// regular file at path (after symlinks) is refused, "not a regular file
-// (a FIFO)", without blocking: a FIFO is not waited on for a writer.
+// copies (a windowed one another, for its windows), when one is to
+// spare. No advice is given: see Advise. Anything but a regular file at
+// path (after symlinks) is refused, "not a regular file (a FIFO)",
+// without blocking: a FIFO is not waited on for a writer.
 func Map(path string) (*Mapping, error) {
 	// A device is refused before it is opened (opening one can act: a
 	// watchdog, a tape). The open does not block (O_NONBLOCK: opening a
