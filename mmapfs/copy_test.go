@@ -42,6 +42,23 @@ func framedFile(t *testing.T) (string, *SeekTable, [][]byte) {
 	return path, st, plain
 }
 
+// mappedFrames maps a framedFile and makes a decoder for it, both closed
+// when the test ends (the mapping may be closed before).
+func mappedFrames(t *testing.T) (string, *SeekTable, *zstd.Decoder, *Mapping) {
+	path, st, _ := framedFile(t)
+	dec, err := NewDecoder(1<<20, 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dec.Close)
+	m, err := Map(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return path, st, dec, m
+}
+
 // TestDecodeFrameCopies decodes every frame through the mapping (no src),
 // from a copy (src large enough) and through the mapping again when src
 // is too small for the frame: the same bytes each way; and the mappings
@@ -106,16 +123,7 @@ func TestDecodeFrameCopies(t *testing.T) {
 // under the reader fails with ErrFault, as a fault on the mapping does,
 // and a closed mapping decodes nothing.
 func TestDecodeFrameCopyShrunk(t *testing.T) {
-	path, st, _ := framedFile(t)
-	dec, err := NewDecoder(1<<20, 1<<20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	m, err := Map(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, st, dec, m := mappedFrames(t)
 	src := make([]byte, 0, 1<<20)
 	file, _ := os.ReadFile(path)
 	if err := os.Truncate(path, st.Offsets[2]+10); err != nil {
@@ -142,17 +150,7 @@ func TestDecodeFrameCopyShrunk(t *testing.T) {
 // fresh read of the file.
 func TestDecodeFrameSealedNotCopied(t *testing.T) {
 	defer SetSealCopyMax(SetSealCopyMax(0))
-	path, st, _ := framedFile(t)
-	dec, err := NewDecoder(1<<20, 1<<20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	m, err := Map(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	path, st, dec, m := mappedFrames(t)
 	if _, err := m.Seal(); err != nil {
 		t.Fatal(err)
 	}
