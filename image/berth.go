@@ -10,10 +10,10 @@ import (
 )
 
 // runBerth extracts a berth image on a crew (crew.go): frames are decoded
-// from copies read out of the image (framereader.go), this goroutine reads the tar headers from the
-// decoded frames and makes the directories, and batches of whole files are
-// written from slices of the frames (no copy) by whichever goroutine is
-// free. See parallel.go for why the order in which they finish does not
+// from copies read out of the image (framereader.go), this goroutine
+// reads the tar headers from the decoded frames and makes the
+// directories, and batches of whole files are written from slices of the
+// frames (no copy) by whichever goroutine is free. See parallel.go for why the order in which they finish does not
 // matter.
 func (u *unpacker) runBerth(in *input, workers, writers int) error {
 	if writers <= 0 {

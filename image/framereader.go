@@ -12,14 +12,14 @@ import (
 )
 
 // Frames are decoded with DecodeAll from copies read out of the image
-// file (mmapfs.DecodeFrame; a sealed image's from its checked views of the
-// mapping) into a fixed set of buffers: a frame
-// is claimed for decoding only when a buffer is free, and a buffer is
-// recycled when its frame's last reference is dropped. Buffers of big
-// frames are mapped outside the Go heap, so they do not raise the garbage
-// collector's goal, and pages of the mapping read are released every
-// releaseBytes of decoded image: the process's resident size does not grow
-// with the image.
+// file (mmapfs.DecodeFrame; a sealed image's from its checked views of
+// the mapping) into a fixed set of buffers: a frame is claimed for
+// decoding only when a buffer is free, and a buffer is recycled when its
+// frame's last reference is dropped. Buffers of big frames are mapped
+// outside the Go heap, so they do not raise the garbage collector's goal,
+// and pages of the mapping read are released every releaseBytes of
+// decoded image: the process's resident size does not grow with the
+// image.
 
 // frameBuf is one decoded frame, valid once ready (set under the crew's
 // mutex), shared by the stream and the batches that hold slices of it.
