@@ -13,8 +13,9 @@
 // (SpeedBetterCompression, checksums), writes them to a file beside the
 // tar, drops that file from the page cache and reads it back (so that it
 // is cached as a file read from disk is, unless -as-written), and decodes
-// them on two goroutines, alternating the sources round by round; it prints the median and least decode CPU time, summed over
-// the goroutines, of each source.
+// them on two goroutines, alternating the sources round by round; it
+// prints the median and least decode CPU time, summed over the
+// goroutines, of each source.
 package main
 
 import (
