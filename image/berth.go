@@ -13,8 +13,8 @@ import (
 // from copies read out of the image (framereader.go), this goroutine
 // reads the tar headers from the decoded frames and makes the
 // directories, and batches of whole files are written from slices of the
-// frames (no copy) by whichever goroutine is free. See parallel.go for why the order in which they finish does not
-// matter.
+// frames (no copy) by whichever goroutine is free. See parallel.go for
+// why the order in which they finish does not matter.
 func (u *unpacker) runBerth(in *input, workers, writers int) error {
 	if writers <= 0 {
 		writers = defaultWorkers()

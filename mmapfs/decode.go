@@ -30,9 +30,8 @@ func NewDecoder(maxFrame int64, maxWindow uint64, concurrency int) (*zstd.Decode
 // one. Where src can hold the compressed frame and m Copies, it reads the
 // frame into src with pread(2) and decodes that: for a frame read once,
 // as an unpack reads it, copying it out of the page cache costs less than
-// mapping its pages (on the virtual machines measured, a fifth less CPU
-// for the decode when the file is cached in 4 KiB pages, as one read
-// from disk is: go run ./bench/framesrc). Otherwise it reads the frame
+// mapping its pages (on the virtual machines measured, a fifth less time
+// for the decode: go run ./bench/framesrc). Otherwise it reads the frame
 // through a view of m with faults turned into ErrFault, on the calling
 // goroutine (as DecodeAll runs).
 func DecodeFrame(dec *zstd.Decoder, m *Mapping, t *SeekTable, i int, dst, src []byte) (out []byte, err error) {

@@ -9,16 +9,17 @@
 //	go run ./bench/framesrc .cache/bench/artifacts/minbase/minbase.tar
 //	go run ./bench/framesrc -as-written .cache/bench/artifacts/minbase/minbase.tar
 //
-// It cuts the tar into 4 MiB frames as berth image pack does
-// (SpeedBetterCompression, checksums), writes them to a file beside the
-// tar, drops that file from the page cache and reads it back (so that it
-// is cached as a file read from disk is, unless -as-written), and decodes
-// them on two goroutines, alternating the sources round by round; it
-// prints the median and least decode CPU time, summed over the
-// goroutines, of each source.
+// It packs the tar into a berth image with image.Pack (4 MiB frames, as
+// berth image pack makes them), drops the image from the page cache and
+// reads it back (so that it is cached as a file read from disk is, unless
+// -as-written), and decodes its frames on two goroutines, alternating the
+// sources round by round; it prints the median and least decode time of
+// each source, summed over the goroutines (each goroutine's wall time
+// from its first frame to its last).
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -28,6 +29,9 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"berth/image"
+	"berth/mmapfs"
 )
 
 func main() {
@@ -52,13 +56,10 @@ type source struct {
 }
 
 func run(tarPath string, rounds int, asWritten bool) error {
-	frames, offs, err := encode(tarPath)
-	if err != nil {
-		return err
-	}
-	path := tarPath + ".frames"
+	path := tarPath + ".berth"
 	defer os.Remove(path)
-	if err := os.WriteFile(path, slices.Concat(frames...), 0o644); err != nil {
+	frames, offs, err := pack(tarPath, path)
+	if err != nil {
 		return err
 	}
 	f, err := os.Open(path)
@@ -105,7 +106,7 @@ func run(tarPath string, rounds int, asWritten bool) error {
 			took[k] = append(took[k], decode(s.frame, len(frames)))
 		}
 	}
-	fmt.Printf("%d frames of 4 MiB, %d bytes compressed; decode CPU summed over 2 goroutines, %d rounds:\n", len(frames), offs[len(offs)-1], rounds)
+	fmt.Printf("%d frames of up to 4 MiB, %d bytes compressed; decode time summed over 2 goroutines, %d rounds:\n", len(frames), offs[len(offs)-1], rounds)
 	for k, s := range sources {
 		slices.Sort(took[k])
 		fmt.Printf("  %-28s median %6.1f ms  least %6.1f ms\n", s.name, ms(took[k][len(took[k])/2]), ms(took[k][0]))
@@ -129,23 +130,30 @@ func recache(f *os.File, size int) error {
 	return err
 }
 
-// encode cuts the file into frames of 4 MiB compressed as berth packs.
-func encode(path string) (frames [][]byte, offs []int, err error) {
+// pack packs the tar at tarPath into a berth image at path and returns
+// its data frames, read back, and their offsets in the file (the last
+// one the end of the last frame).
+func pack(tarPath, path string) (frames [][]byte, offs []int, err error) {
+	if err := image.Pack(tarPath, path, image.PackOptions{}); err != nil {
+		return nil, nil, err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderCRC(true))
+	st, err := mmapfs.ParseSeekTable(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, nil, err
 	}
-	offs = []int{0}
-	for off := 0; off < len(data); off += 4 << 20 {
-		fr := enc.EncodeAll(data[off:min(off+4<<20, len(data))], nil)
-		frames = append(frames, fr)
-		offs = append(offs, offs[len(offs)-1]+len(fr))
+	for i, fr := range st.Frames {
+		off := int(st.Offsets[i])
+		if i > 0 && off != offs[i-1]+len(frames[i-1]) {
+			return nil, nil, fmt.Errorf("%s: frame %d does not follow frame %d", path, i, i-1)
+		}
+		frames = append(frames, data[off:off+int(fr.CSize)])
+		offs = append(offs, off)
 	}
-	return frames, offs, nil
+	return frames, append(offs, int(st.DataEnd)), nil
 }
 
 // decode decodes the n frames on two goroutines, frame i on goroutine
