@@ -7,7 +7,9 @@
 // (console.go); on amd64, against the target of issue 11 and beside
 // the floor (bench/boot/floor): an init that does only the steps on the
 // path to the first container's first line, booted from the same
-// initramfs in berth's place. With -against
+// initramfs in berth's place, and the same floor starting its container
+// with berth's container package (every default of berth's isolation).
+// With -against
 // it boots a second berth (an older build, say) alternating with the
 // checkout's, and prints its breakdown too. On amd64 and arm64 it also
 // measures berth's idle RSS with 3 containers running and its memory per
@@ -70,9 +72,10 @@ func main() {
 	every := flag.Duration("every", 2*time.Millisecond, "with -profile, the time between two samples")
 	top := flag.Int("top", 25, "with -profile, how many packages and functions to list")
 	stepTop := flag.Int("step-top", 5, "with -profile, how many to list for each step")
+	profileFloor := flag.Bool("profile-floor", false, "with -profile, profile the floor with berth's isolation (bench/boot/floor) instead of berth")
 	flag.Parse()
 	if *profile {
-		if err := profileBoots(*repo, targets[0], *runs, *every, *top, *stepTop); err != nil {
+		if err := profileBoots(*repo, targets[0], *runs, *every, *top, *stepTop, *profileFloor); err != nil {
 			fmt.Fprintln(os.Stderr, "bench boot:", err)
 			os.Exit(1)
 		}
@@ -169,13 +172,13 @@ func bench(repo string, tg target, runs int, against, icount string, rec *result
 			return err
 		}
 	}
-	floorInitrd := ""
+	var floorInitrds []string
 	if tg.name == targetName {
-		if floorInitrd, err = floorInitramfs(repo, m, img, dir); err != nil {
+		if floorInitrds, err = floorInitramfs(repo, m, img, dir); err != nil {
 			return err
 		}
 	}
-	hello, floor, berths, err := bootAll(m, tg.name, helloInitrd, floorInitrd, initrds, runs)
+	hello, floors, berths, err := bootAll(m, tg.name, helloInitrd, floorInitrds, initrds, runs)
 	if err != nil {
 		return err
 	}
@@ -193,8 +196,8 @@ func bench(repo string, tg target, runs int, against, icount string, rec *result
 			fmt.Println()
 		}
 		report(tg.name, who, prefix, hk, boots, rec)
-		if len(floor) > 0 {
-			reportFloor(tg.name, who, boots, floor, rec)
+		if len(floors) > 0 {
+			reportFloor(tg.name, who, boots, floors, rec)
 		}
 	}
 	if tg.rss {
@@ -235,16 +238,19 @@ func report(name, who, prefix string, hk float64, boots []console, rec *results.
 }
 
 // bootAll boots each initramfs runs times: hello first, then the
-// berths and the floor (if any) taking turns going first, since a boot
+// berths and the floors (if any) taking turns going first, since a boot
 // that follows another one was seen slower, whatever it was.
-func bootAll(m machine, name, helloInitrd, floorInitrd string, initrds []string, runs int) (hello, floor []console, berths [][]console, err error) {
+func bootAll(m machine, name, helloInitrd string, floorInitrds, initrds []string, runs int) (hello []console, floors, berths [][]console, err error) {
 	berths = make([][]console, len(initrds))
+	floors = make([][]console, len(floorInitrds))
 	bootFloor := func() error {
-		out, err := m.boot(floorInitrd, "floor: power off")
-		if err != nil {
-			return fmt.Errorf("%s: floor: %w\n%s", name, err, out)
+		for i, initrd := range floorInitrds {
+			out, err := m.boot(initrd, "floor: power off")
+			if err != nil {
+				return fmt.Errorf("%s: floor: %w\n%s", name, err, out)
+			}
+			floors[i] = append(floors[i], parse(out))
 		}
-		floor = append(floor, parse(out))
 		return nil
 	}
 	for r := 0; r < runs; r++ {
@@ -253,7 +259,7 @@ func bootAll(m machine, name, helloInitrd, floorInitrd string, initrds []string,
 			return nil, nil, nil, fmt.Errorf("%s: hello: %w\n%s", name, err, out)
 		}
 		hello = append(hello, parse(out))
-		if floorInitrd != "" && r%2 == 0 {
+		if r%2 == 0 {
 			if err := bootFloor(); err != nil {
 				return nil, nil, nil, err
 			}
@@ -269,34 +275,49 @@ func bootAll(m machine, name, helloInitrd, floorInitrd string, initrds []string,
 				return nil, nil, nil, err
 			}
 		}
-		if floorInitrd != "" && r%2 == 1 {
+		if r%2 == 1 {
 			if err := bootFloor(); err != nil {
 				return nil, nil, nil, err
 			}
 		}
 	}
-	return hello, floor, berths, nil
+	return hello, floors, berths, nil
 }
 
-// reportFloor prints the floor's figures beside one berth's, as a
-// ratio, and records them.
-func reportFloor(name, who string, boots, floor []console, rec *results.Set) {
+// reportFloor prints the floors' figures beside one berth's, as ratios,
+// and records them: floors[0] is the floor, floors[1] (if any) the floor
+// starting its container with berth's container package.
+func reportFloor(name, who string, boots []console, floors [][]console, rec *results.Set) {
 	out := withOutput(boots)
-	if len(withOutput(floor)) < len(floor) {
-		fmt.Printf("  floor: a boot ended before the container's first output\n")
-		return
+	for _, floor := range floors {
+		if len(withOutput(floor)) < len(floor) {
+			fmt.Printf("  floor: a boot ended before the container's first output\n")
+			return
+		}
 	}
 	if len(out) == 0 {
 		return
 	}
-	ff, bf := median(toOutput, floor)*1000, median(toOutput, out)*1000
+	bf := median(toOutput, out) * 1000
+	ff := median(toOutput, floors[0]) * 1000
 	fmt.Printf("  floor (bench/boot/floor: only the steps to the first output) start -> first container output: %6.0f ms; %s / floor %.2fx\n", ff, who, bf/ff)
+	fi := 0.0
+	if len(floors) > 1 {
+		fi = median(toOutput, floors[1]) * 1000
+		fmt.Printf("  floor with berth's isolation (the same, starting the container with berth's container package) start -> first container output: %6.0f ms; %s / it %.2fx, it / floor %.2fx\n",
+			fi, who, bf/fi, fi/ff)
+	}
 	if who != "berth" {
-		return // the floor's own figures go with the checkout's berth, once
+		return // the floors' own figures go with the checkout's berth, once
 	}
 	rec.Add(name+" / floor start -> first container output", ff, "ms")
 	rec.Add(name+" / berth / floor, first container output", bf/ff, "x")
-	printBreakdown("the floor's boot", breakdown(floor), rec, name+" / floor / ")
+	printBreakdown("the floor's boot", breakdown(floors[0]), rec, name+" / floor / ")
+	if len(floors) > 1 {
+		rec.Add(name+" / floor with berth's isolation start -> first container output", fi, "ms")
+		rec.Add(name+" / berth / floor with berth's isolation, first container output", bf/fi, "x")
+		printBreakdown("the floor with berth's isolation", breakdown(floors[1]), rec, name+" / floor with berth's isolation / ")
+	}
 }
 
 // withOutput is the boots that got as far as a container's output.
@@ -313,14 +334,23 @@ func withOutput(boots []console) []console {
 // toOutput is one boot's init start -> first container output, in s.
 func toOutput(c console) float64 { return c.firstOutput - c.initStart }
 
-// floorInitramfs is the demo initramfs with the floor as /init.
-func floorInitramfs(repo string, m machine, img, dir string) (string, error) {
-	floor := filepath.Join(dir, "floor")
-	if err := vm.BuildGo(repo, "./bench/boot/floor", m.arch, floor); err != nil {
-		return "", err
+// floorInitramfs is the demo initramfs with the floor as /init, and the
+// same with the floor keeping berth's isolation (bench/boot/floor and
+// bench/boot/floor/isolated, built into dir as floor and floor-isolated).
+func floorInitramfs(repo string, m machine, img, dir string) ([]string, error) {
+	var initrds []string
+	for _, f := range []struct{ pkg, name string }{{"./bench/boot/floor", "floor"}, {"./bench/boot/floor/isolated", "floor-isolated"}} {
+		bin := filepath.Join(dir, f.name)
+		if err := vm.BuildGo(repo, f.pkg, m.arch, bin); err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, f.name+".cpio.zst")
+		if err := demoInitramfs(repo, m, bin, img, path); err != nil {
+			return nil, err
+		}
+		initrds = append(initrds, path)
 	}
-	path := filepath.Join(dir, "floor.cpio.zst")
-	return path, demoInitramfs(repo, m, floor, img, path)
+	return initrds, nil
 }
 
 // helloInitramfs is the baseline: hello as /init.

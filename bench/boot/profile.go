@@ -317,7 +317,7 @@ func (w *outputWatch) Write(b []byte) (int, error) {
 		m := stampRE.FindStringSubmatch(strings.TrimRight(line, "\r\n"))
 		switch {
 		case m == nil:
-		case isBerthStart(m[2]):
+		case isBerthStart(m[2]) || strings.HasPrefix(m[2], floorStart):
 			w.startOnce.Do(func() { close(w.started) })
 		case isContainerOutput(m[2]):
 			w.outOnce.Do(func() { close(w.done) })
@@ -342,8 +342,9 @@ func (w *outputWatch) mark(name string) {
 }
 
 // profileBoots boots berth's demo runs times on tg (amd64) and prints
-// the profile of its start → first output.
-func profileBoots(repo string, tg target, runs int, every time.Duration, top, stepTop int) error {
+// the profile of its start → first output; with floor, the floor with
+// berth's isolation in berth's place.
+func profileBoots(repo string, tg target, runs int, every time.Duration, top, stepTop int, floor bool) error {
 	if tg.arch != "amd64" || tg.board != "" {
 		return fmt.Errorf("-profile reads x86-64 registers: amd64 only, not %s", tg.name)
 	}
@@ -356,9 +357,17 @@ func profileBoots(repo string, tg target, runs int, every time.Duration, top, st
 	if m.kernel, err = appliance.Kernel(repo, tg.arch); err != nil {
 		return err
 	}
-	berth, _, initrd, err := demoBerth(repo, m, dir)
+	berth, img, initrd, err := demoBerth(repo, m, dir)
 	if err != nil {
 		return err
+	}
+	who, until := "berth", "berth: power off"
+	if floor {
+		floors, err := floorInitramfs(repo, m, img, dir)
+		if err != nil {
+			return err
+		}
+		who, until, berth, initrd = "the floor with berth's isolation", "floor: power off", filepath.Join(dir, "floor-isolated"), floors[1]
 	}
 	p, err := newProfile(berth)
 	if err != nil {
@@ -368,24 +377,25 @@ func profileBoots(repo string, tg target, runs int, every time.Duration, top, st
 		return err
 	}
 	for r := 0; r < runs; r++ {
-		samples, marks, err := sampleBoot(m, initrd, filepath.Join(dir, "gdb.sock"), every, p.text)
+		samples, marks, err := sampleBoot(m, initrd, until, filepath.Join(dir, "gdb.sock"), every, p.text)
 		if err != nil {
 			return fmt.Errorf("%s: boot %d: %w", tg.name, r+1, err)
 		}
 		p.add(samples, marks)
 	}
-	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots: where the CPU is from berth's first line to the first container output, a sample every %v:\n",
-		tg.name, filepath.Base(m.kernel), runs, every)
+	fmt.Printf("%s (kernel %s), QEMU TCG, demo config, %d boots: where the CPU is from %s's first line to the first container output, a sample every %v:\n",
+		tg.name, filepath.Base(m.kernel), runs, who, every)
 	p.print(top, stepTop)
 	return nil
 }
 
 // sampleBoot boots initrd with QEMU's gdbstub on sock, samples the
 // program counter every interval and returns the samples from berth's
-// first console line to the first container's output, and the
-// milestones its console showed in that time. A sample in text, the
-// range of berth's code, carries the bytes there.
-func sampleBoot(m machine, initrd, sock string, every time.Duration, text [2]uint64) ([]sample, []string, error) {
+// (or the floor's) first console line to the first container's output,
+// and the milestones its console showed in that time; the boot ends
+// when the console shows until. A sample in text, the range of berth's
+// code, carries the bytes there.
+func sampleBoot(m machine, initrd, until, sock string, every time.Duration, text [2]uint64) ([]sample, []string, error) {
 	os.Remove(sock)
 	c := m.cfg(initrd)
 	c.Append = append(c.Append, "nokaslr")
@@ -397,7 +407,7 @@ func sampleBoot(m machine, initrd, sock string, every time.Duration, text [2]uin
 	}
 	res := make(chan result, 1)
 	go func() {
-		out, _, err := c.Boot(w, "berth: power off")
+		out, _, err := c.Boot(w, until)
 		res <- result{out, err}
 	}()
 	g, err := dialGDB("unix", sock, time.Minute)
