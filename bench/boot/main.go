@@ -8,7 +8,8 @@
 // the floor (bench/boot/floor): an init that does only the steps on the
 // path to the first container's first line, booted from the same
 // initramfs in berth's place, and the same floor starting its container
-// with berth's container package (every default of berth's isolation).
+// with berth's container package, every default of berth's isolation
+// kept (bench/boot/floor/isolated).
 // With -against
 // it boots a second berth (an older build, say) alternating with the
 // checkout's, and prints its breakdown too. On amd64 and arm64 it also
@@ -72,7 +73,7 @@ func main() {
 	every := flag.Duration("every", 2*time.Millisecond, "with -profile, the time between two samples")
 	top := flag.Int("top", 25, "with -profile, how many packages and functions to list")
 	stepTop := flag.Int("step-top", 5, "with -profile, how many to list for each step")
-	profileFloor := flag.Bool("profile-floor", false, "with -profile, profile the floor with berth's isolation (bench/boot/floor) instead of berth")
+	profileFloor := flag.Bool("profile-floor", false, "with -profile, profile the floor with berth's isolation (bench/boot/floor/isolated) instead of berth")
 	flag.Parse()
 	if *profile {
 		if err := profileBoots(*repo, targets[0], *runs, *every, *top, *stepTop, *profileFloor); err != nil {
@@ -289,9 +290,9 @@ func bootAll(m machine, name, helloInitrd string, floorInitrds, initrds []string
 // starting its container with berth's container package.
 func reportFloor(name, who string, boots []console, floors [][]console, rec *results.Set) {
 	out := withOutput(boots)
-	for _, floor := range floors {
+	for i, floor := range floors {
 		if len(withOutput(floor)) < len(floor) {
-			fmt.Printf("  floor: a boot ended before the container's first output\n")
+			fmt.Printf("  %s: a boot ended before the container's first output\n", floorNames[i])
 			return
 		}
 	}
@@ -333,6 +334,9 @@ func withOutput(boots []console) []console {
 
 // toOutput is one boot's init start -> first container output, in s.
 func toOutput(c console) float64 { return c.firstOutput - c.initStart }
+
+// floorNames names the floors, as floorInitramfs returns them.
+var floorNames = []string{"floor", "floor with berth's isolation"}
 
 // floorInitramfs is the demo initramfs with the floor as /init, and the
 // same with the floor keeping berth's isolation (bench/boot/floor and
