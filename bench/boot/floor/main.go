@@ -28,7 +28,7 @@ import (
 	"berth/bench/boot/floor/steps"
 )
 
-func main() { steps.Run(run) }
+func main() { steps.Run(nil, run) }
 
 func run() error {
 	merged, err := steps.ImageAndOverlay()

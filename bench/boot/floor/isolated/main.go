@@ -23,12 +23,7 @@ import (
 	"berth/container"
 )
 
-func main() {
-	if err := leaveInitramfs(); err != nil {
-		steps.Fail(err)
-	}
-	steps.Run(run)
-}
+func main() { steps.Run(leaveInitramfs, run) }
 
 func run() error {
 	merged, err := steps.ImageAndOverlay()

@@ -34,15 +34,23 @@ var Command = []string{"/bin/sh", "/demo/show.sh"}
 // (boot/gc.go): the unpack's garbage costs no collection on the way.
 const bootGCPercent = 800
 
-// Run mounts the early filesystems, logs the floor's start, runs the
-// floor's own steps and powers off; PID 1 never exits. The collector is
-// set as berth sets it for its boot.
-func Run(steps func() error) {
+// Run logs the floor's start, runs first (if not nil), mounts the early
+// filesystems, runs the floor's own steps and powers off; PID 1 never
+// exits. Like berth's first line, the start comes before any mount, so
+// that the floor's figure counts its mounts as berth's counts its early
+// mounts phase. The collector is set as berth sets it for its boot.
+func Run(first, steps func() error) {
+	Logf("floor: started")
 	debug.SetGCPercent(bootGCPercent)
+	if first != nil {
+		if err := first(); err != nil {
+			Fail(err)
+		}
+	}
 	if err := mountEarly(); err != nil {
 		Fail(err)
 	}
-	Logf("floor: started")
+	Logf("floor: step mounts")
 	if err := steps(); err != nil {
 		Fail(err)
 	}
