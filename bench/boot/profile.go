@@ -361,15 +361,17 @@ func profileBoots(repo string, tg target, runs int, every time.Duration, top, st
 	if err != nil {
 		return err
 	}
-	who, until := "berth", "berth: power off"
+	// bin is the sampled init's binary, whose function table names its
+	// samples.
+	bin, who, until := berth, "berth", "berth: power off"
 	if floor {
 		floors, err := floorInitramfs(repo, m, img, dir)
 		if err != nil {
 			return err
 		}
-		who, until, berth, initrd = "the floor with berth's isolation", "floor: power off", filepath.Join(dir, "floor-isolated"), floors[1]
+		bin, who, until, initrd = filepath.Join(dir, "floor-isolated"), "the floor with berth's isolation", "floor: power off", floors[1]
 	}
-	p, err := newProfile(berth)
+	p, err := newProfile(bin)
 	if err != nil {
 		return err
 	}

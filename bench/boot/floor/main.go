@@ -74,7 +74,7 @@ func start(root string, cg *os.File) error {
 	cmd := &exec.Cmd{
 		Path:   steps.Command[0],
 		Args:   steps.Command,
-		Env:    []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "ROLE=web server"},
+		Env:    append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, steps.Env...),
 		Stdout: w,
 		Stderr: w,
 		SysProcAttr: &syscall.SysProcAttr{

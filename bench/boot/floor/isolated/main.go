@@ -1,8 +1,9 @@
 // Command isolated is the floor (bench/boot/floor) keeping berth's
 // isolation: the same steps to the demo's first container output, but
 // the container is started as berth starts it, with berth's container
-// package (container.Start) and the web container's spec as berth builds
-// it from the demo config — its cgroup with the demo's limits and the
+// package (container.Start) and the web container's command, environment
+// and limits from the demo config, every other field of its spec at the
+// default berth leaves it at — its cgroup with the demo's limits and the
 // device program, every namespace, pivot_root, /proc and /dev, masked
 // paths, capabilities, no_new_privs and Docker's default seccomp
 // profile. Like berth it first makes the root a bind mount of the
@@ -57,9 +58,9 @@ func leaveInitramfs() error {
 }
 
 // start starts the container as berth starts the demo's web container
-// (boot/config_container.go's spec: the demo's command, environment and
-// limits, every default of isolation), logs its first line as berth
-// does and waits for it.
+// (the demo's command, environment and limits, every default of
+// isolation, as boot/config_container.go's spec leaves them), logs its
+// first line as berth does and waits for it.
 func start(root string) error {
 	layout, err := container.DetectCgroups()
 	if err != nil {
@@ -69,7 +70,7 @@ func start(root string) error {
 	if err != nil {
 		return err
 	}
-	spec := container.Spec{Name: steps.Name, Rootfs: root, Args: steps.Command, Env: []string{"ROLE=web server"},
+	spec := container.Spec{Name: steps.Name, Rootfs: root, Args: steps.Command, Env: steps.Env,
 		Limits: container.Limits{Memory: steps.Memory, Pids: steps.Pids}}
 	c, err := container.Start(layout, spec, container.Options{Stdout: w, Stderr: w})
 	if err != nil {

@@ -27,8 +27,13 @@ const (
 	Pids   = 16
 )
 
-// Command is the web container's command.
-var Command = []string{"/bin/sh", "/demo/show.sh"}
+// Command and Env are the web container's command and environment
+// (steps_test.go checks them, and the constants, against the demo
+// config).
+var (
+	Command = []string{"/bin/sh", "/demo/show.sh"}
+	Env     = []string{"ROLE=web server"}
+)
 
 // bootGCPercent is the collector's setting berth boots with
 // (boot/gc.go): the unpack's garbage costs no collection on the way.
