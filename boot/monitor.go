@@ -72,26 +72,47 @@ func setSlack(tid int, d time.Duration) error {
 
 // findMonitor returns the thread id of the runtime's monitor: the
 // first thread the runtime starts (runtime.main starts it before any
-// package is initialised), so the lowest id after the main thread's.
-// Thread ids grow as they are handed out; only a wrap of the kernel's id
-// space (pid_max) between the main thread's start and the monitor's
-// could break the order, which cannot happen to PID 1, the first process.
+// package is initialised), so the first id handed out after the main
+// thread's (firstAfter).
 func findMonitor() (int, error) {
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return 0, fmt.Errorf("runtime monitor: %w", err)
 	}
-	pid, first := os.Getpid(), 0
+	var tids []int
 	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err == nil && tid != pid && (first == 0 || tid < first) {
-			first = tid
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
 		}
 	}
+	first := firstAfter(os.Getpid(), tids)
 	if first == 0 {
 		return 0, fmt.Errorf("runtime monitor: no thread but the main one in /proc/self/task")
 	}
 	return first, nil
+}
+
+// firstAfter returns, of tids, the id the kernel handed out first after
+// pid, or 0 if there is none but pid. Ids grow as they are handed out
+// until they reach pid_max and wrap to low numbers: an id above pid was
+// handed out before any id below it. PID 1's ids cannot have wrapped
+// before its monitor started, but a process started near pid_max (a
+// test binary on a busy machine with pid_max 32768) sees its later
+// threads numbered below its own id.
+func firstAfter(pid int, tids []int) int {
+	above, below := 0, 0
+	for _, tid := range tids {
+		switch {
+		case tid > pid && (above == 0 || tid < above):
+			above = tid
+		case tid < pid && (below == 0 || tid < below):
+			below = tid
+		}
+	}
+	if above != 0 {
+		return above
+	}
+	return below
 }
 
 // monitorLog is where slowMonitorLogged and restoreMonitor report.

@@ -3,10 +3,13 @@ package boot
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +86,145 @@ func TestFindMonitor(t *testing.T) {
 	for other, n := range seen {
 		if other != tid && n >= seen[tid] {
 			t.Errorf("thread %d was in nanosleep as often (%d) as the monitor %d (%d)", other, n, tid, seen[tid])
+		}
+	}
+}
+
+// TestFindMonitorWrapped runs TestFindMonitor's checks in a process
+// whose later threads' ids wrapped past pid_max: the test binary runs
+// again as PID 1 of a new PID namespace ("ns"), which sets the
+// namespace's last id to pid_max-wrapMargin and starts it once more
+// ("run"). Its main thread and its monitor get ids just below pid_max;
+// it starts threads until one has a low id.
+func TestFindMonitorWrapped(t *testing.T) {
+	switch os.Getenv("BERTH_TEST_WRAP") {
+	case "run":
+		wrapThreads(t)
+		TestFindMonitor(t)
+		return
+	case "ns":
+		wrapNamespace(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("a new PID namespace and its ns_last_pid need root")
+	}
+	out, err := selfTest(t, "ns", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS})
+	if err != nil {
+		t.Fatalf("in a new PID namespace: %v\n%s", err, out)
+	}
+}
+
+// wrapMargin is how far below pid_max TestFindMonitorWrapped's
+// namespace starts handing out ids: room for the test binary's main
+// thread, its first threads and any thread the namespace's PID 1 starts
+// meanwhile, few enough that a dozen more threads wrap.
+const wrapMargin = 8
+
+// wrapThreads starts threads (each a goroutine locked to its own,
+// blocked until the test ends) until one has an id below the process's
+// own, and fails unless a thread other than the main one has an id
+// above it (the monitor, started first).
+func wrapThreads(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	pid := os.Getpid()
+	for range 4 * wrapMargin {
+		tids := threadIDs(t)
+		if slices.Min(tids) < pid {
+			if slices.Max(tids) <= pid {
+				t.Fatalf("pid %d: every thread id at or below it: %v", pid, tids)
+			}
+			t.Logf("pid %d, thread ids %v", pid, tids)
+			return
+		}
+		started := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(started)
+			<-release
+		}()
+		<-started
+	}
+	t.Fatalf("pid %d: no thread id below it after %d threads: %v", pid, 4*wrapMargin, threadIDs(t))
+}
+
+// threadIDs lists the process's thread ids.
+func threadIDs(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids []int
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
+}
+
+// wrapNamespace is PID 1 of TestFindMonitorWrapped's namespace: it
+// mounts the namespace's /proc, sets its last id and runs the test.
+func wrapNamespace(t *testing.T) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(max-wrapMargin)), 0); err != nil {
+		t.Fatal(err)
+	}
+	out, err := selfTest(t, "run", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	if !bytes.Contains(out, []byte("PASS")) {
+		t.Fatalf("no PASS in %s", out)
+	}
+}
+
+// selfTest runs TestFindMonitorWrapped in a new process of the test
+// binary, with BERTH_TEST_WRAP set to stage.
+func selfTest(t *testing.T, stage string, attr *syscall.SysProcAttr) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFindMonitorWrapped$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "BERTH_TEST_WRAP="+stage)
+	cmd.SysProcAttr = attr
+	return cmd.CombinedOutput()
+}
+
+// firstAfter orders thread ids as the kernel hands them out, across a
+// wrap at pid_max: the CI run that found this had the monitor at 32392
+// and later threads at 878 and 1246.
+func TestFirstAfter(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		pid  int
+		tids []int
+		want int
+	}{
+		{"only main", 100, []int{100}, 0},
+		{"none", 100, nil, 0},
+		{"no wrap", 100, []int{100, 104, 101, 102}, 101},
+		{"PID 1", 1, []int{1, 9, 7, 8}, 7},
+		{"wrapped after the monitor", 32380, []int{878, 32380, 1246, 32392}, 32392},
+		{"main is pid_max-1", 32767, []int{300, 32767, 301}, 300},
+		{"all wrapped, in order", 32000, []int{32000, 5, 3, 4}, 3},
+	} {
+		if got := firstAfter(c.pid, c.tids); got != c.want {
+			t.Errorf("%s: firstAfter(%d, %v) = %d, want %d", c.name, c.pid, c.tids, got, c.want)
 		}
 	}
 }
