@@ -109,6 +109,9 @@ func TestFindMonitorWrapped(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("a new PID namespace and its ns_last_pid need root")
 	}
+	if _, err := os.Stat("/proc/sys/kernel/ns_last_pid"); err != nil {
+		t.Skipf("no ns_last_pid (a kernel without CONFIG_CHECKPOINT_RESTORE): %v", err)
+	}
 	out, err := selfTest(t, "ns", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS})
 	if err != nil {
 		t.Fatalf("in a new PID namespace: %v\n%s", err, out)
