@@ -75,9 +75,22 @@ func setSlack(tid int, d time.Duration) error {
 // package is initialised), so the first id handed out after the main
 // thread's (firstAfter).
 func findMonitor() (int, error) {
-	ents, err := os.ReadDir("/proc/self/task")
+	tids, err := threadIDs()
 	if err != nil {
 		return 0, fmt.Errorf("runtime monitor: %w", err)
+	}
+	first := firstAfter(os.Getpid(), tids)
+	if first == 0 {
+		return 0, fmt.Errorf("runtime monitor: no thread but the main one in /proc/self/task")
+	}
+	return first, nil
+}
+
+// threadIDs lists the process's thread ids (/proc/self/task).
+func threadIDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
 	}
 	var tids []int
 	for _, e := range ents {
@@ -85,11 +98,7 @@ func findMonitor() (int, error) {
 			tids = append(tids, tid)
 		}
 	}
-	first := firstAfter(os.Getpid(), tids)
-	if first == 0 {
-		return 0, fmt.Errorf("runtime monitor: no thread but the main one in /proc/self/task")
-	}
-	return first, nil
+	return tids, nil
 }
 
 // firstAfter returns, of tids, the id the kernel handed out first after

@@ -133,7 +133,7 @@ func wrapThreads(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	pid := os.Getpid()
 	for range 4 * wrapMargin {
-		tids := threadIDs(t)
+		tids := mustThreadIDs(t)
 		if slices.Min(tids) < pid {
 			if slices.Max(tids) <= pid {
 				t.Fatalf("pid %d: every thread id at or below it: %v", pid, tids)
@@ -149,21 +149,15 @@ func wrapThreads(t *testing.T) {
 		}()
 		<-started
 	}
-	t.Fatalf("pid %d: no thread id below it after %d threads: %v", pid, 4*wrapMargin, threadIDs(t))
+	t.Fatalf("pid %d: no thread id below it after %d threads: %v", pid, 4*wrapMargin, mustThreadIDs(t))
 }
 
-// threadIDs lists the process's thread ids.
-func threadIDs(t *testing.T) []int {
+// mustThreadIDs is threadIDs for a test.
+func mustThreadIDs(t *testing.T) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/task")
+	tids, err := threadIDs()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var tids []int
-	for _, e := range ents {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			tids = append(tids, tid)
-		}
 	}
 	return tids
 }
@@ -181,11 +175,11 @@ func wrapNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pidMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(max-wrapMargin)), 0); err != nil {
+	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pidMax-wrapMargin)), 0); err != nil {
 		t.Fatal(err)
 	}
 	out, err := selfTest(t, "run", nil)
