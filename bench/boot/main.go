@@ -292,7 +292,7 @@ func reportFloor(name, who string, boots []console, floors [][]console, rec *res
 	out := withOutput(boots)
 	for i, floor := range floors {
 		if len(withOutput(floor)) < len(floor) {
-			fmt.Printf("  %s: a boot ended before the container's first output\n", floorNames[i])
+			fmt.Printf("  %s: a boot ended before the container's first output\n", floorBuilds[i].name)
 			return
 		}
 	}
@@ -335,20 +335,25 @@ func withOutput(boots []console) []console {
 // toOutput is one boot's init start -> first container output, in s.
 func toOutput(c console) float64 { return c.firstOutput - c.initStart }
 
-// floorNames names the floors, as floorInitramfs returns them.
-var floorNames = []string{"floor", "floor with berth's isolation"}
+// floorBuilds are the floors: the package, the file it is built into
+// and the name the figures give it, in the order floorInitramfs returns
+// their initramfs.
+var floorBuilds = []struct{ pkg, file, name string }{
+	{"./bench/boot/floor", "floor", "floor"},
+	{"./bench/boot/floor/isolated", "floor-isolated", "floor with berth's isolation"},
+}
 
 // floorInitramfs is the demo initramfs with the floor as /init, and the
 // same with the floor keeping berth's isolation (bench/boot/floor and
-// bench/boot/floor/isolated, built into dir as floor and floor-isolated).
+// bench/boot/floor/isolated, built into dir as floorBuilds names them).
 func floorInitramfs(repo string, m machine, img, dir string) ([]string, error) {
 	var initrds []string
-	for _, f := range []struct{ pkg, name string }{{"./bench/boot/floor", "floor"}, {"./bench/boot/floor/isolated", "floor-isolated"}} {
-		bin := filepath.Join(dir, f.name)
+	for _, f := range floorBuilds {
+		bin := filepath.Join(dir, f.file)
 		if err := vm.BuildGo(repo, f.pkg, m.arch, bin); err != nil {
 			return nil, err
 		}
-		path := filepath.Join(dir, f.name+".cpio.zst")
+		path := filepath.Join(dir, f.file+".cpio.zst")
 		if err := demoInitramfs(repo, m, bin, img, path); err != nil {
 			return nil, err
 		}

@@ -369,7 +369,7 @@ func profileBoots(repo string, tg target, runs int, every time.Duration, top, st
 		if err != nil {
 			return err
 		}
-		bin, who, until, initrd = filepath.Join(dir, "floor-isolated"), "the floor with berth's isolation", "floor: power off", floors[1]
+		bin, who, until, initrd = filepath.Join(dir, floorBuilds[1].file), "the "+floorBuilds[1].name, "floor: power off", floors[1]
 	}
 	p, err := newProfile(bin)
 	if err != nil {
