@@ -75,7 +75,7 @@ func main() {
 	flag.StringVar(&o.guestArch, "guest-arch", "arm", "the QEMU guest's architecture")
 	flag.IntVar(&o.guestMem, "guest-mem", 64, "the QEMU guest's memory in `MB`")
 	appendArg := flag.String("guest-append", "", "added to the guest kernel's command line")
-	only := flag.String("only", "", "comma-separated parts: host, qemu (default both)")
+	only := flag.String("only", "", "comma-separated parts: host, qemu (default both), text (what PID 1 ran against what it maps: only when named)")
 	jsonOut := flag.String("json", "", "also write every figure to `FILE` (JSON, for go run ./bench/compare; make bench names it)")
 	flag.Parse()
 	o.guestAppend = strings.Fields(*appendArg)
@@ -90,6 +90,11 @@ func main() {
 		if part("host") {
 			if err := benchHost(o, dir, rec); err != nil {
 				return fmt.Errorf("host: %w", err)
+			}
+		}
+		if *only != "" && part("text") {
+			if err := benchText(o, dir); err != nil {
+				return fmt.Errorf("text: %w", err)
 			}
 		}
 		if part("qemu") {
@@ -200,25 +205,15 @@ type hostRun struct {
 	pid             int
 }
 
+// timeLimit bounds the wait for both containers to run.
+const timeLimit = time.Minute
+
 func (h *hostRun) run() (idle, after sample, took time.Duration, err error) {
-	if err = os.MkdirAll(h.dir, 0o755); err != nil {
+	if err = h.begin(nil); err != nil {
 		return
 	}
-	h.sock = filepath.Join(h.dir, "berth.sock")
-	_ = os.Remove(filepath.Join(h.ctl, "go"))
-	if h.log, err = os.Create(filepath.Join(h.dir, "boot.log")); err != nil {
-		return
-	}
-	defer h.log.Close()
-	h.cmd = exec.Command(h.berth, "boot", "--config", h.cfg, "--state", filepath.Join(h.dir, "state"), "--socket", h.sock)
-	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err = h.cmd.Start(); err != nil {
-		return
-	}
-	h.pid = h.cmd.Process.Pid
 	defer h.stop()
-	if err = h.waitRunning(0, time.Minute); err != nil {
+	if err = h.waitRunning(0, timeLimit); err != nil {
 		return
 	}
 	if idle, err = h.steady(); err != nil {
@@ -238,11 +233,36 @@ func (h *hostRun) run() (idle, after sample, took time.Duration, err error) {
 	if err = os.Remove(filepath.Join(h.ctl, "go")); err != nil {
 		return
 	}
-	if err = h.waitRunning(h.o.restarts, time.Minute); err != nil {
+	if err = h.waitRunning(h.o.restarts, timeLimit); err != nil {
 		return
 	}
 	after, err = h.steady()
 	return
+}
+
+// begin starts berth boot, its environment's with env added, its output
+// in the run's boot.log.
+func (h *hostRun) begin(env []string) error {
+	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		return err
+	}
+	h.sock = filepath.Join(h.dir, "berth.sock")
+	_ = os.Remove(filepath.Join(h.ctl, "go"))
+	log, err := os.Create(filepath.Join(h.dir, "boot.log"))
+	if err != nil {
+		return err
+	}
+	h.log = log
+	h.cmd = exec.Command(h.berth, "boot", "--config", h.cfg, "--state", filepath.Join(h.dir, "state"), "--socket", h.sock)
+	h.cmd.Env = append(os.Environ(), env...)
+	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := h.cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	h.pid = h.cmd.Process.Pid
+	return nil
 }
 
 // stop powers berth boot off and waits for it.
@@ -251,6 +271,7 @@ func (h *hostRun) stop() {
 		_ = h.cmd.Process.Kill()
 	}
 	_ = h.cmd.Wait()
+	h.log.Close()
 }
 
 // ctlCmd runs a control verb of the berth CLI against this berth boot.

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// The text part (-only text) asks why PID 1 maps most of its binary: how
+// much of berth's code an idle berth boot has run, against how much of
+// the code it has mapped.
+//
+//  1. berth boot (o.berth) runs on this host with the two containers of
+//     the host part until both are up and o.settle has passed; the pages
+//     of its binary it then has mapped are read from /proc/PID/pagemap.
+//  2. A build of the same source with coverage counters in every package
+//     that can have them (go build -cover -coverpkg=all) runs the same
+//     boot; its counters, written when it powers off, name the functions
+//     that ran (go tool covdata func: a function ran if any of its
+//     statements did). A closure counts as its enclosing function does.
+//  3. Each function of o.berth (its pclntab: address, size, file and
+//     line) is matched to the coverage list by file and line, and the
+//     two are printed by package: the code, the part of it that ran and
+//     the part of it mapped. The runtime and the packages that cannot
+//     be instrumented are shown apart, as not measured.
+//
+// The kernel maps a file's pages 64 KiB around each read fault
+// (fault-around), so a function that runs maps the window it lies in.
+
+// window is the kernel's fault-around: 64 KiB unless changed in debugfs.
+const window = 64 << 10
+
+// textFunc is one function of the binary.
+type textFunc struct {
+	name, pkg  string
+	file       string
+	line       int
+	start, end uint64 // addresses
+	ran        bool
+	measured   bool
+}
+
+func benchText(o options, dir string) error {
+	berth, err := filepath.Abs(o.berth)
+	if err != nil {
+		return err
+	}
+	img, err := packImage(o.repo, runtime.GOARCH, dir, map[string]string{"crash.sh": crashScript})
+	if err != nil {
+		return err
+	}
+	ctl := filepath.Join(dir, "ctl")
+	if err := os.MkdirAll(ctl, 0o755); err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "host.toml")
+	if err := os.WriteFile(cfg, []byte(config(img, ctl, []string{"sleep", "1000000"}, "")), 0o644); err != nil {
+		return err
+	}
+	// 1. What the boot maps.
+	mapped, err := idleMapped(o, berth, cfg, ctl, filepath.Join(dir, "text-map"))
+	if err != nil {
+		return fmt.Errorf("pages mapped: %w", err)
+	}
+	// 2. What runs.
+	cover := filepath.Join(dir, "berth-cover")
+	build := exec.Command("go", "build", "-trimpath", "-cover", "-coverpkg=all", "-o", cover, ".")
+	build.Dir, build.Env = o.repo, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build -cover: %w\n%s", err, out)
+	}
+	covDir := filepath.Join(dir, "covdata")
+	if err := os.MkdirAll(covDir, 0o755); err != nil {
+		return err
+	}
+	if err := coveredBoot(o, cover, cfg, ctl, filepath.Join(dir, "text-cover"), covDir); err != nil {
+		return fmt.Errorf("coverage run: %w", err)
+	}
+	ran, measured, err := coveredFuncs(covDir)
+	if err != nil {
+		return err
+	}
+	// 3. The two matched on o.berth's functions.
+	funcs, err := readFuncs(berth)
+	if err != nil {
+		return err
+	}
+	for i := range funcs {
+		f := &funcs[i]
+		k := funcKey(f.file, f.line)
+		f.ran, f.measured = ran[k], measured[pkgOfFile(f.file)]
+	}
+	inheritClosures(funcs)
+	reportText(funcs, mapped)
+	return nil
+}
+
+// idleMapped runs berth boot until both containers are up and o.settle
+// has passed, and returns the virtual addresses of the pages of its
+// binary it has mapped.
+func idleMapped(o options, berth, cfg, ctl, dir string) (map[uint64]bool, error) {
+	h := &hostRun{o: o, berth: berth, cfg: cfg, ctl: ctl, dir: dir}
+	if err := h.begin(nil); err != nil {
+		return nil, err
+	}
+	defer h.stop()
+	if err := h.waitRunning(0, timeLimit); err != nil {
+		return nil, err
+	}
+	if _, err := h.steady(); err != nil {
+		return nil, err
+	}
+	return presentPages(h.pid, berth)
+}
+
+// coveredBoot runs the coverage build's berth boot the same way and powers
+// it off, which writes its counters to covDir.
+func coveredBoot(o options, berth, cfg, ctl, dir, covDir string) error {
+	h := &hostRun{o: o, berth: berth, cfg: cfg, ctl: ctl, dir: dir}
+	if err := h.begin([]string{"GOCOVERDIR=" + covDir}); err != nil {
+		return err
+	}
+	defer h.stop()
+	if err := h.waitRunning(0, timeLimit); err != nil {
+		return err
+	}
+	_, err := h.steady()
+	return err
+}
+
+// presentPages reads which pages of pid's mappings of file are present.
+func presentPages(pid int, file string) (map[uint64]bool, error) {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return nil, err
+	}
+	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer pm.Close()
+	present := map[uint64]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(maps))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || f[5] != file {
+			continue
+		}
+		lo, hi, _ := strings.Cut(f[0], "-")
+		start, _ := strconv.ParseUint(lo, 16, 64)
+		end, _ := strconv.ParseUint(hi, 16, 64)
+		buf := make([]byte, (end-start)/4096*8)
+		if _, err := pm.ReadAt(buf, int64(start/4096*8)); err != nil {
+			return nil, fmt.Errorf("pagemap of %s: %w", f[0], err)
+		}
+		for i := 0; i < len(buf); i += 8 {
+			if binary.LittleEndian.Uint64(buf[i:])&(1<<63) != 0 {
+				present[start+uint64(i/8)*4096] = true
+			}
+		}
+	}
+	return present, sc.Err()
+}
