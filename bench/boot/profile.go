@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"debug/elf"
 	"debug/gosym"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"berth/appliance"
+	"berth/bench/internal/pcln"
 	"berth/internal/vm"
 )
 
@@ -143,29 +143,11 @@ func kernelSymbols(repo string, m machine, dir string) ([]ksym, error) {
 }
 
 func newProfile(berth string) (*profile, error) {
-	f, err := elf.Open(berth)
+	b, err := pcln.Open(berth)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	text, pcln := f.Section(".text"), f.Section(".gopclntab")
-	if text == nil || pcln == nil {
-		return nil, fmt.Errorf("%s: no .text or .gopclntab", berth)
-	}
-	data, err := pcln.Data()
-	if err != nil {
-		return nil, fmt.Errorf("%s: .gopclntab: %w", berth, err)
-	}
-	code, err := text.Data()
-	if err != nil {
-		return nil, fmt.Errorf("%s: .text: %w", berth, err)
-	}
-	t, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
-	if err != nil {
-		return nil, fmt.Errorf("%s: function table: %w", berth, err)
-	}
-	return &profile{text: [2]uint64{text.Addr, text.Addr + text.Size}, code: code, table: t,
-		tally: newTally(), steps: map[string]*tally{}}, nil
+	return &profile{text: b.Text, code: b.Code, table: b.Table, tally: newTally(), steps: map[string]*tally{}}, nil
 }
 
 // classify tells where a sample lies: berth's code when it is in its

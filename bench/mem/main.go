@@ -160,28 +160,40 @@ type sample struct {
 	restarts int
 }
 
-// benchHost runs the host part o.runs times and reports it.
-func benchHost(o options, dir string, rec *results.Set) error {
+// hostSetup packs the host part's image and writes its config under
+// dir. It returns what every run of berth boot on this host shares; each
+// run sets its own dir.
+func hostSetup(o options, dir string) (hostRun, error) {
 	berth, err := filepath.Abs(o.berth)
 	if err != nil {
-		return err
+		return hostRun{}, err
 	}
 	img, err := packImage(o.repo, runtime.GOARCH, dir, map[string]string{"crash.sh": crashScript})
 	if err != nil {
-		return err
+		return hostRun{}, err
 	}
 	ctl := filepath.Join(dir, "ctl")
 	if err := os.MkdirAll(ctl, 0o755); err != nil {
-		return err
+		return hostRun{}, err
 	}
 	cfg := filepath.Join(dir, "host.toml")
 	if err := os.WriteFile(cfg, []byte(config(img, ctl, []string{"sleep", "1000000"}, "")), 0o644); err != nil {
+		return hostRun{}, err
+	}
+	return hostRun{o: o, berth: berth, cfg: cfg, ctl: ctl}, nil
+}
+
+// benchHost runs the host part o.runs times and reports it.
+func benchHost(o options, dir string, rec *results.Set) error {
+	base, err := hostSetup(o, dir)
+	if err != nil {
 		return err
 	}
 	var idle, after []sample
 	var took []time.Duration
 	for r := 0; r < o.runs; r++ {
-		h := &hostRun{o: o, berth: berth, cfg: cfg, ctl: ctl, dir: filepath.Join(dir, fmt.Sprintf("run%d", r))}
+		h := base
+		h.dir = filepath.Join(dir, fmt.Sprintf("run%d", r))
 		i, a, d, err := h.run()
 		if err != nil {
 			return fmt.Errorf("run %d: %w", r+1, err)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 )
@@ -48,24 +47,14 @@ type textFunc struct {
 }
 
 func benchText(o options, dir string) error {
-	berth, err := filepath.Abs(o.berth)
+	base, err := hostSetup(o, dir)
 	if err != nil {
-		return err
-	}
-	img, err := packImage(o.repo, runtime.GOARCH, dir, map[string]string{"crash.sh": crashScript})
-	if err != nil {
-		return err
-	}
-	ctl := filepath.Join(dir, "ctl")
-	if err := os.MkdirAll(ctl, 0o755); err != nil {
-		return err
-	}
-	cfg := filepath.Join(dir, "host.toml")
-	if err := os.WriteFile(cfg, []byte(config(img, ctl, []string{"sleep", "1000000"}, "")), 0o644); err != nil {
 		return err
 	}
 	// 1. What the boot maps.
-	mapped, err := idleMapped(o, berth, cfg, ctl, filepath.Join(dir, "text-map"))
+	m := base
+	m.dir = filepath.Join(dir, "text-map")
+	mapped, err := idleMapped(&m)
 	if err != nil {
 		return fmt.Errorf("pages mapped: %w", err)
 	}
@@ -80,7 +69,9 @@ func benchText(o options, dir string) error {
 	if err := os.MkdirAll(covDir, 0o755); err != nil {
 		return err
 	}
-	if err := coveredBoot(o, cover, cfg, ctl, filepath.Join(dir, "text-cover"), covDir); err != nil {
+	c := base
+	c.berth, c.dir = cover, filepath.Join(dir, "text-cover")
+	if err := coveredBoot(&c, covDir); err != nil {
 		return fmt.Errorf("coverage run: %w", err)
 	}
 	ran, measured, err := coveredFuncs(covDir)
@@ -88,7 +79,7 @@ func benchText(o options, dir string) error {
 		return err
 	}
 	// 3. The two matched on o.berth's functions.
-	funcs, err := readFuncs(berth)
+	funcs, err := readFuncs(base.berth)
 	if err != nil {
 		return err
 	}
@@ -102,11 +93,10 @@ func benchText(o options, dir string) error {
 	return nil
 }
 
-// idleMapped runs berth boot until both containers are up and o.settle
-// has passed, and returns the virtual addresses of the pages of its
-// binary it has mapped.
-func idleMapped(o options, berth, cfg, ctl, dir string) (map[uint64]bool, error) {
-	h := &hostRun{o: o, berth: berth, cfg: cfg, ctl: ctl, dir: dir}
+// idleMapped runs h's berth boot until both containers are up and
+// o.settle has passed, and returns the virtual addresses of the pages of
+// its binary it has mapped.
+func idleMapped(h *hostRun) (map[uint64]bool, error) {
 	if err := h.begin(nil); err != nil {
 		return nil, err
 	}
@@ -117,13 +107,12 @@ func idleMapped(o options, berth, cfg, ctl, dir string) (map[uint64]bool, error)
 	if _, err := h.steady(); err != nil {
 		return nil, err
 	}
-	return presentPages(h.pid, berth)
+	return presentPages(h.pid, h.berth)
 }
 
-// coveredBoot runs the coverage build's berth boot the same way and powers
-// it off, which writes its counters to covDir.
-func coveredBoot(o options, berth, cfg, ctl, dir, covDir string) error {
-	h := &hostRun{o: o, berth: berth, cfg: cfg, ctl: ctl, dir: dir}
+// coveredBoot runs the coverage build's berth boot (h.berth) the same way
+// and powers it off, which writes its counters to covDir.
+func coveredBoot(h *hostRun, covDir string) error {
 	if err := h.begin([]string{"GOCOVERDIR=" + covDir}); err != nil {
 		return err
 	}

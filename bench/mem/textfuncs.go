@@ -3,14 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"debug/elf"
-	"debug/gosym"
 	"fmt"
 	"os/exec"
 	"path"
 	"regexp"
 	"sort"
 	"strconv"
+
+	"berth/bench/internal/pcln"
 )
 
 // coverLine is a line of go tool covdata func: file:line: name percent.
@@ -60,26 +60,13 @@ func pkgOfFile(file string) string {
 // readFuncs lists the functions of the binary at file from its pclntab,
 // with the file and line of each one's entry.
 func readFuncs(file string) ([]textFunc, error) {
-	ef, err := elf.Open(file)
+	b, err := pcln.Open(file)
 	if err != nil {
 		return nil, err
 	}
-	defer ef.Close()
-	pcln, text := ef.Section(".gopclntab"), ef.Section(".text")
-	if pcln == nil || text == nil {
-		return nil, fmt.Errorf("%s: no .gopclntab or .text section", file)
-	}
-	data, err := pcln.Data()
-	if err != nil {
-		return nil, err
-	}
-	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
-	if err != nil {
-		return nil, fmt.Errorf("%s: pclntab: %w", file, err)
-	}
-	funcs := make([]textFunc, 0, len(tab.Funcs))
-	for _, f := range tab.Funcs {
-		name, line, _ := tab.PCToLine(f.Entry)
+	funcs := make([]textFunc, 0, len(b.Table.Funcs))
+	for _, f := range b.Table.Funcs {
+		name, line, _ := b.Table.PCToLine(f.Entry)
 		funcs = append(funcs, textFunc{name: f.Name, file: name, line: line, start: f.Entry, end: f.End, pkg: pkgOfFile(name)})
 	}
 	return funcs, nil
