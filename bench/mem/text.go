@@ -24,11 +24,14 @@ import (
 //     boot; its counters, written when it powers off, name the functions
 //     that ran (go tool covdata func: a function ran if any of its
 //     statements did). A closure counts as its enclosing function does.
+//     The counters include what the power-off ran: what ran is a bound,
+//     from above, of what the idle boot had run.
 //  3. Each function of o.berth (its pclntab: address, size, file and
 //     line) is matched to the coverage list by file and line, and the
 //     two are printed by package: the code, the part of it that ran and
-//     the part of it mapped. The runtime and the packages that cannot
-//     be instrumented are shown apart, as not measured.
+//     the part of it mapped. Functions without counters (packages that
+//     cannot be instrumented, generated code) are shown apart and
+//     counted as run.
 //
 // The kernel maps a file's pages 64 KiB around each read fault
 // (fault-around), so a function that runs maps the window it lies in.

@@ -97,6 +97,10 @@ func inheritClosures(funcs []textFunc) {
 	}
 }
 
+// textRows is how many packages the report lists, those with the most
+// code mapped first.
+const textRows = 25
+
 // textRow is one package's line of the report, in bytes.
 type textRow struct {
 	name              string
@@ -113,7 +117,7 @@ func reportText(funcs []textFunc, mapped map[uint64]bool) {
 	for _, f := range funcs {
 		name := f.pkg
 		if !f.measured {
-			name = "(not measured: runtime and the like)"
+			name = "(no counters: counted as run)"
 		}
 		r := rows[name]
 		if r == nil {
@@ -154,7 +158,7 @@ func reportText(funcs []textFunc, mapped map[uint64]bool) {
 	fmt.Printf("berth's code (its functions in the pclntab), idle berth boot on this host, KiB:\n")
 	fmt.Printf("  %-46s %8s %8s %8s\n", "package", "code", "ran", "mapped")
 	for i, r := range list {
-		if i == 25 {
+		if i == textRows {
 			break
 		}
 		fmt.Printf("  %-46s %8d %8d %8d\n", r.name, r.size>>10, r.ran>>10, r.mapped>>10)
