@@ -103,3 +103,23 @@ func TestPresentPages(t *testing.T) {
 		t.Errorf("TestPresentPages not found in the pclntab")
 	}
 }
+
+// TestFaultAround probes the test binary itself: each read maps at least
+// its own page, with the advice and without.
+func TestFaultAround(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(exe); err != nil || fi.Size() < probeReads*probeStride {
+		t.Skipf("the test binary is smaller than the probe: %v", err)
+	}
+	plain, random, err := faultAround(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain < probeReads*4 || random < probeReads*4 {
+		t.Errorf("%d reads mapped %d KiB, with MADV_RANDOM %d KiB", probeReads, plain, random)
+	}
+	t.Logf("%d reads %d KiB apart: %d KiB mapped, with MADV_RANDOM %d KiB", probeReads, probeStride>>10, plain, random)
+}
