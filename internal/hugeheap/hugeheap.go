@@ -63,18 +63,25 @@ func wanted() bool {
 	if syscall3(sysGetpid, 0, 0, 0) == 1 {
 		return false
 	}
+	var buf [256]byte
+	cmdline := ownCmdline(&buf)
+	return cmdline != nil && !isBoot(cmdline) && !isModprobe(cmdline)
+}
+
+// ownCmdline reads the start of /proc/self/cmdline into buf; nil when it
+// cannot.
+func ownCmdline(buf *[256]byte) []byte {
 	path := [...]byte{'/', 'p', 'r', 'o', 'c', '/', 's', 'e', 'l', 'f', '/', 'c', 'm', 'd', 'l', 'i', 'n', 'e', 0}
 	fd := syscall3(sysOpenat, atFDCWD, uintptr(unsafe.Pointer(&path[0])), oRDONLY|oCLOEXEC)
 	if int(fd) < 0 {
-		return false
+		return nil
 	}
-	var buf [256]byte
 	n := syscall3(sysRead, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	syscall3(sysClose, fd, 0, 0)
 	if int(n) <= 0 {
-		return false
+		return nil
 	}
-	return !isBoot(buf[:n]) && !isModprobe(buf[:n])
+	return buf[:n]
 }
 
 // syscall3 makes a system call of up to three arguments and returns the
