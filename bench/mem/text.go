@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"berth/internal/pagemap"
 
 	"golang.org/x/sys/unix"
 )
@@ -199,11 +200,6 @@ func presentPages(pid int, file string) (map[uint64]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer pm.Close()
 	present := map[uint64]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
@@ -214,14 +210,12 @@ func presentPages(pid int, file string) (map[uint64]bool, error) {
 		lo, hi, _ := strings.Cut(f[0], "-")
 		start, _ := strconv.ParseUint(lo, 16, 64)
 		end, _ := strconv.ParseUint(hi, 16, 64)
-		buf := make([]byte, (end-start)/4096*8)
-		if _, err := pm.ReadAt(buf, int64(start/4096*8)); err != nil {
-			return nil, fmt.Errorf("pagemap of %s: %w", f[0], err)
+		pages, err := pagemap.Present(pid, start, end)
+		if err != nil {
+			return nil, err
 		}
-		for i := 0; i < len(buf); i += 8 {
-			if binary.LittleEndian.Uint64(buf[i:])&(1<<63) != 0 {
-				present[start+uint64(i/8)*4096] = true
-			}
+		for _, p := range pages {
+			present[p] = true
 		}
 	}
 	return present, sc.Err()

@@ -27,10 +27,12 @@ const (
 	uffdUserModeOnly   = 1
 )
 
-// init registers the code of PID 1 and berth boot; bench/mem's figures
-// show whether it took.
+// init registers the code of PID 1 and berth boot, reading the command
+// line once; bench/mem's figures show whether it took.
 func init() {
-	if !wanted() && !modprobe() {
+	var buf [256]byte
+	cmdline := ownCmdline(&buf)
+	if syscall3(sysGetpid, 0, 0, 0) == 1 || cmdline != nil && isBoot(cmdline) {
 		registerText()
 	}
 }
@@ -62,12 +64,4 @@ func registerWPAsync(fd, start, end uintptr) uintptr {
 	end = (end + page - 1) &^ (page - 1)
 	reg := [4]uint64{uint64(start), uint64(end - start), uffdRegisterWP, 0}
 	return syscall3(sysIoctl, fd, uffdioRegister, uintptr(unsafe.Pointer(&reg)))
-}
-
-// modprobe reports whether this process is berth run as the kernel's
-// modprobe, which keeps the default.
-func modprobe() bool {
-	var buf [256]byte
-	cmdline := ownCmdline(&buf)
-	return cmdline != nil && isModprobe(cmdline)
 }

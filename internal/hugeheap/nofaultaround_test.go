@@ -3,35 +3,15 @@
 package hugeheap
 
 import (
-	"encoding/binary"
 	"os"
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"berth/internal/pagemap"
 )
 
 var sink byte
-
-// presentPages counts the pages of [addr, addr+n) mapped in this process
-// (/proc/self/pagemap's bit 63).
-func presentPages(t *testing.T, addr, n uintptr) int {
-	f, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		t.Skip(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 8*(n/page))
-	if _, err := f.ReadAt(buf, int64(addr/page*8)); err != nil {
-		t.Fatal(err)
-	}
-	count := 0
-	for i := 0; i < len(buf); i += 8 {
-		if binary.LittleEndian.Uint64(buf[i:])&(1<<63) != 0 {
-			count++
-		}
-	}
-	return count
-}
 
 // A read of one page of a fresh mapping of this test binary maps the
 // 64 KiB around it, unless the mapping is registered: then that page
@@ -67,7 +47,11 @@ func TestRegisteredMappingFaultsOnePage(t *testing.T) {
 			}
 		}
 		sink = m[at+window/2] // one read in the middle of a 64 KiB window
-		got := presentPages(t, base+at, window)
+		pages, err := pagemap.Present(os.Getpid(), uint64(base+at), uint64(base+at+window))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := len(pages)
 		want := window / page
 		if register {
 			want = 1
